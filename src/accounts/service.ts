@@ -1,0 +1,85 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { Db } from '../db/index.js';
+import { isUniqueViolation } from '../db/index.js';
+import type { Deps } from '../deps.js';
+import { AppError } from '../errors.js';
+import { generatePassword, hashPassword } from './passwords.js';
+import * as q from './queries.js';
+
+export const addAdminInput = z
+  .object({
+    org: z.string().trim().min(1, 'organisation name is required').max(100).regex(/^[^\p{Cc}]*$/u, 'no control characters'),
+    email: z.email().max(254),
+    password: z.string().min(8, 'a password has at least 8 characters').max(1024).optional(),
+  })
+  .strict();
+export type AddAdminInput = z.infer<typeof addAdminInput>;
+
+export interface AddAdminResult {
+  organisation: { id: string; name: string; created: boolean };
+  admin: { id: string; email: string };
+  /** Set only when no password was given: shown once to whoever ran the command. */
+  generatedPassword?: string;
+}
+
+/**
+ * Creates the organisation when it is new, then an administrator in it (SPEC "Running it": `sat admin add`).
+ * The password is hashed before the transaction opens (no slow work inside a transaction).
+ */
+export async function addAdmin(db: Db, input: AddAdminInput): Promise<AddAdminResult> {
+  const generatedPassword = input.password === undefined ? generatePassword() : undefined;
+  const passwordHash = await hashPassword(input.password ?? (generatedPassword as string));
+  try {
+    return await db.transaction(async (trx) => {
+      let created = false;
+      let org = await q.findOrganisationByName(trx, input.org);
+      if (!org) {
+        org = await q.insertOrganisation(trx, { id: randomUUID(), name: input.org });
+        created = true;
+      }
+      const admin = await q.insertAdmin(trx, {
+        id: randomUUID(),
+        organisation_id: org.id,
+        email: input.email,
+        password_hash: passwordHash,
+      });
+      return {
+        organisation: { id: org.id, name: org.name, created },
+        admin: { id: admin.id, email: admin.email },
+        ...(generatedPassword ? { generatedPassword } : {}),
+      };
+    });
+  } catch (err) {
+    if (isUniqueViolation(err, 'admins_email_uq')) {
+      throw new AppError('conflict', `an administrator with the email ${input.email} already exists`, [
+        { path: 'email', message: 'already registered' },
+      ]);
+    }
+    if (isUniqueViolation(err, 'organisations_name_uq')) {
+      // Another process created the organisation between our read and insert: once more finds it.
+      return addAdmin(db, { ...input, password: input.password ?? (generatedPassword as string) });
+    }
+    throw err;
+  }
+}
+
+/**
+ * First start with no administrator (SPEC "Running it"): creates one for the default organisation
+ * from ADMIN_EMAIL/ADMIN_PASSWORD, or with a generated password that the caller prints once.
+ */
+export async function ensureFirstAdmin(deps: Pick<Deps, 'config' | 'db'>): Promise<AddAdminResult | undefined> {
+  const { config, db } = deps;
+  if ((await q.countAdmins(db.knex)) > 0) return undefined;
+  try {
+    return await addAdmin(db.knex, {
+      org: config.defaultOrganisation,
+      email: config.adminEmail ?? 'admin@localhost.localdomain',
+      ...(config.adminPassword ? { password: config.adminPassword } : {}),
+    });
+  } catch (err) {
+    // Another instance created the first administrator at the same moment.
+    if (err instanceof AppError && err.code === 'conflict') return undefined;
+    throw err;
+  }
+}

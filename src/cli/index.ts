@@ -1,0 +1,186 @@
+#!/usr/bin/env node
+// `sat`: the command-line tool. Parses argv, dispatches, sets the exit code (0 ok, 1 failed, 2 usage).
+import { parseArgs } from 'node:util';
+import { runCommand } from '../commands.js';
+import { ConfigError, loadConfig, type Config } from '../config/index.js';
+import { callControl, type ControlResponse } from '../control/index.js';
+import { DataDirLockedError, migrateLatest, openDb, readLockHolder } from '../db/index.js';
+import { createLogger } from '../log.js';
+import { serve } from '../main.js';
+
+const usage = `Usage: sat <command> [options]
+
+Commands:
+  serve                                   run the server (PORT, DATABASE_URL, DATA_DIR, ...: see README)
+  migrate                                 apply pending database migrations
+  admin add --org NAME --email EMAIL [--password PW]
+                                          add an administrator (creates the organisation when new;
+                                          prints a generated password when none is given)
+  keys list                               show the published signing keys and the one that signs
+  keys rotate [--delay SECONDS]           add a new signing key; it signs after SECONDS (default 0)
+                                          and old keys stay published until their tokens expired
+
+Options:
+  --json                                  print the result as JSON
+  -h, --help                              show this help
+
+Every command takes the same environment as the server and works on either database, whether or not
+the server is running (with the embedded database, through the running server's local socket).`;
+
+class UsageError extends Error {}
+
+function parse(argv: string[]) {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      org: { type: 'string' },
+      email: { type: 'string' },
+      password: { type: 'string' },
+      delay: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  return { values, positionals };
+}
+
+type Parsed = ReturnType<typeof parse>;
+
+function toRequest({ values, positionals }: Parsed): { command: string; args: Record<string, unknown> } {
+  const [a, b, ...rest] = positionals;
+  if (rest.length) throw new UsageError(`unexpected argument: ${rest.join(' ')}`);
+  if (a === 'migrate' && b === undefined) return { command: 'migrate', args: {} };
+  if (a === 'admin' && b === 'add') {
+    if (!values.org || !values.email) throw new UsageError('admin add needs --org and --email');
+    return {
+      command: 'admin-add',
+      args: { org: values.org, email: values.email, ...(values.password !== undefined ? { password: values.password } : {}) },
+    };
+  }
+  if (a === 'keys' && b === 'list') return { command: 'keys-list', args: {} };
+  if (a === 'keys' && b === 'rotate') {
+    const delay = values.delay === undefined ? 0 : Number(values.delay);
+    if (!Number.isInteger(delay) || delay < 0) throw new UsageError('--delay takes a whole number of seconds');
+    return { command: 'keys-rotate', args: { delaySeconds: delay } };
+  }
+  throw new UsageError(`unknown command: ${positionals.join(' ') || '(none)'}`);
+}
+
+/** Runs one command: through the running server when it holds the embedded database, else on the database itself. */
+async function execute(config: Readonly<Config>, req: { command: string; args: Record<string, unknown> }): Promise<ControlResponse> {
+  if (!config.databaseUrl && readLockHolder(config.dataDir) !== undefined) {
+    return callControl(config.dataDir, req);
+  }
+  const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, {}, (line) => process.stderr.write(line + '\n'));
+  let db;
+  try {
+    db = await openDb(config);
+  } catch (err) {
+    // The server started between our check and our open: go through it after all.
+    if (err instanceof DataDirLockedError) return callControl(config.dataDir, req);
+    throw err;
+  }
+  try {
+    if (req.command !== 'migrate') await migrateLatest(db.knex);
+    return await runCommand({ config, db, log, clock: () => new Date() }, req.command, req.args);
+  } finally {
+    await db.close();
+  }
+}
+
+function print(command: string, result: unknown, json: boolean): void {
+  if (json) {
+    process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+    return;
+  }
+  const r = result as Record<string, any>;
+  switch (command) {
+    case 'admin-add':
+      process.stdout.write(
+        `${r.organisation.created ? 'Created' : 'Using'} organisation "${r.organisation.name}" (${r.organisation.id})\n` +
+          `Added administrator ${r.admin.email} (${r.admin.id})\n` +
+          (r.generatedPassword ? `Password (shown once, keep it safe): ${r.generatedPassword}\n` : ''),
+      );
+      break;
+    case 'migrate':
+      process.stdout.write(
+        r.newly_applied.length ? `Applied: ${r.newly_applied.join(', ')}\n` : `Up to date (${r.applied.length} migrations)\n`,
+      );
+      break;
+    default:
+      process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+  }
+}
+
+async function runServe(config: Readonly<Config>): Promise<void> {
+  const log = createLogger(config.logLevel);
+  const running = await serve(config, log);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('shutting down', { signal });
+    const force = setTimeout(() => process.exit(1), 15_000);
+    force.unref();
+    running.close().then(
+      () => process.exit(0),
+      (err) => {
+        log.error('shutdown failed', { err });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+async function main(argv: string[]): Promise<number> {
+  let parsed: Parsed;
+  try {
+    parsed = parse(argv);
+  } catch (err) {
+    process.stderr.write(`sat: ${(err as Error).message}\n\n${usage}\n`);
+    return 2;
+  }
+  if (parsed.values.help || parsed.positionals.length === 0) {
+    process.stdout.write(usage + '\n');
+    return parsed.values.help ? 0 : 2;
+  }
+  try {
+    const config = loadConfig();
+    if (parsed.positionals[0] === 'serve' && parsed.positionals.length === 1) {
+      await runServe(config);
+      return -1; // keeps running
+    }
+    const req = toRequest(parsed);
+    const res = await execute(config, req);
+    if (!res.ok) {
+      process.stderr.write(`sat: ${res.error.message}\n`);
+      return 1;
+    }
+    print(req.command, res.result, parsed.values.json ?? false);
+    return 0;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`sat: ${err.message}\n\n${usage}\n`);
+      return 2;
+    }
+    if (err instanceof ConfigError || err instanceof DataDirLockedError) {
+      process.stderr.write(`sat: ${err.message}\n`);
+      return 1;
+    }
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT') {
+      process.stderr.write(`sat: could not reach the running server's local socket (${e.message})\n`);
+      return 1;
+    }
+    process.stderr.write(`sat: ${e.message}\n`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  if (code >= 0) process.exitCode = code;
+});

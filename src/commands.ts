@@ -1,0 +1,53 @@
+// Operations the `sat` tool runs, either in its own process or, while a server holds the embedded database,
+// inside that server through the control socket. One table, so both paths behave the same.
+import { z } from 'zod';
+import { addAdmin, addAdminInput } from './accounts/index.js';
+import type { ControlResponse } from './control/index.js';
+import { migrateLatest, migrationStatus } from './db/index.js';
+import type { Deps } from './deps.js';
+import { AppError } from './errors.js';
+import { keyRetentionMs, loadKeySet, rotateSigningKey } from './oauth/index.js';
+
+type Command = (deps: Deps, args: Record<string, unknown>) => Promise<unknown>;
+
+const rotateArgs = z.object({ delaySeconds: z.number().int().min(0).max(86_400).default(0) }).strict();
+
+export const commands: Record<string, Command> = {
+  'admin-add': (deps, args) => addAdmin(deps.db.knex, addAdminInput.parse(args)),
+  migrate: async (deps) => {
+    const applied = await migrateLatest(deps.db.knex);
+    return { newly_applied: applied, ...(await migrationStatus(deps.db.knex)) };
+  },
+  'keys-rotate': async (deps, args) => {
+    const { delaySeconds } = rotateArgs.parse(args);
+    const activateAt = new Date(Date.now() + delaySeconds * 1000);
+    const kid = await rotateSigningKey(deps.db.knex, deps.config.signingAlg, activateAt);
+    return { kid, alg: deps.config.signingAlg, signs_from: activateAt.toISOString() };
+  },
+  'keys-list': async (deps) => {
+    const set = await loadKeySet(deps.db.knex, deps.config.signingAlg, new Date(), keyRetentionMs(deps.config.accessTokenTtlSeconds));
+    return { signing_kid: set?.signingKid ?? null, published: (set?.keys ?? []).map((k) => ({ kid: k.kid, alg: k.alg })) };
+  },
+};
+
+/** Runs a command and shapes the outcome like a control-socket answer (errors carry no stack, no SQL). */
+export async function runCommand(deps: Deps, name: string, args: Record<string, unknown>): Promise<ControlResponse> {
+  const command = commands[name];
+  if (!command) return { ok: false, error: { code: 'unknown_command', message: `unknown command ${name}` } };
+  try {
+    return { ok: true, result: await command(deps, args) };
+  } catch (err) {
+    if (err instanceof z.ZodError) {
+      return {
+        ok: false,
+        error: {
+          code: 'validation_failed',
+          message: err.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; '),
+        },
+      };
+    }
+    if (err instanceof AppError) return { ok: false, error: { code: err.code, message: err.message, details: err.details } };
+    deps.log.error('command failed', { command: name, err });
+    return { ok: false, error: { code: 'internal_error', message: 'the command failed; see the server log' } };
+  }
+}

@@ -1,0 +1,69 @@
+import { z } from 'zod';
+
+const serviceId = z.string().regex(/^[a-z0-9][a-z0-9._:-]{0,63}$/, 'a service id is a lower-case OAuth scope token');
+
+/** The non-secret settings read from config/default.json (and CONFIG_FILE, when set). */
+export const fileConfigSchema = z
+  .object({
+    services: z
+      .array(z.object({ id: serviceId, name: z.string().min(1).max(100), description: z.string().max(500).default('') }).strict())
+      .min(1)
+      .refine((list) => new Set(list.map((s) => s.id)).size === list.length, 'service ids must be unique'),
+    maxActiveTokens: z.number().int().min(1).max(100_000),
+    maxTokenLifetimeDays: z.number().int().min(1).max(3660),
+    accessTokenTtlSeconds: z.number().int().min(30).max(86_400),
+    signingAlg: z.enum(['ES256', 'RS256']),
+    adminSessionTtlSeconds: z.number().int().min(60).max(30 * 86_400),
+    defaultOrganisation: z.string().min(1).max(100),
+  })
+  .strict();
+
+export type FileConfig = z.infer<typeof fileConfigSchema>;
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+const intFromEnv = (min: number, max: number) =>
+  optionalString.pipe(
+    z
+      .string()
+      .regex(/^\d+$/, 'must be a whole number')
+      .transform(Number)
+      .pipe(z.number().int().min(min).max(max))
+      .optional(),
+  );
+
+const booleanFromEnv = optionalString.pipe(
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'])
+    .optional()
+    .transform((v) => (v === undefined ? undefined : ['true', '1', 'yes'].includes(v))),
+);
+
+/** Environment variables (SPEC "Running it"), all optional. */
+export const envSchema = z.object({
+  PORT: intFromEnv(0, 65_535),
+  HOST: optionalString,
+  ISSUER: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  API_AUDIENCE: optionalString,
+  DATABASE_URL: optionalString.pipe(z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional()),
+  DATABASE_POOL_MAX: intFromEnv(1, 200),
+  DATA_DIR: optionalString,
+  SMTP_URL: optionalString.pipe(z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').optional()),
+  MAIL_FROM: optionalString,
+  ADMIN_EMAIL: optionalString.pipe(z.email().optional()),
+  ADMIN_PASSWORD: optionalString.pipe(z.string().min(8, 'must have at least 8 characters').optional()),
+  CONFIG_FILE: optionalString,
+  TRUST_PROXY: booleanFromEnv,
+  LOG_LEVEL: optionalString.pipe(z.enum(['debug', 'info', 'warn', 'error', 'silent']).optional()),
+  SIGNING_ALG: optionalString.pipe(z.enum(['ES256', 'RS256']).optional()),
+  ACCESS_TOKEN_TTL_SECONDS: intFromEnv(30, 86_400),
+  MAX_ACTIVE_TOKENS: intFromEnv(1, 100_000),
+});
+
+/** Renders zod issues as one line each: `NAME: message`. */
+export function describeIssues(error: z.ZodError, prefix = ''): string[] {
+  return error.issues.map((issue) => `${prefix}${issue.path.join('.') || '(root)'}: ${issue.message}`);
+}

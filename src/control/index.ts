@@ -1,0 +1,89 @@
+// The local control channel: while the server holds the embedded database, `sat` commands reach it through a
+// Unix socket in DATA_DIR that only the same OS user can open (mode 0600 in a 0700 directory).
+import { chmodSync, existsSync, unlinkSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+
+export interface ControlRequest {
+  command: string;
+  args: Record<string, unknown>;
+}
+export type ControlResponse = { ok: true; result: unknown } | { ok: false; error: { code: string; message: string; details?: unknown } };
+export type ControlHandler = (req: ControlRequest) => Promise<ControlResponse>;
+
+export function socketPath(dataDir: string): string {
+  return path.join(dataDir, 'sat.sock');
+}
+
+const MAX_REQUEST = 64 * 1024;
+
+export async function startControlServer(dataDir: string, handler: ControlHandler): Promise<{ close(): Promise<void> }> {
+  const file = socketPath(dataDir);
+  if (Buffer.byteLength(file) > 100) throw new Error(`DATA_DIR path is too long for a Unix socket: ${file}`);
+  if (existsSync(file)) unlinkSync(file); // left by a process that died; we hold the data-dir lock
+  const server = net.createServer((socket) => {
+    let buffer = '';
+    socket.setEncoding('utf8');
+    socket.on('error', () => socket.destroy());
+    socket.on('data', (chunk: string) => {
+      buffer += chunk;
+      if (buffer.length > MAX_REQUEST) return socket.destroy();
+      const nl = buffer.indexOf('\n');
+      if (nl === -1) return;
+      const line = buffer.slice(0, nl);
+      socket.removeAllListeners('data');
+      let req: ControlRequest;
+      try {
+        req = JSON.parse(line) as ControlRequest;
+        if (typeof req.command !== 'string' || typeof req.args !== 'object' || req.args === null) throw new Error('bad request');
+      } catch {
+        socket.end(JSON.stringify({ ok: false, error: { code: 'bad_request', message: 'malformed control request' } }) + '\n');
+        return;
+      }
+      handler(req).then(
+        (res) => socket.end(JSON.stringify(res) + '\n'),
+        () => socket.end(JSON.stringify({ ok: false, error: { code: 'internal_error', message: 'command failed' } }) + '\n'),
+      );
+    });
+  });
+  const previous = process.umask(0o177); // the socket is born 0600: no window where others could connect
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(file, () => resolve());
+    });
+  } finally {
+    process.umask(previous);
+  }
+  chmodSync(file, 0o600);
+  return {
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        try {
+          unlinkSync(file);
+        } catch {
+          /* gone */
+        }
+      }),
+  };
+}
+
+export function callControl(dataDir: string, req: ControlRequest, timeoutMs = 30_000): Promise<ControlResponse> {
+  return new Promise((resolve, reject) => {
+    const socket = net.createConnection(socketPath(dataDir));
+    let data = '';
+    socket.setEncoding('utf8');
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error('the running server did not answer in time')));
+    socket.on('connect', () => socket.write(JSON.stringify(req) + '\n'));
+    socket.on('data', (chunk: string) => (data += chunk));
+    socket.on('error', reject);
+    socket.on('end', () => {
+      try {
+        resolve(JSON.parse(data) as ControlResponse);
+      } catch {
+        reject(new Error('malformed answer from the running server'));
+      }
+    });
+  });
+}

@@ -1,0 +1,38 @@
+import type { Knex } from 'knex';
+import { migrations, type Migration } from '../../migrations/index.js';
+
+const source: Knex.MigrationSource<Migration> = {
+  getMigrations: async () => [...migrations],
+  getMigrationName: (m) => m.name,
+  getMigration: async (m) => m,
+};
+
+const migrationConfig: Knex.MigratorConfig = { migrationSource: source, tableName: 'knex_migrations' };
+
+/**
+ * Applies pending migrations. Instances starting together race for knex's migration lock;
+ * the loser waits and retries instead of failing.
+ */
+export async function migrateLatest(knex: Knex, timeoutMs = 60_000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const [, applied] = (await knex.migrate.latest(migrationConfig)) as [number, string[]];
+      return applied;
+    } catch (err) {
+      const e = err as { name?: string; code?: string; message?: string };
+      const raced =
+        e.name === 'MigrationLocked' ||
+        // two instances creating knex's own bookkeeping tables at once
+        (e.code === '23505' && /knex_migrations|pg_type/.test(e.message ?? '')) ||
+        e.code === '42P07';
+      if (!raced || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 200 + Math.random() * 300));
+    }
+  }
+}
+
+export async function migrationStatus(knex: Knex): Promise<{ applied: string[]; pending: string[] }> {
+  const [applied, pending] = (await knex.migrate.list(migrationConfig)) as [Array<{ name: string }>, Migration[]];
+  return { applied: applied.map((m) => m.name), pending: pending.map((m) => m.name) };
+}

@@ -1,0 +1,57 @@
+// The admin API's closed set of error codes (SPEC "Admin API") and the one error class that carries them.
+
+export type ErrorCode =
+  | 'validation_failed'
+  | 'invalid_json'
+  | 'invalid_credentials'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'csrf_failed'
+  | 'not_found'
+  | 'name_taken'
+  | 'token_limit_reached'
+  | 'payload_too_large'
+  | 'unsupported_media_type'
+  | 'rate_limited'
+  | 'conflict'
+  | 'internal_error';
+
+const statusOf: Record<ErrorCode, number> = {
+  validation_failed: 400,
+  invalid_json: 400,
+  invalid_credentials: 401,
+  unauthorized: 401,
+  forbidden: 403,
+  csrf_failed: 403,
+  not_found: 404,
+  name_taken: 409,
+  token_limit_reached: 409,
+  conflict: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  rate_limited: 429,
+  internal_error: 500,
+};
+
+export interface ErrorDetail {
+  path: string;
+  message: string;
+}
+
+export class AppError extends Error {
+  readonly status: number;
+  readonly expose = true;
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: ErrorDetail[],
+    readonly headers?: Record<string, string>,
+  ) {
+    super(message);
+    this.name = 'AppError';
+    this.status = statusOf[code];
+  }
+}
+
+export const validationFailed = (path: string, message: string): AppError =>
+  new AppError('validation_failed', 'The request is not valid.', [{ path, message }]);

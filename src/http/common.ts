@@ -1,0 +1,24 @@
+import { randomUUID } from 'node:crypto';
+import type { Middleware } from 'koa';
+
+/** Tags each request with an id (kept from a sane X-Request-Id header, else new) and echoes it back. */
+export const requestId: Middleware = async (ctx, next) => {
+  const given = ctx.get('x-request-id');
+  ctx.state.requestId = /^[A-Za-z0-9._-]{1,64}$/.test(given) ? given : randomUUID();
+  ctx.set('X-Request-Id', ctx.state.requestId as string);
+  await next();
+};
+
+/** Headers every response carries; the console adds its own Content-Security-Policy. */
+export const securityHeaders: Middleware = async (ctx, next) => {
+  ctx.set('X-Content-Type-Options', 'nosniff');
+  ctx.set('Referrer-Policy', 'no-referrer');
+  ctx.set('X-Frame-Options', 'DENY');
+  await next();
+};
+
+/** JSON 404 for anything no route answered. */
+export const notFound: Middleware = async (ctx) => {
+  ctx.status = 404;
+  ctx.body = { error: 'not_found', message: `Nothing at ${ctx.method} ${ctx.path}.` };
+};

@@ -1,0 +1,86 @@
+// `sat serve`: config → database → migrations → first admin → keys → HTTP server → control socket → jobs.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ensureFirstAdmin } from './accounts/index.js';
+import { runCommand } from './commands.js';
+import type { Config } from './config/index.js';
+import { startControlServer } from './control/index.js';
+import { migrateLatest, openDb } from './db/index.js';
+import type { Deps } from './deps.js';
+import { startJobs } from './jobs.js';
+import { createLogger, type Logger } from './log.js';
+import { createServer } from './server.js';
+
+export interface Running {
+  url: string;
+  deps: Deps;
+  close(): Promise<void>;
+}
+
+export async function serve(config: Readonly<Config>, log: Logger = createLogger(config.logLevel)): Promise<Running> {
+  const db = await openDb(config);
+  try {
+    const deps: Deps = { config, db, log, clock: () => new Date() };
+    const applied = await migrateLatest(db.knex);
+    if (applied.length) log.info('migrations applied', { applied });
+
+    const first = await ensureFirstAdmin(deps);
+    if (first) {
+      log.info('first administrator created', { organisation: first.organisation.name, email: first.admin.email });
+      if (first.generatedPassword) {
+        // Printed once, on the terminal, outside the structured log: it is never logged or stored in clear.
+        process.stdout.write(
+          `\n  First administrator: ${first.admin.email}\n  Password (shown once): ${first.generatedPassword}\n\n`,
+        );
+      }
+    }
+
+    const { app, oauth } = await createServer(deps);
+    const server = http.createServer(app.callback());
+    server.keepAliveTimeout = 65_000; // longer than common load balancer idle timeouts
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => resolve());
+    });
+    const { port } = server.address() as AddressInfo;
+    const control =
+      db.kind === 'embedded'
+        ? await startControlServer(config.dataDir, (req) => runCommand(deps, req.command, req.args))
+        : undefined;
+
+    const jobs = startJobs(
+      [
+        { name: 'flush-last-used', intervalMs: 5_000, run: () => oauth.flushUsage() },
+        { name: 'reload-keys', intervalMs: 15_000, run: () => oauth.reloadKeys() },
+      ],
+      log,
+    );
+    log.info('listening', {
+      port,
+      issuer: config.issuer,
+      database: db.kind === 'embedded' ? `embedded (${config.dataDir})` : 'postgresql',
+    });
+
+    let closing: Promise<void> | undefined;
+    return {
+      url: `http://127.0.0.1:${port}`,
+      deps,
+      close() {
+        closing ??= (async () => {
+          await jobs.stop();
+          await control?.close();
+          await new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeIdleConnections();
+          });
+          await oauth.flushUsage().catch((err) => log.warn('could not record last use', { err }));
+          await db.close();
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+}

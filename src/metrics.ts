@@ -1,0 +1,20 @@
+// Prometheus metrics (prom-client): one registry per process, created on first use.
+import client from 'prom-client';
+
+export const registry = new client.Registry();
+client.collectDefaultMetrics({ register: registry });
+
+export const tokenRequests = new client.Counter({
+  name: 'sat_token_requests_total',
+  help: 'Token endpoint requests by outcome (ok, or the OAuth error code).',
+  labelNames: ['outcome'] as const,
+  registers: [registry],
+});
+
+export const tokenRequestDuration = new client.Histogram({
+  name: 'sat_token_request_duration_seconds',
+  help: 'Token endpoint latency.',
+  labelNames: ['outcome'] as const,
+  buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+  registers: [registry],
+});

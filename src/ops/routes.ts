@@ -1,0 +1,25 @@
+import Router from '@koa/router';
+import { pingDb } from '../db/index.js';
+import type { Deps } from '../deps.js';
+import { registry } from '../metrics.js';
+
+/** GET /healthz (alive), /readyz (database reachable, 503 otherwise), /metrics (Prometheus text). */
+export function opsRouter(deps: Deps): Router {
+  const router = new Router();
+  router.get('/healthz', (ctx) => {
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { status: 'ok' };
+  });
+  router.get('/readyz', async (ctx) => {
+    ctx.set('Cache-Control', 'no-store');
+    const ok = await pingDb(deps.db.knex);
+    ctx.status = ok ? 200 : 503;
+    ctx.body = ok ? { status: 'ready', database: 'ok' } : { status: 'unavailable', database: 'unreachable' };
+  });
+  router.get('/metrics', async (ctx) => {
+    ctx.set('Cache-Control', 'no-store');
+    ctx.type = registry.contentType;
+    ctx.body = await registry.metrics();
+  });
+  return router;
+}

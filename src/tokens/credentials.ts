@@ -1,0 +1,75 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { crc32 } from 'node:zlib';
+
+/**
+ * Credential formats (README "Credential format"):
+ *   client ID      sat_  + 22 base62 characters (131 bits)
+ *   client secret  sats_ + 43 base62 characters (256 bits) + 6 base62 characters of CRC32 over everything before them
+ * The prefixes let secret scanners find leaked credentials; the checksum lets them (and the token endpoint)
+ * tell a real secret from a mistyped or made-up one offline.
+ */
+const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+export const CLIENT_ID_PREFIX = 'sat_';
+export const SECRET_PREFIX = 'sats_';
+const CLIENT_ID_BODY = 22;
+const SECRET_BODY = 43;
+const CHECKSUM_LENGTH = 6;
+const clientIdPattern = new RegExp(`^${CLIENT_ID_PREFIX}[0-9A-Za-z]{${CLIENT_ID_BODY}}$`);
+const secretPattern = new RegExp(`^${SECRET_PREFIX}[0-9A-Za-z]{${SECRET_BODY + CHECKSUM_LENGTH}}$`);
+
+/** `length` characters drawn uniformly from base62 (rejection sampling over CSPRNG bytes). */
+export function randomBase62(length: number): string {
+  let out = '';
+  while (out.length < length) {
+    for (const byte of randomBytes(length + 8)) {
+      if (byte < 248) out += ALPHABET[byte % 62];
+      if (out.length === length) break;
+    }
+  }
+  return out;
+}
+
+export function toBase62(value: number, width: number): string {
+  let n = value >>> 0;
+  let out = '';
+  do {
+    out = ALPHABET[n % 62] + out;
+    n = Math.floor(n / 62);
+  } while (n > 0);
+  return out.padStart(width, '0');
+}
+
+export function checksumOf(text: string): string {
+  return toBase62(crc32(text), CHECKSUM_LENGTH);
+}
+
+export function generateClientId(): string {
+  return CLIENT_ID_PREFIX + randomBase62(CLIENT_ID_BODY);
+}
+
+export function generateClientSecret(): string {
+  const head = SECRET_PREFIX + randomBase62(SECRET_BODY);
+  return head + checksumOf(head);
+}
+
+export function isWellFormedClientId(value: string): boolean {
+  return clientIdPattern.test(value);
+}
+
+/** Format and checksum check, no database: rejects typos and made-up secrets. */
+export function isWellFormedSecret(value: string): boolean {
+  if (!secretPattern.test(value)) return false;
+  const head = value.slice(0, -CHECKSUM_LENGTH);
+  return checksumOf(head) === value.slice(-CHECKSUM_LENGTH);
+}
+
+/** SHA-256, base64url. Secrets carry 256 random bits, so a fast hash is the right one (no dictionary to slow down). */
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('base64url');
+}
+
+export function verifySecret(presented: string, storedHash: string): boolean {
+  const a = createHash('sha256').update(presented, 'utf8').digest();
+  const b = Buffer.from(storedHash, 'base64url');
+  return a.length === b.length && timingSafeEqual(a, b);
+}

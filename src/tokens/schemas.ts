@@ -1,0 +1,26 @@
+import { z } from 'zod';
+
+/** Static shape rules of POST /admin/api/tokens; rules needing config, time or the database live in service.ts. */
+export const tokenName = z
+  .string({ error: 'must be a string' })
+  .transform((s) => s.trim())
+  .pipe(
+    z
+      .string()
+      .refine((s) => s.length > 0, 'must not be empty')
+      .refine((s) => [...s].length <= 64, 'must be at most 64 characters')
+      .refine((s) => !/\p{Cc}/u.test(s), 'must not contain control characters'),
+  );
+
+export const generateTokenBody = z
+  .object({
+    name: tokenName,
+    expires_at: z.string({ error: 'must be a date (YYYY-MM-DD) or an ISO 8601 date-time with an offset' }),
+    services: z
+      .array(z.string({ error: 'must be a service id' }), { error: 'must be an array of service ids' })
+      .min(1, 'choose at least one service')
+      .max(100),
+  })
+  .strict();
+
+export type GenerateTokenInput = z.infer<typeof generateTokenBody>;

@@ -1,0 +1,222 @@
+import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { basic, makeAdmin, makeToken, setTokenExpiry } from '../support/fixtures.js';
+import { startServer, type TestServer } from '../support/server.js';
+import type { Actor } from '../../src/tokens/index.js';
+
+const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
+
+describe.each(testDatabases())('OAuth token endpoint on %s', (kind) => {
+  let db: TestDb;
+  let server: TestServer;
+  let admin: Actor;
+
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+    server = await startServer(db);
+    admin = await makeAdmin(server.deps);
+  });
+  afterAll(async () => {
+    await server?.close();
+    await db?.drop();
+  });
+
+  const tokenRequest = (body: Record<string, string>, headers: Record<string, string> = {}) =>
+    fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      body: form(body),
+    });
+
+  it('publishes both discovery documents with the contract fields', async () => {
+    for (const path of ['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration']) {
+      const res = await fetch(server.url + path);
+      expect(res.status).toBe(200);
+      const doc = (await res.json()) as Record<string, unknown>;
+      expect(doc.issuer).toBe(server.issuer);
+      expect(doc.token_endpoint).toBe(`${server.issuer}/token`);
+      expect(doc.jwks_uri).toBe(`${server.issuer}/jwks`);
+      expect(doc.introspection_endpoint).toBe(`${server.issuer}/token/introspection`);
+      expect(doc.revocation_endpoint).toBe(`${server.issuer}/token/revocation`);
+      expect(doc.grant_types_supported).toEqual(['client_credentials']);
+      expect(doc.token_endpoint_auth_methods_supported).toEqual(
+        expect.arrayContaining(['client_secret_basic', 'client_secret_post']),
+      );
+      expect((doc.token_endpoint_auth_methods_supported as string[]).some((m) => m.includes('jwt'))).toBe(false);
+      expect(doc.scopes_supported).toEqual(['candidates', 'employees', 'jobs', 'clients', 'contacts', 'master-lists']);
+      expect(doc.authorization_endpoint).toBeUndefined();
+    }
+  });
+
+  it('issues an RFC 9068 JWT over Basic auth that verifies against the JWKS', async () => {
+    const t = await makeToken(server.deps, admin, { services: ['candidates', 'jobs'] });
+    const res = await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(t.client_id, t.client_secret) });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toContain('no-store');
+    const body = (await res.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({ token_type: 'Bearer', expires_in: 900, scope: 'candidates jobs' });
+    const jwt = body.access_token as string;
+
+    const header = decodeProtectedHeader(jwt);
+    expect(header).toMatchObject({ typ: 'at+jwt', alg: 'ES256' });
+    const jwks = (await (await fetch(`${server.issuer}/jwks`)).json()) as { keys: Array<Record<string, unknown>> };
+    expect(jwks.keys.map((k) => k.kid)).toContain(header.kid);
+    for (const k of jwks.keys) expect(k.d).toBeUndefined(); // public keys only
+
+    const { payload } = await jwtVerify(jwt, createRemoteJWKSet(new URL(`${server.issuer}/jwks`)), {
+      issuer: server.issuer,
+      audience: `${server.issuer}/api`,
+      typ: 'at+jwt',
+    });
+    expect(payload.sub).toBe(t.client_id);
+    expect(payload.client_id).toBe(t.client_id);
+    expect(payload.org_id).toBe(admin.organisation_id);
+    expect(payload.scope).toBe('candidates jobs');
+    expect(typeof payload.jti).toBe('string');
+    expect(payload.exp! - payload.iat!).toBe(900);
+    expect(Math.abs(payload.iat! - Date.now() / 1000)).toBeLessThan(5);
+  });
+
+  it('accepts client_secret_post', async () => {
+    const t = await makeToken(server.deps, admin, { services: ['employees'] });
+    const res = await tokenRequest({ grant_type: 'client_credentials', client_id: t.client_id, client_secret: t.client_secret });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { scope: string }).scope).toBe('employees');
+  });
+
+  describe('scope rules', () => {
+    it('grants a requested subset, and every service when scope is absent or empty', async () => {
+      const t = await makeToken(server.deps, admin, { services: ['candidates', 'jobs', 'contacts'] });
+      const auth = { authorization: basic(t.client_id, t.client_secret) };
+      const subset = await tokenRequest({ grant_type: 'client_credentials', scope: 'jobs' }, auth);
+      expect(((await subset.json()) as { scope: string }).scope).toBe('jobs');
+      const two = await tokenRequest({ grant_type: 'client_credentials', scope: 'contacts candidates' }, auth);
+      expect(((await two.json()) as { scope: string }).scope.split(' ').sort()).toEqual(['candidates', 'contacts']);
+      const empty = await tokenRequest({ grant_type: 'client_credentials', scope: '' }, auth);
+      expect(((await empty.json()) as { scope: string }).scope).toBe('candidates jobs contacts');
+    });
+
+    it.each([['employees'], ['jobs employees'], ['no-such-service'], ['openid'], ['jobs offline_access']])(
+      'refuses scope "%s" outside the token services with invalid_scope',
+      async (scope) => {
+        const t = await makeToken(server.deps, admin, { services: ['candidates', 'jobs'] });
+        const res = await tokenRequest({ grant_type: 'client_credentials', scope }, { authorization: basic(t.client_id, t.client_secret) });
+        expect(res.status).toBe(400);
+        expect(((await res.json()) as { error: string }).error).toBe('invalid_scope');
+      },
+    );
+  });
+
+  describe('invalid_client', () => {
+    it('answers 401 with WWW-Authenticate for a wrong secret, a malformed secret and an unknown client over Basic', async () => {
+      const t = await makeToken(server.deps, admin);
+      const other = await makeToken(server.deps, admin);
+      const cases = [
+        basic(t.client_id, other.client_secret), // well-formed, wrong
+        basic(t.client_id, t.client_secret.slice(0, -1) + (t.client_secret.endsWith('A') ? 'B' : 'A')), // checksum fails
+        basic(t.client_id, 'not-a-secret'),
+        basic('sat_AAAAAAAAAAAAAAAAAAAAAA', t.client_secret),
+        basic('someone-else', t.client_secret),
+      ];
+      for (const authorization of cases) {
+        const res = await tokenRequest({ grant_type: 'client_credentials' }, { authorization });
+        expect(res.status).toBe(401);
+        expect(res.headers.get('www-authenticate')).toMatch(/^Basic /);
+        expect(((await res.json()) as { error: string }).error).toBe('invalid_client');
+      }
+    });
+
+    it('answers 401 for a wrong secret posted in the form', async () => {
+      const t = await makeToken(server.deps, admin);
+      const other = await makeToken(server.deps, admin);
+      const res = await tokenRequest({ grant_type: 'client_credentials', client_id: t.client_id, client_secret: other.client_secret });
+      expect(res.status).toBe(401);
+      expect(((await res.json()) as { error: string }).error).toBe('invalid_client');
+    });
+
+    it('refuses an expired token at once, with no clock tolerance', async () => {
+      const t = await makeToken(server.deps, admin);
+      await setTokenExpiry(server.deps, t.id, new Date(Date.now() - 1000));
+      const res = await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(t.client_id, t.client_secret) });
+      expect(res.status).toBe(401);
+      expect(((await res.json()) as { error: string }).error).toBe('invalid_client');
+    });
+
+    it('refuses a deleted token on the very next request', async () => {
+      const t = await makeToken(server.deps, admin);
+      const auth = { authorization: basic(t.client_id, t.client_secret) };
+      expect((await tokenRequest({ grant_type: 'client_credentials' }, auth)).status).toBe(200);
+      await server.deps.db.knex('tokens').where({ id: t.id }).delete();
+      const res = await tokenRequest({ grant_type: 'client_credentials' }, auth);
+      expect(res.status).toBe(401);
+      expect(((await res.json()) as { error: string }).error).toBe('invalid_client');
+    });
+  });
+
+  it('caps the access token lifetime at the token expiry', async () => {
+    const t = await makeToken(server.deps, admin);
+    const expiresAt = new Date(Date.now() + 100_000);
+    await setTokenExpiry(server.deps, t.id, expiresAt);
+    const res = await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(t.client_id, t.client_secret) });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { access_token: string; expires_in: number };
+    expect(body.expires_in).toBeLessThanOrEqual(100);
+    expect(body.expires_in).toBeGreaterThan(90);
+    const { payload } = await jwtVerify(body.access_token, createRemoteJWKSet(new URL(`${server.issuer}/jwks`)));
+    expect(payload.exp).toBe(Math.floor(expiresAt.getTime() / 1000));
+  });
+
+  it('refuses other grants, malformed requests and the endpoints we do not serve', async () => {
+    const t = await makeToken(server.deps, admin);
+    const auth = { authorization: basic(t.client_id, t.client_secret) };
+    for (const grant_type of ['password', 'authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code']) {
+      const res = await tokenRequest({ grant_type, username: 'u', password: 'p', code: 'c', refresh_token: 'r' }, auth);
+      expect(res.status).toBe(400);
+      expect(['unsupported_grant_type', 'unauthorized_client']).toContain(((await res.json()) as { error: string }).error);
+    }
+    const noGrant = await tokenRequest({}, auth);
+    expect(noGrant.status).toBe(400);
+    expect(((await noGrant.json()) as { error: string }).error).toBe('invalid_request');
+    const otherResource = await tokenRequest({ grant_type: 'client_credentials', resource: 'https://elsewhere.example/' }, auth);
+    expect(otherResource.status).toBe(400);
+    for (const path of ['/auth', '/reg', '/me', '/session/end', '/device/auth', '/request', '/backchannel']) {
+      expect((await fetch(server.url + path)).status).toBe(404);
+    }
+    expect((await fetch(`${server.url}/token`)).status).toBe(405);
+  });
+
+  it('keeps secrets out of the database and the logs', async () => {
+    const t = await makeToken(server.deps, admin);
+    await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(t.client_id, t.client_secret) });
+    await tokenRequest({ grant_type: 'client_credentials', client_id: t.client_id, client_secret: t.client_secret + 'x' });
+    const rows = await server.deps.db.knex('tokens').select('*');
+    const dump = JSON.stringify(rows);
+    expect(dump).not.toContain(t.client_secret);
+    expect(dump).not.toContain(t.client_secret.slice(5, 40));
+    const row = rows.find((r: { id: string }) => r.id === t.id) as Record<string, unknown>;
+    expect(row.secret_hash).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(server.logLines.join('\n')).not.toContain(t.client_secret.slice(5, 40));
+  });
+
+  it('answers health, readiness and metrics', async () => {
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${server.url}/readyz`);
+    expect(ready.status).toBe(200);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/sat_token_requests_total\{outcome="ok"\} \d+/);
+    expect(metrics).toMatch(/sat_token_requests_total\{outcome="invalid_client"\} \d+/);
+    expect(metrics).toContain('sat_token_request_duration_seconds_bucket');
+    expect(metrics).toContain('process_cpu_seconds_total');
+  });
+
+  it('records last use without holding up the response', async () => {
+    const t = await makeToken(server.deps, admin);
+    await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(t.client_id, t.client_secret) });
+    const before = await server.deps.db.knex('tokens').where({ id: t.id }).first();
+    expect(before.last_used_at).toBeNull(); // not written by the request itself
+    await new Promise((r) => setTimeout(r, 6_000)); // the flush job runs every 5 s
+    const after = await server.deps.db.knex('tokens').where({ id: t.id }).first();
+    expect(after.last_used_at).toBeInstanceOf(Date);
+    expect(Math.abs(after.last_used_at.getTime() - Date.now())).toBeLessThan(15_000);
+  });
+});

@@ -1,0 +1,41 @@
+// A real server (src/main.ts `serve`) on a free port, for HTTP tests.
+import net from 'node:net';
+import { loadConfig } from '../../src/config/index.js';
+import { createLogger, type Logger } from '../../src/log.js';
+import { serve, type Running } from '../../src/main.js';
+import type { TestDb } from './db.js';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface TestServer extends Running {
+  issuer: string;
+  logLines: string[];
+}
+
+/** Starts `sat serve` in-process on `db`, with its issuer equal to the URL it listens on. */
+export async function startServer(db: TestDb, env: Record<string, string> = {}): Promise<TestServer> {
+  const port = await freePort();
+  const issuer = `http://127.0.0.1:${port}`;
+  const config = loadConfig({
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    ISSUER: issuer,
+    ADMIN_EMAIL: 'first-admin@example.com',
+    ADMIN_PASSWORD: 'first-admin-password',
+    ...db.env,
+    ...env,
+  });
+  const logLines: string[] = [];
+  const log: Logger = createLogger('debug', {}, (line) => logLines.push(line));
+  const running = await serve(config, log);
+  return { ...running, issuer, logLines };
+}
