@@ -10,10 +10,13 @@ import type { Deps } from './deps.js';
 import { startJobs } from './jobs.js';
 import { createLogger, type Logger } from './log.js';
 import { createServer } from './server.js';
+import type { OAuth } from './oauth/index.js';
 
 export interface Running {
   url: string;
   deps: Deps;
+  /** The OAuth edge (key reloads, usage flush), for operations and tests. */
+  oauth: OAuth;
   close(): Promise<void>;
 }
 
@@ -65,6 +68,7 @@ export async function serve(config: Readonly<Config>, log: Logger = createLogger
     return {
       url: `http://127.0.0.1:${port}`,
       deps,
+      oauth,
       close() {
         closing ??= (async () => {
           await jobs.stop();

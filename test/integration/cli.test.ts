@@ -1,0 +1,100 @@
+import { statSync } from 'node:fs';
+import path from 'node:path';
+import { runSat, startSatServe, type ServeProcess } from '../support/cli.js';
+import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { freePort } from '../support/server.js';
+
+async function login(url: string, email: string, password: string): Promise<number> {
+  const res = await fetch(`${url}/admin/api/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password }),
+  });
+  return res.status;
+}
+
+describe.each(testDatabases())('sat command-line tool on %s', (kind) => {
+  let db: TestDb;
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('migrates, and adds administrators with no server running', async () => {
+    const migrate = await runSat(['migrate'], db.env);
+    expect(migrate.stderr).not.toMatch(/sat: /);
+    expect(migrate.code).toBe(0);
+    expect(migrate.stdout).toMatch(/Applied: 0001_initial|Up to date/);
+    const again = await runSat(['migrate'], db.env);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/Up to date/);
+
+    const added = await runSat(['admin', 'add', '--org', 'Acme Ltd', '--email', 'ops@acme.example'], db.env);
+    expect(added.code).toBe(0);
+    expect(added.stdout).toContain('Created organisation "Acme Ltd"');
+    const password = /Password \(shown once, keep it safe\): (\S+)/.exec(added.stdout)?.[1];
+    expect(password).toMatch(/^[A-Za-z0-9_-]{20,}$/);
+
+    const second = await runSat(['admin', 'add', '--org', 'acme ltd', '--email', 'dev@acme.example', '--password', 'a-long-password'], db.env);
+    expect(second.code).toBe(0);
+    expect(second.stdout).toContain('Using organisation "Acme Ltd"');
+    expect(second.stdout).not.toContain('a-long-password');
+
+    const dup = await runSat(['admin', 'add', '--org', 'Acme Ltd', '--email', 'OPS@acme.example'], db.env);
+    expect(dup.code).toBe(1);
+    expect(dup.stderr).toContain('already exists');
+
+    const bad = await runSat(['admin', 'add', '--org', 'Acme Ltd', '--email', 'not-an-email'], db.env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/email/);
+
+    const usage = await runSat(['admin', 'add', '--email', 'x@example.com'], db.env);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain('--org');
+  });
+
+  it('adds an administrator while the server runs, who can then sign in', async () => {
+    const port = await freePort();
+    const env = { ...db.env, PORT: String(port), HOST: '127.0.0.1', ADMIN_EMAIL: 'first@acme.example', ADMIN_PASSWORD: 'first-password' };
+    let server: ServeProcess | undefined;
+    try {
+      server = await startSatServe(env);
+      const added = await runSat(['admin', 'add', '--org', 'Globex', '--email', 'hank@globex.example', '--password', 'hank-password-1'], env);
+      expect(added.stderr).not.toMatch(/sat: /);
+      expect(added.code).toBe(0);
+      expect(added.stdout).toContain('Created organisation "Globex"');
+      if (kind === 'embedded') {
+        // The command went through the running server's socket: owner-only permissions.
+        expect(statSync(path.join(db.dataDir, 'sat.sock')).mode & 0o777).toBe(0o600);
+      }
+      // Sign-in needs the admin API; until it exists this proves the row at least through a second add.
+      const status = await login(`http://127.0.0.1:${port}`, 'hank@globex.example', 'hank-password-1');
+      expect([200, 404]).toContain(status);
+      const dup = await runSat(['admin', 'add', '--org', 'Globex', '--email', 'hank@globex.example'], env);
+      expect(dup.code).toBe(1);
+      expect(dup.stderr).toContain('already exists');
+    } finally {
+      expect(await server?.stop()).toBe(0);
+    }
+  });
+
+  if (kind === 'embedded') {
+    it('refuses a second server on the same data directory, saying why', async () => {
+      const port = await freePort();
+      const env = { ...db.env, PORT: String(port), HOST: '127.0.0.1' };
+      const server = await startSatServe(env);
+      try {
+        const second = await runSat(['serve'], { ...env, PORT: String(await freePort()) });
+        expect(second.code).toBe(1);
+        expect(second.stderr).toContain(`is in use by process ${server.child.pid}`);
+      } finally {
+        expect(await server.stop()).toBe(0);
+      }
+      // After a clean stop the lock is gone and the database opens again.
+      const after = await runSat(['migrate'], db.env);
+      expect(after.code).toBe(0);
+    });
+  }
+});

@@ -1,0 +1,58 @@
+import { ConfigError, loadConfig } from '../../../src/config/index.js';
+import { createLogger, redact } from '../../../src/log.js';
+
+describe('loadConfig', () => {
+  it('applies the SPEC defaults', () => {
+    const c = loadConfig({});
+    expect(c.port).toBe(3000);
+    expect(c.issuer).toBe('http://localhost:3000');
+    expect(c.apiAudience).toBe('http://localhost:3000/api');
+    expect(c.databaseUrl).toBeUndefined();
+    expect(c.dataDir).toMatch(/\/data$/);
+    expect(c.maxActiveTokens).toBe(25);
+    expect(c.accessTokenTtlSeconds).toBe(900);
+    expect(c.maxTokenLifetimeDays).toBe(366);
+    expect(c.signingAlg).toBe('ES256');
+    expect(c.services.map((s) => s.id)).toEqual(['candidates', 'employees', 'jobs', 'clients', 'contacts', 'master-lists']);
+  });
+
+  it('derives the issuer and audience from PORT and ISSUER', () => {
+    expect(loadConfig({ PORT: '8080' }).issuer).toBe('http://localhost:8080');
+    const c = loadConfig({ ISSUER: 'https://auth.example.com/', API_AUDIENCE: 'https://api.example.com' });
+    expect(c.issuer).toBe('https://auth.example.com');
+    expect(c.apiAudience).toBe('https://api.example.com');
+  });
+
+  it('lists every problem at once', () => {
+    let err: ConfigError | undefined;
+    try {
+      loadConfig({ PORT: 'eighty', DATABASE_URL: 'mysql://x', SIGNING_ALG: 'HS256', ADMIN_EMAIL: 'nope' });
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err!.problems.join('\n')).toMatch(/PORT/);
+    expect(err!.problems.join('\n')).toMatch(/DATABASE_URL/);
+    expect(err!.problems.join('\n')).toMatch(/SIGNING_ALG/);
+    expect(err!.problems.join('\n')).toMatch(/ADMIN_EMAIL/);
+  });
+});
+
+describe('log redaction', () => {
+  it('never writes secrets, passwords, cookies or credentials', () => {
+    const lines: string[] = [];
+    const log = createLogger('debug', {}, (l) => lines.push(l));
+    const secret = 'sats_' + 'a'.repeat(49);
+    log.info(`client sent ${secret}`, {
+      client_secret: secret,
+      password: 'hunter22',
+      headers: { authorization: 'Basic abc', cookie: 'sat_session=sas_xyz' },
+      note: `Bearer eyJhbGciOi.abc.def and sas_sessiontoken123`,
+      err: new Error(`bad ${secret}`),
+    });
+    const out = lines.join('\n');
+    for (const leak of [secret, 'hunter22', 'Basic abc', 'sas_xyz', 'eyJhbGciOi', 'sas_sessiontoken123']) expect(out).not.toContain(leak);
+    expect(out).toContain('[REDACTED]');
+    expect(redact({ nested: [{ password: 'x' }] })).toEqual({ nested: [{ password: '[REDACTED]' }] });
+  });
+});
