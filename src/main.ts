@@ -21,7 +21,7 @@ export interface Running {
 }
 
 export async function serve(config: Readonly<Config>, log: Logger = createLogger(config.logLevel)): Promise<Running> {
-  const db = await openDb(config);
+  const db = await openDb(config, log);
   try {
     const deps: Deps = { config, db, log, clock: () => new Date() };
     const applied = await migrateLatest(db.knex);

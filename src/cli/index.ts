@@ -76,7 +76,7 @@ async function execute(config: Readonly<Config>, req: { command: string; args: R
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, {}, (line) => process.stderr.write(line + '\n'));
   let db;
   try {
-    db = await openDb(config);
+    db = await openDb(config, log);
   } catch (err) {
     // The server started between our check and our open: go through it after all.
     if (err instanceof DataDirLockedError) return callControl(config.dataDir, req);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import type { Config } from '../config/index.js';
+import type { Logger } from '../log.js';
 import { acquireDataDirLock, type DataDirLock } from './lock.js';
 
 export type Db = Knex | Knex.Transaction;
@@ -27,10 +28,26 @@ export function embeddedDataPath(dataDir: string): string {
   return path.join(dataDir, 'pgdata');
 }
 
+/** knex's own messages (connection errors and the like) go through our redacting logger, not console.log. */
+function knexLog(log: Logger | undefined): Knex.Config['log'] {
+  if (!log) return undefined;
+  const text = (m: unknown) => (typeof m === 'string' ? m : m instanceof Error ? m.message : JSON.stringify(m));
+  return {
+    warn: (m: unknown) => log.warn('database: ' + text(m)),
+    error: (m: unknown) => log.error('database: ' + text(m)),
+    deprecate: (m: unknown) => log.debug('database: ' + text(m)),
+    debug: (m: unknown) => log.debug('database: ' + text(m)),
+  };
+}
+
 /** Opens the configured database. The embedded one takes an exclusive lock on DATA_DIR first. */
-export async function openDb(config: Pick<Config, 'databaseUrl' | 'databasePoolMax' | 'dataDir'>): Promise<Database> {
+export async function openDb(
+  config: Pick<Config, 'databaseUrl' | 'databasePoolMax' | 'dataDir'>,
+  log?: Logger,
+): Promise<Database> {
   if (config.databaseUrl) {
     const knex = knexFactory({
+      log: knexLog(log),
       client: 'pg',
       connection: { connectionString: config.databaseUrl, application_name: 'sat' },
       pool: { min: 0, max: config.databasePoolMax },
@@ -46,6 +63,7 @@ export async function openDb(config: Pick<Config, 'databaseUrl' | 'databasePoolM
     const knex = knexFactory({
       client: ClientPgLite as unknown as Knex.Config['client'],
       dialect: 'postgres',
+      log: knexLog(log),
       connection: { filename: embeddedDataPath(config.dataDir) } as Knex.StaticConnectionConfig,
       acquireConnectionTimeout: 60_000,
     } as Knex.Config);
