@@ -3,7 +3,7 @@ import type { Middleware } from 'koa';
 import type { Deps } from '../deps.js';
 import { tokenRequestDuration, tokenRequests } from '../metrics.js';
 import { UsageRecorder } from '../tokens/index.js';
-import { ensureSigningKey, keyRetentionMs, loadKeySet, type KeySet } from './keys.js';
+import { ensureSigningKey, keyRetentionMs, loadKeySet, pruneSigningKeys, type KeySet } from './keys.js';
 import { createProvider } from './provider.js';
 
 export { ensureSigningKey, rotateSigningKey, loadKeySet, pruneSigningKeys, keyRetentionMs } from './keys.js';
@@ -31,10 +31,15 @@ export async function createOAuth(deps: Deps): Promise<OAuth> {
   const { config } = deps;
   const usage = new UsageRecorder();
   const hooks = { onTokenIssued: (tokenId: string) => usage.record(tokenId) };
+  const retention = keyRetentionMs(config.accessTokenTtlSeconds);
   const load = async () => {
     const now = new Date();
-    await ensureSigningKey(deps.db.knex, config.signingAlg, now);
-    const set = await loadKeySet(deps.db.knex, config.signingAlg, now, keyRetentionMs(config.accessTokenTtlSeconds));
+    let set = await loadKeySet(deps.db.knex, config.signingAlg, now, retention);
+    if (!set) {
+      // First start (or a new SIGNING_ALG): create the key under a table lock, then read what won.
+      await ensureSigningKey(deps.db.knex, config.signingAlg);
+      set = await loadKeySet(deps.db.knex, config.signingAlg, new Date(), retention);
+    }
     if (!set) throw new Error('no signing key available');
     return set;
   };
@@ -67,6 +72,7 @@ export async function createOAuth(deps: Deps): Promise<OAuth> {
     },
     async reloadKeys() {
       const next = await load();
+      await pruneSigningKeys(deps.db.knex, next); // keys no longer published: their tokens have all expired
       if (next.fingerprint === keySet.fingerprint) return false;
       keySet = next;
       providerCallback = build(keySet);

@@ -29,12 +29,14 @@ async function newKeyRow(alg: SigningAlg, notBefore: Date): Promise<Omit<Signing
  * Creates the first signing key when there is none for `alg`. The table lock makes instances that start
  * together on an empty database agree on one key set.
  */
-export async function ensureSigningKey(db: Db, alg: SigningAlg, now: Date): Promise<boolean> {
+export async function ensureSigningKey(db: Db, alg: SigningAlg): Promise<boolean> {
   return db.transaction(async (trx) => {
     await trx.raw('lock table signing_keys in share row exclusive mode');
-    const existing = await trx('signing_keys').where({ alg }).andWhere('not_before', '<=', now).first();
-    if (existing) return false;
-    await trx('signing_keys').insert(await newKeyRow(alg, now));
+    const existing = await trx<SigningKeyRow>('signing_keys').select('alg');
+    if (existing.some((k) => k.alg === alg)) return false;
+    // The very first key is active "since forever", so instances whose clocks differ slightly all see it as the
+    // signer at once. A key for a newly configured algorithm supersedes the others from now on.
+    await trx('signing_keys').insert(await newKeyRow(alg, existing.length === 0 ? new Date(0) : new Date()));
     return true;
   });
 }
