@@ -1,0 +1,38 @@
+# System Access Token server. Node 22 LTS is the supported runtime (oidc-provider 9 needs it).
+#   docker build -t sat .
+#   docker run -p 3000:3000 -v sat-data:/data sat                      (embedded database in /data)
+#   docker run -p 3000:3000 -e DATABASE_URL=postgres://... sat         (PostgreSQL)
+
+# --- build: all dependencies, TypeScript -> dist/ --------------------------------------------------
+FROM node:22-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+# No install scripts: `prepare` would build before the sources are here; the build runs below.
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY . .
+# The console's static files are served from the package root; the directory is created if absent so
+# that the runtime stage's COPY below never fails.
+RUN npm run build && mkdir -p src/console/page
+
+# --- runtime: production dependencies, compiled code, static files; no compiler, no tests ----------
+FROM node:22-bookworm-slim AS runtime
+ENV NODE_ENV=production \
+    DATA_DIR=/data \
+    PORT=3000
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: `prepare` runs tsc, which is a dev dependency and not installed here.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist/src ./dist/src
+COPY --from=build /app/dist/migrations ./dist/migrations
+COPY --from=build /app/src/console/page ./src/console/page
+COPY config ./config
+# The embedded database, its lock and the CLI's control socket live in DATA_DIR: owned by the
+# unprivileged user the server runs as (the `node` user of the official image, uid 1000).
+RUN mkdir -p /data && chown node:node /data
+VOLUME ["/data"]
+USER node
+EXPOSE 3000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+CMD ["node", "dist/src/cli/index.js", "serve"]
