@@ -1,6 +1,8 @@
 // The ordered list of migrations: no directory globbing, so the same list works from src/ and dist/.
 import type { Knex } from 'knex';
 import * as m0001 from './0001_initial.js';
+import * as m0002 from './0002_admin.js';
+import * as m0003 from './0003_mail.js';
 
 export interface Migration {
   name: string;
@@ -8,4 +10,8 @@ export interface Migration {
   down(knex: Knex): Promise<void>;
 }
 
-export const migrations: readonly Migration[] = [{ name: '0001_initial', ...m0001 }];
+export const migrations: readonly Migration[] = [
+  { name: '0001_initial', ...m0001 },
+  { name: '0002_admin', ...m0002 },
+  { name: '0003_mail', ...m0003 },
+];

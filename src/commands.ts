@@ -1,16 +1,31 @@
 // Operations the `sat` tool runs, either in its own process or, while a server holds the embedded database,
 // inside that server through the control socket. One table, so both paths behave the same.
 import { z } from 'zod';
-import { addAdmin, addAdminInput } from './accounts/index.js';
+import { addAdmin, addAdminInput, findOrganisationByName } from './accounts/index.js';
 import type { ControlResponse } from './control/index.js';
 import { migrateLatest, migrationStatus } from './db/index.js';
 import type { Deps } from './deps.js';
 import { AppError } from './errors.js';
 import { keyRetentionMs, loadKeySet, rotateSigningKey } from './oauth/index.js';
+import { generateToken, generateTokenBody, listTokens, revokeToken, type Actor, type TokenResource } from './tokens/index.js';
 
 type Command = (deps: Deps, args: Record<string, unknown>) => Promise<unknown>;
 
 const rotateArgs = z.object({ delaySeconds: z.number().int().min(0).max(86_400).default(0) }).strict();
+
+const orgArg = z.string().trim().min(1, 'organisation name is required');
+const tokenCreateArgs = z
+  .object({ org: orgArg, name: z.unknown(), expires: z.unknown(), services: z.unknown() })
+  .strict();
+const tokenListArgs = z.object({ org: orgArg }).strict();
+const tokenRevokeArgs = z.object({ org: orgArg, id: z.string() }).strict();
+
+/** The `sat` CLI acts for an organisation without an administrator: tokens get created_by null, the audit log says "cli". */
+async function cliActor(deps: Deps, org: string): Promise<Actor> {
+  const organisation = await findOrganisationByName(deps.db.knex, org);
+  if (!organisation) throw new AppError('not_found', `no organisation named "${org}"`);
+  return { id: null, email: 'cli', organisation_id: organisation.id };
+}
 
 export const commands: Record<string, Command> = {
   'admin-add': (deps, args) => addAdmin(deps.db.knex, addAdminInput.parse(args)),
@@ -23,6 +38,28 @@ export const commands: Record<string, Command> = {
     const activateAt = new Date(Date.now() + delaySeconds * 1000);
     const kid = await rotateSigningKey(deps.db.knex, deps.config.signingAlg, activateAt);
     return { kid, alg: deps.config.signingAlg, signs_from: activateAt.toISOString() };
+  },
+  // `sat token create|list|revoke`: the admin API's domain code and rules (limit, names, expiry, audit).
+  'token-create': async (deps, args) => {
+    const { org, name, expires, services } = tokenCreateArgs.parse(args);
+    const actor = await cliActor(deps, org);
+    return generateToken(deps, actor, generateTokenBody.parse({ name, expires_at: expires, services }));
+  },
+  'token-list': async (deps, args) => {
+    const { org } = tokenListArgs.parse(args);
+    const actor = await cliActor(deps, org);
+    const items: TokenResource[] = [];
+    let cursor: string | undefined;
+    for (;;) {
+      const page = await listTokens(deps, actor, { limit: 100, cursor });
+      items.push(...page.items);
+      if (!page.next_cursor) return { items, active_count: page.active_count, max_active: page.max_active };
+      cursor = page.next_cursor;
+    }
+  },
+  'token-revoke': async (deps, args) => {
+    const { org, id } = tokenRevokeArgs.parse(args);
+    return revokeToken(deps, await cliActor(deps, org), id);
   },
   'keys-list': async (deps) => {
     const set = await loadKeySet(deps.db.knex, deps.config.signingAlg, new Date(), keyRetentionMs(deps.config.accessTokenTtlSeconds));

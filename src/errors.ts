@@ -8,6 +8,7 @@ export type ErrorCode =
   | 'forbidden'
   | 'csrf_failed'
   | 'not_found'
+  | 'method_not_allowed'
   | 'name_taken'
   | 'token_limit_reached'
   | 'payload_too_large'
@@ -24,6 +25,7 @@ const statusOf: Record<ErrorCode, number> = {
   forbidden: 403,
   csrf_failed: 403,
   not_found: 404,
+  method_not_allowed: 405,
   name_taken: 409,
   token_limit_reached: 409,
   conflict: 409,

@@ -1,7 +1,7 @@
 // `sat serve`: config → database → migrations → first admin → keys → HTTP server → control socket → jobs.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ensureFirstAdmin } from './accounts/index.js';
+import { ensureFirstAdmin, pruneSessions } from './accounts/index.js';
 import { runCommand } from './commands.js';
 import type { Config } from './config/index.js';
 import { startControlServer } from './control/index.js';
@@ -9,7 +9,11 @@ import { migrateLatest, openDb } from './db/index.js';
 import type { Deps } from './deps.js';
 import { startJobs } from './jobs.js';
 import { createLogger, type Logger } from './log.js';
+import { deliverDueMail, pruneSentMail } from './mail/delivery.js';
+import { enqueueExpiryNotices } from './mail/index.js';
+import { createMailTransport } from './mail/transport.js';
 import { createServer } from './server.js';
+import { pruneRevokedAccessTokens } from './tokens/index.js';
 import type { OAuth } from './oauth/index.js';
 
 export interface Running {
@@ -51,10 +55,25 @@ export async function serve(config: Readonly<Config>, log: Logger = createLogger
         ? await startControlServer(config.dataDir, (req) => runCommand(deps, req.command, req.args))
         : undefined;
 
+    const mailTransport = createMailTransport(config, log);
+    const stopMail = new AbortController(); // shutdown: the mail worker hands back what it has not sent yet
     const jobs = startJobs(
       [
         { name: 'flush-last-used', intervalMs: 5_000, run: () => oauth.flushUsage() },
         { name: 'reload-keys', intervalMs: 15_000, run: () => oauth.reloadKeys() },
+        {
+          // Expired admin sessions, finished sign-in throttle windows, revoked access tokens past their exp.
+          name: 'prune-expired',
+          intervalMs: 600_000,
+          run: async () => (await pruneSessions(deps)) + (await pruneRevokedAccessTokens(deps.db.knex, deps.clock())),
+        },
+        {
+          name: 'deliver-mail',
+          intervalMs: config.mailPollIntervalMs,
+          run: () => deliverDueMail(deps, mailTransport, { signal: stopMail.signal }),
+        },
+        { name: 'expiry-notices', intervalMs: config.expiryCheckIntervalMs, run: () => enqueueExpiryNotices(deps) },
+        { name: 'prune-sent-mail', intervalMs: 3_600_000, run: () => pruneSentMail(deps) },
       ],
       log,
     );
@@ -71,7 +90,9 @@ export async function serve(config: Readonly<Config>, log: Logger = createLogger
       oauth,
       close() {
         closing ??= (async () => {
+          stopMail.abort();
           await jobs.stop();
+          mailTransport.close();
           await control?.close();
           await new Promise<void>((resolve) => {
             server.close(() => resolve());

@@ -18,3 +18,10 @@ export const tokenRequestDuration = new client.Histogram({
   buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
   registers: [registry],
 });
+
+export const mailDeliveries = new client.Counter({
+  name: 'sat_mail_deliveries_total',
+  help: 'Mail delivery attempts from the outbox by outcome: sent, retried (will try again), failed (gave up).',
+  labelNames: ['outcome', 'kind'] as const,
+  registers: [registry],
+});

@@ -1,4 +1,19 @@
-// Organisations and administrators: creation, first start, password hashing.
+// Organisations and administrators: creation, first start, password hashing, sign-in sessions and their throttle.
 export { addAdmin, addAdminInput, ensureFirstAdmin, type AddAdminInput, type AddAdminResult } from './service.js';
 export { findAdminById, findOrganisationById, findOrganisationByName } from './queries.js';
 export { hashPassword, verifyPassword, generatePassword, dummyPasswordHash } from './passwords.js';
+export {
+  signIn,
+  signOut,
+  resolveSession,
+  pruneSessions,
+  signInBody,
+  csrfTokenFor,
+  checkCsrfToken,
+  isWellFormedSessionToken,
+  SESSION_TOKEN_PREFIX,
+  type Session,
+  type SessionAdmin,
+  type SignedIn,
+  type SignInInput,
+} from './sessions.js';

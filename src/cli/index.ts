@@ -19,6 +19,12 @@ Commands:
   keys list                               show the published signing keys and the one that signs
   keys rotate [--delay SECONDS]           add a new signing key; it signs after SECONDS (default 0)
                                           and old keys stay published until their tokens expired
+  token create --org NAME --name NAME --expires DATE --services ID,ID
+                                          generate a system access token (same rules as the admin API;
+                                          DATE is YYYY-MM-DD or an ISO date-time with offset); prints
+                                          the client secret once
+  token list --org NAME                   list the organisation's tokens (never their secrets)
+  token revoke --org NAME TOKEN_ID        revoke a token: its client stops working at once
 
 Options:
   --json                                  print the result as JSON
@@ -39,6 +45,9 @@ function parse(argv: string[]) {
       email: { type: 'string' },
       password: { type: 'string' },
       delay: { type: 'string' },
+      name: { type: 'string' },
+      expires: { type: 'string' },
+      services: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -50,7 +59,22 @@ type Parsed = ReturnType<typeof parse>;
 
 function toRequest({ values, positionals }: Parsed): { command: string; args: Record<string, unknown> } {
   const [a, b, ...rest] = positionals;
+  if (a === 'token' && b === 'revoke') {
+    if (!values.org || rest.length !== 1) throw new UsageError('token revoke needs --org and one TOKEN_ID');
+    return { command: 'token-revoke', args: { org: values.org, id: rest[0] } };
+  }
   if (rest.length) throw new UsageError(`unexpected argument: ${rest.join(' ')}`);
+  if (a === 'token' && b === 'create') {
+    if (!values.org || values.name === undefined || !values.expires || !values.services) {
+      throw new UsageError('token create needs --org, --name, --expires and --services');
+    }
+    const services = values.services.split(',').map((s) => s.trim()).filter(Boolean);
+    return { command: 'token-create', args: { org: values.org, name: values.name, expires: values.expires, services } };
+  }
+  if (a === 'token' && b === 'list') {
+    if (!values.org) throw new UsageError('token list needs --org');
+    return { command: 'token-list', args: { org: values.org } };
+  }
   if (a === 'migrate' && b === undefined) return { command: 'migrate', args: {} };
   if (a === 'admin' && b === 'add') {
     if (!values.org || !values.email) throw new UsageError('admin add needs --org and --email');
@@ -103,6 +127,28 @@ function print(command: string, result: unknown, json: boolean): void {
           `Added administrator ${r.admin.email} (${r.admin.id})\n` +
           (r.generatedPassword ? `Password (shown once, keep it safe): ${r.generatedPassword}\n` : ''),
       );
+      break;
+    case 'token-create':
+      process.stdout.write(
+        `Generated token "${r.name}" (${r.id})\n` +
+          `  client ID:     ${r.client_id}\n` +
+          `  client secret: ${r.client_secret}\n` +
+          `  services:      ${r.services.join(', ')}\n` +
+          `  expires:       ${r.expires_at}\n` +
+          'The client secret is shown only this once: keep a secure copy now.\n',
+      );
+      break;
+    case 'token-list':
+      process.stdout.write(
+        r.items
+          .map((t: Record<string, any>) =>
+            [t.id, t.client_id, t.status.padEnd(7), t.expires_at, t.last_used_at ?? 'never used', t.services.join(','), JSON.stringify(t.name)].join('  '),
+          )
+          .join('\n') + (r.items.length ? '\n' : '') + `${r.active_count} of at most ${r.max_active} tokens active\n`,
+      );
+      break;
+    case 'token-revoke':
+      process.stdout.write(`Revoked token "${r.name}" (${r.id}, client ID ${r.client_id}) at ${r.revoked_at}\n`);
       break;
     case 'migrate':
       process.stdout.write(
@@ -157,7 +203,8 @@ async function main(argv: string[]): Promise<number> {
     const req = toRequest(parsed);
     const res = await execute(config, req);
     if (!res.ok) {
-      process.stderr.write(`sat: ${res.error.message}\n`);
+      const details = Array.isArray(res.error.details) ? (res.error.details as Array<{ path: string; message: string }>) : [];
+      process.stderr.write(`sat: ${res.error.message}\n${details.map((d) => `  ${d.path}: ${d.message}\n`).join('')}`);
       return 1;
     }
     print(req.command, res.result, parsed.values.json ?? false);

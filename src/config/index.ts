@@ -28,6 +28,17 @@ export interface Config {
   signingAlg: 'ES256' | 'RS256';
   adminSessionTtlSeconds: number;
   defaultOrganisation: string;
+  /** Sign-in throttle of the admin API (config/default.json `loginThrottle`). */
+  loginThrottle: Readonly<FileConfig['loginThrottle']>;
+  /** Delivery attempts per mail before it is marked failed. */
+  mailMaxAttempts: number;
+  /** First retry delay; doubles per attempt (with jitter) up to mailRetryMaxSeconds. */
+  mailRetryBaseSeconds: number;
+  mailRetryMaxSeconds: number;
+  /** How often each instance looks for due mail. */
+  mailPollIntervalMs: number;
+  /** How often each instance looks for tokens entering their last 7 days. */
+  expiryCheckIntervalMs: number;
 }
 
 export class ConfigError extends Error {
@@ -95,5 +106,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     signingAlg: e.SIGNING_ALG ?? file.signingAlg,
     adminSessionTtlSeconds: file.adminSessionTtlSeconds,
     defaultOrganisation: file.defaultOrganisation,
+    loginThrottle: Object.freeze({ ...file.loginThrottle }),
+    mailMaxAttempts: e.MAIL_MAX_ATTEMPTS ?? 20,
+    mailRetryBaseSeconds: e.MAIL_RETRY_BASE_SECONDS ?? 30,
+    mailRetryMaxSeconds: e.MAIL_RETRY_MAX_SECONDS ?? 3_600,
+    mailPollIntervalMs: e.MAIL_POLL_INTERVAL_MS ?? 5_000,
+    expiryCheckIntervalMs: e.EXPIRY_CHECK_INTERVAL_MS ?? 600_000,
   });
 }

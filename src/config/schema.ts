@@ -15,6 +15,18 @@ export const fileConfigSchema = z
     signingAlg: z.enum(['ES256', 'RS256']),
     adminSessionTtlSeconds: z.number().int().min(60).max(30 * 86_400),
     defaultOrganisation: z.string().min(1).max(100),
+    // Sign-in throttle (admin API), per email and per client address, counted in the database so it holds
+    // across instances: failures in a fixed window; past `delayAfterFailures` each attempt waits
+    // delayMs × (failures − delayAfterFailures + 1); past `blockAfterFailures` the answer is 429 until the window ends.
+    loginThrottle: z
+      .object({
+        windowSeconds: z.number().int().min(1).max(86_400),
+        delayAfterFailures: z.number().int().min(0).max(1_000),
+        delayMs: z.number().int().min(0).max(60_000),
+        blockAfterFailures: z.number().int().min(1).max(1_000),
+      })
+      .strict()
+      .default({ windowSeconds: 900, delayAfterFailures: 5, delayMs: 1_000, blockAfterFailures: 10 }),
   })
   .strict();
 
@@ -35,6 +47,17 @@ const intFromEnv = (min: number, max: number) =>
       .optional(),
   );
 
+/** A decimal number (for durations in seconds that tests shorten below one second). */
+const numberFromEnv = (min: number, max: number) =>
+  optionalString.pipe(
+    z
+      .string()
+      .regex(/^\d+(\.\d+)?$/, 'must be a number')
+      .transform(Number)
+      .pipe(z.number().min(min).max(max))
+      .optional(),
+  );
+
 const booleanFromEnv = optionalString.pipe(
   z
     .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -51,7 +74,13 @@ export const envSchema = z.object({
   DATABASE_URL: optionalString.pipe(z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional()),
   DATABASE_POOL_MAX: intFromEnv(1, 200),
   DATA_DIR: optionalString,
-  SMTP_URL: optionalString.pipe(z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').optional()),
+  SMTP_URL: optionalString.pipe(
+    z
+      .string()
+      .regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL')
+      .refine((v) => URL.canParse(v) && new URL(v).hostname !== '', 'must be an smtp:// or smtps:// URL with a host')
+      .optional(),
+  ),
   MAIL_FROM: optionalString,
   ADMIN_EMAIL: optionalString.pipe(z.email().optional()),
   ADMIN_PASSWORD: optionalString.pipe(z.string().min(8, 'must have at least 8 characters').optional()),
@@ -61,6 +90,13 @@ export const envSchema = z.object({
   SIGNING_ALG: optionalString.pipe(z.enum(['ES256', 'RS256']).optional()),
   ACCESS_TOKEN_TTL_SECONDS: intFromEnv(30, 86_400),
   MAX_ACTIVE_TOKENS: intFromEnv(1, 100_000),
+  // Mail delivery (SPEC "Email"): retries with exponential backoff, then the message is marked failed.
+  MAIL_MAX_ATTEMPTS: intFromEnv(1, 1_000),
+  MAIL_RETRY_BASE_SECONDS: numberFromEnv(0.01, 86_400),
+  MAIL_RETRY_MAX_SECONDS: numberFromEnv(0.01, 7 * 86_400),
+  MAIL_POLL_INTERVAL_MS: intFromEnv(50, 600_000),
+  // SPEC: the expiry check runs at least hourly.
+  EXPIRY_CHECK_INTERVAL_MS: intFromEnv(50, 3_600_000),
 });
 
 /** Renders zod issues as one line each: `NAME: message`. */

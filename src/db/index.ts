@@ -19,6 +19,8 @@ export interface Database {
 export { DataDirLockedError, readLockHolder } from './lock.js';
 export { migrateLatest, migrationStatus } from './migrate.js';
 export { isUniqueViolation } from './errors.js';
+export { cursorTimeSql, decodeCursor, encodeCursor, escapeLike, isUuid, type PageKey } from './keyset.js';
+export { affectedRows } from './affected.js';
 export * from './rows.js';
 
 // node-postgres returns int8 as a string; our bigint columns (counts) fit in a JS number.

@@ -25,6 +25,8 @@ export interface TokenRow {
   created_at: Date;
   created_by: string | null;
   last_used_at: Date | null;
+  /** When the "expires in 7 days" notice was queued (migration 0003); null until then. */
+  expiry_notified_at?: Date | null;
 }
 
 export interface SigningKeyRow {
@@ -33,4 +35,65 @@ export interface SigningKeyRow {
   private_jwk: Record<string, unknown> | string;
   created_at: Date;
   not_before: Date;
+}
+
+export type MailStatus = 'pending' | 'sent' | 'failed';
+
+/** One message of the mail outbox (migration 0003). */
+export interface MailOutboxRow {
+  id: string;
+  message_id: string;
+  kind: string;
+  recipient: string;
+  subject: string;
+  text_body: string;
+  html_body: string;
+  status: MailStatus;
+  attempts: number;
+  next_attempt_at: Date;
+  locked_by: string | null;
+  locked_until: Date | null;
+  last_error: string | null;
+  created_at: Date;
+  sent_at: Date | null;
+}
+
+/** An administrator's sign-in session (migration 0002): only the SHA-256 of the session token is stored. */
+export interface AdminSessionRow {
+  id: string;
+  token_hash: string;
+  admin_id: string;
+  created_at: Date;
+  expires_at: Date;
+  ip: string | null;
+}
+
+/** Failed sign-ins for one key (`email:…` or `ip:…`) in a fixed window (migration 0002). */
+export interface LoginThrottleRow {
+  key: string;
+  failures: number;
+  window_started_at: Date;
+}
+
+/** The audit log (migration 0002). Token columns are copies, so revoked tokens stay described. */
+export interface AuditEventRow {
+  id: string;
+  organisation_id: string;
+  actor_id: string | null;
+  actor_email: string;
+  action: string;
+  token_id: string | null;
+  token_name: string | null;
+  client_id: string | null;
+  ip: string | null;
+  created_at: Date;
+}
+
+/** An access token (JWT `jti`) revoked at the RFC 7009 endpoint, kept until its `exp` (migration 0002). */
+export interface RevokedAccessTokenRow {
+  jti: string;
+  client_id: string;
+  organisation_id: string;
+  expires_at: Date;
+  revoked_at: Date;
 }

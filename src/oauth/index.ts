@@ -1,10 +1,13 @@
 // The OAuth 2.0 edge: oidc-provider configured for client credentials, its keys, and what it does not do for us.
 import type { Middleware } from 'koa';
+import compose from 'koa-compose';
 import type { Deps } from '../deps.js';
 import { tokenRequestDuration, tokenRequests } from '../metrics.js';
 import { UsageRecorder } from '../tokens/index.js';
 import { ensureSigningKey, keyRetentionMs, loadKeySet, pruneSigningKeys, type KeySet } from './keys.js';
 import { createProvider } from './provider.js';
+import { createAccessTokenVerifier, introspectionEndpoint } from './introspection.js';
+import { revocationEndpoint } from './revocation.js';
 
 export { ensureSigningKey, rotateSigningKey, loadKeySet, pruneSigningKeys, keyRetentionMs } from './keys.js';
 
@@ -45,12 +48,20 @@ export async function createOAuth(deps: Deps): Promise<OAuth> {
   };
 
   let keySet = await load();
+  let lastMw: Middleware | undefined;
   const build = (set: KeySet) => {
     const p = createProvider(deps, set, hooks);
-    p.use(postProcess(config.services.map((s) => s.id)));
+    p.use(postProcess(config.services.map((s) => s.id), config.issuer));
+    lastMw = compose(p.middleware) as unknown as Middleware;
     return p.callback();
   };
   let providerCallback = build(keySet);
+  // RFC 7662 / RFC 7009 for our JWT access tokens: served by us, oidc-provider refuses JWTs on both.
+  const verifyAccessToken = createAccessTokenVerifier(deps, () => keySet);
+  const ownEndpoints = new Map<string, Middleware>([
+    ['/token/introspection', introspectionEndpoint(deps, verifyAccessToken)],
+    ['/token/revocation', revocationEndpoint(deps, verifyAccessToken)],
+  ]);
 
   const middleware: Middleware = async (ctx, next) => {
     const method = exposed.get(ctx.path);
@@ -61,6 +72,9 @@ export async function createOAuth(deps: Deps): Promise<OAuth> {
       ctx.body = { error: 'invalid_request', error_description: `use ${method}` };
       return;
     }
+    const own = ownEndpoints.get(ctx.path);
+    if (own) return own(ctx, next);
+    if (process.env.SAT_EXP_MOUNT === '1') return lastMw!(ctx, next);
     ctx.respond = false;
     await providerCallback(ctx.req, ctx.res);
   };
@@ -87,7 +101,7 @@ export async function createOAuth(deps: Deps): Promise<OAuth> {
  * Runs inside each provider instance, around its router: token endpoint metrics, and discovery as the provider
  * renders it minus what we do not serve (RFC 8414 §2: no authorization endpoint without a grant that uses it).
  */
-function postProcess(scopes: string[]): Middleware {
+function postProcess(scopes: string[], issuer: string): Middleware {
   return async (ctx, next) => {
     if (ctx.path === '/token') {
       const started = process.hrtime.bigint();
@@ -119,6 +133,13 @@ function postProcess(scopes: string[]): Middleware {
       }
       doc.scopes_supported = scopes;
       doc.response_types_supported = [];
+      // Endpoints hang off ISSUER, whatever Host the request used (oidc-provider builds them from the request).
+      for (const [key, value] of Object.entries(doc)) {
+        if (/_(endpoint|uri)$/.test(key) && typeof value === 'string' && /^https?:\/\//.test(value)) {
+          const url = new URL(value);
+          doc[key] = issuer + url.pathname + url.search;
+        }
+      }
       ctx.body = doc;
     }
   };

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
-import type { Db, SigningKeyRow } from '../db/index.js';
+import { affectedRows, type Db, type SigningKeyRow } from '../db/index.js';
 
 export type SigningAlg = 'ES256' | 'RS256';
 
@@ -75,5 +75,5 @@ export async function loadKeySet(db: Db, alg: SigningAlg, now: Date, retentionMs
 /** Deletes keys no longer published. */
 export async function pruneSigningKeys(db: Db, keep: KeySet): Promise<number> {
   const kids = keep.keys.map((k) => k.kid as string);
-  return db('signing_keys').whereNotIn('kid', kids).delete();
+  return affectedRows(await db('signing_keys').whereNotIn('kid', kids).delete());
 }

@@ -1,6 +1,17 @@
-// System access tokens: generation, rules, credentials, and the client lookup the OAuth edge uses.
-export { generateToken, getToken, type Actor, type GeneratedToken } from './service.js';
-export { generateTokenBody, type GenerateTokenInput } from './schemas.js';
+// System access tokens: generation, listing, revocation, rules, credentials, and the client lookup the OAuth edge uses.
+export {
+  generateToken,
+  getToken,
+  listTokens,
+  revokeToken,
+  DEFAULT_PAGE_SIZE,
+  type Actor,
+  type GeneratedToken,
+  type RequestMeta,
+  type RevokedToken,
+  type TokenPage,
+} from './service.js';
+export { generateTokenBody, listTokensQuery, tokenName, type GenerateTokenInput, type ListTokensInput } from './schemas.js';
 export { findTokenByClientId, deleteToken } from './queries.js';
 export { toTokenResource, tokenStatus, type TokenResource } from './resource.js';
 export {
@@ -13,3 +24,4 @@ export {
 } from './credentials.js';
 export { accessTokenLifetime, parseExpiry, resolveExpiry } from './expiry.js';
 export { UsageRecorder } from './usage.js';
+export { isAccessTokenRevoked, pruneRevokedAccessTokens, revokeAccessToken, type RevokedAccessToken } from './access-tokens.js';

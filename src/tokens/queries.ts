@@ -1,4 +1,4 @@
-import type { Db, TokenRow } from '../db/index.js';
+import { affectedRows, cursorTimeSql, escapeLike, type Db, type PageKey, type RevokedAccessTokenRow, type TokenRow } from '../db/index.js';
 
 export interface TokenWithCreator extends TokenRow {
   creator_email: string | null;
@@ -31,12 +31,99 @@ export function findTokenById(db: Db, organisationId: string, id: string): Promi
   return withCreator(db).where({ 't.organisation_id': organisationId, 't.id': id }).first();
 }
 
-/** The OAuth client lookup: one indexed read, on every token request (no cache: revocation is immediate). */
-export function findTokenByClientId(db: Db, clientId: string): Promise<TokenRow | undefined> {
-  return db<TokenRow>('tokens').where({ client_id: clientId }).first();
+export interface TokenFilter {
+  q?: string | undefined;
+  status?: 'active' | 'expired' | undefined;
+  after?: PageKey | undefined;
+  limit: number;
+  now: Date;
+}
+
+/**
+ * One page of an organisation's tokens, newest first, plus one row to tell whether another page follows.
+ * Every condition sits inside one organisation and the walk follows tokens_org_created_idx
+ * (organisation_id, created_at desc, id desc), so the cost does not grow with other organisations' tokens.
+ */
+export async function listTokenRows(db: Db, organisationId: string, f: TokenFilter): Promise<Array<TokenWithCreator & { cursor_at: string }>> {
+  const query = withCreator(db)
+    .select(db.raw(`${cursorTimeSql('t.created_at')} as cursor_at`))
+    .where('t.organisation_id', organisationId)
+    .orderBy([
+      { column: 't.created_at', order: 'desc' },
+      { column: 't.id', order: 'desc' },
+    ])
+    .limit(f.limit + 1);
+  if (f.status === 'active') query.andWhere('t.expires_at', '>', f.now);
+  if (f.status === 'expired') query.andWhere('t.expires_at', '<=', f.now);
+  if (f.q) {
+    const pattern = `%${escapeLike(f.q)}%`;
+    query.andWhere((w) =>
+      w.whereRaw(`t.name ilike ? escape '\\'`, [pattern]).orWhereRaw(`t.client_id ilike ? escape '\\'`, [pattern]),
+    );
+  }
+  if (f.after) query.andWhereRaw('(t.created_at, t.id) < (?::timestamptz, ?::uuid)', [f.after.at, f.after.id]);
+  return (await query) as Array<TokenWithCreator & { cursor_at: string }>;
+}
+
+/** What authenticating a client needs of its token row. */
+export type ClientRow = Pick<TokenRow, 'id' | 'organisation_id' | 'client_id' | 'secret_hash' | 'services' | 'expires_at'>;
+const CLIENT_COLUMNS = ['id', 'organisation_id', 'client_id', 'secret_hash', 'services', 'expires_at'] as const;
+// Columns listed, never `*`: a prepared statement keeps the shape it was prepared with.
+const CLIENT_LOOKUP_SQL = `select ${CLIENT_COLUMNS.join(', ')} from tokens where client_id = $1`;
+
+interface PooledConnection {
+  query(q: string | { name: string; text: string; values: unknown[] }, values?: unknown[]): Promise<{ rows: ClientRow[] }>;
+}
+interface KnexClientInternals {
+  config: { client?: unknown };
+  acquireConnection(): Promise<PooledConnection>;
+  releaseConnection(connection: PooledConnection): Promise<unknown>;
+}
+
+/**
+ * The OAuth client lookup: one indexed read, on every token request (no cache: revocation is immediate). The
+ * hottest query of the server, so it skips the query builder and runs on a pooled connection directly: on
+ * PostgreSQL as a named prepared statement (parsed and planned once per connection), on the embedded engine as a
+ * parameterised query. Same result as `db('tokens').select(…).where({ client_id }).first()`, which a transaction
+ * still uses.
+ */
+export async function findTokenByClientId(db: Db, clientId: string): Promise<ClientRow | undefined> {
+  if (db.isTransaction) {
+    return db('tokens').select([...CLIENT_COLUMNS]).where({ client_id: clientId }).first() as Promise<ClientRow | undefined>;
+  }
+  const client = (db as unknown as { client: KnexClientInternals }).client;
+  const connection = await client.acquireConnection();
+  try {
+    const result =
+      client.config.client === 'pg'
+        ? await connection.query({ name: 'sat_client_lookup', text: CLIENT_LOOKUP_SQL, values: [clientId] })
+        : await connection.query(CLIENT_LOOKUP_SQL, [clientId]);
+    return result.rows[0];
+  } finally {
+    await client.releaseConnection(connection);
+  }
 }
 
 export async function deleteToken(db: Db, organisationId: string, id: string): Promise<TokenRow | undefined> {
   const [row] = await db<TokenRow>('tokens').where({ organisation_id: organisationId, id }).delete().returning('*');
   return row as TokenRow | undefined;
+}
+
+export async function findAdminEmail(db: Db, adminId: string): Promise<string | undefined> {
+  const row = await db('admins').select('email').where({ id: adminId }).first();
+  return (row as { email?: string } | undefined)?.email;
+}
+
+/** RFC 7009: remembers a revoked access token until it would have expired anyway. Revoking twice is a no-op. */
+export async function insertRevokedAccessToken(db: Db, row: Omit<RevokedAccessTokenRow, 'revoked_at'> & { revoked_at: Date }): Promise<void> {
+  await db<RevokedAccessTokenRow>('revoked_access_tokens').insert(row).onConflict('jti').ignore();
+}
+
+export async function isAccessTokenRevoked(db: Db, jti: string): Promise<boolean> {
+  const row = await db('revoked_access_tokens').select('jti').where({ jti }).first();
+  return row !== undefined;
+}
+
+export async function deleteExpiredRevokedAccessTokens(db: Db, now: Date): Promise<number> {
+  return affectedRows(await db('revoked_access_tokens').where('expires_at', '<=', now).delete());
 }

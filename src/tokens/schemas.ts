@@ -24,3 +24,25 @@ export const generateTokenBody = z
   .strict();
 
 export type GenerateTokenInput = z.infer<typeof generateTokenBody>;
+
+/** GET /admin/api/tokens query string (every value arrives as a string). */
+export const listTokensQuery = z
+  .object({
+    q: z.string({ error: 'must be a single text value' }).trim().max(200, 'must be at most 200 characters').optional(),
+    status: z.enum(['active', 'expired'], { error: 'must be "active" or "expired"' }).optional(),
+    limit: z
+      .string({ error: 'must be a whole number from 1 to 100' })
+      .regex(/^\d{1,3}$/, 'must be a whole number from 1 to 100')
+      .transform(Number)
+      .pipe(z.number().int().min(1, 'must be a whole number from 1 to 100').max(100, 'must be a whole number from 1 to 100'))
+      .optional(),
+    cursor: z.string({ error: 'must be a single text value' }).optional(),
+  })
+  .strict();
+
+export type ListTokensInput = {
+  q?: string | undefined;
+  status?: 'active' | 'expired' | undefined;
+  limit?: number | undefined;
+  cursor?: string | undefined;
+};

@@ -69,9 +69,8 @@ describe.each(testDatabases())('sat command-line tool on %s', (kind) => {
         // The command went through the running server's socket: owner-only permissions.
         expect(statSync(path.join(db.dataDir, 'sat.sock')).mode & 0o777).toBe(0o600);
       }
-      // Sign-in needs the admin API; until it exists this proves the row at least through a second add.
-      const status = await login(`http://127.0.0.1:${port}`, 'hank@globex.example', 'hank-password-1');
-      expect([200, 404]).toContain(status);
+      expect(await login(`http://127.0.0.1:${port}`, 'hank@globex.example', 'hank-password-1')).toBe(200);
+      expect(await login(`http://127.0.0.1:${port}`, 'hank@globex.example', 'wrong-password')).toBe(401);
       const dup = await runSat(['admin', 'add', '--org', 'Globex', '--email', 'hank@globex.example'], env);
       expect(dup.code).toBe(1);
       expect(dup.stderr).toContain('already exists');

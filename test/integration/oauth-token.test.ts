@@ -46,6 +46,10 @@ describe.each(testDatabases())('OAuth token endpoint on %s', (kind) => {
       expect(doc.scopes_supported).toEqual(['candidates', 'employees', 'jobs', 'clients', 'contacts', 'master-lists']);
       expect(doc.authorization_endpoint).toBeUndefined();
     }
+    // Endpoints follow ISSUER, not the Host header of the request.
+    const viaOtherHost = (await (await fetch(server.url.replace('127.0.0.1', 'localhost') + '/.well-known/openid-configuration')).json()) as Record<string, unknown>;
+    expect(viaOtherHost.token_endpoint).toBe(`${server.issuer}/token`);
+    expect(viaOtherHost.jwks_uri).toBe(`${server.issuer}/jwks`);
   });
 
   it('issues an RFC 9068 JWT over Basic auth that verifies against the JWKS', async () => {

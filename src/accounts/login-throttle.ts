@@ -1,0 +1,67 @@
+import type { Config } from '../config/index.js';
+import { affectedRows, type Db, type LoginThrottleRow } from '../db/index.js';
+
+export type ThrottleSettings = Config['loginThrottle'];
+
+export interface ThrottleVerdict {
+  /** Seconds until the window of the blocking key ends; set when the attempt must be refused (429). */
+  retryAfterSeconds?: number;
+  /** How long to wait before checking the password. */
+  delayMs: number;
+}
+
+const MAX_DELAY_MS = 10_000;
+
+export const emailKey = (email: string): string => `email:${email.trim().toLowerCase()}`;
+export const addressKey = (ip: string | null | undefined): string => `ip:${ip || 'unknown'}`;
+
+/**
+ * Counts this attempt against each key *before* the password is checked, in one atomic upsert, so a burst of
+ * parallel guesses cannot all slip under the limit; a successful sign-in gives the attempt back (see
+ * `forgiveAttempt`). Counters live in the database, so every instance sees the same numbers. A key's window
+ * starts at its first failure and lasts `windowSeconds`; an old window restarts at 1.
+ */
+export async function registerAttempt(db: Db, keys: string[], now: Date, s: ThrottleSettings): Promise<ThrottleVerdict> {
+  const windowStart = new Date(now.getTime() - s.windowSeconds * 1000);
+  const values = keys.map(() => '(?, 1, ?)').join(', ');
+  const result = await db.raw(
+    `insert into login_throttle (key, failures, window_started_at) values ${values}
+       on conflict (key) do update set
+         failures = case when login_throttle.window_started_at <= ? then 1 else login_throttle.failures + 1 end,
+         window_started_at = case when login_throttle.window_started_at <= ? then excluded.window_started_at
+                                  else login_throttle.window_started_at end
+     returning key, failures, window_started_at`,
+    [...keys.flatMap((k) => [k, now]), windowStart, windowStart],
+  );
+  const rows = (result as { rows: LoginThrottleRow[] }).rows;
+  let retryAfterSeconds: number | undefined;
+  let delayMs = 0;
+  for (const row of rows) {
+    const earlier = row.failures - 1; // attempts before this one that have not been given back
+    const started = new Date(row.window_started_at).getTime();
+    if (earlier >= s.blockAfterFailures) {
+      const seconds = Math.max(1, Math.ceil((started + s.windowSeconds * 1000 - now.getTime()) / 1000));
+      retryAfterSeconds = Math.max(retryAfterSeconds ?? 0, seconds);
+    } else if (earlier >= s.delayAfterFailures) {
+      delayMs = Math.max(delayMs, Math.min(MAX_DELAY_MS, s.delayMs * (earlier - s.delayAfterFailures + 1)));
+    }
+  }
+  return retryAfterSeconds === undefined ? { delayMs } : { retryAfterSeconds, delayMs: 0 };
+}
+
+/**
+ * After a successful sign-in: the email's failures are forgotten (SPEC: success resets it) and the address
+ * gets this attempt back, so administrators signing in from one office address do not use up its allowance.
+ */
+export async function forgiveAttempt(db: Db, email: string, address: string): Promise<void> {
+  await db('login_throttle').where({ key: email }).delete();
+  await db('login_throttle').where({ key: address }).update({ failures: db.raw('greatest(failures - 1, 0)') });
+}
+
+export async function pruneLoginThrottle(db: Db, now: Date, s: ThrottleSettings): Promise<number> {
+  return affectedRows(
+    await db('login_throttle')
+      .where('window_started_at', '<=', new Date(now.getTime() - s.windowSeconds * 1000))
+      .delete(),
+  );
+}

@@ -1,0 +1,177 @@
+import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+import { recordAudit } from '../audit/index.js';
+import { affectedRows, type AdminSessionRow, type Db } from '../db/index.js';
+import type { Deps } from '../deps.js';
+import { AppError } from '../errors.js';
+import { addressKey, emailKey, forgiveAttempt, pruneLoginThrottle, registerAttempt } from './login-throttle.js';
+import { dummyPasswordHash, verifyPassword } from './passwords.js';
+import * as q from './queries.js';
+
+/**
+ * Admin sessions: `sas_` + 32 random bytes (256 bits, base64url). Only the SHA-256 of the token is stored.
+ * The CSRF token of a session is an HMAC of the session token: whoever can read it cannot derive the session
+ * token from it, and whoever cannot read the session token (a cross-site page) cannot compute it.
+ */
+export const SESSION_TOKEN_PREFIX = 'sas_';
+const sessionTokenPattern = /^sas_[A-Za-z0-9_-]{43}$/;
+
+export interface SessionAdmin {
+  id: string;
+  email: string;
+  organisation: { id: string; name: string };
+}
+
+export interface Session {
+  id: string;
+  admin: SessionAdmin;
+  expires_at: Date;
+}
+
+export interface SignedIn {
+  token: string;
+  csrf_token: string;
+  expires_at: string;
+  admin: SessionAdmin;
+}
+
+export const signInBody = z
+  .object({
+    email: z.string({ error: 'must be a string' }).trim().min(1, 'is required').max(254, 'must be at most 254 characters'),
+    password: z.string({ error: 'must be a string' }).min(1, 'is required').max(1024, 'must be at most 1024 characters'),
+  })
+  .strict();
+export type SignInInput = z.infer<typeof signInBody>;
+
+const hashToken = (token: string) => createHash('sha256').update(token, 'utf8').digest('base64url');
+
+export function isWellFormedSessionToken(token: string): boolean {
+  return sessionTokenPattern.test(token);
+}
+
+export function csrfTokenFor(sessionToken: string): string {
+  return createHmac('sha256', sessionToken).update('sat admin csrf v1').digest('base64url');
+}
+
+/** Constant-time comparison of a presented CSRF token with the session's. */
+export function checkCsrfToken(sessionToken: string, presented: string | undefined): boolean {
+  if (!presented) return false;
+  const a = Buffer.from(csrfTokenFor(sessionToken));
+  const b = Buffer.from(presented);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+const invalidCredentials = () => new AppError('invalid_credentials', 'The email or password is not correct.');
+
+/**
+ * POST /admin/api/login. A wrong email and a wrong password take the same path (a password check against a
+ * dummy hash when the email is unknown) and give the same 401. The throttle counts the attempt before the
+ * password is checked; past its limits the attempt waits, then is refused with 429 and Retry-After.
+ */
+export async function signIn(deps: Deps, input: SignInInput, meta: { ip?: string | null } = {}): Promise<SignedIn> {
+  const { config } = deps;
+  const db = deps.db.knex;
+  const ip = meta.ip ?? null;
+  const keys = { email: emailKey(input.email), address: addressKey(ip) };
+  const verdict = await registerAttempt(db, [keys.email, keys.address], deps.clock(), config.loginThrottle);
+  if (verdict.retryAfterSeconds !== undefined) {
+    throw new AppError('rate_limited', 'Too many failed sign-in attempts. Try again later.', undefined, {
+      'Retry-After': String(verdict.retryAfterSeconds),
+    });
+  }
+  if (verdict.delayMs > 0) await sleep(verdict.delayMs);
+
+  const admin = await q.findAdminByEmail(db, input.email.trim());
+  const ok = await verifyPassword(input.password, admin?.password_hash ?? (await dummyPasswordHash()));
+  if (!admin || !ok) {
+    if (admin) {
+      await recordAudit(db, {
+        organisation_id: admin.organisation_id,
+        actor_id: admin.id,
+        actor_email: admin.email,
+        action: 'admin.sign_in_failed',
+        ip,
+        created_at: deps.clock(),
+      });
+    }
+    throw invalidCredentials();
+  }
+  const organisation = await q.findOrganisationById(db, admin.organisation_id);
+  if (!organisation) throw invalidCredentials();
+
+  const token = SESSION_TOKEN_PREFIX + randomBytes(32).toString('base64url');
+  const now = deps.clock();
+  const expiresAt = new Date(now.getTime() + config.adminSessionTtlSeconds * 1000);
+  await db.transaction(async (trx) => {
+    await trx<AdminSessionRow>('admin_sessions').insert({
+      id: randomUUID(),
+      token_hash: hashToken(token),
+      admin_id: admin.id,
+      created_at: now,
+      expires_at: expiresAt,
+      ip,
+    });
+    await recordAudit(trx, {
+      organisation_id: admin.organisation_id,
+      actor_id: admin.id,
+      actor_email: admin.email,
+      action: 'admin.signed_in',
+      ip,
+      created_at: now,
+    });
+    await forgiveAttempt(trx, keys.email, keys.address);
+  });
+  return {
+    token,
+    csrf_token: csrfTokenFor(token),
+    expires_at: expiresAt.toISOString(),
+    admin: { id: admin.id, email: admin.email, organisation: { id: organisation.id, name: organisation.name } },
+  };
+}
+
+/** The live session of a token, or undefined (malformed, unknown, expired). One indexed read. */
+export async function resolveSession(deps: Deps, token: string): Promise<Session | undefined> {
+  if (!isWellFormedSessionToken(token)) return undefined;
+  const row = (await deps.db
+    .knex('admin_sessions as s')
+    .join('admins as a', 'a.id', 's.admin_id')
+    .join('organisations as o', 'o.id', 'a.organisation_id')
+    .select('s.id', 's.expires_at', 'a.id as admin_id', 'a.email', 'o.id as organisation_id', 'o.name as organisation_name')
+    .where('s.token_hash', hashToken(token))
+    .andWhere('s.expires_at', '>', deps.clock())
+    .first()) as
+    | { id: string; expires_at: Date; admin_id: string; email: string; organisation_id: string; organisation_name: string }
+    | undefined;
+  if (!row) return undefined;
+  return {
+    id: row.id,
+    expires_at: row.expires_at,
+    admin: { id: row.admin_id, email: row.email, organisation: { id: row.organisation_id, name: row.organisation_name } },
+  };
+}
+
+/** POST /admin/api/logout: the session row goes, with an audit record. */
+export async function signOut(deps: Deps, session: Session, meta: { ip?: string | null } = {}): Promise<void> {
+  await deps.db.knex.transaction(async (trx) => {
+    const deleted = affectedRows(await trx('admin_sessions').where({ id: session.id }).delete());
+    if (deleted === 0) return;
+    await recordAudit(trx, {
+      organisation_id: session.admin.organisation.id,
+      actor_id: session.admin.id,
+      actor_email: session.admin.email,
+      action: 'admin.signed_out',
+      ip: meta.ip ?? null,
+      created_at: deps.clock(),
+    });
+  });
+}
+
+/** Housekeeping: expired sessions and finished throttle windows. */
+export async function pruneSessions(deps: Pick<Deps, 'db' | 'config' | 'clock'>): Promise<number> {
+  const now = deps.clock();
+  const db: Db = deps.db.knex;
+  const sessions = affectedRows(await db('admin_sessions').where('expires_at', '<=', now).delete());
+  const throttle = await pruneLoginThrottle(db, now, deps.config.loginThrottle);
+  return sessions + throttle;
+}

@@ -1,0 +1,29 @@
+import type Router from '@koa/router';
+import type { Middleware } from 'koa';
+import { z } from 'zod';
+import { listAudit } from '../audit/index.js';
+import type { Deps } from '../deps.js';
+import { parseQuery } from '../http/validate.js';
+import { DEFAULT_PAGE_SIZE } from '../tokens/index.js';
+import { adminState } from './auth.js';
+
+const pageSize = 'must be a whole number from 1 to 100';
+const auditQuery = z
+  .object({
+    limit: z
+      .string({ error: pageSize })
+      .regex(/^\d{1,3}$/, pageSize)
+      .transform(Number)
+      .pipe(z.number().int().min(1, pageSize).max(100, pageSize))
+      .optional(),
+    cursor: z.string({ error: 'must be a single text value' }).optional(),
+  })
+  .strict();
+
+/** GET /audit: the organisation's events, newest first, paged like the token list. */
+export function auditRoutes(router: Router, deps: Deps, auth: Middleware): void {
+  router.get('/audit', auth, async (ctx) => {
+    const { limit, cursor } = parseQuery(ctx, auditQuery);
+    ctx.body = await listAudit(deps.db.knex, adminState(ctx).actor.organisation_id, { limit: limit ?? DEFAULT_PAGE_SIZE, cursor });
+  });
+}

@@ -1,0 +1,78 @@
+import type { Context, Middleware } from 'koa';
+import { checkCsrfToken, resolveSession, type Session } from '../accounts/index.js';
+import type { Deps } from '../deps.js';
+import { AppError } from '../errors.js';
+import type { Actor } from '../tokens/index.js';
+
+export const SESSION_COOKIE = 'sat_session';
+export const CSRF_HEADER = 'X-CSRF-Token';
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+export interface AdminState {
+  session: Session;
+  /** The session token as presented (for the CSRF token of /me). */
+  sessionToken: string;
+  via: 'bearer' | 'cookie';
+  actor: Actor;
+}
+
+/** The state requireAdmin leaves for the route handlers. */
+export function adminState(ctx: Context): AdminState {
+  return ctx.state.admin as AdminState;
+}
+
+/** Secure when the request came over HTTPS (ctx.secure honours TRUST_PROXY) or the public issuer is https. */
+function secureCookies(ctx: Context, deps: Deps): boolean {
+  return ctx.secure || deps.config.issuer.startsWith('https:');
+}
+
+export function setSessionCookie(ctx: Context, deps: Deps, token: string, expiresAt: Date): void {
+  const maxAge = Math.max(0, Math.floor((expiresAt.getTime() - Date.now()) / 1000));
+  const parts = [`${SESSION_COOKIE}=${token}`, 'Path=/', `Max-Age=${maxAge}`, 'HttpOnly', 'SameSite=Strict'];
+  if (secureCookies(ctx, deps)) parts.push('Secure');
+  ctx.append('Set-Cookie', parts.join('; '));
+}
+
+export function clearSessionCookie(ctx: Context, deps: Deps): void {
+  const parts = [`${SESSION_COOKIE}=`, 'Path=/', 'Max-Age=0', 'HttpOnly', 'SameSite=Strict'];
+  if (secureCookies(ctx, deps)) parts.push('Secure');
+  ctx.append('Set-Cookie', parts.join('; '));
+}
+
+function bearerToken(ctx: Context): string | undefined | null {
+  const header = ctx.get('authorization');
+  if (!header) return undefined;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return m ? m[1]! : null; // null: an Authorization header that is not a Bearer token
+}
+
+/**
+ * Every admin call but login: the session from `Authorization: Bearer` (preferred when present) or from the
+ * session cookie. A cookie-authenticated unsafe method must also carry `X-CSRF-Token` equal to the session's
+ * CSRF token (403 csrf_failed otherwise); Bearer requests cannot be forged cross-site and need none.
+ */
+export function requireAdmin(deps: Deps): Middleware {
+  return async (ctx, next) => {
+    const bearer = bearerToken(ctx);
+    const cookie = bearer === undefined ? ctx.cookies.get(SESSION_COOKIE) : undefined;
+    const token = bearer ?? cookie;
+    const session = token ? await resolveSession(deps, token) : undefined;
+    if (!token || !session) {
+      if (cookie) clearSessionCookie(ctx, deps);
+      throw new AppError('unauthorized', 'Sign in first: no valid session.', undefined, { 'WWW-Authenticate': 'Bearer' });
+    }
+    const via = bearer ? 'bearer' : 'cookie';
+    if (via === 'cookie' && !SAFE_METHODS.has(ctx.method) && !checkCsrfToken(token, ctx.get(CSRF_HEADER) || undefined)) {
+      throw new AppError('csrf_failed', `A request authenticated by the session cookie must carry the ${CSRF_HEADER} header.`);
+    }
+    const state: AdminState = {
+      session,
+      sessionToken: token,
+      via,
+      actor: { id: session.admin.id, email: session.admin.email, organisation_id: session.admin.organisation.id },
+    };
+    ctx.state.admin = state;
+    await next();
+  };
+}

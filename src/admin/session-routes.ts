@@ -1,0 +1,33 @@
+import type Router from '@koa/router';
+import type { Middleware } from 'koa';
+import { csrfTokenFor, signIn, signInBody, signOut } from '../accounts/index.js';
+import type { Deps } from '../deps.js';
+import { emptyBody, parseBody } from '../http/validate.js';
+import { adminState, clearSessionCookie, setSessionCookie } from './auth.js';
+
+/** POST /login, POST /logout, GET /me (SPEC "Admin API"). */
+export function sessionRoutes(router: Router, deps: Deps, auth: Middleware): void {
+  router.post('/login', async (ctx) => {
+    const input = parseBody(ctx, signInBody);
+    const signedIn = await signIn(deps, input, { ip: ctx.ip });
+    setSessionCookie(ctx, deps, signedIn.token, new Date(signedIn.expires_at));
+    ctx.body = signedIn;
+  });
+
+  router.post('/logout', auth, async (ctx) => {
+    parseBody(ctx, emptyBody);
+    await signOut(deps, adminState(ctx).session, { ip: ctx.ip });
+    clearSessionCookie(ctx, deps);
+    ctx.status = 204;
+  });
+
+  router.get('/me', auth, (ctx) => {
+    const { session, sessionToken } = adminState(ctx);
+    ctx.body = {
+      admin: session.admin,
+      organisation: session.admin.organisation,
+      expires_at: session.expires_at.toISOString(),
+      csrf_token: csrfTokenFor(sessionToken),
+    };
+  });
+}

@@ -1,0 +1,94 @@
+// The audit log: who generated or revoked which token, who signed in, when and from which address.
+import { randomUUID } from 'node:crypto';
+import { cursorTimeSql, decodeCursor, encodeCursor, type AuditEventRow, type Db } from '../db/index.js';
+import { validationFailed } from '../errors.js';
+
+export type AuditAction =
+  | 'token.generated'
+  | 'token.revoked'
+  | 'admin.signed_in'
+  | 'admin.sign_in_failed'
+  | 'admin.signed_out';
+
+export interface AuditEventInput {
+  organisation_id: string;
+  /** null for the `sat` CLI (actor_email 'cli'). */
+  actor_id: string | null;
+  actor_email: string;
+  action: AuditAction;
+  token_id?: string | null;
+  token_name?: string | null;
+  client_id?: string | null;
+  ip?: string | null;
+  created_at?: Date;
+}
+
+/** The audit event of the admin API (GET /admin/api/audit). */
+export interface AuditEventResource {
+  id: string;
+  action: string;
+  actor_id: string | null;
+  actor_email: string;
+  token_id: string | null;
+  token_name: string | null;
+  client_id: string | null;
+  ip: string | null;
+  created_at: string;
+}
+
+export interface AuditPage {
+  items: AuditEventResource[];
+  next_cursor: string | null;
+}
+
+/** Writes one event; call it with the transaction of the change it records, so both commit or neither. */
+export async function recordAudit(trx: Db, event: AuditEventInput): Promise<void> {
+  await trx<AuditEventRow>('audit_events').insert({
+    id: randomUUID(),
+    organisation_id: event.organisation_id,
+    actor_id: event.actor_id,
+    actor_email: event.actor_email,
+    action: event.action,
+    token_id: event.token_id ?? null,
+    token_name: event.token_name ?? null,
+    client_id: event.client_id ?? null,
+    ip: event.ip ?? null,
+    ...(event.created_at ? { created_at: event.created_at } : {}),
+  });
+}
+
+function toAuditResource(row: AuditEventRow): AuditEventResource {
+  return {
+    id: row.id,
+    action: row.action,
+    actor_id: row.actor_id,
+    actor_email: row.actor_email,
+    token_id: row.token_id,
+    token_name: row.token_name,
+    client_id: row.client_id,
+    ip: row.ip,
+    created_at: row.created_at.toISOString(),
+  };
+}
+
+/** One organisation's events, newest first, keyset-paged on the (organisation_id, created_at, id) index. */
+export async function listAudit(db: Db, organisationId: string, page: { limit: number; cursor?: string | undefined }): Promise<AuditPage> {
+  const key = page.cursor === undefined ? undefined : decodeCursor(page.cursor);
+  if (page.cursor !== undefined && !key) throw validationFailed('cursor', 'is not a cursor from a previous page');
+  const query = db('audit_events as e')
+    .select('e.*', db.raw(`${cursorTimeSql('e.created_at')} as cursor_at`))
+    .where('e.organisation_id', organisationId)
+    .orderBy([
+      { column: 'e.created_at', order: 'desc' },
+      { column: 'e.id', order: 'desc' },
+    ])
+    .limit(page.limit + 1);
+  if (key) query.andWhereRaw('(e.created_at, e.id) < (?::timestamptz, ?::uuid)', [key.at, key.id]);
+  const rows = (await query) as Array<AuditEventRow & { cursor_at: string }>;
+  const items = rows.slice(0, page.limit);
+  const last = items[items.length - 1];
+  return {
+    items: items.map(toAuditResource),
+    next_cursor: rows.length > page.limit && last ? encodeCursor({ at: last.cursor_at, id: last.id }) : null,
+  };
+}

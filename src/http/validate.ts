@@ -1,0 +1,100 @@
+import type { Context, Middleware } from 'koa';
+import { z } from 'zod';
+import { AppError, type ErrorDetail } from '../errors.js';
+
+/** SPEC "Admin API": request bodies over 1 MB get 413. */
+export const MAX_JSON_BODY_BYTES = 1024 * 1024;
+
+function hasBody(ctx: Context): boolean {
+  if (ctx.get('transfer-encoding')) return true;
+  const length = ctx.get('content-length');
+  return length !== '' && length !== '0';
+}
+
+function tooLarge(ctx: Context): AppError {
+  ctx.set('Connection', 'close'); // the rest of the body is not read; do not reuse the connection
+  return new AppError('payload_too_large', 'The request body is larger than 1 MB.');
+}
+
+/**
+ * Reads a JSON request body into `ctx.state.body` (undefined when the request has none). Strict: a body must be
+ * `application/json` (or `+json`) in UTF-8 (else 415), at most `limit` bytes (else 413, checked against
+ * Content-Length first and while reading), and valid JSON (else 400 invalid_json).
+ */
+export function jsonBody(limit = MAX_JSON_BODY_BYTES): Middleware {
+  return async (ctx, next) => {
+    ctx.state.body = undefined;
+    if (!hasBody(ctx)) return next();
+    const charset = /;\s*charset=("?)([^";]+)\1/i.exec(ctx.get('content-type'))?.[2]?.toLowerCase();
+    if (!ctx.is('application/json', '+json') || (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8')) {
+      throw new AppError('unsupported_media_type', 'Send the request body as application/json (UTF-8).');
+    }
+    const declared = Number(ctx.get('content-length') || 0);
+    if (declared > limit) throw tooLarge(ctx);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > limit) throw tooLarge(ctx);
+      chunks.push(chunk);
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks)));
+    } catch {
+      throw new AppError('invalid_json', 'The request body is not valid JSON.');
+    }
+    ctx.state.body = value;
+    await next();
+  };
+}
+
+function valueAt(input: unknown, path: PropertyKey[]): unknown {
+  let v = input;
+  for (const key of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<PropertyKey, unknown>)[key];
+  }
+  return v;
+}
+
+/** zod issues as SPEC details: one `{path, message}` per problem, the path naming the field (`services.1`). */
+export function issuesToDetails(error: z.ZodError, input: unknown, root = 'body'): ErrorDetail[] {
+  const details: ErrorDetail[] = [];
+  for (const issue of error.issues) {
+    const path = issue.path.map(String).join('.');
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) details.push({ path: path ? `${path}.${key}` : key, message: 'is not a known field' });
+      continue;
+    }
+    if (issue.path.length > 0 && issue.code === 'invalid_type' && valueAt(input, issue.path) === undefined) {
+      details.push({ path, message: 'is required' });
+      continue;
+    }
+    if (issue.path.length === 0 && issue.code === 'invalid_type') {
+      details.push({ path: root, message: root === 'body' ? 'must be a JSON object' : issue.message });
+      continue;
+    }
+    details.push({ path: path || root, message: issue.message });
+  }
+  return details;
+}
+
+function parseWith<T extends z.ZodType>(schema: T, input: unknown, root: string): z.output<T> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  throw new AppError('validation_failed', 'The request is not valid.', issuesToDetails(result.error, input, root));
+}
+
+/** The JSON body read by `jsonBody`, validated; `validation_failed` names every bad or unknown field. */
+export function parseBody<T extends z.ZodType>(ctx: Context, schema: T): z.output<T> {
+  return parseWith(schema, ctx.state.body, 'body');
+}
+
+/** The query string, validated the same way (a repeated parameter arrives as an array and fails a string rule). */
+export function parseQuery<T extends z.ZodType>(ctx: Context, schema: T): z.output<T> {
+  return parseWith(schema, { ...ctx.query }, 'query');
+}
+
+/** For endpoints that take no body: none, or an empty JSON object. */
+export const emptyBody = z.object({}).strict().optional();

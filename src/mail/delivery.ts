@@ -1,0 +1,179 @@
+// The outbox worker: claim due mail in one short statement, send outside any transaction, record the outcome.
+import { randomUUID } from 'node:crypto';
+import type { Knex } from 'knex';
+import { affectedRows, type MailOutboxRow } from '../db/index.js';
+import type { Deps } from '../deps.js';
+import { mailDeliveries } from '../metrics.js';
+import type { MailTransport } from './transport.js';
+
+/**
+ * How long a claim holds its rows. Longer than a batch can take with the transport's timeouts
+ * (10 mails × at most 60 s each), so only a crashed or stuck sender loses its claim; its rows are then due again.
+ */
+export const LEASE_MS = 15 * 60_000;
+export const BATCH_SIZE = 10;
+const MAX_BATCHES_PER_RUN = 20;
+
+export interface DeliveryResult {
+  sent: number;
+  retried: number;
+  failed: number;
+  /** Claimed but handed back unsent because the worker was stopping. */
+  released: number;
+}
+
+type DeliveryDeps = Pick<Deps, 'db' | 'config' | 'log' | 'clock'>;
+
+/**
+ * Claims up to `limit` due messages for `claimId`: pending, due, and not under another sender's live lease.
+ * One UPDATE over a `FOR UPDATE SKIP LOCKED` subquery: two instances never claim the same row, and neither waits
+ * for the other.
+ */
+export async function claimDueMail(knex: Knex, claimId: string, now: Date, limit = BATCH_SIZE): Promise<MailOutboxRow[]> {
+  return knex<MailOutboxRow>('mail_outbox')
+    .whereIn('id', (sub) =>
+      sub
+        .select('id')
+        .from('mail_outbox')
+        .where('status', 'pending')
+        .andWhere('next_attempt_at', '<=', now)
+        .andWhere((w) => w.whereNull('locked_until').orWhere('locked_until', '<=', now))
+        .orderBy([{ column: 'next_attempt_at' }, { column: 'id' }])
+        .limit(limit)
+        .forUpdate()
+        .skipLocked(),
+    )
+    .update({
+      attempts: knex.raw('attempts + 1') as unknown as number,
+      locked_by: claimId,
+      locked_until: new Date(now.getTime() + LEASE_MS),
+    })
+    .returning('*') as unknown as Promise<MailOutboxRow[]>;
+}
+
+/**
+ * Delay before the next attempt after `attempts` failed ones: base × 2^(attempts-1), capped, with "equal jitter"
+ * (half fixed, half random) so instances that failed together do not retry together.
+ */
+export function retryDelayMs(
+  attempts: number,
+  config: { mailRetryBaseSeconds: number; mailRetryMaxSeconds: number },
+  random: () => number = Math.random,
+): number {
+  const exp = Math.min(config.mailRetryMaxSeconds, config.mailRetryBaseSeconds * 2 ** Math.max(0, attempts - 1)) * 1000;
+  return Math.round(exp / 2 + random() * (exp / 2));
+}
+
+function describeError(err: unknown): string {
+  const e = err as { code?: string; responseCode?: number; message?: string };
+  const text = [e?.code, e?.responseCode, e?.message ?? String(err)].filter((v) => v !== undefined && v !== '').join(' ');
+  return text.slice(0, 500);
+}
+
+/**
+ * SPEC "Email": sends due mail from the outbox through `transport`. A failure schedules a retry with backoff; after
+ * MAIL_MAX_ATTEMPTS the message is marked failed, logged and counted. When `signal` aborts (shutdown), the worker
+ * stops between messages and hands back what it claimed but did not send, so the next start sends it at once.
+ */
+export async function deliverDueMail(
+  deps: DeliveryDeps,
+  transport: MailTransport,
+  options: { signal?: AbortSignal; batchSize?: number } = {},
+): Promise<DeliveryResult> {
+  const { knex } = deps.db;
+  const batchSize = options.batchSize ?? BATCH_SIZE;
+  const result: DeliveryResult = { sent: 0, retried: 0, failed: 0, released: 0 };
+
+  for (let batch = 0; batch < MAX_BATCHES_PER_RUN && !options.signal?.aborted; batch++) {
+    const claimId = randomUUID();
+    const rows = await claimDueMail(knex, claimId, deps.clock(), batchSize);
+    for (const [index, row] of rows.entries()) {
+      if (options.signal?.aborted) {
+        result.released += await releaseClaim(knex, claimId, rows.slice(index));
+        break;
+      }
+      await deliverOne(deps, transport, claimId, row, result);
+    }
+    if (rows.length < batchSize) break;
+  }
+  return result;
+}
+
+async function deliverOne(
+  deps: DeliveryDeps,
+  transport: MailTransport,
+  claimId: string,
+  row: MailOutboxRow,
+  result: DeliveryResult,
+): Promise<void> {
+  const { knex } = deps.db;
+  const mine = () => knex<MailOutboxRow>('mail_outbox').where({ id: row.id, locked_by: claimId });
+  const fields = { mail_id: row.id, message_id: row.message_id, kind: row.kind, attempt: row.attempts };
+  try {
+    await transport.send({
+      id: row.id,
+      kind: row.kind,
+      messageId: row.message_id,
+      to: row.recipient,
+      subject: row.subject,
+      text: row.text_body,
+      html: row.html_body,
+      date: row.created_at,
+    });
+  } catch (err) {
+    const error = describeError(err);
+    const now = deps.clock();
+    if (row.attempts >= deps.config.mailMaxAttempts) {
+      await mine().update({ status: 'failed', last_error: error, locked_by: null, locked_until: null });
+      mailDeliveries.inc({ outcome: 'failed', kind: row.kind });
+      result.failed++;
+      deps.log.error('mail could not be delivered; gave up', { ...fields, recipient: row.recipient, error, via: transport.target });
+    } else {
+      const next = new Date(now.getTime() + retryDelayMs(row.attempts, deps.config));
+      await mine().update({ next_attempt_at: next, last_error: error, locked_by: null, locked_until: null });
+      mailDeliveries.inc({ outcome: 'retried', kind: row.kind });
+      result.retried++;
+      deps.log.warn('mail delivery failed; will retry', { ...fields, error, next_attempt_at: next.toISOString(), via: transport.target });
+    }
+    return;
+  }
+  const updated = affectedRows(
+    await mine().update({ status: 'sent', sent_at: deps.clock(), last_error: null, locked_by: null, locked_until: null }),
+  );
+  mailDeliveries.inc({ outcome: 'sent', kind: row.kind });
+  result.sent++;
+  if (updated === 0) {
+    // Our lease ran out mid-send and another sender took the row: it may go out twice, with the same Message-ID.
+    deps.log.warn('mail sent after its claim expired; another instance may send it again', fields);
+  } else {
+    deps.log.debug('mail sent', fields);
+  }
+}
+
+async function releaseClaim(knex: Knex, claimId: string, rows: MailOutboxRow[]): Promise<number> {
+  if (rows.length === 0) return 0;
+  return affectedRows(
+    await knex<MailOutboxRow>('mail_outbox')
+      .whereIn(
+        'id',
+        rows.map((r) => r.id),
+      )
+      .andWhere({ locked_by: claimId })
+      .update({
+        attempts: knex.raw('attempts - 1') as unknown as number,
+        locked_by: null,
+        locked_until: null,
+      }),
+  );
+}
+
+export const SENT_RETENTION_DAYS = 30;
+
+/**
+ * Deletes mail sent more than `retentionDays` ago, so the outbox stays small. Failed mail is kept for operators
+ * to inspect (and, if they choose, to queue again).
+ */
+export async function pruneSentMail(deps: Pick<Deps, 'db' | 'clock'>, retentionDays = SENT_RETENTION_DAYS): Promise<number> {
+  const cutoff = new Date(deps.clock().getTime() - retentionDays * 86_400_000);
+  return affectedRows(await deps.db.knex('mail_outbox').where('status', 'sent').andWhere('sent_at', '<', cutoff).delete());
+}

@@ -1,0 +1,91 @@
+// Where mail goes: nodemailer on SMTP_URL, or, with no SMTP_URL (the embedded default), `.eml` files in DATA_DIR/mail.
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import nodemailer from 'nodemailer';
+import type { Config } from '../config/index.js';
+import type { Logger } from '../log.js';
+
+/** One message as the transport sends it: everything fixed by the outbox row, so a resend is the same message. */
+export interface OutgoingMail {
+  /** The outbox row id (names the `.eml` file). */
+  id: string;
+  kind: string;
+  messageId: string;
+  to: string;
+  subject: string;
+  text: string;
+  html: string;
+  date: Date;
+}
+
+export interface MailTransport {
+  /** For the log: `smtp://host:port` (never the credentials) or the `.eml` directory. */
+  readonly target: string;
+  send(mail: OutgoingMail): Promise<void>;
+  close(): void;
+}
+
+// Bounded waits, so a hanging SMTP server delays one worker run, never the claim lease (see delivery.ts).
+const SMTP_TIMEOUTS = { connectionTimeout: 15_000, greetingTimeout: 15_000, socketTimeout: 30_000 };
+
+// RFC 3834: an automatic notice; asks auto-responders not to answer it.
+const NOTICE_HEADERS = { 'Auto-Submitted': 'auto-generated', 'X-Auto-Response-Suppress': 'All' };
+
+/** `smtp://user:pass@host:587` → `smtp://host:587`. */
+export function describeSmtpUrl(url: string): string {
+  const u = new URL(url);
+  const port = u.port || (u.protocol === 'smtps:' ? '465' : '587');
+  return `${u.protocol}//${u.hostname}:${port}`;
+}
+
+export function createMailTransport(config: Pick<Config, 'smtpUrl' | 'mailFrom' | 'dataDir'>, log: Logger): MailTransport {
+  if (config.smtpUrl) {
+    const target = describeSmtpUrl(config.smtpUrl);
+    const transporter = nodemailer.createTransport({ url: config.smtpUrl, ...SMTP_TIMEOUTS });
+    log.info('mail is delivered over SMTP', { smtp: target, from: config.mailFrom });
+    return {
+      target,
+      async send(mail) {
+        await transporter.sendMail({
+          from: config.mailFrom,
+          to: mail.to,
+          subject: mail.subject,
+          text: mail.text,
+          html: mail.html,
+          messageId: mail.messageId,
+          date: mail.date,
+          headers: NOTICE_HEADERS,
+        });
+      },
+      close: () => transporter.close(),
+    };
+  }
+
+  const dir = path.join(config.dataDir, 'mail');
+  const composer = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
+  log.info('SMTP_URL is not set: mail is written as .eml files instead of being sent', { directory: dir });
+  return {
+    target: dir,
+    async send(mail) {
+      const info = await composer.sendMail({
+        from: config.mailFrom,
+        to: mail.to,
+        subject: mail.subject,
+        text: mail.text,
+        html: mail.html,
+        messageId: mail.messageId,
+        date: mail.date,
+        headers: NOTICE_HEADERS,
+      });
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      // Named by queue time and row id: sorts in order, and a resend overwrites its own file instead of adding one.
+      const stamp = mail.date.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+      const file = path.join(dir, `${stamp}-${mail.kind}-${mail.id}.eml`);
+      const tmp = `${file}.tmp`;
+      writeFileSync(tmp, info.message as Buffer, { mode: 0o600 });
+      renameSync(tmp, file);
+      log.info('mail written to a file (no SMTP_URL)', { file, kind: mail.kind, message_id: mail.messageId });
+    },
+    close: () => composer.close(),
+  };
+}

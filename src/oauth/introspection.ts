@@ -1,0 +1,130 @@
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JWK, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { Middleware } from 'koa';
+import type { Deps } from '../deps.js';
+import { findTokenByClientId, isAccessTokenRevoked } from '../tokens/index.js';
+import { authenticateCaller, OAuthEndpointError, readForm, sendOAuthError } from './caller.js';
+import { keyRetentionMs, loadKeySet, type KeySet } from './keys.js';
+
+const PUBLIC_MEMBERS = ['kty', 'crv', 'x', 'y', 'n', 'e', 'kid', 'alg', 'use'] as const;
+
+function publicJwk(jwk: JWK): JWK {
+  const out: Record<string, unknown> = {};
+  for (const k of PUBLIC_MEMBERS) if (jwk[k] !== undefined) out[k] = jwk[k];
+  return out as JWK;
+}
+
+/** The claims of one of our access tokens, once its signature, issuer, audience, type and times check out. */
+export interface AccessTokenClaims extends JWTPayload {
+  jti: string;
+  exp: number;
+  iat: number;
+  sub: string;
+  client_id: string;
+  org_id?: string;
+  scope?: string;
+}
+
+/**
+ * Verifies a JWT access token against the key set we publish (RFC 9068: `typ` at+jwt, our issuer and audience,
+ * no clock tolerance). A `kid` this instance has not loaded yet (another instance rotated a moment ago) is looked
+ * up in the database once before the token is judged.
+ */
+export function createAccessTokenVerifier(deps: Deps, keySet: () => KeySet) {
+  let cached: { fingerprint: string; jwks: JWTVerifyGetKey; algs: string[] } | undefined;
+  const verifierFor = (set: KeySet) => {
+    if (cached?.fingerprint !== set.fingerprint) {
+      const keys = set.keys.map(publicJwk);
+      cached = {
+        fingerprint: set.fingerprint,
+        jwks: createLocalJWKSet({ keys }),
+        algs: [...new Set(keys.map((k) => k.alg).filter((a): a is string => typeof a === 'string'))],
+      };
+    }
+    return cached;
+  };
+
+  return async function verifyAccessToken(token: string): Promise<AccessTokenClaims | undefined> {
+    if (token.length > 16_384 || token.split('.').length !== 3) return undefined;
+    let kid: unknown;
+    try {
+      kid = decodeProtectedHeader(token).kid;
+    } catch {
+      return undefined;
+    }
+    let set = keySet();
+    if (typeof kid === 'string' && !set.keys.some((k) => k.kid === kid)) {
+      const fresh = await loadKeySet(
+        deps.db.knex,
+        deps.config.signingAlg,
+        deps.clock(),
+        keyRetentionMs(deps.config.accessTokenTtlSeconds),
+      );
+      if (!fresh || !fresh.keys.some((k) => k.kid === kid)) return undefined;
+      set = fresh;
+    }
+    const { jwks, algs } = set === keySet() ? verifierFor(set) : { jwks: createLocalJWKSet({ keys: set.keys.map(publicJwk) }), algs: undefined };
+    try {
+      const { payload } = await jwtVerify(token, jwks, {
+        issuer: deps.config.issuer,
+        audience: deps.config.apiAudience,
+        typ: 'at+jwt',
+        ...(algs ? { algorithms: algs } : {}),
+        clockTolerance: 0,
+        currentDate: deps.clock(),
+        requiredClaims: ['exp', 'iat', 'jti', 'sub', 'client_id'],
+      });
+      if (typeof payload.client_id !== 'string' || typeof payload.jti !== 'string') return undefined;
+      return payload as AccessTokenClaims;
+    } catch {
+      return undefined;
+    }
+  };
+}
+
+export type AccessTokenVerifier = ReturnType<typeof createAccessTokenVerifier>;
+
+/**
+ * POST /token/introspection (RFC 7662), in place of oidc-provider's, which refuses JWT access tokens. The caller
+ * authenticates as any valid token of an organisation; the answer is `active: true` with the token's claims only
+ * when the JWT is ours and unexpired, its client still exists and has not expired, it belongs to the caller's
+ * organisation, and it was not revoked at the revocation endpoint. Anything else is `{active: false}`.
+ */
+export function introspectionEndpoint(deps: Deps, verify: AccessTokenVerifier): Middleware {
+  return async (ctx) => {
+    try {
+      const form = await readForm(ctx);
+      const caller = await authenticateCaller(deps, ctx, form);
+      const token = form.get('token');
+      if (!token) throw new OAuthEndpointError(400, 'invalid_request', "missing required parameter 'token'");
+      ctx.set('Cache-Control', 'no-store');
+      ctx.set('Pragma', 'no-cache');
+      ctx.body = await introspect(deps, verify, caller.organisationId, token);
+    } catch (err) {
+      if (err instanceof OAuthEndpointError) return sendOAuthError(ctx, err);
+      deps.log.error('introspection failed', { err, request_id: ctx.state.requestId });
+      sendOAuthError(ctx, new OAuthEndpointError(500, 'server_error', 'introspection failed'));
+    }
+  };
+}
+
+async function introspect(deps: Deps, verify: AccessTokenVerifier, organisationId: string, token: string): Promise<Record<string, unknown>> {
+  const inactive = { active: false };
+  const claims = await verify(token);
+  if (!claims || claims.org_id !== organisationId) return inactive;
+  const client = await findTokenByClientId(deps.db.knex, claims.client_id);
+  if (!client || client.organisation_id !== organisationId || client.expires_at.getTime() <= deps.clock().getTime()) return inactive;
+  if (await isAccessTokenRevoked(deps.db.knex, claims.jti)) return inactive;
+  return {
+    active: true,
+    scope: claims.scope ?? '',
+    client_id: claims.client_id,
+    sub: claims.sub,
+    aud: claims.aud,
+    iss: claims.iss,
+    exp: claims.exp,
+    iat: claims.iat,
+    jti: claims.jti,
+    org_id: claims.org_id,
+    token_type: 'Bearer',
+  };
+}

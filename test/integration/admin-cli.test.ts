@@ -1,0 +1,125 @@
+// `sat token create|list|revoke`, run as users run them (the built dist/: `npm run build` first).
+import { call, signIn } from '../support/admin-api.js';
+import { runSat, startSatServe, type ServeProcess } from '../support/cli.js';
+import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { basic, daysFromNow } from '../support/fixtures.js';
+import { freePort } from '../support/server.js';
+
+const exchange = (url: string, clientId: string, secret: string) =>
+  fetch(`${url}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(clientId, secret) },
+    body: 'grant_type=client_credentials',
+  });
+
+describe.each(testDatabases())('sat token commands on %s', (kind) => {
+  let db: TestDb;
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('creates, lists and revokes tokens with no server running, with the admin API’s rules', async () => {
+    expect((await runSat(['admin', 'add', '--org', 'Initech', '--email', 'bill@initech.example', '--password', 'tps-reports-1'], db.env)).code).toBe(0);
+    const expires = daysFromNow(20);
+
+    const created = await runSat(
+      ['token', 'create', '--org', 'initech', '--name', 'Payroll_Integration', '--expires', expires, '--services', 'employees, jobs'],
+      db.env,
+    );
+    expect(created.stderr).not.toMatch(/sat: /);
+    expect(created.code).toBe(0);
+    const secret = /client secret: (sats_\S+)/.exec(created.stdout)?.[1];
+    const clientId = /client ID:\s+(sat_\S+)/.exec(created.stdout)?.[1];
+    const id = /\(([0-9a-f-]{36})\)/.exec(created.stdout)?.[1];
+    expect(secret).toMatch(/^sats_[0-9A-Za-z]{49}$/);
+    expect(clientId).toMatch(/^sat_[0-9A-Za-z]{22}$/);
+    expect(created.stdout).toContain('shown only this once');
+
+    const listed = await runSat(['token', 'list', '--org', 'Initech', '--json'], db.env);
+    expect(listed.code).toBe(0);
+    const list = JSON.parse(listed.stdout) as { items: Array<Record<string, unknown>>; active_count: number; max_active: number };
+    expect(list).toMatchObject({ active_count: 1, max_active: 25 });
+    expect(list.items).toEqual([
+      expect.objectContaining({
+        id,
+        name: 'Payroll_Integration',
+        client_id: clientId,
+        services: ['employees', 'jobs'],
+        status: 'active',
+        expires_at: `${expires}T23:59:59.999Z`,
+        created_by: null,
+      }),
+    ]);
+    expect(listed.stdout).not.toContain(secret!);
+    const table = await runSat(['token', 'list', '--org', 'Initech'], db.env);
+    expect(table.stdout).toContain('"Payroll_Integration"');
+    expect(table.stdout).toContain('1 of at most 25 tokens active');
+    expect(table.stdout).not.toContain(secret!);
+
+    // The same rules as the API: name taken, bad expiry, unknown service, unknown organisation, limit.
+    const dup = await runSat(['token', 'create', '--org', 'Initech', '--name', 'payroll_integration', '--expires', expires, '--services', 'jobs'], db.env);
+    expect(dup.code).toBe(1);
+    expect(dup.stderr).toContain('already exists');
+    const past = await runSat(['token', 'create', '--org', 'Initech', '--name', 'x', '--expires', '2020-01-01', '--services', 'jobs'], db.env);
+    expect(past.code).toBe(1);
+    expect(past.stderr).toContain('expires_at: must be in the future');
+    const svc = await runSat(['token', 'create', '--org', 'Initech', '--name', 'x', '--expires', expires, '--services', 'payroll'], db.env);
+    expect(svc.code).toBe(1);
+    expect(svc.stderr).toContain('services: unknown service: payroll');
+    const noOrg = await runSat(['token', 'list', '--org', 'Nobody Inc'], db.env);
+    expect(noOrg.code).toBe(1);
+    expect(noOrg.stderr).toContain('no organisation named');
+    const limited = await runSat(
+      ['token', 'create', '--org', 'Initech', '--name', 'one-too-many', '--expires', expires, '--services', 'jobs'],
+      { ...db.env, MAX_ACTIVE_TOKENS: '1' },
+    );
+    expect(limited.code).toBe(1);
+    expect(limited.stderr).toMatch(/already has 1 active tokens/);
+
+    const usage = await runSat(['token', 'create', '--org', 'Initech', '--name', 'x'], db.env);
+    expect(usage.code).toBe(2);
+    expect((await runSat(['token', 'revoke', '--org', 'Initech'], db.env)).code).toBe(2);
+
+    const revoked = await runSat(['token', 'revoke', '--org', 'Initech', id!], db.env);
+    expect(revoked.code).toBe(0);
+    expect(revoked.stdout).toContain(`Revoked token "Payroll_Integration" (${id}`);
+    const again = await runSat(['token', 'revoke', '--org', 'Initech', id!], db.env);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('No such token');
+    expect(JSON.parse((await runSat(['token', 'list', '--org', 'Initech', '--json'], db.env)).stdout).items).toEqual([]);
+  });
+
+  it('works while the server runs: the token exchanges at once, shows in the API, and revocation stops it', async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const env = { ...db.env, PORT: String(port), HOST: '127.0.0.1', ISSUER: url };
+    let server: ServeProcess | undefined;
+    try {
+      server = await startSatServe(env);
+      expect((await runSat(['admin', 'add', '--org', 'Hooli', '--email', 'gavin@hooli.example', '--password', 'nucleus-pass'], env)).code).toBe(0);
+      const created = await runSat(['token', 'create', '--org', 'Hooli', '--name', 'cli-made', '--expires', daysFromNow(3), '--services', 'candidates', '--json'], env);
+      expect(created.code).toBe(0);
+      const t = JSON.parse(created.stdout) as { id: string; client_id: string; client_secret: string };
+      expect((await exchange(url, t.client_id, t.client_secret)).status).toBe(200);
+
+      const s = await signIn({ url }, 'gavin@hooli.example', 'nucleus-pass');
+      const got = await call({ url }, 'GET', `/tokens/${t.id}`, { token: s.token });
+      expect(got.body).toMatchObject({ name: 'cli-made', created_by: null });
+
+      expect((await runSat(['token', 'revoke', '--org', 'Hooli', t.id], env)).code).toBe(0);
+      expect((await exchange(url, t.client_id, t.client_secret)).status).toBe(401);
+      const audit = await call({ url }, 'GET', '/audit', { token: s.token });
+      const cli = audit.body.items.filter((e: { actor_email: string }) => e.actor_email === 'cli');
+      expect(cli.map((e: { action: string; actor_id: string | null; ip: string | null }) => [e.action, e.actor_id, e.ip])).toEqual([
+        ['token.revoked', null, null],
+        ['token.generated', null, null],
+      ]);
+      expect(server.output()).not.toContain(t.client_secret.slice(5, 30));
+    } finally {
+      expect(await server?.stop()).toBe(0);
+    }
+  });
+});

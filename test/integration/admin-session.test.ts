@@ -1,0 +1,318 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pruneSessions } from '../../src/accounts/index.js';
+import { call, signIn, tokenBody } from '../support/admin-api.js';
+import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { makeAdmin } from '../support/fixtures.js';
+import { startServer, type TestServer } from '../support/server.js';
+
+let nextAddress = 1;
+/** A fresh client address per use, so the per-address throttle of one test does not leak into another. */
+const freshIp = () => {
+  const n = nextAddress++;
+  return `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
+};
+
+const DELAY_MS = 300;
+
+describe.each(testDatabases())('admin sessions on %s', (kind) => {
+  let db: TestDb;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sat-conf-'));
+    const configFile = path.join(dir, 'config.json');
+    writeFileSync(
+      configFile,
+      JSON.stringify({ loginThrottle: { windowSeconds: 900, delayAfterFailures: 5, delayMs: DELAY_MS, blockAfterFailures: 10 } }),
+    );
+    // TRUST_PROXY: tests choose the client address with X-Forwarded-For.
+    server = await startServer(db, { TRUST_PROXY: 'true', CONFIG_FILE: configFile });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await db?.drop();
+  });
+
+  const login = (email: string, password: string, ip = freshIp(), extra: Record<string, unknown> = {}) =>
+    call(server, 'POST', '/login', { json: { email, password, ...extra }, headers: { 'x-forwarded-for': ip } });
+
+  it('signs in with the password, sets an HttpOnly SameSite=Strict cookie, and answers /me by Bearer and by cookie', async () => {
+    const admin = await makeAdmin(server.deps);
+    const res = await login(admin.email, admin.password);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    expect(res.body.token).toMatch(/^sas_[A-Za-z0-9_-]{43}$/);
+    expect(res.body.csrf_token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(res.body.admin).toEqual({
+      id: admin.id,
+      email: admin.email,
+      organisation: { id: admin.organisation_id, name: admin.organisation_name },
+    });
+    const ttl = Date.parse(res.body.expires_at) - Date.now();
+    expect(ttl).toBeGreaterThan(12 * 3600_000 - 60_000);
+    expect(ttl).toBeLessThanOrEqual(12 * 3600_000);
+
+    const cookie = res.headers.get('set-cookie') ?? '';
+    expect(cookie).toContain(`sat_session=${res.body.token}`);
+    expect(cookie).toMatch(/;\s*HttpOnly/i);
+    expect(cookie).toMatch(/;\s*SameSite=Strict/i);
+    expect(cookie).toMatch(/;\s*Path=\//);
+    expect(cookie).not.toMatch(/;\s*Secure/i); // plain http here
+
+    const viaBearer = await call(server, 'GET', '/me', { token: res.body.token });
+    expect(viaBearer.status).toBe(200);
+    expect(viaBearer.body).toMatchObject({
+      admin: { id: admin.id, email: admin.email },
+      organisation: { id: admin.organisation_id, name: admin.organisation_name },
+      csrf_token: res.body.csrf_token,
+    });
+    const viaCookie = await call(server, 'GET', '/me', { headers: { cookie: `sat_session=${res.body.token}` } });
+    expect(viaCookie.status).toBe(200);
+    expect(viaCookie.body.admin.email).toBe(admin.email);
+    expect(viaCookie.body.csrf_token).toBe(res.body.csrf_token);
+
+    // The database keeps a hash of the session token, never the token.
+    const rows = await server.deps.db.knex('admin_sessions').where({ admin_id: admin.id });
+    expect(rows).toHaveLength(1);
+    expect(JSON.stringify(rows)).not.toContain(res.body.token.slice(4));
+  });
+
+  it('marks the cookie Secure when the request came over HTTPS', async () => {
+    const admin = await makeAdmin(server.deps);
+    const res = await call(server, 'POST', '/login', {
+      json: { email: admin.email, password: admin.password },
+      headers: { 'x-forwarded-for': freshIp(), 'x-forwarded-proto': 'https' },
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('set-cookie')).toMatch(/;\s*Secure/i);
+  });
+
+  it('gives a wrong password and an unknown email the same 401 in about the same time', async () => {
+    const admin = await makeAdmin(server.deps);
+    const wrong = await login(admin.email, 'not-the-password');
+    const unknown = await login(`nobody-${Date.now()}@example.com`, 'not-the-password');
+    expect(wrong.status).toBe(401);
+    expect(unknown.status).toBe(401);
+    expect(wrong.body).toEqual({ error: 'invalid_credentials', message: expect.any(String) });
+    expect(unknown.body).toEqual(wrong.body);
+    expect(wrong.headers.get('set-cookie')).toBeNull();
+
+    // Timing: alternate both kinds (few per email, to stay below the throttle's delay) and compare medians.
+    const time = async (f: () => Promise<unknown>) => {
+      const t = process.hrtime.bigint();
+      await f();
+      return Number(process.hrtime.bigint() - t) / 1e6;
+    };
+    const known: number[] = [];
+    const missing: number[] = [];
+    for (let i = 0; i < 6; i += 1) {
+      const other = i % 2 === 0 ? await makeAdmin(server.deps) : admin;
+      known.push(await time(() => login(other.email, `wrong-${i}`)));
+      missing.push(await time(() => login(`ghost-${i}-${Date.now()}@example.com`, `wrong-${i}`)));
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const [a, b] = [median(known), median(missing)];
+    expect(Math.min(a, b)).toBeGreaterThan(10); // both paths really hash the password
+    expect(Math.abs(a - b)).toBeLessThan(Math.max(30, 0.5 * Math.max(a, b)));
+  });
+
+  it('validates the login body field by field', async () => {
+    const missing = await call(server, 'POST', '/login', { json: { email: 'a@example.com' } });
+    expect(missing.status).toBe(400);
+    expect(missing.body).toEqual({
+      error: 'validation_failed',
+      message: expect.any(String),
+      details: [{ path: 'password', message: 'is required' }],
+    });
+    const extra = await call(server, 'POST', '/login', { json: { email: 'a@example.com', password: 'x', remember: true } });
+    expect(extra.status).toBe(400);
+    expect(extra.body.details).toEqual([{ path: 'remember', message: expect.any(String) }]);
+    const wrongType = await call(server, 'POST', '/login', { json: { email: 42, password: ['x'] } });
+    expect(wrongType.status).toBe(400);
+    expect(wrongType.body.details.map((d: { path: string }) => d.path).sort()).toEqual(['email', 'password']);
+    const noBody = await call(server, 'POST', '/login');
+    expect(noBody.status).toBe(400);
+    expect(noBody.body.details).toEqual([{ path: 'body', message: 'must be a JSON object' }]);
+  });
+
+  it('refuses calls without a valid session', async () => {
+    const attempts: Array<Record<string, string>> = [
+      {},
+      { authorization: 'Bearer nonsense' },
+      { authorization: `Bearer sas_${'A'.repeat(43)}` },
+      { authorization: 'Basic dXNlcjpwYXNz' },
+      { cookie: `sat_session=sas_${'B'.repeat(43)}` },
+    ];
+    for (const headers of attempts) {
+      const res = await call(server, 'GET', '/tokens', { headers });
+      expect(res.status).toBe(401);
+      expect(res.body).toEqual({ error: 'unauthorized', message: expect.any(String) });
+    }
+  });
+
+  it('ends a session at logout and when it expires', async () => {
+    const admin = await makeAdmin(server.deps);
+    const a = await signIn(server, admin.email, admin.password, freshIp());
+    const out = await call(server, 'POST', '/logout', { token: a.token });
+    expect(out.status).toBe(204);
+    expect(out.headers.get('set-cookie')).toMatch(/sat_session=;.*Max-Age=0/);
+    expect((await call(server, 'GET', '/me', { token: a.token })).status).toBe(401);
+    expect(await server.deps.db.knex('admin_sessions').where({ admin_id: admin.id })).toHaveLength(0);
+
+    const b = await signIn(server, admin.email, admin.password, freshIp());
+    expect((await call(server, 'GET', '/me', { token: b.token })).status).toBe(200);
+    await server.deps.db.knex('admin_sessions').where({ admin_id: admin.id }).update({ expires_at: new Date(Date.now() - 1000) });
+    expect((await call(server, 'GET', '/me', { token: b.token })).status).toBe(401);
+    const viaCookie = await call(server, 'GET', '/me', { headers: { cookie: b.cookie } });
+    expect(viaCookie.status).toBe(401);
+    expect(viaCookie.headers.get('set-cookie')).toMatch(/sat_session=;.*Max-Age=0/); // the stale cookie is cleared
+  });
+
+  describe('CSRF defence for cookie sessions', () => {
+    it('refuses an unsafe cookie request without the X-CSRF-Token header, and changes nothing', async () => {
+      const admin = await makeAdmin(server.deps);
+      const s = await signIn(server, admin.email, admin.password, freshIp());
+      const body = tokenBody({ name: 'csrf-probe' });
+
+      const bare = await call(server, 'POST', '/tokens', { json: body, headers: { cookie: s.cookie } });
+      expect(bare.status).toBe(403);
+      expect(bare.body).toEqual({ error: 'csrf_failed', message: expect.any(String) });
+      const forged = await call(server, 'POST', '/tokens', { json: body, headers: { cookie: s.cookie, 'x-csrf-token': 'A'.repeat(43) } });
+      expect(forged.status).toBe(403);
+      const logout = await call(server, 'POST', '/logout', { headers: { cookie: s.cookie } });
+      expect(logout.status).toBe(403);
+      expect(await server.deps.db.knex('tokens').where({ organisation_id: admin.organisation_id })).toHaveLength(0);
+      expect((await call(server, 'GET', '/me', { token: s.token })).status).toBe(200); // logout did not happen
+
+      // Reads need no CSRF token; writes with the right one succeed; Bearer needs none.
+      expect((await call(server, 'GET', '/tokens', { headers: { cookie: s.cookie } })).status).toBe(200);
+      const ok = await call(server, 'POST', '/tokens', { json: body, headers: { cookie: s.cookie, 'x-csrf-token': s.csrf } });
+      expect(ok.status).toBe(201);
+      const bearer = await call(server, 'POST', '/tokens', { json: tokenBody(), token: s.token });
+      expect(bearer.status).toBe(201);
+      // Another session's CSRF token does not fit this session.
+      const other = await signIn(server, admin.email, admin.password, freshIp());
+      const crossed = await call(server, 'POST', `/tokens/${ok.body.id}/revoke`, { headers: { cookie: s.cookie, 'x-csrf-token': other.csrf } });
+      expect(crossed.status).toBe(403);
+      const revoked = await call(server, 'POST', `/tokens/${ok.body.id}/revoke`, { headers: { cookie: s.cookie, 'x-csrf-token': s.csrf } });
+      expect(revoked.status).toBe(200);
+    });
+  });
+
+  describe('sign-in throttle', () => {
+    it('slows down, then refuses with 429 and Retry-After, repeated failures for one email (from any address)', async () => {
+      const admin = await makeAdmin(server.deps);
+      const durations: number[] = [];
+      for (let i = 1; i <= 10; i += 1) {
+        const t = Date.now();
+        const res = await login(admin.email, `wrong-${i}`);
+        durations.push(Date.now() - t);
+        expect(res.status).toBe(401);
+      }
+      // Failures 6..10 wait DELAY_MS × 1..5 before the password check.
+      expect(durations[5]!).toBeGreaterThanOrEqual(DELAY_MS);
+      expect(durations[9]!).toBeGreaterThanOrEqual(5 * DELAY_MS);
+      expect(Math.max(...durations.slice(0, 5))).toBeLessThan(DELAY_MS * 3);
+
+      const blocked = await login(admin.email, admin.password); // even the right password, from a new address
+      expect(blocked.status).toBe(429);
+      expect(blocked.body).toEqual({ error: 'rate_limited', message: expect.any(String) });
+      const retry = Number(blocked.headers.get('retry-after'));
+      expect(retry).toBeGreaterThan(800);
+      expect(retry).toBeLessThanOrEqual(900);
+      expect(blocked.headers.get('set-cookie')).toBeNull();
+
+      // The failures are in the audit log of the administrator's organisation.
+      const events = await server.deps.db
+        .knex('audit_events')
+        .where({ organisation_id: admin.organisation_id, action: 'admin.sign_in_failed' });
+      expect(events.length).toBe(10);
+
+      // When the window has passed, the administrator can sign in again.
+      await server.deps.db
+        .knex('login_throttle')
+        .where({ key: `email:${admin.email.toLowerCase()}` })
+        .update({ window_started_at: new Date(Date.now() - 901_000) });
+      expect((await login(admin.email, admin.password)).status).toBe(200);
+    });
+
+    it('refuses an address after repeated failures, whatever the email, while other addresses still sign in', async () => {
+      const admin = await makeAdmin(server.deps);
+      const ip = freshIp();
+      for (let i = 1; i <= 10; i += 1) {
+        expect((await login(`stranger-${i}-${Date.now()}@example.com`, 'guess', ip)).status).toBe(401);
+      }
+      const blocked = await login(admin.email, admin.password, ip);
+      expect(blocked.status).toBe(429);
+      expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect((await login(admin.email, admin.password, freshIp())).status).toBe(200);
+    });
+
+    it('counts the address the load balancer saw, not one the client wrote into X-Forwarded-For', async () => {
+      const ip = freshIp();
+      for (let i = 1; i <= 10; i += 1) {
+        const res = await call(server, 'POST', '/login', {
+          json: { email: `spoof-${i}-${Date.now()}@example.com`, password: 'guess' },
+          headers: { 'x-forwarded-for': `203.0.113.${i}, ${ip}` }, // the balancer appends the real peer last
+        });
+        expect(res.status).toBe(401);
+      }
+      const admin = await makeAdmin(server.deps);
+      const blocked = await call(server, 'POST', '/login', {
+        json: { email: admin.email, password: admin.password },
+        headers: { 'x-forwarded-for': `198.51.100.77, ${ip}` },
+      });
+      expect(blocked.status).toBe(429);
+    });
+
+    it('forgets an email’s failures after a successful sign-in', async () => {
+      const admin = await makeAdmin(server.deps);
+      for (let round = 0; round < 2; round += 1) {
+        for (let i = 0; i < 8; i += 1) expect((await login(admin.email, `wrong-${round}-${i}`)).status).toBe(401);
+        expect((await login(admin.email, admin.password)).status).toBe(200); // 16 failures in all, never blocked
+      }
+    });
+
+    it('holds under parallel guessing: no more than the limit get a password check', async () => {
+      const admin = await makeAdmin(server.deps);
+      const results = await Promise.all(Array.from({ length: 16 }, (_, i) => login(admin.email, `burst-${i}`)));
+      const statuses = results.map((r) => r.status);
+      expect(statuses.filter((s) => s === 401)).toHaveLength(10);
+      expect(statuses.filter((s) => s === 429)).toHaveLength(6);
+    });
+  });
+
+  it('prunes expired sessions and finished throttle windows (housekeeping job)', async () => {
+    const admin = await makeAdmin(server.deps);
+    const knex = server.deps.db.knex;
+    await signIn(server, admin.email, admin.password, freshIp());
+    await knex('admin_sessions').where({ admin_id: admin.id }).update({ expires_at: new Date(Date.now() - 1000) });
+    const live = await signIn(server, admin.email, admin.password, freshIp());
+    await knex('login_throttle').insert([
+      { key: 'ip:192.0.2.1', failures: 3, window_started_at: new Date(Date.now() - 901_000) },
+      { key: 'ip:192.0.2.2', failures: 3, window_started_at: new Date() },
+    ]);
+    expect(await pruneSessions(server.deps)).toBeGreaterThanOrEqual(2);
+    expect(await knex('admin_sessions').where({ admin_id: admin.id })).toHaveLength(1);
+    expect((await call(server, 'GET', '/me', { token: live.token })).status).toBe(200);
+    expect((await knex('login_throttle').whereIn('key', ['ip:192.0.2.1', 'ip:192.0.2.2'])).map((r: { key: string }) => r.key)).toEqual([
+      'ip:192.0.2.2',
+    ]);
+  });
+
+  it('records sign-in and sign-out in the audit log with the client address', async () => {
+    const admin = await makeAdmin(server.deps);
+    const ip = freshIp();
+    const s = await signIn(server, admin.email, admin.password, ip);
+    await call(server, 'POST', '/logout', { token: s.token, headers: { 'x-forwarded-for': ip } });
+    const viewer = await signIn(server, admin.email, admin.password, freshIp());
+    const audit = await call(server, 'GET', '/audit', { token: viewer.token });
+    expect(audit.status).toBe(200);
+    const actions = audit.body.items.map((e: { action: string; ip: string }) => `${e.action}@${e.ip}`);
+    expect(actions).toEqual(expect.arrayContaining([`admin.signed_in@${ip}`, `admin.signed_out@${ip}`]));
+    for (const e of audit.body.items) expect(e).toMatchObject({ actor_id: admin.id, actor_email: admin.email, token_id: null });
+  });
+});

@@ -1,0 +1,251 @@
+// SPEC "Email": the generated, revoked and expiring notices reach a real SMTP server with the right recipients and
+// words, never with the secret; a generate that rolls back leaves no mail. Admins act over the admin API.
+import { runCommand } from '../../src/commands.js';
+import type { MailOutboxRow } from '../../src/db/index.js';
+import type { Actor, GeneratedToken } from '../../src/tokens/index.js';
+import { call, signIn } from '../support/admin-api.js';
+import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { daysFromNow, makeAdmin, makeToken, uniq } from '../support/fixtures.js';
+import { startServer, type TestServer } from '../support/server.js';
+import { sleep, startSmtp, type ReceivedMail, type TestSmtp } from '../support/smtp.js';
+
+const DAY = 86_400_000;
+
+describe.each(testDatabases())('mail notices on %s', (kind) => {
+  let db: TestDb;
+  let smtp: TestSmtp;
+  let server: TestServer;
+  const secrets: string[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+    smtp = await startSmtp();
+    server = await startServer(db, {
+      SMTP_URL: smtp.url,
+      MAIL_FROM: 'System Access Tokens <tokens@sat.example.com>',
+      MAIL_POLL_INTERVAL_MS: '100',
+      EXPIRY_CHECK_INTERVAL_MS: '200',
+      MAX_ACTIVE_TOKENS: '4',
+      TRUST_PROXY: 'true', // the tests name the client address in X-Forwarded-For
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await smtp?.close();
+    await db?.drop();
+  });
+
+  const outbox = (recipient: string): Promise<MailOutboxRow[]> =>
+    server.deps.db.knex<MailOutboxRow>('mail_outbox').where({ recipient }).orderBy('created_at');
+
+  type Admin = Actor & { password: string };
+  const sessions = new Map<string, string>();
+  async function api(admin: Admin, path: string, json: unknown, ip: string) {
+    let token = sessions.get(admin.email);
+    if (!token) {
+      token = (await signIn(server, admin.email, admin.password)).token;
+      sessions.set(admin.email, token);
+    }
+    return call(server, 'POST', path, { token, json, headers: { 'x-forwarded-for': ip } });
+  }
+
+  /** POST /admin/api/tokens; resolves to the token, or rejects with the API's error body. */
+  async function generate(admin: Admin, input: Partial<{ name: string; services: string[]; expires_at: string }> = {}) {
+    const res = await api(
+      admin,
+      '/tokens',
+      { name: input.name ?? uniq('token'), services: input.services ?? ['candidates', 'jobs'], expires_at: input.expires_at ?? daysFromNow(30) },
+      '203.0.113.5',
+    );
+    if (res.status !== 201) throw Object.assign(new Error(`generate: ${res.status}`), res.body, { status: res.status });
+    const t = res.body as GeneratedToken;
+    secrets.push(t.client_secret);
+    return t;
+  }
+
+  async function revoke(admin: Admin, id: string, ip: string) {
+    const res = await api(admin, `/tokens/${id}/revoke`, {}, ip);
+    expect(res.status).toBe(200);
+    return res.body as { id: string; revoked_at: string };
+  }
+
+  const bySubject = (list: ReceivedMail[], text: string) => list.filter((m) => m.subject.includes(text));
+
+  it('sends "token generated" to the administrator who generated it, with the facts and an escaped name', async () => {
+    const admin = await makeAdmin(server.deps);
+    const name = '<img src=x onerror=alert(1)>';
+    const t = await generate(admin, { name, services: ['candidates', 'master-lists'], expires_at: daysFromNow(40) });
+
+    const [mail] = await smtp.waitFor(() => smtp.to(admin.email).length >= 1).then(() => smtp.to(admin.email));
+    expect(mail).toBeDefined();
+    const m = mail!;
+    expect(m.rcptTo).toEqual([admin.email.toLowerCase()]);
+    expect(m.parsed.from?.value).toEqual([{ name: 'System Access Tokens', address: 'tokens@sat.example.com' }]);
+    expect(m.subject).toBe(`New system access token "${name}"`);
+    for (const body of [m.text, m.html]) {
+      expect(body).toContain(t.client_id);
+      expect(body).toContain('Candidate API, Master List');
+      expect(body).toContain(`${t.expires_at.slice(0, 10)} 23:59 UTC`);
+      expect(body).toContain(admin.email);
+      expect(body).toContain(`${t.created_at.slice(0, 10)} ${t.created_at.slice(11, 16)} UTC`);
+      expect(body).toContain('203.0.113.5');
+      expect(body).toContain('Was this not you?');
+      expect(body).toContain(`${server.issuer}/admin`);
+    }
+    expect(m.text).toContain(name);
+    expect(m.html).toContain('&lt;img src=x onerror=alert(1)&gt;');
+    expect(m.html).not.toContain('<img');
+    expect(m.raw).not.toContain(t.client_secret);
+
+    // The Message-ID is the one stored with the row, fixed before the first attempt.
+    const [row] = await outbox(admin.email);
+    expect(row).toMatchObject({ kind: 'token_generated', status: 'sent', attempts: 1 });
+    expect(row!.message_id).toMatch(/^<[0-9a-f-]{36}@sat\.example\.com>$/);
+    expect(m.messageId).toBe(row!.message_id);
+    expect(m.parsed.headers.get('auto-submitted')).toBe('auto-generated');
+  });
+
+  it('sends nothing for a generate that rolls back (limit reached, name taken)', async () => {
+    const admin = await makeAdmin(server.deps);
+    const names = [uniq('a'), uniq('b'), uniq('c'), uniq('d')];
+    for (const name of names) await generate(admin, { name });
+    await expect(generate(admin, { name: uniq('over-limit') })).rejects.toMatchObject({ status: 409, error: 'token_limit_reached' });
+
+    const other = await makeAdmin(server.deps);
+    await generate(other, { name: 'Payroll_Integration' });
+    await expect(generate(other, { name: 'payroll_integration' })).rejects.toMatchObject({ status: 409, error: 'name_taken' });
+
+    await smtp.waitFor(() => smtp.to(admin.email).length >= 4 && smtp.to(other.email).length >= 1);
+    await sleep(1_000); // ten more worker runs: nothing else may arrive
+    expect(smtp.to(admin.email).map((m) => m.subject).sort()).toEqual(names.map((n) => `New system access token "${n}"`).sort());
+    expect(smtp.to(other.email)).toHaveLength(1);
+    expect(await outbox(admin.email)).toHaveLength(4);
+    expect(await outbox(other.email)).toHaveLength(1);
+  });
+
+  it('sends "token revoked" to the generating and the revoking administrator, once each', async () => {
+    const alice = await makeAdmin(server.deps);
+    const bob = { ...(await makeAdmin(server.deps, alice.organisation_name)) };
+    expect(bob.organisation_id).toBe(alice.organisation_id);
+    const t = await generate(alice, { name: 'HR_API_Token' });
+    await revoke(bob, t.id, '198.51.100.9');
+
+    await smtp.waitFor(() => bySubject(smtp.to(alice.email), 'was revoked').length >= 1 && bySubject(smtp.to(bob.email), 'was revoked').length >= 1);
+    await sleep(500);
+    const toAlice = bySubject(smtp.to(alice.email), 'was revoked');
+    const toBob = bySubject(smtp.to(bob.email), 'was revoked');
+    expect(toAlice).toHaveLength(1);
+    expect(toBob).toHaveLength(1);
+    expect(toAlice[0]!.rcptTo).toEqual([alice.email.toLowerCase()]);
+    expect(toAlice[0]!.subject).toBe('System access token "HR_API_Token" was revoked');
+    expect(toAlice[0]!.text).toContain(`that you generated was revoked by ${bob.email}`);
+    expect(toBob[0]!.text).toContain('You revoked the system access token "HR_API_Token".');
+    for (const m of [...toAlice, ...toBob]) {
+      expect(m.text).toContain(t.client_id);
+      expect(m.text).toContain('198.51.100.9');
+      expect(m.text).toContain('Candidate API, Job API');
+      expect(m.raw).not.toContain(t.client_secret);
+    }
+    // Bob generated nothing: the revoke notice is all he got.
+    expect(smtp.to(bob.email)).toHaveLength(1);
+  });
+
+  it('sends one "token revoked" when an administrator revokes their own token', async () => {
+    const admin = await makeAdmin(server.deps);
+    const t = await generate(admin);
+    await revoke(admin, t.id, '198.51.100.10');
+    await smtp.waitFor(() => bySubject(smtp.to(admin.email), 'was revoked').length >= 1);
+    await sleep(500);
+    expect(bySubject(smtp.to(admin.email), 'was revoked')).toHaveLength(1);
+    expect((await outbox(admin.email)).map((r) => r.kind).sort()).toEqual(['token_generated', 'token_revoked']);
+  });
+
+  it('sends "expires in 7 days" once per token, to its administrator, and to all administrators when it has none', async () => {
+    const knex = server.deps.db.knex;
+    const alice = await makeAdmin(server.deps);
+    const bob = await makeAdmin(server.deps, alice.organisation_name);
+    const now = Date.now();
+    // A 30-day token now in its last days (the API refuses such dates, so the test moves them).
+    const due = await generate(alice, { name: 'Due_Token' });
+    await knex('tokens').where({ id: due.id }).update({ expires_at: new Date(now + 3 * DAY), created_at: new Date(now - 27 * DAY) });
+    // A token whose administrator is gone (as for tokens made from the CLI).
+    const orphan = await generate(alice, { name: 'Orphan_Token' });
+    await knex('tokens')
+      .where({ id: orphan.id })
+      .update({ expires_at: new Date(now + 5 * DAY), created_at: new Date(now - 25 * DAY), created_by: null });
+    // Generated with only 3 days to live: its "generated" mail gave the date; no notice.
+    const short = await generate(alice, { name: 'Short_Token', expires_at: new Date(now + 3 * DAY).toISOString() });
+    // Not yet in its last 7 days.
+    const later = await generate(alice, { name: 'Later_Token' });
+    await knex('tokens').where({ id: later.id }).update({ created_at: new Date(now - 10 * DAY) });
+
+    await smtp.waitFor(
+      () => bySubject(smtp.to(alice.email), 'Due_Token').length >= 1 && bySubject(smtp.to(bob.email), 'Orphan_Token').length >= 1,
+    );
+    await sleep(1_200); // six more expiry checks
+    const expiring = (to: string) => bySubject(smtp.to(to), 'expires in');
+    expect(expiring(alice.email).map((m) => m.subject).sort()).toEqual([
+      'System access token "Due_Token" expires in 3 days',
+      'System access token "Orphan_Token" expires in 5 days',
+    ]);
+    expect(expiring(bob.email).map((m) => m.subject)).toEqual(['System access token "Orphan_Token" expires in 5 days']);
+    const dueMail = bySubject(expiring(alice.email), 'Due_Token')[0]!;
+    expect(dueMail.text).toContain(due.client_id);
+    expect(dueMail.text).toContain(`Generated by: ${alice.email}`);
+    expect(dueMail.text).toContain('Generate a new token');
+    expect(dueMail.raw).not.toContain(due.client_secret);
+
+    const notified = await knex('tokens').select('name', 'expiry_notified_at').where({ organisation_id: alice.organisation_id });
+    const at = Object.fromEntries(notified.map((r: { name: string; expiry_notified_at: Date | null }) => [r.name, r.expiry_notified_at]));
+    expect(at.Due_Token).toBeInstanceOf(Date);
+    expect(at.Orphan_Token).toBeInstanceOf(Date);
+    expect(at.Short_Token).toBeNull();
+    expect(at.Later_Token).toBeNull();
+    expect(short.name).toBe('Short_Token');
+  });
+
+  it('sends no "generated" mail for a token made with the sat CLI, and tells its revoker and a CLI revoke\'s victim', async () => {
+    const admin = await makeAdmin(server.deps);
+    // `sat token create` / `sat token revoke` run these commands (in-process through the control socket, or directly).
+    const created = await runCommand(server.deps, 'token-create', {
+      org: admin.organisation_name,
+      name: 'Cli_Token',
+      expires: daysFromNow(30),
+      services: ['jobs'],
+    });
+    expect(created.ok).toBe(true);
+    const cliToken = (created as { result: GeneratedToken }).result;
+    secrets.push(cliToken.client_secret);
+    const mine = await generate(admin, { name: 'Admin_Token' });
+    expect((await runCommand(server.deps, 'token-revoke', { org: admin.organisation_name, id: mine.id })).ok).toBe(true);
+    await revoke(admin, cliToken.id, '198.51.100.11');
+
+    await smtp.waitFor(() => bySubject(smtp.to(admin.email), 'was revoked').length >= 2);
+    await sleep(500);
+    expect(smtp.to(admin.email).map((m) => m.subject).sort()).toEqual([
+      'New system access token "Admin_Token"',
+      'System access token "Admin_Token" was revoked',
+      'System access token "Cli_Token" was revoked',
+    ]);
+    const byCli = bySubject(smtp.to(admin.email), 'Admin_Token" was revoked')[0]!;
+    expect(byCli.text).toContain('that you generated was revoked by the command-line tool (sat)');
+    const ofCli = bySubject(smtp.to(admin.email), 'Cli_Token" was revoked')[0]!;
+    expect(ofCli.text).toContain('You revoked the system access token "Cli_Token".');
+    expect(ofCli.text).toContain('no administrator (created from the command line)');
+    expect(await server.deps.db.knex('mail_outbox').where({ recipient: 'cli' })).toHaveLength(0);
+  });
+
+  it('never puts a client secret in a mail or in the outbox', async () => {
+    expect(secrets.length).toBeGreaterThan(5);
+    expect(smtp.messages.length).toBeGreaterThan(5);
+    for (const m of smtp.messages) {
+      expect(m.raw).not.toMatch(/sats_/);
+      for (const s of secrets) expect(m.raw).not.toContain(s);
+    }
+    const rows = await server.deps.db.knex('mail_outbox').select('*');
+    const dump = JSON.stringify(rows);
+    expect(dump).not.toMatch(/sats_/);
+    for (const s of secrets) expect(dump).not.toContain(s);
+    for (const line of server.logLines) expect(line).not.toMatch(/sats_[A-Za-z0-9]{8}/);
+  });
+});
