@@ -3,7 +3,9 @@ import Koa from 'koa';
 import type { Deps } from './deps.js';
 import { errorHandler } from './http/error-handler.js';
 import { notFound, requestId, securityHeaders } from './http/common.js';
+import { adminApi } from './admin/router.js';
 import { createOAuth, type OAuth } from './oauth/index.js';
+import { consoleRouter } from './console/routes.js';
 import { opsRouter } from './ops/routes.js';
 
 export interface Server {
@@ -14,6 +16,7 @@ export interface Server {
 export async function createServer(deps: Deps): Promise<Server> {
   const app = new Koa();
   app.proxy = deps.config.trustProxy; // X-Forwarded-* only behind a trusted load balancer (README)
+  app.maxIpsCount = 1; // ctx.ip = the address our load balancer saw (the right-most X-Forwarded-For), not a client-written one
   app.silent = true; // errors are logged by errorHandler, redacted
   const oauth = await createOAuth(deps);
   const ops = opsRouter(deps);
@@ -21,8 +24,11 @@ export async function createServer(deps: Deps): Promise<Server> {
   app.use(requestId); // X-Request-Id in and out
   app.use(securityHeaders); // nosniff, no referrer, no framing
   app.use(errorHandler(deps.log)); // AppError and unknown errors → {error, message, details?}
+  if (process.env.SAT_EXP_ORDER === '1') app.use(oauth.middleware);
   app.use(ops.routes()); // /healthz /readyz /metrics
   app.use(ops.allowedMethods());
+  app.use(adminApi(deps)); // /admin/api: JSON admin API with its own body reader (never on the OAuth paths)
+  app.use(consoleRouter(deps).routes()); // /admin: the console page and its assets, strict CSP
   app.use(oauth.middleware); // OAuth endpoints (oidc-provider), last before 404: keeps its own RFC 6749 errors
   app.use(notFound); // JSON 404
   return { app, oauth };

@@ -1,0 +1,99 @@
+// The admin console: one static page (src/console/page/) served at /admin with a strict Content-Security-Policy.
+// It is an API client of /admin/api and imports nothing from the domain; the only server-side value it needs
+// (the maximum token lifetime, for the date picker) is read from deps.config and written into a <meta> tag.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import { packageRoot } from '../config/index.js';
+import type { Deps } from '../deps.js';
+
+/**
+ * No inline script or style, nothing from another origin, no framing, no <base>, forms post only here,
+ * and Trusted Types with no policy: the page cannot assign a string to innerHTML even by mistake.
+ */
+export const CONSOLE_CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self'",
+  "connect-src 'self'",
+  "font-src 'self'",
+  "object-src 'none'",
+  "frame-ancestors 'none'",
+  "form-action 'self'",
+  "base-uri 'none'",
+  "require-trusted-types-for 'script'",
+  "trusted-types 'none'",
+].join('; ');
+
+interface Asset {
+  body: Buffer;
+  type: string;
+  etag: string;
+}
+
+/** The only files served: a fixed list read once at start, so no request path ever reaches the file system. */
+const ASSETS: Record<string, string> = {
+  'app.js': 'text/javascript; charset=utf-8',
+  'app.css': 'text/css; charset=utf-8',
+  'icon.svg': 'image/svg+xml',
+};
+
+function pageDir(): string {
+  // tsc does not copy static files: they are served from the package's src/ in a checkout and in the image.
+  return path.join(packageRoot(), 'src', 'console', 'page');
+}
+
+function asset(body: Buffer, type: string): Asset {
+  return { body, type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` };
+}
+
+function consoleHeaders(ctx: Context): void {
+  ctx.set('Content-Security-Policy', CONSOLE_CSP);
+  ctx.set('Cross-Origin-Opener-Policy', 'same-origin');
+  ctx.set('Cross-Origin-Resource-Policy', 'same-origin');
+  ctx.set('Permissions-Policy', 'camera=(), microphone=(), geolocation=(), payment=()');
+}
+
+/** GET /admin, /admin/ (the page) and /admin/assets/{app.js,app.css,icon.svg}. */
+export function consoleRouter(deps: Deps): Router {
+  const dir = pageDir();
+  const html = readFileSync(path.join(dir, 'index.html'), 'utf8').replaceAll(
+    '{{MAX_TOKEN_LIFETIME_DAYS}}',
+    String(Math.trunc(deps.config.maxTokenLifetimeDays)),
+  );
+  const page = asset(Buffer.from(html, 'utf8'), 'text/html; charset=utf-8');
+  const assets = new Map(
+    Object.entries(ASSETS).map(([name, type]) => [name, asset(readFileSync(path.join(dir, name)), type)]),
+  );
+
+  const router = new Router();
+  const servePage = (ctx: Context) => {
+    consoleHeaders(ctx);
+    // The page itself is tiny and holds the secret panel while it is open: never cache it, keep it out of
+    // the back/forward cache.
+    ctx.set('Cache-Control', 'no-store');
+    ctx.type = page.type;
+    ctx.body = page.body;
+  };
+  router.get('/admin', servePage);
+  router.get('/admin/', servePage);
+  router.get('/admin/assets/:name', (ctx, next) => {
+    const file = assets.get(ctx.params.name ?? '');
+    if (!file) return next();
+    consoleHeaders(ctx);
+    // Revalidate on every load (cheap 304 by ETag): a new release is picked up at once, no stale script.
+    ctx.set('Cache-Control', 'no-cache');
+    ctx.set('ETag', file.etag);
+    ctx.status = 200;
+    if (ctx.fresh) {
+      ctx.status = 304;
+      return;
+    }
+    ctx.type = file.type;
+    ctx.body = file.body;
+  });
+  return router;
+}
