@@ -24,7 +24,6 @@ export async function createServer(deps: Deps): Promise<Server> {
   app.use(requestId); // X-Request-Id in and out
   app.use(securityHeaders); // nosniff, no referrer, no framing
   app.use(errorHandler(deps.log)); // AppError and unknown errors → {error, message, details?}
-  if (process.env.SAT_EXP_ORDER === '1') app.use(oauth.middleware);
   app.use(ops.routes()); // /healthz /readyz /metrics
   app.use(ops.allowedMethods());
   app.use(adminApi(deps)); // /admin/api: JSON admin API with its own body reader (never on the OAuth paths)

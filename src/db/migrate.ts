@@ -25,7 +25,8 @@ export async function migrateLatest(knex: Knex, timeoutMs = 60_000): Promise<str
         e.name === 'MigrationLocked' ||
         // two instances creating knex's own bookkeeping tables at once
         (e.code === '23505' && /knex_migrations|pg_type/.test(e.message ?? '')) ||
-        e.code === '42P07';
+        e.code === '42P07' ||
+        e.code === '42710'; // `type "knex_migrations" already exists`: the same race, seen on the table's row type
       if (!raced || Date.now() > deadline) throw err;
       await new Promise((r) => setTimeout(r, 200 + Math.random() * 300));
     }

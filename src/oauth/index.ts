@@ -1,6 +1,5 @@
 // The OAuth 2.0 edge: oidc-provider configured for client credentials, its keys, and what it does not do for us.
 import type { Middleware } from 'koa';
-import compose from 'koa-compose';
 import type { Deps } from '../deps.js';
 import { tokenRequestDuration, tokenRequests } from '../metrics.js';
 import { UsageRecorder } from '../tokens/index.js';
@@ -48,11 +47,9 @@ export async function createOAuth(deps: Deps): Promise<OAuth> {
   };
 
   let keySet = await load();
-  let lastMw: Middleware | undefined;
   const build = (set: KeySet) => {
     const p = createProvider(deps, set, hooks);
     p.use(postProcess(config.services.map((s) => s.id), config.issuer));
-    lastMw = compose(p.middleware) as unknown as Middleware;
     return p.callback();
   };
   let providerCallback = build(keySet);
@@ -74,7 +71,6 @@ export async function createOAuth(deps: Deps): Promise<OAuth> {
     }
     const own = ownEndpoints.get(ctx.path);
     if (own) return own(ctx, next);
-    if (process.env.SAT_EXP_MOUNT === '1') return lastMw!(ctx, next);
     ctx.respond = false;
     await providerCallback(ctx.req, ctx.res);
   };

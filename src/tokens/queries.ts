@@ -68,8 +68,8 @@ export async function listTokenRows(db: Db, organisationId: string, f: TokenFilt
 /** What authenticating a client needs of its token row. */
 export type ClientRow = Pick<TokenRow, 'id' | 'organisation_id' | 'client_id' | 'secret_hash' | 'services' | 'expires_at'>;
 const CLIENT_COLUMNS = ['id', 'organisation_id', 'client_id', 'secret_hash', 'services', 'expires_at'] as const;
-// Columns listed, never `*`: a prepared statement keeps the shape it was prepared with.
-const CLIENT_LOOKUP_SQL = `select ${CLIENT_COLUMNS.join(', ')} from tokens where client_id = $1`;
+// Columns listed, never `*`: a prepared statement keeps the shape it was prepared with. Exported for the bench's EXPLAIN.
+export const CLIENT_LOOKUP_SQL = `select ${CLIENT_COLUMNS.join(', ')} from tokens where client_id = any($1::text[])`;
 
 interface PooledConnection {
   query(q: string | { name: string; text: string; values: unknown[] }, values?: unknown[]): Promise<{ rows: ClientRow[] }>;
@@ -79,29 +79,61 @@ interface KnexClientInternals {
   acquireConnection(): Promise<PooledConnection>;
   releaseConnection(connection: PooledConnection): Promise<unknown>;
 }
+interface Lookup {
+  clientId: string;
+  resolve(row: ClientRow | undefined): void;
+  reject(err: unknown): void;
+}
+
+/** Lookups waiting for the next statement, per database (knex client); at most MAX_LOOKUPS to a statement. */
+const waiting = new WeakMap<KnexClientInternals, Lookup[]>();
+const MAX_LOOKUPS = 256;
+
+async function runLookups(client: KnexClientInternals, batch: Lookup[]): Promise<void> {
+  try {
+    const connection = await client.acquireConnection();
+    // Everything that arrived while a connection was found goes into this one statement.
+    if (waiting.get(client) === batch) waiting.delete(client);
+    try {
+      const ids = [...new Set(batch.map((l) => l.clientId))];
+      const { rows } =
+        client.config.client === 'pg'
+          ? await connection.query({ name: 'sat_client_lookup', text: CLIENT_LOOKUP_SQL, values: [ids] })
+          : await connection.query(CLIENT_LOOKUP_SQL, [ids]);
+      const byId = new Map(rows.map((r) => [r.client_id, r]));
+      for (const l of batch) l.resolve(byId.get(l.clientId));
+    } finally {
+      await client.releaseConnection(connection);
+    }
+  } catch (err) {
+    if (waiting.get(client) === batch) waiting.delete(client);
+    for (const l of batch) l.reject(err);
+  }
+}
 
 /**
  * The OAuth client lookup: one indexed read, on every token request (no cache: revocation is immediate). The
  * hottest query of the server, so it skips the query builder and runs on a pooled connection directly: on
  * PostgreSQL as a named prepared statement (parsed and planned once per connection), on the embedded engine as a
- * parameterised query. Same result as `db('tokens').select(…).where({ client_id }).first()`, which a transaction
- * still uses.
+ * parameterised query. Lookups that arrive together share one statement (`client_id = any(…)`, the same unique
+ * index): each is still read after its request arrived, so a revocation committed before it is seen, but at 32
+ * concurrent requests a few share each round trip. Same rows as `db('tokens').select(…).where({ client_id })`,
+ * which a transaction still uses.
  */
-export async function findTokenByClientId(db: Db, clientId: string): Promise<ClientRow | undefined> {
+export function findTokenByClientId(db: Db, clientId: string): Promise<ClientRow | undefined> {
   if (db.isTransaction) {
     return db('tokens').select([...CLIENT_COLUMNS]).where({ client_id: clientId }).first() as Promise<ClientRow | undefined>;
   }
   const client = (db as unknown as { client: KnexClientInternals }).client;
-  const connection = await client.acquireConnection();
-  try {
-    const result =
-      client.config.client === 'pg'
-        ? await connection.query({ name: 'sat_client_lookup', text: CLIENT_LOOKUP_SQL, values: [clientId] })
-        : await connection.query(CLIENT_LOOKUP_SQL, [clientId]);
-    return result.rows[0];
-  } finally {
-    await client.releaseConnection(connection);
+  let batch = waiting.get(client);
+  if (batch === undefined || batch.length >= MAX_LOOKUPS) {
+    const next: Lookup[] = [];
+    waiting.set(client, next);
+    setImmediate(() => void runLookups(client, next));
+    batch = next;
   }
+  const lookups = batch;
+  return new Promise((resolve, reject) => lookups.push({ clientId, resolve, reject }));
 }
 
 export async function deleteToken(db: Db, organisationId: string, id: string): Promise<TokenRow | undefined> {
