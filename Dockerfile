@@ -35,4 +35,5 @@ USER node
 EXPOSE 3000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-CMD ["node", "dist/src/cli/index.js", "serve"]
+# --max-semi-space-size=4: a smaller young generation keeps peak RSS under 200 MB at full load (README "Performance").
+CMD ["node", "--max-semi-space-size=4", "dist/src/cli/index.js", "serve"]
