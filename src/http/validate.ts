@@ -93,7 +93,9 @@ export function parseBody<T extends z.ZodType>(ctx: Context, schema: T): z.outpu
 
 /** The query string, validated the same way (a repeated parameter arrives as an array and fails a string rule). */
 export function parseQuery<T extends z.ZodType>(ctx: Context, schema: T): z.output<T> {
-  return parseWith(schema, { ...ctx.query }, 'query');
+  // An empty parameter (`?q=&status=&limit=`, as forms and URL templates send) means "not given".
+  const query = Object.fromEntries(Object.entries(ctx.query).filter(([, v]) => v !== ''));
+  return parseWith(schema, query, 'query');
 }
 
 /** For endpoints that take no body: none, or an empty JSON object. */

@@ -254,6 +254,11 @@ describe.each(testDatabases())('admin token API on %s', (kind) => {
       const all = await api.get('/tokens');
       expect(all.body.items).toHaveLength(2);
       expect(all.body.active_count).toBe(1);
+      // Empty parameters, as URL templates and forms send them, mean "not given".
+      const blank = await api.get('/tokens?q=&status=&limit=&cursor=');
+      expect(blank.status).toBe(200);
+      expect(blank.body.items).toHaveLength(2);
+      expect((await api.get('/audit?limit=&cursor=')).status).toBe(200);
     });
 
     it.each([
