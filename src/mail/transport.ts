@@ -39,6 +39,17 @@ export function describeSmtpUrl(url: string): string {
 }
 
 export function createMailTransport(config: Pick<Config, 'smtpUrl' | 'mailFrom' | 'dataDir'>, log: Logger): MailTransport {
+  // The same message for SMTP and for .eml files.
+  const message = (mail: Parameters<MailTransport['send']>[0]) => ({
+    from: config.mailFrom,
+    to: mail.to,
+    subject: mail.subject,
+    text: mail.text,
+    html: mail.html,
+    messageId: mail.messageId,
+    date: mail.date,
+    headers: NOTICE_HEADERS,
+  });
   if (config.smtpUrl) {
     const target = describeSmtpUrl(config.smtpUrl);
     const transporter = nodemailer.createTransport({ url: config.smtpUrl, ...SMTP_TIMEOUTS });
@@ -46,16 +57,7 @@ export function createMailTransport(config: Pick<Config, 'smtpUrl' | 'mailFrom' 
     return {
       target,
       async send(mail) {
-        await transporter.sendMail({
-          from: config.mailFrom,
-          to: mail.to,
-          subject: mail.subject,
-          text: mail.text,
-          html: mail.html,
-          messageId: mail.messageId,
-          date: mail.date,
-          headers: NOTICE_HEADERS,
-        });
+        await transporter.sendMail(message(mail));
       },
       close: () => transporter.close(),
     };
@@ -67,16 +69,7 @@ export function createMailTransport(config: Pick<Config, 'smtpUrl' | 'mailFrom' 
   return {
     target: dir,
     async send(mail) {
-      const info = await composer.sendMail({
-        from: config.mailFrom,
-        to: mail.to,
-        subject: mail.subject,
-        text: mail.text,
-        html: mail.html,
-        messageId: mail.messageId,
-        date: mail.date,
-        headers: NOTICE_HEADERS,
-      });
+      const info = await composer.sendMail(message(mail));
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       // Named by queue time and row id: sorts in order, and a resend overwrites its own file instead of adding one.
       const stamp = mail.date.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');

@@ -1,4 +1,4 @@
-import type { Context } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type { Deps } from '../deps.js';
 import { findTokenByClientId, isWellFormedClientId, isWellFormedSecret, verifySecret } from '../tokens/index.js';
 
@@ -113,4 +113,28 @@ export async function authenticateCaller(deps: Deps, ctx: Context, form: Map<str
     throw failed(usedBasic);
   }
   return { tokenId: row.id, clientId: row.client_id, organisationId: row.organisation_id };
+}
+
+/**
+ * The frame our two client-authenticated endpoints (introspection, revocation) share: read the form,
+ * authenticate the caller, require `token`, and answer failures as RFC 6749 §5.2 errors (500s logged, not shown).
+ */
+export function callerEndpoint(
+  deps: Deps,
+  name: string,
+  handle: (ctx: Context, caller: Caller, token: string) => Promise<void>,
+): Middleware {
+  return async (ctx) => {
+    try {
+      const form = await readForm(ctx);
+      const caller = await authenticateCaller(deps, ctx, form);
+      const token = form.get('token');
+      if (!token) throw new OAuthEndpointError(400, 'invalid_request', "missing required parameter 'token'");
+      await handle(ctx, caller, token);
+    } catch (err) {
+      if (err instanceof OAuthEndpointError) return sendOAuthError(ctx, err);
+      deps.log.error(`${name} failed`, { err, request_id: ctx.state.requestId });
+      sendOAuthError(ctx, new OAuthEndpointError(500, 'server_error', `${name} failed`));
+    }
+  };
 }

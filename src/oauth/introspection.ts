@@ -2,7 +2,7 @@ import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JWK, type JWT
 import type { Middleware } from 'koa';
 import type { Deps } from '../deps.js';
 import { findTokenByClientId, isAccessTokenRevoked } from '../tokens/index.js';
-import { authenticateCaller, OAuthEndpointError, readForm, sendOAuthError } from './caller.js';
+import { callerEndpoint } from './caller.js';
 import { keyRetentionMs, loadKeySet, type KeySet } from './keys.js';
 
 const PUBLIC_MEMBERS = ['kty', 'crv', 'x', 'y', 'n', 'e', 'kid', 'alg', 'use'] as const;
@@ -90,21 +90,11 @@ export type AccessTokenVerifier = ReturnType<typeof createAccessTokenVerifier>;
  * organisation, and it was not revoked at the revocation endpoint. Anything else is `{active: false}`.
  */
 export function introspectionEndpoint(deps: Deps, verify: AccessTokenVerifier): Middleware {
-  return async (ctx) => {
-    try {
-      const form = await readForm(ctx);
-      const caller = await authenticateCaller(deps, ctx, form);
-      const token = form.get('token');
-      if (!token) throw new OAuthEndpointError(400, 'invalid_request', "missing required parameter 'token'");
-      ctx.set('Cache-Control', 'no-store');
-      ctx.set('Pragma', 'no-cache');
-      ctx.body = await introspect(deps, verify, caller.organisationId, token);
-    } catch (err) {
-      if (err instanceof OAuthEndpointError) return sendOAuthError(ctx, err);
-      deps.log.error('introspection failed', { err, request_id: ctx.state.requestId });
-      sendOAuthError(ctx, new OAuthEndpointError(500, 'server_error', 'introspection failed'));
-    }
-  };
+  return callerEndpoint(deps, 'introspection', async (ctx, caller, token) => {
+    ctx.set('Cache-Control', 'no-store');
+    ctx.set('Pragma', 'no-cache');
+    ctx.body = await introspect(deps, verify, caller.organisationId, token);
+  });
 }
 
 async function introspect(deps: Deps, verify: AccessTokenVerifier, organisationId: string, token: string): Promise<Record<string, unknown>> {

@@ -1,7 +1,7 @@
 import type { Middleware } from 'koa';
 import type { Deps } from '../deps.js';
 import { revokeAccessToken } from '../tokens/index.js';
-import { authenticateCaller, OAuthEndpointError, readForm, sendOAuthError } from './caller.js';
+import { callerEndpoint } from './caller.js';
 import type { AccessTokenVerifier } from './introspection.js';
 
 /**
@@ -12,27 +12,17 @@ import type { AccessTokenVerifier } from './introspection.js';
  * they must introspect when they need to know at once.
  */
 export function revocationEndpoint(deps: Deps, verify: AccessTokenVerifier): Middleware {
-  return async (ctx) => {
-    try {
-      const form = await readForm(ctx);
-      const caller = await authenticateCaller(deps, ctx, form);
-      const token = form.get('token');
-      if (!token) throw new OAuthEndpointError(400, 'invalid_request', "missing required parameter 'token'");
-      const claims = await verify(token);
-      if (claims && claims.client_id === caller.clientId) {
-        await revokeAccessToken(
-          deps.db.knex,
-          { jti: claims.jti, client_id: claims.client_id, organisation_id: caller.organisationId, expires_at: new Date(claims.exp * 1000) },
-          deps.clock(),
-        );
-      }
-      ctx.set('Cache-Control', 'no-store');
-      ctx.status = 200;
-      ctx.body = '';
-    } catch (err) {
-      if (err instanceof OAuthEndpointError) return sendOAuthError(ctx, err);
-      deps.log.error('revocation failed', { err, request_id: ctx.state.requestId });
-      sendOAuthError(ctx, new OAuthEndpointError(500, 'server_error', 'revocation failed'));
+  return callerEndpoint(deps, 'revocation', async (ctx, caller, token) => {
+    const claims = await verify(token);
+    if (claims && claims.client_id === caller.clientId) {
+      await revokeAccessToken(
+        deps.db.knex,
+        { jti: claims.jti, client_id: claims.client_id, organisation_id: caller.organisationId, expires_at: new Date(claims.exp * 1000) },
+        deps.clock(),
+      );
     }
-  };
+    ctx.set('Cache-Control', 'no-store');
+    ctx.status = 200;
+    ctx.body = '';
+  });
 }
