@@ -6,15 +6,15 @@ client.collectDefaultMetrics({ register: registry });
 
 export const tokenRequests = new client.Counter({
   name: 'sat_token_requests_total',
-  help: 'Token endpoint requests by outcome (ok, or the OAuth error code).',
-  labelNames: ['outcome'] as const,
+  help: 'Token endpoint requests by outcome (ok, or the OAuth error code) and by the path that answered (fast, provider).',
+  labelNames: ['outcome', 'path'] as const,
   registers: [registry],
 });
 
 export const tokenRequestDuration = new client.Histogram({
   name: 'sat_token_request_duration_seconds',
-  help: 'Token endpoint latency.',
-  labelNames: ['outcome'] as const,
+  help: 'Token endpoint latency, by outcome and by the path that answered (fast, provider).',
+  labelNames: ['outcome', 'path'] as const,
   buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
   registers: [registry],
 });
@@ -23,5 +23,17 @@ export const mailDeliveries = new client.Counter({
   name: 'sat_mail_deliveries_total',
   help: 'Mail delivery attempts from the outbox by outcome: sent, retried (will try again), failed (gave up).',
   labelNames: ['outcome', 'kind'] as const,
+  registers: [registry],
+});
+
+export const tokenFastPathFallbacks = new client.Counter({
+  name: 'sat_token_fast_path_fallbacks_total',
+  help: 'Token requests the fast path took but could not answer (an error inside it); oidc-provider answered them.',
+  registers: [registry],
+});
+
+export const tokenFastPathEnabled = new client.Gauge({
+  name: 'sat_token_fast_path_enabled',
+  help: '1 when the token endpoint fast path is on (TOKEN_FAST_PATH and its startup self-check), else 0.',
   registers: [registry],
 });

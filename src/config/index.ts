@@ -39,6 +39,8 @@ export interface Config {
   mailPollIntervalMs: number;
   /** How often each instance looks for tokens entering their last 7 days. */
   expiryCheckIntervalMs: number;
+  /** TOKEN_FAST_PATH: answer plain token requests without oidc-provider's pipeline (docs/oauth.md); default on. */
+  tokenFastPath: boolean;
 }
 
 export class ConfigError extends Error {
@@ -112,5 +114,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     mailRetryMaxSeconds: e.MAIL_RETRY_MAX_SECONDS ?? 3_600,
     mailPollIntervalMs: e.MAIL_POLL_INTERVAL_MS ?? 5_000,
     expiryCheckIntervalMs: e.EXPIRY_CHECK_INTERVAL_MS ?? 600_000,
+    tokenFastPath: e.TOKEN_FAST_PATH !== 'off',
   });
 }

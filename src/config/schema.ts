@@ -97,6 +97,8 @@ export const envSchema = z.object({
   MAIL_POLL_INTERVAL_MS: intFromEnv(50, 600_000),
   // SPEC: the expiry check runs at least hourly.
   EXPIRY_CHECK_INTERVAL_MS: intFromEnv(50, 3_600_000),
+  // The token endpoint's fast path (docs/oauth.md): `off` sends every token request through oidc-provider.
+  TOKEN_FAST_PATH: optionalString.pipe(z.enum(['on', 'off']).optional()),
 });
 
 /** Renders zod issues as one line each: `NAME: message`. */

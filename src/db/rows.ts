@@ -97,3 +97,12 @@ export interface RevokedAccessTokenRow {
   expires_at: Date;
   revoked_at: Date;
 }
+
+/** A resource server of the platform (migration 0010): may introspect every organisation's tokens. */
+export interface ResourceServerRow {
+  id: string;
+  name: string;
+  client_id: string;
+  secret_hash: string;
+  created_at: Date;
+}

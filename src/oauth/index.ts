@@ -1,12 +1,12 @@
 // The OAuth 2.0 edge: oidc-provider configured for client credentials, its keys, and what it does not do for us.
 import type { Middleware } from 'koa';
 import type { Deps } from '../deps.js';
-import { tokenRequestDuration, tokenRequests } from '../metrics.js';
 import { UsageRecorder } from '../tokens/index.js';
 import { ensureSigningKey, keyRetentionMs, loadKeySet, pruneSigningKeys, type KeySet } from './keys.js';
 import { createProvider } from './provider.js';
 import { createAccessTokenVerifier, introspectionEndpoint } from './introspection.js';
 import { revocationEndpoint } from './revocation.js';
+import { recordProviderOutcome, tokenEndpoint, type CurrentProvider } from './token-endpoint.js';
 
 export { ensureSigningKey, rotateSigningKey, loadKeySet, pruneSigningKeys, keyRetentionMs } from './keys.js';
 
@@ -27,12 +27,14 @@ export interface OAuth {
   /** Writes batched last_used_at updates. */
   flushUsage(): Promise<number>;
   readonly keySet: KeySet;
+  /** Whether the token endpoint's fast path is on (TOKEN_FAST_PATH and its startup self-check). */
+  readonly fastPathEnabled: boolean;
 }
 
 export async function createOAuth(deps: Deps): Promise<OAuth> {
   const { config } = deps;
   const usage = new UsageRecorder();
-  const hooks = { onTokenIssued: (tokenId: string) => usage.record(tokenId) };
+  const hooks = { onTokenIssued: (tokenId: string) => usage.record(tokenId, deps.clock()) };
   const retention = keyRetentionMs(config.accessTokenTtlSeconds);
   const load = async () => {
     const now = new Date();
@@ -47,17 +49,19 @@ export async function createOAuth(deps: Deps): Promise<OAuth> {
   };
 
   let keySet = await load();
-  const build = (set: KeySet) => {
-    const p = createProvider(deps, set, hooks);
-    p.use(postProcess(config.services.map((s) => s.id), config.issuer));
-    return p.callback();
+  const build = async (set: KeySet): Promise<CurrentProvider> => {
+    const { provider, fastPath } = await createProvider(deps, set, hooks);
+    provider.use(recordProviderOutcome);
+    provider.use(postProcess(config.services.map((s) => s.id), config.issuer));
+    return { callback: provider.callback(), fastPath };
   };
-  let providerCallback = build(keySet);
+  let current = await build(keySet);
   // RFC 7662 / RFC 7009 for our JWT access tokens: served by us, oidc-provider refuses JWTs on both.
   const verifyAccessToken = createAccessTokenVerifier(deps, () => keySet);
   const ownEndpoints = new Map<string, Middleware>([
     ['/token/introspection', introspectionEndpoint(deps, verifyAccessToken)],
     ['/token/revocation', revocationEndpoint(deps, verifyAccessToken)],
+    ['/token', tokenEndpoint(deps, () => current)],
   ]);
 
   const middleware: Middleware = async (ctx, next) => {
@@ -72,7 +76,7 @@ export async function createOAuth(deps: Deps): Promise<OAuth> {
     const own = ownEndpoints.get(ctx.path);
     if (own) return own(ctx, next);
     ctx.respond = false;
-    await providerCallback(ctx.req, ctx.res);
+    await current.callback(ctx.req, ctx.res);
   };
 
   return {
@@ -80,12 +84,15 @@ export async function createOAuth(deps: Deps): Promise<OAuth> {
     get keySet() {
       return keySet;
     },
+    get fastPathEnabled() {
+      return current.fastPath.enabled;
+    },
     async reloadKeys() {
       const next = await load();
       await pruneSigningKeys(deps.db.knex, next); // keys no longer published: their tokens have all expired
       if (next.fingerprint === keySet.fingerprint) return false;
+      current = await build(next);
       keySet = next;
-      providerCallback = build(keySet);
       deps.log.info('signing keys reloaded', { signing_kid: keySet.signingKid, published: keySet.keys.length });
       return true;
     },
@@ -94,20 +101,11 @@ export async function createOAuth(deps: Deps): Promise<OAuth> {
 }
 
 /**
- * Runs inside each provider instance, around its router: token endpoint metrics, and discovery as the provider
- * renders it minus what we do not serve (RFC 8414 §2: no authorization endpoint without a grant that uses it).
+ * Runs inside each provider instance, around its router: discovery as the provider renders it minus what we do
+ * not serve (RFC 8414 §2: no authorization endpoint without a grant that uses it).
  */
 function postProcess(scopes: string[], issuer: string): Middleware {
   return async (ctx, next) => {
-    if (ctx.path === '/token') {
-      const started = process.hrtime.bigint();
-      await next();
-      const body = ctx.body as { error?: string } | undefined;
-      const outcome = ctx.status < 400 ? 'ok' : (body?.error ?? String(ctx.status));
-      tokenRequests.inc({ outcome });
-      tokenRequestDuration.observe({ outcome }, Number(process.hrtime.bigint() - started) / 1e9);
-      return;
-    }
     await next();
     if (ctx.path.startsWith('/.well-known/') && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
       const doc = { ...(ctx.body as Record<string, unknown>) };

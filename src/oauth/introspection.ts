@@ -85,24 +85,32 @@ export type AccessTokenVerifier = ReturnType<typeof createAccessTokenVerifier>;
 
 /**
  * POST /token/introspection (RFC 7662), in place of oidc-provider's, which refuses JWT access tokens. The caller
- * authenticates as any valid token of an organisation; the answer is `active: true` with the token's claims only
- * when the JWT is ours and unexpired, its client still exists and has not expired, it belongs to the caller's
- * organisation, and it was not revoked at the revocation endpoint. Anything else is `{active: false}`.
+ * authenticates as any valid token of an organisation, or as a resource server of the platform (docs/oauth.md);
+ * the answer is `active: true` with the token's claims only when the JWT is ours and unexpired, its client still
+ * exists and has not expired, it belongs to the caller's organisation (any organisation for a resource server),
+ * and it was not revoked at the revocation endpoint. Anything else is `{active: false}`.
  */
 export function introspectionEndpoint(deps: Deps, verify: AccessTokenVerifier): Middleware {
   return callerEndpoint(deps, 'introspection', async (ctx, caller, token) => {
     ctx.set('Cache-Control', 'no-store');
     ctx.set('Pragma', 'no-cache');
-    ctx.body = await introspect(deps, verify, caller.organisationId, token);
+    ctx.body = await introspect(deps, verify, caller.kind === 'token' ? caller.token.organisation_id : undefined, token);
   });
 }
 
-async function introspect(deps: Deps, verify: AccessTokenVerifier, organisationId: string, token: string): Promise<Record<string, unknown>> {
+/** `organisationId`: the caller's organisation; undefined for a resource server, which sees every organisation. */
+async function introspect(
+  deps: Deps,
+  verify: AccessTokenVerifier,
+  organisationId: string | undefined,
+  token: string,
+): Promise<Record<string, unknown>> {
   const inactive = { active: false };
   const claims = await verify(token);
-  if (!claims || claims.org_id !== organisationId) return inactive;
+  if (!claims || typeof claims.org_id !== 'string') return inactive;
+  if (organisationId !== undefined && claims.org_id !== organisationId) return inactive;
   const client = await findTokenByClientId(deps.db.knex, claims.client_id);
-  if (!client || client.organisation_id !== organisationId || client.expires_at.getTime() <= deps.clock().getTime()) return inactive;
+  if (!client || client.organisation_id !== claims.org_id || client.expires_at.getTime() <= deps.clock().getTime()) return inactive;
   if (await isAccessTokenRevoked(deps.db.knex, claims.jti)) return inactive;
   return {
     active: true,

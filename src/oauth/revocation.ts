@@ -1,4 +1,5 @@
 import type { Middleware } from 'koa';
+import { errors } from 'oidc-provider';
 import type { Deps } from '../deps.js';
 import { revokeAccessToken } from '../tokens/index.js';
 import { callerEndpoint } from './caller.js';
@@ -9,15 +10,18 @@ import type { AccessTokenVerifier } from './introspection.js';
  * is one of our access tokens issued to the calling client, its `jti` is recorded (until its `exp`) and
  * introspection reports it inactive from then on. Every other well-formed request also gets 200 with an empty
  * body (RFC 7009 §2.2: an invalid token is no error). Resource servers that verify JWTs offline cannot see this:
- * they must introspect when they need to know at once.
+ * they must introspect when they need to know at once. Resource servers may not revoke: 400 unauthorized_client.
  */
 export function revocationEndpoint(deps: Deps, verify: AccessTokenVerifier): Middleware {
   return callerEndpoint(deps, 'revocation', async (ctx, caller, token) => {
+    if (caller.kind !== 'token') {
+      throw new errors.UnauthorizedClient('resource server credentials may only be used at the introspection endpoint');
+    }
     const claims = await verify(token);
     if (claims && claims.client_id === caller.clientId) {
       await revokeAccessToken(
         deps.db.knex,
-        { jti: claims.jti, client_id: claims.client_id, organisation_id: caller.organisationId, expires_at: new Date(claims.exp * 1000) },
+        { jti: claims.jti, client_id: claims.client_id, organisation_id: caller.token.organisation_id, expires_at: new Date(claims.exp * 1000) },
         deps.clock(),
       );
     }

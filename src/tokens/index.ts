@@ -25,3 +25,12 @@ export {
 export { accessTokenLifetime, parseExpiry, resolveExpiry } from './expiry.js';
 export { UsageRecorder } from './usage.js';
 export { isAccessTokenRevoked, pruneRevokedAccessTokens, revokeAccessToken, type RevokedAccessToken } from './access-tokens.js';
+export { authenticateClient, type AuthenticatedClient, type PresentedCredentials } from './clients.js';
+export type { ClientRow } from './queries.js';
+export {
+  addResourceServer,
+  listResourceServers,
+  revokeResourceServer,
+  type AddedResourceServer,
+  type ResourceServerResource,
+} from './resource-servers.js';

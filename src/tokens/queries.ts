@@ -1,4 +1,4 @@
-import { affectedRows, cursorTimeSql, escapeLike, type Db, type PageKey, type RevokedAccessTokenRow, type TokenRow } from '../db/index.js';
+import { affectedRows, cursorTimeSql, escapeLike, type Db, type PageKey, type ResourceServerRow, type RevokedAccessTokenRow, type TokenRow } from '../db/index.js';
 
 export interface TokenWithCreator extends TokenRow {
   creator_email: string | null;
@@ -158,4 +158,22 @@ export async function isAccessTokenRevoked(db: Db, jti: string): Promise<boolean
 
 export async function deleteExpiredRevokedAccessTokens(db: Db, now: Date): Promise<number> {
   return affectedRows(await db('revoked_access_tokens').where('expires_at', '<=', now).delete());
+}
+
+export async function insertResourceServer(db: Db, row: Omit<ResourceServerRow, 'created_at'> & { created_at: Date }): Promise<ResourceServerRow> {
+  const [inserted] = await db<ResourceServerRow>('resource_servers').insert(row).returning('*');
+  return inserted as ResourceServerRow;
+}
+
+export function listResourceServerRows(db: Db): Promise<ResourceServerRow[]> {
+  return db<ResourceServerRow>('resource_servers').select('*').orderBy([{ column: 'created_at' }, { column: 'id' }]);
+}
+
+export function findResourceServerByClientId(db: Db, clientId: string): Promise<ResourceServerRow | undefined> {
+  return db<ResourceServerRow>('resource_servers').where({ client_id: clientId }).first();
+}
+
+export async function deleteResourceServer(db: Db, id: string): Promise<ResourceServerRow | undefined> {
+  const [row] = await db<ResourceServerRow>('resource_servers').where({ id }).delete().returning('*');
+  return row as ResourceServerRow | undefined;
 }

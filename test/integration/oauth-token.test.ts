@@ -207,8 +207,8 @@ describe.each(testDatabases())('OAuth token endpoint on %s', (kind) => {
     const ready = await fetch(`${server.url}/readyz`);
     expect(ready.status).toBe(200);
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
-    expect(metrics).toMatch(/sat_token_requests_total\{outcome="ok"\} \d+/);
-    expect(metrics).toMatch(/sat_token_requests_total\{outcome="invalid_client"\} \d+/);
+    expect(metrics).toMatch(/sat_token_requests_total\{outcome="ok",path="fast"\} \d+/);
+    expect(metrics).toMatch(/sat_token_requests_total\{outcome="invalid_client",path="provider"\} \d+/);
     expect(metrics).toContain('sat_token_request_duration_seconds_bucket');
     expect(metrics).toContain('process_cpu_seconds_total');
   });

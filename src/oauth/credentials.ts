@@ -1,0 +1,62 @@
+import { errors } from 'oidc-provider';
+import type { PresentedCredentials } from '../tokens/index.js';
+import { ClientAuthenticationFailed } from './errors.js';
+import type { OAuthForm } from './form.js';
+
+/** Client credentials as a request presented them, and how. */
+export interface ParsedCredentials extends PresentedCredentials {
+  method: 'client_secret_basic' | 'client_secret_post';
+}
+
+/** RFC 9110 §11.1: `Basic`, case-insensitive, then one or more spaces, then the token68 (optional trailing space). */
+const BASIC = /^basic[ \t]+([A-Za-z0-9+/._~-]+=*)[ \t]*$/i;
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+
+/** RFC 6749 §2.3.1: client ID and secret are form-urlencoded before they are joined with ':'. */
+function formDecode(value: string): string {
+  return decodeURIComponent(value.replace(/\+/g, '%20'));
+}
+
+function decodeBasic(header: string): PresentedCredentials | undefined {
+  const token = BASIC.exec(header)?.[1];
+  if (!token || !BASE64.test(token) || token.length % 4 !== 0) return undefined;
+  const text = Buffer.from(token, 'base64').toString('utf8');
+  const i = text.indexOf(':');
+  if (i === -1) return undefined;
+  try {
+    return { clientId: formDecode(text.slice(0, i)), secret: formDecode(text.slice(i + 1)) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The one credentials parser of the OAuth endpoints (token, introspection, revocation), RFC 6749 §2.3.1:
+ * `client_secret_basic` (Authorization: Basic, any number of spaces after the scheme) or `client_secret_post`
+ * (form `client_id` and `client_secret`). Parameters and headers without a value count as omitted (RFC 6749 §3.2),
+ * so `client_id=` or `client_secret=` beside Basic is no second mechanism. Returns undefined when no client
+ * authentication was included (the caller answers 401 invalid_client). Throws `invalid_request` (400) for two
+ * mechanisms or a `client_id` that differs from the Basic one, and `invalid_client` (401) for an unusable header or
+ * a form with only one of the two.
+ */
+export function parseClientCredentials(authorization: string | undefined, form: OAuthForm): ParsedCredentials | undefined {
+  const header = authorization?.trim() ? authorization : undefined;
+  const postedId = form.single('client_id');
+  const postedSecret = form.single('client_secret');
+  if (header !== undefined) {
+    if (postedSecret !== undefined) throw new errors.InvalidRequest('client authentication must only be provided using one mechanism');
+    const basic = decodeBasic(header);
+    if (!basic || !basic.clientId || !basic.secret) {
+      throw new ClientAuthenticationFailed('the Authorization header must be HTTP Basic with client_id:client_secret', true);
+    }
+    if (postedId !== undefined && postedId !== basic.clientId) {
+      throw new errors.InvalidRequest('mismatch between the client_id in the body and in the Authorization header');
+    }
+    return { method: 'client_secret_basic', ...basic };
+  }
+  if (postedId === undefined && postedSecret === undefined) return undefined;
+  if (postedId === undefined || postedSecret === undefined) {
+    throw new ClientAuthenticationFailed('client_secret_post needs both client_id and client_secret', false);
+  }
+  return { method: 'client_secret_post', clientId: postedId, secret: postedSecret };
+}

@@ -1,0 +1,66 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { isUniqueViolation, isUuid, type ResourceServerRow } from '../db/index.js';
+import type { Deps } from '../deps.js';
+import { AppError, validationFailed } from '../errors.js';
+import { generateClientId, generateClientSecret, hashSecret } from './credentials.js';
+import * as q from './queries.js';
+
+/**
+ * Resource servers of the platform (SPEC Part 2 "OAuth conformance"): the services of the catalogue are run by the
+ * platform, so their credentials belong to no organisation. They authenticate like a token's client (same formats)
+ * and may call introspection for every organisation's tokens, and nothing else (no grant, no revocation).
+ */
+export interface ResourceServerResource {
+  id: string;
+  name: string;
+  client_id: string;
+  created_at: string;
+}
+
+export interface AddedResourceServer extends ResourceServerResource {
+  /** Returned once, here, and never stored in clear. */
+  client_secret: string;
+}
+
+export const resourceServerName = z.string().trim().min(1, 'a name is required').max(100, 'at most 100 characters');
+
+const toResource = (row: ResourceServerRow): ResourceServerResource => ({
+  id: row.id,
+  name: row.name,
+  client_id: row.client_id,
+  created_at: row.created_at.toISOString(),
+});
+
+/** Creates resource-server credentials; `name_taken` when another one has the name (case-insensitive). */
+export async function addResourceServer(deps: Deps, name: string): Promise<AddedResourceServer> {
+  const parsed = resourceServerName.safeParse(name);
+  if (!parsed.success) throw validationFailed('name', parsed.error.issues[0]?.message ?? 'invalid name');
+  const clientSecret = generateClientSecret();
+  try {
+    const row = await q.insertResourceServer(deps.db.knex, {
+      id: randomUUID(),
+      name: parsed.data,
+      client_id: generateClientId(),
+      secret_hash: hashSecret(clientSecret),
+      created_at: deps.clock(),
+    });
+    deps.log.info('resource server added', { id: row.id, name: row.name, client_id: row.client_id });
+    return { ...toResource(row), client_secret: clientSecret };
+  } catch (err) {
+    if (isUniqueViolation(err, 'resource_servers_name_uq')) throw new AppError('name_taken', `A resource server named "${parsed.data}" exists.`);
+    throw err;
+  }
+}
+
+export async function listResourceServers(deps: Deps): Promise<ResourceServerResource[]> {
+  return (await q.listResourceServerRows(deps.db.knex)).map(toResource);
+}
+
+/** Deletes the credentials: the next introspection call with them is 401 invalid_client. `not_found` otherwise. */
+export async function revokeResourceServer(deps: Deps, id: string): Promise<ResourceServerResource & { revoked_at: string }> {
+  const row = isUuid(id) ? await q.deleteResourceServer(deps.db.knex, id) : undefined;
+  if (!row) throw new AppError('not_found', 'No such resource server.');
+  deps.log.info('resource server revoked', { id: row.id, name: row.name, client_id: row.client_id });
+  return { ...toResource(row), revoked_at: deps.clock().toISOString() };
+}
