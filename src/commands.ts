@@ -7,7 +7,17 @@ import { migrateLatest, migrationStatus } from './db/index.js';
 import type { Deps } from './deps.js';
 import { AppError } from './errors.js';
 import { keyRetentionMs, loadKeySet, rotateSigningKey } from './oauth/index.js';
-import { generateToken, generateTokenBody, listTokens, revokeToken, type Actor, type TokenResource } from './tokens/index.js';
+import {
+  addResourceServer,
+  generateToken,
+  generateTokenBody,
+  listResourceServers,
+  listTokens,
+  revokeResourceServer,
+  revokeToken,
+  type Actor,
+  type TokenResource,
+} from './tokens/index.js';
 
 type Command = (deps: Deps, args: Record<string, unknown>) => Promise<unknown>;
 
@@ -19,6 +29,8 @@ const tokenCreateArgs = z
   .strict();
 const tokenListArgs = z.object({ org: orgArg }).strict();
 const tokenRevokeArgs = z.object({ org: orgArg, id: z.string() }).strict();
+const resourceServerAddArgs = z.object({ name: z.string() }).strict();
+const resourceServerRevokeArgs = z.object({ id: z.string() }).strict();
 
 /** The `sat` CLI acts for an organisation without an administrator: tokens get created_by null, the audit log says "cli". */
 async function cliActor(deps: Deps, org: string): Promise<Actor> {
@@ -61,6 +73,10 @@ export const commands: Record<string, Command> = {
     const { org, id } = tokenRevokeArgs.parse(args);
     return revokeToken(deps, await cliActor(deps, org), id);
   },
+  // `sat resource-server add|list|revoke`: platform credentials that may only introspect (docs/oauth.md).
+  'resource-server-add': async (deps, args) => addResourceServer(deps, resourceServerAddArgs.parse(args).name),
+  'resource-server-list': async (deps) => ({ items: await listResourceServers(deps) }),
+  'resource-server-revoke': async (deps, args) => revokeResourceServer(deps, resourceServerRevokeArgs.parse(args).id),
   'keys-list': async (deps) => {
     const set = await loadKeySet(deps.db.knex, deps.config.signingAlg, new Date(), keyRetentionMs(deps.config.accessTokenTtlSeconds));
     return { signing_kid: set?.signingKid ?? null, published: (set?.keys ?? []).map((k) => ({ kid: k.kid, alg: k.alg })) };

@@ -25,6 +25,11 @@ Commands:
                                           the client secret once
   token list --org NAME                   list the organisation's tokens (never their secrets)
   token revoke --org NAME TOKEN_ID        revoke a token: its client stops working at once
+  resource-server add --name NAME         credentials for a resource server of the platform: they may call
+                                          introspection for every organisation's tokens and nothing else;
+                                          prints the client secret once
+  resource-server list                    list resource-server credentials (never their secrets)
+  resource-server revoke ID               revoke resource-server credentials at once
 
 Options:
   --json                                  print the result as JSON
@@ -63,7 +68,16 @@ function toRequest({ values, positionals }: Parsed): { command: string; args: Re
     if (!values.org || rest.length !== 1) throw new UsageError('token revoke needs --org and one TOKEN_ID');
     return { command: 'token-revoke', args: { org: values.org, id: rest[0] } };
   }
+  if (a === 'resource-server' && b === 'revoke') {
+    if (rest.length !== 1) throw new UsageError('resource-server revoke needs one ID');
+    return { command: 'resource-server-revoke', args: { id: rest[0] } };
+  }
   if (rest.length) throw new UsageError(`unexpected argument: ${rest.join(' ')}`);
+  if (a === 'resource-server' && b === 'add') {
+    if (values.name === undefined) throw new UsageError('resource-server add needs --name');
+    return { command: 'resource-server-add', args: { name: values.name } };
+  }
+  if (a === 'resource-server' && b === 'list') return { command: 'resource-server-list', args: {} };
   if (a === 'token' && b === 'create') {
     if (!values.org || values.name === undefined || !values.expires || !values.services) {
       throw new UsageError('token create needs --org, --name, --expires and --services');
@@ -149,6 +163,25 @@ function print(command: string, result: unknown, json: boolean): void {
       break;
     case 'token-revoke':
       process.stdout.write(`Revoked token "${r.name}" (${r.id}, client ID ${r.client_id}) at ${r.revoked_at}\n`);
+      break;
+    case 'resource-server-add':
+      process.stdout.write(
+        `Added resource server "${r.name}" (${r.id})\n` +
+          `  client ID:     ${r.client_id}\n` +
+          `  client secret: ${r.client_secret}\n` +
+          'It may call introspection for every organisation\'s tokens, nothing else.\n' +
+          'The client secret is shown only this once: keep a secure copy now.\n',
+      );
+      break;
+    case 'resource-server-list':
+      process.stdout.write(
+        r.items.map((s: Record<string, any>) => [s.id, s.client_id, s.created_at, JSON.stringify(s.name)].join('  ')).join('\n') +
+          (r.items.length ? '\n' : '') +
+          `${r.items.length} resource server${r.items.length === 1 ? '' : 's'}\n`,
+      );
+      break;
+    case 'resource-server-revoke':
+      process.stdout.write(`Revoked resource server "${r.name}" (${r.id}, client ID ${r.client_id}) at ${r.revoked_at}\n`);
       break;
     case 'migrate':
       process.stdout.write(

@@ -18,9 +18,11 @@ export interface OAuthForm {
   single(name: string): string | undefined;
   /** The first parameter sent more than once, if any. */
   repeated(): string | undefined;
+  /** The body as received (handed on to oidc-provider, which parses it again by its own rules). */
+  readonly raw: Buffer;
 }
 
-function toForm(text: string): OAuthForm {
+function toForm(raw: Buffer, text: string): OAuthForm {
   const parsed = querystring.parse(text);
   const params: Record<string, string | string[]> = {};
   for (const [key, value] of Object.entries(parsed)) {
@@ -37,6 +39,7 @@ function toForm(text: string): OAuthForm {
       return value;
     },
     repeated: () => Object.keys(params).find((key) => Array.isArray(params[key])),
+    raw,
   };
 }
 
@@ -46,15 +49,11 @@ function toForm(text: string): OAuthForm {
  * has it); another content type is `invalid_request`; too large is 413 `invalid_request` (connection closed).
  */
 export async function readForm(ctx: Context): Promise<OAuthForm> {
-  if (!ctx.get('content-type')) return toForm('');
+  if (!ctx.get('content-type')) return toForm(Buffer.alloc(0), '');
   if (!ctx.is(FORM)) throw new errors.InvalidRequest(`only ${FORM} content-type bodies are supported on ${ctx.method} ${ctx.path}`);
   try {
-    const text = await getRawBody(ctx.req, {
-      length: ctx.get('content-length') || undefined,
-      limit: MAX_FORM_BYTES,
-      encoding: ctx.request.charset || 'utf-8',
-    });
-    return toForm(text);
+    const raw = await getRawBody(ctx.req, { length: ctx.get('content-length') || undefined, limit: MAX_FORM_BYTES });
+    return toForm(raw, new TextDecoder(ctx.request.charset || 'utf-8', { fatal: true }).decode(raw));
   } catch (err) {
     const type = (err as { type?: unknown }).type;
     if (type === 'entity.too.large') {

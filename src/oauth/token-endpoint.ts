@@ -1,10 +1,10 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { IncomingMessage, type ServerResponse } from 'node:http';
 import type { Middleware } from 'koa';
 import { errors } from 'oidc-provider';
 import type { Deps } from '../deps.js';
 import { tokenRequestDuration, tokenRequests } from '../metrics.js';
 import { authenticateClient } from '../tokens/index.js';
-import { parseClientCredentials } from './credentials.js';
+import { parseClientCredentials, type ParsedCredentials } from './credentials.js';
 import { ClientAuthenticationFailed, renderOAuthError } from './errors.js';
 import type { TokenFastPath } from './fast-path.js';
 import { readForm } from './form.js';
@@ -29,12 +29,36 @@ export const recordProviderOutcome: Middleware = async (ctx, next) => {
 };
 
 /**
+ * The request as oidc-provider gets it: the same method, URL, headers and socket, with the body bytes the edge
+ * already read (the provider reads them from this stream), and the Authorization header in the canonical
+ * `Basic <token68>` form, because the provider's parser takes exactly one space (lib/shared/client_auth.js).
+ */
+function replay(original: IncomingMessage, body: Buffer, presented: ParsedCredentials): IncomingMessage {
+  const req = new IncomingMessage(original.socket);
+  req._read = () => undefined; // the bytes are pushed below; never resume the socket for them
+  req.method = original.method;
+  req.url = original.url;
+  req.httpVersion = original.httpVersion;
+  req.httpVersionMajor = original.httpVersionMajor;
+  req.httpVersionMinor = original.httpVersionMinor;
+  req.headers = { ...original.headers };
+  req.complete = true; // else IncomingMessage#_destroy, at the end of the stream, would destroy the socket
+  if (presented.method === 'client_secret_basic') {
+    const basic = `${encodeURIComponent(presented.clientId)}:${encodeURIComponent(presented.secret)}`;
+    req.headers.authorization = `Basic ${Buffer.from(basic).toString('base64')}`;
+  }
+  if (body.length > 0) req.push(body);
+  req.push(null);
+  return req;
+}
+
+/**
  * POST /token. The edge reads the form (form.ts) and authenticates the client (credentials.ts, then
  * tokens.authenticateClient) before anything else, so every endpoint has one rule: no client authentication is
  * 401 invalid_client (RFC 6749 §5.2), empty parameters are omitted, Basic takes any number of spaces. Resource
  * servers get `unauthorized_client` (they may only introspect). A `scope` that breaks RFC 6749 §3.3 gets a message
  * saying how. Then the fast path answers the plain success case, and oidc-provider everything else: it gets the
- * parsed form (as `req.body`), a canonical Basic header, and the authenticated row for its client lookup.
+ * body bytes read here, a canonical Basic header (replay), and the authenticated row for its client lookup.
  * Metrics: `sat_token_requests_total{outcome,path}`, path "fast" when the fast path answered, else "provider"
  * (client-authentication failures included).
  */
@@ -62,18 +86,11 @@ export function tokenEndpoint(deps: Deps, current: () => CurrentProvider): Middl
         path = 'fast';
         return;
       }
-      // oidc-provider reads `req.body` when the stream was consumed (lib/shared/selective_body.js), and parses the
-      // Authorization header with exactly one space (lib/shared/client_auth.js): give it both in canonical form.
-      const req: IncomingMessage & { body?: unknown } = ctx.req;
-      req.body = form.params;
-      if (presented.method === 'client_secret_basic') {
-        const encode = (v: string) => encodeURIComponent(v);
-        req.headers.authorization = `Basic ${Buffer.from(`${encode(presented.clientId)}:${encode(presented.secret)}`).toString('base64')}`;
-      }
-      setAuthenticatedRow(ctx.req, client.token);
+      const req = replay(ctx.req, form.raw, presented);
+      setAuthenticatedRow(req, client.token);
       ctx.respond = false;
-      await callback(ctx.req, ctx.res);
-      outcome = providerOutcomes.get(ctx.req) ?? String(ctx.res.statusCode);
+      await callback(req, ctx.res);
+      outcome = providerOutcomes.get(req) ?? String(ctx.res.statusCode);
     } catch (err) {
       outcome = renderOAuthError(ctx, err, issuer);
       if (ctx.status >= 500) deps.log.error('token endpoint failed', { err, request_id: ctx.state.requestId });

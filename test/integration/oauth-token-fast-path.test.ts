@@ -1,17 +1,33 @@
-// The token endpoint's fast path (src/oauth/provider.ts tokenFastPath) against oidc-provider's own pipeline:
-// the same request answered both ways must give the same status, headers, body and JWT (apart from the values
-// that differ per token), and every request the fast path does not take must be answered by the provider.
+// The token endpoint's fast path (src/oauth/fast-path.ts) against oidc-provider's own pipeline: the same request
+// answered both ways must give the same status, headers, body and JWT (apart from the values that differ per
+// token); /metrics must say which path answered, and the tests fail when the fast path silently falls back.
 import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { createLogger } from '../../src/log.js';
+import { createClientFactory } from '../../src/oauth/clients.js';
+import { checkFastPath, createTokenFastPath, type FastPathShared } from '../../src/oauth/fast-path.js';
+import { createProvider } from '../../src/oauth/provider.js';
+import type { Actor } from '../../src/tokens/index.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
+import { metricValue, scrape } from '../support/metrics.js';
 import { startServer, type TestServer } from '../support/server.js';
-import type { Actor } from '../../src/tokens/index.js';
 
 /** Headers that differ from response to response whatever path answered. */
 const perResponse = new Set(['date', 'x-request-id', 'content-length', 'connection', 'keep-alive']);
 
 function headersOf(res: Response): Record<string, string> {
   return Object.fromEntries([...res.headers].filter(([name]) => !perResponse.has(name)));
+}
+
+/** Token requests answered so far, by path, and the fast path's fallbacks. */
+async function paths(url: string) {
+  const text = await scrape(url);
+  return {
+    fast: metricValue(text, 'sat_token_requests_total', { outcome: 'ok', path: 'fast' }),
+    provider: metricValue(text, 'sat_token_requests_total', { outcome: 'ok', path: 'provider' }),
+    fallbacks: metricValue(text, 'sat_token_fast_path_fallbacks_total'),
+    enabled: metricValue(text, 'sat_token_fast_path_enabled'),
+  };
 }
 
 describe.each(testDatabases())('token endpoint fast path on %s', (kind) => {
@@ -29,21 +45,38 @@ describe.each(testDatabases())('token endpoint fast path on %s', (kind) => {
     await db?.drop();
   });
 
-  const post = (body: string, headers: Record<string, string>) =>
-    fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body });
+  const post = (body: string, headers: Record<string, string>, url = server.url) =>
+    fetch(`${url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body });
 
-  // `basic …` (lower case) is valid HTTP Basic for oidc-provider, and not the exact form the fast path takes.
-  const viaProvider = (authorization: string) => authorization.replace(/^Basic /, 'basic ');
+  it('answers plain requests on the fast path, with no fallback (metrics say which path answered)', async () => {
+    const t = await makeToken(server.deps, admin);
+    const before = await paths(server.url);
+    expect(before.enabled).toBe(1);
+    for (const body of ['grant_type=client_credentials', 'grant_type=client_credentials&scope=jobs', `grant_type=client_credentials&client_id=`]) {
+      const res = await post(body, { authorization: basic(t.client_id, t.client_secret) });
+      expect(res.status).toBe(200);
+    }
+    const posted = await post(`grant_type=client_credentials&client_id=${t.client_id}&client_secret=${t.client_secret}`, {});
+    expect(posted.status).toBe(200);
+    const after = await paths(server.url);
+    expect(after.fast - before.fast).toBe(4);
+    expect(after.provider - before.provider).toBe(0);
+    expect(after.fallbacks - before.fallbacks).toBe(0);
+  });
 
+  // An unknown parameter (`x=1`) is ignored by oidc-provider and is not the plain case: the provider answers it.
   it.each([
     ['no scope', 'grant_type=client_credentials'],
     ['a scope subset', 'grant_type=client_credentials&scope=jobs'],
     ['two scopes', 'scope=contacts+candidates&grant_type=client_credentials'],
   ])('answers exactly as oidc-provider does, with %s', async (_label, body) => {
     const t = await makeToken(server.deps, admin, { services: ['candidates', 'jobs', 'contacts'] });
-    const auth = basic(t.client_id, t.client_secret);
-    const fast = await post(body, { authorization: auth });
-    const slow = await post(body, { authorization: viaProvider(auth) });
+    const auth = { authorization: basic(t.client_id, t.client_secret) };
+    const before = await paths(server.url);
+    const fast = await post(body, auth);
+    const slow = await post(`${body}&x=1`, auth);
+    const after = await paths(server.url);
+    expect([after.fast - before.fast, after.provider - before.provider]).toEqual([1, 1]);
     expect(fast.status).toBe(200);
     expect(slow.status).toBe(200);
     expect(headersOf(fast)).toEqual(headersOf(slow));
@@ -64,10 +97,11 @@ describe.each(testDatabases())('token endpoint fast path on %s', (kind) => {
     expect(Math.abs(pa.iat! - pb.iat!)).toBeLessThanOrEqual(2);
   });
 
-  it('leaves every other request to oidc-provider, body included', async () => {
+  it('leaves every other request to oidc-provider', async () => {
     const t = await makeToken(server.deps, admin, { services: ['candidates', 'jobs'] });
     const auth = { authorization: basic(t.client_id, t.client_secret) };
-    // Parameters it does not know are ignored by the provider; a repeated scope is collapsed.
+    const before = await paths(server.url);
+    // Parameters it does not know are ignored by the provider; a repeated scope value is collapsed (on either path).
     const extra = await post('grant_type=client_credentials&foo=bar', auth);
     expect(extra.status).toBe(200);
     const dup = await post('grant_type=client_credentials&scope=jobs+jobs', auth);
@@ -83,36 +117,26 @@ describe.each(testDatabases())('token endpoint fast path on %s', (kind) => {
     const password = await post('grant_type=password&username=a&password=b', auth);
     expect(password.status).toBe(400);
     expect(((await password.json()) as { error: string }).error).toBe('unsupported_grant_type');
-    // A browser (Origin): the provider's CORS rules, whichever way the request is written.
-    const origin = 'https://app.example';
-    const cors = await post('grant_type=client_credentials', { ...auth, origin });
-    const corsSlow = await post('grant_type=client_credentials', { authorization: viaProvider(auth.authorization), origin });
-    expect(cors.status).toBe(corsSlow.status);
-    expect(headersOf(cors)).toEqual(headersOf(corsSlow));
+    // A browser (Origin): the provider's CORS rules (its default clientBasedCORS allows no origin).
+    const cors = await post('grant_type=client_credentials', { ...auth, origin: 'https://app.example' });
+    expect(cors.status).toBe(400);
+    expect(await cors.json()).toEqual({ error: 'invalid_request', error_description: expect.stringContaining('origin https://app.example not allowed') });
+    const after = await paths(server.url);
+    expect(after.fast - before.fast).toBe(2); // dup, charset
+    expect(after.provider - before.provider).toBe(1); // extra
+    expect(after.fallbacks - before.fallbacks).toBe(0);
   });
 
-  it('answers failures as oidc-provider does: wrong secret, scope outside the token, revoked token', async () => {
+  it('answers a scope outside the token as oidc-provider does, from the same scope policy', async () => {
     const t = await makeToken(server.deps, admin, { services: ['candidates', 'jobs'] });
-    const other = await makeToken(server.deps, admin, { services: ['jobs'] });
-    const wrong = basic(t.client_id, other.client_secret);
-    const fastWrong = await post('grant_type=client_credentials', { authorization: wrong });
-    const slowWrong = await post('grant_type=client_credentials', { authorization: viaProvider(wrong) });
-    expect(fastWrong.status).toBe(401);
-    expect(headersOf(fastWrong)).toEqual(headersOf(slowWrong));
-    expect(await fastWrong.json()).toEqual(await slowWrong.json());
-
-    const auth = basic(t.client_id, t.client_secret);
-    const [fastScope, slowScope] = [
-      await post('grant_type=client_credentials&scope=employees', { authorization: auth }),
-      await post('grant_type=client_credentials&scope=employees', { authorization: viaProvider(auth) }),
+    const auth = { authorization: basic(t.client_id, t.client_secret) };
+    const [plain, viaProvider] = [
+      await post('grant_type=client_credentials&scope=employees+jobs', auth),
+      await post('grant_type=client_credentials&scope=employees+jobs&x=1', auth),
     ];
-    expect(fastScope.status).toBe(400);
-    expect(await fastScope.json()).toEqual(await slowScope.json());
-
-    await server.deps.db.knex('tokens').where({ id: t.id }).delete();
-    const revoked = await post('grant_type=client_credentials', { authorization: auth });
-    expect(revoked.status).toBe(401);
-    expect(((await revoked.json()) as { error: string }).error).toBe('invalid_client');
+    expect(plain.status).toBe(400);
+    expect(await plain.json()).toEqual({ error: 'invalid_scope', error_description: 'requested scope is not allowed', scope: 'employees' });
+    expect(await viaProvider.json()).toEqual({ error: 'invalid_scope', error_description: 'requested scope is not allowed', scope: 'employees' });
   });
 
   it('gives each of many concurrent requests its own client, found or not (lookups share statements)', async () => {
@@ -133,18 +157,71 @@ describe.each(testDatabases())('token endpoint fast path on %s', (kind) => {
     }
   });
 
-  it('counts fast-path tokens in the metrics', async () => {
-    const t = await makeToken(server.deps, admin);
-    const ok = async () => {
-      const text = await (await fetch(`${server.url}/metrics`)).text();
-      const m = /^sat_token_requests_total\{outcome="ok"\} (\d+)/m.exec(text);
-      return m ? Number(m[1]) : 0;
-    };
-    const before = await ok();
-    for (let i = 0; i < 3; i++) {
-      const res = await post('grant_type=client_credentials', { authorization: basic(t.client_id, t.client_secret) });
-      expect(res.status).toBe(200);
+  describe('startup self-check', () => {
+    /** The provider of a fresh build, and what the fast path shares with it. */
+    async function shared(): Promise<{ shared: FastPathShared; lines: string[] }> {
+      const lines: string[] = [];
+      const log = createLogger('debug', {}, (line) => lines.push(line));
+      const { provider } = await createProvider(server.deps, server.oauth.keySet, { onTokenIssued: () => undefined });
+      return {
+        lines,
+        shared: {
+          provider,
+          audience: server.deps.config.apiAudience,
+          resourceServerInfo: (scope) => ({ scope, audience: server.deps.config.apiAudience, accessTokenFormat: 'jwt', accessTokenTTL: 60 }),
+          clientFor: createClientFactory(provider),
+          issued: () => undefined,
+          probeService: 'jobs',
+          log,
+        },
+      };
     }
-    expect((await ok()) - before).toBe(3);
+
+    it('passes on the installed oidc-provider', async () => {
+      const { shared: s } = await shared();
+      expect(await checkFastPath(s)).toBeUndefined();
+      expect((await createTokenFastPath(s, true)).enabled).toBe(true);
+    });
+
+    it.each([
+      ['a token model whose constructor throws', { ClientCredentials: class { constructor() { throw new Error('renamed internal'); } } }],
+      ['a token model without save()', { ClientCredentials: class {} }],
+      ['no ResourceServer', { ResourceServer: undefined }],
+    ])('turns the fast path off with a warning for %s', async (_label, members) => {
+      const { shared: s, lines } = await shared();
+      for (const [name, value] of Object.entries(members)) Object.defineProperty(s.provider, name, { value, configurable: true });
+      expect(await checkFastPath(s)).toEqual(expect.any(String));
+      const fastPath = await createTokenFastPath(s, true);
+      expect(fastPath.enabled).toBe(false);
+      expect(lines.join('\n')).toMatch(/"level":"warn".*token fast path disabled/);
+    });
+  });
+});
+
+describe.each(testDatabases())('TOKEN_FAST_PATH=off on %s', (kind) => {
+  let db: TestDb;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+    server = await startServer(db, { TOKEN_FAST_PATH: 'off' });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await db?.drop();
+  });
+
+  it('sends every token request through oidc-provider', async () => {
+    const t = await makeToken(server.deps, await makeAdmin(server.deps));
+    const before = await paths(server.url);
+    expect(before.enabled).toBe(0);
+    const res = await fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(t.client_id, t.client_secret) },
+      body: 'grant_type=client_credentials',
+    });
+    expect(res.status).toBe(200);
+    const after = await paths(server.url);
+    expect([after.fast - before.fast, after.provider - before.provider, after.fallbacks - before.fallbacks]).toEqual([0, 1, 0]);
   });
 });

@@ -1,0 +1,110 @@
+// SPEC Part 2 "OAuth conformance": one client-authentication rule at the token, introspection and revocation
+// endpoints (RFC 6749 §2.3.1, §3.2, §5.2; RFC 9110 §11), and a scope error that says what is wrong.
+import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
+import { startServer, type TestServer } from '../support/server.js';
+import type { GeneratedToken } from '../../src/tokens/index.js';
+
+const endpoints = ['/token', '/token/introspection', '/token/revocation'] as const;
+
+describe.each(testDatabases())('client authentication at every OAuth endpoint on %s', (kind) => {
+  let db: TestDb;
+  let server: TestServer;
+  let t: GeneratedToken;
+  let accessToken: string;
+
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+    server = await startServer(db);
+    t = await makeToken(server.deps, await makeAdmin(server.deps));
+    const res = await post('/token', 'grant_type=client_credentials', { authorization: basic(t.client_id, t.client_secret) });
+    accessToken = ((await res.json()) as { access_token: string }).access_token;
+  });
+  afterAll(async () => {
+    await server?.close();
+    await db?.drop();
+  });
+
+  function post(path: string, body: string, headers: Record<string, string> = {}) {
+    return fetch(`${server.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      body,
+    });
+  }
+
+  /** A request body each endpoint accepts once the client is authenticated. */
+  const bodyFor = (path: (typeof endpoints)[number]) =>
+    path === '/token' ? 'grant_type=client_credentials' : `token=${encodeURIComponent(accessToken)}`;
+
+  it.each(endpoints)('%s: no client authentication at all is 401 invalid_client with WWW-Authenticate', async (path) => {
+    const res = await post(path, bodyFor(path));
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toMatch(/^Basic realm=/);
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    expect(await res.json()).toEqual({ error: 'invalid_client', error_description: 'no client authentication mechanism provided' });
+  });
+
+  it.each(endpoints)('%s: client_id= and client_secret= without a value beside Basic are omitted parameters', async (path) => {
+    const authorization = basic(t.client_id, t.client_secret);
+    for (const extra of ['client_secret=', 'client_id=', 'client_id=&client_secret=']) {
+      const res = await post(path, `${bodyFor(path)}&${extra}`, { authorization });
+      expect(res.status).toBe(200);
+    }
+  });
+
+  it.each(endpoints)('%s: a client_secret with a value beside Basic is still two mechanisms (400 invalid_request)', async (path) => {
+    const res = await post(path, `${bodyFor(path)}&client_secret=${t.client_secret}`, { authorization: basic(t.client_id, t.client_secret) });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toBe('invalid_request');
+  });
+
+  it.each(endpoints)('%s: HTTP Basic with any number of spaces after the scheme, in any case', async (path) => {
+    const credentials = basic(t.client_id, t.client_secret).slice('Basic '.length);
+    for (const authorization of [`Basic  ${credentials}`, `Basic    ${credentials}`, `basic ${credentials}`, `BASIC   ${credentials}`]) {
+      const res = await post(path, bodyFor(path), { authorization });
+      expect(res.status).toBe(200);
+    }
+  });
+
+  it.each(endpoints)('%s: a wrong secret is 401 invalid_client, with WWW-Authenticate only when Basic was used', async (path) => {
+    const other = await makeToken(server.deps, await makeAdmin(server.deps));
+    const viaBasic = await post(path, bodyFor(path), { authorization: basic(t.client_id, other.client_secret) });
+    expect(viaBasic.status).toBe(401);
+    expect(viaBasic.headers.get('www-authenticate')).toMatch(/^Basic /);
+    expect(((await viaBasic.json()) as { error: string }).error).toBe('invalid_client');
+    const viaForm = await post(path, `${bodyFor(path)}&client_id=${t.client_id}&client_secret=${other.client_secret}`);
+    expect(viaForm.status).toBe(401);
+    expect(viaForm.headers.get('www-authenticate')).toBeNull();
+    expect(((await viaForm.json()) as { error: string }).error).toBe('invalid_client');
+  });
+
+  it.each(endpoints)('%s: another scheme or a broken Basic value is 401 invalid_client', async (path) => {
+    for (const authorization of [`Bearer ${accessToken}`, 'Basic !!!', `Basic ${Buffer.from('no-colon').toString('base64')}`]) {
+      const res = await post(path, bodyFor(path), { authorization });
+      expect(res.status).toBe(401);
+      expect(((await res.json()) as { error: string }).error).toBe('invalid_client');
+    }
+  });
+
+  describe('scope syntax at /token', () => {
+    const request = (scope: string) =>
+      post('/token', `grant_type=client_credentials&scope=${encodeURIComponent(scope)}`, { authorization: basic(t.client_id, t.client_secret) });
+
+    it('says that values are separated by a single space when two spaces are sent', async () => {
+      const res = await request('candidates  jobs');
+      expect(res.status).toBe(400);
+      const body = (await res.json()) as { error: string; error_description: string };
+      expect(body.error).toBe('invalid_scope');
+      expect(body.error_description).toMatch(/single space/);
+      expect(body.error_description).not.toMatch(/invalid characters/);
+    });
+
+    it('says so for a leading or trailing space, and names a character that is not allowed', async () => {
+      const leading = (await (await request(' jobs')).json()) as { error: string; error_description: string };
+      expect(leading).toMatchObject({ error: 'invalid_scope', error_description: expect.stringMatching(/start or end with a space/) });
+      const quote = (await (await request('jobs "x"')).json()) as { error: string; error_description: string };
+      expect(quote).toMatchObject({ error: 'invalid_scope', error_description: expect.stringContaining('U+0022') });
+    });
+  });
+});
