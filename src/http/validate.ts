@@ -1,6 +1,7 @@
 import type { Context, Middleware } from 'koa';
 import { z } from 'zod';
 import { AppError, type ErrorDetail } from '../errors.js';
+import { BodyReadError, readRawBody } from './body.js';
 
 /** SPEC "Admin API": request bodies over 1 MB get 413. */
 export const MAX_JSON_BODY_BYTES = 1024 * 1024;
@@ -31,16 +32,16 @@ export function jsonBody(limit = MAX_JSON_BODY_BYTES): Middleware {
     }
     const declared = Number(ctx.get('content-length') || 0);
     if (declared > limit) throw tooLarge(ctx);
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > limit) throw tooLarge(ctx);
-      chunks.push(chunk);
+    let raw: Buffer;
+    try {
+      raw = await readRawBody(ctx, limit);
+    } catch (err) {
+      if (err instanceof BodyReadError && err.reason === 'too_large') throw tooLarge(ctx);
+      throw new AppError('invalid_json', 'The request body could not be read.');
     }
     let value: unknown;
     try {
-      value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks)));
+      value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(raw));
     } catch {
       throw new AppError('invalid_json', 'The request body is not valid JSON.');
     }

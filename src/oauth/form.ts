@@ -1,7 +1,7 @@
 import querystring from 'node:querystring';
 import type { Context } from 'koa';
 import { errors } from 'oidc-provider';
-import getRawBody from 'raw-body';
+import { BodyReadError, readRawBody } from '../http/body.js';
 
 /** The largest urlencoded body the OAuth endpoints read (oidc-provider's own limit is 56 KiB). */
 export const MAX_FORM_BYTES = 56 * 1024;
@@ -44,22 +44,24 @@ function toForm(raw: Buffer, text: string): OAuthForm {
 }
 
 /**
- * Reads the body of a POST to /token, /token/introspection or /token/revocation (raw-body: declared length
- * checked, at most MAX_FORM_BYTES, the declared charset). No content type means no parameters (as oidc-provider
- * has it); another content type is `invalid_request`; too large is 413 `invalid_request` (connection closed).
+ * Reads the body of a POST to /token, /token/introspection or /token/revocation with the server's one body reader
+ * (http/body.ts: declared length checked, at most MAX_FORM_BYTES), decoded in the declared charset. No content
+ * type means no parameters (as oidc-provider has it); another content type is `invalid_request`; too large is 413
+ * `invalid_request` (connection closed).
  */
 export async function readForm(ctx: Context): Promise<OAuthForm> {
   if (!ctx.get('content-type')) return toForm(Buffer.alloc(0), '');
   if (!ctx.is(FORM)) throw new errors.InvalidRequest(`only ${FORM} content-type bodies are supported on ${ctx.method} ${ctx.path}`);
+  let raw: Buffer;
   try {
-    const raw = await getRawBody(ctx.req, { length: ctx.get('content-length') || undefined, limit: MAX_FORM_BYTES });
+    raw = await readRawBody(ctx, MAX_FORM_BYTES);
+  } catch (err) {
+    if (err instanceof BodyReadError && err.reason === 'too_large') throw new errors.InvalidRequest('the request body is too large', 413);
+    throw new errors.InvalidRequest('failed to parse the request body', undefined, { cause: err });
+  }
+  try {
     return toForm(raw, new TextDecoder(ctx.request.charset || 'utf-8', { fatal: true }).decode(raw));
   } catch (err) {
-    const type = (err as { type?: unknown }).type;
-    if (type === 'entity.too.large') {
-      ctx.set('Connection', 'close');
-      throw new errors.InvalidRequest('the request body is too large', 413);
-    }
     throw new errors.InvalidRequest('failed to parse the request body', undefined, { cause: err });
   }
 }
