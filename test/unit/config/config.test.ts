@@ -16,6 +16,13 @@ describe('loadConfig', () => {
     expect(c.services.map((s) => s.id)).toEqual(['candidates', 'employees', 'jobs', 'clients', 'contacts', 'master-lists']);
   });
 
+  it('reads TOKEN_FAST_PATH: on by default, off when set to off, nothing else', () => {
+    expect(loadConfig({}).tokenFastPath).toBe(true);
+    expect(loadConfig({ TOKEN_FAST_PATH: 'on' }).tokenFastPath).toBe(true);
+    expect(loadConfig({ TOKEN_FAST_PATH: 'off' }).tokenFastPath).toBe(false);
+    expect(() => loadConfig({ TOKEN_FAST_PATH: 'maybe' })).toThrow(/TOKEN_FAST_PATH/);
+  });
+
   it('derives the issuer and audience from PORT and ISSUER', () => {
     expect(loadConfig({ PORT: '8080' }).issuer).toBe('http://localhost:8080');
     const c = loadConfig({ ISSUER: 'https://auth.example.com/', API_AUDIENCE: 'https://api.example.com' });
