@@ -97,6 +97,13 @@ export const envSchema = z.object({
   MAIL_POLL_INTERVAL_MS: intFromEnv(50, 600_000),
   // SPEC: the expiry check runs at least hourly.
   EXPIRY_CHECK_INTERVAL_MS: intFromEnv(50, 3_600_000),
+  // Signing keys (SPEC Part 2 "Signing keys encrypted at rest", "Signing-key rotation never fails a verifier").
+  KEY_ENCRYPTION_KEY: optionalString,
+  KEY_ENCRYPTION_KEY_FILE: optionalString,
+  NEW_KEY_ENCRYPTION_KEY: optionalString,
+  ALLOW_PLAINTEXT_KEYS: booleanFromEnv,
+  KEY_PUBLISH_AHEAD_SECONDS: intFromEnv(0, 7 * 86_400),
+  KEY_ROTATION_DAYS: intFromEnv(0, 3_650),
 });
 
 /** Renders zod issues as one line each: `NAME: message`. */

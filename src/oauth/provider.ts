@@ -23,7 +23,7 @@ import {
 } from '../tokens/index.js';
 import type { ClientRow } from '../tokens/queries.js';
 import { presentedSecret } from './client-auth.js';
-import type { KeySet } from './keys.js';
+import type { KeySet } from '../keys/index.js';
 
 /** Client metadata our adapter hands to oidc-provider; `org_id`, `token_id`, `expires_at` are extra metadata. */
 interface ClientMetadata {
@@ -393,7 +393,8 @@ export function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHooks): 
     jwks: { keys: keys.keys.map((jwk) => (jwk.alg === 'ES256' || jwk.alg === 'RS256' ? new ThreadPoolSigningKey(jwk) : jwk)) },
     clockTolerance: 0,
     scopes,
-    responseTypes: [],
+    // Only `none`, for the authorization endpoint that discovery must name; no client may use it (docs/keys.md).
+    responseTypes: ['none'],
     clientAuthMethods: ['client_secret_basic', 'client_secret_post'],
     enabledJWA: { clientAuthSigningAlgValues: [] },
     clientDefaults: {
