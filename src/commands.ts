@@ -91,8 +91,8 @@ export const commands: Record<string, Command> = {
   'keys-list': async (deps) => {
     const now = deps.clock();
     const set = await loadPublicKeySet(deps.db.knex, deps.config.signingAlg, now, keyRetentionMs(deps.config.accessTokenTtlSeconds));
-    const published = new Set((set?.keys ?? []).map((k) => k.kid));
     const stored = await listSigningKeys(deps.db.knex);
+    const published = new Set(set ? set.keys.map((k) => k.kid) : stored.map((k) => k.kid)); // no signer yet: all pending
     return {
       signing_kid: set?.signingKid ?? null,
       published: stored

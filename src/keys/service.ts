@@ -144,11 +144,12 @@ export async function ensureSigningKey(db: Db, ring: KeyRing, alg: SigningAlg, n
   return (db as Knex).transaction(async (trx) => {
     await lockKeys(trx);
     const existing = await allRows(trx);
-    if (existing.some((k) => k.alg === alg)) return false;
+    if (existing.some((k) => k.alg === alg && k.not_before.getTime() <= now.getTime())) return false;
     ring.assertCurrent(existing);
     // The very first key is active "since forever", so instances whose clocks differ slightly all see it as the
     // signer at once. A key for a newly configured algorithm supersedes the others from now on.
-    await trx('signing_keys').insert(toInsert(await newKey(ring, alg, existing.length === 0 ? new Date(0) : now, now)));
+    const first = !existing.some((k) => k.not_before.getTime() <= now.getTime());
+    await trx('signing_keys').insert(toInsert(await newKey(ring, alg, first ? new Date(0) : now, now)));
     return true;
   });
 }
@@ -166,8 +167,12 @@ export async function rotateSigningKey(
 ): Promise<{ kid: string; signsFrom: Date }> {
   return (db as Knex).transaction(async (trx) => {
     await lockKeys(trx);
-    ring.assertCurrent(await allRows(trx));
-    const signsFrom = new Date(now.getTime() + aheadSeconds * 1000);
+    const rows = await allRows(trx);
+    ring.assertCurrent(rows);
+    // Nothing of this algorithm signs yet (`sat keys rotate` before the first start): no verifier holds anything to
+    // protect, and the server needs a signer, so the key signs at once.
+    const signing = rows.some((r) => r.alg === alg && r.not_before.getTime() <= now.getTime());
+    const signsFrom = new Date(now.getTime() + (signing ? aheadSeconds : 0) * 1000);
     const row = await newKey(ring, alg, signsFrom, now);
     await trx('signing_keys').insert(toInsert(row));
     return { kid: row.kid, signsFrom };
