@@ -114,15 +114,23 @@ export async function createOAuth(deps: Deps): Promise<OAuth> {
     await providerCallback(ctx.req, ctx.res);
   };
 
+  let lastReloadError = 0;
   const reloadKeys = async () => {
     let next: KeySet;
     try {
       next = await load();
     } catch (err) {
-      if (!(err instanceof KeyEncryptionError)) throw err;
-      deps.log.error('signing keys not reloaded: a key does not open; still signing with the keys loaded before', { err });
+      // Every 2 s during a database outage: logged once a minute, not per attempt; the loaded keys keep signing.
+      const now = Date.now();
+      if (now - lastReloadError >= 60_000) {
+        lastReloadError = now;
+        if (err instanceof KeyEncryptionError) {
+          deps.log.error('signing keys not reloaded: a key does not open; still signing with the keys loaded before', { err });
+        } else deps.log.warn('signing keys not reloaded; still signing with the keys loaded before', { err });
+      }
       return false;
     }
+    lastReloadError = 0;
     if (next.fingerprint === keySet.fingerprint) return false;
     keySet = next;
     providerCallback = build(keySet);
