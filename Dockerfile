@@ -1,7 +1,7 @@
 # System Access Token server. Node 22 LTS is the supported runtime (oidc-provider 9 needs it).
 #   docker build -t sat .
 #   docker run -p 3000:3000 -v sat-data:/data sat                      (embedded database in /data)
-#   docker run -p 3000:3000 -e DATABASE_URL=postgres://... sat         (PostgreSQL)
+#   docker run -p 3000:3000 -e DATABASE_URL=postgres://... -e KEY_ENCRYPTION_KEY=... sat   (PostgreSQL; docs/keys.md)
 
 # --- build: all dependencies, TypeScript -> dist/ --------------------------------------------------
 FROM node:22-bookworm-slim AS build

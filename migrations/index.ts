@@ -4,6 +4,7 @@ import * as m0001 from './0001_initial.js';
 import * as m0002 from './0002_admin.js';
 import * as m0003 from './0003_mail.js';
 import * as m0010 from './0010_resource_servers.js';
+import * as m0020 from './0020_signing_keys_sealed.js';
 
 export interface Migration {
   name: string;
@@ -16,4 +17,5 @@ export const migrations: readonly Migration[] = [
   { name: '0002_admin', ...m0002 },
   { name: '0003_mail', ...m0003 },
   { name: '0010_resource_servers', ...m0010 },
+  { name: '0020_signing_keys_sealed', ...m0020 },
 ];

@@ -6,7 +6,18 @@ import type { ControlResponse } from './control/index.js';
 import { migrateLatest, migrationStatus } from './db/index.js';
 import type { Deps } from './deps.js';
 import { AppError } from './errors.js';
-import { keyRetentionMs, loadKeySet, rotateSigningKey } from './oauth/index.js';
+import { parseKeyEncryptionKey } from './config/index.js';
+import {
+  KeyEncryptionError,
+  kekId,
+  keyRetentionMs,
+  listSigningKeys,
+  loadPublicKeySet,
+  openKeyRing,
+  replaceDataDirKey,
+  rewrapSigningKeys,
+  rotateSigningKey,
+} from './keys/index.js';
 import {
   addResourceServer,
   generateToken,
@@ -21,7 +32,8 @@ import {
 
 type Command = (deps: Deps, args: Record<string, unknown>) => Promise<unknown>;
 
-const rotateArgs = z.object({ delaySeconds: z.number().int().min(0).max(86_400).default(0) }).strict();
+const rotateArgs = z.object({ now: z.boolean().default(false) }).strict();
+const rewrapArgs = z.object({ newKey: z.string().min(1, 'the new key-encryption key is required') }).strict();
 
 const orgArg = z.string().trim().min(1, 'organisation name is required');
 const tokenCreateArgs = z
@@ -45,11 +57,26 @@ export const commands: Record<string, Command> = {
     const applied = await migrateLatest(deps.db.knex);
     return { newly_applied: applied, ...(await migrationStatus(deps.db.knex)) };
   },
+  // SPEC "Signing-key rotation never fails a verifier": published at once, signing KEY_PUBLISH_AHEAD_SECONDS later;
+  // --now (the emergency exception) signs at once. The running server reloads right after (main.ts).
   'keys-rotate': async (deps, args) => {
-    const { delaySeconds } = rotateArgs.parse(args);
-    const activateAt = new Date(Date.now() + delaySeconds * 1000);
-    const kid = await rotateSigningKey(deps.db.knex, deps.config.signingAlg, activateAt);
-    return { kid, alg: deps.config.signingAlg, signs_from: activateAt.toISOString() };
+    const { now } = rotateArgs.parse(args);
+    const ring = openKeyRing(deps.config, deps.db.kind, deps.log);
+    const ahead = now ? 0 : deps.config.keyPublishAheadSeconds;
+    const { kid, signsFrom } = await rotateSigningKey(deps.db.knex, ring, deps.config.signingAlg, deps.clock(), ahead);
+    return { kid, alg: deps.config.signingAlg, signs_from: signsFrom.toISOString() };
+  },
+  // Seals every signing key under a new key-encryption key, in one transaction (docs/keys.md).
+  'keys-rewrap': async (deps, args) => {
+    const { newKey } = rewrapArgs.parse(args);
+    const problems: string[] = [];
+    const next = parseKeyEncryptionKey(newKey, 'the new key-encryption key', problems);
+    if (!next) throw new AppError('validation_failed', problems.join('; '));
+    const ring = openKeyRing(deps.config, deps.db.kind, deps.log);
+    const count = await rewrapSigningKeys(deps.db.knex, ring, next);
+    const file = ring.kek.dataDirFile;
+    if (file) replaceDataDirKey(file, next); // the generated key in DATA_DIR: the next start uses the new one
+    return { rewrapped: count, kek_id: kekId(next), ...(file ? { replaced_key_file: file } : {}) };
   },
   // `sat token create|list|revoke`: the admin API's domain code and rules (limit, names, expiry, audit).
   'token-create': async (deps, args) => {
@@ -78,8 +105,22 @@ export const commands: Record<string, Command> = {
   'resource-server-list': async (deps) => ({ items: await listResourceServers(deps) }),
   'resource-server-revoke': async (deps, args) => revokeResourceServer(deps, resourceServerRevokeArgs.parse(args).id),
   'keys-list': async (deps) => {
-    const set = await loadKeySet(deps.db.knex, deps.config.signingAlg, new Date(), keyRetentionMs(deps.config.accessTokenTtlSeconds));
-    return { signing_kid: set?.signingKid ?? null, published: (set?.keys ?? []).map((k) => ({ kid: k.kid, alg: k.alg })) };
+    const now = deps.clock();
+    const set = await loadPublicKeySet(deps.db.knex, deps.config.signingAlg, now, keyRetentionMs(deps.config.accessTokenTtlSeconds));
+    const stored = await listSigningKeys(deps.db.knex);
+    const published = new Set(set ? set.keys.map((k) => k.kid) : stored.map((k) => k.kid)); // no signer yet: all pending
+    return {
+      signing_kid: set?.signingKid ?? null,
+      published: stored
+        .filter((k) => published.has(k.kid))
+        .map((k) => ({
+          kid: k.kid,
+          alg: k.alg,
+          status: k.kid === set?.signingKid ? 'signing' : k.not_before.getTime() > now.getTime() ? 'pending' : 'retiring',
+          signs_from: k.not_before.getTime() > now.getTime() ? k.not_before.toISOString() : null,
+          encrypted: k.encrypted,
+        })),
+    };
   },
 };
 
@@ -99,6 +140,7 @@ export async function runCommand(deps: Deps, name: string, args: Record<string, 
         },
       };
     }
+    if (err instanceof KeyEncryptionError) return { ok: false, error: { code: 'key_encryption_failed', message: err.message } };
     if (err instanceof AppError) return { ok: false, error: { code: err.code, message: err.message, details: err.details } };
     deps.log.error('command failed', { command: name, err });
     return { ok: false, error: { code: 'internal_error', message: 'the command failed; see the server log' } };

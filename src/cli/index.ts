@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // `sat`: the command-line tool. Parses argv, dispatches, sets the exit code (0 ok, 1 failed, 2 usage).
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { runCommand } from '../commands.js';
 import { ConfigError, loadConfig, type Config } from '../config/index.js';
@@ -17,8 +18,11 @@ Commands:
                                           add an administrator (creates the organisation when new;
                                           prints a generated password when none is given)
   keys list                               show the published signing keys and the one that signs
-  keys rotate [--delay SECONDS]           add a new signing key; it signs after SECONDS (default 0)
-                                          and old keys stay published until their tokens expired
+  keys rotate [--now]                     add a new signing key: published at once, signing after
+                                          KEY_PUBLISH_AHEAD_SECONDS (default 600); --now signs at once
+                                          (emergency only: verifiers may reject tokens for a minute)
+  keys rewrap [--new-key-file FILE]       encrypt every signing key under a new key-encryption key, read
+                                          from FILE or NEW_KEY_ENCRYPTION_KEY (base64 of 32 bytes)
   token create --org NAME --name NAME --expires DATE --services ID,ID
                                           generate a system access token (same rules as the admin API;
                                           DATE is YYYY-MM-DD or an ISO date-time with offset); prints
@@ -49,7 +53,8 @@ function parse(argv: string[]) {
       org: { type: 'string' },
       email: { type: 'string' },
       password: { type: 'string' },
-      delay: { type: 'string' },
+      now: { type: 'boolean', default: false },
+      'new-key-file': { type: 'string' },
       name: { type: 'string' },
       expires: { type: 'string' },
       services: { type: 'string' },
@@ -62,7 +67,7 @@ function parse(argv: string[]) {
 
 type Parsed = ReturnType<typeof parse>;
 
-function toRequest({ values, positionals }: Parsed): { command: string; args: Record<string, unknown> } {
+function toRequest({ values, positionals }: Parsed, config: Readonly<Config>): { command: string; args: Record<string, unknown> } {
   const [a, b, ...rest] = positionals;
   if (a === 'token' && b === 'revoke') {
     if (!values.org || rest.length !== 1) throw new UsageError('token revoke needs --org and one TOKEN_ID');
@@ -98,10 +103,20 @@ function toRequest({ values, positionals }: Parsed): { command: string; args: Re
     };
   }
   if (a === 'keys' && b === 'list') return { command: 'keys-list', args: {} };
-  if (a === 'keys' && b === 'rotate') {
-    const delay = values.delay === undefined ? 0 : Number(values.delay);
-    if (!Number.isInteger(delay) || delay < 0) throw new UsageError('--delay takes a whole number of seconds');
-    return { command: 'keys-rotate', args: { delaySeconds: delay } };
+  if (a === 'keys' && b === 'rotate') return { command: 'keys-rotate', args: { now: values.now ?? false } };
+  if (a === 'keys' && b === 'rewrap') {
+    // The new key travels to the running server, if any, over the owner-only local socket; never on the command line.
+    const file = values['new-key-file'];
+    let newKey: string | undefined;
+    if (file !== undefined) {
+      try {
+        newKey = readFileSync(file, 'utf8').trim();
+      } catch (err) {
+        throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+    } else newKey = config.newKeyEncryptionKey?.bytes.toString('base64');
+    if (!newKey) throw new UsageError('keys rewrap needs --new-key-file FILE or NEW_KEY_ENCRYPTION_KEY');
+    return { command: 'keys-rewrap', args: { newKey } };
   }
   throw new UsageError(`unknown command: ${positionals.join(' ') || '(none)'}`);
 }
@@ -183,6 +198,17 @@ function print(command: string, result: unknown, json: boolean): void {
     case 'resource-server-revoke':
       process.stdout.write(`Revoked resource server "${r.name}" (${r.id}, client ID ${r.client_id}) at ${r.revoked_at}\n`);
       break;
+    case 'keys-rotate':
+      process.stdout.write(`Added signing key ${r.kid} (${r.alg}): published now, signs from ${r.signs_from}\n`);
+      break;
+    case 'keys-rewrap':
+      process.stdout.write(
+        `Encrypted ${r.rewrapped} signing key(s) under the new key-encryption key (id ${r.kek_id})\n` +
+          (r.replaced_key_file
+            ? `Replaced ${r.replaced_key_file}\n`
+            : 'Now set KEY_ENCRYPTION_KEY (or KEY_ENCRYPTION_KEY_FILE) to the new key on every instance and restart them.\n'),
+      );
+      break;
     case 'migrate':
       process.stdout.write(
         r.newly_applied.length ? `Applied: ${r.newly_applied.join(', ')}\n` : `Up to date (${r.applied.length} migrations)\n`,
@@ -233,7 +259,7 @@ async function main(argv: string[]): Promise<number> {
       await runServe(config);
       return -1; // keeps running
     }
-    const req = toRequest(parsed);
+    const req = toRequest(parsed, config);
     const res = await execute(config, req);
     if (!res.ok) {
       const details = Array.isArray(res.error.details) ? (res.error.details as Array<{ path: string; message: string }>) : [];

@@ -41,6 +41,72 @@ export interface Config {
   expiryCheckIntervalMs: number;
   /** TOKEN_FAST_PATH: answer plain token requests without oidc-provider's pipeline (docs/oauth.md); default on. */
   tokenFastPath: boolean;
+  /** The key-encryption key of the signing keys (KEY_ENCRYPTION_KEY or KEY_ENCRYPTION_KEY_FILE); unset: see src/keys. */
+  keyEncryptionKey: SecretKey | undefined;
+  /** `sat keys rewrap`: the new key-encryption key from NEW_KEY_ENCRYPTION_KEY, when set. */
+  newKeyEncryptionKey: SecretKey | undefined;
+  /** PostgreSQL without a key-encryption key stores signing keys in clear only when this is true. */
+  allowPlaintextKeys: boolean;
+  /** A new signing key is published this long before it signs (default 600). */
+  keyPublishAheadSeconds: number;
+  /** Signing keys rotate by themselves this often (default 90; 0: never). */
+  keyRotationDays: number;
+}
+
+/**
+ * A 256-bit secret key read from the environment or a file. Never serialised: JSON.stringify and util.inspect
+ * show `[REDACTED]`, so a logged configuration cannot leak it.
+ */
+export class SecretKey {
+  readonly #bytes: Buffer;
+  constructor(
+    bytes: Buffer,
+    /** Where it came from, for messages: an environment variable name or a file path. */
+    readonly source: string,
+  ) {
+    this.#bytes = bytes;
+  }
+  get bytes(): Buffer {
+    return this.#bytes;
+  }
+  toJSON(): string {
+    return '[REDACTED]';
+  }
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `SecretKey(${this.source})`;
+  }
+}
+
+/** Base64 (or base64url) text of exactly 32 bytes → SecretKey; undefined and a problem otherwise. */
+export function parseKeyEncryptionKey(text: string, source: string, problems: string[]): SecretKey | undefined {
+  const trimmed = text.trim();
+  const bytes = /^[A-Za-z0-9+/_-]+={0,2}$/.test(trimmed) ? Buffer.from(trimmed, trimmed.includes('-') || trimmed.includes('_') ? 'base64url' : 'base64') : undefined;
+  if (!bytes || bytes.length !== 32) {
+    problems.push(`${source}: must be the base64 of exactly 32 random bytes (e.g. \`openssl rand -base64 32\`)`);
+    return undefined;
+  }
+  return new SecretKey(bytes, source);
+}
+
+function readKeyEncryptionKey(env: { KEY_ENCRYPTION_KEY?: string; KEY_ENCRYPTION_KEY_FILE?: string }): SecretKey | undefined {
+  const problems: string[] = [];
+  let key: SecretKey | undefined;
+  if (env.KEY_ENCRYPTION_KEY && env.KEY_ENCRYPTION_KEY_FILE) {
+    problems.push('KEY_ENCRYPTION_KEY, KEY_ENCRYPTION_KEY_FILE: set one of them, not both');
+  } else if (env.KEY_ENCRYPTION_KEY) {
+    key = parseKeyEncryptionKey(env.KEY_ENCRYPTION_KEY, 'KEY_ENCRYPTION_KEY', problems);
+  } else if (env.KEY_ENCRYPTION_KEY_FILE) {
+    const file = path.resolve(env.KEY_ENCRYPTION_KEY_FILE);
+    let text: string | undefined;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      problems.push(`KEY_ENCRYPTION_KEY_FILE: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    if (text !== undefined) key = parseKeyEncryptionKey(text, file, problems);
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return key;
 }
 
 export class ConfigError extends Error {
@@ -85,6 +151,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
   if (!parsedFile.success) throw new ConfigError(describeIssues(parsedFile.error, 'config: '));
   const file = parsedFile.data;
 
+  const keyEncryptionKey = readKeyEncryptionKey(e);
+  const newKeyProblems: string[] = [];
+  const newKeyEncryptionKey = e.NEW_KEY_ENCRYPTION_KEY
+    ? parseKeyEncryptionKey(e.NEW_KEY_ENCRYPTION_KEY, 'NEW_KEY_ENCRYPTION_KEY', newKeyProblems)
+    : undefined;
+  if (newKeyProblems.length) throw new ConfigError(newKeyProblems);
+
   const port = e.PORT ?? 3000;
   const issuer = (e.ISSUER ?? `http://localhost:${port}`).replace(/\/+$/, '');
   return Object.freeze({
@@ -115,5 +188,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     mailPollIntervalMs: e.MAIL_POLL_INTERVAL_MS ?? 5_000,
     expiryCheckIntervalMs: e.EXPIRY_CHECK_INTERVAL_MS ?? 600_000,
     tokenFastPath: e.TOKEN_FAST_PATH !== 'off',
+    keyEncryptionKey,
+    newKeyEncryptionKey,
+    allowPlaintextKeys: e.ALLOW_PLAINTEXT_KEYS ?? false,
+    keyPublishAheadSeconds: e.KEY_PUBLISH_AHEAD_SECONDS ?? 600,
+    keyRotationDays: e.KEY_ROTATION_DAYS ?? 90,
   });
 }

@@ -99,6 +99,13 @@ export const envSchema = z.object({
   EXPIRY_CHECK_INTERVAL_MS: intFromEnv(50, 3_600_000),
   // The token endpoint's fast path (docs/oauth.md): `off` sends every token request through oidc-provider.
   TOKEN_FAST_PATH: optionalString.pipe(z.enum(['on', 'off']).optional()),
+  // Signing keys (SPEC Part 2 "Signing keys encrypted at rest", "Signing-key rotation never fails a verifier").
+  KEY_ENCRYPTION_KEY: optionalString,
+  KEY_ENCRYPTION_KEY_FILE: optionalString,
+  NEW_KEY_ENCRYPTION_KEY: optionalString,
+  ALLOW_PLAINTEXT_KEYS: booleanFromEnv,
+  KEY_PUBLISH_AHEAD_SECONDS: intFromEnv(0, 7 * 86_400),
+  KEY_ROTATION_DAYS: intFromEnv(0, 3_650),
 });
 
 /** Renders zod issues as one line each: `NAME: message`. */

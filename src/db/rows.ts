@@ -29,11 +29,20 @@ export interface TokenRow {
   expiry_notified_at?: Date | null;
 }
 
+/** A signing key (migrations 0001, 0020): the private JWK sealed under `kek_id`, or in clear (ALLOW_PLAINTEXT_KEYS). */
 export interface SigningKeyRow {
   kid: string;
   alg: string;
-  private_jwk: Record<string, unknown> | string;
+  public_jwk: Record<string, unknown> | string;
+  /** In clear only when no key-encryption key is configured; null when sealed. */
+  private_jwk: Record<string, unknown> | string | null;
+  /** AES-256-GCM of the private JWK: base64url `iv.ciphertext.tag` (src/keys/encryption.ts). */
+  sealed_jwk: string | null;
+  /** Which key-encryption key sealed it (a fingerprint, never the key). */
+  kek_id: string | null;
+  /** When the key was made, by the application's clock (automatic rotation counts from here). */
   created_at: Date;
+  /** Published at once; signs from this moment on (rotation publishes ahead of use). */
   not_before: Date;
 }
 

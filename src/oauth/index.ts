@@ -1,34 +1,61 @@
 // The OAuth 2.0 edge: oidc-provider configured for client credentials, its keys, and what it does not do for us.
 import type { Middleware } from 'koa';
 import type { Deps } from '../deps.js';
+import {
+  KeyEncryptionError,
+  ensureSigningKey,
+  keyRetentionMs,
+  loadKeySet,
+  openKeyRing,
+  pruneSigningKeys,
+  rotateSigningKeyIfDue,
+  sealPlaintextKeys,
+  type KeyRing,
+  type KeySet,
+} from '../keys/index.js';
 import { UsageRecorder } from '../tokens/index.js';
-import { ensureSigningKey, keyRetentionMs, loadKeySet, pruneSigningKeys, type KeySet } from './keys.js';
+import {
+  AUTHORIZATION_PATH,
+  authorizationServerMetadata,
+  openIdProviderMetadata,
+  prepareJson,
+  prepareJwks,
+  servePrepared,
+  type PreparedJson,
+} from './discovery.js';
 import { createProvider } from './provider.js';
 import { createAccessTokenVerifier, introspectionEndpoint } from './introspection.js';
 import { revocationEndpoint } from './revocation.js';
 import { recordProviderOutcome, tokenEndpoint, type CurrentProvider } from './token-endpoint.js';
 
-export { ensureSigningKey, rotateSigningKey, loadKeySet, pruneSigningKeys, keyRetentionMs } from './keys.js';
-
-/** The provider endpoints we expose; every other route oidc-provider registers stays unreachable. */
-const exposed = new Map<string, string>([
-  ['/.well-known/openid-configuration', 'GET'],
-  ['/.well-known/oauth-authorization-server', 'GET'],
-  ['/jwks', 'GET'],
-  ['/token', 'POST'],
-  ['/token/introspection', 'POST'],
-  ['/token/revocation', 'POST'],
+/** The provider endpoints we expose, with their methods; every other route oidc-provider registers stays unreachable. */
+const exposed = new Map<string, string[]>([
+  ['/token', ['POST']],
+  ['/token/introspection', ['POST']],
+  ['/token/revocation', ['POST']],
+  // oidc-provider's authorization endpoint: discovery must name one (docs/keys.md "Discovery"); no client may use it,
+  // so it answers every request with an RFC 6749 error.
+  [AUTHORIZATION_PATH, ['GET', 'POST']],
 ]);
 
 export interface OAuth {
   middleware: Middleware;
-  /** Re-reads the key set; rebuilds the provider when it changed. Returns true on a change. */
+  /**
+   * Re-reads the key set at deps.clock(); rebuilds the provider and the JWKS when it changed. Returns true on a
+   * change. A key that does not open (wrong key-encryption key) is logged and the current set kept: never signs garbage.
+   */
   reloadKeys(): Promise<boolean>;
+  /** Deletes keys superseded longer ago than the longest access token lifetime plus an hour. */
+  pruneKeys(): Promise<number>;
+  /** Automatic rotation (KEY_ROTATION_DAYS): adds a key published ahead when due, then reloads. Returns its kid. */
+  rotateKeysIfDue(): Promise<string | undefined>;
   /** Writes batched last_used_at updates. */
   flushUsage(): Promise<number>;
   readonly keySet: KeySet;
   /** Whether the token endpoint's fast path is on (TOKEN_FAST_PATH and its startup self-check). */
   readonly fastPathEnabled: boolean;
+  /** The key-encryption key and the opened private keys of this process. */
+  readonly keyRing: KeyRing;
 }
 
 export async function createOAuth(deps: Deps): Promise<OAuth> {
@@ -36,13 +63,17 @@ export async function createOAuth(deps: Deps): Promise<OAuth> {
   const usage = new UsageRecorder();
   const hooks = { onTokenIssued: (tokenId: string) => usage.record(tokenId, deps.clock()) };
   const retention = keyRetentionMs(config.accessTokenTtlSeconds);
+  // Start: resolve the key-encryption key (KeyEncryptionError stops the server), seal keys stored in clear.
+  const ring = openKeyRing(config, deps.db.kind, deps.log);
+  const sealed = await sealPlaintextKeys(deps.db.knex, ring);
+  if (sealed) deps.log.info('signing keys encrypted at rest', { keys: sealed });
+  if (!ring.kek.key) deps.log.warn('signing keys are stored in clear (ALLOW_PLAINTEXT_KEYS=true): a database dump can forge tokens');
   const load = async () => {
-    const now = new Date();
-    let set = await loadKeySet(deps.db.knex, config.signingAlg, now, retention);
+    let set = await loadKeySet(deps.db.knex, ring, config.signingAlg, deps.clock(), retention);
     if (!set) {
       // First start (or a new SIGNING_ALG): create the key under a table lock, then read what won.
-      await ensureSigningKey(deps.db.knex, config.signingAlg);
-      set = await loadKeySet(deps.db.knex, config.signingAlg, new Date(), retention);
+      await ensureSigningKey(deps.db.knex, ring, config.signingAlg, deps.clock());
+      set = await loadKeySet(deps.db.knex, ring, config.signingAlg, deps.clock(), retention);
     }
     if (!set) throw new Error('no signing key available');
     return set;
@@ -52,31 +83,63 @@ export async function createOAuth(deps: Deps): Promise<OAuth> {
   const build = async (set: KeySet): Promise<CurrentProvider> => {
     const { provider, fastPath } = await createProvider(deps, set, hooks);
     provider.use(recordProviderOutcome);
-    provider.use(postProcess(config.services.map((s) => s.id), config.issuer));
     return { callback: provider.callback(), fastPath };
   };
   let current = await build(keySet);
+  let jwks: PreparedJson = prepareJwks(keySet.publicKeys); // prepared once per key change (issue 17 item 5)
+  const oidcMetadata = prepareJson(openIdProviderMetadata(config));
+  const asMetadata = prepareJson(authorizationServerMetadata(config));
   // RFC 7662 / RFC 7009 for our JWT access tokens: served by us, oidc-provider refuses JWTs on both.
   const verifyAccessToken = createAccessTokenVerifier(deps, () => keySet);
   const ownEndpoints = new Map<string, Middleware>([
     ['/token/introspection', introspectionEndpoint(deps, verifyAccessToken)],
     ['/token/revocation', revocationEndpoint(deps, verifyAccessToken)],
     ['/token', tokenEndpoint(deps, () => current)],
+    ['/jwks', servePrepared(() => jwks)],
+    ['/.well-known/openid-configuration', servePrepared(() => oidcMetadata)],
+    ['/.well-known/oauth-authorization-server', servePrepared(() => asMetadata)],
   ]);
 
   const middleware: Middleware = async (ctx, next) => {
-    const method = exposed.get(ctx.path);
-    if (method === undefined) return next();
-    if (ctx.method !== method && !(method === 'GET' && ctx.method === 'HEAD')) {
+    const own = ownEndpoints.get(ctx.path);
+    const methods = exposed.get(ctx.path);
+    if (methods !== undefined && !methods.includes(ctx.method) && !(methods.includes('GET') && ctx.method === 'HEAD')) {
       ctx.status = 405;
-      ctx.set('Allow', method);
-      ctx.body = { error: 'invalid_request', error_description: `use ${method}` };
+      ctx.set('Allow', methods.join(', '));
+      ctx.body = { error: 'invalid_request', error_description: `use ${methods.join(' or ')}` };
       return;
     }
-    const own = ownEndpoints.get(ctx.path);
+    // RFC 6749 §5.1: token responses carry Cache-Control: no-store and Pragma: no-cache, on either path.
+    if (ctx.path === '/token') ctx.set('Pragma', 'no-cache');
     if (own) return own(ctx, next);
+    if (methods === undefined) return next();
     ctx.respond = false;
     await current.callback(ctx.req, ctx.res);
+  };
+
+  let lastReloadError = 0;
+  const reloadKeys = async () => {
+    let next: KeySet;
+    try {
+      next = await load();
+    } catch (err) {
+      // Every 2 s during a database outage: logged once a minute, not per attempt; the loaded keys keep signing.
+      const now = Date.now();
+      if (now - lastReloadError >= 60_000) {
+        lastReloadError = now;
+        if (err instanceof KeyEncryptionError) {
+          deps.log.error('signing keys not reloaded: a key does not open; still signing with the keys loaded before', { err });
+        } else deps.log.warn('signing keys not reloaded; still signing with the keys loaded before', { err });
+      }
+      return false;
+    }
+    lastReloadError = 0;
+    if (next.fingerprint === keySet.fingerprint) return false;
+    current = await build(next);
+    keySet = next;
+    jwks = prepareJwks(keySet.publicKeys);
+    deps.log.info('signing keys reloaded', { signing_kid: keySet.signingKid, published: keySet.keys.length });
+    return true;
   };
 
   return {
@@ -87,54 +150,25 @@ export async function createOAuth(deps: Deps): Promise<OAuth> {
     get fastPathEnabled() {
       return current.fastPath.enabled;
     },
-    async reloadKeys() {
-      const next = await load();
-      await pruneSigningKeys(deps.db.knex, next); // keys no longer published: their tokens have all expired
-      if (next.fingerprint === keySet.fingerprint) return false;
-      current = await build(next);
-      keySet = next;
-      deps.log.info('signing keys reloaded', { signing_kid: keySet.signingKid, published: keySet.keys.length });
-      return true;
+    keyRing: ring,
+    reloadKeys,
+    pruneKeys: () => pruneSigningKeys(deps.db.knex, deps.clock(), retention),
+    async rotateKeysIfDue() {
+      const kid = await rotateSigningKeyIfDue(
+        deps.db.knex,
+        ring,
+        config.signingAlg,
+        deps.clock(),
+        config.keyRotationDays,
+        config.keyPublishAheadSeconds,
+      );
+      if (kid) {
+        deps.log.info('signing key rotated automatically', { kid, signs_in_seconds: config.keyPublishAheadSeconds });
+        await reloadKeys();
+      }
+      return kid;
     },
     flushUsage: () => usage.flush(deps.db.knex),
   };
 }
 
-/**
- * Runs inside each provider instance, around its router: discovery as the provider renders it minus what we do
- * not serve (RFC 8414 §2: no authorization endpoint without a grant that uses it).
- */
-function postProcess(scopes: string[], issuer: string): Middleware {
-  return async (ctx, next) => {
-    await next();
-    if (ctx.path.startsWith('/.well-known/') && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
-      const doc = { ...(ctx.body as Record<string, unknown>) };
-      for (const key of [
-        'authorization_endpoint',
-        'claims_parameter_supported',
-        'claims_supported',
-        'subject_types_supported',
-        'id_token_signing_alg_values_supported',
-        'request_parameter_supported',
-        'request_uri_parameter_supported',
-        'require_request_uri_registration',
-        'code_challenge_methods_supported',
-        'response_modes_supported',
-        'authorization_response_iss_parameter_supported',
-        'claim_types_supported',
-      ]) {
-        delete doc[key];
-      }
-      doc.scopes_supported = scopes;
-      doc.response_types_supported = [];
-      // Endpoints hang off ISSUER, whatever Host the request used (oidc-provider builds them from the request).
-      for (const [key, value] of Object.entries(doc)) {
-        if (/_(endpoint|uri)$/.test(key) && typeof value === 'string' && /^https?:\/\//.test(value)) {
-          const url = new URL(value);
-          doc[key] = issuer + url.pathname + url.search;
-        }
-      }
-      ctx.body = doc;
-    }
-  };
-}

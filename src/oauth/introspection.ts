@@ -3,7 +3,7 @@ import type { Middleware } from 'koa';
 import type { Deps } from '../deps.js';
 import { findTokenByClientId, isAccessTokenRevoked } from '../tokens/index.js';
 import { callerEndpoint } from './caller.js';
-import { keyRetentionMs, loadKeySet, type KeySet } from './keys.js';
+import { keyRetentionMs, loadPublicKeySet, type KeySet } from '../keys/index.js';
 
 const PUBLIC_MEMBERS = ['kty', 'crv', 'x', 'y', 'n', 'e', 'kid', 'alg', 'use'] as const;
 
@@ -31,7 +31,7 @@ export interface AccessTokenClaims extends JWTPayload {
  */
 export function createAccessTokenVerifier(deps: Deps, keySet: () => KeySet) {
   let cached: { fingerprint: string; jwks: JWTVerifyGetKey; algs: string[] } | undefined;
-  const verifierFor = (set: KeySet) => {
+  const verifierFor = (set: Pick<KeySet, 'keys' | 'fingerprint'>) => {
     if (cached?.fingerprint !== set.fingerprint) {
       const keys = set.keys.map(publicJwk);
       cached = {
@@ -51,9 +51,9 @@ export function createAccessTokenVerifier(deps: Deps, keySet: () => KeySet) {
     } catch {
       return undefined;
     }
-    let set = keySet();
+    let set: Pick<KeySet, 'keys' | 'fingerprint'> = keySet();
     if (typeof kid === 'string' && !set.keys.some((k) => k.kid === kid)) {
-      const fresh = await loadKeySet(
+      const fresh = await loadPublicKeySet(
         deps.db.knex,
         deps.config.signingAlg,
         deps.clock(),

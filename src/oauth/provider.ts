@@ -16,7 +16,7 @@ import { createClientFactory } from './clients.js';
 import { renderOAuthError } from './errors.js';
 import { createTokenFastPath, type TokenFastPath } from './fast-path.js';
 import { grantedScope, servicesOf } from './scope.js';
-import type { KeySet } from './keys.js';
+import type { KeySet } from '../keys/index.js';
 
 export interface ProviderHooks {
   /** Called after each successful token exchange, on either path (last_used_at bookkeeping; must not block). */
@@ -117,7 +117,8 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
     jwks: { keys: keys.keys.map((jwk) => (jwk.alg === 'ES256' || jwk.alg === 'RS256' ? new ThreadPoolSigningKey(jwk) : jwk)) },
     clockTolerance: 0,
     scopes,
-    responseTypes: [],
+    // Only `none`, for the authorization endpoint that discovery must name; no client may use it (docs/keys.md).
+    responseTypes: ['none'],
     clientAuthMethods: ['client_secret_basic', 'client_secret_post'],
     enabledJWA: { clientAuthSigningAlgValues: [] },
     clientDefaults: {

@@ -102,7 +102,8 @@ async function createDb(label: string): Promise<BenchDb> {
   return {
     kind: 'postgresql',
     label,
-    env: { DATABASE_URL: u.toString(), DATA_DIR: dataDir },
+    // PostgreSQL mode needs a key-encryption key for the signing keys (docs/keys.md).
+    env: { DATABASE_URL: u.toString(), DATA_DIR: dataDir, KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64') },
     drop: async () => {
       const c = new pg.Client({ connectionString: opts.databaseUrl });
       await c.connect();

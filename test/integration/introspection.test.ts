@@ -4,7 +4,7 @@ import { call, signIn } from '../support/admin-api.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic, makeAdmin, makeToken, setTokenExpiry } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
-import { rotateSigningKey } from '../../src/oauth/index.js';
+import { rotateSigningKey } from '../../src/keys/index.js';
 import { pruneRevokedAccessTokens, type Actor, type GeneratedToken } from '../../src/tokens/index.js';
 
 const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
@@ -50,7 +50,7 @@ describe.each(testDatabases())('introspection (RFC 7662) and revocation (RFC 700
   /** Our current signing key, to forge tokens that differ from real ones in one claim only. */
   async function ourKey() {
     const row = await server.deps.db.knex('signing_keys').orderBy('not_before', 'desc').first();
-    const jwk = (typeof row.private_jwk === 'string' ? JSON.parse(row.private_jwk) : row.private_jwk) as JWK;
+    const jwk = server.oauth.keyRing.privateJwk(row);
     return { key: await importJWK(jwk, jwk.alg), kid: jwk.kid!, alg: jwk.alg! };
   }
 
@@ -175,9 +175,9 @@ describe.each(testDatabases())('introspection (RFC 7662) and revocation (RFC 700
   it('accepts a token signed with a key that another instance just added, before this one reloaded its keys', async () => {
     const admin = await makeAdmin(server.deps);
     const t = await makeToken(server.deps, admin);
-    const kid = await rotateSigningKey(server.deps.db.knex, server.deps.config.signingAlg, new Date());
+    const { kid } = await rotateSigningKey(server.deps.db.knex, server.oauth.keyRing, server.deps.config.signingAlg, new Date(), 0);
     const row = await server.deps.db.knex('signing_keys').where({ kid }).first();
-    const jwk = (typeof row.private_jwk === 'string' ? JSON.parse(row.private_jwk) : row.private_jwk) as JWK;
+    const jwk = server.oauth.keyRing.privateJwk(row);
     const jwt = await new SignJWT(claimsFor(t, admin))
       .setProtectedHeader({ alg: jwk.alg!, kid, typ: 'at+jwt' })
       .sign(await importJWK(jwk, jwk.alg));

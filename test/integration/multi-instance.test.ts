@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
-import { rotateSigningKey } from '../../src/oauth/index.js';
+import { rotateSigningKey } from '../../src/keys/index.js';
 import { deleteToken } from '../../src/tokens/index.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
@@ -62,7 +62,7 @@ suite('several instances on one %s database', (kind) => {
     const before = ((await (await exchange(a.url, t.client_id, t.client_secret)).json()) as { access_token: string }).access_token;
     const oldKid = decodeProtectedHeader(before).kid;
 
-    const newKid = await rotateSigningKey(a.deps.db.knex, 'ES256', new Date());
+    const { kid: newKid } = await rotateSigningKey(a.deps.db.knex, a.oauth.keyRing, 'ES256', new Date(), 0); // like --now
     expect(await a.oauth.reloadKeys()).toBe(true);
     expect(await b.oauth.reloadKeys()).toBe(true);
 

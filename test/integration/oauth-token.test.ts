@@ -44,7 +44,8 @@ describe.each(testDatabases())('OAuth token endpoint on %s', (kind) => {
       );
       expect((doc.token_endpoint_auth_methods_supported as string[]).some((m) => m.includes('jwt'))).toBe(false);
       expect(doc.scopes_supported).toEqual(['candidates', 'employees', 'jobs', 'clients', 'contacts', 'master-lists']);
-      expect(doc.authorization_endpoint).toBeUndefined();
+      // oidc-provider's authorization endpoint, which no client may use (docs/keys.md "Discovery").
+      expect(doc.authorization_endpoint).toBe(`${server.issuer}/auth`);
     }
     // Endpoints follow ISSUER, not the Host header of the request.
     const viaOtherHost = (await (await fetch(server.url.replace('127.0.0.1', 'localhost') + '/.well-known/openid-configuration')).json()) as Record<string, unknown>;
@@ -183,9 +184,10 @@ describe.each(testDatabases())('OAuth token endpoint on %s', (kind) => {
     expect(((await noGrant.json()) as { error: string }).error).toBe('invalid_request');
     const otherResource = await tokenRequest({ grant_type: 'client_credentials', resource: 'https://elsewhere.example/' }, auth);
     expect(otherResource.status).toBe(400);
-    for (const path of ['/auth', '/reg', '/me', '/session/end', '/device/auth', '/request', '/backchannel']) {
+    for (const path of ['/reg', '/me', '/session/end', '/device/auth', '/request', '/backchannel']) {
       expect((await fetch(server.url + path)).status).toBe(404);
     }
+    expect((await fetch(server.url + '/auth')).status).toBe(400); // exists for discovery; refuses every request
     expect((await fetch(`${server.url}/token`)).status).toBe(405);
   });
 

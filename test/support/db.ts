@@ -48,7 +48,8 @@ export async function createTestDb(kind: DbKind): Promise<TestDb> {
   const url = withDatabase(adminUrl, name);
   return {
     kind,
-    env: { DATABASE_URL: url, DATA_DIR: dataDir },
+    // PostgreSQL mode refuses to start without a key-encryption key (SPEC): one per test database.
+    env: { DATABASE_URL: url, DATA_DIR: dataDir, KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64') },
     url,
     dataDir,
     drop: async () => {

@@ -22,7 +22,11 @@ export interface TestServer extends Running {
 }
 
 /** Starts `sat serve` in-process on `db`, with its issuer equal to the URL it listens on. */
-export async function startServer(db: TestDb, env: Record<string, string> = {}): Promise<TestServer> {
+export async function startServer(
+  db: TestDb,
+  env: Record<string, string> = {},
+  options: { clock?: () => Date } = {},
+): Promise<TestServer> {
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
   const config = loadConfig({
@@ -36,6 +40,6 @@ export async function startServer(db: TestDb, env: Record<string, string> = {}):
   });
   const logLines: string[] = [];
   const log: Logger = createLogger('debug', {}, (line) => logLines.push(line));
-  const running = await serve(config, log);
+  const running = await serve(config, log, options);
   return { ...running, issuer, logLines };
 }

@@ -1,0 +1,308 @@
+import { randomUUID } from 'node:crypto';
+import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import type { Knex } from 'knex';
+import type { SecretKey } from '../config/index.js';
+import { affectedRows, type Db, type SigningKeyRow } from '../db/index.js';
+import { KeyEncryptionError, kekId, openJwk, sealJwk, type ResolvedKek } from './encryption.js';
+
+export type SigningAlg = 'ES256' | 'RS256';
+
+/** JWK members that are private (RFC 7518 §6.2.2, §6.3.2). */
+const PRIVATE_MEMBERS = new Set(['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']);
+
+/** The JWK without its private members. */
+export function publicJwk(jwk: Record<string, unknown>): JWK {
+  return Object.fromEntries(Object.entries(jwk).filter(([k]) => !PRIVATE_MEMBERS.has(k))) as JWK;
+}
+
+const json = (v: Record<string, unknown> | string): Record<string, unknown> =>
+  typeof v === 'string' ? (JSON.parse(v) as Record<string, unknown>) : v;
+
+/** The published keys (public JWKs, the signing key first) and the one that signs, at one instant. */
+export interface PublicKeySet {
+  keys: JWK[];
+  signingKid: string;
+  /** Changes whenever the published set or the signer changes. */
+  fingerprint: string;
+}
+
+/** A PublicKeySet plus the private JWKs, in the same order, for the signer. */
+export interface KeySet {
+  /** Private JWKs, the signing key first. */
+  keys: JWK[];
+  /** Public JWKs, in the same order: what /jwks publishes. */
+  publicKeys: JWK[];
+  signingKid: string;
+  fingerprint: string;
+}
+
+/** How long a superseded key stays published: the longest access token lifetime plus an hour (SPEC). */
+export function keyRetentionMs(accessTokenTtlSeconds: number): number {
+  return (accessTokenTtlSeconds + 3600) * 1000;
+}
+
+/**
+ * Holds the key-encryption key and the private keys opened with it (by kid: each sealed key is opened once per
+ * process). `resolve` is asked again when a row was sealed under another key (after `sat keys rewrap`, when the key
+ * lives in a file that was replaced), so a running server follows a rewrap without a restart where it can.
+ */
+export class KeyRing {
+  #kek: ResolvedKek;
+  readonly #opened = new Map<string, JWK>();
+
+  constructor(private readonly resolve: () => ResolvedKek) {
+    this.#kek = resolve();
+  }
+
+  /** The key-encryption key in use (undefined: plaintext keys, PostgreSQL with ALLOW_PLAINTEXT_KEYS). */
+  get kek(): ResolvedKek {
+    return this.#kek;
+  }
+
+  /** The KEK that sealed `row`, re-resolving once when the row names another one; throws when none fits. */
+  #kekFor(row: Pick<SigningKeyRow, 'kid' | 'kek_id'>): SecretKey {
+    const fits = (k: ResolvedKek) => k.key !== undefined && kekId(k.key) === row.kek_id;
+    if (!fits(this.#kek)) {
+      const again = this.resolve();
+      if (fits(again)) this.#kek = again;
+    }
+    if (!this.#kek.key) {
+      throw new KeyEncryptionError(
+        `signing key ${row.kid} is encrypted but no key-encryption key is configured (KEY_ENCRYPTION_KEY or KEY_ENCRYPTION_KEY_FILE)`,
+      );
+    }
+    if (!fits(this.#kek)) {
+      throw new KeyEncryptionError(
+        `signing key ${row.kid} was encrypted under another key-encryption key (id ${row.kek_id}) than the configured ` +
+          `${this.#kek.key.source} (id ${kekId(this.#kek.key)}): refusing to sign; configure the right key`,
+      );
+    }
+    return this.#kek.key;
+  }
+
+  /** The private JWK of a row: opened (AES-256-GCM) or, for a plaintext row, read. Throws KeyEncryptionError. */
+  privateJwk(row: SigningKeyRow): JWK {
+    const hit = this.#opened.get(row.kid);
+    if (hit) return hit;
+    let jwk: Record<string, unknown>;
+    if (row.sealed_jwk !== null) jwk = openJwk(row.sealed_jwk, this.#kekFor(row), row.kid, row.alg);
+    else if (row.private_jwk !== null) jwk = json(row.private_jwk);
+    else throw new KeyEncryptionError(`signing key ${row.kid} has no private part`);
+    const pub = json(row.public_jwk);
+    if (jwk.kid !== row.kid || jwk.alg !== row.alg || (['x', 'y', 'n', 'e'] as const).some((m) => jwk[m] !== pub[m])) {
+      throw new KeyEncryptionError(`signing key ${row.kid}: the private key does not match the published one`);
+    }
+    this.#opened.set(row.kid, jwk as JWK);
+    return jwk as JWK;
+  }
+
+  /** The columns that store `jwk`: sealed under the current KEK, or in clear when there is none. */
+  storageOf(jwk: Record<string, unknown>, kid: string, alg: string): Pick<SigningKeyRow, 'private_jwk' | 'sealed_jwk' | 'kek_id'> {
+    const kek = this.#kek.key;
+    if (!kek) return { private_jwk: jwk, sealed_jwk: null, kek_id: null };
+    return { private_jwk: null, sealed_jwk: sealJwk(jwk, kek, kid, alg), kek_id: kekId(kek) };
+  }
+
+  /**
+   * Refuses to add a key when the stored keys are sealed under another key-encryption key than ours (the database
+   * was rewrapped and this process still has the old key): a key sealed under the old one would be lost at restart.
+   */
+  assertCurrent(rows: Pick<SigningKeyRow, 'kid' | 'kek_id' | 'sealed_jwk'>[]): void {
+    for (const row of rows) if (row.sealed_jwk !== null) this.#kekFor(row);
+    if (this.#kek.key === undefined && rows.some((r) => r.sealed_jwk !== null)) {
+      throw new KeyEncryptionError('the signing keys are encrypted but no key-encryption key is configured');
+    }
+  }
+}
+
+async function newKey(ring: KeyRing, alg: SigningAlg, notBefore: Date, createdAt: Date): Promise<SigningKeyRow> {
+  const { privateKey } = await generateKeyPair(alg, { extractable: true, ...(alg === 'RS256' ? { modulusLength: 2048 } : {}) });
+  const kid = randomUUID();
+  const jwk = { ...(await exportJWK(privateKey)), kid, alg, use: 'sig' } as Record<string, unknown>;
+  return {
+    kid,
+    alg,
+    public_jwk: JSON.stringify(publicJwk(jwk)),
+    ...ring.storageOf(jwk, kid, alg),
+    created_at: createdAt,
+    not_before: notBefore,
+  };
+}
+
+function toInsert(row: SigningKeyRow): Record<string, unknown> {
+  return { ...row, private_jwk: row.private_jwk === null ? null : JSON.stringify(row.private_jwk) };
+}
+
+const lockKeys = (trx: Db) => trx.raw('lock table signing_keys in share row exclusive mode');
+const allRows = (db: Db) => db<SigningKeyRow>('signing_keys').select('*');
+
+/**
+ * Creates the first signing key when there is none for `alg`. The table lock makes instances that start together
+ * on an empty database agree on one key set.
+ */
+export async function ensureSigningKey(db: Db, ring: KeyRing, alg: SigningAlg, now: Date): Promise<boolean> {
+  return (db as Knex).transaction(async (trx) => {
+    await lockKeys(trx);
+    const existing = await allRows(trx);
+    if (existing.some((k) => k.alg === alg && k.not_before.getTime() <= now.getTime())) return false;
+    ring.assertCurrent(existing);
+    // The very first key is active "since forever", so instances whose clocks differ slightly all see it as the
+    // signer at once. A key for a newly configured algorithm supersedes the others from now on.
+    const first = !existing.some((k) => k.not_before.getTime() <= now.getTime());
+    await trx('signing_keys').insert(toInsert(await newKey(ring, alg, first ? new Date(0) : now, now)));
+    return true;
+  });
+}
+
+/**
+ * Adds a new key: published at once, signing from `now + aheadSeconds` (SPEC: KEY_PUBLISH_AHEAD_SECONDS, so that
+ * every verifier's cached JWKS holds it before a token carries its kid; 0 only for `sat keys rotate --now`).
+ */
+export async function rotateSigningKey(
+  db: Db,
+  ring: KeyRing,
+  alg: SigningAlg,
+  now: Date,
+  aheadSeconds: number,
+): Promise<{ kid: string; signsFrom: Date }> {
+  return (db as Knex).transaction(async (trx) => {
+    await lockKeys(trx);
+    const rows = await allRows(trx);
+    ring.assertCurrent(rows);
+    // Nothing of this algorithm signs yet (`sat keys rotate` before the first start): no verifier holds anything to
+    // protect, and the server needs a signer, so the key signs at once.
+    const signing = rows.some((r) => r.alg === alg && r.not_before.getTime() <= now.getTime());
+    const signsFrom = new Date(now.getTime() + (signing ? aheadSeconds : 0) * 1000);
+    const row = await newKey(ring, alg, signsFrom, now);
+    await trx('signing_keys').insert(toInsert(row));
+    return { kid: row.kid, signsFrom };
+  });
+}
+
+/** When a key starts signing: its not_before, or its creation for the first key (active "since forever"). */
+const startsSigning = (r: Pick<SigningKeyRow, 'not_before' | 'created_at'>) => Math.max(r.not_before.getTime(), r.created_at.getTime());
+
+/**
+ * Automatic rotation (SPEC: every KEY_ROTATION_DAYS, with the same ahead publication): when the newest key has
+ * signed (or will sign) for `rotationDays` minus the ahead window at `now`, adds a key that signs `aheadSeconds`
+ * later, so key lifetimes stay `rotationDays`. Exactly once across instances: the check and the insert run under
+ * the table lock, and a second instance then sees the new (pending) key and does nothing. Returns the new kid.
+ */
+export async function rotateSigningKeyIfDue(
+  db: Db,
+  ring: KeyRing,
+  alg: SigningAlg,
+  now: Date,
+  rotationDays: number,
+  aheadSeconds: number,
+): Promise<string | undefined> {
+  if (rotationDays <= 0) return undefined;
+  const due = (rows: SigningKeyRow[]) => {
+    const newest = Math.max(...rows.filter((r) => r.alg === alg).map(startsSigning));
+    return Number.isFinite(newest) && now.getTime() >= newest + rotationDays * 86_400_000 - aheadSeconds * 1000;
+  };
+  if (!due(await allRows(db))) return undefined; // the common case, without a lock
+  return (db as Knex).transaction(async (trx) => {
+    await lockKeys(trx);
+    const rows = await allRows(trx);
+    if (!due(rows)) return undefined;
+    ring.assertCurrent(rows);
+    const row = await newKey(ring, alg, new Date(now.getTime() + aheadSeconds * 1000), now);
+    await trx('signing_keys').insert(toInsert(row));
+    return row.kid;
+  });
+}
+
+/**
+ * The keys to publish and the one to sign with at `now`: the newest key of `alg` whose not_before has passed signs;
+ * pending keys are published; superseded keys stay published for `retentionMs` after their successor started.
+ */
+export async function loadPublicKeySet(
+  db: Db,
+  alg: SigningAlg,
+  now: Date,
+  retentionMs: number,
+): Promise<(PublicKeySet & { rows: SigningKeyRow[] }) | undefined> {
+  const rows = await db<SigningKeyRow>('signing_keys').orderBy([
+    { column: 'not_before', order: 'desc' },
+    { column: 'kid', order: 'desc' },
+  ]);
+  const signer = rows.find((r) => r.alg === alg && r.not_before.getTime() <= now.getTime());
+  if (!signer) return undefined;
+  const published: SigningKeyRow[] = [];
+  let supersededAt: number | undefined; // when the next newer active key started signing
+  for (const row of rows) {
+    const active = row.not_before.getTime() <= now.getTime();
+    if (!active || supersededAt === undefined || now.getTime() - supersededAt < retentionMs) published.push(row);
+    if (active) supersededAt = row.not_before.getTime();
+  }
+  const ordered = [signer, ...published.filter((r) => r.kid !== signer.kid)];
+  return {
+    rows: ordered,
+    keys: ordered.map((r) => json(r.public_jwk) as JWK),
+    signingKid: signer.kid,
+    fingerprint: `${signer.kid}|${published.map((r) => r.kid).sort().join(',')}`,
+  };
+}
+
+/** loadPublicKeySet plus the private keys (opened through `ring`; throws KeyEncryptionError, never signs garbage). */
+export async function loadKeySet(db: Db, ring: KeyRing, alg: SigningAlg, now: Date, retentionMs: number): Promise<KeySet | undefined> {
+  const set = await loadPublicKeySet(db, alg, now, retentionMs);
+  if (!set) return undefined;
+  return { keys: set.rows.map((r) => ring.privateJwk(r)), publicKeys: set.keys, signingKid: set.signingKid, fingerprint: set.fingerprint };
+}
+
+/**
+ * Deletes the keys that are superseded and whose tokens have all expired, as one statement: a key goes only when
+ * the same statement sees a newer key that has been signing for at least `retentionMs` at `now`. A key inserted
+ * at any moment (even between a reload's read and this delete) is never the older one, so it is never deleted.
+ */
+export async function pruneSigningKeys(db: Db, now: Date, retentionMs: number): Promise<number> {
+  const cutoff = new Date(now.getTime() - retentionMs);
+  return affectedRows(
+    await db.raw(
+      'delete from signing_keys k where exists ' +
+        '(select 1 from signing_keys n where n.not_before > k.not_before and n.not_before <= ?)',
+      [cutoff],
+    ),
+  );
+}
+
+/** Seals every plaintext private key under the ring's KEK (startup step when a KEK is configured). Returns the count. */
+export async function sealPlaintextKeys(db: Db, ring: KeyRing): Promise<number> {
+  if (!ring.kek.key) return 0;
+  return (db as Knex).transaction(async (trx) => {
+    await lockKeys(trx);
+    const rows = await trx<SigningKeyRow>('signing_keys').whereNotNull('private_jwk');
+    for (const row of rows) {
+      const jwk = ring.privateJwk(row) as Record<string, unknown>;
+      await trx('signing_keys').where({ kid: row.kid }).update(ring.storageOf(jwk, row.kid, row.alg));
+    }
+    return rows.length;
+  });
+}
+
+/**
+ * `sat keys rewrap`: opens every key with the current KEK and seals it under `next`, in one transaction.
+ * Throws KeyEncryptionError (and changes nothing) when any key does not open.
+ */
+export async function rewrapSigningKeys(db: Db, ring: KeyRing, next: SecretKey): Promise<number> {
+  const nextRing = new KeyRing(() => ({ key: next }));
+  return (db as Knex).transaction(async (trx) => {
+    await lockKeys(trx);
+    const rows = await allRows(trx);
+    for (const row of rows) {
+      const jwk = ring.privateJwk(row) as Record<string, unknown>;
+      await trx('signing_keys').where({ kid: row.kid }).update(nextRing.storageOf(jwk, row.kid, row.alg));
+    }
+    return rows.length;
+  });
+}
+
+/** Every stored key for `sat keys list`: public facts only. */
+export async function listSigningKeys(db: Db): Promise<Array<Pick<SigningKeyRow, 'kid' | 'alg' | 'created_at' | 'not_before'> & { encrypted: boolean }>> {
+  const rows = await db<SigningKeyRow>('signing_keys')
+    .select('kid', 'alg', 'created_at', 'not_before', 'sealed_jwk')
+    .orderBy('not_before', 'desc');
+  return rows.map((r) => ({ kid: r.kid, alg: r.alg, created_at: r.created_at, not_before: r.not_before, encrypted: r.sealed_jwk !== null }));
+}

@@ -1,0 +1,108 @@
+// The two discovery documents and the JWKS, prepared once (per key change for the JWKS) and served from memory
+// with caching and CORS headers (SPEC Part 2 "OAuth conformance"; issue 17 item 5). See docs/keys.md "Discovery".
+import { createHash } from 'node:crypto';
+import type { JWK } from 'jose';
+import type { Middleware } from 'koa';
+import type { Config } from '../config/index.js';
+
+/** Client authentication methods of the token, introspection and revocation endpoints (keep in step with provider.ts). */
+export const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post'] as const;
+
+/** Seconds a verifier or client may cache /jwks and discovery: at most 300 (SPEC), well inside the ahead window. */
+export const METADATA_MAX_AGE = 300;
+
+/** The path of oidc-provider's authorization endpoint, which we expose so discovery names no endpoint that is absent. */
+export const AUTHORIZATION_PATH = '/auth';
+
+/**
+ * RFC 8414 metadata. `response_types_supported` is REQUIRED and strict parsers (Authlib) treat an empty list as
+ * missing; this server's authorization endpoint (oidc-provider's) supports only `none` (OAuth 2.0 Multiple Response
+ * Types §5: nothing is issued), and no client is allowed even that (every client has `response_types: []`), so every
+ * authorization request ends in an RFC 6749 §4.1.2.1 error. No grant type uses the endpoint, so
+ * `grant_types_supported` stays `client_credentials`.
+ */
+export function authorizationServerMetadata(config: Pick<Config, 'issuer' | 'services'>): Record<string, unknown> {
+  const at = (p: string) => config.issuer + p;
+  return {
+    issuer: config.issuer,
+    authorization_endpoint: at(AUTHORIZATION_PATH),
+    token_endpoint: at('/token'),
+    jwks_uri: at('/jwks'),
+    introspection_endpoint: at('/token/introspection'),
+    revocation_endpoint: at('/token/revocation'),
+    scopes_supported: config.services.map((s) => s.id),
+    response_types_supported: ['none'],
+    response_modes_supported: ['query'],
+    grant_types_supported: ['client_credentials'],
+    token_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
+    introspection_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
+    revocation_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
+  };
+}
+
+/**
+ * OpenID Connect Discovery 1.0 §3: RFC 8414's members plus the OpenID ones that are REQUIRED. No ID token is ever
+ * issued; `id_token_signing_alg_values_supported` holds the access tokens' algorithm (express-oauth2-jwt-bearer
+ * takes this list as the algorithms it accepts) and RS256, which §3 requires in the list. Request objects, the
+ * claims parameter and request_uri are declared unsupported (request_uri_parameter_supported defaults to true).
+ */
+export function openIdProviderMetadata(config: Pick<Config, 'issuer' | 'services' | 'signingAlg'>): Record<string, unknown> {
+  return {
+    ...authorizationServerMetadata(config),
+    subject_types_supported: ['public'],
+    id_token_signing_alg_values_supported: [...new Set([config.signingAlg, 'RS256'])],
+    claims_parameter_supported: false,
+    request_parameter_supported: false,
+    request_uri_parameter_supported: false,
+  };
+}
+
+/** A JSON body prepared once: its bytes and a strong ETag. */
+export interface PreparedJson {
+  body: Buffer;
+  etag: string;
+}
+
+export function prepareJson(value: unknown): PreparedJson {
+  const body = Buffer.from(JSON.stringify(value), 'utf8');
+  return { body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` };
+}
+
+/** The JWKS document of these public keys. */
+export function prepareJwks(publicKeys: JWK[]): PreparedJson {
+  return prepareJson({ keys: publicKeys });
+}
+
+/**
+ * Serves a prepared document: GET/HEAD with `Cache-Control: public, max-age=300`, an ETag (304 on a match) and
+ * `Access-Control-Allow-Origin: *`; OPTIONS (CORS preflight) 204; anything else 405.
+ */
+export function servePrepared(current: () => PreparedJson): Middleware {
+  return async (ctx) => {
+    ctx.set('Access-Control-Allow-Origin', '*');
+    if (ctx.method === 'OPTIONS') {
+      ctx.set('Allow', 'GET, HEAD, OPTIONS');
+      ctx.set('Access-Control-Allow-Methods', 'GET, HEAD, OPTIONS');
+      const requested = ctx.get('Access-Control-Request-Headers');
+      if (requested) ctx.set('Access-Control-Allow-Headers', requested);
+      ctx.set('Access-Control-Max-Age', '86400');
+      ctx.status = 204;
+      return;
+    }
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
+      ctx.status = 405;
+      ctx.set('Allow', 'GET, HEAD, OPTIONS');
+      ctx.body = { error: 'invalid_request', error_description: 'use GET' };
+      return;
+    }
+    const doc = current();
+    ctx.set('Cache-Control', `public, max-age=${METADATA_MAX_AGE}`);
+    ctx.set('ETag', doc.etag);
+    if (ctx.get('If-None-Match') === doc.etag) {
+      ctx.status = 304;
+      return;
+    }
+    ctx.type = 'application/json; charset=utf-8';
+    ctx.body = doc.body;
+  };
+}

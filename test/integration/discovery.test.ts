@@ -1,0 +1,163 @@
+// SPEC Part 2 "OAuth conformance": discovery documents strict parsers accept (issue 11 item 4), caching and CORS on
+// /jwks and discovery, Pragma on token responses (item 5), JWKS and discovery prepared in memory (issue 17 item 5).
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as oidc from 'openid-client';
+import { decodeProtectedHeader } from 'jose';
+import { rotateSigningKey } from '../../src/keys/index.js';
+import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
+import { startServer, type TestServer } from '../support/server.js';
+
+// An https issuer, as in production: Authlib refuses http ones. Requests still go to the test server over http.
+const ISSUER = 'https://sat.example.test';
+const OIDC_PATH = '/.well-known/openid-configuration';
+const OAUTH_PATH = '/.well-known/oauth-authorization-server';
+
+/** Debian's python3-authlib (CI installs it): the interpreter that has it, or undefined. */
+function findAuthlib(): string | undefined {
+  for (const python of ['/usr/bin/python3', 'python3']) {
+    const r = spawnSync(python, ['-c', 'import authlib'], { stdio: 'ignore' });
+    if (r.status === 0) return python;
+  }
+  return undefined;
+}
+const python = findAuthlib();
+if (!python) console.warn('discovery.test.ts: SKIPPING the Authlib checks: python3-authlib is not installed (apt-get install python3-authlib)');
+const withAuthlib = python ? it : it.skip;
+
+/** Authlib's validators, run on both documents: prints "ok" or the first error. */
+const AUTHLIB_CHECK = `
+import json, sys
+from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
+from authlib.oidc.discovery import OpenIDProviderMetadata
+docs = json.load(sys.stdin)
+AuthorizationServerMetadata(docs["oauth"]).validate()
+OpenIDProviderMetadata(docs["oidc"]).validate()
+print("ok")
+`;
+
+describe.each(testDatabases())('discovery and JWKS on %s', (kind) => {
+  let db: TestDb;
+  let server: TestServer;
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+    server = await startServer(db, { ISSUER });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await db?.drop();
+  });
+
+  /** Our URLs (under ISSUER) → the test server. */
+  const local = (url: string | URL) => new URL(String(url).replace(ISSUER, server.url));
+  const getJson = async (p: string) => {
+    const res = await fetch(server.url + p);
+    expect(res.status).toBe(200);
+    return { res, body: (await res.json()) as Record<string, unknown> };
+  };
+
+  withAuthlib("both documents pass Authlib's RFC 8414 and OpenID Connect Discovery validators", async () => {
+    const oidcDoc = (await getJson(OIDC_PATH)).body;
+    const oauthDoc = (await getJson(OAUTH_PATH)).body;
+    const out = execFileSync(python!, ['-c', AUTHLIB_CHECK], { input: JSON.stringify({ oidc: oidcDoc, oauth: oauthDoc }), encoding: 'utf8' });
+    expect(out.trim()).toBe('ok');
+  });
+
+  it('lists only endpoints that exist, the access tokens’ algorithm, and the auth methods of every endpoint', async () => {
+    const doc = (await getJson(OIDC_PATH)).body;
+    expect(doc).toMatchObject({
+      issuer: ISSUER,
+      token_endpoint: `${ISSUER}/token`,
+      jwks_uri: `${ISSUER}/jwks`,
+      grant_types_supported: ['client_credentials'],
+      subject_types_supported: ['public'],
+      response_types_supported: ['none'],
+    });
+    expect(doc.id_token_signing_alg_values_supported).toContain(server.deps.config.signingAlg);
+    const oauthDoc = (await getJson(OAUTH_PATH)).body;
+    for (const key of ['token_endpoint', 'introspection_endpoint', 'revocation_endpoint'] as const) {
+      expect(oauthDoc[`${key}_auth_methods_supported`]).toEqual(['client_secret_basic', 'client_secret_post']);
+    }
+    expect(oauthDoc.response_types_supported).toEqual(['none']);
+
+    // Every URL in either document answers (no 404): GET for the JWKS and the authorization endpoint, POST otherwise.
+    for (const d of [doc, oauthDoc]) {
+      for (const [key, value] of Object.entries(d)) {
+        if (!/(_endpoint|_uri)$/.test(key)) continue;
+        const method = key === 'jwks_uri' || key === 'authorization_endpoint' ? 'GET' : 'POST';
+        const res = await fetch(local(value as string), { method, ...(method === 'POST' ? { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: '' } : {}) });
+        expect({ key, status: res.status }).toEqual({ key, status: key === 'jwks_uri' ? 200 : expect.any(Number) });
+        expect(res.status).not.toBe(404);
+        expect(res.status).toBeLessThan(500);
+      }
+    }
+  });
+
+  it('the authorization endpoint answers every request with an OAuth error: no client may use it', async () => {
+    const admin = await makeAdmin(server.deps);
+    const t = await makeToken(server.deps, admin);
+    const query = new URLSearchParams({ client_id: t.client_id, response_type: 'none', redirect_uri: 'https://client.example/cb', scope: 'openid', state: 's' });
+    const res = await fetch(`${server.url}/auth?${query}`, { redirect: 'manual' });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { error: string };
+    expect(['invalid_redirect_uri', 'unauthorized_client', 'invalid_request']).toContain(body.error);
+  });
+
+  it("openid-client's default discovery reads the OpenID document and gets a token", async () => {
+    const admin = await makeAdmin(server.deps);
+    const t = await makeToken(server.deps, admin);
+    const config = await oidc.discovery(new URL(ISSUER), t.client_id, t.client_secret, oidc.ClientSecretBasic(t.client_secret), {
+      [oidc.customFetch]: (url: string, options: oidc.CustomFetchOptions) => fetch(local(url), options as RequestInit),
+    });
+    expect(config.serverMetadata().token_endpoint).toBe(`${ISSUER}/token`);
+    const tokens = await oidc.clientCredentialsGrant(config, { scope: 'candidates' });
+    expect(tokens.token_type.toLowerCase()).toBe('bearer');
+    expect(decodeProtectedHeader(tokens.access_token).alg).toBe(server.deps.config.signingAlg);
+  });
+
+  it('serves /jwks and both documents with Cache-Control (max-age ≤ 300), an ETag, and 204 to CORS preflights', async () => {
+    for (const p of ['/jwks', OIDC_PATH, OAUTH_PATH]) {
+      const res = await fetch(server.url + p);
+      expect(res.status).toBe(200);
+      const maxAge = /^public, max-age=(\d+)$/.exec(res.headers.get('cache-control') ?? '');
+      expect({ p, cacheControl: res.headers.get('cache-control') }).toEqual({ p, cacheControl: expect.stringMatching(/^public, max-age=\d+$/) });
+      expect(Number(maxAge![1])).toBeLessThanOrEqual(300);
+      expect(res.headers.get('access-control-allow-origin')).toBe('*');
+      const etag = res.headers.get('etag')!;
+      expect((await fetch(server.url + p, { headers: { 'if-none-match': etag } })).status).toBe(304);
+
+      const preflight = await fetch(server.url + p, {
+        method: 'OPTIONS',
+        headers: { origin: 'https://spa.example', 'access-control-request-method': 'GET', 'access-control-request-headers': 'x-requested-with' },
+      });
+      expect(preflight.status).toBe(204);
+      expect(preflight.headers.get('access-control-allow-origin')).toBe('*');
+      expect(preflight.headers.get('access-control-allow-methods')).toContain('GET');
+    }
+  });
+
+  it('token responses carry Cache-Control: no-store and Pragma: no-cache, success and error alike', async () => {
+    const admin = await makeAdmin(server.deps);
+    const t = await makeToken(server.deps, admin);
+    for (const authorization of [basic(t.client_id, t.client_secret), basic(t.client_id, 'sats_wrong')]) {
+      const res = await fetch(`${server.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization },
+        body: 'grant_type=client_credentials',
+      });
+      expect(res.headers.get('cache-control')).toBe('no-store');
+      expect(res.headers.get('pragma')).toBe('no-cache');
+    }
+  });
+
+  it('prepares the JWKS once per key change: the same bytes until a key is added, then the new set', async () => {
+    const first = await fetch(`${server.url}/jwks`);
+    const etag = first.headers.get('etag');
+    expect((await fetch(`${server.url}/jwks`)).headers.get('etag')).toBe(etag);
+    const { kid } = await rotateSigningKey(server.deps.db.knex, server.oauth.keyRing, server.deps.config.signingAlg, new Date(), 600);
+    await server.oauth.reloadKeys();
+    const after = await fetch(`${server.url}/jwks`);
+    expect(after.headers.get('etag')).not.toBe(etag);
+    expect(((await after.json()) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid)).toContain(kid);
+  });
+});

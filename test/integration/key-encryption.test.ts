@@ -1,0 +1,141 @@
+// SPEC Part 2 "Signing keys encrypted at rest" (issue 10 item 2): a dump alone never lets anyone sign.
+import { randomBytes } from 'node:crypto';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
+import { dataDirKeyFile } from '../../src/keys/index.js';
+import { runSat } from '../support/cli.js';
+import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
+import { startServer, type TestServer } from '../support/server.js';
+
+const newKek = () => randomBytes(32).toString('base64');
+
+/** Every row of signing_keys as a dump reads it: all columns, as text. */
+async function dumpSigningKeys(server: TestServer): Promise<string> {
+  const { rows } = (await server.deps.db.knex.raw('select * from signing_keys')) as { rows: unknown[] };
+  return JSON.stringify(rows);
+}
+
+async function exchange(server: TestServer, clientId: string, secret: string): Promise<string> {
+  const res = await fetch(`${server.url}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(clientId, secret) },
+    body: 'grant_type=client_credentials',
+  });
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { access_token: string }).access_token;
+}
+
+describe.each(testDatabases())('signing keys at rest on %s', (kind) => {
+  let db: TestDb;
+  let server: TestServer | undefined;
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+  });
+  afterAll(async () => {
+    await server?.close();
+    await db?.drop();
+  });
+  const restart = async (env: Record<string, string> = {}) => {
+    await server?.close();
+    server = undefined;
+    server = await startServer(db, env);
+    return server;
+  };
+
+  it('stores no private key in clear: a dump of the table has no private `d`', async () => {
+    const s = await restart();
+    if (kind === 'embedded') {
+      // No key configured: generated into DATA_DIR, owner-only, and the log says so.
+      expect(statSync(dataDirKeyFile(db.dataDir)).mode & 0o777).toBe(0o600);
+      expect(s.logLines.some((l) => l.includes('generated a key-encryption key') && l.includes(dataDirKeyFile(db.dataDir)))).toBe(true);
+    }
+    const dump = await dumpSigningKeys(s);
+    const rows = JSON.parse(dump) as Array<Record<string, unknown>>;
+    expect(rows.length).toBeGreaterThan(0);
+    for (const row of rows) {
+      expect(row.private_jwk).toBeNull();
+      expect(typeof row.sealed_jwk).toBe('string');
+      const d = s.oauth.keyRing.privateJwk(row as never).d!;
+      expect(d.length).toBeGreaterThan(20);
+      expect(dump).not.toContain(d);
+    }
+    expect(dump).not.toMatch(/"d"\s*:/);
+  });
+
+  it('refuses to start with a wrong key-encryption key, and never signs', async () => {
+    await server?.close();
+    server = undefined;
+    await expect(startServer(db, { KEY_ENCRYPTION_KEY: newKek() })).rejects.toThrow(/key-encryption key/);
+    // The built `sat serve` says so and exits non-zero.
+    const res = await runSat(['serve'], { ...db.env, KEY_ENCRYPTION_KEY: newKek(), PORT: '0', HOST: '127.0.0.1' });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/encrypted under another key-encryption key/);
+  });
+
+  it('`sat keys rewrap` seals every key under a new key-encryption key: the server goes on with the same keys, the old key no longer opens them', async () => {
+    const s = await restart();
+    const admin = await makeAdmin(s.deps);
+    const t = await makeToken(s.deps, admin);
+    const before = await exchange(s, t.client_id, t.client_secret);
+    const signer = s.oauth.keySet.signingKid;
+    const oldKek = kind === 'postgres' ? db.env.KEY_ENCRYPTION_KEY! : readFileSync(dataDirKeyFile(db.dataDir), 'utf8').trim();
+
+    const next = newKek();
+    const file = path.join(db.dataDir, 'new-kek');
+    writeFileSync(file, next + '\n', { mode: 0o600 });
+    const res = await runSat(['keys', 'rewrap', '--new-key-file', file, '--json'], db.env);
+    expect({ code: res.code, stderr: res.code === 0 ? '' : res.stderr }).toEqual({ code: 0, stderr: '' });
+    const out = JSON.parse(res.stdout) as { rewrapped: number; replaced_key_file?: string };
+    expect(out.rewrapped).toBeGreaterThan(0);
+    // Embedded: the server held the database, so the command ran inside it, and replaced the generated key file.
+    if (kind === 'embedded') expect(out.replaced_key_file).toBe(dataDirKeyFile(db.dataDir));
+    expect(await exchange(s, t.client_id, t.client_secret)).toBeDefined(); // still signing
+
+    const env: Record<string, string> = kind === 'postgres' ? { KEY_ENCRYPTION_KEY: next } : {};
+    const after = await restart(env);
+    expect(after.oauth.keySet.signingKid).toBe(signer);
+    const jwks = (await (await fetch(`${after.url}/jwks`)).json()) as JSONWebKeySet;
+    const token = await exchange(after, t.client_id, t.client_secret);
+    expect(decodeProtectedHeader(token).kid).toBe(signer);
+    for (const jwt of [before, token]) await expect(jwtVerify(jwt, createLocalJWKSet(jwks))).resolves.toBeDefined();
+
+    await after.close();
+    server = undefined;
+    await expect(startServer(db, { KEY_ENCRYPTION_KEY: oldKek })).rejects.toThrow(/another key-encryption key/);
+  });
+});
+
+const pg = testDatabases().includes('postgres') ? describe : describe.skip;
+
+pg('PostgreSQL without a key-encryption key', () => {
+  let db: TestDb;
+  let server: TestServer | undefined;
+  beforeAll(async () => {
+    db = await createTestDb('postgres');
+  });
+  afterAll(async () => {
+    await server?.close();
+    await db?.drop();
+  });
+
+  it('refuses to start unless ALLOW_PLAINTEXT_KEYS=true; plaintext keys are encrypted at the first start with a key', async () => {
+    const { KEY_ENCRYPTION_KEY: _kek, ...noKey } = db.env;
+    const res = await runSat(['serve'], { ...noKey, PORT: '0', HOST: '127.0.0.1' });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/KEY_ENCRYPTION_KEY/);
+
+    server = await startServer({ ...db, env: noKey }, { ALLOW_PLAINTEXT_KEYS: 'true' });
+    expect(server.logLines.some((l) => l.includes('stored in clear'))).toBe(true);
+    const plain = (await server.deps.db.knex('signing_keys').select('*')) as Array<{ kid: string; private_jwk: unknown; sealed_jwk: unknown }>;
+    expect(plain.every((r) => r.private_jwk !== null && r.sealed_jwk === null)).toBe(true);
+    await server.close();
+
+    server = await startServer(db); // with KEY_ENCRYPTION_KEY now
+    expect(server.logLines.some((l) => l.includes('signing keys encrypted at rest'))).toBe(true);
+    const sealed = (await server.deps.db.knex('signing_keys').select('*')) as Array<{ kid: string; private_jwk: unknown; sealed_jwk: unknown }>;
+    expect(sealed.map((r) => r.kid).sort()).toEqual(plain.map((r) => r.kid).sort());
+    expect(sealed.every((r) => r.private_jwk === null && typeof r.sealed_jwk === 'string')).toBe(true);
+  });
+});

@@ -1,0 +1,216 @@
+// SPEC Part 2 "Signing-key rotation never fails a verifier" (issue 11 item 6) and issue 10 item 9 (prune race).
+// Time: jest's fake Date (timers stay real), moved forward by the test; the server, jose and oidc-provider all read
+// it, so a verifier's JWKS cache ages exactly as it would over ten real minutes. Jobs are triggered directly.
+import { jest } from '@jest/globals';
+import { randomBytes } from 'node:crypto';
+import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { runCommand } from '../../src/commands.js';
+import { SecretKey } from '../../src/config/index.js';
+import { migrateLatest, openDb, type Database } from '../../src/db/index.js';
+import { KeyRing, ensureSigningKey, loadKeySet, pruneSigningKeys, rotateSigningKey } from '../../src/keys/index.js';
+import { runSat } from '../support/cli.js';
+import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
+import { startServer, type TestServer } from '../support/server.js';
+
+const TTL = 300;
+const AHEAD = 600;
+
+/** Everything but Date stays real: the database drivers, sockets and the server's jobs keep running. */
+const onlyDate: Parameters<typeof jest.useFakeTimers>[0] = {
+  doNotFake: [
+    'hrtime',
+    'nextTick',
+    'performance',
+    'queueMicrotask',
+    'requestAnimationFrame',
+    'cancelAnimationFrame',
+    'requestIdleCallback',
+    'cancelIdleCallback',
+    'setImmediate',
+    'clearImmediate',
+    'setInterval',
+    'clearInterval',
+    'setTimeout',
+    'clearTimeout',
+  ],
+  advanceTimers: true,
+};
+
+const later = (seconds: number) => jest.setSystemTime(Date.now() + seconds * 1000);
+
+async function pollUntil<T>(what: string, deadlineMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const started = performance.now();
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (performance.now() - started > deadlineMs) throw new Error(`${what}: not within ${deadlineMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe.each(testDatabases())('signing-key rotation on %s', (kind) => {
+  let db: TestDb;
+  let server: TestServer;
+  let second: TestServer | undefined;
+
+  beforeAll(async () => {
+    jest.useFakeTimers(onlyDate);
+    db = await createTestDb(kind);
+    server = await startServer(db, { ACCESS_TOKEN_TTL_SECONDS: String(TTL) });
+  });
+  afterAll(async () => {
+    await second?.close();
+    await server?.close();
+    await db?.drop();
+    jest.useRealTimers();
+  });
+
+  const jwksKids = async (url = server.url) =>
+    ((await (await fetch(`${url}/jwks`)).json()) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid);
+
+  async function accessToken(clientId: string, secret: string): Promise<string> {
+    const res = await fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(clientId, secret) },
+      body: 'grant_type=client_credentials',
+    });
+    expect(res.status).toBe(200);
+    return ((await res.json()) as { access_token: string }).access_token;
+  }
+
+  it('publishes a key within 5 s of `sat keys rotate` and signs with it only after the ahead window: a verifier that cached the JWKS before never sees an unknown kid', async () => {
+    const admin = await makeAdmin(server.deps);
+    const t = await makeToken(server.deps, admin);
+    // A resource server as the README shows it: jose's remote JWKS with its defaults (10 min cache, 30 s cooldown).
+    const verifier = createRemoteJWKSet(new URL(`${server.url}/jwks`));
+    const unknownKid: string[] = [];
+    const verify = async (jwt: string) => {
+      try {
+        await jwtVerify(jwt, verifier, { issuer: server.issuer, audience: `${server.issuer}/api`, typ: 'at+jwt' });
+      } catch (err) {
+        unknownKid.push(`${(err as { code?: string }).code}: ${decodeProtectedHeader(jwt).kid}`);
+      }
+    };
+    const before = await accessToken(t.client_id, t.client_secret);
+    const oldKid = decodeProtectedHeader(before).kid;
+    await verify(before); // the verifier has now cached the JWKS of before the rotation
+
+    const rotated = await runSat(['keys', 'rotate', '--json'], db.env);
+    expect({ code: rotated.code, stderr: rotated.stderr }).toEqual({ code: 0, stderr: expect.any(String) });
+    const { kid: newKid, signs_from } = JSON.parse(rotated.stdout) as { kid: string; signs_from: string };
+    const signsFrom = Date.parse(signs_from);
+    expect(signsFrom - Date.now()).toBeGreaterThan((AHEAD - 30) * 1000);
+    // Every instance's JWKS carries it within 5 s (embedded: at once, through the control socket; PostgreSQL: the
+    // reload job). Polled with that deadline.
+    await pollUntil('new key in /jwks', 5_000, async () => ((await jwksKids()).includes(newKid) ? true : undefined));
+
+    // Through the ahead window, in 30 s steps: tokens keep the old kid, and then carry the new one.
+    let sawNew = false;
+    let lastOld = before;
+    for (let elapsed = 0; elapsed <= AHEAD + 60; elapsed += 30) {
+      await server.oauth.reloadKeys(); // what the 2 s job does
+      const jwt = await accessToken(t.client_id, t.client_secret);
+      const kid = decodeProtectedHeader(jwt).kid;
+      expect(kid).toBe(Date.now() < signsFrom ? oldKid : newKid);
+      sawNew ||= kid === newKid;
+      if (kid === oldKid) lastOld = jwt;
+      await verify(jwt);
+      later(30);
+    }
+    expect(sawNew).toBe(true);
+    expect(unknownKid).toEqual([]);
+    await verify(lastOld); // a token of the old key, issued just before the switch, still verifies after it
+    expect(unknownKid).toEqual([]);
+
+    // The old key stays published for the longest access token lifetime plus an hour after it was superseded.
+    expect(await jwksKids()).toEqual(expect.arrayContaining([oldKid, newKid]));
+    later(TTL + 3600 - (Date.now() - signsFrom) / 1000 - 5);
+    await server.oauth.reloadKeys();
+    expect(await server.oauth.pruneKeys()).toBe(0);
+    expect(await jwksKids()).toContain(oldKid);
+    later(10);
+    await server.oauth.reloadKeys();
+    expect(await server.oauth.pruneKeys()).toBe(1);
+    expect(await jwksKids()).toEqual([newKid]);
+  });
+
+  it('`sat keys rotate --now` signs at once (the emergency exception)', async () => {
+    const admin = await makeAdmin(server.deps);
+    const t = await makeToken(server.deps, admin);
+    // The command as the control socket runs it, in the server (a separate `sat` process would read the real clock,
+    // which this test has moved the server away from).
+    const res = await runCommand(server.deps, 'keys-rotate', { now: true });
+    expect(res.ok).toBe(true);
+    const { kid } = (res as { result: { kid: string } }).result;
+    await server.oauth.reloadKeys();
+    expect(decodeProtectedHeader(await accessToken(t.client_id, t.client_secret)).kid).toBe(kid);
+  });
+
+  it(`rotates by itself every KEY_ROTATION_DAYS with the same ahead publication, exactly once across instances`, async () => {
+    if (kind === 'postgres') second = await startServer(db, { ACCESS_TOKEN_TTL_SECONDS: String(TTL) });
+    const instances = second ? [server, second] : [server, server];
+    const count = async () => Number((await server.deps.db.knex('signing_keys').count({ n: '*' }))[0]!.n);
+    const signer = server.oauth.keySet.signingKid;
+
+    later(60);
+    expect(await Promise.all(instances.map((s) => s.oauth.rotateKeysIfDue()))).toEqual([undefined, undefined]);
+    const keysBefore = await count();
+
+    later(90 * 86_400 - AHEAD); // the newest key has signed for 90 days minus the ahead window
+    const results = await Promise.all(instances.map((s) => s.oauth.rotateKeysIfDue()));
+    const made = results.filter((k): k is string => k !== undefined);
+    expect(made).toHaveLength(1);
+    expect(await count()).toBe(keysBefore + 1);
+    expect(await Promise.all(instances.map((s) => s.oauth.rotateKeysIfDue()))).toEqual([undefined, undefined]);
+    for (const s of instances) {
+      await s.oauth.reloadKeys();
+      expect(await jwksKids(s.url)).toContain(made[0]); // published on every instance
+      expect(s.oauth.keySet.signingKid).toBe(signer); // not signing yet
+    }
+    later(AHEAD);
+    for (const s of instances) {
+      await s.oauth.reloadKeys();
+      expect(s.oauth.keySet.signingKid).toBe(made[0]);
+    }
+  });
+});
+
+describe.each(testDatabases())('pruning signing keys on %s (issue 10 item 9)', (kind) => {
+  let db: TestDb;
+  let database: Database;
+  let ring: KeyRing;
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+    database = await openDb({ databaseUrl: db.url, databasePoolMax: 2, dataDir: db.dataDir });
+    await migrateLatest(database.knex);
+    const kek = new SecretKey(randomBytes(32), 'test');
+    ring = new KeyRing(() => ({ key: kek }));
+  });
+  afterAll(async () => {
+    await database?.close();
+    await db?.drop();
+  });
+
+  it('never prunes a key inserted between the reload read and the prune; prunes only superseded keys whose tokens expired', async () => {
+    const retention = 3_900_000;
+    const t0 = new Date('2030-01-01T00:00:00Z');
+    const at = (s: number) => new Date(t0.getTime() + s * 1000);
+    await ensureSigningKey(database.knex, ring, 'ES256', t0); // A: signing since forever
+    const b = await rotateSigningKey(database.knex, ring, 'ES256', at(0), 600); // B signs at t0 + 600 s
+    const kids = async () => (await database.knex('signing_keys').select('kid')).map((r: { kid: string }) => r.kid).sort();
+
+    // A is superseded at t0 + 600 s: kept until its tokens expired (retention later), then pruned.
+    expect(await pruneSigningKeys(database.knex, at(600 + 3_899), retention)).toBe(0);
+    const now = at(600 + 3_900);
+    const read = await loadKeySet(database.knex, ring, 'ES256', now, retention); // the reload's read
+    expect(read?.keys.map((k) => k.kid)).toEqual([b.kid]);
+    const c = await rotateSigningKey(database.knex, ring, 'ES256', now, 600); // another instance rotates meanwhile
+    expect(await pruneSigningKeys(database.knex, now, retention)).toBe(1); // A only
+    expect(await kids()).toEqual([b.kid, c.kid].sort());
+    // Even much later, the newest key is never pruned, and a pending or just-superseded key stays.
+    expect(await pruneSigningKeys(database.knex, at(600 + 3_900 + 600 + 3_899), retention)).toBe(0);
+    expect(await pruneSigningKeys(database.knex, at(600 + 3_900 + 600 + 3_900), retention)).toBe(1); // B
+    expect(await kids()).toEqual([c.kid]);
+  });
+});
