@@ -100,7 +100,7 @@ describe.each(testDatabases())('discovery and JWKS on %s', (kind) => {
     const res = await fetch(`${server.url}/auth?${query}`, { redirect: 'manual' });
     expect(res.status).toBe(400);
     const body = (await res.json()) as { error: string };
-    expect(['invalid_redirect_uri', 'unauthorized_client', 'invalid_request']).toContain(body.error);
+    expect(['invalid_client', 'invalid_redirect_uri', 'unauthorized_client', 'invalid_request']).toContain(body.error);
   });
 
   it("openid-client's default discovery reads the OpenID document and gets a token", async () => {
