@@ -34,6 +34,8 @@ const emailField = z
   .trim()
   .min(1, 'is required')
   .max(254, 'must be at most 254 characters')
+  // NFKC first: full-width and other compatibility spellings become the plain address they stand for.
+  .transform((s) => s.normalize('NFKC'))
   .pipe(z.email({ error: 'must be an email address' }));
 
 export const inviteAdminBody = z.object({ email: emailField }).strict();
