@@ -42,8 +42,8 @@ export interface AuditEventResource {
   client_id: string | null;
   ip: string | null;
   created_at: string;
-  /** The administrator an admin.* event is about; null for token and sign-in events. */
-  subject_admin: { id: string | null; email: string } | null;
+  /** The administrator an admin.* event is about; absent on token and sign-in events. */
+  subject_admin?: { id: string | null; email: string };
 }
 
 export interface AuditPage {
@@ -81,7 +81,7 @@ function toAuditResource(row: AuditEventRow): AuditEventResource {
     client_id: row.client_id,
     ip: row.ip,
     created_at: row.created_at.toISOString(),
-    subject_admin: row.subject_admin_email ? { id: row.subject_admin_id ?? null, email: row.subject_admin_email } : null,
+    ...(row.subject_admin_email ? { subject_admin: { id: row.subject_admin_id ?? null, email: row.subject_admin_email } } : {}),
   };
 }
 
