@@ -6,7 +6,7 @@ import path from 'node:path';
 import { hashPassword } from '../../src/accounts/index.js';
 import type { MailOutboxRow } from '../../src/db/index.js';
 import { call, signIn } from '../support/admin-api.js';
-import { runSat } from '../support/cli.js';
+import { runSat, runSatWithInput } from '../support/cli.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { makeAdmin, uniq } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
@@ -425,5 +425,16 @@ describe.each(testDatabases())('administrators on %s', (kind) => {
     expect(missing.stderr).toContain('no administrator');
     const onArgv = await runSat(['admin', 'reset-password', '--email', a.email, '--password', 'on-the-command-line'], env);
     expect(onArgv.code).toBe(2);
+
+    // A chosen password comes only from standard input, with the same rule as everywhere.
+    const tooShort = await runSatWithInput(['admin', 'reset-password', '--email', a.email, '--password-stdin'], env, 'short\n');
+    expect(tooShort.code).toBe(1);
+    expect(tooShort.stderr).toContain('at least 12 characters');
+    const chosen = await runSatWithInput(['admin', 'reset-password', '--email', a.email, '--password-stdin'], env, 'chosen-on-stdin-1\n');
+    expect(chosen.code).toBe(0);
+    expect(chosen.stdout).not.toContain('chosen-on-stdin-1');
+    expect(chosen.stdout).not.toContain('New password');
+    expect((await call(server, 'GET', '/me', as(after.body.token))).status).toBe(401);
+    expect((await login(a.email, 'chosen-on-stdin-1')).status).toBe(200);
   });
 });
