@@ -374,6 +374,23 @@ describe.each(testDatabases())('administrators on %s', (kind) => {
     await mailTo(a.email, 'password was changed');
   });
 
+  // Same time for a known and an unknown address: the answer does not wait for the look-up or the mail. Proved
+  // without a clock: while the one-time token table is locked (PostgreSQL: another connection holds the lock), a
+  // known address still gets its 202; the mail follows once the lock is released.
+  (kind === 'postgres' ? it : it.skip)('answers a reset request before doing the work that differs between addresses', async () => {
+    const a = await makeAdmin(server.deps);
+    const trx = await server.deps.db.knex.transaction();
+    try {
+      await trx.raw('lock table admin_one_time_tokens in access exclusive mode');
+      const res = await call(server, 'POST', '/password-reset', { json: { email: a.email }, headers: { 'x-forwarded-for': freshIp() } });
+      expect(res.status).toBe(202);
+      expect(smtp.to(a.email)).toEqual([]);
+    } finally {
+      await trx.commit();
+    }
+    await mailTo(a.email, 'Reset your');
+  });
+
   it('refuses a reset link after an hour', async () => {
     const a = await makeAdmin(server.deps);
     await call(server, 'POST', '/password-reset', { json: { email: a.email }, headers: { 'x-forwarded-for': freshIp() } });
