@@ -6,6 +6,7 @@ import { validationFailed } from '../errors.js';
 export type AuditAction =
   | 'token.generated'
   | 'token.revoked'
+  | 'token.leaked'
   | 'admin.signed_in'
   | 'admin.sign_in_failed'
   | 'admin.signed_out';
@@ -21,6 +22,16 @@ export interface AuditEventInput {
   client_id?: string | null;
   ip?: string | null;
   created_at?: Date;
+  /** `token.leaked` only. */
+  leak?: LeakFacts | null;
+}
+
+/** Where a leaked secret was found (`url`, null when not known), who reported it, and what the server did. */
+export interface LeakFacts {
+  url: string | null;
+  /** The alert's `source` (`content`, `commit`, `npm`, ...) or `public report`. */
+  source: string;
+  action: 'revoked' | 'notified';
 }
 
 /** The audit event of the admin API (GET /admin/api/audit). */
@@ -34,6 +45,8 @@ export interface AuditEventResource {
   client_id: string | null;
   ip: string | null;
   created_at: string;
+  /** `token.leaked` events: where the secret was found and what the server did; null for other events. */
+  leak: LeakFacts | null;
 }
 
 export interface AuditPage {
@@ -53,6 +66,7 @@ export async function recordAudit(trx: Db, event: AuditEventInput): Promise<void
     token_name: event.token_name ?? null,
     client_id: event.client_id ?? null,
     ip: event.ip ?? null,
+    ...(event.leak ? { leak_url: event.leak.url, leak_source: event.leak.source, leak_action: event.leak.action } : {}),
     ...(event.created_at ? { created_at: event.created_at } : {}),
   });
 }
@@ -68,6 +82,10 @@ function toAuditResource(row: AuditEventRow): AuditEventResource {
     client_id: row.client_id,
     ip: row.ip,
     created_at: row.created_at.toISOString(),
+    leak:
+      row.leak_source && row.leak_action
+        ? { url: row.leak_url ?? null, source: row.leak_source, action: row.leak_action as LeakFacts['action'] }
+        : null,
   };
 }
 
@@ -91,4 +109,17 @@ export async function listAudit(db: Db, organisationId: string, page: { limit: n
     items: items.map(toAuditResource),
     next_cursor: rows.length > page.limit && last ? encodeCursor({ at: last.cursor_at, id: last.id }) : null,
   };
+}
+
+/**
+ * How many distinct tokens of the organisation were reported leaked (`token.leaked`) since `since`: revoked ones
+ * and ones kept alive alike. Reads only those events (partial index audit_events_leaked_idx).
+ */
+export async function countLeakedTokens(db: Db, organisationId: string, since: Date): Promise<number> {
+  const row = await db('audit_events')
+    .where({ organisation_id: organisationId, action: 'token.leaked' })
+    .andWhere('created_at', '>=', since)
+    .countDistinct<{ count: number | string }>({ count: 'token_id' })
+    .first();
+  return Number(row?.count ?? 0);
 }

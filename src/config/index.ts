@@ -39,6 +39,13 @@ export interface Config {
   mailPollIntervalMs: number;
   /** How often each instance looks for tokens entering their last 7 days. */
   expiryCheckIntervalMs: number;
+  /**
+   * The secret-scanning partner's public keys (`{public_keys: [{key_identifier, key, is_current}]}`, GitHub's
+   * format); unset: POST /secret-scanning/verify answers 404.
+   */
+  secretScanningKeysFile: string | undefined;
+  /** What a secret-scanning alert for a live secret does: `revoke` (default) or `notify`. */
+  secretScanningAction: 'revoke' | 'notify';
 }
 
 export class ConfigError extends Error {
@@ -112,5 +119,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     mailRetryMaxSeconds: e.MAIL_RETRY_MAX_SECONDS ?? 3_600,
     mailPollIntervalMs: e.MAIL_POLL_INTERVAL_MS ?? 5_000,
     expiryCheckIntervalMs: e.EXPIRY_CHECK_INTERVAL_MS ?? 600_000,
+    secretScanningKeysFile: e.SECRET_SCANNING_KEYS_FILE ? path.resolve(e.SECRET_SCANNING_KEYS_FILE) : undefined,
+    secretScanningAction: e.SECRET_SCANNING_ACTION ?? 'revoke',
   });
 }

@@ -97,6 +97,9 @@ export const envSchema = z.object({
   MAIL_POLL_INTERVAL_MS: intFromEnv(50, 600_000),
   // SPEC: the expiry check runs at least hourly.
   EXPIRY_CHECK_INTERVAL_MS: intFromEnv(50, 3_600_000),
+  // Leaked secrets (SPEC Part 2): the secret-scanning partner's published keys; what to do with a reported live secret.
+  SECRET_SCANNING_KEYS_FILE: optionalString,
+  SECRET_SCANNING_ACTION: optionalString.pipe(z.enum(['revoke', 'notify']).optional()),
 });
 
 /** Renders zod issues as one line each: `NAME: message`. */

@@ -27,6 +27,8 @@ export interface TokenRow {
   last_used_at: Date | null;
   /** When the "expires in 7 days" notice was queued (migration 0003); null until then. */
   expiry_notified_at?: Date | null;
+  /** When a leak of this (kept alive) token was first reported (migration 0050); null when none. */
+  leaked_at?: Date | null;
 }
 
 export interface SigningKeyRow {
@@ -87,6 +89,10 @@ export interface AuditEventRow {
   client_id: string | null;
   ip: string | null;
   created_at: Date;
+  /** `token.leaked` only (migration 0050): where the secret was found, who reported it, what the server did. */
+  leak_url?: string | null;
+  leak_source?: string | null;
+  leak_action?: string | null;
 }
 
 /** An access token (JWT `jti`) revoked at the RFC 7009 endpoint, kept until its `exp` (migration 0002). */

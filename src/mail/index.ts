@@ -17,3 +17,4 @@ export {
   type MailToken,
   type CatalogueEntry,
 } from './templates.js';
+export { tokenLeaked, queueTokenLeakedMail, type LeakReporter, type TokenLeakedFacts } from './leaked.js';

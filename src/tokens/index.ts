@@ -5,6 +5,7 @@ export {
   listTokens,
   revokeToken,
   DEFAULT_PAGE_SIZE,
+  LEAKED_COUNT_DAYS,
   type Actor,
   type GeneratedToken,
   type RequestMeta,
@@ -25,3 +26,10 @@ export {
 export { accessTokenLifetime, parseExpiry, resolveExpiry } from './expiry.js';
 export { UsageRecorder } from './usage.js';
 export { isAccessTokenRevoked, pruneRevokedAccessTokens, revokeAccessToken, type RevokedAccessToken } from './access-tokens.js';
+export {
+  reportLeakedSecrets,
+  type LeakAction,
+  type LeakLabel,
+  type LeakReport,
+  type LeakReportOptions,
+} from './leaks.js';

@@ -159,3 +159,24 @@ export async function isAccessTokenRevoked(db: Db, jti: string): Promise<boolean
 export async function deleteExpiredRevokedAccessTokens(db: Db, now: Date): Promise<number> {
   return affectedRows(await db('revoked_access_tokens').where('expires_at', '<=', now).delete());
 }
+
+/**
+ * The live (unexpired, not revoked) token one of whose secrets hashes to `secretHash`, or undefined: one indexed
+ * read (tokens_secret_hash_idx). The only place that matches a presented secret to a token without its client ID
+ * (leak reports), so when a token holds two live secrets during a rotation (SPEC "Secret rotation with overlap"),
+ * this is the one function to extend: either secret must find the token.
+ */
+export async function findLiveTokenBySecretHash(db: Db, secretHash: string, now: Date): Promise<TokenWithCreator | undefined> {
+  return withCreator(db).where('t.secret_hash', secretHash).andWhere('t.expires_at', '>', now).first();
+}
+
+/** Marks a token whose leak was reported but which is kept alive; keeps the first report's time. */
+export async function markTokenLeaked(db: Db, id: string, at: Date): Promise<void> {
+  await db('tokens').where({ id }).whereNull('leaked_at').update({ leaked_at: at });
+}
+
+/** Every administrator's address in the organisation, oldest account first. */
+export async function listAdminEmails(db: Db, organisationId: string): Promise<string[]> {
+  const rows = (await db('admins').select('email').where({ organisation_id: organisationId }).orderBy('created_at')) as Array<{ email: string }>;
+  return rows.map((r) => r.email);
+}
