@@ -20,6 +20,8 @@ export {
   SECRET_PREFIX,
   isWellFormedClientId,
   isWellFormedSecret,
+  secretFormatProblem,
+  type SecretProblem,
   verifySecret,
   hashSecret,
 } from './credentials.js';
