@@ -32,38 +32,39 @@ const ACTOR: Record<LeakReporter, string> = { 'secret-scanning': 'secret-scannin
 /**
  * SPEC Part 2 "Leaked secrets": acts on reported secrets and labels each report, in order.
  * A string that is not a well-formed secret of ours (prefix and checksum) is `false_positive` without any database
- * work. Each distinct well-formed one is looked up by the hash of a live secret (`findLiveTokenBySecretHash`); when
- * it is live, in one transaction the token is revoked (`revoke`) or marked leaked (`notify`), `token.leaked` is
- * recorded with the URL and source of the first report that named it, and every administrator of the organisation
- * is mailed. A secret that was live when looked up stays `true_positive` even when a concurrent report revoked its
- * token first (that report did the telling).
+ * work. The well-formed ones are looked up together, by the hash of a live secret (`findLiveTokensBySecretHashes`,
+ * one indexed read). For each live one, in one transaction the token is revoked (`revoke`) or marked leaked
+ * (`notify`), `token.leaked` is recorded with the URL and source of the first report that named it, and every
+ * administrator of the organisation is mailed. A secret that was live when looked up is `true_positive` even when its
+ * token was revoked in between (then whoever revoked it did the telling, and nothing more is done).
  */
 export async function reportLeakedSecrets(deps: Deps, reports: readonly LeakReport[], options: LeakReportOptions): Promise<LeakLabel[]> {
   const firstReport = new Map<string, LeakReport>();
   for (const report of reports) {
     if (isWellFormedSecret(report.secret) && !firstReport.has(report.secret)) firstReport.set(report.secret, report);
   }
+  const hashOf = new Map([...firstReport.keys()].map((secret) => [secret, hashSecret(secret)]));
+  const live = await q.findLiveTokensBySecretHashes(deps.db.knex, [...hashOf.values()], deps.clock());
   const labels = new Map<string, LeakLabel>();
   for (const [secret, report] of firstReport) {
-    labels.set(secret, await actOnLeak(deps, report, options));
+    const row = live.get(hashOf.get(secret)!);
+    if (!row) continue;
+    labels.set(secret, 'true_positive');
+    await actOnLeak(deps, row, report, options);
   }
   return reports.map((r) => labels.get(r.secret) ?? 'false_positive');
 }
 
-async function actOnLeak(deps: Deps, report: LeakReport, options: LeakReportOptions): Promise<LeakLabel> {
+async function actOnLeak(deps: Deps, row: q.TokenWithCreator, report: LeakReport, options: LeakReportOptions): Promise<void> {
   const now = deps.clock();
-  const secretHash = hashSecret(report.secret);
-  const outcome = await deps.db.knex.transaction(async (trx) => {
-    const row = await q.findLiveTokenBySecretHash(trx, secretHash, now);
-    if (!row) return undefined;
-    const action = options.action === 'revoke' ? 'revoked' : 'notified';
-    if (options.action === 'revoke') {
-      // Deleting is revoking (SPEC rule 6), as in revokeToken; nothing deleted: a concurrent report won the race.
-      if (!(await q.deleteToken(trx, row.organisation_id, row.id))) return { row, action, acted: false };
-    } else {
-      await q.markTokenLeaked(trx, row.id, now);
-    }
-    const leak = { url: report.url, source: report.source, action } as const;
+  const action = options.action === 'revoke' ? 'revoked' : 'notified';
+  const acted = await deps.db.knex.transaction(async (trx) => {
+    // Deleting is revoking (SPEC rule 6), as in revokeToken. Nothing to delete or mark: revoked in between.
+    const present =
+      options.action === 'revoke'
+        ? (await q.deleteToken(trx, row.organisation_id, row.id)) !== undefined
+        : await q.markTokenLeaked(trx, row.id, now);
+    if (!present) return false;
     await recordAudit(trx, {
       organisation_id: row.organisation_id,
       actor_id: null,
@@ -74,7 +75,7 @@ async function actOnLeak(deps: Deps, report: LeakReport, options: LeakReportOpti
       client_id: row.client_id,
       ip: options.ip,
       created_at: now,
-      leak,
+      leak: { url: report.url, source: report.source, action },
     });
     // MAIL: token leaked — to every administrator of the organisation, queued with the change it reports.
     await queueTokenLeakedMail(trx, deps, {
@@ -87,18 +88,16 @@ async function actOnLeak(deps: Deps, report: LeakReport, options: LeakReportOpti
       action,
       at: now,
     });
-    return { row, action, acted: true };
+    return true;
   });
-  if (!outcome) return 'false_positive';
-  if (outcome.acted) {
+  if (acted) {
     deps.log.info('leaked secret reported', {
       reporter: options.reporter,
-      action: outcome.action,
-      organisation_id: outcome.row.organisation_id,
-      token_id: outcome.row.id,
-      client_id: outcome.row.client_id,
+      action,
+      organisation_id: row.organisation_id,
+      token_id: row.id,
+      client_id: row.client_id,
       source: report.source,
     });
   }
-  return 'true_positive';
 }

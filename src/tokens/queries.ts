@@ -161,18 +161,22 @@ export async function deleteExpiredRevokedAccessTokens(db: Db, now: Date): Promi
 }
 
 /**
- * The live (unexpired, not revoked) token one of whose secrets hashes to `secretHash`, or undefined: one indexed
- * read (tokens_secret_hash_idx). The only place that matches a presented secret to a token without its client ID
- * (leak reports), so when a token holds two live secrets during a rotation (SPEC "Secret rotation with overlap"),
- * this is the one function to extend: either secret must find the token.
+ * The live (unexpired, not revoked) tokens one of whose secrets hashes to one of `secretHashes`, by the matching
+ * hash: one indexed read (tokens_secret_hash_idx) for the whole list. The only place that matches presented secrets
+ * to tokens without their client ID (leak reports), so when a token holds two live secrets during a rotation (SPEC
+ * "Secret rotation with overlap"), this is the one function to extend: either secret must find the token (keyed by
+ * the hash that matched).
  */
-export async function findLiveTokenBySecretHash(db: Db, secretHash: string, now: Date): Promise<TokenWithCreator | undefined> {
-  return withCreator(db).where('t.secret_hash', secretHash).andWhere('t.expires_at', '>', now).first();
+export async function findLiveTokensBySecretHashes(db: Db, secretHashes: readonly string[], now: Date): Promise<Map<string, TokenWithCreator>> {
+  if (secretHashes.length === 0) return new Map();
+  const rows = (await withCreator(db).whereIn('t.secret_hash', [...secretHashes]).andWhere('t.expires_at', '>', now)) as TokenWithCreator[];
+  return new Map(rows.map((r) => [r.secret_hash, r]));
 }
 
-/** Marks a token whose leak was reported but which is kept alive; keeps the first report's time. */
-export async function markTokenLeaked(db: Db, id: string, at: Date): Promise<void> {
-  await db('tokens').where({ id }).whereNull('leaked_at').update({ leaked_at: at });
+/** Marks a token whose leak was reported but which is kept alive, keeping the first report's time; false when it is gone. */
+export async function markTokenLeaked(db: Db, id: string, at: Date): Promise<boolean> {
+  const n = affectedRows(await db('tokens').where({ id }).update({ leaked_at: db.raw('coalesce(leaked_at, ?::timestamptz)', [at]) }));
+  return n > 0;
 }
 
 /** Every administrator's address in the organisation, oldest account first. */
