@@ -70,6 +70,19 @@ const publicRevokeBody = z
   .object({ credentials: z.array(z.string().max(1_000)).max(MAX_PUBLIC_CREDENTIALS) })
   .strict();
 
+/**
+ * A signed alert's `url` or `source` as storable text: control characters (PostgreSQL text cannot hold NUL) are
+ * dropped and lone surrogates become U+FFFD, rather than refusing, and so losing, a genuine alert.
+ */
+function storable(value: string | null | undefined): string | null {
+  if (!value) return null;
+  const text = value
+    // eslint-disable-next-line no-control-regex -- dropping control characters is the point
+    .replace(/[\u0000-\u001f\u007f]/g, '')
+    .replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+  return text || null;
+}
+
 const unsigned = () =>
   new AppError('unauthorized', `The alert must be signed: ${KEY_ID_HEADER} and ${SIGNATURE_HEADER} by a key of the configured keys file.`);
 
@@ -102,7 +115,7 @@ export function scanningRouter(deps: Deps): Router {
       throw unsigned();
     }
     const alerts = validate(alertsBody, parseJson(body));
-    const reports: LeakReport[] = alerts.map((a) => ({ secret: a.token, url: a.url || null, source: a.source || 'unknown' }));
+    const reports: LeakReport[] = alerts.map((a) => ({ secret: a.token, url: storable(a.url), source: storable(a.source) ?? 'unknown' }));
     const labels = await reportLeakedSecrets(deps, reports, {
       reporter: 'secret-scanning',
       action: deps.config.secretScanningAction,

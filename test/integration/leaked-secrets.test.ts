@@ -295,6 +295,15 @@ describe.each(testDatabases())('leaked secrets on %s', (kind) => {
       expect(await empty.json()).toEqual([]);
     });
 
+    it('stores a URL and source with NUL bytes, control characters or lone surrogates as clean text', async () => {
+      const { admins, token } = await orgWithToken();
+      const res = await alert([{ token: token.client_secret, url: 'https://github.com/a\u0000b/\ud800c\n', source: 'con\u0007tent' }]);
+      expect(res.status).toBe(200);
+      expect(res.body[0].label).toBe('true_positive');
+      const [event] = await leakEvents(admins[0].organisation_id);
+      expect(event).toMatchObject({ leak_url: 'https://github.com/ab/\ufffdc', leak_source: 'content' });
+    });
+
     it('refuses a body over 1 MB with 413 without reading it', async () => {
       const big = Buffer.alloc(1024 * 1024 + 1, 0x20);
       const res = await postAlert(big, signed(big.toString()));
