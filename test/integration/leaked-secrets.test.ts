@@ -206,6 +206,32 @@ describe.each(testDatabases())('leaked secrets on %s', (kind) => {
       expect(await leakMails(admins.map((a) => a.email))).toHaveLength(2);
     });
 
+    it('acts once when two alerts name the same secret at the same time; other organisations hear nothing', async () => {
+      const { admins, token } = await orgWithToken();
+      const stranger = await makeAdmin(server.deps);
+      const [a, b] = await Promise.all([alert([{ token: token.client_secret }]), alert([{ token: token.client_secret }])]);
+      expect([a.status, b.status]).toEqual([200, 200]);
+      // Whichever found it live says so; at least the one that revoked it does.
+      expect([a.body[0].label, b.body[0].label]).toContain('true_positive');
+      expect(await leakEvents(admins[0].organisation_id)).toHaveLength(1);
+      expect(await leakMails(admins.map((x) => x.email))).toHaveLength(2);
+      expect(await leakMails([stranger.email])).toHaveLength(0);
+      expect(await leakEvents(stranger.organisation_id)).toHaveLength(0);
+    });
+
+    it('counts leaked tokens of the last 30 days in the token list', async () => {
+      const { admins, token } = await orgWithToken();
+      const old = await makeToken(server.deps, admins[0]);
+      await alert([{ token: token.client_secret }, { token: old.client_secret }]);
+      // One of the two reports is moved 31 days back.
+      await server.deps.db
+        .knex('audit_events')
+        .where({ organisation_id: admins[0].organisation_id, action: 'token.leaked', token_id: old.id })
+        .update({ created_at: new Date(Date.now() - 31 * 86_400_000) });
+      const session = await signIn(server, admins[0].email, admins[0].password);
+      expect((await call(server, 'GET', '/tokens', { token: session.token })).body.leaked_count).toBe(1);
+    });
+
     it('labels a secret revoked earlier (by an administrator or by a previous alert) false_positive and does nothing', async () => {
       const { admins, token } = await orgWithToken();
       expect((await alert([{ token: token.client_secret }])).body[0].label).toBe('true_positive');
