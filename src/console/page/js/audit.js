@@ -22,6 +22,12 @@ const EVENTS = {
   'admin.signed_in': 'Signed in',
   'admin.sign_in_failed': 'Sign-in failed',
   'admin.signed_out': 'Signed out',
+  'admin.invited': 'Administrator invited',
+  'admin.added': 'Administrator added',
+  'admin.removed': 'Administrator removed',
+  'admin.password_changed': 'Password changed',
+  'admin.password_reset': 'Password reset',
+  'admin.session_revoked': 'Session ended',
 };
 
 const ACTORS = {
@@ -66,7 +72,13 @@ function auditRow(event) {
       event.client_id ? el('code', { class: 'sub' }, event.client_id) : null,
     ),
     cell('From', 'col-ip', event.ip ? el('code', {}, event.ip) : el('span', { class: 'muted' }, '—')),
-    cell('Details', 'col-details', leaked ? leakDetails(event.leak) : null),
+    cell(
+      'Details',
+      'col-details',
+      leaked ? leakDetails(event.leak) : null,
+      // Events about another administrator (admin.invited, admin.removed, ...) name them.
+      event.subject_admin?.email ? el('span', {}, 'About ', ...breakableEmail(event.subject_admin.email)) : null,
+    ),
   );
 }
 
