@@ -6,6 +6,7 @@ import * as m0003 from './0003_mail.js';
 import * as m0010 from './0010_resource_servers.js';
 import * as m0020 from './0020_signing_keys_sealed.js';
 import * as m0040 from './0040_admins.js';
+import * as m0050 from './0050_leaks.js';
 
 export interface Migration {
   name: string;
@@ -20,4 +21,5 @@ export const migrations: readonly Migration[] = [
   { name: '0010_resource_servers', ...m0010 },
   { name: '0020_signing_keys_sealed', ...m0020 },
   { name: '0040_admins', ...m0040 },
+  { name: '0050_leaks', ...m0050 },
 ];

@@ -6,6 +6,7 @@ import { validationFailed } from '../errors.js';
 export type AuditAction =
   | 'token.generated'
   | 'token.revoked'
+  | 'token.leaked'
   | 'admin.signed_in'
   | 'admin.sign_in_failed'
   | 'admin.signed_out'
@@ -29,6 +30,16 @@ export interface AuditEventInput {
   created_at?: Date;
   /** The administrator an admin.* event is about (the invitee, the removed administrator, …). */
   subject_admin?: { id: string | null; email: string } | null;
+  /** `token.leaked` only. */
+  leak?: LeakFacts | null;
+}
+
+/** Where a leaked secret was found (`url`, null when not known), who reported it, and what the server did. */
+export interface LeakFacts {
+  url: string | null;
+  /** The alert's `source` (`content`, `commit`, `npm`, ...) or `public report`. */
+  source: string;
+  action: 'revoked' | 'notified';
 }
 
 /** The audit event of the admin API (GET /admin/api/audit). */
@@ -44,6 +55,8 @@ export interface AuditEventResource {
   created_at: string;
   /** The administrator an admin.* event is about; absent on token and sign-in events. */
   subject_admin?: { id: string | null; email: string };
+  /** `token.leaked` events: where the secret was found and what the server did; null for other events. */
+  leak: LeakFacts | null;
 }
 
 export interface AuditPage {
@@ -66,6 +79,7 @@ export async function recordAudit(trx: Db, event: AuditEventInput): Promise<void
     ...(event.subject_admin
       ? { subject_admin_id: event.subject_admin.id, subject_admin_email: event.subject_admin.email }
       : {}),
+    ...(event.leak ? { leak_url: event.leak.url, leak_source: event.leak.source, leak_action: event.leak.action } : {}),
     ...(event.created_at ? { created_at: event.created_at } : {}),
   });
 }
@@ -82,6 +96,10 @@ function toAuditResource(row: AuditEventRow): AuditEventResource {
     ip: row.ip,
     created_at: row.created_at.toISOString(),
     ...(row.subject_admin_email ? { subject_admin: { id: row.subject_admin_id ?? null, email: row.subject_admin_email } } : {}),
+    leak:
+      row.leak_source && row.leak_action
+        ? { url: row.leak_url ?? null, source: row.leak_source, action: row.leak_action as LeakFacts['action'] }
+        : null,
   };
 }
 
@@ -105,4 +123,17 @@ export async function listAudit(db: Db, organisationId: string, page: { limit: n
     items: items.map(toAuditResource),
     next_cursor: rows.length > page.limit && last ? encodeCursor({ at: last.cursor_at, id: last.id }) : null,
   };
+}
+
+/**
+ * How many distinct tokens of the organisation were reported leaked (`token.leaked`) since `since`: revoked ones
+ * and ones kept alive alike. Reads only those events (partial index audit_events_leaked_idx).
+ */
+export async function countLeakedTokens(db: Db, organisationId: string, since: Date): Promise<number> {
+  const row = await db('audit_events')
+    .where({ organisation_id: organisationId, action: 'token.leaked' })
+    .andWhere('created_at', '>=', since)
+    .countDistinct<{ count: number | string }>({ count: 'token_id' })
+    .first();
+  return Number(row?.count ?? 0);
 }

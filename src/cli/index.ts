@@ -8,6 +8,7 @@ import { callControl, type ControlResponse } from '../control/index.js';
 import { DataDirLockedError, migrateLatest, openDb, readLockHolder } from '../db/index.js';
 import { createLogger } from '../log.js';
 import { serve } from '../main.js';
+import { secretCheck } from './secret-check.js';
 
 const usage = `Usage: sat <command> [options]
 
@@ -38,6 +39,9 @@ Commands:
                                           prints the client secret once
   resource-server list                    list resource-server credentials (never their secrets)
   resource-server revoke ID               revoke resource-server credentials at once
+  secret check SECRET | -                 offline: is SECRET a well-formed client secret (prefix and
+                                          checksum)? exit 0 yes, 1 no; never prints it. "-" reads it
+                                          from stdin, which keeps it out of ps and shell history
 
 Options:
   --json                                  print the result as JSON
@@ -277,6 +281,15 @@ async function main(argv: string[]): Promise<number> {
   if (parsed.values.help || parsed.positionals.length === 0) {
     process.stdout.write(usage + '\n');
     return parsed.values.help ? 0 : 2;
+  }
+  const [first, second, ...more] = parsed.positionals;
+  if (first === 'secret') {
+    // Offline: no configuration, no database.
+    if (second !== 'check' || more.length !== 1) {
+      process.stderr.write(`sat: secret check takes one SECRET, or - to read it from stdin\n\n${usage}\n`);
+      return 2;
+    }
+    return secretCheck(more[0]!, parsed.values.json ?? false, { stdin: process.stdin, stdout: (t) => process.stdout.write(t) });
   }
   try {
     const config = loadConfig();

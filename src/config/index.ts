@@ -51,6 +51,13 @@ export interface Config {
   keyPublishAheadSeconds: number;
   /** Signing keys rotate by themselves this often (default 90; 0: never). */
   keyRotationDays: number;
+  /**
+   * The secret-scanning partner's public keys (`{public_keys: [{key_identifier, key, is_current}]}`, GitHub's
+   * format); unset: POST /secret-scanning/verify answers 404.
+   */
+  secretScanningKeysFile: string | undefined;
+  /** What a secret-scanning alert for a live secret does: `revoke` (default) or `notify`. */
+  secretScanningAction: 'revoke' | 'notify';
 }
 
 /**
@@ -193,5 +200,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     allowPlaintextKeys: e.ALLOW_PLAINTEXT_KEYS ?? false,
     keyPublishAheadSeconds: e.KEY_PUBLISH_AHEAD_SECONDS ?? 600,
     keyRotationDays: e.KEY_ROTATION_DAYS ?? 90,
+    secretScanningKeysFile: e.SECRET_SCANNING_KEYS_FILE ? path.resolve(e.SECRET_SCANNING_KEYS_FILE) : undefined,
+    secretScanningAction: e.SECRET_SCANNING_ACTION ?? 'revoke',
   });
 }

@@ -113,6 +113,9 @@ export const envSchema = z.object({
   ALLOW_PLAINTEXT_KEYS: booleanFromEnv,
   KEY_PUBLISH_AHEAD_SECONDS: intFromEnv(0, 7 * 86_400),
   KEY_ROTATION_DAYS: intFromEnv(0, 3_650),
+  // Leaked secrets (SPEC Part 2): the secret-scanning partner's published keys; what to do with a reported live secret.
+  SECRET_SCANNING_KEYS_FILE: optionalString,
+  SECRET_SCANNING_ACTION: optionalString.pipe(z.enum(['revoke', 'notify']).optional()),
 });
 
 /** Renders zod issues as one line each: `NAME: message`. */

@@ -31,6 +31,8 @@ export interface TokenRow {
   last_used_at: Date | null;
   /** When the "expires in 7 days" notice was queued (migration 0003); null until then. */
   expiry_notified_at?: Date | null;
+  /** When a leak of this (kept alive) token was first reported (migration 0050); null when none. */
+  leaked_at?: Date | null;
 }
 
 /** A signing key (migrations 0001, 0020): the private JWK sealed under `kek_id`, or in clear (ALLOW_PLAINTEXT_KEYS). */
@@ -123,6 +125,10 @@ export interface AuditEventRow {
   /** Migration 0040: the administrator an admin.* event is about (invited, added, removed, …). */
   subject_admin_id?: string | null;
   subject_admin_email?: string | null;
+  /** `token.leaked` only (migration 0050): where the secret was found, who reported it, what the server did. */
+  leak_url?: string | null;
+  leak_source?: string | null;
+  leak_action?: string | null;
 }
 
 /** An access token (JWT `jti`) revoked at the RFC 7009 endpoint, kept until its `exp` (migration 0002). */

@@ -7,6 +7,7 @@ export type MailKind =
   | 'token_generated'
   | 'token_revoked'
   | 'token_expiring'
+  | 'token_leaked'
   | 'admin_invitation'
   | 'password_reset'
   | 'password_changed';

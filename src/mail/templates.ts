@@ -27,7 +27,7 @@ export interface CatalogueEntry {
   readonly name: string;
 }
 
-interface Common {
+export interface Common {
   token: MailToken;
   /** The service catalogue, to name services the way the console does. */
   catalogue: readonly CatalogueEntry[];
@@ -77,7 +77,7 @@ export function formatInstant(value: Date | string): string {
   return `${d.toISOString().slice(0, 10)} ${d.toISOString().slice(11, 16)} UTC`;
 }
 
-function assertNoSecret(token: MailToken): void {
+export function assertNoSecret(token: MailToken): void {
   // The types already refuse these; this catches a caller that cast its way past them.
   for (const key of ['client_secret', 'secret_hash']) {
     if (Object.prototype.hasOwnProperty.call(token, key)) throw new Error(`mail templates never take a token's ${key}`);
@@ -96,7 +96,7 @@ function daysLeft(expiresAt: Date | string, now: Date): number {
 
 export type Row = [label: string, value: string];
 
-function tokenRows(f: Common): Row[] {
+export function tokenRows(f: Common): Row[] {
   return [
     ['Token name', f.token.name],
     ['Client ID', f.token.client_id],
@@ -143,7 +143,7 @@ export function render(subject: string, blocks: Block[], footer: string): MailCo
   return { subject, text, html };
 }
 
-function footer(consoleUrl: string): string {
+export function footer(consoleUrl: string): string {
   return `${PRODUCT}. You receive this notice because you administer system access tokens at ${consoleUrl}.`;
 }
 

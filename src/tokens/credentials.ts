@@ -73,3 +73,17 @@ export function verifySecret(presented: string, storedHash: string): boolean {
   const b = Buffer.from(storedHash, 'base64url');
   return a.length === b.length && timingSafeEqual(a, b);
 }
+
+export type SecretProblem = 'prefix' | 'length' | 'characters' | 'checksum';
+
+/**
+ * Why `value` is not a well-formed client secret (`undefined` when it is one): offline, for `sat secret check` and
+ * for scanners. The problem names a part of the format, never a character of the value.
+ */
+export function secretFormatProblem(value: string): SecretProblem | undefined {
+  if (!value.startsWith(SECRET_PREFIX)) return 'prefix';
+  const body = value.slice(SECRET_PREFIX.length);
+  if (body.length !== SECRET_BODY + CHECKSUM_LENGTH) return 'length';
+  if (!/^[0-9A-Za-z]+$/.test(body)) return 'characters';
+  return isWellFormedSecret(value) ? undefined : 'checksum';
+}

@@ -5,6 +5,7 @@ export {
   listTokens,
   revokeToken,
   DEFAULT_PAGE_SIZE,
+  LEAKED_COUNT_DAYS,
   type Actor,
   type GeneratedToken,
   type RequestMeta,
@@ -19,6 +20,8 @@ export {
   SECRET_PREFIX,
   isWellFormedClientId,
   isWellFormedSecret,
+  secretFormatProblem,
+  type SecretProblem,
   verifySecret,
   hashSecret,
 } from './credentials.js';
@@ -34,3 +37,10 @@ export {
   type AddedResourceServer,
   type ResourceServerResource,
 } from './resource-servers.js';
+export {
+  reportLeakedSecrets,
+  type LeakAction,
+  type LeakLabel,
+  type LeakReport,
+  type LeakReportOptions,
+} from './leaks.js';

@@ -177,3 +177,28 @@ export async function deleteResourceServer(db: Db, id: string): Promise<Resource
   const [row] = await db<ResourceServerRow>('resource_servers').where({ id }).delete().returning('*');
   return row as ResourceServerRow | undefined;
 }
+
+/**
+ * The live (unexpired, not revoked) tokens one of whose secrets hashes to one of `secretHashes`, by the matching
+ * hash: one indexed read (tokens_secret_hash_idx) for the whole list. The only place that matches presented secrets
+ * to tokens without their client ID (leak reports), so when a token holds two live secrets during a rotation (SPEC
+ * "Secret rotation with overlap"), this is the one function to extend: either secret must find the token (keyed by
+ * the hash that matched).
+ */
+export async function findLiveTokensBySecretHashes(db: Db, secretHashes: readonly string[], now: Date): Promise<Map<string, TokenWithCreator>> {
+  if (secretHashes.length === 0) return new Map();
+  const rows = (await withCreator(db).whereIn('t.secret_hash', [...secretHashes]).andWhere('t.expires_at', '>', now)) as TokenWithCreator[];
+  return new Map(rows.map((r) => [r.secret_hash, r]));
+}
+
+/** Marks a token whose leak was reported but which is kept alive, keeping the first report's time; false when it is gone. */
+export async function markTokenLeaked(db: Db, id: string, at: Date): Promise<boolean> {
+  const n = affectedRows(await db('tokens').where({ id }).update({ leaked_at: db.raw('coalesce(leaked_at, ?::timestamptz)', [at]) }));
+  return n > 0;
+}
+
+/** Every administrator's address in the organisation, oldest account first. */
+export async function listAdminEmails(db: Db, organisationId: string): Promise<string[]> {
+  const rows = (await db('admins').select('email').where({ organisation_id: organisationId }).orderBy('created_at')) as Array<{ email: string }>;
+  return rows.map((r) => r.email);
+}

@@ -12,6 +12,8 @@ export interface TokenResource {
   created_at: string;
   created_by: { id: string; email: string } | null;
   last_used_at: string | null;
+  /** When a leak of this token's secret was reported while the server kept it alive (notify mode); else null. */
+  leaked_at: string | null;
 }
 
 export function tokenStatus(expiresAt: Date, now: Date): 'active' | 'expired' {
@@ -31,5 +33,6 @@ export function toTokenResource(row: TokenRow & { creator_email?: string | null 
     created_at: row.created_at.toISOString(),
     created_by: row.created_by ? { id: row.created_by, email: row.creator_email ?? '' } : null,
     last_used_at: row.last_used_at ? row.last_used_at.toISOString() : null,
+    leaked_at: row.leaked_at ? row.leaked_at.toISOString() : null,
   };
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { recordAudit } from '../audit/index.js';
+import { countLeakedTokens, recordAudit } from '../audit/index.js';
 import { decodeCursor, encodeCursor, isUniqueViolation, isUuid } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError, validationFailed } from '../errors.js';
@@ -35,6 +35,8 @@ export interface TokenPage {
   next_cursor: string | null;
   active_count: number;
   max_active: number;
+  /** Distinct tokens reported leaked (audit `token.leaked`, revoked or kept alive) in the last LEAKED_COUNT_DAYS days. */
+  leaked_count: number;
 }
 
 export interface RevokedToken {
@@ -45,6 +47,8 @@ export interface RevokedToken {
 }
 
 export const DEFAULT_PAGE_SIZE = 20;
+/** The window of the token list's `leaked_count`. */
+export const LEAKED_COUNT_DAYS = 30;
 
 function checkServices(deps: Pick<Deps, 'config'>, services: string[]): string[] {
   const known = new Set(deps.config.services.map((s) => s.id));
@@ -142,9 +146,10 @@ export async function listTokens(deps: Deps, actor: Actor, input: ListTokensInpu
   const after = input.cursor === undefined ? undefined : decodeCursor(input.cursor);
   if (input.cursor !== undefined && !after) throw validationFailed('cursor', 'is not a cursor from a previous page');
   const db = deps.db.knex;
-  const [rows, active] = await Promise.all([
+  const [rows, active, leaked] = await Promise.all([
     q.listTokenRows(db, actor.organisation_id, { q: input.q || undefined, status: input.status, after, limit, now }),
     q.countActiveTokens(db, actor.organisation_id, now),
+    countLeakedTokens(db, actor.organisation_id, new Date(now.getTime() - LEAKED_COUNT_DAYS * 86_400_000)),
   ]);
   const items = rows.slice(0, limit);
   const last = items[items.length - 1];
@@ -153,6 +158,7 @@ export async function listTokens(deps: Deps, actor: Actor, input: ListTokensInpu
     next_cursor: rows.length > limit && last ? encodeCursor({ at: last.cursor_at, id: last.id }) : null,
     active_count: active,
     max_active: deps.config.maxActiveTokens,
+    leaked_count: leaked,
   };
 }
 

@@ -16,6 +16,7 @@ import './js/tokens.js';
 import './js/profile.js';
 import './js/admins.js';
 import './js/onetime.js';
+import './js/audit.js';
 
 async function start() {
   if (isPublicRoute()) {

@@ -357,9 +357,20 @@ async function loadTokens() {
   state.nextCursor = page?.next_cursor ?? null;
   state.activeCount = Number(page?.active_count ?? 0);
   state.maxActive = Number(page?.max_active ?? 0);
+  renderLeaked(Number(page?.leaked_count ?? 0));
   renderRows(items);
   renderPager();
   applyLimit();
+}
+
+/** Tokens reported leaked in the last 30 days (revoked ones included): a notice that leads to the audit log. */
+function renderLeaked(count) {
+  if (count > 0) {
+    setText($('leaked-text'), count === 1 ? '1 token was reported leaked in the last 30 days.' : `${count} tokens were reported leaked in the last 30 days.`);
+    show($('leaked-notice'));
+  } else {
+    hide($('leaked-notice'));
+  }
 }
 
 function renderRows(items) {
@@ -384,7 +395,14 @@ function tokenRow(token) {
       'col-services',
       (token.services ?? []).map((id) => el('span', { class: 'tag', title: id }, serviceName(id))),
     ),
-    cell('Status', 'col-status', el('span', { class: `status ${token.status}` }, status)),
+    cell(
+      'Status',
+      'col-status',
+      el('span', { class: `status ${token.status}` }, status),
+      token.leaked_at
+        ? el('span', { class: 'status leaked', title: `Secret reported leaked ${formatAgo(token.leaked_at)}: replace it` }, 'Leaked')
+        : null,
+    ),
     cell('Expires', 'col-expires', timeEl(token.expires_at, formatExpiry(token.expires_at))),
     cell(
       'Last used',

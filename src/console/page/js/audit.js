@@ -1,0 +1,143 @@
+// The Audit log screen: the organisation's events, newest first, paged; leaked secrets stand out, with where the
+// secret was found. Reached from the token screen ("Audit log", and the leaked-tokens notice).
+import { api, handleSessionEnd } from './api.js';
+import { $, breakableEmail, cell, dateTimeFormat, el, formatAgo, hide, sentence, setText, show, timeEl } from './dom.js';
+import { addView, enterConsole, onReset, showView } from './shell.js';
+
+const PAGE_SIZE = 20;
+
+const state = {
+  /** Cursors of the pages visited: the last one is the page on screen (null = newest page). */
+  cursors: [null],
+  nextCursor: null,
+  seq: 0,
+};
+
+addView('audit', $('audit-view'), { signedIn: true });
+
+const EVENTS = {
+  'token.generated': 'Token generated',
+  'token.revoked': 'Token revoked',
+  'token.leaked': 'Secret leaked',
+  'admin.signed_in': 'Signed in',
+  'admin.sign_in_failed': 'Sign-in failed',
+  'admin.signed_out': 'Signed out',
+  'admin.invited': 'Administrator invited',
+  'admin.added': 'Administrator added',
+  'admin.removed': 'Administrator removed',
+  'admin.password_changed': 'Password changed',
+  'admin.password_reset': 'Password reset',
+  'admin.session_revoked': 'Session ended',
+};
+
+const ACTORS = {
+  cli: 'the sat CLI',
+  'secret-scanning': 'Secret scanning',
+  'public-report': 'Public report',
+};
+
+/** Only web addresses become links; anything else stays text. */
+function isWebUrl(value) {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'https:' || url.protocol === 'http:';
+  } catch {
+    return false;
+  }
+}
+
+function leakDetails(leak) {
+  const where = leak.url
+    ? isWebUrl(leak.url)
+      ? el('a', { class: 'leak-url', href: leak.url, rel: 'noopener noreferrer', target: '_blank' }, leak.url)
+      : el('span', { class: 'leak-url' }, leak.url)
+    : el('span', { class: 'muted' }, 'no URL given');
+  const done = leak.action === 'revoked' ? 'token revoked' : 'token kept working (notify only): replace its secret';
+  return [el('span', {}, 'Found at ', where), el('span', { class: 'sub' }, `Source: ${leak.source} · ${done}`)];
+}
+
+function auditRow(event) {
+  const leaked = event.action === 'token.leaked' && event.leak;
+  const who = ACTORS[event.actor_email] ?? event.actor_email ?? '';
+  return el(
+    'tr',
+    { class: leaked ? 'leaked' : undefined, 'data-action': event.action },
+    cell('When', 'col-when', timeEl(event.created_at, formatAgo(event.created_at)), el('span', { class: 'sub' }, dateTimeFormat.format(new Date(event.created_at)))),
+    cell('Event', 'col-event', el('span', { class: leaked ? 'status leaked' : undefined }, EVENTS[event.action] ?? event.action)),
+    cell('By', 'col-by', who.includes('@') ? breakableEmail(who) : who),
+    cell(
+      'Token',
+      'col-token',
+      event.token_name ? el('span', { class: 'token-name' }, event.token_name) : el('span', { class: 'muted' }, '—'),
+      event.client_id ? el('code', { class: 'sub' }, event.client_id) : null,
+    ),
+    cell('From', 'col-ip', event.ip ? el('code', {}, event.ip) : el('span', { class: 'muted' }, '—')),
+    cell(
+      'Details',
+      'col-details',
+      leaked ? leakDetails(event.leak) : null,
+      // Events about another administrator (admin.invited, admin.removed, ...) name them.
+      event.subject_admin?.email ? el('span', {}, 'About ', ...breakableEmail(event.subject_admin.email)) : null,
+    ),
+  );
+}
+
+async function loadAudit() {
+  const seq = ++state.seq;
+  const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
+  const cursor = state.cursors[state.cursors.length - 1];
+  if (cursor) params.set('cursor', cursor);
+  let page;
+  try {
+    page = await api('GET', `/admin/api/audit?${params}`);
+  } catch (err) {
+    if (seq !== state.seq) return;
+    if (handleSessionEnd(err)) return;
+    show($('audit-error'), `The audit log could not be loaded. ${sentence(err.message)}`);
+    return;
+  }
+  if (seq !== state.seq) return;
+  hide($('audit-error'));
+  const items = Array.isArray(page?.items) ? page.items : [];
+  state.nextCursor = page?.next_cursor ?? null;
+  $('audit-rows').replaceChildren(...items.map(auditRow));
+  $('audit-table').hidden = items.length === 0;
+  if (items.length) hide($('audit-empty'));
+  else show($('audit-empty'), 'No events yet.');
+  const pageNo = state.cursors.length;
+  $('audit-pager').hidden = pageNo <= 1 && !state.nextCursor;
+  $('audit-prev').disabled = pageNo <= 1;
+  $('audit-next').disabled = !state.nextCursor;
+  setText($('audit-page-info'), `Page ${pageNo}`);
+}
+
+/** Shows the audit log from its newest event. */
+export async function enterAudit() {
+  state.cursors = [null];
+  state.nextCursor = null;
+  showView('audit');
+  $('main').focus({ preventScroll: true });
+  await loadAudit();
+}
+
+$('open-audit').addEventListener('click', () => void enterAudit());
+$('leaked-audit').addEventListener('click', () => void enterAudit());
+$('audit-back').addEventListener('click', () => void enterConsole());
+$('audit-next').addEventListener('click', () => {
+  if (!state.nextCursor) return;
+  state.cursors.push(state.nextCursor);
+  void loadAudit();
+});
+$('audit-prev').addEventListener('click', () => {
+  if (state.cursors.length <= 1) return;
+  state.cursors.pop();
+  void loadAudit();
+});
+
+onReset(() => {
+  state.cursors = [null];
+  state.nextCursor = null;
+  state.seq += 1;
+  $('audit-rows').replaceChildren();
+  hide($('audit-error'));
+});

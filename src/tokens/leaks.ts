@@ -1,0 +1,103 @@
+import { recordAudit } from '../audit/index.js';
+import type { Deps } from '../deps.js';
+import { queueTokenLeakedMail, type LeakReporter } from '../mail/index.js';
+import { hashSecret, isWellFormedSecret } from './credentials.js';
+import * as q from './queries.js';
+import { toTokenResource } from './resource.js';
+
+/** What a report of a live secret does: revoke the token, or keep it and tell its administrators. */
+export type LeakAction = 'revoke' | 'notify';
+
+/** GitHub secret scanning's labels: `true_positive` for a live secret of ours, `false_positive` otherwise. */
+export type LeakLabel = 'true_positive' | 'false_positive';
+
+export interface LeakReport {
+  /** The string the reporter found. Never logged, stored or mailed. */
+  secret: string;
+  /** Where it was found; null when the reporter did not say. */
+  url: string | null;
+  /** The alert's `source` (`content`, `commit`, `npm`, ...), or `public report`. */
+  source: string;
+}
+
+export interface LeakReportOptions {
+  reporter: LeakReporter;
+  action: LeakAction;
+  /** The address the report came from (audit log). */
+  ip: string | null;
+}
+
+const ACTOR: Record<LeakReporter, string> = { 'secret-scanning': 'secret-scanning', 'public-report': 'public-report' };
+
+/**
+ * SPEC Part 2 "Leaked secrets": acts on reported secrets and labels each report, in order.
+ * A string that is not a well-formed secret of ours (prefix and checksum) is `false_positive` without any database
+ * work. The well-formed ones are looked up together, by the hash of a live secret (`findLiveTokensBySecretHashes`,
+ * one indexed read). For each live one, in one transaction the token is revoked (`revoke`) or marked leaked
+ * (`notify`), `token.leaked` is recorded with the URL and source of the first report that named it, and every
+ * administrator of the organisation is mailed. A secret that was live when looked up is `true_positive` even when its
+ * token was revoked in between (then whoever revoked it did the telling, and nothing more is done).
+ */
+export async function reportLeakedSecrets(deps: Deps, reports: readonly LeakReport[], options: LeakReportOptions): Promise<LeakLabel[]> {
+  const firstReport = new Map<string, LeakReport>();
+  for (const report of reports) {
+    if (isWellFormedSecret(report.secret) && !firstReport.has(report.secret)) firstReport.set(report.secret, report);
+  }
+  const hashOf = new Map([...firstReport.keys()].map((secret) => [secret, hashSecret(secret)]));
+  const live = await q.findLiveTokensBySecretHashes(deps.db.knex, [...hashOf.values()], deps.clock());
+  const labels = new Map<string, LeakLabel>();
+  for (const [secret, report] of firstReport) {
+    const row = live.get(hashOf.get(secret)!);
+    if (!row) continue;
+    labels.set(secret, 'true_positive');
+    await actOnLeak(deps, row, report, options);
+  }
+  return reports.map((r) => labels.get(r.secret) ?? 'false_positive');
+}
+
+async function actOnLeak(deps: Deps, row: q.TokenWithCreator, report: LeakReport, options: LeakReportOptions): Promise<void> {
+  const now = deps.clock();
+  const action = options.action === 'revoke' ? 'revoked' : 'notified';
+  const acted = await deps.db.knex.transaction(async (trx) => {
+    // Deleting is revoking (SPEC rule 6), as in revokeToken. Nothing to delete or mark: revoked in between.
+    const present =
+      options.action === 'revoke'
+        ? (await q.deleteToken(trx, row.organisation_id, row.id)) !== undefined
+        : await q.markTokenLeaked(trx, row.id, now);
+    if (!present) return false;
+    await recordAudit(trx, {
+      organisation_id: row.organisation_id,
+      actor_id: null,
+      actor_email: ACTOR[options.reporter],
+      action: 'token.leaked',
+      token_id: row.id,
+      token_name: row.name,
+      client_id: row.client_id,
+      ip: options.ip,
+      created_at: now,
+      leak: { url: report.url, source: report.source, action },
+    });
+    // MAIL: token leaked — to every administrator of the organisation, queued with the change it reports.
+    await queueTokenLeakedMail(trx, deps, {
+      token: toTokenResource(row, now),
+      recipients: await q.listAdminEmails(trx, row.organisation_id),
+      generatedBy: row.creator_email,
+      url: report.url,
+      source: report.source,
+      reporter: options.reporter,
+      action,
+      at: now,
+    });
+    return true;
+  });
+  if (acted) {
+    deps.log.info('leaked secret reported', {
+      reporter: options.reporter,
+      action,
+      organisation_id: row.organisation_id,
+      token_id: row.id,
+      client_id: row.client_id,
+      source: report.source,
+    });
+  }
+}
