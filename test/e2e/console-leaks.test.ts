@@ -84,8 +84,8 @@ describe('console: leaked secrets (Chromium)', () => {
 
   it('counts leaked tokens on the token screen and flags the one kept alive', async () => {
     await page.goto(`${server.url}/admin`);
-    await page.getByLabel('Email').fill(ADMIN.email);
-    await page.getByLabel('Password').fill(ADMIN.password);
+    await page.locator('#signin-form').getByLabel('Email').fill(ADMIN.email);
+    await page.locator('#signin-form').getByLabel('Password').fill(ADMIN.password);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
     const notice = page.locator('#leaked-notice');
