@@ -35,7 +35,7 @@ export const commands: Record<string, Command> = {
   },
   'keys-rotate': async (deps, args) => {
     const { delaySeconds } = rotateArgs.parse(args);
-    const activateAt = new Date(Date.now() + delaySeconds * 1000);
+    const activateAt = new Date(deps.clock().getTime() + delaySeconds * 1000);
     const kid = await rotateSigningKey(deps.db.knex, deps.config.signingAlg, activateAt);
     return { kid, alg: deps.config.signingAlg, signs_from: activateAt.toISOString() };
   },
@@ -62,7 +62,7 @@ export const commands: Record<string, Command> = {
     return revokeToken(deps, await cliActor(deps, org), id);
   },
   'keys-list': async (deps) => {
-    const set = await loadKeySet(deps.db.knex, deps.config.signingAlg, new Date(), keyRetentionMs(deps.config.accessTokenTtlSeconds));
+    const set = await loadKeySet(deps.db.knex, deps.config.signingAlg, deps.clock(), keyRetentionMs(deps.config.accessTokenTtlSeconds));
     return { signing_kid: set?.signingKid ?? null, published: (set?.keys ?? []).map((k) => ({ kid: k.kid, alg: k.alg })) };
   },
 };

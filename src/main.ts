@@ -7,7 +7,7 @@ import type { Config } from './config/index.js';
 import { startControlServer } from './control/index.js';
 import { migrateLatest, openDb } from './db/index.js';
 import type { Deps } from './deps.js';
-import { startJobs } from './jobs.js';
+import { startJobs, type Jobs } from './jobs.js';
 import { createLogger, type Logger } from './log.js';
 import { deliverDueMail, pruneSentMail } from './mail/delivery.js';
 import { enqueueExpiryNotices } from './mail/index.js';
@@ -21,13 +21,31 @@ export interface Running {
   deps: Deps;
   /** The OAuth edge (key reloads, usage flush), for operations and tests. */
   oauth: OAuth;
+  /** The background jobs: `jobs.run('deliver-mail')` runs one now (tests, with `jobs: 'manual'`). */
+  jobs: Pick<Jobs, 'run' | 'names'>;
   close(): Promise<void>;
 }
 
-export async function serve(config: Readonly<Config>, log: Logger = createLogger(config.logLevel)): Promise<Running> {
+/** What a caller (a test, an embedding) may inject into `serve`; production passes nothing. */
+export interface ServeOptions {
+  log?: Logger;
+  /** The clock every service reads (deps.clock). Default: the wall clock. */
+  clock?: () => Date;
+  /** `timers` (default): each job runs on its interval. `manual`: no timers; call `running.jobs.run(name)`. */
+  jobs?: 'timers' | 'manual';
+}
+
+/**
+ * Starts the server: `serve(config)`, `serve(config, logger)` (kept for older callers) or
+ * `serve(config, { log, clock, jobs })`.
+ */
+export async function serve(config: Readonly<Config>, options: ServeOptions | Logger = {}): Promise<Running> {
+  const opts: ServeOptions = isLogger(options) ? { log: options } : options;
+  const log = opts.log ?? createLogger(config.logLevel);
+  const clock = opts.clock ?? (() => new Date());
   const db = await openDb(config, log);
   try {
-    const deps: Deps = { config, db, log, clock: () => new Date() };
+    const deps: Deps = { config, db, log, clock };
     const applied = await migrateLatest(db.knex);
     if (applied.length) log.info('migrations applied', { applied });
 
@@ -76,6 +94,7 @@ export async function serve(config: Readonly<Config>, log: Logger = createLogger
         { name: 'prune-sent-mail', intervalMs: 3_600_000, run: () => pruneSentMail(deps) },
       ],
       log,
+      { timers: (opts.jobs ?? 'timers') === 'timers' },
     );
     log.info('listening', {
       port,
@@ -88,6 +107,7 @@ export async function serve(config: Readonly<Config>, log: Logger = createLogger
       url: `http://127.0.0.1:${port}`,
       deps,
       oauth,
+      jobs: { run: (name) => jobs.run(name), names: jobs.names },
       close() {
         closing ??= (async () => {
           stopMail.abort();
@@ -108,4 +128,8 @@ export async function serve(config: Readonly<Config>, log: Logger = createLogger
     await db.close();
     throw err;
   }
+}
+
+function isLogger(value: ServeOptions | Logger): value is Logger {
+  return typeof (value as Logger).info === 'function' && typeof (value as Logger).warn === 'function';
 }

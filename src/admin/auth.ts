@@ -28,7 +28,7 @@ function secureCookies(ctx: Context, deps: Deps): boolean {
 }
 
 export function setSessionCookie(ctx: Context, deps: Deps, token: string, expiresAt: Date): void {
-  const maxAge = Math.max(0, Math.floor((expiresAt.getTime() - Date.now()) / 1000));
+  const maxAge = Math.max(0, Math.floor((expiresAt.getTime() - deps.clock().getTime()) / 1000));
   const parts = [`${SESSION_COOKIE}=${token}`, 'Path=/', `Max-Age=${maxAge}`, 'HttpOnly', 'SameSite=Strict'];
   if (secureCookies(ctx, deps)) parts.push('Secure');
   ctx.append('Set-Cookie', parts.join('; '));

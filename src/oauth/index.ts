@@ -32,15 +32,15 @@ export interface OAuth {
 export async function createOAuth(deps: Deps): Promise<OAuth> {
   const { config } = deps;
   const usage = new UsageRecorder();
-  const hooks = { onTokenIssued: (tokenId: string) => usage.record(tokenId) };
+  const hooks = { onTokenIssued: (tokenId: string) => usage.record(tokenId, deps.clock()) };
   const retention = keyRetentionMs(config.accessTokenTtlSeconds);
   const load = async () => {
-    const now = new Date();
+    const now = deps.clock();
     let set = await loadKeySet(deps.db.knex, config.signingAlg, now, retention);
     if (!set) {
       // First start (or a new SIGNING_ALG): create the key under a table lock, then read what won.
       await ensureSigningKey(deps.db.knex, config.signingAlg);
-      set = await loadKeySet(deps.db.knex, config.signingAlg, new Date(), retention);
+      set = await loadKeySet(deps.db.knex, config.signingAlg, deps.clock(), retention);
     }
     if (!set) throw new Error('no signing key available');
     return set;
