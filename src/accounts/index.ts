@@ -17,3 +17,4 @@ export {
   type SignedIn,
   type SignInInput,
 } from './sessions.js';
+export { registerAttempt, emailKey, addressKey, type ThrottleVerdict, type ThrottleSettings } from './login-throttle.js';
