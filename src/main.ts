@@ -10,10 +10,9 @@ import type { Deps } from './deps.js';
 import { startJobs, type Jobs } from './jobs.js';
 import { createLogger, type Logger } from './log.js';
 import { deliverDueMail, pruneSentMail } from './mail/delivery.js';
-import { enqueueExpiryNotices } from './mail/index.js';
 import { createMailTransport } from './mail/transport.js';
 import { createServer } from './server.js';
-import { pruneRevokedAccessTokens } from './tokens/index.js';
+import { enqueueExpiryNotices, pruneRevokedAccessTokens } from './tokens/index.js';
 import type { OAuth } from './oauth/index.js';
 
 export interface Running {

@@ -1,6 +1,6 @@
 // Organisations and administrators: creation, first start, password hashing, sign-in sessions and their throttle.
 export { addAdmin, addAdminInput, ensureFirstAdmin, type AddAdminInput, type AddAdminResult } from './service.js';
-export { findAdminById, findOrganisationById, findOrganisationByName } from './queries.js';
+export { findAdminById, findOrganisationById, findOrganisationByName, listAdminEmails } from './queries.js';
 export { hashPassword, verifyPassword, generatePassword, dummyPasswordHash } from './passwords.js';
 export {
   signIn,

@@ -21,7 +21,7 @@ import {
   isWellFormedSecret,
   verifySecret,
 } from '../tokens/index.js';
-import type { ClientRow } from '../tokens/queries.js';
+import type { ClientRow } from '../tokens/index.js';
 import { presentedSecret } from './client-auth.js';
 import type { KeySet } from './keys.js';
 

@@ -5,6 +5,8 @@ export {
   listTokens,
   revokeToken,
   DEFAULT_PAGE_SIZE,
+  EXPIRY_NOTICE_DAYS,
+  enqueueExpiryNotices,
   type Actor,
   type GeneratedToken,
   type RequestMeta,
@@ -12,7 +14,7 @@ export {
   type TokenPage,
 } from './service.js';
 export { generateTokenBody, listTokensQuery, tokenName, type GenerateTokenInput, type ListTokensInput } from './schemas.js';
-export { findTokenByClientId, deleteToken } from './queries.js';
+export { findTokenByClientId, deleteToken, type ClientRow } from './queries.js';
 export { toTokenResource, tokenStatus, type TokenResource } from './resource.js';
 export {
   CLIENT_ID_PREFIX,
