@@ -1,6 +1,7 @@
 import type { Context, Middleware } from 'koa';
 import { z } from 'zod';
 import { AppError, type ErrorDetail } from '../errors.js';
+import { BodyReadError, readBodyBytes } from './body.js';
 
 /** SPEC "Admin API": request bodies over 1 MB get 413. */
 export const MAX_JSON_BODY_BYTES = 1024 * 1024;
@@ -29,18 +30,17 @@ export function jsonBody(limit = MAX_JSON_BODY_BYTES): Middleware {
     if (!ctx.is('application/json', '+json') || (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8')) {
       throw new AppError('unsupported_media_type', 'Send the request body as application/json (UTF-8).');
     }
-    const declared = Number(ctx.get('content-length') || 0);
-    if (declared > limit) throw tooLarge(ctx);
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > limit) throw tooLarge(ctx);
-      chunks.push(chunk);
+    let bytes: Buffer;
+    try {
+      bytes = await readBodyBytes(ctx, limit);
+    } catch (err) {
+      if (err instanceof BodyReadError && err.reason === 'too_large') throw tooLarge(ctx);
+      if (err instanceof BodyReadError) throw new AppError('invalid_json', 'The request body is not valid JSON.');
+      throw err;
     }
     let value: unknown;
     try {
-      value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks)));
+      value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
     } catch {
       throw new AppError('invalid_json', 'The request body is not valid JSON.');
     }
