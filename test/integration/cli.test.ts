@@ -22,7 +22,8 @@ describe.each(testDatabases())('sat command-line tool on %s', (kind) => {
     await db?.drop();
   });
 
-  it('migrates, and adds administrators with no server running', async () => {
+  // With no server running, each command opens the database itself: a few commands per test.
+  it('migrates with no server running', async () => {
     const migrate = await runSat(['migrate'], db.env);
     expect(migrate.stderr).not.toMatch(/sat: /);
     expect(migrate.code).toBe(0);
@@ -30,7 +31,9 @@ describe.each(testDatabases())('sat command-line tool on %s', (kind) => {
     const again = await runSat(['migrate'], db.env);
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/Up to date/);
+  });
 
+  it('adds administrators with no server running', async () => {
     const added = await runSat(['admin', 'add', '--org', 'Acme Ltd', '--email', 'ops@acme.example'], db.env);
     expect(added.code).toBe(0);
     expect(added.stdout).toContain('Created organisation "Acme Ltd"');
@@ -41,7 +44,9 @@ describe.each(testDatabases())('sat command-line tool on %s', (kind) => {
     expect(second.code).toBe(0);
     expect(second.stdout).toContain('Using organisation "Acme Ltd"');
     expect(second.stdout).not.toContain('a-long-password');
+  });
 
+  it('refuses a duplicate, a bad email and a missing organisation', async () => {
     const dup = await runSat(['admin', 'add', '--org', 'Acme Ltd', '--email', 'OPS@acme.example'], db.env);
     expect(dup.code).toBe(1);
     expect(dup.stderr).toContain('already exists');
