@@ -59,5 +59,19 @@ export class AppError extends Error {
   }
 }
 
+/**
+ * 429 rate_limited with the seconds until the caller may try again. The domain says how long; the HTTP edge
+ * (http/error-handler.ts) turns it into `Retry-After` (RFC 9110 §10.2.3).
+ */
+export class RateLimitedError extends AppError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super('rate_limited', message);
+    this.name = 'RateLimitedError';
+  }
+}
+
 export const validationFailed = (path: string, message: string): AppError =>
   new AppError('validation_failed', 'The request is not valid.', [{ path, message }]);

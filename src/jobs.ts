@@ -10,31 +10,56 @@ export interface Job {
 export interface Jobs {
   /** Stops the timers and waits for runs in progress. */
   stop(): Promise<void>;
+  /**
+   * Runs the named job once now and resolves with its result (after a run already in progress, never two at
+   * once). Errors propagate to the caller (the timer's runs log them instead). Tests and operations use it.
+   */
+  run(name: string): Promise<unknown>;
+  /** The names of the jobs, in registration order. */
+  readonly names: string[];
 }
 
-export function startJobs(jobs: Job[], log: Logger): Jobs {
+export interface JobsOptions {
+  /** `false`: no timers; jobs run only when `run(name)` is called (tests drive them). Default true. */
+  timers?: boolean;
+}
+
+export function startJobs(jobs: Job[], log: Logger, options: JobsOptions = {}): Jobs {
+  const useTimers = options.timers ?? true;
   const timers: NodeJS.Timeout[] = [];
   const running = new Set<Promise<unknown>>();
   let stopped = false;
+  const current = new Map<string, Promise<unknown>>(); // the run in progress of each job
+  const launch = (job: Job): Promise<unknown> => {
+    const p = job.run().finally(() => {
+      current.delete(job.name);
+      running.delete(p);
+    });
+    current.set(job.name, p);
+    running.add(p);
+    return p;
+  };
   for (const job of jobs) {
-    let busy = false;
+    if (!useTimers) continue;
     const tick = () => {
-      if (busy || stopped) return;
-      busy = true;
-      const p = job
-        .run()
-        .catch((err) => log.warn(`job ${job.name} failed`, { err }))
-        .finally(() => {
-          busy = false;
-          running.delete(p);
-        });
-      running.add(p);
+      if (current.has(job.name) || stopped) return;
+      launch(job).catch((err) => log.warn(`job ${job.name} failed`, { err }));
     };
     const t = setInterval(tick, job.intervalMs);
     t.unref();
     timers.push(t);
   }
+  const byName = new Map(jobs.map((j) => [j.name, j]));
   return {
+    names: jobs.map((j) => j.name),
+    async run(name) {
+      const job = byName.get(name);
+      if (!job) throw new Error(`no job named ${name}; jobs: ${[...byName.keys()].join(', ')}`);
+      if (stopped) throw new Error('jobs are stopped');
+      // Never two runs of one job at once: wait for the one in progress, then run afresh.
+      for (let p = current.get(name); p; p = current.get(name)) await p.catch(() => undefined);
+      return launch(job);
+    },
     async stop() {
       stopped = true;
       for (const t of timers) clearInterval(t);

@@ -7,13 +7,12 @@ import type { Config } from './config/index.js';
 import { startControlServer } from './control/index.js';
 import { migrateLatest, openDb } from './db/index.js';
 import type { Deps } from './deps.js';
-import { startJobs } from './jobs.js';
+import { startJobs, type Jobs } from './jobs.js';
 import { createLogger, type Logger } from './log.js';
 import { deliverDueMail, pruneSentMail } from './mail/delivery.js';
-import { enqueueExpiryNotices } from './mail/index.js';
 import { createMailTransport } from './mail/transport.js';
 import { createServer } from './server.js';
-import { pruneRevokedAccessTokens } from './tokens/index.js';
+import { enqueueExpiryNotices, pruneRevokedAccessTokens } from './tokens/index.js';
 import type { OAuth } from './oauth/index.js';
 
 export interface Running {
@@ -21,22 +20,31 @@ export interface Running {
   deps: Deps;
   /** The OAuth edge (key reloads, usage flush), for operations and tests. */
   oauth: OAuth;
+  /** The background jobs: `jobs.run('deliver-mail')` runs one now (tests, with `jobs: 'manual'`). */
+  jobs: Pick<Jobs, 'run' | 'names'>;
   close(): Promise<void>;
 }
 
+/** What a caller (a test, an embedding) may inject into `serve`; production passes nothing. */
 export interface ServeOptions {
-  /** The clock of deps (tests move it); default the system clock. */
+  log?: Logger;
+  /** The clock every service reads (deps.clock). Default: the wall clock. */
   clock?: () => Date;
+  /** `timers` (default): each job runs on its interval. `manual`: no timers; call `running.jobs.run(name)`. */
+  jobs?: 'timers' | 'manual';
 }
 
-export async function serve(
-  config: Readonly<Config>,
-  log: Logger = createLogger(config.logLevel),
-  options: ServeOptions = {},
-): Promise<Running> {
+/**
+ * Starts the server: `serve(config)`, `serve(config, logger)` (kept for older callers) or
+ * `serve(config, { log, clock, jobs })`, or `serve(config, logger, { clock, jobs })`.
+ */
+export async function serve(config: Readonly<Config>, options: ServeOptions | Logger = {}, more: ServeOptions = {}): Promise<Running> {
+  const opts: ServeOptions = { ...(isLogger(options) ? { log: options } : options), ...more };
+  const log = opts.log ?? createLogger(config.logLevel);
+  const clock = opts.clock ?? (() => new Date());
   const db = await openDb(config, log);
   try {
-    const deps: Deps = { config, db, log, clock: options.clock ?? (() => new Date()) };
+    const deps: Deps = { config, db, log, clock };
     const applied = await migrateLatest(db.knex);
     if (applied.length) log.info('migrations applied', { applied });
 
@@ -94,6 +102,7 @@ export async function serve(
         { name: 'prune-sent-mail', intervalMs: 3_600_000, run: () => pruneSentMail(deps) },
       ],
       log,
+      { timers: (opts.jobs ?? 'timers') === 'timers' },
     );
     log.info('listening', {
       port,
@@ -106,6 +115,7 @@ export async function serve(
       url: `http://127.0.0.1:${port}`,
       deps,
       oauth,
+      jobs: { run: (name) => jobs.run(name), names: jobs.names },
       close() {
         closing ??= (async () => {
           stopMail.abort();
@@ -126,4 +136,8 @@ export async function serve(
     await db.close();
     throw err;
   }
+}
+
+function isLogger(value: ServeOptions | Logger): value is Logger {
+  return typeof (value as Logger).info === 'function' && typeof (value as Logger).warn === 'function';
 }

@@ -1,6 +1,6 @@
 // Organisations and administrators: creation, first start, password hashing, sign-in sessions and their throttle.
 export { addAdmin, addAdminInput, ensureFirstAdmin, type AddAdminInput, type AddAdminResult } from './service.js';
-export { findAdminById, findOrganisationById, findOrganisationByName } from './queries.js';
+export { findAdminById, findOrganisationById, findOrganisationByName, listAdminEmails } from './queries.js';
 export { hashPassword, verifyPassword, generatePassword, dummyPasswordHash } from './passwords.js';
 export {
   signIn,
@@ -47,3 +47,4 @@ export {
   cliResetPasswordArgs,
 } from './password-reset.js';
 export { INVITATION_TTL_MS, PASSWORD_RESET_TTL_MS } from './one-time.js';
+export { registerAttempt, emailKey, addressKey, type ThrottleVerdict, type ThrottleSettings } from './login-throttle.js';

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { recordAudit } from '../audit/index.js';
 import { affectedRows, type AdminSessionRow, type Db } from '../db/index.js';
 import type { Deps } from '../deps.js';
-import { AppError } from '../errors.js';
+import { AppError, RateLimitedError } from '../errors.js';
 import { addressKey, emailKey, forgiveAttempt, pruneLoginThrottle, registerAttempt } from './login-throttle.js';
 import { dummyPasswordHash, verifyPassword } from './passwords.js';
 import * as q from './queries.js';
@@ -67,7 +67,7 @@ const invalidCredentials = () => new AppError('invalid_credentials', 'The email 
 /**
  * POST /admin/api/login. A wrong email and a wrong password take the same path (a password check against a
  * dummy hash when the email is unknown) and give the same 401. The throttle counts the attempt before the
- * password is checked; past its limits the attempt waits, then is refused with 429 and Retry-After.
+ * password is checked; past its limits the attempt waits, then is refused (RateLimitedError: 429 + Retry-After).
  */
 export async function signIn(deps: Deps, input: SignInInput, meta: SessionMeta = {}): Promise<SignedIn> {
   const { config } = deps;
@@ -76,9 +76,7 @@ export async function signIn(deps: Deps, input: SignInInput, meta: SessionMeta =
   const keys = { email: emailKey(input.email), address: addressKey(ip) };
   const verdict = await registerAttempt(db, [keys.email, keys.address], deps.clock(), config.loginThrottle);
   if (verdict.retryAfterSeconds !== undefined) {
-    throw new AppError('rate_limited', 'Too many failed sign-in attempts. Try again later.', undefined, {
-      'Retry-After': String(verdict.retryAfterSeconds),
-    });
+    throw new RateLimitedError('Too many failed sign-in attempts. Try again later.', verdict.retryAfterSeconds);
   }
   if (verdict.delayMs > 0) await sleep(verdict.delayMs);
 

@@ -27,17 +27,21 @@ function secureCookies(ctx: Context, deps: Deps): boolean {
   return ctx.secure || deps.config.issuer.startsWith('https:');
 }
 
+/** The session cookie through koa's ctx.cookies: HttpOnly, SameSite=Strict, Path=/, Secure when served over https. */
+function writeSessionCookie(ctx: Context, deps: Deps, value: string, expires: Date): void {
+  const secure = secureCookies(ctx, deps);
+  // An https ISSUER behind a proxy without TRUST_PROXY: the request looks like http, the cookie must still be Secure.
+  if (secure) ctx.cookies.secure = true;
+  ctx.cookies.set(SESSION_COOKIE, value, { path: '/', expires, httpOnly: true, sameSite: 'strict', secure, overwrite: true });
+}
+
+/** Expires with the session (its expires_at, from the server clock), not after a fixed Max-Age. */
 export function setSessionCookie(ctx: Context, deps: Deps, token: string, expiresAt: Date): void {
-  const maxAge = Math.max(0, Math.floor((expiresAt.getTime() - Date.now()) / 1000));
-  const parts = [`${SESSION_COOKIE}=${token}`, 'Path=/', `Max-Age=${maxAge}`, 'HttpOnly', 'SameSite=Strict'];
-  if (secureCookies(ctx, deps)) parts.push('Secure');
-  ctx.append('Set-Cookie', parts.join('; '));
+  writeSessionCookie(ctx, deps, token, expiresAt);
 }
 
 export function clearSessionCookie(ctx: Context, deps: Deps): void {
-  const parts = [`${SESSION_COOKIE}=`, 'Path=/', 'Max-Age=0', 'HttpOnly', 'SameSite=Strict'];
-  if (secureCookies(ctx, deps)) parts.push('Secure');
-  ctx.append('Set-Cookie', parts.join('; '));
+  writeSessionCookie(ctx, deps, '', new Date(0));
 }
 
 function bearerToken(ctx: Context): string | undefined | null {

@@ -1,6 +1,7 @@
 // The admin JSON API under /admin/api: its own strict body reader, sessions, tokens, audit.
 import Router from '@koa/router';
 import type { Middleware } from 'koa';
+import compose from 'koa-compose';
 import { dummyPasswordHash } from '../accounts/index.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
@@ -38,9 +39,11 @@ export function adminApi(deps: Deps): Middleware {
     ctx.body = { error: 'not_found', message: `Nothing at ${ctx.method} ${ctx.path}.` };
   };
 
+  // In order: the JSON body, the routes, 405 for a known path with another method, else 404.
+  const api = compose([readBody, routes, methods, notFound]);
   return async (ctx, next) => {
     if (ctx.path !== ADMIN_API_PREFIX && !ctx.path.startsWith(`${ADMIN_API_PREFIX}/`)) return next();
     ctx.set('Cache-Control', 'no-store');
-    await readBody(ctx, () => routes(ctx, () => methods(ctx, () => notFound(ctx, async () => undefined))));
+    await api(ctx, async () => undefined); // the API answers every path under its prefix: nothing after it runs
   };
 }

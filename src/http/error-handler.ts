@@ -1,5 +1,5 @@
 import type { Middleware } from 'koa';
-import { AppError } from '../errors.js';
+import { AppError, RateLimitedError } from '../errors.js';
 import type { Logger } from '../log.js';
 
 /**
@@ -14,6 +14,7 @@ export function errorHandler(log: Logger): Middleware {
       if (err instanceof AppError) {
         ctx.status = err.status;
         if (err.headers) ctx.set(err.headers);
+        if (err instanceof RateLimitedError) ctx.set('Retry-After', String(err.retryAfterSeconds));
         ctx.body = { error: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) };
         return;
       }

@@ -4,8 +4,7 @@ export { enqueueMail, messageIdDomain, type MailKind, type NewMail } from './out
 export {
   queueTokenGeneratedMail,
   queueTokenRevokedMail,
-  enqueueExpiryNotices,
-  EXPIRY_NOTICE_DAYS,
+  queueTokenExpiringMail,
   type MailAdmin,
 } from './notices.js';
 export {

@@ -6,6 +6,8 @@ export {
   revokeToken,
   DEFAULT_PAGE_SIZE,
   LEAKED_COUNT_DAYS,
+  EXPIRY_NOTICE_DAYS,
+  enqueueExpiryNotices,
   type Actor,
   type GeneratedToken,
   type RequestMeta,

@@ -1,4 +1,5 @@
-import { affectedRows, cursorTimeSql, escapeLike, type Db, type PageKey, type ResourceServerRow, type RevokedAccessTokenRow, type TokenRow } from '../db/index.js';
+import type { Knex } from 'knex';
+import { affectedRows, batchedLookup, cursorTimeSql, escapeLike, type Db, type PageKey, type ResourceServerRow, type RevokedAccessTokenRow, type TokenRow } from '../db/index.js';
 
 export interface TokenWithCreator extends TokenRow {
   creator_email: string | null;
@@ -68,72 +69,29 @@ export async function listTokenRows(db: Db, organisationId: string, f: TokenFilt
 /** What authenticating a client needs of its token row. */
 export type ClientRow = Pick<TokenRow, 'id' | 'organisation_id' | 'client_id' | 'secret_hash' | 'services' | 'expires_at'>;
 const CLIENT_COLUMNS = ['id', 'organisation_id', 'client_id', 'secret_hash', 'services', 'expires_at'] as const;
-// Columns listed, never `*`: a prepared statement keeps the shape it was prepared with. Exported for the bench's EXPLAIN.
+// Columns listed, never `*`. Exported (with $1) for the bench's EXPLAIN.
 export const CLIENT_LOOKUP_SQL = `select ${CLIENT_COLUMNS.join(', ')} from tokens where client_id = any($1::text[])`;
 
-interface PooledConnection {
-  query(q: string | { name: string; text: string; values: unknown[] }, values?: unknown[]): Promise<{ rows: ClientRow[] }>;
-}
-interface KnexClientInternals {
-  config: { client?: unknown };
-  acquireConnection(): Promise<PooledConnection>;
-  releaseConnection(connection: PooledConnection): Promise<unknown>;
-}
-interface Lookup {
-  clientId: string;
-  resolve(row: ClientRow | undefined): void;
-  reject(err: unknown): void;
-}
-
-/** Lookups waiting for the next statement, per database (knex client); at most MAX_LOOKUPS to a statement. */
-const waiting = new WeakMap<KnexClientInternals, Lookup[]>();
-const MAX_LOOKUPS = 256;
-
-async function runLookups(client: KnexClientInternals, batch: Lookup[]): Promise<void> {
-  try {
-    const connection = await client.acquireConnection();
-    // Everything that arrived while a connection was found goes into this one statement.
-    if (waiting.get(client) === batch) waiting.delete(client);
-    try {
-      const ids = [...new Set(batch.map((l) => l.clientId))];
-      const { rows } =
-        client.config.client === 'pg'
-          ? await connection.query({ name: 'sat_client_lookup', text: CLIENT_LOOKUP_SQL, values: [ids] })
-          : await connection.query(CLIENT_LOOKUP_SQL, [ids]);
-      const byId = new Map(rows.map((r) => [r.client_id, r]));
-      for (const l of batch) l.resolve(byId.get(l.clientId));
-    } finally {
-      await client.releaseConnection(connection);
-    }
-  } catch (err) {
-    if (waiting.get(client) === batch) waiting.delete(client);
-    for (const l of batch) l.reject(err);
-  }
-}
+// The same statement through knex (`?` placeholders); the array binds as one PostgreSQL array parameter.
+const clientLookup = batchedLookup<string, ClientRow>(
+  async (knex, clientIds) =>
+    ((await knex.raw(`select ${CLIENT_COLUMNS.join(', ')} from tokens where client_id = any(?::text[])`, [clientIds])) as {
+      rows: ClientRow[];
+    }).rows,
+  (row) => row.client_id,
+);
 
 /**
  * The OAuth client lookup: one indexed read, on every token request (no cache: revocation is immediate). The
- * hottest query of the server, so it skips the query builder and runs on a pooled connection directly: on
- * PostgreSQL as a named prepared statement (parsed and planned once per connection), on the embedded engine as a
- * parameterised query. Lookups that arrive together share one statement (`client_id = any(…)`, the same unique
- * index): each is still read after its request arrived, so a revocation committed before it is seen, but at 32
- * concurrent requests a few share each round trip. Same rows as `db('tokens').select(…).where({ client_id })`,
- * which a transaction still uses.
+ * hottest query of the server: lookups that arrive together share one statement (`client_id = any(…)`, the same
+ * unique index, db/batch.ts); each is still read after its request arrived, so a revocation committed before it
+ * is seen. Inside a transaction it is a plain query on that transaction.
  */
 export function findTokenByClientId(db: Db, clientId: string): Promise<ClientRow | undefined> {
   if (db.isTransaction) {
     return db('tokens').select([...CLIENT_COLUMNS]).where({ client_id: clientId }).first() as Promise<ClientRow | undefined>;
   }
-  const client = (db as unknown as { client: KnexClientInternals }).client;
-  let batch = waiting.get(client);
-  if (batch === undefined || batch.length >= MAX_LOOKUPS) {
-    const next: Lookup[] = [];
-    waiting.set(client, next);
-    setImmediate(() => void runLookups(client, next));
-    batch = next;
-  }
-  const lookups = batch;
-  return new Promise((resolve, reject) => lookups.push({ clientId, resolve, reject }));
+  return clientLookup(db as Knex, clientId);
 }
 
 export async function deleteToken(db: Db, organisationId: string, id: string): Promise<TokenRow | undefined> {
@@ -201,4 +159,37 @@ export async function markTokenLeaked(db: Db, id: string, at: Date): Promise<boo
 export async function listAdminEmails(db: Db, organisationId: string): Promise<string[]> {
   const rows = (await db('admins').select('email').where({ organisation_id: organisationId }).orderBy('created_at')) as Array<{ email: string }>;
   return rows.map((r) => r.email);
+}
+
+/** A token in its last days that has had no expiry notice, with the email of the administrator who made it. */
+export interface ExpiringTokenRow extends Pick<TokenRow, 'id' | 'organisation_id' | 'name' | 'client_id' | 'services' | 'expires_at'> {
+  creator_email: string | null;
+}
+
+/**
+ * Locks up to `limit` tokens that expire within (now, horizon], have had no notice, and were made with more than
+ * `days` to live. Rows another transaction holds are skipped (several instances run the same check).
+ */
+export async function lockTokensForExpiryNotice(
+  trx: Db,
+  now: Date,
+  days: number,
+  limit: number,
+): Promise<ExpiringTokenRow[]> {
+  const horizon = new Date(now.getTime() + days * 86_400_000);
+  return (await trx('tokens as t')
+    .leftJoin('admins as a', 'a.id', 't.created_by')
+    .select('t.id', 't.organisation_id', 't.name', 't.client_id', 't.services', 't.expires_at', 'a.email as creator_email')
+    .whereNull('t.expiry_notified_at')
+    .where('t.expires_at', '>', now)
+    .where('t.expires_at', '<=', horizon)
+    .whereRaw(`t.created_at < t.expires_at - interval '${Number(days)} days'`)
+    .orderBy('t.expires_at')
+    .limit(limit)
+    .forUpdate('t')
+    .skipLocked()) as ExpiringTokenRow[];
+}
+
+export async function markExpiryNotified(trx: Db, ids: string[], at: Date): Promise<void> {
+  if (ids.length > 0) await trx('tokens').whereIn('id', ids).update({ expiry_notified_at: at });
 }

@@ -10,7 +10,8 @@ export class UsageRecorder {
 
   constructor(private readonly minIntervalMs = 60_000) {}
 
-  record(tokenId: string, at: Date = new Date()): void {
+  /** Records a use at `at` (deps.clock() of the caller). */
+  record(tokenId: string, at: Date): void {
     const last = this.written.get(tokenId);
     if (last !== undefined && at.getTime() - last < this.minIntervalMs) return;
     this.pending.set(tokenId, at);

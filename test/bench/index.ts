@@ -163,7 +163,7 @@ async function explainHotQueries(deps: Deps, known: KnownSeed): Promise<PlannedQ
   plans.push(
     ...(await explainDomainCall(knex, 'last_used_at flush (100 tokens)', async (trx) => {
       const usage = new UsageRecorder(0);
-      for (const k of known.credentials) usage.record(k.token_id);
+      for (const k of known.credentials) usage.record(k.token_id, new Date());
       await usage.flush(trx);
     })),
   );

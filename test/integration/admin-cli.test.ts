@@ -5,6 +5,9 @@ import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic, daysFromNow } from '../support/fixtures.js';
 import { freePort } from '../support/server.js';
 
+/** Tests here start several `sat` processes, each loading the code and opening the database (seconds on a busy machine). */
+const SPAWNING_TEST_MS = 60_000;
+
 const exchange = (url: string, clientId: string, secret: string) =>
   fetch(`${url}/token`, {
     method: 'POST',
@@ -21,9 +24,13 @@ describe.each(testDatabases())('sat token commands on %s', (kind) => {
     await db?.drop();
   });
 
-  it('creates, lists and revokes tokens with no server running, with the admin API’s rules', async () => {
+  // With no server running, each command opens the embedded database itself (about a second each): the steps are
+  // split into tests of a few commands; they share the token made in the first.
+  const expires = daysFromNow(20);
+  let id: string | undefined;
+
+  it('creates and lists tokens with no server running', async () => {
     expect((await runSat(['admin', 'add', '--org', 'Initech', '--email', 'bill@initech.example', '--password', 'tps-reports-1'], db.env)).code).toBe(0);
-    const expires = daysFromNow(20);
 
     const created = await runSat(
       ['token', 'create', '--org', 'initech', '--name', 'Payroll_Integration', '--expires', expires, '--services', 'employees, jobs'],
@@ -33,7 +40,7 @@ describe.each(testDatabases())('sat token commands on %s', (kind) => {
     expect(created.code).toBe(0);
     const secret = /client secret: (sats_\S+)/.exec(created.stdout)?.[1];
     const clientId = /client ID:\s+(sat_\S+)/.exec(created.stdout)?.[1];
-    const id = /\(([0-9a-f-]{36})\)/.exec(created.stdout)?.[1];
+    id = /\(([0-9a-f-]{36})\)/.exec(created.stdout)?.[1];
     expect(secret).toMatch(/^sats_[0-9A-Za-z]{49}$/);
     expect(clientId).toMatch(/^sat_[0-9A-Za-z]{22}$/);
     expect(created.stdout).toContain('shown only this once');
@@ -58,20 +65,13 @@ describe.each(testDatabases())('sat token commands on %s', (kind) => {
     expect(table.stdout).toContain('"Payroll_Integration"');
     expect(table.stdout).toContain('1 of at most 25 tokens active');
     expect(table.stdout).not.toContain(secret!);
+  }, SPAWNING_TEST_MS);
 
-    // The same rules as the API: name taken, bad expiry, unknown service, unknown organisation, limit.
+  it('applies the admin API’s rules with no server running (more of them while it runs, below)', async () => {
+    // Name taken and limit; a past expiry, unknown services and organisations: in the next test, through the server.
     const dup = await runSat(['token', 'create', '--org', 'Initech', '--name', 'payroll_integration', '--expires', expires, '--services', 'jobs'], db.env);
     expect(dup.code).toBe(1);
     expect(dup.stderr).toContain('already exists');
-    const past = await runSat(['token', 'create', '--org', 'Initech', '--name', 'x', '--expires', '2020-01-01', '--services', 'jobs'], db.env);
-    expect(past.code).toBe(1);
-    expect(past.stderr).toContain('expires_at: must be in the future');
-    const svc = await runSat(['token', 'create', '--org', 'Initech', '--name', 'x', '--expires', expires, '--services', 'payroll'], db.env);
-    expect(svc.code).toBe(1);
-    expect(svc.stderr).toContain('services: unknown service: payroll');
-    const noOrg = await runSat(['token', 'list', '--org', 'Nobody Inc'], db.env);
-    expect(noOrg.code).toBe(1);
-    expect(noOrg.stderr).toContain('no organisation named');
     const limited = await runSat(
       ['token', 'create', '--org', 'Initech', '--name', 'one-too-many', '--expires', expires, '--services', 'jobs'],
       { ...db.env, MAX_ACTIVE_TOKENS: '1' },
@@ -82,7 +82,10 @@ describe.each(testDatabases())('sat token commands on %s', (kind) => {
     const usage = await runSat(['token', 'create', '--org', 'Initech', '--name', 'x'], db.env);
     expect(usage.code).toBe(2);
     expect((await runSat(['token', 'revoke', '--org', 'Initech'], db.env)).code).toBe(2);
+  }, SPAWNING_TEST_MS);
 
+  it('revokes tokens with no server running', async () => {
+    expect(id).toBeDefined();
     const revoked = await runSat(['token', 'revoke', '--org', 'Initech', id!], db.env);
     expect(revoked.code).toBe(0);
     expect(revoked.stdout).toContain(`Revoked token "Payroll_Integration" (${id}`);
@@ -90,7 +93,7 @@ describe.each(testDatabases())('sat token commands on %s', (kind) => {
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('No such token');
     expect(JSON.parse((await runSat(['token', 'list', '--org', 'Initech', '--json'], db.env)).stdout).items).toEqual([]);
-  });
+  }, SPAWNING_TEST_MS);
 
   it('works while the server runs: the token exchanges at once, shows in the API, and revocation stops it', async () => {
     const port = await freePort();
@@ -100,6 +103,18 @@ describe.each(testDatabases())('sat token commands on %s', (kind) => {
     try {
       server = await startSatServe(env);
       expect((await runSat(['admin', 'add', '--org', 'Hooli', '--email', 'gavin@hooli.example', '--password', 'nucleus-pass'], env)).code).toBe(0);
+      // The rules hold through the server too: a past expiry, an unknown service, an unknown organisation.
+      const [past, svc, noOrg] = await Promise.all([
+        runSat(['token', 'create', '--org', 'Hooli', '--name', 'x', '--expires', '2020-01-01', '--services', 'jobs'], env),
+        runSat(['token', 'create', '--org', 'Hooli', '--name', 'x', '--expires', daysFromNow(3), '--services', 'payroll'], env),
+        runSat(['token', 'list', '--org', 'Nobody Inc'], env),
+      ]);
+      expect(past.code).toBe(1);
+      expect(past.stderr).toContain('expires_at: must be in the future');
+      expect(svc.code).toBe(1);
+      expect(svc.stderr).toContain('services: unknown service: payroll');
+      expect(noOrg.code).toBe(1);
+      expect(noOrg.stderr).toContain('no organisation named');
       const created = await runSat(['token', 'create', '--org', 'Hooli', '--name', 'cli-made', '--expires', daysFromNow(3), '--services', 'candidates', '--json'], env);
       expect(created.code).toBe(0);
       const t = JSON.parse(created.stdout) as { id: string; client_id: string; client_secret: string };
@@ -121,5 +136,5 @@ describe.each(testDatabases())('sat token commands on %s', (kind) => {
     } finally {
       expect(await server?.stop()).toBe(0);
     }
-  });
+  }, SPAWNING_TEST_MS);
 });

@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pruneSessions } from '../../src/accounts/index.js';
+import { emailKey, pruneSessions, registerAttempt } from '../../src/accounts/index.js';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { makeAdmin } from '../support/fixtures.js';
@@ -14,7 +14,9 @@ const freshIp = () => {
   return `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
 };
 
-const DELAY_MS = 300;
+// The server's throttle waits 1 ms per step (the wait is a plain timer); what it decides is tested on its own below.
+const DELAY_MS = 1;
+const HOUR = 3_600_000;
 
 describe.each(testDatabases())('admin sessions on %s', (kind) => {
   let db: TestDb;
@@ -51,15 +53,12 @@ describe.each(testDatabases())('admin sessions on %s', (kind) => {
       email: admin.email,
       organisation: { id: admin.organisation_id, name: admin.organisation_name },
     });
-    const ttl = Date.parse(res.body.expires_at) - Date.now();
-    expect(ttl).toBeGreaterThan(12 * 3600_000 - 60_000);
-    expect(ttl).toBeLessThanOrEqual(12 * 3600_000);
 
     const cookie = res.headers.get('set-cookie') ?? '';
     expect(cookie).toContain(`sat_session=${res.body.token}`);
     expect(cookie).toMatch(/;\s*HttpOnly/i);
     expect(cookie).toMatch(/;\s*SameSite=Strict/i);
-    expect(cookie).toMatch(/;\s*Path=\//);
+    expect(cookie).toMatch(/;\s*Path=\//i);
     expect(cookie).not.toMatch(/;\s*Secure/i); // plain http here
 
     const viaBearer = await call(server, 'GET', '/me', { token: res.body.token });
@@ -90,7 +89,21 @@ describe.each(testDatabases())('admin sessions on %s', (kind) => {
     expect(res.headers.get('set-cookie')).toMatch(/;\s*Secure/i);
   });
 
-  it('gives a wrong password and an unknown email the same 401 in about the same time', async () => {
+  it('lives 12 hours from sign-in, by the server clock', async () => {
+    const admin = await makeAdmin(server.deps);
+    const at = new Date(Math.floor(Date.now() / 1000) * 1000);
+    server.clock.set(at);
+    try {
+      const res = await login(admin.email, admin.password);
+      expect(res.status).toBe(200);
+      expect(res.body.expires_at).toBe(new Date(at.getTime() + 12 * HOUR).toISOString());
+      expect(res.headers.get('set-cookie')).toContain(`expires=${new Date(at.getTime() + 12 * HOUR).toUTCString()}`);
+    } finally {
+      server.clock.resume();
+    }
+  });
+
+  it('gives a wrong password and an unknown email the same 401', async () => {
     const admin = await makeAdmin(server.deps);
     const wrong = await login(admin.email, 'not-the-password');
     const unknown = await login(`nobody-${Date.now()}@example.com`, 'not-the-password');
@@ -99,24 +112,8 @@ describe.each(testDatabases())('admin sessions on %s', (kind) => {
     expect(wrong.body).toEqual({ error: 'invalid_credentials', message: expect.any(String) });
     expect(unknown.body).toEqual(wrong.body);
     expect(wrong.headers.get('set-cookie')).toBeNull();
-
-    // Timing: alternate both kinds (few per email, to stay below the throttle's delay) and compare medians.
-    const time = async (f: () => Promise<unknown>) => {
-      const t = process.hrtime.bigint();
-      await f();
-      return Number(process.hrtime.bigint() - t) / 1e6;
-    };
-    const known: number[] = [];
-    const missing: number[] = [];
-    for (let i = 0; i < 6; i += 1) {
-      const other = i % 2 === 0 ? await makeAdmin(server.deps) : admin;
-      known.push(await time(() => login(other.email, `wrong-${i}`)));
-      missing.push(await time(() => login(`ghost-${i}-${Date.now()}@example.com`, `wrong-${i}`)));
-    }
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-    const [a, b] = [median(known), median(missing)];
-    expect(Math.min(a, b)).toBeGreaterThan(10); // both paths really hash the password
-    expect(Math.abs(a - b)).toBeLessThan(Math.max(30, 0.5 * Math.max(a, b)));
+    // Both paths check a password (an unknown email against a dummy hash of the same cost): see
+    // test/unit/accounts/passwords.test.ts, instead of a wall-clock comparison here.
   });
 
   it('validates the login body field by field', async () => {
@@ -158,17 +155,21 @@ describe.each(testDatabases())('admin sessions on %s', (kind) => {
     const a = await signIn(server, admin.email, admin.password, freshIp());
     const out = await call(server, 'POST', '/logout', { token: a.token });
     expect(out.status).toBe(204);
-    expect(out.headers.get('set-cookie')).toMatch(/sat_session=;.*Max-Age=0/);
+    expect(out.headers.get('set-cookie')).toMatch(/sat_session=;.*expires=Thu, 01 Jan 1970 00:00:00 GMT/i);
     expect((await call(server, 'GET', '/me', { token: a.token })).status).toBe(401);
     expect(await server.deps.db.knex('admin_sessions').where({ admin_id: admin.id })).toHaveLength(0);
 
     const b = await signIn(server, admin.email, admin.password, freshIp());
     expect((await call(server, 'GET', '/me', { token: b.token })).status).toBe(200);
-    await server.deps.db.knex('admin_sessions').where({ admin_id: admin.id }).update({ expires_at: new Date(Date.now() - 1000) });
-    expect((await call(server, 'GET', '/me', { token: b.token })).status).toBe(401);
-    const viaCookie = await call(server, 'GET', '/me', { headers: { cookie: b.cookie } });
-    expect(viaCookie.status).toBe(401);
-    expect(viaCookie.headers.get('set-cookie')).toMatch(/sat_session=;.*Max-Age=0/); // the stale cookie is cleared
+    server.clock.advance(12 * HOUR + 1000); // past the session's 12 hours
+    try {
+      expect((await call(server, 'GET', '/me', { token: b.token })).status).toBe(401);
+      const viaCookie = await call(server, 'GET', '/me', { headers: { cookie: b.cookie } });
+      expect(viaCookie.status).toBe(401);
+      expect(viaCookie.headers.get('set-cookie')).toMatch(/sat_session=;.*expires=Thu, 01 Jan 1970 00:00:00 GMT/i); // the stale cookie is cleared
+    } finally {
+      server.clock.advance(-(12 * HOUR + 1000));
+    }
   });
 
   describe('CSRF defence for cookie sessions', () => {
@@ -205,17 +206,8 @@ describe.each(testDatabases())('admin sessions on %s', (kind) => {
   describe('sign-in throttle', () => {
     it('slows down, then refuses with 429 and Retry-After, repeated failures for one email (from any address)', async () => {
       const admin = await makeAdmin(server.deps);
-      const durations: number[] = [];
-      for (let i = 1; i <= 10; i += 1) {
-        const t = Date.now();
-        const res = await login(admin.email, `wrong-${i}`);
-        durations.push(Date.now() - t);
-        expect(res.status).toBe(401);
-      }
-      // Failures 6..10 wait DELAY_MS × 1..5 before the password check.
-      expect(durations[5]!).toBeGreaterThanOrEqual(DELAY_MS);
-      expect(durations[9]!).toBeGreaterThanOrEqual(5 * DELAY_MS);
-      expect(Math.max(...durations.slice(0, 5))).toBeLessThan(DELAY_MS * 3);
+      // Failures 6..10 wait before the password check (how long: 'decides …' below), and are still checked.
+      for (let i = 1; i <= 10; i += 1) expect((await login(admin.email, `wrong-${i}`)).status).toBe(401);
 
       const blocked = await login(admin.email, admin.password); // even the right password, from a new address
       expect(blocked.status).toBe(429);
@@ -232,11 +224,37 @@ describe.each(testDatabases())('admin sessions on %s', (kind) => {
       expect(events.length).toBe(10);
 
       // When the window has passed, the administrator can sign in again.
-      await server.deps.db
-        .knex('login_throttle')
-        .where({ key: `email:${admin.email.toLowerCase()}` })
-        .update({ window_started_at: new Date(Date.now() - 901_000) });
-      expect((await login(admin.email, admin.password)).status).toBe(200);
+      server.clock.advance(901_000);
+      try {
+        expect((await login(admin.email, admin.password)).status).toBe(200);
+      } finally {
+        server.clock.advance(-901_000);
+      }
+    });
+
+    it('decides: no wait for 5 failures, then 300 ms × 1..5, then 429 until the window ends, then afresh', async () => {
+      const knex = server.deps.db.knex;
+      const settings = { windowSeconds: 900, delayAfterFailures: 5, delayMs: 300, blockAfterFailures: 10 };
+      const key = emailKey(`decision-${Date.now()}@example.com`);
+      const start = new Date(Math.floor(Date.now() / 1000) * 1000);
+      const at = (seconds: number) => new Date(start.getTime() + seconds * 1000);
+      const verdicts = [];
+      for (let i = 0; i < 12; i += 1) verdicts.push(await registerAttempt(knex, [key], at(i), settings));
+      expect(verdicts).toEqual([
+        ...Array.from({ length: 5 }, () => ({ delayMs: 0 })),
+        { delayMs: 300 },
+        { delayMs: 600 },
+        { delayMs: 900 },
+        { delayMs: 1200 },
+        { delayMs: 1500 },
+        { delayMs: 0, retryAfterSeconds: 890 }, // the window began at the first failure: 900 s − 10 s
+        { delayMs: 0, retryAfterSeconds: 889 },
+      ]);
+      // The worst of several keys wins (email and address are counted together).
+      const other = emailKey(`decision-other-${Date.now()}@example.com`);
+      expect(await registerAttempt(knex, [other, key], at(100), settings)).toEqual({ delayMs: 0, retryAfterSeconds: 800 });
+      // Once the window is over, the count starts again at 1.
+      expect(await registerAttempt(knex, [key], at(900), settings)).toEqual({ delayMs: 0 });
     });
 
     it('refuses an address after repeated failures, whatever the email, while other addresses still sign in', async () => {
@@ -289,11 +307,12 @@ describe.each(testDatabases())('admin sessions on %s', (kind) => {
     const admin = await makeAdmin(server.deps);
     const knex = server.deps.db.knex;
     await signIn(server, admin.email, admin.password, freshIp());
-    await knex('admin_sessions').where({ admin_id: admin.id }).update({ expires_at: new Date(Date.now() - 1000) });
+    await knex('admin_sessions').where({ admin_id: admin.id }).update({ expires_at: new Date(server.clock.now().getTime() - 1000) });
     const live = await signIn(server, admin.email, admin.password, freshIp());
+    const now = server.clock.now().getTime();
     await knex('login_throttle').insert([
-      { key: 'ip:192.0.2.1', failures: 3, window_started_at: new Date(Date.now() - 901_000) },
-      { key: 'ip:192.0.2.2', failures: 3, window_started_at: new Date() },
+      { key: 'ip:192.0.2.1', failures: 3, window_started_at: new Date(now - 901_000) },
+      { key: 'ip:192.0.2.2', failures: 3, window_started_at: new Date(now) },
     ]);
     expect(await pruneSessions(server.deps)).toBeGreaterThanOrEqual(2);
     expect(await knex('admin_sessions').where({ admin_id: admin.id })).toHaveLength(1);

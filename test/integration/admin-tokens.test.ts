@@ -73,9 +73,13 @@ describe.each(testDatabases())('admin token API on %s', (kind) => {
 
     it('accepts an ISO date-time with an offset', async () => {
       const { api } = await session();
-      const res = await api.post('/tokens', tokenBody({ expires_at: '2031-01-01T12:00:00+02:00' }));
-      // Beyond the maximum lifetime unless the clock is far ahead; pick one inside it instead.
+      // With an offset, in the local time it names: 400 days ahead is beyond the maximum lifetime (366 days)…
+      const withOffset = (at: Date, offset: string, offsetMs: number) =>
+        new Date(at.getTime() + offsetMs).toISOString().slice(0, 19) + offset;
+      const res = await api.post('/tokens', tokenBody({ expires_at: withOffset(new Date(Date.now() + 400 * DAY), '+02:00', 2 * 3600_000) }));
       expect(res.status).toBe(400);
+      expect(res.body.details).toEqual([{ path: 'expires_at', message: expect.stringContaining('366 days') }]);
+      // …and 10 days ahead is inside it, at the same instant as its UTC reading.
       const inside = new Date(Date.now() + 10 * DAY);
       const local = new Date(inside.getTime() + 5.5 * 3600_000).toISOString().slice(0, 19) + '+05:30';
       const ok = await api.post('/tokens', tokenBody({ expires_at: local }));

@@ -4,6 +4,9 @@ import { runSat, startSatServe, type ServeProcess } from '../support/cli.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { freePort } from '../support/server.js';
 
+/** Tests here start several `sat` processes, each loading the code and opening the database (seconds on a busy machine). */
+const SPAWNING_TEST_MS = 60_000;
+
 async function login(url: string, email: string, password: string): Promise<number> {
   const res = await fetch(`${url}/admin/api/login`, {
     method: 'POST',
@@ -22,7 +25,8 @@ describe.each(testDatabases())('sat command-line tool on %s', (kind) => {
     await db?.drop();
   });
 
-  it('migrates, and adds administrators with no server running', async () => {
+  // With no server running, each command opens the database itself: a few commands per test.
+  it('migrates with no server running', async () => {
     const migrate = await runSat(['migrate'], db.env);
     expect(migrate.stderr).not.toMatch(/sat: /);
     expect(migrate.code).toBe(0);
@@ -30,7 +34,9 @@ describe.each(testDatabases())('sat command-line tool on %s', (kind) => {
     const again = await runSat(['migrate'], db.env);
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/Up to date/);
+  }, SPAWNING_TEST_MS);
 
+  it('adds administrators with no server running', async () => {
     const added = await runSat(['admin', 'add', '--org', 'Acme Ltd', '--email', 'ops@acme.example'], db.env);
     expect(added.code).toBe(0);
     expect(added.stdout).toContain('Created organisation "Acme Ltd"');
@@ -41,7 +47,9 @@ describe.each(testDatabases())('sat command-line tool on %s', (kind) => {
     expect(second.code).toBe(0);
     expect(second.stdout).toContain('Using organisation "Acme Ltd"');
     expect(second.stdout).not.toContain('a-long-password');
+  }, SPAWNING_TEST_MS);
 
+  it('refuses a duplicate, a bad email and a missing organisation', async () => {
     const dup = await runSat(['admin', 'add', '--org', 'Acme Ltd', '--email', 'OPS@acme.example'], db.env);
     expect(dup.code).toBe(1);
     expect(dup.stderr).toContain('already exists');
@@ -53,7 +61,7 @@ describe.each(testDatabases())('sat command-line tool on %s', (kind) => {
     const usage = await runSat(['admin', 'add', '--email', 'x@example.com'], db.env);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain('--org');
-  });
+  }, SPAWNING_TEST_MS);
 
   it('adds an administrator while the server runs, who can then sign in', async () => {
     const port = await freePort();
@@ -77,7 +85,7 @@ describe.each(testDatabases())('sat command-line tool on %s', (kind) => {
     } finally {
       expect(await server?.stop()).toBe(0);
     }
-  });
+  }, SPAWNING_TEST_MS);
 
   if (kind === 'embedded') {
     it('refuses a second server on the same data directory, saying why', async () => {
@@ -94,6 +102,6 @@ describe.each(testDatabases())('sat command-line tool on %s', (kind) => {
       // After a clean stop the lock is gone and the database opens again.
       const after = await runSat(['migrate'], db.env);
       expect(after.code).toBe(0);
-    });
+    }, SPAWNING_TEST_MS);
   }
 });

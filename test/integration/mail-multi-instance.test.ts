@@ -5,7 +5,8 @@ import { generateToken } from '../../src/tokens/index.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { daysFromNow, makeAdmin, uniq } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
-import { sleep, startSmtp, type TestSmtp } from '../support/smtp.js';
+import { TestClock } from '../support/clock.js';
+import { startSmtp, type TestSmtp } from '../support/smtp.js';
 
 const kinds = testDatabases().filter((k) => k === 'postgres');
 const suite = kinds.length ? describe.each(kinds) : describe.skip.each(['postgres' as const]);
@@ -19,8 +20,10 @@ suite('mail from two instances on one %s database', (kind) => {
   beforeAll(async () => {
     db = await createTestDb(kind);
     smtp = await startSmtp();
-    const env = { SMTP_URL: smtp.url, MAIL_POLL_INTERVAL_MS: '50', EXPIRY_CHECK_INTERVAL_MS: '100', MAX_ACTIVE_TOKENS: '100' };
-    [a, b] = await Promise.all([startServer(db, env), startServer(db, env)]);
+    const env = { SMTP_URL: smtp.url, MAX_ACTIVE_TOKENS: '100' };
+    // One clock for both instances; their jobs run when the test says, on both at once.
+    const options = { jobs: 'manual' as const, clock: new TestClock() };
+    [a, b] = await Promise.all([startServer(db, env, options), startServer(db, env, options)]);
   });
   afterAll(async () => {
     await a?.close();
@@ -28,6 +31,9 @@ suite('mail from two instances on one %s database', (kind) => {
     await smtp?.close();
     await db?.drop();
   });
+
+  /** Both instances run `job` at the same moment, as their timers would on a busy day. */
+  const bothRun = (job: string) => Promise.all([a.runJob(job), b.runJob(job)]);
 
   it('delivers each mail once while both workers poll the same outbox', async () => {
     const admin = await makeAdmin(a.deps);
@@ -38,8 +44,8 @@ suite('mail from two instances on one %s database', (kind) => {
         generateToken(i % 2 ? a.deps : b.deps, admin, { name: uniq(`t${i}`), services: ['jobs'], expires_at: daysFromNow(30) }),
       ),
     );
-    await smtp.waitFor(() => smtp.to(admin.email).length >= n, 30_000);
-    await sleep(1_000); // twenty more polls by each worker: no second copy may appear
+    for (let round = 0; round < 5 && smtp.to(admin.email).length < n; round += 1) await bothRun('deliver-mail');
+    await bothRun('deliver-mail'); // more polls by each worker: no second copy may appear
     const received = smtp.to(admin.email);
     expect(received).toHaveLength(n);
     const rows = await a.deps.db.knex<MailOutboxRow>('mail_outbox').where({ recipient: admin.email });
@@ -61,19 +67,23 @@ suite('mail from two instances on one %s database', (kind) => {
 
   it('queues one expiry notice per token although both instances run the check', async () => {
     const admin = await makeAdmin(a.deps);
-    const knex = a.deps.db.knex;
     const names = Array.from({ length: 12 }, (_, i) => `Expiring_${i}_${uniq('x')}`);
-    const ids: string[] = [];
+    const expiresAt = new Date(a.clock.now().getTime() + 30 * 86_400_000).toISOString();
     for (const name of names) {
-      ids.push((await generateToken(a.deps, admin, { name, services: ['jobs'], expires_at: daysFromNow(30) })).id);
+      await generateToken(a.deps, admin, { name, services: ['jobs'], expires_at: expiresAt });
     }
-    // All twelve enter their last week at the same moment.
-    const now = Date.now();
-    await knex('tokens').whereIn('id', ids).update({ expires_at: new Date(now + 2 * 86_400_000), created_at: new Date(now - 28 * 86_400_000) });
-
+    // All twelve enter their last week at the same moment: 28 days later, 2 days before they expire.
+    const moved = 28 * 86_400_000;
+    a.clock.advance(moved);
+    try {
+      await bothRun('expiry-notices');
+      await bothRun('expiry-notices');
+      await bothRun('deliver-mail');
+      await bothRun('deliver-mail');
+    } finally {
+      a.clock.advance(-moved);
+    }
     const expiring = () => smtp.to(admin.email).filter((m) => m.subject.includes('expires in'));
-    await smtp.waitFor(() => expiring().length >= names.length, 30_000);
-    await sleep(1_000);
     expect(expiring().map((m) => m.subject).sort()).toEqual(names.map((n) => `System access token "${n}" expires in 2 days`).sort());
   });
 });

@@ -7,7 +7,7 @@ import { call, signIn } from '../support/admin-api.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { daysFromNow, makeAdmin, makeToken, uniq } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
-import { sleep, startSmtp, type ReceivedMail, type TestSmtp } from '../support/smtp.js';
+import { startSmtp, type ReceivedMail, type TestSmtp } from '../support/smtp.js';
 
 const DAY = 86_400_000;
 
@@ -20,14 +20,16 @@ describe.each(testDatabases())('mail notices on %s', (kind) => {
   beforeAll(async () => {
     db = await createTestDb(kind);
     smtp = await startSmtp();
-    server = await startServer(db, {
-      SMTP_URL: smtp.url,
-      MAIL_FROM: 'System Access Tokens <tokens@sat.example.com>',
-      MAIL_POLL_INTERVAL_MS: '100',
-      EXPIRY_CHECK_INTERVAL_MS: '200',
-      MAX_ACTIVE_TOKENS: '4',
-      TRUST_PROXY: 'true', // the tests name the client address in X-Forwarded-For
-    });
+    server = await startServer(
+      db,
+      {
+        SMTP_URL: smtp.url,
+        MAIL_FROM: 'System Access Tokens <tokens@sat.example.com>',
+        MAX_ACTIVE_TOKENS: '4',
+        TRUST_PROXY: 'true', // the tests name the client address in X-Forwarded-For
+      },
+      { jobs: 'manual' }, // the tests run the delivery and expiry jobs themselves
+    );
   });
   afterAll(async () => {
     await server?.close();
@@ -69,6 +71,9 @@ describe.each(testDatabases())('mail notices on %s', (kind) => {
     return res.body as { id: string; revoked_at: string };
   }
 
+  /** One run of the delivery worker: every due mail has reached the SMTP server when it resolves. */
+  const deliver = () => server.runJob('deliver-mail');
+
   const bySubject = (list: ReceivedMail[], text: string) => list.filter((m) => m.subject.includes(text));
 
   it('sends "token generated" to the administrator who generated it, with the facts and an escaped name', async () => {
@@ -76,7 +81,8 @@ describe.each(testDatabases())('mail notices on %s', (kind) => {
     const name = '<img src=x onerror=alert(1)>';
     const t = await generate(admin, { name, services: ['candidates', 'master-lists'], expires_at: daysFromNow(40) });
 
-    const [mail] = await smtp.waitFor(() => smtp.to(admin.email).length >= 1).then(() => smtp.to(admin.email));
+    await deliver();
+    const [mail] = smtp.to(admin.email);
     expect(mail).toBeDefined();
     const m = mail!;
     expect(m.rcptTo).toEqual([admin.email.toLowerCase()]);
@@ -115,8 +121,8 @@ describe.each(testDatabases())('mail notices on %s', (kind) => {
     await generate(other, { name: 'Payroll_Integration' });
     await expect(generate(other, { name: 'payroll_integration' })).rejects.toMatchObject({ status: 409, error: 'name_taken' });
 
-    await smtp.waitFor(() => smtp.to(admin.email).length >= 4 && smtp.to(other.email).length >= 1);
-    await sleep(1_000); // ten more worker runs: nothing else may arrive
+    await deliver();
+    await deliver(); // another worker run: nothing else may arrive
     expect(smtp.to(admin.email).map((m) => m.subject).sort()).toEqual(names.map((n) => `New system access token "${n}"`).sort());
     expect(smtp.to(other.email)).toHaveLength(1);
     expect(await outbox(admin.email)).toHaveLength(4);
@@ -130,8 +136,8 @@ describe.each(testDatabases())('mail notices on %s', (kind) => {
     const t = await generate(alice, { name: 'HR_API_Token' });
     await revoke(bob, t.id, '198.51.100.9');
 
-    await smtp.waitFor(() => bySubject(smtp.to(alice.email), 'was revoked').length >= 1 && bySubject(smtp.to(bob.email), 'was revoked').length >= 1);
-    await sleep(500);
+    await deliver();
+    await deliver();
     const toAlice = bySubject(smtp.to(alice.email), 'was revoked');
     const toBob = bySubject(smtp.to(bob.email), 'was revoked');
     expect(toAlice).toHaveLength(1);
@@ -154,8 +160,8 @@ describe.each(testDatabases())('mail notices on %s', (kind) => {
     const admin = await makeAdmin(server.deps);
     const t = await generate(admin);
     await revoke(admin, t.id, '198.51.100.10');
-    await smtp.waitFor(() => bySubject(smtp.to(admin.email), 'was revoked').length >= 1);
-    await sleep(500);
+    await deliver();
+    await deliver();
     expect(bySubject(smtp.to(admin.email), 'was revoked')).toHaveLength(1);
     expect((await outbox(admin.email)).map((r) => r.kind).sort()).toEqual(['token_generated', 'token_revoked']);
   });
@@ -164,25 +170,31 @@ describe.each(testDatabases())('mail notices on %s', (kind) => {
     const knex = server.deps.db.knex;
     const alice = await makeAdmin(server.deps);
     const bob = await makeAdmin(server.deps, alice.organisation_name);
-    const now = Date.now();
-    // A 30-day token now in its last days (the API refuses such dates, so the test moves them).
-    const due = await generate(alice, { name: 'Due_Token' });
-    await knex('tokens').where({ id: due.id }).update({ expires_at: new Date(now + 3 * DAY), created_at: new Date(now - 27 * DAY) });
-    // A token whose administrator is gone (as for tokens made from the CLI).
-    const orphan = await generate(alice, { name: 'Orphan_Token' });
-    await knex('tokens')
-      .where({ id: orphan.id })
-      .update({ expires_at: new Date(now + 5 * DAY), created_at: new Date(now - 25 * DAY), created_by: null });
-    // Generated with only 3 days to live: its "generated" mail gave the date; no notice.
-    const short = await generate(alice, { name: 'Short_Token', expires_at: new Date(now + 3 * DAY).toISOString() });
-    // Not yet in its last 7 days.
-    const later = await generate(alice, { name: 'Later_Token' });
-    await knex('tokens').where({ id: later.id }).update({ created_at: new Date(now - 10 * DAY) });
-
-    await smtp.waitFor(
-      () => bySubject(smtp.to(alice.email), 'Due_Token').length >= 1 && bySubject(smtp.to(bob.email), 'Orphan_Token').length >= 1,
-    );
-    await sleep(1_200); // six more expiry checks
+    const t0 = server.clock.now().getTime();
+    const at = (days: number) => new Date(t0 + days * DAY).toISOString();
+    // A 30-day token, and a token with no administrator (made with the sat CLI), both soon in their last week.
+    const due = await generate(alice, { name: 'Due_Token', expires_at: at(30) });
+    const made = await runCommand(server.deps, 'token-create', { org: alice.organisation_name, name: 'Orphan_Token', expires: at(32), services: ['jobs'] });
+    expect(made.ok).toBe(true);
+    // Not yet in its last 7 days when the check runs.
+    const later = await generate(alice, { name: 'Later_Token', expires_at: at(40) });
+    const dayMoved = 27 * DAY;
+    server.clock.advance(dayMoved); // 27 days later
+    sessions.clear(); // the sessions signed in 27 days ago have expired
+    try {
+      // Generated with only 3 days to live: its "generated" mail gave the date; no notice.
+      const short = await generate(alice, { name: 'Short_Token', expires_at: at(30) });
+      await server.runJob('expiry-notices');
+      await deliver();
+      await server.runJob('expiry-notices'); // another check, on another day: nothing new
+      server.clock.advance(DAY);
+      await server.runJob('expiry-notices');
+      await deliver();
+      expect(short.name).toBe('Short_Token');
+      expect(later.name).toBe('Later_Token');
+    } finally {
+      server.clock.advance(-dayMoved - DAY);
+    }
     const expiring = (to: string) => bySubject(smtp.to(to), 'expires in');
     expect(expiring(alice.email).map((m) => m.subject).sort()).toEqual([
       'System access token "Due_Token" expires in 3 days',
@@ -196,12 +208,11 @@ describe.each(testDatabases())('mail notices on %s', (kind) => {
     expect(dueMail.raw).not.toContain(due.client_secret);
 
     const notified = await knex('tokens').select('name', 'expiry_notified_at').where({ organisation_id: alice.organisation_id });
-    const at = Object.fromEntries(notified.map((r: { name: string; expiry_notified_at: Date | null }) => [r.name, r.expiry_notified_at]));
-    expect(at.Due_Token).toBeInstanceOf(Date);
-    expect(at.Orphan_Token).toBeInstanceOf(Date);
-    expect(at.Short_Token).toBeNull();
-    expect(at.Later_Token).toBeNull();
-    expect(short.name).toBe('Short_Token');
+    const notifiedAt = Object.fromEntries(notified.map((r: { name: string; expiry_notified_at: Date | null }) => [r.name, r.expiry_notified_at]));
+    expect(notifiedAt.Due_Token).toBeInstanceOf(Date);
+    expect(notifiedAt.Orphan_Token).toBeInstanceOf(Date);
+    expect(notifiedAt.Short_Token).toBeNull();
+    expect(notifiedAt.Later_Token).toBeNull();
   });
 
   it('sends no "generated" mail for a token made with the sat CLI, and tells its revoker and a CLI revoke\'s victim', async () => {
@@ -220,8 +231,8 @@ describe.each(testDatabases())('mail notices on %s', (kind) => {
     expect((await runCommand(server.deps, 'token-revoke', { org: admin.organisation_name, id: mine.id })).ok).toBe(true);
     await revoke(admin, cliToken.id, '198.51.100.11');
 
-    await smtp.waitFor(() => bySubject(smtp.to(admin.email), 'was revoked').length >= 2);
-    await sleep(500);
+    await deliver();
+    await deliver();
     expect(smtp.to(admin.email).map((m) => m.subject).sort()).toEqual([
       'New system access token "Admin_Token"',
       'System access token "Admin_Token" was revoked',

@@ -1,6 +1,6 @@
 // Fresh databases for tests: the embedded engine always, PostgreSQL when TEST_DATABASE_URL is set.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -28,9 +28,25 @@ function withDatabase(url: string, database: string): string {
   return u.toString();
 }
 
-export async function createTestDb(kind: DbKind): Promise<TestDb> {
+export interface CreateTestDbOptions {
+  /**
+   * `true`: an empty database (no schema), as on a first install. Default: a copy of the migrated template the
+   * jest global setup made (test/support/global-setup.mjs), which skips initdb and the migrations.
+   */
+  empty?: boolean;
+}
+
+/**
+ * A database of its own for one test file: a PGlite data directory, or a PostgreSQL database made from the
+ * global setup's template. Without a template (a run without the global setup) it starts empty.
+ */
+export async function createTestDb(kind: DbKind, options: CreateTestDbOptions = {}): Promise<TestDb> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'sat-'));
   if (kind === 'embedded') {
+    const template = process.env.SAT_TEST_TEMPLATE_DIR;
+    if (!options.empty && template && existsSync(path.join(template, 'pgdata'))) {
+      cpSync(path.join(template, 'pgdata'), path.join(dataDir, 'pgdata'), { recursive: true });
+    }
     return {
       kind,
       env: { DATA_DIR: dataDir },
@@ -43,7 +59,8 @@ export async function createTestDb(kind: DbKind): Promise<TestDb> {
   const name = `t_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
-  await admin.query(`create database ${name}`);
+  const template = options.empty ? undefined : process.env.SAT_TEST_PG_TEMPLATE;
+  await admin.query(template ? `create database ${name} template ${template}` : `create database ${name}`);
   await admin.end();
   const url = withDatabase(adminUrl, name);
   return {

@@ -3,6 +3,7 @@ import net from 'node:net';
 import { loadConfig } from '../../src/config/index.js';
 import { createLogger, type Logger } from '../../src/log.js';
 import { serve, type Running } from '../../src/main.js';
+import { TestClock } from './clock.js';
 import type { TestDb } from './db.js';
 
 export async function freePort(): Promise<number> {
@@ -19,14 +20,24 @@ export async function freePort(): Promise<number> {
 export interface TestServer extends Running {
   issuer: string;
   logLines: string[];
+  /** The server's clock (deps.clock): follows real time until a test moves or freezes it. */
+  clock: TestClock;
+  /** Runs one background job now and resolves when it is done: 'deliver-mail', 'expiry-notices', … */
+  runJob(name: string): Promise<unknown>;
+}
+
+export interface StartServerOptions {
+  /** The clock to inject; default a new TestClock on real time. Share one between instances of a test. */
+  clock?: TestClock;
+  /**
+   * `manual`: no job runs by itself, the test calls runJob (deterministic, no waiting). `timers` (default, as in
+   * production): jobs also run on their intervals.
+   */
+  jobs?: 'timers' | 'manual';
 }
 
 /** Starts `sat serve` in-process on `db`, with its issuer equal to the URL it listens on. */
-export async function startServer(
-  db: TestDb,
-  env: Record<string, string> = {},
-  options: { clock?: () => Date } = {},
-): Promise<TestServer> {
+export async function startServer(db: TestDb, env: Record<string, string> = {}, options: StartServerOptions = {}): Promise<TestServer> {
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
   const config = loadConfig({
@@ -40,6 +51,7 @@ export async function startServer(
   });
   const logLines: string[] = [];
   const log: Logger = createLogger('debug', {}, (line) => logLines.push(line));
-  const running = await serve(config, log, options);
-  return { ...running, issuer, logLines };
+  const clock = options.clock ?? new TestClock();
+  const running = await serve(config, { log, clock: clock.read, jobs: options.jobs ?? 'timers' });
+  return { ...running, issuer, logLines, clock, runJob: (name) => running.jobs.run(name) };
 }

@@ -5,7 +5,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Koa from 'koa';
-import request from 'supertest';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { loadConfig } from '../../../src/config/index.js';
 import type { Deps } from '../../../src/deps.js';
 import { errorHandler } from '../../../src/http/error-handler.js';
@@ -164,11 +165,19 @@ describe('POST /secret-scanning/verify without SECRET_SCANNING_KEYS_FILE', () =>
     const app = new Koa();
     app.use(errorHandler(log));
     app.use(scanningRouter(deps).routes());
-    const res = await request(app.callback()).post('/secret-scanning/verify').set('content-type', 'application/json').send('[]');
-    expect(res.status).toBe(404);
-    expect(res.body).toEqual({ error: 'not_found', message: expect.stringContaining('SECRET_SCANNING_KEYS_FILE') });
-    const bad = await request(app.callback()).post('/credentials/revoke').set('content-type', 'application/json').send('{"credentials": 1}');
-    expect(bad.status).toBe(400);
+    const server = http.createServer(app.callback());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const post = (path: string, body: string) => fetch(url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    try {
+      const res = await post('/secret-scanning/verify', '[]');
+      expect(res.status).toBe(404);
+      expect(await res.json()).toEqual({ error: 'not_found', message: expect.stringContaining('SECRET_SCANNING_KEYS_FILE') });
+      const bad = await post('/credentials/revoke', '{"credentials": 1}');
+      expect(bad.status).toBe(400);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('rejects an unknown SECRET_SCANNING_ACTION', () => {
