@@ -24,6 +24,7 @@ const LAYERS: Record<string, Layer> = {
   accounts: 'domain',
   audit: 'domain',
   mail: 'domain',
+  keys: 'domain', // signing keys: sealed at rest, published ahead, rotated (docs/keys.md)
   // Edges.
   admin: 'edge',
   oauth: 'edge',
@@ -31,6 +32,7 @@ const LAYERS: Record<string, Layer> = {
   console: 'edge',
   http: 'edge',
   control: 'edge',
+  scanning: 'edge', // the secret-scanning partner endpoint and public credential revocation
   // Composition roots: they wire the rest together and may import anything.
   main: 'root',
   server: 'root',
