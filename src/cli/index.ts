@@ -167,11 +167,19 @@ async function runServe(config: Readonly<Config>): Promise<void> {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info('shutting down', { signal });
-    const force = setTimeout(() => process.exit(1), 15_000);
+    const started = Date.now();
+    log.info('shutting down', { signal, grace_ms: config.shutdownGraceMs });
+    // Backstop only: the drain ends by itself within the grace; this catches a stuck database or SMTP close.
+    const force = setTimeout(() => {
+      log.error('shutdown did not finish; exiting', { after_ms: Date.now() - started });
+      process.exit(1);
+    }, config.shutdownGraceMs + 15_000);
     force.unref();
     running.close().then(
-      () => process.exit(0),
+      () => {
+        log.info('stopped', { signal, ms: Date.now() - started });
+        process.exit(0);
+      },
       (err) => {
         log.error('shutdown failed', { err });
         process.exit(1);

@@ -39,6 +39,8 @@ export interface Config {
   mailPollIntervalMs: number;
   /** How often each instance looks for tokens entering their last 7 days. */
   expiryCheckIntervalMs: number;
+  /** SIGTERM/SIGINT: how long in-flight requests may take before the remaining connections are closed. */
+  shutdownGraceMs: number;
 }
 
 export class ConfigError extends Error {
@@ -112,5 +114,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     mailRetryMaxSeconds: e.MAIL_RETRY_MAX_SECONDS ?? 3_600,
     mailPollIntervalMs: e.MAIL_POLL_INTERVAL_MS ?? 5_000,
     expiryCheckIntervalMs: e.EXPIRY_CHECK_INTERVAL_MS ?? 600_000,
+    shutdownGraceMs: Math.round((e.SHUTDOWN_GRACE_SECONDS ?? 10) * 1000),
   });
 }

@@ -3,8 +3,11 @@ import { pingDb } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { registry } from '../metrics.js';
 
-/** GET /healthz (alive), /readyz (database reachable, 503 otherwise), /metrics (Prometheus text). */
-export function opsRouter(deps: Deps): Router {
+/**
+ * GET /healthz (alive), /readyz (database reachable and not shutting down, 503 otherwise), /metrics (Prometheus
+ * text). `lifecycle.draining` turns /readyz to 503 at once on SIGTERM (SPEC "Operations").
+ */
+export function opsRouter(deps: Deps, lifecycle: { readonly draining: boolean } = { draining: false }): Router {
   const router = new Router();
   router.get('/healthz', (ctx) => {
     ctx.set('Cache-Control', 'no-store');
@@ -12,6 +15,11 @@ export function opsRouter(deps: Deps): Router {
   });
   router.get('/readyz', async (ctx) => {
     ctx.set('Cache-Control', 'no-store');
+    if (lifecycle.draining) {
+      ctx.status = 503;
+      ctx.body = { status: 'shutting_down' };
+      return;
+    }
     const ok = await pingDb(deps.db.knex);
     ctx.status = ok ? 200 : 503;
     ctx.body = ok ? { status: 'ready', database: 'ok' } : { status: 'unavailable', database: 'unreachable' };
