@@ -1,6 +1,7 @@
 // The Koa application: middleware order and mounts. Never listens (main.ts and tests do).
 import Koa from 'koa';
 import type { Deps } from './deps.js';
+import { accessLog } from './http/access-log.js';
 import { errorHandler } from './http/error-handler.js';
 import { closeWhenDraining, notFound, requestId, securityHeaders } from './http/common.js';
 import { adminApi } from './admin/router.js';
@@ -28,6 +29,7 @@ export async function createServer(deps: Deps): Promise<Server> {
   const ops = opsRouter(deps, lifecycle);
 
   app.use(requestId); // X-Request-Id in and out
+  app.use(accessLog(deps.log)); // one JSON line per request, when its response is done
   app.use(closeWhenDraining(lifecycle)); // shutting down: `Connection: close` on every response
   app.use(securityHeaders); // nosniff, no referrer, no framing
   app.use(errorHandler(deps.log)); // AppError and unknown errors → {error, message, details?}

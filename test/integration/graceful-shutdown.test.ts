@@ -94,7 +94,7 @@ describe.each(testDatabases())('graceful shutdown on %s', (kind) => {
 
     expect(exited.code).toBe(0);
     expect(exited.at - signalAt).toBeLessThan(GRACE_SECONDS * 1000);
-    expect(server.output()).toMatch(/"msg":"shutting down".*"signal":"SIGTERM"/);
+    expect(server.output()).toMatch(/"signal":"SIGTERM".*"msg":"shutting down"/);
     expect(server.output()).toMatch(/"msg":"stopped"/);
     process.stdout.write(
       `graceful shutdown (${kind}): ${before.length} requests before SIGTERM, ${inFlight.length} in flight at the signal, ` +
