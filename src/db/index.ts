@@ -17,7 +17,7 @@ export interface Database {
 }
 
 export { DataDirLockedError, readLockHolder } from './lock.js';
-export { migrateLatest, migrationStatus } from './migrate.js';
+export { MIGRATION_LOCK_KEY, migrateLatest, migrationStatus } from './migrate.js';
 export { isUniqueViolation } from './errors.js';
 export { cursorTimeSql, decodeCursor, encodeCursor, escapeLike, isUuid, type PageKey } from './keyset.js';
 export { affectedRows } from './affected.js';
