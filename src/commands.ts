@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { addAdmin, addAdminInput, findOrganisationByName } from './accounts/index.js';
 import type { ControlResponse } from './control/index.js';
-import { migrateLatest, migrationStatus } from './db/index.js';
+import { backupEmbedded, migrateLatest, migrationStatus } from './db/index.js';
 import type { Deps } from './deps.js';
 import { AppError } from './errors.js';
 import { keyRetentionMs, loadKeySet, rotateSigningKey } from './oauth/index.js';
@@ -19,6 +19,7 @@ const tokenCreateArgs = z
   .strict();
 const tokenListArgs = z.object({ org: orgArg }).strict();
 const tokenRevokeArgs = z.object({ org: orgArg, id: z.string() }).strict();
+const backupArgs = z.object({ file: z.string().refine((f) => f.startsWith('/'), 'must be an absolute path') }).strict();
 
 /** The `sat` CLI acts for an organisation without an administrator: tokens get created_by null, the audit log says "cli". */
 async function cliActor(deps: Deps, org: string): Promise<Actor> {
@@ -60,6 +61,14 @@ export const commands: Record<string, Command> = {
   'token-revoke': async (deps, args) => {
     const { org, id } = tokenRevokeArgs.parse(args);
     return revokeToken(deps, await cliActor(deps, org), id);
+  },
+  // `sat backup FILE`: run inside the server when it holds the embedded database, so the copy is consistent.
+  backup: async (deps, args) => {
+    const { file } = backupArgs.parse(args);
+    if (deps.db.kind !== 'embedded') {
+      throw new AppError('conflict', 'sat backup copies the embedded database; on PostgreSQL use pg_dump (docs/operations.md).');
+    }
+    return backupEmbedded(deps.db.knex, file);
   },
   'keys-list': async (deps) => {
     const set = await loadKeySet(deps.db.knex, deps.config.signingAlg, new Date(), keyRetentionMs(deps.config.accessTokenTtlSeconds));

@@ -1,10 +1,20 @@
 #!/usr/bin/env node
 // `sat`: the command-line tool. Parses argv, dispatches, sets the exit code (0 ok, 1 failed, 2 usage).
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runCommand } from '../commands.js';
 import { ConfigError, loadConfig, type Config } from '../config/index.js';
 import { callControl, type ControlResponse } from '../control/index.js';
-import { DataDirLockedError, migrateLatest, openDb, readLockHolder } from '../db/index.js';
+import {
+  acquireDataDirLock,
+  DataDirLockedError,
+  embeddedDataPath,
+  migrateLatest,
+  openDb,
+  readLockHolder,
+  restoreEmbedded,
+} from '../db/index.js';
 import { createLogger } from '../log.js';
 import { serve } from '../main.js';
 
@@ -25,6 +35,10 @@ Commands:
                                           the client secret once
   token list --org NAME                   list the organisation's tokens (never their secrets)
   token revoke --org NAME TOKEN_ID        revoke a token: its client stops working at once
+  backup FILE                             copy the embedded database to FILE (mode 0600), also while the
+                                          server runs; on PostgreSQL use pg_dump (docs/operations.md)
+  restore FILE                            replace the embedded database by the backup in FILE (server
+                                          stopped); the replaced data is kept beside it in DATA_DIR
 
 Options:
   --json                                  print the result as JSON
@@ -76,6 +90,8 @@ function toRequest({ values, positionals }: Parsed): { command: string; args: Re
     return { command: 'token-list', args: { org: values.org } };
   }
   if (a === 'migrate' && b === undefined) return { command: 'migrate', args: {} };
+  if ((a === 'backup' || a === 'restore') && b !== undefined) return { command: a, args: { file: path.resolve(b) } };
+  if (a === 'backup' || a === 'restore') throw new UsageError(`${a} needs a FILE`);
   if (a === 'admin' && b === 'add') {
     if (!values.org || !values.email) throw new UsageError('admin add needs --org and --email');
     return {
@@ -92,8 +108,36 @@ function toRequest({ values, positionals }: Parsed): { command: string; args: Re
   throw new UsageError(`unknown command: ${positionals.join(' ') || '(none)'}`);
 }
 
+/**
+ * `sat restore FILE`: only with the server stopped (it holds the database open); takes the DATA_DIR lock itself so
+ * no server starts meanwhile.
+ */
+async function restore(config: Readonly<Config>, file: string): Promise<ControlResponse> {
+  if (config.databaseUrl) {
+    return { ok: false, error: { code: 'conflict', message: 'sat restore is for the embedded database; on PostgreSQL use pg_restore or psql (docs/operations.md).' } };
+  }
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  let lock;
+  try {
+    lock = acquireDataDirLock(config.dataDir);
+  } catch (err) {
+    if (!(err instanceof DataDirLockedError)) throw err;
+    const who = err.pid ? `process ${err.pid}` : 'another process';
+    return { ok: false, error: { code: 'conflict', message: `the server (${who}) is running on ${config.dataDir}: stop it, then restore.` } };
+  }
+  try {
+    const { previous } = await restoreEmbedded(embeddedDataPath(config.dataDir), file);
+    return { ok: true, result: { file, data_dir: config.dataDir, previous: previous ?? null } };
+  } catch (err) {
+    return { ok: false, error: { code: 'restore_failed', message: (err as Error).message } };
+  } finally {
+    lock.release();
+  }
+}
+
 /** Runs one command: through the running server when it holds the embedded database, else on the database itself. */
 async function execute(config: Readonly<Config>, req: { command: string; args: Record<string, unknown> }): Promise<ControlResponse> {
+  if (req.command === 'restore') return restore(config, String(req.args.file));
   if (!config.databaseUrl && readLockHolder(config.dataDir) !== undefined) {
     return callControl(config.dataDir, req);
   }
@@ -149,6 +193,15 @@ function print(command: string, result: unknown, json: boolean): void {
       break;
     case 'token-revoke':
       process.stdout.write(`Revoked token "${r.name}" (${r.id}, client ID ${r.client_id}) at ${r.revoked_at}\n`);
+      break;
+    case 'backup':
+      process.stdout.write(`Backed up the embedded database to ${r.file} (${r.bytes} bytes)\n`);
+      break;
+    case 'restore':
+      process.stdout.write(
+        `Restored the embedded database in ${r.data_dir} from ${r.file}\n` +
+          (r.previous ? `The data it replaced is kept in ${r.previous} (delete it when no longer needed)\n` : ''),
+      );
       break;
     case 'migrate':
       process.stdout.write(
