@@ -7,6 +7,7 @@ import { closeWhenDraining, notFound, requestId, securityHeaders } from './http/
 import { adminApi } from './admin/router.js';
 import { createOAuth, type OAuth } from './oauth/index.js';
 import { consoleRouter } from './console/routes.js';
+import { responseMetrics } from './ops/response-metrics.js';
 import { opsRouter } from './ops/routes.js';
 
 export interface Server {
@@ -30,6 +31,7 @@ export async function createServer(deps: Deps): Promise<Server> {
 
   app.use(requestId); // X-Request-Id in and out
   app.use(accessLog(deps.log)); // one JSON line per request, when its response is done
+  app.use(responseMetrics); // responses by status class, 429s, refused sign-ins
   app.use(closeWhenDraining(lifecycle)); // shutting down: `Connection: close` on every response
   app.use(securityHeaders); // nosniff, no referrer, no framing
   app.use(errorHandler(deps.log)); // AppError and unknown errors → {error, message, details?}

@@ -1,7 +1,8 @@
 import Router from '@koa/router';
 import { pingDb } from '../db/index.js';
 import type { Deps } from '../deps.js';
-import { registry } from '../metrics.js';
+import { mailQueueStats } from '../mail/index.js';
+import { mailFailedMessages, mailQueueDepth, mailQueueOldestAge, registry } from '../metrics.js';
 
 /**
  * GET /healthz (alive), /readyz (database reachable and not shutting down, 503 otherwise), /metrics (Prometheus
@@ -26,6 +27,14 @@ export function opsRouter(deps: Deps, lifecycle: { readonly draining: boolean } 
   });
   router.get('/metrics', async (ctx) => {
     ctx.set('Cache-Control', 'no-store');
+    try {
+      const mail = await mailQueueStats(deps.db.knex);
+      mailQueueDepth.set(mail.pending);
+      mailQueueOldestAge.set(mail.oldestPendingAt ? Math.max(0, (deps.clock().getTime() - mail.oldestPendingAt.getTime()) / 1000) : 0);
+      mailFailedMessages.set(mail.failed);
+    } catch (err) {
+      deps.log.warn('metrics: could not read the mail outbox', { err }); // the other metrics still answer
+    }
     ctx.type = registry.contentType;
     ctx.body = await registry.metrics();
   });
