@@ -138,8 +138,10 @@ async function restore(config: Readonly<Config>, file: string): Promise<ControlR
 /** Runs one command: through the running server when it holds the embedded database, else on the database itself. */
 async function execute(config: Readonly<Config>, req: { command: string; args: Record<string, unknown> }): Promise<ControlResponse> {
   if (req.command === 'restore') return restore(config, String(req.args.file));
+  // A backup of a large database takes longer than the socket's usual 30 s.
+  const timeoutMs = req.command === 'backup' ? 30 * 60_000 : undefined;
   if (!config.databaseUrl && readLockHolder(config.dataDir) !== undefined) {
-    return callControl(config.dataDir, req);
+    return callControl(config.dataDir, req, timeoutMs);
   }
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, {}, (line) => process.stderr.write(line + '\n'));
   let db;
@@ -147,7 +149,7 @@ async function execute(config: Readonly<Config>, req: { command: string; args: R
     db = await openDb(config, log);
   } catch (err) {
     // The server started between our check and our open: go through it after all.
-    if (err instanceof DataDirLockedError) return callControl(config.dataDir, req);
+    if (err instanceof DataDirLockedError) return callControl(config.dataDir, req, timeoutMs);
     throw err;
   }
   try {

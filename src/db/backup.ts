@@ -1,6 +1,6 @@
 // Backups of the embedded database (`sat backup FILE`, `sat restore FILE`). PostgreSQL has pg_dump for this.
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Knex } from 'knex';
 
@@ -56,6 +56,7 @@ export async function backupEmbedded(knex: Knex, file: string): Promise<{ file: 
 export async function restoreEmbedded(dataPath: string, file: string, now = new Date()): Promise<{ previous: string | undefined }> {
   const data = readFileSync(file);
   const staging = `${dataPath}.restoring-${randomBytes(4).toString('hex')}`;
+  mkdirSync(staging, { mode: 0o700 }); // owner-only, like DATA_DIR
   const { PGlite } = await import('@electric-sql/pglite');
   try {
     const pglite = await PGlite.create(staging, { loadDataDir: new Blob([data]) });
