@@ -34,6 +34,9 @@ export function drainHttpServer(server: http.Server, graceMs: number): Promise<D
     net.Server.prototype.close.call(server, () => {
       clearTimeout(graceTimer);
       clearInterval(idleTimer);
+      // http.Server#close also stops its request-timeout checker; with no listener left it only does that
+      // (its callback then reports "not running", which is expected here).
+      server.close(() => undefined);
       resolve({ forced });
     });
     idleTimer = setInterval(() => server.closeIdleConnections(), IDLE_CHECK_MS);
