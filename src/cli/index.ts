@@ -217,7 +217,9 @@ function print(command: string, result: unknown, json: boolean): void {
 
 async function runServe(config: Readonly<Config>): Promise<void> {
   const log = createLogger(config.logLevel);
-  const running = await serve(config, log);
+  // The handlers are in place before the server starts: a signal during startup waits for it, then stops it
+  // (without them, a SIGTERM right after "listening" would kill the process the default way).
+  const starting = serve(config, log);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -230,12 +232,12 @@ async function runServe(config: Readonly<Config>): Promise<void> {
       process.exit(1);
     }, config.shutdownGraceMs + 15_000);
     force.unref();
-    running.close().then(
+    starting.then((running) => running.close()).then(
       () => {
         log.info('stopped', { signal, ms: Date.now() - started });
         process.exit(0);
       },
-      (err) => {
+      (err: unknown) => {
         log.error('shutdown failed', { err });
         process.exit(1);
       },
@@ -243,6 +245,7 @@ async function runServe(config: Readonly<Config>): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  await starting;
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -42,26 +42,22 @@ function recordedPid(file: string): number | undefined {
   }
 }
 
-/** Opens (creating it 0600 when absent) the lock file for reading and writing; undefined when DATA_DIR does not exist. */
-function openLockFile(file: string): number | undefined {
-  try {
-    return openSync(file, 'a+', 0o600);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
 /**
  * Whether a live process holds DATA_DIR: its recorded pid (or 0 when the file says none), or undefined when
- * nobody does. Probes by trying the lock itself and letting it go at once.
+ * nobody does. Probes with a shared lock on a read-only descriptor, let go at once: it never creates the file
+ * (a `sat` run by another user must not leave a lock file the server cannot open) and needs no write access.
  */
 export function readLockHolder(dataDir: string): number | undefined {
   const file = lockPath(dataDir);
-  const fd = openLockFile(file);
-  if (fd === undefined) return undefined;
+  let fd: number;
   try {
-    if (tryLock(fd)) {
+    fd = openSync(file, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined; // no server ever ran here
+    throw err;
+  }
+  try {
+    if (tryLock(fd, { shared: true })) {
       unlock(fd);
       return undefined;
     }
@@ -77,7 +73,13 @@ export function acquireDataDirLock(dataDir: string): DataDirLock {
   const fd = openSync(file, 'a+', 0o600);
   let granted = false;
   try {
-    granted = tryLock(fd);
+    // A `sat` command probing the lock (readLockHolder) holds it for microseconds: try again briefly before
+    // calling it taken, so such a probe never makes a starting server give up.
+    for (const waitMs of [0, 20, 50, 100]) {
+      if (waitMs) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, waitMs);
+      granted = tryLock(fd);
+      if (granted) break;
+    }
   } finally {
     if (!granted) closeSync(fd);
   }
