@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { addAdmin, addAdminInput, cliResetPasswordArgs, findOrganisationByName, resetPasswordFromCli } from './accounts/index.js';
 import type { ControlResponse } from './control/index.js';
-import { migrateLatest, migrationStatus } from './db/index.js';
+import { backupEmbedded, migrateLatest, migrationStatus } from './db/index.js';
 import type { Deps } from './deps.js';
 import { AppError } from './errors.js';
 import { parseKeyEncryptionKey } from './config/index.js';
@@ -43,6 +43,7 @@ const tokenListArgs = z.object({ org: orgArg }).strict();
 const tokenRevokeArgs = z.object({ org: orgArg, id: z.string() }).strict();
 const resourceServerAddArgs = z.object({ name: z.string() }).strict();
 const resourceServerRevokeArgs = z.object({ id: z.string() }).strict();
+const backupArgs = z.object({ file: z.string().refine((f) => f.startsWith('/'), 'must be an absolute path') }).strict();
 
 /** The `sat` CLI acts for an organisation without an administrator: tokens get created_by null, the audit log says "cli". */
 async function cliActor(deps: Deps, org: string): Promise<Actor> {
@@ -105,6 +106,14 @@ export const commands: Record<string, Command> = {
   'resource-server-add': async (deps, args) => addResourceServer(deps, resourceServerAddArgs.parse(args).name),
   'resource-server-list': async (deps) => ({ items: await listResourceServers(deps) }),
   'resource-server-revoke': async (deps, args) => revokeResourceServer(deps, resourceServerRevokeArgs.parse(args).id),
+  // `sat backup FILE`: run inside the server when it holds the embedded database, so the copy is consistent.
+  backup: async (deps, args) => {
+    const { file } = backupArgs.parse(args);
+    if (deps.db.kind !== 'embedded') {
+      throw new AppError('conflict', 'sat backup copies the embedded database; on PostgreSQL use pg_dump (docs/operations.md).');
+    }
+    return backupEmbedded(deps.db.knex, file);
+  },
   'keys-list': async (deps) => {
     const now = deps.clock();
     const set = await loadPublicKeySet(deps.db.knex, deps.config.signingAlg, now, keyRetentionMs(deps.config.accessTokenTtlSeconds));

@@ -1,4 +1,5 @@
-// Structured JSON logging with redaction: no secret, password, cookie or Authorization value is ever written.
+// Structured JSON logging (pino) with redaction: no secret, password, cookie or Authorization value is ever written.
+import { pino, stdTimeFunctions, type DestinationStream, type Logger as PinoLogger } from 'pino';
 import type { LogLevel } from './config/index.js';
 
 export type LogFields = Record<string, unknown>;
@@ -10,14 +11,42 @@ export interface Logger {
   child(fields: LogFields): Logger;
 }
 
-const levels: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
+const REDACTED = '[REDACTED]';
 const sensitiveKey = /secret|password|passwd|authorization|cookie|session_token|private|^token$|^d$/i;
 // Client secrets (sats_…), session tokens (sas_…) and Basic/Bearer credentials inside free text.
 const sensitiveText = /\b(sats_[A-Za-z0-9]+|sas_[A-Za-z0-9_-]+)|((?:Basic|Bearer)\s+)[A-Za-z0-9._~+/=-]+/g;
 
+/**
+ * pino's own redaction (fast-redact paths), for the usual places of credentials in request-shaped objects.
+ * `redact()` below covers any depth and free text as well; the two overlap on purpose.
+ */
+export const redactPaths = [
+  'authorization',
+  'cookie',
+  'password',
+  'client_secret',
+  'secret',
+  'token',
+  'session_token',
+  'current_password',
+  'new_password',
+  'headers.authorization',
+  'headers.cookie',
+  'headers["set-cookie"]',
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'res.headers["set-cookie"]',
+  '*.authorization',
+  '*.cookie',
+  '*.password',
+  '*.client_secret',
+  '*.secret',
+  '*.session_token',
+];
+
 export function redactText(text: string): string {
   return text.replace(sensitiveText, (_m, secret: string | undefined, scheme: string | undefined) =>
-    secret ? '[REDACTED]' : `${scheme ?? ''}[REDACTED]`,
+    secret ? REDACTED : `${scheme ?? ''}${REDACTED}`,
   );
 }
 
@@ -31,28 +60,45 @@ export function redact(value: unknown, depth = 0): unknown {
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = sensitiveKey.test(k) ? '[REDACTED]' : redact(v, depth + 1);
+    for (const [k, v] of Object.entries(value)) out[k] = sensitiveKey.test(k) ? REDACTED : redact(v, depth + 1);
     return out;
   }
   return value;
 }
 
-export function createLogger(
-  level: LogLevel = 'info',
-  base: LogFields = {},
-  write: (line: string) => void = (line) => process.stdout.write(line + '\n'),
-): Logger {
-  const min = levels[level];
-  const emit = (lvl: Exclude<LogLevel, 'silent'>, msg: string, fields?: LogFields) => {
-    if (levels[lvl] < min) return;
-    const entry = { time: new Date().toISOString(), level: lvl, msg: redactText(msg), ...(redact({ ...base, ...fields }) as LogFields) };
-    write(JSON.stringify(entry));
+function wrap(p: PinoLogger): Logger {
+  const emit = (level: 'debug' | 'info' | 'warn' | 'error') => (msg: string, fields?: LogFields) => {
+    if (!p.isLevelEnabled(level)) return;
+    if (fields) p[level](redact(fields) as object, redactText(msg));
+    else p[level](redactText(msg));
   };
   return {
-    debug: (m, f) => emit('debug', m, f),
-    info: (m, f) => emit('info', m, f),
-    warn: (m, f) => emit('warn', m, f),
-    error: (m, f) => emit('error', m, f),
-    child: (fields) => createLogger(level, { ...base, ...fields }, write),
+    debug: emit('debug'),
+    info: emit('info'),
+    warn: emit('warn'),
+    error: emit('error'),
+    child: (fields) => wrap(p.child(redact(fields) as LogFields)),
   };
+}
+
+/**
+ * A JSON-lines logger: `{"level":"info","time":"<ISO 8601>","msg":…, …fields}`, one line per call.
+ * `write` receives each line without its newline (tests capture lines this way); by default lines go to stdout
+ * synchronously, so nothing is lost when the process exits right after logging.
+ */
+export function createLogger(level: LogLevel = 'info', base: LogFields = {}, write?: (line: string) => void): Logger {
+  const destination: DestinationStream = write
+    ? { write: (line: string) => write(line.endsWith('\n') ? line.slice(0, -1) : line) }
+    : pino.destination({ dest: 1, sync: true });
+  const p = pino(
+    {
+      level,
+      base: redact(base) as LogFields,
+      timestamp: stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      redact: { paths: redactPaths, censor: REDACTED },
+    },
+    destination,
+  );
+  return wrap(p);
 }

@@ -11,6 +11,7 @@ import { startJobs, type Jobs } from './jobs.js';
 import { createLogger, type Logger } from './log.js';
 import { deliverDueMail, pruneSentMail } from './mail/delivery.js';
 import { createMailTransport } from './mail/transport.js';
+import { drainHttpServer } from './http/drain.js';
 import { createServer } from './server.js';
 import { enqueueExpiryNotices, pruneRevokedAccessTokens } from './tokens/index.js';
 import type { OAuth } from './oauth/index.js';
@@ -59,7 +60,7 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
       }
     }
 
-    const { app, oauth } = await createServer(deps);
+    const { app, oauth, beginDrain } = await createServer(deps);
     const server = http.createServer(app.callback());
     server.keepAliveTimeout = 65_000; // longer than common load balancer idle timeouts
     await new Promise<void>((resolve, reject) => {
@@ -117,15 +118,23 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
       oauth,
       jobs: { run: (name) => jobs.run(name), names: jobs.names },
       close() {
+        // SPEC "Operations": unready at once, stop accepting, let in-flight requests finish (up to the grace),
+        // stop the workers, flush bookkeeping, close the pool. Each step runs even if an earlier one failed.
         closing ??= (async () => {
-          stopMail.abort();
-          await jobs.stop();
+          beginDrain();
+          stopMail.abort(); // the mail worker hands back what it has not sent yet
+          const [drained] = await Promise.all([
+            drainHttpServer(server, config.shutdownGraceMs),
+            jobs.stop().catch((err) => log.warn('background jobs did not stop cleanly', { err })),
+          ]);
+          if (drained.forced > 0) {
+            log.warn('shutdown grace ran out; closed connections with requests in progress', {
+              connections: drained.forced,
+              grace_ms: config.shutdownGraceMs,
+            });
+          }
           mailTransport.close();
           await control?.close();
-          await new Promise<void>((resolve) => {
-            server.close(() => resolve());
-            server.closeIdleConnections();
-          });
           await oauth.flushUsage().catch((err) => log.warn('could not record last use', { err }));
           await db.close();
         })();

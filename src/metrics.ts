@@ -37,3 +37,43 @@ export const tokenFastPathEnabled = new client.Gauge({
   help: '1 when the token endpoint fast path is on (TOKEN_FAST_PATH and its startup self-check), else 0.',
   registers: [registry],
 });
+
+// Read at scrape time (GET /metrics) from the shared outbox: the same on every instance.
+export const mailQueueDepth = new client.Gauge({
+  name: 'sat_mail_queue_depth',
+  help: 'Mail messages waiting in the outbox (all instances).',
+  registers: [registry],
+});
+
+export const mailQueueOldestAge = new client.Gauge({
+  name: 'sat_mail_queue_oldest_age_seconds',
+  help: 'Age of the oldest mail message waiting in the outbox; 0 when none waits.',
+  registers: [registry],
+});
+
+export const mailFailedMessages = new client.Gauge({
+  name: 'sat_mail_failed_messages',
+  help: 'Mail messages in the outbox that delivery gave up on (all instances).',
+  registers: [registry],
+});
+
+export const signInFailures = new client.Counter({
+  name: 'sat_sign_in_failures_total',
+  help: 'Refused admin sign-ins: invalid_credentials (wrong email or password) or rate_limited (throttled).',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+});
+
+export const rateLimitedRequests = new client.Counter({
+  name: 'sat_rate_limited_requests_total',
+  help: 'Requests answered 429, by endpoint.',
+  labelNames: ['endpoint'] as const,
+  registers: [registry],
+});
+
+export const httpResponses = new client.Counter({
+  name: 'sat_http_responses_total',
+  help: 'HTTP responses by status class (2xx, 3xx, 4xx, 5xx).',
+  labelNames: ['status_class'] as const,
+  registers: [registry],
+});

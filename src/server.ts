@@ -1,17 +1,24 @@
 // The Koa application: middleware order and mounts. Never listens (main.ts and tests do).
 import Koa from 'koa';
 import type { Deps } from './deps.js';
+import { accessLog } from './http/access-log.js';
 import { errorHandler } from './http/error-handler.js';
-import { notFound, requestId, securityHeaders } from './http/common.js';
+import { closeWhenDraining, notFound, requestId, securityHeaders } from './http/common.js';
 import { adminApi } from './admin/router.js';
 import { createOAuth, type OAuth } from './oauth/index.js';
 import { consoleRouter } from './console/routes.js';
+import { responseMetrics } from './ops/response-metrics.js';
 import { opsRouter } from './ops/routes.js';
 import { scanningRouter } from './scanning/routes.js';
 
 export interface Server {
   app: Koa;
   oauth: OAuth;
+  /**
+   * Graceful shutdown, first step (SPEC "Operations"): from now on /readyz answers 503 and every response
+   * carries `Connection: close`, so load balancers stop routing here and keep-alive clients reconnect elsewhere.
+   */
+  beginDrain(): void;
 }
 
 export async function createServer(deps: Deps): Promise<Server> {
@@ -20,10 +27,14 @@ export async function createServer(deps: Deps): Promise<Server> {
   app.maxIpsCount = 1; // ctx.ip = the address our load balancer saw (the right-most X-Forwarded-For), not a client-written one
   app.silent = true; // errors are logged by errorHandler, redacted
   const oauth = await createOAuth(deps);
-  const ops = opsRouter(deps);
+  const lifecycle = { draining: false };
+  const ops = opsRouter(deps, lifecycle);
   const scanning = scanningRouter(deps); // throws at start when SECRET_SCANNING_KEYS_FILE is set but unusable
 
   app.use(requestId); // X-Request-Id in and out
+  app.use(accessLog(deps.log)); // one JSON line per request, when its response is done
+  app.use(responseMetrics); // responses by status class, 429s, refused sign-ins
+  app.use(closeWhenDraining(lifecycle)); // shutting down: `Connection: close` on every response
   app.use(securityHeaders); // nosniff, no referrer, no framing
   app.use(errorHandler(deps.log)); // AppError and unknown errors → {error, message, details?}
   app.use(ops.routes()); // /healthz /readyz /metrics
@@ -33,5 +44,11 @@ export async function createServer(deps: Deps): Promise<Server> {
   app.use(scanning.routes()); // POST /secret-scanning/verify (signed partner alerts), POST /credentials/revoke (public)
   app.use(oauth.middleware); // OAuth endpoints (oidc-provider), last before 404: keeps its own RFC 6749 errors
   app.use(notFound); // JSON 404
-  return { app, oauth };
+  return {
+    app,
+    oauth,
+    beginDrain() {
+      lifecycle.draining = true;
+    },
+  };
 }

@@ -6,6 +6,8 @@ import type { Deps } from '../deps.js';
 import { parseQuery } from '../http/validate.js';
 import { DEFAULT_PAGE_SIZE } from '../tokens/index.js';
 import { adminState } from './auth.js';
+import { describeRoute } from './openapi.js';
+import { auditPage } from './responses.js';
 
 const pageSize = 'must be a whole number from 1 to 100';
 const auditQuery = z
@@ -22,6 +24,7 @@ const auditQuery = z
 
 /** GET /audit: the organisation's events, newest first, paged like the token list. */
 export function auditRoutes(router: Router, deps: Deps, auth: Middleware): void {
+  describeRoute('GET', '/audit', { summary: "The organisation's audit events, newest first", query: auditQuery, response: auditPage });
   router.get('/audit', auth, async (ctx) => {
     const { limit, cursor } = parseQuery(ctx, auditQuery);
     ctx.body = await listAudit(deps.db.knex, adminState(ctx).actor.organisation_id, { limit: limit ?? DEFAULT_PAGE_SIZE, cursor });

@@ -1,18 +1,50 @@
 // The admin JSON API under /admin/api: its own strict body reader, sessions, tokens, audit.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import Router from '@koa/router';
 import type { Middleware } from 'koa';
 import compose from 'koa-compose';
 import { dummyPasswordHash } from '../accounts/index.js';
+import { packageRoot } from '../config/index.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { jsonBody } from '../http/validate.js';
 import { adminsRoutes } from './admins-routes.js';
 import { auditRoutes } from './audit-routes.js';
+import { describeRoute, openApiDocument } from './openapi.js';
 import { requireAdmin } from './auth.js';
 import { sessionRoutes } from './session-routes.js';
 import { tokenRoutes } from './token-routes.js';
 
 export const ADMIN_API_PREFIX = '/admin/api';
+
+/** The admin API's routes (for the middleware below, and for the test that checks they are all described). */
+export function adminRouter(deps: Deps): Router {
+  const router = new Router({ prefix: ADMIN_API_PREFIX });
+  const auth = requireAdmin(deps);
+  sessionRoutes(router, deps, auth);
+  tokenRoutes(router, deps, auth);
+  auditRoutes(router, deps, auth);
+  adminsRoutes(router, deps, auth);
+  openApiRoute(router, deps);
+  return router;
+}
+
+/** GET /openapi.json: the OpenAPI 3.1 description of this API (SPEC "Operations"); public, it holds no data. */
+function openApiRoute(router: Router, deps: Deps): void {
+  let document: string | undefined;
+  describeRoute('GET', '/openapi.json', { summary: 'This description (OpenAPI 3.1)', tag: 'meta', auth: false });
+  router.get('/openapi.json', (ctx) => {
+    document ??= JSON.stringify(openApiDocument({ prefix: ADMIN_API_PREFIX, serverUrl: deps.config.issuer, version: packageVersion() }));
+    ctx.type = 'application/json';
+    ctx.body = document;
+  });
+}
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version?: string };
+  return pkg.version ?? '0.0.0';
+}
 
 /**
  * Answers everything under /admin/api and nothing else. Errors are AppErrors, rendered by the application's
@@ -20,12 +52,7 @@ export const ADMIN_API_PREFIX = '/admin/api';
  */
 export function adminApi(deps: Deps): Middleware {
   void dummyPasswordHash(); // computed once up front, so the first unknown-email sign-in is not slower than others
-  const router = new Router({ prefix: ADMIN_API_PREFIX });
-  const auth = requireAdmin(deps);
-  sessionRoutes(router, deps, auth);
-  tokenRoutes(router, deps, auth);
-  auditRoutes(router, deps, auth);
-  adminsRoutes(router, deps, auth);
+  const router = adminRouter(deps);
 
   const readBody = jsonBody();
   const routes = router.routes() as unknown as Middleware;

@@ -4,13 +4,17 @@ import type { Deps } from '../deps.js';
 import { emptyBody, parseBody, parseQuery } from '../http/validate.js';
 import { generateToken, generateTokenBody, getToken, listTokens, listTokensQuery, revokeToken } from '../tokens/index.js';
 import { adminState } from './auth.js';
+import { describeRoute } from './openapi.js';
+import { generatedToken, revokedToken, serviceList, tokenPage, tokenResource } from './responses.js';
 
 /** The service catalogue and the token endpoints (SPEC "Admin API"). Every call is scoped to the admin's organisation. */
 export function tokenRoutes(router: Router, deps: Deps, auth: Middleware): void {
+  describeRoute('GET', '/services', { summary: 'The service catalogue a token can be granted', response: serviceList });
   router.get('/services', auth, (ctx) => {
     ctx.body = { items: deps.config.services.map((s) => ({ id: s.id, name: s.name, description: s.description })) };
   });
 
+  describeRoute('POST', '/tokens', { summary: 'Generate a token (the client secret is shown once)', body: generateTokenBody, status: 201, response: generatedToken });
   router.post('/tokens', auth, async (ctx) => {
     const input = parseBody(ctx, generateTokenBody);
     const token = await generateToken(deps, adminState(ctx).actor, input, { ip: ctx.ip });
@@ -19,15 +23,18 @@ export function tokenRoutes(router: Router, deps: Deps, auth: Middleware): void 
     ctx.body = token;
   });
 
+  describeRoute('GET', '/tokens', { summary: "List the organisation's tokens, newest first", query: listTokensQuery, response: tokenPage });
   router.get('/tokens', auth, async (ctx) => {
     const query = parseQuery(ctx, listTokensQuery);
     ctx.body = await listTokens(deps, adminState(ctx).actor, query);
   });
 
+  describeRoute('GET', '/tokens/:id', { summary: 'One token', response: tokenResource });
   router.get('/tokens/:id', auth, async (ctx) => {
     ctx.body = await getToken(deps, adminState(ctx).actor, ctx.params.id ?? '');
   });
 
+  describeRoute('POST', '/tokens/:id/revoke', { summary: 'Revoke a token: its client stops working at once', response: revokedToken });
   router.post('/tokens/:id/revoke', auth, async (ctx) => {
     parseBody(ctx, emptyBody);
     ctx.body = await revokeToken(deps, adminState(ctx).actor, ctx.params.id ?? '', { ip: ctx.ip });

@@ -1,11 +1,20 @@
 #!/usr/bin/env node
 // `sat`: the command-line tool. Parses argv, dispatches, sets the exit code (0 ok, 1 failed, 2 usage).
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runCommand } from '../commands.js';
 import { ConfigError, loadConfig, type Config } from '../config/index.js';
 import { callControl, type ControlResponse } from '../control/index.js';
-import { DataDirLockedError, migrateLatest, openDb, readLockHolder } from '../db/index.js';
+import {
+  acquireDataDirLock,
+  DataDirLockedError,
+  embeddedDataPath,
+  migrateLatest,
+  openDb,
+  readLockHolder,
+  restoreEmbedded,
+} from '../db/index.js';
 import { createLogger } from '../log.js';
 import { serve } from '../main.js';
 import { secretCheck } from './secret-check.js';
@@ -42,6 +51,10 @@ Commands:
   secret check SECRET | -                 offline: is SECRET a well-formed client secret (prefix and
                                           checksum)? exit 0 yes, 1 no; never prints it. "-" reads it
                                           from stdin, which keeps it out of ps and shell history
+  backup FILE                             copy the embedded database to FILE (mode 0600), also while the
+                                          server runs; on PostgreSQL use pg_dump (docs/operations.md)
+  restore FILE                            replace the embedded database by the backup in FILE (server
+                                          stopped); the replaced data is kept beside it in DATA_DIR
 
 Options:
   --json                                  print the result as JSON
@@ -113,6 +126,8 @@ function toRequest({ values, positionals }: Parsed, config: Readonly<Config>): {
     return { command: 'token-list', args: { org: values.org } };
   }
   if (a === 'migrate' && b === undefined) return { command: 'migrate', args: {} };
+  if ((a === 'backup' || a === 'restore') && b !== undefined) return { command: a, args: { file: path.resolve(b) } };
+  if (a === 'backup' || a === 'restore') throw new UsageError(`${a} needs a FILE`);
   if (a === 'admin' && b === 'add') {
     if (!values.org || !values.email) throw new UsageError('admin add needs --org and --email');
     return {
@@ -144,10 +159,40 @@ function toRequest({ values, positionals }: Parsed, config: Readonly<Config>): {
   throw new UsageError(`unknown command: ${positionals.join(' ') || '(none)'}`);
 }
 
+/**
+ * `sat restore FILE`: only with the server stopped (it holds the database open); takes the DATA_DIR lock itself so
+ * no server starts meanwhile.
+ */
+async function restore(config: Readonly<Config>, file: string): Promise<ControlResponse> {
+  if (config.databaseUrl) {
+    return { ok: false, error: { code: 'conflict', message: 'sat restore is for the embedded database; on PostgreSQL use pg_restore or psql (docs/operations.md).' } };
+  }
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  let lock;
+  try {
+    lock = acquireDataDirLock(config.dataDir);
+  } catch (err) {
+    if (!(err instanceof DataDirLockedError)) throw err;
+    const who = err.pid ? `process ${err.pid}` : 'another process';
+    return { ok: false, error: { code: 'conflict', message: `the server (${who}) is running on ${config.dataDir}: stop it, then restore.` } };
+  }
+  try {
+    const { previous } = await restoreEmbedded(embeddedDataPath(config.dataDir), file);
+    return { ok: true, result: { file, data_dir: config.dataDir, previous: previous ?? null } };
+  } catch (err) {
+    return { ok: false, error: { code: 'restore_failed', message: (err as Error).message } };
+  } finally {
+    lock.release();
+  }
+}
+
 /** Runs one command: through the running server when it holds the embedded database, else on the database itself. */
 async function execute(config: Readonly<Config>, req: { command: string; args: Record<string, unknown> }): Promise<ControlResponse> {
+  if (req.command === 'restore') return restore(config, String(req.args.file));
+  // A backup of a large database takes longer than the socket's usual 30 s.
+  const timeoutMs = req.command === 'backup' ? 30 * 60_000 : undefined;
   if (!config.databaseUrl && readLockHolder(config.dataDir) !== undefined) {
-    return callControl(config.dataDir, req);
+    return callControl(config.dataDir, req, timeoutMs);
   }
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, {}, (line) => process.stderr.write(line + '\n'));
   let db;
@@ -155,7 +200,7 @@ async function execute(config: Readonly<Config>, req: { command: string; args: R
     db = await openDb(config, log);
   } catch (err) {
     // The server started between our check and our open: go through it after all.
-    if (err instanceof DataDirLockedError) return callControl(config.dataDir, req);
+    if (err instanceof DataDirLockedError) return callControl(config.dataDir, req, timeoutMs);
     throw err;
   }
   try {
@@ -238,6 +283,15 @@ function print(command: string, result: unknown, json: boolean): void {
             : 'Now set KEY_ENCRYPTION_KEY (or KEY_ENCRYPTION_KEY_FILE) to the new key on every instance and restart them.\n'),
       );
       break;
+    case 'backup':
+      process.stdout.write(`Backed up the embedded database to ${r.file} (${r.bytes} bytes)\n`);
+      break;
+    case 'restore':
+      process.stdout.write(
+        `Restored the embedded database in ${r.data_dir} from ${r.file}\n` +
+          (r.previous ? `The data it replaced is kept in ${r.previous} (delete it when no longer needed)\n` : ''),
+      );
+      break;
     case 'migrate':
       process.stdout.write(
         r.newly_applied.length ? `Applied: ${r.newly_applied.join(', ')}\n` : `Up to date (${r.applied.length} migrations)\n`,
@@ -250,17 +304,27 @@ function print(command: string, result: unknown, json: boolean): void {
 
 async function runServe(config: Readonly<Config>): Promise<void> {
   const log = createLogger(config.logLevel);
-  const running = await serve(config, log);
+  // The handlers are in place before the server starts: a signal during startup waits for it, then stops it
+  // (without them, a SIGTERM right after "listening" would kill the process the default way).
+  const starting = serve(config, log);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info('shutting down', { signal });
-    const force = setTimeout(() => process.exit(1), 15_000);
+    const started = Date.now();
+    log.info('shutting down', { signal, grace_ms: config.shutdownGraceMs });
+    // Backstop only: the drain ends by itself within the grace; this catches a stuck database or SMTP close.
+    const force = setTimeout(() => {
+      log.error('shutdown did not finish; exiting', { after_ms: Date.now() - started });
+      process.exit(1);
+    }, config.shutdownGraceMs + 15_000);
     force.unref();
-    running.close().then(
-      () => process.exit(0),
-      (err) => {
+    starting.then((running) => running.close()).then(
+      () => {
+        log.info('stopped', { signal, ms: Date.now() - started });
+        process.exit(0);
+      },
+      (err: unknown) => {
         log.error('shutdown failed', { err });
         process.exit(1);
       },
@@ -268,6 +332,7 @@ async function runServe(config: Readonly<Config>): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  await starting;
 }
 
 async function main(argv: string[]): Promise<number> {

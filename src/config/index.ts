@@ -58,6 +58,8 @@ export interface Config {
   secretScanningKeysFile: string | undefined;
   /** What a secret-scanning alert for a live secret does: `revoke` (default) or `notify`. */
   secretScanningAction: 'revoke' | 'notify';
+  /** SIGTERM/SIGINT: how long in-flight requests may take before the remaining connections are closed. */
+  shutdownGraceMs: number;
 }
 
 /**
@@ -202,5 +204,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     keyRotationDays: e.KEY_ROTATION_DAYS ?? 90,
     secretScanningKeysFile: e.SECRET_SCANNING_KEYS_FILE ? path.resolve(e.SECRET_SCANNING_KEYS_FILE) : undefined,
     secretScanningAction: e.SECRET_SCANNING_ACTION ?? 'revoke',
+    shutdownGraceMs: Math.round((e.SHUTDOWN_GRACE_SECONDS ?? 10) * 1000),
   });
 }

@@ -102,6 +102,8 @@ export const envSchema = z.object({
   MAIL_RETRY_BASE_SECONDS: numberFromEnv(0.01, 86_400),
   MAIL_RETRY_MAX_SECONDS: numberFromEnv(0.01, 7 * 86_400),
   MAIL_POLL_INTERVAL_MS: intFromEnv(50, 600_000),
+  // SPEC "Operations": how long SIGTERM waits for in-flight requests before closing what is left.
+  SHUTDOWN_GRACE_SECONDS: numberFromEnv(0, 3_600),
   // SPEC: the expiry check runs at least hourly.
   EXPIRY_CHECK_INTERVAL_MS: intFromEnv(50, 3_600_000),
   // The token endpoint's fast path (docs/oauth.md): `off` sends every token request through oidc-provider.

@@ -16,8 +16,9 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export { DataDirLockedError, readLockHolder } from './lock.js';
-export { migrateLatest, migrationStatus } from './migrate.js';
+export { acquireDataDirLock, DataDirLockedError, readLockHolder } from './lock.js';
+export { backupEmbedded, restoreEmbedded } from './backup.js';
+export { MIGRATION_LOCK_KEY, migrateLatest, migrationStatus } from './migrate.js';
 export { isUniqueViolation } from './errors.js';
 export { cursorTimeSql, decodeCursor, encodeCursor, escapeLike, isUuid, type PageKey } from './keyset.js';
 export { affectedRows } from './affected.js';

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import pg from 'pg';
 import { migrations, type Migration } from '../../migrations/index.js';
 
 const source: Knex.MigrationSource<Migration> = {
@@ -9,28 +10,43 @@ const source: Knex.MigrationSource<Migration> = {
 
 const migrationConfig: Knex.MigratorConfig = { migrationSource: source, tableName: 'knex_migrations' };
 
+/** The pg_advisory_lock key that serialises migrations across instances (an arbitrary constant of ours). */
+export const MIGRATION_LOCK_KEY = 7_305_411_297_314_032n;
+
+/** The connection settings of a knex instance on PostgreSQL, or undefined for the embedded engine. */
+function postgresConnection(knex: Knex): pg.ClientConfig | undefined {
+  const config = (knex as unknown as { client: { config: Knex.Config } }).client.config;
+  if (config.client !== 'pg') return undefined;
+  return config.connection as pg.ClientConfig;
+}
+
 /**
- * Applies pending migrations. Instances starting together race for knex's migration lock;
- * the loser waits and retries instead of failing.
+ * Applies pending migrations. On PostgreSQL, instances starting together take turns under a session-level
+ * `pg_advisory_lock` held on a connection of its own (outside the pool, so a pool of one still migrates): the
+ * first applies the migrations, the others wait, then find nothing to do. Waiting longer than `timeoutMs` fails
+ * (lock_timeout). The embedded engine is single-process (DATA_DIR lock) and needs no lock.
  */
 export async function migrateLatest(knex: Knex, timeoutMs = 60_000): Promise<string[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  const connection = postgresConnection(knex);
+  if (!connection) return latest(knex);
+  const lockClient = new pg.Client({ ...connection, application_name: 'sat migrate lock' });
+  await lockClient.connect();
+  try {
+    await lockClient.query(`set lock_timeout = ${Math.max(1, Math.round(timeoutMs))}`);
+    await lockClient.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
     try {
-      const [, applied] = (await knex.migrate.latest(migrationConfig)) as [number, string[]];
-      return applied;
-    } catch (err) {
-      const e = err as { name?: string; code?: string; message?: string };
-      const raced =
-        e.name === 'MigrationLocked' ||
-        // two instances creating knex's own bookkeeping tables at once
-        (e.code === '23505' && /knex_migrations|pg_type/.test(e.message ?? '')) ||
-        e.code === '42P07' ||
-        e.code === '42710'; // `type "knex_migrations" already exists`: the same race, seen on the table's row type
-      if (!raced || Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 200 + Math.random() * 300));
+      return await latest(knex);
+    } finally {
+      await lockClient.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY.toString()]);
     }
+  } finally {
+    await lockClient.end(); // ending the session would release the lock too
   }
+}
+
+async function latest(knex: Knex): Promise<string[]> {
+  const [, applied] = (await knex.migrate.latest(migrationConfig)) as [number, string[]];
+  return applied;
 }
 
 export async function migrationStatus(knex: Knex): Promise<{ applied: string[]; pending: string[] }> {

@@ -9,6 +9,22 @@ export const requestId: Middleware = async (ctx, next) => {
   await next();
 };
 
+/**
+ * While the server drains (SIGTERM), every response says `Connection: close`: Node closes the keep-alive
+ * connection once that response is written, so no connection is cut in the middle of a request. Set before and
+ * after the handlers, for requests that were already running when the drain began.
+ */
+export function closeWhenDraining(lifecycle: { readonly draining: boolean }): Middleware {
+  return async (ctx, next) => {
+    if (lifecycle.draining) ctx.set('Connection', 'close');
+    try {
+      await next();
+    } finally {
+      if (lifecycle.draining && !ctx.headerSent) ctx.set('Connection', 'close');
+    }
+  };
+}
+
 /** Headers every response carries; the console adds its own Content-Security-Policy. */
 export const securityHeaders: Middleware = async (ctx, next) => {
   ctx.set('X-Content-Type-Options', 'nosniff');

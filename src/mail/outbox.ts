@@ -58,3 +58,29 @@ export function messageIdDomain(config: { mailFrom: string; issuer: string }): s
   if (/^[A-Za-z0-9.-]+$/.test(domain)) return domain.toLowerCase();
   return new URL(config.issuer).hostname || 'localhost';
 }
+
+export interface MailQueueStats {
+  /** Messages waiting to be sent (including those between retries). */
+  pending: number;
+  /** When the oldest waiting message was queued, or null when none waits. */
+  oldestPendingAt: Date | null;
+  /** Messages the workers gave up on (still in the outbox). */
+  failed: number;
+}
+
+/** The outbox at a glance, for /metrics: one small query over every instance's shared queue. */
+export async function mailQueueStats(db: Knex): Promise<MailQueueStats> {
+  const rows = (await db('mail_outbox')
+    .whereIn('status', ['pending', 'failed'])
+    .groupBy('status')
+    .select('status')
+    .count({ n: '*' })
+    .min({ oldest: 'created_at' })) as Array<{ status: string; n: number | string; oldest: Date | string | null }>;
+  const pending = rows.find((r) => r.status === 'pending');
+  const failed = rows.find((r) => r.status === 'failed');
+  return {
+    pending: Number(pending?.n ?? 0),
+    oldestPendingAt: pending?.oldest ? new Date(pending.oldest) : null,
+    failed: Number(failed?.n ?? 0),
+  };
+}

@@ -56,10 +56,14 @@ export interface ServeProcess {
   stop(): Promise<number | null>;
 }
 
-/** Starts `sat serve` and resolves once it logs "listening". */
-export function startSatServe(env: Record<string, string>, timeoutMs = 60_000): Promise<ServeProcess> {
+/**
+ * Starts `sat serve` and resolves once it logs "listening". `wrapper` runs it under another command
+ * (e.g. `['unshare', '--pid', '--fork']`, to make it PID 1 of a fresh PID namespace).
+ */
+export function startSatServe(env: Record<string, string>, timeoutMs = 60_000, wrapper: string[] = []): Promise<ServeProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin(), 'serve'], { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = [...wrapper, process.execPath, bin(), 'serve'];
+    const child = spawn(argv[0]!, argv.slice(1), { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     const onData = (d: Buffer) => {
       out += d.toString();

@@ -1,0 +1,73 @@
+// Schemas of the admin API's response bodies, for its OpenAPI description (the request schemas are the ones the
+// routes parse with). Loose objects: a field added to a resource does not make the description wrong, only
+// incomplete; test/integration/openapi.test.ts checks real responses against these.
+import { z } from 'zod';
+
+const timestamp = z.iso.datetime({ offset: true });
+
+export const serviceList = z.looseObject({
+  items: z.array(z.looseObject({ id: z.string(), name: z.string(), description: z.string() })),
+});
+
+export const tokenResource = z.looseObject({
+  id: z.uuid(),
+  name: z.string(),
+  client_id: z.string().describe('sat_…'),
+  services: z.array(z.string()),
+  scopes: z.string().describe('The services, space-separated, as access tokens carry them.'),
+  status: z.enum(['active', 'expired']),
+  expires_at: timestamp,
+  created_at: timestamp,
+  created_by: z.looseObject({ id: z.uuid(), email: z.string() }).nullable(),
+  last_used_at: timestamp.nullable(),
+});
+
+export const generatedToken = tokenResource.extend({
+  client_secret: z.string().describe('sats_…: shown in this answer only, never again.'),
+});
+
+export const tokenPage = z.looseObject({
+  items: z.array(tokenResource),
+  next_cursor: z.string().nullable(),
+  active_count: z.number().int(),
+  max_active: z.number().int(),
+});
+
+export const revokedToken = z.looseObject({ id: z.uuid(), name: z.string(), client_id: z.string(), revoked_at: timestamp });
+
+const sessionAdmin = z.looseObject({
+  id: z.uuid(),
+  email: z.string(),
+  organisation: z.looseObject({ id: z.uuid(), name: z.string() }),
+});
+
+export const signedIn = z.looseObject({
+  token: z.string().describe('sas_…: send as `Authorization: Bearer`; also set as the sat_session cookie.'),
+  csrf_token: z.string(),
+  expires_at: timestamp,
+  admin: sessionAdmin,
+});
+
+export const me = z.looseObject({
+  admin: sessionAdmin,
+  organisation: z.looseObject({ id: z.uuid(), name: z.string() }),
+  expires_at: timestamp,
+  csrf_token: z.string(),
+});
+
+export const auditPage = z.looseObject({
+  items: z.array(
+    z.looseObject({
+      id: z.uuid(),
+      action: z.string(),
+      actor_id: z.uuid().nullable(),
+      actor_email: z.string(),
+      token_id: z.uuid().nullable(),
+      token_name: z.string().nullable(),
+      client_id: z.string().nullable(),
+      ip: z.string().nullable(),
+      created_at: timestamp,
+    }),
+  ),
+  next_cursor: z.string().nullable(),
+});

@@ -1,0 +1,31 @@
+import { performance } from 'node:perf_hooks';
+import type { Middleware } from 'koa';
+import type { Logger } from '../log.js';
+
+/**
+ * One access-log line per request (SPEC "Operations"), written when the response is finished or the client went
+ * away: `{msg: "request", request_id, method, path, route?, status, ms, client_ip, aborted?}`. `path` has no query
+ * string (never logged: it may carry credentials); `route` is the matched route template of the admin API or the
+ * ops routes; `client_ip` is `ctx.ip`, which follows TRUST_PROXY. Runs after `requestId`.
+ */
+export function accessLog(log: Logger): Middleware {
+  return async (ctx, next) => {
+    const start = performance.now();
+    const clientIp = ctx.ip; // read now: once the socket is gone its address is too
+    const res = ctx.res;
+    res.once('close', () => {
+      const route = (ctx as { _matchedRoute?: unknown })._matchedRoute;
+      log.info('request', {
+        request_id: ctx.state.requestId as string | undefined,
+        method: ctx.method,
+        path: ctx.path,
+        ...(typeof route === 'string' ? { route } : {}),
+        status: res.statusCode,
+        ms: Math.round((performance.now() - start) * 10) / 10,
+        client_ip: clientIp,
+        ...(res.writableFinished ? {} : { aborted: true }),
+      });
+    });
+    await next();
+  };
+}

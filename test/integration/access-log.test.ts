@@ -1,0 +1,106 @@
+// SPEC "Operations": one JSON access-log line per request (request_id, method, path, status, ms, client address),
+// secrets redacted; X-Request-Id echoed or generated.
+import { call, signIn, tokenBody } from '../support/admin-api.js';
+import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { basic } from '../support/fixtures.js';
+import { startServer, type TestServer } from '../support/server.js';
+
+type Line = Record<string, unknown>;
+const accessLines = (server: TestServer): Line[] =>
+  server.logLines.map((l) => JSON.parse(l) as Line).filter((l) => l.msg === 'request');
+
+/** The access line of the request with this id, waiting for it (it is written when the response is done). */
+async function lineFor(server: TestServer, requestId: string): Promise<Line> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const found = accessLines(server).filter((l) => l.request_id === requestId);
+    if (found.length > 0) {
+      expect(found).toHaveLength(1);
+      return found[0]!;
+    }
+    if (Date.now() > deadline) throw new Error(`no access line for ${requestId}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe.each(testDatabases())('access log on %s', (kind) => {
+  let db: TestDb;
+  let server: TestServer;
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+    server = await startServer(db, { TRUST_PROXY: 'true' });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await db?.drop();
+  });
+
+  it('writes one line per request with the request id it echoes, the route, status, duration and client address', async () => {
+    const res = await fetch(`${server.url}/admin/api/tokens/11111111-1111-4111-8111-111111111111?q=secret-looking`, {
+      headers: { 'x-request-id': 'trace-abc.123', 'x-forwarded-for': '198.51.100.7' },
+    });
+    expect(res.status).toBe(401);
+    expect(res.headers.get('x-request-id')).toBe('trace-abc.123');
+    const line = await lineFor(server, 'trace-abc.123');
+    expect(line).toMatchObject({
+      level: 'info',
+      method: 'GET',
+      path: '/admin/api/tokens/11111111-1111-4111-8111-111111111111',
+      route: '/admin/api/tokens/:id',
+      status: 401,
+      client_ip: '198.51.100.7',
+    });
+    expect(typeof line.ms).toBe('number');
+    expect(typeof line.time).toBe('string');
+    expect(JSON.stringify(line)).not.toContain('secret-looking'); // no query string
+
+    // No usable X-Request-Id: one is generated, echoed and logged.
+    const bad = await fetch(`${server.url}/healthz`, { headers: { 'x-request-id': 'has spaces and ünïcode' } });
+    const generated = bad.headers.get('x-request-id') ?? '';
+    expect(generated).toMatch(/^[0-9a-f-]{36}$/);
+    expect(await lineFor(server, generated)).toMatchObject({ method: 'GET', path: '/healthz', status: 200 });
+
+    // OAuth endpoints and unknown paths are logged too.
+    const none = await fetch(`${server.url}/nothing-here`, { method: 'POST' });
+    expect(await lineFor(server, none.headers.get('x-request-id')!)).toMatchObject({ method: 'POST', path: '/nothing-here', status: 404 });
+  });
+
+  it('writes no secret, password or session token after a sign-in and token requests', async () => {
+    const password = 'first-admin-password';
+    const session = await signIn(server, 'first-admin@example.com', password);
+    const made = await call(server, 'POST', '/tokens', { token: session.token, json: tokenBody() });
+    expect(made.status).toBe(201);
+    const secret: string = made.body.client_secret;
+
+    const viaBasic = await fetch(`${server.issuer}/token`, {
+      method: 'POST',
+      headers: { authorization: basic(made.body.client_id, secret), 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=client_credentials',
+    });
+    expect(viaBasic.status).toBe(200);
+    const accessToken = ((await viaBasic.json()) as { access_token: string }).access_token;
+    const viaPost = await fetch(`${server.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: made.body.client_id, client_secret: secret }).toString(),
+    });
+    expect(viaPost.status).toBe(200);
+    const wrong = await fetch(`${server.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: made.body.client_id, client_secret: secret + 'x' }).toString(),
+    });
+    expect(wrong.status).toBe(401);
+    // A secret in the path itself, and a cookie.
+    const inPath = await fetch(`${server.url}/admin/api/tokens/${secret}`, { headers: { cookie: session.cookie } });
+    expect(inPath.status).toBeGreaterThanOrEqual(400);
+    await call(server, 'POST', '/logout', { token: session.token });
+
+    await lineFor(server, inPath.headers.get('x-request-id')!);
+    const all = server.logLines.join('\n');
+    expect(accessLines(server).filter((l) => l.path === '/token').length).toBeGreaterThanOrEqual(3);
+    for (const leak of [secret, secret.slice(5, 30), password, session.token, session.cookie, accessToken]) {
+      expect(all).not.toContain(leak);
+    }
+  });
+});

@@ -1,0 +1,88 @@
+// `sat backup FILE` / `sat restore FILE` for the embedded database: a consistent copy while the server runs.
+import { statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { call, signIn, tokenBody } from '../support/admin-api.js';
+import { runSat, startSatServe } from '../support/cli.js';
+import { createTestDb, type TestDb } from '../support/db.js';
+import { freePort } from '../support/server.js';
+
+const ADMIN = { ADMIN_EMAIL: 'backup-admin@example.com', ADMIN_PASSWORD: 'backup-admin-password' };
+
+describe('sat backup and sat restore (embedded database)', () => {
+  let db: TestDb;
+  beforeAll(async () => {
+    db = await createTestDb('embedded');
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('round-trips with the server running: the backup has what was there when it was taken', async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const env = { ...db.env, ...ADMIN, PORT: String(port), HOST: '127.0.0.1', ISSUER: url };
+    const file = path.join(db.dataDir, 'backup.tar.gz'); // removed with the test's directory
+
+    const server = await startSatServe(env);
+    let before: string;
+    let after: string;
+    try {
+      const session = await signIn({ url }, ADMIN.ADMIN_EMAIL, ADMIN.ADMIN_PASSWORD);
+      const a = await call({ url }, 'POST', '/tokens', { token: session.token, json: tokenBody({ name: 'in-the-backup' }) });
+      expect(a.status).toBe(201);
+      before = a.body.id;
+
+      const backup = await runSat(['backup', file], env);
+      expect(backup.stderr).not.toMatch(/sat: /);
+      expect(backup.code).toBe(0);
+      expect(backup.stdout).toMatch(/^Backed up the embedded database to .* \(\d+ bytes\)/);
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+
+      const b = await call({ url }, 'POST', '/tokens', { token: session.token, json: tokenBody({ name: 'after-the-backup' }) });
+      expect(b.status).toBe(201);
+      after = b.body.id;
+
+      const refused = await runSat(['restore', file], env);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain('stop it, then restore');
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+
+    // A file that is not a backup changes nothing.
+    const junk = path.join(db.dataDir, 'junk.tar.gz');
+    writeFileSync(junk, 'not a backup');
+    const bad = await runSat(['restore', junk], env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('is not a backup');
+
+    const restored = await runSat(['restore', file], env);
+    expect(restored.stderr).not.toMatch(/sat: /);
+    expect(restored.code).toBe(0);
+    expect(restored.stdout).toMatch(/kept in .*pgdata\.before-restore-/);
+
+    const again = await startSatServe(env);
+    try {
+      const session = await signIn({ url }, ADMIN.ADMIN_EMAIL, ADMIN.ADMIN_PASSWORD);
+      expect((await call({ url }, 'GET', `/tokens/${before}`, { token: session.token })).body.name).toBe('in-the-backup');
+      expect((await call({ url }, 'GET', `/tokens/${after}`, { token: session.token })).status).toBe(404);
+    } finally {
+      expect(await again.stop()).toBe(0);
+    }
+  });
+
+  it('points to pg_dump on PostgreSQL', async () => {
+    if (!process.env.TEST_DATABASE_URL) {
+      process.stdout.write('backup on PostgreSQL: skipped, TEST_DATABASE_URL is not set\n');
+      return;
+    }
+    const pgDb = await createTestDb('postgres');
+    try {
+      const r = await runSat(['backup', path.join(pgDb.dataDir, 'x.tar.gz')], pgDb.env);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('pg_dump');
+    } finally {
+      await pgDb.drop();
+    }
+  });
+});

@@ -1,0 +1,94 @@
+// SPEC "Operations": GET /admin/api/openapi.json is an OpenAPI 3.1 description of the admin API that a standard
+// validator accepts and that lists every admin route.
+import { Validator } from '@seriousme/openapi-schema-validator';
+import { undescribedRoutes } from '../../src/admin/openapi.js';
+import * as responses from '../../src/admin/responses.js';
+import { ADMIN_API_PREFIX, adminRouter } from '../../src/admin/router.js';
+import { call, signIn, tokenBody } from '../support/admin-api.js';
+import { createTestDb, type TestDb } from '../support/db.js';
+import { startServer, type TestServer } from '../support/server.js';
+
+describe('GET /admin/api/openapi.json', () => {
+  let db: TestDb;
+  let server: TestServer;
+  let doc: any;
+  beforeAll(async () => {
+    db = await createTestDb('embedded');
+    server = await startServer(db);
+    const res = await fetch(`${server.url}/admin/api/openapi.json`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+    doc = await res.json();
+  });
+  afterAll(async () => {
+    await server?.close();
+    await db?.drop();
+  });
+
+  it('is an OpenAPI 3.1 document that a standard validator accepts', async () => {
+    expect(doc.openapi).toBe('3.1.0');
+    const validator = new Validator();
+    const result = await validator.validate(doc);
+    expect(result.errors).toBeUndefined();
+    expect(result.valid).toBe(true);
+    expect(validator.version).toBe('3.1');
+  });
+
+  it('describes every route the admin router serves, and no route it does not', () => {
+    const router = adminRouter(server.deps);
+    expect(undescribedRoutes(router, ADMIN_API_PREFIX)).toEqual([]);
+    const served = new Set<string>();
+    for (const layer of router.stack) {
+      for (const m of layer.methods) if (m !== 'HEAD') served.add(`${m} ${String(layer.path).replace(/:(\w+)/g, '{$1}')}`);
+    }
+    const documented = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, ops]) =>
+      Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`),
+    );
+    expect(new Set(documented)).toEqual(served);
+    expect(served.size).toBeGreaterThanOrEqual(10);
+  });
+
+  it('catches a route added without a description', () => {
+    const router = adminRouter(server.deps);
+    router.get('/not-described-yet', (ctx) => {
+      ctx.body = {};
+    });
+    expect(undescribedRoutes(router, ADMIN_API_PREFIX)).toEqual(['GET /not-described-yet']);
+  });
+
+  it('takes its request schemas from the zod schemas the routes validate with', () => {
+    const generate = doc.paths['/admin/api/tokens'].post;
+    const body = generate.requestBody.content['application/json'].schema;
+    expect(body.required).toEqual(expect.arrayContaining(['name', 'expires_at', 'services']));
+    expect(body.additionalProperties).toBe(false); // .strict(): unknown fields are refused
+    expect(body.properties.services).toMatchObject({ type: 'array', minItems: 1 });
+    const list = doc.paths['/admin/api/tokens'].get;
+    expect(list.parameters.map((p: { name: string; in: string }) => `${p.in}:${p.name}`).sort()).toEqual(
+      ['query:cursor', 'query:limit', 'query:q', 'query:status'],
+    );
+    const one = doc.paths['/admin/api/tokens/{id}'].get;
+    expect(one.parameters).toEqual([{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }]);
+    expect(doc.paths['/admin/api/login'].post.security).toEqual([]);
+    expect(one.security.length).toBeGreaterThan(0);
+  });
+
+  it('describes the responses the API really gives', async () => {
+    const session = await signIn(server, 'first-admin@example.com', 'first-admin-password');
+    expect(() => responses.signedIn.parse(session.body)).not.toThrow();
+    const made = await call(server, 'POST', '/tokens', { token: session.token, json: tokenBody() });
+    expect(made.status).toBe(201);
+    const checks: Array<[keyof typeof responses, unknown]> = [
+      ['generatedToken', made.body],
+      ['tokenPage', (await call(server, 'GET', '/tokens', { token: session.token })).body],
+      ['tokenResource', (await call(server, 'GET', `/tokens/${made.body.id}`, { token: session.token })).body],
+      ['serviceList', (await call(server, 'GET', '/services', { token: session.token })).body],
+      ['me', (await call(server, 'GET', '/me', { token: session.token })).body],
+      ['revokedToken', (await call(server, 'POST', `/tokens/${made.body.id}/revoke`, { token: session.token })).body],
+      ['auditPage', (await call(server, 'GET', '/audit', { token: session.token })).body],
+    ];
+    for (const [name, body] of checks) {
+      const parsed = responses[name].safeParse(body);
+      expect({ name, issues: parsed.error?.issues ?? [] }).toEqual({ name, issues: [] });
+    }
+  });
+});
