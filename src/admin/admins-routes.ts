@@ -22,6 +22,8 @@ import {
 import type { Deps } from '../deps.js';
 import { emptyBody, parseBody } from '../http/validate.js';
 import { adminState, setSessionCookie } from './auth.js';
+import { describeRoute } from './openapi.js';
+import { accepted, adminList, adminResource, ownSessionList, revokedSessions, signedIn } from './responses.js';
 
 /** The client address and User-Agent of a request, for sessions, audit and mails. */
 export function requestMeta(ctx: Context): SessionMeta {
@@ -39,22 +41,26 @@ function adminActor(ctx: Context): AdminActor {
  * /me/sessions, /password-reset. Every call on /admins is scoped to the caller's organisation (others' are 404).
  */
 export function adminsRoutes(router: Router, deps: Deps, auth: Middleware): void {
+  describeRoute('GET', '/admins', { summary: "The organisation's administrators", tag: 'admins', response: adminList });
   router.get('/admins', auth, async (ctx) => {
     ctx.body = await listAdmins(deps, adminActor(ctx));
   });
 
+  describeRoute('POST', '/admins', { summary: 'Invite an administrator (mails a one-time link valid 72 h)', tag: 'admins', body: inviteAdminBody, status: 201, response: adminResource });
   router.post('/admins', auth, async (ctx) => {
     const input = parseBody(ctx, inviteAdminBody);
     ctx.body = await inviteAdmin(deps, adminActor(ctx), input, requestMeta(ctx));
     ctx.status = 201;
   });
 
+  describeRoute('DELETE', '/admins/:id', { summary: 'Remove an administrator (their sessions end at once)', tag: 'admins', status: 204 });
   router.delete('/admins/:id', auth, async (ctx) => {
     await removeAdmin(deps, adminActor(ctx), ctx.params.id ?? '', requestMeta(ctx));
     ctx.status = 204;
   });
 
   // No session: the invitation token is the credential. The answer is a login's (cookie included).
+  describeRoute('POST', '/invitations/accept', { summary: 'Accept an invitation: set the password and sign in', tag: 'admins', auth: false, body: acceptInvitationBody, response: signedIn });
   router.post('/invitations/accept', async (ctx) => {
     const input = parseBody(ctx, acceptInvitationBody);
     const signedIn = await acceptInvitation(deps, input, requestMeta(ctx));
@@ -62,28 +68,33 @@ export function adminsRoutes(router: Router, deps: Deps, auth: Middleware): void
     ctx.body = signedIn;
   });
 
+  describeRoute('POST', '/me/password', { summary: 'Change your password (ends every other session)', tag: 'me', body: changePasswordBody, status: 204 });
   router.post('/me/password', auth, async (ctx) => {
     const input = parseBody(ctx, changePasswordBody);
     await changePassword(deps, adminState(ctx).session, input, requestMeta(ctx));
     ctx.status = 204;
   });
 
+  describeRoute('GET', '/me/sessions', { summary: 'Your sessions', tag: 'me', response: ownSessionList });
   router.get('/me/sessions', auth, async (ctx) => {
     ctx.body = await listOwnSessions(deps, adminState(ctx).session);
   });
 
+  describeRoute('POST', '/me/sessions/revoke-others', { summary: 'End every session but this one', tag: 'me', response: revokedSessions });
   router.post('/me/sessions/revoke-others', auth, async (ctx) => {
     parseBody(ctx, emptyBody);
     const revoked = await revokeOtherSessions(deps, adminState(ctx).session, requestMeta(ctx));
     ctx.body = { revoked };
   });
 
+  describeRoute('POST', '/me/sessions/:id/revoke', { summary: 'End one of your sessions', tag: 'me', status: 204 });
   router.post('/me/sessions/:id/revoke', auth, async (ctx) => {
     parseBody(ctx, emptyBody);
     await revokeOwnSession(deps, adminState(ctx).session, ctx.params.id ?? '', requestMeta(ctx));
     ctx.status = 204;
   });
 
+  describeRoute('POST', '/password-reset', { summary: 'Ask for a password reset link (202 whatever the address)', tag: 'admins', auth: false, body: passwordResetBody, status: 202, response: accepted });
   router.post('/password-reset', async (ctx) => {
     const input = parseBody(ctx, passwordResetBody);
     await requestPasswordReset(deps, input, requestMeta(ctx));
@@ -91,6 +102,7 @@ export function adminsRoutes(router: Router, deps: Deps, auth: Middleware): void
     ctx.body = { message: 'If this address belongs to an administrator, a mail with a reset link is on its way.' };
   });
 
+  describeRoute('POST', '/password-reset/confirm', { summary: 'Set a new password with a reset link (ends every session)', tag: 'admins', auth: false, body: passwordResetConfirmBody, status: 204 });
   router.post('/password-reset/confirm', async (ctx) => {
     const input = parseBody(ctx, passwordResetConfirmBody);
     await confirmPasswordReset(deps, input, requestMeta(ctx));

@@ -71,3 +71,29 @@ export const auditPage = z.looseObject({
   ),
   next_cursor: z.string().nullable(),
 });
+
+export const adminResource = z.looseObject({
+  id: z.uuid(),
+  email: z.string(),
+  created_at: timestamp,
+  last_sign_in_at: timestamp.nullable(),
+});
+
+export const adminList = z.looseObject({ items: z.array(adminResource) });
+
+export const ownSessionList = z.looseObject({
+  items: z.array(
+    z.looseObject({
+      id: z.string(),
+      created_at: timestamp,
+      last_seen_at: timestamp,
+      ip: z.string().nullable(),
+      user_agent: z.string().nullable(),
+      current: z.boolean(),
+    }),
+  ),
+});
+
+export const revokedSessions = z.looseObject({ revoked: z.number().int() });
+
+export const accepted = z.looseObject({ message: z.string() });
