@@ -72,68 +72,167 @@ const CLIENT_COLUMNS = ['id', 'organisation_id', 'client_id', 'secret_hash', 'se
 export const CLIENT_LOOKUP_SQL = `select ${CLIENT_COLUMNS.join(', ')} from tokens where client_id = any($1::text[])`;
 
 interface PooledConnection {
-  query(q: string | { name: string; text: string; values: unknown[] }, values?: unknown[]): Promise<{ rows: ClientRow[] }>;
+  query(q: string | { name: string; text: string; values: unknown[] }, values?: unknown[]): Promise<{ rows: unknown[] }>;
 }
 interface KnexClientInternals {
   config: { client?: unknown };
   acquireConnection(): Promise<PooledConnection>;
   releaseConnection(connection: PooledConnection): Promise<unknown>;
 }
-interface Lookup {
-  clientId: string;
-  resolve(row: ClientRow | undefined): void;
+interface Pending<Q, A> {
+  query: Q;
+  resolve(answer: A): void;
   reject(err: unknown): void;
 }
 
-/** Lookups waiting for the next statement, per database (knex client); at most MAX_LOOKUPS to a statement. */
-const waiting = new WeakMap<KnexClientInternals, Lookup[]>();
-const MAX_LOOKUPS = 256;
-
-async function runLookups(client: KnexClientInternals, batch: Lookup[]): Promise<void> {
-  try {
-    const connection = await client.acquireConnection();
-    // Everything that arrived while a connection was found goes into this one statement.
-    if (waiting.get(client) === batch) waiting.delete(client);
+/**
+ * A read that requests running at the same time share: every call made in the same event-loop turn, or while a
+ * pooled connection is being found, goes into one statement (at most `max` calls), run outside knex on that
+ * connection: on PostgreSQL as the named prepared statement `name` (parsed and planned once per connection), on
+ * the embedded engine as a parameterised query. Each call is still answered by a statement that started after it
+ * was made, so a write committed before the call is seen: this batches, it never caches.
+ */
+function sharedRead<Q, R, I, A>(spec: {
+  name: string;
+  text: string;
+  max: number;
+  values(queries: Q[]): unknown[];
+  /** Indexes the statement's rows once per batch. */
+  index(rows: R[]): I;
+  answer(index: I, query: Q): A;
+}): (db: Db, query: Q) => Promise<A> {
+  const waiting = new WeakMap<KnexClientInternals, Pending<Q, A>[]>();
+  const run = async (client: KnexClientInternals, batch: Pending<Q, A>[]): Promise<void> => {
     try {
-      const ids = [...new Set(batch.map((l) => l.clientId))];
-      const { rows } =
-        client.config.client === 'pg'
-          ? await connection.query({ name: 'sat_client_lookup', text: CLIENT_LOOKUP_SQL, values: [ids] })
-          : await connection.query(CLIENT_LOOKUP_SQL, [ids]);
-      const byId = new Map(rows.map((r) => [r.client_id, r]));
-      for (const l of batch) l.resolve(byId.get(l.clientId));
-    } finally {
-      await client.releaseConnection(connection);
+      const connection = await client.acquireConnection();
+      // Everything that arrived while a connection was found goes into this one statement.
+      if (waiting.get(client) === batch) waiting.delete(client);
+      try {
+        const values = spec.values(batch.map((p) => p.query));
+        const { rows } =
+          client.config.client === 'pg'
+            ? await connection.query({ name: spec.name, text: spec.text, values })
+            : await connection.query(spec.text, values);
+        const index = spec.index(rows as R[]);
+        for (const p of batch) p.resolve(spec.answer(index, p.query));
+      } finally {
+        await client.releaseConnection(connection);
+      }
+    } catch (err) {
+      if (waiting.get(client) === batch) waiting.delete(client);
+      for (const p of batch) p.reject(err);
     }
-  } catch (err) {
-    if (waiting.get(client) === batch) waiting.delete(client);
-    for (const l of batch) l.reject(err);
-  }
+  };
+  return (db, query) => {
+    const client = (db as unknown as { client: KnexClientInternals }).client;
+    let batch = waiting.get(client);
+    if (batch === undefined || batch.length >= spec.max) {
+      const next: Pending<Q, A>[] = [];
+      waiting.set(client, next);
+      setImmediate(() => void run(client, next));
+      batch = next;
+    }
+    const pending = batch;
+    return new Promise<A>((resolve, reject) => pending.push({ query, resolve, reject }));
+  };
 }
+
+const lookupClient = sharedRead<string, ClientRow, Map<string, ClientRow>, ClientRow | undefined>({
+  name: 'sat_client_lookup',
+  text: CLIENT_LOOKUP_SQL,
+  max: 256,
+  values: (ids) => [[...new Set(ids)]],
+  index: (rows) => new Map(rows.map((r) => [r.client_id, r])),
+  answer: (byId, id) => byId.get(id),
+});
 
 /**
  * The OAuth client lookup: one indexed read, on every token request (no cache: revocation is immediate). The
- * hottest query of the server, so it skips the query builder and runs on a pooled connection directly: on
- * PostgreSQL as a named prepared statement (parsed and planned once per connection), on the embedded engine as a
- * parameterised query. Lookups that arrive together share one statement (`client_id = any(…)`, the same unique
- * index): each is still read after its request arrived, so a revocation committed before it is seen, but at 32
- * concurrent requests a few share each round trip. Same rows as `db('tokens').select(…).where({ client_id })`,
+ * hottest query of the server, so it skips the query builder (sharedRead): on PostgreSQL a named prepared
+ * statement, and lookups that arrive together share one statement (`client_id = any(…)`, the same unique index):
+ * at 32 concurrent requests a few share each round trip. Same rows as `db('tokens').select(…).where({ client_id })`,
  * which a transaction still uses.
  */
 export function findTokenByClientId(db: Db, clientId: string): Promise<ClientRow | undefined> {
   if (db.isTransaction) {
     return db('tokens').select([...CLIENT_COLUMNS]).where({ client_id: clientId }).first() as Promise<ClientRow | undefined>;
   }
-  const client = (db as unknown as { client: KnexClientInternals }).client;
-  let batch = waiting.get(client);
-  if (batch === undefined || batch.length >= MAX_LOOKUPS) {
-    const next: Lookup[] = [];
-    waiting.set(client, next);
-    setImmediate(() => void runLookups(client, next));
-    batch = next;
+  return lookupClient(db, clientId);
+}
+
+/** What introspecting a token needs to read, by key: client IDs (the caller's, the token's client) and a `jti`. */
+export interface IntrospectionQuery {
+  clientIds: string[];
+  jti?: string | undefined;
+}
+
+/** The rows an IntrospectionQuery found: token rows and resource-server rows by client ID, and whether `jti` is revoked. */
+export interface IntrospectionRows {
+  tokens: Map<string, ClientRow>;
+  resourceServers: Map<string, Pick<ResourceServerRow, 'id' | 'name' | 'client_id' | 'secret_hash'>>;
+  revoked: boolean;
+}
+
+// One statement for everything an introspection request reads (exported for the bench's EXPLAIN): each part is a
+// unique-index lookup (tokens_client_id_uq, resource_servers_client_id_uq, revoked_access_tokens' primary key).
+export const INTROSPECTION_LOOKUP_SQL = [
+  `select 't' as kind, client_id as key, id, organisation_id, secret_hash, services, expires_at, null::text as name from tokens where client_id = any($1::text[])`,
+  `select 'r', client_id, id, null, secret_hash, null, null, name from resource_servers where client_id = any($1::text[])`,
+  `select 'j', jti, null, null, null, null, null, null from revoked_access_tokens where jti = any($2::text[])`,
+].join(' union all ');
+
+interface IntrospectionRow {
+  kind: 't' | 'r' | 'j';
+  key: string;
+  id: string;
+  organisation_id: string;
+  secret_hash: string;
+  services: string[];
+  expires_at: Date;
+  name: string;
+}
+
+const lookupIntrospection = sharedRead<IntrospectionQuery, IntrospectionRow, Map<string, IntrospectionRow>, IntrospectionRows>({
+  name: 'sat_introspection_lookup',
+  text: INTROSPECTION_LOOKUP_SQL,
+  max: 128,
+  values: (queries) => [
+    [...new Set(queries.flatMap((q) => q.clientIds))],
+    [...new Set(queries.flatMap((q) => (q.jti === undefined ? [] : [q.jti])))],
+  ],
+  // Each part reads a unique column, so kind and key name one row.
+  index: (rows) => new Map(rows.map((r) => [`${r.kind}:${r.key}`, r])),
+  answer: (byKey, q) => {
+    const out: IntrospectionRows = { tokens: new Map(), resourceServers: new Map(), revoked: q.jti !== undefined && byKey.has(`j:${q.jti}`) };
+    for (const clientId of q.clientIds) {
+      const t = byKey.get(`t:${clientId}`);
+      if (t) {
+        const { id, organisation_id, secret_hash, services, expires_at } = t;
+        out.tokens.set(clientId, { id, organisation_id, client_id: clientId, secret_hash, services, expires_at });
+      }
+      const r = byKey.get(`r:${clientId}`);
+      if (r) out.resourceServers.set(clientId, { id: r.id, name: r.name, client_id: clientId, secret_hash: r.secret_hash });
+    }
+    return out;
+  },
+});
+
+/**
+ * Reads, in one statement shared with the introspection requests running at the same time, the token rows and
+ * resource-server rows of `clientIds` and whether `jti` was revoked (RFC 7009). Read on every call (revocation
+ * and deletion are seen at once). In a transaction, the same reads through knex.
+ */
+export async function findIntrospectionRows(db: Db, query: IntrospectionQuery): Promise<IntrospectionRows> {
+  if (!db.isTransaction) return lookupIntrospection(db, query);
+  const out: IntrospectionRows = { tokens: new Map(), resourceServers: new Map(), revoked: false };
+  for (const id of new Set(query.clientIds)) {
+    const token = await findTokenByClientId(db, id);
+    if (token) out.tokens.set(id, token);
+    const server = await findResourceServerByClientId(db, id);
+    if (server) out.resourceServers.set(id, server);
   }
-  const lookups = batch;
-  return new Promise((resolve, reject) => lookups.push({ clientId, resolve, reject }));
+  if (query.jti !== undefined) out.revoked = await isAccessTokenRevoked(db, query.jti);
+  return out;
 }
 
 export async function deleteToken(db: Db, organisationId: string, id: string): Promise<TokenRow | undefined> {
