@@ -15,6 +15,7 @@
 //   BENCH_ADMIN_SAMPLES  requests per admin API read measurement (200)   BENCH_REVOCATIONS  tokens revoked (200)
 //   DATABASE_POOL_MAX    passed to our server        BENCH_SERVER_ENV   more of it: NAME=value,NAME=value
 //   BENCH_PHASES         0 to skip issue 17's phases (phases.ts)   BENCH_PHASE_CONNECTIONS  their concurrency (32)
+//   BENCH_PHASE_ROUNDS   slices the phases compared with each other alternate in (3)
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -29,7 +30,7 @@ import { migrateLatest, openDb } from '../../src/db/index.js';
 import type { Deps } from '../../src/deps.js';
 import { createLogger } from '../../src/log.js';
 import { UsageRecorder } from '../../src/tokens/index.js';
-import { CLIENT_LOOKUP_SQL } from '../../src/tokens/queries.js';
+import { CLIENT_LOOKUP_SQL, INTROSPECTION_LOOKUP_SQL } from '../../src/tokens/queries.js';
 import { measureAdmin, type AdminResult } from './admin.js';
 import { explainDomainCall, explainStatement, scanCounters, type PlannedQuery } from './explain.js';
 import { basicAuth, cpuSeconds, measure, measureRequests, peakRssMiB, type RunResult } from './load.js';
@@ -55,6 +56,7 @@ const opts = {
   poolMax: env.DATABASE_POOL_MAX,
   phases: env.BENCH_PHASES !== '0',
   phaseConnections: int(env.BENCH_PHASE_CONNECTIONS, 32),
+  phaseRounds: int(env.BENCH_PHASE_ROUNDS, 3),
   /** Extra environment for our server, `NAME=value,NAME=value` (experiments). */
   serverEnv: Object.fromEntries(
     (env.BENCH_SERVER_ENV ?? '')
@@ -189,6 +191,11 @@ async function explainHotQueries(deps: Deps, known: KnownSeed): Promise<PlannedQ
   const ids = known.credentials.map((k) => k.client_id);
   plans.push(await explainStatement(knex, 'token endpoint: client lookup', CLIENT_LOOKUP_SQL, [[c.client_id]]));
   plans.push(await explainStatement(knex, 'token endpoint: 32 lookups at once', CLIENT_LOOKUP_SQL, [ids.slice(0, 32)]));
+  // Introspection's one statement: caller and subject rows, and the revocation of the subject's jti.
+  plans.push(await explainStatement(knex, 'introspection: one request', INTROSPECTION_LOOKUP_SQL, [ids.slice(0, 2), [randomBytes(16).toString('hex')]]));
+  plans.push(
+    await explainStatement(knex, 'introspection: 16 requests at once', INTROSPECTION_LOOKUP_SQL, [ids.slice(0, 32), ids.slice(0, 16).map(() => randomBytes(16).toString('hex'))]),
+  );
   plans.push(
     ...(await explainDomainCall(knex, 'last_used_at flush (100 tokens)', async (trx) => {
       const usage = new UsageRecorder(0);
@@ -529,10 +536,14 @@ async function main(): Promise<void> {
         admin: { email: seeded.known.admin.email, password: seeded.known.admin.password },
         features: seeded.features,
         connections: opts.phaseConnections,
+        seconds: opts.duration,
+        warmup: opts.warmup,
+        rounds: opts.phaseRounds,
         out,
         line: (name, r) => runLine({ ...oursSmall, name: name.slice(0, 34).padEnd(34) }, r),
         async run(p, requests, options) {
           const s = bySide(p);
+          const prof = s.profileDir ? profiler(s) : undefined;
           await sleep(500);
           const dbCpu = s.db?.kind === 'postgresql' ? backendCpu(s.db) : undefined;
           const resetPeak = options?.resetPeakRss
@@ -553,12 +564,19 @@ async function main(): Promise<void> {
             s.pid,
             requests,
             opts.phaseConnections,
-            opts.duration,
-            opts.warmup,
+            options.seconds,
+            options.warmup,
             () => os.loadavg()[0] as number,
-            combine(resetPeak, dbCpu),
+            combine(prof, resetPeak, dbCpu),
+            options.sink,
           );
           if (dbCpu) r.db_cpu_us_per_token = Math.round((dbCpu.seconds() / r.tokens) * 1e6);
+          if (prof) {
+            const file = path.join(s.profileDir as string, `${s.profileCount}.cpuprofile`);
+            const summary = summariseProfile(file, 30, r.tokens);
+            out(`  profile of ${s.name}, ${options.label}: ${path.relative(process.cwd(), file)}`);
+            printProfile(summary, out);
+          }
           return r;
         },
       });

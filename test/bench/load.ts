@@ -71,7 +71,7 @@ function tokenRequests(clients: TokenRequest[]): autocannon.Request[] {
   }));
 }
 
-function percentile(sorted: Float64Array, p: number): number {
+export function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[i] as number;
@@ -154,6 +154,8 @@ export async function measureRequests(
   warmupSeconds: number,
   loadavg: () => number,
   around?: { before(): Promise<void>; after(): Promise<void> },
+  /** Receives every 2xx latency of the measured run (ms), to merge runs. */
+  sink?: number[],
 ): Promise<RunResult> {
   if (warmupSeconds > 0) await drive(url, requests, connections, warmupSeconds);
   await around?.before();
@@ -162,7 +164,10 @@ export async function measureRequests(
   const benchCpuBefore = process.cpuUsage();
   const started = performance.now();
   const result = await drive(url, requests, connections, seconds, (ms, status) => {
-    if (status >= 200 && status < 300) latencies.push(ms);
+    if (status >= 200 && status < 300) {
+      latencies.push(ms);
+      sink?.push(ms);
+    }
   });
   const wall = (performance.now() - started) / 1000;
   const cpu = cpuSeconds(pid) - cpuBefore;

@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type autocannon from 'autocannon';
-import { basicAuth, type RunResult, type TokenRequest } from './load.js';
+import { basicAuth, percentile, type RunResult, type TokenRequest } from './load.js';
 
 /** One target of issue 17, as printed and written to the JSON result. */
 export interface TargetResult {
@@ -64,8 +64,17 @@ export interface PhaseContext {
   admin: { email: string; password: string };
   features: Part2Features;
   connections: number;
+  /** Measured seconds per phase, and warm-up seconds before each slice. */
+  seconds: number;
+  warmup: number;
+  /** The token and introspection phases alternate in this many slices, so drift on a loaded machine hits all alike. */
+  rounds: number;
   /** Runs one measured load (warm-up, then measured, with the server's and database's CPU). */
-  run(server: PhaseServer, requests: autocannon.Request[], options?: { resetPeakRss?: boolean }): Promise<RunResult>;
+  run(
+    server: PhaseServer,
+    requests: autocannon.Request[],
+    options: { resetPeakRss?: boolean; seconds: number; warmup: number; sink?: number[]; label: string },
+  ): Promise<RunResult>;
   out(line?: string): void;
   line(name: string, r: RunResult): string;
 }
@@ -131,10 +140,29 @@ export async function runPhases(ctx: PhaseContext): Promise<PhasesResult> {
   const runs: Record<string, RunResult> = {};
   const targets: TargetResult[] = [];
   const measure = async (name: string, server: PhaseServer, requests: autocannon.Request[], options?: { resetPeakRss?: boolean }) => {
-    const r = await ctx.run(server, requests, options);
+    const r = await ctx.run(server, requests, { ...options, seconds: ctx.seconds, warmup: ctx.warmup, label: name });
     runs[name] = r;
     out(ctx.line(name, r));
     return r;
+  };
+  /** Phases measured in alternating slices (round-robin), each merged into one result. */
+  const alternate = async (phases: { name: string; server: PhaseServer; requests: autocannon.Request[] }[]) => {
+    const rounds = Math.max(1, ctx.rounds);
+    const slices = phases.map(() => [] as RunResult[]);
+    const sinks = phases.map(() => [] as number[]);
+    for (let round = 0; round < rounds; round++) {
+      for (const [i, p] of phases.entries()) {
+        const seconds = Math.max(1, Math.round(ctx.seconds / rounds));
+        const warmup = round === 0 ? ctx.warmup : Math.min(1, ctx.warmup);
+        (slices[i] as RunResult[]).push(await ctx.run(p.server, p.requests, { seconds, warmup, sink: sinks[i] as number[], label: `${p.name} ${round + 1}/${rounds}` }));
+      }
+    }
+    return phases.map((p, i) => {
+      const r = merge(slices[i] as RunResult[], sinks[i] as number[]);
+      runs[p.name] = r;
+      out(ctx.line(p.name, r));
+      return r;
+    });
   };
 
   // Requests: one access token per credential; a same-organisation caller introspects the next credential's token
@@ -152,12 +180,19 @@ export async function runPhases(ctx: PhaseContext): Promise<PhasesResult> {
   if (byResourceServer) await checkActive(ours.url, byResourceServer[0] as autocannon.Request);
 
   out(`phases at ${ctx.connections} connections`);
-  const baseToken = baseline ? await measure('baseline token', baseline, tokenRequests(credentials)) : undefined;
-  const token = await measure('token', ours, tokenRequests(credentials));
-  const introSame = await measure('introspection (same organisation)', ours, sameOrg);
-  const introRs = byResourceServer ? await measure('introspection (resource server)', ours, byResourceServer) : undefined;
-  const single = await measure('token, 1 credential', ours, tokenRequests(credentials.slice(0, 1)));
-  const baseSingle = baseline ? await measure('baseline token, 1 credential', baseline, tokenRequests(credentials.slice(0, 1))) : undefined;
+  const [token, introSame, introRs] = (await alternate([
+    { name: 'token', server: ours, requests: tokenRequests(credentials) },
+    { name: 'introspection (same organisation)', server: ours, requests: sameOrg },
+    ...(byResourceServer ? [{ name: 'introspection (resource server)', server: ours, requests: byResourceServer }] : []),
+  ])) as [RunResult, RunResult, RunResult | undefined];
+  const one = tokenRequests(credentials.slice(0, 1));
+  const [baseToken, single, baseSingle] = baseline
+    ? ((await alternate([
+        { name: 'baseline token', server: baseline, requests: tokenRequests(credentials) },
+        { name: 'token, 1 credential', server: ours, requests: one },
+        { name: 'baseline token, 1 credential', server: baseline, requests: one },
+      ])) as [RunResult, RunResult, RunResult])
+    : [undefined, (await alternate([{ name: 'token, 1 credential', server: ours, requests: one }]))[0] as RunResult, undefined];
 
   // Mixed load, 100:100:1:0.1 in a cycle of 2,011 requests (admin generate names are unique per request).
   const bearer = await adminBearer(ours.url, ctx.admin);
@@ -279,6 +314,37 @@ export async function runPhases(ctx: PhaseContext): Promise<PhasesResult> {
     pass: jwks.status === 200 && etag !== null && again?.status === 304,
   });
   return { runs, targets, features: ctx.features };
+}
+
+/** Merges the slices of one phase: sums, request-weighted CPU, latency percentiles over every 2xx response. */
+function merge(slices: RunResult[], latencies: number[]): RunResult {
+  const sum = (f: (r: RunResult) => number) => slices.reduce((a, r) => a + f(r), 0);
+  const tokens = sum((r) => r.tokens);
+  const seconds = sum((r) => r.seconds);
+  const weighted = (f: (r: RunResult) => number | undefined) => (tokens ? Math.round(sum((r) => (f(r) ?? 0) * r.tokens) / tokens) : NaN);
+  const sorted = Float64Array.from(latencies).sort();
+  const first = slices[0] as RunResult;
+  return {
+    connections: first.connections,
+    seconds: r2(seconds),
+    tokens,
+    tokens_per_s: Math.round(tokens / seconds),
+    latency_ms: {
+      p50: r2(percentile(sorted, 50)),
+      p90: r2(percentile(sorted, 90)),
+      p99: r2(percentile(sorted, 99)),
+      max: r2(sorted.length ? (sorted[sorted.length - 1] as number) : NaN),
+    },
+    non2xx: sum((r) => r.non2xx),
+    errors: sum((r) => r.errors),
+    timeouts: sum((r) => r.timeouts),
+    cpu_us_per_token: weighted((r) => r.cpu_us_per_token),
+    cpu_cores: r2(sum((r) => r.cpu_cores * r.seconds) / seconds),
+    ...(first.db_cpu_us_per_token !== undefined ? { db_cpu_us_per_token: weighted((r) => r.db_cpu_us_per_token) } : {}),
+    loadgen_cpu_cores: r2(sum((r) => r.loadgen_cpu_cores * r.seconds) / seconds),
+    peak_rss_mib: Math.max(...slices.map((r) => r.peak_rss_mib)),
+    load1: r2(sum((r) => r.load1) / slices.length),
+  };
 }
 
 export function printTargets(targets: TargetResult[], out: (line: string) => void): void {
