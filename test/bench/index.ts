@@ -535,6 +535,7 @@ async function main(): Promise<void> {
         ...(seeded.resourceServer ? { resourceServer: seeded.resourceServer } : {}),
         admin: { email: seeded.known.admin.email, password: seeded.known.admin.password },
         features: seeded.features,
+        database: dbKind,
         connections: opts.phaseConnections,
         seconds: opts.duration,
         warmup: opts.warmup,
@@ -682,7 +683,7 @@ async function main(): Promise<void> {
   if (checks.scale) for (const s of checks.scale as object[]) out(`  scale ${JSON.stringify(s)}`);
   if (checks.admin_at_scale) out(`  admin at scale: ${JSON.stringify(checks.admin_at_scale)}`);
   const phases = ours?.phases;
-  if (phases) printTargets(phases.targets, out);
+  if (phases) printTargets(phases.targets, out, dbKind);
   out(`uptime: ${uptimeAfter}`);
 
   const file = path.join(resultsDir, `${stamp}.json`);
