@@ -1,48 +1,72 @@
+// Request coalescing for the hottest reads (the token endpoint's client lookup, introspection's rows): one statement
+// for the calls that arrive together, on PostgreSQL as a named prepared statement. It needs a pooled connection of
+// knex's client (not the query builder), which is the database layer's business: the domain only describes its query.
 import type { Knex } from 'knex';
 
-/** One query for many keys: `(knex, keys) → rows`, e.g. `select … where key = any(?)`. */
-export type BatchQuery<K, R> = (knex: Knex, keys: K[]) => Promise<R[]>;
+type Db = Knex | Knex.Transaction;
 
-interface Waiting<K, R> {
-  key: K;
-  resolve(row: R | undefined): void;
+interface PooledConnection {
+  query(q: string | { name: string; text: string; values: unknown[] }, values?: unknown[]): Promise<{ rows: unknown[] }>;
+}
+interface KnexClientInternals {
+  config: { client?: unknown };
+  acquireConnection(): Promise<PooledConnection>;
+  releaseConnection(connection: PooledConnection): Promise<unknown>;
+}
+interface Pending<Q, A> {
+  query: Q;
+  resolve(answer: A): void;
   reject(err: unknown): void;
 }
 
 /**
- * Request coalescing for a hot point lookup: calls of the returned function that arrive in the same turn of the
- * event loop share one query (`query(knex, distinctKeys)`), at most `maxBatch` keys to a query; each call gets
- * the row whose `keyOf(row)` equals its key, or undefined. Every call is still answered by a query issued after
- * it arrived, so a change committed before the call is seen (no caching). Batches are kept per knex instance
- * and run through knex's public API only.
+ * A read that requests running at the same time share: every call made in the same event-loop turn, or while a
+ * pooled connection is being found, goes into one statement (at most `max` calls), run outside knex on that
+ * connection: on PostgreSQL as the named prepared statement `name` (parsed and planned once per connection), on
+ * the embedded engine as a parameterised query. Each call is still answered by a statement that started after it
+ * was made, so a write committed before the call is seen: this batches, it never caches.
  */
-export function batchedLookup<K, R>(
-  query: BatchQuery<K, R>,
-  keyOf: (row: R) => K,
-  maxBatch = 256,
-): (knex: Knex, key: K) => Promise<R | undefined> {
-  const pending = new WeakMap<Knex, Array<Waiting<K, R>>>();
-
-  const run = async (knex: Knex, batch: Array<Waiting<K, R>>) => {
-    if (pending.get(knex) === batch) pending.delete(knex);
+export function sharedRead<Q, R, I, A>(spec: {
+  name: string;
+  text: string;
+  max: number;
+  values(queries: Q[]): unknown[];
+  /** Indexes the statement's rows once per batch. */
+  index(rows: R[]): I;
+  answer(index: I, query: Q): A;
+}): (db: Db, query: Q) => Promise<A> {
+  const waiting = new WeakMap<KnexClientInternals, Pending<Q, A>[]>();
+  const run = async (client: KnexClientInternals, batch: Pending<Q, A>[]): Promise<void> => {
     try {
-      const rows = await query(knex, [...new Set(batch.map((w) => w.key))]);
-      const byKey = new Map(rows.map((r) => [keyOf(r), r]));
-      for (const w of batch) w.resolve(byKey.get(w.key));
+      const connection = await client.acquireConnection();
+      // Everything that arrived while a connection was found goes into this one statement.
+      if (waiting.get(client) === batch) waiting.delete(client);
+      try {
+        const values = spec.values(batch.map((p) => p.query));
+        const { rows } =
+          client.config.client === 'pg'
+            ? await connection.query({ name: spec.name, text: spec.text, values })
+            : await connection.query(spec.text, values);
+        const index = spec.index(rows as R[]);
+        for (const p of batch) p.resolve(spec.answer(index, p.query));
+      } finally {
+        await client.releaseConnection(connection);
+      }
     } catch (err) {
-      for (const w of batch) w.reject(err);
+      if (waiting.get(client) === batch) waiting.delete(client);
+      for (const p of batch) p.reject(err);
     }
   };
-
-  return (knex, key) => {
-    let batch = pending.get(knex);
-    if (batch === undefined || batch.length >= maxBatch) {
-      const next: Array<Waiting<K, R>> = [];
-      pending.set(knex, next);
-      setImmediate(() => void run(knex, next));
+  return (db, query) => {
+    const client = (db as unknown as { client: KnexClientInternals }).client;
+    let batch = waiting.get(client);
+    if (batch === undefined || batch.length >= spec.max) {
+      const next: Pending<Q, A>[] = [];
+      waiting.set(client, next);
+      setImmediate(() => void run(client, next));
       batch = next;
     }
-    const joined = batch;
-    return new Promise<R | undefined>((resolve, reject) => joined.push({ key, resolve, reject }));
+    const pending = batch;
+    return new Promise<A>((resolve, reject) => pending.push({ query, resolve, reject }));
   };
 }

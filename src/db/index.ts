@@ -22,7 +22,7 @@ export { MIGRATION_LOCK_KEY, migrateLatest, migrationStatus } from './migrate.js
 export { isUniqueViolation } from './errors.js';
 export { cursorTimeSql, decodeCursor, encodeCursor, escapeLike, isUuid, type PageKey } from './keyset.js';
 export { affectedRows } from './affected.js';
-export { batchedLookup, type BatchQuery } from './batch.js';
+export { sharedRead } from './batch.js';
 export * from './rows.js';
 
 // node-postgres returns int8 as a string; our bigint columns (counts) fit in a JS number.

@@ -2,32 +2,46 @@ import type { Context, Middleware } from 'koa';
 import { errors } from 'oidc-provider';
 import type { Deps } from '../deps.js';
 import { authenticateClient, type AuthenticatedClient } from '../tokens/index.js';
-import { parseClientCredentials } from './credentials.js';
+import { parseClientCredentials, type ParsedCredentials } from './credentials.js';
 import { ClientAuthenticationFailed, renderOAuthError } from './errors.js';
 import { readForm } from './form.js';
 
 /**
- * The frame our two client-authenticated endpoints (introspection, revocation) share, with the token endpoint's
- * rules: the one form reader, the one credentials parser, tokens.authenticateClient, then `token` required and no
- * parameter repeated. Failures are RFC 6749 §5.2 errors rendered by renderOAuthError (500s logged, not shown).
+ * An endpoint's own way to authenticate the caller together with what it reads next (one statement instead of
+ * two): given the presented credentials and the `token` parameter, either undefined (use authenticateClient) or
+ * the caller exactly as authenticateClient would have found it, and the endpoint's data.
  */
-export function callerEndpoint(
+export type CallerPrefetch<T> = (
+  presented: ParsedCredentials,
+  token: string,
+) => Promise<{ caller: AuthenticatedClient | undefined; data: T } | undefined>;
+
+/**
+ * The frame our two client-authenticated endpoints (introspection, revocation) share, with the token endpoint's
+ * rules: the one form reader, the one credentials parser, tokens.authenticateClient (or the endpoint's `prefetch`,
+ * which must decide the same), then `token` required and no parameter repeated. Failures are RFC 6749 §5.2 errors
+ * rendered by renderOAuthError (500s logged, not shown).
+ */
+export function callerEndpoint<T = never>(
   deps: Deps,
   name: string,
-  handle: (ctx: Context, caller: AuthenticatedClient, token: string) => Promise<void>,
+  handle: (ctx: Context, caller: AuthenticatedClient, token: string, prefetched: T | undefined) => Promise<void>,
+  prefetch?: CallerPrefetch<T>,
 ): Middleware {
   return async (ctx) => {
     try {
       const form = await readForm(ctx);
       const presented = parseClientCredentials(ctx.get('authorization'), form);
       if (!presented) throw new ClientAuthenticationFailed('no client authentication mechanism provided', true);
-      const caller = await authenticateClient(deps, presented);
-      if (!caller) throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
       const repeated = form.repeated();
+      const presentedToken = repeated === undefined ? form.single('token') : undefined;
+      const early = prefetch && presentedToken ? await prefetch(presented, presentedToken) : undefined;
+      const caller = early ? early.caller : await authenticateClient(deps, presented);
+      if (!caller) throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
       if (repeated) throw new errors.InvalidRequest(`'${repeated}' parameter must not be provided twice`);
-      const token = form.single('token');
+      const token = presentedToken;
       if (!token) throw new errors.InvalidRequest("missing required parameter 'token'");
-      await handle(ctx, caller, token);
+      await handle(ctx, caller, token, early?.data);
     } catch (err) {
       renderOAuthError(ctx, err, deps.config.issuer);
       if (ctx.status >= 500) deps.log.error(`${name} failed`, { err, request_id: ctx.state.requestId });

@@ -24,7 +24,7 @@ import {
   type PreparedJson,
 } from './discovery.js';
 import { createProvider } from './provider.js';
-import { createAccessTokenVerifier, introspectionEndpoint } from './introspection.js';
+import { createAccessTokenVerifier, introspectionEndpoint, type AccessTokenVerifier } from './introspection.js';
 import { revocationEndpoint } from './revocation.js';
 import { recordProviderOutcome, tokenEndpoint, type CurrentProvider } from './token-endpoint.js';
 
@@ -56,6 +56,8 @@ export interface OAuth {
   readonly fastPathEnabled: boolean;
   /** The key-encryption key and the opened private keys of this process. */
   readonly keyRing: KeyRing;
+  /** The access-token verifier of introspection and revocation (it remembers verified signatures). */
+  readonly verifyAccessToken: AccessTokenVerifier;
 }
 
 export async function createOAuth(deps: Deps): Promise<OAuth> {
@@ -151,6 +153,7 @@ export async function createOAuth(deps: Deps): Promise<OAuth> {
       return current.fastPath.enabled;
     },
     keyRing: ring,
+    verifyAccessToken,
     reloadKeys,
     pruneKeys: () => pruneSigningKeys(deps.db.knex, deps.clock(), retention),
     async rotateKeysIfDue() {

@@ -1,7 +1,7 @@
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JWK, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { Middleware } from 'koa';
 import type { Deps } from '../deps.js';
-import { findTokenByClientId, isAccessTokenRevoked } from '../tokens/index.js';
+import { authenticateForIntrospection, findIntrospectedSubject, type IntrospectedSubject } from '../tokens/index.js';
 import { callerEndpoint } from './caller.js';
 import { keyRetentionMs, loadPublicKeySet, type KeySet } from '../keys/index.js';
 
@@ -24,10 +24,18 @@ export interface AccessTokenClaims extends JWTPayload {
   scope?: string;
 }
 
+/** Verified tokens remembered per generation; two generations, so between 5,000 and 10,000 of them. */
+const VERIFIED_PER_GENERATION = 5_000;
+
 /**
  * Verifies a JWT access token against the key set we publish (RFC 9068: `typ` at+jwt, our issuer and audience,
  * no clock tolerance). A `kid` this instance has not loaded yet (another instance rotated a moment ago) is looked
  * up in the database once before the token is judged.
+ *
+ * The signature is verified once per token: a token that verified against the current key set is remembered
+ * (bounded, two generations of 5,000, forgotten when the key set changes) with its claims, and `cached(token)`
+ * answers from there after checking `exp` and `nbf` again at `deps.clock()` as jose does. Only the signature
+ * check is remembered: revocation and the client's row are read per request by the callers.
  */
 export function createAccessTokenVerifier(deps: Deps, keySet: () => KeySet) {
   let cached: { fingerprint: string; jwks: JWTVerifyGetKey; algs: string[] } | undefined;
@@ -43,15 +51,43 @@ export function createAccessTokenVerifier(deps: Deps, keySet: () => KeySet) {
     return cached;
   };
 
-  return async function verifyAccessToken(token: string): Promise<AccessTokenClaims | undefined> {
+  let verifiedFingerprint: string | undefined;
+  let young = new Map<string, AccessTokenClaims>();
+  let old = new Map<string, AccessTokenClaims>();
+  const remember = (fingerprint: string, token: string, claims: AccessTokenClaims) => {
+    if (verifiedFingerprint !== fingerprint) {
+      verifiedFingerprint = fingerprint;
+      young = new Map();
+      old = new Map();
+    }
+    if (young.size >= VERIFIED_PER_GENERATION) {
+      old = young;
+      young = new Map();
+    }
+    young.set(token, claims);
+  };
+  /** The claims of a token verified before against the current key set and still within its times, else undefined. */
+  const cachedClaims = (token: string): AccessTokenClaims | undefined => {
+    if (verifiedFingerprint !== keySet().fingerprint) return undefined;
+    const claims = young.get(token) ?? old.get(token);
+    if (!claims) return undefined;
+    const now = Math.floor(deps.clock().getTime() / 1000); // jose's epoch(currentDate)
+    if (claims.exp <= now || (typeof claims.nbf === 'number' && claims.nbf > now)) return undefined;
+    return claims;
+  };
+
+  const verifyAccessToken = async (token: string): Promise<AccessTokenClaims | undefined> => {
     if (token.length > 16_384 || token.split('.').length !== 3) return undefined;
+    const known = cachedClaims(token);
+    if (known) return known;
     let kid: unknown;
     try {
       kid = decodeProtectedHeader(token).kid;
     } catch {
       return undefined;
     }
-    let set: Pick<KeySet, 'keys' | 'fingerprint'> = keySet();
+    const current = keySet();
+    let set: Pick<KeySet, 'keys' | 'fingerprint'> = current;
     if (typeof kid === 'string' && !set.keys.some((k) => k.kid === kid)) {
       const fresh = await loadPublicKeySet(
         deps.db.knex,
@@ -62,7 +98,7 @@ export function createAccessTokenVerifier(deps: Deps, keySet: () => KeySet) {
       if (!fresh || !fresh.keys.some((k) => k.kid === kid)) return undefined;
       set = fresh;
     }
-    const { jwks, algs } = set === keySet() ? verifierFor(set) : { jwks: createLocalJWKSet({ keys: set.keys.map(publicJwk) }), algs: undefined };
+    const { jwks, algs } = set === current ? verifierFor(set) : { jwks: createLocalJWKSet({ keys: set.keys.map(publicJwk) }), algs: undefined };
     try {
       const { payload } = await jwtVerify(token, jwks, {
         issuer: deps.config.issuer,
@@ -74,11 +110,18 @@ export function createAccessTokenVerifier(deps: Deps, keySet: () => KeySet) {
         requiredClaims: ['exp', 'iat', 'jti', 'sub', 'client_id'],
       });
       if (typeof payload.client_id !== 'string' || typeof payload.jti !== 'string') return undefined;
-      return payload as AccessTokenClaims;
+      const claims = payload as AccessTokenClaims;
+      // Remembered only when verified against the set in use (not a set read for an unknown kid).
+      if (set === current && current === keySet()) remember(current.fingerprint, token, claims);
+      return claims;
     } catch {
       return undefined;
     }
   };
+  return Object.assign(verifyAccessToken, {
+    /** Synchronous: the claims when this token's signature was verified before (and its times still hold). */
+    cached: (token: string): AccessTokenClaims | undefined => (token.length > 16_384 ? undefined : cachedClaims(token)),
+  });
 }
 
 export type AccessTokenVerifier = ReturnType<typeof createAccessTokenVerifier>;
@@ -89,13 +132,29 @@ export type AccessTokenVerifier = ReturnType<typeof createAccessTokenVerifier>;
  * the answer is `active: true` with the token's claims only when the JWT is ours and unexpired, its client still
  * exists and has not expired, it belongs to the caller's organisation (any organisation for a resource server),
  * and it was not revoked at the revocation endpoint. Anything else is `{active: false}`.
+ *
+ * Cost (docs/performance.md): a token whose signature was verified before is not verified again, and then one
+ * statement, shared with concurrent introspection requests, reads the caller's row, the token's client row and
+ * its revocation; otherwise the caller is authenticated first (so an unauthenticated caller never costs a
+ * signature check), then the signature verified, then the client row and revocation read in one statement.
  */
 export function introspectionEndpoint(deps: Deps, verify: AccessTokenVerifier): Middleware {
-  return callerEndpoint(deps, 'introspection', async (ctx, caller, token) => {
-    ctx.set('Cache-Control', 'no-store');
-    ctx.set('Pragma', 'no-cache');
-    ctx.body = await introspect(deps, verify, caller.kind === 'token' ? caller.token.organisation_id : undefined, token);
-  });
+  return callerEndpoint<{ claims: AccessTokenClaims; subject: IntrospectedSubject }>(
+    deps,
+    'introspection',
+    async (ctx, caller, token, prefetched) => {
+      ctx.set('Cache-Control', 'no-store');
+      ctx.set('Pragma', 'no-cache');
+      const organisationId = caller.kind === 'token' ? caller.token.organisation_id : undefined;
+      ctx.body = await introspect(deps, verify, organisationId, token, prefetched);
+    },
+    async (presented, token) => {
+      const claims = verify.cached(token);
+      if (!claims) return undefined;
+      const { caller, subject } = await authenticateForIntrospection(deps, presented, { clientId: claims.client_id, jti: claims.jti });
+      return { caller, data: { claims, subject } };
+    },
+  );
 }
 
 /** `organisationId`: the caller's organisation; undefined for a resource server, which sees every organisation. */
@@ -104,14 +163,15 @@ async function introspect(
   verify: AccessTokenVerifier,
   organisationId: string | undefined,
   token: string,
+  prefetched: { claims: AccessTokenClaims; subject: IntrospectedSubject } | undefined,
 ): Promise<Record<string, unknown>> {
   const inactive = { active: false };
-  const claims = await verify(token);
+  const claims = prefetched?.claims ?? (await verify(token));
   if (!claims || typeof claims.org_id !== 'string') return inactive;
   if (organisationId !== undefined && claims.org_id !== organisationId) return inactive;
-  const client = await findTokenByClientId(deps.db.knex, claims.client_id);
+  const { client, revoked } = prefetched?.subject ?? (await findIntrospectedSubject(deps, { clientId: claims.client_id, jti: claims.jti }));
   if (!client || client.organisation_id !== claims.org_id || client.expires_at.getTime() <= deps.clock().getTime()) return inactive;
-  if (await isAccessTokenRevoked(deps.db.knex, claims.jti)) return inactive;
+  if (revoked) return inactive;
   return {
     active: true,
     scope: claims.scope ?? '',

@@ -1,6 +1,7 @@
 import type { Deps } from '../deps.js';
 import { isWellFormedClientId, isWellFormedSecret, verifySecret } from './credentials.js';
-import { findResourceServerByClientId, findTokenByClientId, type ClientRow } from './queries.js';
+import type { ResourceServerRow } from '../db/index.js';
+import { findIntrospectionRows, findResourceServerByClientId, findTokenByClientId, type ClientRow } from './queries.js';
 
 /** Credentials a request presented (the edge parses them: HTTP Basic or the form, RFC 6749 §2.3.1). */
 export interface PresentedCredentials {
@@ -27,11 +28,55 @@ export async function authenticateClient(deps: Deps, presented: PresentedCredent
   const { clientId, secret } = presented;
   if (!isWellFormedClientId(clientId) || !isWellFormedSecret(secret)) return undefined;
   const token = await findTokenByClientId(deps.db.knex, clientId);
+  if (token) return checkClient(deps, presented, token, undefined);
+  return checkClient(deps, presented, undefined, await findResourceServerByClientId(deps.db.knex, clientId));
+}
+
+/** authenticateClient's decision on the rows read for the presented client ID (a token's row wins). */
+function checkClient(
+  deps: Deps,
+  presented: PresentedCredentials,
+  token: ClientRow | undefined,
+  server: Pick<ResourceServerRow, 'id' | 'name' | 'secret_hash'> | undefined,
+): AuthenticatedClient | undefined {
+  const { clientId, secret } = presented;
   if (token) {
     if (token.expires_at.getTime() - deps.clock().getTime() < MIN_REMAINING_MS) return undefined;
     return verifySecret(secret, token.secret_hash) ? { kind: 'token', clientId, token } : undefined;
   }
-  const server = await findResourceServerByClientId(deps.db.knex, clientId);
   if (!server || !verifySecret(secret, server.secret_hash)) return undefined;
   return { kind: 'resource_server', clientId, resourceServerId: server.id, name: server.name };
+}
+
+/** What introspection reads about the token it is asked about (RFC 7662), at the time of the request. */
+export interface IntrospectedSubject {
+  /** The row of the token's client (its `client_id` claim), or undefined when that token was deleted. */
+  client: ClientRow | undefined;
+  /** Whether the access token's `jti` was revoked at the revocation endpoint (RFC 7009). */
+  revoked: boolean;
+}
+
+/**
+ * Introspection's reads in one statement (shared with concurrent introspection requests): the caller's
+ * credentials are authenticated exactly as authenticateClient does, and the subject token's client row and
+ * revocation are read at the same moment. `caller` undefined means `invalid_client`. Every row is read on every
+ * call: a revocation or deletion committed before the request is seen.
+ */
+export async function authenticateForIntrospection(
+  deps: Deps,
+  presented: PresentedCredentials,
+  subject: { clientId: string; jti: string },
+): Promise<{ caller: AuthenticatedClient | undefined; subject: IntrospectedSubject }> {
+  if (!isWellFormedClientId(presented.clientId) || !isWellFormedSecret(presented.secret)) {
+    return { caller: undefined, subject: { client: undefined, revoked: false } };
+  }
+  const rows = await findIntrospectionRows(deps.db.knex, { clientIds: [presented.clientId, subject.clientId], jti: subject.jti });
+  const caller = checkClient(deps, presented, rows.tokens.get(presented.clientId), rows.resourceServers.get(presented.clientId));
+  return { caller, subject: { client: rows.tokens.get(subject.clientId), revoked: rows.revoked } };
+}
+
+/** introspection's read of a token's client and revocation, for a caller already authenticated. */
+export async function findIntrospectedSubject(deps: Deps, subject: { clientId: string; jti: string }): Promise<IntrospectedSubject> {
+  const rows = await findIntrospectionRows(deps.db.knex, { clientIds: [subject.clientId], jti: subject.jti });
+  return { client: rows.tokens.get(subject.clientId), revoked: rows.revoked };
 }

@@ -30,7 +30,14 @@ export {
 export { accessTokenLifetime, parseExpiry, resolveExpiry } from './expiry.js';
 export { UsageRecorder } from './usage.js';
 export { isAccessTokenRevoked, pruneRevokedAccessTokens, revokeAccessToken, type RevokedAccessToken } from './access-tokens.js';
-export { authenticateClient, type AuthenticatedClient, type PresentedCredentials } from './clients.js';
+export {
+  authenticateClient,
+  authenticateForIntrospection,
+  findIntrospectedSubject,
+  type AuthenticatedClient,
+  type IntrospectedSubject,
+  type PresentedCredentials,
+} from './clients.js';
 export type { ClientRow } from './queries.js';
 export {
   addResourceServer,

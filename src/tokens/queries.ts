@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { affectedRows, batchedLookup, cursorTimeSql, escapeLike, type Db, type PageKey, type ResourceServerRow, type RevokedAccessTokenRow, type TokenRow } from '../db/index.js';
+import { affectedRows, cursorTimeSql, sharedRead, escapeLike, type Db, type PageKey, type ResourceServerRow, type RevokedAccessTokenRow, type TokenRow } from '../db/index.js';
 
 export interface TokenWithCreator extends TokenRow {
   creator_email: string | null;
@@ -72,26 +72,103 @@ const CLIENT_COLUMNS = ['id', 'organisation_id', 'client_id', 'secret_hash', 'se
 // Columns listed, never `*`. Exported (with $1) for the bench's EXPLAIN.
 export const CLIENT_LOOKUP_SQL = `select ${CLIENT_COLUMNS.join(', ')} from tokens where client_id = any($1::text[])`;
 
-// The same statement through knex (`?` placeholders); the array binds as one PostgreSQL array parameter.
-const clientLookup = batchedLookup<string, ClientRow>(
-  async (knex, clientIds) =>
-    ((await knex.raw(`select ${CLIENT_COLUMNS.join(', ')} from tokens where client_id = any(?::text[])`, [clientIds])) as {
-      rows: ClientRow[];
-    }).rows,
-  (row) => row.client_id,
-);
+
+const lookupClient = sharedRead<string, ClientRow, Map<string, ClientRow>, ClientRow | undefined>({
+  name: 'sat_client_lookup',
+  text: CLIENT_LOOKUP_SQL,
+  max: 256,
+  values: (ids) => [[...new Set(ids)]],
+  index: (rows) => new Map(rows.map((r) => [r.client_id, r])),
+  answer: (byId, id) => byId.get(id),
+});
 
 /**
  * The OAuth client lookup: one indexed read, on every token request (no cache: revocation is immediate). The
- * hottest query of the server: lookups that arrive together share one statement (`client_id = any(…)`, the same
- * unique index, db/batch.ts); each is still read after its request arrived, so a revocation committed before it
- * is seen. Inside a transaction it is a plain query on that transaction.
+ * hottest query of the server, so it skips the query builder (sharedRead): on PostgreSQL a named prepared
+ * statement, and lookups that arrive together share one statement (`client_id = any(…)`, the same unique index):
+ * at 32 concurrent requests a few share each round trip. Same rows as `db('tokens').select(…).where({ client_id })`,
+ * which a transaction still uses.
  */
 export function findTokenByClientId(db: Db, clientId: string): Promise<ClientRow | undefined> {
   if (db.isTransaction) {
     return db('tokens').select([...CLIENT_COLUMNS]).where({ client_id: clientId }).first() as Promise<ClientRow | undefined>;
   }
-  return clientLookup(db as Knex, clientId);
+  return lookupClient(db, clientId);
+}
+
+/** What introspecting a token needs to read, by key: client IDs (the caller's, the token's client) and a `jti`. */
+export interface IntrospectionQuery {
+  clientIds: string[];
+  jti?: string | undefined;
+}
+
+/** The rows an IntrospectionQuery found: token rows and resource-server rows by client ID, and whether `jti` is revoked. */
+export interface IntrospectionRows {
+  tokens: Map<string, ClientRow>;
+  resourceServers: Map<string, Pick<ResourceServerRow, 'id' | 'name' | 'client_id' | 'secret_hash'>>;
+  revoked: boolean;
+}
+
+// One statement for everything an introspection request reads (exported for the bench's EXPLAIN): each part is a
+// unique-index lookup (tokens_client_id_uq, resource_servers_client_id_uq, revoked_access_tokens' primary key).
+export const INTROSPECTION_LOOKUP_SQL = [
+  `select 't' as kind, client_id as key, id, organisation_id, secret_hash, services, expires_at, null::text as name from tokens where client_id = any($1::text[])`,
+  `select 'r', client_id, id, null, secret_hash, null, null, name from resource_servers where client_id = any($1::text[])`,
+  `select 'j', jti, null, null, null, null, null, null from revoked_access_tokens where jti = any($2::text[])`,
+].join(' union all ');
+
+interface IntrospectionRow {
+  kind: 't' | 'r' | 'j';
+  key: string;
+  id: string;
+  organisation_id: string;
+  secret_hash: string;
+  services: string[];
+  expires_at: Date;
+  name: string;
+}
+
+const lookupIntrospection = sharedRead<IntrospectionQuery, IntrospectionRow, Map<string, IntrospectionRow>, IntrospectionRows>({
+  name: 'sat_introspection_lookup',
+  text: INTROSPECTION_LOOKUP_SQL,
+  max: 128,
+  values: (queries) => [
+    [...new Set(queries.flatMap((q) => q.clientIds))],
+    [...new Set(queries.flatMap((q) => (q.jti === undefined ? [] : [q.jti])))],
+  ],
+  // Each part reads a unique column, so kind and key name one row.
+  index: (rows) => new Map(rows.map((r) => [`${r.kind}:${r.key}`, r])),
+  answer: (byKey, q) => {
+    const out: IntrospectionRows = { tokens: new Map(), resourceServers: new Map(), revoked: q.jti !== undefined && byKey.has(`j:${q.jti}`) };
+    for (const clientId of q.clientIds) {
+      const t = byKey.get(`t:${clientId}`);
+      if (t) {
+        const { id, organisation_id, secret_hash, services, expires_at } = t;
+        out.tokens.set(clientId, { id, organisation_id, client_id: clientId, secret_hash, services, expires_at });
+      }
+      const r = byKey.get(`r:${clientId}`);
+      if (r) out.resourceServers.set(clientId, { id: r.id, name: r.name, client_id: clientId, secret_hash: r.secret_hash });
+    }
+    return out;
+  },
+});
+
+/**
+ * Reads, in one statement shared with the introspection requests running at the same time, the token rows and
+ * resource-server rows of `clientIds` and whether `jti` was revoked (RFC 7009). Read on every call (revocation
+ * and deletion are seen at once). In a transaction, the same reads through knex.
+ */
+export async function findIntrospectionRows(db: Db, query: IntrospectionQuery): Promise<IntrospectionRows> {
+  if (!db.isTransaction) return lookupIntrospection(db, query);
+  const out: IntrospectionRows = { tokens: new Map(), resourceServers: new Map(), revoked: false };
+  for (const id of new Set(query.clientIds)) {
+    const token = await findTokenByClientId(db, id);
+    if (token) out.tokens.set(id, token);
+    const server = await findResourceServerByClientId(db, id);
+    if (server) out.resourceServers.set(id, server);
+  }
+  if (query.jti !== undefined) out.revoked = await isAccessTokenRevoked(db, query.jti);
+  return out;
 }
 
 export async function deleteToken(db: Db, organisationId: string, id: string): Promise<TokenRow | undefined> {

@@ -14,6 +14,8 @@
 //   BENCH_PROFILE        ours | baseline | all: CPU-profile each measured run of those servers (profile-hook.ts)
 //   BENCH_ADMIN_SAMPLES  requests per admin API read measurement (200)   BENCH_REVOCATIONS  tokens revoked (200)
 //   DATABASE_POOL_MAX    passed to our server        BENCH_SERVER_ENV   more of it: NAME=value,NAME=value
+//   BENCH_PHASES         0 to skip issue 17's phases (phases.ts)   BENCH_PHASE_CONNECTIONS  their concurrency (32)
+//   BENCH_PHASE_ROUNDS   slices the phases compared with each other alternate in (3)
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -28,10 +30,11 @@ import { migrateLatest, openDb } from '../../src/db/index.js';
 import type { Deps } from '../../src/deps.js';
 import { createLogger } from '../../src/log.js';
 import { UsageRecorder } from '../../src/tokens/index.js';
-import { CLIENT_LOOKUP_SQL } from '../../src/tokens/queries.js';
+import { CLIENT_LOOKUP_SQL, INTROSPECTION_LOOKUP_SQL } from '../../src/tokens/queries.js';
 import { measureAdmin, type AdminResult } from './admin.js';
 import { explainDomainCall, explainStatement, scanCounters, type PlannedQuery } from './explain.js';
-import { basicAuth, cpuSeconds, measure, peakRssMiB, type RunResult } from './load.js';
+import { basicAuth, cpuSeconds, measure, measureRequests, peakRssMiB, type RunResult } from './load.js';
+import { detectPart2Features, printTargets, runPhases, type Part2Features, type PhasesResult } from './phases.js';
 import { printProfile, summariseProfile, type ProfileSummary } from './profile.js';
 import { seedBulk, seedKnown, type BulkResult, type Credential, type KnownSeed } from './seed.js';
 
@@ -51,6 +54,9 @@ const opts = {
   revocations: int(env.BENCH_REVOCATIONS, 200),
   databaseUrl: env.DATABASE_URL?.trim() || undefined,
   poolMax: env.DATABASE_POOL_MAX,
+  phases: env.BENCH_PHASES !== '0',
+  phaseConnections: int(env.BENCH_PHASE_CONNECTIONS, 32),
+  phaseRounds: int(env.BENCH_PHASE_ROUNDS, 3),
   /** Extra environment for our server, `NAME=value,NAME=value` (experiments). */
   serverEnv: Object.fromEntries(
     (env.BENCH_SERVER_ENV ?? '')
@@ -122,6 +128,9 @@ function depsFor(db: BenchDb, knexDb: Awaited<ReturnType<typeof openDb>>): Deps 
 
 interface Seeded {
   known: KnownSeed;
+  /** A resource server of the platform (introspection phase), when this build has them. */
+  resourceServer?: { client_id: string; client_secret: string };
+  features: Part2Features;
   bulk?: BulkResult;
   seed_seconds: number;
   explain: PlannedQuery[];
@@ -145,7 +154,29 @@ async function seed(db: BenchDb, size: number): Promise<Seeded> {
       await database.knex.raw('analyze');
     }
     const explain = await explainHotQueries(deps, known);
-    return { known, ...(bulk ? { bulk } : {}), seed_seconds: (performance.now() - started) / 1000, explain };
+    const tokensModule = (await import('../../src/tokens/index.js')) as Record<string, unknown>;
+    let resourceServer: Seeded['resourceServer'];
+    if (typeof tokensModule.addResourceServer === 'function') {
+      const rs = (await tokensModule.addResourceServer(deps, 'bench resource server')) as { client_id: string; client_secret: string };
+      resourceServer = { client_id: rs.client_id, client_secret: rs.client_secret };
+    }
+    const tables = (await database.knex('information_schema.tables').select('table_name').whereRaw('table_schema = current_schema()')) as { table_name: string }[];
+    const columns = (await database.knex('information_schema.columns')
+      .select('column_name')
+      .whereRaw('table_schema = current_schema()')
+      .andWhere({ table_name: 'tokens' })) as { column_name: string }[];
+    const features = detectPart2Features(
+      tables.map((t) => t.table_name),
+      columns.map((c) => c.column_name),
+    );
+    return {
+      known,
+      ...(resourceServer ? { resourceServer } : {}),
+      features,
+      ...(bulk ? { bulk } : {}),
+      seed_seconds: (performance.now() - started) / 1000,
+      explain,
+    };
   } finally {
     await database.close();
   }
@@ -160,6 +191,11 @@ async function explainHotQueries(deps: Deps, known: KnownSeed): Promise<PlannedQ
   const ids = known.credentials.map((k) => k.client_id);
   plans.push(await explainStatement(knex, 'token endpoint: client lookup', CLIENT_LOOKUP_SQL, [[c.client_id]]));
   plans.push(await explainStatement(knex, 'token endpoint: 32 lookups at once', CLIENT_LOOKUP_SQL, [ids.slice(0, 32)]));
+  // Introspection's one statement: caller and subject rows, and the revocation of the subject's jti.
+  plans.push(await explainStatement(knex, 'introspection: one request', INTROSPECTION_LOOKUP_SQL, [ids.slice(0, 2), [randomBytes(16).toString('hex')]]));
+  plans.push(
+    await explainStatement(knex, 'introspection: 16 requests at once', INTROSPECTION_LOOKUP_SQL, [ids.slice(0, 32), ids.slice(0, 16).map(() => randomBytes(16).toString('hex'))]),
+  );
   plans.push(
     ...(await explainDomainCall(knex, 'last_used_at flush (100 tokens)', async (trx) => {
       const usage = new UsageRecorder(0);
@@ -203,6 +239,7 @@ interface Server {
   seeded?: Seeded;
   runs: RunResult[];
   admin?: AdminResult;
+  phases?: PhasesResult;
   admin_scans?: { seq_scan: number; idx_scan: number; seq_tup_read: number };
   startRssMiB?: number;
   /** Per measured run (by connections), when profiled. */
@@ -486,6 +523,67 @@ async function main(): Promise<void> {
     }
     out();
 
+    const oursSmall = servers.find((x) => x.kind === 'ours' && x.size === opts.clients);
+    if (opts.phases && oursSmall) {
+      const seeded = oursSmall.seeded as Seeded;
+      const baselineServer = servers.find((x) => x.kind === 'baseline');
+      const bySide = (p: { url: string; pid: number }) => servers.find((x) => x.pid === p.pid) as Server;
+      oursSmall.phases = await runPhases({
+        ours: oursSmall,
+        ...(baselineServer ? { baseline: baselineServer } : {}),
+        credentials: seeded.known.credentials,
+        ...(seeded.resourceServer ? { resourceServer: seeded.resourceServer } : {}),
+        admin: { email: seeded.known.admin.email, password: seeded.known.admin.password },
+        features: seeded.features,
+        database: dbKind,
+        connections: opts.phaseConnections,
+        seconds: opts.duration,
+        warmup: opts.warmup,
+        rounds: opts.phaseRounds,
+        out,
+        line: (name, r) => runLine({ ...oursSmall, name: name.slice(0, 34).padEnd(34) }, r),
+        async run(p, requests, options) {
+          const s = bySide(p);
+          const prof = s.profileDir ? profiler(s) : undefined;
+          await sleep(500);
+          const dbCpu = s.db?.kind === 'postgresql' ? backendCpu(s.db) : undefined;
+          const resetPeak = options?.resetPeakRss
+            ? {
+                // Linux: writing 5 to clear_refs resets VmHWM, so the peak is this run's.
+                async before() {
+                  try {
+                    writeFileSync(`/proc/${s.pid}/clear_refs`, '5');
+                  } catch {
+                    /* not Linux: the peak is the process's */
+                  }
+                },
+                async after() {},
+              }
+            : undefined;
+          const r = await measureRequests(
+            s.url,
+            s.pid,
+            requests,
+            opts.phaseConnections,
+            options.seconds,
+            options.warmup,
+            () => os.loadavg()[0] as number,
+            combine(prof, resetPeak, dbCpu),
+            options.sink,
+          );
+          if (dbCpu) r.db_cpu_us_per_token = Math.round((dbCpu.seconds() / r.tokens) * 1e6);
+          if (prof) {
+            const file = path.join(s.profileDir as string, `${s.profileCount}.cpuprofile`);
+            const summary = summariseProfile(file, 30, r.tokens);
+            out(`  profile of ${s.name}, ${options.label}: ${path.relative(process.cwd(), file)}`);
+            printProfile(summary, out);
+          }
+          return r;
+        },
+      });
+      out();
+    }
+
     for (const s of servers.filter((x) => x.kind === 'ours')) {
       out(`admin API (${s.name}, ${s.size.toLocaleString('en')} credentials)`);
       const known = (s.seeded as Seeded).known;
@@ -584,6 +682,8 @@ async function main(): Promise<void> {
   if (checks.c32) out(`  c=32 vs baseline: ${JSON.stringify(checks.c32)}`);
   if (checks.scale) for (const s of checks.scale as object[]) out(`  scale ${JSON.stringify(s)}`);
   if (checks.admin_at_scale) out(`  admin at scale: ${JSON.stringify(checks.admin_at_scale)}`);
+  const phases = ours?.phases;
+  if (phases) printTargets(phases.targets, out, dbKind);
   out(`uptime: ${uptimeAfter}`);
 
   const file = path.join(resultsDir, `${stamp}.json`);
@@ -605,10 +705,12 @@ async function main(): Promise<void> {
           }
         : {}),
       ...(s.admin ? { admin: s.admin } : {}),
+      ...(s.phases ? { phases: s.phases } : {}),
       ...(s.admin_scans ? { admin_scans: s.admin_scans } : {}),
       ...(Object.keys(s.profiles).length ? { profiles: s.profiles } : {}),
     })),
     checks,
+    ...(phases ? { targets: phases.targets } : {}),
   };
   writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
   out(`results: ${path.relative(process.cwd(), file)}`);

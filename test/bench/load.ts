@@ -71,7 +71,7 @@ function tokenRequests(clients: TokenRequest[]): autocannon.Request[] {
   }));
 }
 
-function percentile(sorted: Float64Array, p: number): number {
+export function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[i] as number;
@@ -109,8 +109,7 @@ function driveOne(
  * concurrent requests are for different clients as in real traffic (one list would start every connection on
  * the same client, in step).
  */
-async function drive(url: string, clients: TokenRequest[], connections: number, seconds: number, onLatency?: (ms: number, status: number) => void) {
-  const all = tokenRequests(clients);
+async function drive(url: string, all: autocannon.Request[], connections: number, seconds: number, onLatency?: (ms: number, status: number) => void) {
   const k = Math.min(connections, 16);
   const runs: Promise<Counts>[] = [];
   for (let i = 0; i < k; i++) {
@@ -129,7 +128,7 @@ async function drive(url: string, clients: TokenRequest[], connections: number, 
  * Warm-up (discarded), then the measured run. Latencies are kept per response (microsecond precision; autocannon's
  * own histogram rounds to whole milliseconds) for 2xx responses only.
  */
-export async function measure(
+export function measure(
   url: string,
   pid: number,
   clients: TokenRequest[],
@@ -139,14 +138,36 @@ export async function measure(
   loadavg: () => number,
   around?: { before(): Promise<void>; after(): Promise<void> },
 ): Promise<RunResult> {
-  if (warmupSeconds > 0) await drive(url, clients, connections, warmupSeconds);
+  return measureRequests(url, pid, tokenRequests(clients), connections, seconds, warmupSeconds, loadavg, around);
+}
+
+/**
+ * measure() for any list of prebuilt requests (introspection, a mixed load): every connection cycles through
+ * `requests`, the instances starting at different offsets. "tokens" in the result counts 2xx responses.
+ */
+export async function measureRequests(
+  url: string,
+  pid: number,
+  requests: autocannon.Request[],
+  connections: number,
+  seconds: number,
+  warmupSeconds: number,
+  loadavg: () => number,
+  around?: { before(): Promise<void>; after(): Promise<void> },
+  /** Receives every 2xx latency of the measured run (ms), to merge runs. */
+  sink?: number[],
+): Promise<RunResult> {
+  if (warmupSeconds > 0) await drive(url, requests, connections, warmupSeconds);
   await around?.before();
   const latencies: number[] = [];
   const cpuBefore = cpuSeconds(pid);
   const benchCpuBefore = process.cpuUsage();
   const started = performance.now();
-  const result = await drive(url, clients, connections, seconds, (ms, status) => {
-    if (status >= 200 && status < 300) latencies.push(ms);
+  const result = await drive(url, requests, connections, seconds, (ms, status) => {
+    if (status >= 200 && status < 300) {
+      latencies.push(ms);
+      sink?.push(ms);
+    }
   });
   const wall = (performance.now() - started) / 1000;
   const cpu = cpuSeconds(pid) - cpuBefore;

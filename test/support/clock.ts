@@ -43,4 +43,9 @@ export class TestClock {
   }
 }
 
+/** Back to real time: not frozen, no offset. */
+export function resetClock(clock: TestClock): TestClock {
+  return clock.resume().advance(-(clock.now().getTime() - Date.now()));
+}
+
 export const DAY_MS = 86_400_000;
