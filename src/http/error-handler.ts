@@ -17,7 +17,15 @@ export function errorHandler(log: Logger): Middleware {
         ctx.body = { error: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) };
         return;
       }
-      const e = err as { status?: number; expose?: boolean; message?: string; type?: string };
+      const e = err as { status?: number; expose?: boolean; message?: string; type?: string; code?: unknown };
+      if (typeof e.code === 'string' && /^22[0-9A-Z]{3}$/.test(e.code)) {
+        // SQLSTATE class 22 (data exception): a value the edge let through and the database refused. Still the
+        // client's input, so 400, and one short line without the statement (SPEC Part 2 "Bad input never gives 5xx").
+        log.warn('database refused a request value', { sqlstate: e.code, request_id: ctx.state.requestId, method: ctx.method, path: ctx.path });
+        ctx.status = 400;
+        ctx.body = { error: 'validation_failed', message: 'The request is not valid.' };
+        return;
+      }
       if (e.status === 413 || e.type === 'entity.too.large') {
         ctx.status = 413;
         ctx.body = { error: 'payload_too_large', message: 'The request body is larger than 1 MB.' };
