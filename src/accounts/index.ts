@@ -1,4 +1,5 @@
 // Organisations and administrators: creation, first start, password hashing, sign-in sessions and their throttle.
+export { normaliseEmail } from './email.js';
 export { addAdmin, addAdminInput, ensureFirstAdmin, type AddAdminInput, type AddAdminResult } from './service.js';
 export { findAdminById, findOrganisationById, findOrganisationByName } from './queries.js';
 export { hashPassword, verifyPassword, generatePassword, dummyPasswordHash } from './passwords.js';

@@ -1,4 +1,5 @@
 import type { Config } from '../config/index.js';
+import { normaliseEmail } from './email.js';
 import { affectedRows, type Db, type LoginThrottleRow } from '../db/index.js';
 
 export type ThrottleSettings = Config['loginThrottle'];
@@ -12,7 +13,8 @@ export interface ThrottleVerdict {
 
 const MAX_DELAY_MS = 10_000;
 
-export const emailKey = (email: string): string => `email:${email.trim().toLowerCase()}`;
+/** The throttle key of an email: its one normalised spelling, so look-alike spellings share one bucket. */
+export const emailKey = (email: string): string => `email:${normaliseEmail(email)}`;
 export const addressKey = (ip: string | null | undefined): string => `ip:${ip || 'unknown'}`;
 
 /**

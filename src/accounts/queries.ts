@@ -1,4 +1,5 @@
 import type { AdminRow, Db, OrganisationRow } from '../db/index.js';
+import { normaliseEmail } from './email.js';
 
 export const findOrganisationByName = (db: Db, name: string): Promise<OrganisationRow | undefined> =>
   db<OrganisationRow>('organisations').whereRaw('lower(name) = lower(?)', [name]).first();
@@ -11,14 +12,15 @@ export const insertOrganisation = async (db: Db, row: Pick<OrganisationRow, 'id'
   return inserted as OrganisationRow;
 };
 
+/** Emails are stored normalised (migration 0060), so one indexed equality on the normalised spelling finds the row. */
 export const findAdminByEmail = (db: Db, email: string): Promise<AdminRow | undefined> =>
-  db<AdminRow>('admins').whereRaw('lower(email) = lower(?)', [email]).first();
+  db<AdminRow>('admins').whereRaw('lower(email) = ?', [normaliseEmail(email)]).first();
 
 export const findAdminById = (db: Db, id: string): Promise<AdminRow | undefined> =>
   db<AdminRow>('admins').where({ id }).first();
 
 export const insertAdmin = async (db: Db, row: Omit<AdminRow, 'created_at'>): Promise<AdminRow> => {
-  const [inserted] = await db<AdminRow>('admins').insert(row).returning('*');
+  const [inserted] = await db<AdminRow>('admins').insert({ ...row, email: normaliseEmail(row.email) }).returning('*');
   return inserted as AdminRow;
 };
 
