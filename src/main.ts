@@ -1,11 +1,13 @@
 // `sat serve`: config → database → migrations → first admin → keys → HTTP server → control socket → jobs.
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { ensureFirstAdmin, pruneSessions } from './accounts/index.js';
 import { runCommand } from './commands.js';
 import type { Config } from './config/index.js';
 import { startControlServer } from './control/index.js';
-import { migrateLatest, openDb } from './db/index.js';
+import { makeOwnerOnly, migrateLatest, openDb, restrictUmask } from './db/index.js';
 import type { Deps } from './deps.js';
 import { startJobs } from './jobs.js';
 import { createLogger, type Logger } from './log.js';
@@ -24,7 +26,25 @@ export interface Running {
   close(): Promise<void>;
 }
 
+/** DATA_DIR/initial-admin-password, 0600 (SPEC Part 2 "Passwords never on a command line or in logs"). */
+export function initialAdminPasswordPath(dataDir: string): string {
+  return path.join(dataDir, 'initial-admin-password');
+}
+
+function writeInitialAdminPassword(dataDir: string, email: string, password: string): string {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const file = initialAdminPasswordPath(dataDir);
+  writeFileSync(file, `${email}\n${password}\n`, { mode: 0o600, flag: 'w' });
+  chmodSync(file, 0o600); // in case it was there before, with other modes
+  return file;
+}
+
 export async function serve(config: Readonly<Config>, log: Logger = createLogger(config.logLevel)): Promise<Running> {
+  // SPEC Part 2: DATA_DIR owner-only whatever the umask, and whether or not it existed (fixes older installs).
+  restrictUmask();
+  const files = makeOwnerOnly(config.dataDir, !config.databaseUrl || !config.smtpUrl);
+  if (files.changed > 0) log.warn('made DATA_DIR owner-only', { data_dir: config.dataDir, changed: files.changed });
+  if (files.skipped > 0) log.warn('entries in DATA_DIR belong to another user and stay as they are', { skipped: files.skipped });
   const db = await openDb(config, log);
   try {
     const deps: Deps = { config, db, log, clock: () => new Date() };
@@ -35,10 +55,16 @@ export async function serve(config: Readonly<Config>, log: Logger = createLogger
     if (first) {
       log.info('first administrator created', { organisation: first.organisation.name, email: first.admin.email });
       if (first.generatedPassword) {
-        // Printed once, on the terminal, outside the structured log: it is never logged or stored in clear.
-        process.stdout.write(
-          `\n  First administrator: ${first.admin.email}\n  Password (shown once): ${first.generatedPassword}\n\n`,
-        );
+        if (process.stdout.isTTY) {
+          // Printed once, on the terminal, outside the structured log: never logged.
+          process.stdout.write(
+            `\n  First administrator: ${first.admin.email}\n  Password (shown once): ${first.generatedPassword}\n\n`,
+          );
+        } else {
+          // stdout is a log collector (a container log): the password goes to an owner-only file instead.
+          const file = writeInitialAdminPassword(config.dataDir, first.admin.email, first.generatedPassword);
+          log.warn('the first administrator\'s generated password is in a file readable only by this user: sign in, then delete it', { file });
+        }
       }
     }
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // `sat`: the command-line tool. Parses argv, dispatches, sets the exit code (0 ok, 1 failed, 2 usage).
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { runCommand } from '../commands.js';
 import { ConfigError, loadConfig, type Config } from '../config/index.js';
 import { callControl, type ControlResponse } from '../control/index.js';
-import { DataDirLockedError, migrateLatest, openDb, readLockHolder } from '../db/index.js';
+import { DataDirLockedError, makeOwnerOnly, migrateLatest, openDb, readLockHolder, restrictUmask } from '../db/index.js';
 import { createLogger } from '../log.js';
 import { serve } from '../main.js';
 
@@ -13,9 +14,12 @@ const usage = `Usage: sat <command> [options]
 Commands:
   serve                                   run the server (PORT, DATABASE_URL, DATA_DIR, ...: see README)
   migrate                                 apply pending database migrations
-  admin add --org NAME --email EMAIL [--password PW]
-                                          add an administrator (creates the organisation when new;
-                                          prints a generated password when none is given)
+  admin add --org NAME --email EMAIL [--password-stdin]
+                                          add an administrator (creates the organisation when new);
+                                          the password is read from standard input (--password-stdin)
+                                          or asked for on a terminal; none given: one is generated and
+                                          printed once (--password PW still works, but shows the
+                                          password to every user of the machine: avoid it)
   keys list                               show the published signing keys and the one that signs
   keys rotate [--delay SECONDS]           add a new signing key; it signs after SECONDS (default 0)
                                           and old keys stay published until their tokens expired
@@ -44,6 +48,7 @@ function parse(argv: string[]) {
       org: { type: 'string' },
       email: { type: 'string' },
       password: { type: 'string' },
+      'password-stdin': { type: 'boolean', default: false },
       delay: { type: 'string' },
       name: { type: 'string' },
       expires: { type: 'string' },
@@ -78,6 +83,7 @@ function toRequest({ values, positionals }: Parsed): { command: string; args: Re
   if (a === 'migrate' && b === undefined) return { command: 'migrate', args: {} };
   if (a === 'admin' && b === 'add') {
     if (!values.org || !values.email) throw new UsageError('admin add needs --org and --email');
+    if (values.password !== undefined && values['password-stdin']) throw new UsageError('give --password or --password-stdin, not both');
     return {
       command: 'admin-add',
       args: { org: values.org, email: values.email, ...(values.password !== undefined ? { password: values.password } : {}) },
@@ -92,6 +98,53 @@ function toRequest({ values, positionals }: Parsed): { command: string; args: Re
   throw new UsageError(`unknown command: ${positionals.join(' ') || '(none)'}`);
 }
 
+/** All of standard input, less one trailing line break: `--password-stdin`. */
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) chunks.push(chunk);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+/** Asks on the terminal without echoing what is typed (on stderr, so stdout stays the command's output). */
+function askHidden(question: string): Promise<string> {
+  return new Promise((resolve) => {
+    const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+    const output = rl as unknown as { _writeToOutput(text: string): void };
+    let muted = false;
+    output._writeToOutput = (text: string) => {
+      if (!muted || text.includes('\n')) process.stderr.write(muted ? '\n' : text);
+    };
+    rl.question(question, (answer) => {
+      rl.close();
+      resolve(answer);
+    });
+    muted = true;
+  });
+}
+
+/**
+ * The password of `sat admin add` (SPEC Part 2 "Passwords never on a command line or in logs"): from standard
+ * input with --password-stdin, else asked twice on a terminal (empty: generate one), else none (generated).
+ * `--password` keeps working for old scripts, with a warning.
+ */
+async function adminPassword(values: Parsed['values']): Promise<string | undefined> {
+  if (values['password-stdin']) {
+    const password = await readStdin();
+    if (password === '') throw new UsageError('--password-stdin read an empty password');
+    return password;
+  }
+  if (values.password !== undefined) {
+    process.stderr.write('sat: warning: --password shows the password to other users (ps, shell history); use --password-stdin or the prompt\n');
+    return values.password;
+  }
+  if (!process.stdin.isTTY) return undefined;
+  const first = await askHidden('Password for the new administrator (empty: generate one): ');
+  if (first === '') return undefined;
+  const again = await askHidden('The same password again: ');
+  if (again !== first) throw new UsageError('the two passwords differ');
+  return first;
+}
+
 /** Runs one command: through the running server when it holds the embedded database, else on the database itself. */
 async function execute(config: Readonly<Config>, req: { command: string; args: Record<string, unknown> }): Promise<ControlResponse> {
   if (!config.databaseUrl && readLockHolder(config.dataDir) !== undefined) {
@@ -100,6 +153,7 @@ async function execute(config: Readonly<Config>, req: { command: string; args: R
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, {}, (line) => process.stderr.write(line + '\n'));
   let db;
   try {
+    if (!config.databaseUrl) makeOwnerOnly(config.dataDir);
     db = await openDb(config, log);
   } catch (err) {
     // The server started between our check and our open: go through it after all.
@@ -194,6 +248,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(usage + '\n');
     return parsed.values.help ? 0 : 2;
   }
+  restrictUmask(); // whatever `sat` creates in DATA_DIR is owner-only (SPEC Part 2)
   try {
     const config = loadConfig();
     if (parsed.positionals[0] === 'serve' && parsed.positionals.length === 1) {
@@ -201,6 +256,10 @@ async function main(argv: string[]): Promise<number> {
       return -1; // keeps running
     }
     const req = toRequest(parsed);
+    if (req.command === 'admin-add') {
+      const password = await adminPassword(parsed.values);
+      req.args = { ...req.args, ...(password !== undefined ? { password } : {}) };
+    }
     const res = await execute(config, req);
     if (!res.ok) {
       const details = Array.isArray(res.error.details) ? (res.error.details as Array<{ path: string; message: string }>) : [];

@@ -5,6 +5,7 @@ import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../log.js';
+import { makeOwnerOnly } from './files.js';
 import { acquireDataDirLock, type DataDirLock } from './lock.js';
 
 export type Db = Knex | Knex.Transaction;
@@ -21,6 +22,7 @@ export { migrateLatest, migrationStatus } from './migrate.js';
 export { isUniqueViolation } from './errors.js';
 export { cursorTimeSql, decodeCursor, encodeCursor, escapeLike, isUuid, type PageKey } from './keyset.js';
 export { affectedRows } from './affected.js';
+export { makeOwnerOnly, restrictUmask, OWNER_ONLY_UMASK } from './files.js';
 export * from './rows.js';
 
 // node-postgres returns int8 as a string; our bigint columns (counts) fit in a JS number.
@@ -70,6 +72,9 @@ export async function openDb(
       acquireConnectionTimeout: 60_000,
     } as Knex.Config);
     await knex.raw('select 1');
+    // The engine writes its initial files with the modes of its bundled data directory (0666), whatever the
+    // umask: made owner-only here, once they exist (SPEC Part 2 "Nothing readable by other OS users").
+    makeOwnerOnly(embeddedDataPath(config.dataDir), false);
     return {
       knex,
       kind: 'embedded',
