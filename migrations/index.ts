@@ -4,6 +4,7 @@ import * as m0001 from './0001_initial.js';
 import * as m0002 from './0002_admin.js';
 import * as m0003 from './0003_mail.js';
 import * as m0060 from './0060_normalise_emails.js';
+import * as m0061 from './0061_revoked_by_client.js';
 
 export interface Migration {
   name: string;
@@ -16,4 +17,5 @@ export const migrations: readonly Migration[] = [
   { name: '0002_admin', ...m0002 },
   { name: '0003_mail', ...m0003 },
   { name: '0060_normalise_emails', ...m0060 },
+  { name: '0061_revoked_by_client', ...m0061 },
 ];

@@ -90,7 +90,7 @@ export async function serve(config: Readonly<Config>, log: Logger = createLogger
         {
           // Expired admin sessions, finished sign-in throttle windows, revoked access tokens past their exp.
           name: 'prune-expired',
-          intervalMs: 600_000,
+          intervalMs: 60_000, // bounded state (SPEC Part 2): throttle rows past their window go within a minute
           run: async () => (await pruneSessions(deps)) + (await pruneRevokedAccessTokens(deps.db.knex, deps.clock())),
         },
         {

@@ -74,7 +74,13 @@ export async function signIn(deps: Deps, input: SignInInput, meta: { ip?: string
   const db = deps.db.knex;
   const ip = meta.ip ?? null;
   const keys = { email: emailKey(input.email), address: addressKey(ip) };
-  const verdict = await registerAttempt(db, [keys.email, keys.address], deps.clock(), config.loginThrottle);
+  // The address first: a blocked address is refused before its attempt touches the email's row, so it cannot
+  // add a row per email it tries (SPEC Part 2 "Bounded state": a blocked address adds nothing).
+  let verdict = await registerAttempt(db, [keys.address], deps.clock(), config.loginThrottle);
+  if (verdict.retryAfterSeconds === undefined) {
+    const byEmail = await registerAttempt(db, [keys.email], deps.clock(), config.loginThrottle);
+    verdict = byEmail.retryAfterSeconds !== undefined ? byEmail : { delayMs: Math.max(verdict.delayMs, byEmail.delayMs) };
+  }
   if (verdict.retryAfterSeconds !== undefined) {
     throw new AppError('rate_limited', 'Too many failed sign-in attempts. Try again later.', undefined, {
       'Retry-After': String(verdict.retryAfterSeconds),

@@ -24,9 +24,14 @@ export const fileConfigSchema = z
         delayAfterFailures: z.number().int().min(0).max(1_000),
         delayMs: z.number().int().min(0).max(60_000),
         blockAfterFailures: z.number().int().min(1).max(1_000),
+        // SPEC Part 2 "Bounded state": at most this many throttle rows; past it the oldest windows are dropped.
+        maxRows: z.number().int().min(100).max(10_000_000).default(100_000),
       })
       .strict()
-      .default({ windowSeconds: 900, delayAfterFailures: 5, delayMs: 1_000, blockAfterFailures: 10 }),
+      .default({ windowSeconds: 900, delayAfterFailures: 5, delayMs: 1_000, blockAfterFailures: 10, maxRows: 100_000 }),
+    // RFC 7009 revocations remembered per client until the access token's exp; past this many the revocation
+    // endpoint answers 503 with Retry-After (RFC 7009 §2.2.1) until some expire (SPEC Part 2 "Bounded state").
+    maxRevokedAccessTokensPerClient: z.number().int().min(1).max(10_000_000).default(10_000),
   })
   .strict();
 

@@ -1,7 +1,7 @@
 import type { Middleware } from 'koa';
 import type { Deps } from '../deps.js';
 import { revokeAccessToken } from '../tokens/index.js';
-import { callerEndpoint } from './caller.js';
+import { callerEndpoint, OAuthEndpointError } from './caller.js';
 import type { AccessTokenVerifier } from './introspection.js';
 
 /**
@@ -15,11 +15,18 @@ export function revocationEndpoint(deps: Deps, verify: AccessTokenVerifier): Mid
   return callerEndpoint(deps, 'revocation', async (ctx, caller, token) => {
     const claims = await verify(token);
     if (claims && claims.client_id === caller.clientId) {
-      await revokeAccessToken(
+      const outcome = await revokeAccessToken(
         deps.db.knex,
         { jti: claims.jti, client_id: claims.client_id, organisation_id: caller.organisationId, expires_at: new Date(claims.exp * 1000) },
         deps.clock(),
+        deps.config.maxRevokedAccessTokensPerClient,
       );
+      if (!outcome.recorded) {
+        // RFC 7009 §2.2.1: temporarily unable; the client may retry after Retry-After (when its oldest expire).
+        throw new OAuthEndpointError(503, 'temporarily_unavailable', 'too many revoked access tokens of this client are on record; retry later', {
+          'Retry-After': String(outcome.retryAfterSeconds),
+        });
+      }
     }
     ctx.set('Cache-Control', 'no-store');
     ctx.status = 200;
