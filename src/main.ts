@@ -3,7 +3,7 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { ensureFirstAdmin, pruneSessions } from './accounts/index.js';
+import { configurePasswordHashing, ensureFirstAdmin, pruneSessions } from './accounts/index.js';
 import { runCommand } from './commands.js';
 import type { Config } from './config/index.js';
 import { startControlServer } from './control/index.js';
@@ -42,6 +42,7 @@ function writeInitialAdminPassword(dataDir: string, email: string, password: str
 export async function serve(config: Readonly<Config>, log: Logger = createLogger(config.logLevel)): Promise<Running> {
   // SPEC Part 2: DATA_DIR owner-only whatever the umask, and whether or not it existed (fixes older installs).
   restrictUmask();
+  configurePasswordHashing(config.passwordHashing);
   const files = makeOwnerOnly(config.dataDir, !config.databaseUrl || !config.smtpUrl);
   if (files.changed > 0) log.warn('made DATA_DIR owner-only', { data_dir: config.dataDir, changed: files.changed });
   if (files.skipped > 0) log.warn('entries in DATA_DIR belong to another user and stay as they are', { skipped: files.skipped });

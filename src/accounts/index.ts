@@ -2,7 +2,8 @@
 export { normaliseEmail } from './email.js';
 export { addAdmin, addAdminInput, ensureFirstAdmin, type AddAdminInput, type AddAdminResult } from './service.js';
 export { findAdminById, findOrganisationById, findOrganisationByName } from './queries.js';
-export { hashPassword, verifyPassword, generatePassword, dummyPasswordHash } from './passwords.js';
+export { hashPassword, verifyPassword, generatePassword, dummyPasswordHash, configurePasswordHashing } from './passwords.js';
+export { PasswordQueueFullError } from './password-pool.js';
 export {
   signIn,
   signOut,

@@ -32,6 +32,8 @@ export interface Config {
   loginThrottle: Readonly<FileConfig['loginThrottle']>;
   /** Unexpired revoked access tokens remembered per client (config `maxRevokedAccessTokensPerClient`). */
   maxRevokedAccessTokensPerClient: number;
+  /** Threads and queue of password hashing (config `passwordHashing`). */
+  passwordHashing: Readonly<FileConfig['passwordHashing']>;
   /** Delivery attempts per mail before it is marked failed. */
   mailMaxAttempts: number;
   /** First retry delay; doubles per attempt (with jitter) up to mailRetryMaxSeconds. */
@@ -110,6 +112,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     defaultOrganisation: file.defaultOrganisation,
     loginThrottle: Object.freeze({ ...file.loginThrottle }),
     maxRevokedAccessTokensPerClient: file.maxRevokedAccessTokensPerClient,
+    passwordHashing: Object.freeze({ ...file.passwordHashing }),
     mailMaxAttempts: e.MAIL_MAX_ATTEMPTS ?? 20,
     mailRetryBaseSeconds: e.MAIL_RETRY_BASE_SECONDS ?? 30,
     mailRetryMaxSeconds: e.MAIL_RETRY_MAX_SECONDS ?? 3_600,

@@ -31,6 +31,12 @@ export const fileConfigSchema = z
       .default({ windowSeconds: 900, delayAfterFailures: 5, delayMs: 1_000, blockAfterFailures: 10, maxRows: 100_000 }),
     // RFC 7009 revocations remembered per client until the access token's exp; past this many the revocation
     // endpoint answers 503 with Retry-After (RFC 7009 §2.2.1) until some expire (SPEC Part 2 "Bounded state").
+    // Password hashing (scrypt) on its own worker threads with a bounded queue, away from the token endpoint's
+    // signing on the libuv pool; a sign-in past the queue gets 429 (SPEC Part 2 "Admin sign-in cannot starve").
+    passwordHashing: z
+      .object({ threads: z.number().int().min(1).max(16), maxQueue: z.number().int().min(0).max(10_000) })
+      .strict()
+      .default({ threads: 1, maxQueue: 8 }),
     maxRevokedAccessTokensPerClient: z.number().int().min(1).max(10_000_000).default(10_000),
   })
   .strict();
