@@ -70,7 +70,10 @@ export async function serve(config: Readonly<Config>, log: Logger = createLogger
     }
 
     const { app, oauth } = await createServer(deps);
-    const server = http.createServer(app.callback());
+    // A request (headers and body) must arrive within REQUEST_TIMEOUT_SECONDS, else Node answers 408 and closes:
+    // a body trickled byte by byte cannot hold a connection and a handler for minutes. Checked every second.
+    const server = http.createServer({ requestTimeout: config.requestTimeoutMs, connectionsCheckingInterval: 1_000 }, app.callback());
+    server.headersTimeout = Math.min(server.headersTimeout, config.requestTimeoutMs);
     server.keepAliveTimeout = 65_000; // longer than common load balancer idle timeouts
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -41,6 +41,12 @@ export interface Config {
   mailRetryMaxSeconds: number;
   /** How often each instance looks for due mail. */
   mailPollIntervalMs: number;
+  /** Send SMTP credentials without TLS (SMTP_ALLOW_PLAINTEXT_AUTH); false: smtps:// or STARTTLS required. */
+  smtpAllowPlaintextAuth: boolean;
+  /** Bearer token GET /metrics requires (METRICS_TOKEN); undefined: open. */
+  metricsToken: string | undefined;
+  /** Milliseconds a client has to send a whole request, body included (REQUEST_TIMEOUT_SECONDS, default 10). */
+  requestTimeoutMs: number;
   /** How often each instance looks for tokens entering their last 7 days. */
   expiryCheckIntervalMs: number;
 }
@@ -118,5 +124,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     mailRetryMaxSeconds: e.MAIL_RETRY_MAX_SECONDS ?? 3_600,
     mailPollIntervalMs: e.MAIL_POLL_INTERVAL_MS ?? 5_000,
     expiryCheckIntervalMs: e.EXPIRY_CHECK_INTERVAL_MS ?? 600_000,
+    smtpAllowPlaintextAuth: e.SMTP_ALLOW_PLAINTEXT_AUTH ?? false,
+    metricsToken: e.METRICS_TOKEN,
+    requestTimeoutMs: Math.round((e.REQUEST_TIMEOUT_SECONDS ?? 10) * 1000),
   });
 }

@@ -106,6 +106,12 @@ export const envSchema = z.object({
   MAIL_RETRY_BASE_SECONDS: numberFromEnv(0.01, 86_400),
   MAIL_RETRY_MAX_SECONDS: numberFromEnv(0.01, 7 * 86_400),
   MAIL_POLL_INTERVAL_MS: intFromEnv(50, 600_000),
+  // SPEC Part 2 / issue 10: credentials in SMTP_URL travel only over TLS (smtps:// or STARTTLS) unless this is true.
+  SMTP_ALLOW_PLAINTEXT_AUTH: booleanFromEnv,
+  // A bearer token GET /metrics requires when set.
+  METRICS_TOKEN: optionalString.pipe(z.string().min(16, 'must have at least 16 characters').optional()),
+  // Seconds a client has to send a whole request (headers and body); slower requests get 408.
+  REQUEST_TIMEOUT_SECONDS: numberFromEnv(0.5, 600),
   // SPEC: the expiry check runs at least hourly.
   EXPIRY_CHECK_INTERVAL_MS: intFromEnv(50, 3_600_000),
 });
