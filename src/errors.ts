@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'unsupported_media_type'
   | 'rate_limited'
   | 'conflict'
+  | 'service_unavailable'
   | 'internal_error';
 
 const statusOf: Record<ErrorCode, number> = {
@@ -33,6 +34,7 @@ const statusOf: Record<ErrorCode, number> = {
   unsupported_media_type: 415,
   rate_limited: 429,
   internal_error: 500,
+  service_unavailable: 503,
 };
 
 export interface ErrorDetail {

@@ -1,4 +1,5 @@
 // The only scheduler: periodic background tasks, never overlapping themselves, stopped cleanly.
+import { isDatabaseUnavailable, noteDatabaseOutage } from './db/index.js';
 import type { Logger } from './log.js';
 
 export interface Job {
@@ -23,7 +24,10 @@ export function startJobs(jobs: Job[], log: Logger): Jobs {
       busy = true;
       const p = job
         .run()
-        .catch((err) => log.warn(`job ${job.name} failed`, { err }))
+        .catch((err) =>
+          // A database outage is logged once for everyone (db/outage.ts), not by every job on every tick.
+          isDatabaseUnavailable(err) ? noteDatabaseOutage(log, err, `job ${job.name}`) : log.warn(`job ${job.name} failed`, { err }),
+        )
         .finally(() => {
           busy = false;
           running.delete(p);

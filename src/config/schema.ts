@@ -112,6 +112,9 @@ export const envSchema = z.object({
   METRICS_TOKEN: optionalString.pipe(z.string().min(16, 'must have at least 16 characters').optional()),
   // Seconds a client has to send a whole request (headers and body); slower requests get 408.
   REQUEST_TIMEOUT_SECONDS: numberFromEnv(0.5, 600),
+  // Bound on every PostgreSQL call: statement timeout, client-side query timeout (+1 s), connect and pool-acquire
+  // timeouts; a stalled database fails requests within seconds (issue 10 item 11). Migrations are not bounded.
+  DATABASE_TIMEOUT_SECONDS: numberFromEnv(0.2, 600),
   // SPEC: the expiry check runs at least hourly.
   EXPIRY_CHECK_INTERVAL_MS: intFromEnv(50, 3_600_000),
 });

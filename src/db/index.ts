@@ -6,6 +6,7 @@ import pg from 'pg';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../log.js';
 import { makeOwnerOnly } from './files.js';
+import { noteDatabaseOutage } from './outage.js';
 import { acquireDataDirLock, type DataDirLock } from './lock.js';
 
 export type Db = Knex | Knex.Transaction;
@@ -19,7 +20,8 @@ export interface Database {
 
 export { DataDirLockedError, readLockHolder } from './lock.js';
 export { migrateLatest, migrationStatus } from './migrate.js';
-export { isUniqueViolation } from './errors.js';
+export { isDatabaseUnavailable, isUniqueViolation } from './errors.js';
+export { noteDatabaseOutage, OUTAGE_RETRY_AFTER_SECONDS } from './outage.js';
 export { cursorTimeSql, decodeCursor, encodeCursor, escapeLike, isUuid, type PageKey } from './keyset.js';
 export { affectedRows } from './affected.js';
 export { makeOwnerOnly, restrictUmask, OWNER_ONLY_UMASK } from './files.js';
@@ -35,10 +37,18 @@ export function embeddedDataPath(dataDir: string): string {
 /** knex's own messages (connection errors and the like) go through our redacting logger, not console.log. */
 function knexLog(log: Logger | undefined): Knex.Config['log'] {
   if (!log) return undefined;
-  const text = (m: unknown) => (typeof m === 'string' ? m : m instanceof Error ? m.message : JSON.stringify(m));
+  // First line only: knex puts whole stack traces into some of its messages.
+  const text = (m: unknown) => (typeof m === 'string' ? m : m instanceof Error ? m.message : JSON.stringify(m)).split('\n')[0]!.slice(0, 300);
+  // A pool that cannot connect says so on every try: counted into the outage summary instead (outage.ts).
+  const connection = /Acquire connection error|Connection Error|connection error/i;
+  const emit = (level: 'warn' | 'error', m: unknown) => {
+    const line = text(m);
+    if (connection.test(line)) return noteDatabaseOutage(log, { message: line }, 'database pool');
+    log[level]('database: ' + line);
+  };
   return {
-    warn: (m: unknown) => log.warn('database: ' + text(m)),
-    error: (m: unknown) => log.error('database: ' + text(m)),
+    warn: (m: unknown) => emit('warn', m),
+    error: (m: unknown) => emit('error', m),
     deprecate: (m: unknown) => log.debug('database: ' + text(m)),
     debug: (m: unknown) => log.debug('database: ' + text(m)),
   };
@@ -46,16 +56,25 @@ function knexLog(log: Logger | undefined): Knex.Config['log'] {
 
 /** Opens the configured database. The embedded one takes an exclusive lock on DATA_DIR first. */
 export async function openDb(
-  config: Pick<Config, 'databaseUrl' | 'databasePoolMax' | 'dataDir'>,
+  config: Pick<Config, 'databaseUrl' | 'databasePoolMax' | 'dataDir'> & Partial<Pick<Config, 'databaseTimeoutMs'>>,
   log?: Logger,
 ): Promise<Database> {
   if (config.databaseUrl) {
+    // Every call is bounded (issue 10 item 11): the server stops a statement after `timeout`, the client gives up
+    // on an answer 1 s later (a stalled server or network), connecting and waiting for a pooled connection too.
+    const timeout = config.databaseTimeoutMs ?? 5_000;
     const knex = knexFactory({
       log: knexLog(log),
       client: 'pg',
-      connection: { connectionString: config.databaseUrl, application_name: 'sat' },
+      connection: {
+        connectionString: config.databaseUrl,
+        application_name: 'sat',
+        statement_timeout: timeout,
+        query_timeout: timeout + 1_000,
+        connectionTimeoutMillis: timeout,
+      } as Knex.PgConnectionConfig,
       pool: { min: 0, max: config.databasePoolMax },
-      acquireConnectionTimeout: 10_000,
+      acquireConnectionTimeout: timeout + 1_000,
     });
     return { knex, kind: 'postgres', close: () => knex.destroy() };
   }

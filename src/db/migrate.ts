@@ -1,4 +1,4 @@
-import type { Knex } from 'knex';
+import knexFactory, { type Knex } from 'knex';
 import { migrations, type Migration } from '../../migrations/index.js';
 
 const source: Knex.MigrationSource<Migration> = {
@@ -14,6 +14,26 @@ const migrationConfig: Knex.MigratorConfig = { migrationSource: source, tableNam
  * the loser waits and retries instead of failing.
  */
 export async function migrateLatest(knex: Knex, timeoutMs = 60_000): Promise<string[]> {
+  // Migrations may take longer than a request's database timeout: they run on a connection without one.
+  const unbounded = withoutTimeouts(knex);
+  try {
+    return await migrateWith(unbounded ?? knex, timeoutMs);
+  } finally {
+    await unbounded?.destroy();
+  }
+}
+
+/** A one-connection copy of a PostgreSQL knex without statement/query timeouts; undefined when there are none. */
+function withoutTimeouts(knex: Knex): Knex | undefined {
+  const config = (knex as unknown as { client: { config: Knex.Config } }).client.config;
+  const connection = config.connection as Record<string, unknown> | undefined;
+  if (config.client !== 'pg' || !connection || typeof connection !== 'object') return undefined;
+  if (connection.statement_timeout === undefined && connection.query_timeout === undefined) return undefined;
+  const { statement_timeout: _s, query_timeout: _q, ...rest } = connection;
+  return knexFactory({ ...config, connection: rest as Knex.PgConnectionConfig, pool: { min: 0, max: 1 } });
+}
+
+async function migrateWith(knex: Knex, timeoutMs: number): Promise<string[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {

@@ -1,4 +1,5 @@
 import type { Middleware } from 'koa';
+import { isDatabaseUnavailable, noteDatabaseOutage, OUTAGE_RETRY_AFTER_SECONDS } from '../db/index.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -34,6 +35,13 @@ export function errorHandler(log: Logger): Middleware {
       if (e.status === 400 && e.type === 'entity.parse.failed') {
         ctx.status = 400;
         ctx.body = { error: 'invalid_json', message: 'The request body is not valid JSON.' };
+        return;
+      }
+      if (isDatabaseUnavailable(err)) {
+        noteDatabaseOutage(log, err, `${ctx.method} ${ctx.path}`);
+        ctx.status = 503;
+        ctx.set('Retry-After', String(OUTAGE_RETRY_AFTER_SECONDS));
+        ctx.body = { error: 'service_unavailable', message: 'The database is unavailable. Try again shortly.' };
         return;
       }
       log.error('request failed', { err, request_id: ctx.state.requestId, method: ctx.method, path: ctx.path });

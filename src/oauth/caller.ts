@@ -1,4 +1,5 @@
 import type { Context, Middleware } from 'koa';
+import { isDatabaseUnavailable, noteDatabaseOutage, OUTAGE_RETRY_AFTER_SECONDS } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { findTokenByClientId, isWellFormedClientId, isWellFormedSecret, verifySecret } from '../tokens/index.js';
 
@@ -14,6 +15,12 @@ export class OAuthEndpointError extends Error {
     this.name = 'OAuthEndpointError';
   }
 }
+
+/** RFC 6749-shaped 503 while the database is out of reach (issue 10 item 12). */
+export const databaseUnavailable = (): OAuthEndpointError =>
+  new OAuthEndpointError(503, 'temporarily_unavailable', 'the authorization server is temporarily unavailable; retry later', {
+    'Retry-After': String(OUTAGE_RETRY_AFTER_SECONDS),
+  });
 
 export function sendOAuthError(ctx: Context, err: OAuthEndpointError): void {
   ctx.status = err.status;
@@ -133,6 +140,10 @@ export function callerEndpoint(
       await handle(ctx, caller, token);
     } catch (err) {
       if (err instanceof OAuthEndpointError) return sendOAuthError(ctx, err);
+      if (isDatabaseUnavailable(err)) {
+        noteDatabaseOutage(deps.log, err, ctx.path);
+        return sendOAuthError(ctx, databaseUnavailable());
+      }
       deps.log.error(`${name} failed`, { err, request_id: ctx.state.requestId });
       sendOAuthError(ctx, new OAuthEndpointError(500, 'server_error', `${name} failed`));
     }

@@ -5,6 +5,7 @@ import { tokenRequestDuration, tokenRequests } from '../metrics.js';
 import { UsageRecorder } from '../tokens/index.js';
 import { ensureSigningKey, keyRetentionMs, loadKeySet, pruneSigningKeys, type KeySet } from './keys.js';
 import { createProvider } from './provider.js';
+import { databaseUnavailable } from './caller.js';
 import { createAccessTokenVerifier, introspectionEndpoint } from './introspection.js';
 import { revocationEndpoint } from './revocation.js';
 
@@ -102,6 +103,12 @@ function postProcess(scopes: string[], issuer: string): Middleware {
     if (ctx.path === '/token') {
       const started = process.hrtime.bigint();
       await next();
+      if (ctx.state.databaseUnavailable) {
+        const e = databaseUnavailable();
+        ctx.status = e.status;
+        ctx.set(e.headers);
+        ctx.body = { error: e.error, error_description: e.description };
+      }
       const body = ctx.body as { error?: string } | undefined;
       const outcome = ctx.status < 400 ? 'ok' : (body?.error ?? String(ctx.status));
       tokenRequests.inc({ outcome });

@@ -12,6 +12,7 @@ import querystring from 'node:querystring';
 import type { JWK } from 'jose';
 import type { Middleware } from 'koa';
 import Provider, { errors, ExternalSigningKey, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { isDatabaseUnavailable, noteDatabaseOutage } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { tokenRequestDuration, tokenRequests } from '../metrics.js';
 import {
@@ -476,7 +477,13 @@ export function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHooks): 
     const client = ctx.oidc.client as unknown as ProviderClient | undefined;
     if (client?.token_id) hooks.onTokenIssued(client.token_id);
   });
-  provider.on('server_error', (_ctx: unknown, err: Error) => {
+  provider.on('server_error', (ctx: KoaContextWithOIDC, err: Error) => {
+    if (isDatabaseUnavailable(err)) {
+      // Answered 503 by postProcess (src/oauth/index.ts); logged once per outage, not per request.
+      ctx.state.databaseUnavailable = true;
+      noteDatabaseOutage(deps.log, err, ctx.path);
+      return;
+    }
     deps.log.error('oauth server error', { err });
   });
 
