@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'rate_limited'
   | 'conflict'
   | 'service_unavailable'
+  | 'insufficient_storage'
   | 'internal_error';
 
 const statusOf: Record<ErrorCode, number> = {
@@ -35,6 +36,7 @@ const statusOf: Record<ErrorCode, number> = {
   rate_limited: 429,
   internal_error: 500,
   service_unavailable: 503,
+  insufficient_storage: 507,
 };
 
 export interface ErrorDetail {

@@ -7,9 +7,9 @@ import { configurePasswordHashing, ensureFirstAdmin, pruneSessions } from './acc
 import { runCommand } from './commands.js';
 import type { Config } from './config/index.js';
 import { startControlServer } from './control/index.js';
-import { makeOwnerOnly, migrateLatest, openDb, restrictUmask } from './db/index.js';
+import { makeOwnerOnly, migrateLatest, openDb, restrictUmask, type Database } from './db/index.js';
 import type { Deps } from './deps.js';
-import { startJobs } from './jobs.js';
+import { startJobs, type Job } from './jobs.js';
 import { createLogger, type Logger } from './log.js';
 import { deliverDueMail, pruneSentMail } from './mail/delivery.js';
 import { enqueueExpiryNotices } from './mail/index.js';
@@ -37,6 +37,11 @@ function writeInitialAdminPassword(dataDir: string, email: string, password: str
   writeFileSync(file, `${email}\n${password}\n`, { mode: 0o600, flag: 'w' });
   chmodSync(file, 0o600); // in case it was there before, with other modes
   return file;
+}
+
+/** Every job writes: on an embedded database with an almost full disk they wait for space (issue 10 item 13). */
+function whileDiskAllows(db: Database, jobs: Job[]): Job[] {
+  return jobs.map((job) => ({ ...job, run: () => (db.diskSpace?.().low ? Promise.resolve(0) : job.run()) }));
 }
 
 export async function serve(config: Readonly<Config>, log: Logger = createLogger(config.logLevel)): Promise<Running> {
@@ -88,7 +93,7 @@ export async function serve(config: Readonly<Config>, log: Logger = createLogger
     const mailTransport = createMailTransport(config, log);
     const stopMail = new AbortController(); // shutdown: the mail worker hands back what it has not sent yet
     const jobs = startJobs(
-      [
+      whileDiskAllows(db, [
         { name: 'flush-last-used', intervalMs: 5_000, run: () => oauth.flushUsage() },
         { name: 'reload-keys', intervalMs: 15_000, run: () => oauth.reloadKeys() },
         {
@@ -104,7 +109,7 @@ export async function serve(config: Readonly<Config>, log: Logger = createLogger
         },
         { name: 'expiry-notices', intervalMs: config.expiryCheckIntervalMs, run: () => enqueueExpiryNotices(deps) },
         { name: 'prune-sent-mail', intervalMs: 3_600_000, run: () => pruneSentMail(deps) },
-      ],
+      ]),
       log,
     );
     log.info('listening', {

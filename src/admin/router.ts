@@ -11,6 +11,7 @@ import { sessionRoutes } from './session-routes.js';
 import { tokenRoutes } from './token-routes.js';
 
 export const ADMIN_API_PREFIX = '/admin/api';
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /**
  * Answers everything under /admin/api and nothing else. Errors are AppErrors, rendered by the application's
@@ -39,6 +40,12 @@ export function adminApi(deps: Deps): Middleware {
   return async (ctx, next) => {
     if (ctx.path !== ADMIN_API_PREFIX && !ctx.path.startsWith(`${ADMIN_API_PREFIX}/`)) return next();
     ctx.set('Cache-Control', 'no-store');
+    if (!SAFE_METHODS.has(ctx.method) && deps.db.diskSpace?.().low) {
+      // Embedded database on an almost full disk: refuse writes before the engine runs out of space (issue 10 item 13).
+      throw new AppError('insufficient_storage', 'The server is almost out of disk space. Try again once an operator has freed some.', undefined, {
+        'Retry-After': '60',
+      });
+    }
     await readBody(ctx, () => routes(ctx, () => methods(ctx, () => notFound(ctx, async () => undefined))));
   };
 }

@@ -216,7 +216,16 @@ function print(command: string, result: unknown, json: boolean): void {
 
 async function runServe(config: Readonly<Config>): Promise<void> {
   const log = createLogger(config.logLevel);
-  const running = await serve(config, log);
+  let running: Awaited<ReturnType<typeof serve>>;
+  try {
+    running = await serve(config, log);
+  } catch (err) {
+    // The database could not open (a full disk, a locked DATA_DIR, …): exit non-zero rather than linger without
+    // listening (the embedded engine may leave handles that would keep the process alive).
+    log.error('could not start', { error: (err as Error).message });
+    process.stderr.write(`sat: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

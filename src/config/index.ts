@@ -43,6 +43,8 @@ export interface Config {
   mailPollIntervalMs: number;
   /** Bound on each PostgreSQL statement, query, connect and pool acquire (DATABASE_TIMEOUT_SECONDS, default 5). */
   databaseTimeoutMs: number;
+  /** Embedded database: free bytes under DATA_DIR below which writes are refused (MIN_FREE_DISK_MB, default 64). */
+  minFreeDiskBytes: number;
   /** Send SMTP credentials without TLS (SMTP_ALLOW_PLAINTEXT_AUTH); false: smtps:// or STARTTLS required. */
   smtpAllowPlaintextAuth: boolean;
   /** Bearer token GET /metrics requires (METRICS_TOKEN); undefined: open. */
@@ -127,6 +129,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     mailPollIntervalMs: e.MAIL_POLL_INTERVAL_MS ?? 5_000,
     expiryCheckIntervalMs: e.EXPIRY_CHECK_INTERVAL_MS ?? 600_000,
     smtpAllowPlaintextAuth: e.SMTP_ALLOW_PLAINTEXT_AUTH ?? false,
+    minFreeDiskBytes: Math.round((e.MIN_FREE_DISK_MB ?? 64) * 1024 * 1024),
     databaseTimeoutMs: Math.round((e.DATABASE_TIMEOUT_SECONDS ?? 5) * 1000),
     metricsToken: e.METRICS_TOKEN,
     requestTimeoutMs: Math.round((e.REQUEST_TIMEOUT_SECONDS ?? 10) * 1000),

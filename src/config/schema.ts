@@ -115,6 +115,8 @@ export const envSchema = z.object({
   // Bound on every PostgreSQL call: statement timeout, client-side query timeout (+1 s), connect and pool-acquire
   // timeouts; a stalled database fails requests within seconds (issue 10 item 11). Migrations are not bounded.
   DATABASE_TIMEOUT_SECONDS: numberFromEnv(0.2, 600),
+  // Embedded database: writes are refused (507) and /readyz says 503 below this much free space in DATA_DIR.
+  MIN_FREE_DISK_MB: numberFromEnv(0, 10_000_000),
   // SPEC: the expiry check runs at least hourly.
   EXPIRY_CHECK_INTERVAL_MS: intFromEnv(50, 3_600_000),
 });

@@ -5,6 +5,7 @@ import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../log.js';
+import { diskSpaceProbe, type DiskSpace } from './disk.js';
 import { makeOwnerOnly } from './files.js';
 import { noteDatabaseOutage } from './outage.js';
 import { acquireDataDirLock, type DataDirLock } from './lock.js';
@@ -16,6 +17,8 @@ export interface Database {
   readonly knex: Knex;
   readonly kind: DbKind;
   close(): Promise<void>;
+  /** Embedded database: free space under DATA_DIR (writes are refused when low). Absent on PostgreSQL. */
+  readonly diskSpace?: () => DiskSpace;
 }
 
 export { DataDirLockedError, readLockHolder } from './lock.js';
@@ -24,6 +27,7 @@ export { isDatabaseUnavailable, isUniqueViolation } from './errors.js';
 export { noteDatabaseOutage, OUTAGE_RETRY_AFTER_SECONDS } from './outage.js';
 export { cursorTimeSql, decodeCursor, encodeCursor, escapeLike, isUuid, type PageKey } from './keyset.js';
 export { affectedRows } from './affected.js';
+export { diskSpaceProbe, type DiskSpace } from './disk.js';
 export { makeOwnerOnly, restrictUmask, OWNER_ONLY_UMASK } from './files.js';
 export * from './rows.js';
 
@@ -56,7 +60,7 @@ function knexLog(log: Logger | undefined): Knex.Config['log'] {
 
 /** Opens the configured database. The embedded one takes an exclusive lock on DATA_DIR first. */
 export async function openDb(
-  config: Pick<Config, 'databaseUrl' | 'databasePoolMax' | 'dataDir'> & Partial<Pick<Config, 'databaseTimeoutMs'>>,
+  config: Pick<Config, 'databaseUrl' | 'databasePoolMax' | 'dataDir'> & Partial<Pick<Config, 'databaseTimeoutMs' | 'minFreeDiskBytes'>>,
   log?: Logger,
 ): Promise<Database> {
   if (config.databaseUrl) {
@@ -80,6 +84,18 @@ export async function openDb(
   }
 
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const diskSpace = diskSpaceProbe(config.dataDir, config.minFreeDiskBytes ?? 64 * 1024 * 1024, (space) =>
+    space.low
+      ? log?.error('disk almost full under DATA_DIR: refusing writes until space is freed', { free_mb: Math.floor(space.freeBytes / 1048576) })
+      : log?.info('disk space under DATA_DIR is sufficient again', { free_mb: Math.floor(space.freeBytes / 1048576) }),
+  );
+  if (diskSpace().low) {
+    // The embedded engine cannot start (nor work) on a full disk: say so and fail, rather than hang.
+    throw new Error(
+      `not enough free disk space under ${config.dataDir} for the embedded database ` +
+        `(${Math.floor(diskSpace().freeBytes / 1048576)} MB free, MIN_FREE_DISK_MB is ${Math.round((config.minFreeDiskBytes ?? 0) / 1048576)})`,
+    );
+  }
   const lock: DataDirLock = acquireDataDirLock(config.dataDir);
   try {
     const { default: ClientPgLite } = await import('knex-pglite');
@@ -97,6 +113,7 @@ export async function openDb(
     return {
       knex,
       kind: 'embedded',
+      diskSpace,
       close: async () => {
         try {
           await knex.destroy();

@@ -13,6 +13,13 @@ export function opsRouter(deps: Deps): Router {
   });
   router.get('/readyz', async (ctx) => {
     ctx.set('Cache-Control', 'no-store');
+    const disk = deps.db.diskSpace?.();
+    if (disk?.low) {
+      // Checked first: a query on an embedded database with a full disk may never return.
+      ctx.status = 503;
+      ctx.body = { status: 'unavailable', database: 'ok', disk: 'low', free_mb: Math.floor(disk.freeBytes / 1048576) };
+      return;
+    }
     const ok = await pingDb(deps.db.knex);
     ctx.status = ok ? 200 : 503;
     ctx.body = ok ? { status: 'ready', database: 'ok' } : { status: 'unavailable', database: 'unreachable' };
