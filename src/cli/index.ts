@@ -134,7 +134,7 @@ async function adminPassword(values: Parsed['values']): Promise<string | undefin
     return password;
   }
   if (values.password !== undefined) {
-    process.stderr.write('sat: warning: --password shows the password to other users (ps, shell history); use --password-stdin or the prompt\n');
+    process.stderr.write('warning: --password shows the password to other users (ps, shell history); use --password-stdin or the prompt\n');
     return values.password;
   }
   if (!process.stdin.isTTY) return undefined;

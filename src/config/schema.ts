@@ -36,7 +36,7 @@ export const fileConfigSchema = z
     passwordHashing: z
       .object({ threads: z.number().int().min(1).max(16), maxQueue: z.number().int().min(0).max(10_000) })
       .strict()
-      .default({ threads: 1, maxQueue: 8 }),
+      .default({ threads: 1, maxQueue: 32 }),
     maxRevokedAccessTokensPerClient: z.number().int().min(1).max(10_000_000).default(10_000),
   })
   .strict();
