@@ -17,6 +17,7 @@ const UNAVAILABLE_TEXT = /^timeout expired$|Connection terminated|Connection end
 export function isDatabaseUnavailable(err: unknown): boolean {
   const e = err as { code?: unknown; name?: unknown; message?: unknown } | null | undefined;
   if (!e || typeof e !== 'object') return false;
+  if (e.message === 'aborted') return false; // a client that went away mid-request (Node's ECONNRESET on the request)
   if (typeof e.code === 'string' && (UNAVAILABLE_CODES.has(e.code) || /^08[0-9A-Z]{3}$/.test(e.code))) return true;
   if (e.name === 'KnexTimeoutError') return true;
   return typeof e.message === 'string' && UNAVAILABLE_TEXT.test(e.message);

@@ -37,6 +37,12 @@ export function errorHandler(log: Logger): Middleware {
         ctx.body = { error: 'invalid_json', message: 'The request body is not valid JSON.' };
         return;
       }
+      if (e.message === 'aborted' || ctx.req.destroyed) {
+        // The client went away or was cut off (REQUEST_TIMEOUT_SECONDS) mid-body: nobody to answer, nothing to log.
+        ctx.status = 400;
+        ctx.body = { error: 'validation_failed', message: 'The request was not received in full.' };
+        return;
+      }
       if (isDatabaseUnavailable(err)) {
         noteDatabaseOutage(log, err, `${ctx.method} ${ctx.path}`);
         ctx.status = 503;
