@@ -3,11 +3,18 @@ import { Worker } from 'node:worker_threads';
 
 /**
  * The worker: scryptSync, one job at a time. Inline (eval) so the same code runs from dist/ and under ts-jest.
- * It runs on its own thread, so the libuv pool stays free for what the token endpoint needs (signing).
+ * It runs on its own thread, so the libuv pool stays free for what the token endpoint needs (signing), and at the
+ * lowest CPU priority where the OS allows it.
  */
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { scryptSync } = require('node:crypto');
+// Linux: this thread alone runs at the lowest CPU priority (nice 19; setpriority on a thread id), so under load
+// the event loop (the token endpoint) gets the cores first and hashing takes what is left.
+try {
+  const tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop());
+  if (tid > 0) require('node:os').setPriority(tid, 19);
+} catch {}
 parentPort.on('message', (job) => {
   try {
     const key = scryptSync(job.password, Buffer.from(job.salt), job.keylen, job.options);
@@ -68,6 +75,11 @@ export class PasswordPool {
       if (idle) this.#run(idle, job);
       else this.#queue.push(job);
     });
+  }
+
+  /** True when one more hash would be accepted now (a thread idle, or room in the queue). */
+  hasRoom(): boolean {
+    return this.#slots.length === 0 || this.#slots.some((s) => s.job === undefined) || this.#queue.length < this.settings.maxQueue;
   }
 
   /** Stops the threads (jobs in flight fail). */

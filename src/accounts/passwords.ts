@@ -18,6 +18,11 @@ export function configurePasswordHashing(settings: PasswordPoolSettings): void {
   void old.close();
 }
 
+/** True when a password check would be accepted now; a sign-in is refused (429) before any database work if not. */
+export function passwordCheckHasRoom(): boolean {
+  return pool.hasRoom();
+}
+
 function derive(password: string, salt: Buffer, opts: ScryptOptions & { N: number; r: number; p: number }): Promise<Buffer> {
   if (!(opts.N > 1 && opts.N <= 2 ** 20 && opts.r >= 1 && opts.r <= 32 && opts.p >= 1 && opts.p <= 16)) {
     return Promise.reject(new Error('unsupported scrypt parameters'));

@@ -7,7 +7,7 @@ import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { addressKey, emailKey, forgiveAttempt, pruneLoginThrottle, registerAttempt } from './login-throttle.js';
 import { PasswordQueueFullError } from './password-pool.js';
-import { dummyPasswordHash, verifyPassword } from './passwords.js';
+import { dummyPasswordHash, passwordCheckHasRoom, verifyPassword } from './passwords.js';
 import * as q from './queries.js';
 
 /**
@@ -63,6 +63,9 @@ export function checkCsrfToken(sessionToken: string, presented: string | undefin
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+const tooManySignIns = () =>
+  new AppError('rate_limited', 'Too many sign-ins at once. Try again in a moment.', undefined, { 'Retry-After': '1' });
+
 const invalidCredentials = () => new AppError('invalid_credentials', 'The email or password is not correct.');
 
 /**
@@ -74,6 +77,9 @@ export async function signIn(deps: Deps, input: SignInInput, meta: { ip?: string
   const { config } = deps;
   const db = deps.db.knex;
   const ip = meta.ip ?? null;
+  // Past the password-hashing queue, refuse before any database work: a storm of sign-ins then costs the
+  // server (and the token endpoint beside it) almost nothing (SPEC Part 2 "Admin sign-in cannot starve").
+  if (!passwordCheckHasRoom()) throw tooManySignIns();
   const keys = { email: emailKey(input.email), address: addressKey(ip) };
   // The address first: a blocked address is refused before its attempt touches the email's row, so it cannot
   // add a row per email it tries (SPEC Part 2 "Bounded state": a blocked address adds nothing).
@@ -95,9 +101,7 @@ export async function signIn(deps: Deps, input: SignInInput, meta: { ip?: string
     ok = await verifyPassword(input.password, admin?.password_hash ?? (await dummyPasswordHash()));
   } catch (err) {
     // Password checks run on a few threads with a short queue (SPEC Part 2): past it, come back in a moment.
-    if (err instanceof PasswordQueueFullError) {
-      throw new AppError('rate_limited', 'Too many sign-ins at once. Try again in a moment.', undefined, { 'Retry-After': '1' });
-    }
+    if (err instanceof PasswordQueueFullError) throw tooManySignIns();
     throw err;
   }
   if (!admin || !ok) {
