@@ -9,11 +9,12 @@ import { Worker } from 'node:worker_threads';
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { scryptSync } = require('node:crypto');
-// Linux: this thread alone runs at the lowest CPU priority (nice 19; setpriority on a thread id), so under load
+// Linux: this thread alone runs at a low CPU priority (nice 19 by default; setpriority on a thread id), so under load
 // the event loop (the token endpoint) gets the cores first and hashing takes what is left.
 try {
+  const nice = require('node:worker_threads').workerData.nice;
   const tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop());
-  if (tid > 0) require('node:os').setPriority(tid, 19);
+  if (tid > 0 && nice > 0) require('node:os').setPriority(tid, nice);
 } catch {}
 parentPort.on('message', (job) => {
   try {
@@ -38,6 +39,8 @@ export interface PasswordPoolSettings {
   threads: number;
   /** Hashes allowed to wait for a thread; one more is refused. */
   maxQueue: number;
+  /** Linux nice value of the hashing threads (0 to 19; default 19, the lowest priority). */
+  nice?: number;
 }
 
 interface Job {
@@ -95,7 +98,7 @@ export class PasswordPool {
   }
 
   #spawn(): Slot {
-    const slot: Slot = { worker: new Worker(WORKER_SOURCE, { eval: true }), job: undefined };
+    const slot: Slot = { worker: new Worker(WORKER_SOURCE, { eval: true, workerData: { nice: this.settings.nice ?? 19 } }), job: undefined };
     slot.worker.on('message', (msg: { id: number; key?: Uint8Array; error?: string }) => {
       const job = slot.job;
       slot.job = undefined;

@@ -12,7 +12,8 @@ let pool = new PasswordPool(DEFAULT_PASSWORD_POOL);
 
 /** Replaces the hashing threads' settings (config `passwordHashing`); the old threads stop. */
 export function configurePasswordHashing(settings: PasswordPoolSettings): void {
-  if (pool.settings.threads === settings.threads && pool.settings.maxQueue === settings.maxQueue) return;
+  const same = pool.settings.threads === settings.threads && pool.settings.maxQueue === settings.maxQueue;
+  if (same && (pool.settings.nice ?? 19) === (settings.nice ?? 19)) return;
   const old = pool;
   pool = new PasswordPool({ ...settings });
   void old.close();

@@ -34,9 +34,14 @@ export const fileConfigSchema = z
     // Password hashing (scrypt) on its own worker threads with a bounded queue, away from the token endpoint's
     // signing on the libuv pool; a sign-in past the queue gets 429 (SPEC Part 2 "Admin sign-in cannot starve").
     passwordHashing: z
-      .object({ threads: z.number().int().min(1).max(16), maxQueue: z.number().int().min(0).max(10_000) })
+      .object({
+        threads: z.number().int().min(1).max(16),
+        maxQueue: z.number().int().min(0).max(10_000),
+        // Linux nice value of the hashing threads: 19 lets the token endpoint have the CPU first under load.
+        nice: z.number().int().min(0).max(19).default(19),
+      })
       .strict()
-      .default({ threads: 1, maxQueue: 32 }),
+      .default({ threads: 1, maxQueue: 32, nice: 19 }),
     maxRevokedAccessTokensPerClient: z.number().int().min(1).max(10_000_000).default(10_000),
   })
   .strict();
