@@ -17,6 +17,8 @@ export type ErrorCode =
   | 'conflict'
   | 'admin_exists'
   | 'last_admin'
+  | 'service_unavailable'
+  | 'insufficient_storage'
   | 'internal_error';
 
 const statusOf: Record<ErrorCode, number> = {
@@ -37,6 +39,8 @@ const statusOf: Record<ErrorCode, number> = {
   unsupported_media_type: 415,
   rate_limited: 429,
   internal_error: 500,
+  service_unavailable: 503,
+  insufficient_storage: 507,
 };
 
 export interface ErrorDetail {

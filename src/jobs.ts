@@ -1,4 +1,5 @@
 // The only scheduler: periodic background tasks, never overlapping themselves, stopped cleanly.
+import { isDatabaseUnavailable, noteDatabaseOutage } from './db/index.js';
 import type { Logger } from './log.js';
 
 export interface Job {
@@ -43,7 +44,10 @@ export function startJobs(jobs: Job[], log: Logger, options: JobsOptions = {}): 
     if (!useTimers) continue;
     const tick = () => {
       if (current.has(job.name) || stopped) return;
-      launch(job).catch((err) => log.warn(`job ${job.name} failed`, { err }));
+      launch(job).catch((err) =>
+        // A database outage is logged once for everyone (db/outage.ts), not by every job on every tick.
+        isDatabaseUnavailable(err) ? noteDatabaseOutage(log, err, `job ${job.name}`) : log.warn(`job ${job.name} failed`, { err }),
+      );
     };
     const t = setInterval(tick, job.intervalMs);
     t.unref();

@@ -1,13 +1,15 @@
 // `sat serve`: config → database → migrations → first admin → keys → HTTP server → control socket → jobs.
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { ensureFirstAdmin, pruneSessions } from './accounts/index.js';
+import { configurePasswordHashing, ensureFirstAdmin, pruneSessions } from './accounts/index.js';
 import { runCommand } from './commands.js';
 import type { Config } from './config/index.js';
 import { startControlServer } from './control/index.js';
-import { migrateLatest, openDb } from './db/index.js';
+import { makeOwnerOnly, migrateLatest, openDb, restrictUmask, type Database } from './db/index.js';
 import type { Deps } from './deps.js';
-import { startJobs, type Jobs } from './jobs.js';
+import { startJobs, type Job, type Jobs } from './jobs.js';
 import { createLogger, type Logger } from './log.js';
 import { deliverDueMail, pruneSentMail } from './mail/delivery.js';
 import { createMailTransport } from './mail/transport.js';
@@ -24,6 +26,24 @@ export interface Running {
   /** The background jobs: `jobs.run('deliver-mail')` runs one now (tests, with `jobs: 'manual'`). */
   jobs: Pick<Jobs, 'run' | 'names'>;
   close(): Promise<void>;
+}
+
+/** DATA_DIR/initial-admin-password, 0600 (SPEC Part 2 "Passwords never on a command line or in logs"). */
+export function initialAdminPasswordPath(dataDir: string): string {
+  return path.join(dataDir, 'initial-admin-password');
+}
+
+function writeInitialAdminPassword(dataDir: string, email: string, password: string): string {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const file = initialAdminPasswordPath(dataDir);
+  writeFileSync(file, `${email}\n${password}\n`, { mode: 0o600, flag: 'w' });
+  chmodSync(file, 0o600); // in case it was there before, with other modes
+  return file;
+}
+
+/** Every job writes: on an embedded database with an almost full disk they wait for space (issue 10 item 13). */
+function whileDiskAllows(db: Database, jobs: Job[]): Job[] {
+  return jobs.map((job) => ({ ...job, run: () => (db.diskSpace?.().low ? Promise.resolve(0) : job.run()) }));
 }
 
 /** What a caller (a test, an embedding) may inject into `serve`; production passes nothing. */
@@ -43,6 +63,12 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
   const opts: ServeOptions = { ...(isLogger(options) ? { log: options } : options), ...more };
   const log = opts.log ?? createLogger(config.logLevel);
   const clock = opts.clock ?? (() => new Date());
+  // SPEC Part 2: DATA_DIR owner-only whatever the umask, and whether or not it existed (fixes older installs).
+  restrictUmask();
+  configurePasswordHashing(config.passwordHashing);
+  const files = makeOwnerOnly(config.dataDir, !config.databaseUrl || !config.smtpUrl);
+  if (files.changed > 0) log.warn('made DATA_DIR owner-only', { data_dir: config.dataDir, changed: files.changed });
+  if (files.skipped > 0) log.warn('entries in DATA_DIR belong to another user and stay as they are', { skipped: files.skipped });
   const db = await openDb(config, log);
   try {
     const deps: Deps = { config, db, log, clock };
@@ -53,15 +79,24 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
     if (first) {
       log.info('first administrator created', { organisation: first.organisation.name, email: first.admin.email });
       if (first.generatedPassword) {
-        // Printed once, on the terminal, outside the structured log: it is never logged or stored in clear.
-        process.stdout.write(
-          `\n  First administrator: ${first.admin.email}\n  Password (shown once): ${first.generatedPassword}\n\n`,
-        );
+        if (process.stdout.isTTY) {
+          // Printed once, on the terminal, outside the structured log: never logged.
+          process.stdout.write(
+            `\n  First administrator: ${first.admin.email}\n  Password (shown once): ${first.generatedPassword}\n\n`,
+          );
+        } else {
+          // stdout is a log collector (a container log): the password goes to an owner-only file instead.
+          const file = writeInitialAdminPassword(config.dataDir, first.admin.email, first.generatedPassword);
+          log.warn('the first administrator\'s generated password is in a file readable only by this user: sign in, then delete it', { file });
+        }
       }
     }
 
     const { app, oauth, beginDrain } = await createServer(deps);
-    const server = http.createServer(app.callback());
+    // A request (headers and body) must arrive within REQUEST_TIMEOUT_SECONDS, else Node answers 408 and closes:
+    // a body trickled byte by byte cannot hold a connection and a handler for minutes. Checked every second.
+    const server = http.createServer({ requestTimeout: config.requestTimeoutMs, connectionsCheckingInterval: 1_000 }, app.callback());
+    server.headersTimeout = Math.min(server.headersTimeout, config.requestTimeoutMs);
     server.keepAliveTimeout = 65_000; // longer than common load balancer idle timeouts
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -81,7 +116,7 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
     const mailTransport = createMailTransport(config, log);
     const stopMail = new AbortController(); // shutdown: the mail worker hands back what it has not sent yet
     const jobs = startJobs(
-      [
+      whileDiskAllows(db, [
         { name: 'flush-last-used', intervalMs: 5_000, run: () => oauth.flushUsage() },
         // Keys added by another instance or `sat` (PostgreSQL), and pending keys whose time to sign has come: well
         // within the 5 s the SPEC allows for publication.
@@ -91,7 +126,7 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
         {
           // Expired admin sessions, finished sign-in throttle windows, revoked access tokens past their exp.
           name: 'prune-expired',
-          intervalMs: 600_000,
+          intervalMs: 60_000, // bounded state (SPEC Part 2): throttle rows past their window go within a minute
           run: async () => (await pruneSessions(deps)) + (await pruneRevokedAccessTokens(deps.db.knex, deps.clock())),
         },
         {
@@ -101,7 +136,7 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
         },
         { name: 'expiry-notices', intervalMs: config.expiryCheckIntervalMs, run: () => enqueueExpiryNotices(deps) },
         { name: 'prune-sent-mail', intervalMs: 3_600_000, run: () => pruneSentMail(deps) },
-      ],
+      ]),
       log,
       { timers: (opts.jobs ?? 'timers') === 'timers' },
     );

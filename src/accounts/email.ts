@@ -1,14 +1,20 @@
 /**
- * The one identity key of an email address (SPEC Part 2 "One identity per administrator"): Unicode NFKC, then a
- * full case fold (upper then lower, so "ß" and "SS" agree; "İ" folds to "i"), trimmed. Two addresses are the same
- * administrator exactly when their keys are equal. Pure; never throws.
+ * The one spelling of an administrator's email address (SPEC Part 2 "One identity per administrator"): trimmed,
+ * Unicode NFKC (full-width letters, ligatures and other compatibility forms become their plain letters), case
+ * folded, without invisible format characters (Unicode category Cf: zero-width space, joiners, bidi controls).
+ * Every place an email is compared or keyed uses it: sign-in, the sign-in throttle, uniqueness, stored rows.
+ *
+ * Case folding: upper-casing then lower-casing, which folds ß to ss, final sigma to sigma and dotless ı to i
+ * like Unicode full case folding does, with `İ` (U+0130) folded to `i` as in the Turkic folding (the default
+ * folding gives `i` + U+0307, a look-alike of `i` that would otherwise be a separate identity).
  */
 export function normaliseEmail(email: string): string {
   return email
-    .trim()
     .normalize('NFKC')
+    .replace(/\p{Cf}/gu, '')
+    .replace(/\u0130/g, 'i')
     .toUpperCase()
     .toLowerCase()
-    .replace(/i\u0307/g, 'i') // "İ" lower-cases to "i" + combining dot above
-    .normalize('NFKC');
+    .normalize('NFKC')
+    .trim();
 }

@@ -1,7 +1,9 @@
 // Organisations and administrators: creation, first start, password hashing, sign-in sessions and their throttle.
+export { normaliseEmail } from './email.js';
 export { addAdmin, addAdminInput, ensureFirstAdmin, type AddAdminInput, type AddAdminResult } from './service.js';
 export { findAdminById, findOrganisationById, findOrganisationByName, listAdminEmails } from './queries.js';
-export { hashPassword, verifyPassword, generatePassword, dummyPasswordHash } from './passwords.js';
+export { hashPassword, verifyPassword, generatePassword, dummyPasswordHash, configurePasswordHashing } from './passwords.js';
+export { PasswordQueueFullError } from './password-pool.js';
 export {
   signIn,
   signOut,
@@ -17,7 +19,6 @@ export {
   type SignedIn,
   type SignInInput,
 } from './sessions.js';
-export { normaliseEmail } from './email.js';
 export { newPassword, MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH } from './passwords.js';
 export { createSession, signedIn, type SessionMeta } from './sessions.js';
 export {

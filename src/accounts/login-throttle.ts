@@ -1,6 +1,7 @@
 import type { Config } from '../config/index.js';
-import { affectedRows, type Db, type LoginThrottleRow } from '../db/index.js';
+import { isIPv6 } from 'node:net';
 import { normaliseEmail } from './email.js';
+import { affectedRows, type Db, type LoginThrottleRow } from '../db/index.js';
 
 export type ThrottleSettings = Config['loginThrottle'];
 
@@ -13,8 +14,28 @@ export interface ThrottleVerdict {
 
 const MAX_DELAY_MS = 10_000;
 
+/** The throttle key of an email: its one normalised spelling, so look-alike spellings share one bucket. */
 export const emailKey = (email: string): string => `email:${normaliseEmail(email)}`;
-export const addressKey = (ip: string | null | undefined): string => `ip:${ip || 'unknown'}`;
+/**
+ * The throttle key of a client address. An IPv6 address counts by its /64 (one subscriber's network: a host
+ * there can pick any of 2^64 addresses), an IPv4 address (also IPv4-mapped IPv6) by itself.
+ */
+export const addressKey = (ip: string | null | undefined): string => {
+  if (!ip) return 'ip:unknown';
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (mapped) return `ip:${mapped[1]}`;
+  if (!ip.includes(':') || !isIPv6(ip)) return `ip:${ip}`;
+  return `ip:${ipv6Prefix64(ip)}::/64`;
+};
+
+/** The first four groups of an IPv6 address, expanded (`2001:db8:0:0`). */
+function ipv6Prefix64(ip: string): string {
+  const [head = '', tail] = ip.split('%')[0]!.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail === undefined ? [] : tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
+  return groups.slice(0, 4).map((g) => (Number.parseInt(g, 16) || 0).toString(16)).join(':');
+}
 
 /**
  * Counts this attempt against each key *before* the password is checked, in one atomic upsert, so a burst of
@@ -59,10 +80,23 @@ export async function forgiveAttempt(db: Db, email: string, address: string): Pr
   await db('login_throttle').where({ key: address }).update({ failures: db.raw('greatest(failures - 1, 0)') });
 }
 
+/**
+ * Finished windows go; then, if more than `maxRows` rows are left (a flood from many addresses or emails), the
+ * rows with the oldest windows go until `maxRows` remain (SPEC Part 2 "Bounded state"). Keys that are blocking
+ * right now are the ones with recent windows and are kept.
+ */
 export async function pruneLoginThrottle(db: Db, now: Date, s: ThrottleSettings): Promise<number> {
-  return affectedRows(
+  const expired = affectedRows(
     await db('login_throttle')
       .where('window_started_at', '<=', new Date(now.getTime() - s.windowSeconds * 1000))
       .delete(),
   );
+  const over = affectedRows(
+    await db.raw(
+      `delete from login_throttle where key in (
+         select key from login_throttle order by window_started_at desc, failures desc offset ?)`,
+      [s.maxRows],
+    ),
+  );
+  return expired + over;
 }

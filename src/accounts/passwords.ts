@@ -1,4 +1,5 @@
-import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { randomBytes, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { PasswordPool, type PasswordPoolSettings } from './password-pool.js';
 import { z } from 'zod';
 
 export const MIN_PASSWORD_LENGTH = 12;
@@ -18,12 +19,29 @@ const params = { N: 2 ** 15, r: 8, p: 1 };
 const KEY_LENGTH = 32;
 const MAXMEM = 64 * 1024 * 1024;
 
-function derive(password: string, salt: Buffer, opts: ScryptOptions & { N: number }): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    scrypt(password.normalize('NFC'), salt, KEY_LENGTH, { ...opts, maxmem: MAXMEM }, (err, key) =>
-      err ? reject(err) : resolve(key),
-    );
-  });
+/** SPEC Part 2: one thread, 32 waiting (a second of the storm SPEC names); more at once is refused (429 at sign-in). */
+export const DEFAULT_PASSWORD_POOL: PasswordPoolSettings = { threads: 1, maxQueue: 32 };
+let pool = new PasswordPool(DEFAULT_PASSWORD_POOL);
+
+/** Replaces the hashing threads' settings (config `passwordHashing`); the old threads stop. */
+export function configurePasswordHashing(settings: PasswordPoolSettings): void {
+  const same = pool.settings.threads === settings.threads && pool.settings.maxQueue === settings.maxQueue;
+  if (same && (pool.settings.nice ?? 19) === (settings.nice ?? 19)) return;
+  const old = pool;
+  pool = new PasswordPool({ ...settings });
+  void old.close();
+}
+
+/** True when a password check would be accepted now; a sign-in is refused (429) before any database work if not. */
+export function passwordCheckHasRoom(): boolean {
+  return pool.hasRoom();
+}
+
+function derive(password: string, salt: Buffer, opts: ScryptOptions & { N: number; r: number; p: number }): Promise<Buffer> {
+  if (!(opts.N > 1 && opts.N <= 2 ** 20 && opts.r >= 1 && opts.r <= 32 && opts.p >= 1 && opts.p <= 16)) {
+    return Promise.reject(new Error('unsupported scrypt parameters'));
+  }
+  return pool.scrypt(password.normalize('NFC'), salt, KEY_LENGTH, { N: opts.N, r: opts.r, p: opts.p, maxmem: MAXMEM });
 }
 
 /** `scrypt$N$r$p$salt$hash` (base64url parts). */

@@ -24,9 +24,8 @@ export const findAdminById = (db: Db, id: string): Promise<AdminRow | undefined>
   db<AdminRow>('admins').where({ id }).first();
 
 export const insertAdmin = async (db: Db, row: Omit<AdminRow, 'created_at' | 'email_key'>): Promise<AdminRow> => {
-  const [inserted] = await db<AdminRow>('admins')
-    .insert({ ...row, email_key: normaliseEmail(row.email) })
-    .returning('*');
+  const email = normaliseEmail(row.email);
+  const [inserted] = await db<AdminRow>('admins').insert({ ...row, email, email_key: email }).returning('*');
   return inserted as AdminRow;
 };
 

@@ -4,13 +4,20 @@ import type { Db } from '../db/index.js';
 import { isUniqueViolation } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
+import { firstHiddenCharacter } from '../text.js';
+import { normaliseEmail } from './email.js';
 import { generatePassword, hashPassword, newPassword } from './passwords.js';
 import * as q from './queries.js';
 
 export const addAdminInput = z
   .object({
-    org: z.string().trim().min(1, 'organisation name is required').max(100).regex(/^[^\p{Cc}]*$/u, 'no control characters'),
-    email: z.email().max(254),
+    org: z
+      .string()
+      .trim()
+      .min(1, 'organisation name is required')
+      .max(100)
+      .refine((s) => firstHiddenCharacter(s) === undefined, 'no control, format or bidirectional characters'),
+    email: z.string().transform(normaliseEmail).pipe(z.email().max(254)),
     password: newPassword.optional(),
   })
   .strict();

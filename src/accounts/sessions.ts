@@ -6,7 +6,8 @@ import { affectedRows, type AdminSessionRow, type Db } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError, RateLimitedError } from '../errors.js';
 import { addressKey, emailKey, forgiveAttempt, pruneLoginThrottle, registerAttempt } from './login-throttle.js';
-import { dummyPasswordHash, verifyPassword } from './passwords.js';
+import { PasswordQueueFullError } from './password-pool.js';
+import { dummyPasswordHash, passwordCheckHasRoom, verifyPassword } from './passwords.js';
 import * as q from './queries.js';
 
 /**
@@ -62,6 +63,9 @@ export function checkCsrfToken(sessionToken: string, presented: string | undefin
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+const tooManySignIns = () =>
+  new AppError('rate_limited', 'Too many sign-ins at once. Try again in a moment.', undefined, { 'Retry-After': '1' });
+
 const invalidCredentials = () => new AppError('invalid_credentials', 'The email or password is not correct.');
 
 /**
@@ -73,15 +77,31 @@ export async function signIn(deps: Deps, input: SignInInput, meta: SessionMeta =
   const { config } = deps;
   const db = deps.db.knex;
   const ip = meta.ip ?? null;
+  // Past the password-hashing queue, refuse before any database work: a storm of sign-ins then costs the
+  // server (and the token endpoint beside it) almost nothing (SPEC Part 2 "Admin sign-in cannot starve").
+  if (!passwordCheckHasRoom()) throw tooManySignIns();
   const keys = { email: emailKey(input.email), address: addressKey(ip) };
-  const verdict = await registerAttempt(db, [keys.email, keys.address], deps.clock(), config.loginThrottle);
+  // The address first: a blocked address is refused before its attempt touches the email's row, so it cannot
+  // add a row per email it tries (SPEC Part 2 "Bounded state": a blocked address adds nothing).
+  let verdict = await registerAttempt(db, [keys.address], deps.clock(), config.loginThrottle);
+  if (verdict.retryAfterSeconds === undefined) {
+    const byEmail = await registerAttempt(db, [keys.email], deps.clock(), config.loginThrottle);
+    verdict = byEmail.retryAfterSeconds !== undefined ? byEmail : { delayMs: Math.max(verdict.delayMs, byEmail.delayMs) };
+  }
   if (verdict.retryAfterSeconds !== undefined) {
     throw new RateLimitedError('Too many failed sign-in attempts. Try again later.', verdict.retryAfterSeconds);
   }
   if (verdict.delayMs > 0) await sleep(verdict.delayMs);
 
   const admin = await q.findAdminByEmail(db, input.email.trim());
-  const ok = await verifyPassword(input.password, admin?.password_hash ?? (await dummyPasswordHash()));
+  let ok: boolean;
+  try {
+    ok = await verifyPassword(input.password, admin?.password_hash ?? (await dummyPasswordHash()));
+  } catch (err) {
+    // Password checks run on a few threads with a short queue (SPEC Part 2): past it, come back in a moment.
+    if (err instanceof PasswordQueueFullError) throw tooManySignIns();
+    throw err;
+  }
   if (!admin || !ok) {
     if (admin) {
       await recordAudit(db, {

@@ -17,6 +17,7 @@ import { sessionRoutes } from './session-routes.js';
 import { tokenRoutes } from './token-routes.js';
 
 export const ADMIN_API_PREFIX = '/admin/api';
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** The admin API's routes (for the middleware below, and for the test that checks they are all described). */
 export function adminRouter(deps: Deps): Router {
@@ -71,6 +72,12 @@ export function adminApi(deps: Deps): Middleware {
   return async (ctx, next) => {
     if (ctx.path !== ADMIN_API_PREFIX && !ctx.path.startsWith(`${ADMIN_API_PREFIX}/`)) return next();
     ctx.set('Cache-Control', 'no-store');
+    if (!SAFE_METHODS.has(ctx.method) && deps.db.diskSpace?.().low) {
+      // Embedded database on an almost full disk: refuse writes before the engine runs out of space (issue 10 item 13).
+      throw new AppError('insufficient_storage', 'The server is almost out of disk space. Try again once an operator has freed some.', undefined, {
+        'Retry-After': '60',
+      });
+    }
     await api(ctx, async () => undefined); // the API answers every path under its prefix: nothing after it runs
   };
 }

@@ -2,6 +2,7 @@
 // `sat`: the command-line tool. Parses argv, dispatches, sets the exit code (0 ok, 1 failed, 2 usage).
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { runCommand } from '../commands.js';
 import { ConfigError, loadConfig, type Config } from '../config/index.js';
@@ -10,10 +11,12 @@ import {
   acquireDataDirLock,
   DataDirLockedError,
   embeddedDataPath,
+  makeOwnerOnly,
   migrateLatest,
   openDb,
   readLockHolder,
   restoreEmbedded,
+  restrictUmask,
 } from '../db/index.js';
 import { createLogger } from '../log.js';
 import { serve } from '../main.js';
@@ -24,9 +27,12 @@ const usage = `Usage: sat <command> [options]
 Commands:
   serve                                   run the server (PORT, DATABASE_URL, DATA_DIR, ...: see README)
   migrate                                 apply pending database migrations
-  admin add --org NAME --email EMAIL [--password PW]
-                                          add an administrator (creates the organisation when new;
-                                          prints a generated password when none is given)
+  admin add --org NAME --email EMAIL [--password-stdin]
+                                          add an administrator (creates the organisation when new);
+                                          the password is read from standard input (--password-stdin)
+                                          or asked for on a terminal; none given: one is generated and
+                                          printed once (--password PW still works, but shows the
+                                          password to every user of the machine: avoid it)
   admin reset-password --email EMAIL [--password-stdin]
                                           set a new password (generated and printed once, or read
                                           from stdin), end every session of that administrator
@@ -64,15 +70,6 @@ Every command takes the same environment as the server and works on either datab
 the server is running (with the embedded database, through the running server's local socket).`;
 
 class UsageError extends Error {}
-
-/** The first line of standard input (a password piped in, never on the command line), without its line end. */
-async function readPasswordFromStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin as AsyncIterable<Buffer>) chunks.push(chunk);
-  const line = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '';
-  if (!line) throw new UsageError('--password-stdin: no password on standard input');
-  return line;
-}
 
 function parse(argv: string[]) {
   const { values, positionals } = parseArgs({
@@ -130,6 +127,7 @@ function toRequest({ values, positionals }: Parsed, config: Readonly<Config>): {
   if (a === 'backup' || a === 'restore') throw new UsageError(`${a} needs a FILE`);
   if (a === 'admin' && b === 'add') {
     if (!values.org || !values.email) throw new UsageError('admin add needs --org and --email');
+    if (values.password !== undefined && values['password-stdin']) throw new UsageError('give --password or --password-stdin, not both');
     return {
       command: 'admin-add',
       args: { org: values.org, email: values.email, ...(values.password !== undefined ? { password: values.password } : {}) },
@@ -186,6 +184,53 @@ async function restore(config: Readonly<Config>, file: string): Promise<ControlR
   }
 }
 
+/** All of standard input, less one trailing line break: `--password-stdin`. */
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) chunks.push(chunk);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+/** Asks on the terminal without echoing what is typed (on stderr, so stdout stays the command's output). */
+function askHidden(question: string): Promise<string> {
+  return new Promise((resolve) => {
+    const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+    const output = rl as unknown as { _writeToOutput(text: string): void };
+    let muted = false;
+    output._writeToOutput = (text: string) => {
+      if (!muted || text.includes('\n')) process.stderr.write(muted ? '\n' : text);
+    };
+    rl.question(question, (answer) => {
+      rl.close();
+      resolve(answer);
+    });
+    muted = true;
+  });
+}
+
+/**
+ * The password of `sat admin add` (SPEC Part 2 "Passwords never on a command line or in logs"): from standard
+ * input with --password-stdin, else asked twice on a terminal (empty: generate one), else none (generated).
+ * `--password` keeps working for old scripts, with a warning.
+ */
+async function adminPassword(values: Parsed['values']): Promise<string | undefined> {
+  if (values['password-stdin']) {
+    const password = await readStdin();
+    if (password === '') throw new UsageError('--password-stdin read an empty password');
+    return password;
+  }
+  if (values.password !== undefined) {
+    process.stderr.write('warning: --password shows the password to other users (ps, shell history); use --password-stdin or the prompt\n');
+    return values.password;
+  }
+  if (!process.stdin.isTTY) return undefined;
+  const first = await askHidden('Password for the new administrator (empty: generate one): ');
+  if (first === '') return undefined;
+  const again = await askHidden('The same password again: ');
+  if (again !== first) throw new UsageError('the two passwords differ');
+  return first;
+}
+
 /** Runs one command: through the running server when it holds the embedded database, else on the database itself. */
 async function execute(config: Readonly<Config>, req: { command: string; args: Record<string, unknown> }): Promise<ControlResponse> {
   if (req.command === 'restore') return restore(config, String(req.args.file));
@@ -197,6 +242,7 @@ async function execute(config: Readonly<Config>, req: { command: string; args: R
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, {}, (line) => process.stderr.write(line + '\n'));
   let db;
   try {
+    if (!config.databaseUrl) makeOwnerOnly(config.dataDir);
     db = await openDb(config, log);
   } catch (err) {
     // The server started between our check and our open: go through it after all.
@@ -332,7 +378,15 @@ async function runServe(config: Readonly<Config>): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  await starting;
+  try {
+    await starting;
+  } catch (err) {
+    // The database could not open (a full disk, a locked DATA_DIR, …): exit non-zero rather than linger without
+    // listening (the embedded engine may leave handles that would keep the process alive).
+    log.error('could not start', { error: (err as Error).message });
+    process.stderr.write(`sat: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -356,6 +410,7 @@ async function main(argv: string[]): Promise<number> {
     }
     return secretCheck(more[0]!, parsed.values.json ?? false, { stdin: process.stdin, stdout: (t) => process.stdout.write(t) });
   }
+  restrictUmask(); // whatever `sat` creates in DATA_DIR is owner-only (SPEC Part 2)
   try {
     const config = loadConfig();
     if (parsed.positionals[0] === 'serve' && parsed.positionals.length === 1) {
@@ -364,7 +419,11 @@ async function main(argv: string[]): Promise<number> {
     }
     const req = toRequest(parsed, config);
     if (req.command === 'admin-reset-password' && parsed.values['password-stdin']) {
-      req.args.password = await readPasswordFromStdin();
+      req.args.password = await readStdin();
+    }
+    if (req.command === 'admin-add') {
+      const password = await adminPassword(parsed.values);
+      req.args = { ...req.args, ...(password !== undefined ? { password } : {}) };
     }
     const res = await execute(config, req);
     if (!res.ok) {

@@ -30,6 +30,10 @@ export interface Config {
   defaultOrganisation: string;
   /** Sign-in throttle of the admin API (config/default.json `loginThrottle`). */
   loginThrottle: Readonly<FileConfig['loginThrottle']>;
+  /** Unexpired revoked access tokens remembered per client (config `maxRevokedAccessTokensPerClient`). */
+  maxRevokedAccessTokensPerClient: number;
+  /** Threads and queue of password hashing (config `passwordHashing`). */
+  passwordHashing: Readonly<FileConfig['passwordHashing']>;
   /** Delivery attempts per mail before it is marked failed. */
   mailMaxAttempts: number;
   /** First retry delay; doubles per attempt (with jitter) up to mailRetryMaxSeconds. */
@@ -37,6 +41,16 @@ export interface Config {
   mailRetryMaxSeconds: number;
   /** How often each instance looks for due mail. */
   mailPollIntervalMs: number;
+  /** Bound on each PostgreSQL statement, query, connect and pool acquire (DATABASE_TIMEOUT_SECONDS, default 5). */
+  databaseTimeoutMs: number;
+  /** Embedded database: free bytes under DATA_DIR below which writes are refused (MIN_FREE_DISK_MB, default 64). */
+  minFreeDiskBytes: number;
+  /** Send SMTP credentials without TLS (SMTP_ALLOW_PLAINTEXT_AUTH); false: smtps:// or STARTTLS required. */
+  smtpAllowPlaintextAuth: boolean;
+  /** Bearer token GET /metrics requires (METRICS_TOKEN); undefined: open. */
+  metricsToken: string | undefined;
+  /** Milliseconds a client has to send a whole request, body included (REQUEST_TIMEOUT_SECONDS, default 10). */
+  requestTimeoutMs: number;
   /** How often each instance looks for tokens entering their last 7 days. */
   expiryCheckIntervalMs: number;
   /** TOKEN_FAST_PATH: answer plain token requests without oidc-provider's pipeline (docs/oauth.md); default on. */
@@ -191,6 +205,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     adminSessionTtlSeconds: file.adminSessionTtlSeconds,
     defaultOrganisation: file.defaultOrganisation,
     loginThrottle: Object.freeze({ ...file.loginThrottle }),
+    maxRevokedAccessTokensPerClient: file.maxRevokedAccessTokensPerClient,
+    passwordHashing: Object.freeze({ ...file.passwordHashing }),
     mailMaxAttempts: e.MAIL_MAX_ATTEMPTS ?? 20,
     mailRetryBaseSeconds: e.MAIL_RETRY_BASE_SECONDS ?? 30,
     mailRetryMaxSeconds: e.MAIL_RETRY_MAX_SECONDS ?? 3_600,
@@ -205,5 +221,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     secretScanningKeysFile: e.SECRET_SCANNING_KEYS_FILE ? path.resolve(e.SECRET_SCANNING_KEYS_FILE) : undefined,
     secretScanningAction: e.SECRET_SCANNING_ACTION ?? 'revoke',
     shutdownGraceMs: Math.round((e.SHUTDOWN_GRACE_SECONDS ?? 10) * 1000),
+    smtpAllowPlaintextAuth: e.SMTP_ALLOW_PLAINTEXT_AUTH ?? false,
+    minFreeDiskBytes: Math.round((e.MIN_FREE_DISK_MB ?? 64) * 1024 * 1024),
+    databaseTimeoutMs: Math.round((e.DATABASE_TIMEOUT_SECONDS ?? 5) * 1000),
+    metricsToken: e.METRICS_TOKEN,
+    requestTimeoutMs: Math.round((e.REQUEST_TIMEOUT_SECONDS ?? 10) * 1000),
   });
 }

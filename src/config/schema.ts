@@ -24,9 +24,25 @@ export const fileConfigSchema = z
         delayAfterFailures: z.number().int().min(0).max(1_000),
         delayMs: z.number().int().min(0).max(60_000),
         blockAfterFailures: z.number().int().min(1).max(1_000),
+        // SPEC Part 2 "Bounded state": at most this many throttle rows; past it the oldest windows are dropped.
+        maxRows: z.number().int().min(100).max(10_000_000).default(100_000),
       })
       .strict()
-      .default({ windowSeconds: 900, delayAfterFailures: 5, delayMs: 1_000, blockAfterFailures: 10 }),
+      .default({ windowSeconds: 900, delayAfterFailures: 5, delayMs: 1_000, blockAfterFailures: 10, maxRows: 100_000 }),
+    // RFC 7009 revocations remembered per client until the access token's exp; past this many the revocation
+    // endpoint answers 503 with Retry-After (RFC 7009 §2.2.1) until some expire (SPEC Part 2 "Bounded state").
+    // Password hashing (scrypt) on its own worker threads with a bounded queue, away from the token endpoint's
+    // signing on the libuv pool; a sign-in past the queue gets 429 (SPEC Part 2 "Admin sign-in cannot starve").
+    passwordHashing: z
+      .object({
+        threads: z.number().int().min(1).max(16),
+        maxQueue: z.number().int().min(0).max(10_000),
+        // Linux nice value of the hashing threads: 19 lets the token endpoint have the CPU first under load.
+        nice: z.number().int().min(0).max(19).default(19),
+      })
+      .strict()
+      .default({ threads: 1, maxQueue: 32, nice: 19 }),
+    maxRevokedAccessTokensPerClient: z.number().int().min(1).max(10_000_000).default(10_000),
   })
   .strict();
 
@@ -104,6 +120,17 @@ export const envSchema = z.object({
   MAIL_POLL_INTERVAL_MS: intFromEnv(50, 600_000),
   // SPEC "Operations": how long SIGTERM waits for in-flight requests before closing what is left.
   SHUTDOWN_GRACE_SECONDS: numberFromEnv(0, 3_600),
+  // SPEC Part 2 / issue 10: credentials in SMTP_URL travel only over TLS (smtps:// or STARTTLS) unless this is true.
+  SMTP_ALLOW_PLAINTEXT_AUTH: booleanFromEnv,
+  // A bearer token GET /metrics requires when set.
+  METRICS_TOKEN: optionalString.pipe(z.string().min(16, 'must have at least 16 characters').optional()),
+  // Seconds a client has to send a whole request (headers and body); slower requests get 408.
+  REQUEST_TIMEOUT_SECONDS: numberFromEnv(0.5, 600),
+  // Bound on every PostgreSQL call: statement timeout, client-side query timeout (+1 s), connect and pool-acquire
+  // timeouts; a stalled database fails requests within seconds (issue 10 item 11). Migrations are not bounded.
+  DATABASE_TIMEOUT_SECONDS: numberFromEnv(0.2, 600),
+  // Embedded database: writes are refused (507) and /readyz says 503 below this much free space in DATA_DIR.
+  MIN_FREE_DISK_MB: numberFromEnv(0, 10_000_000),
   // SPEC: the expiry check runs at least hourly.
   EXPIRY_CHECK_INTERVAL_MS: intFromEnv(50, 3_600_000),
   // The token endpoint's fast path (docs/oauth.md): `off` sends every token request through oidc-provider.

@@ -5,3 +5,20 @@ export function isUniqueViolation(err: unknown, constraint?: string): boolean {
   if (!constraint) return true;
   return e.constraint === constraint || (e.message ?? '').includes(constraint);
 }
+
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', '57P01', '57P02', '57P03', '57014', '53300']);
+const UNAVAILABLE_TEXT = /^timeout expired$|Connection terminated|Connection ended unexpectedly|timeout exceeded when trying to connect|Query read timeout|Knex: Timeout acquiring a connection|Client has encountered a connection error|connection is closed|canceling statement due to statement timeout/i;
+
+/**
+ * True when `err` says the database is out of reach rather than that the request was wrong: refused or dropped
+ * connections, connection-class SQLSTATEs (08xxx), shutdown (57P0x), statement timeout (57014), too many
+ * connections (53300), pool or query timeouts. The edges answer those 503 with Retry-After (issue 10 item 12).
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  const e = err as { code?: unknown; name?: unknown; message?: unknown } | null | undefined;
+  if (!e || typeof e !== 'object') return false;
+  if (e.message === 'aborted') return false; // a client that went away mid-request (Node's ECONNRESET on the request)
+  if (typeof e.code === 'string' && (UNAVAILABLE_CODES.has(e.code) || /^08[0-9A-Z]{3}$/.test(e.code))) return true;
+  if (e.name === 'KnexTimeoutError') return true;
+  return typeof e.message === 'string' && UNAVAILABLE_TEXT.test(e.message);
+}

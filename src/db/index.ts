@@ -5,6 +5,9 @@ import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../log.js';
+import { diskSpaceProbe, type DiskSpace } from './disk.js';
+import { makeOwnerOnly } from './files.js';
+import { noteDatabaseOutage } from './outage.js';
 import { acquireDataDirLock, type DataDirLock } from './lock.js';
 
 export type Db = Knex | Knex.Transaction;
@@ -14,15 +17,20 @@ export interface Database {
   readonly knex: Knex;
   readonly kind: DbKind;
   close(): Promise<void>;
+  /** Embedded database: free space under DATA_DIR (writes are refused when low). Absent on PostgreSQL. */
+  readonly diskSpace?: () => DiskSpace;
 }
 
 export { acquireDataDirLock, DataDirLockedError, readLockHolder } from './lock.js';
 export { backupEmbedded, restoreEmbedded } from './backup.js';
 export { MIGRATION_LOCK_KEY, migrateLatest, migrationStatus } from './migrate.js';
-export { isUniqueViolation } from './errors.js';
+export { isDatabaseUnavailable, isUniqueViolation } from './errors.js';
+export { noteDatabaseOutage, OUTAGE_RETRY_AFTER_SECONDS } from './outage.js';
 export { cursorTimeSql, decodeCursor, encodeCursor, escapeLike, isUuid, type PageKey } from './keyset.js';
 export { affectedRows } from './affected.js';
 export { sharedRead } from './batch.js';
+export { diskSpaceProbe, type DiskSpace } from './disk.js';
+export { makeOwnerOnly, restrictUmask, OWNER_ONLY_UMASK } from './files.js';
 export * from './rows.js';
 
 // node-postgres returns int8 as a string; our bigint columns (counts) fit in a JS number.
@@ -35,10 +43,18 @@ export function embeddedDataPath(dataDir: string): string {
 /** knex's own messages (connection errors and the like) go through our redacting logger, not console.log. */
 function knexLog(log: Logger | undefined): Knex.Config['log'] {
   if (!log) return undefined;
-  const text = (m: unknown) => (typeof m === 'string' ? m : m instanceof Error ? m.message : JSON.stringify(m));
+  // First line only: knex puts whole stack traces into some of its messages.
+  const text = (m: unknown) => (typeof m === 'string' ? m : m instanceof Error ? m.message : JSON.stringify(m)).split('\n')[0]!.slice(0, 300);
+  // A pool that cannot connect says so on every try: counted into the outage summary instead (outage.ts).
+  const connection = /Acquire connection error|Connection Error|connection error/i;
+  const emit = (level: 'warn' | 'error', m: unknown) => {
+    const line = text(m);
+    if (connection.test(line)) return noteDatabaseOutage(log, { message: line }, 'database pool');
+    log[level]('database: ' + line);
+  };
   return {
-    warn: (m: unknown) => log.warn('database: ' + text(m)),
-    error: (m: unknown) => log.error('database: ' + text(m)),
+    warn: (m: unknown) => emit('warn', m),
+    error: (m: unknown) => emit('error', m),
     deprecate: (m: unknown) => log.debug('database: ' + text(m)),
     debug: (m: unknown) => log.debug('database: ' + text(m)),
   };
@@ -46,21 +62,42 @@ function knexLog(log: Logger | undefined): Knex.Config['log'] {
 
 /** Opens the configured database. The embedded one takes an exclusive lock on DATA_DIR first. */
 export async function openDb(
-  config: Pick<Config, 'databaseUrl' | 'databasePoolMax' | 'dataDir'>,
+  config: Pick<Config, 'databaseUrl' | 'databasePoolMax' | 'dataDir'> & Partial<Pick<Config, 'databaseTimeoutMs' | 'minFreeDiskBytes'>>,
   log?: Logger,
 ): Promise<Database> {
   if (config.databaseUrl) {
+    // Every call is bounded (issue 10 item 11): the server stops a statement after `timeout`, the client gives up
+    // on an answer 1 s later (a stalled server or network), connecting and waiting for a pooled connection too.
+    const timeout = config.databaseTimeoutMs ?? 5_000;
     const knex = knexFactory({
       log: knexLog(log),
       client: 'pg',
-      connection: { connectionString: config.databaseUrl, application_name: 'sat' },
+      connection: {
+        connectionString: config.databaseUrl,
+        application_name: 'sat',
+        statement_timeout: timeout,
+        query_timeout: timeout + 1_000,
+        connectionTimeoutMillis: timeout,
+      } as Knex.PgConnectionConfig,
       pool: { min: 0, max: config.databasePoolMax },
-      acquireConnectionTimeout: 10_000,
+      acquireConnectionTimeout: timeout + 1_000,
     });
     return { knex, kind: 'postgres', close: () => knex.destroy() };
   }
 
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const diskSpace = diskSpaceProbe(config.dataDir, config.minFreeDiskBytes ?? 64 * 1024 * 1024, (space) =>
+    space.low
+      ? log?.error('disk almost full under DATA_DIR: refusing writes until space is freed', { free_mb: Math.floor(space.freeBytes / 1048576) })
+      : log?.info('disk space under DATA_DIR is sufficient again', { free_mb: Math.floor(space.freeBytes / 1048576) }),
+  );
+  if (diskSpace().low) {
+    // The embedded engine cannot start (nor work) on a full disk: say so and fail, rather than hang.
+    throw new Error(
+      `not enough free disk space under ${config.dataDir} for the embedded database ` +
+        `(${Math.floor(diskSpace().freeBytes / 1048576)} MB free, MIN_FREE_DISK_MB is ${Math.round((config.minFreeDiskBytes ?? 0) / 1048576)})`,
+    );
+  }
   const lock: DataDirLock = acquireDataDirLock(config.dataDir);
   try {
     const { default: ClientPgLite } = await import('knex-pglite');
@@ -72,9 +109,13 @@ export async function openDb(
       acquireConnectionTimeout: 60_000,
     } as Knex.Config);
     await knex.raw('select 1');
+    // The engine writes its initial files with the modes of its bundled data directory (0666), whatever the
+    // umask: made owner-only here, once they exist (SPEC Part 2 "Nothing readable by other OS users").
+    makeOwnerOnly(embeddedDataPath(config.dataDir), false);
     return {
       knex,
       kind: 'embedded',
+      diskSpace,
       close: async () => {
         try {
           await knex.destroy();

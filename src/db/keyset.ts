@@ -15,6 +15,19 @@ export const cursorTimeSql = (column: string): string =>
 const timePattern = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/**
+ * True when `at` (already shaped like timePattern) names a real instant: a calendar date that exists (no
+ * February 30th), hours 0-23, minutes and seconds 0-59, a year from 1 to 9999. Date.parse alone is not enough:
+ * V8 rolls 2026-02-30 over into March, which PostgreSQL refuses with an error.
+ */
+function isRealInstant(at: string): boolean {
+  const [y, mo, d, h, mi, s] = [0, 5, 8, 11, 14, 17].map((i, k) => Number(at.slice(i, k === 0 ? 4 : i + 2))) as number[];
+  if (y! < 1 || h! > 23 || mi! > 59 || s! > 59) return false;
+  const t = new Date(Date.UTC(2000, mo! - 1, d!));
+  t.setUTCFullYear(y!);
+  return t.getUTCFullYear() === y && t.getUTCMonth() === mo! - 1 && t.getUTCDate() === d;
+}
+
 export function encodeCursor(key: PageKey): string {
   return Buffer.from(JSON.stringify([key.at, key.id]), 'utf8').toString('base64url');
 }
@@ -31,7 +44,7 @@ export function decodeCursor(cursor: string): PageKey | undefined {
   if (!Array.isArray(value) || value.length !== 2) return undefined;
   const [at, id] = value as unknown[];
   if (typeof at !== 'string' || typeof id !== 'string' || !timePattern.test(at) || !uuidPattern.test(id)) return undefined;
-  if (Number.isNaN(Date.parse(at))) return undefined;
+  if (!isRealInstant(at)) return undefined;
   return { at, id: id.toLowerCase() };
 }
 

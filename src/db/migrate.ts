@@ -1,4 +1,4 @@
-import type { Knex } from 'knex';
+import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import { migrations, type Migration } from '../../migrations/index.js';
 
@@ -13,33 +13,44 @@ const migrationConfig: Knex.MigratorConfig = { migrationSource: source, tableNam
 /** The pg_advisory_lock key that serialises migrations across instances (an arbitrary constant of ours). */
 export const MIGRATION_LOCK_KEY = 7_305_411_297_314_032n;
 
-/** The connection settings of a knex instance on PostgreSQL, or undefined for the embedded engine. */
-function postgresConnection(knex: Knex): pg.ClientConfig | undefined {
+/**
+ * The connection settings of a knex instance on PostgreSQL without the per-request statement/query timeouts
+ * (DATABASE_TIMEOUT_SECONDS): waiting for the migration lock and running a migration may take longer than a
+ * request may. Undefined for the embedded engine.
+ */
+function unboundedPostgresConnection(knex: Knex): { config: Knex.Config; connection: Knex.PgConnectionConfig } | undefined {
   const config = (knex as unknown as { client: { config: Knex.Config } }).client.config;
-  if (config.client !== 'pg') return undefined;
-  return config.connection as pg.ClientConfig;
+  if (config.client !== 'pg' || !config.connection || typeof config.connection !== 'object') return undefined;
+  const { statement_timeout: _s, query_timeout: _q, ...connection } = config.connection as Knex.PgConnectionConfig & {
+    statement_timeout?: unknown;
+    query_timeout?: unknown;
+  };
+  return { config, connection };
 }
 
 /**
  * Applies pending migrations. On PostgreSQL, instances starting together take turns under a session-level
  * `pg_advisory_lock` held on a connection of its own (outside the pool, so a pool of one still migrates): the
  * first applies the migrations, the others wait, then find nothing to do. Waiting longer than `timeoutMs` fails
- * (lock_timeout). The embedded engine is single-process (DATA_DIR lock) and needs no lock.
+ * (lock_timeout). Migrations run on a one-connection knex without the request timeouts. The embedded engine is
+ * single-process (DATA_DIR lock) and needs no lock.
  */
 export async function migrateLatest(knex: Knex, timeoutMs = 60_000): Promise<string[]> {
-  const connection = postgresConnection(knex);
-  if (!connection) return latest(knex);
-  const lockClient = new pg.Client({ ...connection, application_name: 'sat migrate lock' });
+  const pgSettings = unboundedPostgresConnection(knex);
+  if (!pgSettings) return latest(knex);
+  const lockClient = new pg.Client({ ...(pgSettings.connection as pg.ClientConfig), application_name: 'sat migrate lock' });
   await lockClient.connect();
+  const unbounded = knexFactory({ ...pgSettings.config, connection: pgSettings.connection, pool: { min: 0, max: 1 } });
   try {
     await lockClient.query(`set lock_timeout = ${Math.max(1, Math.round(timeoutMs))}`);
     await lockClient.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
     try {
-      return await latest(knex);
+      return await latest(unbounded);
     } finally {
       await lockClient.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY.toString()]);
     }
   } finally {
+    await unbounded.destroy();
     await lockClient.end(); // ending the session would release the lock too
   }
 }

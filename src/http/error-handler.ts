@@ -1,4 +1,5 @@
 import type { Middleware } from 'koa';
+import { isDatabaseUnavailable, noteDatabaseOutage, OUTAGE_RETRY_AFTER_SECONDS } from '../db/index.js';
 import { AppError, RateLimitedError } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -18,7 +19,15 @@ export function errorHandler(log: Logger): Middleware {
         ctx.body = { error: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) };
         return;
       }
-      const e = err as { status?: number; expose?: boolean; message?: string; type?: string };
+      const e = err as { status?: number; expose?: boolean; message?: string; type?: string; code?: unknown };
+      if (typeof e.code === 'string' && /^22[0-9A-Z]{3}$/.test(e.code)) {
+        // SQLSTATE class 22 (data exception): a value the edge let through and the database refused. Still the
+        // client's input, so 400, and one short line without the statement (SPEC Part 2 "Bad input never gives 5xx").
+        log.warn('database refused a request value', { sqlstate: e.code, request_id: ctx.state.requestId, method: ctx.method, path: ctx.path });
+        ctx.status = 400;
+        ctx.body = { error: 'validation_failed', message: 'The request is not valid.' };
+        return;
+      }
       if (e.status === 413 || e.type === 'entity.too.large') {
         ctx.status = 413;
         ctx.body = { error: 'payload_too_large', message: 'The request body is larger than 1 MB.' };
@@ -27,6 +36,19 @@ export function errorHandler(log: Logger): Middleware {
       if (e.status === 400 && e.type === 'entity.parse.failed') {
         ctx.status = 400;
         ctx.body = { error: 'invalid_json', message: 'The request body is not valid JSON.' };
+        return;
+      }
+      if (e.message === 'aborted' || ctx.req.destroyed) {
+        // The client went away or was cut off (REQUEST_TIMEOUT_SECONDS) mid-body: nobody to answer, nothing to log.
+        ctx.status = 400;
+        ctx.body = { error: 'validation_failed', message: 'The request was not received in full.' };
+        return;
+      }
+      if (isDatabaseUnavailable(err)) {
+        noteDatabaseOutage(log, err, `${ctx.method} ${ctx.path}`);
+        ctx.status = 503;
+        ctx.set('Retry-After', String(OUTAGE_RETRY_AFTER_SECONDS));
+        ctx.body = { error: 'service_unavailable', message: 'The database is unavailable. Try again shortly.' };
         return;
       }
       log.error('request failed', { err, request_id: ctx.state.requestId, method: ctx.method, path: ctx.path });

@@ -81,7 +81,33 @@ export function issuesToDetails(error: z.ZodError, input: unknown, root = 'body'
   return details;
 }
 
+// NUL (PostgreSQL text cannot hold it) and UTF-16 surrogates that are not a pair (no UTF-8 spelling).
+const unsafeText = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * The first place in `input` (keys included, at most `depth` levels down) where a string holds a NUL character or a
+ * lone surrogate, as a SPEC detail path; undefined when there is none. SPEC Part 2 "Bad input never gives 5xx":
+ * such text never reaches the database or a parser.
+ */
+export function findUnsafeText(input: unknown, path: string, depth = 0): string | undefined {
+  if (typeof input === 'string') return unsafeText.test(input) ? path : undefined;
+  if (input === null || typeof input !== 'object' || depth > 32) return undefined;
+  for (const [key, value] of Object.entries(input)) {
+    const at = path ? `${path}.${key}` : key;
+    if (unsafeText.test(key)) return at;
+    const found = findUnsafeText(value, at, depth + 1);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
 function parseWith<T extends z.ZodType>(schema: T, input: unknown, root: string): z.output<T> {
+  const unsafe = findUnsafeText(input, '');
+  if (unsafe !== undefined) {
+    throw new AppError('validation_failed', 'The request is not valid.', [
+      { path: unsafe || root, message: 'must not contain NUL characters or unpaired surrogates' },
+    ]);
+  }
   const result = schema.safeParse(input);
   if (result.success) return result.data;
   throw new AppError('validation_failed', 'The request is not valid.', issuesToDetails(result.error, input, root));

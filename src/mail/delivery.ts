@@ -7,10 +7,13 @@ import { mailDeliveries } from '../metrics.js';
 import type { MailTransport } from './transport.js';
 
 /**
- * How long a claim holds its rows. Longer than a batch can take with the transport's timeouts
- * (10 mails × at most 60 s each), so only a crashed or stuck sender loses its claim; its rows are then due again.
+ * How long a claim holds its rows without renewal. The sender renews the lease of its claimed rows every
+ * HEARTBEAT_MS while it works (however long one SMTP conversation takes), so only a sender that crashed or hangs
+ * loses its claim, and its rows are due again within seconds. A mail in flight at a crash may then go out twice,
+ * with the same Message-ID (docs/mail.md, docs/security.md).
  */
-export const LEASE_MS = 15 * 60_000;
+export const LEASE_MS = 15_000;
+export const HEARTBEAT_MS = 5_000;
 export const BATCH_SIZE = 10;
 const MAX_BATCHES_PER_RUN = 20;
 
@@ -78,7 +81,7 @@ function describeError(err: unknown): string {
 export async function deliverDueMail(
   deps: DeliveryDeps,
   transport: MailTransport,
-  options: { signal?: AbortSignal; batchSize?: number } = {},
+  options: { signal?: AbortSignal; batchSize?: number; heartbeatMs?: number } = {},
 ): Promise<DeliveryResult> {
   const { knex } = deps.db;
   const batchSize = options.batchSize ?? BATCH_SIZE;
@@ -87,12 +90,21 @@ export async function deliverDueMail(
   for (let batch = 0; batch < MAX_BATCHES_PER_RUN && !options.signal?.aborted; batch++) {
     const claimId = randomUUID();
     const rows = await claimDueMail(knex, claimId, deps.clock(), batchSize);
-    for (const [index, row] of rows.entries()) {
-      if (options.signal?.aborted) {
-        result.released += await releaseClaim(knex, claimId, rows.slice(index));
-        break;
+    if (rows.length === 0) break;
+    // Renew the claim while this batch is worked on: the lease stays short, a crash frees the rows in seconds.
+    const heartbeat = setInterval(() => {
+      void renewClaim(knex, claimId, deps.clock()).catch((err) => deps.log.warn('could not renew the mail claim', { err: String(err) }));
+    }, options.heartbeatMs ?? HEARTBEAT_MS);
+    try {
+      for (const [index, row] of rows.entries()) {
+        if (options.signal?.aborted) {
+          result.released += await releaseClaim(knex, claimId, rows.slice(index));
+          break;
+        }
+        await deliverOne(deps, transport, claimId, row, result);
       }
-      await deliverOne(deps, transport, claimId, row, result);
+    } finally {
+      clearInterval(heartbeat);
     }
     if (rows.length < batchSize) break;
   }
@@ -123,11 +135,17 @@ async function deliverOne(
   } catch (err) {
     const error = describeError(err);
     const now = deps.clock();
-    if (row.attempts >= deps.config.mailMaxAttempts) {
+    const permanent = isPermanentSmtpFailure(err);
+    if (permanent || row.attempts >= deps.config.mailMaxAttempts) {
       await mine().update({ status: 'failed', last_error: error, locked_by: null, locked_until: null });
       mailDeliveries.inc({ outcome: 'failed', kind: row.kind });
       result.failed++;
-      deps.log.error('mail could not be delivered; gave up', { ...fields, recipient: row.recipient, error, via: transport.target });
+      deps.log.error(permanent ? 'mail rejected permanently by the SMTP server; not retried' : 'mail could not be delivered; gave up', {
+        ...fields,
+        recipient: row.recipient,
+        error,
+        via: transport.target,
+      });
     } else {
       const next = new Date(now.getTime() + retryDelayMs(row.attempts, deps.config));
       await mine().update({ next_attempt_at: next, last_error: error, locked_by: null, locked_until: null });
@@ -156,6 +174,24 @@ async function deliverOne(
   } else {
     deps.log.debug('mail sent', fields);
   }
+}
+
+/** Extends the lease of the rows `claimId` still holds to `now + LEASE_MS`. */
+export async function renewClaim(knex: Knex, claimId: string, now: Date): Promise<number> {
+  return affectedRows(
+    await knex<MailOutboxRow>('mail_outbox')
+      .where({ locked_by: claimId, status: 'pending' })
+      .update({ locked_until: new Date(now.getTime() + LEASE_MS) }),
+  );
+}
+
+/**
+ * An SMTP reply in the 5xx range (RFC 5321 §4.2.1: permanent negative completion, such as 550 mailbox
+ * unavailable) says sending again will not help: the message is failed at once, not retried for hours.
+ */
+export function isPermanentSmtpFailure(err: unknown): boolean {
+  const code = (err as { responseCode?: unknown } | null)?.responseCode;
+  return typeof code === 'number' && code >= 500 && code <= 599;
 }
 
 async function releaseClaim(knex: Knex, claimId: string, rows: MailOutboxRow[]): Promise<number> {

@@ -1,5 +1,6 @@
 // Who gets which notice, queued through the outbox inside the caller's transaction (SPEC "Email").
 import type { Knex } from 'knex';
+import { normaliseEmail } from '../accounts/index.js';
 import type { Config } from '../config/index.js';
 import { enqueueMail, messageIdDomain, type MailKind } from './outbox.js';
 import { tokenExpiringSoon, tokenGenerated, tokenRevoked, type MailContent, type MailToken } from './templates.js';
@@ -49,7 +50,7 @@ export async function queueTokenRevokedMail(
   // Deduplicated by address: an administrator who revokes their own token gets one copy.
   const recipients = new Map<string, string>();
   for (const email of [facts.generatedBy?.email, facts.revokedBy.email]) {
-    if (email && !recipients.has(email.toLowerCase())) recipients.set(email.toLowerCase(), email);
+    if (email && !recipients.has(normaliseEmail(email))) recipients.set(normaliseEmail(email), email);
   }
   for (const to of recipients.values()) {
     const content = tokenRevoked({

@@ -38,7 +38,21 @@ export function describeSmtpUrl(url: string): string {
   return `${u.protocol}//${u.hostname}:${port}`;
 }
 
-export function createMailTransport(config: Pick<Config, 'smtpUrl' | 'mailFrom' | 'dataDir'>, log: Logger): MailTransport {
+/**
+ * nodemailer's TLS options for an SMTP URL: credentials (user or password in the URL) over smtp:// require STARTTLS
+ * (`requireTLS`: no AUTH before the connection is encrypted, and no mail either) unless the operator allowed
+ * plaintext authentication; smtps:// is TLS from the first byte anyway.
+ */
+export function smtpTlsOptions(url: string, allowPlaintextAuth: boolean): { requireTLS?: boolean } {
+  const u = new URL(url);
+  const hasCredentials = u.username !== '' || u.password !== '';
+  return u.protocol === 'smtp:' && hasCredentials && !allowPlaintextAuth ? { requireTLS: true } : {};
+}
+
+export function createMailTransport(
+  config: Pick<Config, 'smtpUrl' | 'mailFrom' | 'dataDir'> & Partial<Pick<Config, 'smtpAllowPlaintextAuth'>>,
+  log: Logger,
+): MailTransport {
   // The same message for SMTP and for .eml files.
   const message = (mail: Parameters<MailTransport['send']>[0]) => ({
     from: config.mailFrom,
@@ -52,8 +66,9 @@ export function createMailTransport(config: Pick<Config, 'smtpUrl' | 'mailFrom' 
   });
   if (config.smtpUrl) {
     const target = describeSmtpUrl(config.smtpUrl);
-    const transporter = nodemailer.createTransport({ url: config.smtpUrl, ...SMTP_TIMEOUTS });
-    log.info('mail is delivered over SMTP', { smtp: target, from: config.mailFrom });
+    const tls = smtpTlsOptions(config.smtpUrl, config.smtpAllowPlaintextAuth ?? false);
+    const transporter = nodemailer.createTransport({ url: config.smtpUrl, ...SMTP_TIMEOUTS, ...tls });
+    log.info('mail is delivered over SMTP', { smtp: target, from: config.mailFrom, ...(tls.requireTLS ? { starttls: 'required' } : {}) });
     return {
       target,
       async send(mail) {

@@ -43,8 +43,8 @@ export function callerEndpoint<T = never>(
       if (!token) throw new errors.InvalidRequest("missing required parameter 'token'");
       await handle(ctx, caller, token, early?.data);
     } catch (err) {
-      renderOAuthError(ctx, err, deps.config.issuer);
-      if (ctx.status >= 500) deps.log.error(`${name} failed`, { err, request_id: ctx.state.requestId });
+      renderOAuthError(ctx, err, deps.config.issuer, deps.log);
+      if (ctx.status >= 500 && ctx.status !== 503) deps.log.error(`${name} failed`, { err, request_id: ctx.state.requestId });
     }
   };
 }

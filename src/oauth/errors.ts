@@ -1,5 +1,7 @@
 import type { Context } from 'koa';
 import { errors } from 'oidc-provider';
+import { isDatabaseUnavailable, noteDatabaseOutage, OUTAGE_RETRY_AFTER_SECONDS } from '../db/index.js';
+import type { Logger } from '../log.js';
 
 /**
  * `invalid_client` (401) after failed client authentication (RFC 6749 §5.2). `challenge`: answer with
@@ -16,8 +18,27 @@ export class ClientAuthenticationFailed extends errors.InvalidClientAuth {
   }
 }
 
+/**
+ * 503 `temporarily_unavailable` with `Retry-After` (RFC 6749 §5.2, RFC 7009 §2.2.1): the server cannot do this now,
+ * the client may retry after `retryAfterSeconds`.
+ */
+export class TemporarilyUnavailable extends errors.OIDCProviderError {
+  constructor(
+    description: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(503, 'temporarily_unavailable');
+    this.error_description = description;
+    this.expose = true;
+  }
+}
+
 /** The one error body of the OAuth endpoints (oidc-provider's `errOut`): `{error, error_description?, scope?}`. */
 export function oauthErrorBody(err: unknown): { status: number; body: Record<string, string> } {
+  if (isDatabaseUnavailable(err)) {
+    // SPEC Part 2 / issue 10 item 12: a database outage is 503 in the OAuth error shape, never a 500.
+    return { status: 503, body: { error: 'temporarily_unavailable', error_description: 'the authorization server is temporarily unavailable; retry later' } };
+  }
   if (err instanceof errors.OIDCProviderError && err.expose) {
     const scope = (err as { scope?: unknown }).scope;
     return {
@@ -34,12 +55,19 @@ export function oauthErrorBody(err: unknown): { status: number; body: Record<str
 
 /**
  * Renders an error of an OAuth endpoint, ours or oidc-provider's (its `renderError` points here too): the error
- * classes are oidc-provider's, the body RFC 6749 §5.2's, never cached. Returns the `error` code (for metrics).
+ * classes are oidc-provider's, the body RFC 6749 §5.2's, never cached. A database outage is 503
+ * `temporarily_unavailable` with Retry-After, noted once in `log` (db/outage.ts), not per request. Returns the
+ * `error` code (for metrics).
  */
-export function renderOAuthError(ctx: Context, err: unknown, issuer: string): string {
+export function renderOAuthError(ctx: Context, err: unknown, issuer: string, log?: Logger): string {
   const { status, body } = oauthErrorBody(err);
   ctx.status = status;
   ctx.set('Cache-Control', 'no-store');
+  if (err instanceof TemporarilyUnavailable) ctx.set('Retry-After', String(err.retryAfterSeconds));
+  else if (isDatabaseUnavailable(err)) {
+    ctx.set('Retry-After', String(OUTAGE_RETRY_AFTER_SECONDS));
+    if (log) noteDatabaseOutage(log, err, ctx.path);
+  }
   if (err instanceof ClientAuthenticationFailed && err.challenge) ctx.set('WWW-Authenticate', `Basic realm="${issuer}"`);
   ctx.type = 'application/json';
   ctx.body = body;

@@ -167,7 +167,7 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
     },
     extraTokenClaims: (_ctx, token) => ({ org_id: token.client?.org_id }),
     renderError: (ctx, _out, error) => {
-      renderOAuthError(ctx, error, config.issuer);
+      renderOAuthError(ctx, error, config.issuer, deps.log);
     },
   };
 

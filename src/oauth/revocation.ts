@@ -3,6 +3,7 @@ import { errors } from 'oidc-provider';
 import type { Deps } from '../deps.js';
 import { revokeAccessToken } from '../tokens/index.js';
 import { callerEndpoint } from './caller.js';
+import { TemporarilyUnavailable } from './errors.js';
 import type { AccessTokenVerifier } from './introspection.js';
 
 /**
@@ -19,11 +20,16 @@ export function revocationEndpoint(deps: Deps, verify: AccessTokenVerifier): Mid
     }
     const claims = await verify(token);
     if (claims && claims.client_id === caller.clientId) {
-      await revokeAccessToken(
+      const outcome = await revokeAccessToken(
         deps.db.knex,
         { jti: claims.jti, client_id: claims.client_id, organisation_id: caller.token.organisation_id, expires_at: new Date(claims.exp * 1000) },
         deps.clock(),
+        deps.config.maxRevokedAccessTokensPerClient,
       );
+      if (!outcome.recorded) {
+        // RFC 7009 §2.2.1: temporarily unable; the client may retry after Retry-After (when its oldest expire).
+        throw new TemporarilyUnavailable('too many revoked access tokens of this client are on record; retry later', outcome.retryAfterSeconds);
+      }
     }
     ctx.set('Cache-Control', 'no-store');
     ctx.status = 200;

@@ -92,8 +92,8 @@ export function tokenEndpoint(deps: Deps, current: () => CurrentProvider): Middl
       await callback(req, ctx.res);
       outcome = providerOutcomes.get(req) ?? String(ctx.res.statusCode);
     } catch (err) {
-      outcome = renderOAuthError(ctx, err, issuer);
-      if (ctx.status >= 500) deps.log.error('token endpoint failed', { err, request_id: ctx.state.requestId });
+      outcome = renderOAuthError(ctx, err, issuer, deps.log);
+      if (ctx.status >= 500 && ctx.status !== 503) deps.log.error('token endpoint failed', { err, request_id: ctx.state.requestId });
       // CORS as oidc-provider answers its own token errors (lib/shared/cors.js).
       ctx.vary('Origin');
       ctx.set('Access-Control-Allow-Origin', ctx.get('Origin') || '*');

@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import Router from '@koa/router';
 import { pingDb } from '../db/index.js';
 import type { Deps } from '../deps.js';
@@ -21,12 +22,30 @@ export function opsRouter(deps: Deps, lifecycle: { readonly draining: boolean } 
       ctx.body = { status: 'shutting_down' };
       return;
     }
+    const disk = deps.db.diskSpace?.();
+    if (disk?.low) {
+      // Checked first: a query on an embedded database with a full disk may never return.
+      ctx.status = 503;
+      ctx.body = { status: 'unavailable', database: 'ok', disk: 'low', free_mb: Math.floor(disk.freeBytes / 1048576) };
+      return;
+    }
     const ok = await pingDb(deps.db.knex);
     ctx.status = ok ? 200 : 503;
     ctx.body = ok ? { status: 'ready', database: 'ok' } : { status: 'unavailable', database: 'unreachable' };
   });
+  const expected = deps.config.metricsToken ? createHash('sha256').update(deps.config.metricsToken).digest() : undefined;
   router.get('/metrics', async (ctx) => {
     ctx.set('Cache-Control', 'no-store');
+    if (expected) {
+      // METRICS_TOKEN: `Authorization: Bearer <token>`, compared in constant time (over SHA-256s of equal length).
+      const presented = /^Bearer\s+(\S+)\s*$/i.exec(ctx.get('authorization'))?.[1] ?? '';
+      if (!timingSafeEqual(createHash('sha256').update(presented).digest(), expected)) {
+        ctx.status = 401;
+        ctx.set('WWW-Authenticate', 'Bearer realm="metrics"');
+        ctx.body = { error: 'unauthorized', message: 'GET /metrics needs the bearer token set in METRICS_TOKEN.' };
+        return;
+      }
+    }
     try {
       const mail = await mailQueueStats(deps.db.knex);
       mailQueueDepth.set(mail.pending);

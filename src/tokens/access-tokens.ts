@@ -10,8 +10,26 @@ export interface RevokedAccessToken {
   expires_at: Date;
 }
 
-export async function revokeAccessToken(db: Db, token: RevokedAccessToken, now: Date): Promise<void> {
+/**
+ * Records the revocation, unless the client already has `maxPerClient` unexpired revocations on record (SPEC
+ * Part 2 "Bounded state": a client cannot grow the table without bound). Then nothing is written and the answer
+ * says when the soonest of them expires, for RFC 7009 §2.2.1's 503 with Retry-After.
+ */
+export async function revokeAccessToken(
+  db: Db,
+  token: RevokedAccessToken,
+  now: Date,
+  maxPerClient = Number.POSITIVE_INFINITY,
+): Promise<{ recorded: true } | { recorded: false; retryAfterSeconds: number }> {
+  if (Number.isFinite(maxPerClient)) {
+    const live = await q.countLiveRevokedAccessTokens(db, token.client_id, now, maxPerClient);
+    if (live.count >= maxPerClient) {
+      const seconds = live.soonest ? Math.ceil((live.soonest.getTime() - now.getTime()) / 1000) : 1;
+      return { recorded: false, retryAfterSeconds: Math.max(1, seconds) };
+    }
+  }
   await q.insertRevokedAccessToken(db, { ...token, revoked_at: now });
+  return { recorded: true };
 }
 
 export function isAccessTokenRevoked(db: Db, jti: string): Promise<boolean> {

@@ -191,6 +191,20 @@ export async function isAccessTokenRevoked(db: Db, jti: string): Promise<boolean
   return row !== undefined;
 }
 
+/**
+ * How many unexpired revoked access tokens `clientId` has, counted up to `limit`, and the soonest of their expiry
+ * times (on the (client_id, expires_at) index of migration 0061).
+ */
+export async function countLiveRevokedAccessTokens(db: Db, clientId: string, now: Date, limit: number): Promise<{ count: number; soonest: Date | undefined }> {
+  const rows = (await db('revoked_access_tokens')
+    .select('expires_at')
+    .where({ client_id: clientId })
+    .andWhere('expires_at', '>', now)
+    .orderBy('expires_at', 'asc')
+    .limit(limit)) as Array<{ expires_at: Date }>;
+  return { count: rows.length, soonest: rows[0]?.expires_at };
+}
+
 export async function deleteExpiredRevokedAccessTokens(db: Db, now: Date): Promise<number> {
   return affectedRows(await db('revoked_access_tokens').where('expires_at', '<=', now).delete());
 }

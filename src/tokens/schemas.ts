@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { firstHiddenCharacter } from '../text.js';
 
 /** Static shape rules of POST /admin/api/tokens; rules needing config, time or the database live in service.ts. */
 export const tokenName = z
@@ -9,7 +10,12 @@ export const tokenName = z
       .string()
       .refine((s) => s.length > 0, 'must not be empty')
       .refine((s) => [...s].length <= 64, 'must be at most 64 characters')
-      .refine((s) => !/\p{Cc}/u.test(s), 'must not contain control characters'),
+      .superRefine((s, ctx) => {
+        const hidden = firstHiddenCharacter(s);
+        if (hidden !== undefined) {
+          ctx.addIssue({ code: 'custom', message: `must not contain control, format or bidirectional characters (${hidden})` });
+        }
+      }),
   );
 
 export const generateTokenBody = z

@@ -36,6 +36,7 @@ import { explainDomainCall, explainStatement, scanCounters, type PlannedQuery } 
 import { basicAuth, cpuSeconds, measure, measureRequests, peakRssMiB, type RunResult } from './load.js';
 import { detectPart2Features, printTargets, runPhases, type Part2Features, type PhasesResult } from './phases.js';
 import { printProfile, summariseProfile, type ProfileSummary } from './profile.js';
+import { signInStorm } from './storm.js';
 import { seedBulk, seedKnown, type BulkResult, type Credential, type KnownSeed } from './seed.js';
 
 const env = process.env;
@@ -52,6 +53,9 @@ const opts = {
   profile: env.BENCH_PROFILE ?? '',
   adminSamples: int(env.BENCH_ADMIN_SAMPLES, 200),
   revocations: int(env.BENCH_REVOCATIONS, 200),
+  /** Sign-in storm phase: wrong sign-ins per second beside the token load (0: skip), and its connections. */
+  stormRate: int(env.BENCH_STORM_RATE, 32),
+  stormConnections: int(env.BENCH_STORM_CONNECTIONS, 8),
   databaseUrl: env.DATABASE_URL?.trim() || undefined,
   poolMax: env.DATABASE_POOL_MAX,
   phases: env.BENCH_PHASES !== '0',
@@ -241,6 +245,7 @@ interface Server {
   admin?: AdminResult;
   phases?: PhasesResult;
   admin_scans?: { seq_scan: number; idx_scan: number; seq_tup_read: number };
+  storm?: { rate: number; quiet: RunResult; stormy: RunResult; signins_sent: number; signin_statuses: Record<string, number> };
   startRssMiB?: number;
   /** Per measured run (by connections), when profiled. */
   profiles: Record<number, ProfileSummary>;
@@ -314,6 +319,7 @@ async function startOurs(db: BenchDb, size: number, seeded: Seeded): Promise<Ser
   const s = await spawnServer(name, 'ours', ['--max-semi-space-size=4', 'dist/src/cli/index.js', 'serve'], {
     ...db.env,
     MAX_ACTIVE_TOKENS: '100000', // the admin measurement generates tokens beyond the default limit of 25
+    TRUST_PROXY: 'true', // the sign-in storm comes from many addresses (X-Forwarded-For)
     ...(opts.poolMax ? { DATABASE_POOL_MAX: opts.poolMax } : {}),
     ...opts.serverEnv,
   });
@@ -581,6 +587,24 @@ async function main(): Promise<void> {
           return r;
         },
       });
+      out();
+    }
+
+    if (opts.stormRate > 0) {
+      // SPEC Part 2: token p99 with a storm of wrong sign-ins from many addresses stays within 2x of p99 without.
+      out(`token endpoint under a sign-in storm (${opts.stormRate} wrong sign-ins/s, ${opts.stormConnections} connections)`);
+      for (const s of servers.filter((x) => x.kind === 'ours')) {
+        await sleep(500);
+        const quiet = await measure(s.url, s.pid, s.credentials, opts.stormConnections, opts.duration, opts.warmup, () => os.loadavg()[0] as number);
+        await sleep(500);
+        const storm = signInStorm(s.url, opts.stormRate);
+        const stormy = await measure(s.url, s.pid, s.credentials, opts.stormConnections, opts.duration, opts.warmup, () => os.loadavg()[0] as number);
+        const { sent, statuses } = await storm.stop();
+        const answers = Object.entries(statuses).map(([k, v]) => `${k}: ${v}`).join(', ');
+        out(`  ${s.name.padEnd(14)} p99 ${fmt(quiet.latency_ms.p99, 2)} ms without, ${fmt(stormy.latency_ms.p99, 2)} ms with (x${ratio(stormy.latency_ms.p99, quiet.latency_ms.p99)}); ` +
+          `${fmt(quiet.tokens_per_s)} → ${fmt(stormy.tokens_per_s)} tokens/s; sign-ins sent ${sent} (${answers})`);
+        s.storm = { rate: opts.stormRate, quiet, stormy, signins_sent: sent, signin_statuses: statuses };
+      }
       out();
     }
 

@@ -1,0 +1,133 @@
+// Password hashing off the libuv thread pool: scrypt runs on its own worker threads, with a bounded queue.
+import { Worker } from 'node:worker_threads';
+
+/**
+ * The worker: scryptSync, one job at a time. Inline (eval) so the same code runs from dist/ and under ts-jest.
+ * It runs on its own thread, so the libuv pool stays free for what the token endpoint needs (signing), and at the
+ * lowest CPU priority where the OS allows it.
+ */
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { scryptSync } = require('node:crypto');
+// Linux: this thread alone runs at a low CPU priority (nice 19 by default; setpriority on a thread id), so under load
+// the event loop (the token endpoint) gets the cores first and hashing takes what is left.
+try {
+  const nice = require('node:worker_threads').workerData.nice;
+  const tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop());
+  if (tid > 0 && nice > 0) require('node:os').setPriority(tid, nice);
+} catch {}
+parentPort.on('message', (job) => {
+  try {
+    const key = scryptSync(job.password, Buffer.from(job.salt), job.keylen, job.options);
+    parentPort.postMessage({ id: job.id, key });
+  } catch (err) {
+    parentPort.postMessage({ id: job.id, error: String((err && err.message) || err) });
+  }
+});
+`;
+
+/** Thrown when `maxQueue` hashes are already waiting: the caller answers 429 (SPEC Part 2). */
+export class PasswordQueueFullError extends Error {
+  constructor() {
+    super('too many password checks are waiting');
+    this.name = 'PasswordQueueFullError';
+  }
+}
+
+export interface PasswordPoolSettings {
+  /** Worker threads hashing at once. */
+  threads: number;
+  /** Hashes allowed to wait for a thread; one more is refused. */
+  maxQueue: number;
+  /** Linux nice value of the hashing threads (0 to 19; default 19, the lowest priority). */
+  nice?: number;
+}
+
+interface Job {
+  id: number;
+  password: string;
+  salt: Uint8Array;
+  keylen: number;
+  options: { N: number; r: number; p: number; maxmem: number };
+  resolve(key: Buffer): void;
+  reject(err: Error): void;
+}
+
+interface Slot {
+  worker: Worker;
+  job: Job | undefined;
+}
+
+/**
+ * A fixed set of worker threads computing scrypt, and a FIFO queue of at most `maxQueue` waiting jobs
+ * (SPEC Part 2 "Admin sign-in cannot starve token issuance": bounded concurrency, away from the signing).
+ * Threads start on first use; an idle thread never keeps the process alive.
+ */
+export class PasswordPool {
+  #slots: Slot[] = [];
+  #queue: Job[] = [];
+  #next = 1;
+  constructor(readonly settings: PasswordPoolSettings) {}
+
+  scrypt(password: string, salt: Buffer, keylen: number, options: Job['options']): Promise<Buffer> {
+    if (this.#slots.length === 0) this.#start();
+    const idle = this.#slots.find((s) => s.job === undefined);
+    if (!idle && this.#queue.length >= this.settings.maxQueue) return Promise.reject(new PasswordQueueFullError());
+    return new Promise((resolve, reject) => {
+      const job: Job = { id: this.#next++, password, salt: new Uint8Array(salt), keylen, options, resolve, reject };
+      if (idle) this.#run(idle, job);
+      else this.#queue.push(job);
+    });
+  }
+
+  /** True when one more hash would be accepted now (a thread idle, or room in the queue). */
+  hasRoom(): boolean {
+    return this.#slots.length === 0 || this.#slots.some((s) => s.job === undefined) || this.#queue.length < this.settings.maxQueue;
+  }
+
+  /** Stops the threads (jobs in flight fail). */
+  async close(): Promise<void> {
+    const slots = this.#slots;
+    this.#slots = [];
+    for (const job of this.#queue.splice(0)) job.reject(new Error('password hashing stopped'));
+    await Promise.all(slots.map((s) => s.worker.terminate()));
+  }
+
+  #start(): void {
+    for (let i = 0; i < this.settings.threads; i++) this.#slots.push(this.#spawn());
+  }
+
+  #spawn(): Slot {
+    const slot: Slot = { worker: new Worker(WORKER_SOURCE, { eval: true, workerData: { nice: this.settings.nice ?? 19 } }), job: undefined };
+    slot.worker.on('message', (msg: { id: number; key?: Uint8Array; error?: string }) => {
+      const job = slot.job;
+      slot.job = undefined;
+      if (job && job.id === msg.id) {
+        if (msg.key) job.resolve(Buffer.from(msg.key));
+        else job.reject(new Error(msg.error ?? 'scrypt failed'));
+      }
+      const next = this.#queue.shift();
+      if (next) this.#run(slot, next);
+      else slot.worker.unref();
+    });
+    slot.worker.on('error', (err) => {
+      // A dead thread: its job fails, a new thread takes its place and the queue.
+      slot.job?.reject(err);
+      slot.job = undefined;
+      const i = this.#slots.indexOf(slot);
+      if (i === -1) return; // closed
+      const fresh = this.#spawn();
+      this.#slots[i] = fresh;
+      const next = this.#queue.shift();
+      if (next) this.#run(fresh, next);
+    });
+    slot.worker.unref(); // idle threads never keep the process alive; #run refs a busy one
+    return slot;
+  }
+
+  #run(slot: Slot, job: Job): void {
+    slot.job = job;
+    slot.worker.ref();
+    slot.worker.postMessage({ id: job.id, password: job.password, salt: job.salt, keylen: job.keylen, options: job.options });
+  }
+}

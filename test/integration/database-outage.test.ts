@@ -1,0 +1,125 @@
+// Issue 10 items 11 and 12: PostgreSQL stalled (a TCP proxy that stops forwarding) or stopped (the proxy closed):
+// every request is answered within a bound, 503 with Retry-After in the OAuth shape at OAuth endpoints and the
+// admin shape elsewhere, the outage is logged once (then summaries), and everything works again once it is back.
+import net from 'node:net';
+import { call, signIn } from '../support/admin-api.js';
+import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
+import { freePort, startServer, type TestServer } from '../support/server.js';
+
+const pg = testDatabases().includes('postgres');
+if (!pg) console.log('database-outage.test.ts: skipped, needs TEST_DATABASE_URL (PostgreSQL)');
+const suite = pg ? describe : describe.skip;
+
+suite('a stalled or stopped PostgreSQL', () => {
+  let db: TestDb;
+  let server: TestServer;
+  let proxy: net.Server | undefined;
+  let port: number;
+  let stalled = false;
+  const sockets = new Set<net.Socket>();
+  const paused: Array<() => void> = [];
+
+  const startProxy = (target: URL) =>
+    new Promise<void>((resolve) => {
+      proxy = net.createServer((client) => {
+        const upstream = net.connect(Number(target.port || 5432), target.hostname);
+        sockets.add(client).add(upstream);
+        // While stalled, bytes are held back in both directions: connections stay open, nothing is answered.
+        const forward = (from: net.Socket, to: net.Socket) =>
+          from.on('data', (chunk) => {
+            if (!stalled) to.write(chunk);
+            else paused.push(() => to.write(chunk));
+          });
+        forward(client, upstream);
+        forward(upstream, client);
+        const drop = () => {
+          client.destroy();
+          upstream.destroy();
+        };
+        client.on('error', drop).on('close', drop);
+        upstream.on('error', drop).on('close', drop);
+      });
+      proxy.listen(port, '127.0.0.1', () => resolve());
+    });
+  const stopProxy = () =>
+    new Promise<void>((resolve) => {
+      proxy!.close(() => resolve());
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+    });
+
+  let clientAuth: string;
+  let session: string;
+
+  beforeAll(async () => {
+    db = await createTestDb('postgres');
+    port = await freePort();
+    await startProxy(new URL(db.url!));
+    const viaProxy = new URL(db.url!);
+    viaProxy.hostname = '127.0.0.1';
+    viaProxy.port = String(port);
+    server = await startServer(db, { DATABASE_URL: viaProxy.toString(), DATABASE_TIMEOUT_SECONDS: '1' });
+    const admin = await makeAdmin(server.deps);
+    clientAuth = basic(...(await makeToken(server.deps, admin).then((t) => [t.client_id, t.client_secret] as const)));
+    session = (await signIn(server, admin.email, admin.password)).token;
+  });
+  afterAll(async () => {
+    stalled = false;
+    await server?.close();
+    proxy?.close();
+    await db?.drop();
+  });
+
+  const tokenRequest = () =>
+    fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { authorization: clientAuth, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=client_credentials',
+    });
+
+  async function expectOutageAnswers(boundMs: number) {
+    const started = Date.now();
+    const [token, list] = await Promise.all([tokenRequest(), call(server, 'GET', '/tokens', { token: session })]);
+    expect(Date.now() - started).toBeLessThan(boundMs);
+    expect(token.status).toBe(503);
+    expect(token.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(await token.json()).toMatchObject({ error: 'temporarily_unavailable' });
+    expect(list.status).toBe(503);
+    expect(list.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(list.body).toMatchObject({ error: 'service_unavailable' });
+  }
+
+  async function expectBack() {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const res = await tokenRequest();
+      if (res.status === 200) break;
+      if (Date.now() > deadline) throw new Error(`token endpoint still ${res.status} ${await res.text()} ${server.logLines.slice(-3).join("\n").slice(0, 3000)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect((await call(server, 'GET', '/tokens', { token: session })).status).toBe(200);
+  }
+
+  it('answers 503 within a few seconds while the database is stalled, then 200 again', async () => {
+    expect((await tokenRequest()).status).toBe(200);
+    stalled = true;
+    await expectOutageAnswers(8_000);
+    stalled = false;
+    for (const resume of paused.splice(0)) resume();
+    await expectBack();
+  });
+
+  it('answers 503 while the database is stopped, logs the outage once for many requests, and recovers', async () => {
+    await stopProxy();
+    const before = server.logLines.length;
+    await expectOutageAnswers(8_000);
+    for (let i = 0; i < 10; i++) expect((await tokenRequest()).status).toBe(503);
+    const lines = server.logLines.slice(before);
+    const errors = lines.filter((l) => /"level":"error"/.test(l));
+    expect(errors.length).toBeLessThanOrEqual(1);
+    expect(lines.join('\n')).not.toMatch(/"stack"/);
+    await startProxy(new URL(db.url!));
+    await expectBack();
+  });
+});

@@ -1,0 +1,116 @@
+// Issue 10 item 13: the embedded database on an almost full disk. A small tmpfs (root only; skipped with a printed
+// reason otherwise) holds DATA_DIR; a filler file takes the space: writes get 507, /readyz 503, tokens still
+// issue, and all works again once space is freed. A start without space exits non-zero instead of lingering.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { packageRoot } from '../../src/config/index.js';
+import { call, signIn, tokenBody } from '../support/admin-api.js';
+import type { TestDb } from '../support/db.js';
+import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
+import { startServer, type TestServer } from '../support/server.js';
+
+function tryMountTmpfs(dir: string, sizeMb: number): string | undefined {
+  if (process.getuid?.() !== 0) return 'not running as root';
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeMb}m,mode=0700`, 'tmpfs', dir], { stdio: 'pipe' });
+    return undefined;
+  } catch (err) {
+    return `cannot mount a tmpfs: ${(err as Error).message.split('\n')[0]}`;
+  }
+}
+
+const base = mkdtempSync(path.join(os.tmpdir(), 'sat-disk-'));
+const mountPoint = path.join(base, 'mnt');
+mkdirSync(mountPoint);
+const skipReason = tryMountTmpfs(mountPoint, 120);
+if (skipReason) console.log(`disk-space.test.ts: skipped, ${skipReason}`);
+const suite = skipReason ? describe.skip : describe;
+
+suite('embedded database on an almost full disk', () => {
+  const dataDir = path.join(mountPoint, 'data');
+  const filler = path.join(mountPoint, 'filler');
+  let server: TestServer;
+  let session: string;
+  let clientAuth: string;
+
+  beforeAll(async () => {
+    const db: TestDb = { kind: 'embedded', env: { DATA_DIR: dataDir }, dataDir, drop: async () => undefined };
+    server = await startServer(db, { MIN_FREE_DISK_MB: '16' });
+    const admin = await makeAdmin(server.deps);
+    session = (await signIn(server, admin.email, admin.password)).token;
+    const t = await makeToken(server.deps, admin);
+    clientAuth = basic(t.client_id, t.client_secret);
+  });
+  afterAll(async () => {
+    rmSync(filler, { force: true });
+    await server?.close();
+    try {
+      execFileSync('umount', [mountPoint]);
+    } catch {
+      /* not mounted */
+    }
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  /** Fills the tmpfs until about `leaveMb` MB are free. */
+  function fill(leaveMb: number) {
+    const out = execFileSync('df', ['-B1', '--output=avail', mountPoint], { encoding: 'utf8' });
+    const avail = Number(out.trim().split('\n').pop());
+    writeFileSync(filler, Buffer.alloc(Math.max(0, avail - leaveMb * 1024 * 1024)));
+  }
+  async function poll<T>(probe: () => Promise<T>, ok: (v: T) => boolean, what: string): Promise<T> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const v = await probe();
+      if (ok(v)) return v;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  it('refuses writes with 507 and reports not ready when the disk is almost full, and recovers when space is freed', async () => {
+    fill(8);
+    const refused = await poll(
+      () => call(server, 'POST', '/tokens', { token: session, json: tokenBody() }),
+      (r) => r.status === 507,
+      '507',
+    );
+    expect(refused.body.error).toBe('insufficient_storage');
+    const ready = await fetch(`${server.url}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toMatchObject({ disk: 'low' });
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+    // Reading goes on: an integration still gets its access token.
+    const token = await fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { authorization: clientAuth, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=client_credentials',
+    });
+    expect(token.status).toBe(200);
+    expect(server.logLines.some((l) => l.includes('disk almost full'))).toBe(true);
+
+    rmSync(filler);
+    await poll(() => call(server, 'POST', '/tokens', { token: session, json: tokenBody() }), (r) => r.status === 201, '201 after freeing space');
+    expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
+  });
+
+  it('exits non-zero when started without enough space, instead of staying alive without listening', async () => {
+    await server.close();
+    fill(8);
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawn(process.execPath, [path.join(packageRoot(), 'dist', 'src', 'cli', 'index.js'), 'serve'], {
+        env: { PATH: process.env.PATH, DATA_DIR: dataDir, PORT: '0', MIN_FREE_DISK_MB: '16', LOG_LEVEL: 'error' },
+        stdio: 'ignore',
+      });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+      child.on('close', (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    expect(code).toBe(1);
+    rmSync(filler);
+  });
+});

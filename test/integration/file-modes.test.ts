@@ -1,0 +1,124 @@
+// SPEC Part 2 "Nothing readable by other OS users": DATA_DIR created beforehand with mode 0755, the process
+// started with umask 000, and still every folder is 0700 and every file 0600 after the server and `sat` ran,
+// and an older install with readable files is fixed on start.
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { packageRoot } from '../../src/config/index.js';
+import { call, signIn, tokenBody } from '../support/admin-api.js';
+import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { makeAdmin } from '../support/fixtures.js';
+import { startServer, type TestServer } from '../support/server.js';
+
+/** Every entry under `dir` (itself included) whose mode is not 0700 (folders) / 0600 (anything else). */
+function readableEntries(dir: string): string[] {
+  const bad: string[] = [];
+  const visit = (p: string) => {
+    const st = lstatSync(p);
+    if (st.isSymbolicLink()) return;
+    const mode = st.mode & 0o777;
+    if (mode !== (st.isDirectory() ? 0o700 : 0o600)) bad.push(`${path.relative(dir, p) || '.'} ${mode.toString(8)}`);
+    if (st.isDirectory()) for (const name of readdirSync(p)) visit(path.join(p, name));
+  };
+  visit(dir);
+  return bad;
+}
+
+function loosen(dir: string): void {
+  const visit = (p: string) => {
+    const st = lstatSync(p);
+    if (st.isSymbolicLink()) return;
+    chmodSync(p, st.isDirectory() ? 0o777 : 0o666);
+    if (st.isDirectory()) for (const name of readdirSync(p)) visit(path.join(p, name));
+  };
+  visit(dir);
+}
+
+async function waitFor(check: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const countEml = (dataDir: string) => {
+  const dir = path.join(dataDir, 'mail');
+  return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.eml')).length : 0;
+};
+
+describe.each(testDatabases())('owner-only DATA_DIR on %s', (kind) => {
+  let db: TestDb;
+  let server: TestServer | undefined;
+  let dataDir: string;
+  let umask: number;
+
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+    dataDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'sat-modes-')), 'data');
+    mkdirSync(dataDir);
+    umask = process.umask(0);
+    chmodSync(dataDir, 0o755); // as `mkdir -p /data` in a Dockerfile leaves it
+  });
+  afterAll(async () => {
+    await server?.close();
+    process.umask(umask);
+    await db?.drop();
+    rmSync(path.dirname(dataDir), { recursive: true, force: true });
+  });
+
+  const start = async () => {
+    process.umask(0);
+    server = await startServer(db, { DATA_DIR: dataDir, MAIL_POLL_INTERVAL_MS: '50' });
+    return server;
+  };
+
+  it('keeps every folder 0700 and every file 0600 (database, lock, socket, .eml) under umask 000', async () => {
+    const s = await start();
+    const admin = await makeAdmin(s.deps);
+    const { token } = await signIn(s, admin.email, admin.password);
+    expect((await call(s, 'POST', '/tokens', { token, json: tokenBody() })).status).toBe(201);
+    await waitFor(() => countEml(dataDir) > 0, 'the .eml file of the "token generated" mail');
+    if (kind === 'embedded') {
+      expect(existsSync(path.join(dataDir, 'sat.lock'))).toBe(true);
+      expect(existsSync(path.join(dataDir, 'sat.sock'))).toBe(true);
+      expect(existsSync(path.join(dataDir, 'pgdata'))).toBe(true);
+    }
+    expect(readableEntries(dataDir)).toEqual([]);
+    await s.close();
+    server = undefined;
+  });
+
+  it('fixes an older install with readable files on start', async () => {
+    loosen(dataDir);
+    expect(readableEntries(dataDir).length).toBeGreaterThan(1);
+    const s = await start();
+    expect(readableEntries(dataDir)).toEqual([]);
+    expect(s.logLines.some((l) => l.includes('made DATA_DIR owner-only'))).toBe(true);
+    await s.close();
+    server = undefined;
+  });
+
+  if (kind === 'embedded') {
+    it('keeps what `sat admin add` creates owner-only too, started with umask 000', async () => {
+      const dir = path.join(path.dirname(dataDir), 'cli-data');
+      mkdirSync(dir);
+      chmodSync(dir, 0o755);
+      const bin = path.join(packageRoot(), 'dist', 'src', 'cli', 'index.js');
+      const code = await new Promise<number | null>((resolve, reject) => {
+        const child = spawn(
+          '/bin/sh',
+          ['-c', 'umask 000 && exec "$0" "$@"', process.execPath, bin, 'admin', 'add', '--org', 'Modes', '--email', 'modes@example.com', '--password-stdin'],
+          { env: { PATH: process.env.PATH, DATA_DIR: dir, LOG_LEVEL: 'warn' }, stdio: ['pipe', 'ignore', 'inherit'] },
+        );
+        child.stdin.end('a long enough password\n');
+        child.on('error', reject);
+        child.on('close', resolve);
+      });
+      expect(code).toBe(0);
+      expect(existsSync(path.join(dir, 'pgdata'))).toBe(true);
+      expect(readableEntries(dir)).toEqual([]);
+    });
+  }
+});

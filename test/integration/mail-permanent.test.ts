@@ -1,0 +1,150 @@
+// Issue 10 item 15: a permanent SMTP rejection (5xx) fails the mail at once (logged, counted, not retried), and a
+// crashed sender's claim frees its mail within seconds while a live sender renews its claim.
+import type { Knex } from 'knex';
+import { SMTPServer } from 'smtp-server';
+import { loadConfig } from '../../src/config/index.js';
+import { migrateLatest, openDb, type Database, type MailOutboxRow } from '../../src/db/index.js';
+import type { Deps } from '../../src/deps.js';
+import { createLogger } from '../../src/log.js';
+import { claimDueMail, deliverDueMail, LEASE_MS } from '../../src/mail/delivery.js';
+import { enqueueMail } from '../../src/mail/index.js';
+import { createMailTransport, type MailTransport, type OutgoingMail } from '../../src/mail/transport.js';
+import { mailDeliveries } from '../../src/metrics.js';
+import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { uniq } from '../support/fixtures.js';
+import { freePort } from '../support/server.js';
+
+describe.each(testDatabases())('mail: permanent failures and short leases on %s', (kind) => {
+  let db: TestDb;
+  let database: Database;
+  let smtp: SMTPServer;
+  let smtpUrl: string;
+  const accepted: string[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+    database = await openDb(loadConfig(db.env));
+    await migrateLatest(database.knex);
+    const port = await freePort();
+    smtpUrl = `smtp://127.0.0.1:${port}`;
+    smtp = new SMTPServer({
+      disabledCommands: ['STARTTLS', 'AUTH'],
+      authOptional: true,
+      logger: false,
+      onRcptTo(address, _session, callback) {
+        if (address.address.startsWith('nobody-')) {
+          const err = Object.assign(new Error('5.1.1 mailbox unavailable'), { responseCode: 550 });
+          return callback(err);
+        }
+        callback();
+      },
+      onData(stream, session, callback) {
+        stream.resume();
+        stream.on('end', () => {
+          accepted.push(...session.envelope.rcptTo.map((r) => r.address));
+          callback();
+        });
+      },
+    });
+    await new Promise<void>((resolve) => smtp.listen(port, '127.0.0.1', () => resolve()));
+  });
+  afterAll(async () => {
+    await new Promise<void>((resolve) => smtp.close(() => resolve()));
+    await database?.close();
+    await db?.drop();
+  });
+
+  const knex = (): Knex => database.knex;
+  let base = Date.now() + 365 * 86_400_000; // each test further ahead: earlier tests' rows are never due in later ones
+  const config = loadConfig({ MAIL_MAX_ATTEMPTS: '20' });
+  const depsAt = (clock: () => Date, lines: string[] = []): Pick<Deps, 'db' | 'config' | 'log' | 'clock'> => ({
+    db: database,
+    config: { ...config, mailMaxAttempts: 20 },
+    clock,
+    log: createLogger('debug', {}, (l) => lines.push(l)),
+  });
+  async function queue(to: string, at: Date): Promise<MailOutboxRow> {
+    return knex().transaction((trx) =>
+      enqueueMail(trx, { kind: 'token_generated', to, content: { subject: 's', text: 't', html: '<p>t</p>' }, now: at, messageIdDomain: 'test.example' }),
+    );
+  }
+  const smtpTransport = (): MailTransport => createMailTransport({ smtpUrl, mailFrom: 'tokens@test.example', dataDir: db.dataDir }, createLogger('silent'));
+  const failedCount = async () => (await mailDeliveries.get()).values.filter((v) => v.labels.outcome === 'failed').reduce((n, v) => n + v.value, 0);
+
+  it('fails a mail the SMTP server rejects with 550 after one attempt, logs and counts it', async () => {
+    base += 86_400_000;
+    const at = new Date(base);
+    const to = `nobody-${uniq('x')}@example.com`;
+    const row = await queue(to, at);
+    const lines: string[] = [];
+    const before = await failedCount();
+    const transport = smtpTransport();
+    try {
+      expect(await deliverDueMail(depsAt(() => at, lines), transport)).toEqual({ sent: 0, retried: 0, failed: 1, released: 0 });
+    } finally {
+      transport.close();
+    }
+    const after = (await knex()('mail_outbox').where({ id: row.id }).first()) as MailOutboxRow;
+    expect(after).toMatchObject({ status: 'failed', attempts: 1 });
+    expect(after.last_error).toMatch(/550/);
+    expect(await failedCount()).toBe(before + 1);
+    expect(lines.filter((l) => l.includes('rejected permanently'))).toHaveLength(1);
+    // Nothing is due later either: it is not retried.
+    const again = smtpTransport();
+    try {
+      expect(await deliverDueMail(depsAt(() => new Date(base + 86_400_000)), again)).toMatchObject({ sent: 0, retried: 0, failed: 0 });
+    } finally {
+      again.close();
+    }
+  });
+
+  it('frees a crashed sender\'s mail within seconds', async () => {
+    base += 86_400_000;
+    const at = new Date(base);
+    const to = `${uniq('crash')}@example.com`;
+    const row = await queue(to, at);
+    expect((await claimDueMail(knex(), '00000000-0000-4000-8000-00000000dead', at)).map((r) => r.id)).toEqual([row.id]);
+    expect(LEASE_MS).toBeLessThanOrEqual(30_000);
+    const transport = smtpTransport();
+    try {
+      expect(await deliverDueMail(depsAt(() => new Date(at.getTime() + LEASE_MS - 1_000)), transport)).toMatchObject({ sent: 0 });
+      expect(await deliverDueMail(depsAt(() => new Date(at.getTime() + LEASE_MS + 1_000)), transport)).toMatchObject({ sent: 1 });
+    } finally {
+      transport.close();
+    }
+    expect(accepted).toContain(to);
+  });
+
+  it('renews the claim while a slow send is in progress, so no other sender takes the mail', async () => {
+    base += 86_400_000;
+    let now = base;
+    const to = `${uniq('slow')}@example.com`;
+    const row = await queue(to, new Date(now));
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let sending!: () => void;
+    const inSend = new Promise<void>((r) => (sending = r));
+    const slow: MailTransport = {
+      target: 'slow',
+      async send(_mail: OutgoingMail) {
+        sending();
+        await released;
+      },
+      close() {},
+    };
+    const first = deliverDueMail(depsAt(() => new Date(now)), slow, { heartbeatMs: 20 });
+    await inSend;
+    now += 10_000; // the send takes longer than the original lease
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const r = (await knex()('mail_outbox').where({ id: row.id }).first()) as MailOutboxRow;
+      if (new Date(r.locked_until as Date).getTime() >= now + LEASE_MS) break;
+      if (Date.now() > deadline) throw new Error('the claim was not renewed');
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    // Past the first lease, but not past the renewed one: another sender finds nothing to claim.
+    expect(await claimDueMail(knex(), '00000000-0000-4000-8000-00000000beef', new Date(base + LEASE_MS + 1_000))).toEqual([]);
+    release();
+    expect(await first).toMatchObject({ sent: 1 });
+  });
+});

@@ -1,0 +1,43 @@
+// SPEC Part 2 "Names are text that displays as written", through the admin API as the console uses it.
+import { call, signIn, tokenBody } from '../support/admin-api.js';
+import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { makeAdmin } from '../support/fixtures.js';
+import { startServer, type TestServer } from '../support/server.js';
+
+describe.each(testDatabases())('token names on %s', (kind) => {
+  let db: TestDb;
+  let server: TestServer;
+  let token: string;
+
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+    server = await startServer(db);
+    const admin = await makeAdmin(server.deps);
+    token = (await signIn(server, admin.email, admin.password)).token;
+  });
+  afterAll(async () => {
+    await server?.close();
+    await db?.drop();
+  });
+
+  it.each([
+    ['a right-to-left override (the reported "\\u202eevil")', '\u202eevil'],
+    ['a left-to-right isolate', 'abc\u2066def'],
+    ['a right-to-left mark', 'abc\u200f'],
+    ['a zero-width space', 'pay\u200broll'],
+    ['a joiner between letters', 'pay\u200droll'],
+    ['a control character', 'pay\u0007roll'],
+  ])('refuses %s with 400 validation_failed naming the character', async (_label, name) => {
+    const res = await call(server, 'POST', '/tokens', { token, json: tokenBody({ name }) });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('validation_failed');
+    expect(res.body.details).toEqual([{ path: 'name', message: expect.stringMatching(/format or bidirectional characters \(U\+[0-9A-F]{4}\)/) }]);
+  });
+
+  it('accepts a zero-width joiner inside an emoji sequence (woman + ZWJ + laptop)', async () => {
+    const name = `dev \u{1f469}\u200d\u{1f4bb} ${Date.now()}`;
+    const res = await call(server, 'POST', '/tokens', { token, json: tokenBody({ name }) });
+    expect(res.status).toBe(201);
+    expect(res.body.name).toBe(name);
+  });
+});

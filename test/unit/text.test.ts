@@ -1,0 +1,42 @@
+import { firstHiddenCharacter } from '../../src/text.js';
+
+describe('firstHiddenCharacter (names display as written)', () => {
+  it.each([
+    ['\u202eevil', 'U+202E'],
+    ['a\u202ab', 'U+202A'],
+    ['a\u202bb', 'U+202B'],
+    ['a\u202cb', 'U+202C'],
+    ['a\u202db', 'U+202D'],
+    ['a\u2066b', 'U+2066'],
+    ['a\u2067b', 'U+2067'],
+    ['a\u2068b', 'U+2068'],
+    ['a\u2069b', 'U+2069'],
+    ['a\u200eb', 'U+200E'],
+    ['a\u200fb', 'U+200F'],
+    ['a\u200bb', 'U+200B'], // zero-width space (Cf)
+    ['a\u00adb', 'U+00AD'], // soft hyphen (Cf)
+    ['a\u{e0041}b', 'U+E0041'], // tag character (Cf)
+    ['a\u0000b', 'U+0000'],
+    ['a\u0007b', 'U+0007'],
+    ['a\u0085b', 'U+0085'],
+    ['a\u2028b', 'U+2028'],
+    ['a\u200db', 'U+200D'], // a joiner between letters
+    ['\u200d\u{1f4bb}', 'U+200D'], // a joiner with nothing before
+    ['\u{1f469}\u200d', 'U+200D'], // a joiner with nothing after
+    ['\u{1f469}\u200d\u200d\u{1f4bb}', 'U+200D'],
+  ])('refuses %j (%s)', (text, code) => {
+    expect(firstHiddenCharacter(text)).toBe(code);
+  });
+
+  it.each([
+    'Payroll export',
+    'Zürich ↔ Genève',
+    'שלום עולם', // right-to-left script is fine: it is the hidden controls that lie
+    '\u{1f469}\u200d\u{1f4bb} laptop', // woman + ZWJ + laptop
+    '\u{1f469}\u{1f3fd}\u200d\u{1f4bb}', // with a skin tone
+    '\u{1f3f3}\ufe0f\u200d\u{1f308}', // rainbow flag: VS16 before the joiner
+    'ok \u{1f44d}',
+  ])('accepts %j', (text) => {
+    expect(firstHiddenCharacter(text)).toBeUndefined();
+  });
+});
