@@ -14,7 +14,7 @@ describe.each(testDatabases())('migration 0040 on %s', (kind) => {
   let database: Database;
 
   beforeAll(async () => {
-    db = await createTestDb(kind);
+    db = await createTestDb(kind, { empty: true });
     database = await openDb(loadConfig({ ...db.env }), createLogger('error', {}, () => undefined));
   });
   afterAll(async () => {

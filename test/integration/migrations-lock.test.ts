@@ -15,7 +15,7 @@ onPostgres('migrations under pg_advisory_lock', () => {
   });
 
   it('two processes migrating a fresh database at once: one applies, the other waits and finds nothing to do', async () => {
-    const db = await createTestDb('postgres');
+    const db = await createTestDb('postgres', { empty: true });
     dbs.push(db);
     const [a, b] = await Promise.all([runSat(['migrate'], db.env), runSat(['migrate'], db.env)]);
     expect(a.stderr + b.stderr).not.toMatch(/sat: |error/i);
@@ -34,7 +34,7 @@ onPostgres('migrations under pg_advisory_lock', () => {
   });
 
   it('waits while another session holds the lock, then migrates', async () => {
-    const db = await createTestDb('postgres');
+    const db = await createTestDb('postgres', { empty: true });
     dbs.push(db);
     const holder = new pg.Client({ connectionString: db.url });
     await holder.connect();
