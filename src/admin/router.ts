@@ -6,6 +6,7 @@ import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { jsonBody } from '../http/validate.js';
 import { auditRoutes } from './audit-routes.js';
+import { policyRoutes } from './policy-routes.js';
 import { requireAdmin } from './auth.js';
 import { sessionRoutes } from './session-routes.js';
 import { tokenRoutes } from './token-routes.js';
@@ -23,6 +24,7 @@ export function adminApi(deps: Deps): Middleware {
   sessionRoutes(router, deps, auth);
   tokenRoutes(router, deps, auth);
   auditRoutes(router, deps, auth);
+  policyRoutes(router, deps, auth);
 
   const readBody = jsonBody();
   const routes = router.routes() as unknown as Middleware;

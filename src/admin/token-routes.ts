@@ -2,7 +2,16 @@ import type Router from '@koa/router';
 import type { Middleware } from 'koa';
 import type { Deps } from '../deps.js';
 import { emptyBody, parseBody, parseQuery } from '../http/validate.js';
-import { generateToken, generateTokenBody, getToken, listTokens, listTokensQuery, revokeToken } from '../tokens/index.js';
+import {
+  generateToken,
+  generateTokenBody,
+  getToken,
+  listTokens,
+  listTokensQuery,
+  revokeToken,
+  updateToken,
+  updateTokenBody,
+} from '../tokens/index.js';
 import { adminState } from './auth.js';
 
 /** The service catalogue and the token endpoints (SPEC "Admin API"). Every call is scoped to the admin's organisation. */
@@ -26,6 +35,12 @@ export function tokenRoutes(router: Router, deps: Deps, auth: Middleware): void 
 
   router.get('/tokens/:id', auth, async (ctx) => {
     ctx.body = await getToken(deps, adminState(ctx).actor, ctx.params.id ?? '');
+  });
+
+  // SPEC "Network and rate limits per token": name, services, allowed_ips, max_tokens_per_hour.
+  router.patch('/tokens/:id', auth, async (ctx) => {
+    const input = parseBody(ctx, updateTokenBody);
+    ctx.body = await updateToken(deps, adminState(ctx).actor, ctx.params.id ?? '', input, { ip: ctx.ip });
   });
 
   router.post('/tokens/:id/revoke', auth, async (ctx) => {

@@ -6,6 +6,8 @@ import { validationFailed } from '../errors.js';
 export type AuditAction =
   | 'token.generated'
   | 'token.revoked'
+  | 'token.updated'
+  | 'policy.updated'
   | 'admin.signed_in'
   | 'admin.sign_in_failed'
   | 'admin.signed_out';
@@ -21,6 +23,8 @@ export interface AuditEventInput {
   client_id?: string | null;
   ip?: string | null;
   created_at?: Date;
+  /** Facts of the event as JSON, e.g. `{old, new}` of a policy or the changed fields of a token. */
+  details?: Record<string, unknown> | null;
 }
 
 /** The audit event of the admin API (GET /admin/api/audit). */
@@ -34,6 +38,8 @@ export interface AuditEventResource {
   client_id: string | null;
   ip: string | null;
   created_at: string;
+  /** Facts of the event (old and new values of a change), or null. */
+  details: Record<string, unknown> | null;
 }
 
 export interface AuditPage {
@@ -54,7 +60,21 @@ export async function recordAudit(trx: Db, event: AuditEventInput): Promise<void
     client_id: event.client_id ?? null,
     ip: event.ip ?? null,
     ...(event.created_at ? { created_at: event.created_at } : {}),
+    ...(event.details ? { details: JSON.stringify(event.details) as unknown as Record<string, unknown> } : {}),
   });
+}
+
+/** jsonb arrives parsed from PostgreSQL and the embedded engine alike; a text column (if another change made one) as a string. */
+function parseDetails(value: unknown): Record<string, unknown> | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'string') {
+    try {
+      return JSON.parse(value) as Record<string, unknown>;
+    } catch {
+      return null;
+    }
+  }
+  return value as Record<string, unknown>;
 }
 
 function toAuditResource(row: AuditEventRow): AuditEventResource {
@@ -68,6 +88,7 @@ function toAuditResource(row: AuditEventRow): AuditEventResource {
     client_id: row.client_id,
     ip: row.ip,
     created_at: row.created_at.toISOString(),
+    details: parseDetails(row.details),
   };
 }
 

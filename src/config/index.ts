@@ -24,6 +24,10 @@ export interface Config {
   services: readonly Service[];
   maxActiveTokens: number;
   maxTokenLifetimeDays: number;
+  /** An active token expiring within this many days is "expiring" (SPEC "Credential lifecycle"). */
+  expiringSoonDays: number;
+  /** An active token unused for this many days (since creation when never used) is "dormant". */
+  dormantAfterDays: number;
   accessTokenTtlSeconds: number;
   signingAlg: 'ES256' | 'RS256';
   adminSessionTtlSeconds: number;
@@ -39,6 +43,8 @@ export interface Config {
   mailPollIntervalMs: number;
   /** How often each instance looks for tokens entering their last 7 days. */
   expiryCheckIntervalMs: number;
+  /** How often each instance looks for tokens to revoke under the dormant-token policy (POLICY_CHECK_INTERVAL_MS). */
+  policyCheckIntervalMs: number;
 }
 
 export class ConfigError extends Error {
@@ -102,6 +108,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     services: Object.freeze(file.services.map((s) => Object.freeze({ ...s }))),
     maxActiveTokens: e.MAX_ACTIVE_TOKENS ?? file.maxActiveTokens,
     maxTokenLifetimeDays: file.maxTokenLifetimeDays,
+    expiringSoonDays: file.expiringSoonDays,
+    dormantAfterDays: file.dormantAfterDays,
     accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL_SECONDS ?? file.accessTokenTtlSeconds,
     signingAlg: e.SIGNING_ALG ?? file.signingAlg,
     adminSessionTtlSeconds: file.adminSessionTtlSeconds,
@@ -112,5 +120,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     mailRetryMaxSeconds: e.MAIL_RETRY_MAX_SECONDS ?? 3_600,
     mailPollIntervalMs: e.MAIL_POLL_INTERVAL_MS ?? 5_000,
     expiryCheckIntervalMs: e.EXPIRY_CHECK_INTERVAL_MS ?? 600_000,
+    policyCheckIntervalMs: e.POLICY_CHECK_INTERVAL_MS ?? 3_600_000,
   });
 }

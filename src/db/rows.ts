@@ -27,6 +27,21 @@ export interface TokenRow {
   last_used_at: Date | null;
   /** When the "expires in 7 days" notice was queued (migration 0003); null until then. */
   expiry_notified_at?: Date | null;
+  /** Normalised IPv4/IPv6 addresses and CIDR ranges; empty = any address (migration 0070). */
+  allowed_ips?: string[];
+  /** Access tokens per rolling hour; null = no limit (migration 0070). */
+  max_tokens_per_hour?: number | null;
+}
+
+/** An organisation's policy (migration 0070); no row = the defaults. */
+export interface OrganisationPolicyRow {
+  organisation_id: string;
+  max_lifetime_days: number;
+  allowed_services: string[];
+  revoke_dormant_after_days: number | null;
+  default_max_tokens_per_hour: number | null;
+  updated_at: Date;
+  updated_by: string | null;
 }
 
 export interface SigningKeyRow {
@@ -87,6 +102,8 @@ export interface AuditEventRow {
   client_id: string | null;
   ip: string | null;
   created_at: Date;
+  /** Free-form facts of the event, such as old and new values (migration 0070). */
+  details?: Record<string, unknown> | null;
 }
 
 /** An access token (JWT `jti`) revoked at the RFC 7009 endpoint, kept until its `exp` (migration 0002). */

@@ -17,3 +17,4 @@ export {
   type MailToken,
   type CatalogueEntry,
 } from './templates.js';
+export { queueTokenRevokedDormantMail, tokenRevokedDormant } from './policy-notices.js';

@@ -27,7 +27,7 @@ export interface CatalogueEntry {
   readonly name: string;
 }
 
-interface Common {
+export interface Common {
   token: MailToken;
   /** The service catalogue, to name services the way the console does. */
   catalogue: readonly CatalogueEntry[];
@@ -66,7 +66,7 @@ export function escapeHtml(value: string): string {
 }
 
 /** Subjects are one line: control characters (which validation already refuses in names) become spaces. */
-function oneLine(value: string): string {
+export function oneLine(value: string): string {
   // eslint-disable-next-line no-control-regex -- stripping control characters is the point
   return value.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ').trim();
 }
@@ -77,7 +77,7 @@ export function formatInstant(value: Date | string): string {
   return `${d.toISOString().slice(0, 10)} ${d.toISOString().slice(11, 16)} UTC`;
 }
 
-function assertNoSecret(token: MailToken): void {
+export function assertNoSecret(token: MailToken): void {
   // The types already refuse these; this catches a caller that cast its way past them.
   for (const key of ['client_secret', 'secret_hash']) {
     if (Object.prototype.hasOwnProperty.call(token, key)) throw new Error(`mail templates never take a token's ${key}`);
@@ -94,9 +94,9 @@ function daysLeft(expiresAt: Date | string, now: Date): number {
   return Math.max(1, Math.round(ms / 86_400_000));
 }
 
-type Row = [label: string, value: string];
+export type Row = [label: string, value: string];
 
-function tokenRows(f: Common): Row[] {
+export function tokenRows(f: Common): Row[] {
   return [
     ['Token name', f.token.name],
     ['Client ID', f.token.client_id],
@@ -106,9 +106,9 @@ function tokenRows(f: Common): Row[] {
 }
 
 /** Text and HTML from one list of blocks, so both always say the same thing. */
-type Block = { p: string } | { rows: Row[] } | { strong: string };
+export type Block = { p: string } | { rows: Row[] } | { strong: string };
 
-function render(subject: string, blocks: Block[], footer: string): MailContent {
+export function render(subject: string, blocks: Block[], footer: string): MailContent {
   const width = Math.max(...blocks.flatMap((b) => ('rows' in b ? b.rows.map(([l]) => l.length) : [0])));
   const text = [
     ...blocks.map((b) => {
@@ -142,7 +142,7 @@ function render(subject: string, blocks: Block[], footer: string): MailContent {
   return { subject, text, html };
 }
 
-function footer(consoleUrl: string): string {
+export function footer(consoleUrl: string): string {
   return `${PRODUCT}. You receive this notice because you administer system access tokens at ${consoleUrl}.`;
 }
 
