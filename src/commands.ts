@@ -7,7 +7,18 @@ import { migrateLatest, migrationStatus } from './db/index.js';
 import type { Deps } from './deps.js';
 import { AppError } from './errors.js';
 import { keyRetentionMs, loadKeySet, rotateSigningKey } from './oauth/index.js';
-import { generateToken, generateTokenBody, listTokens, revokeToken, type Actor, type TokenResource } from './tokens/index.js';
+import { getPolicy, policyBody, updatePolicy } from './policy/index.js';
+import {
+  generateToken,
+  generateTokenBody,
+  listTokens,
+  listTokensQuery,
+  revokeToken,
+  updateToken,
+  updateTokenBody,
+  type Actor,
+  type TokenResource,
+} from './tokens/index.js';
 
 type Command = (deps: Deps, args: Record<string, unknown>) => Promise<unknown>;
 
@@ -17,7 +28,11 @@ const orgArg = z.string().trim().min(1, 'organisation name is required');
 const tokenCreateArgs = z
   .object({ org: orgArg, name: z.unknown(), expires: z.unknown(), services: z.unknown() })
   .strict();
-const tokenListArgs = z.object({ org: orgArg }).strict();
+const tokenListArgs = z.object({ org: orgArg, status: z.unknown().optional() }).strict();
+const tokenUpdateArgs = z.object({ org: orgArg, id: z.string(), changes: z.record(z.string(), z.unknown()) }).strict();
+const policyShowArgs = z.object({ org: orgArg }).strict();
+/** `sat policy set`: the options given replace those fields; the others keep their current values. */
+const policySetArgs = z.object({ org: orgArg, changes: z.record(z.string(), z.unknown()) }).strict();
 const tokenRevokeArgs = z.object({ org: orgArg, id: z.string() }).strict();
 
 /** The `sat` CLI acts for an organisation without an administrator: tokens get created_by null, the audit log says "cli". */
@@ -46,16 +61,34 @@ export const commands: Record<string, Command> = {
     return generateToken(deps, actor, generateTokenBody.parse({ name, expires_at: expires, services }));
   },
   'token-list': async (deps, args) => {
-    const { org } = tokenListArgs.parse(args);
+    const { org, status: statusArg } = tokenListArgs.parse(args);
+    const { status } = listTokensQuery.parse(statusArg === undefined ? {} : { status: statusArg });
     const actor = await cliActor(deps, org);
     const items: TokenResource[] = [];
     let cursor: string | undefined;
     for (;;) {
-      const page = await listTokens(deps, actor, { limit: 100, cursor });
+      const page = await listTokens(deps, actor, { limit: 100, cursor, status });
       items.push(...page.items);
       if (!page.next_cursor) return { items, active_count: page.active_count, max_active: page.max_active };
       cursor = page.next_cursor;
     }
+  },
+  // `sat token update`: PATCH /admin/api/tokens/{id} (same rules, audit event by "cli").
+  'token-update': async (deps, args) => {
+    const { org, id, changes } = tokenUpdateArgs.parse(args);
+    return updateToken(deps, await cliActor(deps, org), id, updateTokenBody.parse(changes));
+  },
+  // `sat policy show|set`: GET and PUT /admin/api/policy (same rules, audit event by "cli").
+  'policy-show': async (deps, args) => {
+    const { org } = policyShowArgs.parse(args);
+    return getPolicy(deps, await cliActor(deps, org));
+  },
+  'policy-set': async (deps, args) => {
+    const { org, changes } = policySetArgs.parse(args);
+    const actor = await cliActor(deps, org);
+    const current = await getPolicy(deps, actor);
+    if (changes.allowed_services === 'all') changes.allowed_services = deps.config.services.map((s) => s.id);
+    return updatePolicy(deps, actor, policyBody.parse({ ...current, ...changes }));
   },
   'token-revoke': async (deps, args) => {
     const { org, id } = tokenRevokeArgs.parse(args);
