@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import * as m0001 from './0001_initial.js';
 import * as m0002 from './0002_admin.js';
 import * as m0003 from './0003_mail.js';
+import * as m0040 from './0040_admins.js';
 import * as m0070 from './0070_lifecycle.js';
 
 export interface Migration {
@@ -15,5 +16,6 @@ export const migrations: readonly Migration[] = [
   { name: '0001_initial', ...m0001 },
   { name: '0002_admin', ...m0002 },
   { name: '0003_mail', ...m0003 },
+  { name: '0040_admins', ...m0040 },
   { name: '0070_lifecycle', ...m0070 },
 ];

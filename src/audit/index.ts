@@ -10,7 +10,13 @@ export type AuditAction =
   | 'policy.updated'
   | 'admin.signed_in'
   | 'admin.sign_in_failed'
-  | 'admin.signed_out';
+  | 'admin.signed_out'
+  | 'admin.invited'
+  | 'admin.added'
+  | 'admin.removed'
+  | 'admin.password_changed'
+  | 'admin.password_reset'
+  | 'admin.session_revoked';
 
 export interface AuditEventInput {
   organisation_id: string;
@@ -25,6 +31,8 @@ export interface AuditEventInput {
   created_at?: Date;
   /** Facts of the event as JSON, e.g. `{old, new}` of a policy or the changed fields of a token. */
   details?: Record<string, unknown> | null;
+  /** The administrator an admin.* event is about (the invitee, the removed administrator, …). */
+  subject_admin?: { id: string | null; email: string } | null;
 }
 
 /** The audit event of the admin API (GET /admin/api/audit). */
@@ -40,6 +48,8 @@ export interface AuditEventResource {
   created_at: string;
   /** Facts of the event (old and new values of a change), or null. */
   details: Record<string, unknown> | null;
+  /** The administrator an admin.* event is about; null for token and sign-in events. */
+  subject_admin: { id: string | null; email: string } | null;
 }
 
 export interface AuditPage {
@@ -59,6 +69,9 @@ export async function recordAudit(trx: Db, event: AuditEventInput): Promise<void
     token_name: event.token_name ?? null,
     client_id: event.client_id ?? null,
     ip: event.ip ?? null,
+    ...(event.subject_admin
+      ? { subject_admin_id: event.subject_admin.id, subject_admin_email: event.subject_admin.email }
+      : {}),
     ...(event.created_at ? { created_at: event.created_at } : {}),
     ...(event.details ? { details: JSON.stringify(event.details) as unknown as Record<string, unknown> } : {}),
   });
@@ -89,6 +102,7 @@ function toAuditResource(row: AuditEventRow): AuditEventResource {
     ip: row.ip,
     created_at: row.created_at.toISOString(),
     details: parseDetails(row.details),
+    subject_admin: row.subject_admin_email ? { id: row.subject_admin_id ?? null, email: row.subject_admin_email } : null,
   };
 }
 

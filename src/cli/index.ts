@@ -16,6 +16,10 @@ Commands:
   admin add --org NAME --email EMAIL [--password PW]
                                           add an administrator (creates the organisation when new;
                                           prints a generated password when none is given)
+  admin reset-password --email EMAIL [--password-stdin]
+                                          set a new password (generated and printed once, or read
+                                          from stdin), end every session of that administrator
+                                          and mail them that it changed
   keys list                               show the published signing keys and the one that signs
   keys rotate [--delay SECONDS]           add a new signing key; it signs after SECONDS (default 0)
                                           and old keys stay published until their tokens expired
@@ -43,6 +47,15 @@ the server is running (with the embedded database, through the running server's 
 
 class UsageError extends Error {}
 
+/** The first line of standard input (a password piped in, never on the command line), without its line end. */
+async function readPasswordFromStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) chunks.push(chunk);
+  const line = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '';
+  if (!line) throw new UsageError('--password-stdin: no password on standard input');
+  return line;
+}
+
 function parse(argv: string[]) {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -52,6 +65,7 @@ function parse(argv: string[]) {
       org: { type: 'string' },
       email: { type: 'string' },
       password: { type: 'string' },
+      'password-stdin': { type: 'boolean', default: false },
       delay: { type: 'string' },
       name: { type: 'string' },
       expires: { type: 'string' },
@@ -143,6 +157,11 @@ function toRequest({ values, positionals }: Parsed): { command: string; args: Re
       args: { org: values.org, email: values.email, ...(values.password !== undefined ? { password: values.password } : {}) },
     };
   }
+  if (a === 'admin' && b === 'reset-password') {
+    if (!values.email) throw new UsageError('admin reset-password needs --email');
+    if (values.password !== undefined) throw new UsageError('admin reset-password reads a password only from --password-stdin');
+    return { command: 'admin-reset-password', args: { email: values.email } };
+  }
   if (a === 'keys' && b === 'list') return { command: 'keys-list', args: {} };
   if (a === 'keys' && b === 'rotate') {
     const delay = values.delay === undefined ? 0 : Number(values.delay);
@@ -186,6 +205,12 @@ function print(command: string, result: unknown, json: boolean): void {
         `${r.organisation.created ? 'Created' : 'Using'} organisation "${r.organisation.name}" (${r.organisation.id})\n` +
           `Added administrator ${r.admin.email} (${r.admin.id})\n` +
           (r.generatedPassword ? `Password (shown once, keep it safe): ${r.generatedPassword}\n` : ''),
+      );
+      break;
+    case 'admin-reset-password':
+      process.stdout.write(
+        `Reset the password of ${r.admin.email} (${r.admin.id}); ended ${r.sessions_ended} session(s)\n` +
+          (r.generatedPassword ? `New password (shown once, keep it safe): ${r.generatedPassword}\n` : ''),
       );
       break;
     case 'token-create':
@@ -290,6 +315,9 @@ async function main(argv: string[]): Promise<number> {
       return -1; // keeps running
     }
     const req = toRequest(parsed);
+    if (req.command === 'admin-reset-password' && parsed.values['password-stdin']) {
+      req.args.password = await readPasswordFromStdin();
+    }
     const res = await execute(config, req);
     if (!res.ok) {
       const details = Array.isArray(res.error.details) ? (res.error.details as Array<{ path: string; message: string }>) : [];

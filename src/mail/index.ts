@@ -18,3 +18,4 @@ export {
   type CatalogueEntry,
 } from './templates.js';
 export { queueTokenRevokedDormantMail, tokenRevokedDormant } from './policy-notices.js';
+export { queueInvitationMail, queuePasswordResetMail, queuePasswordChangedMail, oneTimeLink } from './admin-notices.js';

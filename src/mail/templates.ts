@@ -108,6 +108,7 @@ export function tokenRows(f: Common): Row[] {
 /** Text and HTML from one list of blocks, so both always say the same thing. */
 export type Block = { p: string } | { rows: Row[] } | { strong: string };
 
+/** Renders blocks to a message (text and HTML say the same; every value escaped in the HTML). */
 export function render(subject: string, blocks: Block[], footer: string): MailContent {
   const width = Math.max(...blocks.flatMap((b) => ('rows' in b ? b.rows.map(([l]) => l.length) : [0])));
   const text = [

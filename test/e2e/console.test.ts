@@ -236,6 +236,13 @@ describe('admin console (Chromium)', () => {
     });
     expect(again.status).toBe(304);
     expect((await fetch(`${server.url}/admin/assets/app.css`)).headers.get('content-type')).toContain('text/css');
+    // The screens are native ES modules imported by app.js, under the same headers.
+    for (const module of ['api', 'dom', 'shell', 'login', 'tokens']) {
+      const res = await fetch(`${server.url}/admin/assets/js/${module}.js`);
+      expect([module, res.status]).toEqual([module, 200]);
+      expect(res.headers.get('content-type')).toContain('javascript');
+      expect(res.headers.get('content-security-policy')).toContain("script-src 'self'");
+    }
 
     for (const p of [
       '/admin/assets/index.html',
@@ -243,6 +250,10 @@ describe('admin console (Chromium)', () => {
       '/admin/assets/..%2f..%2f..%2fpackage.json',
       '/admin/assets/%2e%2e/%2e%2e/package.json',
       '/admin/assets/',
+      '/admin/assets/js/',
+      '/admin/assets/js/app.css',
+      '/admin/assets/js/..%2fapp.js',
+      '/admin/assets/js/..%2f..%2froutes.ts',
       '/admin/index.html',
     ]) {
       const res = await fetch(server.url + p);
