@@ -9,6 +9,7 @@ import { sentence } from './js/dom.js';
 import { resetToSignIn } from './js/login.js';
 import { enterConsole, setAccount } from './js/shell.js';
 import './js/tokens.js';
+import './js/policy.js';
 
 async function start() {
   try {

@@ -16,6 +16,11 @@ export function addView(name, node, { signedIn = false } = {}) {
 export function showView(name) {
   for (const [key, node] of Object.entries(views)) node.hidden = key !== name;
   $('account').hidden = !signedInViews.has(name);
+  // The section links in the top bar mark the one on show.
+  for (const link of document.querySelectorAll('[data-nav-view]')) {
+    if (link.getAttribute('data-nav-view') === name) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
 }
 
 /** Shows who is signed in; keeps the CSRF token from /me or login. */
