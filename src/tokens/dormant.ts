@@ -31,14 +31,15 @@ export async function revokeDormantTokens(deps: Pick<Deps, 'config' | 'db' | 'cl
           token_name: row.name,
           client_id: row.client_id,
           created_at: now,
-          details: { reason: 'dormant', revoke_dormant_after_days: policy.revoke_dormant_after_days, last_used_at: row.last_used_at },
+          // The policy as the delete read it, which may be newer than the list this run started from.
+          details: { reason: 'dormant', revoke_dormant_after_days: row.policy_days, last_used_at: row.last_used_at },
         });
         const creatorEmail = row.created_by ? ((await q.findAdminEmail(trx, row.created_by)) ?? null) : null;
         await queueTokenRevokedDormantMail(trx, deps, {
           organisationId: row.organisation_id,
           token: { name: row.name, client_id: row.client_id, services: row.services, expires_at: row.expires_at },
           creatorEmail,
-          days: policy.revoke_dormant_after_days,
+          days: row.policy_days,
           lastUsedAt: row.last_used_at,
           at: now,
         });

@@ -60,16 +60,21 @@ export async function listDormantTokenIds(db: Db, organisationId: string, now: D
  * is still active and dormant for that many days. One statement: of several instances racing for the same token,
  * exactly one gets the row back (the others wait for its row lock, then find nothing).
  */
-export async function deleteTokenIfDormantByPolicy(trx: Db, organisationId: string, id: string, now: Date): Promise<TokenRow | undefined> {
+export async function deleteTokenIfDormantByPolicy(
+  trx: Db,
+  organisationId: string,
+  id: string,
+  now: Date,
+): Promise<(TokenRow & { policy_days: number }) | undefined> {
   const result = await trx.raw(
-    `delete from tokens t
-      where t.id = ? and t.organisation_id = ? and t.expires_at > ?
-        and coalesce(t.last_used_at, t.created_at) <= ?::timestamptz - make_interval(days => (
-              select p.revoke_dormant_after_days from organisation_policies p where p.organisation_id = t.organisation_id))
-      returning t.*`,
-    [id, organisationId, now, now],
+    `with policy as (select revoke_dormant_after_days as days from organisation_policies where organisation_id = ?)
+     delete from tokens t using policy p
+      where t.id = ? and t.organisation_id = ? and t.expires_at > ? and p.days is not null
+        and coalesce(t.last_used_at, t.created_at) <= ?::timestamptz - make_interval(days => p.days)
+      returning t.*, p.days as policy_days`,
+    [organisationId, id, organisationId, now, now],
   );
-  return (result as { rows: TokenRow[] }).rows[0];
+  return (result as { rows: Array<TokenRow & { policy_days: number }> }).rows[0];
 }
 
 export interface TokenFilter {
