@@ -26,7 +26,14 @@ const rotateArgs = z.object({ delaySeconds: z.number().int().min(0).max(86_400).
 
 const orgArg = z.string().trim().min(1, 'organisation name is required');
 const tokenCreateArgs = z
-  .object({ org: orgArg, name: z.unknown(), expires: z.unknown(), services: z.unknown() })
+  .object({
+    org: orgArg,
+    name: z.unknown(),
+    expires: z.unknown(),
+    services: z.unknown(),
+    allowed_ips: z.unknown().optional(),
+    max_tokens_per_hour: z.unknown().optional(),
+  })
   .strict();
 const tokenListArgs = z.object({ org: orgArg, status: z.unknown().optional() }).strict();
 const tokenUpdateArgs = z.object({ org: orgArg, id: z.string(), changes: z.record(z.string(), z.unknown()) }).strict();
@@ -57,9 +64,9 @@ export const commands: Record<string, Command> = {
   },
   // `sat token create|list|revoke`: the admin API's domain code and rules (limit, names, expiry, audit).
   'token-create': async (deps, args) => {
-    const { org, name, expires, services } = tokenCreateArgs.parse(args);
+    const { org, name, expires, services, ...limits } = tokenCreateArgs.parse(args);
     const actor = await cliActor(deps, org);
-    return generateToken(deps, actor, generateTokenBody.parse({ name, expires_at: expires, services }));
+    return generateToken(deps, actor, generateTokenBody.parse({ name, expires_at: expires, services, ...limits }));
   },
   'token-list': async (deps, args) => {
     const { org, status: statusArg } = tokenListArgs.parse(args);

@@ -24,6 +24,7 @@ Commands:
   keys rotate [--delay SECONDS]           add a new signing key; it signs after SECONDS (default 0)
                                           and old keys stay published until their tokens expired
   token create --org NAME --name NAME --expires DATE --services ID,ID
+               [--allowed-ips A,CIDR|any] [--max-tokens-per-hour N|none]
                                           generate a system access token (same rules as the admin API;
                                           DATE is YYYY-MM-DD or an ISO date-time with offset); prints
                                           the client secret once
@@ -143,7 +144,11 @@ function toRequest({ values, positionals }: Parsed): { command: string; args: Re
       throw new UsageError('token create needs --org, --name, --expires and --services');
     }
     const services = values.services.split(',').map((s) => s.trim()).filter(Boolean);
-    return { command: 'token-create', args: { org: values.org, name: values.name, expires: values.expires, services } };
+    const limits = changesFrom(values, {
+      'allowed-ips': (v) => ['allowed_ips', v.trim() === 'any' ? [] : list(v)],
+      'max-tokens-per-hour': (v) => ['max_tokens_per_hour', countOrNone(v)],
+    });
+    return { command: 'token-create', args: { org: values.org, name: values.name, expires: values.expires, services, ...limits } };
   }
   if (a === 'token' && b === 'list') {
     if (!values.org) throw new UsageError('token list needs --org');

@@ -49,6 +49,12 @@ describe.each(testDatabases())('sat policy and token update on %s', (kind) => {
     const created = await runSat(['token', 'create', '--org', 'Globex', '--name', 'near', '--expires', daysFromNow(20), '--services', 'jobs', '--json'], db.env);
     expect(created.code).toBe(0);
     expect(JSON.parse(created.stdout).max_tokens_per_hour).toBe(250);
+    const limited = await runSat(
+      ['token', 'create', '--org', 'Globex', '--name', 'fenced', '--expires', daysFromNow(20), '--services', 'jobs', '--allowed-ips', '192.0.2.9/24', '--max-tokens-per-hour', 'none', '--json'],
+      db.env,
+    );
+    expect(limited.code).toBe(0);
+    expect(JSON.parse(limited.stdout)).toMatchObject({ allowed_ips: ['192.0.2.0/24'], max_tokens_per_hour: null });
 
     const back = await runSat(['policy', 'set', '--org', 'Globex', '--allowed-services', 'all', '--revoke-dormant-after-days', 'none', '--json'], db.env);
     expect(JSON.parse(back.stdout)).toMatchObject({ allowed_services: ['candidates', 'employees', 'jobs', 'clients', 'contacts', 'master-lists'], revoke_dormant_after_days: null });
