@@ -58,7 +58,7 @@ describe.each(testDatabases())('sat policy and token update on %s', (kind) => {
 
     const back = await runSat(['policy', 'set', '--org', 'Globex', '--allowed-services', 'all', '--revoke-dormant-after-days', 'none', '--json'], db.env);
     expect(JSON.parse(back.stdout)).toMatchObject({ allowed_services: ['candidates', 'employees', 'jobs', 'clients', 'contacts', 'master-lists'], revoke_dormant_after_days: null });
-  });
+  }, 300_000); // a dozen `sat` processes, each opening the database
 
   it('updates a token and lists by status, also while the server runs; the audit log says "cli"', async () => {
     const port = await freePort();
@@ -103,5 +103,5 @@ describe.each(testDatabases())('sat policy and token update on %s', (kind) => {
     } finally {
       expect(await serve.stop()).toBe(0);
     }
-  });
+  }, 300_000);
 });
