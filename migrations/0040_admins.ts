@@ -27,6 +27,11 @@ export async function up(knex: Knex): Promise<void> {
     await knex('admins').where({ id: row.id }).update({ email_key: key });
   }
   await knex.raw('create unique index admins_email_key_uq on admins (email_key)');
+  // Earlier sign-ins are in the audit log.
+  await knex.raw(
+    `update admins set last_sign_in_at = (select max(e.created_at) from audit_events e
+       where e.actor_id = admins.id and e.action = 'admin.signed_in')`,
+  );
 
   await knex.schema.alterTable('admin_sessions', (t) => {
     t.timestamp('last_seen_at', { useTz: true });

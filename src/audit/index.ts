@@ -48,8 +48,8 @@ export interface AuditEventResource {
   created_at: string;
   /** Facts of the event (old and new values of a change), or null. */
   details: Record<string, unknown> | null;
-  /** The administrator an admin.* event is about; null for token and sign-in events. */
-  subject_admin: { id: string | null; email: string } | null;
+  /** The administrator an admin.* event is about; absent on token and sign-in events. */
+  subject_admin?: { id: string | null; email: string };
 }
 
 export interface AuditPage {
@@ -102,7 +102,7 @@ function toAuditResource(row: AuditEventRow): AuditEventResource {
     ip: row.ip,
     created_at: row.created_at.toISOString(),
     details: parseDetails(row.details),
-    subject_admin: row.subject_admin_email ? { id: row.subject_admin_id ?? null, email: row.subject_admin_email } : null,
+    ...(row.subject_admin_email ? { subject_admin: { id: row.subject_admin_id ?? null, email: row.subject_admin_email } } : {}),
   };
 }
 

@@ -84,8 +84,8 @@ describe('console: expiring, dormant and policy (Chromium)', () => {
     await setTokenTimes(server.deps, idle.id, { created_at: new Date(Date.now() - 120 * DAY_MS) });
 
     await page.goto(`${server.url}/admin`);
-    await page.getByLabel('Email').fill(ADMIN.email);
-    await page.getByLabel('Password').fill(ADMIN.password);
+    await page.locator('#signin-form').getByLabel('Email').fill(ADMIN.email);
+    await page.locator('#signin-form').getByLabel('Password').fill(ADMIN.password);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
     await page.locator('#token-rows tr').nth(2).waitFor();
@@ -113,9 +113,9 @@ describe('console: expiring, dormant and policy (Chromium)', () => {
   });
 
   it('edits the policy on the Policy page, shows the API errors at their fields, and the generate form obeys it', async () => {
-    await page.getByRole('button', { name: 'Policy', exact: true }).click();
+    await page.getByRole('link', { name: 'Policy', exact: true }).click();
     await page.getByRole('heading', { level: 1, name: 'Token policy' }).waitFor();
-    expect(await page.getByRole('button', { name: 'Policy', exact: true }).getAttribute('aria-current')).toBe('page');
+    expect(await page.getByRole('link', { name: 'Policy', exact: true }).getAttribute('aria-current')).toBe('page');
     expect(await page.getByLabel('Maximum lifetime (days)').inputValue()).toBe('366');
     expect(await page.locator('#policy-service-list input:checked').count()).toBe(6);
     expect(await page.getByLabel('Revoke after this many days without use (30 to 365)').isDisabled()).toBe(true);
@@ -146,7 +146,7 @@ describe('console: expiring, dormant and policy (Chromium)', () => {
     await page.screenshot({ path: path.join(dir, 'console-policy.png'), fullPage: true });
 
     // Back on the token screen, generating with a service the policy leaves out fails at the services field.
-    await page.getByRole('button', { name: 'Tokens', exact: true }).click();
+    await page.getByRole('link', { name: 'System Access Token', exact: true }).click();
     await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
     await page.getByRole('button', { name: '+ Generate a Token' }).click();
     await page.getByLabel('Token Name').fill('Outside_Policy');

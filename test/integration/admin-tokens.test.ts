@@ -316,7 +316,6 @@ describe.each(testDatabases())('admin token API on %s', (kind) => {
           ip: expect.stringMatching(/127\.0\.0\.1/),
           created_at: expect.any(String),
           details: null,
-          subject_admin: null,
         },
         expect.objectContaining({ action: 'token.generated', token_id: t.id, actor_email: admin.email }),
       ]);

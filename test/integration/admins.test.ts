@@ -6,7 +6,7 @@ import path from 'node:path';
 import { hashPassword } from '../../src/accounts/index.js';
 import type { MailOutboxRow } from '../../src/db/index.js';
 import { call, signIn } from '../support/admin-api.js';
-import { runSat } from '../support/cli.js';
+import { runSat, runSatWithInput } from '../support/cli.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { makeAdmin, uniq } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
@@ -374,6 +374,23 @@ describe.each(testDatabases())('administrators on %s', (kind) => {
     await mailTo(a.email, 'password was changed');
   });
 
+  // Same time for a known and an unknown address: the answer does not wait for the look-up or the mail. Proved
+  // without a clock: while the one-time token table is locked (PostgreSQL: another connection holds the lock), a
+  // known address still gets its 202; the mail follows once the lock is released.
+  (kind === 'postgres' ? it : it.skip)('answers a reset request before doing the work that differs between addresses', async () => {
+    const a = await makeAdmin(server.deps);
+    const trx = await server.deps.db.knex.transaction();
+    try {
+      await trx.raw('lock table admin_one_time_tokens in access exclusive mode');
+      const res = await call(server, 'POST', '/password-reset', { json: { email: a.email }, headers: { 'x-forwarded-for': freshIp() } });
+      expect(res.status).toBe(202);
+      expect(smtp.to(a.email)).toEqual([]);
+    } finally {
+      await trx.commit();
+    }
+    await mailTo(a.email, 'Reset your');
+  });
+
   it('refuses a reset link after an hour', async () => {
     const a = await makeAdmin(server.deps);
     await call(server, 'POST', '/password-reset', { json: { email: a.email }, headers: { 'x-forwarded-for': freshIp() } });
@@ -425,5 +442,16 @@ describe.each(testDatabases())('administrators on %s', (kind) => {
     expect(missing.stderr).toContain('no administrator');
     const onArgv = await runSat(['admin', 'reset-password', '--email', a.email, '--password', 'on-the-command-line'], env);
     expect(onArgv.code).toBe(2);
+
+    // A chosen password comes only from standard input, with the same rule as everywhere.
+    const tooShort = await runSatWithInput(['admin', 'reset-password', '--email', a.email, '--password-stdin'], env, 'short\n');
+    expect(tooShort.code).toBe(1);
+    expect(tooShort.stderr).toContain('at least 12 characters');
+    const chosen = await runSatWithInput(['admin', 'reset-password', '--email', a.email, '--password-stdin'], env, 'chosen-on-stdin-1\n');
+    expect(chosen.code).toBe(0);
+    expect(chosen.stdout).not.toContain('chosen-on-stdin-1');
+    expect(chosen.stdout).not.toContain('New password');
+    expect((await call(server, 'GET', '/me', as(after.body.token))).status).toBe(401);
+    expect((await login(a.email, 'chosen-on-stdin-1')).status).toBe(200);
   });
 });

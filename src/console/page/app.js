@@ -1,17 +1,28 @@
 // The admin console: a small client of /admin/api. Plain browser JavaScript in native ES modules (js/), no
 // framework, no build step. Rules kept throughout: every piece of data reaches the page as text (textContent,
-// append(string), setAttribute), never as HTML; the session lives only in the HttpOnly cookie; the CSRF token
-// and the client secret live only in memory, and the secret only in the panel that shows it, until it closes.
+// append(string), setAttribute), never as HTML; the session lives only in the HttpOnly cookie; the CSRF token,
+// the client secret and a mailed link's token live only in memory, and the secret only in the panel that shows
+// it, until it closes.
 //
-// This entry module loads the screens (each registers its view and its listeners) and starts the console.
+// This entry module loads the screens (each registers its view, its route and its listeners) and starts the
+// console: a mailed link (#/invite, #/reset) opens its page at once; otherwise /me decides between the console
+// and the sign-in form.
 import { api, ApiError } from './js/api.js';
 import { sentence } from './js/dom.js';
 import { resetToSignIn } from './js/login.js';
-import { enterConsole, setAccount } from './js/shell.js';
+import { enterConsole, isPublicRoute, openRoute, setAccount } from './js/shell.js';
+import './js/menu.js';
 import './js/tokens.js';
 import './js/policy.js';
+import './js/profile.js';
+import './js/admins.js';
+import './js/onetime.js';
 
 async function start() {
+  if (isPublicRoute()) {
+    await openRoute();
+    return;
+  }
   try {
     const me = await api('GET', '/admin/api/me');
     setAccount(me);

@@ -1,7 +1,7 @@
 // Sign in and sign out.
 import { api, ApiError, onSessionEnd } from './api.js';
 import { $, hide, sentence, setText, show } from './dom.js';
-import { addView, enterConsole, resetSession, setAccount, showView } from './shell.js';
+import { addView, enterConsole, resetSession, setAccount, setSignedOutHome, showView } from './shell.js';
 
 addView('signin', $('signin-view'));
 
@@ -60,3 +60,4 @@ export function resetToSignIn(message, kind = 'error') {
 }
 
 onSessionEnd(resetToSignIn);
+setSignedOutHome(() => resetToSignIn(''));

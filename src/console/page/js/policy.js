@@ -1,8 +1,8 @@
-// The Policy screen (SPEC "Organisation policy"): the organisation's limits on its own tokens, read with
+// The Policy screen (#/policy, SPEC "Organisation policy"): the organisation's limits on its own tokens, read with
 // GET /admin/api/policy and saved whole with PUT.
 import { api, ApiError, handleSessionEnd } from './api.js';
 import { $, el, hide, sentence, setText, show } from './dom.js';
-import { addView, enterConsole, onReset, showView } from './shell.js';
+import { addRoute, addView, onReset, showView } from './shell.js';
 
 addView('policy', $('policy-view'), { signedIn: true });
 
@@ -79,27 +79,19 @@ function render(services, policy) {
 const numberOf = (input) => (/^\d{1,9}$/.test(input.value.trim()) ? Number(input.value.trim()) : input.value.trim());
 
 async function enterPolicy() {
-  const [services, policy] = await Promise.all([api('GET', '/admin/api/services'), api('GET', '/admin/api/policy')]);
   clearErrors();
   hide($('policy-flash'));
-  render(Array.isArray(services?.items) ? services.items : [], policy);
   showView('policy');
-}
-
-$('nav-policy').addEventListener('click', async () => {
   try {
-    await enterPolicy();
-    $('main').focus({ preventScroll: true });
+    const [services, policy] = await Promise.all([api('GET', '/admin/api/services'), api('GET', '/admin/api/policy')]);
+    render(Array.isArray(services?.items) ? services.items : [], policy);
   } catch (err) {
     if (handleSessionEnd(err)) return;
-    showView('policy');
     show($('policy-error'), `The policy could not be loaded. ${sentence(err.message)}`);
   }
-});
+}
 
-$('nav-tokens').addEventListener('click', () => {
-  void enterConsole();
-});
+addRoute('policy', enterPolicy);
 
 form.addEventListener('submit', async (event) => {
   event.preventDefault();
