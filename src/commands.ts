@@ -18,14 +18,18 @@ import {
   rewrapSigningKeys,
   rotateSigningKey,
 } from './keys/index.js';
+import { getPolicy, policyBody, updatePolicy } from './policy/index.js';
 import {
   addResourceServer,
   generateToken,
   generateTokenBody,
   listResourceServers,
   listTokens,
+  listTokensQuery,
   revokeResourceServer,
   revokeToken,
+  updateToken,
+  updateTokenBody,
   type Actor,
   type TokenResource,
 } from './tokens/index.js';
@@ -37,9 +41,20 @@ const rewrapArgs = z.object({ newKey: z.string().min(1, 'the new key-encryption 
 
 const orgArg = z.string().trim().min(1, 'organisation name is required');
 const tokenCreateArgs = z
-  .object({ org: orgArg, name: z.unknown(), expires: z.unknown(), services: z.unknown() })
+  .object({
+    org: orgArg,
+    name: z.unknown(),
+    expires: z.unknown(),
+    services: z.unknown(),
+    allowed_ips: z.unknown().optional(),
+    max_tokens_per_hour: z.unknown().optional(),
+  })
   .strict();
-const tokenListArgs = z.object({ org: orgArg }).strict();
+const tokenListArgs = z.object({ org: orgArg, status: z.unknown().optional() }).strict();
+const tokenUpdateArgs = z.object({ org: orgArg, id: z.string(), changes: z.record(z.string(), z.unknown()) }).strict();
+const policyShowArgs = z.object({ org: orgArg }).strict();
+/** `sat policy set`: the options given replace those fields; the others keep their current values. */
+const policySetArgs = z.object({ org: orgArg, changes: z.record(z.string(), z.unknown()) }).strict();
 const tokenRevokeArgs = z.object({ org: orgArg, id: z.string() }).strict();
 const resourceServerAddArgs = z.object({ name: z.string() }).strict();
 const resourceServerRevokeArgs = z.object({ id: z.string() }).strict();
@@ -82,21 +97,39 @@ export const commands: Record<string, Command> = {
   },
   // `sat token create|list|revoke`: the admin API's domain code and rules (limit, names, expiry, audit).
   'token-create': async (deps, args) => {
-    const { org, name, expires, services } = tokenCreateArgs.parse(args);
+    const { org, name, expires, services, ...limits } = tokenCreateArgs.parse(args);
     const actor = await cliActor(deps, org);
-    return generateToken(deps, actor, generateTokenBody.parse({ name, expires_at: expires, services }));
+    return generateToken(deps, actor, generateTokenBody.parse({ name, expires_at: expires, services, ...limits }));
   },
   'token-list': async (deps, args) => {
-    const { org } = tokenListArgs.parse(args);
+    const { org, status: statusArg } = tokenListArgs.parse(args);
+    const { status } = listTokensQuery.parse(statusArg === undefined ? {} : { status: statusArg });
     const actor = await cliActor(deps, org);
     const items: TokenResource[] = [];
     let cursor: string | undefined;
     for (;;) {
-      const page = await listTokens(deps, actor, { limit: 100, cursor });
+      const page = await listTokens(deps, actor, { limit: 100, cursor, status });
       items.push(...page.items);
       if (!page.next_cursor) return { items, active_count: page.active_count, max_active: page.max_active };
       cursor = page.next_cursor;
     }
+  },
+  // `sat token update`: PATCH /admin/api/tokens/{id} (same rules, audit event by "cli").
+  'token-update': async (deps, args) => {
+    const { org, id, changes } = tokenUpdateArgs.parse(args);
+    return updateToken(deps, await cliActor(deps, org), id, updateTokenBody.parse(changes));
+  },
+  // `sat policy show|set`: GET and PUT /admin/api/policy (same rules, audit event by "cli").
+  'policy-show': async (deps, args) => {
+    const { org } = policyShowArgs.parse(args);
+    return getPolicy(deps, await cliActor(deps, org));
+  },
+  'policy-set': async (deps, args) => {
+    const { org, changes } = policySetArgs.parse(args);
+    const actor = await cliActor(deps, org);
+    const current = await getPolicy(deps, actor);
+    if (changes.allowed_services === 'all') changes.allowed_services = deps.config.services.map((s) => s.id);
+    return updatePolicy(deps, actor, policyBody.parse({ ...current, ...changes }));
   },
   'token-revoke': async (deps, args) => {
     const { org, id } = tokenRevokeArgs.parse(args);

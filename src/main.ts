@@ -15,7 +15,7 @@ import { deliverDueMail, pruneSentMail } from './mail/delivery.js';
 import { createMailTransport } from './mail/transport.js';
 import { drainHttpServer } from './http/drain.js';
 import { createServer } from './server.js';
-import { enqueueExpiryNotices, pruneRevokedAccessTokens } from './tokens/index.js';
+import { enqueueExpiryNotices, pruneRevokedAccessTokens, revokeDormantTokens } from './tokens/index.js';
 import type { OAuth } from './oauth/index.js';
 
 export interface Running {
@@ -136,6 +136,16 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
         },
         { name: 'expiry-notices', intervalMs: config.expiryCheckIntervalMs, run: () => enqueueExpiryNotices(deps) },
         { name: 'prune-sent-mail', intervalMs: 3_600_000, run: () => pruneSentMail(deps) },
+        {
+          // SPEC "Organisation policy": revoke tokens dormant for the policy's revoke_dormant_after_days. This
+          // instance's unrecorded uses are written first, so a token used a moment ago is not taken for dormant.
+          name: 'revoke-dormant',
+          intervalMs: config.policyCheckIntervalMs,
+          run: async () => {
+            await oauth.flushUsage();
+            return revokeDormantTokens(deps);
+          },
+        },
       ]),
       log,
       { timers: (opts.jobs ?? 'timers') === 'timers' },

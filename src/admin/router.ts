@@ -12,6 +12,7 @@ import { jsonBody } from '../http/validate.js';
 import { adminsRoutes } from './admins-routes.js';
 import { auditRoutes } from './audit-routes.js';
 import { describeRoute, openApiDocument } from './openapi.js';
+import { policyRoutes } from './policy-routes.js';
 import { requireAdmin } from './auth.js';
 import { sessionRoutes } from './session-routes.js';
 import { tokenRoutes } from './token-routes.js';
@@ -26,6 +27,7 @@ export function adminRouter(deps: Deps): Router {
   sessionRoutes(router, deps, auth);
   tokenRoutes(router, deps, auth);
   auditRoutes(router, deps, auth);
+  policyRoutes(router, deps, auth);
   adminsRoutes(router, deps, auth);
   openApiRoute(router, deps);
   return router;

@@ -2,7 +2,16 @@ import type Router from '@koa/router';
 import type { Middleware } from 'koa';
 import type { Deps } from '../deps.js';
 import { emptyBody, parseBody, parseQuery } from '../http/validate.js';
-import { generateToken, generateTokenBody, getToken, listTokens, listTokensQuery, revokeToken } from '../tokens/index.js';
+import {
+  generateToken,
+  generateTokenBody,
+  getToken,
+  listTokens,
+  listTokensQuery,
+  revokeToken,
+  updateToken,
+  updateTokenBody,
+} from '../tokens/index.js';
 import { adminState } from './auth.js';
 import { describeRoute } from './openapi.js';
 import { generatedToken, revokedToken, serviceList, tokenPage, tokenResource } from './responses.js';
@@ -32,6 +41,13 @@ export function tokenRoutes(router: Router, deps: Deps, auth: Middleware): void 
   describeRoute('GET', '/tokens/:id', { summary: 'One token', response: tokenResource });
   router.get('/tokens/:id', auth, async (ctx) => {
     ctx.body = await getToken(deps, adminState(ctx).actor, ctx.params.id ?? '');
+  });
+
+  // SPEC "Network and rate limits per token": name, services, allowed_ips, max_tokens_per_hour.
+  describeRoute('PATCH', '/tokens/:id', { summary: 'Change a token: name, services, allowed_ips, max_tokens_per_hour', body: updateTokenBody, response: tokenResource });
+  router.patch('/tokens/:id', auth, async (ctx) => {
+    const input = parseBody(ctx, updateTokenBody);
+    ctx.body = await updateToken(deps, adminState(ctx).actor, ctx.params.id ?? '', input, { ip: ctx.ip });
   });
 
   describeRoute('POST', '/tokens/:id/revoke', { summary: 'Revoke a token: its client stops working at once', response: revokedToken });

@@ -7,6 +7,8 @@ export type AuditAction =
   | 'token.generated'
   | 'token.revoked'
   | 'token.leaked'
+  | 'token.updated'
+  | 'policy.updated'
   | 'admin.signed_in'
   | 'admin.sign_in_failed'
   | 'admin.signed_out'
@@ -28,6 +30,8 @@ export interface AuditEventInput {
   client_id?: string | null;
   ip?: string | null;
   created_at?: Date;
+  /** Facts of the event as JSON, e.g. `{old, new}` of a policy or the changed fields of a token. */
+  details?: Record<string, unknown> | null;
   /** The administrator an admin.* event is about (the invitee, the removed administrator, …). */
   subject_admin?: { id: string | null; email: string } | null;
   /** `token.leaked` only. */
@@ -53,6 +57,8 @@ export interface AuditEventResource {
   client_id: string | null;
   ip: string | null;
   created_at: string;
+  /** Facts of the event (old and new values of a change), or null. */
+  details: Record<string, unknown> | null;
   /** The administrator an admin.* event is about; absent on token and sign-in events. */
   subject_admin?: { id: string | null; email: string };
   /** `token.leaked` events: where the secret was found and what the server did; null for other events. */
@@ -81,7 +87,21 @@ export async function recordAudit(trx: Db, event: AuditEventInput): Promise<void
       : {}),
     ...(event.leak ? { leak_url: event.leak.url, leak_source: event.leak.source, leak_action: event.leak.action } : {}),
     ...(event.created_at ? { created_at: event.created_at } : {}),
+    ...(event.details ? { details: JSON.stringify(event.details) as unknown as Record<string, unknown> } : {}),
   });
+}
+
+/** jsonb arrives parsed from PostgreSQL and the embedded engine alike; a text column (if another change made one) as a string. */
+function parseDetails(value: unknown): Record<string, unknown> | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'string') {
+    try {
+      return JSON.parse(value) as Record<string, unknown>;
+    } catch {
+      return null;
+    }
+  }
+  return value as Record<string, unknown>;
 }
 
 function toAuditResource(row: AuditEventRow): AuditEventResource {
@@ -95,6 +115,7 @@ function toAuditResource(row: AuditEventRow): AuditEventResource {
     client_id: row.client_id,
     ip: row.ip,
     created_at: row.created_at.toISOString(),
+    details: parseDetails(row.details),
     ...(row.subject_admin_email ? { subject_admin: { id: row.subject_admin_id ?? null, email: row.subject_admin_email } } : {}),
     leak:
       row.leak_source && row.leak_action

@@ -44,10 +44,19 @@ Commands:
   keys rewrap [--new-key-file FILE]       encrypt every signing key under a new key-encryption key, read
                                           from FILE or NEW_KEY_ENCRYPTION_KEY (base64 of 32 bytes)
   token create --org NAME --name NAME --expires DATE --services ID,ID
+               [--allowed-ips A,CIDR|any] [--max-tokens-per-hour N|none]
                                           generate a system access token (same rules as the admin API;
                                           DATE is YYYY-MM-DD or an ISO date-time with offset); prints
                                           the client secret once
-  token list --org NAME                   list the organisation's tokens (never their secrets)
+  token list --org NAME [--status S]      list the organisation's tokens (never their secrets); S is
+                                          active, expired, expiring or dormant
+  token update --org NAME TOKEN_ID [--name N] [--services ID,ID] [--allowed-ips A,CIDR|any]
+               [--max-tokens-per-hour N|none]
+                                          change a token (same rules as PATCH /admin/api/tokens/{id})
+  policy show --org NAME                  print the organisation's policy
+  policy set --org NAME [--max-lifetime-days N] [--allowed-services ID,ID|all]
+             [--revoke-dormant-after-days N|none] [--default-max-tokens-per-hour N|none]
+                                          change the policy: the options given replace those fields
   token revoke --org NAME TOKEN_ID        revoke a token: its client stops working at once
   resource-server add --name NAME         credentials for a resource server of the platform: they may call
                                           introspection for every organisation's tokens and nothing else;
@@ -86,6 +95,13 @@ function parse(argv: string[]) {
       name: { type: 'string' },
       expires: { type: 'string' },
       services: { type: 'string' },
+      status: { type: 'string' },
+      'allowed-ips': { type: 'string' },
+      'max-tokens-per-hour': { type: 'string' },
+      'max-lifetime-days': { type: 'string' },
+      'allowed-services': { type: 'string' },
+      'revoke-dormant-after-days': { type: 'string' },
+      'default-max-tokens-per-hour': { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -94,6 +110,23 @@ function parse(argv: string[]) {
 }
 
 type Parsed = ReturnType<typeof parse>;
+
+const list = (value: string) => value.split(',').map((s) => s.trim()).filter(Boolean);
+/** A whole number, or `none` for null; anything else is passed on for the command's validation to name. */
+const countOrNone = (value: string): unknown => (value === 'none' ? null : /^\d{1,9}$/.test(value) ? Number(value) : value);
+
+/** The options given, as the fields of a token update or a policy (only those given). */
+function changesFrom(values: Parsed['values'], fields: Record<string, (v: string) => [string, unknown]>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [option, toField] of Object.entries(fields)) {
+    const value = (values as Record<string, unknown>)[option];
+    if (typeof value === 'string') {
+      const [field, parsed] = toField(value);
+      out[field] = parsed;
+    }
+  }
+  return out;
+}
 
 function toRequest({ values, positionals }: Parsed, config: Readonly<Config>): { command: string; args: Record<string, unknown> } {
   const [a, b, ...rest] = positionals;
@@ -105,22 +138,54 @@ function toRequest({ values, positionals }: Parsed, config: Readonly<Config>): {
     if (rest.length !== 1) throw new UsageError('resource-server revoke needs one ID');
     return { command: 'resource-server-revoke', args: { id: rest[0] } };
   }
+  if (a === 'token' && b === 'update') {
+    if (!values.org || rest.length !== 1) throw new UsageError('token update needs --org and one TOKEN_ID');
+    const changes = changesFrom(values, {
+      name: (v) => ['name', v],
+      services: (v) => ['services', list(v)],
+      'allowed-ips': (v) => ['allowed_ips', v.trim() === 'any' ? [] : list(v)],
+      'max-tokens-per-hour': (v) => ['max_tokens_per_hour', countOrNone(v)],
+    });
+    if (Object.keys(changes).length === 0) {
+      throw new UsageError('token update needs at least one of --name, --services, --allowed-ips, --max-tokens-per-hour');
+    }
+    return { command: 'token-update', args: { org: values.org, id: rest[0], changes } };
+  }
   if (rest.length) throw new UsageError(`unexpected argument: ${rest.join(' ')}`);
   if (a === 'resource-server' && b === 'add') {
     if (values.name === undefined) throw new UsageError('resource-server add needs --name');
     return { command: 'resource-server-add', args: { name: values.name } };
   }
   if (a === 'resource-server' && b === 'list') return { command: 'resource-server-list', args: {} };
+  if (a === 'policy' && b === 'show') {
+    if (!values.org) throw new UsageError('policy show needs --org');
+    return { command: 'policy-show', args: { org: values.org } };
+  }
+  if (a === 'policy' && b === 'set') {
+    if (!values.org) throw new UsageError('policy set needs --org');
+    const changes = changesFrom(values, {
+      'max-lifetime-days': (v) => ['max_lifetime_days', countOrNone(v)],
+      'allowed-services': (v) => ['allowed_services', v.trim() === 'all' ? 'all' : list(v)],
+      'revoke-dormant-after-days': (v) => ['revoke_dormant_after_days', countOrNone(v)],
+      'default-max-tokens-per-hour': (v) => ['default_max_tokens_per_hour', countOrNone(v)],
+    });
+    if (Object.keys(changes).length === 0) throw new UsageError('policy set needs at least one option to change');
+    return { command: 'policy-set', args: { org: values.org, changes } };
+  }
   if (a === 'token' && b === 'create') {
     if (!values.org || values.name === undefined || !values.expires || !values.services) {
       throw new UsageError('token create needs --org, --name, --expires and --services');
     }
     const services = values.services.split(',').map((s) => s.trim()).filter(Boolean);
-    return { command: 'token-create', args: { org: values.org, name: values.name, expires: values.expires, services } };
+    const limits = changesFrom(values, {
+      'allowed-ips': (v) => ['allowed_ips', v.trim() === 'any' ? [] : list(v)],
+      'max-tokens-per-hour': (v) => ['max_tokens_per_hour', countOrNone(v)],
+    });
+    return { command: 'token-create', args: { org: values.org, name: values.name, expires: values.expires, services, ...limits } };
   }
   if (a === 'token' && b === 'list') {
     if (!values.org) throw new UsageError('token list needs --org');
-    return { command: 'token-list', args: { org: values.org } };
+    return { command: 'token-list', args: { org: values.org, ...(values.status !== undefined ? { status: values.status } : {}) } };
   }
   if (a === 'migrate' && b === undefined) return { command: 'migrate', args: {} };
   if ((a === 'backup' || a === 'restore') && b !== undefined) return { command: a, args: { file: path.resolve(b) } };
@@ -291,9 +356,38 @@ function print(command: string, result: unknown, json: boolean): void {
       process.stdout.write(
         r.items
           .map((t: Record<string, any>) =>
-            [t.id, t.client_id, t.status.padEnd(7), t.expires_at, t.last_used_at ?? 'never used', t.services.join(','), JSON.stringify(t.name)].join('  '),
+            [
+              t.id,
+              t.client_id,
+              t.status.padEnd(7),
+              t.expires_at,
+              t.last_used_at ?? 'never used',
+              t.services.join(','),
+              JSON.stringify(t.name),
+              ...(t.expiring ? ['[expiring]'] : []),
+              ...(t.dormant ? ['[dormant]'] : []),
+            ].join('  '),
           )
           .join('\n') + (r.items.length ? '\n' : '') + `${r.active_count} of at most ${r.max_active} tokens active\n`,
+      );
+      break;
+    case 'token-update':
+      process.stdout.write(
+        `Updated token "${r.name}" (${r.id})\n` +
+          `  client ID:           ${r.client_id}\n` +
+          `  services:            ${r.services.join(', ')}\n` +
+          `  allowed IPs:         ${r.allowed_ips.length ? r.allowed_ips.join(', ') : 'any'}\n` +
+          `  max tokens per hour: ${r.max_tokens_per_hour ?? 'no limit'}\n` +
+          `  expires:             ${r.expires_at}\n`,
+      );
+      break;
+    case 'policy-show':
+    case 'policy-set':
+      process.stdout.write(
+        `max_lifetime_days:           ${r.max_lifetime_days}\n` +
+          `allowed_services:            ${r.allowed_services.join(', ')}\n` +
+          `revoke_dormant_after_days:   ${r.revoke_dormant_after_days ?? 'none'}\n` +
+          `default_max_tokens_per_hour: ${r.default_max_tokens_per_hour ?? 'none'}\n`,
       );
       break;
     case 'token-revoke':

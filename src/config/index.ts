@@ -24,6 +24,10 @@ export interface Config {
   services: readonly Service[];
   maxActiveTokens: number;
   maxTokenLifetimeDays: number;
+  /** An active token expiring within this many days is "expiring" (SPEC "Credential lifecycle"). */
+  expiringSoonDays: number;
+  /** An active token unused for this many days (since creation when never used) is "dormant". */
+  dormantAfterDays: number;
   accessTokenTtlSeconds: number;
   signingAlg: 'ES256' | 'RS256';
   adminSessionTtlSeconds: number;
@@ -74,6 +78,8 @@ export interface Config {
   secretScanningAction: 'revoke' | 'notify';
   /** SIGTERM/SIGINT: how long in-flight requests may take before the remaining connections are closed. */
   shutdownGraceMs: number;
+  /** How often each instance looks for tokens to revoke under the dormant-token policy (POLICY_CHECK_INTERVAL_MS). */
+  policyCheckIntervalMs: number;
 }
 
 /**
@@ -200,6 +206,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     services: Object.freeze(file.services.map((s) => Object.freeze({ ...s }))),
     maxActiveTokens: e.MAX_ACTIVE_TOKENS ?? file.maxActiveTokens,
     maxTokenLifetimeDays: file.maxTokenLifetimeDays,
+    expiringSoonDays: file.expiringSoonDays,
+    dormantAfterDays: file.dormantAfterDays,
     accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL_SECONDS ?? file.accessTokenTtlSeconds,
     signingAlg: e.SIGNING_ALG ?? file.signingAlg,
     adminSessionTtlSeconds: file.adminSessionTtlSeconds,
@@ -226,5 +234,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     databaseTimeoutMs: Math.round((e.DATABASE_TIMEOUT_SECONDS ?? 5) * 1000),
     metricsToken: e.METRICS_TOKEN,
     requestTimeoutMs: Math.round((e.REQUEST_TIMEOUT_SECONDS ?? 10) * 1000),
+    policyCheckIntervalMs: e.POLICY_CHECK_INTERVAL_MS ?? 3_600_000,
   });
 }

@@ -11,6 +11,10 @@ export const fileConfigSchema = z
       .refine((list) => new Set(list.map((s) => s.id)).size === list.length, 'service ids must be unique'),
     maxActiveTokens: z.number().int().min(1).max(100_000),
     maxTokenLifetimeDays: z.number().int().min(1).max(3660),
+    // SPEC "Credential lifecycle": an active token is "expiring" within this many days of its expiry, "dormant"
+    // after this many days without use (since creation when never used).
+    expiringSoonDays: z.number().int().min(1).max(365).default(7),
+    dormantAfterDays: z.number().int().min(1).max(3650).default(90),
     accessTokenTtlSeconds: z.number().int().min(30).max(86_400),
     signingAlg: z.enum(['ES256', 'RS256']),
     adminSessionTtlSeconds: z.number().int().min(60).max(30 * 86_400),
@@ -145,6 +149,8 @@ export const envSchema = z.object({
   // Leaked secrets (SPEC Part 2): the secret-scanning partner's published keys; what to do with a reported live secret.
   SECRET_SCANNING_KEYS_FILE: optionalString,
   SECRET_SCANNING_ACTION: optionalString.pipe(z.enum(['revoke', 'notify']).optional()),
+  // How often each instance revokes tokens dormant under their organisation's policy.
+  POLICY_CHECK_INTERVAL_MS: intFromEnv(50, 86_400_000),
 });
 
 /** Renders zod issues as one line each: `NAME: message`. */

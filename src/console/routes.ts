@@ -74,10 +74,10 @@ function consoleHeaders(ctx: Context): void {
 /** GET /admin, /admin/ (the page), /admin/assets/{app.js,app.css,icon.svg} and /admin/assets/js/{module}.js. */
 export function consoleRouter(deps: Deps): Router {
   const dir = pageDir();
-  const html = readFileSync(path.join(dir, 'index.html'), 'utf8').replaceAll(
-    '{{MAX_TOKEN_LIFETIME_DAYS}}',
-    String(Math.trunc(deps.config.maxTokenLifetimeDays)),
-  );
+  const html = readFileSync(path.join(dir, 'index.html'), 'utf8')
+    .replaceAll('{{MAX_TOKEN_LIFETIME_DAYS}}', String(Math.trunc(deps.config.maxTokenLifetimeDays)))
+    .replaceAll('{{EXPIRING_SOON_DAYS}}', String(Math.trunc(deps.config.expiringSoonDays)))
+    .replaceAll('{{DORMANT_AFTER_DAYS}}', String(Math.trunc(deps.config.dormantAfterDays)));
   const page = asset(Buffer.from(html, 'utf8'), 'text/html; charset=utf-8');
   const assets = new Map(
     Object.entries(assetList(dir)).map(([name, type]) => [name, asset(readFileSync(path.join(dir, name)), type)]),

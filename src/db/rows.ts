@@ -33,6 +33,21 @@ export interface TokenRow {
   expiry_notified_at?: Date | null;
   /** When a leak of this (kept alive) token was first reported (migration 0050); null when none. */
   leaked_at?: Date | null;
+  /** Normalised IPv4/IPv6 addresses and CIDR ranges; empty = any address (migration 0070). */
+  allowed_ips?: string[];
+  /** Access tokens per rolling hour; null = no limit (migration 0070). */
+  max_tokens_per_hour?: number | null;
+}
+
+/** An organisation's policy (migration 0070); no row = the defaults. */
+export interface OrganisationPolicyRow {
+  organisation_id: string;
+  max_lifetime_days: number;
+  allowed_services: string[];
+  revoke_dormant_after_days: number | null;
+  default_max_tokens_per_hour: number | null;
+  updated_at: Date;
+  updated_by: string | null;
 }
 
 /** A signing key (migrations 0001, 0020): the private JWK sealed under `kek_id`, or in clear (ALLOW_PLAINTEXT_KEYS). */
@@ -122,6 +137,8 @@ export interface AuditEventRow {
   client_id: string | null;
   ip: string | null;
   created_at: Date;
+  /** Free-form facts of the event, such as old and new values (migration 0070). */
+  details?: Record<string, unknown> | null;
   /** Migration 0040: the administrator an admin.* event is about (invited, added, removed, …). */
   subject_admin_id?: string | null;
   subject_admin_email?: string | null;

@@ -16,5 +16,6 @@ export {
   type MailToken,
   type CatalogueEntry,
 } from './templates.js';
+export { queueTokenRevokedDormantMail, tokenRevokedDormant } from './policy-notices.js';
 export { queueInvitationMail, queuePasswordResetMail, queuePasswordChangedMail, oneTimeLink } from './admin-notices.js';
 export { tokenLeaked, queueTokenLeakedMail, type LeakReporter, type TokenLeakedFacts } from './leaked.js';

@@ -37,6 +37,16 @@ export function parseExpiry(value: string): ParsedExpiry | undefined {
 }
 
 /**
+ * True when `parsed` is no further ahead than `maxLifetimeDays`: a date may be the calendar day (UTC) that the
+ * lifetime reaches, a date-time at most that instant.
+ */
+export function withinLifetime(parsed: ParsedExpiry, now: Date, maxLifetimeDays: number): boolean {
+  const limit = now.getTime() + maxLifetimeDays * DAY_MS;
+  const latest = parsed.dateOnly ? Math.floor(limit / DAY_MS) * DAY_MS + DAY_MS - 1 : limit;
+  return parsed.instant.getTime() <= latest;
+}
+
+/**
  * The whole `expires_at` rule: well-formed, in the future, and no further ahead than the maximum lifetime.
  * A date may be the calendar day (UTC) that the maximum lifetime reaches; a date-time at most that instant.
  */
@@ -46,9 +56,7 @@ export function resolveExpiry(value: string, now: Date, maxLifetimeDays: number)
     throw validationFailed('expires_at', 'must be a date (YYYY-MM-DD) or an ISO 8601 date-time with an offset');
   }
   if (parsed.instant.getTime() <= now.getTime()) throw validationFailed('expires_at', 'must be in the future');
-  const limit = now.getTime() + maxLifetimeDays * DAY_MS;
-  const latest = parsed.dateOnly ? Math.floor(limit / DAY_MS) * DAY_MS + DAY_MS - 1 : limit;
-  if (parsed.instant.getTime() > latest) {
+  if (!withinLifetime(parsed, now, maxLifetimeDays)) {
     throw validationFailed('expires_at', `must be at most ${maxLifetimeDays} days ahead`);
   }
   return parsed.instant;

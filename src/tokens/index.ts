@@ -4,6 +4,8 @@ export {
   getToken,
   listTokens,
   revokeToken,
+  updateToken,
+  lifecycleRules,
   DEFAULT_PAGE_SIZE,
   LEAKED_COUNT_DAYS,
   EXPIRY_NOTICE_DAYS,
@@ -14,9 +16,23 @@ export {
   type RevokedToken,
   type TokenPage,
 } from './service.js';
-export { generateTokenBody, listTokensQuery, tokenName, type GenerateTokenInput, type ListTokensInput } from './schemas.js';
+export {
+  generateTokenBody,
+  listTokensQuery,
+  updateTokenBody,
+  tokenName,
+  allowedIps,
+  maxTokensPerHour,
+  TOKEN_STATUS_FILTERS,
+  type GenerateTokenInput,
+  type ListTokensInput,
+  type UpdateTokenInput,
+  type TokenStatusFilter,
+} from './schemas.js';
+export { revokeDormantTokens } from './dormant.js';
+export { normaliseNetwork, isAddressAllowed, MAX_ALLOWED_IPS } from './networks.js';
 export { findTokenByClientId, deleteToken } from './queries.js';
-export { toTokenResource, tokenStatus, type TokenResource } from './resource.js';
+export { toTokenResource, tokenStatus, isExpiring, isDormant, type TokenResource, type LifecycleRules } from './resource.js';
 export {
   CLIENT_ID_PREFIX,
   SECRET_PREFIX,

@@ -1,5 +1,7 @@
 import type { Knex } from 'knex';
 import { affectedRows, cursorTimeSql, sharedRead, escapeLike, type Db, type PageKey, type ResourceServerRow, type RevokedAccessTokenRow, type TokenRow } from '../db/index.js';
+import type { LifecycleRules } from './resource.js';
+import type { TokenStatusFilter } from './schemas.js';
 
 export interface TokenWithCreator extends TokenRow {
   creator_email: string | null;
@@ -32,13 +34,61 @@ export function findTokenById(db: Db, organisationId: string, id: string): Promi
   return withCreator(db).where({ 't.organisation_id': organisationId, 't.id': id }).first();
 }
 
+/** The token row, locked until the transaction ends (PATCH reads, checks and writes it). */
+export function lockTokenById(trx: Db, organisationId: string, id: string): Promise<TokenRow | undefined> {
+  return trx<TokenRow>('tokens').where({ organisation_id: organisationId, id }).forUpdate().first() as Promise<TokenRow | undefined>;
+}
+
+export type TokenChanges = Partial<Pick<TokenRow, 'name' | 'services' | 'allowed_ips' | 'max_tokens_per_hour'>>;
+
+export async function updateTokenRow(trx: Db, organisationId: string, id: string, changes: TokenChanges): Promise<TokenRow | undefined> {
+  const [row] = await trx<TokenRow>('tokens').where({ organisation_id: organisationId, id }).update(changes).returning('*');
+  return row as TokenRow | undefined;
+}
+
+/** Active tokens of an organisation whose last use (or creation, when never used) is at or before `cutoff`. */
+export async function listDormantTokenIds(db: Db, organisationId: string, now: Date, cutoff: Date): Promise<string[]> {
+  return (await db('tokens')
+    .where('organisation_id', organisationId)
+    .andWhere('expires_at', '>', now)
+    .andWhereRaw('coalesce(last_used_at, created_at) <= ?', [cutoff])
+    .orderBy('created_at')
+    .pluck('id')) as string[];
+}
+
+/**
+ * Deletes the token only if, at this moment, its organisation's policy still revokes dormant tokens and the token
+ * is still active and dormant for that many days. One statement: of several instances racing for the same token,
+ * exactly one gets the row back (the others wait for its row lock, then find nothing).
+ */
+export async function deleteTokenIfDormantByPolicy(
+  trx: Db,
+  organisationId: string,
+  id: string,
+  now: Date,
+): Promise<(TokenRow & { policy_days: number }) | undefined> {
+  const result = await trx.raw(
+    `with policy as (select revoke_dormant_after_days as days from organisation_policies where organisation_id = ?)
+     delete from tokens t using policy p
+      where t.id = ? and t.organisation_id = ? and t.expires_at > ? and p.days is not null
+        and coalesce(t.last_used_at, t.created_at) <= ?::timestamptz - make_interval(days => p.days)
+      returning t.*, p.days as policy_days`,
+    [organisationId, id, organisationId, now, now],
+  );
+  return (result as { rows: Array<TokenRow & { policy_days: number }> }).rows[0];
+}
+
 export interface TokenFilter {
   q?: string | undefined;
-  status?: 'active' | 'expired' | undefined;
+  status?: TokenStatusFilter | undefined;
   after?: PageKey | undefined;
   limit: number;
   now: Date;
+  /** For `expiring` and `dormant` (config expiringSoonDays, dormantAfterDays). */
+  rules: LifecycleRules;
 }
+
+const DAY_MS = 86_400_000;
 
 /**
  * One page of an organisation's tokens, newest first, plus one row to tell whether another page follows.
@@ -56,6 +106,15 @@ export async function listTokenRows(db: Db, organisationId: string, f: TokenFilt
     .limit(f.limit + 1);
   if (f.status === 'active') query.andWhere('t.expires_at', '>', f.now);
   if (f.status === 'expired') query.andWhere('t.expires_at', '<=', f.now);
+  // Both are subsets of the active tokens: (organisation_id, expires_at) bounds them (see migration 0070).
+  if (f.status === 'expiring') {
+    query.andWhere('t.expires_at', '>', f.now).andWhere('t.expires_at', '<=', new Date(f.now.getTime() + f.rules.expiringSoonDays * DAY_MS));
+  }
+  if (f.status === 'dormant') {
+    query
+      .andWhere('t.expires_at', '>', f.now)
+      .andWhereRaw('coalesce(t.last_used_at, t.created_at) <= ?', [new Date(f.now.getTime() - f.rules.dormantAfterDays * DAY_MS)]);
+  }
   if (f.q) {
     const pattern = `%${escapeLike(f.q)}%`;
     query.andWhere((w) =>

@@ -1,6 +1,8 @@
 import type { TokenRow } from '../db/index.js';
 
-/** The token resource of the admin API (SPEC "Admin API"). Never carries the secret or its hash. */
+const DAY_MS = 86_400_000;
+
+/** The token resource of the admin API (SPEC "Admin API", "Credential lifecycle"). Never carries the secret or its hash. */
 export interface TokenResource {
   id: string;
   name: string;
@@ -8,20 +10,51 @@ export interface TokenResource {
   services: string[];
   scopes: string;
   status: 'active' | 'expired';
+  /** Active and expiring within `expiringSoonDays`. */
+  expiring: boolean;
+  /** Active and not used for `dormantAfterDays` (since creation when never used). */
+  dormant: boolean;
   expires_at: string;
   created_at: string;
   created_by: { id: string; email: string } | null;
   last_used_at: string | null;
   /** When a leak of this token's secret was reported while the server kept it alive (notify mode); else null. */
   leaked_at: string | null;
+  /** Normalised addresses and CIDR ranges; empty = any address. */
+  allowed_ips: string[];
+  /** Access tokens per rolling hour; null = no limit. */
+  max_tokens_per_hour: number | null;
 }
+
+/** The day counts behind `expiring` and `dormant` (config `expiringSoonDays`, `dormantAfterDays`). */
+export interface LifecycleRules {
+  expiringSoonDays: number;
+  dormantAfterDays: number;
+}
+
+export const DEFAULT_LIFECYCLE_RULES: LifecycleRules = Object.freeze({ expiringSoonDays: 7, dormantAfterDays: 90 });
 
 export function tokenStatus(expiresAt: Date, now: Date): 'active' | 'expired' {
   return expiresAt.getTime() > now.getTime() ? 'active' : 'expired';
 }
 
+/** SPEC "Credential lifecycle": active and expiring within `days` days. */
+export function isExpiring(expiresAt: Date, now: Date, days: number): boolean {
+  return expiresAt.getTime() > now.getTime() && expiresAt.getTime() <= now.getTime() + days * DAY_MS;
+}
+
+/** SPEC "Credential lifecycle": active and unused for `days` days, counted from creation when never used. */
+export function isDormant(row: Pick<TokenRow, 'expires_at' | 'created_at' | 'last_used_at'>, now: Date, days: number): boolean {
+  const lastActivity = row.last_used_at ?? row.created_at;
+  return row.expires_at.getTime() > now.getTime() && lastActivity.getTime() <= now.getTime() - days * DAY_MS;
+}
+
 /** The only way a token row leaves the module. */
-export function toTokenResource(row: TokenRow & { creator_email?: string | null }, now: Date): TokenResource {
+export function toTokenResource(
+  row: TokenRow & { creator_email?: string | null },
+  now: Date,
+  rules: LifecycleRules = DEFAULT_LIFECYCLE_RULES,
+): TokenResource {
   return {
     id: row.id,
     name: row.name,
@@ -29,10 +62,14 @@ export function toTokenResource(row: TokenRow & { creator_email?: string | null 
     services: [...row.services],
     scopes: row.services.join(' '),
     status: tokenStatus(row.expires_at, now),
+    expiring: isExpiring(row.expires_at, now, rules.expiringSoonDays),
+    dormant: isDormant(row, now, rules.dormantAfterDays),
     expires_at: row.expires_at.toISOString(),
     created_at: row.created_at.toISOString(),
     created_by: row.created_by ? { id: row.created_by, email: row.creator_email ?? '' } : null,
     last_used_at: row.last_used_at ? row.last_used_at.toISOString() : null,
     leaked_at: row.leaked_at ? row.leaked_at.toISOString() : null,
+    allowed_ips: [...(row.allowed_ips ?? [])],
+    max_tokens_per_hour: row.max_tokens_per_hour ?? null,
   };
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { firstHiddenCharacter } from '../text.js';
+import { MAX_ALLOWED_IPS, normaliseNetwork } from './networks.js';
 
 /** Static shape rules of POST /admin/api/tokens; rules needing config, time or the database live in service.ts. */
 export const tokenName = z
@@ -18,24 +19,70 @@ export const tokenName = z
       }),
   );
 
+const serviceList = z
+  .array(z.string({ error: 'must be a service id' }), { error: 'must be an array of service ids' })
+  .min(1, 'choose at least one service')
+  .max(100);
+
+/**
+ * SPEC "Network and rate limits per token": at most 20 IPv4/IPv6 addresses or CIDR ranges (empty = any address),
+ * each normalised by ipaddr.js (normaliseNetwork); duplicates after normalisation are dropped.
+ */
+export const allowedIps = z
+  .array(z.string({ error: 'must be an IPv4 or IPv6 address or CIDR range' }), { error: 'must be an array of addresses or CIDR ranges' })
+  .max(MAX_ALLOWED_IPS, `must have at most ${MAX_ALLOWED_IPS} entries`)
+  .transform((entries, ctx) => {
+    const out: string[] = [];
+    entries.forEach((entry, i) => {
+      const network = normaliseNetwork(entry);
+      if (network === undefined) {
+        ctx.addIssue({ code: 'custom', path: [i], message: 'must be an IPv4 or IPv6 address or CIDR range (e.g. 203.0.113.7, 10.0.0.0/8, 2001:db8::/32)' });
+      } else if (!out.includes(network)) out.push(network);
+    });
+    return out;
+  });
+
+const perHour = 'must be null or a whole number from 1 to 1000000';
+/** Access tokens per rolling hour: null (no limit) or 1 to 1,000,000. */
+export const maxTokensPerHour = z.number({ error: perHour }).int(perHour).min(1, perHour).max(1_000_000, perHour).nullable();
+
 export const generateTokenBody = z
   .object({
     name: tokenName,
     expires_at: z.string({ error: 'must be a date (YYYY-MM-DD) or an ISO 8601 date-time with an offset' }),
-    services: z
-      .array(z.string({ error: 'must be a service id' }), { error: 'must be an array of service ids' })
-      .min(1, 'choose at least one service')
-      .max(100),
+    services: serviceList,
+    allowed_ips: allowedIps.optional(),
+    /** Absent: the organisation policy's default_max_tokens_per_hour. */
+    max_tokens_per_hour: maxTokensPerHour.optional(),
   })
   .strict();
 
-export type GenerateTokenInput = z.infer<typeof generateTokenBody>;
+export type GenerateTokenInput = z.output<typeof generateTokenBody>;
+
+/** PATCH /admin/api/tokens/{id}: the fields to change, at least one. */
+export const updateTokenBody = z
+  .object({
+    name: tokenName.optional(),
+    services: serviceList.optional(),
+    allowed_ips: allowedIps.optional(),
+    max_tokens_per_hour: maxTokensPerHour.optional(),
+  })
+  .strict()
+  .refine((b) => Object.values(b).some((v) => v !== undefined), {
+    message: 'give at least one of name, services, allowed_ips, max_tokens_per_hour',
+  });
+
+export type UpdateTokenInput = z.output<typeof updateTokenBody>;
+
+/** The `status` filter of the token list (SPEC "Admin API" and "Credential lifecycle"). */
+export const TOKEN_STATUS_FILTERS = ['active', 'expired', 'expiring', 'dormant'] as const;
+export type TokenStatusFilter = (typeof TOKEN_STATUS_FILTERS)[number];
 
 /** GET /admin/api/tokens query string (every value arrives as a string). */
 export const listTokensQuery = z
   .object({
     q: z.string({ error: 'must be a single text value' }).trim().max(200, 'must be at most 200 characters').optional(),
-    status: z.enum(['active', 'expired'], { error: 'must be "active" or "expired"' }).optional(),
+    status: z.enum(TOKEN_STATUS_FILTERS, { error: 'must be "active", "expired", "expiring" or "dormant"' }).optional(),
     limit: z
       .string({ error: 'must be a whole number from 1 to 100' })
       .regex(/^\d{1,3}$/, 'must be a whole number from 1 to 100')
@@ -48,7 +95,7 @@ export const listTokensQuery = z
 
 export type ListTokensInput = {
   q?: string | undefined;
-  status?: 'active' | 'expired' | undefined;
+  status?: TokenStatusFilter | undefined;
   limit?: number | undefined;
   cursor?: string | undefined;
 };

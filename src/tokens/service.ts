@@ -5,11 +5,12 @@ import type { Deps } from '../deps.js';
 import { AppError, validationFailed } from '../errors.js';
 import { listAdminEmails } from '../accounts/index.js';
 import { queueTokenExpiringMail, queueTokenGeneratedMail, queueTokenRevokedMail } from '../mail/index.js';
+import { findEffectivePolicy, policyViolation, type Policy } from '../policy/index.js';
 import { generateClientId, generateClientSecret, hashSecret } from './credentials.js';
-import { resolveExpiry } from './expiry.js';
+import { parseExpiry, resolveExpiry, withinLifetime } from './expiry.js';
 import * as q from './queries.js';
-import { toTokenResource, type TokenResource } from './resource.js';
-import type { GenerateTokenInput, ListTokensInput } from './schemas.js';
+import { toTokenResource, type LifecycleRules, type TokenResource } from './resource.js';
+import type { GenerateTokenInput, ListTokensInput, UpdateTokenInput } from './schemas.js';
 
 /**
  * Who acts: an administrator of one organisation, or the `sat` CLI acting for an organisation
@@ -61,6 +62,24 @@ function checkServices(deps: Pick<Deps, 'config'>, services: string[]): string[]
 
 const notFound = () => new AppError('not_found', 'No such token.');
 
+/** The day counts behind a resource's `expiring` and `dormant`. */
+export function lifecycleRules(deps: Pick<Deps, 'config'>): LifecycleRules {
+  return { expiringSoonDays: deps.config.expiringSoonDays, dormantAfterDays: deps.config.dormantAfterDays };
+}
+
+/** SPEC "Organisation policy": services outside allowed_services are refused, naming the policy. */
+function checkPolicyServices(policy: Policy, services: string[]): void {
+  const outside = services.filter((s) => !policy.allowed_services.includes(s));
+  if (outside.length > 0) {
+    throw policyViolation('services', `not in the allowed_services of this organisation: ${outside.join(', ')}`);
+  }
+}
+
+const nameTaken = (name: string) =>
+  new AppError('name_taken', `A token named "${name}" already exists in this organisation.`, [
+    { path: 'name', message: 'already used by another token of this organisation' },
+  ]);
+
 /**
  * SPEC "Admin API", POST /admin/api/tokens: validates against config and time, then in one transaction
  * locks the organisation, enforces the active-token limit and name uniqueness, inserts the token and
@@ -81,6 +100,12 @@ export async function generateToken(
   try {
     const row = await deps.db.knex.transaction(async (trx) => {
       if (!(await q.lockOrganisation(trx, actor.organisation_id))) throw new AppError('not_found', 'organisation not found');
+      // The policy is read under the organisation lock: PUT /policy takes the same lock.
+      const policy = await findEffectivePolicy(trx, actor.organisation_id, deps.config);
+      if (!withinLifetime(parseExpiry(input.expires_at)!, now, policy.max_lifetime_days)) {
+        throw policyViolation('expires_at', `must be at most ${policy.max_lifetime_days} days ahead (max_lifetime_days)`);
+      }
+      checkPolicyServices(policy, services);
       const active = await q.countActiveTokens(trx, actor.organisation_id, now);
       if (active >= deps.config.maxActiveTokens) {
         throw new AppError(
@@ -98,6 +123,8 @@ export async function generateToken(
         expires_at: expiresAt,
         created_at: now,
         created_by: actor.id,
+        allowed_ips: input.allowed_ips ?? [],
+        max_tokens_per_hour: input.max_tokens_per_hour === undefined ? policy.default_max_tokens_per_hour : input.max_tokens_per_hour,
       });
       await recordAudit(trx, {
         organisation_id: actor.organisation_id,
@@ -119,13 +146,9 @@ export async function generateToken(
       });
       return inserted;
     });
-    return { ...toTokenResource({ ...row, creator_email: actor.id ? actor.email : null }, now), client_secret: clientSecret };
+    return { ...toTokenResource({ ...row, creator_email: actor.id ? actor.email : null }, now, lifecycleRules(deps)), client_secret: clientSecret };
   } catch (err) {
-    if (isUniqueViolation(err, 'tokens_org_name_uq')) {
-      throw new AppError('name_taken', `A token named "${input.name}" already exists in this organisation.`, [
-        { path: 'name', message: 'already used by another token of this organisation' },
-      ]);
-    }
+    if (isUniqueViolation(err, 'tokens_org_name_uq')) throw nameTaken(input.name);
     throw err;
   }
 }
@@ -134,7 +157,7 @@ export async function getToken(deps: Deps, actor: Actor, id: string): Promise<To
   if (!isUuid(id)) throw notFound();
   const row = await q.findTokenById(deps.db.knex, actor.organisation_id, id);
   if (!row) throw notFound();
-  return toTokenResource(row, deps.clock());
+  return toTokenResource(row, deps.clock(), lifecycleRules(deps));
 }
 
 /**
@@ -148,14 +171,14 @@ export async function listTokens(deps: Deps, actor: Actor, input: ListTokensInpu
   if (input.cursor !== undefined && !after) throw validationFailed('cursor', 'is not a cursor from a previous page');
   const db = deps.db.knex;
   const [rows, active, leaked] = await Promise.all([
-    q.listTokenRows(db, actor.organisation_id, { q: input.q || undefined, status: input.status, after, limit, now }),
+    q.listTokenRows(db, actor.organisation_id, { q: input.q || undefined, status: input.status, after, limit, now, rules: lifecycleRules(deps) }),
     q.countActiveTokens(db, actor.organisation_id, now),
     countLeakedTokens(db, actor.organisation_id, new Date(now.getTime() - LEAKED_COUNT_DAYS * 86_400_000)),
   ]);
   const items = rows.slice(0, limit);
   const last = items[items.length - 1];
   return {
-    items: items.map((r) => toTokenResource(r, now)),
+    items: items.map((r) => toTokenResource(r, now, lifecycleRules(deps))),
     next_cursor: rows.length > limit && last ? encodeCursor({ at: last.cursor_at, id: last.id }) : null,
     active_count: active,
     max_active: deps.config.maxActiveTokens,
@@ -236,5 +259,72 @@ export async function enqueueExpiryNotices(deps: Pick<Deps, 'config' | 'db' | 'c
     });
     notified += count;
     if (count < EXPIRY_NOTICE_BATCH) return notified;
+  }
+}
+
+/**
+ * PATCH /admin/api/tokens/{id} (SPEC "Network and rate limits per token"): changes name, services, allowed_ips
+ * and max_tokens_per_hour, in one transaction with the audit event `token.updated` (the changed fields' old and new
+ * values). Services obey the catalogue and the organisation policy. The client is read on every token request, so
+ * the next access token carries the new services; access tokens already issued keep theirs.
+ * Errors: 404 for an unknown, revoked or other organisation's token; 409 conflict for an expired one (it can no
+ * longer be used, so changing it means nothing); 409 name_taken; 400 validation_failed.
+ */
+export async function updateToken(
+  deps: Deps,
+  actor: Actor,
+  id: string,
+  input: UpdateTokenInput,
+  meta: RequestMeta = {},
+): Promise<TokenResource> {
+  if (!isUuid(id)) throw notFound();
+  const now = deps.clock();
+  const services = input.services === undefined ? undefined : checkServices(deps, input.services);
+  try {
+    const row = await deps.db.knex.transaction(async (trx) => {
+      if (!(await q.lockOrganisation(trx, actor.organisation_id))) throw notFound();
+      const current = await q.lockTokenById(trx, actor.organisation_id, id);
+      if (!current) throw notFound();
+      if (current.expires_at.getTime() <= now.getTime()) {
+        throw new AppError('conflict', 'This token has expired: it can no longer be used or changed.');
+      }
+      if (services !== undefined) checkPolicyServices(await findEffectivePolicy(trx, actor.organisation_id, deps.config), services);
+
+      const wanted: q.TokenChanges = {
+        ...(input.name !== undefined ? { name: input.name } : {}),
+        ...(services !== undefined ? { services } : {}),
+        ...(input.allowed_ips !== undefined ? { allowed_ips: input.allowed_ips } : {}),
+        ...(input.max_tokens_per_hour !== undefined ? { max_tokens_per_hour: input.max_tokens_per_hour } : {}),
+      };
+      const changes: q.TokenChanges = {};
+      const details: Record<string, { old: unknown; new: unknown }> = {};
+      for (const [key, value] of Object.entries(wanted) as Array<[keyof q.TokenChanges, unknown]>) {
+        const old = current[key] ?? (key === 'allowed_ips' ? [] : null);
+        if (JSON.stringify(old) === JSON.stringify(value)) continue;
+        (changes as Record<string, unknown>)[key] = value;
+        details[key] = { old, new: value };
+      }
+      if (Object.keys(changes).length === 0) return current; // nothing changes: no write, no audit event
+      const updated = await q.updateTokenRow(trx, actor.organisation_id, id, changes);
+      if (!updated) throw notFound();
+      await recordAudit(trx, {
+        organisation_id: actor.organisation_id,
+        actor_id: actor.id,
+        actor_email: actor.email,
+        action: 'token.updated',
+        token_id: updated.id,
+        token_name: updated.name,
+        client_id: updated.client_id,
+        ip: meta.ip ?? null,
+        created_at: now,
+        details: { changes: details },
+      });
+      return updated;
+    });
+    const creatorEmail = row.created_by ? ((await q.findAdminEmail(deps.db.knex, row.created_by)) ?? null) : null;
+    return toTokenResource({ ...row, creator_email: creatorEmail }, now, lifecycleRules(deps));
+  } catch (err) {
+    if (input.name !== undefined && isUniqueViolation(err, 'tokens_org_name_uq')) throw nameTaken(input.name);
+    throw err;
   }
 }

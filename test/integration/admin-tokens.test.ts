@@ -65,6 +65,10 @@ describe.each(testDatabases())('admin token API on %s', (kind) => {
         created_by: { id: admin.id, email: admin.email },
         last_used_at: null,
         leaked_at: null,
+        expiring: false,
+        dormant: false,
+        allowed_ips: [],
+        max_tokens_per_hour: null,
       });
       expect(Math.abs(Date.parse(res.body.created_at) - Date.now())).toBeLessThan(10_000);
       const ex = await exchange(res.body.client_id, res.body.client_secret);
@@ -317,6 +321,7 @@ describe.each(testDatabases())('admin token API on %s', (kind) => {
           ip: expect.stringMatching(/127\.0\.0\.1/),
           created_at: expect.any(String),
           leak: null,
+          details: null,
         },
         expect.objectContaining({ action: 'token.generated', token_id: t.id, actor_email: admin.email }),
       ]);

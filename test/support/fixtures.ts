@@ -36,3 +36,8 @@ export async function setTokenExpiry(deps: Deps, tokenId: string, expiresAt: Dat
 export function basic(clientId: string, secret: string): string {
   return 'Basic ' + Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(secret)}`).toString('base64');
 }
+
+/** Moves a token's creation or last use into the past (tests only: time the API cannot fake). */
+export async function setTokenTimes(deps: Deps, tokenId: string, times: { created_at?: Date; last_used_at?: Date | null }): Promise<void> {
+  await deps.db.knex('tokens').where({ id: tokenId }).update(times);
+}

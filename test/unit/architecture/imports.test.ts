@@ -26,6 +26,7 @@ const LAYERS: Record<string, Layer> = {
   mail: 'domain',
   text: 'leaf', // pure text rules (hidden characters in names): no imports
   types: 'leaf', // ambient declarations of untyped packages (types/*.d.ts): no code
+  policy: 'domain', // the organisation policy (SPEC "Organisation policy")
   keys: 'domain', // signing keys: sealed at rest, published ahead, rotated (docs/keys.md)
   // Edges.
   admin: 'edge',

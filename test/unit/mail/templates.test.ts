@@ -91,6 +91,10 @@ describe('tokenGenerated', () => {
       created_by: null,
       last_used_at: null,
       leaked_at: null,
+      expiring: false,
+      dormant: false,
+      allowed_ips: [],
+      max_tokens_per_hour: null,
     };
     const generated: GeneratedToken = { ...resource, client_secret: 'sats_this-must-never-be-mailed' };
     const facts = { catalogue, consoleUrl, generatedBy: 'a@b.c', generatedAt: new Date(), ip: null };

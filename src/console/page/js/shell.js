@@ -7,7 +7,7 @@ import { $, setText } from './dom.js';
 const views = { loading: $('loading') };
 const signedInViews = new Set();
 /** The top-bar navigation link of each signed-in view that has one. */
-const navLinks = { tokens: $('nav-tokens'), admins: $('nav-admins') };
+const navLinks = { tokens: $('nav-tokens'), policy: $('nav-policy'), admins: $('nav-admins') };
 
 /** Registers a screen's top-level element; signedIn views show the navigation and account in the top bar. */
 export function addView(name, node, { signedIn = false } = {}) {

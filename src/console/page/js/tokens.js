@@ -27,6 +27,8 @@ const state = {
   cursors: [null],
   nextCursor: null,
   query: '',
+  /** The status filter: '' (all), active, expired, expiring or dormant. */
+  status: '',
   activeCount: 0,
   maxActive: 0,
   listSeq: 0,
@@ -53,6 +55,8 @@ onReset(() => {
   state.cursors = [null];
   state.nextCursor = null;
   state.query = '';
+  state.status = '';
+  markFilter();
   state.listSeq += 1;
   $('token-search').value = '';
   $('token-rows').replaceChildren();
@@ -335,6 +339,7 @@ async function loadTokens() {
   const seq = ++state.listSeq;
   const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
   if (state.query) params.set('q', state.query);
+  if (state.status) params.set('status', state.status);
   const cursor = state.cursors[state.cursors.length - 1];
   if (cursor) params.set('cursor', cursor);
   let page;
@@ -378,7 +383,8 @@ function renderRows(items) {
   const empty = $('list-empty');
   $('token-table').hidden = items.length === 0;
   if (items.length) hide(empty);
-  else if (state.query) show(empty, `No token matches “${state.query}”.`);
+  else if (state.query) show(empty, `No ${state.status ? `${FILTER_WORDS[state.status]} ` : ''}token matches “${state.query}”.`);
+  else if (state.status) show(empty, `No ${FILTER_WORDS[state.status]} tokens.`);
   else show(empty, 'No tokens yet. Generate one to let an external application call your APIs.');
 }
 
@@ -402,6 +408,8 @@ function tokenRow(token) {
       token.leaked_at
         ? el('span', { class: 'status leaked', title: `Secret reported leaked ${formatAgo(token.leaked_at)}: replace it` }, 'Leaked')
         : null,
+      token.expiring ? el('span', { class: 'badge expiring', title: `Expires within ${expiringSoonDays} days` }, 'Expiring soon') : null,
+      token.dormant ? el('span', { class: 'badge dormant', title: `Not used for ${dormantAfterDays} days or more` }, 'Dormant') : null,
     ),
     cell('Expires', 'col-expires', timeEl(token.expires_at, formatExpiry(token.expires_at))),
     cell(
@@ -452,6 +460,31 @@ $('page-prev').addEventListener('click', async () => {
   state.cursors.pop();
   await loadTokens();
   ($('page-prev').disabled ? $('page-next') : $('page-prev')).focus();
+});
+
+// ---------- status filters: one click to "expiring soon" or "dormant" ----------
+
+const expiringSoonDays = Number(document.querySelector('meta[name="sat-expiring-soon-days"]')?.content) || 7;
+const dormantAfterDays = Number(document.querySelector('meta[name="sat-dormant-after-days"]')?.content) || 90;
+const FILTER_WORDS = { active: 'active', expired: 'expired', expiring: 'expiring', dormant: 'dormant' };
+
+$('filter-expiring').title = `Active tokens that expire within ${expiringSoonDays} days`;
+$('filter-dormant').title = `Active tokens not used for ${dormantAfterDays} days or more`;
+setText($('filter-dormant'), `Dormant (unused ${dormantAfterDays}+ days)`);
+
+function markFilter() {
+  for (const chip of $('status-filters').querySelectorAll('.chip')) {
+    chip.setAttribute('aria-pressed', String(chip.dataset.status === state.status));
+  }
+}
+
+$('status-filters').addEventListener('click', (event) => {
+  const chip = event.target instanceof Element ? event.target.closest('.chip') : null;
+  if (!chip || chip.dataset.status === state.status) return;
+  state.status = chip.dataset.status ?? '';
+  state.cursors = [null];
+  markFilter();
+  void loadTokens();
 });
 
 let searchTimer;

@@ -1,0 +1,21 @@
+import type Router from '@koa/router';
+import type { Middleware } from 'koa';
+import type { Deps } from '../deps.js';
+import { parseBody } from '../http/validate.js';
+import { getPolicy, policyBody, updatePolicy } from '../policy/index.js';
+import { adminState } from './auth.js';
+import { describeRoute } from './openapi.js';
+
+/** GET and PUT /policy (SPEC "Organisation policy"): the caller's organisation's policy, as one full document. */
+export function policyRoutes(router: Router, deps: Deps, auth: Middleware): void {
+  describeRoute('GET', '/policy', { summary: "The organisation's policy (full document)", tag: 'policy' });
+  router.get('/policy', auth, async (ctx) => {
+    ctx.body = await getPolicy(deps, adminState(ctx).actor);
+  });
+
+  describeRoute('PUT', '/policy', { summary: "Replace the organisation's policy (audit policy.updated)", tag: 'policy', body: policyBody });
+  router.put('/policy', auth, async (ctx) => {
+    const input = parseBody(ctx, policyBody);
+    ctx.body = await updatePolicy(deps, adminState(ctx).actor, input, { ip: ctx.ip });
+  });
+}

@@ -1,0 +1,52 @@
+import { recordAudit } from '../audit/index.js';
+import type { Deps } from '../deps.js';
+import { queueTokenRevokedDormantMail } from '../mail/index.js';
+import { listDormantRevocationPolicies } from '../policy/index.js';
+import * as q from './queries.js';
+
+const DAY_MS = 86_400_000;
+
+/**
+ * SPEC "Organisation policy": revokes every active token that has not been used for its organisation's
+ * `revoke_dormant_after_days` (counted from creation when never used). Each revocation is one transaction: the
+ * conditional delete (which re-reads the policy and the token's last use), the audit event `token.revoked` with
+ * actor `policy`, and the mail to the token's creator. Several instances may run this at once: the delete hands
+ * each token to exactly one of them. Returns the number of tokens revoked. Time comes from `deps.clock`.
+ */
+export async function revokeDormantTokens(deps: Pick<Deps, 'config' | 'db' | 'clock'>): Promise<number> {
+  const now = deps.clock();
+  let revoked = 0;
+  for (const policy of await listDormantRevocationPolicies(deps.db.knex)) {
+    const cutoff = new Date(now.getTime() - policy.revoke_dormant_after_days * DAY_MS);
+    for (const id of await q.listDormantTokenIds(deps.db.knex, policy.organisation_id, now, cutoff)) {
+      const done = await deps.db.knex.transaction(async (trx) => {
+        const row = await q.deleteTokenIfDormantByPolicy(trx, policy.organisation_id, id, now);
+        if (!row) return false; // used meanwhile, policy changed, or another instance revoked it
+        await recordAudit(trx, {
+          organisation_id: row.organisation_id,
+          actor_id: null,
+          actor_email: 'policy',
+          action: 'token.revoked',
+          token_id: row.id,
+          token_name: row.name,
+          client_id: row.client_id,
+          created_at: now,
+          // The policy as the delete read it, which may be newer than the list this run started from.
+          details: { reason: 'dormant', revoke_dormant_after_days: row.policy_days, last_used_at: row.last_used_at },
+        });
+        const creatorEmail = row.created_by ? ((await q.findAdminEmail(trx, row.created_by)) ?? null) : null;
+        await queueTokenRevokedDormantMail(trx, deps, {
+          organisationId: row.organisation_id,
+          token: { name: row.name, client_id: row.client_id, services: row.services, expires_at: row.expires_at },
+          creatorEmail,
+          days: row.policy_days,
+          lastUsedAt: row.last_used_at,
+          at: now,
+        });
+        return true;
+      });
+      if (done) revoked += 1;
+    }
+  }
+  return revoked;
+}

@@ -1,0 +1,62 @@
+import ipaddr from 'ipaddr.js';
+
+/** SPEC "Network and rate limits per token": at most this many entries in `allowed_ips`. */
+export const MAX_ALLOWED_IPS = 20;
+
+/**
+ * One `allowed_ips` entry, parsed with ipaddr.js and written one canonical way, or undefined when it is not an
+ * IPv4/IPv6 address or CIDR range:
+ * - IPv4 only in dotted four-part decimal (`10.1.2.3`, not `10.1` or `0x0a.1.2.3`); IPv6 in RFC 5952 form
+ *   (`2001:db8::1`), without a zone (`%eth0`);
+ * - a range as its network address and prefix (`10.1.2.3/8` → `10.0.0.0/8`); a full-length prefix (`/32`,
+ *   `/128`) as the plain address;
+ * - an IPv4-mapped IPv6 address or range (`::ffff:10.0.0.1`) as IPv4, the form a dual-stack socket reports
+ *   after it is unmapped.
+ */
+export function normaliseNetwork(entry: string): string | undefined {
+  const text = entry.trim();
+  if (text.length === 0 || text.length > 64 || text.includes('%')) return undefined;
+  const slash = text.indexOf('/');
+  const addressText = slash === -1 ? text : text.slice(0, slash);
+  const prefixText = slash === -1 ? undefined : text.slice(slash + 1);
+  if (prefixText !== undefined && !/^\d{1,3}$/.test(prefixText)) return undefined;
+
+  let address: ipaddr.IPv4 | ipaddr.IPv6;
+  if (addressText.includes(':')) {
+    if (!ipaddr.IPv6.isValid(addressText)) return undefined;
+    address = ipaddr.IPv6.parse(addressText);
+  } else if (ipaddr.IPv4.isValidFourPartDecimal(addressText)) {
+    address = ipaddr.IPv4.parse(addressText);
+  } else return undefined;
+
+  const bits = address.kind() === 'ipv4' ? 32 : 128;
+  let prefix = prefixText === undefined ? bits : Number(prefixText);
+  if (prefix > bits) return undefined;
+  if (address.kind() === 'ipv6' && (address as ipaddr.IPv6).isIPv4MappedAddress() && prefix >= 96) {
+    address = (address as ipaddr.IPv6).toIPv4Address();
+    prefix -= 96;
+  }
+  const full = address.kind() === 'ipv4' ? 32 : 128;
+  const show = (a: ipaddr.IPv4 | ipaddr.IPv6) => (a.kind() === 'ipv4' ? a.toString() : (a as ipaddr.IPv6).toRFC5952String());
+  if (prefix === full) return show(address);
+  const network =
+    address.kind() === 'ipv4'
+      ? ipaddr.IPv4.networkAddressFromCIDR(`${address.toString()}/${prefix}`)
+      : ipaddr.IPv6.networkAddressFromCIDR(`${address.toString()}/${prefix}`);
+  return `${show(network)}/${prefix}`;
+}
+
+/** True when `address` (as the client connected from) is inside one of the normalised `networks`; empty = any. */
+export function isAddressAllowed(address: string, networks: readonly string[]): boolean {
+  if (networks.length === 0) return true;
+  let parsed: ipaddr.IPv4 | ipaddr.IPv6;
+  try {
+    parsed = ipaddr.process(address); // unmaps ::ffff:a.b.c.d
+  } catch {
+    return false;
+  }
+  return networks.some((n) => {
+    const [net, bits] = n.includes('/') ? ipaddr.parseCIDR(n) : [ipaddr.parse(n), parsed.kind() === 'ipv4' ? 32 : 128];
+    return net.kind() === parsed.kind() && parsed.match(net, bits);
+  });
+}
