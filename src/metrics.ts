@@ -77,3 +77,16 @@ export const httpResponses = new client.Counter({
   labelNames: ['status_class'] as const,
   registers: [registry],
 });
+
+// Read at scrape time (GET /metrics) from the signing_keys table: the same on every instance.
+export const signingKeyAge = new client.Gauge({
+  name: 'sat_signing_key_age_seconds',
+  help: 'How long the signing key in use has signed.',
+  registers: [registry],
+});
+
+export const signingKeyNextRotation = new client.Gauge({
+  name: 'sat_signing_key_next_rotation_seconds',
+  help: 'Seconds until the next automatic key rotation publishes a new key (0: due); absent when KEY_ROTATION_DAYS is 0.',
+  registers: [registry],
+});

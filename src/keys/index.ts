@@ -26,6 +26,7 @@ export {
   rewrapSigningKeys,
   rotateSigningKey,
   rotateSigningKeyIfDue,
+  signingKeySchedule,
   sealPlaintextKeys,
   type KeySet,
   type PublicKeySet,

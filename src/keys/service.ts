@@ -183,6 +183,26 @@ export async function rotateSigningKey(
 const startsSigning = (r: Pick<SigningKeyRow, 'not_before' | 'created_at'>) => Math.max(r.not_before.getTime(), r.created_at.getTime());
 
 /**
+ * For the operators' metrics (SPEC "Operations"): how long the key of `alg` that signs at `now` has signed
+ * (`ageSeconds`), and in how many seconds the next automatic rotation adds a key (`nextRotationSeconds`, 0 when
+ * due; null when KEY_ROTATION_DAYS is 0 or no key of `alg` exists). Same rule as rotateSigningKeyIfDue. Pure.
+ */
+export function signingKeySchedule(
+  rows: ReadonlyArray<Pick<SigningKeyRow, 'alg' | 'not_before' | 'created_at'>>,
+  alg: SigningAlg,
+  now: Date,
+  rotationDays: number,
+  aheadSeconds: number,
+): { ageSeconds: number | null; nextRotationSeconds: number | null } {
+  const starts = rows.filter((r) => r.alg === alg).map(startsSigning);
+  const signing = starts.filter((t) => t <= now.getTime());
+  const ageSeconds = signing.length ? (now.getTime() - Math.max(...signing)) / 1000 : null;
+  if (rotationDays <= 0 || starts.length === 0) return { ageSeconds, nextRotationSeconds: null };
+  const dueAt = Math.max(...starts) + rotationDays * 86_400_000 - aheadSeconds * 1000;
+  return { ageSeconds, nextRotationSeconds: Math.max(0, (dueAt - now.getTime()) / 1000) };
+}
+
+/**
  * Automatic rotation (SPEC: every KEY_ROTATION_DAYS, with the same ahead publication): when the newest key has
  * signed (or will sign) for `rotationDays` minus the ahead window at `now`, adds a key that signs `aheadSeconds`
  * later, so key lifetimes stay `rotationDays`. Exactly once across instances: the check and the insert run under

@@ -2,8 +2,9 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import Router from '@koa/router';
 import { pingDb } from '../db/index.js';
 import type { Deps } from '../deps.js';
+import { listSigningKeys, signingKeySchedule } from '../keys/index.js';
 import { mailQueueStats } from '../mail/index.js';
-import { mailFailedMessages, mailQueueDepth, mailQueueOldestAge, registry } from '../metrics.js';
+import { mailFailedMessages, mailQueueDepth, mailQueueOldestAge, registry, signingKeyAge, signingKeyNextRotation } from '../metrics.js';
 
 /**
  * GET /healthz (alive), /readyz (database reachable and not shutting down, 503 otherwise), /metrics (Prometheus
@@ -53,6 +54,16 @@ export function opsRouter(deps: Deps, lifecycle: { readonly draining: boolean } 
       mailFailedMessages.set(mail.failed);
     } catch (err) {
       deps.log.warn('metrics: could not read the mail outbox', { err }); // the other metrics still answer
+    }
+    try {
+      const { config } = deps;
+      const schedule = signingKeySchedule(await listSigningKeys(deps.db.knex), config.signingAlg, deps.clock(), config.keyRotationDays, config.keyPublishAheadSeconds);
+      if (schedule.ageSeconds === null) signingKeyAge.reset();
+      else signingKeyAge.set(schedule.ageSeconds);
+      if (schedule.nextRotationSeconds === null) signingKeyNextRotation.reset();
+      else signingKeyNextRotation.set(schedule.nextRotationSeconds);
+    } catch (err) {
+      deps.log.warn('metrics: could not read the signing keys', { err });
     }
     ctx.type = registry.contentType;
     ctx.body = await registry.metrics();

@@ -44,6 +44,23 @@ describe.each(testDatabases())('metrics on %s', (kind) => {
     rmSync(confDir, { recursive: true, force: true });
   });
 
+  it("reports the signing key's age and when the next automatic rotation publishes a key", async () => {
+    const before = await metrics();
+    const age = sample(before, 'sat_signing_key_age_seconds');
+    expect(age).toBeGreaterThanOrEqual(0);
+    server.clock.advance(86_400_000); // one day later
+    try {
+      const text = await metrics();
+      expect(sample(text, 'sat_signing_key_age_seconds')).toBeCloseTo((age as number) + 86_400, -2);
+      // KEY_ROTATION_DAYS 90, KEY_PUBLISH_AHEAD_SECONDS 600: the next key is due 90 days after the first signed, less 600 s.
+      const next = sample(text, 'sat_signing_key_next_rotation_seconds') as number;
+      expect(next).toBeGreaterThan(89 * 86_400 - 600 - 3_600);
+      expect(next).toBeLessThanOrEqual(89 * 86_400 - 600);
+    } finally {
+      server.clock.advance(-86_400_000);
+    }
+  });
+
   it('reports the mail queue depth and the age of its oldest message, then the failed mail', async () => {
     const session = await signIn(server, 'first-admin@example.com', 'first-admin-password');
     expect((await call(server, 'POST', '/tokens', { token: session.token, json: tokenBody() })).status).toBe(201);
