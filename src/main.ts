@@ -13,7 +13,7 @@ import { deliverDueMail, pruneSentMail } from './mail/delivery.js';
 import { enqueueExpiryNotices } from './mail/index.js';
 import { createMailTransport } from './mail/transport.js';
 import { createServer } from './server.js';
-import { pruneRevokedAccessTokens } from './tokens/index.js';
+import { pruneOneTimeUses, pruneRevokedAccessTokens } from './tokens/index.js';
 import type { OAuth } from './oauth/index.js';
 
 export interface Running {
@@ -83,7 +83,10 @@ export async function serve(
           // Expired admin sessions, finished sign-in throttle windows, revoked access tokens past their exp.
           name: 'prune-expired',
           intervalMs: 600_000,
-          run: async () => (await pruneSessions(deps)) + (await pruneRevokedAccessTokens(deps.db.knex, deps.clock())),
+          run: async () =>
+            (await pruneSessions(deps)) +
+            (await pruneRevokedAccessTokens(deps.db.knex, deps.clock())) +
+            (await pruneOneTimeUses(deps.db.knex, new Date())),
         },
         {
           name: 'deliver-mail',

@@ -2,7 +2,16 @@ import type Router from '@koa/router';
 import type { Middleware } from 'koa';
 import type { Deps } from '../deps.js';
 import { emptyBody, parseBody, parseQuery } from '../http/validate.js';
-import { generateToken, generateTokenBody, getToken, listTokens, listTokensQuery, revokeToken } from '../tokens/index.js';
+import {
+  generateToken,
+  generateTokenBody,
+  getToken,
+  listTokens,
+  listTokensQuery,
+  revokeToken,
+  updateTokenCredentials,
+  updateTokenCredentialsBody,
+} from '../tokens/index.js';
 import { adminState } from './auth.js';
 
 /** The service catalogue and the token endpoints (SPEC "Admin API"). Every call is scoped to the admin's organisation. */
@@ -26,6 +35,13 @@ export function tokenRoutes(router: Router, deps: Deps, auth: Middleware): void 
 
   router.get('/tokens/:id', auth, async (ctx) => {
     ctx.body = await getToken(deps, adminState(ctx).actor, ctx.params.id ?? '');
+  });
+
+  // SPEC Part 2 "Sender-constrained and secretless tokens": replaces jwks, sets require_dpop. (The other PATCH
+  // fields, name, services and limits, belong to the lifecycle work; the two bodies merge into one route.)
+  router.patch('/tokens/:id', auth, async (ctx) => {
+    const input = parseBody(ctx, updateTokenCredentialsBody);
+    ctx.body = await updateTokenCredentials(deps, adminState(ctx).actor, ctx.params.id ?? '', input, { ip: ctx.ip });
   });
 
   router.post('/tokens/:id/revoke', auth, async (ctx) => {

@@ -6,6 +6,7 @@ import { validationFailed } from '../errors.js';
 export type AuditAction =
   | 'token.generated'
   | 'token.revoked'
+  | 'token.updated'
   | 'admin.signed_in'
   | 'admin.sign_in_failed'
   | 'admin.signed_out';

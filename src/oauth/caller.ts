@@ -21,6 +21,10 @@ export function callerEndpoint(
       const form = await readForm(ctx);
       const presented = parseClientCredentials(ctx.get('authorization'), form);
       if (!presented) throw new ClientAuthenticationFailed('no client authentication mechanism provided', true);
+      // private_key_jwt is accepted at the token endpoint only (docs/sender-constrained.md).
+      if (presented.method === 'private_key_jwt') {
+        throw new ClientAuthenticationFailed(`${name} takes client_secret_basic or client_secret_post, not a client assertion`, false);
+      }
       const caller = await authenticateClient(deps, presented);
       if (!caller) throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
       const repeated = form.repeated();

@@ -29,9 +29,24 @@ export async function authenticateClient(deps: Deps, presented: PresentedCredent
   const token = await findTokenByClientId(deps.db.knex, clientId);
   if (token) {
     if (token.expires_at.getTime() - deps.clock().getTime() < MIN_REMAINING_MS) return undefined;
+    // A private_key_jwt token has no secret (secret_hash null): no secret authenticates it.
+    if (token.auth_method !== 'client_secret' || token.secret_hash === null) return undefined;
     return verifySecret(secret, token.secret_hash) ? { kind: 'token', clientId, token } : undefined;
   }
   const server = await findResourceServerByClientId(deps.db.knex, clientId);
   if (!server || !verifySecret(secret, server.secret_hash)) return undefined;
   return { kind: 'resource_server', clientId, resourceServerId: server.id, name: server.name };
+}
+
+/**
+ * The token a client assertion (RFC 7523, `private_key_jwt`) names, before the assertion is verified: a
+ * `private_key_jwt` token with at least a second left, read on every call (no cache). oidc-provider then verifies
+ * the assertion against the row's keys (signature, iss, sub, aud, exp, one-time jti). Undefined: `invalid_client`.
+ */
+export async function findAssertionClient(deps: Deps, clientId: string): Promise<ClientRow | undefined> {
+  if (!isWellFormedClientId(clientId)) return undefined;
+  const token = await findTokenByClientId(deps.db.knex, clientId);
+  if (!token || token.auth_method !== 'private_key_jwt' || token.jwks === null) return undefined;
+  if (token.expires_at.getTime() - deps.clock().getTime() < MIN_REMAINING_MS) return undefined;
+  return token;
 }

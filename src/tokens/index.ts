@@ -4,16 +4,26 @@ export {
   getToken,
   listTokens,
   revokeToken,
+  updateTokenCredentials,
   DEFAULT_PAGE_SIZE,
   type Actor,
   type GeneratedToken,
+  type GeneratedKeyToken,
   type RequestMeta,
   type RevokedToken,
   type TokenPage,
 } from './service.js';
-export { generateTokenBody, listTokensQuery, tokenName, type GenerateTokenInput, type ListTokensInput } from './schemas.js';
+export {
+  generateTokenBody,
+  listTokensQuery,
+  tokenName,
+  updateTokenCredentialsBody,
+  type GenerateTokenInput,
+  type ListTokensInput,
+  type UpdateTokenCredentialsInput,
+} from './schemas.js';
 export { findTokenByClientId, deleteToken } from './queries.js';
-export { toTokenResource, tokenStatus, type TokenResource } from './resource.js';
+export { rowJwks, toTokenResource, tokenStatus, type TokenResource } from './resource.js';
 export {
   CLIENT_ID_PREFIX,
   SECRET_PREFIX,
@@ -25,8 +35,17 @@ export {
 export { accessTokenLifetime, parseExpiry, resolveExpiry } from './expiry.js';
 export { UsageRecorder } from './usage.js';
 export { isAccessTokenRevoked, pruneRevokedAccessTokens, revokeAccessToken, type RevokedAccessToken } from './access-tokens.js';
-export { authenticateClient, type AuthenticatedClient, type PresentedCredentials } from './clients.js';
+export { authenticateClient, findAssertionClient, type AuthenticatedClient, type PresentedCredentials } from './clients.js';
 export type { ClientRow } from './queries.js';
+export { claimOneTimeUse, isOneTimeUseClaimed, pruneOneTimeUses } from './replay.js';
+export {
+  CLIENT_ASSERTION_ALGS,
+  jwkThumbprint,
+  parsePublicJwks,
+  publicKeyFromText,
+  type PublicJwk,
+  type PublicJwks,
+} from './jwks.js';
 export {
   addResourceServer,
   listResourceServers,

@@ -20,8 +20,47 @@ export async function countActiveTokens(db: Db, organisationId: string, now: Dat
 }
 
 export async function insertToken(db: Db, row: Omit<TokenRow, 'last_used_at'>): Promise<TokenRow> {
-  const [inserted] = await db<TokenRow>('tokens').insert(row).returning('*');
+  const values = { ...row, jwks: row.jwks === null ? null : typeof row.jwks === 'string' ? row.jwks : JSON.stringify(row.jwks) };
+  const [inserted] = await db<TokenRow>('tokens').insert(values as TokenRow).returning('*');
   return inserted as TokenRow;
+}
+
+/** Sets the sender-constraint fields of one token of an organisation (PATCH); false when there is no such token. */
+export async function updateTokenCredentials(
+  db: Db,
+  organisationId: string,
+  id: string,
+  changes: { jwks?: TokenRow['jwks']; require_dpop?: boolean },
+): Promise<boolean> {
+  const values: Record<string, unknown> = {};
+  if (changes.jwks !== undefined) values.jwks = changes.jwks === null ? null : JSON.stringify(changes.jwks);
+  if (changes.require_dpop !== undefined) values.require_dpop = changes.require_dpop;
+  if (Object.keys(values).length === 0) return true;
+  return affectedRows(await db('tokens').where({ organisation_id: organisationId, id }).update(values)) > 0;
+}
+
+/**
+ * oidc-provider's ReplayDetection, shared by every instance: claims `id` (SHA-256 of issuer and jti) until
+ * `expiresAt` in one statement. True when this call claimed it (never seen, or only an expired entry not pruned
+ * yet); false when a live entry exists, whichever instance wrote it.
+ */
+export async function claimReplayId(db: Db, id: string, expiresAt: Date, now: Date): Promise<boolean> {
+  const result = await db.raw(
+    `insert into oauth_replay (id, expires_at) values (?, ?)
+     on conflict (id) do update set expires_at = excluded.expires_at where oauth_replay.expires_at <= ?
+     returning id`,
+    [id, expiresAt, now],
+  );
+  return ((result as { rows?: unknown[] }).rows ?? []).length === 1;
+}
+
+export async function findReplayId(db: Db, id: string, now: Date): Promise<boolean> {
+  const row = await db('oauth_replay').select('id').where({ id }).andWhere('expires_at', '>', now).first();
+  return row !== undefined;
+}
+
+export async function deleteExpiredReplayIds(db: Db, now: Date): Promise<number> {
+  return affectedRows(await db('oauth_replay').where('expires_at', '<=', now).delete());
 }
 
 const withCreator = (db: Db) =>
@@ -66,8 +105,11 @@ export async function listTokenRows(db: Db, organisationId: string, f: TokenFilt
 }
 
 /** What authenticating a client needs of its token row. */
-export type ClientRow = Pick<TokenRow, 'id' | 'organisation_id' | 'client_id' | 'secret_hash' | 'services' | 'expires_at'>;
-const CLIENT_COLUMNS = ['id', 'organisation_id', 'client_id', 'secret_hash', 'services', 'expires_at'] as const;
+export type ClientRow = Pick<
+  TokenRow,
+  'id' | 'organisation_id' | 'client_id' | 'secret_hash' | 'services' | 'expires_at' | 'auth_method' | 'jwks' | 'require_dpop'
+>;
+const CLIENT_COLUMNS = ['id', 'organisation_id', 'client_id', 'secret_hash', 'services', 'expires_at', 'auth_method', 'jwks', 'require_dpop'] as const;
 // Columns listed, never `*`: a prepared statement keeps the shape it was prepared with. Exported for the bench's EXPLAIN.
 export const CLIENT_LOOKUP_SQL = `select ${CLIENT_COLUMNS.join(', ')} from tokens where client_id = any($1::text[])`;
 
@@ -98,7 +140,7 @@ async function runLookups(client: KnexClientInternals, batch: Lookup[]): Promise
       const ids = [...new Set(batch.map((l) => l.clientId))];
       const { rows } =
         client.config.client === 'pg'
-          ? await connection.query({ name: 'sat_client_lookup', text: CLIENT_LOOKUP_SQL, values: [ids] })
+          ? await connection.query({ name: 'sat_client_lookup_v2', text: CLIENT_LOOKUP_SQL, values: [ids] })
           : await connection.query(CLIENT_LOOKUP_SQL, [ids]);
       const byId = new Map(rows.map((r) => [r.client_id, r]));
       for (const l of batch) l.resolve(byId.get(l.clientId));

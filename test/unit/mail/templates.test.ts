@@ -90,6 +90,9 @@ describe('tokenGenerated', () => {
       created_at: '2030-01-01T00:00:00.000Z',
       created_by: null,
       last_used_at: null,
+      auth_method: 'client_secret',
+      jwk_thumbprints: null,
+      require_dpop: false,
     };
     const generated: GeneratedToken = { ...resource, client_secret: 'sats_this-must-never-be-mailed' };
     const facts = { catalogue, consoleUrl, generatedBy: 'a@b.c', generatedAt: new Date(), ip: null };
