@@ -1,50 +1,17 @@
 // SPEC Part 2 "Sender-constrained and secretless tokens": private_key_jwt (RFC 7523) and DPoP (RFC 9449), with real
 // clients (openid-client, oauth4webapi) through discovery, on each database.
-import { generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
-import { calculateJwkThumbprint, decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { generateKeyPairSync } from 'node:crypto';
+import { decodeJwt, exportJWK, generateKeyPair, type JWK } from 'jose';
 import * as oauth from 'oauth4webapi';
 import * as oidc from 'openid-client';
 import { call, signIn, tokenBody, type SignedIn } from '../support/admin-api.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic, makeAdmin, uniq } from '../support/fixtures.js';
 import { metricValue, scrape } from '../support/metrics.js';
+import { assertion, clientKey, dpopProof, type ClientKey } from '../support/sender.js';
 import { startServer, type TestServer } from '../support/server.js';
 
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
-
-export interface ClientKey {
-  privateKey: CryptoKey;
-  publicKey: CryptoKey;
-  publicJwk: JWK;
-  thumbprint: string;
-}
-
-export async function clientKey(alg: 'ES256' | 'RS256' = 'ES256'): Promise<ClientKey> {
-  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
-  const publicJwk = await exportJWK(publicKey);
-  return { privateKey, publicKey, publicJwk, thumbprint: await calculateJwkThumbprint(publicJwk) };
-}
-
-/** A client assertion (RFC 7523 §3) signed by `key`. */
-export function assertion(key: Pick<ClientKey, 'privateKey'> | { privateKey: KeyObject }, clientId: string, aud: string, claims: Record<string, unknown> = {}, alg = 'ES256'): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ jti: randomUUID(), ...claims })
-    .setProtectedHeader({ alg })
-    .setIssuer(clientId)
-    .setSubject(clientId)
-    .setAudience(aud)
-    .setIssuedAt(now)
-    .setExpirationTime((claims.exp as number | undefined) ?? now + 60)
-    .sign(key.privateKey);
-}
-
-/** A DPoP proof (RFC 9449 §4.2) for POST `htu`. */
-export function dpopProof(key: ClientKey, htu: string, jti = randomUUID()): Promise<string> {
-  return new SignJWT({ jti, htm: 'POST', htu })
-    .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: key.publicJwk })
-    .setIssuedAt()
-    .sign(key.privateKey);
-}
 
 const form = (params: Record<string, string>) => new URLSearchParams(params).toString();
 
