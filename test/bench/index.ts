@@ -34,6 +34,7 @@ import { explainDomainCall, explainStatement, scanCounters, type PlannedQuery } 
 import { basicAuth, cpuSeconds, measure, peakRssMiB, type RunResult } from './load.js';
 import { printProfile, summariseProfile, type ProfileSummary } from './profile.js';
 import { seedBulk, seedKnown, type BulkResult, type Credential, type KnownSeed } from './seed.js';
+import { measureSender, seedSender, type SenderRun, type SenderSeed } from './sender.js';
 
 const env = process.env;
 const int = (v: string | undefined, d: number) => (v === undefined || v.trim() === '' ? d : Number.parseInt(v, 10));
@@ -122,6 +123,8 @@ function depsFor(db: BenchDb, knexDb: Awaited<ReturnType<typeof openDb>>): Deps 
 
 interface Seeded {
   known: KnownSeed;
+  /** private_key_jwt and DPoP clients (sender.ts). */
+  sender?: SenderSeed;
   bulk?: BulkResult;
   seed_seconds: number;
   explain: PlannedQuery[];
@@ -137,6 +140,7 @@ async function seed(db: BenchDb, size: number): Promise<Seeded> {
     await migrateLatest(database.knex);
     const known = await seedKnown({ ...deps, config: loadConfig({ ...db.env, LOG_LEVEL: 'warn' }) }, opts.clients, PER_ORG);
     out(`  ${db.label}: ${known.credentials.length} known credentials in ${known.organisations} organisations (generateToken)`);
+    const sender = await seedSender(deps);
     let bulk: BulkResult | undefined;
     if (size > known.credentials.length) {
       bulk = await seedBulk(database.knex, size, opts.orgs, (l) => out(`  ${db.label}:${l}`));
@@ -145,7 +149,7 @@ async function seed(db: BenchDb, size: number): Promise<Seeded> {
       await database.knex.raw('analyze');
     }
     const explain = await explainHotQueries(deps, known);
-    return { known, ...(bulk ? { bulk } : {}), seed_seconds: (performance.now() - started) / 1000, explain };
+    return { known, sender, ...(bulk ? { bulk } : {}), seed_seconds: (performance.now() - started) / 1000, explain };
   } finally {
     await database.close();
   }
@@ -419,6 +423,7 @@ async function main(): Promise<void> {
 
   const servers: Server[] = [];
   const dbs: BenchDb[] = [];
+  const senderRuns: SenderRun[] = [];
   const cleanup = async () => {
     for (const s of servers) await stopServer(s).catch(() => undefined);
     for (const d of dbs) await d.drop().catch((err) => out(`could not drop ${d.label}: ${(err as Error).message}`));
@@ -485,6 +490,20 @@ async function main(): Promise<void> {
       }
     }
     out();
+
+    // Issue 13: private_key_jwt and DPoP beside the secret-based request (a figure to watch, no target).
+    const oursSmall = servers.find((x) => x.kind === 'ours' && x.size === opts.clients);
+    const sender = oursSmall?.seeded?.sender;
+    if (oursSmall && sender) {
+      out('sender-constrained and secretless token requests (closed loop; the load generator signs a fresh JWT per request)');
+      for (const c of opts.connections.filter((n) => n <= 32)) {
+        for (const r of await measureSender(oursSmall.url, sender, c, opts.duration)) {
+          senderRuns.push(r);
+          out(`  ${r.kind.padEnd(24)} c=${String(c).padEnd(4)} ${fmt(r.tokens_per_s).padStart(6)} tok/s  p50 ${fmt(r.p50_ms, 2).padStart(6)}  p99 ${fmt(r.p99_ms, 2).padStart(6)} ms  failures ${r.failures}`);
+        }
+      }
+      out();
+    }
 
     for (const s of servers.filter((x) => x.kind === 'ours')) {
       out(`admin API (${s.name}, ${s.size.toLocaleString('en')} credentials)`);
@@ -609,6 +628,7 @@ async function main(): Promise<void> {
       ...(Object.keys(s.profiles).length ? { profiles: s.profiles } : {}),
     })),
     checks,
+    sender_constrained: senderRuns,
   };
   writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
   out(`results: ${path.relative(process.cwd(), file)}`);

@@ -8,7 +8,7 @@ import { call, signIn, tokenBody, type SignedIn } from '../support/admin-api.js'
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic, makeAdmin, uniq } from '../support/fixtures.js';
 import { metricValue, scrape } from '../support/metrics.js';
-import { assertion, clientKey, dpopProof, type ClientKey } from '../support/sender.js';
+import { assertion, clientKey, dpopProof, resourceProof, verifyDpopRequest, type ClientKey } from '../support/sender.js';
 import { startServer, type TestServer } from '../support/server.js';
 
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -260,6 +260,28 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       const body = (await bound.json()) as { token_type: string; access_token: string };
       expect(body.token_type).toBe('DPoP');
       expect((decodeJwt(body.access_token) as { cnf?: { jkt?: string } }).cnf?.jkt).toBe(dpopKey.thumbprint);
+    });
+
+    it('a resource server verifies a DPoP-bound token and its proof (docs/sender-constrained.md, jose)', async () => {
+      const t = await secretToken();
+      const dpopKey = await clientKey();
+      const res = await post(form({ grant_type: 'client_credentials' }), { authorization: basic(t.client_id, t.client_secret), dpop: await dpopProof(dpopKey, tokenUrl) });
+      const { access_token } = (await res.json()) as { access_token: string };
+      const api = 'https://api.example.test/candidates?page=2';
+      const seen = new Map<string, number>();
+      const audience = server.deps.config.apiAudience;
+      const request = { method: 'GET', url: api, authorization: `DPoP ${access_token}`, dpop: await resourceProof(dpopKey, 'GET', api, access_token) };
+      const claims = await verifyDpopRequest(server.issuer, audience, request, seen);
+      expect(claims.client_id).toBe(t.client_id);
+      await expect(verifyDpopRequest(server.issuer, audience, request, seen)).rejects.toThrow(/replayed/);
+      const thief = await clientKey();
+      await expect(
+        verifyDpopRequest(server.issuer, audience, { ...request, dpop: await resourceProof(thief, 'GET', api, access_token) }, seen),
+      ).rejects.toThrow(/cnf.jkt/);
+      await expect(
+        verifyDpopRequest(server.issuer, audience, { ...request, dpop: await resourceProof(dpopKey, 'POST', api, access_token) }, seen),
+      ).rejects.toThrow(/htm/);
+      await expect(verifyDpopRequest(server.issuer, audience, { ...request, authorization: `Bearer ${access_token}` }, seen)).rejects.toThrow();
     });
 
     it('the replay store is a table whose expired entries the prune job deletes', async () => {
