@@ -23,6 +23,8 @@ export const generateTokenBody = z
     // SPEC Part 2 "Sender-constrained and secretless tokens": jwks is validated in depth by parsePublicJwks (jwks.ts).
     auth_method: z.enum(['client_secret', 'private_key_jwt'], { error: 'must be "client_secret" or "private_key_jwt"' }).optional(),
     jwks: z.unknown().optional(),
+    /** A pasted JWK, JWK Set or PEM public key (the console), converted to `jwks` by the server. */
+    public_key: z.string({ error: 'must be the text of a JWK or a PEM public key' }).max(65_536).optional(),
     require_dpop: z.boolean({ error: 'must be true or false' }).optional(),
   })
   .strict();
@@ -35,6 +37,7 @@ export const generateTokenBody = z
 export const updateTokenCredentialsBody = z
   .object({
     jwks: z.unknown().optional(),
+    public_key: z.string({ error: 'must be the text of a JWK or a PEM public key' }).max(65_536).optional(),
     require_dpop: z.boolean({ error: 'must be true or false' }).optional(),
   })
   .strict();

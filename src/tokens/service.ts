@@ -8,7 +8,7 @@ import { generateClientId, generateClientSecret, hashSecret } from './credential
 import { resolveExpiry } from './expiry.js';
 import * as q from './queries.js';
 import { toTokenResource, type TokenResource } from './resource.js';
-import { parsePublicJwks } from './jwks.js';
+import { parsePublicJwks, publicKeyFromText, type PublicJwks } from './jwks.js';
 import type { GenerateTokenInput, ListTokensInput, UpdateTokenCredentialsInput } from './schemas.js';
 
 /**
@@ -60,6 +60,13 @@ function checkServices(deps: Pick<Deps, 'config'>, services: string[]): string[]
 
 const notFound = () => new AppError('not_found', 'No such token.');
 
+/** The public keys of a request: `jwks` (a JWK Set) or `public_key` (pasted JWK or PEM text), never both. */
+function keysOf(input: { jwks?: unknown; public_key?: string | undefined }): PublicJwks | undefined {
+  if (input.jwks !== undefined && input.public_key !== undefined) throw validationFailed('public_key', 'send jwks or public_key, not both');
+  if (input.public_key !== undefined) return { keys: publicKeyFromText(input.public_key) };
+  return input.jwks === undefined ? undefined : parsePublicJwks(input.jwks);
+}
+
 /**
  * SPEC "Admin API", POST /admin/api/tokens: validates against config and time, then in one transaction
  * locks the organisation, enforces the active-token limit and name uniqueness, inserts the token and
@@ -83,13 +90,14 @@ export async function generateToken(
   const expiresAt = resolveExpiry(input.expires_at, now, deps.config.maxTokenLifetimeDays);
   // SPEC Part 2: a private_key_jwt token carries 1 to 3 public keys and gets no secret; a client_secret token no keys.
   const authMethod = input.auth_method ?? 'client_secret';
-  if (authMethod === 'client_secret' && input.jwks !== undefined) {
+  const keys = keysOf(input);
+  if (authMethod === 'client_secret' && keys !== undefined) {
     throw validationFailed('jwks', 'only a token with auth_method "private_key_jwt" takes public keys');
   }
-  if (authMethod === 'private_key_jwt' && input.jwks === undefined) {
+  if (authMethod === 'private_key_jwt' && keys === undefined) {
     throw validationFailed('jwks', 'auth_method "private_key_jwt" needs the public keys: {"keys": [...]}');
   }
-  const jwks = authMethod === 'private_key_jwt' ? parsePublicJwks(input.jwks) : null;
+  const jwks = authMethod === 'private_key_jwt' ? (keys as PublicJwks) : null;
   const clientSecret = authMethod === 'client_secret' ? generateClientSecret() : undefined;
   const secretHash = clientSecret === undefined ? null : hashSecret(clientSecret);
 
@@ -172,7 +180,7 @@ export async function updateTokenCredentials(
 ): Promise<TokenResource> {
   if (!isUuid(id)) throw notFound();
   const now = deps.clock();
-  const jwks = input.jwks === undefined ? undefined : parsePublicJwks(input.jwks);
+  const jwks = keysOf(input);
   return deps.db.knex.transaction(async (trx) => {
     const before = await q.findTokenById(trx, actor.organisation_id, id);
     if (!before) throw notFound();

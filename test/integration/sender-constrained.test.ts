@@ -74,6 +74,23 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       expect(got.text).not.toMatch(/"(x|y|n|d)":/);
     });
 
+    it('takes a pasted PEM or JWK as public_key (the console), converted and validated by the server', async () => {
+      const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const pem = pair.publicKey.export({ format: 'pem', type: 'spki' }) as string;
+      const { calculateJwkThumbprint } = await import('jose');
+      const thumbprint = await calculateJwkThumbprint(pair.publicKey.export({ format: 'jwk' }) as JWK);
+      const res = await generate({ auth_method: 'private_key_jwt', public_key: pem });
+      expect(res.status).toBe(201);
+      expect(res.body.jwk_thumbprints).toEqual([thumbprint]);
+      const other = await clientKey();
+      const patched = await call(server, 'PATCH', `/tokens/${res.body.id}`, { token: session.token, json: { public_key: JSON.stringify(other.publicJwk) } });
+      expect(patched.body.jwk_thumbprints).toEqual([other.thumbprint]);
+      const privatePem = pair.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
+      const refused = await generate({ auth_method: 'private_key_jwt', public_key: privatePem });
+      expect(refused.status).toBe(400);
+      expect(refused.text).not.toContain(privatePem.slice(30, 60));
+    });
+
     it('a client_secret token shows auth_method client_secret and no thumbprints', async () => {
       const t = await secretToken();
       expect(t).toMatchObject({ auth_method: 'client_secret', jwk_thumbprints: null, require_dpop: false });
