@@ -5,6 +5,7 @@ import * as m0002 from './0002_admin.js';
 import * as m0003 from './0003_mail.js';
 import * as m0010 from './0010_resource_servers.js';
 import * as m0020 from './0020_signing_keys_sealed.js';
+import * as m0040 from './0040_admins.js';
 import * as m0080 from './0080_sender_constrained.js';
 
 export interface Migration {
@@ -19,5 +20,6 @@ export const migrations: readonly Migration[] = [
   { name: '0003_mail', ...m0003 },
   { name: '0010_resource_servers', ...m0010 },
   { name: '0020_signing_keys_sealed', ...m0020 },
+  { name: '0040_admins', ...m0040 },
   { name: '0080_sender_constrained', ...m0080 },
 ];

@@ -1,7 +1,7 @@
 // Operations the `sat` tool runs, either in its own process or, while a server holds the embedded database,
 // inside that server through the control socket. One table, so both paths behave the same.
 import { z } from 'zod';
-import { addAdmin, addAdminInput, findOrganisationByName } from './accounts/index.js';
+import { addAdmin, addAdminInput, cliResetPasswordArgs, findOrganisationByName, resetPasswordFromCli } from './accounts/index.js';
 import type { ControlResponse } from './control/index.js';
 import { migrateLatest, migrationStatus } from './db/index.js';
 import type { Deps } from './deps.js';
@@ -61,6 +61,7 @@ async function cliActor(deps: Deps, org: string): Promise<Actor> {
 
 export const commands: Record<string, Command> = {
   'admin-add': (deps, args) => addAdmin(deps.db.knex, addAdminInput.parse(args)),
+  'admin-reset-password': (deps, args) => resetPasswordFromCli(deps, cliResetPasswordArgs.parse(args)),
   migrate: async (deps) => {
     const applied = await migrateLatest(deps.db.knex);
     return { newly_applied: applied, ...(await migrationStatus(deps.db.knex)) };

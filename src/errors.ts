@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'unsupported_media_type'
   | 'rate_limited'
   | 'conflict'
+  | 'admin_exists'
+  | 'last_admin'
   | 'internal_error';
 
 const statusOf: Record<ErrorCode, number> = {
@@ -29,6 +31,8 @@ const statusOf: Record<ErrorCode, number> = {
   name_taken: 409,
   token_limit_reached: 409,
   conflict: 409,
+  admin_exists: 409,
+  last_admin: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,

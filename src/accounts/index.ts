@@ -17,3 +17,33 @@ export {
   type SignedIn,
   type SignInInput,
 } from './sessions.js';
+export { normaliseEmail } from './email.js';
+export { newPassword, MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH } from './passwords.js';
+export { createSession, signedIn, type SessionMeta } from './sessions.js';
+export {
+  listAdmins,
+  inviteAdmin,
+  inviteAdminBody,
+  acceptInvitation,
+  acceptInvitationBody,
+  removeAdmin,
+  type AdminActor,
+  type AdminResource,
+} from './admins.js';
+export {
+  changePassword,
+  changePasswordBody,
+  listOwnSessions,
+  revokeOwnSession,
+  revokeOtherSessions,
+  type SessionResource,
+} from './self.js';
+export {
+  requestPasswordReset,
+  passwordResetBody,
+  confirmPasswordReset,
+  passwordResetConfirmBody,
+  resetPasswordFromCli,
+  cliResetPasswordArgs,
+} from './password-reset.js';
+export { INVITATION_TTL_MS, PASSWORD_RESET_TTL_MS } from './one-time.js';

@@ -1,5 +1,6 @@
 import type { Config } from '../config/index.js';
 import { affectedRows, type Db, type LoginThrottleRow } from '../db/index.js';
+import { normaliseEmail } from './email.js';
 
 export type ThrottleSettings = Config['loginThrottle'];
 
@@ -12,7 +13,7 @@ export interface ThrottleVerdict {
 
 const MAX_DELAY_MS = 10_000;
 
-export const emailKey = (email: string): string => `email:${email.trim().toLowerCase()}`;
+export const emailKey = (email: string): string => `email:${normaliseEmail(email)}`;
 export const addressKey = (ip: string | null | undefined): string => `ip:${ip || 'unknown'}`;
 
 /**

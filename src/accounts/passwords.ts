@@ -1,4 +1,17 @@
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { z } from 'zod';
+
+export const MIN_PASSWORD_LENGTH = 12;
+export const MAX_PASSWORD_LENGTH = 256;
+
+/**
+ * A new or changed password (SPEC Part 2 "Administrators"): 12 to 256 characters, counted as Unicode code points.
+ * Existing shorter passwords keep working at sign-in until changed (sign-in does not apply this rule).
+ */
+export const newPassword = z
+  .string({ error: 'must be a string' })
+  .refine((pw) => [...pw].length >= MIN_PASSWORD_LENGTH, `must be at least ${MIN_PASSWORD_LENGTH} characters`)
+  .refine((pw) => [...pw].length <= MAX_PASSWORD_LENGTH, `must be at most ${MAX_PASSWORD_LENGTH} characters`);
 
 // scrypt (RFC 7914) from node:crypto: a memory-hard password hash, no native add-on to build.
 const params = { N: 2 ** 15, r: 8, p: 1 };

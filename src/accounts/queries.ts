@@ -1,4 +1,5 @@
 import type { AdminRow, Db, OrganisationRow } from '../db/index.js';
+import { normaliseEmail } from './email.js';
 
 export const findOrganisationByName = (db: Db, name: string): Promise<OrganisationRow | undefined> =>
   db<OrganisationRow>('organisations').whereRaw('lower(name) = lower(?)', [name]).first();
@@ -11,14 +12,21 @@ export const insertOrganisation = async (db: Db, row: Pick<OrganisationRow, 'id'
   return inserted as OrganisationRow;
 };
 
+/** By identity (normaliseEmail); a pre-0040 row left without a key still matches its exact address, case aside. */
 export const findAdminByEmail = (db: Db, email: string): Promise<AdminRow | undefined> =>
-  db<AdminRow>('admins').whereRaw('lower(email) = lower(?)', [email]).first();
+  db<AdminRow>('admins')
+    .where({ email_key: normaliseEmail(email) })
+    .orWhere((w) => w.whereNull('email_key').andWhereRaw('lower(email) = lower(?)', [email.trim()]))
+    .orderByRaw('email_key is null')
+    .first();
 
 export const findAdminById = (db: Db, id: string): Promise<AdminRow | undefined> =>
   db<AdminRow>('admins').where({ id }).first();
 
-export const insertAdmin = async (db: Db, row: Omit<AdminRow, 'created_at'>): Promise<AdminRow> => {
-  const [inserted] = await db<AdminRow>('admins').insert(row).returning('*');
+export const insertAdmin = async (db: Db, row: Omit<AdminRow, 'created_at' | 'email_key'>): Promise<AdminRow> => {
+  const [inserted] = await db<AdminRow>('admins')
+    .insert({ ...row, email_key: normaliseEmail(row.email) })
+    .returning('*');
   return inserted as AdminRow;
 };
 

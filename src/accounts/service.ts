@@ -4,14 +4,14 @@ import type { Db } from '../db/index.js';
 import { isUniqueViolation } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
-import { generatePassword, hashPassword } from './passwords.js';
+import { generatePassword, hashPassword, newPassword } from './passwords.js';
 import * as q from './queries.js';
 
 export const addAdminInput = z
   .object({
     org: z.string().trim().min(1, 'organisation name is required').max(100).regex(/^[^\p{Cc}]*$/u, 'no control characters'),
     email: z.email().max(254),
-    password: z.string().min(8, 'a password has at least 8 characters').max(1024).optional(),
+    password: newPassword.optional(),
   })
   .strict();
 export type AddAdminInput = z.infer<typeof addAdminInput>;
@@ -51,7 +51,7 @@ export async function addAdmin(db: Db, input: AddAdminInput): Promise<AddAdminRe
       };
     });
   } catch (err) {
-    if (isUniqueViolation(err, 'admins_email_uq')) {
+    if (isUniqueViolation(err, 'admins_email_uq') || isUniqueViolation(err, 'admins_email_key_uq')) {
       throw new AppError('conflict', `an administrator with the email ${input.email} already exists`, [
         { path: 'email', message: 'already registered' },
       ]);

@@ -69,7 +69,7 @@ const invalidCredentials = () => new AppError('invalid_credentials', 'The email 
  * dummy hash when the email is unknown) and give the same 401. The throttle counts the attempt before the
  * password is checked; past its limits the attempt waits, then is refused with 429 and Retry-After.
  */
-export async function signIn(deps: Deps, input: SignInInput, meta: { ip?: string | null } = {}): Promise<SignedIn> {
+export async function signIn(deps: Deps, input: SignInInput, meta: SessionMeta = {}): Promise<SignedIn> {
   const { config } = deps;
   const db = deps.db.knex;
   const ip = meta.ip ?? null;
@@ -100,18 +100,9 @@ export async function signIn(deps: Deps, input: SignInInput, meta: { ip?: string
   const organisation = await q.findOrganisationById(db, admin.organisation_id);
   if (!organisation) throw invalidCredentials();
 
-  const token = SESSION_TOKEN_PREFIX + randomBytes(32).toString('base64url');
   const now = deps.clock();
-  const expiresAt = new Date(now.getTime() + config.adminSessionTtlSeconds * 1000);
-  await db.transaction(async (trx) => {
-    await trx<AdminSessionRow>('admin_sessions').insert({
-      id: randomUUID(),
-      token_hash: hashToken(token),
-      admin_id: admin.id,
-      created_at: now,
-      expires_at: expiresAt,
-      ip,
-    });
+  const created = await db.transaction(async (trx) => {
+    const session = await createSession(trx, deps, admin, meta, now);
     await recordAudit(trx, {
       organisation_id: admin.organisation_id,
       actor_id: admin.id,
@@ -121,7 +112,54 @@ export async function signIn(deps: Deps, input: SignInInput, meta: { ip?: string
       created_at: now,
     });
     await forgiveAttempt(trx, keys.email, keys.address);
+    return session;
   });
+  return signedIn(created.token, created.expiresAt, admin, organisation);
+}
+
+/** Where a sign-in came from: the client address and the User-Agent header (kept to show in the session list). */
+export interface SessionMeta {
+  ip?: string | null;
+  userAgent?: string | null;
+}
+
+const MAX_USER_AGENT = 512;
+
+/**
+ * A new session for `admin` (inside the caller's transaction): `sas_` + 256 random bits, only its SHA-256 stored.
+ * Used by sign-in and by accepting an invitation ("200 and a session, as login").
+ */
+export async function createSession(
+  trx: Db,
+  deps: Pick<Deps, 'config'>,
+  admin: { id: string },
+  meta: SessionMeta,
+  now: Date,
+): Promise<{ id: string; token: string; expiresAt: Date }> {
+  const token = SESSION_TOKEN_PREFIX + randomBytes(32).toString('base64url');
+  const expiresAt = new Date(now.getTime() + deps.config.adminSessionTtlSeconds * 1000);
+  const id = randomUUID();
+  await trx<AdminSessionRow>('admin_sessions').insert({
+    id,
+    token_hash: hashToken(token),
+    admin_id: admin.id,
+    created_at: now,
+    last_seen_at: now,
+    expires_at: expiresAt,
+    ip: meta.ip ?? null,
+    user_agent: meta.userAgent ? meta.userAgent.slice(0, MAX_USER_AGENT) : null,
+  });
+  await trx('admins').where({ id: admin.id }).update({ last_sign_in_at: now });
+  return { id, token, expiresAt };
+}
+
+/** The body of a sign-in answer (login, accepted invitation). */
+export function signedIn(
+  token: string,
+  expiresAt: Date,
+  admin: { id: string; email: string },
+  organisation: { id: string; name: string },
+): SignedIn {
   return {
     token,
     csrf_token: csrfTokenFor(token),
@@ -130,6 +168,9 @@ export async function signIn(deps: Deps, input: SignInInput, meta: { ip?: string
   };
 }
 
+/** last_seen_at is written at most this often per session: one small write a minute, not one per request. */
+const LAST_SEEN_RESOLUTION_MS = 60_000;
+
 /** The live session of a token, or undefined (malformed, unknown, expired). One indexed read. */
 export async function resolveSession(deps: Deps, token: string): Promise<Session | undefined> {
   if (!isWellFormedSessionToken(token)) return undefined;
@@ -137,13 +178,33 @@ export async function resolveSession(deps: Deps, token: string): Promise<Session
     .knex('admin_sessions as s')
     .join('admins as a', 'a.id', 's.admin_id')
     .join('organisations as o', 'o.id', 'a.organisation_id')
-    .select('s.id', 's.expires_at', 'a.id as admin_id', 'a.email', 'o.id as organisation_id', 'o.name as organisation_name')
+    .select(
+      's.id',
+      's.expires_at',
+      's.last_seen_at',
+      'a.id as admin_id',
+      'a.email',
+      'o.id as organisation_id',
+      'o.name as organisation_name',
+    )
     .where('s.token_hash', hashToken(token))
     .andWhere('s.expires_at', '>', deps.clock())
     .first()) as
-    | { id: string; expires_at: Date; admin_id: string; email: string; organisation_id: string; organisation_name: string }
+    | {
+        id: string;
+        expires_at: Date;
+        last_seen_at: Date | null;
+        admin_id: string;
+        email: string;
+        organisation_id: string;
+        organisation_name: string;
+      }
     | undefined;
   if (!row) return undefined;
+  const now = deps.clock();
+  if (!row.last_seen_at || now.getTime() - new Date(row.last_seen_at).getTime() >= LAST_SEEN_RESOLUTION_MS) {
+    await deps.db.knex('admin_sessions').where({ id: row.id }).update({ last_seen_at: now });
+  }
   return {
     id: row.id,
     expires_at: row.expires_at,
@@ -167,11 +228,14 @@ export async function signOut(deps: Deps, session: Session, meta: { ip?: string 
   });
 }
 
-/** Housekeeping: expired sessions and finished throttle windows. */
+/** Housekeeping: expired sessions, finished throttle windows, expired or used invitations and reset links. */
 export async function pruneSessions(deps: Pick<Deps, 'db' | 'config' | 'clock'>): Promise<number> {
   const now = deps.clock();
   const db: Db = deps.db.knex;
   const sessions = affectedRows(await db('admin_sessions').where('expires_at', '<=', now).delete());
   const throttle = await pruneLoginThrottle(db, now, deps.config.loginThrottle);
-  return sessions + throttle;
+  const oneTime = affectedRows(
+    await db('admin_one_time_tokens').where('expires_at', '<=', now).orWhereNotNull('used_at').delete(),
+  );
+  return sessions + throttle + oneTime;
 }

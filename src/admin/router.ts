@@ -5,6 +5,7 @@ import { dummyPasswordHash } from '../accounts/index.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { jsonBody } from '../http/validate.js';
+import { adminsRoutes } from './admins-routes.js';
 import { auditRoutes } from './audit-routes.js';
 import { requireAdmin } from './auth.js';
 import { sessionRoutes } from './session-routes.js';
@@ -23,6 +24,7 @@ export function adminApi(deps: Deps): Middleware {
   sessionRoutes(router, deps, auth);
   tokenRoutes(router, deps, auth);
   auditRoutes(router, deps, auth);
+  adminsRoutes(router, deps, auth);
 
   const readBody = jsonBody();
   const routes = router.routes() as unknown as Middleware;

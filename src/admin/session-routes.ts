@@ -9,7 +9,7 @@ import { adminState, clearSessionCookie, setSessionCookie } from './auth.js';
 export function sessionRoutes(router: Router, deps: Deps, auth: Middleware): void {
   router.post('/login', async (ctx) => {
     const input = parseBody(ctx, signInBody);
-    const signedIn = await signIn(deps, input, { ip: ctx.ip });
+    const signedIn = await signIn(deps, input, { ip: ctx.ip, userAgent: ctx.get('user-agent') || null });
     setSessionCookie(ctx, deps, signedIn.token, new Date(signedIn.expires_at));
     ctx.body = signedIn;
   });

@@ -9,7 +9,13 @@ export type AuditAction =
   | 'token.updated'
   | 'admin.signed_in'
   | 'admin.sign_in_failed'
-  | 'admin.signed_out';
+  | 'admin.signed_out'
+  | 'admin.invited'
+  | 'admin.added'
+  | 'admin.removed'
+  | 'admin.password_changed'
+  | 'admin.password_reset'
+  | 'admin.session_revoked';
 
 export interface AuditEventInput {
   organisation_id: string;
@@ -22,6 +28,8 @@ export interface AuditEventInput {
   client_id?: string | null;
   ip?: string | null;
   created_at?: Date;
+  /** The administrator an admin.* event is about (the invitee, the removed administrator, …). */
+  subject_admin?: { id: string | null; email: string } | null;
 }
 
 /** The audit event of the admin API (GET /admin/api/audit). */
@@ -35,6 +43,8 @@ export interface AuditEventResource {
   client_id: string | null;
   ip: string | null;
   created_at: string;
+  /** The administrator an admin.* event is about; absent on token and sign-in events. */
+  subject_admin?: { id: string | null; email: string };
 }
 
 export interface AuditPage {
@@ -54,6 +64,9 @@ export async function recordAudit(trx: Db, event: AuditEventInput): Promise<void
     token_name: event.token_name ?? null,
     client_id: event.client_id ?? null,
     ip: event.ip ?? null,
+    ...(event.subject_admin
+      ? { subject_admin_id: event.subject_admin.id, subject_admin_email: event.subject_admin.email }
+      : {}),
     ...(event.created_at ? { created_at: event.created_at } : {}),
   });
 }
@@ -69,6 +82,7 @@ function toAuditResource(row: AuditEventRow): AuditEventResource {
     client_id: row.client_id,
     ip: row.ip,
     created_at: row.created_at.toISOString(),
+    ...(row.subject_admin_email ? { subject_admin: { id: row.subject_admin_id ?? null, email: row.subject_admin_email } } : {}),
   };
 }
 

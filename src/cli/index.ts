@@ -17,6 +17,10 @@ Commands:
   admin add --org NAME --email EMAIL [--password PW]
                                           add an administrator (creates the organisation when new;
                                           prints a generated password when none is given)
+  admin reset-password --email EMAIL [--password-stdin]
+                                          set a new password (generated and printed once, or read
+                                          from stdin), end every session of that administrator
+                                          and mail them that it changed
   keys list                               show the published signing keys and the one that signs
   keys rotate [--now]                     add a new signing key: published at once, signing after
                                           KEY_PUBLISH_AHEAD_SECONDS (default 600); --now signs at once
@@ -58,6 +62,15 @@ function readKeyFile(file: string): string {
   }
 }
 
+/** The first line of standard input (a password piped in, never on the command line), without its line end. */
+async function readPasswordFromStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) chunks.push(chunk);
+  const line = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '';
+  if (!line) throw new UsageError('--password-stdin: no password on standard input');
+  return line;
+}
+
 function parse(argv: string[]) {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -69,6 +82,7 @@ function parse(argv: string[]) {
       password: { type: 'string' },
       now: { type: 'boolean', default: false },
       'new-key-file': { type: 'string' },
+      'password-stdin': { type: 'boolean', default: false },
       name: { type: 'string' },
       expires: { type: 'string' },
       services: { type: 'string' },
@@ -123,6 +137,11 @@ function toRequest({ values, positionals }: Parsed, config: Readonly<Config>): {
       args: { org: values.org, email: values.email, ...(values.password !== undefined ? { password: values.password } : {}) },
     };
   }
+  if (a === 'admin' && b === 'reset-password') {
+    if (!values.email) throw new UsageError('admin reset-password needs --email');
+    if (values.password !== undefined) throw new UsageError('admin reset-password reads a password only from --password-stdin');
+    return { command: 'admin-reset-password', args: { email: values.email } };
+  }
   if (a === 'keys' && b === 'list') return { command: 'keys-list', args: {} };
   if (a === 'keys' && b === 'rotate') return { command: 'keys-rotate', args: { now: values.now ?? false } };
   if (a === 'keys' && b === 'rewrap') {
@@ -176,6 +195,12 @@ function print(command: string, result: unknown, json: boolean): void {
         `${r.organisation.created ? 'Created' : 'Using'} organisation "${r.organisation.name}" (${r.organisation.id})\n` +
           `Added administrator ${r.admin.email} (${r.admin.id})\n` +
           (r.generatedPassword ? `Password (shown once, keep it safe): ${r.generatedPassword}\n` : ''),
+      );
+      break;
+    case 'admin-reset-password':
+      process.stdout.write(
+        `Reset the password of ${r.admin.email} (${r.admin.id}); ended ${r.sessions_ended} session(s)\n` +
+          (r.generatedPassword ? `New password (shown once, keep it safe): ${r.generatedPassword}\n` : ''),
       );
       break;
     case 'token-create':
@@ -284,6 +309,9 @@ async function main(argv: string[]): Promise<number> {
       return -1; // keeps running
     }
     const req = toRequest(parsed, config);
+    if (req.command === 'admin-reset-password' && parsed.values['password-stdin']) {
+      req.args.password = await readPasswordFromStdin();
+    }
     const res = await execute(config, req);
     if (!res.ok) {
       const details = Array.isArray(res.error.details) ? (res.error.details as Array<{ path: string; message: string }>) : [];

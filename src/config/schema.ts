@@ -83,7 +83,14 @@ export const envSchema = z.object({
   ),
   MAIL_FROM: optionalString,
   ADMIN_EMAIL: optionalString.pipe(z.email().optional()),
-  ADMIN_PASSWORD: optionalString.pipe(z.string().min(8, 'must have at least 8 characters').optional()),
+  // SPEC Part 2 "Administrators": a new password has 12 to 256 characters.
+  ADMIN_PASSWORD: optionalString.pipe(
+    z
+      .string()
+      .refine((pw) => [...pw].length >= 12, 'must have at least 12 characters')
+      .refine((pw) => [...pw].length <= 256, 'must have at most 256 characters')
+      .optional(),
+  ),
   CONFIG_FILE: optionalString,
   TRUST_PROXY: booleanFromEnv,
   LOG_LEVEL: optionalString.pipe(z.enum(['debug', 'info', 'warn', 'error', 'silent']).optional()),

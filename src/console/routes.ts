@@ -2,7 +2,7 @@
 // It is an API client of /admin/api and imports nothing from the domain; the only server-side value it needs
 // (the maximum token lifetime, for the date picker) is read from deps.config and written into a <meta> tag.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import Router from '@koa/router';
 import type { Context } from 'koa';
@@ -34,12 +34,26 @@ interface Asset {
   etag: string;
 }
 
-/** The only files served: a fixed list read once at start, so no request path ever reaches the file system. */
+const JS = 'text/javascript; charset=utf-8';
+
+/**
+ * The only files served: a fixed list read once at start, so no request path ever reaches the file system.
+ * app.js is the entry module; the screens and shared helpers are the native ES modules in js/ (every *.js
+ * there, listed once at start).
+ */
 const ASSETS: Record<string, string> = {
-  'app.js': 'text/javascript; charset=utf-8',
+  'app.js': JS,
   'app.css': 'text/css; charset=utf-8',
   'icon.svg': 'image/svg+xml',
 };
+
+/** Every asset name (relative to the page directory, "js/…" for modules) → its content type. */
+function assetList(dir: string): Record<string, string> {
+  const modules = readdirSync(path.join(dir, 'js'))
+    .filter((name) => /^[a-z][a-z0-9-]*\.js$/.test(name))
+    .map((name) => [`js/${name}`, JS] as const);
+  return { ...ASSETS, ...Object.fromEntries(modules) };
+}
 
 function pageDir(): string {
   // tsc does not copy static files: they are served from the package's src/ in a checkout and in the image.
@@ -57,7 +71,7 @@ function consoleHeaders(ctx: Context): void {
   ctx.set('Permissions-Policy', 'camera=(), microphone=(), geolocation=(), payment=()');
 }
 
-/** GET /admin, /admin/ (the page) and /admin/assets/{app.js,app.css,icon.svg}. */
+/** GET /admin, /admin/ (the page), /admin/assets/{app.js,app.css,icon.svg} and /admin/assets/js/{module}.js. */
 export function consoleRouter(deps: Deps): Router {
   const dir = pageDir();
   const html = readFileSync(path.join(dir, 'index.html'), 'utf8').replaceAll(
@@ -66,7 +80,7 @@ export function consoleRouter(deps: Deps): Router {
   );
   const page = asset(Buffer.from(html, 'utf8'), 'text/html; charset=utf-8');
   const assets = new Map(
-    Object.entries(ASSETS).map(([name, type]) => [name, asset(readFileSync(path.join(dir, name)), type)]),
+    Object.entries(assetList(dir)).map(([name, type]) => [name, asset(readFileSync(path.join(dir, name)), type)]),
   );
 
   const router = new Router();
@@ -80,8 +94,8 @@ export function consoleRouter(deps: Deps): Router {
   };
   router.get('/admin', servePage);
   router.get('/admin/', servePage);
-  router.get('/admin/assets/:name', (ctx, next) => {
-    const file = assets.get(ctx.params.name ?? '');
+  const serveAsset = (name: string, ctx: Context, next: () => Promise<unknown>) => {
+    const file = assets.get(name);
     if (!file) return next();
     consoleHeaders(ctx);
     // Revalidate on every load (cheap 304 by ETag): a new release is picked up at once, no stale script.
@@ -94,6 +108,8 @@ export function consoleRouter(deps: Deps): Router {
     }
     ctx.type = file.type;
     ctx.body = file.body;
-  });
+  };
+  router.get('/admin/assets/:name', (ctx, next) => serveAsset(ctx.params.name ?? '', ctx, next));
+  router.get('/admin/assets/js/:name', (ctx, next) => serveAsset(`js/${ctx.params.name ?? ''}`, ctx, next));
   return router;
 }

@@ -10,6 +10,10 @@ export interface AdminRow {
   id: string;
   organisation_id: string;
   email: string;
+  /** normaliseEmail(email), unique (migration 0040); null only for a pre-0040 row that collided with another. */
+  email_key?: string | null;
+  /** Migration 0040: when the administrator last started a session. */
+  last_sign_in_at?: Date | null;
   password_hash: string;
   created_at: Date;
 }
@@ -82,6 +86,26 @@ export interface AdminSessionRow {
   created_at: Date;
   expires_at: Date;
   ip: string | null;
+  /** Migration 0040: last authenticated request (updated at most once a minute) and the sign-in's User-Agent. */
+  last_seen_at?: Date | null;
+  user_agent?: string | null;
+}
+
+export type OneTimeTokenPurpose = 'invitation' | 'password_reset';
+
+/** An invitation or a password reset (migration 0040): only the SHA-256 of the token is stored. */
+export interface AdminOneTimeTokenRow {
+  id: string;
+  purpose: OneTimeTokenPurpose;
+  token_hash: string;
+  organisation_id: string;
+  admin_id: string | null;
+  email: string;
+  email_key: string;
+  created_by: string | null;
+  created_at: Date;
+  expires_at: Date;
+  used_at: Date | null;
 }
 
 /** Failed sign-ins for one key (`email:…` or `ip:…`) in a fixed window (migration 0002). */
@@ -103,6 +127,9 @@ export interface AuditEventRow {
   client_id: string | null;
   ip: string | null;
   created_at: Date;
+  /** Migration 0040: the administrator an admin.* event is about (invited, added, removed, …). */
+  subject_admin_id?: string | null;
+  subject_admin_email?: string | null;
 }
 
 /** An access token (JWT `jti`) revoked at the RFC 7009 endpoint, kept until its `exp` (migration 0002). */

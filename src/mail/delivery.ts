@@ -138,7 +138,15 @@ async function deliverOne(
     return;
   }
   const updated = affectedRows(
-    await mine().update({ status: 'sent', sent_at: deps.clock(), last_error: null, locked_by: null, locked_until: null }),
+    await mine().update({
+      status: 'sent',
+      sent_at: deps.clock(),
+      last_error: null,
+      locked_by: null,
+      locked_until: null,
+      // A one-time link is a credential: once delivered, the outbox keeps no copy of it.
+      ...(ONE_TIME_LINK_KINDS.has(row.kind) ? { text_body: '[one-time link removed after delivery]', html_body: '' } : {}),
+    }),
   );
   mailDeliveries.inc({ outcome: 'sent', kind: row.kind });
   result.sent++;
@@ -168,6 +176,9 @@ async function releaseClaim(knex: Knex, claimId: string, rows: MailOutboxRow[]):
 }
 
 export const SENT_RETENTION_DAYS = 30;
+
+/** Mail kinds whose body holds a one-time link (invitation, password reset). */
+const ONE_TIME_LINK_KINDS = new Set(['admin_invitation', 'password_reset']);
 
 /**
  * Deletes mail sent more than `retentionDays` ago, so the outbox stays small. Failed mail is kept for operators

@@ -17,3 +17,4 @@ export {
   type MailToken,
   type CatalogueEntry,
 } from './templates.js';
+export { queueInvitationMail, queuePasswordResetMail, queuePasswordChangedMail, oneTimeLink } from './admin-notices.js';

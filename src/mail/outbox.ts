@@ -3,7 +3,13 @@ import type { Knex } from 'knex';
 import type { MailOutboxRow } from '../db/index.js';
 import type { MailContent } from './templates.js';
 
-export type MailKind = 'token_generated' | 'token_revoked' | 'token_expiring';
+export type MailKind =
+  | 'token_generated'
+  | 'token_revoked'
+  | 'token_expiring'
+  | 'admin_invitation'
+  | 'password_reset'
+  | 'password_changed';
 
 export interface NewMail {
   kind: MailKind;

@@ -66,7 +66,7 @@ export function escapeHtml(value: string): string {
 }
 
 /** Subjects are one line: control characters (which validation already refuses in names) become spaces. */
-function oneLine(value: string): string {
+export function oneLine(value: string): string {
   // eslint-disable-next-line no-control-regex -- stripping control characters is the point
   return value.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ').trim();
 }
@@ -94,7 +94,7 @@ function daysLeft(expiresAt: Date | string, now: Date): number {
   return Math.max(1, Math.round(ms / 86_400_000));
 }
 
-type Row = [label: string, value: string];
+export type Row = [label: string, value: string];
 
 function tokenRows(f: Common): Row[] {
   return [
@@ -106,9 +106,10 @@ function tokenRows(f: Common): Row[] {
 }
 
 /** Text and HTML from one list of blocks, so both always say the same thing. */
-type Block = { p: string } | { rows: Row[] } | { strong: string };
+export type Block = { p: string } | { rows: Row[] } | { strong: string };
 
-function render(subject: string, blocks: Block[], footer: string): MailContent {
+/** Renders blocks to a message (text and HTML say the same; every value escaped in the HTML). */
+export function render(subject: string, blocks: Block[], footer: string): MailContent {
   const width = Math.max(...blocks.flatMap((b) => ('rows' in b ? b.rows.map(([l]) => l.length) : [0])));
   const text = [
     ...blocks.map((b) => {

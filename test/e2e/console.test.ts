@@ -142,8 +142,8 @@ async function exchange(base: string, clientId: string, secret: string): Promise
 
 async function signIn(page: Page, base: string): Promise<void> {
   await page.goto(`${base}/admin`);
-  await page.getByLabel('Email').fill(ADMIN.email);
-  await page.getByLabel('Password').fill(ADMIN.password);
+  await page.locator('#signin-form').getByLabel('Email').fill(ADMIN.email);
+  await page.locator('#signin-form').getByLabel('Password').fill(ADMIN.password);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
   await page.locator('#usage-text, #limit-reason').filter({ hasText: 'tokens used' }).first().waitFor();
@@ -236,6 +236,13 @@ describe('admin console (Chromium)', () => {
     });
     expect(again.status).toBe(304);
     expect((await fetch(`${server.url}/admin/assets/app.css`)).headers.get('content-type')).toContain('text/css');
+    // The screens are native ES modules imported by app.js, under the same headers.
+    for (const module of ['api', 'dom', 'shell', 'menu', 'login', 'tokens', 'profile', 'admins', 'onetime']) {
+      const res = await fetch(`${server.url}/admin/assets/js/${module}.js`);
+      expect([module, res.status]).toEqual([module, 200]);
+      expect(res.headers.get('content-type')).toContain('javascript');
+      expect(res.headers.get('content-security-policy')).toContain("script-src 'self'");
+    }
 
     for (const p of [
       '/admin/assets/index.html',
@@ -243,6 +250,10 @@ describe('admin console (Chromium)', () => {
       '/admin/assets/..%2f..%2f..%2fpackage.json',
       '/admin/assets/%2e%2e/%2e%2e/package.json',
       '/admin/assets/',
+      '/admin/assets/js/',
+      '/admin/assets/js/app.css',
+      '/admin/assets/js/..%2fapp.js',
+      '/admin/assets/js/..%2f..%2froutes.ts',
       '/admin/index.html',
     ]) {
       const res = await fetch(server.url + p);
@@ -254,14 +265,14 @@ describe('admin console (Chromium)', () => {
   it('signs in, refusing a wrong password with a message', async () => {
     await page.goto(`${server.url}/admin`);
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
-    await page.getByLabel('Email').fill(ADMIN.email);
-    await page.getByLabel('Password').fill('not-the-password');
+    await page.locator('#signin-form').getByLabel('Email').fill(ADMIN.email);
+    await page.locator('#signin-form').getByLabel('Password').fill('not-the-password');
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.locator('#signin-error').filter({ hasText: 'not right' }).waitFor();
-    expect(await page.getByLabel('Password').inputValue()).toBe('');
+    expect(await page.locator('#signin-form').getByLabel('Password').inputValue()).toBe('');
     expect(page.url()).toBe(`${server.url}/admin`); // nothing went into the URL
 
-    await page.getByLabel('Password').fill(ADMIN.password);
+    await page.locator('#signin-form').getByLabel('Password').fill(ADMIN.password);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
     expect(await text(page, '#account-email')).toBe(ADMIN.email);
@@ -563,7 +574,8 @@ describe('admin console (Chromium)', () => {
   });
 
   it('signs out, and the session is over', async () => {
-    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Account menu' }).click();
+    await page.getByRole('menuitem', { name: 'Sign out' }).click();
     await until(() => text(page, '#signin-error'), (t) => t.includes('signed out'), 'signed-out notice');
     expect(await page.locator('#tokens-view').isHidden()).toBe(true);
     expect(await page.locator('#token-rows tr').count()).toBe(0);

@@ -32,6 +32,24 @@ export function runSat(args: string[], env: Record<string, string>, timeoutMs = 
   });
 }
 
+/** Like runSat, with `input` written to the command's standard input (then closed): for --password-stdin. */
+export function runSatWithInput(args: string[], env: Record<string, string>, input: string, timeoutMs = 60_000): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin(), ...args], { env: childEnv(env), stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(input);
+  });
+}
+
 export interface ServeProcess {
   child: ChildProcess;
   output(): string;

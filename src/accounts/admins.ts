@@ -1,0 +1,193 @@
+// Administrators of an organisation (SPEC Part 2 "Administrators"): list, invite, accept an invitation, remove.
+// Every call but accepting an invitation acts for a signed-in administrator and sees only their organisation:
+// another organisation's administrator is a 404, exactly like one that does not exist.
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { recordAudit } from '../audit/index.js';
+import { isUniqueViolation, isUuid, type AdminRow, type Db } from '../db/index.js';
+import type { Deps } from '../deps.js';
+import { AppError } from '../errors.js';
+import { queueInvitationMail } from '../mail/index.js';
+import { normaliseEmail } from './email.js';
+import { consumeOneTimeToken, forgiveTokenUse, issueOneTimeToken, throttleTokenUse } from './one-time.js';
+import { hashPassword, newPassword } from './passwords.js';
+import * as q from './queries.js';
+import { createSession, signedIn, type SessionMeta, type SignedIn } from './sessions.js';
+
+/** Who acts: the signed-in administrator (the tokens module's Actor fits). */
+export interface AdminActor {
+  id: string;
+  email: string;
+  organisation_id: string;
+}
+
+/** An administrator as the admin API shows one. */
+export interface AdminResource {
+  id: string;
+  email: string;
+  created_at: string;
+  last_sign_in_at: string | null;
+}
+
+const emailField = z
+  .string({ error: 'must be a string' })
+  .trim()
+  .min(1, 'is required')
+  .max(254, 'must be at most 254 characters')
+  // NFKC first: full-width and other compatibility spellings become the plain address they stand for.
+  .transform((s) => s.normalize('NFKC'))
+  .pipe(z.email({ error: 'must be an email address' }));
+
+export const inviteAdminBody = z.object({ email: emailField }).strict();
+export type InviteAdminInput = z.infer<typeof inviteAdminBody>;
+
+const oneTimeTokenField = z.string({ error: 'must be a string' }).min(1, 'is required').max(200, 'is not valid');
+
+export const acceptInvitationBody = z.object({ token: oneTimeTokenField, password: newPassword }).strict();
+export type AcceptInvitationInput = z.infer<typeof acceptInvitationBody>;
+
+const toResource = (row: AdminRow): AdminResource => ({
+  id: row.id,
+  email: row.email,
+  created_at: new Date(row.created_at).toISOString(),
+  last_sign_in_at: row.last_sign_in_at ? new Date(row.last_sign_in_at).toISOString() : null,
+});
+
+const adminExists = (email: string) =>
+  new AppError('admin_exists', `${email} is already an administrator.`, [{ path: 'email', message: 'is already an administrator' }]);
+
+const notFound = () => new AppError('not_found', 'No such administrator.');
+
+/** GET /admin/api/admins: the organisation's administrators, oldest first. */
+export async function listAdmins(deps: Deps, actor: AdminActor): Promise<{ items: AdminResource[] }> {
+  const rows = await deps.db.knex<AdminRow>('admins').where({ organisation_id: actor.organisation_id }).orderBy([
+    { column: 'created_at', order: 'asc' },
+    { column: 'id', order: 'asc' },
+  ]);
+  return { items: rows.map(toResource) };
+}
+
+/**
+ * POST /admin/api/admins: mails `email` a one-time link (valid 72 h) to the console, where the invitee sets a
+ * password. 409 admin_exists when the address (after normaliseEmail) is an administrator of any organisation.
+ * Inviting the same address again replaces the earlier link.
+ */
+export async function inviteAdmin(
+  deps: Deps,
+  actor: AdminActor,
+  input: InviteAdminInput,
+  meta: SessionMeta = {},
+): Promise<{ id: string; email: string; expires_at: string }> {
+  const now = deps.clock();
+  return deps.db.knex.transaction(async (trx) => {
+    if (await q.findAdminByEmail(trx, input.email)) throw adminExists(input.email);
+    const organisation = await q.findOrganisationById(trx, actor.organisation_id);
+    if (!organisation) throw notFound();
+    const issued = await issueOneTimeToken(trx, {
+      purpose: 'invitation',
+      organisationId: organisation.id,
+      adminId: null,
+      email: input.email,
+      createdBy: actor.id,
+      now,
+    });
+    await recordAudit(trx, {
+      organisation_id: organisation.id,
+      actor_id: actor.id,
+      actor_email: actor.email,
+      action: 'admin.invited',
+      ip: meta.ip ?? null,
+      created_at: now,
+      subject_admin: { id: null, email: input.email },
+    });
+    await queueInvitationMail(trx, deps.config, {
+      to: input.email,
+      organisation: organisation.name,
+      invitedBy: actor.email,
+      token: issued.token,
+      expiresAt: issued.expiresAt,
+      now,
+    });
+    return { id: issued.id, email: input.email, expires_at: issued.expiresAt.toISOString() };
+  });
+}
+
+/**
+ * POST /admin/api/invitations/accept: the invitee's account is created with their password and signed in (the
+ * answer is a login's). The link works once; 409 admin_exists when the address became an administrator meanwhile.
+ */
+export async function acceptInvitation(deps: Deps, input: AcceptInvitationInput, meta: SessionMeta = {}): Promise<SignedIn> {
+  const address = await throttleTokenUse(deps, meta.ip ?? null);
+  const passwordHash = await hashPassword(input.password);
+  const now = deps.clock();
+  try {
+    return await deps.db.knex.transaction(async (trx) => {
+      const invitation = await consumeOneTimeToken(trx, 'invitation', input.token, now);
+      if (await q.findAdminByEmail(trx, invitation.email)) throw adminExists(invitation.email);
+      const organisation = await q.findOrganisationById(trx, invitation.organisation_id);
+      if (!organisation) throw notFound();
+      const admin = await q.insertAdmin(trx, {
+        id: randomUUID(),
+        organisation_id: organisation.id,
+        email: invitation.email,
+        password_hash: passwordHash,
+      });
+      // Invitations to the same person from other organisations are void now: one identity per administrator.
+      await trx('admin_one_time_tokens')
+        .where({ purpose: 'invitation', email_key: normaliseEmail(invitation.email) })
+        .whereNull('used_at')
+        .delete();
+      const session = await createSession(trx, deps, admin, meta, now);
+      await recordAudit(trx, {
+        organisation_id: organisation.id,
+        actor_id: admin.id,
+        actor_email: admin.email,
+        action: 'admin.added',
+        ip: meta.ip ?? null,
+        created_at: now,
+        subject_admin: { id: admin.id, email: admin.email },
+      });
+      await forgiveTokenUse(trx, admin.email, address);
+      return signedIn(session.token, session.expiresAt, admin, organisation);
+    });
+  } catch (err) {
+    if (isUniqueViolation(err, 'admins_email_key_uq') || isUniqueViolation(err, 'admins_email_uq')) {
+      throw new AppError('admin_exists', 'This address is already an administrator.');
+    }
+    throw err;
+  }
+}
+
+/**
+ * DELETE /admin/api/admins/{id}: the administrator is deleted and with them every session (at once: sessions are
+ * looked up on every request). 409 last_admin for the organisation's only administrator; the organisation row is
+ * locked first, so two administrators removing each other at once cannot leave none.
+ */
+export async function removeAdmin(deps: Deps, actor: AdminActor, id: string, meta: SessionMeta = {}): Promise<void> {
+  if (!isUuid(id)) throw notFound();
+  const now = deps.clock();
+  await deps.db.knex.transaction(async (trx) => {
+    await trx('organisations').select('id').where({ id: actor.organisation_id }).forUpdate().first();
+    const target = await trx<AdminRow>('admins').where({ id, organisation_id: actor.organisation_id }).first();
+    if (!target) throw notFound();
+    if ((await countOrganisationAdmins(trx, actor.organisation_id)) <= 1) {
+      throw new AppError('last_admin', 'An organisation keeps at least one administrator: invite another one first.');
+    }
+    await trx('admins').where({ id: target.id }).delete();
+    await recordAudit(trx, {
+      organisation_id: actor.organisation_id,
+      // The actor may be the removed administrator (removing oneself): their id is gone, keep the address.
+      actor_id: actor.id === target.id ? null : actor.id,
+      actor_email: actor.email,
+      action: 'admin.removed',
+      ip: meta.ip ?? null,
+      created_at: now,
+      subject_admin: { id: target.id, email: target.email },
+    });
+  });
+}
+
+async function countOrganisationAdmins(db: Db, organisationId: string): Promise<number> {
+  const row = await db('admins').where({ organisation_id: organisationId }).count<{ count: number | string }>({ count: '*' }).first();
+  return Number(row?.count ?? 0);
+}

@@ -1,0 +1,106 @@
+// One-time tokens of administrator accounts (SPEC Part 2 "Administrators"): invitations (72 h) and password
+// resets (1 h). 256 random bits with a recognisable prefix, shown once (in the mail), stored only as SHA-256,
+// single use (consumed by one conditional UPDATE, so two concurrent uses cannot both succeed), expiring.
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { AdminOneTimeTokenRow, Db, OneTimeTokenPurpose } from '../db/index.js';
+import type { Deps } from '../deps.js';
+import { AppError } from '../errors.js';
+import { normaliseEmail } from './email.js';
+import { addressKey, emailKey, forgiveAttempt, registerAttempt } from './login-throttle.js';
+
+export const INVITATION_TTL_MS = 72 * 3600_000;
+export const PASSWORD_RESET_TTL_MS = 3600_000;
+
+const PREFIX: Record<OneTimeTokenPurpose, string> = { invitation: 'sai_', password_reset: 'sar_' };
+const TTL: Record<OneTimeTokenPurpose, number> = { invitation: INVITATION_TTL_MS, password_reset: PASSWORD_RESET_TTL_MS };
+
+const hashOneTimeToken = (token: string) => createHash('sha256').update(token, 'utf8').digest('base64url');
+
+/**
+ * Issues a token (inside the caller's transaction) and returns it in clear, once: the caller puts it in a mail.
+ * Earlier unused tokens of the same purpose for the same address in the organisation are withdrawn, so at most one
+ * link per person and purpose works at a time (and the table stays bounded).
+ */
+export async function issueOneTimeToken(
+  trx: Db,
+  f: {
+    purpose: OneTimeTokenPurpose;
+    organisationId: string;
+    adminId: string | null;
+    email: string;
+    createdBy: string | null;
+    now: Date;
+  },
+): Promise<{ id: string; token: string; expiresAt: Date }> {
+  const emailKey = normaliseEmail(f.email);
+  await trx('admin_one_time_tokens')
+    .where({ purpose: f.purpose, email_key: emailKey, organisation_id: f.organisationId })
+    .whereNull('used_at')
+    .delete();
+  const token = PREFIX[f.purpose] + randomBytes(32).toString('base64url');
+  const expiresAt = new Date(f.now.getTime() + TTL[f.purpose]);
+  const id = randomUUID();
+  await trx<AdminOneTimeTokenRow>('admin_one_time_tokens').insert({
+    id,
+    purpose: f.purpose,
+    token_hash: hashOneTimeToken(token),
+    organisation_id: f.organisationId,
+    admin_id: f.adminId,
+    email: f.email,
+    email_key: emailKey,
+    created_by: f.createdBy,
+    created_at: f.now,
+    expires_at: expiresAt,
+    used_at: null,
+  });
+  return { id, token, expiresAt };
+}
+
+const invalidToken = () =>
+  new AppError('validation_failed', 'The link is not valid: it was used already, has expired or was replaced by a newer one.', [
+    { path: 'token', message: 'is not valid, was used already or has expired' },
+  ]);
+
+/**
+ * Marks the token used and returns its row, inside the caller's transaction; an unknown, used, expired or
+ * wrong-purpose token is 400 validation_failed (one answer for all, so the reason is not revealed).
+ */
+export async function consumeOneTimeToken(
+  trx: Db,
+  purpose: OneTimeTokenPurpose,
+  token: string,
+  now: Date,
+): Promise<AdminOneTimeTokenRow> {
+  const rows = (await trx<AdminOneTimeTokenRow>('admin_one_time_tokens')
+    .where({ token_hash: hashOneTimeToken(token), purpose })
+    .whereNull('used_at')
+    .andWhere('expires_at', '>', now)
+    .update({ used_at: now })
+    .returning('*')) as AdminOneTimeTokenRow[];
+  const row = rows[0];
+  if (!row) throw invalidToken();
+  return row;
+}
+
+/**
+ * Using a one-time token counts against the sign-in throttle of the client address (SPEC: "counted against the
+ * same throttles as sign-in"): guessing links is guessing passwords. Refuses with 429 past the limit, waits
+ * when the throttle says so. Returns the key to forgive once the token proved good.
+ */
+export async function throttleTokenUse(deps: Deps, ip: string | null): Promise<string> {
+  const key = addressKey(ip);
+  const verdict = await registerAttempt(deps.db.knex, [key], deps.clock(), deps.config.loginThrottle);
+  if (verdict.retryAfterSeconds !== undefined) {
+    throw new AppError('rate_limited', 'Too many failed attempts. Try again later.', undefined, {
+      'Retry-After': String(verdict.retryAfterSeconds),
+    });
+  }
+  if (verdict.delayMs > 0) await sleep(verdict.delayMs);
+  return key;
+}
+
+/** After a good token: the address gets its attempt back, the account's failures are forgotten (as at sign-in). */
+export async function forgiveTokenUse(trx: Db, email: string, address: string): Promise<void> {
+  await forgiveAttempt(trx, emailKey(email), address);
+}

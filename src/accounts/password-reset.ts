@@ -1,0 +1,152 @@
+// Password reset (SPEC Part 2 "Administrators"): a one-time link by mail (valid 1 h), or `sat admin reset-password`.
+// Either way the new password ends every session of the administrator, is audited and the owner gets a mail.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+import { recordAudit } from '../audit/index.js';
+import { affectedRows, type AdminRow } from '../db/index.js';
+import type { Deps } from '../deps.js';
+import { AppError } from '../errors.js';
+import { queuePasswordChangedMail, queuePasswordResetMail } from '../mail/index.js';
+import { addressKey, emailKey, registerAttempt } from './login-throttle.js';
+import { consumeOneTimeToken, forgiveTokenUse, issueOneTimeToken, throttleTokenUse } from './one-time.js';
+import { generatePassword, hashPassword, newPassword } from './passwords.js';
+import * as q from './queries.js';
+import type { SessionMeta } from './sessions.js';
+
+export const passwordResetBody = z
+  .object({ email: z.string({ error: 'must be a string' }).trim().min(1, 'is required').max(254, 'must be at most 254 characters') })
+  .strict();
+export type PasswordResetInput = z.infer<typeof passwordResetBody>;
+
+export const passwordResetConfirmBody = z
+  .object({
+    token: z.string({ error: 'must be a string' }).min(1, 'is required').max(200, 'is not valid'),
+    new_password: newPassword,
+  })
+  .strict();
+export type PasswordResetConfirmInput = z.infer<typeof passwordResetConfirmBody>;
+
+/**
+ * POST /admin/api/password-reset: always 202. The request counts against the sign-in throttle of the address and
+ * of the account's email (so nobody can flood someone's mailbox), then answers at once: looking the address up and
+ * queuing the mail happen after the answer, so a known and an unknown address take the same time and get the same
+ * answer. Resolves when the answer may be sent; `done` settles when the background work has finished (tests).
+ */
+export async function requestPasswordReset(
+  deps: Deps,
+  input: PasswordResetInput,
+  meta: SessionMeta = {},
+): Promise<{ done: Promise<void> }> {
+  const verdict = await registerAttempt(
+    deps.db.knex,
+    [emailKey(input.email), addressKey(meta.ip)],
+    deps.clock(),
+    deps.config.loginThrottle,
+  );
+  if (verdict.retryAfterSeconds !== undefined) {
+    throw new AppError('rate_limited', 'Too many attempts. Try again later.', undefined, {
+      'Retry-After': String(verdict.retryAfterSeconds),
+    });
+  }
+  if (verdict.delayMs > 0) await sleep(verdict.delayMs);
+  const done = issuePasswordReset(deps, input.email, meta).catch((err: unknown) => {
+    deps.log.error('password reset mail could not be queued', { error: err instanceof Error ? err.message : String(err) });
+  });
+  return { done };
+}
+
+async function issuePasswordReset(deps: Deps, email: string, meta: SessionMeta): Promise<void> {
+  const admin = await q.findAdminByEmail(deps.db.knex, email);
+  if (!admin) return;
+  const now = deps.clock();
+  await deps.db.knex.transaction(async (trx) => {
+    const issued = await issueOneTimeToken(trx, {
+      purpose: 'password_reset',
+      organisationId: admin.organisation_id,
+      adminId: admin.id,
+      email: admin.email,
+      createdBy: null,
+      now,
+    });
+    await queuePasswordResetMail(trx, deps.config, {
+      to: admin.email,
+      token: issued.token,
+      expiresAt: issued.expiresAt,
+      now,
+      ip: meta.ip ?? null,
+    });
+  });
+}
+
+/**
+ * POST /admin/api/password-reset/confirm: sets the new password with a one-time link's token and ends every
+ * session of that administrator. A bad, used or expired token is 400 validation_failed and counts against the
+ * address's sign-in throttle.
+ */
+export async function confirmPasswordReset(deps: Deps, input: PasswordResetConfirmInput, meta: SessionMeta = {}): Promise<void> {
+  const address = await throttleTokenUse(deps, meta.ip ?? null);
+  const hash = await hashPassword(input.new_password);
+  const now = deps.clock();
+  await deps.db.knex.transaction(async (trx) => {
+    const reset = await consumeOneTimeToken(trx, 'password_reset', input.token, now);
+    const admin = reset.admin_id ? await trx<AdminRow>('admins').where({ id: reset.admin_id }).first() : undefined;
+    if (!admin) {
+      throw new AppError('validation_failed', 'The link is not valid.', [{ path: 'token', message: 'is not valid' }]);
+    }
+    await setPasswordEndingSessions(trx, admin, hash);
+    await recordAudit(trx, {
+      organisation_id: admin.organisation_id,
+      actor_id: admin.id,
+      actor_email: admin.email,
+      action: 'admin.password_reset',
+      ip: meta.ip ?? null,
+      created_at: now,
+      subject_admin: { id: admin.id, email: admin.email },
+    });
+    await queuePasswordChangedMail(trx, deps.config, { to: admin.email, how: 'reset', now, ip: meta.ip ?? null });
+    await forgiveTokenUse(trx, admin.email, address);
+  });
+}
+
+export const cliResetPasswordArgs = z
+  .object({
+    email: z.string().trim().min(1, 'email is required').max(254),
+    password: newPassword.optional(),
+  })
+  .strict();
+
+/**
+ * `sat admin reset-password --email E`: a new password (the given one, or a generated one returned once for the
+ * operator to hand over), every session ended, audited as done by "cli", and the owner mailed.
+ */
+export async function resetPasswordFromCli(
+  deps: Deps,
+  args: z.infer<typeof cliResetPasswordArgs>,
+): Promise<{ admin: { id: string; email: string }; sessions_ended: number; generatedPassword?: string }> {
+  const admin = await q.findAdminByEmail(deps.db.knex, args.email);
+  if (!admin) throw new AppError('not_found', `no administrator with the email ${args.email}`);
+  const generatedPassword = args.password === undefined ? generatePassword() : undefined;
+  const hash = await hashPassword(args.password ?? (generatedPassword as string));
+  const now = deps.clock();
+  const ended = await deps.db.knex.transaction(async (trx) => {
+    const n = await setPasswordEndingSessions(trx, admin, hash);
+    await recordAudit(trx, {
+      organisation_id: admin.organisation_id,
+      actor_id: null,
+      actor_email: 'cli',
+      action: 'admin.password_reset',
+      created_at: now,
+      subject_admin: { id: admin.id, email: admin.email },
+    });
+    await queuePasswordChangedMail(trx, deps.config, { to: admin.email, how: 'reset_cli', now, ip: null });
+    return n;
+  });
+  return { admin: { id: admin.id, email: admin.email }, sessions_ended: ended, ...(generatedPassword ? { generatedPassword } : {}) };
+}
+
+/** New hash; every session and every outstanding reset link of the administrator gone. Returns sessions ended. */
+async function setPasswordEndingSessions(trx: Parameters<typeof recordAudit>[0], admin: AdminRow, hash: string): Promise<number> {
+  await trx('admins').where({ id: admin.id }).update({ password_hash: hash });
+  await trx('admin_one_time_tokens').where({ admin_id: admin.id, purpose: 'password_reset' }).whereNull('used_at').delete();
+  return affectedRows(await trx('admin_sessions').where({ admin_id: admin.id }).delete());
+}

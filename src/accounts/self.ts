@@ -1,0 +1,117 @@
+// The signed-in administrator's own account (SPEC Part 2 "Administrators"): change password, see and end sessions.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+import { recordAudit } from '../audit/index.js';
+import { affectedRows, isUuid, type AdminRow, type AdminSessionRow } from '../db/index.js';
+import type { Deps } from '../deps.js';
+import { AppError } from '../errors.js';
+import { queuePasswordChangedMail } from '../mail/index.js';
+import { addressKey, emailKey, forgiveAttempt, registerAttempt } from './login-throttle.js';
+import { hashPassword, newPassword, verifyPassword } from './passwords.js';
+import type { Session, SessionMeta } from './sessions.js';
+
+export const changePasswordBody = z
+  .object({
+    current_password: z.string({ error: 'must be a string' }).min(1, 'is required').max(1024, 'must be at most 1024 characters'),
+    new_password: newPassword,
+  })
+  .strict();
+export type ChangePasswordInput = z.infer<typeof changePasswordBody>;
+
+/** A session as GET /admin/api/me/sessions shows it. */
+export interface SessionResource {
+  id: string;
+  created_at: string;
+  last_seen_at: string;
+  ip: string | null;
+  user_agent: string | null;
+  current: boolean;
+}
+
+const auditOf = (session: Session, meta: SessionMeta) => ({
+  organisation_id: session.admin.organisation.id,
+  actor_id: session.admin.id,
+  actor_email: session.admin.email,
+  ip: meta.ip ?? null,
+  subject_admin: { id: session.admin.id, email: session.admin.email },
+});
+
+/**
+ * POST /admin/api/me/password: checks the current password (the attempt counts against the sign-in throttle of
+ * the account and the address: a stolen session must not become a password oracle), sets the new one, ends every
+ * other session of this administrator and mails the owner. A wrong current password is 400 validation_failed
+ * (not 401: the session itself is fine).
+ */
+export async function changePassword(deps: Deps, session: Session, input: ChangePasswordInput, meta: SessionMeta = {}): Promise<void> {
+  const db = deps.db.knex;
+  const keys = [emailKey(session.admin.email), addressKey(meta.ip)];
+  const verdict = await registerAttempt(db, keys, deps.clock(), deps.config.loginThrottle);
+  if (verdict.retryAfterSeconds !== undefined) {
+    throw new AppError('rate_limited', 'Too many failed attempts. Try again later.', undefined, {
+      'Retry-After': String(verdict.retryAfterSeconds),
+    });
+  }
+  if (verdict.delayMs > 0) await sleep(verdict.delayMs);
+  const admin = await db<AdminRow>('admins').where({ id: session.admin.id }).first();
+  if (!admin || !(await verifyPassword(input.current_password, admin.password_hash))) {
+    throw new AppError('validation_failed', 'The current password is not correct.', [
+      { path: 'current_password', message: 'is not correct' },
+    ]);
+  }
+  const hash = await hashPassword(input.new_password);
+  const now = deps.clock();
+  await db.transaction(async (trx) => {
+    await trx('admins').where({ id: admin.id }).update({ password_hash: hash });
+    await trx('admin_sessions').where({ admin_id: admin.id }).whereNot({ id: session.id }).delete();
+    // Outstanding reset links were asked for with the old password in mind: they no longer apply.
+    await trx('admin_one_time_tokens').where({ admin_id: admin.id, purpose: 'password_reset' }).delete();
+    await recordAudit(trx, { ...auditOf(session, meta), action: 'admin.password_changed', created_at: now });
+    await queuePasswordChangedMail(trx, deps.config, { to: admin.email, how: 'changed', now, ip: meta.ip ?? null });
+    await forgiveAttempt(trx, keys[0]!, keys[1]!);
+  });
+}
+
+/** GET /admin/api/me/sessions: this administrator's live sessions, newest first; `current` marks the caller's. */
+export async function listOwnSessions(deps: Deps, session: Session): Promise<{ items: SessionResource[] }> {
+  const rows = await deps.db
+    .knex<AdminSessionRow>('admin_sessions')
+    .where({ admin_id: session.admin.id })
+    .andWhere('expires_at', '>', deps.clock())
+    .orderBy([
+      { column: 'created_at', order: 'desc' },
+      { column: 'id', order: 'desc' },
+    ]);
+  return {
+    items: rows.map((row) => ({
+      id: row.id,
+      created_at: new Date(row.created_at).toISOString(),
+      last_seen_at: new Date(row.last_seen_at ?? row.created_at).toISOString(),
+      ip: row.ip,
+      user_agent: row.user_agent ?? null,
+      current: row.id === session.id,
+    })),
+  };
+}
+
+/** POST /admin/api/me/sessions/{id}/revoke: ends one of the caller's own sessions (another's, or none: 404). */
+export async function revokeOwnSession(deps: Deps, session: Session, id: string, meta: SessionMeta = {}): Promise<void> {
+  if (!isUuid(id)) throw new AppError('not_found', 'No such session.');
+  await deps.db.knex.transaction(async (trx) => {
+    const deleted = affectedRows(await trx('admin_sessions').where({ id, admin_id: session.admin.id }).delete());
+    if (deleted === 0) throw new AppError('not_found', 'No such session.');
+    await recordAudit(trx, { ...auditOf(session, meta), action: 'admin.session_revoked', created_at: deps.clock() });
+  });
+}
+
+/** POST /admin/api/me/sessions/revoke-others: ends every session of the caller but this one; returns how many. */
+export async function revokeOtherSessions(deps: Deps, session: Session, meta: SessionMeta = {}): Promise<number> {
+  return deps.db.knex.transaction(async (trx) => {
+    const revoked = affectedRows(
+      await trx('admin_sessions').where({ admin_id: session.admin.id }).whereNot({ id: session.id }).delete(),
+    );
+    if (revoked > 0) {
+      await recordAudit(trx, { ...auditOf(session, meta), action: 'admin.session_revoked', created_at: deps.clock() });
+    }
+    return revoked;
+  });
+}

@@ -1,0 +1,180 @@
+// The Administrators page (#/admins): the organisation's administrators, invite by email, remove.
+import { api, ApiError, handleSessionEnd } from './api.js';
+import { $, breakableEmail, cell, el, formatAgo, hide, localDayFormat, sentence, setText, show, timeEl } from './dom.js';
+import { resetToSignIn } from './login.js';
+import { addRoute, addView, currentAccount, onReset, showView } from './shell.js';
+
+addView('admins', $('admins-view'), { signedIn: true });
+
+async function enterAdmins() {
+  hide($('admins-flash'));
+  clearInviteErrors();
+  showView('admins');
+  await loadAdmins();
+}
+
+addRoute('admins', enterAdmins);
+
+let listSeq = 0;
+
+async function loadAdmins() {
+  const seq = ++listSeq;
+  let page;
+  try {
+    page = await api('GET', '/admin/api/admins');
+  } catch (err) {
+    if (seq !== listSeq || handleSessionEnd(err)) return;
+    show($('admins-error'), `The administrators could not be loaded. ${sentence(err.message)}`);
+    return;
+  }
+  if (seq !== listSeq) return;
+  hide($('admins-error'));
+  const items = Array.isArray(page?.items) ? page.items : [];
+  $('admin-rows').replaceChildren(...items.map((a) => adminRow(a, items.length)));
+}
+
+function adminRow(admin, count) {
+  const me = currentAccount()?.id === admin.id;
+  return el(
+    'tr',
+    { 'data-admin-id': admin.id },
+    cell('Email', 'col-name', el('span', { class: 'token-name' }, ...breakableEmail(admin.email)), me ? el('span', { class: 'status current' }, 'You') : null),
+    cell('Added', 'col-created', timeEl(admin.created_at, localDayFormat.format(new Date(admin.created_at)))),
+    cell(
+      'Last sign-in',
+      'col-used',
+      admin.last_sign_in_at ? timeEl(admin.last_sign_in_at, formatAgo(admin.last_sign_in_at)) : el('span', { class: 'muted' }, 'Never'),
+    ),
+    cell(
+      '',
+      'col-actions',
+      count > 1
+        ? el(
+            'button',
+            {
+              type: 'button',
+              class: 'button danger-outline small',
+              'aria-label': `Remove ${admin.email}`,
+              onclick: (event) => askRemove(admin, event.currentTarget),
+            },
+            'Remove',
+          )
+        : el('span', { class: 'muted small' }, 'The last administrator stays'),
+    ),
+  );
+}
+
+// ---------- invite ----------
+
+function setInviteError(message) {
+  const input = $('invite-email');
+  if (message) {
+    show($('invite-email-error'), sentence(message));
+    input.setAttribute('aria-invalid', 'true');
+  } else {
+    hide($('invite-email-error'));
+    input.removeAttribute('aria-invalid');
+  }
+}
+
+function clearInviteErrors() {
+  setInviteError('');
+  hide($('invite-error'));
+}
+
+$('invite-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  clearInviteErrors();
+  hide($('admins-flash'));
+  const email = $('invite-email').value.trim();
+  if (!email || !/^[^\s@]+@[^\s@]+$/.test(email)) {
+    setInviteError(email ? 'Enter a whole email address, like name@example.com.' : 'Enter the email address to invite.');
+    $('invite-email').focus();
+    return;
+  }
+  const submit = $('invite-submit');
+  submit.disabled = true;
+  setText(submit, 'Sending…');
+  try {
+    const invitation = await api('POST', '/admin/api/admins', { email });
+    $('invite-email').value = '';
+    show($('admins-flash'), `Invitation sent to ${invitation?.email ?? email}. The link in it works once, for 72 hours.`);
+    await loadAdmins();
+  } catch (err) {
+    if (handleSessionEnd(err)) return;
+    const detail = err instanceof ApiError ? err.details.find((d) => d?.path === 'email') : null;
+    if (err instanceof ApiError && err.code === 'admin_exists') setInviteError(`${email} is already an administrator.`);
+    else if (detail) setInviteError(detail.message);
+    else show($('invite-error'), sentence(err.message));
+    $('invite-email').focus();
+  } finally {
+    submit.disabled = false;
+    setText(submit, 'Send invitation');
+  }
+});
+
+// ---------- remove ----------
+
+const dialog = $('remove-admin-dialog');
+let removing = null;
+
+function askRemove(admin, opener) {
+  removing = { admin, opener };
+  setText($('remove-admin-email'), admin.email);
+  hide($('remove-admin-error'));
+  $('remove-admin-confirm').disabled = false;
+  dialog.returnValue = '';
+  dialog.showModal();
+  $('remove-admin-cancel').focus();
+}
+
+dialog.querySelector('form').addEventListener('submit', async (event) => {
+  const choice = event.submitter?.value;
+  if (choice !== 'remove' || !removing) return; // Cancel: the dialog closes by itself
+  event.preventDefault();
+  const { admin } = removing;
+  const confirm = $('remove-admin-confirm');
+  confirm.disabled = true;
+  setText(confirm, 'Removing…');
+  try {
+    await api('DELETE', `/admin/api/admins/${encodeURIComponent(admin.id)}`);
+    removing = null;
+    dialog.close('removed');
+    if (currentAccount()?.id === admin.id) {
+      resetToSignIn('You removed your own administrator account.', 'info');
+      return;
+    }
+    show($('admins-flash'), `${admin.email} was removed and signed out.`);
+    await loadAdmins();
+    $('invite-email').focus();
+  } catch (err) {
+    if (handleSessionEnd(err)) return;
+    if (err instanceof ApiError && err.status === 404) {
+      removing = null;
+      dialog.close('gone');
+      show($('admins-flash'), `${admin.email} was already removed.`);
+      await loadAdmins();
+      return;
+    }
+    show($('remove-admin-error'), sentence(err.message));
+  } finally {
+    confirm.disabled = false;
+    setText(confirm, 'Remove administrator');
+  }
+});
+
+dialog.addEventListener('close', () => {
+  const opener = removing?.opener;
+  removing = null;
+  setText($('remove-admin-email'), '');
+  if ((dialog.returnValue === 'cancel' || dialog.returnValue === '') && opener?.isConnected) opener.focus();
+});
+
+onReset(() => {
+  listSeq += 1;
+  if (dialog.open) dialog.close();
+  $('admin-rows').replaceChildren();
+  $('invite-email').value = '';
+  clearInviteErrors();
+  hide($('admins-flash'));
+});

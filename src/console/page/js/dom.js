@@ -1,0 +1,87 @@
+// DOM and formatting helpers shared by every screen of the console. Every piece of data reaches the page as
+// text (textContent, append(string), setAttribute), never as HTML: the page runs under Trusted Types with no
+// policy, so an innerHTML assignment would throw anyway.
+
+/** The element with this id; throws when the page lacks it (a mistake in index.html, not a user error). */
+export const $ = (id) => {
+  const node = document.getElementById(id);
+  if (!node) throw new Error(`missing #${id}`);
+  return node;
+};
+
+/** Builds an element; strings among the children become text nodes (never parsed as HTML). */
+export function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === 'class') node.className = value;
+    else if (key.startsWith('on') && typeof value === 'function') node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? '' : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child !== undefined && child !== null && child !== false) node.append(child);
+  }
+  return node;
+}
+
+export function setText(node, text) {
+  node.textContent = text ?? '';
+}
+
+export function show(node, text) {
+  if (text !== undefined) setText(node, text);
+  node.hidden = false;
+}
+
+export function hide(node) {
+  node.hidden = true;
+}
+
+/** "must be in the future" → "Must be in the future." */
+export function sentence(text) {
+  const t = String(text ?? '').trim();
+  if (!t) return '';
+  const s = t[0].toUpperCase() + t.slice(1);
+  return /[.!?]$/.test(s) ? s : `${s}.`;
+}
+
+export const DAY_MS = 86_400_000;
+
+export const isoDay = (ms) => new Date(ms).toISOString().slice(0, 10);
+
+const dayFormat = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric', timeZone: 'UTC' });
+export const localDayFormat = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
+export const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+const relative = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
+
+/** A token's expiry is the end of a UTC day: show that day. */
+export function formatExpiry(iso) {
+  return dayFormat.format(new Date(iso));
+}
+
+/** "3 minutes ago", "yesterday"; a full date and time beyond a month. */
+export function formatAgo(iso) {
+  const seconds = Math.round((Date.parse(iso) - Date.now()) / 1000);
+  const abs = Math.abs(seconds);
+  if (abs < 60) return relative.format(Math.trunc(seconds), 'second');
+  if (abs < 3600) return relative.format(Math.round(seconds / 60), 'minute');
+  if (abs < 86_400) return relative.format(Math.round(seconds / 3600), 'hour');
+  if (abs < 30 * 86_400) return relative.format(Math.round(seconds / 86_400), 'day');
+  return dateTimeFormat.format(new Date(iso));
+}
+
+/** A <time> with the machine-readable instant and the full date and time as its tooltip. */
+export function timeEl(iso, text) {
+  return el('time', { datetime: iso, title: dateTimeFormat.format(new Date(iso)) }, text);
+}
+
+/** An email as text that may wrap before its "@" rather than inside a word. */
+export function breakableEmail(email) {
+  const at = email.lastIndexOf('@');
+  return at > 0 ? [email.slice(0, at), el('wbr'), email.slice(at)] : [email];
+}
+
+/** A table cell with one wrapper inside, so a phone's one-card-per-row layout can label it. */
+export function cell(label, cls, ...children) {
+  return el('td', { 'data-label': label, class: cls }, el('div', { class: 'cell' }, ...children));
+}

@@ -1,0 +1,63 @@
+// Sign in and sign out.
+import { api, ApiError, onSessionEnd } from './api.js';
+import { $, hide, sentence, setText, show } from './dom.js';
+import { addView, enterConsole, resetSession, setAccount, setSignedOutHome, showView } from './shell.js';
+
+addView('signin', $('signin-view'));
+
+$('signin-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const email = $('signin-email').value.trim();
+  const password = $('signin-password').value;
+  const error = $('signin-error');
+  hide(error);
+  if (!email || !password) {
+    show(error, 'Enter your email and password.');
+    (email ? $('signin-password') : $('signin-email')).focus();
+    return;
+  }
+  const submit = $('signin-submit');
+  submit.disabled = true;
+  setText(submit, 'Signing in…');
+  try {
+    // The response also carries a bearer token for scripts; the console ignores it and relies on the cookie.
+    const session = await api('POST', '/admin/api/login', { email, password });
+    $('signin-password').value = '';
+    setAccount(session);
+    hide(error);
+    await enterConsole();
+  } catch (err) {
+    $('signin-password').value = '';
+    show(
+      error,
+      err instanceof ApiError && err.status === 401 ? 'The email or password is not right. Try again.' : sentence(err.message),
+    );
+    $('signin-password').focus();
+  } finally {
+    submit.disabled = false;
+    setText(submit, 'Sign in');
+  }
+});
+
+$('sign-out').addEventListener('click', async () => {
+  try {
+    await api('POST', '/admin/api/logout');
+  } catch {
+    // Signed out either way: the cookie is gone or the session was already over.
+  }
+  resetToSignIn('You have signed out.', 'info');
+});
+
+/** Back to the sign-in form with nothing of the session left on the page. */
+export function resetToSignIn(message, kind = 'error') {
+  resetSession();
+  const notice = $('signin-error');
+  notice.className = kind === 'info' ? 'notice success' : 'notice error';
+  if (message) show(notice, message);
+  else hide(notice);
+  showView('signin');
+  $('signin-email').focus();
+}
+
+onSessionEnd(resetToSignIn);
+setSignedOutHome(() => resetToSignIn(''));

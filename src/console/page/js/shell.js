@@ -1,0 +1,135 @@
+// The frame around the screens: which view is on show, the hash routes (#/, #/profile, #/admins, and the public
+// #/forgot, #/invite, #/reset), the navigation and account in the top bar, and the hooks that wipe every
+// screen's state when the session ends.
+import { handleSessionEnd, session } from './api.js';
+import { $, setText } from './dom.js';
+
+const views = { loading: $('loading') };
+const signedInViews = new Set();
+/** The top-bar navigation link of each signed-in view that has one. */
+const navLinks = { tokens: $('nav-tokens'), admins: $('nav-admins') };
+
+/** Registers a screen's top-level element; signedIn views show the navigation and account in the top bar. */
+export function addView(name, node, { signedIn = false } = {}) {
+  views[name] = node;
+  if (signedIn) signedInViews.add(name);
+}
+
+/** Shows one view and hides the others. */
+export function showView(name) {
+  for (const [key, node] of Object.entries(views)) node.hidden = key !== name;
+  const inside = signedInViews.has(name);
+  $('account').hidden = !inside;
+  $('main-nav').hidden = !inside;
+  for (const [key, link] of Object.entries(navLinks)) {
+    if (key === name) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+}
+
+/** The signed-in administrator ({id, email, organisation: {id, name}}), or null. Memory only. */
+let account = null;
+
+export function currentAccount() {
+  return account;
+}
+
+/** "jane.doe@example.com" → "JD"; at most two letters, for the account button. */
+export function initials(email) {
+  const local = String(email ?? '').split('@')[0] ?? '';
+  const parts = local.split(/[._+-]+/).filter(Boolean);
+  const letters = (parts.length > 1 ? [parts[0][0], parts[1][0]] : [...(parts[0] ?? '?')].slice(0, 2)).join('');
+  return letters.toUpperCase() || '?';
+}
+
+/** Shows who is signed in; keeps the CSRF token from /me or login. */
+export function setAccount(me) {
+  // /me and login both carry the administrator; accept either {admin: {...}} or the admin itself.
+  const admin = me?.admin ?? me ?? {};
+  const organisation = admin.organisation ?? me?.organisation ?? null;
+  account = { id: admin.id ?? null, email: admin.email ?? '', organisation: organisation ?? { id: null, name: '' } };
+  setText($('account-org'), organisation?.name ?? '');
+  setText($('account-email'), admin.email ?? '');
+  setText($('account-initials'), initials(admin.email));
+  $('account-button').title = `${admin.email ?? ''} · ${organisation?.name ?? ''}`;
+  if (me?.csrf_token) session.csrf = me.csrf_token;
+}
+
+const resets = [];
+
+/** Registers a function that wipes a screen's session data (secrets, lists, open dialogs). */
+export function onReset(fn) {
+  resets.push(fn);
+}
+
+let signedIn = false;
+
+/** Leaves nothing of the session on the page: every screen's reset, the CSRF token, the account. */
+export function resetSession() {
+  signedIn = false;
+  for (const fn of resets) fn();
+  session.csrf = '';
+  account = null;
+  setText($('account-org'), '');
+  setText($('account-email'), '');
+  setText($('account-initials'), '');
+}
+
+let home = async () => {};
+let signedOutHome = () => {};
+
+/** Registers the screen shown after sign-in (and for #/). */
+export function setHome(enter) {
+  home = enter;
+}
+
+/** Registers what a signed-out visitor sees at a private route (the sign-in form). */
+export function setSignedOutHome(enter) {
+  signedOutHome = enter;
+}
+
+const routes = new Map();
+
+/** Registers `#/name`: `enter(params)` shows it. Public routes open without a session (the mailed links). */
+export function addRoute(name, enter, { isPublic = false } = {}) {
+  routes.set(name, { enter, isPublic });
+}
+
+/** "#/invite?token=x" → {name: 'invite', params}; anything else → the home route ''. */
+export function parseRoute(hash = location.hash) {
+  const m = /^#\/([a-z-]*)(?:\?(.*))?$/.exec(hash);
+  return m ? { name: m[1], params: new URLSearchParams(m[2] ?? '') } : { name: '', params: new URLSearchParams() };
+}
+
+/** True when the current location is a public route (a mailed link), which opens without asking /me. */
+export function isPublicRoute(route = parseRoute()) {
+  return routes.get(route.name)?.isPublic === true;
+}
+
+/** Shows the screen of the current location, within what the visitor may see. */
+export async function openRoute(route = parseRoute()) {
+  const target = routes.get(route.name);
+  if (target?.isPublic) return target.enter(route.params);
+  if (!signedIn) return signedOutHome();
+  if (target) return target.enter(route.params);
+  return home();
+}
+
+window.addEventListener('hashchange', () => {
+  openRoute().catch((err) => {
+    if (!handleSessionEnd(err)) console.warn('could not open the page', err);
+  });
+});
+
+/** After sign-in (or with a live session at start): the screen of the location (home by default), focus on it. */
+export async function enterConsole() {
+  signedIn = true;
+  const route = parseRoute();
+  if (isPublicRoute(route)) {
+    history.replaceState(null, '', '#/');
+    await home();
+  } else {
+    await openRoute(route);
+  }
+  $('main').focus({ preventScroll: true });
+}

@@ -1,0 +1,531 @@
+// The System Access Token screen: generate (with the secret shown once), the list with search and paging,
+// the active-token limit, and Revoke Access.
+import { api, ApiError, handleSessionEnd } from './api.js';
+import {
+  $,
+  DAY_MS,
+  breakableEmail,
+  cell,
+  el,
+  formatAgo,
+  formatExpiry,
+  hide,
+  isoDay,
+  localDayFormat,
+  sentence,
+  setText,
+  show,
+  timeEl,
+} from './dom.js';
+import { addView, onReset, setHome, showView } from './shell.js';
+
+const PAGE_SIZE = 10;
+
+const state = {
+  services: [],
+  /** Cursors of the pages visited: the last one is the page on screen (null = first page). */
+  cursors: [null],
+  nextCursor: null,
+  query: '',
+  activeCount: 0,
+  maxActive: 0,
+  listSeq: 0,
+  revoking: null,
+};
+
+addView('tokens', $('tokens-view'), { signedIn: true });
+
+/** Loads the services, shows the screen and its first page of tokens. */
+async function enterTokens() {
+  const services = await api('GET', '/admin/api/services');
+  state.services = Array.isArray(services?.items) ? services.items : [];
+  renderServices();
+  showView('tokens');
+  await loadTokens();
+}
+
+setHome(enterTokens);
+
+onReset(() => {
+  closeSecret({ focus: false });
+  if ($('revoke-dialog').open) $('revoke-dialog').close();
+  closeGenerate({ focus: false });
+  state.cursors = [null];
+  state.nextCursor = null;
+  state.query = '';
+  state.listSeq += 1;
+  $('token-search').value = '';
+  $('token-rows').replaceChildren();
+  hide($('flash'));
+});
+
+// ---------- generate ----------
+
+const generatePanel = $('generate-panel');
+const generateForm = $('generate-form');
+const openGenerate = $('open-generate');
+const nameInput = $('token-name');
+const expiryInput = $('token-expiry');
+const serviceFilter = $('service-filter');
+
+const maxLifetimeDays = Number(document.querySelector('meta[name="sat-max-token-lifetime-days"]')?.content) || 366;
+
+/** Today (UTC) up to today + the maximum lifetime: the API's own bounds for a YYYY-MM-DD expiry. */
+function expiryBounds() {
+  const now = Date.now();
+  return { min: isoDay(now), max: isoDay(now + maxLifetimeDays * DAY_MS) };
+}
+
+function prepareExpiry() {
+  const { min, max } = expiryBounds();
+  expiryInput.min = min;
+  expiryInput.max = max;
+  if (!expiryInput.value) expiryInput.value = isoDay(Math.min(Date.now() + 90 * DAY_MS, Date.parse(max)));
+  setText(
+    $('token-expiry-hint'),
+    `The token works through the end of this day (UTC), then expires by itself. Latest: ${formatExpiry(max)} (${maxLifetimeDays} days ahead).`,
+  );
+}
+
+openGenerate.addEventListener('click', () => {
+  if (generatePanel.hidden) openGeneratePanel();
+  else closeGenerate();
+});
+
+function openGeneratePanel() {
+  prepareExpiry();
+  clearFieldErrors();
+  generatePanel.hidden = false;
+  openGenerate.setAttribute('aria-expanded', 'true');
+  nameInput.focus();
+}
+
+function closeGenerate({ focus = true } = {}) {
+  generateForm.reset();
+  serviceFilter.value = '';
+  filterServices();
+  clearFieldErrors();
+  generatePanel.hidden = true;
+  openGenerate.setAttribute('aria-expanded', 'false');
+  if (focus) focusTop();
+}
+
+$('generate-cancel').addEventListener('click', () => closeGenerate());
+
+function renderServices() {
+  const list = $('service-list');
+  list.replaceChildren(
+    ...state.services.map((service) => {
+      const id = `service-${service.id}`;
+      return el(
+        'li',
+        { 'data-search': `${service.name} ${service.id} ${service.description ?? ''}`.toLowerCase() },
+        el(
+          'label',
+          { for: id },
+          el('input', { type: 'checkbox', id, name: 'services', value: service.id }),
+          el(
+            'span',
+            {},
+            el('span', { class: 'service-name' }, service.name, ' ', el('span', { class: 'service-id' }, `(${service.id})`)),
+            service.description ? el('span', { class: 'service-desc' }, service.description) : null,
+          ),
+        ),
+      );
+    }),
+  );
+  filterServices();
+}
+
+function selectedServices() {
+  return [...$('service-list').querySelectorAll('input[type="checkbox"]:checked')].map((box) => box.value);
+}
+
+/** Narrows the checkboxes as one types; a checked service that is filtered out stays chosen. */
+function filterServices() {
+  const needle = serviceFilter.value.trim().toLowerCase();
+  let shown = 0;
+  for (const item of $('service-list').children) {
+    const match = !needle || item.dataset.search.includes(needle);
+    item.hidden = !match;
+    if (match) shown += 1;
+  }
+  const total = state.services.length;
+  const chosen = selectedServices().length;
+  setText(
+    $('service-count'),
+    `${needle ? `${shown} of ${total} shown` : `${total} services`} · ${chosen} selected`,
+  );
+  const none = $('service-none');
+  if (needle && shown === 0) show(none, `No service matches “${serviceFilter.value.trim()}”.`);
+  else hide(none);
+}
+
+serviceFilter.addEventListener('input', filterServices);
+serviceFilter.addEventListener('keydown', (event) => {
+  // Enter in the filter must not submit the form.
+  if (event.key === 'Enter') event.preventDefault();
+});
+$('service-list').addEventListener('change', () => {
+  filterServices();
+  if (selectedServices().length) setFieldError('services', '');
+});
+
+const fieldInputs = {
+  name: { input: nameInput, error: $('token-name-error') },
+  expires_at: { input: expiryInput, error: $('token-expiry-error') },
+  services: { input: null, error: $('services-error') },
+};
+
+function fieldOf(path) {
+  const key = String(path ?? '').split(/[.[]/)[0];
+  return fieldInputs[key] ? key : null;
+}
+
+function setFieldError(field, message) {
+  const { input, error } = fieldInputs[field];
+  if (message) show(error, sentence(message));
+  else hide(error);
+  if (input) {
+    if (message) input.setAttribute('aria-invalid', 'true');
+    else input.removeAttribute('aria-invalid');
+  }
+}
+
+function clearFieldErrors() {
+  for (const field of Object.keys(fieldInputs)) setFieldError(field, '');
+  hide($('generate-error'));
+}
+
+function focusField(field) {
+  if (field === 'services') {
+    const first = $('service-list').querySelector('li:not([hidden]) input') ?? serviceFilter;
+    first.focus();
+  } else fieldInputs[field].input.focus();
+}
+
+/** The checks the page can make before asking: the API makes them again, and more. */
+function checkForm() {
+  const errors = {};
+  const name = nameInput.value.trim();
+  if (!name) errors.name = 'Enter a name that says what the token is for.';
+  else if ([...name].length > 64) errors.name = 'Use at most 64 characters.';
+  const { min, max } = expiryBounds();
+  const expiry = expiryInput.value;
+  if (!expiry) errors.expires_at = 'Choose an expiry date.';
+  else if (expiry < min) errors.expires_at = 'Choose a date that is not in the past.';
+  else if (expiry > max) errors.expires_at = `Choose a date at most ${maxLifetimeDays} days ahead.`;
+  if (!selectedServices().length) errors.services = 'Choose at least one service.';
+  return errors;
+}
+
+generateForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  clearFieldErrors();
+  const errors = checkForm();
+  const invalid = Object.keys(fieldInputs).filter((field) => errors[field]);
+  if (invalid.length) {
+    for (const field of invalid) setFieldError(field, errors[field]);
+    focusField(invalid[0]);
+    return;
+  }
+  const submit = $('generate-submit');
+  submit.disabled = true;
+  setText(submit, 'Generating…');
+  try {
+    const token = await api('POST', '/admin/api/tokens', {
+      name: nameInput.value.trim(),
+      expires_at: expiryInput.value,
+      services: selectedServices(),
+    });
+    closeGenerate({ focus: false });
+    showSecret(token);
+    state.cursors = [null];
+    await loadTokens();
+  } catch (err) {
+    if (handleSessionEnd(err)) return;
+    showGenerateError(err);
+  } finally {
+    setText(submit, 'Generate');
+    applyLimit();
+  }
+});
+
+function showGenerateError(err) {
+  const placed = [];
+  if (err instanceof ApiError) {
+    for (const detail of err.details) {
+      const field = fieldOf(detail?.path);
+      if (field && !placed.includes(field)) {
+        setFieldError(field, detail.message);
+        placed.push(field);
+      }
+    }
+    if (err.code === 'name_taken' && !placed.includes('name')) {
+      setFieldError('name', err.message);
+      placed.push('name');
+    }
+    if (err.code === 'token_limit_reached') void loadTokens();
+  }
+  if (placed.length) {
+    focusField(placed[0]);
+  } else {
+    show($('generate-error'), sentence(err.message));
+  }
+}
+
+// ---------- the secret, once ----------
+
+const secretPanel = $('secret-panel');
+
+function showSecret(token) {
+  hide($('flash'));
+  setText($('secret-token-name'), token.name);
+  setText($('secret-client-id'), token.client_id);
+  setText($('secret-client-secret'), token.client_secret);
+  setText($('copy-status'), '');
+  secretPanel.hidden = false;
+  secretPanel.focus();
+  secretPanel.scrollIntoView({ block: 'nearest' });
+}
+
+/** Removes the secret from the page: the text node goes, nothing else ever held it. */
+function closeSecret({ focus = true } = {}) {
+  const wasOpen = !secretPanel.hidden;
+  setText($('secret-client-secret'), '');
+  setText($('secret-client-id'), '');
+  setText($('secret-token-name'), '');
+  setText($('copy-status'), '');
+  secretPanel.hidden = true;
+  if (wasOpen && focus) focusTop();
+}
+
+$('close-secret').addEventListener('click', () => closeSecret());
+// Leaving the page (or being put in the back/forward cache) drops the secret too.
+window.addEventListener('pagehide', () => closeSecret({ focus: false }));
+
+async function copyFrom(id, what) {
+  const source = $(id);
+  const value = source.textContent ?? '';
+  const status = $('copy-status');
+  try {
+    await navigator.clipboard.writeText(value);
+    setText(status, `${what} copied to the clipboard.`);
+  } catch {
+    // No clipboard access (plain HTTP on another host, or denied): select it for a manual copy.
+    const range = document.createRange();
+    range.selectNodeContents(source);
+    const selection = window.getSelection();
+    selection?.removeAllRanges();
+    selection?.addRange(range);
+    setText(status, `${what} selected: press Ctrl+C (⌘C on a Mac) to copy it.`);
+  }
+}
+
+$('copy-client-id').addEventListener('click', () => copyFrom('secret-client-id', 'Client ID'));
+$('copy-client-secret').addEventListener('click', () => copyFrom('secret-client-secret', 'Client secret'));
+
+// ---------- the token list ----------
+
+function serviceName(id) {
+  return state.services.find((service) => service.id === id)?.name ?? id;
+}
+
+async function loadTokens() {
+  const seq = ++state.listSeq;
+  const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
+  if (state.query) params.set('q', state.query);
+  const cursor = state.cursors[state.cursors.length - 1];
+  if (cursor) params.set('cursor', cursor);
+  let page;
+  try {
+    page = await api('GET', `/admin/api/tokens?${params}`);
+  } catch (err) {
+    if (seq !== state.listSeq) return;
+    if (handleSessionEnd(err)) return;
+    show($('list-error'), `The tokens could not be loaded. ${sentence(err.message)}`);
+    return;
+  }
+  if (seq !== state.listSeq) return; // a newer search or page answered first
+  hide($('list-error'));
+  const items = Array.isArray(page?.items) ? page.items : [];
+  if (!items.length && state.cursors.length > 1) {
+    // The page emptied (its last token was revoked): step back.
+    state.cursors.pop();
+    return loadTokens();
+  }
+  state.nextCursor = page?.next_cursor ?? null;
+  state.activeCount = Number(page?.active_count ?? 0);
+  state.maxActive = Number(page?.max_active ?? 0);
+  renderRows(items);
+  renderPager();
+  applyLimit();
+}
+
+function renderRows(items) {
+  $('token-rows').replaceChildren(...items.map(tokenRow));
+  const empty = $('list-empty');
+  $('token-table').hidden = items.length === 0;
+  if (items.length) hide(empty);
+  else if (state.query) show(empty, `No token matches “${state.query}”.`);
+  else show(empty, 'No tokens yet. Generate one to let an external application call your APIs.');
+}
+
+function tokenRow(token) {
+  const status = token.status === 'active' ? 'Active' : token.status === 'expired' ? 'Expired' : String(token.status ?? '');
+  const createdBy = token.created_by?.email;
+  return el(
+    'tr',
+    { 'data-token-id': token.id },
+    cell('Name', 'col-name', el('span', { class: 'token-name' }, token.name)),
+    cell('Client ID', 'col-client', el('code', {}, token.client_id)),
+    cell(
+      'Services',
+      'col-services',
+      (token.services ?? []).map((id) => el('span', { class: 'tag', title: id }, serviceName(id))),
+    ),
+    cell('Status', 'col-status', el('span', { class: `status ${token.status}` }, status)),
+    cell('Expires', 'col-expires', timeEl(token.expires_at, formatExpiry(token.expires_at))),
+    cell(
+      'Last used',
+      'col-used',
+      token.last_used_at ? timeEl(token.last_used_at, formatAgo(token.last_used_at)) : el('span', { class: 'muted' }, 'Never'),
+    ),
+    cell(
+      'Created',
+      'col-created',
+      timeEl(token.created_at, localDayFormat.format(new Date(token.created_at))),
+      el('span', { class: 'sub' }, createdBy ? ['by ', ...breakableEmail(createdBy)] : 'with the sat CLI'),
+    ),
+    cell(
+      '',
+      'col-actions',
+      el(
+        'button',
+        {
+          type: 'button',
+          class: 'button danger-outline small',
+          'aria-label': `Revoke access for ${token.name}`,
+          onclick: (event) => askRevoke(token, event.currentTarget),
+        },
+        'Revoke Access',
+      ),
+    ),
+  );
+}
+
+function renderPager() {
+  const page = state.cursors.length;
+  $('pager').hidden = page <= 1 && !state.nextCursor;
+  $('page-prev').disabled = page <= 1;
+  $('page-next').disabled = !state.nextCursor;
+  setText($('page-info'), page > 1 || state.nextCursor ? `Page ${page}` : '');
+}
+
+$('page-next').addEventListener('click', async () => {
+  if (!state.nextCursor) return;
+  state.cursors.push(state.nextCursor);
+  await loadTokens();
+  ($('page-next').disabled ? $('page-prev') : $('page-next')).focus();
+});
+
+$('page-prev').addEventListener('click', async () => {
+  if (state.cursors.length <= 1) return;
+  state.cursors.pop();
+  await loadTokens();
+  ($('page-prev').disabled ? $('page-next') : $('page-prev')).focus();
+});
+
+let searchTimer;
+$('token-search').addEventListener('input', (event) => {
+  clearTimeout(searchTimer);
+  const value = event.currentTarget.value.trim();
+  searchTimer = setTimeout(() => {
+    if (value === state.query) return;
+    state.query = value;
+    state.cursors = [null];
+    void loadTokens();
+  }, 250);
+});
+$('token-search').addEventListener('keydown', (event) => {
+  if (event.key === 'Enter') event.preventDefault();
+});
+
+/** "N of 25 tokens used"; at the limit both generate buttons are disabled and say why. */
+function applyLimit() {
+  const { activeCount: used, maxActive: max } = state;
+  const atLimit = max > 0 && used >= max;
+  setText($('usage-text'), max > 0 ? `${used} of ${max} tokens used` : '');
+  $('usage-text').hidden = atLimit;
+  const fill = $('usage-fill');
+  fill.style.width = max > 0 ? `${Math.min(100, (used / max) * 100)}%` : '0';
+  fill.classList.toggle('full', atLimit);
+  const reason = $('limit-reason');
+  if (atLimit) show(reason, `${used} of ${max} tokens used — revoke one to generate another.`);
+  else hide(reason);
+  openGenerate.disabled = atLimit;
+  const submit = $('generate-submit');
+  if (submit.textContent === 'Generate') submit.disabled = atLimit;
+}
+
+function focusTop() {
+  (openGenerate.disabled ? $('token-search') : openGenerate).focus();
+}
+
+// ---------- Revoke Access ----------
+
+const revokeDialog = $('revoke-dialog');
+
+function askRevoke(token, opener) {
+  state.revoking = { token, opener };
+  setText($('revoke-name'), token.name);
+  setText($('revoke-client-id'), token.client_id);
+  hide($('revoke-error'));
+  $('revoke-confirm').disabled = false;
+  revokeDialog.returnValue = '';
+  revokeDialog.showModal();
+  $('revoke-cancel').focus();
+}
+
+revokeDialog.querySelector('form').addEventListener('submit', async (event) => {
+  const choice = event.submitter?.value;
+  if (choice !== 'revoke' || !state.revoking) return; // Cancel: the dialog closes by itself
+  event.preventDefault(); // stay open until the server has answered
+  const { token } = state.revoking;
+  const confirm = $('revoke-confirm');
+  confirm.disabled = true;
+  setText(confirm, 'Revoking…');
+  try {
+    await api('POST', `/admin/api/tokens/${encodeURIComponent(token.id)}/revoke`);
+    state.revoking = null;
+    revokeDialog.close('revoked');
+    show($('flash'), `Access revoked for “${token.name}”. Integrations using it can no longer get access tokens.`);
+    await loadTokens();
+    focusTop();
+  } catch (err) {
+    if (handleSessionEnd(err)) return;
+    if (err instanceof ApiError && err.status === 404) {
+      // Already gone (revoked elsewhere): the list catches up.
+      state.revoking = null;
+      revokeDialog.close('gone');
+      show($('flash'), `“${token.name}” was already revoked.`);
+      await loadTokens();
+      focusTop();
+      return;
+    }
+    show($('revoke-error'), sentence(err.message));
+  } finally {
+    confirm.disabled = false;
+    setText(confirm, 'Revoke Access');
+  }
+});
+
+revokeDialog.addEventListener('close', () => {
+  const opener = state.revoking?.opener;
+  state.revoking = null;
+  setText($('revoke-name'), '');
+  setText($('revoke-client-id'), '');
+  if (revokeDialog.returnValue === 'cancel' || revokeDialog.returnValue === '') {
+    if (opener?.isConnected) opener.focus();
+  }
+});

@@ -1,0 +1,56 @@
+// Administrator-account mails, queued through the outbox inside the caller's transaction (SPEC Part 2).
+import type { Knex } from 'knex';
+import type { Config } from '../config/index.js';
+import { adminInvitation, passwordChanged, passwordResetLink } from './admin-templates.js';
+import { enqueueMail, messageIdDomain } from './outbox.js';
+
+type MailConfig = Pick<Config, 'issuer' | 'mailFrom'>;
+
+const consoleUrl = (config: MailConfig) => `${config.issuer}/admin`;
+
+/**
+ * The console link holding a one-time token. The token rides in the fragment (`/admin#/invite?token=…`), which
+ * browsers never send to a server: it stays out of access logs, proxies and Referer headers.
+ */
+export function oneTimeLink(config: MailConfig, page: 'invite' | 'reset', token: string): string {
+  return `${consoleUrl(config)}#/${page}?token=${encodeURIComponent(token)}`;
+}
+
+export async function queueInvitationMail(
+  trx: Knex.Transaction,
+  config: MailConfig,
+  f: { to: string; organisation: string; invitedBy: string; token: string; expiresAt: Date; now: Date },
+): Promise<void> {
+  const content = adminInvitation({
+    organisation: f.organisation,
+    invitedBy: f.invitedBy,
+    link: oneTimeLink(config, 'invite', f.token),
+    expiresAt: f.expiresAt,
+    consoleUrl: consoleUrl(config),
+  });
+  await enqueueMail(trx, { kind: 'admin_invitation', to: f.to, content, now: f.now, messageIdDomain: messageIdDomain(config) });
+}
+
+export async function queuePasswordResetMail(
+  trx: Knex.Transaction,
+  config: MailConfig,
+  f: { to: string; token: string; expiresAt: Date; now: Date; ip: string | null },
+): Promise<void> {
+  const content = passwordResetLink({
+    email: f.to,
+    link: oneTimeLink(config, 'reset', f.token),
+    expiresAt: f.expiresAt,
+    ip: f.ip,
+    consoleUrl: consoleUrl(config),
+  });
+  await enqueueMail(trx, { kind: 'password_reset', to: f.to, content, now: f.now, messageIdDomain: messageIdDomain(config) });
+}
+
+export async function queuePasswordChangedMail(
+  trx: Knex.Transaction,
+  config: MailConfig,
+  f: { to: string; how: 'changed' | 'reset' | 'reset_cli'; now: Date; ip: string | null },
+): Promise<void> {
+  const content = passwordChanged({ email: f.to, how: f.how, at: f.now, ip: f.ip, consoleUrl: consoleUrl(config) });
+  await enqueueMail(trx, { kind: 'password_changed', to: f.to, content, now: f.now, messageIdDomain: messageIdDomain(config) });
+}

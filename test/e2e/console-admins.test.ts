@@ -1,0 +1,219 @@
+// The console's account pages in Chromium against a real server and a real SMTP server: the account menu, Profile
+// (change password, sessions with revoke), Administrators (list, invite, remove), and the pages reached from the
+// mailed links (accept an invitation, reset a password), each link read from the received mail and opened.
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { call, signIn as apiSignIn } from '../support/admin-api.js';
+import { launchChromium, newWatchedContext, until, type Watch } from '../support/browser.js';
+import { createTestDb, type TestDb } from '../support/db.js';
+import { startServer, type TestServer } from '../support/server.js';
+import { startSmtp, type ReceivedMail, type TestSmtp } from '../support/smtp.js';
+
+const ADMIN = { email: 'first-admin@example.com', password: 'first-admin-password' };
+const COLLEAGUE = 'colleague@example.com';
+
+const text = (page: Page, selector: string) => page.locator(selector).innerText();
+
+function linkIn(mail: ReceivedMail, page: 'invite' | 'reset'): string {
+  const m = new RegExp(`(https?://\\S+/admin#/${page}\\?token=[A-Za-z0-9_%-]+)`).exec(mail.text);
+  if (!m) throw new Error(`no ${page} link in: ${mail.text}`);
+  return m[1]!;
+}
+
+describe('admin console: account, profile, administrators, mailed links (Chromium)', () => {
+  let db: TestDb;
+  let smtp: TestSmtp;
+  let server: TestServer;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  let password = ADMIN.password;
+  const w: Watch = { problems: [], requests: [] };
+
+  async function mail(to: string, subject: string, count = 1): Promise<ReceivedMail> {
+    const pick = () => smtp.to(to).filter((m) => m.subject.includes(subject));
+    await smtp.waitFor(() => pick().length >= count);
+    return pick()[count - 1]!;
+  }
+
+  async function signInPage(p: Page, email: string, pw: string): Promise<void> {
+    const form = p.locator('#signin-form');
+    await form.getByLabel('Email').fill(email);
+    await form.getByLabel('Password').fill(pw);
+    await p.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await p.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
+  }
+
+  beforeAll(async () => {
+    db = await createTestDb('embedded');
+    smtp = await startSmtp();
+    server = await startServer(db, { SMTP_URL: smtp.url, MAIL_POLL_INTERVAL_MS: '100' });
+    browser = await launchChromium();
+    context = await newWatchedContext(browser, w);
+    page = await context.newPage();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    await smtp?.close();
+    await db?.drop();
+  });
+
+  it('shows the account menu with the initials: Profile and Sign out', async () => {
+    await page.goto(`${server.url}/admin`);
+    await signInPage(page, ADMIN.email, password);
+    const button = page.getByRole('button', { name: 'Account menu' });
+    expect(await text(page, '#account-initials')).toBe('FA');
+    expect(await button.getAttribute('aria-expanded')).toBe('false');
+    await button.click();
+    expect(await button.getAttribute('aria-expanded')).toBe('true');
+    const items = page.getByRole('menuitem');
+    expect(await items.allInnerTexts()).toEqual(['Profile', 'Sign out']);
+    await page.keyboard.press('Escape');
+    expect(await page.locator('#account-menu').isHidden()).toBe(true);
+    expect(await page.evaluate(() => (globalThis as unknown as { document: { activeElement: { id: string } } }).document.activeElement.id)).toBe(
+      'account-button',
+    );
+  });
+
+  it('Profile: lists the sessions and signs another one out', async () => {
+    const other = await apiSignIn(server, ADMIN.email, password);
+    await page.getByRole('button', { name: 'Account menu' }).click();
+    await page.getByRole('menuitem', { name: 'Profile' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Profile' }).waitFor();
+    expect(page.url()).toBe(`${server.url}/admin#/profile`);
+    expect(await text(page, '#profile-email')).toBe(ADMIN.email);
+    const rows = page.locator('#session-rows tr');
+    await until(() => rows.count(), (n) => n === 2, 'two sessions');
+    expect(await page.locator('#session-rows tr', { hasText: 'This session' }).count()).toBe(1);
+    expect(await page.locator('#session-rows tr', { hasText: 'Chrome' }).count()).toBeGreaterThanOrEqual(1);
+
+    await page.locator('#session-rows tr', { hasNotText: 'This session' }).getByRole('button', { name: /Sign out the session/ }).click();
+    await until(() => rows.count(), (n) => n === 1, 'one session left');
+    expect(await text(page, '#profile-flash')).toContain('was signed out');
+    expect((await call(server, 'GET', '/me', { token: other.token })).status).toBe(401);
+  });
+
+  it('Profile: changes the password, with the errors at their fields', async () => {
+    const form = page.locator('#password-form');
+    await form.getByLabel('Current password').fill('not-my-password');
+    await form.getByLabel('New password', { exact: true }).fill('short');
+    await form.getByLabel('Repeat the new password').fill('short');
+    await form.getByRole('button', { name: 'Change password' }).click();
+    expect(await text(page, '#new-password-error')).toBe('Use at least 12 characters.');
+
+    await form.getByLabel('New password', { exact: true }).fill('a-brand-new-password');
+    await form.getByLabel('Repeat the new password').fill('a-brand-new-passwor');
+    await form.getByRole('button', { name: 'Change password' }).click();
+    expect(await text(page, '#confirm-password-error')).toBe('The two passwords are not the same.');
+
+    await form.getByLabel('Repeat the new password').fill('a-brand-new-password');
+    await form.getByRole('button', { name: 'Change password' }).click();
+    await until(() => text(page, '#current-password-error'), (t) => t === 'Is not correct.', 'current password error');
+    expect(await form.getByLabel('Current password').getAttribute('aria-invalid')).toBe('true');
+
+    await form.getByLabel('Current password').fill(password);
+    await form.getByRole('button', { name: 'Change password' }).click();
+    await until(() => text(page, '#profile-flash'), (t) => t.includes('password was changed'), 'changed notice');
+    password = 'a-brand-new-password';
+    expect(await form.getByLabel('Current password').inputValue()).toBe('');
+    expect(await form.getByLabel('New password', { exact: true }).inputValue()).toBe('');
+    const notice = await mail(ADMIN.email, 'password was changed');
+    expect(notice.text).toContain(ADMIN.email);
+    expect((await call(server, 'POST', '/login', { json: { email: ADMIN.email, password } })).status).toBe(200);
+  });
+
+  it('Administrators: lists, invites (refusing an existing administrator), and the invitee accepts from the mail', async () => {
+    await page.getByRole('link', { name: 'Administrators' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Administrators' }).waitFor();
+    expect(await page.getByRole('link', { name: 'Administrators' }).getAttribute('aria-current')).toBe('page');
+    const rows = page.locator('#admin-rows tr');
+    await until(() => rows.count(), (n) => n === 1, 'one administrator');
+    expect(await rows.first().innerText()).toContain('You');
+
+    const invite = page.locator('#invite-form');
+    await invite.getByLabel('Email').fill(ADMIN.email.toUpperCase());
+    await invite.getByRole('button', { name: 'Send invitation' }).click();
+    await until(() => text(page, '#invite-email-error'), (t) => t.includes('already an administrator'), 'admin_exists at the field');
+
+    await invite.getByLabel('Email').fill(COLLEAGUE);
+    await invite.getByRole('button', { name: 'Send invitation' }).click();
+    await until(() => text(page, '#admins-flash'), (t) => t.includes(`Invitation sent to ${COLLEAGUE}`), 'invitation sent');
+    expect(await invite.getByLabel('Email').inputValue()).toBe('');
+
+    const link = linkIn(await mail(COLLEAGUE, 'invited'), 'invite');
+    const invitee = await newWatchedContext(browser, w);
+    const p2 = await invitee.newPage();
+    await p2.goto(link);
+    await p2.getByRole('heading', { level: 1, name: 'Accept your invitation' }).waitFor();
+    // The token left the address bar at once.
+    expect(p2.url()).toBe(`${server.url}/admin#/invite`);
+    const form = p2.locator('#onetime-form');
+    await form.getByLabel('New password', { exact: true }).fill('colleague-password');
+    await form.getByLabel('Repeat the new password').fill('colleague-password');
+    await form.getByRole('button', { name: 'Set password and sign in' }).click();
+    await p2.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
+    expect(await text(p2, '#account-email')).toBe(COLLEAGUE);
+    expect(p2.url()).toBe(`${server.url}/admin#/`);
+
+    // The link works once.
+    const p3 = await invitee.newPage();
+    await p3.goto(link);
+    const form3 = p3.locator('#onetime-form');
+    await form3.getByLabel('New password', { exact: true }).fill('another-password');
+    await form3.getByLabel('Repeat the new password').fill('another-password');
+    await form3.getByRole('button', { name: 'Set password and sign in' }).click();
+    await until(() => text(p3, '#onetime-error'), (t) => t.includes('no longer works'), 'used link refused');
+    await p3.close();
+
+    await page.reload();
+    await page.getByRole('heading', { level: 1, name: 'Administrators' }).waitFor();
+    await until(() => rows.count(), (n) => n === 2, 'two administrators');
+
+    // Remove the colleague: a confirmation that names them; they are signed out at once.
+    await page.locator('#admin-rows tr', { hasText: COLLEAGUE }).getByRole('button', { name: `Remove ${COLLEAGUE}` }).click();
+    expect(await text(page, '#remove-admin-title')).toContain(COLLEAGUE);
+    await page.locator('#remove-admin-dialog').getByRole('button', { name: 'Remove administrator' }).click();
+    await until(() => text(page, '#admins-flash'), (t) => t.includes('was removed'), 'removed notice');
+    await until(() => rows.count(), (n) => n === 1, 'one administrator again');
+    expect(await page.locator('#admin-rows tr').innerText()).toContain('The last administrator stays');
+
+    await p2.getByRole('link', { name: 'Administrators' }).click();
+    await until(() => text(p2, '#signin-error'), (t) => t.includes('session has ended'), 'the removed colleague is signed out');
+    await invitee.close();
+  });
+
+  it('resets a forgotten password from the sign-in page through the mailed link', async () => {
+    await page.getByRole('button', { name: 'Account menu' }).click();
+    await page.getByRole('menuitem', { name: 'Sign out' }).click();
+    await until(() => text(page, '#signin-error'), (t) => t.includes('signed out'), 'signed out');
+
+    await page.getByRole('link', { name: 'Forgot your password?' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Reset your password' }).waitFor();
+    await page.locator('#forgot-form').getByLabel('Email').fill(ADMIN.email);
+    await page.getByRole('button', { name: 'Send the link' }).click();
+    await until(() => text(page, '#forgot-done'), (t) => t.includes('is on its way'), 'request accepted');
+
+    const link = linkIn(await mail(ADMIN.email, 'Reset your'), 'reset');
+    await page.goto(link);
+    await page.getByRole('heading', { level: 1, name: 'Choose a new password' }).waitFor();
+    expect(page.url()).toBe(`${server.url}/admin#/reset`);
+    const form = page.locator('#onetime-form');
+    await form.getByLabel('New password', { exact: true }).fill('eleven-char');
+    await form.getByLabel('Repeat the new password').fill('eleven-char');
+    await form.getByRole('button', { name: 'Set new password' }).click();
+    expect(await text(page, '#onetime-password-error')).toBe('Use at least 12 characters.');
+    await form.getByLabel('New password', { exact: true }).fill('reset-by-mail-password');
+    await form.getByLabel('Repeat the new password').fill('reset-by-mail-password');
+    await form.getByRole('button', { name: 'Set new password' }).click();
+    await until(() => text(page, '#signin-error'), (t) => t.includes('Sign in with the new password'), 'back at sign-in');
+    password = 'reset-by-mail-password';
+    await signInPage(page, ADMIN.email, password);
+    expect(page.url()).toBe(`${server.url}/admin#/`);
+  });
+
+  it('ran nothing it should not, and asked nothing of any host but the server', async () => {
+    expect(w.problems).toEqual([]);
+    expect(w.requests.filter((u) => new URL(u).hostname !== '127.0.0.1')).toEqual([]);
+  });
+});

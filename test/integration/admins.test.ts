@@ -1,0 +1,457 @@
+// SPEC Part 2 "Administrators", sentence by sentence, over HTTP against a real server, on both databases, with mail
+// through a real SMTP server: invitation and reset links are read from the received mail and followed.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { hashPassword } from '../../src/accounts/index.js';
+import type { MailOutboxRow } from '../../src/db/index.js';
+import { call, signIn } from '../support/admin-api.js';
+import { runSat, runSatWithInput } from '../support/cli.js';
+import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { makeAdmin, uniq } from '../support/fixtures.js';
+import { startServer, type TestServer } from '../support/server.js';
+import { startSmtp, type ReceivedMail, type TestSmtp } from '../support/smtp.js';
+
+let nextAddress = 1;
+/** A fresh client address per use, so one test's throttle counts do not leak into another. */
+const freshIp = () => {
+  const n = nextAddress++;
+  return `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
+};
+
+const HOUR = 3600_000;
+
+describe.each(testDatabases())('administrators on %s', (kind) => {
+  let db: TestDb;
+  let smtp: TestSmtp;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+    smtp = await startSmtp();
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sat-conf-'));
+    const configFile = path.join(dir, 'config.json');
+    writeFileSync(
+      configFile,
+      JSON.stringify({ loginThrottle: { windowSeconds: 900, delayAfterFailures: 5, delayMs: 10, blockAfterFailures: 10 } }),
+    );
+    server = await startServer(db, {
+      SMTP_URL: smtp.url,
+      MAIL_FROM: 'System Access Tokens <tokens@sat.example.com>',
+      MAIL_POLL_INTERVAL_MS: '100',
+      TRUST_PROXY: 'true',
+      CONFIG_FILE: configFile,
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await smtp?.close();
+    await db?.drop();
+  });
+
+  type Admin = Awaited<ReturnType<typeof makeAdmin>>;
+  const as = (token: string, ip = freshIp()) => ({ token, headers: { 'x-forwarded-for': ip, 'user-agent': 'admins-test/1.0' } });
+  const login = (email: string, password: string, ip = freshIp()) =>
+    call(server, 'POST', '/login', { json: { email, password }, headers: { 'x-forwarded-for': ip, 'user-agent': 'admins-test/1.0' } });
+  const session = async (admin: { email: string; password: string }) => (await signIn(server, admin.email, admin.password)).token;
+
+  /** The one mail to `to` whose subject contains `subject`, once it arrived. */
+  async function mailTo(to: string, subject: string, count = 1): Promise<ReceivedMail> {
+    const pick = () => smtp.to(to).filter((m) => m.subject.includes(subject));
+    await smtp.waitFor(() => pick().length >= count);
+    return pick()[count - 1]!;
+  }
+
+  /** Follows the link in a mail: the console URL, its fragment page and the token in it. */
+  function linkIn(mail: ReceivedMail, page: 'invite' | 'reset'): { url: URL; token: string } {
+    const m = new RegExp(`(https?://\\S+/admin#/${page}\\?token=[A-Za-z0-9_%-]+)`).exec(mail.text);
+    expect(m).not.toBeNull();
+    const url = new URL(m![1]!);
+    expect(url.origin + url.pathname).toBe(`${server.issuer}/admin`);
+    const token = new URLSearchParams(url.hash.slice(url.hash.indexOf('?') + 1)).get('token') ?? '';
+    expect(token.length).toBeGreaterThan(40);
+    // And the HTML part carries the same link.
+    expect(mail.html).toContain(token);
+    return { url, token };
+  }
+
+  async function audit(token: string, action: string) {
+    const res = await call(server, 'GET', '/audit?limit=100', as(token));
+    expect(res.status).toBe(200);
+    return (res.body.items as Array<Record<string, any>>).filter((e) => e.action === action);
+  }
+
+  async function invite(inviter: Admin, email: string) {
+    const token = await session(inviter);
+    const res = await call(server, 'POST', '/admins', { ...as(token), json: { email } });
+    return { res, token };
+  }
+
+  it('lists the organisation’s administrators and nobody else’s', async () => {
+    const a = await makeAdmin(server.deps);
+    const other = await makeAdmin(server.deps);
+    const token = await session(a);
+    const res = await call(server, 'GET', '/admins', as(token));
+    expect(res.status).toBe(200);
+    expect(res.body.items).toEqual([
+      { id: a.id, email: a.email, created_at: expect.any(String), last_sign_in_at: expect.any(String) },
+    ]);
+    expect(JSON.stringify(res.body)).not.toContain(other.email);
+    expect(Date.now() - Date.parse(res.body.items[0].last_sign_in_at)).toBeLessThan(60_000);
+    expect((await call(server, 'GET', '/admins')).status).toBe(401);
+  });
+
+  it('invites by mail with a one-time link valid 72 h; accepting sets the password and signs in, as login', async () => {
+    const inviter = await makeAdmin(server.deps);
+    const email = `${uniq('invitee')}@example.com`;
+    const { res, token: inviterToken } = await invite(inviter, email);
+    expect(res.status).toBe(201);
+    expect(res.body.email).toBe(email);
+    const ttl = Date.parse(res.body.expires_at) - Date.now();
+    expect(ttl).toBeGreaterThan(72 * HOUR - 60_000);
+    expect(ttl).toBeLessThanOrEqual(72 * HOUR);
+
+    const mail = await mailTo(email, 'invited');
+    expect(mail.subject).toContain(inviter.organisation_name);
+    expect(mail.text).toContain(inviter.email);
+    const { token } = linkIn(mail, 'invite');
+
+    // Stored only as a hash: the token appears nowhere in the database (the delivered mail's body is scrubbed too).
+    const rows = await server.deps.db.knex('admin_one_time_tokens').select('*');
+    expect(JSON.stringify(rows)).not.toContain(token);
+    await smtp.waitFor(() => true);
+    const outbox = await server.deps.db.knex<MailOutboxRow>('mail_outbox').where({ recipient: email, status: 'sent' });
+    expect(outbox.length).toBe(1);
+    expect(outbox[0]!.text_body + outbox[0]!.html_body).not.toContain(token);
+
+    // Not listed before accepting.
+    const before = await call(server, 'GET', '/admins', as(inviterToken));
+    expect(before.body.items.map((a: { email: string }) => a.email)).toEqual([inviter.email]);
+
+    // Too short a password is refused and does not use up the link.
+    const short = await call(server, 'POST', '/invitations/accept', { json: { token, password: 'elevenchars' }, headers: { 'x-forwarded-for': freshIp() } });
+    expect(short.status).toBe(400);
+    expect(short.body).toMatchObject({ error: 'validation_failed', details: [{ path: 'password' }] });
+
+    const password = 'twelve-chars';
+    const accepted = await call(server, 'POST', '/invitations/accept', {
+      json: { token, password },
+      headers: { 'x-forwarded-for': freshIp(), 'user-agent': 'invitee-browser/2' },
+    });
+    expect(accepted.status).toBe(200);
+    expect(accepted.body.token).toMatch(/^sas_/);
+    expect(accepted.body.csrf_token).toEqual(expect.any(String));
+    expect(accepted.body.admin).toMatchObject({
+      email,
+      organisation: { id: inviter.organisation_id, name: inviter.organisation_name },
+    });
+    expect(accepted.headers.get('set-cookie')).toContain(`sat_session=${accepted.body.token}`);
+    const me = await call(server, 'GET', '/me', as(accepted.body.token));
+    expect(me.status).toBe(200);
+    expect(me.body.admin.email).toBe(email);
+    // The new administrator signs in with the chosen password.
+    expect((await login(email, password)).status).toBe(200);
+
+    // Single use.
+    const again = await call(server, 'POST', '/invitations/accept', { json: { token, password: 'another-password' }, headers: { 'x-forwarded-for': freshIp() } });
+    expect(again.status).toBe(400);
+    expect(again.body).toMatchObject({ error: 'validation_failed', details: [{ path: 'token' }] });
+
+    const after = await call(server, 'GET', '/admins', as(inviterToken));
+    expect(after.body.items.map((a: { email: string }) => a.email)).toEqual([inviter.email, email]);
+    expect(after.body.items[1].last_sign_in_at).toEqual(expect.any(String));
+
+    const invited = await audit(inviterToken, 'admin.invited');
+    expect(invited).toEqual([
+      expect.objectContaining({ actor_id: inviter.id, actor_email: inviter.email, subject_admin: { id: null, email } }),
+    ]);
+    const added = await audit(inviterToken, 'admin.added');
+    expect(added).toEqual([expect.objectContaining({ actor_email: email, subject_admin: { id: accepted.body.admin.id, email } })]);
+  });
+
+  it('refuses an expired invitation link, and a newer invitation replaces an older one', async () => {
+    const inviter = await makeAdmin(server.deps);
+    const email = `${uniq('late')}@example.com`;
+    expect((await invite(inviter, email)).res.status).toBe(201);
+    const first = linkIn(await mailTo(email, 'invited', 1), 'invite').token;
+    expect((await invite(inviter, email)).res.status).toBe(201);
+    const second = linkIn(await mailTo(email, 'invited', 2), 'invite').token;
+
+    const replaced = await call(server, 'POST', '/invitations/accept', { json: { token: first, password: 'a-good-password' }, headers: { 'x-forwarded-for': freshIp() } });
+    expect(replaced.status).toBe(400);
+
+    // 72 hours later (the row's clock moved back, as time passing would).
+    await server.deps.db.knex('admin_one_time_tokens').where({ email }).update({ expires_at: new Date(Date.now() - 1000) });
+    const late = await call(server, 'POST', '/invitations/accept', { json: { token: second, password: 'a-good-password' }, headers: { 'x-forwarded-for': freshIp() } });
+    expect(late.status).toBe(400);
+    expect(late.body.error).toBe('validation_failed');
+    expect((await login(email, 'a-good-password')).status).toBe(401);
+  });
+
+  it('answers 409 admin_exists for an address that is an administrator anywhere, however it is spelt', async () => {
+    const inviter = await makeAdmin(server.deps);
+    const elsewhere = await makeAdmin(server.deps); // another organisation
+    for (const email of [elsewhere.email, elsewhere.email.toUpperCase(), inviter.email]) {
+      const { res } = await invite(inviter, email);
+      expect([email, res.status, res.body.error]).toEqual([email, 409, 'admin_exists']);
+    }
+    // Full-width letters are the same identity after NFKC.
+    const fullWidth = elsewhere.email.replace('a', '\uff41');
+    expect((await invite(inviter, fullWidth)).res.body.error).toBe('admin_exists');
+
+    const bad = await invite(inviter, 'not an address');
+    expect(bad.res.status).toBe(400);
+    expect(bad.res.body).toMatchObject({ error: 'validation_failed', details: [{ path: 'email' }] });
+  });
+
+  it('removes an administrator: 204, their sessions end at once; never the last one; another organisation’s is 404', async () => {
+    const a = await makeAdmin(server.deps);
+    const email = `${uniq('colleague')}@example.com`;
+    const { token: aToken } = await invite(a, email);
+    const { token: link } = linkIn(await mailTo(email, 'invited'), 'invite');
+    const b = await call(server, 'POST', '/invitations/accept', { json: { token: link, password: 'colleague-password' }, headers: { 'x-forwarded-for': freshIp() } });
+    expect(b.status).toBe(200);
+    const bId = b.body.admin.id as string;
+    const bToken = b.body.token as string;
+    expect((await call(server, 'GET', '/me', as(bToken))).status).toBe(200);
+
+    // Another organisation's administrator cannot see or remove them.
+    const stranger = await makeAdmin(server.deps);
+    const strangerToken = await session(stranger);
+    expect((await call(server, 'DELETE', `/admins/${bId}`, as(strangerToken))).status).toBe(404);
+    expect((await call(server, 'DELETE', '/admins/not-a-uuid', as(strangerToken))).status).toBe(404);
+    expect((await call(server, 'DELETE', `/admins/${a.id}`, as(strangerToken))).status).toBe(404);
+    expect((await call(server, 'GET', '/me', as(bToken))).status).toBe(200);
+
+    const removed = await call(server, 'DELETE', `/admins/${bId}`, as(aToken));
+    expect(removed.status).toBe(204);
+    expect((await call(server, 'GET', '/me', as(bToken))).status).toBe(401);
+    expect((await login(email, 'colleague-password')).status).toBe(401);
+    expect((await call(server, 'DELETE', `/admins/${bId}`, as(aToken))).status).toBe(404);
+    const list = await call(server, 'GET', '/admins', as(aToken));
+    expect(list.body.items.map((x: { id: string }) => x.id)).toEqual([a.id]);
+    expect(await audit(aToken, 'admin.removed')).toEqual([
+      expect.objectContaining({ actor_id: a.id, subject_admin: { id: bId, email } }),
+    ]);
+
+    // The last administrator stays.
+    const last = await call(server, 'DELETE', `/admins/${a.id}`, as(aToken));
+    expect(last.status).toBe(409);
+    expect(last.body.error).toBe('last_admin');
+    expect((await call(server, 'GET', '/me', as(aToken))).status).toBe(200);
+  });
+
+  it('two administrators removing each other at once leave one', async () => {
+    const a = await makeAdmin(server.deps);
+    const email = `${uniq('pair')}@example.com`;
+    const { token: aToken } = await invite(a, email);
+    const { token: link } = linkIn(await mailTo(email, 'invited'), 'invite');
+    const b = await call(server, 'POST', '/invitations/accept', { json: { token: link, password: 'pair-password-1' }, headers: { 'x-forwarded-for': freshIp() } });
+    const [r1, r2] = await Promise.all([
+      call(server, 'DELETE', `/admins/${b.body.admin.id}`, as(aToken)),
+      call(server, 'DELETE', `/admins/${a.id}`, as(b.body.token)),
+    ]);
+    // One wins; the other finds either its own session gone (401) or itself the last administrator (409).
+    const statuses = [r1.status, r2.status];
+    expect(statuses.filter((s) => s === 204)).toHaveLength(1);
+    expect(statuses.filter((s) => s !== 204).every((s) => s === 401 || s === 409)).toBe(true);
+    const left = await server.deps.db.knex('admins').where({ organisation_id: a.organisation_id });
+    expect(left.length).toBe(1);
+  });
+
+  it('changes the password: 204, every other session ends, a mail says so; wrong or too short is 400', async () => {
+    const a = await makeAdmin(server.deps);
+    const current = await session(a);
+    const other = await session(a);
+    const wrong = await call(server, 'POST', '/me/password', { ...as(current), json: { current_password: 'not-it-at-all', new_password: 'a-new-password-1' } });
+    expect(wrong.status).toBe(400);
+    expect(wrong.body).toMatchObject({ error: 'validation_failed', details: [{ path: 'current_password' }] });
+    const short = await call(server, 'POST', '/me/password', { ...as(current), json: { current_password: a.password, new_password: 'short' } });
+    expect(short.status).toBe(400);
+    expect(short.body.details).toEqual([{ path: 'new_password', message: 'must be at least 12 characters' }]);
+    const long = await call(server, 'POST', '/me/password', { ...as(current), json: { current_password: a.password, new_password: 'x'.repeat(257) } });
+    expect(long.status).toBe(400);
+
+    const ok = await call(server, 'POST', '/me/password', { ...as(current), json: { current_password: a.password, new_password: 'x'.repeat(256) } });
+    expect(ok.status).toBe(204);
+    expect((await call(server, 'GET', '/me', as(current))).status).toBe(200);
+    expect((await call(server, 'GET', '/me', as(other))).status).toBe(401);
+    expect((await login(a.email, a.password)).status).toBe(401);
+    expect((await login(a.email, 'x'.repeat(256))).status).toBe(200);
+
+    const mail = await mailTo(a.email, 'password was changed');
+    expect(mail.text).toContain(a.email);
+    expect(mail.text).not.toContain('x'.repeat(20));
+    expect(await audit(current, 'admin.password_changed')).toEqual([
+      expect.objectContaining({ actor_id: a.id, subject_admin: { id: a.id, email: a.email } }),
+    ]);
+  });
+
+  it('keeps an existing shorter password working until it is changed', async () => {
+    const a = await makeAdmin(server.deps);
+    await server.deps.db.knex('admins').where({ id: a.id }).update({ password_hash: await hashPassword('eight-ch') });
+    const res = await login(a.email, 'eight-ch');
+    expect(res.status).toBe(200);
+    const change = await call(server, 'POST', '/me/password', { ...as(res.body.token), json: { current_password: 'eight-ch', new_password: 'twelve-chars' } });
+    expect(change.status).toBe(204);
+  });
+
+  it('lists the administrator’s own sessions, revokes one, and revokes all others', async () => {
+    const a = await makeAdmin(server.deps);
+    const ipA = freshIp();
+    const first = (await login(a.email, a.password, ipA)).body.token as string;
+    const second = (await login(a.email, a.password)).body.token as string;
+    const third = (await login(a.email, a.password)).body.token as string;
+    const b = await makeAdmin(server.deps);
+    const bToken = await session(b);
+
+    const res = await call(server, 'GET', '/me/sessions', as(third));
+    expect(res.status).toBe(200);
+    expect(res.body.items).toHaveLength(3);
+    for (const item of res.body.items) {
+      expect(Object.keys(item).sort()).toEqual(['created_at', 'current', 'id', 'ip', 'last_seen_at', 'user_agent']);
+      expect(item.user_agent).toBe('admins-test/1.0');
+    }
+    expect(res.body.items.filter((s: { current: boolean }) => s.current)).toHaveLength(1);
+    expect(res.body.items.some((s: { ip: string }) => s.ip === ipA)).toBe(true);
+    expect(JSON.stringify(res.body)).not.toContain(first);
+
+    const firstId = res.body.items.find((s: { ip: string }) => s.ip === ipA).id as string;
+    // Another administrator's session, or nonsense: 404.
+    const bSessions = await call(server, 'GET', '/me/sessions', as(bToken));
+    const bSessionId = bSessions.body.items[0].id as string;
+    expect((await call(server, 'POST', `/me/sessions/${bSessionId}/revoke`, as(third))).status).toBe(404);
+    expect((await call(server, 'POST', '/me/sessions/x/revoke', as(third))).status).toBe(404);
+    expect((await call(server, 'GET', '/me', as(bToken))).status).toBe(200);
+
+    expect((await call(server, 'POST', `/me/sessions/${firstId}/revoke`, as(third))).status).toBe(204);
+    expect((await call(server, 'GET', '/me', as(first))).status).toBe(401);
+    expect((await call(server, 'GET', '/me', as(second))).status).toBe(200);
+
+    const others = await call(server, 'POST', '/me/sessions/revoke-others', as(third));
+    expect(others.status).toBe(200);
+    expect(others.body).toEqual({ revoked: 1 });
+    expect((await call(server, 'GET', '/me', as(second))).status).toBe(401);
+    expect((await call(server, 'GET', '/me', as(third))).status).toBe(200);
+    const after = await call(server, 'GET', '/me/sessions', as(third));
+    expect(after.body.items).toEqual([expect.objectContaining({ current: true })]);
+    expect((await audit(third, 'admin.session_revoked')).length).toBe(2);
+  });
+
+  it('resets a password by mail: 202 whatever the address, a one-time link valid 1 h, every session ends', async () => {
+    const a = await makeAdmin(server.deps);
+    const sessionToken = await session(a);
+    const unknown = `${uniq('nobody')}@example.com`;
+    const r1 = await call(server, 'POST', '/password-reset', { json: { email: unknown }, headers: { 'x-forwarded-for': freshIp() } });
+    const r2 = await call(server, 'POST', '/password-reset', { json: { email: a.email.toUpperCase() }, headers: { 'x-forwarded-for': freshIp() } });
+    expect(r1.status).toBe(202);
+    expect(r2.status).toBe(202);
+    expect(r1.body).toEqual(r2.body);
+
+    const mail = await mailTo(a.email, 'Reset your');
+    const { token } = linkIn(mail, 'reset');
+    const row = await server.deps.db.knex('admin_one_time_tokens').where({ admin_id: a.id, purpose: 'password_reset' }).first();
+    const ttl = new Date(row.expires_at).getTime() - new Date(row.created_at).getTime();
+    expect(ttl).toBe(HOUR);
+    expect(JSON.stringify(row)).not.toContain(token);
+    // The unknown address got nothing, and nothing was stored for it.
+    expect(await server.deps.db.knex('mail_outbox').where({ recipient: unknown })).toEqual([]);
+    expect(await server.deps.db.knex('admin_one_time_tokens').where({ email: unknown })).toEqual([]);
+
+    const short = await call(server, 'POST', '/password-reset/confirm', { json: { token, new_password: 'short' }, headers: { 'x-forwarded-for': freshIp() } });
+    expect(short.status).toBe(400);
+    const done = await call(server, 'POST', '/password-reset/confirm', { json: { token, new_password: 'reset-password-1' }, headers: { 'x-forwarded-for': freshIp() } });
+    expect(done.status).toBe(204);
+    expect((await call(server, 'GET', '/me', as(sessionToken))).status).toBe(401);
+    expect((await login(a.email, a.password)).status).toBe(401);
+    const fresh = await login(a.email, 'reset-password-1');
+    expect(fresh.status).toBe(200);
+    const reused = await call(server, 'POST', '/password-reset/confirm', { json: { token, new_password: 'reset-password-2' }, headers: { 'x-forwarded-for': freshIp() } });
+    expect(reused.status).toBe(400);
+    expect(await audit(fresh.body.token, 'admin.password_reset')).toEqual([
+      expect.objectContaining({ actor_id: a.id, subject_admin: { id: a.id, email: a.email } }),
+    ]);
+    await mailTo(a.email, 'password was changed');
+  });
+
+  // Same time for a known and an unknown address: the answer does not wait for the look-up or the mail. Proved
+  // without a clock: while the one-time token table is locked (PostgreSQL: another connection holds the lock), a
+  // known address still gets its 202; the mail follows once the lock is released.
+  (kind === 'postgres' ? it : it.skip)('answers a reset request before doing the work that differs between addresses', async () => {
+    const a = await makeAdmin(server.deps);
+    const trx = await server.deps.db.knex.transaction();
+    try {
+      await trx.raw('lock table admin_one_time_tokens in access exclusive mode');
+      const res = await call(server, 'POST', '/password-reset', { json: { email: a.email }, headers: { 'x-forwarded-for': freshIp() } });
+      expect(res.status).toBe(202);
+      expect(smtp.to(a.email)).toEqual([]);
+    } finally {
+      await trx.commit();
+    }
+    await mailTo(a.email, 'Reset your');
+  });
+
+  it('refuses a reset link after an hour', async () => {
+    const a = await makeAdmin(server.deps);
+    await call(server, 'POST', '/password-reset', { json: { email: a.email }, headers: { 'x-forwarded-for': freshIp() } });
+    const { token } = linkIn(await mailTo(a.email, 'Reset your'), 'reset');
+    await server.deps.db.knex('admin_one_time_tokens').where({ admin_id: a.id }).update({ expires_at: new Date(Date.now() - 1000) });
+    const res = await call(server, 'POST', '/password-reset/confirm', { json: { token, new_password: 'too-late-password' }, headers: { 'x-forwarded-for': freshIp() } });
+    expect(res.status).toBe(400);
+    expect((await login(a.email, a.password)).status).toBe(200);
+  });
+
+  it('counts guessed links against the sign-in throttle of the address', async () => {
+    const ip = freshIp();
+    const a = await makeAdmin(server.deps);
+    for (let i = 0; i < 10; i++) {
+      const res = await call(server, 'POST', i % 2 ? '/invitations/accept' : '/password-reset/confirm', {
+        json: i % 2 ? { token: `sai_guess${i}`, password: 'guessing-password' } : { token: `sar_guess${i}`, new_password: 'guessing-password' },
+        headers: { 'x-forwarded-for': ip },
+      });
+      expect(res.status).toBe(400);
+    }
+    const blocked = await call(server, 'POST', '/invitations/accept', { json: { token: 'sai_guess', password: 'guessing-password' }, headers: { 'x-forwarded-for': ip } });
+    expect(blocked.status).toBe(429);
+    expect(blocked.headers.get('retry-after')).toMatch(/^\d+$/);
+    // The same bucket as sign-in: the right password from that address waits too.
+    expect((await login(a.email, a.password, ip)).status).toBe(429);
+    expect((await login(a.email, a.password)).status).toBe(200);
+  });
+
+  it('sat admin reset-password --email sets a new password, ends every session and mails the owner', async () => {
+    const a = await makeAdmin(server.deps);
+    const before = await session(a);
+    const env = { ...db.env, SMTP_URL: smtp.url, ISSUER: server.issuer };
+    const out = await runSat(['admin', 'reset-password', '--email', a.email.toUpperCase()], env);
+    expect([out.code, out.stderr.replace(/^oidc-provider WARNING.*\n/gm, '')]).toEqual([0, '']);
+    const password = /New password \(shown once, keep it safe\): (\S+)/.exec(out.stdout)?.[1];
+    expect(password).toBeDefined();
+    expect(out.stdout).toContain('ended 1 session');
+    expect((await call(server, 'GET', '/me', as(before))).status).toBe(401);
+    expect((await login(a.email, a.password)).status).toBe(401);
+    const after = await login(a.email, password!);
+    expect(after.status).toBe(200);
+    await mailTo(a.email, 'password was changed');
+    expect(await audit(after.body.token, 'admin.password_reset')).toEqual([
+      expect.objectContaining({ actor_id: null, actor_email: 'cli', subject_admin: { id: a.id, email: a.email } }),
+    ]);
+
+    const missing = await runSat(['admin', 'reset-password', '--email', 'nobody-at-all@example.com'], env);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('no administrator');
+    const onArgv = await runSat(['admin', 'reset-password', '--email', a.email, '--password', 'on-the-command-line'], env);
+    expect(onArgv.code).toBe(2);
+
+    // A chosen password comes only from standard input, with the same rule as everywhere.
+    const tooShort = await runSatWithInput(['admin', 'reset-password', '--email', a.email, '--password-stdin'], env, 'short\n');
+    expect(tooShort.code).toBe(1);
+    expect(tooShort.stderr).toContain('at least 12 characters');
+    const chosen = await runSatWithInput(['admin', 'reset-password', '--email', a.email, '--password-stdin'], env, 'chosen-on-stdin-1\n');
+    expect(chosen.code).toBe(0);
+    expect(chosen.stdout).not.toContain('chosen-on-stdin-1');
+    expect(chosen.stdout).not.toContain('New password');
+    expect((await call(server, 'GET', '/me', as(after.body.token))).status).toBe(401);
+    expect((await login(a.email, 'chosen-on-stdin-1')).status).toBe(200);
+  });
+});
