@@ -59,6 +59,9 @@ function replay(original: IncomingMessage, body: Buffer, presented: ParsedCreden
  * servers get `unauthorized_client` (they may only introspect). A `scope` that breaks RFC 6749 §3.3 gets a message
  * saying how. Then the fast path answers the plain success case, and oidc-provider everything else: it gets the
  * body bytes read here, a canonical Basic header (replay), and the authenticated row for its client lookup.
+ * A client assertion (RFC 7523 `private_key_jwt`) is not verified here: the edge finds the `private_key_jwt` token
+ * its `sub` names (tokens.findAssertionClient) and oidc-provider verifies it (keys, iss, aud, exp, one-time jti);
+ * such requests, and every DPoP request, never take the fast path (docs/sender-constrained.md).
  * Metrics: `sat_token_requests_total{outcome,path}`, path "fast" when the fast path answered, else "provider"
  * (client-authentication failures included).
  */
