@@ -1,7 +1,7 @@
 import type { Context, Middleware } from 'koa';
 import { errors } from 'oidc-provider';
 import type { Deps } from '../deps.js';
-import { authenticateClient, type AuthenticatedClient } from '../tokens/index.js';
+import { authenticateAssertion, authenticateClient, type AuthenticatedClient } from '../tokens/index.js';
 import { parseClientCredentials } from './credentials.js';
 import { ClientAuthenticationFailed, renderOAuthError } from './errors.js';
 import { readForm } from './form.js';
@@ -21,11 +21,12 @@ export function callerEndpoint(
       const form = await readForm(ctx);
       const presented = parseClientCredentials(ctx.get('authorization'), form);
       if (!presented) throw new ClientAuthenticationFailed('no client authentication mechanism provided', true);
-      // private_key_jwt is accepted at the token endpoint only (docs/sender-constrained.md).
-      if (presented.method === 'private_key_jwt') {
-        throw new ClientAuthenticationFailed(`${name} takes client_secret_basic or client_secret_post, not a client assertion`, false);
-      }
-      const caller = await authenticateClient(deps, presented);
+      // private_key_jwt (RFC 7523): verified here with the token endpoint's rules (docs/sender-constrained.md).
+      const { issuer } = deps.config;
+      const caller =
+        presented.method === 'private_key_jwt'
+          ? await authenticateAssertion(deps, presented, [issuer, `${issuer}${ctx.path}`, `${issuer}/token`])
+          : await authenticateClient(deps, presented);
       if (!caller) throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
       const repeated = form.repeated();
       if (repeated) throw new errors.InvalidRequest(`'${repeated}' parameter must not be provided twice`);

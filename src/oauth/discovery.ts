@@ -9,8 +9,8 @@ import { CLIENT_ASSERTION_ALGS } from '../tokens/index.js';
 /** Client authentication methods of the token endpoint (provider.ts configures oidc-provider with this list). */
 export const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
 
-/** Client authentication methods of introspection and revocation (our own endpoints, caller.ts): secrets only. */
-export const CALLER_AUTH_METHODS = ['client_secret_basic', 'client_secret_post'] as const;
+/** Client authentication methods of introspection and revocation (our own endpoints, caller.ts): the same. */
+export const CALLER_AUTH_METHODS = CLIENT_AUTH_METHODS;
 
 /** Algorithms of `private_key_jwt` client assertions (RFC 7523): EC P-256 and RSA keys; never HS* (secrets are hashed). */
 export const CLIENT_ASSERTION_SIGNING_ALGS = [...CLIENT_ASSERTION_ALGS.EC, ...CLIENT_ASSERTION_ALGS.RSA];
@@ -47,7 +47,9 @@ export function authorizationServerMetadata(config: Pick<Config, 'issuer' | 'ser
     token_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
     token_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_SIGNING_ALGS],
     introspection_endpoint_auth_methods_supported: [...CALLER_AUTH_METHODS],
+    introspection_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_SIGNING_ALGS],
     revocation_endpoint_auth_methods_supported: [...CALLER_AUTH_METHODS],
+    revocation_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_SIGNING_ALGS],
     dpop_signing_alg_values_supported: [...DPOP_SIGNING_ALGS],
   };
 }

@@ -1,4 +1,9 @@
+import { createHash } from 'node:crypto';
+import { createLocalJWKSet, jwtVerify, type JWK } from 'jose';
 import type { Deps } from '../deps.js';
+import { CLIENT_ASSERTION_ALGS } from './jwks.js';
+import { claimReplayId } from './queries.js';
+import { rowJwks } from './resource.js';
 import { isWellFormedClientId, isWellFormedSecret, verifySecret } from './credentials.js';
 import { findResourceServerByClientId, findTokenByClientId, type ClientRow } from './queries.js';
 
@@ -49,4 +54,47 @@ export async function findAssertionClient(deps: Deps, clientId: string): Promise
   if (!token || token.auth_method !== 'private_key_jwt' || token.jwks === null) return undefined;
   if (token.expires_at.getTime() - deps.clock().getTime() < MIN_REMAINING_MS) return undefined;
   return token;
+}
+
+/** SPEC Part 2: a client assertion's `exp` is at most this far ahead. */
+const MAX_ASSERTION_LIFETIME_S = 300;
+const ASSERTION_ALGS = [...CLIENT_ASSERTION_ALGS.EC, ...CLIENT_ASSERTION_ALGS.RSA];
+
+/**
+ * `private_key_jwt` (RFC 7523 §3) at our own endpoints (introspection, revocation), with the rules oidc-provider
+ * applies at the token endpoint: signed by one of the token's registered keys, `iss` = `sub` = the client ID, `aud`
+ * one of `audiences` (the issuer and endpoint URLs), `exp` present and at most 5 minutes ahead of `deps.clock()`,
+ * and a `jti` claimed once in the shared replay store (the key oidc-provider uses, so a jti spent at one endpoint
+ * is spent at all). Undefined means `invalid_client`.
+ */
+export async function authenticateAssertion(
+  deps: Deps,
+  presented: { clientId: string; assertion: string },
+  audiences: string[],
+): Promise<AuthenticatedClient | undefined> {
+  const { clientId } = presented;
+  const token = await findAssertionClient(deps, clientId);
+  if (!token) return undefined;
+  const now = deps.clock();
+  let exp: number;
+  let jti: string;
+  try {
+    const { payload } = await jwtVerify(presented.assertion, createLocalJWKSet({ keys: rowJwks(token) as JWK[] }), {
+      issuer: clientId,
+      subject: clientId,
+      audience: audiences,
+      algorithms: ASSERTION_ALGS,
+      currentDate: now,
+      clockTolerance: 0,
+      requiredClaims: ['exp', 'jti'],
+    });
+    exp = payload.exp as number;
+    jti = payload.jti as string;
+  } catch {
+    return undefined;
+  }
+  if (exp - now.getTime() / 1000 > MAX_ASSERTION_LIFETIME_S) return undefined;
+  const key = createHash('sha256').update(`${clientId}${jti}`).digest('base64url');
+  if (!(await claimReplayId(deps.db.knex, key, new Date(exp * 1000), now))) return undefined;
+  return { kind: 'token', clientId, token };
 }

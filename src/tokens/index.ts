@@ -35,7 +35,7 @@ export {
 export { accessTokenLifetime, parseExpiry, resolveExpiry } from './expiry.js';
 export { UsageRecorder } from './usage.js';
 export { isAccessTokenRevoked, pruneRevokedAccessTokens, revokeAccessToken, type RevokedAccessToken } from './access-tokens.js';
-export { authenticateClient, findAssertionClient, type AuthenticatedClient, type PresentedCredentials } from './clients.js';
+export { authenticateAssertion, authenticateClient, findAssertionClient, type AuthenticatedClient, type PresentedCredentials } from './clients.js';
 export type { ClientRow } from './queries.js';
 export { claimOneTimeUse, isOneTimeUseClaimed, pruneOneTimeUses } from './replay.js';
 export {

@@ -197,6 +197,29 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       expect((await post(form({ grant_type: 'client_credentials' }), { authorization: basic(t.client_id, 'sats_whatever') })).status).toBe(401);
     });
 
+    it('introspection and revocation take private_key_jwt too, with a one-time jti shared with the token endpoint', async () => {
+      const key = await clientKey();
+      const t = await keyToken(key);
+      const exchange = await post(form({ grant_type: 'client_credentials', client_assertion_type: JWT_BEARER, client_assertion: await assertion(key, t.client_id, server.issuer) }));
+      const { access_token } = (await exchange.json()) as { access_token: string };
+      const at = (endpoint: string, a: string) =>
+        fetch(`${server.issuer}/token/${endpoint}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: form({ token: access_token, client_assertion_type: JWT_BEARER, client_assertion: a }),
+        });
+      const once = await assertion(key, t.client_id, `${server.issuer}/token/introspection`);
+      const introspected = await at('introspection', once);
+      expect(await introspected.json()).toMatchObject({ active: true, client_id: t.client_id });
+      expect((await at('introspection', once)).status).toBe(401); // replayed
+      expect((await at('introspection', await assertion(await clientKey(), t.client_id, server.issuer))).status).toBe(401); // another key
+      const far = await assertion(key, t.client_id, server.issuer, { exp: Math.floor(Date.now() / 1000) + 600 });
+      expect((await at('introspection', far)).status).toBe(401);
+      expect((await at('revocation', await assertion(key, t.client_id, server.issuer))).status).toBe(200);
+      const after = await at('introspection', await assertion(key, t.client_id, server.issuer));
+      expect(await after.json()).toEqual({ active: false });
+    });
+
     it('a client_secret token cannot authenticate with an assertion', async () => {
       const t = await secretToken();
       const a = await assertion(await clientKey(), t.client_id, server.issuer);
