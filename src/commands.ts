@@ -28,6 +28,7 @@ import {
   revokeToken,
   type Actor,
   type TokenResource,
+  publicKeyFromText,
 } from './tokens/index.js';
 
 type Command = (deps: Deps, args: Record<string, unknown>) => Promise<unknown>;
@@ -37,7 +38,14 @@ const rewrapArgs = z.object({ newKey: z.string().min(1, 'the new key-encryption 
 
 const orgArg = z.string().trim().min(1, 'organisation name is required');
 const tokenCreateArgs = z
-  .object({ org: orgArg, name: z.unknown(), expires: z.unknown(), services: z.unknown() })
+  .object({
+    org: orgArg,
+    name: z.unknown(),
+    expires: z.unknown(),
+    services: z.unknown(),
+    jwks: z.string().optional(),
+    require_dpop: z.boolean().optional(),
+  })
   .strict();
 const tokenListArgs = z.object({ org: orgArg }).strict();
 const tokenRevokeArgs = z.object({ org: orgArg, id: z.string() }).strict();
@@ -82,9 +90,21 @@ export const commands: Record<string, Command> = {
   },
   // `sat token create|list|revoke`: the admin API's domain code and rules (limit, names, expiry, audit).
   'token-create': async (deps, args) => {
-    const { org, name, expires, services } = tokenCreateArgs.parse(args);
+    const { org, name, expires, services, jwks, require_dpop } = tokenCreateArgs.parse(args);
     const actor = await cliActor(deps, org);
-    return generateToken(deps, actor, generateTokenBody.parse({ name, expires_at: expires, services }));
+    // --jwks FILE: a JWK Set, one JWK or a PEM public key, validated like the admin API's jwks.
+    const keys = jwks === undefined ? undefined : { keys: publicKeyFromText(jwks, 'jwks') };
+    return generateToken(
+      deps,
+      actor,
+      generateTokenBody.parse({
+        name,
+        expires_at: expires,
+        services,
+        ...(keys ? { auth_method: 'private_key_jwt', jwks: keys } : {}),
+        ...(require_dpop ? { require_dpop: true } : {}),
+      }),
+    );
   },
   'token-list': async (deps, args) => {
     const { org } = tokenListArgs.parse(args);

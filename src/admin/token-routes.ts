@@ -2,7 +2,16 @@ import type Router from '@koa/router';
 import type { Middleware } from 'koa';
 import type { Deps } from '../deps.js';
 import { emptyBody, parseBody, parseQuery } from '../http/validate.js';
-import { generateToken, generateTokenBody, getToken, listTokens, listTokensQuery, revokeToken } from '../tokens/index.js';
+import {
+  generateToken,
+  generateTokenBody,
+  getToken,
+  listTokens,
+  listTokensQuery,
+  revokeToken,
+  updateTokenCredentials,
+  updateTokenCredentialsBody,
+} from '../tokens/index.js';
 import { adminState } from './auth.js';
 import { describeRoute } from './openapi.js';
 import { generatedToken, revokedToken, serviceList, tokenPage, tokenResource } from './responses.js';
@@ -14,7 +23,7 @@ export function tokenRoutes(router: Router, deps: Deps, auth: Middleware): void 
     ctx.body = { items: deps.config.services.map((s) => ({ id: s.id, name: s.name, description: s.description })) };
   });
 
-  describeRoute('POST', '/tokens', { summary: 'Generate a token (the client secret is shown once)', body: generateTokenBody, status: 201, response: generatedToken });
+  describeRoute('POST', '/tokens', { summary: 'Generate a token (the client secret, if any, is shown once)', body: generateTokenBody, status: 201, response: generatedToken });
   router.post('/tokens', auth, async (ctx) => {
     const input = parseBody(ctx, generateTokenBody);
     const token = await generateToken(deps, adminState(ctx).actor, input, { ip: ctx.ip });
@@ -32,6 +41,18 @@ export function tokenRoutes(router: Router, deps: Deps, auth: Middleware): void 
   describeRoute('GET', '/tokens/:id', { summary: 'One token', response: tokenResource });
   router.get('/tokens/:id', auth, async (ctx) => {
     ctx.body = await getToken(deps, adminState(ctx).actor, ctx.params.id ?? '');
+  });
+
+  // SPEC Part 2 "Sender-constrained and secretless tokens": replaces jwks, sets require_dpop. (The other PATCH
+  // fields, name, services and limits, belong to the lifecycle work; the two bodies merge into one route.)
+  describeRoute('PATCH', '/tokens/:id', {
+    summary: "Replace a private_key_jwt token's public keys, or switch its DPoP requirement",
+    body: updateTokenCredentialsBody,
+    response: tokenResource,
+  });
+  router.patch('/tokens/:id', auth, async (ctx) => {
+    const input = parseBody(ctx, updateTokenCredentialsBody);
+    ctx.body = await updateTokenCredentials(deps, adminState(ctx).actor, ctx.params.id ?? '', input, { ip: ctx.ip });
   });
 
   describeRoute('POST', '/tokens/:id/revoke', { summary: 'Revoke a token: its client stops working at once', response: revokedToken });

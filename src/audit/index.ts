@@ -7,6 +7,7 @@ export type AuditAction =
   | 'token.generated'
   | 'token.revoked'
   | 'token.leaked'
+  | 'token.updated'
   | 'admin.signed_in'
   | 'admin.sign_in_failed'
   | 'admin.signed_out'

@@ -43,10 +43,13 @@ Commands:
                                           (emergency only: verifiers may reject tokens for a minute)
   keys rewrap [--new-key-file FILE]       encrypt every signing key under a new key-encryption key, read
                                           from FILE or NEW_KEY_ENCRYPTION_KEY (base64 of 32 bytes)
-  token create --org NAME --name NAME --expires DATE --services ID,ID
+  token create --org NAME --name NAME --expires DATE --services ID,ID [--jwks FILE] [--require-dpop]
                                           generate a system access token (same rules as the admin API;
                                           DATE is YYYY-MM-DD or an ISO date-time with offset); prints
-                                          the client secret once
+                                          the client secret once. --jwks FILE: authenticate with
+                                          private_key_jwt using the public keys in FILE (a JWK Set, a
+                                          JWK or a PEM public key), no secret; --require-dpop: access
+                                          tokens only with a DPoP proof
   token list --org NAME                   list the organisation's tokens (never their secrets)
   token revoke --org NAME TOKEN_ID        revoke a token: its client stops working at once
   resource-server add --name NAME         credentials for a resource server of the platform: they may call
@@ -71,6 +74,17 @@ the server is running (with the embedded database, through the running server's 
 
 class UsageError extends Error {}
 
+function readKeyFile(file: string): string {
+  try {
+    const text = readFileSync(file, 'utf8');
+    if (text.length > 64 * 1024) throw new UsageError(`--jwks ${file}: larger than 64 KiB`);
+    return text;
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`--jwks ${file}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
 function parse(argv: string[]) {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -86,6 +100,8 @@ function parse(argv: string[]) {
       name: { type: 'string' },
       expires: { type: 'string' },
       services: { type: 'string' },
+      jwks: { type: 'string' },
+      'require-dpop': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -116,7 +132,12 @@ function toRequest({ values, positionals }: Parsed, config: Readonly<Config>): {
       throw new UsageError('token create needs --org, --name, --expires and --services');
     }
     const services = values.services.split(',').map((s) => s.trim()).filter(Boolean);
-    return { command: 'token-create', args: { org: values.org, name: values.name, expires: values.expires, services } };
+    // The key file is read here, by the user running sat; the server gets its text and validates it.
+    const jwks = values.jwks === undefined ? undefined : readKeyFile(values.jwks);
+    return {
+      command: 'token-create',
+      args: { org: values.org, name: values.name, expires: values.expires, services, ...(jwks !== undefined ? { jwks } : {}), require_dpop: values['require-dpop'] },
+    };
   }
   if (a === 'token' && b === 'list') {
     if (!values.org) throw new UsageError('token list needs --org');
@@ -281,10 +302,13 @@ function print(command: string, result: unknown, json: boolean): void {
       process.stdout.write(
         `Generated token "${r.name}" (${r.id})\n` +
           `  client ID:     ${r.client_id}\n` +
-          `  client secret: ${r.client_secret}\n` +
+          (r.client_secret
+            ? `  client secret: ${r.client_secret}\n`
+            : `  auth method:   private_key_jwt (keys ${r.jwk_thumbprints.join(', ')})\n`) +
           `  services:      ${r.services.join(', ')}\n` +
           `  expires:       ${r.expires_at}\n` +
-          'The client secret is shown only this once: keep a secure copy now.\n',
+          (r.require_dpop ? '  DPoP:          required\n' : '') +
+          (r.client_secret ? 'The client secret is shown only this once: keep a secure copy now.\n' : ''),
       );
       break;
     case 'token-list':

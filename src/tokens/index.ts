@@ -4,19 +4,29 @@ export {
   getToken,
   listTokens,
   revokeToken,
+  updateTokenCredentials,
   DEFAULT_PAGE_SIZE,
   LEAKED_COUNT_DAYS,
   EXPIRY_NOTICE_DAYS,
   enqueueExpiryNotices,
   type Actor,
   type GeneratedToken,
+  type GeneratedKeyToken,
   type RequestMeta,
   type RevokedToken,
   type TokenPage,
 } from './service.js';
-export { generateTokenBody, listTokensQuery, tokenName, type GenerateTokenInput, type ListTokensInput } from './schemas.js';
+export {
+  generateTokenBody,
+  listTokensQuery,
+  tokenName,
+  updateTokenCredentialsBody,
+  type GenerateTokenInput,
+  type ListTokensInput,
+  type UpdateTokenCredentialsInput,
+} from './schemas.js';
 export { findTokenByClientId, deleteToken } from './queries.js';
-export { toTokenResource, tokenStatus, type TokenResource } from './resource.js';
+export { rowJwks, toTokenResource, tokenStatus, type TokenResource } from './resource.js';
 export {
   CLIENT_ID_PREFIX,
   SECRET_PREFIX,
@@ -31,14 +41,25 @@ export { accessTokenLifetime, parseExpiry, resolveExpiry } from './expiry.js';
 export { UsageRecorder } from './usage.js';
 export { isAccessTokenRevoked, pruneRevokedAccessTokens, revokeAccessToken, type RevokedAccessToken } from './access-tokens.js';
 export {
+  authenticateAssertion,
   authenticateClient,
   authenticateForIntrospection,
+  findAssertionClient,
   findIntrospectedSubject,
   type AuthenticatedClient,
   type IntrospectedSubject,
   type PresentedCredentials,
 } from './clients.js';
 export type { ClientRow } from './queries.js';
+export { claimOneTimeUse, isOneTimeUseClaimed, pruneOneTimeUses } from './replay.js';
+export {
+  CLIENT_ASSERTION_ALGS,
+  jwkThumbprint,
+  parsePublicJwks,
+  publicKeyFromText,
+  type PublicJwk,
+  type PublicJwks,
+} from './jwks.js';
 export {
   addResourceServer,
   listResourceServers,

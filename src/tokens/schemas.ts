@@ -26,8 +26,29 @@ export const generateTokenBody = z
       .array(z.string({ error: 'must be a service id' }), { error: 'must be an array of service ids' })
       .min(1, 'choose at least one service')
       .max(100),
+    // SPEC Part 2 "Sender-constrained and secretless tokens": jwks is validated in depth by parsePublicJwks (jwks.ts).
+    auth_method: z.enum(['client_secret', 'private_key_jwt'], { error: 'must be "client_secret" or "private_key_jwt"' }).optional(),
+    jwks: z.unknown().optional(),
+    /** A pasted JWK, JWK Set or PEM public key (the console), converted to `jwks` by the server. */
+    public_key: z.string({ error: 'must be the text of a JWK or a PEM public key' }).max(65_536).optional(),
+    require_dpop: z.boolean({ error: 'must be true or false' }).optional(),
   })
   .strict();
+
+/**
+ * The sender-constraint part of PATCH /admin/api/tokens/{id} (SPEC Part 2): `jwks` replaces the public keys of a
+ * `private_key_jwt` token; `require_dpop` turns the DPoP requirement on or off. Kept apart from the other PATCH
+ * fields (name, services, network and rate limits) so the two can be merged into one body.
+ */
+export const updateTokenCredentialsBody = z
+  .object({
+    jwks: z.unknown().optional(),
+    public_key: z.string({ error: 'must be the text of a JWK or a PEM public key' }).max(65_536).optional(),
+    require_dpop: z.boolean({ error: 'must be true or false' }).optional(),
+  })
+  .strict();
+
+export type UpdateTokenCredentialsInput = z.infer<typeof updateTokenCredentialsBody>;
 
 export type GenerateTokenInput = z.infer<typeof generateTokenBody>;
 

@@ -9,7 +9,8 @@ import { generateClientId, generateClientSecret, hashSecret } from './credential
 import { resolveExpiry } from './expiry.js';
 import * as q from './queries.js';
 import { toTokenResource, type TokenResource } from './resource.js';
-import type { GenerateTokenInput, ListTokensInput } from './schemas.js';
+import { parsePublicJwks, publicKeyFromText, type PublicJwks } from './jwks.js';
+import type { GenerateTokenInput, ListTokensInput, UpdateTokenCredentialsInput } from './schemas.js';
 
 /**
  * Who acts: an administrator of one organisation, or the `sat` CLI acting for an organisation
@@ -30,6 +31,9 @@ export interface GeneratedToken extends TokenResource {
   /** Returned once, here, and never stored in clear. */
   client_secret: string;
 }
+
+/** A generated `private_key_jwt` token: no secret exists (SPEC Part 2). */
+export type GeneratedKeyToken = TokenResource & { client_secret?: undefined };
 
 export interface TokenPage {
   items: TokenResource[];
@@ -61,6 +65,13 @@ function checkServices(deps: Pick<Deps, 'config'>, services: string[]): string[]
 
 const notFound = () => new AppError('not_found', 'No such token.');
 
+/** The public keys of a request: `jwks` (a JWK Set) or `public_key` (pasted JWK or PEM text), never both. */
+function keysOf(input: { jwks?: unknown; public_key?: string | undefined }): PublicJwks | undefined {
+  if (input.jwks !== undefined && input.public_key !== undefined) throw validationFailed('public_key', 'send jwks or public_key, not both');
+  if (input.public_key !== undefined) return { keys: publicKeyFromText(input.public_key) };
+  return input.jwks === undefined ? undefined : parsePublicJwks(input.jwks);
+}
+
 /**
  * SPEC "Admin API", POST /admin/api/tokens: validates against config and time, then in one transaction
  * locks the organisation, enforces the active-token limit and name uniqueness, inserts the token and
@@ -69,14 +80,31 @@ const notFound = () => new AppError('not_found', 'No such token.');
 export async function generateToken(
   deps: Deps,
   actor: Actor,
+  input: GenerateTokenInput & { auth_method?: 'client_secret' | undefined },
+  meta?: RequestMeta,
+): Promise<GeneratedToken>;
+export async function generateToken(deps: Deps, actor: Actor, input: GenerateTokenInput, meta?: RequestMeta): Promise<GeneratedToken | GeneratedKeyToken>;
+export async function generateToken(
+  deps: Deps,
+  actor: Actor,
   input: GenerateTokenInput,
   meta: RequestMeta = {},
-): Promise<GeneratedToken> {
+): Promise<GeneratedToken | GeneratedKeyToken> {
   const now = deps.clock();
   const services = checkServices(deps, input.services);
   const expiresAt = resolveExpiry(input.expires_at, now, deps.config.maxTokenLifetimeDays);
-  const clientSecret = generateClientSecret();
-  const secretHash = hashSecret(clientSecret);
+  // SPEC Part 2: a private_key_jwt token carries 1 to 3 public keys and gets no secret; a client_secret token no keys.
+  const authMethod = input.auth_method ?? 'client_secret';
+  const keys = keysOf(input);
+  if (authMethod === 'client_secret' && keys !== undefined) {
+    throw validationFailed('jwks', 'only a token with auth_method "private_key_jwt" takes public keys');
+  }
+  if (authMethod === 'private_key_jwt' && keys === undefined) {
+    throw validationFailed('jwks', 'auth_method "private_key_jwt" needs the public keys: {"keys": [...]}');
+  }
+  const jwks = authMethod === 'private_key_jwt' ? (keys as PublicJwks) : null;
+  const clientSecret = authMethod === 'client_secret' ? generateClientSecret() : undefined;
+  const secretHash = clientSecret === undefined ? null : hashSecret(clientSecret);
 
   try {
     const row = await deps.db.knex.transaction(async (trx) => {
@@ -98,6 +126,9 @@ export async function generateToken(
         expires_at: expiresAt,
         created_at: now,
         created_by: actor.id,
+        auth_method: authMethod,
+        jwks,
+        require_dpop: input.require_dpop ?? false,
       });
       await recordAudit(trx, {
         organisation_id: actor.organisation_id,
@@ -119,7 +150,8 @@ export async function generateToken(
       });
       return inserted;
     });
-    return { ...toTokenResource({ ...row, creator_email: actor.id ? actor.email : null }, now), client_secret: clientSecret };
+    const resource = toTokenResource({ ...row, creator_email: actor.id ? actor.email : null }, now);
+    return clientSecret === undefined ? (resource as GeneratedKeyToken) : { ...resource, client_secret: clientSecret };
   } catch (err) {
     if (isUniqueViolation(err, 'tokens_org_name_uq')) {
       throw new AppError('name_taken', `A token named "${input.name}" already exists in this organisation.`, [
@@ -135,6 +167,47 @@ export async function getToken(deps: Deps, actor: Actor, id: string): Promise<To
   const row = await q.findTokenById(deps.db.knex, actor.organisation_id, id);
   if (!row) throw notFound();
   return toTokenResource(row, deps.clock());
+}
+
+/**
+ * The sender-constraint part of PATCH /admin/api/tokens/{id} (SPEC Part 2 "Sender-constrained and secretless
+ * tokens"): `jwks` replaces every public key of a `private_key_jwt` token (validated as on generate; for a rotation,
+ * register old and new key together, then the new one alone); `require_dpop` turns the DPoP requirement on or off.
+ * The next token request sees the change (the row is read on each). Errors: 404 not_found (other organisation or
+ * unknown id), 400 validation_failed (`jwks` on a client-secret token, bad keys). Audit `token.updated`.
+ */
+export async function updateTokenCredentials(
+  deps: Deps,
+  actor: Actor,
+  id: string,
+  input: UpdateTokenCredentialsInput,
+  meta: RequestMeta = {},
+): Promise<TokenResource> {
+  if (!isUuid(id)) throw notFound();
+  const now = deps.clock();
+  const jwks = keysOf(input);
+  return deps.db.knex.transaction(async (trx) => {
+    const before = await q.findTokenById(trx, actor.organisation_id, id);
+    if (!before) throw notFound();
+    if (jwks !== undefined && before.auth_method !== 'private_key_jwt') {
+      throw validationFailed('jwks', 'this token authenticates with a client secret: it has no public keys to replace');
+    }
+    await q.updateTokenCredentials(trx, actor.organisation_id, id, { jwks, require_dpop: input.require_dpop });
+    const row = await q.findTokenById(trx, actor.organisation_id, id);
+    if (!row) throw notFound();
+    await recordAudit(trx, {
+      organisation_id: actor.organisation_id,
+      actor_id: actor.id,
+      actor_email: actor.email,
+      action: 'token.updated',
+      token_id: row.id,
+      token_name: row.name,
+      client_id: row.client_id,
+      ip: meta.ip ?? null,
+      created_at: now,
+    });
+    return toTokenResource(row, now);
+  });
 }
 
 /**

@@ -91,6 +91,9 @@ describe('tokenGenerated', () => {
       created_by: null,
       last_used_at: null,
       leaked_at: null,
+      auth_method: 'client_secret',
+      jwk_thumbprints: null,
+      require_dpop: false,
     };
     const generated: GeneratedToken = { ...resource, client_secret: 'sats_this-must-never-be-mailed' };
     const facts = { catalogue, consoleUrl, generatedBy: 'a@b.c', generatedAt: new Date(), ip: null };
