@@ -32,6 +32,7 @@ import {
   updateTokenBody,
   type Actor,
   type TokenResource,
+  publicKeyFromText,
 } from './tokens/index.js';
 
 type Command = (deps: Deps, args: Record<string, unknown>) => Promise<unknown>;
@@ -48,6 +49,8 @@ const tokenCreateArgs = z
     services: z.unknown(),
     allowed_ips: z.unknown().optional(),
     max_tokens_per_hour: z.unknown().optional(),
+    jwks: z.string().optional(),
+    require_dpop: z.boolean().optional(),
   })
   .strict();
 const tokenListArgs = z.object({ org: orgArg, status: z.unknown().optional() }).strict();
@@ -97,9 +100,22 @@ export const commands: Record<string, Command> = {
   },
   // `sat token create|list|revoke`: the admin API's domain code and rules (limit, names, expiry, audit).
   'token-create': async (deps, args) => {
-    const { org, name, expires, services, ...limits } = tokenCreateArgs.parse(args);
+    const { org, name, expires, services, jwks, require_dpop, ...limits } = tokenCreateArgs.parse(args);
     const actor = await cliActor(deps, org);
-    return generateToken(deps, actor, generateTokenBody.parse({ name, expires_at: expires, services, ...limits }));
+    // --jwks FILE: a JWK Set, one JWK or a PEM public key, validated like the admin API's jwks.
+    const keys = jwks === undefined ? undefined : { keys: publicKeyFromText(jwks, 'jwks') };
+    return generateToken(
+      deps,
+      actor,
+      generateTokenBody.parse({
+        name,
+        expires_at: expires,
+        services,
+        ...limits,
+        ...(keys ? { auth_method: 'private_key_jwt', jwks: keys } : {}),
+        ...(require_dpop ? { require_dpop: true } : {}),
+      }),
+    );
   },
   'token-list': async (deps, args) => {
     const { org, status: statusArg } = tokenListArgs.parse(args);

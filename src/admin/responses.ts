@@ -20,10 +20,16 @@ export const tokenResource = z.looseObject({
   created_at: timestamp,
   created_by: z.looseObject({ id: z.uuid(), email: z.string() }).nullable(),
   last_used_at: timestamp.nullable(),
+  auth_method: z.enum(['client_secret', 'private_key_jwt']),
+  jwk_thumbprints: z.array(z.string()).nullable().describe('RFC 7638 thumbprints of the registered public keys (private_key_jwt only).'),
+  require_dpop: z.boolean(),
 });
 
 export const generatedToken = tokenResource.extend({
-  client_secret: z.string().describe('sats_…: shown in this answer only, never again.'),
+  client_secret: z
+    .string()
+    .optional()
+    .describe('sats_…: shown in this answer only, never again. Absent for a private_key_jwt token, which has no secret.'),
 });
 
 export const tokenPage = z.looseObject({

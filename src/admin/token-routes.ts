@@ -9,7 +9,7 @@ import {
   listTokens,
   listTokensQuery,
   revokeToken,
-  updateToken,
+  patchToken,
   updateTokenBody,
 } from '../tokens/index.js';
 import { adminState } from './auth.js';
@@ -23,7 +23,7 @@ export function tokenRoutes(router: Router, deps: Deps, auth: Middleware): void 
     ctx.body = { items: deps.config.services.map((s) => ({ id: s.id, name: s.name, description: s.description })) };
   });
 
-  describeRoute('POST', '/tokens', { summary: 'Generate a token (the client secret is shown once)', body: generateTokenBody, status: 201, response: generatedToken });
+  describeRoute('POST', '/tokens', { summary: 'Generate a token (the client secret, if any, is shown once)', body: generateTokenBody, status: 201, response: generatedToken });
   router.post('/tokens', auth, async (ctx) => {
     const input = parseBody(ctx, generateTokenBody);
     const token = await generateToken(deps, adminState(ctx).actor, input, { ip: ctx.ip });
@@ -43,11 +43,16 @@ export function tokenRoutes(router: Router, deps: Deps, auth: Middleware): void 
     ctx.body = await getToken(deps, adminState(ctx).actor, ctx.params.id ?? '');
   });
 
-  // SPEC "Network and rate limits per token": name, services, allowed_ips, max_tokens_per_hour.
-  describeRoute('PATCH', '/tokens/:id', { summary: 'Change a token: name, services, allowed_ips, max_tokens_per_hour', body: updateTokenBody, response: tokenResource });
+  // SPEC Part 2: name, services, allowed_ips, max_tokens_per_hour ("Network and rate limits per token"); jwks or
+  // public_key, require_dpop ("Sender-constrained and secretless tokens").
+  describeRoute('PATCH', '/tokens/:id', {
+    summary: 'Change a token: name, services, allowed_ips, max_tokens_per_hour, public keys (private_key_jwt), require_dpop',
+    body: updateTokenBody,
+    response: tokenResource,
+  });
   router.patch('/tokens/:id', auth, async (ctx) => {
     const input = parseBody(ctx, updateTokenBody);
-    ctx.body = await updateToken(deps, adminState(ctx).actor, ctx.params.id ?? '', input, { ip: ctx.ip });
+    ctx.body = await patchToken(deps, adminState(ctx).actor, ctx.params.id ?? '', input, { ip: ctx.ip });
   });
 
   describeRoute('POST', '/tokens/:id/revoke', { summary: 'Revoke a token: its client stops working at once', response: revokedToken });

@@ -44,10 +44,13 @@ Commands:
   keys rewrap [--new-key-file FILE]       encrypt every signing key under a new key-encryption key, read
                                           from FILE or NEW_KEY_ENCRYPTION_KEY (base64 of 32 bytes)
   token create --org NAME --name NAME --expires DATE --services ID,ID
-               [--allowed-ips A,CIDR|any] [--max-tokens-per-hour N|none]
+               [--allowed-ips A,CIDR|any] [--max-tokens-per-hour N|none] [--jwks FILE] [--require-dpop]
                                           generate a system access token (same rules as the admin API;
                                           DATE is YYYY-MM-DD or an ISO date-time with offset); prints
-                                          the client secret once
+                                          the client secret once. --jwks FILE: authenticate with
+                                          private_key_jwt using the public keys in FILE (a JWK Set, a
+                                          JWK or a PEM public key), no secret; --require-dpop: access
+                                          tokens only with a DPoP proof
   token list --org NAME [--status S]      list the organisation's tokens (never their secrets); S is
                                           active, expired, expiring or dormant
   token update --org NAME TOKEN_ID [--name N] [--services ID,ID] [--allowed-ips A,CIDR|any]
@@ -80,6 +83,17 @@ the server is running (with the embedded database, through the running server's 
 
 class UsageError extends Error {}
 
+function readKeyFile(file: string): string {
+  try {
+    const text = readFileSync(file, 'utf8');
+    if (text.length > 64 * 1024) throw new UsageError(`--jwks ${file}: larger than 64 KiB`);
+    return text;
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`--jwks ${file}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
 function parse(argv: string[]) {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -102,6 +116,8 @@ function parse(argv: string[]) {
       'allowed-services': { type: 'string' },
       'revoke-dormant-after-days': { type: 'string' },
       'default-max-tokens-per-hour': { type: 'string' },
+      jwks: { type: 'string' },
+      'require-dpop': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -181,7 +197,20 @@ function toRequest({ values, positionals }: Parsed, config: Readonly<Config>): {
       'allowed-ips': (v) => ['allowed_ips', v.trim() === 'any' ? [] : list(v)],
       'max-tokens-per-hour': (v) => ['max_tokens_per_hour', countOrNone(v)],
     });
-    return { command: 'token-create', args: { org: values.org, name: values.name, expires: values.expires, services, ...limits } };
+    // The key file is read here, by the user running sat; the server gets its text and validates it.
+    const jwks = values.jwks === undefined ? undefined : readKeyFile(values.jwks);
+    return {
+      command: 'token-create',
+      args: {
+        org: values.org,
+        name: values.name,
+        expires: values.expires,
+        services,
+        ...limits,
+        ...(jwks !== undefined ? { jwks } : {}),
+        require_dpop: values['require-dpop'],
+      },
+    };
   }
   if (a === 'token' && b === 'list') {
     if (!values.org) throw new UsageError('token list needs --org');
@@ -346,10 +375,13 @@ function print(command: string, result: unknown, json: boolean): void {
       process.stdout.write(
         `Generated token "${r.name}" (${r.id})\n` +
           `  client ID:     ${r.client_id}\n` +
-          `  client secret: ${r.client_secret}\n` +
+          (r.client_secret
+            ? `  client secret: ${r.client_secret}\n`
+            : `  auth method:   private_key_jwt (keys ${r.jwk_thumbprints.join(', ')})\n`) +
           `  services:      ${r.services.join(', ')}\n` +
           `  expires:       ${r.expires_at}\n` +
-          'The client secret is shown only this once: keep a secure copy now.\n',
+          (r.require_dpop ? '  DPoP:          required\n' : '') +
+          (r.client_secret ? 'The client secret is shown only this once: keep a secure copy now.\n' : ''),
       );
       break;
     case 'token-list':

@@ -23,11 +23,18 @@ export interface TokenRow {
   organisation_id: string;
   name: string;
   client_id: string;
-  secret_hash: string;
+  /** SHA-256 of the client secret; null for a `private_key_jwt` token (migration 0080), which has no secret. */
+  secret_hash: string | null;
   services: string[];
   expires_at: Date;
   created_at: Date;
   created_by: string | null;
+  /** How the client authenticates at the token endpoint (migration 0080). */
+  auth_method: 'client_secret' | 'private_key_jwt';
+  /** The public keys of a `private_key_jwt` token ({keys: [...]}, public members only); null otherwise. */
+  jwks: { keys: object[] } | string | null;
+  /** Access tokens only with a DPoP proof (RFC 9449), migration 0080. */
+  require_dpop: boolean;
   last_used_at: Date | null;
   /** When the "expires in 7 days" notice was queued (migration 0003); null until then. */
   expiry_notified_at?: Date | null;

@@ -1,18 +1,19 @@
 import type { Context, Middleware } from 'koa';
 import { errors } from 'oidc-provider';
 import type { Deps } from '../deps.js';
-import { authenticateClient, type AuthenticatedClient } from '../tokens/index.js';
-import { parseClientCredentials, type ParsedCredentials } from './credentials.js';
+import { authenticateAssertion, authenticateClient, type AuthenticatedClient } from '../tokens/index.js';
+import { parseClientCredentials, type SecretCredentials } from './credentials.js';
 import { ClientAuthenticationFailed, renderOAuthError } from './errors.js';
 import { readForm } from './form.js';
 
 /**
  * An endpoint's own way to authenticate the caller together with what it reads next (one statement instead of
- * two): given the presented credentials and the `token` parameter, either undefined (use authenticateClient) or
- * the caller exactly as authenticateClient would have found it, and the endpoint's data.
+ * two): given the presented client secret (never called for private_key_jwt) and the `token` parameter, either
+ * undefined (use authenticateClient) or the caller exactly as authenticateClient would have found it, and the
+ * endpoint's data.
  */
 export type CallerPrefetch<T> = (
-  presented: ParsedCredentials,
+  presented: SecretCredentials,
   token: string,
 ) => Promise<{ caller: AuthenticatedClient | undefined; data: T } | undefined>;
 
@@ -35,8 +36,16 @@ export function callerEndpoint<T = never>(
       if (!presented) throw new ClientAuthenticationFailed('no client authentication mechanism provided', true);
       const repeated = form.repeated();
       const presentedToken = repeated === undefined ? form.single('token') : undefined;
-      const early = prefetch && presentedToken ? await prefetch(presented, presentedToken) : undefined;
-      const caller = early ? early.caller : await authenticateClient(deps, presented);
+      // private_key_jwt (RFC 7523): verified here with the token endpoint's rules (docs/sender-constrained.md); the
+      // endpoint's prefetch is for client secrets only.
+      const { issuer } = deps.config;
+      const early =
+        prefetch && presentedToken && presented.method !== 'private_key_jwt' ? await prefetch(presented, presentedToken) : undefined;
+      const caller = early
+        ? early.caller
+        : presented.method === 'private_key_jwt'
+          ? await authenticateAssertion(deps, presented, [issuer, `${issuer}${ctx.path}`, `${issuer}/token`])
+          : await authenticateClient(deps, presented);
       if (!caller) throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
       if (repeated) throw new errors.InvalidRequest(`'${repeated}' parameter must not be provided twice`);
       const token = presentedToken;

@@ -1,19 +1,25 @@
 import type { Client, ClientMetadata } from 'oidc-provider';
 import type Provider from 'oidc-provider';
-import type { ClientRow } from '../tokens/index.js';
+import { rowJwks, type ClientRow } from '../tokens/index.js';
 
 /** Client objects kept per generation (ClientInstances): at most twice this many live at once. */
 const CLIENT_INSTANCES = 5_000;
 
 /** Client metadata built from a token row; `org_id`, `token_id`, `expires_at` are extra metadata (provider.ts). */
 function toMetadata(row: ClientRow): ClientMetadata {
+  // private_key_jwt (RFC 7523): the registered public keys, no secret; oidc-provider verifies the assertion.
+  const credentials: Partial<ClientMetadata> =
+    row.auth_method === 'private_key_jwt'
+      ? { token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: rowJwks(row) as NonNullable<ClientMetadata['jwks']>['keys'] } }
+      : { token_endpoint_auth_method: 'client_secret_basic', client_secret: row.secret_hash ?? undefined };
   return {
     client_id: row.client_id,
-    client_secret: row.secret_hash,
+    ...credentials,
     grant_types: ['client_credentials'],
     response_types: [],
     redirect_uris: [],
-    token_endpoint_auth_method: 'client_secret_basic',
+    // RFC 9449 §5.2: the token endpoint refuses requests without a DPoP proof (provider.ts answers invalid_dpop_proof).
+    dpop_bound_access_tokens: row.require_dpop === true,
     scope: row.services.join(' '),
     org_id: row.organisation_id,
     token_id: row.id,
@@ -23,7 +29,8 @@ function toMetadata(row: ClientRow): ClientMetadata {
 
 /** Every row field toMetadata reads, in one string: rows with equal keys give equal metadata (keep them in step). */
 function metadataKey(row: ClientRow): string {
-  return `${row.client_id} ${row.id} ${row.organisation_id} ${row.expires_at.getTime()} ${row.secret_hash} ${row.services.join(',')}`;
+  const jwks = row.jwks === null ? '' : typeof row.jwks === 'string' ? row.jwks : JSON.stringify(row.jwks);
+  return `${row.client_id} ${row.id} ${row.organisation_id} ${row.expires_at.getTime()} ${row.secret_hash} ${row.services.join(',')} ${row.auth_method} ${row.require_dpop} ${jwks}`;
 }
 
 /**

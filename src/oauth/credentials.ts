@@ -4,8 +4,51 @@ import { ClientAuthenticationFailed } from './errors.js';
 import type { OAuthForm } from './form.js';
 
 /** Client credentials as a request presented them, and how. */
-export interface ParsedCredentials extends PresentedCredentials {
+export type ParsedCredentials = SecretCredentials | AssertionCredentials;
+
+export interface SecretCredentials extends PresentedCredentials {
   method: 'client_secret_basic' | 'client_secret_post';
+}
+
+/**
+ * `private_key_jwt` (RFC 7523 §2.2): the client ID is the assertion's `sub` (read, not verified: oidc-provider
+ * verifies the assertion against the client's registered keys, including `iss`, `aud`, `exp` and the one-time `jti`).
+ */
+export interface AssertionCredentials {
+  method: 'private_key_jwt';
+  clientId: string;
+  assertion: string;
+}
+
+export const JWT_BEARER_ASSERTION = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+
+function assertionSubject(assertion: string): string | undefined {
+  const parts = assertion.split('.');
+  if (parts.length !== 3 || assertion.length > 16_384) return undefined;
+  try {
+    const payload = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as { sub?: unknown };
+    return typeof payload.sub === 'string' && payload.sub ? payload.sub : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function parseAssertion(authorization: string | undefined, form: OAuthForm): AssertionCredentials {
+  if (authorization !== undefined || form.single('client_secret') !== undefined) {
+    throw new errors.InvalidRequest('client authentication must only be provided using one mechanism');
+  }
+  const type = form.single('client_assertion_type');
+  const assertion = form.single('client_assertion');
+  if (type === undefined) throw new errors.InvalidRequest('client_assertion_type must be provided');
+  if (type !== JWT_BEARER_ASSERTION) throw new errors.InvalidRequest(`client_assertion_type must have value ${JWT_BEARER_ASSERTION}`);
+  if (assertion === undefined) throw new errors.InvalidRequest('client_assertion must be provided');
+  const sub = assertionSubject(assertion);
+  if (sub === undefined) throw new ClientAuthenticationFailed('the client_assertion must be a JWT whose sub is the client ID', false);
+  const postedId = form.single('client_id');
+  if (postedId !== undefined && postedId !== sub) {
+    throw new errors.InvalidRequest('mismatch between the client_id and the client_assertion sub');
+  }
+  return { method: 'private_key_jwt', clientId: sub, assertion };
 }
 
 /** RFC 9110 §11.1: `Basic`, case-insensitive, then one or more spaces, then the token68 (optional trailing space). */
@@ -37,10 +80,14 @@ function decodeBasic(header: string): PresentedCredentials | undefined {
  * so `client_id=` or `client_secret=` beside Basic is no second mechanism. Returns undefined when no client
  * authentication was included (the caller answers 401 invalid_client). Throws `invalid_request` (400) for two
  * mechanisms or a `client_id` that differs from the Basic one, and `invalid_client` (401) for an unusable header or
- * a form with only one of the two.
+ * a form with only one of the two. A `client_assertion` (RFC 7523 `private_key_jwt`) is returned unverified, with
+ * its `sub` as the client ID: only oidc-provider, at the token endpoint, verifies it.
  */
 export function parseClientCredentials(authorization: string | undefined, form: OAuthForm): ParsedCredentials | undefined {
   const header = authorization?.trim() ? authorization : undefined;
+  if (form.single('client_assertion') !== undefined || form.single('client_assertion_type') !== undefined) {
+    return parseAssertion(header, form);
+  }
   const postedId = form.single('client_id');
   const postedSecret = form.single('client_secret');
   if (header !== undefined) {

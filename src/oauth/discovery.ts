@@ -4,9 +4,19 @@ import { createHash } from 'node:crypto';
 import type { JWK } from 'jose';
 import type { Middleware } from 'koa';
 import type { Config } from '../config/index.js';
+import { CLIENT_ASSERTION_ALGS } from '../tokens/index.js';
 
-/** Client authentication methods of the token, introspection and revocation endpoints (keep in step with provider.ts). */
-export const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post'] as const;
+/** Client authentication methods of the token endpoint (provider.ts configures oidc-provider with this list). */
+export const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
+
+/** Client authentication methods of introspection and revocation (our own endpoints, caller.ts): the same. */
+export const CALLER_AUTH_METHODS = CLIENT_AUTH_METHODS;
+
+/** Algorithms of `private_key_jwt` client assertions (RFC 7523): EC P-256 and RSA keys; never HS* (secrets are hashed). */
+export const CLIENT_ASSERTION_SIGNING_ALGS = [...CLIENT_ASSERTION_ALGS.EC, ...CLIENT_ASSERTION_ALGS.RSA];
+
+/** Algorithms of DPoP proofs (RFC 9449 §5.1) the token endpoint accepts; provider.ts configures the same list. */
+export const DPOP_SIGNING_ALGS = ['ES256', 'ES384', 'Ed25519', 'EdDSA', 'PS256', 'RS256'] as const;
 
 /** Seconds a verifier or client may cache /jwks and discovery: at most 300 (SPEC), well inside the ahead window. */
 export const METADATA_MAX_AGE = 300;
@@ -35,8 +45,12 @@ export function authorizationServerMetadata(config: Pick<Config, 'issuer' | 'ser
     response_modes_supported: ['query'],
     grant_types_supported: ['client_credentials'],
     token_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
-    introspection_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
-    revocation_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
+    token_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_SIGNING_ALGS],
+    introspection_endpoint_auth_methods_supported: [...CALLER_AUTH_METHODS],
+    introspection_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_SIGNING_ALGS],
+    revocation_endpoint_auth_methods_supported: [...CALLER_AUTH_METHODS],
+    revocation_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_SIGNING_ALGS],
+    dpop_signing_alg_values_supported: [...DPOP_SIGNING_ALGS],
   };
 }
 

@@ -74,6 +74,9 @@ export async function checkFastPath(shared: FastPathShared): Promise<string | un
       secret_hash: randomBytes(32).toString('base64url'),
       services: [shared.probeService],
       expires_at: new Date(Date.now() + 86_400_000),
+      auth_method: 'client_secret',
+      jwks: null,
+      require_dpop: false,
     };
     const { value, token } = await issue(shared, shared.clientFor(probe), shared.probeService);
     if (typeof value !== 'string' || value.split('.').length !== 3) return 'ClientCredentials#save() did not return a JWT';
@@ -117,12 +120,16 @@ export async function createTokenFastPath(shared: FastPathShared, enabled: boole
     disabledReason: problem,
     async answer(ctx, form, row) {
       if (!on) return 'not-plain';
+      // Sender-constrained and secretless tokens are oidc-provider's alone (SPEC Part 2): never a token that requires
+      // DPoP or authenticates with private_key_jwt, never a request with a DPoP proof or a client assertion.
+      if (row.require_dpop || row.auth_method !== 'client_secret') return 'not-plain';
       const h = ctx.req.headers;
       if (h.origin !== undefined || h.dpop !== undefined || h['oauth-client-attestation'] !== undefined || h['oauth-client-attestation-pop'] !== undefined) {
         return 'not-plain';
       }
       const { params } = form;
       if (params.grant_type !== 'client_credentials') return 'not-plain';
+      if (params.client_assertion !== undefined || params.client_assertion_type !== undefined) return 'not-plain';
       for (const key in params) if (!PLAIN_PARAMS.has(key) || typeof params[key] !== 'string') return 'not-plain';
 
       let scope: string;

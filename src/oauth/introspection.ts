@@ -22,6 +22,8 @@ export interface AccessTokenClaims extends JWTPayload {
   client_id: string;
   org_id?: string;
   scope?: string;
+  /** RFC 9449 §6.1 / RFC 7800: the DPoP key's RFC 7638 thumbprint for a sender-constrained token. */
+  cnf?: { jkt?: string };
 }
 
 /** Verified tokens remembered per generation; two generations, so between 5,000 and 10,000 of them. */
@@ -172,6 +174,9 @@ async function introspect(
   const { client, revoked } = prefetched?.subject ?? (await findIntrospectedSubject(deps, { clientId: claims.client_id, jti: claims.jti }));
   if (!client || client.organisation_id !== claims.org_id || client.expires_at.getTime() <= deps.clock().getTime()) return inactive;
   if (revoked) return inactive;
+  // RFC 9449 §6.2: a DPoP-bound token is reported with token_type DPoP and its cnf (the resource server must check
+  // the proof's key against cnf.jkt).
+  const jkt = typeof claims.cnf?.jkt === 'string' ? claims.cnf.jkt : undefined;
   return {
     active: true,
     scope: claims.scope ?? '',
@@ -183,6 +188,7 @@ async function introspect(
     iat: claims.iat,
     jti: claims.jti,
     org_id: claims.org_id,
-    token_type: 'Bearer',
+    token_type: jkt ? 'DPoP' : 'Bearer',
+    ...(jkt ? { cnf: { jkt } } : {}),
   };
 }

@@ -1,4 +1,5 @@
 import {
+  createHash,
   createPrivateKey,
   createPublicKey,
   randomBytes,
@@ -11,7 +12,8 @@ import type { IncomingMessage } from 'node:http';
 import type { JWK } from 'jose';
 import Provider, { errors, ExternalSigningKey, type Adapter, type Client, type Configuration, type ResourceServer } from 'oidc-provider';
 import type { Deps } from '../deps.js';
-import { accessTokenLifetime, verifySecret, type ClientRow } from '../tokens/index.js';
+import { accessTokenLifetime, claimOneTimeUse, isOneTimeUseClaimed, verifySecret, type ClientRow } from '../tokens/index.js';
+import { CLIENT_ASSERTION_SIGNING_ALGS, CLIENT_AUTH_METHODS, DPOP_SIGNING_ALGS } from './discovery.js';
 import { createClientFactory } from './clients.js';
 import { renderOAuthError } from './errors.js';
 import { createTokenFastPath, type TokenFastPath } from './fast-path.js';
@@ -34,13 +36,35 @@ export function setAuthenticatedRow(req: IncomingMessage, row: ClientRow): void 
   authenticatedRows.set(req, row);
 }
 
-/** The adapter: no model is stored (JWT access tokens are not, and Client.find is replaced in createProvider). */
-function unusedAdapter(model: string): Adapter {
-  const unused = async (): Promise<never> => {
-    throw new Error(`oidc-provider model ${model} is not stored by this server`);
+/**
+ * The adapter. One model is stored: ReplayDetection (client assertion and DPoP proof `jti`s, RFC 7523 §3,
+ * RFC 9449 §11.1), in the shared `oauth_replay` table so a `jti` is refused on every instance; expired entries are
+ * pruned by the prune-expired job. No other model is (JWT access tokens are not; Client.find is replaced below).
+ */
+function createAdapter(deps: Deps): (model: string) => Adapter {
+  return (model) => {
+    const unused = async (): Promise<never> => {
+      throw new Error(`oidc-provider model ${model} is not stored by this server`);
+    };
+    const base = { upsert: unused, find: unused, findByUserCode: unused, findByUid: unused, consume: unused, destroy: unused, revokeByGrantId: unused };
+    if (model !== 'ReplayDetection') return base;
+    return {
+      ...base,
+      async find(id: string) {
+        return (await isOneTimeUseClaimed(deps.db.knex, id, new Date())) ? { jti: id } : undefined;
+      },
+      async upsert(id: string, _payload: unknown, expiresIn: number) {
+        await claimOneTimeUse(deps.db.knex, id, new Date(Date.now() + expiresIn * 1000), new Date());
+      },
+      async destroy() {
+        // Entries end by expiry only.
+      },
+    };
   };
-  return { upsert: unused, find: unused, findByUserCode: unused, findByUid: unused, consume: unused, destroy: unused, revokeByGrantId: unused };
 }
+
+/** How far ahead a client assertion's `exp` may be (SPEC Part 2: at most 5 minutes). */
+const MAX_ASSERTION_LIFETIME_S = 300;
 
 /**
  * A signing key that signs with node:crypto on the libuv thread pool (one `crypto.sign` call with a callback),
@@ -112,15 +136,24 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
   };
 
   const configuration: Configuration = {
-    adapter: unusedAdapter,
+    adapter: createAdapter(deps),
     // Our two algorithms sign through ThreadPoolSigningKey; anything else would stay with the provider's signer.
     jwks: { keys: keys.keys.map((jwk) => (jwk.alg === 'ES256' || jwk.alg === 'RS256' ? new ThreadPoolSigningKey(jwk) : jwk)) },
     clockTolerance: 0,
     scopes,
     // Only `none`, for the authorization endpoint that discovery must name; no client may use it (docs/keys.md).
     responseTypes: ['none'],
-    clientAuthMethods: ['client_secret_basic', 'client_secret_post'],
-    enabledJWA: { clientAuthSigningAlgValues: [] },
+    clientAuthMethods: [...CLIENT_AUTH_METHODS],
+    // Asymmetric only: secrets are stored hashed, so client_secret_jwt and HS* stay off (research/oidc-provider.md Q3).
+    enabledJWA: { clientAuthSigningAlgValues: [...CLIENT_ASSERTION_SIGNING_ALGS], dPoPSigningAlgValues: [...DPOP_SIGNING_ALGS] },
+    // RFC 7523 §3: iss = sub = client ID and aud are checked by the provider; we add exp at most 5 minutes ahead.
+    assertJwtClientAuthClaimsAndHeader: (_ctx, claims) => {
+      const now = Math.floor(Date.now() / 1000);
+      if (typeof claims.exp !== 'number' || claims.exp - now > MAX_ASSERTION_LIFETIME_S) {
+        throw new errors.InvalidClientAuth(`the client_assertion exp must be at most ${MAX_ASSERTION_LIFETIME_S} seconds ahead`);
+      }
+      if (claims.sub !== claims.iss) throw new errors.InvalidClientAuth('the client_assertion sub must equal its iss (the client ID)');
+    },
     clientDefaults: {
       grant_types: ['client_credentials'],
       response_types: [],
@@ -137,7 +170,8 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
       userinfo: { enabled: false },
       rpInitiatedLogout: { enabled: false },
       pushedAuthorizationRequests: { enabled: false },
-      dPoP: { enabled: false },
+      // RFC 9449, at the token endpoint: a valid proof binds the access token (cnf.jkt, token_type DPoP). No nonces.
+      dPoP: { enabled: true },
       registration: { enabled: false },
       externalSigningSupport: { enabled: true, ack: 'experimental-01' }, // ThreadPoolSigningKey
       resourceIndicators: {
@@ -146,6 +180,9 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
         useGrantedResource: () => false,
         getResourceServerInfo: (ctx, resourceIndicator, client) => {
           if (resourceIndicator !== config.apiAudience) throw new errors.InvalidTarget('unknown resource indicator');
+          // require_dpop (SPEC Part 2): runs after the provider validated any proof, before it issues (its own check
+          // would answer invalid_grant).
+          if (client.dpopBoundAccessTokens && !ctx.get('DPoP')) throw new errors.InvalidDpopProof('DPoP proof JWT not provided');
           // The scope policy (scope.ts), as on the fast path; the provider then intersects with the services.
           const services = servicesOf(client.scope);
           const requested = ctx.oidc.params?.scope;
@@ -182,6 +219,9 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
     const row = req && authenticatedRows.get(req);
     return row && row.client_id === id ? clientFor(row) : undefined;
   };
+  // One statement claims a jti on every instance at once (the provider's own unique() reads, then writes).
+  provider.ReplayDetection.unique = async (iss: string, jti: string, exp: number) =>
+    claimOneTimeUse(deps.db.knex, createHash('sha256').update(`${iss}${jti}`).digest('base64url'), new Date(exp * 1000), new Date());
   // The secret was verified by authenticateClient; the provider checks it again with the same function.
   provider.Client.prototype.compareClientSecret = function compareClientSecret(this: Client, actual: string): boolean {
     return typeof this.clientSecret === 'string' && verifySecret(actual, this.clientSecret);

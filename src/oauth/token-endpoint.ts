@@ -3,7 +3,7 @@ import type { Middleware } from 'koa';
 import { errors } from 'oidc-provider';
 import type { Deps } from '../deps.js';
 import { tokenRequestDuration, tokenRequests } from '../metrics.js';
-import { authenticateClient } from '../tokens/index.js';
+import { authenticateClient, findAssertionClient, type ClientRow } from '../tokens/index.js';
 import { parseClientCredentials, type ParsedCredentials } from './credentials.js';
 import { ClientAuthenticationFailed, renderOAuthError } from './errors.js';
 import type { TokenFastPath } from './fast-path.js';
@@ -59,6 +59,9 @@ function replay(original: IncomingMessage, body: Buffer, presented: ParsedCreden
  * servers get `unauthorized_client` (they may only introspect). A `scope` that breaks RFC 6749 §3.3 gets a message
  * saying how. Then the fast path answers the plain success case, and oidc-provider everything else: it gets the
  * body bytes read here, a canonical Basic header (replay), and the authenticated row for its client lookup.
+ * A client assertion (RFC 7523 `private_key_jwt`) is not verified here: the edge finds the `private_key_jwt` token
+ * its `sub` names (tokens.findAssertionClient) and oidc-provider verifies it (keys, iss, aud, exp, one-time jti);
+ * such requests, and every DPoP request, never take the fast path (docs/sender-constrained.md).
  * Metrics: `sat_token_requests_total{outcome,path}`, path "fast" when the fast path answered, else "provider"
  * (client-authentication failures included).
  */
@@ -72,22 +75,31 @@ export function tokenEndpoint(deps: Deps, current: () => CurrentProvider): Middl
       const form = await readForm(ctx);
       const presented = parseClientCredentials(ctx.get('authorization'), form);
       if (!presented) throw new ClientAuthenticationFailed('no client authentication mechanism provided', true);
-      const client = await authenticateClient(deps, presented);
-      if (!client) throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
-      if (client.kind === 'resource_server') {
-        throw new errors.UnauthorizedClient('resource server credentials may only be used at the introspection endpoint');
+      let row: ClientRow;
+      if (presented.method === 'private_key_jwt') {
+        // RFC 7523: the row the assertion names; oidc-provider verifies the assertion with the row's keys.
+        const named = await findAssertionClient(deps, presented.clientId);
+        if (!named) throw new ClientAuthenticationFailed('client authentication failed', false);
+        row = named;
+      } else {
+        const client = await authenticateClient(deps, presented);
+        if (!client) throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
+        if (client.kind === 'resource_server') {
+          throw new errors.UnauthorizedClient('resource server credentials may only be used at the introspection endpoint');
+        }
+        row = client.token;
       }
       const scope = form.params.scope;
       if (form.params.grant_type === 'client_credentials' && typeof scope === 'string') checkScopeSyntax(scope);
 
       const { callback, fastPath } = current();
-      const result = await fastPath.answer(ctx, form, client.token);
-      if (result === 'answered') {
+      // Never a client assertion on the fast path (it refuses them too: DPoP, private_key_jwt, require_dpop).
+      if (presented.method !== 'private_key_jwt' && (await fastPath.answer(ctx, form, row)) === 'answered') {
         path = 'fast';
         return;
       }
       const req = replay(ctx.req, form.raw, presented);
-      setAuthenticatedRow(req, client.token);
+      setAuthenticatedRow(req, row);
       ctx.respond = false;
       await callback(req, ctx.res);
       outcome = providerOutcomes.get(req) ?? String(ctx.res.statusCode);

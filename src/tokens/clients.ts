@@ -1,7 +1,11 @@
+import { createHash } from 'node:crypto';
+import { createLocalJWKSet, jwtVerify, type JWK } from 'jose';
 import type { Deps } from '../deps.js';
+import { CLIENT_ASSERTION_ALGS } from './jwks.js';
+import { rowJwks } from './resource.js';
 import { isWellFormedClientId, isWellFormedSecret, verifySecret } from './credentials.js';
 import type { ResourceServerRow } from '../db/index.js';
-import { findIntrospectionRows, findResourceServerByClientId, findTokenByClientId, type ClientRow } from './queries.js';
+import { claimReplayId, findIntrospectionRows, findResourceServerByClientId, findTokenByClientId, type ClientRow } from './queries.js';
 
 /** Credentials a request presented (the edge parses them: HTTP Basic or the form, RFC 6749 §2.3.1). */
 export interface PresentedCredentials {
@@ -42,6 +46,8 @@ function checkClient(
   const { clientId, secret } = presented;
   if (token) {
     if (token.expires_at.getTime() - deps.clock().getTime() < MIN_REMAINING_MS) return undefined;
+    // A private_key_jwt token has no secret (secret_hash null): no secret authenticates it.
+    if (token.auth_method !== 'client_secret' || token.secret_hash === null) return undefined;
     return verifySecret(secret, token.secret_hash) ? { kind: 'token', clientId, token } : undefined;
   }
   if (!server || !verifySecret(secret, server.secret_hash)) return undefined;
@@ -79,4 +85,60 @@ export async function authenticateForIntrospection(
 export async function findIntrospectedSubject(deps: Deps, subject: { clientId: string; jti: string }): Promise<IntrospectedSubject> {
   const rows = await findIntrospectionRows(deps.db.knex, { clientIds: [subject.clientId], jti: subject.jti });
   return { client: rows.tokens.get(subject.clientId), revoked: rows.revoked };
+}
+
+/**
+ * The token a client assertion (RFC 7523, `private_key_jwt`) names, before the assertion is verified: a
+ * `private_key_jwt` token with at least a second left, read on every call (no cache). oidc-provider then verifies
+ * the assertion against the row's keys (signature, iss, sub, aud, exp, one-time jti). Undefined: `invalid_client`.
+ */
+export async function findAssertionClient(deps: Deps, clientId: string): Promise<ClientRow | undefined> {
+  if (!isWellFormedClientId(clientId)) return undefined;
+  const token = await findTokenByClientId(deps.db.knex, clientId);
+  if (!token || token.auth_method !== 'private_key_jwt' || token.jwks === null) return undefined;
+  if (token.expires_at.getTime() - deps.clock().getTime() < MIN_REMAINING_MS) return undefined;
+  return token;
+}
+
+/** SPEC Part 2: a client assertion's `exp` is at most this far ahead. */
+const MAX_ASSERTION_LIFETIME_S = 300;
+const ASSERTION_ALGS = [...CLIENT_ASSERTION_ALGS.EC, ...CLIENT_ASSERTION_ALGS.RSA];
+
+/**
+ * `private_key_jwt` (RFC 7523 §3) at our own endpoints (introspection, revocation), with the rules oidc-provider
+ * applies at the token endpoint: signed by one of the token's registered keys, `iss` = `sub` = the client ID, `aud`
+ * one of `audiences` (the issuer and endpoint URLs), `exp` present and at most 5 minutes ahead of `deps.clock()`,
+ * and a `jti` claimed once in the shared replay store (the key oidc-provider uses, so a jti spent at one endpoint
+ * is spent at all). Undefined means `invalid_client`.
+ */
+export async function authenticateAssertion(
+  deps: Deps,
+  presented: { clientId: string; assertion: string },
+  audiences: string[],
+): Promise<AuthenticatedClient | undefined> {
+  const { clientId } = presented;
+  const token = await findAssertionClient(deps, clientId);
+  if (!token) return undefined;
+  const now = deps.clock();
+  let exp: number;
+  let jti: string;
+  try {
+    const { payload } = await jwtVerify(presented.assertion, createLocalJWKSet({ keys: rowJwks(token) as JWK[] }), {
+      issuer: clientId,
+      subject: clientId,
+      audience: audiences,
+      algorithms: ASSERTION_ALGS,
+      currentDate: now,
+      clockTolerance: 0,
+      requiredClaims: ['exp', 'jti'],
+    });
+    exp = payload.exp as number;
+    jti = payload.jti as string;
+  } catch {
+    return undefined;
+  }
+  if (exp - now.getTime() / 1000 > MAX_ASSERTION_LIFETIME_S) return undefined;
+  const key = createHash('sha256').update(`${clientId}${jti}`).digest('base64url');
+  if (!(await claimReplayId(deps.db.knex, key, new Date(exp * 1000), now))) return undefined;
+  return { kind: 'token', clientId, token };
 }

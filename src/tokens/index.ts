@@ -6,12 +6,15 @@ export {
   revokeToken,
   updateToken,
   lifecycleRules,
+  updateTokenCredentials,
+  patchToken,
   DEFAULT_PAGE_SIZE,
   LEAKED_COUNT_DAYS,
   EXPIRY_NOTICE_DAYS,
   enqueueExpiryNotices,
   type Actor,
   type GeneratedToken,
+  type GeneratedKeyToken,
   type RequestMeta,
   type RevokedToken,
   type TokenPage,
@@ -32,7 +35,8 @@ export {
 export { revokeDormantTokens } from './dormant.js';
 export { normaliseNetwork, isAddressAllowed, MAX_ALLOWED_IPS } from './networks.js';
 export { findTokenByClientId, deleteToken } from './queries.js';
-export { toTokenResource, tokenStatus, isExpiring, isDormant, type TokenResource, type LifecycleRules } from './resource.js';
+export { updateTokenCredentialsBody, type UpdateTokenCredentialsInput } from './schemas.js';
+export { rowJwks, toTokenResource, tokenStatus, isExpiring, isDormant, type TokenResource, type LifecycleRules } from './resource.js';
 export {
   CLIENT_ID_PREFIX,
   SECRET_PREFIX,
@@ -47,14 +51,25 @@ export { accessTokenLifetime, parseExpiry, resolveExpiry } from './expiry.js';
 export { UsageRecorder } from './usage.js';
 export { isAccessTokenRevoked, pruneRevokedAccessTokens, revokeAccessToken, type RevokedAccessToken } from './access-tokens.js';
 export {
+  authenticateAssertion,
   authenticateClient,
   authenticateForIntrospection,
+  findAssertionClient,
   findIntrospectedSubject,
   type AuthenticatedClient,
   type IntrospectedSubject,
   type PresentedCredentials,
 } from './clients.js';
 export type { ClientRow } from './queries.js';
+export { claimOneTimeUse, isOneTimeUseClaimed, pruneOneTimeUses } from './replay.js';
+export {
+  CLIENT_ASSERTION_ALGS,
+  jwkThumbprint,
+  parsePublicJwks,
+  publicKeyFromText,
+  type PublicJwk,
+  type PublicJwks,
+} from './jwks.js';
 export {
   addResourceServer,
   listResourceServers,

@@ -23,8 +23,47 @@ export async function countActiveTokens(db: Db, organisationId: string, now: Dat
 }
 
 export async function insertToken(db: Db, row: Omit<TokenRow, 'last_used_at'>): Promise<TokenRow> {
-  const [inserted] = await db<TokenRow>('tokens').insert(row).returning('*');
+  const values = { ...row, jwks: row.jwks === null ? null : typeof row.jwks === 'string' ? row.jwks : JSON.stringify(row.jwks) };
+  const [inserted] = await db<TokenRow>('tokens').insert(values as TokenRow).returning('*');
   return inserted as TokenRow;
+}
+
+/** Sets the sender-constraint fields of one token of an organisation (PATCH); false when there is no such token. */
+export async function updateTokenCredentials(
+  db: Db,
+  organisationId: string,
+  id: string,
+  changes: { jwks?: TokenRow['jwks']; require_dpop?: boolean },
+): Promise<boolean> {
+  const values: Record<string, unknown> = {};
+  if (changes.jwks !== undefined) values.jwks = changes.jwks === null ? null : JSON.stringify(changes.jwks);
+  if (changes.require_dpop !== undefined) values.require_dpop = changes.require_dpop;
+  if (Object.keys(values).length === 0) return true;
+  return affectedRows(await db('tokens').where({ organisation_id: organisationId, id }).update(values)) > 0;
+}
+
+/**
+ * oidc-provider's ReplayDetection, shared by every instance: claims `id` (SHA-256 of issuer and jti) until
+ * `expiresAt` in one statement. True when this call claimed it (never seen, or only an expired entry not pruned
+ * yet); false when a live entry exists, whichever instance wrote it.
+ */
+export async function claimReplayId(db: Db, id: string, expiresAt: Date, now: Date): Promise<boolean> {
+  const result = await db.raw(
+    `insert into oauth_replay (id, expires_at) values (?, ?)
+     on conflict (id) do update set expires_at = excluded.expires_at where oauth_replay.expires_at <= ?
+     returning id`,
+    [id, expiresAt, now],
+  );
+  return ((result as { rows?: unknown[] }).rows ?? []).length === 1;
+}
+
+export async function findReplayId(db: Db, id: string, now: Date): Promise<boolean> {
+  const row = await db('oauth_replay').select('id').where({ id }).andWhere('expires_at', '>', now).first();
+  return row !== undefined;
+}
+
+export async function deleteExpiredReplayIds(db: Db, now: Date): Promise<number> {
+  return affectedRows(await db('oauth_replay').where('expires_at', '<=', now).delete());
 }
 
 const withCreator = (db: Db) =>
@@ -126,14 +165,17 @@ export async function listTokenRows(db: Db, organisationId: string, f: TokenFilt
 }
 
 /** What authenticating a client needs of its token row. */
-export type ClientRow = Pick<TokenRow, 'id' | 'organisation_id' | 'client_id' | 'secret_hash' | 'services' | 'expires_at'>;
-const CLIENT_COLUMNS = ['id', 'organisation_id', 'client_id', 'secret_hash', 'services', 'expires_at'] as const;
-// Columns listed, never `*`. Exported (with $1) for the bench's EXPLAIN.
+export type ClientRow = Pick<
+  TokenRow,
+  'id' | 'organisation_id' | 'client_id' | 'secret_hash' | 'services' | 'expires_at' | 'auth_method' | 'jwks' | 'require_dpop'
+>;
+const CLIENT_COLUMNS = ['id', 'organisation_id', 'client_id', 'secret_hash', 'services', 'expires_at', 'auth_method', 'jwks', 'require_dpop'] as const;
+// Columns listed, never `*`: a prepared statement keeps the shape it was prepared with (a new shape, a new name).
+// Exported (with $1) for the bench's EXPLAIN.
 export const CLIENT_LOOKUP_SQL = `select ${CLIENT_COLUMNS.join(', ')} from tokens where client_id = any($1::text[])`;
 
-
 const lookupClient = sharedRead<string, ClientRow, Map<string, ClientRow>, ClientRow | undefined>({
-  name: 'sat_client_lookup',
+  name: 'sat_client_lookup_v2',
   text: CLIENT_LOOKUP_SQL,
   max: 256,
   values: (ids) => [[...new Set(ids)]],
@@ -171,9 +213,9 @@ export interface IntrospectionRows {
 // One statement for everything an introspection request reads (exported for the bench's EXPLAIN): each part is a
 // unique-index lookup (tokens_client_id_uq, resource_servers_client_id_uq, revoked_access_tokens' primary key).
 export const INTROSPECTION_LOOKUP_SQL = [
-  `select 't' as kind, client_id as key, id, organisation_id, secret_hash, services, expires_at, null::text as name from tokens where client_id = any($1::text[])`,
-  `select 'r', client_id, id, null, secret_hash, null, null, name from resource_servers where client_id = any($1::text[])`,
-  `select 'j', jti, null, null, null, null, null, null from revoked_access_tokens where jti = any($2::text[])`,
+  `select 't' as kind, client_id as key, id, organisation_id, secret_hash, services, expires_at, auth_method, jwks, require_dpop, null::text as name from tokens where client_id = any($1::text[])`,
+  `select 'r', client_id, id, null, secret_hash, null, null, null, null, null, name from resource_servers where client_id = any($1::text[])`,
+  `select 'j', jti, null, null, null, null, null, null, null, null, null from revoked_access_tokens where jti = any($2::text[])`,
 ].join(' union all ');
 
 interface IntrospectionRow {
@@ -181,14 +223,18 @@ interface IntrospectionRow {
   key: string;
   id: string;
   organisation_id: string;
-  secret_hash: string;
+  /** Null for a private_key_jwt token; never null for a resource server. */
+  secret_hash: string | null;
   services: string[];
   expires_at: Date;
+  auth_method: ClientRow['auth_method'];
+  jwks: ClientRow['jwks'];
+  require_dpop: boolean;
   name: string;
 }
 
 const lookupIntrospection = sharedRead<IntrospectionQuery, IntrospectionRow, Map<string, IntrospectionRow>, IntrospectionRows>({
-  name: 'sat_introspection_lookup',
+  name: 'sat_introspection_lookup_v2',
   text: INTROSPECTION_LOOKUP_SQL,
   max: 128,
   values: (queries) => [
@@ -202,11 +248,11 @@ const lookupIntrospection = sharedRead<IntrospectionQuery, IntrospectionRow, Map
     for (const clientId of q.clientIds) {
       const t = byKey.get(`t:${clientId}`);
       if (t) {
-        const { id, organisation_id, secret_hash, services, expires_at } = t;
-        out.tokens.set(clientId, { id, organisation_id, client_id: clientId, secret_hash, services, expires_at });
+        const { id, organisation_id, secret_hash, services, expires_at, auth_method, jwks, require_dpop } = t;
+        out.tokens.set(clientId, { id, organisation_id, client_id: clientId, secret_hash, services, expires_at, auth_method, jwks, require_dpop });
       }
       const r = byKey.get(`r:${clientId}`);
-      if (r) out.resourceServers.set(clientId, { id: r.id, name: r.name, client_id: clientId, secret_hash: r.secret_hash });
+      if (r) out.resourceServers.set(clientId, { id: r.id, name: r.name, client_id: clientId, secret_hash: r.secret_hash as string });
     }
     return out;
   },
@@ -296,7 +342,8 @@ export async function deleteResourceServer(db: Db, id: string): Promise<Resource
 export async function findLiveTokensBySecretHashes(db: Db, secretHashes: readonly string[], now: Date): Promise<Map<string, TokenWithCreator>> {
   if (secretHashes.length === 0) return new Map();
   const rows = (await withCreator(db).whereIn('t.secret_hash', [...secretHashes]).andWhere('t.expires_at', '>', now)) as TokenWithCreator[];
-  return new Map(rows.map((r) => [r.secret_hash, r]));
+  // A private_key_jwt token has no secret (secret_hash null), so it never matches.
+  return new Map(rows.flatMap((r) => (r.secret_hash === null ? [] : [[r.secret_hash, r] as const])));
 }
 
 /** Marks a token whose leak was reported but which is kept alive, keeping the first report's time; false when it is gone. */

@@ -1,4 +1,5 @@
 import type { TokenRow } from '../db/index.js';
+import { jwkThumbprint, type PublicJwk } from './jwks.js';
 
 const DAY_MS = 86_400_000;
 
@@ -24,6 +25,19 @@ export interface TokenResource {
   allowed_ips: string[];
   /** Access tokens per rolling hour; null = no limit. */
   max_tokens_per_hour: number | null;
+  /** How the client authenticates: a client secret, or a JWT signed with one of its keys (RFC 7523). */
+  auth_method: 'client_secret' | 'private_key_jwt';
+  /** RFC 7638 thumbprints of the registered public keys (`private_key_jwt` only; null for a client secret). */
+  jwk_thumbprints: string[] | null;
+  /** Access tokens are issued only with a DPoP proof (RFC 9449). */
+  require_dpop: boolean;
+}
+
+/** The public keys of a row (jsonb comes back parsed from PostgreSQL, as text from some drivers). */
+export function rowJwks(row: Pick<TokenRow, 'jwks'>): PublicJwk[] {
+  if (row.jwks === null || row.jwks === undefined) return [];
+  const set = (typeof row.jwks === 'string' ? JSON.parse(row.jwks) : row.jwks) as { keys?: PublicJwk[] };
+  return Array.isArray(set.keys) ? set.keys : [];
 }
 
 /** The day counts behind `expiring` and `dormant` (config `expiringSoonDays`, `dormantAfterDays`). */
@@ -71,5 +85,8 @@ export function toTokenResource(
     leaked_at: row.leaked_at ? row.leaked_at.toISOString() : null,
     allowed_ips: [...(row.allowed_ips ?? [])],
     max_tokens_per_hour: row.max_tokens_per_hour ?? null,
+    auth_method: row.auth_method ?? 'client_secret',
+    jwk_thumbprints: row.auth_method === 'private_key_jwt' ? rowJwks(row).map(jwkThumbprint) : null,
+    require_dpop: row.require_dpop ?? false,
   };
 }

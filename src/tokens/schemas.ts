@@ -54,25 +54,51 @@ export const generateTokenBody = z
     allowed_ips: allowedIps.optional(),
     /** Absent: the organisation policy's default_max_tokens_per_hour. */
     max_tokens_per_hour: maxTokensPerHour.optional(),
+    // SPEC Part 2 "Sender-constrained and secretless tokens": jwks is validated in depth by parsePublicJwks (jwks.ts).
+    auth_method: z.enum(['client_secret', 'private_key_jwt'], { error: 'must be "client_secret" or "private_key_jwt"' }).optional(),
+    jwks: z.unknown().optional(),
+    /** A pasted JWK, JWK Set or PEM public key (the console), converted to `jwks` by the server. */
+    public_key: z.string({ error: 'must be the text of a JWK or a PEM public key' }).max(65_536).optional(),
+    require_dpop: z.boolean({ error: 'must be true or false' }).optional(),
   })
   .strict();
 
 export type GenerateTokenInput = z.output<typeof generateTokenBody>;
 
+/**
+ * The sender-constraint part of PATCH /admin/api/tokens/{id} (SPEC Part 2): `jwks` (or `public_key`) replaces the
+ * public keys of a `private_key_jwt` token; `require_dpop` turns the DPoP requirement on or off.
+ */
+const credentialFields = {
+  jwks: z.unknown().optional(),
+  public_key: z.string({ error: 'must be the text of a JWK or a PEM public key' }).max(65_536).optional(),
+  require_dpop: z.boolean({ error: 'must be true or false' }).optional(),
+};
+
+export const updateTokenCredentialsBody = z.object(credentialFields).strict();
+
+export type UpdateTokenCredentialsInput = z.infer<typeof updateTokenCredentialsBody>;
+
+/** The lifecycle part of PATCH /admin/api/tokens/{id} (SPEC "Network and rate limits per token"). */
+const lifecycleFields = {
+  name: tokenName.optional(),
+  services: serviceList.optional(),
+  allowed_ips: allowedIps.optional(),
+  max_tokens_per_hour: maxTokensPerHour.optional(),
+};
+
 /** PATCH /admin/api/tokens/{id}: the fields to change, at least one. */
 export const updateTokenBody = z
-  .object({
-    name: tokenName.optional(),
-    services: serviceList.optional(),
-    allowed_ips: allowedIps.optional(),
-    max_tokens_per_hour: maxTokensPerHour.optional(),
-  })
+  .object({ ...lifecycleFields, ...credentialFields })
   .strict()
   .refine((b) => Object.values(b).some((v) => v !== undefined), {
-    message: 'give at least one of name, services, allowed_ips, max_tokens_per_hour',
+    message: 'give at least one of name, services, allowed_ips, max_tokens_per_hour, jwks, public_key, require_dpop',
   });
 
 export type UpdateTokenInput = z.output<typeof updateTokenBody>;
+
+/** The names of the lifecycle fields of a PATCH (the others are the credential fields). */
+export const LIFECYCLE_UPDATE_FIELDS = Object.keys(lifecycleFields) as Array<keyof typeof lifecycleFields>;
 
 /** The `status` filter of the token list (SPEC "Admin API" and "Credential lifecycle"). */
 export const TOKEN_STATUS_FILTERS = ['active', 'expired', 'expiring', 'dormant'] as const;

@@ -10,7 +10,8 @@ import { generateClientId, generateClientSecret, hashSecret } from './credential
 import { parseExpiry, resolveExpiry, withinLifetime } from './expiry.js';
 import * as q from './queries.js';
 import { toTokenResource, type LifecycleRules, type TokenResource } from './resource.js';
-import type { GenerateTokenInput, ListTokensInput, UpdateTokenInput } from './schemas.js';
+import { parsePublicJwks, publicKeyFromText, type PublicJwks } from './jwks.js';
+import type { GenerateTokenInput, ListTokensInput, UpdateTokenCredentialsInput, UpdateTokenInput } from './schemas.js';
 
 /**
  * Who acts: an administrator of one organisation, or the `sat` CLI acting for an organisation
@@ -31,6 +32,9 @@ export interface GeneratedToken extends TokenResource {
   /** Returned once, here, and never stored in clear. */
   client_secret: string;
 }
+
+/** A generated `private_key_jwt` token: no secret exists (SPEC Part 2). */
+export type GeneratedKeyToken = TokenResource & { client_secret?: undefined };
 
 export interface TokenPage {
   items: TokenResource[];
@@ -80,6 +84,13 @@ const nameTaken = (name: string) =>
     { path: 'name', message: 'already used by another token of this organisation' },
   ]);
 
+/** The public keys of a request: `jwks` (a JWK Set) or `public_key` (pasted JWK or PEM text), never both. */
+function keysOf(input: { jwks?: unknown; public_key?: string | undefined }): PublicJwks | undefined {
+  if (input.jwks !== undefined && input.public_key !== undefined) throw validationFailed('public_key', 'send jwks or public_key, not both');
+  if (input.public_key !== undefined) return { keys: publicKeyFromText(input.public_key) };
+  return input.jwks === undefined ? undefined : parsePublicJwks(input.jwks);
+}
+
 /**
  * SPEC "Admin API", POST /admin/api/tokens: validates against config and time, then in one transaction
  * locks the organisation, enforces the active-token limit and name uniqueness, inserts the token and
@@ -88,14 +99,31 @@ const nameTaken = (name: string) =>
 export async function generateToken(
   deps: Deps,
   actor: Actor,
+  input: GenerateTokenInput & { auth_method?: 'client_secret' | undefined },
+  meta?: RequestMeta,
+): Promise<GeneratedToken>;
+export async function generateToken(deps: Deps, actor: Actor, input: GenerateTokenInput, meta?: RequestMeta): Promise<GeneratedToken | GeneratedKeyToken>;
+export async function generateToken(
+  deps: Deps,
+  actor: Actor,
   input: GenerateTokenInput,
   meta: RequestMeta = {},
-): Promise<GeneratedToken> {
+): Promise<GeneratedToken | GeneratedKeyToken> {
   const now = deps.clock();
   const services = checkServices(deps, input.services);
   const expiresAt = resolveExpiry(input.expires_at, now, deps.config.maxTokenLifetimeDays);
-  const clientSecret = generateClientSecret();
-  const secretHash = hashSecret(clientSecret);
+  // SPEC Part 2: a private_key_jwt token carries 1 to 3 public keys and gets no secret; a client_secret token no keys.
+  const authMethod = input.auth_method ?? 'client_secret';
+  const keys = keysOf(input);
+  if (authMethod === 'client_secret' && keys !== undefined) {
+    throw validationFailed('jwks', 'only a token with auth_method "private_key_jwt" takes public keys');
+  }
+  if (authMethod === 'private_key_jwt' && keys === undefined) {
+    throw validationFailed('jwks', 'auth_method "private_key_jwt" needs the public keys: {"keys": [...]}');
+  }
+  const jwks = authMethod === 'private_key_jwt' ? (keys as PublicJwks) : null;
+  const clientSecret = authMethod === 'client_secret' ? generateClientSecret() : undefined;
+  const secretHash = clientSecret === undefined ? null : hashSecret(clientSecret);
 
   try {
     const row = await deps.db.knex.transaction(async (trx) => {
@@ -125,6 +153,9 @@ export async function generateToken(
         created_by: actor.id,
         allowed_ips: input.allowed_ips ?? [],
         max_tokens_per_hour: input.max_tokens_per_hour === undefined ? policy.default_max_tokens_per_hour : input.max_tokens_per_hour,
+        auth_method: authMethod,
+        jwks,
+        require_dpop: input.require_dpop ?? false,
       });
       await recordAudit(trx, {
         organisation_id: actor.organisation_id,
@@ -146,7 +177,8 @@ export async function generateToken(
       });
       return inserted;
     });
-    return { ...toTokenResource({ ...row, creator_email: actor.id ? actor.email : null }, now, lifecycleRules(deps)), client_secret: clientSecret };
+    const resource = toTokenResource({ ...row, creator_email: actor.id ? actor.email : null }, now, lifecycleRules(deps));
+    return clientSecret === undefined ? (resource as GeneratedKeyToken) : { ...resource, client_secret: clientSecret };
   } catch (err) {
     if (isUniqueViolation(err, 'tokens_org_name_uq')) throw nameTaken(input.name);
     throw err;
@@ -158,6 +190,70 @@ export async function getToken(deps: Deps, actor: Actor, id: string): Promise<To
   const row = await q.findTokenById(deps.db.knex, actor.organisation_id, id);
   if (!row) throw notFound();
   return toTokenResource(row, deps.clock(), lifecycleRules(deps));
+}
+
+/**
+ * The sender-constraint part of PATCH /admin/api/tokens/{id} (SPEC Part 2 "Sender-constrained and secretless
+ * tokens"): `jwks` replaces every public key of a `private_key_jwt` token (validated as on generate; for a rotation,
+ * register old and new key together, then the new one alone); `require_dpop` turns the DPoP requirement on or off.
+ * The next token request sees the change (the row is read on each). Errors: 404 not_found (other organisation or
+ * unknown id), 400 validation_failed (`jwks` on a client-secret token, bad keys). Audit `token.updated`.
+ */
+export async function updateTokenCredentials(
+  deps: Deps,
+  actor: Actor,
+  id: string,
+  input: UpdateTokenCredentialsInput,
+  meta: RequestMeta = {},
+): Promise<TokenResource> {
+  if (!isUuid(id)) throw notFound();
+  const now = deps.clock();
+  const jwks = keysOf(input);
+  return deps.db.knex.transaction(async (trx) => {
+    const before = await q.findTokenById(trx, actor.organisation_id, id);
+    if (!before) throw notFound();
+    if (jwks !== undefined && before.auth_method !== 'private_key_jwt') {
+      throw validationFailed('jwks', 'this token authenticates with a client secret: it has no public keys to replace');
+    }
+    await q.updateTokenCredentials(trx, actor.organisation_id, id, { jwks, require_dpop: input.require_dpop });
+    const row = await q.findTokenById(trx, actor.organisation_id, id);
+    if (!row) throw notFound();
+    await recordAudit(trx, {
+      organisation_id: actor.organisation_id,
+      actor_id: actor.id,
+      actor_email: actor.email,
+      action: 'token.updated',
+      token_id: row.id,
+      token_name: row.name,
+      client_id: row.client_id,
+      ip: meta.ip ?? null,
+      created_at: now,
+    });
+    return toTokenResource(row, now, lifecycleRules(deps));
+  });
+}
+
+/**
+ * PATCH /admin/api/tokens/{id} (SPEC Part 2): the credential fields (`jwks`/`public_key`, `require_dpop`) through
+ * updateTokenCredentials, then the lifecycle fields (name, services, allowed_ips, max_tokens_per_hour) through
+ * updateToken; each in its own transaction with its own `token.updated` event. Returns the token as it is after both.
+ * Errors: those of either (404, 409, 400 validation_failed); when the second fails, the first has been applied.
+ */
+export async function patchToken(deps: Deps, actor: Actor, id: string, input: UpdateTokenInput, meta: RequestMeta = {}): Promise<TokenResource> {
+  const { jwks, public_key, require_dpop, ...lifecycle } = input;
+  let resource: TokenResource | undefined;
+  if (jwks !== undefined || public_key !== undefined || require_dpop !== undefined) {
+    resource = await updateTokenCredentials(
+      deps,
+      actor,
+      id,
+      { ...(jwks !== undefined ? { jwks } : {}), ...(public_key !== undefined ? { public_key } : {}), ...(require_dpop !== undefined ? { require_dpop } : {}) },
+      meta,
+    );
+  }
+  if (Object.values(lifecycle).some((v) => v !== undefined)) resource = await updateToken(deps, actor, id, lifecycle, meta);
+  if (!resource) throw validationFailed('body', 'give at least one field to change');
+  return resource;
 }
 
 /**

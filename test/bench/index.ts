@@ -38,6 +38,7 @@ import { detectPart2Features, printTargets, runPhases, type Part2Features, type 
 import { printProfile, summariseProfile, type ProfileSummary } from './profile.js';
 import { signInStorm } from './storm.js';
 import { seedBulk, seedKnown, type BulkResult, type Credential, type KnownSeed } from './seed.js';
+import { measureSender, seedSender, type SenderRun, type SenderSeed } from './sender.js';
 
 const env = process.env;
 const int = (v: string | undefined, d: number) => (v === undefined || v.trim() === '' ? d : Number.parseInt(v, 10));
@@ -135,6 +136,8 @@ interface Seeded {
   /** A resource server of the platform (introspection phase), when this build has them. */
   resourceServer?: { client_id: string; client_secret: string };
   features: Part2Features;
+  /** private_key_jwt and DPoP clients (sender.ts). */
+  sender?: SenderSeed;
   bulk?: BulkResult;
   seed_seconds: number;
   explain: PlannedQuery[];
@@ -150,6 +153,7 @@ async function seed(db: BenchDb, size: number): Promise<Seeded> {
     await migrateLatest(database.knex);
     const known = await seedKnown({ ...deps, config: loadConfig({ ...db.env, LOG_LEVEL: 'warn' }) }, opts.clients, PER_ORG);
     out(`  ${db.label}: ${known.credentials.length} known credentials in ${known.organisations} organisations (generateToken)`);
+    const sender = await seedSender(deps);
     let bulk: BulkResult | undefined;
     if (size > known.credentials.length) {
       bulk = await seedBulk(database.knex, size, opts.orgs, (l) => out(`  ${db.label}:${l}`));
@@ -177,6 +181,7 @@ async function seed(db: BenchDb, size: number): Promise<Seeded> {
       known,
       ...(resourceServer ? { resourceServer } : {}),
       features,
+      sender,
       ...(bulk ? { bulk } : {}),
       seed_seconds: (performance.now() - started) / 1000,
       explain,
@@ -462,6 +467,7 @@ async function main(): Promise<void> {
 
   const servers: Server[] = [];
   const dbs: BenchDb[] = [];
+  const senderRuns: SenderRun[] = [];
   const cleanup = async () => {
     for (const s of servers) await stopServer(s).catch(() => undefined);
     for (const d of dbs) await d.drop().catch((err) => out(`could not drop ${d.label}: ${(err as Error).message}`));
@@ -608,6 +614,19 @@ async function main(): Promise<void> {
       out();
     }
 
+    // Issue 13: private_key_jwt and DPoP beside the secret-based request (a figure to watch, no target).
+    const sender = oursSmall?.seeded?.sender;
+    if (oursSmall && sender) {
+      out('sender-constrained and secretless token requests (closed loop; the load generator signs a fresh JWT per request)');
+      for (const c of opts.connections.filter((n) => n <= 32)) {
+        for (const r of await measureSender(oursSmall.url, sender, c, opts.duration)) {
+          senderRuns.push(r);
+          out(`  ${r.kind.padEnd(24)} c=${String(c).padEnd(4)} ${fmt(r.tokens_per_s).padStart(6)} tok/s  p50 ${fmt(r.p50_ms, 2).padStart(6)}  p99 ${fmt(r.p99_ms, 2).padStart(6)} ms  failures ${r.failures}`);
+        }
+      }
+      out();
+    }
+
     for (const s of servers.filter((x) => x.kind === 'ours')) {
       out(`admin API (${s.name}, ${s.size.toLocaleString('en')} credentials)`);
       const known = (s.seeded as Seeded).known;
@@ -735,6 +754,7 @@ async function main(): Promise<void> {
     })),
     checks,
     ...(phases ? { targets: phases.targets } : {}),
+    sender_constrained: senderRuns,
   };
   writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
   out(`results: ${path.relative(process.cwd(), file)}`);

@@ -76,7 +76,7 @@ describe.each(testDatabases())('discovery and JWKS on %s', (kind) => {
     expect(doc.id_token_signing_alg_values_supported).toContain(server.deps.config.signingAlg);
     const oauthDoc = (await getJson(OAUTH_PATH)).body;
     for (const key of ['token_endpoint', 'introspection_endpoint', 'revocation_endpoint'] as const) {
-      expect(oauthDoc[`${key}_auth_methods_supported`]).toEqual(['client_secret_basic', 'client_secret_post']);
+      expect(oauthDoc[`${key}_auth_methods_supported`]).toEqual(['client_secret_basic', 'client_secret_post', 'private_key_jwt']);
     }
     expect(oauthDoc.response_types_supported).toEqual(['none']);
 

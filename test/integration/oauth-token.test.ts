@@ -42,7 +42,9 @@ describe.each(testDatabases())('OAuth token endpoint on %s', (kind) => {
       expect(doc.token_endpoint_auth_methods_supported).toEqual(
         expect.arrayContaining(['client_secret_basic', 'client_secret_post']),
       );
-      expect((doc.token_endpoint_auth_methods_supported as string[]).some((m) => m.includes('jwt'))).toBe(false);
+      // private_key_jwt (docs/sender-constrained.md), never client_secret_jwt: secrets are stored hashed.
+      expect(doc.token_endpoint_auth_methods_supported).toContain('private_key_jwt');
+      expect(doc.token_endpoint_auth_methods_supported).not.toContain('client_secret_jwt');
       expect(doc.scopes_supported).toEqual(['candidates', 'employees', 'jobs', 'clients', 'contacts', 'master-lists']);
       // oidc-provider's authorization endpoint, which no client may use (docs/keys.md "Discovery").
       expect(doc.authorization_endpoint).toBe(`${server.issuer}/auth`);

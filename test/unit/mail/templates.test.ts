@@ -95,6 +95,9 @@ describe('tokenGenerated', () => {
       dormant: false,
       allowed_ips: [],
       max_tokens_per_hour: null,
+      auth_method: 'client_secret',
+      jwk_thumbprints: null,
+      require_dpop: false,
     };
     const generated: GeneratedToken = { ...resource, client_secret: 'sats_this-must-never-be-mailed' };
     const facts = { catalogue, consoleUrl, generatedBy: 'a@b.c', generatedAt: new Date(), ip: null };

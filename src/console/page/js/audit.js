@@ -19,6 +19,7 @@ const EVENTS = {
   'token.generated': 'Token generated',
   'token.revoked': 'Token revoked',
   'token.leaked': 'Secret leaked',
+  'token.updated': 'Token keys or DPoP changed',
   'admin.signed_in': 'Signed in',
   'admin.sign_in_failed': 'Sign-in failed',
   'admin.signed_out': 'Signed out',

@@ -1,5 +1,6 @@
-// The System Access Token screen: generate (with the secret shown once), the list with search and paging,
-// the active-token limit, and Revoke Access.
+// The System Access Token screen: generate (with the secret shown once, or a public key for private_key_jwt,
+// and Require DPoP), the list with search and paging, the active-token limit, a token's credentials (key
+// thumbprints, replacing the keys, Require DPoP), and Revoke Access.
 import { api, ApiError, handleSessionEnd } from './api.js';
 import {
   $,
@@ -33,6 +34,8 @@ const state = {
   maxActive: 0,
   listSeq: 0,
   revoking: null,
+  /** The token whose credentials dialog is open. */
+  editing: null,
 };
 
 addView('tokens', $('tokens-view'), { signedIn: true });
@@ -51,6 +54,7 @@ setHome(enterTokens);
 onReset(() => {
   closeSecret({ focus: false });
   if ($('revoke-dialog').open) $('revoke-dialog').close();
+  if ($('credentials-dialog').open) $('credentials-dialog').close();
   closeGenerate({ focus: false });
   state.cursors = [null];
   state.nextCursor = null;
@@ -71,6 +75,17 @@ const openGenerate = $('open-generate');
 const nameInput = $('token-name');
 const expiryInput = $('token-expiry');
 const serviceFilter = $('service-filter');
+const publicKeyInput = $('public-key');
+
+/** "Public key" chosen: the pasted key is sent, converted and validated by the server (private_key_jwt). */
+const usesPublicKey = () => $('auth-key').checked;
+
+function applyAuthMethod() {
+  $('public-key-field').hidden = !usesPublicKey();
+  if (!usesPublicKey()) setFieldError('public_key', '');
+}
+
+for (const radio of [$('auth-secret'), $('auth-key')]) radio.addEventListener('change', applyAuthMethod);
 
 const maxLifetimeDays = Number(document.querySelector('meta[name="sat-max-token-lifetime-days"]')?.content) || 366;
 
@@ -106,6 +121,7 @@ function openGeneratePanel() {
 
 function closeGenerate({ focus = true } = {}) {
   generateForm.reset();
+  applyAuthMethod();
   serviceFilter.value = '';
   filterServices();
   clearFieldErrors();
@@ -179,10 +195,12 @@ const fieldInputs = {
   name: { input: nameInput, error: $('token-name-error') },
   expires_at: { input: expiryInput, error: $('token-expiry-error') },
   services: { input: null, error: $('services-error') },
+  public_key: { input: publicKeyInput, error: $('public-key-error') },
 };
 
 function fieldOf(path) {
   const key = String(path ?? '').split(/[.[]/)[0];
+  if (key === 'jwks') return 'public_key';
   return fieldInputs[key] ? key : null;
 }
 
@@ -220,6 +238,7 @@ function checkForm() {
   else if (expiry < min) errors.expires_at = 'Choose a date that is not in the past.';
   else if (expiry > max) errors.expires_at = `Choose a date at most ${maxLifetimeDays} days ahead.`;
   if (!selectedServices().length) errors.services = 'Choose at least one service.';
+  if (usesPublicKey() && !publicKeyInput.value.trim()) errors.public_key = 'Paste the public key of the integration (PEM or JWK).';
   return errors;
 }
 
@@ -241,6 +260,8 @@ generateForm.addEventListener('submit', async (event) => {
       name: nameInput.value.trim(),
       expires_at: expiryInput.value,
       services: selectedServices(),
+      ...(usesPublicKey() ? { auth_method: 'private_key_jwt', public_key: publicKeyInput.value } : {}),
+      require_dpop: $('require-dpop').checked,
     });
     closeGenerate({ focus: false });
     showSecret(token);
@@ -286,7 +307,15 @@ function showSecret(token) {
   hide($('flash'));
   setText($('secret-token-name'), token.name);
   setText($('secret-client-id'), token.client_id);
-  setText($('secret-client-secret'), token.client_secret);
+  // A private_key_jwt token has no secret: the panel shows its key thumbprints instead.
+  const keyed = token.auth_method === 'private_key_jwt';
+  $('secret-row').hidden = keyed;
+  $('secret-warning').hidden = keyed;
+  $('key-notice').hidden = !keyed;
+  $('secret-thumbprints-row').hidden = !keyed;
+  $('secret-thumbprints').replaceChildren(...(token.jwk_thumbprints ?? []).map((t) => el('li', {}, t)));
+  setText($('close-secret'), keyed ? 'Close' : 'I have stored the secret · Close');
+  setText($('secret-client-secret'), token.client_secret ?? '');
   setText($('copy-status'), '');
   secretPanel.hidden = false;
   secretPanel.focus();
@@ -299,6 +328,7 @@ function closeSecret({ focus = true } = {}) {
   setText($('secret-client-secret'), '');
   setText($('secret-client-id'), '');
   setText($('secret-token-name'), '');
+  $('secret-thumbprints').replaceChildren();
   setText($('copy-status'), '');
   secretPanel.hidden = true;
   if (wasOpen && focus) focusTop();
@@ -394,7 +424,13 @@ function tokenRow(token) {
   return el(
     'tr',
     { 'data-token-id': token.id },
-    cell('Name', 'col-name', el('span', { class: 'token-name' }, token.name)),
+    cell(
+      'Name',
+      'col-name',
+      el('span', { class: 'token-name' }, token.name),
+      token.auth_method === 'private_key_jwt' ? [' ', el('span', { class: 'tag', title: 'private_key_jwt' }, 'Public key')] : null,
+      token.require_dpop ? [' ', el('span', { class: 'tag', title: 'access tokens only with a DPoP proof' }, 'DPoP')] : null,
+    ),
     cell('Client ID', 'col-client', el('code', {}, token.client_id)),
     cell(
       'Services',
@@ -426,6 +462,17 @@ function tokenRow(token) {
     cell(
       '',
       'col-actions',
+      el(
+        'button',
+        {
+          type: 'button',
+          class: 'button subtle small',
+          'aria-label': `Credentials of ${token.name}`,
+          onclick: (event) => openCredentials(token, event.currentTarget),
+        },
+        'Credentials',
+      ),
+      ' ',
       el(
         'button',
         {
@@ -578,5 +625,59 @@ revokeDialog.addEventListener('close', () => {
   setText($('revoke-client-id'), '');
   if (revokeDialog.returnValue === 'cancel' || revokeDialog.returnValue === '') {
     if (opener?.isConnected) opener.focus();
+  }
+});
+
+// ---------- a token's credentials: key thumbprints, replacing the keys, Require DPoP ----------
+
+const credentialsDialog = $('credentials-dialog');
+
+function openCredentials(token, opener) {
+  state.editing = { token, opener };
+  const keyed = token.auth_method === 'private_key_jwt';
+  setText($('credentials-name'), token.name);
+  setText(
+    $('credentials-method'),
+    keyed
+      ? 'Authenticates with a JWT signed by its private key (private_key_jwt): no client secret.'
+      : 'Authenticates with its client secret.',
+  );
+  $('credentials-keys').hidden = !keyed;
+  $('credentials-thumbprints').replaceChildren(...(token.jwk_thumbprints ?? []).map((t) => el('li', {}, t)));
+  $('replace-key').value = '';
+  $('replace-key').removeAttribute('aria-invalid');
+  $('credentials-dpop').checked = token.require_dpop === true;
+  hide($('credentials-error'));
+  credentialsDialog.returnValue = '';
+  credentialsDialog.showModal();
+  (keyed ? $('replace-key') : $('credentials-dpop')).focus();
+}
+
+$('credentials-form').addEventListener('submit', async (event) => {
+  const choice = event.submitter?.value;
+  if (choice !== 'save' || !state.editing) return; // Close: the dialog closes by itself
+  event.preventDefault();
+  const { token } = state.editing;
+  const save = $('credentials-save');
+  save.disabled = true;
+  setText(save, 'Saving…');
+  const body = { require_dpop: $('credentials-dpop').checked };
+  const pasted = $('replace-key').value.trim();
+  if (pasted && token.auth_method === 'private_key_jwt') body.public_key = pasted;
+  try {
+    const updated = await api('PATCH', `/admin/api/tokens/${encodeURIComponent(token.id)}`, body);
+    state.editing = null;
+    credentialsDialog.close('saved');
+    show($('flash'), `Credentials of “${updated.name}” saved${pasted ? `: ${updated.jwk_thumbprints?.length ?? 0} public key(s) registered` : ''}.`);
+    await loadTokens();
+    focusTop();
+  } catch (err) {
+    if (handleSessionEnd(err)) return;
+    if (err instanceof ApiError && err.details?.length) $('replace-key').setAttribute('aria-invalid', 'true');
+    const detail = err instanceof ApiError ? err.details?.[0]?.message : undefined;
+    show($('credentials-error'), sentence(detail ? `The key was not accepted: it ${detail}` : err.message));
+  } finally {
+    save.disabled = false;
+    setText(save, 'Save');
   }
 });

@@ -1,0 +1,130 @@
+import { createHash, createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { validationFailed } from '../errors.js';
+
+/** A registered public key of a `private_key_jwt` client: only public members are ever stored. */
+export interface PublicJwk {
+  kty: 'EC' | 'RSA';
+  crv?: 'P-256';
+  x?: string;
+  y?: string;
+  n?: string;
+  e?: string;
+  kid?: string;
+  alg?: string;
+  use?: 'sig';
+}
+
+export interface PublicJwks {
+  keys: PublicJwk[];
+}
+
+/** SPEC Part 2: one to three keys (two during a key rotation, plus one spare). */
+export const MAX_CLIENT_KEYS = 3;
+export const MIN_RSA_BITS = 2048;
+/** Algorithms a client assertion may be signed with, by key type (RFC 7518). */
+export const CLIENT_ASSERTION_ALGS = { EC: ['ES256'], RSA: ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'] } as const;
+
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+const ALLOWED_MEMBERS = new Set(['kty', 'crv', 'x', 'y', 'n', 'e', 'kid', 'alg', 'use', 'key_ops', 'ext']);
+
+/**
+ * RFC 7638 JWK thumbprint (SHA-256, base64url) of an EC or RSA public key: the required members in lexicographic
+ * order, no whitespace. Synchronous so the token resource can show it without a round of promises.
+ */
+export function jwkThumbprint(jwk: PublicJwk): string {
+  const canonical =
+    jwk.kty === 'EC'
+      ? JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y })
+      : JSON.stringify({ e: jwk.e, kty: jwk.kty, n: jwk.n });
+  return createHash('sha256').update(canonical).digest('base64url');
+}
+
+function checkKey(raw: unknown, path: string): PublicJwk {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw validationFailed(path, 'must be a JWK object');
+  const jwk = raw as Record<string, unknown>;
+  const privateMembers = PRIVATE_MEMBERS.filter((m) => m in jwk);
+  if (privateMembers.length > 0) {
+    throw validationFailed(path, `must be a public key: remove the private member(s) ${privateMembers.join(', ')} (and keep the private key to yourself)`);
+  }
+  const unknown = Object.keys(jwk).filter((m) => !ALLOWED_MEMBERS.has(m));
+  if (unknown.length > 0) throw validationFailed(path, `has members this server does not take: ${unknown.join(', ')}`);
+  for (const m of ['kty', 'crv', 'x', 'y', 'n', 'e', 'kid', 'alg', 'use']) {
+    if (jwk[m] !== undefined && (typeof jwk[m] !== 'string' || (jwk[m] as string).length > 4096)) throw validationFailed(`${path}.${m}`, 'must be a string');
+  }
+  if (jwk.use !== undefined && jwk.use !== 'sig') throw validationFailed(`${path}.use`, 'must be "sig"');
+  if (jwk.kid !== undefined && !/^[\x21-\x7e]{1,128}$/.test(jwk.kid as string)) throw validationFailed(`${path}.kid`, 'must be 1 to 128 printable ASCII characters');
+  if (jwk.kty !== 'EC' && jwk.kty !== 'RSA') throw validationFailed(`${path}.kty`, 'must be "EC" (P-256) or "RSA" (2048 bits or more)');
+  if (jwk.kty === 'EC' && jwk.crv !== 'P-256') throw validationFailed(`${path}.crv`, 'must be "P-256"');
+  const kty = jwk.kty;
+  const algs: readonly string[] = CLIENT_ASSERTION_ALGS[kty];
+  if (jwk.alg !== undefined && !algs.includes(jwk.alg as string)) throw validationFailed(`${path}.alg`, `must be one of ${algs.join(', ')}`);
+
+  const key: PublicJwk =
+    kty === 'EC'
+      ? { kty, crv: 'P-256', x: jwk.x as string, y: jwk.y as string }
+      : { kty, n: jwk.n as string, e: jwk.e as string };
+  let object: KeyObject;
+  try {
+    object = createPublicKey({ key: key as JsonWebKey, format: 'jwk' });
+  } catch {
+    throw validationFailed(path, kty === 'EC' ? 'is not a valid P-256 public key (x, y)' : 'is not a valid RSA public key (n, e)');
+  }
+  if (object.asymmetricKeyType !== (kty === 'EC' ? 'ec' : 'rsa')) throw validationFailed(path, 'is not a usable public key');
+  if (kty === 'RSA' && (object.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) {
+    throw validationFailed(path, `is an RSA key of ${object.asymmetricKeyDetails?.modulusLength ?? 0} bits: at least ${MIN_RSA_BITS} are required`);
+  }
+  if (jwk.kid !== undefined) key.kid = jwk.kid as string;
+  if (jwk.alg !== undefined) key.alg = jwk.alg as string;
+  key.use = 'sig';
+  return key;
+}
+
+/**
+ * Validates the `jwks` of a `private_key_jwt` token (SPEC Part 2, RFC 7523 / RFC 7517): `{keys: [...]}` with one to
+ * three public keys, EC P-256 or RSA of at least 2048 bits, no private members (d, p, q, dp, dq, qi, oth, k),
+ * distinct keys and `kid`s. Returns the keys reduced to their public members (plus kid, alg, use "sig"). Throws
+ * `validation_failed` naming the key and what is wrong.
+ */
+export function parsePublicJwks(input: unknown, path = 'jwks'): PublicJwks {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw validationFailed(path, 'must be a JWK Set: {"keys": [...]}');
+  const keys = (input as { keys?: unknown }).keys;
+  if (!Array.isArray(keys)) throw validationFailed(`${path}.keys`, 'must be an array of public JWKs');
+  if (keys.length < 1 || keys.length > MAX_CLIENT_KEYS) {
+    throw validationFailed(`${path}.keys`, `must hold 1 to ${MAX_CLIENT_KEYS} keys (two while you rotate), not ${keys.length}`);
+  }
+  const parsed = keys.map((k, i) => checkKey(k, `${path}.keys.${i}`));
+  const thumbprints = parsed.map(jwkThumbprint);
+  if (new Set(thumbprints).size !== thumbprints.length) throw validationFailed(`${path}.keys`, 'holds the same key twice');
+  const kids = parsed.map((k) => k.kid).filter((k): k is string => k !== undefined);
+  if (new Set(kids).size !== kids.length) throw validationFailed(`${path}.keys`, 'holds two keys with the same kid');
+  return { keys: parsed };
+}
+
+/**
+ * A public key pasted as text (the console's "Public key"): a JWK, a JWK Set, or a PEM `PUBLIC KEY` (SPKI) or
+ * `RSA PUBLIC KEY`, converted to a JWK and validated like `parsePublicJwks`. A PEM private key is refused.
+ */
+export function publicKeyFromText(text: string, path = 'public_key'): PublicJwk[] {
+  const trimmed = text.trim();
+  if (trimmed.startsWith('{')) {
+    let value: unknown;
+    try {
+      value = JSON.parse(trimmed);
+    } catch {
+      throw validationFailed(path, 'is neither a JWK (JSON) nor a PEM public key');
+    }
+    const set = typeof value === 'object' && value !== null && 'keys' in value ? value : { keys: [value] };
+    return parsePublicJwks(set, path).keys;
+  }
+  if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(trimmed)) throw validationFailed(path, 'is a private key: paste the public key only');
+  if (!/^-----BEGIN (RSA )?PUBLIC KEY-----[\s\S]+-----END (RSA )?PUBLIC KEY-----$/.test(trimmed)) {
+    throw validationFailed(path, 'is neither a JWK (JSON) nor a PEM public key (-----BEGIN PUBLIC KEY-----)');
+  }
+  let jwk: JsonWebKey;
+  try {
+    jwk = createPublicKey({ key: trimmed, format: 'pem' }).export({ format: 'jwk' });
+  } catch {
+    throw validationFailed(path, 'is not a readable PEM public key');
+  }
+  return parsePublicJwks({ keys: [jwk] }, path).keys;
+}

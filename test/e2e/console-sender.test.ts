@@ -1,0 +1,103 @@
+// The console's "Public key" and "Require DPoP" (docs/sender-constrained.md) in Debian's Chromium via playwright-core:
+// generate with a pasted PEM public key (converted and validated by the server), the thumbprint instead of a
+// secret, the credentials dialog replacing the key and switching DPoP, a private key refused at its field.
+import { generateKeyPairSync } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { calculateJwkThumbprint, type JWK } from 'jose';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { createTestDb, type TestDb } from '../support/db.js';
+import { startServer, type TestServer } from '../support/server.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ADMIN = { email: 'first-admin@example.com', password: 'first-admin-password' };
+
+describe('console: public-key tokens and Require DPoP (Chromium)', () => {
+  let db: TestDb;
+  let server: TestServer;
+  let browser: Browser;
+  let page: Page;
+  let bearer: string;
+  const problems: string[] = [];
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's Chromium; no browser is downloaded`);
+    db = await createTestDb('embedded');
+    server = await startServer(db);
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-GB', timezoneId: 'UTC' });
+    await context.route('**/*', (route) => (new URL(route.request().url()).hostname === '127.0.0.1' ? route.continue() : route.abort()));
+    page = await context.newPage();
+    page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+    page.on('dialog', (d) => {
+      problems.push(`dialog: ${d.message()}`);
+      void d.dismiss();
+    });
+    page.on('console', (msg) => {
+      if (msg.type() === 'error' && /content security policy|trusted ?type|refused to/i.test(msg.text())) problems.push(msg.text());
+    });
+    const res = await fetch(`${server.url}/admin/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ADMIN) });
+    bearer = ((await res.json()) as { token: string }).token;
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    await db?.drop();
+  });
+
+  const apiToken = async (id: string) =>
+    (await (await fetch(`${server.url}/admin/api/tokens/${id}`, { headers: { authorization: `Bearer ${bearer}` } })).json()) as Record<string, unknown>;
+
+  it('generates with a pasted public key and Require DPoP, then replaces the key and switches DPoP off', async () => {
+    await page.goto(`${server.url}/admin`);
+    await page.locator('#signin-form').getByLabel('Email').fill(ADMIN.email);
+    await page.locator('#signin-form').getByLabel('Password').fill(ADMIN.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
+
+    await page.locator('#open-generate').click();
+    await page.getByLabel('Token Name').fill('Keyed_Integration');
+    await page.locator('#service-list input[value="jobs"]').check();
+    await page.getByRole('radio', { name: /^Public key/ }).check();
+    // A private key pasted by mistake: refused by the server, the error at the field, nothing generated.
+    const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    await page.locator('#public-key').fill(pair.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string);
+    await page.locator('#generate-submit').click();
+    await page.locator('#public-key-error').filter({ hasText: /private key/ }).waitFor();
+    expect(await page.locator('#public-key').getAttribute('aria-invalid')).toBe('true');
+
+    await page.locator('#public-key').fill(pair.publicKey.export({ format: 'pem', type: 'spki' }) as string);
+    await page.getByRole('switch', { name: /^Require DPoP/ }).check();
+    await page.locator('#generate-submit').click();
+    await page.locator('#secret-panel').waitFor({ state: 'visible' });
+    const thumbprint = await calculateJwkThumbprint(pair.publicKey.export({ format: 'jwk' }) as JWK);
+    expect(await page.locator('#secret-thumbprints').innerText()).toContain(thumbprint);
+    expect(await page.locator('#secret-row').isHidden()).toBe(true);
+    expect(await page.locator('#secret-client-secret').innerText()).toBe('');
+    await page.locator('#close-secret').click();
+
+    const row = page.locator('#token-rows tr', { hasText: 'Keyed_Integration' });
+    await row.waitFor();
+    expect(await row.innerText()).toMatch(/Public key[\s\S]*DPoP/);
+    const id = (await row.getAttribute('data-token-id'))!;
+    expect(await apiToken(id)).toMatchObject({ auth_method: 'private_key_jwt', jwk_thumbprints: [thumbprint], require_dpop: true });
+
+    // The credentials dialog: shows the thumbprint, replaces the key with a pasted JWK, switches DPoP off.
+    await row.getByRole('button', { name: 'Credentials of Keyed_Integration' }).click();
+    const dialog = page.locator('#credentials-dialog');
+    await dialog.waitFor({ state: 'visible' });
+    expect(await dialog.locator('#credentials-thumbprints').innerText()).toContain(thumbprint);
+    expect(await dialog.locator('#credentials-dpop').isChecked()).toBe(true);
+    await dialog.locator('#replace-key').fill('{"kty":"RSA","n":"AQAB","e":"AQAB"}');
+    await dialog.locator('#credentials-save').click();
+    await dialog.locator('#credentials-error').filter({ hasText: /not accepted/ }).waitFor();
+    const next = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const nextJwk = next.publicKey.export({ format: 'jwk' }) as JWK;
+    await dialog.locator('#replace-key').fill(JSON.stringify(nextJwk));
+    await dialog.locator('#credentials-dpop').uncheck();
+    await dialog.locator('#credentials-save').click();
+    await dialog.waitFor({ state: 'hidden' });
+    await page.locator('#flash').filter({ hasText: 'saved' }).waitFor();
+    expect(await apiToken(id)).toMatchObject({ jwk_thumbprints: [await calculateJwkThumbprint(nextJwk)], require_dpop: false });
+    expect(problems).toEqual([]);
+  });
+});

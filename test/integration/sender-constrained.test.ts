@@ -1,0 +1,337 @@
+// SPEC Part 2 "Sender-constrained and secretless tokens": private_key_jwt (RFC 7523) and DPoP (RFC 9449), with real
+// clients (openid-client, oauth4webapi) through discovery, on each database.
+import { generateKeyPairSync } from 'node:crypto';
+import { decodeJwt, exportJWK, generateKeyPair, type JWK } from 'jose';
+import * as oauth from 'oauth4webapi';
+import * as oidc from 'openid-client';
+import { call, signIn, tokenBody, type SignedIn } from '../support/admin-api.js';
+import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { basic, makeAdmin, uniq } from '../support/fixtures.js';
+import { metricValue, scrape } from '../support/metrics.js';
+import { assertion, clientKey, dpopProof, resourceProof, verifyDpopRequest, type ClientKey } from '../support/sender.js';
+import { startServer, type TestServer } from '../support/server.js';
+
+const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+
+const form = (params: Record<string, string>) => new URLSearchParams(params).toString();
+
+describe.each(testDatabases())('sender-constrained and secretless tokens on %s', (kind) => {
+  let db: TestDb;
+  let server: TestServer;
+  let session: SignedIn;
+  let tokenUrl: string;
+
+  const allowHttp = { execute: [oidc.allowInsecureRequests] };
+
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+    server = await startServer(db);
+    tokenUrl = `${server.issuer}/token`;
+    const admin = await makeAdmin(server.deps);
+    session = await signIn(server, admin.email, admin.password);
+  });
+  afterAll(async () => {
+    await server?.close();
+    await db?.drop();
+  });
+
+  const generate = (overrides: Record<string, unknown>) => call(server, 'POST', '/tokens', { token: session.token, json: tokenBody(overrides) });
+  const keyToken = async (key: ClientKey, overrides: Record<string, unknown> = {}) => {
+    const res = await generate({ auth_method: 'private_key_jwt', jwks: { keys: [key.publicJwk] }, services: ['candidates', 'jobs'], ...overrides });
+    expect(res.status).toBe(201);
+    return res.body as { id: string; client_id: string; jwk_thumbprints: string[]; client_secret?: string };
+  };
+  const secretToken = async (overrides: Record<string, unknown> = {}) => {
+    const res = await generate({ services: ['candidates'], ...overrides });
+    expect(res.status).toBe(201);
+    return res.body as { id: string; client_id: string; client_secret: string; require_dpop: boolean };
+  };
+  const post = (body: string, headers: Record<string, string> = {}) =>
+    fetch(tokenUrl, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body });
+
+  it('discovery lists private_key_jwt, its algorithms and the DPoP algorithms', async () => {
+    for (const p of ['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server']) {
+      const doc = (await (await fetch(server.url + p)).json()) as Record<string, string[]>;
+      expect(doc.token_endpoint_auth_methods_supported).toEqual(expect.arrayContaining(['client_secret_basic', 'client_secret_post', 'private_key_jwt']));
+      expect(doc.token_endpoint_auth_signing_alg_values_supported).toEqual(expect.arrayContaining(['ES256', 'RS256', 'PS256']));
+      expect(doc.token_endpoint_auth_signing_alg_values_supported!.some((a) => a.startsWith('HS'))).toBe(false);
+      expect(doc.dpop_signing_alg_values_supported).toEqual(expect.arrayContaining(['ES256']));
+    }
+  });
+
+  describe('generate and PATCH', () => {
+    it('generates a private_key_jwt token: no secret, auth_method and the keys’ RFC 7638 thumbprints', async () => {
+      const [ec, rsa] = [await clientKey('ES256'), await clientKey('RS256')];
+      const res = await generate({ auth_method: 'private_key_jwt', jwks: { keys: [ec.publicJwk, rsa.publicJwk] } });
+      expect(res.status).toBe(201);
+      expect(res.body.client_secret).toBeUndefined();
+      expect(res.text).not.toContain('client_secret');
+      expect(res.body.auth_method).toBe('private_key_jwt');
+      expect(res.body.jwk_thumbprints).toEqual([ec.thumbprint, rsa.thumbprint]);
+      expect(res.body.require_dpop).toBe(false);
+      const got = await call(server, 'GET', `/tokens/${res.body.id}`, { token: session.token });
+      expect(got.body.jwk_thumbprints).toEqual([ec.thumbprint, rsa.thumbprint]);
+      expect(got.text).not.toMatch(/"(x|y|n|d)":/);
+    });
+
+    it('takes a pasted PEM or JWK as public_key (the console), converted and validated by the server', async () => {
+      const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const pem = pair.publicKey.export({ format: 'pem', type: 'spki' }) as string;
+      const { calculateJwkThumbprint } = await import('jose');
+      const thumbprint = await calculateJwkThumbprint(pair.publicKey.export({ format: 'jwk' }) as JWK);
+      const res = await generate({ auth_method: 'private_key_jwt', public_key: pem });
+      expect(res.status).toBe(201);
+      expect(res.body.jwk_thumbprints).toEqual([thumbprint]);
+      const other = await clientKey();
+      const patched = await call(server, 'PATCH', `/tokens/${res.body.id}`, { token: session.token, json: { public_key: JSON.stringify(other.publicJwk) } });
+      expect(patched.body.jwk_thumbprints).toEqual([other.thumbprint]);
+      const privatePem = pair.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
+      const refused = await generate({ auth_method: 'private_key_jwt', public_key: privatePem });
+      expect(refused.status).toBe(400);
+      expect(refused.text).not.toContain(privatePem.slice(30, 60));
+    });
+
+    it('a client_secret token shows auth_method client_secret and no thumbprints', async () => {
+      const t = await secretToken();
+      expect(t).toMatchObject({ auth_method: 'client_secret', jwk_thumbprints: null, require_dpop: false });
+      expect(t.client_secret).toMatch(/^sats_/);
+    });
+
+    it('refuses private members, weak RSA, other curves, too many or no keys, and keys for a secret token', async () => {
+      const ec = await clientKey();
+      const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+      const privateJwk = await exportJWK(privateKey);
+      const weak = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' });
+      const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey.export({ format: 'jwk' });
+      const four = await Promise.all([1, 2, 3, 4].map(async () => (await clientKey()).publicJwk));
+      const cases: Array<[Record<string, unknown>, RegExp]> = [
+        [{ jwks: { keys: [privateJwk] } }, /private member/],
+        [{ jwks: { keys: [weak] } }, /1024 bits/],
+        [{ jwks: { keys: [p384] } }, /P-256/],
+        [{ jwks: { keys: four } }, /1 to 3 keys/],
+        [{ jwks: { keys: [] } }, /1 to 3 keys/],
+        [{ jwks: { keys: [ec.publicJwk, ec.publicJwk] } }, /same key twice/],
+        [{ jwks: { keys: [{ kty: 'oct', k: 'AAAA' }] } }, /private member|kty/],
+        [{ jwks: 'not a set' }, /JWK Set/],
+        [{}, /needs the public keys/],
+      ];
+      for (const [body, message] of cases) {
+        const res = await generate({ auth_method: 'private_key_jwt', ...body });
+        expect({ body, status: res.status, error: res.body.error }).toEqual({ body, status: 400, error: 'validation_failed' });
+        expect(JSON.stringify(res.body.details)).toMatch(message);
+      }
+      const secretWithKeys = await generate({ jwks: { keys: [ec.publicJwk] } });
+      expect(secretWithKeys.status).toBe(400);
+    });
+
+    it('PATCH replaces the keys (old key refused, new key accepted) and sets require_dpop', async () => {
+      const [oldKey, newKey] = [await clientKey(), await clientKey()];
+      const t = await keyToken(oldKey);
+      const exchange = async (key: ClientKey) =>
+        post(form({ grant_type: 'client_credentials', client_assertion_type: JWT_BEARER, client_assertion: await assertion(key, t.client_id, server.issuer) }));
+      expect((await exchange(oldKey)).status).toBe(200);
+
+      const patched = await call(server, 'PATCH', `/tokens/${t.id}`, { token: session.token, json: { jwks: { keys: [newKey.publicJwk] } } });
+      expect(patched.status).toBe(200);
+      expect(patched.body.jwk_thumbprints).toEqual([newKey.thumbprint]);
+      expect((await exchange(oldKey)).status).toBe(401);
+      expect((await exchange(newKey)).status).toBe(200);
+
+      const dpop = await call(server, 'PATCH', `/tokens/${t.id}`, { token: session.token, json: { require_dpop: true } });
+      expect(dpop.body.require_dpop).toBe(true);
+      const refused = await exchange(newKey);
+      expect(refused.status).toBe(400);
+      expect(((await refused.json()) as { error: string }).error).toBe('invalid_dpop_proof');
+
+      const secret = await secretToken();
+      const wrong = await call(server, 'PATCH', `/tokens/${secret.id}`, { token: session.token, json: { jwks: { keys: [newKey.publicJwk] } } });
+      expect(wrong.status).toBe(400);
+      const bad = await call(server, 'PATCH', `/tokens/${t.id}`, { token: session.token, json: { jwks: { keys: [{ ...newKey.publicJwk, d: 'x' }] } } });
+      expect(bad.status).toBe(400);
+      const other = await makeAdmin(server.deps);
+      const otherSession = await signIn(server, other.email, other.password);
+      expect((await call(server, 'PATCH', `/tokens/${t.id}`, { token: otherSession.token, json: { require_dpop: false } })).status).toBe(404);
+    });
+  });
+
+  describe('private_key_jwt (RFC 7523)', () => {
+    it("openid-client's PrivateKeyJwt gets a token through discovery", async () => {
+      const key = await clientKey();
+      const t = await keyToken(key);
+      const config = await oidc.discovery(new URL(server.issuer), t.client_id, {}, oidc.PrivateKeyJwt(key.privateKey), allowHttp);
+      const tokens = await oidc.clientCredentialsGrant(config, { scope: 'jobs' });
+      expect(tokens.token_type.toLowerCase()).toBe('bearer');
+      const claims = decodeJwt(tokens.access_token);
+      expect(claims).toMatchObject({ client_id: t.client_id, sub: t.client_id, scope: 'jobs' });
+      expect(claims.cnf).toBeUndefined();
+    });
+
+    it('accepts an RSA key (RS256, PS256) and the token endpoint as audience', async () => {
+      const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+      const publicJwk = publicKey.export({ format: 'jwk' }) as JWK;
+      const res0 = await generate({ auth_method: 'private_key_jwt', jwks: { keys: [publicJwk] } });
+      expect(res0.status).toBe(201);
+      const t = res0.body as { client_id: string };
+      const key = { privateKey };
+      for (const [alg, aud] of [['RS256', server.issuer], ['PS256', tokenUrl]] as const) {
+        const a = await assertion(key, t.client_id, aud, {}, alg);
+        const res = await post(form({ grant_type: 'client_credentials', client_assertion_type: JWT_BEARER, client_assertion: a }));
+        expect({ alg, status: res.status }).toEqual({ alg, status: 200 });
+      }
+    });
+
+    it('refuses a replayed assertion, a far exp, a wrong audience, another key, and a secret for the client', async () => {
+      const key = await clientKey();
+      const t = await keyToken(key);
+      const send = (a: string) => post(form({ grant_type: 'client_credentials', client_assertion_type: JWT_BEARER, client_assertion: a }));
+      const once = await assertion(key, t.client_id, server.issuer);
+      expect((await send(once)).status).toBe(200);
+      const replayed = await send(once);
+      expect(replayed.status).toBe(401);
+      expect(((await replayed.json()) as { error: string }).error).toBe('invalid_client');
+
+      const far = await assertion(key, t.client_id, server.issuer, { exp: Math.floor(Date.now() / 1000) + 600 });
+      expect((await send(far)).status).toBe(401);
+      expect((await send(await assertion(key, t.client_id, 'https://elsewhere.example'))).status).toBe(401);
+      expect((await send(await assertion(await clientKey(), t.client_id, server.issuer))).status).toBe(401);
+      expect((await post(form({ grant_type: 'client_credentials' }), { authorization: basic(t.client_id, 'sats_whatever') })).status).toBe(401);
+    });
+
+    it('introspection and revocation take private_key_jwt too, with a one-time jti shared with the token endpoint', async () => {
+      const key = await clientKey();
+      const t = await keyToken(key);
+      const exchange = await post(form({ grant_type: 'client_credentials', client_assertion_type: JWT_BEARER, client_assertion: await assertion(key, t.client_id, server.issuer) }));
+      const { access_token } = (await exchange.json()) as { access_token: string };
+      const at = (endpoint: string, a: string) =>
+        fetch(`${server.issuer}/token/${endpoint}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: form({ token: access_token, client_assertion_type: JWT_BEARER, client_assertion: a }),
+        });
+      const once = await assertion(key, t.client_id, `${server.issuer}/token/introspection`);
+      const introspected = await at('introspection', once);
+      expect(await introspected.json()).toMatchObject({ active: true, client_id: t.client_id });
+      expect((await at('introspection', once)).status).toBe(401); // replayed
+      expect((await at('introspection', await assertion(await clientKey(), t.client_id, server.issuer))).status).toBe(401); // another key
+      const far = await assertion(key, t.client_id, server.issuer, { exp: Math.floor(Date.now() / 1000) + 600 });
+      expect((await at('introspection', far)).status).toBe(401);
+      expect((await at('revocation', await assertion(key, t.client_id, server.issuer))).status).toBe(200);
+      const after = await at('introspection', await assertion(key, t.client_id, server.issuer));
+      expect(await after.json()).toEqual({ active: false });
+    });
+
+    it('a client_secret token cannot authenticate with an assertion', async () => {
+      const t = await secretToken();
+      const a = await assertion(await clientKey(), t.client_id, server.issuer);
+      const res = await post(form({ grant_type: 'client_credentials', client_assertion_type: JWT_BEARER, client_assertion: a }));
+      expect(res.status).toBe(401);
+    });
+  });
+
+  describe('DPoP (RFC 9449)', () => {
+    it("openid-client's DPoP gets a DPoP token whose cnf.jkt is the proof key's thumbprint; introspection reports it", async () => {
+      const t = await secretToken();
+      const dpopKey = await clientKey();
+      const config = await oidc.discovery(new URL(server.issuer), t.client_id, t.client_secret, oidc.ClientSecretBasic(t.client_secret), allowHttp);
+      const DPoP = oidc.getDPoPHandle(config, { privateKey: dpopKey.privateKey, publicKey: dpopKey.publicKey });
+      const tokens = await oidc.clientCredentialsGrant(config, {}, { DPoP });
+      expect(tokens.token_type.toLowerCase()).toBe('dpop');
+      const claims = decodeJwt(tokens.access_token) as { cnf?: { jkt?: string } };
+      expect(claims.cnf?.jkt).toBe(dpopKey.thumbprint);
+
+      const introspected = await fetch(`${server.issuer}/token/introspection`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(t.client_id, t.client_secret) },
+        body: form({ token: tokens.access_token }),
+      });
+      expect(await introspected.json()).toMatchObject({ active: true, token_type: 'DPoP', cnf: { jkt: dpopKey.thumbprint } });
+    });
+
+    it('oauth4webapi: private_key_jwt and DPoP together, through discovery', async () => {
+      const key = await clientKey();
+      const t = await keyToken(key);
+      const dpopKey = await clientKey();
+      const issuer = new URL(server.issuer);
+      const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { [oauth.allowInsecureRequests]: true }));
+      const client: oauth.Client = { client_id: t.client_id };
+      const DPoP = oauth.DPoP(client, { privateKey: dpopKey.privateKey, publicKey: dpopKey.publicKey });
+      const response = await oauth.clientCredentialsGrantRequest(as, client, oauth.PrivateKeyJwt(key.privateKey), { scope: 'candidates' }, {
+        DPoP,
+        [oauth.allowInsecureRequests]: true,
+      });
+      const result = await oauth.processClientCredentialsResponse(as, client, response);
+      expect(result.token_type).toBe('dpop');
+      expect((decodeJwt(result.access_token) as { cnf?: { jkt?: string } }).cnf?.jkt).toBe(dpopKey.thumbprint);
+    });
+
+    it('refuses a replayed proof and an invalid proof; the fast path answers neither', async () => {
+      const t = await secretToken();
+      const dpopKey = await clientKey();
+      const proof = await dpopProof(dpopKey, tokenUrl);
+      const send = (p: string) => post(form({ grant_type: 'client_credentials' }), { authorization: basic(t.client_id, t.client_secret), dpop: p });
+      const first = await send(proof);
+      expect(first.status).toBe(200);
+      expect(((await first.json()) as { token_type: string }).token_type).toBe('DPoP');
+      const again = await send(proof);
+      expect(again.status).toBe(400);
+      expect(((await again.json()) as { error: string }).error).toMatch(/^invalid_(dpop_proof|grant)$/);
+      const wrongUrl = await send(await dpopProof(dpopKey, 'https://elsewhere.example/token'));
+      expect(wrongUrl.status).toBe(400);
+      expect(((await wrongUrl.json()) as { error: string }).error).toBe('invalid_dpop_proof');
+    });
+
+    it('require_dpop: no proof is 400 invalid_dpop_proof, whichever path; a proof gets a bound token', async () => {
+      const t = await secretToken({ require_dpop: true });
+      expect(t.require_dpop).toBe(true);
+      const before = await scrape(server.url);
+      const res = await post(form({ grant_type: 'client_credentials' }), { authorization: basic(t.client_id, t.client_secret) });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ error: 'invalid_dpop_proof' });
+      const after = await scrape(server.url);
+      expect(metricValue(after, 'sat_token_requests_total', { outcome: 'ok', path: 'fast' })).toBe(
+        metricValue(before, 'sat_token_requests_total', { outcome: 'ok', path: 'fast' }),
+      );
+      const dpopKey = await clientKey();
+      const bound = await post(form({ grant_type: 'client_credentials' }), {
+        authorization: basic(t.client_id, t.client_secret),
+        dpop: await dpopProof(dpopKey, tokenUrl),
+      });
+      expect(bound.status).toBe(200);
+      const body = (await bound.json()) as { token_type: string; access_token: string };
+      expect(body.token_type).toBe('DPoP');
+      expect((decodeJwt(body.access_token) as { cnf?: { jkt?: string } }).cnf?.jkt).toBe(dpopKey.thumbprint);
+    });
+
+    it('a resource server verifies a DPoP-bound token and its proof (docs/sender-constrained.md, jose)', async () => {
+      const t = await secretToken();
+      const dpopKey = await clientKey();
+      const res = await post(form({ grant_type: 'client_credentials' }), { authorization: basic(t.client_id, t.client_secret), dpop: await dpopProof(dpopKey, tokenUrl) });
+      const { access_token } = (await res.json()) as { access_token: string };
+      const api = 'https://api.example.test/candidates?page=2';
+      const seen = new Map<string, number>();
+      const audience = server.deps.config.apiAudience;
+      const request = { method: 'GET', url: api, authorization: `DPoP ${access_token}`, dpop: await resourceProof(dpopKey, 'GET', api, access_token) };
+      const claims = await verifyDpopRequest(server.issuer, audience, request, seen);
+      expect(claims.client_id).toBe(t.client_id);
+      await expect(verifyDpopRequest(server.issuer, audience, request, seen)).rejects.toThrow(/replayed/);
+      const thief = await clientKey();
+      await expect(
+        verifyDpopRequest(server.issuer, audience, { ...request, dpop: await resourceProof(thief, 'GET', api, access_token) }, seen),
+      ).rejects.toThrow(/cnf.jkt/);
+      await expect(
+        verifyDpopRequest(server.issuer, audience, { ...request, dpop: await resourceProof(dpopKey, 'POST', api, access_token) }, seen),
+      ).rejects.toThrow(/htm/);
+      await expect(verifyDpopRequest(server.issuer, audience, { ...request, authorization: `Bearer ${access_token}` }, seen)).rejects.toThrow();
+    });
+
+    it('the replay store is a table whose expired entries the prune job deletes', async () => {
+      const knex = server.deps.db.knex;
+      const id = uniq('expired');
+      await knex('oauth_replay').insert({ id, expires_at: new Date(Date.now() - 1000) });
+      const { pruneOneTimeUses } = await import('../../src/tokens/index.js');
+      expect(await pruneOneTimeUses(knex, new Date())).toBeGreaterThanOrEqual(1);
+      expect(await knex('oauth_replay').where({ id }).first()).toBeUndefined();
+      expect(Number((await knex('oauth_replay').count({ n: '*' }).first())?.n)).toBeGreaterThan(0); // the live jtis above
+    });
+  });
+});

@@ -1,0 +1,59 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { calculateJwkThumbprint, type JWK } from 'jose';
+import { jwkThumbprint, parsePublicJwks, publicKeyFromText, type PublicJwk } from '../../../src/tokens/jwks.js';
+
+const ec = () => generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const detailsOf = (fn: () => unknown): string => {
+  try {
+    fn();
+  } catch (err) {
+    return JSON.stringify((err as { details?: unknown }).details);
+  }
+  throw new Error('did not throw');
+};
+
+describe('jwkThumbprint', () => {
+  it('is RFC 7638, as jose computes it, for EC and RSA keys', async () => {
+    for (const pair of [ec(), generateKeyPairSync('rsa', { modulusLength: 2048 })]) {
+      const jwk = pair.publicKey.export({ format: 'jwk' }) as JWK;
+      expect(jwkThumbprint(jwk as PublicJwk)).toBe(await calculateJwkThumbprint(jwk));
+    }
+  });
+});
+
+describe('parsePublicJwks', () => {
+  it('keeps only public members and marks the keys for signatures', () => {
+    const jwk = ec().publicKey.export({ format: 'jwk' });
+    const { keys } = parsePublicJwks({ keys: [{ ...jwk, kid: 'k1', alg: 'ES256' }] });
+    expect(keys).toEqual([{ kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y, kid: 'k1', alg: 'ES256', use: 'sig' }]);
+  });
+
+  it.each([
+    ['a private EC key', () => ({ keys: [ec().privateKey.export({ format: 'jwk' })] }), /private member/],
+    ['RSA under 2048 bits', () => ({ keys: [generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' })] }), /1024 bits/],
+    ['P-384', () => ({ keys: [generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey.export({ format: 'jwk' })] }), /P-256/],
+    ['four keys', () => ({ keys: [1, 2, 3, 4].map(() => ec().publicKey.export({ format: 'jwk' })) }), /1 to 3/],
+    ['a symmetric key', () => ({ keys: [{ kty: 'oct', k: 'c2VjcmV0' }] }), /private member/],
+    ['an EC alg on an RSA key', () => ({ keys: [{ ...generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'jwk' }), alg: 'ES256' }] }), /alg/],
+    ['a point off the curve', () => ({ keys: [{ ...ec().publicKey.export({ format: 'jwk' }), y: 'AAAA' }] }), /not a valid P-256/],
+    ['use enc', () => ({ keys: [{ ...ec().publicKey.export({ format: 'jwk' }), use: 'enc' }] }), /sig/],
+  ])('refuses %s', (_label, input, message) => {
+    expect(detailsOf(() => parsePublicJwks(input()))).toMatch(message);
+  });
+});
+
+describe('publicKeyFromText', () => {
+  it('converts a PEM public key (SPKI or PKCS#1 RSA) and a JWK', () => {
+    const pair = ec();
+    const jwk = pair.publicKey.export({ format: 'jwk' });
+    expect(publicKeyFromText(pair.publicKey.export({ format: 'pem', type: 'spki' }) as string)[0]).toMatchObject({ x: jwk.x, y: jwk.y });
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    expect(publicKeyFromText(rsa.publicKey.export({ format: 'pem', type: 'pkcs1' }) as string)[0]).toMatchObject({ kty: 'RSA' });
+    expect(publicKeyFromText(JSON.stringify(jwk))).toHaveLength(1);
+  });
+
+  it('refuses a PEM private key and text that is no key', () => {
+    expect(detailsOf(() => publicKeyFromText(ec().privateKey.export({ format: 'pem', type: 'pkcs8' }) as string))).toMatch(/private key/);
+    expect(detailsOf(() => publicKeyFromText('hello'))).toMatch(/neither/);
+  });
+});
