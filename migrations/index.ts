@@ -7,6 +7,7 @@ import * as m0010 from './0010_resource_servers.js';
 import * as m0020 from './0020_signing_keys_sealed.js';
 import * as m0040 from './0040_admins.js';
 import * as m0050 from './0050_leaks.js';
+import * as m0090 from './0090_secret_rotation.js';
 
 export interface Migration {
   name: string;
@@ -22,4 +23,5 @@ export const migrations: readonly Migration[] = [
   { name: '0020_signing_keys_sealed', ...m0020 },
   { name: '0040_admins', ...m0040 },
   { name: '0050_leaks', ...m0050 },
+  { name: '0090_secret_rotation', ...m0090 },
 ];

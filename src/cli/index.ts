@@ -43,6 +43,9 @@ Commands:
                                           the client secret once
   token list --org NAME                   list the organisation's tokens (never their secrets)
   token revoke --org NAME TOKEN_ID        revoke a token: its client stops working at once
+  token rotate --org NAME TOKEN_ID [--grace-hours H]
+                                          a new client secret for the same client ID, printed once; the
+                                          previous one keeps working H hours (0 to 720, default 24)
   resource-server add --name NAME         credentials for a resource server of the platform: they may call
                                           introspection for every organisation's tokens and nothing else;
                                           prints the client secret once
@@ -89,6 +92,7 @@ function parse(argv: string[]) {
       name: { type: 'string' },
       expires: { type: 'string' },
       services: { type: 'string' },
+      'grace-hours': { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -103,6 +107,12 @@ function toRequest({ values, positionals }: Parsed, config: Readonly<Config>): {
   if (a === 'token' && b === 'revoke') {
     if (!values.org || rest.length !== 1) throw new UsageError('token revoke needs --org and one TOKEN_ID');
     return { command: 'token-revoke', args: { org: values.org, id: rest[0] } };
+  }
+  if (a === 'token' && b === 'rotate') {
+    if (!values.org || rest.length !== 1) throw new UsageError('token rotate needs --org and one TOKEN_ID');
+    const raw = values['grace-hours'];
+    if (raw !== undefined && !/^\d{1,4}$/.test(raw)) throw new UsageError('--grace-hours takes a whole number of hours (0 to 720)');
+    return { command: 'token-rotate', args: { org: values.org, id: rest[0], ...(raw !== undefined ? { graceHours: Number(raw) } : {}) } };
   }
   if (a === 'resource-server' && b === 'revoke') {
     if (rest.length !== 1) throw new UsageError('resource-server revoke needs one ID');
@@ -250,6 +260,17 @@ function print(command: string, result: unknown, json: boolean): void {
           .join('\n') + (r.items.length ? '\n' : '') + `${r.active_count} of at most ${r.max_active} tokens active\n`,
       );
       break;
+    case 'token-rotate': {
+      const previous = (r.secrets as Array<{ expires_at: string | null }>).find((x) => x.expires_at !== null);
+      process.stdout.write(
+        `Rotated the secret of token "${r.name}" (${r.id})\n` +
+          `  client ID:     ${r.client_id} (unchanged)\n` +
+          `  client secret: ${r.client_secret}\n` +
+          `  previous secret: ${previous ? `works until ${previous.expires_at}` : 'stopped at once'}\n` +
+          'The client secret is shown only this once: keep a secure copy now.\n',
+      );
+      break;
+    }
     case 'token-revoke':
       process.stdout.write(`Revoked token "${r.name}" (${r.id}, client ID ${r.client_id}) at ${r.revoked_at}\n`);
       break;

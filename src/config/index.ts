@@ -30,6 +30,8 @@ export interface Config {
   defaultOrganisation: string;
   /** Sign-in throttle of the admin API (config/default.json `loginThrottle`). */
   loginThrottle: Readonly<FileConfig['loginThrottle']>;
+  /** Days before expiry at which reminder mails go out, most urgent first (config/default.json `expiryReminderDays`). */
+  expiryReminderDays: readonly number[];
   /** Delivery attempts per mail before it is marked failed. */
   mailMaxAttempts: number;
   /** First retry delay; doubles per attempt (with jitter) up to mailRetryMaxSeconds. */
@@ -191,6 +193,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     adminSessionTtlSeconds: file.adminSessionTtlSeconds,
     defaultOrganisation: file.defaultOrganisation,
     loginThrottle: Object.freeze({ ...file.loginThrottle }),
+    expiryReminderDays: Object.freeze([...file.expiryReminderDays].sort((a, b) => a - b)),
     mailMaxAttempts: e.MAIL_MAX_ATTEMPTS ?? 20,
     mailRetryBaseSeconds: e.MAIL_RETRY_BASE_SECONDS ?? 30,
     mailRetryMaxSeconds: e.MAIL_RETRY_MAX_SECONDS ?? 3_600,

@@ -27,6 +27,12 @@ export const fileConfigSchema = z
       })
       .strict()
       .default({ windowSeconds: 900, delayAfterFailures: 5, delayMs: 1_000, blockAfterFailures: 10 }),
+    // Expiry reminder mails (SPEC Part 2 "Expiry reminders"): days before a token's expiry, distinct, 1 to 3660.
+    expiryReminderDays: z
+      .array(z.number().int().min(1).max(3660))
+      .max(20)
+      .refine((list) => new Set(list).size === list.length, 'reminder days must be distinct')
+      .default([30, 7, 1]),
   })
   .strict();
 

@@ -18,3 +18,4 @@ export {
 } from './templates.js';
 export { queueInvitationMail, queuePasswordResetMail, queuePasswordChangedMail, oneTimeLink } from './admin-notices.js';
 export { tokenLeaked, queueTokenLeakedMail, type LeakReporter, type TokenLeakedFacts } from './leaked.js';
+export { secretRotated, queueSecretRotatedMail, type SecretRotatedFacts } from './rotated.js';

@@ -8,6 +8,7 @@ export type MailKind =
   | 'token_revoked'
   | 'token_expiring'
   | 'token_leaked'
+  | 'secret_rotated'
   | 'admin_invitation'
   | 'password_reset'
   | 'password_changed';

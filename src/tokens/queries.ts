@@ -67,8 +67,12 @@ export async function listTokenRows(db: Db, organisationId: string, f: TokenFilt
 }
 
 /** What authenticating a client needs of its token row. */
-export type ClientRow = Pick<TokenRow, 'id' | 'organisation_id' | 'client_id' | 'secret_hash' | 'services' | 'expires_at'>;
-const CLIENT_COLUMNS = ['id', 'organisation_id', 'client_id', 'secret_hash', 'services', 'expires_at'] as const;
+export type ClientRow = Pick<TokenRow, 'id' | 'organisation_id' | 'client_id' | 'secret_hash' | 'services' | 'expires_at'> & {
+  /** The previous secret during a rotation's grace period (SPEC "Secret rotation with overlap"); absent/null when none. */
+  prev_secret_hash?: string | null;
+  prev_secret_expires_at?: Date | null;
+};
+const CLIENT_COLUMNS = ['id', 'organisation_id', 'client_id', 'secret_hash', 'services', 'expires_at', 'prev_secret_hash', 'prev_secret_expires_at'] as const;
 // Columns listed, never `*`. Exported (with $1) for the bench's EXPLAIN.
 export const CLIENT_LOOKUP_SQL = `select ${CLIENT_COLUMNS.join(', ')} from tokens where client_id = any($1::text[])`;
 
@@ -145,8 +149,23 @@ export async function deleteResourceServer(db: Db, id: string): Promise<Resource
  */
 export async function findLiveTokensBySecretHashes(db: Db, secretHashes: readonly string[], now: Date): Promise<Map<string, TokenWithCreator>> {
   if (secretHashes.length === 0) return new Map();
-  const rows = (await withCreator(db).whereIn('t.secret_hash', [...secretHashes]).andWhere('t.expires_at', '>', now)) as TokenWithCreator[];
-  return new Map(rows.map((r) => [r.secret_hash, r]));
+  const hashes = [...secretHashes];
+  const rows = (await withCreator(db)
+    .where((w) =>
+      w
+        .whereIn('t.secret_hash', hashes)
+        .orWhere((p) => p.whereIn('t.prev_secret_hash', hashes).andWhere('t.prev_secret_expires_at', '>', now)),
+    )
+    .andWhere('t.expires_at', '>', now)) as TokenWithCreator[];
+  const found = new Map<string, TokenWithCreator>();
+  const wanted = new Set(hashes);
+  for (const r of rows) {
+    if (wanted.has(r.secret_hash)) found.set(r.secret_hash, r);
+    if (r.prev_secret_hash && wanted.has(r.prev_secret_hash) && r.prev_secret_expires_at && r.prev_secret_expires_at > now) {
+      found.set(r.prev_secret_hash, r);
+    }
+  }
+  return found;
 }
 
 /** Marks a token whose leak was reported but which is kept alive, keeping the first report's time; false when it is gone. */
@@ -159,37 +178,4 @@ export async function markTokenLeaked(db: Db, id: string, at: Date): Promise<boo
 export async function listAdminEmails(db: Db, organisationId: string): Promise<string[]> {
   const rows = (await db('admins').select('email').where({ organisation_id: organisationId }).orderBy('created_at')) as Array<{ email: string }>;
   return rows.map((r) => r.email);
-}
-
-/** A token in its last days that has had no expiry notice, with the email of the administrator who made it. */
-export interface ExpiringTokenRow extends Pick<TokenRow, 'id' | 'organisation_id' | 'name' | 'client_id' | 'services' | 'expires_at'> {
-  creator_email: string | null;
-}
-
-/**
- * Locks up to `limit` tokens that expire within (now, horizon], have had no notice, and were made with more than
- * `days` to live. Rows another transaction holds are skipped (several instances run the same check).
- */
-export async function lockTokensForExpiryNotice(
-  trx: Db,
-  now: Date,
-  days: number,
-  limit: number,
-): Promise<ExpiringTokenRow[]> {
-  const horizon = new Date(now.getTime() + days * 86_400_000);
-  return (await trx('tokens as t')
-    .leftJoin('admins as a', 'a.id', 't.created_by')
-    .select('t.id', 't.organisation_id', 't.name', 't.client_id', 't.services', 't.expires_at', 'a.email as creator_email')
-    .whereNull('t.expiry_notified_at')
-    .where('t.expires_at', '>', now)
-    .where('t.expires_at', '<=', horizon)
-    .whereRaw(`t.created_at < t.expires_at - interval '${Number(days)} days'`)
-    .orderBy('t.expires_at')
-    .limit(limit)
-    .forUpdate('t')
-    .skipLocked()) as ExpiringTokenRow[];
-}
-
-export async function markExpiryNotified(trx: Db, ids: string[], at: Date): Promise<void> {
-  if (ids.length > 0) await trx('tokens').whereIn('id', ids).update({ expiry_notified_at: at });
 }
