@@ -19,6 +19,9 @@ const EVENTS = {
   'token.generated': 'Token generated',
   'token.revoked': 'Token revoked',
   'token.leaked': 'Secret leaked',
+  'token.secret_rotated': 'Secret rotated',
+  'token.secret_retired': 'Secret retired',
+  'token.secret_expired': 'Previous secret stopped',
   'admin.signed_in': 'Signed in',
   'admin.sign_in_failed': 'Sign-in failed',
   'admin.signed_out': 'Signed out',
@@ -34,6 +37,7 @@ const ACTORS = {
   cli: 'the sat CLI',
   'secret-scanning': 'Secret scanning',
   'public-report': 'Public report',
+  system: 'the server',
 };
 
 /** Only web addresses become links; anything else stays text. */
