@@ -70,6 +70,7 @@ describe('console: secret rotation (Chromium)', () => {
     await dialog.waitFor({ state: 'visible' });
     expect(await dialog.innerText()).toContain(token.client_id);
     await dialog.getByLabel('Previous secret keeps working for').selectOption('72');
+    if (process.env.ROTATION_SHOTS) await page.screenshot({ path: '/tmp/rotation-dialog.png' });
     await dialog.getByRole('button', { name: 'Rotate secret' }).click();
 
     const panel = page.locator('#secret-panel');
@@ -89,6 +90,7 @@ describe('console: secret rotation (Chromium)', () => {
     const stops = await previous.locator('time').getAttribute('datetime');
     expect(Math.abs(Date.parse(stops!) - Date.now() - 72 * 3_600_000)).toBeLessThan(120_000);
 
+    if (process.env.ROTATION_SHOTS) await page.screenshot({ path: '/tmp/rotation-row.png', fullPage: true });
     await page.locator('#close-secret').click();
     expect(await page.locator('#secret-client-secret').innerText()).toBe('');
 
