@@ -11,6 +11,7 @@ import * as m0060 from './0060_normalise_emails.js';
 import * as m0061 from './0061_revoked_by_client.js';
 import * as m0070 from './0070_lifecycle.js';
 import * as m0080 from './0080_sender_constrained.js';
+import * as m0090 from './0090_secret_rotation.js';
 
 export interface Migration {
   name: string;
@@ -30,4 +31,5 @@ export const migrations: readonly Migration[] = [
   { name: '0061_revoked_by_client', ...m0061 },
   { name: '0070_lifecycle', ...m0070 },
   { name: '0080_sender_constrained', ...m0080 },
+  { name: '0090_secret_rotation', ...m0090 },
 ];

@@ -30,6 +30,8 @@ import {
   revokeToken,
   updateToken,
   updateTokenBody,
+  rotateSecret,
+  rotateSecretBody,
   type Actor,
   type TokenResource,
   publicKeyFromText,
@@ -59,6 +61,7 @@ const policyShowArgs = z.object({ org: orgArg }).strict();
 /** `sat policy set`: the options given replace those fields; the others keep their current values. */
 const policySetArgs = z.object({ org: orgArg, changes: z.record(z.string(), z.unknown()) }).strict();
 const tokenRevokeArgs = z.object({ org: orgArg, id: z.string() }).strict();
+const tokenRotateArgs = z.object({ org: orgArg, id: z.string(), graceHours: z.unknown().optional() }).strict();
 const resourceServerAddArgs = z.object({ name: z.string() }).strict();
 const resourceServerRevokeArgs = z.object({ id: z.string() }).strict();
 const backupArgs = z.object({ file: z.string().refine((f) => f.startsWith('/'), 'must be an absolute path') }).strict();
@@ -150,6 +153,12 @@ export const commands: Record<string, Command> = {
   'token-revoke': async (deps, args) => {
     const { org, id } = tokenRevokeArgs.parse(args);
     return revokeToken(deps, await cliActor(deps, org), id);
+  },
+  // `sat token rotate`: SPEC Part 2 "Secret rotation with overlap"; the new secret is in the result, once.
+  'token-rotate': async (deps, args) => {
+    const { org, id, graceHours } = tokenRotateArgs.parse(args);
+    const input = rotateSecretBody.parse(graceHours === undefined ? {} : { grace_period_hours: graceHours });
+    return rotateSecret(deps, await cliActor(deps, org), id, input);
   },
   // `sat resource-server add|list|revoke`: platform credentials that may only introspect (docs/oauth.md).
   'resource-server-add': async (deps, args) => addResourceServer(deps, resourceServerAddArgs.parse(args).name),

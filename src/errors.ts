@@ -19,6 +19,8 @@ export type ErrorCode =
   | 'last_admin'
   | 'service_unavailable'
   | 'insufficient_storage'
+  | 'rotation_in_progress'
+  | 'last_secret'
   | 'internal_error';
 
 const statusOf: Record<ErrorCode, number> = {
@@ -35,6 +37,8 @@ const statusOf: Record<ErrorCode, number> = {
   conflict: 409,
   admin_exists: 409,
   last_admin: 409,
+  rotation_in_progress: 409,
+  last_secret: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,

@@ -15,7 +15,7 @@ import { deliverDueMail, pruneSentMail } from './mail/delivery.js';
 import { createMailTransport } from './mail/transport.js';
 import { drainHttpServer } from './http/drain.js';
 import { createServer } from './server.js';
-import { enqueueExpiryNotices, pruneOneTimeUses, pruneRevokedAccessTokens, revokeDormantTokens } from './tokens/index.js';
+import { enqueueExpiryNotices, expirePreviousSecrets, pruneOneTimeUses, pruneRevokedAccessTokens, revokeDormantTokens } from './tokens/index.js';
 import type { OAuth } from './oauth/index.js';
 
 export interface Running {
@@ -138,6 +138,7 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
           run: () => deliverDueMail(deps, mailTransport, { signal: stopMail.signal }),
         },
         { name: 'expiry-notices', intervalMs: config.expiryCheckIntervalMs, run: () => enqueueExpiryNotices(deps) },
+        { name: 'secret-expiry', intervalMs: 60_000, run: () => expirePreviousSecrets(deps) },
         { name: 'prune-sent-mail', intervalMs: 3_600_000, run: () => pruneSentMail(deps) },
         {
           // SPEC "Organisation policy": revoke tokens dormant for the policy's revoke_dormant_after_days. This

@@ -103,3 +103,20 @@ export const ownSessionList = z.looseObject({
 export const revokedSessions = z.looseObject({ revoked: z.number().int() });
 
 export const accepted = z.looseObject({ message: z.string() });
+
+/** The token resource with its live secrets (SPEC Part 2 "Secret rotation with overlap"). */
+export const tokenWithSecrets = tokenResource.extend({
+  secrets: z.array(
+    z.looseObject({
+      id: z.uuid(),
+      created_at: timestamp,
+      expires_at: timestamp.nullable().describe('null: lives as long as the token'),
+      last_used_at: timestamp.nullable(),
+      last4: z.string().nullable().describe('The last four characters of the secret; null for a secret older than rotation.'),
+    }),
+  ),
+});
+
+export const rotatedToken = tokenWithSecrets.extend({
+  client_secret: z.string().describe('sats_…: the new secret, shown in this answer only, never again.'),
+});

@@ -12,9 +12,11 @@ import {
   patchToken,
   updateTokenBody,
 } from '../tokens/index.js';
+import { retireSecret, rotateSecret, rotateSecretBody } from '../tokens/index.js';
 import { adminState } from './auth.js';
 import { describeRoute } from './openapi.js';
 import { generatedToken, revokedToken, serviceList, tokenPage, tokenResource } from './responses.js';
+import { rotatedToken, tokenWithSecrets } from './responses.js';
 
 /** The service catalogue and the token endpoints (SPEC "Admin API"). Every call is scoped to the admin's organisation. */
 export function tokenRoutes(router: Router, deps: Deps, auth: Middleware): void {
@@ -59,5 +61,22 @@ export function tokenRoutes(router: Router, deps: Deps, auth: Middleware): void 
   router.post('/tokens/:id/revoke', auth, async (ctx) => {
     parseBody(ctx, emptyBody);
     ctx.body = await revokeToken(deps, adminState(ctx).actor, ctx.params.id ?? '', { ip: ctx.ip });
+  });
+
+  // Secret rotation with overlap (SPEC Part 2 "Credential lifecycle").
+  describeRoute('POST', '/tokens/:id/rotate', {
+    summary: 'Rotate the client secret: a new secret (shown once), the previous one works for the grace period',
+    body: rotateSecretBody,
+    response: rotatedToken,
+  });
+  router.post('/tokens/:id/rotate', auth, async (ctx) => {
+    const input = parseBody(ctx, rotateSecretBody);
+    ctx.body = await rotateSecret(deps, adminState(ctx).actor, ctx.params.id ?? '', input, { ip: ctx.ip });
+  });
+
+  describeRoute('POST', '/tokens/:id/secrets/:secret_id/retire', { summary: 'Retire one secret of a token: it stops at once', response: tokenWithSecrets });
+  router.post('/tokens/:id/secrets/:secret_id/retire', auth, async (ctx) => {
+    parseBody(ctx, emptyBody);
+    ctx.body = await retireSecret(deps, adminState(ctx).actor, ctx.params.id ?? '', ctx.params.secret_id ?? '', { ip: ctx.ip });
   });
 }

@@ -61,6 +61,9 @@ Commands:
              [--revoke-dormant-after-days N|none] [--default-max-tokens-per-hour N|none]
                                           change the policy: the options given replace those fields
   token revoke --org NAME TOKEN_ID        revoke a token: its client stops working at once
+  token rotate --org NAME TOKEN_ID [--grace-hours H]
+                                          a new client secret for the same client ID, printed once; the
+                                          previous one keeps working H hours (0 to 720, default 24)
   resource-server add --name NAME         credentials for a resource server of the platform: they may call
                                           introspection for every organisation's tokens and nothing else;
                                           prints the client secret once
@@ -118,6 +121,7 @@ function parse(argv: string[]) {
       'default-max-tokens-per-hour': { type: 'string' },
       jwks: { type: 'string' },
       'require-dpop': { type: 'boolean', default: false },
+      'grace-hours': { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -149,6 +153,12 @@ function toRequest({ values, positionals }: Parsed, config: Readonly<Config>): {
   if (a === 'token' && b === 'revoke') {
     if (!values.org || rest.length !== 1) throw new UsageError('token revoke needs --org and one TOKEN_ID');
     return { command: 'token-revoke', args: { org: values.org, id: rest[0] } };
+  }
+  if (a === 'token' && b === 'rotate') {
+    if (!values.org || rest.length !== 1) throw new UsageError('token rotate needs --org and one TOKEN_ID');
+    const raw = values['grace-hours'];
+    if (raw !== undefined && !/^\d{1,4}$/.test(raw)) throw new UsageError('--grace-hours takes a whole number of hours (0 to 720)');
+    return { command: 'token-rotate', args: { org: values.org, id: rest[0], ...(raw !== undefined ? { graceHours: Number(raw) } : {}) } };
   }
   if (a === 'resource-server' && b === 'revoke') {
     if (rest.length !== 1) throw new UsageError('resource-server revoke needs one ID');
@@ -422,6 +432,17 @@ function print(command: string, result: unknown, json: boolean): void {
           `default_max_tokens_per_hour: ${r.default_max_tokens_per_hour ?? 'none'}\n`,
       );
       break;
+    case 'token-rotate': {
+      const previous = (r.secrets as Array<{ expires_at: string | null }>).find((x) => x.expires_at !== null);
+      process.stdout.write(
+        `Rotated the secret of token "${r.name}" (${r.id})\n` +
+          `  client ID:     ${r.client_id} (unchanged)\n` +
+          `  client secret: ${r.client_secret}\n` +
+          `  previous secret: ${previous ? `works until ${previous.expires_at}` : 'stopped at once'}\n` +
+          'The client secret is shown only this once: keep a secure copy now.\n',
+      );
+      break;
+    }
     case 'token-revoke':
       process.stdout.write(`Revoked token "${r.name}" (${r.id}, client ID ${r.client_id}) at ${r.revoked_at}\n`);
       break;

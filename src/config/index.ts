@@ -38,6 +38,8 @@ export interface Config {
   maxRevokedAccessTokensPerClient: number;
   /** Threads and queue of password hashing (config `passwordHashing`). */
   passwordHashing: Readonly<FileConfig['passwordHashing']>;
+  /** Days before expiry at which reminder mails go out, most urgent first (config/default.json `expiryReminderDays`). */
+  expiryReminderDays: readonly number[];
   /** Delivery attempts per mail before it is marked failed. */
   mailMaxAttempts: number;
   /** First retry delay; doubles per attempt (with jitter) up to mailRetryMaxSeconds. */
@@ -215,6 +217,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     loginThrottle: Object.freeze({ ...file.loginThrottle }),
     maxRevokedAccessTokensPerClient: file.maxRevokedAccessTokensPerClient,
     passwordHashing: Object.freeze({ ...file.passwordHashing }),
+    expiryReminderDays: Object.freeze([...file.expiryReminderDays].sort((a, b) => a - b)),
     mailMaxAttempts: e.MAIL_MAX_ATTEMPTS ?? 20,
     mailRetryBaseSeconds: e.MAIL_RETRY_BASE_SECONDS ?? 30,
     mailRetryMaxSeconds: e.MAIL_RETRY_MAX_SECONDS ?? 3_600,

@@ -47,6 +47,12 @@ export const fileConfigSchema = z
       .strict()
       .default({ threads: 1, maxQueue: 32, nice: 19 }),
     maxRevokedAccessTokensPerClient: z.number().int().min(1).max(10_000_000).default(10_000),
+    // Expiry reminder mails (SPEC Part 2 "Expiry reminders"): days before a token's expiry, distinct, 1 to 3660.
+    expiryReminderDays: z
+      .array(z.number().int().min(1).max(3660))
+      .max(20)
+      .refine((list) => new Set(list).size === list.length, 'reminder days must be distinct')
+      .default([30, 7, 1]),
   })
   .strict();
 

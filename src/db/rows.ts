@@ -44,6 +44,20 @@ export interface TokenRow {
   allowed_ips?: string[];
   /** Access tokens per rolling hour; null = no limit (migration 0070). */
   max_tokens_per_hour?: number | null;
+  /** Migration 0090: the current secret (its hash is `secret_hash`); last4 null for a secret older than 0090. */
+  secret_id?: string;
+  secret_created_at?: Date | null;
+  secret_last_used_at?: Date | null;
+  secret_last4?: string | null;
+  /** Migration 0090: the previous secret while a rotation's grace period lasts; all null when there is none. */
+  prev_secret_id?: string | null;
+  prev_secret_hash?: string | null;
+  prev_secret_created_at?: Date | null;
+  prev_secret_expires_at?: Date | null;
+  prev_secret_last_used_at?: Date | null;
+  prev_secret_last4?: string | null;
+  /** Migration 0090: the most urgent expiry reminder threshold (days) already mailed; null when none. */
+  expiry_reminded_days?: number | null;
 }
 
 /** An organisation's policy (migration 0070); no row = the defaults. */

@@ -19,3 +19,4 @@ export {
 export { queueTokenRevokedDormantMail, tokenRevokedDormant } from './policy-notices.js';
 export { queueInvitationMail, queuePasswordResetMail, queuePasswordChangedMail, oneTimeLink } from './admin-notices.js';
 export { tokenLeaked, queueTokenLeakedMail, type LeakReporter, type TokenLeakedFacts } from './leaked.js';
+export { secretRotated, queueSecretRotatedMail, type SecretRotatedFacts } from './rotated.js';

@@ -9,6 +9,7 @@ export type MailKind =
   | 'token_expiring'
   | 'token_leaked'
   | 'token_revoked_dormant'
+  | 'secret_rotated'
   | 'admin_invitation'
   | 'password_reset'
   | 'password_changed';

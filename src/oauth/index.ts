@@ -63,7 +63,7 @@ export interface OAuth {
 export async function createOAuth(deps: Deps): Promise<OAuth> {
   const { config } = deps;
   const usage = new UsageRecorder();
-  const hooks = { onTokenIssued: (tokenId: string) => usage.record(tokenId, deps.clock()) };
+  const hooks = { onTokenIssued: (tokenId: string, secretHash?: string) => usage.record(tokenId, deps.clock(), secretHash) };
   const retention = keyRetentionMs(config.accessTokenTtlSeconds);
   // Start: resolve the key-encryption key (KeyEncryptionError stops the server), seal keys stored in clear.
   const ring = openKeyRing(config, deps.db.kind, deps.log);

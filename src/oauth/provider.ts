@@ -22,7 +22,7 @@ import type { KeySet } from '../keys/index.js';
 
 export interface ProviderHooks {
   /** Called after each successful token exchange, on either path (last_used_at bookkeeping; must not block). */
-  onTokenIssued(tokenId: string): void;
+  onTokenIssued(tokenId: string, secretHash?: string): void;
 }
 
 /**
@@ -132,7 +132,10 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
     jwt: { sign: { alg: config.signingAlg, kid: keys.signingKid } },
   });
   const issued = (client: Client) => {
-    if (typeof client.token_id === 'string') hooks.onTokenIssued(client.token_id);
+    // clientSecret is the hash of the secret that authenticated (tokens.authenticateClient): per-secret last use.
+    if (typeof client.token_id === 'string') {
+      hooks.onTokenIssued(client.token_id, typeof client.clientSecret === 'string' ? client.clientSecret : undefined);
+    }
   };
 
   const configuration: Configuration = {

@@ -48,7 +48,14 @@ function checkClient(
     if (token.expires_at.getTime() - deps.clock().getTime() < MIN_REMAINING_MS) return undefined;
     // A private_key_jwt token has no secret (secret_hash null): no secret authenticates it.
     if (token.auth_method !== 'client_secret' || token.secret_hash === null) return undefined;
-    return verifySecret(secret, token.secret_hash) ? { kind: 'token', clientId, token } : undefined;
+    // Both live secrets (SPEC "Secret rotation with overlap"), each compared in constant time. The row handed on
+    // carries the hash that matched, so oidc-provider's own compare and the last_used_at bookkeeping see that secret.
+    if (verifySecret(secret, token.secret_hash)) return { kind: 'token', clientId, token };
+    const prev = token.prev_secret_hash;
+    if (prev && token.prev_secret_expires_at && token.prev_secret_expires_at.getTime() > deps.clock().getTime() && verifySecret(secret, prev)) {
+      return { kind: 'token', clientId, token: { ...token, secret_hash: prev } };
+    }
+    return undefined;
   }
   if (!server || !verifySecret(secret, server.secret_hash)) return undefined;
   return { kind: 'resource_server', clientId, resourceServerId: server.id, name: server.name };

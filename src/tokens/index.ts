@@ -11,7 +11,6 @@ export {
   DEFAULT_PAGE_SIZE,
   LEAKED_COUNT_DAYS,
   EXPIRY_NOTICE_DAYS,
-  enqueueExpiryNotices,
   type Actor,
   type GeneratedToken,
   type GeneratedKeyToken,
@@ -84,3 +83,14 @@ export {
   type LeakReport,
   type LeakReportOptions,
 } from './leaks.js';
+export { enqueueExpiryNotices, dueReminder } from './reminders.js';
+export {
+  rotateSecret,
+  retireSecret,
+  expirePreviousSecrets,
+  rotateSecretBody,
+  DEFAULT_GRACE_PERIOD_HOURS,
+  type RotateSecretInput,
+  type RotatedToken,
+} from './rotation.js';
+export { secretsOf, type SecretResource } from './resource.js';

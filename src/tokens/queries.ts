@@ -168,14 +168,30 @@ export async function listTokenRows(db: Db, organisationId: string, f: TokenFilt
 export type ClientRow = Pick<
   TokenRow,
   'id' | 'organisation_id' | 'client_id' | 'secret_hash' | 'services' | 'expires_at' | 'auth_method' | 'jwks' | 'require_dpop'
->;
-const CLIENT_COLUMNS = ['id', 'organisation_id', 'client_id', 'secret_hash', 'services', 'expires_at', 'auth_method', 'jwks', 'require_dpop'] as const;
+> & {
+  /** The previous secret during a rotation's grace period (SPEC "Secret rotation with overlap"); absent/null when none. */
+  prev_secret_hash?: string | null;
+  prev_secret_expires_at?: Date | null;
+};
+const CLIENT_COLUMNS = [
+  'id',
+  'organisation_id',
+  'client_id',
+  'secret_hash',
+  'services',
+  'expires_at',
+  'auth_method',
+  'jwks',
+  'require_dpop',
+  'prev_secret_hash',
+  'prev_secret_expires_at',
+] as const;
 // Columns listed, never `*`: a prepared statement keeps the shape it was prepared with (a new shape, a new name).
 // Exported (with $1) for the bench's EXPLAIN.
 export const CLIENT_LOOKUP_SQL = `select ${CLIENT_COLUMNS.join(', ')} from tokens where client_id = any($1::text[])`;
 
 const lookupClient = sharedRead<string, ClientRow, Map<string, ClientRow>, ClientRow | undefined>({
-  name: 'sat_client_lookup_v2',
+  name: 'sat_client_lookup_v3',
   text: CLIENT_LOOKUP_SQL,
   max: 256,
   values: (ids) => [[...new Set(ids)]],
@@ -213,9 +229,9 @@ export interface IntrospectionRows {
 // One statement for everything an introspection request reads (exported for the bench's EXPLAIN): each part is a
 // unique-index lookup (tokens_client_id_uq, resource_servers_client_id_uq, revoked_access_tokens' primary key).
 export const INTROSPECTION_LOOKUP_SQL = [
-  `select 't' as kind, client_id as key, id, organisation_id, secret_hash, services, expires_at, auth_method, jwks, require_dpop, null::text as name from tokens where client_id = any($1::text[])`,
-  `select 'r', client_id, id, null, secret_hash, null, null, null, null, null, name from resource_servers where client_id = any($1::text[])`,
-  `select 'j', jti, null, null, null, null, null, null, null, null, null from revoked_access_tokens where jti = any($2::text[])`,
+  `select 't' as kind, client_id as key, id, organisation_id, secret_hash, services, expires_at, auth_method, jwks, require_dpop, prev_secret_hash, prev_secret_expires_at, null::text as name from tokens where client_id = any($1::text[])`,
+  `select 'r', client_id, id, null, secret_hash, null, null, null, null, null, null, null, name from resource_servers where client_id = any($1::text[])`,
+  `select 'j', jti, null, null, null, null, null, null, null, null, null, null, null from revoked_access_tokens where jti = any($2::text[])`,
 ].join(' union all ');
 
 interface IntrospectionRow {
@@ -230,11 +246,13 @@ interface IntrospectionRow {
   auth_method: ClientRow['auth_method'];
   jwks: ClientRow['jwks'];
   require_dpop: boolean;
+  prev_secret_hash: string | null;
+  prev_secret_expires_at: Date | null;
   name: string;
 }
 
 const lookupIntrospection = sharedRead<IntrospectionQuery, IntrospectionRow, Map<string, IntrospectionRow>, IntrospectionRows>({
-  name: 'sat_introspection_lookup_v2',
+  name: 'sat_introspection_lookup_v3',
   text: INTROSPECTION_LOOKUP_SQL,
   max: 128,
   values: (queries) => [
@@ -248,8 +266,20 @@ const lookupIntrospection = sharedRead<IntrospectionQuery, IntrospectionRow, Map
     for (const clientId of q.clientIds) {
       const t = byKey.get(`t:${clientId}`);
       if (t) {
-        const { id, organisation_id, secret_hash, services, expires_at, auth_method, jwks, require_dpop } = t;
-        out.tokens.set(clientId, { id, organisation_id, client_id: clientId, secret_hash, services, expires_at, auth_method, jwks, require_dpop });
+        const { id, organisation_id, secret_hash, services, expires_at, auth_method, jwks, require_dpop, prev_secret_hash, prev_secret_expires_at } = t;
+        out.tokens.set(clientId, {
+          id,
+          organisation_id,
+          client_id: clientId,
+          secret_hash,
+          services,
+          expires_at,
+          auth_method,
+          jwks,
+          require_dpop,
+          prev_secret_hash,
+          prev_secret_expires_at,
+        });
       }
       const r = byKey.get(`r:${clientId}`);
       if (r) out.resourceServers.set(clientId, { id: r.id, name: r.name, client_id: clientId, secret_hash: r.secret_hash as string });
@@ -341,9 +371,24 @@ export async function deleteResourceServer(db: Db, id: string): Promise<Resource
  */
 export async function findLiveTokensBySecretHashes(db: Db, secretHashes: readonly string[], now: Date): Promise<Map<string, TokenWithCreator>> {
   if (secretHashes.length === 0) return new Map();
-  const rows = (await withCreator(db).whereIn('t.secret_hash', [...secretHashes]).andWhere('t.expires_at', '>', now)) as TokenWithCreator[];
-  // A private_key_jwt token has no secret (secret_hash null), so it never matches.
-  return new Map(rows.flatMap((r) => (r.secret_hash === null ? [] : [[r.secret_hash, r] as const])));
+  const hashes = [...secretHashes];
+  const rows = (await withCreator(db)
+    .where((w) =>
+      w
+        .whereIn('t.secret_hash', hashes)
+        .orWhere((p) => p.whereIn('t.prev_secret_hash', hashes).andWhere('t.prev_secret_expires_at', '>', now)),
+    )
+    .andWhere('t.expires_at', '>', now)) as TokenWithCreator[];
+  const found = new Map<string, TokenWithCreator>();
+  const wanted = new Set(hashes);
+  for (const r of rows) {
+    // A private_key_jwt token has no secret (secret_hash null), so it never matches.
+    if (r.secret_hash !== null && wanted.has(r.secret_hash)) found.set(r.secret_hash, r);
+    if (r.prev_secret_hash && wanted.has(r.prev_secret_hash) && r.prev_secret_expires_at && r.prev_secret_expires_at > now) {
+      found.set(r.prev_secret_hash, r);
+    }
+  }
+  return found;
 }
 
 /** Marks a token whose leak was reported but which is kept alive, keeping the first report's time; false when it is gone. */
@@ -356,37 +401,4 @@ export async function markTokenLeaked(db: Db, id: string, at: Date): Promise<boo
 export async function listAdminEmails(db: Db, organisationId: string): Promise<string[]> {
   const rows = (await db('admins').select('email').where({ organisation_id: organisationId }).orderBy('created_at')) as Array<{ email: string }>;
   return rows.map((r) => r.email);
-}
-
-/** A token in its last days that has had no expiry notice, with the email of the administrator who made it. */
-export interface ExpiringTokenRow extends Pick<TokenRow, 'id' | 'organisation_id' | 'name' | 'client_id' | 'services' | 'expires_at'> {
-  creator_email: string | null;
-}
-
-/**
- * Locks up to `limit` tokens that expire within (now, horizon], have had no notice, and were made with more than
- * `days` to live. Rows another transaction holds are skipped (several instances run the same check).
- */
-export async function lockTokensForExpiryNotice(
-  trx: Db,
-  now: Date,
-  days: number,
-  limit: number,
-): Promise<ExpiringTokenRow[]> {
-  const horizon = new Date(now.getTime() + days * 86_400_000);
-  return (await trx('tokens as t')
-    .leftJoin('admins as a', 'a.id', 't.created_by')
-    .select('t.id', 't.organisation_id', 't.name', 't.client_id', 't.services', 't.expires_at', 'a.email as creator_email')
-    .whereNull('t.expiry_notified_at')
-    .where('t.expires_at', '>', now)
-    .where('t.expires_at', '<=', horizon)
-    .whereRaw(`t.created_at < t.expires_at - interval '${Number(days)} days'`)
-    .orderBy('t.expires_at')
-    .limit(limit)
-    .forUpdate('t')
-    .skipLocked()) as ExpiringTokenRow[];
-}
-
-export async function markExpiryNotified(trx: Db, ids: string[], at: Date): Promise<void> {
-  if (ids.length > 0) await trx('tokens').whereIn('id', ids).update({ expiry_notified_at: at });
 }

@@ -31,6 +31,45 @@ export interface TokenResource {
   jwk_thumbprints: string[] | null;
   /** Access tokens are issued only with a DPoP proof (RFC 9449). */
   require_dpop: boolean;
+  /**
+   * The live secrets, newest first (SPEC "Secret rotation with overlap"): `expires_at` null for a secret that lives
+   * as long as the token; `last4` the secret's last four characters (null for a secret made before rotation existed).
+   */
+  secrets?: SecretResource[];
+}
+
+export interface SecretResource {
+  id: string;
+  created_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+  last4: string | null;
+}
+
+const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
+
+/** The live secrets of a token row at `now`, newest first. */
+export function secretsOf(row: TokenRow, now: Date): SecretResource[] {
+  const out: SecretResource[] = [];
+  if (row.secret_id && row.secret_hash) {
+    out.push({
+      id: row.secret_id,
+      created_at: (row.secret_created_at ?? row.created_at).toISOString(),
+      expires_at: null,
+      last_used_at: iso(row.secret_last_used_at),
+      last4: row.secret_last4 ?? null,
+    });
+  }
+  if (row.prev_secret_id && row.prev_secret_hash && row.prev_secret_expires_at && row.prev_secret_expires_at.getTime() > now.getTime()) {
+    out.push({
+      id: row.prev_secret_id,
+      created_at: (row.prev_secret_created_at ?? row.created_at).toISOString(),
+      expires_at: row.prev_secret_expires_at.toISOString(),
+      last_used_at: iso(row.prev_secret_last_used_at),
+      last4: row.prev_secret_last4 ?? null,
+    });
+  }
+  return out;
 }
 
 /** The public keys of a row (jsonb comes back parsed from PostgreSQL, as text from some drivers). */
@@ -88,5 +127,6 @@ export function toTokenResource(
     auth_method: row.auth_method ?? 'client_secret',
     jwk_thumbprints: row.auth_method === 'private_key_jwt' ? rowJwks(row).map(jwkThumbprint) : null,
     require_dpop: row.require_dpop ?? false,
+    secrets: secretsOf(row, now),
   };
 }

@@ -3,8 +3,7 @@ import { countLeakedTokens, recordAudit } from '../audit/index.js';
 import { decodeCursor, encodeCursor, isUniqueViolation, isUuid } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError, validationFailed } from '../errors.js';
-import { listAdminEmails } from '../accounts/index.js';
-import { queueTokenExpiringMail, queueTokenGeneratedMail, queueTokenRevokedMail } from '../mail/index.js';
+import { queueTokenGeneratedMail, queueTokenRevokedMail } from '../mail/index.js';
 import { findEffectivePolicy, policyViolation, type Policy } from '../policy/index.js';
 import { generateClientId, generateClientSecret, hashSecret } from './credentials.js';
 import { parseExpiry, resolveExpiry, withinLifetime } from './expiry.js';
@@ -147,6 +146,9 @@ export async function generateToken(
         name: input.name,
         client_id: generateClientId(),
         secret_hash: secretHash,
+        secret_id: randomUUID(),
+        secret_created_at: now,
+        secret_last4: clientSecret === undefined ? null : clientSecret.slice(-4),
         services,
         expires_at: expiresAt,
         created_at: now,
@@ -317,47 +319,8 @@ export async function revokeToken(deps: Deps, actor: Actor, id: string, meta: Re
   });
 }
 
-/** SPEC "Email": the notice goes out when a token enters its last 7 days. */
+/** SPEC "Email": the former single notice's threshold; now one of `expiryReminderDays` (tokens/reminders.ts). */
 export const EXPIRY_NOTICE_DAYS = 7;
-const EXPIRY_NOTICE_BATCH = 50;
-
-/**
- * "Expires in 7 days" (SPEC "Email"): finds tokens that entered their last 7 days and queues one notice per token
- * through the outbox, marking the token in the same transaction, so each token gets exactly one, whichever
- * instance runs the check (rows another instance holds are skipped). Run by the `expiry-notices` job.
- *
- * Rules where SPEC is silent: a token generated with less than 7 days to live gets none (its "generated" mail
- * already gave the date); a token with no administrator (made from the CLI, or its administrator deleted) notifies
- * every administrator of its organisation, so it never expires unannounced.
- * Returns the number of tokens notified.
- */
-export async function enqueueExpiryNotices(deps: Pick<Deps, 'config' | 'db' | 'clock'>): Promise<number> {
-  let notified = 0;
-  for (;;) {
-    const now = deps.clock();
-    const count = await deps.db.knex.transaction(async (trx) => {
-      const rows = await q.lockTokensForExpiryNotice(trx, now, EXPIRY_NOTICE_DAYS, EXPIRY_NOTICE_BATCH);
-      for (const row of rows) {
-        const recipients = row.creator_email ? [row.creator_email] : await listAdminEmails(trx, row.organisation_id);
-        await queueTokenExpiringMail(trx, deps, {
-          token: { name: row.name, client_id: row.client_id, services: row.services, expires_at: row.expires_at },
-          generatedBy: row.creator_email,
-          recipients,
-          now,
-        });
-      }
-      await q.markExpiryNotified(
-        trx,
-        rows.map((r) => r.id),
-        now,
-      );
-      return rows.length;
-    });
-    notified += count;
-    if (count < EXPIRY_NOTICE_BATCH) return notified;
-  }
-}
-
 /**
  * PATCH /admin/api/tokens/{id} (SPEC "Network and rate limits per token"): changes name, services, allowed_ips
  * and max_tokens_per_hour, in one transaction with the audit event `token.updated` (the changed fields' old and new

@@ -1,7 +1,6 @@
 // SPEC Part 2 "Leaked secrets": signed secret-scanning alerts (GitHub's partner format, signed here with a test
 // ECDSA P-256 key pair exactly as GitHub signs them), the public POST /credentials/revoke, the audit, the mails.
-// Not covered here: a leak during a secret rotation's grace period (rotation with overlap, issue 12, does not exist
-// yet; tokens/queries.ts findLiveTokensBySecretHashes is the one place to extend for it).
+// A leak of the previous secret during a rotation's grace period: test/integration/secret-rotation.test.ts.
 import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';

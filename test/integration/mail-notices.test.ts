@@ -176,7 +176,7 @@ describe.each(testDatabases())('mail notices on %s', (kind) => {
     const due = await generate(alice, { name: 'Due_Token', expires_at: at(30) });
     const made = await runCommand(server.deps, 'token-create', { org: alice.organisation_name, name: 'Orphan_Token', expires: at(32), services: ['jobs'] });
     expect(made.ok).toBe(true);
-    // Not yet in its last 7 days when the check runs.
+    // Not yet in its last 7 days when the check runs: its 30-day reminder only (expiryReminderDays, tokens/reminders.ts).
     const later = await generate(alice, { name: 'Later_Token', expires_at: at(40) });
     const dayMoved = 27 * DAY;
     server.clock.advance(dayMoved); // 27 days later
@@ -198,6 +198,7 @@ describe.each(testDatabases())('mail notices on %s', (kind) => {
     const expiring = (to: string) => bySubject(smtp.to(to), 'expires in');
     expect(expiring(alice.email).map((m) => m.subject).sort()).toEqual([
       'System access token "Due_Token" expires in 3 days',
+      'System access token "Later_Token" expires in 13 days',
       'System access token "Orphan_Token" expires in 5 days',
     ]);
     expect(expiring(bob.email).map((m) => m.subject)).toEqual(['System access token "Orphan_Token" expires in 5 days']);
@@ -212,7 +213,7 @@ describe.each(testDatabases())('mail notices on %s', (kind) => {
     expect(notifiedAt.Due_Token).toBeInstanceOf(Date);
     expect(notifiedAt.Orphan_Token).toBeInstanceOf(Date);
     expect(notifiedAt.Short_Token).toBeNull();
-    expect(notifiedAt.Later_Token).toBeNull();
+    expect(notifiedAt.Later_Token).toBeInstanceOf(Date);
   });
 
   it('sends no "generated" mail for a token made with the sat CLI, and tells its revoker and a CLI revoke\'s victim', async () => {

@@ -20,6 +20,9 @@ const EVENTS = {
   'token.revoked': 'Token revoked',
   'token.leaked': 'Secret leaked',
   'token.updated': 'Token keys or DPoP changed',
+  'token.secret_rotated': 'Secret rotated',
+  'token.secret_retired': 'Secret retired',
+  'token.secret_expired': 'Previous secret stopped',
   'admin.signed_in': 'Signed in',
   'admin.sign_in_failed': 'Sign-in failed',
   'admin.signed_out': 'Signed out',
@@ -35,6 +38,7 @@ const ACTORS = {
   cli: 'the sat CLI',
   'secret-scanning': 'Secret scanning',
   'public-report': 'Public report',
+  system: 'the server',
 };
 
 /** Only web addresses become links; anything else stays text. */

@@ -55,6 +55,7 @@ onReset(() => {
   closeSecret({ focus: false });
   if ($('revoke-dialog').open) $('revoke-dialog').close();
   if ($('credentials-dialog').open) $('credentials-dialog').close();
+  if ($('rotate-dialog').open) $('rotate-dialog').close();
   closeGenerate({ focus: false });
   state.cursors = [null];
   state.nextCursor = null;
@@ -303,7 +304,8 @@ function showGenerateError(err) {
 
 const secretPanel = $('secret-panel');
 
-function showSecret(token) {
+function showSecret(token, lead = 'Token generated') {
+  setText($('secret-title-lead'), lead);
   hide($('flash'));
   setText($('secret-token-name'), token.name);
   setText($('secret-client-id'), token.client_id);
@@ -431,7 +433,7 @@ function tokenRow(token) {
       token.auth_method === 'private_key_jwt' ? [' ', el('span', { class: 'tag', title: 'private_key_jwt' }, 'Public key')] : null,
       token.require_dpop ? [' ', el('span', { class: 'tag', title: 'access tokens only with a DPoP proof' }, 'DPoP')] : null,
     ),
-    cell('Client ID', 'col-client', el('code', {}, token.client_id)),
+    cell('Client ID', 'col-client', el('code', {}, token.client_id), previousSecret(token)),
     cell(
       'Services',
       'col-services',
@@ -483,9 +485,103 @@ function tokenRow(token) {
         },
         'Revoke Access',
       ),
+      token.status === 'active'
+        ? el(
+            'button',
+            {
+              type: 'button',
+              class: 'button subtle small',
+              'aria-label': `Rotate secret of ${token.name}`,
+              onclick: (event) => askRotate(token, event.currentTarget),
+            },
+            'Rotate secret',
+          )
+        : null,
     ),
   );
 }
+
+/** During a rotation's grace period: the previous secret (last four characters), when it stops, and Retire. */
+function previousSecret(token) {
+  const secrets = token.secrets ?? [];
+  const previous = secrets.find((x) => x.expires_at !== null);
+  if (!previous || secrets.length < 2) return null;
+  return el(
+    'span',
+    { class: 'sub previous-secret' },
+    `Previous secret ••••${previous.last4 ?? '????'} works until `,
+    timeEl(previous.expires_at, formatExpiry(previous.expires_at)),
+    ' ',
+    el(
+      'button',
+      {
+        type: 'button',
+        class: 'button subtle small',
+        'aria-label': `Retire the previous secret of ${token.name}`,
+        onclick: (event) => retirePrevious(token, previous, event.currentTarget),
+      },
+      'Retire',
+    ),
+  );
+}
+
+async function retirePrevious(token, previous, button) {
+  button.disabled = true;
+  try {
+    await api('POST', `/admin/api/tokens/${encodeURIComponent(token.id)}/secrets/${encodeURIComponent(previous.id)}/retire`);
+    show($('flash'), `The previous secret of “${token.name}” no longer works.`);
+    await loadTokens();
+  } catch (err) {
+    if (handleSessionEnd(err)) return;
+    button.disabled = false;
+    show($('flash'), sentence(err.message));
+  }
+}
+
+// ---------- Rotate secret ----------
+
+const rotateDialog = $('rotate-dialog');
+let rotating = null;
+
+function askRotate(token, opener) {
+  rotating = { token, opener };
+  setText($('rotate-name'), token.name);
+  setText($('rotate-client-id'), token.client_id);
+  $('rotate-grace').value = '24';
+  hide($('rotate-error'));
+  $('rotate-confirm').disabled = false;
+  rotateDialog.returnValue = '';
+  rotateDialog.showModal();
+  $('rotate-cancel').focus();
+}
+
+rotateDialog.querySelector('form').addEventListener('submit', async (event) => {
+  const choice = event.submitter?.value;
+  if (choice !== 'rotate' || !rotating) return; // Cancel: the dialog closes by itself
+  event.preventDefault();
+  const { token } = rotating;
+  const confirm = $('rotate-confirm');
+  confirm.disabled = true;
+  try {
+    const rotated = await api('POST', `/admin/api/tokens/${encodeURIComponent(token.id)}/rotate`, {
+      grace_period_hours: Number($('rotate-grace').value),
+    });
+    rotating = null;
+    rotateDialog.close('rotated');
+    showSecret(rotated, 'New secret');
+    await loadTokens();
+  } catch (err) {
+    if (handleSessionEnd(err)) return;
+    confirm.disabled = false;
+    show($('rotate-error'), sentence(err.message));
+  }
+});
+
+rotateDialog.addEventListener('close', () => {
+  const opener = rotating?.opener;
+  rotating = null;
+  if (opener && rotateDialog.returnValue !== 'rotated') opener.focus();
+});
 
 function renderPager() {
   const page = state.cursors.length;

@@ -1,0 +1,75 @@
+// The "secret rotated" notice (SPEC Part 2 "Secret rotation with overlap"): words, and the queueing.
+import type { Knex } from 'knex';
+import type { Config } from '../config/index.js';
+import { enqueueMail, messageIdDomain } from './outbox.js';
+import { assertNoSecret, footer, formatInstant, oneLine, render, tokenRows, type Common, type MailContent, type MailToken } from './templates.js';
+
+export interface SecretRotatedFacts extends Common {
+  /** The rotating administrator's address; null when rotated from the command line. */
+  rotatedBy: string | null;
+  rotatedAt: Date;
+  /** When the previous secret stops working (equal to `rotatedAt` for a grace period of 0). */
+  previousStopsAt: Date;
+  ip: string | null;
+}
+
+/** "The secret of token X was rotated": name, client ID, who, and when the previous secret stops. Never a secret. */
+export function secretRotated(f: SecretRotatedFacts): MailContent {
+  assertNoSecret(f.token);
+  const rotator = f.rotatedBy ?? 'the command-line tool (sat)';
+  const immediate = f.previousStopsAt.getTime() <= f.rotatedAt.getTime();
+  const stops = immediate ? 'stopped working at once' : `keeps working until ${formatInstant(f.previousStopsAt)}, then stops`;
+  return render(
+    oneLine(`System access token "${f.token.name}": new client secret`),
+    [
+      { p: 'Hello,' },
+      {
+        p:
+          `A new client secret was made for the system access token "${f.token.name}" by ${rotator}. ` +
+          `The client ID stays the same. The previous secret ${stops}.`,
+      },
+      {
+        rows: [
+          ...tokenRows(f),
+          ['Rotated by', rotator],
+          ['When', formatInstant(f.rotatedAt)],
+          ['Previous secret stops', formatInstant(f.previousStopsAt)],
+          ['From IP address', f.ip ?? 'unknown'],
+        ],
+      },
+      { strong: 'To do' },
+      {
+        p:
+          'Give every integration using this token the new secret before the previous one stops. ' +
+          `The admin console at ${f.consoleUrl} shows when each secret was last used. If you did not expect this, ` +
+          'check the audit log and tell your security team.',
+      },
+    ],
+    footer(f.consoleUrl),
+  );
+}
+
+/** Queues "secret rotated" to the token's creator and the rotating administrator, one copy per distinct address. */
+export async function queueSecretRotatedMail(
+  trx: Knex.Transaction,
+  deps: { config: Pick<Config, 'issuer' | 'mailFrom' | 'services'> },
+  facts: { token: MailToken; generatedBy: string | null; rotatedBy: string | null; at: Date; previousStopsAt: Date; ip: string | null },
+): Promise<void> {
+  const recipients = new Map<string, string>();
+  for (const email of [facts.generatedBy, facts.rotatedBy]) {
+    if (email && !recipients.has(email.toLowerCase())) recipients.set(email.toLowerCase(), email);
+  }
+  const consoleUrl = `${deps.config.issuer}/admin`;
+  for (const to of recipients.values()) {
+    const content = secretRotated({
+      token: facts.token,
+      catalogue: deps.config.services,
+      consoleUrl,
+      rotatedBy: facts.rotatedBy,
+      rotatedAt: facts.at,
+      previousStopsAt: facts.previousStopsAt,
+      ip: facts.ip,
+    });
+    await enqueueMail(trx, { kind: 'secret_rotated', to, content, now: facts.at, messageIdDomain: messageIdDomain(deps.config) });
+  }
+}

@@ -1,0 +1,200 @@
+// Secret rotation with overlap (SPEC Part 2 "Credential lifecycle"): rotate, retire, and the end of grace periods.
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { recordAudit } from '../audit/index.js';
+import { affectedRows, isUuid, type Db, type TokenRow } from '../db/index.js';
+import type { Deps } from '../deps.js';
+import { AppError } from '../errors.js';
+import { queueSecretRotatedMail } from '../mail/index.js';
+import { generateClientSecret, hashSecret } from './credentials.js';
+import * as q from './queries.js';
+import { toTokenResource, type TokenResource } from './resource.js';
+import type { Actor, RequestMeta } from './service.js';
+
+/** Body of POST /admin/api/tokens/{id}/rotate. */
+export const rotateSecretBody = z
+  .object({
+    grace_period_hours: z
+      .number({ error: 'must be a whole number of hours from 0 to 720' })
+      .int('must be a whole number of hours from 0 to 720')
+      .min(0, 'must be a whole number of hours from 0 to 720')
+      .max(720, 'must be a whole number of hours from 0 to 720')
+      .optional(),
+  })
+  .strict();
+export type RotateSecretInput = z.infer<typeof rotateSecretBody>;
+
+export const DEFAULT_GRACE_PERIOD_HOURS = 24;
+
+export interface RotatedToken extends TokenResource {
+  /** The new secret: returned once, here, and never stored in clear. */
+  client_secret: string;
+}
+
+const notFound = () => new AppError('not_found', 'No such token.');
+
+/** The token row, locked for the rest of the transaction; not_found outside the actor's organisation or expired. */
+async function lockToken(trx: Db, actor: Actor, id: string, now: Date): Promise<q.TokenWithCreator> {
+  if (!isUuid(id)) throw notFound();
+  const row = (await trx('tokens as t')
+    .leftJoin('admins as a', 'a.id', 't.created_by')
+    .select('t.*', 'a.email as creator_email')
+    .where({ 't.organisation_id': actor.organisation_id, 't.id': id })
+    .forUpdate('t')
+    .first()) as q.TokenWithCreator | undefined;
+  if (!row) throw notFound();
+  if (row.expires_at.getTime() <= now.getTime()) throw new AppError('conflict', 'This token has expired; its secrets cannot change.');
+  // SPEC Part 2 "private_key_jwt": secret rotation does not apply (409); the keys are replaced by PATCH instead.
+  if (row.auth_method === 'private_key_jwt' || row.secret_hash === null) {
+    throw new AppError('conflict', 'This token authenticates with private_key_jwt: it has no secret. Replace its public keys with PATCH instead.');
+  }
+  return row;
+}
+
+const prevLive = (row: TokenRow, now: Date) =>
+  !!row.prev_secret_hash && !!row.prev_secret_expires_at && row.prev_secret_expires_at.getTime() > now.getTime();
+
+const CLEARED_PREVIOUS = {
+  prev_secret_id: null,
+  prev_secret_hash: null,
+  prev_secret_created_at: null,
+  prev_secret_expires_at: null,
+  prev_secret_last_used_at: null,
+  prev_secret_last4: null,
+} as const;
+
+function audit(trx: Db, actor: { id: string | null; email: string }, row: TokenRow, action: 'token.secret_rotated' | 'token.secret_retired' | 'token.secret_expired', now: Date, ip: string | null) {
+  return recordAudit(trx, {
+    organisation_id: row.organisation_id,
+    actor_id: actor.id,
+    actor_email: actor.email,
+    action,
+    token_id: row.id,
+    token_name: row.name,
+    client_id: row.client_id,
+    ip,
+    created_at: now,
+  });
+}
+
+/**
+ * POST /admin/api/tokens/{id}/rotate: a new secret for the same client ID. The current secret becomes the previous
+ * one and keeps working for `grace_period_hours` (default 24, 0 stops it at once). At most two live secrets:
+ * 409 `rotation_in_progress` while a previous secret is still live. One transaction with the token row locked:
+ * the change, the audit event `token.secret_rotated` and the mail to the creator and the rotating administrator.
+ * A previous secret whose grace period ended but that the `secret-expiry` job has not yet swept is recorded
+ * `token.secret_expired` here, so that event is never lost.
+ */
+export async function rotateSecret(deps: Deps, actor: Actor, id: string, input: RotateSecretInput, meta: RequestMeta = {}): Promise<RotatedToken> {
+  const now = deps.clock();
+  const graceHours = input.grace_period_hours ?? DEFAULT_GRACE_PERIOD_HOURS;
+  const secret = generateClientSecret();
+  const stopsAt = new Date(now.getTime() + graceHours * 3_600_000);
+  const row = await deps.db.knex.transaction(async (trx) => {
+    const token = await lockToken(trx, actor, id, now);
+    if (prevLive(token, now)) {
+      throw new AppError(
+        'rotation_in_progress',
+        `This token already has two live secrets; the previous one stops at ${token.prev_secret_expires_at!.toISOString()}. Retire one to rotate again.`,
+      );
+    }
+    if (token.prev_secret_hash) await audit(trx, { id: null, email: 'system' }, token, 'token.secret_expired', now, null);
+    const keep = graceHours > 0;
+    const changes: Partial<TokenRow> = {
+      secret_hash: hashSecret(secret),
+      secret_id: randomUUID(),
+      secret_created_at: now,
+      secret_last_used_at: null,
+      secret_last4: secret.slice(-4),
+      ...(keep
+        ? {
+            prev_secret_id: token.secret_id ?? randomUUID(),
+            prev_secret_hash: token.secret_hash,
+            prev_secret_created_at: token.secret_created_at ?? token.created_at,
+            prev_secret_expires_at: stopsAt,
+            prev_secret_last_used_at: token.secret_last_used_at ?? null,
+            prev_secret_last4: token.secret_last4 ?? null,
+          }
+        : CLEARED_PREVIOUS),
+    };
+    const [updated] = (await trx('tokens').where({ id: token.id }).update(changes).returning('*')) as TokenRow[];
+    await audit(trx, actor, token, 'token.secret_rotated', now, meta.ip ?? null);
+    // MAIL: secret rotated — to the token's creator and the rotating administrator (SPEC); never the secret.
+    await queueSecretRotatedMail(trx, deps, {
+      token: { name: token.name, client_id: token.client_id, services: token.services, expires_at: token.expires_at },
+      generatedBy: token.creator_email,
+      rotatedBy: actor.id ? actor.email : null,
+      at: now,
+      previousStopsAt: keep ? stopsAt : now,
+      ip: meta.ip ?? null,
+    });
+    return { ...updated!, creator_email: token.creator_email };
+  });
+  return { ...toTokenResource(row, now), client_secret: secret };
+}
+
+/**
+ * POST /admin/api/tokens/{id}/secrets/{secret_id}/retire: that secret stops at once (audit `token.secret_retired`).
+ * Retiring the only live secret is 409 `last_secret`. Retiring the newest secret while the previous one is still in
+ * its grace period rolls the rotation back: the previous secret becomes the token's only secret again and lives as
+ * long as the token (otherwise the token would silently lose its last secret when the grace period ends).
+ */
+export async function retireSecret(deps: Deps, actor: Actor, id: string, secretId: string, meta: RequestMeta = {}): Promise<TokenResource> {
+  const now = deps.clock();
+  if (!isUuid(secretId)) throw new AppError('not_found', 'No such secret.');
+  const row = await deps.db.knex.transaction(async (trx) => {
+    const token = await lockToken(trx, actor, id, now);
+    const live = prevLive(token, now);
+    let changes: Partial<TokenRow>;
+    if (live && token.prev_secret_id === secretId) {
+      changes = { ...CLEARED_PREVIOUS };
+    } else if (token.secret_id === secretId) {
+      if (!live) throw new AppError('last_secret', 'This is the token\'s only live secret. Revoke the token instead, or rotate first.');
+      changes = {
+        secret_hash: token.prev_secret_hash!,
+        secret_id: token.prev_secret_id!,
+        secret_created_at: token.prev_secret_created_at ?? null,
+        secret_last_used_at: token.prev_secret_last_used_at ?? null,
+        secret_last4: token.prev_secret_last4 ?? null,
+        ...CLEARED_PREVIOUS,
+      };
+    } else {
+      throw new AppError('not_found', 'No such secret.');
+    }
+    const [updated] = (await trx('tokens').where({ id: token.id }).update(changes).returning('*')) as TokenRow[];
+    await audit(trx, actor, token, 'token.secret_retired', now, meta.ip ?? null);
+    return { ...updated!, creator_email: token.creator_email };
+  });
+  return toTokenResource(row, now);
+}
+
+const EXPIRY_BATCH = 100;
+
+/**
+ * The `secret-expiry` job: previous secrets whose grace period ended are cleared and recorded
+ * `token.secret_expired` (actor `system`) in the same transaction, rows locked with SKIP LOCKED, so each expiry is
+ * recorded once whichever instance runs the job. (Authentication already ignores an expired previous secret; this
+ * is bookkeeping.) Returns the number of secrets expired.
+ */
+export async function expirePreviousSecrets(deps: Pick<Deps, 'db' | 'clock'>): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const now = deps.clock();
+    const n = await deps.db.knex.transaction(async (trx) => {
+      const rows = (await trx('tokens')
+        .select('*')
+        .whereNotNull('prev_secret_expires_at')
+        .andWhere('prev_secret_expires_at', '<=', now)
+        .limit(EXPIRY_BATCH)
+        .forUpdate()
+        .skipLocked()) as TokenRow[];
+      for (const row of rows) {
+        const cleared = affectedRows(await trx('tokens').where({ id: row.id }).update(CLEARED_PREVIOUS));
+        if (cleared > 0) await audit(trx, { id: null, email: 'system' }, row, 'token.secret_expired', now, null);
+      }
+      return rows.length;
+    });
+    total += n;
+    if (n < EXPIRY_BATCH) return total;
+  }
+}

@@ -1,0 +1,104 @@
+// The console rotates a token's secret (grace period chosen in a dialog, the new secret shown once like generate)
+// and retires the previous one. Debian's Chromium through playwright-core against a real server (embedded database).
+import { existsSync } from 'node:fs';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { createTestDb, type TestDb } from '../support/db.js';
+import { basic } from '../support/fixtures.js';
+import { startServer, type TestServer } from '../support/server.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ADMIN = { email: 'first-admin@example.com', password: 'first-admin-password' };
+const NAME = 'Payroll_Rotation';
+
+describe('console: secret rotation (Chromium)', () => {
+  let db: TestDb;
+  let server: TestServer;
+  let browser: Browser;
+  let page: Page;
+  const problems: string[] = [];
+  let token: { id: string; client_id: string; client_secret: string };
+
+  const exchange = (secret: string) =>
+    fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(token.client_id, secret) },
+      body: 'grant_type=client_credentials',
+    });
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium; no browser is downloaded`);
+    db = await createTestDb('embedded');
+    server = await startServer(db);
+    const login = await fetch(`${server.url}/admin/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ADMIN) });
+    const bearer = ((await login.json()) as { token: string }).token;
+    const res = await fetch(`${server.url}/admin/api/tokens`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${bearer}` },
+      body: JSON.stringify({ name: NAME, services: ['jobs'], expires_at: new Date(Date.now() + 30 * 86_400_000).toISOString().slice(0, 10) }),
+    });
+    expect(res.status).toBe(201);
+    token = (await res.json()) as typeof token;
+
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, locale: 'en-GB', timezoneId: 'UTC' });
+    await context.route('**/*', (route) => (new URL(route.request().url()).hostname === '127.0.0.1' ? route.continue() : route.abort()));
+    page = await context.newPage();
+    page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+    page.on('console', (msg) => {
+      if (msg.type() === 'error' && /content security policy|trusted ?type|refused to|unhandled rejection/i.test(msg.text())) {
+        problems.push(`console: ${msg.text()}`);
+      }
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    await db?.drop();
+  });
+
+  it('rotates with a chosen grace period, shows the new secret once, and retires the previous one', async () => {
+    await page.goto(`${server.url}/admin`);
+    await page.locator('#signin-form').getByLabel('Email').fill(ADMIN.email);
+    await page.locator('#signin-form').getByLabel('Password').fill(ADMIN.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
+
+    const row = page.locator('#token-rows tr', { hasText: NAME });
+    await row.getByRole('button', { name: `Rotate secret of ${NAME}` }).click();
+    const dialog = page.locator('#rotate-dialog');
+    await dialog.waitFor({ state: 'visible' });
+    expect(await dialog.innerText()).toContain(token.client_id);
+    await dialog.getByLabel('Previous secret keeps working for').selectOption('72');
+    if (process.env.ROTATION_SHOTS) await page.screenshot({ path: '/tmp/rotation-dialog.png' });
+    await dialog.getByRole('button', { name: 'Rotate secret' }).click();
+
+    const panel = page.locator('#secret-panel');
+    await panel.waitFor({ state: 'visible' });
+    expect(await page.locator('#secret-title').innerText()).toBe(`New secret: ${NAME}`);
+    expect(await page.locator('#secret-client-id').innerText()).toBe(token.client_id);
+    const fresh = await page.locator('#secret-client-secret').innerText();
+    expect(fresh).toMatch(/^sats_/);
+    expect(fresh).not.toBe(token.client_secret);
+    expect((await exchange(fresh)).status).toBe(200);
+    expect((await exchange(token.client_secret)).status).toBe(200);
+
+    // The row shows the previous secret (its last four characters) and when it stops: in 72 hours.
+    const previous = row.locator('.previous-secret');
+    await previous.waitFor();
+    expect(await previous.innerText()).toContain(`••••${token.client_secret.slice(-4)}`);
+    const stops = await previous.locator('time').getAttribute('datetime');
+    expect(Math.abs(Date.parse(stops!) - Date.now() - 72 * 3_600_000)).toBeLessThan(120_000);
+
+    if (process.env.ROTATION_SHOTS) await page.screenshot({ path: '/tmp/rotation-row.png', fullPage: true });
+    await page.locator('#close-secret').click();
+    expect(await page.locator('#secret-client-secret').innerText()).toBe('');
+
+    await row.getByRole('button', { name: `Retire the previous secret of ${NAME}` }).click();
+    await previous.waitFor({ state: 'detached' });
+    expect(await page.locator('#flash').innerText()).toContain('no longer works');
+    expect((await exchange(token.client_secret)).status).toBe(401);
+    expect((await exchange(fresh)).status).toBe(200);
+    expect(problems).toEqual([]);
+  });
+});

@@ -1,0 +1,26 @@
+// `expiryReminderDays` (SPEC Part 2 "Expiry reminders"): default [30, 7, 1], configurable through CONFIG_FILE.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '../../../src/config/index.js';
+
+const withFile = (json: unknown) => {
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'sat-config-')), 'config.json');
+  writeFileSync(file, JSON.stringify(json), { mode: 0o600 });
+  return { CONFIG_FILE: file };
+};
+
+describe('expiryReminderDays', () => {
+  it('defaults to 30, 7 and 1 days', () => {
+    expect([...loadConfig({}).expiryReminderDays].sort((a, b) => b - a)).toEqual([30, 7, 1]);
+  });
+  it('is read from CONFIG_FILE', () => {
+    expect([...loadConfig(withFile({ expiryReminderDays: [14, 3] })).expiryReminderDays].sort((a, b) => b - a)).toEqual([14, 3]);
+    expect(loadConfig(withFile({ expiryReminderDays: [] })).expiryReminderDays).toEqual([]);
+  });
+  it('refuses days that are not distinct whole days from 1', () => {
+    for (const bad of [[0], [7, 7], [1.5], ['7'], 7]) {
+      expect(() => loadConfig(withFile({ expiryReminderDays: bad }))).toThrow(/expiryReminderDays/);
+    }
+  });
+});
