@@ -10,6 +10,7 @@ import * as m0050 from './0050_leaks.js';
 import * as m0060 from './0060_normalise_emails.js';
 import * as m0061 from './0061_revoked_by_client.js';
 import * as m0070 from './0070_lifecycle.js';
+import * as m0100 from './0100_token_limits.js';
 
 export interface Migration {
   name: string;
@@ -28,4 +29,5 @@ export const migrations: readonly Migration[] = [
   { name: '0060_normalise_emails', ...m0060 },
   { name: '0061_revoked_by_client', ...m0061 },
   { name: '0070_lifecycle', ...m0070 },
+  { name: '0100_token_limits', ...m0100 },
 ];

@@ -15,7 +15,7 @@ import { deliverDueMail, pruneSentMail } from './mail/delivery.js';
 import { createMailTransport } from './mail/transport.js';
 import { drainHttpServer } from './http/drain.js';
 import { createServer } from './server.js';
-import { enqueueExpiryNotices, pruneRevokedAccessTokens, revokeDormantTokens } from './tokens/index.js';
+import { enqueueExpiryNotices, pruneIssuanceBuckets, pruneRevokedAccessTokens, revokeDormantTokens } from './tokens/index.js';
 import type { OAuth } from './oauth/index.js';
 
 export interface Running {
@@ -127,7 +127,10 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
           // Expired admin sessions, finished sign-in throttle windows, revoked access tokens past their exp.
           name: 'prune-expired',
           intervalMs: 60_000, // bounded state (SPEC Part 2): throttle rows past their window go within a minute
-          run: async () => (await pruneSessions(deps)) + (await pruneRevokedAccessTokens(deps.db.knex, deps.clock())),
+          run: async () =>
+            (await pruneSessions(deps)) +
+            (await pruneRevokedAccessTokens(deps.db.knex, deps.clock())) +
+            (await pruneIssuanceBuckets(deps.db.knex, deps.clock())),
         },
         {
           name: 'deliver-mail',

@@ -1,7 +1,7 @@
 import type { Context, Middleware } from 'koa';
 import { errors } from 'oidc-provider';
 import type { Deps } from '../deps.js';
-import { authenticateClient, type AuthenticatedClient } from '../tokens/index.js';
+import { authenticateClient, checkClientAddress, type AuthenticatedClient } from '../tokens/index.js';
 import { parseClientCredentials, type ParsedCredentials } from './credentials.js';
 import { ClientAuthenticationFailed, renderOAuthError } from './errors.js';
 import { readForm } from './form.js';
@@ -38,6 +38,9 @@ export function callerEndpoint<T = never>(
       const early = prefetch && presentedToken ? await prefetch(presented, presentedToken) : undefined;
       const caller = early ? early.caller : await authenticateClient(deps, presented);
       if (!caller) throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
+      if (!(await checkClientAddress(deps, caller, ctx.ip))) {
+        throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
+      }
       if (repeated) throw new errors.InvalidRequest(`'${repeated}' parameter must not be provided twice`);
       const token = presentedToken;
       if (!token) throw new errors.InvalidRequest("missing required parameter 'token'");

@@ -3,9 +3,9 @@ import type { Middleware } from 'koa';
 import { errors } from 'oidc-provider';
 import type { Deps } from '../deps.js';
 import { tokenRequestDuration, tokenRequests } from '../metrics.js';
-import { authenticateClient } from '../tokens/index.js';
+import { authenticateClient, checkClientAddress, takeAccessTokenAllowance, type Allowance } from '../tokens/index.js';
 import { parseClientCredentials, type ParsedCredentials } from './credentials.js';
-import { ClientAuthenticationFailed, renderOAuthError } from './errors.js';
+import { ClientAuthenticationFailed, RateLimited, renderOAuthError } from './errors.js';
 import type { TokenFastPath } from './fast-path.js';
 import { readForm } from './form.js';
 import { setAuthenticatedRow } from './provider.js';
@@ -52,6 +52,18 @@ function replay(original: IncomingMessage, body: Buffer, presented: ParsedCreden
   return req;
 }
 
+const UNLIMITED: Allowance = Object.freeze({ allowed: true as const, release: async () => undefined });
+
+/**
+ * SPEC "Network and rate limits per token": a client-credentials request of a token with `max_tokens_per_hour`
+ * takes one from its hourly count (tokens.takeAccessTokenAllowance); other grants, and tokens without a limit, cost
+ * nothing.
+ */
+function hourlyAllowance(deps: Deps, grantType: unknown, token: Parameters<typeof takeAccessTokenAllowance>[1]): Promise<Allowance> | Allowance {
+  if (token.max_tokens_per_hour === null || token.max_tokens_per_hour === undefined || grantType !== 'client_credentials') return UNLIMITED;
+  return takeAccessTokenAllowance(deps, token);
+}
+
 /**
  * POST /token. The edge reads the form (form.ts) and authenticates the client (credentials.ts, then
  * tokens.authenticateClient) before anything else, so every endpoint has one rule: no client authentication is
@@ -73,12 +85,17 @@ export function tokenEndpoint(deps: Deps, current: () => CurrentProvider): Middl
       const presented = parseClientCredentials(ctx.get('authorization'), form);
       if (!presented) throw new ClientAuthenticationFailed('no client authentication mechanism provided', true);
       const client = await authenticateClient(deps, presented);
-      if (!client) throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
+      if (!client || !(await checkClientAddress(deps, client, ctx.ip))) {
+        throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
+      }
       if (client.kind === 'resource_server') {
         throw new errors.UnauthorizedClient('resource server credentials may only be used at the introspection endpoint');
       }
       const scope = form.params.scope;
       if (form.params.grant_type === 'client_credentials' && typeof scope === 'string') checkScopeSyntax(scope);
+
+      const allowance = await hourlyAllowance(deps, form.params.grant_type, client.token);
+      if (!allowance.allowed) throw new RateLimited(allowance.retryAfterSeconds);
 
       const { callback, fastPath } = current();
       const result = await fastPath.answer(ctx, form, client.token);
@@ -89,8 +106,12 @@ export function tokenEndpoint(deps: Deps, current: () => CurrentProvider): Middl
       const req = replay(ctx.req, form.raw, presented);
       setAuthenticatedRow(req, client.token);
       ctx.respond = false;
-      await callback(req, ctx.res);
-      outcome = providerOutcomes.get(req) ?? String(ctx.res.statusCode);
+      try {
+        await callback(req, ctx.res);
+      } finally {
+        outcome = providerOutcomes.get(req) ?? String(ctx.res.statusCode);
+        if (outcome !== 'ok') await allowance.release();
+      }
     } catch (err) {
       outcome = renderOAuthError(ctx, err, issuer, deps.log);
       if (ctx.status >= 500 && ctx.status !== 503) deps.log.error('token endpoint failed', { err, request_id: ctx.state.requestId });

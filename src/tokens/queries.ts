@@ -126,8 +126,9 @@ export async function listTokenRows(db: Db, organisationId: string, f: TokenFilt
 }
 
 /** What authenticating a client needs of its token row. */
-export type ClientRow = Pick<TokenRow, 'id' | 'organisation_id' | 'client_id' | 'secret_hash' | 'services' | 'expires_at'>;
-const CLIENT_COLUMNS = ['id', 'organisation_id', 'client_id', 'secret_hash', 'services', 'expires_at'] as const;
+export type ClientRow = Pick<TokenRow, 'id' | 'organisation_id' | 'client_id' | 'secret_hash' | 'services' | 'expires_at'> &
+  Partial<Pick<TokenRow, 'allowed_ips' | 'max_tokens_per_hour'>>;
+const CLIENT_COLUMNS = ['id', 'organisation_id', 'client_id', 'secret_hash', 'services', 'expires_at', 'allowed_ips', 'max_tokens_per_hour'] as const;
 // Columns listed, never `*`. Exported (with $1) for the bench's EXPLAIN.
 export const CLIENT_LOOKUP_SQL = `select ${CLIENT_COLUMNS.join(', ')} from tokens where client_id = any($1::text[])`;
 
@@ -171,9 +172,9 @@ export interface IntrospectionRows {
 // One statement for everything an introspection request reads (exported for the bench's EXPLAIN): each part is a
 // unique-index lookup (tokens_client_id_uq, resource_servers_client_id_uq, revoked_access_tokens' primary key).
 export const INTROSPECTION_LOOKUP_SQL = [
-  `select 't' as kind, client_id as key, id, organisation_id, secret_hash, services, expires_at, null::text as name from tokens where client_id = any($1::text[])`,
-  `select 'r', client_id, id, null, secret_hash, null, null, name from resource_servers where client_id = any($1::text[])`,
-  `select 'j', jti, null, null, null, null, null, null from revoked_access_tokens where jti = any($2::text[])`,
+  `select 't' as kind, client_id as key, id, organisation_id, secret_hash, services, expires_at, null::text as name, allowed_ips, max_tokens_per_hour from tokens where client_id = any($1::text[])`,
+  `select 'r', client_id, id, null, secret_hash, null, null, name, null, null from resource_servers where client_id = any($1::text[])`,
+  `select 'j', jti, null, null, null, null, null, null, null, null from revoked_access_tokens where jti = any($2::text[])`,
 ].join(' union all ');
 
 interface IntrospectionRow {
@@ -185,6 +186,8 @@ interface IntrospectionRow {
   services: string[];
   expires_at: Date;
   name: string;
+  allowed_ips: string[] | null;
+  max_tokens_per_hour: number | null;
 }
 
 const lookupIntrospection = sharedRead<IntrospectionQuery, IntrospectionRow, Map<string, IntrospectionRow>, IntrospectionRows>({
@@ -202,8 +205,17 @@ const lookupIntrospection = sharedRead<IntrospectionQuery, IntrospectionRow, Map
     for (const clientId of q.clientIds) {
       const t = byKey.get(`t:${clientId}`);
       if (t) {
-        const { id, organisation_id, secret_hash, services, expires_at } = t;
-        out.tokens.set(clientId, { id, organisation_id, client_id: clientId, secret_hash, services, expires_at });
+        const { id, organisation_id, secret_hash, services, expires_at, allowed_ips, max_tokens_per_hour } = t;
+        out.tokens.set(clientId, {
+          id,
+          organisation_id,
+          client_id: clientId,
+          secret_hash,
+          services,
+          expires_at,
+          allowed_ips: allowed_ips ?? [],
+          max_tokens_per_hour,
+        });
       }
       const r = byKey.get(`r:${clientId}`);
       if (r) out.resourceServers.set(clientId, { id: r.id, name: r.name, client_id: clientId, secret_hash: r.secret_hash });

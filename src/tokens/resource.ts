@@ -24,6 +24,8 @@ export interface TokenResource {
   allowed_ips: string[];
   /** Access tokens per rolling hour; null = no limit. */
   max_tokens_per_hour: number | null;
+  /** Access tokens issued in the last rolling hour, counted for tokens with `max_tokens_per_hour` (else 0). */
+  tokens_last_hour: number;
 }
 
 /** The day counts behind `expiring` and `dormant` (config `expiringSoonDays`, `dormantAfterDays`). */
@@ -51,7 +53,7 @@ export function isDormant(row: Pick<TokenRow, 'expires_at' | 'created_at' | 'las
 
 /** The only way a token row leaves the module. */
 export function toTokenResource(
-  row: TokenRow & { creator_email?: string | null },
+  row: TokenRow & { creator_email?: string | null; tokens_last_hour?: number },
   now: Date,
   rules: LifecycleRules = DEFAULT_LIFECYCLE_RULES,
 ): TokenResource {
@@ -71,5 +73,6 @@ export function toTokenResource(
     leaked_at: row.leaked_at ? row.leaked_at.toISOString() : null,
     allowed_ips: [...(row.allowed_ips ?? [])],
     max_tokens_per_hour: row.max_tokens_per_hour ?? null,
+    tokens_last_hour: row.tokens_last_hour ?? 0,
   };
 }

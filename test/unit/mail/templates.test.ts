@@ -95,6 +95,7 @@ describe('tokenGenerated', () => {
       dormant: false,
       allowed_ips: [],
       max_tokens_per_hour: null,
+      tokens_last_hour: 0,
     };
     const generated: GeneratedToken = { ...resource, client_secret: 'sats_this-must-never-be-mailed' };
     const facts = { catalogue, consoleUrl, generatedBy: 'a@b.c', generatedAt: new Date(), ip: null };
