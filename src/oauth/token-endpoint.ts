@@ -3,7 +3,7 @@ import type { Middleware } from 'koa';
 import { errors } from 'oidc-provider';
 import type { Deps } from '../deps.js';
 import { tokenRequestDuration, tokenRequests } from '../metrics.js';
-import { authenticateClient, checkClientAddress, takeAccessTokenAllowance, type Allowance } from '../tokens/index.js';
+import { AccessTokenAllowance, authenticateClient, checkClientAddress, type Allowance, type ClientRow } from '../tokens/index.js';
 import { parseClientCredentials, type ParsedCredentials } from './credentials.js';
 import { ClientAuthenticationFailed, RateLimited, renderOAuthError } from './errors.js';
 import type { TokenFastPath } from './fast-path.js';
@@ -56,12 +56,12 @@ const UNLIMITED: Allowance = Object.freeze({ allowed: true as const, release: as
 
 /**
  * SPEC "Network and rate limits per token": a client-credentials request of a token with `max_tokens_per_hour`
- * takes one from its hourly count (tokens.takeAccessTokenAllowance); other grants, and tokens without a limit, cost
+ * takes one from its hourly count (tokens.AccessTokenAllowance); other grants, and tokens without a limit, cost
  * nothing.
  */
-function hourlyAllowance(deps: Deps, grantType: unknown, token: Parameters<typeof takeAccessTokenAllowance>[1]): Promise<Allowance> | Allowance {
+function hourlyAllowance(allowance: AccessTokenAllowance, grantType: unknown, token: ClientRow): Promise<Allowance> | Allowance {
   if (token.max_tokens_per_hour === null || token.max_tokens_per_hour === undefined || grantType !== 'client_credentials') return UNLIMITED;
-  return takeAccessTokenAllowance(deps, token);
+  return allowance.take(token);
 }
 
 /**
@@ -76,6 +76,7 @@ function hourlyAllowance(deps: Deps, grantType: unknown, token: Parameters<typeo
  */
 export function tokenEndpoint(deps: Deps, current: () => CurrentProvider): Middleware {
   const { issuer } = deps.config;
+  const hourly = new AccessTokenAllowance(deps);
   return async (ctx) => {
     const started = process.hrtime.bigint();
     let path: 'fast' | 'provider' = 'provider';
@@ -94,7 +95,7 @@ export function tokenEndpoint(deps: Deps, current: () => CurrentProvider): Middl
       const scope = form.params.scope;
       if (form.params.grant_type === 'client_credentials' && typeof scope === 'string') checkScopeSyntax(scope);
 
-      const allowance = await hourlyAllowance(deps, form.params.grant_type, client.token);
+      const allowance = await hourlyAllowance(hourly, form.params.grant_type, client.token);
       if (!allowance.allowed) throw new RateLimited(allowance.retryAfterSeconds);
 
       const { callback, fastPath } = current();

@@ -55,7 +55,7 @@ export {
   type PresentedCredentials,
 } from './clients.js';
 export type { ClientRow } from './queries.js';
-export { checkClientAddress, countTokensLastHour, pruneIssuanceBuckets, takeAccessTokenAllowance, type Allowance } from './limits.js';
+export { AccessTokenAllowance, checkClientAddress, countTokensLastHour, pruneIssuanceBuckets, reservationSize, type Allowance } from './limits.js';
 export {
   addResourceServer,
   listResourceServers,

@@ -6,6 +6,7 @@ import { TestClock } from '../support/clock.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic, makeAdmin } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
+import { reservationSize } from '../../src/tokens/index.js';
 
 const MINUTE = 60_000;
 const INSIDE = '203.0.113.7';
@@ -195,11 +196,13 @@ pgSuite('the hourly limit across two instances on %s', (kind) => {
     await db?.drop();
   });
 
-  it('lets at most 5 % more than max_tokens_per_hour through when both hammer one token', async () => {
+  it.each([
+    ['one statement per request', 60],
+    ['reservations of 1 % per instance', 1000],
+  ])('lets at most 5 %% more than max_tokens_per_hour through when both hammer one token (%s)', async (_how, limit) => {
     const { generate } = await adminSession(a);
-    const limit = 60;
     const t = await generate({ max_tokens_per_hour: limit });
-    const total = 200;
+    const total = Math.round(limit * 1.2) + 50;
     let next = 0;
     const statuses: number[] = [];
     const worker = async (server: TestServer) => {
@@ -212,6 +215,7 @@ pgSuite('the hourly limit across two instances on %s', (kind) => {
     const ok = statuses.filter((s) => s === 200).length;
     expect(statuses.filter((s) => s !== 200 && s !== 429)).toEqual([]);
     expect(ok).toBeLessThanOrEqual(Math.floor(limit * 1.05));
-    expect(ok).toBeGreaterThanOrEqual(limit); // and the limit is not undercut
+    // Not undercut either, but for what each instance reserved and had not used (reservationSize: 1 % of the limit).
+    expect(ok).toBeGreaterThanOrEqual(limit - 2 * reservationSize(limit));
   });
 });
