@@ -82,13 +82,13 @@ const FREE: Allowance = Object.freeze({ allowed: true as const, release: async (
 
 /**
  * How many access tokens an instance reserves at once for a token with `limit` per hour: 1 (exact, one statement
- * per request) under 200 per hour, else 1 % of the limit, at most 50. A reservation is counted in the database
+ * per request) under 200 per hour, else 1 % of the limit, at most 200. A reservation is counted in the database
  * before any of it is used and is only used inside its minute, so the count never goes over the limit; what an
  * instance reserved and did not use is given back when it reserves again (until then the hour shows it as used,
  * so another instance near the limit may be refused up to that much early, and `tokens_last_hour` may show it).
  */
 export function reservationSize(limit: number): number {
-  return limit < 200 ? 1 : Math.min(50, Math.floor(limit / 100));
+  return limit < 200 ? 1 : Math.min(200, Math.floor(limit / 100));
 }
 
 interface Reservation {
