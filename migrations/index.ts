@@ -12,6 +12,7 @@ import * as m0061 from './0061_revoked_by_client.js';
 import * as m0070 from './0070_lifecycle.js';
 import * as m0080 from './0080_sender_constrained.js';
 import * as m0090 from './0090_secret_rotation.js';
+import * as m0100 from './0100_token_limits.js';
 
 export interface Migration {
   name: string;
@@ -32,4 +33,5 @@ export const migrations: readonly Migration[] = [
   { name: '0070_lifecycle', ...m0070 },
   { name: '0080_sender_constrained', ...m0080 },
   { name: '0090_secret_rotation', ...m0090 },
+  { name: '0100_token_limits', ...m0100 },
 ];

@@ -15,7 +15,7 @@ import { deliverDueMail, pruneSentMail } from './mail/delivery.js';
 import { createMailTransport } from './mail/transport.js';
 import { drainHttpServer } from './http/drain.js';
 import { createServer } from './server.js';
-import { enqueueExpiryNotices, expirePreviousSecrets, pruneOneTimeUses, pruneRevokedAccessTokens, revokeDormantTokens } from './tokens/index.js';
+import { enqueueExpiryNotices, expirePreviousSecrets, pruneIssuanceBuckets, pruneOneTimeUses, pruneRevokedAccessTokens, revokeDormantTokens } from './tokens/index.js';
 import type { OAuth } from './oauth/index.js';
 
 export interface Running {
@@ -130,7 +130,8 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
           run: async () =>
             (await pruneSessions(deps)) +
             (await pruneRevokedAccessTokens(deps.db.knex, deps.clock())) +
-            (await pruneOneTimeUses(deps.db.knex, new Date())),
+            (await pruneOneTimeUses(deps.db.knex, new Date())) +
+            (await pruneIssuanceBuckets(deps.db.knex, deps.clock())),
         },
         {
           name: 'deliver-mail',

@@ -8,6 +8,7 @@ export type AuditAction =
   | 'token.revoked'
   | 'token.leaked'
   | 'token.updated'
+  | 'token.denied_address'
   | 'policy.updated'
   | 'token.secret_rotated'
   | 'token.secret_retired'

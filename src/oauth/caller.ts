@@ -1,8 +1,8 @@
 import type { Context, Middleware } from 'koa';
 import { errors } from 'oidc-provider';
 import type { Deps } from '../deps.js';
-import { authenticateAssertion, authenticateClient, type AuthenticatedClient } from '../tokens/index.js';
-import { parseClientCredentials, type SecretCredentials } from './credentials.js';
+import { authenticateAssertion, authenticateClient, checkClientAddress, type AuthenticatedClient } from '../tokens/index.js';
+import { parseClientCredentials, type ParsedCredentials, type SecretCredentials } from './credentials.js';
 import { ClientAuthenticationFailed, renderOAuthError } from './errors.js';
 import { readForm } from './form.js';
 
@@ -47,6 +47,9 @@ export function callerEndpoint<T = never>(
           ? await authenticateAssertion(deps, presented, [issuer, `${issuer}${ctx.path}`, `${issuer}/token`])
           : await authenticateClient(deps, presented);
       if (!caller) throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
+      if (!(await checkClientAddress(deps, caller, ctx.ip))) {
+        throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
+      }
       if (repeated) throw new errors.InvalidRequest(`'${repeated}' parameter must not be provided twice`);
       const token = presentedToken;
       if (!token) throw new errors.InvalidRequest("missing required parameter 'token'");

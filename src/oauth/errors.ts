@@ -33,6 +33,18 @@ export class TemporarilyUnavailable extends errors.OIDCProviderError {
   }
 }
 
+/**
+ * 429 `rate_limited` with `Retry-After` (SPEC Part 2 "Network and rate limits per token"): the token has had its
+ * `max_tokens_per_hour` access tokens in the last rolling hour; one more is possible in `retryAfterSeconds`.
+ */
+export class RateLimited extends errors.OIDCProviderError {
+  constructor(readonly retryAfterSeconds: number) {
+    super(429, 'rate_limited');
+    this.error_description = `this token's hourly access-token limit is reached; retry in ${retryAfterSeconds} seconds`;
+    this.expose = true;
+  }
+}
+
 /** The one error body of the OAuth endpoints (oidc-provider's `errOut`): `{error, error_description?, scope?}`. */
 export function oauthErrorBody(err: unknown): { status: number; body: Record<string, string> } {
   if (isDatabaseUnavailable(err)) {
@@ -63,7 +75,7 @@ export function renderOAuthError(ctx: Context, err: unknown, issuer: string, log
   const { status, body } = oauthErrorBody(err);
   ctx.status = status;
   ctx.set('Cache-Control', 'no-store');
-  if (err instanceof TemporarilyUnavailable) ctx.set('Retry-After', String(err.retryAfterSeconds));
+  if (err instanceof TemporarilyUnavailable || err instanceof RateLimited) ctx.set('Retry-After', String(err.retryAfterSeconds));
   else if (isDatabaseUnavailable(err)) {
     ctx.set('Retry-After', String(OUTAGE_RETRY_AFTER_SECONDS));
     if (log) noteDatabaseOutage(log, err, ctx.path);

@@ -3,9 +3,9 @@ import type { Middleware } from 'koa';
 import { errors } from 'oidc-provider';
 import type { Deps } from '../deps.js';
 import { tokenRequestDuration, tokenRequests } from '../metrics.js';
-import { authenticateClient, findAssertionClient, type ClientRow } from '../tokens/index.js';
+import { AccessTokenAllowance, authenticateClient, checkClientAddress, findAssertionClient, type Allowance, type ClientRow } from '../tokens/index.js';
 import { parseClientCredentials, type ParsedCredentials } from './credentials.js';
-import { ClientAuthenticationFailed, renderOAuthError } from './errors.js';
+import { ClientAuthenticationFailed, RateLimited, renderOAuthError } from './errors.js';
 import type { TokenFastPath } from './fast-path.js';
 import { readForm } from './form.js';
 import { setAuthenticatedRow } from './provider.js';
@@ -52,6 +52,18 @@ function replay(original: IncomingMessage, body: Buffer, presented: ParsedCreden
   return req;
 }
 
+const UNLIMITED: Allowance = Object.freeze({ allowed: true as const, release: async () => undefined });
+
+/**
+ * SPEC "Network and rate limits per token": a client-credentials request of a token with `max_tokens_per_hour`
+ * takes one from its hourly count (tokens.AccessTokenAllowance); other grants, and tokens without a limit, cost
+ * nothing.
+ */
+function hourlyAllowance(allowance: AccessTokenAllowance, grantType: unknown, token: ClientRow): Promise<Allowance> | Allowance {
+  if (token.max_tokens_per_hour === null || token.max_tokens_per_hour === undefined || grantType !== 'client_credentials') return UNLIMITED;
+  return allowance.take(token);
+}
+
 /**
  * POST /token. The edge reads the form (form.ts) and authenticates the client (credentials.ts, then
  * tokens.authenticateClient) before anything else, so every endpoint has one rule: no client authentication is
@@ -67,6 +79,7 @@ function replay(original: IncomingMessage, body: Buffer, presented: ParsedCreden
  */
 export function tokenEndpoint(deps: Deps, current: () => CurrentProvider): Middleware {
   const { issuer } = deps.config;
+  const hourly = new AccessTokenAllowance(deps);
   return async (ctx) => {
     const started = process.hrtime.bigint();
     let path: 'fast' | 'provider' = 'provider';
@@ -79,11 +92,16 @@ export function tokenEndpoint(deps: Deps, current: () => CurrentProvider): Middl
       if (presented.method === 'private_key_jwt') {
         // RFC 7523: the row the assertion names; oidc-provider verifies the assertion with the row's keys.
         const named = await findAssertionClient(deps, presented.clientId);
-        if (!named) throw new ClientAuthenticationFailed('client authentication failed', false);
+        if (!named || !(await checkClientAddress(deps, { kind: 'token', clientId: presented.clientId, token: named }, ctx.ip))) {
+          throw new ClientAuthenticationFailed('client authentication failed', false);
+        }
         row = named;
       } else {
         const client = await authenticateClient(deps, presented);
-        if (!client) throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
+        // SPEC "Network and rate limits per token": outside allowed_ips is invalid_client, whatever the secret.
+        if (!client || !(await checkClientAddress(deps, client, ctx.ip))) {
+          throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
+        }
         if (client.kind === 'resource_server') {
           throw new errors.UnauthorizedClient('resource server credentials may only be used at the introspection endpoint');
         }
@@ -91,6 +109,9 @@ export function tokenEndpoint(deps: Deps, current: () => CurrentProvider): Middl
       }
       const scope = form.params.scope;
       if (form.params.grant_type === 'client_credentials' && typeof scope === 'string') checkScopeSyntax(scope);
+
+      const allowance = await hourlyAllowance(hourly, form.params.grant_type, row);
+      if (!allowance.allowed) throw new RateLimited(allowance.retryAfterSeconds);
 
       const { callback, fastPath } = current();
       // Never a client assertion on the fast path (it refuses them too: DPoP, private_key_jwt, require_dpop).
@@ -101,8 +122,12 @@ export function tokenEndpoint(deps: Deps, current: () => CurrentProvider): Middl
       const req = replay(ctx.req, form.raw, presented);
       setAuthenticatedRow(req, row);
       ctx.respond = false;
-      await callback(req, ctx.res);
-      outcome = providerOutcomes.get(req) ?? String(ctx.res.statusCode);
+      try {
+        await callback(req, ctx.res);
+      } finally {
+        outcome = providerOutcomes.get(req) ?? String(ctx.res.statusCode);
+        if (outcome !== 'ok') await allowance.release();
+      }
     } catch (err) {
       outcome = renderOAuthError(ctx, err, issuer, deps.log);
       if (ctx.status >= 500 && ctx.status !== 503) deps.log.error('token endpoint failed', { err, request_id: ctx.state.requestId });

@@ -168,7 +168,8 @@ export async function listTokenRows(db: Db, organisationId: string, f: TokenFilt
 export type ClientRow = Pick<
   TokenRow,
   'id' | 'organisation_id' | 'client_id' | 'secret_hash' | 'services' | 'expires_at' | 'auth_method' | 'jwks' | 'require_dpop'
-> & {
+> &
+  Partial<Pick<TokenRow, 'allowed_ips' | 'max_tokens_per_hour'>> & {
   /** The previous secret during a rotation's grace period (SPEC "Secret rotation with overlap"); absent/null when none. */
   prev_secret_hash?: string | null;
   prev_secret_expires_at?: Date | null;
@@ -185,13 +186,15 @@ const CLIENT_COLUMNS = [
   'require_dpop',
   'prev_secret_hash',
   'prev_secret_expires_at',
+  'allowed_ips',
+  'max_tokens_per_hour',
 ] as const;
 // Columns listed, never `*`: a prepared statement keeps the shape it was prepared with (a new shape, a new name).
 // Exported (with $1) for the bench's EXPLAIN.
 export const CLIENT_LOOKUP_SQL = `select ${CLIENT_COLUMNS.join(', ')} from tokens where client_id = any($1::text[])`;
 
 const lookupClient = sharedRead<string, ClientRow, Map<string, ClientRow>, ClientRow | undefined>({
-  name: 'sat_client_lookup_v3',
+  name: 'sat_client_lookup_v4',
   text: CLIENT_LOOKUP_SQL,
   max: 256,
   values: (ids) => [[...new Set(ids)]],
@@ -229,9 +232,9 @@ export interface IntrospectionRows {
 // One statement for everything an introspection request reads (exported for the bench's EXPLAIN): each part is a
 // unique-index lookup (tokens_client_id_uq, resource_servers_client_id_uq, revoked_access_tokens' primary key).
 export const INTROSPECTION_LOOKUP_SQL = [
-  `select 't' as kind, client_id as key, id, organisation_id, secret_hash, services, expires_at, auth_method, jwks, require_dpop, prev_secret_hash, prev_secret_expires_at, null::text as name from tokens where client_id = any($1::text[])`,
-  `select 'r', client_id, id, null, secret_hash, null, null, null, null, null, null, null, name from resource_servers where client_id = any($1::text[])`,
-  `select 'j', jti, null, null, null, null, null, null, null, null, null, null, null from revoked_access_tokens where jti = any($2::text[])`,
+  `select 't' as kind, client_id as key, id, organisation_id, secret_hash, services, expires_at, auth_method, jwks, require_dpop, prev_secret_hash, prev_secret_expires_at, null::text as name, allowed_ips, max_tokens_per_hour from tokens where client_id = any($1::text[])`,
+  `select 'r', client_id, id, null, secret_hash, null, null, null, null, null, null, null, name, null, null from resource_servers where client_id = any($1::text[])`,
+  `select 'j', jti, null, null, null, null, null, null, null, null, null, null, null, null, null from revoked_access_tokens where jti = any($2::text[])`,
 ].join(' union all ');
 
 interface IntrospectionRow {
@@ -249,10 +252,12 @@ interface IntrospectionRow {
   prev_secret_hash: string | null;
   prev_secret_expires_at: Date | null;
   name: string;
+  allowed_ips: string[] | null;
+  max_tokens_per_hour: number | null;
 }
 
 const lookupIntrospection = sharedRead<IntrospectionQuery, IntrospectionRow, Map<string, IntrospectionRow>, IntrospectionRows>({
-  name: 'sat_introspection_lookup_v3',
+  name: 'sat_introspection_lookup_v4',
   text: INTROSPECTION_LOOKUP_SQL,
   max: 128,
   values: (queries) => [
@@ -266,7 +271,7 @@ const lookupIntrospection = sharedRead<IntrospectionQuery, IntrospectionRow, Map
     for (const clientId of q.clientIds) {
       const t = byKey.get(`t:${clientId}`);
       if (t) {
-        const { id, organisation_id, secret_hash, services, expires_at, auth_method, jwks, require_dpop, prev_secret_hash, prev_secret_expires_at } = t;
+        const { id, organisation_id, secret_hash, services, expires_at, auth_method, jwks, require_dpop, prev_secret_hash, prev_secret_expires_at, allowed_ips, max_tokens_per_hour } = t;
         out.tokens.set(clientId, {
           id,
           organisation_id,
@@ -279,6 +284,8 @@ const lookupIntrospection = sharedRead<IntrospectionQuery, IntrospectionRow, Map
           require_dpop,
           prev_secret_hash,
           prev_secret_expires_at,
+          allowed_ips: allowed_ips ?? [],
+          max_tokens_per_hour,
         });
       }
       const r = byKey.get(`r:${clientId}`);

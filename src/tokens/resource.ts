@@ -36,6 +36,8 @@ export interface TokenResource {
    * as long as the token; `last4` the secret's last four characters (null for a secret made before rotation existed).
    */
   secrets?: SecretResource[];
+  /** Access tokens issued in the last rolling hour, counted for tokens with `max_tokens_per_hour` (else 0). */
+  tokens_last_hour: number;
 }
 
 export interface SecretResource {
@@ -104,7 +106,7 @@ export function isDormant(row: Pick<TokenRow, 'expires_at' | 'created_at' | 'las
 
 /** The only way a token row leaves the module. */
 export function toTokenResource(
-  row: TokenRow & { creator_email?: string | null },
+  row: TokenRow & { creator_email?: string | null; tokens_last_hour?: number },
   now: Date,
   rules: LifecycleRules = DEFAULT_LIFECYCLE_RULES,
 ): TokenResource {
@@ -128,5 +130,6 @@ export function toTokenResource(
     jwk_thumbprints: row.auth_method === 'private_key_jwt' ? rowJwks(row).map(jwkThumbprint) : null,
     require_dpop: row.require_dpop ?? false,
     secrets: secretsOf(row, now),
+    tokens_last_hour: row.tokens_last_hour ?? 0,
   };
 }

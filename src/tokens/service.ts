@@ -10,6 +10,7 @@ import { parseExpiry, resolveExpiry, withinLifetime } from './expiry.js';
 import * as q from './queries.js';
 import { toTokenResource, type LifecycleRules, type TokenResource } from './resource.js';
 import { parsePublicJwks, publicKeyFromText, type PublicJwks } from './jwks.js';
+import { countTokensLastHour } from './limits.js';
 import type { GenerateTokenInput, ListTokensInput, UpdateTokenCredentialsInput, UpdateTokenInput } from './schemas.js';
 
 /**
@@ -191,7 +192,9 @@ export async function getToken(deps: Deps, actor: Actor, id: string): Promise<To
   if (!isUuid(id)) throw notFound();
   const row = await q.findTokenById(deps.db.knex, actor.organisation_id, id);
   if (!row) throw notFound();
-  return toTokenResource(row, deps.clock(), lifecycleRules(deps));
+  const now = deps.clock();
+  const counts = await countTokensLastHour(deps.db.knex, [row.id], now);
+  return toTokenResource({ ...row, tokens_last_hour: counts.get(row.id) ?? 0 }, now, lifecycleRules(deps));
 }
 
 /**
@@ -275,8 +278,10 @@ export async function listTokens(deps: Deps, actor: Actor, input: ListTokensInpu
   ]);
   const items = rows.slice(0, limit);
   const last = items[items.length - 1];
+  const limited = items.filter((r) => r.max_tokens_per_hour !== null && r.max_tokens_per_hour !== undefined).map((r) => r.id);
+  const counts = await countTokensLastHour(db, limited, now);
   return {
-    items: items.map((r) => toTokenResource(r, now, lifecycleRules(deps))),
+    items: items.map((r) => toTokenResource({ ...r, tokens_last_hour: counts.get(r.id) ?? 0 }, now, lifecycleRules(deps))),
     next_cursor: rows.length > limit && last ? encodeCursor({ at: last.cursor_at, id: last.id }) : null,
     active_count: active,
     max_active: deps.config.maxActiveTokens,
@@ -381,7 +386,8 @@ export async function updateToken(
       return updated;
     });
     const creatorEmail = row.created_by ? ((await q.findAdminEmail(deps.db.knex, row.created_by)) ?? null) : null;
-    return toTokenResource({ ...row, creator_email: creatorEmail }, now, lifecycleRules(deps));
+    const counts = await countTokensLastHour(deps.db.knex, [row.id], now);
+    return toTokenResource({ ...row, creator_email: creatorEmail, tokens_last_hour: counts.get(row.id) ?? 0 }, now, lifecycleRules(deps));
   } catch (err) {
     if (input.name !== undefined && isUniqueViolation(err, 'tokens_org_name_uq')) throw nameTaken(input.name);
     throw err;

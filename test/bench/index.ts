@@ -544,6 +544,7 @@ async function main(): Promise<void> {
         ours: oursSmall,
         ...(baselineServer ? { baseline: baselineServer } : {}),
         credentials: seeded.known.credentials,
+        limitedCredentials: seeded.known.limited,
         ...(seeded.resourceServer ? { resourceServer: seeded.resourceServer } : {}),
         admin: { email: seeded.known.admin.email, password: seeded.known.admin.password },
         features: seeded.features,

@@ -22,7 +22,15 @@ export interface KnownSeed {
   /** Signs in to the admin API; its organisation holds `perOrg` of the credentials. */
   admin: BenchAdmin;
   organisations: number;
+  /**
+   * As many credentials again, in organisations of their own, each with an allowlist that holds the bench's
+   * loopback client and an hourly limit the load never reaches (phase 2c: the cost of both checks).
+   */
+  limited: Credential[];
 }
+
+/** Phase 2c's settings on the `limited` credentials. */
+export const BENCH_LIMITS = { allowed_ips: ['127.0.0.0/8', '::1'], max_tokens_per_hour: 1_000_000 };
 
 const DAY_MS = 86_400_000;
 const dateIn = (days: number) => new Date(Date.now() + days * DAY_MS).toISOString().slice(0, 10);
@@ -55,7 +63,22 @@ export async function seedKnown(deps: Deps, count: number, perOrg: number): Prom
       credentials.push({ client_id: t.client_id, client_secret: t.client_secret, token_id: t.id, organisation_id: r.organisation.id });
     }
   }
-  return { credentials, admin: admin as BenchAdmin, organisations: orgs };
+  const limited: Credential[] = [];
+  for (let o = 0; o < orgs; o++) {
+    const r = await addAdmin(deps.db.knex, { org: `bench-limited-${o + 1}`, email: `bench-limited-${o + 1}@example.com`, password: `bench-${randomBytes(9).toString('base64url')}` });
+    const actor: Actor = { id: r.admin.id, email: r.admin.email, organisation_id: r.organisation.id };
+    for (let i = 0; i < perOrg && limited.length < count; i++) {
+      const n = limited.length;
+      const t = await generateToken(deps, actor, {
+        name: `bench limited token ${n + 1}`,
+        services: services.filter((_s, k) => (n + k) % 3 !== 0 || k === 0),
+        expires_at: dateIn(30 + (n % 300)),
+        ...BENCH_LIMITS,
+      });
+      limited.push({ client_id: t.client_id, client_secret: t.client_secret, token_id: t.id, organisation_id: r.organisation.id });
+    }
+  }
+  return { credentials, admin: admin as BenchAdmin, organisations: orgs, limited };
 }
 
 /** Tokens to revoke in the admin measurement; the bench config lifts the active-token limit for them. */

@@ -98,6 +98,7 @@ describe('tokenGenerated', () => {
       auth_method: 'client_secret',
       jwk_thumbprints: null,
       require_dpop: false,
+      tokens_last_hour: 0,
     };
     const generated: GeneratedToken = { ...resource, client_secret: 'sats_this-must-never-be-mailed' };
     const facts = { catalogue, consoleUrl, generatedBy: 'a@b.c', generatedAt: new Date(), ip: null };

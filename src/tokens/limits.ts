@@ -1,0 +1,229 @@
+// SPEC Part 2 "Network and rate limits per token": the enforcement of `allowed_ips` and `max_tokens_per_hour`.
+import { recordAudit } from '../audit/index.js';
+import type { Db } from '../db/index.js';
+import type { Deps } from '../deps.js';
+import type { AuthenticatedClient } from './clients.js';
+import { isAddressAllowed } from './networks.js';
+import type { ClientRow } from './queries.js';
+
+const MINUTE_MS = 60_000;
+const HOUR_MS = 60 * MINUTE_MS;
+/** At most one `token.denied_address` event per token per this interval (SPEC). */
+const DENIED_AUDIT_INTERVAL_MS = MINUTE_MS;
+
+/**
+ * The address check after client authentication, at the token endpoint (before its fast path), introspection and
+ * revocation: true when the caller may go on. A resource server, or a token with an empty `allowed_ips`, passes
+ * without any work. A token called from `address` (koa's ctx.ip, which follows TRUST_PROXY) outside its
+ * allowlist is refused, whatever its secret: the caller answers 401 `invalid_client` (RFC 6749 §5.2), and the
+ * organisation's audit log gets `token.denied_address` with the address, at most once per token per minute across
+ * instances (a conditional update of `tokens.denied_address_audit_at` decides which request writes it).
+ */
+export async function checkClientAddress(deps: Deps, client: AuthenticatedClient, address: string): Promise<boolean> {
+  if (client.kind !== 'token') return true;
+  const networks = client.token.allowed_ips;
+  if (!networks || networks.length === 0 || isAddressAllowed(address, networks)) return true;
+  await auditDeniedAddress(deps, client.token, address);
+  return false;
+}
+
+async function auditDeniedAddress(deps: Deps, token: ClientRow, address: string): Promise<void> {
+  const now = deps.clock();
+  const since = new Date(now.getTime() - DENIED_AUDIT_INTERVAL_MS);
+  await deps.db.knex.transaction(async (trx) => {
+    const claimed = await trx('tokens')
+      .where({ id: token.id })
+      .andWhere((w) => w.whereNull('denied_address_audit_at').orWhere('denied_address_audit_at', '<=', since))
+      .update({ denied_address_audit_at: now })
+      .returning(['id', 'name']);
+    const row = (claimed as Array<{ id: string; name: string }>)[0];
+    if (!row) return;
+    await recordAudit(trx, {
+      organisation_id: token.organisation_id,
+      actor_id: null,
+      actor_email: token.client_id,
+      action: 'token.denied_address',
+      token_id: token.id,
+      token_name: row.name,
+      client_id: token.client_id,
+      ip: address,
+      created_at: now,
+      details: { address },
+    });
+  });
+}
+
+/** The start of the minute bucket `at` falls in. */
+function minuteOf(at: Date): Date {
+  return new Date(Math.floor(at.getTime() / MINUTE_MS) * MINUTE_MS);
+}
+
+/** The first bucket still inside the rolling hour that ends in the bucket of `now` (60 buckets in all). */
+function windowStart(now: Date): Date {
+  return new Date(minuteOf(now).getTime() - HOUR_MS + MINUTE_MS);
+}
+
+// One statement, one round trip: adds `n` to the current minute's bucket (its row lock orders concurrent requests
+// for the token on every instance, and `returning` gives the count after the other requests' increments), and adds
+// the older buckets of the hour, which no one changes any more.
+const TAKE_SQL = `with up as (
+  insert into token_issuance_buckets as b (token_id, minute, count) values (?, ?, ?)
+  on conflict (token_id, minute) do update set count = b.count + excluded.count
+  returning count
+)
+select (select count from up)::int + coalesce((
+  select sum(count) from token_issuance_buckets where token_id = ? and minute >= ? and minute < ?
+), 0)::int as total`;
+
+/** What the hourly limit says about one more access token. */
+export type Allowance = { allowed: true; release: () => Promise<void> } | { allowed: false; retryAfterSeconds: number };
+
+const FREE: Allowance = Object.freeze({ allowed: true as const, release: async () => undefined });
+
+/**
+ * How many access tokens an instance reserves at once for a token with `limit` per hour: 1 (exact, one statement
+ * per request) under 200 per hour, else 1 % of the limit, at most 200. A reservation is counted in the database
+ * before any of it is used and is only used inside its minute, so the count never goes over the limit; what an
+ * instance reserved and did not use is given back when it reserves again (until then the hour shows it as used,
+ * so another instance near the limit may be refused up to that much early, and `tokens_last_hour` may show it).
+ */
+export function reservationSize(limit: number): number {
+  return limit < 200 ? 1 : Math.min(200, Math.floor(limit / 100));
+}
+
+interface Reservation {
+  minute: number;
+  reserved: number;
+  used: number;
+}
+
+/**
+ * The hourly limit of SPEC "Network and rate limits per token", one per server instance (it keeps the instance's
+ * reservations). `take(row)`: one access token of the token's `max_tokens_per_hour` (null: no limit, no work, no
+ * database access). The count lives in the database (PostgreSQL or the embedded one), in per-minute buckets, so it
+ * holds across instances: an increment and the hour's sum are one atomic statement. Past the limit the increment
+ * is taken back and the answer says in how many seconds (at least 1) enough of the hour's buckets have aged out
+ * for one more. `release` gives the token back when the request did not end in an access token after all.
+ */
+export class AccessTokenAllowance {
+  private readonly reservations = new Map<string, Reservation>();
+  private readonly pending = new Map<string, Promise<void>>();
+
+  constructor(private readonly deps: Pick<Deps, 'db' | 'clock'>) {}
+
+  async take(token: ClientRow): Promise<Allowance> {
+    const limit = token.max_tokens_per_hour;
+    if (limit === null || limit === undefined) return FREE;
+    const size = reservationSize(limit);
+    if (size === 1) return takeExactly(this.deps, token.id, limit, 1);
+    for (;;) {
+      const minute = minuteOf(this.deps.clock()).getTime();
+      const r = this.reservations.get(token.id);
+      if (r && r.minute === minute && r.used < r.reserved) {
+        r.used++;
+        return { allowed: true, release: async () => this.giveBackOne(token.id, r) };
+      }
+      const inFlight = this.pending.get(token.id);
+      if (inFlight) {
+        await inFlight;
+        continue;
+      }
+      let answer: Allowance | undefined;
+      const work = this.reserve(token.id, limit, size, r).then((a) => {
+        answer = a;
+      });
+      this.pending.set(token.id, work);
+      try {
+        await work;
+      } finally {
+        this.pending.delete(token.id);
+      }
+      if (answer) return answer;
+    }
+  }
+
+  /** Gives back what the last reservation left unused, reserves `size` (or, near the limit, exactly one). */
+  private async reserve(tokenId: string, limit: number, size: number, last: Reservation | undefined): Promise<Allowance | undefined> {
+    this.reservations.delete(tokenId);
+    if (last && last.reserved > last.used) await giveBack(this.deps.db.knex, tokenId, new Date(last.minute), last.reserved - last.used);
+    if (this.reservations.size > 10_000) this.sweep();
+    const now = this.deps.clock();
+    const minute = minuteOf(now);
+    const total = await addToBucket(this.deps.db.knex, tokenId, now, size);
+    if (total <= limit) {
+      this.reservations.set(tokenId, { minute: minute.getTime(), reserved: size, used: 0 });
+      return undefined; // the caller takes one from it
+    }
+    await giveBack(this.deps.db.knex, tokenId, minute, size);
+    return takeExactly(this.deps, tokenId, limit, 1);
+  }
+
+  private async giveBackOne(tokenId: string, r: Reservation): Promise<void> {
+    if (this.reservations.get(tokenId) === r && r.used > 0) r.used--;
+    else await giveBack(this.deps.db.knex, tokenId, new Date(r.minute), 1);
+  }
+
+  /** Forgets reservations of past minutes (their unused part stays counted until it leaves the hour). */
+  private sweep(): void {
+    const minute = minuteOf(this.deps.clock()).getTime();
+    for (const [id, r] of this.reservations) if (r.minute !== minute) this.reservations.delete(id);
+  }
+}
+
+async function addToBucket(db: Db, tokenId: string, now: Date, n: number): Promise<number> {
+  const minute = minuteOf(now);
+  const result = await db.raw(TAKE_SQL, [tokenId, minute, n, tokenId, windowStart(now), minute]);
+  return Number((result.rows as Array<{ total: number }>)[0]?.total ?? 0);
+}
+
+/** The exact path: `n` (1) access tokens counted in the database by one statement, or refused. */
+async function takeExactly(deps: Pick<Deps, 'db' | 'clock'>, tokenId: string, limit: number, n: number): Promise<Allowance> {
+  const db = deps.db.knex;
+  const now = deps.clock();
+  const minute = minuteOf(now);
+  const total = await addToBucket(db, tokenId, now, n);
+  const release = () => giveBack(db, tokenId, minute, n);
+  if (total <= limit) return { allowed: true, release };
+  await release();
+  return { allowed: false, retryAfterSeconds: await secondsUntilAllowed(db, tokenId, limit, now) };
+}
+
+async function giveBack(db: Db, tokenId: string, minute: Date, n: number): Promise<void> {
+  await db('token_issuance_buckets').where({ token_id: tokenId, minute }).decrement('count', n);
+}
+
+/** Seconds from `now` until the rolling hour holds fewer than `limit` access tokens of the token. */
+async function secondsUntilAllowed(db: Db, tokenId: string, limit: number, now: Date): Promise<number> {
+  const buckets = (await db('token_issuance_buckets')
+    .select('minute', 'count')
+    .where({ token_id: tokenId })
+    .andWhere('minute', '>=', windowStart(now))
+    .orderBy('minute', 'asc')) as Array<{ minute: Date; count: number }>;
+  let total = buckets.reduce((n, b) => n + Number(b.count), 0);
+  for (const b of buckets) {
+    total -= Number(b.count);
+    if (total < limit) {
+      // The bucket leaves the window when the window's start passes it: one hour after its minute began.
+      const leavesAt = new Date(b.minute).getTime() + HOUR_MS;
+      return Math.max(1, Math.ceil((leavesAt - now.getTime()) / 1000));
+    }
+  }
+  return 1;
+}
+
+/** Access tokens issued in the rolling hour (SPEC `tokens_last_hour`), by token ID, for tokens with a count. */
+export async function countTokensLastHour(db: Db, tokenIds: readonly string[], now: Date): Promise<Map<string, number>> {
+  if (tokenIds.length === 0) return new Map();
+  const rows = (await db('token_issuance_buckets')
+    .select('token_id')
+    .sum({ n: 'count' })
+    .whereIn('token_id', [...tokenIds])
+    .andWhere('minute', '>=', windowStart(now))
+    .groupBy('token_id')) as Array<{ token_id: string; n: string | number }>;
+  return new Map(rows.map((r) => [r.token_id, Number(r.n)]));
+}
+
+/** The prune job: deletes buckets that left the rolling hour. Returns how many. */
+export function pruneIssuanceBuckets(db: Db, now: Date): Promise<number> {
+  return db('token_issuance_buckets').where('minute', '<', windowStart(now)).delete();
+}

@@ -1,0 +1,221 @@
+// SPEC "Network and rate limits per token", enforcement: `allowed_ips` at the token endpoint, introspection and
+// revocation (invalid_client, the rate-limited `token.denied_address` audit event), `max_tokens_per_hour` (429 +
+// Retry-After, the rolling hour, `tokens_last_hour`), and the hourly count across two instances on PostgreSQL.
+import { call, signIn, tokenBody } from '../support/admin-api.js';
+import { TestClock } from '../support/clock.js';
+import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { basic, makeAdmin } from '../support/fixtures.js';
+import { startServer, type TestServer } from '../support/server.js';
+import { reservationSize } from '../../src/tokens/index.js';
+
+const MINUTE = 60_000;
+const INSIDE = '203.0.113.7';
+const OUTSIDE = '198.51.100.1';
+
+interface Generated {
+  id: string;
+  client_id: string;
+  client_secret: string;
+}
+
+const post = (url: string, path: string, fields: Record<string, string>, headers: Record<string, string> = {}) =>
+  fetch(`${url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    body: new URLSearchParams(fields).toString(),
+  });
+
+/** A client-credentials request of `t` from `from` (X-Forwarded-For, TRUST_PROXY on). */
+async function tokenRequest(url: string, t: Generated, from: string, fields: Record<string, string> = {}, secret = t.client_secret) {
+  const res = await post(url, '/token', { grant_type: 'client_credentials', ...fields }, { authorization: basic(t.client_id, secret), 'x-forwarded-for': from });
+  return { status: res.status, headers: res.headers, body: (await res.json()) as Record<string, unknown> };
+}
+
+async function adminSession(server: TestServer) {
+  const admin = await makeAdmin(server.deps);
+  const s = await signIn(server, admin.email, admin.password);
+  const api = (method: string, path: string, json?: unknown) => call(server, method, path, { token: s.token, ...(json === undefined ? {} : { json }) });
+  const generate = async (overrides: Record<string, unknown> = {}): Promise<Generated> => {
+    const res = await api('POST', '/tokens', tokenBody(overrides));
+    expect(res.status).toBe(201);
+    return res.body as Generated;
+  };
+  return { admin, api, generate };
+}
+
+describe.each(testDatabases())('per-token network and rate limits on %s', (kind) => {
+  let db: TestDb;
+  let server: TestServer;
+  const clock = new TestClock();
+
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+    server = await startServer(db, { TRUST_PROXY: 'true' }, { clock, jobs: 'manual' });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await db?.drop();
+  });
+  afterEach(() => {
+    clock.resume();
+  });
+
+  const deniedEvents = (tokenId: string) =>
+    server.deps.db.knex('audit_events').where({ token_id: tokenId, action: 'token.denied_address' }).orderBy('created_at', 'asc');
+
+  it('refuses a token request from outside allowed_ips with invalid_client, whatever the secret; inside is served', async () => {
+    const { generate } = await adminSession(server);
+    const t = await generate({ allowed_ips: ['203.0.113.0/24', '2001:db8::/32'] });
+    expect((await tokenRequest(server.url, t, INSIDE)).status).toBe(200);
+    expect((await tokenRequest(server.url, t, '2001:db8::5')).status).toBe(200);
+
+    const outside = await tokenRequest(server.url, t, OUTSIDE);
+    expect(outside.status).toBe(401);
+    expect(outside.body.error).toBe('invalid_client');
+    const wrongSecret = await tokenRequest(server.url, t, OUTSIDE, {}, `${t.client_secret.slice(0, -1)}x`);
+    expect(wrongSecret.status).toBe(401);
+    expect(wrongSecret.body).toEqual(outside.body); // nothing tells the two apart
+    // Not through the provider's path either (a parameter the fast path leaves to oidc-provider).
+    const slow = await tokenRequest(server.url, t, OUTSIDE, { resource: 'https://example.com/api' });
+    expect(slow.status).toBe(401);
+    expect(slow.body.error).toBe('invalid_client');
+
+    // A token without an allowlist is served from anywhere.
+    const open = await generate();
+    expect((await tokenRequest(server.url, open, OUTSIDE)).status).toBe(200);
+  });
+
+  it('refuses introspection and revocation callers from outside allowed_ips', async () => {
+    const { generate } = await adminSession(server);
+    const caller = await generate({ allowed_ips: ['203.0.113.0/24'] });
+    const subject = await generate();
+    const jwt = (await tokenRequest(server.url, subject, OUTSIDE)).body.access_token as string;
+    const as = (from: string) => ({ authorization: basic(caller.client_id, caller.client_secret), 'x-forwarded-for': from });
+
+    const denied = await post(server.url, '/token/introspection', { token: jwt }, as(OUTSIDE));
+    expect(denied.status).toBe(401);
+    expect(((await denied.json()) as { error: string }).error).toBe('invalid_client');
+    const allowed = await post(server.url, '/token/introspection', { token: jwt }, as(INSIDE));
+    expect(allowed.status).toBe(200);
+    expect(((await allowed.json()) as { active: boolean }).active).toBe(true);
+
+    const refused = await post(server.url, '/token/revocation', { token: jwt }, as(OUTSIDE));
+    expect(refused.status).toBe(401);
+    expect(((await refused.json()) as { error: string }).error).toBe('invalid_client');
+    const stillActive = await post(server.url, '/token/introspection', { token: jwt }, as(INSIDE));
+    expect(((await stillActive.json()) as { active: boolean }).active).toBe(true);
+  });
+
+  it('records token.denied_address with the address, at most once per token per minute', async () => {
+    const { generate, api } = await adminSession(server);
+    const t = await generate({ allowed_ips: ['203.0.113.0/24'] });
+    clock.set(Date.now());
+    for (let i = 0; i < 3; i++) expect((await tokenRequest(server.url, t, OUTSIDE)).status).toBe(401);
+    expect((await post(server.url, '/token/introspection', { token: 'x' }, { authorization: basic(t.client_id, t.client_secret), 'x-forwarded-for': '192.0.2.9' })).status).toBe(401);
+    let events = await deniedEvents(t.id);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ ip: OUTSIDE, client_id: t.client_id, actor_id: null });
+
+    clock.advance(59_000);
+    expect((await tokenRequest(server.url, t, OUTSIDE)).status).toBe(401);
+    expect(await deniedEvents(t.id)).toHaveLength(1);
+
+    clock.advance(2_000);
+    expect((await tokenRequest(server.url, t, '192.0.2.9')).status).toBe(401);
+    events = await deniedEvents(t.id);
+    expect(events).toHaveLength(2);
+    expect(events[1]!.ip).toBe('192.0.2.9');
+
+    // The administrators see it in the organisation's audit log, with the address.
+    const audit = await api('GET', '/audit');
+    expect(audit.status).toBe(200);
+    const listed = (audit.body.items as Array<{ action: string; ip: string; token_id: string }>).filter((e) => e.action === 'token.denied_address' && e.token_id === t.id);
+    expect(listed.map((e) => e.ip).sort()).toEqual(['192.0.2.9', OUTSIDE].sort());
+  });
+
+  it('answers 429 rate_limited with Retry-After past max_tokens_per_hour, and serves again when the hour rolls', async () => {
+    const { generate, api } = await adminSession(server);
+    const start = Math.floor(Date.now() / MINUTE) * MINUTE + 10_000; // 10 s into a minute
+    clock.set(start);
+    const t = await generate({ max_tokens_per_hour: 3 });
+    for (let i = 0; i < 2; i++) expect((await tokenRequest(server.url, t, OUTSIDE)).status).toBe(200);
+    // A request that ends in an error does not count.
+    expect((await tokenRequest(server.url, t, OUTSIDE, { scope: 'no-such-service' })).status).toBe(400);
+    expect((await tokenRequest(server.url, t, OUTSIDE)).status).toBe(200);
+
+    const limited = await tokenRequest(server.url, t, OUTSIDE);
+    expect(limited.status).toBe(429);
+    expect(limited.body.error).toBe('rate_limited');
+    expect(typeof limited.body.error_description).toBe('string');
+    expect(limited.headers.get('retry-after')).toBe(String(3600 - 10));
+    expect((await api('GET', `/tokens/${t.id}`)).body).toMatchObject({ max_tokens_per_hour: 3, tokens_last_hour: 3 });
+
+    clock.advance(30 * MINUTE);
+    const later = await tokenRequest(server.url, t, OUTSIDE);
+    expect(later.status).toBe(429);
+    expect(later.headers.get('retry-after')).toBe(String(1800 - 10));
+
+    clock.advance((1800 - 10) * 1000); // the first minute's access tokens leave the rolling hour
+    expect((await tokenRequest(server.url, t, OUTSIDE)).status).toBe(200);
+    const page = await api('GET', '/tokens?limit=100');
+    expect((page.body.items as Array<{ id: string; tokens_last_hour: number }>).find((i) => i.id === t.id)?.tokens_last_hour).toBe(1);
+
+    // The prune job deletes the buckets that left the hour; the count stays right.
+    await server.runJob('prune-expired');
+    const buckets = server.deps.db.knex('token_issuance_buckets').where({ token_id: t.id });
+    expect(await buckets.clone().where('minute', '<=', new Date(start)).count({ n: '*' })).toEqual([{ n: 0 }]);
+    expect(await buckets.clone().sum({ n: 'count' })).toEqual([{ n: 1 }]);
+    expect((await api('GET', `/tokens/${t.id}`)).body.tokens_last_hour).toBe(1);
+  });
+
+  it('shows tokens_last_hour 0 for a token without a limit', async () => {
+    const { generate, api } = await adminSession(server);
+    const t = await generate();
+    expect((await tokenRequest(server.url, t, OUTSIDE)).status).toBe(200);
+    expect((await api('GET', `/tokens/${t.id}`)).body).toMatchObject({ max_tokens_per_hour: null, tokens_last_hour: 0 });
+  });
+});
+
+const pg = testDatabases().filter((k) => k === 'postgres');
+const pgSuite = pg.length ? describe.each(pg) : describe.skip.each(['postgres' as const]);
+
+pgSuite('the hourly limit across two instances on %s', (kind) => {
+  let db: TestDb;
+  let a: TestServer;
+  let b: TestServer;
+  const clock = new TestClock(Date.now());
+
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+    a = await startServer(db, { TRUST_PROXY: 'true' }, { clock, jobs: 'manual' });
+    b = await startServer(db, { TRUST_PROXY: 'true' }, { clock, jobs: 'manual' });
+  });
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await db?.drop();
+  });
+
+  it.each([
+    ['one statement per request', 60],
+    ['reservations of 1 % per instance', 1000],
+  ])('lets at most 5 %% more than max_tokens_per_hour through when both hammer one token (%s)', async (_how, limit) => {
+    const { generate } = await adminSession(a);
+    const t = await generate({ max_tokens_per_hour: limit });
+    const total = Math.round(limit * 1.2) + 50;
+    let next = 0;
+    const statuses: number[] = [];
+    const worker = async (server: TestServer) => {
+      while (next < total) {
+        next++;
+        statuses.push((await tokenRequest(server.url, t, OUTSIDE)).status);
+      }
+    };
+    await Promise.all([a, b, a, b, a, b, a, b, a, b, a, b].map(worker));
+    const ok = statuses.filter((s) => s === 200).length;
+    expect(statuses.filter((s) => s !== 200 && s !== 429)).toEqual([]);
+    expect(ok).toBeLessThanOrEqual(Math.floor(limit * 1.05));
+    // Not undercut either, but for what each instance reserved and had not used (reservationSize: 1 % of the limit).
+    expect(ok).toBeGreaterThanOrEqual(limit - 2 * reservationSize(limit));
+  });
+});
