@@ -73,6 +73,7 @@ describe.each(testDatabases())('admin token API on %s', (kind) => {
         jwk_thumbprints: null,
         require_dpop: false,
         secrets: [{ id: expect.stringMatching(/^[0-9a-f-]{36}$/), created_at: res.body.created_at, expires_at: null, last_used_at: null, last4: res.body.client_secret.slice(-4) }],
+        tokens_last_hour: 0,
       });
       expect(Math.abs(Date.parse(res.body.created_at) - Date.now())).toBeLessThan(10_000);
       const ex = await exchange(res.body.client_id, res.body.client_secret);
