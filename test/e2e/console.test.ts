@@ -4,13 +4,13 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { packageRoot } from '../../src/config/index.js';
+import { launchChromium, newWatchedContext, until, type Watch } from '../support/browser.js';
 import { createTestDb, type TestDb } from '../support/db.js';
 import { basic } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ADMIN = { email: 'first-admin@example.com', password: 'first-admin-password' };
 const XSS_NAME = '<img src=x onerror=alert(1)>';
 const DAY_MS = 86_400_000;
@@ -43,63 +43,6 @@ declare const history: { length: number };
 declare const localStorage: PageStorage;
 declare const sessionStorage: PageStorage;
 declare const navigator: { clipboard: { readText(): Promise<string> } };
-
-interface Watch {
-  problems: string[];
-  requests: string[];
-}
-
-/** Records every request, and anything that must never happen: dialogs (alert), page errors, CSP violations. */
-function watch(page: Page, w: Watch): void {
-  page.on('request', (req) => w.requests.push(req.url()));
-  page.on('dialog', (dialog) => {
-    w.problems.push(`dialog ${dialog.type()}: ${dialog.message()}`);
-    void dialog.dismiss();
-  });
-  page.on('pageerror', (err) => w.problems.push(`page error: ${err.message}`));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' && /content security policy|trusted ?type|refused to|csp violation|unhandled rejection/i.test(msg.text())) {
-      w.problems.push(`console: ${msg.text()}`);
-    }
-  });
-}
-
-async function newContext(browser: Browser, w: Watch): Promise<BrowserContext> {
-  const context = await browser.newContext({
-    viewport: { width: 1280, height: 860 },
-    locale: 'en-GB',
-    timezoneId: 'UTC',
-    permissions: ['clipboard-read', 'clipboard-write'],
-  });
-  // Nothing may go anywhere but the server under test; anything else is recorded (by watch) and refused.
-  await context.route('**/*', (route) => {
-    const url = new URL(route.request().url());
-    return url.hostname === '127.0.0.1' ? route.continue() : route.abort();
-  });
-  // Make CSP (and Trusted Types) violations and unhandled rejections loud: they land in the console, watched above.
-  await context.addInitScript(() => {
-    const g = globalThis as unknown as {
-      addEventListener(type: string, fn: (e: { violatedDirective?: string; blockedURI?: string; reason?: unknown }) => void): void;
-      console: { error(...args: unknown[]): void };
-    };
-    g.addEventListener('securitypolicyviolation', (e) => g.console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`));
-    g.addEventListener('unhandledrejection', (e) => g.console.error(`unhandled rejection: ${String(e.reason)}`));
-  });
-  context.on('page', (page) => watch(page, w));
-  return context;
-}
-
-/** Polls `read` until `ok` holds; fails with the last value seen. */
-async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, what: string, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: T = await read();
-  while (!ok(last)) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 100));
-    last = await read();
-  }
-  return last;
-}
 
 const text = (page: Page, selector: string) => page.locator(selector).innerText();
 
@@ -179,16 +122,10 @@ describe('admin console (Chromium)', () => {
   let payroll: { client_id: string; secret: string };
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium); no browser is downloaded`);
-    }
     [db, limitDb] = await Promise.all([createTestDb('embedded'), createTestDb('embedded')]);
     [server, limitServer] = await Promise.all([startServer(db), startServer(limitDb, { MAX_ACTIVE_TOKENS: '2' })]);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
-    context = await newContext(browser, w);
+    browser = await launchChromium();
+    context = await newWatchedContext(browser, w, { permissions: ['clipboard-read', 'clipboard-write'] });
     page = await context.newPage();
   });
 
@@ -536,7 +473,7 @@ describe('admin console (Chromium)', () => {
 
   it('explains the limit and disables Generate at it', async () => {
     // Its own browser context: cookies are per host, not per port, so the two servers' sessions must not share a jar.
-    const limitContext = await newContext(browser, w);
+    const limitContext = await newWatchedContext(browser, w, { permissions: ['clipboard-read', 'clipboard-write'] });
     const limitPage = await limitContext.newPage();
     await signIn(limitPage, limitServer.url);
     const limitBearer = await apiLogin(limitServer.url);

@@ -35,9 +35,17 @@ export function watch(page: Page, w: Watch): void {
   });
 }
 
-/** A fresh browser context (own cookies) whose pages are watched and may reach nothing but 127.0.0.1. */
-export async function newWatchedContext(browser: Browser, w: Watch): Promise<BrowserContext> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, locale: 'en-GB', timezoneId: 'UTC' });
+/**
+ * A fresh browser context (own cookies) whose pages are watched and may reach nothing but 127.0.0.1.
+ * `permissions`: browser permissions to grant (e.g. the clipboard for the copy buttons).
+ */
+export async function newWatchedContext(browser: Browser, w: Watch, options: { permissions?: string[] } = {}): Promise<BrowserContext> {
+  const context = await browser.newContext({
+    viewport: { width: 1280, height: 860 },
+    locale: 'en-GB',
+    timezoneId: 'UTC',
+    ...(options.permissions ? { permissions: options.permissions } : {}),
+  });
   await context.route('**/*', (route) => {
     const url = new URL(route.request().url());
     return url.hostname === '127.0.0.1' ? route.continue() : route.abort();
