@@ -83,18 +83,31 @@ const FREE: Allowance = Object.freeze({ allowed: true as const, release: async (
 /**
  * How many access tokens an instance reserves at once for a token with `limit` per hour: 1 (exact, one statement
  * per request) under 200 per hour, else 1 % of the limit, at most 200. A reservation is counted in the database
- * before any of it is used and is only used inside its minute, so the count never goes over the limit; what an
- * instance reserved and did not use is given back when it reserves again (until then the hour shows it as used,
- * so another instance near the limit may be refused up to that much early, and `tokens_last_hour` may show it).
+ * before any of it is used and is only used inside its minute, so the count never goes over the limit. When half
+ * of a reservation is used, the instance reserves the next one in the background (so requests do not wait for that
+ * statement); what an instance reserved and did not use is given back when it reserves again in a later minute
+ * (until then the hour shows it as used, so another instance near the limit may be refused up to
+ * `unusedReservationBound(limit)` early, and `tokens_last_hour` may show it).
  */
 export function reservationSize(limit: number): number {
   return limit < 200 ? 1 : Math.min(200, Math.floor(limit / 100));
+}
+
+/** The most one instance may hold reserved and unused for a token with `limit` per hour: half a reservation, plus
+ * the next one reserved ahead (0 on the exact path). */
+export function unusedReservationBound(limit: number): number {
+  const size = reservationSize(limit);
+  return size === 1 ? 0 : size + Math.ceil(size / 2);
 }
 
 interface Reservation {
   minute: number;
   reserved: number;
   used: number;
+  /** The next reservation is being counted in the database (at most one at a time). */
+  extending: boolean;
+  /** The limit refused a reservation ahead this minute: use what is left, then count one by one. */
+  full: boolean;
 }
 
 /**
@@ -121,6 +134,7 @@ export class AccessTokenAllowance {
       const r = this.reservations.get(token.id);
       if (r && r.minute === minute && r.used < r.reserved) {
         r.used++;
+        if (!r.extending && !r.full && r.reserved - r.used <= size / 2) this.extend(token.id, limit, size, r);
         return { allowed: true, release: async () => this.giveBackOne(token.id, r) };
       }
       const inFlight = this.pending.get(token.id);
@@ -151,11 +165,38 @@ export class AccessTokenAllowance {
     const minute = minuteOf(now);
     const total = await addToBucket(this.deps.db.knex, tokenId, now, size);
     if (total <= limit) {
-      this.reservations.set(tokenId, { minute: minute.getTime(), reserved: size, used: 0 });
+      this.reservations.set(tokenId, { minute: minute.getTime(), reserved: size, used: 0, extending: false, full: false });
       return undefined; // the caller takes one from it
     }
     await giveBack(this.deps.db.knex, tokenId, minute, size);
     return takeExactly(this.deps, tokenId, limit, 1);
+  }
+
+  /**
+   * Reserves the next `size` for `r` in the background, while requests still use what is left of it: counted in
+   * the database first, then added to `r` if it is still this instance's reservation for that minute; given back
+   * otherwise, and when it would go over the limit (then `r` is used up and the token is counted one by one).
+   * A failed statement leaves `r` as it was (the next request that finds it used up reserves in the foreground).
+   */
+  private extend(tokenId: string, limit: number, size: number, r: Reservation): void {
+    const now = this.deps.clock();
+    if (minuteOf(now).getTime() !== r.minute) return;
+    r.extending = true;
+    const db = this.deps.db.knex;
+    const minute = new Date(r.minute);
+    addToBucket(db, tokenId, now, size)
+      .then(async (total) => {
+        if (total <= limit && this.reservations.get(tokenId) === r && minuteOf(this.deps.clock()).getTime() === r.minute) {
+          r.reserved += size;
+          return;
+        }
+        if (total > limit) r.full = true;
+        await giveBack(db, tokenId, minute, size);
+      })
+      .catch(() => undefined) // nothing counted, or the count stays too high until the hour passes: never too low
+      .finally(() => {
+        r.extending = false;
+      });
   }
 
   private async giveBackOne(tokenId: string, r: Reservation): Promise<void> {

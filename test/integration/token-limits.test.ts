@@ -6,7 +6,7 @@ import { TestClock } from '../support/clock.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic, makeAdmin } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
-import { reservationSize } from '../../src/tokens/index.js';
+import { reservationSize, unusedReservationBound } from '../../src/tokens/index.js';
 
 const MINUTE = 60_000;
 const INSIDE = '203.0.113.7';
@@ -168,6 +168,40 @@ describe.each(testDatabases())('per-token network and rate limits on %s', (kind)
     expect((await api('GET', `/tokens/${t.id}`)).body.tokens_last_hour).toBe(1);
   });
 
+  it('reserves the next batch while half of the current one is left, and gives back what a past minute left', async () => {
+    const { generate } = await adminSession(server);
+    const limit = 20_000;
+    const size = reservationSize(limit); // 200
+    expect(size).toBe(200);
+    const start = Math.floor(Date.now() / MINUTE) * MINUTE + 5_000;
+    clock.set(start);
+    const t = await generate({ max_tokens_per_hour: limit });
+    const counted = async () =>
+      Number((await server.deps.db.knex('token_issuance_buckets').where({ token_id: t.id }).sum({ n: 'count' }))[0]?.n ?? 0);
+    const reach = async (n: number) => {
+      const deadline = Date.now() + 10_000;
+      while ((await counted()) !== n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      return counted();
+    };
+    const take = async (n: number) => {
+      for (let i = 0; i < n; i++) expect((await tokenRequest(server.url, t, OUTSIDE)).status).toBe(200);
+    };
+
+    await take(size / 2 - 1);
+    expect(await counted()).toBe(size); // the first reservation, more than half of it left
+    await take(1); // half used: the next one is reserved in the background
+    expect(await reach(2 * size)).toBe(2 * size);
+    await take(size); // 300 used of 400: the next one again
+    expect(await reach(3 * size)).toBe(3 * size);
+
+    // A new minute: the unused part of the last minute's reservations is given back, a new one taken.
+    clock.advance(MINUTE);
+    await take(1);
+    const buckets = (await server.deps.db.knex('token_issuance_buckets').where({ token_id: t.id }).orderBy('minute')) as Array<{ count: number }>;
+    expect(buckets.map((b) => Number(b.count))).toEqual([(3 * size) / 2, size]);
+    expect(unusedReservationBound(limit)).toBe(size + size / 2);
+  });
+
   it('shows tokens_last_hour 0 for a token without a limit', async () => {
     const { generate, api } = await adminSession(server);
     const t = await generate();
@@ -215,7 +249,8 @@ pgSuite('the hourly limit across two instances on %s', (kind) => {
     const ok = statuses.filter((s) => s === 200).length;
     expect(statuses.filter((s) => s !== 200 && s !== 429)).toEqual([]);
     expect(ok).toBeLessThanOrEqual(Math.floor(limit * 1.05));
-    // Not undercut either, but for what each instance reserved and had not used (reservationSize: 1 % of the limit).
-    expect(ok).toBeGreaterThanOrEqual(limit - 2 * reservationSize(limit));
+    // Not undercut either, but for what each instance reserved and had not used (1 % of the limit, and as much again
+    // reserved ahead: unusedReservationBound).
+    expect(ok).toBeGreaterThanOrEqual(limit - 2 * unusedReservationBound(limit));
   });
 });
