@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { countLeakedTokens, recordAudit } from '../audit/index.js';
-import { decodeCursor, encodeCursor, isUniqueViolation, isUuid } from '../db/index.js';
+import { decodeCursor, encodeCursor, isUniqueViolation, isUuid, type Db, type TokenRow } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError, validationFailed } from '../errors.js';
 import { queueTokenGeneratedMail, queueTokenRevokedMail } from '../mail/index.js';
@@ -213,52 +213,81 @@ export async function updateTokenCredentials(
 ): Promise<TokenResource> {
   if (!isUuid(id)) throw notFound();
   const now = deps.clock();
+  const row = await deps.db.knex.transaction((trx) => changeTokenCredentials(trx, actor, id, input, now, meta));
+  return toTokenResource(row, now, lifecycleRules(deps));
+}
+
+/** updateTokenCredentials inside the caller's transaction: the changed row, after its `token.updated` event. */
+async function changeTokenCredentials(
+  trx: Db,
+  actor: Actor,
+  id: string,
+  input: UpdateTokenCredentialsInput,
+  now: Date,
+  meta: RequestMeta,
+): Promise<q.TokenWithCreator> {
   const jwks = keysOf(input);
-  return deps.db.knex.transaction(async (trx) => {
-    const before = await q.findTokenById(trx, actor.organisation_id, id);
-    if (!before) throw notFound();
-    if (jwks !== undefined && before.auth_method !== 'private_key_jwt') {
-      throw validationFailed('jwks', 'this token authenticates with a client secret: it has no public keys to replace');
-    }
-    await q.updateTokenCredentials(trx, actor.organisation_id, id, { jwks, require_dpop: input.require_dpop });
-    const row = await q.findTokenById(trx, actor.organisation_id, id);
-    if (!row) throw notFound();
-    await recordAudit(trx, {
-      organisation_id: actor.organisation_id,
-      actor_id: actor.id,
-      actor_email: actor.email,
-      action: 'token.updated',
-      token_id: row.id,
-      token_name: row.name,
-      client_id: row.client_id,
-      ip: meta.ip ?? null,
-      created_at: now,
-    });
-    return toTokenResource(row, now, lifecycleRules(deps));
+  const before = await q.findTokenById(trx, actor.organisation_id, id);
+  if (!before) throw notFound();
+  if (jwks !== undefined && before.auth_method !== 'private_key_jwt') {
+    throw validationFailed('jwks', 'this token authenticates with a client secret: it has no public keys to replace');
+  }
+  await q.updateTokenCredentials(trx, actor.organisation_id, id, { jwks, require_dpop: input.require_dpop });
+  const row = await q.findTokenById(trx, actor.organisation_id, id);
+  if (!row) throw notFound();
+  await recordAudit(trx, {
+    organisation_id: actor.organisation_id,
+    actor_id: actor.id,
+    actor_email: actor.email,
+    action: 'token.updated',
+    token_id: row.id,
+    token_name: row.name,
+    client_id: row.client_id,
+    ip: meta.ip ?? null,
+    created_at: now,
   });
+  return row;
 }
 
 /**
- * PATCH /admin/api/tokens/{id} (SPEC Part 2): the credential fields (`jwks`/`public_key`, `require_dpop`) through
- * updateTokenCredentials, then the lifecycle fields (name, services, allowed_ips, max_tokens_per_hour) through
- * updateToken; each in its own transaction with its own `token.updated` event. Returns the token as it is after both.
- * Errors: those of either (404, 409, 400 validation_failed); when the second fails, the first has been applied.
+ * PATCH /admin/api/tokens/{id} (SPEC Part 2): the lifecycle fields (name, services, allowed_ips,
+ * max_tokens_per_hour, as updateToken) and the credential fields (`jwks`/`public_key`, `require_dpop`, as
+ * updateTokenCredentials), all in one transaction: either every field given is applied, or none (a bad CIDR does
+ * not leave a changed `require_dpop` behind). Each part that changes something records its `token.updated` event.
+ * Returns the token as it is after the change. Errors: those of either (404, 409, 400 validation_failed).
  */
 export async function patchToken(deps: Deps, actor: Actor, id: string, input: UpdateTokenInput, meta: RequestMeta = {}): Promise<TokenResource> {
   const { jwks, public_key, require_dpop, ...lifecycle } = input;
-  let resource: TokenResource | undefined;
-  if (jwks !== undefined || public_key !== undefined || require_dpop !== undefined) {
-    resource = await updateTokenCredentials(
-      deps,
-      actor,
-      id,
-      { ...(jwks !== undefined ? { jwks } : {}), ...(public_key !== undefined ? { public_key } : {}), ...(require_dpop !== undefined ? { require_dpop } : {}) },
-      meta,
-    );
+  const credentials: UpdateTokenCredentialsInput = {
+    ...(jwks !== undefined ? { jwks } : {}),
+    ...(public_key !== undefined ? { public_key } : {}),
+    ...(require_dpop !== undefined ? { require_dpop } : {}),
+  };
+  const changesCredentials = Object.keys(credentials).length > 0;
+  const changesLifecycle = Object.values(lifecycle).some((v) => v !== undefined);
+  if (!changesCredentials && !changesLifecycle) throw validationFailed('body', 'give at least one field to change');
+  if (!isUuid(id)) throw notFound();
+  const now = deps.clock();
+  const services = lifecycle.services === undefined ? undefined : checkServices(deps, lifecycle.services);
+  try {
+    const row = await deps.db.knex.transaction(async (trx) => {
+      let changed: TokenRow | undefined;
+      if (changesLifecycle) changed = await changeTokenLifecycle(trx, deps, actor, id, lifecycle, services, now, meta);
+      if (changesCredentials) changed = await changeTokenCredentials(trx, actor, id, credentials, now, meta);
+      return changed!;
+    });
+    return await decorate(deps, row, now);
+  } catch (err) {
+    if (lifecycle.name !== undefined && isUniqueViolation(err, 'tokens_org_name_uq')) throw nameTaken(lifecycle.name);
+    throw err;
   }
-  if (Object.values(lifecycle).some((v) => v !== undefined)) resource = await updateToken(deps, actor, id, lifecycle, meta);
-  if (!resource) throw validationFailed('body', 'give at least one field to change');
-  return resource;
+}
+
+/** A changed row as the API shows it: with its creator's email and `tokens_last_hour`. */
+async function decorate(deps: Deps, row: TokenRow, now: Date): Promise<TokenResource> {
+  const creatorEmail = row.created_by ? ((await q.findAdminEmail(deps.db.knex, row.created_by)) ?? null) : null;
+  const counts = await countTokensLastHour(deps.db.knex, [row.id], now);
+  return toTokenResource({ ...row, creator_email: creatorEmail, tokens_last_hour: counts.get(row.id) ?? 0 }, now, lifecycleRules(deps));
 }
 
 /**
@@ -345,51 +374,61 @@ export async function updateToken(
   const now = deps.clock();
   const services = input.services === undefined ? undefined : checkServices(deps, input.services);
   try {
-    const row = await deps.db.knex.transaction(async (trx) => {
-      if (!(await q.lockOrganisation(trx, actor.organisation_id))) throw notFound();
-      const current = await q.lockTokenById(trx, actor.organisation_id, id);
-      if (!current) throw notFound();
-      if (current.expires_at.getTime() <= now.getTime()) {
-        throw new AppError('conflict', 'This token has expired: it can no longer be used or changed.');
-      }
-      if (services !== undefined) checkPolicyServices(await findEffectivePolicy(trx, actor.organisation_id, deps.config), services);
-
-      const wanted: q.TokenChanges = {
-        ...(input.name !== undefined ? { name: input.name } : {}),
-        ...(services !== undefined ? { services } : {}),
-        ...(input.allowed_ips !== undefined ? { allowed_ips: input.allowed_ips } : {}),
-        ...(input.max_tokens_per_hour !== undefined ? { max_tokens_per_hour: input.max_tokens_per_hour } : {}),
-      };
-      const changes: q.TokenChanges = {};
-      const details: Record<string, { old: unknown; new: unknown }> = {};
-      for (const [key, value] of Object.entries(wanted) as Array<[keyof q.TokenChanges, unknown]>) {
-        const old = current[key] ?? (key === 'allowed_ips' ? [] : null);
-        if (JSON.stringify(old) === JSON.stringify(value)) continue;
-        (changes as Record<string, unknown>)[key] = value;
-        details[key] = { old, new: value };
-      }
-      if (Object.keys(changes).length === 0) return current; // nothing changes: no write, no audit event
-      const updated = await q.updateTokenRow(trx, actor.organisation_id, id, changes);
-      if (!updated) throw notFound();
-      await recordAudit(trx, {
-        organisation_id: actor.organisation_id,
-        actor_id: actor.id,
-        actor_email: actor.email,
-        action: 'token.updated',
-        token_id: updated.id,
-        token_name: updated.name,
-        client_id: updated.client_id,
-        ip: meta.ip ?? null,
-        created_at: now,
-        details: { changes: details },
-      });
-      return updated;
-    });
-    const creatorEmail = row.created_by ? ((await q.findAdminEmail(deps.db.knex, row.created_by)) ?? null) : null;
-    const counts = await countTokensLastHour(deps.db.knex, [row.id], now);
-    return toTokenResource({ ...row, creator_email: creatorEmail, tokens_last_hour: counts.get(row.id) ?? 0 }, now, lifecycleRules(deps));
+    const row = await deps.db.knex.transaction((trx) => changeTokenLifecycle(trx, deps, actor, id, input, services, now, meta));
+    return await decorate(deps, row, now);
   } catch (err) {
     if (input.name !== undefined && isUniqueViolation(err, 'tokens_org_name_uq')) throw nameTaken(input.name);
     throw err;
   }
+}
+
+/** updateToken inside the caller's transaction (`services` already checked against the catalogue). */
+async function changeTokenLifecycle(
+  trx: Db,
+  deps: Deps,
+  actor: Actor,
+  id: string,
+  input: UpdateTokenInput,
+  services: string[] | undefined,
+  now: Date,
+  meta: RequestMeta,
+): Promise<TokenRow> {
+  if (!(await q.lockOrganisation(trx, actor.organisation_id))) throw notFound();
+  const current = await q.lockTokenById(trx, actor.organisation_id, id);
+  if (!current) throw notFound();
+  if (current.expires_at.getTime() <= now.getTime()) {
+    throw new AppError('conflict', 'This token has expired: it can no longer be used or changed.');
+  }
+  if (services !== undefined) checkPolicyServices(await findEffectivePolicy(trx, actor.organisation_id, deps.config), services);
+
+  const wanted: q.TokenChanges = {
+    ...(input.name !== undefined ? { name: input.name } : {}),
+    ...(services !== undefined ? { services } : {}),
+    ...(input.allowed_ips !== undefined ? { allowed_ips: input.allowed_ips } : {}),
+    ...(input.max_tokens_per_hour !== undefined ? { max_tokens_per_hour: input.max_tokens_per_hour } : {}),
+  };
+  const changes: q.TokenChanges = {};
+  const details: Record<string, { old: unknown; new: unknown }> = {};
+  for (const [key, value] of Object.entries(wanted) as Array<[keyof q.TokenChanges, unknown]>) {
+    const old = current[key] ?? (key === 'allowed_ips' ? [] : null);
+    if (JSON.stringify(old) === JSON.stringify(value)) continue;
+    (changes as Record<string, unknown>)[key] = value;
+    details[key] = { old, new: value };
+  }
+  if (Object.keys(changes).length === 0) return current; // nothing changes: no write, no audit event
+  const updated = await q.updateTokenRow(trx, actor.organisation_id, id, changes);
+  if (!updated) throw notFound();
+  await recordAudit(trx, {
+    organisation_id: actor.organisation_id,
+    actor_id: actor.id,
+    actor_email: actor.email,
+    action: 'token.updated',
+    token_id: updated.id,
+    token_name: updated.name,
+    client_id: updated.client_id,
+    ip: meta.ip ?? null,
+    created_at: now,
+    details: { changes: details },
+  });
+  return updated;
 }

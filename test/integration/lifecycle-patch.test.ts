@@ -169,6 +169,24 @@ describe.each(testDatabases())('PATCH /admin/api/tokens/{id} on %s', (kind) => {
     expect((await api('GET', `/tokens/${t.id}`)).body.name).toBe('Other');
   });
 
+  it('applies all of a PATCH or none of it: a taken name leaves require_dpop and the services as they were', async () => {
+    const { api, generate } = await session();
+    await generate({ name: 'Ledger' });
+    const t = await generate({ name: 'Books', services: ['jobs'] });
+    const before = (await api('GET', `/tokens/${t.id}`)).body;
+    expect(before.require_dpop).toBe(false);
+    const res = await api('PATCH', `/tokens/${t.id}`, { require_dpop: true, services: ['jobs', 'employees'], name: 'ledger' });
+    expect(res.status).toBe(409);
+    expect(res.body.error).toBe('name_taken');
+    expect((await api('GET', `/tokens/${t.id}`)).body).toEqual(before);
+    const events = (await api('GET', '/audit')).body.items.filter((e: { action: string; token_id: string }) => e.action === 'token.updated' && e.token_id === t.id);
+    expect(events).toEqual([]);
+
+    const ok = await api('PATCH', `/tokens/${t.id}`, { require_dpop: true, name: 'Books 2' });
+    expect(ok.status).toBe(200);
+    expect(ok.body).toMatchObject({ require_dpop: true, name: 'Books 2', tokens_last_hour: 0 });
+  });
+
   it("answers 404 for another organisation's token, a revoked one, and unknown or malformed ids", async () => {
     const a = await session();
     const b = await session();
