@@ -1,7 +1,17 @@
 // Operations the `sat` tool runs, either in its own process or, while a server holds the embedded database,
 // inside that server through the control socket. One table, so both paths behave the same.
 import { z } from 'zod';
-import { addAdmin, addAdminInput, cliResetPasswordArgs, findOrganisationByName, resetPasswordFromCli } from './accounts/index.js';
+import {
+  addAdmin,
+  addAdminInput,
+  cliResetPasswordArgs,
+  findOrganisationByName,
+  inviteAdmin,
+  inviteAdminBody,
+  listAdmins,
+  removeAdminByEmail,
+  resetPasswordFromCli,
+} from './accounts/index.js';
 import type { ControlResponse } from './control/index.js';
 import { backupEmbedded, migrateLatest, migrationStatus } from './db/index.js';
 import type { Deps } from './deps.js';
@@ -57,6 +67,8 @@ const tokenCreateArgs = z
   .strict();
 const tokenListArgs = z.object({ org: orgArg, status: z.unknown().optional() }).strict();
 const tokenUpdateArgs = z.object({ org: orgArg, id: z.string(), changes: z.record(z.string(), z.unknown()) }).strict();
+const adminListArgs = z.object({ org: orgArg }).strict();
+const adminEmailArgs = z.object({ org: orgArg, email: z.unknown() }).strict();
 const policyShowArgs = z.object({ org: orgArg }).strict();
 /** `sat policy set`: the options given replace those fields; the others keep their current values. */
 const policySetArgs = z.object({ org: orgArg, changes: z.record(z.string(), z.unknown()) }).strict();
@@ -76,6 +88,19 @@ async function cliActor(deps: Deps, org: string): Promise<Actor> {
 export const commands: Record<string, Command> = {
   'admin-add': (deps, args) => addAdmin(deps.db.knex, addAdminInput.parse(args)),
   'admin-reset-password': (deps, args) => resetPasswordFromCli(deps, cliResetPasswordArgs.parse(args)),
+  // `sat admin list|invite|remove --org NAME`: the admin API's rules (last_admin, admin_exists, the invitation mail),
+  // audit events by "cli".
+  'admin-list': async (deps, args) => listAdmins(deps, await cliActor(deps, adminListArgs.parse(args).org)),
+  'admin-invite': async (deps, args) => {
+    const { org, email } = adminEmailArgs.parse(args);
+    return inviteAdmin(deps, await cliActor(deps, org), inviteAdminBody.parse({ email }));
+  },
+  'admin-remove': async (deps, args) => {
+    const { org, email } = adminEmailArgs.parse(args);
+    const actor = await cliActor(deps, org);
+    const { email: address } = inviteAdminBody.parse({ email }); // the same address rules as invite
+    return removeAdminByEmail(deps, actor, address);
+  },
   migrate: async (deps) => {
     const applied = await migrateLatest(deps.db.knex);
     return { newly_applied: applied, ...(await migrationStatus(deps.db.knex)) };

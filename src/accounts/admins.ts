@@ -14,9 +14,10 @@ import { hashPassword, newPassword } from './passwords.js';
 import * as q from './queries.js';
 import { createSession, signedIn, type SessionMeta, type SignedIn } from './sessions.js';
 
-/** Who acts: the signed-in administrator (the tokens module's Actor fits). */
+/** Who acts: the signed-in administrator, or (id null, email "cli") the `sat` tool's operator (the tokens module's
+ * Actor fits). */
 export interface AdminActor {
-  id: string;
+  id: string | null;
   email: string;
   organisation_id: string;
 }
@@ -57,6 +58,9 @@ const adminExists = (email: string) =>
   new AppError('admin_exists', `${email} is already an administrator.`, [{ path: 'email', message: 'is already an administrator' }]);
 
 const notFound = () => new AppError('not_found', 'No such administrator.');
+
+/** Who the invitation mail says invited the recipient when `sat admin invite` did. */
+const OPERATOR = 'An operator of this server';
 
 /** GET /admin/api/admins: the organisation's administrators, oldest first. */
 export async function listAdmins(deps: Deps, actor: AdminActor): Promise<{ items: AdminResource[] }> {
@@ -103,7 +107,7 @@ export async function inviteAdmin(
     await queueInvitationMail(trx, deps.config, {
       to: input.email,
       organisation: organisation.name,
-      invitedBy: actor.email,
+      invitedBy: actor.id === null ? OPERATOR : actor.email,
       token: issued.token,
       expiresAt: issued.expiresAt,
       now,
@@ -190,4 +194,16 @@ export async function removeAdmin(deps: Deps, actor: AdminActor, id: string, met
 async function countOrganisationAdmins(db: Db, organisationId: string): Promise<number> {
   const row = await db('admins').where({ organisation_id: organisationId }).count<{ count: number | string }>({ count: '*' }).first();
   return Number(row?.count ?? 0);
+}
+
+/**
+ * `sat admin remove --org NAME --email EMAIL` (offboarding from a script): removeAdmin for the organisation's
+ * administrator with that address (compared after normaliseEmail). 404 not_found when the organisation has no
+ * such administrator (also when the address belongs to another organisation's); 409 last_admin as removeAdmin.
+ */
+export async function removeAdminByEmail(deps: Deps, actor: AdminActor, email: string, meta: SessionMeta = {}): Promise<AdminResource> {
+  const target = await q.findAdminByEmail(deps.db.knex, email);
+  if (!target || target.organisation_id !== actor.organisation_id) throw notFound();
+  await removeAdmin(deps, actor, target.id, meta);
+  return toResource(target);
 }

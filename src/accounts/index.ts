@@ -28,6 +28,7 @@ export {
   acceptInvitation,
   acceptInvitationBody,
   removeAdmin,
+  removeAdminByEmail,
   type AdminActor,
   type AdminResource,
 } from './admins.js';

@@ -33,6 +33,11 @@ Commands:
                                           or asked for on a terminal; none given: one is generated and
                                           printed once (--password PW still works, but shows the
                                           password to every user of the machine: avoid it)
+  admin list --org NAME                   list the organisation's administrators
+  admin invite --org NAME --email EMAIL   mail EMAIL a one-time link (valid 72 hours) to become an
+                                          administrator of the organisation; the link is never printed
+  admin remove --org NAME --email EMAIL   remove an administrator and end their sessions at once (an
+                                          organisation keeps at least one)
   admin reset-password --email EMAIL [--password-stdin]
                                           set a new password (generated and printed once, or read
                                           from stdin), end every session of that administrator
@@ -237,6 +242,14 @@ function toRequest({ values, positionals }: Parsed, config: Readonly<Config>): {
       args: { org: values.org, email: values.email, ...(values.password !== undefined ? { password: values.password } : {}) },
     };
   }
+  if (a === 'admin' && b === 'list') {
+    if (!values.org) throw new UsageError('admin list needs --org');
+    return { command: 'admin-list', args: { org: values.org } };
+  }
+  if (a === 'admin' && (b === 'invite' || b === 'remove')) {
+    if (!values.org || !values.email) throw new UsageError(`admin ${b} needs --org and --email`);
+    return { command: `admin-${b}`, args: { org: values.org, email: values.email } };
+  }
   if (a === 'admin' && b === 'reset-password') {
     if (!values.email) throw new UsageError('admin reset-password needs --email');
     if (values.password !== undefined) throw new UsageError('admin reset-password reads a password only from --password-stdin');
@@ -374,6 +387,19 @@ function print(command: string, result: unknown, json: boolean): void {
           `Added administrator ${r.admin.email} (${r.admin.id})\n` +
           (r.generatedPassword ? `Password (shown once, keep it safe): ${r.generatedPassword}\n` : ''),
       );
+      break;
+    case 'admin-list':
+      process.stdout.write(
+        r.items
+          .map((a: Record<string, any>) => [a.id, a.email, a.created_at, a.last_sign_in_at ? `signed in ${a.last_sign_in_at}` : 'never signed in'].join('  '))
+          .join('\n') + (r.items.length ? '\n' : '') + `${r.items.length} administrator${r.items.length === 1 ? '' : 's'}\n`,
+      );
+      break;
+    case 'admin-invite':
+      process.stdout.write(`Invited ${r.email}: the invitation mail is queued; its link works once, until ${r.expires_at}\n`);
+      break;
+    case 'admin-remove':
+      process.stdout.write(`Removed administrator ${r.email} (${r.id}); their sessions ended\n`);
       break;
     case 'admin-reset-password':
       process.stdout.write(

@@ -1,0 +1,100 @@
+// `sat admin list|invite|remove --org NAME` (README "Command line"): the admin API's rules from a script, with the
+// server running (on the embedded database through its control socket, on PostgreSQL on the database itself).
+import { call, signIn } from '../support/admin-api.js';
+import { runSat, type CliResult } from '../support/cli.js';
+import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { makeAdmin, uniq } from '../support/fixtures.js';
+import { startServer, type TestServer } from '../support/server.js';
+import { startSmtp, type TestSmtp } from '../support/smtp.js';
+
+/** Several `sat` processes, each loading the code and opening the database or the socket. */
+const SPAWNING_TEST_MS = 60_000;
+
+describe.each(testDatabases())('sat admin list, invite and remove on %s', (kind) => {
+  let db: TestDb;
+  let smtp: TestSmtp;
+  let server: TestServer;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+    smtp = await startSmtp();
+    server = await startServer(db, { SMTP_URL: smtp.url, MAIL_POLL_INTERVAL_MS: '100' });
+    env = { ...db.env, SMTP_URL: smtp.url, ISSUER: server.issuer };
+  });
+  afterAll(async () => {
+    await server?.close();
+    await smtp?.close();
+    await db?.drop();
+  });
+
+  const json = (out: CliResult) => {
+    expect([out.code, out.stderr.replace(/^oidc-provider WARNING.*\n/gm, '')]).toEqual([0, '']);
+    return JSON.parse(out.stdout) as Record<string, any>;
+  };
+
+  it('lists, invites by mail (the link is never printed) and removes an administrator, with audit events by cli', async () => {
+    const first = await makeAdmin(server.deps);
+    const second = await makeAdmin(server.deps, first.organisation_name);
+    const other = await makeAdmin(server.deps);
+    const org = first.organisation_name;
+
+    const listed = json(await runSat(['admin', 'list', '--org', org, '--json'], env));
+    expect(listed.items.map((a: { email: string }) => a.email).sort()).toEqual([first.email, second.email].sort());
+    expect(JSON.stringify(listed)).not.toContain(other.email);
+    expect(JSON.stringify(listed)).not.toMatch(/password/i);
+
+    const email = `${uniq('cli-invitee')}@example.com`;
+    const invited = await runSat(['admin', 'invite', '--org', org, '--email', email], env);
+    expect(invited.code).toBe(0);
+    expect(invited.stdout).toContain(`Invited ${email}`);
+    expect(invited.stdout).not.toMatch(/token=|https?:/);
+    await smtp.waitFor(() => smtp.to(email).length >= 1);
+    const mail = smtp.to(email)[0]!;
+    expect(mail.subject).toContain(org);
+    expect(mail.text).toContain('An operator of this server invited you');
+    expect(mail.text).toMatch(/\/admin#\/invite\?token=/);
+
+    // Inviting an administrator again, or of another organisation, is refused as by the API.
+    const again = await runSat(['admin', 'invite', '--org', org, '--email', other.email.toUpperCase()], env);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('already an administrator');
+
+    const session = await signIn(server, second.email, second.password);
+    const removed = await runSat(['admin', 'remove', '--org', org, '--email', second.email.toUpperCase()], env);
+    expect(removed.code).toBe(0);
+    expect(removed.stdout).toContain(`Removed administrator ${second.email}`);
+    expect((await call(server, 'GET', '/me', { token: session.token })).status).toBe(401); // sessions end at once
+    expect(json(await runSat(['admin', 'list', '--org', org, '--json'], env)).items.map((a: { email: string }) => a.email)).toEqual([first.email]);
+
+    const mine = await signIn(server, first.email, first.password);
+    const events = ((await call(server, 'GET', '/audit?limit=100', { token: mine.token })).body.items as Array<Record<string, any>>).filter(
+      (e) => e.action === 'admin.invited' || e.action === 'admin.removed',
+    );
+    expect(events).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ action: 'admin.invited', actor_id: null, actor_email: 'cli', subject_admin: { id: null, email } }),
+        expect.objectContaining({ action: 'admin.removed', actor_id: null, actor_email: 'cli', subject_admin: { id: second.id, email: second.email } }),
+      ]),
+    );
+  }, SPAWNING_TEST_MS);
+
+  it('refuses to remove the last administrator, another organisation’s, and answers usage errors', async () => {
+    const only = await makeAdmin(server.deps);
+    const other = await makeAdmin(server.deps);
+    const last = await runSat(['admin', 'remove', '--org', only.organisation_name, '--email', only.email], env);
+    expect(last.code).toBe(1);
+    expect(last.stderr).toContain('at least one administrator');
+    const elsewhere = await runSat(['admin', 'remove', '--org', only.organisation_name, '--email', other.email], env);
+    expect(elsewhere.code).toBe(1);
+    expect(elsewhere.stderr).toContain('No such administrator');
+    expect(await server.deps.db.knex('admins').whereIn('id', [only.id, other.id]).count({ n: '*' })).toEqual([{ n: 2 }]);
+
+    const noOrg = await runSat(['admin', 'list', '--org', 'No Such Organisation'], env);
+    expect(noOrg.code).toBe(1);
+    expect(noOrg.stderr).toContain('no organisation named');
+    const usage = await runSat(['admin', 'invite', '--org', only.organisation_name], env);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain('admin invite needs --org and --email');
+  }, SPAWNING_TEST_MS);
+});
