@@ -46,9 +46,29 @@ export function normaliseNetwork(entry: string): string | undefined {
   return `${show(network)}/${prefix}`;
 }
 
-/** True when `address` (as the client connected from) is inside one of the normalised `networks`; empty = any. */
+/** Decisions remembered by isAddressAllowed (address and allowlist → allowed), at most this many (a few MB). */
+const MAX_REMEMBERED = 4096;
+const decisions = new Map<string, boolean>();
+
+/**
+ * True when `address` (as the client connected from) is inside one of the normalised `networks`; empty = any.
+ * Pure, and remembered: parsing with ipaddr.js costs tens of µs per request on the token endpoint's hot path, while a
+ * deployment sees few distinct (address, allowlist) pairs. At most MAX_REMEMBERED are kept (all forgotten at once
+ * when full, so many distinct addresses cost only what they cost without the memo).
+ */
 export function isAddressAllowed(address: string, networks: readonly string[]): boolean {
   if (networks.length === 0) return true;
+  let key = address;
+  for (const n of networks) key += ` ${n.length}:${n}`; // length-prefixed: no two lists share a key
+  const known = decisions.get(key);
+  if (known !== undefined) return known;
+  const allowed = decide(address, networks);
+  if (decisions.size >= MAX_REMEMBERED) decisions.clear();
+  decisions.set(key, allowed);
+  return allowed;
+}
+
+function decide(address: string, networks: readonly string[]): boolean {
   let parsed: ipaddr.IPv4 | ipaddr.IPv6;
   try {
     parsed = ipaddr.process(address); // unmaps ::ffff:a.b.c.d
@@ -56,7 +76,13 @@ export function isAddressAllowed(address: string, networks: readonly string[]): 
     return false;
   }
   return networks.some((n) => {
-    const [net, bits] = n.includes('/') ? ipaddr.parseCIDR(n) : [ipaddr.parse(n), parsed.kind() === 'ipv4' ? 32 : 128];
+    let net: ipaddr.IPv4 | ipaddr.IPv6;
+    let bits: number;
+    try {
+      [net, bits] = n.includes('/') ? ipaddr.parseCIDR(n) : [ipaddr.parse(n), parsed.kind() === 'ipv4' ? 32 : 128];
+    } catch {
+      return false; // not a network (stored entries are normalised; this is only a guard)
+    }
     return net.kind() === parsed.kind() && parsed.match(net, bits);
   });
 }

@@ -73,6 +73,21 @@ describe('isAddressAllowed', () => {
   ])('%s → %s', (address, expected) => {
     expect(isAddressAllowed(address, list)).toBe(expected);
   });
+  it('remembers each decision by address and allowlist: the same address, another list, another answer', () => {
+    for (let round = 0; round < 2; round++) {
+      expect(isAddressAllowed('10.1.1.1', ['10.0.0.0/8'])).toBe(true);
+      expect(isAddressAllowed('10.1.1.1', ['10.0.0.0/16'])).toBe(false);
+      expect(isAddressAllowed('10.1.1.1', ['192.0.2.0/24', '10.1.0.0/16'])).toBe(true);
+      expect(isAddressAllowed('10.1.1.1', ['192.0.2.0/24 10.1.0.0/16'])).toBe(false); // not one list of two
+    }
+  });
+  it('stays right past the memo bound (many distinct addresses)', () => {
+    for (let i = 0; i < 5000; i++) {
+      const address = `10.${(i >> 8) & 255}.${i & 255}.1`;
+      expect(isAddressAllowed(address, ['10.0.0.0/12'])).toBe(((i >> 8) & 255) < 16);
+    }
+    expect(isAddressAllowed('11.0.0.1', ['10.0.0.0/8'])).toBe(false);
+  });
   it('lets any address through an empty list', () => {
     expect(isAddressAllowed('198.51.100.1', [])).toBe(true);
   });
