@@ -1,7 +1,8 @@
 // A token's own view and its Edit dialog in Debian's Chromium (playwright-core), against a real server on each
 // database of the run: opened from the list, it shows the allowlist, the hourly limit and its use, both secrets of
 // a rotation with their last use, and that token's audit events only; Edit changes name, services, addresses and
-// limit through PATCH (checked through the API), and an invalid CIDR range shows at its field and changes nothing.
+// limit through PATCH (checked through the API), an invalid CIDR range shows at its field and changes nothing, and
+// Retire, Rotate secret (the new secret shown once, in this view) and Revoke Access work from there.
 import { mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -181,6 +182,42 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
     expect(await page.evaluate(() => (globalThis as any).document.activeElement?.id)).toBe('token-edit');
     expect(await page.locator('#token-title').innerText()).toBe('Payroll_Integration_EU');
     expect((await api('GET', `/audit?token_id=${token.id}`)).body.items.filter((e: { action: string }) => e.action === 'token.updated')).toHaveLength(1);
+  });
+
+  it('retires, rotates (the new secret shown once, in this view) and revokes from the token view', async () => {
+    const secrets = page.locator('#token-secret-rows tr');
+    await page.getByRole('button', { name: 'Retire the previous secret of Payroll_Integration_EU' }).click();
+    await page.locator('#token-flash', { hasText: 'no longer works' }).waitFor();
+    await secrets.nth(1).waitFor({ state: 'detached' });
+    expect((await exchange(token.client_secret)).status).toBe(401);
+
+    await page.locator('#token-actions').getByRole('button', { name: 'Rotate secret', exact: true }).click();
+    await page.locator('#rotate-dialog').getByRole('button', { name: 'Rotate secret' }).click();
+    const panel = page.locator('#token-view #secret-panel');
+    await panel.waitFor({ state: 'visible' });
+    const newest = await page.locator('#secret-client-secret').innerText();
+    expect(newest).toMatch(/^sats_/);
+    expect((await exchange(newest)).status).toBe(200);
+    await secrets.nth(1).waitFor();
+    expect(await secrets.nth(0).locator('td.col-secret').innerText()).toContain(`••••${newest.slice(-4)}`);
+    expect(await secrets.nth(1).locator('td.col-secret').innerText()).toContain(`••••${fresh.slice(-4)}`);
+    await page.locator('#close-secret').click();
+    expect(await page.locator('#secret-client-secret').innerText()).toBe('');
+    expect(await page.evaluate(() => (globalThis as any).document.activeElement?.id)).toBe('token-edit');
+
+    await page.locator('#token-actions').getByRole('button', { name: 'Revoke Access', exact: true }).click();
+    await page.locator('#revoke-dialog').getByRole('button', { name: 'Revoke Access' }).click();
+    await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
+    await page.locator('#flash', { hasText: 'Access revoked for “Payroll_Integration_EU”' }).waitFor();
+    await page.locator('#token-rows tr', { hasText: 'Payroll_Integration_EU' }).waitFor({ state: 'detached' });
+    expect(await page.locator('#tokens-view #secret-panel').isHidden()).toBe(true);
+    expect((await api('GET', `/tokens/${token.id}`)).status).toBe(404);
+
+    // Back to the revoked token's address: it says so; its events stay in the audit log.
+    await page.goBack();
+    await page.locator('#token-error', { hasText: 'revoked, or the link is wrong' }).waitFor();
+    expect(await page.locator('#token-actions').isHidden()).toBe(true);
+    expect((await api('GET', `/audit?token_id=${token.id}&limit=1`)).body.items[0].action).toBe('token.revoked');
 
     expect(w.problems).toEqual([]);
     expect(w.requests.filter((u) => new URL(u).hostname !== '127.0.0.1')).toEqual([]);
