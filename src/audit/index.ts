@@ -128,8 +128,16 @@ function toAuditResource(row: AuditEventRow): AuditEventResource {
   };
 }
 
-/** One organisation's events, newest first, keyset-paged on the (organisation_id, created_at, id) index. */
-export async function listAudit(db: Db, organisationId: string, page: { limit: number; cursor?: string | undefined }): Promise<AuditPage> {
+/**
+ * One organisation's events, newest first, keyset-paged on the (organisation_id, created_at, id) index. `tokenId`
+ * (a UUID, checked by the caller) keeps only that token's events, revoked tokens' included: still within the
+ * organisation, so another organisation's token id gives an empty page.
+ */
+export async function listAudit(
+  db: Db,
+  organisationId: string,
+  page: { limit: number; cursor?: string | undefined; tokenId?: string | undefined },
+): Promise<AuditPage> {
   const key = page.cursor === undefined ? undefined : decodeCursor(page.cursor);
   if (page.cursor !== undefined && !key) throw validationFailed('cursor', 'is not a cursor from a previous page');
   const query = db('audit_events as e')
@@ -140,6 +148,7 @@ export async function listAudit(db: Db, organisationId: string, page: { limit: n
       { column: 'e.id', order: 'desc' },
     ])
     .limit(page.limit + 1);
+  if (page.tokenId !== undefined) query.andWhere('e.token_id', page.tokenId);
   if (key) query.andWhereRaw('(e.created_at, e.id) < (?::timestamptz, ?::uuid)', [key.at, key.id]);
   const rows = (await query) as Array<AuditEventRow & { cursor_at: string }>;
   const items = rows.slice(0, page.limit);

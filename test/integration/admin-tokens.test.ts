@@ -407,6 +407,50 @@ describe.each(testDatabases())('admin token API on %s', (kind) => {
       expect((await api.get('/audit?cursor=zzz')).status).toBe(400);
       expect((await api.get('/audit?limit=500')).body.details).toEqual([{ path: 'limit', message: expect.any(String) }]);
     });
+
+    it("filters by token_id: that token's events only, revoked ones included, paged, within the organisation", async () => {
+      const { api, token } = await session();
+      const a = (await api.post('/tokens', tokenBody({ name: 'audit-a' }))).body;
+      const b = (await api.post('/tokens', tokenBody({ name: 'audit-b' }))).body;
+      const patched = await call(server, 'PATCH', `/tokens/${a.id}`, { token, json: { name: 'audit-a2', allowed_ips: ['10.0.0.0/8'] } });
+      expect(patched.status).toBe(200);
+      expect((await api.post(`/tokens/${b.id}/revoke`)).status).toBe(200);
+      expect((await api.post(`/tokens/${a.id}/revoke`)).status).toBe(200);
+
+      const seen: Array<{ action: string; token_id: string; token_name: string; details: unknown }> = [];
+      let next: string | null = null;
+      do {
+        const page: ApiResponse = await api.get(`/audit?token_id=${a.id}&limit=2${next ? `&cursor=${encodeURIComponent(next)}` : ''}`);
+        expect(page.status).toBe(200);
+        expect(page.body.items.length).toBeLessThanOrEqual(2);
+        seen.push(...page.body.items);
+        next = page.body.next_cursor;
+      } while (next);
+      expect(seen.map((e) => `${e.action}:${e.token_name}`)).toEqual(['token.revoked:audit-a2', 'token.updated:audit-a2', 'token.generated:audit-a']);
+      expect(new Set(seen.map((e) => e.token_id))).toEqual(new Set([a.id]));
+      expect(seen[1]!.details).toEqual({ changes: { name: { old: 'audit-a', new: 'audit-a2' }, allowed_ips: { old: [], new: ['10.0.0.0/8'] } } });
+      // The id is a UUID in any case; the whole log stays as it was.
+      expect((await api.get(`/audit?token_id=${b.id.toUpperCase()}`)).body.items.map((e: { action: string }) => e.action)).toEqual([
+        'token.revoked',
+        'token.generated',
+      ]);
+      expect((await api.get('/audit?limit=100')).body.items.length).toBe(6); // 5 token events and the sign-in
+      expect((await api.get('/audit?limit=100&token_id=')).body.items.length).toBe(6); // empty = not given, as for every query
+
+      // Another organisation sees nothing of this token's events, and an unknown id has none.
+      const other = await session();
+      expect((await other.api.get(`/audit?token_id=${a.id}`)).body).toEqual({ items: [], next_cursor: null });
+      expect((await api.get('/audit?token_id=00000000-0000-4000-8000-000000000000')).body.items).toEqual([]);
+
+      for (const bad of ['not-a-uuid', `${a.id}x`, "1' or '1'='1"]) {
+        const res = await api.get(`/audit?token_id=${encodeURIComponent(bad)}`);
+        expect(res.status).toBe(400);
+        expect(res.body).toEqual({ error: 'validation_failed', message: expect.any(String), details: [{ path: 'token_id', message: 'must be a token id (a UUID)' }] });
+      }
+      const twice = await api.get(`/audit?token_id=${a.id}&token_id=${b.id}`);
+      expect(twice.status).toBe(400);
+      expect(twice.body.details).toEqual([{ path: 'token_id', message: 'must be a single token id' }]);
+    });
   });
 
   describe('bad input', () => {

@@ -13,6 +13,7 @@ import { resetToSignIn } from './js/login.js';
 import { enterConsole, isPublicRoute, openRoute, setAccount } from './js/shell.js';
 import './js/menu.js';
 import './js/tokens.js';
+import './js/token-detail.js';
 import './js/policy.js';
 import './js/profile.js';
 import './js/admins.js';

@@ -1,5 +1,6 @@
 // The Audit log screen: the organisation's events, newest first, paged; leaked secrets stand out, with where the
-// secret was found. Reached from the token screen ("Audit log", and the leaked-tokens notice).
+// secret was found. Reached from the token screen ("Audit log", and the leaked-tokens notice). A token's view shows
+// that token's events with the same rows (auditRow).
 import { api, handleSessionEnd } from './api.js';
 import { $, breakableEmail, cell, dateTimeFormat, el, formatAgo, hide, sentence, setText, show, timeEl } from './dom.js';
 import { addView, enterConsole, onReset, showView } from './shell.js';
@@ -19,7 +20,9 @@ const EVENTS = {
   'token.generated': 'Token generated',
   'token.revoked': 'Token revoked',
   'token.leaked': 'Secret leaked',
-  'token.updated': 'Token keys or DPoP changed',
+  'token.updated': 'Token changed',
+  'token.denied_address': 'Refused: address not allowed',
+  'policy.updated': 'Policy changed',
   'token.secret_rotated': 'Secret rotated',
   'token.secret_retired': 'Secret retired',
   'token.secret_expired': 'Previous secret stopped',
@@ -61,7 +64,24 @@ function leakDetails(leak) {
   return [el('span', {}, 'Found at ', where), el('span', { class: 'sub' }, `Source: ${leak.source} · ${done}`)];
 }
 
-function auditRow(event) {
+/** A changed value as short text: lists joined, empty list "any", null "none". */
+function changedValue(value) {
+  if (Array.isArray(value)) return value.length ? value.join(', ') : 'any';
+  if (value === null || value === undefined) return 'none';
+  return String(value);
+}
+
+/** `token.updated` with `details.changes` ({field: {old, new}}): one line per changed field. */
+function changeLines(details) {
+  const changes = details && typeof details.changes === 'object' && details.changes ? details.changes : null;
+  if (!changes) return null;
+  return Object.entries(changes).map(([field, change]) =>
+    el('span', { class: 'sub change' }, el('code', {}, field), `: ${changedValue(change?.old)} → ${changedValue(change?.new)}`),
+  );
+}
+
+/** One event as a table row; `withToken: false` leaves out the Token column (a token's own view). */
+export function auditRow(event, { withToken = true } = {}) {
   const leaked = event.action === 'token.leaked' && event.leak;
   const who = ACTORS[event.actor_email] ?? event.actor_email ?? '';
   return el(
@@ -70,17 +90,20 @@ function auditRow(event) {
     cell('When', 'col-when', timeEl(event.created_at, formatAgo(event.created_at)), el('span', { class: 'sub' }, dateTimeFormat.format(new Date(event.created_at)))),
     cell('Event', 'col-event', el('span', { class: leaked ? 'status leaked' : undefined }, EVENTS[event.action] ?? event.action)),
     cell('By', 'col-by', who.includes('@') ? breakableEmail(who) : who),
-    cell(
-      'Token',
-      'col-token',
-      event.token_name ? el('span', { class: 'token-name' }, event.token_name) : el('span', { class: 'muted' }, '—'),
-      event.client_id ? el('code', { class: 'sub' }, event.client_id) : null,
-    ),
+    withToken
+      ? cell(
+          'Token',
+          'col-token',
+          event.token_name ? el('span', { class: 'token-name' }, event.token_name) : el('span', { class: 'muted' }, '—'),
+          event.client_id ? el('code', { class: 'sub' }, event.client_id) : null,
+        )
+      : null,
     cell('From', 'col-ip', event.ip ? el('code', {}, event.ip) : el('span', { class: 'muted' }, '—')),
     cell(
       'Details',
       'col-details',
       leaked ? leakDetails(event.leak) : null,
+      event.action === 'token.updated' ? changeLines(event.details) : null,
       // Events about another administrator (admin.invited, admin.removed, ...) name them.
       event.subject_admin?.email ? el('span', {}, 'About ', ...breakableEmail(event.subject_admin.email)) : null,
     ),

@@ -85,3 +85,65 @@ export function breakableEmail(email) {
 export function cell(label, cls, ...children) {
   return el('td', { 'data-label': label, class: cls }, el('div', { class: 'cell' }, ...children));
 }
+
+/** A whole number as typed, or the text itself for the API to name what is wrong with it. */
+export const wholeNumberOf = (input) => (/^\d{1,9}$/.test(input.value.trim()) ? Number(input.value.trim()) : input.value.trim());
+
+/** One checkbox of a service list (`.service-list`): its name and catalogue id; `value` is the id. */
+export function serviceCheckbox(service, idPrefix, checked = false) {
+  const id = `${idPrefix}-${service.id}`;
+  return el(
+    'li',
+    {},
+    el(
+      'label',
+      { for: id },
+      el('input', { type: 'checkbox', id, value: service.id, checked }),
+      el('span', {}, el('span', { class: 'service-name' }, service.name, ' ', el('span', { class: 'service-id' }, `(${service.id})`))),
+    ),
+  );
+}
+
+/** The ids of the checked boxes of a service list. */
+export function checkedServices(list) {
+  return [...list.querySelectorAll('input[type="checkbox"]:checked')].map((box) => box.value);
+}
+
+/** A row of a description list (`dl.facts`): a term and its value (text or nodes). */
+export function fact(term, ...value) {
+  return el('div', { class: 'fact' }, el('dt', {}, term), el('dd', {}, ...value));
+}
+
+/**
+ * The error messages of a form's fields. `fields`: name → {input (or null), error (the <p class="field-error">)}.
+ * `place(err, fieldOf)` puts each of an ApiError's `details` ({path, message}) at the field `fieldOf(path)` names
+ * (by default the path's first segment), the first message per field, and returns the fields it marked.
+ */
+export function fieldErrors(fields) {
+  const set = (field, message) => {
+    const { input, error } = fields[field];
+    if (message) show(error, sentence(message));
+    else hide(error);
+    if (input) {
+      if (message) input.setAttribute('aria-invalid', 'true');
+      else input.removeAttribute('aria-invalid');
+    }
+  };
+  return {
+    set,
+    clear() {
+      for (const field of Object.keys(fields)) set(field, '');
+    },
+    place(details, fieldOf = (path) => String(path ?? '').split(/[.[]/)[0]) {
+      const placed = [];
+      for (const detail of Array.isArray(details) ? details : []) {
+        const field = fieldOf(detail?.path);
+        if (field && fields[field] && !placed.includes(field)) {
+          set(field, detail.message);
+          placed.push(field);
+        }
+      }
+      return placed;
+    },
+  };
+}

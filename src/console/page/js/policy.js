@@ -1,7 +1,7 @@
 // The Policy screen (#/policy, SPEC "Organisation policy"): the organisation's limits on its own tokens, read with
 // GET /admin/api/policy and saved whole with PUT.
 import { api, ApiError, handleSessionEnd } from './api.js';
-import { $, el, hide, sentence, setText, show } from './dom.js';
+import { $, checkedServices, fieldErrors, hide, sentence, serviceCheckbox, setText, show, wholeNumberOf as numberOf } from './dom.js';
 import { addRoute, addView, onReset, showView } from './shell.js';
 
 addView('policy', $('policy-view'), { signedIn: true });
@@ -20,19 +20,10 @@ const fields = {
   revoke_dormant_after_days: { input: dormantDays, error: $('policy-dormant-error') },
   default_max_tokens_per_hour: { input: hourly, error: $('policy-hourly-error') },
 };
-
-function setFieldError(field, message) {
-  const { input, error } = fields[field];
-  if (message) show(error, sentence(message));
-  else hide(error);
-  if (input) {
-    if (message) input.setAttribute('aria-invalid', 'true');
-    else input.removeAttribute('aria-invalid');
-  }
-}
+const errors = fieldErrors(fields);
 
 function clearErrors() {
-  for (const field of Object.keys(fields)) setFieldError(field, '');
+  errors.clear();
   hide($('policy-error'));
 }
 
@@ -54,19 +45,7 @@ function render(services, policy) {
   lifetime.value = String(policy.max_lifetime_days);
   setText($('policy-lifetime-hint'), `The furthest expiry date a new token may have: 1 to ${serverMaxLifetime} days ahead.`);
   $('policy-service-list').replaceChildren(
-    ...services.map((service) => {
-      const id = `policy-service-${service.id}`;
-      return el(
-        'li',
-        {},
-        el(
-          'label',
-          { for: id },
-          el('input', { type: 'checkbox', id, value: service.id, checked: policy.allowed_services.includes(service.id) }),
-          el('span', {}, el('span', { class: 'service-name' }, service.name, ' ', el('span', { class: 'service-id' }, `(${service.id})`))),
-        ),
-      );
-    }),
+    ...services.map((service) => serviceCheckbox(service, 'policy-service', policy.allowed_services.includes(service.id))),
   );
   dormantOn.checked = policy.revoke_dormant_after_days !== null;
   dormantDays.value = policy.revoke_dormant_after_days === null ? '' : String(policy.revoke_dormant_after_days);
@@ -74,9 +53,6 @@ function render(services, policy) {
   hourly.value = policy.default_max_tokens_per_hour === null ? '' : String(policy.default_max_tokens_per_hour);
   syncToggles();
 }
-
-/** A whole number as typed, or the text itself for the API to name what is wrong with it. */
-const numberOf = (input) => (/^\d{1,9}$/.test(input.value.trim()) ? Number(input.value.trim()) : input.value.trim());
 
 async function enterPolicy() {
   clearErrors();
@@ -99,7 +75,7 @@ form.addEventListener('submit', async (event) => {
   hide($('policy-flash'));
   const body = {
     max_lifetime_days: numberOf(lifetime),
-    allowed_services: [...$('policy-service-list').querySelectorAll('input:checked')].map((box) => box.value),
+    allowed_services: checkedServices($('policy-service-list')),
     revoke_dormant_after_days: dormantOn.checked ? numberOf(dormantDays) : null,
     default_max_tokens_per_hour: hourlyOn.checked ? numberOf(hourly) : null,
   };
@@ -116,16 +92,7 @@ form.addEventListener('submit', async (event) => {
     show($('policy-flash'), 'Policy saved. It applies to tokens generated or changed from now on.');
   } catch (err) {
     if (handleSessionEnd(err)) return;
-    const placed = [];
-    if (err instanceof ApiError) {
-      for (const detail of err.details) {
-        const field = String(detail?.path ?? '').split('.')[0];
-        if (fields[field] && !placed.includes(field)) {
-          setFieldError(field, detail.message);
-          placed.push(field);
-        }
-      }
-    }
+    const placed = err instanceof ApiError ? errors.place(err.details, (path) => String(path ?? '').split('.')[0]) : [];
     if (placed.length) (fields[placed[0]].input ?? $('policy-service-list').querySelector('input') ?? form).focus();
     else show($('policy-error'), sentence(err.message));
   } finally {

@@ -1,6 +1,7 @@
 // The System Access Token screen: generate (with the secret shown once, or a public key for private_key_jwt,
 // and Require DPoP), the list with search and paging, the active-token limit, a token's credentials (key
-// thumbprints, replacing the keys, Require DPoP), and Revoke Access.
+// thumbprints, replacing the keys, Require DPoP), Rotate secret, Retire and Revoke Access. A token's name (or a
+// click on its row) opens its own view (token-detail.js), which reuses these actions with its own `place`.
 import { api, ApiError, handleSessionEnd } from './api.js';
 import {
   $,
@@ -40,8 +41,41 @@ const state = {
 
 addView('tokens', $('tokens-view'), { signedIn: true });
 
+/**
+ * Where an action on a token (rotate, retire, credentials, revoke) was started and where its outcome shows: the
+ * list (this default) or a token's own view. `secretAfter()`: the node the one-time secret panel follows;
+ * `flash(text)`: says what happened; `done(text?)`: says it and reloads; `gone(text)`: the token was revoked;
+ * `focus()`: where the focus goes back to.
+ */
+const listPlace = {
+  secretAfter: () => $('flash'),
+  flash: (text) => show($('flash'), text),
+  async done(text) {
+    if (text) show($('flash'), text);
+    await loadTokens();
+  },
+  async gone(text) {
+    show($('flash'), text);
+    await loadTokens();
+    focusTop();
+  },
+  focus: () => focusTop(),
+};
+
+/** Leaves a token's view for the list, with a message on top of it (the token was revoked there). */
+export function showListWith(text) {
+  show($('flash'), text);
+  if (location.hash !== '#/') location.hash = '#/';
+  else void enterTokens();
+}
+
 /** Loads the services, shows the screen and its first page of tokens. */
 async function enterTokens() {
+  // A secret shown in a token's view is not carried back to the list.
+  if (!$('tokens-view').contains(secretPanel)) {
+    closeSecret({ focus: false });
+    $('flash').after(secretPanel);
+  }
   const services = await api('GET', '/admin/api/services');
   state.services = Array.isArray(services?.items) ? services.items : [];
   renderServices();
@@ -304,9 +338,15 @@ function showGenerateError(err) {
 
 const secretPanel = $('secret-panel');
 
-function showSecret(token, lead = 'Token generated') {
+/** Where the focus goes when the secret panel closes (the place that opened it). */
+let secretReturn = () => focusTop();
+
+function showSecret(token, lead = 'Token generated', place = listPlace) {
+  const anchor = place.secretAfter();
+  anchor.after(secretPanel);
+  secretReturn = place.focus;
   setText($('secret-title-lead'), lead);
-  hide($('flash'));
+  hide(anchor);
   setText($('secret-token-name'), token.name);
   setText($('secret-client-id'), token.client_id);
   // A private_key_jwt token has no secret: the panel shows its key thumbprints instead.
@@ -325,7 +365,7 @@ function showSecret(token, lead = 'Token generated') {
 }
 
 /** Removes the secret from the page: the text node goes, nothing else ever held it. */
-function closeSecret({ focus = true } = {}) {
+export function closeSecret({ focus = true } = {}) {
   const wasOpen = !secretPanel.hidden;
   setText($('secret-client-secret'), '');
   setText($('secret-client-id'), '');
@@ -333,7 +373,7 @@ function closeSecret({ focus = true } = {}) {
   $('secret-thumbprints').replaceChildren();
   setText($('copy-status'), '');
   secretPanel.hidden = true;
-  if (wasOpen && focus) focusTop();
+  if (wasOpen && focus) secretReturn();
 }
 
 $('close-secret').addEventListener('click', () => closeSecret());
@@ -365,6 +405,11 @@ $('copy-client-secret').addEventListener('click', () => copyFrom('secret-client-
 
 function serviceName(id) {
   return state.services.find((service) => service.id === id)?.name ?? id;
+}
+
+/** The route of a token's own view. */
+export function tokenHref(id) {
+  return `#/token?id=${encodeURIComponent(id)}`;
 }
 
 async function loadTokens() {
@@ -429,7 +474,7 @@ function tokenRow(token) {
     cell(
       'Name',
       'col-name',
-      el('span', { class: 'token-name' }, token.name),
+      el('a', { class: 'token-name', href: tokenHref(token.id), title: 'Details, limits, secrets and events' }, token.name),
       token.auth_method === 'private_key_jwt' ? [' ', el('span', { class: 'tag', title: 'private_key_jwt' }, 'Public key')] : null,
       token.require_dpop ? [' ', el('span', { class: 'tag', title: 'access tokens only with a DPoP proof' }, 'DPoP')] : null,
     ),
@@ -525,16 +570,16 @@ function previousSecret(token) {
   );
 }
 
-async function retirePrevious(token, previous, button) {
+/** Retire: the previous secret of a rotation stops at once. */
+export async function retirePrevious(token, previous, button, place = listPlace) {
   button.disabled = true;
   try {
     await api('POST', `/admin/api/tokens/${encodeURIComponent(token.id)}/secrets/${encodeURIComponent(previous.id)}/retire`);
-    show($('flash'), `The previous secret of “${token.name}” no longer works.`);
-    await loadTokens();
+    await place.done(`The previous secret of “${token.name}” no longer works.`);
   } catch (err) {
     if (handleSessionEnd(err)) return;
     button.disabled = false;
-    show($('flash'), sentence(err.message));
+    place.flash(sentence(err.message));
   }
 }
 
@@ -543,8 +588,9 @@ async function retirePrevious(token, previous, button) {
 const rotateDialog = $('rotate-dialog');
 let rotating = null;
 
-function askRotate(token, opener) {
-  rotating = { token, opener };
+/** Rotate secret: asks for the grace period; the new secret shows once, in the panel after `place.secretAfter()`. */
+export function askRotate(token, opener, place = listPlace) {
+  rotating = { token, opener, place };
   setText($('rotate-name'), token.name);
   setText($('rotate-client-id'), token.client_id);
   $('rotate-grace').value = '24';
@@ -559,7 +605,7 @@ rotateDialog.querySelector('form').addEventListener('submit', async (event) => {
   const choice = event.submitter?.value;
   if (choice !== 'rotate' || !rotating) return; // Cancel: the dialog closes by itself
   event.preventDefault();
-  const { token } = rotating;
+  const { token, place } = rotating;
   const confirm = $('rotate-confirm');
   confirm.disabled = true;
   try {
@@ -568,8 +614,8 @@ rotateDialog.querySelector('form').addEventListener('submit', async (event) => {
     });
     rotating = null;
     rotateDialog.close('rotated');
-    showSecret(rotated, 'New secret');
-    await loadTokens();
+    showSecret(rotated, 'New secret', place);
+    await place.done();
   } catch (err) {
     if (handleSessionEnd(err)) return;
     confirm.disabled = false;
@@ -581,6 +627,14 @@ rotateDialog.addEventListener('close', () => {
   const opener = rotating?.opener;
   rotating = null;
   if (opener && rotateDialog.returnValue !== 'rotated') opener.focus();
+});
+
+// A click anywhere on a row (not on its buttons or links, nor to select text) opens the token's view, like its name.
+$('token-rows').addEventListener('click', (event) => {
+  const target = event.target instanceof Element ? event.target : null;
+  if (!target || target.closest('a, button') || window.getSelection()?.toString()) return;
+  const row = target.closest('tr[data-token-id]');
+  if (row) location.hash = tokenHref(row.dataset.tokenId);
 });
 
 function renderPager() {
@@ -670,8 +724,9 @@ function focusTop() {
 
 const revokeDialog = $('revoke-dialog');
 
-function askRevoke(token, opener) {
-  state.revoking = { token, opener };
+/** Revoke Access: asks first; afterwards the token is gone (`place.gone`). */
+export function askRevoke(token, opener, place = listPlace) {
+  state.revoking = { token, opener, place };
   setText($('revoke-name'), token.name);
   setText($('revoke-client-id'), token.client_id);
   hide($('revoke-error'));
@@ -685,7 +740,7 @@ revokeDialog.querySelector('form').addEventListener('submit', async (event) => {
   const choice = event.submitter?.value;
   if (choice !== 'revoke' || !state.revoking) return; // Cancel: the dialog closes by itself
   event.preventDefault(); // stay open until the server has answered
-  const { token } = state.revoking;
+  const { token, place } = state.revoking;
   const confirm = $('revoke-confirm');
   confirm.disabled = true;
   setText(confirm, 'Revoking…');
@@ -693,18 +748,14 @@ revokeDialog.querySelector('form').addEventListener('submit', async (event) => {
     await api('POST', `/admin/api/tokens/${encodeURIComponent(token.id)}/revoke`);
     state.revoking = null;
     revokeDialog.close('revoked');
-    show($('flash'), `Access revoked for “${token.name}”. Integrations using it can no longer get access tokens.`);
-    await loadTokens();
-    focusTop();
+    await place.gone(`Access revoked for “${token.name}”. Integrations using it can no longer get access tokens.`);
   } catch (err) {
     if (handleSessionEnd(err)) return;
     if (err instanceof ApiError && err.status === 404) {
       // Already gone (revoked elsewhere): the list catches up.
       state.revoking = null;
       revokeDialog.close('gone');
-      show($('flash'), `“${token.name}” was already revoked.`);
-      await loadTokens();
-      focusTop();
+      await place.gone(`“${token.name}” was already revoked.`);
       return;
     }
     show($('revoke-error'), sentence(err.message));
@@ -728,8 +779,9 @@ revokeDialog.addEventListener('close', () => {
 
 const credentialsDialog = $('credentials-dialog');
 
-function openCredentials(token, opener) {
-  state.editing = { token, opener };
+/** The credentials dialog: key thumbprints, replacing the keys (private_key_jwt), Require DPoP. */
+export function openCredentials(token, opener, place = listPlace) {
+  state.editing = { token, opener, place };
   const keyed = token.auth_method === 'private_key_jwt';
   setText($('credentials-name'), token.name);
   setText(
@@ -753,7 +805,7 @@ $('credentials-form').addEventListener('submit', async (event) => {
   const choice = event.submitter?.value;
   if (choice !== 'save' || !state.editing) return; // Close: the dialog closes by itself
   event.preventDefault();
-  const { token } = state.editing;
+  const { token, place } = state.editing;
   const save = $('credentials-save');
   save.disabled = true;
   setText(save, 'Saving…');
@@ -764,9 +816,8 @@ $('credentials-form').addEventListener('submit', async (event) => {
     const updated = await api('PATCH', `/admin/api/tokens/${encodeURIComponent(token.id)}`, body);
     state.editing = null;
     credentialsDialog.close('saved');
-    show($('flash'), `Credentials of “${updated.name}” saved${pasted ? `: ${updated.jwk_thumbprints?.length ?? 0} public key(s) registered` : ''}.`);
-    await loadTokens();
-    focusTop();
+    await place.done(`Credentials of “${updated.name}” saved${pasted ? `: ${updated.jwk_thumbprints?.length ?? 0} public key(s) registered` : ''}.`);
+    place.focus();
   } catch (err) {
     if (handleSessionEnd(err)) return;
     if (err instanceof ApiError && err.details?.length) $('replace-key').setAttribute('aria-invalid', 'true');

@@ -1,0 +1,143 @@
+// The Edit dialog of a token's view: name, services, allowed addresses and the hourly access-token limit, sent as
+// PATCH /admin/api/tokens/{id} with only the fields that changed (SPEC "Network and rate limits per token"). The
+// API's validation errors ({error, message, details: [{path, message}]}) show next to their fields; nothing is
+// changed unless the API accepted the whole request. Keys and DPoP stay in the Credentials dialog (tokens.js).
+import { api, ApiError, handleSessionEnd } from './api.js';
+import { $, checkedServices, fieldErrors, hide, sentence, serviceCheckbox, setText, show, wholeNumberOf } from './dom.js';
+import { onReset } from './shell.js';
+
+const dialog = $('edit-dialog');
+const form = $('edit-form');
+const nameInput = $('edit-name');
+const serviceList = $('edit-service-list');
+const ipsInput = $('edit-ips');
+const hourlyOn = $('edit-hourly-on');
+const hourly = $('edit-hourly');
+
+const fields = {
+  name: { input: nameInput, error: $('edit-name-error') },
+  services: { input: null, error: $('edit-services-error') },
+  allowed_ips: { input: ipsInput, error: $('edit-ips-error') },
+  max_tokens_per_hour: { input: hourly, error: $('edit-hourly-error') },
+};
+const errors = fieldErrors(fields);
+
+/** The token being edited, the button that opened the dialog, and what to do with the saved token. */
+let editing = null;
+
+function syncHourly() {
+  hourly.disabled = !hourlyOn.checked;
+}
+
+hourlyOn.addEventListener('change', () => {
+  syncHourly();
+  if (hourlyOn.checked && !hourly.value) hourly.value = '1000';
+  if (!hourlyOn.checked) errors.set('max_tokens_per_hour', '');
+});
+
+/** The entries of the address box: one per line (commas and spaces separate too), blanks dropped. */
+const addressesOf = (text) => text.split(/[\s,]+/).filter(Boolean);
+
+const sameList = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+const sameSet = (a, b) => a.length === b.length && a.every((x) => b.includes(x));
+
+/**
+ * Opens the dialog on `token` (the API's token resource); `services` is the catalogue ([{id, name}]); `saved(token)`
+ * runs with the API's answer after a successful save.
+ */
+export function openEdit(token, services, opener, saved) {
+  editing = { token, opener, saved };
+  setText($('edit-token-name'), token.name);
+  nameInput.value = token.name;
+  // A service the catalogue no longer lists stays visible (and checked) so that saving does not drop it unseen.
+  const known = services.map((s) => s.id);
+  const listed = [...services, ...token.services.filter((id) => !known.includes(id)).map((id) => ({ id, name: id }))];
+  serviceList.replaceChildren(...listed.map((s) => serviceCheckbox(s, 'edit-service', token.services.includes(s.id))));
+  ipsInput.value = (token.allowed_ips ?? []).join('\n');
+  hourlyOn.checked = token.max_tokens_per_hour !== null && token.max_tokens_per_hour !== undefined;
+  hourly.value = hourlyOn.checked ? String(token.max_tokens_per_hour) : '';
+  syncHourly();
+  errors.clear();
+  hide($('edit-error'));
+  $('edit-save').disabled = false;
+  dialog.returnValue = '';
+  dialog.showModal();
+  nameInput.focus();
+}
+
+/** What differs from the token as loaded: an unchanged field is not sent (nor checked again against the policy). */
+function changes(token) {
+  const body = {};
+  const name = nameInput.value.trim();
+  if (name !== token.name) body.name = name;
+  const services = checkedServices(serviceList);
+  if (!sameSet(services, token.services)) body.services = services;
+  const ips = addressesOf(ipsInput.value);
+  if (!sameList(ips, token.allowed_ips ?? [])) body.allowed_ips = ips;
+  const max = hourlyOn.checked ? wholeNumberOf(hourly) : null;
+  if (max !== (token.max_tokens_per_hour ?? null)) body.max_tokens_per_hour = max;
+  return body;
+}
+
+/** An address error names the entry it is about (the API's path is `allowed_ips.<index>`). */
+function withEntries(details, body) {
+  return details.map((detail) => {
+    const m = /^allowed_ips\.(\d+)$/.exec(String(detail?.path ?? ''));
+    const entry = m ? body.allowed_ips?.[Number(m[1])] : undefined;
+    return entry === undefined ? detail : { path: detail.path, message: `“${entry}”: ${detail.message}` };
+  });
+}
+
+function focusField(field) {
+  if (field === 'services') (serviceList.querySelector('input') ?? form).focus();
+  else fields[field].input.focus();
+}
+
+form.addEventListener('submit', async (event) => {
+  const choice = event.submitter?.value;
+  if (choice !== 'save' || !editing) return; // Cancel: the dialog closes by itself
+  event.preventDefault();
+  errors.clear();
+  hide($('edit-error'));
+  const { token } = editing;
+  const body = changes(token);
+  if (!Object.keys(body).length) {
+    dialog.close('unchanged');
+    return;
+  }
+  const save = $('edit-save');
+  save.disabled = true;
+  setText(save, 'Saving…');
+  try {
+    const updated = await api('PATCH', `/admin/api/tokens/${encodeURIComponent(token.id)}`, body);
+    const { saved } = editing;
+    editing = null;
+    dialog.close('saved');
+    await saved(updated);
+  } catch (err) {
+    if (handleSessionEnd(err)) return;
+    const placed = err instanceof ApiError ? errors.place(withEntries(err.details, body)) : [];
+    if (err instanceof ApiError && err.code === 'name_taken' && !placed.includes('name')) {
+      errors.set('name', err.message);
+      placed.push('name');
+    }
+    if (placed.length) focusField(placed[0]);
+    else show($('edit-error'), sentence(err.message));
+  } finally {
+    save.disabled = false;
+    setText(save, 'Save changes');
+  }
+});
+
+dialog.addEventListener('close', () => {
+  const opener = editing?.opener;
+  editing = null;
+  if (dialog.returnValue !== 'saved' && opener?.isConnected) opener.focus();
+});
+
+onReset(() => {
+  editing = null;
+  if (dialog.open) dialog.close();
+  serviceList.replaceChildren();
+  form.reset();
+});

@@ -1,0 +1,232 @@
+// A token's own view and its Edit dialog in Debian's Chromium (playwright-core), against a real server on each
+// database of the run: opened from the list, it shows the allowlist, the hourly limit and its use, both secrets of
+// a rotation with their last use, and that token's audit events only; Edit changes name, services, addresses and
+// limit through PATCH (checked through the API), an invalid CIDR range shows at its field and changes nothing, and
+// Retire, Rotate secret (the new secret shown once, in this view) and Revoke Access work from there.
+import { mkdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { packageRoot } from '../../src/config/index.js';
+import { launchChromium, newWatchedContext, type Watch } from '../support/browser.js';
+import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { basic } from '../support/fixtures.js';
+import { startServer, type TestServer } from '../support/server.js';
+
+const ADMIN = { email: 'first-admin@example.com', password: 'first-admin-password' };
+const DAY_MS = 86_400_000;
+const isoDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+
+describe.each(testDatabases())('console: a token’s view and Edit dialog on %s (Chromium)', (kind) => {
+  let db: TestDb;
+  let server: TestServer;
+  let browser: Browser;
+  let page: Page;
+  let bearer: string;
+  const w: Watch = { problems: [], requests: [] };
+  let token: { id: string; name: string; client_id: string; client_secret: string };
+  let fresh: string;
+
+  const api = async (method: string, p: string, body?: unknown) => {
+    const res = await fetch(`${server.url}/admin/api${p}`, {
+      method,
+      headers: { authorization: `Bearer ${bearer}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as any };
+  };
+  const exchange = (secret: string) =>
+    fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(token.client_id, secret) },
+      body: 'grant_type=client_credentials',
+    });
+
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+    server = await startServer(db);
+    const login = await fetch(`${server.url}/admin/api/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(ADMIN),
+    });
+    bearer = ((await login.json()) as { token: string }).token;
+    const made = await api('POST', '/tokens', {
+      name: 'Payroll_Integration',
+      services: ['candidates', 'jobs'],
+      expires_at: isoDay(Date.now() + 90 * DAY_MS),
+      allowed_ips: ['127.0.0.1', '10.0.0.0/8'],
+      max_tokens_per_hour: 50,
+    });
+    expect(made.status).toBe(201);
+    token = made.body;
+    expect((await api('POST', '/tokens', { name: 'Job_Board_Sync', services: ['jobs'], expires_at: isoDay(Date.now() + 30 * DAY_MS) })).status).toBe(201);
+    // One access token with the first secret, a rotation with a day's overlap, one with the new secret.
+    expect((await exchange(token.client_secret)).status).toBe(200);
+    const rotated = await api('POST', `/tokens/${token.id}/rotate`, { grace_period_hours: 24 });
+    expect(rotated.status).toBe(200);
+    fresh = rotated.body.client_secret;
+    expect((await exchange(fresh)).status).toBe(200);
+    await server.runJob('flush-last-used');
+    browser = await launchChromium();
+    page = await (await newWatchedContext(browser, w)).newPage();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    await db?.drop();
+  });
+
+  const dialog = () => page.locator('#edit-dialog');
+  const fact = (term: string) => page.locator('.fact', { has: page.locator('dt', { hasText: new RegExp(`^${term}$`) }) }).locator('dd');
+
+  it('opens from the list and shows the allowlist, the hourly limit, both secrets with their last use, and only this token’s events', async () => {
+    await page.goto(`${server.url}/admin`);
+    await page.locator('#signin-form').getByLabel('Email').fill(ADMIN.email);
+    await page.locator('#signin-form').getByLabel('Password').fill(ADMIN.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('#token-rows tr').nth(1).waitFor();
+
+    // A click on the row (here its Client ID cell) opens the view, as the name's link does.
+    await page.locator('#token-rows tr', { hasText: 'Job_Board_Sync' }).locator('td.col-client').click();
+    await page.getByRole('heading', { level: 1, name: 'Job_Board_Sync' }).waitFor();
+    await page.getByRole('link', { name: 'System Access Token' }).last().click();
+    await page.getByRole('link', { name: 'Payroll_Integration' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Payroll_Integration' }).waitFor();
+    expect(new URL(page.url()).hash).toBe(`#/token?id=${token.id}`);
+
+    expect(await fact('Client ID').innerText()).toBe(token.client_id);
+    expect(await fact('Organisation').innerText()).not.toBe('');
+    expect(await fact('Scopes').innerText()).toBe('candidates jobs');
+    expect(await fact('Services').locator('.tag').allInnerTexts()).toEqual(['Candidate API', 'Job API']);
+    expect(await fact('Client authentication').innerText()).toContain('client_secret_basic');
+    expect(await fact('DPoP').innerText()).toBe('Not required');
+    expect(await page.locator('#token-allowed-ips li').allInnerTexts()).toEqual(['127.0.0.1', '10.0.0.0/8']);
+    expect(await page.locator('#token-hourly-limit').innerText()).toBe('50');
+    expect(await page.locator('#token-last-hour').innerText()).toBe('2 of 50 access tokens');
+
+    const secrets = page.locator('#token-secret-rows tr');
+    expect(await secrets.count()).toBe(2);
+    expect(await secrets.nth(0).locator('td.col-secret').innerText()).toMatch(new RegExp(`••••${fresh.slice(-4)}\\s+Current`));
+    expect(await secrets.nth(1).locator('td.col-secret').innerText()).toMatch(new RegExp(`••••${token.client_secret.slice(-4)}\\s+Previous`));
+    for (const i of [0, 1]) expect(await secrets.nth(i).locator('td.col-used').innerText()).not.toBe('Never');
+    const until = await secrets.nth(1).locator('td.col-until time').getAttribute('datetime');
+    expect(Math.abs(Date.parse(until!) - Date.now() - DAY_MS)).toBeLessThan(120_000);
+    expect(await secrets.nth(1).getByRole('button', { name: 'Retire the previous secret of Payroll_Integration' }).isVisible()).toBe(true);
+
+    const events = page.locator('#token-event-rows tr');
+    await events.nth(1).waitFor();
+    expect(await events.evaluateAll((rows) => rows.map((r) => r.getAttribute('data-action')))).toEqual(['token.secret_rotated', 'token.generated']);
+    for (const action of ['Rotate secret', 'Revoke Access', 'Credentials', 'Edit']) {
+      expect(await page.locator('#token-actions').getByRole('button', { name: action, exact: true }).isVisible()).toBe(true);
+    }
+
+    // UPDATE_SCREENSHOT=1 refreshes the docs' pictures (from the embedded run); other runs keep them in the temp dir.
+    await page.mouse.move(0, 0);
+    await page.screenshot({ path: path.join(shotDir(kind), 'console-token.png'), fullPage: true });
+  });
+
+  it('edits name, services, addresses and hourly limit through the dialog; the view and the API show the change', async () => {
+    await page.locator('#token-actions').getByRole('button', { name: 'Edit', exact: true }).click();
+    await dialog().waitFor({ state: 'visible' });
+    expect(await dialog().getByLabel('Name', { exact: true }).inputValue()).toBe('Payroll_Integration');
+    expect(await dialog().getByLabel('Allowed addresses').inputValue()).toBe('127.0.0.1\n10.0.0.0/8');
+    expect(await dialog().getByLabel('Access tokens per hour (1 to 1,000,000)').inputValue()).toBe('50');
+    await dialog().getByLabel('Name', { exact: true }).fill('Payroll_Integration_EU');
+    await dialog().locator('#edit-service-list label', { hasText: 'Employee API' }).click();
+    await dialog().locator('#edit-service-list label', { hasText: 'Job API' }).click();
+    await dialog().getByLabel('Allowed addresses').fill('127.0.0.1\n10.0.0.0/8\n2001:db8::/32');
+    await dialog().getByLabel('Access tokens per hour (1 to 1,000,000)').fill('120');
+    await page.screenshot({ path: path.join(shotDir(kind), 'console-token-edit.png') });
+    await dialog().getByRole('button', { name: 'Save changes' }).click();
+
+    await page.locator('#token-flash', { hasText: 'Changes to “Payroll_Integration_EU” saved.' }).waitFor();
+    expect(await dialog().isVisible()).toBe(false);
+    const after = (await api('GET', `/tokens/${token.id}`)).body;
+    expect(after).toMatchObject({
+      name: 'Payroll_Integration_EU',
+      services: ['candidates', 'employees'],
+      allowed_ips: ['127.0.0.1', '10.0.0.0/8', '2001:db8::/32'],
+      max_tokens_per_hour: 120,
+    });
+    await page.getByRole('heading', { level: 1, name: 'Payroll_Integration_EU' }).waitFor();
+    expect(await page.locator('#token-allowed-ips li').allInnerTexts()).toEqual(['127.0.0.1', '10.0.0.0/8', '2001:db8::/32']);
+    expect(await page.locator('#token-hourly-limit').innerText()).toBe('120');
+    const changed = page.locator('#token-event-rows tr[data-action="token.updated"]');
+    await changed.waitFor();
+    expect(await changed.locator('.change').allInnerTexts()).toEqual(
+      expect.arrayContaining(['name: Payroll_Integration → Payroll_Integration_EU', 'max_tokens_per_hour: 50 → 120']),
+    );
+  });
+
+  it('shows an invalid CIDR range at its field and changes nothing', async () => {
+    const before = (await api('GET', `/tokens/${token.id}`)).body;
+    const opener = page.locator('#token-actions').getByRole('button', { name: 'Edit', exact: true });
+    await opener.click();
+    await dialog().waitFor({ state: 'visible' });
+    await dialog().getByLabel('Name', { exact: true }).fill('Should_Not_Land');
+    await dialog().getByLabel('Allowed addresses').fill('127.0.0.1\n10.0.0.300/8');
+    await dialog().getByRole('button', { name: 'Save changes' }).click();
+
+    const error = page.locator('#edit-ips-error');
+    await error.waitFor();
+    expect(await error.innerText()).toMatch(/10\.0\.0\.300\/8.*must be an IPv4 or IPv6 address or CIDR range/);
+    expect(await dialog().getByLabel('Allowed addresses').getAttribute('aria-invalid')).toBe('true');
+    expect(await page.locator('#edit-name-error').isHidden()).toBe(true);
+    expect(await dialog().isVisible()).toBe(true);
+    expect((await api('GET', `/tokens/${token.id}`)).body).toEqual(before);
+
+    await dialog().getByRole('button', { name: 'Cancel' }).click();
+    await dialog().waitFor({ state: 'hidden' });
+    expect(await page.evaluate(() => (globalThis as any).document.activeElement?.id)).toBe('token-edit');
+    expect(await page.locator('#token-title').innerText()).toBe('Payroll_Integration_EU');
+    expect((await api('GET', `/audit?token_id=${token.id}`)).body.items.filter((e: { action: string }) => e.action === 'token.updated')).toHaveLength(1);
+  });
+
+  it('retires, rotates (the new secret shown once, in this view) and revokes from the token view', async () => {
+    const secrets = page.locator('#token-secret-rows tr');
+    await page.getByRole('button', { name: 'Retire the previous secret of Payroll_Integration_EU' }).click();
+    await page.locator('#token-flash', { hasText: 'no longer works' }).waitFor();
+    await secrets.nth(1).waitFor({ state: 'detached' });
+    expect((await exchange(token.client_secret)).status).toBe(401);
+
+    await page.locator('#token-actions').getByRole('button', { name: 'Rotate secret', exact: true }).click();
+    await page.locator('#rotate-dialog').getByRole('button', { name: 'Rotate secret' }).click();
+    const panel = page.locator('#token-view #secret-panel');
+    await panel.waitFor({ state: 'visible' });
+    const newest = await page.locator('#secret-client-secret').innerText();
+    expect(newest).toMatch(/^sats_/);
+    expect((await exchange(newest)).status).toBe(200);
+    await secrets.nth(1).waitFor();
+    expect(await secrets.nth(0).locator('td.col-secret').innerText()).toContain(`••••${newest.slice(-4)}`);
+    expect(await secrets.nth(1).locator('td.col-secret').innerText()).toContain(`••••${fresh.slice(-4)}`);
+    await page.locator('#close-secret').click();
+    expect(await page.locator('#secret-client-secret').innerText()).toBe('');
+    expect(await page.evaluate(() => (globalThis as any).document.activeElement?.id)).toBe('token-edit');
+
+    await page.locator('#token-actions').getByRole('button', { name: 'Revoke Access', exact: true }).click();
+    await page.locator('#revoke-dialog').getByRole('button', { name: 'Revoke Access' }).click();
+    await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
+    await page.locator('#flash', { hasText: 'Access revoked for “Payroll_Integration_EU”' }).waitFor();
+    await page.locator('#token-rows tr', { hasText: 'Payroll_Integration_EU' }).waitFor({ state: 'detached' });
+    expect(await page.locator('#tokens-view #secret-panel').isHidden()).toBe(true);
+    expect((await api('GET', `/tokens/${token.id}`)).status).toBe(404);
+
+    // Back to the revoked token's address: it says so; its events stay in the audit log.
+    await page.goBack();
+    await page.locator('#token-error', { hasText: 'revoked, or the link is wrong' }).waitFor();
+    expect(await page.locator('#token-actions').isHidden()).toBe(true);
+    expect((await api('GET', `/audit?token_id=${token.id}&limit=1`)).body.items[0].action).toBe('token.revoked');
+
+    expect(w.problems).toEqual([]);
+    expect(w.requests.filter((u) => new URL(u).hostname !== '127.0.0.1')).toEqual([]);
+  });
+});
+
+/** docs/ when UPDATE_SCREENSHOT is set (once, from the embedded run), else the temp dir. */
+function shotDir(kind: string): string {
+  const dir = process.env.UPDATE_SCREENSHOT && kind === 'embedded' ? path.join(packageRoot(), 'docs') : os.tmpdir();
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
