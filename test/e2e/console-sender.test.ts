@@ -80,6 +80,9 @@ describe('console: public-key tokens and Require DPoP (Chromium)', () => {
     expect(await row.innerText()).toMatch(/Public key[\s\S]*DPoP/);
     const id = (await row.getAttribute('data-token-id'))!;
     expect(await apiToken(id)).toMatchObject({ auth_method: 'private_key_jwt', jwk_thumbprints: [thumbprint], require_dpop: true });
+    // No secret to rotate: the row offers Credentials and Revoke, not Rotate secret.
+    await row.getByRole('button', { name: 'Revoke access for Keyed_Integration' }).waitFor();
+    expect(await row.getByRole('button', { name: 'Rotate secret of Keyed_Integration' }).count()).toBe(0);
 
     // The credentials dialog: shows the thumbprint, replaces the key with a pasted JWK, switches DPoP off.
     await row.getByRole('button', { name: 'Credentials of Keyed_Integration' }).click();

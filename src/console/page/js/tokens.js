@@ -530,7 +530,8 @@ function tokenRow(token) {
         },
         'Revoke Access',
       ),
-      token.status === 'active'
+      // A private_key_jwt token has no secret to rotate (its keys change under Credentials).
+      token.status === 'active' && token.auth_method !== 'private_key_jwt'
         ? el(
             'button',
             {
