@@ -9,6 +9,8 @@ export interface Logger {
   warn(msg: string, fields?: LogFields): void;
   error(msg: string, fields?: LogFields): void;
   child(fields: LogFields): Logger;
+  /** Whether a call at `level` writes anything (callers skip building fields that would be dropped). */
+  enabled?(level: 'debug' | 'info' | 'warn' | 'error'): boolean;
 }
 
 const REDACTED = '[REDACTED]';
@@ -78,6 +80,7 @@ function wrap(p: PinoLogger): Logger {
     warn: emit('warn'),
     error: emit('error'),
     child: (fields) => wrap(p.child(redact(fields) as LogFields)),
+    enabled: (level) => p.isLevelEnabled(level),
   };
 }
 

@@ -1,0 +1,46 @@
+// The access log (SPEC "Operations") writes one line per request at LOG_LEVEL info or below, and nothing, at no
+// cost, above it (the token endpoint's hot path does not build lines that would be dropped).
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Koa from 'koa';
+import { accessLog } from '../../../src/http/access-log.js';
+import { createLogger, type LogLevel } from '../../../src/log.js';
+
+async function linesAt(level: LogLevel): Promise<{ lines: string[]; listeners: number }> {
+  const lines: string[] = [];
+  const app = new Koa();
+  let listeners = -1;
+  app.use(accessLog(createLogger(level, {}, (line) => lines.push(line))));
+  app.use((ctx) => {
+    listeners = ctx.res.listenerCount('close');
+    ctx.body = 'ok';
+  });
+  const server = http.createServer(app.callback());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/token?client_secret=x`);
+    await res.text();
+    for (const deadline = Date.now() + 2000; level === 'info' && lines.length === 0 && Date.now() < deadline; ) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  } finally {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+  return { lines, listeners };
+}
+
+describe('accessLog', () => {
+  it('writes one line at info, without the query string', async () => {
+    const { lines } = await linesAt('info');
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ msg: 'request', method: 'GET', path: '/token', status: 200 });
+    expect(lines[0]).not.toContain('client_secret');
+  });
+  it('writes nothing and listens for nothing at warn', async () => {
+    const info = await linesAt('info');
+    const warn = await linesAt('warn');
+    expect(warn.lines).toEqual([]);
+    expect(warn.listeners).toBe(info.listeners - 1);
+  });
+});
