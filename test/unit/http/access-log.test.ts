@@ -4,7 +4,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import { accessLog } from '../../../src/http/access-log.js';
-import { createLogger, type LogLevel } from '../../../src/log.js';
+import type { LogLevel } from '../../../src/config/index.js';
+import { createLogger } from '../../../src/log.js';
 
 async function linesAt(level: LogLevel): Promise<{ lines: string[]; listeners: number }> {
   const lines: string[] = [];
