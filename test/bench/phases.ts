@@ -45,7 +45,7 @@ export interface Part2Features {
 export function detectPart2Features(tables: string[], tokenColumns: string[]): Part2Features {
   const all = [...tables.map((t) => `table ${t}`), ...tokenColumns.map((c) => `tokens.${c}`)];
   const has = (re: RegExp) => all.filter((x) => re.test(x));
-  const second = has(/table .*secrets?$|tokens\.(secret_hash_2|previous_secret|second_secret|next_secret)/i);
+  const second = has(/table .*secrets?$|tokens\.(secret_hash_2|prev_secret|previous_secret|second_secret|next_secret)/i);
   const allow = has(/allow|cidr/i);
   const hourly = has(/hour|rate_limit|usage_counter/i);
   return { second_secret: second.length > 0, allowlist: allow.length > 0, hourly_limit: hourly.length > 0, evidence: [...second, ...allow, ...hourly] };
@@ -300,7 +300,7 @@ export async function runPhases(ctx: PhaseContext): Promise<PhasesResult> {
     const pass = x >= 0.85 && xOne >= 0.85 && (vsBase === undefined || vsBase >= 1.0) && (vsBaseOne === undefined || vsBaseOne >= 1.0);
     targets.push({
       id: '2c',
-      target: '2c token endpoint with allowlist and hourly limit: ≥ 0.85 × without them and ≥ 1.0 × baseline, here and with one credential',
+      target: '2c token endpoint with every Part 2 check (a second live secret, an allowlist, an hourly limit): ≥ 0.85 × without them and ≥ 1.0 × baseline, here and with one credential',
       measured:
         `${x.toFixed(2)} × without (${lim.tokens_per_s}/s vs ${plain.tokens_per_s}/s), 1 credential ${xOne.toFixed(2)} ×` +
         (vsBase !== undefined ? `; vs baseline ${vsBase.toFixed(2)} ×, 1 credential ${vsBaseOne?.toFixed(2)} ×` : '') +

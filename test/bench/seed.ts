@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
 import { addAdmin } from '../../src/accounts/index.js';
 import type { Deps } from '../../src/deps.js';
-import { generateToken, type Actor } from '../../src/tokens/index.js';
+import { generateToken, rotateSecret, type Actor } from '../../src/tokens/index.js';
 
 export interface Credential {
   client_id: string;
@@ -24,7 +24,8 @@ export interface KnownSeed {
   organisations: number;
   /**
    * As many credentials again, in organisations of their own, each with an allowlist that holds the bench's
-   * loopback client and an hourly limit the load never reaches (phase 2c: the cost of both checks).
+   * loopback client, an hourly limit the load never reaches, and two live secrets (rotated with a grace period;
+   * every other credential presents the previous secret, the second one compared): phase 2c, every Part 2 check.
    */
   limited: Credential[];
 }
@@ -75,7 +76,9 @@ export async function seedKnown(deps: Deps, count: number, perOrg: number): Prom
         expires_at: dateIn(30 + (n % 300)),
         ...BENCH_LIMITS,
       });
-      limited.push({ client_id: t.client_id, client_secret: t.client_secret, token_id: t.id, organisation_id: r.organisation.id });
+      const rotated = await rotateSecret(deps, actor, t.id, { grace_period_hours: 720 });
+      const secret = n % 2 === 0 ? rotated.client_secret : t.client_secret;
+      limited.push({ client_id: t.client_id, client_secret: secret, token_id: t.id, organisation_id: r.organisation.id });
     }
   }
   return { credentials, admin: admin as BenchAdmin, organisations: orgs, limited };

@@ -16,5 +16,11 @@ describe('detectPart2Features', () => {
     expect(f).toMatchObject({ second_secret: true, allowlist: true, hourly_limit: true });
     expect(f.evidence).toEqual(['table token_secrets', 'tokens.allowed_cidrs', 'tokens.max_tokens_per_hour']);
     expect(detectPart2Features(today.tables, [...today.columns, 'previous_secret_hash'])).toMatchObject({ second_secret: true, allowlist: false });
+    // This build's names: tokens.prev_secret_hash, tokens.allowed_ips, tokens.max_tokens_per_hour.
+    expect(detectPart2Features(today.tables, [...today.columns, 'prev_secret_hash', 'allowed_ips', 'max_tokens_per_hour'])).toMatchObject({
+      second_secret: true,
+      allowlist: true,
+      hourly_limit: true,
+    });
   });
 });
