@@ -1,4 +1,5 @@
 import { recordAudit } from '../audit/index.js';
+import type { ResourceServerRow } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { queueTokenLeakedMail, type LeakReporter } from '../mail/index.js';
 import { hashSecret, isWellFormedSecret } from './credentials.js';
@@ -37,6 +38,10 @@ const ACTOR: Record<LeakReporter, string> = { 'secret-scanning': 'secret-scannin
  * (`notify`), `token.leaked` is recorded with the URL and source of the first report that named it, and every
  * administrator of the organisation is mailed. A secret that was live when looked up is `true_positive` even when its
  * token was revoked in between (then whoever revoked it did the telling, and nothing more is done).
+ * A live secret of a resource server (`sat resource-server add`: the same format, and it may introspect every
+ * organisation's tokens) is `true_positive` too: with `revoke` its credentials are deleted at once; with `notify`
+ * they stay. Either way the server logs an error-level `resource server secret leaked` line for the operator (a
+ * resource server belongs to no organisation: there is no organisation audit log or administrator to tell).
  */
 export async function reportLeakedSecrets(deps: Deps, reports: readonly LeakReport[], options: LeakReportOptions): Promise<LeakLabel[]> {
   const firstReport = new Map<string, LeakReport>();
@@ -45,12 +50,17 @@ export async function reportLeakedSecrets(deps: Deps, reports: readonly LeakRepo
   }
   const hashOf = new Map([...firstReport.keys()].map((secret) => [secret, hashSecret(secret)]));
   const live = await q.findLiveTokensBySecretHashes(deps.db.knex, [...hashOf.values()], deps.clock());
+  const unmatched = [...hashOf.values()].filter((h) => !live.has(h));
+  const servers = await q.findResourceServersBySecretHashes(deps.db.knex, unmatched);
   const labels = new Map<string, LeakLabel>();
   for (const [secret, report] of firstReport) {
-    const row = live.get(hashOf.get(secret)!);
-    if (!row) continue;
+    const hash = hashOf.get(secret)!;
+    const row = live.get(hash);
+    const server = servers.get(hash);
+    if (row) await actOnLeak(deps, row, report, options);
+    else if (server) await actOnResourceServerLeak(deps, server, report, options);
+    else continue;
     labels.set(secret, 'true_positive');
-    await actOnLeak(deps, row, report, options);
   }
   return reports.map((r) => labels.get(r.secret) ?? 'false_positive');
 }
@@ -100,4 +110,18 @@ async function actOnLeak(deps: Deps, row: q.TokenWithCreator, report: LeakReport
       source: report.source,
     });
   }
+}
+
+async function actOnResourceServerLeak(deps: Deps, server: ResourceServerRow, report: LeakReport, options: LeakReportOptions): Promise<void> {
+  const revoked = options.action === 'revoke' && (await q.deleteResourceServer(deps.db.knex, server.id)) !== undefined;
+  deps.log.error('resource server secret leaked', {
+    reporter: options.reporter,
+    action: revoked ? 'revoked' : options.action === 'revoke' ? 'already revoked' : 'notified',
+    resource_server_id: server.id,
+    name: server.name,
+    client_id: server.client_id,
+    url: report.url,
+    source: report.source,
+    ...(revoked ? {} : options.action === 'notify' ? { advice: 'revoke it with sat resource-server revoke and issue new credentials' } : {}),
+  });
 }

@@ -360,6 +360,13 @@ export function listResourceServerRows(db: Db): Promise<ResourceServerRow[]> {
   return db<ResourceServerRow>('resource_servers').select('*').orderBy([{ column: 'created_at' }, { column: 'id' }]);
 }
 
+/** Resource servers whose secret hash is one of `hashes`, by hash (leaked-secret reports). */
+export async function findResourceServersBySecretHashes(db: Db, hashes: readonly string[]): Promise<Map<string, ResourceServerRow>> {
+  if (hashes.length === 0) return new Map();
+  const rows = await db<ResourceServerRow>('resource_servers').whereIn('secret_hash', [...hashes]);
+  return new Map(rows.map((r) => [r.secret_hash, r]));
+}
+
 export function findResourceServerByClientId(db: Db, clientId: string): Promise<ResourceServerRow | undefined> {
   return db<ResourceServerRow>('resource_servers').where({ client_id: clientId }).first();
 }

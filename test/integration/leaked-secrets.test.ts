@@ -7,7 +7,7 @@ import path from 'node:path';
 import { addAdmin } from '../../src/accounts/index.js';
 import type { MailOutboxRow } from '../../src/db/index.js';
 import { generateClientSecret } from '../../src/tokens/credentials.js';
-import type { Actor, GeneratedToken } from '../../src/tokens/index.js';
+import { addResourceServer, type Actor, type GeneratedToken } from '../../src/tokens/index.js';
 import { call, signIn } from '../support/admin-api.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic, makeAdmin, makeToken, setTokenExpiry, uniq } from '../support/fixtures.js';
@@ -115,6 +115,23 @@ describe.each(testDatabases())('leaked secrets on %s', (kind) => {
   const unknownSecret = () => generateClientSecret(); // well-formed, never issued
   const noise = ['sats_not-a-secret', 'ghp_' + 'a'.repeat(36), `sats_${'A'.repeat(49)}`, ''];
 
+  /** A resource server's credentials, and an access token it may introspect (another organisation's). */
+  async function resourceServerWithSubject() {
+    const rs = await addResourceServer(server.deps, uniq('rs'));
+    const { token } = await orgWithToken();
+    const issued = (await (await exchange(token)).json()) as { access_token: string };
+    const introspect = () =>
+      fetch(`${server.url}/token/introspection`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(rs.client_id, rs.client_secret) },
+        body: `token=${issued.access_token}`,
+      });
+    expect((await introspect()).status).toBe(200);
+    return { rs, introspect };
+  }
+  const leakLogLines = (clientId: string) =>
+    server.logLines.filter((l) => l.includes('resource server secret leaked') && l.includes(clientId)).map((l) => JSON.parse(l) as Record<string, unknown>);
+
   describe('POST /secret-scanning/verify (revoke, the default)', () => {
     it('revokes a live secret, labels every alert, audits with URL and source, and mails every administrator', async () => {
       const { admins, token } = await orgWithToken();
@@ -191,6 +208,24 @@ describe.each(testDatabases())('leaked secrets on %s', (kind) => {
         expect(m.raw).not.toContain(token.client_secret);
       }
       expect(server.logLines.join('\n')).not.toContain(token.client_secret);
+    });
+
+    it("revokes a leaked resource server's credentials, labels them true_positive and tells the operator in the log", async () => {
+      const { rs, introspect } = await resourceServerWithSubject();
+      const res = await alert([{ token: rs.client_secret }, { token: unknownSecret() }]);
+      expect(res.status).toBe(200);
+      expect(res.body.map((r: { label: string }) => r.label)).toEqual(['true_positive', 'false_positive']);
+      expect((await introspect()).status).toBe(401);
+      expect(await server.deps.db.knex('resource_servers').where({ id: rs.id })).toEqual([]);
+      const lines = leakLogLines(rs.client_id);
+      expect(lines).toEqual([expect.objectContaining({ level: 'error', action: 'revoked', resource_server_id: rs.id, reporter: 'secret-scanning' })]);
+      expect(server.logLines.join('\n')).not.toContain(rs.client_secret);
+
+      // The public endpoint too.
+      const other = await resourceServerWithSubject();
+      expect((await publicRevoke({ credentials: [other.rs.client_secret] }, '198.51.100.78')).status).toBe(202);
+      expect((await other.introspect()).status).toBe(401);
+      expect(leakLogLines(other.rs.client_id)).toEqual([expect.objectContaining({ action: 'revoked', reporter: 'public-report' })]);
     });
 
     it('acts once on a secret reported twice in one alert, and labels both', async () => {
@@ -467,6 +502,14 @@ describe.each(testDatabases())('leaked secrets on %s', (kind) => {
       expect((await alert([{ token: token.client_secret }])).body[0].label).toBe('true_positive');
       expect(await leakEvents(admins[0].organisation_id)).toHaveLength(2);
       expect((await tokenRow(token.id)).leaked_at.toISOString()).toBe(resource.body.leaked_at); // the first report's time
+    });
+
+    it("keeps a leaked resource server's credentials working, labels them true_positive and tells the operator", async () => {
+      const { rs, introspect } = await resourceServerWithSubject();
+      const res = await alert([{ token: rs.client_secret }]);
+      expect(res.body.map((r: { label: string }) => r.label)).toEqual(['true_positive']);
+      expect((await introspect()).status).toBe(200);
+      expect(leakLogLines(rs.client_id)).toEqual([expect.objectContaining({ level: 'error', action: 'notified', resource_server_id: rs.id })]);
     });
 
     it('still revokes on a public report (whoever sends a secret holds it)', async () => {
