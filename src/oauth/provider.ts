@@ -63,6 +63,9 @@ function createAdapter(deps: Deps): (model: string) => Adapter {
   };
 }
 
+/** oidc-provider's error_detail for a DPoP proof whose jti was seen before (lib/helpers/validate_dpop.js). */
+const DPOP_REPLAY_DETAIL = 'DPoP proof JWT Replay detected';
+
 /** How far ahead a client assertion's `exp` may be (SPEC Part 2: at most 5 minutes). */
 const MAX_ASSERTION_LIFETIME_S = 300;
 
@@ -232,6 +235,15 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
 
   provider.on('grant.success', (ctx) => {
     if (ctx.oidc.client) issued(ctx.oidc.client);
+  });
+  // RFC 9449 §5: a DPoP proof that is invalid, a replayed one included (§11.1), is answered `invalid_dpop_proof`;
+  // oidc-provider 9 reports a replay at the token endpoint as `invalid_grant` (lib/helpers/grant_common.js). Its
+  // error handler emits this event right after it set the body, before the response is written.
+  provider.on('grant.error', (ctx, err) => {
+    const body = ctx.body as { error?: unknown } | undefined;
+    if ((err as { error_detail?: unknown }).error_detail === DPOP_REPLAY_DETAIL && body?.error === 'invalid_grant') {
+      ctx.body = { error: 'invalid_dpop_proof', error_description: 'DPoP proof JWT replay detected' };
+    }
   });
   provider.on('server_error', (_ctx, err) => {
     deps.log.error('oauth server error', { err });
