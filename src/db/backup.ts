@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Knex } from 'knex';
+import { makeOwnerOnly } from './files.js';
 
 /** The PGlite instance behind a knex on the embedded engine (knex-pglite keeps it on its client). */
 interface DumpablePglite {
@@ -51,7 +52,8 @@ export async function backupEmbedded(knex: Knex, file: string): Promise<{ file: 
 /**
  * Replaces the embedded database in `dataPath` (DATA_DIR/pgdata) by the backup in `file`. The caller holds the
  * DATA_DIR lock (no server running). The backup is first opened in a new directory beside it, so a bad file
- * changes nothing; the replaced data directory is kept beside it as `pgdata.before-restore-<time>`.
+ * changes nothing; the replaced data directory is kept beside it as `pgdata.before-restore-<time>`. Everything
+ * restored is owner-only (the archive's files come out 0666: makeOwnerOnly, as at server start; SPEC Part 2).
  */
 export async function restoreEmbedded(dataPath: string, file: string, now = new Date()): Promise<{ previous: string | undefined }> {
   const data = readFileSync(file);
@@ -65,6 +67,7 @@ export async function restoreEmbedded(dataPath: string, file: string, now = new 
     } finally {
       await pglite.close();
     }
+    makeOwnerOnly(staging, false);
   } catch (err) {
     rmSync(staging, { recursive: true, force: true });
     throw new Error(`${path.basename(file)} is not a backup of this server's embedded database (${(err as Error).message})`);

@@ -1,10 +1,24 @@
 // `sat backup FILE` / `sat restore FILE` for the embedded database: a consistent copy while the server runs.
-import { statSync, writeFileSync } from 'node:fs';
+import { lstatSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { runSat, startSatServe } from '../support/cli.js';
 import { createTestDb, type TestDb } from '../support/db.js';
 import { freePort } from '../support/server.js';
+
+/** Every entry under `dir` (itself included) that is not owner-only: 0700 folders, 0600 files (SPEC Part 2). */
+function readableEntries(dir: string): string[] {
+  const bad: string[] = [];
+  const visit = (p: string) => {
+    const st = lstatSync(p);
+    if (st.isSymbolicLink()) return;
+    const mode = st.mode & 0o777;
+    if (mode !== (st.isDirectory() ? 0o700 : 0o600)) bad.push(`${path.relative(dir, p) || '.'} ${mode.toString(8)}`);
+    if (st.isDirectory()) for (const name of readdirSync(p)) visit(path.join(p, name));
+  };
+  visit(dir);
+  return bad;
+}
 
 const ADMIN = { ADMIN_EMAIL: 'backup-admin@example.com', ADMIN_PASSWORD: 'backup-admin-password' };
 
@@ -51,7 +65,7 @@ describe('sat backup and sat restore (embedded database)', () => {
 
     // A file that is not a backup changes nothing.
     const junk = path.join(db.dataDir, 'junk.tar.gz');
-    writeFileSync(junk, 'not a backup');
+    writeFileSync(junk, 'not a backup', { mode: 0o600 });
     const bad = await runSat(['restore', junk], env);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('is not a backup');
@@ -60,6 +74,8 @@ describe('sat backup and sat restore (embedded database)', () => {
     expect(restored.stderr).not.toMatch(/sat: /);
     expect(restored.code).toBe(0);
     expect(restored.stdout).toMatch(/kept in .*pgdata\.before-restore-/);
+    // SPEC Part 2: owner-only at once, not only after the next server start (the backup's files were 0666).
+    expect(readableEntries(db.dataDir)).toEqual([]);
 
     const again = await startSatServe(env);
     try {
