@@ -2,6 +2,8 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
+import { gunzip } from 'node:zlib';
 import type { Knex } from 'knex';
 import { makeOwnerOnly } from './files.js';
 
@@ -49,6 +51,41 @@ export async function backupEmbedded(knex: Knex, file: string): Promise<{ file: 
   return { file, bytes: data.length };
 }
 
+const TAR_BLOCK = 512;
+
+/**
+ * Checks that `tar` is a whole ustar archive (POSIX.1-1988, what `sat backup` writes inside the gzip): every
+ * header carries the ustar magic and every entry's data is there. PGlite, given anything else, tries to gunzip it
+ * through a stream whose failure nobody awaits, which crashes the process after our message (an unhandled
+ * rejection): so nothing that is not a tar reaches it. Throws with the reason.
+ */
+function checkTar(tar: Buffer): void {
+  const zeros = (from: number, to: number) => tar.subarray(from, Math.min(to, tar.length)).every((b) => b === 0);
+  let at = 0;
+  let entries = 0;
+  while (tar.length - at >= TAR_BLOCK) {
+    const magic = tar.toString('latin1', at + 257, at + 265);
+    if (!/^ustar\0[0 \0]{2}$/.test(magic) && magic !== 'ustar  \0') {
+      if (entries > 0 && zeros(at, at + 2 * TAR_BLOCK)) break; // the end-of-archive blocks
+      throw new Error(entries === 0 ? 'not a tar archive' : 'a damaged tar archive');
+    }
+    const type = (parseInt(String.fromCharCode(tar[at + 156]!), 10) || 0) % 8;
+    const size = type === 0 ? parseInt(tar.toString('latin1', at + 124, at + 136), 8) || 0 : 0;
+    at += TAR_BLOCK + Math.ceil(size / TAR_BLOCK) * TAR_BLOCK;
+    if (at > tar.length) throw new Error('a truncated tar archive');
+    entries++;
+    if (zeros(at, at + 2 * TAR_BLOCK)) break;
+  }
+  if (entries === 0) throw new Error('not a tar archive');
+}
+
+/** The tar inside a backup file: gunzipped when it is gzip (what `sat backup` writes), else taken as a tar. */
+async function tarOf(data: Buffer): Promise<Buffer> {
+  const tar = data[0] === 0x1f && data[1] === 0x8b ? await promisify(gunzip)(data) : data;
+  checkTar(tar);
+  return tar;
+}
+
 /**
  * Replaces the embedded database in `dataPath` (DATA_DIR/pgdata) by the backup in `file`. The caller holds the
  * DATA_DIR lock (no server running). The backup is first opened in a new directory beside it, so a bad file
@@ -61,7 +98,8 @@ export async function restoreEmbedded(dataPath: string, file: string, now = new 
   mkdirSync(staging, { mode: 0o700 }); // owner-only, like DATA_DIR
   const { PGlite } = await import('@electric-sql/pglite');
   try {
-    const pglite = await PGlite.create(staging, { loadDataDir: new Blob([data]) });
+    const tar = await tarOf(data);
+    const pglite = await PGlite.create(staging, { loadDataDir: new Blob([tar], { type: 'application/x-tar' }) });
     try {
       await pglite.query('select count(*) from knex_migrations'); // a database of ours, and it opens
     } finally {

@@ -1,6 +1,8 @@
 // `sat backup FILE` / `sat restore FILE` for the embedded database: a consistent copy while the server runs.
-import { lstatSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { lstatSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { runSat, startSatServe } from '../support/cli.js';
 import { createTestDb, type TestDb } from '../support/db.js';
@@ -18,6 +20,13 @@ function readableEntries(dir: string): string[] {
   };
   visit(dir);
   return bad;
+}
+
+/** A refused restore: exit 1, one clean line on stderr (no stack, no uncaught exception). */
+function expectCleanRefusal(r: { code: number | null; stderr: string }, name: string): void {
+  expect(r.code).toBe(1);
+  const lines = r.stderr.split('\n').filter((l) => l !== '' && !l.startsWith('oidc-provider WARNING'));
+  expect(lines).toEqual([expect.stringMatching(new RegExp(`^sat: ${name} is not a backup of this server's embedded database \\(.+\\)$`))]);
 }
 
 const ADMIN = { ADMIN_EMAIL: 'backup-admin@example.com', ADMIN_PASSWORD: 'backup-admin-password' };
@@ -63,12 +72,19 @@ describe('sat backup and sat restore (embedded database)', () => {
       expect(await server.stop()).toBe(0);
     }
 
-    // A file that is not a backup changes nothing.
-    const junk = path.join(db.dataDir, 'junk.tar.gz');
-    writeFileSync(junk, 'not a backup', { mode: 0o600 });
-    const bad = await runSat(['restore', junk], env);
-    expect(bad.code).toBe(1);
-    expect(bad.stderr).toContain('is not a backup');
+    // A file that is not a backup changes nothing, and is refused with one clean line: text, random bytes (once
+    // crashed with an uncaught Z_DATA_ERROR after the message), gzipped random bytes, half a backup.
+    const junk: Array<[string, Buffer]> = [
+      ['junk.tar.gz', Buffer.from('not a backup')],
+      ['random.tar', randomBytes(10_000)],
+      ['random-gzip.tar.gz', gzipSync(randomBytes(10_000))],
+      ['half.tar.gz', readFileSync(file).subarray(0, Math.floor(statSync(file).size / 2))],
+    ];
+    for (const [name, data] of junk) {
+      writeFileSync(path.join(db.dataDir, name), data, { mode: 0o600 });
+      expectCleanRefusal(await runSat(['restore', path.join(db.dataDir, name)], env), name);
+    }
+    expect(readdirSync(db.dataDir).filter((n) => n.includes('restoring') || n.includes('before-restore'))).toEqual([]);
 
     const restored = await runSat(['restore', file], env);
     expect(restored.stderr).not.toMatch(/sat: /);
