@@ -86,7 +86,8 @@ async function cliActor(deps: Deps, org: string): Promise<Actor> {
 }
 
 export const commands: Record<string, Command> = {
-  'admin-add': (deps, args) => addAdmin(deps.db.knex, addAdminInput.parse(args)),
+  // `sat admin add`: audit event admin.added by "cli" (with organisation_created when it made the organisation).
+  'admin-add': (deps, args) => addAdmin(deps.db.knex, addAdminInput.parse(args), 'cli'),
   'admin-reset-password': (deps, args) => resetPasswordFromCli(deps, cliResetPasswordArgs.parse(args)),
   // `sat admin list|invite|remove --org NAME`: the admin API's rules (last_admin, admin_exists, the invitation mail),
   // audit events by "cli".
