@@ -13,7 +13,7 @@ import {
   resetPasswordFromCli,
 } from './accounts/index.js';
 import type { ControlResponse } from './control/index.js';
-import { backupEmbedded, migrateLatest, migrationStatus } from './db/index.js';
+import { BackupTargetError, backupEmbedded, migrateLatest, migrationStatus } from './db/index.js';
 import type { Deps } from './deps.js';
 import { AppError } from './errors.js';
 import { parseKeyEncryptionKey } from './config/index.js';
@@ -235,6 +235,8 @@ export async function runCommand(deps: Deps, name: string, args: Record<string, 
       };
     }
     if (err instanceof KeyEncryptionError) return { ok: false, error: { code: 'key_encryption_failed', message: err.message } };
+    // `sat backup` to a path it cannot write: the reason for the operator, nothing for the server log (bad input).
+    if (err instanceof BackupTargetError) return { ok: false, error: { code: 'backup_failed', message: err.message } };
     if (err instanceof AppError) return { ok: false, error: { code: err.code, message: err.message, details: err.details } };
     deps.log.error('command failed', { command: name, err });
     return { ok: false, error: { code: 'internal_error', message: 'the command failed; see the server log' } };

@@ -1,6 +1,6 @@
 // Backups of the embedded database (`sat backup FILE`, `sat restore FILE`). PostgreSQL has pg_dump for this.
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
@@ -19,21 +19,89 @@ function pgliteOf(knex: Knex): DumpablePglite {
   return pglite;
 }
 
-/** Writes `data` to `file` owner-only (0600), through a temporary file renamed into place: never half a backup. */
+/**
+ * A backup target that cannot be written (missing or unwritable directory, an existing file, a full disk): the
+ * message names the file and the reason, for `sat` to print as is (no stack, nothing for the server log).
+ */
+export class BackupTargetError extends Error {
+  constructor(file: string, reason: string) {
+    super(`cannot write ${file}: ${reason}`);
+    this.name = 'BackupTargetError';
+  }
+}
+
+/** The reason an fs call on `file` failed, in words, or undefined for an error that is not about the target. */
+function targetProblem(file: string, err: unknown): BackupTargetError | undefined {
+  const dir = path.dirname(file);
+  const reasons: Record<string, string> = {
+    ENOENT: `no such directory ${dir}`,
+    ENOTDIR: `${nearestFile(dir) ?? dir} is not a directory`,
+    EACCES: `permission denied (the server or sat cannot write to ${dir})`,
+    EPERM: `permission denied (the server or sat cannot write to ${dir})`,
+    EROFS: `${dir} is on a read-only file system`,
+    ENOSPC: 'no space left on the device',
+    EDQUOT: 'disk quota exceeded',
+    EEXIST: 'the file exists (choose another name, or delete it first)',
+    EISDIR: 'it is a directory',
+    ENAMETOOLONG: 'the name is too long',
+  };
+  const reason = reasons[(err as NodeJS.ErrnoException).code ?? ''];
+  return reason ? new BackupTargetError(file, reason) : undefined;
+}
+
+/** The first ancestor of `dir` (itself included) that exists but is not a directory: the ENOTDIR culprit. */
+function nearestFile(dir: string): string | undefined {
+  for (let p = dir; p !== path.dirname(p); p = path.dirname(p)) {
+    try {
+      if (!statSync(p).isDirectory()) return p;
+    } catch {
+      // missing: look further up
+    }
+  }
+  return undefined;
+}
+
+/** Refuses a target that already exists (a file: never overwritten; a directory) before the work starts. */
+function checkTarget(file: string): void {
+  let st;
+  try {
+    st = statSync(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && !existsSync(path.dirname(file))) throw targetProblem(file, err);
+    if (code === 'ENOENT') return;
+    throw targetProblem(file, err) ?? err;
+  }
+  throw new BackupTargetError(file, st.isDirectory() ? 'it is a directory' : 'the file exists (choose another name, or delete it first)');
+}
+
+/**
+ * Writes `data` to `file` owner-only (0600), through a temporary file linked into place: never half a backup, and
+ * never over an existing file (link fails with EEXIST; a file system without hard links falls back to rename).
+ * BackupTargetError when the target cannot be written.
+ */
 function writePrivateFile(file: string, data: Buffer): void {
   const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
-  const fd = openSync(tmp, 'wx', 0o600);
   try {
-    writeSync(fd, data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    renameSync(tmp, file);
+    const fd = openSync(tmp, 'wx', 0o600);
+    try {
+      writeSync(fd, data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    try {
+      linkSync(tmp, file);
+      rmSync(tmp, { force: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EMLINK') throw err;
+      checkTarget(file);
+      renameSync(tmp, file);
+    }
   } catch (err) {
     rmSync(tmp, { force: true });
-    throw err;
+    throw err instanceof BackupTargetError ? err : (targetProblem(file, err) ?? err);
   }
 }
 
@@ -41,8 +109,10 @@ function writePrivateFile(file: string, data: Buffer): void {
  * A consistent copy of the running embedded database, as a gzipped tar of its data directory, written to `file`
  * (an absolute path) with mode 0600. PGlite runs one statement at a time: the dump happens between statements,
  * after a checkpoint; a transaction still open at that moment is absent from the copy (as after a crash).
+ * BackupTargetError (checked before the dump, and on writing) when `file` exists or cannot be written.
  */
 export async function backupEmbedded(knex: Knex, file: string): Promise<{ file: string; bytes: number }> {
+  checkTarget(file);
   const pglite = pgliteOf(knex);
   await pglite.query('checkpoint');
   const blob = await pglite.dumpDataDir('gzip');

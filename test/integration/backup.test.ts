@@ -29,6 +29,31 @@ function expectCleanRefusal(r: { code: number | null; stderr: string }, name: st
   expect(lines).toEqual([expect.stringMatching(new RegExp(`^sat: ${name} is not a backup of this server's embedded database \\(.+\\)$`))]);
 }
 
+/**
+ * `sat backup` to paths it cannot write: exit 1 with the reason on stderr (README "Exit codes"), nothing
+ * written, and no "command failed" / stack in the log of a running server.
+ */
+async function expectBadTargetsRefused(env: Record<string, string>, dir: string): Promise<void> {
+  const existing = path.join(dir, 'existing.tar.gz');
+  writeFileSync(existing, 'keep me', { mode: 0o600 });
+  const cases: Array<[string, RegExp]> = [
+    ['/nonexistent/dir/x', /^sat: cannot write \/nonexistent\/dir\/x: no such directory \/nonexistent\/dir\n$/],
+    [path.join(existing, 'x'), /^sat: cannot write .*existing\.tar\.gz\/x: .*existing\.tar\.gz is not a directory\n$/],
+    [existing, /^sat: cannot write .*existing\.tar\.gz: the file exists \(choose another name, or delete it first\)\n$/],
+    [dir, /^sat: cannot write .*: it is a directory\n$/],
+  ];
+  for (const [target, message] of cases) {
+    const r = await runSat(['backup', target], env);
+    expect({ target, code: r.code }).toEqual({ target, code: 1 });
+    expect(r.stderr.replace(/^oidc-provider WARNING.*\n/gm, '')).toMatch(message);
+  }
+  expect(readFileSync(existing, 'utf8')).toBe('keep me');
+  expect(readdirSync(dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+}
+
+/** The round trip spawns some twenty `sat` processes, each loading the code and opening the database or socket. */
+const SPAWNING_TEST_MS = 180_000;
+
 const ADMIN = { ADMIN_EMAIL: 'backup-admin@example.com', ADMIN_PASSWORD: 'backup-admin-password' };
 
 describe('sat backup and sat restore (embedded database)', () => {
@@ -68,9 +93,16 @@ describe('sat backup and sat restore (embedded database)', () => {
       const refused = await runSat(['restore', file], env);
       expect(refused.code).toBe(1);
       expect(refused.stderr).toContain('stop it, then restore');
+
+      // Through the running server's control socket: the reason, and nothing in the server's log.
+      await expectBadTargetsRefused(env, db.dataDir);
+      expect(server.output()).not.toMatch(/command failed|"stack"|    at /);
     } finally {
       expect(await server.stop()).toBe(0);
     }
+    // And with no server running (sat opens the database itself).
+    await expectBadTargetsRefused(env, db.dataDir);
+
 
     // A file that is not a backup changes nothing, and is refused with one clean line: text, random bytes (once
     // crashed with an uncaught Z_DATA_ERROR after the message), gzipped random bytes, half a backup.
@@ -101,7 +133,7 @@ describe('sat backup and sat restore (embedded database)', () => {
     } finally {
       expect(await again.stop()).toBe(0);
     }
-  });
+  }, SPAWNING_TEST_MS);
 
   it('points to pg_dump on PostgreSQL', async () => {
     if (!process.env.TEST_DATABASE_URL) {
