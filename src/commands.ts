@@ -13,7 +13,7 @@ import {
   resetPasswordFromCli,
 } from './accounts/index.js';
 import type { ControlResponse } from './control/index.js';
-import { backupEmbedded, migrateLatest, migrationStatus } from './db/index.js';
+import { BackupTargetError, backupEmbedded, migrateLatest, migrationStatus } from './db/index.js';
 import type { Deps } from './deps.js';
 import { AppError } from './errors.js';
 import { parseKeyEncryptionKey } from './config/index.js';
@@ -86,7 +86,8 @@ async function cliActor(deps: Deps, org: string): Promise<Actor> {
 }
 
 export const commands: Record<string, Command> = {
-  'admin-add': (deps, args) => addAdmin(deps.db.knex, addAdminInput.parse(args)),
+  // `sat admin add`: audit event admin.added by "cli" (with organisation_created when it made the organisation).
+  'admin-add': (deps, args) => addAdmin(deps.db.knex, addAdminInput.parse(args), 'cli'),
   'admin-reset-password': (deps, args) => resetPasswordFromCli(deps, cliResetPasswordArgs.parse(args)),
   // `sat admin list|invite|remove --org NAME`: the admin API's rules (last_admin, admin_exists, the invitation mail),
   // audit events by "cli".
@@ -234,6 +235,8 @@ export async function runCommand(deps: Deps, name: string, args: Record<string, 
       };
     }
     if (err instanceof KeyEncryptionError) return { ok: false, error: { code: 'key_encryption_failed', message: err.message } };
+    // `sat backup` to a path it cannot write: the reason for the operator, nothing for the server log (bad input).
+    if (err instanceof BackupTargetError) return { ok: false, error: { code: 'backup_failed', message: err.message } };
     if (err instanceof AppError) return { ok: false, error: { code: err.code, message: err.message, details: err.details } };
     deps.log.error('command failed', { command: name, err });
     return { ok: false, error: { code: 'internal_error', message: 'the command failed; see the server log' } };

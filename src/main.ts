@@ -1,4 +1,4 @@
-// `sat serve`: config → database → migrations → first admin → keys → HTTP server → control socket → jobs.
+// `sat serve`: config (and what it names: keys, files) → database → migrations → first admin → keys → HTTP server → control socket → jobs.
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -14,7 +14,9 @@ import { createLogger, type Logger } from './log.js';
 import { deliverDueMail, pruneSentMail } from './mail/delivery.js';
 import { createMailTransport } from './mail/transport.js';
 import { drainHttpServer } from './http/drain.js';
-import { createServer } from './server.js';
+import { openKeyRing } from './keys/index.js';
+import { ScanningKeys } from './scanning/keys.js';
+import { createServer, type Prepared } from './server.js';
 import { enqueueExpiryNotices, expirePreviousSecrets, pruneIssuanceBuckets, pruneOneTimeUses, pruneRevokedAccessTokens, revokeDormantTokens } from './tokens/index.js';
 import type { OAuth } from './oauth/index.js';
 
@@ -46,6 +48,19 @@ function whileDiskAllows(db: Database, jobs: Job[]): Job[] {
   return jobs.map((job) => ({ ...job, run: () => (db.diskSpace?.().low ? Promise.resolve(0) : job.run()) }));
 }
 
+/**
+ * The configuration checks that need no database, run before the database is touched, so a start that is refused
+ * anyway migrates nothing, creates no first administrator and writes no initial-admin-password: the key-encryption
+ * key (SPEC Part 2 "PostgreSQL mode refuses to start without one": KeyEncryptionError; on the embedded database
+ * DATA_DIR's key, generated on the first start) and SECRET_SCANNING_KEYS_FILE (ScanningKeysError). The results are
+ * handed to createServer, so each is read once.
+ */
+export function checkStartConfig(config: Readonly<Config>, log: Logger): Prepared {
+  const keyRing = openKeyRing(config, config.databaseUrl ? 'postgres' : 'embedded', log);
+  const file = config.secretScanningKeysFile;
+  return { keyRing, ...(file ? { scanningKeys: new ScanningKeys(file, log) } : {}) };
+}
+
 /** What a caller (a test, an embedding) may inject into `serve`; production passes nothing. */
 export interface ServeOptions {
   log?: Logger;
@@ -69,6 +84,7 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
   const files = makeOwnerOnly(config.dataDir, !config.databaseUrl || !config.smtpUrl);
   if (files.changed > 0) log.warn('made DATA_DIR owner-only', { data_dir: config.dataDir, changed: files.changed });
   if (files.skipped > 0) log.warn('entries in DATA_DIR belong to another user and stay as they are', { skipped: files.skipped });
+  const prepared = checkStartConfig(config, log);
   const db = await openDb(config, log);
   try {
     const deps: Deps = { config, db, log, clock };
@@ -92,7 +108,7 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
       }
     }
 
-    const { app, oauth, beginDrain } = await createServer(deps);
+    const { app, oauth, beginDrain } = await createServer(deps, prepared);
     // A request (headers and body) must arrive within REQUEST_TIMEOUT_SECONDS, else Node answers 408 and closes:
     // a body trickled byte by byte cannot hold a connection and a handler for minutes. Checked every second.
     const server = http.createServer({ requestTimeout: config.requestTimeoutMs, connectionsCheckingInterval: 1_000 }, app.callback());

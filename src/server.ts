@@ -10,6 +10,14 @@ import { consoleRouter } from './console/routes.js';
 import { responseMetrics } from './ops/response-metrics.js';
 import { opsRouter } from './ops/routes.js';
 import { scanningRouter } from './scanning/routes.js';
+import type { ScanningKeys } from './scanning/keys.js';
+import type { KeyRing } from './keys/index.js';
+
+/** What `serve` resolved from the configuration before opening the database (main.ts `checkStartConfig`). */
+export interface Prepared {
+  keyRing?: KeyRing;
+  scanningKeys?: ScanningKeys;
+}
 
 export interface Server {
   app: Koa;
@@ -21,15 +29,16 @@ export interface Server {
   beginDrain(): void;
 }
 
-export async function createServer(deps: Deps): Promise<Server> {
+/** The Koa application on `deps`; `prepared` parts are used as given, the others are opened here. */
+export async function createServer(deps: Deps, prepared: Prepared = {}): Promise<Server> {
   const app = new Koa();
   app.proxy = deps.config.trustProxy; // X-Forwarded-* only behind a trusted load balancer (README)
   app.maxIpsCount = 1; // ctx.ip = the address our load balancer saw (the right-most X-Forwarded-For), not a client-written one
   app.silent = true; // errors are logged by errorHandler, redacted
-  const oauth = await createOAuth(deps);
+  const oauth = await createOAuth(deps, prepared.keyRing);
   const lifecycle = { draining: false };
   const ops = opsRouter(deps, lifecycle);
-  const scanning = scanningRouter(deps); // throws at start when SECRET_SCANNING_KEYS_FILE is set but unusable
+  const scanning = scanningRouter(deps, prepared.scanningKeys); // throws at start when SECRET_SCANNING_KEYS_FILE is set but unusable
 
   app.use(requestId); // X-Request-Id in and out
   app.use(accessLog(deps.log)); // one JSON line per request, when its response is done

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { recordAudit } from '../audit/index.js';
 import type { Db } from '../db/index.js';
 import { isUniqueViolation } from '../db/index.js';
 import type { Deps } from '../deps.js';
@@ -31,10 +32,19 @@ export interface AddAdminResult {
 }
 
 /**
- * Creates the organisation when it is new, then an administrator in it (SPEC "Running it": `sat admin add`).
- * The password is hashed before the transaction opens (no slow work inside a transaction).
+ * Who adds an administrator outside the admin API, as the audit log names them (actor_id null): `cli` for
+ * `sat admin add`, `server` for the first start's administrator from ADMIN_EMAIL (ensureFirstAdmin).
  */
-export async function addAdmin(db: Db, input: AddAdminInput): Promise<AddAdminResult> {
+export type AdminAddedBy = 'cli' | 'server';
+
+/**
+ * Creates the organisation when it is new, then an administrator in it (SPEC "Running it": `sat admin add`).
+ * With `by`, records `admin.added` (SPEC "Administrators" audit list) in the same transaction: actor `by`, the new
+ * administrator as subject_admin, details `{organisation_created: true}` when the organisation is new. Without
+ * `by` nothing is audited (test and benchmark seeding only). The password is hashed before the transaction opens
+ * (no slow work inside a transaction). AppError conflict when the address is already an administrator.
+ */
+export async function addAdmin(db: Db, input: AddAdminInput, by?: AdminAddedBy): Promise<AddAdminResult> {
   const generatedPassword = input.password === undefined ? generatePassword() : undefined;
   const passwordHash = await hashPassword(input.password ?? (generatedPassword as string));
   try {
@@ -51,6 +61,16 @@ export async function addAdmin(db: Db, input: AddAdminInput): Promise<AddAdminRe
         email: input.email,
         password_hash: passwordHash,
       });
+      if (by) {
+        await recordAudit(trx, {
+          organisation_id: org.id,
+          actor_id: null,
+          actor_email: by,
+          action: 'admin.added',
+          subject_admin: { id: admin.id, email: admin.email },
+          details: created ? { organisation_created: true } : null,
+        });
+      }
       return {
         organisation: { id: org.id, name: org.name, created },
         admin: { id: admin.id, email: admin.email },
@@ -65,7 +85,7 @@ export async function addAdmin(db: Db, input: AddAdminInput): Promise<AddAdminRe
     }
     if (isUniqueViolation(err, 'organisations_name_uq')) {
       // Another process created the organisation between our read and insert: once more finds it.
-      return addAdmin(db, { ...input, password: input.password ?? (generatedPassword as string) });
+      return addAdmin(db, { ...input, password: input.password ?? (generatedPassword as string) }, by);
     }
     throw err;
   }
@@ -73,7 +93,8 @@ export async function addAdmin(db: Db, input: AddAdminInput): Promise<AddAdminRe
 
 /**
  * First start with no administrator (SPEC "Running it"): creates one for the default organisation
- * from ADMIN_EMAIL/ADMIN_PASSWORD, or with a generated password that the caller prints once.
+ * from ADMIN_EMAIL/ADMIN_PASSWORD, or with a generated password that the caller prints once. Audited as
+ * `admin.added` by `server` (no administrator or operator command did it; like the policy's `policy` actor).
  */
 export async function ensureFirstAdmin(deps: Pick<Deps, 'config' | 'db'>): Promise<AddAdminResult | undefined> {
   const { config, db } = deps;
@@ -83,7 +104,7 @@ export async function ensureFirstAdmin(deps: Pick<Deps, 'config' | 'db'>): Promi
       org: config.defaultOrganisation,
       email: config.adminEmail ?? 'admin@localhost.localdomain',
       ...(config.adminPassword ? { password: config.adminPassword } : {}),
-    });
+    }, 'server');
   } catch (err) {
     // Another instance created the first administrator at the same moment.
     if (err instanceof AppError && err.code === 'conflict') return undefined;

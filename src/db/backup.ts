@@ -1,8 +1,11 @@
 // Backups of the embedded database (`sat backup FILE`, `sat restore FILE`). PostgreSQL has pg_dump for this.
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
+import { gunzip } from 'node:zlib';
 import type { Knex } from 'knex';
+import { makeOwnerOnly } from './files.js';
 
 /** The PGlite instance behind a knex on the embedded engine (knex-pglite keeps it on its client). */
 interface DumpablePglite {
@@ -16,21 +19,89 @@ function pgliteOf(knex: Knex): DumpablePglite {
   return pglite;
 }
 
-/** Writes `data` to `file` owner-only (0600), through a temporary file renamed into place: never half a backup. */
+/**
+ * A backup target that cannot be written (missing or unwritable directory, an existing file, a full disk): the
+ * message names the file and the reason, for `sat` to print as is (no stack, nothing for the server log).
+ */
+export class BackupTargetError extends Error {
+  constructor(file: string, reason: string) {
+    super(`cannot write ${file}: ${reason}`);
+    this.name = 'BackupTargetError';
+  }
+}
+
+/** The reason an fs call on `file` failed, in words, or undefined for an error that is not about the target. */
+function targetProblem(file: string, err: unknown): BackupTargetError | undefined {
+  const dir = path.dirname(file);
+  const reasons: Record<string, string> = {
+    ENOENT: `no such directory ${dir}`,
+    ENOTDIR: `${nearestFile(dir) ?? dir} is not a directory`,
+    EACCES: `permission denied (the server or sat cannot write to ${dir})`,
+    EPERM: `permission denied (the server or sat cannot write to ${dir})`,
+    EROFS: `${dir} is on a read-only file system`,
+    ENOSPC: 'no space left on the device',
+    EDQUOT: 'disk quota exceeded',
+    EEXIST: 'the file exists (choose another name, or delete it first)',
+    EISDIR: 'it is a directory',
+    ENAMETOOLONG: 'the name is too long',
+  };
+  const reason = reasons[(err as NodeJS.ErrnoException).code ?? ''];
+  return reason ? new BackupTargetError(file, reason) : undefined;
+}
+
+/** The first ancestor of `dir` (itself included) that exists but is not a directory: the ENOTDIR culprit. */
+function nearestFile(dir: string): string | undefined {
+  for (let p = dir; p !== path.dirname(p); p = path.dirname(p)) {
+    try {
+      if (!statSync(p).isDirectory()) return p;
+    } catch {
+      // missing: look further up
+    }
+  }
+  return undefined;
+}
+
+/** Refuses a target that already exists (a file: never overwritten; a directory) before the work starts. */
+function checkTarget(file: string): void {
+  let st;
+  try {
+    st = statSync(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && !existsSync(path.dirname(file))) throw targetProblem(file, err);
+    if (code === 'ENOENT') return;
+    throw targetProblem(file, err) ?? err;
+  }
+  throw new BackupTargetError(file, st.isDirectory() ? 'it is a directory' : 'the file exists (choose another name, or delete it first)');
+}
+
+/**
+ * Writes `data` to `file` owner-only (0600), through a temporary file linked into place: never half a backup, and
+ * never over an existing file (link fails with EEXIST; a file system without hard links falls back to rename).
+ * BackupTargetError when the target cannot be written.
+ */
 function writePrivateFile(file: string, data: Buffer): void {
   const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
-  const fd = openSync(tmp, 'wx', 0o600);
   try {
-    writeSync(fd, data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    renameSync(tmp, file);
+    const fd = openSync(tmp, 'wx', 0o600);
+    try {
+      writeSync(fd, data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    try {
+      linkSync(tmp, file);
+      rmSync(tmp, { force: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EMLINK') throw err;
+      checkTarget(file);
+      renameSync(tmp, file);
+    }
   } catch (err) {
     rmSync(tmp, { force: true });
-    throw err;
+    throw err instanceof BackupTargetError ? err : (targetProblem(file, err) ?? err);
   }
 }
 
@@ -38,8 +109,10 @@ function writePrivateFile(file: string, data: Buffer): void {
  * A consistent copy of the running embedded database, as a gzipped tar of its data directory, written to `file`
  * (an absolute path) with mode 0600. PGlite runs one statement at a time: the dump happens between statements,
  * after a checkpoint; a transaction still open at that moment is absent from the copy (as after a crash).
+ * BackupTargetError (checked before the dump, and on writing) when `file` exists or cannot be written.
  */
 export async function backupEmbedded(knex: Knex, file: string): Promise<{ file: string; bytes: number }> {
+  checkTarget(file);
   const pglite = pgliteOf(knex);
   await pglite.query('checkpoint');
   const blob = await pglite.dumpDataDir('gzip');
@@ -48,10 +121,46 @@ export async function backupEmbedded(knex: Knex, file: string): Promise<{ file: 
   return { file, bytes: data.length };
 }
 
+const TAR_BLOCK = 512;
+
+/**
+ * Checks that `tar` is a whole ustar archive (POSIX.1-1988, what `sat backup` writes inside the gzip): every
+ * header carries the ustar magic and every entry's data is there. PGlite, given anything else, tries to gunzip it
+ * through a stream whose failure nobody awaits, which crashes the process after our message (an unhandled
+ * rejection): so nothing that is not a tar reaches it. Throws with the reason.
+ */
+function checkTar(tar: Buffer): void {
+  const zeros = (from: number, to: number) => tar.subarray(from, Math.min(to, tar.length)).every((b) => b === 0);
+  let at = 0;
+  let entries = 0;
+  while (tar.length - at >= TAR_BLOCK) {
+    const magic = tar.toString('latin1', at + 257, at + 265);
+    if (!/^ustar\0[0 \0]{2}$/.test(magic) && magic !== 'ustar  \0') {
+      if (entries > 0 && zeros(at, at + 2 * TAR_BLOCK)) break; // the end-of-archive blocks
+      throw new Error(entries === 0 ? 'not a tar archive' : 'a damaged tar archive');
+    }
+    const type = (parseInt(String.fromCharCode(tar[at + 156]!), 10) || 0) % 8;
+    const size = type === 0 ? parseInt(tar.toString('latin1', at + 124, at + 136), 8) || 0 : 0;
+    at += TAR_BLOCK + Math.ceil(size / TAR_BLOCK) * TAR_BLOCK;
+    if (at > tar.length) throw new Error('a truncated tar archive');
+    entries++;
+    if (zeros(at, at + 2 * TAR_BLOCK)) break;
+  }
+  if (entries === 0) throw new Error('not a tar archive');
+}
+
+/** The tar inside a backup file: gunzipped when it is gzip (what `sat backup` writes), else taken as a tar. */
+async function tarOf(data: Buffer): Promise<Buffer> {
+  const tar = data[0] === 0x1f && data[1] === 0x8b ? await promisify(gunzip)(data) : data;
+  checkTar(tar);
+  return tar;
+}
+
 /**
  * Replaces the embedded database in `dataPath` (DATA_DIR/pgdata) by the backup in `file`. The caller holds the
  * DATA_DIR lock (no server running). The backup is first opened in a new directory beside it, so a bad file
- * changes nothing; the replaced data directory is kept beside it as `pgdata.before-restore-<time>`.
+ * changes nothing; the replaced data directory is kept beside it as `pgdata.before-restore-<time>`. Everything
+ * restored is owner-only (the archive's files come out 0666: makeOwnerOnly, as at server start; SPEC Part 2).
  */
 export async function restoreEmbedded(dataPath: string, file: string, now = new Date()): Promise<{ previous: string | undefined }> {
   const data = readFileSync(file);
@@ -59,12 +168,14 @@ export async function restoreEmbedded(dataPath: string, file: string, now = new 
   mkdirSync(staging, { mode: 0o700 }); // owner-only, like DATA_DIR
   const { PGlite } = await import('@electric-sql/pglite');
   try {
-    const pglite = await PGlite.create(staging, { loadDataDir: new Blob([data]) });
+    const tar = await tarOf(data);
+    const pglite = await PGlite.create(staging, { loadDataDir: new Blob([tar], { type: 'application/x-tar' }) });
     try {
       await pglite.query('select count(*) from knex_migrations'); // a database of ours, and it opens
     } finally {
       await pglite.close();
     }
+    makeOwnerOnly(staging, false);
   } catch (err) {
     rmSync(staging, { recursive: true, force: true });
     throw new Error(`${path.basename(file)} is not a backup of this server's embedded database (${(err as Error).message})`);

@@ -60,13 +60,17 @@ export interface OAuth {
   readonly verifyAccessToken: AccessTokenVerifier;
 }
 
-export async function createOAuth(deps: Deps): Promise<OAuth> {
+/**
+ * The OAuth edge on `deps`. `keyRing`: the key ring `serve` opened before touching the database (main.ts); default
+ * one opened here (KeyEncryptionError when PostgreSQL mode has no key-encryption key).
+ */
+export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth> {
   const { config } = deps;
   const usage = new UsageRecorder();
   const hooks = { onTokenIssued: (tokenId: string, secretHash?: string) => usage.record(tokenId, deps.clock(), secretHash) };
   const retention = keyRetentionMs(config.accessTokenTtlSeconds);
   // Start: resolve the key-encryption key (KeyEncryptionError stops the server), seal keys stored in clear.
-  const ring = openKeyRing(config, deps.db.kind, deps.log);
+  const ring = keyRing ?? openKeyRing(config, deps.db.kind, deps.log);
   const sealed = await sealPlaintextKeys(deps.db.knex, ring);
   if (sealed) deps.log.info('signing keys encrypted at rest', { keys: sealed });
   if (!ring.kek.key) deps.log.warn('signing keys are stored in clear (ALLOW_PLAINTEXT_KEYS=true): a database dump can forge tokens');

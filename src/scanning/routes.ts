@@ -89,11 +89,13 @@ const unsigned = () =>
 /**
  * POST /secret-scanning/verify and POST /credentials/revoke. Without SECRET_SCANNING_KEYS_FILE the partner endpoint
  * answers 404 (secret scanning not configured); the public endpoint always works. Throws ScanningKeysError at start
- * when the keys file is configured but missing or malformed.
+ * when the keys file is configured but missing or malformed; `opened`: the keys `serve` read before touching the
+ * database (main.ts).
  */
-export function scanningRouter(deps: Deps): Router {
+export function scanningRouter(deps: Deps, opened?: ScanningKeys): Router {
   const router = new Router();
-  const keys = deps.config.secretScanningKeysFile ? new ScanningKeys(deps.config.secretScanningKeysFile, deps.log) : undefined;
+  const file = deps.config.secretScanningKeysFile;
+  const keys = opened ?? (file ? new ScanningKeys(file, deps.log) : undefined);
   const limiter = new AddressRateLimiter(PUBLIC_REVOKE_CALLS_PER_MINUTE, 60_000, 10_000, () => deps.clock().getTime());
 
   const noStore: Middleware = async (ctx, next) => {

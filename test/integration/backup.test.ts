@@ -1,10 +1,58 @@
 // `sat backup FILE` / `sat restore FILE` for the embedded database: a consistent copy while the server runs.
-import { statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { lstatSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { runSat, startSatServe } from '../support/cli.js';
 import { createTestDb, type TestDb } from '../support/db.js';
 import { freePort } from '../support/server.js';
+
+/** Every entry under `dir` (itself included) that is not owner-only: 0700 folders, 0600 files (SPEC Part 2). */
+function readableEntries(dir: string): string[] {
+  const bad: string[] = [];
+  const visit = (p: string) => {
+    const st = lstatSync(p);
+    if (st.isSymbolicLink()) return;
+    const mode = st.mode & 0o777;
+    if (mode !== (st.isDirectory() ? 0o700 : 0o600)) bad.push(`${path.relative(dir, p) || '.'} ${mode.toString(8)}`);
+    if (st.isDirectory()) for (const name of readdirSync(p)) visit(path.join(p, name));
+  };
+  visit(dir);
+  return bad;
+}
+
+/** A refused restore: exit 1, one clean line on stderr (no stack, no uncaught exception). */
+function expectCleanRefusal(r: { code: number | null; stderr: string }, name: string): void {
+  expect(r.code).toBe(1);
+  const lines = r.stderr.split('\n').filter((l) => l !== '' && !l.startsWith('oidc-provider WARNING'));
+  expect(lines).toEqual([expect.stringMatching(new RegExp(`^sat: ${name} is not a backup of this server's embedded database \\(.+\\)$`))]);
+}
+
+/**
+ * `sat backup` to paths it cannot write: exit 1 with the reason on stderr (README "Exit codes"), nothing
+ * written, and no "command failed" / stack in the log of a running server.
+ */
+async function expectBadTargetsRefused(env: Record<string, string>, dir: string): Promise<void> {
+  const existing = path.join(dir, 'existing.tar.gz');
+  writeFileSync(existing, 'keep me', { mode: 0o600 });
+  const cases: Array<[string, RegExp]> = [
+    ['/nonexistent/dir/x', /^sat: cannot write \/nonexistent\/dir\/x: no such directory \/nonexistent\/dir\n$/],
+    [path.join(existing, 'x'), /^sat: cannot write .*existing\.tar\.gz\/x: .*existing\.tar\.gz is not a directory\n$/],
+    [existing, /^sat: cannot write .*existing\.tar\.gz: the file exists \(choose another name, or delete it first\)\n$/],
+    [dir, /^sat: cannot write .*: it is a directory\n$/],
+  ];
+  for (const [target, message] of cases) {
+    const r = await runSat(['backup', target], env);
+    expect({ target, code: r.code }).toEqual({ target, code: 1 });
+    expect(r.stderr.replace(/^oidc-provider WARNING.*\n/gm, '')).toMatch(message);
+  }
+  expect(readFileSync(existing, 'utf8')).toBe('keep me');
+  expect(readdirSync(dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+}
+
+/** The round trip spawns some twenty `sat` processes, each loading the code and opening the database or socket. */
+const SPAWNING_TEST_MS = 180_000;
 
 const ADMIN = { ADMIN_EMAIL: 'backup-admin@example.com', ADMIN_PASSWORD: 'backup-admin-password' };
 
@@ -45,21 +93,37 @@ describe('sat backup and sat restore (embedded database)', () => {
       const refused = await runSat(['restore', file], env);
       expect(refused.code).toBe(1);
       expect(refused.stderr).toContain('stop it, then restore');
+
+      // Through the running server's control socket: the reason, and nothing in the server's log.
+      await expectBadTargetsRefused(env, db.dataDir);
+      expect(server.output()).not.toMatch(/command failed|"stack"|    at /);
     } finally {
       expect(await server.stop()).toBe(0);
     }
+    // And with no server running (sat opens the database itself).
+    await expectBadTargetsRefused(env, db.dataDir);
 
-    // A file that is not a backup changes nothing.
-    const junk = path.join(db.dataDir, 'junk.tar.gz');
-    writeFileSync(junk, 'not a backup');
-    const bad = await runSat(['restore', junk], env);
-    expect(bad.code).toBe(1);
-    expect(bad.stderr).toContain('is not a backup');
+
+    // A file that is not a backup changes nothing, and is refused with one clean line: text, random bytes (once
+    // crashed with an uncaught Z_DATA_ERROR after the message), gzipped random bytes, half a backup.
+    const junk: Array<[string, Buffer]> = [
+      ['junk.tar.gz', Buffer.from('not a backup')],
+      ['random.tar', randomBytes(10_000)],
+      ['random-gzip.tar.gz', gzipSync(randomBytes(10_000))],
+      ['half.tar.gz', readFileSync(file).subarray(0, Math.floor(statSync(file).size / 2))],
+    ];
+    for (const [name, data] of junk) {
+      writeFileSync(path.join(db.dataDir, name), data, { mode: 0o600 });
+      expectCleanRefusal(await runSat(['restore', path.join(db.dataDir, name)], env), name);
+    }
+    expect(readdirSync(db.dataDir).filter((n) => n.includes('restoring') || n.includes('before-restore'))).toEqual([]);
 
     const restored = await runSat(['restore', file], env);
     expect(restored.stderr).not.toMatch(/sat: /);
     expect(restored.code).toBe(0);
     expect(restored.stdout).toMatch(/kept in .*pgdata\.before-restore-/);
+    // SPEC Part 2: owner-only at once, not only after the next server start (the backup's files were 0666).
+    expect(readableEntries(db.dataDir)).toEqual([]);
 
     const again = await startSatServe(env);
     try {
@@ -69,7 +133,7 @@ describe('sat backup and sat restore (embedded database)', () => {
     } finally {
       expect(await again.stop()).toBe(0);
     }
-  });
+  }, SPAWNING_TEST_MS);
 
   it('points to pg_dump on PostgreSQL', async () => {
     if (!process.env.TEST_DATABASE_URL) {

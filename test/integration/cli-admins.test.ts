@@ -1,7 +1,7 @@
 // `sat admin list|invite|remove --org NAME` (README "Command line"): the admin API's rules from a script, with the
 // server running (on the embedded database through its control socket, on PostgreSQL on the database itself).
 import { call, signIn } from '../support/admin-api.js';
-import { runSat, type CliResult } from '../support/cli.js';
+import { runSat, runSatWithInput, type CliResult } from '../support/cli.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { makeAdmin, uniq } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
@@ -32,6 +32,43 @@ describe.each(testDatabases())('sat admin list, invite and remove on %s', (kind)
     expect([out.code, out.stderr.replace(/^oidc-provider WARNING.*\n/gm, '')]).toEqual([0, '']);
     return JSON.parse(out.stdout) as Record<string, any>;
   };
+
+  it('records admin.added by "cli" for `sat admin add` (noting a new organisation) and by "server" for the first start', async () => {
+    const org = uniq('cli-added-org');
+    const email = `${uniq('cli-added')}@example.com`;
+    const password = 'a-long-cli-password';
+    const created = json(await runSatWithInput(['admin', 'add', '--org', org, '--email', email, '--password-stdin', '--json'], env, `${password}\n`));
+    const second = `${uniq('cli-added-second')}@example.com`;
+    const added = json(await runSatWithInput(['admin', 'add', '--org', org, '--email', second, '--password-stdin', '--json'], env, `${password}\n`));
+    expect([created.organisation.created, added.organisation.created]).toEqual([true, false]);
+
+    const session = await signIn(server, email, password);
+    const events = ((await call(server, 'GET', '/audit?limit=100', { token: session.token })).body.items as Array<Record<string, any>>).filter(
+      (e) => e.action === 'admin.added',
+    );
+    expect(events).toEqual([
+      expect.objectContaining({ actor_id: null, actor_email: 'cli', subject_admin: { id: added.admin.id, email: second }, details: null }),
+      expect.objectContaining({
+        actor_id: null,
+        actor_email: 'cli',
+        subject_admin: { id: created.admin.id, email },
+        details: { organisation_created: true },
+      }),
+    ]);
+
+    // startServer (test/support/server.ts) started on a database without administrators: ADMIN_EMAIL was added.
+    const first = await signIn(server, 'first-admin@example.com', 'first-admin-password');
+    const firstEvents = ((await call(server, 'GET', '/audit?limit=100', { token: first.token })).body.items as Array<Record<string, any>>).filter(
+      (e) => e.action === 'admin.added',
+    );
+    expect(firstEvents).toEqual([
+      expect.objectContaining({
+        actor_id: null,
+        actor_email: 'server',
+        subject_admin: { id: expect.any(String), email: 'first-admin@example.com' },
+      }),
+    ]);
+  }, SPAWNING_TEST_MS);
 
   it('lists, invites by mail (the link is never printed) and removes an administrator, with audit events by cli', async () => {
     const first = await makeAdmin(server.deps);

@@ -1,7 +1,8 @@
 // SPEC Part 2 "Signing keys encrypted at rest" (issue 10 item 2): a dump alone never lets anyone sign.
 import { randomBytes } from 'node:crypto';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import pgModule from 'pg';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { dataDirKeyFile } from '../../src/keys/index.js';
 import { runSat } from '../support/cli.js';
@@ -137,5 +138,46 @@ pg('PostgreSQL without a key-encryption key', () => {
     const sealed = (await server.deps.db.knex('signing_keys').select('*')) as Array<{ kid: string; private_jwk: unknown; sealed_jwk: unknown }>;
     expect(sealed.map((r) => r.kid).sort()).toEqual(plain.map((r) => r.kid).sort());
     expect(sealed.every((r) => r.private_jwk === null && typeof r.sealed_jwk === 'string')).toBe(true);
+  });
+});
+
+pg('PostgreSQL without a key-encryption key, on a fresh database', () => {
+  let db: TestDb;
+  beforeAll(async () => {
+    db = await createTestDb('postgres', { empty: true });
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('refuses before touching the database: no table, no administrator, no initial-admin-password file', async () => {
+    const { KEY_ENCRYPTION_KEY: _kek, ...noKey } = db.env;
+    const res = await runSat(['serve'], { ...noKey, PORT: '0', HOST: '127.0.0.1' });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/^sat: PostgreSQL mode needs a key-encryption key .*KEY_ENCRYPTION_KEY/m);
+    expect(res.stdout + res.stderr).not.toMatch(/migrations applied|first administrator created/);
+    const client = new pgModule.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      const { rows } = await client.query("select table_name from information_schema.tables where table_schema = 'public'");
+      expect(rows).toEqual([]);
+    } finally {
+      await client.end();
+    }
+    expect(existsSync(path.join(db.dataDir, 'initial-admin-password'))).toBe(false);
+  });
+
+  it('checks SECRET_SCANNING_KEYS_FILE before the database too', async () => {
+    const res = await runSat(['serve'], { ...db.env, SECRET_SCANNING_KEYS_FILE: path.join(db.dataDir, 'missing-keys.json'), PORT: '0', HOST: '127.0.0.1' });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/^sat: SECRET_SCANNING_KEYS_FILE .*missing-keys\.json: ENOENT/m);
+    const client = new pgModule.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      expect((await client.query("select table_name from information_schema.tables where table_schema = 'public'")).rows).toEqual([]);
+    } finally {
+      await client.end();
+    }
+    expect(existsSync(path.join(db.dataDir, 'initial-admin-password'))).toBe(false);
   });
 });
