@@ -1,6 +1,6 @@
 // Backups of the embedded database (`sat backup FILE`, `sat restore FILE`). PostgreSQL has pg_dump for this.
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
@@ -41,7 +41,6 @@ function targetProblem(file: string, err: unknown): BackupTargetError | undefine
     EROFS: `${dir} is on a read-only file system`,
     ENOSPC: 'no space left on the device',
     EDQUOT: 'disk quota exceeded',
-    EEXIST: 'the file exists (choose another name, or delete it first)',
     EISDIR: 'it is a directory',
     ENAMETOOLONG: 'the name is too long',
   };
@@ -61,7 +60,10 @@ function nearestFile(dir: string): string | undefined {
   return undefined;
 }
 
-/** Refuses a target that already exists (a file: never overwritten; a directory) before the work starts. */
+/**
+ * Refuses a target that cannot become the backup file (a directory, a missing or non-directory parent) before the
+ * work starts. An existing file is replaced (a nightly `sat backup /backups/sat.tar.gz` keeps working), atomically.
+ */
 function checkTarget(file: string): void {
   let st;
   try {
@@ -72,13 +74,13 @@ function checkTarget(file: string): void {
     if (code === 'ENOENT') return;
     throw targetProblem(file, err) ?? err;
   }
-  throw new BackupTargetError(file, st.isDirectory() ? 'it is a directory' : 'the file exists (choose another name, or delete it first)');
+  if (st.isDirectory()) throw new BackupTargetError(file, 'it is a directory');
 }
 
 /**
- * Writes `data` to `file` owner-only (0600), through a temporary file linked into place: never half a backup, and
- * never over an existing file (link fails with EEXIST; a file system without hard links falls back to rename).
- * BackupTargetError when the target cannot be written.
+ * Writes `data` to `file` owner-only (0600), through a temporary file beside it renamed into place: never half a
+ * backup, and an existing file is replaced only by a complete one. BackupTargetError when the target cannot be
+ * written.
  */
 function writePrivateFile(file: string, data: Buffer): void {
   const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
@@ -90,15 +92,8 @@ function writePrivateFile(file: string, data: Buffer): void {
     } finally {
       closeSync(fd);
     }
-    try {
-      linkSync(tmp, file);
-      rmSync(tmp, { force: true });
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EMLINK') throw err;
-      checkTarget(file);
-      renameSync(tmp, file);
-    }
+    checkTarget(file);
+    renameSync(tmp, file);
   } catch (err) {
     rmSync(tmp, { force: true });
     throw err instanceof BackupTargetError ? err : (targetProblem(file, err) ?? err);
@@ -109,7 +104,7 @@ function writePrivateFile(file: string, data: Buffer): void {
  * A consistent copy of the running embedded database, as a gzipped tar of its data directory, written to `file`
  * (an absolute path) with mode 0600. PGlite runs one statement at a time: the dump happens between statements,
  * after a checkpoint; a transaction still open at that moment is absent from the copy (as after a crash).
- * BackupTargetError (checked before the dump, and on writing) when `file` exists or cannot be written.
+ * BackupTargetError (checked before the dump, and on writing) when `file` cannot be written (a directory, …).
  */
 export async function backupEmbedded(knex: Knex, file: string): Promise<{ file: string; bytes: number }> {
   checkTarget(file);
