@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { packageRoot } from '../../src/config/index.js';
+import { TEST_PASSWORD_HASH_COST } from './cost.js';
 
 const bin = () => path.join(packageRoot(), 'dist', 'src', 'cli', 'index.js');
 
@@ -12,7 +13,8 @@ export interface CliResult {
 }
 
 function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
-  const base: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info' };
+  // PASSWORD_HASH_COST: the floor, as for in-process servers (test/support/server.ts); an `env` may set another.
+  const base: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info', PASSWORD_HASH_COST: TEST_PASSWORD_HASH_COST };
   return { ...base, ...env };
 }
 
