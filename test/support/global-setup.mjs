@@ -4,7 +4,7 @@
 // set, a PostgreSQL template database. Plain JavaScript: it runs before any TypeScript transform, on dist/.
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -55,8 +55,16 @@ async function embeddedTemplateDir(loadConfig, openDb, migrateLatest) {
   }
   const cache = path.join(root, 'node_modules', '.cache', 'sat-test-template');
   const dir = path.join(cache, hash.digest('hex').slice(0, 16));
-  if (existsSync(path.join(dir, 'pgdata'))) return { dir, temporary: false, made: false };
+  if (existsSync(path.join(dir, 'pgdata'))) {
+    utimesSync(dir, new Date(), new Date()); // in use: not pruned
+    return { dir, temporary: false, made: false };
+  }
   mkdirSync(cache, { recursive: true });
+  // Templates of older migrations (40 MB each): gone after a day unused, so a run still copying one is left alone.
+  for (const name of readdirSync(cache)) {
+    const old = path.join(cache, name);
+    if (Date.now() - statSync(old).mtimeMs > 86_400_000) rmSync(old, { recursive: true, force: true });
+  }
   const staging = mkdtempSync(path.join(cache, 'staging-'));
   try {
     await make(staging);
