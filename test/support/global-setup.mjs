@@ -1,7 +1,8 @@
-// jest globalSetup (integration and e2e projects): build dist/ once, so tests that run the `sat` command never
-// run a stale build, and make one migrated database that each test file copies instead of paying a fresh
-// initdb and migration run: a PGlite data directory for the embedded engine, and, when TEST_DATABASE_URL is
-// set, a PostgreSQL template database. Plain JavaScript: it runs before any TypeScript transform, on dist/.
+// jest globalSetup (integration and e2e projects): build dist/ once (incrementally), so tests that run the `sat`
+// command never run a stale build, and make one migrated database that each test file copies instead of paying a
+// fresh initdb and migration run: a PGlite data directory for the embedded engine (kept between runs), and, when
+// TEST_DATABASE_URL is set, a PostgreSQL template database. Plain JavaScript: it runs before any TypeScript
+// transform, on dist/.
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs';
@@ -19,9 +20,9 @@ function seconds(since) {
  * The embedded template, a migrated PGlite data directory (DIR/pgdata) that createTestDb copies. Kept between runs
  * under node_modules/.cache/sat-test-template/KEY, KEY a hash of what decides its content (the built migrations,
  * database code and what a migration imports, the PGlite and knex versions): a later run (the e2e part, the next
- * Node version in CI, the next local run) reuses it instead of paying initdb and the migrations again. Made in a temporary folder and renamed
- * into place, so a run that stops half-way or runs alongside leaves no half-made template. SAT_TEST_TEMPLATE_CACHE=0
- * makes a fresh one in a temporary folder (removed by the teardown).
+ * Node version in CI, the next local run) reuses it instead of paying initdb and the migrations again. Made in a
+ * temporary folder and renamed into place, so a run that stops half-way or runs alongside leaves no half-made
+ * template. SAT_TEST_TEMPLATE_CACHE=0 makes a fresh one in a temporary folder (removed by the teardown).
  */
 async function embeddedTemplateDir(loadConfig, openDb, migrateLatest) {
   const make = async (dir) => {
