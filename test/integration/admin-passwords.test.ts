@@ -11,7 +11,6 @@ import { satArgv } from '../support/cli.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { startServer, TEST_PASSWORD_HASH_COST } from '../support/server.js';
 
-
 function sat(args: string[], env: Record<string, string>, stdin: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, satArgv(args), { env: { PATH: process.env.PATH, PASSWORD_HASH_COST: TEST_PASSWORD_HASH_COST, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
