@@ -14,8 +14,11 @@ export const newPassword = z
   .refine((pw) => [...pw].length >= MIN_PASSWORD_LENGTH, `must be at least ${MIN_PASSWORD_LENGTH} characters`)
   .refine((pw) => [...pw].length <= MAX_PASSWORD_LENGTH, `must be at most ${MAX_PASSWORD_LENGTH} characters`);
 
-// scrypt (RFC 7914) from node:crypto: a memory-hard password hash, no native add-on to build.
-const params = { N: 2 ** 15, r: 8, p: 1 };
+// scrypt (RFC 7914) from node:crypto: a memory-hard password hash, no native add-on to build. N is 2^cost, the
+// cost from config `passwordHashing.cost` / PASSWORD_HASH_COST (default 15, floor 12: src/config/schema.ts).
+const DEFAULT_COST = 15;
+const MIN_COST = 12;
+const params = { N: 2 ** DEFAULT_COST, r: 8, p: 1 };
 const KEY_LENGTH = 32;
 const MAXMEM = 64 * 1024 * 1024;
 
@@ -23,12 +26,22 @@ const MAXMEM = 64 * 1024 * 1024;
 export const DEFAULT_PASSWORD_POOL: PasswordPoolSettings = { threads: 1, maxQueue: 32 };
 let pool = new PasswordPool(DEFAULT_PASSWORD_POOL);
 
-/** Replaces the hashing threads' settings (config `passwordHashing`); the old threads stop. */
-export function configurePasswordHashing(settings: PasswordPoolSettings): void {
+/**
+ * Replaces the hashing settings (config `passwordHashing`): threads, queue and priority (the old threads stop when
+ * these change) and `cost`, log2 of scrypt's N for new hashes (default 15; below 12 is refused with an Error). The
+ * dummy hash follows the cost, so an unknown email still costs what a real check costs.
+ */
+export function configurePasswordHashing(settings: PasswordPoolSettings & { cost?: number }): void {
+  const cost = settings.cost ?? DEFAULT_COST;
+  if (!Number.isInteger(cost) || cost < MIN_COST || cost > DEFAULT_COST) throw new Error(`scrypt cost must be ${MIN_COST} to ${DEFAULT_COST}`);
+  if (params.N !== 2 ** cost) {
+    params.N = 2 ** cost;
+    dummyHash = undefined;
+  }
   const same = pool.settings.threads === settings.threads && pool.settings.maxQueue === settings.maxQueue;
   if (same && (pool.settings.nice ?? 19) === (settings.nice ?? 19)) return;
   const old = pool;
-  pool = new PasswordPool({ ...settings });
+  pool = new PasswordPool({ threads: settings.threads, maxQueue: settings.maxQueue, nice: settings.nice });
   void old.close();
 }
 
@@ -44,11 +57,12 @@ function derive(password: string, salt: Buffer, opts: ScryptOptions & { N: numbe
   return pool.scrypt(password.normalize('NFC'), salt, KEY_LENGTH, { N: opts.N, r: opts.r, p: opts.p, maxmem: MAXMEM });
 }
 
-/** `scrypt$N$r$p$salt$hash` (base64url parts). */
+/** `scrypt$N$r$p$salt$hash` (base64url parts), N = 2^cost as configured when the hash starts. */
 export async function hashPassword(password: string): Promise<string> {
   const salt = randomBytes(16);
-  const key = await derive(password, salt, params);
-  return ['scrypt', params.N, params.r, params.p, salt.toString('base64url'), key.toString('base64url')].join('$');
+  const at = { ...params };
+  const key = await derive(password, salt, at);
+  return ['scrypt', at.N, at.r, at.p, salt.toString('base64url'), key.toString('base64url')].join('$');
 }
 
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {

@@ -4,6 +4,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { configurePasswordHashing } from '../accounts/index.js';
 import { runCommand } from '../commands.js';
 import { ConfigError, loadConfig, type Config } from '../config/index.js';
 import { callControl, type ControlResponse } from '../control/index.js';
@@ -368,6 +369,7 @@ async function execute(config: Readonly<Config>, req: { command: string; args: R
   }
   try {
     if (req.command !== 'migrate') await migrateLatest(db.knex);
+    configurePasswordHashing(config.passwordHashing); // the configured cost for a password set here
     return await runCommand({ config, db, log, clock: () => new Date() }, req.command, req.args);
   } finally {
     await db.close();

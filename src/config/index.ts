@@ -216,7 +216,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     defaultOrganisation: file.defaultOrganisation,
     loginThrottle: Object.freeze({ ...file.loginThrottle }),
     maxRevokedAccessTokensPerClient: file.maxRevokedAccessTokensPerClient,
-    passwordHashing: Object.freeze({ ...file.passwordHashing }),
+    passwordHashing: Object.freeze({ ...file.passwordHashing, cost: e.PASSWORD_HASH_COST ?? file.passwordHashing.cost }),
     expiryReminderDays: Object.freeze([...file.expiryReminderDays].sort((a, b) => a - b)),
     mailMaxAttempts: e.MAIL_MAX_ATTEMPTS ?? 20,
     mailRetryBaseSeconds: e.MAIL_RETRY_BASE_SECONDS ?? 30,

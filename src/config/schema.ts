@@ -2,6 +2,17 @@ import { z } from 'zod';
 
 const serviceId = z.string().regex(/^[a-z0-9][a-z0-9._:-]{0,63}$/, 'a service id is a lower-case OAuth scope token');
 
+/**
+ * scrypt cost (log2 N, with r = 8 and p = 1) of new password hashes. Default 15 (N = 32768, 32 MiB, ~0.1 s);
+ * it is also the maximum (the hashing thread's 64 MiB memory bound). Floor 12 (N = 4096, 4 MiB): the test suite
+ * runs at the floor to keep its many sign-ins cheap; nothing may go below it. Each hash stores the cost it was
+ * made with, so a change affects new and changed passwords only; sign-in verifies any stored hash.
+ */
+export const DEFAULT_PASSWORD_HASH_COST = 15;
+export const MIN_PASSWORD_HASH_COST = 12;
+export const MAX_PASSWORD_HASH_COST = 15;
+const passwordHashCost = z.number().int().min(MIN_PASSWORD_HASH_COST).max(MAX_PASSWORD_HASH_COST);
+
 /** The non-secret settings read from config/default.json (and CONFIG_FILE, when set). */
 export const fileConfigSchema = z
   .object({
@@ -43,9 +54,11 @@ export const fileConfigSchema = z
         maxQueue: z.number().int().min(0).max(10_000),
         // Linux nice value of the hashing threads: 19 lets the token endpoint have the CPU first under load.
         nice: z.number().int().min(0).max(19).default(19),
+        // scrypt cost as log2 N (r 8, p 1): 15 (N = 32768, 32 MiB) by default; PASSWORD_HASH_COST overrides it.
+        cost: passwordHashCost.default(DEFAULT_PASSWORD_HASH_COST),
       })
       .strict()
-      .default({ threads: 1, maxQueue: 32, nice: 19 }),
+      .default({ threads: 1, maxQueue: 32, nice: 19, cost: DEFAULT_PASSWORD_HASH_COST }),
     maxRevokedAccessTokensPerClient: z.number().int().min(1).max(10_000_000).default(10_000),
     // Expiry reminder mails (SPEC Part 2 "Expiry reminders"): days before a token's expiry, distinct, 1 to 3660.
     expiryReminderDays: z
@@ -155,6 +168,9 @@ export const envSchema = z.object({
   // Leaked secrets (SPEC Part 2): the secret-scanning partner's published keys; what to do with a reported live secret.
   SECRET_SCANNING_KEYS_FILE: optionalString,
   SECRET_SCANNING_ACTION: optionalString.pipe(z.enum(['revoke', 'notify']).optional()),
+  // scrypt cost (log2 N) of new password hashes, MIN_PASSWORD_HASH_COST..MAX_PASSWORD_HASH_COST; overrides the
+  // config file's passwordHashing.cost. The test suite sets the floor; production keeps the default.
+  PASSWORD_HASH_COST: intFromEnv(MIN_PASSWORD_HASH_COST, MAX_PASSWORD_HASH_COST),
   // How often each instance revokes tokens dormant under their organisation's policy.
   POLICY_CHECK_INTERVAL_MS: intFromEnv(50, 86_400_000),
 });

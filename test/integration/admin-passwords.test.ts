@@ -2,20 +2,18 @@
 // warning on --password, and the generated first password written to an owner-only file when stdout is no terminal.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import path from 'node:path';
 import { verifyPassword } from '../../src/accounts/index.js';
-import { loadConfig, packageRoot } from '../../src/config/index.js';
+import { loadConfig } from '../../src/config/index.js';
 import { openDb } from '../../src/db/index.js';
 import { initialAdminPasswordPath } from '../../src/main.js';
 import { call } from '../support/admin-api.js';
+import { satArgv } from '../support/cli.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
-import { startServer } from '../support/server.js';
-
-const bin = () => path.join(packageRoot(), 'dist', 'src', 'cli', 'index.js');
+import { startServer, TEST_PASSWORD_HASH_COST } from '../support/server.js';
 
 function sat(args: string[], env: Record<string, string>, stdin: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin(), ...args], { env: { PATH: process.env.PATH, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, satArgv(args), { env: { PATH: process.env.PATH, PASSWORD_HASH_COST: TEST_PASSWORD_HASH_COST, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -89,9 +87,9 @@ describe.each(testDatabases())('administrator passwords on %s', (kind) => {
 
   it('asks on a terminal without echoing the password', async () => {
     // `script` gives the command a terminal; the two answers are typed into it.
-    const command = [process.execPath, bin(), 'admin', 'add', '--org', 'Prompt Ltd', '--email', 'prompt@example.com'].map((a) => `'${a}'`).join(' ');
+    const command = [process.execPath, ...satArgv(['admin', 'add', '--org', 'Prompt Ltd', '--email', 'prompt@example.com'])].map((a) => `'${a}'`).join(' ');
     const r = await new Promise<{ code: number | null; out: string }>((resolve, reject) => {
-      const child = spawn('script', ['-qefc', command, '/dev/null'], { env: { PATH: process.env.PATH, ...db.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+      const child = spawn('script', ['-qefc', command, '/dev/null'], { env: { PATH: process.env.PATH, PASSWORD_HASH_COST: TEST_PASSWORD_HASH_COST, ...db.env }, stdio: ['pipe', 'pipe', 'pipe'] });
       let out = '';
       let typed = 0;
       const onData = (d: Buffer) => {

@@ -25,7 +25,8 @@ describe('password hashing with bounded concurrency', () => {
         passwordHashing: { threads: 1, maxQueue: 2 },
       }),
     );
-    server = await startServer(db, { TRUST_PROXY: 'true', CONFIG_FILE: configFile });
+    // The production cost (the suite's default is the floor, 12): the queue must fill up with real hashes.
+    server = await startServer(db, { TRUST_PROXY: 'true', CONFIG_FILE: configFile, PASSWORD_HASH_COST: '15' });
   });
   afterAll(async () => {
     await server?.close();

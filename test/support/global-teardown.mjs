@@ -4,8 +4,9 @@ import { rmSync } from 'node:fs';
 export default async function globalTeardown() {
   if (process.env.SAT_TEST_SETUP_DONE !== '1') return;
   process.env.SAT_TEST_SETUP_DONE = 'removed';
+  // The embedded template stays for the next run (node_modules/.cache/sat-test-template) unless it was temporary.
   const dir = process.env.SAT_TEST_TEMPLATE_DIR;
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  if (dir && process.env.SAT_TEST_TEMPLATE_TEMPORARY === '1') rmSync(dir, { recursive: true, force: true });
   const name = process.env.SAT_TEST_PG_TEMPLATE;
   const adminUrl = process.env.TEST_DATABASE_URL;
   if (name && adminUrl) {

@@ -4,7 +4,10 @@ import { loadConfig } from '../../src/config/index.js';
 import { createLogger, type Logger } from '../../src/log.js';
 import { serve, type Running } from '../../src/main.js';
 import { TestClock } from './clock.js';
+import { TEST_PASSWORD_HASH_COST } from './cost.js';
 import type { TestDb } from './db.js';
+
+export { TEST_PASSWORD_HASH_COST };
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -46,6 +49,7 @@ export async function startServer(db: TestDb, env: Record<string, string> = {}, 
     ISSUER: issuer,
     ADMIN_EMAIL: 'first-admin@example.com',
     ADMIN_PASSWORD: 'first-admin-password',
+    PASSWORD_HASH_COST: TEST_PASSWORD_HASH_COST,
     ...db.env,
     ...env,
   });

@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { ConfigError, loadConfig } from '../../../src/config/index.js';
 import { createLogger, redact } from '../../../src/log.js';
 
@@ -21,6 +24,26 @@ describe('loadConfig', () => {
     expect(loadConfig({ TOKEN_FAST_PATH: 'on' }).tokenFastPath).toBe(true);
     expect(loadConfig({ TOKEN_FAST_PATH: 'off' }).tokenFastPath).toBe(false);
     expect(() => loadConfig({ TOKEN_FAST_PATH: 'maybe' })).toThrow(/TOKEN_FAST_PATH/);
+  });
+
+  it('reads the scrypt cost: 15 by default, PASSWORD_HASH_COST or passwordHashing.cost from 12 (the floor) to 15', () => {
+    expect(loadConfig({}).passwordHashing).toEqual({ threads: 1, maxQueue: 32, nice: 19, cost: 15 });
+    expect(loadConfig({ PASSWORD_HASH_COST: '12' }).passwordHashing.cost).toBe(12);
+    expect(loadConfig({ PASSWORD_HASH_COST: '14' }).passwordHashing.cost).toBe(14);
+    for (const bad of ['11', '0', '16', '20', '12.5', 'low']) {
+      expect(() => loadConfig({ PASSWORD_HASH_COST: bad })).toThrow(/PASSWORD_HASH_COST/);
+    }
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sat-cost-'));
+    const withFile = (passwordHashing: unknown) => {
+      const file = path.join(dir, `${Math.random().toString(36).slice(2)}.json`);
+      writeFileSync(file, JSON.stringify({ passwordHashing }));
+      return { CONFIG_FILE: file };
+    };
+    expect(loadConfig(withFile({ threads: 1, maxQueue: 32, cost: 13 })).passwordHashing.cost).toBe(13);
+    expect(loadConfig(withFile({ threads: 1, maxQueue: 32 })).passwordHashing.cost).toBe(15);
+    expect(loadConfig({ ...withFile({ threads: 1, maxQueue: 32, cost: 13 }), PASSWORD_HASH_COST: '12' }).passwordHashing.cost).toBe(12);
+    expect(() => loadConfig(withFile({ threads: 1, maxQueue: 32, cost: 11 }))).toThrow(/passwordHashing\.cost/);
+    expect(() => loadConfig(withFile({ threads: 1, maxQueue: 32, cost: 16 }))).toThrow(/passwordHashing\.cost/);
   });
 
   it('derives the issuer and audience from PORT and ISSUER', () => {
