@@ -20,7 +20,6 @@ import {
   restrictUmask,
 } from '../db/index.js';
 import { createLogger } from '../log.js';
-import { serve } from '../main.js';
 import { secretCheck } from './secret-check.js';
 
 const usage = `Usage: sat <command> [options]
@@ -527,7 +526,8 @@ async function runServe(config: Readonly<Config>): Promise<void> {
   const log = createLogger(config.logLevel);
   // The handlers are in place before the server starts: a signal during startup waits for it, then stops it
   // (without them, a SIGTERM right after "listening" would kill the process the default way).
-  const starting = serve(config, log);
+  // Loaded only for `serve`: oidc-provider, Koa and the HTTP edges cost every other command ~0.5 s of CPU.
+  const starting = import('../main.js').then(({ serve }) => serve(config, log));
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
