@@ -33,8 +33,11 @@ export const securityHeaders: Middleware = async (ctx, next) => {
   await next();
 };
 
-/** JSON 404 for anything no route answered. */
+/**
+ * JSON 404 for anything no route answered. The message names the method only, never the path: a path may carry a
+ * secret pasted into a URL (SPEC "no secret in any response").
+ */
 export const notFound: Middleware = async (ctx) => {
   ctx.status = 404;
-  ctx.body = { error: 'not_found', message: `Nothing at ${ctx.method} ${ctx.path}.` };
+  ctx.body = { error: 'not_found', message: `Nothing here answers ${ctx.method}: check the path.` };
 };
