@@ -36,4 +36,45 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
       }
     });
   });
+
+  describe('405', () => {
+    it('answers a known path with another method 405 method_not_allowed with Allow, in the admin API and outside it', async () => {
+      const { token } = await session();
+      const cases: [string, string, string[]][] = [
+        ['PUT', '/admin/api/tokens', ['GET', 'POST']],
+        ['GET', '/admin/api/login', ['POST']],
+        ['DELETE', '/admin/api/me', ['GET']],
+        ['POST', '/admin/api/openapi.json', ['GET']],
+        ['POST', '/readyz', ['GET']],
+        ['POST', '/healthz', ['GET']],
+        ['GET', '/credentials/revoke', ['POST']],
+        ['DELETE', '/credentials/revoke', ['POST']],
+        ['PUT', '/secret-scanning/verify', ['POST']],
+        ['POST', '/admin', ['GET']],
+      ];
+      for (const [method, path, allowed] of cases) {
+        const res = await fetch(`${server.url}${path}`, { method, headers: { authorization: `Bearer ${token}` } });
+        expect({ method, path, status: res.status, body: await res.json() }).toEqual({
+          method,
+          path,
+          status: 405,
+          body: { error: 'method_not_allowed', message: expect.stringContaining(allowed[0]!) },
+        });
+        const allow = (res.headers.get('allow') ?? '').split(/,\s*/);
+        for (const m of allowed) expect(allow).toContain(m);
+      }
+    });
+
+    it('keeps the OAuth endpoints\' own RFC 6749 405 and answers an unknown path 404 whatever the method', async () => {
+      const token = await fetch(`${server.url}/token`);
+      expect(token.status).toBe(405);
+      expect(token.headers.get('allow')).toBe('POST');
+      expect(((await token.json()) as { error: string }).error).toBe('invalid_request');
+      for (const path of ['/nothing', '/admin/api/nothing']) {
+        const res = await fetch(`${server.url}${path}`, { method: 'PATCH' });
+        expect(res.status).toBe(404);
+        expect(res.headers.get('allow')).toBeNull();
+      }
+    });
+  });
 });
