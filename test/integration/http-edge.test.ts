@@ -77,4 +77,32 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
       }
     });
   });
+
+  describe('POST actions whose fields are all optional', () => {
+    it('take no body at all as {} (rotate, retire, revoke), and the OpenAPI document says the body is optional', async () => {
+      const { token } = await session();
+      const created = await call(server, 'POST', '/tokens', { token, json: tokenBody() });
+      expect(created.status).toBe(201);
+      const id = created.body.id as string;
+      const bare = (path: string, headers: Record<string, string> = {}) =>
+        fetch(`${server.url}/admin/api${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, ...headers } });
+
+      const rotated = await bare(`/tokens/${id}/rotate`);
+      expect(rotated.status).toBe(200);
+      const body = (await rotated.json()) as { client_secret: string; secrets: { id: string; last4: string | null }[] };
+      expect(body.client_secret).toMatch(/^sats_/);
+      expect(body.secrets).toHaveLength(2); // the default grace period keeps the previous secret
+      const previous = body.secrets.find((x) => x.last4 !== body.client_secret.slice(-4))!;
+      const retired = await bare(`/tokens/${id}/secrets/${previous.id}/retire`);
+      expect(retired.status).toBe(200);
+      const again = await bare(`/tokens/${id}/rotate`, { 'content-type': 'application/json', 'content-length': '0' });
+      expect(again.status).toBe(200);
+      expect((await bare(`/tokens/${id}/revoke`)).status).toBe(200);
+
+      const doc = (await call(server, 'GET', '/openapi.json')).body;
+      expect(doc.paths['/admin/api/tokens/{id}/rotate'].post.requestBody.required).toBe(false);
+      expect(doc.paths['/admin/api/tokens/{id}/rotate'].post.requestBody.content['application/json'].schema.properties).toHaveProperty('grace_period_hours');
+      expect(doc.paths['/admin/api/tokens'].post.requestBody.required).toBe(true);
+    });
+  });
 });
