@@ -1,8 +1,16 @@
 // What a black-box tester found at the HTTP edge (session 3): error messages, 405s, bodies, encodings, raw errors.
+import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
-import { makeAdmin } from '../support/fixtures.js';
+import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
+
+// A secret-scanning key, so /secret-scanning/verify is configured.
+const scanning = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+const KID = randomBytes(32).toString('hex');
 
 describe.each(testDatabases())('HTTP edge on %s', (kind) => {
   let db: TestDb;
@@ -10,7 +18,10 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
 
   beforeAll(async () => {
     db = await createTestDb(kind);
-    server = await startServer(db);
+    const keysFile = path.join(db.dataDir, 'secret-scanning-keys.json');
+    const pem = scanning.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    writeFileSync(keysFile, JSON.stringify({ public_keys: [{ key_identifier: KID, key: pem, is_current: true }] }));
+    server = await startServer(db, { SECRET_SCANNING_KEYS_FILE: keysFile });
   });
   afterAll(async () => {
     await server?.close();
@@ -103,6 +114,65 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
       expect(doc.paths['/admin/api/tokens/{id}/rotate'].post.requestBody.required).toBe(false);
       expect(doc.paths['/admin/api/tokens/{id}/rotate'].post.requestBody.content['application/json'].schema.properties).toHaveProperty('grace_period_hours');
       expect(doc.paths['/admin/api/tokens'].post.requestBody.required).toBe(true);
+    });
+  });
+
+  describe('Content-Encoding', () => {
+    const json = JSON.stringify(tokenBody());
+
+    it('answers 415 unsupported_media_type on the admin API and the JSON endpoints for any coding but identity', async () => {
+      const { token } = await session();
+      const cases: { path: string; body: string | Buffer; encoding: string; headers?: Record<string, string> }[] = [
+        { path: '/admin/api/tokens', body: json, encoding: 'zstd' },
+        { path: '/admin/api/tokens', body: gzipSync(json), encoding: 'gzip' },
+        { path: '/admin/api/tokens', body: json, encoding: 'identity, gzip' },
+        { path: '/credentials/revoke', body: gzipSync('{"credentials":[]}'), encoding: 'gzip' },
+        { path: '/credentials/revoke', body: '{"credentials":[]}', encoding: 'br' },
+      ];
+      const alert = gzipSync('[]');
+      cases.push({
+        path: '/secret-scanning/verify',
+        body: alert,
+        encoding: 'gzip',
+        headers: { 'github-public-key-identifier': KID, 'github-public-key-signature': sign('sha256', alert, scanning.privateKey).toString('base64') },
+      });
+      for (const c of cases) {
+        const res = await fetch(`${server.url}${c.path}`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-encoding': c.encoding, ...c.headers },
+          body: c.body,
+        });
+        expect({ path: c.path, encoding: c.encoding, status: res.status, body: await res.json() }).toEqual({
+          path: c.path,
+          encoding: c.encoding,
+          status: 415,
+          body: { error: 'unsupported_media_type', message: `Content-Encoding ${c.encoding} is not supported: send the request body uncompressed (identity).` },
+        });
+        expect(res.headers.get('accept-encoding')).toBe('identity');
+      }
+      const identity = await call(server, 'POST', '/tokens', { token, raw: json, headers: { 'content-type': 'application/json', 'content-encoding': 'identity' } });
+      expect(identity.status).toBe(201);
+    });
+
+    it('answers 400 invalid_request on the OAuth endpoints', async () => {
+      const admin = await makeAdmin(server.deps);
+      const t = await makeToken(server.deps, admin);
+      for (const path of ['/token', '/token/introspection', '/token/revocation']) {
+        const form = path === '/token' ? 'grant_type=client_credentials' : 'token=x';
+        for (const [encoding, body] of [['gzip', gzipSync(form)], ['zstd', Buffer.from(form)]] as const) {
+          const res = await fetch(`${server.url}${path}`, {
+            method: 'POST',
+            headers: { authorization: basic(t.client_id, t.client_secret), 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': encoding },
+            body,
+          });
+          expect({ path, encoding, status: res.status, body: await res.json() }).toEqual({
+            path,
+            encoding,
+            status: 400,
+            body: { error: 'invalid_request', error_description: `Content-Encoding ${encoding} is not supported: send the form body uncompressed (identity)` },
+          });
+        }
+      }
     });
   });
 });
