@@ -1,6 +1,7 @@
 // What a black-box tester found at the HTTP edge (session 3): error messages, 405s, bodies, encodings, raw errors.
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
@@ -21,7 +22,7 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
     const keysFile = path.join(db.dataDir, 'secret-scanning-keys.json');
     const pem = scanning.publicKey.export({ type: 'spki', format: 'pem' }).toString();
     writeFileSync(keysFile, JSON.stringify({ public_keys: [{ key_identifier: KID, key: pem, is_current: true }] }));
-    server = await startServer(db, { SECRET_SCANNING_KEYS_FILE: keysFile });
+    server = await startServer(db, { SECRET_SCANNING_KEYS_FILE: keysFile, REQUEST_TIMEOUT_SECONDS: '2' });
   });
   afterAll(async () => {
     await server?.close();
@@ -173,6 +174,42 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
           });
         }
       }
+    });
+  });
+
+  describe("Node's own refusals", () => {
+    /** Writes `request` on a new connection; resolves with all the server sent once it closes the connection. */
+    const raw = (request: string) =>
+      new Promise<string>((resolve) => {
+        const { port } = new URL(server.url);
+        const socket = net.connect(Number(port), '127.0.0.1', () => socket.write(request));
+        let received = '';
+        socket.on('data', (d) => (received += d.toString()));
+        socket.on('close', () => resolve(received));
+        socket.on('error', () => undefined);
+        setTimeout(() => socket.destroy(), 20_000).unref(); // the test's own deadline, far past REQUEST_TIMEOUT_SECONDS
+      });
+    const parse = (answer: string) => {
+      const [head = '', body = ''] = answer.split('\r\n\r\n');
+      return { statusLine: head.split('\r\n')[0], head: head.toLowerCase(), body: body ? (JSON.parse(body) as unknown) : undefined };
+    };
+
+    it('answers headers that never finish with a JSON 408 and closes the connection', async () => {
+      const answer = parse(await raw('GET /healthz HTTP/1.1\r\nHost: x\r\n'));
+      expect(answer.statusLine).toBe('HTTP/1.1 408 Request Timeout');
+      expect(answer.head).toContain('connection: close');
+      expect(answer.head).toContain('content-type: application/json');
+      expect(answer.body).toEqual({ error: 'request_timeout', message: expect.any(String) });
+    });
+
+    it('answers headers past the size limit with a JSON 431, and malformed HTTP with a JSON 400', async () => {
+      const big = parse(await raw(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`));
+      expect(big.statusLine).toBe('HTTP/1.1 431 Request Header Fields Too Large');
+      expect(big.head).toContain('connection: close');
+      expect(big.body).toEqual({ error: 'request_header_fields_too_large', message: expect.any(String) });
+      const bad = parse(await raw('GARBAGE\r\n\r\n'));
+      expect(bad.statusLine).toBe('HTTP/1.1 400 Bad Request');
+      expect(bad.body).toEqual({ error: 'bad_request', message: expect.any(String) });
     });
   });
 });
