@@ -85,12 +85,14 @@ export function issuesToDetails(error: z.ZodError, input: unknown, root = 'body'
       continue;
     }
     if (issue.path.length === 0 && issue.code === 'invalid_type') {
-      details.push({ path: root, message: root === 'body' ? 'must be a JSON object' : issue.message });
+      const shape = issue.expected === 'array' ? 'array' : 'object';
+      details.push({ path: root, message: root === 'body' ? `must be a JSON ${shape}` : issue.message });
       continue;
     }
     details.push({ path: path || root, message: issue.message });
   }
-  return details;
+  // One entry per problem: two rules failing with the same message (1e308 is neither whole nor ≤ 720) say it once.
+  return details.filter((d, i) => details.findIndex((e) => e.path === d.path && e.message === d.message) === i);
 }
 
 // NUL (PostgreSQL text cannot hold it) and UTF-16 surrogates that are not a pair (no UTF-8 spelling).

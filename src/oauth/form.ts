@@ -54,7 +54,8 @@ export async function readForm(ctx: Context): Promise<OAuthForm> {
   if (encoding !== undefined) {
     throw new errors.InvalidRequest(`Content-Encoding ${encoding} is not supported: send the form body uncompressed (identity)`);
   }
-  if (!ctx.get('content-type')) return toForm(Buffer.alloc(0), '');
+  // No content type, or an empty body (ctx.is() is null without a body, whatever the type): no parameters.
+  if (!ctx.get('content-type') || (!ctx.request.length && !ctx.get('transfer-encoding'))) return toForm(Buffer.alloc(0), '');
   if (!ctx.is(FORM)) throw new errors.InvalidRequest(`only ${FORM} content-type bodies are supported on ${ctx.method} ${ctx.path}`);
   let raw: Buffer;
   try {

@@ -35,6 +35,22 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
     return { admin, token: s.token };
   }
 
+  /** Writes `request` on a new connection; resolves with all the server sent once it closes the connection. */
+  const raw = (request: string) =>
+    new Promise<string>((resolve) => {
+      const { port } = new URL(server.url);
+      const socket = net.connect(Number(port), '127.0.0.1', () => socket.write(request));
+      let received = '';
+      socket.on('data', (d) => (received += d.toString()));
+      socket.on('close', () => resolve(received));
+      socket.on('error', () => undefined);
+      setTimeout(() => socket.destroy(), 20_000).unref(); // the test's own deadline, far past REQUEST_TIMEOUT_SECONDS
+    });
+  const parse = (answer: string) => {
+    const [head = '', body = ''] = answer.split('\r\n\r\n');
+    return { statusLine: head.split('\r\n')[0], head: head.toLowerCase(), body: body ? (JSON.parse(body) as unknown) : undefined };
+  };
+
   describe('404', () => {
     const secret = `sats_${'B4Tw'.repeat(12)}x`;
 
@@ -178,22 +194,6 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
   });
 
   describe("Node's own refusals", () => {
-    /** Writes `request` on a new connection; resolves with all the server sent once it closes the connection. */
-    const raw = (request: string) =>
-      new Promise<string>((resolve) => {
-        const { port } = new URL(server.url);
-        const socket = net.connect(Number(port), '127.0.0.1', () => socket.write(request));
-        let received = '';
-        socket.on('data', (d) => (received += d.toString()));
-        socket.on('close', () => resolve(received));
-        socket.on('error', () => undefined);
-        setTimeout(() => socket.destroy(), 20_000).unref(); // the test's own deadline, far past REQUEST_TIMEOUT_SECONDS
-      });
-    const parse = (answer: string) => {
-      const [head = '', body = ''] = answer.split('\r\n\r\n');
-      return { statusLine: head.split('\r\n')[0], head: head.toLowerCase(), body: body ? (JSON.parse(body) as unknown) : undefined };
-    };
-
     it('answers headers that never finish with a JSON 408 and closes the connection', async () => {
       const answer = parse(await raw('GET /healthz HTTP/1.1\r\nHost: x\r\n'));
       expect(answer.statusLine).toBe('HTTP/1.1 408 Request Timeout');
@@ -210,6 +210,55 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
       const bad = parse(await raw('GARBAGE\r\n\r\n'));
       expect(bad.statusLine).toBe('HTTP/1.1 400 Bad Request');
       expect(bad.body).toEqual({ error: 'bad_request', message: expect.any(String) });
+    });
+  });
+
+  describe('messages', () => {
+    it('says the partner endpoint expects a JSON array', async () => {
+      const alert = '{"a":1}';
+      const verify = await fetch(`${server.url}/secret-scanning/verify`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'github-public-key-identifier': KID,
+          'github-public-key-signature': sign('sha256', Buffer.from(alert), scanning.privateKey).toString('base64'),
+        },
+        body: alert,
+      });
+      expect(verify.status).toBe(400);
+      expect(((await verify.json()) as { details: unknown }).details).toEqual([{ path: 'body', message: 'must be a JSON array' }]);
+    });
+
+    it('names a field that breaks two rules with the same message once', async () => {
+      const { token } = await session();
+      const created = await call(server, 'POST', '/tokens', { token, json: tokenBody() });
+      const rotate = await call(server, 'POST', `/tokens/${created.body.id}/rotate`, { token, raw: '{"grace_period_hours": 1e308}', headers: { 'content-type': 'application/json' } });
+      expect(rotate.status).toBe(400);
+      expect(rotate.body.details).toEqual([{ path: 'grace_period_hours', message: 'must be a whole number of hours from 0 to 720' }]);
+    });
+
+    it('says the token parameter is missing from an empty form at introspection and revocation', async () => {
+      const admin = await makeAdmin(server.deps);
+      const t = await makeToken(server.deps, admin);
+      for (const path of ['/token/introspection', '/token/revocation']) {
+        // No body and no Content-Length (curl -X POST -H 'content-type: …'), then an empty one.
+        const none = parse(await raw(`POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: ${basic(t.client_id, t.client_secret)}\r\nContent-Type: application/x-www-form-urlencoded\r\nConnection: close\r\n\r\n`));
+        expect({ path, status: none.statusLine, body: none.body }).toEqual({
+          path,
+          status: 'HTTP/1.1 400 Bad Request',
+          body: { error: 'invalid_request', error_description: "missing required parameter 'token'" },
+        });
+        const res = await fetch(`${server.url}${path}`, {
+          method: 'POST',
+          headers: { authorization: basic(t.client_id, t.client_secret), 'content-type': 'application/x-www-form-urlencoded' },
+          body: '',
+        });
+        expect({ path, status: res.status, body: await res.json() }).toEqual({
+          path,
+          status: 400,
+          body: { error: 'invalid_request', error_description: "missing required parameter 'token'" },
+        });
+      }
     });
   });
 });
