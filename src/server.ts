@@ -3,7 +3,7 @@ import Koa from 'koa';
 import type { Deps } from './deps.js';
 import { accessLog } from './http/access-log.js';
 import { errorHandler } from './http/error-handler.js';
-import { closeWhenDraining, notFound, requestId, securityHeaders } from './http/common.js';
+import { allowedMethods, closeWhenDraining, notFound, requestId, securityHeaders } from './http/common.js';
 import { adminApi } from './admin/router.js';
 import { createOAuth, type OAuth } from './oauth/index.js';
 import { consoleRouter } from './console/routes.js';
@@ -47,10 +47,13 @@ export async function createServer(deps: Deps, prepared: Prepared = {}): Promise
   app.use(securityHeaders); // nosniff, no referrer, no framing
   app.use(errorHandler(deps.log)); // AppError and unknown errors → {error, message, details?}
   app.use(ops.routes()); // /healthz /readyz /metrics
-  app.use(ops.allowedMethods());
+  app.use(allowedMethods(ops)); // 405 method_not_allowed with Allow, SPEC error shape
   app.use(adminApi(deps)); // /admin/api: JSON admin API with its own body reader (never on the OAuth paths)
-  app.use(consoleRouter(deps).routes()); // /admin: the console page and its assets, strict CSP
+  const consolePages = consoleRouter(deps);
+  app.use(consolePages.routes()); // /admin: the console page and its assets, strict CSP
+  app.use(allowedMethods(consolePages));
   app.use(scanning.routes()); // POST /secret-scanning/verify (signed partner alerts), POST /credentials/revoke (public)
+  app.use(allowedMethods(scanning));
   app.use(oauth.middleware); // OAuth endpoints (oidc-provider), last before 404: keeps its own RFC 6749 errors
   app.use(notFound); // JSON 404
   return {

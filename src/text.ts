@@ -2,14 +2,25 @@
 
 const PICTOGRAPH = /\p{Extended_Pictographic}/u;
 const EMOJI_TAIL = /[\ufe0f\u{1f3fb}-\u{1f3ff}]/u; // variation selector 16, skin-tone modifiers
-const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
+/**
+ * Characters that draw nothing or hide what follows: controls, format characters, line/paragraph separators,
+ * Unicode's Default_Ignorable_Code_Point (the Hangul fillers U+115F U+1160 U+3164 U+FFA0, the combining grapheme
+ * joiner U+034F, variation selectors…) and the braille blank U+2800, which looks like a space but is not one.
+ */
+const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}\u2800]/u;
+/** Variation selectors (Default_Ignorable): allowed right after a visible character, whose glyph they choose. */
+const VARIATION_SELECTOR = /[\u180b-\u180d\u180f\ufe00-\ufe0f\u{e0100}-\u{e01ef}]/u;
+/** What shows on its own: not invisible, not white space, not a combining mark (which needs a base). */
+const SHOWN = /[^\p{Cc}\p{Cf}\p{Z}\p{M}\p{Default_Ignorable_Code_Point}\s\u2800]/u;
 
 /**
  * The first character of `text` that would make it display other than as written, as `U+XXXX`, or undefined when
  * there is none. Refused: control characters (Cc), format characters (Cf: the bidi controls U+202A–U+202E,
- * U+2066–U+2069, U+200E/U+200F, zero-width spaces and joiners, the BOM, tags…) and line/paragraph separators. The
- * one exception is a zero-width joiner (U+200D) inside an emoji sequence: between two pictographs, the first
- * perhaps followed by VS16 or a skin tone (woman + ZWJ + laptop is one "technologist" glyph).
+ * U+2066–U+2069, U+200E/U+200F, zero-width spaces and joiners, the BOM, tags…), line/paragraph separators, the
+ * other default-ignorable code points (Hangul fillers, U+034F…) and the braille blank U+2800. The exceptions: a
+ * zero-width joiner (U+200D) inside an emoji sequence, between two pictographs, the first perhaps followed by VS16
+ * or a skin tone (woman + ZWJ + laptop is one "technologist" glyph); a variation selector right after a visible
+ * character (❤️ is U+2764 U+FE0F).
  */
 export function firstHiddenCharacter(text: string): string | undefined {
   const chars = [...text];
@@ -17,9 +28,18 @@ export function firstHiddenCharacter(text: string): string | undefined {
     const c = chars[i]!;
     if (!INVISIBLE.test(c)) continue;
     if (c === '\u200d' && joinsEmoji(chars, i)) continue;
+    if (VARIATION_SELECTOR.test(c) && i > 0 && !INVISIBLE.test(chars[i - 1]!)) continue;
     return 'U+' + c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
   }
   return undefined;
+}
+
+/**
+ * Whether `text` has at least one character that shows on its own: a name of only spaces, combining marks or
+ * invisible characters is refused even where each of them is allowed (SPEC "1 to 64 characters after trimming").
+ */
+export function hasVisibleCharacter(text: string): boolean {
+  return SHOWN.test(text);
 }
 
 function joinsEmoji(chars: string[], at: number): boolean {

@@ -5,7 +5,7 @@ import type { Db } from '../db/index.js';
 import { isUniqueViolation } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
-import { firstHiddenCharacter } from '../text.js';
+import { firstHiddenCharacter, hasVisibleCharacter } from '../text.js';
 import { normaliseEmail } from './email.js';
 import { generatePassword, hashPassword, newPassword } from './passwords.js';
 import * as q from './queries.js';
@@ -17,7 +17,8 @@ export const addAdminInput = z
       .trim()
       .min(1, 'organisation name is required')
       .max(100)
-      .refine((s) => firstHiddenCharacter(s) === undefined, 'no control, format or bidirectional characters'),
+      .refine((s) => firstHiddenCharacter(s) === undefined, 'no invisible, control, format or bidirectional characters')
+      .refine((s) => s.length === 0 || hasVisibleCharacter(s), 'at least one visible character'),
     email: z.string().transform(normaliseEmail).pipe(z.email().max(254)),
     password: newPassword.optional(),
   })

@@ -13,7 +13,7 @@ export interface RouteDoc {
   tag?: string;
   /** Needs a session (Bearer or cookie + X-CSRF-Token); default true. */
   auth?: boolean;
-  /** The JSON request body's schema (the one the route parses). */
+  /** The JSON request body's schema (the one the route parses); a z.optional one is described as not required. */
   body?: z.ZodType;
   /** The query string's schema: a z.object whose fields become query parameters. */
   query?: z.ZodType;
@@ -98,7 +98,11 @@ function operation(doc: RouteDoc & { method: HttpMethod; path: string }): JsonSc
       default: { $ref: '#/components/responses/Error' },
     },
   };
-  if (doc.body) op.requestBody = { required: true, content: { 'application/json': { schema: jsonSchema(doc.body, 'input') } } };
+  if (doc.body) {
+    const optional = doc.body instanceof z.ZodOptional;
+    const schema = optional ? (doc.body as z.ZodOptional<z.ZodType>).unwrap() : doc.body;
+    op.requestBody = { required: !optional, content: { 'application/json': { schema: jsonSchema(schema, 'input') } } };
+  }
   return op;
 }
 

@@ -8,6 +8,7 @@ import { dummyPasswordHash } from '../accounts/index.js';
 import { packageRoot } from '../config/index.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
+import { allowedMethods, notFound } from '../http/common.js';
 import { jsonBody } from '../http/validate.js';
 import { adminsRoutes } from './admins-routes.js';
 import { auditRoutes } from './audit-routes.js';
@@ -59,15 +60,7 @@ export function adminApi(deps: Deps): Middleware {
 
   const readBody = jsonBody();
   const routes = router.routes() as unknown as Middleware;
-  const methods = router.allowedMethods({
-    throw: true,
-    methodNotAllowed: () => new AppError('method_not_allowed', 'This method is not allowed here.'),
-    notImplemented: () => new AppError('method_not_allowed', 'This method is not allowed here.'),
-  }) as unknown as Middleware;
-  const notFound: Middleware = async (ctx) => {
-    ctx.status = 404;
-    ctx.body = { error: 'not_found', message: `Nothing at ${ctx.method} ${ctx.path}.` };
-  };
+  const methods = allowedMethods(router);
 
   // In order: the JSON body, the routes, 405 for a known path with another method, else 404.
   const api = compose([readBody, routes, methods, notFound]);

@@ -63,14 +63,15 @@ export function tokenRoutes(router: Router, deps: Deps, auth: Middleware): void 
     ctx.body = await revokeToken(deps, adminState(ctx).actor, ctx.params.id ?? '', { ip: ctx.ip });
   });
 
-  // Secret rotation with overlap (SPEC Part 2 "Credential lifecycle").
+  // Secret rotation with overlap (SPEC Part 2 "Credential lifecycle"). Every field is optional, so is the body.
+  const rotateBody = rotateSecretBody.optional();
   describeRoute('POST', '/tokens/:id/rotate', {
     summary: 'Rotate the client secret: a new secret (shown once), the previous one works for the grace period',
-    body: rotateSecretBody,
+    body: rotateBody,
     response: rotatedToken,
   });
   router.post('/tokens/:id/rotate', auth, async (ctx) => {
-    const input = parseBody(ctx, rotateSecretBody);
+    const input = parseBody(ctx, rotateBody) ?? {};
     ctx.body = await rotateSecret(deps, adminState(ctx).actor, ctx.params.id ?? '', input, { ip: ctx.ip });
   });
 

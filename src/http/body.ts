@@ -28,3 +28,19 @@ export async function readRawBody(ctx: Context, limit: number): Promise<Buffer> 
     throw new BodyReadError('unreadable', { cause: err });
   }
 }
+
+/**
+ * The request's `Content-Encoding` when it is one this server does not decode (anything but `identity`), for the
+ * caller's own refusal (RFC 9110 §8.4, §15.5.16: 415 for the JSON endpoints, `invalid_request` for OAuth); undefined
+ * when the body is sent as is. The value is for a message: only a plain token list is returned as given.
+ */
+export function unsupportedContentEncoding(ctx: Context): string | undefined {
+  const value = ctx.get('content-encoding').trim();
+  if (value === '' || /^identity$/i.test(value)) return undefined;
+  return /^[A-Za-z0-9._-]{1,32}(\s*,\s*[A-Za-z0-9._-]{1,32}){0,3}$/.test(value) ? value : 'given';
+}
+
+/** The 415 message for `unsupportedContentEncoding`. */
+export function contentEncodingMessage(encoding: string): string {
+  return `Content-Encoding ${encoding} is not supported: send the request body uncompressed (identity).`;
+}

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type Router from '@koa/router';
 import type { Middleware } from 'koa';
 
 /** Tags each request with an id (kept from a sane X-Request-Id header, else new) and echoes it back. */
@@ -33,8 +34,38 @@ export const securityHeaders: Middleware = async (ctx, next) => {
   await next();
 };
 
-/** JSON 404 for anything no route answered. */
+/**
+ * JSON 404 for anything no route answered. The message names the method only, never the path: a path may carry a
+ * secret pasted into a URL (SPEC "no secret in any response").
+ */
 export const notFound: Middleware = async (ctx) => {
   ctx.status = 404;
-  ctx.body = { error: 'not_found', message: `Nothing at ${ctx.method} ${ctx.path}.` };
+  ctx.body = { error: 'not_found', message: `Nothing here answers ${ctx.method}: check the path.` };
 };
+
+/**
+ * @koa/router's allowedMethods for `router`, with SPEC's error shape: a path the router knows, asked with a method
+ * it has no route for, is 405 `{"error":"method_not_allowed","message"}` with `Allow` (RFC 9110 §15.5.6), and
+ * OPTIONS is 200 with `Allow`. A method the router does not implement at all (PROPFIND) is the same 405 on a known
+ * path and stays whatever answered downstream (404) on an unknown one. Only what the router itself set is rewritten:
+ * a 405 from downstream (the OAuth endpoints' own RFC 6749 ones) passes unchanged.
+ */
+export function allowedMethods(router: Router): Middleware {
+  const inner = router.allowedMethods() as unknown as Middleware;
+  return async (ctx, next) => {
+    let downstream = 404;
+    await inner(ctx, async () => {
+      await next();
+      downstream = ctx.status;
+    });
+    if (ctx.status === downstream || (ctx.status !== 405 && ctx.status !== 501)) return;
+    const allow = ctx.response.get('Allow');
+    if (!allow) {
+      ctx.remove('Allow');
+      ctx.status = downstream;
+      return;
+    }
+    ctx.status = 405;
+    ctx.body = { error: 'method_not_allowed', message: `${ctx.method} is not allowed here. Allowed: ${allow}.` };
+  };
+}

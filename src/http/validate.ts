@@ -1,7 +1,7 @@
 import type { Context, Middleware } from 'koa';
 import { z } from 'zod';
 import { AppError, type ErrorDetail } from '../errors.js';
-import { BodyReadError, readRawBody } from './body.js';
+import { BodyReadError, contentEncodingMessage, readRawBody, unsupportedContentEncoding } from './body.js';
 
 /** SPEC "Admin API": request bodies over 1 MB get 413. */
 export const MAX_JSON_BODY_BYTES = 1024 * 1024;
@@ -12,6 +12,16 @@ function hasBody(ctx: Context): boolean {
   return length !== '' && length !== '0';
 }
 
+/**
+ * 415 `unsupported_media_type` for a body with a Content-Encoding other than identity (RFC 9110 §15.5.16): the
+ * server decodes none, and reading compressed bytes as JSON would be wrong either way. Says `Accept-Encoding: identity`.
+ */
+export function refuseContentEncoding(ctx: Context): void {
+  const encoding = unsupportedContentEncoding(ctx);
+  if (encoding === undefined) return;
+  throw new AppError('unsupported_media_type', contentEncodingMessage(encoding), undefined, { 'Accept-Encoding': 'identity' });
+}
+
 function tooLarge(ctx: Context): AppError {
   ctx.set('Connection', 'close'); // the rest of the body is not read; do not reuse the connection
   return new AppError('payload_too_large', 'The request body is larger than 1 MB.');
@@ -19,6 +29,7 @@ function tooLarge(ctx: Context): AppError {
 
 /**
  * Reads a JSON request body into `ctx.state.body` (undefined when the request has none). Strict: a body must be
+ * sent uncompressed (any Content-Encoding but identity is 415, with `Accept-Encoding: identity`),
  * `application/json` (or `+json`) in UTF-8 (else 415), at most `limit` bytes (else 413, checked against
  * Content-Length first and while reading), and valid JSON (else 400 invalid_json).
  */
@@ -26,6 +37,7 @@ export function jsonBody(limit = MAX_JSON_BODY_BYTES): Middleware {
   return async (ctx, next) => {
     ctx.state.body = undefined;
     if (!hasBody(ctx)) return next();
+    refuseContentEncoding(ctx);
     const charset = /;\s*charset=("?)([^";]+)\1/i.exec(ctx.get('content-type'))?.[2]?.toLowerCase();
     if (!ctx.is('application/json', '+json') || (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8')) {
       throw new AppError('unsupported_media_type', 'Send the request body as application/json (UTF-8).');
@@ -73,12 +85,14 @@ export function issuesToDetails(error: z.ZodError, input: unknown, root = 'body'
       continue;
     }
     if (issue.path.length === 0 && issue.code === 'invalid_type') {
-      details.push({ path: root, message: root === 'body' ? 'must be a JSON object' : issue.message });
+      const shape = issue.expected === 'array' ? 'array' : 'object';
+      details.push({ path: root, message: root === 'body' ? `must be a JSON ${shape}` : issue.message });
       continue;
     }
     details.push({ path: path || root, message: issue.message });
   }
-  return details;
+  // One entry per problem: two rules failing with the same message (1e308 is neither whole nor ≤ 720) say it once.
+  return details.filter((d, i) => details.findIndex((e) => e.path === d.path && e.message === d.message) === i);
 }
 
 // NUL (PostgreSQL text cannot hold it) and UTF-16 surrogates that are not a pair (no UTF-8 spelling).

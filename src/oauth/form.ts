@@ -1,7 +1,7 @@
 import querystring from 'node:querystring';
 import type { Context } from 'koa';
 import { errors } from 'oidc-provider';
-import { BodyReadError, readRawBody } from '../http/body.js';
+import { BodyReadError, readRawBody, unsupportedContentEncoding } from '../http/body.js';
 
 /** The largest urlencoded body the OAuth endpoints read (oidc-provider's own limit is 56 KiB). */
 export const MAX_FORM_BYTES = 56 * 1024;
@@ -46,11 +46,16 @@ function toForm(raw: Buffer, text: string): OAuthForm {
 /**
  * Reads the body of a POST to /token, /token/introspection or /token/revocation with the server's one body reader
  * (http/body.ts: declared length checked, at most MAX_FORM_BYTES), decoded in the declared charset. No content
- * type means no parameters (as oidc-provider has it); another content type is `invalid_request`; too large is 413
- * `invalid_request` (connection closed).
+ * type means no parameters (as oidc-provider has it); another content type, or a Content-Encoding other than
+ * identity (nothing is decompressed), is `invalid_request`; too large is 413 `invalid_request` (connection closed).
  */
 export async function readForm(ctx: Context): Promise<OAuthForm> {
-  if (!ctx.get('content-type')) return toForm(Buffer.alloc(0), '');
+  const encoding = unsupportedContentEncoding(ctx);
+  if (encoding !== undefined) {
+    throw new errors.InvalidRequest(`Content-Encoding ${encoding} is not supported: send the form body uncompressed (identity)`);
+  }
+  // No content type, or an empty body (ctx.is() is null without a body, whatever the type): no parameters.
+  if (!ctx.get('content-type') || (!ctx.request.length && !ctx.get('transfer-encoding'))) return toForm(Buffer.alloc(0), '');
   if (!ctx.is(FORM)) throw new errors.InvalidRequest(`only ${FORM} content-type bodies are supported on ${ctx.method} ${ctx.path}`);
   let raw: Buffer;
   try {

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { AddressRateLimiter } from '../http/address-limiter.js';
-import { issuesToDetails } from '../http/validate.js';
+import { issuesToDetails, refuseContentEncoding } from '../http/validate.js';
 import { reportLeakedSecrets, type LeakReport } from '../tokens/index.js';
 import { ScanningKeys } from './keys.js';
 
@@ -111,6 +111,7 @@ export function scanningRouter(deps: Deps, opened?: ScanningKeys): Router {
     const keyId = ctx.get(KEY_ID_HEADER);
     const signature = ctx.get(SIGNATURE_HEADER);
     if (!keyId || !signature || keyId.length > 512) throw unsigned();
+    refuseContentEncoding(ctx);
     const body = await readRawBody(ctx, MAX_ALERT_BODY_BYTES);
     if (!keys.verify(keyId, signature, body)) {
       deps.log.warn('secret-scanning alert refused: bad signature', { key_identifier: keyId.slice(0, 100), ip: ctx.ip });
@@ -139,6 +140,7 @@ export function scanningRouter(deps: Deps, opened?: ScanningKeys): Router {
         { 'Retry-After': String(decision.retryAfterSeconds) },
       );
     }
+    refuseContentEncoding(ctx);
     if (!ctx.is('application/json', '+json')) throw new AppError('unsupported_media_type', 'Send the request body as application/json (UTF-8).');
     const { credentials } = validate(publicRevokeBody, parseJson(await readRawBody(ctx, MAX_REVOKE_BODY_BYTES)));
     await reportLeakedSecrets(

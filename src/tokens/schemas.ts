@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { firstHiddenCharacter } from '../text.js';
+import { firstHiddenCharacter, hasVisibleCharacter } from '../text.js';
 import { MAX_ALLOWED_IPS, normaliseNetwork } from './networks.js';
 
 /** Static shape rules of POST /admin/api/tokens; rules needing config, time or the database live in service.ts. */
@@ -14,7 +14,9 @@ export const tokenName = z
       .superRefine((s, ctx) => {
         const hidden = firstHiddenCharacter(s);
         if (hidden !== undefined) {
-          ctx.addIssue({ code: 'custom', message: `must not contain control, format or bidirectional characters (${hidden})` });
+          ctx.addIssue({ code: 'custom', message: `must not contain invisible, control, format or bidirectional characters (${hidden})` });
+        } else if (s.length > 0 && !hasVisibleCharacter(s)) {
+          ctx.addIssue({ code: 'custom', message: 'must have at least one visible character' });
         }
       }),
   );

@@ -27,6 +27,9 @@ describe.each(testDatabases())('token names on %s', (kind) => {
     ['a zero-width space', 'pay\u200broll'],
     ['a joiner between letters', 'pay\u200droll'],
     ['a control character', 'pay\u0007roll'],
+    ['a Hangul filler alone', '\u3164'],
+    ['a braille blank alone', '\u2800'],
+    ['a combining grapheme joiner', 'pay\u034froll'],
   ])('refuses %s with 400 validation_failed naming the character', async (_label, name) => {
     const res = await call(server, 'POST', '/tokens', { token, json: tokenBody({ name }) });
     expect(res.status).toBe(400);
@@ -39,5 +42,20 @@ describe.each(testDatabases())('token names on %s', (kind) => {
     const res = await call(server, 'POST', '/tokens', { token, json: tokenBody({ name }) });
     expect(res.status).toBe(201);
     expect(res.body.name).toBe(name);
+  });
+
+  it('refuses the same names on rename (PATCH), and a name with no visible character', async () => {
+    const created = await call(server, 'POST', '/tokens', { token, json: tokenBody() });
+    expect(created.status).toBe(201);
+    for (const name of ['\u3164', '\u2800', 'x\u034f', '\uffa0\u3164']) {
+      const res = await call(server, 'PATCH', `/tokens/${created.body.id}`, { token, json: { name } });
+      expect(res.status).toBe(400);
+      expect(res.body.details).toEqual([{ path: 'name', message: expect.stringMatching(/invisible.*\(U\+[0-9A-F]{4}\)/) }]);
+    }
+    const marks = await call(server, 'POST', '/tokens', { token, json: tokenBody({ name: '\u0301\u0308' }) });
+    expect(marks.status).toBe(400);
+    expect(marks.body.details).toEqual([{ path: 'name', message: 'must have at least one visible character' }]);
+    const heart = await call(server, 'PATCH', `/tokens/${created.body.id}`, { token, json: { name: `love \u2764\ufe0f ${Date.now()}` } });
+    expect(heart.status).toBe(200);
   });
 });

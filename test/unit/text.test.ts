@@ -1,4 +1,4 @@
-import { firstHiddenCharacter } from '../../src/text.js';
+import { firstHiddenCharacter, hasVisibleCharacter } from '../../src/text.js';
 
 describe('firstHiddenCharacter (names display as written)', () => {
   it.each([
@@ -24,6 +24,15 @@ describe('firstHiddenCharacter (names display as written)', () => {
     ['\u200d\u{1f4bb}', 'U+200D'], // a joiner with nothing before
     ['\u{1f469}\u200d', 'U+200D'], // a joiner with nothing after
     ['\u{1f469}\u200d\u200d\u{1f4bb}', 'U+200D'],
+    ['\u3164', 'U+3164'], // Hangul filler (Default_Ignorable_Code_Point)
+    ['a\u115fb', 'U+115F'],
+    ['a\u1160b', 'U+1160'],
+    ['\uffa0', 'U+FFA0'], // halfwidth Hangul filler
+    ['\u2800', 'U+2800'], // braille blank: looks like a space
+    ['a\u034fb', 'U+034F'], // combining grapheme joiner
+    ['a\u2060b', 'U+2060'], // word joiner
+    ['\ufe0f', 'U+FE0F'], // a variation selector with nothing to select
+    ['a\u3164\ufe0f', 'U+3164'],
   ])('refuses %j (%s)', (text, code) => {
     expect(firstHiddenCharacter(text)).toBe(code);
   });
@@ -36,7 +45,18 @@ describe('firstHiddenCharacter (names display as written)', () => {
     '\u{1f469}\u{1f3fd}\u200d\u{1f4bb}', // with a skin tone
     '\u{1f3f3}\ufe0f\u200d\u{1f308}', // rainbow flag: VS16 before the joiner
     'ok \u{1f44d}',
+    'love \u2764\ufe0f', // heavy black heart + VS16
+    '\u845b\u{e0100}', // an ideographic variation sequence
+    '한국어 토큰',
   ])('accepts %j', (text) => {
     expect(firstHiddenCharacter(text)).toBeUndefined();
+  });
+
+  it.each(['a', 'Zürich', '\u{1f44d}', 'e\u0301', '\u{1f469}\u200d\u{1f4bb}', '한'])('finds a visible character in %j', (text) => {
+    expect(hasVisibleCharacter(text)).toBe(true);
+  });
+
+  it.each(['', ' ', '\u3000', '\u0301', '\u0301\u0308', '\u3164', '\u2800', '\u034f', '\u200b'])('finds none in %j', (text) => {
+    expect(hasVisibleCharacter(text)).toBe(false);
   });
 });

@@ -1,0 +1,264 @@
+// What a black-box tester found at the HTTP edge (session 3): error messages, 405s, bodies, encodings, raw errors.
+import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { call, signIn, tokenBody } from '../support/admin-api.js';
+import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
+import { startServer, type TestServer } from '../support/server.js';
+
+// A secret-scanning key, so /secret-scanning/verify is configured.
+const scanning = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+const KID = randomBytes(32).toString('hex');
+
+describe.each(testDatabases())('HTTP edge on %s', (kind) => {
+  let db: TestDb;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+    const keysFile = path.join(db.dataDir, 'secret-scanning-keys.json');
+    const pem = scanning.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    writeFileSync(keysFile, JSON.stringify({ public_keys: [{ key_identifier: KID, key: pem, is_current: true }] }));
+    server = await startServer(db, { SECRET_SCANNING_KEYS_FILE: keysFile, REQUEST_TIMEOUT_SECONDS: '2' });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await db?.drop();
+  });
+
+  async function session() {
+    const admin = await makeAdmin(server.deps);
+    const s = await signIn(server, admin.email, admin.password);
+    return { admin, token: s.token };
+  }
+
+  /** Writes `request` on a new connection; resolves with all the server sent once it closes the connection. */
+  const raw = (request: string) =>
+    new Promise<string>((resolve) => {
+      const { port } = new URL(server.url);
+      const socket = net.connect(Number(port), '127.0.0.1', () => socket.write(request));
+      let received = '';
+      socket.on('data', (d) => (received += d.toString()));
+      socket.on('close', () => resolve(received));
+      socket.on('error', () => undefined);
+      setTimeout(() => socket.destroy(), 20_000).unref(); // the test's own deadline, far past REQUEST_TIMEOUT_SECONDS
+    });
+  const parse = (answer: string) => {
+    const [head = '', body = ''] = answer.split('\r\n\r\n');
+    return { statusLine: head.split('\r\n')[0], head: head.toLowerCase(), body: body ? (JSON.parse(body) as unknown) : undefined };
+  };
+
+  describe('404', () => {
+    const secret = `sats_${'B4Tw'.repeat(12)}x`;
+
+    it('never echoes the path, which may carry a secret', async () => {
+      for (const path of [`/admin/api/nothing/${secret}`, `/nothing/${secret}`, `/admin/api/tokens/${secret}/x?client_secret=${secret}`]) {
+        const res = await fetch(`${server.url}${path}`);
+        const text = await res.text();
+        expect(res.status).toBe(404);
+        expect(JSON.parse(text)).toEqual({ error: 'not_found', message: expect.any(String) });
+        expect(text).not.toContain('B4Tw');
+      }
+    });
+  });
+
+  describe('405', () => {
+    it('answers a known path with another method 405 method_not_allowed with Allow, in the admin API and outside it', async () => {
+      const { token } = await session();
+      const cases: [string, string, string[]][] = [
+        ['PUT', '/admin/api/tokens', ['GET', 'POST']],
+        ['GET', '/admin/api/login', ['POST']],
+        ['DELETE', '/admin/api/me', ['GET']],
+        ['POST', '/admin/api/openapi.json', ['GET']],
+        ['POST', '/readyz', ['GET']],
+        ['POST', '/healthz', ['GET']],
+        ['GET', '/credentials/revoke', ['POST']],
+        ['DELETE', '/credentials/revoke', ['POST']],
+        ['PUT', '/secret-scanning/verify', ['POST']],
+        ['POST', '/admin', ['GET']],
+      ];
+      for (const [method, path, allowed] of cases) {
+        const res = await fetch(`${server.url}${path}`, { method, headers: { authorization: `Bearer ${token}` } });
+        expect({ method, path, status: res.status, body: await res.json() }).toEqual({
+          method,
+          path,
+          status: 405,
+          body: { error: 'method_not_allowed', message: expect.stringContaining(allowed[0]!) },
+        });
+        const allow = (res.headers.get('allow') ?? '').split(/,\s*/);
+        for (const m of allowed) expect(allow).toContain(m);
+      }
+    });
+
+    it('keeps the OAuth endpoints\' own RFC 6749 405 and answers an unknown path 404 whatever the method', async () => {
+      const token = await fetch(`${server.url}/token`);
+      expect(token.status).toBe(405);
+      expect(token.headers.get('allow')).toBe('POST');
+      expect(((await token.json()) as { error: string }).error).toBe('invalid_request');
+      for (const path of ['/nothing', '/admin/api/nothing']) {
+        const res = await fetch(`${server.url}${path}`, { method: 'PATCH' });
+        expect(res.status).toBe(404);
+        expect(res.headers.get('allow')).toBeNull();
+      }
+    });
+  });
+
+  describe('POST actions whose fields are all optional', () => {
+    it('take no body at all as {} (rotate, retire, revoke), and the OpenAPI document says the body is optional', async () => {
+      const { token } = await session();
+      const created = await call(server, 'POST', '/tokens', { token, json: tokenBody() });
+      expect(created.status).toBe(201);
+      const id = created.body.id as string;
+      const bare = (path: string, headers: Record<string, string> = {}) =>
+        fetch(`${server.url}/admin/api${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, ...headers } });
+
+      const rotated = await bare(`/tokens/${id}/rotate`);
+      expect(rotated.status).toBe(200);
+      const body = (await rotated.json()) as { client_secret: string; secrets: { id: string; last4: string | null }[] };
+      expect(body.client_secret).toMatch(/^sats_/);
+      expect(body.secrets).toHaveLength(2); // the default grace period keeps the previous secret
+      const previous = body.secrets.find((x) => x.last4 !== body.client_secret.slice(-4))!;
+      const retired = await bare(`/tokens/${id}/secrets/${previous.id}/retire`);
+      expect(retired.status).toBe(200);
+      const again = await bare(`/tokens/${id}/rotate`, { 'content-type': 'application/json', 'content-length': '0' });
+      expect(again.status).toBe(200);
+      expect((await bare(`/tokens/${id}/revoke`)).status).toBe(200);
+
+      const doc = (await call(server, 'GET', '/openapi.json')).body;
+      expect(doc.paths['/admin/api/tokens/{id}/rotate'].post.requestBody.required).toBe(false);
+      expect(doc.paths['/admin/api/tokens/{id}/rotate'].post.requestBody.content['application/json'].schema.properties).toHaveProperty('grace_period_hours');
+      expect(doc.paths['/admin/api/tokens'].post.requestBody.required).toBe(true);
+    });
+  });
+
+  describe('Content-Encoding', () => {
+    const json = JSON.stringify(tokenBody());
+
+    it('answers 415 unsupported_media_type on the admin API and the JSON endpoints for any coding but identity', async () => {
+      const { token } = await session();
+      const cases: { path: string; body: string | Buffer; encoding: string; headers?: Record<string, string> }[] = [
+        { path: '/admin/api/tokens', body: json, encoding: 'zstd' },
+        { path: '/admin/api/tokens', body: gzipSync(json), encoding: 'gzip' },
+        { path: '/admin/api/tokens', body: json, encoding: 'identity, gzip' },
+        { path: '/credentials/revoke', body: gzipSync('{"credentials":[]}'), encoding: 'gzip' },
+        { path: '/credentials/revoke', body: '{"credentials":[]}', encoding: 'br' },
+      ];
+      const alert = gzipSync('[]');
+      cases.push({
+        path: '/secret-scanning/verify',
+        body: alert,
+        encoding: 'gzip',
+        headers: { 'github-public-key-identifier': KID, 'github-public-key-signature': sign('sha256', alert, scanning.privateKey).toString('base64') },
+      });
+      for (const c of cases) {
+        const res = await fetch(`${server.url}${c.path}`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-encoding': c.encoding, ...c.headers },
+          body: c.body,
+        });
+        expect({ path: c.path, encoding: c.encoding, status: res.status, body: await res.json() }).toEqual({
+          path: c.path,
+          encoding: c.encoding,
+          status: 415,
+          body: { error: 'unsupported_media_type', message: `Content-Encoding ${c.encoding} is not supported: send the request body uncompressed (identity).` },
+        });
+        expect(res.headers.get('accept-encoding')).toBe('identity');
+      }
+      const identity = await call(server, 'POST', '/tokens', { token, raw: json, headers: { 'content-type': 'application/json', 'content-encoding': 'identity' } });
+      expect(identity.status).toBe(201);
+    });
+
+    it('answers 400 invalid_request on the OAuth endpoints', async () => {
+      const admin = await makeAdmin(server.deps);
+      const t = await makeToken(server.deps, admin);
+      for (const path of ['/token', '/token/introspection', '/token/revocation']) {
+        const form = path === '/token' ? 'grant_type=client_credentials' : 'token=x';
+        for (const [encoding, body] of [['gzip', gzipSync(form)], ['zstd', Buffer.from(form)]] as const) {
+          const res = await fetch(`${server.url}${path}`, {
+            method: 'POST',
+            headers: { authorization: basic(t.client_id, t.client_secret), 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': encoding },
+            body,
+          });
+          expect({ path, encoding, status: res.status, body: await res.json() }).toEqual({
+            path,
+            encoding,
+            status: 400,
+            body: { error: 'invalid_request', error_description: `Content-Encoding ${encoding} is not supported: send the form body uncompressed (identity)` },
+          });
+        }
+      }
+    });
+  });
+
+  describe("Node's own refusals", () => {
+    it('answers headers that never finish with a JSON 408 and closes the connection', async () => {
+      const answer = parse(await raw('GET /healthz HTTP/1.1\r\nHost: x\r\n'));
+      expect(answer.statusLine).toBe('HTTP/1.1 408 Request Timeout');
+      expect(answer.head).toContain('connection: close');
+      expect(answer.head).toContain('content-type: application/json');
+      expect(answer.body).toEqual({ error: 'request_timeout', message: expect.any(String) });
+    });
+
+    it('answers headers past the size limit with a JSON 431, and malformed HTTP with a JSON 400', async () => {
+      const big = parse(await raw(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`));
+      expect(big.statusLine).toBe('HTTP/1.1 431 Request Header Fields Too Large');
+      expect(big.head).toContain('connection: close');
+      expect(big.body).toEqual({ error: 'request_header_fields_too_large', message: expect.any(String) });
+      const bad = parse(await raw('GARBAGE\r\n\r\n'));
+      expect(bad.statusLine).toBe('HTTP/1.1 400 Bad Request');
+      expect(bad.body).toEqual({ error: 'bad_request', message: expect.any(String) });
+    });
+  });
+
+  describe('messages', () => {
+    it('says the partner endpoint expects a JSON array', async () => {
+      const alert = '{"a":1}';
+      const verify = await fetch(`${server.url}/secret-scanning/verify`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'github-public-key-identifier': KID,
+          'github-public-key-signature': sign('sha256', Buffer.from(alert), scanning.privateKey).toString('base64'),
+        },
+        body: alert,
+      });
+      expect(verify.status).toBe(400);
+      expect(((await verify.json()) as { details: unknown }).details).toEqual([{ path: 'body', message: 'must be a JSON array' }]);
+    });
+
+    it('names a field that breaks two rules with the same message once', async () => {
+      const { token } = await session();
+      const created = await call(server, 'POST', '/tokens', { token, json: tokenBody() });
+      const rotate = await call(server, 'POST', `/tokens/${created.body.id}/rotate`, { token, raw: '{"grace_period_hours": 1e308}', headers: { 'content-type': 'application/json' } });
+      expect(rotate.status).toBe(400);
+      expect(rotate.body.details).toEqual([{ path: 'grace_period_hours', message: 'must be a whole number of hours from 0 to 720' }]);
+    });
+
+    it('says the token parameter is missing from an empty form at introspection and revocation', async () => {
+      const admin = await makeAdmin(server.deps);
+      const t = await makeToken(server.deps, admin);
+      for (const path of ['/token/introspection', '/token/revocation']) {
+        // No body and no Content-Length (curl -X POST -H 'content-type: …'), then an empty one.
+        const none = parse(await raw(`POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: ${basic(t.client_id, t.client_secret)}\r\nContent-Type: application/x-www-form-urlencoded\r\nConnection: close\r\n\r\n`));
+        expect({ path, status: none.statusLine, body: none.body }).toEqual({
+          path,
+          status: 'HTTP/1.1 400 Bad Request',
+          body: { error: 'invalid_request', error_description: "missing required parameter 'token'" },
+        });
+        const res = await fetch(`${server.url}${path}`, {
+          method: 'POST',
+          headers: { authorization: basic(t.client_id, t.client_secret), 'content-type': 'application/x-www-form-urlencoded' },
+          body: '',
+        });
+        expect({ path, status: res.status, body: await res.json() }).toEqual({
+          path,
+          status: 400,
+          body: { error: 'invalid_request', error_description: "missing required parameter 'token'" },
+        });
+      }
+    });
+  });
+});
