@@ -131,6 +131,7 @@ describe.each(testDatabases())('sat token commands on %s', (kind) => {
       expect(cli.map((e: { action: string; actor_id: string | null; ip: string | null }) => [e.action, e.actor_id, e.ip])).toEqual([
         ['token.revoked', null, null],
         ['token.generated', null, null],
+        ['admin.added', null, null], // `sat admin add` of this test's administrator
       ]);
       expect(server.output()).not.toContain(t.client_secret.slice(5, 30));
     } finally {
