@@ -8,8 +8,13 @@ import type { Logger } from '../log.js';
  * string (never logged: it may carry credentials); `route` is the matched route template of the admin API or the
  * ops routes; `client_ip` is `ctx.ip`, which follows TRUST_PROXY. Runs after `requestId`.
  */
-/** Longer paths are cut in the access log: one short line per request, whatever a client sends (SPEC Part 2). */
+/** Longer paths are cut in log lines: one short line per request, whatever a client sends (SPEC Part 2). */
 const MAX_LOGGED_PATH = 256;
+
+/** A request path as log lines carry it: at most MAX_LOGGED_PATH characters, then "…" (secrets are redacted by the logger). */
+export function loggedPath(path: string): string {
+  return path.length > MAX_LOGGED_PATH ? `${path.slice(0, MAX_LOGGED_PATH)}…` : path;
+}
 
 export function accessLog(log: Logger): Middleware {
   return async (ctx, next) => {
@@ -22,7 +27,7 @@ export function accessLog(log: Logger): Middleware {
       log.info('request', {
         request_id: ctx.state.requestId as string | undefined,
         method: ctx.method,
-        path: ctx.path.length > MAX_LOGGED_PATH ? `${ctx.path.slice(0, MAX_LOGGED_PATH)}…` : ctx.path,
+        path: loggedPath(ctx.path),
         ...(typeof route === 'string' ? { route } : {}),
         status: res.statusCode,
         ms: Math.round((performance.now() - start) * 10) / 10,

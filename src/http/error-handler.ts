@@ -2,6 +2,7 @@ import type { Middleware } from 'koa';
 import { isDatabaseUnavailable, noteDatabaseOutage, OUTAGE_RETRY_AFTER_SECONDS } from '../db/index.js';
 import { AppError, RateLimitedError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { loggedPath } from './access-log.js';
 
 /**
  * Renders errors as SPEC's `{error, message, details?}`. Unknown errors become 500 internal_error with a
@@ -23,7 +24,7 @@ export function errorHandler(log: Logger): Middleware {
       if (typeof e.code === 'string' && /^22[0-9A-Z]{3}$/.test(e.code)) {
         // SQLSTATE class 22 (data exception): a value the edge let through and the database refused. Still the
         // client's input, so 400, and one short line without the statement (SPEC Part 2 "Bad input never gives 5xx").
-        log.warn('database refused a request value', { sqlstate: e.code, request_id: ctx.state.requestId, method: ctx.method, path: ctx.path });
+        log.warn('database refused a request value', { sqlstate: e.code, request_id: ctx.state.requestId, method: ctx.method, path: loggedPath(ctx.path) });
         ctx.status = 400;
         ctx.body = { error: 'validation_failed', message: 'The request is not valid.' };
         return;
@@ -51,7 +52,7 @@ export function errorHandler(log: Logger): Middleware {
         ctx.body = { error: 'service_unavailable', message: 'The database is unavailable. Try again shortly.' };
         return;
       }
-      log.error('request failed', { err, request_id: ctx.state.requestId, method: ctx.method, path: ctx.path });
+      log.error('request failed', { err, request_id: ctx.state.requestId, method: ctx.method, path: loggedPath(ctx.path) });
       ctx.status = 500;
       ctx.body = { error: 'internal_error', message: 'Something went wrong on our side. Try again later.' };
     }

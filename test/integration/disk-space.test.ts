@@ -11,6 +11,9 @@ import type { TestDb } from '../support/db.js';
 import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
 
+/** These tests start server processes and fill or fix a file system: generous on a busy machine. */
+const PROCESS_TEST_MS = 120_000;
+
 function tryMountTmpfs(dir: string, sizeMb: number): string | undefined {
   if (process.getuid?.() !== 0) return 'not running as root';
   try {
@@ -94,7 +97,7 @@ suite('embedded database on an almost full disk', () => {
     rmSync(filler);
     await poll(() => call(server, 'POST', '/tokens', { token: session, json: tokenBody() }), (r) => r.status === 201, '201 after freeing space');
     expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
-  });
+  }, PROCESS_TEST_MS);
 
   it('exits non-zero when started without enough space, instead of staying alive without listening', async () => {
     await server.close();
@@ -112,5 +115,5 @@ suite('embedded database on an almost full disk', () => {
     });
     expect(code).toBe(1);
     rmSync(filler);
-  });
+  }, PROCESS_TEST_MS);
 });

@@ -11,6 +11,9 @@ import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { makeAdmin } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
 
+/** These tests start server processes and fill or fix a file system: generous on a busy machine. */
+const PROCESS_TEST_MS = 120_000;
+
 /** Every entry under `dir` (itself included) whose mode is not 0700 (folders) / 0600 (anything else). */
 function readableEntries(dir: string): string[] {
   const bad: string[] = [];
@@ -88,7 +91,7 @@ describe.each(testDatabases())('owner-only DATA_DIR on %s', (kind) => {
     expect(readableEntries(dataDir)).toEqual([]);
     await s.close();
     server = undefined;
-  });
+  }, PROCESS_TEST_MS);
 
   it('fixes an older install with readable files on start', async () => {
     loosen(dataDir);
@@ -98,7 +101,7 @@ describe.each(testDatabases())('owner-only DATA_DIR on %s', (kind) => {
     expect(s.logLines.some((l) => l.includes('made DATA_DIR owner-only'))).toBe(true);
     await s.close();
     server = undefined;
-  });
+  }, PROCESS_TEST_MS);
 
   if (kind === 'embedded') {
     it('keeps what `sat admin add` creates owner-only too, started with umask 000', async () => {
@@ -119,6 +122,6 @@ describe.each(testDatabases())('owner-only DATA_DIR on %s', (kind) => {
       expect(code).toBe(0);
       expect(existsSync(path.join(dir, 'pgdata'))).toBe(true);
       expect(readableEntries(dir)).toEqual([]);
-    });
+    }, PROCESS_TEST_MS);
   }
 });

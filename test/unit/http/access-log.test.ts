@@ -3,7 +3,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
-import { accessLog } from '../../../src/http/access-log.js';
+import { accessLog, loggedPath } from '../../../src/http/access-log.js';
 import type { LogLevel } from '../../../src/config/index.js';
 import { createLogger } from '../../../src/log.js';
 
@@ -43,5 +43,14 @@ describe('accessLog', () => {
     const warn = await linesAt('warn');
     expect(warn.lines).toEqual([]);
     expect(warn.listeners).toBe(info.listeners - 1);
+  });
+});
+
+describe('loggedPath', () => {
+  it('keeps paths up to 256 characters and cuts longer ones with an ellipsis', () => {
+    expect(loggedPath('/token')).toBe('/token');
+    expect(loggedPath(`/${'a'.repeat(255)}`)).toHaveLength(256);
+    const cut = loggedPath(`/${'b'.repeat(5000)}`);
+    expect(cut).toBe(`/${'b'.repeat(255)}…`);
   });
 });
