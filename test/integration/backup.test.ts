@@ -1,26 +1,13 @@
 // `sat backup FILE` / `sat restore FILE` for the embedded database: a consistent copy while the server runs.
 import { randomBytes } from 'node:crypto';
-import { lstatSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { runSat, startSatServe } from '../support/cli.js';
 import { createTestDb, type TestDb } from '../support/db.js';
 import { freePort } from '../support/server.js';
-
-/** Every entry under `dir` (itself included) that is not owner-only: 0700 folders, 0600 files (SPEC Part 2). */
-function readableEntries(dir: string): string[] {
-  const bad: string[] = [];
-  const visit = (p: string) => {
-    const st = lstatSync(p);
-    if (st.isSymbolicLink()) return;
-    const mode = st.mode & 0o777;
-    if (mode !== (st.isDirectory() ? 0o700 : 0o600)) bad.push(`${path.relative(dir, p) || '.'} ${mode.toString(8)}`);
-    if (st.isDirectory()) for (const name of readdirSync(p)) visit(path.join(p, name));
-  };
-  visit(dir);
-  return bad;
-}
+import { readableEntries } from '../support/files.js';
 
 /** A refused restore: exit 1, one clean line on stderr (no stack, no uncaught exception). */
 function expectCleanRefusal(r: { code: number | null; stderr: string }, name: string): void {

@@ -10,23 +10,10 @@ import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { makeAdmin } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
+import { readableEntries } from '../support/files.js';
 
 /** These tests start server processes and fill or fix a file system: generous on a busy machine. */
 const PROCESS_TEST_MS = 120_000;
-
-/** Every entry under `dir` (itself included) whose mode is not 0700 (folders) / 0600 (anything else). */
-function readableEntries(dir: string): string[] {
-  const bad: string[] = [];
-  const visit = (p: string) => {
-    const st = lstatSync(p);
-    if (st.isSymbolicLink()) return;
-    const mode = st.mode & 0o777;
-    if (mode !== (st.isDirectory() ? 0o700 : 0o600)) bad.push(`${path.relative(dir, p) || '.'} ${mode.toString(8)}`);
-    if (st.isDirectory()) for (const name of readdirSync(p)) visit(path.join(p, name));
-  };
-  visit(dir);
-  return bad;
-}
 
 function loosen(dir: string): void {
   const visit = (p: string) => {

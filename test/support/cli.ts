@@ -36,38 +36,31 @@ function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
   return { ...base, ...env };
 }
 
-export function runSat(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<CliResult> {
+/** Runs `sat args…` to its end (killed after `timeoutMs`), with `input` on its standard input when given. */
+function spawnSat(args: string[], env: Record<string, string>, input: string | undefined, timeoutMs: number): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, satArgv(args), { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, satArgv(args), { env: childEnv(env), stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
+    if (input !== undefined) child.stdin!.end(input);
   });
+}
+
+export function runSat(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<CliResult> {
+  return spawnSat(args, env, undefined, timeoutMs);
 }
 
 /** Like runSat, with `input` written to the command's standard input (then closed): for --password-stdin. */
 export function runSatWithInput(args: string[], env: Record<string, string>, input: string, timeoutMs = 60_000): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, satArgv(args), { env: childEnv(env), stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(input);
-  });
+  return spawnSat(args, env, input, timeoutMs);
 }
 
 export interface ServeProcess {

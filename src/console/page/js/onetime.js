@@ -3,7 +3,7 @@
 // is read from the URL once, kept in memory only, and the address bar is rewritten without it at once, so it stays
 // out of the history, bookmarks and anything shared from the page.
 import { api, ApiError } from './api.js';
-import { $, hide, sentence, setText, show } from './dom.js';
+import { $, fieldErrors, hide, sentence, setText, show } from './dom.js';
 import { resetToSignIn } from './login.js';
 import { addRoute, addView, enterConsole, onReset, setAccount, showView } from './shell.js';
 
@@ -100,20 +100,11 @@ const fields = {
   confirm: { input: $('onetime-confirm'), error: $('onetime-confirm-error') },
 };
 
-function setFieldError(field, message) {
-  const { input, error } = fields[field];
-  if (message) {
-    show(error, sentence(message));
-    input.setAttribute('aria-invalid', 'true');
-  } else {
-    hide(error);
-    input.removeAttribute('aria-invalid');
-  }
-}
+const fieldMessages = fieldErrors(fields);
+const setFieldError = fieldMessages.set;
 
 function clearErrors() {
-  setFieldError('password', '');
-  setFieldError('confirm', '');
+  fieldMessages.clear();
   hide($('onetime-error'));
 }
 

@@ -1,6 +1,6 @@
 // The Profile page (#/profile): change password, and the sessions of this administrator with revoke.
 import { api, ApiError, handleSessionEnd } from './api.js';
-import { $, cell, dateTimeFormat, el, formatAgo, hide, sentence, setText, show, timeEl } from './dom.js';
+import { $, cell, dateTimeFormat, el, fieldErrors, formatAgo, hide, sentence, setText, show, timeEl } from './dom.js';
 import { passwordProblems } from './onetime.js';
 import { addRoute, addView, currentAccount, onReset, showView } from './shell.js';
 
@@ -27,19 +27,11 @@ const fields = {
   confirm: { input: $('confirm-password'), error: $('confirm-password-error') },
 };
 
-function setFieldError(field, message) {
-  const { input, error } = fields[field];
-  if (message) {
-    show(error, sentence(message));
-    input.setAttribute('aria-invalid', 'true');
-  } else {
-    hide(error);
-    input.removeAttribute('aria-invalid');
-  }
-}
+const fieldMessages = fieldErrors(fields);
+const setFieldError = fieldMessages.set;
 
 function clearErrors() {
-  for (const field of Object.keys(fields)) setFieldError(field, '');
+  fieldMessages.clear();
   hide($('password-error'));
 }
 
