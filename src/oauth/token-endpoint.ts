@@ -3,7 +3,7 @@ import type { Middleware } from 'koa';
 import { errors } from 'oidc-provider';
 import type { Deps } from '../deps.js';
 import { tokenRequestDuration, tokenRequests } from '../metrics.js';
-import { AccessTokenAllowance, authenticateClient, checkClientAddress, findAssertionClient, type Allowance, type ClientRow } from '../tokens/index.js';
+import { AccessTokenAllowance, authenticateClient, checkClientAddress, findAssertionClient, NO_LIMIT, type Allowance, type ClientRow } from '../tokens/index.js';
 import { parseClientCredentials, type ParsedCredentials } from './credentials.js';
 import { ClientAuthenticationFailed, RateLimited, renderOAuthError } from './errors.js';
 import type { TokenFastPath } from './fast-path.js';
@@ -52,15 +52,13 @@ function replay(original: IncomingMessage, body: Buffer, presented: ParsedCreden
   return req;
 }
 
-const UNLIMITED: Allowance = Object.freeze({ allowed: true as const, release: async () => undefined });
-
 /**
  * SPEC "Network and rate limits per token": a client-credentials request of a token with `max_tokens_per_hour`
  * takes one from its hourly count (tokens.AccessTokenAllowance); other grants, and tokens without a limit, cost
- * nothing.
+ * nothing, and no promise (the limit check is repeated here so that the hot path stays synchronous).
  */
 function hourlyAllowance(allowance: AccessTokenAllowance, grantType: unknown, token: ClientRow): Promise<Allowance> | Allowance {
-  if (token.max_tokens_per_hour === null || token.max_tokens_per_hour === undefined || grantType !== 'client_credentials') return UNLIMITED;
+  if (token.max_tokens_per_hour === null || token.max_tokens_per_hour === undefined || grantType !== 'client_credentials') return NO_LIMIT;
   return allowance.take(token);
 }
 

@@ -69,7 +69,7 @@ export {
   type PublicJwk,
   type PublicJwks,
 } from './jwks.js';
-export { AccessTokenAllowance, checkClientAddress, countTokensLastHour, pruneIssuanceBuckets, reservationSize, unusedReservationBound, type Allowance } from './limits.js';
+export { AccessTokenAllowance, checkClientAddress, countTokensLastHour, pruneIssuanceBuckets, reservationSize, unusedReservationBound, NO_LIMIT, type Allowance } from './limits.js';
 export {
   addResourceServer,
   listResourceServers,

@@ -78,7 +78,8 @@ select (select count from up)::int + coalesce((
 /** What the hourly limit says about one more access token. */
 export type Allowance = { allowed: true; release: () => Promise<void> } | { allowed: false; retryAfterSeconds: number };
 
-const FREE: Allowance = Object.freeze({ allowed: true as const, release: async () => undefined });
+/** The answer for a token without a limit (or a request that takes none): allowed, nothing to give back. */
+export const NO_LIMIT: Allowance = Object.freeze({ allowed: true as const, release: async () => undefined });
 
 /**
  * How many access tokens an instance reserves at once for a token with `limit` per hour: 1 (exact, one statement
@@ -126,7 +127,7 @@ export class AccessTokenAllowance {
 
   async take(token: ClientRow): Promise<Allowance> {
     const limit = token.max_tokens_per_hour;
-    if (limit === null || limit === undefined) return FREE;
+    if (limit === null || limit === undefined) return NO_LIMIT;
     const size = reservationSize(limit);
     if (size === 1) return takeExactly(this.deps, token.id, limit, 1);
     for (;;) {
