@@ -107,13 +107,14 @@ export const commands: Record<string, Command> = {
     return { newly_applied: applied, ...(await migrationStatus(deps.db.knex)) };
   },
   // SPEC "Signing-key rotation never fails a verifier": published at once, signing KEY_PUBLISH_AHEAD_SECONDS later;
-  // --now (the emergency exception) signs at once. The running server reloads right after (main.ts).
+  // --now (the emergency exception) signs at once and drops keys still pending, which would otherwise take over from
+  // it. The running server reloads right after (main.ts).
   'keys-rotate': async (deps, args) => {
     const { now } = rotateArgs.parse(args);
     const ring = openKeyRing(deps.config, deps.db.kind, deps.log);
     const ahead = now ? 0 : deps.config.keyPublishAheadSeconds;
-    const { kid, signsFrom } = await rotateSigningKey(deps.db.knex, ring, deps.config.signingAlg, deps.clock(), ahead);
-    return { kid, alg: deps.config.signingAlg, signs_from: signsFrom.toISOString() };
+    const { kid, signsFrom, dropped } = await rotateSigningKey(deps.db.knex, ring, deps.config.signingAlg, deps.clock(), ahead);
+    return { kid, alg: deps.config.signingAlg, signs_from: signsFrom.toISOString(), dropped_pending: dropped };
   },
   // Seals every signing key under a new key-encryption key, in one transaction (docs/keys.md).
   'keys-rewrap': async (deps, args) => {

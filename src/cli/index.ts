@@ -493,7 +493,10 @@ function print(command: string, result: unknown, json: boolean): void {
       process.stdout.write(`Revoked resource server "${r.name}" (${r.id}, client ID ${r.client_id}) at ${r.revoked_at}\n`);
       break;
     case 'keys-rotate':
-      process.stdout.write(`Added signing key ${r.kid} (${r.alg}): published now, signs from ${r.signs_from}\n`);
+      process.stdout.write(
+        `Added signing key ${r.kid} (${r.alg}): published now, signs from ${r.signs_from}\n` +
+          (r.dropped_pending?.length ? `Deleted the pending key(s) it replaces, which never signed: ${r.dropped_pending.join(', ')}\n` : ''),
+      );
       break;
     case 'keys-rewrap':
       process.stdout.write(

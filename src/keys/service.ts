@@ -157,6 +157,11 @@ export async function ensureSigningKey(db: Db, ring: KeyRing, alg: SigningAlg, n
 /**
  * Adds a new key: published at once, signing from `now + aheadSeconds` (SPEC: KEY_PUBLISH_AHEAD_SECONDS, so that
  * every verifier's cached JWKS holds it before a token carries its kid; 0 only for `sat keys rotate --now`).
+ *
+ * With 0 (the emergency rotation) the keys of `alg` that are still pending are deleted in the same transaction
+ * (`dropped`): they were made before the emergency, and the newest key whose time has come signs, so a pending
+ * key would otherwise take over from the emergency key when its time comes. None of them has signed anything, so
+ * no token needs them.
  */
 export async function rotateSigningKey(
   db: Db,
@@ -164,7 +169,7 @@ export async function rotateSigningKey(
   alg: SigningAlg,
   now: Date,
   aheadSeconds: number,
-): Promise<{ kid: string; signsFrom: Date }> {
+): Promise<{ kid: string; signsFrom: Date; dropped: string[] }> {
   return (db as Knex).transaction(async (trx) => {
     await lockKeys(trx);
     const rows = await allRows(trx);
@@ -173,9 +178,14 @@ export async function rotateSigningKey(
     // protect, and the server needs a signer, so the key signs at once.
     const signing = rows.some((r) => r.alg === alg && r.not_before.getTime() <= now.getTime());
     const signsFrom = new Date(now.getTime() + (signing ? aheadSeconds : 0) * 1000);
+    const dropped =
+      signsFrom.getTime() <= now.getTime()
+        ? rows.filter((r) => r.alg === alg && r.not_before.getTime() > now.getTime()).map((r) => r.kid)
+        : [];
+    if (dropped.length > 0) await trx('signing_keys').whereIn('kid', dropped).delete();
     const row = await newKey(ring, alg, signsFrom, now);
     await trx('signing_keys').insert(toInsert(row));
-    return { kid: row.kid, signsFrom };
+    return { kid: row.kid, signsFrom, dropped };
   });
 }
 

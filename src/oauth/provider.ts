@@ -167,7 +167,10 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
       id_token_signed_response_alg: config.signingAlg,
     },
     extraClientMetadata: { properties: ['org_id', 'token_id', 'expires_at'] },
-    cookies: { keys: [randomBytes(32).toString('base64url')] },
+    // OpenID Connect Core §3.1.2.1: an authorization endpoint takes GET and POST (discovery names ours). The provider
+    // allows POST only with SameSite=None cookies; it never sets one here (no request gets past the client checks).
+    enableHttpPostMethods: true,
+    cookies: { keys: [randomBytes(32).toString('base64url')], long: { sameSite: 'none' } },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },

@@ -97,10 +97,15 @@ describe.each(testDatabases())('discovery and JWKS on %s', (kind) => {
     const admin = await makeAdmin(server.deps);
     const t = await makeToken(server.deps, admin);
     const query = new URLSearchParams({ client_id: t.client_id, response_type: 'none', redirect_uri: 'https://client.example/cb', scope: 'openid', state: 's' });
-    const res = await fetch(`${server.url}/auth?${query}`, { redirect: 'manual' });
-    expect(res.status).toBe(400);
-    const body = (await res.json()) as { error: string };
-    expect(['invalid_client', 'invalid_redirect_uri', 'unauthorized_client', 'invalid_request']).toContain(body.error);
+    // OpenID Connect Core §3.1.2.1: GET and POST alike (a POST was a plain-text 404 from the provider).
+    for (const init of [{}, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: query.toString() }]) {
+      const res = await fetch(`${server.url}/auth${'method' in init ? '' : `?${query}`}`, { redirect: 'manual', ...init });
+      expect(res.status).toBe(400);
+      expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(res.headers.get('set-cookie')).toBeNull();
+      const body = (await res.json()) as { error: string };
+      expect(['invalid_client', 'invalid_redirect_uri', 'unauthorized_client', 'invalid_request']).toContain(body.error);
+    }
   });
 
   it("openid-client's default discovery reads the OpenID document and gets a token", async () => {

@@ -140,9 +140,21 @@ describe.each(testDatabases())('signing-key rotation on %s', (kind) => {
     const t = await makeToken(server.deps, admin);
     // The command as the control socket runs it, in the server (a separate `sat` process would read the real clock,
     // which this test has moved the server away from).
+    // A key is pending (an ordinary rotation, or the automatic one, a moment before the emergency).
+    const pending = await runCommand(server.deps, 'keys-rotate', { now: false });
+    const pendingKid = (pending as { result: { kid: string } }).result.kid;
+    await server.oauth.reloadKeys();
+    expect(await jwksKids()).toContain(pendingKid);
+
     const res = await runCommand(server.deps, 'keys-rotate', { now: true });
     expect(res.ok).toBe(true);
-    const { kid } = (res as { result: { kid: string } }).result;
+    const { kid, dropped_pending } = (res as { result: { kid: string; dropped_pending: string[] } }).result;
+    expect(dropped_pending).toEqual([pendingKid]);
+    await server.oauth.reloadKeys();
+    expect(decodeProtectedHeader(await accessToken(t.client_id, t.client_secret)).kid).toBe(kid);
+    // The key made before the emergency never takes over from the emergency key: it is gone, and never signed.
+    expect(await jwksKids()).not.toContain(pendingKid);
+    later(AHEAD + 60);
     await server.oauth.reloadKeys();
     expect(decodeProtectedHeader(await accessToken(t.client_id, t.client_secret)).kid).toBe(kid);
   });
