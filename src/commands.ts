@@ -12,8 +12,9 @@ import {
   removeAdminByEmail,
   resetPasswordFromCli,
 } from './accounts/index.js';
+import { listAudit, type AuditEventResource } from './audit/index.js';
 import type { ControlResponse } from './control/index.js';
-import { BackupTargetError, backupEmbedded, migrateLatest, migrationStatus } from './db/index.js';
+import { BackupTargetError, backupEmbedded, isUuid, migrateLatest, migrationStatus } from './db/index.js';
 import type { Deps } from './deps.js';
 import { AppError } from './errors.js';
 import { parseKeyEncryptionKey } from './config/index.js';
@@ -49,6 +50,8 @@ import {
 
 type Command = (deps: Deps, args: Record<string, unknown>) => Promise<unknown>;
 
+/** The most events `sat audit list --limit` prints. */
+export const AUDIT_LIST_MAX = 10_000;
 const rotateArgs = z.object({ now: z.boolean().default(false) }).strict();
 const rewrapArgs = z.object({ newKey: z.string().min(1, 'the new key-encryption key is required') }).strict();
 
@@ -76,6 +79,13 @@ const tokenRevokeArgs = z.object({ org: orgArg, id: z.string() }).strict();
 const tokenRotateArgs = z.object({ org: orgArg, id: z.string(), graceHours: z.unknown().optional() }).strict();
 const resourceServerAddArgs = z.object({ name: z.string() }).strict();
 const resourceServerRevokeArgs = z.object({ id: z.string() }).strict();
+const auditListArgs = z
+  .object({
+    org: orgArg,
+    token: z.string().refine(isUuid, 'must be a token id (a UUID)').optional(),
+    limit: z.number().int().min(1, 'must be from 1 to 10000').max(AUDIT_LIST_MAX, 'must be from 1 to 10000').default(50),
+  })
+  .strict();
 const backupArgs = z.object({ file: z.string().refine((f) => f.startsWith('/'), 'must be an absolute path') }).strict();
 
 /** The `sat` CLI acts for an organisation without an administrator: tokens get created_by null, the audit log says "cli". */
@@ -198,6 +208,20 @@ export const commands: Record<string, Command> = {
       throw new AppError('conflict', 'sat backup copies the embedded database; on PostgreSQL use pg_dump (docs/operations.md).');
     }
     return backupEmbedded(deps.db.knex, file);
+  },
+  // `sat audit list`: GET /admin/api/audit for scripts, newest first, up to `limit` events (pages read in turn).
+  'audit-list': async (deps, args) => {
+    const { org, token, limit } = auditListArgs.parse(args);
+    const actor = await cliActor(deps, org);
+    const items: AuditEventResource[] = [];
+    let cursor: string | undefined;
+    while (items.length < limit) {
+      const page = await listAudit(deps.db.knex, actor.organisation_id, { limit: Math.min(100, limit - items.length), cursor, tokenId: token?.toLowerCase() });
+      items.push(...page.items);
+      if (!page.next_cursor) return { items, more: false };
+      cursor = page.next_cursor;
+    }
+    return { items, more: true };
   },
   'keys-list': async (deps) => {
     const now = deps.clock();

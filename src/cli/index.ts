@@ -56,6 +56,9 @@ Commands:
                                           private_key_jwt using the public keys in FILE (a JWK Set, a
                                           JWK or a PEM public key), no secret; --require-dpop: access
                                           tokens only with a DPoP proof
+  audit list --org NAME [--token TOKEN_ID] [--limit N]
+                                          the organisation's audit events, newest first (N at most,
+                                          default 50, up to 10000); --token: one token's events only
   token list --org NAME [--status S]      list the organisation's tokens (never their secrets); S is
                                           active, expired, expiring or dormant
   token update --org NAME TOKEN_ID [--name N] [--services ID,ID] [--allowed-ips A,CIDR|any]
@@ -128,6 +131,8 @@ function parse(argv: string[]) {
       'require-dpop': { type: 'boolean', default: false },
       'grace-hours': { type: 'string' },
       json: { type: 'boolean', default: false },
+      token: { type: 'string' },
+      limit: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -230,6 +235,15 @@ function toRequest({ values, positionals }: Parsed, config: Readonly<Config>): {
   if (a === 'token' && b === 'list') {
     if (!values.org) throw new UsageError('token list needs --org');
     return { command: 'token-list', args: { org: values.org, ...(values.status !== undefined ? { status: values.status } : {}) } };
+  }
+  if (a === 'audit' && b === 'list') {
+    if (!values.org) throw new UsageError('audit list needs --org');
+    const raw = values.limit;
+    if (raw !== undefined && !/^\d{1,5}$/.test(raw)) throw new UsageError('--limit takes a whole number of events (1 to 10000)');
+    return {
+      command: 'audit-list',
+      args: { org: values.org, ...(values.token !== undefined ? { token: values.token } : {}), ...(raw !== undefined ? { limit: Number(raw) } : {}) },
+    };
   }
   if (a === 'migrate' && b === undefined) return { command: 'migrate', args: {} };
   if ((a === 'backup' || a === 'restore') && b !== undefined) return { command: a, args: { file: path.resolve(b) } };
@@ -448,6 +462,23 @@ function print(command: string, result: unknown, json: boolean): void {
           `  allowed IPs:         ${r.allowed_ips.length ? r.allowed_ips.join(', ') : 'any'}\n` +
           `  max tokens per hour: ${r.max_tokens_per_hour ?? 'no limit'}\n` +
           `  expires:             ${r.expires_at}\n`,
+      );
+      break;
+    case 'audit-list':
+      process.stdout.write(
+        (r.items as Array<Record<string, any>>)
+          .map((e) =>
+            [
+              e.created_at,
+              e.action.padEnd(22),
+              e.actor_email,
+              ...(e.subject_admin ? [`admin ${e.subject_admin.email}`] : []),
+              ...(e.token_id ? [`token ${JSON.stringify(e.token_name)} ${e.client_id ?? ''}`.trim()] : []),
+              ...(e.ip ? [`from ${e.ip}`] : []),
+              ...(e.leak ? [`leak ${e.leak.action}, ${e.leak.source}${e.leak.url ? ` ${e.leak.url}` : ''}`] : []),
+            ].join('  '),
+          )
+          .join('\n') + (r.items.length ? '\n' : '') + (r.more ? 'More events are older: raise --limit to see them.\n' : ''),
       );
       break;
     case 'policy-show':

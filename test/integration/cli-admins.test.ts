@@ -1,9 +1,9 @@
 // `sat admin list|invite|remove --org NAME` (README "Command line"): the admin API's rules from a script, with the
 // server running (on the embedded database through its control socket, on PostgreSQL on the database itself).
-import { call, signIn } from '../support/admin-api.js';
+import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { runSat, runSatWithInput, type CliResult } from '../support/cli.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
-import { makeAdmin, uniq } from '../support/fixtures.js';
+import { makeAdmin, makeToken, uniq } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
 import { startSmtp, type TestSmtp } from '../support/smtp.js';
 
@@ -133,5 +133,34 @@ describe.each(testDatabases())('sat admin list, invite and remove on %s', (kind)
     const usage = await runSat(['admin', 'invite', '--org', only.organisation_name], env);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain('admin invite needs --org and --email');
+  }, SPAWNING_TEST_MS);
+
+  it('sat audit list prints the organisation’s events newest first, one token’s with --token, only its own organisation’s', async () => {
+    const admin = await makeAdmin(server.deps);
+    const other = await makeAdmin(server.deps);
+    const session = await signIn(server, admin.email, admin.password);
+    const made = await call(server, 'POST', '/tokens', { token: session.token, json: tokenBody({ name: 'audited' }) });
+    expect(made.status).toBe(201);
+    expect((await call(server, 'POST', `/tokens/${made.body.id}/revoke`, { token: session.token })).status).toBe(200);
+    await makeToken(server.deps, other, { name: 'elsewhere' });
+
+    const all = json(await runSat(['audit', 'list', '--org', admin.organisation_name, '--json'], env));
+    expect(all.items.map((e: Record<string, any>) => e.action)).toEqual(['token.revoked', 'token.generated', 'admin.signed_in']);
+    expect(all.items[0]).toEqual(expect.objectContaining({ actor_email: admin.email, token_id: made.body.id, client_id: made.body.client_id }));
+    expect(all.more).toBe(false);
+    expect(JSON.stringify(all)).not.toContain('elsewhere');
+
+    const one = await runSat(['audit', 'list', '--org', admin.organisation_name, '--token', made.body.id, '--limit', '1'], env);
+    expect(one.code).toBe(0);
+    expect(one.stdout).toMatch(new RegExp(`^\\S+Z  token\\.revoked +  ${admin.email.replace(/[.]/g, '\\.')}  token "audited" ${made.body.client_id}  from \\S+\nMore events are older: raise --limit to see them\\.\n$`));
+    expect(one.stdout).not.toContain(made.body.client_secret);
+
+    // Another organisation's token has no events here; bad arguments are usage errors or refusals.
+    const foreign = (await server.deps.db.knex('tokens').where({ name: 'elsewhere' }).first()) as { id: string };
+    expect(json(await runSat(['audit', 'list', '--org', admin.organisation_name, '--token', foreign.id, '--json'], env)).items).toEqual([]);
+    const badLimit = await runSat(['audit', 'list', '--org', admin.organisation_name, '--limit', 'lots'], env);
+    expect([badLimit.code, badLimit.stderr]).toEqual([2, expect.stringContaining('--limit takes a whole number')]);
+    const badToken = await runSat(['audit', 'list', '--org', admin.organisation_name, '--token', 'nope'], env);
+    expect([badToken.code, badToken.stderr]).toEqual([1, expect.stringContaining('must be a token id')]);
   }, SPAWNING_TEST_MS);
 });
