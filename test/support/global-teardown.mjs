@@ -7,6 +7,9 @@ export default async function globalTeardown() {
   // The embedded template stays for the next run (node_modules/.cache/sat-test-template) unless it was temporary.
   const dir = process.env.SAT_TEST_TEMPLATE_DIR;
   if (dir && process.env.SAT_TEST_TEMPLATE_TEMPORARY === '1') rmSync(dir, { recursive: true, force: true });
+  // The run's folder on /dev/shm (global-setup.mjs scratchDir), with whatever a test file left in it.
+  const scratch = process.env.SAT_TEST_SCRATCH_DIR;
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
   const name = process.env.SAT_TEST_PG_TEMPLATE;
   const adminUrl = process.env.TEST_DATABASE_URL;
   if (name && adminUrl) {
