@@ -61,6 +61,9 @@ export async function createTestDb(kind: DbKind, options: CreateTestDbOptions = 
   await admin.connect();
   const template = options.empty ? undefined : process.env.SAT_TEST_PG_TEMPLATE;
   await admin.query(template ? `create database ${name} template ${template}` : `create database ${name}`);
+  // A test database need not survive a crash of the PostgreSQL server: commits stop waiting for the disk (0.2 ms
+  // instead of 0.7-2 ms each here). What other sessions see, and when, is unchanged.
+  await admin.query(`alter database ${name} set synchronous_commit = off`);
   await admin.end();
   const url = withDatabase(adminUrl, name);
   return {
