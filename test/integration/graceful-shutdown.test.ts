@@ -1,6 +1,8 @@
 // SPEC "Operations": SIGTERM under keep-alive load: no request that arrived before the signal fails, /readyz turns
 // 503, pending last_used_at times are written, and the process exits 0 within SHUTDOWN_GRACE_SECONDS.
 import { readdirSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { basic } from '../support/fixtures.js';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
@@ -153,4 +155,36 @@ describe.each(testDatabases())('graceful shutdown on %s', (kind) => {
       for (const pid of serversOnPort(port)) process.kill(pid, 'SIGKILL');
     }
   });
+});
+
+describe('graceful shutdown with a client idle on the control socket (embedded)', () => {
+  let db: TestDb;
+  beforeAll(async () => {
+    db = await createTestDb('embedded');
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('is not held up by it: exit 0 within the grace', async () => {
+    const port = await freePort();
+    const env = { ...db.env, ...ADMIN, PORT: String(port), HOST: '127.0.0.1', ISSUER: `http://127.0.0.1:${port}`, SHUTDOWN_GRACE_SECONDS: '2' };
+    const server = await startSatServe(env);
+    // A local client (a hung `sat`, a probe) that connected and sent nothing.
+    const idle = net.connect(path.join(db.dataDir, 'sat.sock'));
+    const idleClosed = new Promise<void>((resolve) => idle.once('close', () => resolve()));
+    idle.on('error', () => undefined);
+    await new Promise<void>((resolve, reject) => {
+      idle.once('connect', () => resolve());
+      idle.once('error', reject);
+    });
+    const signalAt = performance.now();
+    const code = await server.stop();
+    const took = performance.now() - signalAt;
+    idle.destroy();
+    await idleClosed;
+    expect(server.output()).not.toMatch(/shutdown did not finish/);
+    expect(code).toBe(0);
+    expect(took).toBeLessThan(2_000);
+  }, 90_000);
 });
