@@ -109,6 +109,8 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
   const middleware: Middleware = async (ctx, next) => {
     const own = ownEndpoints.get(ctx.path);
     const methods = exposed.get(ctx.path);
+    // The access log's `route` (as @koa/router sets it for the other routes): these paths are fixed strings.
+    if (own || methods !== undefined) (ctx as { _matchedRoute?: string })._matchedRoute = ctx.path;
     if (methods !== undefined && !methods.includes(ctx.method) && !(methods.includes('GET') && ctx.method === 'HEAD')) {
       ctx.status = 405;
       ctx.set('Allow', methods.join(', '));
