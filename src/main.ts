@@ -204,6 +204,7 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
           mailTransport.close();
           await control?.close();
           await oauth.flushUsage().catch((err) => log.warn('could not record last use', { err }));
+          await oauth.releaseHourlyReservations().catch((err) => log.warn('could not give back unused hourly-limit reservations', { err }));
           await db.close();
         })();
         return closing;
