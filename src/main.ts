@@ -14,7 +14,7 @@ import { createLogger, type Logger } from './log.js';
 import { deliverDueMail, pruneSentMail } from './mail/delivery.js';
 import { createMailTransport } from './mail/transport.js';
 import { drainHttpServer } from './http/drain.js';
-import { answerClientError } from './http/client-error.js';
+import { answerClientErrors } from './http/client-error.js';
 import { openKeyRing } from './keys/index.js';
 import { ScanningKeys } from './scanning/keys.js';
 import { createServer, type Prepared } from './server.js';
@@ -115,7 +115,7 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
     const server = http.createServer({ requestTimeout: config.requestTimeoutMs, connectionsCheckingInterval: 1_000 }, app.callback());
     server.headersTimeout = Math.min(server.headersTimeout, config.requestTimeoutMs);
     server.keepAliveTimeout = 65_000; // longer than common load balancer idle timeouts
-    server.on('clientError', answerClientError); // 408 / 431 / 400 from Node itself, in SPEC's JSON error shape
+    server.on('clientError', answerClientErrors(log)); // 408 / 431 / 400 from Node itself, in SPEC's JSON error shape
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.port, config.host, () => resolve());
@@ -204,6 +204,7 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
           mailTransport.close();
           await control?.close();
           await oauth.flushUsage().catch((err) => log.warn('could not record last use', { err }));
+          await oauth.releaseHourlyReservations().catch((err) => log.warn('could not give back unused hourly-limit reservations', { err }));
           await db.close();
         })();
         return closing;

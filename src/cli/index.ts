@@ -362,13 +362,47 @@ async function adminPassword(values: Parsed['values']): Promise<string | undefin
   return first;
 }
 
+/** How long `sat` waits for a server that holds DATA_DIR but is still starting (its socket not listening yet). */
+const SERVER_START_WAIT_MS = 120_000;
+
+/**
+ * Hands `req` to the server holding the embedded database. A server still starting (migrations, keys) holds
+ * DATA_DIR before its socket listens, and one killed with -9 leaves its socket file behind until the next start
+ * replaces it: while the lock is held, connection refusals are waited out (the command never reached a server,
+ * so trying again runs it once). Undefined when the lock is let go meanwhile (the server stopped or failed to
+ * start): then `sat` opens the database itself.
+ */
+async function throughServer(
+  config: Readonly<Config>,
+  req: { command: string; args: Record<string, unknown> },
+  timeoutMs: number | undefined,
+): Promise<ControlResponse | undefined> {
+  const deadline = Date.now() + SERVER_START_WAIT_MS;
+  let told = false;
+  for (;;) {
+    try {
+      return await callControl(config.dataDir, req, timeoutMs);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOENT' && code !== 'ECONNREFUSED') || Date.now() > deadline) throw err;
+    }
+    if (readLockHolder(config.dataDir) === undefined) return undefined;
+    if (!told) {
+      process.stderr.write('note: the server in DATA_DIR is starting; waiting for it to listen on its local socket\n');
+      told = true;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 /** Runs one command: through the running server when it holds the embedded database, else on the database itself. */
 async function execute(config: Readonly<Config>, req: { command: string; args: Record<string, unknown> }): Promise<ControlResponse> {
   if (req.command === 'restore') return restore(config, String(req.args.file));
   // A backup of a large database takes longer than the socket's usual 30 s.
   const timeoutMs = req.command === 'backup' ? 30 * 60_000 : undefined;
   if (!config.databaseUrl && readLockHolder(config.dataDir) !== undefined) {
-    return callControl(config.dataDir, req, timeoutMs);
+    const answer = await throughServer(config, req, timeoutMs);
+    if (answer) return answer;
   }
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, {}, (line) => process.stderr.write(line + '\n'));
   let db;
@@ -377,7 +411,10 @@ async function execute(config: Readonly<Config>, req: { command: string; args: R
     db = await openDb(config, log);
   } catch (err) {
     // The server started between our check and our open: go through it after all.
-    if (err instanceof DataDirLockedError) return callControl(config.dataDir, req, timeoutMs);
+    if (err instanceof DataDirLockedError) {
+      const answer = await throughServer(config, req, timeoutMs);
+      if (answer) return answer;
+    }
     throw err;
   }
   try {

@@ -17,11 +17,23 @@ export function socketPath(dataDir: string): string {
 
 const MAX_REQUEST = 64 * 1024;
 
+/**
+ * Listens on DATA_DIR/sat.sock (0600) for one JSON command per connection, answered by `handler`. `close()` stops
+ * listening, ends idle connections at once and resolves when the commands still running have answered.
+ */
 export async function startControlServer(dataDir: string, handler: ControlHandler): Promise<{ close(): Promise<void> }> {
   const file = socketPath(dataDir);
   if (Buffer.byteLength(file) > 100) throw new Error(`DATA_DIR path is too long for a Unix socket: ${file}`);
   if (existsSync(file)) unlinkSync(file); // left by a process that died; we hold the data-dir lock
+  // Connections and whether a command of theirs is running: close() ends the others at once, so a client that
+  // connected and sent nothing (a hung `sat`, a probe) cannot hold up a graceful shutdown.
+  const connections = new Map<net.Socket, { busy: boolean }>();
+  let closing = false;
   const server = net.createServer((socket) => {
+    const state = { busy: false };
+    connections.set(socket, state);
+    socket.on('close', () => connections.delete(socket));
+    if (closing) return socket.destroy();
     let buffer = '';
     socket.setEncoding('utf8');
     socket.on('error', () => socket.destroy());
@@ -40,6 +52,7 @@ export async function startControlServer(dataDir: string, handler: ControlHandle
         socket.end(JSON.stringify({ ok: false, error: { code: 'bad_request', message: 'malformed control request' } }) + '\n');
         return;
       }
+      state.busy = true;
       handler(req).then(
         (res) => socket.end(JSON.stringify(res) + '\n'),
         () => socket.end(JSON.stringify({ ok: false, error: { code: 'internal_error', message: 'command failed' } }) + '\n'),
@@ -59,7 +72,9 @@ export async function startControlServer(dataDir: string, handler: ControlHandle
   return {
     close: () =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        closing = true;
+        server.close(() => resolve()); // resolves once the commands still running have answered
+        for (const [socket, state] of connections) if (!state.busy) socket.destroy();
         try {
           unlinkSync(file);
         } catch {

@@ -6,7 +6,7 @@ import type { Logger } from '../log.js';
  * One access-log line per request (SPEC "Operations"), written when the response is finished or the client went
  * away: `{msg: "request", request_id, method, path, route?, status, ms, client_ip, aborted?}`. `path` has no query
  * string (never logged: it may carry credentials); `route` is the matched route template of the admin API or the
- * ops routes; `client_ip` is `ctx.ip`, which follows TRUST_PROXY. Runs after `requestId`.
+ * ops routes, the console, the OAuth endpoints (set there); `client_ip` is `ctx.ip`, which follows TRUST_PROXY. Runs after `requestId`.
  */
 /** Longer paths are cut in log lines: one short line per request, whatever a client sends (SPEC Part 2). */
 const MAX_LOGGED_PATH = 256;

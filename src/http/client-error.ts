@@ -1,4 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
+import type { Logger } from '../log.js';
+import { httpResponses } from '../metrics.js';
 
 /** Node's client errors we answer, by error code: status line and SPEC's `{error, message}`. Anything else is 400. */
 const answers: Record<string, [status: string, error: string, message: string]> = {
@@ -12,16 +15,30 @@ const malformed: [string, string, string] = ['400 Bad Request', 'bad_request', '
  * The http server's 'clientError' listener: what Node answers with an empty body (a request too slow, 408; headers
  * too large, 431; malformed, 400) gets SPEC's JSON error shape instead, with `Connection: close`, then the connection
  * is closed. As Node does, nothing is written when the client is gone or a response already started on the socket.
+ * Each answer is counted in sat_http_responses_total and leaves one access-log line like every other request (SPEC
+ * "Operations"), with a new request id that
+ * the answer carries in `X-Request-Id`; method and path are unknown (Node could not read them), and the client
+ * address is the peer's (the headers that TRUST_PROXY reads were not read either).
  */
-export function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
-  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-  if (err.code !== 'ECONNRESET' && socket.writable && !inFlight?.headersSent) {
-    const [status, error, message] = answers[err.code ?? ''] ?? malformed;
-    const body = JSON.stringify({ error, message });
-    socket.write(
-      `HTTP/1.1 ${status}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-        `Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n${body}`,
-    );
-  }
-  socket.destroy();
+export function answerClientErrors(log: Logger): (err: Error & { code?: string }, socket: Duplex) => void {
+  return (err, socket) => {
+    const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (err.code !== 'ECONNRESET' && socket.writable && !inFlight?.headersSent) {
+      const [status, error, message] = answers[err.code ?? ''] ?? malformed;
+      const body = JSON.stringify({ error, message });
+      const requestId = randomUUID();
+      socket.write(
+        `HTTP/1.1 ${status}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+          `Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
+      );
+      httpResponses.inc({ status_class: `${status[0]}xx` });
+      log.info('request', {
+        request_id: requestId,
+        status: Number(status.slice(0, 3)),
+        client_ip: (socket as Duplex & { remoteAddress?: string }).remoteAddress,
+        error,
+      });
+    }
+    socket.destroy();
+  };
 }

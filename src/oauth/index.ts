@@ -13,7 +13,7 @@ import {
   type KeyRing,
   type KeySet,
 } from '../keys/index.js';
-import { UsageRecorder } from '../tokens/index.js';
+import { AccessTokenAllowance, UsageRecorder } from '../tokens/index.js';
 import {
   AUTHORIZATION_PATH,
   authorizationServerMetadata,
@@ -51,6 +51,8 @@ export interface OAuth {
   rotateKeysIfDue(): Promise<string | undefined>;
   /** Writes batched last_used_at updates. */
   flushUsage(): Promise<number>;
+  /** Shutdown, after the last request: gives back the hourly-limit reservations this instance did not use. */
+  releaseHourlyReservations(): Promise<number>;
   readonly keySet: KeySet;
   /** Whether the token endpoint's fast path is on (TOKEN_FAST_PATH and its startup self-check). */
   readonly fastPathEnabled: boolean;
@@ -97,10 +99,11 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
   const asMetadata = prepareJson(authorizationServerMetadata(config));
   // RFC 7662 / RFC 7009 for our JWT access tokens: served by us, oidc-provider refuses JWTs on both.
   const verifyAccessToken = createAccessTokenVerifier(deps, () => keySet);
+  const hourly = new AccessTokenAllowance(deps); // this instance's hourly-limit reservations
   const ownEndpoints = new Map<string, Middleware>([
     ['/token/introspection', introspectionEndpoint(deps, verifyAccessToken)],
     ['/token/revocation', revocationEndpoint(deps, verifyAccessToken)],
-    ['/token', tokenEndpoint(deps, () => current)],
+    ['/token', tokenEndpoint(deps, () => current, hourly)],
     ['/jwks', servePrepared(() => jwks)],
     ['/.well-known/openid-configuration', servePrepared(() => oidcMetadata)],
     ['/.well-known/oauth-authorization-server', servePrepared(() => asMetadata)],
@@ -109,6 +112,8 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
   const middleware: Middleware = async (ctx, next) => {
     const own = ownEndpoints.get(ctx.path);
     const methods = exposed.get(ctx.path);
+    // The access log's `route` (as @koa/router sets it for the other routes): these paths are fixed strings.
+    if (own || methods !== undefined) (ctx as { _matchedRoute?: string })._matchedRoute = ctx.path;
     if (methods !== undefined && !methods.includes(ctx.method) && !(methods.includes('GET') && ctx.method === 'HEAD')) {
       ctx.status = 405;
       ctx.set('Allow', methods.join(', '));
@@ -176,6 +181,7 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
       return kid;
     },
     flushUsage: () => usage.flush(deps.db.knex),
+    releaseHourlyReservations: () => hourly.releaseUnused(),
   };
 }
 

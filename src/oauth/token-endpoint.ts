@@ -75,9 +75,8 @@ function hourlyAllowance(allowance: AccessTokenAllowance, grantType: unknown, to
  * Metrics: `sat_token_requests_total{outcome,path}`, path "fast" when the fast path answered, else "provider"
  * (client-authentication failures included).
  */
-export function tokenEndpoint(deps: Deps, current: () => CurrentProvider): Middleware {
+export function tokenEndpoint(deps: Deps, current: () => CurrentProvider, hourly = new AccessTokenAllowance(deps)): Middleware {
   const { issuer } = deps.config;
-  const hourly = new AccessTokenAllowance(deps);
   return async (ctx) => {
     const started = process.hrtime.bigint();
     let path: 'fast' | 'provider' = 'provider';

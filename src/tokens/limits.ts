@@ -86,8 +86,8 @@ export const NO_LIMIT: Allowance = Object.freeze({ allowed: true as const, relea
  * per request) under 200 per hour, else 1 % of the limit, at most 200. A reservation is counted in the database
  * before any of it is used and is only used inside its minute, so the count never goes over the limit. When half
  * of a reservation is used, the instance reserves the next one in the background (so requests do not wait for that
- * statement); what an instance reserved and did not use is given back when it reserves again in a later minute
- * (until then the hour shows it as used, so another instance near the limit may be refused up to
+ * statement); what an instance reserved and did not use is given back when it reserves again in a later minute,
+ * or at shutdown (releaseUnused) (until then the hour shows it as used, so another instance near the limit may be refused up to
  * `unusedReservationBound(limit)` early, and `tokens_last_hour` may show it).
  */
 export function reservationSize(limit: number): number {
@@ -122,6 +122,8 @@ interface Reservation {
 export class AccessTokenAllowance {
   private readonly reservations = new Map<string, Reservation>();
   private readonly pending = new Map<string, Promise<void>>();
+  /** Reservations being extended in the background (awaited by releaseUnused). */
+  private readonly extensions = new Set<Promise<void>>();
 
   constructor(private readonly deps: Pick<Deps, 'db' | 'clock'>) {}
 
@@ -185,7 +187,7 @@ export class AccessTokenAllowance {
     r.extending = true;
     const db = this.deps.db.knex;
     const minute = new Date(r.minute);
-    addToBucket(db, tokenId, now, size)
+    const extension = addToBucket(db, tokenId, now, size)
       .then(async (total) => {
         if (total <= limit && this.reservations.get(tokenId) === r && minuteOf(this.deps.clock()).getTime() === r.minute) {
           r.reserved += size;
@@ -197,12 +199,33 @@ export class AccessTokenAllowance {
       .catch(() => undefined) // nothing counted, or the count stays too high until the hour passes: never too low
       .finally(() => {
         r.extending = false;
+        this.extensions.delete(extension);
       });
+    this.extensions.add(extension);
   }
 
   private async giveBackOne(tokenId: string, r: Reservation): Promise<void> {
     if (this.reservations.get(tokenId) === r && r.used > 0) r.used--;
     else await giveBack(this.deps.db.knex, tokenId, new Date(r.minute), 1);
+  }
+
+  /**
+   * Shutdown (SPEC "Operations": pending bookkeeping is flushed): gives back what this instance reserved and did
+   * not use, after the reservations being extended have settled, so the hour's count that the other instances and
+   * `tokens_last_hour` read is exact again. Call once no request runs any more. Returns how many were given back.
+   */
+  async releaseUnused(): Promise<number> {
+    await Promise.all([...this.extensions, ...this.pending.values()].map((p) => p.catch(() => undefined)));
+    const held = [...this.reservations];
+    this.reservations.clear(); // a release after this one gives back in the database (giveBackOne)
+    let released = 0;
+    for (const [tokenId, r] of held) {
+      const unused = r.reserved - r.used;
+      if (unused <= 0) continue;
+      await giveBack(this.deps.db.knex, tokenId, new Date(r.minute), unused);
+      released += unused;
+    }
+    return released;
   }
 
   /** Forgets reservations of past minutes (their unused part stays counted until it leaves the hour). */

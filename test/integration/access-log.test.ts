@@ -60,9 +60,17 @@ describe.each(testDatabases())('access log on %s', (kind) => {
     expect(generated).toMatch(/^[0-9a-f-]{36}$/);
     expect(await lineFor(server, generated)).toMatchObject({ method: 'GET', path: '/healthz', status: 200 });
 
-    // OAuth endpoints and unknown paths are logged too.
+    // OAuth endpoints and unknown paths are logged too; an unknown path has no route.
+    const token = await fetch(`${server.url}/token`, { method: 'POST', headers: { 'x-request-id': 'trace-token' } });
+    expect(token.status).toBe(401); // no client authentication
+    expect(await lineFor(server, 'trace-token')).toMatchObject({ method: 'POST', path: '/token', route: '/token', status: 401 });
+    const jwks = await fetch(`${server.url}/jwks`, { headers: { 'x-request-id': 'trace-jwks' } });
+    expect(jwks.status).toBe(200);
+    expect(await lineFor(server, 'trace-jwks')).toMatchObject({ method: 'GET', path: '/jwks', route: '/jwks', status: 200 });
     const none = await fetch(`${server.url}/nothing-here`, { method: 'POST' });
-    expect(await lineFor(server, none.headers.get('x-request-id')!)).toMatchObject({ method: 'POST', path: '/nothing-here', status: 404 });
+    const noneLine = await lineFor(server, none.headers.get('x-request-id')!);
+    expect(noneLine).toMatchObject({ method: 'POST', path: '/nothing-here', status: 404 });
+    expect(noneLine).not.toHaveProperty('route');
   });
 
   it('writes no secret, password or session token after a sign-in and token requests', async () => {

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { gzipSync } from 'node:zlib';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { runSat, startSatServe } from '../support/cli.js';
@@ -66,13 +67,36 @@ describe('sat backup and sat restore (embedded database)', () => {
     const server = await startSatServe(env);
     let before: string;
     let after: string;
+    let busyId: string;
+    const renames: Array<{ n: number; sentAt: number; doneAt: number }> = [];
+    let backupStart = 0;
+    let backupEnd = 0;
     try {
       const session = await signIn({ url }, ADMIN.ADMIN_EMAIL, ADMIN.ADMIN_PASSWORD);
       const a = await call({ url }, 'POST', '/tokens', { token: session.token, json: tokenBody({ name: 'in-the-backup' }) });
       expect(a.status).toBe(201);
       before = a.body.id;
 
+      // Writes go on while the backup is taken: the copy must still be a database that opens, with every write
+      // acknowledged before the backup began and none sent after it ended.
+      const busy = await call({ url }, 'POST', '/tokens', { token: session.token, json: tokenBody({ name: 'renamed-0' }) });
+      expect(busy.status).toBe(201);
+      busyId = busy.body.id;
+      let writing = true;
+      const writer = (async () => {
+        for (let n = 1; writing; n++) {
+          const sentAt = performance.now();
+          const res = await call({ url }, 'PATCH', `/tokens/${busyId}`, { token: session.token, json: { name: `renamed-${n}` } });
+          expect(res.status).toBe(200);
+          renames.push({ n, sentAt, doneAt: performance.now() });
+        }
+      })();
+      backupStart = performance.now();
       const backup = await runSat(['backup', file], env);
+      backupEnd = performance.now();
+      writing = false;
+      await writer;
+      expect(renames.filter((r) => r.doneAt > backupStart && r.sentAt < backupEnd).length).toBeGreaterThan(0);
       expect(backup.stderr).not.toMatch(/sat: /);
       expect(backup.code).toBe(0);
       expect(backup.stdout).toMatch(/^Backed up the embedded database to .* \(\d+ bytes\)/);
@@ -122,6 +146,15 @@ describe('sat backup and sat restore (embedded database)', () => {
       const session = await signIn({ url }, ADMIN.ADMIN_EMAIL, ADMIN.ADMIN_PASSWORD);
       expect((await call({ url }, 'GET', `/tokens/${before}`, { token: session.token })).body.name).toBe('in-the-backup');
       expect((await call({ url }, 'GET', `/tokens/${after}`, { token: session.token })).status).toBe(404);
+      // The renamed token has a name it had while the backup ran: not older than the last rename acknowledged
+      // before the backup began, not newer than the last one sent before it ended.
+      const name = (await call({ url }, 'GET', `/tokens/${busyId}`, { token: session.token })).body.name as string;
+      const n = Number(/^renamed-(\d+)$/.exec(name)?.[1]);
+      const floor = Math.max(0, ...renames.filter((r) => r.doneAt < backupStart).map((r) => r.n));
+      const ceiling = Math.max(0, ...renames.filter((r) => r.sentAt < backupEnd).map((r) => r.n));
+      expect(name).toMatch(/^renamed-\d+$/);
+      expect(n).toBeGreaterThanOrEqual(floor);
+      expect(n).toBeLessThanOrEqual(ceiling);
     } finally {
       expect(await again.stop()).toBe(0);
     }

@@ -1,10 +1,15 @@
 // SPEC "Operations": the embedded database restarts after an unclean exit (kill -9, PID 1 of a container) without
 // manual cleanup, and still refuses a second live server on the same DATA_DIR.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { runCommand } from '../../src/commands.js';
+import { loadConfig } from '../../src/config/index.js';
+import { startControlServer } from '../../src/control/index.js';
+import { openDb } from '../../src/db/index.js';
+import { createLogger } from '../../src/log.js';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
-import { runSat, startSatServe, type ServeProcess } from '../support/cli.js';
+import { runSat, satArgv, startSatServe, type ServeProcess } from '../support/cli.js';
 import { createTestDb, type TestDb } from '../support/db.js';
 import { freePort } from '../support/server.js';
 
@@ -118,6 +123,41 @@ describe('embedded database lock', () => {
       const [inner] = childrenOf(second.child.pid!);
       if (inner) process.kill(inner, 'SIGTERM');
       expect(await exited(second)).toBe(0);
+    }
+  });
+
+  it('a sat command while the server is starting (DATA_DIR held, socket not listening yet) waits for it', async () => {
+    // This test process plays the starting server: it holds the database (and so DATA_DIR's lock), no socket yet.
+    const config = loadConfig({ ...env });
+    const log = createLogger('silent');
+    const dbHeld = await openDb(config, log);
+    let control: { close(): Promise<void> } | undefined;
+    try {
+      const sat = spawn(process.execPath, satArgv(['resource-server', 'list', '--json']), {
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      sat.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      const exit = new Promise<number | null>((resolve) => sat.once('close', (code) => resolve(code)));
+      // It says it waits (or, without waiting, has already given up).
+      await new Promise<void>((resolve) => {
+        sat.stderr.on('data', (d: Buffer) => {
+          stderr += d.toString();
+          if (stderr.includes('waiting')) resolve();
+        });
+        void exit.then(() => resolve());
+      });
+      expect(stderr).toContain('note: the server in DATA_DIR is starting; waiting for it to listen on its local socket');
+      // The "server" now listens: the command goes through it.
+      control = await startControlServer(config.dataDir, (req) => runCommand({ config, db: dbHeld, log, clock: () => new Date() }, req.command, req.args));
+      expect(await exit).toBe(0);
+      expect(JSON.parse(stdout)).toEqual({ items: expect.any(Array) });
+      expect(stderr).not.toMatch(/sat: /);
+    } finally {
+      await control?.close();
+      await dbHeld.close();
     }
   });
 });

@@ -1,9 +1,12 @@
 // SPEC "Operations": SIGTERM under keep-alive load: no request that arrived before the signal fails, /readyz turns
 // 503, pending last_used_at times are written, and the process exits 0 within SHUTDOWN_GRACE_SECONDS.
+import { readdirSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { basic } from '../support/fixtures.js';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
-import { runSat, startSatServe } from '../support/cli.js';
+import { runSat, startNpmStart, startSatServe } from '../support/cli.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { freePort } from '../support/server.js';
 
@@ -17,6 +20,22 @@ interface Sample {
   doneAt: number;
   status?: number;
   error?: string;
+}
+
+/** Pids of the `sat serve` processes started with this PORT (read from /proc; only this test uses the port). */
+function serversOnPort(port: number): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      const environ = readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0');
+      if (cmdline.includes('cli/index.js') && environ.includes(`PORT=${port}`)) found.push(Number(entry));
+    } catch {
+      /* gone, or not ours to read */
+    }
+  }
+  return found;
 }
 
 describe.each(testDatabases())('graceful shutdown on %s', (kind) => {
@@ -120,4 +139,52 @@ describe.each(testDatabases())('graceful shutdown on %s', (kind) => {
     );
     expect(token?.last_used_at).not.toBeNull();
   });
+
+  it('stops gracefully when started with `npm start` and npm gets the SIGTERM (a supervisor signals its child)', async () => {
+    const port = await freePort();
+    const env = { ...db.env, ...ADMIN, PORT: String(port), HOST: '127.0.0.1', ISSUER: `http://127.0.0.1:${port}` };
+    const npm = await startNpmStart(env);
+    try {
+      expect(serversOnPort(port).length).toBeGreaterThan(0);
+      const code = await npm.stop(); // SIGTERM to npm only, as systemd (KillMode=mixed), pm2 or a shell script send it
+      expect(serversOnPort(port)).toEqual([]); // not left running on its own, holding the port and the database
+      expect(npm.output()).toMatch(/"signal":"SIGTERM".*"msg":"shutting down"/);
+      expect(npm.output()).toMatch(/"msg":"stopped"/);
+      expect(code).toBe(0);
+    } finally {
+      for (const pid of serversOnPort(port)) process.kill(pid, 'SIGKILL');
+    }
+  });
+});
+
+describe('graceful shutdown with a client idle on the control socket (embedded)', () => {
+  let db: TestDb;
+  beforeAll(async () => {
+    db = await createTestDb('embedded');
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('is not held up by it: exit 0 within the grace', async () => {
+    const port = await freePort();
+    const env = { ...db.env, ...ADMIN, PORT: String(port), HOST: '127.0.0.1', ISSUER: `http://127.0.0.1:${port}`, SHUTDOWN_GRACE_SECONDS: '2' };
+    const server = await startSatServe(env);
+    // A local client (a hung `sat`, a probe) that connected and sent nothing.
+    const idle = net.connect(path.join(db.dataDir, 'sat.sock'));
+    const idleClosed = new Promise<void>((resolve) => idle.once('close', () => resolve()));
+    idle.on('error', () => undefined);
+    await new Promise<void>((resolve, reject) => {
+      idle.once('connect', () => resolve());
+      idle.once('error', reject);
+    });
+    const signalAt = performance.now();
+    const code = await server.stop();
+    const took = performance.now() - signalAt;
+    idle.destroy();
+    await idleClosed;
+    expect(server.output()).not.toMatch(/shutdown did not finish/);
+    expect(code).toBe(0);
+    expect(took).toBeLessThan(2_000);
+  }, 90_000);
 });

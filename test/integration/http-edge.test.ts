@@ -7,6 +7,7 @@ import { gzipSync } from 'node:zlib';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
+import { metricValue } from '../support/metrics.js';
 import { startServer, type TestServer } from '../support/server.js';
 
 // A secret-scanning key, so /secret-scanning/verify is configured.
@@ -210,6 +211,27 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
       const bad = parse(await raw('GARBAGE\r\n\r\n'));
       expect(bad.statusLine).toBe('HTTP/1.1 400 Bad Request');
       expect(bad.body).toEqual({ error: 'bad_request', message: expect.any(String) });
+    });
+
+    it('leaves one access-log line for each, with the request id it answers with, and counts them (SPEC "Operations")', async () => {
+      const fourXx = async () => metricValue(await (await fetch(`${server.url}/metrics`)).text(), 'sat_http_responses_total', { status_class: '4xx' });
+      const before = await fourXx();
+      const answers = [
+        parse(await raw('GET /healthz HTTP/1.1\r\nHost: x\r\n')),
+        parse(await raw(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`)),
+        parse(await raw('GARBAGE\r\n\r\n')),
+      ];
+      for (const [answer, status, error] of [
+        [answers[0]!, 408, 'request_timeout'],
+        [answers[1]!, 431, 'request_header_fields_too_large'],
+        [answers[2]!, 400, 'bad_request'],
+      ] as const) {
+        const id = /^x-request-id: ([0-9a-f-]{36})$/m.exec(answer.head)?.[1];
+        expect({ status, id }).toEqual({ status, id: expect.any(String) });
+        const lines = server.logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.request_id === id);
+        expect(lines).toEqual([expect.objectContaining({ level: 'info', msg: 'request', status, error, client_ip: '127.0.0.1' })]);
+      }
+      expect(await fourXx()).toBe(before + 3);
     });
   });
 

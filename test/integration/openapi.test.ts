@@ -5,15 +5,15 @@ import { undescribedRoutes } from '../../src/admin/openapi.js';
 import * as responses from '../../src/admin/responses.js';
 import { ADMIN_API_PREFIX, adminRouter } from '../../src/admin/router.js';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
-import { createTestDb, type TestDb } from '../support/db.js';
+import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { startServer, type TestServer } from '../support/server.js';
 
-describe('GET /admin/api/openapi.json', () => {
+describe.each(testDatabases())('GET /admin/api/openapi.json on %s', (kind) => {
   let db: TestDb;
   let server: TestServer;
   let doc: any;
   beforeAll(async () => {
-    db = await createTestDb('embedded');
+    db = await createTestDb(kind);
     server = await startServer(db);
     const res = await fetch(`${server.url}/admin/api/openapi.json`);
     expect(res.status).toBe(200);

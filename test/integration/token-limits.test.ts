@@ -254,3 +254,40 @@ pgSuite('the hourly limit across two instances on %s', (kind) => {
     expect(ok).toBeGreaterThanOrEqual(limit - 2 * unusedReservationBound(limit));
   });
 });
+
+describe.each(testDatabases())('the hourly limit at shutdown on %s', (kind) => {
+  let db: TestDb;
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('gives back what the instance reserved and did not use, so tokens_last_hour is exact after a restart', async () => {
+    const limit = 20_000;
+    const first = await startServer(db, { TRUST_PROXY: 'true' }, { jobs: 'manual' });
+    let t: Generated;
+    let admin: { email: string; password: string };
+    try {
+      const session = await adminSession(first);
+      admin = session.admin;
+      t = await session.generate({ max_tokens_per_hour: limit });
+      expect((await tokenRequest(first.url, t, OUTSIDE)).status).toBe(200);
+      const reserved = await first.deps.db.knex('token_issuance_buckets').where({ token_id: t.id }).sum({ n: 'count' });
+      expect(Number(reserved[0]?.n)).toBe(reservationSize(limit)); // 200 counted, 1 used
+    } finally {
+      await first.close(); // SIGTERM's path: drain, then the pending bookkeeping
+    }
+    const second = await startServer(db, { TRUST_PROXY: 'true' }, { jobs: 'manual' });
+    try {
+      const again = await signIn(second, admin.email, admin.password); // the same organisation
+      expect((await call(second, 'GET', `/tokens/${t.id}`, { token: again.token })).body).toMatchObject({
+        max_tokens_per_hour: limit,
+        tokens_last_hour: 1,
+      });
+    } finally {
+      await second.close();
+    }
+  });
+});

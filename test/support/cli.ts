@@ -74,9 +74,20 @@ export interface ServeProcess {
  * (e.g. `['unshare', '--pid', '--fork']`, to make it PID 1 of a fresh PID namespace).
  */
 export function startSatServe(env: Record<string, string>, timeoutMs = 60_000, wrapper: string[] = []): Promise<ServeProcess> {
+  return startServing([...wrapper, process.execPath, ...satArgv(['serve'])], env, timeoutMs);
+}
+
+/**
+ * Starts the server the way the README's quick start does, `npm start` in the package root (npm, then the
+ * package's start script), and resolves once it logs "listening". `child` is the npm process.
+ */
+export function startNpmStart(env: Record<string, string>, timeoutMs = 60_000): Promise<ServeProcess> {
+  return startServing(['npm', 'start'], env, timeoutMs);
+}
+
+function startServing(argv: string[], env: Record<string, string>, timeoutMs: number): Promise<ServeProcess> {
   return new Promise((resolve, reject) => {
-    const argv = [...wrapper, process.execPath, ...satArgv(['serve'])];
-    const child = spawn(argv[0]!, argv.slice(1), { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), { cwd: packageRoot(), env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     const onData = (d: Buffer) => {
       out += d.toString();
