@@ -220,6 +220,21 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       expect(await after.json()).toEqual({ active: false });
     });
 
+    it('secret rotation does not apply: rotating a private_key_jwt token is 409 and changes nothing', async () => {
+      const key = await clientKey();
+      const t = await keyToken(key);
+      const before = await call(server, 'GET', `/tokens/${t.id}`, { token: session.token });
+      const rotated = await call(server, 'POST', `/tokens/${t.id}/rotate`, { token: session.token, json: {} });
+      expect(rotated.status).toBe(409);
+      expect(rotated.body.error).toBe('conflict');
+      expect(rotated.text).not.toContain('client_secret');
+      expect((await call(server, 'GET', `/tokens/${t.id}`, { token: session.token })).body).toEqual(before.body);
+      const events = await call(server, 'GET', `/audit?token_id=${t.id}`, { token: session.token });
+      expect(events.body.items.map((e: { action: string }) => e.action)).toEqual(['token.generated']);
+      const a = await assertion(key, t.client_id, server.issuer);
+      expect((await post(form({ grant_type: 'client_credentials', client_assertion_type: JWT_BEARER, client_assertion: a }))).status).toBe(200);
+    });
+
     it('a client_secret token cannot authenticate with an assertion', async () => {
       const t = await secretToken();
       const a = await assertion(await clientKey(), t.client_id, server.issuer);
@@ -264,7 +279,35 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       expect((decodeJwt(result.access_token) as { cnf?: { jkt?: string } }).cnf?.jkt).toBe(dpopKey.thumbprint);
     });
 
-    it('refuses a replayed proof and an invalid proof; the fast path answers neither', async () => {
+    it('the fast path answers no request with a DPoP proof or a client assertion, nor one of a require_dpop token', async () => {
+      const [t, dpopOnly] = [await secretToken(), await secretToken({ require_dpop: true })];
+      const key = await clientKey();
+      const keyed = await keyToken(key);
+      const dpopKey = await clientKey();
+      const answered = async () => {
+        const text = await scrape(server.url);
+        return {
+          fast: metricValue(text, 'sat_token_requests_total', { outcome: 'ok', path: 'fast' }),
+          provider: metricValue(text, 'sat_token_requests_total', { outcome: 'ok', path: 'provider' }),
+        };
+      };
+      const before = await answered();
+      const requests: Array<[string, Record<string, string>]> = [
+        ['grant_type=client_credentials', { authorization: basic(t.client_id, t.client_secret), dpop: await dpopProof(dpopKey, tokenUrl) }],
+        ['grant_type=client_credentials', { authorization: basic(t.client_id, t.client_secret), dpop: '' }],
+        [form({ grant_type: 'client_credentials', client_assertion_type: JWT_BEARER, client_assertion: await assertion(key, keyed.client_id, server.issuer) }), {}],
+        ['grant_type=client_credentials', { authorization: basic(dpopOnly.client_id, dpopOnly.client_secret), dpop: await dpopProof(dpopKey, tokenUrl) }],
+      ];
+      for (const [body, headers] of requests) expect((await post(body, headers)).status).toBe(200);
+      const after = await answered();
+      expect(after.fast).toBe(before.fast);
+      expect(after.provider - before.provider).toBe(requests.length);
+      // The plain request still takes the fast path.
+      expect((await post('grant_type=client_credentials', { authorization: basic(t.client_id, t.client_secret) })).status).toBe(200);
+      expect((await answered()).fast).toBe(before.fast + 1);
+    });
+
+    it('refuses a replayed proof and an invalid proof', async () => {
       const t = await secretToken();
       const dpopKey = await clientKey();
       const proof = await dpopProof(dpopKey, tokenUrl);
