@@ -1,13 +1,13 @@
 // SPEC Part 2 "Leaked secrets": signed secret-scanning alerts (GitHub's partner format, signed here with a test
 // ECDSA P-256 key pair exactly as GitHub signs them), the public POST /credentials/revoke, the audit, the mails.
-// A leak of the previous secret during a rotation's grace period: test/integration/secret-rotation.test.ts.
+// A leak of the previous secret during a rotation's grace period: here, and test/integration/secret-rotation.test.ts.
 import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { addAdmin } from '../../src/accounts/index.js';
 import type { MailOutboxRow } from '../../src/db/index.js';
 import { generateClientSecret } from '../../src/tokens/credentials.js';
-import { addResourceServer, type Actor, type GeneratedToken } from '../../src/tokens/index.js';
+import { addResourceServer, rotateSecret, type Actor, type GeneratedToken } from '../../src/tokens/index.js';
 import { call, signIn } from '../support/admin-api.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic, makeAdmin, makeToken, setTokenExpiry, uniq } from '../support/fixtures.js';
@@ -226,6 +226,66 @@ describe.each(testDatabases())('leaked secrets on %s', (kind) => {
       expect((await publicRevoke({ credentials: [other.rs.client_secret] }, '198.51.100.78')).status).toBe(202);
       expect((await other.introspect()).status).toBe(401);
       expect(leakLogLines(other.rs.client_id)).toEqual([expect.objectContaining({ action: 'revoked', reporter: 'public-report' })]);
+    });
+
+    it('matches by checksum first: noise costs no database read, a well-formed secret one lookup for the whole alert', async () => {
+      const lookups: string[] = [];
+      const onQuery = (q: { sql: string }) => {
+        if (/^\s*select/i.test(q.sql) && /secret_hash/.test(q.sql)) lookups.push(q.sql);
+      };
+      const knex = server.deps.db.knex;
+      knex.on('query', onQuery);
+      try {
+        // Noise, and look-alikes with the right prefix, length and alphabet but a wrong checksum.
+        const typo = (secret: string) => secret.slice(0, -1) + (secret.endsWith('A') ? 'B' : 'A');
+        const lookAlikes = [typo(unknownSecret()), typo(unknownSecret()), `sats_${'0'.repeat(49)}`];
+        const res = await alert([...noise, ...lookAlikes].map((token) => ({ token })));
+        expect(res.status).toBe(200);
+        expect(res.body.every((r: { label: string }) => r.label === 'false_positive')).toBe(true);
+        expect(lookups).toEqual([]);
+
+        // Well-formed ones: looked up together, by hash (one read of tokens; resource servers for the unmatched).
+        const { token } = await orgWithToken();
+        const mixed = await alert([{ token: unknownSecret() }, ...noise.map((n) => ({ token: n })), { token: token.client_secret }, { token: unknownSecret() }]);
+        expect(mixed.body.map((r: { label: string }) => r.label)).toEqual([
+          'false_positive',
+          ...noise.map(() => 'false_positive'),
+          'true_positive',
+          'false_positive',
+        ]);
+        expect(lookups.filter((sql) => /"tokens"/.test(sql))).toHaveLength(1);
+      } finally {
+        knex.off('query', onQuery);
+      }
+    });
+
+    it('during a rotation either live secret is a true positive and revokes the whole token; a previous secret past its grace period is not', async () => {
+      const { admins, token } = await orgWithToken();
+      const rotated = await rotateSecret(server.deps, admins[0], token.id, { grace_period_hours: 24 });
+      expect((await exchange(token)).status).toBe(200); // the previous secret, in its grace period
+      const res = await alert([{ token: token.client_secret, url: 'https://github.com/o/r/blob/1/old.env', source: 'commit' }]);
+      expect(res.body.map((r: { label: string }) => r.label)).toEqual(['true_positive']);
+      expect(await tokenRow(token.id)).toBeUndefined();
+      expect((await exchange(token)).status).toBe(401);
+      expect((await exchange({ ...token, client_secret: rotated.client_secret })).status).toBe(401);
+      expect(await leakEvents(admins[0].organisation_id)).toEqual([
+        expect.objectContaining({ token_id: token.id, leak_url: 'https://github.com/o/r/blob/1/old.env', leak_action: 'revoked' }),
+      ]);
+      expect(server.logLines.join('\n')).not.toContain(rotated.client_secret);
+
+      // The new secret of another token in its rotation: the same.
+      const other = await orgWithToken();
+      const next = await rotateSecret(server.deps, other.admins[0], other.token.id, { grace_period_hours: 24 });
+      expect((await alert([{ token: next.client_secret }])).body[0].label).toBe('true_positive');
+      expect(await tokenRow(other.token.id)).toBeUndefined();
+
+      // A previous secret whose grace period ended (not yet swept by the secret-expiry job) is dead: nothing happens.
+      const third = await orgWithToken();
+      const newest = await rotateSecret(server.deps, third.admins[0], third.token.id, { grace_period_hours: 1 });
+      await server.deps.db.knex('tokens').where({ id: third.token.id }).update({ prev_secret_expires_at: new Date(Date.now() - 1000) });
+      expect((await alert([{ token: third.token.client_secret }])).body[0].label).toBe('false_positive');
+      expect((await exchange({ ...third.token, client_secret: newest.client_secret })).status).toBe(200);
+      expect(await leakEvents(third.admins[0].organisation_id)).toHaveLength(0);
     });
 
     it('acts once on a secret reported twice in one alert, and labels both', async () => {
