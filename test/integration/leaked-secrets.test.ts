@@ -564,6 +564,23 @@ describe.each(testDatabases())('leaked secrets on %s', (kind) => {
       expect((await tokenRow(token.id)).leaked_at.toISOString()).toBe(resource.body.leaked_at); // the first report's time
     });
 
+    it('during a rotation keeps the token and tells the administrators which secret leaked and how to retire it', async () => {
+      const { admins, token } = await orgWithToken();
+      const rotated = await rotateSecret(server.deps, admins[0], token.id, { grace_period_hours: 24 });
+      const res = await alert([{ token: token.client_secret, url: 'https://github.com/o/r/blob/2/old.env' }]);
+      expect(res.body[0].label).toBe('true_positive');
+      expect((await exchange(token)).status).toBe(200);
+      expect((await exchange({ ...token, client_secret: rotated.client_secret })).status).toBe(200);
+      const address = admins[1].email.toLowerCase();
+      const isLeakMail = (subject: string) => subject.startsWith('Leaked secret') && subject.includes(token.name);
+      await smtp.waitFor(() => smtp.to(address).some((m) => isLeakMail(m.subject)));
+      const m = smtp.to(address).find((x) => isLeakMail(x.subject))!;
+      expect(m.text).toMatch(/Secret:\s+the previous secret, still in its rotation grace period/);
+      expect(m.text).toContain('Retire the previous secret now');
+      expect(m.raw).not.toContain(token.client_secret);
+      expect(m.raw).not.toContain(rotated.client_secret);
+    });
+
     it("keeps a leaked resource server's credentials working, labels them true_positive and tells the operator", async () => {
       const { rs, introspect } = await resourceServerWithSubject();
       const res = await alert([{ token: rs.client_secret }]);

@@ -150,6 +150,24 @@ describe('tokenLeaked mail', () => {
     expect(m.text).toContain('not given by the reporter');
   });
 
+  it('in notify mode during a rotation names the leaked secret and gives advice that works (no second rotation)', () => {
+    const only = tokenLeaked({ ...base, action: 'notified' });
+    expect(only.text).not.toMatch(/^\s+Secret:/m);
+    const previous = tokenLeaked({ ...base, action: 'notified', leakedSecret: 'previous' });
+    expect(previous.text).toMatch(/^\s+Secret:\s+the previous secret, still in its rotation grace period/m);
+    expect(previous.text).toContain('Retire the previous secret now');
+    expect(previous.text).not.toContain('rotate the token');
+    const current = tokenLeaked({ ...base, action: 'notified', leakedSecret: 'current' });
+    expect(current.text).toMatch(/^\s+Secret:\s+the new secret of a rotation/m);
+    expect(current.text).toContain('generate a new token, move the integrations to it, and revoke this one');
+    expect(current.text).toContain('cannot be rotated while the previous one is live');
+    expect(current.text).not.toContain("rotate the token's secret with no grace period, or");
+    // Revoked: which secret is said, the advice is the same (the whole token is gone).
+    const revoked = tokenLeaked({ ...base, action: 'revoked', leakedSecret: 'previous' });
+    expect(revoked.text).toMatch(/^\s+Secret:\s+the previous secret/m);
+    expect(revoked.text).toContain('Generate a new token');
+  });
+
   it('refuses a token that carries its secret', () => {
     const token = { ...base.token, client_secret: 'sats_x' } as unknown as typeof base.token;
     expect(() => tokenLeaked({ ...base, token, action: 'revoked' })).toThrow(/client_secret/);
