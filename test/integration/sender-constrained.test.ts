@@ -367,6 +367,35 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       await expect(verifyDpopRequest(server.issuer, audience, { ...request, authorization: `Bearer ${access_token}` }, seen)).rejects.toThrow();
     });
 
+    it("a resource server verifies a DPoP-bound token and its proof with oauth4webapi (README's example)", async () => {
+      const t = await secretToken();
+      const dpopKey = await clientKey();
+      const res = await post(form({ grant_type: 'client_credentials' }), { authorization: basic(t.client_id, t.client_secret), dpop: await dpopProof(dpopKey, tokenUrl) });
+      const { access_token } = (await res.json()) as { access_token: string };
+      // README "Sender-constrained tokens at a resource server", with the test server's issuer and audience.
+      const issuer = new URL(server.issuer);
+      const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { [oauth.allowInsecureRequests]: true }));
+      const audience = server.deps.config.apiAudience;
+      const seen = new Map<string, number>();
+      const verify = async (request: Request) => {
+        const claims = await oauth.validateJwtAccessToken(as, request, audience, { requireDPoP: true, [oauth.allowInsecureRequests]: true });
+        const { jti, iat } = decodeJwt(request.headers.get('dpop')!);
+        if (typeof jti !== 'string' || seen.has(jti)) throw new Error('DPoP proof replayed');
+        seen.set(jti, (iat ?? 0) * 1000 + 300_000);
+        return claims;
+      };
+      const api = 'https://api.example.test/jobs/7';
+      const request = async (key: ClientKey, method = 'GET', scheme = 'DPoP') =>
+        new Request(api, { method, headers: { authorization: `${scheme} ${access_token}`, dpop: await resourceProof(key, method, api, access_token) } });
+      const ok = await request(dpopKey);
+      expect(await verify(ok)).toMatchObject({ client_id: t.client_id, scope: 'candidates', cnf: { jkt: dpopKey.thumbprint } });
+      await expect(verify(ok)).rejects.toThrow(/replayed/);
+      await expect(verify(await request(await clientKey()))).rejects.toThrow(); // a stolen token with another key
+      await expect(verify(await request(dpopKey, 'POST').then((r) => new Request(r.url, { method: 'GET', headers: r.headers })))).rejects.toThrow(); // htm
+      await expect(verify(await request(dpopKey, 'GET', 'Bearer'))).rejects.toThrow(); // requireDPoP
+      await expect(verify(new Request(api, { headers: { authorization: `DPoP ${access_token}` } }))).rejects.toThrow(); // no proof
+    });
+
     it('the replay store is a table whose expired entries the prune job deletes', async () => {
       const knex = server.deps.db.knex;
       const id = uniq('expired');

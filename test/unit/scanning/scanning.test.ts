@@ -1,13 +1,13 @@
 // Pure parts of the leaked-secrets feature: the secret check, the address limiter, the keys file, the leak mail,
 // and the partner endpoint when no keys file is configured.
 import { generateKeyPairSync, sign } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Koa from 'koa';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { loadConfig } from '../../../src/config/index.js';
+import { loadConfig, packageRoot } from '../../../src/config/index.js';
 import type { Deps } from '../../../src/deps.js';
 import { errorHandler } from '../../../src/http/error-handler.js';
 import { AddressRateLimiter } from '../../../src/http/address-limiter.js';
@@ -38,7 +38,10 @@ describe('secretFormatProblem', () => {
   });
 
   it('is found in text by the documented scanner pattern, and the pattern does not match inside longer tokens', () => {
-    const pattern = /\bsats_[0-9A-Za-z]{49}\b/g;
+    // The pattern README and docs/leaked-secrets.md tell operators to register with a scanner.
+    const documented = String.raw`\bsats_[0-9A-Za-z]{49}\b`;
+    for (const doc of ['README.md', 'docs/leaked-secrets.md']) expect(readFileSync(path.join(packageRoot(), doc), 'utf8')).toContain(documented);
+    const pattern = new RegExp(documented, 'g');
     const s = generateClientSecret();
     expect(`CLIENT_SECRET="${s}"\nother=1`.match(pattern)).toEqual([s]);
     expect(`${s}X`.match(pattern)).toBeNull();
