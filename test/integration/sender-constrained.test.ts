@@ -1,7 +1,7 @@
 // SPEC Part 2 "Sender-constrained and secretless tokens": private_key_jwt (RFC 7523) and DPoP (RFC 9449), with real
 // clients (openid-client, oauth4webapi) through discovery, on each database.
-import { generateKeyPairSync } from 'node:crypto';
-import { decodeJwt, exportJWK, generateKeyPair, type JWK } from 'jose';
+import { createHash, generateKeyPairSync, randomUUID } from 'node:crypto';
+import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import * as oauth from 'oauth4webapi';
 import * as oidc from 'openid-client';
 import { call, signIn, tokenBody, type SignedIn } from '../support/admin-api.js';
@@ -394,6 +394,25 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       await expect(verify(await request(dpopKey, 'POST').then((r) => new Request(r.url, { method: 'GET', headers: r.headers })))).rejects.toThrow(); // htm
       await expect(verify(await request(dpopKey, 'GET', 'Bearer'))).rejects.toThrow(); // requireDPoP
       await expect(verify(new Request(api, { headers: { authorization: `DPoP ${access_token}` } }))).rejects.toThrow(); // no proof
+    });
+
+    it('keeps a proof jti for as long as the proof could be accepted, also a proof dated ahead', async () => {
+      const t = await secretToken();
+      const dpopKey = await clientKey();
+      // oidc-provider accepts a proof whose iat is up to its window (300 s) from now, either way.
+      const iat = Math.floor(Date.now() / 1000) + 290;
+      const jti = randomUUID();
+      const proof = await new SignJWT({ jti, htm: 'POST', htu: tokenUrl })
+        .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: dpopKey.publicJwk })
+        .setIssuedAt(iat)
+        .sign(dpopKey.privateKey);
+      const send = () => post(form({ grant_type: 'client_credentials' }), { authorization: basic(t.client_id, t.client_secret), dpop: proof });
+      expect((await send()).status).toBe(200);
+      expect((await send()).status).toBe(400);
+      // Accepted until iat + 300 s; its entry must not end (and be claimable again, or pruned) before that.
+      const key = createHash('sha256').update(`${t.client_id}${jti}`).digest('base64url');
+      const row = (await server.deps.db.knex('oauth_replay').where({ id: key }).first()) as { expires_at: Date };
+      expect(row.expires_at.getTime()).toBeGreaterThanOrEqual((iat + 300) * 1000);
     });
 
     it('the replay store is a table whose expired entries the prune job deletes', async () => {
