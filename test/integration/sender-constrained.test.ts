@@ -124,12 +124,19 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       expect(secretWithKeys.status).toBe(400);
     });
 
-    it('PATCH replaces the keys (old key refused, new key accepted) and sets require_dpop', async () => {
+    it('PATCH replaces the keys (two during a key rotation, both accepted; then the old one refused) and sets require_dpop', async () => {
       const [oldKey, newKey] = [await clientKey(), await clientKey()];
       const t = await keyToken(oldKey);
       const exchange = async (key: ClientKey) =>
         post(form({ grant_type: 'client_credentials', client_assertion_type: JWT_BEARER, client_assertion: await assertion(key, t.client_id, server.issuer) }));
       expect((await exchange(oldKey)).status).toBe(200);
+      expect((await exchange(newKey)).status).toBe(401);
+
+      // A key rotation: both keys registered, both work; then the new one alone.
+      const overlap = await call(server, 'PATCH', `/tokens/${t.id}`, { token: session.token, json: { jwks: { keys: [oldKey.publicJwk, newKey.publicJwk] } } });
+      expect(overlap.body.jwk_thumbprints).toEqual([oldKey.thumbprint, newKey.thumbprint]);
+      expect((await exchange(oldKey)).status).toBe(200);
+      expect((await exchange(newKey)).status).toBe(200);
 
       const patched = await call(server, 'PATCH', `/tokens/${t.id}`, { token: session.token, json: { jwks: { keys: [newKey.publicJwk] } } });
       expect(patched.status).toBe(200);
