@@ -5,6 +5,7 @@ import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:cry
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { addAdmin } from '../../src/accounts/index.js';
+import * as responses from '../../src/admin/responses.js';
 import type { MailOutboxRow } from '../../src/db/index.js';
 import { generateClientSecret } from '../../src/tokens/credentials.js';
 import { addResourceServer, rotateSecret, type Actor, type GeneratedToken } from '../../src/tokens/index.js';
@@ -185,6 +186,11 @@ describe.each(testDatabases())('leaked secrets on %s', (kind) => {
       const list = await call(server, 'GET', '/tokens', { token: session.token });
       expect(list.body.leaked_count).toBe(1);
       expect(list.body.items.map((t: { id: string }) => t.id)).not.toContain(token.id);
+      // The OpenAPI description's response schemas (GET /admin/api/openapi.json) describe both.
+      for (const [schema, body] of [[responses.auditPage, audit.body], [responses.tokenPage, list.body]] as const) {
+        expect(schema.safeParse(body).error?.issues ?? []).toEqual([]);
+      }
+      expect(responses.auditPage.shape.items.element.shape.leak.safeParse({ url: 1, source: 'x', action: 'revoked' }).success).toBe(false);
 
       // Mail: every administrator of the organisation, with what leaked, where, what was done, what to do; no secret.
       const addresses = admins.map((a) => a.email.toLowerCase());
