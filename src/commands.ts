@@ -37,9 +37,9 @@ import {
   listResourceServers,
   listTokens,
   listTokensQuery,
+  patchToken,
   revokeResourceServer,
   revokeToken,
-  updateToken,
   updateTokenBody,
   rotateSecret,
   rotateSecretBody,
@@ -170,10 +170,11 @@ export const commands: Record<string, Command> = {
       cursor = page.next_cursor;
     }
   },
-  // `sat token update`: PATCH /admin/api/tokens/{id} (same rules, audit event by "cli").
+  // `sat token update`: PATCH /admin/api/tokens/{id} (same rules, one transaction, audit event by "cli"); --jwks
+  // arrives as `public_key` text, converted and validated like the console's pasted key.
   'token-update': async (deps, args) => {
     const { org, id, changes } = tokenUpdateArgs.parse(args);
-    return updateToken(deps, await cliActor(deps, org), id, updateTokenBody.parse(changes));
+    return patchToken(deps, await cliActor(deps, org), id, updateTokenBody.parse(changes));
   },
   // `sat policy show|set`: GET and PUT /admin/api/policy (same rules, audit event by "cli").
   'policy-show': async (deps, args) => {

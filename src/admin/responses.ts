@@ -20,6 +20,9 @@ export const tokenResource = z.looseObject({
   created_at: timestamp,
   created_by: z.looseObject({ id: z.uuid(), email: z.string() }).nullable(),
   last_used_at: timestamp.nullable(),
+  leaked_at: timestamp
+    .nullable()
+    .describe('When a leak of its secret was first reported while the token was kept alive (SECRET_SCANNING_ACTION=notify); else null.'),
   auth_method: z.enum(['client_secret', 'private_key_jwt']),
   jwk_thumbprints: z.array(z.string()).nullable().describe('RFC 7638 thumbprints of the registered public keys (private_key_jwt only).'),
   require_dpop: z.boolean(),
@@ -37,6 +40,7 @@ export const tokenPage = z.looseObject({
   next_cursor: z.string().nullable(),
   active_count: z.number().int(),
   max_active: z.number().int(),
+  leaked_count: z.number().int().describe('Distinct tokens of the organisation reported leaked (token.leaked) in the last 30 days.'),
 });
 
 export const revokedToken = z.looseObject({ id: z.uuid(), name: z.string(), client_id: z.string(), revoked_at: timestamp });
@@ -73,6 +77,10 @@ export const auditPage = z.looseObject({
       client_id: z.string().nullable(),
       ip: z.string().nullable(),
       created_at: timestamp,
+      leak: z
+        .looseObject({ url: z.string().nullable(), source: z.string(), action: z.enum(['revoked', 'notified']) })
+        .nullable()
+        .describe('token.leaked only: where the secret was found, the report source, what the server did; else null.'),
     }),
   ),
   next_cursor: z.string().nullable(),

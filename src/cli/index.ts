@@ -62,8 +62,11 @@ Commands:
   token list --org NAME [--status S]      list the organisation's tokens (never their secrets); S is
                                           active, expired, expiring or dormant
   token update --org NAME TOKEN_ID [--name N] [--services ID,ID] [--allowed-ips A,CIDR|any]
-               [--max-tokens-per-hour N|none]
-                                          change a token (same rules as PATCH /admin/api/tokens/{id})
+               [--max-tokens-per-hour N|none] [--jwks FILE] [--require-dpop | --no-require-dpop]
+                                          change a token (same rules as PATCH /admin/api/tokens/{id});
+                                          --jwks FILE replaces every public key of a private_key_jwt
+                                          token (for a key rotation: a JWK Set with the old and the new
+                                          key, later the new one alone)
   policy show --org NAME                  print the organisation's policy
   policy set --org NAME [--max-lifetime-days N] [--allowed-services ID,ID|all]
              [--revoke-dormant-after-days N|none] [--default-max-tokens-per-hour N|none]
@@ -128,7 +131,8 @@ function parse(argv: string[]) {
       'revoke-dormant-after-days': { type: 'string' },
       'default-max-tokens-per-hour': { type: 'string' },
       jwks: { type: 'string' },
-      'require-dpop': { type: 'boolean', default: false },
+      'require-dpop': { type: 'boolean' },
+      'no-require-dpop': { type: 'boolean' },
       'grace-hours': { type: 'string' },
       json: { type: 'boolean', default: false },
       token: { type: 'string' },
@@ -158,6 +162,14 @@ function changesFrom(values: Parsed['values'], fields: Record<string, (v: string
   return out;
 }
 
+/** `--require-dpop` (true), `--no-require-dpop` (false), neither (undefined); both is a usage error. */
+function requireDpopChange(values: Parsed['values']): boolean | undefined {
+  if (values['require-dpop'] && values['no-require-dpop']) throw new UsageError('give --require-dpop or --no-require-dpop, not both');
+  if (values['require-dpop']) return true;
+  if (values['no-require-dpop']) return false;
+  return undefined;
+}
+
 function toRequest({ values, positionals }: Parsed, config: Readonly<Config>): { command: string; args: Record<string, unknown> } {
   const [a, b, ...rest] = positionals;
   if (a === 'token' && b === 'revoke') {
@@ -182,8 +194,14 @@ function toRequest({ values, positionals }: Parsed, config: Readonly<Config>): {
       'allowed-ips': (v) => ['allowed_ips', v.trim() === 'any' ? [] : list(v)],
       'max-tokens-per-hour': (v) => ['max_tokens_per_hour', countOrNone(v)],
     });
+    // The key file is read here, by the user running sat; the server gets its text and validates it (public_key).
+    if (values.jwks !== undefined) changes.public_key = readKeyFile(values.jwks);
+    const dpop = requireDpopChange(values);
+    if (dpop !== undefined) changes.require_dpop = dpop;
     if (Object.keys(changes).length === 0) {
-      throw new UsageError('token update needs at least one of --name, --services, --allowed-ips, --max-tokens-per-hour');
+      throw new UsageError(
+        'token update needs at least one of --name, --services, --allowed-ips, --max-tokens-per-hour, --jwks, --require-dpop, --no-require-dpop',
+      );
     }
     return { command: 'token-update', args: { org: values.org, id: rest[0], changes } };
   }
@@ -228,7 +246,7 @@ function toRequest({ values, positionals }: Parsed, config: Readonly<Config>): {
         services,
         ...limits,
         ...(jwks !== undefined ? { jwks } : {}),
-        require_dpop: values['require-dpop'],
+        require_dpop: values['require-dpop'] === true,
       },
     };
   }
@@ -498,6 +516,8 @@ function print(command: string, result: unknown, json: boolean): void {
           `  services:            ${r.services.join(', ')}\n` +
           `  allowed IPs:         ${r.allowed_ips.length ? r.allowed_ips.join(', ') : 'any'}\n` +
           `  max tokens per hour: ${r.max_tokens_per_hour ?? 'no limit'}\n` +
+          (r.auth_method === 'private_key_jwt' ? `  public keys:         ${r.jwk_thumbprints.join(', ')}\n` : '') +
+          `  DPoP:                ${r.require_dpop ? 'required' : 'not required'}\n` +
           `  expires:             ${r.expires_at}\n`,
       );
       break;

@@ -18,5 +18,5 @@ export {
 } from './templates.js';
 export { queueTokenRevokedDormantMail, tokenRevokedDormant } from './policy-notices.js';
 export { queueInvitationMail, queuePasswordResetMail, queuePasswordChangedMail, oneTimeLink } from './admin-notices.js';
-export { tokenLeaked, queueTokenLeakedMail, type LeakReporter, type TokenLeakedFacts } from './leaked.js';
+export { tokenLeaked, queueTokenLeakedMail, type LeakedSecret, type LeakReporter, type TokenLeakedFacts } from './leaked.js';
 export { secretRotated, queueSecretRotatedMail, type SecretRotatedFacts } from './rotated.js';

@@ -66,6 +66,14 @@ function createAdapter(deps: Deps): (model: string) => Adapter {
 /** oidc-provider's error_detail for a DPoP proof whose jti was seen before (lib/helpers/validate_dpop.js). */
 const DPOP_REPLAY_DETAIL = 'DPoP proof JWT Replay detected';
 
+/**
+ * oidc-provider's DPoP acceptance window (lib/helpers/challenge.js CHALLENGE_OK_WINDOW): a proof is accepted while
+ * its `iat` is within this many seconds of now, in either direction, and its jti is given a replay entry that lasts
+ * this long from the first use. A proof dated ahead would outlive that entry (first use + window < iat + window),
+ * so every entry is kept one window longer: a jti is refused for as long as its JWT could be accepted.
+ */
+export const REPLAY_ENTRY_MARGIN_S = 300;
+
 /** How far ahead a client assertion's `exp` may be (SPEC Part 2: at most 5 minutes). */
 const MAX_ASSERTION_LIFETIME_S = 300;
 
@@ -228,9 +236,15 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
     const row = req && authenticatedRows.get(req);
     return row && row.client_id === id ? clientFor(row) : undefined;
   };
-  // One statement claims a jti on every instance at once (the provider's own unique() reads, then writes).
+  // One statement claims a jti on every instance at once (the provider's own unique() reads, then writes), kept
+  // REPLAY_ENTRY_MARGIN_S past the expiry the provider names.
   provider.ReplayDetection.unique = async (iss: string, jti: string, exp: number) =>
-    claimOneTimeUse(deps.db.knex, createHash('sha256').update(`${iss}${jti}`).digest('base64url'), new Date(exp * 1000), new Date());
+    claimOneTimeUse(
+      deps.db.knex,
+      createHash('sha256').update(`${iss}${jti}`).digest('base64url'),
+      new Date((exp + REPLAY_ENTRY_MARGIN_S) * 1000),
+      new Date(),
+    );
   // The secret was verified by authenticateClient; the provider checks it again with the same function.
   provider.Client.prototype.compareClientSecret = function compareClientSecret(this: Client, actual: string): boolean {
     return typeof this.clientSecret === 'string' && verifySecret(actual, this.clientSecret);

@@ -1,7 +1,7 @@
 import { recordAudit } from '../audit/index.js';
 import type { ResourceServerRow } from '../db/index.js';
 import type { Deps } from '../deps.js';
-import { queueTokenLeakedMail, type LeakReporter } from '../mail/index.js';
+import { queueTokenLeakedMail, type LeakedSecret, type LeakReporter } from '../mail/index.js';
 import { hashSecret, isWellFormedSecret } from './credentials.js';
 import * as q from './queries.js';
 import { toTokenResource } from './resource.js';
@@ -57,7 +57,7 @@ export async function reportLeakedSecrets(deps: Deps, reports: readonly LeakRepo
     const hash = hashOf.get(secret)!;
     const row = live.get(hash);
     const server = servers.get(hash);
-    if (row) await actOnLeak(deps, row, report, options);
+    if (row) await actOnLeak(deps, row, hash, report, options);
     else if (server) await actOnResourceServerLeak(deps, server, report, options);
     else continue;
     labels.set(secret, 'true_positive');
@@ -65,9 +65,17 @@ export async function reportLeakedSecrets(deps: Deps, reports: readonly LeakRepo
   return reports.map((r) => labels.get(r.secret) ?? 'false_positive');
 }
 
-async function actOnLeak(deps: Deps, row: q.TokenWithCreator, report: LeakReport, options: LeakReportOptions): Promise<void> {
+/** Which of the token's live secrets has the hash `hash` (the token's only one, or one of a rotation's two). */
+function whichSecret(row: q.TokenWithCreator, hash: string, now: Date): LeakedSecret {
+  if (row.prev_secret_hash === hash) return 'previous';
+  const rotating = !!row.prev_secret_hash && !!row.prev_secret_expires_at && row.prev_secret_expires_at > now;
+  return rotating ? 'current' : 'only';
+}
+
+async function actOnLeak(deps: Deps, row: q.TokenWithCreator, hash: string, report: LeakReport, options: LeakReportOptions): Promise<void> {
   const now = deps.clock();
   const action = options.action === 'revoke' ? 'revoked' : 'notified';
+  const leakedSecret = whichSecret(row, hash, now);
   const acted = await deps.db.knex.transaction(async (trx) => {
     // Deleting is revoking (SPEC rule 6), as in revokeToken. Nothing to delete or mark: revoked in between.
     const present =
@@ -97,6 +105,7 @@ async function actOnLeak(deps: Deps, row: q.TokenWithCreator, report: LeakReport
       reporter: options.reporter,
       action,
       at: now,
+      leakedSecret,
     });
     return true;
   });

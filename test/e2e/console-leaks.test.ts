@@ -1,18 +1,18 @@
 // The console shows leaked secrets: the token list counts tokens reported leaked and flags a kept one, and the
 // audit log lists `token.leaked` with where the secret was found. Debian's Chromium through playwright-core,
-// against a real server (embedded database) in notify mode with a test secret-scanning key.
+// against a real server (on each database of the run) in notify mode with a test secret-scanning key.
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { createTestDb, type TestDb } from '../support/db.js';
+import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { startServer, type TestServer } from '../support/server.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ADMIN = { email: 'first-admin@example.com', password: 'first-admin-password' };
 const LEAK_URL = 'https://github.com/octo/app/blob/4f2a/config/prod.env';
 
-describe('console: leaked secrets (Chromium)', () => {
+describe.each(testDatabases())('console: leaked secrets on %s (Chromium)', (kind) => {
   let db: TestDb;
   let server: TestServer;
   let browser: Browser;
@@ -34,7 +34,7 @@ describe('console: leaked secrets (Chromium)', () => {
 
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium; no browser is downloaded`);
-    db = await createTestDb('embedded');
+    db = await createTestDb(kind);
     const keysFile = path.join(db.dataDir, 'keys.json');
     writeFileSync(keysFile, JSON.stringify({ public_keys: [{ key_identifier: kid, key: publicKey.export({ type: 'spki', format: 'pem' }), is_current: true }] }));
     server = await startServer(db, { SECRET_SCANNING_KEYS_FILE: keysFile, SECRET_SCANNING_ACTION: 'notify' });

@@ -1,17 +1,18 @@
 // The console's "Public key" and "Require DPoP" (docs/sender-constrained.md) in Debian's Chromium via playwright-core:
 // generate with a pasted PEM public key (converted and validated by the server), the thumbprint instead of a
-// secret, the credentials dialog replacing the key and switching DPoP, a private key refused at its field.
+// secret, the credentials dialog replacing the key and switching DPoP, a private key refused at its field; the
+// token's own view with the thumbprints, no secrets and no Rotate, and its Credentials button.
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { createTestDb, type TestDb } from '../support/db.js';
+import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { startServer, type TestServer } from '../support/server.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ADMIN = { email: 'first-admin@example.com', password: 'first-admin-password' };
 
-describe('console: public-key tokens and Require DPoP (Chromium)', () => {
+describe.each(testDatabases())('console: public-key tokens and Require DPoP on %s (Chromium)', (kind) => {
   let db: TestDb;
   let server: TestServer;
   let browser: Browser;
@@ -21,7 +22,7 @@ describe('console: public-key tokens and Require DPoP (Chromium)', () => {
 
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's Chromium; no browser is downloaded`);
-    db = await createTestDb('embedded');
+    db = await createTestDb(kind);
     server = await startServer(db);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-GB', timezoneId: 'UTC' });
@@ -101,6 +102,41 @@ describe('console: public-key tokens and Require DPoP (Chromium)', () => {
     await dialog.waitFor({ state: 'hidden' });
     await page.locator('#flash').filter({ hasText: 'saved' }).waitFor();
     expect(await apiToken(id)).toMatchObject({ jwk_thumbprints: [await calculateJwkThumbprint(nextJwk)], require_dpop: false });
+    expect(problems).toEqual([]);
+  });
+
+  it("the token's own view shows the key thumbprints, no secrets and no Rotate, and replaces the keys and switches DPoP", async () => {
+    const fact = (term: string) => page.locator('.fact', { has: page.locator('dt', { hasText: new RegExp(`^${term}$`) }) }).locator('dd');
+    await page.getByRole('link', { name: 'Keyed_Integration' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Keyed_Integration' }).waitFor();
+    const id = new URLSearchParams(new URL(page.url()).hash.split('?')[1]).get('id')!;
+    const before = (await apiToken(id)) as { jwk_thumbprints: string[] };
+    expect(await fact('Client authentication').innerText()).toContain('private_key_jwt');
+    expect(await fact('DPoP').innerText()).toBe('Not required');
+    const thumbprints = page.locator('#token-thumbprints');
+    await thumbprints.waitFor({ state: 'visible' });
+    expect(await thumbprints.locator('li').allInnerTexts()).toEqual(before.jwk_thumbprints);
+    expect(await page.locator('#token-secrets-wrap').isHidden()).toBe(true);
+    expect(await page.locator('#token-actions').getByRole('button', { name: 'Rotate secret', exact: true }).isHidden()).toBe(true);
+
+    // Credentials from this view: two keys (a key rotation's overlap) and DPoP on; the view shows both at once.
+    const [oldKey, newKey] = [generateKeyPairSync('ec', { namedCurve: 'P-256' }), generateKeyPairSync('ec', { namedCurve: 'P-256' })];
+    const jwk = (pair: typeof oldKey) => pair.publicKey.export({ format: 'jwk' }) as JWK;
+    await page.locator('#token-actions').getByRole('button', { name: 'Credentials', exact: true }).click();
+    const dialog = page.locator('#credentials-dialog');
+    await dialog.waitFor({ state: 'visible' });
+    expect(await dialog.locator('#credentials-thumbprints li').allInnerTexts()).toEqual(before.jwk_thumbprints);
+    await dialog.locator('#replace-key').fill(JSON.stringify({ keys: [jwk(oldKey), jwk(newKey)] }));
+    await dialog.locator('#credentials-dpop').check();
+    await dialog.locator('#credentials-save').click();
+    await dialog.waitFor({ state: 'hidden' });
+    const both = [await calculateJwkThumbprint(jwk(oldKey)), await calculateJwkThumbprint(jwk(newKey))];
+    await page.locator('#token-thumbprints li', { hasText: both[1]! }).waitFor();
+    expect(await thumbprints.locator('li').allInnerTexts()).toEqual(both);
+    expect(await fact('DPoP').innerText()).toContain('Required');
+    expect(await apiToken(id)).toMatchObject({ jwk_thumbprints: both, require_dpop: true });
+    const event = page.locator('#token-event-rows tr[data-action="token.updated"]');
+    await event.first().waitFor();
     expect(problems).toEqual([]);
   });
 });

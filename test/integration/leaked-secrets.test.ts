@@ -1,13 +1,14 @@
 // SPEC Part 2 "Leaked secrets": signed secret-scanning alerts (GitHub's partner format, signed here with a test
 // ECDSA P-256 key pair exactly as GitHub signs them), the public POST /credentials/revoke, the audit, the mails.
-// A leak of the previous secret during a rotation's grace period: test/integration/secret-rotation.test.ts.
+// A leak of the previous secret during a rotation's grace period: here, and test/integration/secret-rotation.test.ts.
 import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { addAdmin } from '../../src/accounts/index.js';
+import * as responses from '../../src/admin/responses.js';
 import type { MailOutboxRow } from '../../src/db/index.js';
 import { generateClientSecret } from '../../src/tokens/credentials.js';
-import { addResourceServer, type Actor, type GeneratedToken } from '../../src/tokens/index.js';
+import { addResourceServer, rotateSecret, type Actor, type GeneratedToken } from '../../src/tokens/index.js';
 import { call, signIn } from '../support/admin-api.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic, makeAdmin, makeToken, setTokenExpiry, uniq } from '../support/fixtures.js';
@@ -185,6 +186,11 @@ describe.each(testDatabases())('leaked secrets on %s', (kind) => {
       const list = await call(server, 'GET', '/tokens', { token: session.token });
       expect(list.body.leaked_count).toBe(1);
       expect(list.body.items.map((t: { id: string }) => t.id)).not.toContain(token.id);
+      // The OpenAPI description's response schemas (GET /admin/api/openapi.json) describe both.
+      for (const [schema, body] of [[responses.auditPage, audit.body], [responses.tokenPage, list.body]] as const) {
+        expect(schema.safeParse(body).error?.issues ?? []).toEqual([]);
+      }
+      expect(responses.auditPage.shape.items.element.shape.leak.safeParse({ url: 1, source: 'x', action: 'revoked' }).success).toBe(false);
 
       // Mail: every administrator of the organisation, with what leaked, where, what was done, what to do; no secret.
       const addresses = admins.map((a) => a.email.toLowerCase());
@@ -226,6 +232,66 @@ describe.each(testDatabases())('leaked secrets on %s', (kind) => {
       expect((await publicRevoke({ credentials: [other.rs.client_secret] }, '198.51.100.78')).status).toBe(202);
       expect((await other.introspect()).status).toBe(401);
       expect(leakLogLines(other.rs.client_id)).toEqual([expect.objectContaining({ action: 'revoked', reporter: 'public-report' })]);
+    });
+
+    it('matches by checksum first: noise costs no database read, a well-formed secret one lookup for the whole alert', async () => {
+      const lookups: string[] = [];
+      const onQuery = (q: { sql: string }) => {
+        if (/^\s*select/i.test(q.sql) && /secret_hash/.test(q.sql)) lookups.push(q.sql);
+      };
+      const knex = server.deps.db.knex;
+      knex.on('query', onQuery);
+      try {
+        // Noise, and look-alikes with the right prefix, length and alphabet but a wrong checksum.
+        const typo = (secret: string) => secret.slice(0, -1) + (secret.endsWith('A') ? 'B' : 'A');
+        const lookAlikes = [typo(unknownSecret()), typo(unknownSecret()), `sats_${'0'.repeat(49)}`];
+        const res = await alert([...noise, ...lookAlikes].map((token) => ({ token })));
+        expect(res.status).toBe(200);
+        expect(res.body.every((r: { label: string }) => r.label === 'false_positive')).toBe(true);
+        expect(lookups).toEqual([]);
+
+        // Well-formed ones: looked up together, by hash (one read of tokens; resource servers for the unmatched).
+        const { token } = await orgWithToken();
+        const mixed = await alert([{ token: unknownSecret() }, ...noise.map((n) => ({ token: n })), { token: token.client_secret }, { token: unknownSecret() }]);
+        expect(mixed.body.map((r: { label: string }) => r.label)).toEqual([
+          'false_positive',
+          ...noise.map(() => 'false_positive'),
+          'true_positive',
+          'false_positive',
+        ]);
+        expect(lookups.filter((sql) => /"tokens"/.test(sql))).toHaveLength(1);
+      } finally {
+        knex.off('query', onQuery);
+      }
+    });
+
+    it('during a rotation either live secret is a true positive and revokes the whole token; a previous secret past its grace period is not', async () => {
+      const { admins, token } = await orgWithToken();
+      const rotated = await rotateSecret(server.deps, admins[0], token.id, { grace_period_hours: 24 });
+      expect((await exchange(token)).status).toBe(200); // the previous secret, in its grace period
+      const res = await alert([{ token: token.client_secret, url: 'https://github.com/o/r/blob/1/old.env', source: 'commit' }]);
+      expect(res.body.map((r: { label: string }) => r.label)).toEqual(['true_positive']);
+      expect(await tokenRow(token.id)).toBeUndefined();
+      expect((await exchange(token)).status).toBe(401);
+      expect((await exchange({ ...token, client_secret: rotated.client_secret })).status).toBe(401);
+      expect(await leakEvents(admins[0].organisation_id)).toEqual([
+        expect.objectContaining({ token_id: token.id, leak_url: 'https://github.com/o/r/blob/1/old.env', leak_action: 'revoked' }),
+      ]);
+      expect(server.logLines.join('\n')).not.toContain(rotated.client_secret);
+
+      // The new secret of another token in its rotation: the same.
+      const other = await orgWithToken();
+      const next = await rotateSecret(server.deps, other.admins[0], other.token.id, { grace_period_hours: 24 });
+      expect((await alert([{ token: next.client_secret }])).body[0].label).toBe('true_positive');
+      expect(await tokenRow(other.token.id)).toBeUndefined();
+
+      // A previous secret whose grace period ended (not yet swept by the secret-expiry job) is dead: nothing happens.
+      const third = await orgWithToken();
+      const newest = await rotateSecret(server.deps, third.admins[0], third.token.id, { grace_period_hours: 1 });
+      await server.deps.db.knex('tokens').where({ id: third.token.id }).update({ prev_secret_expires_at: new Date(Date.now() - 1000) });
+      expect((await alert([{ token: third.token.client_secret }])).body[0].label).toBe('false_positive');
+      expect((await exchange({ ...third.token, client_secret: newest.client_secret })).status).toBe(200);
+      expect(await leakEvents(third.admins[0].organisation_id)).toHaveLength(0);
     });
 
     it('acts once on a secret reported twice in one alert, and labels both', async () => {
@@ -502,6 +568,23 @@ describe.each(testDatabases())('leaked secrets on %s', (kind) => {
       expect((await alert([{ token: token.client_secret }])).body[0].label).toBe('true_positive');
       expect(await leakEvents(admins[0].organisation_id)).toHaveLength(2);
       expect((await tokenRow(token.id)).leaked_at.toISOString()).toBe(resource.body.leaked_at); // the first report's time
+    });
+
+    it('during a rotation keeps the token and tells the administrators which secret leaked and how to retire it', async () => {
+      const { admins, token } = await orgWithToken();
+      const rotated = await rotateSecret(server.deps, admins[0], token.id, { grace_period_hours: 24 });
+      const res = await alert([{ token: token.client_secret, url: 'https://github.com/o/r/blob/2/old.env' }]);
+      expect(res.body[0].label).toBe('true_positive');
+      expect((await exchange(token)).status).toBe(200);
+      expect((await exchange({ ...token, client_secret: rotated.client_secret })).status).toBe(200);
+      const address = admins[1].email.toLowerCase();
+      const isLeakMail = (subject: string) => subject.startsWith('Leaked secret') && subject.includes(token.name);
+      await smtp.waitFor(() => smtp.to(address).some((m) => isLeakMail(m.subject)));
+      const m = smtp.to(address).find((x) => isLeakMail(x.subject))!;
+      expect(m.text).toMatch(/Secret:\s+the previous secret, still in its rotation grace period/);
+      expect(m.text).toContain('Retire the previous secret now');
+      expect(m.raw).not.toContain(token.client_secret);
+      expect(m.raw).not.toContain(rotated.client_secret);
     });
 
     it("keeps a leaked resource server's credentials working, labels them true_positive and tells the operator", async () => {

@@ -1,4 +1,4 @@
-// `sat token create --jwks FILE --require-dpop`, run as users run it (the built dist/: `npm run build` first).
+// `sat token create --jwks FILE --require-dpop` and `sat token update --jwks FILE --[no-]require-dpop`, run as users run them
 import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -43,6 +43,47 @@ describe.each(testDatabases())('sat token create --jwks on %s', (kind) => {
 
     const secretWithDpop = await create('Secret_DPoP', ['--require-dpop', '--json']);
     expect(JSON.parse(secretWithDpop.stdout)).toMatchObject({ auth_method: 'client_secret', require_dpop: true });
+  });
+
+  it('`sat token update --jwks FILE` replaces the keys; --require-dpop and --no-require-dpop switch DPoP', async () => {
+    const first = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const second = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const firstFile = path.join(db.dataDir, 'first.pem');
+    writeFileSync(firstFile, first.publicKey.export({ format: 'pem', type: 'spki' }));
+    const made = JSON.parse((await create('Key_Rotation', ['--jwks', firstFile, '--json'])).stdout) as { id: string };
+    const thumbprint = (pair: typeof first) => calculateJwkThumbprint(pair.publicKey.export({ format: 'jwk' }) as JWK);
+    const update = (extra: string[]) => runSat(['token', 'update', '--org', 'Keyed', made.id, ...extra], db.env);
+
+    // A key rotation: the old and the new key together, then the new one alone.
+    const bothFile = path.join(db.dataDir, 'both.json');
+    const jwk = (pair: typeof first) => pair.publicKey.export({ format: 'jwk' });
+    writeFileSync(bothFile, JSON.stringify({ keys: [jwk(first), jwk(second)] }));
+    const both = await update(['--jwks', bothFile, '--require-dpop', '--json']);
+    expect(both.stderr).not.toMatch(/sat: /);
+    expect(both.code).toBe(0);
+    expect(JSON.parse(both.stdout)).toMatchObject({ jwk_thumbprints: [await thumbprint(first), await thumbprint(second)], require_dpop: true });
+
+    const secondFile = path.join(db.dataDir, 'second.pem');
+    writeFileSync(secondFile, second.publicKey.export({ format: 'pem', type: 'spki' }));
+    const alone = await update(['--jwks', secondFile, '--no-require-dpop']);
+    expect(alone.code).toBe(0);
+    expect(alone.stdout).toContain(await thumbprint(second));
+    expect(alone.stdout).not.toContain(await thumbprint(first));
+    expect(alone.stdout).toContain('DPoP:                not required');
+
+    // Refused: a private key, both switches at once, keys for a client-secret token; nothing changes.
+    const privateFile = path.join(db.dataDir, 'second-private.pem');
+    writeFileSync(privateFile, second.privateKey.export({ format: 'pem', type: 'pkcs8' }));
+    const refused = await update(['--jwks', privateFile]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/private key/);
+    expect((await update(['--require-dpop', '--no-require-dpop'])).code).toBe(2);
+    const secret = JSON.parse((await create('Secret_Token', ['--json'])).stdout) as { id: string };
+    const secretKeys = await runSat(['token', 'update', '--org', 'Keyed', secret.id, '--jwks', secondFile], db.env);
+    expect(secretKeys.code).not.toBe(0);
+    expect(secretKeys.stderr).toMatch(/client secret/);
+    const listed = JSON.parse((await runSat(['token', 'list', '--org', 'Keyed', '--json'], db.env)).stdout) as { items: Array<Record<string, unknown>> };
+    expect(listed.items.find((t) => t.id === made.id)).toMatchObject({ jwk_thumbprints: [await thumbprint(second)], require_dpop: false });
   });
 
   it('refuses a private key file and a missing file', async () => {

@@ -1,7 +1,7 @@
 // SPEC Part 2 "Sender-constrained and secretless tokens": private_key_jwt (RFC 7523) and DPoP (RFC 9449), with real
 // clients (openid-client, oauth4webapi) through discovery, on each database.
-import { generateKeyPairSync } from 'node:crypto';
-import { decodeJwt, exportJWK, generateKeyPair, type JWK } from 'jose';
+import { createHash, generateKeyPairSync, randomUUID } from 'node:crypto';
+import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import * as oauth from 'oauth4webapi';
 import * as oidc from 'openid-client';
 import { call, signIn, tokenBody, type SignedIn } from '../support/admin-api.js';
@@ -124,12 +124,19 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       expect(secretWithKeys.status).toBe(400);
     });
 
-    it('PATCH replaces the keys (old key refused, new key accepted) and sets require_dpop', async () => {
+    it('PATCH replaces the keys (two during a key rotation, both accepted; then the old one refused) and sets require_dpop', async () => {
       const [oldKey, newKey] = [await clientKey(), await clientKey()];
       const t = await keyToken(oldKey);
       const exchange = async (key: ClientKey) =>
         post(form({ grant_type: 'client_credentials', client_assertion_type: JWT_BEARER, client_assertion: await assertion(key, t.client_id, server.issuer) }));
       expect((await exchange(oldKey)).status).toBe(200);
+      expect((await exchange(newKey)).status).toBe(401);
+
+      // A key rotation: both keys registered, both work; then the new one alone.
+      const overlap = await call(server, 'PATCH', `/tokens/${t.id}`, { token: session.token, json: { jwks: { keys: [oldKey.publicJwk, newKey.publicJwk] } } });
+      expect(overlap.body.jwk_thumbprints).toEqual([oldKey.thumbprint, newKey.thumbprint]);
+      expect((await exchange(oldKey)).status).toBe(200);
+      expect((await exchange(newKey)).status).toBe(200);
 
       const patched = await call(server, 'PATCH', `/tokens/${t.id}`, { token: session.token, json: { jwks: { keys: [newKey.publicJwk] } } });
       expect(patched.status).toBe(200);
@@ -220,6 +227,21 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       expect(await after.json()).toEqual({ active: false });
     });
 
+    it('secret rotation does not apply: rotating a private_key_jwt token is 409 and changes nothing', async () => {
+      const key = await clientKey();
+      const t = await keyToken(key);
+      const before = await call(server, 'GET', `/tokens/${t.id}`, { token: session.token });
+      const rotated = await call(server, 'POST', `/tokens/${t.id}/rotate`, { token: session.token, json: {} });
+      expect(rotated.status).toBe(409);
+      expect(rotated.body.error).toBe('conflict');
+      expect(rotated.text).not.toContain('client_secret');
+      expect((await call(server, 'GET', `/tokens/${t.id}`, { token: session.token })).body).toEqual(before.body);
+      const events = await call(server, 'GET', `/audit?token_id=${t.id}`, { token: session.token });
+      expect(events.body.items.map((e: { action: string }) => e.action)).toEqual(['token.generated']);
+      const a = await assertion(key, t.client_id, server.issuer);
+      expect((await post(form({ grant_type: 'client_credentials', client_assertion_type: JWT_BEARER, client_assertion: a }))).status).toBe(200);
+    });
+
     it('a client_secret token cannot authenticate with an assertion', async () => {
       const t = await secretToken();
       const a = await assertion(await clientKey(), t.client_id, server.issuer);
@@ -264,7 +286,35 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       expect((decodeJwt(result.access_token) as { cnf?: { jkt?: string } }).cnf?.jkt).toBe(dpopKey.thumbprint);
     });
 
-    it('refuses a replayed proof and an invalid proof; the fast path answers neither', async () => {
+    it('the fast path answers no request with a DPoP proof or a client assertion, nor one of a require_dpop token', async () => {
+      const [t, dpopOnly] = [await secretToken(), await secretToken({ require_dpop: true })];
+      const key = await clientKey();
+      const keyed = await keyToken(key);
+      const dpopKey = await clientKey();
+      const answered = async () => {
+        const text = await scrape(server.url);
+        return {
+          fast: metricValue(text, 'sat_token_requests_total', { outcome: 'ok', path: 'fast' }),
+          provider: metricValue(text, 'sat_token_requests_total', { outcome: 'ok', path: 'provider' }),
+        };
+      };
+      const before = await answered();
+      const requests: Array<[string, Record<string, string>]> = [
+        ['grant_type=client_credentials', { authorization: basic(t.client_id, t.client_secret), dpop: await dpopProof(dpopKey, tokenUrl) }],
+        ['grant_type=client_credentials', { authorization: basic(t.client_id, t.client_secret), dpop: '' }],
+        [form({ grant_type: 'client_credentials', client_assertion_type: JWT_BEARER, client_assertion: await assertion(key, keyed.client_id, server.issuer) }), {}],
+        ['grant_type=client_credentials', { authorization: basic(dpopOnly.client_id, dpopOnly.client_secret), dpop: await dpopProof(dpopKey, tokenUrl) }],
+      ];
+      for (const [body, headers] of requests) expect((await post(body, headers)).status).toBe(200);
+      const after = await answered();
+      expect(after.fast).toBe(before.fast);
+      expect(after.provider - before.provider).toBe(requests.length);
+      // The plain request still takes the fast path.
+      expect((await post('grant_type=client_credentials', { authorization: basic(t.client_id, t.client_secret) })).status).toBe(200);
+      expect((await answered()).fast).toBe(before.fast + 1);
+    });
+
+    it('refuses a replayed proof and an invalid proof', async () => {
       const t = await secretToken();
       const dpopKey = await clientKey();
       const proof = await dpopProof(dpopKey, tokenUrl);
@@ -322,6 +372,54 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
         verifyDpopRequest(server.issuer, audience, { ...request, dpop: await resourceProof(dpopKey, 'POST', api, access_token) }, seen),
       ).rejects.toThrow(/htm/);
       await expect(verifyDpopRequest(server.issuer, audience, { ...request, authorization: `Bearer ${access_token}` }, seen)).rejects.toThrow();
+    });
+
+    it("a resource server verifies a DPoP-bound token and its proof with oauth4webapi (README's example)", async () => {
+      const t = await secretToken();
+      const dpopKey = await clientKey();
+      const res = await post(form({ grant_type: 'client_credentials' }), { authorization: basic(t.client_id, t.client_secret), dpop: await dpopProof(dpopKey, tokenUrl) });
+      const { access_token } = (await res.json()) as { access_token: string };
+      // README "Sender-constrained tokens at a resource server", with the test server's issuer and audience.
+      const issuer = new URL(server.issuer);
+      const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { [oauth.allowInsecureRequests]: true }));
+      const audience = server.deps.config.apiAudience;
+      const seen = new Map<string, number>();
+      const verify = async (request: Request) => {
+        const claims = await oauth.validateJwtAccessToken(as, request, audience, { requireDPoP: true, [oauth.allowInsecureRequests]: true });
+        const { jti, iat } = decodeJwt(request.headers.get('dpop')!);
+        if (typeof jti !== 'string' || seen.has(jti)) throw new Error('DPoP proof replayed');
+        seen.set(jti, (iat ?? 0) * 1000 + 300_000);
+        return claims;
+      };
+      const api = 'https://api.example.test/jobs/7';
+      const request = async (key: ClientKey, method = 'GET', scheme = 'DPoP') =>
+        new Request(api, { method, headers: { authorization: `${scheme} ${access_token}`, dpop: await resourceProof(key, method, api, access_token) } });
+      const ok = await request(dpopKey);
+      expect(await verify(ok)).toMatchObject({ client_id: t.client_id, scope: 'candidates', cnf: { jkt: dpopKey.thumbprint } });
+      await expect(verify(ok)).rejects.toThrow(/replayed/);
+      await expect(verify(await request(await clientKey()))).rejects.toThrow(); // a stolen token with another key
+      await expect(verify(await request(dpopKey, 'POST').then((r) => new Request(r.url, { method: 'GET', headers: r.headers })))).rejects.toThrow(); // htm
+      await expect(verify(await request(dpopKey, 'GET', 'Bearer'))).rejects.toThrow(); // requireDPoP
+      await expect(verify(new Request(api, { headers: { authorization: `DPoP ${access_token}` } }))).rejects.toThrow(); // no proof
+    });
+
+    it('keeps a proof jti for as long as the proof could be accepted, also a proof dated ahead', async () => {
+      const t = await secretToken();
+      const dpopKey = await clientKey();
+      // oidc-provider accepts a proof whose iat is up to its window (300 s) from now, either way.
+      const iat = Math.floor(Date.now() / 1000) + 290;
+      const jti = randomUUID();
+      const proof = await new SignJWT({ jti, htm: 'POST', htu: tokenUrl })
+        .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: dpopKey.publicJwk })
+        .setIssuedAt(iat)
+        .sign(dpopKey.privateKey);
+      const send = () => post(form({ grant_type: 'client_credentials' }), { authorization: basic(t.client_id, t.client_secret), dpop: proof });
+      expect((await send()).status).toBe(200);
+      expect((await send()).status).toBe(400);
+      // Accepted until iat + 300 s; its entry must not end (and be claimable again, or pruned) before that.
+      const key = createHash('sha256').update(`${t.client_id}${jti}`).digest('base64url');
+      const row = (await server.deps.db.knex('oauth_replay').where({ id: key }).first()) as { expires_at: Date };
+      expect(row.expires_at.getTime()).toBeGreaterThanOrEqual((iat + 300) * 1000);
     });
 
     it('the replay store is a table whose expired entries the prune job deletes', async () => {

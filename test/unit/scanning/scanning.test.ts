@@ -1,13 +1,13 @@
 // Pure parts of the leaked-secrets feature: the secret check, the address limiter, the keys file, the leak mail,
 // and the partner endpoint when no keys file is configured.
 import { generateKeyPairSync, sign } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Koa from 'koa';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { loadConfig } from '../../../src/config/index.js';
+import { loadConfig, packageRoot } from '../../../src/config/index.js';
 import type { Deps } from '../../../src/deps.js';
 import { errorHandler } from '../../../src/http/error-handler.js';
 import { AddressRateLimiter } from '../../../src/http/address-limiter.js';
@@ -38,7 +38,10 @@ describe('secretFormatProblem', () => {
   });
 
   it('is found in text by the documented scanner pattern, and the pattern does not match inside longer tokens', () => {
-    const pattern = /\bsats_[0-9A-Za-z]{49}\b/g;
+    // The pattern README and docs/leaked-secrets.md tell operators to register with a scanner.
+    const documented = String.raw`\bsats_[0-9A-Za-z]{49}\b`;
+    for (const doc of ['README.md', 'docs/leaked-secrets.md']) expect(readFileSync(path.join(packageRoot(), doc), 'utf8')).toContain(documented);
+    const pattern = new RegExp(documented, 'g');
     const s = generateClientSecret();
     expect(`CLIENT_SECRET="${s}"\nother=1`.match(pattern)).toEqual([s]);
     expect(`${s}X`.match(pattern)).toBeNull();
@@ -148,6 +151,24 @@ describe('tokenLeaked mail', () => {
     expect(m.text).toContain('the token still works');
     expect(m.text).toContain('rotate the token');
     expect(m.text).toContain('not given by the reporter');
+  });
+
+  it('in notify mode during a rotation names the leaked secret and gives advice that works (no second rotation)', () => {
+    const only = tokenLeaked({ ...base, action: 'notified' });
+    expect(only.text).not.toMatch(/^\s+Secret:/m);
+    const previous = tokenLeaked({ ...base, action: 'notified', leakedSecret: 'previous' });
+    expect(previous.text).toMatch(/^\s+Secret:\s+the previous secret, still in its rotation grace period/m);
+    expect(previous.text).toContain('Retire the previous secret now');
+    expect(previous.text).not.toContain('rotate the token');
+    const current = tokenLeaked({ ...base, action: 'notified', leakedSecret: 'current' });
+    expect(current.text).toMatch(/^\s+Secret:\s+the new secret of a rotation/m);
+    expect(current.text).toContain('generate a new token, move the integrations to it, and revoke this one');
+    expect(current.text).toContain('cannot be rotated while the previous one is live');
+    expect(current.text).not.toContain("rotate the token's secret with no grace period, or");
+    // Revoked: which secret is said, the advice is the same (the whole token is gone).
+    const revoked = tokenLeaked({ ...base, action: 'revoked', leakedSecret: 'previous' });
+    expect(revoked.text).toMatch(/^\s+Secret:\s+the previous secret/m);
+    expect(revoked.text).toContain('Generate a new token');
   });
 
   it('refuses a token that carries its secret', () => {
