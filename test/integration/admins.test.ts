@@ -70,8 +70,8 @@ describe.each(testDatabases())('administrators on %s', (kind) => {
     expect(url.origin + url.pathname).toBe(`${server.issuer}/admin`);
     const token = new URLSearchParams(url.hash.slice(url.hash.indexOf('?') + 1)).get('token') ?? '';
     expect(token.length).toBeGreaterThan(40);
-    // And the HTML part carries the same link.
-    expect(mail.html).toContain(token);
+    // And the HTML part carries the same link, as a link.
+    expect(mail.html).toContain(`<a href="${m![1]!}"`);
     return { url, token };
   }
 
@@ -254,6 +254,24 @@ describe.each(testDatabases())('administrators on %s', (kind) => {
     expect(last.status).toBe(409);
     expect(last.body.error).toBe('last_admin');
     expect((await call(server, 'GET', '/me', as(aToken))).status).toBe(200);
+  });
+
+  it('lets an administrator remove themselves while another remains: their own session ends with them', async () => {
+    const a = await makeAdmin(server.deps);
+    const email = `${uniq('leaver')}@example.com`;
+    const { token: aToken } = await invite(a, email);
+    const { token: link } = linkIn(await mailTo(email, 'invited'), 'invite');
+    const b = await call(server, 'POST', '/invitations/accept', { json: { token: link, password: 'leaver-password-1' }, headers: { 'x-forwarded-for': freshIp() } });
+    expect(b.status).toBe(200);
+    const removed = await call(server, 'DELETE', `/admins/${b.body.admin.id}`, as(b.body.token));
+    expect(removed.status).toBe(204);
+    expect((await call(server, 'GET', '/me', as(b.body.token))).status).toBe(401);
+    const list = await call(server, 'GET', '/admins', as(aToken));
+    expect(list.body.items.map((x: { id: string }) => x.id)).toEqual([a.id]);
+    // The actor's id went with them; the audit event keeps their address.
+    expect(await audit(aToken, 'admin.removed')).toEqual([
+      expect.objectContaining({ actor_id: null, actor_email: email, subject_admin: { id: b.body.admin.id, email } }),
+    ]);
   });
 
   it('two administrators removing each other at once leave one', async () => {
