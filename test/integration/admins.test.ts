@@ -454,6 +454,30 @@ describe.each(testDatabases())('administrators on %s', (kind) => {
     }
   });
 
+  it('removes used and expired links in the housekeeping job and keeps the live ones', async () => {
+    const [used, expired, live] = [await makeAdmin(server.deps), await makeAdmin(server.deps), await makeAdmin(server.deps)];
+    const ask = (email: string) => call(server, 'POST', '/password-reset', { json: { email }, headers: { 'x-forwarded-for': freshIp() } });
+    const rows = async () =>
+      (await server.deps.db.knex('admin_one_time_tokens').whereIn('admin_id', [used.id, expired.id, live.id])).map((r: { admin_id: string }) => r.admin_id).sort();
+    server.clock.set(new Date(Math.floor(Date.now() / 1000) * 1000));
+    try {
+      expect((await ask(used.email)).status).toBe(202);
+      expect((await ask(expired.email)).status).toBe(202);
+      const token = linkIn(await mailTo(used.email, 'Reset your'), 'reset').token;
+      await mailTo(expired.email, 'Reset your');
+      const done = await call(server, 'POST', '/password-reset/confirm', { json: { token, new_password: 'used-link-password' }, headers: { 'x-forwarded-for': freshIp() } });
+      expect(done.status).toBe(204);
+      server.clock.advance(HOUR);
+      expect((await ask(live.email)).status).toBe(202);
+      await mailTo(live.email, 'Reset your');
+      expect(await rows()).toEqual([used.id, expired.id, live.id].sort());
+      await server.runJob('prune-expired');
+      expect(await rows()).toEqual([live.id]);
+    } finally {
+      server.clock.resume();
+    }
+  });
+
   it('counts guessed links against the sign-in throttle of the address', async () => {
     const ip = freshIp();
     const a = await makeAdmin(server.deps);
