@@ -203,6 +203,23 @@ describe.each(testDatabases())('administrators on %s', (kind) => {
     }
   });
 
+  it('lets an invitation link be used once when two use it at the same moment', async () => {
+    const inviter = await makeAdmin(server.deps);
+    const email = `${uniq('twice')}@example.com`;
+    expect((await invite(inviter, email)).res.status).toBe(201);
+    const { token } = linkIn(await mailTo(email, 'invited'), 'invite');
+    const answers = await Promise.all(
+      ['first-password-1', 'second-password-2'].map((password) =>
+        call(server, 'POST', '/invitations/accept', { json: { token, password }, headers: { 'x-forwarded-for': freshIp() } }),
+      ),
+    );
+    expect(answers.map((r) => r.status).sort()).toEqual([200, 400]);
+    const winner = answers.findIndex((r) => r.status === 200);
+    expect(answers[1 - winner]!.body).toMatchObject({ error: 'validation_failed', details: [{ path: 'token' }] });
+    expect(await server.deps.db.knex('admins').where({ email })).toHaveLength(1);
+    expect((await login(email, ['first-password-1', 'second-password-2'][winner]!)).status).toBe(200);
+  });
+
   it('answers 409 admin_exists for an address that is an administrator anywhere, however it is spelt', async () => {
     const inviter = await makeAdmin(server.deps);
     const elsewhere = await makeAdmin(server.deps); // another organisation
