@@ -265,6 +265,9 @@ describe.each(testDatabases())('administrators on %s', (kind) => {
     expect(await audit(aToken, 'admin.removed')).toEqual([
       expect.objectContaining({ actor_id: a.id, subject_admin: { id: bId, email } }),
     ]);
+    // Another organisation's audit log shows none of it.
+    for (const action of ['admin.invited', 'admin.added', 'admin.removed']) expect([action, await audit(strangerToken, action)]).toEqual([action, []]);
+    expect((await call(server, 'GET', '/admins', as(strangerToken))).body.items.map((x: { id: string }) => x.id)).toEqual([stranger.id]);
 
     // The last administrator stays.
     const last = await call(server, 'DELETE', `/admins/${a.id}`, as(aToken));
