@@ -209,7 +209,15 @@ describe('admin console: account, profile, administrators, mailed links (Chromiu
     await page.getByRole('button', { name: 'Send the link' }).click();
     await until(() => text(page, '#forgot-done'), (t) => t.includes('is on its way'), 'request accepted');
 
-    const link = linkIn(await mail(ADMIN.email, 'Reset your'), 'reset');
+    const resetMail = await mail(ADMIN.email, 'Reset your');
+    const link = linkIn(resetMail, 'reset');
+    // The HTML part's link opens the page too: the mail shown in a tab of its own, its link clicked.
+    const mailTab = await context.newPage();
+    await mailTab.setContent(resetMail.html);
+    await mailTab.getByRole('link', { name: link }).click();
+    await mailTab.getByRole('heading', { level: 1, name: 'Choose a new password' }).waitFor();
+    expect(mailTab.url()).toBe(`${server.url}/admin#/reset`);
+    await mailTab.close();
     await page.goto(link);
     await page.getByRole('heading', { level: 1, name: 'Choose a new password' }).waitFor();
     expect(page.url()).toBe(`${server.url}/admin#/reset`);
