@@ -1,5 +1,6 @@
 // Password hashing off the libuv thread pool: scrypt runs on its own worker threads, with a bounded queue.
 import { Worker } from 'node:worker_threads';
+import { RateLimitedError } from '../errors.js';
 
 /**
  * The worker: scryptSync, one job at a time. Inline (eval) so the same code runs from dist/ and under ts-jest.
@@ -26,10 +27,13 @@ parentPort.on('message', (job) => {
 });
 `;
 
-/** Thrown when `maxQueue` hashes are already waiting: the caller answers 429 (SPEC Part 2). */
-export class PasswordQueueFullError extends Error {
+/**
+ * Thrown when `maxQueue` hashes are already waiting: 429 with Retry-After 1 (SPEC Part 2), wherever a password is
+ * hashed or checked (sign-in, password change, invitation, reset), not only where the caller expects it.
+ */
+export class PasswordQueueFullError extends RateLimitedError {
   constructor() {
-    super('too many password checks are waiting');
+    super('Too many password checks at once. Try again in a moment.', 1);
     this.name = 'PasswordQueueFullError';
   }
 }

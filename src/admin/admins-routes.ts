@@ -23,7 +23,7 @@ import type { Deps } from '../deps.js';
 import { emptyBody, parseBody } from '../http/validate.js';
 import { adminState, setSessionCookie } from './auth.js';
 import { describeRoute } from './openapi.js';
-import { accepted, adminList, adminResource, ownSessionList, revokedSessions, signedIn } from './responses.js';
+import { accepted, adminList, invitation, ownSessionList, revokedSessions, signedIn } from './responses.js';
 
 /** The client address and User-Agent of a request, for sessions, audit and mails. */
 export function requestMeta(ctx: Context): SessionMeta {
@@ -46,7 +46,7 @@ export function adminsRoutes(router: Router, deps: Deps, auth: Middleware): void
     ctx.body = await listAdmins(deps, adminActor(ctx));
   });
 
-  describeRoute('POST', '/admins', { summary: 'Invite an administrator (mails a one-time link valid 72 h)', tag: 'admins', body: inviteAdminBody, status: 201, response: adminResource });
+  describeRoute('POST', '/admins', { summary: 'Invite an administrator (mails a one-time link valid 72 h)', tag: 'admins', body: inviteAdminBody, status: 201, response: invitation });
   router.post('/admins', auth, async (ctx) => {
     const input = parseBody(ctx, inviteAdminBody);
     ctx.body = await inviteAdmin(deps, adminActor(ctx), input, requestMeta(ctx));

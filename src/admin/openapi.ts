@@ -35,6 +35,12 @@ export function isDescribed(method: string, path: string): boolean {
   return docs.has(`${method.toUpperCase()} ${path}`);
 }
 
+/** The description of `METHOD path` (path relative to /admin/api, `:param` form), for tests that hold real answers
+ * against it. */
+export function describedRoute(method: HttpMethod, path: string): RouteDoc | undefined {
+  return docs.get(`${method} ${path}`);
+}
+
 /** The described routes, as `METHOD path` keys. */
 export function describedRoutes(): string[] {
   return [...docs.keys()];

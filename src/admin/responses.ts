@@ -93,6 +93,13 @@ export const adminResource = z.looseObject({
   last_sign_in_at: timestamp.nullable(),
 });
 
+/** POST /admin/api/admins: the invitation (its id is the invitation's, not yet an administrator's). */
+export const invitation = z.looseObject({
+  id: z.uuid().describe("The invitation's id; the administrator gets their own id on accepting."),
+  email: z.string(),
+  expires_at: timestamp.describe('When the mailed link stops working: 72 hours after the invitation.'),
+});
+
 export const adminList = z.looseObject({ items: z.array(adminResource) });
 
 export const ownSessionList = z.looseObject({

@@ -16,6 +16,17 @@ export function loggedPath(path: string): string {
   return path.length > MAX_LOGGED_PATH ? `${path.slice(0, MAX_LOGGED_PATH)}…` : path;
 }
 
+/** No address is longer (IPv6 with an IPv4 tail and a zone): more is what a client wrote into X-Forwarded-For. */
+const MAX_LOGGED_ADDRESS = 64;
+
+/**
+ * A client address as log lines carry it: at most MAX_LOGGED_ADDRESS characters, then "…". Behind TRUST_PROXY the
+ * address comes from X-Forwarded-For, which, without a load balancer in front to set it, is whatever the client sent.
+ */
+export function loggedAddress(ip: string): string {
+  return ip.length > MAX_LOGGED_ADDRESS ? `${ip.slice(0, MAX_LOGGED_ADDRESS)}…` : ip;
+}
+
 export function accessLog(log: Logger): Middleware {
   return async (ctx, next) => {
     if (log.enabled?.('info') === false) return next(); // LOG_LEVEL above info: no line, no listener, no work
@@ -31,7 +42,7 @@ export function accessLog(log: Logger): Middleware {
         ...(typeof route === 'string' ? { route } : {}),
         status: res.statusCode,
         ms: Math.round((performance.now() - start) * 10) / 10,
-        client_ip: clientIp,
+        client_ip: loggedAddress(clientIp),
         ...(res.writableFinished ? {} : { aborted: true }),
       });
     });

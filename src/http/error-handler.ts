@@ -39,8 +39,9 @@ export function errorHandler(log: Logger): Middleware {
         ctx.body = { error: 'invalid_json', message: 'The request body is not valid JSON.' };
         return;
       }
-      if (e.message === 'aborted' || ctx.req.destroyed) {
+      if (e.message === 'aborted' || (ctx.req.destroyed && !ctx.req.complete)) {
         // The client went away or was cut off (REQUEST_TIMEOUT_SECONDS) mid-body: nobody to answer, nothing to log.
+        // (Not merely `destroyed`: Node also destroys a request whose body was read in full.)
         ctx.status = 400;
         ctx.body = { error: 'validation_failed', message: 'The request was not received in full.' };
         return;

@@ -28,7 +28,7 @@ export function adminInvitation(f: InvitationFacts): MailContent {
           `${f.invitedBy} invited you to become an administrator of ${f.organisation}'s system access tokens. ` +
           'Open this link to choose your password and sign in:',
       },
-      { p: f.link },
+      { link: f.link },
       { rows: [['Organisation', f.organisation], ['Invited by', f.invitedBy], ['Link valid until', formatInstant(f.expiresAt)]] },
       { p: 'The link works once. If it has expired, ask an administrator of your organisation to invite you again.' },
       { strong: 'Not expecting this?' },
@@ -53,7 +53,7 @@ export function passwordResetLink(f: PasswordResetFacts): MailContent {
     [
       { p: 'Hello,' },
       { p: `Someone asked to reset the password of the administrator account ${f.email}. To choose a new password, open:` },
-      { p: f.link },
+      { link: f.link },
       { rows: [['Link valid until', formatInstant(f.expiresAt)], ['Requested from IP address', f.ip ?? 'unknown']] },
       {
         p:

@@ -137,7 +137,8 @@ async function deliverOne(
     const now = deps.clock();
     const permanent = isPermanentSmtpFailure(err);
     if (permanent || row.attempts >= deps.config.mailMaxAttempts) {
-      await mine().update({ status: 'failed', last_error: error, locked_by: null, locked_until: null });
+      // Kept for inspection, but not the one-time link: it would still work for hours and is a credential.
+      await mine().update({ status: 'failed', last_error: error, locked_by: null, locked_until: null, ...withoutOneTimeLink(row, 'not delivered') });
       mailDeliveries.inc({ outcome: 'failed', kind: row.kind });
       result.failed++;
       deps.log.error(permanent ? 'mail rejected permanently by the SMTP server; not retried' : 'mail could not be delivered; gave up', {
@@ -163,7 +164,7 @@ async function deliverOne(
       locked_by: null,
       locked_until: null,
       // A one-time link is a credential: once delivered, the outbox keeps no copy of it.
-      ...(ONE_TIME_LINK_KINDS.has(row.kind) ? { text_body: '[one-time link removed after delivery]', html_body: '' } : {}),
+      ...withoutOneTimeLink(row, 'delivered'),
     }),
   );
   mailDeliveries.inc({ outcome: 'sent', kind: row.kind });
@@ -215,6 +216,12 @@ export const SENT_RETENTION_DAYS = 30;
 
 /** Mail kinds whose body holds a one-time link (invitation, password reset). */
 const ONE_TIME_LINK_KINDS = new Set(['admin_invitation', 'password_reset']);
+
+/** The body columns that replace a one-time link mail's once it is delivered or given up on; nothing for others. */
+function withoutOneTimeLink(row: MailOutboxRow, outcome: 'delivered' | 'not delivered'): Partial<MailOutboxRow> {
+  if (!ONE_TIME_LINK_KINDS.has(row.kind)) return {};
+  return { text_body: outcome === 'delivered' ? '[one-time link removed after delivery]' : '[one-time link removed: the mail could not be delivered]', html_body: '' };
+}
 
 /**
  * Deletes mail sent more than `retentionDays` ago, so the outbox stays small. Failed mail is kept for operators

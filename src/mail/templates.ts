@@ -106,7 +106,13 @@ export function tokenRows(f: Common): Row[] {
 }
 
 /** Text and HTML from one list of blocks, so both always say the same thing. */
-export type Block = { p: string } | { rows: Row[] } | { strong: string };
+export type Block = { p: string } | { rows: Row[] } | { strong: string } | { link: string };
+
+/** The HTML of a link block: an `<a>` for an http(s) address, plain text for anything else (never a script URL). */
+function linkHtml(url: string): string {
+  const text = escapeHtml(url);
+  return /^https?:\/\//i.test(url) ? `<a href="${text}" style="color:#0b57d0;word-break:break-all">${text}</a>` : text;
+}
 
 /** Renders blocks to a message (text and HTML say the same; every value escaped in the HTML). */
 export function render(subject: string, blocks: Block[], footer: string): MailContent {
@@ -115,6 +121,7 @@ export function render(subject: string, blocks: Block[], footer: string): MailCo
     ...blocks.map((b) => {
       if ('p' in b) return b.p;
       if ('strong' in b) return b.strong;
+      if ('link' in b) return b.link;
       return b.rows.map(([label, value]) => `  ${(label + ':').padEnd(width + 2)}${value}`).join('\n');
     }),
     `-- \n${footer}`,
@@ -124,6 +131,7 @@ export function render(subject: string, blocks: Block[], footer: string): MailCo
   const htmlBlocks = blocks.map((b) => {
     if ('p' in b) return `<p style="margin:0 0 16px">${escapeHtml(b.p)}</p>`;
     if ('strong' in b) return `<p style="margin:0 0 16px"><strong>${escapeHtml(b.strong)}</strong></p>`;
+    if ('link' in b) return `<p style="margin:0 0 16px">${linkHtml(b.link)}</p>`;
     const rows = b.rows
       .map(
         ([label, value]) =>

@@ -94,6 +94,21 @@ describe('admin console: account, profile, administrators, mailed links (Chromiu
     expect((await call(server, 'GET', '/me', { token: other.token })).status).toBe(401);
   });
 
+  it('Profile: signs out every other session at once', async () => {
+    const others = [await apiSignIn(server, ADMIN.email, password), await apiSignIn(server, ADMIN.email, password)];
+    await page.reload();
+    await page.getByRole('heading', { level: 1, name: 'Profile' }).waitFor();
+    const rows = page.locator('#session-rows tr');
+    await until(() => rows.count(), (n) => n === 3, 'three sessions');
+    await page.getByRole('button', { name: 'Sign out all other sessions' }).click();
+    await until(() => text(page, '#profile-flash'), (t) => t === 'Signed out 2 other sessions.', 'revoked notice');
+    await until(() => rows.count(), (n) => n === 1, 'this session only');
+    expect(await rows.innerText()).toContain('This session');
+    expect(await page.getByRole('button', { name: 'Sign out all other sessions' }).isDisabled()).toBe(true);
+    for (const other of others) expect((await call(server, 'GET', '/me', { token: other.token })).status).toBe(401);
+    expect((await call(server, 'GET', '/me', { token: (await apiSignIn(server, ADMIN.email, password)).token })).status).toBe(200);
+  });
+
   it('Profile: changes the password, with the errors at their fields', async () => {
     const form = page.locator('#password-form');
     await form.getByLabel('Current password').fill('not-my-password');
@@ -194,7 +209,15 @@ describe('admin console: account, profile, administrators, mailed links (Chromiu
     await page.getByRole('button', { name: 'Send the link' }).click();
     await until(() => text(page, '#forgot-done'), (t) => t.includes('is on its way'), 'request accepted');
 
-    const link = linkIn(await mail(ADMIN.email, 'Reset your'), 'reset');
+    const resetMail = await mail(ADMIN.email, 'Reset your');
+    const link = linkIn(resetMail, 'reset');
+    // The HTML part's link opens the page too: the mail shown in a tab of its own, its link clicked.
+    const mailTab = await context.newPage();
+    await mailTab.setContent(resetMail.html);
+    await mailTab.getByRole('link', { name: link }).click();
+    await mailTab.getByRole('heading', { level: 1, name: 'Choose a new password' }).waitFor();
+    expect(mailTab.url()).toBe(`${server.url}/admin#/reset`);
+    await mailTab.close();
     await page.goto(link);
     await page.getByRole('heading', { level: 1, name: 'Choose a new password' }).waitFor();
     expect(page.url()).toBe(`${server.url}/admin#/reset`);
@@ -210,6 +233,32 @@ describe('admin console: account, profile, administrators, mailed links (Chromiu
     password = 'reset-by-mail-password';
     await signInPage(page, ADMIN.email, password);
     expect(page.url()).toBe(`${server.url}/admin#/`);
+  });
+
+  it('shows each of these actions in the audit log, naming the administrator it was about', async () => {
+    await page.getByRole('button', { name: 'Audit log', exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
+    const row = (action: string) => page.locator(`#audit-rows tr[data-action="${action}"]`);
+    await until(() => row('admin.password_reset').count(), (n) => n === 1, 'the reset in the audit log');
+    const expected: Array<[string, string, string]> = [
+      ['admin.invited', 'Administrator invited', `About ${COLLEAGUE}`],
+      ['admin.added', 'Administrator added', `About ${COLLEAGUE}`],
+      ['admin.removed', 'Administrator removed', `About ${COLLEAGUE}`],
+      ['admin.password_changed', 'Password changed', `About ${ADMIN.email}`],
+      ['admin.password_reset', 'Password reset', `About ${ADMIN.email}`],
+      ['admin.session_revoked', 'Session ended', `About ${ADMIN.email}`],
+    ];
+    for (const [action, label, about] of expected) {
+      const texts = await row(action).allInnerTexts();
+      expect({ action, labelled: texts.length > 0 && texts.every((t) => t.includes(label)), about: texts.some((t) => t.includes(about)) }).toEqual({
+        action,
+        labelled: true,
+        about: true,
+      });
+    }
+    // Who did it: the inviter removed the colleague; the colleague added themselves by accepting.
+    expect(await row('admin.removed').innerText()).toContain(ADMIN.email);
+    expect(await row('admin.added').filter({ hasText: `About ${COLLEAGUE}` }).locator('td[data-label="By"]').innerText()).toBe(COLLEAGUE);
   });
 
   it('ran nothing it should not, and asked nothing of any host but the server', async () => {

@@ -12,7 +12,7 @@ import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261130);
-const RUNS = Number(process.env.FUZZ_RUNS ?? 300); // per property; 8 properties
+const RUNS = Number(process.env.FUZZ_RUNS ?? 300); // per property; 9 properties
 
 interface FuzzRequest {
   method: string;
@@ -309,6 +309,47 @@ describe.each(testDatabases())('fuzzing every admin and OAuth route on %s', (kin
               return { method: 'GET', path: '/admin/api/services', headers };
             default:
               return { method: 'PATCH', path: `/admin/api/${id}`, headers, ...(body !== undefined ? { body } : {}) };
+          }
+        }),
+    ));
+
+  // SPEC Part 2 "Administrators": the invitation, reset and own-account routes. Nothing here can end the fixture's
+  // session: no generated id or current password is real, and revoke-others leaves the caller's own session.
+  it('the administrators routes: /admins, /invitations/accept, /password-reset, /me/password, /me/sessions', () =>
+    run(
+      fc
+        .record({
+          action: fc.constantFrom('invite', 'remove', 'accept', 'reset', 'confirm', 'password', 'sessions', 'revoke', 'revoke-others'),
+          id: urlPart(uuidish),
+          email: jsonObject({ email: nastyString }),
+          accept: jsonObject({ token: nastyString, password: nastyString }),
+          confirm: jsonObject({ token: nastyString, new_password: nastyString }),
+          password: jsonObject({ current_password: nastyString, new_password: nastyString }),
+          type: sometimes(contentTypes, 'application/json'),
+          auth: adminAuth(),
+          ip: forwardedFor,
+        })
+        .map(({ action, id, email, accept, confirm, password, type, auth, ip }): FuzzRequest => {
+          const headers = { 'content-type': type, 'x-forwarded-for': ip, ...auth };
+          switch (action) {
+            case 'invite':
+              return { method: 'POST', path: '/admin/api/admins', headers, body: email };
+            case 'remove':
+              return { method: 'DELETE', path: `/admin/api/admins/${id}`, headers };
+            case 'accept':
+              return { method: 'POST', path: '/admin/api/invitations/accept', headers, body: accept };
+            case 'reset':
+              return { method: 'POST', path: '/admin/api/password-reset', headers, body: email };
+            case 'confirm':
+              return { method: 'POST', path: '/admin/api/password-reset/confirm', headers, body: confirm };
+            case 'password':
+              return { method: 'POST', path: '/admin/api/me/password', headers, body: password };
+            case 'sessions':
+              return { method: 'GET', path: '/admin/api/me/sessions', headers };
+            case 'revoke':
+              return { method: 'POST', path: `/admin/api/me/sessions/${id}/revoke`, headers };
+            default:
+              return { method: 'POST', path: '/admin/api/me/sessions/revoke-others', headers, body: password };
           }
         }),
     ));

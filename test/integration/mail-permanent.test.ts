@@ -98,6 +98,42 @@ describe.each(testDatabases())('mail: permanent failures and short leases on %s'
     }
   });
 
+  // A one-time link is a credential (SPEC Part 2 "Administrators": stored only as hashes): a failed invitation or
+  // reset mail, kept for inspection, keeps no copy of it either.
+  it('keeps no one-time link in an invitation or reset mail it gives up on', async () => {
+    base += 86_400_000;
+    const at = new Date(base);
+    const rows: MailOutboxRow[] = [];
+    const links: string[] = [];
+    for (const [kind, page] of [['admin_invitation', 'invite'], ['password_reset', 'reset']] as const) {
+      const link = `https://sat.example.com/admin#/${page}?token=${uniq('onetimesecret')}`;
+      links.push(link);
+      rows.push(
+        await knex().transaction((trx) =>
+          enqueueMail(trx, {
+            kind,
+            to: `nobody-${uniq('x')}@example.com`,
+            content: { subject: 's', text: `Open ${link}`, html: `<p>${link}</p>` },
+            now: at,
+            messageIdDomain: 'test.example',
+          }),
+        ),
+      );
+    }
+    const transport = smtpTransport();
+    try {
+      expect(await deliverDueMail(depsAt(() => at), transport)).toMatchObject({ sent: 0, failed: 2 });
+    } finally {
+      transport.close();
+    }
+    for (const row of rows) {
+      const after = (await knex()('mail_outbox').where({ id: row.id }).first()) as MailOutboxRow;
+      expect(after.status).toBe('failed');
+      expect(after.last_error).toMatch(/550/);
+      for (const link of links) expect(JSON.stringify(after)).not.toContain(link.slice(link.indexOf('token=')));
+    }
+  });
+
   it('frees a crashed sender\'s mail within seconds', async () => {
     base += 86_400_000;
     const at = new Date(base);

@@ -1,7 +1,7 @@
 // SPEC "Operations": GET /admin/api/openapi.json is an OpenAPI 3.1 description of the admin API that a standard
 // validator accepts and that lists every admin route.
 import { Validator } from '@seriousme/openapi-schema-validator';
-import { undescribedRoutes } from '../../src/admin/openapi.js';
+import { describedRoute, undescribedRoutes, type HttpMethod } from '../../src/admin/openapi.js';
 import * as responses from '../../src/admin/responses.js';
 import { ADMIN_API_PREFIX, adminRouter } from '../../src/admin/router.js';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
@@ -89,6 +89,31 @@ describe.each(testDatabases())('GET /admin/api/openapi.json on %s', (kind) => {
     for (const [name, body] of checks) {
       const parsed = responses[name].safeParse(body);
       expect({ name, issues: parsed.error?.issues ?? [] }).toEqual({ name, issues: [] });
+    }
+  });
+
+  // Each real answer is held against the schema and status its own route declares (not one the test picks), so a
+  // route that describes the wrong body is caught.
+  it('describes the administrators routes as they answer', async () => {
+    const session = await signIn(server, 'first-admin@example.com', 'first-admin-password');
+    const other = await signIn(server, 'first-admin@example.com', 'first-admin-password');
+    const calls: Array<[HttpMethod, string, string, Awaited<ReturnType<typeof call>>]> = [
+      ['GET', '/admins', '/admins', await call(server, 'GET', '/admins', { token: session.token })],
+      ['POST', '/admins', '/admins', await call(server, 'POST', '/admins', { token: session.token, json: { email: 'openapi-invitee@example.com' } })],
+      ['GET', '/me/sessions', '/me/sessions', await call(server, 'GET', '/me/sessions', { token: session.token })],
+      ['POST', '/me/sessions/revoke-others', '/me/sessions/revoke-others', await call(server, 'POST', '/me/sessions/revoke-others', { token: session.token })],
+      ['POST', '/password-reset', '/password-reset', await call(server, 'POST', '/password-reset', { json: { email: 'first-admin@example.com' } })],
+    ];
+    expect((await call(server, 'GET', '/me', { token: other.token })).status).toBe(401);
+    for (const [method, route, path, res] of calls) {
+      const doc = describedRoute(method, route);
+      expect({ route: `${method} ${path}`, status: res.status }).toEqual({ route: `${method} ${path}`, status: doc?.status ?? 200 });
+      const parsed = doc?.response?.safeParse(res.body);
+      expect({ route: `${method} ${path}`, issues: parsed?.error?.issues ?? [], described: parsed !== undefined }).toEqual({
+        route: `${method} ${path}`,
+        issues: [],
+        described: true,
+      });
     }
   });
 });

@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { hashPassword, verifyPassword } from '../../src/accounts/index.js';
+import { passwordCheckHasRoom } from '../../src/accounts/passwords.js';
 import { call } from '../support/admin-api.js';
 import { createTestDb, type TestDb } from '../support/db.js';
 import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
@@ -77,5 +78,44 @@ describe('password hashing with bounded concurrency', () => {
     });
     expect(res.status).toBe(200);
     await storm;
+  });
+
+  // The other requests that hash a password (SPEC Part 2 "Administrators") meet the same full queue: 429 with
+  // Retry-After like a sign-in, not 500. The queue is held full from the test process (the server's pool is this
+  // process's): each finished hash is replaced at once, before the server's request can find room.
+  it('answers 429 to a password change, an invitation and a reset confirmation while the queue is full', async () => {
+    const admin = await makeAdmin(server.deps);
+    const login = await call(server, 'POST', '/login', { json: { email: admin.email, password: admin.password }, headers: { 'x-forwarded-for': '203.0.113.210' } });
+    expect(login.status).toBe(200);
+    let holding = true;
+    const fillers: Array<Promise<unknown>> = [];
+    const fill = () => {
+      while (holding && passwordCheckHasRoom()) fillers.push(hashPassword('filler-password').finally(fill));
+    };
+    fill();
+    try {
+      const answers = [
+        await call(server, 'POST', '/me/password', {
+          token: login.body.token,
+          json: { current_password: admin.password, new_password: 'a-new-password-1' },
+          headers: { 'x-forwarded-for': '203.0.113.211' },
+        }),
+        await call(server, 'POST', '/invitations/accept', { json: { token: 'sai_x', password: 'a-new-password-1' }, headers: { 'x-forwarded-for': '203.0.113.212' } }),
+        await call(server, 'POST', '/password-reset/confirm', { json: { token: 'sar_x', new_password: 'a-new-password-1' }, headers: { 'x-forwarded-for': '203.0.113.213' } }),
+      ];
+      for (const r of answers) {
+        expect([r.status, r.body.error, r.headers.get('retry-after')]).toEqual([429, 'rate_limited', '1']);
+      }
+    } finally {
+      holding = false;
+      await Promise.allSettled(fillers);
+    }
+    expect(server.logLines.filter((l) => l.includes('request failed'))).toEqual([]);
+    const changed = await call(server, 'POST', '/me/password', {
+      token: login.body.token,
+      json: { current_password: admin.password, new_password: 'a-new-password-1' },
+      headers: { 'x-forwarded-for': '203.0.113.214' },
+    });
+    expect(changed.status).toBe(204);
   });
 });

@@ -63,6 +63,22 @@ describe('administrator mails', () => {
     expect(m.text).toContain('boss@example.com');
     expect(m.html).toContain('Acme &lt;b&gt;Ltd&lt;/b&gt;');
     expect(m.html).not.toContain('<b>Ltd</b>');
+    // In the HTML part the link is a link (not text that a mail program may or may not make clickable).
+    expect(m.html).toContain('<a href="https://sat.example.com/admin#/invite?token=sai_T"');
+  });
+
+  it('makes only http(s) addresses into links, escaped', () => {
+    const m = adminInvitation({
+      organisation: 'Acme',
+      invitedBy: 'boss@example.com',
+      link: 'https://sat.example.com/admin#/invite?token=a"b&c',
+      expiresAt: at,
+      consoleUrl: 'https://sat.example.com/admin',
+    });
+    expect(m.html).toContain('<a href="https://sat.example.com/admin#/invite?token=a&quot;b&amp;c"');
+    const odd = adminInvitation({ organisation: 'Acme', invitedBy: 'x', link: 'javascript:alert(1)', expiresAt: at, consoleUrl: 'x' });
+    expect(odd.html).not.toContain('<a ');
+    expect(odd.html).toContain('javascript:alert(1)');
   });
 
   it('a reset mail holds the link and its expiry; a change notice holds no link', () => {
@@ -76,6 +92,7 @@ describe('administrator mails', () => {
     expect(reset.text).toContain('#/reset?token=sar_T');
     expect(reset.text).toContain('2026-03-01 11:00 UTC');
     expect(reset.text).toContain('203.0.113.9');
+    expect(reset.html).toContain('<a href="https://sat.example.com/admin#/reset?token=sar_T"');
     for (const how of ['changed', 'reset', 'reset_cli'] as const) {
       const m = passwordChanged({ email: 'me@example.com', how, at, ip: null, consoleUrl: 'https://sat.example.com/admin' });
       expect(m.subject).toBe('Your System Access Tokens password was changed');

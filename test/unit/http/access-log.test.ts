@@ -3,7 +3,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
-import { accessLog, loggedPath } from '../../../src/http/access-log.js';
+import { accessLog, loggedAddress, loggedPath } from '../../../src/http/access-log.js';
 import type { LogLevel } from '../../../src/config/index.js';
 import { createLogger } from '../../../src/log.js';
 
@@ -52,5 +52,12 @@ describe('loggedPath', () => {
     expect(loggedPath(`/${'a'.repeat(255)}`)).toHaveLength(256);
     const cut = loggedPath(`/${'b'.repeat(5000)}`);
     expect(cut).toBe(`/${'b'.repeat(255)}…`);
+  });
+});
+
+describe('loggedAddress', () => {
+  it('keeps any real address and cuts what no address is with an ellipsis', () => {
+    for (const ip of ['203.0.113.9', '::ffff:203.0.113.9', 'fe80:0000:0000:0000:0000:ffff:192.168.100.228%eth0', '']) expect(loggedAddress(ip)).toBe(ip);
+    expect(loggedAddress('9'.repeat(400))).toBe(`${'9'.repeat(64)}…`);
   });
 });
