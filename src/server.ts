@@ -29,6 +29,20 @@ export interface Server {
   beginDrain(): void;
 }
 
+/**
+ * Before an admin call on tokens: writes this instance's pending `last_used_at` bookkeeping (tokens/usage.ts,
+ * otherwise flushed every 5 s), so a token used here a moment ago does not show `last_used_at: null` (SPEC "Token
+ * resource"). Nothing pending: no database work. A failed write is left to the next flush; the call goes on.
+ */
+function freshLastUse(oauth: OAuth, deps: Deps): Koa.Middleware {
+  return async (ctx, next) => {
+    if (ctx.path.startsWith('/admin/api/tokens')) {
+      await oauth.flushUsage().catch((err: unknown) => deps.log.warn('could not record last use', { err }));
+    }
+    await next();
+  };
+}
+
 /** The Koa application on `deps`; `prepared` parts are used as given, the others are opened here. */
 export async function createServer(deps: Deps, prepared: Prepared = {}): Promise<Server> {
   const app = new Koa();
@@ -48,6 +62,7 @@ export async function createServer(deps: Deps, prepared: Prepared = {}): Promise
   app.use(errorHandler(deps.log)); // AppError and unknown errors → {error, message, details?}
   app.use(ops.routes()); // /healthz /readyz /metrics
   app.use(allowedMethods(ops)); // 405 method_not_allowed with Allow, SPEC error shape
+  app.use(freshLastUse(oauth, deps)); // token resources show uses of this instance not yet flushed
   app.use(adminApi(deps)); // /admin/api: JSON admin API with its own body reader (never on the OAuth paths)
   const consolePages = consoleRouter(deps);
   app.use(consolePages.routes()); // /admin: the console page and its assets, strict CSP
