@@ -29,6 +29,28 @@ export interface Server {
   beginDrain(): void;
 }
 
+/** The longest an admin call on tokens waits for freshLastUse's write. */
+const FRESH_LAST_USE_WAIT_MS = 1_000;
+
+/**
+ * Before an admin call on tokens: writes this instance's pending `last_used_at` bookkeeping (tokens/usage.ts,
+ * otherwise flushed every 5 s), so a token used here a moment ago does not show `last_used_at: null` (SPEC "Token
+ * resource"). Nothing pending: no database work. A failed write is left to the next flush; the call goes on.
+ */
+function freshLastUse(oauth: OAuth): Koa.Middleware {
+  return async (ctx, next) => {
+    if (ctx.path.startsWith('/admin/api/tokens')) {
+      // Not logged: the uses stay pending for the 5 s job, which reports a database outage once (db/outage.ts).
+      // Waited for at most FRESH_LAST_USE_WAIT_MS, so a stalled database does not double the call's own wait.
+      const flushed = oauth.flushUsage().catch(() => undefined);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([flushed, new Promise<void>((resolve) => (timer = setTimeout(resolve, FRESH_LAST_USE_WAIT_MS)))]);
+      clearTimeout(timer);
+    }
+    await next();
+  };
+}
+
 /** The Koa application on `deps`; `prepared` parts are used as given, the others are opened here. */
 export async function createServer(deps: Deps, prepared: Prepared = {}): Promise<Server> {
   const app = new Koa();
@@ -48,6 +70,7 @@ export async function createServer(deps: Deps, prepared: Prepared = {}): Promise
   app.use(errorHandler(deps.log)); // AppError and unknown errors → {error, message, details?}
   app.use(ops.routes()); // /healthz /readyz /metrics
   app.use(allowedMethods(ops)); // 405 method_not_allowed with Allow, SPEC error shape
+  app.use(freshLastUse(oauth)); // token resources show uses of this instance not yet flushed
   app.use(adminApi(deps)); // /admin/api: JSON admin API with its own body reader (never on the OAuth paths)
   const consolePages = consoleRouter(deps);
   app.use(consolePages.routes()); // /admin: the console page and its assets, strict CSP

@@ -5,7 +5,7 @@ import Router from '@koa/router';
 import type { Middleware } from 'koa';
 import compose from 'koa-compose';
 import { dummyPasswordHash } from '../accounts/index.js';
-import { packageRoot } from '../config/index.js';
+import { issuerUrl, packageRoot } from '../config/index.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { allowedMethods, notFound } from '../http/common.js';
@@ -39,7 +39,7 @@ function openApiRoute(router: Router, deps: Deps): void {
   let document: string | undefined;
   describeRoute('GET', '/openapi.json', { summary: 'This description (OpenAPI 3.1)', tag: 'meta', auth: false });
   router.get('/openapi.json', (ctx) => {
-    document ??= JSON.stringify(openApiDocument({ prefix: ADMIN_API_PREFIX, serverUrl: deps.config.issuer, version: packageVersion() }));
+    document ??= JSON.stringify(openApiDocument({ prefix: ADMIN_API_PREFIX, serverUrl: issuerUrl(deps.config.issuer, ''), version: packageVersion() }));
     ctx.type = 'application/json';
     ctx.body = document;
   });

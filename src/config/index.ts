@@ -167,6 +167,14 @@ function readJson(file: string): unknown {
 }
 
 /**
+ * The public URL of `path` (starting with "/") under `issuer`: ISSUER may end in "/" (it is then the `issuer` and
+ * `iss` with that slash, exactly as set), but endpoint URLs never get a doubled slash.
+ */
+export function issuerUrl(issuer: string, path: string): string {
+  return issuer.replace(/\/+$/, '') + path;
+}
+
+/**
  * Reads the environment and config/default.json (merged with CONFIG_FILE when set)
  * and returns a validated, frozen configuration. Throws ConfigError listing every problem.
  */
@@ -190,12 +198,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
   if (newKeyProblems.length) throw new ConfigError(newKeyProblems);
 
   const port = e.PORT ?? 3000;
-  const issuer = (e.ISSUER ?? `http://localhost:${port}`).replace(/\/+$/, '');
+  // Kept exactly as given (SPEC: discovery `issuer` and every `iss` "equal it exactly"); URLs are joined with issuerUrl.
+  const issuer = e.ISSUER ?? `http://localhost:${port}`;
   return Object.freeze({
     port,
     host: e.HOST ?? '0.0.0.0',
     issuer,
-    apiAudience: e.API_AUDIENCE ?? `${issuer}/api`,
+    apiAudience: e.API_AUDIENCE ?? issuerUrl(issuer, '/api'),
     databaseUrl: e.DATABASE_URL,
     databasePoolMax: e.DATABASE_POOL_MAX ?? 10,
     dataDir: path.resolve(e.DATA_DIR ?? './data'),

@@ -1,12 +1,12 @@
 // Administrator-account mails, queued through the outbox inside the caller's transaction (SPEC Part 2).
 import type { Knex } from 'knex';
-import type { Config } from '../config/index.js';
+import { issuerUrl, type Config } from '../config/index.js';
 import { adminInvitation, passwordChanged, passwordResetLink } from './admin-templates.js';
 import { enqueueMail, messageIdDomain } from './outbox.js';
 
 type MailConfig = Pick<Config, 'issuer' | 'mailFrom'>;
 
-const consoleUrl = (config: MailConfig) => `${config.issuer}/admin`;
+const consoleUrl = (config: MailConfig) => issuerUrl(config.issuer, '/admin');
 
 /**
  * The console link holding a one-time token. The token rides in the fragment (`/admin#/invite?token=…`), which

@@ -1,6 +1,6 @@
 // The "secret leaked" notice (SPEC Part 2 "Leaked secrets"): words, and the queueing to every administrator.
 import type { Knex } from 'knex';
-import type { Config } from '../config/index.js';
+import { issuerUrl, type Config } from '../config/index.js';
 import { enqueueMail, messageIdDomain } from './outbox.js';
 import { assertNoSecret, formatInstant, footer, oneLine, render, tokenRows, type Common, type MailContent, type MailToken } from './templates.js';
 
@@ -153,7 +153,7 @@ export async function queueTokenLeakedMail(
   const content = tokenLeaked({
     token: facts.token,
     catalogue: deps.config.services,
-    consoleUrl: `${deps.config.issuer}/admin`,
+    consoleUrl: issuerUrl(deps.config.issuer, '/admin'),
     url: facts.url,
     source: facts.source,
     reporter: facts.reporter,

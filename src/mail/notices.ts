@@ -1,7 +1,7 @@
 // Who gets which notice, queued through the outbox inside the caller's transaction (SPEC "Email").
 import type { Knex } from 'knex';
 import { normaliseEmail } from '../accounts/index.js';
-import type { Config } from '../config/index.js';
+import { issuerUrl, type Config } from '../config/index.js';
 import { enqueueMail, messageIdDomain, type MailKind } from './outbox.js';
 import { tokenExpiringSoon, tokenGenerated, tokenRevoked, type MailContent, type MailToken } from './templates.js';
 
@@ -13,7 +13,7 @@ export interface MailAdmin {
   readonly email: string | null;
 }
 
-const consoleUrl = (config: MailConfig) => `${config.issuer}/admin`;
+const consoleUrl = (config: MailConfig) => issuerUrl(config.issuer, '/admin');
 
 function queue(trx: Knex.Transaction, config: MailConfig, kind: MailKind, to: string, content: MailContent, now: Date) {
   return enqueueMail(trx, { kind, to, content, now, messageIdDomain: messageIdDomain(config) });

@@ -1,6 +1,6 @@
 // Notices of what an organisation's policy did by itself (SPEC "Organisation policy").
 import type { Knex } from 'knex';
-import type { Config } from '../config/index.js';
+import { issuerUrl, type Config } from '../config/index.js';
 import { enqueueMail, messageIdDomain } from './outbox.js';
 import { assertNoSecret, footer, formatInstant, oneLine, render, tokenRows, type Common, type MailContent, type MailToken } from './templates.js';
 
@@ -56,7 +56,7 @@ export async function queueTokenRevokedDormantMail(
   const recipients = facts.creatorEmail
     ? [facts.creatorEmail]
     : ((await trx('admins').where({ organisation_id: facts.organisationId }).orderBy('email').pluck('email')) as string[]);
-  const consoleUrl = `${deps.config.issuer}/admin`;
+  const consoleUrl = issuerUrl(deps.config.issuer, '/admin');
   for (const to of recipients) {
     const content = tokenRevokedDormant({
       token: facts.token,

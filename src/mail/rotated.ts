@@ -1,6 +1,6 @@
 // The "secret rotated" notice (SPEC Part 2 "Secret rotation with overlap"): words, and the queueing.
 import type { Knex } from 'knex';
-import type { Config } from '../config/index.js';
+import { issuerUrl, type Config } from '../config/index.js';
 import { enqueueMail, messageIdDomain } from './outbox.js';
 import { assertNoSecret, footer, formatInstant, oneLine, render, tokenRows, type Common, type MailContent, type MailToken } from './templates.js';
 
@@ -59,7 +59,7 @@ export async function queueSecretRotatedMail(
   for (const email of [facts.generatedBy, facts.rotatedBy]) {
     if (email && !recipients.has(email.toLowerCase())) recipients.set(email.toLowerCase(), email);
   }
-  const consoleUrl = `${deps.config.issuer}/admin`;
+  const consoleUrl = issuerUrl(deps.config.issuer, '/admin');
   for (const to of recipients.values()) {
     const content = secretRotated({
       token: facts.token,

@@ -1,6 +1,7 @@
 import type { Context, Middleware } from 'koa';
 import { errors } from 'oidc-provider';
 import type { Deps } from '../deps.js';
+import { issuerUrl } from '../config/index.js';
 import { authenticateAssertion, authenticateClient, checkClientAddress, type AuthenticatedClient } from '../tokens/index.js';
 import { parseClientCredentials, type ParsedCredentials, type SecretCredentials } from './credentials.js';
 import { ClientAuthenticationFailed, renderOAuthError } from './errors.js';
@@ -44,7 +45,7 @@ export function callerEndpoint<T = never>(
       const caller = early
         ? early.caller
         : presented.method === 'private_key_jwt'
-          ? await authenticateAssertion(deps, presented, [issuer, `${issuer}${ctx.path}`, `${issuer}/token`])
+          ? await authenticateAssertion(deps, presented, [issuer, issuerUrl(issuer, ctx.path), issuerUrl(issuer, '/token')])
           : await authenticateClient(deps, presented);
       if (!caller) throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
       if (!(await checkClientAddress(deps, caller, ctx.ip))) {

@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import type { JWK } from 'jose';
 import type { Middleware } from 'koa';
-import type { Config } from '../config/index.js';
+import { issuerUrl, type Config } from '../config/index.js';
 import { CLIENT_ASSERTION_ALGS } from '../tokens/index.js';
 
 /** Client authentication methods of the token endpoint (provider.ts configures oidc-provider with this list). */
@@ -32,7 +32,7 @@ export const AUTHORIZATION_PATH = '/auth';
  * `grant_types_supported` stays `client_credentials`.
  */
 export function authorizationServerMetadata(config: Pick<Config, 'issuer' | 'services'>): Record<string, unknown> {
-  const at = (p: string) => config.issuer + p;
+  const at = (p: string) => issuerUrl(config.issuer, p);
   return {
     issuer: config.issuer,
     authorization_endpoint: at(AUTHORIZATION_PATH),

@@ -2,10 +2,14 @@ import { z } from 'zod';
 import { firstHiddenCharacter, hasVisibleCharacter } from '../text.js';
 import { MAX_ALLOWED_IPS, normaliseNetwork } from './networks.js';
 
+/** Leading and trailing white space as `\s` knows it, except U+FEFF (a byte-order mark is Cf, not space). */
+const TRIMMED_SPACE = /^[^\S\ufeff]+|[^\S\ufeff]+$/g;
+
 /** Static shape rules of POST /admin/api/tokens; rules needing config, time or the database live in service.ts. */
 export const tokenName = z
   .string({ error: 'must be a string' })
-  .transform((s) => s.trim())
+  // Trims white space only: String.prototype.trim() also drops U+FEFF, a format character (Cf) the SPEC refuses.
+  .transform((s) => s.replace(TRIMMED_SPACE, ''))
   .pipe(
     z
       .string()

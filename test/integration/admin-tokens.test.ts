@@ -527,3 +527,42 @@ describe.each(testDatabases())('admin token API on %s', (kind) => {
     });
   });
 });
+
+// SPEC "Token resource": `last_used_at` is `null` only "when never used". The token endpoint records uses in memory
+// (written every 5 s); an admin call on tokens writes this instance's pending uses first, so a token used a moment
+// ago never reads as unused. Jobs are manual here: no timer flushes in between.
+describe.each(testDatabases())('last use in the token resource on %s', (kind) => {
+  let db: TestDb;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+    server = await startServer(db, {}, { jobs: 'manual' });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await db?.drop();
+  });
+
+  it('shows a use made a moment ago on get and list, for the token and the secret that was used', async () => {
+    const admin = await makeAdmin(server.deps);
+    const { token } = await signIn(server, admin.email, admin.password);
+    const t = (await call(server, 'POST', '/tokens', { token, json: tokenBody({ name: 'used-just-now' }) })).body;
+    expect(t.last_used_at).toBeNull();
+
+    const ex = await fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(t.client_id, t.client_secret) },
+      body: 'grant_type=client_credentials',
+    });
+    expect(ex.status).toBe(200);
+
+    const one = await call(server, 'GET', `/tokens/${t.id}`, { token });
+    expect(one.status).toBe(200);
+    expect(one.body.last_used_at).toEqual(expect.any(String));
+    expect(Math.abs(Date.parse(one.body.last_used_at) - server.clock.now().getTime())).toBeLessThan(15_000);
+    expect(one.body.secrets).toEqual([expect.objectContaining({ last_used_at: one.body.last_used_at })]);
+    const list = await call(server, 'GET', '/tokens', { token });
+    expect(list.body.items.find((i: { id: string }) => i.id === t.id).last_used_at).toBe(one.body.last_used_at);
+  });
+});

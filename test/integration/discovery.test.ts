@@ -166,3 +166,44 @@ describe.each(testDatabases())('discovery and JWKS on %s', (kind) => {
     expect(((await after.json()) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid)).toContain(kid);
   });
 });
+
+// SPEC "Running it": ISSUER is "the discovery `issuer` and every JWT's `iss` equal it exactly", also when it ends in
+// a slash (jose's jwtVerify compares `iss` as a string); the endpoint URLs under it get no doubled slash.
+describe.each(testDatabases())('an ISSUER that ends in a slash on %s', (kind) => {
+  const SLASHED = 'https://sat-slash.example.test/';
+  let db: TestDb;
+  let server: TestServer;
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+    server = await startServer(db, { ISSUER: SLASHED });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await db?.drop();
+  });
+
+  it('keeps it exactly in both documents and in every access token', async () => {
+    for (const p of [OIDC_PATH, OAUTH_PATH]) {
+      const doc = (await (await fetch(server.url + p)).json()) as Record<string, string>;
+      expect(doc.issuer).toBe(SLASHED);
+      expect(doc.token_endpoint).toBe('https://sat-slash.example.test/token');
+      expect(doc.jwks_uri).toBe('https://sat-slash.example.test/jwks');
+      expect(doc.introspection_endpoint).toBe('https://sat-slash.example.test/token/introspection');
+    }
+    const admin = await makeAdmin(server.deps);
+    const t = await makeToken(server.deps, admin);
+    // The fast path, and oidc-provider's pipeline (an extra parameter sends the request there).
+    for (const body of ['grant_type=client_credentials', 'grant_type=client_credentials&extra=1']) {
+      const res = await fetch(`${server.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(t.client_id, t.client_secret) },
+        body,
+      });
+      expect(res.status).toBe(200);
+      const { access_token } = (await res.json()) as { access_token: string };
+      const claims = JSON.parse(Buffer.from(access_token.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
+      expect(claims.iss).toBe(SLASHED);
+      expect(claims.aud).toBe('https://sat-slash.example.test/api');
+    }
+  });
+});

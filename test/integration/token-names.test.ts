@@ -30,6 +30,8 @@ describe.each(testDatabases())('token names on %s', (kind) => {
     ['a Hangul filler alone', '\u3164'],
     ['a braille blank alone', '\u2800'],
     ['a combining grapheme joiner', 'pay\u034froll'],
+    ['a leading byte-order mark (format character U+FEFF, which JavaScript trim() would drop)', '\ufeffpayroll'],
+    ['a trailing byte-order mark', 'payroll\ufeff'],
   ])('refuses %s with 400 validation_failed naming the character', async (_label, name) => {
     const res = await call(server, 'POST', '/tokens', { token, json: tokenBody({ name }) });
     expect(res.status).toBe(400);

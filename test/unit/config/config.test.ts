@@ -49,8 +49,9 @@ describe('loadConfig', () => {
   it('derives the issuer and audience from PORT and ISSUER', () => {
     expect(loadConfig({ PORT: '8080' }).issuer).toBe('http://localhost:8080');
     const c = loadConfig({ ISSUER: 'https://auth.example.com/', API_AUDIENCE: 'https://api.example.com' });
-    expect(c.issuer).toBe('https://auth.example.com');
+    expect(c.issuer).toBe('https://auth.example.com/'); // exactly as set (SPEC "Running it")
     expect(c.apiAudience).toBe('https://api.example.com');
+    expect(loadConfig({ ISSUER: 'https://auth.example.com/' }).apiAudience).toBe('https://auth.example.com/api');
   });
 
   it('lists every problem at once', () => {
