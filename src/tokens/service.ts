@@ -307,8 +307,7 @@ export async function listTokens(deps: Deps, actor: Actor, input: ListTokensInpu
   ]);
   const items = rows.slice(0, limit);
   const last = items[items.length - 1];
-  const limited = items.filter((r) => r.max_tokens_per_hour !== null && r.max_tokens_per_hour !== undefined).map((r) => r.id);
-  const counts = await countTokensLastHour(db, limited, now);
+  const counts = await countTokensLastHour(db, items.map((r) => r.id), now);
   return {
     items: items.map((r) => toTokenResource({ ...r, tokens_last_hour: counts.get(r.id) ?? 0 }, now, lifecycleRules(deps))),
     next_cursor: rows.length > limit && last ? encodeCursor({ at: last.cursor_at, id: last.id }) : null,

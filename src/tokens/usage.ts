@@ -1,20 +1,38 @@
 import type { Db } from '../db/index.js';
 
+const MINUTE_MS = 60_000;
+/** At most this many (token, minute) counts wait in memory (a long database outage): later new ones are dropped. */
+const MAX_PENDING_ISSUED = 100_000;
+
 /**
- * last_used_at bookkeeping off the hot path: token exchanges record in memory; `flush` writes at most one
- * update per token and secret per `minIntervalMs` (one statement for the whole batch), and never blocks a response.
- * The token's `last_used_at` is the latest use of any of its secrets; each live secret keeps its own
- * (`secret_last_used_at`, `prev_secret_last_used_at`, matched by the hash that authenticated: SPEC "Secret rotation
- * with overlap").
+ * Bookkeeping of access tokens issued, off the hot path: token exchanges record in memory, `flush` (every 5 s, and
+ * before an admin call on tokens) writes it in a few statements and never blocks a response.
+ *
+ * - `last_used_at`: at most one update per token and secret per `minIntervalMs`. The token's `last_used_at` is the
+ *   latest use of any of its secrets; each live secret keeps its own (`secret_last_used_at`,
+ *   `prev_secret_last_used_at`, matched by the hash that authenticated: SPEC "Secret rotation with overlap").
+ * - `tokens_last_hour` of tokens without `max_tokens_per_hour` (SPEC "Network and rate limits per token": the token
+ *   resource shows it): access tokens issued per token and minute, added to the same `token_issuance_buckets` the
+ *   hourly limit counts in. Tokens with a limit are counted there by the limit itself (limits.ts), so the flush
+ *   skips them.
  */
 export class UsageRecorder {
   private pending = new Map<string, { id: string; hash: string | null; at: Date }>();
   private written = new Map<string, number>();
+  /** `tokenId minuteMs` → access tokens issued in that minute, not yet written. */
+  private issued = new Map<string, number>();
 
   constructor(private readonly minIntervalMs = 60_000) {}
 
-  /** Records a use at `at` (deps.clock() of the caller) of the secret whose hash is `secretHash` (when known). */
+  /**
+   * Records an access token issued at `at` (deps.clock() of the caller) to the token `tokenId`, authenticated by the
+   * secret whose hash is `secretHash` (when known): one more in its minute's count, and a use for `last_used_at`.
+   */
   record(tokenId: string, at: Date, secretHash?: string): void {
+    const bucket = `${tokenId} ${Math.floor(at.getTime() / MINUTE_MS) * MINUTE_MS}`;
+    const count = this.issued.get(bucket);
+    if (count !== undefined) this.issued.set(bucket, count + 1);
+    else if (this.issued.size < MAX_PENDING_ISSUED) this.issued.set(bucket, 1);
     const key = secretHash ? `${tokenId} ${secretHash}` : tokenId;
     const last = this.written.get(key);
     if (last !== undefined && at.getTime() - last < this.minIntervalMs) return;
@@ -25,7 +43,44 @@ export class UsageRecorder {
     return this.pending.size;
   }
 
+  /**
+   * Writes what was recorded: the issued counts, then the last uses. Returns how many last-use entries it wrote.
+   * On a database error what was taken stays for the next flush, and the error is thrown.
+   */
   async flush(db: Db): Promise<number> {
+    await this.flushIssued(db);
+    return this.flushLastUsed(db);
+  }
+
+  private async flushIssued(db: Db): Promise<void> {
+    if (this.issued.size === 0) return;
+    const batch = this.issued;
+    this.issued = new Map();
+    const ids: string[] = [];
+    const minutes: string[] = [];
+    const counts: number[] = [];
+    for (const [key, n] of batch) {
+      const [id, minute] = key.split(' ') as [string, string];
+      ids.push(id);
+      minutes.push(new Date(Number(minute)).toISOString());
+      counts.push(n);
+    }
+    try {
+      // A token revoked meanwhile (its row deleted) or given a limit meanwhile (counted by the limit) is skipped.
+      await db.raw(
+        `insert into token_issuance_buckets as b (token_id, minute, count)
+         select u.id, u.minute, u.n from unnest(?::uuid[], ?::timestamptz[], ?::int[]) as u(id, minute, n)
+           join tokens t on t.id = u.id and t.max_tokens_per_hour is null
+         on conflict (token_id, minute) do update set count = b.count + excluded.count`,
+        [ids, minutes, counts],
+      );
+    } catch (err) {
+      for (const [key, n] of batch) this.issued.set(key, (this.issued.get(key) ?? 0) + n); // retried next flush
+      throw err;
+    }
+  }
+
+  private async flushLastUsed(db: Db): Promise<number> {
     if (this.pending.size === 0) return 0;
     const batch = [...this.pending];
     this.pending = new Map();

@@ -202,11 +202,30 @@ describe.each(testDatabases())('per-token network and rate limits on %s', (kind)
     expect(unusedReservationBound(limit)).toBe(size + size / 2);
   });
 
-  it('shows tokens_last_hour 0 for a token without a limit', async () => {
+  it('counts tokens_last_hour for a token without a limit too, in the same rolling hour, never refusing', async () => {
     const { generate, api } = await adminSession(server);
+    const start = Math.floor(Date.now() / MINUTE) * MINUTE + 10_000;
+    clock.set(start);
     const t = await generate();
-    expect((await tokenRequest(server.url, t, OUTSIDE)).status).toBe(200);
     expect((await api('GET', `/tokens/${t.id}`)).body).toMatchObject({ max_tokens_per_hour: null, tokens_last_hour: 0 });
+    for (let i = 0; i < 3; i++) expect((await tokenRequest(server.url, t, OUTSIDE)).status).toBe(200);
+    expect((await tokenRequest(server.url, t, OUTSIDE, { scope: 'no-such-service' })).status).toBe(400); // not issued: not counted
+    // Written by the 5 s bookkeeping job, or (as here) before an admin call on tokens of this instance.
+    expect((await api('GET', `/tokens/${t.id}`)).body).toMatchObject({ max_tokens_per_hour: null, tokens_last_hour: 3 });
+
+    clock.advance(30 * MINUTE);
+    expect((await tokenRequest(server.url, t, OUTSIDE)).status).toBe(200);
+    const page = await api('GET', '/tokens?limit=100');
+    expect((page.body.items as Array<{ id: string; tokens_last_hour: number }>).find((i) => i.id === t.id)?.tokens_last_hour).toBe(4);
+
+    clock.advance(30 * MINUTE); // the first minute's three left the rolling hour
+    expect((await api('GET', `/tokens/${t.id}`)).body.tokens_last_hour).toBe(1);
+
+    // A limit set later counts what was issued in the hour before it: 1 of 2 used, one more, then 429.
+    expect((await api('PATCH', `/tokens/${t.id}`, { max_tokens_per_hour: 2 })).status).toBe(200);
+    expect((await tokenRequest(server.url, t, OUTSIDE)).status).toBe(200);
+    expect((await tokenRequest(server.url, t, OUTSIDE)).status).toBe(429);
+    expect((await api('GET', `/tokens/${t.id}`)).body).toMatchObject({ max_tokens_per_hour: 2, tokens_last_hour: 2 });
   });
 });
 
