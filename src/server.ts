@@ -38,11 +38,29 @@ const FRESH_LAST_USE_WAIT_MS = 1_000;
  * resource"). Nothing pending: no database work. A failed write is left to the next flush; the call goes on.
  */
 function freshLastUse(oauth: OAuth): Koa.Middleware {
+  // One write at a time, and at most one more queued behind it for the calls that came meanwhile: a flood of
+  // (even unauthenticated) calls on these paths costs the database one statement at a time, not one per call.
+  let running: Promise<void> | undefined;
+  let queued: Promise<void> | undefined;
+  const flush = (): Promise<void> => {
+    if (running) {
+      queued ??= running.then(() => {
+        queued = undefined;
+        return flush();
+      });
+      return queued;
+    }
+    // Not logged: the uses stay pending for the 5 s job, which reports a database outage once (db/outage.ts).
+    running = oauth
+      .flushUsage()
+      .then(() => undefined, () => undefined)
+      .finally(() => (running = undefined));
+    return running;
+  };
   return async (ctx, next) => {
     if (ctx.path.startsWith('/admin/api/tokens')) {
-      // Not logged: the uses stay pending for the 5 s job, which reports a database outage once (db/outage.ts).
       // Waited for at most FRESH_LAST_USE_WAIT_MS, so a stalled database does not double the call's own wait.
-      const flushed = oauth.flushUsage().catch(() => undefined);
+      const flushed = flush();
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([flushed, new Promise<void>((resolve) => (timer = setTimeout(resolve, FRESH_LAST_USE_WAIT_MS)))]);
       clearTimeout(timer);
