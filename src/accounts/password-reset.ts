@@ -28,7 +28,8 @@ export type PasswordResetConfirmInput = z.infer<typeof passwordResetConfirmBody>
 
 /**
  * POST /admin/api/password-reset: always 202. The request counts against the sign-in throttle of the address and
- * of the account's email (so nobody can flood someone's mailbox), then answers at once: looking the address up and
+ * of the account's email (so nobody can flood someone's mailbox: past the throttle's limit the request is still 202
+ * but does nothing, and is logged at info), then answers at once: looking the address up and
  * queuing the mail happen after the answer, so a known and an unknown address take the same time and get the same
  * answer. Resolves when the answer may be sent; `done` settles when the background work has finished (tests).
  */
@@ -44,9 +45,12 @@ export async function requestPasswordReset(
     deps.config.loginThrottle,
   );
   if (verdict.retryAfterSeconds !== undefined) {
-    throw new AppError('rate_limited', 'Too many attempts. Try again later.', undefined, {
-      'Retry-After': String(verdict.retryAfterSeconds),
+    // SPEC "202 always": past the throttle the answer is the same, and nothing is looked up, made or mailed.
+    deps.log.info('password reset request not acted on: too many attempts for this address or account', {
+      ip: meta.ip ?? null,
+      retry_after_seconds: verdict.retryAfterSeconds,
     });
+    return { done: Promise.resolve() };
   }
   if (verdict.delayMs > 0) await sleep(verdict.delayMs);
   const done = issuePasswordReset(deps, input.email, meta).catch((err: unknown) => {

@@ -516,6 +516,21 @@ describe.each(testDatabases())('administrators on %s', (kind) => {
     }
   });
 
+  it('answers a reset request 202 always, also past the throttle, where it makes and mails nothing more', async () => {
+    const a = await makeAdmin(server.deps);
+    const ip = freshIp();
+    const answers: number[] = [];
+    for (let i = 0; i < 13; i++) {
+      answers.push((await call(server, 'POST', '/password-reset', { json: { email: a.email }, headers: { 'x-forwarded-for': ip } })).status);
+    }
+    expect(answers).toEqual(Array(13).fill(202));
+    // blockAfterFailures 10 (this file's CONFIG_FILE): ten links made and mailed, the last three requests did nothing.
+    await mailTo(a.email, 'Reset your', 10);
+    expect(smtp.to(a.email).filter((m) => m.subject.includes('Reset your'))).toHaveLength(10);
+    expect(server.logLines.filter((l) => l.includes('password reset request not acted on'))).toHaveLength(3);
+    expect(server.logLines.filter((l) => l.includes('password reset request not acted on') && l.includes(a.email))).toEqual([]);
+  });
+
   it('counts guessed links against the sign-in throttle of the address', async () => {
     const ip = freshIp();
     const a = await makeAdmin(server.deps);
