@@ -39,7 +39,7 @@ import {
   listTokensQuery,
   revokeResourceServer,
   revokeToken,
-  updateToken,
+  patchToken,
   updateTokenBody,
   rotateSecret,
   rotateSecretBody,
@@ -173,7 +173,8 @@ export const commands: Record<string, Command> = {
   // `sat token update`: PATCH /admin/api/tokens/{id} (same rules, audit event by "cli").
   'token-update': async (deps, args) => {
     const { org, id, changes } = tokenUpdateArgs.parse(args);
-    return updateToken(deps, await cliActor(deps, org), id, updateTokenBody.parse(changes));
+    // patchToken, as the route: the lifecycle fields and the credential fields (public keys, require_dpop).
+    return patchToken(deps, await cliActor(deps, org), id, updateTokenBody.parse(changes));
   },
   // `sat policy show|set`: GET and PUT /admin/api/policy (same rules, audit event by "cli").
   'policy-show': async (deps, args) => {

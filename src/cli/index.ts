@@ -62,8 +62,9 @@ Commands:
   token list --org NAME [--status S]      list the organisation's tokens (never their secrets); S is
                                           active, expired, expiring or dormant
   token update --org NAME TOKEN_ID [--name N] [--services ID,ID] [--allowed-ips A,CIDR|any]
-               [--max-tokens-per-hour N|none]
-                                          change a token (same rules as PATCH /admin/api/tokens/{id})
+               [--max-tokens-per-hour N|none] [--jwks FILE] [--require-dpop | --no-require-dpop]
+                                          change a token (same rules as PATCH /admin/api/tokens/{id});
+                                          --jwks FILE replaces all public keys of a private_key_jwt token
   policy show --org NAME                  print the organisation's policy
   policy set --org NAME [--max-lifetime-days N] [--allowed-services ID,ID|all]
              [--revoke-dormant-after-days N|none] [--default-max-tokens-per-hour N|none]
@@ -106,10 +107,11 @@ function readKeyFile(file: string): string {
 }
 
 function parse(argv: string[]) {
-  const { values, positionals } = parseArgs({
+  const { values, positionals, tokens } = parseArgs({
     args: argv,
     allowPositionals: true,
     strict: true,
+    tokens: true,
     options: {
       org: { type: 'string' },
       email: { type: 'string' },
@@ -129,6 +131,7 @@ function parse(argv: string[]) {
       'default-max-tokens-per-hour': { type: 'string' },
       jwks: { type: 'string' },
       'require-dpop': { type: 'boolean', default: false },
+      'no-require-dpop': { type: 'boolean', default: false },
       'grace-hours': { type: 'string' },
       json: { type: 'boolean', default: false },
       token: { type: 'string' },
@@ -136,7 +139,9 @@ function parse(argv: string[]) {
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
-  return { values, positionals };
+  // The options actually written on the command line (values also holds the defaults).
+  const given = new Set(tokens.flatMap((t) => (t.kind === 'option' ? [t.name] : [])));
+  return { values, positionals, given };
 }
 
 type Parsed = ReturnType<typeof parse>;
@@ -158,7 +163,12 @@ function changesFrom(values: Parsed['values'], fields: Record<string, (v: string
   return out;
 }
 
-function toRequest({ values, positionals }: Parsed, config: Readonly<Config>): { command: string; args: Record<string, unknown> } {
+/** Options `token update` takes; any other is a usage error rather than silently ignored (e.g. `--expires`). */
+const TOKEN_UPDATE_OPTIONS = new Set([
+  'org', 'name', 'services', 'allowed-ips', 'max-tokens-per-hour', 'jwks', 'require-dpop', 'no-require-dpop', 'json',
+]);
+
+function toRequest({ values, positionals, given }: Parsed, config: Readonly<Config>): { command: string; args: Record<string, unknown> } {
   const [a, b, ...rest] = positionals;
   if (a === 'token' && b === 'revoke') {
     if (!values.org || rest.length !== 1) throw new UsageError('token revoke needs --org and one TOKEN_ID');
@@ -176,14 +186,27 @@ function toRequest({ values, positionals }: Parsed, config: Readonly<Config>): {
   }
   if (a === 'token' && b === 'update') {
     if (!values.org || rest.length !== 1) throw new UsageError('token update needs --org and one TOKEN_ID');
-    const changes = changesFrom(values, {
+    const foreign = [...given].filter((o) => !TOKEN_UPDATE_OPTIONS.has(o));
+    if (foreign.length) {
+      throw new UsageError(`token update does not take ${foreign.map((o) => `--${o}`).join(', ')} (a token's expiry cannot change)`);
+    }
+    if (given.has('require-dpop') && given.has('no-require-dpop')) {
+      throw new UsageError('token update takes --require-dpop or --no-require-dpop, not both');
+    }
+    const changes: Record<string, unknown> = changesFrom(values, {
       name: (v) => ['name', v],
       services: (v) => ['services', list(v)],
       'allowed-ips': (v) => ['allowed_ips', v.trim() === 'any' ? [] : list(v)],
       'max-tokens-per-hour': (v) => ['max_tokens_per_hour', countOrNone(v)],
+      // Read here, by the user running sat; the server converts the text and validates it (PATCH's public_key).
+      jwks: (v) => ['public_key', readKeyFile(v)],
     });
+    if (given.has('require-dpop')) changes.require_dpop = true;
+    if (given.has('no-require-dpop')) changes.require_dpop = false;
     if (Object.keys(changes).length === 0) {
-      throw new UsageError('token update needs at least one of --name, --services, --allowed-ips, --max-tokens-per-hour');
+      throw new UsageError(
+        'token update needs at least one of --name, --services, --allowed-ips, --max-tokens-per-hour, --jwks, --require-dpop, --no-require-dpop',
+      );
     }
     return { command: 'token-update', args: { org: values.org, id: rest[0], changes } };
   }
@@ -498,6 +521,8 @@ function print(command: string, result: unknown, json: boolean): void {
           `  services:            ${r.services.join(', ')}\n` +
           `  allowed IPs:         ${r.allowed_ips.length ? r.allowed_ips.join(', ') : 'any'}\n` +
           `  max tokens per hour: ${r.max_tokens_per_hour ?? 'no limit'}\n` +
+          (r.auth_method === 'private_key_jwt' ? `  auth method:         private_key_jwt (keys ${r.jwk_thumbprints.join(', ')})\n` : '') +
+          `  DPoP:                ${r.require_dpop ? 'required' : 'not required'}\n` +
           `  expires:             ${r.expires_at}\n`,
       );
       break;

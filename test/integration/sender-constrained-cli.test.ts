@@ -1,4 +1,5 @@
-// `sat token create --jwks FILE --require-dpop`, run as users run it (the built dist/: `npm run build` first).
+// `sat token create --jwks FILE --require-dpop` and `sat token update --jwks FILE --require-dpop|--no-require-dpop`,
+// run as users run it (the built dist/: `npm run build` first).
 import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -54,5 +55,61 @@ describe.each(testDatabases())('sat token create --jwks on %s', (kind) => {
     const missing = await create('Missing', ['--jwks', path.join(db.dataDir, 'nope.json')]);
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/cannot read/);
+  });
+  it('token update replaces the public keys and turns DPoP on and off, as PATCH does', async () => {
+    const first = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const second = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const firstFile = path.join(db.dataDir, 'first.pem');
+    const secondFile = path.join(db.dataDir, 'second.pem');
+    writeFileSync(firstFile, first.publicKey.export({ format: 'pem', type: 'spki' }));
+    writeFileSync(secondFile, second.publicKey.export({ format: 'pem', type: 'spki' }));
+    const created = JSON.parse((await create('Update_Keys', ['--jwks', firstFile, '--json'])).stdout) as { id: string };
+    const update = (extra: string[]) => runSat(['token', 'update', '--org', 'Keyed', created.id, ...extra], db.env);
+
+    const replaced = await update(['--jwks', secondFile, '--require-dpop', '--json']);
+    expect(replaced.code).toBe(0);
+    expect(JSON.parse(replaced.stdout)).toMatchObject({
+      auth_method: 'private_key_jwt',
+      jwk_thumbprints: [await calculateJwkThumbprint(second.publicKey.export({ format: 'jwk' }) as JWK)],
+      require_dpop: true,
+    });
+    const off = await update(['--no-require-dpop']);
+    expect(off.code).toBe(0);
+    expect(off.stdout).toContain('DPoP:                not required');
+
+    // What is stored, read back through another command: the second key, DPoP off, and the audit events by cli.
+    const listed = JSON.parse((await runSat(['token', 'list', '--org', 'Keyed', '--json'], db.env)).stdout) as {
+      items: Array<{ id: string; jwk_thumbprints: string[] | null; require_dpop: boolean }>;
+    };
+    expect(listed.items.find((t) => t.id === created.id)).toMatchObject({
+      jwk_thumbprints: [await calculateJwkThumbprint(second.publicKey.export({ format: 'jwk' }) as JWK)],
+      require_dpop: false,
+    });
+    const audit = JSON.parse((await runSat(['audit', 'list', '--org', 'Keyed', '--token', created.id, '--json'], db.env)).stdout) as {
+      items: Array<{ action: string; actor_email: string }>;
+    };
+    expect(audit.items.filter((e) => e.action === 'token.updated' && e.actor_email === 'cli')).toHaveLength(2);
+  });
+
+  it('token update refuses options it does not take, both DPoP switches, and keys for a client-secret token', async () => {
+    const secretToken = JSON.parse((await create('Update_Secret', ['--json'])).stdout) as { id: string; name: string };
+    const update = (extra: string[]) => runSat(['token', 'update', '--org', 'Keyed', secretToken.id, ...extra], db.env);
+
+    const withExpiry = await update(['--name', 'Renamed', '--expires', daysFromNow(20)]);
+    expect(withExpiry.code).toBe(2);
+    expect(withExpiry.stderr).toContain('does not take --expires');
+    const both = await update(['--require-dpop', '--no-require-dpop']);
+    expect(both.code).toBe(2);
+    const keyFile = path.join(db.dataDir, 'for-secret.pem');
+    writeFileSync(keyFile, generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'pem', type: 'spki' }));
+    const keysForSecret = await update(['--jwks', keyFile]);
+    expect(keysForSecret.code).toBe(1);
+    expect(keysForSecret.stderr).toMatch(/authenticates with a client secret: it has no public keys/);
+
+    // Nothing changed: not the name given beside --expires, not the method.
+    const listed = JSON.parse((await runSat(['token', 'list', '--org', 'Keyed', '--json'], db.env)).stdout) as {
+      items: Array<{ id: string; name: string; auth_method: string }>;
+    };
+    expect(listed.items.find((t) => t.id === secretToken.id)).toMatchObject({ name: 'Update_Secret', auth_method: 'client_secret' });
   });
 });
