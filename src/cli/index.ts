@@ -163,13 +163,50 @@ function changesFrom(values: Parsed['values'], fields: Record<string, (v: string
   return out;
 }
 
-/** Options `token update` takes; any other is a usage error rather than silently ignored (e.g. `--expires`). */
-const TOKEN_UPDATE_OPTIONS = new Set([
-  'org', 'name', 'services', 'allowed-ips', 'max-tokens-per-hour', 'jwks', 'require-dpop', 'no-require-dpop', 'json',
-]);
+/**
+ * The options each command takes (besides --json and --help). Any other option given is a usage error rather than
+ * silently ignored: `token update --expires D` must not look as if it had changed the expiry.
+ */
+const COMMAND_OPTIONS: Readonly<Record<string, readonly string[]>> = {
+  migrate: [],
+  backup: [],
+  restore: [],
+  'admin add': ['org', 'email', 'password', 'password-stdin'],
+  'admin list': ['org'],
+  'admin invite': ['org', 'email'],
+  'admin remove': ['org', 'email'],
+  'admin reset-password': ['email', 'password', 'password-stdin'], // --password gets its own message below
+  'keys list': [],
+  'keys rotate': ['now'],
+  'keys rewrap': ['new-key-file'],
+  'token create': ['org', 'name', 'expires', 'services', 'allowed-ips', 'max-tokens-per-hour', 'jwks', 'require-dpop'],
+  'token list': ['org', 'status'],
+  'token update': ['org', 'name', 'services', 'allowed-ips', 'max-tokens-per-hour', 'jwks', 'require-dpop', 'no-require-dpop'],
+  'token revoke': ['org'],
+  'token rotate': ['org', 'grace-hours'],
+  'policy show': ['org'],
+  'policy set': ['org', 'max-lifetime-days', 'allowed-services', 'revoke-dormant-after-days', 'default-max-tokens-per-hour'],
+  'audit list': ['org', 'token', 'limit'],
+  'resource-server add': ['name'],
+  'resource-server list': [],
+  'resource-server revoke': [],
+};
+
+/** Throws a UsageError naming the options given that the command does not take. */
+function checkOptions(a: string | undefined, b: string | undefined, given: ReadonlySet<string>): void {
+  const command = a === 'migrate' || a === 'backup' || a === 'restore' ? a : `${a} ${b}`;
+  const allowed = COMMAND_OPTIONS[command];
+  if (!allowed) return; // an unknown command: toRequest says so
+  const foreign = [...given].filter((o) => o !== 'json' && o !== 'help' && !allowed.includes(o));
+  if (foreign.length) {
+    const expiry = command === 'token update' && foreign.includes('expires') ? " (a token's expiry cannot change)" : '';
+    throw new UsageError(`${command} does not take ${foreign.map((o) => `--${o}`).join(', ')}${expiry}`);
+  }
+}
 
 function toRequest({ values, positionals, given }: Parsed, config: Readonly<Config>): { command: string; args: Record<string, unknown> } {
   const [a, b, ...rest] = positionals;
+  checkOptions(a, b, given);
   if (a === 'token' && b === 'revoke') {
     if (!values.org || rest.length !== 1) throw new UsageError('token revoke needs --org and one TOKEN_ID');
     return { command: 'token-revoke', args: { org: values.org, id: rest[0] } };
@@ -186,10 +223,6 @@ function toRequest({ values, positionals, given }: Parsed, config: Readonly<Conf
   }
   if (a === 'token' && b === 'update') {
     if (!values.org || rest.length !== 1) throw new UsageError('token update needs --org and one TOKEN_ID');
-    const foreign = [...given].filter((o) => !TOKEN_UPDATE_OPTIONS.has(o));
-    if (foreign.length) {
-      throw new UsageError(`token update does not take ${foreign.map((o) => `--${o}`).join(', ')} (a token's expiry cannot change)`);
-    }
     if (given.has('require-dpop') && given.has('no-require-dpop')) {
       throw new UsageError('token update takes --require-dpop or --no-require-dpop, not both');
     }
