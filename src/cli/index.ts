@@ -168,6 +168,7 @@ function changesFrom(values: Parsed['values'], fields: Record<string, (v: string
  * silently ignored: `token update --expires D` must not look as if it had changed the expiry.
  */
 const COMMAND_OPTIONS: Readonly<Record<string, readonly string[]>> = {
+  serve: [],
   migrate: [],
   backup: [],
   restore: [],
@@ -194,7 +195,7 @@ const COMMAND_OPTIONS: Readonly<Record<string, readonly string[]>> = {
 
 /** Throws a UsageError naming the options given that the command does not take. */
 function checkOptions(a: string | undefined, b: string | undefined, given: ReadonlySet<string>): void {
-  const command = a === 'migrate' || a === 'backup' || a === 'restore' ? a : `${a} ${b}`;
+  const command = a === 'serve' || a === 'migrate' || a === 'backup' || a === 'restore' ? a : `${a} ${b}`;
   const allowed = COMMAND_OPTIONS[command];
   if (!allowed) return; // an unknown command: toRequest says so
   const foreign = [...given].filter((o) => o !== 'json' && o !== 'help' && !allowed.includes(o));
@@ -718,6 +719,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     const config = loadConfig();
     if (parsed.positionals[0] === 'serve' && parsed.positionals.length === 1) {
+      checkOptions('serve', undefined, parsed.given);
       await runServe(config);
       return -1; // keeps running
     }

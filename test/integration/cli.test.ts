@@ -78,6 +78,9 @@ describe.each(testDatabases())('sat command-line tool on %s', (kind) => {
     const migrate = await runSat(['migrate', '--org', 'Acme Ltd'], db.env);
     expect(migrate.code).toBe(2);
     expect(migrate.stderr).toContain('migrate does not take --org');
+    const serve = await runSat(['serve', '--now'], db.env);
+    expect(serve.code).toBe(2);
+    expect(serve.stderr).toContain('serve does not take --now');
   }, SPAWNING_TEST_MS);
 
   it('adds an administrator while the server runs, who can then sign in', async () => {
