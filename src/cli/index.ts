@@ -109,10 +109,11 @@ function readKeyFile(file: string): string {
 }
 
 function parse(argv: string[]) {
-  const { values, positionals } = parseArgs({
+  const { values, positionals, tokens } = parseArgs({
     args: argv,
     allowPositionals: true,
     strict: true,
+    tokens: true,
     options: {
       org: { type: 'string' },
       email: { type: 'string' },
@@ -131,8 +132,8 @@ function parse(argv: string[]) {
       'revoke-dormant-after-days': { type: 'string' },
       'default-max-tokens-per-hour': { type: 'string' },
       jwks: { type: 'string' },
-      'require-dpop': { type: 'boolean' },
-      'no-require-dpop': { type: 'boolean' },
+      'require-dpop': { type: 'boolean', default: false },
+      'no-require-dpop': { type: 'boolean', default: false },
       'grace-hours': { type: 'string' },
       json: { type: 'boolean', default: false },
       token: { type: 'string' },
@@ -140,7 +141,9 @@ function parse(argv: string[]) {
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
-  return { values, positionals };
+  // The options actually written on the command line (values also holds the defaults).
+  const given = new Set(tokens.flatMap((t) => (t.kind === 'option' ? [t.name] : [])));
+  return { values, positionals, given };
 }
 
 type Parsed = ReturnType<typeof parse>;
@@ -162,16 +165,51 @@ function changesFrom(values: Parsed['values'], fields: Record<string, (v: string
   return out;
 }
 
-/** `--require-dpop` (true), `--no-require-dpop` (false), neither (undefined); both is a usage error. */
-function requireDpopChange(values: Parsed['values']): boolean | undefined {
-  if (values['require-dpop'] && values['no-require-dpop']) throw new UsageError('give --require-dpop or --no-require-dpop, not both');
-  if (values['require-dpop']) return true;
-  if (values['no-require-dpop']) return false;
-  return undefined;
+/**
+ * The options each command takes (besides --json and --help). Any other option given is a usage error rather than
+ * silently ignored: `token update --expires D` must not look as if it had changed the expiry.
+ */
+const COMMAND_OPTIONS: Readonly<Record<string, readonly string[]>> = {
+  serve: [],
+  migrate: [],
+  backup: [],
+  restore: [],
+  'admin add': ['org', 'email', 'password', 'password-stdin'],
+  'admin list': ['org'],
+  'admin invite': ['org', 'email'],
+  'admin remove': ['org', 'email'],
+  'admin reset-password': ['email', 'password', 'password-stdin'], // --password gets its own message below
+  'keys list': [],
+  'keys rotate': ['now'],
+  'keys rewrap': ['new-key-file'],
+  'token create': ['org', 'name', 'expires', 'services', 'allowed-ips', 'max-tokens-per-hour', 'jwks', 'require-dpop'],
+  'token list': ['org', 'status'],
+  'token update': ['org', 'name', 'services', 'allowed-ips', 'max-tokens-per-hour', 'jwks', 'require-dpop', 'no-require-dpop'],
+  'token revoke': ['org'],
+  'token rotate': ['org', 'grace-hours'],
+  'policy show': ['org'],
+  'policy set': ['org', 'max-lifetime-days', 'allowed-services', 'revoke-dormant-after-days', 'default-max-tokens-per-hour'],
+  'audit list': ['org', 'token', 'limit'],
+  'resource-server add': ['name'],
+  'resource-server list': [],
+  'resource-server revoke': [],
+};
+
+/** Throws a UsageError naming the options given that the command does not take. */
+function checkOptions(a: string | undefined, b: string | undefined, given: ReadonlySet<string>): void {
+  const command = a === 'serve' || a === 'migrate' || a === 'backup' || a === 'restore' ? a : `${a} ${b}`;
+  const allowed = COMMAND_OPTIONS[command];
+  if (!allowed) return; // an unknown command: toRequest says so
+  const foreign = [...given].filter((o) => o !== 'json' && o !== 'help' && !allowed.includes(o));
+  if (foreign.length) {
+    const expiry = command === 'token update' && foreign.includes('expires') ? " (a token's expiry cannot change)" : '';
+    throw new UsageError(`${command} does not take ${foreign.map((o) => `--${o}`).join(', ')}${expiry}`);
+  }
 }
 
-function toRequest({ values, positionals }: Parsed, config: Readonly<Config>): { command: string; args: Record<string, unknown> } {
+function toRequest({ values, positionals, given }: Parsed, config: Readonly<Config>): { command: string; args: Record<string, unknown> } {
   const [a, b, ...rest] = positionals;
+  checkOptions(a, b, given);
   if (a === 'token' && b === 'revoke') {
     if (!values.org || rest.length !== 1) throw new UsageError('token revoke needs --org and one TOKEN_ID');
     return { command: 'token-revoke', args: { org: values.org, id: rest[0] } };
@@ -188,16 +226,19 @@ function toRequest({ values, positionals }: Parsed, config: Readonly<Config>): {
   }
   if (a === 'token' && b === 'update') {
     if (!values.org || rest.length !== 1) throw new UsageError('token update needs --org and one TOKEN_ID');
-    const changes = changesFrom(values, {
+    if (given.has('require-dpop') && given.has('no-require-dpop')) {
+      throw new UsageError('token update takes --require-dpop or --no-require-dpop, not both');
+    }
+    const changes: Record<string, unknown> = changesFrom(values, {
       name: (v) => ['name', v],
       services: (v) => ['services', list(v)],
       'allowed-ips': (v) => ['allowed_ips', v.trim() === 'any' ? [] : list(v)],
       'max-tokens-per-hour': (v) => ['max_tokens_per_hour', countOrNone(v)],
+      // Read here, by the user running sat; the server converts the text and validates it (PATCH's public_key).
+      jwks: (v) => ['public_key', readKeyFile(v)],
     });
-    // The key file is read here, by the user running sat; the server gets its text and validates it (public_key).
-    if (values.jwks !== undefined) changes.public_key = readKeyFile(values.jwks);
-    const dpop = requireDpopChange(values);
-    if (dpop !== undefined) changes.require_dpop = dpop;
+    if (given.has('require-dpop')) changes.require_dpop = true;
+    if (given.has('no-require-dpop')) changes.require_dpop = false;
     if (Object.keys(changes).length === 0) {
       throw new UsageError(
         'token update needs at least one of --name, --services, --allowed-ips, --max-tokens-per-hour, --jwks, --require-dpop, --no-require-dpop',
@@ -516,7 +557,7 @@ function print(command: string, result: unknown, json: boolean): void {
           `  services:            ${r.services.join(', ')}\n` +
           `  allowed IPs:         ${r.allowed_ips.length ? r.allowed_ips.join(', ') : 'any'}\n` +
           `  max tokens per hour: ${r.max_tokens_per_hour ?? 'no limit'}\n` +
-          (r.auth_method === 'private_key_jwt' ? `  public keys:         ${r.jwk_thumbprints.join(', ')}\n` : '') +
+          (r.auth_method === 'private_key_jwt' ? `  auth method:         private_key_jwt (keys ${r.jwk_thumbprints.join(', ')})\n` : '') +
           `  DPoP:                ${r.require_dpop ? 'required' : 'not required'}\n` +
           `  expires:             ${r.expires_at}\n`,
       );
@@ -680,6 +721,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     const config = loadConfig();
     if (parsed.positionals[0] === 'serve' && parsed.positionals.length === 1) {
+      checkOptions('serve', undefined, parsed.given);
       await runServe(config);
       return -1; // keeps running
     }

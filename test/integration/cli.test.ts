@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { runSat, startSatServe, type ServeProcess } from '../support/cli.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { daysFromNow } from '../support/fixtures.js';
 import { freePort } from '../support/server.js';
 
 /** Tests here start several `sat` processes, each loading the code and opening the database (seconds on a busy machine). */
@@ -61,6 +62,25 @@ describe.each(testDatabases())('sat command-line tool on %s', (kind) => {
     const usage = await runSat(['admin', 'add', '--email', 'x@example.com'], db.env);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain('--org');
+  }, SPAWNING_TEST_MS);
+
+  it('refuses an option the command does not take instead of ignoring it, and does nothing', async () => {
+    const created = await runSat(
+      ['token', 'create', '--org', 'Acme Ltd', '--name', 'Ignored_Option', '--expires', daysFromNow(30), '--services', 'jobs', '--grace-hours', '48'],
+      db.env,
+    );
+    expect(created.code).toBe(2);
+    expect(created.stderr).toContain('token create does not take --grace-hours');
+    const listed = await runSat(['token', 'list', '--org', 'Acme Ltd', '--json'], db.env);
+    expect(listed.code).toBe(0);
+    expect((JSON.parse(listed.stdout) as { items: Array<{ name: string }> }).items.map((t) => t.name)).not.toContain('Ignored_Option');
+
+    const migrate = await runSat(['migrate', '--org', 'Acme Ltd'], db.env);
+    expect(migrate.code).toBe(2);
+    expect(migrate.stderr).toContain('migrate does not take --org');
+    const serve = await runSat(['serve', '--now'], db.env);
+    expect(serve.code).toBe(2);
+    expect(serve.stderr).toContain('serve does not take --now');
   }, SPAWNING_TEST_MS);
 
   it('adds an administrator while the server runs, who can then sign in', async () => {

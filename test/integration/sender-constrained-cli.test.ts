@@ -1,4 +1,5 @@
-// `sat token create --jwks FILE --require-dpop` and `sat token update --jwks FILE --[no-]require-dpop`, run as users run them
+// `sat token create --jwks FILE --require-dpop` and `sat token update --jwks FILE --require-dpop|--no-require-dpop`,
+// run as users run it (the built dist/: `npm run build` first).
 import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -84,7 +85,12 @@ describe.each(testDatabases())('sat token create --jwks on %s', (kind) => {
     expect(secretKeys.stderr).toMatch(/client secret/);
     const listed = JSON.parse((await runSat(['token', 'list', '--org', 'Keyed', '--json'], db.env)).stdout) as { items: Array<Record<string, unknown>> };
     expect(listed.items.find((t) => t.id === made.id)).toMatchObject({ jwk_thumbprints: [await thumbprint(second)], require_dpop: false });
+    const audit = JSON.parse((await runSat(['audit', 'list', '--org', 'Keyed', '--token', made.id, '--json'], db.env)).stdout) as {
+      items: Array<{ action: string; actor_email: string }>;
+    };
+    expect(audit.items.filter((e) => e.action === 'token.updated' && e.actor_email === 'cli')).toHaveLength(2);
   });
+
 
   it('refuses a private key file and a missing file', async () => {
     const privateFile = path.join(db.dataDir, 'private.pem');
@@ -95,5 +101,27 @@ describe.each(testDatabases())('sat token create --jwks on %s', (kind) => {
     const missing = await create('Missing', ['--jwks', path.join(db.dataDir, 'nope.json')]);
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/cannot read/);
+  });
+
+  it('token update refuses options it does not take, both DPoP switches, and keys for a client-secret token', async () => {
+    const secretToken = JSON.parse((await create('Update_Secret', ['--json'])).stdout) as { id: string; name: string };
+    const update = (extra: string[]) => runSat(['token', 'update', '--org', 'Keyed', secretToken.id, ...extra], db.env);
+
+    const withExpiry = await update(['--name', 'Renamed', '--expires', daysFromNow(20)]);
+    expect(withExpiry.code).toBe(2);
+    expect(withExpiry.stderr).toContain('does not take --expires');
+    const both = await update(['--require-dpop', '--no-require-dpop']);
+    expect(both.code).toBe(2);
+    const keyFile = path.join(db.dataDir, 'for-secret.pem');
+    writeFileSync(keyFile, generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'pem', type: 'spki' }));
+    const keysForSecret = await update(['--jwks', keyFile]);
+    expect(keysForSecret.code).toBe(1);
+    expect(keysForSecret.stderr).toMatch(/authenticates with a client secret: it has no public keys/);
+
+    // Nothing changed: not the name given beside --expires, not the method.
+    const listed = JSON.parse((await runSat(['token', 'list', '--org', 'Keyed', '--json'], db.env)).stdout) as {
+      items: Array<{ id: string; name: string; auth_method: string }>;
+    };
+    expect(listed.items.find((t) => t.id === secretToken.id)).toMatchObject({ name: 'Update_Secret', auth_method: 'client_secret' });
   });
 });
