@@ -41,6 +41,7 @@ import {
   revokeResourceServer,
   revokeToken,
   updateTokenBody,
+  retireSecret,
   rotateSecret,
   rotateSecretBody,
   type Actor,
@@ -76,6 +77,7 @@ const policyShowArgs = z.object({ org: orgArg }).strict();
 /** `sat policy set`: the options given replace those fields; the others keep their current values. */
 const policySetArgs = z.object({ org: orgArg, changes: z.record(z.string(), z.unknown()) }).strict();
 const tokenRevokeArgs = z.object({ org: orgArg, id: z.string() }).strict();
+const tokenRetireArgs = z.object({ org: orgArg, id: z.string(), secretId: z.string() }).strict();
 const tokenRotateArgs = z.object({ org: orgArg, id: z.string(), graceHours: z.unknown().optional() }).strict();
 const resourceServerAddArgs = z.object({ name: z.string() }).strict();
 const resourceServerRevokeArgs = z.object({ id: z.string() }).strict();
@@ -197,6 +199,11 @@ export const commands: Record<string, Command> = {
     const { org, id, graceHours } = tokenRotateArgs.parse(args);
     const input = rotateSecretBody.parse(graceHours === undefined ? {} : { grace_period_hours: graceHours });
     return rotateSecret(deps, await cliActor(deps, org), id, input);
+  },
+  // `sat token retire`: POST /admin/api/tokens/{id}/secrets/{secret_id}/retire (the secret stops at once).
+  'token-retire': async (deps, args) => {
+    const { org, id, secretId } = tokenRetireArgs.parse(args);
+    return retireSecret(deps, await cliActor(deps, org), id, secretId);
   },
   // `sat resource-server add|list|revoke`: platform credentials that may only introspect (docs/oauth.md).
   'resource-server-add': async (deps, args) => addResourceServer(deps, resourceServerAddArgs.parse(args).name),

@@ -71,6 +71,10 @@ Commands:
   policy set --org NAME [--max-lifetime-days N] [--allowed-services ID,ID|all]
              [--revoke-dormant-after-days N|none] [--default-max-tokens-per-hour N|none]
                                           change the policy: the options given replace those fields
+  token retire --org NAME TOKEN_ID SECRET_ID
+                                          retire one secret of a token at once (after a rotation, once
+                                          every client uses the new one); SECRET_ID from token list --json
+                                          or the rotate output
   token revoke --org NAME TOKEN_ID        revoke a token: its client stops working at once
   token rotate --org NAME TOKEN_ID [--grace-hours H]
                                           a new client secret for the same client ID, printed once; the
@@ -187,6 +191,7 @@ const COMMAND_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   'token update': ['org', 'name', 'services', 'allowed-ips', 'max-tokens-per-hour', 'jwks', 'require-dpop', 'no-require-dpop'],
   'token revoke': ['org'],
   'token rotate': ['org', 'grace-hours'],
+  'token retire': ['org'],
   'policy show': ['org'],
   'policy set': ['org', 'max-lifetime-days', 'allowed-services', 'revoke-dormant-after-days', 'default-max-tokens-per-hour'],
   'audit list': ['org', 'token', 'limit'],
@@ -219,6 +224,10 @@ function toRequest({ values, positionals, given }: Parsed, config: Readonly<Conf
     const raw = values['grace-hours'];
     if (raw !== undefined && !/^\d{1,4}$/.test(raw)) throw new UsageError('--grace-hours takes a whole number of hours (0 to 720)');
     return { command: 'token-rotate', args: { org: values.org, id: rest[0], ...(raw !== undefined ? { graceHours: Number(raw) } : {}) } };
+  }
+  if (a === 'token' && b === 'retire') {
+    if (!values.org || rest.length !== 2) throw new UsageError('token retire needs --org, a TOKEN_ID and a SECRET_ID');
+    return { command: 'token-retire', args: { org: values.org, id: rest[0], secretId: rest[1] } };
   }
   if (a === 'resource-server' && b === 'revoke') {
     if (rest.length !== 1) throw new UsageError('resource-server revoke needs one ID');
@@ -589,16 +598,25 @@ function print(command: string, result: unknown, json: boolean): void {
       );
       break;
     case 'token-rotate': {
-      const previous = (r.secrets as Array<{ expires_at: string | null }>).find((x) => x.expires_at !== null);
+      const previous = (r.secrets as Array<{ id: string; last4: string; expires_at: string | null }>).find((x) => x.expires_at !== null);
       process.stdout.write(
         `Rotated the secret of token "${r.name}" (${r.id})\n` +
           `  client ID:     ${r.client_id} (unchanged)\n` +
           `  client secret: ${r.client_secret}\n` +
-          `  previous secret: ${previous ? `works until ${previous.expires_at}` : 'stopped at once'}\n` +
-          'The client secret is shown only this once: keep a secure copy now.\n',
+          `  previous secret: ${previous ? `…${previous.last4} (secret ID ${previous.id}) works until ${previous.expires_at}` : 'stopped at once'}\n` +
+          'The client secret is shown only this once: keep a secure copy now.\n' +
+          (previous ? `Once every client uses the new one: sat token retire --org ORG ${r.id} ${previous.id}\n` : ''),
       );
       break;
     }
+    case 'token-retire':
+      process.stdout.write(
+        `Retired a secret of token "${r.name}" (${r.id}, client ID ${r.client_id}): it stopped working\n` +
+          (r.secrets as Array<{ id: string; last4: string; expires_at: string | null }>)
+            .map((x) => `  live secret …${x.last4} (secret ID ${x.id})${x.expires_at ? `, works until ${x.expires_at}` : ''}\n`)
+            .join(''),
+      );
+      break;
     case 'token-revoke':
       process.stdout.write(`Revoked token "${r.name}" (${r.id}, client ID ${r.client_id}) at ${r.revoked_at}\n`);
       break;

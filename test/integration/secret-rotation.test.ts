@@ -245,7 +245,7 @@ describe.each(testDatabases())('secret rotation with overlap on %s', (kind) => {
     expect(await events(t.id, 'token.leaked')).toHaveLength(1);
   });
 
-  it('`sat token rotate` prints the new secret, which works at once', async () => {
+  it('`sat token rotate` prints the new secret, which works at once; `sat token retire` stops the previous one', async () => {
     const admin = await makeAdmin(server.deps);
     const t = await generate(await session(admin));
     const out = await runSat(['token', 'rotate', '--org', admin.organisation_name, t.id, '--grace-hours', '72'], db.env); // the server's clock runs a day ahead of this process's (earlier test)
@@ -263,5 +263,19 @@ describe.each(testDatabases())('secret rotation with overlap on %s', (kind) => {
     expect(busy.stderr).toContain('two live secrets');
     const cliEvents = await events(t.id, 'token.secret_rotated');
     expect(cliEvents).toEqual([expect.objectContaining({ actor_email: 'cli', actor_id: null })]);
+
+    // `sat token retire`: the previous secret, named by the ID the rotate output gave, stops at once.
+    const previousId = /\(secret ID ([0-9a-f-]{36})\) works until/.exec(out.stdout)?.[1];
+    expect(previousId).toBeDefined();
+    expect((await runSat(['token', 'retire', '--org', admin.organisation_name, t.id], db.env)).code).toBe(2);
+    const retired = await runSat(['token', 'retire', '--org', admin.organisation_name, t.id, previousId!], db.env);
+    expect([retired.code, retired.stderr.replace(/^oidc-provider WARNING.*\n/gm, '')]).toEqual([0, '']);
+    expect(retired.stdout).toContain(`live secret …${secret!.slice(-4)}`);
+    expect(retired.stdout).not.toContain(secret!);
+    expect((await exchange(t.client_id, t.client_secret)).status).toBe(401);
+    expect((await exchange(t.client_id, secret!)).status).toBe(200);
+    expect(await events(t.id, 'token.secret_retired')).toEqual([expect.objectContaining({ actor_email: 'cli', actor_id: null })]);
+    const again = await runSat(['token', 'retire', '--org', admin.organisation_name, t.id, previousId!], db.env);
+    expect(again.code).toBe(1);
   }, 60_000);
 });
