@@ -71,6 +71,12 @@ export const rateLimitedRequests = new client.Counter({
   registers: [registry],
 });
 
+export const passwordResetsNotSent = new client.Counter({
+  name: 'sat_password_resets_throttled_total',
+  help: 'Password reset requests past the sign-in throttle: answered 202 like any other, nothing looked up or mailed.',
+  registers: [registry],
+});
+
 export const httpResponses = new client.Counter({
   name: 'sat_http_responses_total',
   help: 'HTTP responses by status class (2xx, 3xx, 4xx, 5xx).',

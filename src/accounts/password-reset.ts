@@ -7,6 +7,7 @@ import { affectedRows, type AdminRow } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { queuePasswordChangedMail, queuePasswordResetMail } from '../mail/index.js';
+import { passwordResetsNotSent } from '../metrics.js';
 import { addressKey, emailKey, registerAttempt } from './login-throttle.js';
 import { consumeOneTimeToken, forgiveTokenUse, issueOneTimeToken, throttleTokenUse } from './one-time.js';
 import { generatePassword, hashPassword, newPassword } from './passwords.js';
@@ -29,7 +30,7 @@ export type PasswordResetConfirmInput = z.infer<typeof passwordResetConfirmBody>
 /**
  * POST /admin/api/password-reset: always 202. The request counts against the sign-in throttle of the address and
  * of the account's email (so nobody can flood someone's mailbox: past the throttle's limit the request is still 202
- * but does nothing, and is logged at info), then answers at once: looking the address up and
+ * but does nothing, counted in `sat_password_resets_throttled_total`), then answers at once: looking the address up and
  * queuing the mail happen after the answer, so a known and an unknown address take the same time and get the same
  * answer. Resolves when the answer may be sent; `done` settles when the background work has finished (tests).
  */
@@ -45,11 +46,9 @@ export async function requestPasswordReset(
     deps.config.loginThrottle,
   );
   if (verdict.retryAfterSeconds !== undefined) {
-    // SPEC "202 always": past the throttle the answer is the same, and nothing is looked up, made or mailed.
-    deps.log.info('password reset request not acted on: too many attempts for this address or account', {
-      ip: meta.ip ?? null,
-      retry_after_seconds: verdict.retryAfterSeconds,
-    });
+    // SPEC "202 always": past the throttle the answer is the same, and nothing is looked up, made or mailed. Counted
+    // in a metric, not logged: a flood must not add a log line per request beside the access line.
+    passwordResetsNotSent.inc();
     return { done: Promise.resolve() };
   }
   if (verdict.delayMs > 0) await sleep(verdict.delayMs);
