@@ -2,9 +2,38 @@
 // text (textContent, append(string), setAttribute), never as HTML: the page runs under Trusted Types with no
 // policy, so an innerHTML assignment would throw anyway.
 
-/** The element with this id; throws when the page lacks it (a mistake in index.html, not a user error). */
+/**
+ * Screens that are not on show are taken out of the document (see `parkView`), so that only the visible screen's
+ * fields are in it: a label such as "Email" or "Password" then names one field, for assistive technology and for
+ * anything that looks fields up by their label. Their elements stay reachable through `$`.
+ */
+const parked = new Map();
+
+/** Takes a screen out of the document, leaving a placeholder where it was; `unparkView` puts it back. */
+export function parkView(node) {
+  if (!node.isConnected || parked.has(node)) return;
+  const placeholder = document.createComment(`view ${node.id}`);
+  node.replaceWith(placeholder);
+  parked.set(node, placeholder);
+}
+
+/** Puts a screen taken out by `parkView` back where it was. */
+export function unparkView(node) {
+  const placeholder = parked.get(node);
+  if (!placeholder) return;
+  parked.delete(node);
+  placeholder.replaceWith(node);
+}
+
+/** The element with this id, on show or in a parked screen; throws when the page lacks it (a mistake in index.html). */
 export const $ = (id) => {
-  const node = document.getElementById(id);
+  let node = document.getElementById(id);
+  if (!node) {
+    for (const root of parked.keys()) {
+      node = root.id === id ? root : root.querySelector(`#${CSS.escape(id)}`);
+      if (node) break;
+    }
+  }
   if (!node) throw new Error(`missing #${id}`);
   return node;
 };

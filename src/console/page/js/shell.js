@@ -2,7 +2,7 @@
 // #/forgot, #/invite, #/reset), the navigation and account in the top bar, and the hooks that wipe every
 // screen's state when the session ends.
 import { handleSessionEnd, session } from './api.js';
-import { $, setText } from './dom.js';
+import { $, parkView, setText, unparkView } from './dom.js';
 
 const views = { loading: $('loading') };
 const signedInViews = new Set();
@@ -15,9 +15,13 @@ export function addView(name, node, { signedIn = false } = {}) {
   if (signedIn) signedInViews.add(name);
 }
 
-/** Shows one view and hides the others. */
+/** Shows one view; the others are hidden and taken out of the document (dom.js `parkView`). */
 export function showView(name) {
-  for (const [key, node] of Object.entries(views)) node.hidden = key !== name;
+  for (const [key, node] of Object.entries(views)) {
+    node.hidden = key !== name;
+    if (key === name) unparkView(node);
+    else parkView(node);
+  }
   const inside = signedInViews.has(name);
   $('account').hidden = !inside;
   $('main-nav').hidden = !inside;
