@@ -239,14 +239,10 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
     return row && row.client_id === id ? clientFor(row) : undefined;
   };
   // One statement claims a jti on every instance at once (the provider's own unique() reads, then writes), kept
-  // REPLAY_ENTRY_MARGIN_S past the expiry the provider names.
+  // REPLAY_ENTRY_MARGIN_S past the expiry the provider names. The provider names the client as `iss` for both a
+  // client assertion and a DPoP proof; a proof's jti is claimed once whichever client presents it (replayKey).
   provider.ReplayDetection.unique = async (iss: string, jti: string, exp: number) =>
-    claimOneTimeUse(
-      deps.db.knex,
-      createHash('sha256').update(`${iss}${jti}`).digest('base64url'),
-      new Date((exp + REPLAY_ENTRY_MARGIN_S) * 1000),
-      new Date(),
-    );
+    claimOneTimeUse(deps.db.knex, replayKey(Provider.ctx, iss, jti), new Date((exp + REPLAY_ENTRY_MARGIN_S) * 1000), new Date());
   // The secret was verified by authenticateClient; the provider checks it again with the same function.
   provider.Client.prototype.compareClientSecret = function compareClientSecret(this: Client, actual: string): boolean {
     return typeof this.clientSecret === 'string' && verifySecret(actual, this.clientSecret);
@@ -273,6 +269,30 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
     config.tokenFastPath,
   );
   return { provider, fastPath };
+}
+
+/** A claim of a JWT given as a string, decoded without verifying it; undefined when it is not one. */
+function unverifiedClaim(jwt: string | undefined, claim: string): unknown {
+  if (!jwt) return undefined;
+  try {
+    return decodeJwt(jwt)[claim];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The replay-store key of a jti the provider claims for client `iss`. A DPoP proof's jti (the request's `DPoP`
+ * header names it, and the client assertion, if any, does not) is one key for every client: SPEC Part 2 "Proof jtis
+ * are not accepted twice on any instance", so a proof accepted for one client is refused for any other (RFC 9449
+ * §11.1). A client assertion's jti stays per client (`iss` + `jti`), the key introspection and revocation claim too.
+ */
+export function replayKey(ctx: { get(field: string): string; oidc?: { params?: Record<string, unknown> } } | undefined, iss: string, jti: string): string {
+  const proofJti = ctx ? unverifiedClaim(ctx.get('DPoP') || undefined, 'jti') : undefined;
+  const assertion = ctx?.oidc?.params?.client_assertion;
+  const assertionJti = typeof assertion === 'string' ? unverifiedClaim(assertion, 'jti') : undefined;
+  const material = proofJti === jti && assertionJti !== jti ? `DPoP proof ${jti}` : `${iss}${jti}`;
+  return createHash('sha256').update(material).digest('base64url');
 }
 
 /**
