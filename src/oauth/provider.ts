@@ -9,8 +9,9 @@ import {
   type SignKeyObjectInput,
 } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import type { JWK } from 'jose';
+import { decodeJwt, type JWK } from 'jose';
 import Provider, { errors, ExternalSigningKey, type Adapter, type Client, type Configuration, type ResourceServer } from 'oidc-provider';
+import { issuerUrl } from '../config/index.js';
 import type { Deps } from '../deps.js';
 import { accessTokenLifetime, claimOneTimeUse, isOneTimeUseClaimed, verifySecret, type ClientRow } from '../tokens/index.js';
 import { CLIENT_ASSERTION_SIGNING_ALGS, CLIENT_AUTH_METHODS, DPOP_SIGNING_ALGS } from './discovery.js';
@@ -228,6 +229,7 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = config.trustProxy;
   const clientFor = createClientFactory(provider);
+  advertiseIssuerUrls(provider, config.issuer);
 
   // Client lookup: only the client the edge authenticated for this very request (tokens.authenticateClient read
   // its row just now: revocation is immediate), as a Client object reused while the row is unchanged.
@@ -237,14 +239,10 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
     return row && row.client_id === id ? clientFor(row) : undefined;
   };
   // One statement claims a jti on every instance at once (the provider's own unique() reads, then writes), kept
-  // REPLAY_ENTRY_MARGIN_S past the expiry the provider names.
+  // REPLAY_ENTRY_MARGIN_S past the expiry the provider names. The provider names the client as `iss` for both a
+  // client assertion and a DPoP proof; a proof's jti is claimed once whichever client presents it (replayKey).
   provider.ReplayDetection.unique = async (iss: string, jti: string, exp: number) =>
-    claimOneTimeUse(
-      deps.db.knex,
-      createHash('sha256').update(`${iss}${jti}`).digest('base64url'),
-      new Date((exp + REPLAY_ENTRY_MARGIN_S) * 1000),
-      new Date(),
-    );
+    claimOneTimeUse(deps.db.knex, replayKey(Provider.ctx, iss, jti), new Date((exp + REPLAY_ENTRY_MARGIN_S) * 1000), new Date());
   // The secret was verified by authenticateClient; the provider checks it again with the same function.
   provider.Client.prototype.compareClientSecret = function compareClientSecret(this: Client, actual: string): boolean {
     return typeof this.clientSecret === 'string' && verifySecret(actual, this.clientSecret);
@@ -271,4 +269,71 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
     config.tokenFastPath,
   );
   return { provider, fastPath };
+}
+
+/** A claim of a JWT given as a string, decoded without verifying it; undefined when it is not one. */
+function unverifiedClaim(jwt: string | undefined, claim: string): unknown {
+  if (!jwt) return undefined;
+  try {
+    return decodeJwt(jwt)[claim];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The replay-store key of a jti the provider claims for client `iss`. A DPoP proof's jti (the request's `DPoP`
+ * header names it, and the client assertion, if any, does not) is one key for every client: SPEC Part 2 "Proof jtis
+ * are not accepted twice on any instance", so a proof accepted for one client is refused for any other (RFC 9449
+ * §11.1). A client assertion's jti stays per client (`iss` + `jti`), the key introspection and revocation claim too.
+ */
+export function replayKey(ctx: { get(field: string): string; oidc?: { params?: Record<string, unknown> } } | undefined, iss: string, jti: string): string {
+  const proofJti = ctx ? unverifiedClaim(ctx.get('DPoP') || undefined, 'jti') : undefined;
+  const assertion = ctx?.oidc?.params?.client_assertion;
+  const assertionJti = typeof assertion === 'string' ? unverifiedClaim(assertion, 'jti') : undefined;
+  const material = proofJti === jti && assertionJti !== jti ? `DPoP proof ${jti}` : `${iss}${jti}`;
+  return createHash('sha256').update(material).digest('base64url');
+}
+
+/**
+ * The `htu` of the request's DPoP proof without its query and fragment (RFC 9449 §4.3), decoded but not verified:
+ * it only picks which of two URLs of this endpoint the provider compares it with; the provider verifies the proof.
+ */
+function proofHtu(ctx: { get(field: string): string }): string | undefined {
+  const proof = ctx.get('DPoP');
+  if (!proof) return undefined;
+  try {
+    const htu = decodeJwt(proof).htu;
+    const url = typeof htu === 'string' ? URL.parse(htu) : null;
+    if (!url) return undefined;
+    url.search = url.hash = '';
+    return url.href;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Lets clients use the endpoint URLs that discovery advertises (ISSUER + path, discovery.ts) at the token endpoint:
+ * oidc-provider builds its own from the request (scheme and Host as the server sees them), which behind a load
+ * balancer that ends TLS, or with an ISSUER naming another host or a path, is not the URL the client reached. So a
+ * DPoP proof whose `htu` is the advertised endpoint URL is compared with that URL (a proof naming the URL as the
+ * server sees it still is too), and a client assertion may name the advertised token endpoint as its `aud`
+ * (SPEC Part 2: "`aud` the issuer or the token endpoint").
+ */
+function advertiseIssuerUrls(provider: Provider, issuer: string): void {
+  const Context = provider.OIDCContext;
+  const requestUrlFor = Context.prototype.urlFor;
+  const requestAudiences = Context.prototype.clientJwtAuthExpectedAudience;
+  const advertised = (name: string, options?: Record<string, unknown>) => issuerUrl(issuer, provider.pathFor(name, { ...options, mountPath: '' }));
+  Context.prototype.urlFor = function urlFor(this: InstanceType<typeof Context> & { ctx: { get(field: string): string } }, name, options) {
+    const fromIssuer = advertised(name, options);
+    return proofHtu(this.ctx) === fromIssuer ? fromIssuer : requestUrlFor.call(this, name, options);
+  };
+  Context.prototype.clientJwtAuthExpectedAudience = function clientJwtAuthExpectedAudience(this: InstanceType<typeof Context>) {
+    const audiences = requestAudiences.call(this);
+    audiences.add(advertised('token'));
+    if (this.route) audiences.add(advertised(this.route));
+    return audiences;
+  };
 }

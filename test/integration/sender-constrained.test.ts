@@ -403,6 +403,33 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       await expect(verify(new Request(api, { headers: { authorization: `DPoP ${access_token}` } }))).rejects.toThrow(); // no proof
     });
 
+    it('accepts a proof once whichever client presents it, in this organisation or another (SPEC: proof jtis not accepted twice)', async () => {
+      const [t, other] = [await secretToken(), await secretToken()];
+      const stranger = await makeAdmin(server.deps);
+      const strangerSession = await signIn(server, stranger.email, stranger.password);
+      const elsewhere = await call(server, 'POST', '/tokens', { token: strangerSession.token, json: tokenBody({ services: ['jobs'] }) });
+      expect(elsewhere.status).toBe(201);
+      const foreign = elsewhere.body as { client_id: string; client_secret: string };
+      const dpopKey = await clientKey();
+      const proof = await dpopProof(dpopKey, tokenUrl);
+      const send = (c: { client_id: string; client_secret: string }) =>
+        post(form({ grant_type: 'client_credentials' }), { authorization: basic(c.client_id, c.client_secret), dpop: proof });
+      expect((await send(t)).status).toBe(200);
+      for (const c of [other, foreign]) {
+        const again = await send(c);
+        expect({ status: again.status, body: await again.json() }).toEqual({
+          status: 400,
+          body: { error: 'invalid_dpop_proof', error_description: 'DPoP proof JWT replay detected' },
+        });
+      }
+      // A client assertion's jti is its own: the same value as a spent proof's jti still authenticates.
+      const key = await clientKey();
+      const keyed = await keyToken(key);
+      const jti = decodeJwt(proof).jti as string;
+      const res = await post(form({ grant_type: 'client_credentials', client_assertion_type: JWT_BEARER, client_assertion: await assertion(key, keyed.client_id, server.issuer, { jti }) }));
+      expect(res.status).toBe(200);
+    });
+
     it('keeps a proof jti for as long as the proof could be accepted, also a proof dated ahead', async () => {
       const t = await secretToken();
       const dpopKey = await clientKey();
@@ -417,7 +444,7 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       expect((await send()).status).toBe(200);
       expect((await send()).status).toBe(400);
       // Accepted until iat + 300 s; its entry must not end (and be claimable again, or pruned) before that.
-      const key = createHash('sha256').update(`${t.client_id}${jti}`).digest('base64url');
+      const key = createHash('sha256').update(`DPoP proof ${jti}`).digest('base64url');
       const row = (await server.deps.db.knex('oauth_replay').where({ id: key }).first()) as { expires_at: Date };
       expect(row.expires_at.getTime()).toBeGreaterThanOrEqual((iat + 300) * 1000);
     });
