@@ -41,7 +41,8 @@ function ipv6Prefix64(ip: string): string {
  * Counts this attempt against each key *before* the password is checked, in one atomic upsert, so a burst of
  * parallel guesses cannot all slip under the limit; a successful sign-in gives the attempt back (see
  * `forgiveAttempt`). Counters live in the database, so every instance sees the same numbers. A key's window
- * starts at its first failure and lasts `windowSeconds`; an old window restarts at 1.
+ * starts at its first failure and lasts `windowSeconds`; an old window restarts at 1. A client address (`ip:` key)
+ * waits and is refused at `perAddressFactor` times the thresholds of an account (`email:` key).
  */
 export async function registerAttempt(db: Db, keys: string[], now: Date, s: ThrottleSettings): Promise<ThrottleVerdict> {
   const windowStart = new Date(now.getTime() - s.windowSeconds * 1000);
@@ -61,11 +62,13 @@ export async function registerAttempt(db: Db, keys: string[], now: Date, s: Thro
   for (const row of rows) {
     const earlier = row.failures - 1; // attempts before this one that have not been given back
     const started = new Date(row.window_started_at).getTime();
-    if (earlier >= s.blockAfterFailures) {
+    // A client address gets `perAddressFactor` times an account's allowance (config/schema.ts).
+    const factor = row.key.startsWith('ip:') ? (s.perAddressFactor ?? 1) : 1;
+    if (earlier >= s.blockAfterFailures * factor) {
       const seconds = Math.max(1, Math.ceil((started + s.windowSeconds * 1000 - now.getTime()) / 1000));
       retryAfterSeconds = Math.max(retryAfterSeconds ?? 0, seconds);
-    } else if (earlier >= s.delayAfterFailures) {
-      delayMs = Math.max(delayMs, Math.min(MAX_DELAY_MS, s.delayMs * (earlier - s.delayAfterFailures + 1)));
+    } else if (earlier >= s.delayAfterFailures * factor) {
+      delayMs = Math.max(delayMs, Math.min(MAX_DELAY_MS, s.delayMs * (earlier - s.delayAfterFailures * factor + 1)));
     }
   }
   return retryAfterSeconds === undefined ? { delayMs } : { retryAfterSeconds, delayMs: 0 };

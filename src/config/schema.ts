@@ -41,9 +41,13 @@ export const fileConfigSchema = z
         blockAfterFailures: z.number().int().min(1).max(1_000),
         // SPEC Part 2 "Bounded state": at most this many throttle rows; past it the oldest windows are dropped.
         maxRows: z.number().int().min(100).max(10_000_000).default(100_000),
+        // A client address may fail this many times as often as one account before it waits or is refused: many
+        // administrators share an office or NAT address, while one address guessing across many accounts is still
+        // stopped (at 50 and 100 failures by default).
+        perAddressFactor: z.number().int().min(1).max(1_000).default(10),
       })
       .strict()
-      .default({ windowSeconds: 900, delayAfterFailures: 5, delayMs: 1_000, blockAfterFailures: 10, maxRows: 100_000 }),
+      .default({ windowSeconds: 900, delayAfterFailures: 5, delayMs: 1_000, blockAfterFailures: 10, maxRows: 100_000, perAddressFactor: 10 }),
     // RFC 7009 revocations remembered per client until the access token's exp; past this many the revocation
     // endpoint answers 503 with Retry-After (RFC 7009 §2.2.1) until some expire (SPEC Part 2 "Bounded state").
     // Password hashing (scrypt) on its own worker threads with a bounded queue, away from the token endpoint's

@@ -1,7 +1,8 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { emailKey, pruneSessions, registerAttempt } from '../../src/accounts/index.js';
+import { addressKey, emailKey, pruneSessions, registerAttempt } from '../../src/accounts/index.js';
+import { loadConfig } from '../../src/config/index.js';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { makeAdmin } from '../support/fixtures.js';
@@ -31,7 +32,7 @@ describe.each(testDatabases())('admin sessions on %s', (kind) => {
       // passwordHashing.nice 0: this file times sign-ins against the throttle's delays, on a machine shared with
       // other work; at the default nice 19 the hashing thread yields to everything else (docs/security.md).
       JSON.stringify({
-        loginThrottle: { windowSeconds: 900, delayAfterFailures: 5, delayMs: DELAY_MS, blockAfterFailures: 10 },
+        loginThrottle: { windowSeconds: 900, delayAfterFailures: 5, delayMs: DELAY_MS, blockAfterFailures: 10, perAddressFactor: 1 },
         passwordHashing: { threads: 1, maxQueue: 32, nice: 0 },
       }),
     );
@@ -239,7 +240,7 @@ describe.each(testDatabases())('admin sessions on %s', (kind) => {
 
     it('decides: no wait for 5 failures, then 300 ms × 1..5, then 429 until the window ends, then afresh', async () => {
       const knex = server.deps.db.knex;
-      const settings = { windowSeconds: 900, delayAfterFailures: 5, delayMs: 300, blockAfterFailures: 10, maxRows: 100_000 };
+      const settings = { windowSeconds: 900, delayAfterFailures: 5, delayMs: 300, blockAfterFailures: 10, maxRows: 100_000, perAddressFactor: 1 };
       const key = emailKey(`decision-${Date.now()}@example.com`);
       const start = new Date(Math.floor(Date.now() / 1000) * 1000);
       const at = (seconds: number) => new Date(start.getTime() + seconds * 1000);
@@ -260,6 +261,27 @@ describe.each(testDatabases())('admin sessions on %s', (kind) => {
       expect(await registerAttempt(knex, [other, key], at(100), settings)).toEqual({ delayMs: 0, retryAfterSeconds: 800 });
       // Once the window is over, the count starts again at 1.
       expect(await registerAttempt(knex, [key], at(900), settings)).toEqual({ delayMs: 0 });
+    });
+
+    it('gives a client address perAddressFactor times the allowance of one account (default 10)', async () => {
+      const knex = server.deps.db.knex;
+      const settings = { windowSeconds: 900, delayAfterFailures: 5, delayMs: 300, blockAfterFailures: 10, maxRows: 100_000, perAddressFactor: 10 };
+      const address = addressKey(`198.51.100.${Date.now() % 250}`);
+      const account = emailKey(`factor-${Date.now()}@example.com`);
+      const start = new Date(Math.floor(Date.now() / 1000) * 1000);
+      const at = (ms: number) => new Date(start.getTime() + ms);
+      const byAddress = [];
+      for (let i = 0; i < 102; i += 1) byAddress.push(await registerAttempt(knex, [address], at(i), settings));
+      expect(byAddress.slice(0, 50)).toEqual(Array.from({ length: 50 }, () => ({ delayMs: 0 })));
+      expect(byAddress.slice(50, 52)).toEqual([{ delayMs: 300 }, { delayMs: 600 }]);
+      expect(byAddress[99]).toEqual({ delayMs: 10_000 }); // the wait is capped at 10 s
+      expect(byAddress[100]).toEqual({ delayMs: 0, retryAfterSeconds: 900 });
+      const byAccount = [];
+      for (let i = 0; i < 11; i += 1) byAccount.push(await registerAttempt(knex, [account], at(i), settings));
+      expect(byAccount[4]).toEqual({ delayMs: 0 });
+      expect(byAccount[5]).toEqual({ delayMs: 300 });
+      expect(byAccount[10]).toEqual({ delayMs: 0, retryAfterSeconds: 900 });
+      expect(loadConfig({}).loginThrottle.perAddressFactor).toBe(10); // the default
     });
 
     it('refuses an address after repeated failures, whatever the email, while other addresses still sign in', async () => {

@@ -33,7 +33,7 @@ describe.each(testDatabases())('administrators on %s', (kind) => {
     const configFile = path.join(dir, 'config.json');
     writeFileSync(
       configFile,
-      JSON.stringify({ loginThrottle: { windowSeconds: 900, delayAfterFailures: 5, delayMs: 10, blockAfterFailures: 10 } }),
+      JSON.stringify({ loginThrottle: { windowSeconds: 900, delayAfterFailures: 5, delayMs: 10, blockAfterFailures: 10, perAddressFactor: 1 } }),
     );
     server = await startServer(db, {
       SMTP_URL: smtp.url,

@@ -34,7 +34,7 @@ describe.each(testDatabases())('bounded state on %s', (kind) => {
     writeFileSync(
       configFile,
       JSON.stringify({
-        loginThrottle: { windowSeconds: 900, delayAfterFailures: 100, delayMs: 0, blockAfterFailures: 3, maxRows: 100 },
+        loginThrottle: { windowSeconds: 900, delayAfterFailures: 100, delayMs: 0, blockAfterFailures: 3, maxRows: 100, perAddressFactor: 1 },
         maxRevokedAccessTokensPerClient: 3,
       }),
     );

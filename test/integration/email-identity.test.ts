@@ -38,7 +38,7 @@ describe.each(testDatabases())('one identity per administrator on %s', (kind) =>
     db = await createTestDb(kind);
     const dir = mkdtempSync(path.join(os.tmpdir(), 'sat-conf-'));
     const configFile = path.join(dir, 'config.json');
-    writeFileSync(configFile, JSON.stringify({ loginThrottle: { windowSeconds: 900, delayAfterFailures: 100, delayMs: 0, blockAfterFailures: 3 } }));
+    writeFileSync(configFile, JSON.stringify({ loginThrottle: { windowSeconds: 900, delayAfterFailures: 100, delayMs: 0, blockAfterFailures: 3, perAddressFactor: 1 } }));
     server = await startServer(db, { TRUST_PROXY: 'true', CONFIG_FILE: configFile });
   });
   afterAll(async () => {

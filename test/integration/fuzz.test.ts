@@ -183,7 +183,7 @@ describe.each(testDatabases())('fuzzing every admin and OAuth route on %s', (kin
     const dir = mkdtempSync(path.join(os.tmpdir(), 'sat-fuzz-'));
     const configFile = path.join(dir, 'config.json');
     // No waiting between failures: the fuzz run stays fast; blocking still happens.
-    writeFileSync(configFile, JSON.stringify({ loginThrottle: { windowSeconds: 900, delayAfterFailures: 1000, delayMs: 0, blockAfterFailures: 3 } }));
+    writeFileSync(configFile, JSON.stringify({ loginThrottle: { windowSeconds: 900, delayAfterFailures: 1000, delayMs: 0, blockAfterFailures: 3, perAddressFactor: 1 } }));
     server = await startServer(db, { TRUST_PROXY: 'true', CONFIG_FILE: configFile, LOG_LEVEL: 'info' });
     const admin = await makeAdmin(server.deps);
     session = (await signIn(server, admin.email, admin.password, '192.0.2.250')).token;

@@ -30,7 +30,7 @@ describe.each(testDatabases())('metrics on %s', (kind) => {
     db = await createTestDb(kind);
     confDir = mkdtempSync(path.join(os.tmpdir(), 'sat-conf-'));
     const configFile = path.join(confDir, 'config.json');
-    writeFileSync(configFile, JSON.stringify({ loginThrottle: { windowSeconds: 900, delayAfterFailures: 100, delayMs: 0, blockAfterFailures: 2 } }));
+    writeFileSync(configFile, JSON.stringify({ loginThrottle: { windowSeconds: 900, delayAfterFailures: 100, delayMs: 0, blockAfterFailures: 2, perAddressFactor: 1 } }));
     server = await startServer(db, {
       TRUST_PROXY: 'true',
       CONFIG_FILE: configFile,

@@ -22,7 +22,7 @@ describe('password hashing with bounded concurrency', () => {
     writeFileSync(
       configFile,
       JSON.stringify({
-        loginThrottle: { windowSeconds: 900, delayAfterFailures: 1000, delayMs: 0, blockAfterFailures: 1000 },
+        loginThrottle: { windowSeconds: 900, delayAfterFailures: 1000, delayMs: 0, blockAfterFailures: 1000, perAddressFactor: 1 },
         passwordHashing: { threads: 1, maxQueue: 2 },
       }),
     );
