@@ -17,6 +17,7 @@ import type { ControlResponse } from './control/index.js';
 import { BackupTargetError, backupEmbedded, isUuid, migrateLatest, migrationStatus } from './db/index.js';
 import type { Deps } from './deps.js';
 import { AppError } from './errors.js';
+import { isConnectionRefusedByDatabase, isDatabaseUnavailable } from './db/errors.js';
 import { parseKeyEncryptionKey } from './config/index.js';
 import {
   KeyEncryptionError,
@@ -271,6 +272,12 @@ export async function runCommand(deps: Deps, name: string, args: Record<string, 
     // `sat backup` to a path it cannot write: the reason for the operator, nothing for the server log (bad input).
     if (err instanceof BackupTargetError) return { ok: false, error: { code: 'backup_failed', message: err.message } };
     if (err instanceof AppError) return { ok: false, error: { code: err.code, message: err.message, details: err.details } };
+    // `sat migrate` (or any command) with PostgreSQL out of reach or refusing the connection: the operator's problem,
+    // said here rather than as "see the server log" with a stack (there may be no server). pg's messages carry no
+    // password ("connect ECONNREFUSED host:port", "role \"x\" does not exist", "database \"x\" does not exist").
+    if (isDatabaseUnavailable(err) || isConnectionRefusedByDatabase(err)) {
+      return { ok: false, error: { code: 'service_unavailable', message: `cannot use the database: ${(err as Error).message}` } };
+    }
     deps.log.error('command failed', { command: name, err });
     return { ok: false, error: { code: 'internal_error', message: 'the command failed; see the server log' } };
   }

@@ -119,8 +119,10 @@ export function parseKeyEncryptionKey(text: string, source: string, problems: st
   return new SecretKey(bytes, source);
 }
 
-function readKeyEncryptionKey(env: { KEY_ENCRYPTION_KEY?: string; KEY_ENCRYPTION_KEY_FILE?: string }): SecretKey | undefined {
-  const problems: string[] = [];
+function readKeyEncryptionKey(
+  env: { KEY_ENCRYPTION_KEY?: string; KEY_ENCRYPTION_KEY_FILE?: string },
+  problems: string[],
+): SecretKey | undefined {
   let key: SecretKey | undefined;
   if (env.KEY_ENCRYPTION_KEY && env.KEY_ENCRYPTION_KEY_FILE) {
     problems.push('KEY_ENCRYPTION_KEY, KEY_ENCRYPTION_KEY_FILE: set one of them, not both');
@@ -136,7 +138,6 @@ function readKeyEncryptionKey(env: { KEY_ENCRYPTION_KEY?: string; KEY_ENCRYPTION
     }
     if (text !== undefined) key = parseKeyEncryptionKey(text, file, problems);
   }
-  if (problems.length) throw new ConfigError(problems);
   return key;
 }
 
@@ -158,12 +159,19 @@ export function packageRoot(): string {
   }
 }
 
-function readJson(file: string): unknown {
+function readJson(file: string, problems: string[]): unknown {
   try {
     return JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new ConfigError([`${file}: ${(err as Error).message}`]);
+    problems.push(`${file}: ${(err as Error).message}`);
+    return undefined;
   }
+}
+
+/** A variable as given, when it is non-blank text (for the checks that still run when others failed). */
+function rawSetting(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const value = env[name];
+  return typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined;
 }
 
 /**
@@ -179,23 +187,27 @@ export function issuerUrl(issuer: string, path: string): string {
  * and returns a validated, frozen configuration. Throws ConfigError listing every problem.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
+  // Every stage runs even when an earlier one failed, so that one start names every problem at once.
+  const problems: string[] = [];
   const parsedEnv = envSchema.safeParse(env);
-  if (!parsedEnv.success) throw new ConfigError(describeIssues(parsedEnv.error));
-  const e = parsedEnv.data;
+  if (!parsedEnv.success) problems.push(...describeIssues(parsedEnv.error));
 
   const root = packageRoot();
-  const base = readJson(path.join(root, 'config', 'default.json')) as Record<string, unknown>;
-  const override = e.CONFIG_FILE ? (readJson(path.resolve(e.CONFIG_FILE)) as Record<string, unknown>) : {};
-  const parsedFile = fileConfigSchema.safeParse({ ...base, ...override });
-  if (!parsedFile.success) throw new ConfigError(describeIssues(parsedFile.error, 'config: '));
-  const file = parsedFile.data;
+  const base = readJson(path.join(root, 'config', 'default.json'), problems) as Record<string, unknown> | undefined;
+  const configFile = rawSetting(env, 'CONFIG_FILE');
+  const override = configFile ? (readJson(path.resolve(configFile), problems) as Record<string, unknown> | undefined) : {};
+  const parsedFile = base && override !== undefined ? fileConfigSchema.safeParse({ ...base, ...override }) : undefined;
+  if (parsedFile && !parsedFile.success) problems.push(...describeIssues(parsedFile.error, 'config: '));
 
-  const keyEncryptionKey = readKeyEncryptionKey(e);
-  const newKeyProblems: string[] = [];
-  const newKeyEncryptionKey = e.NEW_KEY_ENCRYPTION_KEY
-    ? parseKeyEncryptionKey(e.NEW_KEY_ENCRYPTION_KEY, 'NEW_KEY_ENCRYPTION_KEY', newKeyProblems)
-    : undefined;
-  if (newKeyProblems.length) throw new ConfigError(newKeyProblems);
+  const keyEncryptionKey = readKeyEncryptionKey(
+    { KEY_ENCRYPTION_KEY: rawSetting(env, 'KEY_ENCRYPTION_KEY'), KEY_ENCRYPTION_KEY_FILE: rawSetting(env, 'KEY_ENCRYPTION_KEY_FILE') },
+    problems,
+  );
+  const newKeyText = rawSetting(env, 'NEW_KEY_ENCRYPTION_KEY');
+  const newKeyEncryptionKey = newKeyText ? parseKeyEncryptionKey(newKeyText, 'NEW_KEY_ENCRYPTION_KEY', problems) : undefined;
+  if (problems.length || !parsedEnv.success || !parsedFile?.success) throw new ConfigError(problems);
+  const e = parsedEnv.data;
+  const file = parsedFile.data;
 
   const port = e.PORT ?? 3000;
   // Kept exactly as given (SPEC: discovery `issuer` and every `iss` "equal it exactly"); URLs are joined with issuerUrl.

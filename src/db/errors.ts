@@ -22,3 +22,12 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   if (e.name === 'KnexTimeoutError') return true;
   return typeof e.message === 'string' && UNAVAILABLE_TEXT.test(e.message);
 }
+
+/**
+ * True when PostgreSQL turned the connection itself down: bad credentials or no such role (SQLSTATE class 28), no
+ * such database (3D000). The configuration is wrong, not the request; callers say so instead of logging a stack.
+ */
+export function isConnectionRefusedByDatabase(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' && (/^28[0-9A-Z]{3}$/.test(code) || code === '3D000');
+}

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.js';
 import { httpResponses } from '../metrics.js';
@@ -18,14 +19,35 @@ const malformed: [string, string, string] = ['400 Bad Request', 'bad_request', '
  * Each answer is counted in sat_http_responses_total and leaves one access-log line like every other request (SPEC
  * "Operations"), with a new request id that
  * the answer carries in `X-Request-Id`; method and path are unknown (Node could not read them), and the client
- * address is the peer's (the headers that TRUST_PROXY reads were not read either).
+ * address is the peer's (the headers that TRUST_PROXY reads were not read either). A request the app already has
+ * (headers in, body too slow) is answered through its own response instead, so its own access-log line says 408.
  */
 export function answerClientErrors(log: Logger): (err: Error & { code?: string }, socket: Duplex) => void {
   return (err, socket) => {
-    const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
     if (err.code !== 'ECONNRESET' && socket.writable && !inFlight?.headersSent) {
       const [status, error, message] = answers[err.code ?? ''] ?? malformed;
       const body = JSON.stringify({ error, message });
+      if (inFlight && !inFlight.writableEnded) {
+        // A request the app already has (its headers arrived, its body is too slow): answer through its own
+        // response, with its request id, so that its one access-log line says 408 and is the only line, and the
+        // response counters count it once.
+        inFlight.shouldKeepAlive = false;
+        inFlight.writeHead(Number(status.slice(0, 3)), {
+          'content-type': 'application/json; charset=utf-8',
+          'content-length': Buffer.byteLength(body),
+          'cache-control': 'no-store',
+          'x-content-type-options': 'nosniff',
+          connection: 'close',
+        });
+        // Once the response is finished Node no longer aborts the request when the socket closes: end it here, or
+        // the handler would wait for the rest of the body for ever.
+        inFlight.end(body, () => {
+          (inFlight as ServerResponse & { req?: { destroy(): void } }).req?.destroy();
+          socket.destroy();
+        });
+        return;
+      }
       const requestId = randomUUID();
       socket.write(
         `HTTP/1.1 ${status}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +

@@ -1,5 +1,6 @@
 // SPEC "Operations": one JSON access-log line per request (request_id, method, path, status, ms, client address),
 // secrets redacted; X-Request-Id echoed or generated.
+import net from 'node:net';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic } from '../support/fixtures.js';
@@ -110,5 +111,49 @@ describe.each(testDatabases())('access log on %s', (kind) => {
     for (const leak of [secret, secret.slice(5, 30), password, session.token, session.cookie, accessToken]) {
       expect(all).not.toContain(leak);
     }
+  });
+});
+
+describe.each(testDatabases())('access log of a request whose body is too slow, on %s', (kind) => {
+  let db: TestDb;
+  let server: TestServer;
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+    server = await startServer(db, { REQUEST_TIMEOUT_SECONDS: '1' });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await db?.drop();
+  });
+
+  // Headers in, body never finished: the app already has the request when Node's request timeout fires. The 408
+  // answers that request, so its one access-log line (with its request id) says 408, and no second line is written.
+  it.each(['/token', '/admin/api/tokens'])('writes one line, status 408, for a POST %s that never finishes its body', async (pathname) => {
+    const requestId = `slow-body${pathname.replace(/\//g, '.')}`;
+    const logged = server.logLines.length;
+    const { port } = new URL(server.url);
+    const type = pathname === '/token' ? 'application/x-www-form-urlencoded' : 'application/json';
+    const answer = await new Promise<string>((resolve) => {
+      const socket = net.connect(Number(port), '127.0.0.1');
+      let received = '';
+      socket.on('connect', () =>
+        socket.write(`POST ${pathname} HTTP/1.1\r\nHost: x\r\nX-Request-Id: ${requestId}\r\nContent-Type: ${type}\r\nContent-Length: 50\r\n\r\ngrant`),
+      );
+      socket.on('data', (d) => (received += d.toString()));
+      socket.on('close', () => resolve(received));
+      socket.on('error', () => resolve(received));
+      setTimeout(() => socket.destroy(), 20_000).unref();
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(answer).toMatch(new RegExp(`x-request-id: ${requestId.replace(/\./g, '\\.')}`, 'i'));
+    expect(answer).toContain('"error":"request_timeout"');
+    const line = await lineFor(server, requestId);
+    expect(line).toMatchObject({ method: 'POST', path: pathname, status: 408 });
+    expect(line.aborted).toBeUndefined();
+    // Give a second line (the old behaviour wrote one from the clientError listener) time to appear, then count.
+    await fetch(`${server.url}/healthz`);
+    const added = server.logLines.slice(logged).map((l) => JSON.parse(l) as Line);
+    expect(added.filter((l) => l.status === 408)).toHaveLength(1);
+    expect(added.filter((l) => l.level !== 'info')).toEqual([]);
   });
 });

@@ -64,6 +64,23 @@ describe.each(testDatabases())('sat command-line tool on %s', (kind) => {
     expect(usage.stderr).toContain('--org');
   }, SPAWNING_TEST_MS);
 
+  // PostgreSQL only: the embedded database has no server to be out of reach.
+  (kind === 'postgres' ? it : it.skip)('sat migrate names an unreachable or missing database instead of "see the server log"', async () => {
+    const closed = new URL(db.url!);
+    closed.port = String(await freePort());
+    const refused = await runSat(['migrate'], { ...db.env, DATABASE_URL: closed.toString() });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/sat: cannot use the database: .*ECONNREFUSED/);
+    expect(refused.stderr).not.toMatch(/server log|\bat .*\.js:\d+/);
+
+    const missing = new URL(db.url!);
+    missing.pathname = '/sat_no_such_database';
+    const absent = await runSat(['migrate'], { ...db.env, DATABASE_URL: missing.toString() });
+    expect(absent.code).toBe(1);
+    expect(absent.stderr).toMatch(/sat: cannot use the database: database "sat_no_such_database" does not exist/);
+    expect(absent.stderr).not.toMatch(/server log|\bat .*\.js:\d+/);
+  }, SPAWNING_TEST_MS);
+
   it('refuses an option the command does not take instead of ignoring it, and does nothing', async () => {
     const created = await runSat(
       ['token', 'create', '--org', 'Acme Ltd', '--name', 'Ignored_Option', '--expires', daysFromNow(30), '--services', 'jobs', '--grace-hours', '48'],

@@ -67,6 +67,24 @@ describe('loadConfig', () => {
     expect(err!.problems.join('\n')).toMatch(/SIGNING_ALG/);
     expect(err!.problems.join('\n')).toMatch(/ADMIN_EMAIL/);
   });
+
+  it('lists environment, CONFIG_FILE and key-encryption-key problems together, not one stage at a time', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sat-config-'));
+    const file = path.join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify({ maxActiveTokens: -1 }));
+    let err: ConfigError | undefined;
+    try {
+      loadConfig({ PORT: 'eighty', CONFIG_FILE: file, KEY_ENCRYPTION_KEY: 'short', NEW_KEY_ENCRYPTION_KEY: 'also-short' });
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const listed = err!.problems.join('\n');
+    expect(listed).toMatch(/^PORT:/m);
+    expect(listed).toMatch(/^config: maxActiveTokens:/m);
+    expect(listed).toMatch(/^KEY_ENCRYPTION_KEY:/m);
+    expect(listed).toMatch(/^NEW_KEY_ENCRYPTION_KEY:/m);
+  });
 });
 
 describe('log redaction', () => {
