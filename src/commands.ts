@@ -14,10 +14,17 @@ import {
 } from './accounts/index.js';
 import { listAudit, type AuditEventResource } from './audit/index.js';
 import type { ControlResponse } from './control/index.js';
-import { BackupTargetError, backupEmbedded, isUuid, migrateLatest, migrationStatus } from './db/index.js';
+import {
+  BackupTargetError,
+  backupEmbedded,
+  isConnectionRefusedByDatabase,
+  isDatabaseUnavailable,
+  isUuid,
+  migrateLatest,
+  migrationStatus,
+} from './db/index.js';
 import type { Deps } from './deps.js';
 import { AppError } from './errors.js';
-import { isConnectionRefusedByDatabase, isDatabaseUnavailable } from './db/errors.js';
 import { parseKeyEncryptionKey } from './config/index.js';
 import {
   KeyEncryptionError,

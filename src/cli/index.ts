@@ -494,7 +494,7 @@ async function execute(config: Readonly<Config>, req: { command: string; args: R
   }
 }
 
-function print(command: string, result: unknown, json: boolean): void {
+function print(command: string, result: unknown, json: boolean, args: Record<string, unknown> = {}): void {
   if (json) {
     process.stdout.write(JSON.stringify(result, null, 2) + '\n');
     return;
@@ -605,7 +605,7 @@ function print(command: string, result: unknown, json: boolean): void {
           `  client secret: ${r.client_secret}\n` +
           `  previous secret: ${previous ? `…${previous.last4} (secret ID ${previous.id}) works until ${previous.expires_at}` : 'stopped at once'}\n` +
           'The client secret is shown only this once: keep a secure copy now.\n' +
-          (previous ? `Once every client uses the new one: sat token retire --org ORG ${r.id} ${previous.id}\n` : ''),
+          (previous ? `Once every client uses the new one: sat token retire --org ${JSON.stringify(String(args.org))} ${r.id} ${previous.id}\n` : ''),
       );
       break;
     }
@@ -757,7 +757,7 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`sat: ${res.error.message}\n${details.map((d) => `  ${d.path}: ${d.message}\n`).join('')}`);
       return 1;
     }
-    print(req.command, res.result, parsed.values.json ?? false);
+    print(req.command, res.result, parsed.values.json ?? false, req.args);
     return 0;
   } catch (err) {
     if (err instanceof UsageError) {

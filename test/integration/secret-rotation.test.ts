@@ -267,6 +267,7 @@ describe.each(testDatabases())('secret rotation with overlap on %s', (kind) => {
     // `sat token retire`: the previous secret, named by the ID the rotate output gave, stops at once.
     const previousId = /\(secret ID ([0-9a-f-]{36})\) works until/.exec(out.stdout)?.[1];
     expect(previousId).toBeDefined();
+    expect(out.stdout).toContain(`sat token retire --org "${admin.organisation_name}" ${t.id} ${previousId}`);
     expect((await runSat(['token', 'retire', '--org', admin.organisation_name, t.id], db.env)).code).toBe(2);
     const retired = await runSat(['token', 'retire', '--org', admin.organisation_name, t.id, previousId!], db.env);
     expect([retired.code, retired.stderr.replace(/^oidc-provider WARNING.*\n/gm, '')]).toEqual([0, '']);
