@@ -82,7 +82,8 @@ function checkKey(raw: unknown, path: string): PublicJwk {
 /**
  * Validates the `jwks` of a `private_key_jwt` token (SPEC Part 2, RFC 7523 / RFC 7517): `{keys: [...]}` with one to
  * three public keys, EC P-256 or RSA of at least 2048 bits, no private members (d, p, q, dp, dq, qi, oth, k),
- * distinct keys and `kid`s. Returns the keys reduced to their public members (plus kid, alg, use "sig"). Throws
+ * distinct keys and `kid`s. Returns the keys reduced to their public members (plus kid, alg, use "sig"; a key
+ * without kid gets its RFC 7638 thumbprint as kid). Throws
  * `validation_failed` naming the key and what is wrong.
  */
 export function parsePublicJwks(input: unknown, path = 'jwks'): PublicJwks {
@@ -95,7 +96,13 @@ export function parsePublicJwks(input: unknown, path = 'jwks'): PublicJwks {
   const parsed = keys.map((k, i) => checkKey(k, `${path}.keys.${i}`));
   const thumbprints = parsed.map(jwkThumbprint);
   if (new Set(thumbprints).size !== thumbprints.length) throw validationFailed(`${path}.keys`, 'holds the same key twice');
-  const kids = parsed.map((k) => k.kid).filter((k): k is string => k !== undefined);
+  // A key without `kid` (a PEM, say) gets its RFC 7638 thumbprint, the one the token resource shows: a client that
+  // names its key by thumbprint in the assertion header (openid-client and jose do when the JWK has that kid) finds
+  // it; a client that sends no kid still matches any key.
+  parsed.forEach((k, i) => {
+    if (k.kid === undefined) k.kid = thumbprints[i]!;
+  });
+  const kids = parsed.map((k) => k.kid);
   if (new Set(kids).size !== kids.length) throw validationFailed(`${path}.keys`, 'holds two keys with the same kid');
   return { keys: parsed };
 }

@@ -82,6 +82,20 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       const res = await generate({ auth_method: 'private_key_jwt', public_key: pem });
       expect(res.status).toBe(201);
       expect(res.body.jwk_thumbprints).toEqual([thumbprint]);
+      // A PEM has no kid: the key is known by its thumbprint, so an assertion naming it so is accepted, as is one
+      // naming no key; another kid is not.
+      const signed = (kid?: string) =>
+        new SignJWT({ jti: randomUUID() })
+          .setProtectedHeader(kid ? { alg: 'ES256', kid } : { alg: 'ES256' })
+          .setIssuer(res.body.client_id)
+          .setSubject(res.body.client_id)
+          .setAudience(server.issuer)
+          .setIssuedAt()
+          .setExpirationTime('1m')
+          .sign(pair.privateKey);
+      const exchange = async (kid?: string) =>
+        (await post(form({ grant_type: 'client_credentials', client_assertion_type: JWT_BEARER, client_assertion: await signed(kid) }))).status;
+      expect([await exchange(thumbprint), await exchange(), await exchange('some-other-kid')]).toEqual([200, 200, 401]);
       const other = await clientKey();
       const patched = await call(server, 'PATCH', `/tokens/${res.body.id}`, { token: session.token, json: { public_key: JSON.stringify(other.publicJwk) } });
       expect(patched.body.jwk_thumbprints).toEqual([other.thumbprint]);
