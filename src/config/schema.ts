@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 const serviceId = z.string().regex(/^[a-z0-9][a-z0-9._:-]{0,63}$/, 'a service id is a lower-case OAuth scope token');
@@ -111,7 +112,17 @@ const booleanFromEnv = optionalString.pipe(
 /** Environment variables (SPEC "Running it"), all optional. */
 export const envSchema = z.object({
   PORT: intFromEnv(0, 65_535),
-  HOST: optionalString,
+  // An address to listen on: an IPv4 or IPv6 address, or a host name (RFC 1123 labels), checked here so that a typo
+  // stops the start before the database is touched rather than at listen().
+  HOST: optionalString.pipe(
+    z
+      .string()
+      .refine(
+        (v) => isIP(v) !== 0 || (!/^[\d.]+$/.test(v) && /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(v)),
+        'must be an IP address (0.0.0.0, ::, 127.0.0.1, …) or a host name',
+      )
+      .optional(),
+  ),
   ISSUER: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
   API_AUDIENCE: optionalString,
   DATABASE_URL: optionalString.pipe(z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional()),

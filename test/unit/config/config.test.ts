@@ -54,6 +54,15 @@ describe('loadConfig', () => {
     expect(loadConfig({ ISSUER: 'https://auth.example.com/' }).apiAudience).toBe('https://auth.example.com/api');
   });
 
+  it('takes HOST as an IP address or a host name and refuses anything else', () => {
+    for (const host of ['0.0.0.0', '::', '127.0.0.1', '::1', 'localhost', 'sat-1.internal.example']) {
+      expect(loadConfig({ HOST: host }).host).toBe(host);
+    }
+    for (const host of ['1.2.3.4.5', '300.1.1.1', 'http://x', 'a b', '-bad.example']) {
+      expect(() => loadConfig({ HOST: host })).toThrow(/HOST: must be an IP address/);
+    }
+  });
+
   it('lists every problem at once', () => {
     let err: ConfigError | undefined;
     try {
