@@ -300,17 +300,11 @@ export function replayKey(ctx: { get(field: string): string; oidc?: { params?: R
  * it only picks which of two URLs of this endpoint the provider compares it with; the provider verifies the proof.
  */
 function proofHtu(ctx: { get(field: string): string }): string | undefined {
-  const proof = ctx.get('DPoP');
-  if (!proof) return undefined;
-  try {
-    const htu = decodeJwt(proof).htu;
-    const url = typeof htu === 'string' ? URL.parse(htu) : null;
-    if (!url) return undefined;
-    url.search = url.hash = '';
-    return url.href;
-  } catch {
-    return undefined;
-  }
+  const htu = unverifiedClaim(ctx.get('DPoP') || undefined, 'htu');
+  const url = typeof htu === 'string' ? URL.parse(htu) : null;
+  if (!url) return undefined;
+  url.search = url.hash = '';
+  return url.href;
 }
 
 /**
