@@ -60,7 +60,7 @@ function notifiedAdvice(f: TokenLeakedFacts): string {
 
 const REPORTERS: Record<LeakReporter, string> = {
   'secret-scanning': 'a secret-scanning partner (a signed alert, for example from GitHub secret scanning)',
-  'public-report': 'a public report to this server (POST /credentials/revoke: anyone who finds a secret may report it)',
+  'public-report': 'a public report (POST /credentials/revoke: anyone who finds a secret may report it)',
 };
 
 /**

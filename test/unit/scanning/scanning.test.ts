@@ -171,6 +171,12 @@ describe('tokenLeaked mail', () => {
     expect(revoked.text).toContain('Generate a new token');
   });
 
+  it('names a public report once, without repeating "to this server"', () => {
+    const m = tokenLeaked({ ...base, reporter: 'public-report', source: 'public report', url: null, action: 'revoked' });
+    expect(m.text).toContain('was reported to this server by a public report (POST /credentials/revoke');
+    expect(m.text).not.toMatch(/to this server by a public report to this server/);
+  });
+
   it('refuses a token that carries its secret', () => {
     const token = { ...base.token, client_secret: 'sats_x' } as unknown as typeof base.token;
     expect(() => tokenLeaked({ ...base, token, action: 'revoked' })).toThrow(/client_secret/);
