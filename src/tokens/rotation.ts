@@ -63,6 +63,9 @@ const CLEARED_PREVIOUS = {
   prev_secret_last4: null,
 } as const;
 
+/** The actor of `token.secret_expired`. */
+const SYSTEM = { id: null, email: 'system' } as const;
+
 function audit(trx: Db, actor: { id: string | null; email: string }, row: TokenRow, action: 'token.secret_rotated' | 'token.secret_retired' | 'token.secret_expired', now: Date, ip: string | null) {
   return recordAudit(trx, {
     organisation_id: row.organisation_id,
@@ -83,7 +86,8 @@ function audit(trx: Db, actor: { id: string | null; email: string }, row: TokenR
  * 409 `rotation_in_progress` while a previous secret is still live. One transaction with the token row locked:
  * the change, the audit event `token.secret_rotated` and the mail to the creator and the rotating administrator.
  * A previous secret whose grace period ended but that the `secret-expiry` job has not yet swept is recorded
- * `token.secret_expired` here, so that event is never lost.
+ * `token.secret_expired` here, so that event is never lost; with grace 0 the replaced secret is recorded
+ * `token.secret_expired` at once.
  */
 export async function rotateSecret(deps: Deps, actor: Actor, id: string, input: RotateSecretInput, meta: RequestMeta = {}): Promise<RotatedToken> {
   const now = deps.clock();
@@ -98,8 +102,11 @@ export async function rotateSecret(deps: Deps, actor: Actor, id: string, input: 
         `This token already has two live secrets; the previous one stops at ${token.prev_secret_expires_at!.toISOString()}. Retire one to rotate again.`,
       );
     }
-    if (token.prev_secret_hash) await audit(trx, { id: null, email: 'system' }, token, 'token.secret_expired', now, null);
+    if (token.prev_secret_hash) await audit(trx, SYSTEM, token, 'token.secret_expired', now, null);
     const keep = graceHours > 0;
+    // Grace period 0: the current secret ends now, and is recorded as expired like one whose grace period ran out.
+    // 1 ms before the rotation event, so the audit log (newest first) lists the rotation, then that expiry.
+    if (!keep) await audit(trx, SYSTEM, token, 'token.secret_expired', new Date(now.getTime() - 1), null);
     const changes: Partial<TokenRow> = {
       secret_hash: hashSecret(secret),
       secret_id: randomUUID(),
@@ -190,7 +197,7 @@ export async function expirePreviousSecrets(deps: Pick<Deps, 'db' | 'clock'>): P
         .skipLocked()) as TokenRow[];
       for (const row of rows) {
         const cleared = affectedRows(await trx('tokens').where({ id: row.id }).update(CLEARED_PREVIOUS));
-        if (cleared > 0) await audit(trx, { id: null, email: 'system' }, row, 'token.secret_expired', now, null);
+        if (cleared > 0) await audit(trx, SYSTEM, row, 'token.secret_expired', now, null);
       }
       return rows.length;
     });

@@ -157,6 +157,13 @@ describe.each(testDatabases())('secret rotation with overlap on %s', (kind) => {
     expect(r.body.secrets).toHaveLength(1);
     expect((await exchange(t.client_id, t.client_secret)).status).toBe(401);
     expect((await exchange(t.client_id, r.body.client_secret)).status).toBe(200);
+    // The replaced secret ended at once: recorded token.secret_expired (actor system) now, not by a later sweep,
+    // listed after the rotation (newest first).
+    const audit = await api(s, 'GET', '/audit?limit=2');
+    expect(audit.body.items.map((e: { action: string }) => e.action)).toEqual(['token.secret_rotated', 'token.secret_expired']);
+    expect(audit.body.items[1]).toMatchObject({ actor_email: 'system', token_id: t.id, client_id: t.client_id });
+    await server.runJob('secret-expiry');
+    expect(await events(t.id, 'token.secret_expired')).toHaveLength(1);
     // 720 is the most; with one live secret it can rotate again at once.
     const again = await api(s, 'POST', `/tokens/${t.id}/rotate`, { grace_period_hours: 720 });
     expect(again.status).toBe(200);
