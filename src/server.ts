@@ -3,7 +3,7 @@ import Koa from 'koa';
 import type { Deps } from './deps.js';
 import { accessLog } from './http/access-log.js';
 import { errorHandler } from './http/error-handler.js';
-import { allowedMethods, closeWhenDraining, notFound, requestId, securityHeaders } from './http/common.js';
+import { allowedMethods, closeWhenDraining, notFound, requestId, securityHeaders, unmapClientAddress } from './http/common.js';
 import { adminApi } from './admin/router.js';
 import { createOAuth, type OAuth } from './oauth/index.js';
 import { consoleRouter } from './console/routes.js';
@@ -80,6 +80,7 @@ export async function createServer(deps: Deps, prepared: Prepared = {}): Promise
   const ops = opsRouter(deps, lifecycle);
   const scanning = scanningRouter(deps, prepared.scanningKeys); // throws at start when SECRET_SCANNING_KEYS_FILE is set but unusable
 
+  app.use(unmapClientAddress); // ::ffff:a.b.c.d → a.b.c.d, before anything reads ctx.ip
   app.use(requestId); // X-Request-Id in and out
   app.use(accessLog(deps.log)); // one JSON line per request, when its response is done
   app.use(responseMetrics); // responses by status class, 429s, refused sign-ins

@@ -10,6 +10,19 @@ export const requestId: Middleware = async (ctx, next) => {
   await next();
 };
 
+const IPV4_MAPPED = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i;
+
+/**
+ * The client address as IPv4 when it is an IPv4-mapped IPv6 address (`::ffff:203.0.113.7`, what a dual-stack socket
+ * reports with HOST=::, or a forwarded address in that form), so the audit log, sessions, mails, the access log and
+ * every per-address check see one spelling of one address. Runs first: everything after reads `ctx.ip`.
+ */
+export const unmapClientAddress: Middleware = async (ctx, next) => {
+  const mapped = IPV4_MAPPED.exec(ctx.ip);
+  if (mapped) ctx.request.ip = mapped[1]!;
+  await next();
+};
+
 /**
  * While the server drains (SIGTERM), every response says `Connection: close`: Node closes the keep-alive
  * connection once that response is written, so no connection is cut in the middle of a request. Set before and

@@ -133,6 +133,24 @@ describe.each(testDatabases())('per-token network and rate limits on %s', (kind)
     expect(listed.map((e) => e.ip).sort()).toEqual(['192.0.2.9', OUTSIDE].sort());
   });
 
+  it('records an IPv4-mapped IPv6 address (a dual-stack socket, HOST=::) as the IPv4 address, everywhere', async () => {
+    const { generate, api } = await adminSession(server);
+    const t = await generate({ allowed_ips: ['203.0.113.0/24'] });
+    expect((await tokenRequest(server.url, t, `::ffff:${INSIDE}`)).status).toBe(200);
+    expect((await tokenRequest(server.url, t, `::FFFF:${OUTSIDE}`)).status).toBe(401);
+    const [denied] = await deniedEvents(t.id);
+    expect(denied).toMatchObject({ ip: OUTSIDE });
+    expect(typeof denied.details === 'string' ? JSON.parse(denied.details) : denied.details).toEqual({ address: OUTSIDE });
+    // The administrator's own address too: audit events and sessions.
+    const other = await makeAdmin(server.deps);
+    const s = await call(server, 'POST', '/login', { json: { email: other.email, password: other.password }, headers: { 'x-forwarded-for': '::ffff:192.0.2.44' } });
+    expect(s.status).toBe(200);
+    const sessions = await call(server, 'GET', '/me/sessions', { token: s.body.token as string });
+    expect((sessions.body.items as Array<{ ip: string }>).map((x) => x.ip)).toEqual(['192.0.2.44']);
+    const audit = await api('GET', '/audit');
+    expect((audit.body.items as Array<{ action: string; ip: string; token_id: string }>).find((e) => e.token_id === t.id && e.action === 'token.denied_address')?.ip).toBe(OUTSIDE);
+  });
+
   it('answers 429 rate_limited with Retry-After past max_tokens_per_hour, and serves again when the hour rolls', async () => {
     const { generate, api } = await adminSession(server);
     const start = Math.floor(Date.now() / MINUTE) * MINUTE + 10_000; // 10 s into a minute
