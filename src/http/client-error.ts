@@ -3,6 +3,7 @@ import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.js';
 import { httpResponses } from '../metrics.js';
+import { unmappedAddress } from './common.js';
 
 /** Node's client errors we answer, by error code: status line and SPEC's `{error, message}`. Anything else is 400. */
 const answers: Record<string, [status: string, error: string, message: string]> = {
@@ -57,7 +58,7 @@ export function answerClientErrors(log: Logger): (err: Error & { code?: string }
       log.info('request', {
         request_id: requestId,
         status: Number(status.slice(0, 3)),
-        client_ip: (socket as Duplex & { remoteAddress?: string }).remoteAddress,
+        client_ip: unmappedAddress((socket as Duplex & { remoteAddress?: string }).remoteAddress ?? ''),
         error,
       });
     }

@@ -18,10 +18,15 @@ const IPV4_MAPPED = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i;
  * every per-address check see one spelling of one address. Runs first: everything after reads `ctx.ip`.
  */
 export const unmapClientAddress: Middleware = async (ctx, next) => {
-  const mapped = IPV4_MAPPED.exec(ctx.ip);
-  if (mapped) ctx.request.ip = mapped[1]!;
+  const ip = unmappedAddress(ctx.ip);
+  if (ip !== ctx.ip) ctx.request.ip = ip;
   await next();
 };
+
+/** `::ffff:a.b.c.d` → `a.b.c.d`; any other text as given. */
+export function unmappedAddress(ip: string): string {
+  return IPV4_MAPPED.exec(ip)?.[1] ?? ip;
+}
 
 /**
  * While the server drains (SIGTERM), every response says `Connection: close`: Node closes the keep-alive

@@ -4,6 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import { accessLog, loggedAddress, loggedPath } from '../../../src/http/access-log.js';
+import { unmappedAddress } from '../../../src/http/common.js';
 import type { LogLevel } from '../../../src/config/index.js';
 import { createLogger } from '../../../src/log.js';
 
@@ -59,5 +60,13 @@ describe('loggedAddress', () => {
   it('keeps any real address and cuts what no address is with an ellipsis', () => {
     for (const ip of ['203.0.113.9', '::ffff:203.0.113.9', 'fe80:0000:0000:0000:0000:ffff:192.168.100.228%eth0', '']) expect(loggedAddress(ip)).toBe(ip);
     expect(loggedAddress('9'.repeat(400))).toBe(`${'9'.repeat(64)}…`);
+  });
+});
+
+describe('unmappedAddress', () => {
+  it('writes an IPv4-mapped IPv6 address as IPv4 and leaves every other text alone', () => {
+    expect(unmappedAddress('::ffff:203.0.113.9')).toBe('203.0.113.9');
+    expect(unmappedAddress('::FFFF:198.51.100.1')).toBe('198.51.100.1');
+    for (const ip of ['203.0.113.9', '2001:db8::1', '::ffff:c000:0201', '::ffff:1.2.3.4.5', 'x::ffff:1.2.3.4', '']) expect(unmappedAddress(ip)).toBe(ip);
   });
 });
