@@ -97,7 +97,8 @@ function collector(): { stream: Writable; text(): string } {
  *   (embedded-lock.test.ts).
  * - memory: each command with no server opens a PGlite engine (~200 MB outside the JS heap) and closes it; closed
  *   engines are collected: over 40 such commands in one worker, RSS went between 460 and 920 MB and back to 460 MB,
- *   without climbing (process.memoryUsage() after each; the converted files' heaps with --logHeapUsage: 72-104 MB).
+ *   without climbing (process.memoryUsage() after each). jest's --logHeapUsage over twelve CLI files in 2 workers:
+ *   49-170 MB after each file, 37-168 MB before this runner.
  * What stays spawned: the tool end to end (cli.test.ts), `serve` and signals, file modes, locks between processes,
  * a different hashing cost, the terminal prompt, and in each converted file one test of its commands.
  */
