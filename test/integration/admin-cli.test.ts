@@ -1,6 +1,7 @@
-// `sat token create|list|revoke`, run as users run them (the built dist/: `npm run build` first).
+// `sat token create|list|revoke`. Commands run in this process (runSatInProcess); `sat serve` and one `sat token
+// create` with and one without a server are real processes, as users run them (the built dist/: `npm run build` first).
 import { call, signIn } from '../support/admin-api.js';
-import { runSat, startSatServe, type ServeProcess } from '../support/cli.js';
+import { runSat, runSatInProcess, startSatServe, type ServeProcess } from '../support/cli.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic, daysFromNow } from '../support/fixtures.js';
 import { freePort } from '../support/server.js';
@@ -30,7 +31,7 @@ describe.each(testDatabases())('sat token commands on %s', (kind) => {
   let id: string | undefined;
 
   it('creates and lists tokens with no server running', async () => {
-    expect((await runSat(['admin', 'add', '--org', 'Initech', '--email', 'bill@initech.example', '--password', 'tps-reports-1'], db.env)).code).toBe(0);
+    expect((await runSatInProcess(['admin', 'add', '--org', 'Initech', '--email', 'bill@initech.example', '--password', 'tps-reports-1'], db.env)).code).toBe(0);
 
     const created = await runSat(
       ['token', 'create', '--org', 'initech', '--name', 'Payroll_Integration', '--expires', expires, '--services', 'employees, jobs'],
@@ -45,7 +46,7 @@ describe.each(testDatabases())('sat token commands on %s', (kind) => {
     expect(clientId).toMatch(/^sat_[0-9A-Za-z]{22}$/);
     expect(created.stdout).toContain('shown only this once');
 
-    const listed = await runSat(['token', 'list', '--org', 'Initech', '--json'], db.env);
+    const listed = await runSatInProcess(['token', 'list', '--org', 'Initech', '--json'], db.env);
     expect(listed.code).toBe(0);
     const list = JSON.parse(listed.stdout) as { items: Array<Record<string, unknown>>; active_count: number; max_active: number };
     expect(list).toMatchObject({ active_count: 1, max_active: 25 });
@@ -61,7 +62,7 @@ describe.each(testDatabases())('sat token commands on %s', (kind) => {
       }),
     ]);
     expect(listed.stdout).not.toContain(secret!);
-    const table = await runSat(['token', 'list', '--org', 'Initech'], db.env);
+    const table = await runSatInProcess(['token', 'list', '--org', 'Initech'], db.env);
     expect(table.stdout).toContain('"Payroll_Integration"');
     expect(table.stdout).toContain('1 of at most 25 tokens active');
     expect(table.stdout).not.toContain(secret!);
@@ -69,30 +70,30 @@ describe.each(testDatabases())('sat token commands on %s', (kind) => {
 
   it('applies the admin API’s rules with no server running (more of them while it runs, below)', async () => {
     // Name taken and limit; a past expiry, unknown services and organisations: in the next test, through the server.
-    const dup = await runSat(['token', 'create', '--org', 'Initech', '--name', 'payroll_integration', '--expires', expires, '--services', 'jobs'], db.env);
+    const dup = await runSatInProcess(['token', 'create', '--org', 'Initech', '--name', 'payroll_integration', '--expires', expires, '--services', 'jobs'], db.env);
     expect(dup.code).toBe(1);
     expect(dup.stderr).toContain('already exists');
-    const limited = await runSat(
+    const limited = await runSatInProcess(
       ['token', 'create', '--org', 'Initech', '--name', 'one-too-many', '--expires', expires, '--services', 'jobs'],
       { ...db.env, MAX_ACTIVE_TOKENS: '1' },
     );
     expect(limited.code).toBe(1);
     expect(limited.stderr).toMatch(/already has 1 active tokens/);
 
-    const usage = await runSat(['token', 'create', '--org', 'Initech', '--name', 'x'], db.env);
+    const usage = await runSatInProcess(['token', 'create', '--org', 'Initech', '--name', 'x'], db.env);
     expect(usage.code).toBe(2);
-    expect((await runSat(['token', 'revoke', '--org', 'Initech'], db.env)).code).toBe(2);
+    expect((await runSatInProcess(['token', 'revoke', '--org', 'Initech'], db.env)).code).toBe(2);
   }, SPAWNING_TEST_MS);
 
   it('revokes tokens with no server running', async () => {
     expect(id).toBeDefined();
-    const revoked = await runSat(['token', 'revoke', '--org', 'Initech', id!], db.env);
+    const revoked = await runSatInProcess(['token', 'revoke', '--org', 'Initech', id!], db.env);
     expect(revoked.code).toBe(0);
     expect(revoked.stdout).toContain(`Revoked token "Payroll_Integration" (${id}`);
-    const again = await runSat(['token', 'revoke', '--org', 'Initech', id!], db.env);
+    const again = await runSatInProcess(['token', 'revoke', '--org', 'Initech', id!], db.env);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('No such token');
-    expect(JSON.parse((await runSat(['token', 'list', '--org', 'Initech', '--json'], db.env)).stdout).items).toEqual([]);
+    expect(JSON.parse((await runSatInProcess(['token', 'list', '--org', 'Initech', '--json'], db.env)).stdout).items).toEqual([]);
   }, SPAWNING_TEST_MS);
 
   it('works while the server runs: the token exchanges at once, shows in the API, and revocation stops it', async () => {
@@ -102,12 +103,12 @@ describe.each(testDatabases())('sat token commands on %s', (kind) => {
     let server: ServeProcess | undefined;
     try {
       server = await startSatServe(env);
-      expect((await runSat(['admin', 'add', '--org', 'Hooli', '--email', 'gavin@hooli.example', '--password', 'nucleus-pass'], env)).code).toBe(0);
+      expect((await runSatInProcess(['admin', 'add', '--org', 'Hooli', '--email', 'gavin@hooli.example', '--password', 'nucleus-pass'], env)).code).toBe(0);
       // The rules hold through the server too: a past expiry, an unknown service, an unknown organisation.
       const [past, svc, noOrg] = await Promise.all([
-        runSat(['token', 'create', '--org', 'Hooli', '--name', 'x', '--expires', '2020-01-01', '--services', 'jobs'], env),
-        runSat(['token', 'create', '--org', 'Hooli', '--name', 'x', '--expires', daysFromNow(3), '--services', 'payroll'], env),
-        runSat(['token', 'list', '--org', 'Nobody Inc'], env),
+        runSatInProcess(['token', 'create', '--org', 'Hooli', '--name', 'x', '--expires', '2020-01-01', '--services', 'jobs'], env),
+        runSatInProcess(['token', 'create', '--org', 'Hooli', '--name', 'x', '--expires', daysFromNow(3), '--services', 'payroll'], env),
+        runSatInProcess(['token', 'list', '--org', 'Nobody Inc'], env),
       ]);
       expect(past.code).toBe(1);
       expect(past.stderr).toContain('expires_at: must be in the future');
@@ -124,7 +125,7 @@ describe.each(testDatabases())('sat token commands on %s', (kind) => {
       const got = await call({ url }, 'GET', `/tokens/${t.id}`, { token: s.token });
       expect(got.body).toMatchObject({ name: 'cli-made', created_by: null });
 
-      expect((await runSat(['token', 'revoke', '--org', 'Hooli', t.id], env)).code).toBe(0);
+      expect((await runSatInProcess(['token', 'revoke', '--org', 'Hooli', t.id], env)).code).toBe(0);
       expect((await exchange(url, t.client_id, t.client_secret)).status).toBe(401);
       const audit = await call({ url }, 'GET', '/audit', { token: s.token });
       const cli = audit.body.items.filter((e: { actor_email: string }) => e.actor_email === 'cli');

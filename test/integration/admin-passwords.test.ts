@@ -7,10 +7,11 @@ import { loadConfig } from '../../src/config/index.js';
 import { openDb } from '../../src/db/index.js';
 import { initialAdminPasswordPath } from '../../src/main.js';
 import { call } from '../support/admin-api.js';
-import { satArgv } from '../support/cli.js';
+import { runSatInProcess, satArgv } from '../support/cli.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { startServer, TEST_PASSWORD_HASH_COST } from '../support/server.js';
 
+/** A real `sat` process with `stdin` as its standard input (the refusal and the warning run in this process). */
 function sat(args: string[], env: Record<string, string>, stdin: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, satArgv(args), { env: { PATH: process.env.PATH, PASSWORD_HASH_COST: TEST_PASSWORD_HASH_COST, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -73,13 +74,13 @@ describe.each(testDatabases())('administrator passwords on %s', (kind) => {
   });
 
   it('refuses an empty password on standard input', async () => {
-    const r = await sat(['admin', 'add', '--org', 'Stdin Ltd', '--email', 'empty@example.com', '--password-stdin'], db.env, '\n');
+    const r = await runSatInProcess(['admin', 'add', '--org', 'Stdin Ltd', '--email', 'empty@example.com', '--password-stdin'], db.env, '\n');
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/empty password/);
   });
 
   it('still takes --password, with a warning', async () => {
-    const r = await sat(['admin', 'add', '--org', 'Old Scripts', '--email', 'old@example.com', '--password', 'visible in ps'], db.env, '');
+    const r = await runSatInProcess(['admin', 'add', '--org', 'Old Scripts', '--email', 'old@example.com', '--password', 'visible in ps'], db.env, '');
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/warning: --password shows the password/);
     expect(await passwordMatches('old@example.com', 'visible in ps')).toBe(true);

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { hashPassword, requestPasswordReset } from '../../src/accounts/index.js';
 import type { MailOutboxRow } from '../../src/db/index.js';
 import { call, signIn } from '../support/admin-api.js';
-import { runSat, runSatWithInput } from '../support/cli.js';
+import { runSat, runSatInProcess } from '../support/cli.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { makeAdmin, uniq } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
@@ -555,6 +555,7 @@ describe.each(testDatabases())('administrators on %s', (kind) => {
     const a = await makeAdmin(server.deps);
     const before = await session(a);
     const env = { ...db.env, SMTP_URL: smtp.url, ISSUER: server.issuer };
+    // The first reset runs as a real `sat` process; the commands after it in this process (runSatInProcess).
     const out = await runSat(['admin', 'reset-password', '--email', a.email.toUpperCase()], env);
     expect([out.code, out.stderr.replace(/^oidc-provider WARNING.*\n/gm, '')]).toEqual([0, '']);
     const password = /New password \(shown once, keep it safe\): (\S+)/.exec(out.stdout)?.[1];
@@ -569,17 +570,17 @@ describe.each(testDatabases())('administrators on %s', (kind) => {
       expect.objectContaining({ actor_id: null, actor_email: 'cli', subject_admin: { id: a.id, email: a.email } }),
     ]);
 
-    const missing = await runSat(['admin', 'reset-password', '--email', 'nobody-at-all@example.com'], env);
+    const missing = await runSatInProcess(['admin', 'reset-password', '--email', 'nobody-at-all@example.com'], env);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('no administrator');
-    const onArgv = await runSat(['admin', 'reset-password', '--email', a.email, '--password', 'on-the-command-line'], env);
+    const onArgv = await runSatInProcess(['admin', 'reset-password', '--email', a.email, '--password', 'on-the-command-line'], env);
     expect(onArgv.code).toBe(2);
 
     // A chosen password comes only from standard input, with the same rule as everywhere.
-    const tooShort = await runSatWithInput(['admin', 'reset-password', '--email', a.email, '--password-stdin'], env, 'short\n');
+    const tooShort = await runSatInProcess(['admin', 'reset-password', '--email', a.email, '--password-stdin'], env, 'short\n');
     expect(tooShort.code).toBe(1);
     expect(tooShort.stderr).toContain('at least 12 characters');
-    const chosen = await runSatWithInput(['admin', 'reset-password', '--email', a.email, '--password-stdin'], env, 'chosen-on-stdin-1\n');
+    const chosen = await runSatInProcess(['admin', 'reset-password', '--email', a.email, '--password-stdin'], env, 'chosen-on-stdin-1\n');
     expect(chosen.code).toBe(0);
     expect(chosen.stdout).not.toContain('chosen-on-stdin-1');
     expect(chosen.stdout).not.toContain('New password');

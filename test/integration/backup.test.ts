@@ -5,7 +5,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { gzipSync } from 'node:zlib';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
-import { runSat, startSatServe } from '../support/cli.js';
+import { runSat, runSatInProcess, startSatServe } from '../support/cli.js';
 import { createTestDb, type TestDb } from '../support/db.js';
 import { freePort } from '../support/server.js';
 import { readableEntries } from '../support/files.js';
@@ -18,7 +18,7 @@ function expectCleanRefusal(r: { code: number | null; stderr: string }, name: st
 }
 
 /**
- * `sat backup` to paths it cannot write: exit 1 with the reason on stderr (README "Exit codes"), nothing
+ * `sat backup` (in this process) to paths it cannot write: exit 1 with the reason on stderr (README "Exit codes"), nothing
  * written, and no "command failed" / stack in the log of a running server.
  */
 async function expectBadTargetsRefused(env: Record<string, string>, dir: string): Promise<void> {
@@ -30,21 +30,25 @@ async function expectBadTargetsRefused(env: Record<string, string>, dir: string)
     [dir, /^sat: cannot write .*: it is a directory\n$/],
   ];
   for (const [target, message] of cases) {
-    const r = await runSat(['backup', target], env);
+    const r = await runSatInProcess(['backup', target], env);
     expect({ target, code: r.code }).toEqual({ target, code: 1 });
     expect(r.stderr.replace(/^oidc-provider WARNING.*\n/gm, '')).toMatch(message);
   }
   expect(readFileSync(existing, 'utf8')).toBe('keep me');
   expect(readdirSync(dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
   // An existing file is replaced by a whole backup (a nightly job reusing one name keeps working), owner-only.
-  const again = await runSat(['backup', existing], env);
+  const again = await runSatInProcess(['backup', existing], env);
   expect(again.code).toBe(0);
   expect(readFileSync(existing).subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b])); // gzip
   expect(statSync(existing).mode & 0o777).toBe(0o600);
   expect(readdirSync(dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
 }
 
-/** The round trip spawns some twenty `sat` processes, each loading the code and opening the database or socket. */
+/**
+ * The round trip runs some twenty commands, each opening the database or socket: `sat serve`, the backup taken
+ * while it runs and the restore (with the modes it leaves) as real processes, the refusals in this process
+ * (runSatInProcess).
+ */
 const SPAWNING_TEST_MS = 180_000;
 
 const ADMIN = { ADMIN_EMAIL: 'backup-admin@example.com', ADMIN_PASSWORD: 'backup-admin-password' };
@@ -106,7 +110,7 @@ describe('sat backup and sat restore (embedded database)', () => {
       expect(b.status).toBe(201);
       after = b.body.id;
 
-      const refused = await runSat(['restore', file], env);
+      const refused = await runSatInProcess(['restore', file], env);
       expect(refused.code).toBe(1);
       expect(refused.stderr).toContain('stop it, then restore');
 
@@ -130,7 +134,7 @@ describe('sat backup and sat restore (embedded database)', () => {
     ];
     for (const [name, data] of junk) {
       writeFileSync(path.join(db.dataDir, name), data, { mode: 0o600 });
-      expectCleanRefusal(await runSat(['restore', path.join(db.dataDir, name)], env), name);
+      expectCleanRefusal(await runSatInProcess(['restore', path.join(db.dataDir, name)], env), name);
     }
     expect(readdirSync(db.dataDir).filter((n) => n.includes('restoring') || n.includes('before-restore'))).toEqual([]);
 
@@ -167,7 +171,7 @@ describe('sat backup and sat restore (embedded database)', () => {
     }
     const pgDb = await createTestDb('postgres');
     try {
-      const r = await runSat(['backup', path.join(pgDb.dataDir, 'x.tar.gz')], pgDb.env);
+      const r = await runSatInProcess(['backup', path.join(pgDb.dataDir, 'x.tar.gz')], pgDb.env);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain('pg_dump');
     } finally {

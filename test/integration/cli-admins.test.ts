@@ -1,7 +1,7 @@
 // `sat admin list|invite|remove --org NAME` (README "Command line"): the admin API's rules from a script, with the
 // server running (on the embedded database through its control socket, on PostgreSQL on the database itself).
 import { call, signIn, tokenBody } from '../support/admin-api.js';
-import { runSat, runSatWithInput, type CliResult } from '../support/cli.js';
+import { runSatInProcess, runSatWithInput, type CliResult } from '../support/cli.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { makeAdmin, makeToken, uniq } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
@@ -9,6 +9,8 @@ import { startSmtp, type TestSmtp } from '../support/smtp.js';
 
 /** Several `sat` processes, each loading the code and opening the database or the socket. */
 const SPAWNING_TEST_MS = 60_000;
+// The first test runs `sat admin add` as a real process; the others run their commands in this process
+// (runSatInProcess), on the same server and database.
 
 describe.each(testDatabases())('sat admin list, invite and remove on %s', (kind) => {
   let db: TestDb;
@@ -76,13 +78,13 @@ describe.each(testDatabases())('sat admin list, invite and remove on %s', (kind)
     const other = await makeAdmin(server.deps);
     const org = first.organisation_name;
 
-    const listed = json(await runSat(['admin', 'list', '--org', org, '--json'], env));
+    const listed = json(await runSatInProcess(['admin', 'list', '--org', org, '--json'], env));
     expect(listed.items.map((a: { email: string }) => a.email).sort()).toEqual([first.email, second.email].sort());
     expect(JSON.stringify(listed)).not.toContain(other.email);
     expect(JSON.stringify(listed)).not.toMatch(/password/i);
 
     const email = `${uniq('cli-invitee')}@example.com`;
-    const invited = await runSat(['admin', 'invite', '--org', org, '--email', email], env);
+    const invited = await runSatInProcess(['admin', 'invite', '--org', org, '--email', email], env);
     expect(invited.code).toBe(0);
     expect(invited.stdout).toContain(`Invited ${email}`);
     expect(invited.stdout).not.toMatch(/token=|https?:/);
@@ -93,16 +95,16 @@ describe.each(testDatabases())('sat admin list, invite and remove on %s', (kind)
     expect(mail.text).toMatch(/\/admin#\/invite\?token=/);
 
     // Inviting an administrator again, or of another organisation, is refused as by the API.
-    const again = await runSat(['admin', 'invite', '--org', org, '--email', other.email.toUpperCase()], env);
+    const again = await runSatInProcess(['admin', 'invite', '--org', org, '--email', other.email.toUpperCase()], env);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('already an administrator');
 
     const session = await signIn(server, second.email, second.password);
-    const removed = await runSat(['admin', 'remove', '--org', org, '--email', second.email.toUpperCase()], env);
+    const removed = await runSatInProcess(['admin', 'remove', '--org', org, '--email', second.email.toUpperCase()], env);
     expect(removed.code).toBe(0);
     expect(removed.stdout).toContain(`Removed administrator ${second.email}`);
     expect((await call(server, 'GET', '/me', { token: session.token })).status).toBe(401); // sessions end at once
-    expect(json(await runSat(['admin', 'list', '--org', org, '--json'], env)).items.map((a: { email: string }) => a.email)).toEqual([first.email]);
+    expect(json(await runSatInProcess(['admin', 'list', '--org', org, '--json'], env)).items.map((a: { email: string }) => a.email)).toEqual([first.email]);
 
     const mine = await signIn(server, first.email, first.password);
     const events = ((await call(server, 'GET', '/audit?limit=100', { token: mine.token })).body.items as Array<Record<string, any>>).filter(
@@ -119,18 +121,18 @@ describe.each(testDatabases())('sat admin list, invite and remove on %s', (kind)
   it('refuses to remove the last administrator, another organisation’s, and answers usage errors', async () => {
     const only = await makeAdmin(server.deps);
     const other = await makeAdmin(server.deps);
-    const last = await runSat(['admin', 'remove', '--org', only.organisation_name, '--email', only.email], env);
+    const last = await runSatInProcess(['admin', 'remove', '--org', only.organisation_name, '--email', only.email], env);
     expect(last.code).toBe(1);
     expect(last.stderr).toContain('at least one administrator');
-    const elsewhere = await runSat(['admin', 'remove', '--org', only.organisation_name, '--email', other.email], env);
+    const elsewhere = await runSatInProcess(['admin', 'remove', '--org', only.organisation_name, '--email', other.email], env);
     expect(elsewhere.code).toBe(1);
     expect(elsewhere.stderr).toContain('No such administrator');
     expect(await server.deps.db.knex('admins').whereIn('id', [only.id, other.id]).count({ n: '*' })).toEqual([{ n: 2 }]);
 
-    const noOrg = await runSat(['admin', 'list', '--org', 'No Such Organisation'], env);
+    const noOrg = await runSatInProcess(['admin', 'list', '--org', 'No Such Organisation'], env);
     expect(noOrg.code).toBe(1);
     expect(noOrg.stderr).toContain('no organisation named');
-    const usage = await runSat(['admin', 'invite', '--org', only.organisation_name], env);
+    const usage = await runSatInProcess(['admin', 'invite', '--org', only.organisation_name], env);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain('admin invite needs --org and --email');
   }, SPAWNING_TEST_MS);
@@ -144,23 +146,23 @@ describe.each(testDatabases())('sat admin list, invite and remove on %s', (kind)
     expect((await call(server, 'POST', `/tokens/${made.body.id}/revoke`, { token: session.token })).status).toBe(200);
     await makeToken(server.deps, other, { name: 'elsewhere' });
 
-    const all = json(await runSat(['audit', 'list', '--org', admin.organisation_name, '--json'], env));
+    const all = json(await runSatInProcess(['audit', 'list', '--org', admin.organisation_name, '--json'], env));
     expect(all.items.map((e: Record<string, any>) => e.action)).toEqual(['token.revoked', 'token.generated', 'admin.signed_in']);
     expect(all.items[0]).toEqual(expect.objectContaining({ actor_email: admin.email, token_id: made.body.id, client_id: made.body.client_id }));
     expect(all.more).toBe(false);
     expect(JSON.stringify(all)).not.toContain('elsewhere');
 
-    const one = await runSat(['audit', 'list', '--org', admin.organisation_name, '--token', made.body.id, '--limit', '1'], env);
+    const one = await runSatInProcess(['audit', 'list', '--org', admin.organisation_name, '--token', made.body.id, '--limit', '1'], env);
     expect(one.code).toBe(0);
     expect(one.stdout).toMatch(new RegExp(`^\\S+Z  token\\.revoked +  ${admin.email.replace(/[.]/g, '\\.')}  token "audited" ${made.body.client_id}  from \\S+\nMore events are older: raise --limit to see them\\.\n$`));
     expect(one.stdout).not.toContain(made.body.client_secret);
 
     // Another organisation's token has no events here; bad arguments are usage errors or refusals.
     const foreign = (await server.deps.db.knex('tokens').where({ name: 'elsewhere' }).first()) as { id: string };
-    expect(json(await runSat(['audit', 'list', '--org', admin.organisation_name, '--token', foreign.id, '--json'], env)).items).toEqual([]);
-    const badLimit = await runSat(['audit', 'list', '--org', admin.organisation_name, '--limit', 'lots'], env);
+    expect(json(await runSatInProcess(['audit', 'list', '--org', admin.organisation_name, '--token', foreign.id, '--json'], env)).items).toEqual([]);
+    const badLimit = await runSatInProcess(['audit', 'list', '--org', admin.organisation_name, '--limit', 'lots'], env);
     expect([badLimit.code, badLimit.stderr]).toEqual([2, expect.stringContaining('--limit takes a whole number')]);
-    const badToken = await runSat(['audit', 'list', '--org', admin.organisation_name, '--token', 'nope'], env);
+    const badToken = await runSatInProcess(['audit', 'list', '--org', admin.organisation_name, '--token', 'nope'], env);
     expect([badToken.code, badToken.stderr]).toEqual([1, expect.stringContaining('must be a token id')]);
   }, SPAWNING_TEST_MS);
 });

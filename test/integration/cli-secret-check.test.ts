@@ -3,11 +3,15 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { packageRoot } from '../../src/config/index.js';
 import { generateClientSecret } from '../../src/tokens/credentials.js';
+import { runSatInProcess } from '../support/cli.js';
 
+// An environment that would fail to load (bad DATABASE_URL): the check must not need one.
+const BAD_ENV = { DATABASE_URL: 'not a url' };
+
+/** A real `sat` process (the first test); the others run the same command line in this process. */
 function sat(args: string[], stdin?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    // An environment that would fail to load (bad DATABASE_URL): the check must not need one.
-    const env = { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: 'not a url' };
+    const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...BAD_ENV };
     const child = spawn(process.execPath, [path.join(packageRoot(), 'dist', 'src', 'cli', 'index.js'), ...args], { env });
     let stdout = '';
     let stderr = '';
@@ -32,20 +36,20 @@ describe('sat secret check', () => {
   });
 
   it('exits 1 for a typo, a wrong prefix or nothing on stdin, saying which part is wrong', async () => {
-    const bad = await sat(['secret', 'check', '-'], typo);
+    const bad = await runSatInProcess(['secret', 'check', '-'], BAD_ENV, typo);
     expect(bad.code).toBe(1);
     expect(bad.stdout).toContain('checksum');
     expect(bad.stdout + bad.stderr).not.toContain(typo);
-    expect((await sat(['secret', 'check', 'ghp_abc'])).stdout).toContain('does not start with sats_');
-    const empty = await sat(['secret', 'check', '-'], '');
+    expect((await runSatInProcess(['secret', 'check', 'ghp_abc'], BAD_ENV)).stdout).toContain('does not start with sats_');
+    const empty = await runSatInProcess(['secret', 'check', '-'], BAD_ENV, '');
     expect(empty.code).toBe(1);
   });
 
   it('prints JSON with --json, and exits 2 on a usage error', async () => {
-    const r = await sat(['secret', 'check', '--json', secret.slice(0, 30)]);
+    const r = await runSatInProcess(['secret', 'check', '--json', secret.slice(0, 30)], BAD_ENV);
     expect(r.code).toBe(1);
     expect(JSON.parse(r.stdout)).toEqual({ well_formed: false, problem: 'length' });
-    expect((await sat(['secret', 'check'])).code).toBe(2);
-    expect((await sat(['secret', 'check', 'a', 'b'])).code).toBe(2);
+    expect((await runSatInProcess(['secret', 'check'], BAD_ENV)).code).toBe(2);
+    expect((await runSatInProcess(['secret', 'check', 'a', 'b'], BAD_ENV)).code).toBe(2);
   });
 });

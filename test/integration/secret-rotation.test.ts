@@ -3,7 +3,7 @@
 // clock, per-secret last use, mails, audit, a leak report of the previous secret, and `sat token rotate`.
 import { addAdmin } from '../../src/accounts/index.js';
 import { call, signIn, type SignedIn } from '../support/admin-api.js';
-import { runSat } from '../support/cli.js';
+import { runSat, runSatInProcess } from '../support/cli.js';
 import { TestClock } from '../support/clock.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic, makeAdmin, uniq } from '../support/fixtures.js';
@@ -255,6 +255,7 @@ describe.each(testDatabases())('secret rotation with overlap on %s', (kind) => {
   it('`sat token rotate` prints the new secret, which works at once; `sat token retire` stops the previous one', async () => {
     const admin = await makeAdmin(server.deps);
     const t = await generate(await session(admin));
+    // The rotation runs as a real `sat` process; the commands after it in this process (runSatInProcess).
     const out = await runSat(['token', 'rotate', '--org', admin.organisation_name, t.id, '--grace-hours', '72'], db.env); // the server's clock runs a day ahead of this process's (earlier test)
     expect(out.stderr).not.toMatch(/sat: /);
     expect(out.code).toBe(0);
@@ -263,9 +264,9 @@ describe.each(testDatabases())('secret rotation with overlap on %s', (kind) => {
     expect(out.stdout).toContain(t.client_id);
     expect((await exchange(t.client_id, secret!)).status).toBe(200);
     expect((await exchange(t.client_id, t.client_secret)).status).toBe(200);
-    const bad = await runSat(['token', 'rotate', '--org', admin.organisation_name, t.id, '--grace-hours', 'x'], db.env);
+    const bad = await runSatInProcess(['token', 'rotate', '--org', admin.organisation_name, t.id, '--grace-hours', 'x'], db.env);
     expect(bad.code).toBe(2);
-    const busy = await runSat(['token', 'rotate', '--org', admin.organisation_name, t.id], db.env);
+    const busy = await runSatInProcess(['token', 'rotate', '--org', admin.organisation_name, t.id], db.env);
     expect(busy.code).toBe(1);
     expect(busy.stderr).toContain('two live secrets');
     const cliEvents = await events(t.id, 'token.secret_rotated');
@@ -275,15 +276,15 @@ describe.each(testDatabases())('secret rotation with overlap on %s', (kind) => {
     const previousId = /\(secret ID ([0-9a-f-]{36})\) works until/.exec(out.stdout)?.[1];
     expect(previousId).toBeDefined();
     expect(out.stdout).toContain(`sat token retire --org "${admin.organisation_name}" ${t.id} ${previousId}`);
-    expect((await runSat(['token', 'retire', '--org', admin.organisation_name, t.id], db.env)).code).toBe(2);
-    const retired = await runSat(['token', 'retire', '--org', admin.organisation_name, t.id, previousId!], db.env);
+    expect((await runSatInProcess(['token', 'retire', '--org', admin.organisation_name, t.id], db.env)).code).toBe(2);
+    const retired = await runSatInProcess(['token', 'retire', '--org', admin.organisation_name, t.id, previousId!], db.env);
     expect([retired.code, retired.stderr.replace(/^oidc-provider WARNING.*\n/gm, '')]).toEqual([0, '']);
     expect(retired.stdout).toContain(`live secret …${secret!.slice(-4)}`);
     expect(retired.stdout).not.toContain(secret!);
     expect((await exchange(t.client_id, t.client_secret)).status).toBe(401);
     expect((await exchange(t.client_id, secret!)).status).toBe(200);
     expect(await events(t.id, 'token.secret_retired')).toEqual([expect.objectContaining({ actor_email: 'cli', actor_id: null })]);
-    const again = await runSat(['token', 'retire', '--org', admin.organisation_name, t.id, previousId!], db.env);
+    const again = await runSatInProcess(['token', 'retire', '--org', admin.organisation_name, t.id, previousId!], db.env);
     expect(again.code).toBe(1);
   }, 60_000);
 });

@@ -1,10 +1,10 @@
 // `sat token create --jwks FILE --require-dpop` and `sat token update --jwks FILE --require-dpop|--no-require-dpop`,
-// run as users run it (the built dist/: `npm run build` first).
+// in this process (runSatInProcess) but for one real `sat` process (the built dist/: `npm run build` first).
 import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { calculateJwkThumbprint, type JWK } from 'jose';
-import { runSat } from '../support/cli.js';
+import { runSat, runSatInProcess, type CliResult } from '../support/cli.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { daysFromNow } from '../support/fixtures.js';
 
@@ -12,14 +12,15 @@ describe.each(testDatabases())('sat token create --jwks on %s', (kind) => {
   let db: TestDb;
   beforeAll(async () => {
     db = await createTestDb(kind);
-    expect((await runSat(['admin', 'add', '--org', 'Keyed', '--email', 'k@keyed.example', '--password', 'keyed-password-1'], db.env)).code).toBe(0);
+    expect((await runSatInProcess(['admin', 'add', '--org', 'Keyed', '--email', 'k@keyed.example', '--password', 'keyed-password-1'], db.env)).code).toBe(0);
   });
   afterAll(async () => {
     await db?.drop();
   });
 
-  const create = (name: string, extra: string[]) =>
-    runSat(['token', 'create', '--org', 'Keyed', '--name', name, '--expires', daysFromNow(10), '--services', 'jobs', ...extra], db.env);
+  // Commands run in this process (runSatInProcess); the first key file is read by a real `sat` process (runSat).
+  const create = (name: string, extra: string[], run: (args: string[], env: Record<string, string>) => Promise<CliResult> = runSatInProcess) =>
+    run(['token', 'create', '--org', 'Keyed', '--name', name, '--expires', daysFromNow(10), '--services', 'jobs', ...extra], db.env);
 
   it('takes a PEM public key or a JWK Set file, prints no secret, and sets require_dpop', async () => {
     const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -30,7 +31,7 @@ describe.each(testDatabases())('sat token create --jwks on %s', (kind) => {
     const rsaJwk = rsa.publicKey.export({ format: 'jwk' }) as JWK;
     writeFileSync(jwksFile, JSON.stringify({ keys: [rsaJwk] }));
 
-    const fromPem = await create('From_PEM', ['--jwks', pemFile, '--require-dpop']);
+    const fromPem = await create('From_PEM', ['--jwks', pemFile, '--require-dpop'], runSat);
     expect(fromPem.code).toBe(0);
     expect(fromPem.stdout).not.toContain('client secret');
     expect(fromPem.stdout).toContain(await calculateJwkThumbprint(ec.publicKey.export({ format: 'jwk' }) as JWK));
@@ -53,7 +54,7 @@ describe.each(testDatabases())('sat token create --jwks on %s', (kind) => {
     writeFileSync(firstFile, first.publicKey.export({ format: 'pem', type: 'spki' }));
     const made = JSON.parse((await create('Key_Rotation', ['--jwks', firstFile, '--json'])).stdout) as { id: string };
     const thumbprint = (pair: typeof first) => calculateJwkThumbprint(pair.publicKey.export({ format: 'jwk' }) as JWK);
-    const update = (extra: string[]) => runSat(['token', 'update', '--org', 'Keyed', made.id, ...extra], db.env);
+    const update = (extra: string[]) => runSatInProcess(['token', 'update', '--org', 'Keyed', made.id, ...extra], db.env);
 
     // A key rotation: the old and the new key together, then the new one alone.
     const bothFile = path.join(db.dataDir, 'both.json');
@@ -80,12 +81,12 @@ describe.each(testDatabases())('sat token create --jwks on %s', (kind) => {
     expect(refused.stderr).toMatch(/private key/);
     expect((await update(['--require-dpop', '--no-require-dpop'])).code).toBe(2);
     const secret = JSON.parse((await create('Secret_Token', ['--json'])).stdout) as { id: string };
-    const secretKeys = await runSat(['token', 'update', '--org', 'Keyed', secret.id, '--jwks', secondFile], db.env);
+    const secretKeys = await runSatInProcess(['token', 'update', '--org', 'Keyed', secret.id, '--jwks', secondFile], db.env);
     expect(secretKeys.code).not.toBe(0);
     expect(secretKeys.stderr).toMatch(/client secret/);
-    const listed = JSON.parse((await runSat(['token', 'list', '--org', 'Keyed', '--json'], db.env)).stdout) as { items: Array<Record<string, unknown>> };
+    const listed = JSON.parse((await runSatInProcess(['token', 'list', '--org', 'Keyed', '--json'], db.env)).stdout) as { items: Array<Record<string, unknown>> };
     expect(listed.items.find((t) => t.id === made.id)).toMatchObject({ jwk_thumbprints: [await thumbprint(second)], require_dpop: false });
-    const audit = JSON.parse((await runSat(['audit', 'list', '--org', 'Keyed', '--token', made.id, '--json'], db.env)).stdout) as {
+    const audit = JSON.parse((await runSatInProcess(['audit', 'list', '--org', 'Keyed', '--token', made.id, '--json'], db.env)).stdout) as {
       items: Array<{ action: string; actor_email: string }>;
     };
     expect(audit.items.filter((e) => e.action === 'token.updated' && e.actor_email === 'cli')).toHaveLength(2);
@@ -105,7 +106,7 @@ describe.each(testDatabases())('sat token create --jwks on %s', (kind) => {
 
   it('token update refuses options it does not take, both DPoP switches, and keys for a client-secret token', async () => {
     const secretToken = JSON.parse((await create('Update_Secret', ['--json'])).stdout) as { id: string; name: string };
-    const update = (extra: string[]) => runSat(['token', 'update', '--org', 'Keyed', secretToken.id, ...extra], db.env);
+    const update = (extra: string[]) => runSatInProcess(['token', 'update', '--org', 'Keyed', secretToken.id, ...extra], db.env);
 
     const withExpiry = await update(['--name', 'Renamed', '--expires', daysFromNow(20)]);
     expect(withExpiry.code).toBe(2);
@@ -119,7 +120,7 @@ describe.each(testDatabases())('sat token create --jwks on %s', (kind) => {
     expect(keysForSecret.stderr).toMatch(/authenticates with a client secret: it has no public keys/);
 
     // Nothing changed: not the name given beside --expires, not the method.
-    const listed = JSON.parse((await runSat(['token', 'list', '--org', 'Keyed', '--json'], db.env)).stdout) as {
+    const listed = JSON.parse((await runSatInProcess(['token', 'list', '--org', 'Keyed', '--json'], db.env)).stdout) as {
       items: Array<{ id: string; name: string; auth_method: string }>;
     };
     expect(listed.items.find((t) => t.id === secretToken.id)).toMatchObject({ name: 'Update_Secret', auth_method: 'client_secret' });

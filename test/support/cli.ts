@@ -1,6 +1,8 @@
-// Runs the built `sat` command (dist/) as users do: a separate process with its own environment.
+// Runs the built `sat` command (dist/) as users do: a separate process with its own environment; or, cheaper, the
+// same command line in the test's own process (runSatInProcess).
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { Readable, Writable } from 'node:stream';
 import { packageRoot } from '../../src/config/index.js';
 import { TEST_PASSWORD_HASH_COST } from './cost.js';
 
@@ -30,9 +32,9 @@ export interface CliResult {
   stderr: string;
 }
 
-function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
+function childEnv(env: Record<string, string>): Record<string, string | undefined> {
   // PASSWORD_HASH_COST: the floor, as for in-process servers (test/support/server.ts); an `env` may set another.
-  const base: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info', PASSWORD_HASH_COST: TEST_PASSWORD_HASH_COST };
+  const base = { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info', PASSWORD_HASH_COST: TEST_PASSWORD_HASH_COST };
   return { ...base, ...env };
 }
 
@@ -61,6 +63,55 @@ export function runSat(args: string[], env: Record<string, string>, timeoutMs = 
 /** Like runSat, with `input` written to the command's standard input (then closed): for --password-stdin. */
 export function runSatWithInput(args: string[], env: Record<string, string>, input: string, timeoutMs = 60_000): Promise<CliResult> {
   return spawnSat(args, env, input, timeoutMs);
+}
+
+/** A stream that keeps what is written to it. */
+function collector(): { stream: Writable; text(): string } {
+  let text = '';
+  const stream = new Writable({
+    decodeStrings: false,
+    write(chunk: Buffer | string, _encoding, done) {
+      text += chunk.toString();
+      done();
+    },
+  });
+  return { stream, text: () => text };
+}
+
+/**
+ * Runs `sat args…` as runSat does (same environment: only `env` and the suite's defaults, PASSWORD_HASH_COST at
+ * the floor), but in this process: src/cli/run.ts's runCli, without a Node start and module loading per command
+ * (on the embedded database with no server: 0.55 CPU-s a command, against 1.1-1.6 s spawned). `input`, when
+ * given, is its standard input (for --password-stdin), else an empty one that is no terminal, like runSat's. What
+ * the test shares with the command, and why it is safe:
+ * - the process umask: runCli sets it to 077, as every in-process server (startServer) does already. A test about
+ *   file modes or the umask `sat` starts with spawns the real `sat` (file-modes.test.ts).
+ * - the password-hashing settings (a global of src/accounts): runCli sets them from its configuration, the same as
+ *   startServer's (the suite's floor cost, the default pool), so a server in this process hashes as before. An `env`
+ *   that would change them (PASSWORD_HASH_COST, CONFIG_FILE) is refused here: spawn for that
+ *   (password-hashing.test.ts).
+ * - the embedded database's DATA_DIR lock: a kernel lock per open file, so it is held against this process's own
+ *   opens too. With a server of this process (startServer) on DATA_DIR, the command goes through its control socket,
+ *   as it would from outside; without one, the command opens the engine itself and closes it (and lets go of the
+ *   lock) before it resolves. Whether two processes exclude each other is tested with real processes
+ *   (embedded-lock.test.ts).
+ * - memory: each command with no server opens a PGlite engine (~200 MB outside the JS heap) and closes it; closed
+ *   engines are collected: over 40 such commands in one worker, RSS went between 460 and 920 MB and back to 460 MB,
+ *   without climbing (process.memoryUsage() after each). jest's --logHeapUsage over twelve CLI files in 2 workers:
+ *   49-170 MB after each file, 37-168 MB before this runner.
+ * What stays spawned: the tool end to end (cli.test.ts), `serve` and signals, file modes, locks between processes,
+ * a different hashing cost, the terminal prompt, and in each converted file one test of its commands.
+ */
+export async function runSatInProcess(args: string[], env: Record<string, string>, input?: string): Promise<CliResult> {
+  for (const name of ['PASSWORD_HASH_COST', 'CONFIG_FILE']) {
+    if (name in env && env[name] !== childEnv({})[name]) throw new Error(`runSatInProcess: ${name} changes process-wide settings; use runSat`);
+  }
+  const { runCli } = await import('../../src/cli/run.js');
+  const stdout = collector();
+  const stderr = collector();
+  const stdin = Readable.from(input === undefined ? [] : [Buffer.from(input)]);
+  const code = await runCli(args, { env: childEnv(env), stdin, stdout: stdout.stream, stderr: stderr.stream });
+  return { code, stdout: stdout.text(), stderr: stderr.text() };
 }
 
 export interface ServeProcess {

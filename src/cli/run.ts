@@ -1,0 +1,767 @@
+// `sat` as a function, runCli: parses argv, dispatches, returns the exit code (0 ok, 1 failed, 2 usage). The bin,
+// src/cli/index.ts, runs it on the real process's input, output and environment.
+import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { configurePasswordHashing } from '../accounts/index.js';
+import { runCommand } from '../commands.js';
+import { ConfigError, loadConfig, type Config } from '../config/index.js';
+import { callControl, type ControlResponse } from '../control/index.js';
+import {
+  acquireDataDirLock,
+  DataDirLockedError,
+  embeddedDataPath,
+  makeOwnerOnly,
+  migrateLatest,
+  openDb,
+  readLockHolder,
+  restoreEmbedded,
+  restrictUmask,
+} from '../db/index.js';
+import { createLogger } from '../log.js';
+import { secretCheck } from './secret-check.js';
+
+const usage = `Usage: sat <command> [options]
+
+Commands:
+  serve                                   run the server (PORT, DATABASE_URL, DATA_DIR, ...: see README)
+  migrate                                 apply pending database migrations
+  admin add --org NAME --email EMAIL [--password-stdin]
+                                          add an administrator (creates the organisation when new);
+                                          the password is read from standard input (--password-stdin)
+                                          or asked for on a terminal; none given: one is generated and
+                                          printed once (--password PW still works, but shows the
+                                          password to every user of the machine: avoid it)
+  admin list --org NAME                   list the organisation's administrators
+  admin invite --org NAME --email EMAIL   mail EMAIL a one-time link (valid 72 hours) to become an
+                                          administrator of the organisation; the link is never printed
+  admin remove --org NAME --email EMAIL   remove an administrator and end their sessions at once (an
+                                          organisation keeps at least one)
+  admin reset-password --email EMAIL [--password-stdin]
+                                          set a new password (generated and printed once, or read
+                                          from stdin), end every session of that administrator
+                                          and mail them that it changed
+  keys list                               show the published signing keys and the one that signs
+  keys rotate [--now]                     add a new signing key: published at once, signing after
+                                          KEY_PUBLISH_AHEAD_SECONDS (default 600); --now signs at once
+                                          (emergency only: verifiers may reject tokens for a minute)
+  keys rewrap [--new-key-file FILE]       encrypt every signing key under a new key-encryption key, read
+                                          from FILE or NEW_KEY_ENCRYPTION_KEY (base64 of 32 bytes)
+  token create --org NAME --name NAME --expires DATE --services ID,ID
+               [--allowed-ips A,CIDR|any] [--max-tokens-per-hour N|none] [--jwks FILE] [--require-dpop]
+                                          generate a system access token (same rules as the admin API;
+                                          DATE is YYYY-MM-DD or an ISO date-time with offset); prints
+                                          the client secret once. --jwks FILE: authenticate with
+                                          private_key_jwt using the public keys in FILE (a JWK Set, a
+                                          JWK or a PEM public key), no secret; --require-dpop: access
+                                          tokens only with a DPoP proof
+  audit list --org NAME [--token TOKEN_ID] [--limit N]
+                                          the organisation's audit events, newest first (N at most,
+                                          default 50, up to 10000); --token: one token's events only
+  token list --org NAME [--status S]      list the organisation's tokens (never their secrets); S is
+                                          active, expired, expiring or dormant
+  token update --org NAME TOKEN_ID [--name N] [--services ID,ID] [--allowed-ips A,CIDR|any]
+               [--max-tokens-per-hour N|none] [--jwks FILE] [--require-dpop | --no-require-dpop]
+                                          change a token (same rules as PATCH /admin/api/tokens/{id});
+                                          --jwks FILE replaces every public key of a private_key_jwt
+                                          token (for a key rotation: a JWK Set with the old and the new
+                                          key, later the new one alone)
+  policy show --org NAME                  print the organisation's policy
+  policy set --org NAME [--max-lifetime-days N] [--allowed-services ID,ID|all]
+             [--revoke-dormant-after-days N|none] [--default-max-tokens-per-hour N|none]
+                                          change the policy: the options given replace those fields
+  token retire --org NAME TOKEN_ID SECRET_ID
+                                          retire one secret of a token at once (after a rotation, once
+                                          every client uses the new one); SECRET_ID from token list --json
+                                          or the rotate output
+  token revoke --org NAME TOKEN_ID        revoke a token: its client stops working at once
+  token rotate --org NAME TOKEN_ID [--grace-hours H]
+                                          a new client secret for the same client ID, printed once; the
+                                          previous one keeps working H hours (0 to 720, default 24)
+  resource-server add --name NAME         credentials for a resource server of the platform: they may call
+                                          introspection for every organisation's tokens and nothing else;
+                                          prints the client secret once
+  resource-server list                    list resource-server credentials (never their secrets)
+  resource-server revoke ID               revoke resource-server credentials at once
+  secret check SECRET | -                 offline: is SECRET a well-formed client secret (prefix and
+                                          checksum)? exit 0 yes, 1 no; never prints it. "-" reads it
+                                          from stdin, which keeps it out of ps and shell history
+  backup FILE                             copy the embedded database to a new FILE (mode 0600), also while the
+                                          server runs; on PostgreSQL use pg_dump (docs/operations.md)
+  restore FILE                            replace the embedded database by the backup in FILE (server
+                                          stopped); the replaced data is kept beside it in DATA_DIR
+
+Options:
+  --json                                  print the result as JSON
+  -h, --help                              show this help
+
+Every command takes the same environment as the server and works on either database, whether or not
+the server is running (with the embedded database, through the running server's local socket).`;
+
+class UsageError extends Error {}
+
+function readKeyFile(file: string): string {
+  try {
+    const text = readFileSync(file, 'utf8');
+    if (text.length > 64 * 1024) throw new UsageError(`--jwks ${file}: larger than 64 KiB`);
+    return text;
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`--jwks ${file}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
+function parse(argv: string[]) {
+  const { values, positionals, tokens } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    tokens: true,
+    options: {
+      org: { type: 'string' },
+      email: { type: 'string' },
+      password: { type: 'string' },
+      now: { type: 'boolean', default: false },
+      'new-key-file': { type: 'string' },
+      'password-stdin': { type: 'boolean', default: false },
+      name: { type: 'string' },
+      expires: { type: 'string' },
+      services: { type: 'string' },
+      status: { type: 'string' },
+      'allowed-ips': { type: 'string' },
+      'max-tokens-per-hour': { type: 'string' },
+      'max-lifetime-days': { type: 'string' },
+      'allowed-services': { type: 'string' },
+      'revoke-dormant-after-days': { type: 'string' },
+      'default-max-tokens-per-hour': { type: 'string' },
+      jwks: { type: 'string' },
+      'require-dpop': { type: 'boolean', default: false },
+      'no-require-dpop': { type: 'boolean', default: false },
+      'grace-hours': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      token: { type: 'string' },
+      limit: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  // The options actually written on the command line (values also holds the defaults).
+  const given = new Set(tokens.flatMap((t) => (t.kind === 'option' ? [t.name] : [])));
+  return { values, positionals, given };
+}
+
+type Parsed = ReturnType<typeof parse>;
+
+const list = (value: string) => value.split(',').map((s) => s.trim()).filter(Boolean);
+/** A whole number, or `none` for null; anything else is passed on for the command's validation to name. */
+const countOrNone = (value: string): unknown => (value === 'none' ? null : /^\d{1,9}$/.test(value) ? Number(value) : value);
+
+/** The options given, as the fields of a token update or a policy (only those given). */
+function changesFrom(values: Parsed['values'], fields: Record<string, (v: string) => [string, unknown]>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [option, toField] of Object.entries(fields)) {
+    const value = (values as Record<string, unknown>)[option];
+    if (typeof value === 'string') {
+      const [field, parsed] = toField(value);
+      out[field] = parsed;
+    }
+  }
+  return out;
+}
+
+/**
+ * The options each command takes (besides --json and --help). Any other option given is a usage error rather than
+ * silently ignored: `token update --expires D` must not look as if it had changed the expiry.
+ */
+const COMMAND_OPTIONS: Readonly<Record<string, readonly string[]>> = {
+  serve: [],
+  migrate: [],
+  backup: [],
+  restore: [],
+  'admin add': ['org', 'email', 'password', 'password-stdin'],
+  'admin list': ['org'],
+  'admin invite': ['org', 'email'],
+  'admin remove': ['org', 'email'],
+  'admin reset-password': ['email', 'password', 'password-stdin'], // --password gets its own message below
+  'keys list': [],
+  'keys rotate': ['now'],
+  'keys rewrap': ['new-key-file'],
+  'token create': ['org', 'name', 'expires', 'services', 'allowed-ips', 'max-tokens-per-hour', 'jwks', 'require-dpop'],
+  'token list': ['org', 'status'],
+  'token update': ['org', 'name', 'services', 'allowed-ips', 'max-tokens-per-hour', 'jwks', 'require-dpop', 'no-require-dpop'],
+  'token revoke': ['org'],
+  'token rotate': ['org', 'grace-hours'],
+  'token retire': ['org'],
+  'policy show': ['org'],
+  'policy set': ['org', 'max-lifetime-days', 'allowed-services', 'revoke-dormant-after-days', 'default-max-tokens-per-hour'],
+  'audit list': ['org', 'token', 'limit'],
+  'resource-server add': ['name'],
+  'resource-server list': [],
+  'resource-server revoke': [],
+};
+
+/** Throws a UsageError naming the options given that the command does not take. */
+function checkOptions(a: string | undefined, b: string | undefined, given: ReadonlySet<string>): void {
+  const command = a === 'serve' || a === 'migrate' || a === 'backup' || a === 'restore' ? a : `${a} ${b}`;
+  const allowed = COMMAND_OPTIONS[command];
+  if (!allowed) return; // an unknown command: toRequest says so
+  const foreign = [...given].filter((o) => o !== 'json' && o !== 'help' && !allowed.includes(o));
+  if (foreign.length) {
+    const expiry = command === 'token update' && foreign.includes('expires') ? " (a token's expiry cannot change)" : '';
+    throw new UsageError(`${command} does not take ${foreign.map((o) => `--${o}`).join(', ')}${expiry}`);
+  }
+}
+
+function toRequest({ values, positionals, given }: Parsed, config: Readonly<Config>): { command: string; args: Record<string, unknown> } {
+  const [a, b, ...rest] = positionals;
+  checkOptions(a, b, given);
+  if (a === 'token' && b === 'revoke') {
+    if (!values.org || rest.length !== 1) throw new UsageError('token revoke needs --org and one TOKEN_ID');
+    return { command: 'token-revoke', args: { org: values.org, id: rest[0] } };
+  }
+  if (a === 'token' && b === 'rotate') {
+    if (!values.org || rest.length !== 1) throw new UsageError('token rotate needs --org and one TOKEN_ID');
+    const raw = values['grace-hours'];
+    if (raw !== undefined && !/^\d{1,4}$/.test(raw)) throw new UsageError('--grace-hours takes a whole number of hours (0 to 720)');
+    return { command: 'token-rotate', args: { org: values.org, id: rest[0], ...(raw !== undefined ? { graceHours: Number(raw) } : {}) } };
+  }
+  if (a === 'token' && b === 'retire') {
+    if (!values.org || rest.length !== 2) throw new UsageError('token retire needs --org, a TOKEN_ID and a SECRET_ID');
+    return { command: 'token-retire', args: { org: values.org, id: rest[0], secretId: rest[1] } };
+  }
+  if (a === 'resource-server' && b === 'revoke') {
+    if (rest.length !== 1) throw new UsageError('resource-server revoke needs one ID');
+    return { command: 'resource-server-revoke', args: { id: rest[0] } };
+  }
+  if (a === 'token' && b === 'update') {
+    if (!values.org || rest.length !== 1) throw new UsageError('token update needs --org and one TOKEN_ID');
+    if (given.has('require-dpop') && given.has('no-require-dpop')) {
+      throw new UsageError('token update takes --require-dpop or --no-require-dpop, not both');
+    }
+    const changes: Record<string, unknown> = changesFrom(values, {
+      name: (v) => ['name', v],
+      services: (v) => ['services', list(v)],
+      'allowed-ips': (v) => ['allowed_ips', v.trim() === 'any' ? [] : list(v)],
+      'max-tokens-per-hour': (v) => ['max_tokens_per_hour', countOrNone(v)],
+      // Read here, by the user running sat; the server converts the text and validates it (PATCH's public_key).
+      jwks: (v) => ['public_key', readKeyFile(v)],
+    });
+    if (given.has('require-dpop')) changes.require_dpop = true;
+    if (given.has('no-require-dpop')) changes.require_dpop = false;
+    if (Object.keys(changes).length === 0) {
+      throw new UsageError(
+        'token update needs at least one of --name, --services, --allowed-ips, --max-tokens-per-hour, --jwks, --require-dpop, --no-require-dpop',
+      );
+    }
+    return { command: 'token-update', args: { org: values.org, id: rest[0], changes } };
+  }
+  if (rest.length) throw new UsageError(`unexpected argument: ${rest.join(' ')}`);
+  if (a === 'resource-server' && b === 'add') {
+    if (values.name === undefined) throw new UsageError('resource-server add needs --name');
+    return { command: 'resource-server-add', args: { name: values.name } };
+  }
+  if (a === 'resource-server' && b === 'list') return { command: 'resource-server-list', args: {} };
+  if (a === 'policy' && b === 'show') {
+    if (!values.org) throw new UsageError('policy show needs --org');
+    return { command: 'policy-show', args: { org: values.org } };
+  }
+  if (a === 'policy' && b === 'set') {
+    if (!values.org) throw new UsageError('policy set needs --org');
+    const changes = changesFrom(values, {
+      'max-lifetime-days': (v) => ['max_lifetime_days', countOrNone(v)],
+      'allowed-services': (v) => ['allowed_services', v.trim() === 'all' ? 'all' : list(v)],
+      'revoke-dormant-after-days': (v) => ['revoke_dormant_after_days', countOrNone(v)],
+      'default-max-tokens-per-hour': (v) => ['default_max_tokens_per_hour', countOrNone(v)],
+    });
+    if (Object.keys(changes).length === 0) throw new UsageError('policy set needs at least one option to change');
+    return { command: 'policy-set', args: { org: values.org, changes } };
+  }
+  if (a === 'token' && b === 'create') {
+    if (!values.org || values.name === undefined || !values.expires || !values.services) {
+      throw new UsageError('token create needs --org, --name, --expires and --services');
+    }
+    const services = values.services.split(',').map((s) => s.trim()).filter(Boolean);
+    const limits = changesFrom(values, {
+      'allowed-ips': (v) => ['allowed_ips', v.trim() === 'any' ? [] : list(v)],
+      'max-tokens-per-hour': (v) => ['max_tokens_per_hour', countOrNone(v)],
+    });
+    // The key file is read here, by the user running sat; the server gets its text and validates it.
+    const jwks = values.jwks === undefined ? undefined : readKeyFile(values.jwks);
+    return {
+      command: 'token-create',
+      args: {
+        org: values.org,
+        name: values.name,
+        expires: values.expires,
+        services,
+        ...limits,
+        ...(jwks !== undefined ? { jwks } : {}),
+        require_dpop: values['require-dpop'] === true,
+      },
+    };
+  }
+  if (a === 'token' && b === 'list') {
+    if (!values.org) throw new UsageError('token list needs --org');
+    return { command: 'token-list', args: { org: values.org, ...(values.status !== undefined ? { status: values.status } : {}) } };
+  }
+  if (a === 'audit' && b === 'list') {
+    if (!values.org) throw new UsageError('audit list needs --org');
+    const raw = values.limit;
+    if (raw !== undefined && !/^\d{1,5}$/.test(raw)) throw new UsageError('--limit takes a whole number of events (1 to 10000)');
+    return {
+      command: 'audit-list',
+      args: { org: values.org, ...(values.token !== undefined ? { token: values.token } : {}), ...(raw !== undefined ? { limit: Number(raw) } : {}) },
+    };
+  }
+  if (a === 'migrate' && b === undefined) return { command: 'migrate', args: {} };
+  if ((a === 'backup' || a === 'restore') && b !== undefined) return { command: a, args: { file: path.resolve(b) } };
+  if (a === 'backup' || a === 'restore') throw new UsageError(`${a} needs a FILE`);
+  if (a === 'admin' && b === 'add') {
+    if (!values.org || !values.email) throw new UsageError('admin add needs --org and --email');
+    if (values.password !== undefined && values['password-stdin']) throw new UsageError('give --password or --password-stdin, not both');
+    return {
+      command: 'admin-add',
+      args: { org: values.org, email: values.email, ...(values.password !== undefined ? { password: values.password } : {}) },
+    };
+  }
+  if (a === 'admin' && b === 'list') {
+    if (!values.org) throw new UsageError('admin list needs --org');
+    return { command: 'admin-list', args: { org: values.org } };
+  }
+  if (a === 'admin' && (b === 'invite' || b === 'remove')) {
+    if (!values.org || !values.email) throw new UsageError(`admin ${b} needs --org and --email`);
+    return { command: `admin-${b}`, args: { org: values.org, email: values.email } };
+  }
+  if (a === 'admin' && b === 'reset-password') {
+    if (!values.email) throw new UsageError('admin reset-password needs --email');
+    if (values.password !== undefined) throw new UsageError('admin reset-password reads a password only from --password-stdin');
+    return { command: 'admin-reset-password', args: { email: values.email } };
+  }
+  if (a === 'keys' && b === 'list') return { command: 'keys-list', args: {} };
+  if (a === 'keys' && b === 'rotate') return { command: 'keys-rotate', args: { now: values.now ?? false } };
+  if (a === 'keys' && b === 'rewrap') {
+    // The new key travels to the running server, if any, over the owner-only local socket; never on the command line.
+    const file = values['new-key-file'];
+    let newKey: string | undefined;
+    if (file !== undefined) {
+      try {
+        newKey = readFileSync(file, 'utf8').trim();
+      } catch (err) {
+        throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+    } else newKey = config.newKeyEncryptionKey?.bytes.toString('base64');
+    if (!newKey) throw new UsageError('keys rewrap needs --new-key-file FILE or NEW_KEY_ENCRYPTION_KEY');
+    return { command: 'keys-rewrap', args: { newKey } };
+  }
+  throw new UsageError(`unknown command: ${positionals.join(' ') || '(none)'}`);
+}
+
+/**
+ * `sat restore FILE`: only with the server stopped (it holds the database open); takes the DATA_DIR lock itself so
+ * no server starts meanwhile.
+ */
+async function restore(config: Readonly<Config>, file: string): Promise<ControlResponse> {
+  if (config.databaseUrl) {
+    return { ok: false, error: { code: 'conflict', message: 'sat restore is for the embedded database; on PostgreSQL use pg_restore or psql (docs/operations.md).' } };
+  }
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  let lock;
+  try {
+    lock = acquireDataDirLock(config.dataDir);
+  } catch (err) {
+    if (!(err instanceof DataDirLockedError)) throw err;
+    const who = err.pid ? `process ${err.pid}` : 'another process';
+    return { ok: false, error: { code: 'conflict', message: `the server (${who}) is running on ${config.dataDir}: stop it, then restore.` } };
+  }
+  try {
+    const { previous } = await restoreEmbedded(embeddedDataPath(config.dataDir), file);
+    return { ok: true, result: { file, data_dir: config.dataDir, previous: previous ?? null } };
+  } catch (err) {
+    return { ok: false, error: { code: 'restore_failed', message: (err as Error).message } };
+  } finally {
+    lock.release();
+  }
+}
+
+/** All of standard input, less one trailing line break: `--password-stdin`. */
+async function readStdin(stdin: CliIo['stdin']): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stdin as AsyncIterable<Buffer | string>) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+/** Asks on the terminal without echoing what is typed (on stderr, so stdout stays the command's output). */
+function askHidden(io: CliIo, question: string): Promise<string> {
+  return new Promise((resolve) => {
+    const rl = createInterface({ input: io.stdin, output: io.stderr, terminal: true });
+    const output = rl as unknown as { _writeToOutput(text: string): void };
+    let muted = false;
+    output._writeToOutput = (text: string) => {
+      if (!muted || text.includes('\n')) io.stderr.write(muted ? '\n' : text);
+    };
+    rl.question(question, (answer) => {
+      rl.close();
+      resolve(answer);
+    });
+    muted = true;
+  });
+}
+
+/**
+ * The password of `sat admin add` (SPEC Part 2 "Passwords never on a command line or in logs"): from standard
+ * input with --password-stdin, else asked twice on a terminal (empty: generate one), else none (generated).
+ * `--password` keeps working for old scripts, with a warning.
+ */
+async function adminPassword(values: Parsed['values'], io: CliIo): Promise<string | undefined> {
+  if (values['password-stdin']) {
+    const password = await readStdin(io.stdin);
+    if (password === '') throw new UsageError('--password-stdin read an empty password');
+    return password;
+  }
+  if (values.password !== undefined) {
+    io.stderr.write('warning: --password shows the password to other users (ps, shell history); use --password-stdin or the prompt\n');
+    return values.password;
+  }
+  if (!io.stdin.isTTY) return undefined;
+  const first = await askHidden(io, 'Password for the new administrator (empty: generate one): ');
+  if (first === '') return undefined;
+  const again = await askHidden(io, 'The same password again: ');
+  if (again !== first) throw new UsageError('the two passwords differ');
+  return first;
+}
+
+/** How long `sat` waits for a server that holds DATA_DIR but is still starting (its socket not listening yet). */
+const SERVER_START_WAIT_MS = 120_000;
+
+/**
+ * Hands `req` to the server holding the embedded database. A server still starting (migrations, keys) holds
+ * DATA_DIR before its socket listens, and one killed with -9 leaves its socket file behind until the next start
+ * replaces it: while the lock is held, connection refusals are waited out (the command never reached a server,
+ * so trying again runs it once). Undefined when the lock is let go meanwhile (the server stopped or failed to
+ * start): then `sat` opens the database itself.
+ */
+async function throughServer(
+  config: Readonly<Config>,
+  req: { command: string; args: Record<string, unknown> },
+  timeoutMs: number | undefined,
+  stderr: CliIo['stderr'],
+): Promise<ControlResponse | undefined> {
+  const deadline = Date.now() + SERVER_START_WAIT_MS;
+  let told = false;
+  for (;;) {
+    try {
+      return await callControl(config.dataDir, req, timeoutMs);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOENT' && code !== 'ECONNREFUSED') || Date.now() > deadline) throw err;
+    }
+    if (readLockHolder(config.dataDir) === undefined) return undefined;
+    if (!told) {
+      stderr.write('note: the server in DATA_DIR is starting; waiting for it to listen on its local socket\n');
+      told = true;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** Runs one command: through the running server when it holds the embedded database, else on the database itself. */
+async function execute(
+  config: Readonly<Config>,
+  req: { command: string; args: Record<string, unknown> },
+  stderr: CliIo['stderr'],
+): Promise<ControlResponse> {
+  if (req.command === 'restore') return restore(config, String(req.args.file));
+  // A backup of a large database takes longer than the socket's usual 30 s.
+  const timeoutMs = req.command === 'backup' ? 30 * 60_000 : undefined;
+  if (!config.databaseUrl && readLockHolder(config.dataDir) !== undefined) {
+    const answer = await throughServer(config, req, timeoutMs, stderr);
+    if (answer) return answer;
+  }
+  const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, {}, (line) => stderr.write(line + '\n'));
+  let db;
+  try {
+    if (!config.databaseUrl) makeOwnerOnly(config.dataDir);
+    db = await openDb(config, log);
+  } catch (err) {
+    // The server started between our check and our open: go through it after all.
+    if (err instanceof DataDirLockedError) {
+      const answer = await throughServer(config, req, timeoutMs, stderr);
+      if (answer) return answer;
+    }
+    throw err;
+  }
+  try {
+    if (req.command !== 'migrate') await migrateLatest(db.knex);
+    configurePasswordHashing(config.passwordHashing); // the configured cost for a password set here
+    return await runCommand({ config, db, log, clock: () => new Date() }, req.command, req.args);
+  } finally {
+    await db.close();
+  }
+}
+
+function print(out: (text: string) => void, command: string, result: unknown, json: boolean, args: Record<string, unknown> = {}): void {
+  if (json) {
+    out(JSON.stringify(result, null, 2) + '\n');
+    return;
+  }
+  const r = result as Record<string, any>;
+  switch (command) {
+    case 'admin-add':
+      out(
+        `${r.organisation.created ? 'Created' : 'Using'} organisation "${r.organisation.name}" (${r.organisation.id})\n` +
+          `Added administrator ${r.admin.email} (${r.admin.id})\n` +
+          (r.generatedPassword ? `Password (shown once, keep it safe): ${r.generatedPassword}\n` : ''),
+      );
+      break;
+    case 'admin-list':
+      out(
+        r.items
+          .map((a: Record<string, any>) => [a.id, a.email, a.created_at, a.last_sign_in_at ? `signed in ${a.last_sign_in_at}` : 'never signed in'].join('  '))
+          .join('\n') + (r.items.length ? '\n' : '') + `${r.items.length} administrator${r.items.length === 1 ? '' : 's'}\n`,
+      );
+      break;
+    case 'admin-invite':
+      out(`Invited ${r.email}: the invitation mail is queued; its link works once, until ${r.expires_at}\n`);
+      break;
+    case 'admin-remove':
+      out(`Removed administrator ${r.email} (${r.id}); their sessions ended\n`);
+      break;
+    case 'admin-reset-password':
+      out(
+        `Reset the password of ${r.admin.email} (${r.admin.id}); ended ${r.sessions_ended} session(s)\n` +
+          (r.generatedPassword ? `New password (shown once, keep it safe): ${r.generatedPassword}\n` : ''),
+      );
+      break;
+    case 'token-create':
+      out(
+        `Generated token "${r.name}" (${r.id})\n` +
+          `  client ID:     ${r.client_id}\n` +
+          (r.client_secret
+            ? `  client secret: ${r.client_secret}\n`
+            : `  auth method:   private_key_jwt (keys ${r.jwk_thumbprints.join(', ')})\n`) +
+          `  services:      ${r.services.join(', ')}\n` +
+          `  expires:       ${r.expires_at}\n` +
+          (r.require_dpop ? '  DPoP:          required\n' : '') +
+          (r.client_secret ? 'The client secret is shown only this once: keep a secure copy now.\n' : ''),
+      );
+      break;
+    case 'token-list':
+      out(
+        r.items
+          .map((t: Record<string, any>) =>
+            [
+              t.id,
+              t.client_id,
+              t.status.padEnd(7),
+              t.expires_at,
+              t.last_used_at ?? 'never used',
+              t.services.join(','),
+              JSON.stringify(t.name),
+              ...(t.expiring ? ['[expiring]'] : []),
+              ...(t.dormant ? ['[dormant]'] : []),
+            ].join('  '),
+          )
+          .join('\n') + (r.items.length ? '\n' : '') + `${r.active_count} of at most ${r.max_active} tokens active\n`,
+      );
+      break;
+    case 'token-update':
+      out(
+        `Updated token "${r.name}" (${r.id})\n` +
+          `  client ID:           ${r.client_id}\n` +
+          `  services:            ${r.services.join(', ')}\n` +
+          `  allowed IPs:         ${r.allowed_ips.length ? r.allowed_ips.join(', ') : 'any'}\n` +
+          `  max tokens per hour: ${r.max_tokens_per_hour ?? 'no limit'}\n` +
+          (r.auth_method === 'private_key_jwt' ? `  auth method:         private_key_jwt (keys ${r.jwk_thumbprints.join(', ')})\n` : '') +
+          `  DPoP:                ${r.require_dpop ? 'required' : 'not required'}\n` +
+          `  expires:             ${r.expires_at}\n`,
+      );
+      break;
+    case 'audit-list':
+      out(
+        (r.items as Array<Record<string, any>>)
+          .map((e) =>
+            [
+              e.created_at,
+              e.action.padEnd(22),
+              e.actor_email,
+              ...(e.subject_admin ? [`admin ${e.subject_admin.email}`] : []),
+              ...(e.token_id ? [`token ${JSON.stringify(e.token_name)} ${e.client_id ?? ''}`.trim()] : []),
+              ...(e.ip ? [`from ${e.ip}`] : []),
+              ...(e.leak ? [`leak ${e.leak.action}, ${e.leak.source}${e.leak.url ? ` ${e.leak.url}` : ''}`] : []),
+            ].join('  '),
+          )
+          .join('\n') + (r.items.length ? '\n' : '') + (r.more ? 'More events are older: raise --limit to see them.\n' : ''),
+      );
+      break;
+    case 'policy-show':
+    case 'policy-set':
+      out(
+        `max_lifetime_days:           ${r.max_lifetime_days}\n` +
+          `allowed_services:            ${r.allowed_services.join(', ')}\n` +
+          `revoke_dormant_after_days:   ${r.revoke_dormant_after_days ?? 'none'}\n` +
+          `default_max_tokens_per_hour: ${r.default_max_tokens_per_hour ?? 'none'}\n`,
+      );
+      break;
+    case 'token-rotate': {
+      const previous = (r.secrets as Array<{ id: string; last4: string; expires_at: string | null }>).find((x) => x.expires_at !== null);
+      out(
+        `Rotated the secret of token "${r.name}" (${r.id})\n` +
+          `  client ID:     ${r.client_id} (unchanged)\n` +
+          `  client secret: ${r.client_secret}\n` +
+          `  previous secret: ${previous ? `…${previous.last4} (secret ID ${previous.id}) works until ${previous.expires_at}` : 'stopped at once'}\n` +
+          'The client secret is shown only this once: keep a secure copy now.\n' +
+          (previous ? `Once every client uses the new one: sat token retire --org ${JSON.stringify(String(args.org))} ${r.id} ${previous.id}\n` : ''),
+      );
+      break;
+    }
+    case 'token-retire':
+      out(
+        `Retired a secret of token "${r.name}" (${r.id}, client ID ${r.client_id}): it stopped working\n` +
+          (r.secrets as Array<{ id: string; last4: string; expires_at: string | null }>)
+            .map((x) => `  live secret …${x.last4} (secret ID ${x.id})${x.expires_at ? `, works until ${x.expires_at}` : ''}\n`)
+            .join(''),
+      );
+      break;
+    case 'token-revoke':
+      out(`Revoked token "${r.name}" (${r.id}, client ID ${r.client_id}) at ${r.revoked_at}\n`);
+      break;
+    case 'resource-server-add':
+      out(
+        `Added resource server "${r.name}" (${r.id})\n` +
+          `  client ID:     ${r.client_id}\n` +
+          `  client secret: ${r.client_secret}\n` +
+          'It may call introspection for every organisation\'s tokens, nothing else.\n' +
+          'The client secret is shown only this once: keep a secure copy now.\n',
+      );
+      break;
+    case 'resource-server-list':
+      out(
+        r.items.map((s: Record<string, any>) => [s.id, s.client_id, s.created_at, JSON.stringify(s.name)].join('  ')).join('\n') +
+          (r.items.length ? '\n' : '') +
+          `${r.items.length} resource server${r.items.length === 1 ? '' : 's'}\n`,
+      );
+      break;
+    case 'resource-server-revoke':
+      out(`Revoked resource server "${r.name}" (${r.id}, client ID ${r.client_id}) at ${r.revoked_at}\n`);
+      break;
+    case 'keys-rotate':
+      out(
+        `Added signing key ${r.kid} (${r.alg}): published now, signs from ${r.signs_from}\n` +
+          (r.dropped_pending?.length ? `Deleted the pending key(s) it replaces, which never signed: ${r.dropped_pending.join(', ')}\n` : ''),
+      );
+      break;
+    case 'keys-rewrap':
+      out(
+        `Encrypted ${r.rewrapped} signing key(s) under the new key-encryption key (id ${r.kek_id})\n` +
+          (r.replaced_key_file
+            ? `Replaced ${r.replaced_key_file}\n`
+            : 'Now set KEY_ENCRYPTION_KEY (or KEY_ENCRYPTION_KEY_FILE) to the new key on every instance and restart them.\n'),
+      );
+      break;
+    case 'backup':
+      out(`Backed up the embedded database to ${r.file} (${r.bytes} bytes)\n`);
+      break;
+    case 'restore':
+      out(
+        `Restored the embedded database in ${r.data_dir} from ${r.file}\n` +
+          (r.previous ? `The data it replaced is kept in ${r.previous} (delete it when no longer needed)\n` : ''),
+      );
+      break;
+    case 'migrate':
+      out(
+        r.newly_applied.length ? `Applied: ${r.newly_applied.join(', ')}\n` : `Up to date (${r.applied.length} migrations)\n`,
+      );
+      break;
+    default:
+      out(JSON.stringify(result, null, 2) + '\n');
+  }
+}
+
+/**
+ * Where `runCli` reads and writes: the real process's in the `sat` bin (src/cli/index.ts), others in tests.
+ */
+export interface CliIo {
+  /** The environment the configuration is read from; absent: the process's own (read by loadConfig). */
+  env?: NodeJS.ProcessEnv;
+  /** Standard input: `--password-stdin`, `secret check -`, and the password prompt when it is a terminal. */
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean };
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  /**
+   * `sat serve`: starts the server with the loaded configuration; resolves once it runs (it keeps running: the
+   * bin's handles signals and ends the process). Absent: `serve` is refused.
+   */
+  serve?: (config: Readonly<Config>) => Promise<void>;
+}
+
+/**
+ * Runs the `sat` command line `argv` (without node and the script) to its end and resolves with its exit code:
+ * 0 done, 1 failed, 2 usage error. It reads and writes only through `io`, never exits the process, and sets the
+ * process umask to 077 (as the server does) before a command that may create files.
+ */
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const out = (text: string) => void io.stdout.write(text);
+  const err = (text: string) => void io.stderr.write(text);
+  let parsed: Parsed;
+  try {
+    parsed = parse(argv);
+  } catch (e) {
+    err(`sat: ${(e as Error).message}\n\n${usage}\n`);
+    return 2;
+  }
+  if (parsed.values.help || parsed.positionals.length === 0) {
+    out(usage + '\n');
+    return parsed.values.help ? 0 : 2;
+  }
+  const [first, second, ...more] = parsed.positionals;
+  if (first === 'secret') {
+    // Offline: no configuration, no database.
+    if (second !== 'check' || more.length !== 1) {
+      err(`sat: secret check takes one SECRET, or - to read it from stdin\n\n${usage}\n`);
+      return 2;
+    }
+    return secretCheck(more[0]!, parsed.values.json ?? false, { stdin: io.stdin as AsyncIterable<Buffer | string>, stdout: out });
+  }
+  restrictUmask(); // whatever `sat` creates in DATA_DIR is owner-only (SPEC Part 2)
+  try {
+    const config = io.env ? loadConfig(io.env) : loadConfig();
+    if (parsed.positionals[0] === 'serve' && parsed.positionals.length === 1) {
+      checkOptions('serve', undefined, parsed.given);
+      if (!io.serve) throw new Error('serve cannot run here');
+      await io.serve(config);
+      return 0; // and it keeps running
+    }
+    const req = toRequest(parsed, config);
+    if (req.command === 'admin-reset-password' && parsed.values['password-stdin']) {
+      req.args.password = await readStdin(io.stdin);
+    }
+    if (req.command === 'admin-add') {
+      const password = await adminPassword(parsed.values, io);
+      req.args = { ...req.args, ...(password !== undefined ? { password } : {}) };
+    }
+    const res = await execute(config, req, io.stderr);
+    if (!res.ok) {
+      const details = Array.isArray(res.error.details) ? (res.error.details as Array<{ path: string; message: string }>) : [];
+      err(`sat: ${res.error.message}\n${details.map((d) => `  ${d.path}: ${d.message}\n`).join('')}`);
+      return 1;
+    }
+    print(out, req.command, res.result, parsed.values.json ?? false, req.args);
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      err(`sat: ${e.message}\n\n${usage}\n`);
+      return 2;
+    }
+    if (e instanceof ConfigError || e instanceof DataDirLockedError) {
+      err(`sat: ${e.message}\n`);
+      return 1;
+    }
+    const x = e as NodeJS.ErrnoException;
+    if (x.code === 'ECONNREFUSED' || x.code === 'ENOENT') {
+      err(`sat: could not reach the running server's local socket (${x.message})\n`);
+      return 1;
+    }
+    err(`sat: ${x.message}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,77 @@
+// runCli (src/cli/run.ts): `sat` as a function reads and writes only through the io it is given and returns the exit
+// code; the commands that need no database are checked here (the rest: test/integration/*cli*.test.ts).
+import { Readable, Writable } from 'node:stream';
+import { runCli, type CliIo } from '../../../src/cli/run.js';
+
+function io(input = '', more: Partial<CliIo> = {}) {
+  let stdout = '';
+  let stderr = '';
+  const sink = (add: (text: string) => void) =>
+    new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        add(chunk.toString());
+        done();
+      },
+    });
+  return {
+    io: { env: {}, stdin: Readable.from([Buffer.from(input)]), stdout: sink((t) => (stdout += t)), stderr: sink((t) => (stderr += t)), ...more },
+    out: () => stdout,
+    err: () => stderr,
+  };
+}
+
+describe('runCli', () => {
+  // The commands below that load the configuration set the umask (077), as `sat` does: this worker's is put back.
+  const umask = process.umask(0o022);
+  process.umask(umask);
+  afterAll(() => {
+    process.umask(umask);
+  });
+  // Nothing may reach the process's own output: its write is replaced while each test runs.
+  const written: string[] = [];
+  const streams = [process.stdout, process.stderr];
+  const writes = streams.map((s) => s.write);
+  beforeEach(() => {
+    for (const s of streams) {
+      s.write = ((chunk: string | Uint8Array) => written.push(String(chunk)) > 0) as typeof s.write;
+    }
+  });
+  afterEach(() => {
+    streams.forEach((s, i) => (s.write = writes[i]!));
+    expect(written).toEqual([]);
+  });
+
+  it('prints the usage: 0 with --help, 2 with no command or an unknown option', async () => {
+    const help = io();
+    expect(await runCli(['--help'], help.io)).toBe(0);
+    expect(help.out()).toMatch(/^Usage: sat <command>/);
+    const none = io();
+    expect(await runCli([], none.io)).toBe(2);
+    expect(none.out()).toMatch(/^Usage: sat <command>/);
+    const unknown = io();
+    expect(await runCli(['token', 'list', '--colour'], unknown.io)).toBe(2);
+    expect(unknown.err()).toMatch(/^sat: Unknown option '--colour'[\s\S]*Usage: sat/);
+  });
+
+  it('reads `secret check -` from its stdin', async () => {
+    const bad = io('sats_not-a-secret\n');
+    expect(await runCli(['secret', 'check', '-', '--json'], bad.io)).toBe(1);
+    expect(JSON.parse(bad.out())).toEqual({ well_formed: false, problem: 'length' });
+  });
+
+  it('loads the configuration from io.env: a bad setting is exit 1 with the reason', async () => {
+    const r = io('', { env: { PORT: 'eighty' } });
+    expect(await runCli(['token', 'list', '--org', 'x'], r.io)).toBe(1);
+    expect(r.err()).toBe('sat: invalid configuration:\n  PORT: must be a whole number\n');
+  });
+
+  it('hands `serve` to io.serve, and refuses it without one', async () => {
+    const started: unknown[] = [];
+    const withServe = io('', { serve: async (config) => void started.push(config.port) });
+    expect(await runCli(['serve'], { ...withServe.io, env: { PORT: '4567' } })).toBe(0);
+    expect(started).toEqual([4567]);
+    const without = io();
+    expect(await runCli(['serve'], without.io)).toBe(1);
+    expect(without.err()).toBe('sat: serve cannot run here\n');
+  });
+});
