@@ -24,6 +24,7 @@ import {
   type PreparedJson,
 } from './discovery.js';
 import { createProvider } from './provider.js';
+import { providerErrorText } from './errors.js';
 import { createAccessTokenVerifier, introspectionEndpoint, type AccessTokenVerifier } from './introspection.js';
 import { revocationEndpoint } from './revocation.js';
 import { recordProviderOutcome, tokenEndpoint, type CurrentProvider } from './token-endpoint.js';
@@ -91,6 +92,7 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
   const build = async (set: KeySet): Promise<CurrentProvider> => {
     const { provider, fastPath } = await createProvider(deps, set, hooks);
     provider.use(recordProviderOutcome);
+    provider.use(providerErrorText);
     return { callback: provider.callback(), fastPath };
   };
   let current = await build(keySet);
