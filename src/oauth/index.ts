@@ -1,6 +1,7 @@
 // The OAuth 2.0 edge: oidc-provider configured for client credentials, its keys, and what it does not do for us.
 import type { Middleware } from 'koa';
 import type { Deps } from '../deps.js';
+import { isDatabaseUnavailable, noteDatabaseOutage } from '../db/index.js';
 import {
   KeyEncryptionError,
   ensureSigningKey,
@@ -136,7 +137,13 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
     try {
       next = await load();
     } catch (err) {
-      // Every 2 s during a database outage: logged once a minute, not per attempt; the loaded keys keep signing.
+      // Every 2 s during a database outage: counted with the outage's other refusals (one line, no stack, then
+      // summaries: db/outage.ts); the loaded keys keep signing.
+      if (isDatabaseUnavailable(err)) {
+        noteDatabaseOutage(deps.log, err, 'signing key reload');
+        return false;
+      }
+      // Anything else: logged once a minute, not per attempt.
       const now = Date.now();
       if (now - lastReloadError >= 60_000) {
         lastReloadError = now;
