@@ -123,7 +123,14 @@ export const envSchema = z.object({
       )
       .optional(),
   ),
-  ISSUER: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  // RFC 8414 §2: the issuer is an https URL with no query or fragment. oidc-provider refuses one only when the
+  // provider is built, after the database has been migrated and the first administrator created.
+  ISSUER: optionalString.pipe(
+    z
+      .url({ protocol: /^https?$/ })
+      .refine((v) => !/[?#]/.test(v), 'must have no query or fragment (RFC 8414 §2)')
+      .optional(),
+  ),
   API_AUDIENCE: optionalString,
   DATABASE_URL: optionalString.pipe(z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional()),
   DATABASE_POOL_MAX: intFromEnv(1, 200),

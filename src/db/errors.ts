@@ -12,13 +12,18 @@ const UNAVAILABLE_TEXT = /^timeout expired$|Connection terminated|Connection end
 /**
  * True when `err` says the database is out of reach rather than that the request was wrong: refused or dropped
  * connections, connection-class SQLSTATEs (08xxx), shutdown (57P0x), statement timeout (57014), too many
- * connections (53300), pool or query timeouts. The edges answer those 503 with Retry-After (issue 10 item 12).
+ * connections (53300), pool or query timeouts, and a new connection that the server turns down (a database closed
+ * to connections for maintenance, a rotated password, a dropped database: isConnectionRefusedByDatabase). The edges
+ * answer those 503 with Retry-After (issue 10 item 12).
  */
 export function isDatabaseUnavailable(err: unknown): boolean {
   const e = err as { code?: unknown; name?: unknown; message?: unknown } | null | undefined;
   if (!e || typeof e !== 'object') return false;
   if (e.message === 'aborted') return false; // a client that went away mid-request (Node's ECONNRESET on the request)
   if (typeof e.code === 'string' && (UNAVAILABLE_CODES.has(e.code) || /^08[0-9A-Z]{3}$/.test(e.code))) return true;
+  if (isConnectionRefusedByDatabase(err)) return true;
+  // ALTER DATABASE … ALLOW_CONNECTIONS false: SQLSTATE 55000, which also names unrelated statement errors.
+  if (e.code === '55000' && typeof e.message === 'string' && /is not currently accepting connections/.test(e.message)) return true;
   if (e.name === 'KnexTimeoutError') return true;
   return typeof e.message === 'string' && UNAVAILABLE_TEXT.test(e.message);
 }

@@ -1,4 +1,4 @@
-import type { Context } from 'koa';
+import type { Context, Middleware } from 'koa';
 import { errors } from 'oidc-provider';
 import { isDatabaseUnavailable, noteDatabaseOutage, OUTAGE_RETRY_AFTER_SECONDS } from '../db/index.js';
 import type { Logger } from '../log.js';
@@ -45,6 +45,26 @@ export class RateLimited extends errors.OIDCProviderError {
   }
 }
 
+/**
+ * RFC 6749 §5.2: `error` and `error_description` hold only %x20-21 / %x23-5B / %x5D-7E (printable ASCII without
+ * '"' and '\\'). Descriptions that echo the request (an Origin, say) get '?' for anything else.
+ */
+export function errorText(text: string): string {
+  return text.replace(/[^\x20-\x21\x23-\x5B\x5D-\x7E]/gu, '?');
+}
+
+/**
+ * oidc-provider middleware: its own JSON error bodies (it writes them itself, without `renderError`) get the same
+ * RFC 6749 §5.2 characters as ours.
+ */
+export const providerErrorText: Middleware = async (ctx, next) => {
+  await next();
+  const body = ctx.body as Record<string, unknown> | undefined;
+  if (!body || typeof body !== 'object' || Buffer.isBuffer(body) || typeof body.error !== 'string') return;
+  body.error = errorText(body.error);
+  if (typeof body.error_description === 'string') body.error_description = errorText(body.error_description);
+};
+
 /** The one error body of the OAuth endpoints (oidc-provider's `errOut`): `{error, error_description?, scope?}`. */
 export function oauthErrorBody(err: unknown): { status: number; body: Record<string, string> } {
   if (isDatabaseUnavailable(err)) {
@@ -56,8 +76,8 @@ export function oauthErrorBody(err: unknown): { status: number; body: Record<str
     return {
       status: err.statusCode,
       body: {
-        error: err.error,
-        ...(err.error_description !== undefined ? { error_description: err.error_description } : {}),
+        error: errorText(err.error),
+        ...(err.error_description !== undefined ? { error_description: errorText(err.error_description) } : {}),
         ...(typeof scope === 'string' ? { scope } : {}),
       },
     };

@@ -1,6 +1,7 @@
 // The OAuth 2.0 edge: oidc-provider configured for client credentials, its keys, and what it does not do for us.
 import type { Middleware } from 'koa';
 import type { Deps } from '../deps.js';
+import { isDatabaseUnavailable, noteDatabaseOutage } from '../db/index.js';
 import {
   KeyEncryptionError,
   ensureSigningKey,
@@ -24,6 +25,7 @@ import {
   type PreparedJson,
 } from './discovery.js';
 import { createProvider } from './provider.js';
+import { providerErrorText } from './errors.js';
 import { createAccessTokenVerifier, introspectionEndpoint, type AccessTokenVerifier } from './introspection.js';
 import { revocationEndpoint } from './revocation.js';
 import { recordProviderOutcome, tokenEndpoint, type CurrentProvider } from './token-endpoint.js';
@@ -91,6 +93,7 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
   const build = async (set: KeySet): Promise<CurrentProvider> => {
     const { provider, fastPath } = await createProvider(deps, set, hooks);
     provider.use(recordProviderOutcome);
+    provider.use(providerErrorText);
     return { callback: provider.callback(), fastPath };
   };
   let current = await build(keySet);
@@ -134,7 +137,13 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
     try {
       next = await load();
     } catch (err) {
-      // Every 2 s during a database outage: logged once a minute, not per attempt; the loaded keys keep signing.
+      // Every 2 s during a database outage: counted with the outage's other refusals (one line, no stack, then
+      // summaries: db/outage.ts); the loaded keys keep signing.
+      if (isDatabaseUnavailable(err)) {
+        noteDatabaseOutage(deps.log, err, 'signing key reload');
+        return false;
+      }
+      // Anything else: logged once a minute, not per attempt.
       const now = Date.now();
       if (now - lastReloadError >= 60_000) {
         lastReloadError = now;

@@ -176,6 +176,10 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
       id_token_signed_response_alg: config.signingAlg,
     },
     extraClientMetadata: { properties: ['org_id', 'token_id', 'expires_at'] },
+    // A token request with an Origin header (a browser) is refused, as the provider's default decides for our clients
+    // (confidential, no redirect URIs); set here so the default does not print its "SHOULD change" notice, a line
+    // that is not JSON, on standard output among the logs.
+    clientBasedCORS: () => false,
     // OpenID Connect Core §3.1.2.1: an authorization endpoint takes GET and POST (discovery names ours). The provider
     // allows POST only with SameSite=None cookies; it never sets one here (no request gets past the client checks).
     enableHttpPostMethods: true,

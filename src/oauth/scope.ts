@@ -9,16 +9,16 @@ const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
  */
 export function checkScopeSyntax(scope: string): void {
   if (/^[ ]|[ ]$/.test(scope)) {
-    throw new errors.InvalidScope('scope must not start or end with a space (RFC 6749 §3.3)', scope);
+    throw new errors.InvalidScope('scope must not start or end with a space (RFC 6749 section 3.3)', scope);
   }
   if (scope.includes('  ')) {
-    throw new errors.InvalidScope('scope values must be separated by a single space, not several (RFC 6749 §3.3)', scope);
+    throw new errors.InvalidScope('scope values must be separated by a single space, not several (RFC 6749 section 3.3)', scope);
   }
   for (const value of scope.split(' ')) {
     if (SCOPE_TOKEN.test(value)) continue;
     const bad = [...value].find((c) => !SCOPE_TOKEN.test(c)) ?? '';
     const code = `U+${(bad.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
-    throw new errors.InvalidScope(`scope contains a character RFC 6749 §3.3 does not allow (${code}); separate values with single spaces`, scope);
+    throw new errors.InvalidScope(`scope contains a character RFC 6749 section 3.3 does not allow (${code}); separate values with single spaces`, scope);
   }
 }
 

@@ -124,6 +124,41 @@ describe.each(testDatabases())('sat command-line tool on %s', (kind) => {
     }
   }, SPAWNING_TEST_MS);
 
+  it('writes only JSON lines on standard output, also when a token request carries an Origin header', async () => {
+    const port = await freePort();
+    const env = { ...db.env, PORT: String(port), HOST: '127.0.0.1' };
+    const server = await startSatServe(env);
+    let stdout = '';
+    server.child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    try {
+      expect((await runSat(['admin', 'add', '--org', 'Initech', '--email', 'peter@initech.example'], env)).code).toBe(0);
+      const created = await runSat(['token', 'create', '--org', 'Initech', '--name', 'Browser', '--expires', daysFromNow(30), '--services', 'jobs'], env);
+      expect(created.code).toBe(0);
+      const id = /client ID:\s+(\S+)/.exec(created.stdout)![1]!;
+      const secret = /client secret:\s+(\S+)/.exec(created.stdout)![1]!;
+      // A browser (or a runtime that sends Origin) goes through oidc-provider's CORS check, which is not for our clients.
+      const res = await fetch(`http://127.0.0.1:${port}/token`, {
+        method: 'POST',
+        headers: {
+          authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`,
+          'content-type': 'application/x-www-form-urlencoded',
+          origin: 'https://app.example',
+          'x-request-id': 'origin-request',
+        },
+        body: 'grant_type=client_credentials',
+      });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ error: 'invalid_request' });
+      const deadline = Date.now() + 5_000;
+      while (!stdout.includes('origin-request') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      const lines = stdout.split('\n').filter((l) => l.trim() !== '');
+      expect(lines.filter((l) => l.includes('origin-request'))).toHaveLength(1);
+      for (const line of lines) expect(() => JSON.parse(line)).not.toThrow();
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  }, SPAWNING_TEST_MS);
+
   if (kind === 'embedded') {
     it('refuses a second server on the same data directory, saying why', async () => {
       const port = await freePort();

@@ -3,7 +3,7 @@
 // admin shape elsewhere, the outage is logged once (then summaries), and everything works again once it is back.
 import net from 'node:net';
 import { call, signIn } from '../support/admin-api.js';
-import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { createTestDb, onPostgresServer, testDatabases, type TestDb } from '../support/db.js';
 import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
 import { freePort, startServer, type TestServer } from '../support/server.js';
 
@@ -115,11 +115,32 @@ suite('a stalled or stopped PostgreSQL', () => {
     const before = server.logLines.length;
     await expectOutageAnswers(8_000);
     for (let i = 0; i < 10; i++) expect((await tokenRequest()).status).toBe(503);
+    await server.runJob('reload-keys');
     const lines = server.logLines.slice(before);
     const errors = lines.filter((l) => /"level":"error"/.test(l));
     expect(errors.length).toBeLessThanOrEqual(1);
     expect(lines.join('\n')).not.toMatch(/"stack"/);
     await startProxy(new URL(db.url!));
+    await expectBack();
+  });
+
+  it('answers 503 while PostgreSQL turns new connections away (a database closed to connections), and recovers', async () => {
+    expect((await tokenRequest()).status).toBe(200);
+    const name = new URL(db.url!).pathname.slice(1);
+    // Maintenance: no new connections to this database, the open ones ended. Each reconnect is then refused by the
+    // server with "database … is not currently accepting connections" (SQLSTATE 55000).
+    await onPostgresServer(async (query) => {
+      await query(`ALTER DATABASE "${name}" ALLOW_CONNECTIONS false`);
+      await query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+    });
+    try {
+      const before = server.logLines.length;
+      await expectOutageAnswers(8_000);
+      await server.runJob('reload-keys'); // every 2 s: the keys loaded before keep signing
+      expect(server.logLines.slice(before).join('\n')).not.toMatch(/"stack"/);
+    } finally {
+      await onPostgresServer((query) => query(`ALTER DATABASE "${name}" ALLOW_CONNECTIONS true`));
+    }
     await expectBack();
   });
 });

@@ -193,6 +193,25 @@ describe.each(testDatabases())('OAuth token endpoint on %s', (kind) => {
     expect((await fetch(`${server.url}/token`)).status).toBe(405);
   });
 
+  it('writes error_description only with the characters RFC 6749 §5.2 allows, whatever the request echoed', async () => {
+    const t = await makeToken(server.deps, admin);
+    const auth = { authorization: basic(t.client_id, t.client_secret) };
+    const answers = [
+      await tokenRequest({ grant_type: 'client_credentials', scope: 'jobs  candidates' }, auth),
+      await tokenRequest({ grant_type: 'client_credentials', scope: ' jobs' }, auth),
+      await tokenRequest({ grant_type: 'client_credentials', scope: 'jöbs' }, auth),
+      await tokenRequest({ grant_type: 'client_credentials' }, { ...auth, origin: 'https://a"b\\c.example' }),
+      await tokenRequest({ grant_type: 'x"ö\\' }, auth),
+    ];
+    for (const res of answers) {
+      expect(res.status).toBe(400);
+      const body = (await res.json()) as { error: string; error_description: string };
+      // error_description = 1*( %x20-21 / %x23-5B / %x5D-7E ): printable ASCII without '"' and '\'.
+      expect(body.error_description).toMatch(/^[\x20-\x21\x23-\x5B\x5D-\x7E]+$/);
+      expect(body.error).toMatch(/^[\x20-\x21\x23-\x5B\x5D-\x7E]+$/);
+    }
+  });
+
   it('keeps secrets out of the database and the logs', async () => {
     const t = await makeToken(server.deps, admin);
     await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(t.client_id, t.client_secret) });

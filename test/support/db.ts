@@ -81,3 +81,16 @@ export async function createTestDb(kind: DbKind, options: CreateTestDbOptions = 
     },
   };
 }
+
+/** Runs statements on the PostgreSQL server of TEST_DATABASE_URL as its administrator (ALTER DATABASE and the like). */
+export async function onPostgresServer<T>(work: (query: (sql: string, params?: unknown[]) => Promise<unknown[]>) => Promise<T>): Promise<T> {
+  const adminUrl = process.env.TEST_DATABASE_URL;
+  if (!adminUrl) throw new Error('TEST_DATABASE_URL is not set');
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    return await work(async (sql, params) => (await admin.query(sql, params)).rows);
+  } finally {
+    await admin.end();
+  }
+}

@@ -63,6 +63,13 @@ describe('loadConfig', () => {
     }
   });
 
+  it('refuses an ISSUER with a query or a fragment (RFC 8414 §2) before the database is touched', () => {
+    for (const issuer of ['https://auth.example.com/?tenant=1', 'https://auth.example.com#x', 'https://auth.example.com/?']) {
+      expect(() => loadConfig({ ISSUER: issuer })).toThrow(/ISSUER: must have no query or fragment/);
+    }
+    expect(loadConfig({ ISSUER: 'https://auth.example.com/tenant' }).issuer).toBe('https://auth.example.com/tenant');
+  });
+
   it('lists every problem at once', () => {
     let err: ConfigError | undefined;
     try {
