@@ -3,7 +3,7 @@ import Koa from 'koa';
 import type { Deps } from './deps.js';
 import { accessLog } from './http/access-log.js';
 import { errorHandler } from './http/error-handler.js';
-import { allowedMethods, closeWhenDraining, notFound, requestId, securityHeaders, unmapClientAddress } from './http/common.js';
+import { allowedMethods, closeWhenDraining, notFound, requestId, securityHeaders, servedUnderIssuerPath, unmapClientAddress } from './http/common.js';
 import { adminApi } from './admin/router.js';
 import { createOAuth, type OAuth } from './oauth/index.js';
 import { consoleRouter } from './console/routes.js';
@@ -83,6 +83,7 @@ export async function createServer(deps: Deps, prepared: Prepared = {}): Promise
   app.use(unmapClientAddress); // ::ffff:a.b.c.d → a.b.c.d, before anything reads ctx.ip
   app.use(requestId); // X-Request-Id in and out
   app.use(accessLog(deps.log)); // one JSON line per request, when its response is done
+  app.use(servedUnderIssuerPath(deps.config.issuer)); // ISSUER=https://host/sat: /sat/token is /token (logged as asked)
   app.use(responseMetrics); // responses by status class, 429s, refused sign-ins
   app.use(closeWhenDraining(lifecycle)); // shutting down: `Connection: close` on every response
   app.use(securityHeaders); // nosniff, no referrer, no framing

@@ -32,13 +32,14 @@ export function accessLog(log: Logger): Middleware {
     if (log.enabled?.('info') === false) return next(); // LOG_LEVEL above info: no line, no listener, no work
     const start = performance.now();
     const clientIp = ctx.ip; // read now: once the socket is gone its address is too
+    const path = ctx.path; // as asked (a later middleware may route it as another path)
     const res = ctx.res;
     res.once('close', () => {
       const route = (ctx as { _matchedRoute?: unknown })._matchedRoute;
       log.info('request', {
         request_id: ctx.state.requestId as string | undefined,
         method: ctx.method,
-        path: loggedPath(ctx.path),
+        path: loggedPath(path),
         ...(typeof route === 'string' ? { route } : {}),
         status: res.statusCode,
         ms: Math.round((performance.now() - start) * 10) / 10,

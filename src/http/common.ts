@@ -29,6 +29,29 @@ export function unmappedAddress(ip: string): string {
 }
 
 /**
+ * Serves every endpoint also under ISSUER's path, for an ISSUER with one (`https://example.com/sat`): discovery
+ * advertises `ISSUER/token`, `ISSUER/jwks`, `ISSUER/.well-known/openid-configuration` (OpenID Connect Discovery
+ * §4), console links in mails are `ISSUER/admin`, and a proxy that forwards `/sat/...` without stripping the prefix
+ * reaches them; RFC 8414 §3.1's path-inserted `/.well-known/oauth-authorization-server/sat` is served too. The
+ * root paths keep working (a proxy that strips the prefix). A request under the prefix is routed as the same path
+ * without it; `ctx.originalUrl` keeps what was asked. An ISSUER without a path: nothing changes.
+ */
+export function servedUnderIssuerPath(issuer: string): Middleware {
+  const prefix = new URL(issuer).pathname.replace(/\/+$/, '');
+  if (prefix === '') return (_ctx, next) => next();
+  const insertedWellKnown = `${OAUTH_METADATA_PATH}${prefix}`;
+  return async (ctx, next) => {
+    const requested = ctx.path;
+    if (requested === prefix || requested.startsWith(`${prefix}/`)) ctx.path = requested.slice(prefix.length) || '/';
+    else if (requested === insertedWellKnown) ctx.path = OAUTH_METADATA_PATH;
+    await next();
+  };
+}
+
+/** RFC 8414's well-known path of the authorization server metadata. */
+const OAUTH_METADATA_PATH = '/.well-known/oauth-authorization-server';
+
+/**
  * While the server drains (SIGTERM), every response says `Connection: close`: Node closes the keep-alive
  * connection once that response is written, so no connection is cut in the middle of a request. Set before and
  * after the handlers, for requests that were already running when the drain began.

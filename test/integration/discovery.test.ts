@@ -1,6 +1,7 @@
 // SPEC Part 2 "OAuth conformance": discovery documents strict parsers accept (issue 11 item 4), caching and CORS on
 // /jwks and discovery, Pragma on token responses (item 5), JWKS and discovery prepared in memory (issue 17 item 5).
 import { execFileSync, spawnSync } from 'node:child_process';
+import * as oauth from 'oauth4webapi';
 import * as oidc from 'openid-client';
 import { decodeProtectedHeader } from 'jose';
 import { rotateSigningKey } from '../../src/keys/index.js';
@@ -205,5 +206,57 @@ describe.each(testDatabases())('an ISSUER that ends in a slash on %s', (kind) =>
       expect(claims.iss).toBe(SLASHED);
       expect(claims.aud).toBe('https://sat-slash.example.test/api');
     }
+  });
+});
+
+// An ISSUER with a path (`https://host/sat`): discovery advertises `ISSUER/token` etc., so every endpoint is served
+// under the path too (a proxy forwarding /sat/... as is), as well as at the root (a proxy stripping the prefix).
+// Clients find the documents where their specs look: OpenID Connect Discovery §4 appends the well-known path to
+// the issuer, RFC 8414 §3.1 inserts it before the issuer's path.
+describe.each(testDatabases())('an ISSUER with a path on %s', (kind) => {
+  const ORIGIN = 'https://sat-path.example.test';
+  const PATHED = `${ORIGIN}/sat`;
+  let db: TestDb;
+  let server: TestServer;
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+    server = await startServer(db, { ISSUER: PATHED });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await db?.drop();
+  });
+
+  /** The public origin → the test server, the path kept. */
+  const local = (url: string | URL) => new URL(String(url).replace(ORIGIN, server.url));
+
+  it("serves the endpoints under the issuer's path and at the root; real clients discover it and get a token", async () => {
+    const doc = (await (await fetch(`${server.url}/sat${OIDC_PATH}`)).json()) as Record<string, string>;
+    expect(doc).toMatchObject({ issuer: PATHED, token_endpoint: `${PATHED}/token`, jwks_uri: `${PATHED}/jwks` });
+    for (const url of [doc.jwks_uri!, `${server.url}/jwks`]) expect((await fetch(local(url))).status).toBe(200);
+
+    const admin = await makeAdmin(server.deps);
+    const t = await makeToken(server.deps, admin);
+    // openid-client: OpenID Connect discovery (appended well-known path), then the grant at the advertised URL.
+    const config = await oidc.discovery(new URL(PATHED), t.client_id, t.client_secret, oidc.ClientSecretBasic(t.client_secret), {
+      [oidc.customFetch]: (url: string, options: oidc.CustomFetchOptions) => fetch(local(url), options as RequestInit),
+    });
+    const tokens = await oidc.clientCredentialsGrant(config, { scope: 'candidates' });
+    const claims = JSON.parse(Buffer.from(tokens.access_token.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
+    expect(claims.iss).toBe(PATHED);
+    const introspected = await oidc.tokenIntrospection(config, tokens.access_token);
+    expect(introspected.active).toBe(true);
+
+    // oauth4webapi: RFC 8414 discovery (path-inserted well-known URL), which also checks the document's issuer.
+    const issuer = new URL(PATHED);
+    const response = await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', [oauth.customFetch]: (url, init) => fetch(local(url), init) });
+    expect(new URL(response.url).pathname).toBe('/.well-known/oauth-authorization-server/sat');
+    const as = await oauth.processDiscoveryResponse(issuer, response);
+    expect(as.token_endpoint).toBe(`${PATHED}/token`);
+
+    // The access log shows the path as asked.
+    expect(server.logLines.some((l) => l.includes('"msg":"request"') && l.includes('"path":"/sat/token"'))).toBe(true);
+    // Only the issuer's own path is stripped: a look-alike prefix is not.
+    expect((await fetch(`${server.url}/satx/jwks`)).status).toBe(404);
   });
 });
