@@ -94,6 +94,17 @@ describe('console: secret rotation (Chromium)', () => {
     await page.locator('#close-secret').click();
     expect(await page.locator('#secret-client-secret').innerText()).toBe('');
 
+    // A second rotation while two secrets live is refused (409): the dialog says until when in words, not in ISO 8601.
+    await row.getByRole('button', { name: `Rotate secret of ${NAME}` }).click();
+    await dialog.getByRole('button', { name: 'Rotate secret' }).click();
+    const refused = page.locator('#rotate-error');
+    await refused.waitFor();
+    expect(await refused.innerText()).toMatch(
+      /^This token already has two live secrets; the previous one stops at \d{1,2} \w{3} \d{4}, \d\d:\d\d\. Retire one to rotate again\.$/,
+    );
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'hidden' });
+
     await row.getByRole('button', { name: `Retire the previous secret of ${NAME}` }).click();
     await previous.waitFor({ state: 'detached' });
     expect(await page.locator('#flash').innerText()).toContain('no longer works');

@@ -1,7 +1,7 @@
 // The admin console in a real browser: Debian's Chromium driven by playwright-core against a real server on
 // the embedded database. One journey, in order: sign in, generate, the secret once, list, search, errors at
 // their fields, hostile names as text, paging, revoke, the limit, sign out. No request may leave 127.0.0.1.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -120,10 +120,21 @@ describe('admin console (Chromium)', () => {
   let bearer: string;
   const w: Watch = { problems: [], requests: [] };
   let payroll: { client_id: string; secret: string };
+  let configDir: string;
 
   beforeAll(async () => {
+    // The limit server refuses the third failed sign-in for one email at once (429 with Retry-After), with no waits.
+    configDir = mkdtempSync(path.join(os.tmpdir(), 'sat-console-'));
+    const configFile = path.join(configDir, 'config.json');
+    writeFileSync(
+      configFile,
+      JSON.stringify({ loginThrottle: { windowSeconds: 900, delayAfterFailures: 100, delayMs: 0, blockAfterFailures: 2, perAddressFactor: 100 } }),
+    );
     [db, limitDb] = await Promise.all([createTestDb('embedded'), createTestDb('embedded')]);
-    [server, limitServer] = await Promise.all([startServer(db), startServer(limitDb, { MAX_ACTIVE_TOKENS: '2' })]);
+    [server, limitServer] = await Promise.all([
+      startServer(db),
+      startServer(limitDb, { MAX_ACTIVE_TOKENS: '2', CONFIG_FILE: configFile }),
+    ]);
     browser = await launchChromium();
     context = await newWatchedContext(browser, w, { permissions: ['clipboard-read', 'clipboard-write'] });
     page = await context.newPage();
@@ -133,6 +144,7 @@ describe('admin console (Chromium)', () => {
     await browser?.close();
     await Promise.all([server?.close(), limitServer?.close()]);
     await Promise.all([db?.drop(), limitDb?.drop()]);
+    if (configDir) rmSync(configDir, { recursive: true, force: true });
   });
 
   it('serves the page with a strict Content-Security-Policy, and only its known files', async () => {
@@ -508,6 +520,23 @@ describe('admin console (Chromium)', () => {
     expect(await limitPage.locator('#limit-reason').isHidden()).toBe(true);
     expect(await limitPage.getByRole('button', { name: '+ Generate a Token' }).isEnabled()).toBe(true);
     await limitContext.close();
+  });
+
+  it('says how long to wait when sign-in is refused for too many failures (429 with Retry-After)', async () => {
+    const throttled = await (await newWatchedContext(browser, w)).newPage();
+    await throttled.goto(`${limitServer.url}/admin`);
+    const form = throttled.locator('#signin-form');
+    await form.getByLabel('Email').fill('nobody@example.com');
+    for (const attempt of [1, 2, 3]) {
+      await form.getByLabel('Password').fill(`wrong password ${attempt}`);
+      const answer = throttled.waitForResponse((r) => r.url().endsWith('/admin/api/login'));
+      await form.getByRole('button', { name: 'Sign in' }).click();
+      expect((await answer).status()).toBe(attempt < 3 ? 401 : 429);
+      await until(() => text(throttled, '#signin-submit'), (t) => t === 'Sign in', 'the form ready again');
+    }
+    // Retry-After is the rest of the 15-minute window: the page says so in words, not "try again later".
+    expect(await text(throttled, '#signin-error')).toMatch(/^Too many failed sign-in attempts\. Try again in 1[45] minutes \(at \d\d:\d\d\)\.$/);
+    await throttled.context().close();
   });
 
   it('signs out, and the session is over', async () => {
