@@ -539,6 +539,23 @@ describe('admin console (Chromium)', () => {
     await throttled.context().close();
   });
 
+  it('keeps the audit log at its own address, and an ended session there leads to the sign-in form', async () => {
+    await page.locator('#main-nav').getByRole('link', { name: 'Audit log' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
+    expect(new URL(page.url()).hash).toBe('#/audit');
+    expect(await page.locator('#nav-audit').getAttribute('aria-current')).toBe('page');
+    await page.reload();
+    await page.locator('#audit-rows tr').first().waitFor();
+    expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Audit log');
+
+    // The session ends under the page (expired, or signed out elsewhere): going back to the tokens says so.
+    await context.clearCookies();
+    await page.getByRole('button', { name: '‹ System Access Token' }).click();
+    await until(() => text(page, '#signin-error'), (t) => t.includes('Your session has ended'), 'the session-ended notice');
+    expect(await page.locator('#signin-view').isVisible()).toBe(true);
+    await signIn(page, server.url);
+  });
+
   it('signs out, and the session is over', async () => {
     await page.getByRole('button', { name: 'Account menu' }).click();
     await page.getByRole('menuitem', { name: 'Sign out' }).click();

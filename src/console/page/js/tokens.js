@@ -19,7 +19,7 @@ import {
   show,
   timeEl,
 } from './dom.js';
-import { addView, onReset, setHome, showView } from './shell.js';
+import { addView, goTo, onReset, setHome, showView } from './shell.js';
 
 const PAGE_SIZE = 10;
 
@@ -65,8 +65,7 @@ const listPlace = {
 /** Leaves a token's view for the list, with a message on top of it (the token was revoked there). */
 export function showListWith(text) {
   show($('flash'), text);
-  if (location.hash !== '#/') location.hash = '#/';
-  else void enterTokens();
+  goTo('#/');
 }
 
 /** Loads the services, shows the screen and its first page of tokens. */
