@@ -2,6 +2,7 @@
 // and retires the previous one. Debian's Chromium through playwright-core against a real server (embedded database).
 import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { until } from '../support/browser.js';
 import { createTestDb, type TestDb } from '../support/db.js';
 import { basic } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
@@ -108,6 +109,9 @@ describe('console: secret rotation (Chromium)', () => {
     await row.getByRole('button', { name: `Retire the previous secret of ${NAME}` }).click();
     await previous.waitFor({ state: 'detached' });
     expect(await page.locator('#flash').innerText()).toContain('no longer works');
+    // The Retire button went with the secret: focus is back at the top of the screen, not lost to the page's body.
+    const focused = () => page.evaluate(() => (globalThis as any).document.activeElement?.id as string);
+    await until(focused, (id) => id === 'open-generate', 'focus on + Generate a Token');
     expect((await exchange(token.client_secret)).status).toBe(401);
     expect((await exchange(fresh)).status).toBe(200);
     expect(problems).toEqual([]);

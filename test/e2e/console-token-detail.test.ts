@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { packageRoot } from '../../src/config/index.js';
-import { launchChromium, newWatchedContext, type Watch } from '../support/browser.js';
+import { launchChromium, newWatchedContext, until, type Watch } from '../support/browser.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
@@ -189,6 +189,8 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
     await page.getByRole('button', { name: 'Retire the previous secret of Payroll_Integration_EU' }).click();
     await page.locator('#token-flash', { hasText: 'no longer works' }).waitFor();
     await secrets.nth(1).waitFor({ state: 'detached' });
+    const focused = () => page.evaluate(() => (globalThis as any).document.activeElement?.id as string);
+    await until(focused, (id) => id === 'token-edit', 'focus on Edit, not lost with the Retire button');
     expect((await exchange(token.client_secret)).status).toBe(401);
 
     await page.locator('#token-actions').getByRole('button', { name: 'Rotate secret', exact: true }).click();
@@ -211,6 +213,8 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
     await page.locator('#flash', { hasText: 'Access revoked for “Payroll_Integration_EU”' }).waitFor();
     await page.locator('#token-rows tr', { hasText: 'Payroll_Integration_EU' }).waitFor({ state: 'detached' });
     expect(await page.locator('#tokens-view #secret-panel').isHidden()).toBe(true);
+    // The button that revoked left with the token's view: the keyboard carries on from the list's main region.
+    await until(focused, (id) => id === 'main', 'focus on the main region');
     expect((await api('GET', `/tokens/${token.id}`)).status).toBe(404);
 
     // Back to the revoked token's address: it says so; its events stay in the audit log.

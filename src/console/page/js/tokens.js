@@ -576,6 +576,8 @@ export async function retirePrevious(token, previous, button, place = listPlace)
   try {
     await api('POST', `/admin/api/tokens/${encodeURIComponent(token.id)}/secrets/${encodeURIComponent(previous.id)}/retire`);
     await place.done(`The previous secret of “${token.name}” no longer works.`);
+    // The Retire button went with the secret: focus goes back to where the place keeps it, not to the page's body.
+    if (!button.isConnected) place.focus();
   } catch (err) {
     if (handleSessionEnd(err)) return;
     button.disabled = false;
