@@ -145,17 +145,27 @@ describe('console: expiring, dormant and policy (Chromium)', () => {
     mkdirSync(dir, { recursive: true });
     await page.screenshot({ path: path.join(dir, 'console-policy.png'), fullPage: true });
 
-    // Back on the token screen, generating with a service the policy leaves out fails at the services field.
+    // Back on the token screen, the generate form follows the policy: the date picker ends 30 days ahead and starts
+    // within it, a service the policy leaves out cannot be chosen and says why, and the defaults are accepted.
     await page.getByRole('link', { name: 'System Access Token', exact: true }).click();
     await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
     await page.getByRole('button', { name: '+ Generate a Token' }).click();
-    await page.getByLabel('Token Name').fill('Outside_Policy');
-    await page.getByLabel('Expiry Date').fill(isoDay(Date.now() + 20 * DAY_MS));
-    await page.locator('#service-list label', { hasText: 'Employee API' }).click();
+    await page.getByLabel('Token Name').waitFor();
+    const expiry = page.getByLabel('Expiry Date');
+    expect(await expiry.getAttribute('max')).toBe(isoDay(Date.now() + 30 * DAY_MS));
+    expect(await expiry.inputValue()).toBe(isoDay(Date.now() + 30 * DAY_MS));
+    expect(await page.locator('#token-expiry-hint').innerText()).toContain("30 days ahead, your organisation's policy");
+    const employees = page.getByRole('checkbox', { name: /Employee API/ });
+    expect(await employees.isDisabled()).toBe(true);
+    expect(await page.locator('#service-list li', { hasText: 'Employee API' }).innerText()).toContain("Not allowed by your organisation's policy");
+    expect(await page.getByRole('checkbox', { name: /Job API/ }).isEnabled()).toBe(true);
+    await page.getByLabel('Token Name').fill('Within_Policy');
+    await page.getByRole('checkbox', { name: /Job API/ }).check();
     await page.getByRole('button', { name: 'Generate', exact: true }).click();
-    await page.locator('#services-error').waitFor();
-    expect(await page.locator('#services-error').innerText()).toMatch(/allowed_services.*employees.*organisation policy/);
-    expect((await api('GET', '/tokens?q=Outside')).body.items).toEqual([]);
+    await page.locator('#secret-panel').waitFor({ state: 'visible' });
+    const made = (await api('GET', '/tokens?q=Within_Policy')).body.items;
+    expect(made.map((t: { services: string[] }) => t.services)).toEqual([['jobs']]);
+    await page.locator('#close-secret').click();
 
     expect(problems).toEqual([]);
     expect(foreign).toEqual([]);

@@ -37,6 +37,8 @@ const state = {
   revoking: null,
   /** The token whose credentials dialog is open. */
   editing: null,
+  /** The organisation's policy (GET /admin/api/policy), read when the generate form opens; null when unknown. */
+  policy: null,
 };
 
 addView('tokens', $('tokens-view'), { signedIn: true });
@@ -94,6 +96,7 @@ onReset(() => {
   state.nextCursor = null;
   state.query = '';
   state.status = '';
+  state.policy = null;
   markFilter();
   state.listSeq += 1;
   $('token-search').value = '';
@@ -123,33 +126,68 @@ for (const radio of [$('auth-secret'), $('auth-key')]) radio.addEventListener('c
 
 const maxLifetimeDays = Number(document.querySelector('meta[name="sat-max-token-lifetime-days"]')?.content) || 366;
 
+/** The furthest expiry in days: the server's maximum lifetime, or the organisation's policy when it is shorter. */
+function lifetimeDays() {
+  const policyDays = Number(state.policy?.max_lifetime_days);
+  return { days: policyDays > 0 && policyDays < maxLifetimeDays ? policyDays : maxLifetimeDays, byPolicy: policyDays > 0 && policyDays < maxLifetimeDays };
+}
+
 /** Today (UTC) up to today + the maximum lifetime: the API's own bounds for a YYYY-MM-DD expiry. */
 function expiryBounds() {
   const now = Date.now();
-  return { min: isoDay(now), max: isoDay(now + maxLifetimeDays * DAY_MS) };
+  return { min: isoDay(now), max: isoDay(now + lifetimeDays().days * DAY_MS) };
 }
 
 function prepareExpiry() {
   const { min, max } = expiryBounds();
+  const { days, byPolicy } = lifetimeDays();
   expiryInput.min = min;
   expiryInput.max = max;
-  if (!expiryInput.value) expiryInput.value = isoDay(Math.min(Date.now() + 90 * DAY_MS, Date.parse(max)));
+  if (!expiryInput.value || expiryInput.value > max || expiryInput.value < min) {
+    expiryInput.value = isoDay(Math.min(Date.now() + 90 * DAY_MS, Date.parse(max)));
+  }
   setText(
     $('token-expiry-hint'),
-    `The token works through the end of this day (UTC), then expires by itself. Latest: ${formatExpiry(max)} (${maxLifetimeDays} days ahead).`,
+    `The token works through the end of this day (UTC), then expires by itself. Latest: ${formatExpiry(max)} (${days} days ahead${byPolicy ? ", your organisation's policy" : ''}).`,
   );
 }
 
+/** Services the organisation's policy leaves out cannot be chosen, and say why. */
+function applyServicePolicy() {
+  const allowed = Array.isArray(state.policy?.allowed_services) ? state.policy.allowed_services : null;
+  for (const item of $('service-list').children) {
+    const box = item.querySelector('input');
+    const refused = allowed !== null && !allowed.includes(box.value);
+    box.disabled = refused;
+    if (refused) box.checked = false;
+    item.classList.toggle('not-allowed', refused);
+    item.querySelector('.service-policy').hidden = !refused;
+  }
+  filterServices();
+}
+
+/** Reads the organisation's policy for the form; false when the session ended. A failure keeps the last one known. */
+async function loadPolicy() {
+  try {
+    state.policy = await api('GET', '/admin/api/policy');
+  } catch (err) {
+    if (handleSessionEnd(err)) return false;
+  }
+  return true;
+}
+
 openGenerate.addEventListener('click', () => {
-  if (generatePanel.hidden) openGeneratePanel();
+  if (generatePanel.hidden) void openGeneratePanel();
   else closeGenerate();
 });
 
-function openGeneratePanel() {
+async function openGeneratePanel() {
+  openGenerate.setAttribute('aria-expanded', 'true');
+  if (!(await loadPolicy())) return;
   prepareExpiry();
+  applyServicePolicy();
   clearFieldErrors();
   generatePanel.hidden = false;
-  openGenerate.setAttribute('aria-expanded', 'true');
   nameInput.focus();
 }
 
@@ -183,6 +221,7 @@ function renderServices() {
             {},
             el('span', { class: 'service-name' }, service.name, ' ', el('span', { class: 'service-id' }, `(${service.id})`)),
             service.description ? el('span', { class: 'service-desc' }, service.description) : null,
+            el('span', { class: 'service-policy', hidden: true }, "Not allowed by your organisation's policy"),
           ),
         ),
       );
@@ -270,7 +309,10 @@ function checkForm() {
   const expiry = expiryInput.value;
   if (!expiry) errors.expires_at = 'Choose an expiry date.';
   else if (expiry < min) errors.expires_at = 'Choose a date that is not in the past.';
-  else if (expiry > max) errors.expires_at = `Choose a date at most ${maxLifetimeDays} days ahead.`;
+  else if (expiry > max) {
+    const { days, byPolicy } = lifetimeDays();
+    errors.expires_at = `Choose a date at most ${days} days ahead${byPolicy ? " (your organisation's policy)" : ''}.`;
+  }
   if (!selectedServices().length) errors.services = 'Choose at least one service.';
   if (usesPublicKey() && !publicKeyInput.value.trim()) errors.public_key = 'Paste the public key of the integration (PEM or JWK).';
   return errors;
