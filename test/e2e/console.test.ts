@@ -351,9 +351,20 @@ describe('admin console (Chromium)', () => {
     await page.setViewportSize({ width: 1280, height: 740 }); // a laptop screen, cropped to the content
     await page.screenshot({ path: path.join(docs, 'console.png') });
 
+    // Revoke Access, the one that cannot be undone, comes last in a row, not between two harmless buttons.
+    expect(await payrollRow.locator('td.col-actions button').allInnerTexts()).toEqual(['Credentials', 'Rotate secret', 'Revoke Access']);
+
     await page.setViewportSize({ width: 390, height: 844 });
     const hasHorizontalScroll = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
     expect(hasHorizontalScroll).toBe(false);
+    // The page's buttons stack inside the content column: none sticks out past its right edge.
+    const column = (await page.locator('#tokens-view .list-card').boundingBox())!;
+    const overhang: string[] = [];
+    for (const button of await page.locator('#tokens-view .page-actions .button').all()) {
+      const box = (await button.boundingBox())!;
+      if (box.x < column.x - 0.5 || box.x + box.width > column.x + column.width + 0.5) overhang.push(await button.innerText());
+    }
+    expect(overhang).toEqual([]);
     await page.screenshot({ path: path.join(os.tmpdir(), 'sat-console-phone.png'), fullPage: true });
     await page.setViewportSize({ width: 1280, height: 860 });
   });

@@ -561,16 +561,6 @@ function tokenRow(token) {
         'Credentials',
       ),
       ' ',
-      el(
-        'button',
-        {
-          type: 'button',
-          class: 'button danger-outline small',
-          'aria-label': `Revoke access for ${token.name}`,
-          onclick: (event) => askRevoke(token, event.currentTarget),
-        },
-        'Revoke Access',
-      ),
       // A private_key_jwt token has no secret to rotate (its keys change under Credentials).
       token.status === 'active' && token.auth_method !== 'private_key_jwt'
         ? el(
@@ -584,6 +574,17 @@ function tokenRow(token) {
             'Rotate secret',
           )
         : null,
+      ' ',
+      el(
+        'button',
+        {
+          type: 'button',
+          class: 'button danger-outline small',
+          'aria-label': `Revoke access for ${token.name}`,
+          onclick: (event) => askRevoke(token, event.currentTarget),
+        },
+        'Revoke Access',
+      ),
     ),
   );
 }
