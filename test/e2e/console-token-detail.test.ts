@@ -226,6 +226,27 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
     expect(w.problems).toEqual([]);
     expect(w.requests.filter((u) => new URL(u).hostname !== '127.0.0.1')).toEqual([]);
   });
+
+  it('fits a phone’s width with a 64-character name that has no space to break at', async () => {
+    const other = (await api('GET', '/tokens?q=Job_Board_Sync')).body.items[0];
+    const long = `Job_Board_Sync_${'x'.repeat(64 - 'Job_Board_Sync_'.length)}`;
+    expect((await api('PATCH', `/tokens/${other.id}`, { name: long })).status).toBe(200);
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${server.url}/admin#/token?id=${other.id}`);
+    await page.getByRole('heading', { level: 1, name: long }).waitFor();
+    const scrollWidth = () => page.evaluate(() => (globalThis as any).document.documentElement.scrollWidth as number);
+    expect(await scrollWidth()).toBeLessThanOrEqual(390); // the breadcrumb, title and top bar wrap instead
+    // So do the titles of the dialogs that name the token.
+    for (const [action, title] of [['Edit', '#edit-title'], ['Credentials', '#credentials-title'], ['Rotate secret', '#rotate-title'], ['Revoke Access', '#revoke-title']]) {
+      await page.locator('#token-actions').getByRole('button', { name: action, exact: true }).click();
+      const heading = page.locator(title);
+      await heading.waitFor();
+      expect(await heading.evaluate((h: any) => h.scrollWidth - h.clientWidth)).toBeLessThanOrEqual(0);
+      await page.keyboard.press('Escape');
+      await heading.waitFor({ state: 'hidden' });
+    }
+    await page.setViewportSize({ width: 1280, height: 860 });
+  });
 });
 
 /** docs/ when UPDATE_SCREENSHOT is set (once, from the embedded run), else the temp dir. */
