@@ -132,6 +132,8 @@ describe('console: expiring, dormant and policy (Chromium)', () => {
     await page.getByLabel('Revoke after this many days without use (30 to 365)').fill('45');
     await page.getByRole('button', { name: 'Save policy' }).click();
     await page.locator('#policy-flash', { hasText: 'Policy saved' }).waitFor();
+    // Disabled while saving, the button lost the focus; it gets it back rather than leaving it on the page's body.
+    expect(await page.evaluate(() => (globalThis as any).document.activeElement?.id)).toBe('policy-submit');
     expect(await page.locator('#policy-dormant-error').isHidden()).toBe(true);
     expect((await api('GET', '/policy')).body).toEqual({
       max_lifetime_days: 30,

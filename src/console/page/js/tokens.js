@@ -9,6 +9,8 @@ import {
   breakableEmail,
   cell,
   el,
+  enable,
+  focusLost,
   formatAgo,
   formatExpiry,
   hide,
@@ -349,6 +351,7 @@ generateForm.addEventListener('submit', async (event) => {
   } finally {
     setText(submit, 'Generate');
     applyLimit();
+    if (focusLost()) (submit.disabled ? focusTop() : submit.focus());
   }
 });
 
@@ -623,8 +626,9 @@ export async function retirePrevious(token, previous, button, place = listPlace)
     if (!button.isConnected) place.focus();
   } catch (err) {
     if (handleSessionEnd(err)) return;
-    button.disabled = false;
     place.flash(sentence(err.message));
+    if (button.isConnected) enable(button);
+    else place.focus();
   }
 }
 
@@ -663,8 +667,8 @@ rotateDialog.querySelector('form').addEventListener('submit', async (event) => {
     await place.done();
   } catch (err) {
     if (handleSessionEnd(err)) return;
-    confirm.disabled = false;
     show($('rotate-error'), sentence(err.message));
+    enable(confirm);
   }
 });
 
@@ -805,8 +809,7 @@ revokeDialog.querySelector('form').addEventListener('submit', async (event) => {
     }
     show($('revoke-error'), sentence(err.message));
   } finally {
-    confirm.disabled = false;
-    setText(confirm, 'Revoke Access');
+    enable(confirm, 'Revoke Access');
   }
 });
 
@@ -869,7 +872,6 @@ $('credentials-form').addEventListener('submit', async (event) => {
     const detail = err instanceof ApiError ? err.details?.[0]?.message : undefined;
     show($('credentials-error'), sentence(detail ? `The key was not accepted: it ${detail}` : err.message));
   } finally {
-    save.disabled = false;
-    setText(save, 'Save');
+    enable(save, 'Save');
   }
 });
