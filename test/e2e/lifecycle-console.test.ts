@@ -151,6 +151,8 @@ describe('console: expiring, dormant and policy (Chromium)', () => {
     // within it, a service the policy leaves out cannot be chosen and says why, and the defaults are accepted.
     await page.getByRole('link', { name: 'System Access Token', exact: true }).click();
     await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
+    await page.getByRole('button', { name: 'Expired', exact: true }).click(); // a filter the new token does not match
+    await page.locator('#list-empty', { hasText: 'No expired tokens' }).waitFor();
     await page.getByRole('button', { name: '+ Generate a Token' }).click();
     await page.getByLabel('Token Name').waitFor();
     const expiry = page.getByLabel('Expiry Date');
@@ -167,6 +169,9 @@ describe('console: expiring, dormant and policy (Chromium)', () => {
     await page.locator('#secret-panel').waitFor({ state: 'visible' });
     const made = (await api('GET', '/tokens?q=Within_Policy')).body.items;
     expect(made.map((t: { services: string[] }) => t.services)).toEqual([['jobs']]);
+    // The list drops the filter so that the new token shows.
+    await page.locator('#token-rows tr', { hasText: 'Within_Policy' }).waitFor();
+    expect(await page.getByRole('button', { name: 'All', exact: true }).getAttribute('aria-pressed')).toBe('true');
     await page.locator('#close-secret').click();
 
     expect(problems).toEqual([]);

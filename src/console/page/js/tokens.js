@@ -343,6 +343,12 @@ generateForm.addEventListener('submit', async (event) => {
     });
     closeGenerate({ focus: false });
     showSecret(token);
+    // The new token shows in the list: a search or status filter left from before would hide it.
+    clearTimeout(searchTimer);
+    state.query = '';
+    state.status = '';
+    $('token-search').value = '';
+    markFilter();
     state.cursors = [null];
     await loadTokens();
   } catch (err) {
