@@ -353,6 +353,13 @@ describe('admin console (Chromium)', () => {
 
     // Revoke Access, the one that cannot be undone, comes last in a row, not between two harmless buttons.
     expect(await payrollRow.locator('td.col-actions button').allInnerTexts()).toEqual(['Credentials', 'Rotate secret', 'Revoke Access']);
+    // Wrapped onto several lines in a narrow column, the buttons keep a gap between them (they touched).
+    const boxes = await Promise.all((await payrollRow.locator('td.col-actions button').all()).map(async (b) => (await b.boundingBox())!));
+    for (let i = 1; i < boxes.length; i++) {
+      const [a, b] = [boxes[i - 1], boxes[i]];
+      const apart = b.y >= a.y + a.height + 4 || b.x >= a.x + a.width + 4 || a.x >= b.x + b.width + 4;
+      expect(apart).toBe(true);
+    }
 
     await page.setViewportSize({ width: 390, height: 844 });
     const hasHorizontalScroll = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
