@@ -147,14 +147,19 @@ describe('admin console: account, profile, administrators, mailed links (Chromiu
     expect(await rows.first().innerText()).toContain('You');
 
     const invite = page.locator('#invite-form');
-    await invite.getByLabel('Email').fill(ADMIN.email.toUpperCase());
+    const typed = `f${ADMIN.email.slice(1).toUpperCase()}`; // the same address in other case, starting in lower case
+    await invite.getByLabel('Email').fill(typed);
     await invite.getByRole('button', { name: 'Send invitation' }).click();
     await until(() => text(page, '#invite-email-error'), (t) => t.includes('already an administrator'), 'admin_exists at the field');
+    expect(await text(page, '#invite-email-error')).toContain(typed); // as typed: not capitalised as a sentence
 
     await invite.getByLabel('Email').fill(COLLEAGUE);
     await invite.getByRole('button', { name: 'Send invitation' }).click();
     await until(() => text(page, '#admins-flash'), (t) => t.includes(`Invitation sent to ${COLLEAGUE}`), 'invitation sent');
     expect(await invite.getByLabel('Email').inputValue()).toBe('');
+    // The button was disabled while the request ran, which drops its focus: focus is back in the form, not on the body.
+    const focused = () => page.evaluate(() => (globalThis as unknown as { document: { activeElement: { id: string } } }).document.activeElement.id);
+    await until(focused, (id) => id === 'invite-email', 'focus on the Email field for the next invitation');
 
     const link = linkIn(await mail(COLLEAGUE, 'invited'), 'invite');
     const invitee = await newWatchedContext(browser, w);

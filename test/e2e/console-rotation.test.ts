@@ -2,6 +2,7 @@
 // and retires the previous one. Debian's Chromium through playwright-core against a real server (embedded database).
 import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { until } from '../support/browser.js';
 import { createTestDb, type TestDb } from '../support/db.js';
 import { basic } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
@@ -94,9 +95,23 @@ describe('console: secret rotation (Chromium)', () => {
     await page.locator('#close-secret').click();
     expect(await page.locator('#secret-client-secret').innerText()).toBe('');
 
+    // A second rotation while two secrets live is refused (409): the dialog says until when in words, not in ISO 8601.
+    await row.getByRole('button', { name: `Rotate secret of ${NAME}` }).click();
+    await dialog.getByRole('button', { name: 'Rotate secret' }).click();
+    const refused = page.locator('#rotate-error');
+    await refused.waitFor();
+    expect(await refused.innerText()).toMatch(
+      /^This token already has two live secrets; the previous one stops at \d{1,2} \w{3} \d{4}, \d\d:\d\d\. Retire one to rotate again\.$/,
+    );
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'hidden' });
+
     await row.getByRole('button', { name: `Retire the previous secret of ${NAME}` }).click();
     await previous.waitFor({ state: 'detached' });
     expect(await page.locator('#flash').innerText()).toContain('no longer works');
+    // The Retire button went with the secret: focus is back at the top of the screen, not lost to the page's body.
+    const focused = () => page.evaluate(() => (globalThis as any).document.activeElement?.id as string);
+    await until(focused, (id) => id === 'open-generate', 'focus on + Generate a Token');
     expect((await exchange(token.client_secret)).status).toBe(401);
     expect((await exchange(fresh)).status).toBe(200);
     expect(problems).toEqual([]);

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { packageRoot } from '../../src/config/index.js';
-import { launchChromium, newWatchedContext, type Watch } from '../support/browser.js';
+import { launchChromium, newWatchedContext, until, type Watch } from '../support/browser.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
@@ -189,6 +189,8 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
     await page.getByRole('button', { name: 'Retire the previous secret of Payroll_Integration_EU' }).click();
     await page.locator('#token-flash', { hasText: 'no longer works' }).waitFor();
     await secrets.nth(1).waitFor({ state: 'detached' });
+    const focused = () => page.evaluate(() => (globalThis as any).document.activeElement?.id as string);
+    await until(focused, (id) => id === 'token-edit', 'focus on Edit, not lost with the Retire button');
     expect((await exchange(token.client_secret)).status).toBe(401);
 
     await page.locator('#token-actions').getByRole('button', { name: 'Rotate secret', exact: true }).click();
@@ -211,6 +213,8 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
     await page.locator('#flash', { hasText: 'Access revoked for “Payroll_Integration_EU”' }).waitFor();
     await page.locator('#token-rows tr', { hasText: 'Payroll_Integration_EU' }).waitFor({ state: 'detached' });
     expect(await page.locator('#tokens-view #secret-panel').isHidden()).toBe(true);
+    // The button that revoked left with the token's view: the keyboard carries on from the list's main region.
+    await until(focused, (id) => id === 'main', 'focus on the main region');
     expect((await api('GET', `/tokens/${token.id}`)).status).toBe(404);
 
     // Back to the revoked token's address: it says so; its events stay in the audit log.
@@ -221,6 +225,27 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
 
     expect(w.problems).toEqual([]);
     expect(w.requests.filter((u) => new URL(u).hostname !== '127.0.0.1')).toEqual([]);
+  });
+
+  it('fits a phone’s width with a 64-character name that has no space to break at', async () => {
+    const other = (await api('GET', '/tokens?q=Job_Board_Sync')).body.items[0];
+    const long = `Job_Board_Sync_${'x'.repeat(64 - 'Job_Board_Sync_'.length)}`;
+    expect((await api('PATCH', `/tokens/${other.id}`, { name: long })).status).toBe(200);
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${server.url}/admin#/token?id=${other.id}`);
+    await page.getByRole('heading', { level: 1, name: long }).waitFor();
+    const scrollWidth = () => page.evaluate(() => (globalThis as any).document.documentElement.scrollWidth as number);
+    expect(await scrollWidth()).toBeLessThanOrEqual(390); // the breadcrumb, title and top bar wrap instead
+    // So do the titles of the dialogs that name the token.
+    for (const [action, title] of [['Edit', '#edit-title'], ['Credentials', '#credentials-title'], ['Rotate secret', '#rotate-title'], ['Revoke Access', '#revoke-title']]) {
+      await page.locator('#token-actions').getByRole('button', { name: action, exact: true }).click();
+      const heading = page.locator(title);
+      await heading.waitFor();
+      expect(await heading.evaluate((h: any) => h.scrollWidth - h.clientWidth)).toBeLessThanOrEqual(0);
+      await page.keyboard.press('Escape');
+      await heading.waitFor({ state: 'hidden' });
+    }
+    await page.setViewportSize({ width: 1280, height: 860 });
   });
 });
 

@@ -1,7 +1,7 @@
 // The admin console in a real browser: Debian's Chromium driven by playwright-core against a real server on
 // the embedded database. One journey, in order: sign in, generate, the secret once, list, search, errors at
 // their fields, hostile names as text, paging, revoke, the limit, sign out. No request may leave 127.0.0.1.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -120,10 +120,21 @@ describe('admin console (Chromium)', () => {
   let bearer: string;
   const w: Watch = { problems: [], requests: [] };
   let payroll: { client_id: string; secret: string };
+  let configDir: string;
 
   beforeAll(async () => {
+    // The limit server refuses the third failed sign-in for one email at once (429 with Retry-After), with no waits.
+    configDir = mkdtempSync(path.join(os.tmpdir(), 'sat-console-'));
+    const configFile = path.join(configDir, 'config.json');
+    writeFileSync(
+      configFile,
+      JSON.stringify({ loginThrottle: { windowSeconds: 900, delayAfterFailures: 100, delayMs: 0, blockAfterFailures: 2, perAddressFactor: 100 } }),
+    );
     [db, limitDb] = await Promise.all([createTestDb('embedded'), createTestDb('embedded')]);
-    [server, limitServer] = await Promise.all([startServer(db), startServer(limitDb, { MAX_ACTIVE_TOKENS: '2' })]);
+    [server, limitServer] = await Promise.all([
+      startServer(db),
+      startServer(limitDb, { MAX_ACTIVE_TOKENS: '2', CONFIG_FILE: configFile }),
+    ]);
     browser = await launchChromium();
     context = await newWatchedContext(browser, w, { permissions: ['clipboard-read', 'clipboard-write'] });
     page = await context.newPage();
@@ -133,6 +144,7 @@ describe('admin console (Chromium)', () => {
     await browser?.close();
     await Promise.all([server?.close(), limitServer?.close()]);
     await Promise.all([db?.drop(), limitDb?.drop()]);
+    if (configDir) rmSync(configDir, { recursive: true, force: true });
   });
 
   it('serves the page with a strict Content-Security-Policy, and only its known files', async () => {
@@ -339,9 +351,27 @@ describe('admin console (Chromium)', () => {
     await page.setViewportSize({ width: 1280, height: 740 }); // a laptop screen, cropped to the content
     await page.screenshot({ path: path.join(docs, 'console.png') });
 
+    // Revoke Access, the one that cannot be undone, comes last in a row, not between two harmless buttons.
+    expect(await payrollRow.locator('td.col-actions button').allInnerTexts()).toEqual(['Credentials', 'Rotate secret', 'Revoke Access']);
+    // Wrapped onto several lines in a narrow column, the buttons keep a gap between them (they touched).
+    const boxes = await Promise.all((await payrollRow.locator('td.col-actions button').all()).map(async (b) => (await b.boundingBox())!));
+    for (let i = 1; i < boxes.length; i++) {
+      const [a, b] = [boxes[i - 1], boxes[i]];
+      const apart = b.y >= a.y + a.height + 4 || b.x >= a.x + a.width + 4 || a.x >= b.x + b.width + 4;
+      expect(apart).toBe(true);
+    }
+
     await page.setViewportSize({ width: 390, height: 844 });
     const hasHorizontalScroll = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
     expect(hasHorizontalScroll).toBe(false);
+    // The page's buttons stack inside the content column: none sticks out past its right edge.
+    const column = (await page.locator('#tokens-view .list-card').boundingBox())!;
+    const overhang: string[] = [];
+    for (const button of await page.locator('#tokens-view .page-actions .button').all()) {
+      const box = (await button.boundingBox())!;
+      if (box.x < column.x - 0.5 || box.x + box.width > column.x + column.width + 0.5) overhang.push(await button.innerText());
+    }
+    expect(overhang).toEqual([]);
     await page.screenshot({ path: path.join(os.tmpdir(), 'sat-console-phone.png'), fullPage: true });
     await page.setViewportSize({ width: 1280, height: 860 });
   });
@@ -508,6 +538,40 @@ describe('admin console (Chromium)', () => {
     expect(await limitPage.locator('#limit-reason').isHidden()).toBe(true);
     expect(await limitPage.getByRole('button', { name: '+ Generate a Token' }).isEnabled()).toBe(true);
     await limitContext.close();
+  });
+
+  it('says how long to wait when sign-in is refused for too many failures (429 with Retry-After)', async () => {
+    const throttled = await (await newWatchedContext(browser, w)).newPage();
+    await throttled.goto(`${limitServer.url}/admin`);
+    const form = throttled.locator('#signin-form');
+    await form.getByLabel('Email').fill('nobody@example.com');
+    for (const attempt of [1, 2, 3]) {
+      await form.getByLabel('Password').fill(`wrong password ${attempt}`);
+      const answer = throttled.waitForResponse((r) => r.url().endsWith('/admin/api/login'));
+      await form.getByRole('button', { name: 'Sign in' }).click();
+      expect((await answer).status()).toBe(attempt < 3 ? 401 : 429);
+      await until(() => text(throttled, '#signin-submit'), (t) => t === 'Sign in', 'the form ready again');
+    }
+    // Retry-After is the rest of the 15-minute window: the page says so in words, not "try again later".
+    expect(await text(throttled, '#signin-error')).toMatch(/^Too many failed sign-in attempts\. Try again in 1[45] minutes \(at \d\d:\d\d\)\.$/);
+    await throttled.context().close();
+  });
+
+  it('keeps the audit log at its own address, and an ended session there leads to the sign-in form', async () => {
+    await page.locator('#main-nav').getByRole('link', { name: 'Audit log' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
+    expect(new URL(page.url()).hash).toBe('#/audit');
+    expect(await page.locator('#nav-audit').getAttribute('aria-current')).toBe('page');
+    await page.reload();
+    await page.locator('#audit-rows tr').first().waitFor();
+    expect(await page.getByRole('heading', { level: 1 }).innerText()).toBe('Audit log');
+
+    // The session ends under the page (expired, or signed out elsewhere): going back to the tokens says so.
+    await context.clearCookies();
+    await page.getByRole('button', { name: '‹ System Access Token' }).click();
+    await until(() => text(page, '#signin-error'), (t) => t.includes('Your session has ended'), 'the session-ended notice');
+    expect(await page.locator('#signin-view').isVisible()).toBe(true);
+    await signIn(page, server.url);
   });
 
   it('signs out, and the session is over', async () => {

@@ -1,6 +1,6 @@
 // The Administrators page (#/admins): the organisation's administrators, invite by email, remove.
 import { api, ApiError, handleSessionEnd } from './api.js';
-import { $, breakableEmail, cell, el, formatAgo, hide, localDayFormat, sentence, setText, show, timeEl } from './dom.js';
+import { $, breakableEmail, cell, el, enable, formatAgo, hide, localDayFormat, sentence, setText, show, timeEl } from './dom.js';
 import { resetToSignIn } from './login.js';
 import { addRoute, addView, currentAccount, onReset, showView } from './shell.js';
 
@@ -100,16 +100,17 @@ $('invite-form').addEventListener('submit', async (event) => {
     $('invite-email').value = '';
     show($('admins-flash'), `Invitation sent to ${invitation?.email ?? email}. The link in it works once, for 72 hours.`);
     await loadAdmins();
+    $('invite-email').focus(); // ready for the next address
   } catch (err) {
     if (handleSessionEnd(err)) return;
     const detail = err instanceof ApiError ? err.details.find((d) => d?.path === 'email') : null;
-    if (err instanceof ApiError && err.code === 'admin_exists') setInviteError(`${email} is already an administrator.`);
+    // The address stays as typed: the message does not start with it, so nothing capitalises it.
+    if (err instanceof ApiError && err.code === 'admin_exists') setInviteError(`This address is already an administrator: ${email}.`);
     else if (detail) setInviteError(detail.message);
     else show($('invite-error'), sentence(err.message));
     $('invite-email').focus();
   } finally {
-    submit.disabled = false;
-    setText(submit, 'Send invitation');
+    enable(submit, 'Send invitation');
   }
 });
 
@@ -158,8 +159,7 @@ dialog.querySelector('form').addEventListener('submit', async (event) => {
     }
     show($('remove-admin-error'), sentence(err.message));
   } finally {
-    confirm.disabled = false;
-    setText(confirm, 'Remove administrator');
+    enable(confirm, 'Remove administrator');
   }
 });
 

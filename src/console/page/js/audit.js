@@ -1,9 +1,9 @@
-// The Audit log screen: the organisation's events, newest first, paged; leaked secrets stand out, with where the
-// secret was found. Reached from the token screen ("Audit log", and the leaked-tokens notice). A token's view shows
-// that token's events with the same rows (auditRow).
+// The Audit log screen (#/audit): the organisation's events, newest first, paged; leaked secrets stand out, with
+// where the secret was found. Reached from the top bar, the token screen ("Audit log", and the leaked-tokens notice).
+// A token's view shows that token's events with the same rows (auditRow).
 import { api, handleSessionEnd } from './api.js';
 import { $, breakableEmail, cell, dateTimeFormat, el, formatAgo, hide, sentence, setText, show, timeEl } from './dom.js';
-import { addView, enterConsole, onReset, showView } from './shell.js';
+import { addRoute, addView, goTo, onReset, showView } from './shell.js';
 
 const PAGE_SIZE = 20;
 
@@ -140,7 +140,7 @@ async function loadAudit() {
 }
 
 /** Shows the audit log from its newest event. */
-export async function enterAudit() {
+async function enterAudit() {
   state.cursors = [null];
   state.nextCursor = null;
   showView('audit');
@@ -148,9 +148,11 @@ export async function enterAudit() {
   await loadAudit();
 }
 
-$('open-audit').addEventListener('click', () => void enterAudit());
-$('leaked-audit').addEventListener('click', () => void enterAudit());
-$('audit-back').addEventListener('click', () => void enterConsole());
+addRoute('audit', enterAudit);
+
+$('open-audit').addEventListener('click', () => goTo('#/audit'));
+$('leaked-audit').addEventListener('click', () => goTo('#/audit'));
+$('audit-back').addEventListener('click', () => goTo('#/'));
 $('audit-next').addEventListener('click', () => {
   if (!state.nextCursor) return;
   state.cursors.push(state.nextCursor);

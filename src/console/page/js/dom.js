@@ -66,6 +66,21 @@ export function hide(node) {
   node.hidden = true;
 }
 
+/** True when focus has fallen to the page's body: the focused control was disabled or taken out of the document. */
+export function focusLost() {
+  return !document.activeElement || document.activeElement === document.body;
+}
+
+/**
+ * Enables a button that was disabled while its request ran, with `text` when given. A focused button that is
+ * disabled drops the focus to the page's body: when nothing else took it meanwhile, it comes back to the button.
+ */
+export function enable(button, text) {
+  button.disabled = false;
+  if (text !== undefined) setText(button, text);
+  if (focusLost()) button.focus();
+}
+
 /** "must be in the future" → "Must be in the future." */
 export function sentence(text) {
   const t = String(text ?? '').trim();

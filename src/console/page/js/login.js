@@ -1,6 +1,6 @@
 // Sign in and sign out.
 import { api, ApiError, onSessionEnd } from './api.js';
-import { $, hide, sentence, setText, show } from './dom.js';
+import { $, enable, hide, sentence, setText, show } from './dom.js';
 import { addView, enterConsole, resetSession, setAccount, setSignedOutHome, showView } from './shell.js';
 
 addView('signin', $('signin-view'));
@@ -34,8 +34,7 @@ $('signin-form').addEventListener('submit', async (event) => {
     );
     $('signin-password').focus();
   } finally {
-    submit.disabled = false;
-    setText(submit, 'Sign in');
+    enable(submit, 'Sign in');
   }
 });
 

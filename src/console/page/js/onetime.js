@@ -3,7 +3,7 @@
 // is read from the URL once, kept in memory only, and the address bar is rewritten without it at once, so it stays
 // out of the history, bookmarks and anything shared from the page.
 import { api, ApiError } from './api.js';
-import { $, fieldErrors, hide, sentence, setText, show } from './dom.js';
+import { $, enable, fieldErrors, focusLost, hide, sentence, setText, show } from './dom.js';
 import { resetToSignIn } from './login.js';
 import { addRoute, addView, enterConsole, onReset, setAccount, showView } from './shell.js';
 
@@ -46,8 +46,7 @@ $('forgot-form').addEventListener('submit', async (event) => {
   } catch (err) {
     show($('forgot-error'), sentence(err.message));
   } finally {
-    submit.disabled = false;
-    setText(submit, 'Send the link');
+    enable(submit, 'Send the link');
   }
 });
 
@@ -169,7 +168,10 @@ $('onetime-form').addEventListener('submit', async (event) => {
     }
   } finally {
     setText(submit, PAGES[kind].button);
-    submit.disabled = pending === null;
+    if (pending === null) {
+      submit.disabled = true; // the link no longer works: nothing to send again
+      if (focusLost()) $('main').focus({ preventScroll: true });
+    } else enable(submit);
   }
 });
 

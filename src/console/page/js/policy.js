@@ -1,7 +1,7 @@
 // The Policy screen (#/policy, SPEC "Organisation policy"): the organisation's limits on its own tokens, read with
 // GET /admin/api/policy and saved whole with PUT.
 import { api, ApiError, handleSessionEnd } from './api.js';
-import { $, checkedServices, fieldErrors, hide, sentence, serviceCheckbox, setText, show, wholeNumberOf as numberOf } from './dom.js';
+import { $, checkedServices, enable, fieldErrors, hide, sentence, serviceCheckbox, setText, show, wholeNumberOf as numberOf } from './dom.js';
 import { addRoute, addView, onReset, showView } from './shell.js';
 
 addView('policy', $('policy-view'), { signedIn: true });
@@ -96,8 +96,7 @@ form.addEventListener('submit', async (event) => {
     if (placed.length) (fields[placed[0]].input ?? $('policy-service-list').querySelector('input') ?? form).focus();
     else show($('policy-error'), sentence(err.message));
   } finally {
-    submit.disabled = false;
-    setText(submit, 'Save policy');
+    enable(submit, 'Save policy');
   }
 });
 

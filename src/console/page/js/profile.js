@@ -1,6 +1,6 @@
 // The Profile page (#/profile): change password, and the sessions of this administrator with revoke.
 import { api, ApiError, handleSessionEnd } from './api.js';
-import { $, cell, dateTimeFormat, el, fieldErrors, formatAgo, hide, sentence, setText, show, timeEl } from './dom.js';
+import { $, cell, dateTimeFormat, el, enable, fieldErrors, focusLost, formatAgo, hide, sentence, setText, show, timeEl } from './dom.js';
 import { passwordProblems } from './onetime.js';
 import { addRoute, addView, currentAccount, onReset, showView } from './shell.js';
 
@@ -79,8 +79,7 @@ $('password-form').addEventListener('submit', async (event) => {
     else show($('password-error'), sentence(err.message));
     fields.current_password.input.value = '';
   } finally {
-    submit.disabled = false;
-    setText(submit, 'Change password');
+    enable(submit, 'Change password');
   }
 });
 
@@ -170,6 +169,7 @@ async function revokeSession(s, button) {
   }
   await loadSessions();
   $('revoke-others').focus();
+  if (focusLost()) $('main').focus({ preventScroll: true }); // that was the last other session: the button is disabled
 }
 
 $('revoke-others').addEventListener('click', async () => {
@@ -184,6 +184,7 @@ $('revoke-others').addEventListener('click', async () => {
     show($('sessions-error'), sentence(err.message));
   }
   await loadSessions();
+  if (focusLost()) $('main').focus({ preventScroll: true }); // no other session left: the button stays disabled
 });
 
 onReset(() => {

@@ -1,4 +1,5 @@
-// The frame around the screens: which view is on show, the hash routes (#/, #/profile, #/admins, and the public
+// The frame around the screens: which view is on show, the hash routes (#/, #/audit, #/policy, #/profile, #/admins,
+// #/token?id=…, and the public
 // #/forgot, #/invite, #/reset), the navigation and account in the top bar, and the hooks that wipe every
 // screen's state when the session ends.
 import { handleSessionEnd, session } from './api.js';
@@ -7,7 +8,7 @@ import { $, parkView, setText, unparkView } from './dom.js';
 const views = { loading: $('loading') };
 const signedInViews = new Set();
 /** The top-bar navigation link of each signed-in view that has one. */
-const navLinks = { tokens: $('nav-tokens'), policy: $('nav-policy'), admins: $('nav-admins') };
+const navLinks = { tokens: $('nav-tokens'), audit: $('nav-audit'), policy: $('nav-policy'), admins: $('nav-admins') };
 
 /** Registers a screen's top-level element; signedIn views show the navigation and account in the top bar. */
 export function addView(name, node, { signedIn = false } = {}) {
@@ -119,11 +120,27 @@ export async function openRoute(route = parseRoute()) {
   return home();
 }
 
-window.addEventListener('hashchange', () => {
-  openRoute().catch((err) => {
+/**
+ * Opens the screen of the current location. An ended session leads to the sign-in form; focus that was on a control
+ * of the screen just left (now out of the document) moves to the main region, so the keyboard carries on from there.
+ */
+async function followRoute() {
+  try {
+    await openRoute();
+  } catch (err) {
     if (!handleSessionEnd(err)) console.warn('could not open the page', err);
-  });
-});
+  }
+  const focused = document.activeElement;
+  if (!focused || focused === document.body || !focused.isConnected) $('main').focus({ preventScroll: true });
+}
+
+window.addEventListener('hashchange', () => void followRoute());
+
+/** Goes to `hash` (e.g. '#/audit'); when the location is already there, opens its screen again. */
+export function goTo(hash) {
+  if (location.hash === hash || (hash === '#/' && location.hash === '')) void followRoute();
+  else location.hash = hash;
+}
 
 /** After sign-in (or with a live session at start): the screen of the location (home by default), focus on it. */
 export async function enterConsole() {

@@ -3,7 +3,7 @@
 // API's validation errors ({error, message, details: [{path, message}]}) show next to their fields; nothing is
 // changed unless the API accepted the whole request. Keys and DPoP stay in the Credentials dialog (tokens.js).
 import { api, ApiError, handleSessionEnd } from './api.js';
-import { $, checkedServices, fieldErrors, hide, sentence, serviceCheckbox, setText, show, wholeNumberOf } from './dom.js';
+import { $, checkedServices, enable, fieldErrors, hide, sentence, serviceCheckbox, setText, show, wholeNumberOf } from './dom.js';
 import { onReset } from './shell.js';
 
 const dialog = $('edit-dialog');
@@ -124,8 +124,7 @@ form.addEventListener('submit', async (event) => {
     if (placed.length) focusField(placed[0]);
     else show($('edit-error'), sentence(err.message));
   } finally {
-    save.disabled = false;
-    setText(save, 'Save changes');
+    enable(save, 'Save changes');
   }
 });
 

@@ -9,6 +9,8 @@ import {
   breakableEmail,
   cell,
   el,
+  enable,
+  focusLost,
   formatAgo,
   formatExpiry,
   hide,
@@ -19,7 +21,7 @@ import {
   show,
   timeEl,
 } from './dom.js';
-import { addView, onReset, setHome, showView } from './shell.js';
+import { addView, goTo, onReset, setHome, showView } from './shell.js';
 
 const PAGE_SIZE = 10;
 
@@ -37,6 +39,8 @@ const state = {
   revoking: null,
   /** The token whose credentials dialog is open. */
   editing: null,
+  /** The organisation's policy (GET /admin/api/policy), read when the generate form opens; null when unknown. */
+  policy: null,
 };
 
 addView('tokens', $('tokens-view'), { signedIn: true });
@@ -65,8 +69,7 @@ const listPlace = {
 /** Leaves a token's view for the list, with a message on top of it (the token was revoked there). */
 export function showListWith(text) {
   show($('flash'), text);
-  if (location.hash !== '#/') location.hash = '#/';
-  else void enterTokens();
+  goTo('#/');
 }
 
 /** Loads the services, shows the screen and its first page of tokens. */
@@ -95,6 +98,7 @@ onReset(() => {
   state.nextCursor = null;
   state.query = '';
   state.status = '';
+  state.policy = null;
   markFilter();
   state.listSeq += 1;
   $('token-search').value = '';
@@ -124,33 +128,68 @@ for (const radio of [$('auth-secret'), $('auth-key')]) radio.addEventListener('c
 
 const maxLifetimeDays = Number(document.querySelector('meta[name="sat-max-token-lifetime-days"]')?.content) || 366;
 
+/** The furthest expiry in days: the server's maximum lifetime, or the organisation's policy when it is shorter. */
+function lifetimeDays() {
+  const policyDays = Number(state.policy?.max_lifetime_days);
+  return { days: policyDays > 0 && policyDays < maxLifetimeDays ? policyDays : maxLifetimeDays, byPolicy: policyDays > 0 && policyDays < maxLifetimeDays };
+}
+
 /** Today (UTC) up to today + the maximum lifetime: the API's own bounds for a YYYY-MM-DD expiry. */
 function expiryBounds() {
   const now = Date.now();
-  return { min: isoDay(now), max: isoDay(now + maxLifetimeDays * DAY_MS) };
+  return { min: isoDay(now), max: isoDay(now + lifetimeDays().days * DAY_MS) };
 }
 
 function prepareExpiry() {
   const { min, max } = expiryBounds();
+  const { days, byPolicy } = lifetimeDays();
   expiryInput.min = min;
   expiryInput.max = max;
-  if (!expiryInput.value) expiryInput.value = isoDay(Math.min(Date.now() + 90 * DAY_MS, Date.parse(max)));
+  if (!expiryInput.value || expiryInput.value > max || expiryInput.value < min) {
+    expiryInput.value = isoDay(Math.min(Date.now() + 90 * DAY_MS, Date.parse(max)));
+  }
   setText(
     $('token-expiry-hint'),
-    `The token works through the end of this day (UTC), then expires by itself. Latest: ${formatExpiry(max)} (${maxLifetimeDays} days ahead).`,
+    `The token works through the end of this day (UTC), then expires by itself. Latest: ${formatExpiry(max)} (${days} days ahead${byPolicy ? ", your organisation's policy" : ''}).`,
   );
 }
 
+/** Services the organisation's policy leaves out cannot be chosen, and say why. */
+function applyServicePolicy() {
+  const allowed = Array.isArray(state.policy?.allowed_services) ? state.policy.allowed_services : null;
+  for (const item of $('service-list').children) {
+    const box = item.querySelector('input');
+    const refused = allowed !== null && !allowed.includes(box.value);
+    box.disabled = refused;
+    if (refused) box.checked = false;
+    item.classList.toggle('not-allowed', refused);
+    item.querySelector('.service-policy').hidden = !refused;
+  }
+  filterServices();
+}
+
+/** Reads the organisation's policy for the form; false when the session ended. A failure keeps the last one known. */
+async function loadPolicy() {
+  try {
+    state.policy = await api('GET', '/admin/api/policy');
+  } catch (err) {
+    if (handleSessionEnd(err)) return false;
+  }
+  return true;
+}
+
 openGenerate.addEventListener('click', () => {
-  if (generatePanel.hidden) openGeneratePanel();
+  if (generatePanel.hidden) void openGeneratePanel();
   else closeGenerate();
 });
 
-function openGeneratePanel() {
+async function openGeneratePanel() {
+  openGenerate.setAttribute('aria-expanded', 'true');
+  if (!(await loadPolicy())) return;
   prepareExpiry();
+  applyServicePolicy();
   clearFieldErrors();
   generatePanel.hidden = false;
-  openGenerate.setAttribute('aria-expanded', 'true');
   nameInput.focus();
 }
 
@@ -184,6 +223,7 @@ function renderServices() {
             {},
             el('span', { class: 'service-name' }, service.name, ' ', el('span', { class: 'service-id' }, `(${service.id})`)),
             service.description ? el('span', { class: 'service-desc' }, service.description) : null,
+            el('span', { class: 'service-policy', hidden: true }, "Not allowed by your organisation's policy"),
           ),
         ),
       );
@@ -271,7 +311,10 @@ function checkForm() {
   const expiry = expiryInput.value;
   if (!expiry) errors.expires_at = 'Choose an expiry date.';
   else if (expiry < min) errors.expires_at = 'Choose a date that is not in the past.';
-  else if (expiry > max) errors.expires_at = `Choose a date at most ${maxLifetimeDays} days ahead.`;
+  else if (expiry > max) {
+    const { days, byPolicy } = lifetimeDays();
+    errors.expires_at = `Choose a date at most ${days} days ahead${byPolicy ? " (your organisation's policy)" : ''}.`;
+  }
   if (!selectedServices().length) errors.services = 'Choose at least one service.';
   if (usesPublicKey() && !publicKeyInput.value.trim()) errors.public_key = 'Paste the public key of the integration (PEM or JWK).';
   return errors;
@@ -300,6 +343,12 @@ generateForm.addEventListener('submit', async (event) => {
     });
     closeGenerate({ focus: false });
     showSecret(token);
+    // The new token shows in the list: a search or status filter left from before would hide it.
+    clearTimeout(searchTimer);
+    state.query = '';
+    state.status = '';
+    $('token-search').value = '';
+    markFilter();
     state.cursors = [null];
     await loadTokens();
   } catch (err) {
@@ -308,6 +357,7 @@ generateForm.addEventListener('submit', async (event) => {
   } finally {
     setText(submit, 'Generate');
     applyLimit();
+    if (focusLost()) (submit.disabled ? focusTop() : submit.focus());
   }
 });
 
@@ -520,16 +570,6 @@ function tokenRow(token) {
         'Credentials',
       ),
       ' ',
-      el(
-        'button',
-        {
-          type: 'button',
-          class: 'button danger-outline small',
-          'aria-label': `Revoke access for ${token.name}`,
-          onclick: (event) => askRevoke(token, event.currentTarget),
-        },
-        'Revoke Access',
-      ),
       // A private_key_jwt token has no secret to rotate (its keys change under Credentials).
       token.status === 'active' && token.auth_method !== 'private_key_jwt'
         ? el(
@@ -543,6 +583,17 @@ function tokenRow(token) {
             'Rotate secret',
           )
         : null,
+      ' ',
+      el(
+        'button',
+        {
+          type: 'button',
+          class: 'button danger-outline small',
+          'aria-label': `Revoke access for ${token.name}`,
+          onclick: (event) => askRevoke(token, event.currentTarget),
+        },
+        'Revoke Access',
+      ),
     ),
   );
 }
@@ -577,10 +628,13 @@ export async function retirePrevious(token, previous, button, place = listPlace)
   try {
     await api('POST', `/admin/api/tokens/${encodeURIComponent(token.id)}/secrets/${encodeURIComponent(previous.id)}/retire`);
     await place.done(`The previous secret of “${token.name}” no longer works.`);
+    // The Retire button went with the secret: focus goes back to where the place keeps it, not to the page's body.
+    if (!button.isConnected) place.focus();
   } catch (err) {
     if (handleSessionEnd(err)) return;
-    button.disabled = false;
     place.flash(sentence(err.message));
+    if (button.isConnected) enable(button);
+    else place.focus();
   }
 }
 
@@ -619,8 +673,8 @@ rotateDialog.querySelector('form').addEventListener('submit', async (event) => {
     await place.done();
   } catch (err) {
     if (handleSessionEnd(err)) return;
-    confirm.disabled = false;
     show($('rotate-error'), sentence(err.message));
+    enable(confirm);
   }
 });
 
@@ -761,8 +815,7 @@ revokeDialog.querySelector('form').addEventListener('submit', async (event) => {
     }
     show($('revoke-error'), sentence(err.message));
   } finally {
-    confirm.disabled = false;
-    setText(confirm, 'Revoke Access');
+    enable(confirm, 'Revoke Access');
   }
 });
 
@@ -825,7 +878,6 @@ $('credentials-form').addEventListener('submit', async (event) => {
     const detail = err instanceof ApiError ? err.details?.[0]?.message : undefined;
     show($('credentials-error'), sentence(detail ? `The key was not accepted: it ${detail}` : err.message));
   } finally {
-    save.disabled = false;
-    setText(save, 'Save');
+    enable(save, 'Save');
   }
 });
