@@ -356,7 +356,7 @@ describe('admin console (Chromium)', () => {
     // Wrapped onto several lines in a narrow column, the buttons keep a gap between them (they touched).
     const boxes = await Promise.all((await payrollRow.locator('td.col-actions button').all()).map(async (b) => (await b.boundingBox())!));
     for (let i = 1; i < boxes.length; i++) {
-      const [a, b] = [boxes[i - 1], boxes[i]];
+      const [a, b] = [boxes[i - 1]!, boxes[i]!];
       const apart = b.y >= a.y + a.height + 4 || b.x >= a.x + a.width + 4 || a.x >= b.x + b.width + 4;
       expect(apart).toBe(true);
     }
