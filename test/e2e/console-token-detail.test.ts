@@ -237,7 +237,7 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
     const scrollWidth = () => page.evaluate(() => (globalThis as any).document.documentElement.scrollWidth as number);
     expect(await scrollWidth()).toBeLessThanOrEqual(390); // the breadcrumb, title and top bar wrap instead
     // So do the titles of the dialogs that name the token.
-    for (const [action, title] of [['Edit', '#edit-title'], ['Credentials', '#credentials-title'], ['Rotate secret', '#rotate-title'], ['Revoke Access', '#revoke-title']]) {
+    for (const [action, title] of [['Edit', '#edit-title'], ['Credentials', '#credentials-title'], ['Rotate secret', '#rotate-title'], ['Revoke Access', '#revoke-title']] as Array<[string, string]>) {
       await page.locator('#token-actions').getByRole('button', { name: action, exact: true }).click();
       const heading = page.locator(title);
       await heading.waitFor();
