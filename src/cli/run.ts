@@ -77,8 +77,8 @@ Commands:
                                           change the policy: the options given replace those fields
   token retire --org NAME TOKEN_ID SECRET_ID
                                           retire one secret of a token at once (after a rotation, once
-                                          every client uses the new one); SECRET_ID from token list --json
-                                          or the rotate output
+                                          every client uses the new one); SECRET_ID from token show or
+                                          the rotate output
   token revoke --org NAME TOKEN_ID        revoke a token: its client stops working at once
   token rotate --org NAME TOKEN_ID [--grace-hours H]
                                           a new client secret for the same client ID, printed once; the
