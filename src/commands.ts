@@ -42,6 +42,7 @@ import {
   addResourceServer,
   generateToken,
   generateTokenBody,
+  getToken,
   listResourceServers,
   listTokens,
   listTokensQuery,
@@ -77,7 +78,9 @@ const tokenCreateArgs = z
     require_dpop: z.boolean().optional(),
   })
   .strict();
-const tokenListArgs = z.object({ org: orgArg, status: z.unknown().optional() }).strict();
+const tokenListArgs = z.object({ org: orgArg, status: z.unknown().optional(), search: z.unknown().optional() }).strict();
+/** `sat token show`: a malformed id is refused as such (the admin API answers 404 for it, as for an unknown one). */
+const tokenShowArgs = z.object({ org: orgArg, id: z.string().refine(isUuid, 'must be a token id (a UUID)') }).strict();
 const tokenUpdateArgs = z.object({ org: orgArg, id: z.string(), changes: z.record(z.string(), z.unknown()) }).strict();
 const adminListArgs = z.object({ org: orgArg }).strict();
 const adminEmailArgs = z.object({ org: orgArg, email: z.unknown() }).strict();
@@ -167,18 +170,26 @@ export const commands: Record<string, Command> = {
       }),
     );
   },
+  // --search is the admin API's `q` (name or client ID, any case, `%` and `_` literal), named so in its errors.
   'token-list': async (deps, args) => {
-    const { org, status: statusArg } = tokenListArgs.parse(args);
-    const { status } = listTokensQuery.parse(statusArg === undefined ? {} : { status: statusArg });
+    const { org, status: statusArg, search } = tokenListArgs.parse(args);
+    const query = listTokensQuery.safeParse({ ...(statusArg === undefined ? {} : { status: statusArg }), ...(search === undefined ? {} : { q: search }) });
+    if (!query.success) throw new z.ZodError(query.error.issues.map((i) => (i.path[0] === 'q' ? { ...i, path: ['search', ...i.path.slice(1)] } : i)));
+    const { status, q } = query.data;
     const actor = await cliActor(deps, org);
     const items: TokenResource[] = [];
     let cursor: string | undefined;
     for (;;) {
-      const page = await listTokens(deps, actor, { limit: 100, cursor, status });
+      const page = await listTokens(deps, actor, { limit: 100, cursor, status, q });
       items.push(...page.items);
       if (!page.next_cursor) return { items, active_count: page.active_count, max_active: page.max_active };
       cursor = page.next_cursor;
     }
+  },
+  // `sat token show`: GET /admin/api/tokens/{id} (404-style not_found for an unknown id or another organisation's).
+  'token-show': async (deps, args) => {
+    const { org, id } = tokenShowArgs.parse(args);
+    return getToken(deps, await cliActor(deps, org), id);
   },
   // `sat token update`: PATCH /admin/api/tokens/{id} (same rules, one transaction, audit event by "cli"); --jwks
   // arrives as `public_key` text, converted and validated like the console's pasted key.

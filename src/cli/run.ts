@@ -59,8 +59,12 @@ Commands:
   audit list --org NAME [--token TOKEN_ID] [--limit N]
                                           the organisation's audit events, newest first (N at most,
                                           default 50, up to 10000); --token: one token's events only
-  token list --org NAME [--status S]      list the organisation's tokens (never their secrets); S is
-                                          active, expired, expiring or dormant
+  token list --org NAME [--status S] [--search TEXT]
+                                          list the organisation's tokens (never their secrets); S is
+                                          active, expired, expiring or dormant; TEXT: only tokens whose
+                                          name or client ID contains it (any case; % and _ are literal)
+  token show --org NAME TOKEN_ID          one token: its settings, status, use and live secrets' ids
+                                          (never the secrets), as GET /admin/api/tokens/{id}
   token update --org NAME TOKEN_ID [--name N] [--services ID,ID] [--allowed-ips A,CIDR|any]
                [--max-tokens-per-hour N|none] [--jwks FILE] [--require-dpop | --no-require-dpop]
                                           change a token (same rules as PATCH /admin/api/tokens/{id});
@@ -73,8 +77,8 @@ Commands:
                                           change the policy: the options given replace those fields
   token retire --org NAME TOKEN_ID SECRET_ID
                                           retire one secret of a token at once (after a rotation, once
-                                          every client uses the new one); SECRET_ID from token list --json
-                                          or the rotate output
+                                          every client uses the new one); SECRET_ID from token show or
+                                          the rotate output
   token revoke --org NAME TOKEN_ID        revoke a token: its client stops working at once
   token rotate --org NAME TOKEN_ID [--grace-hours H]
                                           a new client secret for the same client ID, printed once; the
@@ -129,6 +133,7 @@ function parse(argv: string[]) {
       expires: { type: 'string' },
       services: { type: 'string' },
       status: { type: 'string' },
+      search: { type: 'string' },
       'allowed-ips': { type: 'string' },
       'max-tokens-per-hour': { type: 'string' },
       'max-lifetime-days': { type: 'string' },
@@ -187,7 +192,8 @@ const COMMAND_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   'keys rotate': ['now'],
   'keys rewrap': ['new-key-file'],
   'token create': ['org', 'name', 'expires', 'services', 'allowed-ips', 'max-tokens-per-hour', 'jwks', 'require-dpop'],
-  'token list': ['org', 'status'],
+  'token list': ['org', 'status', 'search'],
+  'token show': ['org'],
   'token update': ['org', 'name', 'services', 'allowed-ips', 'max-tokens-per-hour', 'jwks', 'require-dpop', 'no-require-dpop'],
   'token revoke': ['org'],
   'token rotate': ['org', 'grace-hours'],
@@ -224,6 +230,10 @@ function toRequest({ values, positionals, given }: Parsed, config: Readonly<Conf
     const raw = values['grace-hours'];
     if (raw !== undefined && !/^\d{1,4}$/.test(raw)) throw new UsageError('--grace-hours takes a whole number of hours (0 to 720)');
     return { command: 'token-rotate', args: { org: values.org, id: rest[0], ...(raw !== undefined ? { graceHours: Number(raw) } : {}) } };
+  }
+  if (a === 'token' && b === 'show') {
+    if (!values.org || rest.length !== 1) throw new UsageError('token show needs --org and one TOKEN_ID');
+    return { command: 'token-show', args: { org: values.org, id: rest[0] } };
   }
   if (a === 'token' && b === 'retire') {
     if (!values.org || rest.length !== 2) throw new UsageError('token retire needs --org, a TOKEN_ID and a SECRET_ID');
@@ -302,7 +312,14 @@ function toRequest({ values, positionals, given }: Parsed, config: Readonly<Conf
   }
   if (a === 'token' && b === 'list') {
     if (!values.org) throw new UsageError('token list needs --org');
-    return { command: 'token-list', args: { org: values.org, ...(values.status !== undefined ? { status: values.status } : {}) } };
+    return {
+      command: 'token-list',
+      args: {
+        org: values.org,
+        ...(values.status !== undefined ? { status: values.status } : {}),
+        ...(values.search !== undefined ? { search: values.search } : {}),
+      },
+    };
   }
   if (a === 'audit' && b === 'list') {
     if (!values.org) throw new UsageError('audit list needs --org');
@@ -564,6 +581,9 @@ function print(out: (text: string) => void, command: string, result: unknown, js
           .join('\n') + (r.items.length ? '\n' : '') + `${r.active_count} of at most ${r.max_active} tokens active\n`,
       );
       break;
+    case 'token-show':
+      out(showToken(r));
+      break;
     case 'token-update':
       out(
         `Updated token "${r.name}" (${r.id})\n` +
@@ -675,6 +695,48 @@ function print(out: (text: string) => void, command: string, result: unknown, js
     default:
       out(JSON.stringify(result, null, 2) + '\n');
   }
+}
+
+/** `sat token show`: every field of the token resource, one per line (the live secrets' ids and last four only). */
+function showToken(r: Record<string, any>): string {
+  const line = (label: string, value: string) => `  ${(label + ':').padEnd(21)}${value}\n`;
+  const flags = [...(r.expiring ? ['expiring'] : []), ...(r.dormant ? ['dormant'] : [])];
+  const keyed = r.auth_method === 'private_key_jwt';
+  const secrets = (r.secrets ?? []) as Array<{ id: string; created_at: string; expires_at: string | null; last_used_at: string | null; last4: string | null }>;
+  return (
+    `Token "${r.name}" (${r.id})\n` +
+    line('client ID', r.client_id) +
+    line('status', r.status + (flags.length ? ` (${flags.join(', ')})` : '')) +
+    (r.leaked_at ? line('leaked', `secret reported leaked at ${r.leaked_at}; the token was kept alive: replace it`) : '') +
+    line('services', r.services.join(', ')) +
+    line('scopes', r.scopes) +
+    line('expires', r.expires_at) +
+    line('created', r.created_at) +
+    line('created by', r.created_by ? `${r.created_by.email} (${r.created_by.id})` : 'no administrator (sat, or one since removed)') +
+    line('last used', r.last_used_at ?? 'never') +
+    line('allowed IPs', r.allowed_ips.length ? r.allowed_ips.join(', ') : 'any') +
+    line(
+      'max tokens per hour',
+      r.max_tokens_per_hour === null ? 'no limit' : `${r.max_tokens_per_hour} (${r.tokens_last_hour} issued in the last hour)`,
+    ) +
+    line('auth method', keyed ? `private_key_jwt (keys ${(r.jwk_thumbprints ?? []).join(', ')})` : 'client_secret') +
+    line('DPoP', r.require_dpop ? 'required' : 'not required') +
+    (keyed
+      ? ''
+      : secrets.length
+        ? secrets
+            .map(
+              (x) =>
+                line(
+                  'live secret',
+                  `…${x.last4 ?? '????'} (secret ID ${x.id}), created ${x.created_at}, ` +
+                    `${x.expires_at ? `works until ${x.expires_at}` : 'works as long as the token'}, ` +
+                    `${x.last_used_at ? `last used ${x.last_used_at}` : 'never used'}`,
+                ),
+            )
+            .join('')
+        : line('live secret', 'none'))
+  );
 }
 
 /**
