@@ -57,6 +57,21 @@ function replay(original: IncomingMessage, body: Buffer, presented: ParsedCreden
  * takes one from its hourly count (tokens.AccessTokenAllowance); other grants, and tokens without a limit, cost
  * nothing, and no promise (the limit check is repeated here so that the hot path stays synchronous).
  */
+/**
+ * The row with only the services still in the service catalogue (CONFIG_FILE `services`). A service removed from
+ * the catalogue after a token was made with it is no longer granted: the token keeps working for its other
+ * services, on both paths (oidc-provider refuses a client registered with a scope it does not know, as
+ * `invalid_client_metadata`). None left: `invalid_scope`, naming them. The same row when nothing was removed.
+ */
+export function withCatalogueServices(row: ClientRow, catalogue: ReadonlySet<string>): ClientRow {
+  if (row.services.every((s) => catalogue.has(s))) return row;
+  const services = row.services.filter((s) => catalogue.has(s));
+  if (services.length === 0) {
+    throw new errors.InvalidScope('none of the services of this client is in the service catalogue any more', row.services.join(' '));
+  }
+  return { ...row, services };
+}
+
 function hourlyAllowance(allowance: AccessTokenAllowance, grantType: unknown, token: ClientRow): Promise<Allowance> | Allowance {
   if (token.max_tokens_per_hour === null || token.max_tokens_per_hour === undefined || grantType !== 'client_credentials') return NO_LIMIT;
   return allowance.take(token);
@@ -77,6 +92,7 @@ function hourlyAllowance(allowance: AccessTokenAllowance, grantType: unknown, to
  */
 export function tokenEndpoint(deps: Deps, current: () => CurrentProvider, hourly = new AccessTokenAllowance(deps)): Middleware {
   const { issuer } = deps.config;
+  const catalogue: ReadonlySet<string> = new Set(deps.config.services.map((s) => s.id));
   return async (ctx) => {
     const started = process.hrtime.bigint();
     let path: 'fast' | 'provider' = 'provider';
@@ -104,6 +120,7 @@ export function tokenEndpoint(deps: Deps, current: () => CurrentProvider, hourly
         }
         row = client.token;
       }
+      row = withCatalogueServices(row, catalogue);
       const scope = form.params.scope;
       if (form.params.grant_type === 'client_credentials' && typeof scope === 'string') checkScopeSyntax(scope);
 

@@ -1,6 +1,11 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { packageRoot } from '../../src/config/index.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic, makeAdmin, makeToken, setTokenExpiry } from '../support/fixtures.js';
+import { metricValue, scrape } from '../support/metrics.js';
 import { startServer, type TestServer } from '../support/server.js';
 import type { Actor } from '../../src/tokens/index.js';
 
@@ -245,5 +250,55 @@ describe.each(testDatabases())('OAuth token endpoint on %s', (kind) => {
     const after = await server.deps.db.knex('tokens').where({ id: t.id }).first();
     expect(after.last_used_at).toBeInstanceOf(Date);
     expect(Math.abs(after.last_used_at.getTime() - server.clock.now().getTime())).toBeLessThan(15_000);
+  });
+});
+
+// A service taken out of the catalogue (CONFIG_FILE `services`) after tokens were made with it: those tokens keep
+// working for their other services, on the fast path and in oidc-provider's pipeline; a token left with none gets
+// invalid_scope. (oidc-provider refused every such client as invalid_client_metadata, and the fast path fell back.)
+describe.each(testDatabases())('a service removed from the catalogue on %s', (kind) => {
+  let db: TestDb;
+  let server: TestServer | undefined;
+  afterAll(async () => {
+    await server?.close();
+    await db?.drop();
+  });
+
+  it('is no longer granted; the token keeps its other services; with none left, invalid_scope', async () => {
+    db = await createTestDb(kind);
+    server = await startServer(db, {}, { jobs: 'manual' });
+    const admin = await makeAdmin(server.deps);
+    const both = await makeToken(server.deps, admin, { services: ['jobs', 'contacts'] });
+    const only = await makeToken(server.deps, admin, { services: ['contacts'] });
+    await server.close();
+    server = undefined;
+
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sat-catalogue-'));
+    const configFile = path.join(dir, 'config.json');
+    const services = JSON.parse(readFileSync(path.join(packageRoot(), 'config', 'default.json'), 'utf8')).services as Array<{ id: string }>;
+    writeFileSync(configFile, JSON.stringify({ services: services.filter((s) => s.id !== 'contacts') }));
+    try {
+      server = await startServer(db, { CONFIG_FILE: configFile }, { jobs: 'manual' });
+      const url = server.url;
+      const token = (t: { client_id: string; client_secret: string }, body: string) =>
+        fetch(`${url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(t.client_id, t.client_secret) }, body });
+      const before = metricValue(await scrape(url), 'sat_token_fast_path_fallbacks_total');
+      // The fast path, and oidc-provider's pipeline (an extra parameter sends the request there).
+      for (const body of ['grant_type=client_credentials', 'grant_type=client_credentials&extra=1']) {
+        const res = await token(both, body);
+        expect(res.status).toBe(200);
+        const { access_token, scope } = (await res.json()) as { access_token: string; scope: string };
+        expect(scope).toBe('jobs');
+        expect(JSON.parse(Buffer.from(access_token.split('.')[1]!, 'base64url').toString()).scope).toBe('jobs');
+      }
+      expect(metricValue(await scrape(url), 'sat_token_fast_path_fallbacks_total')).toBe(before);
+      for (const [t, body] of [[both, 'grant_type=client_credentials&scope=contacts'], [only, 'grant_type=client_credentials']] as const) {
+        const res = await token(t, body);
+        expect(res.status).toBe(400);
+        expect(((await res.json()) as { error: string }).error).toBe('invalid_scope');
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
