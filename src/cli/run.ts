@@ -454,8 +454,9 @@ const SERVER_START_WAIT_MS = 120_000;
  * Hands `req` to the server holding the embedded database. A server still starting (migrations, keys) holds
  * DATA_DIR before its socket listens, and one killed with -9 leaves its socket file behind until the next start
  * replaces it: while the lock is held, connection refusals are waited out (the command never reached a server,
- * so trying again runs it once). Undefined when the lock is let go meanwhile (the server stopped or failed to
- * start): then `sat` opens the database itself.
+ * so trying again runs it once). The holder may also be another `sat` command, which never listens. Undefined
+ * when the lock is let go meanwhile (that command ended, or the server stopped or failed to start): then `sat`
+ * opens the database itself.
  */
 async function throughServer(
   config: Readonly<Config>,
@@ -474,7 +475,7 @@ async function throughServer(
     }
     if (readLockHolder(config.dataDir) === undefined) return undefined;
     if (!told) {
-      stderr.write('note: the server in DATA_DIR is starting; waiting for it to listen on its local socket\n');
+      stderr.write('note: DATA_DIR is in use (a server starting, or another sat command); waiting for it\n');
       told = true;
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -495,17 +496,20 @@ async function execute(
     if (answer) return answer;
   }
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, {}, (line) => stderr.write(line + '\n'));
+  const deadline = Date.now() + SERVER_START_WAIT_MS;
   let db;
-  try {
-    if (!config.databaseUrl) makeOwnerOnly(config.dataDir);
-    db = await openDb(config, log);
-  } catch (err) {
-    // The server started between our check and our open: go through it after all.
-    if (err instanceof DataDirLockedError) {
+  for (;;) {
+    try {
+      if (!config.databaseUrl) makeOwnerOnly(config.dataDir);
+      db = await openDb(config, log);
+      break;
+    } catch (err) {
+      // Another process took DATA_DIR between our check and our open: a server starting (go through it once it
+      // listens) or another `sat` command (commands run one after another: open it once that one is done).
+      if (!(err instanceof DataDirLockedError) || Date.now() > deadline) throw err;
       const answer = await throughServer(config, req, timeoutMs, stderr);
       if (answer) return answer;
     }
-    throw err;
   }
   try {
     if (req.command !== 'migrate') await migrateLatest(db.knex);

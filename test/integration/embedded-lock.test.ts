@@ -149,7 +149,7 @@ describe('embedded database lock', () => {
         });
         void exit.then(() => resolve());
       });
-      expect(stderr).toContain('note: the server in DATA_DIR is starting; waiting for it to listen on its local socket');
+      expect(stderr).toContain('note: DATA_DIR is in use (a server starting, or another sat command); waiting for it');
       // The "server" now listens: the command goes through it.
       control = await startControlServer(config.dataDir, (req) => runCommand({ config, db: dbHeld, log, clock: () => new Date() }, req.command, req.args));
       expect(await exit).toBe(0);
@@ -159,5 +159,15 @@ describe('embedded database lock', () => {
       await control?.close();
       await dbHeld.close();
     }
+  });
+  it('sat commands started at the same time with no server run one after another, all of them', async () => {
+    // Four commands at once, DATA_DIR free: each finds no server and opens the database itself; one gets it, and
+    // each of the others, refused the lock, waits for it instead of failing (as scripts running `sat … &` expect).
+    const names = ['rs-a', 'rs-b', 'rs-c', 'rs-d'];
+    const results = await Promise.all(names.map((name) => runSat(['resource-server', 'add', '--name', name, '--json'], env)));
+    expect(results.map((r) => ({ code: r.code, error: r.stderr.match(/sat: .*/)?.[0] }))).toEqual(names.map(() => ({ code: 0, error: undefined })));
+    const list = await runSat(['resource-server', 'list', '--json'], env);
+    const listed = (JSON.parse(list.stdout) as { items: Array<{ name: string }> }).items.map((i) => i.name);
+    expect(listed).toEqual(expect.arrayContaining(names));
   });
 });
