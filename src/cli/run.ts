@@ -91,8 +91,9 @@ Commands:
   secret check SECRET | -                 offline: is SECRET a well-formed client secret (prefix and
                                           checksum)? exit 0 yes, 1 no; never prints it. "-" reads it
                                           from stdin, which keeps it out of ps and shell history
-  backup FILE                             copy the embedded database to a new FILE (mode 0600), also while the
-                                          server runs; on PostgreSQL use pg_dump (docs/operations.md)
+  backup FILE                             copy the embedded database to FILE (mode 0600; an existing FILE is
+                                          replaced only by a whole backup), also while the server runs; on
+                                          PostgreSQL use pg_dump (docs/operations.md)
   restore FILE                            replace the embedded database by the backup in FILE (server
                                           stopped); the replaced data is kept beside it in DATA_DIR
 
