@@ -669,6 +669,15 @@ function print(out: (text: string) => void, command: string, result: unknown, js
     case 'resource-server-revoke':
       out(`Revoked resource server "${r.name}" (${r.id}, client ID ${r.client_id}) at ${r.revoked_at}\n`);
       break;
+    case 'keys-list':
+      out(
+        (r.published as Array<{ kid: string; alg: string; status: string; signs_from: string | null; encrypted: boolean }>)
+          .map((k) => [k.kid, k.alg, k.status.padEnd(8), ...(k.signs_from ? [`signs from ${k.signs_from}`] : []), k.encrypted ? 'encrypted' : 'NOT encrypted at rest'].join('  '))
+          .join('\n') +
+          (r.published.length ? '\n' : '') +
+          (r.signing_kid ? `Signing with ${r.signing_kid}\n` : 'No key signs yet\n'),
+      );
+      break;
     case 'keys-rotate':
       out(
         `Added signing key ${r.kid} (${r.alg}): published now, signs from ${r.signs_from}\n` +

@@ -8,7 +8,7 @@ import { runCommand } from '../../src/commands.js';
 import { SecretKey } from '../../src/config/index.js';
 import { migrateLatest, openDb, type Database } from '../../src/db/index.js';
 import { KeyRing, ensureSigningKey, loadKeySet, pruneSigningKeys, rotateSigningKey } from '../../src/keys/index.js';
-import { runSat } from '../support/cli.js';
+import { runSat, runSatInProcess } from '../support/cli.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
@@ -104,6 +104,15 @@ describe.each(testDatabases())('signing-key rotation on %s', (kind) => {
     // Every instance's JWKS carries it within 5 s (embedded: at once, through the control socket; PostgreSQL: the
     // reload job). Polled with that deadline.
     await pollUntil('new key in /jwks', 5_000, async () => ((await jwksKids()).includes(newKid) ? true : undefined));
+    // `sat keys list` shows both: the old one signing, the new one pending with the time it signs from.
+    const listed = await runSatInProcess(['keys', 'list'], db.env);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toMatch(new RegExp(`^${oldKid}  \\S+  signing   (NOT )?encrypted`, 'm'));
+    expect(listed.stdout).toContain(`${newKid}  ${server.deps.config.signingAlg}  pending   signs from ${signs_from}  `);
+    expect(listed.stdout).toContain(`Signing with ${oldKid}\n`);
+    const listedJson = JSON.parse((await runSatInProcess(['keys', 'list', '--json'], db.env)).stdout) as { signing_kid: string; published: Array<{ kid: string; status: string }> };
+    expect(listedJson.signing_kid).toBe(oldKid);
+    expect(listedJson.published).toEqual(expect.arrayContaining([expect.objectContaining({ kid: newKid, status: 'pending', signs_from })]));
 
     // Through the ahead window, in 30 s steps: tokens keep the old kid, and then carry the new one.
     let sawNew = false;
