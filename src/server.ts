@@ -83,7 +83,8 @@ export async function createServer(deps: Deps, prepared: Prepared = {}): Promise
   app.use(unmapClientAddress); // ::ffff:a.b.c.d → a.b.c.d, before anything reads ctx.ip
   app.use(requestId); // X-Request-Id in and out
   app.use(accessLog(deps.log)); // one JSON line per request, when its response is done
-  app.use(servedUnderIssuerPath(deps.config.issuer)); // ISSUER=https://host/sat: /sat/token is /token (logged as asked)
+  const underIssuerPath = servedUnderIssuerPath(deps.config.issuer);
+  if (underIssuerPath) app.use(underIssuerPath); // ISSUER=https://host/sat: /sat/token is /token (logged as asked)
   app.use(responseMetrics); // responses by status class, 429s, refused sign-ins
   app.use(closeWhenDraining(lifecycle)); // shutting down: `Connection: close` on every response
   app.use(securityHeaders); // nosniff, no referrer, no framing

@@ -17,14 +17,16 @@ const IPV4_MAPPED = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i;
  * reports with HOST=::, or a forwarded address in that form), so the audit log, sessions, mails, the access log and
  * every per-address check see one spelling of one address. Runs first: everything after reads `ctx.ip`.
  */
-export const unmapClientAddress: Middleware = async (ctx, next) => {
-  const ip = unmappedAddress(ctx.ip);
-  if (ip !== ctx.ip) ctx.request.ip = ip;
-  await next();
+export const unmapClientAddress: Middleware = (ctx, next) => {
+  const ip = ctx.ip;
+  const unmapped = unmappedAddress(ip);
+  if (unmapped !== ip) ctx.request.ip = unmapped;
+  return next();
 };
 
-/** `::ffff:a.b.c.d` → `a.b.c.d`; any other text as given. */
+/** `::ffff:a.b.c.d` → `a.b.c.d`; any other text as given (the common case without running the pattern). */
 export function unmappedAddress(ip: string): string {
+  if (ip.length < 14 || ip.charCodeAt(0) !== 58 /* ':' */) return ip;
   return IPV4_MAPPED.exec(ip)?.[1] ?? ip;
 }
 
@@ -34,11 +36,11 @@ export function unmappedAddress(ip: string): string {
  * §4), console links in mails are `ISSUER/admin`, and a proxy that forwards `/sat/...` without stripping the prefix
  * reaches them; RFC 8414 §3.1's path-inserted `/.well-known/oauth-authorization-server/sat` is served too. The
  * root paths keep working (a proxy that strips the prefix). A request under the prefix is routed as the same path
- * without it; `ctx.originalUrl` keeps what was asked. An ISSUER without a path: nothing changes.
+ * without it; `ctx.originalUrl` keeps what was asked. An ISSUER without a path: undefined (no middleware).
  */
-export function servedUnderIssuerPath(issuer: string): Middleware {
+export function servedUnderIssuerPath(issuer: string): Middleware | undefined {
   const prefix = new URL(issuer).pathname.replace(/\/+$/, '');
-  if (prefix === '') return (_ctx, next) => next();
+  if (prefix === '') return undefined; // nothing to route: no middleware on every request
   const insertedWellKnown = `${OAUTH_METADATA_PATH}${prefix}`;
   return async (ctx, next) => {
     const requested = ctx.path;
