@@ -17,7 +17,6 @@ import type { ControlResponse } from './control/index.js';
 import {
   BackupTargetError,
   backupEmbedded,
-  isConnectionRefusedByDatabase,
   isDatabaseUnavailable,
   isUuid,
   migrateLatest,
@@ -293,7 +292,7 @@ export async function runCommand(deps: Deps, name: string, args: Record<string, 
     // `sat migrate` (or any command) with PostgreSQL out of reach or refusing the connection: the operator's problem,
     // said here rather than as "see the server log" with a stack (there may be no server). pg's messages carry no
     // password ("connect ECONNREFUSED host:port", "role \"x\" does not exist", "database \"x\" does not exist").
-    if (isDatabaseUnavailable(err) || isConnectionRefusedByDatabase(err)) {
+    if (isDatabaseUnavailable(err)) {
       return { ok: false, error: { code: 'service_unavailable', message: `cannot use the database: ${(err as Error).message}` } };
     }
     deps.log.error('command failed', { command: name, err });

@@ -325,8 +325,8 @@ function advertiseIssuerUrls(provider: Provider, issuer: string): void {
   const requestAudiences = Context.prototype.clientJwtAuthExpectedAudience;
   const advertised = (name: string, options?: Record<string, unknown>) => issuerUrl(issuer, provider.pathFor(name, { ...options, mountPath: '' }));
   Context.prototype.urlFor = function urlFor(this: InstanceType<typeof Context> & { ctx: { get(field: string): string } }, name, options) {
-    const fromIssuer = advertised(name, options);
-    return proofHtu(this.ctx) === fromIssuer ? fromIssuer : requestUrlFor.call(this, name, options);
+    const htu = proofHtu(this.ctx); // undefined without a DPoP proof: the advertised URL is then not built at all
+    return htu !== undefined && htu === advertised(name, options) ? htu : requestUrlFor.call(this, name, options);
   };
   Context.prototype.clientJwtAuthExpectedAudience = function clientJwtAuthExpectedAudience(this: InstanceType<typeof Context>) {
     const audiences = requestAudiences.call(this);
