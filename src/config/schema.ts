@@ -12,6 +12,24 @@ const serviceId = z.string().regex(/^[a-z0-9][a-z0-9._:-]{0,63}$/, 'a service id
 export const DEFAULT_PASSWORD_HASH_COST = 15;
 export const MIN_PASSWORD_HASH_COST = 12;
 export const MAX_PASSWORD_HASH_COST = 15;
+/**
+ * The first path segments the server answers at its root (OAuth endpoints including oidc-provider's authorization endpoint, discovery, console and admin API,
+ * operations, leak reports). An ISSUER path starting with one of them (`https://host/admin`) is refused: the
+ * server routes `ISSUER-path/x` as `/x` (src/http/common.ts `servedUnderIssuerPath`), so `/admin/api/...` would
+ * become `/api/...` and stop working. Keep in step with the routes; test/unit/config/config.test.ts checks it.
+ */
+export const SERVER_TOP_LEVEL_PATHS: readonly string[] = [
+  'token',
+  'auth',
+  'jwks',
+  '.well-known',
+  'admin',
+  'healthz',
+  'readyz',
+  'metrics',
+  'secret-scanning',
+  'credentials',
+];
 const passwordHashCost = z.number().int().min(MIN_PASSWORD_HASH_COST).max(MAX_PASSWORD_HASH_COST);
 
 /** The non-secret settings read from config/default.json (and CONFIG_FILE, when set). */
@@ -129,6 +147,10 @@ export const envSchema = z.object({
     z
       .url({ protocol: /^https?$/ })
       .refine((v) => !/[?#]/.test(v), 'must have no query or fragment (RFC 8414 §2)')
+      .refine(
+        (v) => !URL.canParse(v) || !SERVER_TOP_LEVEL_PATHS.includes(new URL(v).pathname.split('/')[1] ?? ''),
+        `must not have a path whose first segment is one of the server's own paths (${SERVER_TOP_LEVEL_PATHS.map((p) => `/${p}`).join(', ')}): every endpoint is also served under ISSUER's path, which would hide that one`,
+      )
       .optional(),
   ),
   API_AUDIENCE: optionalString,

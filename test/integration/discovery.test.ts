@@ -5,6 +5,8 @@ import * as oauth from 'oauth4webapi';
 import * as oidc from 'openid-client';
 import { decodeProtectedHeader } from 'jose';
 import { rotateSigningKey } from '../../src/keys/index.js';
+import { loadConfig } from '../../src/config/index.js';
+import { SERVER_TOP_LEVEL_PATHS } from '../../src/config/schema.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
@@ -258,5 +260,20 @@ describe.each(testDatabases())('an ISSUER with a path on %s', (kind) => {
     expect(server.logLines.some((l) => l.includes('"msg":"request"') && l.includes('"path":"/sat/token"'))).toBe(true);
     // Only the issuer's own path is stripped: a look-alike prefix is not.
     expect((await fetch(`${server.url}/satx/jwks`)).status).toBe(404);
+  });
+
+  it("knows the server's own top-level paths, which an ISSUER path may not start with", async () => {
+    // Every advertised endpoint is under one of them, and each of them is answered at the root (not the JSON 404).
+    const doc = (await (await fetch(`${server.url}${OIDC_PATH}`)).json()) as Record<string, unknown>;
+    const advertised = Object.entries(doc).filter(([k, v]) => /_(endpoint|uri)$/.test(k) && typeof v === 'string');
+    expect(advertised.length).toBeGreaterThanOrEqual(4);
+    for (const [, url] of advertised) expect(SERVER_TOP_LEVEL_PATHS).toContain(new URL(url as string).pathname.split('/')[2]);
+    const paths = ['/token', '/auth', '/jwks', OIDC_PATH, '/admin', '/healthz', '/readyz', '/metrics', '/secret-scanning/verify', '/credentials/revoke'];
+    expect(paths.map((p) => p.split('/')[1]).sort()).toEqual([...SERVER_TOP_LEVEL_PATHS].sort());
+    for (const path of paths) {
+      const res = await fetch(`${server.url}${path}`);
+      expect({ path, status: res.status }).not.toEqual({ path, status: 404 });
+    }
+    expect(() => loadConfig({ ISSUER: `${ORIGIN}/admin` })).toThrow(/ISSUER: must not have a path whose first segment/);
   });
 });

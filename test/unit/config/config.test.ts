@@ -70,6 +70,15 @@ describe('loadConfig', () => {
     expect(loadConfig({ ISSUER: 'https://auth.example.com/tenant' }).issuer).toBe('https://auth.example.com/tenant');
   });
 
+  it("refuses an ISSUER whose path starts with one of the server's own paths, which it would hide", () => {
+    for (const path of ['/admin', '/admin/', '/token', '/jwks/x', '/.well-known', '/healthz', '/metrics', '/credentials', '/auth']) {
+      expect(() => loadConfig({ ISSUER: `https://auth.example.com${path}` })).toThrow(/ISSUER: must not have a path whose first segment/);
+    }
+    for (const path of ['/sat', '/administration', '/tokens', '/authz', '/a/admin', '/']) {
+      expect(loadConfig({ ISSUER: `https://auth.example.com${path}` }).issuer).toBe(`https://auth.example.com${path}`);
+    }
+  });
+
   it('lists every problem at once', () => {
     let err: ConfigError | undefined;
     try {
