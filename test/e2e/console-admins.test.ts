@@ -27,7 +27,7 @@ describe('admin console: account, profile, administrators, mailed links (Chromiu
   let context: BrowserContext;
   let page: Page;
   let password = ADMIN.password;
-  const w: Watch = { problems: [], requests: [] };
+  const w: Watch = { problems: [], requests: [], refused: [] };
 
   async function mail(to: string, subject: string, count = 1): Promise<ReceivedMail> {
     const pick = () => smtp.to(to).filter((m) => m.subject.includes(subject));

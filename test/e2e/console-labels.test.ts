@@ -14,7 +14,7 @@ describe('admin console: a label names one field of the screen on show (Chromium
   let browser: Browser;
   let context: BrowserContext;
   let page: Page;
-  const w: Watch = { problems: [], requests: [] };
+  const w: Watch = { problems: [], requests: [], refused: [] };
 
   beforeAll(async () => {
     db = await createTestDb('embedded');

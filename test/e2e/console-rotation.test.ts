@@ -1,13 +1,11 @@
 // The console rotates a token's secret (grace period chosen in a dialog, the new secret shown once like generate)
 // and retires the previous one. Debian's Chromium through playwright-core against a real server (embedded database).
-import { existsSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { until } from '../support/browser.js';
+import type { Browser, Page } from 'playwright-core';
+import { closeAll, openConsole, signIn, until, type Watch } from '../support/browser.js';
 import { createTestDb, type TestDb } from '../support/db.js';
 import { basic } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ADMIN = { email: 'first-admin@example.com', password: 'first-admin-password' };
 const NAME = 'Payroll_Rotation';
 
@@ -16,7 +14,7 @@ describe('console: secret rotation (Chromium)', () => {
   let server: TestServer;
   let browser: Browser;
   let page: Page;
-  const problems: string[] = [];
+  let w: Watch;
   let token: { id: string; client_id: string; client_secret: string };
 
   const exchange = (secret: string) =>
@@ -27,7 +25,6 @@ describe('console: secret rotation (Chromium)', () => {
     });
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium; no browser is downloaded`);
     db = await createTestDb('embedded');
     server = await startServer(db);
     const login = await fetch(`${server.url}/admin/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ADMIN) });
@@ -40,30 +37,13 @@ describe('console: secret rotation (Chromium)', () => {
     expect(res.status).toBe(201);
     token = (await res.json()) as typeof token;
 
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
-    const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, locale: 'en-GB', timezoneId: 'UTC' });
-    await context.route('**/*', (route) => (new URL(route.request().url()).hostname === '127.0.0.1' ? route.continue() : route.abort()));
-    page = await context.newPage();
-    page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
-    page.on('console', (msg) => {
-      if (msg.type() === 'error' && /content security policy|trusted ?type|refused to|unhandled rejection/i.test(msg.text())) {
-        problems.push(`console: ${msg.text()}`);
-      }
-    });
+    ({ browser, page, watch: w } = await openConsole());
   });
 
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeAll(browser, server, db));
 
   it('rotates with a chosen grace period, shows the new secret once, and retires the previous one', async () => {
-    await page.goto(`${server.url}/admin`);
-    await page.locator('#signin-form').getByLabel('Email').fill(ADMIN.email);
-    await page.locator('#signin-form').getByLabel('Password').fill(ADMIN.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
+    await signIn(page, server, ADMIN);
 
     const row = page.locator('#token-rows tr', { hasText: NAME });
     await row.getByRole('button', { name: `Rotate secret of ${NAME}` }).click();
@@ -114,6 +94,6 @@ describe('console: secret rotation (Chromium)', () => {
     await until(focused, (id) => id === 'open-generate', 'focus on + Generate a Token');
     expect((await exchange(token.client_secret)).status).toBe(401);
     expect((await exchange(fresh)).status).toBe(200);
-    expect(problems).toEqual([]);
+    expect(w.problems).toEqual([]);
   });
 });

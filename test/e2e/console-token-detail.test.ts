@@ -23,7 +23,7 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
   let browser: Browser;
   let page: Page;
   let bearer: string;
-  const w: Watch = { problems: [], requests: [] };
+  const w: Watch = { problems: [], requests: [], refused: [] };
   let token: { id: string; name: string; client_id: string; client_secret: string };
   let fresh: string;
 

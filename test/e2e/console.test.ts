@@ -118,7 +118,7 @@ describe('admin console (Chromium)', () => {
   let context: BrowserContext;
   let page: Page;
   let bearer: string;
-  const w: Watch = { problems: [], requests: [] };
+  const w: Watch = { problems: [], requests: [], refused: [] };
   let payroll: { client_id: string; secret: string };
   let configDir: string;
 

@@ -2,14 +2,44 @@
 // contexts that may reach only 127.0.0.1, and a watch that records what must never happen on the page.
 import { existsSync } from 'node:fs';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { TestDb } from './db.js';
+import type { TestServer } from './server.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 
 export interface Watch {
+  /** What must never happen: dialogs (alert), page errors, CSP / Trusted Types violations, unhandled rejections. */
   problems: string[];
+  /** Every URL the watched pages asked for. */
   requests: string[];
+  /** Every URL the context refused because its host was not 127.0.0.1. */
+  refused: string[];
 }
 
+/** How a watched context differs from the default one (1280×860, en-GB, UTC, no permissions). */
+export interface ContextOptions {
+  /** Browser permissions to grant (e.g. the clipboard for the copy buttons). */
+  permissions?: string[];
+  /** The window's size; default 1280×860. */
+  viewport?: { width: number; height: number };
+}
+
+/** Chromium, one watched context and its first page: where a console test starts. */
+export interface BrowserConsole {
+  browser: Browser;
+  context: BrowserContext;
+  page: Page;
+  /** Shared by every page of `context`; pass it to newWatchedContext for further contexts. */
+  watch: Watch;
+}
+
+/** A signed-in administrator's credentials, as typed into the sign-in form. */
+export interface Credentials {
+  email: string;
+  password: string;
+}
+
+/** Debian's Chromium (CHROMIUM), headless; fails at once, naming the package, when it is not installed. */
 export async function launchChromium(): Promise<Browser> {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`${CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium); no browser is downloaded`);
@@ -29,26 +59,26 @@ export function watch(page: Page, w: Watch): void {
   });
   page.on('pageerror', (err) => w.problems.push(`page error: ${err.message}`));
   page.on('console', (msg) => {
-    if (/content security policy|trusted ?type|refused to|csp violation|unhandled rejection/i.test(msg.text())) {
+    // (A failed load, such as the 401 of /me before sign-in or a 400 a test provokes, is not a problem.)
+    if (/content security policy|trusted ?type|refused to|csp violation|uncaught|unhandled/i.test(msg.text())) {
       w.problems.push(`console: ${msg.text()}`);
     }
   });
 }
 
-/**
- * A fresh browser context (own cookies) whose pages are watched and may reach nothing but 127.0.0.1.
- * `permissions`: browser permissions to grant (e.g. the clipboard for the copy buttons).
- */
-export async function newWatchedContext(browser: Browser, w: Watch, options: { permissions?: string[] } = {}): Promise<BrowserContext> {
+/** A fresh browser context (own cookies) whose pages are watched by `w` and may reach nothing but 127.0.0.1. */
+export async function newWatchedContext(browser: Browser, w: Watch, options: ContextOptions = {}): Promise<BrowserContext> {
   const context = await browser.newContext({
-    viewport: { width: 1280, height: 860 },
+    viewport: options.viewport ?? { width: 1280, height: 860 },
     locale: 'en-GB',
     timezoneId: 'UTC',
     ...(options.permissions ? { permissions: options.permissions } : {}),
   });
   await context.route('**/*', (route) => {
     const url = new URL(route.request().url());
-    return url.hostname === '127.0.0.1' ? route.continue() : route.abort();
+    if (url.hostname === '127.0.0.1') return route.continue();
+    w.refused.push(url.href);
+    return route.abort();
   });
   await context.addInitScript(() => {
     const g = globalThis as unknown as {
@@ -60,6 +90,36 @@ export async function newWatchedContext(browser: Browser, w: Watch, options: { p
   });
   context.on('page', (page) => watch(page, w));
   return context;
+}
+
+/** Launches Chromium and opens one watched context (see newWatchedContext) with a page, sharing a new Watch. */
+export async function openConsole(options: ContextOptions = {}): Promise<BrowserConsole> {
+  const browser = await launchChromium();
+  const w: Watch = { problems: [], requests: [], refused: [] };
+  const context = await newWatchedContext(browser, w, options);
+  return { browser, context, page: await context.newPage(), watch: w };
+}
+
+/** Signs in through the form on show (the sign-in screen) and waits for the token screen. */
+export async function signInHere(page: Page, admin: Credentials): Promise<void> {
+  const form = page.locator('#signin-form');
+  await form.getByLabel('Email').fill(admin.email);
+  await form.getByLabel('Password').fill(admin.password);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
+}
+
+/** Opens `server`'s console at /admin and signs in (signInHere). */
+export async function signIn(page: Page, server: { url: string }, admin: Credentials): Promise<void> {
+  await page.goto(`${server.url}/admin`);
+  await signInHere(page, admin);
+}
+
+/** A console test's afterAll: closes Chromium, then the server, then drops its database; skips what never opened. */
+export async function closeAll(browser: Browser | undefined, server: TestServer | undefined, db: TestDb | undefined): Promise<void> {
+  await browser?.close();
+  await server?.close();
+  await db?.drop();
 }
 
 /** Polls `read` until `ok` holds; fails with the last value seen. */
