@@ -2,13 +2,13 @@
 // audit log lists `token.leaked` with where the secret was found. Debian's Chromium through playwright-core,
 // against a real server (on each database of the run) in notify mode with a test secret-scanning key.
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { closeAll, openConsole, signIn, type Watch } from '../support/browser.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { startServer, type TestServer } from '../support/server.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ADMIN = { email: 'first-admin@example.com', password: 'first-admin-password' };
 const LEAK_URL = 'https://github.com/octo/app/blob/4f2a/config/prod.env';
 
@@ -17,7 +17,7 @@ describe.each(testDatabases())('console: leaked secrets on %s (Chromium)', (kind
   let server: TestServer;
   let browser: Browser;
   let page: Page;
-  const problems: string[] = [];
+  let w: Watch;
   const kid = randomBytes(32).toString('hex');
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const names = { kept: 'Kept_Leaky_Token', revoked: 'Reported_Token' };
@@ -33,7 +33,6 @@ describe.each(testDatabases())('console: leaked secrets on %s (Chromium)', (kind
   }
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium; no browser is downloaded`);
     db = await createTestDb(kind);
     const keysFile = path.join(db.dataDir, 'keys.json');
     writeFileSync(keysFile, JSON.stringify({ public_keys: [{ key_identifier: kid, key: publicKey.export({ type: 'spki', format: 'pem' }), is_current: true }] }));
@@ -63,31 +62,13 @@ describe.each(testDatabases())('console: leaked secrets on %s (Chromium)', (kind
     });
     expect(report.status).toBe(202);
 
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
-    const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, locale: 'en-GB', timezoneId: 'UTC' });
-    await context.route('**/*', (route) => (new URL(route.request().url()).hostname === '127.0.0.1' ? route.continue() : route.abort()));
-    page = await context.newPage();
-    page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
-    page.on('console', (msg) => {
-      // (The 401 of /me before sign-in is expected; CSP and Trusted Types violations are not.)
-      if (msg.type() === 'error' && /content security policy|trusted ?type|refused to|unhandled rejection/i.test(msg.text())) {
-        problems.push(`console: ${msg.text()}`);
-      }
-    });
+    ({ browser, page, watch: w } = await openConsole());
   });
 
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeAll(browser, server, db));
 
   it('counts leaked tokens on the token screen and flags the one kept alive', async () => {
-    await page.goto(`${server.url}/admin`);
-    await page.locator('#signin-form').getByLabel('Email').fill(ADMIN.email);
-    await page.locator('#signin-form').getByLabel('Password').fill(ADMIN.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
+    await signIn(page, server, ADMIN);
     const notice = page.locator('#leaked-notice');
     await notice.waitFor({ state: 'visible' });
     expect(await notice.innerText()).toContain('2 tokens were reported leaked in the last 30 days.');
@@ -124,6 +105,6 @@ describe.each(testDatabases())('console: leaked secrets on %s (Chromium)', (kind
     await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
     await page.getByRole('button', { name: 'Audit log', exact: true }).click();
     await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
-    expect(problems).toEqual([]);
+    expect(w.problems).toEqual([]);
   });
 });
