@@ -3,13 +3,12 @@
 // secret, the credentials dialog replacing the key and switching DPoP, a private key refused at its field; the
 // token's own view with the thumbprints, no secrets and no Rotate, and its Credentials button.
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { calculateJwkThumbprint, type JWK } from 'jose';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { closeAll, openConsole, signIn, type Watch } from '../support/browser.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { startServer, type TestServer } from '../support/server.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ADMIN = { email: 'first-admin@example.com', password: 'first-admin-password' };
 
 describe.each(testDatabases())('console: public-key tokens and Require DPoP on %s (Chromium)', (kind) => {
@@ -18,42 +17,22 @@ describe.each(testDatabases())('console: public-key tokens and Require DPoP on %
   let browser: Browser;
   let page: Page;
   let bearer: string;
-  const problems: string[] = [];
+  let w: Watch;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's Chromium; no browser is downloaded`);
     db = await createTestDb(kind);
     server = await startServer(db);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-GB', timezoneId: 'UTC' });
-    await context.route('**/*', (route) => (new URL(route.request().url()).hostname === '127.0.0.1' ? route.continue() : route.abort()));
-    page = await context.newPage();
-    page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
-    page.on('dialog', (d) => {
-      problems.push(`dialog: ${d.message()}`);
-      void d.dismiss();
-    });
-    page.on('console', (msg) => {
-      if (msg.type() === 'error' && /content security policy|trusted ?type|refused to/i.test(msg.text())) problems.push(msg.text());
-    });
+    ({ browser, page, watch: w } = await openConsole({ viewport: { width: 1280, height: 900 } }));
     const res = await fetch(`${server.url}/admin/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ADMIN) });
     bearer = ((await res.json()) as { token: string }).token;
   });
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeAll(browser, server, db));
 
   const apiToken = async (id: string) =>
     (await (await fetch(`${server.url}/admin/api/tokens/${id}`, { headers: { authorization: `Bearer ${bearer}` } })).json()) as Record<string, unknown>;
 
   it('generates with a pasted public key and Require DPoP, then replaces the key and switches DPoP off', async () => {
-    await page.goto(`${server.url}/admin`);
-    await page.locator('#signin-form').getByLabel('Email').fill(ADMIN.email);
-    await page.locator('#signin-form').getByLabel('Password').fill(ADMIN.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
+    await signIn(page, server, ADMIN);
 
     await page.locator('#open-generate').click();
     await page.getByLabel('Token Name').fill('Keyed_Integration');
@@ -102,7 +81,7 @@ describe.each(testDatabases())('console: public-key tokens and Require DPoP on %
     await dialog.waitFor({ state: 'hidden' });
     await page.locator('#flash').filter({ hasText: 'saved' }).waitFor();
     expect(await apiToken(id)).toMatchObject({ jwk_thumbprints: [await calculateJwkThumbprint(nextJwk)], require_dpop: false });
-    expect(problems).toEqual([]);
+    expect(w.problems).toEqual([]);
   });
 
   it("the token's own view shows the key thumbprints, no secrets and no Rotate, and replaces the keys and switches DPoP", async () => {
@@ -137,6 +116,6 @@ describe.each(testDatabases())('console: public-key tokens and Require DPoP on %
     expect(await apiToken(id)).toMatchObject({ jwk_thumbprints: both, require_dpop: true });
     const event = page.locator('#token-event-rows tr[data-action="token.updated"]');
     await event.first().waitFor();
-    expect(problems).toEqual([]);
+    expect(w.problems).toEqual([]);
   });
 });
