@@ -4,13 +4,13 @@
 import { mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { packageRoot } from '../../src/config/index.js';
+import { closeAll, openConsole, signIn, type Watch } from '../support/browser.js';
 import { createTestDb, type TestDb } from '../support/db.js';
 import { setTokenTimes } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ADMIN = { email: 'first-admin@example.com', password: 'first-admin-password' };
 const DAY_MS = 86_400_000;
 const isoDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
@@ -21,8 +21,7 @@ describe('console: expiring, dormant and policy (Chromium)', () => {
   let browser: Browser;
   let page: Page;
   let bearer: string;
-  const problems: string[] = [];
-  const foreign: string[] = [];
+  let w: Watch;
 
   const api = async (method: string, p: string, body?: unknown) => {
     const res = await fetch(`${server.url}/admin/api${p}`, {
@@ -42,36 +41,10 @@ describe('console: expiring, dormant and policy (Chromium)', () => {
       body: JSON.stringify(ADMIN),
     });
     bearer = ((await login.json()) as { token: string }).token;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
-    const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, locale: 'en-GB', timezoneId: 'UTC' });
-    await context.route('**/*', (route) => {
-      const url = new URL(route.request().url());
-      if (url.hostname === '127.0.0.1') return route.continue();
-      foreign.push(url.href);
-      return route.abort();
-    });
-    page = await context.newPage();
-    page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
-    page.on('dialog', (d) => {
-      problems.push(`dialog: ${d.message()}`);
-      void d.dismiss();
-    });
-    page.on('console', (msg) => {
-      // The 401 of /me before sign-in and the 400s this test provokes are logged as failed loads: expected.
-      if (msg.type() === 'error' && /content security policy|trusted ?type|refused to|uncaught|unhandled/i.test(msg.text())) {
-        problems.push(`console: ${msg.text()}`);
-      }
-    });
+    ({ browser, page, watch: w } = await openConsole());
   });
 
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeAll(browser, server, db));
 
   const rowNames = () => page.locator('#token-rows .token-name').allInnerTexts();
 
@@ -83,11 +56,7 @@ describe('console: expiring, dormant and policy (Chromium)', () => {
     const idle = await make('Idle', 60);
     await setTokenTimes(server.deps, idle.id, { created_at: new Date(Date.now() - 120 * DAY_MS) });
 
-    await page.goto(`${server.url}/admin`);
-    await page.locator('#signin-form').getByLabel('Email').fill(ADMIN.email);
-    await page.locator('#signin-form').getByLabel('Password').fill(ADMIN.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
+    await signIn(page, server, ADMIN);
     await page.locator('#token-rows tr').nth(2).waitFor();
 
     const row = (name: string) => page.locator('#token-rows tr').filter({ has: page.locator('.token-name', { hasText: new RegExp(`^${name}$`) }) });
@@ -174,7 +143,7 @@ describe('console: expiring, dormant and policy (Chromium)', () => {
     expect(await page.getByRole('button', { name: 'All', exact: true }).getAttribute('aria-pressed')).toBe('true');
     await page.locator('#close-secret').click();
 
-    expect(problems).toEqual([]);
-    expect(foreign).toEqual([]);
+    expect(w.problems).toEqual([]);
+    expect(w.refused).toEqual([]);
   });
 });
