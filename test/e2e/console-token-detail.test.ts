@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { packageRoot } from '../../src/config/index.js';
-import { launchChromium, newWatchedContext, until, type Watch } from '../support/browser.js';
+import { closeAll, openConsole, signIn, until, type Watch } from '../support/browser.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
@@ -23,7 +23,7 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
   let browser: Browser;
   let page: Page;
   let bearer: string;
-  const w: Watch = { problems: [], requests: [], refused: [] };
+  let w: Watch;
   let token: { id: string; name: string; client_id: string; client_secret: string };
   let fresh: string;
 
@@ -68,24 +68,16 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
     fresh = rotated.body.client_secret;
     expect((await exchange(fresh)).status).toBe(200);
     await server.runJob('flush-last-used');
-    browser = await launchChromium();
-    page = await (await newWatchedContext(browser, w)).newPage();
+    ({ browser, page, watch: w } = await openConsole());
   });
 
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeAll(browser, server, db));
 
   const dialog = () => page.locator('#edit-dialog');
   const fact = (term: string) => page.locator('.fact', { has: page.locator('dt', { hasText: new RegExp(`^${term}$`) }) }).locator('dd');
 
   it('opens from the list and shows the allowlist, the hourly limit, both secrets with their last use, and only this token’s events', async () => {
-    await page.goto(`${server.url}/admin`);
-    await page.locator('#signin-form').getByLabel('Email').fill(ADMIN.email);
-    await page.locator('#signin-form').getByLabel('Password').fill(ADMIN.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await signIn(page, server, ADMIN);
     await page.locator('#token-rows tr').nth(1).waitFor();
 
     // A click on the row (here its Client ID cell) opens the view, as the name's link does.
