@@ -1,8 +1,8 @@
 // The console as a user (or a test, or a screen reader) finds its fields: by their visible labels. Only the screen
 // on show is in the document, so "Email" at sign-in names one field, not also the hidden "Forgot your password?"
 // and "Invite an administrator" fields; "Password" at sign-in is not also the hidden profile and invitation fields.
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { launchChromium, newWatchedContext, type Watch } from '../support/browser.js';
+import type { Browser, Page } from 'playwright-core';
+import { closeAll, openConsole, type Watch } from '../support/browser.js';
 import { createTestDb, type TestDb } from '../support/db.js';
 import { startServer, type TestServer } from '../support/server.js';
 
@@ -12,23 +12,16 @@ describe('admin console: a label names one field of the screen on show (Chromium
   let db: TestDb;
   let server: TestServer;
   let browser: Browser;
-  let context: BrowserContext;
   let page: Page;
-  const w: Watch = { problems: [], requests: [], refused: [] };
+  let w: Watch;
 
   beforeAll(async () => {
     db = await createTestDb('embedded');
     server = await startServer(db);
-    browser = await launchChromium();
-    context = await newWatchedContext(browser, w);
-    page = await context.newPage();
+    ({ browser, page, watch: w } = await openConsole());
   });
 
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    await db?.drop();
-  });
+  afterAll(() => closeAll(browser, server, db));
 
   it('signs in, invites, opens Profile and signs out using page-wide labels', async () => {
     await page.goto(`${server.url}/admin`);
