@@ -3,7 +3,7 @@
 // mailed links (accept an invitation, reset a password), each link read from the received mail and opened.
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { call, signIn as apiSignIn } from '../support/admin-api.js';
-import { launchChromium, newWatchedContext, until, type Watch } from '../support/browser.js';
+import { newWatchedContext, openConsole, signIn, signInHere, until, type Watch } from '../support/browser.js';
 import { createTestDb, type TestDb } from '../support/db.js';
 import { startServer, type TestServer } from '../support/server.js';
 import { startSmtp, type ReceivedMail, type TestSmtp } from '../support/smtp.js';
@@ -27,7 +27,7 @@ describe('admin console: account, profile, administrators, mailed links (Chromiu
   let context: BrowserContext;
   let page: Page;
   let password = ADMIN.password;
-  const w: Watch = { problems: [], requests: [], refused: [] };
+  let w: Watch;
 
   async function mail(to: string, subject: string, count = 1): Promise<ReceivedMail> {
     const pick = () => smtp.to(to).filter((m) => m.subject.includes(subject));
@@ -35,21 +35,11 @@ describe('admin console: account, profile, administrators, mailed links (Chromiu
     return pick()[count - 1]!;
   }
 
-  async function signInPage(p: Page, email: string, pw: string): Promise<void> {
-    const form = p.locator('#signin-form');
-    await form.getByLabel('Email').fill(email);
-    await form.getByLabel('Password').fill(pw);
-    await p.getByRole('button', { name: 'Sign in', exact: true }).click();
-    await p.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
-  }
-
   beforeAll(async () => {
     db = await createTestDb('embedded');
     smtp = await startSmtp();
     server = await startServer(db, { SMTP_URL: smtp.url, MAIL_POLL_INTERVAL_MS: '100' });
-    browser = await launchChromium();
-    context = await newWatchedContext(browser, w);
-    page = await context.newPage();
+    ({ browser, context, page, watch: w } = await openConsole());
   });
 
   afterAll(async () => {
@@ -60,8 +50,7 @@ describe('admin console: account, profile, administrators, mailed links (Chromiu
   });
 
   it('shows the account menu with the initials: Profile and Sign out', async () => {
-    await page.goto(`${server.url}/admin`);
-    await signInPage(page, ADMIN.email, password);
+    await signIn(page, server, { email: ADMIN.email, password });
     const button = page.getByRole('button', { name: 'Account menu' });
     expect(await text(page, '#account-initials')).toBe('FA');
     expect(await button.getAttribute('aria-expanded')).toBe('false');
@@ -236,7 +225,7 @@ describe('admin console: account, profile, administrators, mailed links (Chromiu
     await form.getByRole('button', { name: 'Set new password' }).click();
     await until(() => text(page, '#signin-error'), (t) => t.includes('Sign in with the new password'), 'back at sign-in');
     password = 'reset-by-mail-password';
-    await signInPage(page, ADMIN.email, password);
+    await signInHere(page, { email: ADMIN.email, password });
     expect(page.url()).toBe(`${server.url}/admin#/`);
   });
 
