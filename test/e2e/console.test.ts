@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { packageRoot } from '../../src/config/index.js';
-import { launchChromium, newWatchedContext, until, type Watch } from '../support/browser.js';
+import { newWatchedContext, openConsole, signIn, until, type Watch } from '../support/browser.js';
 import { createTestDb, type TestDb } from '../support/db.js';
 import { basic } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
@@ -83,12 +83,9 @@ async function exchange(base: string, clientId: string, secret: string): Promise
   return res.status;
 }
 
-async function signIn(page: Page, base: string): Promise<void> {
-  await page.goto(`${base}/admin`);
-  await page.locator('#signin-form').getByLabel('Email').fill(ADMIN.email);
-  await page.locator('#signin-form').getByLabel('Password').fill(ADMIN.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
+/** Signs in to `server`'s console and waits until the token screen shows how many tokens are used. */
+async function signInToTokens(page: Page, server: TestServer): Promise<void> {
+  await signIn(page, server, ADMIN);
   await page.locator('#usage-text, #limit-reason').filter({ hasText: 'tokens used' }).first().waitFor();
 }
 
@@ -118,7 +115,7 @@ describe('admin console (Chromium)', () => {
   let context: BrowserContext;
   let page: Page;
   let bearer: string;
-  const w: Watch = { problems: [], requests: [], refused: [] };
+  let w: Watch;
   let payroll: { client_id: string; secret: string };
   let configDir: string;
 
@@ -135,9 +132,7 @@ describe('admin console (Chromium)', () => {
       startServer(db),
       startServer(limitDb, { MAX_ACTIVE_TOKENS: '2', CONFIG_FILE: configFile }),
     ]);
-    browser = await launchChromium();
-    context = await newWatchedContext(browser, w, { permissions: ['clipboard-read', 'clipboard-write'] });
-    page = await context.newPage();
+    ({ browser, context, page, watch: w } = await openConsole({ permissions: ['clipboard-read', 'clipboard-write'] }));
   });
 
   afterAll(async () => {
@@ -505,7 +500,7 @@ describe('admin console (Chromium)', () => {
     // Its own browser context: cookies are per host, not per port, so the two servers' sessions must not share a jar.
     const limitContext = await newWatchedContext(browser, w, { permissions: ['clipboard-read', 'clipboard-write'] });
     const limitPage = await limitContext.newPage();
-    await signIn(limitPage, limitServer.url);
+    await signInToTokens(limitPage, limitServer);
     const limitBearer = await apiLogin(limitServer.url);
     await apiGenerate(limitServer.url, limitBearer, 'First_Of_Two', ['jobs']);
     await limitPage.reload();
@@ -571,7 +566,7 @@ describe('admin console (Chromium)', () => {
     await page.getByRole('button', { name: '‹ System Access Token' }).click();
     await until(() => text(page, '#signin-error'), (t) => t.includes('Your session has ended'), 'the session-ended notice');
     expect(await page.locator('#signin-view').isVisible()).toBe(true);
-    await signIn(page, server.url);
+    await signInToTokens(page, server);
   });
 
   it('signs out, and the session is over', async () => {
