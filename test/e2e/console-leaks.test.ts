@@ -5,6 +5,7 @@ import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
+import { signIn as apiSignIn } from '../support/admin-api.js';
 import { closeAll, openConsole, signIn, type Watch } from '../support/browser.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { startServer, type TestServer } from '../support/server.js';
@@ -38,8 +39,7 @@ describe.each(testDatabases())('console: leaked secrets on %s (Chromium)', (kind
     writeFileSync(keysFile, JSON.stringify({ public_keys: [{ key_identifier: kid, key: publicKey.export({ type: 'spki', format: 'pem' }), is_current: true }] }));
     server = await startServer(db, { SECRET_SCANNING_KEYS_FILE: keysFile, SECRET_SCANNING_ACTION: 'notify' });
 
-    const login = await fetch(`${server.url}/admin/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ADMIN) });
-    const bearer = ((await login.json()) as { token: string }).token;
+    const bearer = (await apiSignIn(server, ADMIN.email, ADMIN.password)).token;
     const kept = await generate(bearer, names.kept);
     const revoked = await generate(bearer, names.revoked);
     await generate(bearer, 'Untouched_Token');

@@ -1,6 +1,7 @@
 // The console rotates a token's secret (grace period chosen in a dialog, the new secret shown once like generate)
 // and retires the previous one. Debian's Chromium through playwright-core against a real server (embedded database).
 import type { Browser, Page } from 'playwright-core';
+import { signIn as apiSignIn } from '../support/admin-api.js';
 import { closeAll, openConsole, signIn, until, type Watch } from '../support/browser.js';
 import { createTestDb, type TestDb } from '../support/db.js';
 import { basic } from '../support/fixtures.js';
@@ -27,8 +28,7 @@ describe('console: secret rotation (Chromium)', () => {
   beforeAll(async () => {
     db = await createTestDb('embedded');
     server = await startServer(db);
-    const login = await fetch(`${server.url}/admin/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ADMIN) });
-    const bearer = ((await login.json()) as { token: string }).token;
+    const bearer = (await apiSignIn(server, ADMIN.email, ADMIN.password)).token;
     const res = await fetch(`${server.url}/admin/api/tokens`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${bearer}` },

@@ -5,6 +5,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import type { Browser, Page } from 'playwright-core';
+import { signIn as apiSignIn } from '../support/admin-api.js';
 import { closeAll, openConsole, signIn, type Watch } from '../support/browser.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { startServer, type TestServer } from '../support/server.js';
@@ -23,8 +24,7 @@ describe.each(testDatabases())('console: public-key tokens and Require DPoP on %
     db = await createTestDb(kind);
     server = await startServer(db);
     ({ browser, page, watch: w } = await openConsole({ viewport: { width: 1280, height: 900 } }));
-    const res = await fetch(`${server.url}/admin/api/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ADMIN) });
-    bearer = ((await res.json()) as { token: string }).token;
+    bearer = (await apiSignIn(server, ADMIN.email, ADMIN.password)).token;
   });
   afterAll(() => closeAll(browser, server, db));
 

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { packageRoot } from '../../src/config/index.js';
+import { call, signIn as apiSignIn } from '../support/admin-api.js';
 import { closeAll, openConsole, signIn, until, type Watch } from '../support/browser.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic } from '../support/fixtures.js';
@@ -27,14 +28,7 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
   let token: { id: string; name: string; client_id: string; client_secret: string };
   let fresh: string;
 
-  const api = async (method: string, p: string, body?: unknown) => {
-    const res = await fetch(`${server.url}/admin/api${p}`, {
-      method,
-      headers: { authorization: `Bearer ${bearer}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: res.status, body: (await res.json()) as any };
-  };
+  const api = (method: string, p: string, body?: unknown) => call(server, method, p, { token: bearer, json: body });
   const exchange = (secret: string) =>
     fetch(`${server.url}/token`, {
       method: 'POST',
@@ -45,12 +39,7 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
   beforeAll(async () => {
     db = await createTestDb(kind);
     server = await startServer(db);
-    const login = await fetch(`${server.url}/admin/api/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(ADMIN),
-    });
-    bearer = ((await login.json()) as { token: string }).token;
+    bearer = (await apiSignIn(server, ADMIN.email, ADMIN.password)).token;
     const made = await api('POST', '/tokens', {
       name: 'Payroll_Integration',
       services: ['candidates', 'jobs'],

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { packageRoot } from '../../src/config/index.js';
+import { call, signIn as apiSignIn } from '../support/admin-api.js';
 import { closeAll, openConsole, signIn, type Watch } from '../support/browser.js';
 import { createTestDb, type TestDb } from '../support/db.js';
 import { setTokenTimes } from '../support/fixtures.js';
@@ -23,24 +24,12 @@ describe('console: expiring, dormant and policy (Chromium)', () => {
   let bearer: string;
   let w: Watch;
 
-  const api = async (method: string, p: string, body?: unknown) => {
-    const res = await fetch(`${server.url}/admin/api${p}`, {
-      method,
-      headers: { authorization: `Bearer ${bearer}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: res.status, body: (await res.json()) as any };
-  };
+  const api = (method: string, p: string, body?: unknown) => call(server, method, p, { token: bearer, json: body });
 
   beforeAll(async () => {
     db = await createTestDb('embedded');
     server = await startServer(db);
-    const login = await fetch(`${server.url}/admin/api/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(ADMIN),
-    });
-    bearer = ((await login.json()) as { token: string }).token;
+    bearer = (await apiSignIn(server, ADMIN.email, ADMIN.password)).token;
     ({ browser, page, watch: w } = await openConsole());
   });
 
