@@ -13,7 +13,15 @@ import { decodeJwt, type JWK } from 'jose';
 import Provider, { errors, ExternalSigningKey, type Adapter, type Client, type Configuration, type ResourceServer } from 'oidc-provider';
 import { issuerUrl } from '../config/index.js';
 import type { Deps } from '../deps.js';
-import { accessTokenLifetime, claimOneTimeUse, isOneTimeUseClaimed, verifySecret, type ClientRow } from '../tokens/index.js';
+import {
+  ASSERTION_CLOCK_SKEW_S,
+  MAX_ASSERTION_LIFETIME_S,
+  accessTokenLifetime,
+  claimOneTimeUse,
+  isOneTimeUseClaimed,
+  verifySecret,
+  type ClientRow,
+} from '../tokens/index.js';
 import { CLIENT_ASSERTION_SIGNING_ALGS, CLIENT_AUTH_METHODS, DPOP_SIGNING_ALGS } from './discovery.js';
 import { createClientFactory } from './clients.js';
 import { renderOAuthError } from './errors.js';
@@ -74,9 +82,6 @@ const DPOP_REPLAY_DETAIL = 'DPoP proof JWT Replay detected';
  * so every entry is kept one window longer: a jti is refused for as long as its JWT could be accepted.
  */
 export const REPLAY_ENTRY_MARGIN_S = 300;
-
-/** How far ahead a client assertion's `exp` may be (SPEC Part 2: at most 5 minutes). */
-const MAX_ASSERTION_LIFETIME_S = 300;
 
 /**
  * A signing key that signs with node:crypto on the libuv thread pool (one `crypto.sign` call with a callback),
@@ -154,17 +159,21 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
     adapter: createAdapter(deps),
     // Our two algorithms sign through ThreadPoolSigningKey; anything else would stay with the provider's signer.
     jwks: { keys: keys.keys.map((jwk) => (jwk.alg === 'ES256' || jwk.alg === 'RS256' ? new ThreadPoolSigningKey(jwk) : jwk)) },
-    clockTolerance: 0,
+    // Used by the provider only for client assertions (nbf and exp): a client's clock may run a little ahead; the
+    // hook below refuses an expired assertion without leeway, as our own endpoints do (tokens/clients.ts).
+    clockTolerance: ASSERTION_CLOCK_SKEW_S,
     scopes,
     // Only `none`, for the authorization endpoint that discovery must name; no client may use it (docs/keys.md).
     responseTypes: ['none'],
     clientAuthMethods: [...CLIENT_AUTH_METHODS],
     // Asymmetric only: secrets are stored hashed, so client_secret_jwt and HS* stay off (research/oidc-provider.md Q3).
     enabledJWA: { clientAuthSigningAlgValues: [...CLIENT_ASSERTION_SIGNING_ALGS], dPoPSigningAlgValues: [...DPOP_SIGNING_ALGS] },
-    // RFC 7523 §3: iss = sub = client ID and aud are checked by the provider; we add exp at most 5 minutes ahead.
+    // RFC 7523 §3: iss = sub = client ID and aud are checked by the provider; we add exp not past (the provider's
+    // check allowed clockTolerance) and at most 5 minutes ahead. Real time, as the provider's own checks.
     assertJwtClientAuthClaimsAndHeader: (_ctx, claims) => {
-      const now = Math.floor(Date.now() / 1000);
-      if (typeof claims.exp !== 'number' || claims.exp - now > MAX_ASSERTION_LIFETIME_S) {
+      const now = Date.now() / 1000;
+      if (typeof claims.exp !== 'number' || claims.exp <= now) throw new errors.InvalidClientAuth('the client_assertion has expired');
+      if (claims.exp - now > MAX_ASSERTION_LIFETIME_S) {
         throw new errors.InvalidClientAuth(`the client_assertion exp must be at most ${MAX_ASSERTION_LIFETIME_S} seconds ahead`);
       }
       if (claims.sub !== claims.iss) throw new errors.InvalidClientAuth('the client_assertion sub must equal its iss (the client ID)');

@@ -107,14 +107,23 @@ export async function findAssertionClient(deps: Deps, clientId: string): Promise
   return token;
 }
 
-/** SPEC Part 2: a client assertion's `exp` is at most this far ahead. */
-const MAX_ASSERTION_LIFETIME_S = 300;
+/** SPEC Part 2: a client assertion's `exp` is at most this far ahead, in seconds. */
+export const MAX_ASSERTION_LIFETIME_S = 300;
+
+/**
+ * Seconds a client's clock may run ahead of ours (RFC 7523 §3: "subject to allowable clock skew"): an assertion
+ * whose `nbf` (or `iat`) is up to this far in the future is accepted, as clients such as openid-client and
+ * oauth4webapi set `nbf` to their own clock's now. `exp` gets no leeway: an expired assertion is refused.
+ * oidc-provider's default is the same 15 s.
+ */
+export const ASSERTION_CLOCK_SKEW_S = 15;
 const ASSERTION_ALGS = [...CLIENT_ASSERTION_ALGS.EC, ...CLIENT_ASSERTION_ALGS.RSA];
 
 /**
  * `private_key_jwt` (RFC 7523 §3) at our own endpoints (introspection, revocation), with the rules oidc-provider
  * applies at the token endpoint: signed by one of the token's registered keys, `iss` = `sub` = the client ID, `aud`
- * one of `audiences` (the issuer and endpoint URLs), `exp` present and at most 5 minutes ahead of `deps.clock()`,
+ * one of `audiences` (the issuer and endpoint URLs), `exp` present, not past and at most 5 minutes ahead of
+ * `deps.clock()`, `nbf` if present at most ASSERTION_CLOCK_SKEW_S ahead,
  * and a `jti` claimed once in the shared replay store (the key oidc-provider uses, so a jti spent at one endpoint
  * is spent at all). Undefined means `invalid_client`.
  */
@@ -136,7 +145,7 @@ export async function authenticateAssertion(
       audience: audiences,
       algorithms: ASSERTION_ALGS,
       currentDate: now,
-      clockTolerance: 0,
+      clockTolerance: ASSERTION_CLOCK_SKEW_S, // for nbf; exp is checked strictly below
       requiredClaims: ['exp', 'jti'],
     });
     exp = payload.exp as number;
@@ -144,7 +153,8 @@ export async function authenticateAssertion(
   } catch {
     return undefined;
   }
-  if (exp - now.getTime() / 1000 > MAX_ASSERTION_LIFETIME_S) return undefined;
+  const nowS = now.getTime() / 1000;
+  if (exp <= nowS || exp - nowS > MAX_ASSERTION_LIFETIME_S) return undefined;
   const key = createHash('sha256').update(`${clientId}${jti}`).digest('base64url');
   if (!(await claimReplayId(deps.db.knex, key, new Date(exp * 1000), now))) return undefined;
   return { kind: 'token', clientId, token };

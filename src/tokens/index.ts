@@ -50,6 +50,8 @@ export { accessTokenLifetime, parseExpiry, resolveExpiry } from './expiry.js';
 export { UsageRecorder } from './usage.js';
 export { isAccessTokenRevoked, pruneRevokedAccessTokens, revokeAccessToken, type RevokedAccessToken } from './access-tokens.js';
 export {
+  ASSERTION_CLOCK_SKEW_S,
+  MAX_ASSERTION_LIFETIME_S,
   authenticateAssertion,
   authenticateClient,
   authenticateForIntrospection,

@@ -218,6 +218,30 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       expect((await post(form({ grant_type: 'client_credentials' }), { authorization: basic(t.client_id, 'sats_whatever') })).status).toBe(401);
     });
 
+    it("tolerates a client clock up to 15 s ahead (nbf, iat), but never an expired assertion, at every endpoint", async () => {
+      const key = await clientKey();
+      const t = await keyToken(key);
+      const now = Math.floor(Date.now() / 1000);
+      const send = (a: string) => post(form({ grant_type: 'client_credentials', client_assertion_type: JWT_BEARER, client_assertion: a }));
+      const introspect = (a: string, token = 'x') =>
+        fetch(`${server.issuer}/token/introspection`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: form({ token, client_assertion_type: JWT_BEARER, client_assertion: a }),
+        });
+      // A clock 10 s ahead, as openid-client and oauth4webapi date their assertions (nbf = iat = their now).
+      const ahead = { nbf: now + 10, iat: now + 10, exp: now + 70 };
+      expect((await send(await assertion(key, t.client_id, server.issuer, ahead))).status).toBe(200);
+      expect((await introspect(await assertion(key, t.client_id, server.issuer, ahead))).status).toBe(200);
+      // Further ahead than the leeway, or expired even by a little: refused.
+      const tooFar = { nbf: now + 60, iat: now + 60, exp: now + 120 };
+      const expired = { iat: now - 70, exp: now - 5 };
+      for (const claims of [tooFar, expired]) {
+        expect({ claims, status: (await send(await assertion(key, t.client_id, server.issuer, claims))).status }).toEqual({ claims, status: 401 });
+        expect({ claims, status: (await introspect(await assertion(key, t.client_id, server.issuer, claims))).status }).toEqual({ claims, status: 401 });
+      }
+    });
+
     it('introspection and revocation take private_key_jwt too, with a one-time jti shared with the token endpoint', async () => {
       const key = await clientKey();
       const t = await keyToken(key);

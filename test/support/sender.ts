@@ -23,7 +23,7 @@ export function assertion(key: Pick<ClientKey, 'privateKey'> | { privateKey: Key
     .setIssuer(clientId)
     .setSubject(clientId)
     .setAudience(aud)
-    .setIssuedAt(now)
+    .setIssuedAt((claims.iat as number | undefined) ?? now)
     .setExpirationTime((claims.exp as number | undefined) ?? now + 60)
     .sign(key.privateKey);
 }
