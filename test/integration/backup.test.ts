@@ -7,7 +7,7 @@ import { gzipSync } from 'node:zlib';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { runSat, runSatInProcess, startSatServe } from '../support/cli.js';
 import { createTestDb, type TestDb } from '../support/db.js';
-import { freePort } from '../support/server.js';
+import { freePort, startServer } from '../support/server.js';
 import { readableEntries } from '../support/files.js';
 
 /** A refused restore: exit 1, one clean line on stderr (no stack, no uncaught exception). */
@@ -47,7 +47,7 @@ async function expectBadTargetsRefused(env: Record<string, string>, dir: string)
 /**
  * The round trip runs some twenty commands, each opening the database or socket: `sat serve`, the backup taken
  * while it runs and the restore (with the modes it leaves) as real processes, the refusals in this process
- * (runSatInProcess).
+ * (runSatInProcess), and the restored database served in this process (startServer).
  */
 const SPAWNING_TEST_MS = 180_000;
 
@@ -145,14 +145,15 @@ describe('sat backup and sat restore (embedded database)', () => {
     // SPEC Part 2: owner-only at once, not only after the next server start (the backup's files were 0666).
     expect(readableEntries(db.dataDir)).toEqual([]);
 
-    const again = await startSatServe(env);
+    // The restored database, served (in this process: `sat serve` itself ran above, as a real process).
+    const again = await startServer(db, ADMIN);
     try {
-      const session = await signIn({ url }, ADMIN.ADMIN_EMAIL, ADMIN.ADMIN_PASSWORD);
-      expect((await call({ url }, 'GET', `/tokens/${before}`, { token: session.token })).body.name).toBe('in-the-backup');
-      expect((await call({ url }, 'GET', `/tokens/${after}`, { token: session.token })).status).toBe(404);
+      const session = await signIn(again, ADMIN.ADMIN_EMAIL, ADMIN.ADMIN_PASSWORD);
+      expect((await call(again, 'GET', `/tokens/${before}`, { token: session.token })).body.name).toBe('in-the-backup');
+      expect((await call(again, 'GET', `/tokens/${after}`, { token: session.token })).status).toBe(404);
       // The renamed token has a name it had while the backup ran: not older than the last rename acknowledged
       // before the backup began, not newer than the last one sent before it ended.
-      const name = (await call({ url }, 'GET', `/tokens/${busyId}`, { token: session.token })).body.name as string;
+      const name = (await call(again, 'GET', `/tokens/${busyId}`, { token: session.token })).body.name as string;
       const n = Number(/^renamed-(\d+)$/.exec(name)?.[1]);
       const floor = Math.max(0, ...renames.filter((r) => r.doneAt < backupStart).map((r) => r.n));
       const ceiling = Math.max(0, ...renames.filter((r) => r.sentAt < backupEnd).map((r) => r.n));
@@ -160,7 +161,7 @@ describe('sat backup and sat restore (embedded database)', () => {
       expect(n).toBeGreaterThanOrEqual(floor);
       expect(n).toBeLessThanOrEqual(ceiling);
     } finally {
-      expect(await again.stop()).toBe(0);
+      await again.close();
     }
   }, SPAWNING_TEST_MS);
 
