@@ -16,6 +16,7 @@
 //   DATABASE_POOL_MAX    passed to our server        BENCH_SERVER_ENV   more of it: NAME=value,NAME=value
 //   BENCH_PHASES         0 to skip issue 17's phases (phases.ts)   BENCH_PHASE_CONNECTIONS  their concurrency (32)
 //   BENCH_PHASE_ROUNDS   slices the phases compared with each other alternate in (3)
+//   BENCH_NODE_FLAGS     more Node/V8 flags for our server, space-separated (after npm start's)
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -320,8 +321,10 @@ async function waitReady(url: string, proc: ChildProcess, logFile: string, pathn
 
 async function startOurs(db: BenchDb, size: number, seeded: Seeded): Promise<Server> {
   const name = size > opts.clients ? `ours-${size}` : 'ours';
-  // The same command as `npm start` and the Docker image: a smaller young generation keeps peak RSS under 200 MB.
-  const s = await spawnServer(name, 'ours', ['--max-semi-space-size=4', 'dist/src/cli/index.js', 'serve'], {
+  // The same command as `npm start` and the Docker image (their heap flags keep peak RSS under 200 MB), plus
+  // BENCH_NODE_FLAGS for experiments with other Node/V8 flags (NODE_OPTIONS refuses most V8 flags).
+  const flags = ['--max-semi-space-size=4', '--heap-growing-percent=100', ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean)];
+  const s = await spawnServer(name, 'ours', [...flags, 'dist/src/cli/index.js', 'serve'], {
     ...db.env,
     MAX_ACTIVE_TOKENS: '100000', // the admin measurement generates tokens beyond the default limit of 25
     TRUST_PROXY: 'true', // the sign-in storm comes from many addresses (X-Forwarded-For)
