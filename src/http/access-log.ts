@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Middleware } from 'koa';
-import type { Logger } from '../log.js';
+import { redactText, type Logger } from '../log.js';
 
 /**
  * One access-log line per request (SPEC "Operations"), written when the response is finished or the client went
@@ -11,9 +11,25 @@ import type { Logger } from '../log.js';
 /** Longer paths are cut in log lines: one short line per request, whatever a client sends (SPEC Part 2). */
 const MAX_LOGGED_PATH = 256;
 
-/** A request path as log lines carry it: at most MAX_LOGGED_PATH characters, then "…" (secrets are redacted by the logger). */
+/**
+ * A request path as log lines carry it: a percent-encoded secret redacted (`redactedPath`), then at most
+ * MAX_LOGGED_PATH characters and "…" (plain secrets are redacted by the logger).
+ */
 export function loggedPath(path: string): string {
-  return path.length > MAX_LOGGED_PATH ? `${path.slice(0, MAX_LOGGED_PATH)}…` : path;
+  const safe = redactedPath(path);
+  return safe.length > MAX_LOGGED_PATH ? `${safe.slice(0, MAX_LOGGED_PATH)}…` : safe;
+}
+
+/**
+ * A request path with any secret in it redacted even when percent-encoded (`/x/%73ats%5F…`): the logger's redaction
+ * sees the raw path, so a path whose ASCII escapes, decoded, show a secret is logged decoded and redacted; any other
+ * path is logged as sent.
+ */
+export function redactedPath(path: string): string {
+  if (!path.includes('%')) return path;
+  const decoded = path.replace(/%([0-7][0-9A-Fa-f])/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+  const redacted = redactText(decoded);
+  return redacted === decoded ? path : redacted;
 }
 
 /** No address is longer (IPv6 with an IPv4 tail and a zone): more is what a client wrote into X-Forwarded-For. */

@@ -103,6 +103,11 @@ describe.each(testDatabases())('access log on %s', (kind) => {
     // A secret in the path itself, and a cookie.
     const inPath = await fetch(`${server.url}/admin/api/tokens/${secret}`, { headers: { cookie: session.cookie } });
     expect(inPath.status).toBeGreaterThanOrEqual(400);
+    // The same secret percent-encoded in the path (a client or proxy may escape any character): still redacted.
+    const encoded = `%${secret.charCodeAt(0).toString(16)}${secret.slice(1, 4)}%5F${secret.slice(5)}`;
+    const inEncodedPath = await fetch(`${server.url}/admin/api/tokens/${encoded}`, { headers: { cookie: session.cookie } });
+    expect(inEncodedPath.status).toBeGreaterThanOrEqual(400);
+    await lineFor(server, inEncodedPath.headers.get('x-request-id')!);
     await call(server, 'POST', '/logout', { token: session.token });
 
     await lineFor(server, inPath.headers.get('x-request-id')!);
