@@ -32,6 +32,7 @@ import {
   listSigningKeys,
   loadPublicKeySet,
   openKeyRing,
+  sealPlaintextKeys,
   replaceDataDirKey,
   rewrapSigningKeys,
   rotateSigningKey,
@@ -124,9 +125,18 @@ export const commands: Record<string, Command> = {
     const { email: address } = inviteAdminBody.parse({ email }); // the same address rules as invite
     return removeAdminByEmail(deps, actor, address);
   },
+  // SPEC "Signing keys encrypted at rest": plaintext keys are encrypted by a migration when a key-encryption key is
+  // configured, so `sat migrate` seals them as the server's start does (nothing in clear: no key is resolved).
   migrate: async (deps) => {
     const applied = await migrateLatest(deps.db.knex);
-    return { newly_applied: applied, ...(await migrationStatus(deps.db.knex)) };
+    const plaintext = await deps.db.knex('signing_keys').whereNotNull('private_jwk').first('kid');
+    let sealed = 0;
+    try {
+      if (plaintext) sealed = await sealPlaintextKeys(deps.db.knex, openKeyRing(deps.config, deps.db.kind, deps.log));
+    } catch (err) {
+      if (!(err instanceof KeyEncryptionError)) throw err; // no key configured: migrating needs none, `serve` says so
+    }
+    return { newly_applied: applied, ...(await migrationStatus(deps.db.knex)), ...(sealed ? { sealed_keys: sealed } : {}) };
   },
   // SPEC "Signing-key rotation never fails a verifier": published at once, signing KEY_PUBLISH_AHEAD_SECONDS later;
   // --now (the emergency exception) signs at once and drops keys still pending, which would otherwise take over from

@@ -703,7 +703,8 @@ function print(out: (text: string) => void, command: string, result: unknown, js
       break;
     case 'migrate':
       out(
-        r.newly_applied.length ? `Applied: ${r.newly_applied.join(', ')}\n` : `Up to date (${r.applied.length} migrations)\n`,
+        (r.newly_applied.length ? `Applied: ${r.newly_applied.join(', ')}\n` : `Up to date (${r.applied.length} migrations)\n`) +
+          (r.sealed_keys ? `Encrypted ${r.sealed_keys} signing key(s) stored in clear under the key-encryption key\n` : ''),
       );
       break;
     default:

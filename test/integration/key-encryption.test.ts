@@ -141,6 +141,33 @@ pg('PostgreSQL without a key-encryption key', () => {
   });
 });
 
+pg('PostgreSQL plaintext keys and `sat migrate`', () => {
+  let db: TestDb;
+  beforeAll(async () => {
+    db = await createTestDb('postgres');
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('`sat migrate` with a key-encryption key configured encrypts plaintext keys (a dump then has no private key)', async () => {
+    const { KEY_ENCRYPTION_KEY: _kek, ...noKey } = db.env;
+    const server = await startServer({ ...db, env: noKey }, { ALLOW_PLAINTEXT_KEYS: 'true' });
+    await server.close();
+    const res = await runSat(['migrate'], db.env);
+    expect(res.code).toBe(0);
+    const client = new pgModule.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ private_jwk: unknown; sealed_jwk: unknown }>('select * from signing_keys');
+      expect(rows.length).toBeGreaterThan(0);
+      expect(rows.every((r) => r.private_jwk === null && typeof r.sealed_jwk === 'string')).toBe(true);
+    } finally {
+      await client.end();
+    }
+  });
+});
+
 pg('PostgreSQL without a key-encryption key, on a fresh database', () => {
   let db: TestDb;
   beforeAll(async () => {
