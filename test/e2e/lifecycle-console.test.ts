@@ -74,6 +74,8 @@ describe('console: expiring, dormant and policy (Chromium)', () => {
     await page.getByRole('link', { name: 'Policy', exact: true }).click();
     await page.getByRole('heading', { level: 1, name: 'Token policy' }).waitFor();
     expect(await page.getByRole('link', { name: 'Policy', exact: true }).getAttribute('aria-current')).toBe('page');
+    // The form is filled (and editable) once the policy has loaded; the heading shows before that.
+    await page.locator('#policy-form:not([aria-busy]):not([inert])').waitFor();
     expect(await page.getByLabel('Maximum lifetime (days)').inputValue()).toBe('366');
     expect(await page.locator('#policy-service-list input:checked').count()).toBe(6);
     expect(await page.getByLabel('Revoke after this many days without use (30 to 365)').isDisabled()).toBe(true);

@@ -58,12 +58,19 @@ async function enterPolicy() {
   clearErrors();
   hide($('policy-flash'));
   showView('policy');
+  // Nothing to edit or save until the current policy is in the form: typing would be overwritten, and saving the
+  // empty form would only draw validation errors.
+  form.inert = true;
+  form.setAttribute('aria-busy', 'true');
   try {
     const [services, policy] = await Promise.all([api('GET', '/admin/api/services'), api('GET', '/admin/api/policy')]);
     render(Array.isArray(services?.items) ? services.items : [], policy);
+    form.inert = false;
   } catch (err) {
     if (handleSessionEnd(err)) return;
     show($('policy-error'), `The policy could not be loaded. ${sentence(err.message)}`);
+  } finally {
+    form.removeAttribute('aria-busy');
   }
 }
 
