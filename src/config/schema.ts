@@ -13,10 +13,11 @@ export const DEFAULT_PASSWORD_HASH_COST = 15;
 export const MIN_PASSWORD_HASH_COST = 12;
 export const MAX_PASSWORD_HASH_COST = 15;
 /**
- * The first path segments the server answers at its root (OAuth endpoints including oidc-provider's authorization endpoint, discovery, console and admin API,
- * operations, leak reports). An ISSUER path starting with one of them (`https://host/admin`) is refused: the
- * server routes `ISSUER-path/x` as `/x` (src/http/common.ts `servedUnderIssuerPath`), so `/admin/api/...` would
- * become `/api/...` and stop working. Keep in step with the routes; test/unit/config/config.test.ts checks it.
+ * The first path segments the server answers at its root (the OAuth endpoints with oidc-provider's authorization
+ * endpoint, discovery, console and admin API, operations, leak reports). An ISSUER path starting with one of them
+ * (`https://host/admin`) is refused: the server routes `ISSUER-path/x` as `/x` (src/http/common.ts
+ * `servedUnderIssuerPath`), so `/admin/api/...` would become `/api/...` and stop working. Keep in step with the
+ * routes: test/integration/discovery.test.ts checks that each is answered and every advertised endpoint is under one.
  */
 export const SERVER_TOP_LEVEL_PATHS: readonly string[] = [
   'token',

@@ -53,11 +53,6 @@ function replay(original: IncomingMessage, body: Buffer, presented: ParsedCreden
 }
 
 /**
- * SPEC "Network and rate limits per token": a client-credentials request of a token with `max_tokens_per_hour`
- * takes one from its hourly count (tokens.AccessTokenAllowance); other grants, and tokens without a limit, cost
- * nothing, and no promise (the limit check is repeated here so that the hot path stays synchronous).
- */
-/**
  * The row with only the services still in the service catalogue (CONFIG_FILE `services`). A service removed from
  * the catalogue after a token was made with it is no longer granted: the token keeps working for its other
  * services, on both paths (oidc-provider refuses a client registered with a scope it does not know, as
@@ -72,6 +67,11 @@ export function withCatalogueServices(row: ClientRow, catalogue: ReadonlySet<str
   return { ...row, services };
 }
 
+/**
+ * SPEC "Network and rate limits per token": a client-credentials request of a token with `max_tokens_per_hour`
+ * takes one from its hourly count (tokens.AccessTokenAllowance); other grants, and tokens without a limit, cost
+ * nothing, and no promise (the limit check is repeated here so that the hot path stays synchronous).
+ */
 function hourlyAllowance(allowance: AccessTokenAllowance, grantType: unknown, token: ClientRow): Promise<Allowance> | Allowance {
   if (token.max_tokens_per_hour === null || token.max_tokens_per_hour === undefined || grantType !== 'client_credentials') return NO_LIMIT;
   return allowance.take(token);
