@@ -102,7 +102,11 @@ describe.each(testDatabases())('graceful shutdown on %s', (kind) => {
 
     const before = samples.filter((s) => s.sentAt < signalAt);
     const inFlight = before.filter((s) => s.doneAt > signalAt);
-    const failedBefore = before.filter((s) => s.error || s.status !== 200);
+    // Every request sent before the signal is answered; a token request with 200. A /readyz probe sent before the
+    // signal but answered after it may rightly say 503: readiness is the state when it is answered (the server may
+    // have had the signal before it read the probe), and the block below checks the switch.
+    const rightlyNotReady = (s: Sample) => s.kind === 'readyz' && s.status === 503 && s.doneAt > signalAt;
+    const failedBefore = before.filter((s) => s.error || (s.status !== 200 && !rightlyNotReady(s)));
     expect(before.length).toBeGreaterThanOrEqual(300);
     expect(inFlight.length).toBeGreaterThan(0); // the signal did land in the middle of the load
     expect(failedBefore).toEqual([]);
