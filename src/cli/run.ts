@@ -1,6 +1,6 @@
 // `sat` as a function, runCli: parses argv, dispatches, returns the exit code (0 ok, 1 failed, 2 usage). The bin,
 // src/cli/index.ts, runs it on the real process's input, output and environment.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -10,6 +10,8 @@ import { ConfigError, loadConfig, type Config } from '../config/index.js';
 import { callControl, type ControlResponse } from '../control/index.js';
 import {
   acquireDataDirLock,
+  BackupTargetError,
+  checkBackupTarget,
   DataDirLockedError,
   embeddedDataPath,
   makeOwnerOnly,
@@ -378,6 +380,25 @@ function toRequest({ values, positionals, given }: Parsed, config: Readonly<Conf
  * `sat restore FILE`: only with the server stopped (it holds the database open); takes the DATA_DIR lock itself so
  * no server starts meanwhile.
  */
+/**
+ * `sat backup FILE` on the embedded database, checked before any database is opened: refused when DATA_DIR holds
+ * no database (a mistyped DATA_DIR would otherwise get a new, empty one, created and backed up as if all was well)
+ * or when FILE cannot be written (nothing is opened or created). undefined when the backup may go ahead.
+ */
+function backupRefusal(config: Readonly<Config>, file: string): ControlResponse | undefined {
+  if (config.databaseUrl) return undefined; // the command itself points to pg_dump
+  if (!existsSync(embeddedDataPath(config.dataDir))) {
+    return { ok: false, error: { code: 'backup_failed', message: `no embedded database in ${config.dataDir}: nothing to back up (is DATA_DIR right?)` } };
+  }
+  try {
+    checkBackupTarget(file);
+  } catch (err) {
+    if (err instanceof BackupTargetError) return { ok: false, error: { code: 'backup_failed', message: err.message } };
+    throw err;
+  }
+  return undefined;
+}
+
 async function restore(config: Readonly<Config>, file: string): Promise<ControlResponse> {
   if (config.databaseUrl) {
     return { ok: false, error: { code: 'conflict', message: 'sat restore is for the embedded database; on PostgreSQL use pg_restore or psql (docs/operations.md).' } };
@@ -490,6 +511,10 @@ async function execute(
   stderr: CliIo['stderr'],
 ): Promise<ControlResponse> {
   if (req.command === 'restore') return restore(config, String(req.args.file));
+  if (req.command === 'backup') {
+    const refused = backupRefusal(config, String(req.args.file));
+    if (refused) return refused;
+  }
   // A backup of a large database takes longer than the socket's usual 30 s.
   const timeoutMs = req.command === 'backup' ? 30 * 60_000 : undefined;
   if (!config.databaseUrl && readLockHolder(config.dataDir) !== undefined) {

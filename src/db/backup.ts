@@ -62,9 +62,10 @@ function nearestFile(dir: string): string | undefined {
 
 /**
  * Refuses a target that cannot become the backup file (a directory, a missing or non-directory parent) before the
- * work starts. An existing file is replaced (a nightly `sat backup /backups/sat.tar.gz` keeps working), atomically.
+ * work starts: BackupTargetError. An existing file is replaced (a nightly `sat backup /backups/sat.tar.gz` keeps
+ * working), atomically. `sat backup` checks it before it opens any database, and again inside the server.
  */
-function checkTarget(file: string): void {
+export function checkBackupTarget(file: string): void {
   let st;
   try {
     st = statSync(file);
@@ -92,7 +93,7 @@ function writePrivateFile(file: string, data: Buffer): void {
     } finally {
       closeSync(fd);
     }
-    checkTarget(file);
+    checkBackupTarget(file);
     renameSync(tmp, file);
   } catch (err) {
     rmSync(tmp, { force: true });
@@ -107,7 +108,7 @@ function writePrivateFile(file: string, data: Buffer): void {
  * BackupTargetError (checked before the dump, and on writing) when `file` cannot be written (a directory, …).
  */
 export async function backupEmbedded(knex: Knex, file: string): Promise<{ file: string; bytes: number }> {
-  checkTarget(file);
+  checkBackupTarget(file);
   const pglite = pgliteOf(knex);
   await pglite.query('checkpoint');
   const blob = await pglite.dumpDataDir('gzip');

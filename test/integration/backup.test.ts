@@ -1,6 +1,7 @@
 // `sat backup FILE` / `sat restore FILE` for the embedded database: a consistent copy while the server runs.
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { gzipSync } from 'node:zlib';
@@ -164,6 +165,24 @@ describe('sat backup and sat restore (embedded database)', () => {
       await again.close();
     }
   }, SPAWNING_TEST_MS);
+
+  it('refuses a DATA_DIR with no database, and a bad target, without creating a database', async () => {
+    // A mistyped DATA_DIR used to get a new database (initdb, migrations) that was then backed up as if all was well.
+    const empty = mkdtempSync(path.join(os.tmpdir(), 'sat-backup-empty-'));
+    try {
+      const env = { ...db.env, DATA_DIR: empty };
+      const r = await runSatInProcess(['backup', path.join(empty, 'x.tar.gz')], env);
+      expect(r.code).toBe(1);
+      expect(r.stderr.replace(/^oidc-provider WARNING.*\n/gm, '')).toBe(`sat: no embedded database in ${empty}: nothing to back up (is DATA_DIR right?)\n`);
+      expect(readdirSync(empty)).toEqual([]);
+      // With a database there but no server, a bad target is refused before the database is opened (no lock taken).
+      const bad = await runSatInProcess(['backup', '/nonexistent/dir/x'], db.env);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toContain('cannot write /nonexistent/dir/x: no such directory');
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
 
   it('points to pg_dump on PostgreSQL', async () => {
     if (!process.env.TEST_DATABASE_URL) {
