@@ -380,16 +380,24 @@ function toRequest({ values, positionals, given }: Parsed, config: Readonly<Conf
  * `sat restore FILE`: only with the server stopped (it holds the database open); takes the DATA_DIR lock itself so
  * no server starts meanwhile.
  */
+// The commands that may make the embedded database when DATA_DIR has none: a first install (`sat migrate`, the first
+// administrator, a resource server or a signing key set up before the first start). `serve` and `restore` make it
+// elsewhere.
+const MAY_CREATE_DATABASE: ReadonlySet<string> = new Set(['migrate', 'admin-add', 'resource-server-add', 'keys-rotate']);
+
 /**
- * `sat backup FILE` on the embedded database, checked before any database is opened: refused when DATA_DIR holds
- * no database (a mistyped DATA_DIR would otherwise get a new, empty one, created and backed up as if all was well)
- * or when FILE cannot be written (nothing is opened or created). undefined when the backup may go ahead.
+ * Any other command on an embedded DATA_DIR that holds no database is refused before anything is opened or created:
+ * a mistyped DATA_DIR used to get a new, empty database (initdb and migrations) and answers such as "No key signs
+ * yet" or, for `sat backup`, the backup of that empty database, exit 0. undefined when the command may go ahead.
  */
-function backupRefusal(config: Readonly<Config>, file: string): ControlResponse | undefined {
-  if (config.databaseUrl) return undefined; // the command itself points to pg_dump
-  if (!existsSync(embeddedDataPath(config.dataDir))) {
-    return { ok: false, error: { code: 'backup_failed', message: `no embedded database in ${config.dataDir}: nothing to back up (is DATA_DIR right?)` } };
-  }
+function noDatabaseRefusal(config: Readonly<Config>, command: string): ControlResponse | undefined {
+  if (config.databaseUrl || MAY_CREATE_DATABASE.has(command) || existsSync(embeddedDataPath(config.dataDir))) return undefined;
+  const what = command === 'backup' ? 'nothing to back up' : 'nothing to read or change';
+  return { ok: false, error: { code: 'no_database', message: `no embedded database in ${config.dataDir}: ${what} (is DATA_DIR right?)` } };
+}
+
+/** `sat backup FILE`: a FILE that cannot be written is refused before the database is opened (nothing is taken). */
+function backupTargetRefusal(file: string): ControlResponse | undefined {
   try {
     checkBackupTarget(file);
   } catch (err) {
@@ -511,10 +519,8 @@ async function execute(
   stderr: CliIo['stderr'],
 ): Promise<ControlResponse> {
   if (req.command === 'restore') return restore(config, String(req.args.file));
-  if (req.command === 'backup') {
-    const refused = backupRefusal(config, String(req.args.file));
-    if (refused) return refused;
-  }
+  const refused = noDatabaseRefusal(config, req.command) ?? (req.command === 'backup' ? backupTargetRefusal(String(req.args.file)) : undefined);
+  if (refused) return refused;
   // A backup of a large database takes longer than the socket's usual 30 s.
   const timeoutMs = req.command === 'backup' ? 30 * 60_000 : undefined;
   if (!config.databaseUrl && readLockHolder(config.dataDir) !== undefined) {

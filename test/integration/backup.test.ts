@@ -167,13 +167,22 @@ describe('sat backup and sat restore (embedded database)', () => {
   }, SPAWNING_TEST_MS);
 
   it('refuses a DATA_DIR with no database, and a bad target, without creating a database', async () => {
-    // A mistyped DATA_DIR used to get a new database (initdb, migrations) that was then backed up as if all was well.
+    // A mistyped DATA_DIR used to get a new database (initdb, migrations) that was then backed up as if all was well,
+    // or answered from it ("No key signs yet", exit 0). Only the commands of a first install may create it.
     const empty = mkdtempSync(path.join(os.tmpdir(), 'sat-backup-empty-'));
     try {
       const env = { ...db.env, DATA_DIR: empty };
       const r = await runSatInProcess(['backup', path.join(empty, 'x.tar.gz')], env);
       expect(r.code).toBe(1);
       expect(r.stderr.replace(/^oidc-provider WARNING.*\n/gm, '')).toBe(`sat: no embedded database in ${empty}: nothing to back up (is DATA_DIR right?)\n`);
+      for (const argv of [['keys', 'list'], ['token', 'list', '--org', 'acme'], ['admin', 'list', '--org', 'acme'], ['resource-server', 'list']]) {
+        const read = await runSatInProcess(argv, env);
+        expect({ argv, code: read.code, stderr: read.stderr.replace(/^oidc-provider WARNING.*\n/gm, '') }).toEqual({
+          argv,
+          code: 1,
+          stderr: `sat: no embedded database in ${empty}: nothing to read or change (is DATA_DIR right?)\n`,
+        });
+      }
       expect(readdirSync(empty)).toEqual([]);
       // With a database there but no server, a bad target is refused before the database is opened (no lock taken).
       const bad = await runSatInProcess(['backup', '/nonexistent/dir/x'], db.env);
