@@ -21,10 +21,10 @@ describe.each(testDatabases())('console under an ISSUER path on %s (Chromium)', 
   beforeAll(async () => {
     db = await createTestDb(kind);
     server = await startServer(db, { ISSUER: 'http://sat-path.example.test/sat' });
-    let context;
-    ({ browser, context, page, watch: w } = await openConsole());
+    const opened = await openConsole();
+    ({ browser, page, watch: w } = opened);
     // Registered after the watch's route, so it runs first: the proxy forwards /sat/… only.
-    await context.route('**/*', (route) => {
+    await opened.context.route('**/*', (route) => {
       const url = new URL(route.request().url());
       if (url.pathname.startsWith('/sat/')) return route.fallback();
       outside.push(url.pathname);
