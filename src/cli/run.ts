@@ -58,9 +58,6 @@ Commands:
                                           private_key_jwt using the public keys in FILE (a JWK Set, a
                                           JWK or a PEM public key), no secret; --require-dpop: access
                                           tokens only with a DPoP proof
-  audit list --org NAME [--token TOKEN_ID] [--limit N]
-                                          the organisation's audit events, newest first (N at most,
-                                          default 50, up to 10000); --token: one token's events only
   token list --org NAME [--status S] [--search TEXT]
                                           list the organisation's tokens (never their secrets); S is
                                           active, expired, expiring or dormant; TEXT: only tokens whose
@@ -73,18 +70,21 @@ Commands:
                                           --jwks FILE replaces every public key of a private_key_jwt
                                           token (for a key rotation: a JWK Set with the old and the new
                                           key, later the new one alone)
-  policy show --org NAME                  print the organisation's policy
-  policy set --org NAME [--max-lifetime-days N] [--allowed-services ID,ID|all]
-             [--revoke-dormant-after-days N|none] [--default-max-tokens-per-hour N|none]
-                                          change the policy: the options given replace those fields
+  token rotate --org NAME TOKEN_ID [--grace-hours H]
+                                          a new client secret for the same client ID, printed once; the
+                                          previous one keeps working H hours (0 to 720, default 24)
   token retire --org NAME TOKEN_ID SECRET_ID
                                           retire one secret of a token at once (after a rotation, once
                                           every client uses the new one); SECRET_ID from token show or
                                           the rotate output
   token revoke --org NAME TOKEN_ID        revoke a token: its client stops working at once
-  token rotate --org NAME TOKEN_ID [--grace-hours H]
-                                          a new client secret for the same client ID, printed once; the
-                                          previous one keeps working H hours (0 to 720, default 24)
+  policy show --org NAME                  print the organisation's policy
+  policy set --org NAME [--max-lifetime-days N] [--allowed-services ID,ID|all]
+             [--revoke-dormant-after-days N|none] [--default-max-tokens-per-hour N|none]
+                                          change the policy: the options given replace those fields
+  audit list --org NAME [--token TOKEN_ID] [--limit N]
+                                          the organisation's audit events, newest first (N at most,
+                                          default 50, up to 10000); --token: one token's events only
   resource-server add --name NAME         credentials for a resource server of the platform: they may call
                                           introspection for every organisation's tokens and nothing else;
                                           prints the client secret once

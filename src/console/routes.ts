@@ -1,6 +1,7 @@
 // The admin console: one static page (src/console/page/) served at /admin with a strict Content-Security-Policy.
-// It is an API client of /admin/api and imports nothing from the domain; the only server-side value it needs
-// (the maximum token lifetime, for the date picker) is read from deps.config and written into a <meta> tag.
+// It is an API client of /admin/api and imports nothing from the domain; the server-side values it needs (the
+// maximum token lifetime for the date picker, the day counts of the badges, the ISSUER's path) are read from
+// deps.config and written into <meta> tags.
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -71,10 +72,23 @@ function consoleHeaders(ctx: Context): void {
   ctx.set('Permissions-Policy', 'camera=(), microphone=(), geolocation=(), payment=()');
 }
 
+const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+/**
+ * The path of ISSUER without its trailing `/` ('' at the root): the page's assets and API calls are addressed under
+ * it, so that behind a proxy forwarding only ISSUER's path (README "Settings") the console still reaches the server;
+ * without a proxy the server answers under that path too (src/http/common.ts).
+ */
+export function consoleBasePath(issuer: string): string {
+  return new URL(issuer).pathname.replace(/\/+$/, '');
+}
+
 /** GET /admin, /admin/ (the page), /admin/assets/{app.js,app.css,icon.svg} and /admin/assets/js/{module}.js. */
 export function consoleRouter(deps: Deps): Router {
   const dir = pageDir();
+  const basePath = consoleBasePath(deps.config.issuer).replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
   const html = readFileSync(path.join(dir, 'index.html'), 'utf8')
+    .replaceAll('{{BASE_PATH}}', basePath)
     .replaceAll('{{MAX_TOKEN_LIFETIME_DAYS}}', String(Math.trunc(deps.config.maxTokenLifetimeDays)))
     .replaceAll('{{EXPIRING_SOON_DAYS}}', String(Math.trunc(deps.config.expiringSoonDays)))
     .replaceAll('{{DORMANT_AFTER_DAYS}}', String(Math.trunc(deps.config.dormantAfterDays)));

@@ -1,5 +1,5 @@
 // `npm run bench`: the token endpoint under load, against a bare oidc-provider baseline, optionally at a million
-// credentials. Not a test (nothing here matches jest's **/*.test.ts). See docs/readme-parts/performance.md.
+// credentials. Not a test (nothing here matches jest's **/*.test.ts). See docs/performance.md.
 //
 // Environment (all optional):
 //   DATABASE_URL         PostgreSQL server to use (a fresh database per target is created and dropped);
@@ -17,6 +17,7 @@
 //   BENCH_PHASES         0 to skip issue 17's phases (phases.ts)   BENCH_PHASE_CONNECTIONS  their concurrency (32)
 //   BENCH_PHASE_ROUNDS   slices the phases compared with each other alternate in (3)
 //   BENCH_NODE_FLAGS     more Node/V8 flags for our server, space-separated (after npm start's)
+//   BENCH_STORM_RATE     wrong sign-ins a second in the sign-in storm, 0 skips it (32)   BENCH_STORM_CONNECTIONS  token load beside it (8)
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';

@@ -58,6 +58,12 @@ export const session = {
   csrf: '',
 };
 
+/**
+ * ISSUER's path ('' at the root), from the page's <meta>: every call goes to it + `path`, so that behind a proxy
+ * forwarding only that path the calls still reach the server.
+ */
+const basePath = document.querySelector('meta[name="sat-base-path"]')?.content ?? '';
+
 /** Calls the admin API with a JSON body; resolves to the parsed answer (null when empty), throws ApiError. */
 export async function api(method, path, body) {
   const headers = { accept: 'application/json' };
@@ -65,7 +71,7 @@ export async function api(method, path, body) {
   if (method !== 'GET' && session.csrf) headers['x-csrf-token'] = session.csrf;
   let res;
   try {
-    res = await fetch(path, {
+    res = await fetch(basePath + path, {
       method,
       headers,
       credentials: 'same-origin',

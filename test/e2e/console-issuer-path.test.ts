@@ -1,0 +1,47 @@
+// The console under an ISSUER with a path (README "Settings": with `https://host/sat` every endpoint is served under
+// it, so a proxy may forward /sat/… as is; "The admin console": open ISSUER + /admin). Behind a proxy that forwards
+// only /sat/…, the page's styles, scripts and API calls must stay under /sat: they used to go to /admin/… at the
+// root, so the page loaded bare and the sign-in never reached the server.
+import type { Browser, Page } from 'playwright-core';
+import { closeAll, openConsole, signInHere, type Watch } from '../support/browser.js';
+import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { startServer, type TestServer } from '../support/server.js';
+
+const ADMIN = { email: 'first-admin@example.com', password: 'first-admin-password' };
+
+describe.each(testDatabases())('console under an ISSUER path on %s (Chromium)', (kind) => {
+  let db: TestDb;
+  let server: TestServer;
+  let browser: Browser;
+  let page: Page;
+  let w: Watch;
+  /** What the proxy refused: every request outside /sat/. */
+  const outside: string[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+    server = await startServer(db, { ISSUER: 'http://sat-path.example.test/sat' });
+    const opened = await openConsole();
+    ({ browser, page, watch: w } = opened);
+    // Registered after the watch's route, so it runs first: the proxy forwards /sat/… only.
+    await opened.context.route('**/*', (route) => {
+      const url = new URL(route.request().url());
+      if (url.pathname.startsWith('/sat/')) return route.fallback();
+      outside.push(url.pathname);
+      return route.abort();
+    });
+  });
+
+  afterAll(() => closeAll(browser, server, db));
+
+  it('loads, signs in and lists tokens with every request under the path', async () => {
+    await page.goto(`${server.url}/sat/admin`);
+    expect(outside).toEqual([]); // the page's styles and scripts (goto waits for them)
+    await signInHere(page, ADMIN);
+    await page.getByText(/\d+ of 25 tokens used/).waitFor();
+    expect(outside).toEqual([]);
+    const paths = w.requests.map((u) => new URL(u).pathname);
+    expect(paths).toEqual(expect.arrayContaining(['/sat/admin/assets/app.js', '/sat/admin/assets/app.css', '/sat/admin/api/login']));
+    expect(w.problems).toEqual([]);
+  });
+});
