@@ -290,6 +290,19 @@ pgSuite('the hourly limit across two instances on %s', (kind) => {
     // reserved ahead: unusedReservationBound).
     expect(ok).toBeGreaterThanOrEqual(limit - 2 * unusedReservationBound(limit));
   });
+
+  it('a limit set on one instance counts what the other issued just before it, not yet written', async () => {
+    const { generate, api } = await adminSession(b);
+    const t = await generate();
+    // A issues three without a limit; its count waits for its 5 s bookkeeping job.
+    for (let i = 0; i < 3; i++) expect((await tokenRequest(a.url, t, OUTSIDE)).status).toBe(200);
+    expect((await api('PATCH', `/tokens/${t.id}`, { max_tokens_per_hour: 4 })).status).toBe(200);
+    await a.runJob('flush-last-used'); // A's job runs after the limit was set
+    expect((await tokenRequest(a.url, t, OUTSIDE)).status).toBe(200); // the fourth of the hour
+    expect((await tokenRequest(a.url, t, OUTSIDE)).status).toBe(429);
+    expect((await tokenRequest(b.url, t, OUTSIDE)).status).toBe(429);
+    expect((await api('GET', `/tokens/${t.id}`)).body).toMatchObject({ max_tokens_per_hour: 4, tokens_last_hour: 4 });
+  });
 });
 
 describe.each(testDatabases())('the hourly limit at shutdown on %s', (kind) => {
