@@ -1,5 +1,6 @@
-// SPEC "Operations": SIGTERM under load (keep-alive, and a new connection per request): no request that arrived before
-// the signal fails, /readyz turns 503, pending last_used_at times are written, and the process exits 0 within SHUTDOWN_GRACE_SECONDS.
+// SPEC "Operations": SIGTERM under load (keep-alive, and a new connection per request): no request that arrived
+// before the signal fails, /readyz turns 503, pending last_used_at times are written, and the process exits 0 within
+// SHUTDOWN_GRACE_SECONDS.
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
