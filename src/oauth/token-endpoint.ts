@@ -3,7 +3,16 @@ import type { Middleware } from 'koa';
 import { errors } from 'oidc-provider';
 import type { Deps } from '../deps.js';
 import { tokenRequestDuration, tokenRequests } from '../metrics.js';
-import { AccessTokenAllowance, authenticateClient, checkClientAddress, findAssertionClient, NO_LIMIT, type Allowance, type ClientRow } from '../tokens/index.js';
+import {
+  AccessTokenAllowance,
+  authenticateClient,
+  checkClientAddress,
+  findAssertionClient,
+  NO_LIMIT,
+  recordUseOfQuietToken,
+  type Allowance,
+  type ClientRow,
+} from '../tokens/index.js';
 import { parseClientCredentials, type ParsedCredentials } from './credentials.js';
 import { ClientAuthenticationFailed, RateLimited, renderOAuthError } from './errors.js';
 import type { TokenFastPath } from './fast-path.js';
@@ -119,6 +128,10 @@ export function tokenEndpoint(deps: Deps, current: () => CurrentProvider, hourly
           throw new errors.UnauthorizedClient('resource server credentials may only be used at the introspection endpoint');
         }
         row = client.token;
+      }
+      // A token unused for about a month gets this use written now, so no instance takes it for dormant.
+      if (!(await recordUseOfQuietToken(deps, row))) {
+        throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
       }
       row = withCatalogueServices(row, catalogue);
       const scope = form.params.scope;

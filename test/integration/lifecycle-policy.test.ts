@@ -239,6 +239,21 @@ describe.each(testDatabases())('organisation policy on %s', (kind) => {
       expect((await api('GET', `/tokens/${busy.id}`)).status).toBe(404);
     });
 
+    it('writes the first use of a token quiet for a month at once, so no job takes it for dormant meanwhile', async () => {
+      const { admin, api } = await session();
+      const now = Date.now();
+      const quiet = await makeToken(server.deps, admin, { name: 'quiet', expires_at: daysFromNow(200) });
+      await setTokenTimes(server.deps, quiet.id, { created_at: new Date(now - 40 * DAY) });
+      expect((await api('PUT', '/policy', policy({ allowed_services: CATALOGUE, max_lifetime_days: 366, revoke_dormant_after_days: 30 }))).status).toBe(200);
+      expect((await exchange(quiet.client_id, quiet.client_secret)).status).toBe(200);
+      // Written by the request itself, not by the 5 s bookkeeping (not run here); the job finds it in use.
+      const row = await server.deps.db.knex('tokens').where({ id: quiet.id }).first();
+      expect(row.last_used_at).not.toBeNull();
+      expect(await revokeDormantTokens(at(now + 1000))).toBe(0);
+      expect((await exchange(quiet.client_id, quiet.client_secret)).status).toBe(200);
+      expect((await api('PUT', '/policy', policy({ allowed_services: CATALOGUE, revoke_dormant_after_days: null }))).status).toBe(200);
+    });
+
     it('does nothing once the policy no longer asks for it', async () => {
       const { admin, api } = await session();
       const t = await makeToken(server.deps, admin, { expires_at: daysFromNow(300) });
