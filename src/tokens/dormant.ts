@@ -19,11 +19,14 @@ const QUIET_AFTER_MS = 29 * DAY_MS;
  * Any other token (`last_used_at` recent) costs nothing: no database access.
  */
 export async function recordUseOfQuietToken(deps: Pick<Deps, 'db' | 'clock'>, row: ClientRow): Promise<boolean> {
+  if (!isQuietToken(row, deps.clock())) return true;
+  return q.touchLastUsed(deps.db.knex, row.id, deps.clock());
+}
+
+/** Whether `row`'s last use (or creation) is old enough for recordUseOfQuietToken to write a use at once. */
+export function isQuietToken(row: ClientRow, now: Date): boolean {
   const lastActive = row.last_used_at ?? row.created_at;
-  if (!lastActive) return true;
-  const now = deps.clock();
-  if (now.getTime() - lastActive.getTime() < QUIET_AFTER_MS) return true;
-  return q.touchLastUsed(deps.db.knex, row.id, now);
+  return lastActive !== undefined && lastActive !== null && now.getTime() - lastActive.getTime() >= QUIET_AFTER_MS;
 }
 
 /**
