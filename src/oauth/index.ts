@@ -192,7 +192,11 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
       }
       return kid;
     },
-    flushUsage: () => usage.flush(deps.db.knex),
+    async flushUsage() {
+      const written = await usage.flush(deps.db.knex);
+      await hourly.releasePastMinutes(); // hourly-limit reservations of minutes that are over
+      return written;
+    },
     releaseHourlyReservations: () => hourly.releaseUnused(),
   };
 }
