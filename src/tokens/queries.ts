@@ -96,11 +96,6 @@ export async function listDormantTokenIds(db: Db, organisationId: string, now: D
 }
 
 /**
- * Deletes the token only if, at this moment, its organisation's policy still revokes dormant tokens and the token
- * is still active and dormant for that many days. One statement: of several instances racing for the same token,
- * exactly one gets the row back (the others wait for its row lock, then find nothing).
- */
-/**
  * Writes `at` as the token's last use now (never moving it back): true, or false when the token is gone (revoked
  * meanwhile). Its row lock orders it with deleteTokenIfDormantByPolicy's conditional delete.
  */
@@ -109,6 +104,11 @@ export async function touchLastUsed(db: Db, id: string, at: Date): Promise<boole
   return rows.length === 1;
 }
 
+/**
+ * Deletes the token only if, at this moment, its organisation's policy still revokes dormant tokens and the token
+ * is still active and dormant for that many days. One statement: of several instances racing for the same token,
+ * exactly one gets the row back (the others wait for its row lock, then find nothing).
+ */
 export async function deleteTokenIfDormantByPolicy(
   trx: Db,
   organisationId: string,
