@@ -24,13 +24,15 @@ function toMetadata(row: ClientRow): ClientMetadata {
     org_id: row.organisation_id,
     token_id: row.id,
     expires_at: Math.floor(row.expires_at.getTime() / 1000),
+    // Its access tokens are counted by the hourly limit as they are issued (tokens/limits.ts), not by the usage flush.
+    hourly_limited: row.max_tokens_per_hour !== null && row.max_tokens_per_hour !== undefined,
   };
 }
 
 /** Every row field toMetadata reads, in one string: rows with equal keys give equal metadata (keep them in step). */
 function metadataKey(row: ClientRow): string {
   const jwks = row.jwks === null ? '' : typeof row.jwks === 'string' ? row.jwks : JSON.stringify(row.jwks);
-  return `${row.client_id} ${row.id} ${row.organisation_id} ${row.expires_at.getTime()} ${row.secret_hash} ${row.services.join(',')} ${row.auth_method} ${row.require_dpop} ${jwks}`;
+  return `${row.client_id} ${row.id} ${row.organisation_id} ${row.expires_at.getTime()} ${row.secret_hash} ${row.services.join(',')} ${row.auth_method} ${row.require_dpop} ${row.max_tokens_per_hour == null ? 0 : 1} ${jwks}`;
 }
 
 /**

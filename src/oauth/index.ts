@@ -71,7 +71,10 @@ export interface OAuth {
 export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth> {
   const { config } = deps;
   const usage = new UsageRecorder();
-  const hooks = { onTokenIssued: (tokenId: string, secretHash?: string) => usage.record(tokenId, deps.clock(), secretHash) };
+  const hooks = {
+    onTokenIssued: (tokenId: string, secretHash: string | undefined, hourlyLimited: boolean) =>
+      usage.record(tokenId, deps.clock(), secretHash, !hourlyLimited),
+  };
   const retention = keyRetentionMs(config.accessTokenTtlSeconds);
   // Start: resolve the key-encryption key (KeyEncryptionError stops the server), seal keys stored in clear.
   const ring = keyRing ?? openKeyRing(config, deps.db.kind, deps.log);
@@ -189,7 +192,11 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
       }
       return kid;
     },
-    flushUsage: () => usage.flush(deps.db.knex),
+    async flushUsage() {
+      const written = await usage.flush(deps.db.knex);
+      await hourly.releasePastMinutes(); // hourly-limit reservations of minutes that are over
+      return written;
+    },
     releaseHourlyReservations: () => hourly.releaseUnused(),
   };
 }

@@ -31,7 +31,7 @@ import type { KeySet } from '../keys/index.js';
 
 export interface ProviderHooks {
   /** Called after each successful token exchange, on either path (last_used_at bookkeeping; must not block). */
-  onTokenIssued(tokenId: string, secretHash?: string): void;
+  onTokenIssued(tokenId: string, secretHash: string | undefined, hourlyLimited: boolean): void;
 }
 
 /**
@@ -151,7 +151,7 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
   const issued = (client: Client) => {
     // clientSecret is the hash of the secret that authenticated (tokens.authenticateClient): per-secret last use.
     if (typeof client.token_id === 'string') {
-      hooks.onTokenIssued(client.token_id, typeof client.clientSecret === 'string' ? client.clientSecret : undefined);
+      hooks.onTokenIssued(client.token_id, typeof client.clientSecret === 'string' ? client.clientSecret : undefined, client.hourly_limited === true);
     }
   };
 
@@ -184,7 +184,7 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
       token_endpoint_auth_method: 'client_secret_basic',
       id_token_signed_response_alg: config.signingAlg,
     },
-    extraClientMetadata: { properties: ['org_id', 'token_id', 'expires_at'] },
+    extraClientMetadata: { properties: ['org_id', 'token_id', 'expires_at', 'hourly_limited'] },
     // A token request with an Origin header (a browser) is refused, as the provider's default decides for our clients
     // (confidential, no redirect URIs); set here so the default does not print its "SHOULD change" notice, a line
     // that is not JSON, on standard output among the logs.

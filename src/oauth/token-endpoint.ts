@@ -1,9 +1,21 @@
 import { IncomingMessage, type ServerResponse } from 'node:http';
 import type { Middleware } from 'koa';
 import { errors } from 'oidc-provider';
+import { issuerUrl } from '../config/index.js';
 import type { Deps } from '../deps.js';
 import { tokenRequestDuration, tokenRequests } from '../metrics.js';
-import { AccessTokenAllowance, authenticateClient, checkClientAddress, findAssertionClient, NO_LIMIT, type Allowance, type ClientRow } from '../tokens/index.js';
+import {
+  AccessTokenAllowance,
+  authenticateClient,
+  checkClientAddress,
+  findAssertionClient,
+  isQuietToken,
+  NO_LIMIT,
+  recordUseOfQuietToken,
+  verifyAssertion,
+  type Allowance,
+  type ClientRow,
+} from '../tokens/index.js';
 import { parseClientCredentials, type ParsedCredentials } from './credentials.js';
 import { ClientAuthenticationFailed, RateLimited, renderOAuthError } from './errors.js';
 import type { TokenFastPath } from './fast-path.js';
@@ -93,6 +105,7 @@ function hourlyAllowance(allowance: AccessTokenAllowance, grantType: unknown, to
 export function tokenEndpoint(deps: Deps, current: () => CurrentProvider, hourly = new AccessTokenAllowance(deps)): Middleware {
   const { issuer } = deps.config;
   const catalogue: ReadonlySet<string> = new Set(deps.config.services.map((s) => s.id));
+  const assertionAudiences = [issuer, issuerUrl(issuer, '/token')]; // SPEC: an assertion's aud is the issuer or the token endpoint
   return async (ctx) => {
     const started = process.hrtime.bigint();
     let path: 'fast' | 'provider' = 'provider';
@@ -119,6 +132,16 @@ export function tokenEndpoint(deps: Deps, current: () => CurrentProvider, hourly
           throw new errors.UnauthorizedClient('resource server credentials may only be used at the introspection endpoint');
         }
         row = client.token;
+      }
+      // A token unused for about a month gets this use written now, so no instance takes it for dormant: a secret
+      // was verified above; an assertion is verified first here (the provider still checks it all, its jti too), so
+      // that a client ID alone keeps no token alive. One the check does not accept goes on without the write.
+      if (
+        isQuietToken(row, deps.clock()) &&
+        (presented.method !== 'private_key_jwt' || (await verifyAssertion(row, presented.assertion, assertionAudiences, deps.clock()))) &&
+        !(await recordUseOfQuietToken(deps, row))
+      ) {
+        throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
       }
       row = withCatalogueServices(row, catalogue);
       const scope = form.params.scope;

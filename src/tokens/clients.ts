@@ -136,10 +136,28 @@ export async function authenticateAssertion(
   const token = await findAssertionClient(deps, clientId);
   if (!token) return undefined;
   const now = deps.clock();
+  const verified = await verifyAssertion(token, presented.assertion, audiences, now);
+  if (!verified) return undefined;
+  const key = createHash('sha256').update(`${clientId}${verified.jti}`).digest('base64url');
+  if (!(await claimReplayId(deps.db.knex, key, new Date(verified.exp * 1000), now))) return undefined;
+  return { kind: 'token', clientId, token };
+}
+
+/**
+ * authenticateAssertion's checks of the assertion itself against `token`'s registered keys (signature, iss, sub,
+ * aud, exp, nbf), without claiming its `jti`: its `exp` and `jti` when it passes, else undefined.
+ */
+export async function verifyAssertion(
+  token: ClientRow,
+  assertion: string,
+  audiences: string[],
+  now: Date,
+): Promise<{ exp: number; jti: string } | undefined> {
+  const clientId = token.client_id;
   let exp: number;
   let jti: string;
   try {
-    const { payload } = await jwtVerify(presented.assertion, createLocalJWKSet({ keys: rowJwks(token) as JWK[] }), {
+    const { payload } = await jwtVerify(assertion, createLocalJWKSet({ keys: rowJwks(token) as JWK[] }), {
       issuer: clientId,
       subject: clientId,
       audience: audiences,
@@ -155,7 +173,5 @@ export async function authenticateAssertion(
   }
   const nowS = now.getTime() / 1000;
   if (exp <= nowS || exp - nowS > MAX_ASSERTION_LIFETIME_S) return undefined;
-  const key = createHash('sha256').update(`${clientId}${jti}`).digest('base64url');
-  if (!(await claimReplayId(deps.db.knex, key, new Date(exp * 1000), now))) return undefined;
-  return { kind: 'token', clientId, token };
+  return { exp, jti };
 }

@@ -3,8 +3,31 @@ import type { Deps } from '../deps.js';
 import { queueTokenRevokedDormantMail } from '../mail/index.js';
 import { listDormantRevocationPolicies } from '../policy/index.js';
 import * as q from './queries.js';
+import type { ClientRow } from './queries.js';
 
 const DAY_MS = 86_400_000;
+/** The shortest `revoke_dormant_after_days` a policy may set (policy/schemas.ts), less a day of margin. */
+const QUIET_AFTER_MS = 29 * DAY_MS;
+
+/**
+ * At the token endpoint, after the client authenticated: a token whose last use (or creation) is older than any
+ * policy's dormancy minus a day gets this use written at once, before it is served, instead of by the 5 s
+ * bookkeeping job (tokens/usage.ts). Another instance's dormant-revocation job cannot see uses still in this
+ * instance's memory, and used to revoke a token used there a moment ago (a monthly batch job's token, at its first
+ * use in 30 days). The update and the job's conditional delete take the same row lock: either the delete sees
+ * this use and leaves the token, or it ran first and this returns false (the token is gone: `invalid_client`).
+ * Any other token (`last_used_at` recent) costs nothing: no database access.
+ */
+export async function recordUseOfQuietToken(deps: Pick<Deps, 'db' | 'clock'>, row: ClientRow): Promise<boolean> {
+  if (!isQuietToken(row, deps.clock())) return true;
+  return q.touchLastUsed(deps.db.knex, row.id, deps.clock());
+}
+
+/** Whether `row`'s last use (or creation) is old enough for recordUseOfQuietToken to write a use at once. */
+export function isQuietToken(row: ClientRow, now: Date): boolean {
+  const lastActive = row.last_used_at ?? row.created_at;
+  return lastActive !== undefined && lastActive !== null && now.getTime() - lastActive.getTime() >= QUIET_AFTER_MS;
+}
 
 /**
  * SPEC "Organisation policy": revokes every active token that has not been used for its organisation's

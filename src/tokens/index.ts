@@ -31,7 +31,7 @@ export {
   type UpdateTokenInput,
   type TokenStatusFilter,
 } from './schemas.js';
-export { revokeDormantTokens } from './dormant.js';
+export { isQuietToken, recordUseOfQuietToken, revokeDormantTokens } from './dormant.js';
 export { normaliseNetwork, isAddressAllowed, MAX_ALLOWED_IPS } from './networks.js';
 export { findTokenByClientId, deleteToken } from './queries.js';
 export { updateTokenCredentialsBody, type UpdateTokenCredentialsInput } from './schemas.js';
@@ -57,6 +57,7 @@ export {
   authenticateForIntrospection,
   findAssertionClient,
   findIntrospectedSubject,
+  verifyAssertion,
   type AuthenticatedClient,
   type IntrospectedSubject,
   type PresentedCredentials,

@@ -87,8 +87,9 @@ export const NO_LIMIT: Allowance = Object.freeze({ allowed: true as const, relea
  * before any of it is used and is only used inside its minute, so the count never goes over the limit. When half
  * of a reservation is used, the instance reserves the next one in the background (so requests do not wait for that
  * statement); what an instance reserved and did not use is given back when it reserves again in a later minute,
- * or at shutdown (releaseUnused) (until then the hour shows it as used, so another instance near the limit may be refused up to
- * `unusedReservationBound(limit)` early, and `tokens_last_hour` may show it).
+ * by the bookkeeping job once its minute is over (releasePastMinutes), when the token's limit changed, or at
+ * shutdown (releaseUnused) (until then the hour shows it as used, so another instance near the limit may be
+ * refused up to `unusedReservationBound(limit)` early, and `tokens_last_hour` may show it).
  */
 export function reservationSize(limit: number): number {
   return limit < 200 ? 1 : Math.min(200, Math.floor(limit / 100));
@@ -103,6 +104,8 @@ export function unusedReservationBound(limit: number): number {
 
 interface Reservation {
   minute: number;
+  /** The token's max_tokens_per_hour when it was reserved: a changed limit voids it. */
+  limit: number;
   reserved: number;
   used: number;
   /** The next reservation is being counted in the database (at most one at a time). */
@@ -131,11 +134,15 @@ export class AccessTokenAllowance {
     const limit = token.max_tokens_per_hour;
     if (limit === null || limit === undefined) return NO_LIMIT;
     const size = reservationSize(limit);
+    // Reserved under another limit (changed since, on any instance): given back, so the new limit counts only
+    // what was issued (a lowered limit would otherwise be passed by the rest of it, or refuse on its phantom count).
+    const held = this.reservations.get(token.id);
+    if (held && held.limit !== limit) await this.drop(token.id, held);
     if (size === 1) return takeExactly(this.deps, token.id, limit, 1);
     for (;;) {
       const minute = minuteOf(this.deps.clock()).getTime();
       const r = this.reservations.get(token.id);
-      if (r && r.minute === minute && r.used < r.reserved) {
+      if (r && r.minute === minute && r.limit === limit && r.used < r.reserved) {
         r.used++;
         if (!r.extending && !r.full && r.reserved - r.used <= size / 2) this.extend(token.id, limit, size, r);
         return { allowed: true, release: async () => this.giveBackOne(token.id, r) };
@@ -168,7 +175,7 @@ export class AccessTokenAllowance {
     const minute = minuteOf(now);
     const total = await addToBucket(this.deps.db.knex, tokenId, now, size);
     if (total <= limit) {
-      this.reservations.set(tokenId, { minute: minute.getTime(), reserved: size, used: 0, extending: false, full: false });
+      this.reservations.set(tokenId, { minute: minute.getTime(), limit, reserved: size, used: 0, extending: false, full: false });
       return undefined; // the caller takes one from it
     }
     await giveBack(this.deps.db.knex, tokenId, minute, size);
@@ -224,6 +231,31 @@ export class AccessTokenAllowance {
       if (unused <= 0) continue;
       await giveBack(this.deps.db.knex, tokenId, new Date(r.minute), unused);
       released += unused;
+    }
+    return released;
+  }
+
+  /** Takes `r` out of this instance's reservations and gives back what it left unused. */
+  private async drop(tokenId: string, r: Reservation): Promise<void> {
+    if (this.reservations.get(tokenId) !== r) return;
+    this.reservations.delete(tokenId); // an extension still in flight sees it gone and gives itself back
+    const unused = r.reserved - r.used;
+    r.reserved = r.used; // a later giveBackOne for it goes to the database
+    if (unused > 0) await giveBack(this.deps.db.knex, tokenId, new Date(r.minute), unused);
+  }
+
+  /**
+   * The bookkeeping job (every 5 s): gives back what reservations of minutes already over left unused, so an
+   * instance that sees no more requests for a token does not hold part of its hour for the rest of the hour (the
+   * other instances would be refused that much early, or, after the limit was lowered, entirely). Returns how many.
+   */
+  async releasePastMinutes(): Promise<number> {
+    const minute = minuteOf(this.deps.clock()).getTime();
+    let released = 0;
+    for (const [tokenId, r] of [...this.reservations]) {
+      if (r.minute === minute || r.extending) continue;
+      released += Math.max(0, r.reserved - r.used);
+      await this.drop(tokenId, r);
     }
     return released;
   }

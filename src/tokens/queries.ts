@@ -96,6 +96,15 @@ export async function listDormantTokenIds(db: Db, organisationId: string, now: D
 }
 
 /**
+ * Writes `at` as the token's last use now (never moving it back): true, or false when the token is gone (revoked
+ * meanwhile). Its row lock orders it with deleteTokenIfDormantByPolicy's conditional delete.
+ */
+export async function touchLastUsed(db: Db, id: string, at: Date): Promise<boolean> {
+  const rows = await db('tokens').where({ id }).update({ last_used_at: db.raw('greatest(last_used_at, ?::timestamptz)', [at]) }, ['id']);
+  return rows.length === 1;
+}
+
+/**
  * Deletes the token only if, at this moment, its organisation's policy still revokes dormant tokens and the token
  * is still active and dormant for that many days. One statement: of several instances racing for the same token,
  * exactly one gets the row back (the others wait for its row lock, then find nothing).
@@ -169,7 +178,7 @@ export type ClientRow = Pick<
   TokenRow,
   'id' | 'organisation_id' | 'client_id' | 'secret_hash' | 'services' | 'expires_at' | 'auth_method' | 'jwks' | 'require_dpop'
 > &
-  Partial<Pick<TokenRow, 'allowed_ips' | 'max_tokens_per_hour'>> & {
+  Partial<Pick<TokenRow, 'allowed_ips' | 'max_tokens_per_hour' | 'last_used_at' | 'created_at'>> & {
   /** The previous secret during a rotation's grace period (SPEC "Secret rotation with overlap"); absent/null when none. */
   prev_secret_hash?: string | null;
   prev_secret_expires_at?: Date | null;
@@ -188,13 +197,15 @@ const CLIENT_COLUMNS = [
   'prev_secret_expires_at',
   'allowed_ips',
   'max_tokens_per_hour',
+  'last_used_at',
+  'created_at',
 ] as const;
 // Columns listed, never `*`: a prepared statement keeps the shape it was prepared with (a new shape, a new name).
 // Exported (with $1) for the bench's EXPLAIN.
 export const CLIENT_LOOKUP_SQL = `select ${CLIENT_COLUMNS.join(', ')} from tokens where client_id = any($1::text[])`;
 
 const lookupClient = sharedRead<string, ClientRow, Map<string, ClientRow>, ClientRow | undefined>({
-  name: 'sat_client_lookup_v4',
+  name: 'sat_client_lookup_v5',
   text: CLIENT_LOOKUP_SQL,
   max: 256,
   values: (ids) => [[...new Set(ids)]],

@@ -13,8 +13,10 @@ const MAX_PENDING_ISSUED = 100_000;
  *   `prev_secret_last_used_at`, matched by the hash that authenticated: SPEC "Secret rotation with overlap").
  * - `tokens_last_hour` of tokens without `max_tokens_per_hour` (SPEC "Network and rate limits per token": the token
  *   resource shows it): access tokens issued per token and minute, added to the same `token_issuance_buckets` the
- *   hourly limit counts in. Tokens with a limit are counted there by the limit itself (limits.ts), so the flush
- *   skips them.
+ *   hourly limit counts in. Access tokens of a token that had a limit when they were issued are counted there by
+ *   the limit itself (limits.ts), so they are not recorded here (`count` false). One issued without a limit is
+ *   written even when the token has a limit by the time of the flush: a limit set on another instance a moment
+ *   ago must count what this instance issued in the hour before it.
  */
 export class UsageRecorder {
   private pending = new Map<string, { id: string; hash: string | null; at: Date }>();
@@ -26,17 +28,22 @@ export class UsageRecorder {
 
   /**
    * Records an access token issued at `at` (deps.clock() of the caller) to the token `tokenId`, authenticated by the
-   * secret whose hash is `secretHash` (when known): one more in its minute's count, and a use for `last_used_at`.
+   * secret whose hash is `secretHash` (when known): a use for `last_used_at` and, when `count` (the token had no
+   * hourly limit, which would have counted it already), one more in its minute's count.
    */
-  record(tokenId: string, at: Date, secretHash?: string): void {
-    const bucket = `${tokenId} ${Math.floor(at.getTime() / MINUTE_MS) * MINUTE_MS}`;
-    const count = this.issued.get(bucket);
-    if (count !== undefined) this.issued.set(bucket, count + 1);
-    else if (this.issued.size < MAX_PENDING_ISSUED) this.issued.set(bucket, 1);
+  record(tokenId: string, at: Date, secretHash?: string, count = true): void {
+    if (count) this.countIssued(tokenId, at);
     const key = secretHash ? `${tokenId} ${secretHash}` : tokenId;
     const last = this.written.get(key);
     if (last !== undefined && at.getTime() - last < this.minIntervalMs) return;
     this.pending.set(key, { id: tokenId, hash: secretHash ?? null, at });
+  }
+
+  private countIssued(tokenId: string, at: Date): void {
+    const bucket = `${tokenId} ${Math.floor(at.getTime() / MINUTE_MS) * MINUTE_MS}`;
+    const count = this.issued.get(bucket);
+    if (count !== undefined) this.issued.set(bucket, count + 1);
+    else if (this.issued.size < MAX_PENDING_ISSUED) this.issued.set(bucket, 1);
   }
 
   get size(): number {
@@ -66,11 +73,12 @@ export class UsageRecorder {
       counts.push(n);
     }
     try {
-      // A token revoked meanwhile (its row deleted) or given a limit meanwhile (counted by the limit) is skipped.
+      // A token revoked meanwhile (its row deleted) is skipped. One given a limit meanwhile is not: its limit counts
+      // what was issued before it in the hour.
       await db.raw(
         `insert into token_issuance_buckets as b (token_id, minute, count)
          select u.id, u.minute, u.n from unnest(?::uuid[], ?::timestamptz[], ?::int[]) as u(id, minute, n)
-           join tokens t on t.id = u.id and t.max_tokens_per_hour is null
+           join tokens t on t.id = u.id
          on conflict (token_id, minute) do update set count = b.count + excluded.count`,
         [ids, minutes, counts],
       );

@@ -1,5 +1,7 @@
 // SPEC "Credential lifecycle" / "Organisation policy": GET and PUT /admin/api/policy, its enforcement on generate
 // and update, the audit event, and the revocation of dormant tokens (job triggered directly, with an injected clock).
+import { randomUUID } from 'node:crypto';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { createLogger } from '../../src/log.js';
 import { deliverDueMail } from '../../src/mail/delivery.js';
 import { createMailTransport } from '../../src/mail/transport.js';
@@ -237,6 +239,57 @@ describe.each(testDatabases())('organisation policy on %s', (kind) => {
       // 60 days on, busy (last used 60 days before) goes too.
       expect(await revokeDormantTokens(at(now + 60 * DAY))).toBe(1);
       expect((await api('GET', `/tokens/${busy.id}`)).status).toBe(404);
+    });
+
+    it('writes the first use of a token quiet for a month at once, so no job takes it for dormant meanwhile', async () => {
+      const { admin, api } = await session();
+      const now = Date.now();
+      const quiet = await makeToken(server.deps, admin, { name: 'quiet', expires_at: daysFromNow(200) });
+      await setTokenTimes(server.deps, quiet.id, { created_at: new Date(now - 40 * DAY) });
+      expect((await api('PUT', '/policy', policy({ allowed_services: CATALOGUE, max_lifetime_days: 366, revoke_dormant_after_days: 30 }))).status).toBe(200);
+      expect((await exchange(quiet.client_id, quiet.client_secret)).status).toBe(200);
+      // Written by the request itself, not by the 5 s bookkeeping (not run here); the job finds it in use.
+      const row = await server.deps.db.knex('tokens').where({ id: quiet.id }).first();
+      expect(row.last_used_at).not.toBeNull();
+      expect(await revokeDormantTokens(at(now + 1000))).toBe(0);
+      expect((await exchange(quiet.client_id, quiet.client_secret)).status).toBe(200);
+      expect((await api('PUT', '/policy', policy({ allowed_services: CATALOGUE, revoke_dormant_after_days: null }))).status).toBe(200);
+    });
+
+    it('writes it for a private_key_jwt token only once the assertion verifies: a client ID alone keeps nothing alive', async () => {
+      const { api } = await session();
+      const now = Date.now();
+      const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+      const made = await api('POST', '/tokens', tokenBody({ services: ['jobs'], auth_method: 'private_key_jwt', jwks: { keys: [await exportJWK(publicKey)] } }));
+      expect(made.status).toBe(201);
+      const clientId = made.body.client_id as string;
+      await setTokenTimes(server.deps, made.body.id, { created_at: new Date(now - 40 * DAY) });
+      const assertion = (key: Parameters<SignJWT['sign']>[0]) =>
+        new SignJWT({})
+          .setProtectedHeader({ alg: 'ES256' })
+          .setIssuer(clientId)
+          .setSubject(clientId)
+          .setAudience(server.issuer)
+          .setJti(randomUUID())
+          .setIssuedAt()
+          .setExpirationTime('2m')
+          .sign(key);
+      const send = async (key: Parameters<SignJWT['sign']>[0]) =>
+        fetch(`${server.url}/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({
+            grant_type: 'client_credentials',
+            client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+            client_assertion: await assertion(key),
+          }).toString(),
+        });
+      const lastUsed = async () => (await server.deps.db.knex('tokens').where({ id: made.body.id }).first()).last_used_at;
+      const stranger = await generateKeyPair('ES256');
+      expect((await send(stranger.privateKey)).status).toBe(401); // signed by a key that is not the token's
+      expect(await lastUsed()).toBeNull();
+      expect((await send(privateKey)).status).toBe(200);
+      expect(await lastUsed()).not.toBeNull();
     });
 
     it('does nothing once the policy no longer asks for it', async () => {

@@ -220,6 +220,28 @@ describe.each(testDatabases())('per-token network and rate limits on %s', (kind)
     expect(unusedReservationBound(limit)).toBe(size + size / 2);
   });
 
+  it('applies a lowered limit at once to what the instance had reserved under the old one', async () => {
+    const { generate, api } = await adminSession(server);
+    clock.set(Math.floor(Date.now() / MINUTE) * MINUTE + 5_000); // all in one minute
+    const count = async (t: Generated, n: number) => {
+      const statuses: number[] = [];
+      for (let i = 0; i < n; i++) statuses.push((await tokenRequest(server.url, t, OUTSIDE)).status);
+      return statuses.filter((s) => s === 200).length;
+    };
+    // Lowered, still reserving in batches (300: 3 at a time): the 200 reserved under 20,000 are not handed out.
+    const a = await generate({ max_tokens_per_hour: 20_000 });
+    expect(await count(a, 1)).toBe(1); // 200 reserved, 1 used
+    expect((await api('PATCH', `/tokens/${a.id}`, { max_tokens_per_hour: 300 })).status).toBe(200);
+    expect(await count(a, 320)).toBe(299);
+    expect((await api('GET', `/tokens/${a.id}`)).body.tokens_last_hour).toBe(300);
+    // Lowered under 200 (counted one by one): what was reserved and not used no longer counts as issued.
+    const b = await generate({ max_tokens_per_hour: 20_000 });
+    expect(await count(b, 1)).toBe(1);
+    expect((await api('PATCH', `/tokens/${b.id}`, { max_tokens_per_hour: 100 })).status).toBe(200);
+    expect(await count(b, 110)).toBe(99);
+    expect((await api('GET', `/tokens/${b.id}`)).body.tokens_last_hour).toBe(100);
+  });
+
   it('counts tokens_last_hour for a token without a limit too, in the same rolling hour, never refusing', async () => {
     const { generate, api } = await adminSession(server);
     const start = Math.floor(Date.now() / MINUTE) * MINUTE + 10_000;
@@ -289,6 +311,53 @@ pgSuite('the hourly limit across two instances on %s', (kind) => {
     // Not undercut either, but for what each instance reserved and had not used (1 % of the limit, and as much again
     // reserved ahead: unusedReservationBound).
     expect(ok).toBeGreaterThanOrEqual(limit - 2 * unusedReservationBound(limit));
+  });
+
+  it('an instance gives back what it reserved and left unused once the minute is over, even with no more requests', async () => {
+    const { generate, api } = await adminSession(a);
+    clock.set(Math.floor(Date.now() / MINUTE) * MINUTE + 5_000);
+    try {
+      const t = await generate({ max_tokens_per_hour: 20_000 });
+      expect((await tokenRequest(b.url, t, OUTSIDE)).status).toBe(200); // B reserves 200, uses 1, and sees no more
+      expect((await api('PATCH', `/tokens/${t.id}`, { max_tokens_per_hour: 10 })).status).toBe(200);
+      clock.advance(MINUTE);
+      await b.runJob('flush-last-used'); // B's 5 s bookkeeping, in the next minute
+      let ok = 0;
+      for (let i = 0; i < 12; i++) if ((await tokenRequest(a.url, t, OUTSIDE)).status === 200) ok++;
+      expect(ok).toBe(9); // 10 in the hour, 1 of them B's
+      expect((await api('GET', `/tokens/${t.id}`)).body.tokens_last_hour).toBe(10);
+    } finally {
+      clock.resume();
+    }
+  });
+
+  it('a limit lowered while both instances hold reservations made under the old one is kept', async () => {
+    const { generate, api } = await adminSession(a);
+    clock.set(Math.floor(Date.now() / MINUTE) * MINUTE + 5_000);
+    try {
+      const t = await generate({ max_tokens_per_hour: 20_000 });
+      expect((await tokenRequest(a.url, t, OUTSIDE)).status).toBe(200); // 200 reserved on A
+      expect((await tokenRequest(b.url, t, OUTSIDE)).status).toBe(200); // and 200 on B
+      expect((await api('PATCH', `/tokens/${t.id}`, { max_tokens_per_hour: 300 })).status).toBe(200);
+      let ok = 2;
+      for (let i = 0; i < 400; i++) if ((await tokenRequest(i % 2 ? a.url : b.url, t, OUTSIDE)).status === 200) ok++;
+      expect(ok).toBeLessThanOrEqual(300);
+    } finally {
+      clock.resume();
+    }
+  });
+
+  it('a limit set on one instance counts what the other issued just before it, not yet written', async () => {
+    const { generate, api } = await adminSession(b);
+    const t = await generate();
+    // A issues three without a limit; its count waits for its 5 s bookkeeping job.
+    for (let i = 0; i < 3; i++) expect((await tokenRequest(a.url, t, OUTSIDE)).status).toBe(200);
+    expect((await api('PATCH', `/tokens/${t.id}`, { max_tokens_per_hour: 4 })).status).toBe(200);
+    await a.runJob('flush-last-used'); // A's job runs after the limit was set
+    expect((await tokenRequest(a.url, t, OUTSIDE)).status).toBe(200); // the fourth of the hour
+    expect((await tokenRequest(a.url, t, OUTSIDE)).status).toBe(429);
+    expect((await tokenRequest(b.url, t, OUTSIDE)).status).toBe(429);
+    expect((await api('GET', `/tokens/${t.id}`)).body).toMatchObject({ max_tokens_per_hour: 4, tokens_last_hour: 4 });
   });
 });
 
