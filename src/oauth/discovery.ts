@@ -88,10 +88,21 @@ export function prepareJwks(publicKeys: JWK[]): PreparedJson {
 }
 
 /**
- * Serves a prepared document: GET/HEAD with `Cache-Control: public, max-age=300`, an ETag (304 on a match) and
- * `Access-Control-Allow-Origin: *`; OPTIONS (CORS preflight) 204; anything else 405.
+ * The JWKS's `max-age` in seconds: METADATA_MAX_AGE (300), or half of `KEY_PUBLISH_AHEAD_SECONDS` when that is
+ * shorter, so that a cache (a CDN, a verifier honouring the header) that fetched the JWKS just before a rotation
+ * holds the new key well before it signs (SPEC Part 2 "Signing-key rotation never fails a verifier"); 0 with no
+ * ahead window at all.
  */
-export function servePrepared(current: () => PreparedJson): Middleware {
+export function jwksMaxAgeSeconds(keyPublishAheadSeconds: number): number {
+  return Math.min(METADATA_MAX_AGE, Math.floor(keyPublishAheadSeconds / 2));
+}
+
+/**
+ * Serves a prepared document: GET/HEAD with `Cache-Control: public, max-age=N` (`maxAgeSeconds`, 300 unless
+ * given), an ETag (304 on a match) and `Access-Control-Allow-Origin: *`; OPTIONS (CORS preflight) 204; anything
+ * else 405.
+ */
+export function servePrepared(current: () => PreparedJson, maxAgeSeconds = METADATA_MAX_AGE): Middleware {
   return async (ctx) => {
     ctx.set('Access-Control-Allow-Origin', '*');
     if (ctx.method === 'OPTIONS') {
@@ -110,7 +121,7 @@ export function servePrepared(current: () => PreparedJson): Middleware {
       return;
     }
     const doc = current();
-    ctx.set('Cache-Control', `public, max-age=${METADATA_MAX_AGE}`);
+    ctx.set('Cache-Control', `public, max-age=${maxAgeSeconds}`);
     ctx.set('ETag', doc.etag);
     if (ctx.get('If-None-Match') === doc.etag) {
       ctx.status = 304;

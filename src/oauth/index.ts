@@ -21,6 +21,7 @@ import {
   openIdProviderMetadata,
   prepareJson,
   prepareJwks,
+  jwksMaxAgeSeconds,
   servePrepared,
   type PreparedJson,
 } from './discovery.js';
@@ -110,7 +111,7 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
     ['/token/introspection', introspectionEndpoint(deps, verifyAccessToken)],
     ['/token/revocation', revocationEndpoint(deps, verifyAccessToken)],
     ['/token', tokenEndpoint(deps, () => current, hourly)],
-    ['/jwks', servePrepared(() => jwks)],
+    ['/jwks', servePrepared(() => jwks, jwksMaxAgeSeconds(config.keyPublishAheadSeconds))],
     ['/.well-known/openid-configuration', servePrepared(() => oidcMetadata)],
     ['/.well-known/oauth-authorization-server', servePrepared(() => asMetadata)],
   ]);

@@ -144,6 +144,19 @@ describe.each(testDatabases())('discovery and JWKS on %s', (kind) => {
     }
   });
 
+  it("keeps the JWKS's max-age within half of a short KEY_PUBLISH_AHEAD_SECONDS: a cache never holds a JWKS without the next key when it signs", async () => {
+    expect((await fetch(server.url + '/jwks')).headers.get('cache-control')).toBe('public, max-age=300'); // 600 s ahead
+    const shortDb = await createTestDb(kind); // the embedded database takes one server at a time
+    const short = await startServer(shortDb, { KEY_PUBLISH_AHEAD_SECONDS: '120' });
+    try {
+      expect((await fetch(short.url + '/jwks')).headers.get('cache-control')).toBe('public, max-age=60');
+      expect((await fetch(short.url + OIDC_PATH)).headers.get('cache-control')).toBe('public, max-age=300'); // names no key
+    } finally {
+      await short.close();
+      await shortDb.drop();
+    }
+  });
+
   it('token responses carry Cache-Control: no-store and Pragma: no-cache, success and error alike', async () => {
     const admin = await makeAdmin(server.deps);
     const t = await makeToken(server.deps, admin);
