@@ -16,8 +16,20 @@ export function addView(name, node, { signedIn = false } = {}) {
   if (signedIn) signedInViews.add(name);
 }
 
+/** The view on show; '' before the first. */
+let current = '';
+const leaveHooks = [];
+
+/** Registers `fn(from, to)`, run when the page changes from one view to another (not when a view shows again). */
+export function onViewChange(fn) {
+  leaveHooks.push(fn);
+}
+
 /** Shows one view; the others are hidden and taken out of the document (dom.js `parkView`). */
 export function showView(name) {
+  const from = current;
+  current = name;
+  if (from && from !== name) for (const fn of leaveHooks) fn(from, name);
   for (const [key, node] of Object.entries(views)) {
     node.hidden = key !== name;
     if (key === name) unparkView(node);

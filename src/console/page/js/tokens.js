@@ -21,7 +21,7 @@ import {
   show,
   timeEl,
 } from './dom.js';
-import { addView, goTo, onReset, setHome, showView } from './shell.js';
+import { addView, goTo, onReset, onViewChange, setHome, showView } from './shell.js';
 
 const PAGE_SIZE = 10;
 
@@ -427,8 +427,10 @@ export function closeSecret({ focus = true } = {}) {
 }
 
 $('close-secret').addEventListener('click', () => closeSecret());
-// Leaving the page (or being put in the back/forward cache) drops the secret too.
+// Leaving the page (or being put in the back/forward cache) drops the secret too, and so does leaving the screen that
+// shows it for another one (the audit log, a token's view, the list): coming back does not show it again.
 window.addEventListener('pagehide', () => closeSecret({ focus: false }));
+onViewChange(() => closeSecret({ focus: false }));
 
 async function copyFrom(id, what) {
   const source = $(id);

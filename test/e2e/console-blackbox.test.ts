@@ -1,0 +1,66 @@
+// Findings of a black-box pass over the console, each as an administrator meets it: the one-time secret when the
+// administrator moves to another screen and comes back. Debian's Chromium through playwright-core, against a real server on each database of the run.
+import type { Browser, Page } from 'playwright-core';
+import { call, signIn as apiSignIn, tokenBody } from '../support/admin-api.js';
+import { closeAll, openConsole, signIn, type Watch } from '../support/browser.js';
+import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { startServer, type TestServer } from '../support/server.js';
+
+const ADMIN = { email: 'first-admin@example.com', password: 'first-admin-password' };
+
+describe.each(testDatabases())('console black-box findings on %s (Chromium)', (kind) => {
+  let db: TestDb;
+  let server: TestServer;
+  let browser: Browser;
+  let page: Page;
+  let w: Watch;
+  let bearer: string;
+
+  const api = (method: string, path: string, json?: unknown) => call(server, method, path, { token: bearer, json });
+  const html = () => page.content();
+
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+    server = await startServer(db);
+    bearer = (await apiSignIn(server, ADMIN.email, ADMIN.password)).token;
+    ({ browser, page, watch: w } = await openConsole());
+    await signIn(page, server, ADMIN);
+  });
+
+  afterAll(() => closeAll(browser, server, db));
+
+  it('drops the one-time secret when the administrator leaves its screen: Back does not bring it again', async () => {
+    const generate = async (name: string): Promise<string> => {
+      await page.getByRole('button', { name: '+ Generate a Token' }).click();
+      await page.getByLabel('Token Name').fill(name);
+      await page.locator('#generate-panel').getByLabel(/Job API/).check();
+      await page.getByRole('button', { name: 'Generate', exact: true }).click();
+      await page.locator('#secret-panel').waitFor({ state: 'visible' });
+      return page.locator('#secret-client-secret').innerText();
+    };
+
+    // To the audit log by the top bar, then the browser's Back.
+    const first = await generate('Leave_By_Nav');
+    expect(first).toMatch(/^sats_/);
+    await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Audit log' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
+    expect(await html()).not.toContain(first);
+    await page.goBack();
+    await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
+    await page.locator('#token-rows tr', { hasText: 'Leave_By_Nav' }).waitFor();
+    expect(await page.locator('#secret-panel').isHidden()).toBe(true);
+    expect(await html()).not.toContain(first);
+
+    // To a token's view (a click on its row), then the breadcrumb back to the list.
+    const second = await generate('Leave_By_Row');
+    await page.locator('#token-rows tr', { hasText: 'Leave_By_Row' }).locator('td.col-services').click();
+    await page.getByRole('heading', { level: 1, name: 'Leave_By_Row' }).waitFor();
+    expect(await html()).not.toContain(second);
+    await page.getByRole('navigation', { name: 'Breadcrumb' }).getByRole('link', { name: 'System Access Token' }).click();
+    await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
+    await page.locator('#token-rows tr', { hasText: 'Leave_By_Row' }).waitFor();
+    expect(await page.locator('#secret-panel').isHidden()).toBe(true);
+    expect(await html()).not.toContain(second);
+    expect(w.problems).toEqual([]);
+  });
+});
