@@ -1,5 +1,6 @@
 // Findings of a black-box pass over the console, each as an administrator meets it: the one-time secret when the
-// administrator moves to another screen and comes back. Debian's Chromium through playwright-core, against a real server on each database of the run.
+// administrator moves to another screen and comes back, and a Retire the API refuses because the token changed in
+// another window. Debian's Chromium through playwright-core, against a real server on each database of the run.
 import type { Browser, Page } from 'playwright-core';
 import { call, signIn as apiSignIn, tokenBody } from '../support/admin-api.js';
 import { closeAll, openConsole, signIn, type Watch } from '../support/browser.js';
@@ -61,6 +62,43 @@ describe.each(testDatabases())('console black-box findings on %s (Chromium)', (k
     await page.locator('#token-rows tr', { hasText: 'Leave_By_Row' }).waitFor();
     expect(await page.locator('#secret-panel').isHidden()).toBe(true);
     expect(await html()).not.toContain(second);
+    expect(w.problems).toEqual([]);
+  });
+
+  it('shows a refused Retire as an error, not as a success, and the secrets as they now are', async () => {
+    const made = await api('POST', '/tokens', tokenBody({ name: 'Retire_Refused', services: ['jobs'] }));
+    expect(made.status).toBe(201);
+    const rotated = await api('POST', `/tokens/${made.body.id}/rotate`, { grace_period_hours: 24 });
+    expect(rotated.status).toBe(200);
+    const [current] = rotated.body.secrets as { id: string }[];
+
+    await page.goto(`${server.url}/admin#/token?id=${made.body.id}`);
+    await page.getByRole('heading', { level: 1, name: 'Retire_Refused' }).waitFor();
+    const rows = page.locator('#token-secret-rows tr');
+    await rows.nth(1).waitFor();
+
+    // Meanwhile, in another window, the current secret is retired: the previous one is now the only live secret.
+    expect((await api('POST', `/tokens/${made.body.id}/secrets/${current!.id}/retire`)).status).toBe(200);
+    await page.getByRole('button', { name: 'Retire the previous secret of Retire_Refused' }).click();
+    const alert = page.locator('#token-view').getByRole('alert').filter({ hasText: 'only live secret' });
+    await alert.waitFor();
+    expect(await alert.innerText()).toBe("This is the token's only live secret. Revoke the token instead, or rotate first.");
+    expect(await page.locator('#token-flash').isHidden()).toBe(true);
+    await rows.nth(1).waitFor({ state: 'detached' }); // read again: one live secret, no Retire
+    expect(await page.evaluate(() => (globalThis as any).document.activeElement?.id)).toBe('token-edit');
+
+    // On the list: the previous secret of another rotation stopped elsewhere before the click (404).
+    const other = await api('POST', '/tokens', tokenBody({ name: 'Retire_Gone', services: ['jobs'] }));
+    const again = await api('POST', `/tokens/${other.body.id}/rotate`, { grace_period_hours: 24 });
+    await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'System Access Token' }).click();
+    const row = page.locator('#token-rows tr', { hasText: 'Retire_Gone' });
+    await row.locator('.previous-secret').waitFor();
+    expect((await api('POST', `/tokens/${other.body.id}/secrets/${again.body.secrets[1].id}/retire`)).status).toBe(200);
+    await row.getByRole('button', { name: 'Retire the previous secret of Retire_Gone' }).click();
+    const gone = page.locator('#tokens-view').getByRole('alert').filter({ hasText: 'had already stopped' });
+    await gone.waitFor();
+    expect(await page.locator('#flash').isHidden()).toBe(true);
+    await row.locator('.previous-secret').waitFor({ state: 'detached' });
     expect(w.problems).toEqual([]);
   });
 });

@@ -48,12 +48,16 @@ addView('tokens', $('tokens-view'), { signedIn: true });
 /**
  * Where an action on a token (rotate, retire, credentials, revoke) was started and where its outcome shows: the
  * list (this default) or a token's own view. `secretAfter()`: the node the one-time secret panel follows;
- * `flash(text)`: says what happened; `done(text?)`: says it and reloads; `gone(text)`: the token was revoked;
- * `focus()`: where the focus goes back to.
+ * `fail(text)`: says what went wrong (an error notice; '' hides it); `done(text?)`: says what happened and reloads;
+ * `gone(text)`: the token was revoked; `focus()`: where the focus goes back to.
  */
 const listPlace = {
   secretAfter: () => $('flash'),
-  flash: (text) => show($('flash'), text),
+  fail(text) {
+    if (!text) return hide($('action-error'));
+    hide($('flash'));
+    show($('action-error'), text);
+  },
   async done(text) {
     if (text) show($('flash'), text);
     await loadTokens();
@@ -82,6 +86,7 @@ async function enterTokens() {
   const services = await api('GET', '/admin/api/services');
   state.services = Array.isArray(services?.items) ? services.items : [];
   renderServices();
+  hide($('action-error'));
   showView('tokens');
   await loadTokens();
 }
@@ -104,6 +109,7 @@ onReset(() => {
   $('token-search').value = '';
   $('token-rows').replaceChildren();
   hide($('flash'));
+  hide($('action-error'));
 });
 
 // ---------- generate ----------
@@ -624,20 +630,29 @@ function previousSecret(token) {
   );
 }
 
-/** Retire: the previous secret of a rotation stops at once. */
+/**
+ * Retire: the previous secret of a rotation stops at once. A refusal (the only live secret left: 409 last_secret; the
+ * secret already retired or stopped elsewhere: 404) shows as an error and the secrets are read again, so the screen
+ * shows what is true now.
+ */
 export async function retirePrevious(token, previous, button, place = listPlace) {
   button.disabled = true;
+  place.fail('');
   try {
     await api('POST', `/admin/api/tokens/${encodeURIComponent(token.id)}/secrets/${encodeURIComponent(previous.id)}/retire`);
     await place.done(`The previous secret of “${token.name}” no longer works.`);
-    // The Retire button went with the secret: focus goes back to where the place keeps it, not to the page's body.
-    if (!button.isConnected) place.focus();
   } catch (err) {
     if (handleSessionEnd(err)) return;
-    place.flash(sentence(err.message));
-    if (button.isConnected) enable(button);
-    else place.focus();
+    place.fail(
+      err instanceof ApiError && err.status === 404
+        ? `The previous secret of “${token.name}” had already stopped: it was retired elsewhere or its grace period ended.`
+        : sentence(err.message),
+    );
+    if (err instanceof ApiError && (err.status === 404 || err.status === 409)) await place.done();
   }
+  // The Retire button went with the secret: focus goes back to where the place keeps it, not to the page's body.
+  if (button.isConnected) enable(button);
+  else place.focus();
 }
 
 // ---------- Rotate secret ----------
