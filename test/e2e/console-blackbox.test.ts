@@ -1,9 +1,10 @@
 // Findings of a black-box pass over the console, each as an administrator meets it: the one-time secret when the
-// administrator moves to another screen and comes back, and a Retire the API refuses because the token changed in
-// another window. Debian's Chromium through playwright-core, against a real server on each database of the run.
+// administrator moves to another screen and comes back, a Retire the API refuses because the token changed in
+// another window, and a session that ends (signed out elsewhere, expired) while the page is left idle. Debian's
+// Chromium through playwright-core, against a real server on each database of the run.
 import type { Browser, Page } from 'playwright-core';
 import { call, signIn as apiSignIn, tokenBody } from '../support/admin-api.js';
-import { closeAll, openConsole, signIn, type Watch } from '../support/browser.js';
+import { closeAll, newWatchedContext, openConsole, signIn, type Watch } from '../support/browser.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { startServer, type TestServer } from '../support/server.js';
 
@@ -30,15 +31,18 @@ describe.each(testDatabases())('console black-box findings on %s (Chromium)', (k
 
   afterAll(() => closeAll(browser, server, db));
 
+  /** Generates a token through the form on `p`; returns the secret on show. */
+  const generateOn = async (p: Page, name: string): Promise<string> => {
+    await p.getByRole('button', { name: '+ Generate a Token' }).click();
+    await p.getByLabel('Token Name').fill(name);
+    await p.locator('#generate-panel').getByLabel(/Job API/).check();
+    await p.getByRole('button', { name: 'Generate', exact: true }).click();
+    await p.locator('#secret-panel').waitFor({ state: 'visible' });
+    return p.locator('#secret-client-secret').innerText();
+  };
+
   it('drops the one-time secret when the administrator leaves its screen: Back does not bring it again', async () => {
-    const generate = async (name: string): Promise<string> => {
-      await page.getByRole('button', { name: '+ Generate a Token' }).click();
-      await page.getByLabel('Token Name').fill(name);
-      await page.locator('#generate-panel').getByLabel(/Job API/).check();
-      await page.getByRole('button', { name: 'Generate', exact: true }).click();
-      await page.locator('#secret-panel').waitFor({ state: 'visible' });
-      return page.locator('#secret-client-secret').innerText();
-    };
+    const generate = (name: string) => generateOn(page, name);
 
     // To the audit log by the top bar, then the browser's Back.
     const first = await generate('Leave_By_Nav');
@@ -99,6 +103,44 @@ describe.each(testDatabases())('console black-box findings on %s (Chromium)', (k
     await gone.waitFor();
     expect(await page.locator('#flash').isHidden()).toBe(true);
     await row.locator('.previous-secret').waitFor({ state: 'detached' });
+    expect(w.problems).toEqual([]);
+  });
+
+  // The page's clock is Playwright's (page.clock), the server's the test's: neither test waits for real time to pass.
+  it('sends a page left idle to sign-in with a message once its session was ended elsewhere, when its tab is shown again', async () => {
+    const context = await newWatchedContext(browser, w);
+    const idle = await context.newPage();
+    await idle.clock.install();
+    await signIn(idle, server, ADMIN);
+    await idle.locator('#token-rows tr').first().waitFor();
+    // From another window the administrator signs out every other session (here: the API's session does it).
+    expect((await api('POST', '/me/sessions/revoke-others')).status).toBe(200);
+    await idle.clock.fastForward(60_000);
+    // The administrator comes back to the tab (the browser tells the page it is visible again).
+    await idle.evaluate(() => (globalThis as any).document.dispatchEvent(new Event('visibilitychange')));
+    await idle.getByRole('heading', { level: 1, name: 'Sign in' }).waitFor();
+    expect(await idle.locator('#signin-error').innerText()).toBe('Your session has ended. Sign in again to continue.');
+    expect(await idle.locator('#token-rows tr').count()).toBe(0);
+    await context.close();
+    expect(w.problems).toEqual([]);
+  });
+
+  it('sends a page left idle to sign-in with a message when its session expires, and a secret on show goes with it', async () => {
+    const context = await newWatchedContext(browser, w);
+    const idle = await context.newPage();
+    await idle.clock.install();
+    await signIn(idle, server, ADMIN);
+    const secret = await generateOn(idle, 'Shown_At_Expiry');
+    const me = await idle.evaluate(async () => (await fetch('/admin/api/me')).json());
+    const ttlMs = Date.parse(me.expires_at) - server.clock.now().getTime();
+    expect(ttlMs).toBeGreaterThan(60_000);
+
+    server.clock.advance(ttlMs + 1_000);
+    await idle.clock.fastForward(ttlMs + 2_000);
+    await idle.getByRole('heading', { level: 1, name: 'Sign in' }).waitFor();
+    expect(await idle.locator('#signin-error').innerText()).toBe('Your session has ended. Sign in again to continue.');
+    expect(await idle.content()).not.toContain(secret);
+    await context.close();
     expect(w.problems).toEqual([]);
   });
 });
