@@ -1,7 +1,8 @@
 // Findings of a black-box pass over the console, each as an administrator meets it: the one-time secret when the
 // administrator moves to another screen and comes back, a Retire the API refuses because the token changed in
-// another window, and a session that ends (signed out elsewhere, expired) while the page is left idle. Debian's
-// Chromium through playwright-core, against a real server on each database of the run.
+// another window, a screen whose catalogue could not be loaded, and a session that ends (signed out elsewhere,
+// expired) while the page is left idle. Debian's Chromium through playwright-core, against a real server on each
+// database of the run.
 import type { Browser, Page } from 'playwright-core';
 import { call, signIn as apiSignIn, tokenBody } from '../support/admin-api.js';
 import { closeAll, newWatchedContext, openConsole, signIn, type Watch } from '../support/browser.js';
@@ -103,6 +104,20 @@ describe.each(testDatabases())('console black-box findings on %s (Chromium)', (k
     await gone.waitFor();
     expect(await page.locator('#flash').isHidden()).toBe(true);
     await row.locator('.previous-secret').waitFor({ state: 'detached' });
+    expect(w.problems).toEqual([]);
+  });
+
+  it('opens the token screen with a message when the catalogue cannot be loaded, instead of staying where it was', async () => {
+    await page.goto(`${server.url}/admin#/audit`);
+    await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
+    await page.route('**/admin/api/services', (route) => route.abort());
+    await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'System Access Token' }).click();
+    await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
+    const alert = page.locator('#tokens-view').getByRole('alert').filter({ hasText: 'services could not be loaded' });
+    await alert.waitFor();
+    expect(await alert.innerText()).toBe('The services could not be loaded. The server could not be reached. Check your connection and try again.');
+    await page.locator('#token-rows tr', { hasText: 'Retire_Gone' }).waitFor(); // the tokens are listed all the same
+    await page.unroute('**/admin/api/services');
     expect(w.problems).toEqual([]);
   });
 

@@ -83,12 +83,19 @@ async function enterTokens() {
     closeSecret({ focus: false });
     $('flash').after(secretPanel);
   }
-  const services = await api('GET', '/admin/api/services');
-  state.services = Array.isArray(services?.items) ? services.items : [];
+  let servicesError = null;
+  try {
+    const services = await api('GET', '/admin/api/services');
+    state.services = Array.isArray(services?.items) ? services.items : [];
+  } catch (err) {
+    if (handleSessionEnd(err)) return;
+    servicesError = err; // the screen still opens, and says so (the last catalogue known, if any, stays)
+  }
   renderServices();
   hide($('action-error'));
   showView('tokens');
   await loadTokens();
+  if (servicesError && $('list-error').hidden) show($('list-error'), `The services could not be loaded. ${sentence(servicesError.message)}`);
 }
 
 setHome(enterTokens);
