@@ -5,7 +5,7 @@
 // database of the run.
 import type { Browser, Page } from 'playwright-core';
 import { call, signIn as apiSignIn, tokenBody } from '../support/admin-api.js';
-import { closeAll, newWatchedContext, openConsole, signIn, type Watch } from '../support/browser.js';
+import { closeAll, newWatchedContext, openConsole, signIn, until, type Watch } from '../support/browser.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { startServer, type TestServer } from '../support/server.js';
 
@@ -107,6 +107,53 @@ describe.each(testDatabases())('console black-box findings on %s (Chromium)', (k
     expect(w.problems).toEqual([]);
   });
 
+  it("generates a token with an address allowlist and an hourly limit (SPEC: generate takes both), the API's errors at their fields", async () => {
+    const policy = (await api('GET', '/policy')).body;
+    expect((await api('PUT', '/policy', { ...policy, default_max_tokens_per_hour: 600 })).status).toBe(200);
+    await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'System Access Token' }).click();
+    await page.getByRole('button', { name: '+ Generate a Token' }).click();
+    const form = page.locator('#generate-form');
+    const hourly = form.getByLabel('Access tokens per hour (1 to 1,000,000)');
+    await until(() => hourly.inputValue(), (v) => v === '600', "the policy's default hourly limit");
+    expect(await form.getByLabel('Limit access tokens per hour').isChecked()).toBe(true);
+    await form.getByLabel('Token Name').fill('Fenced_Token');
+    await form.getByLabel(/Job API/).check();
+    await form.getByLabel('Allowed addresses').fill('203.0.113.0/24\n10.0.0.300');
+    await hourly.fill('0');
+    await page.getByRole('button', { name: 'Generate', exact: true }).click();
+    const ipsError = page.locator('#token-ips-error');
+    await ipsError.waitFor();
+    expect(await ipsError.innerText()).toMatch(/^“10\.0\.0\.300”: must be an IPv4 or IPv6 address or CIDR range/);
+    expect(await form.getByLabel('Token Name').inputValue()).toBe('Fenced_Token'); // what was typed stays
+    expect(await form.getByLabel('Allowed addresses').inputValue()).toBe('203.0.113.0/24\n10.0.0.300');
+
+    await form.getByLabel('Allowed addresses').fill('203.0.113.0/24\n2001:db8::/32');
+    await page.getByRole('button', { name: 'Generate', exact: true }).click();
+    const hourlyError = page.locator('#token-hourly-error');
+    await hourlyError.waitFor();
+    expect(await hourlyError.innerText()).toMatch(/1 to 1000000/);
+    await hourly.fill('120');
+    await page.getByRole('button', { name: 'Generate', exact: true }).click();
+    await page.locator('#secret-panel').waitFor({ state: 'visible' });
+    const clientId = await page.locator('#secret-client-id').innerText();
+    await page.locator('#close-secret').click();
+
+    const listed = await api('GET', `/tokens?q=${clientId}`);
+    expect(listed.body.items[0]).toMatchObject({ name: 'Fenced_Token', allowed_ips: ['203.0.113.0/24', '2001:db8::/32'], max_tokens_per_hour: 120 });
+    // Unticked, the limit is none, whatever the policy's default.
+    await page.getByRole('button', { name: '+ Generate a Token' }).click();
+    await form.getByLabel('Token Name').fill('Unlimited_Token');
+    await form.getByLabel(/Job API/).check();
+    await until(() => hourly.inputValue(), (v) => v === '600', "the policy's default hourly limit");
+    await form.getByLabel('Limit access tokens per hour').uncheck();
+    await page.getByRole('button', { name: 'Generate', exact: true }).click();
+    await page.locator('#secret-panel').waitFor({ state: 'visible' });
+    await page.locator('#close-secret').click();
+    const unlimited = await api('GET', '/tokens?q=Unlimited_Token');
+    expect(unlimited.body.items[0]).toMatchObject({ allowed_ips: [], max_tokens_per_hour: null });
+    expect(w.problems).toEqual([]);
+  });
+
   it('opens the token screen with a message when the catalogue cannot be loaded, instead of staying where it was', async () => {
     await page.goto(`${server.url}/admin#/audit`);
     await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
@@ -146,7 +193,7 @@ describe.each(testDatabases())('console black-box findings on %s (Chromium)', (k
     await idle.clock.install();
     await signIn(idle, server, ADMIN);
     const secret = await generateOn(idle, 'Shown_At_Expiry');
-    const me = await idle.evaluate(async () => (await fetch('/admin/api/me')).json());
+    const me = (await idle.evaluate(async () => (await fetch('/admin/api/me')).json())) as { expires_at: string };
     const ttlMs = Date.parse(me.expires_at) - server.clock.now().getTime();
     expect(ttlMs).toBeGreaterThan(60_000);
 

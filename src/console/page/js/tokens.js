@@ -1,11 +1,12 @@
 // The System Access Token screen: generate (with the secret shown once, or a public key for private_key_jwt,
-// and Require DPoP), the list with search and paging, the active-token limit, a token's credentials (key
+// Require DPoP, the address allowlist and the hourly limit), the list with search and paging, the active-token limit, a token's credentials (key
 // thumbprints, replacing the keys, Require DPoP), Rotate secret, Retire and Revoke Access. A token's name (or a
 // click on its row) opens its own view (token-detail.js), which reuses these actions with its own `place`.
 import { api, ApiError, handleSessionEnd } from './api.js';
 import {
   $,
   DAY_MS,
+  addressesOf,
   breakableEmail,
   cell,
   el,
@@ -16,10 +17,12 @@ import {
   hide,
   isoDay,
   localDayFormat,
+  namingEntries,
   sentence,
   setText,
   show,
   timeEl,
+  wholeNumberOf,
 } from './dom.js';
 import { addView, goTo, onReset, onViewChange, setHome, showView } from './shell.js';
 
@@ -128,6 +131,33 @@ const nameInput = $('token-name');
 const expiryInput = $('token-expiry');
 const serviceFilter = $('service-filter');
 const publicKeyInput = $('public-key');
+const ipsInput = $('token-ips');
+const hourlyOn = $('token-hourly-on');
+const hourlyInput = $('token-hourly');
+
+function syncHourly() {
+  hourlyInput.disabled = !hourlyOn.checked;
+}
+
+hourlyOn.addEventListener('change', () => {
+  syncHourly();
+  if (hourlyOn.checked && !hourlyInput.value) hourlyInput.value = String(state.policy?.default_max_tokens_per_hour ?? 1000);
+  if (!hourlyOn.checked) setFieldError('max_tokens_per_hour', '');
+});
+
+/** The hourly limit starts at the policy's default (none when the policy has none). */
+function prepareHourly() {
+  const fallback = state.policy?.default_max_tokens_per_hour ?? null;
+  hourlyOn.checked = fallback !== null;
+  hourlyInput.value = fallback === null ? '' : String(fallback);
+  syncHourly();
+  setText(
+    $('token-hourly-hint'),
+    `Past the limit in the last rolling hour, the token endpoint answers 429 with Retry-After.${
+      fallback === null ? '' : ` Your organisation's policy sets ${fallback.toLocaleString('en-GB')} unless you choose otherwise.`
+    }`,
+  );
+}
 
 /** "Public key" chosen: the pasted key is sent, converted and validated by the server (private_key_jwt). */
 const usesPublicKey = () => $('auth-key').checked;
@@ -200,6 +230,7 @@ async function openGeneratePanel() {
   openGenerate.setAttribute('aria-expanded', 'true');
   if (!(await loadPolicy())) return;
   prepareExpiry();
+  prepareHourly();
   applyServicePolicy();
   clearFieldErrors();
   generatePanel.hidden = false;
@@ -208,6 +239,7 @@ async function openGeneratePanel() {
 
 function closeGenerate({ focus = true } = {}) {
   generateForm.reset();
+  syncHourly();
   applyAuthMethod();
   serviceFilter.value = '';
   filterServices();
@@ -284,6 +316,8 @@ const fieldInputs = {
   expires_at: { input: expiryInput, error: $('token-expiry-error') },
   services: { input: null, error: $('services-error') },
   public_key: { input: publicKeyInput, error: $('public-key-error') },
+  allowed_ips: { input: ipsInput, error: $('token-ips-error') },
+  max_tokens_per_hour: { input: hourlyInput, error: $('token-hourly-error') },
 };
 
 function fieldOf(path) {
@@ -346,6 +380,7 @@ generateForm.addEventListener('submit', async (event) => {
   const submit = $('generate-submit');
   submit.disabled = true;
   setText(submit, 'Generating…');
+  const allowedIps = addressesOf(ipsInput.value);
   try {
     const token = await api('POST', '/admin/api/tokens', {
       name: nameInput.value.trim(),
@@ -353,6 +388,8 @@ generateForm.addEventListener('submit', async (event) => {
       services: selectedServices(),
       ...(usesPublicKey() ? { auth_method: 'private_key_jwt', public_key: publicKeyInput.value } : {}),
       require_dpop: $('require-dpop').checked,
+      allowed_ips: allowedIps,
+      max_tokens_per_hour: hourlyOn.checked ? wholeNumberOf(hourlyInput) : null,
     });
     closeGenerate({ focus: false });
     showSecret(token);
@@ -366,7 +403,7 @@ generateForm.addEventListener('submit', async (event) => {
     await loadTokens();
   } catch (err) {
     if (handleSessionEnd(err)) return;
-    showGenerateError(err);
+    showGenerateError(err, allowedIps);
   } finally {
     setText(submit, 'Generate');
     applyLimit();
@@ -374,10 +411,10 @@ generateForm.addEventListener('submit', async (event) => {
   }
 });
 
-function showGenerateError(err) {
+function showGenerateError(err, allowedIps) {
   const placed = [];
   if (err instanceof ApiError) {
-    for (const detail of err.details) {
+    for (const detail of namingEntries(err.details, allowedIps)) {
       const field = fieldOf(detail?.path);
       if (field && !placed.includes(field)) {
         setFieldError(field, detail.message);
