@@ -8,12 +8,14 @@ import { call, signIn as apiSignIn, tokenBody } from '../support/admin-api.js';
 import { closeAll, newWatchedContext, openConsole, signIn, until, type Watch } from '../support/browser.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { startServer, type TestServer } from '../support/server.js';
+import { startSmtp, type TestSmtp } from '../support/smtp.js';
 
 const ADMIN = { email: 'first-admin@example.com', password: 'first-admin-password' };
 
 describe.each(testDatabases())('console black-box findings on %s (Chromium)', (kind) => {
   let db: TestDb;
   let server: TestServer;
+  let smtp: TestSmtp;
   let browser: Browser;
   let page: Page;
   let w: Watch;
@@ -24,13 +26,17 @@ describe.each(testDatabases())('console black-box findings on %s (Chromium)', (k
 
   beforeAll(async () => {
     db = await createTestDb(kind);
-    server = await startServer(db);
+    smtp = await startSmtp();
+    server = await startServer(db, { SMTP_URL: smtp.url, MAIL_POLL_INTERVAL_MS: '100' });
     bearer = (await apiSignIn(server, ADMIN.email, ADMIN.password)).token;
     ({ browser, page, watch: w } = await openConsole());
     await signIn(page, server, ADMIN);
   });
 
-  afterAll(() => closeAll(browser, server, db));
+  afterAll(async () => {
+    await closeAll(browser, server, db);
+    await smtp?.close();
+  });
 
   /** Generates a token through the form on `p`; returns the secret on show. */
   const generateOn = async (p: Page, name: string): Promise<string> => {
@@ -165,6 +171,48 @@ describe.each(testDatabases())('console black-box findings on %s (Chromium)', (k
     expect(await alert.innerText()).toBe('The services could not be loaded. The server could not be reached. Check your connection and try again.');
     await page.locator('#token-rows tr', { hasText: 'Retire_Gone' }).waitFor(); // the tokens are listed all the same
     await page.unroute('**/admin/api/services');
+    expect(w.problems).toEqual([]);
+  });
+
+  it('keeps the passwords typed when a request fails for another reason than them (no answer from the server)', async () => {
+    const invitee = 'invitee@example.com';
+    expect((await api('POST', '/admins', { email: invitee })).status).toBe(201);
+    await smtp.waitFor(() => smtp.to(invitee).length > 0);
+    const link = /(https?:\/\/\S+\/admin#\/invite\?token=[A-Za-z0-9_%-]+)/.exec(smtp.to(invitee)[0]!.text)?.[1];
+    expect(link).toBeDefined();
+    const context = await newWatchedContext(browser, w);
+    const other = await context.newPage();
+    await other.goto(link!);
+    await other.getByRole('heading', { level: 1, name: 'Accept your invitation' }).waitFor();
+
+    // The invitation: the server does not answer the first time.
+    const password = 'invitee-password-1';
+    await other.route('**/admin/api/invitations/accept', (route) => route.abort());
+    await other.getByLabel('New password', { exact: true }).fill(password);
+    await other.getByLabel('Repeat the new password').fill(password);
+    await other.getByRole('button', { name: 'Set password and sign in' }).click();
+    await other.locator('#onetime-error', { hasText: 'could not be reached' }).waitFor();
+    expect(await other.getByLabel('New password', { exact: true }).inputValue()).toBe(password);
+    expect(await other.getByLabel('Repeat the new password').inputValue()).toBe(password);
+    await other.unroute('**/admin/api/invitations/accept');
+    await other.getByRole('button', { name: 'Set password and sign in' }).click();
+    await other.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
+
+    // Change password on the Profile page: the same.
+    await other.goto(`${server.url}/admin#/profile`);
+    await other.getByRole('heading', { level: 1, name: 'Profile' }).waitFor();
+    await other.route('**/admin/api/me/password', (route) => route.abort());
+    const form = other.locator('#password-form');
+    await form.getByLabel('Current password').fill(password);
+    await form.getByLabel('New password', { exact: true }).fill('invitee-password-2');
+    await form.getByLabel('Repeat the new password').fill('invitee-password-2');
+    await form.getByRole('button', { name: 'Change password' }).click();
+    await other.locator('#password-error', { hasText: 'could not be reached' }).waitFor();
+    expect(await form.getByLabel('Current password').inputValue()).toBe(password);
+    await other.unroute('**/admin/api/me/password');
+    await form.getByRole('button', { name: 'Change password' }).click();
+    await other.locator('#profile-flash', { hasText: 'Your password was changed' }).waitFor();
+    await context.close();
     expect(w.problems).toEqual([]);
   });
 
