@@ -6,6 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import Router from '@koa/router';
 import type { Context } from 'koa';
+import { SESSION_COOKIE } from '../admin/auth.js';
 import { packageRoot } from '../config/index.js';
 import type { Deps } from '../deps.js';
 
@@ -78,7 +79,11 @@ export function consoleRouter(deps: Deps): Router {
     .replaceAll('{{MAX_TOKEN_LIFETIME_DAYS}}', String(Math.trunc(deps.config.maxTokenLifetimeDays)))
     .replaceAll('{{EXPIRING_SOON_DAYS}}', String(Math.trunc(deps.config.expiringSoonDays)))
     .replaceAll('{{DORMANT_AFTER_DAYS}}', String(Math.trunc(deps.config.dormantAfterDays)));
-  const page = asset(Buffer.from(html, 'utf8'), 'text/html; charset=utf-8');
+  // `sat-session`: "none" when the request carries no session cookie (never signed in, signed out, or a session the
+  // API found ended: each clears the cookie), so the page shows the sign-in form without asking /me for a 401;
+  // "cookie" otherwise, and /me says whether that session is still alive.
+  const page = asset(Buffer.from(html.replaceAll('{{SESSION}}', 'cookie'), 'utf8'), 'text/html; charset=utf-8');
+  const signedOutPage = asset(Buffer.from(html.replaceAll('{{SESSION}}', 'none'), 'utf8'), 'text/html; charset=utf-8');
   const assets = new Map(
     Object.entries(assetList(dir)).map(([name, type]) => [name, asset(readFileSync(path.join(dir, name)), type)]),
   );
@@ -89,8 +94,9 @@ export function consoleRouter(deps: Deps): Router {
     // The page itself is tiny and holds the secret panel while it is open: never cache it, keep it out of
     // the back/forward cache.
     ctx.set('Cache-Control', 'no-store');
-    ctx.type = page.type;
-    ctx.body = page.body;
+    const shown = ctx.cookies.get(SESSION_COOKIE) ? page : signedOutPage;
+    ctx.type = shown.type;
+    ctx.body = shown.body;
   };
   router.get('/admin', servePage);
   router.get('/admin/', servePage);

@@ -48,6 +48,32 @@ describe.each(testDatabases())('console black-box findings on %s (Chromium)', (k
     return p.locator('#secret-client-secret').innerText();
   };
 
+  it('shows the sign-in form with no failed request and no console error, at first and after signing out', async () => {
+    const context = await newWatchedContext(browser, w);
+    const fresh = await context.newPage();
+    const noise: string[] = [];
+    fresh.on('response', (res) => res.status() >= 400 && noise.push(`${res.status()} ${res.url()}`));
+    fresh.on('requestfailed', (req) => noise.push(`failed ${req.url()}`));
+    fresh.on('console', (msg) => msg.type() === 'error' && noise.push(`console: ${msg.text()}`));
+    await fresh.goto(`${server.url}/admin`);
+    await fresh.getByRole('heading', { level: 1, name: 'Sign in' }).waitFor();
+    await fresh.locator('#signin-email').fill(ADMIN.email);
+    await fresh.locator('#signin-password').fill(ADMIN.password);
+    await fresh.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await fresh.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
+    await fresh.reload(); // signed in: the page asks /me and opens the console
+    await fresh.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
+    await fresh.getByRole('button', { name: 'Account menu' }).click();
+    await fresh.getByRole('menuitem', { name: 'Sign out' }).click();
+    await fresh.getByRole('heading', { level: 1, name: 'Sign in' }).waitFor();
+    await fresh.reload();
+    await fresh.getByRole('heading', { level: 1, name: 'Sign in' }).waitFor();
+    await fresh.locator('#signin-email').waitFor();
+    expect(noise).toEqual([]);
+    await context.close();
+    expect(w.problems).toEqual([]);
+  });
+
   it('drops the one-time secret when the administrator leaves its screen: Back does not bring it again', async () => {
     const generate = (name: string) => generateOn(page, name);
 
