@@ -1,8 +1,9 @@
-// Findings of a black-box pass over the console, each as an administrator meets it: the one-time secret when the
-// administrator moves to another screen and comes back, a Retire the API refuses because the token changed in
-// another window, a screen whose catalogue could not be loaded, and a session that ends (signed out elsewhere,
-// expired) while the page is left idle. Debian's Chromium through playwright-core, against a real server on each
-// database of the run.
+// Findings of a black-box pass over the console, each as an administrator meets it: the sign-in form's requests, the
+// one-time secret when the administrator moves to another screen and comes back, a Retire the API refuses because
+// the token changed in another window, generating with network and rate limits, a policy change in the audit log, a
+// screen whose catalogue could not be loaded, passwords typed before a failed request, and a session that ends
+// (signed out elsewhere, expired) while the page is left idle. Debian's Chromium through playwright-core, against a
+// real server on each database of the run.
 import type { Browser, Page } from 'playwright-core';
 import { call, signIn as apiSignIn, tokenBody } from '../support/admin-api.js';
 import { closeAll, newWatchedContext, openConsole, signIn, until, type Watch } from '../support/browser.js';
@@ -183,6 +184,14 @@ describe.each(testDatabases())('console black-box findings on %s (Chromium)', (k
     await page.locator('#close-secret').click();
     const unlimited = await api('GET', '/tokens?q=Unlimited_Token');
     expect(unlimited.body.items[0]).toMatchObject({ allowed_ips: [], max_tokens_per_hour: null });
+    expect(w.problems).toEqual([]);
+  });
+
+  it('shows in the audit log what a policy change changed (the API gives the old and new policy)', async () => {
+    await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Audit log' }).click();
+    const row = page.locator('#audit-rows tr[data-action="policy.updated"]').first();
+    await row.waitFor();
+    expect(await row.locator('td.col-details').innerText()).toBe('default_max_tokens_per_hour: none → 600');
     expect(w.problems).toEqual([]);
   });
 
