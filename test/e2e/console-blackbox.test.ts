@@ -1,9 +1,9 @@
 // Findings of a black-box pass over the console, each as an administrator meets it: the sign-in form's requests, the
-// one-time secret when the administrator moves to another screen and comes back, a Retire the API refuses because
-// the token changed in another window, generating with network and rate limits, a policy change in the audit log, a
-// screen whose catalogue could not be loaded, passwords typed before a failed request, and a session that ends
-// (signed out elsewhere, expired) while the page is left idle. Debian's Chromium through playwright-core, against a
-// real server on each database of the run.
+// one-time secret when the administrator moves to another screen and comes back, a dialog left open on Back, a
+// Retire the API refuses because the token changed in another window, generating with network and rate limits, a
+// policy change in the audit log, a screen whose catalogue could not be loaded, passwords typed before a failed
+// request, and a session that ends (signed out elsewhere, expired) while the page is left idle. Debian's Chromium
+// through playwright-core, against a real server on each database of the run.
 import type { Browser, Page } from 'playwright-core';
 import { call, signIn as apiSignIn, tokenBody } from '../support/admin-api.js';
 import { closeAll, newWatchedContext, openConsole, signIn, until, type Watch } from '../support/browser.js';
@@ -100,6 +100,26 @@ describe.each(testDatabases())('console black-box findings on %s (Chromium)', (k
     await page.locator('#token-rows tr', { hasText: 'Leave_By_Row' }).waitFor();
     expect(await page.locator('#secret-panel').isHidden()).toBe(true);
     expect(await html()).not.toContain(second);
+    expect(w.problems).toEqual([]);
+  });
+
+  it("closes a token's dialog when the administrator goes Back to the list while it is open", async () => {
+    const made = await api('POST', '/tokens', tokenBody({ name: 'Dialog_Left_Open', services: ['jobs'] }));
+    await page.goto(`${server.url}/admin#/token?id=${made.body.id}`);
+    await page.getByRole('heading', { level: 1, name: 'Dialog_Left_Open' }).waitFor();
+    for (const [button, dialog] of [
+      ['Edit', '#edit-dialog'],
+      ['Revoke Access', '#revoke-dialog'],
+    ] as const) {
+      await page.locator('#token-actions').getByRole('button', { name: button, exact: true }).click();
+      await page.locator(dialog).waitFor({ state: 'visible' });
+      await page.goBack();
+      await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
+      await page.locator(dialog).waitFor({ state: 'hidden' });
+      await page.goForward();
+      await page.getByRole('heading', { level: 1, name: 'Dialog_Left_Open' }).waitFor();
+    }
+    expect((await api('GET', `/tokens/${made.body.id}`)).status).toBe(200);
     expect(w.problems).toEqual([]);
   });
 

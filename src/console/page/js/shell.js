@@ -29,7 +29,11 @@ export function onViewChange(fn) {
 export function showView(name) {
   const from = current;
   current = name;
-  if (from && from !== name) for (const fn of leaveHooks) fn(from, name);
+  if (from && from !== name) {
+    // A dialog belongs to the screen that opened it (Back or a link while it is open): it closes, like a Cancel.
+    for (const dialog of document.querySelectorAll('dialog[open]')) dialog.close();
+    for (const fn of leaveHooks) fn(from, name);
+  }
   for (const [key, node] of Object.entries(views)) {
     node.hidden = key !== name;
     if (key === name) unparkView(node);
