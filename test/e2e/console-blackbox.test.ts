@@ -2,7 +2,7 @@
 // one-time secret when the administrator moves to another screen and comes back, a dialog left open on Back, a
 // Retire the API refuses because the token changed in another window, generating with network and rate limits, a
 // policy change in the audit log, a screen whose catalogue could not be loaded, passwords typed before a failed
-// request, and a session that ends (signed out elsewhere, expired) while the page is left idle. Debian's Chromium
+// request, the last administrator's removal refused, and a session that ends (signed out elsewhere, expired) while the page is left idle. Debian's Chromium
 // through playwright-core, against a real server on each database of the run.
 import type { Browser, Page } from 'playwright-core';
 import { call, signIn as apiSignIn, tokenBody } from '../support/admin-api.js';
@@ -268,6 +268,26 @@ describe.each(testDatabases())('console black-box findings on %s (Chromium)', (k
     await form.getByRole('button', { name: 'Change password' }).click();
     await other.locator('#profile-flash', { hasText: 'Your password was changed' }).waitFor();
     await context.close();
+    expect(w.problems).toEqual([]);
+  });
+
+  it('says why the last administrator cannot be removed (409 last_admin) and shows the list as it now is', async () => {
+    await page.goto(`${server.url}/admin#/admins`);
+    await page.getByRole('heading', { level: 1, name: 'Administrators' }).waitFor();
+    const rows = page.locator('#admin-rows tr');
+    await rows.nth(1).waitFor();
+    const others = (await api('GET', '/admins')).body.items.filter((a: { email: string }) => a.email !== ADMIN.email);
+    expect(others.length).toBeGreaterThan(0);
+    // Meanwhile, in another window, every other administrator is removed.
+    for (const other of others) expect((await api('DELETE', `/admins/${other.id}`)).status).toBe(204);
+    await page.getByRole('button', { name: `Remove ${ADMIN.email}` }).click();
+    await page.locator('#remove-admin-dialog').getByRole('button', { name: 'Remove administrator' }).click();
+    const alert = page.locator('#remove-admin-dialog').getByRole('alert');
+    await alert.waitFor();
+    expect(await alert.innerText()).toBe('An organisation keeps at least one administrator: invite another one first.');
+    await rows.nth(1).waitFor({ state: 'detached' });
+    await page.keyboard.press('Escape');
+    expect(await rows.first().innerText()).toContain('The last administrator stays');
     expect(w.problems).toEqual([]);
   });
 
