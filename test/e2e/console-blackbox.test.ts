@@ -2,8 +2,9 @@
 // one-time secret when the administrator moves to another screen and comes back, a dialog left open on Back, a
 // Retire the API refuses because the token changed in another window, generating with network and rate limits, a
 // policy change in the audit log, a screen whose catalogue could not be loaded, passwords typed before a failed
-// request, the last administrator's removal refused, and a session that ends (signed out elsewhere, expired) while the page is left idle. Debian's Chromium
-// through playwright-core, against a real server on each database of the run.
+// request, the last administrator's removal refused, and a session that ends (signed out elsewhere, expired) while
+// the page is left idle. Debian's Chromium through playwright-core, against a real server on each database of the
+// run.
 import type { Browser, Page } from 'playwright-core';
 import { call, signIn as apiSignIn, tokenBody } from '../support/admin-api.js';
 import { closeAll, newWatchedContext, openConsole, signIn, until, type Watch } from '../support/browser.js';
