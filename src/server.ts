@@ -4,6 +4,7 @@ import type { Deps } from './deps.js';
 import { accessLog } from './http/access-log.js';
 import { errorHandler } from './http/error-handler.js';
 import { allowedMethods, closeWhenDraining, notFound, requestId, securityHeaders, servedUnderIssuerPath, unmapClientAddress } from './http/common.js';
+import { SESSION_COOKIE } from './admin/auth.js';
 import { adminApi } from './admin/router.js';
 import { createOAuth, type OAuth } from './oauth/index.js';
 import { consoleRouter } from './console/routes.js';
@@ -93,7 +94,7 @@ export async function createServer(deps: Deps, prepared: Prepared = {}): Promise
   app.use(allowedMethods(ops)); // 405 method_not_allowed with Allow, SPEC error shape
   app.use(freshLastUse(oauth)); // token resources show uses of this instance not yet flushed
   app.use(adminApi(deps)); // /admin/api: JSON admin API with its own body reader (never on the OAuth paths)
-  const consolePages = consoleRouter(deps);
+  const consolePages = consoleRouter(deps, SESSION_COOKIE); // the admin API's cookie: the page asks /me only with it
   app.use(consolePages.routes()); // /admin: the console page and its assets, strict CSP
   app.use(allowedMethods(consolePages));
   app.use(scanning.routes()); // POST /secret-scanning/verify (signed partner alerts), POST /credentials/revoke (public)

@@ -83,8 +83,12 @@ export function consoleBasePath(issuer: string): string {
   return new URL(issuer).pathname.replace(/\/+$/, '');
 }
 
-/** GET /admin, /admin/ (the page), /admin/assets/{app.js,app.css,icon.svg} and /admin/assets/js/{module}.js. */
-export function consoleRouter(deps: Deps): Router {
+/**
+ * GET /admin, /admin/ (the page), /admin/assets/{app.js,app.css,icon.svg} and /admin/assets/js/{module}.js.
+ * `sessionCookie`: the admin API's session cookie name (given by the composition root: the console imports no
+ * other edge); the page tells whether the request carried it.
+ */
+export function consoleRouter(deps: Deps, sessionCookie: string): Router {
   const dir = pageDir();
   const basePath = consoleBasePath(deps.config.issuer).replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
   const html = readFileSync(path.join(dir, 'index.html'), 'utf8')
@@ -92,7 +96,11 @@ export function consoleRouter(deps: Deps): Router {
     .replaceAll('{{MAX_TOKEN_LIFETIME_DAYS}}', String(Math.trunc(deps.config.maxTokenLifetimeDays)))
     .replaceAll('{{EXPIRING_SOON_DAYS}}', String(Math.trunc(deps.config.expiringSoonDays)))
     .replaceAll('{{DORMANT_AFTER_DAYS}}', String(Math.trunc(deps.config.dormantAfterDays)));
-  const page = asset(Buffer.from(html, 'utf8'), 'text/html; charset=utf-8');
+  // `sat-session`: "none" when the request carries no session cookie (never signed in, signed out, or a session the
+  // API found ended: each clears the cookie), so the page shows the sign-in form without asking /me for a 401;
+  // "cookie" otherwise, and /me says whether that session is still alive.
+  const page = asset(Buffer.from(html.replaceAll('{{SESSION}}', 'cookie'), 'utf8'), 'text/html; charset=utf-8');
+  const signedOutPage = asset(Buffer.from(html.replaceAll('{{SESSION}}', 'none'), 'utf8'), 'text/html; charset=utf-8');
   const assets = new Map(
     Object.entries(assetList(dir)).map(([name, type]) => [name, asset(readFileSync(path.join(dir, name)), type)]),
   );
@@ -103,8 +111,9 @@ export function consoleRouter(deps: Deps): Router {
     // The page itself is tiny and holds the secret panel while it is open: never cache it, keep it out of
     // the back/forward cache.
     ctx.set('Cache-Control', 'no-store');
-    ctx.type = page.type;
-    ctx.body = page.body;
+    const shown = ctx.cookies.get(sessionCookie) ? page : signedOutPage;
+    ctx.type = shown.type;
+    ctx.body = shown.body;
   };
   router.get('/admin', servePage);
   router.get('/admin/', servePage);

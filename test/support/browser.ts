@@ -59,7 +59,7 @@ export function watch(page: Page, w: Watch): void {
   });
   page.on('pageerror', (err) => w.problems.push(`page error: ${err.message}`));
   page.on('console', (msg) => {
-    // (A failed load, such as the 401 of /me before sign-in or a 400 a test provokes, is not a problem.)
+    // (A failed load, such as a 400 a test provokes or the 401 of an ended session, is not a problem.)
     if (/content security policy|trusted ?type|refused to|csp violation|uncaught|unhandled/i.test(msg.text())) {
       w.problems.push(`console: ${msg.text()}`);
     }

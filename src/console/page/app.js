@@ -5,8 +5,9 @@
 // it, until it closes.
 //
 // This entry module loads the screens (each registers its view, its route and its listeners) and starts the
-// console: a mailed link (#/invite, #/reset) opens its page at once; otherwise /me decides between the console
-// and the sign-in form.
+// console: a mailed link (#/invite, #/reset) opens its page at once; a request without a session cookie (the page's
+// <meta name="sat-session" content="none">) the sign-in form; otherwise /me decides between the console and the
+// sign-in form.
 import { api, ApiError } from './js/api.js';
 import { sentence } from './js/dom.js';
 import { resetToSignIn } from './js/login.js';
@@ -23,6 +24,11 @@ import './js/audit.js';
 async function start() {
   if (isPublicRoute()) {
     await openRoute();
+    return;
+  }
+  // The server says when the request carried no session cookie: nothing to ask /me (its 401 would only be noise).
+  if (document.querySelector('meta[name="sat-session"]')?.content === 'none') {
+    resetToSignIn('');
     return;
   }
   try {

@@ -158,6 +158,8 @@ dialog.querySelector('form').addEventListener('submit', async (event) => {
       return;
     }
     show($('remove-admin-error'), sentence(err.message));
+    // 409 last_admin: the others were removed elsewhere meanwhile; the list catches up behind the dialog.
+    if (err instanceof ApiError && err.status === 409) await loadAdmins();
   } finally {
     enable(confirm, 'Remove administrator');
   }

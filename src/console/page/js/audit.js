@@ -71,9 +71,28 @@ function changedValue(value) {
   return String(value);
 }
 
-/** `token.updated` with `details.changes` ({field: {old, new}}): one line per changed field. */
-function changeLines(details) {
-  const changes = details && typeof details.changes === 'object' && details.changes ? details.changes : null;
+/**
+ * `policy.updated` carries the whole document before and after (`details.old`, `details.new`): the fields that
+ * differ, as {field: {old, new}}.
+ */
+function policyChanges(details) {
+  const before = details && typeof details.old === 'object' && details.old ? details.old : {};
+  const after = details && typeof details.new === 'object' && details.new ? details.new : {};
+  const changes = {};
+  for (const field of new Set([...Object.keys(before), ...Object.keys(after)])) {
+    if (JSON.stringify(before[field] ?? null) !== JSON.stringify(after[field] ?? null)) changes[field] = { old: before[field], new: after[field] };
+  }
+  return changes;
+}
+
+/** `token.updated` with `details.changes` ({field: {old, new}}), or `policy.updated`: one line per changed field. */
+function changeLines(details, action) {
+  const changes =
+    action === 'policy.updated'
+      ? policyChanges(details)
+      : details && typeof details.changes === 'object' && details.changes
+        ? details.changes
+        : null;
   if (!changes) return null;
   return Object.entries(changes).map(([field, change]) =>
     el('span', { class: 'sub change' }, el('code', {}, field), `: ${changedValue(change?.old)} → ${changedValue(change?.new)}`),
@@ -103,7 +122,7 @@ export function auditRow(event, { withToken = true } = {}) {
       'Details',
       'col-details',
       leaked ? leakDetails(event.leak) : null,
-      event.action === 'token.updated' ? changeLines(event.details) : null,
+      event.action === 'token.updated' || event.action === 'policy.updated' ? changeLines(event.details, event.action) : null,
       // Events about another administrator (admin.invited, admin.removed, ...) name them.
       event.subject_admin?.email ? el('span', {}, 'About ', ...breakableEmail(event.subject_admin.email)) : null,
     ),

@@ -191,3 +191,15 @@ export function fieldErrors(fields) {
     },
   };
 }
+
+/** The entries of an address box: one per line (commas and spaces separate too), blanks dropped. */
+export const addressesOf = (text) => text.split(/[\s,]+/).filter(Boolean);
+
+/** An address error names the entry it is about (the API's path is `allowed_ips.<index>` into `ips`, as sent). */
+export function namingEntries(details, ips) {
+  return details.map((detail) => {
+    const m = /^allowed_ips\.(\d+)$/.exec(String(detail?.path ?? ''));
+    const entry = m ? ips?.[Number(m[1])] : undefined;
+    return entry === undefined ? detail : { path: detail.path, message: `“${entry}”: ${detail.message}` };
+  });
+}

@@ -149,14 +149,16 @@ $('onetime-form').addEventListener('submit', async (event) => {
       resetToSignIn('Your password was changed and every session signed out. Sign in with the new password.', 'info');
     }
   } catch (err) {
-    $('onetime-password').value = '';
-    $('onetime-confirm').value = '';
+    // What was typed stays for another try (no answer, too many attempts, a password refused: the administrator
+    // corrects it); it goes only with a link that no longer works, when there is nothing to send again.
     const detail = err instanceof ApiError ? err.details.find((d) => d?.path === 'password' || d?.path === 'new_password') : null;
     if (detail) {
       setFieldError('password', detail.message);
       $('onetime-password').focus();
     } else if (err instanceof ApiError && err.details.some((d) => d?.path === 'token')) {
       pending = null;
+      $('onetime-password').value = '';
+      $('onetime-confirm').value = '';
       show(
         $('onetime-error'),
         kind === 'invite'

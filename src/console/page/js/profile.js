@@ -77,7 +77,8 @@ $('password-form').addEventListener('submit', async (event) => {
     }
     if (placed.length) fields[placed[0]].input.focus();
     else show($('password-error'), sentence(err.message));
-    fields.current_password.input.value = '';
+    // A wrong current password is typed again; after any other failure what was typed stays for another try.
+    if (placed.includes('current_password')) fields.current_password.input.value = '';
   } finally {
     enable(submit, 'Change password');
   }

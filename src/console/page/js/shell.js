@@ -2,7 +2,7 @@
 // #/token?id=…, and the public
 // #/forgot, #/invite, #/reset), the navigation and account in the top bar, and the hooks that wipe every
 // screen's state when the session ends.
-import { handleSessionEnd, session } from './api.js';
+import { api, handleSessionEnd, session } from './api.js';
 import { $, parkView, setText, unparkView } from './dom.js';
 
 const views = { loading: $('loading') };
@@ -16,8 +16,24 @@ export function addView(name, node, { signedIn = false } = {}) {
   if (signedIn) signedInViews.add(name);
 }
 
+/** The view on show; '' before the first. */
+let current = '';
+const leaveHooks = [];
+
+/** Registers `fn(from, to)`, run when the page changes from one view to another (not when a view shows again). */
+export function onViewChange(fn) {
+  leaveHooks.push(fn);
+}
+
 /** Shows one view; the others are hidden and taken out of the document (dom.js `parkView`). */
 export function showView(name) {
+  const from = current;
+  current = name;
+  if (from && from !== name) {
+    // A dialog belongs to the screen that opened it (Back or a link while it is open): it closes, like a Cancel.
+    for (const dialog of document.querySelectorAll('dialog[open]')) dialog.close();
+    for (const fn of leaveHooks) fn(from, name);
+  }
   for (const [key, node] of Object.entries(views)) {
     node.hidden = key !== name;
     if (key === name) unparkView(node);
@@ -58,7 +74,49 @@ export function setAccount(me) {
   setText($('account-initials'), initials(admin.email));
   $('account-button').title = `${admin.email ?? ''} · ${organisation?.name ?? ''}`;
   if (me?.csrf_token) session.csrf = me.csrf_token;
+  lastCheck = Date.now();
+  watchExpiry(me?.expires_at);
 }
+
+// ---------- a session that ends while the page is idle ----------
+// A session ends at its expires_at (from login or /me), or when it is signed out elsewhere (another session, a
+// password change or reset, the administrator removed). The page does not wait for the next click to find out: at
+// expires_at, and whenever the tab comes back into view, it asks /me, and a 401 leads to the sign-in form with
+// "Your session has ended" (and every screen's data, a one-time secret included, wiped).
+
+let expiryTimer;
+/** When /me was last asked (Date.now()); a tab shown again within CHECK_GAP_MS of it does not ask again. */
+let lastCheck = 0;
+const CHECK_GAP_MS = 10_000;
+
+function watchExpiry(expiresAt) {
+  clearTimeout(expiryTimer);
+  const at = Date.parse(expiresAt ?? '');
+  if (Number.isNaN(at)) return;
+  // A second after the end; when the browser's clock is ahead of the server's, /me still answers: ask again later.
+  const wait = at - Date.now() + 1000;
+  expiryTimer = setTimeout(() => void checkSession(), Math.min(wait > 1000 ? wait : 30_000, 2 ** 31 - 1));
+}
+
+async function checkSession() {
+  const who = account?.id;
+  if (!signedIn || !who) return;
+  lastCheck = Date.now();
+  try {
+    const me = await api('GET', '/admin/api/me');
+    if (account?.id === who) watchExpiry(me?.expires_at);
+  } catch (err) {
+    // Signed out or in as someone else meanwhile: not about this session. No answer: asked again in a while.
+    if (account?.id === who && !handleSessionEnd(err)) {
+      clearTimeout(expiryTimer);
+      expiryTimer = setTimeout(() => void checkSession(), 30_000);
+    }
+  }
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible' && Date.now() - lastCheck >= CHECK_GAP_MS) void checkSession();
+});
 
 const resets = [];
 
@@ -72,6 +130,7 @@ let signedIn = false;
 /** Leaves nothing of the session on the page: every screen's reset, the CSRF token, the account. */
 export function resetSession() {
   signedIn = false;
+  clearTimeout(expiryTimer);
   for (const fn of resets) fn();
   session.csrf = '';
   account = null;

@@ -27,7 +27,11 @@ addView('token', $('token-view'), { signedIn: true });
 /** The outcome of an action started here shows here; a revoked token sends the administrator back to the list. */
 const place = {
   secretAfter: () => $('token-flash'),
-  flash: (text) => show($('token-flash'), text),
+  fail(text) {
+    if (!text) return hide($('token-action-error'));
+    hide($('token-flash'));
+    show($('token-action-error'), text);
+  },
   async done(text) {
     if (text) show($('token-flash'), text);
     await loadToken();
@@ -47,6 +51,7 @@ async function enterToken(params) {
     hide($('token-flash'));
     clearView();
   }
+  hide($('token-action-error'));
   state.id = id;
   showView('token');
   await loadToken();
@@ -286,5 +291,6 @@ onReset(() => {
   state.eventsCursor = null;
   clearView();
   hide($('token-flash'));
+  hide($('token-action-error'));
   hide($('token-events-error'));
 });

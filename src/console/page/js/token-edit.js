@@ -3,7 +3,20 @@
 // API's validation errors ({error, message, details: [{path, message}]}) show next to their fields; nothing is
 // changed unless the API accepted the whole request. Keys and DPoP stay in the Credentials dialog (tokens.js).
 import { api, ApiError, handleSessionEnd } from './api.js';
-import { $, checkedServices, enable, fieldErrors, hide, sentence, serviceCheckbox, setText, show, wholeNumberOf } from './dom.js';
+import {
+  $,
+  addressesOf,
+  checkedServices,
+  enable,
+  fieldErrors,
+  hide,
+  namingEntries,
+  sentence,
+  serviceCheckbox,
+  setText,
+  show,
+  wholeNumberOf,
+} from './dom.js';
 import { onReset } from './shell.js';
 
 const dialog = $('edit-dialog');
@@ -34,9 +47,6 @@ hourlyOn.addEventListener('change', () => {
   if (hourlyOn.checked && !hourly.value) hourly.value = '1000';
   if (!hourlyOn.checked) errors.set('max_tokens_per_hour', '');
 });
-
-/** The entries of the address box: one per line (commas and spaces separate too), blanks dropped. */
-const addressesOf = (text) => text.split(/[\s,]+/).filter(Boolean);
 
 const sameList = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
 const sameSet = (a, b) => a.length === b.length && a.every((x) => b.includes(x));
@@ -79,15 +89,6 @@ function changes(token) {
   return body;
 }
 
-/** An address error names the entry it is about (the API's path is `allowed_ips.<index>`). */
-function withEntries(details, body) {
-  return details.map((detail) => {
-    const m = /^allowed_ips\.(\d+)$/.exec(String(detail?.path ?? ''));
-    const entry = m ? body.allowed_ips?.[Number(m[1])] : undefined;
-    return entry === undefined ? detail : { path: detail.path, message: `“${entry}”: ${detail.message}` };
-  });
-}
-
 function focusField(field) {
   if (field === 'services') (serviceList.querySelector('input') ?? form).focus();
   else fields[field].input.focus();
@@ -116,7 +117,7 @@ form.addEventListener('submit', async (event) => {
     await saved(updated);
   } catch (err) {
     if (handleSessionEnd(err)) return;
-    const placed = err instanceof ApiError ? errors.place(withEntries(err.details, body)) : [];
+    const placed = err instanceof ApiError ? errors.place(namingEntries(err.details, body.allowed_ips)) : [];
     if (err instanceof ApiError && err.code === 'name_taken' && !placed.includes('name')) {
       errors.set('name', err.message);
       placed.push('name');

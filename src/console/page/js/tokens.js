@@ -1,11 +1,12 @@
 // The System Access Token screen: generate (with the secret shown once, or a public key for private_key_jwt,
-// and Require DPoP), the list with search and paging, the active-token limit, a token's credentials (key
+// Require DPoP, the address allowlist and the hourly limit), the list with search and paging, the active-token limit, a token's credentials (key
 // thumbprints, replacing the keys, Require DPoP), Rotate secret, Retire and Revoke Access. A token's name (or a
 // click on its row) opens its own view (token-detail.js), which reuses these actions with its own `place`.
 import { api, ApiError, handleSessionEnd } from './api.js';
 import {
   $,
   DAY_MS,
+  addressesOf,
   breakableEmail,
   cell,
   el,
@@ -16,12 +17,14 @@ import {
   hide,
   isoDay,
   localDayFormat,
+  namingEntries,
   sentence,
   setText,
   show,
   timeEl,
+  wholeNumberOf,
 } from './dom.js';
-import { addView, goTo, onReset, setHome, showView } from './shell.js';
+import { addView, goTo, onReset, onViewChange, setHome, showView } from './shell.js';
 
 const PAGE_SIZE = 10;
 
@@ -48,12 +51,16 @@ addView('tokens', $('tokens-view'), { signedIn: true });
 /**
  * Where an action on a token (rotate, retire, credentials, revoke) was started and where its outcome shows: the
  * list (this default) or a token's own view. `secretAfter()`: the node the one-time secret panel follows;
- * `flash(text)`: says what happened; `done(text?)`: says it and reloads; `gone(text)`: the token was revoked;
- * `focus()`: where the focus goes back to.
+ * `fail(text)`: says what went wrong (an error notice; '' hides it); `done(text?)`: says what happened and reloads;
+ * `gone(text)`: the token was revoked; `focus()`: where the focus goes back to.
  */
 const listPlace = {
   secretAfter: () => $('flash'),
-  flash: (text) => show($('flash'), text),
+  fail(text) {
+    if (!text) return hide($('action-error'));
+    hide($('flash'));
+    show($('action-error'), text);
+  },
   async done(text) {
     if (text) show($('flash'), text);
     await loadTokens();
@@ -79,11 +86,19 @@ async function enterTokens() {
     closeSecret({ focus: false });
     $('flash').after(secretPanel);
   }
-  const services = await api('GET', '/admin/api/services');
-  state.services = Array.isArray(services?.items) ? services.items : [];
+  let servicesError = null;
+  try {
+    const services = await api('GET', '/admin/api/services');
+    state.services = Array.isArray(services?.items) ? services.items : [];
+  } catch (err) {
+    if (handleSessionEnd(err)) return;
+    servicesError = err; // the screen still opens, and says so (the last catalogue known, if any, stays)
+  }
   renderServices();
+  hide($('action-error'));
   showView('tokens');
   await loadTokens();
+  if (servicesError && $('list-error').hidden) show($('list-error'), `The services could not be loaded. ${sentence(servicesError.message)}`);
 }
 
 setHome(enterTokens);
@@ -104,6 +119,7 @@ onReset(() => {
   $('token-search').value = '';
   $('token-rows').replaceChildren();
   hide($('flash'));
+  hide($('action-error'));
 });
 
 // ---------- generate ----------
@@ -115,6 +131,33 @@ const nameInput = $('token-name');
 const expiryInput = $('token-expiry');
 const serviceFilter = $('service-filter');
 const publicKeyInput = $('public-key');
+const ipsInput = $('token-ips');
+const hourlyOn = $('token-hourly-on');
+const hourlyInput = $('token-hourly');
+
+function syncHourly() {
+  hourlyInput.disabled = !hourlyOn.checked;
+}
+
+hourlyOn.addEventListener('change', () => {
+  syncHourly();
+  if (hourlyOn.checked && !hourlyInput.value) hourlyInput.value = String(state.policy?.default_max_tokens_per_hour ?? 1000);
+  if (!hourlyOn.checked) setFieldError('max_tokens_per_hour', '');
+});
+
+/** The hourly limit starts at the policy's default (none when the policy has none). */
+function prepareHourly() {
+  const fallback = state.policy?.default_max_tokens_per_hour ?? null;
+  hourlyOn.checked = fallback !== null;
+  hourlyInput.value = fallback === null ? '' : String(fallback);
+  syncHourly();
+  setText(
+    $('token-hourly-hint'),
+    `Past the limit in the last rolling hour, the token endpoint answers 429 with Retry-After.${
+      fallback === null ? '' : ` Your organisation's policy sets ${fallback.toLocaleString('en-GB')} unless you choose otherwise.`
+    }`,
+  );
+}
 
 /** "Public key" chosen: the pasted key is sent, converted and validated by the server (private_key_jwt). */
 const usesPublicKey = () => $('auth-key').checked;
@@ -187,6 +230,7 @@ async function openGeneratePanel() {
   openGenerate.setAttribute('aria-expanded', 'true');
   if (!(await loadPolicy())) return;
   prepareExpiry();
+  prepareHourly();
   applyServicePolicy();
   clearFieldErrors();
   generatePanel.hidden = false;
@@ -195,6 +239,7 @@ async function openGeneratePanel() {
 
 function closeGenerate({ focus = true } = {}) {
   generateForm.reset();
+  syncHourly();
   applyAuthMethod();
   serviceFilter.value = '';
   filterServices();
@@ -271,6 +316,8 @@ const fieldInputs = {
   expires_at: { input: expiryInput, error: $('token-expiry-error') },
   services: { input: null, error: $('services-error') },
   public_key: { input: publicKeyInput, error: $('public-key-error') },
+  allowed_ips: { input: ipsInput, error: $('token-ips-error') },
+  max_tokens_per_hour: { input: hourlyInput, error: $('token-hourly-error') },
 };
 
 function fieldOf(path) {
@@ -333,6 +380,7 @@ generateForm.addEventListener('submit', async (event) => {
   const submit = $('generate-submit');
   submit.disabled = true;
   setText(submit, 'Generating…');
+  const allowedIps = addressesOf(ipsInput.value);
   try {
     const token = await api('POST', '/admin/api/tokens', {
       name: nameInput.value.trim(),
@@ -340,6 +388,8 @@ generateForm.addEventListener('submit', async (event) => {
       services: selectedServices(),
       ...(usesPublicKey() ? { auth_method: 'private_key_jwt', public_key: publicKeyInput.value } : {}),
       require_dpop: $('require-dpop').checked,
+      allowed_ips: allowedIps,
+      max_tokens_per_hour: hourlyOn.checked ? wholeNumberOf(hourlyInput) : null,
     });
     closeGenerate({ focus: false });
     showSecret(token);
@@ -353,7 +403,7 @@ generateForm.addEventListener('submit', async (event) => {
     await loadTokens();
   } catch (err) {
     if (handleSessionEnd(err)) return;
-    showGenerateError(err);
+    showGenerateError(err, allowedIps);
   } finally {
     setText(submit, 'Generate');
     applyLimit();
@@ -361,10 +411,10 @@ generateForm.addEventListener('submit', async (event) => {
   }
 });
 
-function showGenerateError(err) {
+function showGenerateError(err, allowedIps) {
   const placed = [];
   if (err instanceof ApiError) {
-    for (const detail of err.details) {
+    for (const detail of namingEntries(err.details, allowedIps)) {
       const field = fieldOf(detail?.path);
       if (field && !placed.includes(field)) {
         setFieldError(field, detail.message);
@@ -427,8 +477,10 @@ export function closeSecret({ focus = true } = {}) {
 }
 
 $('close-secret').addEventListener('click', () => closeSecret());
-// Leaving the page (or being put in the back/forward cache) drops the secret too.
+// Leaving the page (or being put in the back/forward cache) drops the secret too, and so does leaving the screen that
+// shows it for another one (the audit log, a token's view, the list): coming back does not show it again.
 window.addEventListener('pagehide', () => closeSecret({ focus: false }));
+onViewChange(() => closeSecret({ focus: false }));
 
 async function copyFrom(id, what) {
   const source = $(id);
@@ -622,20 +674,29 @@ function previousSecret(token) {
   );
 }
 
-/** Retire: the previous secret of a rotation stops at once. */
+/**
+ * Retire: the previous secret of a rotation stops at once. A refusal (the only live secret left: 409 last_secret; the
+ * secret already retired or stopped elsewhere: 404) shows as an error and the secrets are read again, so the screen
+ * shows what is true now.
+ */
 export async function retirePrevious(token, previous, button, place = listPlace) {
   button.disabled = true;
+  place.fail('');
   try {
     await api('POST', `/admin/api/tokens/${encodeURIComponent(token.id)}/secrets/${encodeURIComponent(previous.id)}/retire`);
     await place.done(`The previous secret of “${token.name}” no longer works.`);
-    // The Retire button went with the secret: focus goes back to where the place keeps it, not to the page's body.
-    if (!button.isConnected) place.focus();
   } catch (err) {
     if (handleSessionEnd(err)) return;
-    place.flash(sentence(err.message));
-    if (button.isConnected) enable(button);
-    else place.focus();
+    place.fail(
+      err instanceof ApiError && err.status === 404
+        ? `The previous secret of “${token.name}” had already stopped: it was retired elsewhere or its grace period ended.`
+        : sentence(err.message),
+    );
+    if (err instanceof ApiError && (err.status === 404 || err.status === 409)) await place.done();
   }
+  // The Retire button went with the secret: focus goes back to where the place keeps it, not to the page's body.
+  if (button.isConnected) enable(button);
+  else place.focus();
 }
 
 // ---------- Rotate secret ----------
