@@ -80,6 +80,7 @@ export {
   type ResourceServerResource,
 } from './resource-servers.js';
 export {
+  findLeakedSecrets,
   reportLeakedSecrets,
   type LeakAction,
   type LeakLabel,
