@@ -19,6 +19,7 @@ import {
   accessTokenLifetime,
   claimOneTimeUse,
   isOneTimeUseClaimed,
+  isSoleAudience,
   verifySecret,
   type ClientRow,
 } from '../tokens/index.js';
@@ -177,7 +178,7 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
     // Asymmetric only: secrets are stored hashed, so client_secret_jwt and HS* stay off (research/oidc-provider.md Q3).
     enabledJWA: { clientAuthSigningAlgValues: [...CLIENT_ASSERTION_SIGNING_ALGS], dPoPSigningAlgValues: [...DPOP_SIGNING_ALGS] },
     // RFC 7523 §3: iss = sub = client ID and aud are checked by the provider; we add exp not past (the provider's
-    // check allowed clockTolerance) and at most 5 minutes ahead. Real time, as the provider's own checks. The provider
+    // check allowed clockTolerance) and at most 5 minutes ahead, and aud naming us alone (isSoleAudience). Real time, as the provider's own checks. The provider
     // calls this once the signature verified, before it claims the jti: the place for the token's allowed_ips and
     // hourly limit (the edge's `admit`), which an assertion nobody signed must neither trip (token.denied_address in
     // the audit log) nor use up (reservations of max_tokens_per_hour held while the provider verifies).
@@ -188,6 +189,7 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
         throw new errors.InvalidClientAuth(`the client_assertion exp must be at most ${MAX_ASSERTION_LIFETIME_S} seconds ahead`);
       }
       if (claims.sub !== claims.iss) throw new errors.InvalidClientAuth('the client_assertion sub must equal its iss (the client ID)');
+      if (!isSoleAudience(claims.aud)) throw new errors.InvalidClientAuth('the client_assertion aud must name this server only');
       const admit = admissions.get(ctx.req);
       if (!admit) throw new errors.InvalidClientAuth('client authentication failed');
       await admit();

@@ -107,6 +107,16 @@ export async function findAssertionClient(deps: Deps, clientId: string): Promise
   return token;
 }
 
+/**
+ * Whether a client assertion's `aud` names one audience: a string, or an array of one. RFC 7523 §3 lets `aud` be an
+ * array that merely includes us, but an assertion addressed to us and to another party can be replayed here by
+ * that party (the audience-injection attack behind draft-ietf-oauth-rfc7523bis, which requires the server's own
+ * identifier as the sole audience value). Which value names us is checked by the caller (oidc-provider or jose).
+ */
+export function isSoleAudience(aud: unknown): boolean {
+  return typeof aud === 'string' || (Array.isArray(aud) && aud.length === 1 && typeof aud[0] === 'string');
+}
+
 /** SPEC Part 2: a client assertion's `exp` is at most this far ahead, in seconds. */
 export const MAX_ASSERTION_LIFETIME_S = 300;
 
@@ -122,8 +132,8 @@ const ASSERTION_ALGS = [...CLIENT_ASSERTION_ALGS.EC, ...CLIENT_ASSERTION_ALGS.RS
 /**
  * `private_key_jwt` (RFC 7523 §3) at our own endpoints (introspection, revocation), with the rules oidc-provider
  * applies at the token endpoint: signed by one of the token's registered keys, `iss` = `sub` = the client ID, `aud`
- * one of `audiences` (the issuer and endpoint URLs), `exp` present, not past and at most 5 minutes ahead of
- * `deps.clock()`, `nbf` if present at most ASSERTION_CLOCK_SKEW_S ahead,
+ * one of `audiences` (the issuer and endpoint URLs) and nothing else (isSoleAudience), `exp` present, not past
+ * and at most 5 minutes ahead of `deps.clock()`, `nbf` if present at most ASSERTION_CLOCK_SKEW_S ahead,
  * and a `jti` claimed once in the shared replay store (the key oidc-provider uses, so a jti spent at one endpoint
  * is spent at all). Undefined means `invalid_client`.
  */
@@ -150,6 +160,7 @@ export async function authenticateAssertion(
     });
     exp = payload.exp as number;
     jti = payload.jti as string;
+    if (!isSoleAudience(payload.aud)) return undefined;
   } catch {
     return undefined;
   }

@@ -57,6 +57,7 @@ export {
   authenticateForIntrospection,
   findAssertionClient,
   findIntrospectedSubject,
+  isSoleAudience,
   type AuthenticatedClient,
   type IntrospectedSubject,
   type PresentedCredentials,
