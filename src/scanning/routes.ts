@@ -4,7 +4,7 @@ import type { Context, Middleware } from 'koa';
 import { z } from 'zod';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
-import { AddressRateLimiter } from '../http/address-limiter.js';
+import { AddressRateLimiter, addressBucket } from '../http/address-limiter.js';
 import { issuesToDetails, refuseContentEncoding } from '../http/validate.js';
 import { findLeakedSecrets, reportLeakedSecrets, type LeakReport } from '../tokens/index.js';
 import { ScanningKeys } from './keys.js';
@@ -138,7 +138,8 @@ export function scanningRouter(deps: Deps, opened?: ScanningKeys): ScanningRoute
 
   router.post(PUBLIC_REVOKE_PATH, noStore, async (ctx) => {
     // Counted before anything else: a blocked address costs no body read and no database work.
-    const decision = limiter.hit(ctx.ip || 'unknown');
+    // Per address, an IPv6 address per /64 (addressBucket).
+    const decision = limiter.hit(addressBucket(ctx.ip || 'unknown'));
     if (!decision.allowed) {
       ctx.set('Connection', 'close');
       throw new AppError(

@@ -560,6 +560,21 @@ describe.each(testDatabases())('leaked secrets on %s', (kind) => {
       expect((await publicRevoke('nope', ip)).status).toBe(429);
       expect((await publicRevoke({ credentials: [] }, '203.0.113.100')).status).toBe(202);
     });
+
+    it('counts an IPv6 /64 as one address, and an address as one whatever its spelling or the port a proxy appends', async () => {
+      const tenCalls = async (from: (i: number) => string) => {
+        for (let i = 0; i < 10; i++) expect((await publicRevoke({ credentials: [] }, from(i))).status).toBe(202);
+      };
+      // One host with a /64 can use any of 2^64 addresses.
+      await tenCalls((i) => `2001:db8:5:6::${(i + 1).toString(16)}`);
+      expect((await publicRevoke({ credentials: [] }, '2001:db8:5:6:ffff:1:2:3')).status).toBe(429);
+      expect((await publicRevoke({ credentials: [] }, '2001:DB8:5:6::99')).status).toBe(429);
+      expect((await publicRevoke({ credentials: [] }, '2001:db8:5:7::1')).status).toBe(202); // the next /64
+      // A load balancer that writes the client's port (address:port) into X-Forwarded-For.
+      await tenCalls((i) => `203.0.113.150:${40_000 + i}`);
+      expect((await publicRevoke({ credentials: [] }, '203.0.113.150')).status).toBe(429);
+      expect((await publicRevoke({ credentials: [] }, '[2001:db8:5:6::1]:443')).status).toBe(429);
+    });
   });
 
   describe('SECRET_SCANNING_ACTION=notify', () => {
