@@ -178,10 +178,11 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
     // Asymmetric only: secrets are stored hashed, so client_secret_jwt and HS* stay off (research/oidc-provider.md Q3).
     enabledJWA: { clientAuthSigningAlgValues: [...CLIENT_ASSERTION_SIGNING_ALGS], dPoPSigningAlgValues: [...DPOP_SIGNING_ALGS] },
     // RFC 7523 §3: iss = sub = client ID and aud are checked by the provider; we add exp not past (the provider's
-    // check allowed clockTolerance) and at most 5 minutes ahead, and aud naming us alone (isSoleAudience). Real time, as the provider's own checks. The provider
-    // calls this once the signature verified, before it claims the jti: the place for the token's allowed_ips and
-    // hourly limit (the edge's `admit`), which an assertion nobody signed must neither trip (token.denied_address in
-    // the audit log) nor use up (reservations of max_tokens_per_hour held while the provider verifies).
+    // check allowed clockTolerance) and at most 5 minutes ahead, and aud naming us alone (isSoleAudience). Real
+    // time, as the provider's own checks. The provider calls this once the signature verified, before it claims the
+    // jti: the place for the token's allowed_ips and hourly limit (the edge's `admit`), which an assertion nobody
+    // signed must neither trip (token.denied_address in the audit log) nor use up (max_tokens_per_hour reservations
+    // held while the provider verifies).
     assertJwtClientAuthClaimsAndHeader: async (ctx, claims) => {
       const now = Date.now() / 1000;
       if (typeof claims.exp !== 'number' || claims.exp <= now) throw new errors.InvalidClientAuth('the client_assertion has expired');

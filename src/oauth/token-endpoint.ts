@@ -85,7 +85,8 @@ function hourlyAllowance(allowance: AccessTokenAllowance, grantType: unknown, to
  * saying how. Then the fast path answers the plain success case, and oidc-provider everything else: it gets the
  * body bytes read here, a canonical Basic header (replay), and the authenticated row for its client lookup.
  * A client assertion (RFC 7523 `private_key_jwt`) is not verified here: the edge finds the `private_key_jwt` token
- * its `sub` names (tokens.findAssertionClient) and oidc-provider verifies it (keys, iss, aud, exp, one-time jti);
+ * its `sub` names (tokens.findAssertionClient) and oidc-provider verifies it (keys, iss, aud, exp, one-time jti),
+ * then calls back for the token's allowed_ips and hourly limit, which are judged only for a verified assertion;
  * such requests, and every DPoP request, never take the fast path (docs/sender-constrained.md).
  * Metrics: `sat_token_requests_total{outcome,path}`, path "fast" when the fast path answered, else "provider"
  * (client-authentication failures included).
@@ -103,8 +104,8 @@ export function tokenEndpoint(deps: Deps, current: () => CurrentProvider, hourly
       if (!presented) throw new ClientAuthenticationFailed('no client authentication mechanism provided', true);
       let row: ClientRow;
       if (presented.method === 'private_key_jwt') {
-        // RFC 7523: the row the assertion names; oidc-provider verifies the assertion with the row's keys, and then
-        // (provider.ts, assertJwtClientAuthClaimsAndHeader) the address against its allowed_ips.
+        // RFC 7523: the row the assertion names; oidc-provider verifies the assertion with the row's keys, then runs
+        // `admit` below (provider.ts, assertJwtClientAuthClaimsAndHeader): allowed_ips and the hourly limit.
         const named = await findAssertionClient(deps, presented.clientId);
         if (!named) throw new ClientAuthenticationFailed('client authentication failed', false);
         row = named;
