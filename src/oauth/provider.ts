@@ -19,6 +19,7 @@ import {
   accessTokenLifetime,
   claimOneTimeUse,
   isOneTimeUseClaimed,
+  namesOnlyUs,
   verifySecret,
   type ClientRow,
 } from '../tokens/index.js';
@@ -39,10 +40,18 @@ export interface ProviderHooks {
  * request: oidc-provider's client lookup reads it from here instead of authenticating the client a second time.
  */
 const authenticatedRows = new WeakMap<IncomingMessage, ClientRow>();
+/** For a client assertion: the edge's checks that wait until the provider has verified it (setAuthenticatedRow). */
+const admissions = new WeakMap<IncomingMessage, () => Promise<void>>();
 
-/** Hands the authenticated row of this request to oidc-provider's client lookup (Client.find). */
-export function setAuthenticatedRow(req: IncomingMessage, row: ClientRow): void {
+/**
+ * Hands the authenticated row of this request to oidc-provider's client lookup (Client.find). For a client assertion
+ * (`private_key_jwt`) the row is only the one the assertion names, unverified: `admit` (the address allowlist and the
+ * hourly limit, SPEC "Network and rate limits per token") then runs once the provider has verified the assertion
+ * (assertJwtClientAuthClaimsAndHeader), and throws the OAuth error to answer when the request may not go on.
+ */
+export function setAuthenticatedRow(req: IncomingMessage, row: ClientRow, admit?: () => Promise<void>): void {
   authenticatedRows.set(req, row);
+  if (admit) admissions.set(req, admit);
 }
 
 /**
@@ -139,6 +148,8 @@ export interface BuiltProvider {
  */
 export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHooks): Promise<BuiltProvider> {
   const { config } = deps;
+  // SPEC Part 2: a client assertion's aud is the issuer or the token endpoint (an array of both is fine: namesOnlyUs).
+  const assertionAudiences = [config.issuer, issuerUrl(config.issuer, '/token')];
   const scopes = config.services.map((s) => s.id);
   const ttl = config.accessTokenTtlSeconds;
   const resourceServerInfo = (services: string): ResourceServer => ({
@@ -169,14 +180,22 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
     // Asymmetric only: secrets are stored hashed, so client_secret_jwt and HS* stay off (research/oidc-provider.md Q3).
     enabledJWA: { clientAuthSigningAlgValues: [...CLIENT_ASSERTION_SIGNING_ALGS], dPoPSigningAlgValues: [...DPOP_SIGNING_ALGS] },
     // RFC 7523 §3: iss = sub = client ID and aud are checked by the provider; we add exp not past (the provider's
-    // check allowed clockTolerance) and at most 5 minutes ahead. Real time, as the provider's own checks.
-    assertJwtClientAuthClaimsAndHeader: (_ctx, claims) => {
+    // check allowed clockTolerance) and at most 5 minutes ahead, and aud naming nobody but us (namesOnlyUs). Real
+    // time, as the provider's own checks. The provider calls this once the signature verified, before it claims the
+    // jti: the place for the token's allowed_ips and hourly limit (the edge's `admit`), which an assertion nobody
+    // signed must neither trip (token.denied_address in the audit log) nor use up (max_tokens_per_hour reservations
+    // held while the provider verifies).
+    assertJwtClientAuthClaimsAndHeader: async (ctx, claims) => {
       const now = Date.now() / 1000;
       if (typeof claims.exp !== 'number' || claims.exp <= now) throw new errors.InvalidClientAuth('the client_assertion has expired');
       if (claims.exp - now > MAX_ASSERTION_LIFETIME_S) {
         throw new errors.InvalidClientAuth(`the client_assertion exp must be at most ${MAX_ASSERTION_LIFETIME_S} seconds ahead`);
       }
       if (claims.sub !== claims.iss) throw new errors.InvalidClientAuth('the client_assertion sub must equal its iss (the client ID)');
+      if (!namesOnlyUs(claims.aud, [...assertionAudiences, ctx.oidc.urlFor('token')])) throw new errors.InvalidClientAuth('the client_assertion aud must name this server only');
+      const admit = admissions.get(ctx.req);
+      if (!admit) throw new errors.InvalidClientAuth('client authentication failed');
+      await admit();
     },
     clientDefaults: {
       grant_types: ['client_credentials'],

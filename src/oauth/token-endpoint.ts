@@ -97,7 +97,8 @@ function hourlyAllowance(allowance: AccessTokenAllowance, grantType: unknown, to
  * saying how. Then the fast path answers the plain success case, and oidc-provider everything else: it gets the
  * body bytes read here, a canonical Basic header (replay), and the authenticated row for its client lookup.
  * A client assertion (RFC 7523 `private_key_jwt`) is not verified here: the edge finds the `private_key_jwt` token
- * its `sub` names (tokens.findAssertionClient) and oidc-provider verifies it (keys, iss, aud, exp, one-time jti);
+ * its `sub` names (tokens.findAssertionClient) and oidc-provider verifies it (keys, iss, aud, exp, one-time jti),
+ * then calls back for the token's allowed_ips and hourly limit, which are judged only for a verified assertion;
  * such requests, and every DPoP request, never take the fast path (docs/sender-constrained.md).
  * Metrics: `sat_token_requests_total{outcome,path}`, path "fast" when the fast path answered, else "provider"
  * (client-authentication failures included).
@@ -116,11 +117,10 @@ export function tokenEndpoint(deps: Deps, current: () => CurrentProvider, hourly
       if (!presented) throw new ClientAuthenticationFailed('no client authentication mechanism provided', true);
       let row: ClientRow;
       if (presented.method === 'private_key_jwt') {
-        // RFC 7523: the row the assertion names; oidc-provider verifies the assertion with the row's keys.
+        // RFC 7523: the row the assertion names; oidc-provider verifies the assertion with the row's keys, then runs
+        // `admit` below (provider.ts, assertJwtClientAuthClaimsAndHeader): allowed_ips and the hourly limit.
         const named = await findAssertionClient(deps, presented.clientId);
-        if (!named || !(await checkClientAddress(deps, { kind: 'token', clientId: presented.clientId, token: named }, ctx.ip))) {
-          throw new ClientAuthenticationFailed('client authentication failed', false);
-        }
+        if (!named) throw new ClientAuthenticationFailed('client authentication failed', false);
         row = named;
       } else {
         const client = await authenticateClient(deps, presented);
@@ -147,8 +147,19 @@ export function tokenEndpoint(deps: Deps, current: () => CurrentProvider, hourly
       const scope = form.params.scope;
       if (form.params.grant_type === 'client_credentials' && typeof scope === 'string') checkScopeSyntax(scope);
 
-      const allowance = await hourlyAllowance(hourly, form.params.grant_type, row);
-      if (!allowance.allowed) throw new RateLimited(allowance.retryAfterSeconds);
+      // The address (for a client assertion: a secret's was checked above) and the hourly limit. A client assertion is
+      // verified by oidc-provider, which runs this once it has (provider.ts): an unsigned one trips and uses up nothing.
+      const admitted = row;
+      let allowance: Allowance = NO_LIMIT;
+      const admit = async () => {
+        if (presented.method === 'private_key_jwt') {
+          const client = { kind: 'token' as const, clientId: admitted.client_id, token: admitted };
+          if (!(await checkClientAddress(deps, client, ctx.ip))) throw new ClientAuthenticationFailed('client authentication failed', false);
+        }
+        allowance = await hourlyAllowance(hourly, form.params.grant_type, admitted);
+        if (!allowance.allowed) throw new RateLimited(allowance.retryAfterSeconds);
+      };
+      if (presented.method !== 'private_key_jwt') await admit();
 
       const { callback, fastPath } = current();
       // Never a client assertion on the fast path (it refuses them too: DPoP, private_key_jwt, require_dpop).
@@ -157,13 +168,14 @@ export function tokenEndpoint(deps: Deps, current: () => CurrentProvider, hourly
         return;
       }
       const req = replay(ctx.req, form.raw, presented);
-      setAuthenticatedRow(req, row);
+      setAuthenticatedRow(req, row, presented.method === 'private_key_jwt' ? admit : undefined);
       ctx.respond = false;
       try {
         await callback(req, ctx.res);
       } finally {
         outcome = providerOutcomes.get(req) ?? String(ctx.res.statusCode);
-        if (outcome !== 'ok') await allowance.release();
+        const taken: Allowance = allowance;
+        if (outcome !== 'ok' && taken.allowed) await taken.release();
       }
     } catch (err) {
       outcome = renderOAuthError(ctx, err, issuer, deps.log);

@@ -4,9 +4,9 @@ import type { Context, Middleware } from 'koa';
 import { z } from 'zod';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
-import { AddressRateLimiter } from '../http/address-limiter.js';
+import { AddressRateLimiter, addressBucket } from '../http/address-limiter.js';
 import { issuesToDetails, refuseContentEncoding } from '../http/validate.js';
-import { reportLeakedSecrets, type LeakReport } from '../tokens/index.js';
+import { findLeakedSecrets, reportLeakedSecrets, type LeakReport } from '../tokens/index.js';
 import { ScanningKeys } from './keys.js';
 
 export const SECRET_SCANNING_PATH = '/secret-scanning/verify';
@@ -86,17 +86,25 @@ function storable(value: string | null | undefined): string | null {
 const unsigned = () =>
   new AppError('unauthorized', `The alert must be signed: ${KEY_ID_HEADER} and ${SIGNATURE_HEADER} by a key of the configured keys file.`);
 
+/** The scanning routes, and the public reports still being acted on after their answer was sent. */
+export interface ScanningRoutes {
+  router: Router;
+  /** Resolves when every public report answered so far has been acted on (shutdown waits for it; tests too). */
+  settled(): Promise<void>;
+}
+
 /**
  * POST /secret-scanning/verify and POST /credentials/revoke. Without SECRET_SCANNING_KEYS_FILE the partner endpoint
  * answers 404 (secret scanning not configured); the public endpoint always works. Throws ScanningKeysError at start
  * when the keys file is configured but missing or malformed; `opened`: the keys `serve` read before touching the
  * database (main.ts).
  */
-export function scanningRouter(deps: Deps, opened?: ScanningKeys): Router {
+export function scanningRouter(deps: Deps, opened?: ScanningKeys): ScanningRoutes {
   const router = new Router();
   const file = deps.config.secretScanningKeysFile;
   const keys = opened ?? (file ? new ScanningKeys(file, deps.log) : undefined);
   const limiter = new AddressRateLimiter(PUBLIC_REVOKE_CALLS_PER_MINUTE, 60_000, 10_000, () => deps.clock().getTime());
+  const acting = new Set<Promise<void>>();
 
   const noStore: Middleware = async (ctx, next) => {
     ctx.set('Cache-Control', 'no-store');
@@ -130,7 +138,8 @@ export function scanningRouter(deps: Deps, opened?: ScanningKeys): Router {
 
   router.post(PUBLIC_REVOKE_PATH, noStore, async (ctx) => {
     // Counted before anything else: a blocked address costs no body read and no database work.
-    const decision = limiter.hit(ctx.ip || 'unknown');
+    // Per address, an IPv6 address per /64 (addressBucket).
+    const decision = limiter.hit(addressBucket(ctx.ip || 'unknown'));
     if (!decision.allowed) {
       ctx.set('Connection', 'close');
       throw new AppError(
@@ -143,15 +152,33 @@ export function scanningRouter(deps: Deps, opened?: ScanningKeys): Router {
     refuseContentEncoding(ctx);
     if (!ctx.is('application/json', '+json')) throw new AppError('unsupported_media_type', 'Send the request body as application/json (UTF-8).');
     const { credentials } = validate(publicRevokeBody, parseJson(await readRawBody(ctx, MAX_REVOKE_BODY_BYTES)));
-    await reportLeakedSecrets(
+    // Looked up now (the same reads whether or not anything is live), acted on once the answer is sent: the 202 and
+    // its timing are the same whatever matched (SPEC: "says nothing about which matched").
+    const found = await findLeakedSecrets(
       deps,
       credentials.map((secret) => ({ secret, url: null, source: 'public report' })),
-      { reporter: 'public-report', action: 'revoke', ip: ctx.ip || null },
     );
-    // The same answer whatever matched: the caller learns nothing about which secrets were live.
     ctx.status = 202;
     ctx.body = { received: credentials.length };
+    const ip = ctx.ip || null;
+    let started = false;
+    const act = () => {
+      if (started) return;
+      started = true;
+      const work = found
+        .act({ reporter: 'public-report', action: 'revoke', ip })
+        .catch((err: unknown) => deps.log.error('public revocation report not acted on', { err }))
+        .finally(() => acting.delete(work));
+      acting.add(work);
+    };
+    ctx.res.once('finish', act);
+    ctx.res.once('close', act);
   });
 
-  return router;
+  return {
+    router,
+    async settled() {
+      while (acting.size > 0) await Promise.all([...acting]);
+    },
+  };
 }

@@ -107,6 +107,18 @@ export async function findAssertionClient(deps: Deps, clientId: string): Promise
   return token;
 }
 
+/**
+ * Whether every value of a client assertion's `aud` is one of `audiences` (this server's identifiers: the issuer and
+ * endpoint URLs). RFC 7523 §3 lets `aud` be an array that merely includes us, but an assertion addressed to us and
+ * to another party can be replayed here by that party (the audience-injection attack behind
+ * draft-ietf-oauth-rfc7523bis). An array of our own identifiers only stays accepted: openid-client 5 sends
+ * `[issuer, token_endpoint]`.
+ */
+export function namesOnlyUs(aud: unknown, audiences: readonly string[]): boolean {
+  const values = Array.isArray(aud) ? aud : [aud];
+  return values.length > 0 && values.every((v) => typeof v === 'string' && audiences.includes(v));
+}
+
 /** SPEC Part 2: a client assertion's `exp` is at most this far ahead, in seconds. */
 export const MAX_ASSERTION_LIFETIME_S = 300;
 
@@ -122,8 +134,8 @@ const ASSERTION_ALGS = [...CLIENT_ASSERTION_ALGS.EC, ...CLIENT_ASSERTION_ALGS.RS
 /**
  * `private_key_jwt` (RFC 7523 §3) at our own endpoints (introspection, revocation), with the rules oidc-provider
  * applies at the token endpoint: signed by one of the token's registered keys, `iss` = `sub` = the client ID, `aud`
- * one of `audiences` (the issuer and endpoint URLs), `exp` present, not past and at most 5 minutes ahead of
- * `deps.clock()`, `nbf` if present at most ASSERTION_CLOCK_SKEW_S ahead,
+ * one of `audiences` (the issuer and endpoint URLs) and nothing else (namesOnlyUs), `exp` present, not past
+ * and at most 5 minutes ahead of `deps.clock()`, `nbf` if present at most ASSERTION_CLOCK_SKEW_S ahead,
  * and a `jti` claimed once in the shared replay store (the key oidc-provider uses, so a jti spent at one endpoint
  * is spent at all). Undefined means `invalid_client`.
  */
@@ -168,6 +180,7 @@ export async function verifyAssertion(
     });
     exp = payload.exp as number;
     jti = payload.jti as string;
+    if (!namesOnlyUs(payload.aud, audiences)) return undefined;
   } catch {
     return undefined;
   }

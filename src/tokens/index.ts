@@ -57,6 +57,7 @@ export {
   authenticateForIntrospection,
   findAssertionClient,
   findIntrospectedSubject,
+  namesOnlyUs,
   verifyAssertion,
   type AuthenticatedClient,
   type IntrospectedSubject,
@@ -81,6 +82,7 @@ export {
   type ResourceServerResource,
 } from './resource-servers.js';
 export {
+  findLeakedSecrets,
   reportLeakedSecrets,
   type LeakAction,
   type LeakLabel,

@@ -91,13 +91,18 @@ describe.each(testDatabases())('leaked secrets on %s', (kind) => {
     return { status: res.status, body: (await res.json()) as any, headers: res.headers };
   }
 
-  const publicRevoke = async (json: unknown, ip: string, headers: Record<string, string> = {}) => {
-    const res = await fetch(`${server.url}/credentials/revoke`, {
+  const sendPublicRevoke = (json: unknown, ip: string, headers: Record<string, string> = {}) =>
+    fetch(`${server.url}/credentials/revoke`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-forwarded-for': ip, ...headers },
       body: typeof json === 'string' ? json : JSON.stringify(json),
     });
-    return { status: res.status, body: (await res.json()) as any, headers: res.headers };
+  /** A public report, once the server has acted on it (it answers first, then revokes). */
+  const publicRevoke = async (json: unknown, ip: string, headers: Record<string, string> = {}) => {
+    const res = await sendPublicRevoke(json, ip, headers);
+    const body = (await res.json()) as any;
+    await server.publicReportsSettled();
+    return { status: res.status, body, headers: res.headers };
   };
 
   const exchange = (t: GeneratedToken) =>
@@ -482,6 +487,40 @@ describe.each(testDatabases())('leaked secrets on %s', (kind) => {
       expect(await leakEvents(admins[0].organisation_id)).toHaveLength(1);
     });
 
+    it('answers before it acts on a live secret: the 202 and its timing do not depend on what matched', async () => {
+      const { admins, token } = await orgWithToken();
+      // Hold the revocation (its transaction) until the answer has arrived: were the answer sent after the revocation,
+      // a live secret would be answered later than a dead one (measured by hand: about 5 ms later, 20 of 20 calls).
+      const knex = server.deps.db.knex;
+      const original = knex.transaction;
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      Object.defineProperty(knex, 'transaction', {
+        configurable: true,
+        writable: true,
+        value(...args: unknown[]) {
+          const run = () => (original as (...a: unknown[]) => unknown).apply(knex, args);
+          return new Error().stack?.includes('actOnLeak') ? gate.then(run) : run();
+        },
+      });
+      let res: Response;
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the answer waited for the revocation')), 5_000)));
+        res = await Promise.race([sendPublicRevoke({ credentials: [token.client_secret, unknownSecret()] }, '198.51.100.9'), timeout]);
+      } finally {
+        clearTimeout(timer);
+        release();
+        Object.defineProperty(knex, 'transaction', { configurable: true, writable: false, value: original });
+      }
+      expect(res.status).toBe(202);
+      expect(await res.json()).toEqual({ received: 2 });
+      // Acted on right after the answer.
+      await server.publicReportsSettled();
+      expect((await exchange(token)).status).toBe(401);
+      expect(await leakEvents(admins[0].organisation_id)).toHaveLength(1);
+    });
+
     it('refuses more than 100 credentials and malformed bodies with 4xx, changing nothing', async () => {
       const { admins, token } = await orgWithToken();
       const ip = '198.51.100.20';
@@ -520,6 +559,21 @@ describe.each(testDatabases())('leaked secrets on %s', (kind) => {
       // Bad requests count too; another address is not limited.
       expect((await publicRevoke('nope', ip)).status).toBe(429);
       expect((await publicRevoke({ credentials: [] }, '203.0.113.100')).status).toBe(202);
+    });
+
+    it('counts an IPv6 /64 as one address, and an address as one whatever its spelling or the port a proxy appends', async () => {
+      const tenCalls = async (from: (i: number) => string) => {
+        for (let i = 0; i < 10; i++) expect((await publicRevoke({ credentials: [] }, from(i))).status).toBe(202);
+      };
+      // One host with a /64 can use any of 2^64 addresses.
+      await tenCalls((i) => `2001:db8:5:6::${(i + 1).toString(16)}`);
+      expect((await publicRevoke({ credentials: [] }, '2001:db8:5:6:ffff:1:2:3')).status).toBe(429);
+      expect((await publicRevoke({ credentials: [] }, '2001:DB8:5:6::99')).status).toBe(429);
+      expect((await publicRevoke({ credentials: [] }, '2001:db8:5:7::1')).status).toBe(202); // the next /64
+      // A load balancer that writes the client's port (address:port) into X-Forwarded-For.
+      await tenCalls((i) => `203.0.113.150:${40_000 + i}`);
+      expect((await publicRevoke({ credentials: [] }, '203.0.113.150')).status).toBe(429);
+      expect((await publicRevoke({ credentials: [] }, '[2001:db8:5:6::1]:443')).status).toBe(429);
     });
   });
 

@@ -218,6 +218,34 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       expect((await post(form({ grant_type: 'client_credentials' }), { authorization: basic(t.client_id, 'sats_whatever') })).status).toBe(401);
     });
 
+    it('refuses an assertion addressed to us and to another party (an aud array), at every endpoint; an array of our own identifiers is accepted', async () => {
+      const key = await clientKey();
+      const t = await keyToken(key);
+      const send = (a: string) => post(form({ grant_type: 'client_credentials', client_assertion_type: JWT_BEARER, client_assertion: a }));
+      const at = (endpoint: string, a: string) =>
+        fetch(`${server.issuer}/token/${endpoint}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: form({ token: 'x', client_assertion_type: JWT_BEARER, client_assertion: a }),
+        });
+      // The other party (another authorization server the client also uses) could replay it here.
+      const shared = (aud: string) => [aud, 'https://other-as.example'];
+      expect((await send(await assertion(key, t.client_id, shared(server.issuer) as unknown as string))).status).toBe(401);
+      expect((await send(await assertion(key, t.client_id, shared(`${server.issuer}/token`) as unknown as string))).status).toBe(401);
+      for (const endpoint of ['introspection', 'revocation']) {
+        const res = await at(endpoint, await assertion(key, t.client_id, shared(server.issuer) as unknown as string));
+        expect({ endpoint, status: res.status }).toEqual({ endpoint, status: 401 });
+      }
+      expect((await send(await assertion(key, t.client_id, [server.issuer] as unknown as string))).status).toBe(200);
+      expect((await at('introspection', await assertion(key, t.client_id, [server.issuer] as unknown as string))).status).toBe(200);
+      // Every value ours: openid-client 5 sends [issuer, token_endpoint].
+      const ours = [server.issuer, `${server.issuer}/token`] as unknown as string;
+      expect((await send(await assertion(key, t.client_id, ours))).status).toBe(200);
+      expect((await at('introspection', await assertion(key, t.client_id, ours))).status).toBe(200);
+      // The organisation's other tests need its token slots (25 at most).
+      expect((await call(server, 'POST', `/tokens/${t.id}/revoke`, { token: session.token })).status).toBe(200);
+    });
+
     it("tolerates a client clock up to 15 s ahead (nbf, iat), but never an expired assertion, at every endpoint", async () => {
       const key = await clientKey();
       const t = await keyToken(key);

@@ -5,6 +5,7 @@ import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { TestClock } from '../support/clock.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic, makeAdmin } from '../support/fixtures.js';
+import { assertion, clientKey } from '../support/sender.js';
 import { startServer, type TestServer } from '../support/server.js';
 import { reservationSize, unusedReservationBound } from '../../src/tokens/index.js';
 
@@ -149,6 +150,38 @@ describe.each(testDatabases())('per-token network and rate limits on %s', (kind)
     expect((sessions.body.items as Array<{ ip: string }>).map((x) => x.ip)).toEqual(['192.0.2.44']);
     const audit = await api('GET', '/audit');
     expect((audit.body.items as Array<{ action: string; ip: string; token_id: string }>).find((e) => e.token_id === t.id && e.action === 'token.denied_address')?.ip).toBe(OUTSIDE);
+  });
+
+  it('judges the address and hourly limit of a client assertion only once it verified: a forged one trips and uses up nothing', async () => {
+    const { generate } = await adminSession(server);
+    const key = await clientKey();
+    const stranger = await clientKey(); // not registered: what someone who knows only the client ID can sign with
+    const t = await generate({ auth_method: 'private_key_jwt', jwks: { keys: [key.publicJwk] }, allowed_ips: ['203.0.113.0/24'], max_tokens_per_hour: 1 });
+    const request = async (signer: typeof key, from: string) => {
+      const res = await post(
+        server.url,
+        '/token',
+        {
+          grant_type: 'client_credentials',
+          client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+          client_assertion: await assertion(signer, t.client_id, `${server.issuer}/token`),
+        },
+        { 'x-forwarded-for': from },
+      );
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+
+    // Outside allowed_ips: a forged assertion is refused as forged; the audit log does not blame the token.
+    expect(await request(stranger, OUTSIDE)).toMatchObject({ status: 401, body: { error: 'invalid_client' } });
+    expect(await deniedEvents(t.id)).toHaveLength(0);
+    expect(await request(key, OUTSIDE)).toMatchObject({ status: 401, body: { error: 'invalid_client' } });
+    expect(await deniedEvents(t.id)).toHaveLength(1);
+
+    // At the hourly limit: a forged assertion is 401, not 429 (it takes nothing from the limit); a signed one is 429.
+    expect((await request(key, INSIDE)).status).toBe(200);
+    expect(await request(stranger, INSIDE)).toMatchObject({ status: 401, body: { error: 'invalid_client' } });
+    const limited = await request(key, INSIDE);
+    expect(limited).toMatchObject({ status: 429, body: { error: 'rate_limited' } });
   });
 
   it('answers 429 rate_limited with Retry-After past max_tokens_per_hour, and serves again when the hour rolls', async () => {
