@@ -11,11 +11,16 @@ export const requestId: Middleware = async (ctx, next) => {
 };
 
 const IPV4_MAPPED = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i;
+const IPV4_WITH_PORT = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/;
+const BRACKETED_IPV6 = /^\[([0-9A-Fa-f:.]+)\](?::\d{1,5})?$/;
 
 /**
- * The client address as IPv4 when it is an IPv4-mapped IPv6 address (`::ffff:203.0.113.7`, what a dual-stack socket
- * reports with HOST=::, or a forwarded address in that form), so the audit log, sessions, mails, the access log and
- * every per-address check see one spelling of one address. Runs first: everything after reads `ctx.ip`.
+ * The client address in one spelling, so the audit log, sessions, mails, the access log and every per-address check
+ * (sign-in throttle, allowlists, rate limits) see one address once: IPv4 for an IPv4-mapped IPv6 address
+ * (`::ffff:203.0.113.7`, what a dual-stack socket reports with HOST=::, or a forwarded address in that form), and
+ * without the port some load balancers write into X-Forwarded-For (`203.0.113.7:51234`, `[2001:db8::7]:443`; Azure
+ * Application Gateway does), which would otherwise make every connection a new address. Runs first: everything
+ * after reads `ctx.ip`.
  */
 export const unmapClientAddress: Middleware = (ctx, next) => {
   const ip = ctx.ip;
@@ -24,9 +29,21 @@ export const unmapClientAddress: Middleware = (ctx, next) => {
   return next();
 };
 
-/** `::ffff:a.b.c.d` → `a.b.c.d`; any other text as given (the common case without running the pattern). */
+/**
+ * `::ffff:a.b.c.d` and `a.b.c.d:port` → `a.b.c.d`; `[v6]` and `[v6]:port` → `v6` (unmapped too); any other text as
+ * given (the common cases, a bare IPv4 or IPv6 address, without running a pattern).
+ */
 export function unmappedAddress(ip: string): string {
-  if (ip.length < 14 || ip.charCodeAt(0) !== 58 /* ':' */) return ip;
+  const first = ip.charCodeAt(0);
+  if (first === 91 /* '[' */) {
+    const inner = BRACKETED_IPV6.exec(ip)?.[1];
+    return inner === undefined ? ip : unmappedAddress(inner);
+  }
+  if (first !== 58 /* ':' */) {
+    const colon = ip.indexOf(':');
+    return colon > 6 && ip.lastIndexOf(':') === colon && ip.indexOf('.') < colon ? (IPV4_WITH_PORT.exec(ip)?.[1] ?? ip) : ip;
+  }
+  if (ip.length < 14) return ip;
   return IPV4_MAPPED.exec(ip)?.[1] ?? ip;
 }
 

@@ -313,6 +313,27 @@ describe.each(testDatabases())('admin sessions on %s', (kind) => {
       expect(blocked.status).toBe(429);
     });
 
+    it('counts one address whatever port or spelling the load balancer writes with it (ip:port, [v6]:port)', async () => {
+      // Some balancers (Azure Application Gateway) write `address:port` into X-Forwarded-For: a new source port per
+      // connection must not make a new throttle bucket, nor reach the audit log or sessions as another address.
+      const ip = freshIp();
+      for (let i = 1; i <= 10; i += 1) {
+        expect((await login(`ported-${i}-${Date.now()}@example.com`, 'guess', `${ip}:${40000 + i}`)).status).toBe(401);
+      }
+      const admin = await makeAdmin(server.deps);
+      expect((await login(admin.email, admin.password, `${ip}:50000`)).status).toBe(429);
+      expect((await login(admin.email, admin.password, ip)).status).toBe(429);
+      const v6 = `2001:db8:${(nextAddress++).toString(16)}::7`;
+      for (let i = 1; i <= 10; i += 1) {
+        expect((await login(`ported6-${i}-${Date.now()}@example.com`, 'guess', `[${v6}]:${40000 + i}`)).status).toBe(401);
+      }
+      expect((await login(admin.email, admin.password, v6)).status).toBe(429);
+      const signedIn = await login(admin.email, admin.password, `${freshIp()}:1234`);
+      expect(signedIn.status).toBe(200);
+      const sessions = await call(server, 'GET', '/me/sessions', { token: signedIn.body.token });
+      expect((sessions.body.items as Array<{ ip: string; current: boolean }>).find((x) => x.current)?.ip).toMatch(/^10\.[\d.]+$/);
+    });
+
     it('forgets an email’s failures after a successful sign-in', async () => {
       const admin = await makeAdmin(server.deps);
       for (let round = 0; round < 2; round += 1) {

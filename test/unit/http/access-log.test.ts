@@ -69,4 +69,14 @@ describe('unmappedAddress', () => {
     expect(unmappedAddress('::FFFF:198.51.100.1')).toBe('198.51.100.1');
     for (const ip of ['203.0.113.9', '2001:db8::1', '::ffff:c000:0201', '::ffff:1.2.3.4.5', 'x::ffff:1.2.3.4', '']) expect(unmappedAddress(ip)).toBe(ip);
   });
+
+  it('takes off the port a load balancer may write (a.b.c.d:port, [v6]:port) and the brackets of [v6]', () => {
+    expect(unmappedAddress('203.0.113.9:51234')).toBe('203.0.113.9');
+    expect(unmappedAddress('[2001:db8::7]:443')).toBe('2001:db8::7');
+    expect(unmappedAddress('[2001:db8::7]')).toBe('2001:db8::7');
+    expect(unmappedAddress('[::ffff:203.0.113.9]:80')).toBe('203.0.113.9');
+    for (const ip of ['fe80::1', '1.2.3.4:', '1.2.3.4:123456', 'a.b.c.d:80', '[2001:db8::7]x', '[zz]:80', '1:2:3:4:5:6:7:8']) {
+      expect(unmappedAddress(ip)).toBe(ip);
+    }
+  });
 });
