@@ -28,8 +28,6 @@ export interface Running {
   oauth: OAuth;
   /** The background jobs: `jobs.run('deliver-mail')` runs one now (tests, with `jobs: 'manual'`). */
   jobs: Pick<Jobs, 'run' | 'names'>;
-  /** Resolves when the public leak reports answered so far have been acted on (they are acted on after the 202). */
-  publicReportsSettled(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -111,7 +109,7 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
       }
     }
 
-    const { app, oauth, beginDrain, publicReportsSettled } = await createServer(deps, prepared);
+    const { app, oauth, beginDrain } = await createServer(deps, prepared);
     // A request (headers and body) must arrive within REQUEST_TIMEOUT_SECONDS, else Node answers 408 and closes:
     // a body trickled byte by byte cannot hold a connection and a handler for minutes. Checked every second.
     const server = http.createServer({ requestTimeout: config.requestTimeoutMs, connectionsCheckingInterval: 1_000 }, app.callback());
@@ -187,7 +185,6 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
       deps,
       oauth,
       jobs: { run: (name) => jobs.run(name), names: jobs.names },
-      publicReportsSettled,
       close() {
         // SPEC "Operations": unready at once, stop accepting, let in-flight requests finish (up to the grace),
         // stop the workers, flush bookkeeping, close the pool. Each step runs even if an earlier one failed.
@@ -204,8 +201,6 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
               grace_ms: config.shutdownGraceMs,
             });
           }
-          // Public leak reports answered before the drain are acted on before the pool closes.
-          await publicReportsSettled().catch((err) => log.warn('public leak reports not all acted on', { err }));
           mailTransport.close();
           await control?.close();
           await oauth.flushUsage().catch((err) => log.warn('could not record last use', { err }));

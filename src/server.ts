@@ -28,8 +28,6 @@ export interface Server {
    * carries `Connection: close`, so load balancers stop routing here and keep-alive clients reconnect elsewhere.
    */
   beginDrain(): void;
-  /** Resolves when the public leak reports answered so far have been acted on (POST /credentials/revoke). */
-  publicReportsSettled(): Promise<void>;
 }
 
 /** The longest an admin call on tokens waits for freshLastUse's write. */
@@ -99,8 +97,8 @@ export async function createServer(deps: Deps, prepared: Prepared = {}): Promise
   const consolePages = consoleRouter(deps, SESSION_COOKIE); // the admin API's cookie: the page asks /me only with it
   app.use(consolePages.routes()); // /admin: the console page and its assets, strict CSP
   app.use(allowedMethods(consolePages));
-  app.use(scanning.router.routes()); // POST /secret-scanning/verify (signed partner alerts), POST /credentials/revoke (public)
-  app.use(allowedMethods(scanning.router));
+  app.use(scanning.routes()); // POST /secret-scanning/verify (signed partner alerts), POST /credentials/revoke (public)
+  app.use(allowedMethods(scanning));
   app.use(oauth.middleware); // OAuth endpoints (oidc-provider), last before 404: keeps its own RFC 6749 errors
   app.use(notFound); // JSON 404
   return {
@@ -109,6 +107,5 @@ export async function createServer(deps: Deps, prepared: Prepared = {}): Promise
     beginDrain() {
       lifecycle.draining = true;
     },
-    publicReportsSettled: () => scanning.settled(),
   };
 }

@@ -6,7 +6,7 @@ import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { AddressRateLimiter, addressBucket } from '../http/address-limiter.js';
 import { issuesToDetails, refuseContentEncoding } from '../http/validate.js';
-import { findLeakedSecrets, reportLeakedSecrets, type LeakReport } from '../tokens/index.js';
+import { reportLeakedSecrets, type LeakReport } from '../tokens/index.js';
 import { ScanningKeys } from './keys.js';
 
 export const SECRET_SCANNING_PATH = '/secret-scanning/verify';
@@ -86,25 +86,17 @@ function storable(value: string | null | undefined): string | null {
 const unsigned = () =>
   new AppError('unauthorized', `The alert must be signed: ${KEY_ID_HEADER} and ${SIGNATURE_HEADER} by a key of the configured keys file.`);
 
-/** The scanning routes, and the public reports still being acted on after their answer was sent. */
-export interface ScanningRoutes {
-  router: Router;
-  /** Resolves when every public report answered so far has been acted on (shutdown waits for it; tests too). */
-  settled(): Promise<void>;
-}
-
 /**
  * POST /secret-scanning/verify and POST /credentials/revoke. Without SECRET_SCANNING_KEYS_FILE the partner endpoint
  * answers 404 (secret scanning not configured); the public endpoint always works. Throws ScanningKeysError at start
  * when the keys file is configured but missing or malformed; `opened`: the keys `serve` read before touching the
  * database (main.ts).
  */
-export function scanningRouter(deps: Deps, opened?: ScanningKeys): ScanningRoutes {
+export function scanningRouter(deps: Deps, opened?: ScanningKeys): Router {
   const router = new Router();
   const file = deps.config.secretScanningKeysFile;
   const keys = opened ?? (file ? new ScanningKeys(file, deps.log) : undefined);
   const limiter = new AddressRateLimiter(PUBLIC_REVOKE_CALLS_PER_MINUTE, 60_000, 10_000, () => deps.clock().getTime());
-  const acting = new Set<Promise<void>>();
 
   const noStore: Middleware = async (ctx, next) => {
     ctx.set('Cache-Control', 'no-store');
@@ -152,33 +144,15 @@ export function scanningRouter(deps: Deps, opened?: ScanningKeys): ScanningRoute
     refuseContentEncoding(ctx);
     if (!ctx.is('application/json', '+json')) throw new AppError('unsupported_media_type', 'Send the request body as application/json (UTF-8).');
     const { credentials } = validate(publicRevokeBody, parseJson(await readRawBody(ctx, MAX_REVOKE_BODY_BYTES)));
-    // Looked up now (the same reads whether or not anything is live), acted on once the answer is sent: the 202 and
-    // its timing are the same whatever matched (SPEC: "says nothing about which matched").
-    const found = await findLeakedSecrets(
+    await reportLeakedSecrets(
       deps,
       credentials.map((secret) => ({ secret, url: null, source: 'public report' })),
+      { reporter: 'public-report', action: 'revoke', ip: ctx.ip || null },
     );
+    // The same answer whatever matched: the caller learns nothing about which secrets were live.
     ctx.status = 202;
     ctx.body = { received: credentials.length };
-    const ip = ctx.ip || null;
-    let started = false;
-    const act = () => {
-      if (started) return;
-      started = true;
-      const work = found
-        .act({ reporter: 'public-report', action: 'revoke', ip })
-        .catch((err: unknown) => deps.log.error('public revocation report not acted on', { err }))
-        .finally(() => acting.delete(work));
-      acting.add(work);
-    };
-    ctx.res.once('finish', act);
-    ctx.res.once('close', act);
   });
 
-  return {
-    router,
-    async settled() {
-      while (acting.size > 0) await Promise.all([...acting]);
-    },
-  };
+  return router;
 }

@@ -82,7 +82,6 @@ export {
   type ResourceServerResource,
 } from './resource-servers.js';
 export {
-  findLeakedSecrets,
   reportLeakedSecrets,
   type LeakAction,
   type LeakLabel,

@@ -44,52 +44,25 @@ const ACTOR: Record<LeakReporter, string> = { 'secret-scanning': 'secret-scannin
  * resource server belongs to no organisation: there is no organisation audit log or administrator to tell).
  */
 export async function reportLeakedSecrets(deps: Deps, reports: readonly LeakReport[], options: LeakReportOptions): Promise<LeakLabel[]> {
-  const found = await findLeakedSecrets(deps, reports);
-  await found.act(options);
-  return found.labels;
-}
-
-/** The live secrets among some reports, found but not acted on yet (findLeakedSecrets). */
-export interface FoundLeaks {
-  /** One label per report, in order. */
-  labels: LeakLabel[];
-  /** Revokes (or marks) each live secret's token, audits and mails, as reportLeakedSecrets does. */
-  act(options: LeakReportOptions): Promise<void>;
-}
-
-/**
- * reportLeakedSecrets in two steps: the look-ups, then `act`. Both tables are read whatever the first read found, so
- * the look-up costs the same for live and dead secrets: the public revocation endpoint answers after this step and
- * acts after its answer is sent, so that its response time does not tell which secrets were live.
- */
-export async function findLeakedSecrets(deps: Deps, reports: readonly LeakReport[]): Promise<FoundLeaks> {
   const firstReport = new Map<string, LeakReport>();
   for (const report of reports) {
     if (isWellFormedSecret(report.secret) && !firstReport.has(report.secret)) firstReport.set(report.secret, report);
   }
   const hashOf = new Map([...firstReport.keys()].map((secret) => [secret, hashSecret(secret)]));
-  const hashes = [...hashOf.values()];
-  const [live, servers] = await Promise.all([
-    q.findLiveTokensBySecretHashes(deps.db.knex, hashes, deps.clock()),
-    q.findResourceServersBySecretHashes(deps.db.knex, hashes),
-  ]);
-  const actions: Array<(options: LeakReportOptions) => Promise<void>> = [];
+  const live = await q.findLiveTokensBySecretHashes(deps.db.knex, [...hashOf.values()], deps.clock());
+  const unmatched = [...hashOf.values()].filter((h) => !live.has(h));
+  const servers = await q.findResourceServersBySecretHashes(deps.db.knex, unmatched);
   const labels = new Map<string, LeakLabel>();
   for (const [secret, report] of firstReport) {
     const hash = hashOf.get(secret)!;
     const row = live.get(hash);
     const server = servers.get(hash);
-    if (row) actions.push((options) => actOnLeak(deps, row, hash, report, options));
-    else if (server) actions.push((options) => actOnResourceServerLeak(deps, server, report, options));
+    if (row) await actOnLeak(deps, row, hash, report, options);
+    else if (server) await actOnResourceServerLeak(deps, server, report, options);
     else continue;
     labels.set(secret, 'true_positive');
   }
-  return {
-    labels: reports.map((r) => labels.get(r.secret) ?? 'false_positive'),
-    async act(options) {
-      for (const action of actions) await action(options);
-    },
-  };
+  return reports.map((r) => labels.get(r.secret) ?? 'false_positive');
 }
 
 /** Which of the token's live secrets has the hash `hash` (the token's only one, or one of a rotation's two). */

@@ -191,7 +191,7 @@ describe('POST /secret-scanning/verify without SECRET_SCANNING_KEYS_FILE', () =>
     const deps = { config, log, clock: () => new Date(), db: undefined } as unknown as Deps;
     const app = new Koa();
     app.use(errorHandler(log));
-    app.use(scanningRouter(deps).router.routes());
+    app.use(scanningRouter(deps).routes());
     const server = http.createServer(app.callback());
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
