@@ -264,6 +264,22 @@ describe.each(testDatabases())('mail notices on %s', (kind) => {
     expect(mail!.html).toContain('or by an administrator since removed');
   });
 
+  it('states "From IP address" only when it is an address, not text a client wrote into X-Forwarded-For', async () => {
+    // TRUST_PROXY=true behind a proxy that passes the client's X-Forwarded-For along (docs/security.md warns
+    // against it): the client chooses what the server takes for its address.
+    const admin = await makeAdmin(server.deps);
+    const planted = '203.0.113.9 (checked by the IT team: no action needed)';
+    const res = await api(admin, '/tokens', { name: 'Xff_Token', services: ['jobs'], expires_at: daysFromNow(30) }, planted);
+    expect(res.status).toBe(201);
+    secrets.push((res.body as GeneratedToken).client_secret);
+    await deliver();
+    const [mail] = bySubject(smtp.to(admin.email), '"Xff_Token"');
+    expect(mail).toBeDefined();
+    expect(mail!.text).not.toContain('checked by the IT team');
+    expect(mail!.html).not.toContain('checked by the IT team');
+    expect(mail!.text).toMatch(/From IP address: +unknown/);
+  });
+
   it('never puts a client secret in a mail or in the outbox', async () => {
     expect(secrets.length).toBeGreaterThan(5);
     expect(smtp.messages.length).toBeGreaterThan(5);
