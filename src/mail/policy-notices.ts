@@ -2,7 +2,7 @@
 import type { Knex } from 'knex';
 import { issuerUrl, type Config } from '../config/index.js';
 import { enqueueMail, messageIdDomain } from './outbox.js';
-import { NO_CREATOR, assertNoSecret, footer, formatInstant, oneLine, render, tokenRows, type Common, type MailContent, type MailToken } from './templates.js';
+import { NO_CREATOR, assertNoSecret, credentialWords, footer, formatInstant, oneLine, render, tokenRows, type Common, type MailContent, type MailToken } from './templates.js';
 
 export interface TokenRevokedDormantFacts extends Common {
   /** The policy's revoke_dormant_after_days. */
@@ -23,7 +23,7 @@ export function tokenRevokedDormant(f: TokenRevokedDormantFacts): MailContent {
       {
         p:
           `The system access token "${f.token.name}" was revoked automatically: your organisation's policy revokes ` +
-          `tokens that have not been used for ${f.days} days. Its client ID and secret no longer work.`,
+          `tokens that have not been used for ${f.days} days. Its ${credentialWords(f.token)} no longer work.`,
       },
       {
         rows: [

@@ -7,6 +7,7 @@ import { call, signIn } from '../support/admin-api.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { daysFromNow, makeAdmin, makeToken, uniq } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
+import { clientKey } from '../support/sender.js';
 import { startSmtp, type ReceivedMail, type TestSmtp } from '../support/smtp.js';
 
 const DAY = 86_400_000;
@@ -278,6 +279,33 @@ describe.each(testDatabases())('mail notices on %s', (kind) => {
     expect(mail!.text).not.toContain('checked by the IT team');
     expect(mail!.html).not.toContain('checked by the IT team');
     expect(mail!.text).toMatch(/From IP address: +unknown/);
+  });
+
+  it('does not speak of a client secret for a private_key_jwt token, which has none', async () => {
+    const admin = await makeAdmin(server.deps);
+    const key = await clientKey();
+    const res = await api(
+      admin,
+      '/tokens',
+      { name: 'Keyed_Token', services: ['jobs'], expires_at: daysFromNow(30), auth_method: 'private_key_jwt', jwks: { keys: [key.publicJwk] } },
+      '203.0.113.5',
+    );
+    expect(res.status).toBe(201);
+    const token = res.body as { id: string };
+    await revoke(admin, token.id, '203.0.113.5');
+    await deliver();
+
+    const [generated] = bySubject(smtp.to(admin.email), 'New system access token "Keyed_Token"');
+    const [revoked] = bySubject(smtp.to(admin.email), '"Keyed_Token" was revoked');
+    for (const mail of [generated!, revoked!]) {
+      expect(mail).toBeDefined();
+      expect(mail.text).not.toMatch(/shown once|secret is not in this email|client ID and secret/);
+      expect(mail.html).not.toMatch(/shown once|secret is not in this email|client ID and secret/);
+      expect(mail.text).toMatch(/Authentication: +private_key_jwt/);
+      expect(mail.text).toContain(key.thumbprint);
+    }
+    expect(generated!.text).toContain('This token has no client secret');
+    expect(revoked!.text).toContain('Every integration using its client ID and private key has stopped working');
   });
 
   it('never puts a client secret in a mail or in the outbox', async () => {
