@@ -308,6 +308,31 @@ describe.each(testDatabases())('mail notices on %s', (kind) => {
     expect(revoked!.text).toContain('Every integration using its client ID and private key has stopped working');
   });
 
+  it('delivers one administrator\'s mails in the order they were queued', async () => {
+    const admin = await makeAdmin(server.deps);
+    const tick = () => server.clock.advance(1000);
+    const made: { id: string }[] = [];
+    for (const name of ['Order_1', 'Order_2', 'Order_3']) {
+      made.push(await generate(admin, { name, services: ['jobs'] }));
+      tick();
+    }
+    for (const token of made) {
+      await revoke(admin, token.id, '203.0.113.5');
+      tick();
+    }
+    await generate(admin, { name: 'Order_4', services: ['jobs'] });
+    await deliver(); // one batch: every mail above is due
+    expect(smtp.to(admin.email).map((m) => m.subject)).toEqual([
+      'New system access token "Order_1"',
+      'New system access token "Order_2"',
+      'New system access token "Order_3"',
+      'System access token "Order_1" was revoked',
+      'System access token "Order_2" was revoked',
+      'System access token "Order_3" was revoked',
+      'New system access token "Order_4"',
+    ]);
+  });
+
   it('never puts a client secret in a mail or in the outbox', async () => {
     expect(secrets.length).toBeGreaterThan(5);
     expect(smtp.messages.length).toBeGreaterThan(5);
