@@ -1,6 +1,6 @@
 // The words of the administrator-account mails (SPEC Part 2 "Administrators"): invitation, password reset link,
 // password changed. Pure functions. A one-time link is the only secret a mail ever carries, and only these two.
-import { formatInstant, oneLine, render, type MailContent } from './templates.js';
+import { formatInstant, ipText, oneLine, render, type MailContent } from './templates.js';
 
 const PRODUCT = 'System Access Tokens';
 
@@ -54,7 +54,7 @@ export function passwordResetLink(f: PasswordResetFacts): MailContent {
       { p: 'Hello,' },
       { p: `Someone asked to reset the password of the administrator account ${f.email}. To choose a new password, open:` },
       { link: f.link },
-      { rows: [['Link valid until', formatInstant(f.expiresAt)], ['Requested from IP address', f.ip ?? 'unknown']] },
+      { rows: [['Link valid until', formatInstant(f.expiresAt)], ['Requested from IP address', ipText(f.ip)]] },
       {
         p:
           'The link works once. Setting a new password signs the account out everywhere. If you did not ask for this, ' +
@@ -87,7 +87,7 @@ export function passwordChanged(f: PasswordChangedFacts): MailContent {
     [
       { p: 'Hello,' },
       { p: `The password of the administrator account ${f.email} ${how}. ${ended}` },
-      { rows: [['When', formatInstant(f.at)], ['From IP address', f.ip ?? 'unknown']] },
+      { rows: [['When', formatInstant(f.at)], ['From IP address', ipText(f.ip)]] },
       { strong: 'Was this not you?' },
       {
         p:

@@ -33,7 +33,7 @@ type DeliveryDeps = Pick<Deps, 'db' | 'config' | 'log' | 'clock'>;
  * for the other.
  */
 export async function claimDueMail(knex: Knex, claimId: string, now: Date, limit = BATCH_SIZE): Promise<MailOutboxRow[]> {
-  return knex<MailOutboxRow>('mail_outbox')
+  const rows = (await knex<MailOutboxRow>('mail_outbox')
     .whereIn('id', (sub) =>
       sub
         .select('id')
@@ -51,7 +51,11 @@ export async function claimDueMail(knex: Knex, claimId: string, now: Date, limit
       locked_by: claimId,
       locked_until: new Date(now.getTime() + LEASE_MS),
     })
-    .returning('*') as unknown as Promise<MailOutboxRow[]>;
+    .returning('*')) as unknown as MailOutboxRow[];
+  // RETURNING comes in no particular order (the IN list is hashed), not the subquery's: sent in queue order, one
+  // recipient's mails arrive in the order of the changes they report ("generated" before "revoked").
+  const due = (r: MailOutboxRow) => new Date(r.next_attempt_at).getTime();
+  return rows.sort((a, b) => due(a) - due(b) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
 /**

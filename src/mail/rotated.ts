@@ -2,7 +2,7 @@
 import type { Knex } from 'knex';
 import { issuerUrl, type Config } from '../config/index.js';
 import { enqueueMail, messageIdDomain } from './outbox.js';
-import { assertNoSecret, footer, formatInstant, oneLine, render, tokenRows, type Common, type MailContent, type MailToken } from './templates.js';
+import { assertNoSecret, footer, formatInstant, ipText, oneLine, render, tokenRows, type Common, type MailContent, type MailToken } from './templates.js';
 
 export interface SecretRotatedFacts extends Common {
   /** The rotating administrator's address; null when rotated from the command line. */
@@ -34,7 +34,7 @@ export function secretRotated(f: SecretRotatedFacts): MailContent {
           ['Rotated by', rotator],
           ['When', formatInstant(f.rotatedAt)],
           ['Previous secret stops', formatInstant(f.previousStopsAt)],
-          ['From IP address', f.ip ?? 'unknown'],
+          ['From IP address', ipText(f.ip)],
         ],
       },
       { strong: 'To do' },

@@ -4,6 +4,7 @@ import { queueTokenRevokedDormantMail } from '../mail/index.js';
 import { listDormantRevocationPolicies } from '../policy/index.js';
 import * as q from './queries.js';
 import type { ClientRow } from './queries.js';
+import { keyFacts } from './resource.js';
 
 const DAY_MS = 86_400_000;
 /** The shortest `revoke_dormant_after_days` a policy may set (policy/schemas.ts), less a day of margin. */
@@ -60,7 +61,7 @@ export async function revokeDormantTokens(deps: Pick<Deps, 'config' | 'db' | 'cl
         const creatorEmail = row.created_by ? ((await q.findAdminEmail(trx, row.created_by)) ?? null) : null;
         await queueTokenRevokedDormantMail(trx, deps, {
           organisationId: row.organisation_id,
-          token: { name: row.name, client_id: row.client_id, services: row.services, expires_at: row.expires_at },
+          token: { name: row.name, client_id: row.client_id, services: row.services, expires_at: row.expires_at, ...keyFacts(row) },
           creatorEmail,
           days: row.policy_days,
           lastUsedAt: row.last_used_at,

@@ -3,11 +3,12 @@ import type { Deps } from '../deps.js';
 import type { Db, TokenRow } from '../db/index.js';
 import { queueTokenExpiringMail } from '../mail/index.js';
 import { listAdminEmails } from './queries.js';
+import { keyFacts } from './resource.js';
 
 const DAY_MS = 86_400_000;
 const BATCH = 50;
 
-interface ReminderRow extends Pick<TokenRow, 'id' | 'organisation_id' | 'name' | 'client_id' | 'services' | 'expires_at'> {
+interface ReminderRow extends Pick<TokenRow, 'id' | 'organisation_id' | 'name' | 'client_id' | 'services' | 'expires_at' | 'auth_method' | 'jwks'> {
   creator_email: string | null;
 }
 
@@ -37,7 +38,7 @@ function lockDue(trx: Db, now: Date, days: number, limit: number): Promise<Remin
   const horizon = new Date(now.getTime() + days * DAY_MS);
   return trx('tokens as t')
     .leftJoin('admins as a', 'a.id', 't.created_by')
-    .select('t.id', 't.organisation_id', 't.name', 't.client_id', 't.services', 't.expires_at', 'a.email as creator_email')
+    .select('t.id', 't.organisation_id', 't.name', 't.client_id', 't.services', 't.expires_at', 't.auth_method', 't.jwks', 'a.email as creator_email')
     .where('t.expires_at', '>', now)
     .where('t.expires_at', '<=', horizon)
     .whereRaw(`t.created_at < t.expires_at - make_interval(days => ?)`, [days])
@@ -67,7 +68,7 @@ export async function enqueueExpiryNotices(deps: Pick<Deps, 'config' | 'db' | 'c
         for (const row of rows) {
           const recipients = row.creator_email ? [row.creator_email] : await listAdminEmails(trx, row.organisation_id);
           await queueTokenExpiringMail(trx, deps, {
-            token: { name: row.name, client_id: row.client_id, services: row.services, expires_at: row.expires_at },
+            token: { name: row.name, client_id: row.client_id, services: row.services, expires_at: row.expires_at, ...keyFacts(row) },
             generatedBy: row.creator_email,
             recipients,
             now,

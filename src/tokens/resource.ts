@@ -74,6 +74,14 @@ export function secretsOf(row: TokenRow, now: Date): SecretResource[] {
   return out;
 }
 
+/** How a token's clients authenticate, as the token resource and the mail notices show it. */
+export function keyFacts(row: Pick<TokenRow, 'auth_method' | 'jwks'>): Pick<TokenResource, 'auth_method' | 'jwk_thumbprints'> {
+  return {
+    auth_method: row.auth_method ?? 'client_secret',
+    jwk_thumbprints: row.auth_method === 'private_key_jwt' ? rowJwks(row).map(jwkThumbprint) : null,
+  };
+}
+
 /** The public keys of a row (jsonb comes back parsed from PostgreSQL, as text from some drivers). */
 export function rowJwks(row: Pick<TokenRow, 'jwks'>): PublicJwk[] {
   if (row.jwks === null || row.jwks === undefined) return [];
@@ -126,8 +134,7 @@ export function toTokenResource(
     leaked_at: row.leaked_at ? row.leaked_at.toISOString() : null,
     allowed_ips: [...(row.allowed_ips ?? [])],
     max_tokens_per_hour: row.max_tokens_per_hour ?? null,
-    auth_method: row.auth_method ?? 'client_secret',
-    jwk_thumbprints: row.auth_method === 'private_key_jwt' ? rowJwks(row).map(jwkThumbprint) : null,
+    ...keyFacts(row),
     require_dpop: row.require_dpop ?? false,
     secrets: secretsOf(row, now),
     tokens_last_hour: row.tokens_last_hour ?? 0,

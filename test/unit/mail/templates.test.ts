@@ -167,7 +167,7 @@ describe('tokenExpiringSoon', () => {
     expect(at('2031-03-01T20:00:00Z').subject).toContain('expires in 1 day'); // 4 hours
     const m = at('2031-03-01T00:00:00Z');
     expect(m.subject).toMatch(/expires in 1 day$/);
-    expect(m.text).toContain('no administrator (created from the command line)');
+    expect(m.text).toContain('no administrator on record (created from the command line, or by an administrator since removed)');
   });
 });
 
