@@ -23,7 +23,7 @@ export interface Database {
 
 export { acquireDataDirLock, DataDirLockedError, readLockHolder } from './lock.js';
 export { BackupTargetError, backupEmbedded, checkBackupTarget, restoreEmbedded } from './backup.js';
-export { MIGRATION_LOCK_KEY, migrateLatest, migrationStatus } from './migrate.js';
+export { DatabaseNewerError, MIGRATION_LOCK_KEY, migrateLatest, migrationStatus } from './migrate.js';
 export { isDatabaseUnavailable, isUniqueViolation } from './errors.js';
 export { noteDatabaseOutage, OUTAGE_RETRY_AFTER_SECONDS } from './outage.js';
 export { cursorTimeSql, decodeCursor, encodeCursor, escapeLike, isUuid, type PageKey } from './keyset.js';
