@@ -16,6 +16,7 @@ import { listAudit, type AuditEventResource } from './audit/index.js';
 import type { ControlResponse } from './control/index.js';
 import {
   BackupTargetError,
+  DatabaseNewerError,
   backupEmbedded,
   isDatabaseUnavailable,
   isUuid,
@@ -297,6 +298,8 @@ export async function runCommand(deps: Deps, name: string, args: Record<string, 
     }
     if (err instanceof KeyEncryptionError) return { ok: false, error: { code: 'key_encryption_failed', message: err.message } };
     // `sat backup` to a path it cannot write: the reason for the operator, nothing for the server log (bad input).
+    // A database migrated by a newer version (`sat migrate` after a rollback): what happened and what to do.
+    if (err instanceof DatabaseNewerError) return { ok: false, error: { code: 'database_newer', message: err.message } };
     if (err instanceof BackupTargetError) return { ok: false, error: { code: 'backup_failed', message: err.message } };
     if (err instanceof AppError) return { ok: false, error: { code: err.code, message: err.message, details: err.details } };
     // `sat migrate` (or any command) with PostgreSQL out of reach or refusing the connection: the operator's problem,

@@ -16,8 +16,10 @@ import {
   embeddedDataPath,
   makeOwnerOnly,
   migrateLatest,
+  OlderServerRunningError,
   openDb,
   readLockHolder,
+  refuseOlderServer,
   restoreEmbedded,
   restrictUmask,
 } from '../db/index.js';
@@ -414,8 +416,10 @@ async function restore(config: Readonly<Config>, file: string): Promise<ControlR
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   let lock;
   try {
+    await refuseOlderServer(config.dataDir);
     lock = acquireDataDirLock(config.dataDir);
   } catch (err) {
+    if (err instanceof OlderServerRunningError) return { ok: false, error: { code: 'conflict', message: err.message } };
     if (!(err instanceof DataDirLockedError)) throw err;
     const who = err.pid ? `process ${err.pid}` : 'another process';
     return { ok: false, error: { code: 'conflict', message: `the server (${who}) is running on ${config.dataDir}: stop it, then restore.` } };

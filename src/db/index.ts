@@ -8,7 +8,7 @@ import type { Logger } from '../log.js';
 import { diskSpaceProbe, type DiskSpace } from './disk.js';
 import { makeOwnerOnly } from './files.js';
 import { noteDatabaseOutage } from './outage.js';
-import { acquireDataDirLock, type DataDirLock } from './lock.js';
+import { acquireDataDirLock, refuseOlderServer, type DataDirLock } from './lock.js';
 
 export type Db = Knex | Knex.Transaction;
 export type DbKind = 'postgres' | 'embedded';
@@ -21,9 +21,9 @@ export interface Database {
   readonly diskSpace?: () => DiskSpace;
 }
 
-export { acquireDataDirLock, DataDirLockedError, readLockHolder } from './lock.js';
+export { acquireDataDirLock, DataDirLockedError, OlderServerRunningError, readLockHolder, refuseOlderServer } from './lock.js';
 export { BackupTargetError, backupEmbedded, checkBackupTarget, restoreEmbedded } from './backup.js';
-export { MIGRATION_LOCK_KEY, migrateLatest, migrationStatus } from './migrate.js';
+export { DatabaseNewerError, MIGRATION_LOCK_KEY, migrateLatest, migrationStatus } from './migrate.js';
 export { isDatabaseUnavailable, isUniqueViolation } from './errors.js';
 export { noteDatabaseOutage, OUTAGE_RETRY_AFTER_SECONDS } from './outage.js';
 export { cursorTimeSql, decodeCursor, encodeCursor, escapeLike, isUuid, type PageKey } from './keyset.js';
@@ -98,6 +98,7 @@ export async function openDb(
         `(${Math.floor(diskSpace().freeBytes / 1048576)} MB free, MIN_FREE_DISK_MB is ${Math.round((config.minFreeDiskBytes ?? 0) / 1048576)})`,
     );
   }
+  await refuseOlderServer(config.dataDir); // an upgrade with the older server still running
   const lock: DataDirLock = acquireDataDirLock(config.dataDir);
   try {
     const { default: ClientPgLite } = await import('knex-pglite');

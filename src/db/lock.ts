@@ -1,4 +1,5 @@
-import { closeSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import fsExt from 'fs-native-extensions';
 
@@ -100,4 +101,54 @@ export function acquireDataDirLock(dataDir: string): DataDirLock {
       }
     },
   };
+}
+
+/**
+ * A server of a version from before this lock runs on DATA_DIR: it held the directory with a pid file only, so the
+ * kernel lock is free although the database is open (the first release and those up to the kernel lock).
+ */
+export class OlderServerRunningError extends Error {
+  constructor(
+    readonly dataDir: string,
+    readonly pid: number | undefined,
+  ) {
+    super(
+      `a server of an older version is running on ${dataDir}${pid ? ` (process ${pid})` : ''}: stop it, then ` +
+        'start this version or run this `sat` (docs/operations.md#upgrades). It holds the embedded database without ' +
+        'the lock this version looks for, and two processes on one embedded database corrupt it.',
+    );
+    this.name = 'OlderServerRunningError';
+  }
+}
+
+/** Whether something accepts connections on DATA_DIR/sat.sock (the control socket, control/index.ts). */
+function controlSocketAnswers(dataDir: string): Promise<boolean> {
+  const file = path.join(dataDir, 'sat.sock');
+  if (!existsSync(file)) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const socket = net.createConnection(file);
+    socket.setTimeout(1_000, () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false)); // ECONNREFUSED: a socket file left by a process that died
+  });
+}
+
+/**
+ * Throws OlderServerRunningError when a server of an older version runs on DATA_DIR: its control socket answers
+ * while nobody holds the kernel lock (this version listens there only while holding it). Call before taking the
+ * lock, which would overwrite the older server's pid file. A server of this version starting meanwhile holds the
+ * lock by the time its socket answers: then nothing is thrown and taking the lock says it is in use.
+ */
+export async function refuseOlderServer(dataDir: string): Promise<void> {
+  if (readLockHolder(dataDir) !== undefined) return;
+  const pid = recordedPid(lockPath(dataDir));
+  if (!(await controlSocketAnswers(dataDir))) return;
+  if (readLockHolder(dataDir) !== undefined) return;
+  throw new OlderServerRunningError(dataDir, pid);
 }

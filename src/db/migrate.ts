@@ -55,12 +55,38 @@ export async function migrateLatest(knex: Knex, timeoutMs = 60_000): Promise<str
   }
 }
 
+/**
+ * The database has migrations this version does not know: a newer version of sat migrated it (a rolling upgrade
+ * where an instance of this version restarts after a newer one started, or a rollback). Nothing is changed.
+ */
+export class DatabaseNewerError extends Error {
+  constructor(readonly unknown: string[]) {
+    super(
+      `this database was upgraded by a newer version of sat: it has migrations this version does not know ` +
+        `(${unknown.join(', ')}). Run that newer version, or restore the backup taken before the upgrade to run ` +
+        `this one (docs/operations.md#upgrades)`,
+    );
+    this.name = 'DatabaseNewerError';
+  }
+}
+
+/** Throws DatabaseNewerError when the database holds migrations not in this version's list (knex: "corrupt"). */
+async function refuseNewerDatabase(knex: Knex): Promise<void> {
+  if (!(await knex.schema.hasTable(migrationConfig.tableName!))) return;
+  const known = new Set(migrations.map((m) => m.name));
+  const rows = (await knex(migrationConfig.tableName!).orderBy('id').select('name')) as Array<{ name: string }>;
+  const unknown = rows.map((r) => r.name).filter((name) => !known.has(name));
+  if (unknown.length) throw new DatabaseNewerError(unknown);
+}
+
 async function latest(knex: Knex): Promise<string[]> {
+  await refuseNewerDatabase(knex);
   const [, applied] = (await knex.migrate.latest(migrationConfig)) as [number, string[]];
   return applied;
 }
 
 export async function migrationStatus(knex: Knex): Promise<{ applied: string[]; pending: string[] }> {
+  await refuseNewerDatabase(knex);
   const [applied, pending] = (await knex.migrate.list(migrationConfig)) as [Array<{ name: string }>, Migration[]];
   return { applied: applied.map((m) => m.name), pending: pending.map((m) => m.name) };
 }

@@ -1,0 +1,56 @@
+// Upgrading an embedded installation while its server still runs: servers from before the kernel lock on
+// DATA_DIR/sat.lock (the first release among them) held DATA_DIR with a pid file only, so this version saw no lock
+// and opened the database beside the running server (`sat migrate` migrated it under the old server; two PGlite
+// engines on one directory corrupt it). Such a server is recognised by its control socket answering while nobody
+// holds the kernel lock: serve and every command refuse. The embedded database only (PostgreSQL has no DATA_DIR lock).
+import { writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { runSatInProcess } from '../support/cli.js';
+import { createTestDb, type TestDb } from '../support/db.js';
+import { startServer } from '../support/server.js';
+
+describe('an older server still running on the embedded DATA_DIR', () => {
+  let db: TestDb;
+  let older: net.Server | undefined;
+  beforeAll(async () => {
+    db = await createTestDb('embedded');
+    // What such a server leaves: its pid in sat.lock (no kernel lock) and its control socket listening.
+    writeFileSync(path.join(db.dataDir, 'sat.lock'), `${process.pid}\n`);
+    older = net.createServer((socket) => socket.end());
+    await new Promise<void>((resolve) => older!.listen(path.join(db.dataDir, 'sat.sock'), resolve));
+  });
+  afterAll(async () => {
+    if (older?.listening) await new Promise((resolve) => older!.close(resolve));
+    await db?.drop();
+  });
+
+  const refusal = /a server of an older version is running on .*: stop it/;
+
+  it('sat migrate, other commands and sat restore refuse, naming it', async () => {
+    const migrate = await runSatInProcess(['migrate'], db.env);
+    expect(migrate.code).toBe(1);
+    expect(migrate.stderr).toMatch(refusal);
+    expect(migrate.stdout).toBe('');
+    const list = await runSatInProcess(['keys', 'list'], db.env);
+    expect(list.code).toBe(1);
+    expect(list.stderr).toMatch(refusal);
+    const restore = await runSatInProcess(['restore', path.join(db.dataDir, 'no-such-backup')], db.env);
+    expect(restore.code).toBe(1);
+    expect(restore.stderr).toMatch(refusal);
+  });
+
+  it('serve does not start', async () => {
+    await expect(startServer(db)).rejects.toThrow(refusal);
+  });
+
+  it('once it has stopped, this version starts', async () => {
+    await new Promise((resolve) => older!.close(resolve));
+    const server = await startServer(db);
+    try {
+      expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+});
