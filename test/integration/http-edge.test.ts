@@ -235,6 +235,25 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
     });
   });
 
+  describe('log lines', () => {
+    it('leaves one short access-log line for an alert with a bad signature, naming the key identifier', async () => {
+      const keyId = `k${'x'.repeat(500)}`;
+      const res = await fetch(`${server.url}/secret-scanning/verify`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'github-public-key-identifier': keyId, 'github-public-key-signature': 'AAAA' },
+        body: '[]',
+      });
+      expect(res.status).toBe(401);
+      const id = res.headers.get('x-request-id');
+      const lines = server.logLines.filter((l) => l.includes(id!) || l.includes('xxxxxxxxxx'));
+      expect(lines).toHaveLength(1);
+      expect(lines[0]!.length).toBeLessThan(600);
+      expect(JSON.parse(lines[0]!)).toEqual(
+        expect.objectContaining({ msg: 'request', status: 401, route: '/secret-scanning/verify', refused: 'bad_signature', key_identifier: `${keyId.slice(0, 64)}…` }),
+      );
+    });
+  });
+
   describe('messages', () => {
     it('says the partner endpoint expects a JSON array', async () => {
       const alert = '{"a":1}';
