@@ -120,7 +120,7 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
     server.headersTimeout = Math.min(server.headersTimeout, config.requestTimeoutMs);
     server.keepAliveTimeout = 65_000; // longer than common load balancer idle timeouts
     server.on('clientError', answerClientErrors(log)); // 408 / 431 / 400 from Node itself, in SPEC's JSON error shape
-    server.on('checkExpectation', handle); // an Expect other than 100-continue: the app's 417 instead of Node's empty one
+    server.on('checkExpectation', handle); // Expect other than 100-continue: the app's 417, not Node's empty one
     server.on('connect', answerConnect(log)); // CONNECT: a JSON 400 instead of a connection closed without a word
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -3,7 +3,8 @@ import type { Db } from './index.js';
 /**
  * Locks an organisation's row for the rest of the transaction; false when there is no such organisation. It
  * serialises the writers of one organisation that take it: generate (SPEC: the token limit holds under
- * concurrency), PATCH of a token, PUT /policy, removing an administrator (never the last one).
+ * concurrency), PATCH of a token, PUT /policy, removing an administrator (never the last one), issuing an
+ * invitation or password-reset link (one live link per address).
  *
  * FOR NO KEY UPDATE, not FOR UPDATE: it excludes those writers from one another as much, but not the FOR KEY SHARE
  * that a foreign key check takes on the organisation row. Audit events, tokens and queued mail all refer to it; with
