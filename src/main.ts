@@ -14,7 +14,7 @@ import { createLogger, type Logger } from './log.js';
 import { deliverDueMail, pruneSentMail } from './mail/delivery.js';
 import { createMailTransport } from './mail/transport.js';
 import { drainHttpServer } from './http/drain.js';
-import { answerClientErrors } from './http/client-error.js';
+import { answerClientErrors, answerConnect } from './http/client-error.js';
 import { openKeyRing } from './keys/index.js';
 import { ScanningKeys } from './scanning/keys.js';
 import { createServer, type Prepared } from './server.js';
@@ -112,10 +112,14 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
     const { app, oauth, beginDrain } = await createServer(deps, prepared);
     // A request (headers and body) must arrive within REQUEST_TIMEOUT_SECONDS, else Node answers 408 and closes:
     // a body trickled byte by byte cannot hold a connection and a handler for minutes. Checked every second.
-    const server = http.createServer({ requestTimeout: config.requestTimeoutMs, connectionsCheckingInterval: 1_000 }, app.callback());
+    // Node's own Host check answers an empty 400 and logs nothing: the app answers it instead (http/common.ts).
+    const handle = app.callback();
+    const server = http.createServer({ requestTimeout: config.requestTimeoutMs, connectionsCheckingInterval: 1_000, requireHostHeader: false }, handle);
     server.headersTimeout = Math.min(server.headersTimeout, config.requestTimeoutMs);
     server.keepAliveTimeout = 65_000; // longer than common load balancer idle timeouts
     server.on('clientError', answerClientErrors(log)); // 408 / 431 / 400 from Node itself, in SPEC's JSON error shape
+    server.on('checkExpectation', handle); // Expect other than 100-continue: the app's 417, not Node's empty one
+    server.on('connect', answerConnect(log)); // CONNECT: a JSON 400 instead of a connection closed without a word
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.port, config.host, () => resolve());

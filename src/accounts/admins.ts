@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { recordAudit } from '../audit/index.js';
-import { isUniqueViolation, isUuid, type AdminRow, type Db } from '../db/index.js';
+import { isUniqueViolation, isUuid, lockOrganisation, type AdminRow, type Db } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { queueInvitationMail } from '../mail/index.js';
@@ -171,7 +171,7 @@ export async function removeAdmin(deps: Deps, actor: AdminActor, id: string, met
   if (!isUuid(id)) throw notFound();
   const now = deps.clock();
   await deps.db.knex.transaction(async (trx) => {
-    await trx('organisations').select('id').where({ id: actor.organisation_id }).forUpdate().first();
+    await lockOrganisation(trx, actor.organisation_id);
     const target = await trx<AdminRow>('admins').where({ id, organisation_id: actor.organisation_id }).first();
     if (!target) throw notFound();
     if ((await countOrganisationAdmins(trx, actor.organisation_id)) <= 1) {

@@ -3,7 +3,7 @@
 // single use (consumed by one conditional UPDATE, so two concurrent uses cannot both succeed), expiring.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { AdminOneTimeTokenRow, Db, OneTimeTokenPurpose } from '../db/index.js';
+import { lockOrganisation, type AdminOneTimeTokenRow, type Db, type OneTimeTokenPurpose } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { normaliseEmail } from './email.js';
@@ -20,7 +20,7 @@ const hashOneTimeToken = (token: string) => createHash('sha256').update(token, '
 /**
  * Issues a token (inside the caller's transaction) and returns it in clear, once: the caller puts it in a mail.
  * Earlier unused tokens of the same purpose for the same address in the organisation are withdrawn, so at most one
- * link per person and purpose works at a time (and the table stays bounded).
+ * link per person and purpose works at a time (and the table stays bounded), also when several are issued at once.
  */
 export async function issueOneTimeToken(
   trx: Db,
@@ -34,6 +34,9 @@ export async function issueOneTimeToken(
   },
 ): Promise<{ id: string; token: string; expiresAt: Date }> {
   const emailKey = normaliseEmail(f.email);
+  // Issues of one organisation one at a time: two at once each withdrew only the links it could see (not the other's
+  // uncommitted one), and both links stayed live. Waiting here, the second sees the first's link and withdraws it.
+  await lockOrganisation(trx, f.organisationId);
   await trx('admin_one_time_tokens')
     .where({ purpose: f.purpose, email_key: emailKey, organisation_id: f.organisationId })
     .whereNull('used_at')

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import { redactText, type Logger } from '../log.js';
 
 /**
@@ -43,6 +43,19 @@ export function loggedAddress(ip: string): string {
   return ip.length > MAX_LOGGED_ADDRESS ? `${ip.slice(0, MAX_LOGGED_ADDRESS)}…` : ip;
 }
 
+/** Longer values of `noteInAccessLog` are cut like addresses: the line stays short whatever a client sent. */
+const MAX_NOTE_VALUE = 64;
+
+/**
+ * Adds fields to this request's access-log line: why a request was refused, say, where a line of its own would make
+ * two lines for one client error (SPEC Part 2: at most one short log line). Values are cut at MAX_NOTE_VALUE
+ * characters (then "…"); the logger redacts secrets in them as everywhere.
+ */
+export function noteInAccessLog(ctx: Context, fields: Record<string, string>): void {
+  const notes = ((ctx.state.accessLogNotes as Record<string, string> | undefined) ??= {});
+  for (const [key, value] of Object.entries(fields)) notes[key] = value.length > MAX_NOTE_VALUE ? `${value.slice(0, MAX_NOTE_VALUE)}…` : value;
+}
+
 export function accessLog(log: Logger): Middleware {
   return async (ctx, next) => {
     if (log.enabled?.('info') === false) return next(); // LOG_LEVEL above info: no line, no listener, no work
@@ -61,6 +74,7 @@ export function accessLog(log: Logger): Middleware {
         ms: Math.round((performance.now() - start) * 10) / 10,
         client_ip: loggedAddress(clientIp),
         ...(res.writableFinished ? {} : { aborted: true }),
+        ...(ctx.state.accessLogNotes as Record<string, string> | undefined),
       });
     });
     await next();

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.js';
 import { httpResponses } from '../metrics.js';
@@ -49,19 +49,44 @@ export function answerClientErrors(log: Logger): (err: Error & { code?: string }
         });
         return;
       }
-      const requestId = randomUUID();
-      socket.write(
-        `HTTP/1.1 ${status}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-          `Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
-      );
-      httpResponses.inc({ status_class: `${status[0]}xx` });
-      log.info('request', {
-        request_id: requestId,
-        status: Number(status.slice(0, 3)),
-        client_ip: unmappedAddress((socket as Duplex & { remoteAddress?: string }).remoteAddress ?? ''),
-        error,
-      });
+      writeRefusal(log, socket, [status, error, message]);
     }
     socket.destroy();
+  };
+}
+
+/**
+ * Writes a refusal on a socket Node no longer parses, counts it and leaves its access-log line: a new request id
+ * (echoed in `X-Request-Id`), the peer's address (TRUST_PROXY's headers are not read), the method when Node read one.
+ */
+function writeRefusal(log: Logger, socket: Duplex, [status, error, message]: [string, string, string], method?: string): void {
+  const body = JSON.stringify({ error, message });
+  const requestId = randomUUID();
+  socket.write(
+    `HTTP/1.1 ${status}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
+  );
+  httpResponses.inc({ status_class: `${status[0]}xx` });
+  log.info('request', {
+    request_id: requestId,
+    ...(method ? { method } : {}),
+    status: Number(status.slice(0, 3)),
+    client_ip: unmappedAddress((socket as Duplex & { remoteAddress?: string }).remoteAddress ?? ''),
+    error,
+  });
+}
+
+const connectRefused: [string, string, string] = ['400 Bad Request', 'bad_request', 'CONNECT is not supported: this server is not a proxy.'];
+
+/**
+ * The http server's 'connect' listener: Node hands a CONNECT request (any target) over as a bare socket and, with no
+ * listener, closes it without a word. This server tunnels nothing: it answers 400 in SPEC's shape with its
+ * access-log line, then closes the connection.
+ */
+export function answerConnect(log: Logger): (req: IncomingMessage, socket: Duplex) => void {
+  return (req, socket) => {
+    socket.on('error', () => undefined); // a peer gone meanwhile: nothing to answer
+    if (socket.writable) writeRefusal(log, socket, connectRefused, req.method);
+    socket.end(() => socket.destroy());
   };
 }

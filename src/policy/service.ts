@@ -1,6 +1,6 @@
 import { recordAudit } from '../audit/index.js';
 import type { Config } from '../config/index.js';
-import type { Db, OrganisationPolicyRow } from '../db/index.js';
+import { lockOrganisation, type Db, type OrganisationPolicyRow } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError, type ErrorDetail } from '../errors.js';
 import type { PolicyInput } from './schemas.js';
@@ -95,8 +95,7 @@ export async function updatePolicy(
   };
   const now = deps.clock();
   await deps.db.knex.transaction(async (trx) => {
-    const org = await trx('organisations').select('id').where({ id: actor.organisation_id }).forUpdate().first();
-    if (!org) throw new AppError('not_found', 'organisation not found');
+    if (!(await lockOrganisation(trx, actor.organisation_id))) throw new AppError('not_found', 'organisation not found');
     const previous = effectivePolicy(await findPolicyRow(trx, actor.organisation_id), deps.config);
     await trx<OrganisationPolicyRow>('organisation_policies')
       .insert({ organisation_id: actor.organisation_id, ...next, updated_at: now, updated_by: actor.id })

@@ -4,6 +4,7 @@ import type { Context, Middleware } from 'koa';
 import { z } from 'zod';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
+import { noteInAccessLog } from '../http/access-log.js';
 import { AddressRateLimiter, addressBucket } from '../http/address-limiter.js';
 import { issuesToDetails, refuseContentEncoding } from '../http/validate.js';
 import { reportLeakedSecrets, type LeakReport } from '../tokens/index.js';
@@ -114,7 +115,8 @@ export function scanningRouter(deps: Deps, opened?: ScanningKeys): Router {
     refuseContentEncoding(ctx);
     const body = await readRawBody(ctx, MAX_ALERT_BODY_BYTES);
     if (!keys.verify(keyId, signature, body)) {
-      deps.log.warn('secret-scanning alert refused: bad signature', { key_identifier: keyId.slice(0, 100), ip: ctx.ip });
+      // On the request's access-log line, not a line of its own: anyone can send these (SPEC Part 2, one short line).
+      noteInAccessLog(ctx, { refused: 'bad_signature', key_identifier: keyId });
       throw unsigned();
     }
     const alerts = validate(alertsBody, parseJson(body));

@@ -7,12 +7,6 @@ export interface TokenWithCreator extends TokenRow {
   creator_email: string | null;
 }
 
-/** Serialises generate calls of one organisation (SPEC: the limit holds under concurrency). */
-export async function lockOrganisation(trx: Db, organisationId: string): Promise<boolean> {
-  const row = await trx('organisations').select('id').where({ id: organisationId }).forUpdate().first();
-  return row !== undefined;
-}
-
 export async function countActiveTokens(db: Db, organisationId: string, now: Date): Promise<number> {
   const row = await db('tokens')
     .where({ organisation_id: organisationId })

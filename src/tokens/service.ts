@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { countLeakedTokens, recordAudit } from '../audit/index.js';
-import { decodeCursor, encodeCursor, isUniqueViolation, isUuid, type Db, type TokenRow } from '../db/index.js';
+import { decodeCursor, encodeCursor, isUniqueViolation, isUuid, lockOrganisation, type Db, type TokenRow } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError, validationFailed } from '../errors.js';
 import { queueTokenGeneratedMail, queueTokenRevokedMail } from '../mail/index.js';
@@ -127,7 +127,7 @@ export async function generateToken(
 
   try {
     const row = await deps.db.knex.transaction(async (trx) => {
-      if (!(await q.lockOrganisation(trx, actor.organisation_id))) throw new AppError('not_found', 'organisation not found');
+      if (!(await lockOrganisation(trx, actor.organisation_id))) throw new AppError('not_found', 'organisation not found');
       // The policy is read under the organisation lock: PUT /policy takes the same lock.
       const policy = await findEffectivePolicy(trx, actor.organisation_id, deps.config);
       if (!withinLifetime(parseExpiry(input.expires_at)!, now, policy.max_lifetime_days)) {
@@ -392,7 +392,7 @@ async function changeTokenLifecycle(
   now: Date,
   meta: RequestMeta,
 ): Promise<TokenRow> {
-  if (!(await q.lockOrganisation(trx, actor.organisation_id))) throw notFound();
+  if (!(await lockOrganisation(trx, actor.organisation_id))) throw notFound();
   const current = await q.lockTokenById(trx, actor.organisation_id, id);
   if (!current) throw notFound();
   if (current.expires_at.getTime() <= now.getTime()) {

@@ -2,6 +2,7 @@
 // server. Each request gets a 4xx (or a 2xx/3xx where the input happens to be fine), never a 5xx, and writes at
 // most one short log line without a stack trace or SQL. FUZZ_SEED / FUZZ_RUNS change the seed and the case count.
 import fc from 'fast-check';
+import { generateKeyPairSync, sign } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,7 +13,10 @@ import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261130);
-const RUNS = Number(process.env.FUZZ_RUNS ?? 300); // per property; 9 properties
+const RUNS = Number(process.env.FUZZ_RUNS ?? 300); // per property; 11 properties
+
+// A secret-scanning key, so /secret-scanning/verify is configured and signed alerts get past the signature check.
+const scanning = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
 
 interface FuzzRequest {
   method: string;
@@ -177,6 +181,8 @@ describe.each(testDatabases())('fuzzing every admin and OAuth route on %s', (kin
   let session: string;
   let clientAuth: string;
   let accessToken: string;
+  let fixtureTokenId: string;
+  let fixtureSecretId: string;
 
   beforeAll(async () => {
     db = await createTestDb(kind);
@@ -184,11 +190,17 @@ describe.each(testDatabases())('fuzzing every admin and OAuth route on %s', (kin
     const configFile = path.join(dir, 'config.json');
     // No waiting between failures: the fuzz run stays fast; blocking still happens.
     writeFileSync(configFile, JSON.stringify({ loginThrottle: { windowSeconds: 900, delayAfterFailures: 1000, delayMs: 0, blockAfterFailures: 3, perAddressFactor: 1 } }));
-    server = await startServer(db, { TRUST_PROXY: 'true', CONFIG_FILE: configFile, LOG_LEVEL: 'info' });
+    const keysFile = path.join(dir, 'secret-scanning-keys.json');
+    const pem = scanning.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    writeFileSync(keysFile, JSON.stringify({ public_keys: [{ key_identifier: 'fuzz-key', key: pem, is_current: true }] }));
+    server = await startServer(db, { TRUST_PROXY: 'true', CONFIG_FILE: configFile, LOG_LEVEL: 'info', SECRET_SCANNING_KEYS_FILE: keysFile });
     const admin = await makeAdmin(server.deps);
     session = (await signIn(server, admin.email, admin.password, '192.0.2.250')).token;
     const t = await makeToken(server.deps, admin);
     clientAuth = basic(t.client_id, t.client_secret);
+    const patched = await makeToken(server.deps, admin);
+    fixtureTokenId = patched.id;
+    fixtureSecretId = ((await call(server, 'GET', `/tokens/${patched.id}`, { token: session })).body as { secrets: { id: string }[] }).secrets[0]!.id;
     const res = await fetch(`${server.url}/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: clientAuth },
@@ -394,6 +406,80 @@ describe.each(testDatabases())('fuzzing every admin and OAuth route on %s', (kin
           query: urlPart(nastyString),
         })
         .map(({ p, method, query }) => ({ method, path: `${p}?${query}`, headers: {} })),
+    ));
+
+  // Gaps the session-5 fuzzing of a running server found: the token's PATCH, rotate and retire, the policy, and the
+  // two public JSON endpoints. The token ids are real (fixtures of this organisation) or fuzzed.
+  it('PATCH /admin/api/tokens/:id, rotate, retire and PUT /admin/api/policy', () =>
+    run(
+      fc
+        .record({
+          action: fc.constantFrom('patch', 'rotate', 'retire', 'policy'),
+          real: fc.boolean(),
+          id: urlPart(uuidish),
+          patch: jsonObject({
+            name: nastyString,
+            services: fc.array(nastyString, { maxLength: 3 }),
+            allowed_ips: fc.array(fc.oneof(nastyString, fc.constantFrom('192.0.2.0/24', '2001:db8::/129', '1.2.3.4/33', '::ffff:1.2.3.4')), { maxLength: 3 }),
+            max_tokens_per_hour: jsonValue,
+            require_dpop: jsonValue,
+            jwks: jsonValue,
+          }),
+          rotate: jsonObject({ grace_period_hours: jsonValue }),
+          policy: jsonObject({
+            max_lifetime_days: jsonValue,
+            allowed_services: fc.array(nastyString, { maxLength: 3 }),
+            revoke_dormant_after_days: jsonValue,
+            default_max_tokens_per_hour: jsonValue,
+          }),
+          type: sometimes(contentTypes, 'application/json'),
+          auth: adminAuth(),
+        })
+        .map(({ action, real, id, patch, rotate, policy, type, auth }): FuzzRequest => {
+          const headers = { 'content-type': type, ...auth };
+          const tokenId = real ? fixtureTokenId : id;
+          switch (action) {
+            case 'patch':
+              return { method: 'PATCH', path: `/admin/api/tokens/${tokenId}`, headers, body: patch };
+            case 'rotate':
+              return { method: 'POST', path: `/admin/api/tokens/${tokenId}/rotate`, headers, body: rotate };
+            case 'retire':
+              return { method: 'POST', path: `/admin/api/tokens/${tokenId}/secrets/${real ? id : fixtureSecretId}/retire`, headers };
+            default:
+              return { method: 'PUT', path: '/admin/api/policy', headers, body: policy };
+          }
+        }),
+    ));
+
+  it('POST /secret-scanning/verify (signed or not) and /credentials/revoke', () =>
+    run(
+      fc
+        .record({
+          which: fc.constantFrom('verify', 'revoke'),
+          alerts: fc.oneof(
+            jsonValue.map((v) => JSON.stringify(v) ?? 'null'),
+            fc.array(fc.record({ token: nastyString, type: nastyString, url: fc.option(nastyString), source: fc.option(nastyString) }, { requiredKeys: [] }), { maxLength: 3 }).map((a) => JSON.stringify(a)),
+            fc.string({ unit: 'binary', maxLength: 60 }),
+          ),
+          signing: fc.constantFrom('good', 'none', 'bad', 'unknown key'),
+          keyId: headerValue,
+          revoke: jsonObject({ credentials: fc.array(nastyString, { maxLength: 3 }) }),
+          type: sometimes(contentTypes, 'application/json'),
+          ip: fc.oneof(fc.ipV4(), fc.ipV6(), headerValue),
+        })
+        .map(({ which, alerts, signing, keyId, revoke, type, ip }): FuzzRequest => {
+          if (which === 'revoke') return { method: 'POST', path: '/credentials/revoke', headers: { 'content-type': type, 'x-forwarded-for': ip }, body: revoke };
+          const signature = sign('sha256', Buffer.from(alerts), scanning.privateKey).toString('base64');
+          const signed: Record<string, string> =
+            signing === 'good'
+              ? { 'github-public-key-identifier': 'fuzz-key', 'github-public-key-signature': signature }
+              : signing === 'bad'
+                ? { 'github-public-key-identifier': 'fuzz-key', 'github-public-key-signature': keyId || 'AAAA' }
+                : signing === 'unknown key'
+                  ? { 'github-public-key-identifier': keyId || 'x', 'github-public-key-signature': signature }
+                  : {};
+          return { method: 'POST', path: '/secret-scanning/verify', headers: { 'content-type': type, 'x-forwarded-for': ip, ...signed }, body: alerts };
+        }),
     ));
 
   it('answers the original reports with 400, not 500', async () => {

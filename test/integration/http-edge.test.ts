@@ -235,6 +235,74 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
     });
   });
 
+  // SPEC Part 2 "Bad input never gives 5xx": what Node itself answered before the app saw the request (an empty 400
+  // for HTTP/1.1 without Host, an empty 417 for an Expect other than 100-continue) or closed without a word (CONNECT):
+  // now a JSON answer in SPEC's shape and one access-log line, like every other refusal (fuzzing session 5).
+  describe('requests Node refused on its own', () => {
+    const linesOf = (answer: string) => {
+      const id = /^x-request-id: ([0-9a-f-]{36})$/m.exec(parse(answer).head)?.[1];
+      return { id, lines: server.logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.request_id === id) };
+    };
+
+    it('answers HTTP/1.1 without Host with a JSON 400 and one access-log line; HTTP/1.0 needs none', async () => {
+      const answer = await raw('GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n');
+      const { statusLine, head, body } = parse(answer);
+      expect({ statusLine, body }).toEqual({ statusLine: 'HTTP/1.1 400 Bad Request', body: { error: 'bad_request', message: expect.stringContaining('Host') } });
+      expect(head).toContain('content-type: application/json');
+      expect(head).toContain('connection: close');
+      const { id, lines } = linesOf(answer);
+      expect(id).toEqual(expect.any(String));
+      expect(lines).toEqual([expect.objectContaining({ msg: 'request', method: 'GET', path: '/healthz', status: 400 })]);
+      expect(parse(await raw('GET /healthz HTTP/1.0\r\n\r\n')).body).toEqual({ status: 'ok' });
+    });
+
+    it('answers an Expect other than 100-continue with a JSON 417 and one access-log line; 100-continue still works', async () => {
+      const { token } = await session();
+      const answer = await raw(
+        `POST /admin/api/me/sessions/revoke-others HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\n` +
+          'Expect: teapot\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}',
+      );
+      const { statusLine, head, body } = parse(answer);
+      expect({ statusLine, body }).toEqual({ statusLine: 'HTTP/1.1 417 Expectation Failed', body: { error: 'expectation_failed', message: expect.stringContaining('100-continue') } });
+      expect(head).toContain('content-type: application/json');
+      expect(linesOf(answer).lines).toEqual([expect.objectContaining({ msg: 'request', method: 'POST', status: 417 })]);
+      const continued = await raw(
+        `POST /admin/api/me/sessions/revoke-others HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\n` +
+          'Expect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}',
+      );
+      expect(continued).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
+    });
+
+    it('answers CONNECT with a JSON 400 and one access-log line instead of closing the connection', async () => {
+      for (const target of ['localhost:443', '/admin/api/tokens']) {
+        const answer = await raw(`CONNECT ${target} HTTP/1.1\r\nHost: x\r\n\r\n`);
+        const { statusLine, head, body } = parse(answer);
+        expect({ target, statusLine, body }).toEqual({ target, statusLine: 'HTTP/1.1 400 Bad Request', body: { error: 'bad_request', message: expect.stringContaining('CONNECT') } });
+        expect(head).toContain('connection: close');
+        expect(linesOf(answer).lines).toEqual([expect.objectContaining({ msg: 'request', method: 'CONNECT', status: 400, error: 'bad_request' })]);
+      }
+    });
+  });
+
+  describe('log lines', () => {
+    it('leaves one short access-log line for an alert with a bad signature, naming the key identifier', async () => {
+      const keyId = `k${'x'.repeat(500)}`;
+      const res = await fetch(`${server.url}/secret-scanning/verify`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'github-public-key-identifier': keyId, 'github-public-key-signature': 'AAAA' },
+        body: '[]',
+      });
+      expect(res.status).toBe(401);
+      const id = res.headers.get('x-request-id');
+      const lines = server.logLines.filter((l) => l.includes(id!) || l.includes('xxxxxxxxxx'));
+      expect(lines).toHaveLength(1);
+      expect(lines[0]!.length).toBeLessThan(600);
+      expect(JSON.parse(lines[0]!)).toEqual(
+        expect.objectContaining({ msg: 'request', status: 401, route: '/secret-scanning/verify', refused: 'bad_signature', key_identifier: `${keyId.slice(0, 64)}…` }),
+      );
+    });
+  });
+
   describe('messages', () => {
     it('says the partner endpoint expects a JSON array', async () => {
       const alert = '{"a":1}';
