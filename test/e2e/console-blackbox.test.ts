@@ -62,9 +62,13 @@ describe.each(testDatabases())('console black-box findings on %s (Chromium)', (k
     await fresh.locator('#signin-email').fill(ADMIN.email);
     await fresh.locator('#signin-password').fill(ADMIN.password);
     await fresh.getByRole('button', { name: 'Sign in', exact: true }).click();
+    // The list's request must be answered before the reload: a reload aborts a request in flight ("failed").
+    const listed = () => fresh.getByText(/\d+ of 25 tokens used/).waitFor();
     await fresh.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
+    await listed();
     await fresh.reload(); // signed in: the page asks /me and opens the console
     await fresh.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
+    await listed();
     await fresh.getByRole('button', { name: 'Account menu' }).click();
     await fresh.getByRole('menuitem', { name: 'Sign out' }).click();
     await fresh.getByRole('heading', { level: 1, name: 'Sign in' }).waitFor();
