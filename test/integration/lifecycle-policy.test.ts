@@ -292,7 +292,7 @@ describe.each(testDatabases())('organisation policy on %s', (kind) => {
       expect(await lastUsed()).not.toBeNull();
     });
 
-    it('writes no use for a private_key_jwt request from outside allowed_ips, signed or not (it is refused)', async () => {
+    it('writes no use for a signed private_key_jwt request from outside allowed_ips (it is refused)', async () => {
       const { api } = await session();
       const now = Date.now();
       const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
