@@ -177,6 +177,9 @@ export async function removeAdmin(deps: Deps, actor: AdminActor, id: string, met
     if ((await countOrganisationAdmins(trx, actor.organisation_id)) <= 1) {
       throw new AppError('last_admin', 'An organisation keeps at least one administrator: invite another one first.');
     }
+    // Their tokens first, then their row: ON DELETE SET NULL would lock the row first and then the tokens, while a
+    // rotate, retire or revoke by them holds a token and then (its audit event's foreign key) their row: 40P01.
+    await trx('tokens').where({ created_by: target.id }).update({ created_by: null });
     await trx('admins').where({ id: target.id }).delete();
     await recordAudit(trx, {
       organisation_id: actor.organisation_id,

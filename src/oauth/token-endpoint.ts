@@ -1,7 +1,6 @@
 import { IncomingMessage, type ServerResponse } from 'node:http';
 import type { Middleware } from 'koa';
 import { errors } from 'oidc-provider';
-import { issuerUrl } from '../config/index.js';
 import type { Deps } from '../deps.js';
 import { tokenRequestDuration, tokenRequests } from '../metrics.js';
 import {
@@ -12,7 +11,6 @@ import {
   isQuietToken,
   NO_LIMIT,
   recordUseOfQuietToken,
-  verifyAssertion,
   type Allowance,
   type ClientRow,
 } from '../tokens/index.js';
@@ -106,7 +104,6 @@ function hourlyAllowance(allowance: AccessTokenAllowance, grantType: unknown, to
 export function tokenEndpoint(deps: Deps, current: () => CurrentProvider, hourly = new AccessTokenAllowance(deps)): Middleware {
   const { issuer } = deps.config;
   const catalogue: ReadonlySet<string> = new Set(deps.config.services.map((s) => s.id));
-  const assertionAudiences = [issuer, issuerUrl(issuer, '/token')]; // SPEC: an assertion's aud is the issuer or the token endpoint
   return async (ctx) => {
     const started = process.hrtime.bigint();
     let path: 'fast' | 'provider' = 'provider';
@@ -133,16 +130,15 @@ export function tokenEndpoint(deps: Deps, current: () => CurrentProvider, hourly
         }
         row = client.token;
       }
-      // A token unused for about a month gets this use written now, so no instance takes it for dormant: a secret
-      // was verified above; an assertion is verified first here (the provider still checks it all, its jti too), so
-      // that a client ID alone keeps no token alive. One the check does not accept goes on without the write.
-      if (
-        isQuietToken(row, deps.clock()) &&
-        (presented.method !== 'private_key_jwt' || (await verifyAssertion(row, presented.assertion, assertionAudiences, deps.clock()))) &&
-        !(await recordUseOfQuietToken(deps, row))
-      ) {
-        throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
-      }
+      // A token unused for about a month gets this use written now, so no instance takes it for dormant: for a secret
+      // here (verified, its address checked above); for an assertion in `admit` below, once the provider verified it
+      // and its address passed, so that neither a client ID alone nor a refused request keeps a token alive.
+      const writeQuietUse = async () => {
+        if (isQuietToken(row, deps.clock()) && !(await recordUseOfQuietToken(deps, row))) {
+          throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
+        }
+      };
+      if (presented.method !== 'private_key_jwt') await writeQuietUse();
       row = withCatalogueServices(row, catalogue);
       const scope = form.params.scope;
       if (form.params.grant_type === 'client_credentials' && typeof scope === 'string') checkScopeSyntax(scope);
@@ -155,6 +151,7 @@ export function tokenEndpoint(deps: Deps, current: () => CurrentProvider, hourly
         if (presented.method === 'private_key_jwt') {
           const client = { kind: 'token' as const, clientId: admitted.client_id, token: admitted };
           if (!(await checkClientAddress(deps, client, ctx.ip))) throw new ClientAuthenticationFailed('client authentication failed', false);
+          await writeQuietUse();
         }
         allowance = await hourlyAllowance(hourly, form.params.grant_type, admitted);
         if (!allowance.allowed) throw new RateLimited(allowance.retryAfterSeconds);

@@ -292,6 +292,41 @@ describe.each(testDatabases())('organisation policy on %s', (kind) => {
       expect(await lastUsed()).not.toBeNull();
     });
 
+    it('writes no use for a signed private_key_jwt request from outside allowed_ips (it is refused)', async () => {
+      const { api } = await session();
+      const now = Date.now();
+      const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+      const made = await api(
+        'POST',
+        '/tokens',
+        tokenBody({ services: ['jobs'], auth_method: 'private_key_jwt', jwks: { keys: [await exportJWK(publicKey)] }, allowed_ips: ['192.0.2.0/24'] }),
+      );
+      expect(made.status).toBe(201);
+      const clientId = made.body.client_id as string;
+      await setTokenTimes(server.deps, made.body.id, { created_at: new Date(now - 40 * DAY) });
+      const assertion = await new SignJWT({})
+        .setProtectedHeader({ alg: 'ES256' })
+        .setIssuer(clientId)
+        .setSubject(clientId)
+        .setAudience(server.issuer)
+        .setJti(randomUUID())
+        .setIssuedAt()
+        .setExpirationTime('2m')
+        .sign(privateKey);
+      const res = await fetch(`${server.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          grant_type: 'client_credentials',
+          client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+          client_assertion: assertion,
+        }).toString(),
+      });
+      expect(res.status).toBe(401); // the test client's 127.0.0.1 is outside 192.0.2.0/24
+      // A refused request is no use (as for a secret, whose address is checked first): the token stays dormant.
+      expect((await server.deps.db.knex('tokens').where({ id: made.body.id }).first()).last_used_at).toBeNull();
+    });
+
     it('does nothing once the policy no longer asks for it', async () => {
       const { admin, api } = await session();
       const t = await makeToken(server.deps, admin, { expires_at: daysFromNow(300) });

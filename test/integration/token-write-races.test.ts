@@ -43,18 +43,23 @@ describe.each(testDatabases())('concurrent admin writes on one token on %s', (ki
    * session), then `second` until it waits for a lock, then lets both go: the interleaving that deadlocked.
    * The embedded engine runs one transaction at a time, so there the two calls simply run at once.
    */
-  async function interleaved<A, B>(first: () => Promise<A>, secondWaitsOn: string, second: () => Promise<B>): Promise<[A, B]> {
+  async function interleaved<A, B>(
+    first: () => Promise<A>,
+    secondWaitsOn: string,
+    second: () => Promise<B>,
+    waiters = 1,
+  ): Promise<[A, B]> {
     if (kind === 'embedded') return Promise.all([first(), second()]);
     const holder = new pg.Client({ connectionString: db.url });
     const observer = new pg.Client({ connectionString: db.url });
     await Promise.all([holder.connect(), observer.connect()]);
-    const waiting = async (pattern: string) => {
+    const waiting = async (pattern: string, n = 1) => {
       for (;;) {
         const { rows } = await observer.query(
           "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query ilike $1",
           [pattern],
         );
-        if ((rows[0] as { n: number }).n > 0) return;
+        if ((rows[0] as { n: number }).n >= n) return;
         await new Promise((r) => setTimeout(r, 20));
       }
     };
@@ -64,7 +69,7 @@ describe.each(testDatabases())('concurrent admin writes on one token on %s', (ki
       const a = first();
       await waiting('insert into "audit_events"%');
       const b = second();
-      await waiting(secondWaitsOn);
+      await waiting(secondWaitsOn, waiters); // waiters 2: the first one's and the second's, whatever it waits in
       await holder.query('commit');
       return await Promise.all([a, b]);
     } finally {
@@ -101,10 +106,28 @@ describe.each(testDatabases())('concurrent admin writes on one token on %s', (ki
     const t = (await second.api('POST', '/tokens', tokenBody())).body as { id: string };
     const [rotated, removed] = await interleaved(
       () => first.api('POST', `/tokens/${t.id}/rotate`, { grace_period_hours: 0 }),
-      'delete from "admins"%',
+      'update "tokens" set "created_by"%',
       () => first.api('DELETE', `/admins/${second.admin.id}`),
     );
     expect([rotated.status, rotated.body.error, removed.status]).toEqual([200, undefined, 204]);
+    const after = await first.api('GET', `/tokens/${t.id}`);
+    expect(after.body.created_by).toBeNull();
+  });
+
+  it('removing an administrator while they rotate their own token: both succeed (no deadlock)', async () => {
+    // The rotate holds the token, then its audit event's foreign key check takes FOR KEY SHARE on the rotating
+    // administrator's row; deleting that administrator locked their row, then (ON DELETE SET NULL) their tokens.
+    const first = await session();
+    const second = await session(first.admin.organisation_name);
+    const t = (await second.api('POST', '/tokens', tokenBody())).body as { id: string };
+    const [rotated, removed] = await interleaved(
+      () => second.api('POST', `/tokens/${t.id}/rotate`, { grace_period_hours: 0 }),
+      '%',
+      () => first.api('DELETE', `/admins/${second.admin.id}`),
+      2,
+    );
+    // The embedded engine runs them one after the other, in either order: a rotate after the removal is 401.
+    expect([rotated.status, removed.status]).toEqual([kind === 'embedded' && rotated.status === 401 ? 401 : 200, 204]);
     const after = await first.api('GET', `/tokens/${t.id}`);
     expect(after.body.created_by).toBeNull();
   });
