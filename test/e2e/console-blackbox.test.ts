@@ -148,7 +148,8 @@ describe.each(testDatabases())('console black-box findings on %s (Chromium)', (k
     expect(await alert.innerText()).toBe("This is the token's only live secret. Revoke the token instead, or rotate first.");
     expect(await page.locator('#token-flash').isHidden()).toBe(true);
     await rows.nth(1).waitFor({ state: 'detached' }); // read again: one live secret, no Retire
-    expect(await page.evaluate(() => (globalThis as any).document.activeElement?.id)).toBe('token-edit');
+    // Focus moves once the view is drawn again (a moment after the row goes): waited for, up to 5 s.
+    await page.waitForFunction(() => (globalThis as any).document.activeElement?.id === 'token-edit', undefined, { timeout: 5_000 });
 
     // On the list: the previous secret of another rotation stopped elsewhere before the click (404).
     const other = await api('POST', '/tokens', tokenBody({ name: 'Retire_Gone', services: ['jobs'] }));
@@ -221,6 +222,7 @@ describe.each(testDatabases())('console black-box findings on %s (Chromium)', (k
   });
 
   it('opens the token screen with a message when the catalogue cannot be loaded, instead of staying where it was', async () => {
+    expect((await api('POST', '/tokens', tokenBody({ name: 'Catalogue_Down', services: ['jobs'] }))).status).toBe(201);
     await page.goto(`${server.url}/admin#/audit`);
     await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
     await page.route('**/admin/api/services', (route) => route.abort());
@@ -229,7 +231,7 @@ describe.each(testDatabases())('console black-box findings on %s (Chromium)', (k
     const alert = page.locator('#tokens-view').getByRole('alert').filter({ hasText: 'services could not be loaded' });
     await alert.waitFor();
     expect(await alert.innerText()).toBe('The services could not be loaded. The server could not be reached. Check your connection and try again.');
-    await page.locator('#token-rows tr', { hasText: 'Retire_Gone' }).waitFor(); // the tokens are listed all the same
+    await page.locator('#token-rows tr', { hasText: 'Catalogue_Down' }).waitFor(); // the tokens are listed all the same
     await page.unroute('**/admin/api/services');
     expect(w.problems).toEqual([]);
   });
