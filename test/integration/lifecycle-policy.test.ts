@@ -1,7 +1,6 @@
 // SPEC "Credential lifecycle" / "Organisation policy": GET and PUT /admin/api/policy, its enforcement on generate
 // and update, the audit event, and the revocation of dormant tokens (job triggered directly, with an injected clock).
-import { randomUUID } from 'node:crypto';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import type { CryptoKey } from 'jose';
 import { createLogger } from '../../src/log.js';
 import { deliverDueMail } from '../../src/mail/delivery.js';
 import { createMailTransport } from '../../src/mail/transport.js';
@@ -10,6 +9,7 @@ import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic, daysFromNow, makeAdmin, makeToken, setTokenTimes } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
+import { assertion, clientKey } from '../support/sender.js';
 import { startSmtp, type TestSmtp } from '../support/smtp.js';
 
 const DAY = 86_400_000;
@@ -256,75 +256,41 @@ describe.each(testDatabases())('organisation policy on %s', (kind) => {
       expect((await api('PUT', '/policy', policy({ allowed_services: CATALOGUE, revoke_dormant_after_days: null }))).status).toBe(200);
     });
 
-    it('writes it for a private_key_jwt token only once the assertion verifies: a client ID alone keeps nothing alive', async () => {
+    /** A private_key_jwt token made 40 days ago (quiet), and a token request with an assertion signed by `signer`. */
+    const quietKeyToken = async (extra: Record<string, unknown> = {}) => {
       const { api } = await session();
-      const now = Date.now();
-      const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
-      const made = await api('POST', '/tokens', tokenBody({ services: ['jobs'], auth_method: 'private_key_jwt', jwks: { keys: [await exportJWK(publicKey)] } }));
+      const key = await clientKey();
+      const made = await api('POST', '/tokens', tokenBody({ services: ['jobs'], auth_method: 'private_key_jwt', jwks: { keys: [key.publicJwk] }, ...extra }));
       expect(made.status).toBe(201);
       const clientId = made.body.client_id as string;
-      await setTokenTimes(server.deps, made.body.id, { created_at: new Date(now - 40 * DAY) });
-      const assertion = (key: Parameters<SignJWT['sign']>[0]) =>
-        new SignJWT({})
-          .setProtectedHeader({ alg: 'ES256' })
-          .setIssuer(clientId)
-          .setSubject(clientId)
-          .setAudience(server.issuer)
-          .setJti(randomUUID())
-          .setIssuedAt()
-          .setExpirationTime('2m')
-          .sign(key);
-      const send = async (key: Parameters<SignJWT['sign']>[0]) =>
+      await setTokenTimes(server.deps, made.body.id, { created_at: new Date(Date.now() - 40 * DAY) });
+      const send = async (signer: { privateKey: CryptoKey }) =>
         fetch(`${server.url}/token`, {
           method: 'POST',
           headers: { 'content-type': 'application/x-www-form-urlencoded' },
           body: new URLSearchParams({
             grant_type: 'client_credentials',
             client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-            client_assertion: await assertion(key),
+            client_assertion: await assertion(signer, clientId, server.issuer),
           }).toString(),
         });
       const lastUsed = async () => (await server.deps.db.knex('tokens').where({ id: made.body.id }).first()).last_used_at;
-      const stranger = await generateKeyPair('ES256');
-      expect((await send(stranger.privateKey)).status).toBe(401); // signed by a key that is not the token's
+      return { key, send, lastUsed };
+    };
+
+    it('writes it for a private_key_jwt token only once the assertion verifies: a client ID alone keeps nothing alive', async () => {
+      const { key, send, lastUsed } = await quietKeyToken();
+      expect((await send(await clientKey())).status).toBe(401); // signed by a key that is not the token's
       expect(await lastUsed()).toBeNull();
-      expect((await send(privateKey)).status).toBe(200);
+      expect((await send(key)).status).toBe(200);
       expect(await lastUsed()).not.toBeNull();
     });
 
     it('writes no use for a signed private_key_jwt request from outside allowed_ips (it is refused)', async () => {
-      const { api } = await session();
-      const now = Date.now();
-      const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
-      const made = await api(
-        'POST',
-        '/tokens',
-        tokenBody({ services: ['jobs'], auth_method: 'private_key_jwt', jwks: { keys: [await exportJWK(publicKey)] }, allowed_ips: ['192.0.2.0/24'] }),
-      );
-      expect(made.status).toBe(201);
-      const clientId = made.body.client_id as string;
-      await setTokenTimes(server.deps, made.body.id, { created_at: new Date(now - 40 * DAY) });
-      const assertion = await new SignJWT({})
-        .setProtectedHeader({ alg: 'ES256' })
-        .setIssuer(clientId)
-        .setSubject(clientId)
-        .setAudience(server.issuer)
-        .setJti(randomUUID())
-        .setIssuedAt()
-        .setExpirationTime('2m')
-        .sign(privateKey);
-      const res = await fetch(`${server.url}/token`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({
-          grant_type: 'client_credentials',
-          client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-          client_assertion: assertion,
-        }).toString(),
-      });
-      expect(res.status).toBe(401); // the test client's 127.0.0.1 is outside 192.0.2.0/24
+      const { key, send, lastUsed } = await quietKeyToken({ allowed_ips: ['192.0.2.0/24'] });
+      expect((await send(key)).status).toBe(401); // the test client's 127.0.0.1 is outside 192.0.2.0/24
       // A refused request is no use (as for a secret, whose address is checked first): the token stays dormant.
-      expect((await server.deps.db.knex('tokens').where({ id: made.body.id }).first()).last_used_at).toBeNull();
+      expect(await lastUsed()).toBeNull();
     });
 
     it('does nothing once the policy no longer asks for it', async () => {
