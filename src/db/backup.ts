@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import type { Knex } from 'knex';
+import { newEmbeddedEngine } from './embedded.js';
 import { makeOwnerOnly } from './files.js';
 
 /** The PGlite instance behind a knex on the embedded engine (knex-pglite keeps it on its client). */
@@ -162,10 +163,10 @@ export async function restoreEmbedded(dataPath: string, file: string, now = new 
   const data = readFileSync(file);
   const staging = `${dataPath}.restoring-${randomBytes(4).toString('hex')}`;
   mkdirSync(staging, { mode: 0o700 }); // owner-only, like DATA_DIR
-  const { PGlite } = await import('@electric-sql/pglite');
   try {
     const tar = await tarOf(data);
-    const pglite = await PGlite.create(staging, { loadDataDir: new Blob([tar], { type: 'application/x-tar' }) });
+    const pglite = newEmbeddedEngine(staging, { loadDataDir: new Blob([tar], { type: 'application/x-tar' }) });
+    await pglite.waitReady;
     try {
       await pglite.query('select count(*) from knex_migrations'); // a database of ours, and it opens
     } finally {

@@ -6,6 +6,7 @@ import pg from 'pg';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../log.js';
 import { diskSpaceProbe, type DiskSpace } from './disk.js';
+import { newEmbeddedEngine } from './embedded.js';
 import { makeOwnerOnly } from './files.js';
 import { noteDatabaseOutage } from './outage.js';
 import { acquireDataDirLock, refuseOlderServer, type DataDirLock } from './lock.js';
@@ -107,7 +108,8 @@ export async function openDb(
       client: ClientPgLite as unknown as Knex.Config['client'],
       dialect: 'postgres',
       log: knexLog(log),
-      connection: { filename: embeddedDataPath(config.dataDir) } as Knex.StaticConnectionConfig,
+      // knex-pglite takes the engine it is given (one connection, as always) instead of making one with defaults.
+      connection: { pglite: newEmbeddedEngine(embeddedDataPath(config.dataDir)) } as Knex.StaticConnectionConfig,
       acquireConnectionTimeout: 60_000,
     } as Knex.Config);
     await knex.raw('select 1');

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { runCommand } from '../../src/commands.js';
 import { loadConfig } from '../../src/config/index.js';
 import { startControlServer } from '../../src/control/index.js';
+import { EMBEDDED_SHARED_BUFFERS } from '../../src/db/embedded.js';
 import { openDb } from '../../src/db/index.js';
 import { createLogger } from '../../src/log.js';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
@@ -123,6 +124,17 @@ describe('embedded database lock', () => {
       const [inner] = childrenOf(second.child.pid!);
       if (inner) process.kill(inner, 'SIGTERM');
       expect(await exited(second)).toBe(0);
+    }
+  });
+
+  it('opens the engine with a 16 MB buffer pool, not PostgreSQL\'s 128 MB (docs/performance.md "Embedded database")', async () => {
+    const opened = await openDb(loadConfig({ ...env }), createLogger('silent'));
+    try {
+      const { rows } = await opened.knex.raw<{ rows: Array<{ shared_buffers: string }> }>('show shared_buffers');
+      expect(rows[0]?.shared_buffers).toBe(EMBEDDED_SHARED_BUFFERS);
+      expect(EMBEDDED_SHARED_BUFFERS).toBe('16MB');
+    } finally {
+      await opened.close();
     }
   });
 
