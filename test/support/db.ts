@@ -7,9 +7,22 @@ import pg from 'pg';
 
 export type DbKind = 'embedded' | 'postgres';
 
-/** The engines this run covers: `describe.each(testDatabases())`. */
+/**
+ * The engines this run covers: `describe.each(testDatabases())`. The embedded one, and PostgreSQL when
+ * TEST_DATABASE_URL is set; `TEST_DATABASES=embedded` or `=postgres` (comma-separated) picks among them, as CI does
+ * to run each engine on one Node version (README "What CI does"). Files about one engine only (the
+ * embedded lock, backups) do not ask and run in every case. Throws on a name it does not know, or on `postgres`
+ * without TEST_DATABASE_URL.
+ */
 export function testDatabases(): DbKind[] {
-  return process.env.TEST_DATABASE_URL ? ['embedded', 'postgres'] : ['embedded'];
+  const available: DbKind[] = process.env.TEST_DATABASE_URL ? ['embedded', 'postgres'] : ['embedded'];
+  const chosen = process.env.TEST_DATABASES?.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (!chosen?.length) return available;
+  for (const kind of chosen) {
+    if (kind !== 'embedded' && kind !== 'postgres') throw new Error(`TEST_DATABASES: unknown database "${kind}" (embedded, postgres)`);
+    if (!available.includes(kind)) throw new Error('TEST_DATABASES names postgres but TEST_DATABASE_URL is not set');
+  }
+  return available.filter((kind) => chosen.includes(kind));
 }
 
 export interface TestDb {
