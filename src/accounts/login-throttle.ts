@@ -1,5 +1,5 @@
 import type { Config } from '../config/index.js';
-import { isIPv6 } from 'node:net';
+import { addressBucket } from '../address.js';
 import { normaliseEmail } from './email.js';
 import { affectedRows, type Db, type LoginThrottleRow } from '../db/index.js';
 
@@ -17,25 +17,10 @@ const MAX_DELAY_MS = 10_000;
 /** The throttle key of an email: its one normalised spelling, so look-alike spellings share one bucket. */
 export const emailKey = (email: string): string => `email:${normaliseEmail(email)}`;
 /**
- * The throttle key of a client address. An IPv6 address counts by its /64 (one subscriber's network: a host
- * there can pick any of 2^64 addresses), an IPv4 address (also IPv4-mapped IPv6) by itself.
+ * The throttle key of a client address: its bucket (`addressBucket`: an IPv6 address by its /64, one subscriber's
+ * network where a host can pick any of 2^64 addresses; an IPv4 address, also IPv4-mapped IPv6, by itself).
  */
-export const addressKey = (ip: string | null | undefined): string => {
-  if (!ip) return 'ip:unknown';
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  if (mapped) return `ip:${mapped[1]}`;
-  if (!ip.includes(':') || !isIPv6(ip)) return `ip:${ip}`;
-  return `ip:${ipv6Prefix64(ip)}::/64`;
-};
-
-/** The first four groups of an IPv6 address, expanded (`2001:db8:0:0`). */
-function ipv6Prefix64(ip: string): string {
-  const [head = '', tail] = ip.split('%')[0]!.split('::');
-  const h = head ? head.split(':') : [];
-  const t = tail === undefined ? [] : tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
-  return groups.slice(0, 4).map((g) => (Number.parseInt(g, 16) || 0).toString(16)).join(':');
-}
+export const addressKey = (ip: string | null | undefined): string => (ip ? `ip:${addressBucket(ip)}` : 'ip:unknown');
 
 /**
  * Counts this attempt against each key *before* the password is checked, in one atomic upsert, so a burst of

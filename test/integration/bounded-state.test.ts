@@ -15,8 +15,10 @@ describe('addressKey', () => {
   it('keys IPv6 addresses by their /64 and IPv4 (also mapped) by the address', () => {
     expect(addressKey('2001:db8:1:2:aaaa::1')).toBe('ip:2001:db8:1:2::/64');
     expect(addressKey('2001:db8:1:2:ffff:ffff:ffff:ffff')).toBe('ip:2001:db8:1:2::/64');
-    expect(addressKey('2001:db8::1')).toBe('ip:2001:db8:0:0::/64');
-    expect(addressKey('::1')).toBe('ip:0:0:0:0::/64');
+    expect(addressKey('2001:db8::1')).toBe('ip:2001:db8::/64');
+    expect(addressKey('::1')).toBe('ip:::/64');
+    expect(addressKey('2001:DB8:0:0:1::1')).toBe('ip:2001:db8::/64');
+    expect(addressKey('::ffff:c000:207')).toBe('ip:192.0.2.7');
     expect(addressKey('::ffff:192.0.2.7')).toBe('ip:192.0.2.7');
     expect(addressKey('192.0.2.7')).toBe('ip:192.0.2.7');
     expect(addressKey(undefined)).toBe('ip:unknown');

@@ -25,6 +25,7 @@ const LAYERS: Record<string, Layer> = {
   audit: 'domain',
   mail: 'domain',
   text: 'leaf', // pure text rules (hidden characters in names): no imports
+  address: 'leaf', // client addresses as limits count them (ipaddr.js only)
   types: 'leaf', // ambient declarations of untyped packages (types/*.d.ts): no code
   policy: 'domain', // the organisation policy (SPEC "Organisation policy")
   keys: 'domain', // signing keys: sealed at rest, published ahead, rotated (docs/keys.md)

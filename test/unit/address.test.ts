@@ -1,4 +1,4 @@
-import { addressBucket } from '../../../src/http/address-limiter.js';
+import { addressBucket } from '../../src/address.js';
 
 describe('addressBucket', () => {
   it.each([
