@@ -135,3 +135,11 @@ export const tokenWithSecrets = tokenResource.extend({
 export const rotatedToken = tokenWithSecrets.extend({
   client_secret: z.string().describe('sats_…: the new secret, shown in this answer only, never again.'),
 });
+
+/** GET and PUT /policy: the organisation's whole policy (SPEC Part 2 "Organisation policy"). */
+export const policyResource = z.looseObject({
+  max_lifetime_days: z.number().int().describe('Longest lifetime a generated token may have, in days.'),
+  allowed_services: z.array(z.string()).describe('The services tokens may be generated for.'),
+  revoke_dormant_after_days: z.number().int().nullable().describe('Tokens unused this many days are revoked; null: never.'),
+  default_max_tokens_per_hour: z.number().int().nullable().describe('max_tokens_per_hour of a new token that sets none; null: no limit.'),
+});

@@ -113,7 +113,8 @@ export type TokenStatusFilter = (typeof TOKEN_STATUS_FILTERS)[number];
 /** GET /admin/api/tokens query string (every value arrives as a string). */
 export const listTokensQuery = z
   .object({
-    q: z.string({ error: 'must be a single text value' }).trim().max(200, 'must be at most 200 characters').optional(),
+    // A substring as sent (SPEC "Admin API"): not trimmed, so `q=HR%20` finds "HR API" and not "HR-sync"; empty is "not given".
+    q: z.string({ error: 'must be a single text value' }).max(200, 'must be at most 200 characters').optional(),
     status: z.enum(TOKEN_STATUS_FILTERS, { error: 'must be "active", "expired", "expiring" or "dormant"' }).optional(),
     limit: z
       .string({ error: 'must be a whole number from 1 to 100' })

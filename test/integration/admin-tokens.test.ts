@@ -253,6 +253,10 @@ describe.each(testDatabases())('admin token API on %s', (kind) => {
       expect(await names(e.client_id.slice(6, 16).toLowerCase())).toEqual([e.name]);
       expect(await names(e.client_id)).toEqual([e.name]);
       expect(await names('')).toHaveLength(6);
+      // As sent, spaces included: no trimming.
+      expect(await names(' ')).toEqual([c.name, c2.name, e.name].sort());
+      expect(await names('HR ')).toEqual([e.name]);
+      expect(await names('API ')).toEqual([]);
       expect(await names('nothing-like-this')).toEqual([]);
     });
 
