@@ -9,8 +9,9 @@ import type { AccessTokenVerifier } from './introspection.js';
 /**
  * POST /token/revocation (RFC 7009), in place of oidc-provider's, which refuses JWT access tokens. When the token
  * is one of our access tokens issued to the calling client, its `jti` is recorded (until its `exp`) and
- * introspection reports it inactive from then on. Every other well-formed request also gets 200 with an empty
- * body (RFC 7009 §2.2: an invalid token is no error). Resource servers that verify JWTs offline cannot see this:
+ * introspection reports it inactive from then on. One of our live access tokens issued to another client: 400
+ * unauthorized_client, nothing recorded (RFC 7009 §2.1). Every other well-formed request also gets 200 with an
+ * empty body (RFC 7009 §2.2: an invalid token is no error). Resource servers that verify JWTs offline cannot see this:
  * they must introspect when they need to know at once. Resource servers may not revoke: 400 unauthorized_client.
  */
 export function revocationEndpoint(deps: Deps, verify: AccessTokenVerifier): Middleware {
@@ -19,7 +20,13 @@ export function revocationEndpoint(deps: Deps, verify: AccessTokenVerifier): Mid
       throw new errors.UnauthorizedClient('resource server credentials may only be used at the introspection endpoint');
     }
     const claims = await verify(token);
-    if (claims && claims.client_id === caller.clientId) {
+    if (claims && claims.client_id !== caller.clientId) {
+      // RFC 7009 §2.1: the server "verifies whether the token was issued to the client making the revocation request.
+      // If this validation fails, the request is refused and the client is informed of the error" (as fosite and
+      // Keycloak do): a 200 here would tell a script that used the wrong credentials that a live token is revoked.
+      throw new errors.UnauthorizedClient('this access token was not issued to the calling client; only that client may revoke it');
+    }
+    if (claims) {
       const outcome = await revokeAccessToken(
         deps.db.knex,
         { jti: claims.jti, client_id: claims.client_id, organisation_id: caller.token.organisation_id, expires_at: new Date(claims.exp * 1000) },

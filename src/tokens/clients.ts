@@ -157,7 +157,8 @@ export async function authenticateAssertion(
 
 /**
  * authenticateAssertion's checks of the assertion itself against `token`'s registered keys (signature, iss, sub,
- * aud, exp, nbf), without claiming its `jti`: its `exp` and `jti` when it passes, else undefined.
+ * aud, exp, nbf, a non-empty string `jti`), without claiming that `jti`: its `exp` and `jti` when it passes, else
+ * undefined.
  */
 export async function verifyAssertion(
   token: ClientRow,
@@ -179,7 +180,9 @@ export async function verifyAssertion(
       requiredClaims: ['exp', 'jti'],
     });
     exp = payload.exp as number;
-    jti = payload.jti as string;
+    // RFC 7519 §4.1.7: a string; requiredClaims only checks presence (oidc-provider refuses 7, {} and "" too).
+    if (typeof payload.jti !== 'string' || payload.jti === '') return undefined;
+    jti = payload.jti;
     if (!namesOnlyUs(payload.aud, audiences)) return undefined;
   } catch {
     return undefined;

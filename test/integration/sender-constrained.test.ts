@@ -293,6 +293,27 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       expect(await after.json()).toEqual({ active: false });
     });
 
+    it('refuses an assertion whose jti is not a non-empty string at every endpoint (RFC 7519 §4.1.7)', async () => {
+      const key = await clientKey();
+      const t = await keyToken(key);
+      const send = async (endpoint: string, a: string) =>
+        (
+          await fetch(`${server.issuer}${endpoint}`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+            body: form({ ...(endpoint === '/token' ? { grant_type: 'client_credentials' } : { token: 'x' }), client_assertion_type: JWT_BEARER, client_assertion: a }),
+          })
+        ).status;
+      for (const jti of [7, '', { a: 1 }, ['x'], true]) {
+        for (const endpoint of ['/token', '/token/introspection', '/token/revocation']) {
+          expect({ jti, endpoint, status: await send(endpoint, await assertion(key, t.client_id, server.issuer, { jti })) }).toEqual({ jti, endpoint, status: 401 });
+        }
+      }
+      expect(await send('/token/introspection', await assertion(key, t.client_id, server.issuer))).toBe(200);
+      // The organisation's other tests need its token slots (25 at most).
+      expect((await call(server, 'POST', `/tokens/${t.id}/revoke`, { token: session.token })).status).toBe(200);
+    });
+
     it('secret rotation does not apply: rotating a private_key_jwt token is 409 and changes nothing', async () => {
       const key = await clientKey();
       const t = await keyToken(key);
