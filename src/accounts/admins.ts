@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { recordAudit } from '../audit/index.js';
-import { isUniqueViolation, isUuid, lockOrganisation, type AdminRow, type Db } from '../db/index.js';
+import { isUniqueViolation, isUuid, lockOrganisation, transactionWithRetry, type AdminRow, type Db } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { queueInvitationMail } from '../mail/index.js';
@@ -170,7 +170,9 @@ export async function acceptInvitation(deps: Deps, input: AcceptInvitationInput,
 export async function removeAdmin(deps: Deps, actor: AdminActor, id: string, meta: SessionMeta = {}): Promise<void> {
   if (!isUuid(id)) throw notFound();
   const now = deps.clock();
-  await deps.db.knex.transaction(async (trx) => {
+  // Retried when chosen as a deadlock's victim: the token update below locks every token of theirs, in the table's
+  // order, and the usage flush locks the tokens it writes in its own.
+  await transactionWithRetry(deps.db.knex, async (trx) => {
     await lockOrganisation(trx, actor.organisation_id);
     const target = await trx<AdminRow>('admins').where({ id, organisation_id: actor.organisation_id }).first();
     if (!target) throw notFound();

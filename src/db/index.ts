@@ -30,6 +30,7 @@ export { noteDatabaseOutage, OUTAGE_RETRY_AFTER_SECONDS } from './outage.js';
 export { cursorTimeSql, decodeCursor, encodeCursor, escapeLike, isUuid, type PageKey } from './keyset.js';
 export { affectedRows } from './affected.js';
 export { lockOrganisation } from './org-lock.js';
+export { transactionWithRetry } from './retry.js';
 export { sharedRead } from './batch.js';
 export { diskSpaceProbe, type DiskSpace } from './disk.js';
 export { makeOwnerOnly, restrictUmask, OWNER_ONLY_UMASK } from './files.js';

@@ -132,6 +132,48 @@ describe.each(testDatabases())('concurrent admin writes on one token on %s', (ki
     expect(after.body.created_by).toBeNull();
   });
 
+  // PostgreSQL only (the embedded engine runs one transaction at a time, so no deadlock there).
+  (kind === 'postgres' ? it : it.skip)(
+    'removing an administrator while another writer holds one of their tokens and waits for another: 204, not 500 (the deadlock victim is retried)',
+    async () => {
+      const first = await session();
+      const second = await session(first.admin.organisation_name);
+      for (let i = 0; i < 2; i++) expect((await second.api('POST', '/tokens', tokenBody())).status).toBe(201);
+      const knex = server.deps.db.knex;
+      // The removal's `update … where created_by` scans the table: it locks their tokens in physical (ctid) order.
+      const [early, late] = (await knex.raw('select id from tokens where created_by = ? order by ctid', [second.admin.id])).rows.map(
+        (r: { id: string }) => r.id,
+      ) as [string, string];
+      const holder = new pg.Client({ connectionString: db.url });
+      const observer = new pg.Client({ connectionString: db.url });
+      await Promise.all([holder.connect(), observer.connect()]);
+      try {
+        // The other writer (as the usage flush, which locks the tokens it writes in its own order) never detects the
+        // deadlock itself: the removal, which waits first, is PostgreSQL's victim after its deadlock_timeout (1 s).
+        await holder.query("set deadlock_timeout = '60s'");
+        await holder.query('begin');
+        await holder.query('update tokens set last_used_at = now() where id = $1', [late]);
+        const removal = first.api('DELETE', `/admins/${second.admin.id}`);
+        for (;;) {
+          const { rows } = await observer.query(
+            "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query ilike 'update \"tokens\" set \"created_by\"%'",
+          );
+          if ((rows[0] as { n: number }).n > 0) break;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        await holder.query('update tokens set last_used_at = now() where id = $1', [early]); // waits until the victim rolls back
+        await holder.query('commit');
+        const removed = await removal;
+        expect(removed.status).toBe(204);
+      } finally {
+        await holder.end();
+        await observer.end();
+      }
+      expect(await knex('tokens').whereIn('id', [early, late]).pluck('created_by')).toEqual([null, null]);
+      expect((await first.api('GET', '/admins')).body.items.map((a: { id: string }) => a.id)).not.toContain(second.admin.id);
+    },
+  );
+
   it('answers the same token\'s PATCH, rotate, retire and revoke fired 20 at once with no 5xx', async () => {
     const { api } = await session();
     for (let round = 0; round < 3; round++) {
