@@ -8,8 +8,8 @@ import { findEffectivePolicy, policyViolation, type Policy } from '../policy/ind
 import { generateClientId, generateClientSecret, hashSecret } from './credentials.js';
 import { parseExpiry, resolveExpiry, withinLifetime } from './expiry.js';
 import * as q from './queries.js';
-import { toTokenResource, type LifecycleRules, type TokenResource } from './resource.js';
-import { parsePublicJwks, publicKeyFromText, type PublicJwks } from './jwks.js';
+import { rowJwks, toTokenResource, type LifecycleRules, type TokenResource } from './resource.js';
+import { jwkThumbprint, parsePublicJwks, publicKeyFromText, type PublicJwks } from './jwks.js';
 import { countTokensLastHour } from './limits.js';
 import type { GenerateTokenInput, ListTokensInput, UpdateTokenCredentialsInput, UpdateTokenInput } from './schemas.js';
 
@@ -217,7 +217,18 @@ export async function updateTokenCredentials(
   return toTokenResource(row, now, lifecycleRules(deps));
 }
 
-/** updateTokenCredentials inside the caller's transaction: the changed row, after its `token.updated` event. */
+/** The same JWKs in the same order, whatever the order of their members (a jsonb column sorts them). */
+function sameKeys(a: readonly object[], b: readonly object[]): boolean {
+  const canonical = (keys: readonly object[]) => JSON.stringify(keys.map((k) => Object.entries(k).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))));
+  return canonical(a) === canonical(b);
+}
+
+/**
+ * updateTokenCredentials inside the caller's transaction: the row as it is after the change. What changes is
+ * written and recorded as `token.updated` with `details.changes` (as the other fields' edits): `require_dpop` old →
+ * new, and for new public keys `jwk_thumbprints` old → new (RFC 7638, never the keys). Nothing changes (the same
+ * keys, the same `require_dpop`): no write, no event.
+ */
 async function changeTokenCredentials(
   trx: Db,
   actor: Actor,
@@ -232,7 +243,13 @@ async function changeTokenCredentials(
   if (jwks !== undefined && before.auth_method !== 'private_key_jwt') {
     throw validationFailed('jwks', 'this token authenticates with a client secret: it has no public keys to replace');
   }
-  await q.updateTokenCredentials(trx, actor.organisation_id, id, { jwks, require_dpop: input.require_dpop });
+  const details: Record<string, { old: unknown; new: unknown }> = {};
+  const newKeys = jwks !== undefined && sameKeys(rowJwks(before), jwks.keys) ? undefined : jwks;
+  if (newKeys) details.jwk_thumbprints = { old: rowJwks(before).map(jwkThumbprint), new: newKeys.keys.map(jwkThumbprint) };
+  const newDpop = input.require_dpop !== undefined && input.require_dpop !== before.require_dpop ? input.require_dpop : undefined;
+  if (newDpop !== undefined) details.require_dpop = { old: before.require_dpop, new: newDpop };
+  if (Object.keys(details).length === 0) return before; // nothing changes: no write, no audit event
+  await q.updateTokenCredentials(trx, actor.organisation_id, id, { jwks: newKeys, require_dpop: newDpop });
   const row = await q.findTokenById(trx, actor.organisation_id, id);
   if (!row) throw notFound();
   await recordAudit(trx, {
@@ -245,6 +262,7 @@ async function changeTokenCredentials(
     client_id: row.client_id,
     ip: meta.ip ?? null,
     created_at: now,
+    details: { changes: details },
   });
   return row;
 }

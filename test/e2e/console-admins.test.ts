@@ -192,10 +192,28 @@ describe('admin console: account, profile, administrators, mailed links (Chromiu
     await invitee.close();
   });
 
+  it('says so when a sign-out fails, and stays signed in (the session is still live on the server)', async () => {
+    await page.route('**/admin/api/logout', (route) =>
+      route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ error: 'unavailable', message: 'The database is unavailable. Try again later.' }) }),
+    );
+    try {
+      await page.getByRole('button', { name: 'Account menu' }).click();
+      await page.getByRole('menuitem', { name: 'Sign out' }).click();
+      await until(() => text(page, '#signout-error'), (t) => t.includes('Sign-out did not complete, so you are still signed in'), 'the failure shown');
+      expect(await page.locator('#signin-view').isHidden()).toBe(true);
+      expect(await page.locator('#account').isVisible()).toBe(true);
+    } finally {
+      await page.unroute('**/admin/api/logout');
+    }
+    expect((await page.evaluate(() => fetch('/admin/api/me', { credentials: 'same-origin' }).then((r) => r.status)))).toBe(200);
+  });
+
   it('resets a forgotten password from the sign-in page through the mailed link', async () => {
     await page.getByRole('button', { name: 'Account menu' }).click();
     await page.getByRole('menuitem', { name: 'Sign out' }).click();
     await until(() => text(page, '#signin-error'), (t) => t.includes('signed out'), 'signed out');
+    expect(await page.locator('#signout-error').isHidden()).toBe(true);
+    expect((await page.evaluate(() => fetch('/admin/api/me', { credentials: 'same-origin' }).then((r) => r.status)))).toBe(401);
 
     await page.getByRole('link', { name: 'Forgot your password?' }).click();
     await page.getByRole('heading', { level: 1, name: 'Reset your password' }).waitFor();

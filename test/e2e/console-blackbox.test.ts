@@ -108,6 +108,25 @@ describe.each(testDatabases())('console black-box findings on %s (Chromium)', (k
     expect(w.problems).toEqual([]);
   });
 
+  it('generates a token named with 30 emoji (10 of them ZWJ sequences) as typed: the field cuts nothing short', async () => {
+    // 50 characters for the API (code points: 10 × woman ZWJ laptop = 30, 20 × 😀), 80 UTF-16 units: an input's
+    // maxlength="64" counted those and silently kept 37.
+    const name = `${'👩\u200d💻'.repeat(10)}${'😀'.repeat(20)}`;
+    await generateOn(page, name);
+    await page.locator('#close-secret').click();
+    const listed = (await call(server, 'GET', '/tokens?q=😀', { token: bearer })).body.items as Array<{ name: string }>;
+    expect(listed.map((t) => t.name)).toEqual([name]);
+    // 65 characters are refused at the field by the page, not cut.
+    await page.getByRole('button', { name: '+ Generate a Token' }).click();
+    await page.getByLabel('Token Name').fill(`${name}${'x'.repeat(15)}`);
+    expect(await page.getByLabel('Token Name').inputValue()).toBe(`${name}${'x'.repeat(15)}`);
+    await page.locator('#generate-panel').getByLabel(/Job API/).check();
+    await page.getByRole('button', { name: 'Generate', exact: true }).click();
+    await until(() => page.locator('#token-name-error').innerText(), (t) => t.includes('at most 64 characters'), 'the length refused at the field');
+    await page.locator('#generate-cancel').click();
+    expect(w.problems).toEqual([]);
+  });
+
   it("closes a token's dialog when the administrator goes Back to the list while it is open", async () => {
     const made = await api('POST', '/tokens', tokenBody({ name: 'Dialog_Left_Open', services: ['jobs'] }));
     await page.goto(`${server.url}/admin#/token?id=${made.body.id}`);

@@ -68,6 +68,12 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
   it('opens from the list and shows the allowlist, the hourly limit, both secrets with their last use, and only this token’s events', async () => {
     await signIn(page, server, ADMIN);
     await page.locator('#token-rows tr').nth(1).waitFor();
+    // The list's line for the previous secret says when it stops: a local date and time.
+    const stops = page.locator('#token-rows tr', { hasText: 'Payroll_Integration' }).locator('.previous-secret time');
+    const stopsAt = (await stops.getAttribute('datetime'))!;
+    expect(await stops.innerText()).toBe(
+      await page.evaluate((i) => new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' }).format(new Date(i)), stopsAt),
+    );
 
     // A click on the row (here its Client ID cell) opens the view, as the name's link does.
     await page.locator('#token-rows tr', { hasText: 'Job_Board_Sync' }).locator('td.col-client').click();
@@ -94,6 +100,9 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
     for (const i of [0, 1]) expect(await secrets.nth(i).locator('td.col-used').innerText()).not.toBe('Never');
     const until = await secrets.nth(1).locator('td.col-until time').getAttribute('datetime');
     expect(Math.abs(Date.parse(until!) - Date.now() - DAY_MS)).toBeLessThan(120_000);
+    // When it stops, as a local date and time (not a day, nor only "tomorrow").
+    const localDateTime = (iso: string) => page.evaluate((i) => new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' }).format(new Date(i)), iso);
+    expect(await secrets.nth(1).locator('td.col-until time').innerText()).toBe(await localDateTime(until!));
     expect(await secrets.nth(1).getByRole('button', { name: 'Retire the previous secret of Payroll_Integration' }).isVisible()).toBe(true);
 
     const events = page.locator('#token-event-rows tr');
@@ -165,6 +174,29 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
     expect((await api('GET', `/audit?token_id=${token.id}`)).body.items.filter((e: { action: string }) => e.action === 'token.updated')).toHaveLength(1);
   });
 
+  it('a Save in Credentials that changes nothing writes nothing; a change is recorded with what changed', async () => {
+    const opener = page.locator('#token-actions').getByRole('button', { name: 'Credentials', exact: true });
+    const credentials = page.locator('#credentials-dialog');
+    const updates = async () =>
+      ((await api('GET', `/audit?token_id=${token.id}`)).body.items as Array<{ action: string; details: unknown }>).filter((e) => e.action === 'token.updated');
+    const before = await updates();
+    await opener.click();
+    await credentials.waitFor({ state: 'visible' });
+    await credentials.locator('#credentials-save').click();
+    await credentials.waitFor({ state: 'hidden' });
+    expect(await updates()).toEqual(before);
+
+    await opener.click();
+    await credentials.waitFor({ state: 'visible' });
+    await credentials.locator('#credentials-dpop').check();
+    await credentials.locator('#credentials-save').click();
+    await credentials.waitFor({ state: 'hidden' });
+    await until(updates, (list) => list.length === before.length + 1, 'one token.updated more');
+    expect((await updates())[0]!.details).toEqual({ changes: { require_dpop: { old: false, new: true } } });
+    await page.locator('#token-event-rows tr[data-action="token.updated"] .change', { hasText: 'require_dpop: false → true' }).waitFor();
+    expect((await api('PATCH', `/tokens/${token.id}`, { require_dpop: false })).status).toBe(200); // as it was, for the tests below
+  });
+
   it('retires, rotates (the new secret shown once, in this view) and revokes from the token view', async () => {
     const secrets = page.locator('#token-secret-rows tr');
     await page.getByRole('button', { name: 'Retire the previous secret of Payroll_Integration_EU' }).click();
@@ -206,6 +238,21 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
 
     expect(w.problems).toEqual([]);
     expect(w.requests.filter((u) => new URL(u).hostname !== '127.0.0.1')).toEqual([]);
+  });
+
+  it('says "Token not found" for a link cut short (#/token, #/token?id=), with no actions', async () => {
+    for (const hash of ['#/token', '#/token?id=', '#/token?id=undefined']) {
+      await page.goto(`${server.url}/admin#/tokens`);
+      await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
+      await page.goto(`${server.url}/admin${hash}`);
+      await page.locator('#token-title', { hasText: 'Token not found' }).waitFor();
+      expect({ hash, actions: await page.locator('#token-actions').isHidden(), details: await page.locator('#token-details').isHidden() }).toEqual({
+        hash,
+        actions: true,
+        details: true,
+      });
+    }
+    expect(w.problems).toEqual([]);
   });
 
   it('fits a phone’s width with a 64-character name that has no space to break at', async () => {

@@ -1,6 +1,7 @@
 // SPEC "Network and rate limits per token": PATCH /admin/api/tokens/{id} (name, services, allowed_ips,
 // max_tokens_per_hour), the fields on generate and in the token resource, and the next access token's services.
-import { decodeJwt } from 'jose';
+import { calculateJwkThumbprint, decodeJwt, type JWK } from 'jose';
+import { generateKeyPairSync } from 'node:crypto';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic, makeAdmin, setTokenExpiry } from '../support/fixtures.js';
@@ -185,6 +186,29 @@ describe.each(testDatabases())('PATCH /admin/api/tokens/{id} on %s', (kind) => {
     const ok = await api('PATCH', `/tokens/${t.id}`, { require_dpop: true, name: 'Books 2' });
     expect(ok.status).toBe(200);
     expect(ok.body).toMatchObject({ require_dpop: true, name: 'Books 2', tokens_last_hour: 0 });
+  });
+
+  it('records what a credentials change changed (require_dpop, key thumbprints); the same values again record nothing', async () => {
+    const { api, generate } = await session();
+    const events = async (id: string) =>
+      ((await api('GET', `/audit?token_id=${id}`)).body.items as Array<{ action: string; details: unknown }>).filter((e) => e.action === 'token.updated');
+    const t = await generate({ name: 'Dpop switch' });
+    expect((await api('PATCH', `/tokens/${t.id}`, { require_dpop: true })).status).toBe(200);
+    expect((await events(t.id)).map((e) => e.details)).toEqual([{ changes: { require_dpop: { old: false, new: true } } }]);
+    const again = await api('PATCH', `/tokens/${t.id}`, { require_dpop: true });
+    expect([again.status, again.body.require_dpop]).toEqual([200, true]);
+    expect(await events(t.id)).toHaveLength(1);
+
+    const jwk = () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' }) as JWK;
+    const [a, b] = [jwk(), jwk()];
+    const [ta, tb] = [await calculateJwkThumbprint(a), await calculateJwkThumbprint(b)];
+    const keyed = await generate({ name: 'Keyed', auth_method: 'private_key_jwt', jwks: { keys: [a] } });
+    expect((await api('PATCH', `/tokens/${keyed.id}`, { jwks: { keys: [a, b] }, require_dpop: false })).status).toBe(200);
+    expect((await events(keyed.id)).map((e) => e.details)).toEqual([{ changes: { jwk_thumbprints: { old: [ta], new: [ta, tb] } } }]);
+    expect((await api('PATCH', `/tokens/${keyed.id}`, { jwks: { keys: [a, b] } })).status).toBe(200);
+    expect(await events(keyed.id)).toHaveLength(1);
+    const audit = JSON.stringify((await api('GET', `/audit?token_id=${keyed.id}`)).body);
+    expect(audit).not.toContain(String(a.x)); // thumbprints only, never the keys
   });
 
   it("answers 404 for another organisation's token, a revoked one, and unknown or malformed ids", async () => {

@@ -38,11 +38,22 @@ $('signin-form').addEventListener('submit', async (event) => {
   }
 });
 
-$('sign-out').addEventListener('click', async () => {
+$('sign-out').addEventListener('click', async (event) => {
+  const button = event.currentTarget;
+  button.disabled = true;
+  hide($('signout-error'));
   try {
     await api('POST', '/admin/api/logout');
-  } catch {
-    // Signed out either way: the cookie is gone or the session was already over.
+  } catch (err) {
+    // 401: the session was over already, so signed out either way. Anything else: the session may still be live on
+    // the server (a shared computer), so the page says so and stays, rather than claim a sign-out that did not happen.
+    if (!(err instanceof ApiError && err.status === 401)) {
+      show($('signout-error'), `Sign-out did not complete, so you are still signed in. ${sentence(err.message)}`);
+      $('signout-error').scrollIntoView?.({ block: 'nearest' });
+      return;
+    }
+  } finally {
+    button.disabled = false;
   }
   resetToSignIn('You have signed out.', 'info');
 });
@@ -50,6 +61,7 @@ $('sign-out').addEventListener('click', async () => {
 /** Back to the sign-in form with nothing of the session left on the page. */
 export function resetToSignIn(message, kind = 'error') {
   resetSession();
+  hide($('signout-error'));
   const notice = $('signin-error');
   notice.className = kind === 'info' ? 'notice success' : 'notice error';
   if (message) show(notice, message);

@@ -5,7 +5,7 @@
 // Retire and Revoke Access are the list's own actions (tokens.js), shown here with this view as their `place`.
 import { api, ApiError, handleSessionEnd } from './api.js';
 import { auditRow } from './audit.js';
-import { $, breakableEmail, cell, el, fact, formatAgo, formatExpiry, hide, localDayFormat, sentence, setText, show, timeEl } from './dom.js';
+import { $, breakableEmail, cell, dateTimeFormat, el, fact, formatAgo, formatExpiry, hide, localDayFormat, sentence, setText, show, timeEl } from './dom.js';
 import { addRoute, addView, currentAccount, onReset, showView } from './shell.js';
 import { openEdit } from './token-edit.js';
 import { askRevoke, askRotate, closeSecret, openCredentials, retirePrevious, showListWith } from './tokens.js';
@@ -42,6 +42,8 @@ const place = {
   focus: () => ($('token-edit').hidden ? $('token-credentials') : $('token-edit')).focus(),
 };
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /** Opens the view of the token `params.get('id')`. */
 async function enterToken(params) {
   const id = params.get('id') ?? '';
@@ -74,6 +76,8 @@ async function loadToken() {
   const seq = ++state.seq;
   let token;
   try {
+    // A link cut short (`#/token`, `#/token?id=`) is no token: without this, GET /admin/api/tokens/ is the list.
+    if (!UUID.test(state.id)) throw new ApiError(404, 'not_found', 'No such token.');
     const [one, services] = await Promise.all([
       api('GET', `/admin/api/tokens/${encodeURIComponent(state.id)}`),
       state.services ?? api('GET', '/admin/api/services').then((page) => (Array.isArray(page?.items) ? page.items : [])),
@@ -215,7 +219,7 @@ function renderSecrets(token) {
           'Works until',
           'col-until',
           previous
-            ? [timeEl(secret.expires_at, formatAgo(secret.expires_at)), el('span', { class: 'sub' }, 'then stops by itself')]
+            ? [timeEl(secret.expires_at, dateTimeFormat.format(new Date(secret.expires_at))), el('span', { class: 'sub' }, `${formatAgo(secret.expires_at)}, then stops by itself`)]
             : [el('span', {}, 'As long as the token'), el('span', { class: 'sub' }, formatExpiry(token.expires_at))],
         ),
         cell('Last used', 'col-used', secret.last_used_at ? timeEl(secret.last_used_at, formatAgo(secret.last_used_at)) : el('span', { class: 'muted' }, 'Never')),

@@ -9,6 +9,7 @@ import {
   addressesOf,
   breakableEmail,
   cell,
+  dateTimeFormat,
   el,
   enable,
   focusLost,
@@ -659,7 +660,7 @@ function previousSecret(token) {
     'span',
     { class: 'sub previous-secret' },
     `Previous secret ••••${previous.last4 ?? '????'} works until `,
-    timeEl(previous.expires_at, formatExpiry(previous.expires_at)),
+    timeEl(previous.expires_at, dateTimeFormat.format(new Date(previous.expires_at))),
     ' ',
     el(
       'button',
@@ -924,9 +925,18 @@ $('credentials-form').addEventListener('submit', async (event) => {
   const save = $('credentials-save');
   save.disabled = true;
   setText(save, 'Saving…');
-  const body = { require_dpop: $('credentials-dpop').checked };
+  // Only what differs from the token as loaded: a Save that changes nothing writes nothing (and no audit event).
+  const body = {};
+  if ($('credentials-dpop').checked !== (token.require_dpop === true)) body.require_dpop = $('credentials-dpop').checked;
   const pasted = $('replace-key').value.trim();
   if (pasted && token.auth_method === 'private_key_jwt') body.public_key = pasted;
+  if (!Object.keys(body).length) {
+    state.editing = null;
+    credentialsDialog.close('unchanged');
+    enable(save, 'Save');
+    place.focus();
+    return;
+  }
   try {
     const updated = await api('PATCH', `/admin/api/tokens/${encodeURIComponent(token.id)}`, body);
     state.editing = null;
