@@ -96,3 +96,18 @@ export const signingKeyNextRotation = new client.Gauge({
   help: 'Seconds until the next automatic key rotation publishes a new key (0: due); absent when KEY_ROTATION_DAYS is 0.',
   registers: [registry],
 });
+
+/**
+ * Sets the unlabelled gauge `gauge` (registered in `registry` as `name`) to `value`, or leaves it out of the scrape
+ * while `value` is null. prom-client's reset() would print an unlabelled gauge as 0, and "0" means something (for
+ * sat_signing_key_next_rotation_seconds: a rotation is due, which operators alert on; docs/operations.md says the
+ * metric is absent with KEY_ROTATION_DAYS=0).
+ */
+export function setOrOmit(name: string, gauge: client.Gauge, value: number | null): void {
+  if (value === null) {
+    if (registry.getSingleMetric(name)) registry.removeSingleMetric(name);
+    return;
+  }
+  if (!registry.getSingleMetric(name)) registry.registerMetric(gauge);
+  gauge.set(value);
+}

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import addressparser from 'nodemailer/lib/addressparser/index.js';
 import { z } from 'zod';
 
 const serviceId = z.string().regex(/^[a-z0-9][a-z0-9._:-]{0,63}$/, 'a service id is a lower-case OAuth scope token');
@@ -165,7 +166,16 @@ export const envSchema = z.object({
       .refine((v) => URL.canParse(v) && new URL(v).hostname !== '', 'must be an smtp:// or smtps:// URL with a host')
       .optional(),
   ),
-  MAIL_FROM: optionalString,
+  // One sender (nodemailer's own address parser): a bare word would go out as an empty MAIL FROM, which relays refuse.
+  MAIL_FROM: optionalString.pipe(
+    z
+      .string()
+      .refine((v) => {
+        const parsed = addressparser(v, { flatten: true });
+        return parsed.length === 1 && /^[^\s@<>]+@[^\s@<>]+$/.test(parsed[0]!.address);
+      }, 'must be one address, such as "Tokens <no-reply@example.com>" or "no-reply@example.com"')
+      .optional(),
+  ),
   ADMIN_EMAIL: optionalString.pipe(z.email().optional()),
   // SPEC Part 2 "Administrators": a new password has 12 to 256 characters.
   ADMIN_PASSWORD: optionalString.pipe(

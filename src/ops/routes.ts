@@ -4,7 +4,7 @@ import { pingDb } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { listSigningKeys, signingKeySchedule } from '../keys/index.js';
 import { mailQueueStats } from '../mail/index.js';
-import { mailFailedMessages, mailQueueDepth, mailQueueOldestAge, registry, signingKeyAge, signingKeyNextRotation } from '../metrics.js';
+import { mailFailedMessages, mailQueueDepth, mailQueueOldestAge, registry, setOrOmit, signingKeyAge, signingKeyNextRotation } from '../metrics.js';
 
 /**
  * GET /healthz (alive), /readyz (database reachable and not shutting down, 503 otherwise), /metrics (Prometheus
@@ -58,10 +58,8 @@ export function opsRouter(deps: Deps, lifecycle: { readonly draining: boolean } 
     try {
       const { config } = deps;
       const schedule = signingKeySchedule(await listSigningKeys(deps.db.knex), config.signingAlg, deps.clock(), config.keyRotationDays, config.keyPublishAheadSeconds);
-      if (schedule.ageSeconds === null) signingKeyAge.reset();
-      else signingKeyAge.set(schedule.ageSeconds);
-      if (schedule.nextRotationSeconds === null) signingKeyNextRotation.reset();
-      else signingKeyNextRotation.set(schedule.nextRotationSeconds);
+      setOrOmit('sat_signing_key_age_seconds', signingKeyAge, schedule.ageSeconds);
+      setOrOmit('sat_signing_key_next_rotation_seconds', signingKeyNextRotation, schedule.nextRotationSeconds);
     } catch (err) {
       deps.log.warn('metrics: could not read the signing keys', { err });
     }

@@ -63,6 +63,16 @@ describe('loadConfig', () => {
     }
   });
 
+  it('takes MAIL_FROM as one address, with or without a name, and refuses anything else', () => {
+    for (const from of ['tokens@example.com', 'System Access Tokens <no-reply@localhost>', '"Ops, Team" <ops@example.com>']) {
+      expect(loadConfig({ MAIL_FROM: from }).mailFrom).toBe(from);
+    }
+    expect(loadConfig({ ISSUER: 'http://localhost:3000' }).mailFrom).toBe('System Access Tokens <no-reply@localhost>');
+    for (const from of ['bad', 'Name <bad>', '<>', 'a@example.com, b@example.com', 'Tokens <>']) {
+      expect(() => loadConfig({ MAIL_FROM: from })).toThrow(/MAIL_FROM: must be one address/);
+    }
+  });
+
   it('refuses an ISSUER with a query or a fragment (RFC 8414 §2) before the database is touched', () => {
     for (const issuer of ['https://auth.example.com/?tenant=1', 'https://auth.example.com#x', 'https://auth.example.com/?']) {
       expect(() => loadConfig({ ISSUER: issuer })).toThrow(/ISSUER: must have no query or fragment/);
