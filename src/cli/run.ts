@@ -108,17 +108,21 @@ Options:
 Every command takes the same environment as the server and works on either database, whether or not
 the server is running (with the embedded database, through the running server's local socket).`;
 
+/** The command line itself is wrong: exit 2, with the usage. */
 class UsageError extends Error {}
 
+/** The command line is right but what it names cannot be used (a file that cannot be read): exit 1, the reason only. */
+class InputError extends Error {}
+
 function readKeyFile(file: string): string {
+  let text: string;
   try {
-    const text = readFileSync(file, 'utf8');
-    if (text.length > 64 * 1024) throw new UsageError(`--jwks ${file}: larger than 64 KiB`);
-    return text;
+    text = readFileSync(file, 'utf8');
   } catch (err) {
-    if (err instanceof UsageError) throw err;
-    throw new UsageError(`--jwks ${file}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new InputError(`--jwks ${file}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
+  if (text.length > 64 * 1024) throw new InputError(`--jwks ${file}: larger than 64 KiB`);
+  return text;
 }
 
 function parse(argv: string[]) {
@@ -369,7 +373,7 @@ function toRequest({ values, positionals, given }: Parsed, config: Readonly<Conf
       try {
         newKey = readFileSync(file, 'utf8').trim();
       } catch (err) {
-        throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        throw new InputError(`--new-key-file ${file}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
       }
     } else newKey = config.newKeyEncryptionKey?.bytes.toString('base64');
     if (!newKey) throw new UsageError('keys rewrap needs --new-key-file FILE or NEW_KEY_ENCRYPTION_KEY');
@@ -864,7 +868,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       err(`sat: ${e.message}\n\n${usage}\n`);
       return 2;
     }
-    if (e instanceof ConfigError || e instanceof DataDirLockedError) {
+    if (e instanceof InputError || e instanceof ConfigError || e instanceof DataDirLockedError) {
       err(`sat: ${e.message}\n`);
       return 1;
     }

@@ -99,9 +99,12 @@ describe.each(testDatabases())('sat token create --jwks on %s', (kind) => {
     const refused = await create('Private', ['--jwks', privateFile]);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/private key/);
+    // A file that cannot be read is a failure (1, the reason alone), not wrong usage (2 and the whole help).
     const missing = await create('Missing', ['--jwks', path.join(db.dataDir, 'nope.json')]);
-    expect(missing.code).not.toBe(0);
-    expect(missing.stderr).toMatch(/cannot read/);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toBe(`sat: --jwks ${path.join(db.dataDir, 'nope.json')}: cannot read the file (ENOENT)\n`);
+    const rewrap = await runSatInProcess(['keys', 'rewrap', '--new-key-file', path.join(db.dataDir, 'nope.key')], db.env);
+    expect([rewrap.code, rewrap.stderr]).toEqual([1, `sat: --new-key-file ${path.join(db.dataDir, 'nope.key')}: cannot read the file (ENOENT)\n`]);
   });
 
   it('token update refuses options it does not take, both DPoP switches, and keys for a client-secret token', async () => {
