@@ -1,5 +1,5 @@
 // `sat serve`: config (and what it names: keys, files) → database → migrations → first admin → keys → HTTP server → control socket → jobs.
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -7,7 +7,7 @@ import { configurePasswordHashing, ensureFirstAdmin, pruneSessions } from './acc
 import { runCommand } from './commands.js';
 import type { Config } from './config/index.js';
 import { startControlServer } from './control/index.js';
-import { makeOwnerOnly, migrateLatest, openDb, restrictUmask, type Database } from './db/index.js';
+import { makeDirectories, makeOwnerOnly, migrateLatest, openDb, restrictUmask, type Database } from './db/index.js';
 import type { Deps } from './deps.js';
 import { startJobs, type Job, type Jobs } from './jobs.js';
 import { createLogger, type Logger } from './log.js';
@@ -37,7 +37,7 @@ export function initialAdminPasswordPath(dataDir: string): string {
 }
 
 function writeInitialAdminPassword(dataDir: string, email: string, password: string): string {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  makeDirectories(dataDir);
   const file = initialAdminPasswordPath(dataDir);
   writeFileSync(file, `${email}\n${password}\n`, { mode: 0o600, flag: 'w' });
   chmodSync(file, 0o600); // in case it was there before, with other modes

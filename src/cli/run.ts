@@ -1,6 +1,6 @@
 // `sat` as a function, runCli: parses argv, dispatches, returns the exit code (0 ok, 1 failed, 2 usage). The bin,
 // src/cli/index.ts, runs it on the real process's input, output and environment.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -14,6 +14,7 @@ import {
   checkBackupTarget,
   DataDirLockedError,
   embeddedDataPath,
+  makeDirectories,
   makeOwnerOnly,
   migrateLatest,
   OlderServerRunningError,
@@ -417,7 +418,7 @@ async function restore(config: Readonly<Config>, file: string): Promise<ControlR
   if (config.databaseUrl) {
     return { ok: false, error: { code: 'conflict', message: 'sat restore is for the embedded database; on PostgreSQL use pg_restore or psql (docs/operations.md).' } };
   }
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  makeDirectories(config.dataDir);
   let lock;
   try {
     await refuseOlderServer(config.dataDir);

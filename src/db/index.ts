@@ -1,5 +1,4 @@
 // Database access: knex over PostgreSQL (DATABASE_URL) or the embedded PGlite engine in DATA_DIR.
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
@@ -7,7 +6,7 @@ import type { Config } from '../config/index.js';
 import type { Logger } from '../log.js';
 import { diskSpaceProbe, type DiskSpace } from './disk.js';
 import { newEmbeddedEngine } from './embedded.js';
-import { makeOwnerOnly } from './files.js';
+import { makeDirectories, makeOwnerOnly } from './files.js';
 import { noteDatabaseOutage } from './outage.js';
 import { acquireDataDirLock, refuseOlderServer, type DataDirLock } from './lock.js';
 
@@ -33,7 +32,7 @@ export { lockOrganisation } from './org-lock.js';
 export { transactionWithRetry } from './retry.js';
 export { sharedRead } from './batch.js';
 export { diskSpaceProbe, type DiskSpace } from './disk.js';
-export { makeOwnerOnly, restrictUmask, OWNER_ONLY_UMASK } from './files.js';
+export { makeDirectories, makeOwnerOnly, restrictUmask, OWNER_ONLY_UMASK } from './files.js';
 export * from './rows.js';
 
 // node-postgres returns int8 as a string; our bigint columns (counts) fit in a JS number.
@@ -88,7 +87,7 @@ export async function openDb(
     return { knex, kind: 'postgres', close: () => knex.destroy() };
   }
 
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  makeDirectories(config.dataDir);
   const diskSpace = diskSpaceProbe(config.dataDir, config.minFreeDiskBytes ?? 64 * 1024 * 1024, (space) =>
     space.low
       ? log?.error('disk almost full under DATA_DIR: refusing writes until space is freed', { free_mb: Math.floor(space.freeBytes / 1048576) })

@@ -1,8 +1,9 @@
 // Where mail goes: nodemailer on SMTP_URL, or, with no SMTP_URL (the embedded default), `.eml` files in DATA_DIR/mail.
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
 import type { Config } from '../config/index.js';
+import { makeDirectories } from '../db/index.js';
 import type { Logger } from '../log.js';
 
 /** One message as the transport sends it: everything fixed by the outbox row, so a resend is the same message. */
@@ -85,7 +86,7 @@ export function createMailTransport(
     target: dir,
     async send(mail) {
       const info = await composer.sendMail(message(mail));
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      makeDirectories(dir);
       // Named by queue time and row id: sorts in order, and a resend overwrites its own file instead of adding one.
       const stamp = mail.date.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
       const file = path.join(dir, `${stamp}-${mail.kind}-${mail.id}.eml`);
