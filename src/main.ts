@@ -31,6 +31,9 @@ export interface Running {
   close(): Promise<void>;
 }
 
+/** How long a starting server waits for a `sat` command that holds DATA_DIR (commands wait as long for a server). */
+const DATA_DIR_WAIT_MS = 120_000;
+
 /** DATA_DIR/initial-admin-password, 0600 (SPEC Part 2 "Passwords never on a command line or in logs"). */
 export function initialAdminPasswordPath(dataDir: string): string {
   return path.join(dataDir, 'initial-admin-password');
@@ -86,7 +89,9 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
   if (files.changed > 0) log.warn('made DATA_DIR owner-only', { data_dir: config.dataDir, changed: files.changed });
   if (files.skipped > 0) log.warn('entries in DATA_DIR belong to another user and stay as they are', { skipped: files.skipped });
   const prepared = checkStartConfig(config, log);
-  const db = await openDb(config, log);
+  // A `sat` command holding the embedded database (a cron job's backup) is waited for, as commands wait for the
+  // server: up to two minutes (docs/operations.md).
+  const db = await openDb(config, log, { lockWaitMs: DATA_DIR_WAIT_MS });
   try {
     const deps: Deps = { config, db, log, clock };
     const applied = await migrateLatest(db.knex);

@@ -8,7 +8,7 @@ import { diskSpaceProbe, type DiskSpace } from './disk.js';
 import { newEmbeddedEngine } from './embedded.js';
 import { makeDirectories, makeOwnerOnly } from './files.js';
 import { noteDatabaseOutage } from './outage.js';
-import { acquireDataDirLock, refuseOlderServer, type DataDirLock } from './lock.js';
+import { acquireDataDirLock, acquireDataDirLockWaiting, refuseOlderServer, type DataDirLock } from './lock.js';
 
 export type Db = Knex | Knex.Transaction;
 export type DbKind = 'postgres' | 'embedded';
@@ -62,10 +62,15 @@ function knexLog(log: Logger | undefined): Knex.Config['log'] {
   };
 }
 
-/** Opens the configured database. The embedded one takes an exclusive lock on DATA_DIR first. */
+/**
+ * Opens the configured database. The embedded one takes an exclusive lock on DATA_DIR first: at once or
+ * DataDirLockedError, or with `options.lockWaitMs` (the server) after waiting up to that long for a `sat` command
+ * that holds it (acquireDataDirLockWaiting; a running server still refuses at once).
+ */
 export async function openDb(
   config: Pick<Config, 'databaseUrl' | 'databasePoolMax' | 'dataDir'> & Partial<Pick<Config, 'databaseTimeoutMs' | 'minFreeDiskBytes'>>,
   log?: Logger,
+  options: { lockWaitMs?: number } = {},
 ): Promise<Database> {
   if (config.databaseUrl) {
     // Every call is bounded (issue 10 item 11): the server stops a statement after `timeout`, the client gives up
@@ -101,7 +106,12 @@ export async function openDb(
     );
   }
   await refuseOlderServer(config.dataDir); // an upgrade with the older server still running
-  const lock: DataDirLock = acquireDataDirLock(config.dataDir);
+  const lock: DataDirLock =
+    options.lockWaitMs === undefined
+      ? acquireDataDirLock(config.dataDir)
+      : await acquireDataDirLockWaiting(config.dataDir, options.lockWaitMs, () =>
+          log?.info('DATA_DIR is in use by a sat command (or a server starting): waiting for it', { data_dir: config.dataDir, wait_ms: options.lockWaitMs }),
+        );
   try {
     const { default: ClientPgLite } = await import('knex-pglite');
     const knex = knexFactory({

@@ -152,3 +152,27 @@ export async function refuseOlderServer(dataDir: string): Promise<void> {
   if (readLockHolder(dataDir) !== undefined) return;
   throw new OlderServerRunningError(dataDir, pid);
 }
+
+/**
+ * acquireDataDirLock for `sat serve`, which waits for a `sat` command instead of failing: a command holds DATA_DIR
+ * for the seconds it runs (a cron job's `sat backup`, a script's `sat token list`), and a restart that overlaps one
+ * would otherwise exit 1 ("in use by process N", the command's pid). While the holder does not answer on the
+ * control socket (a command; or a server still starting), tries again every 200 ms for up to `waitMs`, calling
+ * `onWait` once. A holder that answers there is a running server: DataDirLockedError at once, as before the wait.
+ */
+export async function acquireDataDirLockWaiting(dataDir: string, waitMs: number, onWait: () => void): Promise<DataDirLock> {
+  const deadline = Date.now() + waitMs;
+  let told = false;
+  for (;;) {
+    try {
+      return acquireDataDirLock(dataDir);
+    } catch (err) {
+      if (!(err instanceof DataDirLockedError) || Date.now() >= deadline || (await controlSocketAnswers(dataDir))) throw err;
+    }
+    if (!told) {
+      onWait();
+      told = true;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}

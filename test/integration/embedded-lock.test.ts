@@ -8,6 +8,7 @@ import { loadConfig } from '../../src/config/index.js';
 import { startControlServer } from '../../src/control/index.js';
 import { EMBEDDED_SHARED_BUFFERS } from '../../src/db/embedded.js';
 import { openDb } from '../../src/db/index.js';
+import { acquireDataDirLock } from '../../src/db/lock.js';
 import { createLogger } from '../../src/log.js';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { runSat, satArgv, startSatServe, type ServeProcess } from '../support/cli.js';
@@ -172,6 +173,37 @@ describe('embedded database lock', () => {
       await dbHeld.close();
     }
   });
+  it('sat serve started while a sat command holds DATA_DIR waits for it, then starts (a restart overlapping a cron job)', async () => {
+    // This test process plays the command: it holds DATA_DIR's lock and listens on no socket.
+    const held = acquireDataDirLock(db.dataDir);
+    let released = false;
+    const serve = spawn(process.execPath, satArgv(['serve']), { env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    const exit = new Promise<number | null>((resolve) => serve.once('close', (code) => resolve(code)));
+    const seen = (text: string) =>
+      new Promise<void>((resolve) => {
+        const check = () => output.includes(text) && resolve();
+        serve.stdout.on('data', (d: Buffer) => ((output += d.toString()), check()));
+        serve.stderr.on('data', (d: Buffer) => ((output += d.toString()), check()));
+        void exit.then(() => resolve());
+        check();
+      });
+    try {
+      await seen('waiting for it');
+      expect(output).toContain('DATA_DIR is in use by a sat command (or a server starting): waiting for it');
+      expect(serve.exitCode).toBeNull();
+      held.release();
+      released = true;
+      await seen('"msg":"listening"');
+      expect(output).toContain('"msg":"listening"');
+      expect((await signIn({ url }, ADMIN.ADMIN_EMAIL, ADMIN.ADMIN_PASSWORD)).token).toEqual(expect.any(String));
+    } finally {
+      if (!released) held.release();
+      serve.kill('SIGTERM');
+      expect(await exit).toBe(0);
+    }
+  });
+
   it('sat commands started at the same time with no server run one after another, all of them', async () => {
     // Four commands at once, DATA_DIR free: each finds no server and opens the database itself; one gets it, and
     // each of the others, refused the lock, waits for it instead of failing (as scripts running `sat … &` expect).
