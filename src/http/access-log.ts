@@ -4,7 +4,8 @@ import { redactText, type Logger } from '../log.js';
 
 /**
  * One access-log line per request (SPEC "Operations"), written when the response is finished or the client went
- * away: `{msg: "request", request_id, method, path, route?, status, ms, client_ip, aborted?}`. `path` has no query
+ * away: `{msg: "request", request_id, method, path, route?, status, ms, client_ip, aborted?}` (`status` null when
+ * the connection closed before any answer). `path` has no query
  * string (never logged: it may carry credentials); `route` is the matched route template of the admin API or the
  * ops routes, the console, the OAuth endpoints (set there); `client_ip` is `ctx.ip`, which follows TRUST_PROXY. Runs after `requestId`.
  */
@@ -70,7 +71,9 @@ export function accessLog(log: Logger): Middleware {
         method: ctx.method,
         path: loggedPath(path),
         ...(typeof route === 'string' ? { route } : {}),
-        status: res.statusCode,
+        // No answer sent (the client left, or the shutdown grace ran out mid-request): no status, rather than the
+        // 404 Koa presets, which dashboards would count as one.
+        status: res.headersSent ? res.statusCode : null,
         ms: Math.round((performance.now() - start) * 10) / 10,
         client_ip: loggedAddress(clientIp),
         ...(res.writableFinished ? {} : { aborted: true }),

@@ -47,6 +47,33 @@ describe('accessLog', () => {
   });
 });
 
+describe('accessLog of a connection closed before any answer', () => {
+  it('says aborted, with no status (not the 404 Koa presets), when the server closes it (the shutdown grace ran out)', async () => {
+    const lines: string[] = [];
+    const app = new Koa();
+    app.use(accessLog(createLogger('info', {}, (line) => lines.push(line))));
+    let reached!: () => void;
+    const inHandler = new Promise<void>((resolve) => (reached = resolve));
+    app.use(async () => {
+      reached();
+      await new Promise(() => {}); // still working when the connection goes
+    });
+    const server = http.createServer(app.callback());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const request = fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/token`, { method: 'POST', body: 'grant_type=x' }).catch(() => 'closed');
+      await inHandler;
+      server.closeAllConnections(); // as the shutdown does once SHUTDOWN_GRACE_SECONDS have passed
+      expect(await request).toBe('closed');
+      for (const deadline = Date.now() + 2000; lines.length === 0 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 5));
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ msg: 'request', method: 'POST', path: '/token', status: null, aborted: true });
+  });
+});
+
 describe('loggedPath', () => {
   it('keeps paths up to 256 characters and cuts longer ones with an ellipsis', () => {
     expect(loggedPath('/token')).toBe('/token');
