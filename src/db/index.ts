@@ -144,18 +144,24 @@ export async function openDb(
   }
 }
 
-/** `select 1` with a deadline: readiness probe. */
-export async function pingDb(knex: Knex, timeoutMs = 2_000): Promise<boolean> {
+/**
+ * The readiness probe's query, with a deadline of `timeoutMs`: 'ok' when the database answers and holds our schema
+ * (the `tokens` table), 'schema_missing' when it answers without it (a database dropped and created again empty
+ * under a running server: every request would fail), 'unreachable' when it does not answer in time or fails.
+ */
+export async function pingDb(knex: Knex, timeoutMs = 2_000): Promise<'ok' | 'schema_missing' | 'unreachable'> {
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([
-      knex.raw('select 1').then(() => true),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), timeoutMs);
+      knex.raw("select to_regclass('tokens') is not null as ok").then((r: { rows?: Array<{ ok?: unknown }> }) =>
+        r.rows?.[0]?.ok ? ('ok' as const) : ('schema_missing' as const),
+      ),
+      new Promise<'unreachable'>((resolve) => {
+        timer = setTimeout(() => resolve('unreachable'), timeoutMs);
       }),
     ]);
   } catch {
-    return false;
+    return 'unreachable';
   } finally {
     clearTimeout(timer);
   }

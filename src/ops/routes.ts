@@ -30,9 +30,9 @@ export function opsRouter(deps: Deps, lifecycle: { readonly draining: boolean } 
       ctx.body = { status: 'unavailable', database: 'ok', disk: 'low', free_mb: Math.floor(disk.freeBytes / 1048576) };
       return;
     }
-    const ok = await pingDb(deps.db.knex);
-    ctx.status = ok ? 200 : 503;
-    ctx.body = ok ? { status: 'ready', database: 'ok' } : { status: 'unavailable', database: 'unreachable' };
+    const database = await pingDb(deps.db.knex);
+    ctx.status = database === 'ok' ? 200 : 503;
+    ctx.body = { status: database === 'ok' ? 'ready' : 'unavailable', database };
   });
   const expected = deps.config.metricsToken ? createHash('sha256').update(deps.config.metricsToken).digest() : undefined;
   router.get('/metrics', async (ctx) => {

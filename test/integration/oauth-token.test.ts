@@ -234,6 +234,16 @@ describe.each(testDatabases())('OAuth token endpoint on %s', (kind) => {
     expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
     const ready = await fetch(`${server.url}/readyz`);
     expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ status: 'ready', database: 'ok' });
+    // A database that answers without our tables (dropped and created again empty under the server) is not ready.
+    await server.deps.db.knex.raw('alter table tokens rename to tokens_away');
+    try {
+      const empty = await fetch(`${server.url}/readyz`);
+      expect([empty.status, await empty.json()]).toEqual([503, { status: 'unavailable', database: 'schema_missing' }]);
+    } finally {
+      await server.deps.db.knex.raw('alter table tokens_away rename to tokens');
+    }
+    expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     expect(metrics).toMatch(/sat_token_requests_total\{outcome="ok",path="fast"\} \d+/);
     expect(metrics).toMatch(/sat_token_requests_total\{outcome="invalid_client",path="provider"\} \d+/);
