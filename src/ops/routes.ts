@@ -57,7 +57,7 @@ export function opsRouter(deps: Deps, lifecycle: { readonly draining: boolean } 
     }
     try {
       const { config } = deps;
-      const schedule = signingKeySchedule(await listSigningKeys(deps.db.knex), config.signingAlg, deps.clock(), config.keyRotationDays, config.keyPublishAheadSeconds);
+      const schedule = signingKeySchedule(await listSigningKeys(deps.db.knex), deps.clock(), config.keyRotationDays, config.keyPublishAheadSeconds);
       if (schedule.ageSeconds === null) signingKeyAge.reset();
       else signingKeyAge.set(schedule.ageSeconds);
       if (schedule.nextRotationSeconds === null) signingKeyNextRotation.reset();
