@@ -140,8 +140,9 @@ export const commands: Record<string, Command> = {
     return { newly_applied: applied, ...(await migrationStatus(deps.db.knex)), ...(sealed ? { sealed_keys: sealed } : {}) };
   },
   // SPEC "Signing-key rotation never fails a verifier": published at once, signing KEY_PUBLISH_AHEAD_SECONDS later;
-  // --now (the emergency exception) signs at once and drops keys still pending, which would otherwise take over from
-  // it. The running server reloads right after (main.ts).
+  // --now (the emergency exception) signs at once and drops keys still pending (of any algorithm), which would
+  // otherwise take over from it. The new key's algorithm is this process's SIGNING_ALG. The running server reloads
+  // right after (main.ts).
   'keys-rotate': async (deps, args) => {
     const { now } = rotateArgs.parse(args);
     const ring = openKeyRing(deps.config, deps.db.kind, deps.log);
@@ -262,7 +263,8 @@ export const commands: Record<string, Command> = {
   },
   'keys-list': async (deps) => {
     const now = deps.clock();
-    const set = await loadPublicKeySet(deps.db.knex, deps.config.signingAlg, now, keyRetentionMs(deps.config.accessTokenTtlSeconds));
+    // The signer is the same whatever this shell's SIGNING_ALG (the newest key of any algorithm whose time has come).
+    const set = await loadPublicKeySet(deps.db.knex, now, keyRetentionMs(deps.config.accessTokenTtlSeconds));
     const stored = await listSigningKeys(deps.db.knex);
     const published = new Set(set ? set.keys.map((k) => k.kid) : stored.map((k) => k.kid)); // no signer yet: all pending
     return {

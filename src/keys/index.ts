@@ -26,9 +26,13 @@ export {
   rewrapSigningKeys,
   rotateSigningKey,
   rotateSigningKeyIfDue,
+  SIGNING_ALGS,
+  signerAt,
   signingKeySchedule,
+  signingKeyToAdd,
   sealPlaintextKeys,
   type KeySet,
+  type PendingSigningKey,
   type PublicKeySet,
   type SigningAlg,
 } from './service.js';

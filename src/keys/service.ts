@@ -7,6 +7,9 @@ import { KeyEncryptionError, kekId, openJwk, sealJwk, type ResolvedKek } from '.
 
 export type SigningAlg = 'ES256' | 'RS256';
 
+/** The algorithms of our signing keys (SIGNING_ALG picks the one of new keys; a key signs with its own). */
+export const SIGNING_ALGS: readonly SigningAlg[] = ['ES256', 'RS256'];
+
 /** JWK members that are private (RFC 7518 §6.2.2, §6.3.2). */
 const PRIVATE_MEMBERS = new Set(['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']);
 
@@ -22,6 +25,8 @@ const json = (v: Record<string, unknown> | string): Record<string, unknown> =>
 export interface PublicKeySet {
   keys: JWK[];
   signingKid: string;
+  /** The signer's algorithm: tokens are signed with it, whatever SIGNING_ALG says (that is for new keys). */
+  signingAlg: SigningAlg;
   /** Changes whenever the published set or the signer changes. */
   fingerprint: string;
 }
@@ -33,6 +38,8 @@ export interface KeySet {
   /** Public JWKs, in the same order: what /jwks publishes. */
   publicKeys: JWK[];
   signingKid: string;
+  /** The signer's algorithm (PublicKeySet.signingAlg). */
+  signingAlg: SigningAlg;
   fingerprint: string;
 }
 
@@ -136,21 +143,82 @@ function toInsert(row: SigningKeyRow): Record<string, unknown> {
 const lockKeys = (trx: Db) => trx.raw('lock table signing_keys in share row exclusive mode');
 const allRows = (db: Db) => db<SigningKeyRow>('signing_keys').select('*');
 
+type KeyTimes = Pick<SigningKeyRow, 'kid' | 'alg' | 'not_before'>;
+
+/** Newest first: not_before descending, then kid descending (the order loadPublicKeySet reads the table in). */
+const newestFirst = (a: KeyTimes, b: KeyTimes) =>
+  b.not_before.getTime() - a.not_before.getTime() || (a.kid < b.kid ? 1 : a.kid > b.kid ? -1 : 0);
+
 /**
- * Creates the first signing key when there is none for `alg`. The table lock makes instances that start together
- * on an empty database agree on one key set.
+ * The key that signs at `now`: the newest key of ANY algorithm whose not_before has passed (ties: the greater kid),
+ * or undefined when none has. SIGNING_ALG plays no part: it only chooses the algorithm of new keys, so changing it
+ * never brings back an older key of that algorithm, and every process (server, `sat`) names the same signer (SPEC
+ * Part 2 "Signing-key rotation never fails a verifier"). Pure.
  */
-export async function ensureSigningKey(db: Db, ring: KeyRing, alg: SigningAlg, now: Date): Promise<boolean> {
+export function signerAt<R extends KeyTimes>(rows: readonly R[], now: Date): R | undefined {
+  return [...rows].sort(newestFirst).find((r) => r.not_before.getTime() <= now.getTime());
+}
+
+/**
+ * What a start with SIGNING_ALG `alg` at `now` must add (ensureSigningKey's rule), pure:
+ * - `{ notBefore: epoch }`: no key signs at all (first start): the first key, active "since forever";
+ * - undefined: the signer already has `alg`, or a key of `alg` is pending (another instance, or an earlier start,
+ *   added it): nothing;
+ * - `{ notBefore: now + aheadSeconds }`: SIGNING_ALG changed: a key of `alg` published now, signing
+ *   `aheadSeconds` (KEY_PUBLISH_AHEAD_SECONDS) later; the current signer signs until then.
+ */
+export function signingKeyToAdd(rows: readonly KeyTimes[], alg: SigningAlg, now: Date, aheadSeconds: number): { notBefore: Date } | undefined {
+  const signer = signerAt(rows, now);
+  if (!signer) return { notBefore: new Date(0) };
+  if (signer.alg === alg) return undefined;
+  if (rows.some((r) => r.alg === alg && r.not_before.getTime() > now.getTime())) return undefined;
+  return { notBefore: new Date(now.getTime() + aheadSeconds * 1000) };
+}
+
+/** A key of the configured algorithm that is not signing yet, as ensureSigningKey reports it. */
+export interface PendingSigningKey {
+  kid: string;
+  alg: SigningAlg;
+  /** When it starts signing. */
+  signsFrom: Date;
+  /** Whether this call added it (false: it was there already, from another instance or an earlier start). */
+  created: boolean;
+}
+
+/**
+ * Run at every start, under the table lock so that instances starting together agree on one key set: makes sure a
+ * key of `alg` (SIGNING_ALG) signs or will sign (signingKeyToAdd's rule). The first key signs at once ("since
+ * forever", so instances whose clocks differ slightly all see it as the signer). When SIGNING_ALG changed, the new
+ * key is published now and signs `aheadSeconds` (KEY_PUBLISH_AHEAD_SECONDS) later, so that every verifier's cached
+ * JWKS holds it before a token carries its kid (SPEC Part 2 "Signing-key rotation never fails a verifier").
+ *
+ * Returns undefined when the signer has `alg` or the first key was just made; else (SIGNING_ALG changed) the key of
+ * `alg` that takes over (the one made now, or the earliest one pending; with `aheadSeconds` 0 it signs at once),
+ * for the caller to log. Throws KeyEncryptionError when a key must be added and the stored keys are sealed under
+ * another key-encryption key.
+ */
+export async function ensureSigningKey(
+  db: Db,
+  ring: KeyRing,
+  alg: SigningAlg,
+  now: Date,
+  aheadSeconds: number,
+): Promise<PendingSigningKey | undefined> {
   return (db as Knex).transaction(async (trx) => {
     await lockKeys(trx);
     const existing = await allRows(trx);
-    if (existing.some((k) => k.alg === alg && k.not_before.getTime() <= now.getTime())) return false;
+    const add = signingKeyToAdd(existing, alg, now, aheadSeconds);
+    if (!add) {
+      if (signerAt(existing, now)?.alg === alg) return undefined;
+      const pending = existing
+        .filter((r) => r.alg === alg && r.not_before.getTime() > now.getTime())
+        .sort((a, b) => a.not_before.getTime() - b.not_before.getTime())[0]!;
+      return { kid: pending.kid, alg, signsFrom: pending.not_before, created: false };
+    }
     ring.assertCurrent(existing);
-    // The very first key is active "since forever", so instances whose clocks differ slightly all see it as the
-    // signer at once. A key for a newly configured algorithm supersedes the others from now on.
-    const first = !existing.some((k) => k.not_before.getTime() <= now.getTime());
-    await trx('signing_keys').insert(toInsert(await newKey(ring, alg, first ? new Date(0) : now, now)));
-    return true;
+    const row = await newKey(ring, alg, add.notBefore, now);
+    await trx('signing_keys').insert(toInsert(row));
+    return add.notBefore.getTime() === 0 ? undefined : { kid: row.kid, alg, signsFrom: add.notBefore, created: true };
   });
 }
 
@@ -158,10 +226,14 @@ export async function ensureSigningKey(db: Db, ring: KeyRing, alg: SigningAlg, n
  * Adds a new key: published at once, signing from `now + aheadSeconds` (SPEC: KEY_PUBLISH_AHEAD_SECONDS, so that
  * every verifier's cached JWKS holds it before a token carries its kid; 0 only for `sat keys rotate --now`).
  *
- * With 0 (the emergency rotation) the keys of `alg` that are still pending are deleted in the same transaction
- * (`dropped`): they were made before the emergency, and the newest key whose time has come signs, so a pending
- * key would otherwise take over from the emergency key when its time comes. None of them has signed anything, so
- * no token needs them.
+ * With 0 (the emergency rotation) the keys still pending, of every algorithm, are deleted in the same transaction
+ * (`dropped`): they were made before the emergency, and the newest key whose time has come signs whatever its
+ * algorithm, so a pending key would otherwise take over from the emergency key when its time comes. None of them
+ * has signed anything, so no token needs them.
+ *
+ * When no key of any algorithm signs yet (`sat keys rotate` before the first start), the key signs at once: no
+ * verifier holds anything to protect and the server needs a signer. A `sat` whose SIGNING_ALG differs from the
+ * server's adds a key of its own `alg`, published ahead all the same. Throws KeyEncryptionError (see KeyRing).
  */
 export async function rotateSigningKey(
   db: Db,
@@ -174,14 +246,9 @@ export async function rotateSigningKey(
     await lockKeys(trx);
     const rows = await allRows(trx);
     ring.assertCurrent(rows);
-    // Nothing of this algorithm signs yet (`sat keys rotate` before the first start): no verifier holds anything to
-    // protect, and the server needs a signer, so the key signs at once.
-    const signing = rows.some((r) => r.alg === alg && r.not_before.getTime() <= now.getTime());
+    const signing = signerAt(rows, now) !== undefined; // of any algorithm
     const signsFrom = new Date(now.getTime() + (signing ? aheadSeconds : 0) * 1000);
-    const dropped =
-      signsFrom.getTime() <= now.getTime()
-        ? rows.filter((r) => r.alg === alg && r.not_before.getTime() > now.getTime()).map((r) => r.kid)
-        : [];
+    const dropped = signsFrom.getTime() <= now.getTime() ? rows.filter((r) => r.not_before.getTime() > now.getTime()).map((r) => r.kid) : [];
     if (dropped.length > 0) await trx('signing_keys').whereIn('kid', dropped).delete();
     const row = await newKey(ring, alg, signsFrom, now);
     await trx('signing_keys').insert(toInsert(row));
@@ -193,18 +260,18 @@ export async function rotateSigningKey(
 const startsSigning = (r: Pick<SigningKeyRow, 'not_before' | 'created_at'>) => Math.max(r.not_before.getTime(), r.created_at.getTime());
 
 /**
- * For the operators' metrics (SPEC "Operations"): how long the key of `alg` that signs at `now` has signed
- * (`ageSeconds`), and in how many seconds the next automatic rotation adds a key (`nextRotationSeconds`, 0 when
- * due; null when KEY_ROTATION_DAYS is 0 or no key of `alg` exists). Same rule as rotateSigningKeyIfDue. Pure.
+ * For the operators' metrics (SPEC "Operations"): how long the key that signs at `now` (of any algorithm) has
+ * signed (`ageSeconds`; null when none signs yet), and in how many seconds the next automatic rotation adds a key
+ * (`nextRotationSeconds`, 0 when due; null when KEY_ROTATION_DAYS is 0 or there is no key). Same rule as
+ * rotateSigningKeyIfDue: the newest key of any algorithm counts. Pure.
  */
 export function signingKeySchedule(
-  rows: ReadonlyArray<Pick<SigningKeyRow, 'alg' | 'not_before' | 'created_at'>>,
-  alg: SigningAlg,
+  rows: ReadonlyArray<Pick<SigningKeyRow, 'not_before' | 'created_at'>>,
   now: Date,
   rotationDays: number,
   aheadSeconds: number,
 ): { ageSeconds: number | null; nextRotationSeconds: number | null } {
-  const starts = rows.filter((r) => r.alg === alg).map(startsSigning);
+  const starts = rows.map(startsSigning);
   const signing = starts.filter((t) => t <= now.getTime());
   const ageSeconds = signing.length ? (now.getTime() - Math.max(...signing)) / 1000 : null;
   if (rotationDays <= 0 || starts.length === 0) return { ageSeconds, nextRotationSeconds: null };
@@ -213,10 +280,11 @@ export function signingKeySchedule(
 }
 
 /**
- * Automatic rotation (SPEC: every KEY_ROTATION_DAYS, with the same ahead publication): when the newest key has
- * signed (or will sign) for `rotationDays` minus the ahead window at `now`, adds a key that signs `aheadSeconds`
- * later, so key lifetimes stay `rotationDays`. Exactly once across instances: the check and the insert run under
- * the table lock, and a second instance then sees the new (pending) key and does nothing. Returns the new kid.
+ * Automatic rotation (SPEC: every KEY_ROTATION_DAYS, with the same ahead publication): when the newest key (of any
+ * algorithm: a key of the previous SIGNING_ALG, or one pending after a change, counts) has signed (or will sign)
+ * for `rotationDays` minus the ahead window at `now`, adds a key of `alg` that signs `aheadSeconds` later, so key
+ * lifetimes stay `rotationDays`. Exactly once across instances: the check and the insert run under the table
+ * lock, and a second instance then sees the new (pending) key and does nothing. Returns the new kid.
  */
 export async function rotateSigningKeyIfDue(
   db: Db,
@@ -228,7 +296,7 @@ export async function rotateSigningKeyIfDue(
 ): Promise<string | undefined> {
   if (rotationDays <= 0) return undefined;
   const due = (rows: SigningKeyRow[]) => {
-    const newest = Math.max(...rows.filter((r) => r.alg === alg).map(startsSigning));
+    const newest = Math.max(...rows.map(startsSigning));
     return Number.isFinite(newest) && now.getTime() >= newest + rotationDays * 86_400_000 - aheadSeconds * 1000;
   };
   if (!due(await allRows(db))) return undefined; // the common case, without a lock
@@ -244,20 +312,18 @@ export async function rotateSigningKeyIfDue(
 }
 
 /**
- * The keys to publish and the one to sign with at `now`: the newest key of `alg` whose not_before has passed signs;
- * pending keys are published; superseded keys stay published for `retentionMs` after their successor started.
+ * The keys to publish and the one to sign with at `now` (`retentionMs`: keyRetentionMs): the newest key of any
+ * algorithm whose not_before has passed signs (signerAt), with its own algorithm (`signingAlg`); pending keys are
+ * published; superseded keys stay published for `retentionMs` after their successor started. Undefined when no key
+ * signs yet. The same answer in every process, whatever its SIGNING_ALG.
  */
 export async function loadPublicKeySet(
   db: Db,
-  alg: SigningAlg,
   now: Date,
   retentionMs: number,
 ): Promise<(PublicKeySet & { rows: SigningKeyRow[] }) | undefined> {
-  const rows = await db<SigningKeyRow>('signing_keys').orderBy([
-    { column: 'not_before', order: 'desc' },
-    { column: 'kid', order: 'desc' },
-  ]);
-  const signer = rows.find((r) => r.alg === alg && r.not_before.getTime() <= now.getTime());
+  const rows = (await db<SigningKeyRow>('signing_keys').select('*')).sort(newestFirst);
+  const signer = signerAt(rows, now);
   if (!signer) return undefined;
   const published: SigningKeyRow[] = [];
   let supersededAt: number | undefined; // when the next newer active key started signing
@@ -271,15 +337,22 @@ export async function loadPublicKeySet(
     rows: ordered,
     keys: ordered.map((r) => json(r.public_jwk) as JWK),
     signingKid: signer.kid,
+    signingAlg: signer.alg as SigningAlg,
     fingerprint: `${signer.kid}|${published.map((r) => r.kid).sort().join(',')}`,
   };
 }
 
 /** loadPublicKeySet plus the private keys (opened through `ring`; throws KeyEncryptionError, never signs garbage). */
-export async function loadKeySet(db: Db, ring: KeyRing, alg: SigningAlg, now: Date, retentionMs: number): Promise<KeySet | undefined> {
-  const set = await loadPublicKeySet(db, alg, now, retentionMs);
+export async function loadKeySet(db: Db, ring: KeyRing, now: Date, retentionMs: number): Promise<KeySet | undefined> {
+  const set = await loadPublicKeySet(db, now, retentionMs);
   if (!set) return undefined;
-  return { keys: set.rows.map((r) => ring.privateJwk(r)), publicKeys: set.keys, signingKid: set.signingKid, fingerprint: set.fingerprint };
+  return {
+    keys: set.rows.map((r) => ring.privateJwk(r)),
+    publicKeys: set.keys,
+    signingKid: set.signingKid,
+    signingAlg: set.signingAlg,
+    fingerprint: set.fingerprint,
+  };
 }
 
 /**

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import type { JWK } from 'jose';
 import type { Middleware } from 'koa';
 import { issuerUrl, type Config } from '../config/index.js';
+import { SIGNING_ALGS } from '../keys/index.js';
 import { CLIENT_ASSERTION_ALGS } from '../tokens/index.js';
 
 /** Client authentication methods of the token endpoint (provider.ts configures oidc-provider with this list). */
@@ -56,15 +57,18 @@ export function authorizationServerMetadata(config: Pick<Config, 'issuer' | 'ser
 
 /**
  * OpenID Connect Discovery 1.0 §3: RFC 8414's members plus the OpenID ones that are REQUIRED. No ID token is ever
- * issued; `id_token_signing_alg_values_supported` holds the access tokens' algorithm (express-oauth2-jwt-bearer
- * takes this list as the algorithms it accepts) and RS256, which §3 requires in the list. Request objects, the
- * claims parameter and request_uri are declared unsupported (request_uri_parameter_supported defaults to true).
+ * issued; `id_token_signing_alg_values_supported` holds every algorithm access tokens may be signed with
+ * (express-oauth2-jwt-bearer takes this list as the algorithms it accepts): SIGNING_ALG first, then the other of
+ * ES256 and RS256, because after a change of SIGNING_ALG the previous algorithm's key signs until the new key's
+ * time comes (docs/keys.md "Changing SIGNING_ALG"). RS256, which §3 requires in the list, is always there. Request
+ * objects, the claims parameter and request_uri are declared unsupported (request_uri_parameter_supported defaults
+ * to true).
  */
 export function openIdProviderMetadata(config: Pick<Config, 'issuer' | 'services' | 'signingAlg'>): Record<string, unknown> {
   return {
     ...authorizationServerMetadata(config),
     subject_types_supported: ['public'],
-    id_token_signing_alg_values_supported: [...new Set([config.signingAlg, 'RS256'])],
+    id_token_signing_alg_values_supported: [config.signingAlg, ...SIGNING_ALGS.filter((a) => a !== config.signingAlg)],
     claims_parameter_supported: false,
     request_parameter_supported: false,
     request_uri_parameter_supported: false,

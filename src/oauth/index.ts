@@ -82,18 +82,37 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
   const sealed = await sealPlaintextKeys(deps.db.knex, ring);
   if (sealed) deps.log.info('signing keys encrypted at rest', { keys: sealed });
   if (!ring.kek.key) deps.log.warn('signing keys are stored in clear (ALLOW_PLAINTEXT_KEYS=true): a database dump can forge tokens');
+  // A key of SIGNING_ALG signs or will sign (ensureSigningKey, under the table lock): the first key on an empty
+  // database; after a change of SIGNING_ALG, a key of the new algorithm published now that signs only
+  // KEY_PUBLISH_AHEAD_SECONDS later (SPEC Part 2 "Signing-key rotation never fails a verifier"). Until then the
+  // current signer keeps signing, with its own algorithm; the reload job switches when the new key's time comes.
+  const ensure = () => ensureSigningKey(deps.db.knex, ring, config.signingAlg, deps.clock(), config.keyPublishAheadSeconds);
   const load = async () => {
-    let set = await loadKeySet(deps.db.knex, ring, config.signingAlg, deps.clock(), retention);
+    let set = await loadKeySet(deps.db.knex, ring, deps.clock(), retention);
     if (!set) {
-      // First start (or a new SIGNING_ALG): create the key under a table lock, then read what won.
-      await ensureSigningKey(deps.db.knex, ring, config.signingAlg, deps.clock());
-      set = await loadKeySet(deps.db.knex, ring, config.signingAlg, deps.clock(), retention);
+      // No key signs (every key was deleted by hand): make one as on a first start, then read what won.
+      await ensure();
+      set = await loadKeySet(deps.db.knex, ring, deps.clock(), retention);
     }
     if (!set) throw new Error('no signing key available');
     return set;
   };
 
+  const switching = await ensure(); // at every start, not only on an empty table: SIGNING_ALG may have changed
   let keySet = await load();
+  if (switching?.kid === keySet.signingKid) {
+    deps.log.warn(`SIGNING_ALG changed to ${config.signingAlg}: the new key signs at once (KEY_PUBLISH_AHEAD_SECONDS is 0)`, {
+      signing_kid: keySet.signingKid,
+      signing_alg: keySet.signingAlg,
+    });
+  } else if (switching) {
+    const from = switching.signsFrom.toISOString();
+    deps.log.warn(
+      `SIGNING_ALG changed to ${config.signingAlg}: the ${keySet.signingAlg} key ${keySet.signingKid} keeps signing until ${from}, ` +
+        `then the ${switching.alg} key ${switching.kid} (${switching.created ? 'published now' : 'already published'})`,
+      { signing_kid: keySet.signingKid, signing_alg: keySet.signingAlg, new_kid: switching.kid, new_alg: switching.alg, signs_from: from },
+    );
+  }
   const build = async (set: KeySet): Promise<CurrentProvider> => {
     const { provider, fastPath } = await createProvider(deps, set, hooks);
     provider.use(recordProviderOutcome);
@@ -102,7 +121,7 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
   };
   let current = await build(keySet);
   let jwks: PreparedJson = prepareJwks(keySet.publicKeys); // prepared once per key change (issue 17 item 5)
-  const oidcMetadata = prepareJson(openIdProviderMetadata(config));
+  const oidcMetadata = prepareJson(openIdProviderMetadata(config)); // lists both algorithms: fixed across key changes
   const asMetadata = prepareJson(authorizationServerMetadata(config));
   // RFC 7662 / RFC 7009 for our JWT access tokens: served by us, oidc-provider refuses JWTs on both.
   const verifyAccessToken = createAccessTokenVerifier(deps, () => keySet);
@@ -162,7 +181,7 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
     current = await build(next);
     keySet = next;
     jwks = prepareJwks(keySet.publicKeys);
-    deps.log.info('signing keys reloaded', { signing_kid: keySet.signingKid, published: keySet.keys.length });
+    deps.log.info('signing keys reloaded', { signing_kid: keySet.signingKid, signing_alg: keySet.signingAlg, published: keySet.keys.length });
     return true;
   };
 

@@ -47,6 +47,7 @@ export function createAccessTokenVerifier(deps: Deps, keySet: () => KeySet) {
       cached = {
         fingerprint: set.fingerprint,
         jwks: createLocalJWKSet({ keys }),
+        // Every published key's algorithm: during a change of SIGNING_ALG tokens of both are live.
         algs: [...new Set(keys.map((k) => k.alg).filter((a): a is string => typeof a === 'string'))],
       };
     }
@@ -91,12 +92,7 @@ export function createAccessTokenVerifier(deps: Deps, keySet: () => KeySet) {
     const current = keySet();
     let set: Pick<KeySet, 'keys' | 'fingerprint'> = current;
     if (typeof kid === 'string' && !set.keys.some((k) => k.kid === kid)) {
-      const fresh = await loadPublicKeySet(
-        deps.db.knex,
-        deps.config.signingAlg,
-        deps.clock(),
-        keyRetentionMs(deps.config.accessTokenTtlSeconds),
-      );
+      const fresh = await loadPublicKeySet(deps.db.knex, deps.clock(), keyRetentionMs(deps.config.accessTokenTtlSeconds));
       if (!fresh || !fresh.keys.some((k) => k.kid === kid)) return undefined;
       set = fresh;
     }

@@ -157,7 +157,8 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
     audience: config.apiAudience,
     accessTokenTTL: ttl,
     accessTokenFormat: 'jwt',
-    jwt: { sign: { alg: config.signingAlg, kid: keys.signingKid } },
+    // The signer's own algorithm: after a change of SIGNING_ALG the previous key signs until the new one's time comes.
+    jwt: { sign: { alg: keys.signingAlg, kid: keys.signingKid } },
   });
   const issued = (client: Client) => {
     // clientSecret is the hash of the secret that authenticated (tokens.authenticateClient): per-secret last use.
@@ -201,7 +202,7 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
       grant_types: ['client_credentials'],
       response_types: [],
       token_endpoint_auth_method: 'client_secret_basic',
-      id_token_signed_response_alg: config.signingAlg,
+      id_token_signed_response_alg: keys.signingAlg, // never used (no ID token), but an algorithm we hold a key for
     },
     extraClientMetadata: { properties: ['org_id', 'token_id', 'expires_at', 'hourly_limited'] },
     // A token request with an Origin header (a browser) is refused, as the provider's default decides for our clients

@@ -57,7 +57,7 @@ export function opsRouter(deps: Deps, lifecycle: { readonly draining: boolean } 
     }
     try {
       const { config } = deps;
-      const schedule = signingKeySchedule(await listSigningKeys(deps.db.knex), config.signingAlg, deps.clock(), config.keyRotationDays, config.keyPublishAheadSeconds);
+      const schedule = signingKeySchedule(await listSigningKeys(deps.db.knex), deps.clock(), config.keyRotationDays, config.keyPublishAheadSeconds);
       setOrOmit('sat_signing_key_age_seconds', signingKeyAge, schedule.ageSeconds);
       setOrOmit('sat_signing_key_next_rotation_seconds', signingKeyNextRotation, schedule.nextRotationSeconds);
     } catch (err) {

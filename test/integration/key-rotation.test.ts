@@ -217,14 +217,14 @@ describe.each(testDatabases())('pruning signing keys on %s (issue 10 item 9)', (
     const retention = 3_900_000;
     const t0 = new Date('2030-01-01T00:00:00Z');
     const at = (s: number) => new Date(t0.getTime() + s * 1000);
-    await ensureSigningKey(database.knex, ring, 'ES256', t0); // A: signing since forever
+    await ensureSigningKey(database.knex, ring, 'ES256', t0, 600); // A: signing since forever
     const b = await rotateSigningKey(database.knex, ring, 'ES256', at(0), 600); // B signs at t0 + 600 s
     const kids = async () => (await database.knex('signing_keys').select('kid')).map((r: { kid: string }) => r.kid).sort();
 
     // A is superseded at t0 + 600 s: kept until its tokens expired (retention later), then pruned.
     expect(await pruneSigningKeys(database.knex, at(600 + 3_899), retention)).toBe(0);
     const now = at(600 + 3_900);
-    const read = await loadKeySet(database.knex, ring, 'ES256', now, retention); // the reload's read
+    const read = await loadKeySet(database.knex, ring, now, retention); // the reload's read
     expect(read?.keys.map((k) => k.kid)).toEqual([b.kid]);
     const c = await rotateSigningKey(database.knex, ring, 'ES256', now, 600); // another instance rotates meanwhile
     expect(await pruneSigningKeys(database.knex, now, retention)).toBe(1); // A only
