@@ -4,7 +4,7 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { call, signIn as apiSignIn } from '../support/admin-api.js';
 import { newWatchedContext, openConsole, signIn, signInHere, until, type Watch } from '../support/browser.js';
-import { createTestDb, type TestDb } from '../support/db.js';
+import { describeEmbedded, createTestDb, type TestDb } from '../support/db.js';
 import { startServer, type TestServer } from '../support/server.js';
 import { startSmtp, type ReceivedMail, type TestSmtp } from '../support/smtp.js';
 
@@ -19,7 +19,7 @@ function linkIn(mail: ReceivedMail, page: 'invite' | 'reset'): string {
   return m[1]!;
 }
 
-describe('admin console: account, profile, administrators, mailed links (Chromium)', () => {
+describeEmbedded('admin console: account, profile, administrators, mailed links (Chromium)', () => {
   let db: TestDb;
   let smtp: TestSmtp;
   let server: TestServer;

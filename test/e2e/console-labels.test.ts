@@ -3,12 +3,12 @@
 // and "Invite an administrator" fields; "Password" at sign-in is not also the hidden profile and invitation fields.
 import type { Browser, Page } from 'playwright-core';
 import { closeAll, openConsole, type Watch } from '../support/browser.js';
-import { createTestDb, type TestDb } from '../support/db.js';
+import { describeEmbedded, createTestDb, type TestDb } from '../support/db.js';
 import { startServer, type TestServer } from '../support/server.js';
 
 const ADMIN = { email: 'first-admin@example.com', password: 'first-admin-password' };
 
-describe('admin console: a label names one field of the screen on show (Chromium)', () => {
+describeEmbedded('admin console: a label names one field of the screen on show (Chromium)', () => {
   let db: TestDb;
   let server: TestServer;
   let browser: Browser;

@@ -3,14 +3,14 @@
 import type { Browser, Page } from 'playwright-core';
 import { signIn as apiSignIn } from '../support/admin-api.js';
 import { closeAll, openConsole, signIn, until, type Watch } from '../support/browser.js';
-import { createTestDb, type TestDb } from '../support/db.js';
+import { describeEmbedded, createTestDb, type TestDb } from '../support/db.js';
 import { basic } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
 
 const ADMIN = { email: 'first-admin@example.com', password: 'first-admin-password' };
 const NAME = 'Payroll_Rotation';
 
-describe('console: secret rotation (Chromium)', () => {
+describeEmbedded('console: secret rotation (Chromium)', () => {
   let db: TestDb;
   let server: TestServer;
   let browser: Browser;

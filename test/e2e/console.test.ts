@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { packageRoot } from '../../src/config/index.js';
 import { newWatchedContext, openConsole, signIn, until, type Watch } from '../support/browser.js';
-import { createTestDb, type TestDb } from '../support/db.js';
+import { describeEmbedded, createTestDb, type TestDb } from '../support/db.js';
 import { basic } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
 
@@ -106,7 +106,7 @@ async function traces(page: Page): Promise<string> {
   });
 }
 
-describe('admin console (Chromium)', () => {
+describeEmbedded('admin console (Chromium)', () => {
   let db: TestDb;
   let limitDb: TestDb;
   let server: TestServer;

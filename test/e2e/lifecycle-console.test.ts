@@ -8,7 +8,7 @@ import type { Browser, Page } from 'playwright-core';
 import { packageRoot } from '../../src/config/index.js';
 import { call, signIn as apiSignIn } from '../support/admin-api.js';
 import { closeAll, openConsole, signIn, type Watch } from '../support/browser.js';
-import { createTestDb, type TestDb } from '../support/db.js';
+import { describeEmbedded, createTestDb, type TestDb } from '../support/db.js';
 import { setTokenTimes } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
 
@@ -16,7 +16,7 @@ const ADMIN = { email: 'first-admin@example.com', password: 'first-admin-passwor
 const DAY_MS = 86_400_000;
 const isoDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
-describe('console: expiring, dormant and policy (Chromium)', () => {
+describeEmbedded('console: expiring, dormant and policy (Chromium)', () => {
   let db: TestDb;
   let server: TestServer;
   let browser: Browser;

@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { gzipSync } from 'node:zlib';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { runSat, runSatInProcess, startSatServe } from '../support/cli.js';
-import { createTestDb, type TestDb } from '../support/db.js';
+import { describeEmbedded, createTestDb, type TestDb } from '../support/db.js';
 import { freePort, startServer } from '../support/server.js';
 import { readableEntries } from '../support/files.js';
 
@@ -54,7 +54,7 @@ const SPAWNING_TEST_MS = 180_000;
 
 const ADMIN = { ADMIN_EMAIL: 'backup-admin@example.com', ADMIN_PASSWORD: 'backup-admin-password' };
 
-describe('sat backup and sat restore (embedded database)', () => {
+describeEmbedded('sat backup and sat restore (embedded database)', () => {
   let db: TestDb;
   beforeAll(async () => {
     db = await createTestDb('embedded');

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { packageRoot } from '../../src/config/index.js';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
-import type { TestDb } from '../support/db.js';
+import { describeEmbedded, type TestDb } from '../support/db.js';
 import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
 
@@ -29,7 +29,7 @@ const mountPoint = path.join(base, 'mnt');
 mkdirSync(mountPoint);
 const skipReason = tryMountTmpfs(mountPoint, 120);
 if (skipReason) console.log(`disk-space.test.ts: skipped, ${skipReason}`);
-const suite = skipReason ? describe.skip : describe;
+const suite = skipReason ? describe.skip : describeEmbedded;
 
 suite('embedded database on an almost full disk', () => {
   const dataDir = path.join(mountPoint, 'data');

@@ -12,7 +12,7 @@ import { acquireDataDirLock } from '../../src/db/lock.js';
 import { createLogger } from '../../src/log.js';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { runSat, satArgv, startSatServe, type ServeProcess } from '../support/cli.js';
-import { createTestDb, type TestDb } from '../support/db.js';
+import { describeEmbedded, createTestDb, type TestDb } from '../support/db.js';
 import { freePort } from '../support/server.js';
 
 const ADMIN = { ADMIN_EMAIL: 'lock-admin@example.com', ADMIN_PASSWORD: 'lock-admin-password' };
@@ -50,7 +50,7 @@ function canUnshare(): { ok: boolean; reason: string } {
   return { ok: true, reason: '' };
 }
 
-describe('embedded database lock', () => {
+describeEmbedded('embedded database lock', () => {
   let db: TestDb;
   let env: Record<string, string>;
   let url: string;

@@ -7,10 +7,10 @@ import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { runSatInProcess } from '../support/cli.js';
-import { createTestDb, type TestDb } from '../support/db.js';
+import { describeEmbedded, createTestDb, type TestDb } from '../support/db.js';
 import { startServer } from '../support/server.js';
 
-describe('an older server still running on the embedded DATA_DIR', () => {
+describeEmbedded('an older server still running on the embedded DATA_DIR', () => {
   let db: TestDb;
   let older: net.Server | undefined;
   beforeAll(async () => {

@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { basic } from '../support/fixtures.js';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { runSat, startNpmStart, startSatServe } from '../support/cli.js';
-import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { describeEmbedded, createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { freePort } from '../support/server.js';
 
 const ADMIN = { ADMIN_EMAIL: 'drain-admin@example.com', ADMIN_PASSWORD: 'drain-admin-password' };
@@ -226,7 +226,7 @@ describe.each(testDatabases())('graceful shutdown on %s', (kind) => {
   });
 });
 
-describe('graceful shutdown with a client idle on the control socket (embedded)', () => {
+describeEmbedded('graceful shutdown with a client idle on the control socket (embedded)', () => {
   let db: TestDb;
   beforeAll(async () => {
     db = await createTestDb('embedded');

@@ -3,9 +3,9 @@ import pg from 'pg';
 import { MIGRATION_LOCK_KEY } from '../../src/db/index.js';
 import { migrations } from '../../migrations/index.js';
 import { runSat } from '../support/cli.js';
-import { createTestDb, type TestDb } from '../support/db.js';
+import { createTestDb, describePostgres, type TestDb } from '../support/db.js';
 
-const onPostgres = process.env.TEST_DATABASE_URL ? describe : describe.skip;
+const onPostgres = describePostgres;
 if (!process.env.TEST_DATABASE_URL) process.stdout.write('migrations-lock: skipped, TEST_DATABASE_URL is not set\n');
 
 onPostgres('migrations under pg_advisory_lock', () => {

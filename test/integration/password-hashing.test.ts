@@ -7,11 +7,11 @@ import path from 'node:path';
 import { hashPassword, verifyPassword } from '../../src/accounts/index.js';
 import { passwordCheckHasRoom } from '../../src/accounts/passwords.js';
 import { call } from '../support/admin-api.js';
-import { createTestDb, type TestDb } from '../support/db.js';
+import { describeEmbedded, createTestDb, type TestDb } from '../support/db.js';
 import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
 
-describe('password hashing with bounded concurrency', () => {
+describeEmbedded('password hashing with bounded concurrency', () => {
   let db: TestDb;
   let server: TestServer;
 

@@ -3,11 +3,11 @@ import { runCommand } from '../../src/commands.js';
 import type { GeneratedToken } from '../../src/tokens/index.js';
 import { runSatInProcess } from '../support/cli.js';
 import { TestClock } from '../support/clock.js';
-import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { describeEmbedded, createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
 
-describe('SIGNING_ALG=RS256', () => {
+describeEmbedded('SIGNING_ALG=RS256', () => {
   let db: TestDb;
   let server: TestServer;
   beforeAll(async () => {

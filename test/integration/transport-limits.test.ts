@@ -4,10 +4,10 @@ import net from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import { createLogger } from '../../src/log.js';
 import { createMailTransport } from '../../src/mail/transport.js';
-import { createTestDb, type TestDb } from '../support/db.js';
+import { describeEmbedded, createTestDb, type TestDb } from '../support/db.js';
 import { freePort, startServer, type TestServer } from '../support/server.js';
 
-describe('SMTP credentials need TLS', () => {
+describeEmbedded('SMTP credentials need TLS', () => {
   let smtp: SMTPServer;
   let port: number;
   const auths: string[] = [];
@@ -62,7 +62,7 @@ describe('SMTP credentials need TLS', () => {
   });
 });
 
-describe('metrics token and request timeout', () => {
+describeEmbedded('metrics token and request timeout', () => {
   let db: TestDb;
   let server: TestServer;
   const METRICS_TOKEN = 'metrics-token-0123456789abcdef';

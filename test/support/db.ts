@@ -10,9 +10,10 @@ export type DbKind = 'embedded' | 'postgres';
 /**
  * The engines this run covers: `describe.each(testDatabases())`. The embedded one, and PostgreSQL when
  * TEST_DATABASE_URL is set; `TEST_DATABASES=embedded` or `=postgres` (comma-separated) picks among them, as CI does
- * to run each engine on one Node version (README "What CI does"). Files about one engine only (the
- * embedded lock, backups) do not ask and run in every case. Throws on a name it does not know, or on `postgres`
- * without TEST_DATABASE_URL.
+ * to run each engine on one Node version (README "What CI does"). Files and blocks about one engine only (the
+ * embedded lock, backups, the console pages, PostgreSQL's migration lock) use describeEmbedded / describePostgres,
+ * so they run in the run that covers their engine. Throws on a name it does not know, or on `postgres` without
+ * TEST_DATABASE_URL.
  */
 export function testDatabases(): DbKind[] {
   const available: DbKind[] = process.env.TEST_DATABASE_URL ? ['embedded', 'postgres'] : ['embedded'];
@@ -24,6 +25,15 @@ export function testDatabases(): DbKind[] {
   }
   return available.filter((kind) => chosen.includes(kind));
 }
+
+/**
+ * `describe` for a file or block that runs on the embedded database only: skipped when this run leaves it out
+ * (TEST_DATABASES=postgres, CI's PostgreSQL leg), so such a test runs once per CI run, in the embedded leg.
+ */
+export const describeEmbedded: jest.Describe = testDatabases().includes('embedded') ? describe : describe.skip;
+
+/** `describe` for a file or block that runs on PostgreSQL only: skipped when this run does not cover it. */
+export const describePostgres: jest.Describe = testDatabases().includes('postgres') ? describe : describe.skip;
 
 export interface TestDb {
   kind: DbKind;
