@@ -23,6 +23,8 @@ import {
   refuseOlderServer,
   restoreEmbedded,
   restrictUmask,
+  TRY_AGAIN,
+  waitForDataDir,
 } from '../db/index.js';
 import { createLogger } from '../log.js';
 import { secretCheck } from './secret-check.js';
@@ -503,22 +505,16 @@ async function throughServer(
   timeoutMs: number | undefined,
   stderr: CliIo['stderr'],
 ): Promise<ControlResponse | undefined> {
-  const deadline = Date.now() + SERVER_START_WAIT_MS;
-  let told = false;
-  for (;;) {
+  const onWait = () => stderr.write('note: DATA_DIR is in use (a server starting, or another sat command); waiting for it\n');
+  return waitForDataDir(SERVER_START_WAIT_MS, onWait, async (lastTry) => {
     try {
       return await callControl(config.dataDir, req, timeoutMs);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if ((code !== 'ENOENT' && code !== 'ECONNREFUSED') || Date.now() > deadline) throw err;
+      if ((code !== 'ENOENT' && code !== 'ECONNREFUSED') || lastTry) throw err;
     }
-    if (readLockHolder(config.dataDir) === undefined) return undefined;
-    if (!told) {
-      stderr.write('note: DATA_DIR is in use (a server starting, or another sat command); waiting for it\n');
-      told = true;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+    return readLockHolder(config.dataDir) === undefined ? undefined : TRY_AGAIN;
+  });
 }
 
 /** Runs one command: through the running server when it holds the embedded database, else on the database itself. */

@@ -21,7 +21,7 @@ export interface Database {
   readonly diskSpace?: () => DiskSpace;
 }
 
-export { acquireDataDirLock, DataDirLockedError, OlderServerRunningError, readLockHolder, refuseOlderServer } from './lock.js';
+export { acquireDataDirLock, DataDirLockedError, OlderServerRunningError, readLockHolder, refuseOlderServer, TRY_AGAIN, waitForDataDir } from './lock.js';
 export { BackupTargetError, backupEmbedded, checkBackupTarget, restoreEmbedded } from './backup.js';
 export { DatabaseNewerError, MIGRATION_LOCK_KEY, migrateLatest, migrationStatus } from './migrate.js';
 export { isDatabaseUnavailable, isUniqueViolation } from './errors.js';

@@ -153,6 +153,32 @@ export async function refuseOlderServer(dataDir: string): Promise<void> {
   throw new OlderServerRunningError(dataDir, pid);
 }
 
+/** What an attempt given to waitForDataDir returns to be called again 200 ms later. */
+export const TRY_AGAIN: unique symbol = Symbol('try again');
+
+/**
+ * The one polling loop of the DATA_DIR waits (a server waiting for a `sat` command, a command waiting for a server
+ * that is starting): calls `attempt(lastTry)` until it returns something other than TRY_AGAIN (resolved with it) or
+ * throws (rejected with that), every 200 ms for up to `waitMs` milliseconds, calling `onWait` once before the first
+ * wait. `lastTry` is true once the deadline has passed: the attempt should then throw its own error, which names
+ * what stood in the way; if it returns TRY_AGAIN anyway, waitForDataDir throws a plain timeout Error.
+ */
+export async function waitForDataDir<T>(waitMs: number, onWait: () => void, attempt: (lastTry: boolean) => Promise<T | typeof TRY_AGAIN>): Promise<T> {
+  const deadline = Date.now() + waitMs;
+  let told = false;
+  for (;;) {
+    const lastTry = Date.now() >= deadline;
+    const result = await attempt(lastTry);
+    if (result !== TRY_AGAIN) return result;
+    if (lastTry) throw new Error(`DATA_DIR still in use after ${Math.round(waitMs / 1000)} s`);
+    if (!told) {
+      onWait();
+      told = true;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 /**
  * acquireDataDirLock for `sat serve`, which waits for a `sat` command instead of failing: a command holds DATA_DIR
  * for the seconds it runs (a cron job's `sat backup`, a script's `sat token list`), and a restart that overlaps one
@@ -161,18 +187,12 @@ export async function refuseOlderServer(dataDir: string): Promise<void> {
  * `onWait` once. A holder that answers there is a running server: DataDirLockedError at once, as before the wait.
  */
 export async function acquireDataDirLockWaiting(dataDir: string, waitMs: number, onWait: () => void): Promise<DataDirLock> {
-  const deadline = Date.now() + waitMs;
-  let told = false;
-  for (;;) {
+  return waitForDataDir(waitMs, onWait, async (lastTry) => {
     try {
       return acquireDataDirLock(dataDir);
     } catch (err) {
-      if (!(err instanceof DataDirLockedError) || Date.now() >= deadline || (await controlSocketAnswers(dataDir))) throw err;
+      if (!(err instanceof DataDirLockedError) || lastTry || (await controlSocketAnswers(dataDir))) throw err;
+      return TRY_AGAIN;
     }
-    if (!told) {
-      onWait();
-      told = true;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+  });
 }

@@ -29,7 +29,7 @@ export {
   SIGNING_ALGS,
   signerAt,
   signingKeySchedule,
-  signingKeyToAdd,
+  signingKeyPlan,
   sealPlaintextKeys,
   type KeySet,
   type PendingSigningKey,

@@ -160,19 +160,20 @@ export function signerAt<R extends KeyTimes>(rows: readonly R[], now: Date): R |
 }
 
 /**
- * What a start with SIGNING_ALG `alg` at `now` must add (ensureSigningKey's rule), pure:
- * - `{ notBefore: epoch }`: no key signs at all (first start): the first key, active "since forever";
- * - undefined: the signer already has `alg`, or a key of `alg` is pending (another instance, or an earlier start,
- *   added it): nothing;
- * - `{ notBefore: now + aheadSeconds }`: SIGNING_ALG changed: a key of `alg` published now, signing
- *   `aheadSeconds` (KEY_PUBLISH_AHEAD_SECONDS) later; the current signer signs until then.
+ * What a start with SIGNING_ALG `alg` at `now` finds and must do (ensureSigningKey's rule), pure:
+ * - `{ add: epoch }`: no key signs at all (first start): the first key, active "since forever";
+ * - `{ add: now + aheadSeconds }`: SIGNING_ALG changed and no key of `alg` is pending: a key of `alg` published now,
+ *   signing `aheadSeconds` (KEY_PUBLISH_AHEAD_SECONDS) later; the current signer signs until then;
+ * - `{ pending: row }`: SIGNING_ALG changed and another instance, or an earlier start, already added a key of `alg`:
+ *   the earliest of them, which takes over when its time comes; nothing to add;
+ * - `{}`: the signer already has `alg`: nothing to add.
  */
-export function signingKeyToAdd(rows: readonly KeyTimes[], alg: SigningAlg, now: Date, aheadSeconds: number): { notBefore: Date } | undefined {
+export function signingKeyPlan<R extends KeyTimes>(rows: readonly R[], alg: SigningAlg, now: Date, aheadSeconds: number): { add?: Date; pending?: R } {
   const signer = signerAt(rows, now);
-  if (!signer) return { notBefore: new Date(0) };
-  if (signer.alg === alg) return undefined;
-  if (rows.some((r) => r.alg === alg && r.not_before.getTime() > now.getTime())) return undefined;
-  return { notBefore: new Date(now.getTime() + aheadSeconds * 1000) };
+  if (!signer) return { add: new Date(0) };
+  if (signer.alg === alg) return {};
+  const pending = rows.filter((r) => r.alg === alg && r.not_before.getTime() > now.getTime()).sort((a, b) => a.not_before.getTime() - b.not_before.getTime())[0];
+  return pending ? { pending } : { add: new Date(now.getTime() + aheadSeconds * 1000) };
 }
 
 /** A key of the configured algorithm that is not signing yet, as ensureSigningKey reports it. */
@@ -187,7 +188,7 @@ export interface PendingSigningKey {
 
 /**
  * Run at every start, under the table lock so that instances starting together agree on one key set: makes sure a
- * key of `alg` (SIGNING_ALG) signs or will sign (signingKeyToAdd's rule). The first key signs at once ("since
+ * key of `alg` (SIGNING_ALG) signs or will sign (signingKeyPlan's rule). The first key signs at once ("since
  * forever", so instances whose clocks differ slightly all see it as the signer). When SIGNING_ALG changed, the new
  * key is published now and signs `aheadSeconds` (KEY_PUBLISH_AHEAD_SECONDS) later, so that every verifier's cached
  * JWKS holds it before a token carries its kid (SPEC Part 2 "Signing-key rotation never fails a verifier").
@@ -207,18 +208,13 @@ export async function ensureSigningKey(
   return (db as Knex).transaction(async (trx) => {
     await lockKeys(trx);
     const existing = await allRows(trx);
-    const add = signingKeyToAdd(existing, alg, now, aheadSeconds);
-    if (!add) {
-      if (signerAt(existing, now)?.alg === alg) return undefined;
-      const pending = existing
-        .filter((r) => r.alg === alg && r.not_before.getTime() > now.getTime())
-        .sort((a, b) => a.not_before.getTime() - b.not_before.getTime())[0]!;
-      return { kid: pending.kid, alg, signsFrom: pending.not_before, created: false };
-    }
+    const { add, pending } = signingKeyPlan(existing, alg, now, aheadSeconds);
+    if (pending) return { kid: pending.kid, alg, signsFrom: pending.not_before, created: false };
+    if (!add) return undefined;
     ring.assertCurrent(existing);
-    const row = await newKey(ring, alg, add.notBefore, now);
+    const row = await newKey(ring, alg, add, now);
     await trx('signing_keys').insert(toInsert(row));
-    return add.notBefore.getTime() === 0 ? undefined : { kid: row.kid, alg, signsFrom: add.notBefore, created: true };
+    return add.getTime() === 0 ? undefined : { kid: row.kid, alg, signsFrom: add, created: true };
   });
 }
 

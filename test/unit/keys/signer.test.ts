@@ -1,6 +1,6 @@
 // SPEC Part 2 "Signing-key rotation never fails a verifier" when SIGNING_ALG changes: which key signs, and what a
-// start adds (src/keys/service.ts signerAt, signingKeyToAdd).
-import { signerAt, signingKeyToAdd } from '../../../src/keys/index.js';
+// start adds (src/keys/service.ts signerAt, signingKeyPlan).
+import { signerAt, signingKeyPlan } from '../../../src/keys/index.js';
 
 const T = Date.UTC(2026, 0, 1);
 const at = (s: number) => new Date(T + s * 1000);
@@ -22,26 +22,27 @@ describe('signerAt: the newest key of any algorithm whose not_before has passed'
   });
 });
 
-describe('signingKeyToAdd: what a start with SIGNING_ALG adds', () => {
+describe('signingKeyPlan: what a start with SIGNING_ALG finds and adds', () => {
   const now = at(100);
   it('the first key signs "since forever"', () => {
-    expect(signingKeyToAdd([], 'RS256', now, 600)).toEqual({ notBefore: new Date(0) });
-    expect(signingKeyToAdd([key('p', 'ES256', at(200))], 'ES256', now, 600)).toEqual({ notBefore: new Date(0) }); // nothing active
+    expect(signingKeyPlan([], 'RS256', now, 600)).toEqual({ add: new Date(0) });
+    expect(signingKeyPlan([key('p', 'ES256', at(200))], 'ES256', now, 600)).toEqual({ add: new Date(0) }); // nothing active
   });
 
-  it('nothing when the signer has the algorithm, or a key of it is pending', () => {
-    expect(signingKeyToAdd([key('es', 'ES256', new Date(0))], 'ES256', now, 600)).toBeUndefined();
+  it('nothing to add when the signer has the algorithm, or a key of it is pending', () => {
+    expect(signingKeyPlan([key('es', 'ES256', new Date(0))], 'ES256', now, 600)).toEqual({});
     // A pending key of another algorithm does not matter while the signer has ours.
-    expect(signingKeyToAdd([key('es', 'ES256', new Date(0)), key('rs', 'RS256', at(300))], 'ES256', now, 600)).toBeUndefined();
-    // Another instance (or an earlier start) already added the new algorithm's key.
-    expect(signingKeyToAdd([key('es', 'ES256', new Date(0)), key('rs', 'RS256', at(300))], 'RS256', now, 600)).toBeUndefined();
+    expect(signingKeyPlan([key('es', 'ES256', new Date(0)), key('rs', 'RS256', at(300))], 'ES256', now, 600)).toEqual({});
+    // Another instance (or an earlier start) already added the new algorithm's key: the earliest pending one takes over.
+    const rows = [key('es', 'ES256', new Date(0)), key('rs2', 'RS256', at(900)), key('rs', 'RS256', at(300))];
+    expect(signingKeyPlan(rows, 'RS256', now, 600)).toEqual({ pending: rows[2] });
   });
 
   it('a changed SIGNING_ALG: a key published now that signs KEY_PUBLISH_AHEAD_SECONDS later', () => {
-    expect(signingKeyToAdd([key('es', 'ES256', new Date(0))], 'RS256', now, 600)).toEqual({ notBefore: at(700) });
+    expect(signingKeyPlan([key('es', 'ES256', new Date(0))], 'RS256', now, 600)).toEqual({ add: at(700) });
     // Back to ES256 while RS256 signs: a new ES256 key, never the superseded one.
     const rows = [key('es', 'ES256', new Date(0)), key('rs', 'RS256', at(50))];
-    expect(signingKeyToAdd(rows, 'ES256', now, 600)).toEqual({ notBefore: at(700) });
-    expect(signingKeyToAdd(rows, 'ES256', now, 0)).toEqual({ notBefore: now });
+    expect(signingKeyPlan(rows, 'ES256', now, 600)).toEqual({ add: at(700) });
+    expect(signingKeyPlan(rows, 'ES256', now, 0)).toEqual({ add: now });
   });
 });
