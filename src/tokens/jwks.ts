@@ -39,6 +39,21 @@ export function jwkThumbprint(jwk: PublicJwk): string {
   return createHash('sha256').update(canonical).digest('base64url');
 }
 
+/** The longest string member of a registered JWK (an RSA modulus of 16,384 bits is 2,731 characters). */
+const MAX_MEMBER_LENGTH = 4096;
+
+/**
+ * Why an RSA public key (modulus `n`, public exponent `e`) offers no security, or undefined when it is well-formed:
+ * RFC 8017 §3.1 requires an odd modulus and an odd exponent with 3 <= e <= n - 1. With e = 1 a "signature" is its
+ * own message, so anyone could forge client assertions for the key without its private half. Pure.
+ */
+export function rsaParameterProblem(n: bigint, e: bigint | undefined): string | undefined {
+  if (e === undefined) return 'is missing';
+  if (n % 2n === 0n) return 'belongs to an RSA key whose modulus n is even: not a usable RSA key';
+  if (e < 3n || e % 2n === 0n || e >= n) return 'must be an odd public exponent of at least 3 (usually AQAB, 65537): this key offers no security';
+  return undefined;
+}
+
 function checkKey(raw: unknown, path: string): PublicJwk {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw validationFailed(path, 'must be a JWK object');
   const jwk = raw as Record<string, unknown>;
@@ -49,7 +64,8 @@ function checkKey(raw: unknown, path: string): PublicJwk {
   const unknown = Object.keys(jwk).filter((m) => !ALLOWED_MEMBERS.has(m));
   if (unknown.length > 0) throw validationFailed(path, `has members this server does not take: ${unknown.join(', ')}`);
   for (const m of ['kty', 'crv', 'x', 'y', 'n', 'e', 'kid', 'alg', 'use']) {
-    if (jwk[m] !== undefined && (typeof jwk[m] !== 'string' || (jwk[m] as string).length > 4096)) throw validationFailed(`${path}.${m}`, 'must be a string');
+    if (jwk[m] !== undefined && typeof jwk[m] !== 'string') throw validationFailed(`${path}.${m}`, 'must be a string');
+    if (jwk[m] !== undefined && (jwk[m] as string).length > MAX_MEMBER_LENGTH) throw validationFailed(`${path}.${m}`, `must be at most ${MAX_MEMBER_LENGTH} characters`);
   }
   if (jwk.use !== undefined && jwk.use !== 'sig') throw validationFailed(`${path}.use`, 'must be "sig"');
   if (jwk.kid !== undefined && !/^[\x21-\x7e]{1,128}$/.test(jwk.kid as string)) throw validationFailed(`${path}.kid`, 'must be 1 to 128 printable ASCII characters');
@@ -72,6 +88,10 @@ function checkKey(raw: unknown, path: string): PublicJwk {
   if (object.asymmetricKeyType !== (kty === 'EC' ? 'ec' : 'rsa')) throw validationFailed(path, 'is not a usable public key');
   if (kty === 'RSA' && (object.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) {
     throw validationFailed(path, `is an RSA key of ${object.asymmetricKeyDetails?.modulusLength ?? 0} bits: at least ${MIN_RSA_BITS} are required`);
+  }
+  if (kty === 'RSA') {
+    const problem = rsaParameterProblem(BigInt('0x' + Buffer.from(key.n!, 'base64url').toString('hex')), object.asymmetricKeyDetails?.publicExponent);
+    if (problem) throw validationFailed(`${path}.e`, problem);
   }
   if (jwk.kid !== undefined) key.kid = jwk.kid as string;
   if (jwk.alg !== undefined) key.alg = jwk.alg as string;

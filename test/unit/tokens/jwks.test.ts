@@ -1,8 +1,15 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { calculateJwkThumbprint, type JWK } from 'jose';
-import { jwkThumbprint, parsePublicJwks, publicKeyFromText, type PublicJwk } from '../../../src/tokens/jwks.js';
+import { jwkThumbprint, parsePublicJwks, publicKeyFromText, rsaParameterProblem, type PublicJwk } from '../../../src/tokens/jwks.js';
 
 const ec = () => generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const rsaJwk = () => generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'jwk' });
+/** A 2048-bit modulus with its lowest bit cleared. */
+const evenModulus = () => {
+  const n = Buffer.from(rsaJwk().n!, 'base64url');
+  n[n.length - 1]! &= 0xfe;
+  return n.toString('base64url');
+};
 const detailsOf = (fn: () => unknown): string => {
   try {
     fn();
@@ -37,8 +44,23 @@ describe('parsePublicJwks', () => {
     ['an EC alg on an RSA key', () => ({ keys: [{ ...generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'jwk' }), alg: 'ES256' }] }), /alg/],
     ['a point off the curve', () => ({ keys: [{ ...ec().publicKey.export({ format: 'jwk' }), y: 'AAAA' }] }), /not a valid P-256/],
     ['use enc', () => ({ keys: [{ ...ec().publicKey.export({ format: 'jwk' }), use: 'enc' }] }), /sig/],
+    // e = 1: s^e mod n = s, so an assertion "signed" with no private key at all verifies (RFC 8017 §3.1: 3 <= e).
+    ['an RSA key with e = 1', () => ({ keys: [{ ...rsaJwk(), e: 'AQ' }] }), /keys\.0\.e.*odd public exponent/],
+    ['an RSA key with an even e', () => ({ keys: [{ ...rsaJwk(), e: 'AAI' }] }), /odd public exponent/],
+    ['an RSA key with an even modulus', () => ({ keys: [{ ...rsaJwk(), n: evenModulus() }] }), /modulus n is even/],
+    ['a member over 4096 characters', () => ({ keys: [{ ...ec().publicKey.export({ format: 'jwk' }), kid: 'k'.repeat(4097) }] }), /kid.*at most 4096 characters/],
   ])('refuses %s', (_label, input, message) => {
     expect(detailsOf(() => parsePublicJwks(input()))).toMatch(message);
+  });
+});
+
+describe('rsaParameterProblem (RFC 8017 §3.1)', () => {
+  it('accepts the usual exponents and refuses degenerate ones', () => {
+    const n = (1n << 2047n) + 1n;
+    expect(rsaParameterProblem(n, 65537n)).toBeUndefined();
+    expect(rsaParameterProblem(n, 3n)).toBeUndefined();
+    for (const e of [1n, 2n, 0n, n, n + 2n]) expect(rsaParameterProblem(n, e)).toMatch(/odd public exponent/);
+    expect(rsaParameterProblem(n - 1n, 65537n)).toMatch(/even/);
   });
 });
 
