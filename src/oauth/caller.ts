@@ -19,6 +19,20 @@ export type CallerPrefetch<T> = (
 ) => Promise<{ caller: AuthenticatedClient | undefined; data: T } | undefined>;
 
 /**
+ * What a client assertion's `aud` may name at one of our caller endpoints (introspection, revocation): the token
+ * endpoint's rule (oidc-provider's clientJwtAuthExpectedAudience plus the advertised URLs, provider.ts): the issuer,
+ * the token endpoint and this endpoint, each as discovery advertises it (ISSUER + path) and as the server sees the
+ * request (scheme and Host; they differ behind a load balancer that ends TLS, or when a client reaches an instance
+ * directly). docs/sender-constrained.md "Authenticating with private_key_jwt".
+ */
+function assertionAudiences(ctx: Context, issuer: string): string[] {
+  const href = new URL(ctx.href); // scheme and Host as the server sees them (Koa 3's ctx.origin is the Origin header)
+  const mount = href.pathname.endsWith(ctx.path) ? href.pathname.slice(0, href.pathname.length - ctx.path.length) : '';
+  const seen = (path: string) => new URL(mount + path, href).href;
+  return [...new Set([issuer, issuerUrl(issuer, ctx.path), issuerUrl(issuer, '/token'), seen(ctx.path), seen('/token')])];
+}
+
+/**
  * The frame our two client-authenticated endpoints (introspection, revocation) share, with the token endpoint's
  * rules: the one form reader, the one credentials parser, tokens.authenticateClient (or the endpoint's `prefetch`,
  * which must decide the same), then `token` required and no parameter repeated. Failures are RFC 6749 §5.2 errors
@@ -45,7 +59,7 @@ export function callerEndpoint<T = never>(
       const caller = early
         ? early.caller
         : presented.method === 'private_key_jwt'
-          ? await authenticateAssertion(deps, presented, [issuer, issuerUrl(issuer, ctx.path), issuerUrl(issuer, '/token')])
+          ? await authenticateAssertion(deps, presented, assertionAudiences(ctx, issuer))
           : await authenticateClient(deps, presented);
       if (!caller) throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
       if (!(await checkClientAddress(deps, caller, ctx.ip))) {

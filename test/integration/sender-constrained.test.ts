@@ -293,6 +293,33 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       expect(await after.json()).toEqual({ active: false });
     });
 
+    it('takes the endpoint URLs as the server sees the request as aud at every endpoint, as /token does', async () => {
+      const key = await clientKey();
+      const t = await keyToken(key);
+      // The same server reached under another name than ISSUER's (a client addressing an instance directly).
+      const seen = server.issuer.replace('127.0.0.1', 'localhost');
+      const send = async (endpoint: string, aud: string) =>
+        (
+          await fetch(`${seen}${endpoint}`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+            body: form({ ...(endpoint === '/token' ? { grant_type: 'client_credentials' } : { token: 'x' }), client_assertion_type: JWT_BEARER, client_assertion: await assertion(key, t.client_id, aud) }),
+          })
+        ).status;
+      for (const endpoint of ['/token', '/token/introspection', '/token/revocation']) {
+        for (const aud of [`${seen}/token`, `${seen}${endpoint}`, `${server.issuer}/token`, `${server.issuer}${endpoint}`, server.issuer]) {
+          expect({ endpoint, aud, status: await send(endpoint, aud) }).toEqual({ endpoint, aud, status: 200 });
+        }
+        // Another endpoint's URL, or a host this request did not name, is not an audience.
+        const other = endpoint === '/token/introspection' ? '/token/revocation' : '/token/introspection';
+        for (const aud of [`${seen}${other}`, `http://elsewhere.example${endpoint}`]) {
+          expect({ endpoint, aud, status: await send(endpoint, aud) }).toEqual({ endpoint, aud, status: 401 });
+        }
+      }
+      // The organisation's other tests need its token slots (25 at most).
+      expect((await call(server, 'POST', `/tokens/${t.id}/revoke`, { token: session.token })).status).toBe(200);
+    });
+
     it('refuses an assertion whose jti is not a non-empty string at every endpoint (RFC 7519 §4.1.7)', async () => {
       const key = await clientKey();
       const t = await keyToken(key);
