@@ -13,7 +13,7 @@ import { startJobs, type Job, type Jobs } from './jobs.js';
 import { createLogger, type Logger } from './log.js';
 import { deliverDueMail, pruneSentMail } from './mail/delivery.js';
 import { createMailTransport } from './mail/transport.js';
-import { drainHttpServer } from './http/drain.js';
+import { drainHttpServer, trackConnections } from './http/drain.js';
 import { answerClientErrors, answerConnect } from './http/client-error.js';
 import { openKeyRing } from './keys/index.js';
 import { ScanningKeys } from './scanning/keys.js';
@@ -120,6 +120,7 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
     // Node's own Host check answers an empty 400 and logs nothing: the app answers it instead (http/common.ts).
     const handle = app.callback();
     const server = http.createServer({ requestTimeout: config.requestTimeoutMs, connectionsCheckingInterval: 1_000, requireHostHeader: false }, handle);
+    const connections = trackConnections(server); // the shutdown waits for those it closes (their access-log lines)
     server.headersTimeout = Math.min(server.headersTimeout, config.requestTimeoutMs);
     server.keepAliveTimeout = 65_000; // longer than common load balancer idle timeouts
     server.on('clientError', answerClientErrors(log)); // 408 / 431 / 400 from Node itself, in SPEC's JSON error shape
@@ -201,7 +202,7 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
           beginDrain();
           stopMail.abort(); // the mail worker hands back what it has not sent yet
           const [drained] = await Promise.all([
-            drainHttpServer(server, config.shutdownGraceMs),
+            drainHttpServer(server, config.shutdownGraceMs, connections),
             jobs.stop().catch((err) => log.warn('background jobs did not stop cleanly', { err })),
           ]);
           if (drained.forced > 0) {
