@@ -50,14 +50,12 @@ function joinsEmoji(chars: string[], at: number): boolean {
 }
 
 /**
- * The key a token name is compared and searched by (SPEC "Admin API": unique in the organisation, case-insensitive;
- * Part 2 "Names are text that displays as written"): names that display alike or differ only in case get one key.
- * NFKC (NFC and NFD spellings, full-width letters, the Kelvin sign, ligatures become one form), then full case
- * folding as normaliseEmail does it (`İ` to `i`, upper- then lower-casing: ß, SS and ẞ to ss), then NFKC again.
- * Two details make the folding Unicode's full one: it runs twice (ẞ lowercases to ß, which only the second round
- * folds to ss) and final sigma ς becomes σ (lower-casing picks σ or ς by position, so `σας` and a search for `ς`
- * would not meet). Nothing is trimmed or removed: names are validated before they get here (a joiner inside an
- * emoji sequence stays). Pure; stored as `tokens.name_key` (migration 0120).
+ * The key token names are compared and searched by (SPEC "Admin API": unique in the organisation, case-insensitive;
+ * Part 2 "Names are text that displays as written"), so names that display alike or differ only in case are one:
+ * NFKC (NFC/NFD, full-width letters, the Kelvin sign), full case folding as normaliseEmail does it (`İ` to `i`,
+ * upper- then lower-casing), NFKC again. The folding runs twice (ẞ lowercases to ß, only then to ss) and maps final
+ * sigma ς to σ, as Unicode's full folding does. Nothing is trimmed or removed (names are validated first; a joiner
+ * in an emoji sequence stays). Stored as `tokens.name_key` (migration 0120).
  */
 export function tokenNameKey(name: string): string {
   return foldCase(foldCase(name.normalize('NFKC'))).normalize('NFKC');
