@@ -48,3 +48,19 @@ function joinsEmoji(chars: string[], at: number): boolean {
   const after = chars[at + 1];
   return before >= 0 && PICTOGRAPH.test(chars[before]!) && after !== undefined && PICTOGRAPH.test(after);
 }
+
+/**
+ * The key token names are compared and searched by (SPEC "Admin API": unique in the organisation, case-insensitive;
+ * Part 2 "Names are text that displays as written"), so names that display alike or differ only in case are one:
+ * NFKC (NFC/NFD, full-width letters, the Kelvin sign), full case folding as normaliseEmail does it (`İ` to `i`,
+ * upper- then lower-casing), NFKC again. The folding runs twice (ẞ lowercases to ß, only then to ss) and maps final
+ * sigma ς to σ, as Unicode's full folding does. Nothing is trimmed or removed (names are validated first; a joiner
+ * in an emoji sequence stays). Stored as `tokens.name_key` (migration 0120).
+ */
+export function tokenNameKey(name: string): string {
+  return foldCase(foldCase(name.normalize('NFKC'))).normalize('NFKC');
+}
+
+function foldCase(text: string): string {
+  return text.replace(/\u0130/g, 'i').toUpperCase().toLowerCase().replace(/\u03c2/g, '\u03c3');
+}

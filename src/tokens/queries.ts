@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { affectedRows, cursorTimeSql, sharedRead, escapeLike, type Db, type PageKey, type ResourceServerRow, type RevokedAccessTokenRow, type TokenRow } from '../db/index.js';
+import { tokenNameKey } from '../text.js';
 import type { LifecycleRules } from './resource.js';
 import type { TokenStatusFilter } from './schemas.js';
 
@@ -16,8 +17,10 @@ export async function countActiveTokens(db: Db, organisationId: string, now: Dat
   return Number(row?.count ?? 0);
 }
 
-export async function insertToken(db: Db, row: Omit<TokenRow, 'last_used_at'>): Promise<TokenRow> {
-  const values = { ...row, jwks: row.jwks === null ? null : typeof row.jwks === 'string' ? row.jwks : JSON.stringify(row.jwks) };
+/** Inserts a token; its `name_key` comes from its name here, so no writer can store one that does not match. */
+export async function insertToken(db: Db, row: Omit<TokenRow, 'last_used_at' | 'name_key'>): Promise<TokenRow> {
+  const jwks = row.jwks === null ? null : typeof row.jwks === 'string' ? row.jwks : JSON.stringify(row.jwks);
+  const values = { ...row, name_key: tokenNameKey(row.name), jwks };
   const [inserted] = await db<TokenRow>('tokens').insert(values as TokenRow).returning('*');
   return inserted as TokenRow;
 }
@@ -74,9 +77,21 @@ export function lockTokenById(trx: Db, organisationId: string, id: string): Prom
 
 export type TokenChanges = Partial<Pick<TokenRow, 'name' | 'services' | 'allowed_ips' | 'max_tokens_per_hour'>>;
 
+/** Applies PATCH changes to one token of an organisation; a new name gets its `name_key` with it. */
 export async function updateTokenRow(trx: Db, organisationId: string, id: string, changes: TokenChanges): Promise<TokenRow | undefined> {
-  const [row] = await trx<TokenRow>('tokens').where({ organisation_id: organisationId, id }).update(changes).returning('*');
+  const values = changes.name === undefined ? changes : { ...changes, name_key: tokenNameKey(changes.name) };
+  const [row] = await trx<TokenRow>('tokens').where({ organisation_id: organisationId, id }).update(values).returning('*');
   return row as TokenRow | undefined;
+}
+
+/**
+ * Whether another token of the organisation (not `exceptId`) has the name key `nameKey` (on tokens_org_name_key_idx).
+ * Revoked tokens are deleted, so this is "among tokens not revoked"; expired tokens keep their name.
+ */
+export async function isNameKeyTaken(db: Db, organisationId: string, nameKey: string, exceptId?: string): Promise<boolean> {
+  const query = db('tokens').select('id').where({ organisation_id: organisationId, name_key: nameKey });
+  if (exceptId !== undefined) query.andWhereNot('id', exceptId);
+  return (await query.first()) !== undefined;
 }
 
 /** Active tokens of an organisation whose last use (or creation, when never used) is at or before `cutoff`. */
@@ -158,9 +173,12 @@ export async function listTokenRows(db: Db, organisationId: string, f: TokenFilt
       .andWhereRaw('coalesce(t.last_used_at, t.created_at) <= ?', [new Date(f.now.getTime() - f.rules.dormantAfterDays * DAY_MS)]);
   }
   if (f.q) {
-    const pattern = `%${escapeLike(f.q)}%`;
+    // Names by key, q keyed the same way (`café` in NFC finds it written in NFD, `STRASSE` finds `Straße`); the
+    // client ID as typed. `%`, `_` and `\` are literal.
+    const nameKey = `%${escapeLike(tokenNameKey(f.q))}%`;
+    const clientId = `%${escapeLike(f.q)}%`;
     query.andWhere((w) =>
-      w.whereRaw(`t.name ilike ? escape '\\'`, [pattern]).orWhereRaw(`t.client_id ilike ? escape '\\'`, [pattern]),
+      w.whereRaw(`t.name_key like ? escape '\\'`, [nameKey]).orWhereRaw(`t.client_id ilike ? escape '\\'`, [clientId]),
     );
   }
   if (f.after) query.andWhereRaw('(t.created_at, t.id) < (?::timestamptz, ?::uuid)', [f.after.at, f.after.id]);

@@ -5,6 +5,7 @@ import type { Deps } from '../deps.js';
 import { AppError, validationFailed } from '../errors.js';
 import { queueTokenGeneratedMail, queueTokenRevokedMail } from '../mail/index.js';
 import { findEffectivePolicy, policyViolation, type Policy } from '../policy/index.js';
+import { tokenNameKey } from '../text.js';
 import { generateClientId, generateClientSecret, hashSecret } from './credentials.js';
 import { parseExpiry, resolveExpiry, withinLifetime } from './expiry.js';
 import * as q from './queries.js';
@@ -93,8 +94,8 @@ function keysOf(input: { jwks?: unknown; public_key?: string | undefined }): Pub
 
 /**
  * SPEC "Admin API", POST /admin/api/tokens: validates against config and time, then in one transaction
- * locks the organisation, enforces the active-token limit and name uniqueness, inserts the token and
- * records the audit event.
+ * locks the organisation, enforces the active-token limit and name uniqueness (by tokenNameKey: names that display
+ * alike or differ only in case are one name), inserts the token and records the audit event.
  */
 export async function generateToken(
   deps: Deps,
@@ -141,6 +142,7 @@ export async function generateToken(
           `This organisation already has ${active} active tokens, the most it may have (${deps.config.maxActiveTokens}). Revoke one to generate another.`,
         );
       }
+      if (await q.isNameKeyTaken(trx, actor.organisation_id, tokenNameKey(input.name))) throw nameTaken(input.name);
       const inserted = await q.insertToken(trx, {
         id: randomUUID(),
         organisation_id: actor.organisation_id,
@@ -433,6 +435,10 @@ async function changeTokenLifecycle(
     details[key] = { old, new: value };
   }
   if (Object.keys(changes).length === 0) return current; // nothing changes: no write, no audit event
+  // Under the organisation lock, as on generate; the token's own key does not count (a change of case is a rename).
+  if (changes.name !== undefined && (await q.isNameKeyTaken(trx, actor.organisation_id, tokenNameKey(changes.name), id))) {
+    throw nameTaken(changes.name);
+  }
   const updated = await q.updateTokenRow(trx, actor.organisation_id, id, changes);
   if (!updated) throw notFound();
   await recordAudit(trx, {

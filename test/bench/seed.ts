@@ -125,9 +125,10 @@ export async function seedBulk(knex: Knex, total: number, orgCount: number, log:
     );
     log(`  ${orgCount.toLocaleString('en')} organisations in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     await trx.raw(
-      `insert into tokens (id, organisation_id, name, client_id, secret_hash, services, expires_at, created_at)
+      `insert into tokens (id, organisation_id, name, name_key, client_id, secret_hash, services, expires_at, created_at)
        select gen_random_uuid(),
               o.id,
+              'bulk token ' || g,
               'bulk token ' || g,
               'sat_' || substr(md5(?::text || g), 1, 22),
               translate(rtrim(encode(sha256(uuid_send(gen_random_uuid())), 'base64'), '='), '+/', '-_'),

@@ -47,7 +47,8 @@ async function embeddedTemplateDir(loadConfig, openDb, migrateLatest) {
       .sort()
       .map((f) => path.join(dir, f));
   const sources = [...files(path.join(root, 'dist', 'migrations')), ...files(path.join(root, 'dist', 'src', 'db'))];
-  sources.push(path.join(root, 'dist', 'src', 'accounts', 'email.js')); // a migration imports it
+  // What the migrations import from src/ outside db/.
+  sources.push(path.join(root, 'dist', 'src', 'accounts', 'email.js'), path.join(root, 'dist', 'src', 'text.js'));
   for (const file of sources) {
     hash.update(path.relative(root, file)).update(readFileSync(file));
   }

@@ -1,4 +1,4 @@
-import { firstHiddenCharacter, hasVisibleCharacter } from '../../src/text.js';
+import { firstHiddenCharacter, hasVisibleCharacter, tokenNameKey } from '../../src/text.js';
 
 describe('firstHiddenCharacter (names display as written)', () => {
   it.each([
@@ -58,5 +58,43 @@ describe('firstHiddenCharacter (names display as written)', () => {
 
   it.each(['', ' ', '\u3000', '\u0301', '\u0301\u0308', '\u3164', '\u2800', '\u034f', '\u200b'])('finds none in %j', (text) => {
     expect(hasVisibleCharacter(text)).toBe(false);
+  });
+});
+
+describe('tokenNameKey (one key for names that display alike or differ only in case)', () => {
+  it.each([
+    ['NFC and NFD', ['caf\u00e9', 'cafe\u0301', 'CAFE\u0301', 'CAF\u00c9'], 'caf\u00e9'],
+    ['ß, SS and capital sharp s ẞ', ['Straße', 'STRASSE', 'strasse', 'STRA\u1e9eE'], 'strasse'],
+    ['final and non-final sigma', ['ΣΑΣ', 'σας', 'σασ', 'Σας'], 'σασ'],
+    ['full-width letters', ['\uff28\uff32', 'HR', 'hr', '\uff48\uff52'], 'hr'],
+    ['the Kelvin sign', ['\u212a', 'K', 'k'], 'k'],
+    ['dotted capital I', ['\u0130stanbul', 'ISTANBUL', 'istanbul'], 'istanbul'],
+    ['a ligature', ['\ufb01le', 'FILE'], 'file'],
+  ])('folds %s to one key', (_label, spellings, key) => {
+    for (const name of spellings) expect(tokenNameKey(name)).toBe(key);
+  });
+
+  it.each([
+    '\u{1f469}\u200d\u{1f4bb}', // woman + ZWJ + laptop: the joiner stays
+    '\u{1f469}\u{1f3fd}\u200d\u{1f4bb}',
+    '\u{1f3f3}\ufe0f\u200d\u{1f308}',
+    'love \u2764\ufe0f',
+    '  spaced  out  ', // not trimmed
+    '100%_done\\',
+    '한국어 토큰',
+  ])('leaves %j as it is', (name) => {
+    expect(tokenNameKey(name)).toBe(name);
+  });
+
+  it('keeps names apart that differ in more than case and form', () => {
+    expect(tokenNameKey('cafe')).not.toBe(tokenNameKey('café'));
+    expect(tokenNameKey('HR API')).not.toBe(tokenNameKey('HRAPI'));
+    expect(tokenNameKey('Payroll_Export')).not.toBe(tokenNameKey('payroll-export'));
+  });
+
+  it('is a key of its own key', () => {
+    for (const name of ['STRA\u1e9eE', 'ΣΑΣ', 'cafe\u0301', '\u0130', '\uff28\uff32', '\u0390', '\u1f88']) {
+      expect(tokenNameKey(tokenNameKey(name))).toBe(tokenNameKey(name));
+    }
   });
 });
