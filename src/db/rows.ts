@@ -23,7 +23,7 @@ export interface TokenRow {
   organisation_id: string;
   name: string;
   /** The name's key (src/text.ts tokenNameKey), which uniqueness and search compare (migration 0120). Never in an API answer. */
-  name_key: string;
+  name_key: string | null;
   client_id: string;
   /** SHA-256 of the client secret; null for a `private_key_jwt` token (migration 0080), which has no secret. */
   secret_hash: string | null;

@@ -89,9 +89,14 @@ export async function updateTokenRow(trx: Db, organisationId: string, id: string
  * Revoked tokens are deleted, so this is "among tokens not revoked"; expired tokens keep their name.
  */
 export async function isNameKeyTaken(db: Db, organisationId: string, nameKey: string, exceptId?: string): Promise<boolean> {
-  const query = db('tokens').select('id').where({ organisation_id: organisationId, name_key: nameKey });
+  // A token without a key (written by the previous version during a rolling upgrade: migration 0120) is keyed here.
+  const query = db('tokens')
+    .select('name', 'name_key')
+    .where({ organisation_id: organisationId })
+    .andWhere((w) => w.where({ name_key: nameKey }).orWhereNull('name_key'));
   if (exceptId !== undefined) query.andWhereNot('id', exceptId);
-  return (await query.first()) !== undefined;
+  const rows = (await query) as Array<{ name: string; name_key: string | null }>;
+  return rows.some((r) => (r.name_key ?? tokenNameKey(r.name)) === nameKey);
 }
 
 /** Active tokens of an organisation whose last use (or creation, when never used) is at or before `cutoff`. */
@@ -177,8 +182,12 @@ export async function listTokenRows(db: Db, organisationId: string, f: TokenFilt
     // client ID as typed. `%`, `_` and `\` are literal.
     const nameKey = `%${escapeLike(tokenNameKey(f.q))}%`;
     const clientId = `%${escapeLike(f.q)}%`;
+    // A token without a key yet (the previous version wrote it, migration 0120) matches by its name, as before.
     query.andWhere((w) =>
-      w.whereRaw(`t.name_key like ? escape '\\'`, [nameKey]).orWhereRaw(`t.client_id ilike ? escape '\\'`, [clientId]),
+      w
+        .whereRaw(`t.name_key like ? escape '\\'`, [nameKey])
+        .orWhereRaw(`t.name_key is null and t.name ilike ? escape '\\'`, [clientId])
+        .orWhereRaw(`t.client_id ilike ? escape '\\'`, [clientId]),
     );
   }
   if (f.after) query.andWhereRaw('(t.created_at, t.id) < (?::timestamptz, ?::uuid)', [f.after.at, f.after.id]);

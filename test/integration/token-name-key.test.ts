@@ -8,7 +8,7 @@ import { loadConfig } from '../../src/config/index.js';
 import { openDb } from '../../src/db/index.js';
 import { createLogger } from '../../src/log.js';
 import { generateClientId } from '../../src/tokens/credentials.js';
-import { generateToken, generateTokenBody, listTokens } from '../../src/tokens/index.js';
+import { generateToken, generateTokenBody, listTokens, updateToken } from '../../src/tokens/index.js';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { makeAdmin } from '../support/fixtures.js';
@@ -151,6 +151,17 @@ describe.each(testDatabases())('migration 0120 on %s', (kind) => {
   const sharp = { id: randomUUID(), name: 'Straße' };
   const ss = { id: randomUUID(), name: 'STRASSE' };
   const CROWD = 1_203; // more rows than one backfill batch holds
+  /** A token row as the version before 0120 wrote it (no name_key). */
+  const row = (id: string, organisationId: string, name: string) => ({
+    id,
+    organisation_id: organisationId,
+    name,
+    client_id: generateClientId(),
+    secret_hash: randomUUID(),
+    services: ['jobs'],
+    expires_at: new Date(Date.now() + 60 * 86_400_000),
+    created_by: null,
+  });
 
   beforeAll(async () => {
     db = await createTestDb(kind, { empty: true });
@@ -173,16 +184,6 @@ describe.each(testDatabases())('migration 0120 on %s', (kind) => {
         { id: crowd, name: `Crowded Org ${crowd}` },
       ]);
       await knex('admins').insert({ id: admin.id, organisation_id: org, email: admin.email, email_key: admin.email, password_hash: 'x' });
-      const row = (id: string, organisationId: string, name: string) => ({
-        id,
-        organisation_id: organisationId,
-        name,
-        client_id: generateClientId(),
-        secret_hash: randomUUID(),
-        services: ['jobs'],
-        expires_at: new Date(Date.now() + 60 * 86_400_000),
-        created_by: null,
-      });
       // Two pairs the old unique index (lower(name)) let through: one key each.
       await knex('tokens').insert([nfc, nfd, sharp, ss].map((t) => row(t.id, org, t.name)));
       await knex('tokens').insert(Array.from({ length: CROWD }, (_, i) => row(randomUUID(), crowd, `Bulk \uff34oken ${i}`)));
@@ -211,7 +212,6 @@ describe.each(testDatabases())('migration 0120 on %s', (kind) => {
     const crowded = (await knex('tokens').where({ organisation_id: crowd }).select('name', 'name_key')) as Array<{ name: string; name_key: string }>;
     expect(crowded).toHaveLength(CROWD);
     expect(crowded.every((r) => r.name_key === r.name.normalize('NFKC').toLowerCase())).toBe(true);
-    await expect(knex('tokens').where({ id: nfc.id }).update({ name_key: null })).rejects.toThrow(/null/);
 
     // Through the service as an administrator of the old organisation: a third spelling is refused, a search finds both.
     const actor = { id: admin.id, email: admin.email, organisation_id: org };
@@ -219,6 +219,28 @@ describe.each(testDatabases())('migration 0120 on %s', (kind) => {
     await expect(generateToken(server!.deps, actor, body)).rejects.toMatchObject({ code: 'name_taken' });
     expect((await listTokens(server!.deps, actor, { q: 'caf\u00e9' })).items.map((t) => t.id).sort()).toEqual([nfc.id, nfd.id].sort());
     expect((await listTokens(server!.deps, actor, { q: 'strasse' })).items).toHaveLength(2);
+  });
+
+  it('keeps working beside the previous version during a rolling upgrade: unkeyed rows and renames that leave the key', async () => {
+    const knex = server!.deps.db.knex;
+    const actor = { id: admin.id, email: admin.email, organisation_id: org };
+    // The previous version inserts without a key, and renames by name alone (it knows no name_key).
+    const old = randomUUID();
+    await knex('tokens').insert(row(old, org, 'Payroll \uff34ool'));
+    expect(await knex('tokens').where({ id: old }).first()).toMatchObject({ name_key: null });
+    await knex('tokens').where({ id: ss.id }).update({ name: 'Billing' });
+    // The trigger cleared the key the rename made stale: the token is compared by its new name, never its old one.
+    expect(await knex('tokens').where({ id: ss.id }).first()).toMatchObject({ name: 'Billing', name_key: null });
+    const generate = (name: string) => generateToken(server!.deps, actor, generateTokenBody.parse(tokenBody({ name })));
+    await expect(generate('PAYROLL TOOL')).rejects.toMatchObject({ code: 'name_taken' });
+    await expect(generate('billing')).rejects.toMatchObject({ code: 'name_taken' });
+    expect((await listTokens(server!.deps, actor, { q: 'payroll' })).items.map((t) => t.id)).toEqual([old]);
+    expect((await listTokens(server!.deps, actor, { q: 'BILL' })).items.map((t) => t.id)).toEqual([ss.id]);
+    // This version keys what it writes, and a rename by it keys the name again.
+    const made = await generate('Fresh \uff2eame');
+    expect(await knex('tokens').where({ id: made.id }).first()).toMatchObject({ name_key: 'fresh name' });
+    await updateToken(server!.deps, actor, ss.id, { name: 'Billing 2' });
+    expect(await knex('tokens').where({ id: ss.id }).first()).toMatchObject({ name: 'Billing 2', name_key: 'billing 2' });
   });
 
   it('goes down and up again', async () => {
@@ -229,6 +251,6 @@ describe.each(testDatabases())('migration 0120 on %s', (kind) => {
     await m0120.up(knex);
     const unkeyed = (await knex('tokens').whereNull('name_key').count({ n: '*' })) as Array<{ n: string | number }>;
     expect(Number(unkeyed[0]!.n)).toBe(0);
-    expect(await knex('tokens').where({ id: ss.id }).first()).toMatchObject({ name: 'STRASSE', name_key: 'strasse' });
+    expect(await knex('tokens').where({ id: sharp.id }).first()).toMatchObject({ name: 'Straße', name_key: 'strasse' });
   });
 });
