@@ -2,7 +2,7 @@ import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { recordAudit } from '../audit/index.js';
-import { affectedRows, type AdminSessionRow, type Db } from '../db/index.js';
+import { affectedRows, isForeignKeyViolation, type AdminRow, type AdminSessionRow, type Db } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError, RateLimitedError } from '../errors.js';
 import { addressKey, emailKey, forgiveAttempt, pruneLoginThrottle, registerAttempt } from './login-throttle.js';
@@ -111,6 +111,8 @@ export async function signIn(deps: Deps, input: SignInInput, meta: SessionMeta =
         action: 'admin.sign_in_failed',
         ip,
         created_at: deps.clock(),
+      }).catch((err: unknown) => {
+        if (!isForeignKeyViolation(err)) throw err; // removed meanwhile: nobody's audit log to write to
       });
     }
     throw invalidCredentials();
@@ -120,6 +122,13 @@ export async function signIn(deps: Deps, input: SignInInput, meta: SessionMeta =
 
   const now = deps.clock();
   const created = await db.transaction(async (trx) => {
+    // The password was checked outside any transaction (it takes a while): while it ran, the administrator may have
+    // been removed, or their password changed or reset, ending "every other session" before this one exists (SPEC
+    // Part 2). So their row is locked (a change or removal in progress is waited for) and the hash read again: a
+    // sign-in with a password that is no longer theirs, or of an administrator who is gone, is refused like any
+    // other wrong password, and a change that comes after this lock sees, and ends, this session.
+    const current = await trx<AdminRow>('admins').select('password_hash').where({ id: admin.id }).forNoKeyUpdate().first();
+    if (current?.password_hash !== admin.password_hash) throw invalidCredentials();
     const session = await createSession(trx, deps, admin, meta, now);
     await recordAudit(trx, {
       organisation_id: admin.organisation_id,

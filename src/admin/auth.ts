@@ -1,5 +1,6 @@
 import type { Context, Middleware } from 'koa';
-import { checkCsrfToken, resolveSession, type Session } from '../accounts/index.js';
+import { checkCsrfToken, findAdminById, resolveSession, type Session } from '../accounts/index.js';
+import { isForeignKeyViolation } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import type { Actor } from '../tokens/index.js';
@@ -77,6 +78,17 @@ export function requireAdmin(deps: Deps): Middleware {
       actor: { id: session.admin.id, email: session.admin.email, organisation_id: session.admin.organisation.id },
     };
     ctx.state.admin = state;
-    await next();
+    try {
+      await next();
+    } catch (err) {
+      // Removed while this call ran (PostgreSQL: the removal committed after the session check, and this call's
+      // write still named them: a token's creator, an audit event's actor): as if their session had ended first,
+      // which the removal does, never a 500.
+      if (isForeignKeyViolation(err) && !(await findAdminById(deps.db.knex, session.admin.id))) throw sessionEnded();
+      throw err;
+    }
   };
 }
+
+const sessionEnded = () =>
+  new AppError('unauthorized', 'Your session has ended: this administrator was removed.', undefined, { 'WWW-Authenticate': 'Bearer' });

@@ -1,0 +1,105 @@
+// SPEC Part 2 "Administrators": a password change or reset ends every other session, a removal ends the removed
+// administrator's sessions at once; and no call answers 500 (SPEC "Admin API", docs/admin-api.md "At the same
+// time"). Found by a black-box tester on PostgreSQL: a sign-in with the old password whose check was running when
+// the password changed made a session that survived the change; a sign-in, a generate or a PUT /policy by an
+// administrator whose removal committed meanwhile answered 500 (a foreign key to the removed row). Here a second
+// connection plays the change or removal, holding its transaction open until the call waits on it, then commits:
+// the interleaving of the race, on every run. PostgreSQL only: the embedded engine runs one transaction at a time.
+import pg from 'pg';
+import { hashPassword } from '../../src/accounts/index.js';
+import { call, signIn, tokenBody } from '../support/admin-api.js';
+import { createTestDb, describePostgres, type TestDb } from '../support/db.js';
+import { makeAdmin } from '../support/fixtures.js';
+import { startServer, type TestServer } from '../support/server.js';
+
+describePostgres('admin calls racing a password change or a removal, on postgres', () => {
+  let db: TestDb;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    db = await createTestDb('postgres');
+    server = await startServer(db);
+  });
+  afterAll(async () => {
+    await server?.close();
+    await db?.drop();
+  });
+
+  /**
+   * Runs `change` (statements of one transaction) on its own connection, starts `request`, waits until one of the
+   * server's statements waits for a lock, commits the change, and returns what the request answered.
+   */
+  async function whileChanging<T>(change: (query: (sql: string, params?: unknown[]) => Promise<unknown>) => Promise<void>, request: () => Promise<T>): Promise<T> {
+    const holder = new pg.Client({ connectionString: db.url });
+    const observer = new pg.Client({ connectionString: db.url });
+    await Promise.all([holder.connect(), observer.connect()]);
+    try {
+      await holder.query('begin');
+      await change((sql, params) => holder.query(sql, params as unknown[]));
+      const answer = request();
+      for (const deadline = Date.now() + 10_000; ; ) {
+        const { rows } = await observer.query(
+          "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()",
+        );
+        if ((rows[0] as { n: number }).n > 0) break;
+        if (Date.now() > deadline) throw new Error('the request never waited on the change');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await holder.query('commit');
+      return await answer;
+    } finally {
+      await holder.end();
+      await observer.end();
+    }
+  }
+
+  const sessionsOf = async (adminId: string) => Number((await server.deps.db.knex('admin_sessions').where({ admin_id: adminId }).count({ n: '*' }))[0]!.n);
+
+  it('a sign-in with the old password whose check was running when the password changed: 401, and no session survives', async () => {
+    const admin = await makeAdmin(server.deps);
+    const newHash = await hashPassword('a new password 123');
+    const answer = await whileChanging(
+      async (query) => {
+        // What POST /admin/api/me/password (and a reset) does: the new hash, then every session ends.
+        await query('update admins set password_hash = $1 where id = $2', [newHash, admin.id]);
+        await query('delete from admin_sessions where admin_id = $1', [admin.id]);
+      },
+      () => call(server, 'POST', '/login', { json: { email: admin.email, password: admin.password } }),
+    );
+    expect([answer.status, answer.body.error]).toEqual([401, 'invalid_credentials']);
+    expect(await sessionsOf(admin.id!)).toBe(0);
+    // The new password works; the old one is refused as before.
+    expect((await call(server, 'POST', '/login', { json: { email: admin.email, password: 'a new password 123' } })).status).toBe(200);
+  });
+
+  it('a sign-in of an administrator whose removal commits meanwhile: 401 invalid_credentials, not 500', async () => {
+    const admin = await makeAdmin(server.deps);
+    const answer = await whileChanging(
+      (query) => query('delete from admins where id = $1', [admin.id]).then(() => undefined),
+      () => call(server, 'POST', '/login', { json: { email: admin.email, password: admin.password } }),
+    );
+    expect([answer.status, answer.body.error]).toEqual([401, 'invalid_credentials']);
+    expect(await sessionsOf(admin.id!)).toBe(0);
+  });
+
+  it.each([
+    ['generate a token', 'POST', '/tokens', () => tokenBody()],
+    ['PUT /policy', 'PUT', '/policy', () => ({ max_lifetime_days: 30, allowed_services: ['jobs'], revoke_dormant_after_days: null, default_max_tokens_per_hour: null })],
+    ['invite an administrator', 'POST', '/admins', () => ({ email: `invited-${Date.now()}@example.com` })],
+  ])('%s by an administrator whose removal commits meanwhile: 401, not 500, nothing written', async (_label, method, path, body) => {
+    const admin = await makeAdmin(server.deps);
+    const { token } = await signIn(server, admin.email, admin.password);
+    const before = await server.deps.db.knex('audit_events').where({ organisation_id: admin.organisation_id }).count({ n: '*' });
+    const answer = await whileChanging(
+      async (query) => {
+        // What DELETE /admin/api/admins/{id} does: the organisation locked, then the row (and its sessions) gone.
+        await query('select id from organisations where id = $1 for no key update', [admin.organisation_id]);
+        await query('delete from admins where id = $1', [admin.id]);
+      },
+      () => call(server, method, path, { token, json: body() }),
+    );
+    expect([answer.status, answer.body.error]).toEqual([401, 'unauthorized']);
+    expect(await server.deps.db.knex('audit_events').where({ organisation_id: admin.organisation_id }).count({ n: '*' })).toEqual(before);
+    expect(server.logLines.filter((l) => l.includes('"level":"error"'))).toEqual([]);
+  });
+});
