@@ -63,7 +63,7 @@ type Command = (deps: Deps, args: Record<string, unknown>) => Promise<unknown>;
 
 /** The most events `sat audit list --limit` prints. */
 export const AUDIT_LIST_MAX = 10_000;
-const rotateArgs = z.object({ now: z.boolean().default(false) }).strict();
+const rotateArgs = z.object({ now: z.boolean().default(false), drop_unreadable: z.boolean().default(false) }).strict();
 const rewrapArgs = z.object({ newKey: z.string().min(1, 'the new key-encryption key is required') }).strict();
 
 const orgArg = z.string().trim().min(1, 'organisation name is required');
@@ -141,14 +141,24 @@ export const commands: Record<string, Command> = {
   },
   // SPEC "Signing-key rotation never fails a verifier": published at once, signing KEY_PUBLISH_AHEAD_SECONDS later;
   // --now (the emergency exception) signs at once and drops keys still pending (of any algorithm), which would
-  // otherwise take over from it. The new key's algorithm is this process's SIGNING_ALG. The running server reloads
-  // right after (main.ts).
+  // otherwise take over from it; --now --drop-unreadable also deletes the keys the configured key-encryption key
+  // cannot open (a lost key). The new key's algorithm is this process's SIGNING_ALG. The running server reloads right
+  // after (main.ts).
   'keys-rotate': async (deps, args) => {
-    const { now } = rotateArgs.parse(args);
+    const { now, drop_unreadable } = rotateArgs.parse(args);
+    if (drop_unreadable && !now) throw new AppError('validation_failed', '--drop-unreadable goes with --now only (the way back from a lost key-encryption key)');
     const ring = openKeyRing(deps.config, deps.db.kind, deps.log);
     const ahead = now ? 0 : deps.config.keyPublishAheadSeconds;
-    const { kid, signsFrom, dropped } = await rotateSigningKey(deps.db.knex, ring, deps.config.signingAlg, deps.clock(), ahead);
-    return { kid, alg: deps.config.signingAlg, signs_from: signsFrom.toISOString(), dropped_pending: dropped };
+    const { kid, signsFrom, dropped, unreadable } = await rotateSigningKey(deps.db.knex, ring, deps.config.signingAlg, deps.clock(), ahead, {
+      dropUnreadable: drop_unreadable,
+    });
+    return {
+      kid,
+      alg: deps.config.signingAlg,
+      signs_from: signsFrom.toISOString(),
+      dropped_pending: dropped,
+      ...(drop_unreadable ? { dropped_unreadable: unreadable } : {}),
+    };
   },
   // Seals every signing key under a new key-encryption key, in one transaction (docs/keys.md).
   'keys-rewrap': async (deps, args) => {

@@ -50,9 +50,11 @@ Commands:
                                           from stdin), end every session of that administrator
                                           and mail them that it changed
   keys list                               show the published signing keys and the one that signs
-  keys rotate [--now]                     add a new signing key: published at once, signing after
+  keys rotate [--now [--drop-unreadable]] add a new signing key: published at once, signing after
                                           KEY_PUBLISH_AHEAD_SECONDS (default 600); --now signs at once
-                                          (emergency only: verifiers may reject tokens for a minute)
+                                          (emergency only: verifiers may reject tokens for a minute);
+                                          --drop-unreadable: the key-encryption key was lost, delete the
+                                          signing keys the configured one cannot open (docs/keys.md)
   keys rewrap [--new-key-file FILE]       encrypt every signing key under a new key-encryption key, read
                                           from FILE or NEW_KEY_ENCRYPTION_KEY (base64 of 32 bytes)
   token create --org NAME --name NAME --expires DATE --services ID,ID
@@ -139,6 +141,7 @@ function parse(argv: string[]) {
       email: { type: 'string' },
       password: { type: 'string' },
       now: { type: 'boolean', default: false },
+      'drop-unreadable': { type: 'boolean' },
       'new-key-file': { type: 'string' },
       'password-stdin': { type: 'boolean', default: false },
       name: { type: 'string' },
@@ -201,7 +204,7 @@ const COMMAND_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   'admin remove': ['org', 'email'],
   'admin reset-password': ['email', 'password', 'password-stdin'], // --password gets its own message below
   'keys list': [],
-  'keys rotate': ['now'],
+  'keys rotate': ['now', 'drop-unreadable'],
   'keys rewrap': ['new-key-file'],
   'token create': ['org', 'name', 'expires', 'services', 'allowed-ips', 'max-tokens-per-hour', 'jwks', 'require-dpop'],
   'token list': ['org', 'status', 'search'],
@@ -367,7 +370,10 @@ function toRequest({ values, positionals, given }: Parsed, config: Readonly<Conf
     return { command: 'admin-reset-password', args: { email: values.email } };
   }
   if (a === 'keys' && b === 'list') return { command: 'keys-list', args: {} };
-  if (a === 'keys' && b === 'rotate') return { command: 'keys-rotate', args: { now: values.now ?? false } };
+  if (a === 'keys' && b === 'rotate') {
+    if (values['drop-unreadable'] && !values.now) throw new UsageError('keys rotate --drop-unreadable goes with --now');
+    return { command: 'keys-rotate', args: { now: values.now ?? false, drop_unreadable: values['drop-unreadable'] ?? false } };
+  }
   if (a === 'keys' && b === 'rewrap') {
     // The new key travels to the running server, if any, over the owner-only local socket; never on the command line.
     const file = values['new-key-file'];
@@ -717,7 +723,10 @@ function print(out: (text: string) => void, command: string, result: unknown, js
     case 'keys-rotate':
       out(
         `Added signing key ${r.kid} (${r.alg}): published now, signs from ${r.signs_from}\n` +
-          (r.dropped_pending?.length ? `Deleted the pending key(s) it replaces, which never signed: ${r.dropped_pending.join(', ')}\n` : ''),
+          (r.dropped_pending?.length ? `Deleted the pending key(s) it replaces, which never signed: ${r.dropped_pending.join(', ')}\n` : '') +
+          (r.dropped_unreadable?.length
+            ? `Deleted the key(s) the configured key-encryption key cannot open (tokens they signed no longer verify): ${r.dropped_unreadable.join(', ')}\n`
+            : ''),
       );
       break;
     case 'keys-rewrap':

@@ -87,6 +87,18 @@ export class KeyRing {
     return this.#kek.key;
   }
 
+  /** Whether this process can open `row`'s private key: in clear, or sealed under the (re-resolved) configured key. */
+  canOpen(row: Pick<SigningKeyRow, 'kid' | 'kek_id' | 'sealed_jwk' | 'private_jwk'>): boolean {
+    if (row.sealed_jwk === null) return row.private_jwk !== null;
+    try {
+      this.#kekFor(row);
+      return true;
+    } catch (err) {
+      if (err instanceof KeyEncryptionError) return false;
+      throw err;
+    }
+  }
+
   /** The private JWK of a row: opened (AES-256-GCM) or, for a plaintext row, read. Throws KeyEncryptionError. */
   privateJwk(row: SigningKeyRow): JWK {
     const hit = this.#opened.get(row.kid);
@@ -230,6 +242,9 @@ export async function ensureSigningKey(
  * When no key of any algorithm signs yet (`sat keys rotate` before the first start), the key signs at once: no
  * verifier holds anything to protect and the server needs a signer. A `sat` whose SIGNING_ALG differs from the
  * server's adds a key of its own `alg`, published ahead all the same. Throws KeyEncryptionError (see KeyRing).
+ *
+ * `dropUnreadable` (with 0 only: `sat keys rotate --now --drop-unreadable`, the way back from a lost
+ * key-encryption key) first deletes the keys this process cannot open (`unreadable`).
  */
 export async function rotateSigningKey(
   db: Db,
@@ -237,10 +252,20 @@ export async function rotateSigningKey(
   alg: SigningAlg,
   now: Date,
   aheadSeconds: number,
-): Promise<{ kid: string; signsFrom: Date; dropped: string[] }> {
+  options: { dropUnreadable?: boolean } = {},
+): Promise<{ kid: string; signsFrom: Date; dropped: string[]; unreadable: string[] }> {
+  if (options.dropUnreadable && aheadSeconds !== 0) throw new Error('dropping unreadable keys is for the emergency rotation (ahead 0) only');
   return (db as Knex).transaction(async (trx) => {
     await lockKeys(trx);
-    const rows = await allRows(trx);
+    let rows = await allRows(trx);
+    // The key-encryption key was lost (docs/operations.md "Key-encryption key custody"): the keys it sealed can never
+    // sign or be opened again; they go, and the tokens they signed stop verifying. Only when asked for in so many
+    // words: a process with a stale key-encryption key must not delete the keys every instance can open.
+    const unreadable = options.dropUnreadable ? rows.filter((r) => !ring.canOpen(r)).map((r) => r.kid) : [];
+    if (unreadable.length > 0) {
+      await trx('signing_keys').whereIn('kid', unreadable).delete();
+      rows = rows.filter((r) => !unreadable.includes(r.kid));
+    }
     ring.assertCurrent(rows);
     const signing = signerAt(rows, now) !== undefined; // of any algorithm
     const signsFrom = new Date(now.getTime() + (signing ? aheadSeconds : 0) * 1000);
@@ -248,7 +273,7 @@ export async function rotateSigningKey(
     if (dropped.length > 0) await trx('signing_keys').whereIn('kid', dropped).delete();
     const row = await newKey(ring, alg, signsFrom, now);
     await trx('signing_keys').insert(toInsert(row));
-    return { kid: row.kid, signsFrom, dropped };
+    return { kid: row.kid, signsFrom, dropped, unreadable };
   });
 }
 

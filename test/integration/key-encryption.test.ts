@@ -5,7 +5,7 @@ import path from 'node:path';
 import pgModule from 'pg';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { dataDirKeyFile } from '../../src/keys/index.js';
-import { runSat } from '../support/cli.js';
+import { runSat, runSatInProcess } from '../support/cli.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
@@ -105,6 +105,33 @@ describe.each(testDatabases())('signing keys at rest on %s', (kind) => {
     await after.close();
     server = undefined;
     await expect(startServer(db, { KEY_ENCRYPTION_KEY: oldKek })).rejects.toThrow(/another key-encryption key/);
+  });
+
+  it('a lost key-encryption key: `sat keys rotate --now --drop-unreadable` with a new one deletes the keys it cannot open and signs again (docs/operations.md)', async () => {
+    await server?.close();
+    server = undefined;
+    const found = { ...db.env, KEY_ENCRYPTION_KEY: newKek() }; // the old key is gone: a new one is configured
+    const listed = await runSatInProcess(['keys', 'list', '--json'], found); // public parts only: no key needed
+    const before = JSON.parse(listed.stdout) as { signing_kid: string };
+    // A plain rotation cannot tell a lost key from a stale one: it refuses, as the server does.
+    const plain = await runSatInProcess(['keys', 'rotate', '--now'], found);
+    expect([plain.code, plain.stderr]).toEqual([1, expect.stringMatching(/another key-encryption key/)]);
+    expect((await runSatInProcess(['keys', 'rotate', '--drop-unreadable'], found)).code).toBe(2); // --now only
+    const res = await runSatInProcess(['keys', 'rotate', '--now', '--drop-unreadable', '--json'], found);
+    expect({ code: res.code, stderr: res.code === 0 ? '' : res.stderr }).toEqual({ code: 0, stderr: '' });
+    const out = JSON.parse(res.stdout) as { kid: string; dropped_unreadable: string[] };
+    expect(out.dropped_unreadable).toContain(before.signing_kid);
+
+    const s = (server = await startServer(db, { KEY_ENCRYPTION_KEY: found.KEY_ENCRYPTION_KEY }));
+    expect(s.oauth.keySet.signingKid).toBe(out.kid);
+    const jwks = (await (await fetch(`${s.url}/jwks`)).json()) as JSONWebKeySet;
+    expect(jwks.keys.map((k) => k.kid)).toEqual([out.kid]);
+    expect(await s.deps.db.knex('signing_keys').pluck('kid')).toEqual([out.kid]); // every unreadable key is gone
+    const admin = await makeAdmin(s.deps);
+    const t = await makeToken(s.deps, admin);
+    const token = await exchange(s, t.client_id, t.client_secret);
+    expect(decodeProtectedHeader(token).kid).toBe(out.kid);
+    await expect(jwtVerify(token, createLocalJWKSet(jwks))).resolves.toBeDefined();
   });
 });
 
