@@ -21,7 +21,8 @@ const UNAVAILABLE_TEXT = /^timeout expired$|Connection terminated|Connection end
  * True when `err` says the database is out of reach rather than that the request was wrong: refused or dropped
  * connections, connection-class SQLSTATEs (08xxx), shutdown (57P0x), statement timeout (57014), too many
  * connections (53300), pool or query timeouts, and a new connection that the server turns down (a database closed
- * to connections for maintenance, a rotated password, a dropped database: isConnectionRefusedByDatabase). The edges
+ * to connections for maintenance, a rotated password, a dropped database: isConnectionRefusedByDatabase), and a
+ * database without the server's tables (42P01, undefined_table). The edges
  * answer those 503 with Retry-After (issue 10 item 12).
  */
 export function isDatabaseUnavailable(err: unknown): boolean {
@@ -33,6 +34,10 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   // ALTER DATABASE … ALLOW_CONNECTIONS false: SQLSTATE 55000, which also names unrelated statement errors.
   if (e.code === '55000' && typeof e.message === 'string' && /is not currently accepting connections/.test(e.message)) return true;
   if (e.name === 'KnexTimeoutError') return true;
+  // 42P01 undefined_table: the database answers without the server's tables (dropped and created again empty under
+  // a running server, a restore half-way): /readyz says schema_missing, and the requests that need them wait as for
+  // an outage rather than failing with SQL in the log.
+  if (e.code === '42P01') return true;
   return typeof e.message === 'string' && UNAVAILABLE_TEXT.test(e.message);
 }
 

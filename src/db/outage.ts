@@ -28,7 +28,8 @@ export function noteDatabaseOutage(log: Logger, err: unknown, where: string): vo
     log.error('database unavailable: answering 503 until it is back', {
       where,
       code: typeof e?.code === 'string' ? e.code : undefined,
-      error: typeof e?.message === 'string' ? e.message.slice(0, 200) : String(err).slice(0, 200),
+      // knex puts the statement before the driver's message ("select … - relation … does not exist"): no SQL in logs.
+      error: (typeof e?.message === 'string' ? e.message.split(' - ').pop()! : String(err)).slice(0, 200),
     });
     state.since = Date.now();
     state.refused = 0;

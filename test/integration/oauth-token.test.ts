@@ -26,8 +26,8 @@ describe.each(testDatabases())('OAuth token endpoint on %s', (kind) => {
     await db?.drop();
   });
 
-  const tokenRequest = (body: Record<string, string>, headers: Record<string, string> = {}) =>
-    fetch(`${server.url}/token`, {
+  const tokenRequest = (body: Record<string, string>, headers: Record<string, string> = {}, path = '/token') =>
+    fetch(`${server.url}${path}`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
       body: form(body),
@@ -235,11 +235,22 @@ describe.each(testDatabases())('OAuth token endpoint on %s', (kind) => {
     const ready = await fetch(`${server.url}/readyz`);
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({ status: 'ready', database: 'ok' });
-    // A database that answers without our tables (dropped and created again empty under the server) is not ready.
+    // A database that answers without our tables (dropped and created again empty under the server) is not ready,
+    // and what needs them answers 503 with Retry-After as in an outage: no 500, no SQL or stack in the log.
+    const t = await makeToken(server.deps, admin);
+    const errorsBefore = server.logLines.filter((l) => l.includes('"level":"error"')).length;
     await server.deps.db.knex.raw('alter table tokens rename to tokens_away');
     try {
       const empty = await fetch(`${server.url}/readyz`);
       expect([empty.status, await empty.json()]).toEqual([503, { status: 'unavailable', database: 'schema_missing' }]);
+      for (const path of ['/token', '/token/introspection']) {
+        const res = await tokenRequest({ grant_type: 'client_credentials', token: 'x' }, { authorization: basic(t.client_id, t.client_secret) }, path);
+        expect({ path, status: res.status, retryAfter: res.headers.get('retry-after') }).toEqual({ path, status: 503, retryAfter: expect.any(String) });
+      }
+      // One line for the outage, as for a database out of reach; no statement, no stack.
+      const errors = server.logLines.filter((l) => l.includes('"level":"error"')).slice(errorsBefore);
+      expect(errors).toEqual([expect.stringContaining('database unavailable')]);
+      expect(errors[0]).not.toMatch(/select |insert |"stack"/i);
     } finally {
       await server.deps.db.knex.raw('alter table tokens_away rename to tokens');
     }
