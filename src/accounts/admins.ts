@@ -182,6 +182,9 @@ export async function removeAdmin(deps: Deps, actor: AdminActor, id: string, met
     // Their tokens first, then their row: ON DELETE SET NULL would lock the row first and then the tokens, while a
     // rotate, retire or revoke by them holds a token and then (its audit event's foreign key) their row: 40P01.
     await trx('tokens').where({ created_by: target.id }).update({ created_by: null });
+    // The invitations they sent and nobody has accepted yet go with them: an administrator being offboarded could
+    // otherwise invite a private address and come back through it (their sessions end below, by cascade).
+    await trx('admin_one_time_tokens').where({ created_by: target.id, purpose: 'invitation' }).whereNull('used_at').delete();
     await trx('admins').where({ id: target.id }).delete();
     await recordAudit(trx, {
       organisation_id: actor.organisation_id,

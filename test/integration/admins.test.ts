@@ -294,6 +294,30 @@ describe.each(testDatabases())('administrators on %s', (kind) => {
     ]);
   });
 
+  it('voids the invitations a removed administrator sent and nobody accepted yet: no way back in through them', async () => {
+    const a = await makeAdmin(server.deps);
+    const leaverEmail = `${uniq('leaver')}@example.com`;
+    const { token: aToken } = await invite(a, leaverEmail);
+    const { token: link } = linkIn(await mailTo(leaverEmail, 'invited'), 'invite');
+    const leaver = await call(server, 'POST', '/invitations/accept', { json: { token: link, password: 'leaver-password-1' }, headers: { 'x-forwarded-for': freshIp() } });
+    expect(leaver.status).toBe(200);
+    // Before being offboarded, the leaver invites a private address; a colleague's invitation is left alone.
+    const privateEmail = `${uniq('private')}@example.net`;
+    expect((await call(server, 'POST', '/admins', { ...as(leaver.body.token), json: { email: privateEmail } })).status).toBe(201);
+    const colleagueEmail = `${uniq('colleague')}@example.com`;
+    expect((await call(server, 'POST', '/admins', { ...as(aToken), json: { email: colleagueEmail } })).status).toBe(201);
+    const { token: privateLink } = linkIn(await mailTo(privateEmail, 'invited'), 'invite');
+    const { token: colleagueLink } = linkIn(await mailTo(colleagueEmail, 'invited'), 'invite');
+    expect((await call(server, 'DELETE', `/admins/${leaver.body.admin.id}`, as(aToken))).status).toBe(204);
+
+    const back = await call(server, 'POST', '/invitations/accept', { json: { token: privateLink, password: 'leaver-password-2' }, headers: { 'x-forwarded-for': freshIp() } });
+    expect([back.status, back.body.error]).toEqual([400, 'validation_failed']);
+    const colleague = await call(server, 'POST', '/invitations/accept', { json: { token: colleagueLink, password: 'colleague-password' }, headers: { 'x-forwarded-for': freshIp() } });
+    expect(colleague.status).toBe(200);
+    const list = await call(server, 'GET', '/admins', as(aToken));
+    expect(list.body.items.map((x: { email: string }) => x.email).sort()).toEqual([a.email, colleagueEmail].sort());
+  });
+
   it('two administrators removing each other at once leave one', async () => {
     const a = await makeAdmin(server.deps);
     const email = `${uniq('pair')}@example.com`;
