@@ -9,10 +9,10 @@ import { issuerUrl, packageRoot } from '../config/index.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { allowedMethods, notFound } from '../http/common.js';
-import { jsonBody } from '../http/validate.js';
+import { jsonBody, malformedQueryParameters } from '../http/validate.js';
 import { adminsRoutes } from './admins-routes.js';
 import { auditRoutes } from './audit-routes.js';
-import { describeRoute, openApiDocument } from './openapi.js';
+import { describedRoute, describeRoute, openApiDocument, type HttpMethod } from './openapi.js';
 import { policyRoutes } from './policy-routes.js';
 import { requireAdmin } from './auth.js';
 import { sessionRoutes } from './session-routes.js';
@@ -24,7 +24,7 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 /** The admin API's routes (for the middleware below, and for the test that checks they are all described). */
 export function adminRouter(deps: Deps): Router {
   const router = new Router({ prefix: ADMIN_API_PREFIX });
-  const auth = requireAdmin(deps);
+  const auth = compose([requireAdmin(deps), knownQuery]);
   sessionRoutes(router, deps, auth);
   tokenRoutes(router, deps, auth);
   auditRoutes(router, deps, auth);
@@ -33,6 +33,38 @@ export function adminRouter(deps: Deps): Router {
   openApiRoute(router, deps);
   return router;
 }
+
+/**
+ * One rule for the query string of every signed-in route (docs/admin-api.md): a route that takes no parameters
+ * refuses any (400 validation_failed "is not a known field": `GET /admins?limit=5` does not page, so it does not
+ * pretend to); a route that takes some checks them itself (parseQuery, strict). Every parameter must be UTF-8
+ * once percent-decoded. Runs after authentication, inside the matched route (its template names the route).
+ */
+const knownQuery: Middleware = async (ctx, next) => {
+  if (ctx.querystring !== '') {
+    const malformed = malformedQueryParameters(ctx.querystring);
+    if (malformed.length > 0) {
+      throw new AppError(
+        'validation_failed',
+        'A query parameter is not valid UTF-8 once percent-decoded.',
+        malformed.map((name) => ({ path: `query.${name}`, message: 'is not valid UTF-8' })),
+      );
+    }
+    const route = String((ctx as { _matchedRoute?: unknown })._matchedRoute ?? '').slice(ADMIN_API_PREFIX.length);
+    const doc = describedRoute(ctx.method as HttpMethod, route);
+    if (doc && !doc.query) {
+      const names = [...new Set(Object.keys(ctx.query))];
+      if (names.length > 0) {
+        throw new AppError(
+          'validation_failed',
+          'This call takes no query parameters.',
+          names.map((name) => ({ path: `query.${name.slice(0, 32)}`, message: 'is not a known field' })),
+        );
+      }
+    }
+  }
+  await next();
+};
 
 /** GET /openapi.json: the OpenAPI 3.1 description of this API (SPEC "Operations"); public, it holds no data. */
 function openApiRoute(router: Router, deps: Deps): void {

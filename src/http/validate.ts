@@ -132,6 +132,30 @@ export function parseBody<T extends z.ZodType>(ctx: Context, schema: T): z.outpu
   return parseWith(schema, ctx.state.body, 'body');
 }
 
+/**
+ * The names of the query string's parameters that are not UTF-8 once percent-decoded (`q=%FF`, an encoded lone
+ * surrogate `%ED%A0%80`, an overlong `%C0%AF`), which Node's parser would turn into U+FFFD and use (SPEC Part 2
+ * "Bad input never gives 5xx": a 4xx naming the parameter, as for the same bytes in a JSON body). Pure.
+ */
+export function malformedQueryParameters(querystring: string): string[] {
+  const bad: string[] = [];
+  for (const pair of querystring.split('&')) {
+    if (pair === '') continue;
+    const [rawKey = '', ...rest] = pair.split('=');
+    const decode = (text: string): string | undefined => {
+      try {
+        return decodeURIComponent(text.replace(/\+/g, ' '));
+      } catch {
+        return undefined;
+      }
+    };
+    const key = decode(rawKey);
+    if (key === undefined) bad.push(rawKey.slice(0, 32));
+    else if (decode(rest.join('=')) === undefined) bad.push(key.slice(0, 32));
+  }
+  return bad;
+}
+
 /** The query string, validated the same way (a repeated parameter arrives as an array and fails a string rule). */
 export function parseQuery<T extends z.ZodType>(ctx: Context, schema: T): z.output<T> {
   // An empty parameter (`?q=&status=&limit=`, as forms and URL templates send) means "not given".

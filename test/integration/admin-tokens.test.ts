@@ -520,6 +520,25 @@ describe.each(testDatabases())('admin token API on %s', (kind) => {
       expect(bytes.status).toBe(400);
     });
 
+    it('refuses query parameters a call does not take, and any that is not UTF-8 once decoded, with 400 naming them', async () => {
+      const { api } = await session();
+      // Routes that take none: a script passing limit and cursor to /admins must not believe it pages.
+      for (const path of ['/admins?limit=5&cursor=abc', '/me/sessions?foo=bar', '/policy?x=1', '/me?x=', '/services?x=1']) {
+        const res = await api.get(path);
+        expect({ path, status: res.status, error: res.body.error }).toEqual({ path, status: 400, error: 'validation_failed' });
+        expect(res.body.details.every((d: { message: string }) => d.message === 'is not a known field')).toBe(true);
+      }
+      expect((await api.get('/admins?limit=5&cursor=abc')).body.details.map((d: { path: string }) => d.path)).toEqual(['query.limit', 'query.cursor']);
+      expect((await api.get('/admins?')).status).toBe(200);
+      // Bytes that are not UTF-8 (a stray byte, an encoded lone surrogate, an overlong form), as in a JSON body.
+      for (const q of ['%FF', '%E2%82', '%ED%A0%80', '%C0%AF']) {
+        const res = await api.get(`/tokens?q=${q}`);
+        expect({ q, status: res.status, details: res.body.details }).toEqual({ q, status: 400, details: [{ path: 'query.q', message: 'is not valid UTF-8' }] });
+      }
+      expect((await api.get('/tokens?q=%E2%82%AC')).status).toBe(200); // €
+      expect((await api.get('/audit?limit=5')).status).toBe(200);
+    });
+
     it('answers unknown paths with a JSON 404 and wrong methods with a JSON 405', async () => {
       const { token } = await session();
       const missing = await call(server, 'GET', '/nothing-here', { token });
