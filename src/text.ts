@@ -8,6 +8,8 @@ const EMOJI_TAIL = /[\ufe0f\u{1f3fb}-\u{1f3ff}]/u; // variation selector 16, ski
  * joiner U+034F, variation selectors…) and the braille blank U+2800, which looks like a space but is not one.
  */
 const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}\u2800]/u;
+/** Code points no font shows as themselves: private use (Co) and unassigned ones, noncharacters included (Cn). */
+const NOT_DISPLAYED = /[\p{Co}\p{Cn}]/u;
 /** Variation selectors (Default_Ignorable): allowed right after a visible character, whose glyph they choose. */
 const VARIATION_SELECTOR = /[\u180b-\u180d\u180f\ufe00-\ufe0f\u{e0100}-\u{e01ef}]/u;
 /** What shows on its own: not invisible, not white space, not a combining mark (which needs a base). */
@@ -17,7 +19,8 @@ const SHOWN = /[^\p{Cc}\p{Cf}\p{Z}\p{M}\p{Default_Ignorable_Code_Point}\s\u2800]
  * The first character of `text` that would make it display other than as written, as `U+XXXX`, or undefined when
  * there is none. Refused: control characters (Cc), format characters (Cf: the bidi controls U+202A–U+202E,
  * U+2066–U+2069, U+200E/U+200F, zero-width spaces and joiners, the BOM, tags…), line/paragraph separators, the
- * other default-ignorable code points (Hangul fillers, U+034F…) and the braille blank U+2800. The exceptions: a
+ * other default-ignorable code points (Hangul fillers, U+034F…), the braille blank U+2800, and code points no font
+ * shows as themselves (private use, unassigned, noncharacters such as U+FFFF). The exceptions: a
  * zero-width joiner (U+200D) inside an emoji sequence, between two pictographs, the first perhaps followed by VS16
  * or a skin tone (woman + ZWJ + laptop is one "technologist" glyph); a variation selector right after a visible
  * character (❤️ is U+2764 U+FE0F).
@@ -26,6 +29,7 @@ export function firstHiddenCharacter(text: string): string | undefined {
   const chars = [...text];
   for (let i = 0; i < chars.length; i++) {
     const c = chars[i]!;
+    if (NOT_DISPLAYED.test(c)) return 'U+' + c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
     if (!INVISIBLE.test(c)) continue;
     if (c === '\u200d' && joinsEmoji(chars, i)) continue;
     if (VARIATION_SELECTOR.test(c) && i > 0 && !INVISIBLE.test(chars[i - 1]!)) continue;

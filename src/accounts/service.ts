@@ -17,7 +17,7 @@ export const addAdminInput = z
       .trim()
       .min(1, 'organisation name is required')
       .max(100)
-      .refine((s) => firstHiddenCharacter(s) === undefined, 'no invisible, control, format or bidirectional characters')
+      .refine((s) => firstHiddenCharacter(s) === undefined, 'no invisible, control, format, bidirectional, private-use or unassigned characters')
       .refine((s) => s.length === 0 || hasVisibleCharacter(s), 'at least one visible character'),
     email: z.string().transform(normaliseEmail).pipe(z.email().max(254)),
     password: newPassword.optional(),

@@ -18,7 +18,7 @@ export const tokenName = z
       .superRefine((s, ctx) => {
         const hidden = firstHiddenCharacter(s);
         if (hidden !== undefined) {
-          ctx.addIssue({ code: 'custom', message: `must not contain invisible, control, format or bidirectional characters (${hidden})` });
+          ctx.addIssue({ code: 'custom', message: `must not contain invisible, control, format, bidirectional, private-use or unassigned characters (${hidden})` });
         } else if (s.length > 0 && !hasVisibleCharacter(s)) {
           ctx.addIssue({ code: 'custom', message: 'must have at least one visible character' });
         }

@@ -33,6 +33,11 @@ describe('firstHiddenCharacter (names display as written)', () => {
     ['a\u2060b', 'U+2060'], // word joiner
     ['\ufe0f', 'U+FE0F'], // a variation selector with nothing to select
     ['a\u3164\ufe0f', 'U+3164'],
+    ['ab\uffff', 'U+FFFF'], // noncharacter (Cn): no glyph
+    ['ab\ufdd0', 'U+FDD0'],
+    ['ab\u0378', 'U+0378'], // unassigned (Cn)
+    ['ab\ue000', 'U+E000'], // private use (Co): a font's own, tofu elsewhere
+    ['\u{f0000}', 'U+F0000'],
   ])('refuses %j (%s)', (text, code) => {
     expect(firstHiddenCharacter(text)).toBe(code);
   });
