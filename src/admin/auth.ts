@@ -69,7 +69,12 @@ export function requireAdmin(deps: Deps): Middleware {
     }
     const via = bearer ? 'bearer' : 'cookie';
     if (via === 'cookie' && !SAFE_METHODS.has(ctx.method) && !checkCsrfToken(token, ctx.get(CSRF_HEADER) || undefined)) {
-      throw new AppError('csrf_failed', `A request authenticated by the session cookie must carry the ${CSRF_HEADER} header.`);
+      throw new AppError(
+        'csrf_failed',
+        ctx.get(CSRF_HEADER)
+          ? `The ${CSRF_HEADER} header does not belong to this session: send the csrf_token of this session's sign-in.`
+          : `A request authenticated by the session cookie must carry the ${CSRF_HEADER} header.`,
+      );
     }
     const state: AdminState = {
       session,
