@@ -104,14 +104,7 @@ export async function signIn(deps: Deps, input: SignInInput, meta: SessionMeta =
   }
   if (!admin || !ok) {
     if (admin) {
-      await recordAudit(db, {
-        organisation_id: admin.organisation_id,
-        actor_id: admin.id,
-        actor_email: admin.email,
-        action: 'admin.sign_in_failed',
-        ip,
-        created_at: deps.clock(),
-      }).catch((err: unknown) => {
+      await recordFailedSignIn(db, admin, ip, deps.clock(), config.loginThrottle.windowSeconds * 1000).catch((err: unknown) => {
         if (!isForeignKeyViolation(err)) throw err; // removed meanwhile: nobody's audit log to write to
       });
     }
@@ -142,6 +135,42 @@ export async function signIn(deps: Deps, input: SignInInput, meta: SessionMeta =
     return session;
   });
   return signedIn(created.token, created.expiresAt, admin, organisation);
+}
+
+/** How long `admin.sign_in_failed` events are kept (pruneSessions): what anyone who knows an address can add. */
+export const FAILED_SIGN_IN_RETENTION_MS = 90 * 86_400_000;
+
+/**
+ * The audit trail of failed sign-ins to a known address, bounded (SPEC Part 2 "Bounded state from unauthenticated
+ * traffic": anyone who knows an administrator's address can fail to sign in): the failures of one administrator
+ * within `windowMs` (the throttle's window) are one `admin.sign_in_failed` event, whose details count them,
+ * `{attempts, last_at, last_ip}`, and such events go after FAILED_SIGN_IN_RETENTION_MS. The event's own `ip` is the
+ * first failure's.
+ */
+async function recordFailedSignIn(db: Db, admin: AdminRow, ip: string | null, now: Date, windowMs: number): Promise<void> {
+  const recent = (await db('audit_events')
+    .select('id', 'details')
+    .where({ organisation_id: admin.organisation_id, action: 'admin.sign_in_failed', actor_id: admin.id })
+    .andWhere('created_at', '>', new Date(now.getTime() - windowMs))
+    .orderBy('created_at', 'desc')
+    .first()) as { id: string; details: unknown } | undefined;
+  if (recent) {
+    const details = (typeof recent.details === 'string' ? JSON.parse(recent.details) : recent.details) as { attempts?: unknown } | null;
+    const attempts = (typeof details?.attempts === 'number' ? details.attempts : 1) + 1;
+    await db('audit_events')
+      .where({ id: recent.id })
+      .update({ details: JSON.stringify({ attempts, last_at: now.toISOString(), last_ip: ip }) });
+    return;
+  }
+  await recordAudit(db, {
+    organisation_id: admin.organisation_id,
+    actor_id: admin.id,
+    actor_email: admin.email,
+    action: 'admin.sign_in_failed',
+    ip,
+    created_at: now,
+    details: { attempts: 1, last_at: now.toISOString(), last_ip: ip },
+  });
 }
 
 /** Where a sign-in came from: the client address and the User-Agent header (kept to show in the session list). */
@@ -264,5 +293,11 @@ export async function pruneSessions(deps: Pick<Deps, 'db' | 'config' | 'clock'>)
   const oneTime = affectedRows(
     await db('admin_one_time_tokens').where('expires_at', '<=', now).orWhereNotNull('used_at').delete(),
   );
-  return sessions + throttle + oneTime;
+  const failedSignIns = affectedRows(
+    await db('audit_events')
+      .where({ action: 'admin.sign_in_failed' })
+      .andWhere('created_at', '<=', new Date(now.getTime() - FAILED_SIGN_IN_RETENTION_MS))
+      .delete(),
+  );
+  return sessions + throttle + oneTime + failedSignIns;
 }
