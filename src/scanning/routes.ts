@@ -73,14 +73,15 @@ const publicRevokeBody = z
   .strict();
 
 /**
- * A signed alert's `url` or `source` as storable text: control characters (PostgreSQL text cannot hold NUL) are
- * dropped and lone surrogates become U+FFFD, rather than refusing, and so losing, a genuine alert.
+ * A signed alert's `url` or `source` as storable text that displays as written: control characters (PostgreSQL text
+ * cannot hold NUL) and format characters (bidi controls such as U+202E, which would show `‮gnp.exe` as "exe.png" in
+ * the audit log and mails) are dropped and lone surrogates become U+FFFD, rather than refusing, and so losing, a
+ * genuine alert.
  */
 function storable(value: string | null | undefined): string | null {
   if (!value) return null;
   const text = value
-    // eslint-disable-next-line no-control-regex -- dropping control characters is the point
-    .replace(/[\u0000-\u001f\u007f]/g, '')
+    .replace(/[\p{Cc}\p{Cf}]/gu, '')
     .replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
   return text || null;
 }

@@ -421,9 +421,10 @@ describe.each(testDatabases())('leaked secrets on %s', (kind) => {
       expect(await empty.json()).toEqual([]);
     });
 
-    it('stores a URL and source with NUL bytes, control characters or lone surrogates as clean text', async () => {
+    it('stores a URL and source with NUL bytes, control or bidi characters or lone surrogates as clean text', async () => {
       const { admins, token } = await orgWithToken();
-      const res = await alert([{ token: token.client_secret, url: 'https://github.com/a\u0000b/\ud800c\n', source: 'con\u0007tent' }]);
+      // U+202E would show "con‮tent.exe" reversed in the audit log and the mails.
+      const res = await alert([{ token: token.client_secret, url: 'https://github.com/a\u0000b/\ud800c\n\u200f', source: 'con\u0007\u202etent' }]);
       expect(res.status).toBe(200);
       expect(res.body[0].label).toBe('true_positive');
       const [event] = await leakEvents(admins[0].organisation_id);
