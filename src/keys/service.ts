@@ -196,6 +196,8 @@ export interface PendingSigningKey {
   signsFrom: Date;
   /** Whether this call added it (false: it was there already, from another instance or an earlier start). */
   created: boolean;
+  /** Keys of other algorithms that were still pending, deleted by this call (they would have taken over from it). */
+  dropped: string[];
 }
 
 /**
@@ -206,8 +208,8 @@ export interface PendingSigningKey {
  * JWKS holds it before a token carries its kid (SPEC Part 2 "Signing-key rotation never fails a verifier").
  *
  * Returns undefined when the signer has `alg` or the first key was just made; else (SIGNING_ALG changed) the key of
- * `alg` that takes over (the one made now, or the earliest one pending; with `aheadSeconds` 0 it signs at once),
- * for the caller to log. Throws KeyEncryptionError when a key must be added and the stored keys are sealed under
+ * `alg` that takes over (the one made now, or the earliest one pending; with `aheadSeconds` 0 it signs at once), and
+ * the pending keys of other algorithms it deleted (they would have taken over from it), for the caller to log. Throws KeyEncryptionError when a key must be added and the stored keys are sealed under
  * another key-encryption key.
  */
 export async function ensureSigningKey(
@@ -221,12 +223,22 @@ export async function ensureSigningKey(
     await lockKeys(trx);
     const existing = await allRows(trx);
     const { add, pending } = signingKeyPlan(existing, alg, now, aheadSeconds);
-    if (pending) return { kid: pending.kid, alg, signsFrom: pending.not_before, created: false };
-    if (!add) return undefined;
+    if (!pending && (!add || add.getTime() === 0)) {
+      if (!add) return undefined;
+      ring.assertCurrent(existing);
+      await trx('signing_keys').insert(toInsert(await newKey(ring, alg, add, now)));
+      return undefined;
+    }
+    // SIGNING_ALG changed. A key of another algorithm still pending (a routine rotation just before the change) is
+    // newer than the signer: when its time came it would sign, and the old algorithm would be back with
+    // SIGNING_ALG unchanged. It never signed, so no token needs it: it goes, as with `sat keys rotate --now`.
+    const dropped = existing.filter((r) => r.alg !== alg && r.not_before.getTime() > now.getTime()).map((r) => r.kid);
+    if (dropped.length > 0) await trx('signing_keys').whereIn('kid', dropped).delete();
+    if (pending) return { kid: pending.kid, alg, signsFrom: pending.not_before, created: false, dropped };
     ring.assertCurrent(existing);
-    const row = await newKey(ring, alg, add, now);
+    const row = await newKey(ring, alg, add!, now);
     await trx('signing_keys').insert(toInsert(row));
-    return add.getTime() === 0 ? undefined : { kid: row.kid, alg, signsFrom: add, created: true };
+    return { kid: row.kid, alg, signsFrom: add!, created: true, dropped };
   });
 }
 

@@ -109,8 +109,16 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
     const from = switching.signsFrom.toISOString();
     deps.log.warn(
       `SIGNING_ALG changed to ${config.signingAlg}: the ${keySet.signingAlg} key ${keySet.signingKid} keeps signing until ${from}, ` +
-        `then the ${switching.alg} key ${switching.kid} (${switching.created ? 'published now' : 'already published'})`,
-      { signing_kid: keySet.signingKid, signing_alg: keySet.signingAlg, new_kid: switching.kid, new_alg: switching.alg, signs_from: from },
+        `then the ${switching.alg} key ${switching.kid} (${switching.created ? 'published now' : 'already published'})` +
+        (switching.dropped.length > 0 ? `; deleted the pending key(s) of the previous algorithm, which would have taken over: ${switching.dropped.join(', ')}` : ''),
+      {
+        signing_kid: keySet.signingKid,
+        signing_alg: keySet.signingAlg,
+        new_kid: switching.kid,
+        new_alg: switching.alg,
+        signs_from: from,
+        ...(switching.dropped.length > 0 ? { dropped_pending: switching.dropped } : {}),
+      },
     );
   }
   const build = async (set: KeySet): Promise<CurrentProvider> => {

@@ -239,4 +239,23 @@ describe.each(testDatabases())('sat keys with another SIGNING_ALG than the serve
     expect(server.oauth.keySet.signingKid).toBe((emergency as { result: { kid: string } }).result.kid);
     expect(server.oauth.keySet.publicKeys.map((k) => k.kid)).not.toContain(kid);
   });
+
+  it('a start with a changed SIGNING_ALG deletes a pending key of the old algorithm, which would take the change back', async () => {
+    await server?.close();
+    const clock = new TestClock();
+    server = await startServer(db, {}, { clock, jobs: 'manual' }); // ES256
+    // A routine rotation just before the change: an ES256 key that signs KEY_PUBLISH_AHEAD_SECONDS from now.
+    const routine = await runCommand(server.deps, 'keys-rotate', { now: false });
+    const oldPending = (routine as { result: { kid: string } }).result.kid;
+    await server.close();
+    server = await startServer(db, { SIGNING_ALG: 'RS256' }, { clock, jobs: 'manual' });
+    const published = server.oauth.keySet.publicKeys;
+    expect(published.map((k) => k.kid)).not.toContain(oldPending);
+    const rsKid = published.find((k) => k.alg === 'RS256')!.kid!;
+    expect(server.logLines.join('\n')).toMatch(new RegExp(`SIGNING_ALG changed to RS256.*deleted the pending key\\(s\\) of the previous algorithm.*${oldPending}`));
+    // Past both keys' time, the RS256 key signs, and stays the signer.
+    clock.advance((server.deps.config.keyPublishAheadSeconds + 60) * 1000);
+    await server.oauth.reloadKeys();
+    expect(server.oauth.keySet).toMatchObject({ signingKid: rsKid, signingAlg: 'RS256' });
+  });
 });
