@@ -348,6 +348,7 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       const rotated = await call(server, 'POST', `/tokens/${t.id}/rotate`, { token: session.token, json: {} });
       expect(rotated.status).toBe(409);
       expect(rotated.body.error).toBe('conflict');
+      expect(rotated.body.message).toMatch(/Replace its public keys with PATCH instead/);
       expect(rotated.text).not.toContain('client_secret');
       expect((await call(server, 'GET', `/tokens/${t.id}`, { token: session.token })).body).toEqual(before.body);
       const events = await call(server, 'GET', `/audit?token_id=${t.id}`, { token: session.token });
