@@ -54,6 +54,7 @@ import {
   retireSecret,
   rotateSecret,
   rotateSecretBody,
+  NoSecretToRotate,
   type Actor,
   type TokenResource,
   publicKeyFromText,
@@ -238,12 +239,12 @@ export const commands: Record<string, Command> = {
   'token-rotate': async (deps, args) => {
     const { org, id, graceHours } = tokenRotateArgs.parse(args);
     const input = rotateSecretBody.parse(graceHours === undefined ? {} : { grace_period_hours: graceHours });
-    return rotateSecret(deps, await cliActor(deps, org), id, input);
+    return withCliKeyAdvice(org, id, async () => rotateSecret(deps, await cliActor(deps, org), id, input));
   },
   // `sat token retire`: POST /admin/api/tokens/{id}/secrets/{secret_id}/retire (the secret stops at once).
   'token-retire': async (deps, args) => {
     const { org, id, secretId } = tokenRetireArgs.parse(args);
-    return retireSecret(deps, await cliActor(deps, org), id, secretId);
+    return withCliKeyAdvice(org, id, async () => retireSecret(deps, await cliActor(deps, org), id, secretId));
   },
   // `sat resource-server add|list|revoke`: platform credentials that may only introspect (docs/oauth.md).
   'resource-server-add': async (deps, args) => addResourceServer(deps, resourceServerAddArgs.parse(args).name),
@@ -291,6 +292,22 @@ export const commands: Record<string, Command> = {
     };
   },
 };
+
+/**
+ * `sat token rotate|retire` on a private_key_jwt token (409 conflict, tokens.NoSecretToRotate): the admin API's
+ * advice is PATCH; from the command line it is `sat token update --jwks FILE` (docs/sender-constrained.md).
+ */
+async function withCliKeyAdvice<T>(org: string, id: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (!(err instanceof NoSecretToRotate)) throw err;
+    throw new AppError(
+      'conflict',
+      `This token authenticates with private_key_jwt: it has no secret. Replace its public keys instead: sat token update --org ${JSON.stringify(org)} ${id} --jwks FILE`,
+    );
+  }
+}
 
 /** Runs a command and shapes the outcome like a control-socket answer (errors carry no stack, no SQL). */
 export async function runCommand(deps: Deps, name: string, args: Record<string, unknown>): Promise<ControlResponse> {

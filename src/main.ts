@@ -19,7 +19,7 @@ import { openKeyRing } from './keys/index.js';
 import { ScanningKeys } from './scanning/keys.js';
 import { createServer, type Prepared } from './server.js';
 import { enqueueExpiryNotices, expirePreviousSecrets, pruneIssuanceBuckets, pruneOneTimeUses, pruneRevokedAccessTokens, revokeDormantTokens } from './tokens/index.js';
-import type { OAuth } from './oauth/index.js';
+import { oauthEndpointMatcher, type OAuth } from './oauth/index.js';
 
 export interface Running {
   url: string;
@@ -123,7 +123,8 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
     const connections = trackConnections(server); // the shutdown waits for those it closes (their access-log lines)
     server.headersTimeout = Math.min(server.headersTimeout, config.requestTimeoutMs);
     server.keepAliveTimeout = 65_000; // longer than common load balancer idle timeouts
-    server.on('clientError', answerClientErrors(log)); // 408 / 431 / 400 from Node itself, in SPEC's JSON error shape
+    // 408 / 431 / 400 from Node itself, in SPEC's JSON error shape (RFC 6749's at the OAuth endpoints)
+    server.on('clientError', answerClientErrors(log, { isOAuthEndpoint: oauthEndpointMatcher(config.issuer) }));
     server.on('checkExpectation', handle); // Expect other than 100-continue: the app's 417, not Node's empty one
     server.on('connect', answerConnect(log)); // CONNECT: a JSON 400 instead of a connection closed without a word
     await new Promise<void>((resolve, reject) => {

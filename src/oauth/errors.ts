@@ -65,6 +65,48 @@ export const providerErrorText: Middleware = async (ctx, next) => {
   if (typeof body.error_description === 'string') body.error_description = errorText(body.error_description);
 };
 
+/** oidc-provider's description for any DPoP proof that jose refused (lib/helpers/validate_dpop.js), whatever the reason. */
+export const DPOP_CATCH_ALL = 'invalid DPoP key binding';
+
+const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
+
+/** A base64url JSON object, or undefined. */
+function jsonObject(segment: string | undefined): Record<string, unknown> | undefined {
+  if (!segment || !/^[A-Za-z0-9_-]+$/.test(segment)) return undefined;
+  try {
+    const value: unknown = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Why a DPoP proof was refused, for the proofs oidc-provider answers with DPOP_CATCH_ALL ("invalid DPoP key
+ * binding", which sent client developers the wrong way), in RFC 9449 §4.3's order: more than one `DPoP` header field
+ * (step 1; Node joins them with a comma, which no JWT holds), not a JWT (2), `typ` not `dpop+jwt` (4: compared as
+ * jose does, case-insensitive, `application/` optional), `alg` not one of `algs` (5: the advertised
+ * dpop_signing_alg_values_supported), `jwk` not a public key (7), an `iat` that is not a number (as a missing one is
+ * told). `proof`: the `DPoP` header; `cause`: the provider's error's cause (jose's). Undefined when none of these
+ * holds: the catch-all is then right (a signature that does not verify with the embedded key).
+ */
+export function dpopProofProblem(proof: string, algs: readonly string[], cause: unknown): string | undefined {
+  if (proof.includes(',')) return 'more than one DPoP header field: send exactly one DPoP proof';
+  const parts = proof.trim().split('.');
+  const header = parts.length === 3 ? jsonObject(parts[0]) : undefined;
+  if (!header || !jsonObject(parts[1]) || !/^[A-Za-z0-9_-]*$/.test(parts[2]!)) return 'the DPoP header is not a JWT (compact JWS)';
+  const typ = typeof header.typ === 'string' ? header.typ.toLowerCase().replace(/^application\//, '') : undefined;
+  if (typ !== 'dpop+jwt') return 'DPoP proof typ header parameter must be dpop+jwt';
+  if (typeof header.alg !== 'string' || !algs.includes(header.alg)) return `DPoP proof alg must be one of ${algs.join(', ')}`;
+  const jwk = header.jwk;
+  if (jwk === null || typeof jwk !== 'object' || Array.isArray(jwk) || PRIVATE_JWK_MEMBERS.some((m) => m in jwk)) {
+    return 'DPoP proof jwk header parameter must be a public key (JWK)';
+  }
+  const claim = (cause as { code?: unknown; claim?: unknown } | undefined) ?? {};
+  if (claim.code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' && claim.claim === 'iat') return 'DPoP proof must have a iat number property';
+  return undefined;
+}
+
 /** The one error body of the OAuth endpoints (oidc-provider's `errOut`): `{error, error_description?, scope?}`. */
 export function oauthErrorBody(err: unknown): { status: number; body: Record<string, string> } {
   if (isDatabaseUnavailable(err)) {

@@ -41,6 +41,17 @@ const exposed = new Map<string, string[]>([
   [AUTHORIZATION_PATH, ['GET', 'POST']],
 ]);
 
+/**
+ * Whether `path` is one of the OAuth endpoints (token, introspection, revocation, authorization), also under
+ * ISSUER's path (`/sat/token` for `ISSUER=https://host/sat`, http/common.ts servedUnderIssuerPath): the paths whose
+ * errors are RFC 6749 §5.2 `{error, error_description}`, for the refusals Node makes before the app sees a request
+ * (http/client-error.ts).
+ */
+export function oauthEndpointMatcher(issuer: string): (path: string) => boolean {
+  const prefix = new URL(issuer).pathname.replace(/\/+$/, '');
+  return (path) => exposed.has(path) || (prefix !== '' && path.startsWith(`${prefix}/`) && exposed.has(path.slice(prefix.length)));
+}
+
 export interface OAuth {
   middleware: Middleware;
   /**

@@ -25,7 +25,7 @@ import {
 } from '../tokens/index.js';
 import { CLIENT_ASSERTION_SIGNING_ALGS, CLIENT_AUTH_METHODS, DPOP_SIGNING_ALGS } from './discovery.js';
 import { createClientFactory } from './clients.js';
-import { renderOAuthError } from './errors.js';
+import { DPOP_CATCH_ALL, dpopProofProblem, renderOAuthError } from './errors.js';
 import { createTokenFastPath, type TokenFastPath } from './fast-path.js';
 import { grantedScope, servicesOf } from './scope.js';
 import type { KeySet } from '../keys/index.js';
@@ -285,12 +285,17 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
     if (ctx.oidc.client) issued(ctx.oidc.client);
   });
   // RFC 9449 §5: a DPoP proof that is invalid, a replayed one included (§11.1), is answered `invalid_dpop_proof`;
-  // oidc-provider 9 reports a replay at the token endpoint as `invalid_grant` (lib/helpers/grant_common.js). Its
-  // error handler emits this event right after it set the body, before the response is written.
+  // oidc-provider 9 reports a replay at the token endpoint as `invalid_grant` (lib/helpers/grant_common.js). And a
+  // proof jose refused for any reason is "invalid DPoP key binding": said here what RFC 9449 §4.3 check it fails
+  // (dpopProofProblem), same error and status. Its error handler emits this event right after it set the body,
+  // before the response is written.
   provider.on('grant.error', (ctx, err) => {
-    const body = ctx.body as { error?: unknown } | undefined;
+    const body = ctx.body as { error?: unknown; error_description?: unknown } | undefined;
     if ((err as { error_detail?: unknown }).error_detail === DPOP_REPLAY_DETAIL && body?.error === 'invalid_grant') {
       ctx.body = { error: 'invalid_dpop_proof', error_description: 'DPoP proof JWT replay detected' };
+    } else if (body?.error === 'invalid_dpop_proof' && body.error_description === DPOP_CATCH_ALL) {
+      const problem = dpopProofProblem(ctx.get('DPoP'), DPOP_SIGNING_ALGS, (err as { cause?: unknown }).cause);
+      if (problem) ctx.body = { ...body, error_description: problem };
     }
   });
   provider.on('server_error', (_ctx, err) => {

@@ -17,7 +17,7 @@ import {
 import { parseClientCredentials, type ParsedCredentials } from './credentials.js';
 import { ClientAuthenticationFailed, RateLimited, renderOAuthError } from './errors.js';
 import type { TokenFastPath } from './fast-path.js';
-import { readForm } from './form.js';
+import { FORM, readForm, type OAuthForm } from './form.js';
 import { setAuthenticatedRow } from './provider.js';
 import { checkScopeSyntax } from './scope.js';
 
@@ -39,11 +39,13 @@ export const recordProviderOutcome: Middleware = async (ctx, next) => {
 };
 
 /**
- * The request as oidc-provider gets it: the same method, URL, headers and socket, with the body bytes the edge
- * already read (the provider reads them from this stream), and the Authorization header in the canonical
+ * The request as oidc-provider gets it: the same method, URL, headers and socket, with the body the edge already
+ * read and decoded (the provider reads it from this stream) as UTF-8 under a plain `application/x-www-form-urlencoded`
+ * content type and its own length, so that the provider parses exactly the parameters the edge read (form.ts: one
+ * decoding, whatever charset or BOM the client sent), and the Authorization header in the canonical
  * `Basic <token68>` form, because the provider's parser takes exactly one space (lib/shared/client_auth.js).
  */
-function replay(original: IncomingMessage, body: Buffer, presented: ParsedCredentials): IncomingMessage {
+function replay(original: IncomingMessage, form: OAuthForm, presented: ParsedCredentials): IncomingMessage {
   const req = new IncomingMessage(original.socket);
   req._read = () => undefined; // the bytes are pushed below; never resume the socket for them
   req.method = original.method;
@@ -57,7 +59,14 @@ function replay(original: IncomingMessage, body: Buffer, presented: ParsedCreden
     const basic = `${encodeURIComponent(presented.clientId)}:${encodeURIComponent(presented.secret)}`;
     req.headers.authorization = `Basic ${Buffer.from(basic).toString('base64')}`;
   }
-  if (body.length > 0) req.push(body);
+  if (form.text !== undefined) {
+    // No charset: the provider then reads the bytes as UTF-8 without dropping a BOM (one was dropped already).
+    const body = Buffer.from(form.text, 'utf8');
+    req.headers['content-type'] = FORM;
+    req.headers['content-length'] = String(body.length);
+    delete req.headers['transfer-encoding'];
+    if (body.length > 0) req.push(body);
+  }
   req.push(null);
   return req;
 }
@@ -93,7 +102,7 @@ function hourlyAllowance(allowance: AccessTokenAllowance, grantType: unknown, to
  * 401 invalid_client (RFC 6749 §5.2), empty parameters are omitted, Basic takes any number of spaces. Resource
  * servers get `unauthorized_client` (they may only introspect). A `scope` that breaks RFC 6749 §3.3 gets a message
  * saying how. Then the fast path answers the plain success case, and oidc-provider everything else: it gets the
- * body bytes read here, a canonical Basic header (replay), and the authenticated row for its client lookup.
+ * body as read and decoded here (replay), a canonical Basic header, and the authenticated row for its client lookup.
  * A client assertion (RFC 7523 `private_key_jwt`) is not verified here: the edge finds the `private_key_jwt` token
  * its `sub` names (tokens.findAssertionClient) and oidc-provider verifies it (keys, iss, aud, exp, one-time jti),
  * then calls back for the token's allowed_ips and hourly limit, which are judged only for a verified assertion;
@@ -164,7 +173,7 @@ export function tokenEndpoint(deps: Deps, current: () => CurrentProvider, hourly
         path = 'fast';
         return;
       }
-      const req = replay(ctx.req, form.raw, presented);
+      const req = replay(ctx.req, form, presented);
       setAuthenticatedRow(req, row, presented.method === 'private_key_jwt' ? admit : undefined);
       ctx.respond = false;
       try {

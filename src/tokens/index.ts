@@ -94,6 +94,7 @@ export {
   retireSecret,
   expirePreviousSecrets,
   rotateSecretBody,
+  NoSecretToRotate,
   DEFAULT_GRACE_PERIOD_HOURS,
   type RotateSecretInput,
   type RotatedToken,

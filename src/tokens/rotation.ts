@@ -33,6 +33,18 @@ export interface RotatedToken extends TokenResource {
 
 const notFound = () => new AppError('not_found', 'No such token.');
 
+/**
+ * 409 `conflict`: the token authenticates with private_key_jwt, so it has no secret to rotate or retire (SPEC Part 2
+ * "private_key_jwt"); its public keys are replaced instead. The message gives the admin API's way (PATCH); `sat`
+ * gives its own (commands.ts).
+ */
+export class NoSecretToRotate extends AppError {
+  constructor() {
+    super('conflict', 'This token authenticates with private_key_jwt: it has no secret. Replace its public keys with PATCH instead.');
+    this.name = 'NoSecretToRotate';
+  }
+}
+
 /** The token row, locked for the rest of the transaction; not_found outside the actor's organisation or expired. */
 async function lockToken(trx: Db, actor: Actor, id: string, now: Date): Promise<q.TokenWithCreator> {
   if (!isUuid(id)) throw notFound();
@@ -45,9 +57,7 @@ async function lockToken(trx: Db, actor: Actor, id: string, now: Date): Promise<
   if (!row) throw notFound();
   if (row.expires_at.getTime() <= now.getTime()) throw new AppError('conflict', 'This token has expired; its secrets cannot change.');
   // SPEC Part 2 "private_key_jwt": secret rotation does not apply (409); the keys are replaced by PATCH instead.
-  if (row.auth_method === 'private_key_jwt' || row.secret_hash === null) {
-    throw new AppError('conflict', 'This token authenticates with private_key_jwt: it has no secret. Replace its public keys with PATCH instead.');
-  }
+  if (row.auth_method === 'private_key_jwt' || row.secret_hash === null) throw new NoSecretToRotate();
   return row;
 }
 

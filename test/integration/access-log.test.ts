@@ -151,7 +151,8 @@ describe.each(testDatabases())('access log of a request whose body is too slow, 
     });
     expect(answer).toMatch(/^HTTP\/1\.1 408 /);
     expect(answer).toMatch(new RegExp(`x-request-id: ${requestId.replace(/\./g, '\\.')}`, 'i'));
-    expect(answer).toContain('"error":"request_timeout"');
+    // RFC 6749 §5.2's shape at the OAuth endpoints, SPEC's elsewhere.
+    expect(answer).toContain(pathname === '/token' ? '"error":"invalid_request","error_description"' : '"error":"request_timeout"');
     const line = await lineFor(server, requestId);
     expect(line).toMatchObject({ method: 'POST', path: pathname, status: 408 });
     expect(line.aborted).toBeUndefined();

@@ -213,6 +213,28 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
       expect(bad.body).toEqual({ error: 'bad_request', message: expect.any(String) });
     });
 
+    // RFC 6749 §5.2 at the OAuth endpoints: an OAuth client library reads `error_description`, not `message`.
+    it('answers them at the OAuth endpoints in the RFC 6749 shape, invalid_request with the same status', async () => {
+      const big = `X-Big: ${'a'.repeat(20_000)}`;
+      for (const target of ['/token', '/token/introspection', '/token/revocation?x=1', `http://127.0.0.1/token`]) {
+        const answer = parse(await raw(`POST ${target} HTTP/1.1\r\nHost: x\r\n${big}\r\nContent-Length: 0\r\n\r\n`));
+        expect({ target, status: answer.statusLine }).toEqual({ target, status: 'HTTP/1.1 431 Request Header Fields Too Large' });
+        expect(answer.head).toContain('connection: close');
+        expect(answer.head).toContain('cache-control: no-store');
+        expect(answer.body).toEqual({ error: 'invalid_request', error_description: 'The request headers are too large.' });
+      }
+      const malformed = parse(await raw('POST /token HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n'));
+      expect(malformed.statusLine).toBe('HTTP/1.1 400 Bad Request');
+      expect(malformed.body).toEqual({ error: 'invalid_request', error_description: 'The request is not valid HTTP/1.1.' });
+      // Headers in, body too slow: the app's own request, answered through its response.
+      const slow = parse(await raw('POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 40\r\n\r\ngrant_type='));
+      expect(slow.statusLine).toBe('HTTP/1.1 408 Request Timeout');
+      expect(slow.body).toEqual({ error: 'invalid_request', error_description: expect.stringContaining('did not arrive in time') });
+      // Elsewhere, SPEC's shape as before (a path that only starts like an OAuth endpoint included).
+      const admin = parse(await raw(`POST /tokenx HTTP/1.1\r\nHost: x\r\n${big}\r\n\r\n`));
+      expect(admin.body).toEqual({ error: 'request_header_fields_too_large', message: 'The request headers are too large.' });
+    });
+
     it('leaves one access-log line for each, with the request id it answers with, and counts them (SPEC "Operations")', async () => {
       const fourXx = async () => metricValue(await (await fetch(`${server.url}/metrics`)).text(), 'sat_http_responses_total', { status_class: '4xx' });
       const before = await fourXx();

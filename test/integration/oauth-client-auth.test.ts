@@ -87,6 +87,38 @@ describe.each(testDatabases())('client authentication at every OAuth endpoint on
     }
   });
 
+  // node:querystring (ours and oidc-provider's) reads at most 1000 `&`-separated fields and silently drops the rest: a
+  // `scope` past them was lost and the token granted every service. Now such a body is refused, never read in part.
+  describe('more than 1000 parameters', () => {
+    /** `last` as field number `fields` of a body, after `head` and fillers (empty fields, or `p<i>=1` ones). */
+    const body = (head: string, last: string, fields: number, filler: 'empty' | 'named') =>
+      [head, ...Array.from({ length: fields - 2 }, (_, i) => (filler === 'empty' ? '' : `p${i}=1`)), last].join('&');
+    const tooMany = { error: 'invalid_request', error_description: 'too many parameters: a request body may have at most 1000' };
+
+    it('at /token, a scope as field 1000 is read on both paths; as field 1001 the body is 400 invalid_request', async () => {
+      const authorization = basic(t.client_id, t.client_secret);
+      // Empty fillers leave the plain case (fast path); named ones are unknown parameters (oidc-provider's path).
+      for (const filler of ['empty', 'named'] as const) {
+        const read = await post('/token', body('grant_type=client_credentials', 'scope=jobs', 1000, filler), { authorization });
+        expect({ filler, status: read.status }).toEqual({ filler, status: 200 });
+        expect(((await read.json()) as { scope: string }).scope).toBe('jobs');
+        const refused = await post('/token', body('grant_type=client_credentials', 'scope=jobs', 1001, filler), { authorization });
+        expect({ filler, status: refused.status }).toEqual({ filler, status: 400 });
+        expect(refused.headers.get('cache-control')).toBe('no-store');
+        expect(await refused.json()).toEqual(tooMany);
+      }
+    });
+
+    it.each(['/token/introspection', '/token/revocation'])('at %s, the same rule', async (path) => {
+      const authorization = basic(t.client_id, t.client_secret);
+      const token = `token=${encodeURIComponent(accessToken)}`;
+      expect((await post(path, body('token_type_hint=access_token', token, 1000, 'named'), { authorization })).status).toBe(200);
+      const refused = await post(path, body('token_type_hint=access_token', token, 1001, 'named'), { authorization });
+      expect(refused.status).toBe(400);
+      expect(await refused.json()).toEqual(tooMany);
+    });
+  });
+
   describe('scope syntax at /token', () => {
     const request = (scope: string) =>
       post('/token', `grant_type=client_credentials&scope=${encodeURIComponent(scope)}`, { authorization: basic(t.client_id, t.client_secret) });

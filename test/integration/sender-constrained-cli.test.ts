@@ -107,6 +107,20 @@ describe.each(testDatabases())('sat token create --jwks on %s', (kind) => {
     expect([rewrap.code, rewrap.stderr]).toEqual([1, `sat: --new-key-file ${path.join(db.dataDir, 'nope.key')}: cannot read the file (ENOENT)\n`]);
   });
 
+  it('`sat token rotate` and `sat token retire` on a private_key_jwt token point to `sat token update --jwks FILE`', async () => {
+    const keyFile = path.join(db.dataDir, 'no-secret.pem');
+    writeFileSync(keyFile, generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'pem', type: 'spki' }));
+    const made = JSON.parse((await create('No_Secret', ['--jwks', keyFile, '--json'])).stdout) as { id: string };
+    const advice = `Replace its public keys instead: sat token update --org "Keyed" ${made.id} --jwks FILE`;
+    const rotate = await runSatInProcess(['token', 'rotate', '--org', 'Keyed', made.id], db.env);
+    expect([rotate.code, rotate.stdout]).toEqual([1, '']);
+    expect(rotate.stderr).toContain(advice);
+    expect(rotate.stderr).not.toContain('PATCH');
+    const retire = await runSatInProcess(['token', 'retire', '--org', 'Keyed', made.id, made.id], db.env);
+    expect(retire.code).toBe(1);
+    expect(retire.stderr).toContain(advice);
+  });
+
   it('token update refuses options it does not take, both DPoP switches, and keys for a client-secret token', async () => {
     const secretToken = JSON.parse((await create('Update_Secret', ['--json'])).stdout) as { id: string; name: string };
     const update = (extra: string[]) => runSatInProcess(['token', 'update', '--org', 'Keyed', secretToken.id, ...extra], db.env);

@@ -1,6 +1,7 @@
 // SPEC Part 2 "Sender-constrained and secretless tokens": private_key_jwt (RFC 7523) and DPoP (RFC 9449), with real
 // clients (openid-client, oauth4webapi) through discovery, on each database.
 import { createHash, generateKeyPairSync, randomUUID } from 'node:crypto';
+import { request } from 'node:http';
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import * as oauth from 'oauth4webapi';
 import * as oidc from 'openid-client';
@@ -348,6 +349,7 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       const rotated = await call(server, 'POST', `/tokens/${t.id}/rotate`, { token: session.token, json: {} });
       expect(rotated.status).toBe(409);
       expect(rotated.body.error).toBe('conflict');
+      expect(rotated.body.message).toMatch(/Replace its public keys with PATCH instead/);
       expect(rotated.text).not.toContain('client_secret');
       expect((await call(server, 'GET', `/tokens/${t.id}`, { token: session.token })).body).toEqual(before.body);
       const events = await call(server, 'GET', `/audit?token_id=${t.id}`, { token: session.token });
@@ -442,6 +444,50 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       const wrongUrl = await send(await dpopProof(dpopKey, 'https://elsewhere.example/token'));
       expect(wrongUrl.status).toBe(400);
       expect(((await wrongUrl.json()) as { error: string }).error).toBe('invalid_dpop_proof');
+    });
+
+    // oidc-provider says "invalid DPoP key binding" for every proof jose refuses; the answer names the RFC 9449 §4.3
+    // check that failed instead (provider.ts 'grant.error', errors.ts dpopProofProblem), same error and status.
+    it('says which RFC 9449 §4.3 check a refused proof fails', async () => {
+      const t = await secretToken();
+      const dpopKey = await clientKey();
+      const authorization = basic(t.client_id, t.client_secret);
+      const proof = (header: Record<string, unknown>, claims: Record<string, unknown> = {}, key: Parameters<SignJWT['sign']>[0] = dpopKey.privateKey) =>
+        new SignJWT({ jti: randomUUID(), htm: 'POST', htu: tokenUrl, iat: Math.floor(Date.now() / 1000), ...claims })
+          .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: dpopKey.publicJwk, ...header } as { alg: string })
+          .sign(key);
+      const refusal = async (dpop: string | string[]) => {
+        // Two values: two DPoP header fields on the wire (node:http writes one line per value).
+        const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const req = request(tokenUrl, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization, dpop } }, (r) => {
+            let body = '';
+            r.on('data', (d: Buffer) => (body += d.toString()));
+            r.on('end', () => resolve({ status: r.statusCode ?? 0, body }));
+          });
+          req.on('error', reject);
+          req.end('grant_type=client_credentials');
+        });
+        expect(res.status).toBe(400);
+        const body = JSON.parse(res.body) as { error: string; error_description: string };
+        expect(body.error).toBe('invalid_dpop_proof');
+        return body.error_description;
+      };
+      const es512 = await generateKeyPair('ES512', { extractable: true });
+      const hmac = new TextEncoder().encode('0123456789abcdef0123456789abcdef');
+      const privateJwk = await exportJWK(es512.privateKey);
+
+      expect(await refusal([await proof({}), await proof({})])).toBe('more than one DPoP header field: send exactly one DPoP proof');
+      expect(await refusal('garbage')).toBe('the DPoP header is not a JWT (compact JWS)');
+      expect(await refusal(await proof({ typ: 'JWT' }))).toBe('DPoP proof typ header parameter must be dpop+jwt');
+      const algs = 'DPoP proof alg must be one of ES256, ES384, Ed25519, EdDSA, PS256, RS256';
+      expect(await refusal(await proof({ alg: 'ES512', jwk: await exportJWK(es512.publicKey) }, {}, es512.privateKey))).toBe(algs);
+      expect(await refusal(await proof({ alg: 'HS256' }, {}, hmac))).toBe(algs);
+      expect(await refusal(await proof({ jwk: { ...dpopKey.publicJwk, d: privateJwk.d } }))).toBe('DPoP proof jwk header parameter must be a public key (JWK)');
+      expect(await refusal(await proof({}, { iat: String(Math.floor(Date.now() / 1000)) }))).toBe('DPoP proof must have a iat number property');
+      // A signature that does not verify with the embedded key is what the provider's own words are about.
+      expect(await refusal(await proof({}, {}, (await clientKey()).privateKey))).toBe('invalid DPoP key binding');
+      // The organisation's other tests need its token slots (25 at most).
+      expect((await call(server, 'POST', `/tokens/${t.id}/revoke`, { token: session.token })).status).toBe(200);
     });
 
     it('require_dpop: no proof is 400 invalid_dpop_proof, whichever path; a proof gets a bound token', async () => {

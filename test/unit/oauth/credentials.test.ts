@@ -6,7 +6,7 @@ import type { OAuthForm } from '../../../src/oauth/form.js';
 /** A form as readForm builds it: only parameters with a value. */
 function form(params: Record<string, string>): OAuthForm {
   const kept = Object.fromEntries(Object.entries(params).filter(([, v]) => v !== ''));
-  return { params: kept, single: (name) => kept[name], repeated: () => undefined, raw: Buffer.alloc(0) };
+  return { params: kept, single: (name) => kept[name], repeated: () => undefined, text: undefined };
 }
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
