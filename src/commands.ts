@@ -9,8 +9,10 @@ import {
   inviteAdmin,
   inviteAdminBody,
   listAdmins,
+  listInvitations,
   removeAdminByEmail,
   resetPasswordFromCli,
+  withdrawInvitationByEmail,
 } from './accounts/index.js';
 import { listAudit, type AuditEventResource } from './audit/index.js';
 import type { ControlResponse } from './control/index.js';
@@ -126,6 +128,15 @@ export const commands: Record<string, Command> = {
     const actor = await cliActor(deps, org);
     const { email: address } = inviteAdminBody.parse({ email }); // the same address rules as invite
     return removeAdminByEmail(deps, actor, address);
+  },
+  // `sat admin invitations|withdraw --org NAME`: GET /admin/api/invitations, and DELETE of the one pending for an
+  // address (404-style not_found when there is none), audit event by "cli".
+  'admin-invitations': async (deps, args) => listInvitations(deps, await cliActor(deps, adminListArgs.parse(args).org)),
+  'admin-withdraw': async (deps, args) => {
+    const { org, email } = adminEmailArgs.parse(args);
+    const actor = await cliActor(deps, org);
+    const { email: address } = inviteAdminBody.parse({ email }); // the same address rules as invite
+    return withdrawInvitationByEmail(deps, actor, address);
   },
   // SPEC "Signing keys encrypted at rest": plaintext keys are encrypted by a migration when a key-encryption key is
   // configured, so `sat migrate` seals them as the server's start does (nothing in clear: no key is resolved).

@@ -32,6 +32,7 @@ export {
   type AdminActor,
   type AdminResource,
 } from './admins.js';
+export { listInvitations, withdrawInvitation, withdrawInvitationByEmail, type InvitationResource } from './invitations.js';
 export {
   changePassword,
   changePasswordBody,

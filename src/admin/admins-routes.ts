@@ -9,6 +9,7 @@ import {
   inviteAdmin,
   inviteAdminBody,
   listAdmins,
+  listInvitations,
   listOwnSessions,
   passwordResetBody,
   passwordResetConfirmBody,
@@ -16,6 +17,7 @@ import {
   requestPasswordReset,
   revokeOtherSessions,
   revokeOwnSession,
+  withdrawInvitation,
   type AdminActor,
   type SessionMeta,
 } from '../accounts/index.js';
@@ -23,7 +25,7 @@ import type { Deps } from '../deps.js';
 import { emptyBody, parseBody } from '../http/validate.js';
 import { adminState, setSessionCookie } from './auth.js';
 import { describeRoute } from './openapi.js';
-import { accepted, adminList, invitation, ownSessionList, revokedSessions, signedIn } from './responses.js';
+import { accepted, adminList, invitation, invitationList, ownSessionList, revokedSessions, signedIn } from './responses.js';
 
 /** The client address and User-Agent of a request, for sessions, audit and mails. */
 export function requestMeta(ctx: Context): SessionMeta {
@@ -37,7 +39,8 @@ function adminActor(ctx: Context): AdminActor {
 }
 
 /**
- * SPEC Part 2 "Administrators": /admins (list, invite, remove), /invitations/accept, /me/password,
+ * SPEC Part 2 "Administrators": /admins (list, invite, remove), /invitations (pending ones: list, withdraw),
+ * /invitations/accept, /me/password,
  * /me/sessions, /password-reset. Every call on /admins is scoped to the caller's organisation (others' are 404).
  */
 export function adminsRoutes(router: Router, deps: Deps, auth: Middleware): void {
@@ -56,6 +59,17 @@ export function adminsRoutes(router: Router, deps: Deps, auth: Middleware): void
   describeRoute('DELETE', '/admins/:id', { summary: 'Remove an administrator (their sessions end at once)', tag: 'admins', status: 204 });
   router.delete('/admins/:id', auth, async (ctx) => {
     await removeAdmin(deps, adminActor(ctx), ctx.params.id ?? '', requestMeta(ctx));
+    ctx.status = 204;
+  });
+
+  describeRoute('GET', '/invitations', { summary: "The organisation's pending invitations (not used, not expired), newest first", tag: 'admins', response: invitationList });
+  router.get('/invitations', auth, async (ctx) => {
+    ctx.body = await listInvitations(deps, adminActor(ctx));
+  });
+
+  describeRoute('DELETE', '/invitations/:id', { summary: 'Withdraw a pending invitation (its link stops working at once)', tag: 'admins', status: 204 });
+  router.delete('/invitations/:id', auth, async (ctx) => {
+    await withdrawInvitation(deps, adminActor(ctx), ctx.params.id ?? '', requestMeta(ctx));
     ctx.status = 204;
   });
 

@@ -102,6 +102,22 @@ export const invitation = z.looseObject({
 
 export const adminList = z.looseObject({ items: z.array(adminResource) });
 
+/** GET /admin/api/invitations: the pending invitations (not used, not expired), newest first. */
+export const invitationList = z.looseObject({
+  items: z.array(
+    z.looseObject({
+      id: z.uuid().describe('The id POST /admin/api/admins answered with; DELETE /admin/api/invitations/{id} withdraws it.'),
+      email: z.string(),
+      created_at: timestamp,
+      expires_at: timestamp.describe('When the mailed link stops working.'),
+      invited_by: z
+        .looseObject({ id: z.uuid(), email: z.string() })
+        .nullable()
+        .describe('The administrator who sent it; null when `sat admin invite` did.'),
+    }),
+  ),
+});
+
 export const ownSessionList = z.looseObject({
   items: z.array(
     z.looseObject({

@@ -17,6 +17,7 @@ export type AuditAction =
   | 'admin.sign_in_failed'
   | 'admin.signed_out'
   | 'admin.invited'
+  | 'admin.invitation_withdrawn'
   | 'admin.added'
   | 'admin.removed'
   | 'admin.password_changed'

@@ -45,6 +45,10 @@ Commands:
                                           administrator of the organisation; the link is never printed
   admin remove --org NAME --email EMAIL   remove an administrator and end their sessions at once (an
                                           organisation keeps at least one)
+  admin invitations --org NAME            list the organisation's pending invitations (not accepted, not
+                                          expired), newest first
+  admin withdraw --org NAME --email EMAIL withdraw the pending invitation of EMAIL: its link stops working
+                                          at once (exit 1 when there is none)
   admin reset-password --email EMAIL [--password-stdin]
                                           set a new password (generated and printed once, or read
                                           from stdin), end every session of that administrator
@@ -202,6 +206,8 @@ const COMMAND_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   'admin list': ['org'],
   'admin invite': ['org', 'email'],
   'admin remove': ['org', 'email'],
+  'admin invitations': ['org'],
+  'admin withdraw': ['org', 'email'],
   'admin reset-password': ['email', 'password', 'password-stdin'], // --password gets its own message below
   'keys list': [],
   'keys rotate': ['now', 'drop-unreadable'],
@@ -356,11 +362,11 @@ function toRequest({ values, positionals, given }: Parsed, config: Readonly<Conf
       args: { org: values.org, email: values.email, ...(values.password !== undefined ? { password: values.password } : {}) },
     };
   }
-  if (a === 'admin' && b === 'list') {
-    if (!values.org) throw new UsageError('admin list needs --org');
-    return { command: 'admin-list', args: { org: values.org } };
+  if (a === 'admin' && (b === 'list' || b === 'invitations')) {
+    if (!values.org) throw new UsageError(`admin ${b} needs --org`);
+    return { command: `admin-${b}`, args: { org: values.org } };
   }
-  if (a === 'admin' && (b === 'invite' || b === 'remove')) {
+  if (a === 'admin' && (b === 'invite' || b === 'remove' || b === 'withdraw')) {
     if (!values.org || !values.email) throw new UsageError(`admin ${b} needs --org and --email`);
     return { command: `admin-${b}`, args: { org: values.org, email: values.email } };
   }
@@ -589,6 +595,18 @@ function print(out: (text: string) => void, command: string, result: unknown, js
       break;
     case 'admin-remove':
       out(`Removed administrator ${r.email} (${r.id}); their sessions ended\n`);
+      break;
+    case 'admin-invitations':
+      out(
+        r.items
+          .map((i: Record<string, any>) =>
+            [i.id, i.email, `invited ${i.created_at}`, `by ${i.invited_by ? i.invited_by.email : 'sat'}`, `expires ${i.expires_at}`].join('  '),
+          )
+          .join('\n') + (r.items.length ? '\n' : '') + `${r.items.length} pending invitation${r.items.length === 1 ? '' : 's'}\n`,
+      );
+      break;
+    case 'admin-withdraw':
+      out(`Withdrew the invitation of ${r.email} (${r.id}); its link no longer works\n`);
       break;
     case 'admin-reset-password':
       out(

@@ -1,6 +1,7 @@
 // The console's account pages in Chromium against a real server and a real SMTP server: the account menu, Profile
-// (change password, sessions with revoke), Administrators (list, invite, remove), and the pages reached from the
-// mailed links (accept an invitation, reset a password), each link read from the received mail and opened.
+// (change password, sessions with revoke), Administrators (list, invite, remove, withdraw a pending invitation), and
+// the pages reached from the mailed links (accept an invitation, reset a password), each link read from the received
+// mail and opened.
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { call, signIn as apiSignIn } from '../support/admin-api.js';
 import { newWatchedContext, openConsole, signIn, signInHere, until, type Watch } from '../support/browser.js';
@@ -10,8 +11,11 @@ import { startSmtp, type ReceivedMail, type TestSmtp } from '../support/smtp.js'
 
 const ADMIN = { email: 'first-admin@example.com', password: 'first-admin-password' };
 const COLLEAGUE = 'colleague@example.com';
+const TYPO = 'colleague@exmaple.com';
 
 const text = (page: Page, selector: string) => page.locator(selector).innerText();
+/** The id of the focused element. */
+const activeId = (page: Page) => page.evaluate(() => (globalThis as unknown as { document: { activeElement: { id: string } } }).document.activeElement.id);
 
 function linkIn(mail: ReceivedMail, page: 'invite' | 'reset'): string {
   const m = new RegExp(`(https?://\\S+/admin#/${page}\\?token=[A-Za-z0-9_%-]+)`).exec(mail.text);
@@ -192,6 +196,53 @@ describeEmbedded('admin console: account, profile, administrators, mailed links 
     await invitee.close();
   });
 
+  it('Administrators: lists the pending invitations and withdraws one, with the keyboard, after a confirmation', async () => {
+    const rows = page.locator('#invitation-rows tr');
+    await until(() => text(page, '#invitations-empty'), (t) => t.includes('No invitation is waiting'), 'no pending invitation');
+    expect(await page.locator('#invitations-wrap').isHidden()).toBe(true);
+
+    // Refreshed after inviting: the new invitation is listed at once, with who sent it and when its link expires.
+    await page.locator('#invite-form').getByLabel('Email').fill(TYPO);
+    await page.locator('#invite-form').getByRole('button', { name: 'Send invitation' }).click();
+    await until(() => text(page, '#admins-flash'), (t) => t.includes(`Invitation sent to ${TYPO}`), 'invitation sent');
+    await until(() => rows.count(), (n) => n === 1, 'one pending invitation');
+    expect(await page.locator('#invitations-empty').isHidden()).toBe(true);
+    const row = rows.first();
+    expect(await row.locator('td[data-label="Email"]').innerText()).toBe(TYPO);
+    expect(await row.locator('td[data-label="Invited by"]').innerText()).toContain(ADMIN.email);
+    const pending = (await call(server, 'GET', '/invitations', { token: (await apiSignIn(server, ADMIN.email, password)).token })).body.items;
+    expect(await row.locator('td[data-label="Link expires"] time').getAttribute('datetime')).toBe(pending[0].expires_at);
+    const link = linkIn(await mail(TYPO, 'invited'), 'invite');
+
+    // Keyboard only: Enter opens the confirmation on Cancel, Escape closes it and gives the focus back to the button.
+    const withdraw = row.getByRole('button', { name: `Withdraw the invitation to ${TYPO}` });
+    await withdraw.focus();
+    await page.keyboard.press('Enter');
+    const dialog = page.locator('#withdraw-invitation-dialog');
+    await until(() => dialog.isVisible(), (v) => v, 'the confirmation');
+    expect(await text(page, '#withdraw-invitation-title')).toBe(`Withdraw the invitation to ${TYPO}?`);
+    expect(await activeId(page)).toBe('withdraw-invitation-cancel');
+    await page.keyboard.press('Escape');
+    await until(() => dialog.isVisible(), (v) => !v, 'the confirmation closed');
+    expect(await withdraw.evaluate((b) => b === (globalThis as unknown as { document: { activeElement: unknown } }).document.activeElement)).toBe(true);
+    expect(await rows.count()).toBe(1);
+
+    await page.keyboard.press('Enter');
+    await until(() => dialog.isVisible(), (v) => v, 'the confirmation again');
+    await page.keyboard.press('Tab');
+    expect(await activeId(page)).toBe('withdraw-invitation-confirm');
+    await page.keyboard.press('Enter');
+    await until(() => text(page, '#admins-flash'), (t) => t.includes(`The invitation to ${TYPO} was withdrawn`), 'withdrawn notice');
+    await until(() => rows.count(), (n) => n === 0, 'no pending invitation left');
+    expect(await page.locator('#invitations-empty').isVisible()).toBe(true);
+    await until(() => activeId(page), (id) => id === 'invite-email', 'focus on the Email field, ready for the right address');
+
+    // The mailed link no longer works.
+    const token = decodeURIComponent(new URL(link).hash.split('token=')[1] ?? '');
+    const accepted = await call(server, 'POST', '/invitations/accept', { json: { token, password: 'typo-password-123' } });
+    expect([accepted.status, accepted.body.error]).toEqual([400, 'validation_failed']);
+  });
+
   it('says so when a sign-out fails, and stays signed in (the session is still live on the server)', async () => {
     await page.route('**/admin/api/logout', (route) =>
       route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ error: 'unavailable', message: 'The database is unavailable. Try again later.' }) }),
@@ -254,6 +305,7 @@ describeEmbedded('admin console: account, profile, administrators, mailed links 
     await until(() => row('admin.password_reset').count(), (n) => n === 1, 'the reset in the audit log');
     const expected: Array<[string, string, string]> = [
       ['admin.invited', 'Administrator invited', `About ${COLLEAGUE}`],
+      ['admin.invitation_withdrawn', 'Invitation withdrawn', `About ${TYPO}`],
       ['admin.added', 'Administrator added', `About ${COLLEAGUE}`],
       ['admin.removed', 'Administrator removed', `About ${COLLEAGUE}`],
       ['admin.password_changed', 'Password changed', `About ${ADMIN.email}`],

@@ -1,5 +1,6 @@
-// `sat admin list|invite|remove --org NAME` (README "Command line"): the admin API's rules from a script, with the
-// server running (on the embedded database through its control socket, on PostgreSQL on the database itself).
+// `sat admin list|invite|remove|invitations|withdraw --org NAME` (README "Command line"): the admin API's rules from a
+// script, with the server running (on the embedded database through its control socket, on PostgreSQL on the
+// database itself).
 import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { runSatInProcess, runSatWithInput, type CliResult } from '../support/cli.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
@@ -12,7 +13,7 @@ const SPAWNING_TEST_MS = 60_000;
 // The first test runs `sat admin add` as a real process; the others run their commands in this process
 // (runSatInProcess), on the same server and database.
 
-describe.each(testDatabases())('sat admin list, invite and remove on %s', (kind) => {
+describe.each(testDatabases())('sat admin list, invite, remove, invitations and withdraw on %s', (kind) => {
   let db: TestDb;
   let smtp: TestSmtp;
   let server: TestServer;
@@ -116,6 +117,59 @@ describe.each(testDatabases())('sat admin list, invite and remove on %s', (kind)
         expect.objectContaining({ action: 'admin.removed', actor_id: null, actor_email: 'cli', subject_admin: { id: second.id, email: second.email } }),
       ]),
     );
+  }, SPAWNING_TEST_MS);
+
+  it('lists the pending invitations and withdraws one by address: its link stops working, audit event by cli', async () => {
+    const admin = await makeAdmin(server.deps);
+    const other = await makeAdmin(server.deps);
+    const org = admin.organisation_name;
+    const session = await signIn(server, admin.email, admin.password);
+    const typo = `${uniq('cli-typo')}@exmaple.com`;
+    const kept = `${uniq('cli-kept')}@example.com`;
+    const made = await call(server, 'POST', '/admins', { token: session.token, json: { email: typo } });
+    expect(made.status).toBe(201);
+    expect(json(await runSatInProcess(['admin', 'invite', '--org', org, '--email', kept, '--json'], env)).email).toBe(kept);
+    const elsewhere = `${uniq('cli-elsewhere')}@example.com`;
+    expect(json(await runSatInProcess(['admin', 'invite', '--org', other.organisation_name, '--email', elsewhere, '--json'], env)).email).toBe(elsewhere);
+
+    const listed = json(await runSatInProcess(['admin', 'invitations', '--org', org, '--json'], env));
+    expect(listed.items).toEqual([
+      expect.objectContaining({ email: kept, invited_by: null }),
+      expect.objectContaining({ id: made.body.id, email: typo, invited_by: { id: admin.id, email: admin.email } }),
+    ]);
+    const text = await runSatInProcess(['admin', 'invitations', '--org', org], env);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain(`${made.body.id}  ${typo}  invited `);
+    expect(text.stdout).toContain(`by ${admin.email}  expires ${made.body.expires_at}`);
+    expect(text.stdout).toMatch(new RegExp(`${kept.replace(/[.]/g, '\\.')}  invited \\S+  by sat  expires `));
+    expect(text.stdout).toMatch(/\n2 pending invitations\n$/);
+    expect(text.stdout).not.toContain(elsewhere);
+
+    await smtp.waitFor(() => smtp.to(typo).length >= 1);
+    const link = /\/admin#\/invite\?token=([A-Za-z0-9_%-]+)/.exec(smtp.to(typo)[0]!.text)![1]!;
+    const withdrawn = await runSatInProcess(['admin', 'withdraw', '--org', org, '--email', typo.toUpperCase()], env);
+    expect([withdrawn.code, withdrawn.stdout]).toEqual([0, `Withdrew the invitation of ${typo} (${made.body.id}); its link no longer works\n`]);
+    const accepted = await call(server, 'POST', '/invitations/accept', { json: { token: decodeURIComponent(link), password: 'typo-password-123' } });
+    expect([accepted.status, accepted.body.error]).toEqual([400, 'validation_failed']);
+    expect(json(await runSatInProcess(['admin', 'invitations', '--org', org, '--json'], env)).items.map((i: { email: string }) => i.email)).toEqual([kept]);
+
+    // Nothing pending for the address (any more, or in this organisation): exit 1 with the reason.
+    const again = await runSatInProcess(['admin', 'withdraw', '--org', org, '--email', typo], env);
+    expect([again.code, again.stderr]).toEqual([1, `sat: No pending invitation for ${typo}.\n`]);
+    const foreign = await runSatInProcess(['admin', 'withdraw', '--org', org, '--email', elsewhere], env);
+    expect([foreign.code, foreign.stderr]).toEqual([1, `sat: No pending invitation for ${elsewhere}.\n`]);
+    expect(json(await runSatInProcess(['admin', 'invitations', '--org', other.organisation_name, '--json'], env)).items).toEqual([
+      expect.objectContaining({ email: elsewhere }),
+    ]);
+    const usage = await runSatInProcess(['admin', 'withdraw', '--org', org], env);
+    expect([usage.code, usage.stderr]).toEqual([2, expect.stringContaining('admin withdraw needs --org and --email')]);
+    const noOrg = await runSatInProcess(['admin', 'invitations'], env);
+    expect([noOrg.code, noOrg.stderr]).toEqual([2, expect.stringContaining('admin invitations needs --org')]);
+
+    const events = ((await call(server, 'GET', '/audit?limit=100', { token: session.token })).body.items as Array<Record<string, any>>).filter(
+      (e) => e.action === 'admin.invitation_withdrawn',
+    );
+    expect(events).toEqual([expect.objectContaining({ actor_id: null, actor_email: 'cli', subject_admin: { id: null, email: typo } })]);
   }, SPAWNING_TEST_MS);
 
   it('refuses to remove the last administrator, another organisation’s, and answers usage errors', async () => {

@@ -1,6 +1,7 @@
-// The Administrators page (#/admins): the organisation's administrators, invite by email, remove.
+// The Administrators page (#/admins): the organisation's administrators, invite by email, remove; the pending
+// invitations (not accepted, not expired) with Withdraw.
 import { api, ApiError, handleSessionEnd } from './api.js';
-import { $, breakableEmail, cell, el, enable, formatAgo, hide, localDayFormat, sentence, setText, show, timeEl } from './dom.js';
+import { $, breakableEmail, cell, dateTimeFormat, el, enable, formatAgo, hide, localDayFormat, sentence, setText, show, timeEl } from './dom.js';
 import { resetToSignIn } from './login.js';
 import { addRoute, addView, currentAccount, onReset, showView } from './shell.js';
 
@@ -10,7 +11,7 @@ async function enterAdmins() {
   hide($('admins-flash'));
   clearInviteErrors();
   showView('admins');
-  await loadAdmins();
+  await Promise.all([loadAdmins(), loadInvitations()]);
 }
 
 addRoute('admins', enterAdmins);
@@ -64,6 +65,110 @@ function adminRow(admin, count) {
   );
 }
 
+// ---------- pending invitations ----------
+
+let invitationsSeq = 0;
+
+async function loadInvitations() {
+  const seq = ++invitationsSeq;
+  let page;
+  try {
+    page = await api('GET', '/admin/api/invitations');
+  } catch (err) {
+    if (seq !== invitationsSeq || handleSessionEnd(err)) return;
+    show($('invitations-error'), `The pending invitations could not be loaded. ${sentence(err.message)}`);
+    return;
+  }
+  if (seq !== invitationsSeq) return;
+  hide($('invitations-error'));
+  const items = Array.isArray(page?.items) ? page.items : [];
+  $('invitation-rows').replaceChildren(...items.map(invitationRow));
+  $('invitations-wrap').hidden = items.length === 0;
+  $('invitations-empty').hidden = items.length !== 0;
+}
+
+function invitationRow(invitation) {
+  const by = invitation.invited_by;
+  return el(
+    'tr',
+    { 'data-invitation-id': invitation.id },
+    cell('Email', 'col-name', el('span', { class: 'token-name' }, ...breakableEmail(invitation.email))),
+    cell(
+      'Invited by',
+      'col-created',
+      by ? el('span', {}, ...breakableEmail(by.email)) : el('span', { class: 'muted' }, 'the sat CLI'),
+      timeEl(invitation.created_at, formatAgo(invitation.created_at)),
+    ),
+    cell('Link expires', 'col-expires', timeEl(invitation.expires_at, dateTimeFormat.format(new Date(invitation.expires_at)))),
+    cell(
+      '',
+      'col-actions',
+      el(
+        'button',
+        {
+          type: 'button',
+          class: 'button danger-outline small',
+          'aria-label': `Withdraw the invitation to ${invitation.email}`,
+          onclick: (event) => askWithdraw(invitation, event.currentTarget),
+        },
+        'Withdraw',
+      ),
+    ),
+  );
+}
+
+const withdrawDialog = $('withdraw-invitation-dialog');
+let withdrawing = null;
+
+function askWithdraw(invitation, opener) {
+  withdrawing = { invitation, opener };
+  setText($('withdraw-invitation-email'), invitation.email);
+  hide($('withdraw-invitation-error'));
+  $('withdraw-invitation-confirm').disabled = false;
+  withdrawDialog.returnValue = '';
+  withdrawDialog.showModal();
+  $('withdraw-invitation-cancel').focus();
+}
+
+withdrawDialog.querySelector('form').addEventListener('submit', async (event) => {
+  const choice = event.submitter?.value;
+  if (choice !== 'withdraw' || !withdrawing) return; // Cancel: the dialog closes by itself
+  event.preventDefault();
+  const { invitation } = withdrawing;
+  const confirm = $('withdraw-invitation-confirm');
+  confirm.disabled = true;
+  setText(confirm, 'Withdrawing…');
+  try {
+    await api('DELETE', `/admin/api/invitations/${encodeURIComponent(invitation.id)}`);
+    withdrawing = null;
+    withdrawDialog.close('withdrawn');
+    show($('admins-flash'), `The invitation to ${invitation.email} was withdrawn: its link no longer works.`);
+    await loadInvitations();
+    $('invite-email').focus(); // the row and its button are gone: ready to invite the right address
+  } catch (err) {
+    if (handleSessionEnd(err)) return;
+    if (err instanceof ApiError && err.status === 404) {
+      // Accepted, withdrawn in another window, or expired meanwhile: both lists catch up.
+      withdrawing = null;
+      withdrawDialog.close('gone');
+      show($('admins-flash'), `The invitation to ${invitation.email} is no longer pending: it was accepted, withdrawn or has expired.`);
+      await Promise.all([loadAdmins(), loadInvitations()]);
+      $('invite-email').focus();
+      return;
+    }
+    show($('withdraw-invitation-error'), sentence(err.message));
+  } finally {
+    enable(confirm, 'Withdraw invitation');
+  }
+});
+
+withdrawDialog.addEventListener('close', () => {
+  const opener = withdrawing?.opener;
+  withdrawing = null;
+  setText($('withdraw-invitation-email'), '');
+  if ((withdrawDialog.returnValue === 'cancel' || withdrawDialog.returnValue === '') && opener?.isConnected) opener.focus();
+});
+
 // ---------- invite ----------
 
 function setInviteError(message) {
@@ -99,7 +204,7 @@ $('invite-form').addEventListener('submit', async (event) => {
     const invitation = await api('POST', '/admin/api/admins', { email });
     $('invite-email').value = '';
     show($('admins-flash'), `Invitation sent to ${invitation?.email ?? email}. The link in it works once, for 72 hours.`);
-    await loadAdmins();
+    await Promise.all([loadAdmins(), loadInvitations()]);
     $('invite-email').focus(); // ready for the next address
   } catch (err) {
     if (handleSessionEnd(err)) return;
@@ -146,7 +251,7 @@ dialog.querySelector('form').addEventListener('submit', async (event) => {
       return;
     }
     show($('admins-flash'), `${admin.email} was removed and signed out.`);
-    await loadAdmins();
+    await Promise.all([loadAdmins(), loadInvitations()]); // the invitations they sent went with them
     $('invite-email').focus();
   } catch (err) {
     if (handleSessionEnd(err)) return;
@@ -174,8 +279,14 @@ dialog.addEventListener('close', () => {
 
 onReset(() => {
   listSeq += 1;
+  invitationsSeq += 1;
   if (dialog.open) dialog.close();
+  if (withdrawDialog.open) withdrawDialog.close();
   $('admin-rows').replaceChildren();
+  $('invitation-rows').replaceChildren();
+  hide($('invitations-wrap'));
+  hide($('invitations-empty'));
+  hide($('invitations-error'));
   $('invite-email').value = '';
   clearInviteErrors();
   hide($('admins-flash'));

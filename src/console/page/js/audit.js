@@ -30,6 +30,7 @@ const EVENTS = {
   'admin.sign_in_failed': 'Sign-in failed',
   'admin.signed_out': 'Signed out',
   'admin.invited': 'Administrator invited',
+  'admin.invitation_withdrawn': 'Invitation withdrawn',
   'admin.added': 'Administrator added',
   'admin.removed': 'Administrator removed',
   'admin.password_changed': 'Password changed',
