@@ -667,7 +667,7 @@ function print(out: (text: string) => void, command: string, result: unknown, js
           .map((e) =>
             [
               e.created_at,
-              e.action.padEnd(22),
+              e.action.padEnd(26),
               e.actor_email,
               ...(e.subject_admin ? [`admin ${e.subject_admin.email}`] : []),
               ...(e.token_id ? [`token ${JSON.stringify(e.token_name)} ${e.client_id ?? ''}`.trim()] : []),
