@@ -13,9 +13,10 @@ export function addressBucket(address: string): string {
   const withPort = /^\[([^\]]+)\](?::\d{1,5})?$/.exec(text) ?? /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/.exec(text);
   if (withPort) text = withPort[1]!;
   text = text.replace(/%[^%]*$/, '');
-  const ip = parseAddress(text);
-  if (!ip) return address;
-  if (ip.kind() === 'ipv4') return ip.toString();
+  const parsed = parseAddress(text);
+  if (!parsed) return address;
+  if (parsed.kind() === 'ipv4') return parsed.toString();
+  const ip = parsed as ipaddr.IPv6;
   if (ip.isIPv4MappedAddress()) return ip.toIPv4Address().toString();
   const network = new ipaddr.IPv6([...ip.parts.slice(0, 4), 0, 0, 0, 0]);
   return `${network.toString()}/64`;
