@@ -93,6 +93,25 @@ describe.each(testDatabases())('organisation policy on %s', (kind) => {
       expect((await b.api('GET', '/audit')).body.items.filter((e: { action: string }) => e.action === 'policy.updated')).toEqual([]);
     });
 
+    it('writes nothing and records no event for a PUT of the policy in force (Save without a change)', async () => {
+      const { api } = await session();
+      const defaults = (await api('GET', '/policy')).body;
+      const same = await api('PUT', '/policy', defaults);
+      expect(same.status).toBe(200);
+      expect(same.body).toEqual(defaults);
+      const doc = policy({ revoke_dormant_after_days: 45 });
+      expect((await api('PUT', '/policy', doc)).status).toBe(200);
+      // The same document again, once as stored and once with its services in another order and repeated.
+      for (const body of [doc, { ...doc, allowed_services: ['candidates', 'jobs', 'candidates'] }]) {
+        const res = await api('PUT', '/policy', body);
+        expect(res.status).toBe(200);
+        expect(res.body).toEqual({ ...doc, allowed_services: ['candidates', 'jobs'] });
+      }
+      const audit = (await api('GET', '/audit')).body.items.filter((e: { action: string }) => e.action === 'policy.updated');
+      expect(audit).toHaveLength(1);
+      expect(audit[0].details.new).toEqual({ ...doc, allowed_services: ['candidates', 'jobs'] });
+    });
+
     it.each([
       ['a missing field', { max_lifetime_days: 30, allowed_services: ['jobs'], revoke_dormant_after_days: null }, 'default_max_tokens_per_hour'],
       ['an unknown field', policy({ extra: 1 }), 'extra'],
