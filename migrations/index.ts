@@ -15,6 +15,7 @@ import * as m0090 from './0090_secret_rotation.js';
 import * as m0100 from './0100_token_limits.js';
 import * as m0110 from './0110_audit_by_token.js';
 import * as m0120 from './0120_token_name_key.js';
+import * as m0130 from './0130_leaked_secret.js';
 
 export interface Migration {
   name: string;
@@ -38,4 +39,5 @@ export const migrations: readonly Migration[] = [
   { name: '0100_token_limits', ...m0100 },
   { name: '0110_audit_by_token', ...m0110 },
   { name: '0120_token_name_key', ...m0120 },
+  { name: '0130_leaked_secret', ...m0130 },
 ];

@@ -442,9 +442,23 @@ export async function findLiveTokensBySecretHashes(db: Db, secretHashes: readonl
   return found;
 }
 
-/** Marks a token whose leak was reported but which is kept alive, keeping the first report's time; false when it is gone. */
-export async function markTokenLeaked(db: Db, id: string, at: Date): Promise<boolean> {
-  const n = affectedRows(await db('tokens').where({ id }).update({ leaked_at: db.raw('coalesce(leaked_at, ?::timestamptz)', [at]) }));
+/**
+ * Marks the secret whose hash is `secretHash` (the current or the previous one) of a token kept alive after its
+ * leak was reported, keeping that secret's first report time; false when the token is gone. Matched by hash in the
+ * update itself, so a rotation committed since the secret was looked up marks the slot it is in now.
+ */
+export async function markTokenLeaked(db: Db, id: string, secretHash: string, at: Date): Promise<boolean> {
+  const n = affectedRows(
+    await db('tokens')
+      .where({ id })
+      .update({
+        leaked_at: db.raw('case when secret_hash = ? then coalesce(leaked_at, ?::timestamptz) else leaked_at end', [secretHash, at]),
+        prev_secret_leaked_at: db.raw('case when prev_secret_hash = ? then coalesce(prev_secret_leaked_at, ?::timestamptz) else prev_secret_leaked_at end', [
+          secretHash,
+          at,
+        ]),
+      }),
+  );
   return n > 0;
 }
 
