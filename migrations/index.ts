@@ -16,6 +16,7 @@ import * as m0100 from './0100_token_limits.js';
 import * as m0110 from './0110_audit_by_token.js';
 import * as m0120 from './0120_token_name_key.js';
 import * as m0130 from './0130_failed_sign_in_retention.js';
+import * as m0140 from './0140_leaked_secret.js';
 
 export interface Migration {
   name: string;
@@ -40,4 +41,5 @@ export const migrations: readonly Migration[] = [
   { name: '0110_audit_by_token', ...m0110 },
   { name: '0120_token_name_key', ...m0120 },
   { name: '0130_failed_sign_in_retention', ...m0130 },
+  { name: '0140_leaked_secret', ...m0140 },
 ];

@@ -40,7 +40,10 @@ export interface TokenRow {
   last_used_at: Date | null;
   /** When the "expires in 7 days" notice was queued (migration 0003); null until then. */
   expiry_notified_at?: Date | null;
-  /** When a leak of this (kept alive) token was first reported (migration 0050); null when none. */
+  /**
+   * When the current secret (`secret_hash`) of this kept-alive token was first reported leaked (migrations 0050,
+   * 0140); null when it was not. Moves with the secret: to `prev_secret_leaked_at` on rotation.
+   */
   leaked_at?: Date | null;
   /** Normalised IPv4/IPv6 addresses and CIDR ranges; empty = any address (migration 0070). */
   allowed_ips?: string[];
@@ -58,6 +61,8 @@ export interface TokenRow {
   prev_secret_expires_at?: Date | null;
   prev_secret_last_used_at?: Date | null;
   prev_secret_last4?: string | null;
+  /** Migration 0140: when the previous secret was first reported leaked (notify mode); null when it was not. */
+  prev_secret_leaked_at?: Date | null;
   /** Migration 0090: the most urgent expiry reminder threshold (days) already mailed; null when none. */
   expiry_reminded_days?: number | null;
 }

@@ -2,7 +2,13 @@ import type { Context, Middleware } from 'koa';
 import { errors } from 'oidc-provider';
 import type { Deps } from '../deps.js';
 import { issuerUrl } from '../config/index.js';
-import { authenticateAssertion, authenticateClient, checkClientAddress, type AuthenticatedClient } from '../tokens/index.js';
+import {
+  authenticateAssertion,
+  authenticateClient,
+  checkClientAddress,
+  recordUseOfQuietToken,
+  type AuthenticatedClient,
+} from '../tokens/index.js';
 import { parseClientCredentials, type ParsedCredentials, type SecretCredentials } from './credentials.js';
 import { ClientAuthenticationFailed, renderOAuthError } from './errors.js';
 import { readForm } from './form.js';
@@ -17,6 +23,13 @@ export type CallerPrefetch<T> = (
   presented: SecretCredentials,
   token: string,
 ) => Promise<{ caller: AuthenticatedClient | undefined; data: T } | undefined>;
+
+/**
+ * Records a use of the token `tokenId` by the secret whose hash is `secretHash` (undefined for `private_key_jwt`):
+ * `last_used_at` of the token and of that secret, through the usage recorder the token endpoint uses
+ * (tokens/usage.ts), with no access token counted.
+ */
+export type RecordCallerUse = (tokenId: string, secretHash: string | undefined) => void;
 
 /**
  * What a client assertion's `aud` may name at one of our caller endpoints (introspection, revocation): the token
@@ -37,10 +50,17 @@ function assertionAudiences(ctx: Context, issuer: string): string[] {
  * rules: the one form reader, the one credentials parser, tokens.authenticateClient (or the endpoint's `prefetch`,
  * which must decide the same), then `token` required and no parameter repeated. Failures are RFC 6749 §5.2 errors
  * rendered by renderOAuthError (500s logged, not shown).
+ *
+ * A token that authenticated (secret or assertion) from an address its `allowed_ips` admits has been used
+ * (docs/lifecycle.md "Used means…"; SPEC "dormant": not used for `dormantAfterDays`): `recordUse`, and for a token
+ * quiet for about a month the use is written at once, as at the token endpoint (tokens/dormant.ts), so a token
+ * that only ever introspects is neither flagged dormant nor revoked by the policy while in use. A resource server
+ * is no token: nothing is recorded.
  */
 export function callerEndpoint<T = never>(
   deps: Deps,
   name: string,
+  recordUse: RecordCallerUse,
   handle: (ctx: Context, caller: AuthenticatedClient, token: string, prefetched: T | undefined) => Promise<void>,
   prefetch?: CallerPrefetch<T>,
 ): Middleware {
@@ -64,6 +84,13 @@ export function callerEndpoint<T = never>(
       if (!caller) throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
       if (!(await checkClientAddress(deps, caller, ctx.ip))) {
         throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
+      }
+      if (caller.kind === 'token') {
+        // Revoked by the dormancy job a moment ago (the quiet use lost the row lock to its delete): gone.
+        if (!(await recordUseOfQuietToken(deps, caller.token))) {
+          throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
+        }
+        recordUse(caller.token.id, caller.token.secret_hash ?? undefined); // the hash that matched (clients.ts)
       }
       if (repeated) throw new errors.InvalidRequest(`'${repeated}' parameter must not be provided twice`);
       const token = presentedToken;

@@ -87,6 +87,8 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
     onTokenIssued: (tokenId: string, secretHash: string | undefined, hourlyLimited: boolean) =>
       usage.record(tokenId, deps.clock(), secretHash, !hourlyLimited),
   };
+  // A token authenticated as the caller of introspection or revocation was used too; no access token to count.
+  const recordCallerUse = (tokenId: string, secretHash: string | undefined) => usage.record(tokenId, deps.clock(), secretHash, false);
   const retention = keyRetentionMs(config.accessTokenTtlSeconds);
   // Start: resolve the key-encryption key (KeyEncryptionError stops the server), seal keys stored in clear.
   const ring = keyRing ?? openKeyRing(config, deps.db.kind, deps.log);
@@ -146,8 +148,8 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
   const verifyAccessToken = createAccessTokenVerifier(deps, () => keySet);
   const hourly = new AccessTokenAllowance(deps); // this instance's hourly-limit reservations
   const ownEndpoints = new Map<string, Middleware>([
-    ['/token/introspection', introspectionEndpoint(deps, verifyAccessToken)],
-    ['/token/revocation', revocationEndpoint(deps, verifyAccessToken)],
+    ['/token/introspection', introspectionEndpoint(deps, verifyAccessToken, recordCallerUse)],
+    ['/token/revocation', revocationEndpoint(deps, verifyAccessToken, recordCallerUse)],
     ['/token', tokenEndpoint(deps, () => current, hourly)],
     ['/jwks', servePrepared(() => jwks, jwksMaxAgeSeconds(config.keyPublishAheadSeconds))],
     ['/.well-known/openid-configuration', servePrepared(() => oidcMetadata)],

@@ -2,7 +2,7 @@ import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JWK, type JWT
 import type { Middleware } from 'koa';
 import type { Deps } from '../deps.js';
 import { authenticateForIntrospection, findIntrospectedSubject, type IntrospectedSubject } from '../tokens/index.js';
-import { callerEndpoint } from './caller.js';
+import { callerEndpoint, type RecordCallerUse } from './caller.js';
 import { keyRetentionMs, loadPublicKeySet, type KeySet } from '../keys/index.js';
 
 const PUBLIC_MEMBERS = ['kty', 'crv', 'x', 'y', 'n', 'e', 'kid', 'alg', 'use'] as const;
@@ -135,11 +135,13 @@ export type AccessTokenVerifier = ReturnType<typeof createAccessTokenVerifier>;
  * statement, shared with concurrent introspection requests, reads the caller's row, the token's client row and
  * its revocation; otherwise the caller is authenticated first (so an unauthenticated caller never costs a
  * signature check), then the signature verified, then the client row and revocation read in one statement.
+ * A calling token's authentication is a use of it (`recordUse`, callerEndpoint).
  */
-export function introspectionEndpoint(deps: Deps, verify: AccessTokenVerifier): Middleware {
+export function introspectionEndpoint(deps: Deps, verify: AccessTokenVerifier, recordUse: RecordCallerUse): Middleware {
   return callerEndpoint<{ claims: AccessTokenClaims; subject: IntrospectedSubject }>(
     deps,
     'introspection',
+    recordUse,
     async (ctx, caller, token, prefetched) => {
       ctx.set('Cache-Control', 'no-store');
       ctx.set('Pragma', 'no-cache');

@@ -2,7 +2,7 @@ import type { Middleware } from 'koa';
 import { errors } from 'oidc-provider';
 import type { Deps } from '../deps.js';
 import { revokeAccessToken } from '../tokens/index.js';
-import { callerEndpoint } from './caller.js';
+import { callerEndpoint, type RecordCallerUse } from './caller.js';
 import { TemporarilyUnavailable } from './errors.js';
 import type { AccessTokenVerifier } from './introspection.js';
 
@@ -13,9 +13,10 @@ import type { AccessTokenVerifier } from './introspection.js';
  * unauthorized_client, nothing recorded (RFC 7009 §2.1). Every other well-formed request also gets 200 with an
  * empty body (RFC 7009 §2.2: an invalid token is no error). Resource servers that verify JWTs offline cannot see this:
  * they must introspect when they need to know at once. Resource servers may not revoke: 400 unauthorized_client.
+ * The calling token's authentication is a use of it (`recordUse`, callerEndpoint).
  */
-export function revocationEndpoint(deps: Deps, verify: AccessTokenVerifier): Middleware {
-  return callerEndpoint(deps, 'revocation', async (ctx, caller, token) => {
+export function revocationEndpoint(deps: Deps, verify: AccessTokenVerifier, recordUse: RecordCallerUse): Middleware {
+  return callerEndpoint(deps, 'revocation', recordUse, async (ctx, caller, token) => {
     if (caller.kind !== 'token') {
       throw new errors.UnauthorizedClient('resource server credentials may only be used at the introspection endpoint');
     }

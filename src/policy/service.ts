@@ -62,11 +62,23 @@ export async function getPolicy(deps: Pick<Deps, 'config' | 'db'>, actor: Policy
   return findEffectivePolicy(deps.db.knex, actor.organisation_id, deps.config);
 }
 
+/** Whether two policy documents say the same (`allowed_services` of both in catalogue order). */
+function samePolicy(a: Policy, b: Policy): boolean {
+  return (
+    a.max_lifetime_days === b.max_lifetime_days &&
+    a.revoke_dormant_after_days === b.revoke_dormant_after_days &&
+    a.default_max_tokens_per_hour === b.default_max_tokens_per_hour &&
+    a.allowed_services.length === b.allowed_services.length &&
+    a.allowed_services.every((id, i) => b.allowed_services[i] === id)
+  );
+}
+
 /**
  * PUT /admin/api/policy: replaces the whole document. In one transaction with the organisation row locked (so a
  * generate of the same organisation sees the old or the new policy, never half of it): upsert, then the audit
- * event `policy.updated` with the old and new documents. Tokens that already exist are not changed; the new
- * limits apply to the next generate or update.
+ * event `policy.updated` with the old and new documents. A document equal to the policy in force (what GET
+ * answers) writes nothing and records no event, as a PATCH of a token that changes nothing. Tokens that already
+ * exist are not changed; the new limits apply to the next generate or update.
  */
 export async function updatePolicy(
   deps: Pick<Deps, 'config' | 'db' | 'clock'>,
@@ -97,6 +109,7 @@ export async function updatePolicy(
   await deps.db.knex.transaction(async (trx) => {
     if (!(await lockOrganisation(trx, actor.organisation_id))) throw new AppError('not_found', 'organisation not found');
     const previous = effectivePolicy(await findPolicyRow(trx, actor.organisation_id), deps.config);
+    if (samePolicy(previous, next)) return; // no change: no write, no event (docs/lifecycle.md)
     await trx<OrganisationPolicyRow>('organisation_policies')
       .insert({ organisation_id: actor.organisation_id, ...next, updated_at: now, updated_by: actor.id })
       .onConflict('organisation_id')

@@ -34,8 +34,8 @@ const ACTOR: Record<LeakReporter, string> = { 'secret-scanning': 'secret-scannin
  * SPEC Part 2 "Leaked secrets": acts on reported secrets and labels each report, in order.
  * A string that is not a well-formed secret of ours (prefix and checksum) is `false_positive` without any database
  * work. The well-formed ones are looked up together, by the hash of a live secret (`findLiveTokensBySecretHashes`,
- * one indexed read). For each live one, in one transaction the token is revoked (`revoke`) or marked leaked
- * (`notify`), `token.leaked` is recorded with the URL and source of the first report that named it, and every
+ * one indexed read). For each live one, in one transaction the token is revoked (`revoke`) or that secret is marked
+ * leaked (`notify`: the token resource's `leaked_at` while a reported secret is live), `token.leaked` is recorded with the URL and source of the first report that named it, and every
  * administrator of the organisation is mailed. A secret that was live when looked up is `true_positive` even when its
  * token was revoked in between (then whoever revoked it did the telling, and nothing more is done).
  * A live secret of a resource server (`sat resource-server add`: the same format, and it may introspect every
@@ -81,7 +81,7 @@ async function actOnLeak(deps: Deps, row: q.TokenWithCreator, hash: string, repo
     const present =
       options.action === 'revoke'
         ? (await q.deleteToken(trx, row.organisation_id, row.id)) !== undefined
-        : await q.markTokenLeaked(trx, row.id, now);
+        : await q.markTokenLeaked(trx, row.id, hash, now);
     if (!present) return false;
     await recordAudit(trx, {
       organisation_id: row.organisation_id,

@@ -1,4 +1,5 @@
 import ipaddr from 'ipaddr.js';
+import { parseAddress } from '../address.js';
 
 /** SPEC "Network and rate limits per token": at most this many entries in `allowed_ips`. */
 export const MAX_ALLOWED_IPS = 20;
@@ -10,8 +11,9 @@ export const MAX_ALLOWED_IPS = 20;
  *   (`2001:db8::1`), without a zone (`%eth0`);
  * - a range as its network address and prefix (`10.1.2.3/8` → `10.0.0.0/8`); a full-length prefix (`/32`,
  *   `/128`) as the plain address;
- * - an IPv4-mapped IPv6 address or range (`::ffff:10.0.0.1`) as IPv4, the form a dual-stack socket reports
- *   after it is unmapped.
+ * - an IPv4-mapped IPv6 address or range (`::ffff:10.0.0.1`, RFC 4291 §2.5.5.2) as IPv4, the form a dual-stack
+ *   socket reports after it is unmapped; any other IPv6 address written with a dotted tail stays IPv6
+ *   (`::10.0.0.1`, IPv4-compatible, §2.5.5.1, is `::a00:1`: parseAddress).
  */
 export function normaliseNetwork(entry: string): string | undefined {
   const text = entry.trim();
@@ -21,13 +23,8 @@ export function normaliseNetwork(entry: string): string | undefined {
   const prefixText = slash === -1 ? undefined : text.slice(slash + 1);
   if (prefixText !== undefined && !/^\d{1,3}$/.test(prefixText)) return undefined;
 
-  let address: ipaddr.IPv4 | ipaddr.IPv6;
-  if (addressText.includes(':')) {
-    if (!ipaddr.IPv6.isValid(addressText)) return undefined;
-    address = ipaddr.IPv6.parse(addressText);
-  } else if (ipaddr.IPv4.isValidFourPartDecimal(addressText)) {
-    address = ipaddr.IPv4.parse(addressText);
-  } else return undefined;
+  let address = parseAddress(addressText);
+  if (!address) return undefined;
 
   const bits = address.kind() === 'ipv4' ? 32 : 128;
   let prefix = prefixText === undefined ? bits : Number(prefixText);
@@ -69,12 +66,9 @@ export function isAddressAllowed(address: string, networks: readonly string[]): 
 }
 
 function decide(address: string, networks: readonly string[]): boolean {
-  let parsed: ipaddr.IPv4 | ipaddr.IPv6;
-  try {
-    parsed = ipaddr.process(address); // unmaps ::ffff:a.b.c.d
-  } catch {
-    return false;
-  }
+  let parsed = parseAddress(address);
+  if (!parsed) return false;
+  if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) parsed = (parsed as ipaddr.IPv6).toIPv4Address(); // ::ffff:a.b.c.d only
   return networks.some((n) => {
     let net: ipaddr.IPv4 | ipaddr.IPv6;
     let bits: number;

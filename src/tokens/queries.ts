@@ -264,9 +264,9 @@ export interface IntrospectionRows {
 // One statement for everything an introspection request reads (exported for the bench's EXPLAIN): each part is a
 // unique-index lookup (tokens_client_id_uq, resource_servers_client_id_uq, revoked_access_tokens' primary key).
 export const INTROSPECTION_LOOKUP_SQL = [
-  `select 't' as kind, client_id as key, id, organisation_id, secret_hash, services, expires_at, auth_method, jwks, require_dpop, prev_secret_hash, prev_secret_expires_at, null::text as name, allowed_ips, max_tokens_per_hour from tokens where client_id = any($1::text[])`,
-  `select 'r', client_id, id, null, secret_hash, null, null, null, null, null, null, null, name, null, null from resource_servers where client_id = any($1::text[])`,
-  `select 'j', jti, null, null, null, null, null, null, null, null, null, null, null, null, null from revoked_access_tokens where jti = any($2::text[])`,
+  `select 't' as kind, client_id as key, id, organisation_id, secret_hash, services, expires_at, auth_method, jwks, require_dpop, prev_secret_hash, prev_secret_expires_at, null::text as name, allowed_ips, max_tokens_per_hour, last_used_at, created_at from tokens where client_id = any($1::text[])`,
+  `select 'r', client_id, id, null, secret_hash, null, null, null, null, null, null, null, name, null, null, null, null from resource_servers where client_id = any($1::text[])`,
+  `select 'j', jti, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null from revoked_access_tokens where jti = any($2::text[])`,
 ].join(' union all ');
 
 interface IntrospectionRow {
@@ -286,10 +286,13 @@ interface IntrospectionRow {
   name: string;
   allowed_ips: string[] | null;
   max_tokens_per_hour: number | null;
+  /** The caller's last use and creation: a quiet caller's use is written at once (dormant.ts). */
+  last_used_at: Date | null;
+  created_at: Date;
 }
 
 const lookupIntrospection = sharedRead<IntrospectionQuery, IntrospectionRow, Map<string, IntrospectionRow>, IntrospectionRows>({
-  name: 'sat_introspection_lookup_v4',
+  name: 'sat_introspection_lookup_v5',
   text: INTROSPECTION_LOOKUP_SQL,
   max: 128,
   values: (queries) => [
@@ -303,7 +306,7 @@ const lookupIntrospection = sharedRead<IntrospectionQuery, IntrospectionRow, Map
     for (const clientId of q.clientIds) {
       const t = byKey.get(`t:${clientId}`);
       if (t) {
-        const { id, organisation_id, secret_hash, services, expires_at, auth_method, jwks, require_dpop, prev_secret_hash, prev_secret_expires_at, allowed_ips, max_tokens_per_hour } = t;
+        const { id, organisation_id, secret_hash, services, expires_at, auth_method, jwks, require_dpop, prev_secret_hash, prev_secret_expires_at, allowed_ips, max_tokens_per_hour, last_used_at, created_at } = t;
         out.tokens.set(clientId, {
           id,
           organisation_id,
@@ -318,6 +321,8 @@ const lookupIntrospection = sharedRead<IntrospectionQuery, IntrospectionRow, Map
           prev_secret_expires_at,
           allowed_ips: allowed_ips ?? [],
           max_tokens_per_hour,
+          last_used_at,
+          created_at,
         });
       }
       const r = byKey.get(`r:${clientId}`);
@@ -437,9 +442,23 @@ export async function findLiveTokensBySecretHashes(db: Db, secretHashes: readonl
   return found;
 }
 
-/** Marks a token whose leak was reported but which is kept alive, keeping the first report's time; false when it is gone. */
-export async function markTokenLeaked(db: Db, id: string, at: Date): Promise<boolean> {
-  const n = affectedRows(await db('tokens').where({ id }).update({ leaked_at: db.raw('coalesce(leaked_at, ?::timestamptz)', [at]) }));
+/**
+ * Marks the secret whose hash is `secretHash` (the current or the previous one) of a token kept alive after its
+ * leak was reported, keeping that secret's first report time; false when the token is gone. Matched by hash in the
+ * update itself, so a rotation committed since the secret was looked up marks the slot it is in now.
+ */
+export async function markTokenLeaked(db: Db, id: string, secretHash: string, at: Date): Promise<boolean> {
+  const n = affectedRows(
+    await db('tokens')
+      .where({ id })
+      .update({
+        leaked_at: db.raw('case when secret_hash = ? then coalesce(leaked_at, ?::timestamptz) else leaked_at end', [secretHash, at]),
+        prev_secret_leaked_at: db.raw('case when prev_secret_hash = ? then coalesce(prev_secret_leaked_at, ?::timestamptz) else prev_secret_leaked_at end', [
+          secretHash,
+          at,
+        ]),
+      }),
+  );
   return n > 0;
 }
 

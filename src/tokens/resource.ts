@@ -19,7 +19,10 @@ export interface TokenResource {
   created_at: string;
   created_by: { id: string; email: string } | null;
   last_used_at: string | null;
-  /** When a leak of this token's secret was reported while the server kept it alive (notify mode); else null. */
+  /**
+   * When a live secret of this token was first reported leaked while the server kept it alive (notify mode), the
+   * earliest when both were; null once no live secret is a reported one (rotated away, retired, grace over).
+   */
   leaked_at: string | null;
   /** Normalised addresses and CIDR ranges; empty = any address. */
   allowed_ips: string[];
@@ -72,6 +75,15 @@ export function secretsOf(row: TokenRow, now: Date): SecretResource[] {
     });
   }
   return out;
+}
+
+/** The earliest first-report time of the token's live secrets (notify mode), or null: `leaked_at`. */
+export function leakedAt(row: TokenRow, now: Date): Date | null {
+  const current = row.leaked_at ?? null;
+  const prevLive = !!row.prev_secret_hash && !!row.prev_secret_expires_at && row.prev_secret_expires_at.getTime() > now.getTime();
+  const previous = prevLive ? (row.prev_secret_leaked_at ?? null) : null;
+  if (!current || !previous) return current ?? previous;
+  return current.getTime() <= previous.getTime() ? current : previous;
 }
 
 /** How a token's clients authenticate, as the token resource and the mail notices show it. */
@@ -131,7 +143,7 @@ export function toTokenResource(
     created_at: row.created_at.toISOString(),
     created_by: row.created_by ? { id: row.created_by, email: row.creator_email ?? '' } : null,
     last_used_at: row.last_used_at ? row.last_used_at.toISOString() : null,
-    leaked_at: row.leaked_at ? row.leaked_at.toISOString() : null,
+    leaked_at: iso(leakedAt(row, now)),
     allowed_ips: [...(row.allowed_ips ?? [])],
     max_tokens_per_hour: row.max_tokens_per_hour ?? null,
     ...keyFacts(row),

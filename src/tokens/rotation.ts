@@ -71,6 +71,7 @@ const CLEARED_PREVIOUS = {
   prev_secret_expires_at: null,
   prev_secret_last_used_at: null,
   prev_secret_last4: null,
+  prev_secret_leaked_at: null,
 } as const;
 
 /** The actor of `token.secret_expired`. */
@@ -97,7 +98,8 @@ function audit(trx: Db, actor: { id: string | null; email: string }, row: TokenR
  * the change, the audit event `token.secret_rotated` and the mail to the creator and the rotating administrator.
  * A previous secret whose grace period ended but that the `secret-expiry` job has not yet swept is recorded
  * `token.secret_expired` here, so that event is never lost; with grace 0 the replaced secret is recorded
- * `token.secret_expired` at once.
+ * `token.secret_expired` at once. A leak report (`leaked_at`, notify mode) moves with the replaced secret: gone
+ * with it at once for grace 0, at the end of the grace period otherwise (docs/leaked-secrets.md).
  */
 export async function rotateSecret(deps: Deps, actor: Actor, id: string, input: RotateSecretInput, meta: RequestMeta = {}): Promise<RotatedToken> {
   const now = deps.clock();
@@ -123,6 +125,7 @@ export async function rotateSecret(deps: Deps, actor: Actor, id: string, input: 
       secret_created_at: now,
       secret_last_used_at: null,
       secret_last4: secret.slice(-4),
+      leaked_at: null, // the new secret was never reported; a report of the replaced one goes with it
       ...(keep
         ? {
             prev_secret_id: token.secret_id ?? randomUUID(),
@@ -131,6 +134,7 @@ export async function rotateSecret(deps: Deps, actor: Actor, id: string, input: 
             prev_secret_expires_at: stopsAt,
             prev_secret_last_used_at: token.secret_last_used_at ?? null,
             prev_secret_last4: token.secret_last4 ?? null,
+            prev_secret_leaked_at: token.leaked_at ?? null,
           }
         : CLEARED_PREVIOUS),
     };
@@ -155,6 +159,7 @@ export async function rotateSecret(deps: Deps, actor: Actor, id: string, input: 
  * Retiring the only live secret is 409 `last_secret`. Retiring the newest secret while the previous one is still in
  * its grace period rolls the rotation back: the previous secret becomes the token's only secret again and lives as
  * long as the token (otherwise the token would silently lose its last secret when the grace period ends).
+ * A leak report of the retired secret goes with it; one of the secret kept stays.
  */
 export async function retireSecret(deps: Deps, actor: Actor, id: string, secretId: string, meta: RequestMeta = {}): Promise<TokenResource> {
   const now = deps.clock();
@@ -173,6 +178,7 @@ export async function retireSecret(deps: Deps, actor: Actor, id: string, secretI
         secret_created_at: token.prev_secret_created_at ?? null,
         secret_last_used_at: token.prev_secret_last_used_at ?? null,
         secret_last4: token.prev_secret_last4 ?? null,
+        leaked_at: token.prev_secret_leaked_at ?? null,
         ...CLEARED_PREVIOUS,
       };
     } else {

@@ -6,7 +6,8 @@ const MAX_PENDING_ISSUED = 100_000;
 
 /**
  * Bookkeeping of access tokens issued, off the hot path: token exchanges record in memory, `flush` (every 5 s, and
- * before an admin call on tokens) writes it in a few statements and never blocks a response.
+ * before an admin call on tokens) writes it in a few statements and never blocks a response. A token authenticated
+ * as the caller of introspection or revocation records a use too, with nothing counted (`count` false).
  *
  * - `last_used_at`: at most one update per token and secret per `minIntervalMs`. The token's `last_used_at` is the
  *   latest use of any of its secrets; each live secret keeps its own (`secret_last_used_at`,

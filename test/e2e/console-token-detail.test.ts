@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { packageRoot } from '../../src/config/index.js';
+import { addAdmin } from '../../src/accounts/index.js';
 import { call, signIn as apiSignIn } from '../support/admin-api.js';
 import { closeAll, openConsole, signIn, until, type Watch } from '../support/browser.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
@@ -238,6 +239,60 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
 
     expect(w.problems).toEqual([]);
     expect(w.requests.filter((u) => new URL(u).hostname !== '127.0.0.1')).toEqual([]);
+  });
+
+  it('shows a date-time expiry with its time, counts the hour without a limit, and claims no creator it cannot know', async () => {
+    const at = new Date(Date.now() + 3 * DAY_MS);
+    at.setUTCHours(8, 0, 0, 0); // a date-time, not the end of a day
+    // Made by a second administrator who is then removed: created_by null, as for a token made with `sat`.
+    const me = (await api('GET', '/me')).body;
+    const second = { email: `second-${Date.now()}@example.com`, password: 'second-admin-password' };
+    const added = await addAdmin(server.deps.db.knex, { org: me.organisation.name, email: second.email, password: second.password });
+    const secondBearer = (await apiSignIn(server, second.email, second.password)).token;
+    const made = await call(server, 'POST', '/tokens', { token: secondBearer, json: { name: 'Timed_Export', services: ['jobs'], expires_at: at.toISOString() } });
+    expect(made.status).toBe(201);
+    expect((await api('DELETE', `/admins/${added.admin.id}`)).status).toBe(204);
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`${server.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(made.body.client_id, made.body.client_secret) },
+        body: 'grant_type=client_credentials',
+      });
+      expect(res.status).toBe(200);
+    }
+    await server.runJob('flush-last-used');
+    expect((await api('GET', `/tokens/${made.body.id}`)).body).toMatchObject({ created_by: null, max_tokens_per_hour: null, tokens_last_hour: 2 });
+
+    await page.goto(`${server.url}/admin#/token?id=${made.body.id}`);
+    await page.getByRole('heading', { level: 1, name: 'Timed_Export' }).waitFor();
+    const localDateTime = await page.evaluate(
+      (i) =>
+        new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit', timeZoneName: 'short' }).format(
+          new Date(i),
+        ),
+      at.toISOString(),
+    );
+    expect(await fact('Expires').locator('time').innerText()).toBe(localDateTime);
+    expect(await fact('Expires').innerText()).not.toContain('end of the day');
+    expect(await page.locator('#token-hourly-limit').innerText()).toBe('No limit');
+    expect(await page.locator('#token-last-hour').innerText()).toBe('2 access tokens');
+    expect(await fact('Created').innerText()).toContain('no administrator on record');
+    expect(await fact('Created').innerText()).not.toContain('CLI');
+
+    // The list says the same; a token whose expiry was a date still ends with that day (UTC).
+    await page.goto(`${server.url}/admin#/tokens`);
+    const row = page.locator('#token-rows tr', { hasText: 'Timed_Export' });
+    await row.waitFor();
+    expect(await row.locator('td.col-created').innerText()).toContain('no administrator on record');
+    expect(await row.locator('td.col-expires').innerText()).toBe(localDateTime);
+    const dated = (await api('GET', '/tokens?q=Job_Board_Sync')).body.items[0];
+    await page.goto(`${server.url}/admin#/token?id=${dated.id}`);
+    await page.getByRole('heading', { level: 1, name: 'Job_Board_Sync' }).waitFor();
+    const day = await page.evaluate((i) => new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric', timeZone: 'UTC' }).format(new Date(i)), dated.expires_at);
+    expect(await fact('Expires').locator('time').innerText()).toBe(day);
+    expect(await fact('Expires').innerText()).toContain('end of the day (UTC)');
+    expect(await fact('Created').innerText()).toContain(`by ${ADMIN.email}`);
+    expect(w.problems).toEqual([]);
   });
 
   it('says "Token not found" for a link cut short (#/token, #/token?id=), with no actions', async () => {

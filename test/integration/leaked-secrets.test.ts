@@ -603,6 +603,66 @@ describe.each(testDatabases())('leaked secrets on %s', (kind) => {
       expect(m.raw).not.toContain(rotated.client_secret);
     });
 
+    it('ties leaked_at to the reported secret: it clears once no live secret is a reported one', async () => {
+      const { admins, token } = await orgWithToken();
+      const session = await signIn(server, admins[0].email, admins[0].password);
+      const api = (method: string, p: string, json?: unknown) => call(server, method, p, { token: session.token, ...(json === undefined ? {} : { json }) });
+      const leakedAt = async () => (await api('GET', `/tokens/${token.id}`)).body.leaked_at as string | null;
+      const rotate = async (hours: number) => {
+        const res = await api('POST', `/tokens/${token.id}/rotate`, { grace_period_hours: hours });
+        expect(res.status).toBe(200);
+        return res.body as { client_secret: string; leaked_at: string | null; secrets: Array<{ id: string; expires_at: string | null }> };
+      };
+      const retire = async (secretId: string) => {
+        const res = await api('POST', `/tokens/${token.id}/secrets/${secretId}/retire`);
+        expect(res.status).toBe(200);
+        return res.body as { leaked_at: string | null };
+      };
+      const previousId = async () => ((await api('GET', `/tokens/${token.id}`)).body.secrets as Array<{ id: string; expires_at: string | null }>).find((x) => x.expires_at !== null)!.id;
+
+      // 1. Reported, rotated with a grace period: the reported secret still works, so the flag stays; retired: gone.
+      expect((await alert([{ token: token.client_secret }])).body[0].label).toBe('true_positive');
+      const first = await leakedAt();
+      expect(typeof first).toBe('string');
+      const second = await rotate(24);
+      expect(second.leaked_at).toBe(first);
+      expect((await retire(await previousId())).leaked_at).toBeNull();
+      expect(await leakedAt()).toBeNull();
+      expect((await tokenRow(token.id)).leaked_at).toBeNull();
+
+      // 2. The new secret reported, then rotated away with grace 0: cleared at once.
+      expect((await alert([{ token: second.client_secret }])).body[0].label).toBe('true_positive');
+      expect(typeof (await leakedAt())).toBe('string');
+      const third = await rotate(0);
+      expect(third.leaked_at).toBeNull();
+      expect(await leakedAt()).toBeNull();
+
+      // 3. Reported, rotated with a grace period that then runs out: cleared at its end, and swept by the job.
+      expect((await alert([{ token: third.client_secret }])).body[0].label).toBe('true_positive');
+      const fourth = await rotate(24);
+      expect(fourth.leaked_at).not.toBeNull();
+      await server.deps.db.knex('tokens').where({ id: token.id }).update({ prev_secret_expires_at: new Date(Date.now() - 1000) });
+      expect(await leakedAt()).toBeNull();
+      await server.runJob('secret-expiry');
+      expect((await tokenRow(token.id)).prev_secret_leaked_at).toBeNull();
+
+      // 4. During a rotation the previous secret is reported; retiring the new one (a rollback) keeps the reported
+      //    secret, and so the flag, with its first report's time; retiring the current one when the new is reported
+      //    keeps the flag too.
+      const fifth = await rotate(24);
+      expect((await alert([{ token: fourth.client_secret }])).body[0].label).toBe('true_positive');
+      const reported = await leakedAt();
+      expect(typeof reported).toBe('string');
+      const newest = fifth.secrets.find((x) => x.expires_at === null)!.id;
+      expect((await retire(newest)).leaked_at).toBe(reported);
+      expect((await exchange({ ...token, client_secret: fourth.client_secret })).status).toBe(200);
+      const sixth = await rotate(24);
+      expect(sixth.leaked_at).toBe(reported); // the reported secret is now the previous one
+      expect((await alert([{ token: sixth.client_secret }])).body[0].label).toBe('true_positive');
+      expect((await retire(await previousId())).leaked_at).not.toBeNull(); // the new one is reported too
+      expect((await rotate(0)).leaked_at).toBeNull();
+    });
+
     it("keeps a leaked resource server's credentials working, labels them true_positive and tells the operator", async () => {
       const { rs, introspect } = await resourceServerWithSubject();
       const res = await alert([{ token: rs.client_secret }]);

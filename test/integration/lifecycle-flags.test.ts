@@ -115,6 +115,40 @@ describe.each(testDatabases())('expiring and dormant tokens on %s', (kind) => {
     expect(await listAll(get, 'status=dormant')).toEqual([]);
   });
 
+  it('counts authenticating as the caller of introspection or revocation as a use, of the token and of its secret', async () => {
+    const { admin, get } = await session();
+    const client = await makeToken(server.deps, admin, { expires_at: daysFromNow(100) });
+    const introspector = await makeToken(server.deps, admin, { expires_at: daysFromNow(100) });
+    const revoker = await makeToken(server.deps, admin, { expires_at: daysFromNow(100) });
+    for (const t of [introspector, revoker]) {
+      await setTokenTimes(server.deps, t.id, { created_at: new Date(Date.now() - 120 * DAY), last_used_at: new Date(Date.now() - 100 * DAY) });
+      expect((await get(`/tokens/${t.id}`)).body.dormant).toBe(true);
+    }
+    const post = (path: string, who: { client_id: string; client_secret: string }, body: string) =>
+      fetch(`${server.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(who.client_id, who.client_secret) },
+        body,
+      });
+    const issued = await post('/token', client, 'grant_type=client_credentials');
+    const accessToken = ((await issued.json()) as { access_token: string }).access_token;
+    const before = Date.now();
+    expect(await (await post('/token/introspection', introspector, `token=${accessToken}`)).json()).toMatchObject({ active: true });
+    expect((await post('/token/revocation', revoker, 'token=not-one-of-ours')).status).toBe(200);
+    // A wrong secret is no use.
+    expect((await post('/token/introspection', { ...client, client_secret: introspector.client_secret }, `token=${accessToken}`)).status).toBe(401);
+    await server.oauth.flushUsage(); // the bookkeeping job's work, done now instead of within 5 s
+    for (const t of [introspector, revoker]) {
+      const after = (await get(`/tokens/${t.id}`)).body;
+      expect(Date.parse(after.last_used_at)).toBeGreaterThanOrEqual(before - 1000);
+      expect(after.dormant).toBe(false);
+      expect(after.secrets).toHaveLength(1);
+      expect(after.secrets[0].last_used_at).toBe(after.last_used_at);
+      expect(after.tokens_last_hour).toBe(0); // no access token was issued to it
+    }
+    expect(await listAll(get, 'status=dormant')).toEqual([]);
+  });
+
   it('refuses an unknown status filter with 400 validation_failed', async () => {
     const { get } = await session();
     const res = await get('/tokens?status=sleeping');

@@ -93,6 +93,25 @@ describe.each(testDatabases())('organisation policy on %s', (kind) => {
       expect((await b.api('GET', '/audit')).body.items.filter((e: { action: string }) => e.action === 'policy.updated')).toEqual([]);
     });
 
+    it('writes nothing and records no event for a PUT of the policy in force (Save without a change)', async () => {
+      const { api } = await session();
+      const defaults = (await api('GET', '/policy')).body;
+      const same = await api('PUT', '/policy', defaults);
+      expect(same.status).toBe(200);
+      expect(same.body).toEqual(defaults);
+      const doc = policy({ revoke_dormant_after_days: 45 });
+      expect((await api('PUT', '/policy', doc)).status).toBe(200);
+      // The same document again, once as stored and once with its services in another order and repeated.
+      for (const body of [doc, { ...doc, allowed_services: ['candidates', 'jobs', 'candidates'] }]) {
+        const res = await api('PUT', '/policy', body);
+        expect(res.status).toBe(200);
+        expect(res.body).toEqual({ ...doc, allowed_services: ['candidates', 'jobs'] });
+      }
+      const audit = (await api('GET', '/audit')).body.items.filter((e: { action: string }) => e.action === 'policy.updated');
+      expect(audit).toHaveLength(1);
+      expect(audit[0].details.new).toEqual({ ...doc, allowed_services: ['candidates', 'jobs'] });
+    });
+
     it.each([
       ['a missing field', { max_lifetime_days: 30, allowed_services: ['jobs'], revoke_dormant_after_days: null }, 'default_max_tokens_per_hour'],
       ['an unknown field', policy({ extra: 1 }), 'extra'],
@@ -253,6 +272,36 @@ describe.each(testDatabases())('organisation policy on %s', (kind) => {
       expect(row.last_used_at).not.toBeNull();
       expect(await revokeDormantTokens(at(now + 1000))).toBe(0);
       expect((await exchange(quiet.client_id, quiet.client_secret)).status).toBe(200);
+      expect((await api('PUT', '/policy', policy({ allowed_services: CATALOGUE, revoke_dormant_after_days: null }))).status).toBe(200);
+    });
+
+    it('writes it at once too when the quiet token is only the caller of introspection or revocation', async () => {
+      const { admin, api } = await session();
+      const now = Date.now();
+      const client = await makeToken(server.deps, admin, { name: 'client', expires_at: daysFromNow(200) });
+      const first = await makeToken(server.deps, admin, { name: 'first-introspector', expires_at: daysFromNow(200) });
+      const introspector = await makeToken(server.deps, admin, { name: 'introspector', expires_at: daysFromNow(200) });
+      const revoker = await makeToken(server.deps, admin, { name: 'revoker', expires_at: daysFromNow(200) });
+      for (const t of [introspector, revoker]) await setTokenTimes(server.deps, t.id, { created_at: new Date(now - 40 * DAY) });
+      expect((await api('PUT', '/policy', policy({ allowed_services: CATALOGUE, max_lifetime_days: 366, revoke_dormant_after_days: 30 }))).status).toBe(200);
+      const issued = await exchange(client.client_id, client.client_secret);
+      const accessToken = ((await issued.json()) as { access_token: string }).access_token;
+      const post = (path: string, who: { client_id: string; client_secret: string }, token: string) =>
+        fetch(`${server.url}${path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(who.client_id, who.client_secret) },
+          body: new URLSearchParams({ token }).toString(),
+        });
+      // The first introspection verifies the signature; the introspector's call then takes the one-statement path.
+      expect(await (await post('/token/introspection', first, accessToken)).json()).toMatchObject({ active: true });
+      expect(await (await post('/token/introspection', introspector, accessToken)).json()).toMatchObject({ active: true });
+      expect((await post('/token/revocation', revoker, 'not-one-of-ours')).status).toBe(200);
+      // Written by the requests themselves (the 5 s bookkeeping is not run here): the job finds both in use.
+      for (const t of [introspector, revoker]) {
+        expect((await server.deps.db.knex('tokens').where({ id: t.id }).first()).last_used_at).not.toBeNull();
+      }
+      expect(await revokeDormantTokens(at(now + 1000))).toBe(0);
+      expect((await post('/token/introspection', introspector, accessToken)).status).toBe(200);
       expect((await api('PUT', '/policy', policy({ allowed_services: CATALOGUE, revoke_dormant_after_days: null }))).status).toBe(200);
     });
 

@@ -15,6 +15,14 @@ describe('normaliseNetwork', () => {
     ['::/0', '::/0'],
     ['::ffff:192.0.2.1', '192.0.2.1'],
     ['::ffff:192.0.2.0/120', '192.0.2.0/24'],
+    // IPv4-compatible (RFC 4291 §2.5.5.1, ::/96) is not IPv4-mapped: it stays the IPv6 address it is.
+    ['::1.2.3.4', '::102:304'],
+    ['::102:304', '::102:304'],
+    ['::0.0.0.1', '::1'],
+    ['::1.2.3.0/120', '::102:300/120'],
+    ['::1.2.3.4/128', '::102:304'],
+    ['64:ff9b::192.0.2.1', '64:ff9b::c000:201'],
+    ['::FFFF:192.0.2.1', '192.0.2.1'],
   ])('%s → %s', (input, expected) => {
     expect(normaliseNetwork(input)).toBe(expected);
   });
@@ -34,6 +42,8 @@ describe('normaliseNetwork', () => {
     ['zone id', 'fe80::1%eth0'],
     ['bad v6', '2001:db8:::1'],
     ['control character inside', '10.0.\u00000.1'],
+    ['short dotted tail', '::1.2.3'],
+    ['octal-looking dotted tail', '::ffff:010.1.2.3'],
   ])('refuses %s', (_label, input) => {
     expect(normaliseNetwork(input)).toBeUndefined();
   });
@@ -67,6 +77,7 @@ describe('isAddressAllowed', () => {
     ['192.0.2.7', true],
     ['192.0.2.8', false],
     ['::ffff:10.1.1.1', true],
+    ['::10.1.1.1', false], // IPv4-compatible ::a01:101, not 10.1.1.1
     ['2001:db8:5::1', true],
     ['2001:db9::1', false],
     ['not an address', false],

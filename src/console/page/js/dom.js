@@ -98,9 +98,41 @@ export const localDayFormat = new Intl.DateTimeFormat(undefined, { year: 'numeri
 export const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 const relative = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
 
-/** A token's expiry is the end of a UTC day: show that day. */
+const expiryTimeFormat = new Intl.DateTimeFormat(undefined, {
+  year: 'numeric',
+  month: 'short',
+  day: 'numeric',
+  hour: 'numeric',
+  minute: '2-digit',
+  timeZoneName: 'short',
+});
+
+/**
+ * Whether a token's `expires_at` (an instant) is the end of a UTC day, 23:59:59.999: how the API stores an expiry
+ * given as a date (SPEC: "a date YYYY-MM-DD (valid through the end of that day, UTC)"). A date-time given with an
+ * offset is any other instant.
+ */
+export function expiresAtEndOfDay(iso) {
+  return (Date.parse(iso) + 1) % DAY_MS === 0;
+}
+
+/**
+ * A token's expiry: the UTC day for a date-only expiry (or a `YYYY-MM-DD` day itself), else the date and time in
+ * the browser's time zone, named.
+ */
 export function formatExpiry(iso) {
-  return dayFormat.format(new Date(iso));
+  if (/^\d{4}-\d{2}-\d{2}$/.test(iso) || expiresAtEndOfDay(iso)) return dayFormat.format(new Date(iso));
+  return expiryTimeFormat.format(new Date(iso));
+}
+
+/**
+ * Who created a token, as the list and the token view say it: "by EMAIL", or, with `created_by` null, what the
+ * mails say (docs/mail.md): the CLI and a since-removed administrator look the same in the resource.
+ */
+export function createdByText(token) {
+  const email = token.created_by?.email;
+  if (email) return ['by ', ...breakableEmail(email)];
+  return el('span', { title: 'Created from the command line, or by an administrator since removed' }, 'no administrator on record');
 }
 
 /** "3 minutes ago", "yesterday"; a full date and time beyond a month. */

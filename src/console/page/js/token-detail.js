@@ -5,7 +5,23 @@
 // Retire and Revoke Access are the list's own actions (tokens.js), shown here with this view as their `place`.
 import { api, ApiError, handleSessionEnd } from './api.js';
 import { auditRow } from './audit.js';
-import { $, breakableEmail, cell, dateTimeFormat, el, fact, formatAgo, formatExpiry, hide, localDayFormat, sentence, setText, show, timeEl } from './dom.js';
+import {
+  $,
+  cell,
+  createdByText,
+  dateTimeFormat,
+  el,
+  expiresAtEndOfDay,
+  fact,
+  formatAgo,
+  formatExpiry,
+  hide,
+  localDayFormat,
+  sentence,
+  setText,
+  show,
+  timeEl,
+} from './dom.js';
 import { addRoute, addView, currentAccount, onReset, showView } from './shell.js';
 import { openEdit } from './token-edit.js';
 import { askRevoke, askRotate, closeSecret, openCredentials, retirePrevious, showListWith } from './tokens.js';
@@ -130,7 +146,6 @@ function render(token) {
   $('token-details').hidden = false;
   hide($('token-error'));
 
-  const createdBy = token.created_by?.email;
   $('token-facts').replaceChildren(
     fact('Client ID', el('code', { id: 'token-client-id' }, token.client_id)),
     fact('Organisation', currentAccount()?.organisation?.name ?? ''),
@@ -150,9 +165,13 @@ function render(token) {
     fact(
       'Created',
       timeEl(token.created_at, localDayFormat.format(new Date(token.created_at))),
-      el('span', { class: 'sub' }, createdBy ? ['by ', ...breakableEmail(createdBy)] : 'with the sat CLI'),
+      el('span', { class: 'sub' }, createdByText(token)),
     ),
-    fact('Expires', timeEl(token.expires_at, formatExpiry(token.expires_at)), el('span', { class: 'sub' }, `end of the day (UTC), ${formatAgo(token.expires_at)}`)),
+    fact(
+      'Expires',
+      timeEl(token.expires_at, formatExpiry(token.expires_at)),
+      el('span', { class: 'sub' }, expiresAtEndOfDay(token.expires_at) ? `end of the day (UTC), ${formatAgo(token.expires_at)}` : formatAgo(token.expires_at)),
+    ),
     fact('Last used', token.last_used_at ? timeEl(token.last_used_at, formatAgo(token.last_used_at)) : el('span', { class: 'muted' }, 'Never')),
   );
 
@@ -170,7 +189,7 @@ function render(token) {
     fact(
       'In the last hour',
       max === null
-        ? el('span', { class: 'muted', id: 'token-last-hour' }, 'Not counted without a limit')
+        ? el('span', { id: 'token-last-hour' }, `${used.toLocaleString('en-GB')} access token${used === 1 ? '' : 's'}`)
         : [
             el('span', { id: 'token-last-hour' }, `${used.toLocaleString('en-GB')} of ${max.toLocaleString('en-GB')} access tokens`),
             hourMeter(used, max),

@@ -7,8 +7,8 @@ import {
   $,
   DAY_MS,
   addressesOf,
-  breakableEmail,
   cell,
+  createdByText,
   dateTimeFormat,
   el,
   enable,
@@ -570,7 +570,6 @@ function renderRows(items) {
 
 function tokenRow(token) {
   const status = token.status === 'active' ? 'Active' : token.status === 'expired' ? 'Expired' : String(token.status ?? '');
-  const createdBy = token.created_by?.email;
   return el(
     'tr',
     { 'data-token-id': token.id },
@@ -607,7 +606,7 @@ function tokenRow(token) {
       'Created',
       'col-created',
       timeEl(token.created_at, localDayFormat.format(new Date(token.created_at))),
-      el('span', { class: 'sub' }, createdBy ? ['by ', ...breakableEmail(createdBy)] : 'with the sat CLI'),
+      el('span', { class: 'sub' }, createdByText(token)),
     ),
     cell(
       '',
