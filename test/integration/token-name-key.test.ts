@@ -114,7 +114,8 @@ describe.each(testDatabases())('token names by key on %s', (kind) => {
     expect(await names('caf\u00e9')).toEqual([NFD]);
     expect(await names('CAFE\u0301')).toEqual([NFD]);
     expect(await names('STRASSE')).toEqual(['Straße']);
-    expect(await names('ss')).toEqual(['Straße']);
+    // (Not `ss`: a random client ID may hold it, and q matches client IDs too. `ẞ` folds to ss like ß.)
+    expect(await names('\u1e9e')).toEqual(['Straße']);
     expect(await names('hr f')).toEqual(['\uff28\uff32 feed']);
     expect(await names('ς_')).toEqual(['ΣΑΣ_1']);
     expect(await names('σ%')).toEqual([]);
