@@ -16,7 +16,7 @@ import {
 } from './http/common.js';
 import { SESSION_COOKIE } from './admin/auth.js';
 import { adminApi } from './admin/router.js';
-import { createOAuth, type OAuth } from './oauth/index.js';
+import { createOAuth, oauthEndpointMatcher, type OAuth } from './oauth/index.js';
 import { consoleRouter } from './console/routes.js';
 import { responseMetrics } from './ops/response-metrics.js';
 import { opsRouter } from './ops/routes.js';
@@ -99,8 +99,9 @@ export async function createServer(deps: Deps, prepared: Prepared = {}): Promise
   app.use(responseMetrics); // responses by status class, 429s, refused sign-ins
   app.use(closeWhenDraining(lifecycle)); // shutting down: `Connection: close` on every response
   app.use(securityHeaders); // nosniff, no referrer, no framing
-  app.use(requireHost); // HTTP/1.1 without Host: 400 bad_request (Node's own check is off, main.ts)
-  app.use(refuseExpectations); // Expect other than 100-continue: 417 expectation_failed
+  const isOAuthEndpoint = oauthEndpointMatcher(deps.config.issuer); // their refusals in the RFC 6749 shape
+  app.use(requireHost(isOAuthEndpoint)); // HTTP/1.1 without Host: 400 bad_request (Node's own check is off, main.ts)
+  app.use(refuseExpectations(isOAuthEndpoint)); // Expect other than 100-continue: 417 expectation_failed
   app.use(errorHandler(deps.log)); // AppError and unknown errors → {error, message, details?}
   app.use(ops.routes()); // /healthz /readyz /metrics
   app.use(allowedMethods(ops)); // 405 method_not_allowed with Allow, SPEC error shape

@@ -36,6 +36,7 @@ async function runServe(config: Readonly<Config>): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => stop('SIGHUP')); // the terminal of a foreground server closed: stop cleanly too
   try {
     await starting;
   } catch (err) {

@@ -182,6 +182,9 @@ export function issuerUrl(issuer: string, path: string): string {
   return issuer.replace(/\/+$/, '') + path;
 }
 
+/** The longest control-socket path (DATA_DIR/sat.sock) accepted: sockaddr_un holds 108 bytes on Linux, 104 on macOS. */
+export const MAX_SOCKET_PATH_BYTES = 100;
+
 /**
  * Reads the environment and config/default.json (merged with CONFIG_FILE when set)
  * and returns a validated, frozen configuration. Throws ConfigError listing every problem.
@@ -205,6 +208,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
   );
   const newKeyText = rawSetting(env, 'NEW_KEY_ENCRYPTION_KEY');
   const newKeyEncryptionKey = newKeyText ? parseKeyEncryptionKey(newKeyText, 'NEW_KEY_ENCRYPTION_KEY', problems) : undefined;
+  // The embedded database's control socket is DATA_DIR/sat.sock, and a Unix socket's path holds ~100 bytes: refused
+  // here, before a first start creates anything, rather than after it (src/control).
+  if (parsedEnv.success && !parsedEnv.data.DATABASE_URL) {
+    const socket = path.join(path.resolve(parsedEnv.data.DATA_DIR ?? './data'), 'sat.sock');
+    if (Buffer.byteLength(socket) > MAX_SOCKET_PATH_BYTES) {
+      problems.push(`DATA_DIR: too long for the embedded database's control socket (${socket} is over ${MAX_SOCKET_PATH_BYTES} bytes): choose a shorter path`);
+    }
+  }
   if (problems.length || !parsedEnv.success || !parsedFile?.success) throw new ConfigError(problems);
   const e = parsedEnv.data;
   const file = parsedFile.data;

@@ -3,6 +3,7 @@
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { MAX_SOCKET_PATH_BYTES } from '../config/index.js';
 
 export interface ControlRequest {
   command: string;
@@ -23,7 +24,7 @@ const MAX_REQUEST = 64 * 1024;
  */
 export async function startControlServer(dataDir: string, handler: ControlHandler): Promise<{ close(): Promise<void> }> {
   const file = socketPath(dataDir);
-  if (Buffer.byteLength(file) > 100) throw new Error(`DATA_DIR path is too long for a Unix socket: ${file}`);
+  if (Buffer.byteLength(file) > MAX_SOCKET_PATH_BYTES) throw new Error(`DATA_DIR path is too long for a Unix socket: ${file}`);
   if (existsSync(file)) unlinkSync(file); // left by a process that died; we hold the data-dir lock
   // Connections and whether a command of theirs is running: close() ends the others at once, so a client that
   // connected and sent nothing (a hung `sat`, a probe) cannot hold up a graceful shutdown.

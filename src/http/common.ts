@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type Router from '@koa/router';
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 
 /** Tags each request with an id (kept from a sane X-Request-Id header, else new) and echoes it back. */
 export const requestId: Middleware = async (ctx, next) => {
@@ -87,19 +87,31 @@ export function closeWhenDraining(lifecycle: { readonly draining: boolean }): Mi
 }
 
 /**
- * HTTP/1.1 without a Host header (RFC 9112 §3.2: 400): answered here in SPEC's shape, with its access-log line,
+ * HTTP/1.1 without a Host header (RFC 9112 §3.2: 400): answered here in the endpoint's error shape (`refuse`), with its access-log line,
  * instead of by Node with an empty 400 and no line (main.ts turns Node's `requireHostHeader` off). HTTP/1.0 needs none.
  */
-export const requireHost: Middleware = async (ctx, next) => {
-  const { req } = ctx;
-  if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) {
-    ctx.set('Connection', 'close'); // the body, if any, is not read
-    ctx.status = 400;
-    ctx.body = { error: 'bad_request', message: 'The request is not valid HTTP/1.1: it has no Host header.' };
-    return;
-  }
-  await next();
-};
+export function requireHost(isOAuthEndpoint: (path: string) => boolean = () => false): Middleware {
+  return async (ctx, next) => {
+    const { req } = ctx;
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) {
+      ctx.set('Connection', 'close'); // the body, if any, is not read
+      refuse(ctx, isOAuthEndpoint, 400, 'bad_request', 'The request is not valid HTTP/1.1: it has no Host header.');
+      return;
+    }
+    await next();
+  };
+}
+
+/**
+ * A refusal in the shape of the endpoint asked: RFC 6749 §5.2 `{error: "invalid_request", error_description}` at
+ * the OAuth endpoints (`isOAuthEndpoint` of the path as asked, ISSUER's path included), SPEC's `{error, message}`
+ * elsewhere.
+ */
+function refuse(ctx: Context, isOAuthEndpoint: (path: string) => boolean, status: number, error: string, message: string): void {
+  ctx.status = status;
+  const asked = new URL(ctx.originalUrl, 'http://x').pathname;
+  ctx.body = isOAuthEndpoint(asked) || isOAuthEndpoint(ctx.path) ? { error: 'invalid_request', error_description: message } : { error, message };
+}
 
 /** Node's own test for an expectation it fulfils itself (it sends `100 Continue` unless told otherwise). */
 const CONTINUE_EXPECTATION = /(?:^|\W)100-continue(?:$|\W)/i;
@@ -107,18 +119,19 @@ const CONTINUE_EXPECTATION = /(?:^|\W)100-continue(?:$|\W)/i;
 /**
  * An `Expect` other than `100-continue` (RFC 9110 §10.1.1: 417): Node hands such requests to main.ts's
  * 'checkExpectation' listener, the app, instead of answering an empty 417 with no log line; this answers them in
- * SPEC's shape.
+ * the endpoint's error shape (`refuse`).
  */
-export const refuseExpectations: Middleware = async (ctx, next) => {
-  const expectation = ctx.get('expect');
-  if (expectation !== '' && !CONTINUE_EXPECTATION.test(expectation)) {
-    ctx.set('Connection', 'close'); // the body, if any, is not read
-    ctx.status = 417;
-    ctx.body = { error: 'expectation_failed', message: 'Only Expect: 100-continue is supported: send the request without the Expect header.' };
-    return;
-  }
-  await next();
-};
+export function refuseExpectations(isOAuthEndpoint: (path: string) => boolean = () => false): Middleware {
+  return async (ctx, next) => {
+    const expectation = ctx.get('expect');
+    if (expectation !== '' && !CONTINUE_EXPECTATION.test(expectation)) {
+      ctx.set('Connection', 'close'); // the body, if any, is not read
+      refuse(ctx, isOAuthEndpoint, 417, 'expectation_failed', 'Only Expect: 100-continue is supported: send the request without the Expect header.');
+      return;
+    }
+    await next();
+  };
+}
 
 /** Headers every response carries; the console adds its own Content-Security-Policy. */
 export const securityHeaders: Middleware = async (ctx, next) => {

@@ -256,4 +256,14 @@ describeEmbedded('graceful shutdown with a client idle on the control socket (em
     expect(code).toBe(0);
     expect(took).toBeLessThan(2_000);
   }, 90_000);
+
+  it('stops cleanly on SIGHUP too (the terminal of a foreground server closed): logged, exit 0', async () => {
+    const port = await freePort();
+    const server = await startSatServe({ ...db.env, ...ADMIN, PORT: String(port), HOST: '127.0.0.1', ISSUER: `http://127.0.0.1:${port}` });
+    const exited = new Promise<number | null>((resolve) => server.child.once('exit', (code) => resolve(code)));
+    server.child.kill('SIGHUP');
+    expect(await exited).toBe(0); // not 129, the default for SIGHUP
+    expect(server.output()).toMatch(/"signal":"SIGHUP".*"msg":"shutting down"/);
+    expect(server.output()).toMatch(/"signal":"SIGHUP".*"msg":"stopped"/);
+  }, 90_000);
 });

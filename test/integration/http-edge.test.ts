@@ -278,6 +278,21 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
       expect(parse(await raw('GET /healthz HTTP/1.0\r\n\r\n')).body).toEqual({ status: 'ok' });
     });
 
+    it('answers those refusals at the OAuth endpoints in the RFC 6749 shape', async () => {
+      const noHost = parse(await raw('POST /token HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'));
+      expect({ statusLine: noHost.statusLine, body: noHost.body }).toEqual({
+        statusLine: 'HTTP/1.1 400 Bad Request',
+        body: { error: 'invalid_request', error_description: expect.stringContaining('Host') },
+      });
+      const teapot = parse(
+        await raw('POST /token/introspection HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 7\r\nConnection: close\r\n\r\ntoken=x'),
+      );
+      expect({ statusLine: teapot.statusLine, body: teapot.body }).toEqual({
+        statusLine: 'HTTP/1.1 417 Expectation Failed',
+        body: { error: 'invalid_request', error_description: expect.stringContaining('100-continue') },
+      });
+    });
+
     it('answers an Expect other than 100-continue with a JSON 417 and one access-log line; 100-continue still works', async () => {
       const { token } = await session();
       const answer = await raw(

@@ -63,6 +63,13 @@ describe('loadConfig', () => {
     }
   });
 
+  it('refuses an embedded DATA_DIR too long for its control socket before anything is created; PostgreSQL does not need one', () => {
+    const long = `/tmp/${'d'.repeat(60)}/${'e'.repeat(40)}`;
+    expect(() => loadConfig({ DATA_DIR: long })).toThrow(/DATA_DIR: too long for the embedded database's control socket/);
+    expect(loadConfig({ DATA_DIR: long, DATABASE_URL: 'postgres://db/sat', ALLOW_PLAINTEXT_KEYS: 'true' }).dataDir).toBe(long);
+    expect(loadConfig({ DATA_DIR: `/tmp/${'d'.repeat(80)}` }).dataDir).toBe(`/tmp/${'d'.repeat(80)}`); // 94 bytes with /sat.sock
+  });
+
   it('takes MAIL_FROM as one address, with or without a name, and refuses anything else', () => {
     for (const from of ['tokens@example.com', 'System Access Tokens <no-reply@localhost>', '"Ops, Team" <ops@example.com>']) {
       expect(loadConfig({ MAIL_FROM: from }).mailFrom).toBe(from);
