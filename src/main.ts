@@ -1,8 +1,9 @@
 // `sat serve`: config (and what it names: keys, files) → database → migrations → first admin → keys → HTTP server → control socket → jobs.
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
+import type { Knex } from 'knex';
 import { configurePasswordHashing, ensureFirstAdmin, pruneSessions } from './accounts/index.js';
 import { runCommand } from './commands.js';
 import type { Config } from './config/index.js';
@@ -15,7 +16,7 @@ import { deliverDueMail, pruneSentMail } from './mail/delivery.js';
 import { createMailTransport } from './mail/transport.js';
 import { drainHttpServer, trackConnections } from './http/drain.js';
 import { answerClientErrors, answerConnect } from './http/client-error.js';
-import { openKeyRing } from './keys/index.js';
+import { KeyEncryptionError, openKeyRing, type KeyRing } from './keys/index.js';
 import { ScanningKeys } from './scanning/keys.js';
 import { createServer, type Prepared } from './server.js';
 import { enqueueExpiryNotices, expirePreviousSecrets, pruneIssuanceBuckets, pruneOneTimeUses, pruneRevokedAccessTokens, revokeDormantTokens } from './tokens/index.js';
@@ -65,6 +66,24 @@ export function checkStartConfig(config: Readonly<Config>, log: Logger): Prepare
   return { keyRing, ...(file ? { scanningKeys: new ScanningKeys(file, log) } : {}) };
 }
 
+/**
+ * An embedded install whose key-encryption key came from KEY_ENCRYPTION_KEY(_FILE), started once without it: the
+ * start generated DATA_DIR/key-encryption-key, which opens none of the stored keys. Rather than leave a useless key
+ * behind (and a log line telling the operator to back it up), the file goes and the start stops, naming the fix.
+ */
+async function refuseForeignSealedKeys(knex: Knex, ring: KeyRing): Promise<void> {
+  const file = ring.kek.dataDirFile;
+  if (!ring.kek.generated || !file) return;
+  const sealed = await knex('signing_keys').whereNotNull('sealed_jwk').first('kid');
+  if (!sealed) return;
+  rmSync(file, { force: true });
+  throw new KeyEncryptionError(
+    `the signing keys are encrypted under a key-encryption key this start does not have (${file} did not exist; ` +
+      'removed the one just generated): set KEY_ENCRYPTION_KEY or KEY_ENCRYPTION_KEY_FILE to the key they were sealed ' +
+      'under, or put that key file back (a lost key: docs/operations.md#key-encryption-key-custody)',
+  );
+}
+
 /** What a caller (a test, an embedding) may inject into `serve`; production passes nothing. */
 export interface ServeOptions {
   log?: Logger;
@@ -96,6 +115,7 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
     const deps: Deps = { config, db, log, clock };
     const applied = await migrateLatest(db.knex);
     if (applied.length) log.info('migrations applied', { applied });
+    await refuseForeignSealedKeys(db.knex, prepared.keyRing!);
 
     const first = await ensureFirstAdmin(deps);
     if (first) {

@@ -1,12 +1,12 @@
 // SPEC Part 2 "Signing keys encrypted at rest" (issue 10 item 2): a dump alone never lets anyone sign.
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pgModule from 'pg';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { dataDirKeyFile } from '../../src/keys/index.js';
 import { runSat, runSatInProcess } from '../support/cli.js';
-import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { createTestDb, describeEmbedded, testDatabases, type TestDb } from '../support/db.js';
 import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
 
@@ -233,5 +233,31 @@ pg('PostgreSQL without a key-encryption key, on a fresh database', () => {
       await client.end();
     }
     expect(existsSync(path.join(db.dataDir, 'initial-admin-password'))).toBe(false);
+  });
+});
+
+// An embedded install made with KEY_ENCRYPTION_KEY, started once without it: the start used to generate
+// DATA_DIR/key-encryption-key (and log "back it up"), then refuse because that key opens nothing; it now stops
+// before keeping any such file, and says what to set.
+describeEmbedded('an embedded start without the key-encryption key the install was made with', () => {
+  let db: TestDb;
+  beforeAll(async () => {
+    db = await createTestDb('embedded');
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('stops, names KEY_ENCRYPTION_KEY, and leaves no generated key file behind', async () => {
+    const kek = newKek();
+    const first = await startServer(db, { KEY_ENCRYPTION_KEY: kek });
+    const signer = first.oauth.keySet.signingKid;
+    await first.close();
+    rmSync(dataDirKeyFile(db.dataDir), { force: true }); // (the template's own, if any: this install never used it)
+    await expect(startServer(db)).rejects.toThrow(/encrypted under a key-encryption key this start does not have.*KEY_ENCRYPTION_KEY/);
+    expect(existsSync(dataDirKeyFile(db.dataDir))).toBe(false);
+    const again = await startServer(db, { KEY_ENCRYPTION_KEY: kek });
+    expect(again.oauth.keySet.signingKid).toBe(signer);
+    await again.close();
   });
 });
