@@ -91,6 +91,19 @@ export interface ServeOptions {
   clock?: () => Date;
   /** `timers` (default): each job runs on its interval. `manual`: no timers; call `running.jobs.run(name)`. */
   jobs?: 'timers' | 'manual';
+  /**
+   * Aborted when a stop was asked for while the server was starting (SIGTERM during a first start's migrations):
+   * the step under way finishes, then the start ends with StartCancelledError instead of listening.
+   */
+  signal?: AbortSignal;
+}
+
+/** serve() stopped before listening because its `signal` was aborted; nothing is left open. */
+export class StartCancelledError extends Error {
+  override readonly name = 'StartCancelledError';
+  constructor() {
+    super('stopped while starting');
+  }
 }
 
 /**
@@ -116,6 +129,7 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
     const applied = await migrateLatest(db.knex);
     if (applied.length) log.info('migrations applied', { applied });
     await refuseForeignSealedKeys(db.knex, prepared.keyRing!);
+    if (opts.signal?.aborted) throw new StartCancelledError();
 
     const first = await ensureFirstAdmin(deps);
     if (first) {
@@ -134,7 +148,9 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
       }
     }
 
+    if (opts.signal?.aborted) throw new StartCancelledError();
     const { app, oauth, beginDrain } = await createServer(deps, prepared);
+    if (opts.signal?.aborted) throw new StartCancelledError();
     // A request (headers and body) must arrive within REQUEST_TIMEOUT_SECONDS, else Node answers 408 and closes:
     // a body trickled byte by byte cannot hold a connection and a handler for minutes. Checked every second.
     // Node's own Host check answers an empty 400 and logs nothing: the app answers it instead (http/common.ts).

@@ -10,11 +10,14 @@ async function runServe(config: Readonly<Config>): Promise<void> {
   // The handlers are in place before the server starts: a signal during startup waits for it, then stops it
   // (without them, a SIGTERM right after "listening" would kill the process the default way).
   // Loaded only for `serve`: oidc-provider, Koa and the HTTP edges cost every other command ~0.5 s of CPU.
-  const starting = import('../main.js').then(({ serve }) => serve(config, log));
+  const cancel = new AbortController(); // a signal during the start: no port opened, no "listening"
+  const starting = import('../main.js').then(({ serve }) => serve(config, { log, signal: cancel.signal }));
+  const wasCancelled = (err: unknown) => (err as Error | undefined)?.name === 'StartCancelledError';
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
+    cancel.abort();
     const started = Date.now();
     log.info('shutting down', { signal, grace_ms: config.shutdownGraceMs });
     // Backstop only: the drain ends by itself within the grace; this catches a stuck database or SMTP close.
@@ -23,7 +26,12 @@ async function runServe(config: Readonly<Config>): Promise<void> {
       process.exit(1);
     }, config.shutdownGraceMs + 15_000);
     force.unref();
-    starting.then((running) => running.close()).then(
+    starting.then(
+      (running) => running.close(),
+      (err: unknown) => {
+        if (!wasCancelled(err)) throw err;
+      },
+    ).then(
       () => {
         log.info('stopped', { signal, ms: Date.now() - started });
         process.exit(0);
@@ -40,6 +48,7 @@ async function runServe(config: Readonly<Config>): Promise<void> {
   try {
     await starting;
   } catch (err) {
+    if (wasCancelled(err)) return; // stop() finishes: "stopped", exit 0
     // The database could not open (a full disk, a locked DATA_DIR, …): exit non-zero rather than linger without
     // listening (the embedded engine may leave handles that would keep the process alive).
     log.error('could not start', { error: (err as Error).message });

@@ -1,14 +1,15 @@
 // SPEC "Operations": SIGTERM under load (keep-alive, and a new connection per request): no request that arrived
 // before the signal fails, /readyz turns 503, pending last_used_at times are written, and the process exits 0 within
 // SHUTDOWN_GRACE_SECONDS.
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { basic } from '../support/fixtures.js';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
-import { runSat, startNpmStart, startSatServe } from '../support/cli.js';
+import { runSat, spawnSatProcess, startNpmStart, startSatServe } from '../support/cli.js';
 import { describeEmbedded, createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { freePort } from '../support/server.js';
 
@@ -255,6 +256,33 @@ describeEmbedded('graceful shutdown with a client idle on the control socket (em
     expect(server.output()).not.toMatch(/shutdown did not finish/);
     expect(code).toBe(0);
     expect(took).toBeLessThan(2_000);
+  }, 90_000);
+
+  it('a SIGTERM during a first start finishes the step under way, then stops without ever listening: exit 0', async () => {
+    const port = await freePort();
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'sat-first-start-'));
+    try {
+      const child = spawnSatProcess(['serve'], { ...ADMIN, DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1' });
+      let out = '';
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      // The key-encryption key is made before the new database is created and migrated (seconds): signal then.
+      await new Promise<void>((resolve) => {
+        const onData = (d: Buffer) => {
+          out += d.toString();
+          if (out.includes('generated a key-encryption key')) resolve();
+        };
+        child.stdout!.on('data', onData);
+        child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+      });
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(out).toMatch(/"msg":"shutting down"/);
+      expect(out).toMatch(/"msg":"stopped"/);
+      expect(out).not.toMatch(/"msg":"listening"/);
+      await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow(); // nothing listens there
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   }, 90_000);
 
   it('stops cleanly on SIGHUP too (the terminal of a foreground server closed): logged, exit 0', async () => {

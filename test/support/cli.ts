@@ -38,6 +38,11 @@ function childEnv(env: Record<string, string>): Record<string, string | undefine
   return { ...base, ...env };
 }
 
+/** Starts `sat args…` (the test environment, as the other helpers) and returns the process, for tests that drive it. */
+export function spawnSatProcess(args: string[], env: Record<string, string>): ChildProcess {
+  return spawn(process.execPath, satArgv(args), { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
 /** Runs `sat args…` to its end (killed after `timeoutMs`), with `input` on its standard input when given. */
 function spawnSat(args: string[], env: Record<string, string>, input: string | undefined, timeoutMs: number): Promise<CliResult> {
   return new Promise((resolve, reject) => {
