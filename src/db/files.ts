@@ -46,12 +46,13 @@ export function makeDirectories(dir: string): void {
  * Creates `dir` (0700) when `create` and it is missing, then makes it and everything below it owner-only:
  * folders 0700, files and sockets 0600, symbolic links left alone (never followed). Fixes installs made before
  * this rule and folders created beforehand (a Dockerfile's `mkdir -p /data`, a bind mount). Returns how many
- * entries had their mode changed. Entries owned by another user are skipped (chmod would fail; reported by count).
+ * entries had their mode changed. Entries owned by another user are left alone, also by root, and counted (`skipped`).
  */
 export function makeOwnerOnly(dir: string, create = true): { changed: number; skipped: number } {
   if (create) makeDirectories(dir);
   let changed = 0;
   let skipped = 0;
+  const ownUid = process.getuid?.();
   const visit = (p: string, depth: number) => {
     let st;
     try {
@@ -61,7 +62,9 @@ export function makeOwnerOnly(dir: string, create = true): { changed: number; sk
     }
     if (st.isSymbolicLink()) return;
     const wanted = st.isDirectory() ? 0o700 : 0o600;
-    if ((st.mode & 0o777) !== wanted) {
+    if ((st.mode & 0o777) !== wanted && ownUid !== undefined && st.uid !== ownUid) {
+      skipped++; // another user's (root may chmod it, but it is not ours to change): left alone, counted
+    } else if ((st.mode & 0o777) !== wanted) {
       try {
         chmodSync(p, wanted);
         changed++;

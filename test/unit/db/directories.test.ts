@@ -1,8 +1,8 @@
 // DATA_DIR is created with makeDirectories: 0700 folders, and an error rather than Node's endless loop under /proc.
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { makeDirectories } from '../../../src/db/index.js';
+import { makeDirectories, makeOwnerOnly } from '../../../src/db/index.js';
 
 describe('makeDirectories', () => {
   let base: string;
@@ -31,5 +31,27 @@ describe('makeDirectories', () => {
     writeFileSync(file, 'x');
     expect(() => makeDirectories(path.join(file, 'sub'))).toThrow(expect.objectContaining({ code: 'ENOTDIR' }));
     expect(() => makeDirectories(file)).toThrow(expect.objectContaining({ code: 'ENOTDIR' }));
+  });
+});
+
+// docs/security.md: "Entries owned by another user are left alone and counted" — also when the server runs as root,
+// which could change them.
+(process.getuid?.() === 0 ? describe : describe.skip)('makeOwnerOnly as root', () => {
+  it('makes its own entries owner-only and leaves another user’s alone, counting them', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sat-owner-'));
+    try {
+      const mine = path.join(dir, 'mine');
+      const theirs = path.join(dir, 'theirs');
+      writeFileSync(mine, 'x', { mode: 0o644 });
+      writeFileSync(theirs, 'x', { mode: 0o644 });
+      chmodSync(mine, 0o644);
+      chmodSync(theirs, 0o644);
+      chownSync(theirs, 65534, 65534); // nobody
+      expect(makeOwnerOnly(dir, false)).toEqual({ changed: 1, skipped: 1 }); // `mine` (mkdtemp made the folder 0700)
+      expect(statSync(mine).mode & 0o777).toBe(0o600);
+      expect(statSync(theirs).mode & 0o777).toBe(0o644);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
