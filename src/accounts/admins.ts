@@ -7,7 +7,7 @@ import { recordAudit } from '../audit/index.js';
 import { isUniqueViolation, isUuid, lockOrganisation, transactionWithRetry, type AdminRow, type Db } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
-import { queueInvitationMail } from '../mail/index.js';
+import { dropUnsentInvitationMail, queueInvitationMail } from '../mail/index.js';
 import { normaliseEmail } from './email.js';
 import { consumeOneTimeToken, forgiveTokenUse, issueOneTimeToken, throttleTokenUse } from './one-time.js';
 import { hashPassword, newPassword } from './passwords.js';
@@ -184,7 +184,12 @@ export async function removeAdmin(deps: Deps, actor: AdminActor, id: string, met
     await trx('tokens').where({ created_by: target.id }).update({ created_by: null });
     // The invitations they sent and nobody has accepted yet go with them: an administrator being offboarded could
     // otherwise invite a private address and come back through it (their sessions end below, by cascade).
-    await trx('admin_one_time_tokens').where({ created_by: target.id, purpose: 'invitation' }).whereNull('used_at').delete();
+    const voided = (await trx('admin_one_time_tokens')
+      .where({ created_by: target.id, purpose: 'invitation' })
+      .whereNull('used_at')
+      .delete()
+      .returning(['email', 'created_at'])) as Array<{ email: string; created_at: Date }>;
+    for (const invitation of voided) await dropUnsentInvitationMail(trx, invitation);
     await trx('admins').where({ id: target.id }).delete();
     await recordAudit(trx, {
       organisation_id: actor.organisation_id,

@@ -6,6 +6,7 @@ import { recordAudit } from '../audit/index.js';
 import { isUuid, type AdminOneTimeTokenRow, type Db } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
+import { dropUnsentInvitationMail } from '../mail/index.js';
 import type { AdminActor } from './admins.js';
 import { normaliseEmail } from './email.js';
 import type { SessionMeta } from './sessions.js';
@@ -66,6 +67,7 @@ export async function withdrawInvitation(deps: Deps, actor: AdminActor, id: stri
       .delete()
       .returning('*')) as AdminOneTimeTokenRow[];
     if (!row) throw notFound();
+    await dropUnsentInvitationMail(trx, row); // a mail still queued would carry a link that no longer works
     const inviter = row.created_by ? await trx('admins').where({ id: row.created_by }).first('email') : undefined;
     await recordAudit(trx, {
       organisation_id: actor.organisation_id,

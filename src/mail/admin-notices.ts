@@ -1,6 +1,7 @@
 // Administrator-account mails, queued through the outbox inside the caller's transaction (SPEC Part 2).
 import type { Knex } from 'knex';
 import { issuerUrl, type Config } from '../config/index.js';
+import { affectedRows } from '../db/index.js';
 import { adminInvitation, passwordChanged, passwordResetLink } from './admin-templates.js';
 import { enqueueMail, messageIdDomain } from './outbox.js';
 
@@ -53,4 +54,16 @@ export async function queuePasswordChangedMail(
 ): Promise<void> {
   const content = passwordChanged({ email: f.to, how: f.how, at: f.now, ip: f.ip, consoleUrl: consoleUrl(config) });
   await enqueueMail(trx, { kind: 'password_changed', to: f.to, content, now: f.now, messageIdDomain: messageIdDomain(config) });
+}
+
+/**
+ * Drops the invitation mail queued with an invitation that is withdrawn or voided before the mail went out (same
+ * recipient, queued at the invitation's `created_at`, still pending), inside the caller's transaction, so the
+ * invitee never receives a link that no longer works. A mail a worker is sending at that moment still goes. Returns
+ * how many were dropped (0 or 1).
+ */
+export async function dropUnsentInvitationMail(trx: Knex.Transaction, invitation: { email: string; created_at: Date }): Promise<number> {
+  return affectedRows(
+    await trx('mail_outbox').where({ kind: 'admin_invitation', recipient: invitation.email, status: 'pending', created_at: invitation.created_at }).delete(),
+  );
 }

@@ -200,3 +200,45 @@ describe.each(testDatabases())('pending invitations on %s', (kind) => {
     expect(await pending(aToken)).toEqual([]);
   });
 });
+
+// A withdrawn (or voided) invitation's mail that has not gone out yet never goes: the invitee would get a link that
+// no longer works. Mail delivery runs only when the test says so here.
+describe.each(testDatabases())('the mail of a withdrawn invitation on %s', (kind) => {
+  let db: TestDb;
+  let smtp: TestSmtp;
+  let server: TestServer;
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+    smtp = await startSmtp();
+    server = await startServer(db, { SMTP_URL: smtp.url }, { jobs: 'manual' });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await smtp?.close();
+    await db?.drop();
+  });
+
+  it('is dropped from the outbox with the withdrawal, and with the removal of the administrator who sent it', async () => {
+    const a = await makeAdmin(server.deps);
+    const { token } = await signIn(server, a.email, a.password, freshIp());
+    const api = (method: string, path: string, json?: unknown) => call(server, method, path, { token, headers: { 'x-forwarded-for': freshIp() }, ...(json === undefined ? {} : { json }) });
+    const typo = `${uniq('typo')}@example.com`;
+    const kept = `${uniq('kept')}@example.com`;
+    const made = (await api('POST', '/admins', { email: typo })).body as { id: string };
+    expect((await api('POST', '/admins', { email: kept })).status).toBe(201);
+    expect((await api('DELETE', `/invitations/${made.id}`)).status).toBe(204);
+
+    // A second administrator (added directly) invites someone, and is removed before the mail goes.
+    const b = await makeAdmin(server.deps, a.organisation_name);
+    const bSession = await signIn(server, b.email, b.password, freshIp());
+    const viaB = `${uniq('via-b')}@example.net`;
+    expect((await call(server, 'POST', '/admins', { token: bSession.token, headers: { 'x-forwarded-for': freshIp() }, json: { email: viaB } })).status).toBe(201);
+    expect((await api('DELETE', `/admins/${b.id}`)).status).toBe(204);
+
+    await server.runJob('deliver-mail');
+    await smtp.waitFor(() => smtp.to(kept).length === 1);
+    expect(smtp.to(typo)).toEqual([]);
+    expect(smtp.to(viaB)).toEqual([]);
+    expect(await server.deps.db.knex('mail_outbox').whereIn('recipient', [typo, viaB])).toEqual([]);
+  });
+});
