@@ -34,6 +34,19 @@ export function opsRouter(deps: Deps, lifecycle: { readonly draining: boolean } 
     ctx.status = database === 'ok' ? 200 : 503;
     ctx.body = { status: database === 'ok' ? 'ready' : 'unavailable', database };
   });
+  // One short line a minute at most for what a scrape could not read (every 15 s during an outage otherwise), with
+  // the driver's message only: no statement (knex puts it first), no stack.
+  const warnedAt = new Map<string, number>();
+  const unreadable = (what: string, err: unknown) => {
+    const now = Date.now();
+    if (now - (warnedAt.get(what) ?? -Infinity) < 60_000) return;
+    warnedAt.set(what, now);
+    const e = err as { code?: unknown; message?: unknown } | undefined;
+    deps.log.warn(`metrics: could not read ${what}; its gauges are left out`, {
+      code: typeof e?.code === 'string' ? e.code : undefined,
+      error: (typeof e?.message === 'string' ? e.message.split(' - ').pop()! : String(err)).slice(0, 200),
+    });
+  };
   const expected = deps.config.metricsToken ? createHash('sha256').update(deps.config.metricsToken).digest() : undefined;
   router.get('/metrics', async (ctx) => {
     ctx.set('Cache-Control', 'no-store');
@@ -47,13 +60,22 @@ export function opsRouter(deps: Deps, lifecycle: { readonly draining: boolean } 
         return;
       }
     }
+    // A gauge the database could not give this time is left out of the scrape (not 0, which would read as "no
+    // backlog" or "rotation due" and silence or fire the alerts of docs/operations.md); the other metrics answer.
     try {
       const mail = await mailQueueStats(deps.db.knex);
-      mailQueueDepth.set(mail.pending);
-      mailQueueOldestAge.set(mail.oldestPendingAt ? Math.max(0, (deps.clock().getTime() - mail.oldestPendingAt.getTime()) / 1000) : 0);
-      mailFailedMessages.set(mail.failed);
+      setOrOmit('sat_mail_queue_depth', mailQueueDepth, mail.pending);
+      setOrOmit(
+        'sat_mail_queue_oldest_age_seconds',
+        mailQueueOldestAge,
+        mail.oldestPendingAt ? Math.max(0, (deps.clock().getTime() - mail.oldestPendingAt.getTime()) / 1000) : 0,
+      );
+      setOrOmit('sat_mail_failed_messages', mailFailedMessages, mail.failed);
     } catch (err) {
-      deps.log.warn('metrics: could not read the mail outbox', { err }); // the other metrics still answer
+      for (const [name, gauge] of [['sat_mail_queue_depth', mailQueueDepth], ['sat_mail_queue_oldest_age_seconds', mailQueueOldestAge], ['sat_mail_failed_messages', mailFailedMessages]] as const) {
+        setOrOmit(name, gauge, null);
+      }
+      unreadable('the mail outbox', err);
     }
     try {
       const { config } = deps;
@@ -61,7 +83,9 @@ export function opsRouter(deps: Deps, lifecycle: { readonly draining: boolean } 
       setOrOmit('sat_signing_key_age_seconds', signingKeyAge, schedule.ageSeconds);
       setOrOmit('sat_signing_key_next_rotation_seconds', signingKeyNextRotation, schedule.nextRotationSeconds);
     } catch (err) {
-      deps.log.warn('metrics: could not read the signing keys', { err });
+      setOrOmit('sat_signing_key_age_seconds', signingKeyAge, null);
+      setOrOmit('sat_signing_key_next_rotation_seconds', signingKeyNextRotation, null);
+      unreadable('the signing keys', err);
     }
     ctx.type = registry.contentType;
     ctx.body = await registry.metrics();

@@ -61,6 +61,29 @@ describe.each(testDatabases())('metrics on %s', (kind) => {
     }
   });
 
+  it('leaves out the gauges it cannot read from the database (not 0), with one short log line, no SQL or stack', async () => {
+    const gauges = ['sat_mail_queue_depth', 'sat_mail_queue_oldest_age_seconds', 'sat_mail_failed_messages', 'sat_signing_key_age_seconds', 'sat_signing_key_next_rotation_seconds'];
+    const knex = server.deps.db.knex;
+    const logged = server.logLines.length;
+    await knex.raw('alter table mail_outbox rename to mail_outbox_away');
+    await knex.raw('alter table signing_keys rename to signing_keys_away');
+    try {
+      for (let i = 0; i < 2; i += 1) {
+        const text = await metrics();
+        for (const name of gauges) expect({ name, value: sample(text, name) }).toEqual({ name, value: undefined });
+        expect(sample(text, 'process_cpu_seconds_total')).toEqual(expect.any(Number)); // the rest still answers
+      }
+    } finally {
+      await knex.raw('alter table mail_outbox_away rename to mail_outbox');
+      await knex.raw('alter table signing_keys_away rename to signing_keys');
+    }
+    const lines = server.logLines.slice(logged).filter((l) => l.includes('metrics: could not read'));
+    expect(lines).toHaveLength(2); // one per source, not one per scrape
+    for (const line of lines) expect(line).not.toMatch(/select |"stack"/i);
+    const text = await metrics();
+    for (const name of gauges) expect({ name, value: sample(text, name) }).toEqual({ name, value: expect.any(Number) });
+  });
+
   it('reports the mail queue depth and the age of its oldest message, then the failed mail', async () => {
     const session = await signIn(server, 'first-admin@example.com', 'first-admin-password');
     expect((await call(server, 'POST', '/tokens', { token: session.token, json: tokenBody() })).status).toBe(201);
