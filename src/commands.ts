@@ -34,7 +34,7 @@ import {
   keyRetentionMs,
   listSigningKeys,
   loadPublicKeySet,
-  openKeyRing,
+  openKeyRingForStoredKeys,
   sealPlaintextKeys,
   replaceDataDirKey,
   rewrapSigningKeys,
@@ -145,7 +145,7 @@ export const commands: Record<string, Command> = {
     const plaintext = await deps.db.knex('signing_keys').whereNotNull('private_jwk').first('kid');
     let sealed = 0;
     try {
-      if (plaintext) sealed = await sealPlaintextKeys(deps.db.knex, openKeyRing(deps.config, deps.db.kind, deps.log));
+      if (plaintext) sealed = await sealPlaintextKeys(deps.db.knex, await openKeyRingForStoredKeys(deps.db.knex, deps.config, deps.db.kind, deps.log));
     } catch (err) {
       if (!(err instanceof KeyEncryptionError)) throw err; // no key configured: migrating needs none, `serve` says so
     }
@@ -159,7 +159,8 @@ export const commands: Record<string, Command> = {
   'keys-rotate': async (deps, args) => {
     const { now, drop_unreadable } = rotateArgs.parse(args);
     if (drop_unreadable && !now) throw new AppError('validation_failed', '--drop-unreadable goes with --now only (the way back from a lost key-encryption key)');
-    const ring = openKeyRing(deps.config, deps.db.kind, deps.log);
+    // A lost key's recovery may make DATA_DIR's key afresh; anything else must not (it would open no stored key).
+    const ring = await openKeyRingForStoredKeys(deps.db.knex, deps.config, deps.db.kind, deps.log, { mayGenerate: drop_unreadable });
     const ahead = now ? 0 : deps.config.keyPublishAheadSeconds;
     const { kid, signsFrom, dropped, unreadable } = await rotateSigningKey(deps.db.knex, ring, deps.config.signingAlg, deps.clock(), ahead, {
       dropUnreadable: drop_unreadable,
@@ -178,7 +179,7 @@ export const commands: Record<string, Command> = {
     const problems: string[] = [];
     const next = parseKeyEncryptionKey(newKey, 'the new key-encryption key', problems);
     if (!next) throw new AppError('validation_failed', problems.join('; '));
-    const ring = openKeyRing(deps.config, deps.db.kind, deps.log);
+    const ring = await openKeyRingForStoredKeys(deps.db.knex, deps.config, deps.db.kind, deps.log);
     const count = await rewrapSigningKeys(deps.db.knex, ring, next);
     const file = ring.kek.dataDirFile;
     if (file) replaceDataDirKey(file, next); // the generated key in DATA_DIR: the next start uses the new one

@@ -16,7 +16,7 @@ import { deliverDueMail, pruneSentMail } from './mail/delivery.js';
 import { createMailTransport } from './mail/transport.js';
 import { drainHttpServer, trackConnections } from './http/drain.js';
 import { answerClientErrors, answerConnect } from './http/client-error.js';
-import { KeyEncryptionError, openKeyRing, type KeyRing } from './keys/index.js';
+import { missingKeyFor, openKeyRing, type KeyRing } from './keys/index.js';
 import { ScanningKeys } from './scanning/keys.js';
 import { createServer, type Prepared } from './server.js';
 import { enqueueExpiryNotices, expirePreviousSecrets, pruneIssuanceBuckets, pruneOneTimeUses, pruneRevokedAccessTokens, revokeDormantTokens } from './tokens/index.js';
@@ -76,12 +76,8 @@ async function refuseForeignSealedKeys(knex: Knex, ring: KeyRing): Promise<void>
   if (!ring.kek.generated || !file) return;
   const sealed = await knex('signing_keys').whereNotNull('sealed_jwk').first('kid');
   if (!sealed) return;
-  rmSync(file, { force: true });
-  throw new KeyEncryptionError(
-    `the signing keys are encrypted under a key-encryption key this start does not have (${file} did not exist; ` +
-      'removed the one just generated): set KEY_ENCRYPTION_KEY or KEY_ENCRYPTION_KEY_FILE to the key they were sealed ' +
-      'under, or put that key file back (a lost key: docs/operations.md#key-encryption-key-custody)',
-  );
+  rmSync(file, { force: true }); // the one just generated
+  throw missingKeyFor(file);
 }
 
 /** What a caller (a test, an embedding) may inject into `serve`; production passes nothing. */

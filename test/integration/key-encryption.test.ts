@@ -254,10 +254,23 @@ describeEmbedded('an embedded start without the key-encryption key the install w
     const signer = first.oauth.keySet.signingKid;
     await first.close();
     rmSync(dataDirKeyFile(db.dataDir), { force: true }); // (the template's own, if any: this install never used it)
-    await expect(startServer(db)).rejects.toThrow(/encrypted under a key-encryption key this start does not have.*KEY_ENCRYPTION_KEY/);
+    await expect(startServer(db)).rejects.toThrow(/encrypted under a key-encryption key this process does not have.*KEY_ENCRYPTION_KEY/);
     expect(existsSync(dataDirKeyFile(db.dataDir))).toBe(false);
     const again = await startServer(db, { KEY_ENCRYPTION_KEY: kek });
     expect(again.oauth.keySet.signingKid).toBe(signer);
     await again.close();
+  });
+
+  it('a `sat` command refuses the same way without generating a key; the lost-key recovery may make one', async () => {
+    const file = dataDirKeyFile(db.dataDir);
+    expect(existsSync(file)).toBe(false);
+    for (const args of [['keys', 'rotate'], ['keys', 'rotate', '--now']]) {
+      const res = await runSatInProcess(args, db.env);
+      expect({ args, code: res.code, stderr: res.stderr }).toEqual({ args, code: 1, stderr: expect.stringMatching(/this process does not have.*KEY_ENCRYPTION_KEY/) });
+      expect(existsSync(file)).toBe(false);
+    }
+    const recovered = await runSatInProcess(['keys', 'rotate', '--now', '--drop-unreadable'], db.env);
+    expect({ code: recovered.code, stderr: recovered.code === 0 ? '' : recovered.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(existsSync(file)).toBe(true);
   });
 });
