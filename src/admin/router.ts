@@ -47,7 +47,7 @@ const knownQuery: Middleware = async (ctx, next) => {
       throw new AppError(
         'validation_failed',
         'A query parameter is not valid UTF-8 once percent-decoded.',
-        malformed.map((name) => ({ path: `query.${name}`, message: 'is not valid UTF-8' })),
+        malformed.map((name) => ({ path: name, message: 'is not valid UTF-8' })),
       );
     }
     const route = String((ctx as { _matchedRoute?: unknown })._matchedRoute ?? '').slice(ADMIN_API_PREFIX.length);
@@ -58,7 +58,7 @@ const knownQuery: Middleware = async (ctx, next) => {
         throw new AppError(
           'validation_failed',
           'This call takes no query parameters.',
-          names.map((name) => ({ path: `query.${name.slice(0, 32)}`, message: 'is not a known field' })),
+          names.map((name) => ({ path: name.slice(0, 32), message: 'is not a known field' })),
         );
       }
     }

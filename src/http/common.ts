@@ -110,7 +110,12 @@ export function requireHost(isOAuthEndpoint: (path: string) => boolean = () => f
 function refuse(ctx: Context, isOAuthEndpoint: (path: string) => boolean, status: number, error: string, message: string): void {
   ctx.status = status;
   const asked = new URL(ctx.originalUrl, 'http://x').pathname;
-  ctx.body = isOAuthEndpoint(asked) || isOAuthEndpoint(ctx.path) ? { error: 'invalid_request', error_description: message } : { error, message };
+  if (isOAuthEndpoint(asked) || isOAuthEndpoint(ctx.path)) {
+    ctx.set('Cache-Control', 'no-store'); // as every other answer of these endpoints (RFC 6749 §5.1)
+    ctx.body = { error: 'invalid_request', error_description: message };
+  } else {
+    ctx.body = { error, message };
+  }
 }
 
 /** Node's own test for an expectation it fulfils itself (it sends `100 Continue` unless told otherwise). */

@@ -49,7 +49,7 @@ const MAX_MEMBER_LENGTH = 4096;
  */
 export function rsaParameterProblem(n: bigint, e: bigint | undefined): string | undefined {
   if (e === undefined) return 'is missing';
-  if (n % 2n === 0n) return 'belongs to an RSA key whose modulus n is even: not a usable RSA key';
+  if (n % 2n === 0n) return 'must be odd: an even modulus n is not a usable RSA key';
   if (e < 3n || e % 2n === 0n || e >= n) return 'must be an odd public exponent of at least 3 (usually AQAB, 65537): this key offers no security';
   return undefined;
 }
@@ -75,6 +75,11 @@ function checkKey(raw: unknown, path: string): PublicJwk {
   const algs: readonly string[] = CLIENT_ASSERTION_ALGS[kty];
   if (jwk.alg !== undefined && !algs.includes(jwk.alg as string)) throw validationFailed(`${path}.alg`, `must be one of ${algs.join(', ')}`);
 
+  for (const m of kty === 'EC' ? ['x', 'y'] : ['n', 'e']) {
+    if (typeof jwk[m] !== 'string' || !/^[A-Za-z0-9_-]+$/.test(jwk[m] as string)) {
+      throw validationFailed(`${path}.${m}`, 'must be base64url (A-Z a-z 0-9 - _, no padding: RFC 7515 §2)');
+    }
+  }
   const key: PublicJwk =
     kty === 'EC'
       ? { kty, crv: 'P-256', x: jwk.x as string, y: jwk.y as string }
@@ -91,8 +96,14 @@ function checkKey(raw: unknown, path: string): PublicJwk {
   }
   if (kty === 'RSA') {
     const problem = rsaParameterProblem(BigInt('0x' + Buffer.from(key.n!, 'base64url').toString('hex')), object.asymmetricKeyDetails?.publicExponent);
-    if (problem) throw validationFailed(`${path}.e`, problem);
+    if (problem) throw validationFailed(`${path}.${problem.includes('modulus') ? 'n' : 'e'}`, problem);
   }
+  // The members as the key itself gives them back: minimal octets (RFC 7518 §6.3.1.1: an `n` with a leading zero
+  // octet, as Java's BigInteger exports it, is the same key), so the RFC 7638 thumbprint, the kid a client names and
+  // the "same key twice" check all see one representation.
+  const canonical = object.export({ format: 'jwk' });
+  if (kty === 'RSA') Object.assign(key, { n: canonical.n, e: canonical.e });
+  else Object.assign(key, { x: canonical.x, y: canonical.y });
   if (jwk.kid !== undefined) key.kid = jwk.kid as string;
   if (jwk.alg !== undefined) key.alg = jwk.alg as string;
   key.use = 'sig';

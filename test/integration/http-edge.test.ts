@@ -284,6 +284,7 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
         statusLine: 'HTTP/1.1 400 Bad Request',
         body: { error: 'invalid_request', error_description: expect.stringContaining('Host') },
       });
+      expect(noHost.head).toContain('cache-control: no-store');
       const teapot = parse(
         await raw('POST /token/introspection HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 7\r\nConnection: close\r\n\r\ntoken=x'),
       );

@@ -108,7 +108,7 @@ describe.each(testDatabases())('pending invitations on %s', (kind) => {
     expect((await call(server, 'GET', '/invitations')).status).toBe(401);
     // No paging (every pending invitation is listed): a query parameter is refused, as at /admins.
     const paged = await call(server, 'GET', '/invitations?limit=1', as(aToken));
-    expect([paged.status, paged.body.details]).toEqual([400, [{ path: 'query.limit', message: 'is not a known field' }]]);
+    expect([paged.status, paged.body.details]).toEqual([400, [{ path: 'limit', message: 'is not a known field' }]]);
   });
 
   it('withdraws an invitation: 204, its link answers as a used one, it leaves the list, an audit event names it', async () => {

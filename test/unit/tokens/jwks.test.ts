@@ -47,10 +47,22 @@ describe('parsePublicJwks', () => {
     // e = 1: s^e mod n = s, so an assertion "signed" with no private key at all verifies (RFC 8017 §3.1: 3 <= e).
     ['an RSA key with e = 1', () => ({ keys: [{ ...rsaJwk(), e: 'AQ' }] }), /keys\.0\.e.*odd public exponent/],
     ['an RSA key with an even e', () => ({ keys: [{ ...rsaJwk(), e: 'AAI' }] }), /odd public exponent/],
-    ['an RSA key with an even modulus', () => ({ keys: [{ ...rsaJwk(), n: evenModulus() }] }), /modulus n is even/],
+    ['an RSA key with an even modulus', () => ({ keys: [{ ...rsaJwk(), n: evenModulus() }] }), /keys\.0\.n.*even modulus/],
+    ['n in base64 rather than base64url', () => ({ keys: [{ ...rsaJwk(), n: Buffer.from(rsaJwk().n!, 'base64url').toString('base64') }] }), /keys\.0\.n.*base64url/],
     ['a member over 4096 characters', () => ({ keys: [{ ...ec().publicKey.export({ format: 'jwk' }), kid: 'k'.repeat(4097) }] }), /kid.*at most 4096 characters/],
   ])('refuses %s', (_label, input, message) => {
     expect(detailsOf(() => parsePublicJwks(input()))).toMatch(message);
+  });
+});
+
+describe('parsePublicJwks canonical members', () => {
+  it('stores an RSA n with a leading zero octet (a Java export) as the same key: one thumbprint, and refused twice', () => {
+    const jwk = rsaJwk();
+    const padded = { ...jwk, n: Buffer.concat([Buffer.from([0]), Buffer.from(jwk.n!, 'base64url')]).toString('base64url') };
+    const [stored] = parsePublicJwks({ keys: [padded] }).keys;
+    expect(stored!.n).toBe(jwk.n);
+    expect(jwkThumbprint(stored!)).toBe(jwkThumbprint(jwk as PublicJwk));
+    expect(detailsOf(() => parsePublicJwks({ keys: [jwk, padded] }))).toMatch(/same key twice/);
   });
 });
 
@@ -60,7 +72,7 @@ describe('rsaParameterProblem (RFC 8017 §3.1)', () => {
     expect(rsaParameterProblem(n, 65537n)).toBeUndefined();
     expect(rsaParameterProblem(n, 3n)).toBeUndefined();
     for (const e of [1n, 2n, 0n, n, n + 2n]) expect(rsaParameterProblem(n, e)).toMatch(/odd public exponent/);
-    expect(rsaParameterProblem(n - 1n, 65537n)).toMatch(/even/);
+    expect(rsaParameterProblem(n - 1n, 65537n)).toMatch(/even modulus/);
   });
 });
 
