@@ -9,8 +9,8 @@ import type { AccessTokenVerifier } from './introspection.js';
 /**
  * POST /token/revocation (RFC 7009), in place of oidc-provider's, which refuses JWT access tokens. When the token
  * is one of our access tokens issued to the calling client, its `jti` is recorded (until its `exp`) and
- * introspection reports it inactive from then on. One of our live access tokens issued to another client: 400
- * unauthorized_client, nothing recorded (RFC 7009 §2.1). Every other well-formed request also gets 200 with an
+ * introspection reports it inactive from then on. One of our live access tokens issued to another client of the same
+ * organisation: 400 unauthorized_client, nothing recorded (RFC 7009 §2.1); another organisation's: 200, nothing. Every other well-formed request also gets 200 with an
  * empty body (RFC 7009 §2.2: an invalid token is no error). Resource servers that verify JWTs offline cannot see this:
  * they must introspect when they need to know at once. Resource servers may not revoke: 400 unauthorized_client.
  * The calling token's authentication is a use of it (`recordUse`, callerEndpoint).
@@ -20,7 +20,10 @@ export function revocationEndpoint(deps: Deps, verify: AccessTokenVerifier, reco
     if (caller.kind !== 'token') {
       throw new errors.UnauthorizedClient('resource server credentials may only be used at the introspection endpoint');
     }
-    const claims = await verify(token);
+    const verified = await verify(token);
+    // Another organisation's token is one this caller cannot know, as at introspection (`active: false`): 200 and
+    // nothing recorded, so revocation tells no client whether another organisation's token is live (RFC 7009 §2.2).
+    const claims = verified && verified.org_id === caller.token.organisation_id ? verified : undefined;
     if (claims && claims.client_id !== caller.clientId) {
       // RFC 7009 §2.1: the server "verifies whether the token was issued to the client making the revocation request.
       // If this validation fails, the request is refused and the client is informed of the error" (as fosite and
