@@ -85,10 +85,11 @@ export async function updateTokenRow(trx: Db, organisationId: string, id: string
 }
 
 /**
- * Whether another token of the organisation (not `exceptId`) has the name key `nameKey` (on tokens_org_name_key_idx).
- * Revoked tokens are deleted, so this is "among tokens not revoked"; expired tokens keep their name.
+ * The name of another token of the organisation (not `exceptId`) with the name key `nameKey`, or undefined (on
+ * tokens_org_name_key_idx). Revoked tokens are deleted, so this is "among tokens not revoked"; expired tokens keep
+ * their name.
  */
-export async function isNameKeyTaken(db: Db, organisationId: string, nameKey: string, exceptId?: string): Promise<boolean> {
+export async function tokenNamedAlike(db: Db, organisationId: string, nameKey: string, exceptId?: string): Promise<string | undefined> {
   // A token without a key (written by the previous version during a rolling upgrade: migration 0120) is keyed here.
   const query = db('tokens')
     .select('name', 'name_key')
@@ -96,7 +97,7 @@ export async function isNameKeyTaken(db: Db, organisationId: string, nameKey: st
     .andWhere((w) => w.where({ name_key: nameKey }).orWhereNull('name_key'));
   if (exceptId !== undefined) query.andWhereNot('id', exceptId);
   const rows = (await query) as Array<{ name: string; name_key: string | null }>;
-  return rows.some((r) => (r.name_key ?? tokenNameKey(r.name)) === nameKey);
+  return rows.find((r) => (r.name_key ?? tokenNameKey(r.name)) === nameKey)?.name;
 }
 
 /** Active tokens of an organisation whose last use (or creation, when never used) is at or before `cutoff`. */

@@ -80,10 +80,15 @@ function checkPolicyServices(policy: Policy, services: string[]): void {
   }
 }
 
-const nameTaken = (name: string) =>
-  new AppError('name_taken', `A token named "${name}" already exists in this organisation.`, [
-    { path: 'name', message: 'already used by another token of this organisation' },
-  ]);
+/** 409 name_taken for `name`; `existing`, when known, is how the token that holds it spells it (case, form). */
+const nameTaken = (name: string, existing = name) =>
+  new AppError(
+    'name_taken',
+    existing === name
+      ? `A token named "${name}" already exists in this organisation.`
+      : `"${name}" is the name of the token "${existing}" in this organisation (names are compared ignoring case and Unicode form).`,
+    [{ path: 'name', message: existing === name ? 'already used by another token of this organisation' : `the same name as the token "${existing}"` }],
+  );
 
 /** The public keys of a request: `jwks` (a JWK Set) or `public_key` (pasted JWK or PEM text), never both. */
 function keysOf(input: { jwks?: unknown; public_key?: string | undefined }): PublicJwks | undefined {
@@ -142,7 +147,8 @@ export async function generateToken(
           `This organisation already has ${active} active tokens, the most it may have (${deps.config.maxActiveTokens}). Revoke one to generate another.`,
         );
       }
-      if (await q.isNameKeyTaken(trx, actor.organisation_id, tokenNameKey(input.name))) throw nameTaken(input.name);
+      const alike = await q.tokenNamedAlike(trx, actor.organisation_id, tokenNameKey(input.name));
+      if (alike !== undefined) throw nameTaken(input.name, alike);
       const inserted = await q.insertToken(trx, {
         id: randomUUID(),
         organisation_id: actor.organisation_id,
@@ -436,8 +442,9 @@ async function changeTokenLifecycle(
   }
   if (Object.keys(changes).length === 0) return current; // nothing changes: no write, no audit event
   // Under the organisation lock, as on generate; the token's own key does not count (a change of case is a rename).
-  if (changes.name !== undefined && (await q.isNameKeyTaken(trx, actor.organisation_id, tokenNameKey(changes.name), id))) {
-    throw nameTaken(changes.name);
+  const alike = changes.name === undefined ? undefined : await q.tokenNamedAlike(trx, actor.organisation_id, tokenNameKey(changes.name), id);
+  if (alike !== undefined) {
+    throw nameTaken(changes.name!, alike);
   }
   const updated = await q.updateTokenRow(trx, actor.organisation_id, id, changes);
   if (!updated) throw notFound();
