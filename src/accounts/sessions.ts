@@ -143,23 +143,26 @@ export const FAILED_SIGN_IN_RETENTION_MS = 90 * 86_400_000;
 /**
  * The audit trail of failed sign-ins to a known address, bounded (SPEC Part 2 "Bounded state from unauthenticated
  * traffic": anyone who knows an administrator's address can fail to sign in): the failures of one administrator
- * within `windowMs` (the throttle's window) are one `admin.sign_in_failed` event, whose details count them,
- * `{attempts, last_at, last_ip}`, and such events go after FAILED_SIGN_IN_RETENTION_MS. The event's own `ip` is the
- * first failure's.
+ * within `windowMs` (the throttle's window, counted from the first) are one `admin.sign_in_failed` event, whose
+ * details count them, `{attempts, first_at}`, and such events go after FAILED_SIGN_IN_RETENTION_MS. The event's
+ * time and `ip` are the latest failure's.
  */
 async function recordFailedSignIn(db: Db, admin: AdminRow, ip: string | null, now: Date, windowMs: number): Promise<void> {
   const recent = (await db('audit_events')
     .select('id', 'details')
     .where({ organisation_id: admin.organisation_id, action: 'admin.sign_in_failed', actor_id: admin.id })
     .andWhere('created_at', '>', new Date(now.getTime() - windowMs))
+    .andWhereRaw("coalesce((details->>'first_at')::timestamptz, created_at) > ?", [new Date(now.getTime() - windowMs)])
     .orderBy('created_at', 'desc')
     .first()) as { id: string; details: unknown } | undefined;
   if (recent) {
-    const details = (typeof recent.details === 'string' ? JSON.parse(recent.details) : recent.details) as { attempts?: unknown } | null;
+    const details = (typeof recent.details === 'string' ? JSON.parse(recent.details) : recent.details) as { attempts?: unknown; first_at?: unknown } | null;
     const attempts = (typeof details?.attempts === 'number' ? details.attempts : 1) + 1;
+    const firstAt = typeof details?.first_at === 'string' ? details.first_at : now.toISOString();
+    // The event moves to the latest failure (its time and address), so the log reads in order around sign-ins.
     await db('audit_events')
       .where({ id: recent.id })
-      .update({ details: JSON.stringify({ attempts, last_at: now.toISOString(), last_ip: ip }) });
+      .update({ created_at: now, ip, details: JSON.stringify({ attempts, first_at: firstAt }) });
     return;
   }
   await recordAudit(db, {
@@ -169,7 +172,7 @@ async function recordFailedSignIn(db: Db, admin: AdminRow, ip: string | null, no
     action: 'admin.sign_in_failed',
     ip,
     created_at: now,
-    details: { attempts: 1, last_at: now.toISOString(), last_ip: ip },
+    details: { attempts: 1, first_at: now.toISOString() },
   });
 }
 

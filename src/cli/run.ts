@@ -672,6 +672,7 @@ function print(out: (text: string) => void, command: string, result: unknown, js
               ...(e.subject_admin ? [`admin ${e.subject_admin.email}`] : []),
               ...(e.token_id ? [`token ${JSON.stringify(e.token_name)} ${e.client_id ?? ''}`.trim()] : []),
               ...(e.ip ? [`from ${e.ip}`] : []),
+              ...(e.action === 'admin.sign_in_failed' && Number(e.details?.attempts) > 1 ? [`${e.details.attempts} attempts since ${e.details.first_at}`] : []),
               ...(e.leak ? [`leak ${e.leak.action}, ${e.leak.source}${e.leak.url ? ` ${e.leak.url}` : ''}`] : []),
             ].join('  '),
           )

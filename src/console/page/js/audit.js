@@ -100,6 +100,14 @@ function changeLines(details, action) {
   );
 }
 
+/** `admin.sign_in_failed`'s `details.attempts` (since `first_at`) as a line; none for a single attempt. */
+function failedAttempts(details) {
+  const attempts = details && typeof details.attempts === 'number' ? details.attempts : 1;
+  if (attempts < 2) return null;
+  const since = typeof details.first_at === 'string' ? ` since ${dateTimeFormat.format(new Date(details.first_at))}` : '';
+  return el('span', {}, `${attempts} attempts${since}`);
+}
+
 /** One event as a table row; `withToken: false` leaves out the Token column (a token's own view). */
 export function auditRow(event, { withToken = true } = {}) {
   const leaked = event.action === 'token.leaked' && event.leak;
@@ -124,6 +132,8 @@ export function auditRow(event, { withToken = true } = {}) {
       'col-details',
       leaked ? leakDetails(event.leak) : null,
       event.action === 'token.updated' || event.action === 'policy.updated' ? changeLines(event.details, event.action) : null,
+      // Failed sign-ins of one administrator within the throttle's window are one event that counts them.
+      event.action === 'admin.sign_in_failed' ? failedAttempts(event.details) : null,
       // Events about another administrator (admin.invited, admin.removed, ...) name them.
       event.subject_admin?.email ? el('span', {}, 'About ', ...breakableEmail(event.subject_admin.email)) : null,
     ),
