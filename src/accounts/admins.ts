@@ -200,6 +200,8 @@ export async function removeAdmin(deps: Deps, actor: AdminActor, id: string, met
       ip: meta.ip ?? null,
       created_at: now,
       subject_admin: { id: target.id, email: target.email },
+      // What went with them besides their sessions: the invitations they had sent that nobody accepted.
+      ...(voided.length > 0 ? { details: { invitations_voided: voided.map((i) => i.email) } } : {}),
     });
   });
 }

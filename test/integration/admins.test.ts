@@ -316,6 +316,10 @@ describe.each(testDatabases())('administrators on %s', (kind) => {
     expect(colleague.status).toBe(200);
     const list = await call(server, 'GET', '/admins', as(aToken));
     expect(list.body.items.map((x: { email: string }) => x.email).sort()).toEqual([a.email, colleagueEmail].sort());
+    // The audit log says what went with them.
+    expect(await audit(aToken, 'admin.removed')).toEqual([
+      expect.objectContaining({ subject_admin: { id: leaver.body.admin.id, email: leaverEmail }, details: { invitations_voided: [privateEmail] } }),
+    ]);
   });
 
   it('two administrators removing each other at once leave one', async () => {
