@@ -45,6 +45,21 @@ export const recordProviderOutcome: Middleware = async (ctx, next) => {
  * decoding, whatever charset or BOM the client sent), and the Authorization header in the canonical
  * `Basic <token68>` form, because the provider's parser takes exactly one space (lib/shared/client_auth.js).
  */
+/**
+ * A form body without its empty parameters (`scope=`, a bare `scope`): SPEC Part 2 and RFC 6749 §3.2 treat them as
+ * omitted at every endpoint, as the fast path and our introspection and revocation do, while oidc-provider counts
+ * `scope=jobs&scope=` as the parameter twice (400). What it is handed has none, so both paths answer alike. Pure.
+ */
+export function withoutEmptyParameters(text: string): string {
+  return text
+    .split('&')
+    .filter((pair) => {
+      const eq = pair.indexOf('=');
+      return eq >= 0 && eq < pair.length - 1;
+    })
+    .join('&');
+}
+
 function replay(original: IncomingMessage, form: OAuthForm, presented: ParsedCredentials): IncomingMessage {
   const req = new IncomingMessage(original.socket);
   req._read = () => undefined; // the bytes are pushed below; never resume the socket for them
@@ -61,7 +76,7 @@ function replay(original: IncomingMessage, form: OAuthForm, presented: ParsedCre
   }
   if (form.text !== undefined) {
     // No charset: the provider then reads the bytes as UTF-8 without dropping a BOM (one was dropped already).
-    const body = Buffer.from(form.text, 'utf8');
+    const body = Buffer.from(withoutEmptyParameters(form.text), 'utf8');
     req.headers['content-type'] = FORM;
     req.headers['content-length'] = String(body.length);
     delete req.headers['transfer-encoding'];

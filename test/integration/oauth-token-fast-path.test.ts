@@ -275,4 +275,21 @@ describe.each(testDatabases())('TOKEN_FAST_PATH=off on %s', (kind) => {
       expect(((await res.json()) as { scope: string }).scope).toBe('jobs');
     }
   });
+
+  it('treats an empty parameter as omitted, also beside the same parameter with a value (RFC 6749 §3.2, as the fast path)', async () => {
+    const t = await makeToken(server.deps, await makeAdmin(server.deps));
+    const authorization = basic(t.client_id, t.client_secret);
+    for (const body of [
+      'grant_type=client_credentials&scope=jobs&scope=',
+      'grant_type=client_credentials&scope=&scope=jobs',
+      'grant_type=client_credentials&grant_type=&scope=jobs',
+      `grant_type=client_credentials&scope=jobs&resource=&resource=${encodeURIComponent(`${server.issuer}/api`)}`,
+      'grant_type=client_credentials&scope=jobs&client_secret=&client_id=',
+      'grant_type=client_credentials&scope=jobs&empty',
+    ]) {
+      const res = await fetch(`${server.url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', authorization }, body });
+      const answer = (await res.json()) as { scope?: string; error?: string; error_description?: string };
+      expect({ body, status: res.status, scope: answer.scope, error: answer.error_description }).toEqual({ body, status: 200, scope: 'jobs', error: undefined });
+    }
+  });
 });
