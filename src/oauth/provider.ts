@@ -19,6 +19,7 @@ import {
   accessTokenLifetime,
   claimOneTimeUse,
   isOneTimeUseClaimed,
+  isClientAssertionType,
   namesOnlyUs,
   verifySecret,
   type ClientRow,
@@ -186,7 +187,8 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
     // jti: the place for the token's allowed_ips and hourly limit (the edge's `admit`), which an assertion nobody
     // signed must neither trip (token.denied_address in the audit log) nor use up (max_tokens_per_hour reservations
     // held while the provider verifies).
-    assertJwtClientAuthClaimsAndHeader: async (ctx, claims) => {
+    assertJwtClientAuthClaimsAndHeader: async (ctx, claims, header) => {
+      if (!isClientAssertionType(header.typ)) throw new errors.InvalidClientAuth('the client_assertion typ names another kind of JWT');
       const now = Date.now() / 1000;
       if (typeof claims.exp !== 'number' || claims.exp <= now) throw new errors.InvalidClientAuth('the client_assertion has expired');
       if (claims.exp - now > MAX_ASSERTION_LIFETIME_S) {

@@ -107,6 +107,17 @@ export async function findAssertionClient(deps: Deps, clientId: string): Promise
   return token;
 }
 
+/** JWT types that name another kind of JWT (RFC 8725 §3.11): a DPoP proof or an access token is no client assertion. */
+const OTHER_JWT_TYPES = new Set(['dpop+jwt', 'at+jwt', 'application/at+jwt', 'application/dpop+jwt']);
+
+/**
+ * Whether a client assertion's `typ` header allows it to be one (RFC 7523 sets none; RFC 8725 §3.11 explicit
+ * typing): absent, `JWT`, or anything but the type of another kind of JWT this server deals in. Pure.
+ */
+export function isClientAssertionType(typ: unknown): boolean {
+  return typ === undefined || (typeof typ === 'string' && !OTHER_JWT_TYPES.has(typ.toLowerCase()));
+}
+
 /**
  * Whether every value of a client assertion's `aud` is one of `audiences` (this server's identifiers: the issuer and
  * endpoint URLs). RFC 7523 §3 lets `aud` be an array that merely includes us, but an assertion addressed to us and
@@ -170,7 +181,7 @@ export async function verifyAssertion(
   let exp: number;
   let jti: string;
   try {
-    const { payload } = await jwtVerify(assertion, createLocalJWKSet({ keys: rowJwks(token) as JWK[] }), {
+    const { payload, protectedHeader } = await jwtVerify(assertion, createLocalJWKSet({ keys: rowJwks(token) as JWK[] }), {
       issuer: clientId,
       subject: clientId,
       audience: audiences,
@@ -179,6 +190,7 @@ export async function verifyAssertion(
       clockTolerance: ASSERTION_CLOCK_SKEW_S, // for nbf; exp is checked strictly below
       requiredClaims: ['exp', 'jti'],
     });
+    if (!isClientAssertionType(protectedHeader.typ)) return undefined;
     exp = payload.exp as number;
     // RFC 7519 §4.1.7: a string; requiredClaims only checks presence (oidc-provider refuses 7, {} and "" too).
     if (typeof payload.jti !== 'string' || payload.jti === '') return undefined;

@@ -58,6 +58,7 @@ export {
   findAssertionClient,
   findIntrospectedSubject,
   namesOnlyUs,
+  isClientAssertionType,
   verifyAssertion,
   type AuthenticatedClient,
   type IntrospectedSubject,

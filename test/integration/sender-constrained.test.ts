@@ -294,6 +294,25 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       expect(await after.json()).toEqual({ active: false });
     });
 
+    it('refuses an assertion typed as another kind of JWT (a DPoP proof, an access token: RFC 8725 §3.11) at every endpoint', async () => {
+      const key = await clientKey();
+      const t = await keyToken(key);
+      const send = async (endpoint: string, typ?: string) =>
+        (
+          await fetch(`${server.issuer}${endpoint}`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+            body: form({ ...(endpoint === '/token' ? { grant_type: 'client_credentials' } : { token: 'x' }), client_assertion_type: JWT_BEARER, client_assertion: await assertion(key, t.client_id, server.issuer, {}, 'ES256', typ) }),
+          })
+        ).status;
+      for (const endpoint of ['/token', '/token/introspection', '/token/revocation']) {
+        for (const typ of ['dpop+jwt', 'at+jwt']) expect({ endpoint, typ, status: await send(endpoint, typ) }).toEqual({ endpoint, typ, status: 401 });
+        expect({ endpoint, status: await send(endpoint, 'JWT') }).toEqual({ endpoint, status: 200 });
+      }
+      // The organisation's other tests need its token slots (25 at most).
+      expect((await call(server, 'POST', `/tokens/${t.id}/revoke`, { token: session.token })).status).toBe(200);
+    });
+
     it('takes the endpoint URLs as the server sees the request as aud at every endpoint, as /token does', async () => {
       const key = await clientKey();
       const t = await keyToken(key);

@@ -16,10 +16,17 @@ export async function clientKey(alg: 'ES256' | 'RS256' = 'ES256'): Promise<Clien
 }
 
 /** A client assertion (RFC 7523 §3) signed by `key`. */
-export function assertion(key: Pick<ClientKey, 'privateKey'> | { privateKey: KeyObject }, clientId: string, aud: string, claims: Record<string, unknown> = {}, alg = 'ES256'): Promise<string> {
+export function assertion(
+  key: Pick<ClientKey, 'privateKey'> | { privateKey: KeyObject },
+  clientId: string,
+  aud: string,
+  claims: Record<string, unknown> = {},
+  alg = 'ES256',
+  typ?: string,
+): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   return new SignJWT({ jti: randomUUID(), ...claims })
-    .setProtectedHeader({ alg })
+    .setProtectedHeader({ alg, ...(typ === undefined ? {} : { typ }) })
     .setIssuer(clientId)
     .setSubject(clientId)
     .setAudience(aud)
