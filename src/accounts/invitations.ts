@@ -39,6 +39,10 @@ const pendingInvitations = (db: Db, organisationId: string, now: Date) =>
     .where({ 't.organisation_id': organisationId, 't.purpose': 'invitation' })
     .whereNull('t.used_at')
     .andWhere('t.expires_at', '>', now)
+    // An address that became an administrator another way (`sat admin add`) can no longer accept (409 admin_exists).
+    .whereNotExists(function notAnAdminYet() {
+      void this.select(db.raw('1')).from('admins as x').whereRaw('x.email_key = t.email_key');
+    })
     .select<InvitationRow[]>('t.*', 'a.email as inviter_email');
 
 /** GET /admin/api/invitations: the organisation's pending invitations (not used, not expired), newest first. */

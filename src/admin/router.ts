@@ -40,16 +40,20 @@ export function adminRouter(deps: Deps): Router {
  * pretend to); a route that takes some checks them itself (parseQuery, strict). Every parameter must be UTF-8
  * once percent-decoded. Runs after authentication, inside the matched route (its template names the route).
  */
+/** Every parameter must be UTF-8 once percent-decoded, on every route of the API, signed in or not. */
+function refuseMalformedQuery(querystring: string): void {
+  const malformed = querystring === '' ? [] : malformedQueryParameters(querystring);
+  if (malformed.length > 0) {
+    throw new AppError(
+      'validation_failed',
+      'A query parameter is not valid UTF-8 once percent-decoded.',
+      malformed.map((name) => ({ path: name, message: 'is not valid UTF-8' })),
+    );
+  }
+}
+
 const knownQuery: Middleware = async (ctx, next) => {
   if (ctx.querystring !== '') {
-    const malformed = malformedQueryParameters(ctx.querystring);
-    if (malformed.length > 0) {
-      throw new AppError(
-        'validation_failed',
-        'A query parameter is not valid UTF-8 once percent-decoded.',
-        malformed.map((name) => ({ path: name, message: 'is not valid UTF-8' })),
-      );
-    }
     const route = String((ctx as { _matchedRoute?: unknown })._matchedRoute ?? '').slice(ADMIN_API_PREFIX.length);
     const doc = describedRoute(ctx.method as HttpMethod, route);
     if (doc && !doc.query) {
@@ -105,6 +109,7 @@ export function adminApi(deps: Deps): Middleware {
         'Retry-After': '60',
       });
     }
+    refuseMalformedQuery(ctx.querystring);
     await api(ctx, async () => undefined); // the API answers every path under its prefix: nothing after it runs
   };
 }

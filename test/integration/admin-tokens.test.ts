@@ -536,6 +536,9 @@ describe.each(testDatabases())('admin token API on %s', (kind) => {
         expect({ q, status: res.status, details: res.body.details }).toEqual({ q, status: 400, details: [{ path: 'q', message: 'is not valid UTF-8' }] });
       }
       expect((await api.get('/tokens?q=%E2%82%AC')).status).toBe(200); // €
+      // Also on the calls that need no session.
+      const login = await call(server, 'POST', '/login?x=%FF', { json: { email: 'x@example.com', password: 'whatever-it-is' } });
+      expect([login.status, login.body.details]).toEqual([400, [{ path: 'x', message: 'is not valid UTF-8' }]]);
       expect((await api.get('/audit?limit=5')).status).toBe(200);
     });
 

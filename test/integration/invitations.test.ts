@@ -1,7 +1,7 @@
 // Pending invitations (docs/admin-api.md "Administrators"): GET /admin/api/invitations lists the organisation's
 // invitations nobody has accepted that have not expired; DELETE /admin/api/invitations/{id} withdraws one, and its
 // mailed link stops working at once. Over HTTP against a real server, on both databases, links read from real mail.
-import { inviteAdmin } from '../../src/accounts/index.js';
+import { addAdmin, inviteAdmin } from '../../src/accounts/index.js';
 import { call, signIn } from '../support/admin-api.js';
 import { resetClock } from '../support/clock.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
@@ -102,6 +102,10 @@ describe.each(testDatabases())('pending invitations on %s', (kind) => {
     expect(items[1]).toMatchObject({ email: fromCli, invited_by: null });
     expect(items[2]).toMatchObject({ id: made.id, email: first });
     expect(JSON.stringify(items)).not.toMatch(/token|hash|sai_/);
+
+    // An address that becomes an administrator another way (`sat admin add`) can no longer accept: not pending.
+    await addAdmin(server.deps.db.knex, { org: a.organisation_name, email: fromCli.toUpperCase(), password: 'a-good-password' });
+    expect((await pending(aToken)).map((i) => i.email)).toEqual([second, first]);
 
     // Another organisation sees its own only.
     expect((await pending(await session(other))).map((i) => i.email)).toEqual([elsewhere]);
