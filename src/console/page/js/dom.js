@@ -75,6 +75,21 @@ export function focusLost() {
  * Enables a button that was disabled while its request ran, with `text` when given. A focused button that is
  * disabled drops the focus to the page's body: when nothing else took it meanwhile, it comes back to the button.
  */
+/**
+ * Enter in a text field of a dialog's form sends it with `primary` (its Save), not with the form's first submit
+ * button, which browsers use for an implicit submission and which is Cancel in our dialogs (what was typed was
+ * thrown away). Checkboxes, buttons and text areas keep their own Enter.
+ */
+export function enterSubmitsWith(form, primary) {
+  form.addEventListener('keydown', (event) => {
+    const target = event.target;
+    if (event.key !== 'Enter' || event.isComposing || !(target instanceof HTMLInputElement)) return;
+    if (['checkbox', 'radio', 'button', 'submit', 'reset', 'file'].includes(target.type)) return;
+    event.preventDefault();
+    if (!primary.disabled) form.requestSubmit(primary);
+  });
+}
+
 export function enable(button, text) {
   button.disabled = false;
   if (text !== undefined) setText(button, text);

@@ -8,6 +8,7 @@ import {
   addressesOf,
   checkedServices,
   enable,
+  enterSubmitsWith,
   fieldErrors,
   hide,
   namingEntries,
@@ -21,6 +22,7 @@ import { onReset } from './shell.js';
 
 const dialog = $('edit-dialog');
 const form = $('edit-form');
+enterSubmitsWith(form, $('edit-save'));
 const nameInput = $('edit-name');
 const serviceList = $('edit-service-list');
 const ipsInput = $('edit-ips');

@@ -12,6 +12,7 @@ import {
   dateTimeFormat,
   el,
   enable,
+  enterSubmitsWith,
   focusLost,
   formatAgo,
   formatExpiry,
@@ -916,6 +917,7 @@ export function openCredentials(token, opener, place = listPlace) {
   (keyed ? $('replace-key') : $('credentials-dpop')).focus();
 }
 
+enterSubmitsWith($('credentials-form'), $('credentials-save'));
 $('credentials-form').addEventListener('submit', async (event) => {
   const choice = event.submitter?.value;
   if (choice !== 'save' || !state.editing) return; // Close: the dialog closes by itself
