@@ -561,6 +561,11 @@ async function execute(
     }
   }
   try {
+    // PostgreSQL, as the embedded database (noDatabaseRefusal): a database without the server's tables (a wrong
+    // DATABASE_URL, a fresh one) is created only by the commands of a first install, never by a read or a change.
+    if (config.databaseUrl && !MAY_CREATE_DATABASE.has(req.command) && !(await db.knex.schema.hasTable('knex_migrations'))) {
+      return { ok: false, error: { code: 'no_database', message: 'this database has none of the server\'s tables: nothing to read or change (is DATABASE_URL right? `sat migrate` or `sat serve` creates them)' } };
+    }
     if (req.command !== 'migrate') await migrateLatest(db.knex);
     configurePasswordHashing(config.passwordHashing); // the configured cost for a password set here
     return await runCommand({ config, db, log, clock: () => new Date() }, req.command, req.args);

@@ -3,7 +3,7 @@
 // database itself).
 import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { runSatInProcess, runSatWithInput, type CliResult } from '../support/cli.js';
-import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { createTestDb, describePostgres, testDatabases, type TestDb } from '../support/db.js';
 import { makeAdmin, makeToken, uniq } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
 import { startSmtp, type TestSmtp } from '../support/smtp.js';
@@ -219,4 +219,27 @@ describe.each(testDatabases())('sat admin list, invite, remove, invitations and 
     const badToken = await runSatInProcess(['audit', 'list', '--org', admin.organisation_name, '--token', 'nope'], env);
     expect([badToken.code, badToken.stderr]).toEqual([1, expect.stringContaining('must be a token id')]);
   }, SPAWNING_TEST_MS);
+});
+
+// As on the embedded database, a `sat` command that reads or changes something does not create the server's tables in
+// a database that has none (a wrong DATABASE_URL): it says so and exits 1; a first install's command still creates
+// them (docs/operations.md).
+describePostgres('sat on an empty PostgreSQL database', () => {
+  let db: TestDb;
+  beforeAll(async () => {
+    db = await createTestDb('postgres', { empty: true });
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('refuses a read or a change, creating nothing; a first install command creates the tables', async () => {
+    for (const args of [['token', 'list', '--org', 'Acme'], ['admin', 'list', '--org', 'Acme'], ['keys', 'list']]) {
+      const res = await runSatInProcess(args, db.env);
+      expect({ args, code: res.code, stderr: res.stderr }).toEqual({ args, code: 1, stderr: expect.stringMatching(/none of the server's tables.*DATABASE_URL/) });
+    }
+    const probe = await runSatInProcess(['migrate', '--json'], { ...db.env });
+    expect(probe.code).toBe(0); // `sat migrate` creates them
+    expect((await runSatInProcess(['admin', 'list', '--org', 'Acme'], db.env)).stderr).not.toMatch(/none of the server's tables/);
+  });
 });
