@@ -86,7 +86,7 @@ const nameTaken = (name: string, existing = name) =>
     'name_taken',
     existing === name
       ? `A token named "${name}" already exists in this organisation.`
-      : `"${name}" is the name of the token "${existing}" in this organisation (names are compared ignoring case and Unicode form).`,
+      : `A token named "${existing}" already exists in this organisation: "${name}" is the same name (names are compared ignoring case and Unicode form).`,
     [{ path: 'name', message: existing === name ? 'already used by another token of this organisation' : `the same name as the token "${existing}"` }],
   );
 
