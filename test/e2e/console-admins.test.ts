@@ -109,6 +109,11 @@ describeEmbedded('admin console: account, profile, administrators, mailed links 
     await form.getByLabel('Repeat the new password').fill('short');
     await form.getByRole('button', { name: 'Change password' }).click();
     expect(await text(page, '#new-password-error')).toBe('Use at least 12 characters.');
+    // Longer than 256: said so (the field used to cut it silently, and then the two fields differed).
+    await form.getByLabel('New password', { exact: true }).fill('p'.repeat(300));
+    await form.getByLabel('Repeat the new password').fill('p'.repeat(300));
+    await form.getByRole('button', { name: 'Change password' }).click();
+    expect(await text(page, '#new-password-error')).toBe('Use at most 256 characters.');
 
     await form.getByLabel('New password', { exact: true }).fill('a-brand-new-password');
     await form.getByLabel('Repeat the new password').fill('a-brand-new-passwor');
@@ -257,6 +262,23 @@ describeEmbedded('admin console: account, profile, administrators, mailed links 
       await page.unroute('**/admin/api/logout');
     }
     expect((await page.evaluate(() => fetch('/admin/api/me', { credentials: 'same-origin' }).then((r) => r.status)))).toBe(200);
+  });
+
+  it('ends its session when another tab signs this browser in again (its CSRF token fits the old session only)', async () => {
+    // Another tab of this browser signs in: the session cookie is replaced under this page.
+    const status = await page.evaluate(
+      async ([email, pw]) =>
+        (await fetch('/admin/api/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: pw }), credentials: 'same-origin' })).status,
+      [ADMIN.email, password] as const,
+    );
+    expect(status).toBe(200);
+    // An action of this page (a POST with its CSRF token): inviting someone, on the Administrators page it shows.
+    await page.locator('#invite-form').getByLabel('Email').fill('csrf-probe@example.com');
+    await page.getByRole('button', { name: 'Send invitation' }).click();
+    await until(() => text(page, '#signin-error'), (t) => t.includes('signed in again in another tab'), 'the session-over notice, not a CSRF message');
+    // The other tab's session is this browser's now: the console opens with it (at the token list, as the next test expects).
+    await page.goto(`${server.url}/admin`);
+    await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
   });
 
   it('resets a forgotten password from the sign-in page through the mailed link', async () => {

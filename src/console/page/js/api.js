@@ -110,10 +110,18 @@ export function onSessionEnd(handler) {
   sessionEnded = handler;
 }
 
-/** A 401 anywhere but sign-in means the session ended (expired, signed out elsewhere): true when handled. */
+/**
+ * A 401 anywhere but sign-in means the session ended (expired, signed out elsewhere); a csrf_failed means this
+ * browser's session cookie now belongs to another session (a sign-in or an accepted invitation in another tab), which
+ * this page's CSRF token does not fit: that page's session is over too. True when handled.
+ */
 export function handleSessionEnd(err) {
   if (err instanceof ApiError && err.status === 401) {
     sessionEnded('Your session has ended. Sign in again to continue.');
+    return true;
+  }
+  if (err instanceof ApiError && err.code === 'csrf_failed') {
+    sessionEnded('This browser signed in again in another tab, so this page’s session is over. Sign in again to continue.');
     return true;
   }
   return false;
