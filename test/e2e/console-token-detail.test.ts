@@ -311,6 +311,20 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
     expect(w.problems).toEqual([]);
   });
 
+  it('a token revoked in another window: Save in its Edit dialog says so and goes back to the list, changing nothing', async () => {
+    const made = (await api('POST', '/tokens', { name: 'Revoked_Elsewhere', expires_at: new Date(Date.now() + 30 * 86_400_000).toISOString().slice(0, 10), services: ['jobs'] })).body as { id: string };
+    await page.goto(`${server.url}/admin#/token?id=${made.id}`);
+    await page.getByRole('heading', { level: 1, name: 'Revoked_Elsewhere' }).waitFor();
+    expect((await api('POST', `/tokens/${made.id}/revoke`)).status).toBe(200); // the other window
+    await page.locator('#token-actions').getByRole('button', { name: 'Edit', exact: true }).click();
+    await dialog().waitFor({ state: 'visible' });
+    await dialog().getByLabel('Name', { exact: true }).fill('Revoked_Elsewhere_2');
+    await dialog().getByRole('button', { name: 'Save changes' }).click();
+    await page.locator('#flash', { hasText: '“Revoked_Elsewhere” no longer exists: it was revoked' }).waitFor();
+    expect(await dialog().isVisible()).toBe(false);
+    await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
+  });
+
   it('fits a phone’s width with a 64-character name that has no space to break at', async () => {
     const other = (await api('GET', '/tokens?q=Job_Board_Sync')).body.items[0];
     const long = `Job_Board_Sync_${'x'.repeat(64 - 'Job_Board_Sync_'.length)}`;

@@ -19,6 +19,7 @@ import {
   wholeNumberOf,
 } from './dom.js';
 import { onReset } from './shell.js';
+import { showListWith } from './tokens.js';
 
 const dialog = $('edit-dialog');
 const form = $('edit-form');
@@ -119,6 +120,12 @@ form.addEventListener('submit', async (event) => {
     await saved(updated);
   } catch (err) {
     if (handleSessionEnd(err)) return;
+    if (err instanceof ApiError && err.code === 'not_found') {
+      // Revoked meanwhile (another window, a colleague, the policy): nothing to edit any more.
+      dialog.close('gone');
+      showListWith(`“${token.name}” no longer exists: it was revoked (perhaps in another window), so nothing was changed.`);
+      return;
+    }
     const placed = err instanceof ApiError ? errors.place(namingEntries(err.details, body.allowed_ips)) : [];
     if (err instanceof ApiError && err.code === 'name_taken' && !placed.includes('name')) {
       errors.set('name', err.message);

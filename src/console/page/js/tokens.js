@@ -75,6 +75,18 @@ const listPlace = {
   focus: () => focusTop(),
 };
 
+/**
+ * A dialog's action answered 404 because the token was revoked meanwhile (in another window, by a colleague, by
+ * the policy): the dialog closes and the place says so (`gone`: the list reloads, or a token's view leaves for the
+ * list), rather than a bare "No such token." in a dialog that stays open. True when that was the case.
+ */
+export function revokedMeanwhile(err, token, dialog, place) {
+  if (!(err instanceof ApiError) || err.code !== 'not_found') return false;
+  if (dialog.open) dialog.close('gone');
+  void place.gone(`“${token.name}” no longer exists: it was revoked (perhaps in another window), so nothing was changed.`);
+  return true;
+}
+
 /** Leaves a token's view for the list, with a message on top of it (the token was revoked there). */
 export function showListWith(text) {
   show($('flash'), text);
@@ -735,6 +747,7 @@ rotateDialog.querySelector('form').addEventListener('submit', async (event) => {
     await place.done();
   } catch (err) {
     if (handleSessionEnd(err)) return;
+    if (revokedMeanwhile(err, token, rotateDialog, place)) return;
     show($('rotate-error'), sentence(err.message));
     enable(confirm);
   }
@@ -946,6 +959,7 @@ $('credentials-form').addEventListener('submit', async (event) => {
     place.focus();
   } catch (err) {
     if (handleSessionEnd(err)) return;
+    if (revokedMeanwhile(err, token, $('credentials-dialog'), place)) return;
     if (err instanceof ApiError && err.details?.length) $('replace-key').setAttribute('aria-invalid', 'true');
     const detail = err instanceof ApiError ? err.details?.[0]?.message : undefined;
     show($('credentials-error'), sentence(detail ? `The key was not accepted: it ${detail}` : err.message));
