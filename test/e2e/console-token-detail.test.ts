@@ -325,6 +325,30 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
     await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
   });
 
+  it('keeps the keyboard focus when the last page of events is shown (token view and audit log), never on nothing', async () => {
+    const made = (await api('POST', '/tokens', { name: 'Many_Events', expires_at: new Date(Date.now() + 30 * 86_400_000).toISOString().slice(0, 10), services: ['jobs'] })).body as { id: string };
+    for (let i = 1; i <= 11; i += 1) expect((await api('PATCH', `/tokens/${made.id}`, { max_tokens_per_hour: 100 + i })).status).toBe(200);
+    await page.goto(`${server.url}/admin#/token?id=${made.id}`);
+    await page.getByRole('heading', { level: 1, name: 'Many_Events' }).waitFor();
+    await page.getByRole('button', { name: 'Show older events' }).focus();
+    await page.keyboard.press('Enter');
+    await until(() => page.locator('#token-event-rows tr').count(), (n) => n === 12, 'all twelve events');
+    // The first event just added (the eleventh row) has the focus.
+    expect(await page.evaluate('document.activeElement === document.querySelectorAll("#token-event-rows tr")[10]')).toBe(true);
+
+    // The audit log (20 a page): Older to its last page leaves the focus on Newer.
+    await page.goto(`${server.url}/admin#/audit`);
+    await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
+    await page.locator('#audit-rows tr').first().waitFor();
+    await page.locator('#audit-next').focus();
+    for (let i = 0; i < 20 && !(await page.locator('#audit-next').isDisabled()); i += 1) {
+      await page.keyboard.press('Enter');
+      await until(() => page.evaluate('document.activeElement ? document.activeElement.id : ""') as Promise<string>, (id) => id === 'audit-next' || id === 'audit-prev', 'a pager button focused');
+    }
+    expect(await page.locator('#audit-next').isDisabled()).toBe(true);
+    expect(await page.evaluate('document.activeElement ? document.activeElement.id : ""')).toBe('audit-prev');
+  });
+
   it('fits a phone’s width with a 64-character name that has no space to break at', async () => {
     const other = (await api('GET', '/tokens?q=Job_Board_Sync')).body.items[0];
     const long = `Job_Board_Sync_${'x'.repeat(64 - 'Job_Board_Sync_'.length)}`;

@@ -183,15 +183,19 @@ addRoute('audit', enterAudit);
 $('open-audit').addEventListener('click', () => goTo('#/audit'));
 $('leaked-audit').addEventListener('click', () => goTo('#/audit'));
 $('audit-back').addEventListener('click', () => goTo('#/'));
-$('audit-next').addEventListener('click', () => {
+// A pager button disabled under the focus (the last page's Older, the first page's Newer) hands it to the other one,
+// as the token list's pager does: never to nowhere.
+$('audit-next').addEventListener('click', async () => {
   if (!state.nextCursor) return;
   state.cursors.push(state.nextCursor);
-  void loadAudit();
+  await loadAudit();
+  if ($('audit-next').disabled && !$('audit-pager').hidden) $('audit-prev').focus();
 });
-$('audit-prev').addEventListener('click', () => {
+$('audit-prev').addEventListener('click', async () => {
   if (state.cursors.length <= 1) return;
   state.cursors.pop();
-  void loadAudit();
+  await loadAudit();
+  if ($('audit-prev').disabled && !$('audit-pager').hidden) $('audit-next').focus();
 });
 
 onReset(() => {

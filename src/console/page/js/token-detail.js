@@ -292,7 +292,16 @@ async function loadEvents({ reset }) {
   $('token-events-more-wrap').hidden = !state.eventsCursor;
 }
 
-$('token-events-more').addEventListener('click', () => void loadEvents({ reset: false }));
+$('token-events-more').addEventListener('click', async () => {
+  const before = $('token-event-rows').children.length;
+  await loadEvents({ reset: false });
+  // The last page hides the button under the focus: it goes to the first of the events just added, never to nowhere.
+  const first = $('token-event-rows').children[before];
+  if ($('token-events-more-wrap').hidden && first) {
+    first.tabIndex = -1;
+    first.focus();
+  }
+});
 
 $('token-edit').addEventListener('click', (event) => {
   if (!state.token) return;
