@@ -49,3 +49,14 @@ export function isConnectionRefusedByDatabase(err: unknown): boolean {
   const code = (err as { code?: unknown } | null | undefined)?.code;
   return typeof code === 'string' && (/^28[0-9A-Z]{3}$/.test(code) || code === '3D000');
 }
+
+/**
+ * A database error for a log line: its SQLSTATE (when there is one) and the driver's own message, at most 200
+ * characters, without the statement knex puts before it ("select … - relation … does not exist") and never a stack
+ * (SPEC "no stack traces, no SQL … in any log line").
+ */
+export function briefDatabaseError(err: unknown): { code: string | undefined; error: string } {
+  const e = err as { code?: unknown; message?: unknown } | null | undefined;
+  const message = typeof e?.message === 'string' ? e.message.split(' - ').pop()! : String(err);
+  return { code: typeof e?.code === 'string' ? e.code : undefined, error: message.slice(0, 200) };
+}

@@ -1,5 +1,6 @@
 // Logging a database outage once, then a summary, instead of once per refused request (issue 10 item 12).
 import type { Logger } from '../log.js';
+import { briefDatabaseError } from './errors.js';
 
 /** Seconds a client is asked to wait (Retry-After) when the database is out of reach. */
 export const OUTAGE_RETRY_AFTER_SECONDS = 5;
@@ -24,13 +25,7 @@ export function noteDatabaseOutage(log: Logger, err: unknown, where: string): vo
     states.set(log, state);
   }
   if (state.timer === undefined) {
-    const e = err as { code?: unknown; message?: unknown };
-    log.error('database unavailable: answering 503 until it is back', {
-      where,
-      code: typeof e?.code === 'string' ? e.code : undefined,
-      // knex puts the statement before the driver's message ("select … - relation … does not exist"): no SQL in logs.
-      error: (typeof e?.message === 'string' ? e.message.split(' - ').pop()! : String(err)).slice(0, 200),
-    });
+    log.error('database unavailable: answering 503 until it is back', { where, ...briefDatabaseError(err) });
     state.since = Date.now();
     state.refused = 0;
     const s = state;

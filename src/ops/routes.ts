@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Router from '@koa/router';
-import { pingDb } from '../db/index.js';
+import { briefDatabaseError, pingDb } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { listSigningKeys, signingKeySchedule } from '../keys/index.js';
 import { mailQueueStats } from '../mail/index.js';
@@ -41,11 +41,7 @@ export function opsRouter(deps: Deps, lifecycle: { readonly draining: boolean } 
     const now = Date.now();
     if (now - (warnedAt.get(what) ?? -Infinity) < 60_000) return;
     warnedAt.set(what, now);
-    const e = err as { code?: unknown; message?: unknown } | undefined;
-    deps.log.warn(`metrics: could not read ${what}; its gauges are left out`, {
-      code: typeof e?.code === 'string' ? e.code : undefined,
-      error: (typeof e?.message === 'string' ? e.message.split(' - ').pop()! : String(err)).slice(0, 200),
-    });
+    deps.log.warn(`metrics: could not read ${what}; its gauges are left out`, briefDatabaseError(err));
   };
   const expected = deps.config.metricsToken ? createHash('sha256').update(deps.config.metricsToken).digest() : undefined;
   router.get('/metrics', async (ctx) => {
