@@ -17,6 +17,7 @@ import * as m0110 from './0110_audit_by_token.js';
 import * as m0120 from './0120_token_name_key.js';
 import * as m0130 from './0130_failed_sign_in_retention.js';
 import * as m0140 from './0140_leaked_secret.js';
+import * as m0150 from './0150_signing_key_token_ttl.js';
 
 export interface Migration {
   name: string;
@@ -42,4 +43,5 @@ export const migrations: readonly Migration[] = [
   { name: '0120_token_name_key', ...m0120 },
   { name: '0130_failed_sign_in_retention', ...m0130 },
   { name: '0140_leaked_secret', ...m0140 },
+  { name: '0150_signing_key_token_ttl', ...m0150 },
 ];

@@ -93,6 +93,11 @@ export interface SigningKeyRow {
   created_at: Date;
   /** Published at once; signs from this moment on (rotation publishes ahead of use). */
   not_before: Date;
+  /**
+   * The longest ACCESS_TOKEN_TTL_SECONDS of the servers that signed with this key (migration 0150); null when none
+   * has since that migration. Optional: rows made by code before it, and inserts, leave it out.
+   */
+  max_token_ttl_seconds?: number | null;
 }
 
 export type MailStatus = 'pending' | 'sent' | 'failed';

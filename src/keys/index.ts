@@ -24,6 +24,8 @@ export {
   loadPublicKeySet,
   publicJwk,
   pruneSigningKeys,
+  recordSignerTokenTtl,
+  retentionOf,
   rewrapSigningKeys,
   rotateSigningKey,
   rotateSigningKeyIfDue,

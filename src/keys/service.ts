@@ -49,6 +49,31 @@ export function keyRetentionMs(accessTokenTtlSeconds: number): number {
 }
 
 /**
+ * How long `row`, once superseded, stays published and kept (ms): the longest access token lifetime any server
+ * signed with it (`max_token_ttl_seconds`, recordSignerTokenTtl) plus an hour, and never less than `floorMs` (this
+ * process's own keyRetentionMs: a key that no server has recorded a lifetime on, or one an older server signed
+ * with). Pure.
+ */
+export function retentionOf(row: Pick<SigningKeyRow, 'max_token_ttl_seconds'>, floorMs: number): number {
+  const recorded = row.max_token_ttl_seconds;
+  return typeof recorded === 'number' ? Math.max(floorMs, keyRetentionMs(recorded)) : floorMs;
+}
+
+/**
+ * Records that a server whose access tokens live `ttlSeconds` (ACCESS_TOKEN_TTL_SECONDS) signs with key `kid`:
+ * raises the key's `max_token_ttl_seconds` to it (never lowers it), so every instance keeps the key published for
+ * the longest lifetime of a token it signed plus an hour, whatever its own setting (SPEC Part 2 "Signing-key
+ * rotation never fails a verifier"). Called before the server first signs with a key; one update per key and
+ * process.
+ */
+export async function recordSignerTokenTtl(db: Db, kid: string, ttlSeconds: number): Promise<void> {
+  await db('signing_keys')
+    .where({ kid })
+    .andWhere((q) => q.whereNull('max_token_ttl_seconds').orWhere('max_token_ttl_seconds', '<', ttlSeconds))
+    .update({ max_token_ttl_seconds: ttlSeconds });
+}
+
+/**
  * Holds the key-encryption key and the private keys opened with it (by kid: each sealed key is opened once per
  * process). `resolve` is asked again when a row was sealed under another key (after `sat keys rewrap`, when the key
  * lives in a file that was replaced), so a running server follows a rewrap without a restart where it can.
@@ -345,10 +370,12 @@ export async function rotateSigningKeyIfDue(
 }
 
 /**
- * The keys to publish and the one to sign with at `now` (`retentionMs`: keyRetentionMs): the newest key of any
- * algorithm whose not_before has passed signs (signerAt), with its own algorithm (`signingAlg`); pending keys are
- * published; superseded keys stay published for `retentionMs` after their successor started. Undefined when no key
- * signs yet. The same answer in every process, whatever its SIGNING_ALG.
+ * The keys to publish and the one to sign with at `now` (`retentionMs`: this process's keyRetentionMs): the newest
+ * key of any algorithm whose not_before has passed signs (signerAt), with its own algorithm (`signingAlg`); pending
+ * keys are published; a superseded key stays published for retentionOf(key, retentionMs) after its successor
+ * started (the longest lifetime recorded on it plus an hour). Undefined when no key signs yet. The same answer in
+ * every process, whatever its SIGNING_ALG (and, for keys signed with since migration 0150, whatever its
+ * ACCESS_TOKEN_TTL_SECONDS, unless it is longer than any recorded).
  */
 export async function loadPublicKeySet(
   db: Db,
@@ -362,7 +389,7 @@ export async function loadPublicKeySet(
   let supersededAt: number | undefined; // when the next newer active key started signing
   for (const row of rows) {
     const active = row.not_before.getTime() <= now.getTime();
-    if (!active || supersededAt === undefined || now.getTime() - supersededAt < retentionMs) published.push(row);
+    if (!active || supersededAt === undefined || now.getTime() - supersededAt < retentionOf(row, retentionMs)) published.push(row);
     if (active) supersededAt = row.not_before.getTime();
   }
   const ordered = [signer, ...published.filter((r) => r.kid !== signer.kid)];
@@ -390,16 +417,17 @@ export async function loadKeySet(db: Db, ring: KeyRing, now: Date, retentionMs: 
 
 /**
  * Deletes the keys that are superseded and whose tokens have all expired, as one statement: a key goes only when
- * the same statement sees a newer key that has been signing for at least `retentionMs` at `now`. A key inserted
- * at any moment (even between a reload's read and this delete) is never the older one, so it is never deleted.
+ * the same statement sees a newer key that has been signing for at least retentionOf(key, `retentionMs`) at `now`
+ * (the longest lifetime recorded on the key plus an hour, at least this process's `retentionMs`). A key inserted at
+ * any moment (even between a reload's read and this delete) is never the older one, so it is never deleted.
  */
 export async function pruneSigningKeys(db: Db, now: Date, retentionMs: number): Promise<number> {
-  const cutoff = new Date(now.getTime() - retentionMs);
   return affectedRows(
     await db.raw(
       'delete from signing_keys k where exists ' +
-        '(select 1 from signing_keys n where n.not_before > k.not_before and n.not_before <= ?)',
-      [cutoff],
+        '(select 1 from signing_keys n where n.not_before > k.not_before and n.not_before <= ' +
+        "?::timestamptz - greatest(?::bigint, (coalesce(k.max_token_ttl_seconds, 0)::bigint + 3600) * 1000) * interval '1 millisecond')",
+      [now, retentionMs],
     ),
   );
 }

@@ -9,6 +9,7 @@ import {
   loadKeySet,
   openKeyRing,
   pruneSigningKeys,
+  recordSignerTokenTtl,
   rotateSigningKeyIfDue,
   sealPlaintextKeys,
   type KeyRing,
@@ -100,6 +101,7 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
   // KEY_PUBLISH_AHEAD_SECONDS later (SPEC Part 2 "Signing-key rotation never fails a verifier"). Until then the
   // current signer keeps signing, with its own algorithm; the reload job switches when the new key's time comes.
   const ensure = () => ensureSigningKey(deps.db.knex, ring, config.signingAlg, deps.clock(), config.keyPublishAheadSeconds);
+  let recordedKid: string | undefined; // the signer this process has recorded its token lifetime on
   const load = async () => {
     let set = await loadKeySet(deps.db.knex, ring, deps.clock(), retention);
     if (!set) {
@@ -108,6 +110,13 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
       set = await loadKeySet(deps.db.knex, ring, deps.clock(), retention);
     }
     if (!set) throw new Error('no signing key available');
+    // Before this process signs with a key, the key records this process's token lifetime, so that every instance
+    // keeps it published for the longest one plus an hour, whatever its own ACCESS_TOKEN_TTL_SECONDS (a failure
+    // here is a failed load: the keys loaded before keep signing).
+    if (set.signingKid !== recordedKid) {
+      await recordSignerTokenTtl(deps.db.knex, set.signingKid, config.accessTokenTtlSeconds);
+      recordedKid = set.signingKid;
+    }
     return set;
   };
 

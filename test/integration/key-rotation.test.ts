@@ -197,6 +197,56 @@ describe.each(testDatabases())('signing-key rotation on %s', (kind) => {
   });
 });
 
+describe.each(testDatabases())('retention across instances with different token lifetimes on %s', (kind) => {
+  let db: TestDb;
+  let server: TestServer | undefined;
+  beforeAll(async () => {
+    jest.useFakeTimers(onlyDate);
+    db = await createTestDb(kind);
+  });
+  afterAll(async () => {
+    await server?.close();
+    await db?.drop();
+    jest.useRealTimers();
+  });
+
+  it('keeps a superseded key published for the longest lifetime of a token it signed plus an hour, also on an instance with a shorter ACCESS_TOKEN_TTL_SECONDS', async () => {
+    // An instance with 2 h tokens signs with the first key (as during a rolling change of the setting; on the
+    // embedded database the instances take turns on the data directory).
+    server = await startServer(db, { ACCESS_TOKEN_TTL_SECONDS: '7200' }, { jobs: 'manual' });
+    const first = server.oauth.keySet.signingKid;
+    const row = async (kid: string) => server!.deps.db.knex('signing_keys').where({ kid }).first();
+    expect((await row(first)).max_token_ttl_seconds).toBe(7200);
+    await server.close();
+    // One with 5 min tokens takes over and rotates: it never lowers what the key recorded.
+    server = await startServer(db, { ACCESS_TOKEN_TTL_SECONDS: String(TTL) }, { jobs: 'manual' });
+    expect((await row(first)).max_token_ttl_seconds).toBe(7200);
+    const rotated = await runCommand(server.deps, 'keys-rotate', { now: true });
+    const { kid: next } = (rotated as { result: { kid: string } }).result;
+    await server.oauth.reloadKeys();
+    expect(server.oauth.keySet.signingKid).toBe(next);
+    expect((await row(next)).max_token_ttl_seconds).toBe(TTL);
+    const jwksKids = async () => ((await (await fetch(`${server!.url}/jwks`)).json()) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid);
+
+    // Past this instance's own lifetime plus an hour, a 2 h token signed by the first key is still valid: the key
+    // stays published and is not pruned (it was, before the lifetime was recorded on the key).
+    later(TTL + 3600 + 60);
+    await server.oauth.reloadKeys();
+    expect(await jwksKids()).toEqual([next, first]);
+    expect(await server.oauth.pruneKeys()).toBe(0);
+    const keysList = (await runCommand(server.deps, 'keys-list', {})) as { result: { published: Array<{ kid: string; status: string }> } };
+    expect(keysList.result.published.map((k) => [k.kid, k.status])).toEqual([
+      [next, 'signing'],
+      [first, 'retiring'],
+    ]);
+    // Past the longest lifetime plus an hour, it goes.
+    later(7200 - TTL);
+    await server.oauth.reloadKeys();
+    expect(await jwksKids()).toEqual([next]);
+    expect(await server.oauth.pruneKeys()).toBe(1);
+  });
+});
+
 describe.each(testDatabases())('pruning signing keys on %s (issue 10 item 9)', (kind) => {
   let db: TestDb;
   let database: Database;
