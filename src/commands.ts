@@ -30,6 +30,7 @@ import { AppError } from './errors.js';
 import { parseKeyEncryptionKey } from './config/index.js';
 import {
   KeyEncryptionError,
+  type KeyRing,
   kekId,
   keyRetentionMs,
   listSigningKeys,
@@ -290,6 +291,17 @@ export const commands: Record<string, Command> = {
     const set = await loadPublicKeySet(deps.db.knex, now, keyRetentionMs(deps.config.accessTokenTtlSeconds));
     const stored = await listSigningKeys(deps.db.knex);
     const published = new Set(set ? set.keys.map((k) => k.kid) : stored.map((k) => k.kid)); // no signer yet: all pending
+    // Which keys this process's key-encryption key opens (a lost or wrong key: docs/operations.md "Key-encryption
+    // key custody"). Without a key for sealed keys every sealed key is unreadable; nothing is generated for a list.
+    let ring: KeyRing | undefined;
+    if (stored.some((k) => k.encrypted)) {
+      try {
+        ring = await openKeyRingForStoredKeys(deps.db.knex, deps.config, deps.db.kind);
+      } catch (err) {
+        if (!(err instanceof KeyEncryptionError)) throw err;
+      }
+    }
+    const opens = (k: (typeof stored)[number]) => !k.encrypted || (ring?.opensSealedBy(k) ?? false);
     return {
       signing_kid: set?.signingKid ?? null,
       published: stored
@@ -300,6 +312,7 @@ export const commands: Record<string, Command> = {
           status: k.kid === set?.signingKid ? 'signing' : k.not_before.getTime() > now.getTime() ? 'pending' : 'retiring',
           signs_from: k.not_before.getTime() > now.getTime() ? k.not_before.toISOString() : null,
           encrypted: k.encrypted,
+          opens: opens(k),
         })),
     };
   },

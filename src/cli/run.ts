@@ -737,11 +737,24 @@ function print(out: (text: string) => void, command: string, result: unknown, js
       break;
     case 'keys-list':
       out(
-        (r.published as Array<{ kid: string; alg: string; status: string; signs_from: string | null; encrypted: boolean }>)
-          .map((k) => [k.kid, k.alg, k.status.padEnd(8), ...(k.signs_from ? [`signs from ${k.signs_from}`] : []), k.encrypted ? 'encrypted' : 'NOT encrypted at rest'].join('  '))
+        (r.published as Array<{ kid: string; alg: string; status: string; signs_from: string | null; encrypted: boolean; opens: boolean }>)
+          .map((k) =>
+            [
+              k.kid,
+              k.alg,
+              k.status.padEnd(8),
+              ...(k.signs_from ? [`signs from ${k.signs_from}`] : []),
+              k.encrypted ? 'encrypted' : 'NOT encrypted at rest',
+              ...(k.opens ? [] : ['CANNOT be opened with the configured key-encryption key']),
+            ].join('  '),
+          )
           .join('\n') +
           (r.published.length ? '\n' : '') +
-          (r.signing_kid ? `Signing with ${r.signing_kid}\n` : 'No key signs yet\n'),
+          (r.signing_kid ? `Signing with ${r.signing_kid}\n` : 'No key signs yet\n') +
+          ((r.published as Array<{ opens: boolean }>).some((k) => !k.opens)
+            ? 'Some keys do not open with this key-encryption key: set the key they were sealed under, or see ' +
+              'docs/operations.md "Key-encryption key custody" (sat keys rotate --now --drop-unreadable)\n'
+            : ''),
       );
       break;
     case 'keys-rotate':

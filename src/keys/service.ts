@@ -115,6 +115,11 @@ export class KeyRing {
   /** Whether this process can open `row`'s private key: in clear, or sealed under the (re-resolved) configured key. */
   canOpen(row: Pick<SigningKeyRow, 'kid' | 'kek_id' | 'sealed_jwk' | 'private_jwk'>): boolean {
     if (row.sealed_jwk === null) return row.private_jwk !== null;
+    return this.opensSealedBy(row);
+  }
+
+  /** Whether a key sealed under the key-encryption key `row.kek_id` opens with the configured (re-resolved) one. */
+  opensSealedBy(row: Pick<SigningKeyRow, 'kid' | 'kek_id'>): boolean {
     try {
       this.#kekFor(row);
       return true;
@@ -464,9 +469,11 @@ export async function rewrapSigningKeys(db: Db, ring: KeyRing, next: SecretKey):
 }
 
 /** Every stored key for `sat keys list`: public facts only. */
-export async function listSigningKeys(db: Db): Promise<Array<Pick<SigningKeyRow, 'kid' | 'alg' | 'created_at' | 'not_before'> & { encrypted: boolean }>> {
+export async function listSigningKeys(
+  db: Db,
+): Promise<Array<Pick<SigningKeyRow, 'kid' | 'alg' | 'created_at' | 'not_before' | 'kek_id'> & { encrypted: boolean }>> {
   const rows = await db<SigningKeyRow>('signing_keys')
-    .select('kid', 'alg', 'created_at', 'not_before', 'sealed_jwk')
+    .select('kid', 'alg', 'created_at', 'not_before', 'sealed_jwk', 'kek_id')
     .orderBy('not_before', 'desc');
-  return rows.map((r) => ({ kid: r.kid, alg: r.alg, created_at: r.created_at, not_before: r.not_before, encrypted: r.sealed_jwk !== null }));
+  return rows.map((r) => ({ kid: r.kid, alg: r.alg, created_at: r.created_at, not_before: r.not_before, kek_id: r.kek_id, encrypted: r.sealed_jwk !== null }));
 }

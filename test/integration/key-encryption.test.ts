@@ -112,7 +112,12 @@ describe.each(testDatabases())('signing keys at rest on %s', (kind) => {
     server = undefined;
     const found = { ...db.env, KEY_ENCRYPTION_KEY: newKek() }; // the old key is gone: a new one is configured
     const listed = await runSatInProcess(['keys', 'list', '--json'], found); // public parts only: no key needed
-    const before = JSON.parse(listed.stdout) as { signing_kid: string };
+    const before = JSON.parse(listed.stdout) as { signing_kid: string; published: Array<{ kid: string; opens: boolean }> };
+    // It says which keys the configured key cannot open, and the way out.
+    expect(before.published.find((k) => k.kid === before.signing_kid)?.opens).toBe(false);
+    const text = await runSatInProcess(['keys', 'list'], found);
+    expect(text.stdout).toMatch(new RegExp(`${before.signing_kid} .*CANNOT be opened with the configured key-encryption key`));
+    expect(text.stdout).toMatch(/--drop-unreadable/);
     // A plain rotation cannot tell a lost key from a stale one: it refuses, as the server does.
     const plain = await runSatInProcess(['keys', 'rotate', '--now'], found);
     expect([plain.code, plain.stderr]).toEqual([1, expect.stringMatching(/another key-encryption key/)]);
@@ -127,6 +132,8 @@ describe.each(testDatabases())('signing keys at rest on %s', (kind) => {
     const jwks = (await (await fetch(`${s.url}/jwks`)).json()) as JSONWebKeySet;
     expect(jwks.keys.map((k) => k.kid)).toEqual([out.kid]);
     expect(await s.deps.db.knex('signing_keys').pluck('kid')).toEqual([out.kid]); // every unreadable key is gone
+    const relisted = JSON.parse((await runSatInProcess(['keys', 'list', '--json'], found)).stdout) as { published: Array<{ opens: boolean }> };
+    expect(relisted.published.map((k) => k.opens)).toEqual([true]);
     const admin = await makeAdmin(s.deps);
     const t = await makeToken(s.deps, admin);
     const token = await exchange(s, t.client_id, t.client_secret);
