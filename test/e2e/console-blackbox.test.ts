@@ -162,6 +162,8 @@ describe.each(testDatabases())('console black-box findings on %s (Chromium)', (k
     // Meanwhile, in another window, the current secret is retired: the previous one is now the only live secret.
     expect((await api('POST', `/tokens/${made.body.id}/secrets/${current!.id}/retire`)).status).toBe(200);
     await page.getByRole('button', { name: 'Retire the previous secret of Retire_Refused' }).click();
+    await page.locator('#retire-dialog').getByRole('button', { name: 'Retire secret' }).click();
+    await page.locator('#retire-dialog').waitFor({ state: 'hidden' }); // refused: the dialog closes, the view says why
     const alert = page.locator('#token-view').getByRole('alert').filter({ hasText: 'only live secret' });
     await alert.waitFor();
     expect(await alert.innerText()).toBe("This is the token's only live secret. Revoke the token instead, or rotate first.");
@@ -178,6 +180,7 @@ describe.each(testDatabases())('console black-box findings on %s (Chromium)', (k
     await row.locator('.previous-secret').waitFor();
     expect((await api('POST', `/tokens/${other.body.id}/secrets/${again.body.secrets[1].id}/retire`)).status).toBe(200);
     await row.getByRole('button', { name: 'Retire the previous secret of Retire_Gone' }).click();
+    await page.locator('#retire-dialog').getByRole('button', { name: 'Retire secret' }).click();
     const gone = page.locator('#tokens-view').getByRole('alert').filter({ hasText: 'had already stopped' });
     await gone.waitFor();
     expect(await page.locator('#flash').isHidden()).toBe(true);

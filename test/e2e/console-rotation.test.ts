@@ -86,12 +86,23 @@ describeEmbedded('console: secret rotation (Chromium)', () => {
     await page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'hidden' });
 
-    await row.getByRole('button', { name: `Retire the previous secret of ${NAME}` }).click();
+    // Retire asks first, as every action that stops a credential does: Cancel changes nothing and gives the focus back.
+    const retire = row.getByRole('button', { name: `Retire the previous secret of ${NAME}` });
+    await retire.click();
+    const ask = page.getByRole('dialog', { name: `Retire the previous secret ••••${token.client_secret.slice(-4)} of “${NAME}”?`, exact: true });
+    await ask.waitFor();
+    await ask.getByRole('button', { name: 'Cancel' }).click();
+    await ask.waitFor({ state: 'hidden' });
+    const focused = () => page.evaluate(() => (globalThis as any).document.activeElement?.getAttribute('aria-label') as string);
+    await until(focused, (label) => label === `Retire the previous secret of ${NAME}`, 'focus back on Retire');
+    expect((await exchange(token.client_secret)).status).toBe(200); // still works
+    await retire.click();
+    await ask.getByRole('button', { name: 'Retire secret' }).click();
     await previous.waitFor({ state: 'detached' });
     expect(await page.locator('#flash').innerText()).toContain('no longer works');
     // The Retire button went with the secret: focus is back at the top of the screen, not lost to the page's body.
-    const focused = () => page.evaluate(() => (globalThis as any).document.activeElement?.id as string);
-    await until(focused, (id) => id === 'open-generate', 'focus on + Generate a Token');
+    const focusedId = () => page.evaluate(() => (globalThis as any).document.activeElement?.id as string);
+    await until(focusedId, (id) => id === 'open-generate', 'focus on + Generate a Token');
     expect((await exchange(token.client_secret)).status).toBe(401);
     expect((await exchange(fresh)).status).toBe(200);
     expect(w.problems).toEqual([]);

@@ -202,6 +202,7 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
   it('retires, rotates (the new secret shown once, in this view) and revokes from the token view', async () => {
     const secrets = page.locator('#token-secret-rows tr');
     await page.getByRole('button', { name: 'Retire the previous secret of Payroll_Integration_EU' }).click();
+    await page.locator('#retire-dialog').getByRole('button', { name: 'Retire secret' }).click();
     await page.locator('#token-flash', { hasText: 'no longer works' }).waitFor();
     await secrets.nth(1).waitFor({ state: 'detached' });
     const focused = () => page.evaluate(() => (globalThis as any).document.activeElement?.id as string);

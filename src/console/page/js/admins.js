@@ -1,7 +1,7 @@
 // The Administrators page (#/admins): the organisation's administrators, invite by email, remove; the pending
 // invitations (not accepted, not expired) with Withdraw.
 import { api, ApiError, handleSessionEnd } from './api.js';
-import { $, breakableEmail, cell, dateTimeFormat, el, enable, formatAgo, hide, localDayFormat, sentence, setText, show, timeEl } from './dom.js';
+import { $, breakableEmail, cell, confirmDialog, dateTimeFormat, el, enable, formatAgo, hide, localDayFormat, sentence, setText, show, timeEl } from './dom.js';
 import { resetToSignIn } from './login.js';
 import { addRoute, addView, currentAccount, onReset, showView } from './shell.js';
 
@@ -117,57 +117,32 @@ function invitationRow(invitation) {
   );
 }
 
-const withdrawDialog = $('withdraw-invitation-dialog');
-let withdrawing = null;
-
-function askWithdraw(invitation, opener) {
-  withdrawing = { invitation, opener };
-  setText($('withdraw-invitation-email'), invitation.email);
-  hide($('withdraw-invitation-error'));
-  $('withdraw-invitation-confirm').disabled = false;
-  withdrawDialog.returnValue = '';
-  withdrawDialog.showModal();
-  $('withdraw-invitation-cancel').focus();
-}
-
-withdrawDialog.querySelector('form').addEventListener('submit', async (event) => {
-  const choice = event.submitter?.value;
-  if (choice !== 'withdraw' || !withdrawing) return; // Cancel: the dialog closes by itself
-  event.preventDefault();
-  const { invitation } = withdrawing;
-  const confirm = $('withdraw-invitation-confirm');
-  confirm.disabled = true;
-  setText(confirm, 'Withdrawing…');
-  try {
-    await api('DELETE', `/admin/api/invitations/${encodeURIComponent(invitation.id)}`);
-    withdrawing = null;
-    withdrawDialog.close('withdrawn');
+/** Withdraw: the invitation's link stops working; the lists catch up when it was no longer pending. */
+const withdrawDialog = confirmDialog('withdraw-invitation', {
+  fill: (invitation) => setText($('withdraw-invitation-email'), invitation.email),
+  busy: 'Withdrawing…',
+  run: (invitation) => api('DELETE', `/admin/api/invitations/${encodeURIComponent(invitation.id)}`),
+  async done(invitation) {
     show($('admins-flash'), `The invitation to ${invitation.email} was withdrawn: its link no longer works.`);
     await loadInvitations();
     $('invite-email').focus(); // the row and its button are gone: ready to invite the right address
-  } catch (err) {
-    if (handleSessionEnd(err)) return;
+  },
+  failed(err, invitation) {
+    if (handleSessionEnd(err)) return { after: () => {} };
     if (err instanceof ApiError && err.status === 404) {
       // Accepted, withdrawn in another window, or expired meanwhile: both lists catch up.
-      withdrawing = null;
-      withdrawDialog.close('gone');
-      show($('admins-flash'), `The invitation to ${invitation.email} is no longer pending: it was accepted, withdrawn or has expired.`);
-      await Promise.all([loadAdmins(), loadInvitations()]);
-      $('invite-email').focus();
-      return;
+      return {
+        async after() {
+          show($('admins-flash'), `The invitation to ${invitation.email} is no longer pending: it was accepted, withdrawn or has expired.`);
+          await Promise.all([loadAdmins(), loadInvitations()]);
+          $('invite-email').focus();
+        },
+      };
     }
-    show($('withdraw-invitation-error'), sentence(err.message));
-  } finally {
-    enable(confirm, 'Withdraw invitation');
-  }
+    return err.message;
+  },
 });
-
-withdrawDialog.addEventListener('close', () => {
-  const opener = withdrawing?.opener;
-  withdrawing = null;
-  setText($('withdraw-invitation-email'), '');
-  if ((withdrawDialog.returnValue === 'cancel' || withdrawDialog.returnValue === '') && opener?.isConnected) opener.focus();
-});
+const askWithdraw = (invitation, opener) => withdrawDialog.ask(invitation, opener);
 
 // ---------- invite ----------
 
@@ -221,31 +196,12 @@ $('invite-form').addEventListener('submit', async (event) => {
 
 // ---------- remove ----------
 
-const dialog = $('remove-admin-dialog');
-let removing = null;
-
-function askRemove(admin, opener) {
-  removing = { admin, opener };
-  setText($('remove-admin-email'), admin.email);
-  hide($('remove-admin-error'));
-  $('remove-admin-confirm').disabled = false;
-  dialog.returnValue = '';
-  dialog.showModal();
-  $('remove-admin-cancel').focus();
-}
-
-dialog.querySelector('form').addEventListener('submit', async (event) => {
-  const choice = event.submitter?.value;
-  if (choice !== 'remove' || !removing) return; // Cancel: the dialog closes by itself
-  event.preventDefault();
-  const { admin } = removing;
-  const confirm = $('remove-admin-confirm');
-  confirm.disabled = true;
-  setText(confirm, 'Removing…');
-  try {
-    await api('DELETE', `/admin/api/admins/${encodeURIComponent(admin.id)}`);
-    removing = null;
-    dialog.close('removed');
+/** Remove: the administrator is signed out at once; removing oneself ends this page's session. */
+const removeDialog = confirmDialog('remove-admin', {
+  fill: (admin) => setText($('remove-admin-email'), admin.email),
+  busy: 'Removing…',
+  run: (admin) => api('DELETE', `/admin/api/admins/${encodeURIComponent(admin.id)}`),
+  async done(admin) {
     if (currentAccount()?.id === admin.id) {
       resetToSignIn('You removed your own administrator account.', 'info');
       return;
@@ -253,35 +209,29 @@ dialog.querySelector('form').addEventListener('submit', async (event) => {
     show($('admins-flash'), `${admin.email} was removed and signed out.`);
     await Promise.all([loadAdmins(), loadInvitations()]); // the invitations they sent went with them
     $('invite-email').focus();
-  } catch (err) {
-    if (handleSessionEnd(err)) return;
+  },
+  failed(err, admin) {
+    if (handleSessionEnd(err)) return { after: () => {} };
     if (err instanceof ApiError && err.status === 404) {
-      removing = null;
-      dialog.close('gone');
-      show($('admins-flash'), `${admin.email} was already removed.`);
-      await loadAdmins();
-      return;
+      return {
+        async after() {
+          show($('admins-flash'), `${admin.email} was already removed.`);
+          await loadAdmins();
+        },
+      };
     }
-    show($('remove-admin-error'), sentence(err.message));
     // 409 last_admin: the others were removed elsewhere meanwhile; the list catches up behind the dialog.
-    if (err instanceof ApiError && err.status === 409) await loadAdmins();
-  } finally {
-    enable(confirm, 'Remove administrator');
-  }
+    if (err instanceof ApiError && err.status === 409) void loadAdmins();
+    return err.message;
+  },
 });
-
-dialog.addEventListener('close', () => {
-  const opener = removing?.opener;
-  removing = null;
-  setText($('remove-admin-email'), '');
-  if ((dialog.returnValue === 'cancel' || dialog.returnValue === '') && opener?.isConnected) opener.focus();
-});
+const askRemove = (admin, opener) => removeDialog.ask(admin, opener);
 
 onReset(() => {
   listSeq += 1;
   invitationsSeq += 1;
-  if (dialog.open) dialog.close();
-  if (withdrawDialog.open) withdrawDialog.close();
+  removeDialog.close();
+  withdrawDialog.close();
   $('admin-rows').replaceChildren();
   $('invitation-rows').replaceChildren();
   hide($('invitations-wrap'));

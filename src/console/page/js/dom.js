@@ -72,10 +72,6 @@ export function focusLost() {
 }
 
 /**
- * Enables a button that was disabled while its request ran, with `text` when given. A focused button that is
- * disabled drops the focus to the page's body: when nothing else took it meanwhile, it comes back to the button.
- */
-/**
  * Enter in a text field of a dialog's form sends it with `primary` (its Save), not with the form's first submit
  * button, which browsers use for an implicit submission and which is Cancel in our dialogs (what was typed was
  * thrown away). Checkboxes, buttons and text areas keep their own Enter.
@@ -90,6 +86,10 @@ export function enterSubmitsWith(form, primary) {
   });
 }
 
+/**
+ * Enables a button that was disabled while its request ran, with `text` when given. A focused button that is
+ * disabled drops the focus to the page's body: when nothing else took it meanwhile, it comes back to the button.
+ */
 export function enable(button, text) {
   button.disabled = false;
   if (text !== undefined) setText(button, text);
@@ -249,4 +249,68 @@ export function namingEntries(details, ips) {
     const entry = m ? ips?.[Number(m[1])] : undefined;
     return entry === undefined ? detail : { path: detail.path, message: `“${entry}”: ${detail.message}` };
   });
+}
+
+/**
+ * Wires one of index.html's confirmation dialogs for a destructive action `NAME`: `<dialog id="NAME-dialog">` holding a
+ * `<form method="dialog">` whose buttons are `#NAME-cancel` (value "cancel") and `#NAME-confirm` (value "confirm"),
+ * and an error notice `#NAME-error`. Returns `{ask, close}`:
+ * - `ask(subject, opener)` fills the dialog (`fill(subject)`) and shows it with the focus on Cancel;
+ * - on confirm the button is disabled and reads `busy` while `run(subject)` sends the request; when it resolves, the
+ *   dialog closes and `done(subject, result)` shows the outcome and places the focus;
+ * - when `run` throws, `failed(err, subject)` answers either a message, shown in the dialog, which stays open, or
+ *   `{after}`: the dialog closes (the subject is gone, the session ended) and `after()` says why;
+ * - Cancel and Escape close it and give the focus back to `opener` (while it is still on the page);
+ * - `close()` closes it without acting (the console's reset at sign-out).
+ */
+export function confirmDialog(id, { fill, busy, run, done, failed }) {
+  const dialog = $(`${id}-dialog`);
+  const confirm = $(`${id}-confirm`);
+  const label = confirm.textContent;
+  let current = null;
+  dialog.querySelector('form').addEventListener('submit', async (event) => {
+    if (event.submitter?.value !== 'confirm' || !current) return; // Cancel: the dialog closes by itself
+    event.preventDefault(); // open until the server has answered
+    const { subject } = current;
+    confirm.disabled = true;
+    setText(confirm, busy);
+    let then;
+    try {
+      const result = await run(subject);
+      then = () => done(subject, result);
+    } catch (err) {
+      const outcome = failed(err, subject);
+      if (typeof outcome === 'string') {
+        show($(`${id}-error`), sentence(outcome));
+        enable(confirm, label);
+        return;
+      }
+      then = outcome.after;
+    }
+    current = null;
+    if (dialog.open) dialog.close('done');
+    confirm.disabled = false;
+    setText(confirm, label);
+    await then();
+  });
+  dialog.addEventListener('close', () => {
+    const opener = current?.opener;
+    current = null;
+    if ((dialog.returnValue === 'cancel' || dialog.returnValue === '') && opener?.isConnected) opener.focus();
+  });
+  return {
+    ask(subject, opener) {
+      current = { subject, opener };
+      fill(subject);
+      hide($(`${id}-error`));
+      confirm.disabled = false;
+      dialog.returnValue = '';
+      dialog.showModal();
+      $(`${id}-cancel`).focus();
+    },
+    close() {
+      current = null;
+      if (dialog.open) dialog.close('done');
+    },
+  };
 }

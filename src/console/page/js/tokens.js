@@ -8,6 +8,7 @@ import {
   DAY_MS,
   addressesOf,
   cell,
+  confirmDialog,
   createdByText,
   dateTimeFormat,
   el,
@@ -122,6 +123,7 @@ onReset(() => {
   if ($('revoke-dialog').open) $('revoke-dialog').close();
   if ($('credentials-dialog').open) $('credentials-dialog').close();
   if ($('rotate-dialog').open) $('rotate-dialog').close();
+  retireDialog.close();
   closeGenerate({ focus: false });
   state.cursors = [null];
   state.nextCursor = null;
@@ -688,28 +690,42 @@ function previousSecret(token) {
 }
 
 /**
- * Retire: the previous secret of a rotation stops at once. A refusal (the only live secret left: 409 last_secret; the
- * secret already retired or stopped elsewhere: 404) shows as an error and the secrets are read again, so the screen
- * shows what is true now.
+ * Retire: after a confirmation, a secret of a rotation stops at once. A refusal (the only live secret left: 409
+ * last_secret; the secret already retired or stopped elsewhere: 404) closes the dialog, shows as an error and the
+ * secrets are read again, so the screen shows what is true now.
  */
-export async function retirePrevious(token, previous, button, place = listPlace) {
-  button.disabled = true;
-  place.fail('');
-  try {
-    await api('POST', `/admin/api/tokens/${encodeURIComponent(token.id)}/secrets/${encodeURIComponent(previous.id)}/retire`);
+const retireDialog = confirmDialog('retire', {
+  fill({ token, previous }) {
+    setText($('retire-name'), token.name);
+    setText($('retire-last4'), previous.last4 ?? '????');
+  },
+  busy: 'Retiring…',
+  run: ({ token, previous }) => api('POST', `/admin/api/tokens/${encodeURIComponent(token.id)}/secrets/${encodeURIComponent(previous.id)}/retire`),
+  async done({ token, place }) {
+    place.fail('');
     await place.done(`The previous secret of “${token.name}” no longer works.`);
-  } catch (err) {
-    if (handleSessionEnd(err)) return;
-    place.fail(
-      err instanceof ApiError && err.status === 404
-        ? `The previous secret of “${token.name}” had already stopped: it was retired elsewhere or its grace period ended.`
-        : sentence(err.message),
-    );
-    if (err instanceof ApiError && (err.status === 404 || err.status === 409)) await place.done();
-  }
-  // The Retire button went with the secret: focus goes back to where the place keeps it, not to the page's body.
-  if (button.isConnected) enable(button);
-  else place.focus();
+    place.focus(); // the Retire button went with the secret
+  },
+  failed(err, { token, place }) {
+    if (handleSessionEnd(err)) return { after: () => {} };
+    if (!(err instanceof ApiError && (err.status === 404 || err.status === 409))) return err.message;
+    return {
+      async after() {
+        place.fail(
+          err.status === 404
+            ? `The previous secret of “${token.name}” had already stopped: it was retired elsewhere or its grace period ended.`
+            : sentence(err.message),
+        );
+        await place.done();
+        place.focus();
+      },
+    };
+  },
+});
+
+/** Asks to retire `previous`, a secret of `token` (the Retire button `opener` gets the focus back on Cancel). */
+export function retirePrevious(token, previous, opener, place = listPlace) {
+  retireDialog.ask({ token, previous, place }, opener);
 }
 
 // ---------- Rotate secret ----------
