@@ -15,8 +15,11 @@ export interface Logger {
 
 const REDACTED = '[REDACTED]';
 const sensitiveKey = /secret|password|passwd|authorization|cookie|session_token|private|^token$|^d$/i;
-// Client secrets (sats_…), session tokens (sas_…) and Basic/Bearer credentials inside free text.
-const sensitiveText = /\b(sats_[A-Za-z0-9]+|sas_[A-Za-z0-9_-]+)|((?:Basic|Bearer)\s+)[A-Za-z0-9._~+/=-]+/g;
+// Client secrets (sats_…), session tokens (sas_…), invitation and password-reset links' tokens (sai_…, sar_…) and
+// Basic/Bearer credentials inside free text. A prefix counts after anything but a letter or digit (`a_sats_…`, where
+// `\b` saw no boundary, leaked), and anywhere when 20 or more token characters follow (`xsats_…` in a path).
+const sensitiveText =
+  /(?<![A-Za-z0-9])(?:sats_[A-Za-z0-9]+|(?:sas|sai|sar)_[A-Za-z0-9_-]+)|(?:sats|sas|sai|sar)_[A-Za-z0-9_-]{20,}|((?:Basic|Bearer)\s+)[A-Za-z0-9._~+/=-]+/g;
 
 /**
  * pino's own redaction (fast-redact paths), for the usual places of credentials in request-shaped objects.
@@ -47,9 +50,7 @@ export const redactPaths = [
 ];
 
 export function redactText(text: string): string {
-  return text.replace(sensitiveText, (_m, secret: string | undefined, scheme: string | undefined) =>
-    secret ? REDACTED : `${scheme ?? ''}${REDACTED}`,
-  );
+  return text.replace(sensitiveText, (_m, scheme: string | undefined) => `${scheme ?? ''}${REDACTED}`);
 }
 
 /** Deep-copies `value`, replacing sensitive keys and secrets in strings by "[REDACTED]". */

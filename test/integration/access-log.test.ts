@@ -117,6 +117,35 @@ describe.each(testDatabases())('access log on %s', (kind) => {
       expect(all).not.toContain(leak);
     }
   });
+
+  it("redacts an invitation's or password reset's link token in a path and a request id, and a secret glued to a word", async () => {
+    const session = await signIn(server, 'first-admin@example.com', 'first-admin-password');
+    const made = await call(server, 'POST', '/tokens', { token: session.token, json: tokenBody({ name: 'Glued' }) });
+    const secret: string = made.body.client_secret;
+    const invitation = 'sai_KsIVhvdfx3uMRp5lFPWj-aFaspy9-IBSXuAsneqoc3Q';
+    const reset = 'sar_X9zSbeqlTUI4OGYfvgSeyzh0-J9n8qyoDvqRbb8ghsI';
+    const before = accessLines(server).length;
+    const ids: string[] = [];
+    for (const [path, requestId] of [
+      [`/admin/${invitation}`, undefined],
+      [`/admin/api/invitations/${invitation}`, undefined],
+      [`/admin/reset/${reset}`, undefined],
+      ['/healthz', invitation],
+      ['/healthz', `a_${secret}`.slice(0, 64)],
+      [`/x/a_${secret}`, undefined],
+      [`/x/x${secret}`, undefined],
+    ] as const) {
+      const res = await fetch(`${server.url}${path}`, { method: 'POST', headers: requestId ? { 'x-request-id': requestId } : {} });
+      ids.push(res.headers.get('x-request-id')!);
+    }
+    for (const id of ids.filter((id) => !id.includes('_'))) await lineFor(server, id);
+    // The lines of the two requests whose id is redacted (so lineFor cannot find them): polled, with a deadline.
+    const deadline = Date.now() + 5_000;
+    while (accessLines(server).length < before + ids.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const all = server.logLines.join('\n');
+    for (const leak of [invitation.slice(4), reset.slice(4), secret.slice(5, 40)]) expect(all).not.toContain(leak);
+    expect(accessLines(server).filter((l) => String(l.path).includes('[REDACTED]')).length).toBeGreaterThanOrEqual(5);
+  });
 });
 
 describe.each(testDatabases())('access log of a request whose body is too slow, on %s', (kind) => {
