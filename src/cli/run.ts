@@ -15,6 +15,8 @@ import {
   DataDirLockedError,
   embeddedDataPath,
   makeDirectories,
+  briefDatabaseError,
+  isDatabaseUnavailable,
   makeOwnerOnly,
   migrateLatest,
   OlderServerRunningError,
@@ -550,7 +552,7 @@ async function execute(
   for (;;) {
     try {
       if (!config.databaseUrl) makeOwnerOnly(config.dataDir);
-      db = await openDb(config, log);
+      db = await openDb(config, log, { quietOutage: true });
       break;
     } catch (err) {
       // Another process took DATA_DIR between our check and our open: a server starting (go through it once it
@@ -569,6 +571,13 @@ async function execute(
     if (req.command !== 'migrate') await migrateLatest(db.knex);
     configurePasswordHashing(config.passwordHashing); // the configured cost for a password set here
     return await runCommand({ config, db, log, clock: () => new Date() }, req.command, req.args);
+  } catch (err) {
+    // PostgreSQL not reachable (a wrong host or port in DATABASE_URL, the server down): the database is named, not
+    // the embedded server's local socket, which a PostgreSQL install does not have.
+    if (config.databaseUrl && isDatabaseUnavailable(err) && (err as { code?: unknown }).code !== '42P01') {
+      return { ok: false, error: { code: 'service_unavailable', message: `cannot use the database (DATABASE_URL): ${briefDatabaseError(err).error}` } };
+    }
+    throw err;
   } finally {
     await db.close();
   }

@@ -42,8 +42,12 @@ export function embeddedDataPath(dataDir: string): string {
   return path.join(dataDir, 'pgdata');
 }
 
-/** knex's own messages (connection errors and the like) go through our redacting logger, not console.log. */
-function knexLog(log: Logger | undefined): Knex.Config['log'] {
+/**
+ * knex's own messages (connection errors and the like) go through our redacting logger, not console.log. A
+ * connection error is counted into the server's outage summary (outage.ts), or, with `quietOutage` (a `sat`
+ * command, which reports the failed call itself), left out.
+ */
+function knexLog(log: Logger | undefined, quietOutage = false): Knex.Config['log'] {
   if (!log) return undefined;
   // First line only: knex puts whole stack traces into some of its messages.
   const text = (m: unknown) => (typeof m === 'string' ? m : m instanceof Error ? m.message : JSON.stringify(m)).split('\n')[0]!.slice(0, 300);
@@ -51,7 +55,7 @@ function knexLog(log: Logger | undefined): Knex.Config['log'] {
   const connection = /Acquire connection error|Connection Error|connection error/i;
   const emit = (level: 'warn' | 'error', m: unknown) => {
     const line = text(m);
-    if (connection.test(line)) return noteDatabaseOutage(log, { message: line }, 'database pool');
+    if (connection.test(line)) return quietOutage ? undefined : noteDatabaseOutage(log, { message: line }, 'database pool');
     log[level]('database: ' + line);
   };
   return {
@@ -65,19 +69,20 @@ function knexLog(log: Logger | undefined): Knex.Config['log'] {
 /**
  * Opens the configured database. The embedded one takes an exclusive lock on DATA_DIR first: at once or
  * DataDirLockedError, or with `options.lockWaitMs` (the server) after waiting up to that long for a `sat` command
- * that holds it (acquireDataDirLockWaiting; a running server still refuses at once).
+ * that holds it (acquireDataDirLockWaiting; a running server still refuses at once). `options.quietOutage`: the
+ * pool's connection errors are not logged as the server's outage (a `sat` command reports its failure itself).
  */
 export async function openDb(
   config: Pick<Config, 'databaseUrl' | 'databasePoolMax' | 'dataDir'> & Partial<Pick<Config, 'databaseTimeoutMs' | 'minFreeDiskBytes'>>,
   log?: Logger,
-  options: { lockWaitMs?: number } = {},
+  options: { lockWaitMs?: number; quietOutage?: boolean } = {},
 ): Promise<Database> {
   if (config.databaseUrl) {
     // Every call is bounded (issue 10 item 11): the server stops a statement after `timeout`, the client gives up
     // on an answer 1 s later (a stalled server or network), connecting and waiting for a pooled connection too.
     const timeout = config.databaseTimeoutMs ?? 5_000;
     const knex = knexFactory({
-      log: knexLog(log),
+      log: knexLog(log, options.quietOutage),
       client: 'pg',
       connection: {
         connectionString: config.databaseUrl,
@@ -117,7 +122,7 @@ export async function openDb(
     const knex = knexFactory({
       client: ClientPgLite as unknown as Knex.Config['client'],
       dialect: 'postgres',
-      log: knexLog(log),
+      log: knexLog(log, options.quietOutage),
       // knex-pglite takes the engine it is given (one connection, as always) instead of making one with defaults.
       connection: { pglite: newEmbeddedEngine(embeddedDataPath(config.dataDir)) } as Knex.StaticConnectionConfig,
       acquireConnectionTimeout: 60_000,

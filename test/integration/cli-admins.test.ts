@@ -238,6 +238,24 @@ describePostgres('sat on an empty PostgreSQL database', () => {
       const res = await runSatInProcess(args, db.env);
       expect({ args, code: res.code, stderr: res.stderr }).toEqual({ args, code: 1, stderr: expect.stringMatching(/none of the server's tables.*DATABASE_URL/) });
     }
+    // A PostgreSQL that cannot be reached (nothing listens on the port, a database that does not exist): the
+    // database is named, not the embedded server's local socket, and no server log line ("answering 503") shows.
+    const unreachable = { ...db.env, DATABASE_URL: 'postgres://postgres@127.0.0.1:1/sat_nowhere' };
+    const elsewhere = new URL(db.url!);
+    elsewhere.pathname = '/sat_no_such_database';
+    const missing = { ...db.env, DATABASE_URL: elsewhere.toString() };
+    for (const [env, cause] of [
+      [unreachable, /ECONNREFUSED/],
+      [missing, /database "sat_no_such_database" does not exist/],
+    ] as const) {
+      for (const args of [['token', 'list', '--org', 'Acme'], ['admin', 'add', '--org', 'Acme', '--email', 'x@example.com'], ['keys', 'list']]) {
+        const res = await runSatInProcess(args, env);
+        expect({ args, code: res.code }).toEqual({ args, code: 1 });
+        expect(res.stderr).toMatch(/^sat: cannot use the database \(DATABASE_URL\): /);
+        expect(res.stderr).toMatch(cause);
+        expect(res.stderr).not.toMatch(/local socket|answering 503|"level"/);
+      }
+    }
     const probe = await runSatInProcess(['migrate', '--json'], { ...db.env });
     expect(probe.code).toBe(0); // `sat migrate` creates them
     expect((await runSatInProcess(['admin', 'list', '--org', 'Acme'], db.env)).stderr).not.toMatch(/none of the server's tables/);
