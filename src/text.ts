@@ -46,6 +46,22 @@ export function hasVisibleCharacter(text: string): boolean {
   return SHOWN.test(text);
 }
 
+const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+
+/** The most code points a name may have, whatever it displays as (a few combining marks per letter at most). */
+export const NAME_MAX_CODE_POINTS = 256;
+
+/**
+ * The length of `text` in characters as a reader counts them: extended grapheme clusters (Unicode UAX #29), so `é`
+ * is one character whether written composed (NFC) or decomposed (NFD), and so is an emoji sequence (a flag, a skin
+ * tone, woman + ZWJ + laptop). SPEC "1 to 64 characters after trimming". Pure.
+ */
+export function characterCount(text: string): number {
+  let n = 0;
+  for (const _ of graphemes.segment(text)) n++;
+  return n;
+}
+
 function joinsEmoji(chars: string[], at: number): boolean {
   let before = at - 1;
   while (before >= 0 && EMOJI_TAIL.test(chars[before]!)) before--;

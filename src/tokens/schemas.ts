@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { firstHiddenCharacter, hasVisibleCharacter } from '../text.js';
+import { characterCount, firstHiddenCharacter, hasVisibleCharacter, NAME_MAX_CODE_POINTS } from '../text.js';
 import { MAX_ALLOWED_IPS, normaliseNetwork } from './networks.js';
 
 /** Leading and trailing white space as `\s` knows it, except U+FEFF (a byte-order mark is Cf, not space). */
@@ -14,7 +14,14 @@ export const tokenName = z
     z
       .string()
       .refine((s) => s.length > 0, 'must not be empty')
-      .refine((s) => [...s].length <= 64, 'must be at most 64 characters')
+      // Characters as a reader counts them (graphemes: `é` in NFC or NFD, an emoji sequence, are one each), and a
+      // bound on code points for text of a few characters stacked with marks.
+      .superRefine((s, ctx) => {
+        if (characterCount(s) > 64) ctx.addIssue({ code: 'custom', message: 'must be at most 64 characters' });
+        else if ([...s].length > NAME_MAX_CODE_POINTS) {
+          ctx.addIssue({ code: 'custom', message: `must be at most ${NAME_MAX_CODE_POINTS} code points (accents and emoji sequences count several)` });
+        }
+      })
       .superRefine((s, ctx) => {
         const hidden = firstHiddenCharacter(s);
         if (hidden !== undefined) {

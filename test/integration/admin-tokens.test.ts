@@ -101,6 +101,9 @@ describe.each(testDatabases())('admin token API on %s', (kind) => {
       ['a missing name', () => ({ expires_at: daysFromNow(5), services: ['jobs'] }), ['name']],
       ['a blank name', () => tokenBody({ name: '   ' }), ['name']],
       ['a name of 65 characters', () => tokenBody({ name: 'x'.repeat(65) }), ['name']],
+      ['a name of 65 characters written decomposed (NFD)', () => tokenBody({ name: 'e\u0301'.repeat(65) }), ['name']],
+      ['a name of 65 flags', () => tokenBody({ name: '🇫🇷'.repeat(65) }), ['name']],
+      ['a name of 3 letters carrying 300 combining marks', () => tokenBody({ name: `a${'\u0301'.repeat(100)}b${'\u0301'.repeat(100)}c${'\u0301'.repeat(100)}` }), ['name']],
       ['a name with a control character', () => tokenBody({ name: 'tab\there' }), ['name']],
       ['a name with a newline', () => tokenBody({ name: 'two\nlines' }), ['name']],
       ['a name that is not a string', () => tokenBody({ name: 42 }), ['name']],
@@ -147,6 +150,9 @@ describe.each(testDatabases())('admin token API on %s', (kind) => {
       ['a right-to-left name', 'رمز الوصول للنظام (الرواتب)'], // SPEC Part 2: bidi marks such as U+200F are refused
       ['a name with emoji and a ZWJ sequence', 'evil gnp.exe 🔑👩🏽‍💻'], // a bidi override is refused (token-names.test.ts)
       ['a Chinese name of 64 characters', '系'.repeat(64)],
+      // Characters as a reader counts them: an accent written decomposed, a flag, an emoji sequence are one each.
+      ['a name of 64 characters with accents written decomposed (NFD: 80 code points)', 'Cafe\u0301'.repeat(16)],
+      ['a name of 64 characters that are flags and emoji sequences', '🇫🇷👩‍💻'.repeat(32)],
     ])('returns %s unchanged as data, in generate, get and list', async (_label, name) => {
       const { api } = await session();
       const created = await api.post('/tokens', tokenBody({ name: `  ${name}\u00a0 ` }));

@@ -1,4 +1,4 @@
-import { firstHiddenCharacter, hasVisibleCharacter, tokenNameKey } from '../../src/text.js';
+import { characterCount, firstHiddenCharacter, hasVisibleCharacter, tokenNameKey } from '../../src/text.js';
 
 describe('firstHiddenCharacter (names display as written)', () => {
   it.each([
@@ -101,5 +101,20 @@ describe('tokenNameKey (one key for names that display alike or differ only in c
     for (const name of ['STRA\u1e9eE', 'ΣΑΣ', 'cafe\u0301', '\u0130', '\uff28\uff32', '\u0390', '\u1f88']) {
       expect(tokenNameKey(tokenNameKey(name))).toBe(tokenNameKey(name));
     }
+  });
+});
+
+describe('characterCount (SPEC "1 to 64 characters": characters as a reader counts them)', () => {
+  it.each([
+    ['ASCII', 'Payroll_Integration', 19],
+    ['é composed (NFC)', 'caf\u00e9', 4],
+    ['é decomposed (NFD)', 'cafe\u0301', 4],
+    ['a flag', '🇫🇷', 1],
+    ['a skin tone', '👍🏽', 1],
+    ['a ZWJ sequence (woman + ZWJ + laptop)', '👩‍💻', 1],
+    ['CJK', '系统', 2],
+    ['empty', '', 0],
+  ])('%s', (_label, text, n) => {
+    expect(characterCount(text)).toBe(n);
   });
 });

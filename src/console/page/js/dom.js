@@ -96,6 +96,15 @@ export function enable(button, text) {
   if (focusLost()) button.focus();
 }
 
+const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+
+/** Characters as a reader counts them (grapheme clusters), as the API counts a token name's 64 (src/text.ts). */
+export function characterCount(text) {
+  let n = 0;
+  for (const _ of graphemes.segment(text)) n++;
+  return n;
+}
+
 /** "must be in the future" → "Must be in the future." */
 export function sentence(text) {
   const t = String(text ?? '').trim();
