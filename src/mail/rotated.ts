@@ -33,14 +33,16 @@ export function secretRotated(f: SecretRotatedFacts): MailContent {
           ...tokenRows(f),
           ['Rotated by', rotator],
           ['When', formatInstant(f.rotatedAt)],
-          ['Previous secret stops', formatInstant(f.previousStopsAt)],
+          [immediate ? 'Previous secret stopped' : 'Previous secret stops', formatInstant(f.previousStopsAt)],
           ['From IP address', ipText(f.ip)],
         ],
       },
       { strong: 'To do' },
       {
         p:
-          'Give every integration using this token the new secret before the previous one stops. ' +
+          (immediate
+            ? 'Integrations still using the previous secret can no longer get access tokens: give each of them the new secret now. '
+            : 'Give every integration using this token the new secret before the previous one stops. ') +
           `The admin console at ${f.consoleUrl} shows when each secret was last used. If you did not expect this, ` +
           'check the audit log and tell your security team.',
       },

@@ -5,6 +5,7 @@ import {
   tokenRevoked,
   type MailToken,
 } from '../../../src/mail/templates.js';
+import { secretRotated } from '../../../src/mail/rotated.js';
 import { messageIdDomain } from '../../../src/mail/outbox.js';
 import { retryDelayMs } from '../../../src/mail/delivery.js';
 import type { GeneratedToken, TokenResource } from '../../../src/tokens/index.js';
@@ -194,5 +195,27 @@ describe('retryDelayMs', () => {
     expect(retryDelayMs(3, config, () => 1)).toBe(120_000);
     expect(retryDelayMs(30, config, () => 1)).toBe(3_600_000);
     expect(retryDelayMs(30, config, () => 0)).toBe(1_800_000);
+  });
+});
+
+describe('secretRotated', () => {
+  const at = new Date('2031-02-01T10:15:00Z');
+  const mail = (previousStopsAt: Date) =>
+    secretRotated({ token, catalogue, consoleUrl, rotatedBy: 'alice@example.com', rotatedAt: at, previousStopsAt, ip: '203.0.113.7' });
+
+  it('with a grace period: when the previous secret stops, and to hand over the new one before then', () => {
+    const m = mail(new Date(at.getTime() + 24 * 3600_000));
+    expect(m.text).toContain('The previous secret keeps working until 2031-02-02 10:15 UTC, then stops.');
+    expect(m.text).toContain('Previous secret stops');
+    expect(m.text).toContain('before the previous one stops');
+  });
+
+  it('with a grace period of 0: says it stopped, and nothing that can no longer be done', () => {
+    const m = mail(at);
+    expect(m.text).toContain('The previous secret stopped working at once.');
+    expect(m.text).toContain('Previous secret stopped');
+    expect(m.text).not.toContain('Previous secret stops');
+    expect(m.text).not.toContain('before the previous one stops');
+    expect(m.text).toContain('can no longer get access tokens: give each of them the new secret now');
   });
 });
