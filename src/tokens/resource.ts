@@ -53,9 +53,14 @@ export interface SecretResource {
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
 
-/** The live secrets of a token row at `now`, newest first. */
+/**
+ * The live secrets of a token row at `now`, newest first (SPEC "live secrets only"): none once the token has expired
+ * (no secret of it works any more); the previous secret of a rotation while its grace period lasts, shown stopping
+ * when the token expires if that comes first.
+ */
 export function secretsOf(row: TokenRow, now: Date): SecretResource[] {
   const out: SecretResource[] = [];
+  if (row.expires_at.getTime() <= now.getTime()) return out;
   if (row.secret_id && row.secret_hash) {
     out.push({
       id: row.secret_id,
@@ -69,7 +74,7 @@ export function secretsOf(row: TokenRow, now: Date): SecretResource[] {
     out.push({
       id: row.prev_secret_id,
       created_at: (row.prev_secret_created_at ?? row.created_at).toISOString(),
-      expires_at: row.prev_secret_expires_at.toISOString(),
+      expires_at: new Date(Math.min(row.prev_secret_expires_at.getTime(), row.expires_at.getTime())).toISOString(),
       last_used_at: iso(row.prev_secret_last_used_at),
       last4: row.prev_secret_last4 ?? null,
     });

@@ -170,6 +170,27 @@ describe.each(testDatabases())('secret rotation with overlap on %s', (kind) => {
     expect(Date.parse(again.body.secrets[1].expires_at) - clock.now().getTime()).toBeGreaterThan(719 * HOUR);
   });
 
+  it('lists no secret once the token has expired, and a grace period past the expiry as ending with the token', async () => {
+    const admin = await makeAdmin(server.deps);
+    const s = await session(admin);
+    const t = await generate(s, 2);
+    const r = await api(s, 'POST', `/tokens/${t.id}/rotate`, { grace_period_hours: 720 });
+    expect(r.status).toBe(200);
+    // The previous secret cannot outlive its token: it is shown stopping when the token expires.
+    expect(r.body.secrets[1].expires_at).toBe(r.body.expires_at);
+    clock.set(Date.parse(r.body.expires_at) + 1_000);
+    try {
+      const expired = await api(await session(admin), 'GET', `/tokens/${t.id}`); // (the session made 2 days ago has ended)
+      expect(expired.body.status).toBe('expired');
+      expect(expired.body.secrets).toEqual([]); // SPEC: live secrets only; neither works any more
+      expect((await exchange(t.client_id, r.body.client_secret)).status).toBe(401);
+      expect((await exchange(t.client_id, t.client_secret)).status).toBe(401);
+    } finally {
+      clock.resume();
+      clock.advance(-(clock.now().getTime() - Date.now()));
+    }
+  });
+
   it('at most two live secrets; retire stops one at once; the last live secret cannot be retired', async () => {
     const admin = await makeAdmin(server.deps);
     const s = await session(admin);

@@ -210,13 +210,15 @@ function hourMeter(used, max) {
 /** The live secrets (current, and the previous one during a rotation's overlap), or the key thumbprints. */
 function renderSecrets(token) {
   const keyed = token.auth_method === 'private_key_jwt';
-  $('token-secrets-wrap').hidden = keyed;
+  $('token-secrets-wrap').hidden = keyed || (token.secrets ?? []).length === 0;
   $('token-thumbprints').hidden = !keyed;
   setText(
     $('token-secrets-lead'),
     keyed
       ? 'No client secret: the integration signs a JWT with its private key. The registered public keys (RFC 7638 thumbprints):'
-      : 'The secrets that work now, newest first. During a rotation the previous one keeps working until its grace period ends.',
+      : token.status === 'expired'
+        ? 'None: the token has expired, so none of its secrets works any more.'
+        : 'The secrets that work now, newest first. During a rotation the previous one keeps working until its grace period ends.',
   );
   $('token-thumbprints').replaceChildren(...(token.jwk_thumbprints ?? []).map((t) => el('li', {}, t)));
   const secrets = token.secrets ?? [];
