@@ -83,6 +83,15 @@ describe.each(testDatabases())('GET /admin/api/openapi.json on %s', (kind) => {
     expect(one.parameters).toEqual([{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }]);
     expect(doc.paths['/admin/api/login'].post.security).toEqual([]);
     expect(one.security.length).toBeGreaterThan(0);
+    // A new password's length rule (12 to 256 characters, code points as JSON Schema counts them) is in the document.
+    const bodyOf = (path: string) => doc.paths[path].post.requestBody.content['application/json'].schema.properties;
+    for (const [path, field] of [
+      ['/admin/api/me/password', 'new_password'],
+      ['/admin/api/password-reset/confirm', 'new_password'],
+      ['/admin/api/invitations/accept', 'password'],
+    ] as const) {
+      expect({ path, schema: bodyOf(path)[field] }).toEqual({ path, schema: expect.objectContaining({ type: 'string', minLength: 12, maxLength: 256 }) });
+    }
   });
 
   it('describes the responses the API really gives', async () => {
