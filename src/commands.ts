@@ -27,7 +27,7 @@ import {
 } from './db/index.js';
 import type { Deps } from './deps.js';
 import { AppError } from './errors.js';
-import { parseKeyEncryptionKey } from './config/index.js';
+import { issuerUrl, parseKeyEncryptionKey } from './config/index.js';
 import {
   KeyEncryptionError,
   type KeyRing,
@@ -122,7 +122,10 @@ export const commands: Record<string, Command> = {
   'admin-list': async (deps, args) => listAdmins(deps, await cliActor(deps, adminListArgs.parse(args).org)),
   'admin-invite': async (deps, args) => {
     const { org, email } = adminEmailArgs.parse(args);
-    return inviteAdmin(deps, await cliActor(deps, org), inviteAdminBody.parse({ email }));
+    const invited = await inviteAdmin(deps, await cliActor(deps, org), inviteAdminBody.parse({ email }));
+    // Where the mailed link leads: built from this process's ISSUER (on PostgreSQL the shell's own environment), so
+    // the operator sees it when the shell lacks the server's ISSUER.
+    return { ...invited, console_url: issuerUrl(deps.config.issuer, '/admin') };
   },
   'admin-remove': async (deps, args) => {
     const { org, email } = adminEmailArgs.parse(args);

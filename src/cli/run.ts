@@ -605,7 +605,10 @@ function print(out: (text: string) => void, command: string, result: unknown, js
       );
       break;
     case 'admin-invite':
-      out(`Invited ${r.email}: the invitation mail is queued; its link works once, until ${r.expires_at}\n`);
+      out(
+        `Invited ${r.email}: the invitation mail is queued; its link opens ${r.console_url} and works once, until ${r.expires_at}\n` +
+          '(the link is built from ISSUER: run sat with the server\'s environment)\n',
+      );
       break;
     case 'admin-remove':
       out(`Removed administrator ${r.email} (${r.id}); their sessions ended\n`);
