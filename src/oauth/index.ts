@@ -155,7 +155,7 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
   const asMetadata = prepareJson(authorizationServerMetadata(config));
   // RFC 7662 / RFC 7009 for our JWT access tokens: served by us, oidc-provider refuses JWTs on both.
   const verifyAccessToken = createAccessTokenVerifier(deps, () => keySet);
-  const hourly = new AccessTokenAllowance(deps); // this instance's hourly-limit reservations
+  const hourly = new AccessTokenAllowance(deps, usage); // this instance's hourly-limit reservations
   const ownEndpoints = new Map<string, Middleware>([
     ['/token/introspection', introspectionEndpoint(deps, verifyAccessToken, recordCallerUse)],
     ['/token/revocation', revocationEndpoint(deps, verifyAccessToken, recordCallerUse)],

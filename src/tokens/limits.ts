@@ -5,6 +5,7 @@ import type { Deps } from '../deps.js';
 import type { AuthenticatedClient } from './clients.js';
 import { isAddressAllowed } from './networks.js';
 import type { ClientRow } from './queries.js';
+import type { UsageRecorder } from './usage.js';
 
 const MINUTE_MS = 60_000;
 const HOUR_MS = 60 * MINUTE_MS;
@@ -128,11 +129,19 @@ export class AccessTokenAllowance {
   /** Reservations being extended in the background (awaited by releaseUnused). */
   private readonly extensions = new Set<Promise<void>>();
 
-  constructor(private readonly deps: Pick<Deps, 'db' | 'clock'>) {}
+  /**
+   * `unlimitedUse`: this instance's bookkeeping of access tokens issued while a token had no limit (UsageRecorder),
+   * written for a token before its first count under a limit, so a limit set a moment ago counts them.
+   */
+  constructor(
+    private readonly deps: Pick<Deps, 'db' | 'clock'>,
+    private readonly unlimitedUse?: Pick<UsageRecorder, 'hasUnwrittenIssued' | 'flushIssuedFor'>,
+  ) {}
 
   async take(token: ClientRow): Promise<Allowance> {
     const limit = token.max_tokens_per_hour;
     if (limit === null || limit === undefined) return NO_LIMIT;
+    if (this.unlimitedUse?.hasUnwrittenIssued(token.id)) await this.unlimitedUse.flushIssuedFor(this.deps.db.knex, token.id);
     const size = reservationSize(limit);
     // Reserved under another limit (changed since, on any instance): given back, so the new limit counts only
     // what was issued (a lowered limit would otherwise be passed by the rest of it, or refuse on its phantom count).

@@ -380,6 +380,17 @@ pgSuite('the hourly limit across two instances on %s', (kind) => {
     }
   });
 
+  it('a limit set on one instance counts at once what the other issued just before it, before its bookkeeping job', async () => {
+    const { generate, api } = await adminSession(b);
+    const t = await generate();
+    for (let i = 0; i < 3; i++) expect((await tokenRequest(a.url, t, OUTSIDE)).status).toBe(200); // A, not written yet
+    expect((await api('PATCH', `/tokens/${t.id}`, { max_tokens_per_hour: 3 })).status).toBe(200);
+    // A's next request: its own three count (written before the limit counts), so the hour is used up.
+    expect((await tokenRequest(a.url, t, OUTSIDE)).status).toBe(429);
+    expect((await tokenRequest(b.url, t, OUTSIDE)).status).toBe(429);
+    expect((await api('GET', `/tokens/${t.id}`)).body).toMatchObject({ max_tokens_per_hour: 3, tokens_last_hour: 3 });
+  });
+
   it('a limit set on one instance counts what the other issued just before it, not yet written', async () => {
     const { generate, api } = await adminSession(b);
     const t = await generate();
