@@ -81,5 +81,52 @@ export class RateLimitedError extends AppError {
   }
 }
 
+const INVALID_REQUEST = 'The request is not valid.';
+
 export const validationFailed = (path: string, message: string): AppError =>
-  new AppError('validation_failed', 'The request is not valid.', [{ path, message }]);
+  new AppError('validation_failed', INVALID_REQUEST, [{ path, message }]);
+
+/**
+ * The validation problems of one request, gathered so that one 400 `validation_failed` names them all (SPEC
+ * "Admin API": one `{path, message}` per problem) instead of the first check that fails.
+ */
+export class Problems {
+  readonly details: ErrorDetail[] = [];
+  private readonly messages = new Set<string>();
+
+  /** Records one problem; `summary` is the message of the 400 it belongs to. */
+  add(path: string, message: string, summary = INVALID_REQUEST): void {
+    this.messages.add(summary);
+    if (!this.details.some((d) => d.path === path && d.message === message)) this.details.push({ path, message });
+  }
+
+  /** Records every detail of a `validation_failed` error, with its message; rethrows any other error. */
+  addError(err: unknown): void {
+    if (!(err instanceof AppError) || err.code !== 'validation_failed') throw err;
+    for (const d of err.details ?? []) this.add(d.path, d.message, err.message);
+  }
+
+  /** Runs `check`: its value, or undefined when it threw `validation_failed` (recorded). */
+  collect<T>(check: () => T): T | undefined {
+    try {
+      return check();
+    } catch (err) {
+      this.addError(err);
+      return undefined;
+    }
+  }
+
+  get size(): number {
+    return this.details.length;
+  }
+
+  /**
+   * Throws one `validation_failed` with every problem recorded, if any. Its message is that of the errors recorded
+   * when they all said the same ("The request breaks the organisation's policy."), else "The request is not valid.".
+   */
+  throwIfAny(): void {
+    if (this.details.length === 0) return;
+    const message = this.messages.size === 1 ? [...this.messages][0]! : INVALID_REQUEST;
+    throw new AppError('validation_failed', message, this.details);
+  }
+}

@@ -84,3 +84,8 @@ export function tokenNameKey(name: string): string {
 function foldCase(text: string): string {
   return text.replace(/\u0130/g, 'i').toUpperCase().toLowerCase().replace(/\u03c2/g, '\u03c3');
 }
+
+/** A number of days as a message says it: "1 day", "30 days". */
+export function dayCount(days: number): string {
+  return days === 1 ? '1 day' : `${days} days`;
+}

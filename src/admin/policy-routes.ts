@@ -1,8 +1,8 @@
 import type Router from '@koa/router';
 import type { Middleware } from 'koa';
 import type { Deps } from '../deps.js';
-import { parseBody } from '../http/validate.js';
-import { getPolicy, policyBody, updatePolicy } from '../policy/index.js';
+import { parseBodyWithRules } from '../http/validate.js';
+import { getPolicy, policyBody, policyProblems, updatePolicy } from '../policy/index.js';
 import { adminState } from './auth.js';
 import { policyResource } from './responses.js';
 import { describeRoute } from './openapi.js';
@@ -16,7 +16,7 @@ export function policyRoutes(router: Router, deps: Deps, auth: Middleware): void
 
   describeRoute('PUT', '/policy', { summary: "Replace the organisation's policy (audit policy.updated)", tag: 'policy', body: policyBody, response: policyResource });
   router.put('/policy', auth, async (ctx) => {
-    const input = parseBody(ctx, policyBody);
+    const input = await parseBodyWithRules(ctx, policyBody, (valid) => policyProblems(deps.config, valid));
     ctx.body = await updatePolicy(deps, adminState(ctx).actor, input, { ip: ctx.ip });
   });
 }

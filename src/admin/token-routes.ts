@@ -1,15 +1,17 @@
 import type Router from '@koa/router';
 import type { Middleware } from 'koa';
 import type { Deps } from '../deps.js';
-import { emptyBody, parseBody, parseQuery } from '../http/validate.js';
+import { emptyBody, parseBody, parseBodyWithRules, parseQuery } from '../http/validate.js';
 import {
   generateToken,
   generateTokenBody,
+  generateTokenProblems,
   getToken,
   listTokens,
   listTokensQuery,
   revokeToken,
   patchToken,
+  patchTokenProblems,
   updateTokenBody,
 } from '../tokens/index.js';
 import { retireSecret, rotateSecret, rotateSecretBody } from '../tokens/index.js';
@@ -27,8 +29,9 @@ export function tokenRoutes(router: Router, deps: Deps, auth: Middleware): void 
 
   describeRoute('POST', '/tokens', { summary: 'Generate a token (the client secret, if any, is shown once)', body: generateTokenBody, status: 201, response: generatedToken });
   router.post('/tokens', auth, async (ctx) => {
-    const input = parseBody(ctx, generateTokenBody);
-    const token = await generateToken(deps, adminState(ctx).actor, input, { ip: ctx.ip });
+    const { actor } = adminState(ctx);
+    const input = await parseBodyWithRules(ctx, generateTokenBody, (valid, failed) => generateTokenProblems(deps, actor, valid, failed));
+    const token = await generateToken(deps, actor, input, { ip: ctx.ip });
     ctx.status = 201;
     ctx.set('Location', `/admin/api/tokens/${token.id}`);
     ctx.body = token;
@@ -53,8 +56,10 @@ export function tokenRoutes(router: Router, deps: Deps, auth: Middleware): void 
     response: tokenResource,
   });
   router.patch('/tokens/:id', auth, async (ctx) => {
-    const input = parseBody(ctx, updateTokenBody);
-    ctx.body = await patchToken(deps, adminState(ctx).actor, ctx.params.id ?? '', input, { ip: ctx.ip });
+    const { actor } = adminState(ctx);
+    const id = ctx.params.id ?? '';
+    const input = await parseBodyWithRules(ctx, updateTokenBody, (valid) => patchTokenProblems(deps, actor, id, valid));
+    ctx.body = await patchToken(deps, actor, id, input, { ip: ctx.ip });
   });
 
   describeRoute('POST', '/tokens/:id/revoke', { summary: 'Revoke a token: its client stops working at once', response: revokedToken });

@@ -133,6 +133,39 @@ export function parseBody<T extends z.ZodType>(ctx: Context, schema: T): z.outpu
 }
 
 /**
+ * parseBody for a JSON object whose rules go beyond its shape (the catalogue, the clock, the organisation policy).
+ * When the shape is wrong, `rules` still sees the fields that are right on their own, and the one 400
+ * `validation_failed` names the problems of both (docs/admin-api.md "Errors and limits"); a field that failed its
+ * shape is not checked again (`failed` names those fields, for a rule that needs several). When the shape is right the value is returned and the service checks the rules.
+ */
+export async function parseBodyWithRules<T extends z.ZodObject>(
+  ctx: Context,
+  schema: T,
+  rules: (valid: Partial<z.output<T>>, failed: ReadonlySet<string>) => Promise<ErrorDetail[]> | ErrorDetail[],
+): Promise<z.output<T>> {
+  const body: unknown = ctx.state.body;
+  const unsafe = findUnsafeText(body, '');
+  if (unsafe !== undefined) return parseBody(ctx, schema); // refused before any rule looks at the text
+  const result = schema.safeParse(body);
+  if (result.success) return result.data;
+  const details = issuesToDetails(result.error, body, 'body');
+  const valid: Record<string, unknown> = {};
+  const failed = new Set<string>();
+  if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
+    for (const [key, field] of Object.entries(schema.shape as Record<string, z.ZodType>)) {
+      if (!Object.hasOwn(body, key)) continue;
+      const one = field.safeParse((body as Record<string, unknown>)[key]);
+      if (one.success && one.data !== undefined) valid[key] = one.data;
+      else failed.add(key);
+    }
+  }
+  for (const d of await rules(valid as Partial<z.output<T>>, failed)) {
+    if (!details.some((e) => e.path === d.path && e.message === d.message)) details.push(d);
+  }
+  throw new AppError('validation_failed', 'The request is not valid.', details);
+}
+
+/**
  * The names of the query string's parameters that are not UTF-8 once percent-decoded (`q=%FF`, an encoded lone
  * surrogate `%ED%A0%80`, an overlong `%C0%AF`), which Node's parser would turn into U+FFFD and use (SPEC Part 2
  * "Bad input never gives 5xx": a 4xx naming the parameter, as for the same bytes in a JSON body). Pure.

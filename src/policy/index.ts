@@ -5,6 +5,7 @@ export {
   findEffectivePolicy,
   listDormantRevocationPolicies,
   policyViolation,
+  policyProblems,
   type Policy,
   type PolicyActor,
 } from './service.js';

@@ -3,6 +3,7 @@ import type { Config } from '../config/index.js';
 import { lockOrganisation, type Db, type OrganisationPolicyRow } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError, type ErrorDetail } from '../errors.js';
+import { dayCount } from '../text.js';
 import type { PolicyInput } from './schemas.js';
 
 /** The policy document of GET and PUT /admin/api/policy (SPEC "Organisation policy"). */
@@ -74,11 +75,29 @@ function samePolicy(a: Policy, b: Policy): boolean {
 }
 
 /**
+ * The rules of a PUT /admin/api/policy document that need config, one detail per problem: max_lifetime_days above
+ * the server's maximum lifetime, services not in the catalogue. Checks the fields given (all of them, or those of a
+ * body whose other fields failed their shape).
+ */
+export function policyProblems(config: PolicyConfig, input: Partial<PolicyInput>): ErrorDetail[] {
+  const details: ErrorDetail[] = [];
+  const max = config.maxTokenLifetimeDays;
+  if (input.max_lifetime_days !== undefined && input.max_lifetime_days > max) {
+    details.push({ path: 'max_lifetime_days', message: `must be at most ${dayCount(max)} (the server's maximum lifetime)` });
+  }
+  const catalogue = config.services.map((s) => s.id);
+  const unknown = (input.allowed_services ?? []).filter((s) => !catalogue.includes(s));
+  if (unknown.length > 0) details.push({ path: 'allowed_services', message: `unknown service: ${unknown.join(', ')}` });
+  return details;
+}
+
+/**
  * PUT /admin/api/policy: replaces the whole document. In one transaction with the organisation row locked (so a
  * generate of the same organisation sees the old or the new policy, never half of it): upsert, then the audit
  * event `policy.updated` with the old and new documents. A document equal to the policy in force (what GET
  * answers) writes nothing and records no event, as a PATCH of a token that changes nothing. Tokens that already
- * exist are not changed; the new limits apply to the next generate or update.
+ * exist are not changed; the new limits apply to the next generate or update. Every problem of the document is
+ * one 400 `validation_failed` (policyProblems).
  */
 export async function updatePolicy(
   deps: Pick<Deps, 'config' | 'db' | 'clock'>,
@@ -86,19 +105,9 @@ export async function updatePolicy(
   input: PolicyInput,
   meta: { ip?: string | null } = {},
 ): Promise<Policy> {
-  const max = deps.config.maxTokenLifetimeDays;
-  if (input.max_lifetime_days > max) {
-    throw new AppError('validation_failed', 'The request is not valid.', [
-      { path: 'max_lifetime_days', message: `must be at most ${max} days (the server's maximum lifetime)` },
-    ]);
-  }
+  const problems = policyProblems(deps.config, input);
+  if (problems.length > 0) throw new AppError('validation_failed', 'The request is not valid.', problems);
   const catalogue = deps.config.services.map((s) => s.id);
-  const unknown = input.allowed_services.filter((s) => !catalogue.includes(s));
-  if (unknown.length > 0) {
-    throw new AppError('validation_failed', 'The request is not valid.', [
-      { path: 'allowed_services', message: `unknown service: ${unknown.join(', ')}` },
-    ]);
-  }
   const next: Policy = {
     max_lifetime_days: input.max_lifetime_days,
     allowed_services: catalogue.filter((id) => input.allowed_services.includes(id)), // catalogue order, no duplicates

@@ -1,8 +1,13 @@
 import { validationFailed } from '../errors.js';
+import { dayCount } from '../text.js';
 
 const DAY_MS = 86_400_000;
 const datePattern = /^(\d{4})-(\d{2})-(\d{2})$/;
-const dateTimePattern = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/i;
+/**
+ * ISO 8601 extended format: date YYYY-MM-DD, 'T', time hh:mm[:ss[(.|,)fraction]], offset Z | ±hh | ±hh:mm | ±hhmm.
+ * RFC 3339's date-times are the subset with seconds, a '.' fraction and ±hh:mm.
+ */
+const dateTimePattern = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?(Z|[+-]\d{2}(?::?\d{2})?)$/i;
 
 function validDate(y: number, m: number, d: number): boolean {
   const t = new Date(Date.UTC(y, m - 1, d));
@@ -15,7 +20,12 @@ export interface ParsedExpiry {
   dateOnly: boolean;
 }
 
-/** Parses SPEC's `expires_at`: `YYYY-MM-DD` (end of that day, UTC) or an ISO 8601 date-time with offset. */
+/**
+ * Parses SPEC's `expires_at`: `YYYY-MM-DD` (end of that day, UTC) or an ISO 8601 extended-format date-time with an
+ * offset (`2027-01-15T10:00Z`, `…T10:00:00.5+02:00`, `…T10:00:00,5+02`, `…T10:00:00+0200`); a fraction finer than a
+ * millisecond is cut. Undefined for anything else: no offset, an impossible date or time (hour 24, second 60), other
+ * ISO 8601 forms (basic format, week or ordinal dates).
+ */
 export function parseExpiry(value: string): ParsedExpiry | undefined {
   const d = datePattern.exec(value);
   if (d) {
@@ -25,15 +35,19 @@ export function parseExpiry(value: string): ParsedExpiry | undefined {
   }
   const t = dateTimePattern.exec(value);
   if (!t) return undefined;
-  const [y, m, day, hh, mm, ss] = [t[1], t[2], t[3], t[4], t[5], t[6] ?? '0'].map(Number) as number[];
-  if (!validDate(y!, m!, day!) || hh! > 23 || mm! > 59 || ss! > 59) return undefined;
+  const [y, m, day, hh, mm, ss] = [t[1], t[2], t[3], t[4], t[5], t[6] ?? '0'].map(Number) as [number, number, number, number, number, number];
+  if (!validDate(y, m, day) || hh > 23 || mm > 59 || ss > 59) return undefined;
+  const ms = Number((t[7] ?? '').padEnd(3, '0').slice(0, 3));
   const offset = t[8]!.toUpperCase();
+  let offsetMinutes = 0;
   if (offset !== 'Z') {
-    const [oh, om] = offset.slice(1).split(':').map(Number) as [number, number];
+    const digits = offset.slice(1).replace(':', '');
+    const [oh, om] = [Number(digits.slice(0, 2)), Number(digits.slice(2) || '0')];
     if (oh > 23 || om > 59) return undefined;
+    offsetMinutes = (offset.startsWith('-') ? -1 : 1) * (oh * 60 + om);
   }
-  const ms = Date.parse(value.toUpperCase());
-  return Number.isNaN(ms) ? undefined : { instant: new Date(ms), dateOnly: false };
+  const instant = Date.UTC(y, m - 1, day, hh, mm, ss, ms) - offsetMinutes * 60_000;
+  return { instant: new Date(instant), dateOnly: false };
 }
 
 /**
@@ -57,7 +71,7 @@ export function resolveExpiry(value: string, now: Date, maxLifetimeDays: number)
   }
   if (parsed.instant.getTime() <= now.getTime()) throw validationFailed('expires_at', 'must be in the future');
   if (!withinLifetime(parsed, now, maxLifetimeDays)) {
-    throw validationFailed('expires_at', `must be at most ${maxLifetimeDays} days ahead`);
+    throw validationFailed('expires_at', `must be at most ${dayCount(maxLifetimeDays)} ahead`);
   }
   return parsed.instant;
 }

@@ -1,6 +1,8 @@
 // System access tokens: generation, listing, revocation, rules, credentials, and the client lookup the OAuth edge uses.
 export {
   generateToken,
+  generateTokenProblems,
+  patchTokenProblems,
   getToken,
   listTokens,
   revokeToken,

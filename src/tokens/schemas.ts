@@ -100,12 +100,16 @@ const lifecycleFields = {
   max_tokens_per_hour: maxTokensPerHour.optional(),
 };
 
-/** PATCH /admin/api/tokens/{id}: the fields to change, at least one. */
+/**
+ * PATCH /admin/api/tokens/{id}: the fields to change, at least one. A body with any other problem (an unknown field
+ * such as `expires_at`, a bad value) did give a field: it is told that problem only, not to give one.
+ */
 export const updateTokenBody = z
   .object({ ...lifecycleFields, ...credentialFields })
   .strict()
   .refine((b) => Object.values(b).some((v) => v !== undefined), {
     message: 'give at least one of name, services, allowed_ips, max_tokens_per_hour, jwks, public_key, require_dpop',
+    when: (payload) => payload.issues.length === 0,
   });
 
 export type UpdateTokenInput = z.output<typeof updateTokenBody>;

@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { countLeakedTokens, recordAudit } from '../audit/index.js';
 import { decodeCursor, encodeCursor, isUniqueViolation, isUuid, lockOrganisation, type Db, type TokenRow } from '../db/index.js';
 import type { Deps } from '../deps.js';
-import { AppError, validationFailed } from '../errors.js';
+import { AppError, Problems, validationFailed, type ErrorDetail } from '../errors.js';
 import { queueTokenGeneratedMail, queueTokenRevokedMail } from '../mail/index.js';
 import { findEffectivePolicy, policyViolation, type Policy } from '../policy/index.js';
-import { tokenNameKey } from '../text.js';
+import { dayCount, tokenNameKey } from '../text.js';
 import { generateClientId, generateClientSecret, hashSecret } from './credentials.js';
 import { parseExpiry, resolveExpiry, withinLifetime } from './expiry.js';
 import * as q from './queries.js';
@@ -57,12 +57,19 @@ export const DEFAULT_PAGE_SIZE = 20;
 /** The window of the token list's `leaked_count`. */
 export const LEAKED_COUNT_DAYS = 30;
 
-function checkServices(deps: Pick<Deps, 'config'>, services: string[]): string[] {
+/** The catalogue services of `services`, in catalogue order without duplicates; any other is a problem. */
+function catalogueServices(deps: Pick<Deps, 'config'>, services: string[], problems: Problems): string[] {
   const known = new Set(deps.config.services.map((s) => s.id));
   const unknown = services.filter((s) => !known.has(s));
-  if (unknown.length > 0) throw validationFailed('services', `unknown service: ${unknown.join(', ')}`);
-  // Catalogue order, no duplicates.
+  if (unknown.length > 0) problems.add('services', `unknown service: ${unknown.join(', ')}`);
   return deps.config.services.map((s) => s.id).filter((id) => services.includes(id));
+}
+
+function checkServices(deps: Pick<Deps, 'config'>, services: string[]): string[] {
+  const problems = new Problems();
+  const known = catalogueServices(deps, services, problems);
+  problems.throwIfAny();
+  return known;
 }
 
 const notFound = () => new AppError('not_found', 'No such token.');
@@ -73,11 +80,68 @@ export function lifecycleRules(deps: Pick<Deps, 'config'>): LifecycleRules {
 }
 
 /** SPEC "Organisation policy": services outside allowed_services are refused, naming the policy. */
-function checkPolicyServices(policy: Policy, services: string[]): void {
+function checkPolicyServices(policy: Policy, services: string[], problems?: Problems): void {
   const outside = services.filter((s) => !policy.allowed_services.includes(s));
-  if (outside.length > 0) {
-    throw policyViolation('services', `not in the allowed_services of this organisation: ${outside.join(', ')}`);
+  if (outside.length === 0) return;
+  const err = policyViolation('services', `not in the allowed_services of this organisation: ${outside.join(', ')}`);
+  if (!problems) throw err;
+  problems.addError(err);
+}
+
+/** The fields of a request whose own shape check failed (given, but absent from the validated input). */
+type FailedFields = ReadonlySet<string>;
+
+/** What generate's rules make of the fields that pass them. */
+interface CheckedGenerate {
+  services?: string[];
+  expiresAt?: Date;
+  authMethod: 'client_secret' | 'private_key_jwt';
+  jwks: PublicJwks | null;
+}
+
+/**
+ * Generate's rules that need config and the clock, each problem recorded in `problems`: services in the catalogue,
+ * `expires_at` well-formed, in the future and within the server's maximum lifetime, public keys that fit
+ * `auth_method`. Checks the fields `input` has; a rule that also needs a field in `failed` is left out.
+ */
+function checkGenerateFields(deps: Pick<Deps, 'config'>, input: Partial<GenerateTokenInput>, now: Date, problems: Problems, failed: FailedFields = new Set()): CheckedGenerate {
+  const services = input.services === undefined ? undefined : catalogueServices(deps, input.services, problems);
+  const expiry = input.expires_at;
+  const expiresAt = expiry === undefined ? undefined : problems.collect(() => resolveExpiry(expiry, now, deps.config.maxTokenLifetimeDays));
+  // SPEC Part 2: a private_key_jwt token carries 1 to 3 public keys and gets no secret; a client_secret token no keys.
+  const authMethod = input.auth_method ?? 'client_secret';
+  const before = problems.size;
+  const keys = problems.collect(() => keysOf(input));
+  let jwks: PublicJwks | null = null;
+  if (problems.size === before && !['auth_method', 'jwks', 'public_key'].some((f) => failed.has(f))) {
+    if (authMethod === 'client_secret' && keys !== undefined) {
+      problems.add('jwks', 'only a token with auth_method "private_key_jwt" takes public keys');
+    } else if (authMethod === 'private_key_jwt' && keys === undefined) {
+      problems.add('jwks', 'auth_method "private_key_jwt" needs the public keys: {"keys": [...]}');
+    } else if (authMethod === 'private_key_jwt') jwks = keys!;
   }
+  return { services, expiresAt, authMethod, jwks };
+}
+
+/** Generate's rules of the organisation policy (SPEC "Organisation policy"): `max_lifetime_days`, `allowed_services`. */
+function checkGeneratePolicy(policy: Policy, input: Partial<GenerateTokenInput>, checked: CheckedGenerate, now: Date, problems: Problems): void {
+  if (checked.expiresAt !== undefined && !withinLifetime(parseExpiry(input.expires_at!)!, now, policy.max_lifetime_days)) {
+    // A date is compared by calendar day: valid through its end, it may be the day the maximum reaches (docs/lifecycle.md).
+    problems.addError(policyViolation('expires_at', `must be at most ${dayCount(policy.max_lifetime_days)} ahead (max_lifetime_days)`));
+  }
+  if (checked.services !== undefined) checkPolicyServices(policy, checked.services, problems);
+}
+
+/**
+ * The rule problems of a POST /admin/api/tokens body whose shape is wrong: `input` holds the fields that passed
+ * their shape, `failed` names those that did not. With the shape problems they make the one 400 of the request.
+ */
+export async function generateTokenProblems(deps: Deps, actor: Actor, input: Partial<GenerateTokenInput>, failed: FailedFields): Promise<ErrorDetail[]> {
+  const now = deps.clock();
+  const problems = new Problems();
+  const checked = checkGenerateFields(deps, input, now, problems, failed);
+  checkGeneratePolicy(await findEffectivePolicy(deps.db.knex, actor.organisation_id, deps.config), input, checked, now, problems);
+  return problems.details;
 }
 
 /** 409 name_taken for `name`; `existing`, when known, is how the token that holds it spells it (case, form). */
@@ -98,8 +162,8 @@ function keysOf(input: { jwks?: unknown; public_key?: string | undefined }): Pub
 }
 
 /**
- * SPEC "Admin API", POST /admin/api/tokens: validates against config and time, then in one transaction
- * locks the organisation, enforces the active-token limit and name uniqueness (by tokenNameKey: names that display
+ * SPEC "Admin API", POST /admin/api/tokens: validates against config, time and (under the organisation lock) the
+ * policy, every problem in one 400 `validation_failed`; then, in the same transaction, enforces the active-token limit and name uniqueness (by tokenNameKey: names that display
  * alike or differ only in case are one name), inserts the token and records the audit event.
  */
 export async function generateToken(
@@ -116,18 +180,9 @@ export async function generateToken(
   meta: RequestMeta = {},
 ): Promise<GeneratedToken | GeneratedKeyToken> {
   const now = deps.clock();
-  const services = checkServices(deps, input.services);
-  const expiresAt = resolveExpiry(input.expires_at, now, deps.config.maxTokenLifetimeDays);
-  // SPEC Part 2: a private_key_jwt token carries 1 to 3 public keys and gets no secret; a client_secret token no keys.
-  const authMethod = input.auth_method ?? 'client_secret';
-  const keys = keysOf(input);
-  if (authMethod === 'client_secret' && keys !== undefined) {
-    throw validationFailed('jwks', 'only a token with auth_method "private_key_jwt" takes public keys');
-  }
-  if (authMethod === 'private_key_jwt' && keys === undefined) {
-    throw validationFailed('jwks', 'auth_method "private_key_jwt" needs the public keys: {"keys": [...]}');
-  }
-  const jwks = authMethod === 'private_key_jwt' ? (keys as PublicJwks) : null;
+  const problems = new Problems();
+  const checked = checkGenerateFields(deps, input, now, problems);
+  const { authMethod, jwks } = checked;
   const clientSecret = authMethod === 'client_secret' ? generateClientSecret() : undefined;
   const secretHash = clientSecret === undefined ? null : hashSecret(clientSecret);
 
@@ -136,10 +191,10 @@ export async function generateToken(
       if (!(await lockOrganisation(trx, actor.organisation_id))) throw new AppError('not_found', 'organisation not found');
       // The policy is read under the organisation lock: PUT /policy takes the same lock.
       const policy = await findEffectivePolicy(trx, actor.organisation_id, deps.config);
-      if (!withinLifetime(parseExpiry(input.expires_at)!, now, policy.max_lifetime_days)) {
-        throw policyViolation('expires_at', `must be at most ${policy.max_lifetime_days} days ahead (max_lifetime_days)`);
-      }
-      checkPolicyServices(policy, services);
+      checkGeneratePolicy(policy, input, checked, now, problems);
+      problems.throwIfAny(); // every problem of the request at once
+      const services = checked.services!;
+      const expiresAt = checked.expiresAt!;
       const active = await q.countActiveTokens(trx, actor.organisation_id, now);
       if (active >= deps.config.maxActiveTokens) {
         throw new AppError(
@@ -294,9 +349,13 @@ export async function patchToken(deps: Deps, actor: Actor, id: string, input: Up
   if (!changesCredentials && !changesLifecycle) throw validationFailed('body', 'give at least one field to change');
   if (!isUuid(id)) throw notFound();
   const now = deps.clock();
-  const services = lifecycle.services === undefined ? undefined : checkServices(deps, lifecycle.services);
   try {
     const row = await deps.db.knex.transaction(async (trx) => {
+      if (!(await lockOrganisation(trx, actor.organisation_id))) throw notFound();
+      // Every problem of the request at once, before anything changes (the policy read under the lock, as on generate).
+      const problems = new Problems();
+      const services = await checkPatchRules(trx, deps, actor, id, input, problems);
+      problems.throwIfAny();
       let changed: TokenRow | undefined;
       if (changesLifecycle) changed = await changeTokenLifecycle(trx, deps, actor, id, lifecycle, services, now, meta);
       if (changesCredentials) changed = await changeTokenCredentials(trx, actor, id, credentials, now, meta);
@@ -307,6 +366,35 @@ export async function patchToken(deps: Deps, actor: Actor, id: string, input: Up
     if (lifecycle.name !== undefined && isUniqueViolation(err, 'tokens_org_name_uq')) throw nameTaken(lifecycle.name);
     throw err;
   }
+}
+
+/**
+ * PATCH's rules that need config, the policy or the token, each problem recorded in `problems`: services in the
+ * catalogue and in the policy's allowed_services, public keys that parse (`jwks` or `public_key`, not both) and a
+ * token that takes them (`private_key_jwt`). Checks the fields `input` has; the catalogue services, when given.
+ */
+async function checkPatchRules(db: Db, deps: Deps, actor: Actor, id: string, input: Partial<UpdateTokenInput>, problems: Problems): Promise<string[] | undefined> {
+  const services = input.services === undefined ? undefined : catalogueServices(deps, input.services, problems);
+  if (services !== undefined) checkPolicyServices(await findEffectivePolicy(db, actor.organisation_id, deps.config), services, problems);
+  const before = problems.size;
+  const keys = problems.collect(() => keysOf(input));
+  if (keys !== undefined && problems.size === before && isUuid(id)) {
+    const token = await q.findTokenById(db, actor.organisation_id, id);
+    if (token && token.auth_method !== 'private_key_jwt') {
+      problems.add('jwks', 'this token authenticates with a client secret: it has no public keys to replace');
+    }
+  }
+  return services;
+}
+
+/**
+ * The rule problems of a PATCH /admin/api/tokens/{id} body whose shape is wrong: `input` holds the fields that
+ * passed their shape. With the shape problems they make the one 400 of the request.
+ */
+export async function patchTokenProblems(deps: Deps, actor: Actor, id: string, input: Partial<UpdateTokenInput>): Promise<ErrorDetail[]> {
+  const problems = new Problems();
+  await checkPatchRules(deps.db.knex, deps, actor, id, input, problems);
+  return problems.details;
 }
 
 /** A changed row as the API shows it: with its creator's email and `tokens_last_hour`. */

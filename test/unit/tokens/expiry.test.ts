@@ -25,6 +25,49 @@ describe('expiry', () => {
     expect(parseExpiry('2026-12-01T08:30:00')).toBeUndefined();
   });
 
+  it('reads the ISO 8601 extended-format variants: comma fraction, offsets ±hh and ±hhmm', () => {
+    const read = (v: string) => parseExpiry(v)?.instant.toISOString();
+    expect(read('2027-01-15T10:00:00,5Z')).toBe('2027-01-15T10:00:00.500Z');
+    expect(read('2027-01-15T10:00:00.5+02')).toBe('2027-01-15T08:00:00.500Z');
+    expect(read('2027-01-15T10:00:00+0200')).toBe('2027-01-15T08:00:00.000Z');
+    expect(read('2027-01-15T10:00:00-0930')).toBe('2027-01-15T19:30:00.000Z');
+    expect(read('2027-01-15T10:00-03')).toBe('2027-01-15T13:00:00.000Z');
+    expect(read('2027-01-15T10:00:00,123456789+05:45')).toBe('2027-01-15T04:15:00.123Z');
+    expect(read('2027-01-15t10:00:00z')).toBe('2027-01-15T10:00:00.000Z');
+    expect(read('2028-02-29T23:59:59.999-00:00')).toBe('2028-02-29T23:59:59.999Z');
+    expect(parseExpiry('2027-01-15T10:00:00+02')?.dateOnly).toBe(false);
+  });
+
+  it.each([
+    '2027-01-15T10:00:00', // no offset
+    '2027-01-15T10:00:00,5', // no offset
+    '2027-01-15T10:00:00+2', // one-digit offset
+    '2027-01-15T10:00:00+020', // three-digit offset
+    '2027-01-15T10:00:00+02:0',
+    '2027-01-15T10:00:00+0260', // offset minutes 60
+    '2027-01-15T10:00:00+24', // offset hours 24
+    '2027-01-15T10:00:00.Z', // a separator without a fraction
+    '2027-01-15T10:00:00,1234567890Z', // ten fraction digits
+    '2027-01-15T10:00,5Z', // a fraction of a minute
+    '2027-01-15T24:00:00Z', // hour 24
+    '2027-01-15T10:60Z',
+    '2027-01-15T23:59:60Z', // leap second
+    '2027-02-29T10:00Z', // not a leap year
+    '2027-04-31T10:00+02',
+    '20270115T100000Z', // basic format
+    '2027-01-15T1000Z',
+    '2027-W03-5T10:00Z', // week date
+    '2027-015T10:00Z', // ordinal date
+    '2027-01-15 10:00Z', // space for T
+    '2027-01-15T10Z', // hour only
+    ' 2027-01-15T10:00Z',
+  ])('refuses the date-time %j', (value) => expect(parseExpiry(value)).toBeUndefined());
+
+  it('says "1 day" for a maximum of one day', () => {
+    expect(failure(() => resolveExpiry('2026-12-02', now, 1)).details).toEqual([{ path: 'expires_at', message: 'must be at most 1 day ahead' }]);
+    expect(resolveExpiry('2026-11-30', now, 1).toISOString()).toBe('2026-11-30T23:59:59.999Z'); // by day: ~38 h ahead
+  });
+
   it.each(['2026-02-30', '2027-02-29', '2026-13-01', '26-12-01', '2026-12-01T25:00:00Z', '2026-12-01T10:00:00+24:00', 'tomorrow', ''])(
     'refuses %j',
     (value) => expect(parseExpiry(value)).toBeUndefined(),
