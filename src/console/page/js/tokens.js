@@ -210,7 +210,7 @@ function prepareExpiry() {
   }
   setText(
     $('token-expiry-hint'),
-    `The token works through the end of this day (UTC), then expires by itself. Latest: ${formatExpiry(max)} (${days} days ahead${byPolicy ? ", your organisation's policy" : ''}).`,
+    `The token works through the end of this day (UTC), then expires by itself. Latest: ${formatExpiry(max)} (${days === 1 ? '1 day' : `${days} days`} ahead${byPolicy ? ", your organisation's policy" : ''}).`,
   );
 }
 
@@ -377,7 +377,7 @@ function checkForm() {
   else if (expiry < min) errors.expires_at = 'Choose a date that is not in the past.';
   else if (expiry > max) {
     const { days, byPolicy } = lifetimeDays();
-    errors.expires_at = `Choose a date at most ${days} days ahead${byPolicy ? " (your organisation's policy)" : ''}.`;
+    errors.expires_at = `Choose a date at most ${days === 1 ? '1 day' : `${days} days`} ahead${byPolicy ? " (your organisation's policy)" : ''}.`;
   }
   if (!selectedServices().length) errors.services = 'Choose at least one service.';
   if (usesPublicKey() && !publicKeyInput.value.trim()) errors.public_key = 'Paste the public key of the integration (PEM or JWK).';
