@@ -176,6 +176,30 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
     expect((await api('GET', `/audit?token_id=${token.id}`)).body.items.filter((e: { action: string }) => e.action === 'token.updated')).toHaveLength(1);
   });
 
+  it("offers in Edit no service the organisation's policy leaves out, and one the token has only to remove", async () => {
+    const policy = (await api('GET', '/policy')).body;
+    // Candidates (the token has it) and contacts (it has not) leave the policy.
+    const allowed = ['employees', 'jobs', 'clients', 'master-lists'];
+    expect((await api('PUT', '/policy', { ...policy, allowed_services: allowed })).status).toBe(200);
+    try {
+      await page.locator('#token-actions').getByRole('button', { name: 'Edit', exact: true }).click();
+      await dialog().waitFor({ state: 'visible' });
+      const item = (name: string) => dialog().locator('#edit-service-list li', { hasText: name });
+      expect(await item('Contact API').locator('input').isDisabled()).toBe(true);
+      expect(await item('Contact API').innerText()).toContain("Not allowed by your organisation's policy");
+      expect(await item('Candidate API').locator('input').isDisabled()).toBe(false);
+      expect(await item('Candidate API').locator('input').isChecked()).toBe(true);
+      expect(await item('Candidate API').innerText()).toContain('it can only be removed');
+      expect(await item('Job API').locator('input').isDisabled()).toBe(false);
+      expect(await item('Job API').innerText()).not.toContain('policy');
+      await dialog().getByRole('button', { name: 'Cancel' }).click();
+      await dialog().waitFor({ state: 'hidden' });
+    } finally {
+      expect((await api('PUT', '/policy', policy)).status).toBe(200);
+    }
+    expect(w.problems).toEqual([]);
+  });
+
   it('a Save in Credentials that changes nothing writes nothing; a change is recorded with what changed', async () => {
     const opener = page.locator('#token-actions').getByRole('button', { name: 'Credentials', exact: true });
     const credentials = page.locator('#credentials-dialog');
@@ -335,7 +359,11 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
     await page.keyboard.press('Enter');
     await until(() => page.locator('#token-event-rows tr').count(), (n) => n === 12, 'all twelve events');
     // The first event just added (the eleventh row) has the focus.
-    expect(await page.evaluate('document.activeElement === document.querySelectorAll("#token-event-rows tr")[10]')).toBe(true);
+    await until(
+      () => page.evaluate('document.activeElement === document.querySelectorAll("#token-event-rows tr")[10]') as Promise<boolean>,
+      (focused) => focused,
+      'the focus on the eleventh row',
+    );
 
     // The audit log (20 a page): Older to its last page leaves the focus on Newer.
     await page.goto(`${server.url}/admin#/audit`);

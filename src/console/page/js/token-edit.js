@@ -7,6 +7,7 @@ import {
   $,
   addressesOf,
   checkedServices,
+  el,
   enable,
   enterSubmitsWith,
   fieldErrors,
@@ -58,14 +59,39 @@ const sameSet = (a, b) => a.length === b.length && a.every((x) => b.includes(x))
  * Opens the dialog on `token` (the API's token resource); `services` is the catalogue ([{id, name}]); `saved(token)`
  * runs with the API's answer after a successful save.
  */
-export function openEdit(token, services, opener, saved) {
+export async function openEdit(token, services, opener, saved) {
+  // The organisation's policy, read as the dialog opens: a service it leaves out cannot be added (the API would
+  // refuse it). A failure to read it offers every service, and the API says why a choice is refused.
+  let allowed = null;
+  try {
+    const policy = await api('GET', '/admin/api/policy');
+    if (Array.isArray(policy?.allowed_services)) allowed = policy.allowed_services;
+  } catch (err) {
+    if (handleSessionEnd(err)) return;
+  }
   editing = { token, opener, saved };
   setText($('edit-token-name'), token.name);
   nameInput.value = token.name;
   // A service the catalogue no longer lists stays visible (and checked) so that saving does not drop it unseen.
   const known = services.map((s) => s.id);
   const listed = [...services, ...token.services.filter((id) => !known.includes(id)).map((id) => ({ id, name: id }))];
-  serviceList.replaceChildren(...listed.map((s) => serviceCheckbox(s, 'edit-service', token.services.includes(s.id))));
+  serviceList.replaceChildren(
+    ...listed.map((s) => {
+      const has = token.services.includes(s.id);
+      const item = serviceCheckbox(s, 'edit-service', has);
+      if (allowed !== null && !allowed.includes(s.id)) {
+        // Not allowed by the policy: one the token does not have cannot be added; one it has may only be removed.
+        item.classList.add('not-allowed');
+        if (!has) item.querySelector('input').disabled = true;
+        item
+          .querySelector('label > span')
+          .append(
+            el('span', { class: 'service-policy' }, has ? "Not allowed by your organisation's policy any more: it can only be removed" : "Not allowed by your organisation's policy"),
+          );
+      }
+      return item;
+    }),
+  );
   ipsInput.value = (token.allowed_ips ?? []).join('\n');
   hourlyOn.checked = token.max_tokens_per_hour !== null && token.max_tokens_per_hour !== undefined;
   hourly.value = hourlyOn.checked ? String(token.max_tokens_per_hour) : '';
