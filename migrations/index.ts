@@ -18,6 +18,7 @@ import * as m0120 from './0120_token_name_key.js';
 import * as m0130 from './0130_failed_sign_in_retention.js';
 import * as m0140 from './0140_leaked_secret.js';
 import * as m0150 from './0150_signing_key_token_ttl.js';
+import * as m0160 from './0160_password_reset_mail_idx.js';
 
 export interface Migration {
   name: string;
@@ -44,4 +45,5 @@ export const migrations: readonly Migration[] = [
   { name: '0130_failed_sign_in_retention', ...m0130 },
   { name: '0140_leaked_secret', ...m0140 },
   { name: '0150_signing_key_token_ttl', ...m0150 },
+  { name: '0160_password_reset_mail_idx', ...m0160 },
 ];

@@ -73,7 +73,7 @@ export const rateLimitedRequests = new client.Counter({
 
 export const passwordResetsNotSent = new client.Counter({
   name: 'sat_password_resets_throttled_total',
-  help: 'Password reset requests past the sign-in throttle: answered 202 like any other, nothing looked up or mailed.',
+  help: 'Password reset requests past their limits (per client address, or reset mails per administrator): answered 202 like any other, nothing mailed.',
   registers: [registry],
 });
 

@@ -74,7 +74,10 @@ export async function listAdmins(deps: Deps, actor: AdminActor): Promise<{ items
 /**
  * POST /admin/api/admins: mails `email` a one-time link (valid 72 h) to the console, where the invitee sets a
  * password. 409 admin_exists when the address (after normaliseEmail) is an administrator of any organisation.
- * Inviting the same address again replaces the earlier link.
+ * Inviting the same address again replaces the earlier link, and drops the earlier mail if it has not gone out yet
+ * (as a withdrawal does). Invitations of one organisation are made one at a time (its lock first, the time read
+ * after it): of several at once, on any instance, the last one made is the newest, its link is the one that works,
+ * and its mail is the one still queued.
  */
 export async function inviteAdmin(
   deps: Deps,
@@ -82,8 +85,11 @@ export async function inviteAdmin(
   input: InviteAdminInput,
   meta: SessionMeta = {},
 ): Promise<{ id: string; email: string; expires_at: string }> {
-  const now = deps.clock();
   return deps.db.knex.transaction(async (trx) => {
+    // The lock before the clock: an invitation made after another one waited for is also the newer one, so the
+    // mail of the invitation whose link works is the newest mail.
+    if (!(await lockOrganisation(trx, actor.organisation_id))) throw notFound();
+    const now = deps.clock();
     if (await q.findAdminByEmail(trx, input.email)) throw adminExists(input.email);
     const organisation = await q.findOrganisationById(trx, actor.organisation_id);
     if (!organisation) throw notFound();
@@ -95,6 +101,8 @@ export async function inviteAdmin(
       createdBy: actor.id,
       now,
     });
+    // The replaced link no longer works: a mail of it still queued must not go out (a withdrawal drops it too).
+    for (const earlier of issued.replaced) await dropUnsentInvitationMail(trx, earlier);
     await recordAudit(trx, {
       organisation_id: organisation.id,
       actor_id: actor.id,

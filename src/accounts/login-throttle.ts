@@ -60,6 +60,23 @@ export async function registerAttempt(db: Db, keys: string[], now: Date, s: Thro
 }
 
 /**
+ * The throttle key of password-reset requests from a client address (same bucket as `addressKey`). A key of its own,
+ * never passed to sign-in: reset requests must not use up anybody's sign-in allowance, nor sign-ins theirs.
+ */
+export const resetAddressKey = (ip: string | null | undefined): string => `reset:${addressKey(ip)}`;
+
+/**
+ * Counts a password-reset request against its client address (`resetAddressKey`), in the sign-in throttle's table
+ * and window, so the row expires and is capped with the others (SPEC Part 2 "Bounded state"). True while the
+ * address is within `perAddress` requests in the window; never a wait (the answer is 202 either way).
+ */
+export async function registerResetRequest(db: Db, ip: string | null | undefined, now: Date, s: ThrottleSettings, perAddress: number): Promise<boolean> {
+  // A `reset:` key gets factor 1 and no delay band: refused from the (perAddress + 1)-th request of the window.
+  const verdict = await registerAttempt(db, [resetAddressKey(ip)], now, { ...s, delayAfterFailures: perAddress, blockAfterFailures: perAddress });
+  return verdict.retryAfterSeconds === undefined;
+}
+
+/**
  * After a successful sign-in: the email's failures are forgotten (SPEC: success resets it) and the address
  * gets this attempt back, so administrators signing in from one office address do not use up its allowance.
  */

@@ -20,7 +20,9 @@ const hashOneTimeToken = (token: string) => createHash('sha256').update(token, '
 /**
  * Issues a token (inside the caller's transaction) and returns it in clear, once: the caller puts it in a mail.
  * Earlier unused tokens of the same purpose for the same address in the organisation are withdrawn, so at most one
- * link per person and purpose works at a time (and the table stays bounded), also when several are issued at once.
+ * link per person and purpose works at a time (and the table stays bounded), also when several are issued at once;
+ * they are returned as `replaced` (address and `created_at`, which is when their mail was queued), so the caller can
+ * drop a mail that has not gone out yet with them (dropUnsentInvitationMail).
  */
 export async function issueOneTimeToken(
   trx: Db,
@@ -32,15 +34,16 @@ export async function issueOneTimeToken(
     createdBy: string | null;
     now: Date;
   },
-): Promise<{ id: string; token: string; expiresAt: Date }> {
+): Promise<{ id: string; token: string; expiresAt: Date; replaced: Array<{ email: string; created_at: Date }> }> {
   const emailKey = normaliseEmail(f.email);
   // Issues of one organisation one at a time: two at once each withdrew only the links it could see (not the other's
   // uncommitted one), and both links stayed live. Waiting here, the second sees the first's link and withdraws it.
   await lockOrganisation(trx, f.organisationId);
-  await trx('admin_one_time_tokens')
+  const replaced = (await trx('admin_one_time_tokens')
     .where({ purpose: f.purpose, email_key: emailKey, organisation_id: f.organisationId })
     .whereNull('used_at')
-    .delete();
+    .delete()
+    .returning(['email', 'created_at'])) as Array<{ email: string; created_at: Date }>;
   const token = PREFIX[f.purpose] + randomBytes(32).toString('base64url');
   const expiresAt = new Date(f.now.getTime() + TTL[f.purpose]);
   const id = randomUUID();
@@ -57,7 +60,7 @@ export async function issueOneTimeToken(
     expires_at: expiresAt,
     used_at: null,
   });
-  return { id, token, expiresAt };
+  return { id, token, expiresAt, replaced };
 }
 
 const invalidToken = () =>

@@ -1,14 +1,13 @@
 // Password reset (SPEC Part 2 "Administrators"): a one-time link by mail (valid 1 h), or `sat admin reset-password`.
 // Either way the new password ends every session of the administrator, is audited and the owner gets a mail.
-import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { recordAudit } from '../audit/index.js';
-import { affectedRows, type AdminRow } from '../db/index.js';
+import { affectedRows, lockOrganisation, type AdminRow } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
-import { queuePasswordChangedMail, queuePasswordResetMail } from '../mail/index.js';
+import { countPasswordResetMails, queuePasswordChangedMail, queuePasswordResetMail } from '../mail/index.js';
 import { passwordResetsNotSent } from '../metrics.js';
-import { addressKey, emailKey, registerAttempt } from './login-throttle.js';
+import { registerResetRequest } from './login-throttle.js';
 import { consumeOneTimeToken, forgiveTokenUse, issueOneTimeToken, throttleTokenUse } from './one-time.js';
 import { generatePassword, hashPassword, newPassword } from './passwords.js';
 import * as q from './queries.js';
@@ -28,30 +27,33 @@ export const passwordResetConfirmBody = z
 export type PasswordResetConfirmInput = z.infer<typeof passwordResetConfirmBody>;
 
 /**
- * POST /admin/api/password-reset: always 202. The request counts against the sign-in throttle of the address and
- * of the account's email (so nobody can flood someone's mailbox: past the throttle's limit the request is still 202
- * but does nothing, counted in `sat_password_resets_throttled_total`), then answers at once: looking the address up and
- * queuing the mail happen after the answer, so a known and an unknown address take the same time and get the same
- * answer. Resolves when the answer may be sent; `done` settles when the background work has finished (tests).
+ * POST /admin/api/password-reset: always 202, and the same answer for any address. The request counts against its
+ * client address's reset limit (`passwordReset.perAddress` per sign-in throttle window), never against the sign-in
+ * throttle: asking for resets in someone's name must not lock them out of signing in. Then it answers at once:
+ * looking the address up and queuing the mail happen after the answer, so a known and an unknown address take the
+ * same time. At most `passwordReset.mailsPerEmail` reset mails go to one administrator per `mailWindowSeconds`, so
+ * nobody can flood a mailbox. Past either limit nothing more is made or mailed (counted in
+ * `sat_password_resets_throttled_total`, not logged). Resolves when the answer may be sent; `done` settles when the
+ * background work has finished (tests).
  */
 export async function requestPasswordReset(
   deps: Deps,
   input: PasswordResetInput,
   meta: SessionMeta = {},
 ): Promise<{ done: Promise<void> }> {
-  const verdict = await registerAttempt(
+  const allowed = await registerResetRequest(
     deps.db.knex,
-    [emailKey(input.email), addressKey(meta.ip)],
+    meta.ip,
     deps.clock(),
     deps.config.loginThrottle,
+    deps.config.passwordReset.perAddress,
   );
-  if (verdict.retryAfterSeconds !== undefined) {
-    // SPEC "202 always": past the throttle the answer is the same, and nothing is looked up, made or mailed. Counted
+  if (!allowed) {
+    // SPEC "202 always": past the limit the answer is the same, and nothing is looked up, made or mailed. Counted
     // in a metric, not logged: a flood must not add a log line per request beside the access line.
     passwordResetsNotSent.inc();
     return { done: Promise.resolve() };
   }
-  if (verdict.delayMs > 0) await sleep(verdict.delayMs);
   const done = issuePasswordReset(deps, input.email, meta).catch((err: unknown) => {
     deps.log.error('password reset mail could not be queued', { error: err instanceof Error ? err.message : String(err) });
   });
@@ -62,7 +64,15 @@ async function issuePasswordReset(deps: Deps, email: string, meta: SessionMeta):
   const admin = await q.findAdminByEmail(deps.db.knex, email);
   if (!admin) return;
   const now = deps.clock();
+  const { mailsPerEmail, mailWindowSeconds } = deps.config.passwordReset;
   await deps.db.knex.transaction(async (trx) => {
+    // The organisation's lock first (issueOneTimeToken takes it too): requests at once count each other's mails.
+    await lockOrganisation(trx, admin.organisation_id);
+    const recent = await countPasswordResetMails(trx, admin.email, new Date(now.getTime() - mailWindowSeconds * 1000));
+    if (recent >= mailsPerEmail) {
+      passwordResetsNotSent.inc();
+      return;
+    }
     const issued = await issueOneTimeToken(trx, {
       purpose: 'password_reset',
       organisationId: admin.organisation_id,

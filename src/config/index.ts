@@ -34,6 +34,8 @@ export interface Config {
   defaultOrganisation: string;
   /** Sign-in throttle of the admin API (config/default.json `loginThrottle`). */
   loginThrottle: Readonly<FileConfig['loginThrottle']>;
+  /** Limits of password-reset requests, apart from the sign-in throttle (config/default.json `passwordReset`). */
+  passwordReset: Readonly<FileConfig['passwordReset']>;
   /** Unexpired revoked access tokens remembered per client (config `maxRevokedAccessTokensPerClient`). */
   maxRevokedAccessTokensPerClient: number;
   /** Threads and queue of password hashing (config `passwordHashing`). */
@@ -247,6 +249,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     adminSessionTtlSeconds: file.adminSessionTtlSeconds,
     defaultOrganisation: file.defaultOrganisation,
     loginThrottle: Object.freeze({ ...file.loginThrottle }),
+    passwordReset: Object.freeze({ ...file.passwordReset }),
     maxRevokedAccessTokensPerClient: file.maxRevokedAccessTokensPerClient,
     passwordHashing: Object.freeze({ ...file.passwordHashing, cost: e.PASSWORD_HASH_COST ?? file.passwordHashing.cost }),
     expiryReminderDays: Object.freeze([...file.expiryReminderDays].sort((a, b) => a - b)),

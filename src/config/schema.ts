@@ -69,6 +69,19 @@ export const fileConfigSchema = z
       })
       .strict()
       .default({ windowSeconds: 900, delayAfterFailures: 5, delayMs: 1_000, blockAfterFailures: 10, maxRows: 100_000, perAddressFactor: 10 }),
+    // Password-reset requests (POST /admin/api/password-reset) have limits of their own and never count against the
+    // sign-in throttle, so nobody can lock an administrator out of sign-in by asking for resets in their name. Past
+    // either limit the answer is still 202 and nothing is mailed. `perAddress`: requests per client address per
+    // sign-in throttle window (its counter is a throttle row, expiring and capped with them); `mailsPerEmail`: reset
+    // mails to one administrator per `mailWindowSeconds`, counted in the mail outbox (no row for unknown addresses).
+    passwordReset: z
+      .object({
+        perAddress: z.number().int().min(1).max(100_000).default(10),
+        mailsPerEmail: z.number().int().min(1).max(1_000).default(3),
+        mailWindowSeconds: z.number().int().min(60).max(7 * 86_400).default(3_600),
+      })
+      .strict()
+      .default({ perAddress: 10, mailsPerEmail: 3, mailWindowSeconds: 3_600 }),
     // RFC 7009 revocations remembered per client until the access token's exp; past this many the revocation
     // endpoint answers 503 with Retry-After (RFC 7009 §2.2.1) until some expire (SPEC Part 2 "Bounded state").
     // Password hashing (scrypt) on its own worker threads with a bounded queue, away from the token endpoint's

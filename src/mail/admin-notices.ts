@@ -47,6 +47,20 @@ export async function queuePasswordResetMail(
   await enqueueMail(trx, { kind: 'password_reset', to: f.to, content, now: f.now, messageIdDomain: messageIdDomain(config) });
 }
 
+/**
+ * How many password-reset mails were queued for `to` (the administrator's stored address) since `since`, sent or
+ * not: the per-email limit of reset requests counts mails, so it needs no row of its own and an unknown address adds
+ * nothing. Read it under the organisation's lock so that requests at once count each other.
+ */
+export async function countPasswordResetMails(db: Knex, to: string, since: Date): Promise<number> {
+  const row = (await db('mail_outbox')
+    .where({ kind: 'password_reset', recipient: to })
+    .andWhere('created_at', '>', since)
+    .count({ n: '*' })
+    .first()) as { n: number | string } | undefined;
+  return Number(row?.n ?? 0);
+}
+
 export async function queuePasswordChangedMail(
   trx: Knex.Transaction,
   config: MailConfig,
