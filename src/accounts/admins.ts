@@ -35,8 +35,9 @@ const emailField = z
   .trim()
   .min(1, 'is required')
   .max(254, 'must be at most 254 characters')
-  // NFKC first: full-width and other compatibility spellings become the plain address they stand for.
-  .transform((s) => s.normalize('NFKC'))
+  // The one spelling first (NFKC, case folding: `İvan`, `straße`, full-width letters), so a look-alike of an existing
+  // administrator's address is that administrator (409 admin_exists), not a malformed address.
+  .transform(normaliseEmail)
   .pipe(z.email({ error: 'must be an email address' }));
 
 export const inviteAdminBody = z.object({ email: emailField }).strict();

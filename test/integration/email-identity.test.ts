@@ -6,7 +6,7 @@ import path from 'node:path';
 import { addAdmin, normaliseEmail } from '../../src/accounts/index.js';
 import { AppError } from '../../src/errors.js';
 import * as m0060 from '../../migrations/0060_normalise_emails.js';
-import { call } from '../support/admin-api.js';
+import { call, signIn } from '../support/admin-api.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { uniq } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
@@ -21,6 +21,7 @@ describe('normaliseEmail', () => {
     ['admın@example.com', 'admin@example.com'], // dotless i
     ['STRASSE@example.com', 'strasse@example.com'],
     ['straße@example.com', 'strasse@example.com'],
+    ['STRAẞE@example.com', 'strasse@example.com'], // capital sharp s U+1E9E: full case folding gives ss
     ['  admin@example.com ', 'admin@example.com'],
   ])('%j → %j', (input, expected) => {
     expect(normaliseEmail(input)).toBe(expected);
@@ -94,6 +95,22 @@ describe.each(testDatabases())('one identity per administrator on %s', (kind) =>
     }
     const stored = await server.deps.db.knex('admins').where({ id: a.id }).first();
     expect(stored.email).toBe(a.email);
+  });
+
+  it('answers an invitation of a look-alike of an existing address (İ, ß/ẞ, full-width) 409 admin_exists, not "not an email address"', async () => {
+    const a = await admin();
+    const local = `strasse${a.local.replace(/-/g, '')}`;
+    await addAdmin(server.deps.db.knex, { org: uniq('org'), email: `${local}@example.com`, password: 'correct horse battery' });
+    const session = await signIn(server, a.email, a.password);
+    const invite = (email: string) =>
+      call(server, 'POST', '/admins', { token: session.token, json: { email }, headers: { 'x-forwarded-for': freshIp() } });
+    for (const v of [a.email.replace('i', 'İ'), a.email.replace('a', 'ａ'), `${local.replace('ss', 'ß')}@example.com`, `${local.replace('ss', 'ẞ').toUpperCase()}@example.com`]) {
+      const res = await invite(v);
+      expect({ v, status: res.status, error: res.body.error }).toEqual({ v, status: 409, error: 'admin_exists' });
+    }
+    // And the ẞ spelling signs in the account it stands for.
+    const viaCapitalSharpS = await login(`${local.replace('ss', 'ẞ').toUpperCase()}@example.com`, 'correct horse battery');
+    expect(viaCapitalSharpS.status).toBe(200);
   });
 
   it('stores a new administrator in the normalised spelling', async () => {
