@@ -5,6 +5,7 @@ import type { Deps } from '../deps.js';
 import { AppError, validationFailed } from '../errors.js';
 import { generateClientId, generateClientSecret, hashSecret } from './credentials.js';
 import * as q from './queries.js';
+import { firstHiddenCharacter, hasVisibleCharacter } from '../text.js';
 
 /**
  * Resource servers of the platform (SPEC Part 2 "OAuth conformance"): the services of the catalogue are run by the
@@ -23,7 +24,22 @@ export interface AddedResourceServer extends ResourceServerResource {
   client_secret: string;
 }
 
-export const resourceServerName = z.string().trim().min(1, 'a name is required').max(100, 'at most 100 characters');
+/**
+ * A resource server's name: 1 to 100 characters after trimming, text that displays as written (SPEC Part 2, as for
+ * token and organisation names): no control, format, bidirectional, private-use or unassigned characters, which
+ * `sat resource-server add|list` would otherwise print raw to a terminal.
+ */
+export const resourceServerName = z
+  .string()
+  .trim()
+  .min(1, 'a name is required')
+  .max(100, 'at most 100 characters')
+  .superRefine((s, ctx) => {
+    const hidden = firstHiddenCharacter(s);
+    if (hidden !== undefined) {
+      ctx.addIssue({ code: 'custom', message: `no invisible, control, format, bidirectional, private-use or unassigned characters (${hidden})` });
+    } else if (s.length > 0 && !hasVisibleCharacter(s)) ctx.addIssue({ code: 'custom', message: 'at least one visible character' });
+  });
 
 const toResource = (row: ResourceServerRow): ResourceServerResource => ({
   id: row.id,

@@ -56,6 +56,13 @@ describe.each(testDatabases())('resource servers on %s', (kind) => {
     expect(dup.code).toBe(1);
     const usage = await runSatInProcess(['resource-server', 'add'], db.env);
     expect(usage.code).toBe(2);
+    // Names display as written (SPEC Part 2): no control, escape or bidi characters reach a terminal.
+    for (const name of ['a\nb\u001b[31mred', 'rs\u202e2', '\u200b']) {
+      const bad = await runSatInProcess(['resource-server', 'add', '--name', name], db.env);
+      expect({ name, code: bad.code }).toEqual({ name, code: 1 });
+      expect(bad.stdout).toBe('');
+    }
+    expect((await server.deps.db.knex('resource_servers').count({ n: '*' }))[0]!.n).toBe(1);
 
     // Introspection of two organisations' tokens, over Basic and in the form.
     const auth = basic(clientId, secret);
