@@ -24,10 +24,13 @@ import {
   readLockHolder,
   refuseOlderServer,
   restoreEmbedded,
+  RestoreRefusedError,
+  type BackupSigningKey,
   restrictUmask,
   TRY_AGAIN,
   waitForDataDir,
 } from '../db/index.js';
+import { dataDirKeyFile, openKeyRing } from '../keys/index.js';
 import { createLogger } from '../log.js';
 import { secretCheck } from './secret-check.js';
 
@@ -109,8 +112,11 @@ Commands:
   backup FILE                             copy the embedded database to FILE (mode 0600; an existing FILE is
                                           replaced only by a whole backup), also while the server runs; on
                                           PostgreSQL use pg_dump (docs/operations.md)
-  restore FILE                            replace the embedded database by the backup in FILE (server
-                                          stopped); the replaced data is kept beside it in DATA_DIR
+  restore FILE [--accept-unreadable-keys]  replace the embedded database by the backup in FILE (server
+                                          stopped); the replaced data is kept beside it in DATA_DIR. A
+                                          backup whose signing keys the configured key-encryption key
+                                          cannot open is refused, unless --accept-unreadable-keys (then
+                                          sat keys rotate --now --drop-unreadable: a lost key)
 
 Options:
   --json                                  print the result as JSON
@@ -148,6 +154,7 @@ function parse(argv: string[]) {
       password: { type: 'string' },
       now: { type: 'boolean', default: false },
       'drop-unreadable': { type: 'boolean' },
+      'accept-unreadable-keys': { type: 'boolean' },
       'new-key-file': { type: 'string' },
       'password-stdin': { type: 'boolean', default: false },
       name: { type: 'string' },
@@ -203,7 +210,7 @@ const COMMAND_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   serve: [],
   migrate: [],
   backup: [],
-  restore: [],
+  restore: ['accept-unreadable-keys'],
   'admin add': ['org', 'email', 'password', 'password-stdin'],
   'admin list': ['org'],
   'admin invite': ['org', 'email'],
@@ -354,7 +361,8 @@ function toRequest({ values, positionals, given }: Parsed, config: Readonly<Conf
     };
   }
   if (a === 'migrate' && b === undefined) return { command: 'migrate', args: {} };
-  if ((a === 'backup' || a === 'restore') && b !== undefined) return { command: a, args: { file: path.resolve(b) } };
+  if (a === 'restore' && b !== undefined) return { command: a, args: { file: path.resolve(b), accept_unreadable_keys: values['accept-unreadable-keys'] ?? false } };
+  if (a === 'backup' && b !== undefined) return { command: a, args: { file: path.resolve(b) } };
   if (a === 'backup' || a === 'restore') throw new UsageError(`${a} needs a FILE`);
   if (a === 'admin' && b === 'add') {
     if (!values.org || !values.email) throw new UsageError('admin add needs --org and --email');
@@ -430,7 +438,30 @@ function backupTargetRefusal(file: string): ControlResponse | undefined {
   return undefined;
 }
 
-async function restore(config: Readonly<Config>, file: string): Promise<ControlResponse> {
+/**
+ * Refuses a backup whose sealed signing keys the configured key-encryption key (KEY_ENCRYPTION_KEY(_FILE), or the
+ * DATA_DIR key file; none is generated here) cannot open: the server would not start on it (docs/operations.md
+ * "Key-encryption key custody": a backup needs the key in force when it was taken).
+ */
+function backupKeysCheck(config: Readonly<Config>): (keys: BackupSigningKey[]) => void {
+  return (keys) => {
+    const sealed = keys.filter((k) => k.sealed);
+    if (sealed.length === 0) return;
+    const haveKey = config.keyEncryptionKey !== undefined || existsSync(dataDirKeyFile(config.dataDir));
+    const ring = haveKey ? openKeyRing(config, 'embedded') : undefined;
+    const unreadable = sealed.filter((k) => !(ring?.opensSealedBy(k) ?? false));
+    if (unreadable.length === 0) return;
+    throw new RestoreRefusedError(
+      `the backup's signing keys (${unreadable.map((k) => k.kid).join(', ')}) are sealed under another key-encryption key ` +
+        `(id ${unreadable[0]!.kek_id}) than ${haveKey ? `the configured one` : 'this data directory has (none)'}: the server would not ` +
+        'start on it. Restore it with the key that was in force when it was taken (KEY_ENCRYPTION_KEY, ' +
+        'KEY_ENCRYPTION_KEY_FILE or DATA_DIR/key-encryption-key), or, if that key is lost, with --accept-unreadable-keys ' +
+        'and then `sat keys rotate --now --drop-unreadable`. Nothing was changed.',
+    );
+  };
+}
+
+async function restore(config: Readonly<Config>, file: string, acceptUnreadableKeys = false): Promise<ControlResponse> {
   if (config.databaseUrl) {
     return { ok: false, error: { code: 'conflict', message: 'sat restore is for the embedded database; on PostgreSQL use pg_restore or psql (docs/operations.md).' } };
   }
@@ -446,7 +477,7 @@ async function restore(config: Readonly<Config>, file: string): Promise<ControlR
     return { ok: false, error: { code: 'conflict', message: `the server (${who}) is running on ${config.dataDir}: stop it, then restore.` } };
   }
   try {
-    const { previous } = await restoreEmbedded(embeddedDataPath(config.dataDir), file);
+    const { previous } = await restoreEmbedded(embeddedDataPath(config.dataDir), file, new Date(), acceptUnreadableKeys ? undefined : backupKeysCheck(config));
     return { ok: true, result: { file, data_dir: config.dataDir, previous: previous ?? null } };
   } catch (err) {
     return { ok: false, error: { code: 'restore_failed', message: (err as Error).message } };
@@ -537,7 +568,7 @@ async function execute(
   req: { command: string; args: Record<string, unknown> },
   stderr: CliIo['stderr'],
 ): Promise<ControlResponse> {
-  if (req.command === 'restore') return restore(config, String(req.args.file));
+  if (req.command === 'restore') return restore(config, String(req.args.file), req.args.accept_unreadable_keys === true);
   const refused = noDatabaseRefusal(config, req.command) ?? (req.command === 'backup' ? backupTargetRefusal(String(req.args.file)) : undefined);
   if (refused) return refused;
   // A backup of a large database takes longer than the socket's usual 30 s.

@@ -153,13 +153,30 @@ async function tarOf(data: Buffer): Promise<Buffer> {
   return tar;
 }
 
+/** A signing key of a backup as restoreEmbedded's `checkKeys` sees it: which key-encryption key sealed it. */
+export interface BackupSigningKey {
+  kid: string;
+  kek_id: string | null;
+  sealed: boolean;
+}
+
+/** A backup that opens but that `checkKeys` refused (its signing keys do not open with the configured key). */
+export class RestoreRefusedError extends Error {}
+
 /**
  * Replaces the embedded database in `dataPath` (DATA_DIR/pgdata) by the backup in `file`. The caller holds the
  * DATA_DIR lock (no server running). The backup is first opened in a new directory beside it, so a bad file
  * changes nothing; the replaced data directory is kept beside it as `pgdata.before-restore-<time>`. Everything
  * restored is owner-only (the archive's files come out 0666: makeOwnerOnly, as at server start; SPEC Part 2).
+ * `checkKeys` sees the backup's signing keys before anything is replaced and may refuse it (RestoreRefusedError:
+ * keys the configured key-encryption key cannot open, which the server would refuse to start with).
  */
-export async function restoreEmbedded(dataPath: string, file: string, now = new Date()): Promise<{ previous: string | undefined }> {
+export async function restoreEmbedded(
+  dataPath: string,
+  file: string,
+  now = new Date(),
+  checkKeys?: (keys: BackupSigningKey[]) => void,
+): Promise<{ previous: string | undefined }> {
   const data = readFileSync(file);
   const staging = `${dataPath}.restoring-${randomBytes(4).toString('hex')}`;
   mkdirSync(staging, { mode: 0o700 }); // owner-only, like DATA_DIR
@@ -167,14 +184,18 @@ export async function restoreEmbedded(dataPath: string, file: string, now = new 
     const tar = await tarOf(data);
     const pglite = newEmbeddedEngine(staging, { loadDataDir: new Blob([tar], { type: 'application/x-tar' }) });
     await pglite.waitReady;
+    let keys: BackupSigningKey[];
     try {
       await pglite.query('select count(*) from knex_migrations'); // a database of ours, and it opens
+      keys = (await pglite.query<BackupSigningKey>('select kid, kek_id, sealed_jwk is not null as sealed from signing_keys')).rows;
     } finally {
       await pglite.close();
     }
     makeOwnerOnly(staging, false);
+    checkKeys?.(keys); // before anything is replaced
   } catch (err) {
     rmSync(staging, { recursive: true, force: true });
+    if (err instanceof RestoreRefusedError) throw err;
     throw new Error(`${path.basename(file)} is not a backup of this server's embedded database (${(err as Error).message})`);
   }
   let previous: string | undefined;

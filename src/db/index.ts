@@ -22,7 +22,7 @@ export interface Database {
 }
 
 export { acquireDataDirLock, DataDirLockedError, OlderServerRunningError, readLockHolder, refuseOlderServer, TRY_AGAIN, waitForDataDir } from './lock.js';
-export { BackupTargetError, backupEmbedded, checkBackupTarget, restoreEmbedded } from './backup.js';
+export { BackupTargetError, backupEmbedded, checkBackupTarget, restoreEmbedded, RestoreRefusedError, type BackupSigningKey } from './backup.js';
 export { DatabaseNewerError, MIGRATION_LOCK_KEY, migrateLatest, migrationStatus } from './migrate.js';
 export { briefDatabaseError, isDatabaseUnavailable, isForeignKeyViolation, isUniqueViolation } from './errors.js';
 export { noteDatabaseOutage, OUTAGE_RETRY_AFTER_SECONDS } from './outage.js';

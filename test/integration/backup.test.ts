@@ -166,6 +166,38 @@ describeEmbedded('sat backup and sat restore (embedded database)', () => {
     }
   }, SPAWNING_TEST_MS);
 
+  it("refuses a backup whose signing keys the configured key-encryption key cannot open, changing nothing, unless told (a lost key)", async () => {
+    const other = await createTestDb('embedded');
+    try {
+      const first = await startServer(other, ADMIN); // makes DATA_DIR/key-encryption-key and the first signing key
+      const kid = first.oauth.keySet.signingKid;
+      await first.close();
+      const file = path.join(other.dataDir, 'before-rewrap.tar.gz');
+      expect((await runSatInProcess(['backup', file], other.env)).code).toBe(0);
+      // The key-encryption key changes after the backup (sat keys rewrap replaces the generated key file).
+      const newKeyFile = path.join(other.dataDir, 'new-kek');
+      writeFileSync(newKeyFile, randomBytes(32).toString('base64'), { mode: 0o600 });
+      expect((await runSatInProcess(['keys', 'rewrap', '--new-key-file', newKeyFile], other.env)).code).toBe(0);
+
+      const refused = await runSatInProcess(['restore', file], other.env);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(new RegExp(`^sat: the backup's signing keys \\(${kid}\\) are sealed under another key-encryption key .*--accept-unreadable-keys.*Nothing was changed\\.\n$`));
+      expect(readdirSync(other.dataDir).filter((n) => n.includes('restoring') || n.includes('before-restore'))).toEqual([]);
+      const still = await startServer(other, ADMIN); // the database as it was: it starts and signs
+      await still.close();
+
+      // The key that sealed them is lost: restore anyway, then the documented recovery.
+      const forced = await runSatInProcess(['restore', file, '--accept-unreadable-keys'], other.env);
+      expect({ code: forced.code, stderr: forced.stderr }).toEqual({ code: 0, stderr: expect.not.stringMatching(/sat: /) });
+      expect((await runSatInProcess(['keys', 'rotate', '--now', '--drop-unreadable'], other.env)).code).toBe(0);
+      const recovered = await startServer(other, ADMIN);
+      expect(recovered.oauth.keySet.signingKid).not.toBe(kid);
+      await recovered.close();
+    } finally {
+      await other.drop();
+    }
+  }, SPAWNING_TEST_MS);
+
   it('refuses a DATA_DIR with no database, and a bad target, without creating a database', async () => {
     // A mistyped DATA_DIR used to get a new database (initdb, migrations) that was then backed up as if all was well,
     // or answered from it ("No key signs yet", exit 0). Only the commands of a first install may create it.
