@@ -1,6 +1,6 @@
 import type { Context, Middleware } from 'koa';
 import { z } from 'zod';
-import { AppError, type ErrorDetail } from '../errors.js';
+import { AppError, boundedDetails, type ErrorDetail } from '../errors.js';
 import { BodyReadError, contentEncodingMessage, readRawBody, unsupportedContentEncoding } from './body.js';
 
 /** SPEC "Admin API": request bodies over 1 MB get 413. */
@@ -91,8 +91,9 @@ export function issuesToDetails(error: z.ZodError, input: unknown, root = 'body'
     }
     details.push({ path: path || root, message: issue.message });
   }
-  // One entry per problem: two rules failing with the same message (1e308 is neither whole nor ≤ 720) say it once.
-  return details.filter((d, i) => details.findIndex((e) => e.path === d.path && e.message === d.message) === i);
+  // One entry per problem: two rules failing with the same message (1e308 is neither whole nor ≤ 720) say it once;
+  // at most MAX_ERROR_DETAILS of them (linear: a body of 60,000 unknown fields costs milliseconds).
+  return boundedDetails(details);
 }
 
 // NUL (PostgreSQL text cannot hold it) and UTF-16 surrogates that are not a pair (no UTF-8 spelling).
@@ -159,9 +160,7 @@ export async function parseBodyWithRules<T extends z.ZodObject>(
       else failed.add(key);
     }
   }
-  for (const d of await rules(valid as Partial<z.output<T>>, failed)) {
-    if (!details.some((e) => e.path === d.path && e.message === d.message)) details.push(d);
-  }
+  details.push(...(await rules(valid as Partial<z.output<T>>, failed))); // repeats dropped by AppError
   throw new AppError('validation_failed', 'The request is not valid.', details);
 }
 
