@@ -62,6 +62,25 @@ export function characterCount(text: string): number {
   return n;
 }
 
+/**
+ * The most code points a single character of a name may hold: the longest emoji sequences (a kiss with two skin
+ * tones) have 10; a letter with a few accents has 2 to 4. A longer cluster (a letter under a tower of combining
+ * marks, a chain of emoji joined by ZWJs that no font draws as one) is one character by UAX #29 but does not
+ * display as one.
+ */
+export const MAX_CODE_POINTS_PER_CHARACTER = 10;
+
+/** The largest number of code points in one grapheme cluster of `text` (0 for ''). Pure. */
+export function longestCharacter(text: string): number {
+  let longest = 0;
+  for (const { segment } of graphemes.segment(text)) {
+    let n = 0;
+    for (const _ of segment) n++;
+    if (n > longest) longest = n;
+  }
+  return longest;
+}
+
 function joinsEmoji(chars: string[], at: number): boolean {
   let before = at - 1;
   while (before >= 0 && EMOJI_TAIL.test(chars[before]!)) before--;

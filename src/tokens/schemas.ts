@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { characterCount, firstHiddenCharacter, hasVisibleCharacter, NAME_MAX_CODE_POINTS } from '../text.js';
+import { characterCount, firstHiddenCharacter, hasVisibleCharacter, longestCharacter, MAX_CODE_POINTS_PER_CHARACTER, NAME_MAX_CODE_POINTS } from '../text.js';
 import { MAX_ALLOWED_IPS, normaliseNetwork } from './networks.js';
 
 /** Leading and trailing white space as `\s` knows it, except U+FEFF (a byte-order mark is Cf, not space). */
@@ -20,6 +20,11 @@ export const tokenName = z
         if (characterCount(s) > 64) ctx.addIssue({ code: 'custom', message: 'must be at most 64 characters' });
         else if ([...s].length > NAME_MAX_CODE_POINTS) {
           ctx.addIssue({ code: 'custom', message: `must be at most ${NAME_MAX_CODE_POINTS} code points (accents and emoji sequences count several)` });
+        } else if (longestCharacter(s) > MAX_CODE_POINTS_PER_CHARACTER) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `must not stack more than ${MAX_CODE_POINTS_PER_CHARACTER} code points into one character (combining marks, emoji joined by ZWJ)`,
+          });
         }
       })
       .superRefine((s, ctx) => {

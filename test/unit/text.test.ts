@@ -1,4 +1,4 @@
-import { characterCount, firstHiddenCharacter, hasVisibleCharacter, tokenNameKey } from '../../src/text.js';
+import { characterCount, firstHiddenCharacter, longestCharacter, hasVisibleCharacter, tokenNameKey } from '../../src/text.js';
 
 describe('firstHiddenCharacter (names display as written)', () => {
   it.each([
@@ -116,5 +116,17 @@ describe('characterCount (SPEC "1 to 64 characters": characters as a reader coun
     ['empty', '', 0],
   ])('%s', (_label, text, n) => {
     expect(characterCount(text)).toBe(n);
+  });
+});
+
+describe('longestCharacter (code points in the longest grapheme cluster)', () => {
+  it.each([
+    ['ASCII', 'abc', 1],
+    ['é decomposed', 'cafe\u0301', 2],
+    ['kiss with two skin tones (10)', '🧑🏻\u200d❤️\u200d💋\u200d🧑🏿', 10],
+    ['a letter under 20 marks', `a${'\u0301'.repeat(20)}`, 21],
+    ['empty', '', 0],
+  ])('%s', (_label, text, n) => {
+    expect(longestCharacter(text)).toBe(n);
   });
 });
