@@ -9,7 +9,8 @@ import { queueSecretRotatedMail } from '../mail/index.js';
 import { generateClientSecret, hashSecret } from './credentials.js';
 import * as q from './queries.js';
 import { toTokenResource, type TokenResource } from './resource.js';
-import type { Actor, RequestMeta } from './service.js';
+import { countTokensLastHour } from './limits.js';
+import { lifecycleRules, type Actor, type RequestMeta } from './service.js';
 
 /** Body of POST /admin/api/tokens/{id}/rotate. */
 export const rotateSecretBody = z
@@ -111,7 +112,7 @@ export async function rotateSecret(deps: Deps, actor: Actor, id: string, input: 
     if (prevLive(token, now)) {
       throw new AppError(
         'rotation_in_progress',
-        `This token already has two live secrets; the previous one stops at ${token.prev_secret_expires_at!.toISOString()}. Retire one to rotate again.`,
+        `This token already has two live secrets; the previous one stops at ${earlier(token.prev_secret_expires_at!, token.expires_at).toISOString()}. Retire one to rotate again.`,
       );
     }
     if (token.prev_secret_hash) await audit(trx, SYSTEM, token, 'token.secret_expired', now, null);
@@ -146,12 +147,21 @@ export async function rotateSecret(deps: Deps, actor: Actor, id: string, input: 
       generatedBy: token.creator_email,
       rotatedBy: actor.id ? actor.email : null,
       at: now,
-      previousStopsAt: keep ? stopsAt : now,
+      previousStopsAt: keep ? earlier(stopsAt, token.expires_at) : now, // the token's expiry ends every secret
       ip: meta.ip ?? null,
     });
     return { ...updated!, creator_email: token.creator_email };
   });
-  return { ...toTokenResource(row, now), client_secret: secret };
+  return { ...(await shown(deps, row, now)), client_secret: secret };
+}
+
+/** The earlier of two instants: a secret's grace period never outlasts its token (docs/rotation.md). */
+const earlier = (a: Date, b: Date): Date => (a.getTime() <= b.getTime() ? a : b);
+
+/** A changed row as the API shows it, as GET does: `tokens_last_hour` and the configured lifecycle rules. */
+async function shown(deps: Deps, row: TokenRow & { creator_email?: string | null }, now: Date): Promise<TokenResource> {
+  const counts = await countTokensLastHour(deps.db.knex, [row.id], now);
+  return toTokenResource({ ...row, tokens_last_hour: counts.get(row.id) ?? 0 }, now, lifecycleRules(deps));
 }
 
 /**
@@ -188,7 +198,7 @@ export async function retireSecret(deps: Deps, actor: Actor, id: string, secretI
     await audit(trx, actor, token, 'token.secret_retired', now, meta.ip ?? null);
     return { ...updated!, creator_email: token.creator_email };
   });
-  return toTokenResource(row, now);
+  return shown(deps, row, now);
 }
 
 const EXPIRY_BATCH = 100;

@@ -174,10 +174,23 @@ describe.each(testDatabases())('secret rotation with overlap on %s', (kind) => {
     const admin = await makeAdmin(server.deps);
     const s = await session(admin);
     const t = await generate(s, 2);
+    for (let i = 0; i < 2; i++) expect((await exchange(t.client_id, t.client_secret)).status).toBe(200);
     const r = await api(s, 'POST', `/tokens/${t.id}/rotate`, { grace_period_hours: 720 });
     expect(r.status).toBe(200);
-    // The previous secret cannot outlive its token: it is shown stopping when the token expires.
+    // The answer is the token resource as GET shows it (it said 0 access tokens in the last hour).
+    expect(r.body.tokens_last_hour).toBe(2);
+    expect(r.body).toEqual({ ...(await api(s, 'GET', `/tokens/${t.id}`)).body, client_secret: r.body.client_secret });
+    // The previous secret cannot outlive its token: it is shown stopping when the token expires, and so say the
+    // refusal of another rotation and the mail.
     expect(r.body.secrets[1].expires_at).toBe(r.body.expires_at);
+    const again = await api(s, 'POST', `/tokens/${t.id}/rotate`, {});
+    expect(again.status).toBe(409);
+    expect(again.body.message).toContain(`the previous one stops at ${r.body.expires_at}`);
+    await server.runJob('deliver-mail');
+    await smtp.waitFor((all) => all.some((m) => m.subject.includes(t.name) && m.subject.includes('new client secret')));
+    const rotatedMail = smtp.messages.find((m) => m.subject.includes(t.name) && m.subject.includes('new client secret'));
+    const until = `${r.body.expires_at.slice(0, 10)} ${r.body.expires_at.slice(11, 16)} UTC`;
+    expect(rotatedMail?.text).toContain(`The previous secret keeps working until ${until}, then stops.`);
     clock.set(Date.parse(r.body.expires_at) + 1_000);
     try {
       const expired = await api(await session(admin), 'GET', `/tokens/${t.id}`); // (the session made 2 days ago has ended)
