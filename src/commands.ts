@@ -363,7 +363,8 @@ export async function runCommand(deps: Deps, name: string, args: Record<string, 
     // said here rather than as "see the server log" with a stack (there may be no server). pg's messages carry no
     // password ("connect ECONNREFUSED host:port", "role \"x\" does not exist", "database \"x\" does not exist").
     if (isDatabaseUnavailable(err)) {
-      return { ok: false, error: { code: 'service_unavailable', message: `cannot use the database: ${(err as Error).message}` } };
+      const which = deps.config.databaseUrl ? 'the database (DATABASE_URL)' : 'the database';
+      return { ok: false, error: { code: 'service_unavailable', message: `cannot use ${which}: ${(err as Error).message}` } };
     }
     deps.log.error('command failed', { command: name, err });
     return { ok: false, error: { code: 'internal_error', message: 'the command failed; see the server log' } };

@@ -14,8 +14,8 @@ export function isUniqueViolation(err: unknown, constraint?: string): boolean {
   return e.constraint === constraint || (e.message ?? '').includes(constraint);
 }
 
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', '57P01', '57P02', '57P03', '57014', '53300']);
-const UNAVAILABLE_TEXT = /^timeout expired$|Connection terminated|Connection ended unexpectedly|timeout exceeded when trying to connect|Query read timeout|Knex: Timeout acquiring a connection|Client has encountered a connection error|connection is closed|canceling statement due to statement timeout/i;
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND', '57P01', '57P02', '57P03', '57014', '53300']);
+const UNAVAILABLE_TEXT = /^timeout expired$|Connection terminated|Connection ended unexpectedly|timeout exceeded when trying to connect|Query read timeout|Knex: Timeout acquiring a connection|Client has encountered a connection error|connection is closed|canceling statement due to statement timeout|does not support SSL connections/i;
 
 /**
  * True when `err` says the database is out of reach rather than that the request was wrong: refused or dropped

@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import path from 'node:path';
-import { runSat, startSatServe, type ServeProcess } from '../support/cli.js';
+import { runSat, runSatInProcess, startSatServe, type ServeProcess } from '../support/cli.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { daysFromNow } from '../support/fixtures.js';
 import { freePort } from '../support/server.js';
@@ -70,15 +70,24 @@ describe.each(testDatabases())('sat command-line tool on %s', (kind) => {
     closed.port = String(await freePort());
     const refused = await runSat(['migrate'], { ...db.env, DATABASE_URL: closed.toString() });
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/sat: cannot use the database: .*ECONNREFUSED/);
+    expect(refused.stderr).toMatch(/sat: cannot use the database \(DATABASE_URL\): .*ECONNREFUSED/);
     expect(refused.stderr).not.toMatch(/server log|\bat .*\.js:\d+/);
 
     const missing = new URL(db.url!);
     missing.pathname = '/sat_no_such_database';
     const absent = await runSat(['migrate'], { ...db.env, DATABASE_URL: missing.toString() });
     expect(absent.code).toBe(1);
-    expect(absent.stderr).toMatch(/sat: cannot use the database: database "sat_no_such_database" does not exist/);
+    expect(absent.stderr).toMatch(/sat: cannot use the database \(DATABASE_URL\): database "sat_no_such_database" does not exist/);
     expect(absent.stderr).not.toMatch(/server log|\bat .*\.js:\d+/);
+
+    // A host name that does not resolve: the same, for migrate and for a read, with no log line or stack.
+    const nowhere = new URL(db.url!);
+    nowhere.hostname = 'sat-no-such-host.invalid';
+    for (const args of [['migrate'], ['admin', 'list', '--org', 'Acme Ltd']]) {
+      const r = await runSatInProcess(args, { ...db.env, DATABASE_URL: nowhere.toString() });
+      expect({ args, code: r.code }).toEqual({ args, code: 1 });
+      expect(r.stderr).toMatch(/^sat: cannot use the database \(DATABASE_URL\): .*ENOTFOUND sat-no-such-host\.invalid\n$/);
+    }
   }, SPAWNING_TEST_MS);
 
   it('refuses an option the command does not take instead of ignoring it, and does nothing', async () => {
