@@ -9,8 +9,18 @@ const datePattern = /^(\d{4})-(\d{2})-(\d{2})$/;
  */
 const dateTimePattern = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?(Z|[+-]\d{2}(?::?\d{2})?)$/i;
 
+/**
+ * Date.UTC for every year 0000-9999: Date.UTC reads years 0 to 99 as 1900 to 1999, so those are set with
+ * setUTCFullYear (0000-02-29 is a real proleptic Gregorian leap day, just long past). Milliseconds.
+ */
+function utc(y: number, m: number, d: number, hh = 0, mm = 0, ss = 0, ms = 0): number {
+  const t = new Date(Date.UTC(2000, m - 1, d, hh, mm, ss, ms));
+  t.setUTCFullYear(y, m - 1, d);
+  return t.getTime();
+}
+
 function validDate(y: number, m: number, d: number): boolean {
-  const t = new Date(Date.UTC(y, m - 1, d));
+  const t = new Date(utc(y, m, d));
   return t.getUTCFullYear() === y && t.getUTCMonth() === m - 1 && t.getUTCDate() === d;
 }
 
@@ -31,7 +41,7 @@ export function parseExpiry(value: string): ParsedExpiry | undefined {
   if (d) {
     const [y, m, day] = [Number(d[1]), Number(d[2]), Number(d[3])];
     if (!validDate(y, m, day)) return undefined;
-    return { instant: new Date(Date.UTC(y, m - 1, day) + DAY_MS - 1), dateOnly: true };
+    return { instant: new Date(utc(y, m, day) + DAY_MS - 1), dateOnly: true };
   }
   const t = dateTimePattern.exec(value);
   if (!t) return undefined;
@@ -46,7 +56,7 @@ export function parseExpiry(value: string): ParsedExpiry | undefined {
     if (oh > 23 || om > 59) return undefined;
     offsetMinutes = (offset.startsWith('-') ? -1 : 1) * (oh * 60 + om);
   }
-  const instant = Date.UTC(y, m - 1, day, hh, mm, ss, ms) - offsetMinutes * 60_000;
+  const instant = utc(y, m, day, hh, mm, ss, ms) - offsetMinutes * 60_000;
   return { instant: new Date(instant), dateOnly: false };
 }
 

@@ -18,6 +18,14 @@ describe('expiry', () => {
     expect(parseExpiry('2028-02-29')?.dateOnly).toBe(true);
   });
 
+  it('reads years 0000 to 0099 as themselves (a date long past, not "not a date")', () => {
+    expect(parseExpiry('0001-01-01')?.instant.toISOString()).toBe('0001-01-01T23:59:59.999Z');
+    expect(parseExpiry('0000-02-29')?.instant.toISOString()).toBe('0000-02-29T23:59:59.999Z'); // a proleptic leap day
+    expect(parseExpiry('0099-12-31T10:00:00+01:00')?.instant.toISOString()).toBe('0099-12-31T09:00:00.000Z');
+    expect(parseExpiry('0001-02-29')).toBeUndefined();
+    expect(failure(() => resolveExpiry('0001-01-01', now, 366)).details).toEqual([{ path: 'expires_at', message: 'must be in the future' }]);
+  });
+
   it('reads date-times with an offset and refuses them without one', () => {
     expect(parseExpiry('2026-12-01T08:30:00+02:00')?.instant.toISOString()).toBe('2026-12-01T06:30:00.000Z');
     expect(parseExpiry('2026-12-01T08:30Z')?.instant.toISOString()).toBe('2026-12-01T08:30:00.000Z');
