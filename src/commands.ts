@@ -19,6 +19,7 @@ import type { ControlResponse } from './control/index.js';
 import {
   BackupTargetError,
   DatabaseNewerError,
+  LATEST_MIGRATION,
   backupEmbedded,
   isDatabaseUnavailable,
   isUuid,
@@ -114,6 +115,10 @@ async function cliActor(deps: Deps, org: string): Promise<Actor> {
 }
 
 export const commands: Record<string, Command> = {
+  // Asked by `sat` before it hands a command to a running server (the control socket): the newest migration this
+  // server knows. A `sat` of another version refuses to go through it (src/cli/run.ts); a server from before this
+  // command answers unknown_command, which says the same.
+  'server-version': async () => ({ latest_migration: LATEST_MIGRATION }),
   // `sat admin add`: audit event admin.added by "cli" (with organisation_created when it made the organisation).
   'admin-add': (deps, args) => addAdmin(deps.db.knex, addAdminInput.parse(args), 'cli'),
   'admin-reset-password': (deps, args) => resetPasswordFromCli(deps, cliResetPasswordArgs.parse(args)),

@@ -17,6 +17,7 @@ import {
   makeDirectories,
   briefDatabaseError,
   isDatabaseUnavailable,
+  LATEST_MIGRATION,
   makeOwnerOnly,
   migrateLatest,
   OlderServerRunningError,
@@ -553,6 +554,8 @@ async function throughServer(
   const onWait = () => stderr.write('note: DATA_DIR is in use (a server starting, or another sat command); waiting for it\n');
   return waitForDataDir(SERVER_START_WAIT_MS, onWait, async (lastTry) => {
     try {
+      const refused = otherVersionRefusal(await callControl(config.dataDir, { command: 'server-version', args: {} }));
+      if (refused) return refused;
       return await callControl(config.dataDir, req, timeoutMs);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
@@ -560,6 +563,26 @@ async function throughServer(
     }
     return readLockHolder(config.dataDir) === undefined ? undefined : TRY_AGAIN;
   });
+}
+
+/**
+ * The refusal of a command that would go through a running server of another version (the package upgraded, the
+ * server not restarted yet): it would run the server's code, not this `sat`'s (`sat migrate` answering "up to date"
+ * with this version's migrations pending, fields this `sat` prints missing). Undefined when the versions match.
+ */
+function otherVersionRefusal(answer: ControlResponse): ControlResponse | undefined {
+  const theirs = answer.ok ? (answer.result as { latest_migration?: unknown }).latest_migration : undefined;
+  if (answer.ok && theirs === LATEST_MIGRATION) return undefined;
+  const which = typeof theirs === 'string' ? `its newest migration is ${theirs}, this sat's ${LATEST_MIGRATION}` : `it is older than this sat`;
+  return {
+    ok: false,
+    error: {
+      code: 'conflict',
+      message:
+        `the server running on this DATA_DIR is another version of sat (${which}): restart it with this version ` +
+        '(it migrates at start), or stop it and run this command again, or use the sat of the version it runs',
+    },
+  };
 }
 
 /** Runs one command: through the running server when it holds the embedded database, else on the database itself. */

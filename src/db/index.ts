@@ -21,9 +21,9 @@ export interface Database {
   readonly diskSpace?: () => DiskSpace;
 }
 
-export { acquireDataDirLock, DataDirLockedError, OlderServerRunningError, readLockHolder, refuseOlderServer, TRY_AGAIN, waitForDataDir } from './lock.js';
+export { acquireDataDirLock, DataDirLockedError, OlderServerRunningError, readLockHolder, refuseOlderServer, TRY_AGAIN, waitForDataDir, type DataDirLock } from './lock.js';
 export { BackupTargetError, backupEmbedded, checkBackupTarget, restoreEmbedded, RestoreRefusedError, type BackupSigningKey } from './backup.js';
-export { DatabaseNewerError, MIGRATION_LOCK_KEY, migrateLatest, migrationStatus } from './migrate.js';
+export { DatabaseNewerError, LATEST_MIGRATION, MIGRATION_LOCK_KEY, migrateLatest, migrationStatus } from './migrate.js';
 export { briefDatabaseError, isDatabaseUnavailable, isForeignKeyViolation, isUniqueViolation } from './errors.js';
 export { noteDatabaseOutage, OUTAGE_RETRY_AFTER_SECONDS } from './outage.js';
 export { cursorTimeSql, decodeCursor, encodeCursor, escapeLike, isUuid, type PageKey } from './keyset.js';

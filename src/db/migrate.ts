@@ -10,6 +10,9 @@ const source: Knex.MigrationSource<Migration> = {
 
 const migrationConfig: Knex.MigratorConfig = { migrationSource: source, tableName: 'knex_migrations' };
 
+/** The name of this build's newest migration: what a `sat` and a server of the same version agree on. */
+export const LATEST_MIGRATION: string = migrations.at(-1)!.name;
+
 /** The pg_advisory_lock key that serialises migrations across instances (an arbitrary constant of ours). */
 export const MIGRATION_LOCK_KEY = 7_305_411_297_314_032n;
 
