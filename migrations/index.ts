@@ -19,6 +19,7 @@ import * as m0130 from './0130_failed_sign_in_retention.js';
 import * as m0140 from './0140_leaked_secret.js';
 import * as m0150 from './0150_signing_key_token_ttl.js';
 import * as m0160 from './0160_password_reset_mail_idx.js';
+import * as m0170 from './0170_mail_withdrawn.js';
 
 export interface Migration {
   name: string;
@@ -46,4 +47,5 @@ export const migrations: readonly Migration[] = [
   { name: '0140_leaked_secret', ...m0140 },
   { name: '0150_signing_key_token_ttl', ...m0150 },
   { name: '0160_password_reset_mail_idx', ...m0160 },
+  { name: '0170_mail_withdrawn', ...m0170 },
 ];

@@ -5,7 +5,7 @@ import { recordAudit } from '../audit/index.js';
 import { affectedRows, lockOrganisation, type AdminRow } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
-import { countPasswordResetMails, queuePasswordChangedMail, queuePasswordResetMail } from '../mail/index.js';
+import { countPasswordResetMails, queuePasswordChangedMail, queuePasswordResetMail, withdrawUnsentPasswordResetMail } from '../mail/index.js';
 import { passwordResetsNotSent } from '../metrics.js';
 import { registerResetRequest } from './login-throttle.js';
 import { consumeOneTimeToken, forgiveTokenUse, issueOneTimeToken, throttleTokenUse } from './one-time.js';
@@ -81,6 +81,7 @@ async function issuePasswordReset(deps: Deps, email: string, meta: SessionMeta):
       createdBy: null,
       now,
     });
+    await withdrawUnsentPasswordResetMail(trx, issued.replaced);
     await queuePasswordResetMail(trx, deps.config, {
       to: admin.email,
       token: issued.token,

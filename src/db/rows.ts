@@ -100,7 +100,7 @@ export interface SigningKeyRow {
   max_token_ttl_seconds?: number | null;
 }
 
-export type MailStatus = 'pending' | 'sent' | 'failed';
+export type MailStatus = 'pending' | 'sent' | 'failed' | 'withdrawn';
 
 /** One message of the mail outbox (migration 0003). */
 export interface MailOutboxRow {

@@ -48,6 +48,24 @@ export async function queuePasswordResetMail(
 }
 
 /**
+ * A newer password-reset request replaced these links (issueOneTimeToken's `replaced`): their mails that have not
+ * gone out are withdrawn (never sent, link removed from the row), in the caller's transaction, so after a mail
+ * backlog the inbox does not end with a dead link. The rows stay and still count toward the reset mails per address
+ * (countPasswordResetMails). Returns how many were withdrawn.
+ */
+export async function withdrawUnsentPasswordResetMail(trx: Knex.Transaction, replaced: ReadonlyArray<{ email: string; created_at: Date }>): Promise<number> {
+  let n = 0;
+  for (const link of replaced) {
+    n += affectedRows(
+      await trx('mail_outbox')
+        .where({ kind: 'password_reset', recipient: link.email, status: 'pending', created_at: link.created_at })
+        .update({ status: 'withdrawn', text_body: '[one-time link removed: a newer reset link replaced it]', html_body: '', locked_by: null, locked_until: null }),
+    );
+  }
+  return n;
+}
+
+/**
  * How many password-reset mails were queued for `to` (the administrator's stored address) since `since`, sent or
  * not: the per-email limit of reset requests counts mails, so it needs no row of its own and an unknown address adds
  * nothing. Read it under the organisation's lock so that requests at once count each other.

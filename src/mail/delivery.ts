@@ -228,10 +228,13 @@ function withoutOneTimeLink(row: MailOutboxRow, outcome: 'delivered' | 'not deli
 }
 
 /**
- * Deletes mail sent more than `retentionDays` ago, so the outbox stays small. Failed mail is kept for operators
- * to inspect (and, if they choose, to queue again).
+ * Deletes mail sent more than `retentionDays` ago, so the outbox stays small, and withdrawn reset mails queued
+ * that long ago. Failed mail is kept for operators to inspect (and, if they choose, to queue again).
  */
 export async function pruneSentMail(deps: Pick<Deps, 'db' | 'clock'>, retentionDays = SENT_RETENTION_DAYS): Promise<number> {
   const cutoff = new Date(deps.clock().getTime() - retentionDays * 86_400_000);
-  return affectedRows(await deps.db.knex('mail_outbox').where('status', 'sent').andWhere('sent_at', '<', cutoff).delete());
+  const sent = affectedRows(await deps.db.knex('mail_outbox').where('status', 'sent').andWhere('sent_at', '<', cutoff).delete());
+  // Withdrawn reset mails (never sent, no link left) go after the same time, counted from when they were queued.
+  const withdrawn = affectedRows(await deps.db.knex('mail_outbox').where('status', 'withdrawn').andWhere('created_at', '<', cutoff).delete());
+  return sent + withdrawn;
 }

@@ -17,6 +17,6 @@ export {
   type CatalogueEntry,
 } from './templates.js';
 export { queueTokenRevokedDormantMail, tokenRevokedDormant } from './policy-notices.js';
-export { queueInvitationMail, queuePasswordResetMail, queuePasswordChangedMail, oneTimeLink, dropUnsentInvitationMail, countPasswordResetMails } from './admin-notices.js';
+export { queueInvitationMail, queuePasswordResetMail, queuePasswordChangedMail, oneTimeLink, dropUnsentInvitationMail, countPasswordResetMails, withdrawUnsentPasswordResetMail } from './admin-notices.js';
 export { tokenLeaked, queueTokenLeakedMail, type LeakedSecret, type LeakReporter, type TokenLeakedFacts } from './leaked.js';
 export { secretRotated, queueSecretRotatedMail, type SecretRotatedFacts } from './rotated.js';
