@@ -7,6 +7,7 @@ import { gunzip } from 'node:zlib';
 import type { Knex } from 'knex';
 import { newEmbeddedEngine } from './embedded.js';
 import { makeOwnerOnly } from './files.js';
+import { unknownMigrations } from './migrate.js';
 
 /** The PGlite instance behind a knex on the embedded engine (knex-pglite keeps it on its client). */
 interface DumpablePglite {
@@ -169,7 +170,8 @@ export class RestoreRefusedError extends Error {}
  * changes nothing; the replaced data directory is kept beside it as `pgdata.before-restore-<time>`. Everything
  * restored is owner-only (the archive's files come out 0666: makeOwnerOnly, as at server start; SPEC Part 2).
  * `checkKeys` sees the backup's signing keys before anything is replaced and may refuse it (RestoreRefusedError:
- * keys the configured key-encryption key cannot open, which the server would refuse to start with).
+ * keys the configured key-encryption key cannot open, which the server would refuse to start with). A backup of a
+ * database a newer version migrated is refused the same way (this version could not start on it).
  */
 export async function restoreEmbedded(
   dataPath: string,
@@ -186,7 +188,15 @@ export async function restoreEmbedded(
     await pglite.waitReady;
     let keys: BackupSigningKey[];
     try {
-      await pglite.query('select count(*) from knex_migrations'); // a database of ours, and it opens
+      // A database of ours, that opens, and that this version can run (not migrated by a newer version).
+      const applied = (await pglite.query<{ name: string }>('select name from knex_migrations order by id')).rows.map((r) => r.name);
+      const newer = unknownMigrations(applied);
+      if (newer.length > 0) {
+        throw new RestoreRefusedError(
+          `${path.basename(file)} was made by a newer version of sat (migrations ${newer.join(', ')}): this version cannot run it. ` +
+            'Restore it with that version. Nothing was changed.',
+        );
+      }
       keys = (await pglite.query<BackupSigningKey>('select kid, kek_id, sealed_jwk is not null as sealed from signing_keys')).rows;
     } finally {
       await pglite.close();

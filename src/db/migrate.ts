@@ -73,12 +73,17 @@ export class DatabaseNewerError extends Error {
   }
 }
 
+/** The applied migrations `names` that this version does not know (a newer version made them), in order. */
+export function unknownMigrations(names: readonly string[]): string[] {
+  const known = new Set(migrations.map((m) => m.name));
+  return names.filter((name) => !known.has(name));
+}
+
 /** Throws DatabaseNewerError when the database holds migrations not in this version's list (knex: "corrupt"). */
 async function refuseNewerDatabase(knex: Knex): Promise<void> {
   if (!(await knex.schema.hasTable(migrationConfig.tableName!))) return;
-  const known = new Set(migrations.map((m) => m.name));
   const rows = (await knex(migrationConfig.tableName!).orderBy('id').select('name')) as Array<{ name: string }>;
-  const unknown = rows.map((r) => r.name).filter((name) => !known.has(name));
+  const unknown = unknownMigrations(rows.map((r) => r.name));
   if (unknown.length) throw new DatabaseNewerError(unknown);
 }
 

@@ -198,6 +198,27 @@ describeEmbedded('sat backup and sat restore (embedded database)', () => {
     }
   }, SPAWNING_TEST_MS);
 
+  it('refuses a backup made by a newer version (a migration this one does not know), changing nothing', async () => {
+    const newer = await createTestDb('embedded');
+    const target = await createTestDb('embedded');
+    try {
+      const s = await startServer(newer, ADMIN);
+      await s.deps.db.knex('knex_migrations').insert({ name: '9990_from_the_future', batch: 99, migration_time: new Date() });
+      const file = path.join(newer.dataDir, 'newer.tar.gz');
+      expect((await runSatInProcess(['backup', file], newer.env)).code).toBe(0); // taken by that (running) server
+      await s.close();
+      const refused = await runSatInProcess(['restore', file], target.env);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/^sat: newer\.tar\.gz was made by a newer version of sat \(migrations 9990_from_the_future\).*Nothing was changed\.\n$/);
+      expect(readdirSync(target.dataDir).filter((n) => n.includes('restoring') || n.includes('before-restore'))).toEqual([]);
+      const still = await startServer(target, ADMIN); // its own database, as it was
+      await still.close();
+    } finally {
+      await newer.drop();
+      await target.drop();
+    }
+  }, SPAWNING_TEST_MS);
+
   it('refuses a DATA_DIR with no database, and a bad target, without creating a database', async () => {
     // A mistyped DATA_DIR used to get a new database (initdb, migrations) that was then backed up as if all was well,
     // or answered from it ("No key signs yet", exit 0). Only the commands of a first install may create it.
