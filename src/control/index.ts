@@ -98,7 +98,13 @@ export function callControl(dataDir: string, req: ControlRequest, timeoutMs = 30
       try {
         resolve(JSON.parse(data) as ControlResponse);
       } catch {
-        reject(new Error('malformed answer from the running server'));
+        reject(
+          new Error(
+            data.trim() === ''
+              ? 'the running server closed the connection without answering (it stopped or crashed meanwhile): check whether the command took effect'
+              : 'malformed answer from the running server',
+          ),
+        );
       }
     });
   });
