@@ -81,7 +81,7 @@ async function issuePasswordReset(deps: Deps, email: string, meta: SessionMeta):
       createdBy: null,
       now,
     });
-    await withdrawUnsentPasswordResetMail(trx, issued.replaced);
+    await withdrawUnsentPasswordResetMail(trx, issued.replaced, now);
     await queuePasswordResetMail(trx, deps.config, {
       to: admin.email,
       token: issued.token,

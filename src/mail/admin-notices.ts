@@ -49,17 +49,24 @@ export async function queuePasswordResetMail(
 
 /**
  * A newer password-reset request replaced these links (issueOneTimeToken's `replaced`): their mails that have not
- * gone out are withdrawn (never sent, link removed from the row), in the caller's transaction, so after a mail
+ * gone out, and that no sender holds at `now`, are withdrawn (never sent, link removed from the row), in the caller's
+ * transaction, so after a mail
  * backlog the inbox does not end with a dead link. The rows stay and still count toward the reset mails per address
  * (countPasswordResetMails). Returns how many were withdrawn.
  */
-export async function withdrawUnsentPasswordResetMail(trx: Knex.Transaction, replaced: ReadonlyArray<{ email: string; created_at: Date }>): Promise<number> {
+export async function withdrawUnsentPasswordResetMail(
+  trx: Knex.Transaction,
+  replaced: ReadonlyArray<{ email: string; created_at: Date }>,
+  now: Date,
+): Promise<number> {
   let n = 0;
   for (const link of replaced) {
     n += affectedRows(
       await trx('mail_outbox')
         .where({ kind: 'password_reset', recipient: link.email, status: 'pending', created_at: link.created_at })
-        .update({ status: 'withdrawn', text_body: '[one-time link removed: a newer reset link replaced it]', html_body: '', locked_by: null, locked_until: null }),
+        // Not one a sender holds right now (under a live lease: it may be on its way); that one is sent as it is.
+        .andWhere((w) => w.whereNull('locked_until').orWhere('locked_until', '<=', now))
+        .update({ status: 'withdrawn', text_body: '[one-time link removed: a newer reset link replaced it]', html_body: '' }),
     );
   }
   return n;
