@@ -50,4 +50,4 @@ export {
   cliResetPasswordArgs,
 } from './password-reset.js';
 export { INVITATION_TTL_MS, PASSWORD_RESET_TTL_MS } from './one-time.js';
-export { registerAttempt, emailKey, addressKey, type ThrottleVerdict, type ThrottleSettings } from './login-throttle.js';
+export { registerAddressCall, registerAttempt, emailKey, addressKey, type ThrottleVerdict, type ThrottleSettings } from './login-throttle.js';

@@ -77,6 +77,25 @@ export async function registerResetRequest(db: Db, ip: string | null | undefined
 }
 
 /**
+ * Counts one call of an unauthenticated endpoint against `key` (e.g. `report:ip:…` for POST /credentials/revoke) in
+ * the throttle table, over a window of `windowSeconds`, so that the limit holds across every instance on the
+ * database (an in-memory count allowed each instance its own). The row expires and is capped with the sign-in
+ * throttle's (SPEC Part 2 "Bounded state"). Returns the seconds to wait once `limit` calls were counted in the
+ * window, or undefined while within it.
+ */
+export async function registerAddressCall(
+  db: Db,
+  key: string,
+  now: Date,
+  s: ThrottleSettings,
+  windowSeconds: number,
+  limit: number,
+): Promise<number | undefined> {
+  const verdict = await registerAttempt(db, [key], now, { ...s, windowSeconds, delayAfterFailures: limit, blockAfterFailures: limit, perAddressFactor: 1 });
+  return verdict.retryAfterSeconds;
+}
+
+/**
  * After a successful sign-in: the email's failures are forgotten (SPEC: success resets it) and the address
  * gets this attempt back, so administrators signing in from one office address do not use up its allowance.
  */

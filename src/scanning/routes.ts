@@ -2,6 +2,7 @@
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { z } from 'zod';
+import { registerAddressCall } from '../accounts/index.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { noteInAccessLog } from '../http/access-log.js';
@@ -135,19 +136,25 @@ export function scanningRouter(deps: Deps, opened?: ScanningKeys): Router {
   router.post(PUBLIC_REVOKE_PATH, noStore, async (ctx) => {
     // Counted before anything else: a blocked address costs no body read and no database work.
     // Per address, an IPv6 address per /64 (addressBucket).
-    const decision = limiter.hit(addressBucket(ctx.ip || 'unknown'));
-    if (!decision.allowed) {
+    const bucket = addressBucket(ctx.ip || 'unknown');
+    const refuse = (retryAfterSeconds: number) => {
       ctx.set('Connection', 'close');
-      throw new AppError(
+      return new AppError(
         'rate_limited',
         `Too many reports from this address: at most ${PUBLIC_REVOKE_CALLS_PER_MINUTE} a minute. Try again later.`,
         undefined,
-        { 'Retry-After': String(decision.retryAfterSeconds) },
+        { 'Retry-After': String(retryAfterSeconds) },
       );
-    }
+    };
+    const decision = limiter.hit(bucket);
+    if (!decision.allowed) throw refuse(decision.retryAfterSeconds);
     refuseContentEncoding(ctx);
     if (!ctx.is('application/json', '+json')) throw new AppError('unsupported_media_type', 'Send the request body as application/json (UTF-8).');
     const { credentials } = validate(publicRevokeBody, parseJson(await readRawBody(ctx, MAX_REVOKE_BODY_BYTES)));
+    // A report the database will act on also counts where every instance sees it: the limit is per address, not per
+    // instance behind a load balancer (the count above spares the database a flood; malformed bodies cost none).
+    const waitSeconds = await registerAddressCall(deps.db.knex, `report:${bucket}`, deps.clock(), deps.config.loginThrottle, 60, PUBLIC_REVOKE_CALLS_PER_MINUTE);
+    if (waitSeconds !== undefined) throw refuse(waitSeconds);
     await reportLeakedSecrets(
       deps,
       credentials.map((secret) => ({ secret, url: null, source: 'public report' })),

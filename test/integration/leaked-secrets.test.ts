@@ -523,6 +523,28 @@ describe.each(testDatabases())('leaked secrets on %s', (kind) => {
       expect((await publicRevoke({ credentials: [] }, '203.0.113.100')).status).toBe(202);
     });
 
+    it('holds the 10 a minute per address across instances (PostgreSQL: two at once; embedded: across a restart)', async () => {
+      const ip = '203.0.113.177';
+      const report = (url: string) =>
+        fetch(`${url}/credentials/revoke`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': ip }, body: '{"credentials": []}' });
+      const other = kind === 'postgres' ? await startServer(db, env()) : undefined;
+      try {
+        for (let i = 0; i < 5; i++) expect((await report(server.url)).status).toBe(202);
+        if (!other) {
+          await server.close(); // this instance's own count goes with it
+          server = await startServer(db, env());
+        }
+        const second = other ?? server;
+        for (let i = 0; i < 5; i++) expect((await report(second.url)).status).toBe(202);
+        const refused = await report(second.url);
+        expect(refused.status).toBe(429);
+        expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+        expect((await report(server.url)).status).toBe(429);
+      } finally {
+        await other?.close();
+      }
+    });
+
     it('counts an IPv6 /64 as one address, and an address as one whatever its spelling or the port a proxy appends', async () => {
       const tenCalls = async (from: (i: number) => string) => {
         for (let i = 0; i < 10; i++) expect((await publicRevoke({ credentials: [] }, from(i))).status).toBe(202);
