@@ -1,5 +1,6 @@
 // Password reset (SPEC Part 2 "Administrators"): a one-time link by mail (valid 1 h), or `sat admin reset-password`.
 // Either way the new password ends every session of the administrator, is audited and the owner gets a mail.
+import type { Knex } from 'knex';
 import { z } from 'zod';
 import { recordAudit } from '../audit/index.js';
 import { affectedRows, lockOrganisation, type AdminRow } from '../db/index.js';
@@ -107,7 +108,7 @@ export async function confirmPasswordReset(deps: Deps, input: PasswordResetConfi
     if (!admin) {
       throw new AppError('validation_failed', 'The link is not valid.', [{ path: 'token', message: 'is not valid' }]);
     }
-    await setPasswordEndingSessions(trx, admin, hash);
+    await setPasswordEndingSessions(trx, admin, hash, now);
     await recordAudit(trx, {
       organisation_id: admin.organisation_id,
       actor_id: admin.id,
@@ -143,7 +144,7 @@ export async function resetPasswordFromCli(
   const hash = await hashPassword(args.password ?? (generatedPassword as string));
   const now = deps.clock();
   const ended = await deps.db.knex.transaction(async (trx) => {
-    const n = await setPasswordEndingSessions(trx, admin, hash);
+    const n = await setPasswordEndingSessions(trx, admin, hash, now);
     await recordAudit(trx, {
       organisation_id: admin.organisation_id,
       actor_id: null,
@@ -158,9 +159,17 @@ export async function resetPasswordFromCli(
   return { admin: { id: admin.id, email: admin.email }, sessions_ended: ended, ...(generatedPassword ? { generatedPassword } : {}) };
 }
 
-/** New hash; every session and every outstanding reset link of the administrator gone. Returns sessions ended. */
-async function setPasswordEndingSessions(trx: Parameters<typeof recordAudit>[0], admin: AdminRow, hash: string): Promise<number> {
+/**
+ * New hash; every session and every outstanding reset link of the administrator gone, and the mails of those links
+ * that have not gone out withdrawn (they would arrive with a dead link). Returns sessions ended.
+ */
+async function setPasswordEndingSessions(trx: Knex.Transaction, admin: AdminRow, hash: string, now: Date): Promise<number> {
   await trx('admins').where({ id: admin.id }).update({ password_hash: hash });
-  await trx('admin_one_time_tokens').where({ admin_id: admin.id, purpose: 'password_reset' }).whereNull('used_at').delete();
+  const voided = (await trx('admin_one_time_tokens')
+    .where({ admin_id: admin.id, purpose: 'password_reset' })
+    .whereNull('used_at')
+    .delete()
+    .returning(['email', 'created_at'])) as Array<{ email: string; created_at: Date }>;
+  await withdrawUnsentPasswordResetMail(trx, voided, now);
   return affectedRows(await trx('admin_sessions').where({ admin_id: admin.id }).delete());
 }

@@ -3,6 +3,7 @@
 // not necessarily the newest mail's: a withdrawn invitation dropped its unsent mail, a replaced one did not. Now a
 // replaced invitation drops its unsent mail in the same transaction, and invitations of one organisation are made one
 // at a time, the last one made being the newest: the one mail that goes out holds the link that works.
+import { runCommand } from '../../src/commands.js';
 import type { MailOutboxRow } from '../../src/db/index.js';
 import { call, signIn } from '../support/admin-api.js';
 import { TestClock } from '../support/clock.js';
@@ -143,5 +144,40 @@ describe.each(testDatabases())('password-reset mails of replaced links on %s', (
       await new Promise((r) => setTimeout(r, 25));
     }
     expect((await outbox()).length).toBe(3);
+  });
+
+  it('withdraws an unsent reset mail when the password is changed, reset from the command line, or its administrator removed', async () => {
+    const resetMails = (to: string) => server.deps.db.knex<MailOutboxRow>('mail_outbox').where({ recipient: to, kind: 'password_reset' });
+    const ask = async (to: string) => {
+      expect((await call(server, 'POST', '/password-reset', { json: { email: to }, headers: { 'x-forwarded-for': freshIp() } })).status).toBe(202);
+      for (let tries = 0; (await resetMails(to)).length === 0; tries++) {
+        expect(tries).toBeLessThan(400);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    };
+    // Changed with the current password (POST /me/password).
+    const a = await makeAdmin(server.deps);
+    await ask(a.email);
+    const session = await signIn(server, a.email, a.password, freshIp());
+    const changed = await call(server, 'POST', '/me/password', {
+      token: session.token,
+      json: { current_password: a.password, new_password: 'a-changed-password' },
+      headers: { 'x-forwarded-for': freshIp() },
+    });
+    expect(changed.status).toBe(204);
+    expect((await resetMails(a.email)).map((r) => r.status)).toEqual(['withdrawn']);
+    // Reset from the command line (the same code as `sat admin reset-password`).
+    const b = await makeAdmin(server.deps);
+    await ask(b.email);
+    expect((await runCommand(server.deps, 'admin-reset-password', { email: b.email, password: 'a-cli-set-password' })).ok).toBe(true);
+    expect((await resetMails(b.email)).map((r) => r.status)).toEqual(['withdrawn']);
+    // Removed by another administrator of the organisation.
+    const c = await makeAdmin(server.deps, b.organisation_name);
+    await ask(c.email);
+    const bSession = await signIn(server, b.email, 'a-cli-set-password', freshIp());
+    expect((await call(server, 'DELETE', `/admins/${c.id}`, { token: bSession.token, headers: { 'x-forwarded-for': freshIp() } })).status).toBe(204);
+    expect((await resetMails(c.email)).map((r) => r.status)).toEqual(['withdrawn']);
+    await server.runJob('deliver-mail');
+    for (const who of [a, b, c]) expect(smtp.to(who.email).filter((m) => m.subject.includes('Reset your'))).toEqual([]);
   });
 });
