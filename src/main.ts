@@ -130,15 +130,15 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
     const first = await ensureFirstAdmin(deps);
     if (first) {
       log.info('first administrator created', { organisation: first.organisation.name, email: first.admin.email });
-      if (first.generatedPassword) {
+      if (first.generated_password) {
         if (process.stdout.isTTY) {
           // Printed once, on the terminal, outside the structured log: never logged.
           process.stdout.write(
-            `\n  First administrator: ${first.admin.email}\n  Password (shown once): ${first.generatedPassword}\n\n`,
+            `\n  First administrator: ${first.admin.email}\n  Password (shown once): ${first.generated_password}\n\n`,
           );
         } else {
           // stdout is a log collector (a container log): the password goes to an owner-only file instead.
-          const file = writeInitialAdminPassword(config.dataDir, first.admin.email, first.generatedPassword);
+          const file = writeInitialAdminPassword(config.dataDir, first.admin.email, first.generated_password);
           log.warn('the first administrator\'s generated password is in a file readable only by this user: sign in, then delete it', { file });
         }
       }

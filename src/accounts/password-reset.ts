@@ -137,7 +137,7 @@ export const cliResetPasswordArgs = z
 export async function resetPasswordFromCli(
   deps: Deps,
   args: z.infer<typeof cliResetPasswordArgs>,
-): Promise<{ admin: { id: string; email: string }; sessions_ended: number; generatedPassword?: string }> {
+): Promise<{ admin: { id: string; email: string }; sessions_ended: number; generated_password?: string }> {
   const admin = await q.findAdminByEmail(deps.db.knex, args.email);
   if (!admin) throw new AppError('not_found', `no administrator with the email ${args.email}`);
   const generatedPassword = args.password === undefined ? generatePassword() : undefined;
@@ -156,7 +156,7 @@ export async function resetPasswordFromCli(
     await queuePasswordChangedMail(trx, deps.config, { to: admin.email, how: 'reset_cli', now, ip: null });
     return n;
   });
-  return { admin: { id: admin.id, email: admin.email }, sessions_ended: ended, ...(generatedPassword ? { generatedPassword } : {}) };
+  return { admin: { id: admin.id, email: admin.email }, sessions_ended: ended, ...(generatedPassword ? { generated_password: generatedPassword } : {}) };
 }
 
 /**

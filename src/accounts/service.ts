@@ -29,7 +29,7 @@ export interface AddAdminResult {
   organisation: { id: string; name: string; created: boolean };
   admin: { id: string; email: string };
   /** Set only when no password was given: shown once to whoever ran the command. */
-  generatedPassword?: string;
+  generated_password?: string;
 }
 
 /**
@@ -75,7 +75,7 @@ export async function addAdmin(db: Db, input: AddAdminInput, by?: AdminAddedBy):
       return {
         organisation: { id: org.id, name: org.name, created },
         admin: { id: admin.id, email: admin.email },
-        ...(generatedPassword ? { generatedPassword } : {}),
+        ...(generatedPassword ? { generated_password: generatedPassword } : {}),
       };
     });
   } catch (err) {

@@ -648,7 +648,7 @@ function print(out: (text: string) => void, command: string, result: unknown, js
       out(
         `${r.organisation.created ? 'Created' : 'Using'} organisation "${r.organisation.name}" (${r.organisation.id})\n` +
           `Added administrator ${r.admin.email} (${r.admin.id})\n` +
-          (r.generatedPassword ? `Password (shown once, keep it safe): ${r.generatedPassword}\n` : ''),
+          (r.generated_password ? `Password (shown once, keep it safe): ${r.generated_password}\n` : ''),
       );
       break;
     case 'admin-list':
@@ -682,7 +682,7 @@ function print(out: (text: string) => void, command: string, result: unknown, js
     case 'admin-reset-password':
       out(
         `Reset the password of ${r.admin.email} (${r.admin.id}); ended ${r.sessions_ended} session(s)\n` +
-          (r.generatedPassword ? `New password (shown once, keep it safe): ${r.generatedPassword}\n` : ''),
+          (r.generated_password ? `New password (shown once, keep it safe): ${r.generated_password}\n` : ''),
       );
       break;
     case 'token-create':

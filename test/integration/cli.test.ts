@@ -48,6 +48,13 @@ describe.each(testDatabases())('sat command-line tool on %s', (kind) => {
     expect(second.code).toBe(0);
     expect(second.stdout).toContain('Using organisation "Acme Ltd"');
     expect(second.stdout).not.toContain('a-long-password');
+
+    // --json names it in snake_case, as every other field of every command's JSON.
+    const third = await runSatInProcess(['admin', 'add', '--org', 'Acme Ltd', '--email', 'qa@acme.example', '--json'], db.env);
+    expect(third.code).toBe(0);
+    const json = JSON.parse(third.stdout) as Record<string, unknown>;
+    expect(json.generated_password).toMatch(/^[A-Za-z0-9_-]{20,}$/);
+    expect(Object.keys(json).sort()).toEqual(['admin', 'generated_password', 'organisation']);
   }, SPAWNING_TEST_MS);
 
   it('refuses a duplicate, a bad email and a missing organisation', async () => {
