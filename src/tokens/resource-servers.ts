@@ -5,7 +5,15 @@ import type { Deps } from '../deps.js';
 import { AppError, validationFailed } from '../errors.js';
 import { generateClientId, generateClientSecret, hashSecret } from './credentials.js';
 import * as q from './queries.js';
-import { firstHiddenCharacter, hasVisibleCharacter } from '../text.js';
+import {
+  characterCount,
+  firstHiddenCharacter,
+  hasVisibleCharacter,
+  longestCharacter,
+  MAX_CODE_POINTS_PER_CHARACTER,
+  NAME_MAX_CODE_POINTS,
+  tokenNameKey,
+} from '../text.js';
 
 /**
  * Resource servers of the platform (SPEC Part 2 "OAuth conformance"): the services of the catalogue are run by the
@@ -33,8 +41,14 @@ export const resourceServerName = z
   .string()
   .trim()
   .min(1, 'a name is required')
-  .max(100, 'at most 100 characters')
   .superRefine((s, ctx) => {
+    // Counted as token names are (src/tokens/schemas.ts): characters as a reader sees them, a bound on code points
+    // in all and in one character.
+    if (characterCount(s) > 100) return void ctx.addIssue({ code: 'custom', message: 'at most 100 characters' });
+    if ([...s].length > NAME_MAX_CODE_POINTS) return void ctx.addIssue({ code: 'custom', message: `at most ${NAME_MAX_CODE_POINTS} code points` });
+    if (longestCharacter(s) > MAX_CODE_POINTS_PER_CHARACTER) {
+      return void ctx.addIssue({ code: 'custom', message: `no more than ${MAX_CODE_POINTS_PER_CHARACTER} code points stacked into one character` });
+    }
     const hidden = firstHiddenCharacter(s);
     if (hidden !== undefined) {
       ctx.addIssue({ code: 'custom', message: `no invisible, control, format, bidirectional, private-use or unassigned characters (${hidden})` });
@@ -48,10 +62,16 @@ const toResource = (row: ResourceServerRow): ResourceServerResource => ({
   created_at: row.created_at.toISOString(),
 });
 
-/** Creates resource-server credentials; `name_taken` when another one has the name (case-insensitive). */
+/** Creates resource-server credentials; `name_taken` when another one has the name (compared as token names are). */
 export async function addResourceServer(deps: Deps, name: string): Promise<AddedResourceServer> {
   const parsed = resourceServerName.safeParse(name);
   if (!parsed.success) throw validationFailed('name', parsed.error.issues[0]?.message ?? 'invalid name');
+  // Names that display alike are one name, as for tokens (NFKC and full case folding: `Ｃandidate API`, `STRAẞE`).
+  // The unique index below catches the same name in another case at once; resource servers are few and added by an
+  // operator, so the look-alike check reads them all.
+  const key = tokenNameKey(parsed.data);
+  const clash = (await q.listResourceServerRows(deps.db.knex)).find((r) => tokenNameKey(r.name) === key);
+  if (clash) throw new AppError('name_taken', `A resource server named "${clash.name}" exists.`);
   const clientSecret = generateClientSecret();
   try {
     const row = await q.insertResourceServer(deps.db.knex, {

@@ -57,12 +57,15 @@ describe.each(testDatabases())('resource servers on %s', (kind) => {
     const usage = await runSatInProcess(['resource-server', 'add'], db.env);
     expect(usage.code).toBe(2);
     // Names display as written (SPEC Part 2): no control, escape or bidi characters reach a terminal.
-    for (const name of ['a\nb\u001b[31mred', 'rs\u202e2', '\u200b']) {
+    for (const name of ['a\nb\u001b[31mred', 'rs\u202e2', '\u200b', `e${'\u0301'.repeat(50)}`, 'x'.repeat(101)]) {
       const bad = await runSatInProcess(['resource-server', 'add', '--name', name], db.env);
       expect({ name, code: bad.code }).toEqual({ name, code: 1 });
       expect(bad.stdout).toBe('');
     }
     expect((await server.deps.db.knex('resource_servers').count({ n: '*' }))[0]!.n).toBe(1);
+    // A look-alike of an existing name is that name (full-width letter), as for token names.
+    const alike = await runSatInProcess(['resource-server', 'add', '--name', 'Ｃandidate API'], db.env);
+    expect({ code: alike.code, stderr: alike.stderr }).toEqual({ code: 1, stderr: expect.stringContaining('A resource server named "Candidate API" exists') });
 
     // Introspection of two organisations' tokens, over Basic and in the form.
     const auth = basic(clientId, secret);
