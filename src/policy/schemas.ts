@@ -14,7 +14,7 @@ export const policyBody = z
     allowed_services: z
       .array(z.string({ error: 'must be a service id' }), { error: 'must be an array of service ids' })
       .min(1, 'allow at least one service')
-      .max(100),
+      .max(100, 'must have at most 100 service ids'),
     revoke_dormant_after_days: z.number({ error: dormant }).int(dormant).min(30, dormant).max(365, dormant).nullable(),
     default_max_tokens_per_hour: z.number({ error: perHour }).int(perHour).min(1, perHour).max(1_000_000, perHour).nullable(),
   })

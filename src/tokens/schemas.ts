@@ -40,7 +40,7 @@ export const tokenName = z
 const serviceList = z
   .array(z.string({ error: 'must be a service id' }), { error: 'must be an array of service ids' })
   .min(1, 'choose at least one service')
-  .max(100);
+  .max(100, 'must have at most 100 service ids');
 
 /**
  * SPEC "Network and rate limits per token": at most 20 IPv4/IPv6 addresses or CIDR ranges (empty = any address),

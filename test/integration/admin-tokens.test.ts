@@ -121,6 +121,7 @@ describe.each(testDatabases())('admin token API on %s', (kind) => {
       ['an unknown service', () => tokenBody({ services: ['jobs', 'payroll'] }), ['services']],
       ['services as a string', () => tokenBody({ services: 'jobs' }), ['services']],
       ['a service that is not a string', () => tokenBody({ services: [7] }), ['services.0']],
+      ['101 services', () => tokenBody({ services: Array(101).fill('jobs') }), ['services']],
       ['an unknown field', () => tokenBody({ scope: 'jobs' }), ['scope']],
       ['a body that is an array', () => [tokenBody()], ['body']],
       ['several problems at once', () => ({ name: '', expires_at: 5, services: [], extra: 1 }), ['expires_at', 'extra', 'name', 'services']],

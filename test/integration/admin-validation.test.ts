@@ -36,7 +36,17 @@ describe.each(testDatabases())('validation of the admin API on %s', (kind) => {
   }
 
   describe('every problem of a request in one 400', () => {
-    it('answers a body of 60,000 unknown fields with at most 50 details, the last saying how many more (a short answer, linear work)', async () => {
+    it('says "at most 100" of a list of 101 services, not "must be an array of service ids"', async () => {
+    const admin = await makeAdmin(server.deps);
+    const session = await signIn(server, admin.email, admin.password);
+    const res = await call(server, 'POST', '/tokens', { token: session.token, json: tokenBody({ services: Array(101).fill('jobs') }) });
+    expect(res.status).toBe(400);
+    expect(res.body.details).toEqual([{ path: 'services', message: 'must have at most 100 service ids' }]);
+    const put = await call(server, 'PUT', '/policy', { token: session.token, json: policy({ allowed_services: Array(101).fill('jobs') }) });
+    expect(put.body.details).toEqual([{ path: 'allowed_services', message: 'must have at most 100 service ids' }]);
+  });
+
+  it('answers a body of 60,000 unknown fields with at most 50 details, the last saying how many more (a short answer, linear work)', async () => {
     const body = JSON.stringify({ email: 'a@example.com', ...Object.fromEntries(Array.from({ length: 60_000 }, (_, i) => [`k${i}`, i])) });
     for (const path of ['/password-reset', '/login']) {
       const res = await fetch(`${server.url}/admin/api${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
