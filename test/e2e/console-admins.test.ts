@@ -258,6 +258,8 @@ describeEmbedded('admin console: account, profile, administrators, mailed links 
       await until(() => text(page, '#signout-error'), (t) => t.includes('Sign-out did not complete, so you are still signed in'), 'the failure shown');
       expect(await page.locator('#signin-view').isHidden()).toBe(true);
       expect(await page.locator('#account').isVisible()).toBe(true);
+      // The menu closed with its Sign out item: the focus is on the menu's button, not lost.
+      expect(await page.evaluate(() => (globalThis as any).document.activeElement?.id)).toBe('account-button');
     } finally {
       await page.unroute('**/admin/api/logout');
     }

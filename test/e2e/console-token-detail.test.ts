@@ -64,6 +64,7 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
   afterAll(() => closeAll(browser, server, db));
 
   const dialog = () => page.locator('#edit-dialog');
+  const outerToken = () => token;
   const fact = (term: string) => page.locator('.fact', { has: page.locator('dt', { hasText: new RegExp(`^${term}$`) }) }).locator('dd');
 
   it('opens from the list and shows the allowlist, the hourly limit, both secrets with their last use, and only this token’s events', async () => {
@@ -198,6 +199,69 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
       expect((await api('PUT', '/policy', policy)).status).toBe(200);
     }
     expect(w.problems).toEqual([]);
+  });
+
+  it('saves with Enter on a checkbox or switch in Edit and Credentials (it closed the dialog and dropped the edits)', async () => {
+    // A token of its own: the tests after this one count this view's events.
+    const mine = (await api('POST', '/tokens', { name: 'Enter_Saves', services: ['jobs'], expires_at: isoDay(Date.now() + 30 * DAY_MS) })).body as { id: string };
+    const token = mine;
+    await page.goto(`${server.url}/admin#/token?id=${token.id}`);
+    await page.getByRole('heading', { level: 1, name: 'Enter_Saves' }).waitFor();
+    const before = (await api('GET', `/tokens/${token.id}`)).body;
+    await page.locator('#token-actions').getByRole('button', { name: 'Edit', exact: true }).click();
+    await dialog().waitFor({ state: 'visible' });
+    await dialog().getByLabel('Name', { exact: true }).fill(`${before.name}_Enter`);
+    const box = dialog().locator('#edit-service-list input').first();
+    await box.focus();
+    await page.keyboard.press('Enter');
+    await page.locator('#token-flash', { hasText: `Changes to “${before.name}_Enter” saved.` }).waitFor();
+    expect((await api('GET', `/tokens/${token.id}`)).body.name).toBe(`${before.name}_Enter`);
+    // Credentials: Space turns Require DPoP on, Enter saves it.
+    await page.locator('#token-actions').getByRole('button', { name: 'Credentials', exact: true }).click();
+    await page.locator('#credentials-dialog').waitFor({ state: 'visible' });
+    await page.locator('#credentials-dpop').focus();
+    await page.keyboard.press('Space');
+    await page.keyboard.press('Enter');
+    await until(async () => (await api('GET', `/tokens/${token.id}`)).body.require_dpop as boolean, (on) => on === true, 'require_dpop saved');
+    expect((await api('POST', `/tokens/${token.id}/revoke`)).status).toBe(200);
+  });
+
+  it('says an hourly limit of 0 in plain words, names the screen in the window title and isolates a right-to-left name in the events', async () => {
+    const token = (await api('POST', '/tokens', { name: 'Plain_Words', services: ['jobs'], expires_at: isoDay(Date.now() + 30 * DAY_MS) })).body as { id: string };
+    await page.goto(`${server.url}/admin#/token?id=${token.id}`);
+    await page.getByRole('heading', { level: 1, name: 'Plain_Words' }).waitFor();
+    await until(() => page.title(), (t) => t.endsWith(' · System Access Token') && !t.startsWith('System Access Token'), 'the token in the title');
+    await page.locator('#token-actions').getByRole('button', { name: 'Edit', exact: true }).click();
+    await dialog().waitFor({ state: 'visible' });
+    await dialog().getByLabel('Limit access tokens per hour').check();
+    await dialog().getByLabel('Access tokens per hour (1 to 1,000,000)').fill('0');
+    await dialog().getByRole('button', { name: 'Save changes' }).click();
+    const error = page.locator('#edit-hourly-error');
+    await error.waitFor();
+    expect(await error.innerText()).toBe('Enter a whole number from 1 to 1,000,000.');
+    await dialog().getByRole('button', { name: 'Cancel' }).click();
+    await dialog().waitFor({ state: 'hidden' });
+    // A rename between a right-to-left and a left-to-right name: each value is isolated, so the line reads in order.
+    const before = (await api('GET', `/tokens/${token.id}`)).body.name as string;
+    expect((await api('PATCH', `/tokens/${token.id}`, { name: 'تكامل الرواتب' })).status).toBe(200);
+    expect((await api('PATCH', `/tokens/${token.id}`, { name: before })).status).toBe(200);
+    await page.reload();
+    const change = page.locator('#token-event-rows .change', { hasText: `تكامل الرواتب → ${before}` });
+    await change.waitFor();
+    expect(await change.locator('bdi').allInnerTexts()).toEqual(['تكامل الرواتب', before]);
+    // Following a top-bar link moves the focus into the new screen, and the title names it.
+    await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Audit log' }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
+    await until(() => page.title(), (t) => t === 'Audit log · System Access Token', 'the audit log in the title');
+    expect(await page.evaluate(() => (globalThis as any).document.activeElement?.id)).toBe('main');
+    expect(w.problems).toEqual([]);
+    expect((await api('POST', `/tokens/${token.id}/revoke`)).status).toBe(200);
+    // Back where the next tests start: the view of the file's token.
+    const outer = outerToken();
+    const main = (await api('GET', `/tokens/${outer.id}`)).body.name as string;
+    await page.goto(`${server.url}/admin#/token?id=${outer.id}`);
+    await page.getByRole('heading', { level: 1, name: main }).waitFor();
   });
 
   it('a Save in Credentials that changes nothing writes nothing; a change is recorded with what changed', async () => {
@@ -370,8 +434,11 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
     await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
     await page.locator('#audit-rows tr').first().waitFor();
     await page.locator('#audit-next').focus();
-    for (let i = 0; i < 20 && !(await page.locator('#audit-next').isDisabled()); i += 1) {
+    for (let i = 0; i < 40 && !(await page.locator('#audit-next').isDisabled()); i += 1) {
+      // Each Enter shows the next page: wait for it (its first row changes) before reading the pager again.
+      const firstRow = await page.locator('#audit-rows tr').first().innerText();
       await page.keyboard.press('Enter');
+      await until(() => page.locator('#audit-rows tr').first().innerText(), (text) => text !== firstRow, 'the next page');
       await until(() => page.evaluate('document.activeElement ? document.activeElement.id : ""') as Promise<string>, (id) => id === 'audit-next' || id === 'audit-prev', 'a pager button focused');
     }
     expect(await page.locator('#audit-next').isDisabled()).toBe(true);

@@ -96,7 +96,9 @@ function changeLines(details, action) {
         : null;
   if (!changes) return null;
   return Object.entries(changes).map(([field, change]) =>
-    el('span', { class: 'sub change' }, el('code', {}, field), `: ${changedValue(change?.old)} → ${changedValue(change?.new)}`),
+    // Each value isolated (dir="auto"): a right-to-left name beside a left-to-right one would otherwise reorder the
+    // line ("name: تكامل → 2024 Payroll" displayed as "2024 → تكامل Payroll").
+    el('span', { class: 'sub change' }, el('code', {}, field), ': ', el('bdi', {}, changedValue(change?.old)), ' → ', el('bdi', {}, changedValue(change?.new))),
   );
 }
 
@@ -122,7 +124,7 @@ export function auditRow(event, { withToken = true } = {}) {
       ? cell(
           'Token',
           'col-token',
-          event.token_name ? el('span', { class: 'token-name' }, event.token_name) : el('span', { class: 'muted' }, '—'),
+          event.token_name ? el('span', { class: 'token-name', dir: 'auto' }, event.token_name) : el('span', { class: 'muted' }, '—'),
           event.client_id ? el('code', { class: 'sub' }, event.client_id) : null,
         )
       : null,

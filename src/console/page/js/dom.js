@@ -72,15 +72,15 @@ export function focusLost() {
 }
 
 /**
- * Enter in a text field of a dialog's form sends it with `primary` (its Save), not with the form's first submit
- * button, which browsers use for an implicit submission and which is Cancel in our dialogs (what was typed was
- * thrown away). Checkboxes, buttons and text areas keep their own Enter.
+ * Enter in a field of a dialog's form (a text field, a checkbox, a switch) sends it with `primary` (its Save), not
+ * with the form's first submit button, which browsers use for an implicit submission and which is Cancel in our
+ * dialogs (what was typed or ticked was thrown away). Buttons and text areas keep their own Enter.
  */
 export function enterSubmitsWith(form, primary) {
   form.addEventListener('keydown', (event) => {
     const target = event.target;
     if (event.key !== 'Enter' || event.isComposing || !(target instanceof HTMLInputElement)) return;
-    if (['checkbox', 'radio', 'button', 'submit', 'reset', 'file'].includes(target.type)) return;
+    if (['button', 'submit', 'reset', 'file'].includes(target.type)) return;
     event.preventDefault();
     if (!primary.disabled) form.requestSubmit(primary);
   });
@@ -219,10 +219,20 @@ export function fact(term, ...value) {
  * `place(err, fieldOf)` puts each of an ApiError's `details` ({path, message}) at the field `fieldOf(path)` names
  * (by default the path's first segment), the first message per field, and returns the fields it marked.
  */
+/**
+ * An API field message in the words of the page: "must be null or a whole number from 1 to 1000000" (null is how
+ * the API says "no limit", which the page offers as its own choice) reads "Enter a whole number from 1 to 1,000,000".
+ */
+export function plainFieldMessage(message) {
+  return String(message ?? '')
+    .replace(/^must be null or (.+)$/i, 'Enter $1')
+    .replace(/\b(\d{5,})\b/g, (n) => Number(n).toLocaleString('en-GB'));
+}
+
 export function fieldErrors(fields) {
   const set = (field, message) => {
     const { input, error } = fields[field];
-    if (message) show(error, sentence(message));
+    if (message) show(error, sentence(plainFieldMessage(message)));
     else hide(error);
     if (input) {
       if (message) input.setAttribute('aria-invalid', 'true');

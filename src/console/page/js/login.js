@@ -50,6 +50,7 @@ $('sign-out').addEventListener('click', async (event) => {
     if (!(err instanceof ApiError && err.status === 401)) {
       show($('signout-error'), `Sign-out did not complete, so you are still signed in. ${sentence(err.message)}`);
       $('signout-error').scrollIntoView?.({ block: 'nearest' });
+      $('account-button').focus(); // the menu and its Sign out item closed: back to the menu's button, not to nowhere
       return;
     }
   } finally {

@@ -179,9 +179,19 @@ export async function openRoute(route = parseRoute()) {
   return home();
 }
 
+const PRODUCT = 'System Access Token';
+
+/** The window's title: the screen's heading, then the product ("Audit log · System Access Token"). */
+export function titleFromScreen() {
+  const heading = document.querySelector('main h1')?.textContent?.trim();
+  document.title = heading && heading !== PRODUCT ? `${heading} · ${PRODUCT}` : PRODUCT;
+}
+
 /**
- * Opens the screen of the current location. An ended session leads to the sign-in form; focus that was on a control
- * of the screen just left (now out of the document) moves to the main region, so the keyboard carries on from there.
+ * Opens the screen of the current location. An ended session leads to the sign-in form. The window's title names
+ * the screen, and focus that is not within it (on the top bar's link that was followed, or on a control of the
+ * screen just left, now out of the document) moves to the main region, so a screen reader announces the new screen
+ * and the keyboard carries on from there.
  */
 async function followRoute() {
   try {
@@ -189,8 +199,9 @@ async function followRoute() {
   } catch (err) {
     if (!handleSessionEnd(err)) console.warn('could not open the page', err);
   }
+  titleFromScreen();
   const focused = document.activeElement;
-  if (!focused || focused === document.body || !focused.isConnected) $('main').focus({ preventScroll: true });
+  if (!focused || focused === document.body || !focused.isConnected || !$('main').contains(focused)) $('main').focus({ preventScroll: true });
 }
 
 window.addEventListener('hashchange', () => void followRoute());
@@ -211,5 +222,6 @@ export async function enterConsole() {
   } else {
     await openRoute(route);
   }
+  titleFromScreen();
   $('main').focus({ preventScroll: true });
 }
