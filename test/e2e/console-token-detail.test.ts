@@ -231,8 +231,11 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
     await page.goto(`${server.url}/admin#/token?id=${token.id}`);
     await page.getByRole('heading', { level: 1, name: 'Plain_Words' }).waitFor();
     await until(() => page.title(), (t) => t.endsWith(' · System Access Token') && !t.startsWith('System Access Token'), 'the token in the title');
+    // A closed dialog is not in the document: its labels name no field (Generate's "Allowed addresses" is one field).
+    expect(await page.getByLabel('Allowed addresses').count()).toBe(0);
     await page.locator('#token-actions').getByRole('button', { name: 'Edit', exact: true }).click();
     await dialog().waitFor({ state: 'visible' });
+    expect(await page.getByLabel('Allowed addresses').count()).toBe(1);
     await dialog().getByLabel('Limit access tokens per hour').check();
     await dialog().getByLabel('Access tokens per hour (1 to 1,000,000)').fill('0');
     await dialog().getByRole('button', { name: 'Save changes' }).click();

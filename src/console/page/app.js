@@ -9,7 +9,7 @@
 // <meta name="sat-session" content="none">) the sign-in form; otherwise /me decides between the console and the
 // sign-in form.
 import { api, ApiError } from './js/api.js';
-import { sentence } from './js/dom.js';
+import { parkClosedDialogs, sentence } from './js/dom.js';
 import { resetToSignIn } from './js/login.js';
 import { enterConsole, isPublicRoute, openRoute, setAccount } from './js/shell.js';
 import './js/menu.js';
@@ -22,6 +22,7 @@ import './js/onetime.js';
 import './js/audit.js';
 
 async function start() {
+  parkClosedDialogs();
   if (isPublicRoute()) {
     await openRoute();
     return;

@@ -25,6 +25,24 @@ export function unparkView(node) {
   placeholder.replaceWith(node);
 }
 
+/**
+ * Dialogs, like screens, are in the document only while open: a closed dialog's fields would otherwise share their
+ * labels with the screen's ("Allowed addresses" in Generate and in the closed Edit dialog), for assistive technology
+ * and for anything that finds a field by its label. Each `<dialog>` of the page is parked now and put back by
+ * showModal (and parked again when it closes). Call once, after the screens' modules have wired their dialogs.
+ */
+export function parkClosedDialogs() {
+  for (const dialog of document.querySelectorAll('dialog')) {
+    const show = dialog.showModal.bind(dialog);
+    dialog.showModal = () => {
+      unparkView(dialog);
+      show();
+    };
+    dialog.addEventListener('close', () => parkView(dialog));
+    if (!dialog.open) parkView(dialog);
+  }
+}
+
 /** The element with this id, on show or in a parked screen; throws when the page lacks it (a mistake in index.html). */
 export const $ = (id) => {
   let node = document.getElementById(id);
