@@ -435,6 +435,8 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
     // The audit log (20 a page): Older to its last page leaves the focus on Newer.
     await page.goto(`${server.url}/admin#/audit`);
     await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
+    // The screen has opened (its first page loaded, the title set after it): the rows of an earlier visit are not it.
+    await until(() => page.title(), (t) => t === 'Audit log · System Access Token', 'the audit log opened');
     await page.locator('#audit-rows tr').first().waitFor();
     await page.locator('#audit-next').focus();
     for (let i = 0; i < 40 && !(await page.locator('#audit-next').isDisabled()); i += 1) {
