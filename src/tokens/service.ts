@@ -151,7 +151,15 @@ const nameTaken = (name: string, existing = name) =>
     existing === name
       ? `A token named "${name}" already exists in this organisation.`
       : `A token named "${existing}" already exists in this organisation: "${name}" is the same name (names are compared ignoring case and Unicode form).`,
-    [{ path: 'name', message: existing === name ? 'already used by another token of this organisation' : `the same name as the token "${existing}"` }],
+    [
+      {
+        path: 'name',
+        message:
+          existing === name
+            ? 'already used by another token of this organisation'
+            : `already used: it counts as the same name as the token "${existing}" (case and look-alike spellings are ignored)`,
+      },
+    ],
   );
 
 /** The public keys of a request: `jwks` (a JWK Set) or `public_key` (pasted JWK or PEM text), never both. */

@@ -72,7 +72,10 @@ describe.each(testDatabases())('console: public-key tokens and Require DPoP on %
     expect(await dialog.locator('#credentials-dpop').isChecked()).toBe(true);
     await dialog.locator('#replace-key').fill('{"kty":"RSA","n":"AQAB","e":"AQAB"}');
     await dialog.locator('#credentials-save').click();
-    await dialog.locator('#credentials-error').filter({ hasText: /not accepted/ }).waitFor();
+    // The key's problem under the key field, with the focus there (not in the dialog's general notice).
+    await dialog.locator('#replace-key-error').filter({ hasText: /not accepted/ }).waitFor();
+    expect(await dialog.locator('#credentials-error').isHidden()).toBe(true);
+    expect(await page.evaluate(() => (globalThis as any).document.activeElement?.id)).toBe('replace-key');
     const next = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const nextJwk = next.publicKey.export({ format: 'jwk' }) as JWK;
     await dialog.locator('#replace-key').fill(JSON.stringify(nextJwk));

@@ -159,12 +159,13 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
     await opener.click();
     await dialog().waitFor({ state: 'visible' });
     await dialog().getByLabel('Name', { exact: true }).fill('Should_Not_Land');
-    await dialog().getByLabel('Allowed addresses').fill('127.0.0.1\n10.0.0.300/8');
+    await dialog().getByLabel('Allowed addresses').fill('127.0.0.1\n10.0.0.300/8\nfoo');
     await dialog().getByRole('button', { name: 'Save changes' }).click();
 
     const error = page.locator('#edit-ips-error');
     await error.waitFor();
     expect(await error.innerText()).toMatch(/10\.0\.0\.300\/8.*must be an IPv4 or IPv6 address or CIDR range/);
+    expect(await error.innerText()).toMatch(/“foo”: must be an IPv4 or IPv6 address or CIDR range/); // every bad entry named
     expect(await dialog().getByLabel('Allowed addresses').getAttribute('aria-invalid')).toBe('true');
     expect(await page.locator('#edit-name-error').isHidden()).toBe(true);
     expect(await dialog().isVisible()).toBe(true);

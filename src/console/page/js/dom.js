@@ -262,16 +262,18 @@ export function fieldErrors(fields) {
     clear() {
       for (const field of Object.keys(fields)) set(field, '');
     },
+    /** Puts each detail under its field (every problem of a field, in order: two bad addresses are both named). */
     place(details, fieldOf = (path) => String(path ?? '').split(/[.[]/)[0]) {
-      const placed = [];
+      const byField = new Map();
       for (const detail of Array.isArray(details) ? details : []) {
         const field = fieldOf(detail?.path);
-        if (field && fields[field] && !placed.includes(field)) {
-          set(field, detail.message);
-          placed.push(field);
-        }
+        if (!field || !fields[field]) continue;
+        const text = sentence(plainFieldMessage(detail.message));
+        if (!byField.has(field)) byField.set(field, []);
+        if (!byField.get(field).includes(text)) byField.get(field).push(text);
       }
-      return placed;
+      for (const [field, texts] of byField) set(field, texts.join(' '));
+      return [...byField.keys()];
     },
   };
 }

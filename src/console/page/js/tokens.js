@@ -940,6 +940,7 @@ export function openCredentials(token, opener, place = listPlace) {
   $('credentials-thumbprints').replaceChildren(...(token.jwk_thumbprints ?? []).map((t) => el('li', {}, t)));
   $('replace-key').value = '';
   $('replace-key').removeAttribute('aria-invalid');
+  hide($('replace-key-error'));
   $('credentials-dpop').checked = token.require_dpop === true;
   hide($('credentials-error'));
   credentialsDialog.returnValue = '';
@@ -977,9 +978,13 @@ $('credentials-form').addEventListener('submit', async (event) => {
   } catch (err) {
     if (handleSessionEnd(err)) return;
     if (revokedMeanwhile(err, token, $('credentials-dialog'), place)) return;
-    if (err instanceof ApiError && err.details?.length) $('replace-key').setAttribute('aria-invalid', 'true');
-    const detail = err instanceof ApiError ? err.details?.[0]?.message : undefined;
-    show($('credentials-error'), sentence(detail ? `The key was not accepted: it ${detail}` : err.message));
+    const keyDetail = err instanceof ApiError ? err.details?.find((d) => /^(public_key|jwks)\b/.test(String(d?.path ?? ''))) : undefined;
+    if (keyDetail) {
+      // The key's problem under the key field, with the focus there to correct it.
+      $('replace-key').setAttribute('aria-invalid', 'true');
+      show($('replace-key-error'), sentence(`The key was not accepted: it ${keyDetail.message}`));
+      $('replace-key').focus();
+    } else show($('credentials-error'), sentence(err.message));
   } finally {
     enable(save, 'Save');
   }
