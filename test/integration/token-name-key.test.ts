@@ -59,6 +59,7 @@ describe.each(testDatabases())('token names by key on %s', (kind) => {
     expect(dup.status).toBe(409);
     expect(dup.body).toEqual({ error: 'name_taken', message: expect.any(String), details: [{ path: 'name', message: expect.any(String) }] });
     expect(dup.body.message).toContain(`"${first}"`); // names the token that holds the name, as it is spelt
+    expect(dup.body.details[0].message).toMatch(/^already used/); // the field says so first, whatever the spelling
     expect((await api('GET', '/tokens')).body.items.map((t: { name: string }) => t.name)).toEqual([first]);
   });
 
