@@ -175,6 +175,9 @@ async function loadAudit() {
 async function enterAudit() {
   state.cursors = [null];
   state.nextCursor = null;
+  // Not the rows (nor the pager) of an earlier visit while the first page loads: they are not page 1 of the log now.
+  $('audit-rows').replaceChildren();
+  $('audit-pager').hidden = true;
   showView('audit');
   $('main').focus({ preventScroll: true });
   await loadAudit();
