@@ -434,8 +434,24 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
     );
 
     // The audit log (20 a page): Older to its last page leaves the focus on Newer.
-    await page.goto(`${server.url}/admin#/audit`);
-    await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
+    // While its first page loads, the audit log shows none of the rows (nor the pager) an earlier visit left.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const hold = async (route: { continue(): Promise<void> }) => {
+      await held;
+      await route.continue();
+    };
+    await page.route('**/admin/api/audit?*', hold, { times: 1 });
+    const answered = page.waitForResponse((res) => res.url().includes('/admin/api/audit?'));
+    try {
+      await page.goto(`${server.url}/admin#/audit`);
+      await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
+      expect(await page.locator('#audit-rows tr').count()).toBe(0);
+      expect(await page.locator('#audit-pager').isHidden()).toBe(true);
+    } finally {
+      release();
+      await answered;
+    }
     // The screen has opened (its first page loaded, the title set after it): the rows of an earlier visit are not it.
     await until(() => page.title(), (t) => t === 'Audit log · System Access Token', 'the audit log opened');
     await page.locator('#audit-rows tr').first().waitFor();
