@@ -28,6 +28,7 @@ import {
 } from './db/index.js';
 import type { Deps } from './deps.js';
 import { AppError } from './errors.js';
+import { validateWithRules } from './http/validate.js';
 import { issuerUrl, parseKeyEncryptionKey } from './config/index.js';
 import {
   KeyEncryptionError,
@@ -42,11 +43,12 @@ import {
   rewrapSigningKeys,
   rotateSigningKey,
 } from './keys/index.js';
-import { getPolicy, policyBody, updatePolicy } from './policy/index.js';
+import { getPolicy, policyBody, policyProblems, updatePolicy } from './policy/index.js';
 import {
   addResourceServer,
   generateToken,
   generateTokenBody,
+  generateTokenProblems,
   getToken,
   listResourceServers,
   listTokens,
@@ -200,18 +202,20 @@ export const commands: Record<string, Command> = {
     const actor = await cliActor(deps, org);
     // --jwks FILE: a JWK Set, one JWK or a PEM public key, validated like the admin API's jwks.
     const keys = jwks === undefined ? undefined : { keys: publicKeyFromText(jwks, 'jwks') };
-    return generateToken(
-      deps,
-      actor,
-      generateTokenBody.parse({
+    // As POST /admin/api/tokens: one refusal names every problem (shape, catalogue, clock, policy) at once.
+    const input = await validateWithRules(
+      generateTokenBody,
+      {
         name,
         expires_at: expires,
         services,
         ...limits,
         ...(keys ? { auth_method: 'private_key_jwt', jwks: keys } : {}),
         ...(require_dpop ? { require_dpop: true } : {}),
-      }),
+      },
+      (valid, failed) => generateTokenProblems(deps, actor, valid, failed),
     );
+    return generateToken(deps, actor, input);
   },
   // --search is the admin API's `q` (name or client ID, any case, `%` and `_` literal), named so in its errors.
   'token-list': async (deps, args) => {
@@ -250,7 +254,8 @@ export const commands: Record<string, Command> = {
     const actor = await cliActor(deps, org);
     const current = await getPolicy(deps, actor);
     if (changes.allowed_services === 'all') changes.allowed_services = deps.config.services.map((s) => s.id);
-    return updatePolicy(deps, actor, policyBody.parse({ ...current, ...changes }));
+    // As PUT /admin/api/policy: one refusal names every problem at once.
+    return updatePolicy(deps, actor, await validateWithRules(policyBody, { ...current, ...changes }, (valid) => policyProblems(deps.config, valid)));
   },
   'token-revoke': async (deps, args) => {
     const { org, id } = tokenRevokeArgs.parse(args);

@@ -144,9 +144,20 @@ export async function parseBodyWithRules<T extends z.ZodObject>(
   schema: T,
   rules: (valid: Partial<z.output<T>>, failed: ReadonlySet<string>) => Promise<ErrorDetail[]> | ErrorDetail[],
 ): Promise<z.output<T>> {
-  const body: unknown = ctx.state.body;
+  return validateWithRules(schema, ctx.state.body, rules);
+}
+
+/**
+ * parseBodyWithRules for an object that did not come as a request body (a `sat` command's options, shaped as the
+ * admin API's body): the same one `validation_failed` naming every problem of shape and rules at once.
+ */
+export async function validateWithRules<T extends z.ZodObject>(
+  schema: T,
+  body: unknown,
+  rules: (valid: Partial<z.output<T>>, failed: ReadonlySet<string>) => Promise<ErrorDetail[]> | ErrorDetail[],
+): Promise<z.output<T>> {
   const unsafe = findUnsafeText(body, '');
-  if (unsafe !== undefined) return parseBody(ctx, schema); // refused before any rule looks at the text
+  if (unsafe !== undefined) return parseWith(schema, body, 'body'); // refused before any rule looks at the text
   const result = schema.safeParse(body);
   if (result.success) return result.data;
   const details = issuesToDetails(result.error, body, 'body');

@@ -60,6 +60,17 @@ describe.each(testDatabases())('sat policy and token update on %s', (kind) => {
     expect(limited.code).toBe(0);
     expect(JSON.parse(limited.stdout)).toMatchObject({ allowed_ips: ['192.0.2.0/24'], max_tokens_per_hour: null });
 
+    // Every problem of one command at once, field by field, as the admin API answers them.
+    const many = await runSatInProcess(
+      ['token', 'create', '--org', 'Globex', '--name', '', '--expires', '1999-01-01', '--services', 'nope,jobs', '--max-tokens-per-hour', '0', '--allowed-ips', '999.1.1.1'],
+      db.env,
+    );
+    expect(many.code).toBe(1);
+    for (const field of ['name', 'expires_at', 'services', 'max_tokens_per_hour', 'allowed_ips.0']) expect(many.stderr).toMatch(new RegExp(`^  ${field.replace('.', '\\.')}: `, 'm'));
+    const manyPolicy = await runSatInProcess(['policy', 'set', '--org', 'Globex', '--max-lifetime-days', '0', '--allowed-services', 'nope'], db.env);
+    expect(manyPolicy.code).toBe(1);
+    for (const field of ['max_lifetime_days', 'allowed_services']) expect(manyPolicy.stderr).toMatch(new RegExp(`^  ${field}: `, 'm'));
+
     const back = await runSatInProcess(['policy', 'set', '--org', 'Globex', '--allowed-services', 'all', '--revoke-dormant-after-days', 'none', '--json'], db.env);
     expect(JSON.parse(back.stdout)).toMatchObject({ allowed_services: ['candidates', 'employees', 'jobs', 'clients', 'contacts', 'master-lists'], revoke_dormant_after_days: null });
   }, 300_000); // a dozen commands, each opening the database
