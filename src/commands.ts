@@ -54,6 +54,7 @@ import {
   listTokens,
   listTokensQuery,
   patchToken,
+  patchTokenProblems,
   revokeResourceServer,
   revokeToken,
   updateTokenBody,
@@ -242,7 +243,9 @@ export const commands: Record<string, Command> = {
   // arrives as `public_key` text, converted and validated like the console's pasted key.
   'token-update': async (deps, args) => {
     const { org, id, changes } = tokenUpdateArgs.parse(args);
-    return patchToken(deps, await cliActor(deps, org), id, updateTokenBody.parse(changes));
+    const actor = await cliActor(deps, org);
+    // As PATCH /admin/api/tokens/{id}: one refusal names every problem at once.
+    return patchToken(deps, actor, id, await validateWithRules(updateTokenBody, changes, (valid) => patchTokenProblems(deps, actor, id, valid)));
   },
   // `sat policy show|set`: GET and PUT /admin/api/policy (same rules, audit event by "cli").
   'policy-show': async (deps, args) => {

@@ -97,6 +97,10 @@ describe.each(testDatabases())('sat policy and token update on %s', (kind) => {
       const bad = await runSatInProcess(['token', 'update', '--org', 'Hooli', id, '--allowed-ips', 'example.com'], env);
       expect(bad.code).toBe(1);
       expect(bad.stderr).toMatch(/allowed_ips\.0: must be an IPv4 or IPv6 address or CIDR range/);
+      // Every problem at once, field by field (the option values' and the catalogue's together).
+      const worse = await runSatInProcess(['token', 'update', '--org', 'Hooli', id, '--allowed-ips', 'example.com', '--services', 'nope', '--max-tokens-per-hour', '0'], env);
+      expect(worse.code).toBe(1);
+      for (const field of ['allowed_ips\\.0', 'services', 'max_tokens_per_hour']) expect(worse.stderr).toMatch(new RegExp(`^  ${field}: `, 'm'));
       const none = await runSatInProcess(['token', 'update', '--org', 'Hooli', id], env);
       expect(none.code).toBe(2);
 
