@@ -7,9 +7,9 @@ import { recordAudit } from '../audit/index.js';
 import { isUniqueViolation, isUuid, lockOrganisation, transactionWithRetry, type AdminRow, type Db } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
-import { dropUnsentInvitationMail, queueInvitationMail, withdrawUnsentPasswordResetMail } from '../mail/index.js';
+import { dropUnsentInvitationMail, queueInvitationMail } from '../mail/index.js';
 import { normaliseEmail } from './email.js';
-import { consumeOneTimeToken, forgiveTokenUse, issueOneTimeToken, throttleTokenUse } from './one-time.js';
+import { consumeOneTimeToken, forgiveTokenUse, issueOneTimeToken, throttleTokenUse, voidPasswordResetLinks } from './one-time.js';
 import { hashPassword, newPassword } from './passwords.js';
 import * as q from './queries.js';
 import { createSession, signedIn, type SessionMeta, type SignedIn } from './sessions.js';
@@ -199,13 +199,8 @@ export async function removeAdmin(deps: Deps, actor: AdminActor, id: string, met
       .delete()
       .returning(['email', 'created_at'])) as Array<{ email: string; created_at: Date }>;
     for (const invitation of voided) await dropUnsentInvitationMail(trx, invitation);
-    // Their own reset links go with their row (cascade); the mails of those not gone out yet are withdrawn.
-    const resets = (await trx('admin_one_time_tokens')
-      .where({ admin_id: target.id, purpose: 'password_reset' })
-      .whereNull('used_at')
-      .delete()
-      .returning(['email', 'created_at'])) as Array<{ email: string; created_at: Date }>;
-    await withdrawUnsentPasswordResetMail(trx, resets, now);
+    // Their own reset links would go with their row (cascade); voided here so the mails not gone out are withdrawn.
+    await voidPasswordResetLinks(trx, target.id, now);
     await trx('admins').where({ id: target.id }).delete();
     await recordAudit(trx, {
       organisation_id: actor.organisation_id,

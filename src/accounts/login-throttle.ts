@@ -71,9 +71,8 @@ export const resetAddressKey = (ip: string | null | undefined): string => `reset
  * address is within `perAddress` requests in the window; never a wait (the answer is 202 either way).
  */
 export async function registerResetRequest(db: Db, ip: string | null | undefined, now: Date, s: ThrottleSettings, perAddress: number): Promise<boolean> {
-  // A `reset:` key gets factor 1 and no delay band: refused from the (perAddress + 1)-th request of the window.
-  const verdict = await registerAttempt(db, [resetAddressKey(ip)], now, { ...s, delayAfterFailures: perAddress, blockAfterFailures: perAddress });
-  return verdict.retryAfterSeconds === undefined;
+  // Refused from the (perAddress + 1)-th request of the sign-in throttle's window.
+  return (await registerAddressCall(db, resetAddressKey(ip), now, s, s.windowSeconds, perAddress)) === undefined;
 }
 
 /**

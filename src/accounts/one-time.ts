@@ -2,10 +2,12 @@
 // resets (1 h). 256 random bits with a recognisable prefix, shown once (in the mail), stored only as SHA-256,
 // single use (consumed by one conditional UPDATE, so two concurrent uses cannot both succeed), expiring.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { Knex } from 'knex';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { lockOrganisation, type AdminOneTimeTokenRow, type Db, type OneTimeTokenPurpose } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
+import { withdrawUnsentPasswordResetMail } from '../mail/index.js';
 import { normaliseEmail } from './email.js';
 import { addressKey, emailKey, forgiveAttempt, registerAttempt } from './login-throttle.js';
 
@@ -61,6 +63,21 @@ export async function issueOneTimeToken(
     used_at: null,
   });
   return { id, token, expiresAt, replaced };
+}
+
+/**
+ * Voids every outstanding password-reset link of administrator `adminId` (a password set another way, the
+ * administrator removed), inside the caller's transaction, and withdraws the mails of those links that have not gone
+ * out (they would arrive later with a dead link). Returns how many links it voided.
+ */
+export async function voidPasswordResetLinks(trx: Knex.Transaction, adminId: string, now: Date): Promise<number> {
+  const voided = (await trx('admin_one_time_tokens')
+    .where({ admin_id: adminId, purpose: 'password_reset' })
+    .whereNull('used_at')
+    .delete()
+    .returning(['email', 'created_at'])) as Array<{ email: string; created_at: Date }>;
+  await withdrawUnsentPasswordResetMail(trx, voided, now);
+  return voided.length;
 }
 
 const invalidToken = () =>

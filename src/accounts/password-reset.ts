@@ -9,7 +9,7 @@ import { AppError } from '../errors.js';
 import { countPasswordResetMails, queuePasswordChangedMail, queuePasswordResetMail, withdrawUnsentPasswordResetMail } from '../mail/index.js';
 import { passwordResetsNotSent } from '../metrics.js';
 import { registerResetRequest } from './login-throttle.js';
-import { consumeOneTimeToken, forgiveTokenUse, issueOneTimeToken, throttleTokenUse } from './one-time.js';
+import { consumeOneTimeToken, forgiveTokenUse, issueOneTimeToken, throttleTokenUse, voidPasswordResetLinks } from './one-time.js';
 import { generatePassword, hashPassword, newPassword } from './passwords.js';
 import * as q from './queries.js';
 import type { SessionMeta } from './sessions.js';
@@ -165,11 +165,6 @@ export async function resetPasswordFromCli(
  */
 async function setPasswordEndingSessions(trx: Knex.Transaction, admin: AdminRow, hash: string, now: Date): Promise<number> {
   await trx('admins').where({ id: admin.id }).update({ password_hash: hash });
-  const voided = (await trx('admin_one_time_tokens')
-    .where({ admin_id: admin.id, purpose: 'password_reset' })
-    .whereNull('used_at')
-    .delete()
-    .returning(['email', 'created_at'])) as Array<{ email: string; created_at: Date }>;
-  await withdrawUnsentPasswordResetMail(trx, voided, now);
+  await voidPasswordResetLinks(trx, admin.id, now);
   return affectedRows(await trx('admin_sessions').where({ admin_id: admin.id }).delete());
 }

@@ -5,8 +5,9 @@ import { recordAudit } from '../audit/index.js';
 import { affectedRows, isUuid, type AdminRow, type AdminSessionRow } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
-import { queuePasswordChangedMail, withdrawUnsentPasswordResetMail } from '../mail/index.js';
+import { queuePasswordChangedMail } from '../mail/index.js';
 import { addressKey, emailKey, forgiveAttempt, registerAttempt } from './login-throttle.js';
+import { voidPasswordResetLinks } from './one-time.js';
 import { hashPassword, newPassword, verifyPassword } from './passwords.js';
 import type { Session, SessionMeta } from './sessions.js';
 
@@ -64,11 +65,7 @@ export async function changePassword(deps: Deps, session: Session, input: Change
     await trx('admins').where({ id: admin.id }).update({ password_hash: hash });
     await trx('admin_sessions').where({ admin_id: admin.id }).whereNot({ id: session.id }).delete();
     // Outstanding reset links were asked for with the old password in mind: they no longer apply.
-    const voided = (await trx('admin_one_time_tokens')
-      .where({ admin_id: admin.id, purpose: 'password_reset' })
-      .delete()
-      .returning(['email', 'created_at'])) as Array<{ email: string; created_at: Date }>;
-    await withdrawUnsentPasswordResetMail(trx, voided, now); // their mails, not gone out yet, would hold dead links
+    await voidPasswordResetLinks(trx, admin.id, now);
     await recordAudit(trx, { ...auditOf(session, meta), action: 'admin.password_changed', created_at: now });
     await queuePasswordChangedMail(trx, deps.config, { to: admin.email, how: 'changed', now, ip: meta.ip ?? null });
     await forgiveAttempt(trx, keys[0]!, keys[1]!);

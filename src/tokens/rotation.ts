@@ -8,9 +8,8 @@ import { AppError } from '../errors.js';
 import { queueSecretRotatedMail } from '../mail/index.js';
 import { generateClientSecret, hashSecret } from './credentials.js';
 import * as q from './queries.js';
-import { toTokenResource, type TokenResource } from './resource.js';
-import { countTokensLastHour } from './limits.js';
-import { lifecycleRules, type Actor, type RequestMeta } from './service.js';
+import type { TokenResource } from './resource.js';
+import { resourceOf, type Actor, type RequestMeta } from './service.js';
 
 /** Body of POST /admin/api/tokens/{id}/rotate. */
 export const rotateSecretBody = z
@@ -152,17 +151,12 @@ export async function rotateSecret(deps: Deps, actor: Actor, id: string, input: 
     });
     return { ...updated!, creator_email: token.creator_email };
   });
-  return { ...(await shown(deps, row, now)), client_secret: secret };
+  return { ...(await resourceOf(deps, row, now)), client_secret: secret };
 }
 
 /** The earlier of two instants: a secret's grace period never outlasts its token (docs/rotation.md). */
 const earlier = (a: Date, b: Date): Date => (a.getTime() <= b.getTime() ? a : b);
 
-/** A changed row as the API shows it, as GET does: `tokens_last_hour` and the configured lifecycle rules. */
-async function shown(deps: Deps, row: TokenRow & { creator_email?: string | null }, now: Date): Promise<TokenResource> {
-  const counts = await countTokensLastHour(deps.db.knex, [row.id], now);
-  return toTokenResource({ ...row, tokens_last_hour: counts.get(row.id) ?? 0 }, now, lifecycleRules(deps));
-}
 
 /**
  * POST /admin/api/tokens/{id}/secrets/{secret_id}/retire: that secret stops at once (audit `token.secret_retired`).
@@ -198,7 +192,7 @@ export async function retireSecret(deps: Deps, actor: Actor, id: string, secretI
     await audit(trx, actor, token, 'token.secret_retired', now, meta.ip ?? null);
     return { ...updated!, creator_email: token.creator_email };
   });
-  return shown(deps, row, now);
+  return resourceOf(deps, row, now);
 }
 
 const EXPIRY_BATCH = 100;

@@ -263,7 +263,14 @@ export async function getToken(deps: Deps, actor: Actor, id: string): Promise<To
   if (!isUuid(id)) throw notFound();
   const row = await q.findTokenById(deps.db.knex, actor.organisation_id, id);
   if (!row) throw notFound();
-  const now = deps.clock();
+  return resourceOf(deps, row, deps.clock());
+}
+
+/**
+ * One token row as the admin API shows it (GET, and the answers of the calls that change it): with
+ * `tokens_last_hour` and the configured lifecycle rules (`expiring`, `dormant`).
+ */
+export async function resourceOf(deps: Deps, row: TokenRow & { creator_email?: string | null }, now: Date): Promise<TokenResource> {
   const counts = await countTokensLastHour(deps.db.knex, [row.id], now);
   return toTokenResource({ ...row, tokens_last_hour: counts.get(row.id) ?? 0 }, now, lifecycleRules(deps));
 }
@@ -408,8 +415,7 @@ export async function patchTokenProblems(deps: Deps, actor: Actor, id: string, i
 /** A changed row as the API shows it: with its creator's email and `tokens_last_hour`. */
 async function decorate(deps: Deps, row: TokenRow, now: Date): Promise<TokenResource> {
   const creatorEmail = row.created_by ? ((await q.findAdminEmail(deps.db.knex, row.created_by)) ?? null) : null;
-  const counts = await countTokensLastHour(deps.db.knex, [row.id], now);
-  return toTokenResource({ ...row, creator_email: creatorEmail, tokens_last_hour: counts.get(row.id) ?? 0 }, now, lifecycleRules(deps));
+  return resourceOf(deps, { ...row, creator_email: creatorEmail }, now);
 }
 
 /**
