@@ -43,7 +43,6 @@ const state = {
   activeCount: 0,
   maxActive: 0,
   listSeq: 0,
-  revoking: null,
   /** The token whose credentials dialog is open. */
   editing: null,
   /** The organisation's policy (GET /admin/api/policy), read when the generate form opens; null when unknown. */
@@ -121,7 +120,7 @@ setHome(enterTokens);
 
 onReset(() => {
   closeSecret({ focus: false });
-  if ($('revoke-dialog').open) $('revoke-dialog').close();
+  revokeDialog.close();
   if ($('credentials-dialog').open) $('credentials-dialog').close();
   if ($('rotate-dialog').open) $('rotate-dialog').close();
   retireDialog.close();
@@ -869,57 +868,26 @@ function focusTop() {
 
 // ---------- Revoke Access ----------
 
-const revokeDialog = $('revoke-dialog');
+/** Revoke Access: asks first; afterwards the token is gone (`place.gone`), also when it was revoked elsewhere. */
+const revokeDialog = confirmDialog('revoke', {
+  fill({ token }) {
+    setText($('revoke-name'), token.name);
+    setText($('revoke-client-id'), token.client_id);
+  },
+  busy: 'Revoking…',
+  run: ({ token }) => api('POST', `/admin/api/tokens/${encodeURIComponent(token.id)}/revoke`),
+  done: ({ token, place }) => place.gone(`Access revoked for “${token.name}”. Integrations using it can no longer get access tokens.`),
+  failed(err, { token, place }) {
+    if (handleSessionEnd(err)) return { after: () => {} };
+    // Already gone (revoked elsewhere): the list catches up.
+    if (err instanceof ApiError && err.status === 404) return { after: () => place.gone(`“${token.name}” was already revoked.`) };
+    return err.message;
+  },
+});
 
-/** Revoke Access: asks first; afterwards the token is gone (`place.gone`). */
 export function askRevoke(token, opener, place = listPlace) {
-  state.revoking = { token, opener, place };
-  setText($('revoke-name'), token.name);
-  setText($('revoke-client-id'), token.client_id);
-  hide($('revoke-error'));
-  $('revoke-confirm').disabled = false;
-  revokeDialog.returnValue = '';
-  revokeDialog.showModal();
-  $('revoke-cancel').focus();
+  revokeDialog.ask({ token, place }, opener);
 }
-
-revokeDialog.querySelector('form').addEventListener('submit', async (event) => {
-  const choice = event.submitter?.value;
-  if (choice !== 'revoke' || !state.revoking) return; // Cancel: the dialog closes by itself
-  event.preventDefault(); // stay open until the server has answered
-  const { token, place } = state.revoking;
-  const confirm = $('revoke-confirm');
-  confirm.disabled = true;
-  setText(confirm, 'Revoking…');
-  try {
-    await api('POST', `/admin/api/tokens/${encodeURIComponent(token.id)}/revoke`);
-    state.revoking = null;
-    revokeDialog.close('revoked');
-    await place.gone(`Access revoked for “${token.name}”. Integrations using it can no longer get access tokens.`);
-  } catch (err) {
-    if (handleSessionEnd(err)) return;
-    if (err instanceof ApiError && err.status === 404) {
-      // Already gone (revoked elsewhere): the list catches up.
-      state.revoking = null;
-      revokeDialog.close('gone');
-      await place.gone(`“${token.name}” was already revoked.`);
-      return;
-    }
-    show($('revoke-error'), sentence(err.message));
-  } finally {
-    enable(confirm, 'Revoke Access');
-  }
-});
-
-revokeDialog.addEventListener('close', () => {
-  const opener = state.revoking?.opener;
-  state.revoking = null;
-  setText($('revoke-name'), '');
-  setText($('revoke-client-id'), '');
-  if (revokeDialog.returnValue === 'cancel' || revokeDialog.returnValue === '') {
-    if (opener?.isConnected) opener.focus();
-  }
-});
 
 // ---------- a token's credentials: key thumbprints, replacing the keys, Require DPoP ----------
 
