@@ -885,6 +885,7 @@ const revokeDialog = confirmDialog('revoke', {
   },
 });
 
+/** Asks to revoke `token` (the button `opener` gets the focus back on Cancel); the outcome shows at `place`. */
 export function askRevoke(token, opener, place = listPlace) {
   revokeDialog.ask({ token, place }, opener);
 }
