@@ -126,6 +126,33 @@ Options:
 Every command takes the same environment as the server and works on either database, whether or not
 the server is running (with the embedded database, through the running server's local socket).`;
 
+/**
+ * The help for the command or command group the positionals name (`sat token --help`, `sat token create -h`): the
+ * entries of `usage` whose command starts with those words, with the options every command takes. A name that is no
+ * command (or none) gets the whole usage.
+ */
+export function helpFor(positionals: readonly string[]): string {
+  const [, rest] = usage.split('\nCommands:\n');
+  const [commands, tail] = rest!.split('\n\nOptions:\n');
+  const entries: string[][] = [];
+  for (const line of commands!.split('\n')) {
+    if (/^ {2}\S/.test(line)) entries.push([line]);
+    else entries.at(-1)?.push(line);
+  }
+  // The longest prefix of at most two words that names commands: `sat backup FILE -h` is backup's help.
+  for (let n = Math.min(2, positionals.length); n > 0; n--) {
+    const prefix = positionals.slice(0, n).join(' ');
+    const matching = entries.filter((lines) => {
+      const command = lines[0]!.trim();
+      return command === prefix || command.startsWith(`${prefix} `);
+    });
+    if (matching.length === 0) continue;
+    const what = matching.length > 1 ? `${prefix} <command>` : prefix;
+    return `Usage: sat ${what} [options]\n\n${matching.map((l) => l.join('\n')).join('\n')}\n\nOptions:\n${tail}`;
+  }
+  return usage;
+}
+
 /** The command line itself is wrong: exit 2, with the usage. */
 class UsageError extends Error {}
 
@@ -935,7 +962,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return 2;
   }
   if (parsed.values.help || parsed.positionals.length === 0) {
-    out(usage + '\n');
+    out(helpFor(parsed.positionals) + '\n');
     return parsed.values.help ? 0 : 2;
   }
   const [first, second, ...more] = parsed.positionals;

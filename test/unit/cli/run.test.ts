@@ -53,6 +53,24 @@ describe('runCli', () => {
     expect(unknown.err()).toMatch(/^sat: Unknown option '--colour'[\s\S]*Usage: sat/);
   });
 
+  it("prints one command's or one group's help with --help after its name, and the whole usage for an unknown one", async () => {
+    const create = io();
+    expect(await runCli(['token', 'create', '--help'], create.io)).toBe(0);
+    expect(create.out()).toMatch(/^Usage: sat token create \[options\]\n\n {2}token create --org NAME --name NAME --expires DATE/);
+    expect(create.out()).toMatch(/--require-dpop: access\s+tokens only with a DPoP proof\n\nOptions:\n {2}--json/);
+    expect(create.out()).not.toMatch(/token list|admin add|Commands:/);
+    const group = io();
+    expect(await runCli(['keys', '-h'], group.io)).toBe(0);
+    expect(group.out()).toMatch(/^Usage: sat keys <command> \[options\]/);
+    expect(group.out().match(/^ {2}keys \w+/gm)).toEqual(['  keys list', '  keys rotate', '  keys rewrap']);
+    const withOperand = io();
+    expect(await runCli(['backup', '/tmp/nowhere', '--help'], withOperand.io)).toBe(0);
+    expect(withOperand.out()).toMatch(/^Usage: sat backup \[options\]\n\n {2}backup FILE/);
+    const unknown = io();
+    expect(await runCli(['tokens', '--help'], unknown.io)).toBe(0);
+    expect(unknown.out()).toMatch(/^Usage: sat <command> \[options\]\n\nCommands:\n/);
+  });
+
   it('reads `secret check -` from its stdin', async () => {
     const bad = io('sats_not-a-secret\n');
     expect(await runCli(['secret', 'check', '-', '--json'], bad.io)).toBe(1);
