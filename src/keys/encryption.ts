@@ -67,6 +67,9 @@ function writeSecretFile(file: string, content: string): void {
   renameSync(tmp, file);
 }
 
+/** The log line of a newly generated DATA_DIR/key-encryption-key (a warning: the operator must back it up). */
+export const GENERATED_KEK_MESSAGE = 'generated a key-encryption key for the signing keys; back it up with the data directory, or set KEY_ENCRYPTION_KEY_FILE';
+
 export interface ResolvedKek {
   /** Undefined only on PostgreSQL with ALLOW_PLAINTEXT_KEYS=true and no key configured. */
   key: SecretKey | undefined;
@@ -101,9 +104,7 @@ export function resolveKeyEncryptionKey(
       writeFileSync(file, randomBytes(32).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
       chmodSync(file, 0o600);
       generated = true;
-      log?.warn('generated a key-encryption key for the signing keys; back it up with the data directory, or set KEY_ENCRYPTION_KEY_FILE', {
-        file,
-      });
+      log?.warn(GENERATED_KEK_MESSAGE, { file });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }

@@ -8,6 +8,7 @@ import { dataDirKeyFile, KeyEncryptionError, resolveKeyEncryptionKey } from './e
 import { KeyRing } from './service.js';
 
 export {
+  GENERATED_KEK_MESSAGE,
   KeyEncryptionError,
   dataDirKeyFile,
   kekId,

@@ -265,11 +265,11 @@ describeEmbedded('graceful shutdown with a client idle on the control socket (em
       const child = spawnSatProcess(['serve'], { ...ADMIN, DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1' });
       let out = '';
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      // The key-encryption key is made before the new database is created and migrated (seconds): signal then.
+      // "starting" comes before the new database is created and migrated (seconds): signal then.
       await new Promise<void>((resolve) => {
         const onData = (d: Buffer) => {
           out += d.toString();
-          if (out.includes('generated a key-encryption key')) resolve();
+          if (out.includes('"msg":"starting"')) resolve();
         };
         child.stdout!.on('data', onData);
         child.stderr!.on('data', (d: Buffer) => (out += d.toString()));

@@ -245,7 +245,7 @@ pg('PostgreSQL without a key-encryption key, on a fresh database', () => {
 
 // An embedded install made with KEY_ENCRYPTION_KEY, started once without it: the start used to generate
 // DATA_DIR/key-encryption-key (and log "back it up"), then refuse because that key opens nothing; it now stops
-// before keeping any such file, and says what to set.
+// before keeping any such file or logging it, and says what to set.
 describeEmbedded('an embedded start without the key-encryption key the install was made with', () => {
   let db: TestDb;
   beforeAll(async () => {
@@ -261,8 +261,12 @@ describeEmbedded('an embedded start without the key-encryption key the install w
     const signer = first.oauth.keySet.signingKid;
     await first.close();
     rmSync(dataDirKeyFile(db.dataDir), { force: true }); // (the template's own, if any: this install never used it)
-    await expect(startServer(db)).rejects.toThrow(/encrypted under a key-encryption key this process does not have.*KEY_ENCRYPTION_KEY/);
+    const refused: string[] = [];
+    await expect(startServer(db, {}, { logLines: refused })).rejects.toThrow(/encrypted under a key-encryption key this process does not have.*KEY_ENCRYPTION_KEY/);
     expect(existsSync(dataDirKeyFile(db.dataDir))).toBe(false);
+    // Nor a log line telling the operator to back up the key it removed.
+    expect(refused.some((l) => l.includes('"msg":"starting"'))).toBe(true);
+    expect(refused.filter((l) => l.includes('key-encryption key') && !l.includes('"msg":"starting"'))).toEqual([]);
     const again = await startServer(db, { KEY_ENCRYPTION_KEY: kek });
     expect(again.oauth.keySet.signingKid).toBe(signer);
     await again.close();

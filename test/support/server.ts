@@ -37,6 +37,8 @@ export interface StartServerOptions {
    * production): jobs also run on their intervals.
    */
   jobs?: 'timers' | 'manual';
+  /** Where the log lines go (also when the start fails); default a new array, returned as `logLines`. */
+  logLines?: string[];
 }
 
 /** Starts `sat serve` in-process on `db`, with its issuer equal to the URL it listens on. */
@@ -53,7 +55,7 @@ export async function startServer(db: TestDb, env: Record<string, string> = {}, 
     ...db.env,
     ...env,
   });
-  const logLines: string[] = [];
+  const logLines: string[] = options.logLines ?? [];
   const log: Logger = createLogger('debug', {}, (line) => logLines.push(line));
   const clock = options.clock ?? new TestClock();
   const running = await serve(config, { log, clock: clock.read, jobs: options.jobs ?? 'timers' });
