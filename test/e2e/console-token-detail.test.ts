@@ -135,6 +135,8 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
     await dialog().getByLabel('Access tokens per hour (1 to 1,000,000)').press('Enter');
 
     await page.locator('#token-flash', { hasText: 'Changes to “Payroll_Integration_EU” saved.' }).waitFor();
+    // The name is isolated (<bdi>): a right-to-left name cannot reorder the sentence around it.
+    expect(await page.locator('#token-flash bdi').allTextContents()).toEqual(['Payroll_Integration_EU']);
     expect(await dialog().isVisible()).toBe(false);
     const after = (await api('GET', `/tokens/${token.id}`)).body;
     expect(after).toMatchObject({
@@ -319,6 +321,7 @@ describe.each(testDatabases())('console: a token’s view and Edit dialog on %s 
     await page.locator('#revoke-dialog').getByRole('button', { name: 'Revoke Access' }).click();
     await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
     await page.locator('#flash', { hasText: 'Access revoked for “Payroll_Integration_EU”' }).waitFor();
+    expect(await page.locator('#flash bdi').allTextContents()).toEqual(['Payroll_Integration_EU']);
     await page.locator('#token-rows tr', { hasText: 'Payroll_Integration_EU' }).waitFor({ state: 'detached' });
     expect(await page.locator('#tokens-view #secret-panel').isHidden()).toBe(true);
     // The button that revoked left with the token's view: the keyboard carries on from the list's main region.

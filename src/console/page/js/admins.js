@@ -1,7 +1,7 @@
 // The Administrators page (#/admins): the organisation's administrators, invite by email, remove; the pending
 // invitations (not accepted, not expired) with Withdraw.
 import { api, ApiError, handleSessionEnd } from './api.js';
-import { $, breakableEmail, cell, confirmDialog, dateTimeFormat, el, enable, formatAgo, hide, localDayFormat, sentence, setText, show, timeEl } from './dom.js';
+import { $, breakableEmail, cell, confirmDialog, dateTimeFormat, el, enable, formatAgo, hide, localDayFormat, named, sentence, setText, show, timeEl } from './dom.js';
 import { resetToSignIn } from './login.js';
 import { addRoute, addView, currentAccount, onReset, showView } from './shell.js';
 
@@ -123,7 +123,7 @@ const withdrawDialog = confirmDialog('withdraw-invitation', {
   busy: 'Withdrawing…',
   run: (invitation) => api('DELETE', `/admin/api/invitations/${encodeURIComponent(invitation.id)}`),
   async done(invitation) {
-    show($('admins-flash'), `The invitation to ${invitation.email} was withdrawn: its link no longer works.`);
+    show($('admins-flash'), named`The invitation to ${invitation.email} was withdrawn: its link no longer works.`);
     await loadInvitations();
     $('invite-email').focus(); // the row and its button are gone: ready to invite the right address
   },
@@ -133,7 +133,7 @@ const withdrawDialog = confirmDialog('withdraw-invitation', {
       // Accepted, withdrawn in another window, or expired meanwhile: both lists catch up.
       return {
         async after() {
-          show($('admins-flash'), `The invitation to ${invitation.email} is no longer pending: it was accepted, withdrawn or has expired.`);
+          show($('admins-flash'), named`The invitation to ${invitation.email} is no longer pending: it was accepted, withdrawn or has expired.`);
           await Promise.all([loadAdmins(), loadInvitations()]);
           $('invite-email').focus();
         },
@@ -178,7 +178,7 @@ $('invite-form').addEventListener('submit', async (event) => {
   try {
     const invitation = await api('POST', '/admin/api/admins', { email });
     $('invite-email').value = '';
-    show($('admins-flash'), `Invitation sent to ${invitation?.email ?? email}. The link in it works once, for 72 hours.`);
+    show($('admins-flash'), named`Invitation sent to ${invitation?.email ?? email}. The link in it works once, for 72 hours.`);
     await Promise.all([loadAdmins(), loadInvitations()]);
     $('invite-email').focus(); // ready for the next address
   } catch (err) {
@@ -206,7 +206,7 @@ const removeDialog = confirmDialog('remove-admin', {
       resetToSignIn('You removed your own administrator account.', 'info');
       return;
     }
-    show($('admins-flash'), `${admin.email} was removed and signed out.`);
+    show($('admins-flash'), named`${admin.email} was removed and signed out.`);
     await Promise.all([loadAdmins(), loadInvitations()]); // the invitations they sent went with them
     $('invite-email').focus();
   },
@@ -215,7 +215,7 @@ const removeDialog = confirmDialog('remove-admin', {
     if (err instanceof ApiError && err.status === 404) {
       return {
         async after() {
-          show($('admins-flash'), `${admin.email} was already removed.`);
+          show($('admins-flash'), named`${admin.email} was already removed.`);
           await loadAdmins();
         },
       };

@@ -71,8 +71,24 @@ export function el(tag, props = {}, ...children) {
   return node;
 }
 
+/**
+ * A message with names in it, as a tagged template: named`Changes to “${name}” saved.` gives the text's parts, each
+ * interpolated value in a <bdi> of its own, so a right-to-left (or mixed) name cannot reorder the sentence around it.
+ * setText and show take it as they take a string; its textContent is the plain sentence.
+ */
+export function named(strings, ...values) {
+  const parts = [];
+  strings.forEach((text, i) => {
+    if (text) parts.push(text);
+    if (i < values.length) parts.push(el('bdi', {}, String(values[i])));
+  });
+  return parts;
+}
+
+/** Sets a node's text: a string (or nothing: empty), or the parts `named` made. */
 export function setText(node, text) {
-  node.textContent = text ?? '';
+  if (Array.isArray(text)) node.replaceChildren(...text);
+  else node.textContent = text ?? '';
 }
 
 export function show(node, text) {

@@ -3,7 +3,7 @@
 // is read from the URL once, kept in memory only, and the address bar is rewritten without it at once, so it stays
 // out of the history, bookmarks and anything shared from the page.
 import { api, ApiError } from './api.js';
-import { $, enable, fieldErrors, focusLost, hide, sentence, setText, show } from './dom.js';
+import { $, enable, fieldErrors, focusLost, hide, named, sentence, setText, show } from './dom.js';
 import { resetToSignIn } from './login.js';
 import { addRoute, addView, enterConsole, onReset, setAccount, showView } from './shell.js';
 
@@ -41,7 +41,7 @@ $('forgot-form').addEventListener('submit', async (event) => {
     await api('POST', '/admin/api/password-reset', { email });
     show(
       $('forgot-done'),
-      `If ${email} belongs to an administrator, a mail with a link to choose a new password is on its way. The link works once, for 1 hour.`,
+      named`If ${email} belongs to an administrator, a mail with a link to choose a new password is on its way. The link works once, for 1 hour.`,
     );
   } catch (err) {
     show($('forgot-error'), sentence(err.message));

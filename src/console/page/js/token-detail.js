@@ -21,6 +21,7 @@ import {
   setText,
   show,
   timeEl,
+  named,
 } from './dom.js';
 import { addRoute, addView, currentAccount, onReset, showView } from './shell.js';
 import { openEdit } from './token-edit.js';
@@ -308,7 +309,7 @@ $('token-events-more').addEventListener('click', async () => {
 $('token-edit').addEventListener('click', (event) => {
   if (!state.token) return;
   openEdit(state.token, state.services ?? [], event.currentTarget, async (updated) => {
-    show($('token-flash'), `Changes to “${updated.name}” saved.`);
+    show($('token-flash'), named`Changes to “${updated.name}” saved.`);
     await loadToken();
     $('token-edit').focus();
   });

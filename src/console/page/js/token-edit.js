@@ -18,6 +18,7 @@ import {
   setText,
   show,
   wholeNumberOf,
+  named,
 } from './dom.js';
 import { onReset } from './shell.js';
 import { showListWith } from './tokens.js';
@@ -149,7 +150,7 @@ form.addEventListener('submit', async (event) => {
     if (err instanceof ApiError && err.code === 'not_found') {
       // Revoked meanwhile (another window, a colleague, the policy): nothing to edit any more.
       dialog.close('gone');
-      showListWith(`“${token.name}” no longer exists: it was revoked (perhaps in another window), so nothing was changed.`);
+      showListWith(named`“${token.name}” no longer exists: it was revoked (perhaps in another window), so nothing was changed.`);
       return;
     }
     const placed = err instanceof ApiError ? errors.place(namingEntries(err.details, body.allowed_ips)) : [];

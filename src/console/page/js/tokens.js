@@ -27,6 +27,7 @@ import {
   show,
   timeEl,
   wholeNumberOf,
+  named,
 } from './dom.js';
 import { addView, goTo, onReset, onViewChange, setHome, showView } from './shell.js';
 
@@ -84,7 +85,7 @@ const listPlace = {
 export function revokedMeanwhile(err, token, dialog, place) {
   if (!(err instanceof ApiError) || err.code !== 'not_found') return false;
   if (dialog.open) dialog.close('gone');
-  void place.gone(`“${token.name}” no longer exists: it was revoked (perhaps in another window), so nothing was changed.`);
+  void place.gone(named`“${token.name}” no longer exists: it was revoked (perhaps in another window), so nothing was changed.`);
   return true;
 }
 
@@ -703,7 +704,7 @@ const retireDialog = confirmDialog('retire', {
   run: ({ token, previous }) => api('POST', `/admin/api/tokens/${encodeURIComponent(token.id)}/secrets/${encodeURIComponent(previous.id)}/retire`),
   async done({ token, place }) {
     place.fail('');
-    await place.done(`The previous secret of “${token.name}” no longer works.`);
+    await place.done(named`The previous secret of “${token.name}” no longer works.`);
     place.focus(); // the Retire button went with the secret
   },
   failed(err, { token, place }) {
@@ -713,7 +714,7 @@ const retireDialog = confirmDialog('retire', {
       async after() {
         place.fail(
           err.status === 404
-            ? `The previous secret of “${token.name}” had already stopped: it was retired elsewhere or its grace period ended.`
+            ? named`The previous secret of “${token.name}” had already stopped: it was retired elsewhere or its grace period ended.`
             : sentence(err.message),
         );
         await place.done();
@@ -876,11 +877,11 @@ const revokeDialog = confirmDialog('revoke', {
   },
   busy: 'Revoking…',
   run: ({ token }) => api('POST', `/admin/api/tokens/${encodeURIComponent(token.id)}/revoke`),
-  done: ({ token, place }) => place.gone(`Access revoked for “${token.name}”. Integrations using it can no longer get access tokens.`),
+  done: ({ token, place }) => place.gone(named`Access revoked for “${token.name}”. Integrations using it can no longer get access tokens.`),
   failed(err, { token, place }) {
     if (handleSessionEnd(err)) return { after: () => {} };
     // Already gone (revoked elsewhere): the list catches up.
-    if (err instanceof ApiError && err.status === 404) return { after: () => place.gone(`“${token.name}” was already revoked.`) };
+    if (err instanceof ApiError && err.status === 404) return { after: () => place.gone(named`“${token.name}” was already revoked.`) };
     return err.message;
   },
 });
@@ -942,7 +943,7 @@ $('credentials-form').addEventListener('submit', async (event) => {
     const updated = await api('PATCH', `/admin/api/tokens/${encodeURIComponent(token.id)}`, body);
     state.editing = null;
     credentialsDialog.close('saved');
-    await place.done(`Credentials of “${updated.name}” saved${pasted ? `: ${updated.jwk_thumbprints?.length ?? 0} public key(s) registered` : ''}.`);
+    await place.done([...named`Credentials of “${updated.name}” saved`, `${pasted ? `: ${updated.jwk_thumbprints?.length ?? 0} public key(s) registered` : ''}.`]);
     place.focus();
   } catch (err) {
     if (handleSessionEnd(err)) return;
