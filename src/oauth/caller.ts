@@ -12,6 +12,7 @@ import {
 import { parseClientCredentials, type ParsedCredentials, type SecretCredentials } from './credentials.js';
 import { ClientAuthenticationFailed, renderOAuthError } from './errors.js';
 import { readForm } from './form.js';
+import { requestUrlIsOurs } from './request-url.js';
 
 /**
  * An endpoint's own way to authenticate the caller together with what it reads next (one statement instead of
@@ -34,15 +35,18 @@ export type RecordCallerUse = (tokenId: string, secretHash: string | undefined) 
 /**
  * What a client assertion's `aud` may name at one of our caller endpoints (introspection, revocation): the token
  * endpoint's rule (oidc-provider's clientJwtAuthExpectedAudience plus the advertised URLs, provider.ts): the issuer,
- * the token endpoint and this endpoint, each as discovery advertises it (ISSUER + path) and as the server sees the
- * request (scheme and Host; they differ behind a load balancer that ends TLS, or when a client reaches an instance
- * directly). docs/sender-constrained.md "Authenticating with private_key_jwt".
+ * the token endpoint and this endpoint, each as discovery advertises it (ISSUER + path) and, when the request's host
+ * names this server (requestUrlIsOurs), as the server sees the request (scheme and Host; they differ behind a load
+ * balancer that ends TLS, or when a client reaches an instance directly). docs/sender-constrained.md
+ * "Authenticating with private_key_jwt".
  */
 function assertionAudiences(ctx: Context, issuer: string): string[] {
+  const advertised = [issuer, issuerUrl(issuer, ctx.path), issuerUrl(issuer, '/token')];
+  if (!requestUrlIsOurs(ctx, issuer)) return [...new Set(advertised)];
   const href = new URL(ctx.href); // scheme and Host as the server sees them (Koa 3's ctx.origin is the Origin header)
   const mount = href.pathname.endsWith(ctx.path) ? href.pathname.slice(0, href.pathname.length - ctx.path.length) : '';
   const seen = (path: string) => new URL(mount + path, href).href;
-  return [...new Set([issuer, issuerUrl(issuer, ctx.path), issuerUrl(issuer, '/token'), seen(ctx.path), seen('/token')])];
+  return [...new Set([...advertised, seen(ctx.path), seen('/token')])];
 }
 
 /**

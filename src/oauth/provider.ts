@@ -30,6 +30,7 @@ import { DPOP_CATCH_ALL, dpopProofProblem, renderOAuthError } from './errors.js'
 import { createTokenFastPath, type TokenFastPath } from './fast-path.js';
 import { grantedScope, servicesOf } from './scope.js';
 import type { KeySet } from '../keys/index.js';
+import { normalHtu, requestUrlIsOurs, type RequestUrlContext } from './request-url.js';
 
 export interface ProviderHooks {
   /** Called after each successful token exchange, on either path (last_used_at bookkeeping; must not block). */
@@ -336,33 +337,47 @@ export function replayKey(ctx: { get(field: string): string; oidc?: { params?: R
 }
 
 /**
- * The `htu` of the request's DPoP proof without its query and fragment (RFC 9449 §4.3), decoded but not verified:
- * it only picks which of two URLs of this endpoint the provider compares it with; the provider verifies the proof.
+ * The `htu` of the request's DPoP proof, decoded but not verified: it only picks which URL of this endpoint the
+ * provider compares it with; the provider verifies the proof.
  */
 function proofHtu(ctx: { get(field: string): string }): string | undefined {
   const htu = unverifiedClaim(ctx.get('DPoP') || undefined, 'htu');
-  const url = typeof htu === 'string' ? URL.parse(htu) : null;
-  if (!url) return undefined;
-  url.search = url.hash = '';
-  return url.href;
+  return typeof htu === 'string' ? htu : undefined;
 }
 
 /**
- * Lets clients use the endpoint URLs that discovery advertises (ISSUER + path, discovery.ts) at the token endpoint:
- * oidc-provider builds its own from the request (scheme and Host as the server sees them), which behind a load
- * balancer that ends TLS, or with an ISSUER naming another host or a path, is not the URL the client reached. So a
- * DPoP proof whose `htu` is the advertised endpoint URL is compared with that URL (a proof naming the URL as the
- * server sees it still is too), and a client assertion may name the advertised token endpoint as its `aud`
- * (SPEC Part 2: "`aud` the issuer or the token endpoint").
+ * The URLs of this server's endpoints that oidc-provider uses as the expected DPoP `htu` and client assertion `aud`
+ * (`urlFor`, `clientJwtAuthExpectedAudience`). oidc-provider builds them from the request (scheme and `Host`, which
+ * the client writes); here they are the URLs discovery advertises (ISSUER + path, discovery.ts), and the request's
+ * own only when its host names this server (requestUrlIsOurs: ISSUER's host, loopback, the address the connection
+ * reached): an assertion or proof addressed to another server's URL is not accepted by sending its name as `Host`
+ * (RFC 7523 §3, RFC 9449 §4.3). A proof's `htu` is compared after RFC 3986 §6.2.2 normalisation (`%74oken` is
+ * `token`): when it normalises to one of the endpoint's URLs, that `htu` is the URL the provider expects. A client
+ * assertion may also name the advertised token endpoint as its `aud` (SPEC Part 2: "`aud` the issuer or the token
+ * endpoint").
  */
 function advertiseIssuerUrls(provider: Provider, issuer: string): void {
   const Context = provider.OIDCContext;
   const requestUrlFor = Context.prototype.urlFor;
   const requestAudiences = Context.prototype.clientJwtAuthExpectedAudience;
   const advertised = (name: string, options?: Record<string, unknown>) => issuerUrl(issuer, provider.pathFor(name, { ...options, mountPath: '' }));
-  Context.prototype.urlFor = function urlFor(this: InstanceType<typeof Context> & { ctx: { get(field: string): string } }, name, options) {
-    const htu = proofHtu(this.ctx); // undefined without a DPoP proof: the advertised URL is then not built at all
-    return htu !== undefined && htu === advertised(name, options) ? htu : requestUrlFor.call(this, name, options);
+  Context.prototype.urlFor = function urlFor(
+    this: InstanceType<typeof Context> & { ctx: { get(field: string): string } & RequestUrlContext },
+    name,
+    options,
+  ) {
+    const ours = advertised(name, options);
+    const seen = requestUrlIsOurs(this.ctx, issuer) ? requestUrlFor.call(this, name, options) : ours;
+    const htu = proofHtu(this.ctx); // a DPoP proof's htu that names this endpoint, however spelled, is expected as is
+    if (htu !== undefined) {
+      const normal = normalHtu(htu);
+      if (normal !== undefined && (normal === normalHtu(ours) || normal === normalHtu(seen))) {
+        const exact = new URL(htu);
+        exact.search = exact.hash = '';
+        return exact.href;
+      }
+    }
+    return seen;
   };
   Context.prototype.clientJwtAuthExpectedAudience = function clientJwtAuthExpectedAudience(this: InstanceType<typeof Context>) {
     const audiences = requestAudiences.call(this);

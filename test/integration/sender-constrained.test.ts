@@ -340,6 +340,46 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       expect((await call(server, 'POST', `/tokens/${t.id}/revoke`, { token: session.token })).status).toBe(200);
     });
 
+    // Host (and X-Forwarded-Host behind TRUST_PROXY) is the client's to write: naming another server there must not
+    // make an assertion or proof addressed to that server good here (RFC 7523 §3, RFC 9449 §4.3).
+    it('refuses an assertion or a DPoP proof addressed to another host even when the request names that host as Host', async () => {
+      const port = Number(new URL(server.issuer).port);
+      const raw = (path: string, body: string, headers: Record<string, string>) =>
+        new Promise<number>((resolve, reject) => {
+          const req = request(
+            { host: '127.0.0.1', port, path, method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body), ...headers } },
+            (res) => {
+              res.resume();
+              resolve(res.statusCode!);
+            },
+          );
+          req.on('error', reject);
+          req.end(body);
+        });
+      const key = await clientKey();
+      const t = await keyToken(key);
+      const params = (endpoint: string) => (endpoint === '/token' ? { grant_type: 'client_credentials' } : { token: 'x' });
+      for (const endpoint of ['/token', '/token/introspection', '/token/revocation']) {
+        for (const aud of [`http://evil.example${endpoint}`, 'http://evil.example/token']) {
+          const body = form({ ...params(endpoint), client_assertion_type: JWT_BEARER, client_assertion: await assertion(key, t.client_id, aud) });
+          expect({ endpoint, aud, status: await raw(endpoint, body, { host: 'evil.example' }) }).toEqual({ endpoint, aud, status: 401 });
+        }
+        // The same Host with an assertion addressed to us is fine: only the audience was refused.
+        const ours = form({ ...params(endpoint), client_assertion_type: JWT_BEARER, client_assertion: await assertion(key, t.client_id, `${server.issuer}${endpoint}`) });
+        expect({ endpoint, status: await raw(endpoint, ours, { host: 'evil.example' }) }).toEqual({ endpoint, status: 200 });
+      }
+      const s = await secretToken();
+      const dpopKey = await clientKey();
+      const auth = { authorization: basic(s.client_id, s.client_secret) };
+      const grant = form({ grant_type: 'client_credentials' });
+      expect(await raw('/token', grant, { ...auth, host: 'evil.example', dpop: await dpopProof(dpopKey, 'http://evil.example/token') })).toBe(400);
+      expect(await raw('/token', grant, { ...auth, host: 'evil.example', dpop: await dpopProof(dpopKey, tokenUrl) })).toBe(200);
+      // An IP address this connection did not reach is no name of ours either; the loopback and ISSUER's names are.
+      expect(await raw('/token', grant, { ...auth, host: '192.0.2.1', dpop: await dpopProof(dpopKey, 'http://192.0.2.1/token') })).toBe(400);
+      expect(await raw('/token', grant, { ...auth, host: `localhost:${port}`, dpop: await dpopProof(dpopKey, `http://localhost:${port}/token`) })).toBe(200);
+      for (const id of [t.id, s.id]) expect((await call(server, 'POST', `/tokens/${id}/revoke`, { token: session.token })).status).toBe(200);
+    });
+
     it('refuses an assertion whose jti is not a non-empty string at every endpoint (RFC 7519 §4.1.7)', async () => {
       const key = await clientKey();
       const t = await keyToken(key);
@@ -463,6 +503,21 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       const wrongUrl = await send(await dpopProof(dpopKey, 'https://elsewhere.example/token'));
       expect(wrongUrl.status).toBe(400);
       expect(((await wrongUrl.json()) as { error: string }).error).toBe('invalid_dpop_proof');
+    });
+
+    it('compares htu after RFC 3986 §6.2.2 normalisation: percent-encoded unreserved characters, case, default port', async () => {
+      const t = await secretToken();
+      const dpopKey = await clientKey();
+      const send = async (htu: string) =>
+        (await post(form({ grant_type: 'client_credentials' }), { authorization: basic(t.client_id, t.client_secret), dpop: await dpopProof(dpopKey, htu) })).status;
+      const { origin } = new URL(tokenUrl);
+      for (const htu of [`${origin}/%74oken`, `${origin}/%74%6F%6B%65%6E`, `${origin.toUpperCase()}/token`, `${origin}/./token`, `${origin}/token?x=1#f`]) {
+        expect({ htu, status: await send(htu) }).toEqual({ htu, status: 200 });
+      }
+      for (const htu of [`${origin}/Token`, `${origin}/token%2F`, `${origin}/token/`, `${origin}/%2574oken`]) {
+        expect({ htu, status: await send(htu) }).toEqual({ htu, status: 400 });
+      }
+      expect((await call(server, 'POST', `/tokens/${t.id}/revoke`, { token: session.token })).status).toBe(200);
     });
 
     // oidc-provider says "invalid DPoP key binding" for every proof jose refuses; the answer names the RFC 9449 §4.3
