@@ -170,14 +170,15 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
     const methods = exposed.get(ctx.path);
     // The access log's `route` (as @koa/router sets it for the other routes): these paths are fixed strings.
     if (own || methods !== undefined) (ctx as { _matchedRoute?: string })._matchedRoute = ctx.path;
+    // RFC 6749 §5.1: token responses carry Cache-Control: no-store and Pragma: no-cache, on either path.
+    if (ctx.path === '/token') ctx.set('Pragma', 'no-cache');
     if (methods !== undefined && !methods.includes(ctx.method) && !(methods.includes('GET') && ctx.method === 'HEAD')) {
       ctx.status = 405;
       ctx.set('Allow', methods.join(', '));
+      ctx.set('Cache-Control', 'no-store'); // an error, like every other of these endpoints
       ctx.body = { error: 'invalid_request', error_description: `use ${methods.join(' or ')}` };
       return;
     }
-    // RFC 6749 §5.1: token responses carry Cache-Control: no-store and Pragma: no-cache, on either path.
-    if (ctx.path === '/token') ctx.set('Pragma', 'no-cache');
     if (own) return own(ctx, next);
     if (methods === undefined) return next();
     ctx.respond = false;

@@ -95,10 +95,15 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
     });
 
     it('keeps the OAuth endpoints\' own RFC 6749 405 and answers an unknown path 404 whatever the method', async () => {
-      const token = await fetch(`${server.url}/token`);
-      expect(token.status).toBe(405);
-      expect(token.headers.get('allow')).toBe('POST');
-      expect(((await token.json()) as { error: string }).error).toBe('invalid_request');
+      for (const path of ['/token', '/token/introspection', '/token/revocation']) {
+        const res = await fetch(`${server.url}${path}`);
+        expect(res.status).toBe(405);
+        expect(res.headers.get('allow')).toBe('POST');
+        // Like every error of these endpoints (docs/oauth.md), never cached; /token's also with Pragma (RFC 6749 §5.1).
+        expect(res.headers.get('cache-control')).toBe('no-store');
+        expect(res.headers.get('pragma')).toBe(path === '/token' ? 'no-cache' : null);
+        expect(((await res.json()) as { error: string }).error).toBe('invalid_request');
+      }
       for (const path of ['/nothing', '/admin/api/nothing']) {
         const res = await fetch(`${server.url}${path}`, { method: 'PATCH' });
         expect(res.status).toBe(404);
