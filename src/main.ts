@@ -61,11 +61,13 @@ function whileDiskAllows(db: Database, jobs: Job[]): Job[] {
  * handed to createServer, so each is read once.
  */
 export function checkStartConfig(config: Readonly<Config>, log: Logger): Prepared {
+  // The scanning keys first: a start refused for them creates nothing (the key-encryption key below may be made).
+  const file = config.secretScanningKeysFile;
+  const scanningKeys = file ? new ScanningKeys(file, log) : undefined;
   // No log here: a key-encryption key generated now is announced once the database shows it is wanted
   // (refuseForeignSealedKeys), not before a start that refuses it and removes it again.
   const keyRing = openKeyRing(config, config.databaseUrl ? 'postgres' : 'embedded');
-  const file = config.secretScanningKeysFile;
-  return { keyRing, ...(file ? { scanningKeys: new ScanningKeys(file, log) } : {}) };
+  return { keyRing, ...(scanningKeys ? { scanningKeys } : {}) };
 }
 
 /**

@@ -161,11 +161,12 @@ export function packageRoot(): string {
   }
 }
 
-function readJson(file: string, problems: string[]): unknown {
+/** A JSON file's value, or undefined with a problem that names `setting` (CONFIG_FILE) and the file when there is one. */
+function readJson(file: string, problems: string[], setting?: string): unknown {
   try {
     return JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
-    problems.push(`${file}: ${(err as Error).message}`);
+    problems.push(`${setting ? `${setting}: ` : ''}${file}: ${(err as Error).message}`);
     return undefined;
   }
 }
@@ -200,7 +201,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
   const root = packageRoot();
   const base = readJson(path.join(root, 'config', 'default.json'), problems) as Record<string, unknown> | undefined;
   const configFile = rawSetting(env, 'CONFIG_FILE');
-  const override = configFile ? (readJson(path.resolve(configFile), problems) as Record<string, unknown> | undefined) : {};
+  const override = configFile ? (readJson(path.resolve(configFile), problems, 'CONFIG_FILE') as Record<string, unknown> | undefined) : {};
   const parsedFile = base && override !== undefined ? fileConfigSchema.safeParse({ ...base, ...override }) : undefined;
   if (parsedFile && !parsedFile.success) problems.push(...describeIssues(parsedFile.error, 'config: '));
 

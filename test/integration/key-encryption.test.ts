@@ -1,6 +1,6 @@
 // SPEC Part 2 "Signing keys encrypted at rest" (issue 10 item 2): a dump alone never lets anyone sign.
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pgModule from 'pg';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
@@ -253,6 +253,16 @@ describeEmbedded('an embedded start without the key-encryption key the install w
   });
   afterAll(async () => {
     await db?.drop();
+  });
+
+  it('a start refused for SECRET_SCANNING_KEYS_FILE creates no key-encryption key (nor anything else) in DATA_DIR', async () => {
+    const fresh = await createTestDb('embedded', { empty: true });
+    try {
+      await expect(startServer(fresh, { SECRET_SCANNING_KEYS_FILE: path.join(fresh.dataDir, 'missing-keys.json') })).rejects.toThrow(/ENOENT/);
+      expect(readdirSync(fresh.dataDir)).toEqual([]);
+    } finally {
+      await fresh.drop();
+    }
   });
 
   it('stops, names KEY_ENCRYPTION_KEY, and leaves no generated key file behind', async () => {

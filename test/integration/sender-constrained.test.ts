@@ -358,7 +358,7 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
         });
       const key = await clientKey();
       const t = await keyToken(key);
-      const params = (endpoint: string) => (endpoint === '/token' ? { grant_type: 'client_credentials' } : { token: 'x' });
+      const params = (endpoint: string): Record<string, string> => (endpoint === '/token' ? { grant_type: 'client_credentials' } : { token: 'x' });
       for (const endpoint of ['/token', '/token/introspection', '/token/revocation']) {
         for (const aud of [`http://evil.example${endpoint}`, 'http://evil.example/token']) {
           const body = form({ ...params(endpoint), client_assertion_type: JWT_BEARER, client_assertion: await assertion(key, t.client_id, aud) });

@@ -127,6 +127,22 @@ describe('loadConfig', () => {
     expect(listed).toMatch(/^KEY_ENCRYPTION_KEY:/m);
     expect(listed).toMatch(/^NEW_KEY_ENCRYPTION_KEY:/m);
   });
+
+  it('names CONFIG_FILE when its file cannot be read or is no JSON', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sat-config-'));
+    const broken = path.join(dir, 'broken.json');
+    writeFileSync(broken, '{ not json');
+    for (const [file, reason] of [[path.join(dir, 'missing.json'), /ENOENT/], [broken, /JSON/]] as const) {
+      let err: ConfigError | undefined;
+      try {
+        loadConfig({ CONFIG_FILE: file });
+      } catch (e) {
+        err = e as ConfigError;
+      }
+      expect(err).toBeInstanceOf(ConfigError);
+      expect(err!.problems).toEqual([expect.stringMatching(new RegExp(`^CONFIG_FILE: ${file}: .*${reason.source}`))]);
+    }
+  });
 });
 
 describe('log redaction', () => {
