@@ -75,8 +75,20 @@ export interface AuditPage {
   next_cursor: string | null;
 }
 
-/** Writes one event; call it with the transaction of the change it records, so both commit or neither. */
+/**
+ * Writes one event; call it with the transaction of the change it records, so both commit or neither. Its
+ * `created_at` (the caller's clock, read when the request began) is moved just past the organisation's latest event
+ * when that is later: concurrent changes of one token or policy wait for each other's row lock, and the one that
+ * waited records its event after the other's, so the log (newest first by created_at) shows them in the order they
+ * took effect (docs/admin-api.md "Concurrent calls").
+ */
 export async function recordAudit(trx: Db, event: AuditEventInput): Promise<void> {
+  const createdAt = event.created_at
+    ? trx.raw(
+        `greatest(?::timestamptz, (select max(created_at) + interval '1 microsecond' from audit_events where organisation_id = ?))`,
+        [event.created_at, event.organisation_id],
+      )
+    : undefined;
   await trx<AuditEventRow>('audit_events').insert({
     id: randomUUID(),
     organisation_id: event.organisation_id,
@@ -91,7 +103,7 @@ export async function recordAudit(trx: Db, event: AuditEventInput): Promise<void
       ? { subject_admin_id: event.subject_admin.id, subject_admin_email: event.subject_admin.email }
       : {}),
     ...(event.leak ? { leak_url: event.leak.url, leak_source: event.leak.source, leak_action: event.leak.action } : {}),
-    ...(event.created_at ? { created_at: event.created_at } : {}),
+    ...(createdAt ? { created_at: createdAt as unknown as Date } : {}),
     ...(event.details ? { details: JSON.stringify(event.details) as unknown as Record<string, unknown> } : {}),
   });
 }

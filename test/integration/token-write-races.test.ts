@@ -100,6 +100,38 @@ describe.each(testDatabases())('concurrent admin writes on one token on %s', (ki
     expect([revoked.status, patched.status, patched.body.error]).toEqual([200, 404, 'not_found']);
   });
 
+  // The audit log lists changes in the order they took effect, not the order their requests began: the PATCH that
+  // began first (its clock read later here, to make the point) but waited for the other's row lock is listed after it.
+  // PostgreSQL only: the embedded engine runs one transaction at a time, so no call ever waits inside another's.
+  (kind === 'postgres' ? it : it.skip)('lists two PATCHes of one token in the order their row locks gave them', async () => {
+    const { api } = await session();
+    const t = (await api('POST', '/tokens', tokenBody())).body as { id: string; name: string };
+    const start = Date.now();
+    try {
+      server.clock.set(new Date(start + 60_000)); // the first PATCH's events are dated a minute ahead…
+      const [first, second] = await interleaved(
+        () => api('PATCH', `/tokens/${t.id}`, { name: `${t.name}-first` }),
+        'select%for%update%', // the organisation's row (PATCH locks it first), or the token's
+        () => {
+          server.clock.set(new Date(start + 30_000)); // …the second's half a minute ahead, yet it takes effect after
+          return api('PATCH', `/tokens/${t.id}`, { name: `${t.name}-second` });
+        },
+      );
+      expect([first.status, second.status]).toEqual([200, 200]);
+    } finally {
+      server.clock.resume();
+    }
+    const current = (await api('GET', `/tokens/${t.id}`)).body as { name: string };
+    expect(current.name).toBe(`${t.name}-second`);
+    const events = (await api('GET', `/audit?token_id=${t.id}`)).body.items as { action: string; token_name: string; created_at: string }[];
+    expect(events.map((e) => `${e.action}:${e.token_name}`)).toEqual([
+      `token.updated:${t.name}-second`,
+      `token.updated:${t.name}-first`,
+      `token.generated:${t.name}`,
+    ]);
+    expect(Date.parse(events[0]!.created_at)).toBeGreaterThanOrEqual(Date.parse(events[1]!.created_at));
+  });
+
   it('removing an administrator while a rotate of their token writes its audit event: both succeed', async () => {
     const first = await session();
     const second = await session(first.admin.organisation_name);
