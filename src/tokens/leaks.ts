@@ -36,12 +36,15 @@ const ACTOR: Record<LeakReporter, string> = { 'secret-scanning': 'secret-scannin
  * work. The well-formed ones are looked up together, by the hash of a live secret (`findLiveTokensBySecretHashes`,
  * one indexed read). For each live one, in one transaction the token is revoked (`revoke`) or that secret is marked
  * leaked (`notify`: the token resource's `leaked_at` while a reported secret is live), `token.leaked` is recorded with the URL and source of the first report that named it, and every
- * administrator of the organisation is mailed. A secret that was live when looked up is `true_positive` even when its
- * token was revoked in between (then whoever revoked it did the telling, and nothing more is done).
+ * administrator of the organisation is mailed: such a report is `true_positive`. A secret found live by the lookup
+ * whose token was revoked, or which was retired, before the report's transaction acted (an administrator's revoke, or
+ * another alert for it, at the same moment) is dead by then: `false_positive`, nothing recorded or mailed (whoever
+ * revoked it did the telling), as when the report had come a moment later.
  * A live secret of a resource server (`sat resource-server add`: the same format, and it may introspect every
- * organisation's tokens) is `true_positive` too: with `revoke` its credentials are deleted at once; with `notify`
- * they stay. Either way the server logs an error-level `resource server secret leaked` line for the operator (a
- * resource server belongs to no organisation: there is no organisation audit log or administrator to tell).
+ * organisation's tokens) is `true_positive` too: with `revoke` its credentials are deleted at once (`false_positive`
+ * when they were deleted in between); with `notify` they stay. Either way the server logs an error-level
+ * `resource server secret leaked` line for the operator (a resource server belongs to no organisation: there is no
+ * organisation audit log or administrator to tell).
  */
 export async function reportLeakedSecrets(deps: Deps, reports: readonly LeakReport[], options: LeakReportOptions): Promise<LeakLabel[]> {
   const firstReport = new Map<string, LeakReport>();
@@ -57,10 +60,12 @@ export async function reportLeakedSecrets(deps: Deps, reports: readonly LeakRepo
     const hash = hashOf.get(secret)!;
     const row = live.get(hash);
     const server = servers.get(hash);
-    if (row) await actOnLeak(deps, row, hash, report, options);
-    else if (server) await actOnResourceServerLeak(deps, server, report, options);
-    else continue;
-    labels.set(secret, 'true_positive');
+    const acted = row
+      ? await actOnLeak(deps, row, hash, report, options)
+      : server
+        ? await actOnResourceServerLeak(deps, server, report, options)
+        : false;
+    if (acted) labels.set(secret, 'true_positive');
   }
   return reports.map((r) => labels.get(r.secret) ?? 'false_positive');
 }
@@ -72,15 +77,17 @@ function whichSecret(row: q.TokenWithCreator, hash: string, now: Date): LeakedSe
   return rotating ? 'current' : 'only';
 }
 
-async function actOnLeak(deps: Deps, row: q.TokenWithCreator, hash: string, report: LeakReport, options: LeakReportOptions): Promise<void> {
+/** Revokes or marks the token of a leaked secret, with its audit event and mails; false when the secret died meanwhile. */
+async function actOnLeak(deps: Deps, row: q.TokenWithCreator, hash: string, report: LeakReport, options: LeakReportOptions): Promise<boolean> {
   const now = deps.clock();
   const action = options.action === 'revoke' ? 'revoked' : 'notified';
   const leakedSecret = whichSecret(row, hash, now);
   const acted = await deps.db.knex.transaction(async (trx) => {
-    // Deleting is revoking (SPEC rule 6), as in revokeToken. Nothing to delete or mark: revoked in between.
+    // Deleting is revoking (SPEC rule 6), as in revokeToken. Nothing to delete or mark: revoked, or the secret
+    // retired, in between.
     const present =
       options.action === 'revoke'
-        ? (await q.deleteToken(trx, row.organisation_id, row.id)) !== undefined
+        ? (await q.deleteTokenHoldingSecret(trx, row.organisation_id, row.id, hash)) !== undefined
         : await q.markTokenLeaked(trx, row.id, hash, now);
     if (!present) return false;
     await recordAudit(trx, {
@@ -119,9 +126,11 @@ async function actOnLeak(deps: Deps, row: q.TokenWithCreator, hash: string, repo
       source: report.source,
     });
   }
+  return acted;
 }
 
-async function actOnResourceServerLeak(deps: Deps, server: ResourceServerRow, report: LeakReport, options: LeakReportOptions): Promise<void> {
+/** Revokes (or only reports) a resource server's leaked credentials; false when they were revoked meanwhile. */
+async function actOnResourceServerLeak(deps: Deps, server: ResourceServerRow, report: LeakReport, options: LeakReportOptions): Promise<boolean> {
   const revoked = options.action === 'revoke' && (await q.deleteResourceServer(deps.db.knex, server.id)) !== undefined;
   deps.log.error('resource server secret leaked', {
     reporter: options.reporter,
@@ -133,4 +142,5 @@ async function actOnResourceServerLeak(deps: Deps, server: ResourceServerRow, re
     source: report.source,
     ...(revoked ? {} : options.action === 'notify' ? { advice: 'revoke it with sat resource-server revoke and issue new credentials' } : {}),
   });
+  return revoked || options.action === 'notify';
 }

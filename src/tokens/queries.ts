@@ -351,6 +351,20 @@ export async function findIntrospectionRows(db: Db, query: IntrospectionQuery): 
   return out;
 }
 
+/**
+ * Deletes (revokes) the token `id` while `secretHash` is still one of its secrets, the current or the previous one:
+ * a leak report acts on the secret it found. Undefined when the token is gone, or no longer has that secret (revoked,
+ * or the secret retired, in between).
+ */
+export async function deleteTokenHoldingSecret(db: Db, organisationId: string, id: string, secretHash: string): Promise<TokenRow | undefined> {
+  const [row] = await db<TokenRow>('tokens')
+    .where({ organisation_id: organisationId, id })
+    .andWhere((w) => w.where('secret_hash', secretHash).orWhere('prev_secret_hash', secretHash))
+    .delete()
+    .returning('*');
+  return row as TokenRow | undefined;
+}
+
 export async function deleteToken(db: Db, organisationId: string, id: string): Promise<TokenRow | undefined> {
   const [row] = await db<TokenRow>('tokens').where({ organisation_id: organisationId, id }).delete().returning('*');
   return row as TokenRow | undefined;
@@ -452,6 +466,7 @@ export async function markTokenLeaked(db: Db, id: string, secretHash: string, at
   const n = affectedRows(
     await db('tokens')
       .where({ id })
+      .andWhere((w) => w.where('secret_hash', secretHash).orWhere('prev_secret_hash', secretHash))
       .update({
         leaked_at: db.raw('case when secret_hash = ? then coalesce(leaked_at, ?::timestamptz) else leaked_at end', [secretHash, at]),
         prev_secret_leaked_at: db.raw('case when prev_secret_hash = ? then coalesce(prev_secret_leaked_at, ?::timestamptz) else prev_secret_leaked_at end', [
