@@ -86,10 +86,11 @@ export function requireAdmin(deps: Deps): Middleware {
     try {
       await next();
     } catch (err) {
-      // Removed while this call ran (PostgreSQL: the removal committed after the session check, and this call's
-      // write still named them: a token's creator, an audit event's actor): as if their session had ended first,
-      // which the removal does, never a 500.
-      if (isForeignKeyViolation(err) && !(await findAdminById(deps.db.knex, session.admin.id))) throw sessionEnded();
+      // Removed while this call ran (PostgreSQL: the removal committed after the session check): as if their session
+      // had ended first, which the removal does. Their write failed on a foreign key (a token's creator, an audit
+      // event's actor), never a 500; or the call was refused for what the removal changed (409 last_admin for the
+      // removal of the one administrator left besides them), which would tell them something they no longer may see.
+      if ((isForeignKeyViolation(err) || err instanceof AppError) && !(await findAdminById(deps.db.knex, session.admin.id))) throw sessionEnded();
       throw err;
     }
   };
