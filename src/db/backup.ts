@@ -90,7 +90,9 @@ function writePrivateFile(file: string, data: Buffer): void {
   try {
     const fd = openSync(tmp, 'wx', 0o600);
     try {
-      writeSync(fd, data);
+      // A write may take only part of the buffer (a nearly full disk): write the rest until done, or until the next
+      // write fails (ENOSPC), never treating a short write as the whole backup.
+      for (let written = 0; written < data.length; ) written += writeSync(fd, data, written, data.length - written);
       fsyncSync(fd);
     } finally {
       closeSync(fd);

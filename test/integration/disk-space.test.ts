@@ -2,12 +2,13 @@
 // reason otherwise) holds DATA_DIR; a filler file takes the space: writes get 507, /readyz 503, tokens still
 // issue, and all works again once space is freed. A start without space exits non-zero instead of lingering.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { packageRoot } from '../../src/config/index.js';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { testDatabases, type TestDb } from '../support/db.js';
+import { runSatInProcess } from '../support/cli.js';
 import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
 
@@ -100,6 +101,26 @@ suite('embedded database on an almost full disk', () => {
     rmSync(filler);
     await poll(() => call(server, 'POST', '/tokens', { token: session, json: tokenBody() }), (r) => r.status === 201, '201 after freeing space');
     expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
+  }, PROCESS_TEST_MS);
+
+  // docs/operations.md: "an existing FILE is replaced, atomically, only by a whole backup". A target disk with less
+  // room than the backup: the write ran short (one write call, its count unread), the cut-short file replaced the
+  // previous backup and `sat backup` said it had succeeded.
+  it('a backup to a disk without room for it fails, naming the reason, and leaves the previous backup as it was', async () => {
+    const backups = path.join(base, 'backups');
+    mkdirSync(backups, { recursive: true });
+    const problem = tryMountTmpfs(backups, 2); // a fresh database's backup is ~5 MB
+    if (problem) throw new Error(problem);
+    try {
+      const target = path.join(backups, 'sat.tar.gz');
+      writeFileSync(target, 'the previous backup');
+      const res = await runSatInProcess(['backup', target], { DATA_DIR: dataDir });
+      expect({ code: res.code, stderr: res.stderr }).toEqual({ code: 1, stderr: expect.stringMatching(/cannot write .*sat\.tar\.gz: no space left on the device/) });
+      expect(readFileSync(target, 'utf8')).toBe('the previous backup');
+      expect(readdirSync(backups)).toEqual(['sat.tar.gz']); // no temporary file left behind
+    } finally {
+      execFileSync('umount', [backups]);
+    }
   }, PROCESS_TEST_MS);
 
   it('exits non-zero when started without enough space, instead of staying alive without listening', async () => {
