@@ -53,13 +53,25 @@ export function redactText(text: string): string {
   return text.replace(sensitiveText, (_m, scheme: string | undefined) => `${scheme ?? ''}${REDACTED}`);
 }
 
-/** Deep-copies `value`, replacing sensitive keys and secrets in strings by "[REDACTED]". */
+/** A database statement knex put before an error's message ("insert into … - <the database's message>"). */
+const STATEMENT = /^\s*(select|insert|update|delete|with|create|alter|drop|lock|begin|commit|set|show|truncate)\b[\s\S]* - /i;
+
+/**
+ * An error as a log field: its name, its code when it has one, and its message, never its stack or the SQL
+ * statement knex prefixes to a database error's message (SPEC Part 2: "No stack traces, no SQL … in any response
+ * or log line"); the message is cut at 500 characters.
+ */
+export function errorField(err: Error): Record<string, unknown> {
+  const code = (err as { code?: unknown }).code;
+  const message = STATEMENT.test(err.message) ? err.message.slice(err.message.lastIndexOf(' - ') + 3) : err.message;
+  return { name: err.name, ...(typeof code === 'string' ? { code } : {}), message: redactText(message.slice(0, 500)) };
+}
+
+/** Deep-copies `value`, replacing sensitive keys and secrets in strings by "[REDACTED]"; errors by errorField. */
 export function redact(value: unknown, depth = 0): unknown {
   if (depth > 6) return '[…]';
   if (typeof value === 'string') return redactText(value);
-  if (value instanceof Error) {
-    return { name: value.name, message: redactText(value.message), stack: value.stack ? redactText(value.stack) : undefined };
-  }
+  if (value instanceof Error) return errorField(value);
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
@@ -101,6 +113,8 @@ export function createLogger(level: LogLevel = 'info', base: LogFields = {}, wri
       timestamp: stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       redact: { paths: redactPaths, censor: REDACTED },
+      // Errors are already fields (errorField, through redact): not pino's `err` serializer, which adds a stack.
+      serializers: { err: (value: unknown) => value },
     },
     destination,
   );

@@ -56,7 +56,7 @@ export async function requestPasswordReset(
     return { done: Promise.resolve() };
   }
   const done = issuePasswordReset(deps, input.email, meta).catch((err: unknown) => {
-    deps.log.error('password reset mail could not be queued', { error: err instanceof Error ? err.message : String(err) });
+    deps.log.error('password reset mail could not be queued', { err });
   });
   return { done };
 }

@@ -14,13 +14,14 @@ export function isUniqueViolation(err: unknown, constraint?: string): boolean {
   return e.constraint === constraint || (e.message ?? '').includes(constraint);
 }
 
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND', '57P01', '57P02', '57P03', '57014', '53300']);
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND', '57P01', '57P02', '57P03', '57014', '25006']);
 const UNAVAILABLE_TEXT = /^timeout expired$|Connection terminated|Connection ended unexpectedly|timeout exceeded when trying to connect|Query read timeout|Knex: Timeout acquiring a connection|Client has encountered a connection error|connection is closed|canceling statement due to statement timeout|does not support SSL connections/i;
 
 /**
  * True when `err` says the database is out of reach rather than that the request was wrong: refused or dropped
- * connections, connection-class SQLSTATEs (08xxx), shutdown (57P0x), statement timeout (57014), too many
- * connections (53300), pool or query timeouts, and a new connection that the server turns down (a database closed
+ * connections, connection-class SQLSTATEs (08xxx), shutdown (57P0x), statement timeout (57014), insufficient
+ * resources (class 53: a full disk, out of memory, too many connections), a read-only transaction (25006: a standby
+ * after a failover, or `default_transaction_read_only`), pool or query timeouts, and a new connection that the server turns down (a database closed
  * to connections for maintenance, a rotated password, a dropped database: isConnectionRefusedByDatabase), and a
  * database without the server's tables (42P01, undefined_table). The edges
  * answer those 503 with Retry-After (issue 10 item 12).
@@ -29,7 +30,7 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   const e = err as { code?: unknown; name?: unknown; message?: unknown } | null | undefined;
   if (!e || typeof e !== 'object') return false;
   if (e.message === 'aborted') return false; // a client that went away mid-request (Node's ECONNRESET on the request)
-  if (typeof e.code === 'string' && (UNAVAILABLE_CODES.has(e.code) || /^08[0-9A-Z]{3}$/.test(e.code))) return true;
+  if (typeof e.code === 'string' && (UNAVAILABLE_CODES.has(e.code) || /^(08|53)[0-9A-Z]{3}$/.test(e.code))) return true;
   if (isConnectionRefusedByDatabase(err)) return true;
   // ALTER DATABASE … ALLOW_CONNECTIONS false: SQLSTATE 55000, which also names unrelated statement errors.
   if (e.code === '55000' && typeof e.message === 'string' && /is not currently accepting connections/.test(e.message)) return true;

@@ -150,17 +150,21 @@ export async function openDb(
 }
 
 /**
- * The readiness probe's query, with a deadline of `timeoutMs`: 'ok' when the database answers and holds our schema
- * (the `tokens` table), 'schema_missing' when it answers without it (a database dropped and created again empty
- * under a running server: every request would fail), 'unreachable' when it does not answer in time or fails.
+ * The readiness probe's query, with a deadline of `timeoutMs`: 'ok' when the database answers, holds our schema
+ * (the `tokens` table) and takes writes; 'schema_missing' when it answers without it (a database dropped and created
+ * again empty under a running server: every request would fail); 'read_only' when its transactions are read-only (a
+ * standby after a failover, `default_transaction_read_only`: every change would fail); 'unreachable' when it does
+ * not answer in time or fails.
  */
-export async function pingDb(knex: Knex, timeoutMs = 2_000): Promise<'ok' | 'schema_missing' | 'unreachable'> {
+export async function pingDb(knex: Knex, timeoutMs = 2_000): Promise<'ok' | 'schema_missing' | 'read_only' | 'unreachable'> {
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([
-      knex.raw("select to_regclass('tokens') is not null as ok").then((r: { rows?: Array<{ ok?: unknown }> }) =>
-        r.rows?.[0]?.ok ? ('ok' as const) : ('schema_missing' as const),
-      ),
+      knex
+        .raw("select to_regclass('tokens') is not null as ok, current_setting('transaction_read_only') = 'on' as read_only")
+        .then((r: { rows?: Array<{ ok?: unknown; read_only?: unknown }> }) =>
+          !r.rows?.[0]?.ok ? ('schema_missing' as const) : r.rows[0].read_only ? ('read_only' as const) : ('ok' as const),
+        ),
       new Promise<'unreachable'>((resolve) => {
         timer = setTimeout(() => resolve('unreachable'), timeoutMs);
       }),

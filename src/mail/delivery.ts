@@ -97,7 +97,7 @@ export async function deliverDueMail(
     if (rows.length === 0) break;
     // Renew the claim while this batch is worked on: the lease stays short, a crash frees the rows in seconds.
     const heartbeat = setInterval(() => {
-      void renewClaim(knex, claimId, deps.clock()).catch((err) => deps.log.warn('could not renew the mail claim', { err: String(err) }));
+      void renewClaim(knex, claimId, deps.clock()).catch((err) => deps.log.warn('could not renew the mail claim', { err }));
     }, options.heartbeatMs ?? HEARTBEAT_MS);
     try {
       for (const [index, row] of rows.entries()) {

@@ -143,4 +143,46 @@ suite('a stalled or stopped PostgreSQL', () => {
     }
     await expectBack();
   });
+
+  // A failover onto a standby, or default_transaction_read_only: the database answers, but every change fails
+  // (SQLSTATE 25006). Changes answer 503 with Retry-After as in an outage (they answered 500 with the statement and
+  // a stack in the log), /readyz says so (it answered 200, so a load balancer kept sending requests here), and all
+  // is well again once the database takes writes.
+  it('answers 503 to changes and /readyz "read_only" while the database is read-only, with no SQL or stack logged', async () => {
+    const name = new URL(db.url!).pathname.slice(1);
+    await onPostgresServer(async (query) => {
+      await query(`ALTER DATABASE "${name}" SET default_transaction_read_only = on`);
+      await query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+    });
+    try {
+      const before = server.logLines.length;
+      const deadline = Date.now() + 15_000;
+      let ready: Response;
+      for (;;) {
+        ready = await fetch(`${server.url}/readyz`);
+        if (ready.status === 503 || Date.now() > deadline) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect([ready.status, await ready.json()]).toEqual([503, { status: 'unavailable', database: 'read_only' }]);
+      const generate = await call(server, 'POST', '/tokens', { token: session, json: { name: `read-only-${Date.now()}`, services: ['candidates'], expires_at: new Date(Date.now() + 86_400_000).toISOString() } });
+      expect([generate.status, generate.body.error]).toEqual([503, 'service_unavailable']);
+      expect(generate.headers.get('retry-after')).toMatch(/^\d+$/);
+      const revocation = await fetch(`${server.url}/token/revocation`, {
+        method: 'POST',
+        headers: { authorization: clientAuth, 'content-type': 'application/x-www-form-urlencoded' },
+        body: `token=${((await (await tokenRequest()).json()) as { access_token: string }).access_token}`,
+      });
+      expect(revocation.status).toBe(503);
+      expect(((await revocation.json()) as { error: string }).error).toBe('temporarily_unavailable');
+      const logged = server.logLines.slice(before).join('\n');
+      expect(logged).not.toMatch(/"stack"|insert into|update "|delete from/i);
+    } finally {
+      await onPostgresServer((query) => query(`ALTER DATABASE "${name}" RESET default_transaction_read_only`));
+      await onPostgresServer((query) =>
+        query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]),
+      );
+    }
+    await expectBack();
+    expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
+  });
 });

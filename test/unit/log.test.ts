@@ -36,3 +36,19 @@ describe('createLogger (pino)', () => {
     expect(lines).toEqual([]);
   });
 });
+
+describe('errors in log lines', () => {
+  it('are written with name, code and message: no stack, no SQL statement knex put before the message', () => {
+    const lines: string[] = [];
+    const log = createLogger('debug', {}, (l) => lines.push(l));
+    const db = Object.assign(new Error('insert into "oauth_replay" (id, expires_at) values ($1, $2) on conflict (id) do update set x = now() - interval \'1 s\' - canceling statement due to statement timeout'), { code: '57014' });
+    const plain = new TypeError('cannot read x of undefined');
+    log.warn('could not record last use', { err: db });
+    log.error('request failed', { err: plain, nested: { cause: db } });
+    const [first, second] = lines.map((l) => JSON.parse(l) as Record<string, any>);
+    expect(first!.err).toEqual({ name: 'Error', code: '57014', message: 'canceling statement due to statement timeout' });
+    expect(second!.err).toEqual({ name: 'TypeError', message: 'cannot read x of undefined' });
+    expect(second!.nested.cause.message).toBe('canceling statement due to statement timeout');
+    expect(lines.join('\n')).not.toMatch(/"stack"|oauth_replay|\bat .*\.(js|ts):\d+/);
+  });
+});
