@@ -5,7 +5,7 @@ import { recordAudit } from '../audit/index.js';
 import { affectedRows, isForeignKeyViolation, type AdminRow, type AdminSessionRow, type Db } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError, RateLimitedError } from '../errors.js';
-import { addressKey, emailKey, forgiveAttempt, pruneLoginThrottle, registerAttempt } from './login-throttle.js';
+import { addressKey, emailKey, forgiveAttempt, giveBackAttempt, pruneLoginThrottle, registerAttempt } from './login-throttle.js';
 import { PasswordQueueFullError } from './password-pool.js';
 import { dummyPasswordHash, passwordCheckHasRoom, verifyPassword } from './passwords.js';
 import * as q from './queries.js';
@@ -92,7 +92,24 @@ export async function signIn(deps: Deps, input: SignInInput, meta: SessionMeta =
     throw new RateLimitedError('Too many failed sign-in attempts. Try again later.', verdict.retryAfterSeconds);
   }
   if (verdict.delayMs > 0) await sleep(verdict.delayMs);
+  try {
+    return await checkAndOpenSession(deps, input, meta, keys);
+  } catch (err) {
+    // Only a wrong email or password counts against the throttle: an attempt the server could not finish (a
+    // database outage, a full hashing queue) is given back, or a correct password would meet 429 for the rest of
+    // the window once the database is back.
+    if (!(err instanceof AppError && err.code === 'invalid_credentials')) {
+      await giveBackAttempt(db, [keys.email, keys.address]).catch(() => undefined); // best effort: it may be down
+    }
+    throw err;
+  }
+}
 
+/** signIn after the throttle let the attempt through: the password check, then the session. */
+async function checkAndOpenSession(deps: Deps, input: SignInInput, meta: SessionMeta, keys: { email: string; address: string }): Promise<SignedIn> {
+  const { config } = deps;
+  const db = deps.db.knex;
+  const ip = meta.ip ?? null;
   const admin = await q.findAdminByEmail(db, input.email.trim());
   let ok: boolean;
   try {

@@ -2,8 +2,10 @@
 // every request is answered within a bound, 503 with Retry-After in the OAuth shape at OAuth endpoints and the
 // admin shape elsewhere, the outage is logged once (then summaries), and everything works again once it is back.
 import net from 'node:net';
+import pgModule from 'pg';
 import { call, signIn } from '../support/admin-api.js';
 import { createTestDb, onPostgresServer, testDatabases, type TestDb } from '../support/db.js';
+import { emailKey } from '../../src/accounts/index.js';
 import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
 import { freePort, startServer, type TestServer } from '../support/server.js';
 
@@ -142,6 +144,34 @@ suite('a stalled or stopped PostgreSQL', () => {
       await onPostgresServer((query) => query(`ALTER DATABASE "${name}" ALLOW_CONNECTIONS true`));
     }
     await expectBack();
+  });
+
+  // Only a wrong password counts against the sign-in throttle: a correct one the database could not finish signing in
+  // (here its audit event waits for a table lock past DATABASE_TIMEOUT_SECONDS) is given back; each such 503 used to
+  // count as a failure, until the correct password met 429 for the rest of the window once the database was back.
+  it('gives back a sign-in the database could not finish: 503, and the throttle counts nothing', async () => {
+    const admin = await makeAdmin(server.deps);
+    const key = emailKey(admin.email);
+    const failures = async () =>
+      Number((await server.deps.db.knex('login_throttle').where({ key }).first('failures'))?.failures ?? 0);
+    const holder = new pgModule.Client({ connectionString: db.url });
+    await holder.connect();
+    try {
+      await holder.query('begin');
+      await holder.query('lock table audit_events in access exclusive mode');
+      for (let i = 0; i < 3; i++) {
+        const res = await call(server, 'POST', '/login', { json: { email: admin.email, password: admin.password } });
+        expect([res.status, res.body.error]).toEqual([503, 'service_unavailable']);
+      }
+      expect(await failures()).toBe(0);
+    } finally {
+      await holder.query('rollback');
+      await holder.end();
+    }
+    const wrong = await call(server, 'POST', '/login', { json: { email: admin.email, password: 'not the password' } });
+    expect(wrong.status).toBe(401);
+    expect(await failures()).toBe(1); // a wrong password still counts
+    expect((await call(server, 'POST', '/login', { json: { email: admin.email, password: admin.password } })).status).toBe(200);
   });
 
   // A failover onto a standby, or default_transaction_read_only: the database answers, but every change fails
