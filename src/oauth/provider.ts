@@ -12,6 +12,7 @@ import type { IncomingMessage } from 'node:http';
 import { decodeJwt, type JWK } from 'jose';
 import Provider, { errors, ExternalSigningKey, type Adapter, type Client, type Configuration, type ResourceServer } from 'oidc-provider';
 import { issuerUrl } from '../config/index.js';
+import { isDatabaseUnavailable } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import {
   ASSERTION_CLOCK_SKEW_S,
@@ -301,8 +302,13 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
       if (problem) ctx.body = { ...body, error_description: problem };
     }
   });
-  provider.on('server_error', (_ctx, err) => {
-    deps.log.error('oauth server error', { err });
+  // Any other failure: oidc-provider has just set its own 500 body ("oops! something went wrong") and emits this
+  // before the response is written. Rendered as every error of ours instead (renderOAuthError): a database outage or
+  // timeout (a stalled replay table under a client assertion or a DPoP proof) is 503 temporarily_unavailable with
+  // Retry-After, noted once as an outage; anything else 500 server_error, logged without stack or SQL.
+  provider.on('server_error', (ctx, err) => {
+    renderOAuthError(ctx, err, config.issuer, deps.log);
+    if (!isDatabaseUnavailable(err)) deps.log.error('oauth server error', { err });
   });
 
   const fastPath = await createTokenFastPath(

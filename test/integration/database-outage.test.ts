@@ -7,6 +7,7 @@ import { call, signIn } from '../support/admin-api.js';
 import { createTestDb, onPostgresServer, testDatabases, type TestDb } from '../support/db.js';
 import { emailKey } from '../../src/accounts/index.js';
 import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
+import { clientKey, dpopProof } from '../support/sender.js';
 import { freePort, startServer, type TestServer } from '../support/server.js';
 
 const pg = testDatabases().includes('postgres');
@@ -172,6 +173,32 @@ suite('a stalled or stopped PostgreSQL', () => {
     expect(wrong.status).toBe(401);
     expect(await failures()).toBe(1); // a wrong password still counts
     expect((await call(server, 'POST', '/login', { json: { email: admin.email, password: admin.password } })).status).toBe(200);
+  });
+
+  // The provider path (a DPoP proof, a client assertion) claims one-time jtis in the replay table: stalled past
+  // DATABASE_TIMEOUT_SECONDS it answered oidc-provider's own 500 "oops! something went wrong", with no Retry-After.
+  it('answers 503 with Retry-After when the replay table stalls under a DPoP token request', async () => {
+    const holder = new pgModule.Client({ connectionString: db.url });
+    await holder.connect();
+    const before = server.logLines.length;
+    try {
+      await holder.query('begin');
+      await holder.query('lock table oauth_replay in access exclusive mode');
+      const res = await fetch(`${server.issuer}/token`, {
+        method: 'POST',
+        headers: { authorization: clientAuth, 'content-type': 'application/x-www-form-urlencoded', dpop: await dpopProof(await clientKey(), `${server.issuer}/token`) },
+        body: 'grant_type=client_credentials',
+      });
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toMatch(/^\d+$/);
+      expect(res.headers.get('cache-control')).toBe('no-store');
+      expect(((await res.json()) as { error: string }).error).toBe('temporarily_unavailable');
+    } finally {
+      await holder.query('rollback');
+      await holder.end();
+    }
+    expect(server.logLines.slice(before).join('\n')).not.toMatch(/"stack"|oauth_replay|oauth server error/);
+    await expectBack();
   });
 
   // A failover onto a standby, or default_transaction_read_only: the database answers, but every change fails
