@@ -51,8 +51,14 @@ async function runServe(config: Readonly<Config>): Promise<void> {
     if (wasCancelled(err)) return; // stop() finishes: "stopped", exit 0
     // The database could not open (a full disk, a locked DATA_DIR, …): exit non-zero rather than linger without
     // listening (the embedded engine may leave handles that would keep the process alive).
-    log.error('could not start', { error: (err as Error).message });
-    process.stderr.write(`sat: ${(err as Error).message}\n`);
+    const { isDatabaseUnavailable, isConnectionRefusedByDatabase, briefDatabaseError } = await import('../db/index.js');
+    // PostgreSQL out of reach or refusing us (a wrong DATABASE_URL, the server down): named as sat's commands do.
+    const message =
+      config.databaseUrl && (isDatabaseUnavailable(err) || isConnectionRefusedByDatabase(err))
+        ? `cannot use the database (DATABASE_URL): ${briefDatabaseError(err).error}`
+        : (err as Error).message;
+    log.error('could not start', { error: message });
+    process.stderr.write(`sat: ${message}\n`);
     process.exit(1);
   }
 }

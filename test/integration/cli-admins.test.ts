@@ -2,7 +2,7 @@
 // script, with the server running (on the embedded database through its control socket, on PostgreSQL on the
 // database itself).
 import { call, signIn, tokenBody } from '../support/admin-api.js';
-import { runSatInProcess, runSatWithInput, type CliResult } from '../support/cli.js';
+import { runSat, runSatInProcess, runSatWithInput, type CliResult } from '../support/cli.js';
 import { createTestDb, describePostgres, testDatabases, type TestDb } from '../support/db.js';
 import { makeAdmin, makeToken, uniq } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
@@ -257,6 +257,11 @@ describePostgres('sat on an empty PostgreSQL database', () => {
         expect(res.stderr).toMatch(cause);
         expect(res.stderr).not.toMatch(/local socket|answering 503|"level"/);
       }
+      // `sat serve` says the same (it said only "connect ECONNREFUSED 127.0.0.1:1"), and exits 1.
+      const served = await runSat(['serve'], { ...env, PORT: '0', HOST: '127.0.0.1' });
+      expect(served.code).toBe(1);
+      expect(served.stderr).toMatch(/^sat: cannot use the database \(DATABASE_URL\): /m);
+      expect(served.stderr).toMatch(cause);
     }
     const probe = await runSatInProcess(['migrate', '--json'], { ...db.env });
     expect(probe.code).toBe(0); // `sat migrate` creates them
