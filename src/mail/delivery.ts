@@ -190,13 +190,29 @@ export async function renewClaim(knex: Knex, claimId: string, now: Date): Promis
   );
 }
 
+/** The SMTP commands whose 5xx answer is about this message (RFC 5321 §3.3): its recipient, or its content. */
+const MESSAGE_COMMANDS = new Set(['RCPT TO', 'DATA']);
 /**
- * An SMTP reply in the 5xx range (RFC 5321 §4.2.1: permanent negative completion, such as 550 mailbox
- * unavailable) says sending again will not help: the message is failed at once, not retried for hours.
+ * 5xx answers that are never about one message: 503 (bad sequence of commands: the session, not the message) and
+ * 530 / 535 / 538 (RFC 4954 §6: authentication required, refused, or needs encryption: the relay refuses everyone).
+ */
+const RELAY_WIDE_CODES = new Set([503, 530, 535, 538]);
+
+/**
+ * Whether a send failure is a permanent rejection of this message, so sending it again cannot help: a 5xx answer
+ * (RFC 5321 §4.2.1: permanent negative completion) to RCPT TO or to DATA / the message content, such as
+ * `550 mailbox unavailable` or `554 message refused`. Everything else is retried with backoff (SPEC "Email": an SMTP
+ * outage delays mail, never loses it): 4xx answers, connection and timeout errors, and the failures that would hit
+ * every message alike: authentication (EAUTH, 535; 530 authentication required at any step), and a refused
+ * MAIL FROM (the relay refuses our sender). `err` is nodemailer's error (`responseCode`, `command`); anything
+ * without both is not permanent.
  */
 export function isPermanentSmtpFailure(err: unknown): boolean {
-  const code = (err as { responseCode?: unknown } | null)?.responseCode;
-  return typeof code === 'number' && code >= 500 && code <= 599;
+  const e = err as { responseCode?: unknown; command?: unknown; code?: unknown } | null;
+  const code = e?.responseCode;
+  if (typeof code !== 'number' || code < 500 || code > 599 || RELAY_WIDE_CODES.has(code)) return false;
+  if (e?.code === 'EAUTH') return false;
+  return typeof e?.command === 'string' && MESSAGE_COMMANDS.has(e.command);
 }
 
 async function releaseClaim(knex: Knex, claimId: string, rows: MailOutboxRow[]): Promise<number> {
