@@ -8,9 +8,11 @@ import type { MailTransport } from './transport.js';
 
 /**
  * How long a claim holds its rows without renewal. The sender renews the lease of its claimed rows every
- * HEARTBEAT_MS while it works (however long one SMTP conversation takes), so only a sender that crashed or hangs
- * loses its claim, and its rows are due again within seconds. A mail in flight at a crash may then go out twice,
- * with the same Message-ID (docs/mail.md, docs/security.md).
+ * HEARTBEAT_MS while it works (however long one SMTP conversation takes: up to transport.ts's SMTP_TIMEOUTS per
+ * answer, 10 minutes for the end of DATA), so the lease never has to outlast an attempt: only a sender that crashed
+ * loses its claim, and its rows are due again within seconds. A renewal comes at least twice per lease, so one
+ * slow or failed renewal does not lose it. A mail in flight at a crash may then go out twice, with the same
+ * Message-ID (docs/mail.md, docs/security.md).
  */
 export const LEASE_MS = 15_000;
 export const HEARTBEAT_MS = 5_000;
