@@ -79,21 +79,33 @@ function describeError(err: unknown): string {
   return text.slice(0, 500);
 }
 
+export interface DeliveryOptions {
+  /** Shutdown: aborted, the worker stops between messages and hands back what it claimed but did not send. */
+  signal?: AbortSignal;
+  /**
+   * Shutdown, later: aborted, a send in progress is cut (the SMTP connection closed) and its message handed back
+   * unsent, not failed, with the rest. Default: `signal`.
+   */
+  sendSignal?: AbortSignal;
+  batchSize?: number;
+  heartbeatMs?: number;
+}
+
 /**
  * SPEC "Email": sends due mail from the outbox through `transport`. A failure schedules a retry with backoff; after
- * MAIL_MAX_ATTEMPTS the message is marked failed, logged and counted. When `signal` aborts (shutdown), the worker
- * stops between messages and hands back what it claimed but did not send, so the next start sends it at once.
+ * MAIL_MAX_ATTEMPTS, or at once for a permanent rejection of the message (isPermanentSmtpFailure), the message is
+ * marked failed, logged and counted. When `options.signal` aborts (shutdown), the worker stops between messages;
+ * when `options.sendSignal` aborts, a send in progress is cut too. What was claimed but not sent is handed back
+ * (pending, unlocked, the attempt not counted), so the next run or start sends it at once.
  */
-export async function deliverDueMail(
-  deps: DeliveryDeps,
-  transport: MailTransport,
-  options: { signal?: AbortSignal; batchSize?: number; heartbeatMs?: number } = {},
-): Promise<DeliveryResult> {
+export async function deliverDueMail(deps: DeliveryDeps, transport: MailTransport, options: DeliveryOptions = {}): Promise<DeliveryResult> {
   const { knex } = deps.db;
   const batchSize = options.batchSize ?? BATCH_SIZE;
   const result: DeliveryResult = { sent: 0, retried: 0, failed: 0, released: 0 };
+  const sendSignal = options.sendSignal ?? options.signal;
+  const stopping = () => Boolean(options.signal?.aborted || sendSignal?.aborted);
 
-  for (let batch = 0; batch < MAX_BATCHES_PER_RUN && !options.signal?.aborted; batch++) {
+  for (let batch = 0; batch < MAX_BATCHES_PER_RUN && !stopping(); batch++) {
     const claimId = randomUUID();
     const rows = await claimDueMail(knex, claimId, deps.clock(), batchSize);
     if (rows.length === 0) break;
@@ -103,11 +115,11 @@ export async function deliverDueMail(
     }, options.heartbeatMs ?? HEARTBEAT_MS);
     try {
       for (const [index, row] of rows.entries()) {
-        if (options.signal?.aborted) {
+        if (stopping()) {
           result.released += await releaseClaim(knex, claimId, rows.slice(index));
           break;
         }
-        await deliverOne(deps, transport, claimId, row, result);
+        await deliverOne(deps, transport, claimId, row, result, sendSignal);
       }
     } finally {
       clearInterval(heartbeat);
@@ -123,6 +135,7 @@ async function deliverOne(
   claimId: string,
   row: MailOutboxRow,
   result: DeliveryResult,
+  signal: AbortSignal | undefined,
 ): Promise<void> {
   const { knex } = deps.db;
   const mine = () => knex<MailOutboxRow>('mail_outbox').where({ id: row.id, locked_by: claimId });
@@ -137,8 +150,15 @@ async function deliverOne(
       text: row.text_body,
       html: row.html_body,
       date: row.created_at,
-    });
+    }, signal);
   } catch (err) {
+    if (signal?.aborted) {
+      // Cut by the shutdown, not refused by the relay: handed back unsent. Had the relay already taken it, the next
+      // send is a duplicate with the same Message-ID, as after a crash.
+      result.released += await releaseClaim(knex, claimId, [row]);
+      deps.log.info('mail send cut short by the shutdown; handed back for the next run', { ...fields, via: transport.target });
+      return;
+    }
     const error = describeError(err);
     const now = deps.clock();
     const permanent = isPermanentSmtpFailure(err);

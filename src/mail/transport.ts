@@ -22,7 +22,8 @@ export interface OutgoingMail {
 export interface MailTransport {
   /** For the log: `smtp://host:port` (never the credentials) or the `.eml` directory. */
   readonly target: string;
-  send(mail: OutgoingMail): Promise<void>;
+  /** Rejects when `signal` aborts (the SMTP connection is closed at once). */
+  send(mail: OutgoingMail, signal?: AbortSignal): Promise<void>;
   close(): void;
 }
 
@@ -79,8 +80,10 @@ export function createMailTransport(
     log.info('mail is delivered over SMTP', { smtp: target, from: config.mailFrom, ...(tls.requireTLS ? { starttls: 'required' } : {}) });
     return {
       target,
-      async send(mail) {
-        await transporter.sendMail(message(mail));
+      async send(mail, signal) {
+        // nodemailer 10 closes the connection and rejects with EABORT when the signal aborts (its types lag).
+        const options = { ...message(mail), ...(signal ? { signal } : {}) };
+        await transporter.sendMail(options);
       },
       close: () => transporter.close(),
     };
