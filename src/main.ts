@@ -183,7 +183,8 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
         : undefined;
 
     const mailTransport = createMailTransport(config, log);
-    const stopMail = new AbortController(); // shutdown: the mail worker hands back what it has not sent yet
+    const stopMail = new AbortController(); // shutdown: the mail worker stops between messages
+    const cutMailSend = new AbortController(); // shutdown, after the drain: a send still in progress is cut
     const jobs = startJobs(
       whileDiskAllows(db, [
         { name: 'flush-last-used', intervalMs: 5_000, run: () => oauth.flushUsage() },
@@ -205,7 +206,7 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
         {
           name: 'deliver-mail',
           intervalMs: config.mailPollIntervalMs,
-          run: () => deliverDueMail(deps, mailTransport, { signal: stopMail.signal }),
+          run: () => deliverDueMail(deps, mailTransport, { signal: stopMail.signal, sendSignal: cutMailSend.signal }),
         },
         { name: 'expiry-notices', intervalMs: config.expiryCheckIntervalMs, run: () => enqueueExpiryNotices(deps) },
         { name: 'secret-expiry', intervalMs: 60_000, run: () => expirePreviousSecrets(deps) },
@@ -238,24 +239,27 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
       jobs: { run: (name) => jobs.run(name), names: jobs.names },
       close() {
         // SPEC "Operations": unready at once, stop accepting, let in-flight requests finish (up to the grace),
-        // stop the workers, flush bookkeeping, close the pool. Each step runs even if an earlier one failed.
+        // flush bookkeeping, stop the workers, close the pool. Each step runs even if an earlier one failed.
         closing ??= (async () => {
           beginDrain();
-          stopMail.abort(); // the mail worker hands back what it has not sent yet
-          const [drained] = await Promise.all([
-            drainHttpServer(server, config.shutdownGraceMs, connections),
-            jobs.stop().catch((err) => log.warn('background jobs did not stop cleanly', { err })),
-          ]);
+          stopMail.abort(); // the mail worker sends no further message
+          const jobsStopped = jobs.stop().catch((err) => log.warn('background jobs did not stop cleanly', { err }));
+          const drained = await drainHttpServer(server, config.shutdownGraceMs, connections);
+          // A send still in progress (a hanging relay waits up to SMTP_TIMEOUTS) is cut: its message is handed back
+          // unsent and the next run sends it; the shutdown never waits for the relay past the drain.
+          cutMailSend.abort();
           if (drained.forced > 0) {
             log.warn('shutdown grace ran out; closed connections with requests in progress', {
               connections: drained.forced,
               grace_ms: config.shutdownGraceMs,
             });
           }
-          mailTransport.close();
-          await control?.close();
+          // The last requests' bookkeeping, written before waiting for the jobs: whatever a job still does, it is kept.
           await oauth.flushUsage().catch((err) => log.warn('could not record last use', { err }));
           await oauth.releaseHourlyReservations().catch((err) => log.warn('could not give back unused hourly-limit reservations', { err }));
+          await jobsStopped;
+          mailTransport.close();
+          await control?.close();
           await db.close();
         })();
         return closing;

@@ -8,9 +8,11 @@ import type { MailTransport } from './transport.js';
 
 /**
  * How long a claim holds its rows without renewal. The sender renews the lease of its claimed rows every
- * HEARTBEAT_MS while it works (however long one SMTP conversation takes), so only a sender that crashed or hangs
- * loses its claim, and its rows are due again within seconds. A mail in flight at a crash may then go out twice,
- * with the same Message-ID (docs/mail.md, docs/security.md).
+ * HEARTBEAT_MS while it works (however long one SMTP conversation takes: up to transport.ts's SMTP_TIMEOUTS per
+ * answer, 10 minutes for the end of DATA), so the lease never has to outlast an attempt: only a sender that crashed
+ * loses its claim, and its rows are due again within seconds. A renewal comes at least twice per lease, so one
+ * slow or failed renewal does not lose it. A mail in flight at a crash may then go out twice, with the same
+ * Message-ID (docs/mail.md, docs/security.md).
  */
 export const LEASE_MS = 15_000;
 export const HEARTBEAT_MS = 5_000;
@@ -77,21 +79,33 @@ function describeError(err: unknown): string {
   return text.slice(0, 500);
 }
 
+export interface DeliveryOptions {
+  /** Shutdown: aborted, the worker stops between messages and hands back what it claimed but did not send. */
+  signal?: AbortSignal;
+  /**
+   * Shutdown, later: aborted, a send in progress is cut (the SMTP connection closed) and its message handed back
+   * unsent, not failed, with the rest. Default: `signal`.
+   */
+  sendSignal?: AbortSignal;
+  batchSize?: number;
+  heartbeatMs?: number;
+}
+
 /**
  * SPEC "Email": sends due mail from the outbox through `transport`. A failure schedules a retry with backoff; after
- * MAIL_MAX_ATTEMPTS the message is marked failed, logged and counted. When `signal` aborts (shutdown), the worker
- * stops between messages and hands back what it claimed but did not send, so the next start sends it at once.
+ * MAIL_MAX_ATTEMPTS, or at once for a permanent rejection of the message (isPermanentSmtpFailure), the message is
+ * marked failed, logged and counted. When `options.signal` aborts (shutdown), the worker stops between messages;
+ * when `options.sendSignal` aborts, a send in progress is cut too. What was claimed but not sent is handed back
+ * (pending, unlocked, the attempt not counted), so the next run or start sends it at once.
  */
-export async function deliverDueMail(
-  deps: DeliveryDeps,
-  transport: MailTransport,
-  options: { signal?: AbortSignal; batchSize?: number; heartbeatMs?: number } = {},
-): Promise<DeliveryResult> {
+export async function deliverDueMail(deps: DeliveryDeps, transport: MailTransport, options: DeliveryOptions = {}): Promise<DeliveryResult> {
   const { knex } = deps.db;
   const batchSize = options.batchSize ?? BATCH_SIZE;
   const result: DeliveryResult = { sent: 0, retried: 0, failed: 0, released: 0 };
+  const sendSignal = options.sendSignal ?? options.signal;
+  const stopping = () => Boolean(options.signal?.aborted || sendSignal?.aborted);
 
-  for (let batch = 0; batch < MAX_BATCHES_PER_RUN && !options.signal?.aborted; batch++) {
+  for (let batch = 0; batch < MAX_BATCHES_PER_RUN && !stopping(); batch++) {
     const claimId = randomUUID();
     const rows = await claimDueMail(knex, claimId, deps.clock(), batchSize);
     if (rows.length === 0) break;
@@ -101,11 +115,11 @@ export async function deliverDueMail(
     }, options.heartbeatMs ?? HEARTBEAT_MS);
     try {
       for (const [index, row] of rows.entries()) {
-        if (options.signal?.aborted) {
+        if (stopping()) {
           result.released += await releaseClaim(knex, claimId, rows.slice(index));
           break;
         }
-        await deliverOne(deps, transport, claimId, row, result);
+        await deliverOne(deps, transport, claimId, row, result, sendSignal);
       }
     } finally {
       clearInterval(heartbeat);
@@ -121,6 +135,7 @@ async function deliverOne(
   claimId: string,
   row: MailOutboxRow,
   result: DeliveryResult,
+  signal: AbortSignal | undefined,
 ): Promise<void> {
   const { knex } = deps.db;
   const mine = () => knex<MailOutboxRow>('mail_outbox').where({ id: row.id, locked_by: claimId });
@@ -135,8 +150,15 @@ async function deliverOne(
       text: row.text_body,
       html: row.html_body,
       date: row.created_at,
-    });
+    }, signal);
   } catch (err) {
+    if (signal?.aborted) {
+      // Cut by the shutdown, not refused by the relay: handed back unsent. Had the relay already taken it, the next
+      // send is a duplicate with the same Message-ID, as after a crash.
+      result.released += await releaseClaim(knex, claimId, [row]);
+      deps.log.info('mail send cut short by the shutdown; handed back for the next run', { ...fields, via: transport.target });
+      return;
+    }
     const error = describeError(err);
     const now = deps.clock();
     const permanent = isPermanentSmtpFailure(err);
@@ -190,13 +212,29 @@ export async function renewClaim(knex: Knex, claimId: string, now: Date): Promis
   );
 }
 
+/** The SMTP commands whose 5xx answer is about this message (RFC 5321 §3.3): its recipient, or its content. */
+const MESSAGE_COMMANDS = new Set(['RCPT TO', 'DATA']);
 /**
- * An SMTP reply in the 5xx range (RFC 5321 §4.2.1: permanent negative completion, such as 550 mailbox
- * unavailable) says sending again will not help: the message is failed at once, not retried for hours.
+ * 5xx answers that are never about one message: 503 (bad sequence of commands: the session, not the message) and
+ * 530 / 535 / 538 (RFC 4954 §6: authentication required, refused, or needs encryption: the relay refuses everyone).
+ */
+const RELAY_WIDE_CODES = new Set([503, 530, 535, 538]);
+
+/**
+ * Whether a send failure is a permanent rejection of this message, so sending it again cannot help: a 5xx answer
+ * (RFC 5321 §4.2.1: permanent negative completion) to RCPT TO or to DATA / the message content, such as
+ * `550 mailbox unavailable` or `554 message refused`. Everything else is retried with backoff (SPEC "Email": an SMTP
+ * outage delays mail, never loses it): 4xx answers, connection and timeout errors, and the failures that would hit
+ * every message alike: authentication (EAUTH, 535; 530 authentication required at any step), and a refused
+ * MAIL FROM (the relay refuses our sender). `err` is nodemailer's error (`responseCode`, `command`); anything
+ * without both is not permanent.
  */
 export function isPermanentSmtpFailure(err: unknown): boolean {
-  const code = (err as { responseCode?: unknown } | null)?.responseCode;
-  return typeof code === 'number' && code >= 500 && code <= 599;
+  const e = err as { responseCode?: unknown; command?: unknown; code?: unknown } | null;
+  const code = e?.responseCode;
+  if (typeof code !== 'number' || code < 500 || code > 599 || RELAY_WIDE_CODES.has(code)) return false;
+  if (e?.code === 'EAUTH') return false;
+  return typeof e?.command === 'string' && MESSAGE_COMMANDS.has(e.command);
 }
 
 async function releaseClaim(knex: Knex, claimId: string, rows: MailOutboxRow[]): Promise<number> {

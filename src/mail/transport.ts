@@ -22,12 +22,20 @@ export interface OutgoingMail {
 export interface MailTransport {
   /** For the log: `smtp://host:port` (never the credentials) or the `.eml` directory. */
   readonly target: string;
-  send(mail: OutgoingMail): Promise<void>;
+  /** Rejects when `signal` aborts (the SMTP connection is closed at once). */
+  send(mail: OutgoingMail, signal?: AbortSignal): Promise<void>;
   close(): void;
 }
 
-// Bounded waits, so a hanging SMTP server delays one worker run, never the claim lease (see delivery.ts).
-const SMTP_TIMEOUTS = { connectionTimeout: 15_000, greetingTimeout: 15_000, socketTimeout: 30_000 };
+/**
+ * nodemailer's waits, in ms. `socketTimeout` is the longest silence in the conversation: RFC 5321 §4.5.3.2.6 gives
+ * the server 10 minutes to acknowledge the end of DATA, and a client that gives up sooner sends the message again
+ * although the relay may have taken it (a duplicate per timeout). Before the greeting no message has been handed
+ * over, so giving up there only delays it: a minute for the connection (DNS and TCP) and the greeting together. The
+ * claim on the mail being sent is renewed for as long as the attempt lasts (delivery.ts, HEARTBEAT_MS), and the
+ * shutdown cuts an attempt in progress (deliverDueMail's sendSignal), so neither depends on these.
+ */
+export const SMTP_TIMEOUTS = { connectionTimeout: 60_000, greetingTimeout: 60_000, socketTimeout: 10 * 60_000 } as const;
 
 // RFC 3834: an automatic notice; asks auto-responders not to answer it.
 const NOTICE_HEADERS = { 'Auto-Submitted': 'auto-generated', 'X-Auto-Response-Suppress': 'All' };
@@ -72,8 +80,10 @@ export function createMailTransport(
     log.info('mail is delivered over SMTP', { smtp: target, from: config.mailFrom, ...(tls.requireTLS ? { starttls: 'required' } : {}) });
     return {
       target,
-      async send(mail) {
-        await transporter.sendMail(message(mail));
+      async send(mail, signal) {
+        // nodemailer 10 closes the connection and rejects with EABORT when the signal aborts (its types lag).
+        const options = { ...message(mail), ...(signal ? { signal } : {}) };
+        await transporter.sendMail(options);
       },
       close: () => transporter.close(),
     };

@@ -7,6 +7,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { SMTPServer } from 'smtp-server';
+import { loadConfig } from '../../src/config/index.js';
+import { openDb, type MailOutboxRow } from '../../src/db/index.js';
 import { basic } from '../support/fixtures.js';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { runSat, spawnSatProcess, startNpmStart, startSatServe } from '../support/cli.js';
@@ -209,6 +212,80 @@ describe.each(testDatabases())('graceful shutdown on %s', (kind) => {
     expect(arrived.filter((s) => s.status !== 200)).toEqual([]);
     expect(code).toBe(0);
   });
+
+  it('exits 0 within the grace while the SMTP server hangs, after writing the last /token call; the mail stays pending', async () => {
+    // A relay that takes the message and never acknowledges the end of DATA: the client may wait 10 minutes
+    // (RFC 5321 §4.5.3.2.6). The shutdown used to wait for it, past the grace, and exit 1 without the bookkeeping.
+    let dataArrived!: () => void;
+    const hanging = new Promise<void>((resolve) => (dataArrived = resolve));
+    const smtp = new SMTPServer({
+      disabledCommands: ['STARTTLS', 'AUTH'],
+      authOptional: true,
+      logger: false,
+      onData(stream) {
+        stream.resume();
+        stream.on('end', () => dataArrived()); // and never calls back: no answer to the end of DATA
+      },
+    });
+    const smtpPort = await freePort();
+    await new Promise<void>((resolve) => smtp.listen(smtpPort, '127.0.0.1', () => resolve()));
+    const grace = 3;
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const env = {
+      ...db.env,
+      ...ADMIN,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      ISSUER: url,
+      SHUTDOWN_GRACE_SECONDS: String(grace),
+      SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
+      MAIL_POLL_INTERVAL_MS: '100',
+    };
+    const server = await startSatServe(env);
+    try {
+      const exit = new Promise<{ code: number | null; at: number }>((resolve) =>
+        server.child.once('exit', (code) => resolve({ code, at: performance.now() })),
+      );
+      const session = await signIn({ url }, ADMIN.ADMIN_EMAIL, ADMIN.ADMIN_PASSWORD);
+      const made = await call({ url }, 'POST', '/tokens', { token: session.token, json: tokenBody({ name: 'smtp-hangs' }) });
+      expect(made.status).toBe(201); // queues its "token generated" mail to the administrator
+      await hanging; // the worker sent it and waits for the relay's answer
+      const res = await fetch(`${url}/token`, {
+        method: 'POST',
+        headers: { authorization: basic(made.body.client_id, made.body.client_secret), 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'grant_type=client_credentials',
+      });
+      expect(res.status).toBe(200);
+      const signalAt = performance.now();
+      server.child.kill('SIGTERM');
+      const exited = await exit;
+      expect(exited.code).toBe(0);
+      expect(exited.at - signalAt).toBeLessThan(grace * 1000);
+      expect(server.output()).toMatch(/"msg":"mail send cut short by the shutdown; handed back for the next run"/);
+      expect(server.output()).toMatch(/"msg":"stopped"/);
+
+      // The /token call's bookkeeping reached the database.
+      const listed = await runSat(['token', 'list', '--org', 'Default', '--json'], env);
+      expect(listed.code).toBe(0);
+      const token = (JSON.parse(listed.stdout) as { items: Array<{ id: string; last_used_at: string | null; tokens_last_hour: number }> }).items.find(
+        (t) => t.id === made.body.id,
+      );
+      expect(token?.last_used_at).not.toBeNull();
+      expect(token?.tokens_last_hour).toBe(1);
+      // The mail was handed back, not failed: the next start sends it at once.
+      const database = await openDb(loadConfig(db.env));
+      try {
+        const mail = (await database.knex<MailOutboxRow>('mail_outbox').where({ kind: 'token_generated' }).whereLike('text_body', '%smtp-hangs%').first())!;
+        expect(mail).toMatchObject({ status: 'pending', attempts: 0, locked_by: null, locked_until: null });
+      } finally {
+        await database.close();
+      }
+    } finally {
+      if (server.child.exitCode === null) server.child.kill('SIGKILL');
+      await new Promise<void>((resolve) => smtp.close(() => resolve()));
+    }
+  }, 60_000);
 
   it('stops gracefully when started with `npm start` and npm gets the SIGTERM (a supervisor signals its child)', async () => {
     const port = await freePort();

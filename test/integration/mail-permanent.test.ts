@@ -1,5 +1,6 @@
-// Issue 10 item 15: a permanent SMTP rejection (5xx) fails the mail at once (logged, counted, not retried), and a
-// crashed sender's claim frees its mail within seconds while a live sender renews its claim.
+// Issue 10 item 15: a permanent SMTP rejection of the message (5xx to RCPT TO or DATA) fails the mail at once (logged,
+// counted, not retried), a 5xx that refuses every message (AUTH, MAIL FROM) is retried as an outage, and a crashed
+// sender's claim frees its mail within seconds while a live sender renews its claim.
 import type { Knex } from 'knex';
 import { SMTPServer } from 'smtp-server';
 import { loadConfig } from '../../src/config/index.js';
@@ -27,10 +28,21 @@ describe.each(testDatabases())('mail: permanent failures and short leases on %s'
     await migrateLatest(database.knex);
     const port = await freePort();
     smtpUrl = `smtp://127.0.0.1:${port}`;
+    const refuse = (code: number, message: string) => Object.assign(new Error(message), { responseCode: code });
     smtp = new SMTPServer({
-      disabledCommands: ['STARTTLS', 'AUTH'],
+      disabledCommands: ['STARTTLS'],
       authOptional: true,
+      allowInsecureAuth: true,
       logger: false,
+      // A relay that refuses our credentials, or our sender: every message alike, whoever it is for.
+      onAuth(_auth, _session, callback) {
+        callback(refuse(535, '5.7.8 Authentication credentials invalid'));
+      },
+      onMailFrom(address, _session, callback) {
+        if (address.address.startsWith('refused-sender@')) return callback(refuse(550, '5.7.1 sender refused'));
+        if (address.address.startsWith('auth-needed@')) return callback(refuse(530, '5.7.0 Authentication required'));
+        callback();
+      },
       onRcptTo(address, _session, callback) {
         if (address.address.startsWith('nobody-')) {
           const err = Object.assign(new Error('5.1.1 mailbox unavailable'), { responseCode: 550 });
@@ -41,6 +53,9 @@ describe.each(testDatabases())('mail: permanent failures and short leases on %s'
       onData(stream, session, callback) {
         stream.resume();
         stream.on('end', () => {
+          if (session.envelope.rcptTo.some((r) => r.address.startsWith('bad-content-'))) {
+            return callback(refuse(554, '5.6.0 message content refused'));
+          }
           accepted.push(...session.envelope.rcptTo.map((r) => r.address));
           callback();
         });
@@ -68,7 +83,11 @@ describe.each(testDatabases())('mail: permanent failures and short leases on %s'
       enqueueMail(trx, { kind: 'token_generated', to, content: { subject: 's', text: 't', html: '<p>t</p>' }, now: at, messageIdDomain: 'test.example' }),
     );
   }
-  const smtpTransport = (): MailTransport => createMailTransport({ smtpUrl, mailFrom: 'tokens@test.example', dataDir: db.dataDir }, createLogger('silent'));
+  const smtpTransport = (options: { from?: string; url?: string } = {}): MailTransport =>
+    createMailTransport(
+      { smtpUrl: options.url ?? smtpUrl, mailFrom: options.from ?? 'tokens@test.example', dataDir: db.dataDir, smtpAllowPlaintextAuth: true },
+      createLogger('silent'),
+    );
   const failedCount = async () => (await mailDeliveries.get()).values.filter((v) => v.labels.outcome === 'failed').reduce((n, v) => n + v.value, 0);
 
   it('fails a mail the SMTP server rejects with 550 after one attempt, logs and counts it', async () => {
@@ -96,6 +115,55 @@ describe.each(testDatabases())('mail: permanent failures and short leases on %s'
     } finally {
       again.close();
     }
+  });
+
+  it('fails a mail whose content the SMTP server rejects with 554 at DATA after one attempt', async () => {
+    base += 86_400_000;
+    const at = new Date(base);
+    const row = await queue(`bad-content-${uniq('x')}@example.com`, at);
+    const lines: string[] = [];
+    const transport = smtpTransport();
+    try {
+      expect(await deliverDueMail(depsAt(() => at, lines), transport)).toEqual({ sent: 0, retried: 0, failed: 1, released: 0 });
+    } finally {
+      transport.close();
+    }
+    expect((await knex()('mail_outbox').where({ id: row.id }).first()) as MailOutboxRow).toMatchObject({ status: 'failed', attempts: 1 });
+    expect(lines.filter((l) => l.includes('rejected permanently'))).toHaveLength(1);
+  });
+
+  // SPEC "Email": an SMTP outage delays mail, never loses it. A relay that refuses our credentials or our sender
+  // refuses every message: that is an outage of the relay (or of its configuration), not a verdict on the message.
+  it.each([
+    ['AUTH refused with 535 (EAUTH)', { url: () => smtpUrl.replace('smtp://', 'smtp://notices:wrong-password@') }, /535/],
+    ['530 authentication required at MAIL FROM', { from: 'auth-needed@test.example' }, /530/],
+    ['550 at MAIL FROM (the sender refused)', { from: 'refused-sender@test.example' }, /550/],
+  ] as const)('retries, with backoff, a mail the relay refuses as a whole: %s', async (_what, how, code) => {
+    base += 86_400_000;
+    const at = new Date(base);
+    const to = `${uniq('relay')}@example.com`;
+    const row = await queue(to, at);
+    const lines: string[] = [];
+    const transport = smtpTransport({ ...('from' in how ? { from: how.from } : {}), ...('url' in how ? { url: how.url() } : {}) });
+    try {
+      expect(await deliverDueMail(depsAt(() => at, lines), transport)).toEqual({ sent: 0, retried: 1, failed: 0, released: 0 });
+    } finally {
+      transport.close();
+    }
+    const after = (await knex()('mail_outbox').where({ id: row.id }).first()) as MailOutboxRow;
+    expect(after).toMatchObject({ status: 'pending', attempts: 1, locked_by: null });
+    expect(after.last_error).toMatch(code);
+    expect(new Date(after.next_attempt_at).getTime()).toBeGreaterThan(at.getTime()); // the backoff, not at once
+    expect(lines.filter((l) => l.includes('rejected permanently'))).toEqual([]);
+    expect(lines.filter((l) => l.includes('will retry'))).toHaveLength(1);
+    // Once the relay takes mail again (the right sender, no refused login), the retry delivers it.
+    const fixed = smtpTransport();
+    try {
+      expect(await deliverDueMail(depsAt(() => new Date(base + 3_600_000)), fixed)).toMatchObject({ sent: 1, failed: 0 });
+    } finally {
+      fixed.close();
+    }
+    expect(accepted).toContain(to);
   });
 
   // A one-time link is a credential (SPEC Part 2 "Administrators": stored only as hashes): a failed invitation or
