@@ -63,8 +63,9 @@ Commands:
   keys rotate [--now [--drop-unreadable]] add a new signing key: published at once, signing after
                                           KEY_PUBLISH_AHEAD_SECONDS (default 600); --now signs at once
                                           (emergency only: verifiers may reject tokens for a minute);
-                                          --drop-unreadable: the key-encryption key was lost, delete the
-                                          signing keys the configured one cannot open (docs/keys.md)
+                                          --drop-unreadable: delete every signing key the configured
+                                          key-encryption key cannot open, whatever the reason (a lost
+                                          key, a damaged row: docs/keys.md)
   keys rewrap [--new-key-file FILE]       encrypt every signing key under a new key-encryption key, read
                                           from FILE or NEW_KEY_ENCRYPTION_KEY (base64 of 32 bytes)
   token create --org NAME --name NAME --expires DATE --services ID,ID
@@ -477,7 +478,7 @@ function backupKeysCheck(config: Readonly<Config>): (keys: BackupSigningKey[]) =
     if (sealed.length === 0) return;
     const haveKey = config.keyEncryptionKey !== undefined || existsSync(dataDirKeyFile(config.dataDir));
     const ring = haveKey ? openKeyRing(config, 'embedded') : undefined;
-    const unreadable = sealed.filter((k) => !(ring?.opensSealedBy(k) ?? false));
+    const unreadable = sealed.filter((k) => !(ring?.hasKekOf(k) ?? false));
     if (unreadable.length === 0) return;
     throw new RestoreRefusedError(
       `the backup's signing keys (${unreadable.map((k) => k.kid).join(', ')}) are sealed under another key-encryption key ` +
