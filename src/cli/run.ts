@@ -506,8 +506,8 @@ async function restore(config: Readonly<Config>, file: string, acceptUnreadableK
     return { ok: false, error: { code: 'conflict', message: `the server (${who}) is running on ${config.dataDir}: stop it, then restore.` } };
   }
   try {
-    const { previous } = await restoreEmbedded(embeddedDataPath(config.dataDir), file, new Date(), acceptUnreadableKeys ? undefined : backupKeysCheck(config));
-    return { ok: true, result: { file, data_dir: config.dataDir, previous: previous ?? null } };
+    const { previous, removed } = await restoreEmbedded(embeddedDataPath(config.dataDir), file, new Date(), acceptUnreadableKeys ? undefined : backupKeysCheck(config));
+    return { ok: true, result: { file, data_dir: config.dataDir, previous: previous ?? null, removed_interrupted: removed } };
   } catch (err) {
     return { ok: false, error: { code: 'restore_failed', message: (err as Error).message } };
   } finally {
@@ -874,7 +874,8 @@ function print(out: (text: string) => void, command: string, result: unknown, js
     case 'restore':
       out(
         `Restored the embedded database in ${r.data_dir} from ${r.file}\n` +
-          (r.previous ? `The data it replaced is kept in ${r.previous} (delete it when no longer needed)\n` : ''),
+          (r.previous ? `The data it replaced is kept in ${r.previous} (delete it when no longer needed)\n` : '') +
+          (r.removed_interrupted?.length ? `Removed what an interrupted restore left: ${r.removed_interrupted.join(', ')}\n` : ''),
       );
       break;
     case 'migrate':
