@@ -32,7 +32,7 @@ import { validateWithRules } from './http/validate.js';
 import { issuerUrl, parseKeyEncryptionKey } from './config/index.js';
 import {
   KeyEncryptionError,
-  type KeyRing,
+  KeyRing,
   kekId,
   keyRetentionMs,
   listSigningKeys,
@@ -165,8 +165,8 @@ export const commands: Record<string, Command> = {
   },
   // SPEC "Signing-key rotation never fails a verifier": published at once, signing KEY_PUBLISH_AHEAD_SECONDS later;
   // --now (the emergency exception) signs at once and drops keys still pending (of any algorithm), which would
-  // otherwise take over from it; --now --drop-unreadable also deletes the keys the configured key-encryption key
-  // cannot open (a lost key). The new key's algorithm is this process's SIGNING_ALG. The running server reloads right
+  // otherwise take over from it; --now --drop-unreadable also deletes every key the configured key-encryption key
+  // cannot open, whatever the reason (a lost key, a damaged row). The new key's algorithm is this process's SIGNING_ALG. The running server reloads right
   // after (main.ts).
   'keys-rotate': async (deps, args) => {
     const { now, drop_unreadable } = rotateArgs.parse(args);
@@ -305,19 +305,19 @@ export const commands: Record<string, Command> = {
     const now = deps.clock();
     // The signer is the same whatever this shell's SIGNING_ALG (the newest key of any algorithm whose time has come).
     const set = await loadPublicKeySet(deps.db.knex, now, keyRetentionMs(deps.config.accessTokenTtlSeconds));
-    const stored = await listSigningKeys(deps.db.knex);
-    const published = new Set(set ? set.keys.map((k) => k.kid) : stored.map((k) => k.kid)); // no signer yet: all pending
-    // Which keys this process's key-encryption key opens (a lost or wrong key: docs/operations.md "Key-encryption
-    // key custody"). Without a key for sealed keys every sealed key is unreadable; nothing is generated for a list.
+    // Which keys this process's key-encryption key opens (a lost or wrong key, or a damaged row: docs/operations.md
+    // "Key-encryption key custody"): each is decrypted and checked, not only its kek_id compared. Without a key for
+    // sealed keys every sealed key is unreadable; nothing is generated for a list.
     let ring: KeyRing | undefined;
-    if (stored.some((k) => k.encrypted)) {
+    if (await deps.db.knex('signing_keys').whereNotNull('sealed_jwk').first('kid')) {
       try {
         ring = await openKeyRingForStoredKeys(deps.db.knex, deps.config, deps.db.kind);
       } catch (err) {
         if (!(err instanceof KeyEncryptionError)) throw err;
       }
     }
-    const opens = (k: (typeof stored)[number]) => !k.encrypted || (ring?.opensSealedBy(k) ?? false);
+    const stored = await listSigningKeys(deps.db.knex, ring ?? new KeyRing(() => ({ key: undefined })));
+    const published = new Set(set ? set.keys.map((k) => k.kid) : stored.map((k) => k.kid)); // no signer yet: all pending
     return {
       signing_kid: set?.signingKid ?? null,
       published: stored
@@ -328,7 +328,7 @@ export const commands: Record<string, Command> = {
           status: k.kid === set?.signingKid ? 'signing' : k.not_before.getTime() > now.getTime() ? 'pending' : 'retiring',
           signs_from: k.not_before.getTime() > now.getTime() ? k.not_before.toISOString() : null,
           encrypted: k.encrypted,
-          opens: opens(k),
+          opens: k.opens ?? false,
         })),
     };
   },

@@ -63,8 +63,9 @@ Commands:
   keys rotate [--now [--drop-unreadable]] add a new signing key: published at once, signing after
                                           KEY_PUBLISH_AHEAD_SECONDS (default 600); --now signs at once
                                           (emergency only: verifiers may reject tokens for a minute);
-                                          --drop-unreadable: the key-encryption key was lost, delete the
-                                          signing keys the configured one cannot open (docs/keys.md)
+                                          --drop-unreadable: delete every signing key the configured
+                                          key-encryption key cannot open, whatever the reason (a lost
+                                          key, a damaged row: docs/keys.md)
   keys rewrap [--new-key-file FILE]       encrypt every signing key under a new key-encryption key, read
                                           from FILE or NEW_KEY_ENCRYPTION_KEY (base64 of 32 bytes)
   token create --org NAME --name NAME --expires DATE --services ID,ID
@@ -477,7 +478,7 @@ function backupKeysCheck(config: Readonly<Config>): (keys: BackupSigningKey[]) =
     if (sealed.length === 0) return;
     const haveKey = config.keyEncryptionKey !== undefined || existsSync(dataDirKeyFile(config.dataDir));
     const ring = haveKey ? openKeyRing(config, 'embedded') : undefined;
-    const unreadable = sealed.filter((k) => !(ring?.opensSealedBy(k) ?? false));
+    const unreadable = sealed.filter((k) => !(ring?.hasKekOf(k) ?? false));
     if (unreadable.length === 0) return;
     throw new RestoreRefusedError(
       `the backup's signing keys (${unreadable.map((k) => k.kid).join(', ')}) are sealed under another key-encryption key ` +
@@ -505,8 +506,8 @@ async function restore(config: Readonly<Config>, file: string, acceptUnreadableK
     return { ok: false, error: { code: 'conflict', message: `the server (${who}) is running on ${config.dataDir}: stop it, then restore.` } };
   }
   try {
-    const { previous } = await restoreEmbedded(embeddedDataPath(config.dataDir), file, new Date(), acceptUnreadableKeys ? undefined : backupKeysCheck(config));
-    return { ok: true, result: { file, data_dir: config.dataDir, previous: previous ?? null } };
+    const { previous, removed } = await restoreEmbedded(embeddedDataPath(config.dataDir), file, new Date(), acceptUnreadableKeys ? undefined : backupKeysCheck(config));
+    return { ok: true, result: { file, data_dir: config.dataDir, previous: previous ?? null, removed_interrupted: removed } };
   } catch (err) {
     return { ok: false, error: { code: 'restore_failed', message: (err as Error).message } };
   } finally {
@@ -873,7 +874,8 @@ function print(out: (text: string) => void, command: string, result: unknown, js
     case 'restore':
       out(
         `Restored the embedded database in ${r.data_dir} from ${r.file}\n` +
-          (r.previous ? `The data it replaced is kept in ${r.previous} (delete it when no longer needed)\n` : ''),
+          (r.previous ? `The data it replaced is kept in ${r.previous} (delete it when no longer needed)\n` : '') +
+          (r.removed_interrupted?.length ? `Removed what an interrupted restore left: ${r.removed_interrupted.join(', ')}\n` : ''),
       );
       break;
     case 'migrate':

@@ -1,6 +1,6 @@
 // Backups of the embedded database (`sat backup FILE`, `sat restore FILE`). PostgreSQL has pg_dump for this.
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
@@ -167,9 +167,35 @@ export interface BackupSigningKey {
 export class RestoreRefusedError extends Error {}
 
 /**
+ * Removes what restores that never finished left beside `dataPath` (DATA_DIR/pgdata): the staging directories
+ * `pgdata.restoring-<hex>` (up to a partial copy of the database) of a `sat restore` killed mid-way. Only while
+ * the caller holds the DATA_DIR lock (lock.ts): then no restore runs, so every such directory is stale. Nothing else
+ * is touched (`pgdata.before-restore-*` is the operator's to delete). Returns the paths removed.
+ */
+export function removeStaleRestores(dataPath: string): string[] {
+  const dir = path.dirname(dataPath);
+  const prefix = `${path.basename(dataPath)}.restoring-`; // what restoreEmbedded names its staging directory
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const removed: string[] = [];
+  for (const name of names.filter((n) => n.startsWith(prefix) && /^[0-9a-f]{8}$/.test(n.slice(prefix.length)))) {
+    const stale = path.join(dir, name);
+    rmSync(stale, { recursive: true, force: true });
+    removed.push(stale);
+  }
+  return removed;
+}
+
+/**
  * Replaces the embedded database in `dataPath` (DATA_DIR/pgdata) by the backup in `file`. The caller holds the
- * DATA_DIR lock (no server running). The backup is first opened in a new directory beside it, so a bad file
- * changes nothing; the replaced data directory is kept beside it as `pgdata.before-restore-<time>`. Everything
+ * DATA_DIR lock (no server running). It first removes the staging directories of restores that never finished
+ * (removeStaleRestores, returned as `removed`). The backup is first opened in a new directory beside it, so a bad
+ * file changes nothing; the replaced data directory is kept beside it as `pgdata.before-restore-<time>`. Everything
  * restored is owner-only (the archive's files come out 0666: makeOwnerOnly, as at server start; SPEC Part 2).
  * `checkKeys` sees the backup's signing keys before anything is replaced and may refuse it (RestoreRefusedError:
  * keys the configured key-encryption key cannot open, which the server would refuse to start with). A backup of a
@@ -180,7 +206,8 @@ export async function restoreEmbedded(
   file: string,
   now = new Date(),
   checkKeys?: (keys: BackupSigningKey[]) => void,
-): Promise<{ previous: string | undefined }> {
+): Promise<{ previous: string | undefined; removed: string[] }> {
+  const removed = removeStaleRestores(dataPath);
   const data = readFileSync(file);
   const staging = `${dataPath}.restoring-${randomBytes(4).toString('hex')}`;
   mkdirSync(staging, { mode: 0o700 }); // owner-only, like DATA_DIR
@@ -216,5 +243,5 @@ export async function restoreEmbedded(
     renameSync(dataPath, previous);
   }
   renameSync(staging, dataPath);
-  return { previous };
+  return { previous, removed };
 }

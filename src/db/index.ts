@@ -4,6 +4,7 @@ import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../log.js';
+import { removeStaleRestores } from './backup.js';
 import { diskSpaceProbe, type DiskSpace } from './disk.js';
 import { newEmbeddedEngine } from './embedded.js';
 import { makeDirectories, makeOwnerOnly } from './files.js';
@@ -22,7 +23,7 @@ export interface Database {
 }
 
 export { acquireDataDirLock, DataDirLockedError, OlderServerRunningError, readLockHolder, refuseOlderServer, TRY_AGAIN, waitForDataDir, type DataDirLock } from './lock.js';
-export { BackupTargetError, backupEmbedded, checkBackupTarget, restoreEmbedded, RestoreRefusedError, type BackupSigningKey } from './backup.js';
+export { BackupTargetError, backupEmbedded, checkBackupTarget, removeStaleRestores, restoreEmbedded, RestoreRefusedError, type BackupSigningKey } from './backup.js';
 export { DatabaseNewerError, LATEST_MIGRATION, MIGRATION_LOCK_KEY, migrateLatest, migrationStatus } from './migrate.js';
 export { briefDatabaseError, isConnectionRefusedByDatabase, isDatabaseUnavailable, isForeignKeyViolation, isUniqueViolation } from './errors.js';
 export { noteDatabaseOutage, OUTAGE_RETRY_AFTER_SECONDS } from './outage.js';
@@ -118,6 +119,9 @@ export async function openDb(
           log?.info('DATA_DIR is in use by a sat command (or a server starting): waiting for it', { data_dir: config.dataDir, wait_ms: options.lockWaitMs }),
         );
   try {
+    // Holding the lock, no restore runs: a `pgdata.restoring-*` beside the database is what a killed one left.
+    const stale = removeStaleRestores(embeddedDataPath(config.dataDir));
+    if (stale.length > 0) log?.warn('removed what an interrupted sat restore left in DATA_DIR', { removed: stale });
     const { default: ClientPgLite } = await import('knex-pglite');
     const knex = knexFactory({
       client: ClientPgLite as unknown as Knex.Config['client'],

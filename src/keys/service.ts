@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomUUID, sign, verify, type JsonWebKey } from 'node:crypto';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { Knex } from 'knex';
 import type { SecretKey } from '../config/index.js';
@@ -74,6 +74,21 @@ export async function recordSignerTokenTtl(db: Db, kid: string, ttlSeconds: numb
 }
 
 /**
+ * Whether `jwk` is a usable private key whose public half is `pub`: node:crypto imports both and a signature made
+ * with the one verifies with the other (SHA-256; ECDSA or RSA PKCS#1 v1.5 as the key's type says). False for a
+ * damaged or mismatched private part (a plaintext row's `d` altered, say), never throws.
+ */
+function pairs(jwk: Record<string, unknown>, pub: Record<string, unknown>): boolean {
+  try {
+    const message = Buffer.from('sat signing-key pair check');
+    const signature = sign('sha256', message, createPrivateKey({ key: jwk as JsonWebKey, format: 'jwk' }));
+    return verify('sha256', message, createPublicKey({ key: pub as JsonWebKey, format: 'jwk' }), signature);
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Holds the key-encryption key and the private keys opened with it (by kid: each sealed key is opened once per
  * process). `resolve` is asked again when a row was sealed under another key (after `sat keys rewrap`, when the key
  * lives in a file that was replaced), so a running server follows a rewrap without a restart where it can.
@@ -112,14 +127,30 @@ export class KeyRing {
     return this.#kek.key;
   }
 
-  /** Whether this process can open `row`'s private key: in clear, or sealed under the (re-resolved) configured key. */
-  canOpen(row: Pick<SigningKeyRow, 'kid' | 'kek_id' | 'sealed_jwk' | 'private_jwk'>): boolean {
-    if (row.sealed_jwk === null) return row.private_jwk !== null;
-    return this.opensSealedBy(row);
+  /**
+   * Whether this process can open `row`'s private key now: the configured (re-resolved) key-encryption key decrypts
+   * the sealed row (or the row is in clear), and what comes out is a private JWK of the row's kid and algorithm that
+   * pairs with the published one (a test signature verifies). Always opens the row afresh, never from the cache of
+   * keys this process opened earlier: a row altered since (a damaged `sealed_jwk`) opens no more, whatever a running
+   * server still holds in memory. What `sat keys list` reports as `opens`, and what
+   * `sat keys rotate --now --drop-unreadable` keeps (docs/keys.md).
+   */
+  canOpen(row: SigningKeyRow): boolean {
+    try {
+      this.#open(row);
+      return true;
+    } catch (err) {
+      if (err instanceof KeyEncryptionError) return false;
+      throw err;
+    }
   }
 
-  /** Whether a key sealed under the key-encryption key `row.kek_id` opens with the configured (re-resolved) one. */
-  opensSealedBy(row: Pick<SigningKeyRow, 'kid' | 'kek_id'>): boolean {
+  /**
+   * Whether `row` was sealed under the configured (re-resolved) key-encryption key, by its id (`kek_id`) alone:
+   * nothing is decrypted, so a damaged row passes (canOpen decrypts). For rows whose sealed part is not at hand (a
+   * backup's keys, checked before a restore).
+   */
+  hasKekOf(row: Pick<SigningKeyRow, 'kid' | 'kek_id'>): boolean {
     try {
       this.#kekFor(row);
       return true;
@@ -129,19 +160,25 @@ export class KeyRing {
     }
   }
 
-  /** The private JWK of a row: opened (AES-256-GCM) or, for a plaintext row, read. Throws KeyEncryptionError. */
+  /** The private JWK of a row: opened (AES-256-GCM) or, for a plaintext row, read; once per kid. Throws KeyEncryptionError. */
   privateJwk(row: SigningKeyRow): JWK {
     const hit = this.#opened.get(row.kid);
     if (hit) return hit;
+    const jwk = this.#open(row);
+    this.#opened.set(row.kid, jwk);
+    return jwk;
+  }
+
+  /** Opens `row` (no cache) and checks it is the private half of its published key; else KeyEncryptionError. */
+  #open(row: SigningKeyRow): JWK {
     let jwk: Record<string, unknown>;
     if (row.sealed_jwk !== null) jwk = openJwk(row.sealed_jwk, this.#kekFor(row), row.kid, row.alg);
     else if (row.private_jwk !== null) jwk = json(row.private_jwk);
     else throw new KeyEncryptionError(`signing key ${row.kid} has no private part`);
     const pub = json(row.public_jwk);
-    if (jwk.kid !== row.kid || jwk.alg !== row.alg || (['x', 'y', 'n', 'e'] as const).some((m) => jwk[m] !== pub[m])) {
+    if (jwk.kid !== row.kid || jwk.alg !== row.alg || (['x', 'y', 'n', 'e'] as const).some((m) => jwk[m] !== pub[m]) || !pairs(jwk, pub)) {
       throw new KeyEncryptionError(`signing key ${row.kid}: the private key does not match the published one`);
     }
-    this.#opened.set(row.kid, jwk as JWK);
     return jwk as JWK;
   }
 
@@ -286,7 +323,9 @@ export async function ensureSigningKey(
  * server's adds a key of its own `alg`, published ahead all the same. Throws KeyEncryptionError (see KeyRing).
  *
  * `dropUnreadable` (with 0 only: `sat keys rotate --now --drop-unreadable`, the way back from a lost
- * key-encryption key) first deletes the keys this process cannot open (`unreadable`).
+ * key-encryption key or a damaged row) first deletes every key this process cannot open (`unreadable`), whatever
+ * the reason: sealed under another key-encryption key, a sealed or plaintext part that does not decrypt or does
+ * not pair with the published key (KeyRing.canOpen, which decrypts each row afresh).
  */
 export async function rotateSigningKey(
   db: Db,
@@ -300,9 +339,10 @@ export async function rotateSigningKey(
   return (db as Knex).transaction(async (trx) => {
     await lockKeys(trx);
     let rows = await allRows(trx);
-    // The key-encryption key was lost (docs/operations.md "Key-encryption key custody"): the keys it sealed can never
-    // sign or be opened again; they go, and the tokens they signed stop verifying. Only when asked for in so many
-    // words: a process with a stale key-encryption key must not delete the keys every instance can open.
+    // The key-encryption key was lost, or a row was damaged (docs/operations.md "Key-encryption key custody"): such
+    // keys can never sign or be opened again; they go, and the tokens they signed stop verifying. Only when asked
+    // for in so many words: a process with a stale key-encryption key must not delete the keys every instance can
+    // open.
     const unreadable = options.dropUnreadable ? rows.filter((r) => !ring.canOpen(r)).map((r) => r.kid) : [];
     if (unreadable.length > 0) {
       await trx('signing_keys').whereIn('kid', unreadable).delete();
@@ -468,12 +508,23 @@ export async function rewrapSigningKeys(db: Db, ring: KeyRing, next: SecretKey):
   });
 }
 
-/** Every stored key for `sat keys list`: public facts only. */
+/**
+ * Every stored key for `sat keys list`, newest first: public facts only. With `ring`, also `opens`: whether that
+ * ring opens the key now (KeyRing.canOpen: decrypted afresh and checked against the published key, so a damaged
+ * row says false).
+ */
 export async function listSigningKeys(
   db: Db,
-): Promise<Array<Pick<SigningKeyRow, 'kid' | 'alg' | 'created_at' | 'not_before' | 'kek_id'> & { encrypted: boolean }>> {
-  const rows = await db<SigningKeyRow>('signing_keys')
-    .select('kid', 'alg', 'created_at', 'not_before', 'sealed_jwk', 'kek_id')
-    .orderBy('not_before', 'desc');
-  return rows.map((r) => ({ kid: r.kid, alg: r.alg, created_at: r.created_at, not_before: r.not_before, kek_id: r.kek_id, encrypted: r.sealed_jwk !== null }));
+  ring?: KeyRing,
+): Promise<Array<Pick<SigningKeyRow, 'kid' | 'alg' | 'created_at' | 'not_before' | 'kek_id'> & { encrypted: boolean; opens?: boolean }>> {
+  const rows: SigningKeyRow[] = await db<SigningKeyRow>('signing_keys').select('*').orderBy('not_before', 'desc');
+  return rows.map((r) => ({
+    kid: r.kid,
+    alg: r.alg,
+    created_at: r.created_at,
+    not_before: r.not_before,
+    kek_id: r.kek_id,
+    encrypted: r.sealed_jwk !== null,
+    ...(ring ? { opens: ring.canOpen(r) } : {}),
+  }));
 }

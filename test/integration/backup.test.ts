@@ -1,6 +1,6 @@
 // `sat backup FILE` / `sat restore FILE` for the embedded database: a consistent copy while the server runs.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -193,6 +193,55 @@ describeEmbedded('sat backup and sat restore (embedded database)', () => {
       const recovered = await startServer(other, ADMIN);
       expect(recovered.oauth.keySet.signingKid).not.toBe(kid);
       await recovered.close();
+    } finally {
+      await other.drop();
+    }
+  }, SPAWNING_TEST_MS);
+
+  it('removes what a killed `sat restore` left (pgdata.restoring-*) at the next restore or start, never while a server holds DATA_DIR', async () => {
+    const other = await createTestDb('embedded');
+    try {
+      const file = path.join(other.dataDir, 'backup.tar.gz');
+      expect((await runSatInProcess(['backup', file], other.env)).code).toBe(0);
+      // A restore killed while it unpacked: its staging directory, with part of a database in it.
+      const leftOver = () => {
+        const stale = path.join(other.dataDir, `pgdata.restoring-${randomBytes(4).toString('hex')}`);
+        mkdirSync(path.join(stale, 'base', '1'), { recursive: true, mode: 0o700 });
+        writeFileSync(path.join(stale, 'base', '1', '1259'), randomBytes(8192), { mode: 0o600 });
+        return stale;
+      };
+      const unrelated = path.join(other.dataDir, 'pgdata.restoring-notes'); // not a name restore makes: kept
+      mkdirSync(unrelated);
+      const names = () => readdirSync(other.dataDir).filter((n) => n.startsWith('pgdata.')).sort();
+
+      // With a server holding DATA_DIR, a restore is refused and removes nothing.
+      const server = await startServer(other, ADMIN);
+      const stale1 = leftOver();
+      try {
+        const refused = await runSatInProcess(['restore', file], other.env);
+        expect(refused.code).toBe(1);
+        expect(existsSync(stale1)).toBe(true);
+      } finally {
+        await server.close();
+      }
+
+      // The next restore removes it first, and says so.
+      const restored = await runSatInProcess(['restore', file, '--json'], other.env);
+      expect({ code: restored.code, stderr: restored.code === 0 ? '' : restored.stderr }).toEqual({ code: 0, stderr: '' });
+      const out = JSON.parse(restored.stdout) as { previous: string; removed_interrupted: string[] };
+      expect(out.removed_interrupted).toEqual([stale1]);
+      expect(names()).toEqual([path.basename(out.previous), 'pgdata.restoring-notes']);
+
+      // So does the next start (or any command that opens the database), and logs it.
+      const stale2 = leftOver();
+      const started = await startServer(other, ADMIN);
+      try {
+        expect(existsSync(stale2)).toBe(false);
+        expect(started.logLines.some((l) => l.includes('removed what an interrupted sat restore left') && l.includes(stale2))).toBe(true);
+      } finally {
+        await started.close();
+      }
+      expect(names()).toEqual([path.basename(out.previous), 'pgdata.restoring-notes']);
     } finally {
       await other.drop();
     }

@@ -142,6 +142,66 @@ describe.each(testDatabases())('signing keys at rest on %s', (kind) => {
   });
 });
 
+/** `sealed` (base64url `iv.ciphertext.tag`) with one character of the ciphertext changed, as a damaged row has it. */
+function damaged(sealed: string): string {
+  const [iv, ct, tag] = sealed.split('.') as [string, string, string];
+  const at = Math.floor(ct.length / 2); // a middle character: all six of its bits count
+  return [iv, ct.slice(0, at) + (ct[at] === 'A' ? 'B' : 'A') + ct.slice(at + 1), tag].join('.');
+}
+
+// Failure injection: one character of a signing key's sealed_jwk changed in the database. Its kek_id still names the
+// configured key, so "opens" must come from decrypting, and the documented recovery must delete it.
+describe.each(testDatabases())('a damaged signing-key row on %s', (kind) => {
+  let db: TestDb;
+  let server: TestServer | undefined;
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+  });
+  afterAll(async () => {
+    await server?.close();
+    await db?.drop();
+  });
+
+  it('`sat keys list` says it does not open, and `sat keys rotate --now --drop-unreadable` deletes it (and only it): the next start signs again', async () => {
+    const s = (server = await startServer(db));
+    const first = s.oauth.keySet.signingKid;
+    const rotated = await runSatInProcess(['keys', 'rotate', '--now', '--json'], db.env); // `first` keeps being published
+    expect({ code: rotated.code, stderr: rotated.code === 0 ? '' : rotated.stderr }).toEqual({ code: 0, stderr: '' });
+    const signer = (JSON.parse(rotated.stdout) as { kid: string }).kid;
+    await s.oauth.reloadKeys(); // on PostgreSQL the command ran beside the server: what its reload job does
+    const admin = await makeAdmin(s.deps);
+    const t = await makeToken(s.deps, admin);
+    expect(decodeProtectedHeader(await exchange(s, t.client_id, t.client_secret)).kid).toBe(signer); // opened, in memory
+
+    const { sealed_jwk: sealed } = (await s.deps.db.knex('signing_keys').where({ kid: signer }).first('sealed_jwk')) as { sealed_jwk: string };
+    await s.deps.db.knex('signing_keys').where({ kid: signer }).update({ sealed_jwk: damaged(sealed) });
+    await s.oauth.reloadKeys();
+    expect(await exchange(s, t.client_id, t.client_secret)).toBeDefined(); // the running server keeps its copy
+
+    // Embedded: through the running server, whose ring opened the key before the damage: it must open it again.
+    const listed = await runSatInProcess(['keys', 'list', '--json'], db.env);
+    expect(listed.code).toBe(0);
+    const opens = Object.fromEntries((JSON.parse(listed.stdout) as { published: Array<{ kid: string; opens: boolean }> }).published.map((k) => [k.kid, k.opens]));
+    expect(opens).toEqual({ [signer]: false, [first]: true });
+    expect((await runSatInProcess(['keys', 'list'], db.env)).stdout).toMatch(new RegExp(`${signer} .*CANNOT be opened`));
+
+    await s.close();
+    server = undefined;
+    await expect(startServer(db)).rejects.toThrow(new RegExp(`signing key ${signer}: the key-encryption key does not open it`));
+
+    const res = await runSatInProcess(['keys', 'rotate', '--now', '--drop-unreadable', '--json'], db.env);
+    expect({ code: res.code, stderr: res.code === 0 ? '' : res.stderr }).toEqual({ code: 0, stderr: '' });
+    const out = JSON.parse(res.stdout) as { kid: string; dropped_unreadable: string[] };
+    expect(out.dropped_unreadable).toEqual([signer]);
+    const after = (server = await startServer(db));
+    expect(after.oauth.keySet.signingKid).toBe(out.kid);
+    expect((await after.deps.db.knex('signing_keys').pluck('kid')).sort()).toEqual([first, out.kid].sort());
+    expect(decodeProtectedHeader(await exchange(after, t.client_id, t.client_secret)).kid).toBe(out.kid);
+    const relisted = JSON.parse((await runSatInProcess(['keys', 'list', '--json'], db.env)).stdout) as { published: Array<{ opens: boolean }> };
+    expect(relisted.published.map((k) => k.opens)).toEqual([true, true]);
+  });
+});
+
 const pg = testDatabases().includes('postgres') ? describe : describe.skip;
 
 pg('PostgreSQL without a key-encryption key', () => {

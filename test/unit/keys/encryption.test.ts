@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig, SecretKey } from '../../../src/config/index.js';
-import { KeyEncryptionError, kekId, resolveKeyEncryptionKey } from '../../../src/keys/index.js';
+import { exportJWK, generateKeyPair } from 'jose';
+import { KeyEncryptionError, KeyRing, kekId, publicJwk, resolveKeyEncryptionKey } from '../../../src/keys/index.js';
 import { openJwk, sealJwk } from '../../../src/keys/encryption.js';
 
 const kek = () => new SecretKey(randomBytes(32), 'test');
@@ -68,5 +69,43 @@ describe('key-encryption key settings', () => {
     const first = resolveKeyEncryptionKey(base, 'embedded');
     expect(first.dataDirFile).toBe(path.join(dir, 'key-encryption-key'));
     expect(resolveKeyEncryptionKey(base, 'embedded').key?.bytes.equals(first.key!.bytes)).toBe(true); // reused
+  });
+});
+
+describe('KeyRing.canOpen (what `sat keys list` reports as opens, and --drop-unreadable keeps)', () => {
+  const row = async (alg: 'ES256' | 'RS256') => {
+    const { privateKey } = await generateKeyPair(alg, { extractable: true });
+    const jwk = { ...(await exportJWK(privateKey)), kid: `k-${alg}`, alg, use: 'sig' } as Record<string, unknown>;
+    return { kid: `k-${alg}`, alg, public_jwk: publicJwk(jwk) as Record<string, unknown>, private_jwk: jwk, sealed_jwk: null, kek_id: null, created_at: new Date(0), not_before: new Date(0) };
+  };
+
+  it('decrypts a sealed row: a damaged one does not open although its kek_id names the configured key', async () => {
+    const k = kek();
+    const ring = new KeyRing(() => ({ key: k }));
+    const r = await row('ES256');
+    const sealed = { ...r, ...ring.storageOf(r.private_jwk, r.kid, r.alg) }; // private_jwk null, sealed_jwk set
+    expect(ring.canOpen(sealed)).toBe(true);
+    const [iv, ct, tag] = sealed.sealed_jwk!.split('.') as [string, string, string];
+    const flipped = Buffer.from(ct, 'base64url');
+    flipped[5]! ^= 1;
+    const broken = { ...sealed, sealed_jwk: [iv, flipped.toString('base64url'), tag].join('.') };
+    expect(ring.hasKekOf(broken)).toBe(true);
+    expect(ring.canOpen(broken)).toBe(false);
+  });
+
+  it('checks a plaintext private key pairs with the published one (another key\'s private part, or garbage, does not open)', async () => {
+    const ring = new KeyRing(() => ({ key: undefined }));
+    // The private members (OpenSSL signs RSA with the CRT members and checks the result, falling back to d: only a
+    // key with all of them wrong signs wrong).
+    const used = { ES256: ['d'], RS256: ['d', 'p', 'q', 'dp', 'dq', 'qi'] } as const;
+    for (const alg of ['ES256', 'RS256'] as const) {
+      const r = await row(alg);
+      expect(ring.canOpen(r)).toBe(true);
+      const other = await row(alg);
+      const swapped = Object.fromEntries(used[alg].map((m) => [m, other.private_jwk[m]]));
+      expect(ring.canOpen({ ...r, private_jwk: { ...r.private_jwk, ...swapped } })).toBe(false);
+      const garbage = Object.fromEntries(used[alg].map((m) => [m, 'AAAA']));
+      expect(ring.canOpen({ ...r, private_jwk: { ...r.private_jwk, ...garbage } })).toBe(false);
+    }
   });
 });
