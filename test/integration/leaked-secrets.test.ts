@@ -11,7 +11,7 @@ import type { MailOutboxRow } from '../../src/db/index.js';
 import { generateClientSecret } from '../../src/tokens/credentials.js';
 import { addResourceServer, rotateSecret, type Actor, type GeneratedToken } from '../../src/tokens/index.js';
 import { call, signIn } from '../support/admin-api.js';
-import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { createTestDb, testDatabases, untilWaitingOnLock, type TestDb } from '../support/db.js';
 import { basic, makeAdmin, makeToken, setTokenExpiry, uniq } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
 import { startSmtp, type TestSmtp } from '../support/smtp.js';
@@ -334,13 +334,7 @@ describe.each(testDatabases())('leaked secrets on %s', (kind) => {
           await holder.query('begin');
           await holder.query('select id from tokens where id = $1 for update', [token.id]);
           const pending = alert([{ token: token.client_secret }]);
-          for (;;) {
-            const { rows } = await observer.query(
-              "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query ilike 'delete from \"tokens\"%'",
-            );
-            if ((rows[0] as { n: number }).n > 0) break;
-            await new Promise((r) => setTimeout(r, 20));
-          }
+          await untilWaitingOnLock(observer, 'delete from "tokens"%');
           if (change === 'revoked') await holder.query('delete from tokens where id = $1', [token.id]);
           else await holder.query("update tokens set secret_hash = md5(secret_hash), prev_secret_hash = null where id = $1", [token.id]);
           await holder.query('commit');

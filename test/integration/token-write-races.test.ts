@@ -8,7 +8,7 @@ import pg from 'pg';
 import { randomBytes } from 'node:crypto';
 import { addAdmin } from '../../src/accounts/index.js';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
-import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { createTestDb, testDatabases, untilWaitingOnLock, type TestDb } from '../support/db.js';
 import { makeAdmin } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
 
@@ -53,16 +53,7 @@ describe.each(testDatabases())('concurrent admin writes on one token on %s', (ki
     const holder = new pg.Client({ connectionString: db.url });
     const observer = new pg.Client({ connectionString: db.url });
     await Promise.all([holder.connect(), observer.connect()]);
-    const waiting = async (pattern: string, n = 1) => {
-      for (;;) {
-        const { rows } = await observer.query(
-          "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query ilike $1",
-          [pattern],
-        );
-        if ((rows[0] as { n: number }).n >= n) return;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    };
+    const waiting = (pattern: string, n = 1) => untilWaitingOnLock(observer, pattern, n);
     try {
       await holder.query('begin');
       await holder.query('lock table audit_events in share mode');
@@ -147,13 +138,7 @@ describe.each(testDatabases())('concurrent admin writes on one token on %s', (ki
       await holder.query('begin');
       await holder.query('select id from organisations where id = $1 for no key update', [caller.admin.organisation_id]);
       const pending = caller.api('DELETE', `/admins/${third.admin.id}`);
-      for (;;) {
-        const { rows } = await observer.query(
-          "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query ilike 'select%organisations%for no key update%'",
-        );
-        if ((rows[0] as { n: number }).n > 0) break;
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await untilWaitingOnLock(observer, 'select%organisations%for no key update%');
       await holder.query('delete from admins where id = any($1)', [[caller.admin.id, other.admin.id]]);
       await holder.query('commit');
       const res = await pending;

@@ -117,3 +117,19 @@ export async function onPostgresServer<T>(work: (query: (sql: string, params?: u
     await admin.end();
   }
 }
+
+/**
+ * Resolves once at least `n` sessions of the current database wait for a lock in a statement whose text matches
+ * `pattern` (ILIKE), polled every 20 ms on `observer`: a client outside any transaction, since pg_stat_activity is
+ * a snapshot for the length of one. For PostgreSQL tests that hold a lock and let a request run into it.
+ */
+export async function untilWaitingOnLock(observer: pg.Client, pattern: string, n = 1): Promise<void> {
+  for (;;) {
+    const { rows } = await observer.query(
+      "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query ilike $1",
+      [pattern],
+    );
+    if ((rows[0] as { n: number }).n >= n) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
