@@ -119,7 +119,14 @@ export async function deliverDueMail(deps: DeliveryDeps, transport: MailTranspor
           result.released += await releaseClaim(knex, claimId, rows.slice(index));
           break;
         }
-        await deliverOne(deps, transport, claimId, row, result, sendSignal);
+        if ((await deliverOne(deps, transport, claimId, row, result, sendSignal)) === 'relay-down' && index + 1 < rows.length) {
+          // The relay itself failed (no connection, a timeout, a refused login): the rest of the batch would fail the
+          // same way, one timeout each. Handed back unattempted; the next run tries again.
+          const rest = rows.slice(index + 1);
+          result.released += await releaseClaim(knex, claimId, rest);
+          deps.log.info('SMTP relay unavailable; the rest of the batch waits for the next run', { waiting: rest.length, via: transport.target });
+          return result;
+        }
       }
     } finally {
       clearInterval(heartbeat);
@@ -129,6 +136,10 @@ export async function deliverDueMail(deps: DeliveryDeps, transport: MailTranspor
   return result;
 }
 
+/**
+ * Sends one claimed message and records the outcome (sent, retried, failed, or handed back when the shutdown cut it).
+ * 'relay-down' when it failed in a way that is not about this message (isAboutMessage): the relay or the way to it.
+ */
 async function deliverOne(
   deps: DeliveryDeps,
   transport: MailTransport,
@@ -136,7 +147,7 @@ async function deliverOne(
   row: MailOutboxRow,
   result: DeliveryResult,
   signal: AbortSignal | undefined,
-): Promise<void> {
+): Promise<'done' | 'relay-down'> {
   const { knex } = deps.db;
   const mine = () => knex<MailOutboxRow>('mail_outbox').where({ id: row.id, locked_by: claimId });
   const fields = { mail_id: row.id, message_id: row.message_id, kind: row.kind, attempt: row.attempts };
@@ -157,7 +168,7 @@ async function deliverOne(
       // send is a duplicate with the same Message-ID, as after a crash.
       result.released += await releaseClaim(knex, claimId, [row]);
       deps.log.info('mail send cut short by the shutdown; handed back for the next run', { ...fields, via: transport.target });
-      return;
+      return 'done';
     }
     const error = describeError(err);
     const now = deps.clock();
@@ -180,7 +191,7 @@ async function deliverOne(
       result.retried++;
       deps.log.warn('mail delivery failed; will retry', { ...fields, error, next_attempt_at: next.toISOString(), via: transport.target });
     }
-    return;
+    return isAboutMessage(err) ? 'done' : 'relay-down';
   }
   const updated = affectedRows(
     await mine().update({
@@ -201,6 +212,7 @@ async function deliverOne(
   } else {
     deps.log.debug('mail sent', fields);
   }
+  return 'done';
 }
 
 /** Extends the lease of the rows `claimId` still holds to `now + LEASE_MS`. */
@@ -234,6 +246,18 @@ export function isPermanentSmtpFailure(err: unknown): boolean {
   const code = e?.responseCode;
   if (typeof code !== 'number' || code < 500 || code > 599 || RELAY_WIDE_CODES.has(code)) return false;
   if (e?.code === 'EAUTH') return false;
+  return typeof e?.command === 'string' && MESSAGE_COMMANDS.has(e.command);
+}
+
+/**
+ * Whether a send failure is the relay's answer about this message: a reply code (4xx or 5xx) to RCPT TO or DATA, but
+ * none of the codes that refuse every message alike (RELAY_WIDE_CODES, 421 service not available). Anything else (no
+ * connection, a timeout, a refused login or MAIL FROM) is about the relay, and the next message would meet it too.
+ */
+export function isAboutMessage(err: unknown): boolean {
+  const e = err as { responseCode?: unknown; command?: unknown } | null;
+  const code = e?.responseCode;
+  if (typeof code !== 'number' || code === 421 || RELAY_WIDE_CODES.has(code)) return false;
   return typeof e?.command === 'string' && MESSAGE_COMMANDS.has(e.command);
 }
 

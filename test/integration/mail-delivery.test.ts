@@ -189,6 +189,39 @@ describe.each(testDatabases())('mail delivery on %s', (kind) => {
     expect(new Set(smtp.to(to).map((m) => m.messageId)).size).toBe(3);
   });
 
+  // A relay that cannot be reached (or hangs, up to the SMTP client's 10 minutes a message) fails every message of
+  // a batch the same way: after the first such failure the rest go back unattempted, for the next run.
+  it('after a failure of the relay itself, hands back the rest of the batch unattempted instead of failing each one', async () => {
+    const at = ahead(5 * HOUR);
+    const to = `${uniq('relaydown')}@example.com`;
+    await queueAt(at, to, 3);
+    const down = createMailTransport(
+      { smtpUrl: `smtp://127.0.0.1:${await freePort()}`, mailFrom: 'tokens@test.example', dataDir: db.dataDir },
+      createLogger('silent'),
+    );
+    const lines: string[] = [];
+    try {
+      const run = await deliverDueMail(depsAt(at, {}, lines), down);
+      expect([run.sent, run.retried, run.failed]).toEqual([0, 1, 0]); // one connection refused, not one per message
+      expect(run.released).toBeGreaterThanOrEqual(2);
+    } finally {
+      down.close();
+    }
+    const rows = await knex()<MailOutboxRow>('mail_outbox').where({ recipient: to });
+    expect(rows.every((r) => r.status === 'pending' && r.locked_by === null)).toBe(true);
+    expect(rows.reduce((n, r) => n + r.attempts, 0)).toBeLessThanOrEqual(1);
+    expect(lines.some((l) => l.includes('SMTP relay unavailable; the rest of the batch waits for the next run'))).toBe(true);
+    // The relay back: every one of them goes out (the one that failed after its backoff).
+    const up = smtpTransport();
+    try {
+      await deliverDueMail(depsAt(new Date(at.getTime() + RETRY_MAX_MS + 1_000)), up);
+    } finally {
+      up.close();
+    }
+    await smtp.waitFor(() => smtp.to(to).length >= 3);
+    expect(smtp.to(to)).toHaveLength(3);
+  });
+
   it('marks mail failed after the last attempt, logs it and counts it', async () => {
     const at = ahead(2 * HOUR);
     const to = `${uniq('giveup')}@example.com`;
