@@ -54,7 +54,7 @@ export function redactText(text: string): string {
 }
 
 /** A database statement knex put before an error's message ("insert into … - <the database's message>"). */
-const STATEMENT = /^\s*(select|insert|update|delete|with|create|alter|drop|lock|begin|commit|set|show|truncate)\b[\s\S]* - /i;
+const STATEMENT = /^\s*(select|insert|update|delete|with|create|alter|drop|lock|begin|commit|rollback|set|show|truncate|explain|analyze|vacuum|copy|checkpoint)\b[\s\S]* - /i;
 
 /**
  * An error as a log field: its name, its code when it has one, and its message, never its stack or the SQL

@@ -90,7 +90,8 @@ export function requireAdmin(deps: Deps): Middleware {
       // had ended first, which the removal does. Their write failed on a foreign key (a token's creator, an audit
       // event's actor), never a 500; or the call was refused for what the removal changed (409 last_admin for the
       // removal of the one administrator left besides them), which would tell them something they no longer may see.
-      if ((isForeignKeyViolation(err) || err instanceof AppError) && !(await findAdminById(deps.db.knex, session.admin.id))) throw sessionEnded();
+      const refusedForState = err instanceof AppError && (err.status === 404 || err.status === 409); // not a 400 of the input
+      if ((isForeignKeyViolation(err) || refusedForState) && !(await findAdminById(deps.db.knex, session.admin.id))) throw sessionEnded();
       throw err;
     }
   };
