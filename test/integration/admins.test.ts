@@ -553,14 +553,25 @@ describe.each(testDatabases())('administrators on %s', (kind) => {
   it('leaves the sign-in of an administrator alone however many resets are asked in their name, and mails them at most 3 an hour', async () => {
     const frank = await makeAdmin(server.deps);
     const [own, flood] = [freshIp(), freshIp()];
-    server.clock.set(new Date(Math.floor(Date.now() / 1000) * 1000));
+    const start = Math.floor(Date.now() / 1000) * 1000;
+    server.clock.set(new Date(start));
     try {
       expect((await login(frank.email, frank.password, own)).status).toBe(200);
       const before = await resetsNotSent();
       const answers: Array<[number, unknown]> = [];
+      const outbox = () => server.deps.db.knex('mail_outbox').where({ recipient: frank.email, kind: 'password_reset' }).orderBy('created_at');
+      // Every request ends queued (a mail) or counted as not sent; it finishes after its 202.
+      const handled = async () => (await resetsNotSent()) - before + (await outbox()).length;
       for (let i = 0; i < 12; i++) {
+        // A millisecond apart, each finished before the next, so the outbox's created_at orders the mails as they
+        // were queued (the clock is frozen).
+        server.clock.set(new Date(start + i));
         const res = await call(server, 'POST', '/password-reset', { json: { email: frank.email }, headers: { 'x-forwarded-for': flood } });
         answers.push([res.status, res.body]);
+        for (let tries = 0; (await handled()) < i + 1; tries++) {
+          expect(tries).toBeLessThan(400);
+          await new Promise((r) => setTimeout(r, 25));
+        }
       }
       // 202 always, and always the same answer.
       expect(new Set(answers.map((a) => JSON.stringify(a))).size).toBe(1);
@@ -575,7 +586,6 @@ describe.each(testDatabases())('administrators on %s', (kind) => {
       expect((await resetsNotSent()) - before).toBe(9);
       // Three reset mails queued; each newer one withdrew an older one not sent yet (its link no longer works), so
       // the mails that arrive end with the one whose link works. All three count toward the hour's three.
-      const outbox = () => server.deps.db.knex('mail_outbox').where({ recipient: frank.email, kind: 'password_reset' }).orderBy('created_at');
       expect(await outbox()).toHaveLength(3);
       await server.runJob('deliver-mail');
       // (The server's own delivery job runs too: wait until no mail is left pending.)
