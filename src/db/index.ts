@@ -48,7 +48,7 @@ export function embeddedDataPath(dataDir: string): string {
  * connection error is counted into the server's outage summary (outage.ts), or, with `quietOutage` (a `sat`
  * command, which reports the failed call itself), left out.
  */
-function knexLog(log: Logger | undefined, quietOutage = false): Knex.Config['log'] {
+function knexLog(log: Logger | undefined, quietOutage: boolean | (() => boolean) = false): Knex.Config['log'] {
   if (!log) return undefined;
   // First line only: knex puts whole stack traces into some of its messages.
   const text = (m: unknown) => (typeof m === 'string' ? m : m instanceof Error ? m.message : JSON.stringify(m)).split('\n')[0]!.slice(0, 300);
@@ -56,7 +56,8 @@ function knexLog(log: Logger | undefined, quietOutage = false): Knex.Config['log
   const connection = /Acquire connection error|Connection Error|connection error/i;
   const emit = (level: 'warn' | 'error', m: unknown) => {
     const line = text(m);
-    if (connection.test(line)) return quietOutage ? undefined : noteDatabaseOutage(log, { message: line }, 'database pool');
+    const quiet = typeof quietOutage === 'function' ? quietOutage() : quietOutage;
+    if (connection.test(line)) return quiet ? undefined : noteDatabaseOutage(log, { message: line }, 'database pool');
     log[level]('database: ' + line);
   };
   return {
@@ -123,15 +124,23 @@ export async function openDb(
     const stale = removeStaleRestores(embeddedDataPath(config.dataDir));
     if (stale.length > 0) log?.warn('removed what an interrupted sat restore left in DATA_DIR', { removed: stale });
     const { default: ClientPgLite } = await import('knex-pglite');
+    // Until the engine has answered once, a failure is this open's own (reported by the caller), not an outage of a
+    // running server: no "answering 503" line for a server that never listened.
+    let opening = true;
     const knex = knexFactory({
       client: ClientPgLite as unknown as Knex.Config['client'],
       dialect: 'postgres',
-      log: knexLog(log, options.quietOutage),
+      log: knexLog(log, () => opening || options.quietOutage === true),
       // knex-pglite takes the engine it is given (one connection, as always) instead of making one with defaults.
       connection: { pglite: newEmbeddedEngine(embeddedDataPath(config.dataDir)) } as Knex.StaticConnectionConfig,
       acquireConnectionTimeout: 60_000,
     } as Knex.Config);
-    await knex.raw('select 1');
+    try {
+      await knex.raw('select 1');
+    } catch (err) {
+      throw cannotOpenEmbedded(embeddedDataPath(config.dataDir), err);
+    }
+    opening = false;
     // The engine writes its initial files with the modes of its bundled data directory (0666), whatever the
     // umask: made owner-only here, once they exist (SPEC Part 2 "Nothing readable by other OS users").
     makeOwnerOnly(embeddedDataPath(config.dataDir), false);
@@ -151,6 +160,21 @@ export async function openDb(
     lock.release();
     throw err;
   }
+}
+
+/**
+ * The error for an embedded engine that does not answer its first query: names the data directory and the way back
+ * (a backup), instead of the engine's own words alone ("Aborted(). Build with -sASSERTIONS…" for damaged files).
+ * A full disk keeps its own message (the probe above says it first).
+ */
+function cannotOpenEmbedded(dir: string, err: unknown): Error {
+  const raw = (err instanceof Error ? err.message : String(err)).replace(/^Acquire connection error: /, '').split('\n')[0]!;
+  const reason = /^(RuntimeError: )?Aborted\(\)/.test(raw) ? 'the engine stopped while reading its files' : raw.slice(0, 300);
+  return new Error(
+    `cannot open the embedded database in ${dir}: ${reason}. If its files are damaged, restore the latest backup ` +
+      '(sat restore FILE; docs/operations.md)',
+    { cause: err },
+  );
 }
 
 /**

@@ -214,4 +214,23 @@ describeEmbedded('embedded database lock', () => {
     const listed = (JSON.parse(list.stdout) as { items: Array<{ name: string }> }).items.map((i) => i.name);
     expect(listed).toEqual(expect.arrayContaining(names));
   });
+
+  it('a damaged embedded database: the start fails naming the data directory and a restore, with no 503 line', async () => {
+    const damaged = await createTestDb('embedded');
+    try {
+      writeFileSync(path.join(damaged.dataDir, 'pgdata', 'global', 'pg_control'), 'garbage\n');
+      const port = await freePort();
+      const refused = await runSat(['serve'], { ...damaged.env, ...ADMIN, PORT: String(port), ISSUER: `http://127.0.0.1:${port}` });
+      expect(refused.code).toBe(1);
+      const said = `cannot open the embedded database in ${path.join(damaged.dataDir, 'pgdata')}: the engine stopped while reading its files. If its files are damaged, restore the latest backup (sat restore FILE; docs/operations.md)`;
+      expect(refused.stderr).toContain(`sat: ${said}`);
+      expect(refused.stdout + refused.stderr).not.toContain('answering 503');
+      // The same words from a command that opens the database itself.
+      const list = await runSat(['token', 'list', '--org', 'any'], damaged.env);
+      expect(list.code).toBe(1);
+      expect(list.stderr).toContain(said);
+    } finally {
+      await damaged.drop();
+    }
+  });
 });
