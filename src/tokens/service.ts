@@ -296,6 +296,25 @@ export async function updateTokenCredentials(
 }
 
 /** The same JWKs in the same order, whatever the order of their members (a jsonb column sorts them). */
+/**
+ * Records `token.updated` for `row` as changed by `actor`: `details` maps each changed field to `{old, new}` (the
+ * audit log's `details.changes`, SPEC "Audit"). Shared by the lifecycle and the credential changes of PATCH.
+ */
+async function auditTokenUpdated(trx: Db, actor: Actor, row: TokenRow, meta: RequestMeta, now: Date, details: Record<string, unknown>): Promise<void> {
+  await recordAudit(trx, {
+    organisation_id: actor.organisation_id,
+    actor_id: actor.id,
+    actor_email: actor.email,
+    action: 'token.updated',
+    token_id: row.id,
+    token_name: row.name,
+    client_id: row.client_id,
+    ip: meta.ip ?? null,
+    created_at: now,
+    details: { changes: details },
+  });
+}
+
 function sameKeys(a: readonly object[], b: readonly object[]): boolean {
   const canonical = (keys: readonly object[]) => JSON.stringify(keys.map((k) => Object.entries(k).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))));
   return canonical(a) === canonical(b);
@@ -330,18 +349,7 @@ async function changeTokenCredentials(
   await q.updateTokenCredentials(trx, actor.organisation_id, id, { jwks: newKeys, require_dpop: newDpop });
   const row = await q.findTokenById(trx, actor.organisation_id, id);
   if (!row) throw notFound();
-  await recordAudit(trx, {
-    organisation_id: actor.organisation_id,
-    actor_id: actor.id,
-    actor_email: actor.email,
-    action: 'token.updated',
-    token_id: row.id,
-    token_name: row.name,
-    client_id: row.client_id,
-    ip: meta.ip ?? null,
-    created_at: now,
-    details: { changes: details },
-  });
+  await auditTokenUpdated(trx, actor, row, meta, now, details);
   return row;
 }
 
@@ -550,17 +558,6 @@ async function changeTokenLifecycle(
   }
   const updated = await q.updateTokenRow(trx, actor.organisation_id, id, changes);
   if (!updated) throw notFound();
-  await recordAudit(trx, {
-    organisation_id: actor.organisation_id,
-    actor_id: actor.id,
-    actor_email: actor.email,
-    action: 'token.updated',
-    token_id: updated.id,
-    token_name: updated.name,
-    client_id: updated.client_id,
-    ip: meta.ip ?? null,
-    created_at: now,
-    details: { changes: details },
-  });
+  await auditTokenUpdated(trx, actor, updated, meta, now, details);
   return updated;
 }
