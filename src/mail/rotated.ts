@@ -51,15 +51,21 @@ export function secretRotated(f: SecretRotatedFacts): MailContent {
   );
 }
 
-/** Queues "secret rotated" to the token's creator and the rotating administrator, one copy per distinct address. */
+/**
+ * Queues "secret rotated" to the token's creator and the rotating administrator, one copy per distinct address; when
+ * there is neither (a token made with `sat`, or whose creator was removed, rotated with `sat`), to every
+ * administrator of the organisation, as the expiry notices do, so a rotation is never told to no one.
+ */
 export async function queueSecretRotatedMail(
   trx: Knex.Transaction,
   deps: { config: Pick<Config, 'issuer' | 'mailFrom' | 'services'> },
-  facts: { token: MailToken; generatedBy: string | null; rotatedBy: string | null; at: Date; previousStopsAt: Date; ip: string | null },
+  facts: { organisationId: string; token: MailToken; generatedBy: string | null; rotatedBy: string | null; at: Date; previousStopsAt: Date; ip: string | null },
 ): Promise<void> {
   const recipients = new Map<string, string>();
-  for (const email of [facts.generatedBy, facts.rotatedBy]) {
-    if (email && !recipients.has(email.toLowerCase())) recipients.set(email.toLowerCase(), email);
+  const named = [facts.generatedBy, facts.rotatedBy].filter((email): email is string => !!email);
+  const everyone = named.length > 0 ? [] : ((await trx('admins').where({ organisation_id: facts.organisationId }).orderBy('email').pluck('email')) as string[]);
+  for (const email of [...named, ...everyone]) {
+    if (!recipients.has(email.toLowerCase())) recipients.set(email.toLowerCase(), email);
   }
   const consoleUrl = issuerUrl(deps.config.issuer, '/admin');
   for (const to of recipients.values()) {

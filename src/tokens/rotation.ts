@@ -77,7 +77,21 @@ const CLEARED_PREVIOUS = {
 /** The actor of `token.secret_expired`. */
 const SYSTEM = { id: null, email: 'system' } as const;
 
-function audit(trx: Db, actor: { id: string | null; email: string }, row: TokenRow, action: 'token.secret_rotated' | 'token.secret_retired' | 'token.secret_expired', now: Date, ip: string | null) {
+/**
+ * The audit event of a secret change. `details` names the secrets by id and last four characters, never more
+ * (docs/rotation.md "Audit"): `token.secret_rotated` {secret_id, secret_last4, previous_secret_id,
+ * previous_secret_last4, grace_period_hours, previous_stops_at}; `token.secret_retired` {secret_id, secret_last4,
+ * rolled_back}; `token.secret_expired` {secret_id, secret_last4}.
+ */
+function audit(
+  trx: Db,
+  actor: { id: string | null; email: string },
+  row: TokenRow,
+  action: 'token.secret_rotated' | 'token.secret_retired' | 'token.secret_expired',
+  now: Date,
+  ip: string | null,
+  details: Record<string, unknown>,
+) {
   return recordAudit(trx, {
     organisation_id: row.organisation_id,
     actor_id: actor.id,
@@ -88,8 +102,14 @@ function audit(trx: Db, actor: { id: string | null; email: string }, row: TokenR
     client_id: row.client_id,
     ip,
     created_at: now,
+    details,
   });
 }
+
+/** The previous secret of `row` as an audit event names it. */
+const previousSecret = (row: TokenRow) => ({ secret_id: row.prev_secret_id ?? null, secret_last4: row.prev_secret_last4 ?? null });
+/** The current secret of `row` as an audit event names it. */
+const currentSecret = (row: TokenRow) => ({ secret_id: row.secret_id ?? null, secret_last4: row.secret_last4 ?? null });
 
 /**
  * POST /admin/api/tokens/{id}/rotate: a new secret for the same client ID. The current secret becomes the previous
@@ -114,14 +134,16 @@ export async function rotateSecret(deps: Deps, actor: Actor, id: string, input: 
         `This token already has two live secrets; the previous one stops at ${earlier(token.prev_secret_expires_at!, token.expires_at).toISOString()}. Retire one to rotate again.`,
       );
     }
-    if (token.prev_secret_hash) await audit(trx, SYSTEM, token, 'token.secret_expired', now, null);
+    if (token.prev_secret_hash) await audit(trx, SYSTEM, token, 'token.secret_expired', now, null, previousSecret(token));
     const keep = graceHours > 0;
     // Grace period 0: the current secret ends now, and is recorded as expired like one whose grace period ran out.
     // 1 ms before the rotation event, so the audit log (newest first) lists the rotation, then that expiry.
-    if (!keep) await audit(trx, SYSTEM, token, 'token.secret_expired', new Date(now.getTime() - 1), null);
+    if (!keep) await audit(trx, SYSTEM, token, 'token.secret_expired', new Date(now.getTime() - 1), null, currentSecret(token));
+    const newSecretId = randomUUID();
+    const previousStopsAt = keep ? earlier(stopsAt, token.expires_at) : now; // the token's expiry ends every secret
     const changes: Partial<TokenRow> = {
       secret_hash: hashSecret(secret),
-      secret_id: randomUUID(),
+      secret_id: newSecretId,
       secret_created_at: now,
       secret_last_used_at: null,
       secret_last4: secret.slice(-4),
@@ -139,14 +161,22 @@ export async function rotateSecret(deps: Deps, actor: Actor, id: string, input: 
         : CLEARED_PREVIOUS),
     };
     const [updated] = (await trx('tokens').where({ id: token.id }).update(changes).returning('*')) as TokenRow[];
-    await audit(trx, actor, token, 'token.secret_rotated', now, meta.ip ?? null);
+    await audit(trx, actor, token, 'token.secret_rotated', now, meta.ip ?? null, {
+      secret_id: newSecretId,
+      secret_last4: secret.slice(-4),
+      previous_secret_id: updated!.prev_secret_id ?? token.secret_id ?? null,
+      previous_secret_last4: token.secret_last4 ?? null,
+      grace_period_hours: graceHours,
+      previous_stops_at: previousStopsAt.toISOString(),
+    });
     // MAIL: secret rotated — to the token's creator and the rotating administrator (SPEC); never the secret.
     await queueSecretRotatedMail(trx, deps, {
+      organisationId: token.organisation_id,
       token: { name: token.name, client_id: token.client_id, services: token.services, expires_at: token.expires_at },
       generatedBy: token.creator_email,
       rotatedBy: actor.id ? actor.email : null,
       at: now,
-      previousStopsAt: keep ? earlier(stopsAt, token.expires_at) : now, // the token's expiry ends every secret
+      previousStopsAt,
       ip: meta.ip ?? null,
     });
     return { ...updated!, creator_email: token.creator_email };
@@ -168,12 +198,15 @@ const earlier = (a: Date, b: Date): Date => (a.getTime() <= b.getTime() ? a : b)
 export async function retireSecret(deps: Deps, actor: Actor, id: string, secretId: string, meta: RequestMeta = {}): Promise<TokenResource> {
   const now = deps.clock();
   if (!isUuid(secretId)) throw new AppError('not_found', 'No such secret.');
+  secretId = secretId.toLowerCase(); // a UUID in either case names the same secret (RFC 9562 §4), as token ids do
   const row = await deps.db.knex.transaction(async (trx) => {
     const token = await lockToken(trx, actor, id, now);
     const live = prevLive(token, now);
     let changes: Partial<TokenRow>;
+    let retired: { secret_id: string | null; secret_last4: string | null };
     if (live && token.prev_secret_id === secretId) {
       changes = { ...CLEARED_PREVIOUS };
+      retired = previousSecret(token);
     } else if (token.secret_id === secretId) {
       if (!live) throw new AppError('last_secret', 'This is the token\'s only live secret. Revoke the token instead, or rotate first.');
       changes = {
@@ -185,11 +218,13 @@ export async function retireSecret(deps: Deps, actor: Actor, id: string, secretI
         leaked_at: token.prev_secret_leaked_at ?? null,
         ...CLEARED_PREVIOUS,
       };
+      retired = currentSecret(token);
     } else {
       throw new AppError('not_found', 'No such secret.');
     }
     const [updated] = (await trx('tokens').where({ id: token.id }).update(changes).returning('*')) as TokenRow[];
-    await audit(trx, actor, token, 'token.secret_retired', now, meta.ip ?? null);
+    // rolled_back: the newest secret was retired, and the previous one is the token's only secret again.
+    await audit(trx, actor, token, 'token.secret_retired', now, meta.ip ?? null, { ...retired, rolled_back: retired.secret_id === token.secret_id });
     return { ...updated!, creator_email: token.creator_email };
   });
   return resourceOf(deps, row, now);
@@ -217,7 +252,7 @@ export async function expirePreviousSecrets(deps: Pick<Deps, 'db' | 'clock'>): P
         .skipLocked()) as TokenRow[];
       for (const row of rows) {
         const cleared = affectedRows(await trx('tokens').where({ id: row.id }).update(CLEARED_PREVIOUS));
-        if (cleared > 0) await audit(trx, SYSTEM, row, 'token.secret_expired', now, null);
+        if (cleared > 0) await audit(trx, SYSTEM, row, 'token.secret_expired', now, null, previousSecret(row));
       }
       return rows.length;
     });

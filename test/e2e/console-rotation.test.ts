@@ -105,6 +105,15 @@ describeEmbedded('console: secret rotation (Chromium)', () => {
     await until(focusedId, (id) => id === 'open-generate', 'focus on + Generate a Token');
     expect((await exchange(token.client_secret)).status).toBe(401);
     expect((await exchange(fresh)).status).toBe(200);
+
+    // The audit log says which secret each event was about (its last four characters) and when the previous stopped.
+    await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Audit log' }).click();
+    const event = (action: string) => page.locator(`#audit-rows tr[data-action="${action}"] td.col-details`).first();
+    await event('token.secret_retired').waitFor();
+    expect(await event('token.secret_retired').innerText()).toBe(`Secret ending in ${token.client_secret.slice(-4)}`);
+    expect(await event('token.secret_rotated').innerText()).toMatch(
+      new RegExp(`^New secret ending in ${fresh.slice(-4)}; previous one \\(ending in ${token.client_secret.slice(-4)}\\) stops \\d{1,2} \\w{3} \\d{4}, \\d\\d:\\d\\d$`),
+    );
     expect(w.problems).toEqual([]);
   });
 });

@@ -136,9 +136,22 @@ describe.each(testDatabases())('secret rotation with overlap on %s', (kind) => {
     const expired = await events(t.id, 'token.secret_expired');
     expect(expired).toHaveLength(1);
     expect(expired[0]).toMatchObject({ actor_email: 'system', client_id: t.client_id });
+    // The events name the secrets by id and last four characters (docs/rotation.md "Audit"), never more.
+    expect(expired[0].details).toEqual({ secret_id: firstSecretId, secret_last4: t.client_secret.slice(-4) });
     const rotated = await events(t.id, 'token.secret_rotated');
     expect(rotated).toHaveLength(1);
     expect(rotated[0]).toMatchObject({ actor_email: admin.email, actor_id: admin.id });
+    expect(rotated[0].details).toEqual({
+      secret_id: r.body.secrets[0].id,
+      secret_last4: fresh.slice(-4),
+      previous_secret_id: firstSecretId,
+      previous_secret_last4: t.client_secret.slice(-4),
+      grace_period_hours: 24,
+      previous_stops_at: r.body.secrets[1].expires_at,
+    });
+    const shown = await api(s2, 'GET', `/audit?token_id=${t.id}`);
+    expect(JSON.stringify(shown.body)).not.toContain(fresh);
+    expect(shown.body.items.find((e: { action: string }) => e.action === 'token.secret_rotated').details).toEqual(rotated[0].details);
     clock.resume();
   });
 
@@ -218,7 +231,8 @@ describe.each(testDatabases())('secret rotation with overlap on %s', (kind) => {
 
     expect((await api(s, 'POST', `/tokens/${t.id}/secrets/${crypto.randomUUID()}/retire`)).status).toBe(404);
     expect((await api(s, 'POST', `/tokens/${t.id}/secrets/not-a-uuid/retire`)).status).toBe(404);
-    const retired = await api(s, 'POST', `/tokens/${t.id}/secrets/${previous!.id}/retire`);
+    // A UUID in capitals names the same secret, as it names the same token.
+    const retired = await api(s, 'POST', `/tokens/${t.id}/secrets/${previous!.id.toUpperCase()}/retire`);
     expect(retired.status).toBe(200);
     expect(retired.body.id).toBe(t.id);
     expect(retired.body.secrets.map((x: { id: string }) => x.id)).toEqual([newest!.id]);
@@ -229,12 +243,18 @@ describe.each(testDatabases())('secret rotation with overlap on %s', (kind) => {
     expect(last.status).toBe(409);
     expect(last.body.error).toBe('last_secret');
     expect((await exchange(t.client_id, fresh)).status).toBe(200);
-    expect(await events(t.id, 'token.secret_retired')).toHaveLength(1);
+    const retiredEvents = await events(t.id, 'token.secret_retired');
+    expect(retiredEvents.map((e) => e.details)).toEqual([{ secret_id: previous!.id, secret_last4: t.client_secret.slice(-4), rolled_back: false }]);
 
     // Retiring the newest secret during a grace period: the previous one becomes the only secret, for good.
     const r2 = await api(s, 'POST', `/tokens/${t.id}/rotate`, {});
     const back = await api(s, 'POST', `/tokens/${t.id}/secrets/${r2.body.secrets[0].id}/retire`);
     expect(back.status).toBe(200);
+    expect((await events(t.id, 'token.secret_retired')).map((e) => e.details)[1]).toEqual({
+      secret_id: r2.body.secrets[0].id,
+      secret_last4: (r2.body.client_secret as string).slice(-4),
+      rolled_back: true,
+    });
     expect(back.body.secrets).toEqual([expect.objectContaining({ id: newest!.id, expires_at: null, last4: fresh.slice(-4) })]);
     expect((await exchange(t.client_id, r2.body.client_secret)).status).toBe(401);
     expect((await exchange(t.client_id, fresh)).status).toBe(200);
@@ -267,6 +287,22 @@ describe.each(testDatabases())('secret rotation with overlap on %s', (kind) => {
       expect(m!.raw).not.toContain(t.client_secret);
       expect(m!.raw).not.toContain(r.body.client_secret.slice(5, 30));
     }
+  });
+
+  it('a token made with sat and rotated with sat: the mail goes to every administrator of the organisation', async () => {
+    const first = await makeAdmin(server.deps);
+    const second = await addAdmin(server.deps.db.knex, { org: first.organisation_name, email: `${uniq('second')}@example.com`, password: 'another-long-password' });
+    const expires = new Date(clock.now().getTime() + 30 * 86_400_000).toISOString().slice(0, 10);
+    const made = await runSatInProcess(['token', 'create', '--org', first.organisation_name, '--name', uniq('cli-made'), '--expires', expires, '--services', 'jobs', '--json'], db.env);
+    expect(made.code).toBe(0);
+    const t = JSON.parse(made.stdout) as { id: string; name: string; client_id: string };
+    const out = await runSatInProcess(['token', 'rotate', '--org', first.organisation_name, t.id, '--grace-hours', '2'], db.env);
+    expect(out.code).toBe(0);
+    await server.runJob('deliver-mail');
+    const about = (to: string) => smtp.to(to).filter((m) => m.subject.includes('new client secret') && m.subject.includes(t.name));
+    await smtp.waitFor(() => about(first.email).length === 1 && about(second.admin.email).length === 1);
+    expect(about(first.email)[0]!.text).toContain('the command-line tool (sat)');
+    expect(about(first.email)[0]!.text).toContain(t.client_id);
   });
 
   it('a leak report of the previous secret during the grace period revokes the whole token', async () => {

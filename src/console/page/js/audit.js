@@ -102,6 +102,32 @@ function changeLines(details, action) {
   );
 }
 
+/**
+ * The secret events' `details` as a line: which secret (by its last four characters) and, for a rotation, when the
+ * previous one stops; none for events recorded before the details existed.
+ */
+function secretLine(details, action) {
+  if (!details || typeof details !== 'object') return null;
+  const ending = (last4) => (typeof last4 === 'string' ? `ending in ${last4}` : null);
+  if (action === 'token.secret_rotated') {
+    const previous = ending(details.previous_secret_last4);
+    const stops =
+      details.grace_period_hours === 0
+        ? 'stopped at once'
+        : typeof details.previous_stops_at === 'string'
+          ? `stops ${dateTimeFormat.format(new Date(details.previous_stops_at))}`
+          : null;
+    const text = [ending(details.secret_last4) ? `New secret ${ending(details.secret_last4)}` : null, previous && stops ? `previous one (${previous}) ${stops}` : null].filter(
+      Boolean,
+    );
+    return text.length ? el('span', { class: 'sub' }, text.join('; ')) : null;
+  }
+  const which = ending(details.secret_last4);
+  if (!which) return null;
+  const rolledBack = action === 'token.secret_retired' && details.rolled_back === true ? ' (the newest: the previous secret is the only one again)' : '';
+  return el('span', { class: 'sub' }, `Secret ${which}${rolledBack}`);
+}
+
 /** `admin.sign_in_failed`'s `details.attempts` (since `first_at`) as a line; none for a single attempt. */
 function failedAttempts(details) {
   const attempts = details && typeof details.attempts === 'number' ? details.attempts : 1;
@@ -134,6 +160,7 @@ export function auditRow(event, { withToken = true } = {}) {
       'col-details',
       leaked ? leakDetails(event.leak) : null,
       event.action === 'token.updated' || event.action === 'policy.updated' ? changeLines(event.details, event.action) : null,
+      event.action.startsWith('token.secret_') ? secretLine(event.details, event.action) : null,
       // Failed sign-ins of one administrator within the throttle's window are one event that counts them.
       event.action === 'admin.sign_in_failed' ? failedAttempts(event.details) : null,
       // Events about another administrator (admin.invited, admin.removed, ...) name them.
