@@ -44,7 +44,10 @@ export async function revokeDormantTokens(deps: Pick<Deps, 'config' | 'db' | 'cl
     const cutoff = new Date(now.getTime() - policy.revoke_dormant_after_days * DAY_MS);
     for (const id of await q.listDormantTokenIds(deps.db.knex, policy.organisation_id, now, cutoff)) {
       const done = await deps.db.knex.transaction(async (trx) => {
-        const row = await q.deleteTokenIfDormantByPolicy(trx, policy.organisation_id, id, now);
+        // The time of this revocation, not of the run's start: its event and mail sort after whatever this token
+        // got meanwhile (an expiry reminder queued by another job a moment earlier would otherwise come after it).
+        const at = new Date(Math.max(deps.clock().getTime(), now.getTime()));
+        const row = await q.deleteTokenIfDormantByPolicy(trx, policy.organisation_id, id, at);
         if (!row) return false; // used meanwhile, policy changed, or another instance revoked it
         await recordAudit(trx, {
           organisation_id: row.organisation_id,
@@ -54,7 +57,7 @@ export async function revokeDormantTokens(deps: Pick<Deps, 'config' | 'db' | 'cl
           token_id: row.id,
           token_name: row.name,
           client_id: row.client_id,
-          created_at: now,
+          created_at: at,
           // The policy as the delete read it, which may be newer than the list this run started from.
           details: { reason: 'dormant', revoke_dormant_after_days: row.policy_days, last_used_at: row.last_used_at },
         });
@@ -65,7 +68,7 @@ export async function revokeDormantTokens(deps: Pick<Deps, 'config' | 'db' | 'cl
           creatorEmail,
           days: row.policy_days,
           lastUsedAt: row.last_used_at,
-          at: now,
+          at,
         });
         return true;
       });

@@ -260,6 +260,23 @@ describe.each(testDatabases())('organisation policy on %s', (kind) => {
       expect((await api('GET', `/tokens/${busy.id}`)).status).toBe(404);
     });
 
+    it('dates each revocation (event and mail) when it happens, not when the run started', async () => {
+      const { admin, api } = await session();
+      const now = Date.now();
+      const idle = await makeToken(server.deps, admin, { name: 'late-idle', expires_at: daysFromNow(200) });
+      await setTokenTimes(server.deps, idle.id, { created_at: new Date(now - 40 * DAY) });
+      expect((await api('PUT', '/policy', policy({ allowed_services: CATALOGUE, max_lifetime_days: 366, revoke_dormant_after_days: 30 }))).status).toBe(200);
+      // The run starts at `start`; every later reading of the clock is 5 s on (a long run, a wait for a row lock).
+      const start = now + DAY;
+      let reads = 0;
+      const later = { ...server.deps, clock: () => new Date(reads++ === 0 ? start : start + 5_000) };
+      expect(await revokeDormantTokens(later)).toBe(1);
+      const event = await server.deps.db.knex('audit_events').where({ token_id: idle.id, action: 'token.revoked' }).first();
+      expect(event.created_at.getTime()).toBe(start + 5_000);
+      const mail = await server.deps.db.knex('mail_outbox').where({ kind: 'token_revoked_dormant', recipient: admin.email }).first();
+      expect(mail.created_at.getTime()).toBe(start + 5_000);
+    });
+
     it('writes the first use of a token quiet for a month at once, so no job takes it for dormant meanwhile', async () => {
       const { admin, api } = await session();
       const now = Date.now();
