@@ -44,11 +44,12 @@ export async function revokeDormantTokens(deps: Pick<Deps, 'config' | 'db' | 'cl
     const cutoff = new Date(now.getTime() - policy.revoke_dormant_after_days * DAY_MS);
     for (const id of await q.listDormantTokenIds(deps.db.knex, policy.organisation_id, now, cutoff)) {
       const done = await deps.db.knex.transaction(async (trx) => {
-        // The time of this revocation, not of the run's start: its event and mail sort after whatever this token
-        // got meanwhile (an expiry reminder queued by another job a moment earlier would otherwise come after it).
-        const at = new Date(Math.max(deps.clock().getTime(), now.getTime()));
-        const row = await q.deleteTokenIfDormantByPolicy(trx, policy.organisation_id, id, at);
+        const row = await q.deleteTokenIfDormantByPolicy(trx, policy.organisation_id, id, now);
         if (!row) return false; // used meanwhile, policy changed, or another instance revoked it
+        // Dated once the row is ours (the delete waited for any lock on it), not at the run's start: the event and
+        // mail sort after whatever this token got meanwhile (an expiry reminder another job queued a moment earlier
+        // would otherwise be delivered after the revocation notice).
+        const at = new Date(Math.max(deps.clock().getTime(), now.getTime()));
         await recordAudit(trx, {
           organisation_id: row.organisation_id,
           actor_id: null,
