@@ -113,8 +113,11 @@ export async function forgiveAttempt(db: Db, email: string, address: string): Pr
 
 /**
  * Finished windows go; then, if more than `maxRows` rows are left (a flood from many addresses or emails), the
- * rows with the oldest windows go until `maxRows` remain (SPEC Part 2 "Bounded state"). Keys that are blocking
- * right now are the ones with recent windows and are kept.
+ * least telling rows go until `maxRows` remain (SPEC Part 2 "Bounded state"). Kept first: accounts being slowed
+ * down or locked out (`email:` rows at `delayAfterFailures` or more), then rows by failures, most first, then the
+ * newest windows. So a flood of cheap rows (one reset request or one refused sign-in from each of many addresses)
+ * cannot push a locked-out account's row out and give an attacker a fresh allowance of guesses: to evict it, the
+ * flood would need more than `maxRows` accounts slowed down themselves, each of those failures a password check.
  */
 export async function pruneLoginThrottle(db: Db, now: Date, s: ThrottleSettings): Promise<number> {
   const expired = affectedRows(
@@ -125,8 +128,10 @@ export async function pruneLoginThrottle(db: Db, now: Date, s: ThrottleSettings)
   const over = affectedRows(
     await db.raw(
       `delete from login_throttle where key in (
-         select key from login_throttle order by window_started_at desc, failures desc offset ?)`,
-      [s.maxRows],
+         select key from login_throttle
+          order by (key like 'email:%' and failures >= ?) desc, failures desc, window_started_at desc
+         offset ?)`,
+      [s.delayAfterFailures, s.maxRows],
     ),
   );
   return expired + over;

@@ -86,6 +86,12 @@ export async function signIn(deps: Deps, input: SignInInput, meta: SessionMeta =
   let verdict = await registerAttempt(db, [keys.address], deps.clock(), config.loginThrottle);
   if (verdict.retryAfterSeconds === undefined) {
     const byEmail = await registerAttempt(db, [keys.email], deps.clock(), config.loginThrottle);
+    if (byEmail.retryAfterSeconds !== undefined) {
+      // Refused for the account's lockout, no password checked: not a guess from this address, which gets the
+      // attempt back (people retrying a locked account behind one office NAT do not use up its allowance, and a
+      // new address's row is left at 0, the first to go when the table is over its cap).
+      await giveBackAttempt(db, [keys.address]);
+    }
     verdict = byEmail.retryAfterSeconds !== undefined ? byEmail : { delayMs: Math.max(verdict.delayMs, byEmail.delayMs) };
   }
   if (verdict.retryAfterSeconds !== undefined) {

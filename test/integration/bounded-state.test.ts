@@ -84,6 +84,28 @@ describe.each(testDatabases())('bounded state on %s', (kind) => {
     expect(await countRows()).toBe(0);
   });
 
+  it('a flood of cheap rows cannot push a locked-out account out of the table (its lockout holds)', async () => {
+    const admin = await makeAdmin(server.deps);
+    const settings = server.deps.config.loginThrottle;
+    for (let i = 1; i <= 3; i++) expect((await login(admin.email, `203.0.113.${i}`)).status).toBe(401);
+    expect((await login(admin.email, '203.0.113.50')).status).toBe(429);
+    // A refusal for the account's lockout checks no password: the new address gets its attempt back.
+    expect(await knex()('login_throttle').where({ key: 'ip:203.0.113.50' }).first()).toMatchObject({ failures: 0 });
+    // More than maxRows (100) rows from other addresses, each made by one unauthenticated request.
+    for (let i = 0; i < 120; i++) {
+      const res = await call(server, 'POST', '/password-reset', { json: { email: 'nobody@example.com' }, headers: { 'x-forwarded-for': `2001:db8:${i.toString(16)}::1` } });
+      expect(res.status).toBe(202);
+    }
+    for (let i = 0; i < 20; i++) expect((await login(admin.email, `2001:db8:f${i.toString(16)}::1`)).status).toBe(429);
+    expect(await countRows()).toBeGreaterThan(settings.maxRows);
+    await pruneLoginThrottle(knex(), new Date(), settings);
+    expect(await countRows()).toBe(settings.maxRows);
+    // Still locked out, even with the right password, from an address never seen.
+    expect(await knex()('login_throttle').where({ key: `email:${admin.email}` }).first()).toMatchObject({ failures: expect.any(Number) });
+    const right = await call(server, 'POST', '/login', { json: { email: admin.email, password: admin.password }, headers: { 'x-forwarded-for': '192.0.2.200' } });
+    expect(right.status).toBe(429);
+  });
+
   it('caps the revoked access tokens a client can have on record (503 + Retry-After), until they expire', async () => {
     const admin = await makeAdmin(server.deps);
     const t = await makeToken(server.deps, admin);
