@@ -9,7 +9,8 @@ import {
   notFound,
   refuseExpectations,
   requestId,
-  requireHost,
+  checkRequestHead,
+  guardRequestTarget,
   securityHeaders,
   servedUnderIssuerPath,
   unmapClientAddress,
@@ -91,6 +92,7 @@ export async function createServer(deps: Deps, prepared: Prepared = {}): Promise
   const ops = opsRouter(deps, lifecycle);
   const scanning = scanningRouter(deps, prepared.scanningKeys); // throws at start when SECRET_SCANNING_KEYS_FILE is set but unusable
 
+  app.use(guardRequestTarget); // an unparsable request target: kept for the 400 below, routed nowhere; X-Forwarded-* right-most
   app.use(unmapClientAddress); // ::ffff:a.b.c.d → a.b.c.d, before anything reads ctx.ip
   app.use(requestId); // X-Request-Id in and out
   app.use(accessLog(deps.log)); // one JSON line per request, when its response is done
@@ -100,7 +102,7 @@ export async function createServer(deps: Deps, prepared: Prepared = {}): Promise
   app.use(closeWhenDraining(lifecycle)); // shutting down: `Connection: close` on every response
   app.use(securityHeaders); // nosniff, no referrer, no framing
   const isOAuthEndpoint = oauthEndpointMatcher(deps.config.issuer); // their refusals in the RFC 6749 shape
-  app.use(requireHost(isOAuthEndpoint)); // HTTP/1.1 without Host: 400 bad_request (Node's own check is off, main.ts)
+  app.use(checkRequestHead(isOAuthEndpoint)); // bad target, no/two/invalid Host, two Authorization: 400; a transfer coding: 501
   app.use(refuseExpectations(isOAuthEndpoint)); // Expect other than 100-continue: 417 expectation_failed
   app.use(errorHandler(deps.log)); // AppError and unknown errors → {error, message, details?}
   app.use(ops.routes()); // /healthz /readyz /metrics

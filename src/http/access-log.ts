@@ -62,7 +62,8 @@ export function accessLog(log: Logger): Middleware {
     if (log.enabled?.('info') === false) return next(); // LOG_LEVEL above info: no line, no listener, no work
     const start = performance.now();
     const clientIp = ctx.ip; // read now: once the socket is gone its address is too
-    const path = ctx.path; // as asked (a later middleware may route it as another path)
+    // As asked (a later middleware may route it as another path); an unparsable target as sent (guardRequestTarget).
+    const path = typeof ctx.state.invalidTarget === 'string' ? ctx.state.invalidTarget : ctx.path;
     const res = ctx.res;
     res.once('close', () => {
       const route = (ctx as { _matchedRoute?: unknown })._matchedRoute;

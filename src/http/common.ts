@@ -87,15 +87,101 @@ export function closeWhenDraining(lifecycle: { readonly draining: boolean }): Mi
 }
 
 /**
- * HTTP/1.1 without a Host header (RFC 9112 §3.2: 400): answered here in the endpoint's error shape (`refuse`), with its access-log line,
- * instead of by Node with an empty 400 and no line (main.ts turns Node's `requireHostHeader` off). HTTP/1.0 needs none.
+ * A request target Node passes on but that cannot be parsed (an absolute-form target with a bad authority,
+ * `GET http://[::1/token HTTP/1.1`: Node's `url.parse` throws, and Koa's `ctx.path` with it, which ended in a bare
+ * 500 with no access-log line): the raw target is kept in `ctx.state.invalidTarget` for the access log and
+ * `checkRequestHead`'s 400, and the request is routed nowhere ('/'). Behind a trusted load balancer
+ * (`app.proxy`), an `X-Forwarded-Proto` or `X-Forwarded-Host` list is read right-most first, the value the load
+ * balancer added, as `X-Forwarded-For` is (Koa would take the left-most, which the client wrote). Runs first:
+ * everything after may read `ctx.path`, `ctx.protocol` and `ctx.host`.
  */
-export function requireHost(isOAuthEndpoint: (path: string) => boolean = () => false): Middleware {
+export const guardRequestTarget: Middleware = (ctx, next) => {
+  const target = ctx.req.url ?? '';
+  // Origin-form ('/…', nearly every request) goes straight on; another form is checked with the WHATWG parser
+  // first, so Node's legacy one never sees it invalid (it would also print a DEP0170 warning, not a JSON line).
+  let invalid = target.charCodeAt(0) !== 47 /* '/' */ && target !== '*' && !URL.canParse(target);
+  if (!invalid) {
+    try {
+      void ctx.path;
+    } catch {
+      invalid = true;
+    }
+  }
+  if (invalid) {
+    ctx.state.invalidTarget = target;
+    ctx.req.url = '/';
+  }
+  if (ctx.app.proxy) {
+    const { headers } = ctx.req;
+    for (const name of ['x-forwarded-proto', 'x-forwarded-host']) {
+      const value = headers[name];
+      if (typeof value === 'string' && value.includes(',')) headers[name] = value.slice(value.lastIndexOf(',') + 1).trim();
+    }
+  }
+  return next();
+};
+
+/** RFC 9110 §7.2 `Host = uri-host [ ":" port ]`: an IP literal in brackets or a reg-name, then digits. */
+const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::\d*)?$/;
+
+/** What is wrong with a request's head, as the status, error code and message of its refusal; undefined when nothing. */
+export interface HeadProblem {
+  status: number;
+  error: string;
+  message: string;
+}
+
+/**
+ * The checks of `checkRequestHead`, on Node's request: an unparsable target (`invalidTarget`, guardRequestTarget),
+ * HTTP/1.1 without Host, more than one Host, Authorization or Content-Type field line (RFC 9112 §3.2 for Host;
+ * singleton fields, RFC 9110 §5.3: Node keeps the first and drops the others, so a proxy reading another copy would
+ * disagree about who is calling), a Host that is not `host[:port]`, and a transfer coding other than `chunked`
+ * (RFC 9112 §6.1: 501; Node decodes `gzip, chunked` as plain chunked).
+ */
+export function requestHeadProblem(
+  req: { httpVersionMajor: number; httpVersionMinor: number; headers: Record<string, string | string[] | undefined>; rawHeaders: string[] },
+  invalidTarget: unknown,
+): HeadProblem | undefined {
+  if (typeof invalidTarget === 'string') return { status: 400, error: 'bad_request', message: 'The request target is not a valid URL.' };
+  const host = req.headers.host;
+  if (host === undefined) {
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1) {
+      return { status: 400, error: 'bad_request', message: 'The request is not valid HTTP/1.1: it has no Host header.' };
+    }
+  } else if (typeof host !== 'string' || !HOST_VALUE.test(host)) {
+    return { status: 400, error: 'bad_request', message: 'The Host header is not a valid host name and port.' };
+  }
+  let hosts = 0;
+  let authorizations = 0;
+  let contentTypes = 0;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    // By length first: most field names are none of the three.
+    if (name.length === 4 && name.toLowerCase() === 'host') hosts++;
+    else if (name.length === 13 && name.toLowerCase() === 'authorization') authorizations++;
+    else if (name.length === 12 && name.toLowerCase() === 'content-type') contentTypes++;
+  }
+  const twice = hosts > 1 ? 'Host' : authorizations > 1 ? 'Authorization' : contentTypes > 1 ? 'Content-Type' : undefined;
+  if (twice) return { status: 400, error: 'bad_request', message: `The request has more than one ${twice} header.` };
+  const coding = req.headers['transfer-encoding'];
+  if (coding !== undefined && (typeof coding !== 'string' || coding.trim().toLowerCase() !== 'chunked')) {
+    return { status: 501, error: 'not_implemented', message: 'The only transfer coding this server accepts is chunked.' };
+  }
+  return undefined;
+}
+
+/**
+ * Refuses a request whose head is wrong (`requestHeadProblem`) in the endpoint's error shape (`refuse`), with its
+ * access-log line and `Connection: close` (the body, if any, is not read), instead of by Node with an empty 400 and
+ * no line (main.ts turns Node's `requireHostHeader` off) or not at all. HTTP/1.0 needs no Host.
+ */
+export function checkRequestHead(isOAuthEndpoint: (path: string) => boolean = () => false): Middleware {
   return async (ctx, next) => {
-    const { req } = ctx;
-    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) {
-      ctx.set('Connection', 'close'); // the body, if any, is not read
-      refuse(ctx, isOAuthEndpoint, 400, 'bad_request', 'The request is not valid HTTP/1.1: it has no Host header.');
+    const problem = requestHeadProblem(ctx.req, ctx.state.invalidTarget);
+    if (problem) {
+      ctx.set('Connection', 'close');
+      refuse(ctx, isOAuthEndpoint, problem.status, problem.error, problem.message);
       return;
     }
     await next();
@@ -109,7 +195,7 @@ export function requireHost(isOAuthEndpoint: (path: string) => boolean = () => f
  */
 function refuse(ctx: Context, isOAuthEndpoint: (path: string) => boolean, status: number, error: string, message: string): void {
   ctx.status = status;
-  const asked = new URL(ctx.originalUrl, 'http://x').pathname;
+  const asked = typeof ctx.state.invalidTarget === 'string' ? '/' : new URL(ctx.originalUrl, 'http://x').pathname;
   if (isOAuthEndpoint(asked) || isOAuthEndpoint(ctx.path)) {
     ctx.set('Cache-Control', 'no-store'); // as every other answer of these endpoints (RFC 6749 §5.1)
     ctx.body = { error: 'invalid_request', error_description: message };

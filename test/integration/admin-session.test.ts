@@ -93,6 +93,16 @@ describe.each(testDatabases())('admin sessions on %s', (kind) => {
     });
     expect(res.status).toBe(200);
     expect(res.headers.get('set-cookie')).toMatch(/;\s*Secure/i);
+    // A list is read right-most first, the value our load balancer added, as X-Forwarded-For is: a client that
+    // writes `http` itself does not take Secure off, nor does one that writes `https` put it on.
+    for (const [proto, secure] of [['http, https', true], ['https, http', false]] as const) {
+      const again = await call(server, 'POST', '/login', {
+        json: { email: admin.email, password: admin.password },
+        headers: { 'x-forwarded-for': freshIp(), 'x-forwarded-proto': proto },
+      });
+      expect(again.status).toBe(200);
+      expect({ proto, secure: /;\s*Secure/i.test(again.headers.get('set-cookie') ?? '') }).toEqual({ proto, secure });
+    }
   });
 
   it('lives 12 hours from sign-in, by the server clock', async () => {

@@ -316,6 +316,68 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
       expect(continued).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
     });
 
+    it('answers an absolute-form target with a bad authority 400 (it was a bare 500 with no log line), at every path', async () => {
+      for (const [method, target] of [
+        ['GET', 'http://[::1/token'],
+        ['POST', 'http://[::1/token'],
+        ['GET', 'http://[/healthz'],
+        ['GET', 'http://[fe80::1%25eth0]/admin/api/me'],
+      ] as const) {
+        const answer = await raw(`${method} ${target} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+        const { statusLine, head, body } = parse(answer);
+        expect({ target, statusLine, body }).toEqual({ target, statusLine: 'HTTP/1.1 400 Bad Request', body: { error: 'bad_request', message: 'The request target is not a valid URL.' } });
+        expect(head).toContain('x-content-type-options: nosniff');
+        expect(linesOf(answer).lines).toEqual([expect.objectContaining({ msg: 'request', method, path: target, status: 400 })]);
+      }
+      // A valid absolute-form target is served as its path (RFC 9112 §3.2.2).
+      expect(parse(await raw('GET http://127.0.0.1/healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).body).toEqual({ status: 'ok' });
+    });
+
+    it('refuses two Host, Authorization or Content-Type lines and a Host that is not host[:port] (RFC 9112 §3.2)', async () => {
+      const cases: Array<[string, string]> = [
+        ['GET /jwks HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n', 'The request has more than one Host header.'],
+        ['GET /jwks HTTP/1.1\r\nHost: [\r\n', 'The Host header is not a valid host name and port.'],
+        ['GET /jwks HTTP/1.1\r\nHost: x:abc\r\n', 'The Host header is not a valid host name and port.'],
+        ['GET /admin/api/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n', 'The request has more than one Authorization header.'],
+        ['POST /admin/api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Type: text/plain\r\n', 'The request has more than one Content-Type header.'],
+      ];
+      for (const [head, message] of cases) {
+        const { statusLine, body } = parse(await raw(`${head}Content-Length: 2\r\nConnection: close\r\n\r\n{}`));
+        expect({ head, statusLine, body }).toEqual({ head, statusLine: 'HTTP/1.1 400 Bad Request', body: { error: 'bad_request', message } });
+      }
+      // At the token endpoint in the RFC 6749 shape: two Authorization lines, whichever comes first, are refused.
+      const admin = await makeAdmin(server.deps);
+      const t = await makeToken(server.deps, admin);
+      for (const pair of [[basic(t.client_id, t.client_secret), 'Basic Ym9ndXM6eA=='], ['Basic Ym9ndXM6eA==', basic(t.client_id, t.client_secret)]]) {
+        const answer = parse(
+          await raw(
+            `POST /token HTTP/1.1\r\nHost: x\r\nAuthorization: ${pair[0]}\r\nAuthorization: ${pair[1]}\r\n` +
+              'Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 29\r\nConnection: close\r\n\r\ngrant_type=client_credentials',
+          ),
+        );
+        expect({ statusLine: answer.statusLine, body: answer.body }).toEqual({
+          statusLine: 'HTTP/1.1 400 Bad Request',
+          body: { error: 'invalid_request', error_description: 'The request has more than one Authorization header.' },
+        });
+      }
+      // Hosts as they come: a name, an IPv4 or bracketed IPv6 address, with or without a port.
+      for (const host of ['example.com', '127.0.0.1:8080', '[::1]', '[2001:db8::1]:443']) {
+        expect(parse(await raw(`GET /healthz HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`)).body).toEqual({ status: 'ok' });
+      }
+    });
+
+    it('answers a transfer coding other than chunked 501 (RFC 9112 §6.1); chunked still works', async () => {
+      const gz = parse(await raw('POST /token HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n0\r\n\r\n'));
+      expect({ statusLine: gz.statusLine, body: gz.body }).toEqual({
+        statusLine: 'HTTP/1.1 501 Not Implemented',
+        body: { error: 'invalid_request', error_description: 'The only transfer coding this server accepts is chunked.' },
+      });
+      const chunked = parse(
+        await raw('POST /token HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: application/x-www-form-urlencoded\r\nConnection: close\r\n\r\n1d\r\ngrant_type=client_credentials\r\n0\r\n\r\n'),
+      );
+      expect(chunked.body).toEqual(expect.objectContaining({ error: 'invalid_client' })); // read and answered as usual
+    });
+
     it('answers CONNECT with a JSON 400 and one access-log line instead of closing the connection', async () => {
       for (const target of ['localhost:443', '/admin/api/tokens']) {
         const answer = await raw(`CONNECT ${target} HTTP/1.1\r\nHost: x\r\n\r\n`);
