@@ -54,11 +54,14 @@ export const NAME_MAX_CODE_POINTS = 256;
 /**
  * The length of `text` in characters as a reader counts them: extended grapheme clusters (Unicode UAX #29), so `é`
  * is one character whether written composed (NFC) or decomposed (NFD), and so is an emoji sequence (a flag, a skin
- * tone, woman + ZWJ + laptop). SPEC "1 to 64 characters after trimming". Pure.
+ * tone, woman + ZWJ + laptop). SPEC "1 to 64 characters after trimming". With `atMost`, counts no further than
+ * `atMost + 1` (enough to tell a text over a limit). Pure.
  */
-export function characterCount(text: string): number {
+export function characterCount(text: string, atMost = Infinity): number {
+  // Stops one past `atMost`: iterating the segments of a long text costs time growing with the square of its length
+  // (100,000 characters: seconds, all of them on the event loop), and a limit check needs only to know "more".
   let n = 0;
-  for (const _ of graphemes.segment(text)) n++;
+  for (const _ of graphemes.segment(text)) if (++n > atMost) break;
   return n;
 }
 

@@ -44,7 +44,7 @@ export const resourceServerName = z
   .superRefine((s, ctx) => {
     // Counted as token names are (src/tokens/schemas.ts): characters as a reader sees them, a bound on code points
     // in all and in one character.
-    if (characterCount(s) > 100) return void ctx.addIssue({ code: 'custom', message: 'at most 100 characters' });
+    if (characterCount(s, 100) > 100) return void ctx.addIssue({ code: 'custom', message: 'at most 100 characters' });
     if ([...s].length > NAME_MAX_CODE_POINTS) return void ctx.addIssue({ code: 'custom', message: `at most ${NAME_MAX_CODE_POINTS} code points` });
     if (longestCharacter(s) > MAX_CODE_POINTS_PER_CHARACTER) {
       return void ctx.addIssue({ code: 'custom', message: `no more than ${MAX_CODE_POINTS_PER_CHARACTER} code points stacked into one character` });

@@ -17,7 +17,7 @@ export const tokenName = z
       // Characters as a reader counts them (graphemes: `é` in NFC or NFD, an emoji sequence, are one each), and a
       // bound on code points for text of a few characters stacked with marks.
       .superRefine((s, ctx) => {
-        if (characterCount(s) > 64) ctx.addIssue({ code: 'custom', message: 'must be at most 64 characters' });
+        if (characterCount(s, 64) > 64) ctx.addIssue({ code: 'custom', message: 'must be at most 64 characters' });
         else if ([...s].length > NAME_MAX_CODE_POINTS) {
           ctx.addIssue({ code: 'custom', message: `must be at most ${NAME_MAX_CODE_POINTS} code points (accents and emoji sequences count several)` });
         } else if (longestCharacter(s) > MAX_CODE_POINTS_PER_CHARACTER) {

@@ -61,6 +61,18 @@ describe.each(testDatabases())('validation of the admin API on %s', (kind) => {
     }
   });
 
+  it('refuses a name of 200,000 characters as too long, on POST and PATCH (counting them all took minutes, the server stalled)', async () => {
+    const api = await session();
+    for (const name of ['x'.repeat(200_000), '👩‍💻'.repeat(60_000)]) {
+      const res = await api('POST', '/tokens', tokenBody({ name }));
+      expect(res.status).toBe(400);
+      expect(res.body.details).toEqual([{ path: 'name', message: 'must be at most 64 characters' }]);
+    }
+    const made = await api('POST', '/tokens', tokenBody({ name: 'Long_Name_Patch' }));
+    const patched = await api('PATCH', `/tokens/${made.body.id}`, { name: 'x'.repeat(200_000) });
+    expect(patched.body.details).toEqual([{ path: 'name', message: 'must be at most 64 characters' }]);
+  });
+
   it('PUT /policy names the fields out of range, above the server maximum and outside the catalogue together', async () => {
       const api = await session();
       const res = await api('PUT', '/policy', {

@@ -117,6 +117,13 @@ describe('characterCount (SPEC "1 to 64 characters": characters as a reader coun
   ])('%s', (_label, text, n) => {
     expect(characterCount(text)).toBe(n);
   });
+
+  it('with a limit, counts no further than one past it (a long text would cost seconds: the count grows quadratically)', () => {
+    expect(characterCount('x'.repeat(200_000), 64)).toBe(65);
+    expect(characterCount('👩‍💻'.repeat(50_000), 64)).toBe(65);
+    expect(characterCount('x'.repeat(64), 64)).toBe(64);
+    expect(characterCount('cafe\u0301', 64)).toBe(4);
+  });
 });
 
 describe('longestCharacter (code points in the longest grapheme cluster)', () => {

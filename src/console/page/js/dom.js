@@ -133,9 +133,9 @@ export function enable(button, text) {
 const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
 
 /** Characters as a reader counts them (grapheme clusters), as the API counts a token name's 64 (src/text.ts). */
-export function characterCount(text) {
+export function characterCount(text, atMost = Infinity) {
   let n = 0;
-  for (const _ of graphemes.segment(text)) n++;
+  for (const _ of graphemes.segment(text)) if (++n > atMost) break; // long texts cost quadratic time: stop past the limit
   return n;
 }
 

@@ -370,7 +370,7 @@ function checkForm() {
   const errors = {};
   const name = nameInput.value.trim();
   if (!name) errors.name = 'Enter a name that says what the token is for.';
-  else if (characterCount(name) > 64) errors.name = 'Use at most 64 characters.';
+  else if (characterCount(name, 64) > 64) errors.name = 'Use at most 64 characters.';
   const { min, max } = expiryBounds();
   const expiry = expiryInput.value;
   if (!expiry) errors.expires_at = 'Choose an expiry date.';
