@@ -28,6 +28,18 @@ function tooLarge(ctx: Context): AppError {
 }
 
 /**
+ * 415 `unsupported_media_type` unless the body is declared `application/json` (or `+json`) in UTF-8 (no charset, or
+ * `utf-8`): the admin API's JSON bodies, POST /credentials/revoke and POST /secret-scanning/verify
+ * (docs/admin-api.md "Errors").
+ */
+export function refuseNonJsonBody(ctx: Context): void {
+  const charset = /;\s*charset=("?)([^";]+)\1/i.exec(ctx.get('content-type'))?.[2]?.toLowerCase();
+  if (!ctx.is('application/json', '+json') || (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8')) {
+    throw new AppError('unsupported_media_type', 'Send the request body as application/json (UTF-8).');
+  }
+}
+
+/**
  * Reads a JSON request body into `ctx.state.body` (undefined when the request has none). Strict: a body must be
  * sent uncompressed (any Content-Encoding but identity is 415, with `Accept-Encoding: identity`),
  * `application/json` (or `+json`) in UTF-8 (else 415), at most `limit` bytes (else 413, checked against
@@ -38,10 +50,7 @@ export function jsonBody(limit = MAX_JSON_BODY_BYTES): Middleware {
     ctx.state.body = undefined;
     if (!hasBody(ctx)) return next();
     refuseContentEncoding(ctx);
-    const charset = /;\s*charset=("?)([^";]+)\1/i.exec(ctx.get('content-type'))?.[2]?.toLowerCase();
-    if (!ctx.is('application/json', '+json') || (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8')) {
-      throw new AppError('unsupported_media_type', 'Send the request body as application/json (UTF-8).');
-    }
+    refuseNonJsonBody(ctx);
     const declared = Number(ctx.get('content-length') || 0);
     if (declared > limit) throw tooLarge(ctx);
     let raw: Buffer;

@@ -8,7 +8,7 @@ import { AppError } from '../errors.js';
 import { noteInAccessLog } from '../http/access-log.js';
 import { addressBucket } from '../address.js';
 import { AddressRateLimiter } from '../http/address-limiter.js';
-import { issuesToDetails, refuseContentEncoding } from '../http/validate.js';
+import { issuesToDetails, refuseContentEncoding, refuseNonJsonBody } from '../http/validate.js';
 import { reportLeakedSecrets, type LeakReport } from '../tokens/index.js';
 import { ScanningKeys } from './keys.js';
 
@@ -116,6 +116,7 @@ export function scanningRouter(deps: Deps, opened?: ScanningKeys): Router {
     const signature = ctx.get(SIGNATURE_HEADER);
     if (!keyId || !signature || keyId.length > 512) throw unsigned();
     refuseContentEncoding(ctx);
+    refuseNonJsonBody(ctx); // GitHub sends application/json
     const body = await readRawBody(ctx, MAX_ALERT_BODY_BYTES);
     if (!keys.verify(keyId, signature, body)) {
       // On the request's access-log line, not a line of its own: anyone can send these (SPEC Part 2, one short line).
@@ -149,7 +150,7 @@ export function scanningRouter(deps: Deps, opened?: ScanningKeys): Router {
     const decision = limiter.hit(bucket);
     if (!decision.allowed) throw refuse(decision.retryAfterSeconds);
     refuseContentEncoding(ctx);
-    if (!ctx.is('application/json', '+json')) throw new AppError('unsupported_media_type', 'Send the request body as application/json (UTF-8).');
+    refuseNonJsonBody(ctx);
     const { credentials } = validate(publicRevokeBody, parseJson(await readRawBody(ctx, MAX_REVOKE_BODY_BYTES)));
     // A report the database will act on also counts where every instance sees it: the limit is per address, not per
     // instance behind a load balancer (the count above spares the database a flood; malformed bodies cost none).

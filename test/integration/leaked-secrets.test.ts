@@ -449,6 +449,13 @@ describe.each(testDatabases())('leaked secrets on %s', (kind) => {
       const empty = await postAlert('[]', signed('[]'));
       expect(empty.status).toBe(200);
       expect(await empty.json()).toEqual([]);
+      // Declared as anything but JSON in UTF-8: 415, as the docs say (it was read as JSON whatever the type).
+      for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=iso-8859-1']) {
+        const res = await postAlert('[]', { ...signed('[]'), 'content-type': type });
+        expect([type, res.status, ((await res.json()) as { error: string }).error]).toEqual([type, 415, 'unsupported_media_type']);
+      }
+      const untyped = await fetch(`${server.url}/secret-scanning/verify`, { method: 'POST', headers: signed('[]'), body: Buffer.from('[]') });
+      expect(untyped.status).toBe(415);
     });
 
     it('stores a URL and source with NUL bytes, control or bidi characters or lone surrogates as clean text', async () => {
@@ -523,8 +530,10 @@ describe.each(testDatabases())('leaked secrets on %s', (kind) => {
         const res = await publicRevoke(body, ip);
         expect([body, res.status]).toEqual([body, 400]);
       }
-      const wrongType = await publicRevoke(JSON.stringify({ credentials: [token.client_secret] }), ip, { 'content-type': 'text/plain' });
-      expect(wrongType.status).toBe(415);
+      for (const type of ['text/plain', 'application/json; charset=iso-8859-1']) {
+        const wrongType = await publicRevoke(JSON.stringify({ credentials: [token.client_secret] }), ip, { 'content-type': type });
+        expect([type, wrongType.status]).toEqual([type, 415]);
+      }
       expect(await tokenRow(token.id)).toBeDefined();
       expect(await leakEvents(admins[0].organisation_id)).toHaveLength(0);
       expect(await publicRevoke({ credentials: Array.from({ length: 100 }, () => 'x') }, '198.51.100.21')).toMatchObject({
