@@ -23,7 +23,20 @@ export interface Jobs {
 export interface JobsOptions {
   /** `false`: no timers; jobs run only when `run(name)` is called (tests drive them). Default true. */
   timers?: boolean;
+  /** Random in [0, 1), for the first run's spread (tests pass a fixed one). Default Math.random. */
+  random?: () => number;
 }
+
+/**
+ * When a job first runs after the start, in ms: after its interval for frequent jobs, but at most 30-60 s (spread
+ * at random, so instances started together do not run it together) for the hourly ones. An instance restarted
+ * more often than a job's interval (frequent deploys, autoscaling) would otherwise never run it: superseded signing
+ * keys never pruned, key rotation put off after every restart, sent mail never pruned. `random` in [0, 1).
+ */
+export function firstRunDelayMs(intervalMs: number, random: number): number {
+  return Math.min(intervalMs, FIRST_RUN_MS + Math.floor(random * FIRST_RUN_MS));
+}
+const FIRST_RUN_MS = 30_000;
 
 export function startJobs(jobs: Job[], log: Logger, options: JobsOptions = {}): Jobs {
   const useTimers = options.timers ?? true;
@@ -49,9 +62,14 @@ export function startJobs(jobs: Job[], log: Logger, options: JobsOptions = {}): 
         isDatabaseUnavailable(err) ? noteDatabaseOutage(log, err, `job ${job.name}`) : log.warn(`job ${job.name} failed`, { err }),
       );
     };
-    const t = setInterval(tick, job.intervalMs);
-    t.unref();
-    timers.push(t);
+    const first = setTimeout(() => {
+      tick();
+      const t = setInterval(tick, job.intervalMs);
+      t.unref();
+      timers.push(t);
+    }, firstRunDelayMs(job.intervalMs, (options.random ?? Math.random)()));
+    first.unref();
+    timers.push(first);
   }
   const byName = new Map(jobs.map((j) => [j.name, j]));
   return {
@@ -66,7 +84,7 @@ export function startJobs(jobs: Job[], log: Logger, options: JobsOptions = {}): 
     },
     async stop() {
       stopped = true;
-      for (const t of timers) clearInterval(t);
+      for (const t of timers) clearTimeout(t); // the first-run timeouts and the intervals alike
       await Promise.allSettled([...running]);
     },
   };

@@ -109,6 +109,9 @@ export class StartCancelledError extends Error {
   }
 }
 
+/** The shortest KEY_PUBLISH_AHEAD_SECONDS without a warning at start: twice common verifiers' refetch interval. */
+const SAFE_PUBLISH_AHEAD_SECONDS = 120;
+
 /**
  * Starts the server: `serve(config)`, `serve(config, logger)` (kept for older callers) or
  * `serve(config, { log, clock, jobs })`, or `serve(config, logger, { clock, jobs })`.
@@ -124,6 +127,13 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
   if (files.changed > 0) log.warn('made DATA_DIR owner-only', { data_dir: config.dataDir, changed: files.changed });
   if (files.skipped > 0) log.warn('entries in DATA_DIR belong to another user and stay as they are', { skipped: files.skipped });
   log.info('starting', { database: config.databaseUrl ? 'postgresql' : `embedded (${config.dataDir})` });
+  if (config.keyPublishAheadSeconds < SAFE_PUBLISH_AHEAD_SECONDS) {
+    // Allowed (a test setup, a platform whose verifiers refetch on an unknown kid at once), but risky: docs/keys.md.
+    log.warn(
+      `KEY_PUBLISH_AHEAD_SECONDS is below ${SAFE_PUBLISH_AHEAD_SECONDS}: verifiers that refetch the JWKS every 30 to 60 s may reject tokens of a new signing key for a while`,
+      { key_publish_ahead_seconds: config.keyPublishAheadSeconds },
+    );
+  }
   const prepared = checkStartConfig(config, log);
   // A `sat` command holding the embedded database (a cron job's backup) is waited for, as commands wait for the
   // server: up to two minutes (docs/operations.md).

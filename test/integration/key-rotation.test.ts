@@ -214,12 +214,16 @@ describe.each(testDatabases())('retention across instances with different token 
     // An instance with 2 h tokens signs with the first key (as during a rolling change of the setting; on the
     // embedded database the instances take turns on the data directory).
     server = await startServer(db, { ACCESS_TOKEN_TTL_SECONDS: '7200' }, { jobs: 'manual' });
+    const aheadWarning = (lines: string[]) => lines.filter((l) => l.includes('KEY_PUBLISH_AHEAD_SECONDS is below 120'));
+    expect(aheadWarning(server.logLines)).toEqual([]); // the default, 600
     const first = server.oauth.keySet.signingKid;
     const row = async (kid: string) => server!.deps.db.knex('signing_keys').where({ kid }).first();
     expect((await row(first)).max_token_ttl_seconds).toBe(7200);
     await server.close();
     // One with 5 min tokens takes over and rotates: it never lowers what the key recorded.
-    server = await startServer(db, { ACCESS_TOKEN_TTL_SECONDS: String(TTL) }, { jobs: 'manual' });
+    // (With a short ahead window, which the start warns about: this rotation is --now anyway.)
+    server = await startServer(db, { ACCESS_TOKEN_TTL_SECONDS: String(TTL), KEY_PUBLISH_AHEAD_SECONDS: '60' }, { jobs: 'manual' });
+    expect(aheadWarning(server.logLines).map((l) => JSON.parse(l))).toEqual([expect.objectContaining({ level: 'warn', key_publish_ahead_seconds: 60 })]);
     expect((await row(first)).max_token_ttl_seconds).toBe(7200);
     const rotated = await runCommand(server.deps, 'keys-rotate', { now: true });
     const { kid: next } = (rotated as { result: { kid: string } }).result;
