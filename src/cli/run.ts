@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import type { Knex } from 'knex';
 import { configurePasswordHashing } from '../accounts/index.js';
 import { runCommand } from '../commands.js';
 import { ConfigError, loadConfig, type Config } from '../config/index.js';
@@ -12,6 +13,7 @@ import {
   acquireDataDirLock,
   BackupTargetError,
   checkBackupTarget,
+  databaseClock,
   DataDirLockedError,
   embeddedDataPath,
   makeDirectories,
@@ -613,6 +615,25 @@ function otherVersionRefusal(answer: ControlResponse): ControlResponse | undefin
   };
 }
 
+/** Offsets past this between this machine's clock and PostgreSQL's are pointed out (docs/keys.md). */
+const CLOCK_NOTE_MS = 5_000;
+
+/**
+ * The clock of a command that works on the database itself: PostgreSQL's (`databaseClock`), so a command run on a
+ * machine whose clock is off (a key rotation's "signs from", `--now`, an expiry "in the future") means what it says
+ * to the servers, with a note on stderr when the two differ by more than 5 s; the embedded database's is this
+ * machine's, which is the server's too.
+ */
+async function commandClock(config: Readonly<Config>, knex: Knex, stderr: CliIo['stderr']): Promise<() => Date> {
+  if (!config.databaseUrl) return () => new Date();
+  const { clock, offsetMs } = await databaseClock(knex);
+  if (Math.abs(offsetMs) > CLOCK_NOTE_MS) {
+    const seconds = Math.round(Math.abs(offsetMs) / 1000);
+    stderr.write(`note: this machine's clock is ${seconds} s ${offsetMs > 0 ? 'behind' : 'ahead of'} the database's; sat uses the database's\n`);
+  }
+  return clock;
+}
+
 /** Runs one command: through the running server when it holds the embedded database, else on the database itself. */
 async function execute(
   config: Readonly<Config>,
@@ -652,7 +673,7 @@ async function execute(
     }
     if (req.command !== 'migrate') await migrateLatest(db.knex);
     configurePasswordHashing(config.passwordHashing); // the configured cost for a password set here
-    return await runCommand({ config, db, log, clock: () => new Date() }, req.command, req.args);
+    return await runCommand({ config, db, log, clock: await commandClock(config, db.knex, stderr) }, req.command, req.args);
   } catch (err) {
     // PostgreSQL not reachable (a wrong host or port in DATABASE_URL, the server down): the database is named, not
     // the embedded server's local socket, which a PostgreSQL install does not have.

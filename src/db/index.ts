@@ -178,6 +178,21 @@ function cannotOpenEmbedded(dir: string, err: unknown): Error {
 }
 
 /**
+ * A clock that follows the database server's (`now()`), for a `sat` command on PostgreSQL: what it writes with a
+ * time (a signing key's `not_before`, a token's expiry check) is compared later by the servers, whose clocks agree
+ * with the database far more often than an administrator's laptop or a CI runner does. Reads `now()` once and keeps
+ * the offset from this machine's clock, measured at the middle of the round trip. Returns the clock and the offset
+ * in ms (positive: this machine is behind).
+ */
+export async function databaseClock(knex: Knex): Promise<{ clock: () => Date; offsetMs: number }> {
+  const before = Date.now();
+  const { rows } = await knex.raw<{ rows: Array<{ now: Date }> }>('select now() as now');
+  const after = Date.now();
+  const offsetMs = new Date(rows[0]!.now).getTime() - Math.round((before + after) / 2);
+  return { clock: () => new Date(Date.now() + offsetMs), offsetMs };
+}
+
+/**
  * The readiness probe's query, with a deadline of `timeoutMs`: 'ok' when the database answers, holds our schema
  * (the `tokens` table) and takes writes; 'schema_missing' when it answers without it (a database dropped and created
  * again empty under a running server: every request would fail); 'read_only' when its transactions are read-only (a

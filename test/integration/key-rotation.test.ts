@@ -3,13 +3,17 @@
 // it, so a verifier's JWKS cache ages exactly as it would over ten real minutes. Jobs are triggered directly.
 import { jest } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { runCommand } from '../../src/commands.js';
 import { SecretKey } from '../../src/config/index.js';
 import { migrateLatest, openDb, type Database } from '../../src/db/index.js';
 import { KeyRing, ensureSigningKey, loadKeySet, pruneSigningKeys, rotateSigningKey } from '../../src/keys/index.js';
 import { runSat, runSatInProcess } from '../support/cli.js';
-import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { createTestDb, describePostgres, testDatabases, type TestDb } from '../support/db.js';
 import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
 
@@ -287,5 +291,45 @@ describe.each(testDatabases())('pruning signing keys on %s (issue 10 item 9)', (
     expect(await pruneSigningKeys(database.knex, at(600 + 3_900 + 600 + 3_899), retention)).toBe(0);
     expect(await pruneSigningKeys(database.knex, at(600 + 3_900 + 600 + 3_900), retention)).toBe(1); // B
     expect(await kids()).toEqual([c.kid]);
+  });
+});
+
+describePostgres('`sat keys rotate` on a machine whose clock is off (PostgreSQL)', () => {
+  let db: TestDb;
+  let server: TestServer | undefined;
+  let dir: string;
+  beforeAll(async () => {
+    db = await createTestDb('postgres');
+    server = await startServer(db, {}, { jobs: 'manual' }); // migrated, with a signing key
+    dir = mkdtempSync(path.join(os.tmpdir(), 'sat-skew-'));
+  });
+  afterAll(async () => {
+    await server?.close();
+    await db?.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("times the new key by the database's clock, not this machine's, and says how far off this one is", async () => {
+    // A preload that moves this process's Date by SKEW_MS, as on a laptop or CI runner whose clock drifted.
+    const skew = path.join(dir, 'skew.mjs');
+    writeFileSync(
+      skew,
+      'const Real = Date; const skew = Number(process.env.SKEW_MS);\n' +
+        'globalThis.Date = class extends Real { constructor(...a) { if (a.length === 0) super(Real.now() + skew); else super(...a); } static now() { return Real.now() + skew; } };\n',
+    );
+    for (const [skewMs, words] of [
+      [300_000, '300 s ahead of'],
+      [-300_000, '300 s behind'],
+    ] as const) {
+      const before = Date.now();
+      const rotated = await runSat(['keys', 'rotate', '--json'], { ...db.env, NODE_OPTIONS: `--import ${pathToFileURL(skew).href}`, SKEW_MS: String(skewMs) });
+      expect([rotated.code, rotated.stderr]).toEqual([0, expect.stringContaining(`note: this machine's clock is ${words} the database's; sat uses the database's`)]);
+      const { kid } = JSON.parse(rotated.stdout) as { kid: string };
+      const row = (await server!.deps.db.knex('signing_keys').where({ kid }).first()) as { not_before: Date };
+      // Signs KEY_PUBLISH_AHEAD_SECONDS (600) after the real now: five minutes either way of it is the machine's drift.
+      expect(Math.abs(row.not_before.getTime() - (before + AHEAD * 1000))).toBeLessThan(30_000);
+      // The next rotation must not find two pending keys in its way: the emergency one clears them.
+      expect((await runCommand(server!.deps, 'keys-rotate', { now: true })).ok).toBe(true);
+    }
   });
 });
