@@ -38,10 +38,12 @@ import {
   listSigningKeys,
   loadPublicKeySet,
   openKeyRingForStoredKeys,
+  removeSigningKey,
   sealPlaintextKeys,
   replaceDataDirKey,
   rewrapSigningKeys,
   rotateSigningKey,
+  SigningKeyRemovalError,
 } from './keys/index.js';
 import { getPolicy, policyBody, policyProblems, updatePolicy } from './policy/index.js';
 import {
@@ -72,6 +74,7 @@ type Command = (deps: Deps, args: Record<string, unknown>) => Promise<unknown>;
 /** The most events `sat audit list --limit` prints. */
 export const AUDIT_LIST_MAX = 10_000;
 const rotateArgs = z.object({ now: z.boolean().default(false), drop_unreadable: z.boolean().default(false) }).strict();
+const removeKeyArgs = z.object({ kid: z.string().min(1, 'a key id (kid) is required').max(200) }).strict();
 const rewrapArgs = z.object({ newKey: z.string().min(1, 'the new key-encryption key is required') }).strict();
 
 const orgArg = z.string().trim().min(1, 'organisation name is required');
@@ -184,6 +187,17 @@ export const commands: Record<string, Command> = {
       dropped_pending: dropped,
       ...(drop_unreadable ? { dropped_unreadable: unreadable } : {}),
     };
+  },
+  // A leaked signing key, after `keys rotate --now`: out of every JWKS and refused by introspection at once
+  // (docs/keys.md "A leaked signing key"). Never the key that signs now. The running server reloads right after.
+  'keys-remove': async (deps, args) => {
+    const { kid } = removeKeyArgs.parse(args);
+    try {
+      return await removeSigningKey(deps.db.knex, kid, deps.clock());
+    } catch (err) {
+      if (err instanceof SigningKeyRemovalError) throw new AppError(err.reason === 'not_found' ? 'not_found' : 'conflict', err.message);
+      throw err;
+    }
   },
   // Seals every signing key under a new key-encryption key, in one transaction (docs/keys.md).
   'keys-rewrap': async (deps, args) => {

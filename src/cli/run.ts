@@ -68,6 +68,9 @@ Commands:
                                           --drop-unreadable: delete every signing key the configured
                                           key-encryption key cannot open, whatever the reason (a lost
                                           key, a damaged row: docs/keys.md)
+  keys remove KID                         delete a signing key that no longer signs (a leaked one, after
+                                          keys rotate --now): out of every JWKS within seconds, and its
+                                          tokens no longer pass introspection (docs/keys.md)
   keys rewrap [--new-key-file FILE]       encrypt every signing key under a new key-encryption key, read
                                           from FILE or NEW_KEY_ENCRYPTION_KEY (base64 of 32 bytes)
   token create --org NAME --name NAME --expires DATE --services ID,ID
@@ -251,6 +254,7 @@ const COMMAND_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   'admin reset-password': ['email', 'password', 'password-stdin'], // --password gets its own message below
   'keys list': [],
   'keys rotate': ['now', 'drop-unreadable'],
+  'keys remove': [],
   'keys rewrap': ['new-key-file'],
   'token create': ['org', 'name', 'expires', 'services', 'allowed-ips', 'max-tokens-per-hour', 'jwks', 'require-dpop'],
   'token list': ['org', 'status', 'search'],
@@ -325,6 +329,10 @@ function toRequest({ values, positionals, given }: Parsed, config: Readonly<Conf
       );
     }
     return { command: 'token-update', args: { org: values.org, id: rest[0], changes } };
+  }
+  if (a === 'keys' && b === 'remove') {
+    if (rest.length !== 1) throw new UsageError('keys remove needs one KID (sat keys list shows them)');
+    return { command: 'keys-remove', args: { kid: rest[0] } };
   }
   if (rest.length) throw new UsageError(`unexpected argument: ${rest.join(' ')}`);
   if (a === 'resource-server' && b === 'add') {
@@ -879,6 +887,12 @@ function print(out: (text: string) => void, command: string, result: unknown, js
           (r.dropped_unreadable?.length
             ? `Deleted the key(s) the configured key-encryption key cannot open (tokens they signed no longer verify): ${r.dropped_unreadable.join(', ')}\n`
             : ''),
+      );
+      break;
+    case 'keys-remove':
+      out(
+        `Deleted signing key ${r.kid} (${r.alg}, ${r.was === 'pending' ? 'not signing yet' : 'no longer signing'}): every instance ` +
+          'leaves it out of its JWKS within seconds, and tokens it signed no longer pass introspection\n',
       );
       break;
     case 'keys-rewrap':

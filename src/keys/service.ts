@@ -359,6 +359,38 @@ export async function rotateSigningKey(
   });
 }
 
+/** Why `removeSigningKey` refused: no such key, or the key that signs now. */
+export class SigningKeyRemovalError extends Error {
+  constructor(
+    readonly reason: 'not_found' | 'signing',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SigningKeyRemovalError';
+  }
+}
+
+/**
+ * Deletes the signing key `kid` at once (docs/keys.md "A leaked signing key"): it leaves every instance's JWKS at
+ * its next reload (within 2 s; the embedded server at once), and tokens it signed no longer pass this server's
+ * introspection. Refused for the key that signs at `now` (SigningKeyRemovalError 'signing': rotate with --now
+ * first) and for an unknown kid ('not_found'). Under the key table's lock, as rotations are. Returns what it was:
+ * 'retiring' (superseded) or 'pending' (not signing yet).
+ */
+export async function removeSigningKey(db: Db, kid: string, now: Date): Promise<{ kid: string; alg: string; was: 'retiring' | 'pending' }> {
+  return (db as Knex).transaction(async (trx) => {
+    await lockKeys(trx);
+    const rows = await allRows(trx);
+    const row = rows.find((r) => r.kid === kid);
+    if (!row) throw new SigningKeyRemovalError('not_found', `no signing key ${kid} (sat keys list shows them)`);
+    if (signerAt(rows, now)?.kid === kid) {
+      throw new SigningKeyRemovalError('signing', `${kid} is the key that signs now: run sat keys rotate --now first, then remove it`);
+    }
+    await trx('signing_keys').where({ kid }).delete();
+    return { kid, alg: row.alg, was: row.not_before.getTime() > now.getTime() ? 'pending' : 'retiring' };
+  });
+}
+
 /** When a key starts signing: its not_before, or its creation for the first key (active "since forever"). */
 const startsSigning = (r: Pick<SigningKeyRow, 'not_before' | 'created_at'>) => Math.max(r.not_before.getTime(), r.created_at.getTime());
 

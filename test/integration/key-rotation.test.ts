@@ -172,6 +172,41 @@ describe.each(testDatabases())('signing-key rotation on %s', (kind) => {
     expect(decodeProtectedHeader(await accessToken(t.client_id, t.client_secret)).kid).toBe(kid);
   });
 
+  it('`sat keys remove` takes a leaked key out of the JWKS and introspection at once; never the key that signs', async () => {
+    const admin = await makeAdmin(server.deps);
+    const t = await makeToken(server.deps, admin);
+    const leaked = await accessToken(t.client_id, t.client_secret);
+    const leakedKid = decodeProtectedHeader(leaked).kid as string;
+    const introspect = async (token: string) =>
+      (
+        (await (
+          await fetch(`${server.url}/token/introspection`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(t.client_id, t.client_secret) },
+            body: new URLSearchParams({ token }).toString(),
+          })
+        ).json()) as { active: boolean }
+      ).active;
+    expect(await introspect(leaked)).toBe(true);
+
+    // The key that signs is refused, with the way out; so is a kid that is none of ours. (In the server's process,
+    // as the control socket runs it: this test moved the clock of this process.)
+    const refused = await runCommand(server.deps, 'keys-remove', { kid: leakedKid });
+    expect(refused).toEqual({ ok: false, error: { code: 'conflict', message: `${leakedKid} is the key that signs now: run sat keys rotate --now first, then remove it` } });
+    expect(await runCommand(server.deps, 'keys-remove', { kid: 'no-such-kid' })).toMatchObject({ ok: false, error: { code: 'not_found' } });
+
+    expect((await runCommand(server.deps, 'keys-rotate', { now: true })).ok).toBe(true);
+    await server.oauth.reloadKeys();
+    expect(await jwksKids()).toContain(leakedKid); // superseded keys stay published, for their tokens
+    expect(await introspect(leaked)).toBe(true);
+    const removed = await runCommand(server.deps, 'keys-remove', { kid: leakedKid });
+    expect(removed).toEqual({ ok: true, result: { kid: leakedKid, alg: 'ES256', was: 'retiring' } });
+    await server.oauth.reloadKeys(); // what every instance's 2 s reload does (the embedded server: the socket, at once)
+    expect(await jwksKids()).not.toContain(leakedKid);
+    expect(await introspect(leaked)).toBe(false);
+    expect(await introspect(await accessToken(t.client_id, t.client_secret))).toBe(true); // the new key's tokens
+  });
+
   it(`rotates by itself every KEY_ROTATION_DAYS with the same ahead publication, exactly once across instances`, async () => {
     if (kind === 'postgres') second = await startServer(db, { ACCESS_TOKEN_TTL_SECONDS: String(TTL) });
     const instances = second ? [server, second] : [server, server];

@@ -62,13 +62,21 @@ describe('runCli', () => {
     const group = io();
     expect(await runCli(['keys', '-h'], group.io)).toBe(0);
     expect(group.out()).toMatch(/^Usage: sat keys <command> \[options\]/);
-    expect(group.out().match(/^ {2}keys \w+/gm)).toEqual(['  keys list', '  keys rotate', '  keys rewrap']);
+    expect(group.out().match(/^ {2}keys \w+/gm)).toEqual(['  keys list', '  keys rotate', '  keys remove', '  keys rewrap']);
     const withOperand = io();
     expect(await runCli(['backup', '/tmp/nowhere', '--help'], withOperand.io)).toBe(0);
     expect(withOperand.out()).toMatch(/^Usage: sat backup \[options\]\n\n {2}backup FILE/);
     const unknown = io();
     expect(await runCli(['tokens', '--help'], unknown.io)).toBe(0);
     expect(unknown.out()).toMatch(/^Usage: sat <command> \[options\]\n\nCommands:\n/);
+  });
+
+  it('asks `keys remove` for one KID (exit 2)', async () => {
+    for (const argv of [['keys', 'remove'], ['keys', 'remove', 'a', 'b']]) {
+      const bad = io();
+      expect(await runCli(argv, bad.io)).toBe(2);
+      expect(bad.err()).toMatch(/^sat: keys remove needs one KID \(sat keys list shows them\)/);
+    }
   });
 
   it('reads `secret check -` from its stdin', async () => {
