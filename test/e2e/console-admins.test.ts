@@ -246,6 +246,24 @@ describeEmbedded('admin console: account, profile, administrators, mailed links 
     const token = decodeURIComponent(new URL(link).hash.split('token=')[1] ?? '');
     const accepted = await call(server, 'POST', '/invitations/accept', { json: { token, password: 'typo-password-123' } });
     expect([accepted.status, accepted.body.error]).toEqual([400, 'validation_failed']);
+
+    // Inviting a pending address again replaces its invitation: the notice says the earlier link stopped working.
+    const invite = async () => {
+      await page.locator('#invite-form').getByLabel('Email').fill(TYPO);
+      await page.locator('#invite-form').getByRole('button', { name: 'Send invitation' }).click();
+    };
+    await invite();
+    await until(() => rows.count(), (n) => n === 1, 'pending again');
+    expect(await text(page, '#admins-flash')).toBe(`Invitation sent to ${TYPO}. The link in it works once, for 72 hours.`);
+    await invite();
+    await until(
+      () => text(page, '#admins-flash'),
+      (t) => t === `Invitation sent to ${TYPO}. The link in it works once, for 72 hours. The link of the earlier invitation no longer works.`,
+      'the notice of a replaced invitation',
+    );
+    await row.getByRole('button', { name: `Withdraw the invitation to ${TYPO}` }).click();
+    await page.locator('#withdraw-invitation-dialog').getByRole('button', { name: /Withdraw/ }).click();
+    await until(() => rows.count(), (n) => n === 0, 'withdrawn again');
   });
 
   it('says so when a sign-out fails, and stays signed in (the session is still live on the server)', async () => {

@@ -212,7 +212,8 @@ describe.each(testDatabases())('console black-box findings on %s (Chromium)', (k
     await page.getByRole('button', { name: 'Generate', exact: true }).click();
     const hourlyError = page.locator('#token-hourly-error');
     await hourlyError.waitFor();
-    expect(await hourlyError.innerText()).toMatch(/1 to 1000000/);
+    // In the page's words (docs/console.md), not the API's "must be null or …".
+    expect(await hourlyError.innerText()).toBe('Enter a whole number from 1 to 1,000,000.');
     await hourly.fill('120');
     await page.getByRole('button', { name: 'Generate', exact: true }).click();
     await page.locator('#secret-panel').waitFor({ state: 'visible' });
@@ -240,6 +241,33 @@ describe.each(testDatabases())('console black-box findings on %s (Chromium)', (k
     const row = page.locator('#audit-rows tr[data-action="policy.updated"]').first();
     await row.waitFor();
     expect(await row.locator('td.col-details').innerText()).toBe('default_max_tokens_per_hour: none → 600');
+    expect(w.problems).toEqual([]);
+  });
+
+  it("says a policy refusal in the page's words and offers what the policy allows now (it changed after the form opened)", async () => {
+    const before = (await api('GET', '/policy')).body;
+    await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'System Access Token' }).click();
+    await page.getByRole('button', { name: '+ Generate a Token' }).click();
+    const form = page.locator('#generate-form');
+    await form.getByLabel('Token Name').fill('Policy_Changed');
+    await form.getByLabel(/Job API/).check();
+    await form.locator('#token-expiry').fill(new Date(Date.now() + 60 * 86_400_000).toISOString().slice(0, 10));
+    // Meanwhile, in another window: 30 days at most, and no Job API.
+    const others = before.allowed_services.filter((id: string) => id !== 'jobs');
+    expect((await api('PUT', '/policy', { ...before, max_lifetime_days: 30, allowed_services: others })).status).toBe(200);
+    try {
+      await page.getByRole('button', { name: 'Generate', exact: true }).click();
+      const expiryError = page.locator('#token-expiry-error');
+      await expiryError.waitFor();
+      expect(await expiryError.innerText()).toBe("Choose a date at most 30 days ahead (your organisation's policy).");
+      expect(await page.locator('#services-error').innerText()).toBe("Not allowed by your organisation's policy: Job API.");
+      // The form read the policy again: Job API can no longer be ticked, the latest date is 30 days ahead.
+      await until(() => form.getByLabel(/Job API/).isDisabled(), (disabled) => disabled, 'Job API disabled');
+      expect(await form.locator('#token-expiry').getAttribute('max')).toBe(new Date(Date.now() + 30 * 86_400_000).toISOString().slice(0, 10));
+    } finally {
+      expect((await api('PUT', '/policy', before)).status).toBe(200);
+      await page.keyboard.press('Escape');
+    }
     expect(w.problems).toEqual([]);
   });
 
@@ -310,6 +338,9 @@ describe.each(testDatabases())('console black-box findings on %s (Chromium)', (k
     // Meanwhile, in another window, every other administrator is removed.
     for (const other of others) expect((await api('DELETE', `/admins/${other.id}`)).status).toBe(204);
     await page.getByRole('button', { name: `Remove ${ADMIN.email}` }).click();
+    // Removing oneself is said in so many words.
+    expect(await page.locator('#remove-admin-title').innerText()).toBe(`Remove your own account (${ADMIN.email})?`);
+    expect(await page.locator('#remove-admin-text').innerText()).toMatch(/^You are signed out at once/);
     await page.locator('#remove-admin-dialog').getByRole('button', { name: 'Remove administrator' }).click();
     const alert = page.locator('#remove-admin-dialog').getByRole('alert');
     await alert.waitFor();

@@ -116,4 +116,64 @@ describeEmbedded('console: secret rotation (Chromium)', () => {
     );
     expect(w.problems).toEqual([]);
   });
+
+  it('shows a secret that arrives after the administrator left the screen (Rotate, Generate): it is the only copy', async () => {
+    const nav = page.getByRole('navigation', { name: 'Console' });
+    await nav.getByRole('link', { name: 'System Access Token' }).click();
+    const row = page.locator('#token-rows tr', { hasText: NAME });
+    // The answer is held back until the administrator has gone to the audit log.
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    await page.route('**/rotate', async (route) => {
+      const response = await route.fetch();
+      await held;
+      await route.fulfill({ response });
+    });
+    try {
+      await row.getByRole('button', { name: `Rotate secret of ${NAME}` }).click();
+      const dialog = page.locator('#rotate-dialog');
+      await dialog.getByLabel('Previous secret keeps working for').selectOption('0');
+      await dialog.getByRole('button', { name: 'Rotate secret' }).click();
+      // The dialog is modal while the request runs: the browser's Back leaves the screen (to the audit log).
+      await page.goBack();
+      await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
+      release();
+      // Back on the list, the new secret on show: with a grace period of 0 it is the token's only working secret.
+      const panel = page.locator('#secret-panel');
+      await panel.waitFor({ state: 'visible' });
+      await page.getByRole('heading', { level: 1, name: 'System Access Token' }).waitFor();
+      const fresh = await page.locator('#secret-client-secret').innerText();
+      expect((await exchange(fresh)).status).toBe(200);
+      await page.locator('#close-secret').click();
+    } finally {
+      release();
+      await page.unroute('**/rotate');
+    }
+
+    let releaseGenerate = () => {};
+    const heldGenerate = new Promise<void>((resolve) => (releaseGenerate = resolve));
+    await page.route('**/admin/api/tokens', async (route) => {
+      if (route.request().method() !== 'POST') return route.continue();
+      const response = await route.fetch();
+      await heldGenerate;
+      await route.fulfill({ response });
+    });
+    try {
+      await page.getByRole('button', { name: '+ Generate a Token' }).click();
+      await page.getByLabel('Token Name').fill('Left_While_Generating');
+      await page.locator('#generate-panel').getByLabel(/Job API/).check();
+      await page.getByRole('button', { name: 'Generate', exact: true }).click();
+      await nav.getByRole('link', { name: 'Audit log' }).click();
+      await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
+      releaseGenerate();
+      await page.locator('#secret-panel').waitFor({ state: 'visible' });
+      expect(await page.locator('#secret-token-name').innerText()).toBe('Left_While_Generating');
+      expect(await page.locator('#secret-client-secret').innerText()).toMatch(/^sats_/);
+      await page.locator('#close-secret').click();
+    } finally {
+      releaseGenerate();
+      await page.unroute('**/admin/api/tokens');
+    }
+    expect(w.problems).toEqual([]);
+  });
 });

@@ -68,6 +68,8 @@ function adminRow(admin, count) {
 // ---------- pending invitations ----------
 
 let invitationsSeq = 0;
+/** The addresses of the pending invitations listed (an invitation sent again replaces one of them). */
+let pendingInvitations = [];
 
 async function loadInvitations() {
   const seq = ++invitationsSeq;
@@ -82,6 +84,7 @@ async function loadInvitations() {
   if (seq !== invitationsSeq) return;
   hide($('invitations-error'));
   const items = Array.isArray(page?.items) ? page.items : [];
+  pendingInvitations = items.map((invitation) => String(invitation.email));
   $('invitation-rows').replaceChildren(...items.map(invitationRow));
   $('invitations-wrap').hidden = items.length === 0;
   $('invitations-empty').hidden = items.length !== 0;
@@ -178,7 +181,15 @@ $('invite-form').addEventListener('submit', async (event) => {
   try {
     const invitation = await api('POST', '/admin/api/admins', { email });
     $('invite-email').value = '';
-    show($('admins-flash'), named`Invitation sent to ${invitation?.email ?? email}. The link in it works once, for 72 hours.`);
+    // Inviting an address again replaces its pending invitation: the earlier mail's link stops working.
+    const again = pendingInvitations.some((pending) => pending.toLowerCase() === String(invitation?.email ?? email).toLowerCase());
+    const to = invitation?.email ?? email;
+    show(
+      $('admins-flash'),
+      again
+        ? named`Invitation sent to ${to}. The link in it works once, for 72 hours. The link of the earlier invitation no longer works.`
+        : named`Invitation sent to ${to}. The link in it works once, for 72 hours.`,
+    );
     await Promise.all([loadAdmins(), loadInvitations()]);
     $('invite-email').focus(); // ready for the next address
   } catch (err) {
@@ -198,7 +209,17 @@ $('invite-form').addEventListener('submit', async (event) => {
 
 /** Remove: the administrator is signed out at once; removing oneself ends this page's session. */
 const removeDialog = confirmDialog('remove-admin', {
-  fill: (admin) => setText($('remove-admin-email'), admin.email),
+  // Removing oneself is said in so many words: the row's "You" badge is easy to miss in a dialog about an address.
+  fill(admin) {
+    const self = currentAccount()?.id === admin.id;
+    setText($('remove-admin-email'), self ? `your own account (${admin.email})` : admin.email);
+    setText(
+      $('remove-admin-text'),
+      self
+        ? 'You are signed out at once and can no longer sign in: another administrator would have to invite you again. Tokens you generated keep working.'
+        : 'They are signed out at once and can no longer sign in. Tokens they generated keep working.',
+    );
+  },
   busy: 'Removing…',
   run: (admin) => api('DELETE', `/admin/api/admins/${encodeURIComponent(admin.id)}`),
   async done(admin) {
@@ -230,6 +251,7 @@ const askRemove = (admin, opener) => removeDialog.ask(admin, opener);
 onReset(() => {
   listSeq += 1;
   invitationsSeq += 1;
+  pendingInvitations = [];
   removeDialog.close();
   withdrawDialog.close();
   $('admin-rows').replaceChildren();

@@ -255,10 +255,17 @@ export function fact(term, ...value) {
  */
 /**
  * An API field message in the words of the page: "must be null or a whole number from 1 to 1000000" (null is how
- * the API says "no limit", which the page offers as its own choice) reads "Enter a whole number from 1 to 1,000,000".
+ * the API says "no limit", which the page offers as its own choice) reads "Enter a whole number from 1 to 1,000,000";
+ * the organisation policy's refusals name the policy as the page does and the services by `serviceName(id)`
+ * ("not in the allowed_services of this organisation: jobs (organisation policy)" reads "Not allowed by your
+ * organisation's policy: Job API").
  */
-export function plainFieldMessage(message) {
+export function plainFieldMessage(message, serviceName = (id) => id) {
   return String(message ?? '')
+    .replace(/^must be at most (.+?) ahead \(max_lifetime_days\) \(organisation policy\)$/, "Choose a date at most $1 ahead (your organisation's policy)")
+    .replace(/^not in the allowed_services of this organisation: (.+) \(organisation policy\)$/, (_, ids) =>
+      `Not allowed by your organisation's policy: ${ids.split(', ').map(serviceName).join(', ')}`,
+    )
     .replace(/^must be null or (.+)$/i, 'Enter $1')
     .replace(/\b(\d{5,})\b/g, (n) => Number(n).toLocaleString('en-GB'));
 }

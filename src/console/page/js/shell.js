@@ -206,6 +206,15 @@ async function followRoute() {
 
 window.addEventListener('hashchange', () => void followRoute());
 
+/**
+ * Opens the screen of `hash` now and resolves once it shows (a new history entry; hashchange does not open it a
+ * second time): for an answer that must be seen on the screen it was asked from, after the administrator left it.
+ */
+export async function returnTo(hash) {
+  if (location.hash !== hash) history.pushState(null, '', hash);
+  await followRoute();
+}
+
 /** Goes to `hash` (e.g. '#/audit'); when the location is already there, opens its screen again. */
 export function goTo(hash) {
   if (location.hash === hash || (hash === '#/' && location.hash === '')) void followRoute();

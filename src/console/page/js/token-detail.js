@@ -44,6 +44,8 @@ addView('token', $('token-view'), { signedIn: true });
 /** The outcome of an action started here shows here; a revoked token sends the administrator back to the list. */
 const place = {
   secretAfter: () => $('token-flash'),
+  shows: (token) => $('token-flash').isConnected && state.id === token.id,
+  hash: (token) => `#/token?id=${encodeURIComponent(token.id)}`,
   fail(text) {
     if (!text) return hide($('token-action-error'));
     hide($('token-flash'));

@@ -22,6 +22,7 @@ import {
   isoDay,
   localDayFormat,
   namingEntries,
+  plainFieldMessage,
   sentence,
   setText,
   show,
@@ -29,7 +30,7 @@ import {
   wholeNumberOf,
   named,
 } from './dom.js';
-import { addView, goTo, onReset, onViewChange, setHome, showView } from './shell.js';
+import { addView, goTo, onReset, onViewChange, returnTo, setHome, showView } from './shell.js';
 
 const PAGE_SIZE = 10;
 
@@ -56,10 +57,14 @@ addView('tokens', $('tokens-view'), { signedIn: true });
  * Where an action on a token (rotate, retire, credentials, revoke) was started and where its outcome shows: the
  * list (this default) or a token's own view. `secretAfter()`: the node the one-time secret panel follows;
  * `fail(text)`: says what went wrong (an error notice; '' hides it); `done(text?)`: says what happened and reloads;
- * `gone(text)`: the token was revoked; `focus()`: where the focus goes back to.
+ * `gone(text)`: the token was revoked; `focus()`: where the focus goes back to; `shows(token)`: whether this place
+ * is on screen for `token`, and `hash(token)` the location that shows it again (a one-time secret that arrives after
+ * the administrator left goes back there rather than into a screen nobody sees).
  */
 const listPlace = {
   secretAfter: () => $('flash'),
+  shows: () => $('flash').isConnected,
+  hash: () => '#/',
   fail(text) {
     if (!text) return hide($('action-error'));
     hide($('flash'));
@@ -345,7 +350,7 @@ function fieldOf(path) {
 
 function setFieldError(field, message) {
   const { input, error } = fieldInputs[field];
-  if (message) show(error, sentence(message));
+  if (message) show(error, sentence(plainFieldMessage(message, serviceName)));
   else hide(error);
   if (input) {
     if (message) input.setAttribute('aria-invalid', 'true');
@@ -398,6 +403,7 @@ generateForm.addEventListener('submit', async (event) => {
   submit.disabled = true;
   setText(submit, 'Generating…');
   const allowedIps = addressesOf(ipsInput.value);
+  secretsInFlight++;
   try {
     const token = await api('POST', '/admin/api/tokens', {
       name: nameInput.value.trim(),
@@ -409,7 +415,7 @@ generateForm.addEventListener('submit', async (event) => {
       max_tokens_per_hour: hourlyOn.checked ? wholeNumberOf(hourlyInput) : null,
     });
     closeGenerate({ focus: false });
-    showSecret(token);
+    await showSecret(token);
     // The new token shows in the list: a search or status filter left from before would hide it.
     clearTimeout(searchTimer);
     state.query = '';
@@ -420,16 +426,24 @@ generateForm.addEventListener('submit', async (event) => {
     await loadTokens();
   } catch (err) {
     if (handleSessionEnd(err)) return;
-    showGenerateError(err, allowedIps);
+    await showGenerateError(err, allowedIps);
   } finally {
+    secretsInFlight--;
     setText(submit, 'Generate');
     applyLimit();
     if (focusLost()) (submit.disabled ? focusTop() : submit.focus());
   }
 });
 
-function showGenerateError(err, allowedIps) {
+async function showGenerateError(err, allowedIps) {
   const placed = [];
+  if (err instanceof ApiError && err.details?.some((detail) => /\(organisation policy\)$/.test(String(detail?.message)))) {
+    // The policy changed since the form opened: it offers what the policy allows now (the messages say what changed).
+    if (await loadPolicy()) {
+      prepareExpiry();
+      applyServicePolicy();
+    }
+  }
   if (err instanceof ApiError) {
     for (const detail of namingEntries(err.details, allowedIps)) {
       const field = fieldOf(detail?.path);
@@ -453,12 +467,25 @@ function showGenerateError(err, allowedIps) {
 
 // ---------- the secret, once ----------
 
+/**
+ * Requests whose answer holds a secret shown only once (Generate, Rotate) still running: leaving the page now (a
+ * reload, closing the tab) would lose it, so the browser asks first. Leaving the screen within the page does not:
+ * the answer opens it again (showSecret).
+ */
+let secretsInFlight = 0;
+window.addEventListener('beforeunload', (event) => {
+  if (secretsInFlight > 0) event.preventDefault();
+});
+
 const secretPanel = $('secret-panel');
 
 /** Where the focus goes when the secret panel closes (the place that opened it). */
 let secretReturn = () => focusTop();
 
-function showSecret(token, lead = 'Token generated', place = listPlace) {
+async function showSecret(token, lead = 'Token generated', place = listPlace) {
+  // Shown once, so never into a screen the administrator has left while the request ran (a top-bar link, Back):
+  // that screen opens again first.
+  if (!place.shows(token)) await returnTo(place.hash(token));
   const anchor = place.secretAfter();
   anchor.after(secretPanel);
   secretReturn = place.focus;
@@ -754,19 +781,22 @@ rotateDialog.querySelector('form').addEventListener('submit', async (event) => {
   const { token, place } = rotating;
   const confirm = $('rotate-confirm');
   confirm.disabled = true;
+  secretsInFlight++;
   try {
     const rotated = await api('POST', `/admin/api/tokens/${encodeURIComponent(token.id)}/rotate`, {
       grace_period_hours: Number($('rotate-grace').value),
     });
     rotating = null;
     rotateDialog.close('rotated');
-    showSecret(rotated, 'New secret', place);
+    await showSecret(rotated, 'New secret', place);
     await place.done();
   } catch (err) {
     if (handleSessionEnd(err)) return;
     if (revokedMeanwhile(err, token, rotateDialog, place)) return;
     show($('rotate-error'), sentence(err.message));
     enable(confirm);
+  } finally {
+    secretsInFlight--;
   }
 });
 
