@@ -101,6 +101,8 @@ function operation(doc: RouteDoc & { method: HttpMethod; path: string }): JsonSc
     responses: {
       [String(status)]: success,
       ...(auth ? { '401': { $ref: '#/components/responses/Unauthorized' } } : {}),
+      // A client error of any kind (400 validation_failed, 404, 409, 429 rate_limited…), in the one error shape.
+      '4XX': { $ref: '#/components/responses/Error' },
       default: { $ref: '#/components/responses/Error' },
     },
   };

@@ -9,6 +9,15 @@ export const serviceList = z.looseObject({
   items: z.array(z.looseObject({ id: z.string(), name: z.string(), description: z.string() })),
 });
 
+/** A live secret of a token (SPEC Part 2 "Secret rotation with overlap"), never the secret itself. */
+const secretResource = z.looseObject({
+  id: z.uuid(),
+  created_at: timestamp,
+  expires_at: timestamp.nullable().describe('null: lives as long as the token'),
+  last_used_at: timestamp.nullable(),
+  last4: z.string().nullable().describe('The last four characters of the secret; null for a secret older than rotation.'),
+});
+
 export const tokenResource = z.looseObject({
   id: z.uuid(),
   name: z.string(),
@@ -16,6 +25,8 @@ export const tokenResource = z.looseObject({
   services: z.array(z.string()),
   scopes: z.string().describe('The services, space-separated, as access tokens carry them.'),
   status: z.enum(['active', 'expired']),
+  expiring: z.boolean().describe('Active and expiring within expiringSoonDays (7).'),
+  dormant: z.boolean().describe('Active and not used for dormantAfterDays (90), counted from creation when never used.'),
   expires_at: timestamp,
   created_at: timestamp,
   created_by: z.looseObject({ id: z.uuid(), email: z.string() }).nullable(),
@@ -23,9 +34,13 @@ export const tokenResource = z.looseObject({
   leaked_at: timestamp
     .nullable()
     .describe('When a leak of its secret was first reported while the token was kept alive (SECRET_SCANNING_ACTION=notify); else null.'),
+  allowed_ips: z.array(z.string()).describe('Normalised IPv4/IPv6 addresses and CIDR ranges allowed to use the token; empty: any address.'),
+  max_tokens_per_hour: z.number().int().nullable().describe('Access tokens per rolling hour; null: no limit.'),
+  tokens_last_hour: z.number().int().describe('Access tokens issued in the last rolling hour (counted for tokens with a limit; else 0).'),
   auth_method: z.enum(['client_secret', 'private_key_jwt']),
   jwk_thumbprints: z.array(z.string()).nullable().describe('RFC 7638 thumbprints of the registered public keys (private_key_jwt only).'),
   require_dpop: z.boolean(),
+  secrets: z.array(secretResource).describe('The live secrets, newest first; empty for a private_key_jwt or an expired token.'),
 });
 
 export const generatedToken = tokenResource.extend({
@@ -77,6 +92,14 @@ export const auditPage = z.looseObject({
       client_id: z.string().nullable(),
       ip: z.string().nullable(),
       created_at: timestamp,
+      details: z
+        .record(z.string(), z.unknown())
+        .nullable()
+        .describe('Facts of the event: {changes: {field: {old, new}}} for token.updated, {old, new} for policy.updated, the secrets of token.secret_*, …'),
+      subject_admin: z
+        .looseObject({ id: z.uuid().nullable(), email: z.string() })
+        .optional()
+        .describe('The administrator an admin.* event is about; absent on other events.'),
       leak: z
         .looseObject({ url: z.string().nullable(), source: z.string(), action: z.enum(['revoked', 'notified']) })
         .nullable()
@@ -135,18 +158,8 @@ export const revokedSessions = z.looseObject({ revoked: z.number().int() });
 
 export const accepted = z.looseObject({ message: z.string() });
 
-/** The token resource with its live secrets (SPEC Part 2 "Secret rotation with overlap"). */
-export const tokenWithSecrets = tokenResource.extend({
-  secrets: z.array(
-    z.looseObject({
-      id: z.uuid(),
-      created_at: timestamp,
-      expires_at: timestamp.nullable().describe('null: lives as long as the token'),
-      last_used_at: timestamp.nullable(),
-      last4: z.string().nullable().describe('The last four characters of the secret; null for a secret older than rotation.'),
-    }),
-  ),
-});
+/** The token resource with its live secrets (SPEC Part 2 "Secret rotation with overlap"): every token resource has them. */
+export const tokenWithSecrets = tokenResource;
 
 export const rotatedToken = tokenWithSecrets.extend({
   client_secret: z.string().describe('sats_…: the new secret, shown in this answer only, never again.'),

@@ -1,12 +1,28 @@
 // SPEC "Operations": GET /admin/api/openapi.json is an OpenAPI 3.1 description of the admin API that a standard
 // validator accepts and that lists every admin route.
 import { Validator } from '@seriousme/openapi-schema-validator';
+import type { z } from 'zod';
 import { describedRoute, undescribedRoutes, type HttpMethod } from '../../src/admin/openapi.js';
 import * as responses from '../../src/admin/responses.js';
 import { ADMIN_API_PREFIX, adminRouter } from '../../src/admin/router.js';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { startServer, type TestServer } from '../support/server.js';
+
+/**
+ * The fields of `value` that `schema` does not name (as `$.a.b`): the schemas are loose objects, so an answer with a
+ * field they leave out still parses, and only this tells that the description is incomplete.
+ */
+function undeclared(schema: z.ZodType, value: unknown, at = '$'): string[] {
+  const def = (schema as unknown as { _zod: { def: Record<string, any> } })._zod.def;
+  if (def.type === 'nullable' || def.type === 'optional') return value === null || value === undefined ? [] : undeclared(def.innerType, value, at);
+  if (def.type === 'array') return Array.isArray(value) ? value.flatMap((v, i) => undeclared(def.element, v, `${at}[${i}]`)) : [];
+  if (def.type === 'object' && value !== null && typeof value === 'object') {
+    const shape = def.shape as Record<string, z.ZodType>;
+    return Object.entries(value).flatMap(([key, v]) => (key in shape ? undeclared(shape[key]!, v, `${at}.${key}`) : [`${at}.${key}`]));
+  }
+  return [];
+}
 
 describe.each(testDatabases())('GET /admin/api/openapi.json on %s', (kind) => {
   let db: TestDb;
@@ -109,10 +125,33 @@ describe.each(testDatabases())('GET /admin/api/openapi.json on %s', (kind) => {
       ['auditPage', (await call(server, 'GET', '/audit', { token: session.token })).body],
       ['policyResource', (await call(server, 'GET', '/policy', { token: session.token })).body],
     ];
+    // A token with every Part 2 field set, rotated (two secrets), and the events that carry details.
+    const full = await call(server, 'POST', '/tokens', {
+      token: session.token,
+      json: tokenBody({ allowed_ips: ['203.0.113.0/24'], max_tokens_per_hour: 100 }),
+    });
+    expect(full.status).toBe(201);
+    const rotated = await call(server, 'POST', `/tokens/${full.body.id}/rotate`, { token: session.token, json: { grace_period_hours: 2 } });
+    expect(rotated.status).toBe(200);
+    expect((await call(server, 'PATCH', `/tokens/${full.body.id}`, { token: session.token, json: { name: 'OpenAPI_Renamed' } })).status).toBe(200);
+    checks.push(
+      ['generatedToken', full.body],
+      ['rotatedToken', rotated.body],
+      ['tokenResource', (await call(server, 'GET', `/tokens/${full.body.id}`, { token: session.token })).body],
+      ['tokenPage', (await call(server, 'GET', '/tokens', { token: session.token })).body],
+      ['auditPage', (await call(server, 'GET', '/audit', { token: session.token })).body],
+    );
     for (const [name, body] of checks) {
       const parsed = responses[name].safeParse(body);
       expect({ name, issues: parsed.error?.issues ?? [] }).toEqual({ name, issues: [] });
+      // And every field of the answer is described (SPEC Part 2's token fields were missing from the description).
+      expect({ name, undeclared: undeclared(responses[name] as z.ZodType, body) }).toEqual({ name, undeclared: [] });
     }
+    // The document says the same as the schemas: the token resource lists the Part 2 fields.
+    const described = doc.paths['/admin/api/tokens/{id}'].get.responses['200'].content['application/json'].schema.properties;
+    expect(Object.keys(described)).toEqual(
+      expect.arrayContaining(['expiring', 'dormant', 'allowed_ips', 'max_tokens_per_hour', 'tokens_last_hour', 'secrets', 'auth_method', 'require_dpop']),
+    );
   });
 
   // Each real answer is held against the schema and status its own route declares (not one the test picks), so a
