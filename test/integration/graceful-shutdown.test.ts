@@ -1,12 +1,13 @@
 // SPEC "Operations": SIGTERM under load (keep-alive, and a new connection per request): no request that arrived
 // before the signal fails, /readyz turns 503, pending last_used_at times are written, and the process exits 0 within
 // SHUTDOWN_GRACE_SECONDS.
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
 import { SMTPServer } from 'smtp-server';
 import { loadConfig } from '../../src/config/index.js';
 import { openDb, type MailOutboxRow } from '../../src/db/index.js';
@@ -359,6 +360,39 @@ describeEmbedded('graceful shutdown with a client idle on the control socket (em
       await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow(); // nothing listens there
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 90_000);
+
+  it('a SIGTERM while `sat serve` is still loading its modules stops it the same way: logged, exit 0 (not 143)', async () => {
+    const port = await freePort();
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sat-early-signal-'));
+    try {
+      // The signal comes while the program's own modules load: a module hook sends it as `src/cli/run.js` is loaded
+      // (the bin imports it after its first handlers are in place; it was a static import, loaded before any).
+      const hooks = path.join(dir, 'hooks.mjs');
+      writeFileSync(
+        hooks,
+        "export async function load(url, context, next) { if (url.endsWith('/cli/run.js')) process.kill(process.pid, 'SIGTERM'); return next(url, context); }\n",
+      );
+      const preload = path.join(dir, 'preload.mjs');
+      writeFileSync(preload, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`);
+      const child = spawnSatProcess(['serve'], {
+        ...ADMIN,
+        DATA_DIR: path.join(dir, 'data'),
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        NODE_OPTIONS: `--import ${pathToFileURL(preload).href}`,
+      });
+      let out = '';
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+      expect(await exited).toBe(0);
+      expect(out).toMatch(/"signal":"SIGTERM".*"msg":"shutting down"/);
+      expect(out).toMatch(/"msg":"stopped"/);
+      expect(out).not.toMatch(/"msg":"listening"/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   }, 90_000);
 
