@@ -12,6 +12,16 @@ const keepEarly = (signal: NodeJS.Signals) => void earlySignals.push(signal);
 const serving = process.argv[2] === 'serve';
 if (serving) for (const signal of STOP_SIGNALS) process.on(signal, keepEarly);
 
+// Output that cannot be written (a closed pipe: `sat token list | head -1`; a full disk: `> /dev/full`) ends the
+// command with exit 1 and one line, instead of an "Unhandled 'error' event" stack trace. A closed pipe says nothing:
+// whoever closed it has what they wanted.
+const outputFailed = (stream: string) => (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE' && stream !== 'stderr') process.stderr.write(`sat: cannot write to ${stream} (${err.code ?? err.message})\n`);
+  process.exit(1);
+};
+process.stdout.on('error', outputFailed('stdout'));
+process.stderr.on('error', outputFailed('stderr'));
+
 const { createLogger } = await import('../log.js');
 const { runCli } = await import('./run.js');
 

@@ -1,6 +1,7 @@
-import { statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { runSat, runSatInProcess, startSatServe, type ServeProcess } from '../support/cli.js';
+import { runSat, runSatInProcess, satArgv, startSatServe, type ServeProcess } from '../support/cli.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { daysFromNow } from '../support/fixtures.js';
 import { freePort } from '../support/server.js';
@@ -192,4 +193,30 @@ describe.each(testDatabases())('sat command-line tool on %s', (kind) => {
       expect(after.code).toBe(0);
     }, SPAWNING_TEST_MS);
   }
+});
+
+describe('sat output that cannot be written', () => {
+  /** Runs `sat args` with its stdout on `stdout` (a file descriptor or 'pipe'); the pipe, if any, closed at once. */
+  const run = (args: string[], stdout: number | 'pipe') =>
+    new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, satArgv(args), { env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', stdout, 'pipe'] });
+      child.stdout?.destroy(); // nobody reads it: the next write meets a closed pipe (EPIPE)
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('close', (code) => resolve({ code, stderr }));
+    });
+
+  it('a full disk: exit 1 and one line, no stack trace', async () => {
+    const full = openSync('/dev/full', 'w');
+    try {
+      expect(await run(['--help'], full)).toEqual({ code: 1, stderr: 'sat: cannot write to stdout (ENOSPC)\n' });
+    } finally {
+      closeSync(full);
+    }
+  });
+
+  it('a closed pipe (`sat … | head -1`): exit 1, nothing said', async () => {
+    // --help writes 5 KB at once: more than one write after the reader went away.
+    expect(await run(['--help'], 'pipe')).toEqual({ code: 1, stderr: '' });
+  });
 });
