@@ -17,9 +17,15 @@ const REDACTED = '[REDACTED]';
 const sensitiveKey = /secret|password|passwd|authorization|cookie|session_token|private|^token$|^d$/i;
 // Client secrets (sats_…), session tokens (sas_…), invitation and password-reset links' tokens (sai_…, sar_…) and
 // Basic/Bearer credentials inside free text. A prefix counts after anything but a letter or digit (`a_sats_…`, where
-// `\b` saw no boundary, leaked), and anywhere when 20 or more token characters follow (`xsats_…` in a path).
-const sensitiveText =
-  /(?<![A-Za-z0-9])(?:sats_[A-Za-z0-9]+|(?:sas|sai|sar)_[A-Za-z0-9_-]+)|(?:sats|sas|sai|sar)_[A-Za-z0-9_-]{20,}|((?:Basic|Bearer)\s+)[A-Za-z0-9._~+/=-]+/g;
+// `\b` saw no boundary, leaked), and anywhere when 20 or more token characters follow (`xsats_…` in a path). In any
+// case: `SATS_…` is no valid secret, but its random body is a secret's (a prefix typed or encoded in capitals).
+const anyCase = (word: string) => [...word].map((c) => `[${c.toLowerCase()}${c.toUpperCase()}]`).join('');
+const [SATS, SAS, SAI, SAR] = ['sats', 'sas', 'sai', 'sar'].map(anyCase);
+const sensitiveText = new RegExp(
+  `(?<![A-Za-z0-9])(?:${SATS}_[A-Za-z0-9]+|(?:${SAS}|${SAI}|${SAR})_[A-Za-z0-9_-]+)|(?:${SATS}|${SAS}|${SAI}|${SAR})_[A-Za-z0-9_-]{20,}|` +
+    '((?:Basic|Bearer)\\s+)[A-Za-z0-9._~+/=-]+',
+  'g',
+);
 
 /**
  * pino's own redaction (fast-redact paths), for the usual places of credentials in request-shaped objects.

@@ -63,6 +63,17 @@ export function isWellFormedSecret(value: string): boolean {
   return checksumOf(head) === value.slice(-CHECKSUM_LENGTH);
 }
 
+const embeddedSecret = new RegExp(`${SECRET_PREFIX}[0-9A-Za-z]{${SECRET_BODY + CHECKSUM_LENGTH}}`, 'g');
+
+/**
+ * Whether `text` holds a well-formed client secret anywhere (prefix, length and checksum): a name that does would
+ * put a working credential into mails, the audit log and every list (SPEC Part 2: no secret in them). Pure.
+ */
+export function containsClientSecret(text: string): boolean {
+  for (const [candidate] of text.matchAll(embeddedSecret)) if (isWellFormedSecret(candidate)) return true;
+  return false;
+}
+
 /** SHA-256, base64url. Secrets carry 256 random bits, so a fast hash is the right one (no dictionary to slow down). */
 export function hashSecret(secret: string): string {
   return createHash('sha256').update(secret, 'utf8').digest('base64url');

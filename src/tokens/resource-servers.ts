@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { isUniqueViolation, isUuid, type ResourceServerRow } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError, validationFailed } from '../errors.js';
-import { generateClientId, generateClientSecret, hashSecret } from './credentials.js';
+import { containsClientSecret, generateClientId, generateClientSecret, hashSecret } from './credentials.js';
 import * as q from './queries.js';
 import {
   characterCount,
@@ -49,6 +49,7 @@ export const resourceServerName = z
     if (longestCharacter(s) > MAX_CODE_POINTS_PER_CHARACTER) {
       return void ctx.addIssue({ code: 'custom', message: `no more than ${MAX_CODE_POINTS_PER_CHARACTER} code points stacked into one character` });
     }
+    if (containsClientSecret(s)) return void ctx.addIssue({ code: 'custom', message: 'no client secret (names are printed and logged)' });
     const hidden = firstHiddenCharacter(s);
     if (hidden !== undefined) {
       ctx.addIssue({ code: 'custom', message: `no invisible, control, format, bidirectional, private-use or unassigned characters (${hidden})` });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { characterCount, firstHiddenCharacter, hasVisibleCharacter, longestCharacter, MAX_CODE_POINTS_PER_CHARACTER, NAME_MAX_CODE_POINTS } from '../text.js';
+import { containsClientSecret } from './credentials.js';
 import { MAX_ALLOWED_IPS, normaliseNetwork } from './networks.js';
 
 /** Leading and trailing white space as `\s` knows it, except U+FEFF (a byte-order mark is Cf, not space). */
@@ -28,6 +29,11 @@ export const tokenName = z
         }
       })
       .superRefine((s, ctx) => {
+        if (containsClientSecret(s)) {
+          // Checked first: the message must not quote it, and nothing else about it matters.
+          ctx.addIssue({ code: 'custom', message: 'must not contain a client secret (names appear in mails, the audit log and lists)' });
+          return;
+        }
         const hidden = firstHiddenCharacter(s);
         if (hidden !== undefined) {
           ctx.addIssue({ code: 'custom', message: `must not contain invisible, control, format, bidirectional, private-use or unassigned characters (${hidden})` });

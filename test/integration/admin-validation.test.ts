@@ -73,6 +73,23 @@ describe.each(testDatabases())('validation of the admin API on %s', (kind) => {
     expect(patched.body.details).toEqual([{ path: 'name', message: 'must be at most 64 characters' }]);
   });
 
+  it('refuses a name holding a working client secret (it would go into mails, the audit log and lists), without echoing it', async () => {
+    const api = await session();
+    const made = await api('POST', '/tokens', tokenBody({ name: 'Secret_Source' }));
+    const secret = made.body.client_secret as string;
+    for (const name of [secret, `copy of ${secret.slice(0, 54)}`]) {
+      const res = await api('POST', '/tokens', tokenBody({ name }));
+      expect(res.status).toBe(400);
+      expect(res.body.details).toEqual([{ path: 'name', message: 'must not contain a client secret (names appear in mails, the audit log and lists)' }]);
+      expect(JSON.stringify(res.body)).not.toContain(secret.slice(5));
+    }
+    const renamed = await api('PATCH', `/tokens/${made.body.id}`, { name: secret });
+    expect(renamed.status).toBe(400);
+    // A look-alike that is no secret (its checksum fails) is a name like any other.
+    const lookAlike = secret.slice(0, -1) + (secret.endsWith('A') ? 'B' : 'A');
+    expect((await api('POST', '/tokens', tokenBody({ name: lookAlike }))).status).toBe(201);
+  });
+
   it('PUT /policy names the fields out of range, above the server maximum and outside the catalogue together', async () => {
       const api = await session();
       const res = await api('PUT', '/policy', {

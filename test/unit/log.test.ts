@@ -1,4 +1,4 @@
-import { createLogger } from '../../src/log.js';
+import { createLogger, redactText } from '../../src/log.js';
 
 describe('createLogger (pino)', () => {
   it('writes one JSON line per call: level name, ISO time, fields, msg', () => {
@@ -28,6 +28,12 @@ describe('createLogger (pino)', () => {
     }
     expect(out).toContain('visible');
     expect(out).toContain('"request_id":"r1"');
+  });
+
+  it("redacts a secret's body after its prefix in any case (an encoded path /x/%73ATS%5f… decodes to sATS_…)", () => {
+    const body = 'abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG';
+    for (const text of [`/x/sATS_${body}`, `SATS_${body}`, `Sas_${body}`]) expect(redactText(text)).not.toContain(body);
+    expect(redactText('basic checks pass; the plan is Sats and sas')).toBe('basic checks pass; the plan is Sats and sas');
   });
 
   it('writes nothing when silent', () => {

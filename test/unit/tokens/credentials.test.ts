@@ -1,5 +1,6 @@
 import {
   checksumOf,
+  containsClientSecret,
   generateClientId,
   generateClientSecret,
   hashSecret,
@@ -11,6 +12,16 @@ import {
 } from '../../../src/tokens/credentials.js';
 
 describe('credentials', () => {
+  it('finds a well-formed client secret inside a text (a name), not a look-alike', () => {
+    const secret = generateClientSecret();
+    expect(containsClientSecret(secret)).toBe(true);
+    expect(containsClientSecret(`Payroll ${secret}`)).toBe(true);
+    const altered = secret.slice(0, 10) + (secret[10] === 'a' ? 'b' : 'a') + secret.slice(11);
+    expect(containsClientSecret(altered)).toBe(false); // the checksum fails
+    expect(containsClientSecret('sats_example')).toBe(false);
+    expect(containsClientSecret('Payroll_Integration')).toBe(false);
+  });
+
   it('makes client IDs and secrets with their prefixes and lengths', () => {
     const id = generateClientId();
     const secret = generateClientSecret();
