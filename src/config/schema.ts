@@ -54,12 +54,13 @@ export const fileConfigSchema = z
     // Sign-in throttle (admin API), per email and per client address, counted in the database so it holds
     // across instances: failures in a fixed window; past `delayAfterFailures` each attempt waits
     // delayMs × (failures − delayAfterFailures + 1); past `blockAfterFailures` the answer is 429 until the window ends.
+    // Each field of these objects has its default: a CONFIG_FILE may set one ({"loginThrottle": {"maxRows": 1000}}).
     loginThrottle: z
       .object({
-        windowSeconds: z.number().int().min(1).max(86_400),
-        delayAfterFailures: z.number().int().min(0).max(1_000),
-        delayMs: z.number().int().min(0).max(60_000),
-        blockAfterFailures: z.number().int().min(1).max(1_000),
+        windowSeconds: z.number().int().min(1).max(86_400).default(900),
+        delayAfterFailures: z.number().int().min(0).max(1_000).default(5),
+        delayMs: z.number().int().min(0).max(60_000).default(1_000),
+        blockAfterFailures: z.number().int().min(1).max(1_000).default(10),
         // SPEC Part 2 "Bounded state": at most this many throttle rows; past it the oldest windows are dropped.
         maxRows: z.number().int().min(100).max(10_000_000).default(100_000),
         // A client address may fail this many times as often as one account before it waits or is refused: many
@@ -88,8 +89,8 @@ export const fileConfigSchema = z
     // signing on the libuv pool; a sign-in past the queue gets 429 (SPEC Part 2 "Admin sign-in cannot starve").
     passwordHashing: z
       .object({
-        threads: z.number().int().min(1).max(16),
-        maxQueue: z.number().int().min(0).max(10_000),
+        threads: z.number().int().min(1).max(16).default(1),
+        maxQueue: z.number().int().min(0).max(10_000).default(32),
         // Linux nice value of the hashing threads: 19 lets the token endpoint have the CPU first under load.
         nice: z.number().int().min(0).max(19).default(19),
         // scrypt cost as log2 N (r 8, p 1): 15 (N = 32768, 32 MiB) by default; PASSWORD_HASH_COST overrides it.

@@ -44,6 +44,25 @@ describe('loadConfig', () => {
     expect(loadConfig({ ...withFile({ threads: 1, maxQueue: 32, cost: 13 }), PASSWORD_HASH_COST: '12' }).passwordHashing.cost).toBe(12);
     expect(() => loadConfig(withFile({ threads: 1, maxQueue: 32, cost: 11 }))).toThrow(/passwordHashing\.cost/);
     expect(() => loadConfig(withFile({ threads: 1, maxQueue: 32, cost: 16 }))).toThrow(/passwordHashing\.cost/);
+    // One field alone: the others keep their defaults (they were "expected number, received undefined").
+    expect(loadConfig(withFile({ cost: 13 })).passwordHashing).toEqual({ threads: 1, maxQueue: 32, nice: 19, cost: 13 });
+  });
+
+  it('takes one field of a settings object from CONFIG_FILE, the others keeping their defaults', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sat-partial-'));
+    const file = path.join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify({ loginThrottle: { maxRows: 1000 }, passwordReset: { perAddress: 3 } }));
+    const config = loadConfig({ CONFIG_FILE: file });
+    expect(config.loginThrottle).toEqual({ windowSeconds: 900, delayAfterFailures: 5, delayMs: 1_000, blockAfterFailures: 10, maxRows: 1000, perAddressFactor: 10 });
+    expect(config.passwordReset).toEqual({ perAddress: 3, mailsPerEmail: 3, mailWindowSeconds: 3_600 });
+    writeFileSync(file, JSON.stringify({ loginThrottle: { windowSeconds: -5 } }));
+    let err: ConfigError | undefined;
+    try {
+      loadConfig({ CONFIG_FILE: file });
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err?.problems).toEqual(['config: loginThrottle.windowSeconds: Too small: expected number to be >=1']);
   });
 
   it('derives the issuer and audience from PORT and ISSUER', () => {
