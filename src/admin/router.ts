@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import Router from '@koa/router';
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import compose from 'koa-compose';
 import { dummyPasswordHash } from '../accounts/index.js';
 import { issuerUrl, packageRoot } from '../config/index.js';
@@ -109,7 +109,22 @@ export function adminApi(deps: Deps): Middleware {
         'Retry-After': '60',
       });
     }
-    refuseMalformedQuery(ctx.querystring);
-    await api(ctx, async () => undefined); // the API answers every path under its prefix: nothing after it runs
+    try {
+      refuseMalformedQuery(ctx.querystring);
+      await api(ctx, async () => undefined); // the API answers every path under its prefix: nothing after it runs
+    } catch (err) {
+      // Refused before the router ran (a malformed query, an unreadable body): the access log still names the route
+      // of a known endpoint (docs/operations.md "Access log"), as for its other answers.
+      nameRoute(ctx, router);
+      throw err;
+    }
   };
+}
+
+/** Sets the route the router would have matched (`_matchedRoute`, read by the access log), when none is set yet. */
+function nameRoute(ctx: Context, router: Router): void {
+  const context = ctx as Context & { _matchedRoute?: unknown };
+  if (context._matchedRoute !== undefined) return;
+  const layer = router.match(ctx.path, ctx.method).pathAndMethod.findLast((l) => l.methods.length > 0);
+  if (layer) context._matchedRoute = layer.path;
 }

@@ -72,6 +72,18 @@ describe.each(testDatabases())('access log on %s', (kind) => {
     const noneLine = await lineFor(server, none.headers.get('x-request-id')!);
     expect(noneLine).toMatchObject({ method: 'POST', path: '/nothing-here', status: 404 });
     expect(noneLine).not.toHaveProperty('route');
+
+    // Refused before the router ran (a body that is no JSON, a malformed query): the known route is still named.
+    const badJson = await fetch(`${server.url}/admin/api/tokens`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': 'trace-bad-json' },
+      body: '{nope',
+    });
+    expect(badJson.status).toBe(400);
+    expect(await lineFor(server, 'trace-bad-json')).toMatchObject({ method: 'POST', route: '/admin/api/tokens', status: 400 });
+    const badQuery = await fetch(`${server.url}/admin/api/tokens?cursor=%FF%FE`, { headers: { 'x-request-id': 'trace-bad-query' } });
+    expect(badQuery.status).toBe(400);
+    expect(await lineFor(server, 'trace-bad-query')).toMatchObject({ method: 'GET', route: '/admin/api/tokens', status: 400 });
   });
 
   it('writes no secret, password or session token after a sign-in and token requests', async () => {
