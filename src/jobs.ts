@@ -6,6 +6,12 @@ export interface Job {
   name: string;
   intervalMs: number;
   run(): Promise<unknown>;
+  /**
+   * Housekeeping that must not wait a whole interval after each start (firstRunDelayMs): key rotation and pruning,
+   * sent-mail pruning. Jobs that act on tokens (dormant revocation, reminders) keep their interval, which lets live
+   * clients be seen first after a restore or an outage.
+   */
+  soonAfterStart?: boolean;
 }
 
 export interface Jobs {
@@ -25,13 +31,16 @@ export interface JobsOptions {
   timers?: boolean;
   /** Random in [0, 1), for the first run's spread (tests pass a fixed one). Default Math.random. */
   random?: () => number;
+  /** `false`: every job first runs after its interval, `soonAfterStart` or not (the test servers). Default true. */
+  soonAfterStart?: boolean;
 }
 
 /**
- * When a job first runs after the start, in ms: after its interval for frequent jobs, but at most 30-60 s (spread
- * at random, so instances started together do not run it together) for the hourly ones. An instance restarted
- * more often than a job's interval (frequent deploys, autoscaling) would otherwise never run it: superseded signing
- * keys never pruned, key rotation put off after every restart, sent mail never pruned. `random` in [0, 1).
+ * When a `soonAfterStart` job first runs after the start, in ms: after its interval when that is short, but at most
+ * 30-60 s (spread at random, so instances started together do not run it together) for the hourly ones. An instance
+ * restarted more often than a job's interval (frequent deploys, autoscaling) would otherwise never run it:
+ * superseded signing keys never pruned, key rotation put off after every restart, sent mail never pruned. `random`
+ * in [0, 1).
  */
 export function firstRunDelayMs(intervalMs: number, random: number): number {
   return Math.min(intervalMs, FIRST_RUN_MS + Math.floor(random * FIRST_RUN_MS));
@@ -67,7 +76,7 @@ export function startJobs(jobs: Job[], log: Logger, options: JobsOptions = {}): 
       const t = setInterval(tick, job.intervalMs);
       t.unref();
       timers.push(t);
-    }, firstRunDelayMs(job.intervalMs, (options.random ?? Math.random)()));
+    }, job.soonAfterStart && options.soonAfterStart !== false ? firstRunDelayMs(job.intervalMs, (options.random ?? Math.random)()) : job.intervalMs);
     first.unref();
     timers.push(first);
   }

@@ -94,6 +94,8 @@ export interface ServeOptions {
   clock?: () => Date;
   /** `timers` (default): each job runs on its interval. `manual`: no timers; call `running.jobs.run(name)`. */
   jobs?: 'timers' | 'manual';
+  /** `false`: no job runs before its first interval (the test servers, whose clocks tests move). Default true. */
+  jobsSoonAfterStart?: boolean;
   /**
    * Aborted when a stop was asked for while the server was starting (SIGTERM during a first start's migrations):
    * the step under way finishes, then the start ends with StartCancelledError instead of listening.
@@ -201,8 +203,8 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
         // Keys added by another instance or `sat` (PostgreSQL), and pending keys whose time to sign has come: well
         // within the 5 s the SPEC allows for publication.
         { name: 'reload-keys', intervalMs: 2_000, run: () => oauth.reloadKeys() },
-        { name: 'rotate-keys', intervalMs: 600_000, run: () => oauth.rotateKeysIfDue() },
-        { name: 'prune-keys', intervalMs: 3_600_000, run: () => oauth.pruneKeys() },
+        { name: 'rotate-keys', intervalMs: 600_000, run: () => oauth.rotateKeysIfDue(), soonAfterStart: true },
+        { name: 'prune-keys', intervalMs: 3_600_000, run: () => oauth.pruneKeys(), soonAfterStart: true },
         {
           // Expired admin sessions, finished sign-in throttle windows, revoked access tokens past their exp.
           name: 'prune-expired',
@@ -220,7 +222,7 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
         },
         { name: 'expiry-notices', intervalMs: config.expiryCheckIntervalMs, run: () => enqueueExpiryNotices(deps) },
         { name: 'secret-expiry', intervalMs: 60_000, run: () => expirePreviousSecrets(deps) },
-        { name: 'prune-sent-mail', intervalMs: 3_600_000, run: () => pruneSentMail(deps) },
+        { name: 'prune-sent-mail', intervalMs: 3_600_000, run: () => pruneSentMail(deps), soonAfterStart: true },
         {
           // SPEC "Organisation policy": revoke tokens dormant for the policy's revoke_dormant_after_days. This
           // instance's unrecorded uses are written first, so a token used a moment ago is not taken for dormant.
@@ -233,7 +235,7 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
         },
       ]),
       log,
-      { timers: (opts.jobs ?? 'timers') === 'timers' },
+      { timers: (opts.jobs ?? 'timers') === 'timers', soonAfterStart: opts.jobsSoonAfterStart ?? true },
     );
     log.info('listening', {
       port,

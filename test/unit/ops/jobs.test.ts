@@ -24,6 +24,7 @@ describe('startJobs', () => {
     const job = (name: 'hourly' | 'often', intervalMs: number) => ({
       name,
       intervalMs,
+      soonAfterStart: true,
       run: async () => void runs[name].push(Date.now() - start),
     });
     const jobs = startJobs([job('hourly', 3_600_000), job('often', 5_000)], createLogger('silent'), { random: () => 0 });
@@ -44,9 +45,29 @@ describe('startJobs', () => {
     expect(runs.often).toHaveLength(after); // stopped: no timer left
   });
 
+  it('runs a job that acts on tokens (not soonAfterStart) first after its interval, and none early when told so', async () => {
+    const runs: number[] = [];
+    const start = Date.now();
+    const record = async () => void runs.push(Date.now() - start);
+    const jobs = startJobs([{ name: 'revoke-dormant', intervalMs: 3_600_000, run: record }], createLogger('silent'), { random: () => 0 });
+    const quiet = startJobs([{ name: 'prune-keys', intervalMs: 3_600_000, soonAfterStart: true, run: record }], createLogger('silent'), {
+      random: () => 0,
+      soonAfterStart: false,
+    });
+    try {
+      await jest.advanceTimersByTimeAsync(3_599_999);
+      expect(runs).toEqual([]);
+      await jest.advanceTimersByTimeAsync(1);
+      expect(runs).toEqual([3_600_000, 3_600_000]);
+    } finally {
+      await jobs.stop();
+      await quiet.stop();
+    }
+  });
+
   it('stop() before the first run leaves no timer', async () => {
     let ran = 0;
-    const jobs = startJobs([{ name: 'hourly', intervalMs: 3_600_000, run: async () => void ran++ }], createLogger('silent'), { random: () => 0 });
+    const jobs = startJobs([{ name: 'hourly', intervalMs: 3_600_000, soonAfterStart: true, run: async () => void ran++ }], createLogger('silent'), { random: () => 0 });
     await jobs.stop();
     await jest.advanceTimersByTimeAsync(7_200_000);
     expect(ran).toBe(0);
