@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.js';
 import { httpResponses } from '../metrics.js';
@@ -69,7 +69,9 @@ export function answerClientErrors(log: Logger, options: ClientErrorOptions = {}
         // response counters count it once.
         const text = JSON.stringify(body);
         inFlight.shouldKeepAlive = false;
-        inFlight.writeHead(Number(status.slice(0, 3)), {
+        const code = Number(status.slice(0, 3));
+        // The reason phrase too: the app may have set its own status already (501), whose phrase would stay.
+        inFlight.writeHead(code, STATUS_CODES[code] ?? '', {
           'content-type': 'application/json; charset=utf-8',
           'content-length': Buffer.byteLength(text),
           'cache-control': 'no-store',

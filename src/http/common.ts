@@ -121,8 +121,12 @@ export const guardRequestTarget: Middleware = (ctx, next) => {
   return next();
 };
 
-/** RFC 9110 §7.2 `Host = uri-host [ ":" port ]`: an IP literal in brackets or a reg-name, then digits. */
-const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::\d*)?$/;
+/**
+ * RFC 9110 §7.2 `Host = uri-host [ ":" port ]`: an IP literal in brackets (IPv6, with a zone id as Node's own client
+ * writes it, `[fe80::1%eth0]`, or RFC 6874's `%25eth0`; or RFC 3986's IPvFuture `[v1.x]`), or a reg-name, then digits.
+ */
+const HOST_VALUE =
+  /^(?:\[(?:[0-9A-Fa-f:.]+(?:%[A-Za-z0-9\-._~%]+)?|[vV][0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+)\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::\d*)?$/;
 
 /** What is wrong with a request's head, as the status, error code and message of its refusal; undefined when nothing. */
 export interface HeadProblem {
@@ -135,8 +139,9 @@ export interface HeadProblem {
  * The checks of `checkRequestHead`, on Node's request: an unparsable target (`invalidTarget`, guardRequestTarget),
  * HTTP/1.1 without Host, more than one Host, Authorization or Content-Type field line (RFC 9112 §3.2 for Host;
  * singleton fields, RFC 9110 §5.3: Node keeps the first and drops the others, so a proxy reading another copy would
- * disagree about who is calling), a Host that is not `host[:port]`, and a transfer coding other than `chunked`
- * (RFC 9112 §6.1: 501; Node decodes `gzip, chunked` as plain chunked).
+ * disagree about who is calling), a Host that is not `host[:port]`, `Transfer-Encoding` on an HTTP/1.0 request (400),
+ * and transfer codings before `chunked` (RFC 9112 §6.1: 501; Node decodes `gzip, chunked` as plain chunked; a list
+ * that does not end in `chunked` Node refuses itself with 400).
  */
 export function requestHeadProblem(
   req: { httpVersionMajor: number; httpVersionMinor: number; headers: Record<string, string | string[] | undefined>; rawHeaders: string[] },
@@ -165,6 +170,11 @@ export function requestHeadProblem(
   const twice = hosts > 1 ? 'Host' : authorizations > 1 ? 'Authorization' : contentTypes > 1 ? 'Content-Type' : undefined;
   if (twice) return { status: 400, error: 'bad_request', message: `The request has more than one ${twice} header.` };
   const coding = req.headers['transfer-encoding'];
+  if (coding !== undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 0) {
+    // RFC 9112 §6.1: HTTP/1.0 has no transfer codings; such a message's framing is faulty (a proxy that passes it on
+    // may end it elsewhere than Node does). Refused, and the connection closed.
+    return { status: 400, error: 'bad_request', message: 'Transfer-Encoding is not part of HTTP/1.0: send a Content-Length.' };
+  }
   if (coding !== undefined && (typeof coding !== 'string' || coding.trim().toLowerCase() !== 'chunked')) {
     return { status: 501, error: 'not_implemented', message: 'The only transfer coding this server accepts is chunked.' };
   }

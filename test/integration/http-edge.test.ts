@@ -360,10 +360,28 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
           body: { error: 'invalid_request', error_description: 'The request has more than one Authorization header.' },
         });
       }
-      // Hosts as they come: a name, an IPv4 or bracketed IPv6 address, with or without a port.
-      for (const host of ['example.com', '127.0.0.1:8080', '[::1]', '[2001:db8::1]:443']) {
+      // Hosts as they come: a name (a trailing dot, punycode), an IPv4 or bracketed IPv6 address (with a zone id as
+      // Node's own client writes it, or RFC 6874's %25), IPvFuture, an empty Host, with or without a port.
+      for (const host of ['example.com', 'example.com.', 'xn--bcher-kva.example', '127.0.0.1:8080', '[::1]', '[2001:db8::1]:443', '[::1%lo]:80', '[fe80::1%25eth0]', '[v1.fe80::a+en1]', '']) {
         expect(parse(await raw(`GET /healthz HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`)).body).toEqual({ status: 'ok' });
       }
+    });
+
+    it('refuses Transfer-Encoding on HTTP/1.0 (faulty framing, RFC 9112 §6.1) and closes; a list not ending in chunked is a plain 400', async () => {
+      const answer = await raw(
+        'POST /token HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n' +
+          '1d\r\ngrant_type=client_credentials\r\n0\r\n\r\nGET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n',
+      );
+      const first = parse(answer);
+      expect({ statusLine: first.statusLine, body: first.body }).toEqual({
+        statusLine: 'HTTP/1.1 400 Bad Request',
+        body: { error: 'invalid_request', error_description: 'Transfer-Encoding is not part of HTTP/1.0: send a Content-Length.' },
+      });
+      expect(first.head).toContain('connection: close');
+      expect(answer.match(/^HTTP\/1\.1 /gm)).toHaveLength(1); // the pipelined request after it is not read
+      // `gzip` alone: Node's own 400, whose status line says so (it said "400 Not Implemented").
+      const gzipOnly = parse(await raw('POST /token HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n0\r\n\r\n'));
+      expect(gzipOnly.statusLine).toBe('HTTP/1.1 400 Bad Request');
     });
 
     it('answers a transfer coding other than chunked 501 (RFC 9112 §6.1); chunked still works', async () => {
