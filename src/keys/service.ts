@@ -359,10 +359,10 @@ export async function rotateSigningKey(
   });
 }
 
-/** Why `removeSigningKey` refused: no such key, or the key that signs now. */
+/** Why `removeSigningKey` refused: no such key, the key that signs now, or one that signed or signs within seconds. */
 export class SigningKeyRemovalError extends Error {
   constructor(
-    readonly reason: 'not_found' | 'signing',
+    readonly reason: 'not_found' | 'signing' | 'too_soon',
     message: string,
   ) {
     super(message);
@@ -370,12 +370,17 @@ export class SigningKeyRemovalError extends Error {
   }
 }
 
+/** How far apart the clocks of instances may be for `removeSigningKey`: each switches keys by its own clock. */
+export const KEY_SWITCH_SKEW_MS = 10_000;
+
 /**
  * Deletes the signing key `kid` at once (docs/keys.md "A leaked signing key"): it leaves every instance's JWKS at
  * its next reload (within 2 s; the embedded server at once), and tokens it signed no longer pass this server's
- * introspection. Refused for the key that signs at `now` (SigningKeyRemovalError 'signing': rotate with --now
- * first) and for an unknown kid ('not_found'). Under the key table's lock, as rotations are. Returns what it was:
- * 'retiring' (superseded) or 'pending' (not signing yet).
+ * introspection. Refused (SigningKeyRemovalError) for an unknown kid ('not_found'), for the key that signs at `now`
+ * ('signing': rotate with --now first), and, each instance switching keys by its own clock, for a key that stopped
+ * signing or starts signing within KEY_SWITCH_SKEW_MS of `now` ('too_soon', saying how long to wait): an instance
+ * whose clock lags (or runs ahead) may still sign with it, and after its reload would have no signer. Under the key
+ * table's lock, as rotations are. Returns what it was: 'retiring' (superseded) or 'pending' (not signing yet).
  */
 export async function removeSigningKey(db: Db, kid: string, now: Date): Promise<{ kid: string; alg: string; was: 'retiring' | 'pending' }> {
   return (db as Knex).transaction(async (trx) => {
@@ -383,9 +388,17 @@ export async function removeSigningKey(db: Db, kid: string, now: Date): Promise<
     const rows = await allRows(trx);
     const row = rows.find((r) => r.kid === kid);
     if (!row) throw new SigningKeyRemovalError('not_found', `no signing key ${kid} (sat keys list shows them)`);
-    if (signerAt(rows, now)?.kid === kid) {
+    const signer = signerAt(rows, now);
+    if (signer?.kid === kid) {
       throw new SigningKeyRemovalError('signing', `${kid} is the key that signs now: run sat keys rotate --now first, then remove it`);
     }
+    const tooSoon = (until: number, what: string) =>
+      new SigningKeyRemovalError('too_soon', `${kid} ${what}: instances whose clocks differ by seconds may still sign with it; try again in ${Math.ceil((until - now.getTime()) / 1000)} s`);
+    if (signer && signerAt(rows, new Date(now.getTime() - KEY_SWITCH_SKEW_MS))?.kid === kid) {
+      throw tooSoon(startsSigning(signer) + KEY_SWITCH_SKEW_MS, 'stopped signing a moment ago');
+    }
+    const from = row.not_before.getTime();
+    if (from > now.getTime() && from <= now.getTime() + KEY_SWITCH_SKEW_MS) throw tooSoon(from + KEY_SWITCH_SKEW_MS, 'starts signing in a moment');
     await trx('signing_keys').where({ kid }).delete();
     return { kid, alg: row.alg, was: row.not_before.getTime() > now.getTime() ? 'pending' : 'retiring' };
   });

@@ -199,12 +199,22 @@ describe.each(testDatabases())('signing-key rotation on %s', (kind) => {
     await server.oauth.reloadKeys();
     expect(await jwksKids()).toContain(leakedKid); // superseded keys stay published, for their tokens
     expect(await introspect(leaked)).toBe(true);
+    // Right after the switch an instance whose clock lags may still sign with it: wait 10 s (it says how long).
+    const soon = await runCommand(server.deps, 'keys-remove', { kid: leakedKid });
+    expect(soon).toMatchObject({ ok: false, error: { code: 'conflict', message: expect.stringMatching(/stopped signing a moment ago: .*try again in (10|9) s$/) } });
+    later(11);
     const removed = await runCommand(server.deps, 'keys-remove', { kid: leakedKid });
     expect(removed).toEqual({ ok: true, result: { kid: leakedKid, alg: 'ES256', was: 'retiring' } });
     await server.oauth.reloadKeys(); // what every instance's 2 s reload does (the embedded server: the socket, at once)
     expect(await jwksKids()).not.toContain(leakedKid);
     expect(await introspect(leaked)).toBe(false);
     expect(await introspect(await accessToken(t.client_id, t.client_secret))).toBe(true); // the new key's tokens
+
+    // A pending key (not signing for another 10 minutes) may go too.
+    const pending = (await runCommand(server.deps, 'keys-rotate', { now: false })) as { result: { kid: string } };
+    expect(await runCommand(server.deps, 'keys-remove', { kid: pending.result.kid })).toEqual({ ok: true, result: { kid: pending.result.kid, alg: 'ES256', was: 'pending' } });
+    await server.oauth.reloadKeys();
+    expect(await jwksKids()).not.toContain(pending.result.kid);
   });
 
   it(`rotates by itself every KEY_ROTATION_DAYS with the same ahead publication, exactly once across instances`, async () => {
