@@ -264,6 +264,8 @@ describe.each(testDatabases())('console black-box findings on %s (Chromium)', (k
       // The form read the policy again: Job API can no longer be ticked, the latest date is 30 days ahead.
       await until(() => form.getByLabel(/Job API/).isDisabled(), (disabled) => disabled, 'Job API disabled');
       expect(await form.locator('#token-expiry').getAttribute('max')).toBe(new Date(Date.now() + 30 * 86_400_000).toISOString().slice(0, 10));
+      // The date stays as typed: the message under it is about that date.
+      expect(await form.locator('#token-expiry').inputValue()).toBe(new Date(Date.now() + 60 * 86_400_000).toISOString().slice(0, 10));
     } finally {
       expect((await api('PUT', '/policy', before)).status).toBe(200);
       await page.keyboard.press('Escape');

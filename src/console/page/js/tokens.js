@@ -205,12 +205,13 @@ function expiryBounds() {
   return { min: isoDay(now), max: isoDay(now + lifetimeDays().days * DAY_MS) };
 }
 
-function prepareExpiry() {
+/** The expiry field's bounds and hint; its value too when it is empty or out of them, unless `keepValue`. */
+function prepareExpiry({ keepValue = false } = {}) {
   const { min, max } = expiryBounds();
   const { days, byPolicy } = lifetimeDays();
   expiryInput.min = min;
   expiryInput.max = max;
-  if (!expiryInput.value || expiryInput.value > max || expiryInput.value < min) {
+  if (!keepValue && (!expiryInput.value || expiryInput.value > max || expiryInput.value < min)) {
     expiryInput.value = isoDay(Math.min(Date.now() + 90 * DAY_MS, Date.parse(max)));
   }
   setText(
@@ -439,8 +440,9 @@ async function showGenerateError(err, allowedIps) {
   const placed = [];
   if (err instanceof ApiError && err.details?.some((detail) => /\(organisation policy\)$/.test(String(detail?.message)))) {
     // The policy changed since the form opened: it offers what the policy allows now (the messages say what changed).
+    // The date typed stays as typed (the message is about it); a service the policy forbids can no longer be ticked.
     if (await loadPolicy()) {
-      prepareExpiry();
+      prepareExpiry({ keepValue: true });
       applyServicePolicy();
     }
   }
@@ -474,7 +476,10 @@ async function showGenerateError(err, allowedIps) {
  */
 let secretsInFlight = 0;
 window.addEventListener('beforeunload', (event) => {
-  if (secretsInFlight > 0) event.preventDefault();
+  if (secretsInFlight > 0) {
+    event.preventDefault();
+    event.returnValue = ''; // what browsers before the standard's preventDefault() read
+  }
 });
 
 const secretPanel = $('secret-panel');
