@@ -61,7 +61,8 @@ export const fileConfigSchema = z
         delayAfterFailures: z.number().int().min(0).max(1_000).default(5),
         delayMs: z.number().int().min(0).max(60_000).default(1_000),
         blockAfterFailures: z.number().int().min(1).max(1_000).default(10),
-        // SPEC Part 2 "Bounded state": at most this many throttle rows; past it the oldest windows are dropped.
+        // SPEC Part 2 "Bounded state": at most this many throttle rows; past it the least telling go first
+        // (pruneLoginThrottle: locked-out accounts are kept longest).
         maxRows: z.number().int().min(100).max(10_000_000).default(100_000),
         // A client address may fail this many times as often as one account before it waits or is refused: many
         // administrators share an office or NAT address, while one address guessing across many accounts is still

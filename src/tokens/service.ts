@@ -295,7 +295,6 @@ export async function updateTokenCredentials(
   return toTokenResource(row, now, lifecycleRules(deps));
 }
 
-/** The same JWKs in the same order, whatever the order of their members (a jsonb column sorts them). */
 /**
  * Records `token.updated` for `row` as changed by `actor`: `details` maps each changed field to `{old, new}` (the
  * audit log's `details.changes`, SPEC "Audit"). Shared by the lifecycle and the credential changes of PATCH.
@@ -315,6 +314,7 @@ async function auditTokenUpdated(trx: Db, actor: Actor, row: TokenRow, meta: Req
   });
 }
 
+/** The same JWKs in the same order, whatever the order of their members (a jsonb column sorts them). */
 function sameKeys(a: readonly object[], b: readonly object[]): boolean {
   const canonical = (keys: readonly object[]) => JSON.stringify(keys.map((k) => Object.entries(k).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))));
   return canonical(a) === canonical(b);
