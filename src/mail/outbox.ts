@@ -86,3 +86,11 @@ export async function mailQueueStats(db: Knex): Promise<MailQueueStats> {
     failed: Number(failed?.n ?? 0),
   };
 }
+
+/**
+ * The addresses of every administrator of the organisation, for a notice with nobody more specific to tell (a token
+ * made with `sat`, or whose creator was removed), ordered by address.
+ */
+export async function organisationAdminEmails(trx: Knex.Transaction, organisationId: string): Promise<string[]> {
+  return (await trx('admins').where({ organisation_id: organisationId }).orderBy('email').pluck('email')) as string[];
+}

@@ -1,7 +1,7 @@
 // Notices of what an organisation's policy did by itself (SPEC "Organisation policy").
 import type { Knex } from 'knex';
 import { issuerUrl, type Config } from '../config/index.js';
-import { enqueueMail, messageIdDomain } from './outbox.js';
+import { enqueueMail, messageIdDomain, organisationAdminEmails } from './outbox.js';
 import { NO_CREATOR, assertNoSecret, credentialWords, footer, formatInstant, oneLine, render, tokenRows, type Common, type MailContent, type MailToken } from './templates.js';
 
 export interface TokenRevokedDormantFacts extends Common {
@@ -53,9 +53,7 @@ export async function queueTokenRevokedDormantMail(
   deps: { config: Pick<Config, 'issuer' | 'mailFrom' | 'services'> },
   facts: { organisationId: string; token: MailToken; creatorEmail: string | null; days: number; lastUsedAt: Date | null; at: Date },
 ): Promise<void> {
-  const recipients = facts.creatorEmail
-    ? [facts.creatorEmail]
-    : ((await trx('admins').where({ organisation_id: facts.organisationId }).orderBy('email').pluck('email')) as string[]);
+  const recipients = facts.creatorEmail ? [facts.creatorEmail] : await organisationAdminEmails(trx, facts.organisationId);
   const consoleUrl = issuerUrl(deps.config.issuer, '/admin');
   for (const to of recipients) {
     const content = tokenRevokedDormant({

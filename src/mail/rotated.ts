@@ -1,7 +1,7 @@
 // The "secret rotated" notice (SPEC Part 2 "Secret rotation with overlap"): words, and the queueing.
 import type { Knex } from 'knex';
 import { issuerUrl, type Config } from '../config/index.js';
-import { enqueueMail, messageIdDomain } from './outbox.js';
+import { enqueueMail, messageIdDomain, organisationAdminEmails } from './outbox.js';
 import { assertNoSecret, footer, formatInstant, ipText, oneLine, render, tokenRows, type Common, type MailContent, type MailToken } from './templates.js';
 
 export interface SecretRotatedFacts extends Common {
@@ -63,7 +63,7 @@ export async function queueSecretRotatedMail(
 ): Promise<void> {
   const recipients = new Map<string, string>();
   const named = [facts.generatedBy, facts.rotatedBy].filter((email): email is string => !!email);
-  const everyone = named.length > 0 ? [] : ((await trx('admins').where({ organisation_id: facts.organisationId }).orderBy('email').pluck('email')) as string[]);
+  const everyone = named.length > 0 ? [] : await organisationAdminEmails(trx, facts.organisationId);
   for (const email of [...named, ...everyone]) {
     if (!recipients.has(email.toLowerCase())) recipients.set(email.toLowerCase(), email);
   }
