@@ -28,12 +28,21 @@ function secureCookies(ctx: Context, deps: Deps): boolean {
   return ctx.secure || deps.config.issuer.startsWith('https:');
 }
 
-/** The session cookie through koa's ctx.cookies: HttpOnly, SameSite=Strict, Path=/, Secure when served over https. */
-function writeSessionCookie(ctx: Context, deps: Deps, value: string, expires: Date): void {
+/**
+ * The session cookie's Path: ISSUER's path (`https://host/sat` → `/sat`), where the browser reaches the console and
+ * the admin API whether or not the proxy strips it, so other applications on the host never receive the session and
+ * two deployments on one host (`/sat`, `/sat-staging`) keep theirs apart; `/` for an ISSUER without a path.
+ */
+export function sessionCookiePath(issuer: string): string {
+  return new URL(issuer).pathname.replace(/\/+$/, '') || '/';
+}
+
+/** The session cookie through koa's ctx.cookies: HttpOnly, SameSite=Strict, Path=ISSUER's path, Secure over https. */
+function writeSessionCookie(ctx: Context, deps: Deps, value: string, expires: Date, path = sessionCookiePath(deps.config.issuer), overwrite = true): void {
   const secure = secureCookies(ctx, deps);
   // An https ISSUER behind a proxy without TRUST_PROXY: the request looks like http, the cookie must still be Secure.
   if (secure) ctx.cookies.secure = true;
-  ctx.cookies.set(SESSION_COOKIE, value, { path: '/', expires, httpOnly: true, sameSite: 'strict', secure, overwrite: true });
+  ctx.cookies.set(SESSION_COOKIE, value, { path, expires, httpOnly: true, sameSite: 'strict', secure, overwrite });
 }
 
 /** Expires with the session (its expires_at, from the server clock), not after a fixed Max-Age. */
@@ -43,6 +52,8 @@ export function setSessionCookie(ctx: Context, deps: Deps, token: string, expire
 
 export function clearSessionCookie(ctx: Context, deps: Deps): void {
   writeSessionCookie(ctx, deps, '', new Date(0));
+  // A cookie set before the Path followed ISSUER's path (Path=/) goes too.
+  if (sessionCookiePath(deps.config.issuer) !== '/') writeSessionCookie(ctx, deps, '', new Date(0), '/', false);
 }
 
 function bearerToken(ctx: Context): string | undefined | null {

@@ -42,6 +42,12 @@ describe.each(testDatabases())('console under an ISSUER path on %s (Chromium)', 
     expect(outside).toEqual([]);
     const paths = w.requests.map((u) => new URL(u).pathname);
     expect(paths).toEqual(expect.arrayContaining(['/sat/admin/assets/app.js', '/sat/admin/assets/app.css', '/sat/admin/api/login']));
+    // The session cookie is the path's, not the whole host's: other applications there never receive it.
+    const cookies = await page.context().cookies();
+    expect(cookies.filter((c) => c.name === 'sat_session').map((c) => c.path)).toEqual(['/sat']);
+    // A reload opens the console signed in: the cookie comes back under /sat.
+    await page.reload();
+    await page.getByText(/\d+ of 25 tokens used/).waitFor();
     expect(w.problems).toEqual([]);
   });
 });
