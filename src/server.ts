@@ -85,7 +85,9 @@ function freshLastUse(oauth: OAuth): Koa.Middleware {
 export async function createServer(deps: Deps, prepared: Prepared = {}): Promise<Server> {
   const app = new Koa();
   app.proxy = deps.config.trustProxy; // X-Forwarded-* only behind a trusted load balancer (README)
-  app.maxIpsCount = 1; // ctx.ip = the address our load balancer saw (the right-most X-Forwarded-For), not a client-written one
+  // ctx.ip = the address our first proxy saw (the TRUST_PROXY_HOPS-th X-Forwarded-For entry from the right: 1, the
+  // right-most, for one load balancer), never one a client wrote further left.
+  app.maxIpsCount = deps.config.trustProxyHops;
   app.silent = true; // errors are logged by errorHandler, redacted
   const oauth = await createOAuth(deps, prepared.keyRing);
   const lifecycle = { draining: false };

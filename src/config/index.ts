@@ -20,6 +20,11 @@ export interface Config {
   adminEmail: string | undefined;
   adminPassword: string | undefined;
   trustProxy: boolean;
+  /**
+   * With trustProxy: the proxies in a row that each append to X-Forwarded-For/-Proto/-Host; the client's entry is
+   * this many from the right (1: the right-most, what the one load balancer added).
+   */
+  trustProxyHops: number;
   logLevel: LogLevel;
   services: readonly Service[];
   maxActiveTokens: number;
@@ -239,6 +244,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     adminEmail: e.ADMIN_EMAIL,
     adminPassword: e.ADMIN_PASSWORD,
     trustProxy: e.TRUST_PROXY ?? false,
+    trustProxyHops: e.TRUST_PROXY_HOPS ?? 1,
     logLevel: e.LOG_LEVEL ?? 'info',
     services: Object.freeze(file.services.map((s) => Object.freeze({ ...s }))),
     maxActiveTokens: e.MAX_ACTIVE_TOKENS ?? file.maxActiveTokens,

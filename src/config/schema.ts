@@ -202,6 +202,8 @@ export const envSchema = z.object({
   ),
   CONFIG_FILE: optionalString,
   TRUST_PROXY: booleanFromEnv,
+  // With TRUST_PROXY: how many proxies in a row append to X-Forwarded-* (a CDN, then a load balancer: 2).
+  TRUST_PROXY_HOPS: intFromEnv(1, 10),
   LOG_LEVEL: optionalString.pipe(z.enum(['debug', 'info', 'warn', 'error', 'silent']).optional()),
   SIGNING_ALG: optionalString.pipe(z.enum(['ES256', 'RS256']).optional()),
   ACCESS_TOKEN_TTL_SECONDS: intFromEnv(30, 86_400),

@@ -91,8 +91,9 @@ export function closeWhenDraining(lifecycle: { readonly draining: boolean }): Mi
  * `GET http://[::1/token HTTP/1.1`: Node's `url.parse` throws, and Koa's `ctx.path` with it, which ended in a bare
  * 500 with no access-log line): the raw target is kept in `ctx.state.invalidTarget` for the access log and
  * `checkRequestHead`'s 400, and the request is routed nowhere ('/'). Behind a trusted load balancer
- * (`app.proxy`), an `X-Forwarded-Proto` or `X-Forwarded-Host` list is read right-most first, the value the load
- * balancer added, as `X-Forwarded-For` is (Koa would take the left-most, which the client wrote). Runs first:
+ * (`app.proxy`), an `X-Forwarded-Proto` or `X-Forwarded-Host` list is read from the right, the value our first proxy
+ * added (`app.maxIpsCount`, TRUST_PROXY_HOPS, entries from the right), as `X-Forwarded-For` is (Koa would take the
+ * left-most, which the client wrote). Runs first:
  * everything after may read `ctx.path`, `ctx.protocol` and `ctx.host`.
  */
 export const guardRequestTarget: Middleware = (ctx, next) => {
@@ -113,9 +114,13 @@ export const guardRequestTarget: Middleware = (ctx, next) => {
   }
   if (ctx.app.proxy) {
     const { headers } = ctx.req;
+    const hops = ctx.app.maxIpsCount || 1; // TRUST_PROXY_HOPS: the entry our first proxy added, as for the address
     for (const name of ['x-forwarded-proto', 'x-forwarded-host']) {
       const value = headers[name];
-      if (typeof value === 'string' && value.includes(',')) headers[name] = value.slice(value.lastIndexOf(',') + 1).trim();
+      if (typeof value === 'string' && value.includes(',')) {
+        const entries = value.split(',');
+        headers[name] = entries[Math.max(0, entries.length - hops)]!.trim();
+      }
     }
   }
   return next();

@@ -86,6 +86,30 @@ describe.each(testDatabases())('access log on %s', (kind) => {
     expect(await lineFor(server, 'trace-bad-query')).toMatchObject({ method: 'GET', route: '/admin/api/tokens', status: 400 });
   });
 
+  it('with TRUST_PROXY_HOPS=2 (a CDN, then a load balancer) takes the client address and scheme two entries from the right', async () => {
+    const own = await createTestDb(kind); // an embedded database has one server at a time
+    const behindTwo = await startServer(own, { TRUST_PROXY: 'true', TRUST_PROXY_HOPS: '2' });
+    try {
+      // The client wrote 10.9.9.9 and http; the CDN saw 198.51.100.9 over https; the load balancer saw the CDN.
+      const res = await fetch(`${behindTwo.url}/admin/api/login`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'x-request-id': 'trace-two-hops',
+          'x-forwarded-for': '10.9.9.9, 198.51.100.9, 203.0.113.200',
+          'x-forwarded-proto': 'http, https, http',
+        },
+        body: JSON.stringify({ email: 'first-admin@example.com', password: 'first-admin-password' }),
+      });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('set-cookie')).toMatch(/;\s*Secure/i);
+      expect(await lineFor(behindTwo, 'trace-two-hops')).toMatchObject({ client_ip: '198.51.100.9', status: 200 });
+    } finally {
+      await behindTwo.close();
+      await own.drop();
+    }
+  });
+
   it('writes no secret, password or session token after a sign-in and token requests', async () => {
     const password = 'first-admin-password';
     const session = await signIn(server, 'first-admin@example.com', password);
