@@ -405,6 +405,7 @@ generateForm.addEventListener('submit', async (event) => {
   setText(submit, 'Generating…');
   const allowedIps = addressesOf(ipsInput.value);
   secretsInFlight++;
+  let waiting = true; // for the secret: until it shows (then a reload only loses what the page no longer needs)
   try {
     const token = await api('POST', '/admin/api/tokens', {
       name: nameInput.value.trim(),
@@ -417,6 +418,8 @@ generateForm.addEventListener('submit', async (event) => {
     });
     closeGenerate({ focus: false });
     await showSecret(token);
+    secretsInFlight--;
+    waiting = false;
     // The new token shows in the list: a search or status filter left from before would hide it.
     clearTimeout(searchTimer);
     state.query = '';
@@ -429,7 +432,7 @@ generateForm.addEventListener('submit', async (event) => {
     if (handleSessionEnd(err)) return;
     await showGenerateError(err, allowedIps);
   } finally {
-    secretsInFlight--;
+    if (waiting) secretsInFlight--;
     setText(submit, 'Generate');
     applyLimit();
     if (focusLost()) (submit.disabled ? focusTop() : submit.focus());
@@ -787,6 +790,7 @@ rotateDialog.querySelector('form').addEventListener('submit', async (event) => {
   const confirm = $('rotate-confirm');
   confirm.disabled = true;
   secretsInFlight++;
+  let waiting = true;
   try {
     const rotated = await api('POST', `/admin/api/tokens/${encodeURIComponent(token.id)}/rotate`, {
       grace_period_hours: Number($('rotate-grace').value),
@@ -794,6 +798,8 @@ rotateDialog.querySelector('form').addEventListener('submit', async (event) => {
     rotating = null;
     rotateDialog.close('rotated');
     await showSecret(rotated, 'New secret', place);
+    secretsInFlight--;
+    waiting = false;
     await place.done();
   } catch (err) {
     if (handleSessionEnd(err)) return;
@@ -801,7 +807,7 @@ rotateDialog.querySelector('form').addEventListener('submit', async (event) => {
     show($('rotate-error'), sentence(err.message));
     enable(confirm);
   } finally {
-    secretsInFlight--;
+    if (waiting) secretsInFlight--;
   }
 });
 
