@@ -93,8 +93,7 @@ export function closeWhenDraining(lifecycle: { readonly draining: boolean }): Mi
  * `checkRequestHead`'s 400, and the request is routed nowhere ('/'). Behind a trusted load balancer
  * (`app.proxy`), an `X-Forwarded-Proto` or `X-Forwarded-Host` list is read from the right, the value our first proxy
  * added (`app.maxIpsCount`, TRUST_PROXY_HOPS, entries from the right), as `X-Forwarded-For` is (Koa would take the
- * left-most, which the client wrote). Runs first:
- * everything after may read `ctx.path`, `ctx.protocol` and `ctx.host`.
+ * left-most, which the client wrote). Runs first: everything after may read `ctx.path`, `ctx.protocol` and `ctx.host`.
  */
 export const guardRequestTarget: Middleware = (ctx, next) => {
   const target = ctx.req.url ?? '';
