@@ -105,13 +105,17 @@ export function consoleRouter(deps: Deps, sessionCookie: string): Router {
     Object.entries(assetList(dir)).map(([name, type]) => [name, asset(readFileSync(path.join(dir, name)), type)]),
   );
 
+  const prefix = consoleBasePath(deps.config.issuer);
   const router = new Router();
   const servePage = (ctx: Context) => {
     consoleHeaders(ctx);
     // The page itself is tiny and holds the secret panel while it is open: never cache it, keep it out of
     // the back/forward cache.
     ctx.set('Cache-Control', 'no-store');
-    const shown = ctx.cookies.get(sessionCookie) ? page : signedOutPage;
+    // Under an ISSUER with a path the cookie's Path is that path: a page asked for at the root (an instance reached
+    // directly, or through a proxy that strips the prefix) may not see it, so /me decides there.
+    const cookieSeen = prefix === '' || ctx.originalUrl === prefix || ctx.originalUrl.startsWith(`${prefix}/`);
+    const shown = !cookieSeen || ctx.cookies.get(sessionCookie) ? page : signedOutPage;
     ctx.type = shown.type;
     ctx.body = shown.body;
   };

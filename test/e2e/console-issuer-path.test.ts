@@ -3,7 +3,7 @@
 // only /sat/…, the page's styles, scripts and API calls must stay under /sat: they used to go to /admin/… at the
 // root, so the page loaded bare and the sign-in never reached the server.
 import type { Browser, Page } from 'playwright-core';
-import { closeAll, openConsole, signInHere, type Watch } from '../support/browser.js';
+import { closeAll, newWatchedContext, openConsole, signInHere, type Watch } from '../support/browser.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { startServer, type TestServer } from '../support/server.js';
 
@@ -48,6 +48,21 @@ describe.each(testDatabases())('console under an ISSUER path on %s (Chromium)', 
     // A reload opens the console signed in: the cookie comes back under /sat.
     await page.reload();
     await page.getByText(/\d+ of 25 tokens used/).waitFor();
+    expect(w.problems).toEqual([]);
+  });
+
+  it('keeps the session across a reload when the console is opened at the root (an instance reached directly)', async () => {
+    const direct = await newWatchedContext(browser, w); // no proxy here: every path reaches the server
+    try {
+      const p = await direct.newPage();
+      await p.goto(`${server.url}/admin`);
+      await signInHere(p, ADMIN);
+      await p.getByText(/\d+ of 25 tokens used/).waitFor();
+      await p.reload(); // the cookie (Path=/sat) is not sent for /admin: the page asks /me, which gets it
+      await p.getByText(/\d+ of 25 tokens used/).waitFor();
+    } finally {
+      await direct.close();
+    }
     expect(w.problems).toEqual([]);
   });
 });
