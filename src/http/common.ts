@@ -130,7 +130,7 @@ export const guardRequestTarget: Middleware = (ctx, next) => {
  * writes it, `[fe80::1%eth0]`, or RFC 6874's `%25eth0`; or RFC 3986's IPvFuture `[v1.x]`), or a reg-name, then digits.
  */
 const HOST_VALUE =
-  /^(?:\[(?:[0-9A-Fa-f:.]+(?:%[A-Za-z0-9\-._~%]+)?|[vV][0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+)\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::\d*)?$/;
+  /^(?:\[(?:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*(?:%[A-Za-z0-9\-._~%]+)?|[vV][0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+)\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::\d*)?$/;
 
 /** What is wrong with a request's head, as the status, error code and message of its refusal; undefined when nothing. */
 export interface HeadProblem {

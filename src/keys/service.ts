@@ -393,12 +393,14 @@ export async function removeSigningKey(db: Db, kid: string, now: Date): Promise<
       throw new SigningKeyRemovalError('signing', `${kid} is the key that signs now: run sat keys rotate --now first, then remove it`);
     }
     const tooSoon = (until: number, what: string) =>
-      new SigningKeyRemovalError('too_soon', `${kid} ${what}: instances whose clocks differ by seconds may still sign with it; try again in ${Math.ceil((until - now.getTime()) / 1000)} s`);
+      new SigningKeyRemovalError('too_soon', `${kid} ${what}; try again in ${Math.ceil((until - now.getTime()) / 1000)} s`);
     if (signer && signerAt(rows, new Date(now.getTime() - KEY_SWITCH_SKEW_MS))?.kid === kid) {
-      throw tooSoon(startsSigning(signer) + KEY_SWITCH_SKEW_MS, 'stopped signing a moment ago');
+      throw tooSoon(startsSigning(signer) + KEY_SWITCH_SKEW_MS, 'stopped signing a moment ago: instances whose clocks lag by seconds may still sign with it');
     }
     const from = row.not_before.getTime();
-    if (from > now.getTime() && from <= now.getTime() + KEY_SWITCH_SKEW_MS) throw tooSoon(from + KEY_SWITCH_SKEW_MS, 'starts signing in a moment');
+    if (from > now.getTime() && from <= now.getTime() + KEY_SWITCH_SKEW_MS) {
+      throw tooSoon(from + KEY_SWITCH_SKEW_MS, 'starts signing in a moment: instances whose clocks run ahead by seconds may already sign with it');
+    }
     await trx('signing_keys').where({ kid }).delete();
     return { kid, alg: row.alg, was: row.not_before.getTime() > now.getTime() ? 'pending' : 'retiring' };
   });

@@ -210,9 +210,17 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
     lastReloadError = 0;
     if (next.fingerprint === keySet.fingerprint) return false;
     current = await build(next);
+    // Keys that left the set (pruned, or deleted by `sat keys remove`) are named: an incident's removal shows here.
+    const kept = new Set(next.publicKeys.map((k) => k.kid));
+    const removed = keySet.publicKeys.map((k) => k.kid).filter((kid): kid is string => typeof kid === 'string' && !kept.has(kid));
     keySet = next;
     jwks = prepareJwks(keySet.publicKeys);
-    deps.log.info('signing keys reloaded', { signing_kid: keySet.signingKid, signing_alg: keySet.signingAlg, published: keySet.keys.length });
+    deps.log.info('signing keys reloaded', {
+      signing_kid: keySet.signingKid,
+      signing_alg: keySet.signingAlg,
+      published: keySet.keys.length,
+      ...(removed.length > 0 ? { removed } : {}),
+    });
     return true;
   };
 

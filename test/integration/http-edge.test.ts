@@ -338,6 +338,7 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
         ['GET /jwks HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n', 'The request has more than one Host header.'],
         ['GET /jwks HTTP/1.1\r\nHost: [\r\n', 'The Host header is not a valid host name and port.'],
         ['GET /jwks HTTP/1.1\r\nHost: x:abc\r\n', 'The Host header is not a valid host name and port.'],
+        ['GET /jwks HTTP/1.1\r\nHost: [1.2.3.4]\r\n', 'The Host header is not a valid host name and port.'], // brackets hold IPv6 only
         ['GET /admin/api/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n', 'The request has more than one Authorization header.'],
         ['POST /admin/api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Type: text/plain\r\n', 'The request has more than one Content-Type header.'],
       ];

@@ -213,6 +213,8 @@ describe.each(testDatabases())('signing-key rotation on %s', (kind) => {
       await server.oauth.reloadKeys(); // what every instance's 2 s reload does
     }
     expect(await jwksKids()).not.toContain(leakedKid);
+    const reloads = server.logLines.map((l) => JSON.parse(l) as { msg?: string; removed?: string[] }).filter((l) => l.msg === 'signing keys reloaded');
+    expect(reloads.filter((l) => l.removed?.includes(leakedKid))).toHaveLength(1); // named in the reload's line
     expect(await introspect(leaked)).toBe(false);
     expect(await introspect(await accessToken(t.client_id, t.client_secret))).toBe(true); // the new key's tokens
 
