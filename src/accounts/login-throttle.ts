@@ -95,20 +95,21 @@ export async function registerAddressCall(
 }
 
 /**
- * After a successful sign-in: the email's failures are forgotten (SPEC: success resets it) and the address
- * gets this attempt back, so administrators signing in from one office address do not use up its allowance.
- */
-/**
  * Gives back the one attempt registerAttempt counted against each of `keys`, for an attempt that was not a wrong
- * password (the server could not finish it): the counts go down by one, never below 0, and nothing else changes.
+ * password (the server could not finish it, or the account's lockout refused it unchecked): the counts go down by
+ * one, never below 0, and nothing else changes.
  */
 export async function giveBackAttempt(db: Db, keys: string[]): Promise<void> {
   await db('login_throttle').whereIn('key', keys).update({ failures: db.raw('greatest(failures - 1, 0)') });
 }
 
+/**
+ * After a successful sign-in: the email's failures are forgotten (SPEC: success resets it) and the address
+ * gets this attempt back, so administrators signing in from one office address do not use up its allowance.
+ */
 export async function forgiveAttempt(db: Db, email: string, address: string): Promise<void> {
   await db('login_throttle').where({ key: email }).delete();
-  await db('login_throttle').where({ key: address }).update({ failures: db.raw('greatest(failures - 1, 0)') });
+  await giveBackAttempt(db, [address]);
 }
 
 /**

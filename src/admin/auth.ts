@@ -4,6 +4,7 @@ import { isForeignKeyViolation } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import type { Actor } from '../tokens/index.js';
+import { issuerPath } from '../config/index.js';
 
 export const SESSION_COOKIE = 'sat_session';
 export const CSRF_HEADER = 'X-CSRF-Token';
@@ -34,7 +35,7 @@ function secureCookies(ctx: Context, deps: Deps): boolean {
  * two deployments on one host (`/sat`, `/sat-staging`) keep theirs apart; `/` for an ISSUER without a path.
  */
 export function sessionCookiePath(issuer: string): string {
-  return new URL(issuer).pathname.replace(/\/+$/, '') || '/';
+  return issuerPath(issuer) || '/';
 }
 
 /** The session cookie through koa's ctx.cookies: HttpOnly, SameSite=Strict, Path=ISSUER's path, Secure over https. */

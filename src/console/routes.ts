@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import Router from '@koa/router';
 import type { Context } from 'koa';
-import { packageRoot } from '../config/index.js';
+import { issuerPath, packageRoot } from '../config/index.js';
 import type { Deps } from '../deps.js';
 
 /**
@@ -80,7 +80,7 @@ const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '
  * without a proxy the server answers under that path too (src/http/common.ts).
  */
 export function consoleBasePath(issuer: string): string {
-  return new URL(issuer).pathname.replace(/\/+$/, '');
+  return issuerPath(issuer);
 }
 
 /**

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
+import { issuerPath } from '../config/index.js';
 
 /** Tags each request with an id (kept from a sane X-Request-Id header, else new) and echoes it back. */
 export const requestId: Middleware = async (ctx, next) => {
@@ -56,7 +57,7 @@ export function unmappedAddress(ip: string): string {
  * without it; `ctx.originalUrl` keeps what was asked. An ISSUER without a path: undefined (no middleware).
  */
 export function servedUnderIssuerPath(issuer: string): Middleware | undefined {
-  const prefix = new URL(issuer).pathname.replace(/\/+$/, '');
+  const prefix = issuerPath(issuer);
   if (prefix === '') return undefined; // nothing to route: no middleware on every request
   const insertedWellKnown = `${OAUTH_METADATA_PATH}${prefix}`;
   return async (ctx, next) => {

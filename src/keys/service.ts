@@ -136,13 +136,7 @@ export class KeyRing {
    * `sat keys rotate --now --drop-unreadable` keeps (docs/keys.md).
    */
   canOpen(row: SigningKeyRow): boolean {
-    try {
-      this.#open(row);
-      return true;
-    } catch (err) {
-      if (err instanceof KeyEncryptionError) return false;
-      throw err;
-    }
+    return succeeds(() => this.#open(row));
   }
 
   /**
@@ -151,13 +145,7 @@ export class KeyRing {
    * backup's keys, checked before a restore).
    */
   hasKekOf(row: Pick<SigningKeyRow, 'kid' | 'kek_id'>): boolean {
-    try {
-      this.#kekFor(row);
-      return true;
-    } catch (err) {
-      if (err instanceof KeyEncryptionError) return false;
-      throw err;
-    }
+    return succeeds(() => this.#kekFor(row));
   }
 
   /** The private JWK of a row: opened (AES-256-GCM) or, for a plaintext row, read; once per kid. Throws KeyEncryptionError. */
@@ -357,6 +345,17 @@ export async function rotateSigningKey(
     await trx('signing_keys').insert(toInsert(row));
     return { kid: row.kid, signsFrom, dropped, unreadable };
   });
+}
+
+/** True when `step` runs without a KeyEncryptionError, false when it throws one; any other error propagates. */
+function succeeds(step: () => unknown): boolean {
+  try {
+    step();
+    return true;
+  } catch (err) {
+    if (err instanceof KeyEncryptionError) return false;
+    throw err;
+  }
 }
 
 /** Why `removeSigningKey` refused: no such key, the key that signs now, or one that signed or signs within seconds. */

@@ -1,6 +1,7 @@
 // The OAuth 2.0 edge: oidc-provider configured for client credentials, its keys, and what it does not do for us.
 import type { Middleware } from 'koa';
 import type { Deps } from '../deps.js';
+import { issuerPath } from '../config/index.js';
 import { isDatabaseUnavailable, noteDatabaseOutage } from '../db/index.js';
 import {
   KeyEncryptionError,
@@ -49,7 +50,7 @@ const exposed = new Map<string, string[]>([
  * (http/client-error.ts).
  */
 export function oauthEndpointMatcher(issuer: string): (path: string) => boolean {
-  const prefix = new URL(issuer).pathname.replace(/\/+$/, '');
+  const prefix = issuerPath(issuer);
   return (path) => exposed.has(path) || (prefix !== '' && path.startsWith(`${prefix}/`) && exposed.has(path.slice(prefix.length)));
 }
 
