@@ -6,13 +6,10 @@ export {
   getToken,
   listTokens,
   revokeToken,
-  updateToken,
   lifecycleRules,
-  updateTokenCredentials,
   patchToken,
   DEFAULT_PAGE_SIZE,
   LEAKED_COUNT_DAYS,
-  EXPIRY_NOTICE_DAYS,
   type Actor,
   type GeneratedToken,
   type GeneratedKeyToken,
@@ -36,7 +33,6 @@ export {
 export { isQuietToken, recordUseOfQuietToken, revokeDormantTokens } from './dormant.js';
 export { normaliseNetwork, isAddressAllowed, MAX_ALLOWED_IPS } from './networks.js';
 export { findTokenByClientId, deleteToken } from './queries.js';
-export { updateTokenCredentialsBody, type UpdateTokenCredentialsInput } from './schemas.js';
 export { rowJwks, toTokenResource, tokenStatus, isExpiring, isDormant, type TokenResource, type LifecycleRules } from './resource.js';
 export {
   CLIENT_ID_PREFIX,

@@ -70,9 +70,12 @@ export function findTokenById(db: Db, organisationId: string, id: string): Promi
   return withCreator(db).where({ 't.organisation_id': organisationId, 't.id': id }).first();
 }
 
-/** The token row, locked until the transaction ends (PATCH reads, checks and writes it). */
-export function lockTokenById(trx: Db, organisationId: string, id: string): Promise<TokenRow | undefined> {
-  return trx<TokenRow>('tokens').where({ organisation_id: organisationId, id }).forUpdate().first() as Promise<TokenRow | undefined>;
+/**
+ * The token row with its creator's address, locked until the transaction ends (PATCH and rotation read, check and
+ * write it); undefined outside the organisation.
+ */
+export function lockTokenById(trx: Db, organisationId: string, id: string): Promise<TokenWithCreator | undefined> {
+  return withCreator(trx).where({ 't.organisation_id': organisationId, 't.id': id }).forUpdate('t').first() as Promise<TokenWithCreator | undefined>;
 }
 
 export type TokenChanges = Partial<Pick<TokenRow, 'name' | 'services' | 'allowed_ips' | 'max_tokens_per_hour'>>;

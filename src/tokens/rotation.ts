@@ -9,7 +9,7 @@ import { queueSecretRotatedMail } from '../mail/index.js';
 import { generateClientSecret, hashSecret } from './credentials.js';
 import * as q from './queries.js';
 import type { TokenResource } from './resource.js';
-import { resourceOf, type Actor, type RequestMeta } from './service.js';
+import { lockLiveToken, resourceOf, type Actor, type RequestMeta } from './service.js';
 
 /** Body of POST /admin/api/tokens/{id}/rotate. */
 export const rotateSecretBody = z
@@ -45,17 +45,12 @@ export class NoSecretToRotate extends AppError {
   }
 }
 
-/** The token row, locked for the rest of the transaction; not_found outside the actor's organisation or expired. */
+/**
+ * The token row, locked for the rest of the transaction (lockLiveToken: 404 outside the actor's organisation, 409
+ * conflict when expired); 409 NoSecretToRotate for a private_key_jwt token.
+ */
 async function lockToken(trx: Db, actor: Actor, id: string, now: Date): Promise<q.TokenWithCreator> {
-  if (!isUuid(id)) throw notFound();
-  const row = (await trx('tokens as t')
-    .leftJoin('admins as a', 'a.id', 't.created_by')
-    .select('t.*', 'a.email as creator_email')
-    .where({ 't.organisation_id': actor.organisation_id, 't.id': id })
-    .forUpdate('t')
-    .first()) as q.TokenWithCreator | undefined;
-  if (!row) throw notFound();
-  if (row.expires_at.getTime() <= now.getTime()) throw new AppError('conflict', 'This token has expired; its secrets cannot change.');
+  const row = await lockLiveToken(trx, actor, id, now);
   // SPEC Part 2 "private_key_jwt": secret rotation does not apply (409); the keys are replaced by PATCH instead.
   if (row.auth_method === 'private_key_jwt' || row.secret_hash === null) throw new NoSecretToRotate();
   return row;

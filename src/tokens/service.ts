@@ -74,6 +74,20 @@ function checkServices(deps: Pick<Deps, 'config'>, services: string[]): string[]
 
 const notFound = () => new AppError('not_found', 'No such token.');
 
+/**
+ * The actor's token `id`, with its creator's address, locked (`FOR UPDATE`) for the rest of the transaction: what
+ * every change of a token (PATCH, rotate, retire) reads before it checks and writes. Errors: 404 not_found for a
+ * malformed or unknown id, a revoked token or another organisation's; 409 conflict for an expired token (it can no
+ * longer be used, so changing it means nothing).
+ */
+export async function lockLiveToken(trx: Db, actor: Actor, id: string, now: Date): Promise<q.TokenWithCreator> {
+  if (!isUuid(id)) throw notFound();
+  const row = await q.lockTokenById(trx, actor.organisation_id, id);
+  if (!row) throw notFound();
+  if (row.expires_at.getTime() <= now.getTime()) throw new AppError('conflict', 'This token has expired: it can no longer be used or changed.');
+  return row;
+}
+
 /** The day counts behind a resource's `expiring` and `dormant`. */
 export function lifecycleRules(deps: Pick<Deps, 'config'>): LifecycleRules {
   return { expiringSoonDays: deps.config.expiringSoonDays, dormantAfterDays: deps.config.dormantAfterDays };
@@ -276,26 +290,6 @@ export async function resourceOf(deps: Deps, row: TokenRow & { creator_email?: s
 }
 
 /**
- * The sender-constraint part of PATCH /admin/api/tokens/{id} (SPEC Part 2 "Sender-constrained and secretless
- * tokens"): `jwks` replaces every public key of a `private_key_jwt` token (validated as on generate; for a rotation,
- * register old and new key together, then the new one alone); `require_dpop` turns the DPoP requirement on or off.
- * The next token request sees the change (the row is read on each). Errors: 404 not_found (other organisation or
- * unknown id), 400 validation_failed (`jwks` on a client-secret token, bad keys). Audit `token.updated`.
- */
-export async function updateTokenCredentials(
-  deps: Deps,
-  actor: Actor,
-  id: string,
-  input: UpdateTokenCredentialsInput,
-  meta: RequestMeta = {},
-): Promise<TokenResource> {
-  if (!isUuid(id)) throw notFound();
-  const now = deps.clock();
-  const row = await deps.db.knex.transaction((trx) => changeTokenCredentials(trx, actor, id, input, now, meta));
-  return toTokenResource(row, now, lifecycleRules(deps));
-}
-
-/**
  * Records `token.updated` for `row` as changed by `actor`: `details` maps each changed field to `{old, new}` (the
  * audit log's `details.changes`, SPEC "Audit"). Shared by the lifecycle and the credential changes of PATCH.
  */
@@ -321,7 +315,12 @@ function sameKeys(a: readonly object[], b: readonly object[]): boolean {
 }
 
 /**
- * updateTokenCredentials inside the caller's transaction: the row as it is after the change. What changes is
+ * The sender-constraint part of PATCH /admin/api/tokens/{id} (SPEC Part 2 "Sender-constrained and secretless
+ * tokens"), inside the caller's transaction: `jwks` replaces every public key of a `private_key_jwt` token (validated
+ * as on generate; for a rotation, register old and new key together, then the new one alone); `require_dpop` turns
+ * the DPoP requirement on or off. The next token request sees the change (the row is read on each). Errors: 404
+ * not_found (other organisation or unknown id), 409 conflict (expired), 400 validation_failed (`jwks` on a
+ * client-secret token). Returns the row as it is after the change. What changes is
  * written and recorded as `token.updated` with `details.changes` (as the other fields' edits): `require_dpop` old →
  * new, and for new public keys `jwk_thumbprints` old → new (RFC 7638, never the keys). Nothing changes (the same
  * keys, the same `require_dpop`): no write, no event.
@@ -335,8 +334,7 @@ async function changeTokenCredentials(
   meta: RequestMeta,
 ): Promise<q.TokenWithCreator> {
   const jwks = keysOf(input);
-  const before = await q.findTokenById(trx, actor.organisation_id, id);
-  if (!before) throw notFound();
+  const before = await lockLiveToken(trx, actor, id, now);
   if (jwks !== undefined && before.auth_method !== 'private_key_jwt') {
     throw validationFailed('jwks', 'this token authenticates with a client secret: it has no public keys to replace');
   }
@@ -488,36 +486,14 @@ export async function revokeToken(deps: Deps, actor: Actor, id: string, meta: Re
   });
 }
 
-/** SPEC "Email": the former single notice's threshold; now one of `expiryReminderDays` (tokens/reminders.ts). */
-export const EXPIRY_NOTICE_DAYS = 7;
 /**
- * PATCH /admin/api/tokens/{id} (SPEC "Network and rate limits per token"): changes name, services, allowed_ips
- * and max_tokens_per_hour, in one transaction with the audit event `token.updated` (the changed fields' old and new
- * values). Services obey the catalogue and the organisation policy. The client is read on every token request, so
- * the next access token carries the new services; access tokens already issued keep theirs.
- * Errors: 404 for an unknown, revoked or other organisation's token; 409 conflict for an expired one (it can no
- * longer be used, so changing it means nothing); 409 name_taken; 400 validation_failed.
+ * The lifecycle part of PATCH /admin/api/tokens/{id} (SPEC "Network and rate limits per token"), inside the caller's
+ * transaction: changes name, services (already checked against the catalogue), allowed_ips and max_tokens_per_hour,
+ * with the audit event `token.updated` (the changed fields' old and new values). Services obey the organisation
+ * policy. The client is read on every token request, so the next access token carries the new services; access
+ * tokens already issued keep theirs. Errors: 404 for an unknown, revoked or other organisation's token; 409 conflict
+ * for an expired one; 409 name_taken; 400 validation_failed.
  */
-export async function updateToken(
-  deps: Deps,
-  actor: Actor,
-  id: string,
-  input: UpdateTokenInput,
-  meta: RequestMeta = {},
-): Promise<TokenResource> {
-  if (!isUuid(id)) throw notFound();
-  const now = deps.clock();
-  const services = input.services === undefined ? undefined : checkServices(deps, input.services);
-  try {
-    const row = await deps.db.knex.transaction((trx) => changeTokenLifecycle(trx, deps, actor, id, input, services, now, meta));
-    return await decorate(deps, row, now);
-  } catch (err) {
-    if (input.name !== undefined && isUniqueViolation(err, 'tokens_org_name_uq')) throw nameTaken(input.name);
-    throw err;
-  }
-}
-
-/** updateToken inside the caller's transaction (`services` already checked against the catalogue). */
 async function changeTokenLifecycle(
   trx: Db,
   deps: Deps,
@@ -529,11 +505,7 @@ async function changeTokenLifecycle(
   meta: RequestMeta,
 ): Promise<TokenRow> {
   if (!(await lockOrganisation(trx, actor.organisation_id))) throw notFound();
-  const current = await q.lockTokenById(trx, actor.organisation_id, id);
-  if (!current) throw notFound();
-  if (current.expires_at.getTime() <= now.getTime()) {
-    throw new AppError('conflict', 'This token has expired: it can no longer be used or changed.');
-  }
+  const current = await lockLiveToken(trx, actor, id, now);
   if (services !== undefined) checkPolicyServices(await findEffectivePolicy(trx, actor.organisation_id, deps.config), services);
 
   const wanted: q.TokenChanges = {

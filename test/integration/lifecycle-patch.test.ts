@@ -235,6 +235,16 @@ describe.each(testDatabases())('PATCH /admin/api/tokens/{id} on %s', (kind) => {
     const res = await api('PATCH', `/tokens/${t.id}`, { name: 'renamed' });
     expect(res.status).toBe(409);
     expect(res.body.error).toBe('conflict');
+    // The sender-constraint fields too, alone or with the others: nothing changes, no event is written.
+    for (const body of [{ require_dpop: true }, { require_dpop: true, name: 'renamed' }]) {
+      const again = await api('PATCH', `/tokens/${t.id}`, body);
+      expect(again.status).toBe(409);
+      expect(again.body.error).toBe('conflict');
+    }
+    const after = await api('GET', `/tokens/${t.id}`);
+    expect(after.body).toMatchObject({ require_dpop: false, status: 'expired', name: t.name });
+    const events = await api('GET', `/audit?token_id=${t.id}`);
+    expect((events.body.items as Array<{ action: string }>).map((e) => e.action)).toEqual(['token.generated']);
   });
 
   it('needs a session, and the CSRF header with the session cookie', async () => {

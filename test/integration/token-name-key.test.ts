@@ -8,7 +8,7 @@ import { loadConfig } from '../../src/config/index.js';
 import { openDb } from '../../src/db/index.js';
 import { createLogger } from '../../src/log.js';
 import { generateClientId } from '../../src/tokens/credentials.js';
-import { generateToken, generateTokenBody, listTokens, updateToken } from '../../src/tokens/index.js';
+import { generateToken, generateTokenBody, listTokens, patchToken } from '../../src/tokens/index.js';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { makeAdmin } from '../support/fixtures.js';
@@ -242,7 +242,7 @@ describe.each(testDatabases())('migration 0120 on %s', (kind) => {
     // This version keys what it writes, and a rename by it keys the name again.
     const made = await generate('Fresh \uff2eame');
     expect(await knex('tokens').where({ id: made.id }).first()).toMatchObject({ name_key: 'fresh name' });
-    await updateToken(server!.deps, actor, ss.id, { name: 'Billing 2' });
+    await patchToken(server!.deps, actor, ss.id, { name: 'Billing 2' });
     expect(await knex('tokens').where({ id: ss.id }).first()).toMatchObject({ name: 'Billing 2', name_key: 'billing 2' });
   });
 
