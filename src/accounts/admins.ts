@@ -145,11 +145,28 @@ export async function acceptInvitation(deps: Deps, input: AcceptInvitationInput,
         email: invitation.email,
         password_hash: passwordHash,
       });
-      // Invitations to the same person from other organisations are void now: one identity per administrator.
-      await trx('admin_one_time_tokens')
+      // Invitations to the same person from other organisations are void now: one identity per administrator. Their
+      // mails not gone out yet are dropped (their links no longer work), and each organisation's log says where its
+      // pending invitation went.
+      const voided = (await trx('admin_one_time_tokens')
         .where({ purpose: 'invitation', email_key: normaliseEmail(invitation.email) })
         .whereNull('used_at')
-        .delete();
+        .delete()
+        .returning(['email', 'created_at', 'organisation_id', 'expires_at'])) as Array<{ email: string; created_at: Date; organisation_id: string; expires_at: Date }>;
+      for (const other of voided) {
+        await dropUnsentInvitationMail(trx, other);
+        if (other.expires_at.getTime() <= now.getTime()) continue; // already expired: it was no longer pending
+        await recordAudit(trx, {
+          organisation_id: other.organisation_id,
+          actor_id: null,
+          actor_email: 'server', // no administrator did it (docs/admin-api.md "Audit log": actors)
+          action: 'admin.invitation_withdrawn',
+          ip: null,
+          created_at: now,
+          subject_admin: { id: null, email: other.email },
+          details: { reason: 'the address became an administrator of another organisation' },
+        });
+      }
       const session = await createSession(trx, deps, admin, meta, now);
       await recordAudit(trx, {
         organisation_id: organisation.id,

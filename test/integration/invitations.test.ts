@@ -245,4 +245,37 @@ describe.each(testDatabases())('the mail of a withdrawn invitation on %s', (kind
     expect(smtp.to(viaB)).toEqual([]);
     expect(await server.deps.db.knex('mail_outbox').whereIn('recipient', [typo, viaB])).toEqual([]);
   });
+
+  it("is dropped, and the other organisation's log says why, when the invitee accepts another organisation's invitation", async () => {
+    const invitee = `${uniq('wanted')}@example.com`;
+    const orgs = await Promise.all([makeAdmin(server.deps), makeAdmin(server.deps)]);
+    const [a, b] = await Promise.all(orgs.map(async (admin) => ({ admin, token: (await signIn(server, admin.email, admin.password, freshIp())).token })));
+    const api = (as: { token: string }, method: string, path: string, json?: unknown) =>
+      call(server, method, path, { token: as.token, headers: { 'x-forwarded-for': freshIp() }, ...(json === undefined ? {} : { json }) });
+    expect((await api(a!, 'POST', '/admins', { email: invitee })).status).toBe(201);
+    expect((await api(b!, 'POST', '/admins', { email: invitee })).status).toBe(201);
+    // B's link, read from its mail still in the outbox (delivery runs only when the test says so).
+    const mails = (await server.deps.db.knex('mail_outbox').where({ recipient: invitee }).orderBy('created_at')) as Array<{ text_body: string }>;
+    expect(mails).toHaveLength(2);
+    const link = decodeURIComponent(/\/admin#\/invite\?token=([A-Za-z0-9_%-]+)/.exec(mails[1]!.text_body)![1]!);
+    const accepted = await call(server, 'POST', '/invitations/accept', { json: { token: link, password: 'a-good-password' }, headers: { 'x-forwarded-for': freshIp() } });
+    expect(accepted.status).toBe(200);
+
+    await server.runJob('deliver-mail');
+    await smtp.waitFor(() => smtp.to(invitee).length >= 1);
+    expect(smtp.to(invitee)).toHaveLength(1); // B's; A's link no longer works, so its mail never went
+    expect(await server.deps.db.knex('mail_outbox').where({ recipient: invitee })).toHaveLength(1);
+    expect((await api(a!, 'GET', '/invitations')).body.items).toEqual([]);
+    const events = (await api(a!, 'GET', '/audit?limit=5')).body.items as Array<Record<string, unknown>>;
+    expect(events[0]).toMatchObject({
+      action: 'admin.invitation_withdrawn',
+      actor_id: null,
+      actor_email: 'server',
+      subject_admin: { id: null, email: invitee },
+      details: { reason: 'the address became an administrator of another organisation' },
+    });
+    // B's log has the acceptance, not a withdrawal.
+    const bEvents = (await api(b!, 'GET', '/audit?limit=5')).body.items as Array<{ action: string }>;
+    expect(bEvents.map((e) => e.action)).not.toContain('admin.invitation_withdrawn');
+  });
 });
