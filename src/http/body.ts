@@ -13,8 +13,8 @@ export class BodyReadError extends Error {
 }
 
 /**
- * The one body reader of the server (raw-body), used by the admin API's JSON reader and the OAuth form reader,
- * each with its own limit and error shape. Checks the declared Content-Length against `limit` before reading and
+ * The one body reader of the server (raw-body), used by the JSON reader (admin API, secret scanning, public
+ * revocation) and the OAuth form reader, each with its own limit and error shape. Checks the declared Content-Length against `limit` before reading and
  * the bytes while reading; on `too_large` the connection is marked to close (the rest is not read).
  */
 export async function readRawBody(ctx: Context, limit: number): Promise<Buffer> {

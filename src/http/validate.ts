@@ -22,9 +22,35 @@ export function refuseContentEncoding(ctx: Context): void {
   throw new AppError('unsupported_media_type', contentEncodingMessage(encoding), undefined, { 'Accept-Encoding': 'identity' });
 }
 
-function tooLarge(ctx: Context): AppError {
+function tooLarge(ctx: Context, limit: number): AppError {
   ctx.set('Connection', 'close'); // the rest of the body is not read; do not reuse the connection
-  return new AppError('payload_too_large', 'The request body is larger than 1 MB.');
+  const size = limit % (1024 * 1024) === 0 ? `${limit / (1024 * 1024)} MB` : limit % 1024 === 0 ? `${limit / 1024} KB` : `${limit} bytes`;
+  return new AppError('payload_too_large', `The request body is larger than ${size}.`);
+}
+
+/**
+ * The request body's bytes, at most `limit` (http/body.ts readRawBody): 413 `payload_too_large` when larger (from
+ * Content-Length before reading, or while reading; the connection then closes), 400 `invalid_json` when it cannot be
+ * read (cut short, not matching its Content-Length). For a JSON endpoint that needs the raw bytes (a signature over
+ * them) before parsing them with parseJsonBody.
+ */
+export async function readJsonBodyBytes(ctx: Context, limit: number): Promise<Buffer> {
+  if (Number(ctx.get('content-length') || 0) > limit) throw tooLarge(ctx, limit);
+  try {
+    return await readRawBody(ctx, limit);
+  } catch (err) {
+    if (err instanceof BodyReadError && err.reason === 'too_large') throw tooLarge(ctx, limit);
+    throw new AppError('invalid_json', 'The request body could not be read.');
+  }
+}
+
+/** A JSON body's bytes (strict UTF-8, RFC 8259 §8.1) as a value; 400 `invalid_json` when they are not. */
+export function parseJsonBody(raw: Buffer): unknown {
+  try {
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(raw));
+  } catch {
+    throw new AppError('invalid_json', 'The request body is not valid JSON.');
+  }
 }
 
 /**
@@ -51,22 +77,7 @@ export function jsonBody(limit = MAX_JSON_BODY_BYTES): Middleware {
     if (!hasBody(ctx)) return next();
     refuseContentEncoding(ctx);
     refuseNonJsonBody(ctx);
-    const declared = Number(ctx.get('content-length') || 0);
-    if (declared > limit) throw tooLarge(ctx);
-    let raw: Buffer;
-    try {
-      raw = await readRawBody(ctx, limit);
-    } catch (err) {
-      if (err instanceof BodyReadError && err.reason === 'too_large') throw tooLarge(ctx);
-      throw new AppError('invalid_json', 'The request body could not be read.');
-    }
-    let value: unknown;
-    try {
-      value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(raw));
-    } catch {
-      throw new AppError('invalid_json', 'The request body is not valid JSON.');
-    }
-    ctx.state.body = value;
+    ctx.state.body = parseJsonBody(await readJsonBodyBytes(ctx, limit));
     await next();
   };
 }

@@ -56,7 +56,7 @@ export function parseScanningKeys(file: string, text: string, log?: Logger): Map
 /**
  * The keys file, read at start (a missing or malformed file stops the server: ScanningKeysError) and read again
  * whenever its modification time or size changes, so a refreshed file takes effect without a restart. A refresh that
- * is unreadable or malformed is logged and the previous keys stay in use.
+ * is unreadable or malformed is logged once (until the file changes again) and the previous keys stay in use.
  */
 export class ScanningKeys {
   private keys: Map<string, KeyObject>;
@@ -87,14 +87,25 @@ export class ScanningKeys {
     }
   }
 
+  /** The stamp of a refresh that failed: warned about once, tried again only when the file changes again. */
+  private failedStamp: string | undefined;
+
   private refresh(): void {
+    let stamp: string;
     try {
-      const stamp = this.stat();
-      if (stamp === this.stamp) return;
+      stamp = this.stat();
+    } catch (err) {
+      stamp = `unreadable:${(err as Error).message}`;
+    }
+    if (stamp === this.stamp || stamp === this.failedStamp) return;
+    try {
       this.keys = parseScanningKeys(this.file, this.read(), this.log);
       this.stamp = stamp;
+      this.failedStamp = undefined;
       this.log.info('secret-scanning keys reloaded', { file: this.file, keys: [...this.keys.keys()] });
     } catch (err) {
+      // Once per change of the file, not on every request that carries the headers (anyone can send those).
+      this.failedStamp = stamp;
       this.log.warn('secret-scanning keys not reloaded; the previous ones stay in use', { err });
     }
   }

@@ -8,7 +8,7 @@ import { AppError } from '../errors.js';
 import { noteInAccessLog } from '../http/access-log.js';
 import { addressBucket } from '../address.js';
 import { AddressRateLimiter } from '../http/address-limiter.js';
-import { issuesToDetails, refuseContentEncoding, refuseNonJsonBody } from '../http/validate.js';
+import { issuesToDetails, parseJsonBody, readJsonBodyBytes, refuseContentEncoding, refuseNonJsonBody } from '../http/validate.js';
 import { reportLeakedSecrets, type LeakReport } from '../tokens/index.js';
 import { ScanningKeys } from './keys.js';
 
@@ -26,31 +26,6 @@ export const PUBLIC_REVOKE_CALLS_PER_MINUTE = 10;
 const KEY_ID_HEADER = 'github-public-key-identifier';
 const SIGNATURE_HEADER = 'github-public-key-signature';
 
-/** The request body, at most `limit` bytes (413 from Content-Length before reading, or while reading). */
-async function readRawBody(ctx: Context, limit: number): Promise<Buffer> {
-  const tooLarge = () => {
-    ctx.set('Connection', 'close'); // the rest of the body is not read; do not reuse the connection
-    return new AppError('payload_too_large', `The request body is larger than ${limit} bytes.`);
-  };
-  if (Number(ctx.get('content-length') || 0) > limit) throw tooLarge();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw tooLarge();
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
-}
-
-function parseJson(body: Buffer): unknown {
-  try {
-    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body));
-  } catch {
-    throw new AppError('invalid_json', 'The request body is not valid JSON.');
-  }
-}
-
 function validate<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
   const result = schema.safeParse(input);
   if (!result.success) throw new AppError('validation_failed', 'The request is not valid.', issuesToDetails(result.error, input));
@@ -62,9 +37,11 @@ const alertsBody = z
   .array(
     z.object({
       token: z.string().max(1_000),
-      type: z.string().max(200),
-      url: z.string().max(4_096).nullish(),
-      source: z.string().max(200).nullish(),
+      // No length limit on the descriptive fields (the body's 1 MB bounds them): one long URL must not refuse, and
+      // so lose, every alert of a signed batch. What is stored is cut to a length (storable).
+      type: z.string(),
+      url: z.string().nullish(),
+      source: z.string().nullish(),
     }),
   )
   .max(MAX_ALERTS);
@@ -76,16 +53,26 @@ const publicRevokeBody = z
 /**
  * A signed alert's `url` or `source` as storable text that displays as written: control characters (PostgreSQL text
  * cannot hold NUL) and format characters (bidi controls such as U+202E, which would show `‮gnp.exe` as "exe.png" in
- * the audit log and mails) are dropped and lone surrogates become U+FFFD, rather than refusing, and so losing, a
- * genuine alert.
+ * the audit log and mails) are dropped, lone surrogates become U+FFFD, and text longer than `maxLength` is cut
+ * (ending in "…"), rather than refusing, and so losing, a genuine alert. Null for missing or empty text.
  */
-function storable(value: string | null | undefined): string | null {
+function storable(value: string | null | undefined, maxLength: number): string | null {
   if (!value) return null;
-  const text = value
+  let text = value
     .replace(/[\p{Cc}\p{Cf}]/gu, '')
     .replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+  if (text.length > maxLength) {
+    // Cut, marked with an ellipsis, never inside a surrogate pair.
+    text = text.slice(0, maxLength - 1);
+    if (/[\ud800-\udbff]$/.test(text)) text = text.slice(0, -1);
+    text += '\u2026';
+  }
   return text || null;
 }
+
+/** The longest `url` and `source` kept in the audit log and mails (longer ones are cut, not refused). */
+export const MAX_ALERT_URL_LENGTH = 4_096;
+export const MAX_ALERT_SOURCE_LENGTH = 200;
 
 const unsigned = () =>
   new AppError('unauthorized', `The alert must be signed: ${KEY_ID_HEADER} and ${SIGNATURE_HEADER} by a key of the configured keys file.`);
@@ -115,16 +102,26 @@ export function scanningRouter(deps: Deps, opened?: ScanningKeys): Router {
     const keyId = ctx.get(KEY_ID_HEADER);
     const signature = ctx.get(SIGNATURE_HEADER);
     if (!keyId || !signature || keyId.length > 512) throw unsigned();
+    if (!keys.has(keyId)) {
+      // No key to verify with: refused before the body is read (up to 1 MB that could only be thrown away).
+      noteInAccessLog(ctx, { refused: 'unknown_key', key_identifier: keyId });
+      ctx.set('Connection', 'close');
+      throw unsigned();
+    }
     refuseContentEncoding(ctx);
     refuseNonJsonBody(ctx); // GitHub sends application/json
-    const body = await readRawBody(ctx, MAX_ALERT_BODY_BYTES);
+    const body = await readJsonBodyBytes(ctx, MAX_ALERT_BODY_BYTES);
     if (!keys.verify(keyId, signature, body)) {
       // On the request's access-log line, not a line of its own: anyone can send these (SPEC Part 2, one short line).
       noteInAccessLog(ctx, { refused: 'bad_signature', key_identifier: keyId });
       throw unsigned();
     }
-    const alerts = validate(alertsBody, parseJson(body));
-    const reports: LeakReport[] = alerts.map((a) => ({ secret: a.token, url: storable(a.url), source: storable(a.source) ?? 'unknown' }));
+    const alerts = validate(alertsBody, parseJsonBody(body));
+    const reports: LeakReport[] = alerts.map((a) => ({
+      secret: a.token,
+      url: storable(a.url, MAX_ALERT_URL_LENGTH),
+      source: storable(a.source, MAX_ALERT_SOURCE_LENGTH) ?? 'unknown',
+    }));
     const labels = await reportLeakedSecrets(deps, reports, {
       reporter: 'secret-scanning',
       action: deps.config.secretScanningAction,
@@ -151,7 +148,7 @@ export function scanningRouter(deps: Deps, opened?: ScanningKeys): Router {
     if (!decision.allowed) throw refuse(decision.retryAfterSeconds);
     refuseContentEncoding(ctx);
     refuseNonJsonBody(ctx);
-    const { credentials } = validate(publicRevokeBody, parseJson(await readRawBody(ctx, MAX_REVOKE_BODY_BYTES)));
+    const { credentials } = validate(publicRevokeBody, parseJsonBody(await readJsonBodyBytes(ctx, MAX_REVOKE_BODY_BYTES)));
     // A report the database will act on also counts where every instance sees it: the limit is per address, not per
     // instance behind a load balancer (the count above spares the database a flood; malformed bodies cost none).
     const waitSeconds = await registerAddressCall(deps.db.knex, `report:${bucket}`, deps.clock(), deps.config.loginThrottle, 60, PUBLIC_REVOKE_CALLS_PER_MINUTE);

@@ -55,75 +55,97 @@ export async function reportLeakedSecrets(deps: Deps, reports: readonly LeakRepo
   const live = await q.findLiveTokensBySecretHashes(deps.db.knex, [...hashOf.values()], deps.clock());
   const unmatched = [...hashOf.values()].filter((h) => !live.has(h));
   const servers = await q.findResourceServersBySecretHashes(deps.db.knex, unmatched);
+  // The live secrets of one token are acted on together: a rotation's two secrets in one batch revoke the token once
+  // and are both true_positive, each with its own event (where it was found), in one mail.
+  const byToken = new Map<string, { row: q.TokenWithCreator; hits: LeakHit[] }>();
   const labels = new Map<string, LeakLabel>();
   for (const [secret, report] of firstReport) {
     const hash = hashOf.get(secret)!;
     const row = live.get(hash);
+    if (row) {
+      const group = byToken.get(row.id) ?? { row, hits: [] };
+      group.hits.push({ secret, hash, report });
+      byToken.set(row.id, group);
+      continue;
+    }
     const server = servers.get(hash);
-    const acted = row
-      ? await actOnLeak(deps, row, hash, report, options)
-      : server
-        ? await actOnResourceServerLeak(deps, server, report, options)
-        : false;
-    if (acted) labels.set(secret, 'true_positive');
+    if (server && (await actOnResourceServerLeak(deps, server, report, options))) labels.set(secret, 'true_positive');
+  }
+  for (const { row, hits } of byToken.values()) {
+    const acted = await actOnLeak(deps, row, hits, options);
+    for (const hit of acted) labels.set(hit.secret, 'true_positive');
   }
   return reports.map((r) => labels.get(r.secret) ?? 'false_positive');
 }
 
+/** A reported string that is a live secret of a token, with its hash and the first report that named it. */
+interface LeakHit {
+  secret: string;
+  hash: string;
+  report: LeakReport;
+}
+
 /** Which of the token's live secrets has the hash `hash` (the token's only one, or one of a rotation's two). */
-function whichSecret(row: q.TokenWithCreator, hash: string, now: Date): LeakedSecret {
+function whichSecret(row: q.TokenWithCreator, hash: string, now: Date): Exclude<LeakedSecret, 'both'> {
   if (row.prev_secret_hash === hash) return 'previous';
   const rotating = !!row.prev_secret_hash && !!row.prev_secret_expires_at && row.prev_secret_expires_at > now;
   return rotating ? 'current' : 'only';
 }
 
-/** Revokes or marks the token of a leaked secret, with its audit event and mails; false when the secret died meanwhile. */
-async function actOnLeak(deps: Deps, row: q.TokenWithCreator, hash: string, report: LeakReport, options: LeakReportOptions): Promise<boolean> {
+/**
+ * Revokes or marks the token of leaked secrets (one, or both of a rotation), with a `token.leaked` event per secret
+ * (its URL and source) and one mail to every administrator; returns the hits acted on, none when every secret died
+ * meanwhile (revoked or retired in between).
+ */
+async function actOnLeak(deps: Deps, row: q.TokenWithCreator, hits: readonly LeakHit[], options: LeakReportOptions): Promise<LeakHit[]> {
   const now = deps.clock();
   const action = options.action === 'revoke' ? 'revoked' : 'notified';
-  const leakedSecret = whichSecret(row, hash, now);
   const acted = await deps.db.knex.transaction(async (trx) => {
-    // Deleting is revoking (SPEC rule 6), as in revokeToken. Nothing to delete or mark: revoked, or the secret
+    // Deleting is revoking (SPEC rule 6), as in revokeToken. Nothing to delete or mark: revoked, or the secrets
     // retired, in between.
-    const present =
-      options.action === 'revoke'
-        ? (await q.deleteTokenHoldingSecret(trx, row.organisation_id, row.id, hash)) !== undefined
-        : await q.markTokenLeaked(trx, row.id, hash, now);
-    if (!present) return false;
-    await recordAudit(trx, {
-      organisation_id: row.organisation_id,
-      actor_id: null,
-      actor_email: ACTOR[options.reporter],
-      action: 'token.leaked',
-      token_id: row.id,
-      token_name: row.name,
-      client_id: row.client_id,
-      ip: options.ip,
-      created_at: now,
-      leak: { url: report.url, source: report.source, action },
-    });
+    let present: LeakHit[] = [];
+    if (options.action === 'revoke') {
+      const deleted = await q.deleteTokenHoldingSecret(trx, row.organisation_id, row.id, hits.map((h) => h.hash));
+      if (deleted) present = hits.filter((h) => h.hash === deleted.secret_hash || h.hash === deleted.prev_secret_hash);
+    } else {
+      for (const hit of hits) if (await q.markTokenLeaked(trx, row.id, hit.hash, now)) present.push(hit);
+    }
+    if (present.length === 0) return [];
+    for (const hit of present) {
+      await recordAudit(trx, {
+        organisation_id: row.organisation_id,
+        actor_id: null,
+        actor_email: ACTOR[options.reporter],
+        action: 'token.leaked',
+        token_id: row.id,
+        token_name: row.name,
+        client_id: row.client_id,
+        ip: options.ip,
+        created_at: now,
+        leak: { url: hit.report.url, source: hit.report.source, action },
+      });
+    }
     // MAIL: token leaked — to every administrator of the organisation, queued with the change it reports.
     await queueTokenLeakedMail(trx, deps, {
       token: toTokenResource(row, now),
       recipients: await q.listAdminEmails(trx, row.organisation_id),
       generatedBy: row.creator_email,
-      url: report.url,
-      source: report.source,
+      found: present.map((hit) => ({ url: hit.report.url, source: hit.report.source, secret: whichSecret(row, hit.hash, now) })),
       reporter: options.reporter,
       action,
       at: now,
-      leakedSecret,
     });
-    return true;
+    return present;
   });
-  if (acted) {
+  if (acted.length > 0) {
     deps.log.info('leaked secret reported', {
       reporter: options.reporter,
       action,
       organisation_id: row.organisation_id,
       token_id: row.id,
       client_id: row.client_id,
-      source: report.source,
+      source: acted.map((hit) => hit.report.source).join(', '),
+      secrets: acted.length,
     });
   }
   return acted;

@@ -355,14 +355,14 @@ export async function findIntrospectionRows(db: Db, query: IntrospectionQuery): 
 }
 
 /**
- * Deletes (revokes) the token `id` while `secretHash` is still one of its secrets, the current or the previous one:
- * a leak report acts on the secret it found. Undefined when the token is gone, or no longer has that secret (revoked,
- * or the secret retired, in between).
+ * Deletes (revokes) the token `id` while one of `secretHashes` is still one of its secrets, the current or the
+ * previous one: a leak report acts on the secrets it found. Undefined when the token is gone, or no longer has any of
+ * them (revoked, or the secrets retired, in between). The deleted row says which of them it still had.
  */
-export async function deleteTokenHoldingSecret(db: Db, organisationId: string, id: string, secretHash: string): Promise<TokenRow | undefined> {
+export async function deleteTokenHoldingSecret(db: Db, organisationId: string, id: string, secretHashes: readonly string[]): Promise<TokenRow | undefined> {
   const [row] = await db<TokenRow>('tokens')
     .where({ organisation_id: organisationId, id })
-    .andWhere((w) => w.where('secret_hash', secretHash).orWhere('prev_secret_hash', secretHash))
+    .andWhere((w) => w.whereIn('secret_hash', secretHashes).orWhereIn('prev_secret_hash', secretHashes))
     .delete()
     .returning('*');
   return row as TokenRow | undefined;

@@ -295,6 +295,39 @@ describe.each(testDatabases())('leaked secrets on %s', (kind) => {
       expect(await leakEvents(third.admins[0].organisation_id)).toHaveLength(0);
     });
 
+    it('revokes once for both secrets of a rotation in one alert: both true_positive, an event each, one mail naming both places', async () => {
+      const { admins, token } = await orgWithToken();
+      const rotated = await rotateSecret(server.deps, admins[0], token.id, { grace_period_hours: 24 });
+      const res = await alert([
+        { token: rotated.client_secret, url: 'https://github.com/o/r/blob/3/new.env', source: 'commit' },
+        { token: token.client_secret, url: 'https://github.com/o/r/blob/3/old.env', source: 'content' },
+      ]);
+      expect(res.status).toBe(200);
+      expect(res.body.map((r: { label: string }) => r.label)).toEqual(['true_positive', 'true_positive']);
+      expect(await tokenRow(token.id)).toBeUndefined();
+      const events = await leakEvents(admins[0].organisation_id);
+      expect(events.map((e: { leak_url: string }) => e.leak_url).sort()).toEqual(['https://github.com/o/r/blob/3/new.env', 'https://github.com/o/r/blob/3/old.env']);
+      const mails = await leakMails([admins[1].email]);
+      expect(mails).toHaveLength(1);
+      const text = (mails[0] as { text_body: string }).text_body;
+      expect(text).toMatch(/Secret:\s+both secrets of a rotation/);
+      expect(text).toContain('https://github.com/o/r/blob/3/new.env (the new secret); https://github.com/o/r/blob/3/old.env (the previous secret)');
+      expect(text).not.toContain(rotated.client_secret);
+    });
+
+    it('keeps an alert whose url, type or source is very long: stored cut to length, the secret revoked', async () => {
+      const { admins, token } = await orgWithToken();
+      const url = `https://github.com/o/r/blob/abc/${'%C3%A9/'.repeat(800)}f.env`; // ~5,600 characters: a deep non-ASCII path
+      const res = await alert([{ token: token.client_secret, url, type: 't'.repeat(300), source: 's'.repeat(300) }]);
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual([{ token_raw: token.client_secret, token_type: 't'.repeat(300), label: 'true_positive' }]);
+      expect(await tokenRow(token.id)).toBeUndefined();
+      const [event] = await leakEvents(admins[0].organisation_id);
+      expect(event.leak_url).toHaveLength(4096);
+      expect(event.leak_url).toBe(`${url.slice(0, 4095)}\u2026`);
+      expect(event.leak_source).toBe(`${'s'.repeat(199)}\u2026`);
+    });
+
     it('acts once on a secret reported twice in one alert, and labels both', async () => {
       const { admins, token } = await orgWithToken();
       const res = await alert([
@@ -436,6 +469,7 @@ describe.each(testDatabases())('leaked secrets on %s', (kind) => {
         ['{"token": "sats_x"}', 400, 'validation_failed'],
         ['[{"type": "t"}]', 400, 'validation_failed'],
         ['[{"token": 42, "type": "t"}]', 400, 'validation_failed'],
+        ['[{"token": "sats_x", "type": "t", "url": 7}]', 400, 'validation_failed'],
         [JSON.stringify([{ token: 'x'.repeat(5000), type: 't' }]), 400, 'validation_failed'],
       ];
       for (const [body, status, error] of cases) {
@@ -466,6 +500,31 @@ describe.each(testDatabases())('leaked secrets on %s', (kind) => {
       expect(res.body[0].label).toBe('true_positive');
       const [event] = await leakEvents(admins[0].organisation_id);
       expect(event).toMatchObject({ leak_url: 'https://github.com/ab/\ufffdc', leak_source: 'content' });
+    });
+
+    it('refuses an unknown key identifier with 401 before reading the body', async () => {
+      // Headers promising 512 KB, and no body at all: the answer comes without waiting for it.
+      const { request } = await import('node:http');
+      const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request(`${server.url}/secret-scanning/verify`, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'content-length': String(512 * 1024),
+            'github-public-key-identifier': UNKNOWN_KID,
+            'github-public-key-signature': signBody('[]'),
+          },
+        });
+        req.on('response', (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on('error', reject);
+        req.flushHeaders();
+      });
+      expect(answer.status).toBe(401);
+      expect(JSON.parse(answer.body).error).toBe('unauthorized');
     });
 
     it('refuses a body over 1 MB with 413 without reading it', async () => {

@@ -120,6 +120,27 @@ describe('the keys file', () => {
     writeFileSync(file, '{"public_keys": "oops"}');
     expect(keys.verify('kb', sigB, body)).toBe(true);
   });
+
+  it('warns about a broken file once, not on every alert, and reloads when it is mended', () => {
+    const file = path.join(dir, 'keys-warn.json');
+    const a = p256();
+    writeFileSync(file, JSON.stringify({ public_keys: [{ key_identifier: 'ka', key: a.pem }] }));
+    const lines: Array<[string, string]> = [];
+    const recording = { ...log, warn: (msg: string) => lines.push(['warn', msg]), info: (msg: string) => lines.push(['info', msg]) } as typeof log;
+    const keys = new ScanningKeys(file, recording);
+    const body = Buffer.from('[]');
+    const sig = sign('sha256', body, a.privateKey).toString('base64');
+    writeFileSync(file, 'not json at all');
+    for (let i = 0; i < 5; i++) expect(keys.verify('ka', sig, body)).toBe(true);
+    expect(lines.filter(([level]) => level === 'warn')).toHaveLength(1);
+    rmSync(file);
+    for (let i = 0; i < 5; i++) expect(keys.has('ka')).toBe(true);
+    expect(lines.filter(([level]) => level === 'warn')).toHaveLength(2); // the file changed again (now missing): one more
+    writeFileSync(file, JSON.stringify({ public_keys: [{ key_identifier: 'kb', key: a.pem }] }));
+    expect(keys.has('kb')).toBe(true);
+    expect(keys.has('ka')).toBe(false);
+    expect(lines.filter(([level]) => level === 'info')).toHaveLength(1);
+  });
 });
 
 describe('tokenLeaked mail', () => {
@@ -169,6 +190,11 @@ describe('tokenLeaked mail', () => {
     const revoked = tokenLeaked({ ...base, action: 'revoked', leakedSecret: 'previous' });
     expect(revoked.text).toMatch(/^\s+Secret:\s+the previous secret/m);
     expect(revoked.text).toContain('Generate a new token');
+    // Both secrets reported: the token cannot be kept.
+    const both = tokenLeaked({ ...base, action: 'notified', leakedSecret: 'both' });
+    expect(both.text).toMatch(/^\s+Secret:\s+both secrets of a rotation/m);
+    expect(both.text).toContain('Both of its secrets were reported, so neither can be kept.');
+    expect(both.text).not.toContain('Retire the previous secret now');
   });
 
   it('names a public report once, without repeating "to this server"', () => {
