@@ -9,8 +9,9 @@ import type { AccessTokenVerifier } from './introspection.js';
 /**
  * POST /token/revocation (RFC 7009), in place of oidc-provider's, which refuses JWT access tokens. When the token
  * is one of our access tokens issued to the calling client, its `jti` is recorded (until its `exp`) and
- * introspection reports it inactive from then on. One of our live access tokens issued to another client of the same
- * organisation: 400 unauthorized_client, nothing recorded (RFC 7009 §2.1); another organisation's: 200, nothing. Every other well-formed request also gets 200 with an
+ * introspection reports it inactive from then on. One of our unexpired access tokens (signature verified; revoked
+ * or not) issued to another client of the same organisation: 400 unauthorized_client, nothing recorded (RFC 7009
+ * §2.1); another organisation's: 200, nothing. Every other well-formed request also gets 200 with an
  * empty body (RFC 7009 §2.2: an invalid token is no error). Resource servers that verify JWTs offline cannot see this:
  * they must introspect when they need to know at once. Resource servers may not revoke: 400 unauthorized_client.
  * The calling token's authentication is a use of it (`recordUse`, callerEndpoint).
