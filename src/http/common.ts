@@ -62,8 +62,12 @@ export function servedUnderIssuerPath(issuer: string): Middleware | undefined {
   const insertedWellKnown = `${OAUTH_METADATA_PATH}${prefix}`;
   return async (ctx, next) => {
     const requested = ctx.path;
-    if (requested === prefix || requested.startsWith(`${prefix}/`)) ctx.path = requested.slice(prefix.length) || '/';
-    else if (requested === insertedWellKnown) ctx.path = OAUTH_METADATA_PATH;
+    if (requested === prefix || requested.startsWith(`${prefix}/`)) {
+      ctx.path = requested.slice(prefix.length) || '/';
+      // As a mounting router does: oidc-provider builds the URL a request was sent to (a DPoP proof's expected `htu`,
+      // a client assertion's `aud`) from `req.baseUrl` and the route, so `/sat/token` stays `/sat/token`, not `/token`.
+      (ctx.req as typeof ctx.req & { baseUrl?: string }).baseUrl = prefix;
+    } else if (requested === insertedWellKnown) ctx.path = OAUTH_METADATA_PATH;
     await next();
   };
 }

@@ -65,6 +65,8 @@ function replay(original: IncomingMessage, form: OAuthForm, presented: ParsedCre
   req._read = () => undefined; // the bytes are pushed below; never resume the socket for them
   req.method = original.method;
   req.url = original.url;
+  // ISSUER's path, when the request came under it (http/common.ts servedUnderIssuerPath): the provider's request URL.
+  (req as IncomingMessage & { baseUrl?: string }).baseUrl = (original as IncomingMessage & { baseUrl?: string }).baseUrl;
   req.httpVersion = original.httpVersion;
   req.httpVersionMajor = original.httpVersionMajor;
   req.httpVersionMinor = original.httpVersionMinor;

@@ -122,5 +122,30 @@ describe.each(testDatabases())('DPoP and private_key_jwt at the advertised URLs 
       const res = await tokenRequest({ client_assertion_type: JWT_BEARER, client_assertion: await assertion(key, k.client_id, aud) });
       expect({ aud, status: res.status }).toEqual({ aud, status });
     }
+
+    // Sent to ISSUER's path on the server itself (`/sat/token`, not through the balancer): the URL it was sent to
+    // counts, with its path; the root's `/token`, a URL it was not sent to, does not.
+    const underPath = (body: Record<string, string>, headers: Record<string, string> = {}) =>
+      fetch(`${server.url}/sat/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+        body: new URLSearchParams({ grant_type: 'client_credentials', ...body }).toString(),
+      });
+    for (const [htu, status] of [
+      [`${server.url}/sat/token`, 200],
+      [`${PUBLIC}/token`, 200],
+      [`${server.url}/token`, 400],
+    ] as const) {
+      const res = await underPath({}, { ...basicOf(t), dpop: await dpopProof(dpopKey, htu) });
+      expect({ htu, status: res.status }).toEqual({ htu, status });
+    }
+    for (const [aud, status] of [
+      [`${server.url}/sat/token`, 200],
+      [`${PUBLIC}/token`, 200],
+      [`${server.url}/token`, 401],
+    ] as const) {
+      const res = await underPath({ client_assertion_type: JWT_BEARER, client_assertion: await assertion(key, k.client_id, aud) });
+      expect({ aud, status: res.status }).toEqual({ aud, status });
+    }
   });
 });
