@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { normaliseEmail } from '../src/accounts/email.js';
+import { normaliseEmail } from '../src/text.js';
 
 /**
  * Administrators (SPEC Part 2 "Administrators"):

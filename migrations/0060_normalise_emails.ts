@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { normaliseEmail } from '../src/accounts/email.js';
+import { normaliseEmail } from '../src/text.js';
 
 /**
  * SPEC Part 2 "One identity per administrator": administrators' emails are stored in their one normalised spelling

@@ -8,7 +8,7 @@ import { isUniqueViolation, isUuid, lockOrganisation, transactionWithRetry, type
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { dropUnsentInvitationMail, queueInvitationMail } from '../mail/index.js';
-import { normaliseEmail } from './email.js';
+import { normaliseEmail } from '../text.js';
 import { consumeOneTimeToken, forgiveTokenUse, issueOneTimeToken, throttleTokenUse, voidPasswordResetLinks } from './one-time.js';
 import { hashPassword, newPassword } from './passwords.js';
 import * as q from './queries.js';

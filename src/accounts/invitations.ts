@@ -8,7 +8,7 @@ import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { dropUnsentInvitationMail } from '../mail/index.js';
 import type { AdminActor } from './admins.js';
-import { normaliseEmail } from './email.js';
+import { normaliseEmail } from '../text.js';
 import type { SessionMeta } from './sessions.js';
 
 /** A pending invitation as the admin API shows one. `invited_by` is null when `sat admin invite` sent it. */

@@ -1,6 +1,6 @@
 import type { Config } from '../config/index.js';
 import { addressBucket } from '../address.js';
-import { normaliseEmail } from './email.js';
+import { normaliseEmail } from '../text.js';
 import { affectedRows, type Db, type LoginThrottleRow } from '../db/index.js';
 
 export type ThrottleSettings = Config['loginThrottle'];

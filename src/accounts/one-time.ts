@@ -8,7 +8,7 @@ import { lockOrganisation, type AdminOneTimeTokenRow, type Db, type OneTimeToken
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { withdrawUnsentPasswordResetMail } from '../mail/index.js';
-import { normaliseEmail } from './email.js';
+import { normaliseEmail } from '../text.js';
 import { addressKey, emailKey, forgiveAttempt, registerAttempt } from './login-throttle.js';
 
 export const INVITATION_TTL_MS = 72 * 3600_000;

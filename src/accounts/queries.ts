@@ -1,5 +1,5 @@
 import type { AdminRow, Db, OrganisationRow } from '../db/index.js';
-import { normaliseEmail } from './email.js';
+import { normaliseEmail } from '../text.js';
 
 export const findOrganisationByName = (db: Db, name: string): Promise<OrganisationRow | undefined> =>
   db<OrganisationRow>('organisations').whereRaw('lower(name) = lower(?)', [name]).first();

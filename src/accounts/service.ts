@@ -6,7 +6,7 @@ import { isUniqueViolation } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { firstHiddenCharacter, hasVisibleCharacter } from '../text.js';
-import { normaliseEmail } from './email.js';
+import { normaliseEmail } from '../text.js';
 import { generatePassword, hashPassword, newPassword } from './passwords.js';
 import * as q from './queries.js';
 

@@ -1,6 +1,6 @@
 // Who gets which notice, queued through the outbox inside the caller's transaction (SPEC "Email").
 import type { Knex } from 'knex';
-import { normaliseEmail } from '../accounts/index.js';
+import { normaliseEmail } from '../text.js';
 import { issuerUrl, type Config } from '../config/index.js';
 import { enqueueMail, messageIdDomain, type MailKind } from './outbox.js';
 import { tokenExpiringSoon, tokenGenerated, tokenRevoked, type MailContent, type MailToken } from './templates.js';

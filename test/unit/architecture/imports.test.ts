@@ -176,4 +176,20 @@ describe('STYLE §6.3: dependency direction', () => {
   it('lists no exception that no longer occurs', () => {
     expect([...EXCEPTIONS.keys()].filter((e) => !found.includes(e))).toEqual([]);
   });
+
+  // Domain modules may import each other, but not both ways: a cycle (accounts ⇄ mail once) means neither can be
+  // read, tested or loaded without the other. Type-only imports count too (they tie the modules' shapes).
+  it('has no import cycle between two modules', () => {
+    const uses = new Map<string, Set<string>>();
+    for (const file of files) {
+      for (const imp of importsOf(file)) {
+        const to = target(imp);
+        if (to === undefined || to.startsWith('../')) continue;
+        const [a, b] = [moduleOf(file), moduleOf(to)];
+        if (a !== b) uses.set(a, (uses.get(a) ?? new Set()).add(b));
+      }
+    }
+    const cycles = [...uses].flatMap(([a, bs]) => [...bs].filter((b) => a < b && uses.get(b)?.has(a)).map((b) => `${a} ⇄ ${b}`));
+    expect(cycles).toEqual([]);
+  });
 });
