@@ -75,11 +75,20 @@ export async function verifyPassword(password: string, stored: string): Promise<
   return key.length === expected.length && timingSafeEqual(key, expected);
 }
 
-/** A hash of nothing anyone knows: verifying against it costs the same time as a real check. */
+/**
+ * A hash of nothing anyone knows: verifying against it costs the same time as a real check (a sign-in with an
+ * unknown address). Computed once; a failed computation (the hashing queue full at that moment) is not kept, so the
+ * next call computes it again instead of failing every later sign-in. Rejects as hashPassword does.
+ */
 let dummyHash: Promise<string> | undefined;
 export function dummyPasswordHash(): Promise<string> {
-  dummyHash ??= hashPassword(randomBytes(16).toString('hex'));
-  return dummyHash;
+  if (dummyHash) return dummyHash;
+  const computing = hashPassword(randomBytes(16).toString('hex'));
+  dummyHash = computing;
+  computing.catch(() => {
+    if (dummyHash === computing) dummyHash = undefined;
+  });
+  return computing;
 }
 
 export function generatePassword(): string {

@@ -33,6 +33,17 @@ describe('configurePasswordHashing: the scrypt cost (config passwordHashing.cost
   const settings = { threads: 1, maxQueue: 32, nice: 19 };
   afterAll(() => configurePasswordHashing({ ...settings, cost: 15 }));
 
+  it('computes the dummy hash again after a computation refused by a full queue, instead of failing every later sign-in', async () => {
+    configurePasswordHashing({ threads: 1, maxQueue: 1, nice: 19, cost: 12 }); // a new cost: the dummy hash is to be made
+    const busy = [hashPassword('one-running-now'), hashPassword('one-waiting-now')]; // the thread and the queue are full
+    await expect(dummyPasswordHash()).rejects.toThrow(/too many|queue|busy/i);
+    await Promise.all(busy);
+    const dummy = await dummyPasswordHash();
+    expect(parameters(dummy)).toMatchObject({ scheme: 'scrypt', n: String(2 ** 12) });
+    expect(await dummyPasswordHash()).toBe(dummy);
+    configurePasswordHashing({ ...settings, cost: 15 });
+  });
+
   it('hashes new passwords at 2^cost, verifies hashes of any cost, and the dummy hash follows the cost', async () => {
     const before = await hashPassword('made-at-cost-15');
     const dummyBefore = await dummyPasswordHash();
