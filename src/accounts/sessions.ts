@@ -172,20 +172,25 @@ export const FAILED_SIGN_IN_RETENTION_MS = 90 * 86_400_000;
  */
 async function recordFailedSignIn(db: Db, admin: AdminRow, ip: string | null, now: Date, windowMs: number): Promise<void> {
   const recent = (await db('audit_events')
-    .select('id', 'details')
+    .select('id')
     .where({ organisation_id: admin.organisation_id, action: 'admin.sign_in_failed', actor_id: admin.id })
     .andWhere('created_at', '>', new Date(now.getTime() - windowMs))
     .andWhereRaw("coalesce((details->>'first_at')::timestamptz, created_at) > ?", [new Date(now.getTime() - windowMs)])
     .orderBy('created_at', 'desc')
-    .first()) as { id: string; details: unknown } | undefined;
+    .first()) as { id: string } | undefined;
   if (recent) {
-    const details = (typeof recent.details === 'string' ? JSON.parse(recent.details) : recent.details) as { attempts?: unknown; first_at?: unknown } | null;
-    const attempts = (typeof details?.attempts === 'number' ? details.attempts : 1) + 1;
-    const firstAt = typeof details?.first_at === 'string' ? details.first_at : now.toISOString();
-    // The event moves to the latest failure (its time and address), so the log reads in order around sign-ins.
+    // The event moves to the latest failure (its time and address), so the log reads in order around sign-ins. The
+    // count is incremented in the statement itself: failures at the same moment (two instances) each count.
     await db('audit_events')
       .where({ id: recent.id })
-      .update({ created_at: now, ip, details: JSON.stringify({ attempts, first_at: firstAt }) });
+      .update({
+        created_at: now,
+        ip,
+        details: db.raw(
+          "jsonb_build_object('attempts', coalesce((details->>'attempts')::int, 1) + 1, 'first_at', coalesce(details->>'first_at', ?::text))",
+          [now.toISOString()],
+        ),
+      });
     return;
   }
   await recordAudit(db, {
