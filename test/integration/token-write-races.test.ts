@@ -74,7 +74,7 @@ describe.each(testDatabases())('concurrent admin writes on one token on %s', (ki
     const t = (await api('POST', '/tokens', tokenBody())).body as { id: string };
     const [rotated, patched] = await interleaved(
       () => api('POST', `/tokens/${t.id}/rotate`, { grace_period_hours: 1 }),
-      'select * from "tokens"%for update',
+      'select "t".*%from "tokens" as "t"%for update%', // lockLiveToken
       () => api('PATCH', `/tokens/${t.id}`, { name: `renamed-${randomBytes(3).toString('hex')}` }),
     );
     expect([rotated.status, rotated.body.error, patched.status, patched.body.error]).toEqual([200, undefined, 200, undefined]);
@@ -85,7 +85,7 @@ describe.each(testDatabases())('concurrent admin writes on one token on %s', (ki
     const t = (await api('POST', '/tokens', tokenBody())).body as { id: string };
     const [revoked, patched] = await interleaved(
       () => api('POST', `/tokens/${t.id}/revoke`),
-      'select * from "tokens"%for update',
+      'select "t".*%from "tokens" as "t"%for update%', // lockLiveToken
       () => api('PATCH', `/tokens/${t.id}`, { services: ['jobs'] }),
     );
     expect([revoked.status, patched.status, patched.body.error]).toEqual([200, 404, 'not_found']);
