@@ -109,6 +109,7 @@ export class UsageRecorder {
         `insert into token_issuance_buckets as b (token_id, minute, count)
          select u.id, u.minute, u.n from unnest(?::uuid[], ?::timestamptz[], ?::int[]) as u(id, minute, n)
            join tokens t on t.id = u.id
+          order by u.id, u.minute
          on conflict (token_id, minute) do update set count = b.count + excluded.count`,
         [ids, minutes, counts],
       );
@@ -129,13 +130,16 @@ export class UsageRecorder {
     const hashes = batch.map(([, u]) => u.hash ?? ''); // '' matches no hash
     const times = batch.map(([, u]) => u.at.toISOString());
     try {
+      // The rows are locked in id order first (as every instance's flush does): two instances flushing the same
+      // tokens in different orders would deadlock (40P01) and lose a round of bookkeeping to the retry.
       await db.raw(
-        `with u as (select unnest(?::uuid[]) as id, unnest(?::text[]) as hash, unnest(?::timestamptz[]) as at)
+        `with u as (select unnest(?::uuid[]) as id, unnest(?::text[]) as hash, unnest(?::timestamptz[]) as at),
+              locked as materialized (select t.id from tokens t where t.id in (select u.id from u) order by t.id for no key update)
          update tokens t set
             last_used_at = greatest(t.last_used_at, (select max(u.at) from u where u.id = t.id)),
             secret_last_used_at = greatest(t.secret_last_used_at, (select max(u.at) from u where u.id = t.id and u.hash = t.secret_hash)),
             prev_secret_last_used_at = greatest(t.prev_secret_last_used_at, (select max(u.at) from u where u.id = t.id and u.hash = t.prev_secret_hash))
-          where t.id in (select u.id from u)`,
+          where t.id in (select locked.id from locked)`,
         [ids, hashes, times],
       );
     } catch (err) {
