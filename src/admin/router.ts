@@ -18,6 +18,7 @@ import { requireAdmin } from './auth.js';
 import { sessionRoutes } from './session-routes.js';
 import { tokenRoutes } from './token-routes.js';
 
+/** Where the admin JSON API is mounted; everything under it is answered by adminApi. */
 export const ADMIN_API_PREFIX = '/admin/api';
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 

@@ -148,6 +148,7 @@ function readKeyEncryptionKey(
   return key;
 }
 
+/** Thrown by loadConfig with every configuration problem found: `problems`, one line each, all in the message. */
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`invalid configuration:\n  ${problems.join('\n  ')}`);
