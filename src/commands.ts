@@ -120,6 +120,10 @@ async function cliActor(deps: Deps, org: string): Promise<Actor> {
   return { id: null, email: 'cli', organisation_id: organisation.id };
 }
 
+/**
+ * The `sat` operations by name, each `(deps, args) → result`: run in the CLI's own process or inside the running
+ * server through the control socket (runCommand), so both paths behave the same. Arguments are checked with zod.
+ */
 export const commands: Record<string, Command> = {
   // Asked by `sat` before it hands a command to a running server (the control socket): the newest migration this
   // server knows. A `sat` of another version refuses to go through it (src/cli/run.ts); a server from before this

@@ -74,6 +74,11 @@ export function boundedDetails(details: readonly ErrorDetail[]): ErrorDetail[] {
   return [...shown, { path: 'body', message: `and ${unique.length - shown.length} more problems` }];
 }
 
+/**
+ * An admin API error (SPEC "Admin API"): `code` from the closed ErrorCode set, its HTTP status from one table,
+ * `details` as `{path, message}` (duplicates dropped, at most MAX_ERROR_DETAILS), extra response `headers`.
+ * `expose` follows Koa's convention; http/error-handler.ts renders it as `{error, message, details?}`.
+ */
 export class AppError extends Error {
   readonly status: number;
   readonly expose = true;
@@ -107,6 +112,7 @@ export class RateLimitedError extends AppError {
 
 const INVALID_REQUEST = 'The request is not valid.';
 
+/** 400 validation_failed with one detail (`path`, `message`) and the generic message "The request is not valid.". */
 export const validationFailed = (path: string, message: string): AppError =>
   new AppError('validation_failed', INVALID_REQUEST, [{ path, message }]);
 

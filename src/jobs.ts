@@ -47,6 +47,11 @@ export function firstRunDelayMs(intervalMs: number, random: number): number {
 }
 const FIRST_RUN_MS = 30_000;
 
+/**
+ * Schedules each job every `intervalMs` (first run after firstRunDelayMs when `soonAfterStart`, else one interval),
+ * never two runs of one job at once; failures are logged (a database outage once, via noteDatabaseOutage), never
+ * thrown. Timers are unref'd. Returns the Jobs handle: `run(name)` throws for an unknown name or after `stop()`.
+ */
 export function startJobs(jobs: Job[], log: Logger, options: JobsOptions = {}): Jobs {
   const useTimers = options.timers ?? true;
   const timers: NodeJS.Timeout[] = [];

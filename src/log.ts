@@ -55,6 +55,10 @@ export const redactPaths = [
   '*.session_token',
 ];
 
+/**
+ * `text` with every credential in it replaced by "[REDACTED]": client secrets (sats_…), session, invitation and reset
+ * tokens (sas_…, sai_…, sar_…) in any case, and Basic/Bearer credentials (the scheme is kept). Pure.
+ */
 export function redactText(text: string): string {
   return text.replace(sensitiveText, (_m, scheme: string | undefined) => `${scheme ?? ''}${REDACTED}`);
 }

@@ -11,7 +11,9 @@ import { withdrawUnsentPasswordResetMail } from '../mail/index.js';
 import { normaliseEmail } from '../text.js';
 import { addressKey, emailKey, forgiveAttempt, registerAttempt } from './login-throttle.js';
 
+/** How long an invitation link works, in ms: 72 hours. */
 export const INVITATION_TTL_MS = 72 * 3600_000;
+/** How long a password-reset link works, in ms: 1 hour. */
 export const PASSWORD_RESET_TTL_MS = 3600_000;
 
 const PREFIX: Record<OneTimeTokenPurpose, string> = { invitation: 'sai_', password_reset: 'sar_' };

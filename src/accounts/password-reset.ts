@@ -14,11 +14,13 @@ import { generatePassword, hashPassword, newPassword } from './passwords.js';
 import * as q from './queries.js';
 import type { SessionMeta } from './sessions.js';
 
+/** POST /admin/api/password-reset body (strict): `email`, trimmed, 1 to 254 characters. */
 export const passwordResetBody = z
   .object({ email: z.string({ error: 'must be a string' }).trim().min(1, 'is required').max(254, 'must be at most 254 characters') })
   .strict();
 export type PasswordResetInput = z.infer<typeof passwordResetBody>;
 
+/** POST /admin/api/password-reset/confirm body (strict): the one-time `token` from the mail and a `new_password`. */
 export const passwordResetConfirmBody = z
   .object({
     token: z.string({ error: 'must be a string' }).min(1, 'is required').max(200, 'is not valid'),
@@ -123,6 +125,7 @@ export async function confirmPasswordReset(deps: Deps, input: PasswordResetConfi
   });
 }
 
+/** `sat admin reset-password` arguments (strict): the administrator's `email` and an optional new `password`. */
 export const cliResetPasswordArgs = z
   .object({
     email: z.string().trim().min(1, 'email is required').max(254),

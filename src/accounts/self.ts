@@ -11,6 +11,7 @@ import { voidPasswordResetLinks } from './one-time.js';
 import { hashPassword, newPassword, verifyPassword } from './passwords.js';
 import type { Session, SessionMeta } from './sessions.js';
 
+/** POST /admin/api/me/password body (strict): `current_password` (1 to 1024 characters) and a `new_password`. */
 export const changePasswordBody = z
   .object({
     current_password: z.string({ error: 'must be a string' }).min(1, 'is required').max(1024, 'must be at most 1024 characters'),

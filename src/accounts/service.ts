@@ -10,6 +10,10 @@ import { normaliseEmail } from '../text.js';
 import { generatePassword, hashPassword, newPassword } from './passwords.js';
 import * as q from './queries.js';
 
+/**
+ * `sat admin add` arguments (strict): organisation name `org` (visible text, at most 100 characters), `email`
+ * (normalised, then checked as an address) and an optional `password`.
+ */
 export const addAdminInput = z
   .object({
     org: z

@@ -6,7 +6,9 @@ import { AppError } from '../errors.js';
 import type { Actor } from '../tokens/index.js';
 import { issuerPath } from '../config/index.js';
 
+/** The session cookie's name (HttpOnly, SameSite=Strict, Path: sessionCookiePath) the console signs in with. */
 export const SESSION_COOKIE = 'sat_session';
+/** The header a cookie-authenticated unsafe request carries its session's CSRF token in (else 403 csrf_failed). */
 export const CSRF_HEADER = 'X-CSRF-Token';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -51,6 +53,7 @@ export function setSessionCookie(ctx: Context, deps: Deps, token: string, expire
   writeSessionCookie(ctx, deps, token, expiresAt);
 }
 
+/** Expires the session cookie (sign-out, a dead session), and also the one an older version set with Path=/. */
 export function clearSessionCookie(ctx: Context, deps: Deps): void {
   writeSessionCookie(ctx, deps, '', new Date(0));
   // A cookie set before the Path followed ISSUER's path (Path=/) goes too.

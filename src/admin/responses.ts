@@ -5,6 +5,7 @@ import { z } from 'zod';
 
 const timestamp = z.iso.datetime({ offset: true });
 
+/** GET /services: the service catalogue a token can be granted (id, name, description of each service). */
 export const serviceList = z.looseObject({
   items: z.array(z.looseObject({ id: z.string(), name: z.string(), description: z.string() })),
 });
@@ -18,6 +19,7 @@ const secretResource = z.looseObject({
   last4: z.string().nullable().describe('The last four characters of the secret; null for a secret older than rotation.'),
 });
 
+/** A token as the admin API shows it (GET /tokens/{id}, list items, PATCH): never its secret or secret hash. */
 export const tokenResource = z.looseObject({
   id: z.uuid(),
   name: z.string(),
@@ -43,6 +45,7 @@ export const tokenResource = z.looseObject({
   secrets: z.array(secretResource).describe('The live secrets, newest first; empty for a private_key_jwt or an expired token.'),
 });
 
+/** POST /tokens (201): the token resource and `client_secret`, shown only here (none for private_key_jwt). */
 export const generatedToken = tokenResource.extend({
   client_secret: z
     .string()
@@ -50,6 +53,7 @@ export const generatedToken = tokenResource.extend({
     .describe('sats_…: shown in this answer only, never again. Absent for a private_key_jwt token, which has no secret.'),
 });
 
+/** GET /tokens: one page of token resources, `next_cursor` (null on the last page) and the organisation's counts. */
 export const tokenPage = z.looseObject({
   items: z.array(tokenResource),
   next_cursor: z.string().nullable(),
@@ -58,6 +62,7 @@ export const tokenPage = z.looseObject({
   leaked_count: z.number().int().describe('Distinct tokens of the organisation reported leaked (token.leaked) in the last 30 days.'),
 });
 
+/** POST /tokens/{id}/revoke: the revoked token's id, name, client ID and `revoked_at`. */
 export const revokedToken = z.looseObject({ id: z.uuid(), name: z.string(), client_id: z.string(), revoked_at: timestamp });
 
 const sessionAdmin = z.looseObject({
@@ -66,6 +71,7 @@ const sessionAdmin = z.looseObject({
   organisation: z.looseObject({ id: z.uuid(), name: z.string() }),
 });
 
+/** POST /login, POST /invitations/accept: the session token, its CSRF token and expiry, the administrator. */
 export const signedIn = z.looseObject({
   token: z.string().describe('sas_…: send as `Authorization: Bearer`; also set as the sat_session cookie.'),
   csrf_token: z.string(),
@@ -73,6 +79,7 @@ export const signedIn = z.looseObject({
   admin: sessionAdmin,
 });
 
+/** GET /me: the signed-in administrator, their organisation, the session's expiry and its CSRF token. */
 export const me = z.looseObject({
   admin: sessionAdmin,
   organisation: z.looseObject({ id: z.uuid(), name: z.string() }),
@@ -80,6 +87,7 @@ export const me = z.looseObject({
   csrf_token: z.string(),
 });
 
+/** GET /audit: one page of the organisation's audit events and `next_cursor` (null on the last page). */
 export const auditPage = z.looseObject({
   items: z.array(
     z.looseObject({
@@ -109,6 +117,7 @@ export const auditPage = z.looseObject({
   next_cursor: z.string().nullable(),
 });
 
+/** One administrator of the organisation: id, email, creation and last sign-in (null: never signed in). */
 export const adminResource = z.looseObject({
   id: z.uuid(),
   email: z.string(),
@@ -123,6 +132,7 @@ export const invitation = z.looseObject({
   expires_at: timestamp.describe('When the mailed link stops working: 72 hours after the invitation.'),
 });
 
+/** GET /admins: the organisation's administrators. */
 export const adminList = z.looseObject({ items: z.array(adminResource) });
 
 /** GET /admin/api/invitations: the pending invitations (not used, not expired), newest first. */
@@ -141,6 +151,7 @@ export const invitationList = z.looseObject({
   ),
 });
 
+/** GET /me/sessions: the signed-in administrator's sessions; `current` marks the one making the call. */
 export const ownSessionList = z.looseObject({
   items: z.array(
     z.looseObject({
@@ -154,13 +165,16 @@ export const ownSessionList = z.looseObject({
   ),
 });
 
+/** POST /me/sessions/revoke-others: how many sessions were ended. */
 export const revokedSessions = z.looseObject({ revoked: z.number().int() });
 
+/** 202 answers with only a message (POST /password-reset, whatever the address). */
 export const accepted = z.looseObject({ message: z.string() });
 
 /** The token resource with its live secrets (SPEC Part 2 "Secret rotation with overlap"): every token resource has them. */
 export const tokenWithSecrets = tokenResource;
 
+/** POST /tokens/{id}/rotate: the token resource with its live secrets and the new `client_secret`, shown once. */
 export const rotatedToken = tokenWithSecrets.extend({
   client_secret: z.string().describe('sats_…: the new secret, shown in this answer only, never again.'),
 });

@@ -18,6 +18,7 @@ import { requireAdmin } from './auth.js';
 import { sessionRoutes } from './session-routes.js';
 import { tokenRoutes } from './token-routes.js';
 
+/** Where the admin JSON API is mounted; everything under it is answered by adminApi. */
 export const ADMIN_API_PREFIX = '/admin/api';
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -35,12 +36,9 @@ export function adminRouter(deps: Deps): Router {
 }
 
 /**
- * One rule for the query string of every signed-in route (docs/admin-api.md): a route that takes no parameters
- * refuses any (400 validation_failed "is not a known field": `GET /admins?limit=5` does not page, so it does not
- * pretend to); a route that takes some checks them itself (parseQuery, strict). Every parameter must be UTF-8
- * once percent-decoded. Runs after authentication, inside the matched route (its template names the route).
+ * Every parameter must be UTF-8 once percent-decoded, on every route of the API, signed in or not: else
+ * AppError 400 validation_failed with one detail per malformed parameter name. Runs before the router.
  */
-/** Every parameter must be UTF-8 once percent-decoded, on every route of the API, signed in or not. */
 function refuseMalformedQuery(querystring: string): void {
   const malformed = querystring === '' ? [] : malformedQueryParameters(querystring);
   if (malformed.length > 0) {
@@ -52,6 +50,12 @@ function refuseMalformedQuery(querystring: string): void {
   }
 }
 
+/**
+ * One rule for the query string of every signed-in route (docs/admin-api.md): a route that takes no parameters
+ * refuses any (400 validation_failed "is not a known field": `GET /admins?limit=5` does not page, so it does not
+ * pretend to); a route that takes some checks them itself (parseQuery, strict). UTF-8 is checked earlier, for every
+ * route (refuseMalformedQuery). Runs after authentication, inside the matched route (its template names the route).
+ */
 const knownQuery: Middleware = async (ctx, next) => {
   if (ctx.querystring !== '') {
     const route = String((ctx as { _matchedRoute?: unknown })._matchedRoute ?? '').slice(ADMIN_API_PREFIX.length);

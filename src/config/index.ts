@@ -148,6 +148,7 @@ function readKeyEncryptionKey(
   return key;
 }
 
+/** Thrown by loadConfig with every configuration problem found: `problems`, one line each, all in the message. */
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`invalid configuration:\n  ${problems.join('\n  ')}`);
@@ -182,15 +183,15 @@ function rawSetting(env: NodeJS.ProcessEnv, name: string): string | undefined {
   return typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined;
 }
 
-/**
- * The public URL of `path` (starting with "/") under `issuer`: ISSUER may end in "/" (it is then the `issuer` and
- * `iss` with that slash, exactly as set), but endpoint URLs never get a doubled slash.
- */
 /** ISSUER's path without a trailing slash (`https://host/sat/` → `/sat`), '' for an ISSUER without one. */
 export function issuerPath(issuer: string): string {
   return new URL(issuer).pathname.replace(/\/+$/, '');
 }
 
+/**
+ * The public URL of `path` (starting with "/") under `issuer`: ISSUER may end in "/" (it is then the `issuer` and
+ * `iss` with that slash, exactly as set), but endpoint URLs never get a doubled slash.
+ */
 export function issuerUrl(issuer: string, path: string): string {
   return issuer.replace(/\/+$/, '') + path;
 }

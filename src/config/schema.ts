@@ -11,7 +11,9 @@ const serviceId = z.string().regex(/^[a-z0-9][a-z0-9._:-]{0,63}$/, 'a service id
  * made with, so a change affects new and changed passwords only; sign-in verifies any stored hash.
  */
 export const DEFAULT_PASSWORD_HASH_COST = 15;
+/** The lowest scrypt cost (log2 N) the configuration accepts for password hashes: N = 4096, 4 MiB. */
 export const MIN_PASSWORD_HASH_COST = 12;
+/** The highest scrypt cost (log2 N) accepted: N = 32768, 32 MiB, the hashing thread's memory bound. */
 export const MAX_PASSWORD_HASH_COST = 15;
 /**
  * The first path segments the server answers at its root (the OAuth endpoints with oidc-provider's authorization

@@ -12,6 +12,7 @@ export interface ControlRequest {
 export type ControlResponse = { ok: true; result: unknown } | { ok: false; error: { code: string; message: string; details?: unknown } };
 export type ControlHandler = (req: ControlRequest) => Promise<ControlResponse>;
 
+/** The control socket of a data directory: DATA_DIR/sat.sock. */
 export function socketPath(dataDir: string): string {
   return path.join(dataDir, 'sat.sock');
 }
@@ -85,6 +86,11 @@ export async function startControlServer(dataDir: string, handler: ControlHandle
   };
 }
 
+/**
+ * Sends one command to the running server over DATA_DIR/sat.sock and resolves with its answer (`ok: false` carries the
+ * server's error code). Rejects on a connection error (no server listening), after `timeoutMs` (default 30 s) without
+ * activity, or on an empty or malformed answer.
+ */
 export function callControl(dataDir: string, req: ControlRequest, timeoutMs = 30_000): Promise<ControlResponse> {
   return new Promise((resolve, reject) => {
     const socket = net.createConnection(socketPath(dataDir));

@@ -1,4 +1,3 @@
-/** True when `err` is a unique violation (SQLSTATE 23505), optionally of the named constraint. Same code on both engines. */
 /**
  * A foreign-key violation (SQLSTATE 23503): a row refers to one that is gone,
  * e.g. an administrator removed while their own call was writing.
@@ -7,6 +6,7 @@ export function isForeignKeyViolation(err: unknown): boolean {
   return (err as { code?: string } | undefined)?.code === '23503';
 }
 
+/** True when `err` is a unique violation (SQLSTATE 23505), optionally of the named constraint. Same code on both engines. */
 export function isUniqueViolation(err: unknown, constraint?: string): boolean {
   const e = err as { code?: string; constraint?: string; message?: string } | undefined;
   if (e?.code !== '23505') return false;

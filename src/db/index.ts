@@ -39,6 +39,7 @@ export * from './rows.js';
 // node-postgres returns int8 as a string; our bigint columns (counts) fit in a JS number.
 pg.types.setTypeParser(20, (v) => Number.parseInt(v, 10));
 
+/** The embedded database's files: DATA_DIR/pgdata. */
 export function embeddedDataPath(dataDir: string): string {
   return path.join(dataDir, 'pgdata');
 }

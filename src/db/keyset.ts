@@ -28,6 +28,7 @@ function isRealInstant(at: string): boolean {
   return t.getUTCFullYear() === y && t.getUTCMonth() === mo! - 1 && t.getUTCDate() === d;
 }
 
+/** The opaque cursor for `key`: base64url of the JSON `[at, id]` (decodeCursor reads it back). Pure. */
 export function encodeCursor(key: PageKey): string {
   return Buffer.from(JSON.stringify([key.at, key.id]), 'utf8').toString('base64url');
 }
@@ -48,6 +49,7 @@ export function decodeCursor(cursor: string): PageKey | undefined {
   return { at, id: id.toLowerCase() };
 }
 
+/** Whether `value` is a UUID in its 8-4-4-4-12 hex form, any case (no version check). Pure. */
 export function isUuid(value: string): boolean {
   return uuidPattern.test(value);
 }

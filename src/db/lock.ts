@@ -30,6 +30,7 @@ export interface DataDirLock {
   release(): void;
 }
 
+/** The data-directory lock file: DATA_DIR/sat.lock. */
 export function lockPath(dataDir: string): string {
   return path.join(dataDir, 'sat.lock');
 }

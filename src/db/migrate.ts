@@ -93,6 +93,10 @@ async function latest(knex: Knex): Promise<string[]> {
   return applied;
 }
 
+/**
+ * The migrations applied to this database and those still pending, by name, in order (`sat migrate --status`).
+ * Applies nothing. Throws DatabaseNewerError when the database holds migrations this version does not know.
+ */
 export async function migrationStatus(knex: Knex): Promise<{ applied: string[]; pending: string[] }> {
   await refuseNewerDatabase(knex);
   const [applied, pending] = (await knex.migrate.list(migrationConfig)) as [Array<{ name: string }>, Migration[]];

@@ -2,13 +2,6 @@ import { performance } from 'node:perf_hooks';
 import type { Context, Middleware } from 'koa';
 import { redactText, type Logger } from '../log.js';
 
-/**
- * One access-log line per request (SPEC "Operations"), written when the response is finished or the client went
- * away: `{msg: "request", request_id, method, path, route?, status, ms, client_ip, aborted?}` (`status` null when
- * the connection closed before any answer). `path` has no query
- * string (never logged: it may carry credentials); `route` is the matched route template of the admin API or the
- * ops routes, the console, the OAuth endpoints (set there); `client_ip` is `ctx.ip`, which follows TRUST_PROXY. Runs after `requestId`.
- */
 /** Longer paths are cut in log lines: one short line per request, whatever a client sends (SPEC Part 2). */
 const MAX_LOGGED_PATH = 256;
 
@@ -57,6 +50,13 @@ export function noteInAccessLog(ctx: Context, fields: Record<string, string>): v
   for (const [key, value] of Object.entries(fields)) notes[key] = value.length > MAX_NOTE_VALUE ? `${value.slice(0, MAX_NOTE_VALUE)}…` : value;
 }
 
+/**
+ * One access-log line per request (SPEC "Operations"), written when the response is finished or the client went
+ * away: `{msg: "request", request_id, method, path, route?, status, ms, client_ip, aborted?}` (`status` null when
+ * the connection closed before any answer). `path` has no query
+ * string (never logged: it may carry credentials); `route` is the matched route template of the admin API or the
+ * ops routes, the console, the OAuth endpoints (set there); `client_ip` is `ctx.ip`, which follows TRUST_PROXY. Runs after `requestId`.
+ */
 export function accessLog(log: Logger): Middleware {
   return async (ctx, next) => {
     if (log.enabled?.('info') === false) return next(); // LOG_LEVEL above info: no line, no listener, no work

@@ -44,10 +44,6 @@ export {
 } from './service.js';
 
 /**
- * The key ring of this process: resolves the key-encryption key now (generating DATA_DIR's on the embedded
- * database's first start; KeyEncryptionError on PostgreSQL without one unless ALLOW_PLAINTEXT_KEYS=true).
- */
-/**
  * openKeyRing for a command on a database that may already hold keys: on the embedded database with no key
  * configured and no DATA_DIR/key-encryption-key, a key would be generated that opens none of the stored keys, so
  * KeyEncryptionError instead (naming the settings and the recovery), unless `mayGenerate` (the lost-key recovery,
@@ -76,6 +72,10 @@ export function missingKeyFor(file: string): KeyEncryptionError {
   );
 }
 
+/**
+ * The key ring of this process: resolves the key-encryption key now (generating DATA_DIR's on the embedded
+ * database's first start; KeyEncryptionError on PostgreSQL without one unless ALLOW_PLAINTEXT_KEYS=true).
+ */
 export function openKeyRing(
   config: Pick<Config, 'keyEncryptionKey' | 'allowPlaintextKeys' | 'dataDir'>,
   kind: DbKind,

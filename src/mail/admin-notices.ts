@@ -17,6 +17,10 @@ export function oneTimeLink(config: MailConfig, page: 'invite' | 'reset', token:
   return `${consoleUrl(config)}#/${page}?token=${encodeURIComponent(token)}`;
 }
 
+/**
+ * Queues the invitation mail (kind `admin_invitation`) in the caller's transaction: the console's one-time invite link
+ * (oneTimeLink) and its expiry. The token appears only in the link's fragment. Database errors propagate.
+ */
 export async function queueInvitationMail(
   trx: Knex.Transaction,
   config: MailConfig,
@@ -32,6 +36,10 @@ export async function queueInvitationMail(
   await enqueueMail(trx, { kind: 'admin_invitation', to: f.to, content, now: f.now, messageIdDomain: messageIdDomain(config) });
 }
 
+/**
+ * Queues the password-reset mail (kind `password_reset`) in the caller's transaction: the one-time reset link
+ * (oneTimeLink), its expiry and the requesting IP (`null`: none shown). Database errors propagate.
+ */
 export async function queuePasswordResetMail(
   trx: Knex.Transaction,
   config: MailConfig,
@@ -86,6 +94,10 @@ export async function countPasswordResetMails(db: Knex, to: string, since: Date)
   return Number(row?.n ?? 0);
 }
 
+/**
+ * Queues the "password changed" notice (kind `password_changed`) in the caller's transaction; `how` says whether it
+ * was changed, reset by mail or reset with `sat admin reset-password`. Database errors propagate.
+ */
 export async function queuePasswordChangedMail(
   trx: Knex.Transaction,
   config: MailConfig,

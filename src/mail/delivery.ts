@@ -15,7 +15,9 @@ import type { MailTransport } from './transport.js';
  * Message-ID (docs/mail.md, docs/security.md).
  */
 export const LEASE_MS = 15_000;
+/** How often, in ms, a sender renews the lease (LEASE_MS) of the mail it has claimed while it works on them. */
 export const HEARTBEAT_MS = 5_000;
+/** How many due messages one claim takes from the outbox (deliverDueMail's default `batchSize`). */
 export const BATCH_SIZE = 10;
 const MAX_BATCHES_PER_RUN = 20;
 
@@ -278,6 +280,7 @@ async function releaseClaim(knex: Knex, claimId: string, rows: MailOutboxRow[]):
   );
 }
 
+/** How many days sent mail (and withdrawn reset mail, from when it was queued) stays in the outbox: pruneSentMail. */
 export const SENT_RETENTION_DAYS = 30;
 
 /** Mail kinds whose body holds a one-time link (invitation, password reset). */

@@ -91,6 +91,10 @@ export function formatInstant(value: Date | string): string {
   return `${d.toISOString().slice(0, 10)} ${d.toISOString().slice(11, 16)} UTC`;
 }
 
+/**
+ * Throws when `token` carries `client_secret` or `secret_hash` as an own property: mail never holds a secret (SPEC
+ * "Email"), even from a caller that cast past the types.
+ */
 export function assertNoSecret(token: MailToken): void {
   // The types already refuse these; this catches a caller that cast its way past them.
   for (const key of ['client_secret', 'secret_hash']) {
@@ -126,6 +130,10 @@ export function credentialWords(token: MailToken): string {
   return isKeyed(token) ? 'client ID and private key' : 'client ID and secret';
 }
 
+/**
+ * The facts every token mail lists: name, client ID, authentication (private_key_jwt only, with its RFC 7638
+ * thumbprints), services by catalogue name (the id for one not in it) and expiry in UTC.
+ */
 export function tokenRows(f: Common): Row[] {
   const thumbprints = f.token.jwk_thumbprints ?? [];
   return [
@@ -185,6 +193,7 @@ export function render(subject: string, blocks: Block[], footer: string): MailCo
   return { subject, text, html };
 }
 
+/** The footer line of every notice: the product and why the reader gets it (they administer tokens at `consoleUrl`). */
 export function footer(consoleUrl: string): string {
   return `${PRODUCT}. You receive this notice because you administer system access tokens at ${consoleUrl}.`;
 }

@@ -58,6 +58,12 @@ export function smtpTlsOptions(url: string, allowPlaintextAuth: boolean): { requ
   return u.protocol === 'smtp:' && hasCredentials && !allowPlaintextAuth ? { requireTLS: true } : {};
 }
 
+/**
+ * The mail transport for this configuration: nodemailer over SMTP_URL (SMTP_TIMEOUTS, STARTTLS required for
+ * credentials over smtp:// unless SMTP_ALLOW_PLAINTEXT_AUTH), else each message written atomically (mode 0600) as
+ * `<date>-<kind>-<id>.eml` under DATA_DIR/mail, a resend overwriting its file. Logs the choice once; `send` rejects
+ * with the SMTP or file-system error. Throws on an SMTP_URL that is not a URL.
+ */
 export function createMailTransport(
   config: Pick<Config, 'smtpUrl' | 'mailFrom' | 'dataDir'> & Partial<Pick<Config, 'smtpAllowPlaintextAuth'>>,
   log: Logger,

@@ -20,6 +20,7 @@ export interface AssertionCredentials {
   assertion: string;
 }
 
+/** The `client_assertion_type` of private_key_jwt client authentication (RFC 7523 §2.2). */
 export const JWT_BEARER_ASSERTION = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
 function assertionSubject(assertion: string): string | undefined {

@@ -81,6 +81,10 @@ export interface PreparedJson {
   etag: string;
 }
 
+/**
+ * `value` serialised once: its UTF-8 JSON bytes and a strong ETag (quoted, the first 27 base64url characters of
+ * their SHA-256). Pure.
+ */
 export function prepareJson(value: unknown): PreparedJson {
   const body = Buffer.from(JSON.stringify(value), 'utf8');
   return { body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` };

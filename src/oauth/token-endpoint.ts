@@ -39,13 +39,6 @@ export const recordProviderOutcome: Middleware = async (ctx, next) => {
 };
 
 /**
- * The request as oidc-provider gets it: the same method, URL, headers and socket, with the body the edge already
- * read and decoded (the provider reads it from this stream) as UTF-8 under a plain `application/x-www-form-urlencoded`
- * content type and its own length, so that the provider parses exactly the parameters the edge read (form.ts: one
- * decoding, whatever charset or BOM the client sent), and the Authorization header in the canonical
- * `Basic <token68>` form, because the provider's parser takes exactly one space (lib/shared/client_auth.js).
- */
-/**
  * A form body without its empty parameters (`scope=`, a bare `scope`): SPEC Part 2 and RFC 6749 §3.2 treat them as
  * omitted at every endpoint, as the fast path and our introspection and revocation do, while oidc-provider counts
  * `scope=jobs&scope=` as the parameter twice (400). What it is handed has none, so both paths answer alike. Pure.
@@ -60,6 +53,13 @@ export function withoutEmptyParameters(text: string): string {
     .join('&');
 }
 
+/**
+ * The request as oidc-provider gets it: the same method, URL, headers and socket, with the body the edge already
+ * read and decoded (the provider reads it from this stream) as UTF-8 under a plain `application/x-www-form-urlencoded`
+ * content type and its own length, so that the provider parses exactly the parameters the edge read (form.ts: one
+ * decoding, whatever charset or BOM the client sent), and the Authorization header in the canonical
+ * `Basic <token68>` form, because the provider's parser takes exactly one space (lib/shared/client_auth.js).
+ */
 function replay(original: IncomingMessage, form: OAuthForm, presented: ParsedCredentials): IncomingMessage {
   const req = new IncomingMessage(original.socket);
   req._read = () => undefined; // the bytes are pushed below; never resume the socket for them

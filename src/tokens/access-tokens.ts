@@ -32,10 +32,12 @@ export async function revokeAccessToken(
   return { recorded: true };
 }
 
+/** Whether the access token with this JWT `jti` was revoked (RFC 7009) and its record not pruned yet. */
 export function isAccessTokenRevoked(db: Db, jti: string): Promise<boolean> {
   return q.isAccessTokenRevoked(db, jti);
 }
 
+/** Deletes the revocation records whose access token expired at `now`; returns how many. */
 export function pruneRevokedAccessTokens(db: Db, now: Date): Promise<number> {
   return q.deleteExpiredRevokedAccessTokens(db, now);
 }

@@ -9,7 +9,9 @@ import { crc32 } from 'node:zlib';
  * tell a real secret from a mistyped or made-up one offline.
  */
 const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+/** Prefix of every client ID (`sat_`): lets secret scanners recognise one. */
 export const CLIENT_ID_PREFIX = 'sat_';
+/** Prefix of every client secret (`sats_`): lets secret scanners recognise one. */
 export const SECRET_PREFIX = 'sats_';
 const CLIENT_ID_BODY = 22;
 const SECRET_BODY = 43;
@@ -29,6 +31,7 @@ export function randomBase62(length: number): string {
   return out;
 }
 
+/** `value` as an unsigned 32-bit integer in base62, left-padded with "0" to at least `width` characters. Pure. */
 export function toBase62(value: number, width: number): string {
   let n = value >>> 0;
   let out = '';
@@ -39,19 +42,23 @@ export function toBase62(value: number, width: number): string {
   return out.padStart(width, '0');
 }
 
+/** The 6-character checksum of a client secret: CRC32 of `text` (the secret before its checksum) in base62. Pure. */
 export function checksumOf(text: string): string {
   return toBase62(crc32(text), CHECKSUM_LENGTH);
 }
 
+/** A new client ID: `sat_` + 22 base62 characters from the CSPRNG (131 bits). */
 export function generateClientId(): string {
   return CLIENT_ID_PREFIX + randomBase62(CLIENT_ID_BODY);
 }
 
+/** A new client secret: `sats_` + 43 base62 characters from the CSPRNG (256 bits) + their 6-character checksum. */
 export function generateClientSecret(): string {
   const head = SECRET_PREFIX + randomBase62(SECRET_BODY);
   return head + checksumOf(head);
 }
 
+/** Whether `value` has the client ID format (`sat_` + 22 base62 characters). Format only, no database. Pure. */
 export function isWellFormedClientId(value: string): boolean {
   return clientIdPattern.test(value);
 }
@@ -79,6 +86,10 @@ export function hashSecret(secret: string): string {
   return createHash('sha256').update(secret, 'utf8').digest('base64url');
 }
 
+/**
+ * Constant-time check of a presented client secret against its stored hash (SHA-256, base64url, as `hashSecret`
+ * makes it). False for a stored hash of another length; never throws on a mismatch.
+ */
 export function verifySecret(presented: string, storedHash: string): boolean {
   const a = createHash('sha256').update(presented, 'utf8').digest();
   const b = Buffer.from(storedHash, 'base64url');

@@ -20,6 +20,7 @@ export interface PublicJwks {
 
 /** SPEC Part 2: one to three keys (two during a key rotation, plus one spare). */
 export const MAX_CLIENT_KEYS = 3;
+/** The smallest RSA modulus, in bits, a registered client key may have (smaller: 400 validation_failed). */
 export const MIN_RSA_BITS = 2048;
 /** Algorithms a client assertion may be signed with, by key type (RFC 7518). */
 export const CLIENT_ASSERTION_ALGS = { EC: ['ES256'], RSA: ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'] } as const;

@@ -8,6 +8,10 @@ export interface TokenWithCreator extends TokenRow {
   creator_email: string | null;
 }
 
+/**
+ * How many tokens of the organisation are unexpired at `now` (`expires_at` later than it): what the per-organisation
+ * token limit counts. Read it under the organisation's lock.
+ */
 export async function countActiveTokens(db: Db, organisationId: string, now: Date): Promise<number> {
   const row = await db('tokens')
     .where({ organisation_id: organisationId })
@@ -54,11 +58,13 @@ export async function claimReplayId(db: Db, id: string, expiresAt: Date, now: Da
   return ((result as { rows?: unknown[] }).rows ?? []).length === 1;
 }
 
+/** Whether `id` (SHA-256 of issuer and jti) has a live replay-detection entry at `now`, whichever instance wrote it. */
 export async function findReplayId(db: Db, id: string, now: Date): Promise<boolean> {
   const row = await db('oauth_replay').select('id').where({ id }).andWhere('expires_at', '>', now).first();
   return row !== undefined;
 }
 
+/** Prunes the replay-detection entries expired at `now`; returns how many were deleted. */
 export async function deleteExpiredReplayIds(db: Db, now: Date): Promise<number> {
   return affectedRows(await db('oauth_replay').where('expires_at', '<=', now).delete());
 }
@@ -66,6 +72,10 @@ export async function deleteExpiredReplayIds(db: Db, now: Date): Promise<number>
 const withCreator = (db: Db) =>
   db<TokenWithCreator>('tokens as t').leftJoin('admins as a', 'a.id', 't.created_by').select('t.*', 'a.email as creator_email');
 
+/**
+ * One token of the organisation with its creator's email (`null` when the creator is gone); undefined for an unknown
+ * id or one in another organisation.
+ */
 export function findTokenById(db: Db, organisationId: string, id: string): Promise<TokenWithCreator | undefined> {
   return withCreator(db).where({ 't.organisation_id': organisationId, 't.id': id }).first();
 }
@@ -225,8 +235,10 @@ const CLIENT_COLUMNS = [
   'last_used_at',
   'created_at',
 ] as const;
-// Columns listed, never `*`: a prepared statement keeps the shape it was prepared with (a new shape, a new name).
-// Exported (with $1) for the bench's EXPLAIN.
+/**
+ * The statement findTokenByClientId prepares (`$1`: a text array of client IDs); exported for the bench's EXPLAIN.
+ * Columns listed, never `*`: a prepared statement keeps the shape it was prepared with (a new shape, a new name).
+ */
 export const CLIENT_LOOKUP_SQL = `select ${CLIENT_COLUMNS.join(', ')} from tokens where client_id = any($1::text[])`;
 
 const lookupClient = sharedRead<string, ClientRow, Map<string, ClientRow>, ClientRow | undefined>({
@@ -265,8 +277,11 @@ export interface IntrospectionRows {
   revoked: boolean;
 }
 
-// One statement for everything an introspection request reads (exported for the bench's EXPLAIN): each part is a
-// unique-index lookup (tokens_client_id_uq, resource_servers_client_id_uq, revoked_access_tokens' primary key).
+/**
+ * One statement for everything an introspection request reads (`$1`: client IDs, `$2`: jtis; exported for the
+ * bench's EXPLAIN): each part is a unique-index lookup (tokens_client_id_uq, resource_servers_client_id_uq,
+ * revoked_access_tokens' primary key).
+ */
 export const INTROSPECTION_LOOKUP_SQL = [
   `select 't' as kind, client_id as key, id, organisation_id, secret_hash, services, expires_at, auth_method, jwks, require_dpop, prev_secret_hash, prev_secret_expires_at, null::text as name, allowed_ips, max_tokens_per_hour, last_used_at, created_at from tokens where client_id = any($1::text[])`,
   `select 'r', client_id, id, null, secret_hash, null, null, null, null, null, null, null, name, null, null, null, null from resource_servers where client_id = any($1::text[])`,
@@ -368,11 +383,13 @@ export async function deleteTokenHoldingSecret(db: Db, organisationId: string, i
   return row as TokenRow | undefined;
 }
 
+/** Deletes (revokes) one token of the organisation and returns its row; undefined when there is no such token. */
 export async function deleteToken(db: Db, organisationId: string, id: string): Promise<TokenRow | undefined> {
   const [row] = await db<TokenRow>('tokens').where({ organisation_id: organisationId, id }).delete().returning('*');
   return row as TokenRow | undefined;
 }
 
+/** The email of administrator `adminId`; undefined when there is no such administrator. */
 export async function findAdminEmail(db: Db, adminId: string): Promise<string | undefined> {
   const row = await db('admins').select('email').where({ id: adminId }).first();
   return (row as { email?: string } | undefined)?.email;
@@ -383,6 +400,7 @@ export async function insertRevokedAccessToken(db: Db, row: Omit<RevokedAccessTo
   await db<RevokedAccessTokenRow>('revoked_access_tokens').insert(row).onConflict('jti').ignore();
 }
 
+/** Whether the access token with this `jti` was revoked (RFC 7009) and its entry not pruned yet. */
 export async function isAccessTokenRevoked(db: Db, jti: string): Promise<boolean> {
   const row = await db('revoked_access_tokens').select('jti').where({ jti }).first();
   return row !== undefined;
@@ -402,15 +420,18 @@ export async function countLiveRevokedAccessTokens(db: Db, clientId: string, now
   return { count: rows.length, soonest: rows[0]?.expires_at };
 }
 
+/** Prunes the revoked access tokens that expired at `now` (they are refused as expired anyway); returns how many. */
 export async function deleteExpiredRevokedAccessTokens(db: Db, now: Date): Promise<number> {
   return affectedRows(await db('revoked_access_tokens').where('expires_at', '<=', now).delete());
 }
 
+/** Inserts a resource server (an introspection caller) and returns the stored row; a database error propagates. */
 export async function insertResourceServer(db: Db, row: Omit<ResourceServerRow, 'created_at'> & { created_at: Date }): Promise<ResourceServerRow> {
   const [inserted] = await db<ResourceServerRow>('resource_servers').insert(row).returning('*');
   return inserted as ResourceServerRow;
 }
 
+/** Every resource server row, oldest first (ties by id). */
 export function listResourceServerRows(db: Db): Promise<ResourceServerRow[]> {
   return db<ResourceServerRow>('resource_servers').select('*').orderBy([{ column: 'created_at' }, { column: 'id' }]);
 }
@@ -422,10 +443,12 @@ export async function findResourceServersBySecretHashes(db: Db, hashes: readonly
   return new Map(rows.map((r) => [r.secret_hash, r]));
 }
 
+/** The resource server with this client ID; undefined when there is none. */
 export function findResourceServerByClientId(db: Db, clientId: string): Promise<ResourceServerRow | undefined> {
   return db<ResourceServerRow>('resource_servers').where({ client_id: clientId }).first();
 }
 
+/** Deletes the resource server `id` and returns its row; undefined when there is no such one. */
 export async function deleteResourceServer(db: Db, id: string): Promise<ResourceServerRow | undefined> {
   const [row] = await db<ResourceServerRow>('resource_servers').where({ id }).delete().returning('*');
   return row as ResourceServerRow | undefined;

@@ -90,6 +90,7 @@ export async function addResourceServer(deps: Deps, name: string): Promise<Added
   }
 }
 
+/** Every resource server (id, name, client ID, creation; never a secret), oldest first: `sat resource-server list`. */
 export async function listResourceServers(deps: Deps): Promise<ResourceServerResource[]> {
   return (await q.listResourceServerRows(deps.db.knex)).map(toResource);
 }

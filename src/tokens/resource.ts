@@ -112,8 +112,10 @@ export interface LifecycleRules {
   dormantAfterDays: number;
 }
 
+/** toTokenResource's lifecycle rules when none are given: expiring within 7 days, dormant after 90 days unused. */
 export const DEFAULT_LIFECYCLE_RULES: LifecycleRules = Object.freeze({ expiringSoonDays: 7, dormantAfterDays: 90 });
 
+/** `active` while `expiresAt` is later than `now`, else `expired` (SPEC "Admin API" token status). Pure. */
 export function tokenStatus(expiresAt: Date, now: Date): 'active' | 'expired' {
   return expiresAt.getTime() > now.getTime() ? 'active' : 'expired';
 }

@@ -70,6 +70,11 @@ const perHour = 'must be null or a whole number from 1 to 1000000';
 /** Access tokens per rolling hour: null (no limit) or 1 to 1,000,000. */
 export const maxTokensPerHour = z.number({ error: perHour }).int(perHour).min(1, perHour).max(1_000_000, perHour).nullable();
 
+/**
+ * POST /admin/api/tokens body (strict: unknown fields refused): name, expiry, services, and optional network, hourly
+ * limit, auth method (client_secret or private_key_jwt with `jwks`/`public_key`) and DPoP. The service checks the
+ * rules that need config, time or the database.
+ */
 export const generateTokenBody = z
   .object({
     name: tokenName,
@@ -99,6 +104,7 @@ const credentialFields = {
   require_dpop: z.boolean({ error: 'must be true or false' }).optional(),
 };
 
+/** The sender-constraint fields of PATCH /admin/api/tokens/{id} (`jwks`, `public_key`, `require_dpop`), strict. */
 export const updateTokenCredentialsBody = z.object(credentialFields).strict();
 
 export type UpdateTokenCredentialsInput = z.infer<typeof updateTokenCredentialsBody>;

@@ -273,6 +273,10 @@ export async function generateToken(
   }
 }
 
+/**
+ * One token of the actor's organisation as the admin API shows it (GET /admin/api/tokens/{id}, via resourceOf).
+ * Throws AppError 404 not_found for an id that is not a UUID, unknown, or in another organisation.
+ */
 export async function getToken(deps: Deps, actor: Actor, id: string): Promise<TokenResource> {
   if (!isUuid(id)) throw notFound();
   const row = await q.findTokenById(deps.db.knex, actor.organisation_id, id);
