@@ -370,7 +370,8 @@ async function withCliKeyAdvice<T>(org: string, id: string, run: () => Promise<T
 
 /** Runs a command and shapes the outcome like a control-socket answer (errors carry no stack, no SQL). */
 export async function runCommand(deps: Deps, name: string, args: Record<string, unknown>): Promise<ControlResponse> {
-  const command = commands[name];
+  // Own commands only: a name such as `constructor` or `__proto__` must not reach Object's own members.
+  const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (!command) return { ok: false, error: { code: 'unknown_command', message: `unknown command ${name}` } };
   try {
     return { ok: true, result: await command(deps, args) };
@@ -385,9 +386,9 @@ export async function runCommand(deps: Deps, name: string, args: Record<string, 
       };
     }
     if (err instanceof KeyEncryptionError) return { ok: false, error: { code: 'key_encryption_failed', message: err.message } };
-    // `sat backup` to a path it cannot write: the reason for the operator, nothing for the server log (bad input).
     // A database migrated by a newer version (`sat migrate` after a rollback): what happened and what to do.
     if (err instanceof DatabaseNewerError) return { ok: false, error: { code: 'database_newer', message: err.message } };
+    // `sat backup` to a path it cannot write: the reason for the operator, nothing for the server log (bad input).
     if (err instanceof BackupTargetError) return { ok: false, error: { code: 'backup_failed', message: err.message } };
     if (err instanceof AppError) return { ok: false, error: { code: err.code, message: err.message, details: err.details } };
     // `sat migrate` (or any command) with PostgreSQL out of reach or refusing the connection: the operator's problem,
