@@ -5,8 +5,8 @@ import type { Db } from '../db/index.js';
 import { isUniqueViolation } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
-import { firstHiddenCharacter, hasVisibleCharacter } from '../text.js';
-import { normaliseEmail } from '../text.js';
+import { ConfigError } from '../config/index.js';
+import { firstHiddenCharacter, hasVisibleCharacter, normaliseEmail } from '../text.js';
 import { generatePassword, hashPassword, newPassword } from './passwords.js';
 import * as q from './queries.js';
 
@@ -98,12 +98,19 @@ export async function addAdmin(db: Db, input: AddAdminInput, by?: AdminAddedBy):
 
 /**
  * First start with no administrator (SPEC "Running it"): creates one for the default organisation
- * from ADMIN_EMAIL/ADMIN_PASSWORD, or with a generated password that the caller prints once. Audited as
+ * from ADMIN_EMAIL/ADMIN_PASSWORD, or with a generated password that the caller prints once (ConfigError when
+ * ADMIN_PASSWORD breaks the new-password rule, 12 to 256 characters; ignored once an administrator exists). Audited as
  * `admin.added` by `server` (no administrator or operator command did it; like the policy's `policy` actor).
  */
 export async function ensureFirstAdmin(deps: Pick<Deps, 'config' | 'db'>): Promise<AddAdminResult | undefined> {
   const { config, db } = deps;
   if ((await q.countAdmins(db.knex)) > 0) return undefined;
+  if (config.adminPassword !== undefined) {
+    const checked = newPassword.safeParse(config.adminPassword);
+    if (!checked.success) {
+      throw new ConfigError([`ADMIN_PASSWORD: ${checked.error.issues[0]?.message ?? 'is not a valid password'} (it becomes the first administrator's password)`]);
+    }
+  }
   try {
     return await addAdmin(db.knex, {
       org: config.defaultOrganisation,

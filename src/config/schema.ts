@@ -194,11 +194,12 @@ export const envSchema = z.object({
       .optional(),
   ),
   ADMIN_EMAIL: optionalString.pipe(z.email().optional()),
-  // SPEC Part 2 "Administrators": a new password has 12 to 256 characters.
+  // Used only at a first start with no administrator, where the new-password rule (12 to 256 characters, SPEC Part 2
+  // "Administrators") is applied (accounts ensureFirstAdmin); any other start ignores it, so an upgraded deployment
+  // whose environment still holds the first release's shorter password (8 characters then) keeps starting.
   ADMIN_PASSWORD: optionalString.pipe(
     z
       .string()
-      .refine((pw) => [...pw].length >= 12, 'must have at least 12 characters')
       .refine((pw) => [...pw].length <= 256, 'must have at most 256 characters')
       .optional(),
   ),

@@ -6,7 +6,8 @@
 import { createHash, randomBytes, randomUUID, scrypt } from 'node:crypto';
 import { createLocalJWKSet, decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify, type JSONWebKeySet } from 'jose';
 import { migrations } from '../../migrations/index.js';
-import { loadConfig } from '../../src/config/index.js';
+import { ensureFirstAdmin } from '../../src/accounts/index.js';
+import { ConfigError, loadConfig } from '../../src/config/index.js';
 import { openDb } from '../../src/db/index.js';
 import { createLogger } from '../../src/log.js';
 import { generateClientId, generateClientSecret } from '../../src/tokens/credentials.js';
@@ -81,7 +82,10 @@ describe.each(testDatabases())('upgrade from the first release on %s', (kind) =>
     } finally {
       await database.close();
     }
-    server = await startServer(db, { KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64') }, { jobs: 'manual' });
+    // The old deployment's environment, kept: its first administrator's password had the first release's 8-character
+    // minimum. It is used only when there is no administrator, so it stops nothing now.
+    const oldEnvironment = { ADMIN_EMAIL: admin.email, ADMIN_PASSWORD: 'oldpw1234' };
+    server = await startServer(db, { KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'), ...oldEnvironment }, { jobs: 'manual' });
   });
   afterAll(async () => {
     await server?.close();
@@ -130,5 +134,23 @@ describe.each(testDatabases())('upgrade from the first release on %s', (kind) =>
       items: Array<{ id: string; action: string }>;
     };
     expect(audit.items).toContainEqual(expect.objectContaining({ id: eventId, action: 'token.generated' }));
+  });
+
+  it('a first start with no administrator refuses an ADMIN_PASSWORD shorter than the new-password rule, naming it', async () => {
+    const fresh = await createTestDb(kind);
+    try {
+      const config = loadConfig({ ...fresh.env, ADMIN_EMAIL: 'new@example.com', ADMIN_PASSWORD: 'oldpw1234' });
+      const database = await openDb(config, createLogger('error', {}, () => undefined));
+      try {
+        const deps = { config, db: database };
+        await expect(ensureFirstAdmin(deps)).rejects.toThrow(ConfigError);
+        await expect(ensureFirstAdmin(deps)).rejects.toThrow(/ADMIN_PASSWORD: must be at least 12 characters \(it becomes the first administrator's password\)/);
+        expect(Number((await database.knex('admins').count({ n: '*' }).first())!.n)).toBe(0);
+      } finally {
+        await database.close();
+      }
+    } finally {
+      await fresh.drop();
+    }
   });
 });
