@@ -87,6 +87,16 @@ async function refuseForeignSealedKeys(knex: Knex, ring: KeyRing, log: Logger): 
   log.warn(GENERATED_KEK_MESSAGE, { file });
 }
 
+/**
+ * A start refused before the database was ready (another server holds DATA_DIR, a newer or damaged database, a
+ * migration that failed): the key-encryption key this start generated is removed again, so no key appears in DATA_DIR
+ * without the log line telling the operator to back it up; the next start that gets further generates and announces
+ * its own. A key from the configuration or an earlier start is never touched.
+ */
+function discardGeneratedKek(ring: KeyRing): void {
+  if (ring.kek.generated && ring.kek.dataDirFile) rmSync(ring.kek.dataDirFile, { force: true });
+}
+
 /** What a caller (a test, an embedding) may inject into `serve`; production passes nothing. */
 export interface ServeOptions {
   log?: Logger;
@@ -139,10 +149,22 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
   const prepared = checkStartConfig(config, log);
   // A `sat` command holding the embedded database (a cron job's backup) is waited for, as commands wait for the
   // server: up to two minutes (docs/operations.md).
-  const db = await openDb(config, log, { lockWaitMs: DATA_DIR_WAIT_MS });
+  let db: Database;
+  try {
+    db = await openDb(config, log, { lockWaitMs: DATA_DIR_WAIT_MS });
+  } catch (err) {
+    discardGeneratedKek(prepared.keyRing!); // nothing can be sealed under it: the next start announces its own
+    throw err;
+  }
   try {
     const deps: Deps = { config, db, log, clock };
-    const applied = await migrateLatest(db.knex);
+    let applied: string[];
+    try {
+      applied = await migrateLatest(db.knex);
+    } catch (err) {
+      discardGeneratedKek(prepared.keyRing!); // nothing sealed yet either (keys are sealed after the migrations)
+      throw err;
+    }
     if (applied.length) log.info('migrations applied', { applied });
     await refuseForeignSealedKeys(db.knex, prepared.keyRing!, log);
     if (opts.signal?.aborted) throw new StartCancelledError();

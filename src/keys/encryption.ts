@@ -68,7 +68,7 @@ function writeSecretFile(file: string, content: string): void {
 }
 
 /** The log line of a newly generated DATA_DIR/key-encryption-key (a warning: the operator must back it up). */
-export const GENERATED_KEK_MESSAGE = 'generated a key-encryption key for the signing keys; back it up with the data directory, or set KEY_ENCRYPTION_KEY_FILE';
+export const GENERATED_KEK_MESSAGE = 'generated a key-encryption key for the signing keys; back it up apart from the database backups (sat backup does not hold it, and a restore needs it), or set KEY_ENCRYPTION_KEY_FILE';
 
 export interface ResolvedKek {
   /** Undefined only on PostgreSQL with ALLOW_PLAINTEXT_KEYS=true and no key configured. */
