@@ -19,6 +19,8 @@ import type { ControlResponse } from './control/index.js';
 import {
   BackupTargetError,
   DatabaseNewerError,
+  MigrationLockTimeoutError,
+  MIGRATION_WAIT_MESSAGE,
   LATEST_MIGRATION,
   backupEmbedded,
   isDatabaseUnavailable,
@@ -160,7 +162,7 @@ export const commands: Record<string, Command> = {
   // SPEC "Signing keys encrypted at rest": plaintext keys are encrypted by a migration when a key-encryption key is
   // configured, so `sat migrate` seals them as the server's start does (nothing in clear: no key is resolved).
   migrate: async (deps) => {
-    const applied = await migrateLatest(deps.db.knex);
+    const applied = await migrateLatest(deps.db.knex, { onWait: (heldBy) => deps.log.warn(MIGRATION_WAIT_MESSAGE, { held_by: heldBy }) });
     const plaintext = await deps.db.knex('signing_keys').whereNotNull('private_jwk').first('kid');
     let sealed = 0;
     try {
@@ -388,6 +390,8 @@ export async function runCommand(deps: Deps, name: string, args: Record<string, 
     if (err instanceof KeyEncryptionError) return { ok: false, error: { code: 'key_encryption_failed', message: err.message } };
     // A database migrated by a newer version (`sat migrate` after a rollback): what happened and what to do.
     if (err instanceof DatabaseNewerError) return { ok: false, error: { code: 'database_newer', message: err.message } };
+    // `sat migrate` while another instance migrates, or a session holds the lock: who holds it, what to do.
+    if (err instanceof MigrationLockTimeoutError) return { ok: false, error: { code: 'migration_lock_timeout', message: err.message } };
     // `sat backup` to a path it cannot write: the reason for the operator, nothing for the server log (bad input).
     if (err instanceof BackupTargetError) return { ok: false, error: { code: 'backup_failed', message: err.message } };
     if (err instanceof AppError) return { ok: false, error: { code: err.code, message: err.message, details: err.details } };

@@ -8,7 +8,7 @@ import { configurePasswordHashing, ensureFirstAdmin, pruneSessions } from './acc
 import { runCommand } from './commands.js';
 import type { Config } from './config/index.js';
 import { startControlServer } from './control/index.js';
-import { makeDirectories, makeOwnerOnly, migrateLatest, openDb, restrictUmask, type Database } from './db/index.js';
+import { MIGRATION_WAIT_MESSAGE, makeDirectories, makeOwnerOnly, migrateLatest, openDb, restrictUmask, type Database } from './db/index.js';
 import type { Deps } from './deps.js';
 import { startJobs, type Job, type Jobs } from './jobs.js';
 import { createLogger, type Logger } from './log.js';
@@ -160,7 +160,7 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
     const deps: Deps = { config, db, log, clock };
     let applied: string[];
     try {
-      applied = await migrateLatest(db.knex);
+      applied = await migrateLatest(db.knex, { onWait: (heldBy) => log.warn(MIGRATION_WAIT_MESSAGE, { held_by: heldBy }) });
     } catch (err) {
       discardGeneratedKek(prepared.keyRing!); // nothing sealed yet either (keys are sealed after the migrations)
       throw err;

@@ -22,6 +22,7 @@ import {
   LATEST_MIGRATION,
   makeOwnerOnly,
   migrateLatest,
+  MIGRATION_WAIT_MESSAGE,
   OlderServerRunningError,
   openDb,
   readLockHolder,
@@ -679,7 +680,7 @@ async function execute(
     if (config.databaseUrl && !MAY_CREATE_DATABASE.has(req.command) && !(await db.knex.schema.hasTable('knex_migrations'))) {
       return { ok: false, error: { code: 'no_database', message: 'this database has none of the server\'s tables: nothing to read or change (is DATABASE_URL right? `sat migrate` or `sat serve` creates them)' } };
     }
-    if (req.command !== 'migrate') await migrateLatest(db.knex);
+    if (req.command !== 'migrate') await migrateLatest(db.knex, { onWait: (heldBy) => log.warn(MIGRATION_WAIT_MESSAGE, { held_by: heldBy }) });
     configurePasswordHashing(config.passwordHashing); // the configured cost for a password set here
     return await runCommand({ config, db, log, clock: await commandClock(config, db.knex, stderr) }, req.command, req.args);
   } catch (err) {

@@ -24,7 +24,16 @@ export interface Database {
 
 export { acquireDataDirLock, DataDirLockedError, OlderServerRunningError, readLockHolder, refuseOlderServer, TRY_AGAIN, waitForDataDir, type DataDirLock } from './lock.js';
 export { BackupTargetError, backupEmbedded, checkBackupTarget, removeStaleRestores, restoreEmbedded, RestoreRefusedError, type BackupSigningKey } from './backup.js';
-export { DatabaseNewerError, LATEST_MIGRATION, MIGRATION_LOCK_KEY, migrateLatest, migrationStatus } from './migrate.js';
+export {
+  DatabaseNewerError,
+  LATEST_MIGRATION,
+  MIGRATION_LOCK_KEY,
+  MIGRATION_WAIT_MESSAGE,
+  MigrationLockTimeoutError,
+  migrateLatest,
+  migrationStatus,
+  type MigrateOptions,
+} from './migrate.js';
 export { briefDatabaseError, isConnectionRefusedByDatabase, isDatabaseUnavailable, isForeignKeyViolation, isUniqueViolation } from './errors.js';
 export { noteDatabaseOutage, OUTAGE_RETRY_AFTER_SECONDS } from './outage.js';
 export { cursorTimeSql, decodeCursor, encodeCursor, escapeLike, isUuid, type PageKey } from './keyset.js';

@@ -31,26 +31,81 @@ function unboundedPostgresConnection(knex: Knex): { config: Knex.Config; connect
   return { config, connection };
 }
 
+/** The log line of a start or `sat migrate` that waits for the migration lock (MigrateOptions.onWait). */
+export const MIGRATION_WAIT_MESSAGE = 'waiting for the migration lock: another instance is migrating, or a session holds it (gives up after 60 s)';
+
+/** What migrateLatest may be told: how long to wait for the lock, and whom to tell that it waits. */
+export interface MigrateOptions {
+  /** How long to wait for the migration lock before MigrationLockTimeoutError, in ms (default 60,000). */
+  timeoutMs?: number;
+  /** Called once when another session holds the lock, with the holders as text (pid, application, address, since). */
+  onWait?: (holders: string) => void;
+}
+
+/**
+ * A start or `sat migrate` gave up waiting for the migration lock (PostgreSQL): another instance is still migrating,
+ * or a session holds the lock (a stuck migration, an operator's session). Names the holders and what to do.
+ */
+export class MigrationLockTimeoutError extends Error {
+  constructor(seconds: number, holders: string) {
+    super(
+      `gave up after ${seconds} s waiting for the migration lock (pg_advisory_lock ${MIGRATION_LOCK_KEY}), held by ${holders}: ` +
+        'another instance may still be migrating (start again once it has finished), or a session holds it (end it ' +
+        'with pg_terminate_backend(pid) if it is stuck) (docs/operations.md#several-instances-migrations-and-rolling-upgrades)',
+    );
+    this.name = 'MigrationLockTimeoutError';
+  }
+}
+
+/** The sessions holding the migration lock, as text for a log line or an error ("nobody" once it is free). */
+async function lockHolders(client: pg.Client): Promise<string> {
+  const { rows } = await client.query(
+    `select a.pid, a.application_name, host(a.client_addr) as address, a.backend_start
+       from pg_locks l join pg_stat_activity a on a.pid = l.pid
+      where l.locktype = 'advisory' and l.granted and l.objsubid = 1
+        and ((l.classid::bigint << 32) | l.objid::bigint) = $1::bigint`,
+    [MIGRATION_LOCK_KEY.toString()],
+  );
+  if (rows.length === 0) return 'nobody now';
+  return rows
+    .map((r: { pid: number; application_name: string; address: string | null; backend_start: Date }) =>
+      `process ${r.pid} (${r.application_name || 'no application name'}${r.address ? ` from ${r.address}` : ''}, connected since ${new Date(r.backend_start).toISOString()})`,
+    )
+    .join(', ');
+}
+
 /**
  * Applies pending migrations. On PostgreSQL, instances starting together take turns under a session-level
  * `pg_advisory_lock` held on a connection of its own (outside the pool, so a pool of one still migrates): the
- * first applies the migrations, the others wait, then find nothing to do. Waiting longer than `timeoutMs` fails
- * (lock_timeout). Migrations run on a one-connection knex without the request timeouts. The embedded engine is
- * single-process (DATA_DIR lock) and needs no lock.
+ * first applies the migrations, the others wait, then find nothing to do. A wait is told once through
+ * `options.onWait`, naming the holders; waiting longer than `options.timeoutMs` (default 60 s) throws
+ * MigrationLockTimeoutError. Migrations run on a one-connection knex without the request timeouts. The embedded
+ * engine is single-process (DATA_DIR lock) and needs no lock. Throws DatabaseNewerError for a newer database.
  */
-export async function migrateLatest(knex: Knex, timeoutMs = 60_000): Promise<string[]> {
+export async function migrateLatest(knex: Knex, options: MigrateOptions = {}): Promise<string[]> {
+  const timeoutMs = options.timeoutMs ?? 60_000;
   const pgSettings = unboundedPostgresConnection(knex);
   if (!pgSettings) return latest(knex);
   const lockClient = new pg.Client({ ...(pgSettings.connection as pg.ClientConfig), application_name: 'sat migrate lock' });
   await lockClient.connect();
   const unbounded = knexFactory({ ...pgSettings.config, connection: pgSettings.connection, pool: { min: 0, max: 1 } });
   try {
-    await lockClient.query(`set lock_timeout = ${Math.max(1, Math.round(timeoutMs))}`);
-    await lockClient.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
+    const key = MIGRATION_LOCK_KEY.toString();
+    const { rows } = await lockClient.query('select pg_try_advisory_lock($1) as taken', [key]);
+    if (!(rows[0] as { taken: boolean }).taken) {
+      options.onWait?.(await lockHolders(lockClient));
+      await lockClient.query(`set lock_timeout = ${Math.max(1, Math.round(timeoutMs))}`);
+      try {
+        await lockClient.query('select pg_advisory_lock($1)', [key]);
+      } catch (err) {
+        if ((err as { code?: unknown }).code !== '55P03') throw err; // lock_not_available: the lock_timeout
+        throw new MigrationLockTimeoutError(Math.round(timeoutMs / 1000), await lockHolders(lockClient));
+      }
+    }
     try {
       return await latest(unbounded);
     } finally {
-      await lockClient.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY.toString()]);
+      await lockClient.query('select pg_advisory_unlock($1)', [key]);
     }
   } finally {
     await unbounded.destroy();

@@ -1,6 +1,8 @@
 // Migrations on PostgreSQL run under pg_advisory_lock: instances that start together take turns.
 import pg from 'pg';
-import { MIGRATION_LOCK_KEY } from '../../src/db/index.js';
+import { loadConfig } from '../../src/config/index.js';
+import { MIGRATION_LOCK_KEY, MigrationLockTimeoutError, migrateLatest, openDb } from '../../src/db/index.js';
+import { createLogger } from '../../src/log.js';
 import { migrations } from '../../migrations/index.js';
 import { runSat } from '../support/cli.js';
 import { createTestDb, describePostgres, type TestDb } from '../support/db.js';
@@ -36,10 +38,11 @@ onPostgres('migrations under pg_advisory_lock', () => {
   it('waits while another session holds the lock, then migrates', async () => {
     const db = await createTestDb('postgres', { empty: true });
     dbs.push(db);
-    const holder = new pg.Client({ connectionString: db.url });
+    const holder = new pg.Client({ connectionString: db.url, application_name: 'an operator session' });
     await holder.connect();
     try {
       await holder.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
+      const holderPid = (await holder.query('select pg_backend_pid() as pid')).rows[0].pid as number;
       const migrating = runSat(['migrate'], db.env);
       // The migrating process is seen waiting on the advisory lock, having changed nothing.
       const deadline = Date.now() + 30_000;
@@ -58,7 +61,33 @@ onPostgres('migrations under pg_advisory_lock', () => {
       const done = await migrating;
       expect(done.code).toBe(0);
       expect(done.stdout).toMatch(/^Applied: 0001_initial/);
+      // It said that it waited, and for whom (one line, not one per second).
+      const waits = done.stderr.split('\n').filter((l) => l.includes('waiting for the migration lock'));
+      expect(waits).toHaveLength(1);
+      expect(waits[0]).toContain(`process ${holderPid} (an operator session`);
     } finally {
+      await holder.end();
+    }
+  });
+
+  it('gives up after its timeout with an error naming the lock, its holder and what to do', async () => {
+    const db = await createTestDb('postgres', { empty: true });
+    dbs.push(db);
+    const holder = new pg.Client({ connectionString: db.url, application_name: 'a stuck session' });
+    await holder.connect();
+    const database = await openDb(loadConfig({ ...db.env }), createLogger('silent'));
+    try {
+      await holder.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
+      const holderPid = (await holder.query('select pg_backend_pid() as pid')).rows[0].pid as number;
+      const told: string[] = [];
+      const failed = await migrateLatest(database.knex, { timeoutMs: 300, onWait: (h) => told.push(h) }).catch((err: unknown) => err);
+      expect(failed).toBeInstanceOf(MigrationLockTimeoutError);
+      expect((failed as Error).message).toMatch(new RegExp(`^gave up after 0 s waiting for the migration lock \\(pg_advisory_lock ${MIGRATION_LOCK_KEY}\\), held by process ${holderPid} \\(a stuck session`));
+      expect((failed as Error).message).toContain('pg_terminate_backend(pid)');
+      expect(told).toEqual([expect.stringContaining(`process ${holderPid} (a stuck session`)]);
+      expect((await holder.query(`select to_regclass('public.knex_migrations') as t`)).rows[0].t).toBeNull();
+    } finally {
+      await database.close();
       await holder.end();
     }
   });
