@@ -517,6 +517,9 @@ async function restore(config: Readonly<Config>, file: string, acceptUnreadableK
     return { ok: false, error: { code: 'conflict', message: `the server (${who}) is running on ${config.dataDir}: stop it, then restore.` } };
   }
   try {
+    // SPEC Part 2 "Nothing readable by other OS users": a DATA_DIR made beforehand (0777, 0755) is owner-only before
+    // the restored database goes in, as a server start or any other command makes it.
+    makeOwnerOnly(config.dataDir, false);
     const { previous, removed } = await restoreEmbedded(embeddedDataPath(config.dataDir), file, new Date(), acceptUnreadableKeys ? undefined : backupKeysCheck(config));
     return { ok: true, result: { file, data_dir: config.dataDir, previous: previous ?? null, removed_interrupted: removed } };
   } catch (err) {

@@ -1,6 +1,6 @@
 // `sat backup FILE` / `sat restore FILE` for the embedded database: a consistent copy while the server runs.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -139,12 +139,15 @@ describeEmbedded('sat backup and sat restore (embedded database)', () => {
     }
     expect(readdirSync(db.dataDir).filter((n) => n.includes('restoring') || n.includes('before-restore'))).toEqual([]);
 
+    chmodSync(db.dataDir, 0o777); // a DATA_DIR made beforehand by someone else's rules (a bind mount, mkdir -m 777)
     const restored = await runSat(['restore', file], env);
     expect(restored.stderr).not.toMatch(/sat: /);
     expect(restored.code).toBe(0);
     expect(restored.stdout).toMatch(/kept in .*pgdata\.before-restore-/);
-    // SPEC Part 2: owner-only at once, not only after the next server start (the backup's files were 0666).
+    // SPEC Part 2: owner-only at once, not only after the next server start (the backup's files were 0666), and
+    // DATA_DIR itself whatever it was before.
     expect(readableEntries(db.dataDir)).toEqual([]);
+    expect(statSync(db.dataDir).mode & 0o777).toBe(0o700);
 
     // The restored database, served (in this process: `sat serve` itself ran above, as a real process).
     const again = await startServer(db, ADMIN);
