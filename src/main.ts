@@ -1,5 +1,5 @@
 // `sat serve`: config (and what it names: keys, files) → database → migrations → first admin → keys → HTTP server → control socket → jobs.
-import { chmodSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -121,6 +121,26 @@ export class StartCancelledError extends Error {
   }
 }
 
+/**
+ * KEY_ENCRYPTION_KEY_FILE readable or writable by other OS users (mode 0644, say): a warning at start, naming the fix.
+ * The server does not change a file it did not create (a mounted secret may be read-only, or shared by design).
+ */
+function warnIfKeyFileReadable(config: Readonly<Config>, log: Logger): void {
+  const source = config.keyEncryptionKey?.source;
+  if (!source || !path.isAbsolute(source)) return; // KEY_ENCRYPTION_KEY itself: no file
+  try {
+    const mode = statSync(source).mode & 0o777;
+    if (mode & 0o077) {
+      log.warn('KEY_ENCRYPTION_KEY_FILE is readable by other users of this machine: make it owner-only (chmod 600)', {
+        file: source,
+        mode: mode.toString(8).padStart(4, '0'),
+      });
+    }
+  } catch {
+    // Read a moment ago by the configuration; gone now: the key in memory is what counts.
+  }
+}
+
 /** The shortest KEY_PUBLISH_AHEAD_SECONDS without a warning at start: twice common verifiers' refetch interval. */
 const SAFE_PUBLISH_AHEAD_SECONDS = 120;
 
@@ -138,6 +158,7 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
   const files = makeOwnerOnly(config.dataDir, !config.databaseUrl || !config.smtpUrl);
   if (files.changed > 0) log.warn('made DATA_DIR owner-only', { data_dir: config.dataDir, changed: files.changed });
   if (files.skipped > 0) log.warn('entries in DATA_DIR belong to another user and stay as they are', { skipped: files.skipped });
+  warnIfKeyFileReadable(config, log);
   log.info('starting', { database: config.databaseUrl ? 'postgresql' : `embedded (${config.dataDir})` });
   if (config.keyPublishAheadSeconds < SAFE_PUBLISH_AHEAD_SECONDS) {
     // Allowed (a test setup, a platform whose verifiers refetch on an unknown kid at once), but risky: docs/keys.md.

@@ -1,6 +1,6 @@
 // SPEC Part 2 "Signing keys encrypted at rest" (issue 10 item 2): a dump alone never lets anyone sign.
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pgModule from 'pg';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
@@ -63,6 +63,24 @@ describe.each(testDatabases())('signing keys at rest on %s', (kind) => {
       expect(dump).not.toContain(d);
     }
     expect(dump).not.toMatch(/"d"\s*:/);
+  });
+
+  it('warns at start when KEY_ENCRYPTION_KEY_FILE is readable by other users, and not once it is owner-only', async () => {
+    const current = kind === 'embedded' ? readFileSync(dataDirKeyFile(db.dataDir), 'utf8') : db.env.KEY_ENCRYPTION_KEY!;
+    const file = path.join(db.dataDir, '..', `${path.basename(db.dataDir)}-kek`);
+    writeFileSync(file, current, { mode: 0o644 });
+    chmodSync(file, 0o644);
+    try {
+      const warning = (lines: string[]) => lines.filter((l) => l.includes('KEY_ENCRYPTION_KEY_FILE is readable by other users'));
+      const loose = await restart({ KEY_ENCRYPTION_KEY: '', KEY_ENCRYPTION_KEY_FILE: file });
+      expect(warning(loose.logLines)).toEqual([expect.stringContaining('"mode":"0644"')]);
+      chmodSync(file, 0o600);
+      const tight = await restart({ KEY_ENCRYPTION_KEY: '', KEY_ENCRYPTION_KEY_FILE: file });
+      expect(warning(tight.logLines)).toEqual([]);
+    } finally {
+      rmSync(file, { force: true });
+      await restart();
+    }
   });
 
   it('refuses to start with a wrong key-encryption key, and never signs', async () => {
