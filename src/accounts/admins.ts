@@ -9,7 +9,7 @@ import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { dropUnsentInvitationMail, queueInvitationMail } from '../mail/index.js';
 import { normaliseEmail } from '../text.js';
-import { consumeOneTimeToken, forgiveTokenUse, issueOneTimeToken, throttleTokenUse, voidPasswordResetLinks } from './one-time.js';
+import { consumeOneTimeToken, countedTokenUse, forgiveTokenUse, issueOneTimeToken, voidPasswordResetLinks } from './one-time.js';
 import { hashPassword, newPassword } from './passwords.js';
 import * as q from './queries.js';
 import { createSession, signedIn, type SessionMeta, type SignedIn } from './sessions.js';
@@ -130,7 +130,11 @@ export async function inviteAdmin(
  * answer is a login's). The link works once; 409 admin_exists when the address became an administrator meanwhile.
  */
 export async function acceptInvitation(deps: Deps, input: AcceptInvitationInput, meta: SessionMeta = {}): Promise<SignedIn> {
-  const address = await throttleTokenUse(deps, meta.ip ?? null);
+  return countedTokenUse(deps, meta.ip ?? null, (address) => createInvitedAdmin(deps, input, meta, address));
+}
+
+/** acceptInvitation once its use is counted: the password hashed, the token consumed, the account and its session. */
+async function createInvitedAdmin(deps: Deps, input: AcceptInvitationInput, meta: SessionMeta, address: string): Promise<SignedIn> {
   const passwordHash = await hashPassword(input.password);
   const now = deps.clock();
   try {

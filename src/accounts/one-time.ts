@@ -9,7 +9,7 @@ import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { withdrawUnsentPasswordResetMail } from '../mail/index.js';
 import { normaliseEmail } from '../text.js';
-import { addressKey, emailKey, forgiveAttempt, registerAttempt } from './login-throttle.js';
+import { addressKey, emailKey, forgiveAttempt, giveBackAttempt, registerAttempt } from './login-throttle.js';
 
 /** How long an invitation link works, in ms: 72 hours. */
 export const INVITATION_TTL_MS = 72 * 3600_000;
@@ -113,7 +113,7 @@ export async function consumeOneTimeToken(
  * same throttles as sign-in"): guessing links is guessing passwords. Refuses with 429 past the limit, waits
  * when the throttle says so. Returns the key to forgive once the token proved good.
  */
-export async function throttleTokenUse(deps: Deps, ip: string | null): Promise<string> {
+async function throttleTokenUse(deps: Deps, ip: string | null): Promise<string> {
   const key = addressKey(ip);
   const verdict = await registerAttempt(deps.db.knex, [key], deps.clock(), deps.config.loginThrottle);
   if (verdict.retryAfterSeconds !== undefined) {
@@ -123,6 +123,27 @@ export async function throttleTokenUse(deps: Deps, ip: string | null): Promise<s
   }
   if (verdict.delayMs > 0) await sleep(verdict.delayMs);
   return key;
+}
+
+/** Whether `err` is the one answer to a bad, used, replaced or expired token (400 validation_failed on `token`). */
+function isBadToken(err: unknown): boolean {
+  return err instanceof AppError && err.code === 'validation_failed' && (err.details ?? []).some((d) => d.path === 'token');
+}
+
+/**
+ * One use of a one-time token (accepting an invitation, confirming a password reset) counted as throttleTokenUse
+ * counts it: `use` gets the address key to forgive once the token proved good. When `use` fails for another reason
+ * than a bad token (a full hashing queue, 429; a database outage; an address that became an administrator, 409),
+ * the address gets its attempt back (best effort), as a sign-in the server could not finish does. Rethrows.
+ */
+export async function countedTokenUse<T>(deps: Deps, ip: string | null, use: (address: string) => Promise<T>): Promise<T> {
+  const address = await throttleTokenUse(deps, ip);
+  try {
+    return await use(address);
+  } catch (err) {
+    if (!isBadToken(err)) await giveBackAttempt(deps.db.knex, [address]).catch(() => undefined); // the database may be down
+    throw err;
+  }
 }
 
 /** After a good token: the address gets its attempt back, the account's failures are forgotten (as at sign-in). */

@@ -9,7 +9,7 @@ import { AppError } from '../errors.js';
 import { countPasswordResetMails, queuePasswordChangedMail, queuePasswordResetMail, withdrawUnsentPasswordResetMail } from '../mail/index.js';
 import { passwordResetsNotSent } from '../metrics.js';
 import { registerResetRequest } from './login-throttle.js';
-import { consumeOneTimeToken, forgiveTokenUse, issueOneTimeToken, throttleTokenUse, voidPasswordResetLinks } from './one-time.js';
+import { consumeOneTimeToken, countedTokenUse, forgiveTokenUse, issueOneTimeToken, voidPasswordResetLinks } from './one-time.js';
 import { generatePassword, hashPassword, newPassword } from './passwords.js';
 import * as q from './queries.js';
 import type { SessionMeta } from './sessions.js';
@@ -101,27 +101,28 @@ async function issuePasswordReset(deps: Deps, email: string, meta: SessionMeta):
  * address's sign-in throttle.
  */
 export async function confirmPasswordReset(deps: Deps, input: PasswordResetConfirmInput, meta: SessionMeta = {}): Promise<void> {
-  const address = await throttleTokenUse(deps, meta.ip ?? null);
-  const hash = await hashPassword(input.new_password);
-  const now = deps.clock();
-  await deps.db.knex.transaction(async (trx) => {
-    const reset = await consumeOneTimeToken(trx, 'password_reset', input.token, now);
-    const admin = reset.admin_id ? await trx<AdminRow>('admins').where({ id: reset.admin_id }).first() : undefined;
-    if (!admin) {
-      throw new AppError('validation_failed', 'The link is not valid.', [{ path: 'token', message: 'is not valid' }]);
-    }
-    await setPasswordEndingSessions(trx, admin, hash, now);
-    await recordAudit(trx, {
-      organisation_id: admin.organisation_id,
-      actor_id: admin.id,
-      actor_email: admin.email,
-      action: 'admin.password_reset',
-      ip: meta.ip ?? null,
-      created_at: now,
-      subject_admin: { id: admin.id, email: admin.email },
+  await countedTokenUse(deps, meta.ip ?? null, async (address) => {
+    const hash = await hashPassword(input.new_password);
+    const now = deps.clock();
+    await deps.db.knex.transaction(async (trx) => {
+      const reset = await consumeOneTimeToken(trx, 'password_reset', input.token, now);
+      const admin = reset.admin_id ? await trx<AdminRow>('admins').where({ id: reset.admin_id }).first() : undefined;
+      if (!admin) {
+        throw new AppError('validation_failed', 'The link is not valid.', [{ path: 'token', message: 'is not valid' }]);
+      }
+      await setPasswordEndingSessions(trx, admin, hash, now);
+      await recordAudit(trx, {
+        organisation_id: admin.organisation_id,
+        actor_id: admin.id,
+        actor_email: admin.email,
+        action: 'admin.password_reset',
+        ip: meta.ip ?? null,
+        created_at: now,
+        subject_admin: { id: admin.id, email: admin.email },
+      });
+      await queuePasswordChangedMail(trx, deps.config, { to: admin.email, how: 'reset', now, ip: meta.ip ?? null });
+      await forgiveTokenUse(trx, admin.email, address);
     });
-    await queuePasswordChangedMail(trx, deps.config, { to: admin.email, how: 'reset', now, ip: meta.ip ?? null });
-    await forgiveTokenUse(trx, admin.email, address);
   });
 }
 

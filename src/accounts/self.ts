@@ -6,7 +6,7 @@ import { affectedRows, isUuid, type AdminRow, type AdminSessionRow } from '../db
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { queuePasswordChangedMail } from '../mail/index.js';
-import { addressKey, emailKey, forgiveAttempt, registerAttempt } from './login-throttle.js';
+import { addressKey, emailKey, forgiveAttempt, giveBackAttempt, registerAttempt } from './login-throttle.js';
 import { voidPasswordResetLinks } from './one-time.js';
 import { hashPassword, newPassword, verifyPassword } from './passwords.js';
 import type { Session, SessionMeta } from './sessions.js';
@@ -54,6 +54,20 @@ export async function changePassword(deps: Deps, session: Session, input: Change
     });
   }
   if (verdict.delayMs > 0) await sleep(verdict.delayMs);
+  try {
+    await setNewPassword(deps, session, input, meta, keys);
+  } catch (err) {
+    // Only a wrong current password counts: an attempt the server could not finish (a full hashing queue, a
+    // database outage) is given back, as at sign-in.
+    const wrongPassword = err instanceof AppError && err.code === 'validation_failed' && (err.details ?? []).some((d) => d.path === 'current_password');
+    if (!wrongPassword) await giveBackAttempt(db, keys).catch(() => undefined); // best effort: it may be down
+    throw err;
+  }
+}
+
+/** changePassword once the attempt is counted: the check of the current password, then the change. */
+async function setNewPassword(deps: Deps, session: Session, input: ChangePasswordInput, meta: SessionMeta, keys: string[]): Promise<void> {
+  const db = deps.db.knex;
   const admin = await db<AdminRow>('admins').where({ id: session.admin.id }).first();
   if (!admin || !(await verifyPassword(input.current_password, admin.password_hash))) {
     throw new AppError('validation_failed', 'The current password is not correct.', [

@@ -6,6 +6,7 @@ import pgModule from 'pg';
 import { call, signIn } from '../support/admin-api.js';
 import { createTestDb, onPostgresServer, testDatabases, type TestDb } from '../support/db.js';
 import { emailKey } from '../../src/accounts/index.js';
+import { issueOneTimeToken } from '../../src/accounts/one-time.js';
 import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
 import { clientKey, dpopProof } from '../support/sender.js';
 import { freePort, startServer, type TestServer } from '../support/server.js';
@@ -173,6 +174,47 @@ suite('a stalled or stopped PostgreSQL', () => {
     expect(wrong.status).toBe(401);
     expect(await failures()).toBe(1); // a wrong password still counts
     expect((await call(server, 'POST', '/login', { json: { email: admin.email, password: admin.password } })).status).toBe(200);
+  });
+
+  // The same for the other password checks the throttle counts: changing one's password, confirming a reset link,
+  // accepting an invitation. A good attempt the database could not finish is given back; a wrong one still counts.
+  it('gives back a password change, a reset confirmation and an invitation acceptance the database could not finish', async () => {
+    const admin = await makeAdmin(server.deps);
+    const own = await signIn(server, admin.email, admin.password);
+    const rows = async () =>
+      Object.fromEntries(
+        ((await server.deps.db.knex('login_throttle').where('failures', '>', 0).select('key', 'failures')) as Array<{ key: string; failures: number }>).map((r) => [
+          r.key,
+          Number(r.failures),
+        ]),
+      );
+    const issue = (purpose: 'password_reset' | 'invitation', email: string, adminId: string | null) =>
+      server.deps.db.knex.transaction((trx) =>
+        issueOneTimeToken(trx, { purpose, organisationId: admin.organisation_id, adminId, email, createdBy: null, now: new Date() }),
+      );
+    const reset = await issue('password_reset', admin.email, admin.id);
+    const invitation = await issue('invitation', `invited-${admin.id}@example.com`, null);
+    const before = await rows();
+    const holder = new pgModule.Client({ connectionString: db.url });
+    await holder.connect();
+    try {
+      await holder.query('begin');
+      await holder.query('lock table audit_events in access exclusive mode');
+      const attempts = [
+        call(server, 'POST', '/me/password', { token: own.token, json: { current_password: admin.password, new_password: 'a-new-password-1' } }),
+        call(server, 'POST', '/password-reset/confirm', { json: { token: reset.token, new_password: 'a-new-password-2' } }),
+        call(server, 'POST', '/invitations/accept', { json: { token: invitation.token, password: 'a-new-password-3' } }),
+      ];
+      for (const res of await Promise.all(attempts)) expect([res.status, res.body.error]).toEqual([503, 'service_unavailable']);
+    } finally {
+      await holder.query('rollback');
+      await holder.end();
+    }
+    expect(await rows()).toEqual(before);
+    // A wrong current password still counts, against the account and the address.
+    const wrong = await call(server, 'POST', '/me/password', { token: own.token, json: { current_password: 'not the password', new_password: 'a-new-password-4' } });
+    expect(wrong.status).toBe(400);
+    expect((await rows())[emailKey(admin.email)]).toBe((before[emailKey(admin.email)] ?? 0) + 1);
   });
 
   // The provider path (a DPoP proof, a client assertion) claims one-time jtis in the replay table: stalled past
