@@ -20,6 +20,7 @@ import * as m0140 from './0140_leaked_secret.js';
 import * as m0150 from './0150_signing_key_token_ttl.js';
 import * as m0160 from './0160_password_reset_mail_idx.js';
 import * as m0170 from './0170_mail_withdrawn.js';
+import * as m0180 from './0180_expiry_and_bucket_idx.js';
 
 export interface Migration {
   name: string;
@@ -48,4 +49,5 @@ export const migrations: readonly Migration[] = [
   { name: '0150_signing_key_token_ttl', ...m0150 },
   { name: '0160_password_reset_mail_idx', ...m0160 },
   { name: '0170_mail_withdrawn', ...m0170 },
+  { name: '0180_expiry_and_bucket_idx', ...m0180 },
 ];
