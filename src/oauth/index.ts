@@ -187,7 +187,15 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
   };
 
   let lastReloadError = 0;
-  const reloadKeys = async () => {
+  // One reload at a time (the 2 s job, `sat keys …` through the control socket, the rotation check): two at once
+  // could install the set the first one read after the newer set the second one read, for up to 2 s.
+  let reloading: Promise<unknown> = Promise.resolve();
+  const reloadKeys = (): Promise<boolean> => {
+    const run = reloading.then(reloadOnce, reloadOnce);
+    reloading = run.catch(() => undefined);
+    return run;
+  };
+  const reloadOnce = async (): Promise<boolean> => {
     let next: KeySet;
     try {
       next = await load();
