@@ -22,6 +22,7 @@ import { createServer, type Prepared } from './server.js';
 import { enqueueExpiryNotices, expirePreviousSecrets, pruneIssuanceBuckets, pruneOneTimeUses, pruneRevokedAccessTokens, revokeDormantTokens } from './tokens/index.js';
 import { oauthEndpointMatcher, type OAuth } from './oauth/index.js';
 
+/** A started server (serve): its URL, its services, the OAuth edge and the jobs, and close() for a graceful stop. */
 export interface Running {
   url: string;
   deps: Deps;

@@ -40,11 +40,13 @@ const emailField = z
   .transform(normaliseEmail)
   .pipe(z.email({ error: 'must be an email address' }));
 
+/** Body of POST /admin/api/admins: `{email}`, normalised (normaliseEmail) then checked as an address. */
 export const inviteAdminBody = z.object({ email: emailField }).strict();
 export type InviteAdminInput = z.infer<typeof inviteAdminBody>;
 
 const oneTimeTokenField = z.string({ error: 'must be a string' }).min(1, 'is required').max(200, 'is not valid');
 
+/** Body of POST /admin/api/invitations/accept: the link's `token` and the new administrator's `password` (12-256). */
 export const acceptInvitationBody = z.object({ token: oneTimeTokenField, password: newPassword }).strict();
 export type AcceptInvitationInput = z.infer<typeof acceptInvitationBody>;
 

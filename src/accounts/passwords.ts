@@ -2,6 +2,7 @@ import { randomBytes, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { PasswordPool, type PasswordPoolSettings } from './password-pool.js';
 import { z } from 'zod';
 
+/** SPEC Part 2 "Administrators": passwords have 12 to 256 characters (Unicode code points). */
 export const MIN_PASSWORD_LENGTH = 12;
 export const MAX_PASSWORD_LENGTH = 256;
 
@@ -67,6 +68,10 @@ export async function hashPassword(password: string): Promise<string> {
   return ['scrypt', at.N, at.r, at.p, salt.toString('base64url'), key.toString('base64url')].join('$');
 }
 
+/**
+ * Whether `password` (NFC) matches `stored` (`scrypt$N$r$p$salt$hash`, any cost), compared in constant time; false for
+ * a malformed hash. Rejects when the hashing queue is full (PasswordQueueFullError, 429) or scrypt fails.
+ */
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
   const [scheme, n, r, p, salt, hash] = stored.split('$');
   if (scheme !== 'scrypt' || !n || !r || !p || !salt || !hash) return false;
@@ -91,6 +96,7 @@ export function dummyPasswordHash(): Promise<string> {
   return computing;
 }
 
+/** A generated first password (no ADMIN_PASSWORD, `sat admin add` without one): 18 random bytes, base64url (24 characters). */
 export function generatePassword(): string {
   return randomBytes(18).toString('base64url');
 }

@@ -18,18 +18,21 @@ import * as q from './queries.js';
 export const SESSION_TOKEN_PREFIX = 'sas_';
 const sessionTokenPattern = /^sas_[A-Za-z0-9_-]{43}$/;
 
+/** The signed-in administrator as a session carries them: id, address and organisation. */
 export interface SessionAdmin {
   id: string;
   email: string;
   organisation: { id: string; name: string };
 }
 
+/** A live admin session, looked up on every request (so a removed administrator's sessions end at once). */
 export interface Session {
   id: string;
   admin: SessionAdmin;
   expires_at: Date;
 }
 
+/** The answer of a sign-in or an accepted invitation: the session token (also set as a cookie), its expiry and the administrator. */
 export interface SignedIn {
   token: string;
   csrf_token: string;
@@ -37,6 +40,7 @@ export interface SignedIn {
   admin: SessionAdmin;
 }
 
+/** Body of POST /admin/api/login: `{email, password}`, strict (unknown fields are 400). */
 export const signInBody = z
   .object({
     email: z.string({ error: 'must be a string' }).trim().min(1, 'is required').max(254, 'must be at most 254 characters'),
@@ -47,10 +51,15 @@ export type SignInInput = z.infer<typeof signInBody>;
 
 const hashToken = (token: string) => createHash('sha256').update(token, 'utf8').digest('base64url');
 
+/** Whether `token` has a session token's format (`sas_` + 43 base64url characters): no database read for junk. */
 export function isWellFormedSessionToken(token: string): boolean {
   return sessionTokenPattern.test(token);
 }
 
+/**
+ * The CSRF token of a cookie session (docs/security.md): HMAC-SHA-256 of a constant under the session token, base64url.
+ * Derived, never stored; sent as `X-CSRF-Token` with cookie-authenticated changes.
+ */
 export function csrfTokenFor(sessionToken: string): string {
   return createHmac('sha256', sessionToken).update('sat admin csrf v1').digest('base64url');
 }

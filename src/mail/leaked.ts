@@ -7,6 +7,7 @@ import { NO_CREATOR, assertNoSecret, formatInstant, footer, oneLine, render, tok
 /** Who reported the leak: a secret-scanning partner's signed alert, or anyone through POST /credentials/revoke. */
 export type LeakReporter = 'secret-scanning' | 'public-report';
 
+/** What the leak notice says: the token, where and how it was found, who reported it and what the server did. */
 export interface TokenLeakedFacts extends Common {
   /** Where the secret was found (the alert's `url`); null when the reporter did not say. */
   url: string | null;

@@ -17,6 +17,7 @@ const keysDocument = z.object({
     .max(1_000),
 });
 
+/** SECRET_SCANNING_KEYS_FILE missing, unreadable, not GitHub's shape, or without an ECDSA P-256 key: the start stops. */
 export class ScanningKeysError extends Error {
   constructor(file: string, problem: string) {
     super(`SECRET_SCANNING_KEYS_FILE ${file}: ${problem}`);

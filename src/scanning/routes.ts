@@ -12,12 +12,15 @@ import { issuesToDetails, parseJsonBody, readJsonBodyBytes, refuseContentEncodin
 import { reportLeakedSecrets, type LeakReport } from '../tokens/index.js';
 import { ScanningKeys } from './keys.js';
 
+/** SPEC Part 2 "Leaked secrets": the partner endpoint (signed alerts) and the public revocation endpoint. */
 export const SECRET_SCANNING_PATH = '/secret-scanning/verify';
 export const PUBLIC_REVOKE_PATH = '/credentials/revoke';
 
 /** Alerts are small (GitHub batches a handful); a body past this is 413 and is not read. */
 export const MAX_ALERT_BODY_BYTES = 1024 * 1024;
+/** The most alerts one signed body may hold (400 validation_failed past it). */
 export const MAX_ALERTS = 1_000;
+/** POST /credentials/revoke: a body past 64 KB is 413; at most MAX_PUBLIC_CREDENTIALS strings (SPEC: 100). */
 export const MAX_REVOKE_BODY_BYTES = 64 * 1024;
 export const MAX_PUBLIC_CREDENTIALS = 100;
 /** SPEC: 429 past 10 calls a minute from one address. */

@@ -12,6 +12,7 @@ export type LeakAction = 'revoke' | 'notify';
 /** GitHub secret scanning's labels: `true_positive` for a live secret of ours, `false_positive` otherwise. */
 export type LeakLabel = 'true_positive' | 'false_positive';
 
+/** One reported string: a secret-scanning alert's `token` with its `url` and `source`, or one public report. */
 export interface LeakReport {
   /** The string the reporter found. Never logged, stored or mailed. */
   secret: string;
@@ -21,6 +22,7 @@ export interface LeakReport {
   source: string;
 }
 
+/** Who reported, what to do with a live secret (SECRET_SCANNING_ACTION, or always revoke for a public report), from where. */
 export interface LeakReportOptions {
   reporter: LeakReporter;
   action: LeakAction;

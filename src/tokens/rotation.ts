@@ -24,8 +24,10 @@ export const rotateSecretBody = z
   .strict();
 export type RotateSecretInput = z.infer<typeof rotateSecretBody>;
 
+/** SPEC Part 2 "Secret rotation with overlap": the previous secret's grace period when none is given. */
 export const DEFAULT_GRACE_PERIOD_HOURS = 24;
 
+/** The answer of a rotation: the token resource and its new secret. */
 export interface RotatedToken extends TokenResource {
   /** The new secret: returned once, here, and never stored in clear. */
   client_secret: string;

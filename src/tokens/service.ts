@@ -25,10 +25,12 @@ export interface Actor {
 }
 
 /** Facts about the request, for the audit log and the notices (null/absent from the CLI). */
+/** Where an admin request came from, for the audit log: the client address (TRUST_PROXY aware). */
 export interface RequestMeta {
   ip?: string | null;
 }
 
+/** A generated client-secret token: the resource and its secret, shown only here (SPEC rule 3). */
 export interface GeneratedToken extends TokenResource {
   /** Returned once, here, and never stored in clear. */
   client_secret: string;
@@ -37,6 +39,7 @@ export interface GeneratedToken extends TokenResource {
 /** A generated `private_key_jwt` token: no secret exists (SPEC Part 2). */
 export type GeneratedKeyToken = TokenResource & { client_secret?: undefined };
 
+/** A page of GET /admin/api/tokens: items newest first, the next page's cursor, and the organisation's counts. */
 export interface TokenPage {
   items: TokenResource[];
   next_cursor: string | null;
@@ -46,6 +49,7 @@ export interface TokenPage {
   leaked_count: number;
 }
 
+/** The answer of POST /admin/api/tokens/{id}/revoke: which token, and when (ISO 8601). */
 export interface RevokedToken {
   id: string;
   name: string;
@@ -53,6 +57,7 @@ export interface RevokedToken {
   revoked_at: string;
 }
 
+/** Items per page of the token list when `limit` is not given. */
 export const DEFAULT_PAGE_SIZE = 20;
 /** The window of the token list's `leaked_count`. */
 export const LEAKED_COUNT_DAYS = 30;
