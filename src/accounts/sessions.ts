@@ -57,7 +57,7 @@ export function isWellFormedSessionToken(token: string): boolean {
 }
 
 /**
- * The CSRF token of a cookie session (docs/security.md): HMAC-SHA-256 of a constant under the session token, base64url.
+ * The CSRF token of a cookie session (docs/admin-api.md): HMAC-SHA-256 of a constant under the session token, base64url.
  * Derived, never stored; sent as `X-CSRF-Token` with cookie-authenticated changes.
  */
 export function csrfTokenFor(sessionToken: string): string {
