@@ -87,8 +87,10 @@ function jsonObject(segment: string | undefined): Record<string, unknown> | unde
  * (step 1; Node joins them with a comma, which no JWT holds), not a JWT (2), `typ` not `dpop+jwt` (4: compared as
  * jose does, case-insensitive, `application/` optional), `alg` not one of `algs` (5: the advertised
  * dpop_signing_alg_values_supported), `jwk` not a public key (7), an `iat` that is not a number (as a missing one is
- * told). `proof`: the `DPoP` header; `cause`: the provider's error's cause (jose's). Undefined when none of these
- * holds: the catch-all is then right (a signature that does not verify with the embedded key).
+ * told), an `exp` in the past or an `nbf` in the future (optional claims jose checks when present), a `jwk` that does
+ * not fit `alg` (curve or type). `proof`: the `DPoP` header; `cause`: the provider's error's cause (jose's).
+ * Undefined when none of these holds: the catch-all is then right (a signature that does not verify with the
+ * embedded key).
  */
 export function dpopProofProblem(proof: string, algs: readonly string[], cause: unknown): string | undefined {
   if (proof.includes(',')) return 'more than one DPoP header field: send exactly one DPoP proof';
@@ -104,6 +106,15 @@ export function dpopProofProblem(proof: string, algs: readonly string[], cause: 
   }
   const claim = (cause as { code?: unknown; claim?: unknown } | undefined) ?? {};
   if (claim.code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' && claim.claim === 'iat') return 'DPoP proof must have a iat number property';
+  // An optional `exp` or `nbf` the proof carries is checked too (jose's jwtVerify): said as such, not as a key binding.
+  if (claim.code === 'ERR_JWT_EXPIRED') return 'DPoP proof has expired (its exp claim is in the past)';
+  if (claim.code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' && claim.claim === 'nbf') return 'DPoP proof is not valid yet (its nbf claim is in the future)';
+  if (claim.code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' && (claim.claim === 'exp' || claim.claim === 'nbf')) return `DPoP proof ${claim.claim} claim must be a number`;
+  // A jwk that WebCrypto cannot import for `alg` (ES384 with a P-256 key; an Ed448 key, which EdDSA here does not
+  // take; coordinates that are not a point of the curve): a DOMException DataError from the key import.
+  if (cause instanceof DOMException && cause.name === 'DataError') {
+    return `DPoP proof jwk is not a key its alg ${header.alg} can verify with (P-256 for ES256, P-384 for ES384, Ed25519 for EdDSA)`;
+  }
   return undefined;
 }
 

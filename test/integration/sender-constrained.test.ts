@@ -558,6 +558,14 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       expect(await refusal(await proof({ alg: 'HS256' }, {}, hmac))).toBe(algs);
       expect(await refusal(await proof({ jwk: { ...dpopKey.publicJwk, d: privateJwk.d } }))).toBe('DPoP proof jwk header parameter must be a public key (JWK)');
       expect(await refusal(await proof({}, { iat: String(Math.floor(Date.now() / 1000)) }))).toBe('DPoP proof must have a iat number property');
+      const now = Math.floor(Date.now() / 1000);
+      expect(await refusal(await proof({}, { exp: now - 10 }))).toBe('DPoP proof has expired (its exp claim is in the past)');
+      expect(await refusal(await proof({}, { nbf: now + 600 }))).toBe('DPoP proof is not valid yet (its nbf claim is in the future)');
+      // ES384 named, a P-256 key embedded (and signing): the key is not one ES384 can verify with.
+      const p384 = await generateKeyPair('ES384', { extractable: true });
+      expect(await refusal(await proof({ alg: 'ES384' }, {}, p384.privateKey))).toBe(
+        'DPoP proof jwk is not a key its alg ES384 can verify with (P-256 for ES256, P-384 for ES384, Ed25519 for EdDSA)',
+      );
       // A signature that does not verify with the embedded key is what the provider's own words are about.
       expect(await refusal(await proof({}, {}, (await clientKey()).privateKey))).toBe('invalid DPoP key binding');
       // The organisation's other tests need its token slots (25 at most).

@@ -47,8 +47,13 @@ async function embeddedTemplateDir(loadConfig, openDb, migrateLatest) {
       .sort()
       .map((f) => path.join(dir, f));
   const sources = [...files(path.join(root, 'dist', 'migrations')), ...files(path.join(root, 'dist', 'src', 'db'))];
-  // What the migrations import from src/ outside db/.
-  sources.push(path.join(root, 'dist', 'src', 'accounts', 'email.js'), path.join(root, 'dist', 'src', 'text.js'));
+  // What the migrations import from src/ outside db/ (read from their import statements, so a moved file is followed).
+  for (const file of files(path.join(root, 'dist', 'migrations'))) {
+    for (const m of readFileSync(file, 'utf8').matchAll(/from\s+['"](\.\.\/src\/[^'"]+)['"]/g)) {
+      const imported = path.resolve(path.dirname(file), m[1]);
+      if (!sources.includes(imported)) sources.push(imported);
+    }
+  }
   for (const file of sources) {
     hash.update(path.relative(root, file)).update(readFileSync(file));
   }
