@@ -105,7 +105,7 @@ export async function inviteAdmin(
       now,
     });
     // The replaced link no longer works: a mail of it still queued must not go out (a withdrawal drops it too).
-    for (const earlier of issued.replaced) await dropUnsentInvitationMail(trx, earlier);
+    for (const earlier of issued.replaced) await dropUnsentInvitationMail(trx, earlier, now);
     await recordAudit(trx, {
       organisation_id: organisation.id,
       actor_id: actor.id,
@@ -160,7 +160,7 @@ async function createInvitedAdmin(deps: Deps, input: AcceptInvitationInput, meta
         .delete()
         .returning(['email', 'created_at', 'organisation_id', 'expires_at'])) as Array<{ email: string; created_at: Date; organisation_id: string; expires_at: Date }>;
       for (const other of voided) {
-        await dropUnsentInvitationMail(trx, other);
+        await dropUnsentInvitationMail(trx, other, now);
         if (other.expires_at.getTime() <= now.getTime()) continue; // already expired: it was no longer pending
         await recordAudit(trx, {
           organisation_id: other.organisation_id,
@@ -221,7 +221,7 @@ export async function removeAdmin(deps: Deps, actor: AdminActor, id: string, met
       .whereNull('used_at')
       .delete()
       .returning(['email', 'created_at'])) as Array<{ email: string; created_at: Date }>;
-    for (const invitation of voided) await dropUnsentInvitationMail(trx, invitation);
+    for (const invitation of voided) await dropUnsentInvitationMail(trx, invitation, now);
     // Their own reset links would go with their row (cascade); voided here so the mails not gone out are withdrawn.
     await voidPasswordResetLinks(trx, target.id, now);
     await trx('admins').where({ id: target.id }).delete();

@@ -71,7 +71,7 @@ export async function withdrawInvitation(deps: Deps, actor: AdminActor, id: stri
       .delete()
       .returning('*')) as AdminOneTimeTokenRow[];
     if (!row) throw notFound();
-    await dropUnsentInvitationMail(trx, row); // a mail still queued would carry a link that no longer works
+    await dropUnsentInvitationMail(trx, row, now); // a mail still queued would carry a link that no longer works
     const inviter = row.created_by ? await trx('admins').where({ id: row.created_by }).first('email') : undefined;
     await recordAudit(trx, {
       organisation_id: actor.organisation_id,

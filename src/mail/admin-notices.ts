@@ -110,11 +110,15 @@ export async function queuePasswordChangedMail(
 /**
  * Drops the invitation mail queued with an invitation that is withdrawn or voided before the mail went out (same
  * recipient, queued at the invitation's `created_at`, still pending), inside the caller's transaction, so the
- * invitee never receives a link that no longer works. A mail a worker is sending at that moment still goes. Returns
- * how many were dropped (0 or 1).
+ * invitee never receives a link that no longer works. A mail a sender holds under a live lease at `now` may be on
+ * its way: it is left, and goes as it is (its row stays, so the sender records it). Returns how many were dropped
+ * (0 or 1).
  */
-export async function dropUnsentInvitationMail(trx: Knex.Transaction, invitation: { email: string; created_at: Date }): Promise<number> {
+export async function dropUnsentInvitationMail(trx: Knex.Transaction, invitation: { email: string; created_at: Date }, now: Date): Promise<number> {
   return affectedRows(
-    await trx('mail_outbox').where({ kind: 'admin_invitation', recipient: invitation.email, status: 'pending', created_at: invitation.created_at }).delete(),
+    await trx('mail_outbox')
+      .where({ kind: 'admin_invitation', recipient: invitation.email, status: 'pending', created_at: invitation.created_at })
+      .andWhere((w) => w.whereNull('locked_until').orWhere('locked_until', '<=', now))
+      .delete(),
   );
 }

@@ -1,6 +1,7 @@
 // Pending invitations (docs/admin-api.md "Administrators"): GET /admin/api/invitations lists the organisation's
 // invitations nobody has accepted that have not expired; DELETE /admin/api/invitations/{id} withdraws one, and its
 // mailed link stops working at once. Over HTTP against a real server, on both databases, links read from real mail.
+import { randomUUID } from 'node:crypto';
 import { addAdmin, inviteAdmin } from '../../src/accounts/index.js';
 import { call, signIn } from '../support/admin-api.js';
 import { resetClock } from '../support/clock.js';
@@ -244,6 +245,19 @@ describe.each(testDatabases())('the mail of a withdrawn invitation on %s', (kind
     expect(smtp.to(typo)).toEqual([]);
     expect(smtp.to(viaB)).toEqual([]);
     expect(await server.deps.db.knex('mail_outbox').whereIn('recipient', [typo, viaB])).toEqual([]);
+  });
+
+  it('is left to its sender when one holds it (it may be on its way), so the sender can record it', async () => {
+    const a = await makeAdmin(server.deps);
+    const { token } = await signIn(server, a.email, a.password, freshIp());
+    const invitee = `${uniq('held')}@example.com`;
+    const made = await call(server, 'POST', '/admins', { token, headers: { 'x-forwarded-for': freshIp() }, json: { email: invitee } });
+    expect(made.status).toBe(201);
+    // A sender on another instance claimed it a moment ago (its lease runs a minute).
+    const sender = randomUUID();
+    await server.deps.db.knex('mail_outbox').where({ recipient: invitee }).update({ locked_by: sender, locked_until: new Date(Date.now() + 60_000) });
+    expect((await call(server, 'DELETE', `/invitations/${made.body.id}`, { token, headers: { 'x-forwarded-for': freshIp() } })).status).toBe(204);
+    expect(await server.deps.db.knex('mail_outbox').where({ recipient: invitee })).toEqual([expect.objectContaining({ status: 'pending', locked_by: sender })]);
   });
 
   it("is dropped, and the other organisation's log says why, when the invitee accepts another organisation's invitation", async () => {
