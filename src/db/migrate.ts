@@ -34,12 +34,19 @@ function unboundedPostgresConnection(knex: Knex): { config: Knex.Config; connect
 /** The log line of a start or `sat migrate` that waits for the migration lock (MigrateOptions.onWait). */
 export const MIGRATION_WAIT_MESSAGE = 'waiting for the migration lock: another instance is migrating, or a session holds it (gives up after 60 s)';
 
+/** A wait shorter than this is not told (commands started together on PostgreSQL take turns for milliseconds). */
+const WAIT_NOTICE_MS = 2_000;
+
 /** What migrateLatest may be told: how long to wait for the lock, and whom to tell that it waits. */
 export interface MigrateOptions {
   /** How long to wait for the migration lock before MigrationLockTimeoutError, in ms (default 60,000). */
   timeoutMs?: number;
-  /** Called once when another session holds the lock, with the holders as text (pid, application, address, since). */
+  /**
+   * Called once when the lock is still held by another session after `noticeAfterMs` (default 2,000) of waiting, with
+   * the holders as text (pid, application, address, since).
+   */
   onWait?: (holders: string) => void;
+  noticeAfterMs?: number;
 }
 
 /**
@@ -57,20 +64,21 @@ export class MigrationLockTimeoutError extends Error {
   }
 }
 
-/** The sessions holding the migration lock, as text for a log line or an error ("nobody" once it is free). */
-async function lockHolders(client: pg.Client): Promise<string> {
-  const { rows } = await client.query(
+/**
+ * The sessions holding the migration lock, as text for a log line or an error ("nobody now" once it is free), read
+ * through `knex` (not the connection waiting in the lock).
+ */
+async function lockHolders(knex: Knex): Promise<string> {
+  const { rows } = (await knex.raw(
     `select a.pid, a.application_name, host(a.client_addr) as address, a.backend_start
        from pg_locks l join pg_stat_activity a on a.pid = l.pid
       where l.locktype = 'advisory' and l.granted and l.objsubid = 1
-        and ((l.classid::bigint << 32) | l.objid::bigint) = $1::bigint`,
+        and ((l.classid::bigint << 32) | l.objid::bigint) = ?::bigint`,
     [MIGRATION_LOCK_KEY.toString()],
-  );
+  )) as { rows: Array<{ pid: number; application_name: string; address: string | null; backend_start: Date }> };
   if (rows.length === 0) return 'nobody now';
   return rows
-    .map((r: { pid: number; application_name: string; address: string | null; backend_start: Date }) =>
-      `process ${r.pid} (${r.application_name || 'no application name'}${r.address ? ` from ${r.address}` : ''}, connected since ${new Date(r.backend_start).toISOString()})`,
-    )
+    .map((r) => `process ${r.pid} (${r.application_name || 'no application name'}${r.address ? ` from ${r.address}` : ''}, connected since ${new Date(r.backend_start).toISOString()})`)
     .join(', ');
 }
 
@@ -93,13 +101,19 @@ export async function migrateLatest(knex: Knex, options: MigrateOptions = {}): P
     const key = MIGRATION_LOCK_KEY.toString();
     const { rows } = await lockClient.query('select pg_try_advisory_lock($1) as taken', [key]);
     if (!(rows[0] as { taken: boolean }).taken) {
-      options.onWait?.(await lockHolders(lockClient));
       await lockClient.query(`set lock_timeout = ${Math.max(1, Math.round(timeoutMs))}`);
+      // Told once the wait is long enough to matter, asking on another connection (this one waits in the lock).
+      const onWait = options.onWait;
+      const notice = onWait
+        ? setTimeout(() => void lockHolders(unbounded).then(onWait, () => undefined), options.noticeAfterMs ?? WAIT_NOTICE_MS)
+        : undefined;
       try {
         await lockClient.query('select pg_advisory_lock($1)', [key]);
       } catch (err) {
         if ((err as { code?: unknown }).code !== '55P03') throw err; // lock_not_available: the lock_timeout
-        throw new MigrationLockTimeoutError(Math.round(timeoutMs / 1000), await lockHolders(lockClient));
+        throw new MigrationLockTimeoutError(Math.round(timeoutMs / 1000), await lockHolders(unbounded));
+      } finally {
+        clearTimeout(notice);
       }
     }
     try {

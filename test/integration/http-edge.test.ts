@@ -409,7 +409,7 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
   });
 
   describe('log lines', () => {
-    it('leaves one short access-log line for an alert with a bad signature, naming the key identifier', async () => {
+    it('leaves one short access-log line for an alert signed by an unknown key, naming the key identifier', async () => {
       const keyId = `k${'x'.repeat(500)}`;
       const res = await fetch(`${server.url}/secret-scanning/verify`, {
         method: 'POST',
@@ -422,7 +422,7 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
       expect(lines).toHaveLength(1);
       expect(lines[0]!.length).toBeLessThan(600);
       expect(JSON.parse(lines[0]!)).toEqual(
-        expect.objectContaining({ msg: 'request', status: 401, route: '/secret-scanning/verify', refused: 'bad_signature', key_identifier: `${keyId.slice(0, 64)}…` }),
+        expect.objectContaining({ msg: 'request', status: 401, route: '/secret-scanning/verify', refused: 'unknown_key', key_identifier: `${keyId.slice(0, 64)}…` }),
       );
     });
   });

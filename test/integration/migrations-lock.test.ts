@@ -61,10 +61,11 @@ onPostgres('migrations under pg_advisory_lock', () => {
       const done = await migrating;
       expect(done.code).toBe(0);
       expect(done.stdout).toMatch(/^Applied: 0001_initial/);
-      // It said that it waited, and for whom (one line, not one per second).
+      // A wait longer than 2 s is told once, naming the holder (a shorter one, as here maybe, is not: commands
+      // started together take turns for milliseconds). What it says is checked in-process below.
       const waits = done.stderr.split('\n').filter((l) => l.includes('waiting for the migration lock'));
-      expect(waits).toHaveLength(1);
-      expect(waits[0]).toContain(`process ${holderPid} (an operator session`);
+      expect(waits.length).toBeLessThanOrEqual(1);
+      for (const line of waits) expect(line).toContain(`process ${holderPid} (an operator session`);
     } finally {
       await holder.end();
     }
@@ -80,7 +81,7 @@ onPostgres('migrations under pg_advisory_lock', () => {
       await holder.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
       const holderPid = (await holder.query('select pg_backend_pid() as pid')).rows[0].pid as number;
       const told: string[] = [];
-      const failed = await migrateLatest(database.knex, { timeoutMs: 300, onWait: (h) => told.push(h) }).catch((err: unknown) => err);
+      const failed = await migrateLatest(database.knex, { timeoutMs: 300, noticeAfterMs: 0, onWait: (h) => told.push(h) }).catch((err: unknown) => err);
       expect(failed).toBeInstanceOf(MigrationLockTimeoutError);
       expect((failed as Error).message).toMatch(new RegExp(`^gave up after 0 s waiting for the migration lock \\(pg_advisory_lock ${MIGRATION_LOCK_KEY}\\), held by process ${holderPid} \\(a stuck session`));
       expect((failed as Error).message).toContain('pg_terminate_backend(pid)');
