@@ -15,7 +15,7 @@ import {
   servedUnderIssuerPath,
   unmapClientAddress,
 } from './http/common.js';
-import { SESSION_COOKIE } from './admin/auth.js';
+import { sessionCookieName } from './admin/auth.js';
 import { adminApi } from './admin/router.js';
 import { createOAuth, oauthEndpointMatcher, type OAuth } from './oauth/index.js';
 import { consoleRouter } from './console/routes.js';
@@ -102,7 +102,7 @@ export async function createServer(deps: Deps, prepared: Prepared = {}): Promise
   if (underIssuerPath) app.use(underIssuerPath); // ISSUER=https://host/sat: /sat/token is /token (logged as asked)
   app.use(responseMetrics); // responses by status class, 429s, refused sign-ins
   app.use(closeWhenDraining(lifecycle)); // shutting down: `Connection: close` on every response
-  app.use(securityHeaders); // nosniff, no referrer, no framing
+  app.use(securityHeaders(deps.config.hstsMaxAgeSeconds)); // nosniff, no referrer, no framing, HSTS over HTTPS
   const isOAuthEndpoint = oauthEndpointMatcher(deps.config.issuer); // their refusals in the RFC 6749 shape
   app.use(checkRequestHead(isOAuthEndpoint)); // bad target, no/two/invalid Host, two Authorization: 400; a transfer coding: 501
   app.use(refuseExpectations(isOAuthEndpoint)); // Expect other than 100-continue: 417 expectation_failed
@@ -111,7 +111,7 @@ export async function createServer(deps: Deps, prepared: Prepared = {}): Promise
   app.use(allowedMethods(ops)); // 405 method_not_allowed with Allow, SPEC error shape
   app.use(freshLastUse(oauth)); // token resources show uses of this instance not yet flushed
   app.use(adminApi(deps)); // /admin/api: JSON admin API with its own body reader (never on the OAuth paths)
-  const consolePages = consoleRouter(deps, SESSION_COOKIE); // the admin API's cookie: the page asks /me only with it
+  const consolePages = consoleRouter(deps, (ctx) => sessionCookieName(ctx, deps)); // the admin API's cookie: the page asks /me only with it
   app.use(consolePages.routes()); // /admin: the console page and its assets, strict CSP
   app.use(allowedMethods(consolePages));
   app.use(scanning.routes()); // POST /secret-scanning/verify (signed partner alerts), POST /credentials/revoke (public)

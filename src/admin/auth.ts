@@ -6,8 +6,18 @@ import { AppError } from '../errors.js';
 import type { Actor } from '../tokens/index.js';
 import { issuerPath } from '../config/index.js';
 
-/** The session cookie's name (HttpOnly, SameSite=Strict, Path: sessionCookiePath) the console signs in with. */
+/**
+ * The session cookie's name (HttpOnly, SameSite=Strict, Path: sessionCookiePath) the console signs in with, over
+ * plain HTTP or under an ISSUER with a path; over HTTPS with an ISSUER at the root it is SECURE_SESSION_COOKIE.
+ */
 export const SESSION_COOKIE = 'sat_session';
+/**
+ * The session cookie's name when it is Secure with Path=/ (RFC 6265bis §4.1.3.2): the browser takes a `__Host-`
+ * cookie only from this host over HTTPS, with Path=/ and no Domain, so another site on the host (another port) or a
+ * sibling subdomain can neither plant one nor shadow it with a more specific Path (a planted session would sign the
+ * victim in as the attacker; a junk one would lock them out).
+ */
+export const SECURE_SESSION_COOKIE = '__Host-sat_session';
 /** The header a cookie-authenticated unsafe request carries its session's CSRF token in (else 403 csrf_failed). */
 export const CSRF_HEADER = 'X-CSRF-Token';
 
@@ -40,24 +50,64 @@ export function sessionCookiePath(issuer: string): string {
   return issuerPath(issuer) || '/';
 }
 
-/** The session cookie through koa's ctx.cookies: HttpOnly, SameSite=Strict, Path=ISSUER's path, Secure over https. */
-function writeSessionCookie(ctx: Context, deps: Deps, value: string, expires: Date, path = sessionCookiePath(deps.config.issuer), overwrite = true): void {
-  const secure = secureCookies(ctx, deps);
+/** The session cookie's name for this request: SECURE_SESSION_COOKIE when it is Secure with Path=/, else SESSION_COOKIE. */
+export function sessionCookieName(ctx: Context, deps: Deps): string {
+  return secureCookies(ctx, deps) && sessionCookiePath(deps.config.issuer) === '/' ? SECURE_SESSION_COOKIE : SESSION_COOKIE;
+}
+
+/**
+ * One Set-Cookie of a session cookie through koa's ctx.cookies: HttpOnly, SameSite=Strict, Secure over https.
+ * `overwrite: false` adds it beside the response's other Set-Cookie lines of that name (each Path is its own cookie).
+ */
+function writeSessionCookie(ctx: Context, deps: Deps, name: string, value: string, expires: Date, path: string, overwrite: boolean): void {
+  const secure = secureCookies(ctx, deps) || name === SECURE_SESSION_COOKIE;
   // An https ISSUER behind a proxy without TRUST_PROXY: the request looks like http, the cookie must still be Secure.
   if (secure) ctx.cookies.secure = true;
-  ctx.cookies.set(SESSION_COOKIE, value, { path, expires, httpOnly: true, sameSite: 'strict', secure, overwrite });
+  ctx.cookies.set(name, value, { path, expires, httpOnly: true, sameSite: 'strict', secure, overwrite });
 }
 
-/** Expires with the session (its expires_at, from the server clock), not after a fixed Max-Age. */
+/**
+ * The paths a session cookie may have been planted at by another site on the host, more specific than ours (the
+ * browser sends those first): the console's and the admin API's, under ISSUER's path and at the root.
+ */
+function shadowingPaths(issuer: string): string[] {
+  const base = issuerPath(issuer);
+  return [...new Set([`${base}/admin`, `${base}/admin/`, `${base}/admin/api`, '/admin', '/admin/', '/admin/api'])];
+}
+
+/**
+ * How many cookies of `name` the request carries (koa's ctx.cookies.get reads only the first). Two or more: one was
+ * set with another Path, by an older version or by another site on this host.
+ */
+function cookieCount(ctx: Context, name: string): number {
+  return ctx.get('cookie').split(';').filter((part) => part.trim().startsWith(`${name}=`)).length;
+}
+
+/** Expires every session cookie a request may carry besides ours: the older name and Path, and shadowing Paths. */
+function clearOtherSessionCookies(ctx: Context, deps: Deps): void {
+  const ours = { name: sessionCookieName(ctx, deps), path: sessionCookiePath(deps.config.issuer) };
+  const others = [{ name: SESSION_COOKIE, path: '/' }, ...shadowingPaths(deps.config.issuer).map((path) => ({ name: SESSION_COOKIE, path }))];
+  for (const c of others) {
+    if (c.name !== ours.name || c.path !== ours.path) writeSessionCookie(ctx, deps, c.name, '', new Date(0), c.path, false);
+  }
+}
+
+/**
+ * Expires with the session (its expires_at, from the server clock), not after a fixed Max-Age. A request that
+ * carried session cookies at other Paths (planted to shadow this one) has those cleared with it.
+ */
 export function setSessionCookie(ctx: Context, deps: Deps, token: string, expiresAt: Date): void {
-  writeSessionCookie(ctx, deps, token, expiresAt);
+  writeSessionCookie(ctx, deps, sessionCookieName(ctx, deps), token, expiresAt, sessionCookiePath(deps.config.issuer), true);
+  if (cookieCount(ctx, SESSION_COOKIE) + cookieCount(ctx, SECURE_SESSION_COOKIE) > 0) clearOtherSessionCookies(ctx, deps);
 }
 
-/** Expires the session cookie (sign-out, a dead session), and also the one an older version set with Path=/. */
+/**
+ * Expires the session cookie (sign-out, a dead session), and every other one the browser may hold: the name and
+ * Path=/ of older versions, and a cookie of that name another site on the host set at a more specific Path.
+ */
 export function clearSessionCookie(ctx: Context, deps: Deps): void {
-  writeSessionCookie(ctx, deps, '', new Date(0));
-  // A cookie set before the Path followed ISSUER's path (Path=/) goes too.
-  if (sessionCookiePath(deps.config.issuer) !== '/') writeSessionCookie(ctx, deps, '', new Date(0), '/', false);
+  writeSessionCookie(ctx, deps, sessionCookieName(ctx, deps), '', new Date(0), sessionCookiePath(deps.config.issuer), true);
+  clearOtherSessionCookies(ctx, deps);
 }
 
 function bearerToken(ctx: Context): string | undefined | null {
@@ -75,7 +125,16 @@ function bearerToken(ctx: Context): string | undefined | null {
 export function requireAdmin(deps: Deps): Middleware {
   return async (ctx, next) => {
     const bearer = bearerToken(ctx);
-    const cookie = bearer === undefined ? ctx.cookies.get(SESSION_COOKIE) : undefined;
+    const name = sessionCookieName(ctx, deps);
+    if (bearer === undefined && cookieCount(ctx, name) > 1) {
+      // Two session cookies (one at a more specific Path, planted by another site on this host, or left by an older
+      // version): which one is the administrator's cannot be told, so neither is used, and both are cleared.
+      clearSessionCookie(ctx, deps);
+      throw new AppError('unauthorized', 'Two session cookies arrived (one may have been set by another site on this host): both are cleared; sign in again.', undefined, {
+        'WWW-Authenticate': 'Bearer',
+      });
+    }
+    const cookie = bearer === undefined ? ctx.cookies.get(name) : undefined;
     const token = bearer ?? cookie;
     const session = token ? await resolveSession(deps, token) : undefined;
     if (!token || !session) {

@@ -145,7 +145,7 @@ export function openApiDocument(options: { prefix: string; serverUrl: string; ve
       },
       securitySchemes: {
         bearerSession: { type: 'http', scheme: 'bearer', description: 'The session token from POST /admin/api/login.' },
-        sessionCookie: { type: 'apiKey', in: 'cookie', name: 'sat_session', description: 'The session cookie set by login.' },
+        sessionCookie: { type: 'apiKey', in: 'cookie', name: 'sat_session', description: 'The session cookie set by login (named __Host-sat_session when it is Secure with Path=/: HTTPS with ISSUER at the root).' },
         csrfToken: {
           type: 'apiKey',
           in: 'header',

@@ -25,6 +25,8 @@ export interface Config {
    * this many from the right (1: the right-most, what the one load balancer added).
    */
   trustProxyHops: number;
+  /** HSTS_MAX_AGE_SECONDS: `Strict-Transport-Security: max-age=N` on responses to HTTPS requests; 0: none. Default one year. */
+  hstsMaxAgeSeconds: number;
   logLevel: LogLevel;
   services: readonly Service[];
   maxActiveTokens: number;
@@ -251,6 +253,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     adminPassword: e.ADMIN_PASSWORD,
     trustProxy: e.TRUST_PROXY ?? false,
     trustProxyHops: e.TRUST_PROXY_HOPS ?? 1,
+    hstsMaxAgeSeconds: e.HSTS_MAX_AGE_SECONDS ?? 31_536_000,
     logLevel: e.LOG_LEVEL ?? 'info',
     services: Object.freeze(file.services.map((s) => Object.freeze({ ...s }))),
     maxActiveTokens: e.MAX_ACTIVE_TOKENS ?? file.maxActiveTokens,

@@ -207,6 +207,8 @@ export const envSchema = z.object({
   TRUST_PROXY: booleanFromEnv,
   // With TRUST_PROXY: how many proxies in a row append to X-Forwarded-* (a CDN, then a load balancer: 2).
   TRUST_PROXY_HOPS: intFromEnv(1, 10),
+  // Strict-Transport-Security on responses to HTTPS requests: its max-age in seconds, 0 to send none.
+  HSTS_MAX_AGE_SECONDS: intFromEnv(0, 63_072_000),
   LOG_LEVEL: optionalString.pipe(z.enum(['debug', 'info', 'warn', 'error', 'silent']).optional()),
   SIGNING_ALG: optionalString.pipe(z.enum(['ES256', 'RS256']).optional()),
   ACCESS_TOKEN_TTL_SECONDS: intFromEnv(30, 86_400),

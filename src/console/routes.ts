@@ -85,10 +85,10 @@ export function consoleBasePath(issuer: string): string {
 
 /**
  * GET /admin, /admin/ (the page), /admin/assets/{app.js,app.css,icon.svg} and /admin/assets/js/{module}.js.
- * `sessionCookie`: the admin API's session cookie name (given by the composition root: the console imports no
- * other edge); the page tells whether the request carried it.
+ * `sessionCookie`: the admin API's session cookie name for a request (given by the composition root: the console
+ * imports no other edge); the page tells whether the request carried it.
  */
-export function consoleRouter(deps: Deps, sessionCookie: string): Router {
+export function consoleRouter(deps: Deps, sessionCookie: (ctx: Context) => string): Router {
   const dir = pageDir();
   const basePath = consoleBasePath(deps.config.issuer).replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
   const html = readFileSync(path.join(dir, 'index.html'), 'utf8')
@@ -115,7 +115,7 @@ export function consoleRouter(deps: Deps, sessionCookie: string): Router {
     // Under an ISSUER with a path the cookie's Path is that path: a page asked for at the root (an instance reached
     // directly, or through a proxy that strips the prefix) may not see it, so /me decides there.
     const cookieSeen = prefix === '' || ctx.originalUrl === prefix || ctx.originalUrl.startsWith(`${prefix}/`);
-    const shown = !cookieSeen || ctx.cookies.get(sessionCookie) ? page : signedOutPage;
+    const shown = !cookieSeen || ctx.cookies.get(sessionCookie(ctx)) ? page : signedOutPage;
     ctx.type = shown.type;
     ctx.body = shown.body;
   };

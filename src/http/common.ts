@@ -243,13 +243,21 @@ export function refuseExpectations(isOAuthEndpoint: (path: string) => boolean = 
   };
 }
 
-/** Headers every response carries; the console adds its own Content-Security-Policy. */
-export const securityHeaders: Middleware = async (ctx, next) => {
-  ctx.set('X-Content-Type-Options', 'nosniff');
-  ctx.set('Referrer-Policy', 'no-referrer');
-  ctx.set('X-Frame-Options', 'DENY');
-  await next();
-};
+/**
+ * Headers every response carries; the console adds its own Content-Security-Policy. A response to a request that
+ * came over HTTPS (directly, or through a trusted proxy: ctx.secure) also says `Strict-Transport-Security:
+ * max-age=hstsMaxAgeSeconds` (RFC 6797; none when 0): the browser then never reaches this host over plain HTTP, where
+ * a network attacker could read or plant the session cookie. Browsers ignore the header over HTTP, so it is not sent.
+ */
+export function securityHeaders(hstsMaxAgeSeconds: number): Middleware {
+  return async (ctx, next) => {
+    ctx.set('X-Content-Type-Options', 'nosniff');
+    ctx.set('Referrer-Policy', 'no-referrer');
+    ctx.set('X-Frame-Options', 'DENY');
+    if (hstsMaxAgeSeconds > 0 && ctx.secure) ctx.set('Strict-Transport-Security', `max-age=${hstsMaxAgeSeconds}`);
+    await next();
+  };
+}
 
 /**
  * JSON 404 for anything no route answered. The message names the method only, never the path: a path may carry a

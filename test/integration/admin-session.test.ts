@@ -105,6 +105,53 @@ describe.each(testDatabases())('admin sessions on %s', (kind) => {
     }
   });
 
+  it('over HTTPS names the cookie __Host-sat_session (no other site on the host can plant or shadow it), and reads only that', async () => {
+    const admin = await makeAdmin(server.deps);
+    const https = { 'x-forwarded-proto': 'https' };
+    const res = await call(server, 'POST', '/login', { json: { email: admin.email, password: admin.password }, headers: { ...https, 'x-forwarded-for': freshIp() } });
+    expect(res.status).toBe(200);
+    const cookie = res.headers.get('set-cookie') ?? '';
+    expect(cookie).toMatch(new RegExp(`^__Host-sat_session=${res.body.token}; path=/; expires=[^;]+; samesite=strict; secure; httponly$`, 'i'));
+    // HTTPS responses tell the browser never to come back over plain HTTP (HSTS_MAX_AGE_SECONDS, one year by
+    // default); plain HTTP responses do not (browsers ignore it there).
+    expect(res.headers.get('strict-transport-security')).toBe('max-age=31536000');
+    expect((await call(server, 'GET', '/me', { headers: { 'x-forwarded-proto': 'https' } })).headers.get('strict-transport-security')).toBe('max-age=31536000');
+    expect((await fetch(`${server.url}/healthz`, { headers: { 'x-forwarded-proto': 'https' } })).headers.get('strict-transport-security')).toBe('max-age=31536000');
+    expect((await fetch(`${server.url}/healthz`)).headers.get('strict-transport-security')).toBeNull();
+    expect((await call(server, 'GET', '/me', { headers: { ...https, cookie: `__Host-sat_session=${res.body.token}` } })).status).toBe(200);
+    // The unprefixed name is not read over HTTPS (another site on the host could have set it).
+    expect((await call(server, 'GET', '/me', { headers: { ...https, cookie: `sat_session=${res.body.token}` } })).status).toBe(401);
+    // Sign-out clears it, and the unprefixed cookie of an older version.
+    const out = await call(server, 'POST', '/logout', { headers: { ...https, cookie: `__Host-sat_session=${res.body.token}`, 'x-csrf-token': res.body.csrf_token } });
+    expect(out.status).toBe(204);
+    const cleared = out.headers.getSetCookie();
+    expect(cleared).toContainEqual(expect.stringMatching(/^__Host-sat_session=; path=\/; expires=Thu, 01 Jan 1970 00:00:00 GMT/i));
+    expect(cleared).toContainEqual(expect.stringMatching(/^sat_session=; path=\/; expires=Thu, 01 Jan 1970 00:00:00 GMT/i));
+  });
+
+  it('refuses two session cookies (one planted at a narrower Path by another site on the host) and clears both; sign-in clears planted ones', async () => {
+    const admin = await makeAdmin(server.deps);
+    const res = await login(admin.email, admin.password);
+    const twice = await call(server, 'GET', '/me', { headers: { cookie: `sat_session=sas_${'j'.repeat(43)}; sat_session=${res.body.token}` } });
+    expect([twice.status, twice.body.error]).toEqual([401, 'unauthorized']);
+    expect(twice.body.message).toContain('Two session cookies arrived');
+    const cleared = twice.headers.getSetCookie();
+    for (const path of ['/', '/admin', '/admin/api']) {
+      expect(cleared).toContainEqual(expect.stringMatching(new RegExp(`^sat_session=; path=${path.replaceAll('/', '\\/')}; expires=Thu, 01 Jan 1970`, 'i')));
+    }
+    // Signing in with a planted cookie at hand sets ours and clears those at the narrower Paths.
+    const again = await call(server, 'POST', '/login', {
+      json: { email: admin.email, password: admin.password },
+      headers: { 'x-forwarded-for': freshIp(), cookie: `sat_session=sas_${'j'.repeat(43)}` },
+    });
+    expect(again.status).toBe(200);
+    const set = again.headers.getSetCookie();
+    expect(set[0]).toMatch(new RegExp(`^sat_session=${again.body.token}; path=/;`));
+    expect(set).toContainEqual(expect.stringMatching(/^sat_session=; path=\/admin\/api; expires=Thu, 01 Jan 1970/i));
+    // One cookie: as before.
+    expect((await call(server, 'GET', '/me', { headers: { cookie: `sat_session=${again.body.token}` } })).status).toBe(200);
+  });
+
   it('lives 12 hours from sign-in, by the server clock', async () => {
     const admin = await makeAdmin(server.deps);
     const at = new Date(Math.floor(Date.now() / 1000) * 1000);

@@ -26,6 +26,13 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ TOKEN_FAST_PATH: 'maybe' })).toThrow(/TOKEN_FAST_PATH/);
   });
 
+  it('reads HSTS_MAX_AGE_SECONDS: a year by default, 0 for none, at most two years', () => {
+    expect(loadConfig({}).hstsMaxAgeSeconds).toBe(31_536_000);
+    expect(loadConfig({ HSTS_MAX_AGE_SECONDS: '0' }).hstsMaxAgeSeconds).toBe(0);
+    expect(loadConfig({ HSTS_MAX_AGE_SECONDS: '300' }).hstsMaxAgeSeconds).toBe(300);
+    for (const bad of ['-1', '63072001', 'a year']) expect(() => loadConfig({ HSTS_MAX_AGE_SECONDS: bad })).toThrow(/HSTS_MAX_AGE_SECONDS/);
+  });
+
   it('reads the scrypt cost: 15 by default, PASSWORD_HASH_COST or passwordHashing.cost from 12 (the floor) to 15', () => {
     expect(loadConfig({}).passwordHashing).toEqual({ threads: 1, maxQueue: 32, nice: 19, cost: 15 });
     expect(loadConfig({ PASSWORD_HASH_COST: '12' }).passwordHashing.cost).toBe(12);
