@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import type Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
@@ -21,11 +22,14 @@ const BRACKETED_IPV6 = /^\[([0-9A-Fa-f:.]+)\](?::\d{1,5})?$/;
  * (`::ffff:203.0.113.7`, what a dual-stack socket reports with HOST=::, or a forwarded address in that form), and
  * without the port some load balancers write into X-Forwarded-For (`203.0.113.7:51234`, `[2001:db8::7]:443`; Azure
  * Application Gateway does), which would otherwise make every connection a new address. Runs first: everything
- * after reads `ctx.ip`.
+ * after reads `ctx.ip`. A forwarded entry that is not an IP address is replaced by the peer's address.
  */
 export const unmapClientAddress: Middleware = (ctx, next) => {
   const ip = ctx.ip;
-  const unmapped = unmappedAddress(ip);
+  let unmapped = unmappedAddress(ip);
+  // TRUST_PROXY with an X-Forwarded-For entry that is no address (a proxy that appends instead of overwriting, and a
+  // client that wrote text there): the peer's address instead, so no such text is stored or counted as an address.
+  if (unmapped !== '' && isIP(unmapped) === 0) unmapped = unmappedAddress(ctx.req.socket.remoteAddress ?? '');
   if (unmapped !== ip) ctx.request.ip = unmapped;
   return next();
 };

@@ -406,6 +406,13 @@ describe.each(testDatabases())('admin sessions on %s', (kind) => {
       expect(signedIn.status).toBe(200);
       const sessions = await call(server, 'GET', '/me/sessions', { token: signedIn.body.token });
       expect((sessions.body.items as Array<{ ip: string; current: boolean }>).find((x) => x.current)?.ip).toMatch(/^10\.[\d.]+$/);
+
+      // An entry that is no address (a proxy that appends, a client that wrote markup there): the peer's address is
+      // stored and counted instead of the text.
+      const odd = await login(admin.email, admin.password, '<img src=x onerror=alert(1)>');
+      expect(odd.status).toBe(200);
+      const listed = await call(server, 'GET', '/me/sessions', { token: odd.body.token });
+      expect((listed.body.items as Array<{ ip: string; current: boolean }>).find((x) => x.current)?.ip).toBe('127.0.0.1');
     });
 
     it('forgets an email’s failures after a successful sign-in', async () => {
