@@ -321,6 +321,36 @@ pg('PostgreSQL without a key-encryption key, on a fresh database', () => {
   });
 });
 
+// A first start refused after it generated DATA_DIR/key-encryption-key (another server held DATA_DIR, a database of a
+// newer version) leaves the file, and never said to back it up: the next start that gets through says it, while the
+// key seals no signing key yet; after that, not again.
+describeEmbedded('a key-encryption key a refused start generated', () => {
+  let db: TestDb;
+  beforeAll(async () => {
+    db = await createTestDb('embedded');
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('is announced by the next start that gets through, then not again', async () => {
+    writeFileSync(dataDirKeyFile(db.dataDir), `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 }); // as that start left it
+    const announced = (lines: string[]) => lines.filter((l) => l.includes('generated a key-encryption key') && l.includes(dataDirKeyFile(db.dataDir)));
+    const first = await startServer(db);
+    try {
+      expect(announced(first.logLines)).toHaveLength(1);
+    } finally {
+      await first.close();
+    }
+    const second = await startServer(db);
+    try {
+      expect(announced(second.logLines)).toEqual([]);
+    } finally {
+      await second.close();
+    }
+  });
+});
+
 // An embedded install made with KEY_ENCRYPTION_KEY, started once without it: the start used to generate
 // DATA_DIR/key-encryption-key (and log "back it up"), then refuse because that key opens nothing; it now stops
 // before keeping any such file or logging it, and says what to set.
