@@ -13,9 +13,9 @@ import { issuerPath } from '../config/index.js';
 export const SESSION_COOKIE = 'sat_session';
 /**
  * The session cookie's name when it is Secure with Path=/ (RFC 6265bis §4.1.3.2): the browser takes a `__Host-`
- * cookie only from this host over HTTPS, with Path=/ and no Domain, so another site on the host (another port) or a
- * sibling subdomain can neither plant one nor shadow it with a more specific Path (a planted session would sign the
- * victim in as the attacker; a junk one would lock them out).
+ * cookie only when set over HTTPS, with Path=/ and no Domain, so a sibling subdomain, a plain-HTTP origin or a
+ * narrower Path can neither plant one nor shadow it (a planted session would sign the victim in as the attacker; a
+ * junk one would lock them out). Another HTTPS application on the same host name still could: cookies ignore ports.
  */
 export const SECURE_SESSION_COOKIE = '__Host-sat_session';
 /** The header a cookie-authenticated unsafe request carries its session's CSRF token in (else 403 csrf_failed). */
@@ -76,11 +76,40 @@ function shadowingPaths(issuer: string): string[] {
 }
 
 /**
- * How many cookies of `name` the request carries (koa's ctx.cookies.get reads only the first). Two or more: one was
- * set with another Path, by an older version or by another site on this host.
+ * The values of every cookie named `name` the request carries, in the order sent (koa's ctx.cookies.get reads only
+ * the first). Two or more: one was set with another Path or Domain, by an older version, another deployment on this
+ * host name, or another site.
  */
-function cookieCount(ctx: Context, name: string): number {
-  return ctx.get('cookie').split(';').filter((part) => part.trim().startsWith(`${name}=`)).length;
+function cookieValues(ctx: Context, name: string): string[] {
+  return ctx
+    .get('cookie')
+    .split(';')
+    .map((part) => part.trim())
+    .filter((part) => part.startsWith(`${name}=`))
+    .map((part) => part.slice(name.length + 1));
+}
+
+/** The most session cookies of one name a request is looked at with (each a session lookup). */
+const MAX_SESSION_COOKIES = 4;
+
+/**
+ * The session of the request's session cookies: the one that is a live session. Junk, ended sessions and cookies of
+ * other deployments do not count. Two live sessions (one planted by another site to sign the browser in as someone
+ * else) cannot be told apart: `ambiguous`, and neither is used.
+ */
+async function cookieSession(ctx: Context, deps: Deps, name: string): Promise<{ token?: string; session?: Session; ambiguous: boolean; any: boolean }> {
+  const values = cookieValues(ctx, name).filter((v) => v !== '');
+  if (values.length <= 1) {
+    const token = values[0];
+    return { ...(token ? { token, session: await resolveSession(deps, token) } : {}), ambiguous: false, any: values.length > 0 };
+  }
+  const live: Array<{ token: string; session: Session }> = [];
+  for (const token of [...new Set(values)].slice(0, MAX_SESSION_COOKIES)) {
+    const session = await resolveSession(deps, token);
+    if (session) live.push({ token, session });
+  }
+  if (live.length === 1) return { ...live[0]!, ambiguous: false, any: true };
+  return { ambiguous: live.length > 1, any: true };
 }
 
 /** Expires every session cookie a request may carry besides ours: the older name and Path, and shadowing Paths. */
@@ -98,7 +127,7 @@ function clearOtherSessionCookies(ctx: Context, deps: Deps): void {
  */
 export function setSessionCookie(ctx: Context, deps: Deps, token: string, expiresAt: Date): void {
   writeSessionCookie(ctx, deps, sessionCookieName(ctx, deps), token, expiresAt, sessionCookiePath(deps.config.issuer), true);
-  if (cookieCount(ctx, SESSION_COOKIE) + cookieCount(ctx, SECURE_SESSION_COOKIE) > 0) clearOtherSessionCookies(ctx, deps);
+  if (cookieValues(ctx, SESSION_COOKIE).length + cookieValues(ctx, SECURE_SESSION_COOKIE).length > 0) clearOtherSessionCookies(ctx, deps);
 }
 
 /**
@@ -125,20 +154,19 @@ function bearerToken(ctx: Context): string | undefined | null {
 export function requireAdmin(deps: Deps): Middleware {
   return async (ctx, next) => {
     const bearer = bearerToken(ctx);
-    const name = sessionCookieName(ctx, deps);
-    if (bearer === undefined && cookieCount(ctx, name) > 1) {
-      // Two session cookies (one at a more specific Path, planted by another site on this host, or left by an older
-      // version): which one is the administrator's cannot be told, so neither is used, and both are cleared.
+    const fromCookie = bearer === undefined ? await cookieSession(ctx, deps, sessionCookieName(ctx, deps)) : undefined;
+    if (fromCookie?.ambiguous) {
+      // Two live sessions in the session cookies (one planted at a narrower Path by another site on this host name,
+      // to act as someone else): which is the administrator's cannot be told, so neither is used, and they go.
       clearSessionCookie(ctx, deps);
-      throw new AppError('unauthorized', 'Two session cookies arrived (one may have been set by another site on this host): both are cleared; sign in again.', undefined, {
+      throw new AppError('unauthorized', 'Two sessions arrived in the session cookies (one may have been set by another site): both are cleared; sign in again.', undefined, {
         'WWW-Authenticate': 'Bearer',
       });
     }
-    const cookie = bearer === undefined ? ctx.cookies.get(name) : undefined;
-    const token = bearer ?? cookie;
-    const session = token ? await resolveSession(deps, token) : undefined;
+    const token = bearer ?? fromCookie?.token;
+    const session = bearer ? await resolveSession(deps, bearer) : fromCookie?.session;
     if (!token || !session) {
-      if (cookie) clearSessionCookie(ctx, deps);
+      if (fromCookie?.any) clearSessionCookie(ctx, deps);
       throw new AppError('unauthorized', 'Sign in first: no valid session.', undefined, { 'WWW-Authenticate': 'Bearer' });
     }
     const via = bearer ? 'bearer' : 'cookie';
