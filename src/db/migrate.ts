@@ -82,6 +82,19 @@ async function lockHolders(knex: Knex): Promise<string> {
     .join(', ');
 }
 
+/** lockHolders, or "unknown holders" when the database does not answer within `ms` (the error must not hang). */
+async function holdersWithin(knex: Knex, ms: number): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve('unknown holders (the database did not say in time)'), ms);
+  });
+  try {
+    return await Promise.race([lockHolders(knex).catch(() => 'unknown holders'), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * Applies pending migrations. On PostgreSQL, instances starting together take turns under a session-level
  * `pg_advisory_lock` held on a connection of its own (outside the pool, so a pool of one still migrates): the
@@ -102,17 +115,26 @@ export async function migrateLatest(knex: Knex, options: MigrateOptions = {}): P
     const { rows } = await lockClient.query('select pg_try_advisory_lock($1) as taken', [key]);
     if (!(rows[0] as { taken: boolean }).taken) {
       await lockClient.query(`set lock_timeout = ${Math.max(1, Math.round(timeoutMs))}`);
-      // Told once the wait is long enough to matter, asking on another connection (this one waits in the lock).
+      // Told once the wait is long enough to matter, asking on another connection (this one waits in the lock); not
+      // once the lock is ours. A throwing onWait is the caller's problem, never an unhandled rejection.
+      let waiting = true;
       const onWait = options.onWait;
       const notice = onWait
-        ? setTimeout(() => void lockHolders(unbounded).then(onWait, () => undefined), options.noticeAfterMs ?? WAIT_NOTICE_MS)
+        ? setTimeout(() => {
+            void lockHolders(unbounded)
+              .then((holders) => {
+                if (waiting) onWait(holders);
+              })
+              .catch(() => undefined);
+          }, options.noticeAfterMs ?? WAIT_NOTICE_MS)
         : undefined;
       try {
         await lockClient.query('select pg_advisory_lock($1)', [key]);
       } catch (err) {
         if ((err as { code?: unknown }).code !== '55P03') throw err; // lock_not_available: the lock_timeout
-        throw new MigrationLockTimeoutError(Math.round(timeoutMs / 1000), await lockHolders(unbounded));
+        throw new MigrationLockTimeoutError(Math.round(timeoutMs / 1000), await holdersWithin(unbounded, 2_000));
       } finally {
+        waiting = false;
         clearTimeout(notice);
       }
     }

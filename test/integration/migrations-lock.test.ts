@@ -42,7 +42,6 @@ onPostgres('migrations under pg_advisory_lock', () => {
     await holder.connect();
     try {
       await holder.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
-      const holderPid = (await holder.query('select pg_backend_pid() as pid')).rows[0].pid as number;
       const migrating = runSat(['migrate'], db.env);
       // The migrating process is seen waiting on the advisory lock, having changed nothing.
       const deadline = Date.now() + 30_000;
@@ -61,11 +60,6 @@ onPostgres('migrations under pg_advisory_lock', () => {
       const done = await migrating;
       expect(done.code).toBe(0);
       expect(done.stdout).toMatch(/^Applied: 0001_initial/);
-      // A wait longer than 2 s is told once, naming the holder (a shorter one, as here maybe, is not: commands
-      // started together take turns for milliseconds). What it says is checked in-process below.
-      const waits = done.stderr.split('\n').filter((l) => l.includes('waiting for the migration lock'));
-      expect(waits.length).toBeLessThanOrEqual(1);
-      for (const line of waits) expect(line).toContain(`process ${holderPid} (an operator session`);
     } finally {
       await holder.end();
     }
