@@ -78,7 +78,7 @@ export async function voidPasswordResetLinks(trx: Knex.Transaction, adminId: str
     .whereNull('used_at')
     .delete()
     .returning(['email', 'created_at'])) as Array<{ email: string; created_at: Date }>;
-  await withdrawUnsentPasswordResetMail(trx, voided, now);
+  await withdrawUnsentPasswordResetMail(trx, voided);
   return voided.length;
 }
 

@@ -84,7 +84,7 @@ async function issuePasswordReset(deps: Deps, email: string, meta: SessionMeta):
       createdBy: null,
       now,
     });
-    await withdrawUnsentPasswordResetMail(trx, issued.replaced, now);
+    await withdrawUnsentPasswordResetMail(trx, issued.replaced);
     await queuePasswordResetMail(trx, deps.config, {
       to: admin.email,
       token: issued.token,

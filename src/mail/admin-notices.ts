@@ -57,23 +57,22 @@ export async function queuePasswordResetMail(
 
 /**
  * A newer password-reset request replaced these links (issueOneTimeToken's `replaced`): their mails that have not
- * gone out, and that no sender holds at `now`, are withdrawn (never sent, link removed from the row), in the caller's
- * transaction, so after a mail
- * backlog the inbox does not end with a dead link. The rows stay and still count toward the reset mails per address
- * (countPasswordResetMails). Returns how many were withdrawn.
+ * gone out are withdrawn (never sent, link removed from the row), in the caller's transaction, so after a mail
+ * backlog the inbox does not end with a dead link. One a sender holds at that moment may be on its way: that send
+ * goes as it is (recorded `sent`), a failed one is not tried again. The rows stay and still count toward the reset
+ * mails per address (countPasswordResetMails). Returns how many were withdrawn.
  */
 export async function withdrawUnsentPasswordResetMail(
   trx: Knex.Transaction,
   replaced: ReadonlyArray<{ email: string; created_at: Date }>,
-  now: Date,
 ): Promise<number> {
   let n = 0;
   for (const link of replaced) {
     n += affectedRows(
       await trx('mail_outbox')
         .where({ kind: 'password_reset', recipient: link.email, status: 'pending', created_at: link.created_at })
-        // Not one a sender holds right now (under a live lease: it may be on its way); that one is sent as it is.
-        .andWhere((w) => w.whereNull('locked_until').orWhere('locked_until', '<=', now))
+        // One a sender holds right now (under a live lease) may be on its way: that send goes as it is (a success is
+        // recorded as `sent`), but a failed attempt is not tried again.
         .update({ status: 'withdrawn', text_body: '[one-time link removed: a newer reset link replaced it]', html_body: '' }),
     );
   }
@@ -111,14 +110,14 @@ export async function queuePasswordChangedMail(
  * Drops the invitation mail queued with an invitation that is withdrawn or voided before the mail went out (same
  * recipient, queued at the invitation's `created_at`, still pending), inside the caller's transaction, so the
  * invitee never receives a link that no longer works. A mail a sender holds under a live lease at `now` may be on
- * its way: it is left, and goes as it is (its row stays, so the sender records it). Returns how many were dropped
- * (0 or 1).
+ * its way: that send goes as it is, but the row is marked `withdrawn` with its link removed, so a failed attempt is
+ * not tried again (the sender records a success as `sent`). Returns how many were dropped or marked (0 or 1).
  */
 export async function dropUnsentInvitationMail(trx: Knex.Transaction, invitation: { email: string; created_at: Date }, now: Date): Promise<number> {
-  return affectedRows(
-    await trx('mail_outbox')
-      .where({ kind: 'admin_invitation', recipient: invitation.email, status: 'pending', created_at: invitation.created_at })
-      .andWhere((w) => w.whereNull('locked_until').orWhere('locked_until', '<=', now))
-      .delete(),
+  const queued = () => trx('mail_outbox').where({ kind: 'admin_invitation', recipient: invitation.email, status: 'pending', created_at: invitation.created_at });
+  const dropped = affectedRows(await queued().andWhere((w) => w.whereNull('locked_until').orWhere('locked_until', '<=', now)).delete());
+  const marked = affectedRows(
+    await queued().andWhere('locked_until', '>', now).update({ status: 'withdrawn', text_body: '[one-time link removed: the invitation was withdrawn]', html_body: '' }),
   );
+  return dropped + marked;
 }
