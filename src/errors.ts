@@ -116,6 +116,11 @@ const INVALID_REQUEST = 'The request is not valid.';
 export const validationFailed = (path: string, message: string): AppError =>
   new AppError('validation_failed', INVALID_REQUEST, [{ path, message }]);
 
+/** Whether `err` is a 400 validation_failed naming `path` in its details (a wrong current password, a bad link). */
+export function isValidationFailureAt(err: unknown, path: string): boolean {
+  return err instanceof AppError && err.code === 'validation_failed' && (err.details ?? []).some((d) => d.path === path);
+}
+
 /**
  * The validation problems of one request, gathered so that one 400 `validation_failed` names them all (SPEC
  * "Admin API": one `{path, message}` per problem) instead of the first check that fails.

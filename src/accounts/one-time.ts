@@ -6,7 +6,7 @@ import type { Knex } from 'knex';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { lockOrganisation, type AdminOneTimeTokenRow, type Db, type OneTimeTokenPurpose } from '../db/index.js';
 import type { Deps } from '../deps.js';
-import { AppError } from '../errors.js';
+import { AppError, isValidationFailureAt } from '../errors.js';
 import { withdrawUnsentPasswordResetMail } from '../mail/index.js';
 import { normaliseEmail } from '../text.js';
 import { addressKey, emailKey, forgiveAttempt, giveBackAttempt, registerAttempt } from './login-throttle.js';
@@ -125,11 +125,6 @@ async function throttleTokenUse(deps: Deps, ip: string | null): Promise<string> 
   return key;
 }
 
-/** Whether `err` is the one answer to a bad, used, replaced or expired token (400 validation_failed on `token`). */
-function isBadToken(err: unknown): boolean {
-  return err instanceof AppError && err.code === 'validation_failed' && (err.details ?? []).some((d) => d.path === 'token');
-}
-
 /**
  * One use of a one-time token (accepting an invitation, confirming a password reset) counted as throttleTokenUse
  * counts it: `use` gets the address key to forgive once the token proved good. When `use` fails for another reason
@@ -141,7 +136,8 @@ export async function countedTokenUse<T>(deps: Deps, ip: string | null, use: (ad
   try {
     return await use(address);
   } catch (err) {
-    if (!isBadToken(err)) await giveBackAttempt(deps.db.knex, [address]).catch(() => undefined); // the database may be down
+    // Only a bad, used, replaced or expired token (400 validation_failed on `token`) counts.
+    if (!isValidationFailureAt(err, 'token')) await giveBackAttempt(deps.db.knex, [address]).catch(() => undefined); // the database may be down
     throw err;
   }
 }

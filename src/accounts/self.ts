@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { recordAudit } from '../audit/index.js';
 import { affectedRows, isUuid, type AdminRow, type AdminSessionRow } from '../db/index.js';
 import type { Deps } from '../deps.js';
-import { AppError } from '../errors.js';
+import { AppError, isValidationFailureAt } from '../errors.js';
 import { queuePasswordChangedMail } from '../mail/index.js';
 import { addressKey, emailKey, forgiveAttempt, giveBackAttempt, registerAttempt } from './login-throttle.js';
 import { voidPasswordResetLinks } from './one-time.js';
@@ -59,8 +59,7 @@ export async function changePassword(deps: Deps, session: Session, input: Change
   } catch (err) {
     // Only a wrong current password counts: an attempt the server could not finish (a full hashing queue, a
     // database outage) is given back, as at sign-in.
-    const wrongPassword = err instanceof AppError && err.code === 'validation_failed' && (err.details ?? []).some((d) => d.path === 'current_password');
-    if (!wrongPassword) await giveBackAttempt(db, keys).catch(() => undefined); // best effort: it may be down
+    if (!isValidationFailureAt(err, 'current_password')) await giveBackAttempt(db, keys).catch(() => undefined); // best effort: it may be down
     throw err;
   }
 }
