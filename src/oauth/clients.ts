@@ -1,9 +1,10 @@
+import { LRUCache } from 'lru-cache';
 import type { Client, ClientMetadata } from 'oidc-provider';
 import type Provider from 'oidc-provider';
 import { rowJwks, type ClientRow } from '../tokens/index.js';
 
-/** Client objects kept per generation (ClientInstances): at most twice this many live at once. */
-const CLIENT_INSTANCES = 5_000;
+/** Client objects kept at most (least recently used dropped first). */
+const CLIENT_INSTANCES = 10_000;
 
 /** Client metadata built from a token row; `org_id`, `token_id`, `expires_at` are extra metadata (provider.ts). */
 function toMetadata(row: ClientRow): ClientMetadata {
@@ -36,38 +37,6 @@ function metadataKey(row: ClientRow): string {
 }
 
 /**
- * Client objects by the exact row they were built from (two generations, like oidc-provider's own LRU of 100, but
- * large enough for every active client of a big deployment, and keyed by the row fields instead of a SHA-256 of
- * the serialised metadata). The row is still read on every request (tokens.authenticateClient): a revoked or
- * changed token is never served from here, because its row is gone or its fields, and so the key, differ.
- */
-class ClientInstances<T> {
-  #recent = new Map<string, T>();
-  #stale = new Map<string, T>();
-
-  constructor(private readonly maxSize: number) {}
-
-  get(key: string): T | undefined {
-    const hit = this.#recent.get(key);
-    if (hit !== undefined) return hit;
-    const old = this.#stale.get(key);
-    if (old !== undefined) {
-      this.#stale.delete(key);
-      this.set(key, old);
-    }
-    return old;
-  }
-
-  set(key: string, value: T): void {
-    this.#recent.set(key, value);
-    if (this.#recent.size >= this.maxSize) {
-      this.#stale = this.#recent;
-      this.#recent = new Map();
-    }
-  }
-}
-
-/**
  * The provider's Client object for an authenticated token row, validated by oidc-provider's Client constructor
  * (invalid metadata throws `invalid_client_metadata`) and reused while the row is unchanged. Used by the provider's
  * client lookup and by the fast path, so both issue for the same Client.
@@ -75,7 +44,11 @@ class ClientInstances<T> {
 export function createClientFactory(provider: Provider): (row: ClientRow) => Client {
   // lib/models/client.js: `constructor(metadata)`; @types/oidc-provider declares no constructor arguments.
   const ClientModel = provider.Client as typeof provider.Client & (new (metadata: ClientMetadata) => Client);
-  const instances = new ClientInstances<Client>(CLIENT_INSTANCES);
+  // Client objects by the exact row they were built from (an LRU, like oidc-provider's own of 100, but large enough
+  // for every active client of a big deployment, and keyed by the row fields instead of a SHA-256 of the serialised
+  // metadata). The row is still read on every request (tokens.authenticateClient): a revoked or changed token is
+  // never served from here, because its row is gone or its fields, and so the key, differ.
+  const instances = new LRUCache<string, Client>({ max: CLIENT_INSTANCES });
   return (row) => {
     const key = metadataKey(row);
     let client = instances.get(key);

@@ -1,5 +1,6 @@
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JWK, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { Middleware } from 'koa';
+import { LRUCache } from 'lru-cache';
 import type { Deps } from '../deps.js';
 import { authenticateForIntrospection, findIntrospectedSubject, type IntrospectedSubject } from '../tokens/index.js';
 import { callerEndpoint, type RecordCallerUse } from './caller.js';
@@ -26,8 +27,8 @@ export interface AccessTokenClaims extends JWTPayload {
   cnf?: { jkt?: string };
 }
 
-/** Verified tokens remembered per generation; two generations, so between 5,000 and 10,000 of them. */
-const VERIFIED_PER_GENERATION = 5_000;
+/** Verified tokens remembered at most (least recently used forgotten first). */
+const VERIFIED_TOKENS = 10_000;
 
 /**
  * Verifies a JWT access token against the key set we publish (RFC 9068: `typ` at+jwt, our issuer and audience,
@@ -35,7 +36,7 @@ const VERIFIED_PER_GENERATION = 5_000;
  * up in the database once before the token is judged.
  *
  * The signature is verified once per token: a token that verified against the current key set is remembered
- * (bounded, two generations of 5,000, forgotten when the key set changes) with its claims, and `cached(token)`
+ * (an LRU of 10,000, forgotten when the key set changes) with its claims, and `cached(token)`
  * answers from there after checking `exp` and `nbf` again at `deps.clock()` as jose does. Only the signature
  * check is remembered: revocation and the client's row are read per request by the callers.
  */
@@ -55,24 +56,18 @@ export function createAccessTokenVerifier(deps: Deps, keySet: () => KeySet) {
   };
 
   let verifiedFingerprint: string | undefined;
-  let young = new Map<string, AccessTokenClaims>();
-  let old = new Map<string, AccessTokenClaims>();
+  const verified = new LRUCache<string, AccessTokenClaims>({ max: VERIFIED_TOKENS });
   const remember = (fingerprint: string, token: string, claims: AccessTokenClaims) => {
     if (verifiedFingerprint !== fingerprint) {
       verifiedFingerprint = fingerprint;
-      young = new Map();
-      old = new Map();
+      verified.clear();
     }
-    if (young.size >= VERIFIED_PER_GENERATION) {
-      old = young;
-      young = new Map();
-    }
-    young.set(token, claims);
+    verified.set(token, claims);
   };
   /** The claims of a token verified before against the current key set and still within its times, else undefined. */
   const cachedClaims = (token: string): AccessTokenClaims | undefined => {
     if (verifiedFingerprint !== keySet().fingerprint) return undefined;
-    const claims = young.get(token) ?? old.get(token);
+    const claims = verified.get(token);
     if (!claims) return undefined;
     const now = Math.floor(deps.clock().getTime() / 1000); // jose's epoch(currentDate)
     if (claims.exp <= now || (typeof claims.nbf === 'number' && claims.nbf > now)) return undefined;

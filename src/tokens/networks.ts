@@ -1,4 +1,5 @@
 import ipaddr from 'ipaddr.js';
+import { LRUCache } from 'lru-cache';
 import { parseAddress } from '../address.js';
 
 /** SPEC "Network and rate limits per token": at most this many entries in `allowed_ips`. */
@@ -45,13 +46,13 @@ export function normaliseNetwork(entry: string): string | undefined {
 
 /** Decisions remembered by isAddressAllowed (address and allowlist → allowed), at most this many (a few MB). */
 const MAX_REMEMBERED = 4096;
-const decisions = new Map<string, boolean>();
+const decisions = new LRUCache<string, boolean>({ max: MAX_REMEMBERED });
 
 /**
  * True when `address` (as the client connected from) is inside one of the normalised `networks`; empty = any.
  * Pure, and remembered: parsing with ipaddr.js costs tens of µs per request on the token endpoint's hot path, while a
- * deployment sees few distinct (address, allowlist) pairs. At most MAX_REMEMBERED are kept (all forgotten at once
- * when full, so many distinct addresses cost only what they cost without the memo).
+ * deployment sees few distinct (address, allowlist) pairs. At most MAX_REMEMBERED are kept, the least recently
+ * used forgotten first.
  */
 export function isAddressAllowed(address: string, networks: readonly string[]): boolean {
   if (networks.length === 0) return true;
@@ -60,7 +61,6 @@ export function isAddressAllowed(address: string, networks: readonly string[]): 
   const known = decisions.get(key);
   if (known !== undefined) return known;
   const allowed = decide(address, networks);
-  if (decisions.size >= MAX_REMEMBERED) decisions.clear();
   decisions.set(key, allowed);
   return allowed;
 }
