@@ -1,7 +1,7 @@
 // Organisations and administrators: creation, first start, password hashing, sign-in sessions and their throttle.
 export { normaliseEmail } from '../text.js';
 export { addAdmin, addAdminInput, ensureFirstAdmin, type AddAdminInput, type AddAdminResult } from './service.js';
-export { findAdminById, findOrganisationById, findOrganisationByName, listAdminEmails } from './queries.js';
+export { findAdminById, findOrganisationById, findOrganisationByName } from './queries.js';
 export { hashPassword, verifyPassword, generatePassword, dummyPasswordHash, configurePasswordHashing } from './passwords.js';
 export { PasswordQueueFullError } from './password-pool.js';
 export {

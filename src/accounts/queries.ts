@@ -42,7 +42,3 @@ export const countAdmins = async (db: Db): Promise<number> => {
   const row = await db('admins').count<{ count: number | string }>({ count: '*' }).first();
   return Number(row?.count ?? 0);
 };
-
-/** The email addresses of an organisation's administrators, in order. */
-export const listAdminEmails = async (db: Db, organisationId: string): Promise<string[]> =>
-  (await db('admins').where({ organisation_id: organisationId }).orderBy('email').pluck('email')) as string[];

@@ -1,6 +1,6 @@
 // Email notices through a transactional outbox (SPEC "Email"): what to say, to whom, queued with the change.
 // The worker (delivery.ts) and the transport (transport.ts) are imported by main.ts only: the domain never sends.
-export { enqueueMail, mailQueueStats, messageIdDomain, type MailKind, type MailQueueStats, type NewMail } from './outbox.js';
+export { enqueueMail, mailQueueStats, messageIdDomain, organisationAdminEmails, type MailKind, type MailQueueStats, type NewMail } from './outbox.js';
 export {
   queueTokenGeneratedMail,
   queueTokenRevokedMail,

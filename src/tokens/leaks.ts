@@ -1,7 +1,7 @@
 import { recordAudit } from '../audit/index.js';
 import type { ResourceServerRow } from '../db/index.js';
 import type { Deps } from '../deps.js';
-import { queueTokenLeakedMail, type LeakedSecret, type LeakReporter } from '../mail/index.js';
+import { organisationAdminEmails, queueTokenLeakedMail, type LeakedSecret, type LeakReporter } from '../mail/index.js';
 import { hashSecret, isWellFormedSecret } from './credentials.js';
 import * as q from './queries.js';
 import { toTokenResource } from './resource.js';
@@ -130,7 +130,7 @@ async function actOnLeak(deps: Deps, row: q.TokenWithCreator, hits: readonly Lea
     // MAIL: token leaked — to every administrator of the organisation, queued with the change it reports.
     await queueTokenLeakedMail(trx, deps, {
       token: toTokenResource(row, now),
-      recipients: await q.listAdminEmails(trx, row.organisation_id),
+      recipients: await organisationAdminEmails(trx, row.organisation_id),
       generatedBy: row.creator_email,
       found: present.map((hit) => ({ url: hit.report.url, source: hit.report.source, secret: whichSecret(row, hit.hash, now) })),
       reporter: options.reporter,

@@ -503,9 +503,3 @@ export async function markTokenLeaked(db: Db, id: string, secretHash: string, at
   );
   return n > 0;
 }
-
-/** Every administrator's address in the organisation, oldest account first. */
-export async function listAdminEmails(db: Db, organisationId: string): Promise<string[]> {
-  const rows = (await db('admins').select('email').where({ organisation_id: organisationId }).orderBy('created_at')) as Array<{ email: string }>;
-  return rows.map((r) => r.email);
-}

@@ -1,8 +1,7 @@
 // Expiry reminders (SPEC Part 2 "Expiry reminders, expiring and dormant tokens"), run by the `expiry-notices` job.
 import type { Deps } from '../deps.js';
 import type { Db, TokenRow } from '../db/index.js';
-import { queueTokenExpiringMail } from '../mail/index.js';
-import { listAdminEmails } from './queries.js';
+import { organisationAdminEmails, queueTokenExpiringMail } from '../mail/index.js';
 import { keyFacts } from './resource.js';
 
 const DAY_MS = 86_400_000;
@@ -66,7 +65,7 @@ export async function enqueueExpiryNotices(deps: Pick<Deps, 'config' | 'db' | 'c
       const count = await deps.db.knex.transaction(async (trx) => {
         const rows = await lockDue(trx, now, days, BATCH);
         for (const row of rows) {
-          const recipients = row.creator_email ? [row.creator_email] : await listAdminEmails(trx, row.organisation_id);
+          const recipients = row.creator_email ? [row.creator_email] : await organisationAdminEmails(trx, row.organisation_id);
           await queueTokenExpiringMail(trx, deps, {
             token: { name: row.name, client_id: row.client_id, services: row.services, expires_at: row.expires_at, ...keyFacts(row) },
             generatedBy: row.creator_email,
