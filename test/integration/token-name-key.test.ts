@@ -17,6 +17,9 @@ import { startServer, type TestServer } from '../support/server.js';
 const NFC = 'Caf\u00e9 export';
 const NFD = 'Cafe\u0301 export';
 
+/** A fresh database (initdb on embedded), every migration before 0120, 1,207 rows, then the rest: up to ~20 s on 2 busy cores. */
+const MIGRATING_HOOK_MS = 60_000;
+
 describe.each(testDatabases())('token names by key on %s', (kind) => {
   let db: TestDb;
   let server: TestServer;
@@ -194,7 +197,7 @@ describe.each(testDatabases())('migration 0120 on %s', (kind) => {
       await database.close();
     }
     server = await startServer(db, {}, { jobs: 'manual' });
-  });
+  }, MIGRATING_HOOK_MS);
   afterAll(async () => {
     await server?.close();
     await db?.drop();

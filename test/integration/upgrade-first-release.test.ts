@@ -25,6 +25,9 @@ function firstReleasePasswordHash(password: string): Promise<string> {
   );
 }
 
+/** A fresh database (initdb on embedded) and every migration: up to ~15 s on 2 cores shared with other test files. */
+const MIGRATING_HOOK_MS = 60_000;
+
 describe.each(testDatabases())('upgrade from the first release on %s', (kind) => {
   let db: TestDb;
   let server: TestServer | undefined;
@@ -86,7 +89,7 @@ describe.each(testDatabases())('upgrade from the first release on %s', (kind) =>
     // minimum. It is used only when there is no administrator, so it stops nothing now.
     const oldEnvironment = { ADMIN_EMAIL: admin.email, ADMIN_PASSWORD: 'oldpw1234' };
     server = await startServer(db, { KEY_ENCRYPTION_KEY: randomBytes(32).toString('base64'), ...oldEnvironment }, { jobs: 'manual' });
-  });
+  }, MIGRATING_HOOK_MS);
   afterAll(async () => {
     await server?.close();
     await db?.drop();
