@@ -49,7 +49,7 @@ suite('embedded database on an almost full disk', () => {
     session = (await signIn(server, admin.email, admin.password)).token;
     const t = await makeToken(server.deps, admin);
     clientAuth = basic(t.client_id, t.client_secret);
-  });
+  }, PROCESS_TEST_MS); // a fresh data directory: initdb and every migration
   afterAll(async () => {
     rmSync(filler, { force: true });
     try {

@@ -15,6 +15,8 @@ import { runSat, satArgv, startSatServe, type ServeProcess } from '../support/cl
 import { describeEmbedded, createTestDb, type TestDb } from '../support/db.js';
 import { freePort } from '../support/server.js';
 
+/** Four `sat` processes that each open the embedded engine in turn: ~10 s quiet, over 30 s on 2 busy cores. */
+const SPAWNING_TEST_MS = 60_000;
 const ADMIN = { ADMIN_EMAIL: 'lock-admin@example.com', ADMIN_PASSWORD: 'lock-admin-password' };
 
 function exited(p: ServeProcess): Promise<NodeJS.Signals | number | null> {
@@ -213,7 +215,7 @@ describeEmbedded('embedded database lock', () => {
     const list = await runSat(['resource-server', 'list', '--json'], env);
     const listed = (JSON.parse(list.stdout) as { items: Array<{ name: string }> }).items.map((i) => i.name);
     expect(listed).toEqual(expect.arrayContaining(names));
-  });
+  }, SPAWNING_TEST_MS);
 
   it('a damaged embedded database: the start fails naming the data directory and a restore, with no 503 line', async () => {
     const damaged = await createTestDb('embedded');
