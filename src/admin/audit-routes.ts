@@ -2,7 +2,7 @@ import type Router from '@koa/router';
 import type { Middleware } from 'koa';
 import { z } from 'zod';
 import { listAudit } from '../audit/index.js';
-import { isUuid } from '../db/index.js';
+import { UUID_PATTERN } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { parseQuery } from '../http/validate.js';
 import { DEFAULT_PAGE_SIZE } from '../tokens/index.js';
@@ -15,14 +15,14 @@ const auditQuery = z
   .object({
     limit: z
       .string({ error: pageSize })
-      .regex(/^\d{1,3}$/, pageSize)
+      .regex(/^(?:[1-9][0-9]?|100)$/, pageSize) // the whole rule as a pattern, so the OpenAPI description states it
       .transform(Number)
       .pipe(z.number().int().min(1, pageSize).max(100, pageSize))
       .optional(),
     cursor: z.string({ error: 'must be a single text value' }).optional(),
     token_id: z
       .string({ error: 'must be a single token id' })
-      .refine(isUuid, 'must be a token id (a UUID)')
+      .regex(UUID_PATTERN, 'must be a token id (a UUID)')
       .transform((id) => id.toLowerCase())
       .optional()
       .describe("Only this token's events (revoked tokens included); a token of another organisation has none."),

@@ -96,7 +96,8 @@ function operation(doc: RouteDoc & { method: HttpMethod; path: string }): JsonSc
     summary: doc.summary,
     ...(doc.description ? { description: doc.description } : {}),
     tags: [doc.tag ?? doc.path.split('/')[1] ?? 'admin'],
-    security: auth ? [{ bearerSession: [] }, { sessionCookie: [], csrfToken: [] }] : [],
+    // The cookie needs the CSRF header on unsafe methods only (SPEC "Admin API"); a GET with the cookie alone is signed in.
+    security: auth ? [{ bearerSession: [] }, doc.method === 'GET' ? { sessionCookie: [] } : { sessionCookie: [], csrfToken: [] }] : [],
     parameters: [...pathParams, ...(doc.query ? queryParameters(doc.query) : [])],
     responses: {
       [String(status)]: success,

@@ -4,6 +4,7 @@ import path from 'node:path';
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import compose from 'koa-compose';
+import { z } from 'zod';
 import { dummyPasswordHash } from '../accounts/index.js';
 import { issuerUrl, packageRoot } from '../config/index.js';
 import type { Deps } from '../deps.js';
@@ -24,7 +25,9 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** The admin API's routes (for the middleware below, and for the test that checks they are all described). */
 export function adminRouter(deps: Deps): Router {
-  const router = new Router({ prefix: ADMIN_API_PREFIX });
+  // Paths as documented, exactly: no case-insensitive or trailing-slash variants (koa-router's defaults) that the
+  // OpenAPI description does not list.
+  const router = new Router({ prefix: ADMIN_API_PREFIX, sensitive: true, strict: true });
   const auth = compose([requireAdmin(deps), knownQuery]);
   sessionRoutes(router, deps, auth);
   tokenRoutes(router, deps, auth);
@@ -77,7 +80,12 @@ const knownQuery: Middleware = async (ctx, next) => {
 /** GET /openapi.json: the OpenAPI 3.1 description of this API (SPEC "Operations"); public, it holds no data. */
 function openApiRoute(router: Router, deps: Deps): void {
   let document: string | undefined;
-  describeRoute('GET', '/openapi.json', { summary: 'This description (OpenAPI 3.1)', tag: 'meta', auth: false });
+  describeRoute('GET', '/openapi.json', {
+    summary: 'This description (OpenAPI 3.1)',
+    tag: 'meta',
+    auth: false,
+    response: z.looseObject({ openapi: z.string(), info: z.looseObject({}), paths: z.looseObject({}) }),
+  });
   router.get('/openapi.json', (ctx) => {
     document ??= JSON.stringify(openApiDocument({ prefix: ADMIN_API_PREFIX, serverUrl: issuerUrl(deps.config.issuer, ''), version: packageVersion() }));
     ctx.type = 'application/json';

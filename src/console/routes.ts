@@ -106,7 +106,7 @@ export function consoleRouter(deps: Deps, sessionCookie: (ctx: Context) => strin
   );
 
   const prefix = consoleBasePath(deps.config.issuer);
-  const router = new Router();
+  const router = new Router({ sensitive: true, strict: true }); // exact paths: /admin and /admin/ are both listed
   const servePage = (ctx: Context) => {
     consoleHeaders(ctx);
     // The page itself is tiny and holds the secret panel while it is open: never cache it, keep it out of

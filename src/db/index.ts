@@ -36,7 +36,7 @@ export {
 } from './migrate.js';
 export { briefDatabaseError, isConnectionRefusedByDatabase, isDatabaseUnavailable, isForeignKeyViolation, isUniqueViolation } from './errors.js';
 export { noteDatabaseOutage, OUTAGE_RETRY_AFTER_SECONDS } from './outage.js';
-export { cursorTimeSql, decodeCursor, encodeCursor, escapeLike, isUuid, type PageKey } from './keyset.js';
+export { cursorTimeSql, decodeCursor, encodeCursor, escapeLike, isUuid, UUID_PATTERN, type PageKey } from './keyset.js';
 export { affectedRows } from './affected.js';
 export { lockOrganisation } from './org-lock.js';
 export { transactionWithRetry } from './retry.js';

@@ -11,7 +11,7 @@ import { mailFailedMessages, mailQueueDepth, mailQueueOldestAge, registry, setOr
  * text). `lifecycle.draining` turns /readyz to 503 at once on SIGTERM (SPEC "Operations").
  */
 export function opsRouter(deps: Deps, lifecycle: { readonly draining: boolean } = { draining: false }): Router {
-  const router = new Router();
+  const router = new Router({ sensitive: true, strict: true }); // exact paths, as the admin API's
   router.get('/healthz', (ctx) => {
     ctx.set('Cache-Control', 'no-store');
     ctx.body = { status: 'ok' };

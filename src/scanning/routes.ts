@@ -87,7 +87,7 @@ const unsigned = () =>
  * database (main.ts).
  */
 export function scanningRouter(deps: Deps, opened?: ScanningKeys): Router {
-  const router = new Router();
+  const router = new Router({ sensitive: true, strict: true }); // exact paths, as the admin API's
   const file = deps.config.secretScanningKeysFile;
   const keys = opened ?? (file ? new ScanningKeys(file, deps.log) : undefined);
   const limiter = new AddressRateLimiter(PUBLIC_REVOKE_CALLS_PER_MINUTE, 60_000, 10_000, () => deps.clock().getTime());

@@ -146,7 +146,7 @@ export const listTokensQuery = z
     status: z.enum(TOKEN_STATUS_FILTERS, { error: 'must be "active", "expired", "expiring" or "dormant"' }).optional(),
     limit: z
       .string({ error: 'must be a whole number from 1 to 100' })
-      .regex(/^\d{1,3}$/, 'must be a whole number from 1 to 100')
+      .regex(/^(?:[1-9][0-9]?|100)$/, 'must be a whole number from 1 to 100') // the whole rule, also in the OpenAPI description
       .transform(Number)
       .pipe(z.number().int().min(1, 'must be a whole number from 1 to 100').max(100, 'must be a whole number from 1 to 100'))
       .optional(),

@@ -64,7 +64,7 @@ describe.each(testDatabases())('GET /admin/api/openapi.json on %s', (kind) => {
     expect(served.size).toBeGreaterThanOrEqual(10);
   });
 
-  it('gives every answer with a body a schema (only this document itself has none)', () => {
+  it('gives every answer with a body a schema', () => {
     const bare: string[] = [];
     for (const [path, ops] of Object.entries(doc.paths as Record<string, Record<string, { responses: Record<string, any> }>>)) {
       for (const [method, op] of Object.entries(ops)) {
@@ -74,7 +74,57 @@ describe.each(testDatabases())('GET /admin/api/openapi.json on %s', (kind) => {
         }
       }
     }
-    expect(bare).toEqual(['GET /admin/api/openapi.json 200']);
+    expect(bare).toEqual([]);
+    const self = doc.paths['/admin/api/openapi.json'].get.responses['200'].content['application/json'].schema;
+    expect(self).toMatchObject({ type: 'object', required: expect.arrayContaining(['openapi', 'info', 'paths']) });
+  });
+
+  it('asks for the CSRF header beside the session cookie on unsafe methods only, as the server does', async () => {
+    for (const [path, ops] of Object.entries(doc.paths as Record<string, Record<string, { security: unknown[] }>>)) {
+      for (const [method, op] of Object.entries(ops)) {
+        if (op.security.length === 0) continue; // sign-in, invitations, password reset, this document
+        const cookie = method === 'get' ? [{ sessionCookie: [] }] : [{ sessionCookie: [], csrfToken: [] }];
+        expect({ at: `${method} ${path}`, security: op.security }).toEqual({ at: `${method} ${path}`, security: [{ bearerSession: [] }, ...cookie] });
+      }
+    }
+    // What the document says, the server does: a GET with the cookie alone is signed in.
+    const signedIn = await fetch(`${server.url}/admin/api/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: 'first-admin@example.com', password: 'first-admin-password' }),
+    });
+    const cookie = signedIn.headers.getSetCookie()[0]!.split(';')[0]!;
+    expect((await fetch(`${server.url}/admin/api/me`, { headers: { cookie } })).status).toBe(200);
+  });
+
+  it('states the page-size rule whole, so a request the document allows is one the server takes', async () => {
+    const session = await signIn(server, 'first-admin@example.com', 'first-admin-password');
+    for (const path of ['/admin/api/tokens', '/admin/api/audit']) {
+      const limit = (doc.paths[path].get.parameters as Array<{ name: string; schema: { pattern: string } }>).find((p) => p.name === 'limit')!;
+      const pattern = new RegExp(limit.schema.pattern);
+      for (const value of ['0', '1', '9', '10', '99', '100', '101', '010', '999', '1000', '-1', '1.5', '']) {
+        if (value === '') continue; // empty means not given (SPEC)
+        const res = await call(server, 'GET', `${path.slice(ADMIN_API_PREFIX.length)}?limit=${value}`, { token: session.token });
+        expect({ path, value, status: res.status }).toEqual({ path, value, status: pattern.test(value) ? 200 : 400 });
+      }
+    }
+    const tokenId = (doc.paths['/admin/api/audit'].get.parameters as Array<{ name: string; schema: { pattern?: string } }>).find((p) => p.name === 'token_id')!;
+    expect(new RegExp(tokenId.schema.pattern!).test('7D444840-9DC0-11D1-B245-5FFDCE74FAD2')).toBe(true); // any case, as the server takes it
+    expect(new RegExp(tokenId.schema.pattern!).test('not-a-uuid')).toBe(false);
+  });
+
+  it('answers only the paths as documented: no other case, no trailing slash', async () => {
+    const session = await signIn(server, 'first-admin@example.com', 'first-admin-password');
+    for (const path of ['/tokens', '/me', '/audit', '/services']) {
+      expect((await call(server, 'GET', path, { token: session.token })).status).toBe(200);
+      for (const variant of [path.toUpperCase(), `${path}/`, path.replace(/^\/(.)/, (_m, c: string) => `/${c.toUpperCase()}`)]) {
+        const res = await call(server, 'GET', variant, { token: session.token });
+        expect({ variant, status: res.status, error: res.body?.error }).toEqual({ variant, status: 404, error: 'not_found' });
+      }
+    }
+    expect((await fetch(`${server.url}/admin/api/openapi.json/`)).status).toBe(404);
+    for (const path of ['/HEALTHZ', '/healthz/', '/Metrics', '/readyz/']) expect({ path, status: (await fetch(`${server.url}${path}`)).status }).toEqual({ path, status: 404 });
+    for (const path of ['/admin', '/admin/', '/healthz']) expect({ path, status: (await fetch(`${server.url}${path}`)).status }).toEqual({ path, status: 200 });
   });
 
   it('catches a route added without a description', () => {
