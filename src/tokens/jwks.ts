@@ -26,7 +26,6 @@ export const MIN_RSA_BITS = 2048;
 export const CLIENT_ASSERTION_ALGS = { EC: ['ES256'], RSA: ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'] } as const;
 
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
-const ALLOWED_MEMBERS = new Set(['kty', 'crv', 'x', 'y', 'n', 'e', 'kid', 'alg', 'use', 'key_ops', 'ext']);
 
 /**
  * RFC 7638 JWK thumbprint (SHA-256, base64url) of an EC or RSA public key: the required members in lexicographic
@@ -62,8 +61,8 @@ function checkKey(raw: unknown, path: string): PublicJwk {
   if (privateMembers.length > 0) {
     throw validationFailed(path, `must be a public key: remove the private member(s) ${privateMembers.join(', ')} (and keep the private key to yourself)`);
   }
-  const unknown = Object.keys(jwk).filter((m) => !ALLOWED_MEMBERS.has(m));
-  if (unknown.length > 0) throw validationFailed(path, `has members this server does not take: ${unknown.join(', ')}`);
+  // Any other member (x5c, x5t#S256, key_ops, ext, a private extension) is ignored and not stored: RFC 7517 §4,
+  // "member names used for representing key parameters for different keys … MUST be ignored" when not understood.
   for (const m of ['kty', 'crv', 'x', 'y', 'n', 'e', 'kid', 'alg', 'use']) {
     if (jwk[m] !== undefined && typeof jwk[m] !== 'string') throw validationFailed(`${path}.${m}`, 'must be a string');
     if (jwk[m] !== undefined && (jwk[m] as string).length > MAX_MEMBER_LENGTH) throw validationFailed(`${path}.${m}`, `must be at most ${MAX_MEMBER_LENGTH} characters`);

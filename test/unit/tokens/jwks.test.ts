@@ -35,6 +35,13 @@ describe('parsePublicJwks', () => {
     expect(keys).toEqual([{ kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y, kid: 'k1', alg: 'ES256', use: 'sig' }]);
   });
 
+  it('ignores members it does not use (RFC 7517 §4), as a key store or a certificate exports them, and stores none', () => {
+    const jwk = ec().publicKey.export({ format: 'jwk' });
+    const extra = { x5c: ['MIIB…'], 'x5t#S256': 'aGVsbG8', key_ops: ['verify'], ext: true, exp: 1893456000, 'vendor-tag': 'hsm-7' };
+    const { keys } = parsePublicJwks({ keys: [{ ...jwk, ...extra, kid: 'k1' }] });
+    expect(keys).toEqual([{ kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y, kid: 'k1', use: 'sig' }]);
+  });
+
   it.each([
     ['a private EC key', () => ({ keys: [ec().privateKey.export({ format: 'jwk' })] }), /private member/],
     ['RSA under 2048 bits', () => ({ keys: [generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' })] }), /1024 bits/],
