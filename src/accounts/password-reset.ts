@@ -3,13 +3,13 @@
 import type { Knex } from 'knex';
 import { z } from 'zod';
 import { recordAudit } from '../audit/index.js';
-import { affectedRows, lockOrganisation, type AdminRow } from '../db/index.js';
+import { affectedRows, lockOrganisation, transactionWithRetry, type AdminRow } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { countPasswordResetMails, queuePasswordChangedMail, queuePasswordResetMail, withdrawUnsentPasswordResetMail } from '../mail/index.js';
 import { passwordResetsNotSent } from '../metrics.js';
 import { registerResetRequest } from './login-throttle.js';
-import { consumeOneTimeToken, countedTokenUse, forgiveTokenUse, issueOneTimeToken, voidPasswordResetLinks } from './one-time.js';
+import { consumeOneTimeToken, countedTokenUse, forgiveTokenUse, issueOneTimeToken, usableOneTimeTokenAdminId, voidPasswordResetLinks } from './one-time.js';
 import { generatePassword, hashPassword, newPassword } from './passwords.js';
 import * as q from './queries.js';
 import type { SessionMeta } from './sessions.js';
@@ -104,7 +104,11 @@ export async function confirmPasswordReset(deps: Deps, input: PasswordResetConfi
   await countedTokenUse(deps, meta.ip ?? null, async (address) => {
     const hash = await hashPassword(input.new_password);
     const now = deps.clock();
-    await deps.db.knex.transaction(async (trx) => {
+    await transactionWithRetry(deps.db.knex, async (trx) => {
+      // The administrator's row locked first, as a password change locks it (self.ts), then the link used: one of
+      // the two waits for the other, and whichever comes second sees what the first did (a change voids this link).
+      const adminId = await usableOneTimeTokenAdminId(trx, 'password_reset', input.token, now);
+      if (adminId) await trx('admins').where({ id: adminId }).forUpdate().first('id');
       const reset = await consumeOneTimeToken(trx, 'password_reset', input.token, now);
       const admin = reset.admin_id ? await trx<AdminRow>('admins').where({ id: reset.admin_id }).first() : undefined;
       if (!admin) {
@@ -147,7 +151,7 @@ export async function resetPasswordFromCli(
   const generatedPassword = args.password === undefined ? generatePassword() : undefined;
   const hash = await hashPassword(args.password ?? (generatedPassword as string));
   const now = deps.clock();
-  const ended = await deps.db.knex.transaction(async (trx) => {
+  const ended = await transactionWithRetry(deps.db.knex, async (trx) => {
     const n = await setPasswordEndingSessions(trx, admin, hash, now);
     await recordAudit(trx, {
       organisation_id: admin.organisation_id,
@@ -168,7 +172,7 @@ export async function resetPasswordFromCli(
  * that have not gone out withdrawn (they would arrive with a dead link). Returns sessions ended.
  */
 async function setPasswordEndingSessions(trx: Knex.Transaction, admin: AdminRow, hash: string, now: Date): Promise<number> {
-  await trx('admins').where({ id: admin.id }).update({ password_hash: hash });
+  await trx('admins').where({ id: admin.id }).update({ password_hash: hash }); // the admins row first (self.ts)
   await voidPasswordResetLinks(trx, admin.id, now);
   return affectedRows(await trx('admin_sessions').where({ admin_id: admin.id }).delete());
 }

@@ -2,7 +2,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { recordAudit } from '../audit/index.js';
-import { affectedRows, isUuid, type AdminRow, type AdminSessionRow } from '../db/index.js';
+import { affectedRows, isUuid, transactionWithRetry, type AdminRow, type AdminSessionRow } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError, isValidationFailureAt } from '../errors.js';
 import { queuePasswordChangedMail } from '../mail/index.js';
@@ -64,18 +64,29 @@ export async function changePassword(deps: Deps, session: Session, input: Change
   }
 }
 
-/** changePassword once the attempt is counted: the check of the current password, then the change. */
+const currentPasswordWrong = () =>
+  new AppError('validation_failed', 'The current password is not correct.', [{ path: 'current_password', message: 'is not correct' }]);
+
+/**
+ * changePassword once the attempt is counted: the check of the current password (hashing, outside any transaction),
+ * then the change, which holds only if nothing changed meanwhile: the administrator's row is locked and must still
+ * have the hash the password was checked against (a reset or another change in between makes the password given no
+ * longer current: 400 as a wrong one), and the caller's session must still exist (a reset in between ended it: 401).
+ * Locks the admins row first, as a password reset does (password-reset.ts), so the two never deadlock.
+ */
 async function setNewPassword(deps: Deps, session: Session, input: ChangePasswordInput, meta: SessionMeta, keys: string[]): Promise<void> {
   const db = deps.db.knex;
   const admin = await db<AdminRow>('admins').where({ id: session.admin.id }).first();
-  if (!admin || !(await verifyPassword(input.current_password, admin.password_hash))) {
-    throw new AppError('validation_failed', 'The current password is not correct.', [
-      { path: 'current_password', message: 'is not correct' },
-    ]);
-  }
+  if (!admin || !(await verifyPassword(input.current_password, admin.password_hash))) throw currentPasswordWrong();
   const hash = await hashPassword(input.new_password);
   const now = deps.clock();
-  await db.transaction(async (trx) => {
+  await transactionWithRetry(db, async (trx) => {
+    const locked = await trx<AdminRow>('admins').where({ id: admin.id }).forUpdate().first('password_hash');
+    if (!locked) throw new AppError('unauthorized', 'Your session has ended: this administrator was removed.', undefined, { 'WWW-Authenticate': 'Bearer' });
+    if (locked.password_hash !== admin.password_hash) throw currentPasswordWrong();
+    if (!(await trx('admin_sessions').where({ id: session.id }).first('id'))) {
+      throw new AppError('unauthorized', 'Your session has ended.', undefined, { 'WWW-Authenticate': 'Bearer' });
+    }
     await trx('admins').where({ id: admin.id }).update({ password_hash: hash });
     await trx('admin_sessions').where({ admin_id: admin.id }).whereNot({ id: session.id }).delete();
     // Outstanding reset links were asked for with the old password in mind: they no longer apply.

@@ -7,6 +7,7 @@
 // the interleaving of the race, on every run. PostgreSQL only: the embedded engine runs one transaction at a time.
 import pg from 'pg';
 import { hashPassword } from '../../src/accounts/index.js';
+import { issueOneTimeToken } from '../../src/accounts/one-time.js';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { createTestDb, describePostgres, type TestDb } from '../support/db.js';
 import { makeAdmin } from '../support/fixtures.js';
@@ -29,7 +30,12 @@ describePostgres('admin calls racing a password change or a removal, on postgres
    * Runs `change` (statements of one transaction) on its own connection, starts `request`, waits until one of the
    * server's statements waits for a lock, commits the change, and returns what the request answered.
    */
-  async function whileChanging<T>(change: (query: (sql: string, params?: unknown[]) => Promise<unknown>) => Promise<void>, request: () => Promise<T>): Promise<T> {
+  async function whileChanging<T>(
+    change: (query: (sql: string, params?: unknown[]) => Promise<unknown>) => Promise<void>,
+    request: () => Promise<T>,
+    /** More of the change, run once the request waits on it (before the commit). */
+    thenChange?: (query: (sql: string, params?: unknown[]) => Promise<unknown>) => Promise<void>,
+  ): Promise<T> {
     const holder = new pg.Client({ connectionString: db.url });
     const observer = new pg.Client({ connectionString: db.url });
     await Promise.all([holder.connect(), observer.connect()]);
@@ -45,6 +51,7 @@ describePostgres('admin calls racing a password change or a removal, on postgres
         if (Date.now() > deadline) throw new Error('the request never waited on the change');
         await new Promise((r) => setTimeout(r, 10));
       }
+      await thenChange?.((sql, params) => holder.query(sql, params as unknown[]));
       await holder.query('commit');
       return await answer;
     } finally {
@@ -100,6 +107,44 @@ describePostgres('admin calls racing a password change or a removal, on postgres
     );
     expect([answer.status, answer.body.error]).toEqual([401, 'unauthorized']);
     expect(await server.deps.db.knex('audit_events').where({ organisation_id: admin.organisation_id }).count({ n: '*' })).toEqual(before);
+    expect(server.logLines.filter((l) => l.includes('"level":"error"'))).toEqual([]);
+  });
+
+  it('a password change whose check was running when a reset committed: 400, the given password is no longer current; the reset stands', async () => {
+    const admin = await makeAdmin(server.deps);
+    const { token } = await signIn(server, admin.email, admin.password);
+    const resetHash = await hashPassword('the owner reset this 1');
+    const answer = await whileChanging(
+      async (query) => {
+        // What POST /admin/api/password-reset/confirm does: the new hash, then every session ends.
+        await query('update admins set password_hash = $1 where id = $2', [resetHash, admin.id]);
+        await query('delete from admin_sessions where admin_id = $1', [admin.id]);
+      },
+      () => call(server, 'POST', '/me/password', { token, json: { current_password: admin.password, new_password: 'the other party 123' } }),
+    );
+    // Before: 204, and the change's password silently replaced the reset's (found on two instances on PostgreSQL).
+    expect([answer.status, answer.body.error, answer.body.details?.[0]?.path]).toEqual([400, 'validation_failed', 'current_password']);
+    expect((await call(server, 'POST', '/login', { json: { email: admin.email, password: 'the owner reset this 1' } })).status).toBe(200);
+    expect((await call(server, 'POST', '/login', { json: { email: admin.email, password: 'the other party 123' } })).status).toBe(401);
+    expect(server.logLines.filter((l) => l.includes('"level":"error"'))).toEqual([]);
+  });
+
+  it('a reset confirmed while a password change is committing: no deadlock, no 500; the link is void and the change stands', async () => {
+    const admin = await makeAdmin(server.deps);
+    const { token: link } = await server.deps.db.knex.transaction((trx) =>
+      issueOneTimeToken(trx, { purpose: 'password_reset', organisationId: admin.organisation_id!, adminId: admin.id!, email: admin.email, createdBy: null, now: new Date() }),
+    );
+    const changedHash = await hashPassword('changed meanwhile 123');
+    const answer = await whileChanging(
+      // What POST /admin/api/me/password does, in its order: the admins row first ...
+      (query) => query('update admins set password_hash = $1 where id = $2', [changedHash, admin.id]).then(() => undefined),
+      () => call(server, 'POST', '/password-reset/confirm', { json: { token: link, new_password: 'reset while changing 1' } }),
+      // ... then, once the confirmation waits on it, the outstanding reset links void. Before, the confirmation held
+      // the link's row by now and waited for the admins row: a deadlock, and one of the two failed with 500.
+      (query) => query("delete from admin_one_time_tokens where admin_id = $1 and purpose = 'password_reset' and used_at is null", [admin.id]).then(() => undefined),
+    );
+    expect([answer.status, answer.body.error, answer.body.details?.[0]?.path]).toEqual([400, 'validation_failed', 'token']);
+    expect((await call(server, 'POST', '/login', { json: { email: admin.email, password: 'changed meanwhile 123' } })).status).toBe(200);
     expect(server.logLines.filter((l) => l.includes('"level":"error"'))).toEqual([]);
   });
 });
