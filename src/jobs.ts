@@ -7,11 +7,17 @@ export interface Job {
   intervalMs: number;
   run(): Promise<unknown>;
   /**
-   * Housekeeping that must not wait a whole interval after each start (firstRunDelayMs): key rotation and pruning,
-   * sent-mail pruning. Jobs that act on tokens (dormant revocation, reminders) keep their interval, which lets live
-   * clients be seen first after a restore or an outage.
+   * A job that must not wait a whole interval after each start (firstRunDelayMs: 30 to 60 s): key rotation and
+   * pruning, sent-mail pruning, expiry reminders. An instance restarted more often than the interval would never
+   * run it otherwise.
    */
   soonAfterStart?: boolean;
+  /**
+   * Like soonAfterStart, but the first run comes `firstRunAfterMs` to twice that after a start: dormant-token
+   * revocation waits 10 to 20 minutes, so that after a restore or an outage the clients still in use are seen (their
+   * `last_used_at` written) before tokens are judged dormant.
+   */
+  firstRunAfterMs?: number;
 }
 
 export interface Jobs {
@@ -24,6 +30,11 @@ export interface Jobs {
   run(name: string): Promise<unknown>;
   /** The names of the jobs, in registration order. */
   readonly names: string[];
+  /**
+   * When each job first runs after the start and how often after that, in ms (with timers off: when it would). For
+   * operators' docs and the tests that hold main.ts to them.
+   */
+  readonly schedule: ReadonlyMap<string, { firstRunMs: number; intervalMs: number }>;
 }
 
 export interface JobsOptions {
@@ -37,18 +48,20 @@ export interface JobsOptions {
 
 /**
  * When a `soonAfterStart` job first runs after the start, in ms: after its interval when that is short, but at most
- * 30-60 s (spread at random, so instances started together do not run it together) for the hourly ones. An instance
+ * 30-60 s (`baseMs` to twice that, spread at random, so instances started together do not run it together) for the
+ * hourly ones. An instance
  * restarted more often than a job's interval (frequent deploys, autoscaling) would otherwise never run it:
  * superseded signing keys never pruned, key rotation put off after every restart, sent mail never pruned. `random`
  * in [0, 1).
  */
-export function firstRunDelayMs(intervalMs: number, random: number): number {
-  return Math.min(intervalMs, FIRST_RUN_MS + Math.floor(random * FIRST_RUN_MS));
+export function firstRunDelayMs(intervalMs: number, random: number, baseMs = FIRST_RUN_MS): number {
+  return Math.min(intervalMs, baseMs + Math.floor(random * baseMs));
 }
 const FIRST_RUN_MS = 30_000;
 
 /**
- * Schedules each job every `intervalMs` (first run after firstRunDelayMs when `soonAfterStart`, else one interval),
+ * Schedules each job every `intervalMs` (first run after firstRunDelayMs when `soonAfterStart` or `firstRunAfterMs`,
+ * else one interval),
  * never two runs of one job at once; failures are logged (a database outage once, via noteDatabaseOutage), never
  * thrown. Timers are unref'd. Returns the Jobs handle: `run(name)` throws for an unknown name or after `stop()`.
  */
@@ -67,6 +80,11 @@ export function startJobs(jobs: Job[], log: Logger, options: JobsOptions = {}): 
     running.add(p);
     return p;
   };
+  const firstDelay = (job: Job): number => {
+    if (options.soonAfterStart === false || (!job.soonAfterStart && job.firstRunAfterMs === undefined)) return job.intervalMs;
+    return firstRunDelayMs(job.intervalMs, (options.random ?? Math.random)(), job.firstRunAfterMs ?? FIRST_RUN_MS);
+  };
+  const schedule = new Map(jobs.map((job) => [job.name, { firstRunMs: firstDelay(job), intervalMs: job.intervalMs }]));
   for (const job of jobs) {
     if (!useTimers) continue;
     const tick = () => {
@@ -81,13 +99,14 @@ export function startJobs(jobs: Job[], log: Logger, options: JobsOptions = {}): 
       const t = setInterval(tick, job.intervalMs);
       t.unref();
       timers.push(t);
-    }, job.soonAfterStart && options.soonAfterStart !== false ? firstRunDelayMs(job.intervalMs, (options.random ?? Math.random)()) : job.intervalMs);
+    }, schedule.get(job.name)!.firstRunMs);
     first.unref();
     timers.push(first);
   }
   const byName = new Map(jobs.map((j) => [j.name, j]));
   return {
     names: jobs.map((j) => j.name),
+    schedule,
     async run(name) {
       const job = byName.get(name);
       if (!job) throw new Error(`no job named ${name}; jobs: ${[...byName.keys()].join(', ')}`);

@@ -29,7 +29,7 @@ export interface Running {
   /** The OAuth edge (key reloads, usage flush), for operations and tests. */
   oauth: OAuth;
   /** The background jobs: `jobs.run('deliver-mail')` runs one now (tests, with `jobs: 'manual'`). */
-  jobs: Pick<Jobs, 'run' | 'names'>;
+  jobs: Pick<Jobs, 'run' | 'names' | 'schedule'>;
   close(): Promise<void>;
 }
 
@@ -246,7 +246,9 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
           intervalMs: config.mailPollIntervalMs,
           run: () => deliverDueMail(deps, mailTransport, { signal: stopMail.signal, sendSignal: cutMailSend.signal }),
         },
-        { name: 'expiry-notices', intervalMs: config.expiryCheckIntervalMs, run: () => enqueueExpiryNotices(deps) },
+        // Soon after a start too: "the expiry check runs at least hourly" (SPEC "Email") also for an instance
+        // restarted more often than its interval.
+        { name: 'expiry-notices', intervalMs: config.expiryCheckIntervalMs, run: () => enqueueExpiryNotices(deps), soonAfterStart: true },
         { name: 'secret-expiry', intervalMs: 60_000, run: () => expirePreviousSecrets(deps) },
         { name: 'prune-sent-mail', intervalMs: 3_600_000, run: () => pruneSentMail(deps), soonAfterStart: true },
         {
@@ -254,6 +256,7 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
           // instance's unrecorded uses are written first, so a token used a moment ago is not taken for dormant.
           name: 'revoke-dormant',
           intervalMs: config.policyCheckIntervalMs,
+          firstRunAfterMs: 600_000, // 10-20 min after a start (or its interval when shorter): live clients seen first
           run: async () => {
             await oauth.flushUsage();
             return revokeDormantTokens(deps);
@@ -274,7 +277,7 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
       url: `http://127.0.0.1:${port}`,
       deps,
       oauth,
-      jobs: { run: (name) => jobs.run(name), names: jobs.names },
+      jobs: { run: (name) => jobs.run(name), names: jobs.names, schedule: jobs.schedule },
       close() {
         // SPEC "Operations": unready at once, stop accepting, let in-flight requests finish (up to the grace),
         // flush bookkeeping, stop the workers, close the pool. Each step runs even if an earlier one failed.

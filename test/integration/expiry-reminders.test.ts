@@ -175,3 +175,27 @@ const pg = testDatabases().filter((k) => k === 'postgres');
     expect(new Set(mails.map((m) => m.subject)).size).toBe(3 * n);
   }, 120_000);
 });
+
+// SPEC "Email": "the expiry check runs at least hourly", also for an instance restarted more often than that (a
+// reviewer restarted one every few minutes and no reminder ever went out: the job first ran a whole interval after
+// each start). The schedule serve() gives its jobs, as in production (the other tests run jobs by hand).
+describe('when the lifecycle jobs first run after a start', () => {
+  it('expiry reminders 30 to 60 s after it, dormant revocation 10 to 20 minutes after it (live clients seen first)', async () => {
+    const db = await createTestDb(testDatabases()[0]!);
+    const server = await startServer(db, {}, { jobs: 'manual', soonAfterStart: true });
+    try {
+      const { schedule } = server.jobs;
+      expect(schedule.get('expiry-notices')!.intervalMs).toBe(600_000);
+      expect(schedule.get('expiry-notices')!.firstRunMs).toBeGreaterThanOrEqual(30_000);
+      expect(schedule.get('expiry-notices')!.firstRunMs).toBeLessThan(60_000);
+      expect(schedule.get('revoke-dormant')!.intervalMs).toBe(3_600_000);
+      expect(schedule.get('revoke-dormant')!.firstRunMs).toBeGreaterThanOrEqual(600_000);
+      expect(schedule.get('revoke-dormant')!.firstRunMs).toBeLessThan(1_200_000);
+      // The housekeeping that already ran soon after a start still does.
+      for (const name of ['rotate-keys', 'prune-keys', 'prune-sent-mail']) expect({ name, soon: schedule.get(name)!.firstRunMs < 60_000 }).toEqual({ name, soon: true });
+    } finally {
+      await server.close();
+      await db.drop();
+    }
+  });
+});

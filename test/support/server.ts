@@ -37,6 +37,8 @@ export interface StartServerOptions {
    * production): jobs also run on their intervals.
    */
   jobs?: 'timers' | 'manual';
+  /** Jobs' first runs soon after the start, as in production (default false: each after its interval). */
+  soonAfterStart?: boolean;
   /** Where the log lines go (also when the start fails); default a new array, returned as `logLines`. */
   logLines?: string[];
 }
@@ -59,6 +61,6 @@ export async function startServer(db: TestDb, env: Record<string, string> = {}, 
   const log: Logger = createLogger('debug', {}, (line) => logLines.push(line));
   const clock = options.clock ?? new TestClock();
   // No housekeeping job early in a test (a moved clock would rotate keys): they run on their intervals, as before.
-  const running = await serve(config, { log, clock: clock.read, jobs: options.jobs ?? 'timers', jobsSoonAfterStart: false });
+  const running = await serve(config, { log, clock: clock.read, jobs: options.jobs ?? 'timers', jobsSoonAfterStart: options.soonAfterStart ?? false });
   return { ...running, issuer, logLines, clock, runJob: (name) => running.jobs.run(name) };
 }

@@ -65,6 +65,24 @@ describe('startJobs', () => {
     }
   });
 
+  it('runs a job with firstRunAfterMs that long (to twice that) after the start, or after its interval when shorter', async () => {
+    const runs: Record<string, number[]> = { hourly: [], short: [] };
+    const start = Date.now();
+    const job = (name: string, intervalMs: number) => ({ name, intervalMs, firstRunAfterMs: 600_000, run: async () => void runs[name]!.push(Date.now() - start) });
+    const jobs = startJobs([job('hourly', 3_600_000), job('short', 300_000)], createLogger('silent'), { random: () => 0.5 });
+    try {
+      expect(jobs.schedule.get('hourly')).toEqual({ firstRunMs: 900_000, intervalMs: 3_600_000 });
+      expect(jobs.schedule.get('short')).toEqual({ firstRunMs: 300_000, intervalMs: 300_000 });
+      await jest.advanceTimersByTimeAsync(899_999);
+      expect(runs.hourly).toEqual([]);
+      await jest.advanceTimersByTimeAsync(1);
+      expect(runs.hourly).toEqual([900_000]);
+      expect(runs.short).toEqual([300_000, 600_000, 900_000]);
+    } finally {
+      await jobs.stop();
+    }
+  });
+
   it('stop() before the first run leaves no timer', async () => {
     let ran = 0;
     const jobs = startJobs([{ name: 'hourly', intervalMs: 3_600_000, soonAfterStart: true, run: async () => void ran++ }], createLogger('silent'), { random: () => 0 });
