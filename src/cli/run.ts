@@ -646,6 +646,9 @@ async function commandClock(config: Readonly<Config>, knex: Knex, stderr: CliIo[
   return clock;
 }
 
+/** The commands that queue mail (whose links, From and Message-ID come from ISSUER). */
+const MAIL_COMMANDS = new Set(['admin-invite', 'admin-reset-password', 'token-create', 'token-revoke', 'token-rotate']);
+
 /** Runs one command: through the running server when it holds the embedded database, else on the database itself. */
 async function execute(
   config: Readonly<Config>,
@@ -1031,6 +1034,11 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     if (req.command === 'admin-add') {
       const password = await adminPassword(parsed.values, io);
       req.args = { ...req.args, ...(password !== undefined ? { password } : {}) };
+    }
+    if (config.databaseUrl && config.issuerDefaulted && MAIL_COMMANDS.has(req.command)) {
+      // On PostgreSQL the command runs here, not in the server, so its mail takes this environment's ISSUER for its
+      // links, its From and its Message-ID (the embedded database's commands run in the server, with the server's).
+      err(`warning: ISSUER is not set: the mail this command queues will link to ${config.issuer} and come from that host; set ISSUER as the server has it\n`);
     }
     const res = await execute(config, req, io.stderr);
     if (!res.ok) {

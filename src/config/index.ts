@@ -11,6 +11,8 @@ export interface Config {
   port: number;
   host: string;
   issuer: string;
+  /** ISSUER was not set: `issuer` is the default `http://localhost:$PORT` (sat warns where that reaches a mail). */
+  issuerDefaulted: boolean;
   apiAudience: string;
   databaseUrl: string | undefined;
   databasePoolMax: number;
@@ -243,6 +245,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     port,
     host: e.HOST ?? '0.0.0.0',
     issuer,
+    issuerDefaulted: e.ISSUER === undefined,
     apiAudience: e.API_AUDIENCE ?? issuerUrl(issuer, '/api'),
     databaseUrl: e.DATABASE_URL,
     databasePoolMax: e.DATABASE_POOL_MAX ?? 10,

@@ -36,6 +36,23 @@ describe.each(testDatabases())('sat admin list, invite, remove, invitations and 
     return JSON.parse(out.stdout) as Record<string, any>;
   };
 
+  it('warns when a command that mails runs on PostgreSQL without ISSUER (its links would name localhost), and only then', async () => {
+    const admin = await makeAdmin(server.deps);
+    const { ISSUER: _issuer, ...noIssuer } = env;
+    const invited = await runSatInProcess(['admin', 'invite', '--org', admin.organisation_name, '--email', `${uniq('no-issuer')}@example.com`], noIssuer);
+    expect(invited.code).toBe(0);
+    if (kind === 'postgres') {
+      // Found by a reviewer: the mail linked to http://localhost:3000/admin while the server ran elsewhere, silently.
+      expect(invited.stderr).toContain('warning: ISSUER is not set: the mail this command queues will link to http://localhost:3000');
+    } else {
+      expect(invited.stderr).not.toContain('ISSUER'); // run by the server, with the server's ISSUER
+    }
+    const listed = await runSatInProcess(['admin', 'list', '--org', admin.organisation_name], noIssuer); // no mail: no warning
+    expect([listed.code, listed.stderr.includes('ISSUER')]).toEqual([0, false]);
+    const withIssuer = await runSatInProcess(['admin', 'invite', '--org', admin.organisation_name, '--email', `${uniq('issuer')}@example.com`], env);
+    expect([withIssuer.code, withIssuer.stderr.includes('ISSUER')]).toEqual([0, false]);
+  });
+
   it('records admin.added by "cli" for `sat admin add` (noting a new organisation) and by "server" for the first start', async () => {
     const org = uniq('cli-added-org');
     const email = `${uniq('cli-added')}@example.com`;
