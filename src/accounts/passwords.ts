@@ -7,13 +7,16 @@ export const MIN_PASSWORD_LENGTH = 12;
 export const MAX_PASSWORD_LENGTH = 256;
 
 /**
- * A new or changed password (SPEC Part 2 "Administrators"): 12 to 256 characters, counted as Unicode code points.
- * Existing shorter passwords keep working at sign-in until changed (sign-in does not apply this rule).
+ * A new or changed password (SPEC Part 2 "Administrators"): 12 to 256 characters, counted as Unicode code points of
+ * its NFC form, the form that is hashed (hashPassword): `e` + U+0301 is one character, é, so six of them are a
+ * 6-character password, not a 12-character one. Existing shorter passwords keep working at sign-in until changed
+ * (sign-in does not apply this rule).
  */
+const passwordLength = (pw: string) => [...pw.normalize('NFC')].length;
 export const newPassword = z
   .string({ error: 'must be a string' })
-  .refine((pw) => [...pw].length >= MIN_PASSWORD_LENGTH, `must be at least ${MIN_PASSWORD_LENGTH} characters`)
-  .refine((pw) => [...pw].length <= MAX_PASSWORD_LENGTH, `must be at most ${MAX_PASSWORD_LENGTH} characters`)
+  .refine((pw) => passwordLength(pw) >= MIN_PASSWORD_LENGTH, `must be at least ${MIN_PASSWORD_LENGTH} characters`)
+  .refine((pw) => passwordLength(pw) <= MAX_PASSWORD_LENGTH, `must be at most ${MAX_PASSWORD_LENGTH} characters`)
   // For the OpenAPI document (refinements do not show there): JSON Schema counts a string's length in code points.
   .meta({ minLength: MIN_PASSWORD_LENGTH, maxLength: MAX_PASSWORD_LENGTH });
 

@@ -31,6 +31,12 @@ describe('newPassword (12 to 256 characters)', () => {
     ['x'.repeat(257), false],
     ['🔑'.repeat(12), true], // code points, not UTF-16 units: 24 units, 12 characters
     ['🔑'.repeat(6), false], // 12 units, 6 characters
+    // Counted in the NFC form that is hashed (review): e + U+0301 is é, so six of them are 6 characters, not 12,
+    // and the 6-character "éééééé" would sign in.
+    ['e\u0301'.repeat(6), false],
+    ['e\u0301'.repeat(12), true],
+    ['\u1100\u1161'.repeat(6), false], // Hangul jamo: 가 × 6
+    ['x'.repeat(255) + 'e\u0301', true], // 257 code points as sent, 256 once composed
   ])('%#: accepts? %s', (password, ok) => {
     expect(newPassword.safeParse(password).success).toBe(ok);
   });
