@@ -109,7 +109,7 @@ function clearErrors() {
 
 /** The page's own check of a new password (the API checks again): 12 to 256 characters, typed twice alike. */
 export function passwordProblems(password, confirm) {
-  const length = [...password].length;
+  const length = [...password.normalize('NFC')].length; // as the API counts: the NFC form that is hashed
   const problems = {};
   if (length < 12) problems.password = 'Use at least 12 characters.';
   else if (length > 256) problems.password = 'Use at most 256 characters.';
