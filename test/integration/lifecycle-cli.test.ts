@@ -144,14 +144,15 @@ describe.each(testDatabases())('sat policy and token update on %s', (kind) => {
     // a call on its control socket instead of an engine start (~0.4 s each). What a command does with no server
     // running, opening the database itself, follows below.
     const server = await startServer(db, {}, { jobs: 'manual' });
+    const env = { ...db.env, ISSUER: server.issuer }; // as the server has it: the mail of `token create` links there
     try {
       for (const [org, email] of [['Vandelay', 'art@vandelay.example'], ['Kramerica', 'cosmo@kramerica.example']] as const) {
         expect((await runSatInProcess(['admin', 'add', '--org', org, '--email', email, '--password', 'import-export-1'], db.env)).code).toBe(0);
       }
-      await make(db.env, 'Vandelay', '100%_done', 20);
-      await make(db.env, 'Vandelay', 'payroll_x', 3, ['--allowed-ips', '10.1.2.3/8, 2001:DB8::1', '--max-tokens-per-hour', '60']);
-      const plain = await make(db.env, 'Vandelay', 'Payrollx', 20);
-      await make(db.env, 'Kramerica', 'payroll_y', 20);
+      await make(env, 'Vandelay', '100%_done', 20);
+      await make(env, 'Vandelay', 'payroll_x', 3, ['--allowed-ips', '10.1.2.3/8, 2001:DB8::1', '--max-tokens-per-hour', '60']);
+      const plain = await make(env, 'Vandelay', 'Payrollx', 20);
+      await make(env, 'Kramerica', 'payroll_y', 20);
 
       // --search: the name or the client ID, any case; % and _ match only themselves; with --status.
       expect(await names(db.env)).toEqual(['100%_done', 'Payrollx', 'payroll_x']);
@@ -245,7 +246,8 @@ describe.each(testDatabases())('sat policy and token update on %s', (kind) => {
   it('shows and searches through a running server: as GET /admin/api/tokens/{id}, rotated secrets, keys, a leak', async () => {
     const server = await startServer(db, {}, { jobs: 'manual' });
     try {
-      const env = db.env; // embedded: the commands go through the server's control socket
+      // Embedded: the commands go through the server's control socket. PostgreSQL: they run here, with the server's ISSUER.
+      const env = { ...db.env, ISSUER: server.issuer };
       // A rotated secret: both live secrets, the previous one with its end.
       const payroll = made.payroll_x!;
       expect((await runSatInProcess(['token', 'rotate', '--org', 'Vandelay', payroll.id, '--grace-hours', '24'], env)).code).toBe(0);
