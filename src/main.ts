@@ -1,5 +1,5 @@
 // `sat serve`: config (and what it names: keys, files) → database → migrations → first admin → keys → HTTP server → control socket → jobs.
-import { chmodSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -8,7 +8,7 @@ import { configurePasswordHashing, ensureFirstAdmin, pruneSessions } from './acc
 import { runCommand } from './commands.js';
 import type { Config } from './config/index.js';
 import { startControlServer } from './control/index.js';
-import { MIGRATION_WAIT_MESSAGE, makeDirectories, makeOwnerOnly, migrateLatest, openDb, restrictUmask, type Database } from './db/index.js';
+import { MIGRATION_WAIT_MESSAGE, checkDataDirEntries, makeDirectories, makeOwnerOnly, migrateLatest, openDb, restrictUmask, type Database } from './db/index.js';
 import type { Deps } from './deps.js';
 import { startJobs, type Job, type Jobs } from './jobs.js';
 import { createLogger, type Logger } from './log.js';
@@ -44,8 +44,10 @@ export function initialAdminPasswordPath(dataDir: string): string {
 function writeInitialAdminPassword(dataDir: string, email: string, password: string): string {
   makeDirectories(dataDir);
   const file = initialAdminPasswordPath(dataDir);
-  writeFileSync(file, `${email}\n${password}\n`, { mode: 0o600, flag: 'w' });
-  chmodSync(file, 0o600); // in case it was there before, with other modes
+  // A new file, never through what is there: one left by an earlier start goes first, and 'wx' (O_CREAT | O_EXCL)
+  // refuses a link or file that appears meanwhile instead of writing the password through it.
+  rmSync(file, { force: true });
+  writeFileSync(file, `${email}\n${password}\n`, { mode: 0o600, flag: 'wx' });
   return file;
 }
 
@@ -153,6 +155,7 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
   const files = makeOwnerOnly(config.dataDir, !config.databaseUrl || !config.smtpUrl);
   if (files.changed > 0) log.warn('made DATA_DIR owner-only', { data_dir: config.dataDir, changed: files.changed });
   if (files.skipped > 0) log.warn('entries in DATA_DIR belong to another user and stay as they are', { skipped: files.skipped });
+  checkDataDirEntries(config.dataDir); // none of its own files a link or another user's (UnsafeDataDirError)
   warnIfKeyFileReadable(config, log);
   log.info('starting', { database: config.databaseUrl ? 'postgresql' : `embedded (${config.dataDir})` });
   if (config.keyPublishAheadSeconds < SAFE_PUBLISH_AHEAD_SECONDS) {

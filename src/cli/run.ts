@@ -18,6 +18,7 @@ import {
   embeddedDataPath,
   makeDirectories,
   briefDatabaseError,
+  checkDataDirEntries,
   isDatabaseUnavailable,
   LATEST_MIGRATION,
   makeOwnerOnly,
@@ -656,6 +657,9 @@ async function execute(
   stderr: CliIo['stderr'],
 ): Promise<ControlResponse> {
   if (req.command === 'restore') return restore(config, String(req.args.file), req.args.accept_unreadable_keys === true);
+  // Before talking to DATA_DIR's socket or taking its lock: neither may be a link or another user's (a planted
+  // socket would receive the passwords `sat admin add` sends the server).
+  if (!config.databaseUrl) checkDataDirEntries(config.dataDir);
   const refused = noDatabaseRefusal(config, req.command) ?? (req.command === 'backup' ? backupTargetRefusal(String(req.args.file)) : undefined);
   if (refused) return refused;
   // A backup of a large database takes longer than the socket's usual 30 s.

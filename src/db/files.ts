@@ -79,3 +79,45 @@ export function makeOwnerOnly(dir: string, create = true): { changed: number; sk
   visit(dir, 0);
   return { changed, skipped };
 }
+
+/**
+ * The entries the server and `sat` write or read directly in DATA_DIR: the lock, the control socket, the first
+ * administrator's password, the generated key-encryption key, the mail folder and the embedded database.
+ */
+export const DATA_DIR_ENTRIES = ['sat.lock', 'sat.sock', 'initial-admin-password', 'key-encryption-key', 'mail', 'pgdata'] as const;
+
+/** DATA_DIR holds one of its own entries as a symbolic link or owned by another user: the process must not use it. */
+export class UnsafeDataDirError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnsafeDataDirError';
+  }
+}
+
+/**
+ * Refuses (UnsafeDataDirError) a DATA_DIR whose own entries (DATA_DIR_ENTRIES) are symbolic links or belong to another
+ * user than this process's (SPEC Part 2 "Nothing readable by other OS users"). Where another user could write to
+ * DATA_DIR before the first start (a `chmod 777` folder), they could plant `initial-admin-password` or `sat.lock` as
+ * a link to a file of ours (which the server would overwrite or truncate), a `mail` link to a folder they read, their
+ * own `key-encryption-key` (whose key they know) or `sat.sock` (to which `sat` would send passwords). Missing entries
+ * are fine. Call after makeOwnerOnly, which closes DATA_DIR to others when it is ours. DATA_DIR itself may be a link.
+ */
+export function checkDataDirEntries(dataDir: string): void {
+  const ownUid = process.getuid?.();
+  for (const name of DATA_DIR_ENTRIES) {
+    const entry = path.join(dataDir, name);
+    let st;
+    try {
+      st = lstatSync(entry);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') continue;
+      throw err;
+    }
+    if (st.isSymbolicLink()) {
+      throw new UnsafeDataDirError(`${entry} is a symbolic link: the server writes and reads its own files in DATA_DIR and follows no link there; remove it (to keep the data elsewhere, point DATA_DIR itself there)`);
+    }
+    if (ownUid !== undefined && st.uid !== ownUid) {
+      throw new UnsafeDataDirError(`${entry} belongs to another user (uid ${st.uid}), not to this process's (uid ${ownUid}): another user may have put it there; remove it, or chown it to this user if it is yours`);
+    }
+  }
+}

@@ -42,7 +42,7 @@ export { lockOrganisation } from './org-lock.js';
 export { transactionWithRetry } from './retry.js';
 export { sharedRead } from './batch.js';
 export { diskSpaceProbe, type DiskSpace } from './disk.js';
-export { makeDirectories, makeOwnerOnly, restrictUmask, OWNER_ONLY_UMASK } from './files.js';
+export { checkDataDirEntries, makeDirectories, makeOwnerOnly, restrictUmask, OWNER_ONLY_UMASK, UnsafeDataDirError } from './files.js';
 export * from './rows.js';
 
 // node-postgres returns int8 as a string; our bigint columns (counts) fit in a JS number.

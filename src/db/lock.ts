@@ -1,4 +1,4 @@
-import { closeSync, existsSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import fsExt from 'fs-native-extensions';
@@ -72,7 +72,8 @@ export function readLockHolder(dataDir: string): number | undefined {
 /** Takes the lock on DATA_DIR for this process, or throws DataDirLockedError naming the holder. */
 export function acquireDataDirLock(dataDir: string): DataDirLock {
   const file = lockPath(dataDir);
-  const fd = openSync(file, 'a+', 0o600);
+  // 'a+' without following a link (a planted `sat.lock` link would have the server truncate the file it names).
+  const fd = openSync(file, constants.O_RDWR | constants.O_CREAT | constants.O_APPEND | constants.O_NOFOLLOW, 0o600);
   let granted = false;
   try {
     // A `sat` command probing the lock (readLockHolder) holds it for microseconds: try again briefly before

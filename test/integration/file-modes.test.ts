@@ -2,7 +2,7 @@
 // started with umask 000, and still every folder is 0700 and every file 0600 after the server and `sat` ran,
 // and an older install with readable files is fixed on start.
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { packageRoot } from '../../src/config/index.js';
@@ -11,6 +11,7 @@ import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { makeAdmin } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
 import { readableEntries } from '../support/files.js';
+import { runSatInProcess } from '../support/cli.js';
 
 /** These tests start server processes and fill or fix a file system: generous on a busy machine. */
 const PROCESS_TEST_MS = 120_000;
@@ -111,4 +112,60 @@ describe.each(testDatabases())('owner-only DATA_DIR on %s', (kind) => {
       expect(readableEntries(dir)).toEqual([]);
     }, PROCESS_TEST_MS);
   }
+});
+
+// The same rule against another user (reviewer): in a DATA_DIR others could write to before the first start (a
+// `chmod 777` folder), the server wrote through what was planted there: a `sat.lock` link truncated the file it
+// named, an `initial-admin-password` link got the first password written into its target, a `key-encryption-key`
+// of another user was used as is (its key known to them). Now each of the server's own entries must be its own and
+// no link, or the start (and `sat`) stops, naming it, before anything is written.
+describe('a DATA_DIR another user could write to before the first start', () => {
+  const isRoot = process.getuid?.() === 0;
+  let base: string;
+  beforeEach(() => {
+    base = mkdtempSync(path.join(os.tmpdir(), 'sat-planted-'));
+  });
+  afterEach(() => rmSync(base, { recursive: true, force: true }));
+
+  const open = (dataDir: string): TestDb => ({ kind: 'embedded', env: { DATA_DIR: dataDir }, dataDir, drop: async () => undefined });
+  const world = () => {
+    const dataDir = path.join(base, 'data');
+    mkdirSync(dataDir);
+    chmodSync(dataDir, 0o777);
+    return dataDir;
+  };
+
+  it.each(['sat.lock', 'initial-admin-password', 'key-encryption-key'])('refuses to start with %s planted as a link, and writes nothing through it', async (entry) => {
+    const dataDir = world();
+    const victim = path.join(base, 'victim');
+    writeFileSync(victim, 'IMPORTANT\n', { mode: 0o644 });
+    symlinkSync(victim, path.join(dataDir, entry));
+    const start = startServer(open(dataDir));
+    await expect(start).rejects.toThrow(new RegExp(`${entry.replace('.', '\\.')} is a symbolic link`));
+    expect(readFileSync(victim, 'utf8')).toBe('IMPORTANT\n');
+    expect(existsSync(path.join(dataDir, 'pgdata'))).toBe(false); // stopped before the database
+  });
+
+  it('refuses a mail folder planted as a link to another folder', async () => {
+    const dataDir = world();
+    const elsewhere = path.join(base, 'elsewhere');
+    mkdirSync(elsewhere, { mode: 0o777 });
+    symlinkSync(elsewhere, path.join(dataDir, 'mail'));
+    await expect(startServer(open(dataDir))).rejects.toThrow(/mail is a symbolic link/);
+    expect(readdirSync(elsewhere)).toEqual([]);
+  });
+
+  (isRoot ? it : it.skip)('refuses entries of another user: a key-encryption key whose key they know, a control socket `sat` would talk to', async () => {
+    const dataDir = world();
+    const planted = path.join(dataDir, 'key-encryption-key');
+    writeFileSync(planted, Buffer.alloc(32, 7).toString('base64') + '\n', { mode: 0o600 });
+    chownSync(planted, 65534, 65534);
+    await expect(startServer(open(dataDir))).rejects.toThrow(/key-encryption-key belongs to another user \(uid 65534\)/);
+    rmSync(planted);
+    const socket = path.join(dataDir, 'sat.sock');
+    writeFileSync(socket, '');
+    chownSync(socket, 65534, 65534);
+    const res = await runSatInProcess(['admin', 'add', '--org', 'Planted', '--email', 'planted@example.com', '--password-stdin'], { DATA_DIR: dataDir }, 'a-long-password-1\n');
+    expect([res.code, res.stderr]).toEqual([1, expect.stringMatching(/sat\.sock belongs to another user/)]);
+  });
 });
