@@ -9,6 +9,7 @@ import { noteInAccessLog } from '../http/access-log.js';
 import { addressBucket } from '../address.js';
 import { AddressRateLimiter } from '../http/address-limiter.js';
 import { issuesToDetails, parseJsonBody, readJsonBodyBytes, refuseContentEncoding, refuseNonJsonBody } from '../http/validate.js';
+import { redactText } from '../log.js';
 import { reportLeakedSecrets, type LeakReport } from '../tokens/index.js';
 import { ScanningKeys } from './keys.js';
 
@@ -56,14 +57,18 @@ const publicRevokeBody = z
 /**
  * A signed alert's `url` or `source` as storable text that displays as written: control characters (PostgreSQL text
  * cannot hold NUL) and format characters (bidi controls such as U+202E, which would show `‮gnp.exe` as "exe.png" in
- * the audit log and mails) are dropped, lone surrogates become U+FFFD, and text longer than `maxLength` is cut
- * (ending in "…"), rather than refusing, and so losing, a genuine alert. Null for missing or empty text.
+ * the audit log and mails) are dropped, lone surrogates become U+FFFD, any credential in it (a client secret of
+ * ours, a session or one-time token, Basic/Bearer credentials) becomes "[REDACTED]" as in the log (SPEC: no secret
+ * in any response or mail; the audit log is one), and text longer than `maxLength` is cut (ending in "…"), rather
+ * than refusing, and so losing, a genuine alert. Null for missing or empty text.
  */
 function storable(value: string | null | undefined, maxLength: number): string | null {
   if (!value) return null;
-  let text = value
-    .replace(/[\p{Cc}\p{Cf}]/gu, '')
-    .replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+  let text = redactText(
+    value
+      .replace(/[\p{Cc}\p{Cf}]/gu, '')
+      .replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd'),
+  );
   if (text.length > maxLength) {
     // Cut, marked with an ellipsis, never inside a surrogate pair.
     text = text.slice(0, maxLength - 1);

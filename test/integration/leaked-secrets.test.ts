@@ -502,6 +502,22 @@ describe.each(testDatabases())('leaked secrets on %s', (kind) => {
       expect(event).toMatchObject({ leak_url: 'https://github.com/ab/\ufffdc', leak_source: 'content' });
     });
 
+    it('keeps no credential that an alert\'s url or source carries: redacted in the audit log and the mail', async () => {
+      const { admins, token } = await orgWithToken();
+      const other = await orgWithToken(); // a live secret of another organisation, in the place GitHub reports
+      const res = await alert([
+        { token: token.client_secret, url: `https://github.com/o/r/blob/main/.env#${other.token.client_secret}`, source: `content ${other.token.client_secret}` },
+      ]);
+      expect(res.status).toBe(200);
+      const [event] = await leakEvents(admins[0].organisation_id);
+      // Before (reviewer): stored and mailed verbatim, a working credential in A's audit log and mails.
+      expect(event).toMatchObject({ leak_url: 'https://github.com/o/r/blob/main/.env#[REDACTED]', leak_source: 'content [REDACTED]' });
+      await server.runJob('deliver-mail');
+      const address = admins[0].email.toLowerCase();
+      await smtp.waitFor(() => smtp.to(address).some((m) => m.subject.includes('Leaked secret')));
+      for (const m of smtp.to(address)) expect(m.raw).not.toContain(other.token.client_secret);
+    });
+
     it('refuses an unknown key identifier with 401 before reading the body', async () => {
       // Headers promising 512 KB, and no body at all: the answer comes without waiting for it.
       const { request } = await import('node:http');
