@@ -927,7 +927,7 @@ function print(out: (text: string) => void, command: string, result: unknown, js
     case 'migrate':
       out(
         (r.newly_applied.length ? `Applied: ${r.newly_applied.join(', ')}\n` : `Up to date (${r.applied.length} migrations)\n`) +
-          (r.sealed_keys ? `Encrypted ${r.sealed_keys} signing key(s) stored in clear under the key-encryption key\n` : ''),
+          (r.sealed_keys ? `Encrypted ${r.sealed_keys} signing key(s) stored in clear under the key-encryption key; copies taken before still hold them: run \`sat keys rotate\` to retire them\n` : ''),
       );
       break;
     default:

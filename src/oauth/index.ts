@@ -95,7 +95,10 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
   // Start: resolve the key-encryption key (KeyEncryptionError stops the server), seal keys stored in clear.
   const ring = keyRing ?? openKeyRing(config, deps.db.kind, deps.log);
   const sealed = await sealPlaintextKeys(deps.db.knex, ring);
-  if (sealed) deps.log.info('signing keys encrypted at rest', { keys: sealed });
+  if (sealed) {
+    // Older dumps and backups still hold them in clear, and they still sign: a rotation retires them (docs/keys.md).
+    deps.log.warn('signing keys encrypted at rest; copies taken while they were in clear still hold them: run `sat keys rotate` to retire them', { keys: sealed });
+  }
   if (!ring.kek.key) deps.log.warn('signing keys are stored in clear (ALLOW_PLAINTEXT_KEYS=true): a database dump can forge tokens');
   // A key of SIGNING_ALG signs or will sign (ensureSigningKey, under the table lock): the first key on an empty
   // database; after a change of SIGNING_ALG, a key of the new algorithm published now that signs only
