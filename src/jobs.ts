@@ -49,10 +49,9 @@ export interface JobsOptions {
 /**
  * When a `soonAfterStart` job first runs after the start, in ms: after its interval when that is short, but at most
  * 30-60 s (`baseMs` to twice that, spread at random, so instances started together do not run it together) for the
- * hourly ones. An instance
- * restarted more often than a job's interval (frequent deploys, autoscaling) would otherwise never run it:
- * superseded signing keys never pruned, key rotation put off after every restart, sent mail never pruned. `random`
- * in [0, 1).
+ * hourly ones. An instance restarted more often than a job's interval (frequent deploys, autoscaling) would otherwise
+ * never run it: superseded signing keys never pruned, key rotation put off after every restart, sent mail never
+ * pruned, no expiry reminder sent. `random` in [0, 1).
  */
 export function firstRunDelayMs(intervalMs: number, random: number, baseMs = FIRST_RUN_MS): number {
   return Math.min(intervalMs, baseMs + Math.floor(random * baseMs));
