@@ -88,10 +88,6 @@ const invalidToken = () =>
   ]);
 
 /**
- * Marks the token used and returns its row, inside the caller's transaction; an unknown, used, expired or
- * wrong-purpose token is 400 validation_failed (one answer for all, so the reason is not revealed).
- */
-/**
  * The administrator id a usable (unused, unexpired) one-time token of `purpose` belongs to, without using it, or
  * undefined. Lets a caller lock that administrator's row before consumeOneTimeToken, in the order every password
  * change takes its locks (admins first), so a reset and a change at once wait for each other instead of deadlocking.
@@ -105,6 +101,10 @@ export async function usableOneTimeTokenAdminId(trx: Db, purpose: OneTimeTokenPu
   return row?.admin_id ?? undefined;
 }
 
+/**
+ * Marks the token used and returns its row, inside the caller's transaction; an unknown, used, expired or
+ * wrong-purpose token is 400 validation_failed (one answer for all, so the reason is not revealed).
+ */
 export async function consumeOneTimeToken(
   trx: Db,
   purpose: OneTimeTokenPurpose,

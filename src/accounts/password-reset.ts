@@ -108,7 +108,7 @@ export async function confirmPasswordReset(deps: Deps, input: PasswordResetConfi
       // The administrator's row locked first, as a password change locks it (self.ts), then the link used: one of
       // the two waits for the other, and whichever comes second sees what the first did (a change voids this link).
       const adminId = await usableOneTimeTokenAdminId(trx, 'password_reset', input.token, now);
-      if (adminId) await trx('admins').where({ id: adminId }).forUpdate().first('id');
+      if (adminId) await trx('admins').where({ id: adminId }).forNoKeyUpdate().first('id'); // as self.ts, and why
       const reset = await consumeOneTimeToken(trx, 'password_reset', input.token, now);
       const admin = reset.admin_id ? await trx<AdminRow>('admins').where({ id: reset.admin_id }).first() : undefined;
       if (!admin) {

@@ -81,7 +81,10 @@ async function setNewPassword(deps: Deps, session: Session, input: ChangePasswor
   const hash = await hashPassword(input.new_password);
   const now = deps.clock();
   await transactionWithRetry(db, async (trx) => {
-    const locked = await trx<AdminRow>('admins').where({ id: admin.id }).forUpdate().first('password_hash');
+    // FOR NO KEY UPDATE, as sign-in locks it (sessions.ts): it orders the writers of this row (a reset's confirmation
+    // too) but not the inserts that point at it (a reset request's new link), which FOR UPDATE would block: a
+    // deadlock when this transaction then voids that request's links.
+    const locked = await trx<AdminRow>('admins').where({ id: admin.id }).forNoKeyUpdate().first('password_hash');
     if (!locked) throw new AppError('unauthorized', 'Your session has ended: this administrator was removed.', undefined, { 'WWW-Authenticate': 'Bearer' });
     if (locked.password_hash !== admin.password_hash) throw currentPasswordWrong();
     if (!(await trx('admin_sessions').where({ id: session.id }).first('id'))) {

@@ -147,4 +147,48 @@ describePostgres('admin calls racing a password change or a removal, on postgres
     expect((await call(server, 'POST', '/login', { json: { email: admin.email, password: 'changed meanwhile 123' } })).status).toBe(200);
     expect(server.logLines.filter((l) => l.includes('"level":"error"'))).toEqual([]);
   });
+
+  /**
+   * Holds what a reset request holds while it writes its new link (the FOR KEY SHARE lock on the administrator's row
+   * that inserting a row pointing at it takes), runs `request`, and returns its answer, failing as soon as one of
+   * the server's statements waits on that lock instead (the lock order that deadlocked with the request).
+   */
+  async function besideKeyShare<T>(adminId: string, request: () => Promise<T>): Promise<T> {
+    const holder = new pg.Client({ connectionString: db.url });
+    const observer = new pg.Client({ connectionString: db.url });
+    await Promise.all([holder.connect(), observer.connect()]);
+    try {
+      await holder.query('begin');
+      await holder.query('select id from admins where id = $1 for key share', [adminId]);
+      let settled = false;
+      const answer = request().finally(() => (settled = true));
+      while (!settled) {
+        const { rows } = await observer.query(
+          "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()",
+        );
+        if ((rows[0] as { n: number }).n > 0) throw new Error('the call waited on the reset request: the lock that deadlocked with it');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      return await answer;
+    } finally {
+      await holder.query('rollback').catch(() => undefined);
+      await holder.end();
+      await observer.end();
+    }
+  }
+
+  it('a password change or a reset confirmation while a reset request writes its link: neither waits for it (reviewer: deadlock)', async () => {
+    const admin = await makeAdmin(server.deps);
+    const { token } = await signIn(server, admin.email, admin.password);
+    const changed = await besideKeyShare(admin.id!, () =>
+      call(server, 'POST', '/me/password', { token, json: { current_password: admin.password, new_password: 'beside a request 1' } }),
+    );
+    expect(changed.status).toBe(204);
+    const { token: link } = await server.deps.db.knex.transaction((trx) =>
+      issueOneTimeToken(trx, { purpose: 'password_reset', organisationId: admin.organisation_id!, adminId: admin.id!, email: admin.email, createdBy: null, now: new Date() }),
+    );
+    const confirmed = await besideKeyShare(admin.id!, () => call(server, 'POST', '/password-reset/confirm', { json: { token: link, new_password: 'beside a request 2' } }));
+    expect(confirmed.status).toBe(204);
+    expect((await call(server, 'POST', '/login', { json: { email: admin.email, password: 'beside a request 2' } })).status).toBe(200);
+  });
 });
