@@ -155,7 +155,8 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
   const files = makeOwnerOnly(config.dataDir, !config.databaseUrl || !config.smtpUrl);
   if (files.changed > 0) log.warn('made DATA_DIR owner-only', { data_dir: config.dataDir, changed: files.changed });
   if (files.skipped > 0) log.warn('entries in DATA_DIR belong to another user and stay as they are', { skipped: files.skipped });
-  checkDataDirEntries(config.dataDir); // none of its own files a link or another user's (UnsafeDataDirError)
+  // None of the files it uses there a link or an untrusted user's (UnsafeDataDirError).
+  checkDataDirEntries(config.dataDir, config.databaseUrl ? (config.smtpUrl ? 'postgres' : 'postgres-mail-files') : 'embedded');
   warnIfKeyFileReadable(config, log);
   log.info('starting', { database: config.databaseUrl ? 'postgresql' : `embedded (${config.dataDir})` });
   if (config.keyPublishAheadSeconds < SAFE_PUBLISH_AHEAD_SECONDS) {

@@ -659,7 +659,7 @@ async function execute(
   if (req.command === 'restore') return restore(config, String(req.args.file), req.args.accept_unreadable_keys === true);
   // Before talking to DATA_DIR's socket or taking its lock: neither may be a link or another user's (a planted
   // socket would receive the passwords `sat admin add` sends the server).
-  if (!config.databaseUrl) checkDataDirEntries(config.dataDir);
+  if (!config.databaseUrl) checkDataDirEntries(config.dataDir, 'embedded');
   const refused = noDatabaseRefusal(config, req.command) ?? (req.command === 'backup' ? backupTargetRefusal(String(req.args.file)) : undefined);
   if (refused) return refused;
   // A backup of a large database takes longer than the socket's usual 30 s.
@@ -692,6 +692,11 @@ async function execute(
     }
     if (req.command !== 'migrate') await migrateLatest(db.knex, { onWait: (heldBy) => log.warn(MIGRATION_WAIT_MESSAGE, { held_by: heldBy }) });
     configurePasswordHashing(config.passwordHashing); // the configured cost for a password set here
+    if (config.issuerDefaulted && MAIL_COMMANDS.has(req.command)) {
+      // Run here, not in a server (PostgreSQL, or an embedded database no server holds): the mail takes this
+      // environment's ISSUER for its links, its From and its Message-ID.
+      stderr.write(`warning: ISSUER is not set: the mail this command queues will link to ${config.issuer} and come from that host; set ISSUER as the server has it\n`);
+    }
     return await runCommand({ config, db, log, clock: await commandClock(config, db.knex, stderr) }, req.command, req.args);
   } catch (err) {
     // PostgreSQL not reachable (a wrong host or port in DATABASE_URL, the server down): the database is named, not
@@ -1038,11 +1043,6 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     if (req.command === 'admin-add') {
       const password = await adminPassword(parsed.values, io);
       req.args = { ...req.args, ...(password !== undefined ? { password } : {}) };
-    }
-    if (config.databaseUrl && config.issuerDefaulted && MAIL_COMMANDS.has(req.command)) {
-      // On PostgreSQL the command runs here, not in the server, so its mail takes this environment's ISSUER for its
-      // links, its From and its Message-ID (the embedded database's commands run in the server, with the server's).
-      err(`warning: ISSUER is not set: the mail this command queues will link to ${config.issuer} and come from that host; set ISSUER as the server has it\n`);
     }
     const res = await execute(config, req, io.stderr);
     if (!res.ok) {

@@ -81,12 +81,17 @@ export function makeOwnerOnly(dir: string, create = true): { changed: number; sk
 }
 
 /**
- * The entries the server and `sat` write or read directly in DATA_DIR: the lock, the control socket, the first
- * administrator's password, the generated key-encryption key, the mail folder and the embedded database.
+ * The entries the server and `sat` write or read directly in DATA_DIR, by how the server runs: the lock, the control
+ * socket, the generated key-encryption key and the database for the embedded database; the first administrator's
+ * password always; the mail folder when mail goes to files (no SMTP_URL).
  */
-export const DATA_DIR_ENTRIES = ['sat.lock', 'sat.sock', 'initial-admin-password', 'key-encryption-key', 'mail', 'pgdata'] as const;
+const DATA_DIR_ENTRIES = {
+  embedded: ['sat.lock', 'sat.sock', 'initial-admin-password', 'key-encryption-key', 'mail', 'pgdata'],
+  'postgres-mail-files': ['initial-admin-password', 'mail'],
+  postgres: ['initial-admin-password'],
+} as const;
 
-/** DATA_DIR holds one of its own entries as a symbolic link or owned by another user: the process must not use it. */
+/** DATA_DIR holds one of its own entries as a symbolic link or owned by an untrusted user: the process must not use it. */
 export class UnsafeDataDirError extends Error {
   constructor(message: string) {
     super(message);
@@ -95,16 +100,26 @@ export class UnsafeDataDirError extends Error {
 }
 
 /**
- * Refuses (UnsafeDataDirError) a DATA_DIR whose own entries (DATA_DIR_ENTRIES) are symbolic links or belong to another
- * user than this process's (SPEC Part 2 "Nothing readable by other OS users"). Where another user could write to
- * DATA_DIR before the first start (a `chmod 777` folder), they could plant `initial-admin-password` or `sat.lock` as
- * a link to a file of ours (which the server would overwrite or truncate), a `mail` link to a folder they read, their
- * own `key-encryption-key` (whose key they know) or `sat.sock` (to which `sat` would send passwords). Missing entries
- * are fine. Call after makeOwnerOnly, which closes DATA_DIR to others when it is ours. DATA_DIR itself may be a link.
+ * Refuses (UnsafeDataDirError) a DATA_DIR whose own entries (those `mode` uses) are symbolic links or belong to a user
+ * it does not trust (SPEC Part 2 "Nothing readable by other OS users"). Where another user could write to DATA_DIR
+ * before the first start (a `chmod 777` folder), they could plant `initial-admin-password` or `sat.lock` as a link
+ * to a file of ours (which the server would overwrite or truncate), a `mail` link to a folder they read, their own
+ * `key-encryption-key` (whose key they know) or `sat.sock` (to which `sat` would send passwords). Trusted: this
+ * process's user, and the owner of DATA_DIR when no one else may write to it (so `sudo sat …` still talks to the
+ * server that user runs). Missing entries are fine. Call after makeOwnerOnly, which closes DATA_DIR to others when it
+ * is ours. DATA_DIR itself may be a link.
  */
-export function checkDataDirEntries(dataDir: string): void {
+export function checkDataDirEntries(dataDir: string, mode: keyof typeof DATA_DIR_ENTRIES): void {
   const ownUid = process.getuid?.();
-  for (const name of DATA_DIR_ENTRIES) {
+  if (ownUid === undefined) return; // no owners to compare (Windows)
+  const trusted = new Set([ownUid]);
+  try {
+    const dir = statSync(dataDir);
+    if ((dir.mode & 0o022) === 0) trusted.add(dir.uid);
+  } catch {
+    return; // no DATA_DIR: no entries
+  }
+  for (const name of DATA_DIR_ENTRIES[mode]) {
     const entry = path.join(dataDir, name);
     let st;
     try {
@@ -116,8 +131,10 @@ export function checkDataDirEntries(dataDir: string): void {
     if (st.isSymbolicLink()) {
       throw new UnsafeDataDirError(`${entry} is a symbolic link: the server writes and reads its own files in DATA_DIR and follows no link there; remove it (to keep the data elsewhere, point DATA_DIR itself there)`);
     }
-    if (ownUid !== undefined && st.uid !== ownUid) {
-      throw new UnsafeDataDirError(`${entry} belongs to another user (uid ${st.uid}), not to this process's (uid ${ownUid}): another user may have put it there; remove it, or chown it to this user if it is yours`);
+    if (!trusted.has(st.uid)) {
+      throw new UnsafeDataDirError(
+        `${entry} belongs to user ${st.uid}, neither this process's user (${ownUid}) nor the owner of a DATA_DIR that only its owner may write to: another user may have put it there. Run the server and sat as the user that owns DATA_DIR, and remove the entry if you did not make it`,
+      );
     }
   }
 }

@@ -240,6 +240,26 @@ describe.each(testDatabases())('sat admin list, invite, remove, invitations and 
   }, SPAWNING_TEST_MS);
 });
 
+// The same warning where a command runs on the embedded database itself, no server holding it (diff review: it was
+// given on PostgreSQL only, the one kind it was first seen on).
+describe.each(testDatabases().filter((k) => k === 'embedded'))('sat with no server on %s and no ISSUER', (kind) => {
+  let db: TestDb;
+  beforeAll(async () => {
+    db = await createTestDb(kind);
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('warns that the mail of an invitation will link to localhost; a command without mail does not', async () => {
+    const added = await runSatInProcess(['admin', 'add', '--org', 'Serverless', '--email', 'first@serverless.example', '--password-stdin'], db.env, 'a-long-password-1\n');
+    expect([added.code, added.stderr.includes('ISSUER')]).toEqual([0, false]);
+    const invited = await runSatInProcess(['admin', 'invite', '--org', 'Serverless', '--email', 'second@serverless.example'], db.env);
+    expect(invited.code).toBe(0);
+    expect(invited.stderr).toContain('warning: ISSUER is not set: the mail this command queues will link to http://localhost:3000');
+  });
+});
+
 // As on the embedded database, a `sat` command that reads or changes something does not create the server's tables in
 // a database that has none (a wrong DATABASE_URL): it says so and exits 1; a first install's command still creates
 // them (docs/operations.md).

@@ -160,12 +160,22 @@ describe('a DATA_DIR another user could write to before the first start', () => 
     const planted = path.join(dataDir, 'key-encryption-key');
     writeFileSync(planted, Buffer.alloc(32, 7).toString('base64') + '\n', { mode: 0o600 });
     chownSync(planted, 65534, 65534);
-    await expect(startServer(open(dataDir))).rejects.toThrow(/key-encryption-key belongs to another user \(uid 65534\)/);
+    await expect(startServer(open(dataDir))).rejects.toThrow(/key-encryption-key belongs to user 65534, neither this process's user \(0\)/);
     rmSync(planted);
     const socket = path.join(dataDir, 'sat.sock');
     writeFileSync(socket, '');
     chownSync(socket, 65534, 65534);
     const res = await runSatInProcess(['admin', 'add', '--org', 'Planted', '--email', 'planted@example.com', '--password-stdin'], { DATA_DIR: dataDir }, 'a-long-password-1\n');
-    expect([res.code, res.stderr]).toEqual([1, expect.stringMatching(/sat\.sock belongs to another user/)]);
+    expect([res.code, res.stderr]).toEqual([1, expect.stringMatching(/sat\.sock belongs to user 65534/)]);
+  });
+
+  (isRoot ? it : it.skip)('trusts the owner of a DATA_DIR only they may write to: `sudo sat …` beside their server is not refused', async () => {
+    const dataDir = path.join(base, 'theirs');
+    mkdirSync(dataDir, { mode: 0o700 });
+    for (const name of ['sat.lock', 'key-encryption-key']) writeFileSync(path.join(dataDir, name), name === 'sat.lock' ? '' : Buffer.alloc(32, 1).toString('base64') + '\n', { mode: 0o600 });
+    for (const name of ['', 'sat.lock', 'key-encryption-key']) chownSync(path.join(dataDir, name), 65534, 65534);
+    const res = await runSatInProcess(['token', 'list', '--org', 'Theirs'], { DATA_DIR: dataDir });
+    expect(res.stderr).not.toMatch(/belongs to user/);
+    expect(res.stderr).toMatch(/no embedded database/); // what it says of a DATA_DIR without one, as before
   });
 });
