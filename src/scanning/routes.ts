@@ -9,8 +9,7 @@ import { noteInAccessLog } from '../http/access-log.js';
 import { addressBucket } from '../address.js';
 import { AddressRateLimiter } from '../http/address-limiter.js';
 import { issuesToDetails, parseJsonBody, readJsonBodyBytes, refuseContentEncoding, refuseNonJsonBody } from '../http/validate.js';
-import { redactText } from '../log.js';
-import { reportLeakedSecrets, type LeakReport } from '../tokens/index.js';
+import { redactCredentials, reportLeakedSecrets, type LeakReport } from '../tokens/index.js';
 import { ScanningKeys } from './keys.js';
 
 /** SPEC Part 2 "Leaked secrets": the partner endpoint (signed alerts) and the public revocation endpoint. */
@@ -57,14 +56,14 @@ const publicRevokeBody = z
 /**
  * A signed alert's `url` or `source` as storable text that displays as written: control characters (PostgreSQL text
  * cannot hold NUL) and format characters (bidi controls such as U+202E, which would show `‮gnp.exe` as "exe.png" in
- * the audit log and mails) are dropped, lone surrogates become U+FFFD, any credential in it (a client secret of
- * ours, a session or one-time token, Basic/Bearer credentials) becomes "[REDACTED]" as in the log (SPEC: no secret
- * in any response or mail; the audit log is one), and text longer than `maxLength` is cut (ending in "…"), rather
+ * the audit log and mails) are dropped, lone surrogates become U+FFFD, any credential of ours in it (a well-formed
+ * client secret, a session or one-time token: redactCredentials) becomes "[REDACTED]" (SPEC: no secret in any
+ * response or mail; the audit log is one) while a folder named `sas_etl` stays, and text longer than `maxLength` is cut (ending in "…"), rather
  * than refusing, and so losing, a genuine alert. Null for missing or empty text.
  */
 function storable(value: string | null | undefined, maxLength: number): string | null {
   if (!value) return null;
-  let text = redactText(
+  let text = redactCredentials(
     value
       .replace(/[\p{Cc}\p{Cf}]/gu, '')
       .replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd'),

@@ -109,3 +109,18 @@ export function secretFormatProblem(value: string): SecretProblem | undefined {
   if (!/^[0-9A-Za-z]+$/.test(body)) return 'characters';
   return isWellFormedSecret(value) ? undefined : 'checksum';
 }
+
+/** A session, invitation or reset token (`sas_`, `sai_`, `sar_` + 43 base64url characters), standing alone. */
+const embeddedAdminToken = /(?<![A-Za-z0-9_-])sa[sir]_[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])/g;
+
+/**
+ * `text` with every working-looking credential replaced by "[REDACTED]": a well-formed client secret (prefix, length
+ * and checksum) and a session or one-time token of exactly its form. Narrower than the log's redaction, which also
+ * takes words that only begin like one: for text kept for people to read, such as a leak report's place, where
+ * `…/sas_etl/…` is a folder name. Pure.
+ */
+export function redactCredentials(text: string): string {
+  return text
+    .replace(embeddedSecret, (candidate) => (isWellFormedSecret(candidate) ? '[REDACTED]' : candidate))
+    .replace(embeddedAdminToken, '[REDACTED]');
+}

@@ -43,6 +43,7 @@ export {
   type SecretProblem,
   verifySecret,
   hashSecret,
+  redactCredentials,
 } from './credentials.js';
 export { accessTokenLifetime, parseExpiry, resolveExpiry } from './expiry.js';
 export { UsageRecorder } from './usage.js';

@@ -1,4 +1,5 @@
 import {
+  redactCredentials,
   checksumOf,
   containsClientSecret,
   generateClientId,
@@ -69,5 +70,20 @@ describe('credentials', () => {
     expect(verifySecret(secret, hash)).toBe(true);
     expect(verifySecret(generateClientSecret(), hash)).toBe(false);
     expect(verifySecret(secret, 'short')).toBe(false);
+  });
+});
+
+describe('redactCredentials', () => {
+  it('replaces a well-formed client secret and a session or one-time token, and nothing that only looks like the start of one', () => {
+    const secret = generateClientSecret();
+    const session = `sas_${'A'.repeat(43)}`;
+    expect(redactCredentials(`https://github.com/o/r/blob/main/.env#L3 ${secret}`)).toBe('https://github.com/o/r/blob/main/.env#L3 [REDACTED]');
+    expect(redactCredentials(`content ${session} and sai_${'b'.repeat(43)}`)).toBe('content [REDACTED] and [REDACTED]');
+    // Folder names an alert's place may hold (diff review: the log's redaction took them too).
+    for (const text of ['https://github.com/acme/sas_etl/blob/x.yml', 'https://github.com/acme/SAR_reports/x.yml', 'sai_model', `sas_${'A'.repeat(44)}`]) {
+      expect(redactCredentials(text)).toBe(text);
+    }
+    const mistyped = secret.slice(0, -1) + (secret.endsWith('A') ? 'B' : 'A'); // checksum off: not a secret of ours
+    expect(redactCredentials(mistyped)).toBe(mistyped);
   });
 });
