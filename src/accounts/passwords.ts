@@ -18,7 +18,11 @@ export const newPassword = z
   .refine((pw) => passwordLength(pw) >= MIN_PASSWORD_LENGTH, `must be at least ${MIN_PASSWORD_LENGTH} characters`)
   .refine((pw) => passwordLength(pw) <= MAX_PASSWORD_LENGTH, `must be at most ${MAX_PASSWORD_LENGTH} characters`)
   // For the OpenAPI document (refinements do not show there): JSON Schema counts a string's length in code points.
-  .meta({ minLength: MIN_PASSWORD_LENGTH, maxLength: MAX_PASSWORD_LENGTH });
+  .meta({
+    minLength: MIN_PASSWORD_LENGTH,
+    maxLength: MAX_PASSWORD_LENGTH,
+    description: 'Counted in code points of the NFC form (the form that is hashed): e + U+0301 is one character.',
+  });
 
 // scrypt (RFC 7914) from node:crypto: a memory-hard password hash, no native add-on to build. N is 2^cost, the
 // cost from config `passwordHashing.cost` / PASSWORD_HASH_COST (default 15, floor 12: src/config/schema.ts).

@@ -200,7 +200,7 @@ export const envSchema = z.object({
   ADMIN_PASSWORD: optionalString.pipe(
     z
       .string()
-      .refine((pw) => [...pw].length <= 256, 'must have at most 256 characters')
+      .refine((pw) => [...pw.normalize('NFC')].length <= 256, 'must have at most 256 characters') // as newPassword counts
       .optional(),
   ),
   CONFIG_FILE: optionalString,
