@@ -3,7 +3,7 @@
 // database itself).
 import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { runSat, runSatInProcess, runSatWithInput, type CliResult } from '../support/cli.js';
-import { createTestDb, describePostgres, testDatabases, type TestDb } from '../support/db.js';
+import { createTestDb, describeEmbedded, describePostgres, testDatabases, type TestDb } from '../support/db.js';
 import { makeAdmin, makeToken, uniq } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
 import { startSmtp, type TestSmtp } from '../support/smtp.js';
@@ -242,10 +242,10 @@ describe.each(testDatabases())('sat admin list, invite, remove, invitations and 
 
 // The same warning where a command runs on the embedded database itself, no server holding it (diff review: it was
 // given on PostgreSQL only, the one kind it was first seen on).
-describe.each(testDatabases().filter((k) => k === 'embedded'))('sat with no server on %s and no ISSUER', (kind) => {
+describeEmbedded('sat with no server on embedded and no ISSUER', () => {
   let db: TestDb;
   beforeAll(async () => {
-    db = await createTestDb(kind);
+    db = await createTestDb('embedded');
   });
   afterAll(async () => {
     await db?.drop();
