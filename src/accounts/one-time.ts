@@ -93,13 +93,13 @@ const invalidToken = () =>
  * change takes its locks (admins first), so a reset and a change at once wait for each other instead of deadlocking.
  */
 export async function usableOneTimeTokenAdminId(trx: Db, purpose: OneTimeTokenPurpose, token: string, now: Date): Promise<string | undefined> {
-  const row = (await trx<AdminOneTimeTokenRow>('admin_one_time_tokens')
-    .where({ token_hash: hashOneTimeToken(token), purpose })
-    .whereNull('used_at')
-    .andWhere('expires_at', '>', now)
-    .first('admin_id')) as Pick<AdminOneTimeTokenRow, 'admin_id'> | undefined;
+  const row = (await usable(trx, purpose, token, now).first('admin_id')) as Pick<AdminOneTimeTokenRow, 'admin_id'> | undefined;
   return row?.admin_id ?? undefined;
 }
+
+/** The rows of `purpose` whose token is `token` and that may still be used (unused, unexpired at `now`). */
+const usable = (trx: Db, purpose: OneTimeTokenPurpose, token: string, now: Date) =>
+  trx<AdminOneTimeTokenRow>('admin_one_time_tokens').where({ token_hash: hashOneTimeToken(token), purpose }).whereNull('used_at').andWhere('expires_at', '>', now);
 
 /**
  * Marks the token used and returns its row, inside the caller's transaction; an unknown, used, expired or
@@ -111,12 +111,7 @@ export async function consumeOneTimeToken(
   token: string,
   now: Date,
 ): Promise<AdminOneTimeTokenRow> {
-  const rows = (await trx<AdminOneTimeTokenRow>('admin_one_time_tokens')
-    .where({ token_hash: hashOneTimeToken(token), purpose })
-    .whereNull('used_at')
-    .andWhere('expires_at', '>', now)
-    .update({ used_at: now })
-    .returning('*')) as AdminOneTimeTokenRow[];
+  const rows = (await usable(trx, purpose, token, now).update({ used_at: now }).returning('*')) as AdminOneTimeTokenRow[];
   const row = rows[0];
   if (!row) throw invalidToken();
   return row;

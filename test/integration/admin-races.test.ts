@@ -9,7 +9,7 @@ import pg from 'pg';
 import { hashPassword } from '../../src/accounts/index.js';
 import { issueOneTimeToken } from '../../src/accounts/one-time.js';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
-import { createTestDb, describePostgres, type TestDb } from '../support/db.js';
+import { createTestDb, describePostgres, lockWaits, type TestDb } from '../support/db.js';
 import { makeAdmin } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
 
@@ -44,10 +44,7 @@ describePostgres('admin calls racing a password change or a removal, on postgres
       await change((sql, params) => holder.query(sql, params as unknown[]));
       const answer = request();
       for (const deadline = Date.now() + 10_000; ; ) {
-        const { rows } = await observer.query(
-          "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()",
-        );
-        if ((rows[0] as { n: number }).n > 0) break;
+        if ((await lockWaits(observer)) > 0) break;
         if (Date.now() > deadline) throw new Error('the request never waited on the change');
         await new Promise((r) => setTimeout(r, 10));
       }
@@ -163,10 +160,7 @@ describePostgres('admin calls racing a password change or a removal, on postgres
       let settled = false;
       const answer = request().finally(() => (settled = true));
       while (!settled) {
-        const { rows } = await observer.query(
-          "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()",
-        );
-        if ((rows[0] as { n: number }).n > 0) throw new Error('the call waited on the reset request: the lock that deadlocked with it');
+        if ((await lockWaits(observer)) > 0) throw new Error('the call waited on the reset request: the lock that deadlocked with it');
         await new Promise((r) => setTimeout(r, 10));
       }
       return await answer;

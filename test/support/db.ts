@@ -118,6 +118,14 @@ export async function onPostgresServer<T>(work: (query: (sql: string, params?: u
   }
 }
 
+/** How many other sessions of the current database wait for a lock now (read on `observer`, outside any transaction). */
+export async function lockWaits(observer: pg.Client): Promise<number> {
+  const { rows } = await observer.query(
+    "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()",
+  );
+  return (rows[0] as { n: number }).n;
+}
+
 /**
  * Resolves once at least `n` sessions of the current database wait for a lock in a statement whose text matches
  * `pattern` (ILIKE), polled every 20 ms on `observer`: a client outside any transaction, since pg_stat_activity is
