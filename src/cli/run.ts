@@ -140,29 +140,46 @@ the server is running (with the embedded database, through the running server's 
  * command (or none) gets the whole usage.
  */
 export function helpFor(positionals: readonly string[]): string {
-  const [, rest] = usage.split('\nCommands:\n');
-  const [commands, tail] = rest!.split('\n\nOptions:\n');
-  const entries: string[][] = [];
-  for (const line of commands!.split('\n')) {
-    if (/^ {2}\S/.test(line)) entries.push([line]);
-    else entries.at(-1)?.push(line);
-  }
+  const { entries, tail } = usageEntries();
   // The longest prefix of at most two words that names commands: `sat backup FILE -h` is backup's help.
   for (let n = Math.min(2, positionals.length); n > 0; n--) {
-    const prefix = positionals.slice(0, n).join(' ');
-    const matching = entries.filter((lines) => {
-      const command = lines[0]!.trim();
-      return command === prefix || command.startsWith(`${prefix} `);
-    });
+    const words = positionals.slice(0, n);
+    const matching = entries.filter((e) => words.every((w, i) => e.words[i] === w));
     if (matching.length === 0) continue;
-    const what = matching.length > 1 ? `${prefix} <command>` : prefix;
-    return `Usage: sat ${what} [options]\n\n${matching.map((l) => l.join('\n')).join('\n')}\n\nOptions:\n${tail}`;
+    // `sat audit -h`: its one command is `audit list`, so the usage names a command still to come.
+    const what = matching.some((e) => e.words.length > n) ? `${words.join(' ')} <command>` : words.join(' ');
+    return `Usage: sat ${what} [options]\n\n${matching.map((e) => e.lines.join('\n')).join('\n')}\n\nOptions:\n${tail}`;
   }
   return usage;
 }
 
+/** The entries of `usage`'s command list (its lines, and the command's words: `['token', 'create']`) and the text after. */
+function usageEntries(): { entries: Array<{ words: string[]; lines: string[] }>; tail: string } {
+  const [, rest] = usage.split('\nCommands:\n');
+  const [commands, tail] = rest!.split('\n\nOptions:\n');
+  const entries: Array<{ words: string[]; lines: string[] }> = [];
+  for (const line of commands!.split('\n')) {
+    if (/^ {2}\S/.test(line)) {
+      const column = line.trim().split(/\s{2,}/)[0]!.split(/\s+/); // the command column: words, then its arguments
+      const end = column.findIndex((w) => !/^[a-z][a-z-]*$/.test(w));
+      entries.push({ words: end === -1 ? column : column.slice(0, end), lines: [line] });
+    } else entries.at(-1)?.lines.push(line);
+  }
+  return { entries, tail: tail! };
+}
+
 /** The command line itself is wrong: exit 2, with the usage. */
 class UsageError extends Error {}
+
+/**
+ * A usage error as printed: `sat: MESSAGE`, then the help of the command or group `positionals` names (helpFor; the
+ * whole usage when they name none), and again the message when that help is long enough to scroll it away.
+ */
+function usageMessage(message: string, positionals: readonly string[]): string {
+  const help = helpFor(positionals);
+  const again = help === usage ? `\nsat: ${message}\n` : '';
+  return `sat: ${message}\n\n${help}\n${again}`;
+}
 
 /** The command line is right but what it names cannot be used (a file that cannot be read): exit 1, the reason only. */
 class InputError extends Error {}
@@ -444,6 +461,10 @@ function toRequest({ values, positionals, given }: Parsed, config: Readonly<Conf
     } else newKey = config.newKeyEncryptionKey?.bytes.toString('base64');
     if (!newKey) throw new UsageError('keys rewrap needs --new-key-file FILE or NEW_KEY_ENCRYPTION_KEY');
     return { command: 'keys-rewrap', args: { newKey } };
+  }
+  // `sat token`: a group named without one of its commands (the help below lists them).
+  if (positionals.length === 1 && usageEntries().entries.some((e) => e.words[0] === a && e.words.length > 1)) {
+    throw new UsageError(`${a} needs a command`);
   }
   throw new UsageError(`unknown command: ${positionals.join(' ') || '(none)'}`);
 }
@@ -1011,7 +1032,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   try {
     parsed = parse(argv);
   } catch (e) {
-    err(`sat: ${(e as Error).message}\n\n${usage}\n`);
+    // An unknown or malformed option: the message, then the help of the command it was given to.
+    const named = parseArgs({ args: argv, allowPositionals: true, strict: false }).positionals;
+    err(usageMessage((e as Error).message, named));
     return 2;
   }
   if (parsed.values.help || parsed.positionals.length === 0) {
@@ -1022,7 +1045,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   if (first === 'secret') {
     // Offline: no configuration, no database.
     if (second !== 'check' || more.length !== 1) {
-      err(`sat: secret check takes one SECRET, or - to read it from stdin\n\n${usage}\n`);
+      err(usageMessage('secret check takes one SECRET, or - to read it from stdin', ['secret', 'check']));
       return 2;
     }
     return secretCheck(more[0]!, parsed.values.json ?? false, { stdin: io.stdin as AsyncIterable<Buffer | string>, stdout: out });
@@ -1054,7 +1077,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof UsageError) {
-      err(`sat: ${e.message}\n\n${usage}\n`);
+      err(usageMessage(e.message, parsed.positionals));
       return 2;
     }
     if (e instanceof InputError || e instanceof ConfigError || e instanceof DataDirLockedError) {

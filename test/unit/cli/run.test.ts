@@ -71,6 +71,23 @@ describe('runCli', () => {
     expect(unknown.out()).toMatch(/^Usage: sat <command> \[options\]\n\nCommands:\n/);
   });
 
+  it('follows a usage error with the help of the command it names, not the whole usage', async () => {
+    const option = io();
+    expect(await runCli(['keys', 'rotate', '--bogus'], option.io)).toBe(2);
+    expect(option.err()).toMatch(/^sat: Unknown option '--bogus'[^\n]*\n\nUsage: sat keys rotate \[options\]\n\n {2}keys rotate /);
+    expect(option.err()).not.toMatch(/Commands:|token create/);
+    const group = io();
+    expect(await runCli(['token'], group.io)).toBe(2);
+    expect(group.err()).toMatch(/^sat: token needs a command\n\nUsage: sat token <command> \[options\]/);
+    expect(group.err()).not.toMatch(/admin add/);
+    const single = io(); // a group of one command (audit list) is still a group
+    expect(await runCli(['audit', '--help'], single.io)).toBe(0);
+    expect(single.out()).toMatch(/^Usage: sat audit <command> \[options\]\n\n {2}audit list --org NAME/);
+    const unknown = io(); // nothing to narrow to: the whole usage, and the message again below it
+    expect(await runCli(['tokens'], unknown.io)).toBe(2);
+    expect(unknown.err()).toMatch(/^sat: unknown command: tokens\n\nUsage: sat <command> \[options\]\n\nCommands:\n[\s\S]*\nsat: unknown command: tokens\n$/);
+  });
+
   it('asks `keys remove` for one KID (exit 2)', async () => {
     for (const argv of [['keys', 'remove'], ['keys', 'remove', 'a', 'b']]) {
       const bad = io();
