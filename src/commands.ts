@@ -27,6 +27,7 @@ import {
   isUuid,
   migrateLatest,
   migrationStatus,
+  type SigningKeyRow,
 } from './db/index.js';
 import type { Deps } from './deps.js';
 import { AppError } from './errors.js';
@@ -44,7 +45,9 @@ import {
   sealPlaintextKeys,
   replaceDataDirKey,
   rewrapSigningKeys,
+  retirementTimes,
   rotateSigningKey,
+  signingKeySchedule,
   SigningKeyRemovalError,
 } from './keys/index.js';
 import { getPolicy, policyBody, policyProblems, updatePolicy } from './policy/index.js';
@@ -212,6 +215,10 @@ export const commands: Record<string, Command> = {
     const next = parseKeyEncryptionKey(newKey, 'the new key-encryption key', problems);
     if (!next) throw new AppError('validation_failed', problems.join('; '));
     const ring = await openKeyRingForStoredKeys(deps.db.knex, deps.config, deps.db.kind, deps.log);
+    const current = ring.kek.key;
+    if (current && kekId(current) === kekId(next) && !(await deps.db.knex('signing_keys').whereNot('kek_id', kekId(next)).orWhereNull('kek_id').first('kid'))) {
+      return { rewrapped: 0, kek_id: kekId(next), unchanged: true }; // already sealed under it: nothing to do
+    }
     const count = await rewrapSigningKeys(deps.db.knex, ring, next);
     const file = ring.kek.dataDirFile;
     if (file) replaceDataDirKey(file, next); // the generated key in DATA_DIR: the next start uses the new one
@@ -338,8 +345,13 @@ export const commands: Record<string, Command> = {
     }
     const stored = await listSigningKeys(deps.db.knex, ring ?? new KeyRing(() => ({ key: undefined })));
     const published = new Set(set ? set.keys.map((k) => k.kid) : stored.map((k) => k.kid)); // no signer yet: all pending
+    const rows = await deps.db.knex<SigningKeyRow>('signing_keys').select('kid', 'alg', 'not_before', 'created_at', 'max_token_ttl_seconds');
+    const leaves = retirementTimes(rows, now, keyRetentionMs(deps.config.accessTokenTtlSeconds));
+    // By this process's KEY_ROTATION_DAYS and KEY_PUBLISH_AHEAD_SECONDS (the server's, through the control socket).
+    const { nextRotationSeconds } = signingKeySchedule(rows, now, deps.config.keyRotationDays, deps.config.keyPublishAheadSeconds);
     return {
       signing_kid: set?.signingKid ?? null,
+      next_rotation_at: nextRotationSeconds === null ? null : new Date(now.getTime() + Math.round(nextRotationSeconds * 1000)).toISOString(),
       published: stored
         .filter((k) => published.has(k.kid))
         .map((k) => ({
@@ -347,6 +359,7 @@ export const commands: Record<string, Command> = {
           alg: k.alg,
           status: k.kid === set?.signingKid ? 'signing' : k.not_before.getTime() > now.getTime() ? 'pending' : 'retiring',
           signs_from: k.not_before.getTime() > now.getTime() ? k.not_before.toISOString() : null,
+          published_until: k.kid === set?.signingKid ? null : (leaves.get(k.kid)?.toISOString() ?? null),
           encrypted: k.encrypted,
           opens: k.opens ?? false,
         })),

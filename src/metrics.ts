@@ -135,6 +135,16 @@ export const signingKeyNextRotation = new client.Gauge({
 });
 
 /**
+ * sat_signing_keys_unopened: published signing keys this instance cannot open (sealed under a key-encryption key it
+ * does not have, e.g. added after `sat keys rewrap` before this instance was given the new key). Per instance.
+ */
+export const signingKeysUnopened = new client.Gauge({
+  name: 'sat_signing_keys_unopened',
+  help: 'Published signing keys this instance cannot open with its key-encryption key (0 when it holds them all).',
+  registers: [registry],
+});
+
+/**
  * Sets the unlabelled gauge `gauge` (registered in `registry` as `name`) to `value`, or leaves it out of the scrape
  * while `value` is null. prom-client's reset() would print an unlabelled gauge as 0, and "0" means something (for
  * sat_signing_key_next_rotation_seconds: a rotation is due, which operators alert on; docs/operations.md says the

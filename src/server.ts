@@ -91,7 +91,7 @@ export async function createServer(deps: Deps, prepared: Prepared = {}): Promise
   app.silent = true; // errors are logged by errorHandler, redacted
   const oauth = await createOAuth(deps, prepared.keyRing);
   const lifecycle = { draining: false };
-  const ops = opsRouter(deps, lifecycle);
+  const ops = opsRouter(deps, lifecycle, oauth); // /readyz and the metrics see its key health
   const scanning = scanningRouter(deps, prepared.scanningKeys); // throws at start when SECRET_SCANNING_KEYS_FILE is set but unusable
 
   app.use(guardRequestTarget); // an unparsable request target: kept for the 400 below, routed nowhere; X-Forwarded-* right-most

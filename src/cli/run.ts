@@ -63,7 +63,8 @@ Commands:
                                           set a new password (generated and printed once, or read
                                           from stdin), end every session of that administrator
                                           and mail them that it changed
-  keys list                               show the published signing keys and the one that signs
+  keys list                               show the published signing keys, the one that signs, when each
+                                          retiring key leaves the JWKS and the next automatic rotation
   keys rotate [--now [--drop-unreadable]] add a new signing key: published at once, signing after
                                           KEY_PUBLISH_AHEAD_SECONDS (default 600); --now signs at once
                                           (emergency only: verifiers may reject tokens for a minute);
@@ -897,13 +898,14 @@ function print(out: (text: string) => void, command: string, result: unknown, js
       break;
     case 'keys-list':
       out(
-        (r.published as Array<{ kid: string; alg: string; status: string; signs_from: string | null; encrypted: boolean; opens: boolean }>)
+        (r.published as Array<{ kid: string; alg: string; status: string; signs_from: string | null; published_until: string | null; encrypted: boolean; opens: boolean }>)
           .map((k) =>
             [
               k.kid,
               k.alg,
               k.status.padEnd(8),
               ...(k.signs_from ? [`signs from ${k.signs_from}`] : []),
+              ...(k.published_until ? [`published until ${k.published_until}`] : []),
               k.encrypted ? 'encrypted' : 'NOT encrypted at rest',
               ...(k.opens ? [] : ['CANNOT be opened with the configured key-encryption key']),
             ].join('  '),
@@ -911,6 +913,7 @@ function print(out: (text: string) => void, command: string, result: unknown, js
           .join('\n') +
           (r.published.length ? '\n' : '') +
           (r.signing_kid ? `Signing with ${r.signing_kid}\n` : 'No key signs yet\n') +
+          (r.next_rotation_at ? `Next automatic rotation: ${r.next_rotation_at} (a new key published then)\n` : 'Automatic rotation is off (KEY_ROTATION_DAYS=0)\n') +
           ((r.published as Array<{ opens: boolean }>).some((k) => !k.opens)
             ? 'Some keys do not open with this key-encryption key: set the key they were sealed under, or see ' +
               'docs/operations.md "Key-encryption key custody" (sat keys rotate --now --drop-unreadable)\n'
@@ -934,10 +937,13 @@ function print(out: (text: string) => void, command: string, result: unknown, js
       break;
     case 'keys-rewrap':
       out(
-        `Encrypted ${r.rewrapped} signing key(s) under the new key-encryption key (id ${r.kek_id})\n` +
-          (r.replaced_key_file
-            ? `Replaced ${r.replaced_key_file}\n`
-            : 'Now set KEY_ENCRYPTION_KEY (or KEY_ENCRYPTION_KEY_FILE) to the new key on every instance and restart them.\n'),
+        r.unchanged
+          ? `Every signing key is already sealed under this key-encryption key (id ${r.kek_id}): nothing changed\n`
+          : `Encrypted ${r.rewrapped} signing key(s) under the new key-encryption key (id ${r.kek_id})\n` +
+              (r.replaced_key_file
+                ? `Replaced ${r.replaced_key_file}: backups taken before now need the previous key (docs/operations.md "Key-encryption key custody")\n`
+                : 'Now give every instance the new key: replace the contents of KEY_ENCRYPTION_KEY_FILE (running instances ' +
+                  'follow within seconds), or set KEY_ENCRYPTION_KEY and restart them one by one (docs/keys.md).\n'),
       );
       break;
     case 'backup':

@@ -105,6 +105,8 @@ export class SecretKey {
     bytes: Buffer,
     /** Where it came from, for messages: an environment variable name or a file path. */
     readonly source: string,
+    /** The file it was read from (KEY_ENCRYPTION_KEY_FILE), read again by rereadKeyFile; undefined for a variable. */
+    readonly file?: string,
   ) {
     this.#bytes = bytes;
   }
@@ -120,14 +122,28 @@ export class SecretKey {
 }
 
 /** Base64 (or base64url) text of exactly 32 bytes → SecretKey; undefined and a problem otherwise. */
-export function parseKeyEncryptionKey(text: string, source: string, problems: string[]): SecretKey | undefined {
+export function parseKeyEncryptionKey(text: string, source: string, problems: string[], file?: string): SecretKey | undefined {
   const trimmed = text.trim();
   const bytes = /^[A-Za-z0-9+/_-]+={0,2}$/.test(trimmed) ? Buffer.from(trimmed, trimmed.includes('-') || trimmed.includes('_') ? 'base64url' : 'base64') : undefined;
   if (!bytes || bytes.length !== 32) {
     problems.push(`${source}: must be the base64 of exactly 32 random bytes (e.g. \`openssl rand -base64 32\`)`);
     return undefined;
   }
-  return new SecretKey(bytes, source);
+  return new SecretKey(bytes, source, file);
+}
+
+/**
+ * The key in `key`'s file as it is now (KEY_ENCRYPTION_KEY_FILE replaced after `sat keys rewrap`, say); `key` itself
+ * when it came from a variable, or when the file cannot be read or holds no valid key now (a half-written
+ * replacement: the next read may succeed).
+ */
+export function rereadKeyFile(key: SecretKey): SecretKey {
+  if (!key.file) return key;
+  try {
+    return parseKeyEncryptionKey(readFileSync(key.file, 'utf8'), key.file, [], key.file) ?? key;
+  } catch {
+    return key;
+  }
 }
 
 function readKeyEncryptionKey(
@@ -147,7 +163,7 @@ function readKeyEncryptionKey(
     } catch (err) {
       problems.push(`KEY_ENCRYPTION_KEY_FILE: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
-    if (text !== undefined) key = parseKeyEncryptionKey(text, file, problems);
+    if (text !== undefined) key = parseKeyEncryptionKey(text, file, problems, file);
   }
   return key;
 }

@@ -3,7 +3,7 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseKeyEncryptionKey, SecretKey, type Config } from '../config/index.js';
+import { parseKeyEncryptionKey, rereadKeyFile, SecretKey, type Config } from '../config/index.js';
 import type { DbKind } from '../db/index.js';
 import type { Logger } from '../log.js';
 
@@ -82,14 +82,18 @@ export interface ResolvedKek {
 /**
  * The key-encryption key to use: KEY_ENCRYPTION_KEY / KEY_ENCRYPTION_KEY_FILE when set; else, with the embedded
  * database, DATA_DIR/key-encryption-key (generated on first use, 0600, and logged); else (PostgreSQL) none when
- * ALLOW_PLAINTEXT_KEYS=true, otherwise KeyEncryptionError: the server refuses to start.
+ * ALLOW_PLAINTEXT_KEYS=true, otherwise KeyEncryptionError: the server refuses to start. `reread`: KeyRing asks
+ * again (a row names another key): KEY_ENCRYPTION_KEY_FILE is read afresh (rereadKeyFile), DATA_DIR's file always is.
  */
 export function resolveKeyEncryptionKey(
   config: Pick<Config, 'keyEncryptionKey' | 'allowPlaintextKeys' | 'dataDir'>,
   kind: DbKind,
   log?: Logger,
+  reread = false,
 ): ResolvedKek {
-  if (config.keyEncryptionKey) return { key: config.keyEncryptionKey };
+  // Asked again (KeyRing: a row sealed under another key): KEY_ENCRYPTION_KEY_FILE as it is now, so instances whose
+  // file was replaced after `sat keys rewrap` follow it without a restart.
+  if (config.keyEncryptionKey) return { key: reread ? rereadKeyFile(config.keyEncryptionKey) : config.keyEncryptionKey };
   if (kind === 'postgres') {
     if (config.allowPlaintextKeys) return { key: undefined };
     throw new KeyEncryptionError(

@@ -22,12 +22,14 @@ export {
   keyRetentionMs,
   listSigningKeys,
   loadKeySet,
+  loadKeySetInPart,
   loadPublicKeySet,
   publicJwk,
   pruneSigningKeys,
   recordSignerTokenTtl,
   removeSigningKey,
   retentionOf,
+  retirementTimes,
   rewrapSigningKeys,
   rotateSigningKey,
   rotateSigningKeyIfDue,
@@ -38,6 +40,7 @@ export {
   SigningKeyRemovalError,
   sealPlaintextKeys,
   type KeySet,
+  type PartialKeySet,
   type PendingSigningKey,
   type PublicKeySet,
   type SigningAlg,
@@ -83,7 +86,7 @@ export function openKeyRing(
 ): KeyRing {
   let first = true;
   return new KeyRing(() => {
-    const resolved = resolveKeyEncryptionKey(config, kind, first ? log : undefined);
+    const resolved = first ? resolveKeyEncryptionKey(config, kind, log) : resolveKeyEncryptionKey(config, kind, undefined, true);
     first = false;
     return resolved;
   });

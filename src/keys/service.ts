@@ -90,8 +90,9 @@ function pairs(jwk: Record<string, unknown>, pub: Record<string, unknown>): bool
 
 /**
  * Holds the key-encryption key and the private keys opened with it (by kid: each sealed key is opened once per
- * process). `resolve` is asked again when a row was sealed under another key (after `sat keys rewrap`, when the key
- * lives in a file that was replaced), so a running server follows a rewrap without a restart where it can.
+ * process). `resolve` is asked again when a row was sealed under another key (after `sat keys rewrap`): it reads
+ * KEY_ENCRYPTION_KEY_FILE or DATA_DIR's generated key file afresh (resolveKeyEncryptionKey), so a running server
+ * whose file was replaced follows a rewrap without a restart; a key from KEY_ENCRYPTION_KEY needs one.
  */
 export class KeyRing {
   #kek: ResolvedKek;
@@ -461,6 +462,26 @@ export async function rotateSigningKeyIfDue(
 }
 
 /**
+ * When each superseded key leaves the JWKS (and may be pruned), by loadPublicKeySet's rule: the moment its successor
+ * (the next newer key whose time has come) started signing, plus retentionOf(key, `retentionMs`). Keys that sign or
+ * are pending at `now` are absent. For `sat keys list`. Pure.
+ */
+export function retirementTimes(
+  rows: ReadonlyArray<Pick<SigningKeyRow, 'kid' | 'alg' | 'not_before' | 'max_token_ttl_seconds'>>,
+  now: Date,
+  retentionMs: number,
+): Map<string, Date> {
+  const out = new Map<string, Date>();
+  let supersededAt: number | undefined; // when the next newer active key started signing
+  for (const row of [...rows].sort(newestFirst)) {
+    if (row.not_before.getTime() > now.getTime()) continue;
+    if (supersededAt !== undefined) out.set(row.kid, new Date(supersededAt + retentionOf(row, retentionMs)));
+    supersededAt = row.not_before.getTime();
+  }
+  return out;
+}
+
+/**
  * The keys to publish and the one to sign with at `now` (`retentionMs`: this process's keyRetentionMs): the newest
  * key of any algorithm whose not_before has passed signs (signerAt), with its own algorithm (`signingAlg`); pending
  * keys are published; a superseded key stays published for retentionOf(key, retentionMs) after its successor
@@ -503,6 +524,58 @@ export async function loadKeySet(db: Db, ring: KeyRing, now: Date, retentionMs: 
     signingKid: set.signingKid,
     signingAlg: set.signingAlg,
     fingerprint: set.fingerprint,
+  };
+}
+
+/** A key set this process could load only in part (loadKeySetInPart): some published keys do not open here. */
+export interface PartialKeySet extends KeySet {
+  /** Published keys whose private part does not open in this process (sealed under a key-encryption key it lacks). */
+  unopened: string[];
+  /** Whether the key this process signs with is one the database publishes (false: its tokens verify nowhere). */
+  signerPublished: boolean;
+}
+
+/**
+ * The key set of a process that cannot open every published key (loadKeySet threw KeyEncryptionError: a key added
+ * after `sat keys rewrap`, on an instance that does not have the new key-encryption key yet). It publishes exactly
+ * what the database publishes at `now` (public halves are stored in clear), so keys added, pruned or removed by
+ * `sat keys remove` show in this instance's JWKS as in every other's; it signs with the database's signer when that
+ * opens here, else with `previous`'s signer (what this process signed with until now: it never signs with a key it
+ * could not authenticate), which `signerPublished` says whether the database still publishes. The private keys are
+ * the signer's plus those of the published keys that open. Undefined when no key signs yet. Pure but for the read.
+ */
+export async function loadKeySetInPart(
+  db: Db,
+  ring: KeyRing,
+  now: Date,
+  retentionMs: number,
+  previous: Pick<KeySet, 'keys' | 'signingKid' | 'signingAlg'>,
+): Promise<PartialKeySet | undefined> {
+  const set = await loadPublicKeySet(db, now, retentionMs);
+  if (!set) return undefined;
+  const opened = new Map<string, JWK>();
+  const unopened: string[] = [];
+  for (const row of set.rows) {
+    try {
+      opened.set(row.kid, ring.privateJwk(row));
+    } catch (err) {
+      if (!(err instanceof KeyEncryptionError)) throw err;
+      unopened.push(row.kid);
+    }
+  }
+  const ownSigner = opened.get(set.signingKid);
+  const signer = ownSigner ?? previous.keys[0]!;
+  const signingKid = ownSigner ? set.signingKid : previous.signingKid;
+  const others = set.rows.filter((r) => r.kid !== signingKid && opened.has(r.kid)).map((r) => opened.get(r.kid)!);
+  return {
+    keys: [signer, ...others],
+    publicKeys: set.keys,
+    signingKid,
+    signingAlg: ownSigner ? set.signingAlg : previous.signingAlg,
+    // Another signer or another published set than the complete load's: any change of either rebuilds.
+    fingerprint: `${signingKid}|${set.keys.map((k) => k.kid).sort().join(',')}|unopened:${unopened.sort().join(',')}`,
+    unopened,
+    signerPublished: set.rows.some((r) => r.kid === signingKid),
   };
 }
 

@@ -8,6 +8,7 @@ import {
   ensureSigningKey,
   keyRetentionMs,
   loadKeySet,
+  loadKeySetInPart,
   openKeyRing,
   pruneSigningKeys,
   recordSignerTokenTtl,
@@ -58,9 +59,17 @@ export interface OAuth {
   middleware: Middleware;
   /**
    * Re-reads the key set at deps.clock(); rebuilds the provider and the JWKS when it changed. Returns true on a
-   * change. A key that does not open (wrong key-encryption key) is logged and the current set kept: never signs garbage.
+   * change. When a published key does not open here (a key added after `sat keys rewrap`, on an instance without the
+   * new key-encryption key), the JWKS still becomes what the database publishes and the signer stays one this
+   * process opened (loadKeySetInPart), logged once a minute and shown by `keyHealth`: never signs garbage.
    */
   reloadKeys(): Promise<boolean>;
+  /**
+   * Whether this instance holds the database's key set: `unopened` the published kids it cannot open (empty when
+   * all open), `signerPublished` false when it signs with a key the database no longer publishes (its tokens verify
+   * nowhere: /readyz answers 503).
+   */
+  readonly keyHealth: { unopened: readonly string[]; signerPublished: boolean };
   /** Deletes keys superseded longer ago than the longest access token lifetime plus an hour. */
   pruneKeys(): Promise<number>;
   /** Automatic rotation (KEY_ROTATION_DAYS): adds a key published ahead when due, then reloads. Returns its kid. */
@@ -99,7 +108,6 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
     // Older dumps and backups still hold them in clear, and they still sign: a rotation retires them (docs/keys.md).
     deps.log.warn('signing keys encrypted at rest; copies taken while they were in clear still hold them: run `sat keys rotate` to retire them', { keys: sealed });
   }
-  if (!ring.kek.key) deps.log.warn('signing keys are stored in clear (ALLOW_PLAINTEXT_KEYS=true): a database dump can forge tokens');
   // A key of SIGNING_ALG signs or will sign (ensureSigningKey, under the table lock): the first key on an empty
   // database; after a change of SIGNING_ALG, a key of the new algorithm published now that signs only
   // KEY_PUBLISH_AHEAD_SECONDS later (SPEC Part 2 "Signing-key rotation never fails a verifier"). Until then the
@@ -126,6 +134,8 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
 
   const switching = await ensure(); // at every start, not only on an empty table: SIGNING_ALG may have changed
   let keySet = await load();
+  // Only once the keys loaded: keys sealed before, with no key-encryption key now, refused the start above instead.
+  if (!ring.kek.key) deps.log.warn('signing keys are stored in clear (ALLOW_PLAINTEXT_KEYS=true): a database dump can forge tokens');
   if (switching?.kid === keySet.signingKid) {
     deps.log.warn(`SIGNING_ALG changed to ${config.signingAlg}: the new key signs at once (KEY_PUBLISH_AHEAD_SECONDS is 0)`, {
       signing_kid: keySet.signingKid,
@@ -198,10 +208,34 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
     reloading = run.catch(() => undefined);
     return run;
   };
+  let keyHealth: OAuth['keyHealth'] = { unopened: [], signerPublished: true };
   const reloadOnce = async (): Promise<boolean> => {
     let next: KeySet;
     try {
-      next = await load();
+      try {
+        next = await load();
+        keyHealth = { unopened: [], signerPublished: true };
+      } catch (err) {
+        if (!(err instanceof KeyEncryptionError)) throw err;
+        // A published key does not open here: publish what the database publishes all the same (a key removed by
+        // `sat keys remove` leaves this JWKS too, one added elsewhere enters it), signing with what opens.
+        const partial = await loadKeySetInPart(deps.db.knex, ring, deps.clock(), retention, keySet);
+        if (!partial) throw err;
+        keyHealth = { unopened: partial.unopened, signerPublished: partial.signerPublished };
+        const now = Date.now();
+        if (now - lastReloadError >= 60_000) {
+          lastReloadError = now;
+          deps.log.error(
+            'signing keys do not open with this instance\'s key-encryption key: they are published but cannot sign here; ' +
+              (partial.signerPublished
+                ? `still signing with ${partial.signingKid}`
+                : `still signing with ${partial.signingKid}, which the database no longer publishes: its tokens verify nowhere, /readyz answers 503`) +
+              '; configure the current key-encryption key (after sat keys rewrap: restart with the new one)',
+            { unopened: partial.unopened, signing_kid: partial.signingKid, err },
+          );
+        }
+        next = partial;
+      }
     } catch (err) {
       // Every 2 s during a database outage: counted with the outage's other refusals (one line, no stack, then
       // summaries: db/outage.ts); the loaded keys keep signing.
@@ -213,13 +247,11 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
       const now = Date.now();
       if (now - lastReloadError >= 60_000) {
         lastReloadError = now;
-        if (err instanceof KeyEncryptionError) {
-          deps.log.error('signing keys not reloaded: a key does not open; still signing with the keys loaded before', { err });
-        } else deps.log.warn('signing keys not reloaded; still signing with the keys loaded before', { err });
+        deps.log.warn('signing keys not reloaded; still signing with the keys loaded before', { err });
       }
       return false;
     }
-    lastReloadError = 0;
+    if (keyHealth.unopened.length === 0) lastReloadError = 0;
     if (next.fingerprint === keySet.fingerprint) return false;
     current = await build(next);
     // Keys that left the set (pruned, or deleted by `sat keys remove`) are named: an incident's removal shows here.
@@ -240,6 +272,9 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
     middleware,
     get keySet() {
       return keySet;
+    },
+    get keyHealth() {
+      return keyHealth;
     },
     get fastPathEnabled() {
       return current.fastPath.enabled;

@@ -1,4 +1,4 @@
-import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JWK, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { Middleware } from 'koa';
 import { LRUCache } from 'lru-cache';
 import type { Deps } from '../deps.js';
@@ -6,13 +6,6 @@ import { authenticateForIntrospection, findIntrospectedSubject, type Introspecte
 import { callerEndpoint, type RecordCallerUse } from './caller.js';
 import { keyRetentionMs, loadPublicKeySet, type KeySet } from '../keys/index.js';
 
-const PUBLIC_MEMBERS = ['kty', 'crv', 'x', 'y', 'n', 'e', 'kid', 'alg', 'use'] as const;
-
-function publicJwk(jwk: JWK): JWK {
-  const out: Record<string, unknown> = {};
-  for (const k of PUBLIC_MEMBERS) if (jwk[k] !== undefined) out[k] = jwk[k];
-  return out as JWK;
-}
 
 /** The claims of one of our access tokens, once its signature, issuer, audience, type and times check out. */
 export interface AccessTokenClaims extends JWTPayload {
@@ -40,11 +33,11 @@ const VERIFIED_TOKENS = 10_000;
  * answers from there after checking `exp` and `nbf` again at `deps.clock()` as jose does. Only the signature
  * check is remembered: revocation and the client's row are read per request by the callers.
  */
-export function createAccessTokenVerifier(deps: Deps, keySet: () => KeySet) {
+export function createAccessTokenVerifier(deps: Deps, keySet: () => Pick<KeySet, 'publicKeys' | 'fingerprint'>) {
   let cached: { fingerprint: string; jwks: JWTVerifyGetKey; algs: string[] } | undefined;
-  const verifierFor = (set: Pick<KeySet, 'keys' | 'fingerprint'>) => {
+  const verifierFor = (set: Pick<KeySet, 'publicKeys' | 'fingerprint'>) => {
     if (cached?.fingerprint !== set.fingerprint) {
-      const keys = set.keys.map(publicJwk);
+      const keys = set.publicKeys; // what /jwks publishes, also when some keys do not open here (loadKeySetInPart)
       cached = {
         fingerprint: set.fingerprint,
         jwks: createLocalJWKSet({ keys }),
@@ -85,13 +78,13 @@ export function createAccessTokenVerifier(deps: Deps, keySet: () => KeySet) {
       return undefined;
     }
     const current = keySet();
-    let set: Pick<KeySet, 'keys' | 'fingerprint'> = current;
-    if (typeof kid === 'string' && !set.keys.some((k) => k.kid === kid)) {
+    let set: Pick<KeySet, 'publicKeys' | 'fingerprint'> = current;
+    if (typeof kid === 'string' && !set.publicKeys.some((k) => k.kid === kid)) {
       const fresh = await loadPublicKeySet(deps.db.knex, deps.clock(), keyRetentionMs(deps.config.accessTokenTtlSeconds));
       if (!fresh || !fresh.keys.some((k) => k.kid === kid)) return undefined;
-      set = fresh;
+      set = { publicKeys: fresh.keys, fingerprint: fresh.fingerprint };
     }
-    const { jwks, algs } = set === current ? verifierFor(set) : { jwks: createLocalJWKSet({ keys: set.keys.map(publicJwk) }), algs: undefined };
+    const { jwks, algs } = set === current ? verifierFor(set) : { jwks: createLocalJWKSet({ keys: set.publicKeys }), algs: undefined };
     try {
       const { payload } = await jwtVerify(token, jwks, {
         issuer: deps.config.issuer,

@@ -4,13 +4,19 @@ import { briefDatabaseError, pingDb } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { listSigningKeys, signingKeySchedule } from '../keys/index.js';
 import { mailQueueStats } from '../mail/index.js';
-import { mailFailedMessages, mailQueueDepth, mailQueueOldestAge, registry, setOrOmit, signingKeyAge, signingKeyNextRotation } from '../metrics.js';
+import { mailFailedMessages, mailQueueDepth, mailQueueOldestAge, registry, setOrOmit, signingKeyAge, signingKeyNextRotation, signingKeysUnopened } from '../metrics.js';
 
 /**
  * GET /healthz (alive), /readyz (database reachable and not shutting down, 503 otherwise), /metrics (Prometheus
- * text). `lifecycle.draining` turns /readyz to 503 at once on SIGTERM (SPEC "Operations").
+ * text). `lifecycle.draining` turns /readyz to 503 at once on SIGTERM (SPEC "Operations"). `signing.keyHealth`
+ * (the OAuth edge's): /readyz is 503 while this instance signs with a key the database no longer publishes (its
+ * tokens verify nowhere), and `sat_signing_keys_unopened` counts the published keys it cannot open.
  */
-export function opsRouter(deps: Deps, lifecycle: { readonly draining: boolean } = { draining: false }): Router {
+export function opsRouter(
+  deps: Deps,
+  lifecycle: { readonly draining: boolean } = { draining: false },
+  signing: { readonly keyHealth: { unopened: readonly string[]; signerPublished: boolean } } = { keyHealth: { unopened: [], signerPublished: true } },
+): Router {
   const router = new Router({ sensitive: true, strict: true }); // exact paths, as the admin API's
   router.get('/healthz', (ctx) => {
     ctx.set('Cache-Control', 'no-store');
@@ -31,6 +37,12 @@ export function opsRouter(deps: Deps, lifecycle: { readonly draining: boolean } 
       return;
     }
     const database = await pingDb(deps.db.knex);
+    if (database === 'ok' && !signing.keyHealth.signerPublished) {
+      // A key added after `sat keys rewrap` signs everywhere else and this instance cannot open it (docs/keys.md).
+      ctx.status = 503;
+      ctx.body = { status: 'unavailable', database, signing_key: 'unpublished' };
+      return;
+    }
     ctx.status = database === 'ok' ? 200 : 503;
     ctx.body = { status: database === 'ok' ? 'ready' : 'unavailable', database };
   });
@@ -83,6 +95,7 @@ export function opsRouter(deps: Deps, lifecycle: { readonly draining: boolean } 
       setOrOmit('sat_signing_key_next_rotation_seconds', signingKeyNextRotation, null);
       unreadable('the signing keys', err);
     }
+    signingKeysUnopened.set(signing.keyHealth.unopened.length); // this instance's, not the database's
     ctx.type = registry.contentType;
     ctx.body = await registry.metrics();
   });

@@ -6,7 +6,9 @@ import pgModule from 'pg';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { dataDirKeyFile } from '../../src/keys/index.js';
 import { runSat, runSatInProcess } from '../support/cli.js';
-import { createTestDb, describeEmbedded, testDatabases, type TestDb } from '../support/db.js';
+import { runCommand } from '../../src/commands.js';
+import { TestClock } from '../support/clock.js';
+import { createTestDb, describeEmbedded, describePostgres, testDatabases, type TestDb } from '../support/db.js';
 import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
 
@@ -111,6 +113,9 @@ describe.each(testDatabases())('signing keys at rest on %s', (kind) => {
     // Embedded: the server held the database, so the command ran inside it, and replaced the generated key file.
     if (kind === 'embedded') expect(out.replaced_key_file).toBe(dataDirKeyFile(db.dataDir));
     expect(await exchange(s, t.client_id, t.client_secret)).toBeDefined(); // still signing
+    // The same key again (a script run twice): nothing to do, and said so.
+    const again = await runSatInProcess(['keys', 'rewrap', '--new-key-file', file], kind === 'postgres' ? { ...db.env, KEY_ENCRYPTION_KEY: next } : db.env);
+    expect([again.code, again.stdout]).toEqual([0, expect.stringMatching(/^Every signing key is already sealed under this key-encryption key \(id \S+\): nothing changed\n$/)]);
 
     const env: Record<string, string> = kind === 'postgres' ? { KEY_ENCRYPTION_KEY: next } : {};
     const after = await restart(env);
@@ -220,6 +225,99 @@ describe.each(testDatabases())('a damaged signing-key row on %s', (kind) => {
   });
 });
 
+describePostgres('an instance that cannot open a key added after `sat keys rewrap` (PostgreSQL, two instances)', () => {
+  let db: TestDb;
+  const servers: TestServer[] = [];
+  let kekFile: string;
+  beforeAll(async () => {
+    db = await createTestDb('postgres');
+    kekFile = path.join(db.dataDir, '..', `${path.basename(db.dataDir)}-kek-file`);
+    writeFileSync(kekFile, db.env.KEY_ENCRYPTION_KEY! + '\n', { mode: 0o600 });
+  });
+  afterAll(async () => {
+    for (const s of servers) await s.close();
+    rmSync(kekFile, { force: true });
+    await db?.drop();
+  });
+
+  it('publishes what the database publishes (a removed key leaves its JWKS too), signs only with keys it opened, answers /readyz 503 once its signer is unpublished, and follows a replaced KEY_ENCRYPTION_KEY_FILE', async () => {
+    const clock = new TestClock(); // one clock for both instances and the commands run in them
+    const a = await startServer(db, { KEY_ENCRYPTION_KEY: '', KEY_ENCRYPTION_KEY_FILE: kekFile }, { clock, jobs: 'manual' });
+    servers.push(a);
+    const admin = await makeAdmin(a.deps);
+    const t = await makeToken(a.deps, admin);
+    const oldKid = a.oauth.keySet.signingKid;
+    const oldToken = await exchange(a, t.client_id, t.client_secret);
+
+    // The operator rewraps under a new key and gives it to a second instance only; that one rotates in an emergency.
+    const next = newKek();
+    const nextFile = path.join(db.dataDir, 'new-kek');
+    writeFileSync(nextFile, next + '\n', { mode: 0o600 });
+    expect((await runSatInProcess(['keys', 'rewrap', '--new-key-file', nextFile], db.env)).code).toBe(0);
+    const b = await startServer(db, { KEY_ENCRYPTION_KEY: next, ISSUER: a.issuer }, { clock, jobs: 'manual' }); // behind one name, as instances are
+    servers.push(b);
+    const rotated = await runCommand(b.deps, 'keys-rotate', { now: true });
+    const newKid = (rotated as { result: { kid: string } }).result.kid;
+    await b.oauth.reloadKeys();
+    await a.oauth.reloadKeys();
+
+    const kids = async (s: TestServer) => ((await (await fetch(`${s.url}/jwks`)).json()) as JSONWebKeySet).keys.map((k) => k.kid).sort();
+    const ready = async (s: TestServer) => {
+      const res = await fetch(`${s.url}/readyz`);
+      return { status: res.status, body: (await res.json()) as unknown };
+    };
+    const unopened = async (s: TestServer) => /^sat_signing_keys_unopened (\d+)$/m.exec(await (await fetch(`${s.url}/metrics`)).text())?.[1];
+    const introspect = async (s: TestServer, token: string) =>
+      (
+        (await (
+          await fetch(`${s.url}/token/introspection`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(t.client_id, t.client_secret) },
+            body: new URLSearchParams({ token }).toString(),
+          })
+        ).json()) as { active: boolean }
+      ).active;
+
+    // A publishes the new key it cannot open, as B does, and keeps signing with the key it holds (still published).
+    expect(await kids(a)).toEqual(await kids(b));
+    expect(await kids(a)).toEqual([oldKid, newKid].sort());
+    expect(a.oauth.keyHealth).toEqual({ unopened: [newKid], signerPublished: true });
+    expect(decodeProtectedHeader(await exchange(a, t.client_id, t.client_secret)).kid).toBe(oldKid);
+    const newToken = await exchange(b, t.client_id, t.client_secret);
+    expect(decodeProtectedHeader(newToken).kid).toBe(newKid);
+    await expect(jwtVerify(newToken, createLocalJWKSet({ keys: ((await (await fetch(`${a.url}/jwks`)).json()) as JSONWebKeySet).keys }))).resolves.toBeDefined();
+    expect(await introspect(a, newToken)).toBe(true);
+    expect(await ready(a)).toEqual({ status: 200, body: { status: 'ready', database: 'ok' } });
+    expect(await unopened(a)).toBe('1');
+    expect(await unopened(b)).toBe('0');
+    const errors = () => a.logLines.filter((l) => l.includes('do not open with this instance'));
+    expect(errors()).toEqual([expect.stringContaining(newKid)]);
+
+    // The old key is removed (it leaked, say): it leaves A's JWKS and introspection too, though A still signs with it.
+    clock.advance(11_000);
+    expect((await runCommand(b.deps, 'keys-remove', { kid: oldKid })).ok).toBe(true);
+    await b.oauth.reloadKeys();
+    await a.oauth.reloadKeys();
+    expect(await kids(a)).toEqual([newKid]);
+    expect(await kids(b)).toEqual([newKid]);
+    expect(await introspect(a, oldToken)).toBe(false);
+    expect(a.oauth.keyHealth).toEqual({ unopened: [newKid], signerPublished: false });
+    expect(await ready(a)).toEqual({ status: 503, body: { status: 'unavailable', database: 'ok', signing_key: 'unpublished' } });
+
+    // The operator puts the new key into A's KEY_ENCRYPTION_KEY_FILE: A follows without a restart.
+    writeFileSync(kekFile, next + '\n', { mode: 0o600 });
+    expect(await a.oauth.reloadKeys()).toBe(true);
+    expect(a.oauth.keyHealth).toEqual({ unopened: [], signerPublished: true });
+    expect(decodeProtectedHeader(await exchange(a, t.client_id, t.client_secret)).kid).toBe(newKid);
+    expect(await ready(a)).toEqual({ status: 200, body: { status: 'ready', database: 'ok' } });
+    expect(await unopened(a)).toBe('0');
+    // ... and may add keys again (sealed under the new key, which B opens).
+    expect((await runCommand(a.deps, 'keys-rotate', { now: false })).ok).toBe(true);
+    expect(await b.oauth.reloadKeys()).toBe(true);
+    expect(b.oauth.keyHealth.unopened).toEqual([]);
+  });
+});
+
 const pg = testDatabases().includes('postgres') ? describe : describe.skip;
 
 pg('PostgreSQL without a key-encryption key', () => {
@@ -250,6 +348,14 @@ pg('PostgreSQL without a key-encryption key', () => {
     const sealed = (await server.deps.db.knex('signing_keys').select('*')) as Array<{ kid: string; private_jwk: unknown; sealed_jwk: unknown }>;
     expect(sealed.map((r) => r.kid).sort()).toEqual(plain.map((r) => r.kid).sort());
     expect(sealed.every((r) => r.private_jwk === null && typeof r.sealed_jwk === 'string')).toBe(true);
+
+    // Sealed keys and no key-encryption key: ALLOW_PLAINTEXT_KEYS does not open them; the start is refused, and its
+    // log does not claim the keys are stored in clear.
+    await server.close();
+    server = undefined;
+    const refusedLog: string[] = [];
+    await expect(startServer({ ...db, env: noKey }, { ALLOW_PLAINTEXT_KEYS: 'true' }, { logLines: refusedLog })).rejects.toThrow(/encrypted but no key-encryption key/);
+    expect(refusedLog.filter((l) => l.includes('stored in clear'))).toEqual([]);
   });
 });
 

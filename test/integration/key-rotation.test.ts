@@ -114,6 +114,7 @@ describe.each(testDatabases())('signing-key rotation on %s', (kind) => {
     expect(listed.stdout).toMatch(new RegExp(`^${oldKid}  \\S+  signing   (NOT )?encrypted`, 'm'));
     expect(listed.stdout).toContain(`${newKid}  ${server.deps.config.signingAlg}  pending   signs from ${signs_from}  `);
     expect(listed.stdout).toContain(`Signing with ${oldKid}\n`);
+    expect(listed.stdout).toMatch(/^Next automatic rotation: \d{4}-\d\d-\d\dT[\d:.]+Z \(a new key published then\)$/m);
     const listedJson = JSON.parse((await runSatInProcess(['keys', 'list', '--json'], db.env)).stdout) as { signing_kid: string; published: Array<{ kid: string; status: string }> };
     expect(listedJson.signing_kid).toBe(oldKid);
     expect(listedJson.published).toEqual(expect.arrayContaining([expect.objectContaining({ kid: newKid, status: 'pending', signs_from })]));
@@ -295,11 +296,17 @@ describe.each(testDatabases())('retention across instances with different token 
     await server.oauth.reloadKeys();
     expect(await jwksKids()).toEqual([next, first]);
     expect(await server.oauth.pruneKeys()).toBe(0);
-    const keysList = (await runCommand(server.deps, 'keys-list', {})) as { result: { published: Array<{ kid: string; status: string }> } };
-    expect(keysList.result.published.map((k) => [k.kid, k.status])).toEqual([
-      [next, 'signing'],
-      [first, 'retiring'],
+    const keysList = (await runCommand(server.deps, 'keys-list', {})) as {
+      result: { next_rotation_at: string | null; published: Array<{ kid: string; status: string; published_until: string | null }> };
+    };
+    // Each superseded key says when it leaves the JWKS: its successor's start plus its longest lifetime and an hour.
+    const leaves = new Date((await row(next)).not_before.getTime() + (7200 + 3600) * 1000).toISOString();
+    expect(keysList.result.published.map((k) => [k.kid, k.status, k.published_until])).toEqual([
+      [next, 'signing', null],
+      [first, 'retiring', leaves],
     ]);
+    // The next automatic rotation: KEY_ROTATION_DAYS (90) after the newest key started, less the ahead window (60 s).
+    expect(keysList.result.next_rotation_at).toBe(new Date((await row(next)).not_before.getTime() + 90 * 86_400_000 - 60_000).toISOString());
     // Past the longest lifetime plus an hour, it goes.
     later(7200 - TTL);
     await server.oauth.reloadKeys();
