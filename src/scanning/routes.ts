@@ -125,7 +125,7 @@ export function scanningRouter(deps: Deps, opened?: ScanningKeys): Router {
     }
     const alerts = validate(alertsBody, parseJsonBody(body));
     const reports: LeakReport[] = alerts.map((a) => ({
-      secret: a.token,
+      secret: a.token.trim(), // the answer's token_raw stays as sent
       url: storable(a.url, MAX_ALERT_URL_LENGTH),
       source: storable(a.source, MAX_ALERT_SOURCE_LENGTH) ?? 'unknown',
     }));
@@ -153,16 +153,27 @@ export function scanningRouter(deps: Deps, opened?: ScanningKeys): Router {
     };
     const decision = limiter.hit(bucket);
     if (!decision.allowed) throw refuse(decision.retryAfterSeconds);
-    refuseContentEncoding(ctx);
-    refuseNonJsonBody(ctx);
-    const { credentials } = validate(publicRevokeBody, parseJsonBody(await readJsonBodyBytes(ctx, MAX_REVOKE_BODY_BYTES)));
-    // A report the database will act on also counts where every instance sees it: the limit is per address, not per
-    // instance behind a load balancer (the count above spares the database a flood; malformed bodies cost none).
-    const waitSeconds = await registerAddressCall(deps.db.knex, `report:${bucket}`, deps.clock(), deps.config.loginThrottle, 60, PUBLIC_REVOKE_CALLS_PER_MINUTE);
+    // Every call that got past the count above also counts where every instance sees it: the limit is per address,
+    // not per instance behind a load balancer (the count above spares the database a flood: at most 10 writes a
+    // minute per address and instance).
+    const countShared = () => registerAddressCall(deps.db.knex, `report:${bucket}`, deps.clock(), deps.config.loginThrottle, 60, PUBLIC_REVOKE_CALLS_PER_MINUTE);
+    let credentials: string[];
+    try {
+      refuseContentEncoding(ctx);
+      refuseNonJsonBody(ctx);
+      ({ credentials } = validate(publicRevokeBody, parseJsonBody(await readJsonBodyBytes(ctx, MAX_REVOKE_BODY_BYTES))));
+    } catch (err) {
+      // A malformed call counts too, at best effort: a database out of reach leaves its 4xx a 4xx.
+      const wait = await countShared().catch(() => undefined);
+      if (wait !== undefined) throw refuse(wait);
+      throw err;
+    }
+    const waitSeconds = await countShared();
     if (waitSeconds !== undefined) throw refuse(waitSeconds);
     await reportLeakedSecrets(
       deps,
-      credentials.map((secret) => ({ secret, url: null, source: 'public report' })),
+      // As pasted from a log or a .env file: the whitespace around a secret is not part of it.
+      credentials.map((secret) => ({ secret: secret.trim(), url: null, source: 'public report' })),
       { reporter: 'public-report', action: 'revoke', ip: ctx.ip || null },
     );
     // The same answer whatever matched: the caller learns nothing about which secrets were live.
