@@ -103,8 +103,13 @@ export function parseClientCredentials(authorization: string | undefined, form: 
     return { method: 'client_secret_basic', ...basic };
   }
   if (postedId === undefined && postedSecret === undefined) return undefined;
-  if (postedId === undefined || postedSecret === undefined) {
-    throw new ClientAuthenticationFailed('client_secret_post needs both client_id and client_secret', false);
+  if (postedSecret === undefined) {
+    // Said for every kind of client: a private_key_jwt one that forgot its assertion gets here too.
+    throw new ClientAuthenticationFailed(
+      'client_id alone authenticates no client: send its client_secret too (or HTTP Basic), or, for private_key_jwt, a client_assertion',
+      false,
+    );
   }
+  if (postedId === undefined) throw new ClientAuthenticationFailed('client_secret needs its client_id (or HTTP Basic)', false);
   return { method: 'client_secret_post', clientId: postedId, secret: postedSecret };
 }

@@ -51,5 +51,15 @@ describe('parseClientCredentials', () => {
     }
     expect(() => parseClientCredentials(undefined, form({ client_id: 'id' }))).toThrow(ClientAuthenticationFailed);
     expect(() => parseClientCredentials(undefined, form({ client_secret: 's' }))).toThrow(ClientAuthenticationFailed);
+    // A client_id alone is told what else could go with it, a private_key_jwt client (which has no secret) too.
+    const description = (params: Record<string, string>) => {
+      try {
+        parseClientCredentials(undefined, form(params));
+      } catch (err) {
+        return (err as ClientAuthenticationFailed).error_description;
+      }
+    };
+    expect(description({ client_id: 'id' })).toMatch(/client_secret .*client_assertion/);
+    expect(description({ client_secret: 's' })).toBe('client_secret needs its client_id (or HTTP Basic)');
   });
 });
