@@ -92,4 +92,61 @@ describe.each(testDatabases())('console review findings on %s (Chromium)', (kind
       expect(w.problems).toEqual([]);
     });
   });
+
+  it('shows a right-to-left token name in one visual order everywhere: list, breadcrumb, heading, dialogs, audit log', async () => {
+    const NAME = 'مرحبا_Token';
+    const created = await api('POST', '/tokens', tokenBody({ name: NAME }));
+    expect(created.status).toBe(201);
+    /** Whether "Token" is drawn left of the Arabic word in the text node under `loc` that holds the name. */
+    const order = (loc: Locator) =>
+      loc.evaluate((root: any, name: string) => {
+        const d = (globalThis as any).document;
+        const walker = d.createTreeWalker(root, 4 /* NodeFilter.SHOW_TEXT */);
+        for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+          const at = String(n.textContent).indexOf(name);
+          if (at < 0) continue;
+          const left = (from: number, to: number) => {
+            const range = d.createRange();
+            range.setStart(n, at + from);
+            range.setEnd(n, at + to);
+            return range.getBoundingClientRect().left as number;
+          };
+          const latin = name.indexOf('Token');
+          return left(latin, latin + 5) < left(0, 5) ? 'Token first' : 'Arabic first';
+        }
+        return 'name not found';
+      }, NAME);
+
+    const seen: Record<string, string> = {};
+    await page.goto(`${server.url}/admin#/token?id=${created.body.id}`);
+    await page.getByRole('heading', { level: 1, name: NAME }).waitFor();
+    seen.breadcrumb = await order(page.locator('#token-crumb'));
+    seen.heading = await order(page.locator('#token-title'));
+    await page.locator('#token-edit').click();
+    await page.locator('#edit-dialog').waitFor();
+    seen['edit dialog'] = await order(page.locator('#edit-title'));
+    await page.keyboard.press('Escape');
+    await page.getByRole('navigation', { name: 'Breadcrumb' }).getByRole('link', { name: 'System Access Token' }).click();
+    const row = page.locator('#token-rows tr', { hasText: NAME });
+    await row.waitFor();
+    seen['list row'] = await order(row.locator('.col-name'));
+    await row.getByRole('button', { name: `Revoke access for ${NAME}` }).click();
+    seen['revoke dialog'] = await order(page.locator('#revoke-title'));
+    await page.keyboard.press('Escape');
+    await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Audit log' }).click();
+    const event = page.locator('#audit-rows tr', { hasText: NAME }).first();
+    await event.waitFor();
+    seen['audit log'] = await order(event.locator('.col-token'));
+    expect(seen).toEqual({
+      breadcrumb: 'Token first',
+      heading: 'Token first',
+      'edit dialog': 'Token first',
+      'list row': 'Token first',
+      'revoke dialog': 'Token first',
+      'audit log': 'Token first',
+    });
+    await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'System Access Token' }).click();
+    await heading(page, 'System Access Token');
+    expect(w.problems).toEqual([]);
+  });
 });

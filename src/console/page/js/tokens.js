@@ -627,7 +627,7 @@ function tokenRow(token) {
     cell(
       'Name',
       'col-name',
-      el('a', { class: 'token-name', href: tokenHref(token.id), title: 'Details, limits, secrets and events' }, token.name),
+      el('a', { class: 'token-name', href: tokenHref(token.id), title: 'Details, limits, secrets and events', dir: 'auto' }, token.name),
       token.auth_method === 'private_key_jwt' ? [' ', el('span', { class: 'tag', title: 'private_key_jwt' }, 'Public key')] : null,
       token.require_dpop ? [' ', el('span', { class: 'tag', title: 'access tokens only with a DPoP proof' }, 'DPoP')] : null,
     ),
