@@ -149,4 +149,91 @@ describe.each(testDatabases())('console review findings on %s (Chromium)', (kind
     await heading(page, 'System Access Token');
     expect(w.problems).toEqual([]);
   });
+
+  it("keeps the token list's filter, search and page, and the audit log's page, in the address: reload, Back, a copied link", async () => {
+    for (let i = 1; i <= 12; i++) expect((await api('POST', '/tokens', tokenBody({ name: `Route_HR_${String(i).padStart(2, '0')}` }))).status).toBe(201);
+    for (let i = 1; i <= 6; i++) {
+      const made = await api('POST', '/tokens', tokenBody({ name: `Route_tmp_${i}` }));
+      expect((await api('POST', `/tokens/${made.body.id}/revoke`)).status).toBe(200);
+    }
+    const rows = (p: Page) => p.locator('#token-rows tr .token-name').allInnerTexts();
+    const hash = (p: Page) => decodeURIComponent(new URL(p.url()).hash);
+    const pageTwo = ['Route_HR_02', 'Route_HR_01'];
+
+    await page.goto(`${server.url}/admin`);
+    await page.reload(); // the tokens made through the API show
+    await heading(page, 'System Access Token');
+    await page.getByRole('button', { name: 'Active', exact: true }).click();
+    await page.getByLabel('Search tokens by name or client ID').fill('Route_HR');
+    await until(async () => hash(page), (h) => h === '#/?status=active&q=Route_HR', 'the search in the address');
+    await until(() => rows(page), (r) => r.length === 10 && r.every((n) => n.startsWith('Route_HR_')), 'the first page of the search');
+    await page.getByRole('button', { name: 'Next' }).click();
+    await until(() => rows(page), (r) => JSON.stringify(r) === JSON.stringify(pageTwo), 'the second page');
+    expect(hash(page)).toMatch(/^#\/\?status=active&q=Route_HR&cursor=[A-Za-z0-9_-]+$/);
+    const listed = page.url();
+
+    // A reload shows the same list: filter, search, page (and its number), and Previous still goes one page back.
+    await page.reload();
+    await until(() => rows(page), (r) => JSON.stringify(r) === JSON.stringify(pageTwo), 'the second page after a reload');
+    expect(await page.getByLabel('Search tokens by name or client ID').inputValue()).toBe('Route_HR');
+    expect(await page.getByRole('button', { name: 'Active', exact: true }).getAttribute('aria-pressed')).toBe('true');
+    expect(await page.locator('#page-info').innerText()).toBe('Page 2');
+    await page.getByRole('button', { name: 'Previous' }).click();
+    await until(() => rows(page), (r) => r.length === 10 && r[0] === 'Route_HR_12', 'the first page by Previous');
+    // Back and Forward move between the pages; a token's view and Back return to the page it was opened from.
+    await page.goBack();
+    await until(() => rows(page), (r) => JSON.stringify(r) === JSON.stringify(pageTwo), 'the second page by Back');
+    await page.locator('#token-rows').getByRole('link', { name: 'Route_HR_01' }).click();
+    await heading(page, 'Route_HR_01');
+    await page.goBack();
+    await until(() => rows(page), (r) => JSON.stringify(r) === JSON.stringify(pageTwo), 'the second page by Back from a token');
+    // The breadcrumb of a token's view leads back to the list as it was left too.
+    await page.locator('#token-rows').getByRole('link', { name: 'Route_HR_02' }).click();
+    await heading(page, 'Route_HR_02');
+    await page.getByRole('navigation', { name: 'Breadcrumb' }).getByRole('link', { name: 'System Access Token' }).click();
+    await until(() => rows(page), (r) => JSON.stringify(r) === JSON.stringify(pageTwo), 'the second page by the breadcrumb');
+
+    // A copied link opens the same list in another tab.
+    const copy = await context.newPage();
+    await copy.goto(listed);
+    await until(() => rows(copy), (r) => JSON.stringify(r) === JSON.stringify(pageTwo), 'the second page from a copied link');
+    expect(await copy.getByLabel('Search tokens by name or client ID').inputValue()).toBe('Route_HR');
+
+    // Values the page cannot use fall back to the defaults, with no error: a status it does not know, a cursor that is
+    // not one, a cursor this server did not issue.
+    for (const bad of ['#/?status=bogus&cursor=%21%21', '#/?cursor=bm90LWEtY3Vyc29y']) {
+      await copy.goto(`${server.url}/admin${bad}`);
+      await copy.reload();
+      await until(() => rows(copy), (r) => r.length === 10 && r[0] === 'Route_HR_12', `the first page of every token for ${bad}`);
+      await until(async () => hash(copy), (h) => h === '#/', `the address of the defaults for ${bad}`);
+      expect(await copy.locator('#list-error').isHidden()).toBe(true);
+      expect(await copy.getByRole('button', { name: 'All', exact: true }).getAttribute('aria-pressed')).toBe('true');
+    }
+
+    // The audit log's page: Older, then a reload, Back, a copied link and a bad cursor.
+    // Each event by what and which token (its "when" is relative, "7 seconds ago", and moves on).
+    const events = (p: Page) =>
+      p.locator('#audit-rows tr').evaluateAll((trs: any[]) => trs.map((tr) => `${tr.querySelector('.col-event')?.textContent} ${tr.querySelector('.col-token')?.textContent}`));
+    await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Audit log' }).click();
+    await heading(page, 'Audit log');
+    const newest = await until(() => events(page), (e) => e.length === 20, 'the newest events');
+    await page.getByRole('button', { name: 'Older' }).click();
+    const older = await until(() => events(page), (e) => e.length > 0 && e[0] !== newest[0], 'the older events');
+    expect(hash(page)).toMatch(/^#\/audit\?cursor=[A-Za-z0-9_-]+$/);
+    const audited = page.url();
+    await page.reload();
+    await until(() => events(page), (e) => e[0] === older[0], 'the older events after a reload');
+    expect(await page.locator('#audit-page-info').innerText()).toBe('Page 2');
+    await page.goBack();
+    await until(() => events(page), (e) => e[0] === newest[0], 'the newest events by Back');
+    await copy.goto(audited);
+    await until(() => events(copy), (e) => e[0] === older[0], 'the older events from a copied link');
+    await copy.goto(`${server.url}/admin#/audit?cursor=bm90LWEtY3Vyc29y`);
+    await copy.reload();
+    await until(() => events(copy), (e) => e[0] === newest[0], 'the newest events for a foreign cursor');
+    await until(async () => hash(copy), (h) => h === '#/audit', 'the address of the newest events');
+    expect(await copy.locator('#audit-error').isHidden()).toBe(true);
+    await copy.close();
+    expect(w.problems).toEqual([]);
+  });
 });
