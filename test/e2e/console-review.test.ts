@@ -236,4 +236,35 @@ describe.each(testDatabases())('console review findings on %s (Chromium)', (kind
     await copy.close();
     expect(w.problems).toEqual([]);
   });
+
+  it('asks before "Sign out all other sessions": focus on Cancel, Escape changes nothing and gives the focus back', async () => {
+    const others = [await apiSignIn(server, ADMIN.email, ADMIN.password), await apiSignIn(server, ADMIN.email, ADMIN.password)];
+    const live = async () => Promise.all(others.map(async (o) => (await call(server, 'GET', '/me', { token: o.token })).status));
+    const focused = () => page.evaluate(() => (globalThis as any).document.activeElement?.id as string);
+    await page.goto(`${server.url}/admin#/profile`);
+    await page.reload();
+    await heading(page, 'Profile');
+    const dialog = page.locator('#revoke-others-dialog');
+    const button = page.getByRole('button', { name: 'Sign out all other sessions' });
+    await until(() => button.isEnabled(), (on) => on, 'other sessions listed');
+
+    await button.click();
+    await dialog.waitFor({ state: 'visible', timeout: 5000 }); // before, the sessions ended at once, with no dialog
+    expect(await dialog.getByRole('heading').innerText()).toBe('Sign out all other sessions?');
+    expect(await dialog.locator('#revoke-others-text').innerText()).toMatch(/^\d+ other sessions are signed out at once/);
+    expect(await focused()).toBe('revoke-others-cancel');
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'hidden' });
+    expect(await focused()).toBe('revoke-others');
+    expect(await live()).toEqual([200, 200]);
+
+    await button.click();
+    await dialog.getByRole('button', { name: 'Sign out other sessions' }).click();
+    await until(() => page.locator('#profile-flash').innerText(), (t) => /^Signed out \d+ other sessions\.$/.test(t), 'the notice');
+    await dialog.waitFor({ state: 'hidden' });
+    expect(await live()).toEqual([401, 401]);
+    expect(await button.isDisabled()).toBe(true);
+    bearer = (await apiSignIn(server, ADMIN.email, ADMIN.password)).token; // the test's own API session ended too
+    expect(w.problems).toEqual([]);
+  });
 });
