@@ -212,7 +212,7 @@ const removeDialog = confirmDialog('remove-admin', {
   // Removing oneself is said in so many words: the row's "You" badge is easy to miss in a dialog about an address.
   fill(admin) {
     const self = currentAccount()?.id === admin.id;
-    setText($('remove-admin-email'), self ? `your own account (${admin.email})` : admin.email);
+    setText($('remove-admin-email'), self ? named`your own account (${admin.email})` : named`${admin.email}`);
     setText(
       $('remove-admin-text'),
       self

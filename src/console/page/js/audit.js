@@ -1,7 +1,7 @@
 // The Audit log screen (#/audit): the organisation's events, newest first, paged; leaked secrets stand out, with
 // where the secret was found. Reached from the top bar, the token screen ("Audit log", and the leaked-tokens notice).
 // A token's view shows that token's events with the same rows (auditRow).
-import { api, handleSessionEnd } from './api.js';
+import { api, ApiError, handleSessionEnd } from './api.js';
 import { $, breakableEmail, cell, dateTimeFormat, el, formatAgo, hide, sentence, setText, show, timeEl } from './dom.js';
 import { addRoute, addView, goTo, onReset, showView } from './shell.js';
 
@@ -11,8 +11,29 @@ const state = {
   /** Cursors of the pages visited: the last one is the page on screen (null = newest page). */
   cursors: [null],
   nextCursor: null,
+  /** False for a later page opened from its address alone (a copied link): the pages before it are not known. */
+  trailKnown: true,
   seq: 0,
 };
+
+// The page is in the route (#/audit?cursor=…), so a reload, Back and Forward, and a copied link show the same events;
+// the cursors of the pages before (for Newer) travel in the history entry's state, as the token list's do.
+const CURSOR = /^[A-Za-z0-9_-]{1,200}$/;
+
+function auditRoute() {
+  const cursor = state.cursors[state.cursors.length - 1];
+  return cursor ? `#/audit?${new URLSearchParams({ cursor })}` : '#/audit';
+}
+
+/** Writes the page into the address: a new history entry for Older / Newer (`push`), in place for a fallback. */
+function recordAuditRoute({ push = false } = {}) {
+  if (!$('audit-view').isConnected) return;
+  const hash = auditRoute();
+  const data = { cursors: state.cursors };
+  if (location.hash === hash) history.replaceState(data, '');
+  else if (push) history.pushState(data, '', hash);
+  else history.replaceState(data, '', hash);
+}
 
 addView('audit', $('audit-view'), { signedIn: true });
 
@@ -180,6 +201,13 @@ async function loadAudit() {
   } catch (err) {
     if (seq !== state.seq) return;
     if (handleSessionEnd(err)) return;
+    if (cursor && err instanceof ApiError && err.details.some((d) => d?.path === 'cursor')) {
+      // A cursor in the address this server did not issue: the newest events, without an error.
+      state.cursors = [null];
+      state.trailKnown = true;
+      recordAuditRoute();
+      return loadAudit();
+    }
     show($('audit-error'), `The audit log could not be loaded. ${sentence(err.message)}`);
     return;
   }
@@ -195,17 +223,27 @@ async function loadAudit() {
   $('audit-pager').hidden = pageNo <= 1 && !state.nextCursor;
   $('audit-prev').disabled = pageNo <= 1;
   $('audit-next').disabled = !state.nextCursor;
-  setText($('audit-page-info'), `Page ${pageNo}`);
+  setText($('audit-page-info'), pageNo === 1 || state.trailKnown ? `Page ${pageNo}` : '');
 }
 
-/** Shows the audit log from its newest event. */
-async function enterAudit() {
-  state.cursors = [null];
+/** Shows the audit log at the page its location names (`params`: the newest by default). */
+async function enterAudit(params = new URLSearchParams()) {
+  const cursor = params.get('cursor') ?? '';
+  const trail = history.state?.cursors;
+  state.trailKnown = true;
+  if (!CURSOR.test(cursor)) state.cursors = [null];
+  else if (Array.isArray(trail) && trail[0] === null && trail[trail.length - 1] === cursor && trail.slice(1).every((c) => typeof c === 'string' && CURSOR.test(c))) {
+    state.cursors = [...trail];
+  } else {
+    state.cursors = [null, cursor];
+    state.trailKnown = false;
+  }
   state.nextCursor = null;
   // Not the rows (nor the pager) of an earlier visit while the first page loads: they are not page 1 of the log now.
   $('audit-rows').replaceChildren();
   $('audit-pager').hidden = true;
   showView('audit');
+  recordAuditRoute(); // an invalid cursor left the address
   $('main').focus({ preventScroll: true });
   await loadAudit();
 }
@@ -214,24 +252,29 @@ addRoute('audit', enterAudit);
 
 $('open-audit').addEventListener('click', () => goTo('#/audit'));
 $('leaked-audit').addEventListener('click', () => goTo('#/audit'));
-$('audit-back').addEventListener('click', () => goTo('#/'));
+// Back to the list as it was left (its filter, search and page: the top bar's link to it carries them).
+$('audit-back').addEventListener('click', () => goTo($('nav-tokens').getAttribute('href') ?? '#/'));
 // A pager button disabled under the focus (the last page's Older, the first page's Newer) hands it to the other one,
 // as the token list's pager does: never to nowhere.
 $('audit-next').addEventListener('click', async () => {
   if (!state.nextCursor) return;
   state.cursors.push(state.nextCursor);
+  recordAuditRoute({ push: true });
   await loadAudit();
   if ($('audit-next').disabled && !$('audit-pager').hidden) $('audit-prev').focus();
 });
 $('audit-prev').addEventListener('click', async () => {
   if (state.cursors.length <= 1) return;
   state.cursors.pop();
+  if (state.cursors.length === 1) state.trailKnown = true;
+  recordAuditRoute({ push: true });
   await loadAudit();
   if ($('audit-prev').disabled && !$('audit-pager').hidden) $('audit-next').focus();
 });
 
 onReset(() => {
   state.cursors = [null];
+  state.trailKnown = true;
   state.nextCursor = null;
   state.seq += 1;
   $('audit-rows').replaceChildren();

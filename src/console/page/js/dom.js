@@ -209,10 +209,13 @@ export function timeEl(iso, text) {
   return el('time', { datetime: iso, title: dateTimeFormat.format(new Date(iso)) }, text);
 }
 
-/** An email as text that may wrap before its "@" rather than inside a word. */
+/**
+ * An email as text that may wrap before its "@" rather than inside a word, isolated (<bdi>) as every name the page
+ * shows is: it reads in one visual order wherever it sits.
+ */
 export function breakableEmail(email) {
   const at = email.lastIndexOf('@');
-  return at > 0 ? [email.slice(0, at), el('wbr'), email.slice(at)] : [email];
+  return [el('bdi', {}, ...(at > 0 ? [email.slice(0, at), el('wbr'), email.slice(at)] : [email]))];
 }
 
 /** A table cell with one wrapper inside, so a phone's one-card-per-row layout can label it. */

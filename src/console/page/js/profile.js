@@ -1,6 +1,6 @@
 // The Profile page (#/profile): change password, and the sessions of this administrator with revoke.
 import { api, ApiError, handleSessionEnd } from './api.js';
-import { $, cell, dateTimeFormat, el, enable, fieldErrors, focusLost, formatAgo, hide, sentence, setText, show, timeEl } from './dom.js';
+import { $, cell, confirmDialog, dateTimeFormat, el, enable, fieldErrors, focusLost, formatAgo, hide, sentence, setText, show, timeEl } from './dom.js';
 import { passwordProblems } from './onetime.js';
 import { addRoute, addView, currentAccount, onReset, showView } from './shell.js';
 
@@ -108,6 +108,8 @@ export function browserName(userAgent) {
 }
 
 let sessionsSeq = 0;
+/** The other sessions listed (not this one), for the confirmation of "Sign out all other sessions". */
+let otherSessions = [];
 
 async function loadSessions() {
   const seq = ++sessionsSeq;
@@ -123,7 +125,8 @@ async function loadSessions() {
   hide($('sessions-error'));
   const items = Array.isArray(page?.items) ? page.items : [];
   $('session-rows').replaceChildren(...items.map(sessionRow));
-  $('revoke-others').disabled = !items.some((s) => !s.current);
+  otherSessions = items.filter((s) => !s.current);
+  $('revoke-others').disabled = otherSessions.length === 0;
 }
 
 function sessionRow(s) {
@@ -173,22 +176,38 @@ async function revokeSession(s, button) {
   if (focusLost()) $('main').focus({ preventScroll: true }); // that was the last other session: the button is disabled
 }
 
-$('revoke-others').addEventListener('click', async () => {
-  const button = $('revoke-others');
-  button.disabled = true;
-  try {
-    const result = await api('POST', '/admin/api/me/sessions/revoke-others');
+/**
+ * "Sign out all other sessions" ends every other browser and script signed in as this administrator at once: it asks
+ * first, as every removal does (focus on Cancel; Cancel and Escape give the focus back to the button).
+ */
+const revokeOthersDialog = confirmDialog('revoke-others', {
+  fill(count) {
+    setText(
+      $('revoke-others-text'),
+      `${count === 1 ? '1 other session is' : `${count} other sessions are`} signed out at once: every other browser or script signed in as you must sign in again. This session stays signed in.`,
+    );
+  },
+  busy: 'Signing out…',
+  run: () => api('POST', '/admin/api/me/sessions/revoke-others'),
+  async done(_count, result) {
     const n = Number(result?.revoked ?? 0);
+    hide($('sessions-error'));
     show($('profile-flash'), n === 1 ? 'Signed out 1 other session.' : `Signed out ${n} other sessions.`);
-  } catch (err) {
-    if (handleSessionEnd(err)) return;
-    show($('sessions-error'), sentence(err.message));
-  }
-  await loadSessions();
-  if (focusLost()) $('main').focus({ preventScroll: true }); // no other session left: the button stays disabled
+    await loadSessions();
+    if ($('revoke-others').disabled) $('main').focus({ preventScroll: true }); // no other session left
+    else $('revoke-others').focus();
+  },
+  failed(err) {
+    if (handleSessionEnd(err)) return { after: () => {} };
+    return err.message;
+  },
 });
 
+$('revoke-others').addEventListener('click', (event) => revokeOthersDialog.ask(otherSessions.length, event.currentTarget));
+
 onReset(() => {
+  revokeOthersDialog.close();
+  otherSessions = [];
   sessionsSeq += 1;
   clearPasswords();
   clearErrors();

@@ -127,9 +127,22 @@ export function onReset(fn) {
 
 let signedIn = false;
 
+/**
+ * How to find a session the page has not asked about, or null: set when a mailed link's page (a public route) opened
+ * with the browser's session cookie, without asking /me. Leaving that page for the console (#/, "Back to sign in")
+ * runs it once, instead of showing the sign-in form to an administrator who is signed in.
+ */
+let findSession = null;
+
+/** Registers `find()`, run (once) in place of the sign-in form the next time a signed-out visitor opens a private route. */
+export function findSessionLater(find) {
+  findSession = find;
+}
+
 /** Leaves nothing of the session on the page: every screen's reset, the CSRF token, the account. */
 export function resetSession() {
   signedIn = false;
+  findSession = null;
   clearTimeout(expiryTimer);
   for (const fn of resets) fn();
   session.csrf = '';
@@ -174,9 +187,13 @@ export function isPublicRoute(route = parseRoute()) {
 export async function openRoute(route = parseRoute()) {
   const target = routes.get(route.name);
   if (target?.isPublic) return target.enter(route.params);
-  if (!signedIn) return signedOutHome();
+  if (!signedIn) {
+    const find = findSession;
+    findSession = null;
+    return find ? find() : signedOutHome();
+  }
   if (target) return target.enter(route.params);
-  return home();
+  return home(route.params);
 }
 
 const PRODUCT = 'System Access Token';
@@ -224,6 +241,7 @@ export function goTo(hash) {
 /** After sign-in (or with a live session at start): the screen of the location (home by default), focus on it. */
 export async function enterConsole() {
   signedIn = true;
+  findSession = null;
   const route = parseRoute();
   if (isPublicRoute(route)) {
     history.replaceState(null, '', '#/');

@@ -139,7 +139,9 @@ function statusBadges(token) {
 function render(token) {
   const active = token.status === 'active';
   const keyed = token.auth_method === 'private_key_jwt';
-  setText($('token-title'), token.name);
+  // The name isolated (<bdi>, as in the breadcrumb's dir="auto", the list and the dialogs): a right-to-left name reads
+  // in the same visual order in the heading as everywhere else, whatever the heading's own direction.
+  setText($('token-title'), named`${token.name}`);
   setText($('token-crumb'), token.name);
   $('token-badges').replaceChildren(...statusBadges(token).flat().filter(Boolean));
   // An expired token can no longer be changed (the API answers 409): Edit and Rotate go; Revoke stays.
@@ -151,7 +153,7 @@ function render(token) {
 
   $('token-facts').replaceChildren(
     fact('Client ID', el('code', { id: 'token-client-id' }, token.client_id)),
-    fact('Organisation', currentAccount()?.organisation?.name ?? ''),
+    fact('Organisation', el('bdi', {}, currentAccount()?.organisation?.name ?? '')),
     fact('Status', ...statusBadges(token).flat().filter(Boolean)),
     fact(
       'Services',

@@ -38,6 +38,8 @@ const state = {
   services: [],
   /** Cursors of the pages visited: the last one is the page on screen (null = first page). */
   cursors: [null],
+  /** False for a later page opened from its address alone (a copied link): the pages before it are not known. */
+  trailKnown: true,
   nextCursor: null,
   query: '',
   /** The status filter: '' (all), active, expired, expiring or dormant. */
@@ -64,7 +66,7 @@ addView('tokens', $('tokens-view'), { signedIn: true });
 const listPlace = {
   secretAfter: () => $('flash'),
   shows: () => $('flash').isConnected,
-  hash: () => '#/',
+  hash: () => listRoute(),
   fail(text) {
     if (!text) return hide($('action-error'));
     hide($('flash'));
@@ -97,11 +99,71 @@ export function revokedMeanwhile(err, token, dialog, place) {
 /** Leaves a token's view for the list, with a message on top of it (the token was revoked there). */
 export function showListWith(text) {
   show($('flash'), text);
-  goTo('#/');
+  goTo(listRoute());
 }
 
-/** Loads the services, shows the screen and its first page of tokens. */
-async function enterTokens() {
+// ---------- the list's place in the address: #/?status=expiring&q=hr&cursor=… ----------
+// The status filter, the search and the page are in the route, so a reload, Back and Forward, and a copied link show
+// the same list. The cursors of the pages before (for Previous) travel in the history entry's state; a later page
+// opened from its address alone (a copied link) knows none, and its Previous leads to the first page.
+
+const STATUSES = new Set(['active', 'expired', 'expiring', 'dormant']);
+const CURSOR = /^[A-Za-z0-9_-]{1,200}$/;
+
+/** The list's location for its filter, search and page; '#/' for the defaults. */
+export function listRoute() {
+  const params = new URLSearchParams();
+  if (state.status) params.set('status', state.status);
+  if (state.query) params.set('q', state.query);
+  const cursor = state.cursors[state.cursors.length - 1];
+  if (cursor) params.set('cursor', cursor);
+  const text = params.toString();
+  return text ? `#/?${text}` : '#/';
+}
+
+const isTrail = (trail, cursor) =>
+  Array.isArray(trail) && trail[0] === null && trail.length > 1 && trail[trail.length - 1] === cursor && trail.slice(1).every((c) => typeof c === 'string' && CURSOR.test(c));
+
+/** Takes the filter, search and page from the location's `params`; a value the API would refuse is the default. */
+function readListRoute(params) {
+  const status = params.get('status') ?? '';
+  state.status = STATUSES.has(status) ? status : '';
+  const query = (params.get('q') ?? '').trim();
+  state.query = query.length <= 200 ? query : '';
+  const cursor = params.get('cursor') ?? '';
+  const trail = history.state?.cursors;
+  state.trailKnown = true;
+  if (!CURSOR.test(cursor)) state.cursors = [null];
+  else if (isTrail(trail, cursor)) state.cursors = [...trail];
+  else if (!isTrail(state.cursors, cursor)) {
+    state.cursors = [null, cursor];
+    state.trailKnown = false;
+  }
+  clearTimeout(searchTimer);
+  $('token-search').value = state.query;
+  markFilter();
+}
+
+/**
+ * Writes the list's filter, search and page into the address: a new history entry for a page or a filter (`push`),
+ * in place otherwise (a search as it is typed, a fallback). The top bar's and the token view's links to the list
+ * follow, so they lead back to the list as it was left.
+ */
+function recordListRoute({ push = false } = {}) {
+  const hash = listRoute();
+  $('nav-tokens').setAttribute('href', hash);
+  $('token-crumb-list').setAttribute('href', hash);
+  if (!$('tokens-view').isConnected) return; // another screen is on show now (a search typed just before leaving)
+  const data = { cursors: state.cursors };
+  if ((location.hash || '#/') === hash) history.replaceState(data, ''); // e.g. /admin with no hash stays as it is
+  else if (push) history.pushState(data, '', hash);
+  else history.replaceState(data, '', hash);
+}
+
+/** Loads the services, shows the screen and the page of tokens its location names (`params`; the first by default). */
+async function enterTokens(params = new URLSearchParams()) {
+  readListRoute(params);
+  recordListRoute(); // an invalid value left the address: it shows the list on show
   // A secret shown in a token's view is not carried back to the list.
   if (!$('tokens-view').contains(secretPanel)) {
     closeSecret({ focus: false });
@@ -132,11 +194,14 @@ onReset(() => {
   retireDialog.close();
   closeGenerate({ focus: false });
   state.cursors = [null];
+  state.trailKnown = true;
   state.nextCursor = null;
   state.query = '';
   state.status = '';
   state.policy = null;
   markFilter();
+  $('nav-tokens').setAttribute('href', '#/');
+  $('token-crumb-list').setAttribute('href', '#/');
   state.listSeq += 1;
   $('token-search').value = '';
   $('token-rows').replaceChildren();
@@ -427,6 +492,7 @@ generateForm.addEventListener('submit', async (event) => {
     $('token-search').value = '';
     markFilter();
     state.cursors = [null];
+    recordListRoute();
     await loadTokens();
   } catch (err) {
     if (handleSessionEnd(err)) return;
@@ -579,6 +645,13 @@ async function loadTokens() {
   } catch (err) {
     if (seq !== state.listSeq) return;
     if (handleSessionEnd(err)) return;
+    if (cursor && err instanceof ApiError && err.details.some((d) => d?.path === 'cursor')) {
+      // A cursor in the address this server did not issue: the first page, without an error.
+      state.cursors = [null];
+      state.trailKnown = true;
+      recordListRoute();
+      return loadTokens();
+    }
     show($('list-error'), `The tokens could not be loaded. ${sentence(err.message)}`);
     return;
   }
@@ -588,6 +661,8 @@ async function loadTokens() {
   if (!items.length && state.cursors.length > 1) {
     // The page emptied (its last token was revoked): step back.
     state.cursors.pop();
+    if (state.cursors.length === 1) state.trailKnown = true;
+    recordListRoute();
     return loadTokens();
   }
   state.nextCursor = page?.next_cursor ?? null;
@@ -627,7 +702,7 @@ function tokenRow(token) {
     cell(
       'Name',
       'col-name',
-      el('a', { class: 'token-name', href: tokenHref(token.id), title: 'Details, limits, secrets and events' }, token.name),
+      el('a', { class: 'token-name', href: tokenHref(token.id), title: 'Details, limits, secrets and events', dir: 'auto' }, token.name),
       token.auth_method === 'private_key_jwt' ? [' ', el('span', { class: 'tag', title: 'private_key_jwt' }, 'Public key')] : null,
       token.require_dpop ? [' ', el('span', { class: 'tag', title: 'access tokens only with a DPoP proof' }, 'DPoP')] : null,
     ),
@@ -830,12 +905,13 @@ function renderPager() {
   $('pager').hidden = page <= 1 && !state.nextCursor;
   $('page-prev').disabled = page <= 1;
   $('page-next').disabled = !state.nextCursor;
-  setText($('page-info'), page > 1 || state.nextCursor ? `Page ${page}` : '');
+  setText($('page-info'), (page > 1 && state.trailKnown) || (page === 1 && state.nextCursor) ? `Page ${page}` : '');
 }
 
 $('page-next').addEventListener('click', async () => {
   if (!state.nextCursor) return;
   state.cursors.push(state.nextCursor);
+  recordListRoute({ push: true });
   await loadTokens();
   ($('page-next').disabled ? $('page-prev') : $('page-next')).focus();
 });
@@ -843,6 +919,8 @@ $('page-next').addEventListener('click', async () => {
 $('page-prev').addEventListener('click', async () => {
   if (state.cursors.length <= 1) return;
   state.cursors.pop();
+  if (state.cursors.length === 1) state.trailKnown = true;
+  recordListRoute({ push: true });
   await loadTokens();
   ($('page-prev').disabled ? $('page-next') : $('page-prev')).focus();
 });
@@ -868,7 +946,9 @@ $('status-filters').addEventListener('click', (event) => {
   if (!chip || chip.dataset.status === state.status) return;
   state.status = chip.dataset.status ?? '';
   state.cursors = [null];
+  state.trailKnown = true;
   markFilter();
+  recordListRoute({ push: true });
   void loadTokens();
 });
 
@@ -880,6 +960,8 @@ $('token-search').addEventListener('input', (event) => {
     if (value === state.query) return;
     state.query = value;
     state.cursors = [null];
+    state.trailKnown = true;
+    recordListRoute();
     void loadTokens();
   }, 250);
 });
