@@ -3,7 +3,7 @@
 // A token's view shows that token's events with the same rows (auditRow).
 import { api, ApiError, handleSessionEnd } from './api.js';
 import { $, breakableEmail, cell, dateTimeFormat, el, formatAgo, hide, sentence, setText, show, timeEl } from './dom.js';
-import { addRoute, addView, goTo, onReset, showView } from './shell.js';
+import { addRoute, addView, goTo, isPageTrail, onReset, PAGE_CURSOR, showView } from './shell.js';
 
 const PAGE_SIZE = 20;
 
@@ -18,7 +18,6 @@ const state = {
 
 // The page is in the route (#/audit?cursor=…), so a reload, Back and Forward, and a copied link show the same events;
 // the cursors of the pages before (for Newer) travel in the history entry's state, as the token list's do.
-const CURSOR = /^[A-Za-z0-9_-]{1,200}$/;
 
 function auditRoute() {
   const cursor = state.cursors[state.cursors.length - 1];
@@ -231,8 +230,8 @@ async function enterAudit(params = new URLSearchParams()) {
   const cursor = params.get('cursor') ?? '';
   const trail = history.state?.cursors;
   state.trailKnown = true;
-  if (!CURSOR.test(cursor)) state.cursors = [null];
-  else if (Array.isArray(trail) && trail[0] === null && trail[trail.length - 1] === cursor && trail.slice(1).every((c) => typeof c === 'string' && CURSOR.test(c))) {
+  if (!PAGE_CURSOR.test(cursor)) state.cursors = [null];
+  else if (isPageTrail(trail, cursor)) {
     state.cursors = [...trail];
   } else {
     state.cursors = [null, cursor];

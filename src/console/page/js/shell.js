@@ -252,3 +252,20 @@ export async function enterConsole() {
   titleFromScreen();
   $('main').focus({ preventScroll: true });
 }
+
+/** A page cursor as the API issues them (base64url), as it may stand in an address (#/?cursor=…, #/audit?cursor=…). */
+export const PAGE_CURSOR = /^[A-Za-z0-9_-]{1,200}$/;
+
+/**
+ * Whether `trail` (kept in a history entry's state: the cursors of the pages visited, null for the first) is a
+ * well-formed trail of more than one page that ends at `cursor`, so Previous can step back through it after a reload.
+ */
+export function isPageTrail(trail, cursor) {
+  return (
+    Array.isArray(trail) &&
+    trail[0] === null &&
+    trail.length > 1 &&
+    trail[trail.length - 1] === cursor &&
+    trail.slice(1).every((c) => typeof c === 'string' && PAGE_CURSOR.test(c))
+  );
+}

@@ -30,7 +30,7 @@ import {
   wholeNumberOf,
   named,
 } from './dom.js';
-import { addView, goTo, onReset, onViewChange, returnTo, setHome, showView } from './shell.js';
+import { addView, goTo, isPageTrail, onReset, onViewChange, PAGE_CURSOR, returnTo, setHome, showView } from './shell.js';
 
 const PAGE_SIZE = 10;
 
@@ -108,7 +108,6 @@ export function showListWith(text) {
 // opened from its address alone (a copied link) knows none, and its Previous leads to the first page.
 
 const STATUSES = new Set(['active', 'expired', 'expiring', 'dormant']);
-const CURSOR = /^[A-Za-z0-9_-]{1,200}$/;
 
 /** The list's location for its filter, search and page; '#/' for the defaults. */
 export function listRoute() {
@@ -121,8 +120,6 @@ export function listRoute() {
   return text ? `#/?${text}` : '#/';
 }
 
-const isTrail = (trail, cursor) =>
-  Array.isArray(trail) && trail[0] === null && trail.length > 1 && trail[trail.length - 1] === cursor && trail.slice(1).every((c) => typeof c === 'string' && CURSOR.test(c));
 
 /** Takes the filter, search and page from the location's `params`; a value the API would refuse is the default. */
 function readListRoute(params) {
@@ -133,9 +130,9 @@ function readListRoute(params) {
   const cursor = params.get('cursor') ?? '';
   const trail = history.state?.cursors;
   state.trailKnown = true;
-  if (!CURSOR.test(cursor)) state.cursors = [null];
-  else if (isTrail(trail, cursor)) state.cursors = [...trail];
-  else if (!isTrail(state.cursors, cursor)) {
+  if (!PAGE_CURSOR.test(cursor)) state.cursors = [null];
+  else if (isPageTrail(trail, cursor)) state.cursors = [...trail];
+  else if (!isPageTrail(state.cursors, cursor)) {
     state.cursors = [null, cursor];
     state.trailKnown = false;
   }
