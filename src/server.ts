@@ -104,7 +104,7 @@ export async function createServer(deps: Deps, prepared: Prepared = {}): Promise
   app.use(closeWhenDraining(lifecycle)); // shutting down: `Connection: close` on every response
   app.use(securityHeaders(deps.config.hstsMaxAgeSeconds)); // nosniff, no referrer, no framing, HSTS over HTTPS
   const isOAuthEndpoint = oauthEndpointMatcher(deps.config.issuer); // their refusals in the RFC 6749 shape
-  app.use(checkRequestHead(isOAuthEndpoint)); // bad target, no/two/invalid Host, two Authorization: 400; a transfer coding: 501
+  app.use(checkRequestHead(isOAuthEndpoint)); // bad target, no/two/invalid Host, two Authorization, a transfer coding: 400
   app.use(refuseExpectations(isOAuthEndpoint)); // Expect other than 100-continue: 417 expectation_failed
   app.use(errorHandler(deps.log)); // AppError and unknown errors → {error, message, details?}
   app.use(ops.routes()); // /healthz /readyz /metrics

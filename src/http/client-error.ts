@@ -70,7 +70,8 @@ export function answerClientErrors(log: Logger, options: ClientErrorOptions = {}
         const text = JSON.stringify(body);
         inFlight.shouldKeepAlive = false;
         const code = Number(status.slice(0, 3));
-        // The reason phrase too: the app may have set its own status already (501), whose phrase would stay.
+        // The reason phrase too: the app may have set its own status already (a 400 of checkRequestHead, say), whose
+        // phrase would stay.
         inFlight.writeHead(code, STATUS_CODES[code] ?? '', {
           'content-type': 'application/json; charset=utf-8',
           'content-length': Buffer.byteLength(text),

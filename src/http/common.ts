@@ -153,8 +153,9 @@ export interface HeadProblem {
  * HTTP/1.1 without Host, more than one Host, Authorization or Content-Type field line (RFC 9112 §3.2 for Host;
  * singleton fields, RFC 9110 §5.3: Node keeps the first and drops the others, so a proxy reading another copy would
  * disagree about who is calling), a Host that is not `host[:port]`, `Transfer-Encoding` on an HTTP/1.0 request (400),
- * and transfer codings before `chunked` (RFC 9112 §6.1: 501; Node decodes `gzip, chunked` as plain chunked; a list
- * that does not end in `chunked` Node refuses itself with 400).
+ * and transfer codings before `chunked` (400, where RFC 9112 §6.1 suggests 501: SPEC Part 2 allows no 5xx for bad
+ * input; Node decodes `gzip, chunked` as plain chunked; a list that does not end in `chunked` Node refuses itself with
+ * 400).
  */
 export function requestHeadProblem(
   req: { httpVersionMajor: number; httpVersionMinor: number; headers: Record<string, string | string[] | undefined>; rawHeaders: string[] },
@@ -189,7 +190,9 @@ export function requestHeadProblem(
     return { status: 400, error: 'bad_request', message: 'Transfer-Encoding is not part of HTTP/1.0: send a Content-Length.' };
   }
   if (coding !== undefined && (typeof coding !== 'string' || coding.trim().toLowerCase() !== 'chunked')) {
-    return { status: 501, error: 'not_implemented', message: 'The only transfer coding this server accepts is chunked.' };
+    // RFC 9112 §6.1 suggests 501; SPEC Part 2 ("bad input never gives 5xx") wants a 4xx, and a 5xx anyone can send
+    // would feed the alert on 5xx answers (docs/operations.md).
+    return { status: 400, error: 'bad_request', message: 'The only transfer coding this server accepts is chunked.' };
   }
   return undefined;
 }

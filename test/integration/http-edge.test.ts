@@ -385,11 +385,16 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
       expect(gzipOnly.statusLine).toBe('HTTP/1.1 400 Bad Request');
     });
 
-    it('answers a transfer coding other than chunked 501 (RFC 9112 §6.1); chunked still works', async () => {
+    it('answers a transfer coding other than chunked 400, not the 501 RFC 9112 §6.1 suggests (SPEC: no 5xx for bad input); chunked still works', async () => {
       const gz = parse(await raw('POST /token HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n0\r\n\r\n'));
       expect({ statusLine: gz.statusLine, body: gz.body }).toEqual({
-        statusLine: 'HTTP/1.1 501 Not Implemented',
+        statusLine: 'HTTP/1.1 400 Bad Request',
         body: { error: 'invalid_request', error_description: 'The only transfer coding this server accepts is chunked.' },
+      });
+      const admin = parse(await raw('POST /admin/api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n'));
+      expect({ statusLine: admin.statusLine, body: admin.body }).toEqual({
+        statusLine: 'HTTP/1.1 400 Bad Request',
+        body: { error: 'bad_request', message: 'The only transfer coding this server accepts is chunked.' },
       });
       const chunked = parse(
         await raw('POST /token HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: application/x-www-form-urlencoded\r\nConnection: close\r\n\r\n1d\r\ngrant_type=client_credentials\r\n0\r\n\r\n'),
