@@ -16,6 +16,7 @@ import { deliverDueMail, pruneSentMail } from './mail/delivery.js';
 import { createMailTransport } from './mail/transport.js';
 import { drainHttpServer, trackConnections } from './http/drain.js';
 import { answerClientErrors, answerConnect } from './http/client-error.js';
+import { MAX_JSON_BODY_BYTES } from './http/validate.js';
 import { GENERATED_KEK_MESSAGE, missingKeyFor, openKeyRing, type KeyRing } from './keys/index.js';
 import { ScanningKeys } from './scanning/keys.js';
 import { createServer, type Prepared } from './server.js';
@@ -208,6 +209,12 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
     // 408 / 431 / 400 from Node itself, in SPEC's JSON error shape (RFC 6749's at the OAuth endpoints)
     server.on('clientError', answerClientErrors(log, { isOAuthEndpoint: oauthEndpointMatcher(config.issuer) }));
     server.on('checkExpectation', handle); // Expect other than 100-continue: the app's 417, not Node's empty one
+    // Expect: 100-continue (RFC 9110 §10.1.1): a body no endpoint would read (over 1 MB, the largest limit) is not
+    // invited with "100 Continue" only to be refused with 413 (the client may send it all first); any other is.
+    server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (!(Number(req.headers['content-length']) > MAX_JSON_BODY_BYTES)) res.writeContinue();
+      handle(req, res);
+    });
     server.on('connect', answerConnect(log)); // CONNECT: a JSON 400 instead of a connection closed without a word
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -314,6 +314,11 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
           'Expect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}',
       );
       expect(continued).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
+      // A body larger than any endpoint reads is not invited: 413 at once, no "100 Continue" first (the body never sent).
+      for (const [path, type] of [['/admin/api/login', 'application/json'], ['/token', 'application/x-www-form-urlencoded']]) {
+        const refused = await raw(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: ${type}\r\nExpect: 100-continue\r\nContent-Length: 50000000\r\n\r\n`);
+        expect([path, refused]).toEqual([path, expect.stringMatching(/^HTTP\/1\.1 413 Payload Too Large\r\n/)]);
+      }
     });
 
     it('answers an absolute-form target with a bad authority 400 (it was a bare 500 with no log line), at every path', async () => {
