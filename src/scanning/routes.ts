@@ -156,7 +156,7 @@ export function scanningRouter(deps: Deps, opened?: ScanningKeys): Router {
     // Every call that got past the count above also counts where every instance sees it: the limit is per address,
     // not per instance behind a load balancer (the count above spares the database a flood: at most 10 writes a
     // minute per address and instance).
-    const countShared = () => registerAddressCall(deps.db.knex, `report:${bucket}`, deps.clock(), deps.config.loginThrottle, 60, PUBLIC_REVOKE_CALLS_PER_MINUTE);
+    const countShared = async () => registerAddressCall(deps.db.knex, `report:${bucket}`, deps.clock(), deps.config.loginThrottle, 60, PUBLIC_REVOKE_CALLS_PER_MINUTE);
     let credentials: string[];
     try {
       refuseContentEncoding(ctx);
