@@ -27,13 +27,13 @@ import {
   isUuid,
   migrateLatest,
   migrationStatus,
-  type SigningKeyRow,
 } from './db/index.js';
 import type { Deps } from './deps.js';
 import { AppError } from './errors.js';
 import { validateWithRules } from './http/validate.js';
 import { issuerUrl, parseKeyEncryptionKey } from './config/index.js';
 import {
+  allSealedUnder,
   KeyEncryptionError,
   KeyRing,
   kekId,
@@ -214,11 +214,9 @@ export const commands: Record<string, Command> = {
     const problems: string[] = [];
     const next = parseKeyEncryptionKey(newKey, 'the new key-encryption key', problems);
     if (!next) throw new AppError('validation_failed', problems.join('; '));
+    // Already sealed under it (the same command run twice, with the old key still configured or the new one): done.
+    if (await allSealedUnder(deps.db.knex, kekId(next))) return { rewrapped: 0, kek_id: kekId(next), unchanged: true };
     const ring = await openKeyRingForStoredKeys(deps.db.knex, deps.config, deps.db.kind, deps.log);
-    const current = ring.kek.key;
-    if (current && kekId(current) === kekId(next) && !(await deps.db.knex('signing_keys').whereNot('kek_id', kekId(next)).orWhereNull('kek_id').first('kid'))) {
-      return { rewrapped: 0, kek_id: kekId(next), unchanged: true }; // already sealed under it: nothing to do
-    }
     const count = await rewrapSigningKeys(deps.db.knex, ring, next);
     const file = ring.kek.dataDirFile;
     if (file) replaceDataDirKey(file, next); // the generated key in DATA_DIR: the next start uses the new one
@@ -345,13 +343,14 @@ export const commands: Record<string, Command> = {
     }
     const stored = await listSigningKeys(deps.db.knex, ring ?? new KeyRing(() => ({ key: undefined })));
     const published = new Set(set ? set.keys.map((k) => k.kid) : stored.map((k) => k.kid)); // no signer yet: all pending
-    const rows = await deps.db.knex<SigningKeyRow>('signing_keys').select('kid', 'alg', 'not_before', 'created_at', 'max_token_ttl_seconds');
-    const leaves = retirementTimes(rows, now, keyRetentionMs(deps.config.accessTokenTtlSeconds));
-    // By this process's KEY_ROTATION_DAYS and KEY_PUBLISH_AHEAD_SECONDS (the server's, through the control socket).
-    const { nextRotationSeconds } = signingKeySchedule(rows, now, deps.config.keyRotationDays, deps.config.keyPublishAheadSeconds);
+    const leaves = retirementTimes(stored, now, keyRetentionMs(deps.config.accessTokenTtlSeconds));
+    // By this process's KEY_ROTATION_DAYS and KEY_PUBLISH_AHEAD_SECONDS (the server's, through the control socket):
+    // the answer names the setting it used.
+    const { nextRotationSeconds } = signingKeySchedule(stored, now, deps.config.keyRotationDays, deps.config.keyPublishAheadSeconds);
     return {
       signing_kid: set?.signingKid ?? null,
       next_rotation_at: nextRotationSeconds === null ? null : new Date(now.getTime() + Math.round(nextRotationSeconds * 1000)).toISOString(),
+      key_rotation_days: deps.config.keyRotationDays,
       published: stored
         .filter((k) => published.has(k.kid))
         .map((k) => ({

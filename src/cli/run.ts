@@ -913,7 +913,9 @@ function print(out: (text: string) => void, command: string, result: unknown, js
           .join('\n') +
           (r.published.length ? '\n' : '') +
           (r.signing_kid ? `Signing with ${r.signing_kid}\n` : 'No key signs yet\n') +
-          (r.next_rotation_at ? `Next automatic rotation: ${r.next_rotation_at} (a new key published then)\n` : 'Automatic rotation is off (KEY_ROTATION_DAYS=0)\n') +
+          (r.next_rotation_at
+            ? `Next automatic rotation: ${r.next_rotation_at} (a new key published then; by KEY_ROTATION_DAYS=${r.key_rotation_days} as set where this ran)\n`
+            : 'Automatic rotation is off (KEY_ROTATION_DAYS=0 as set where this ran)\n') +
           ((r.published as Array<{ opens: boolean }>).some((k) => !k.opens)
             ? 'Some keys do not open with this key-encryption key: set the key they were sealed under, or see ' +
               'docs/operations.md "Key-encryption key custody" (sat keys rotate --now --drop-unreadable)\n'

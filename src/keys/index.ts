@@ -31,6 +31,7 @@ export {
   retentionOf,
   retirementTimes,
   rewrapSigningKeys,
+  allSealedUnder,
   rotateSigningKey,
   rotateSigningKeyIfDue,
   SIGNING_ALGS,

@@ -35,7 +35,10 @@ export interface PublicKeySet {
 export interface KeySet {
   /** Private JWKs, the signing key first. */
   keys: JWK[];
-  /** Public JWKs, in the same order: what /jwks publishes. */
+  /**
+   * Public JWKs, the signing key first: what /jwks publishes. The same keys as `keys`, in the same order, except in a
+   * PartialKeySet (it publishes keys it cannot open, and may hold a signer the database no longer publishes).
+   */
   publicKeys: JWK[];
   signingKid: string;
   /** The signer's algorithm (PublicKeySet.signingAlg). */
@@ -531,8 +534,12 @@ export async function loadKeySet(db: Db, ring: KeyRing, now: Date, retentionMs: 
 export interface PartialKeySet extends KeySet {
   /** Published keys whose private part does not open in this process (sealed under a key-encryption key it lacks). */
   unopened: string[];
-  /** Whether the key this process signs with is one the database publishes (false: its tokens verify nowhere). */
-  signerPublished: boolean;
+  /**
+   * When the key this process signs with leaves the published set (retirementTimes): undefined while it is the
+   * database's signer (no end in sight); a time already past when the database no longer publishes it at all. Its
+   * tokens verify nowhere once it has left: they must not outlive that time.
+   */
+  signerPublishedUntil: Date | undefined;
 }
 
 /**
@@ -541,8 +548,9 @@ export interface PartialKeySet extends KeySet {
  * what the database publishes at `now` (public halves are stored in clear), so keys added, pruned or removed by
  * `sat keys remove` show in this instance's JWKS as in every other's; it signs with the database's signer when that
  * opens here, else with `previous`'s signer (what this process signed with until now: it never signs with a key it
- * could not authenticate), which `signerPublished` says whether the database still publishes. The private keys are
- * the signer's plus those of the published keys that open. Undefined when no key signs yet. Pure but for the read.
+ * could not authenticate), whose end of publication `signerPublishedUntil` gives. The private keys are the signer's
+ * plus those of the published keys that open (opening fills `ring`'s cache, and may have it read its key-encryption
+ * key again: KeyRing). Undefined when no key signs yet.
  */
 export async function loadKeySetInPart(
   db: Db,
@@ -575,7 +583,11 @@ export async function loadKeySetInPart(
     // Another signer or another published set than the complete load's: any change of either rebuilds.
     fingerprint: `${signingKid}|${set.keys.map((k) => k.kid).sort().join(',')}|unopened:${unopened.sort().join(',')}`,
     unopened,
-    signerPublished: set.rows.some((r) => r.kid === signingKid),
+    signerPublishedUntil: ownSigner
+      ? undefined
+      : set.rows.some((r) => r.kid === signingKid)
+        ? retirementTimes(set.rows, now, retentionMs).get(signingKid)
+        : new Date(0),
   };
 }
 
@@ -611,6 +623,15 @@ export async function sealPlaintextKeys(db: Db, ring: KeyRing): Promise<number> 
 }
 
 /**
+ * Whether every stored key is sealed under the key-encryption key whose id is `id` (false with no key at all): a
+ * `sat keys rewrap` to that key has nothing to do, whichever key the process that asks has configured.
+ */
+export async function allSealedUnder(db: Db, id: string): Promise<boolean> {
+  const rows = await db<SigningKeyRow>('signing_keys').select('kek_id', 'sealed_jwk');
+  return rows.length > 0 && rows.every((r) => r.sealed_jwk !== null && r.kek_id === id);
+}
+
+/**
  * `sat keys rewrap`: opens every key with the current KEK and seals it under `next`, in one transaction.
  * Throws KeyEncryptionError (and changes nothing) when any key does not open.
  */
@@ -635,7 +656,7 @@ export async function rewrapSigningKeys(db: Db, ring: KeyRing, next: SecretKey):
 export async function listSigningKeys(
   db: Db,
   ring?: KeyRing,
-): Promise<Array<Pick<SigningKeyRow, 'kid' | 'alg' | 'created_at' | 'not_before' | 'kek_id'> & { encrypted: boolean; opens?: boolean }>> {
+): Promise<Array<Pick<SigningKeyRow, 'kid' | 'alg' | 'created_at' | 'not_before' | 'kek_id' | 'max_token_ttl_seconds'> & { encrypted: boolean; opens?: boolean }>> {
   const rows: SigningKeyRow[] = await db<SigningKeyRow>('signing_keys').select('*').orderBy('not_before', 'desc');
   return rows.map((r) => ({
     kid: r.kid,
@@ -643,6 +664,7 @@ export async function listSigningKeys(
     created_at: r.created_at,
     not_before: r.not_before,
     kek_id: r.kek_id,
+    max_token_ttl_seconds: r.max_token_ttl_seconds,
     encrypted: r.sealed_jwk !== null,
     ...(ring ? { opens: ring.canOpen(r) } : {}),
   }));

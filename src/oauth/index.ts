@@ -29,7 +29,7 @@ import {
   type PreparedJson,
 } from './discovery.js';
 import { createProvider } from './provider.js';
-import { providerErrorText } from './errors.js';
+import { providerErrorText, renderOAuthError, TemporarilyUnavailable } from './errors.js';
 import { createAccessTokenVerifier, introspectionEndpoint, type AccessTokenVerifier } from './introspection.js';
 import { revocationEndpoint } from './revocation.js';
 import { recordProviderOutcome, tokenEndpoint, type CurrentProvider } from './token-endpoint.js';
@@ -43,6 +43,23 @@ const exposed = new Map<string, string[]>([
   // so it answers every request with an RFC 6749 error.
   [AUTHORIZATION_PATH, ['GET', 'POST']],
 ]);
+
+/**
+ * Whether an instance holds the database's key set: `unopened`, the published kids it cannot open (empty when all
+ * open); `signerUsableUntil`, when it signs with a key it cannot replace (the database's signer does not open here),
+ * the moment after which a token it signs would outlive that key's publication (its end of publication less the
+ * token lifetime: past already when the key is no longer published). From then on its tokens would not verify
+ * everywhere for their whole lifetime: the token endpoint answers 503 and /readyz 503.
+ */
+export interface KeyHealth {
+  unopened: readonly string[];
+  signerUsableUntil?: Date;
+}
+
+/** Whether `health` lets this instance sign at `now` (KeyHealth.signerUsableUntil). */
+export function canSign(health: KeyHealth, now: Date): boolean {
+  return health.signerUsableUntil === undefined || now.getTime() < health.signerUsableUntil.getTime();
+}
 
 /**
  * Whether `path` is one of the OAuth endpoints (token, introspection, revocation, authorization), also under
@@ -64,12 +81,8 @@ export interface OAuth {
    * process opened (loadKeySetInPart), logged once a minute and shown by `keyHealth`: never signs garbage.
    */
   reloadKeys(): Promise<boolean>;
-  /**
-   * Whether this instance holds the database's key set: `unopened` the published kids it cannot open (empty when
-   * all open), `signerPublished` false when it signs with a key the database no longer publishes (its tokens verify
-   * nowhere: /readyz answers 503).
-   */
-  readonly keyHealth: { unopened: readonly string[]; signerPublished: boolean };
+  /** Whether this instance holds the database's key set (KeyHealth). */
+  readonly keyHealth: KeyHealth;
   /** Deletes keys superseded longer ago than the longest access token lifetime plus an hour. */
   pruneKeys(): Promise<number>;
   /** Automatic rotation (KEY_ROTATION_DAYS): adds a key published ahead when due, then reloads. Returns its kid. */
@@ -170,10 +183,12 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
   // RFC 7662 / RFC 7009 for our JWT access tokens: served by us, oidc-provider refuses JWTs on both.
   const verifyAccessToken = createAccessTokenVerifier(deps, () => keySet);
   const hourly = new AccessTokenAllowance(deps, usage); // this instance's hourly-limit reservations
+  let keyHealth: KeyHealth = { unopened: [] }; // set by every reload
+  let couldSign = true; // at the last reload: a change is logged at once
   const ownEndpoints = new Map<string, Middleware>([
     ['/token/introspection', introspectionEndpoint(deps, verifyAccessToken, recordCallerUse)],
     ['/token/revocation', revocationEndpoint(deps, verifyAccessToken, recordCallerUse)],
-    ['/token', tokenEndpoint(deps, () => current, hourly)],
+    ['/token', refuseWithoutSigner(() => keyHealth, tokenEndpoint(deps, () => current, hourly))],
     ['/jwks', servePrepared(() => jwks, jwksMaxAgeSeconds(config.keyPublishAheadSeconds))],
     ['/.well-known/openid-configuration', servePrepared(() => oidcMetadata)],
     ['/.well-known/oauth-authorization-server', servePrepared(() => asMetadata)],
@@ -199,6 +214,21 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
     await current.callback(ctx.req, ctx.res);
   };
 
+  /**
+   * /token while this instance cannot sign tokens that verify for their whole lifetime (canSign): 503
+   * temporarily_unavailable, so a client retries on another instance, instead of a token that stops verifying early.
+   */
+  function refuseWithoutSigner(health: () => KeyHealth, endpoint: Middleware): Middleware {
+    return async (ctx, next) => {
+      if (canSign(health(), deps.clock())) return endpoint(ctx, next);
+      renderOAuthError(
+        ctx,
+        new TemporarilyUnavailable('this instance cannot sign access tokens now (its signing key is not published long enough); retry', 5),
+        config.issuer,
+      );
+    };
+  }
+
   let lastReloadError = 0;
   // One reload at a time (the 2 s job, `sat keys …` through the control socket, the rotation check): two at once
   // could install the set the first one read after the newer set the second one read, for up to 2 s.
@@ -208,32 +238,39 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
     reloading = run.catch(() => undefined);
     return run;
   };
-  let keyHealth: OAuth['keyHealth'] = { unopened: [], signerPublished: true };
   const reloadOnce = async (): Promise<boolean> => {
     let next: KeySet;
     try {
       try {
         next = await load();
-        keyHealth = { unopened: [], signerPublished: true };
+        keyHealth = { unopened: [] };
       } catch (err) {
         if (!(err instanceof KeyEncryptionError)) throw err;
         // A published key does not open here: publish what the database publishes all the same (a key removed by
         // `sat keys remove` leaves this JWKS too, one added elsewhere enters it), signing with what opens.
         const partial = await loadKeySetInPart(deps.db.knex, ring, deps.clock(), retention, keySet);
         if (!partial) throw err;
-        keyHealth = { unopened: partial.unopened, signerPublished: partial.signerPublished };
+        const until = partial.signerPublishedUntil;
+        keyHealth = {
+          unopened: partial.unopened,
+          ...(until ? { signerUsableUntil: new Date(until.getTime() - config.accessTokenTtlSeconds * 1000) } : {}),
+        };
+        const signs = canSign(keyHealth, deps.clock());
         const now = Date.now();
-        if (now - lastReloadError >= 60_000) {
+        // Once a minute, and at once when this instance stops being able to sign.
+        if (now - lastReloadError >= 60_000 || (couldSign && !signs)) {
           lastReloadError = now;
           deps.log.error(
             'signing keys do not open with this instance\'s key-encryption key: they are published but cannot sign here; ' +
-              (partial.signerPublished
-                ? `still signing with ${partial.signingKid}`
-                : `still signing with ${partial.signingKid}, which the database no longer publishes: its tokens verify nowhere, /readyz answers 503`) +
-              '; configure the current key-encryption key (after sat keys rewrap: restart with the new one)',
+              (signs
+                ? `still signing with ${partial.signingKid}` + (until ? ` until ${keyHealth.signerUsableUntil!.toISOString()}` : '')
+                : `${partial.signingKid}, the key it holds, leaves the JWKS before a token signed now would expire: the token endpoint and /readyz answer 503`) +
+              '; give it the current key-encryption key (KEY_ENCRYPTION_KEY_FILE: replace the file, read again within seconds; ' +
+              'KEY_ENCRYPTION_KEY: set it and restart)',
             { unopened: partial.unopened, signing_kid: partial.signingKid, err },
           );
         }
+        couldSign = signs;
         next = partial;
       }
     } catch (err) {
@@ -251,7 +288,10 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
       }
       return false;
     }
-    if (keyHealth.unopened.length === 0) lastReloadError = 0;
+    if (keyHealth.unopened.length === 0) {
+      lastReloadError = 0;
+      couldSign = true;
+    }
     if (next.fingerprint === keySet.fingerprint) return false;
     current = await build(next);
     // Keys that left the set (pruned, or deleted by `sat keys remove`) are named: an incident's removal shows here.
@@ -262,7 +302,7 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
     deps.log.info('signing keys reloaded', {
       signing_kid: keySet.signingKid,
       signing_alg: keySet.signingAlg,
-      published: keySet.keys.length,
+      published: keySet.publicKeys.length,
       ...(removed.length > 0 ? { removed } : {}),
     });
     return true;

@@ -6,7 +6,6 @@ import { authenticateForIntrospection, findIntrospectedSubject, type Introspecte
 import { callerEndpoint, type RecordCallerUse } from './caller.js';
 import { keyRetentionMs, loadPublicKeySet, type KeySet } from '../keys/index.js';
 
-
 /** The claims of one of our access tokens, once its signature, issuer, audience, type and times check out. */
 export interface AccessTokenClaims extends JWTPayload {
   jti: string;

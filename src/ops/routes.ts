@@ -9,13 +9,13 @@ import { mailFailedMessages, mailQueueDepth, mailQueueOldestAge, registry, setOr
 /**
  * GET /healthz (alive), /readyz (database reachable and not shutting down, 503 otherwise), /metrics (Prometheus
  * text). `lifecycle.draining` turns /readyz to 503 at once on SIGTERM (SPEC "Operations"). `signing.keyHealth`
- * (the OAuth edge's): /readyz is 503 while this instance signs with a key the database no longer publishes (its
- * tokens verify nowhere), and `sat_signing_keys_unopened` counts the published keys it cannot open.
+ * (the OAuth edge's KeyHealth): /readyz is 503 once this instance's signing key leaves the JWKS before a token it
+ * signs now would expire, and `sat_signing_keys_unopened` counts the published keys it cannot open.
  */
 export function opsRouter(
   deps: Deps,
   lifecycle: { readonly draining: boolean } = { draining: false },
-  signing: { readonly keyHealth: { unopened: readonly string[]; signerPublished: boolean } } = { keyHealth: { unopened: [], signerPublished: true } },
+  signing: { readonly keyHealth: { unopened: readonly string[]; signerUsableUntil?: Date } } = { keyHealth: { unopened: [] } },
 ): Router {
   const router = new Router({ sensitive: true, strict: true }); // exact paths, as the admin API's
   router.get('/healthz', (ctx) => {
@@ -37,7 +37,8 @@ export function opsRouter(
       return;
     }
     const database = await pingDb(deps.db.knex);
-    if (database === 'ok' && !signing.keyHealth.signerPublished) {
+    const usableUntil = signing.keyHealth.signerUsableUntil;
+    if (database === 'ok' && usableUntil && deps.clock().getTime() >= usableUntil.getTime()) {
       // A key added after `sat keys rewrap` signs everywhere else and this instance cannot open it (docs/keys.md).
       ctx.status = 503;
       ctx.body = { status: 'unavailable', database, signing_key: 'unpublished' };

@@ -200,14 +200,15 @@ describe.each(testDatabases())('console review findings on %s (Chromium)', (kind
     expect(await copy.getByLabel('Search tokens by name or client ID').inputValue()).toBe('Route_HR');
 
     // Values the page cannot use fall back to the defaults, with no error: a status it does not know, a cursor that is
-    // not one, a cursor this server did not issue.
-    for (const bad of ['#/?status=bogus&cursor=%21%21', '#/?cursor=bm90LWEtY3Vyc29y']) {
+    // not one, a cursor this server did not issue, a search the API refuses (a NUL).
+    for (const bad of ['#/?status=bogus&cursor=%21%21', '#/?cursor=bm90LWEtY3Vyc29y', '#/?q=%00']) {
       await copy.goto(`${server.url}/admin${bad}`);
       await copy.reload();
       await until(() => rows(copy), (r) => r.length === 10 && r[0] === 'Route_HR_12', `the first page of every token for ${bad}`);
       await until(async () => hash(copy), (h) => h === '#/', `the address of the defaults for ${bad}`);
       expect(await copy.locator('#list-error').isHidden()).toBe(true);
       expect(await copy.getByRole('button', { name: 'All', exact: true }).getAttribute('aria-pressed')).toBe('true');
+      expect(await copy.getByLabel('Search tokens by name or client ID').inputValue()).toBe('');
     }
 
     // The audit log's page: Older, then a reload, Back, a copied link and a bad cursor.

@@ -113,9 +113,12 @@ describe.each(testDatabases())('signing keys at rest on %s', (kind) => {
     // Embedded: the server held the database, so the command ran inside it, and replaced the generated key file.
     if (kind === 'embedded') expect(out.replaced_key_file).toBe(dataDirKeyFile(db.dataDir));
     expect(await exchange(s, t.client_id, t.client_secret)).toBeDefined(); // still signing
-    // The same key again (a script run twice): nothing to do, and said so.
-    const again = await runSatInProcess(['keys', 'rewrap', '--new-key-file', file], kind === 'postgres' ? { ...db.env, KEY_ENCRYPTION_KEY: next } : db.env);
-    expect([again.code, again.stdout]).toEqual([0, expect.stringMatching(/^Every signing key is already sealed under this key-encryption key \(id \S+\): nothing changed\n$/)]);
+    // The same command again (a script run twice, the old key still configured), and with the new key configured:
+    // nothing to do, and said so.
+    for (const env of [db.env, kind === 'postgres' ? { ...db.env, KEY_ENCRYPTION_KEY: next } : db.env]) {
+      const again = await runSatInProcess(['keys', 'rewrap', '--new-key-file', file], env);
+      expect([again.code, again.stdout, again.stderr]).toEqual([0, expect.stringMatching(/^Every signing key is already sealed under this key-encryption key \(id \S+\): nothing changed\n$/), '']);
+    }
 
     const env: Record<string, string> = kind === 'postgres' ? { KEY_ENCRYPTION_KEY: next } : {};
     const after = await restart(env);
@@ -240,7 +243,7 @@ describePostgres('an instance that cannot open a key added after `sat keys rewra
     await db?.drop();
   });
 
-  it('publishes what the database publishes (a removed key leaves its JWKS too), signs only with keys it opened, answers /readyz 503 once its signer is unpublished, and follows a replaced KEY_ENCRYPTION_KEY_FILE', async () => {
+  it('publishes what the database publishes (a removed key leaves its JWKS too), signs only with keys it opened and only while their tokens outlive no publication (else /token and /readyz 503), and follows a replaced KEY_ENCRYPTION_KEY_FILE', async () => {
     const clock = new TestClock(); // one clock for both instances and the commands run in them
     const a = await startServer(db, { KEY_ENCRYPTION_KEY: '', KEY_ENCRYPTION_KEY_FILE: kekFile }, { clock, jobs: 'manual' });
     servers.push(a);
@@ -281,7 +284,7 @@ describePostgres('an instance that cannot open a key added after `sat keys rewra
     // A publishes the new key it cannot open, as B does, and keeps signing with the key it holds (still published).
     expect(await kids(a)).toEqual(await kids(b));
     expect(await kids(a)).toEqual([oldKid, newKid].sort());
-    expect(a.oauth.keyHealth).toEqual({ unopened: [newKid], signerPublished: true });
+    expect(a.oauth.keyHealth).toMatchObject({ unopened: [newKid] });
     expect(decodeProtectedHeader(await exchange(a, t.client_id, t.client_secret)).kid).toBe(oldKid);
     const newToken = await exchange(b, t.client_id, t.client_secret);
     expect(decodeProtectedHeader(newToken).kid).toBe(newKid);
@@ -293,6 +296,27 @@ describePostgres('an instance that cannot open a key added after `sat keys rewra
     const errors = () => a.logLines.filter((l) => l.includes('do not open with this instance'));
     expect(errors()).toEqual([expect.stringContaining(newKid)]);
 
+    // A's key stays published for its tokens' lifetime plus an hour after the new key took over; a token A signs must
+    // not outlive that, so an hour after the switch (15 min tokens) A refuses to sign and is no longer ready.
+    const switchedAt = (await a.deps.db.knex('signing_keys').where({ kid: newKid }).first()).not_before.getTime();
+    expect(a.oauth.keyHealth.signerUsableUntil).toEqual(new Date(switchedAt + 3600_000));
+    const refusal = async (s: TestServer) => {
+      const res = await fetch(`${s.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(t.client_id, t.client_secret) },
+        body: 'grant_type=client_credentials',
+      });
+      return { status: res.status, retryAfter: res.headers.get('retry-after'), error: ((await res.json()) as { error: string }).error };
+    };
+    const unusable = { status: 503, body: { status: 'unavailable', database: 'ok', signing_key: 'unpublished' } };
+    clock.advance(3600_000 - (clock.now().getTime() - switchedAt) - 1_000);
+    expect(decodeProtectedHeader(await exchange(a, t.client_id, t.client_secret)).kid).toBe(oldKid); // a second left
+    clock.advance(1_000);
+    expect(await refusal(a)).toEqual({ status: 503, retryAfter: '5', error: 'temporarily_unavailable' });
+    expect(await ready(a)).toEqual(unusable);
+    expect(decodeProtectedHeader(await exchange(b, t.client_id, t.client_secret)).kid).toBe(newKid); // B signs on
+    clock.set(switchedAt).resume(); // back to the switch, for the removal below
+
     // The old key is removed (it leaked, say): it leaves A's JWKS and introspection too, though A still signs with it.
     clock.advance(11_000);
     expect((await runCommand(b.deps, 'keys-remove', { kid: oldKid })).ok).toBe(true);
@@ -301,13 +325,15 @@ describePostgres('an instance that cannot open a key added after `sat keys rewra
     expect(await kids(a)).toEqual([newKid]);
     expect(await kids(b)).toEqual([newKid]);
     expect(await introspect(a, oldToken)).toBe(false);
-    expect(a.oauth.keyHealth).toEqual({ unopened: [newKid], signerPublished: false });
-    expect(await ready(a)).toEqual({ status: 503, body: { status: 'unavailable', database: 'ok', signing_key: 'unpublished' } });
+    expect(a.oauth.keyHealth).toEqual({ unopened: [newKid], signerUsableUntil: new Date(-900_000) }); // gone: the epoch, less a lifetime
+    expect(await ready(a)).toEqual(unusable);
+    expect(await refusal(a)).toEqual({ status: 503, retryAfter: '5', error: 'temporarily_unavailable' });
+    expect(errors().filter((l) => l.includes('the token endpoint and /readyz answer 503'))).toHaveLength(1); // said at once
 
     // The operator puts the new key into A's KEY_ENCRYPTION_KEY_FILE: A follows without a restart.
     writeFileSync(kekFile, next + '\n', { mode: 0o600 });
     expect(await a.oauth.reloadKeys()).toBe(true);
-    expect(a.oauth.keyHealth).toEqual({ unopened: [], signerPublished: true });
+    expect(a.oauth.keyHealth).toEqual({ unopened: [] });
     expect(decodeProtectedHeader(await exchange(a, t.client_id, t.client_secret)).kid).toBe(newKid);
     expect(await ready(a)).toEqual({ status: 200, body: { status: 'ready', database: 'ok' } });
     expect(await unopened(a)).toBe('0');

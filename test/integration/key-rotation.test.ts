@@ -114,7 +114,7 @@ describe.each(testDatabases())('signing-key rotation on %s', (kind) => {
     expect(listed.stdout).toMatch(new RegExp(`^${oldKid}  \\S+  signing   (NOT )?encrypted`, 'm'));
     expect(listed.stdout).toContain(`${newKid}  ${server.deps.config.signingAlg}  pending   signs from ${signs_from}  `);
     expect(listed.stdout).toContain(`Signing with ${oldKid}\n`);
-    expect(listed.stdout).toMatch(/^Next automatic rotation: \d{4}-\d\d-\d\dT[\d:.]+Z \(a new key published then\)$/m);
+    expect(listed.stdout).toMatch(/^Next automatic rotation: \d{4}-\d\d-\d\dT[\d:.]+Z \(a new key published then; by KEY_ROTATION_DAYS=90 as set where this ran\)$/m);
     const listedJson = JSON.parse((await runSatInProcess(['keys', 'list', '--json'], db.env)).stdout) as { signing_kid: string; published: Array<{ kid: string; status: string }> };
     expect(listedJson.signing_kid).toBe(oldKid);
     expect(listedJson.published).toEqual(expect.arrayContaining([expect.objectContaining({ kid: newKid, status: 'pending', signs_from })]));

@@ -3,7 +3,7 @@
 // A token's view shows that token's events with the same rows (auditRow).
 import { api, ApiError, handleSessionEnd } from './api.js';
 import { $, breakableEmail, cell, dateTimeFormat, el, formatAgo, hide, sentence, setText, show, timeEl } from './dom.js';
-import { addRoute, addView, goTo, isPageTrail, onReset, PAGE_CURSOR, showView } from './shell.js';
+import { addRoute, addView, goTo, isPageTrail, onReset, PAGE_CURSOR, recordRoute, showView } from './shell.js';
 
 const PAGE_SIZE = 20;
 
@@ -27,11 +27,7 @@ function auditRoute() {
 /** Writes the page into the address: a new history entry for Older / Newer (`push`), in place for a fallback. */
 function recordAuditRoute({ push = false } = {}) {
   if (!$('audit-view').isConnected) return;
-  const hash = auditRoute();
-  const data = { cursors: state.cursors };
-  if (location.hash === hash) history.replaceState(data, '');
-  else if (push) history.pushState(data, '', hash);
-  else history.replaceState(data, '', hash);
+  recordRoute(auditRoute(), { cursors: state.cursors }, { push });
 }
 
 addView('audit', $('audit-view'), { signedIn: true });

@@ -269,3 +269,13 @@ export function isPageTrail(trail, cursor) {
     trail.slice(1).every((c) => typeof c === 'string' && PAGE_CURSOR.test(c))
   );
 }
+
+/**
+ * Writes `hash` into the address with `data` as the history entry's state: a new entry when `push` (a page, a
+ * filter), else in place (a search as it is typed, a fallback); the state alone when the address already says it.
+ */
+export function recordRoute(hash, data, { push = false } = {}) {
+  if ((location.hash || '#/') === hash) history.replaceState(data, '');
+  else if (push) history.pushState(data, '', hash);
+  else history.replaceState(data, '', hash);
+}

@@ -30,7 +30,7 @@ import {
   wholeNumberOf,
   named,
 } from './dom.js';
-import { addView, goTo, isPageTrail, onReset, onViewChange, PAGE_CURSOR, returnTo, setHome, showView } from './shell.js';
+import { addView, goTo, isPageTrail, onReset, onViewChange, PAGE_CURSOR, recordRoute, returnTo, setHome, showView } from './shell.js';
 
 const PAGE_SIZE = 10;
 
@@ -120,7 +120,6 @@ export function listRoute() {
   return text ? `#/?${text}` : '#/';
 }
 
-
 /** Takes the filter, search and page from the location's `params`; a value the API would refuse is the default. */
 function readListRoute(params) {
   const status = params.get('status') ?? '';
@@ -151,10 +150,7 @@ function recordListRoute({ push = false } = {}) {
   $('nav-tokens').setAttribute('href', hash);
   $('token-crumb-list').setAttribute('href', hash);
   if (!$('tokens-view').isConnected) return; // another screen is on show now (a search typed just before leaving)
-  const data = { cursors: state.cursors };
-  if ((location.hash || '#/') === hash) history.replaceState(data, ''); // e.g. /admin with no hash stays as it is
-  else if (push) history.pushState(data, '', hash);
-  else history.replaceState(data, '', hash);
+  recordRoute(hash, { cursors: state.cursors }, { push }); // /admin with no hash stays as it is
 }
 
 /** Loads the services, shows the screen and the page of tokens its location names (`params`; the first by default). */
@@ -644,6 +640,15 @@ async function loadTokens() {
     if (handleSessionEnd(err)) return;
     if (cursor && err instanceof ApiError && err.details.some((d) => d?.path === 'cursor')) {
       // A cursor in the address this server did not issue: the first page, without an error.
+      state.cursors = [null];
+      state.trailKnown = true;
+      recordListRoute();
+      return loadTokens();
+    }
+    if (state.query && err instanceof ApiError && err.details.some((d) => d?.path === 'q')) {
+      // A search the API refuses (a NUL from an address, say): no search, without an error, as for a bad cursor.
+      state.query = '';
+      $('token-search').value = '';
       state.cursors = [null];
       state.trailKnown = true;
       recordListRoute();
