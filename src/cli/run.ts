@@ -1042,7 +1042,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   } catch (e) {
     // An unknown or malformed option: the message, then the help of the command it was given to.
     const named = parseArgs({ args: argv, allowPositionals: true, strict: false }).positionals;
-    err(usageMessage((e as Error).message, named));
+    // Node's text for an unknown option goes on to advise a `--` for a positional argument, which no sat command
+    // takes in that form: the option is named, and the help below lists those it takes.
+    const unknown = (e as { code?: unknown }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /^Unknown option '([^']*)'/.exec((e as Error).message)?.[1] : undefined;
+    err(usageMessage(unknown !== undefined ? `unknown option ${unknown}` : (e as Error).message, named));
     return 2;
   }
   if (parsed.values.help || parsed.positionals.length === 0) {

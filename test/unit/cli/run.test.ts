@@ -50,7 +50,7 @@ describe('runCli', () => {
     expect(none.out()).toMatch(/^Usage: sat <command>/);
     const unknown = io();
     expect(await runCli(['token', 'list', '--colour'], unknown.io)).toBe(2);
-    expect(unknown.err()).toMatch(/^sat: Unknown option '--colour'[\s\S]*Usage: sat/);
+    expect(unknown.err()).toMatch(/^sat: unknown option --colour\n\nUsage: sat token list/);
   });
 
   it("prints one command's or one group's help with --help after its name, and the whole usage for an unknown one", async () => {
@@ -74,7 +74,10 @@ describe('runCli', () => {
   it('follows a usage error with the help of the command it names, not the whole usage', async () => {
     const option = io();
     expect(await runCli(['keys', 'rotate', '--bogus'], option.io)).toBe(2);
-    expect(option.err()).toMatch(/^sat: Unknown option '--bogus'[^\n]*\n\nUsage: sat keys rotate \[options\]\n\n {2}keys rotate /);
+    expect(option.err()).toMatch(/^sat: unknown option --bogus\n\nUsage: sat keys rotate \[options\]\n\n {2}keys rotate /);
+    const short = io(); // Node's own text went on to advise a `--` that no sat command takes
+    expect(await runCli(['token', 'list', '-z'], short.io)).toBe(2);
+    expect(short.err()).toMatch(/^sat: unknown option -z\n\nUsage: sat token list/);
     expect(option.err()).not.toMatch(/Commands:|token create/);
     const group = io();
     expect(await runCli(['token'], group.io)).toBe(2);
