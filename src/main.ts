@@ -16,12 +16,14 @@ import { deliverDueMail, pruneSentMail } from './mail/delivery.js';
 import { createMailTransport } from './mail/transport.js';
 import { drainHttpServer, trackConnections } from './http/drain.js';
 import { answerClientErrors, answerConnect } from './http/client-error.js';
+import { invitesBody } from './http/common.js';
 import { MAX_JSON_BODY_BYTES } from './http/validate.js';
+import { MAX_REVOKE_BODY_BYTES, PUBLIC_REVOKE_PATH } from './scanning/routes.js';
 import { GENERATED_KEK_MESSAGE, missingKeyFor, openKeyRing, type KeyRing } from './keys/index.js';
 import { ScanningKeys } from './scanning/keys.js';
 import { createServer, type Prepared } from './server.js';
 import { enqueueExpiryNotices, expirePreviousSecrets, pruneIssuanceBuckets, pruneOneTimeUses, pruneRevokedAccessTokens, revokeDormantTokens } from './tokens/index.js';
-import { oauthEndpointMatcher, type OAuth } from './oauth/index.js';
+import { MAX_FORM_BYTES, oauthEndpointMatcher, type OAuth } from './oauth/index.js';
 
 /** A started server (serve): its URL, its services, the OAuth edge and the jobs, and close() for a graceful stop. */
 export interface Running {
@@ -209,10 +211,14 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
     // 408 / 431 / 400 from Node itself, in SPEC's JSON error shape (RFC 6749's at the OAuth endpoints)
     server.on('clientError', answerClientErrors(log, { isOAuthEndpoint: oauthEndpointMatcher(config.issuer) }));
     server.on('checkExpectation', handle); // Expect other than 100-continue: the app's 417, not Node's empty one
-    // Expect: 100-continue (RFC 9110 §10.1.1): a body no endpoint would read (over 1 MB, the largest limit) is not
-    // invited with "100 Continue" only to be refused with 413 (the client may send it all first); any other is.
+    // Expect: 100-continue (RFC 9110 §10.1.1): a body its endpoint would not read (over its limit: the OAuth forms'
+    // 56 KB, the public reports' 64 KB, 1 MB elsewhere), or a request whose head is refused, is not invited with
+    // "100 Continue" only to be refused (the client may send it all first); any other is.
+    const isOAuthPath = oauthEndpointMatcher(config.issuer);
+    const bodyLimit = (path: string) =>
+      isOAuthPath(path) ? MAX_FORM_BYTES : path === PUBLIC_REVOKE_PATH || path.endsWith(PUBLIC_REVOKE_PATH) ? MAX_REVOKE_BODY_BYTES : MAX_JSON_BODY_BYTES;
     server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
-      if (!(Number(req.headers['content-length']) > MAX_JSON_BODY_BYTES)) res.writeContinue();
+      if (invitesBody(req, bodyLimit)) res.writeContinue();
       handle(req, res);
     });
     server.on('connect', answerConnect(log)); // CONNECT: a JSON 400 instead of a connection closed without a word

@@ -301,3 +301,23 @@ export function allowedMethods(router: Router): Middleware {
     ctx.body = { error: 'method_not_allowed', message: `${ctx.method} is not allowed here. Allowed: ${allow}.` };
   };
 }
+
+/**
+ * Whether to answer `Expect: 100-continue` with "100 Continue" (RFC 9110 §10.1.1) before the application reads
+ * `req`'s body: not when its head is refused anyway (requestHeadProblem: a second Host, a transfer coding other than
+ * chunked, …), nor when its `Content-Length` is over what the endpoint of its path reads (`limitFor`, in bytes), so a
+ * client is never invited to send a body only to have it refused (413, 400). main.ts's 'checkContinue' listener.
+ */
+export function invitesBody(
+  req: { url?: string; httpVersionMajor: number; httpVersionMinor: number; headers: Record<string, string | string[] | undefined>; rawHeaders: string[] },
+  limitFor: (path: string) => number,
+): boolean {
+  if (requestHeadProblem(req, undefined)) return false;
+  let path: string;
+  try {
+    path = new URL(req.url ?? '/', 'http://target.invalid').pathname;
+  } catch {
+    return false; // an unparsable target: refused with 400 before any body is read
+  }
+  return !(Number(req.headers['content-length']) > limitFor(path));
+}

@@ -34,6 +34,9 @@ import { createAccessTokenVerifier, introspectionEndpoint, type AccessTokenVerif
 import { revocationEndpoint } from './revocation.js';
 import { recordProviderOutcome, tokenEndpoint, type CurrentProvider } from './token-endpoint.js';
 
+/** The largest form body the OAuth endpoints read (main.ts: whether to invite a body with 100 Continue). */
+export { MAX_FORM_BYTES } from './form.js';
+
 /** The provider endpoints we expose, with their methods; every other route oidc-provider registers stays unreachable. */
 const exposed = new Map<string, string[]>([
   ['/token', ['POST']],

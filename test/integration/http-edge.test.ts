@@ -319,6 +319,16 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
         const refused = await raw(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: ${type}\r\nExpect: 100-continue\r\nContent-Length: 50000000\r\n\r\n`);
         expect([path, refused]).toEqual([path, expect.stringMatching(/^HTTP\/1\.1 413 Payload Too Large\r\n/)]);
       }
+      // Nor one over its own endpoint's limit (the OAuth forms' 56 KB, the public reports' 64 KB), nor a request
+      // whose head is refused anyway (a transfer coding other than chunked): the refusal at once, no 100 first.
+      for (const [path, type, more] of [
+        ['/token', 'application/x-www-form-urlencoded', 'Content-Length: 100000'],
+        ['/credentials/revoke', 'application/json', 'Content-Length: 70000'],
+        ['/admin/api/login', 'application/json', 'Transfer-Encoding: gzip, chunked'],
+      ]) {
+        const refused = await raw(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: ${type}\r\nExpect: 100-continue\r\n${more}\r\n\r\n`);
+        expect([path, refused]).toEqual([path, expect.stringMatching(/^HTTP\/1\.1 4\d\d /)]);
+      }
     });
 
     it('answers an absolute-form target with a bad authority 400 (it was a bare 500 with no log line), at every path', async () => {
