@@ -500,13 +500,9 @@ export async function loadPublicKeySet(
   const rows = (await db<SigningKeyRow>('signing_keys').select('*')).sort(newestFirst);
   const signer = signerAt(rows, now);
   if (!signer) return undefined;
-  const published: SigningKeyRow[] = [];
-  let supersededAt: number | undefined; // when the next newer active key started signing
-  for (const row of rows) {
-    const active = row.not_before.getTime() <= now.getTime();
-    if (!active || supersededAt === undefined || now.getTime() - supersededAt < retentionOf(row, retentionMs)) published.push(row);
-    if (active) supersededAt = row.not_before.getTime();
-  }
+  // Pending and signing keys have no retirement time; a superseded key is published until its own.
+  const leaves = retirementTimes(rows, now, retentionMs);
+  const published = rows.filter((r) => (leaves.get(r.kid)?.getTime() ?? Infinity) > now.getTime());
   const ordered = [signer, ...published.filter((r) => r.kid !== signer.kid)];
   return {
     rows: ordered,

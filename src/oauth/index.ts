@@ -223,7 +223,9 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
    */
   function refuseWithoutSigner(health: () => KeyHealth, endpoint: Middleware): Middleware {
     return async (ctx, next) => {
-      if (canSign(health(), deps.clock())) return endpoint(ctx, next);
+      const h = health();
+      // The usual case, a complete key set, reads no clock: this runs on every token request.
+      if (h.signerUsableUntil === undefined || canSign(h, deps.clock())) return endpoint(ctx, next);
       renderOAuthError(
         ctx,
         new TemporarilyUnavailable('this instance cannot sign access tokens now (its signing key is not published long enough); retry', 5),

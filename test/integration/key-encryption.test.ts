@@ -9,7 +9,7 @@ import { runSat, runSatInProcess } from '../support/cli.js';
 import { runCommand } from '../../src/commands.js';
 import { TestClock } from '../support/clock.js';
 import { createTestDb, describeEmbedded, describePostgres, testDatabases, type TestDb } from '../support/db.js';
-import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
+import { basic, introspectionActive, makeAdmin, makeToken } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
 
 const newKek = () => randomBytes(32).toString('base64');
@@ -270,16 +270,7 @@ describePostgres('an instance that cannot open a key added after `sat keys rewra
       return { status: res.status, body: (await res.json()) as unknown };
     };
     const unopened = async (s: TestServer) => /^sat_signing_keys_unopened (\d+)$/m.exec(await (await fetch(`${s.url}/metrics`)).text())?.[1];
-    const introspect = async (s: TestServer, token: string) =>
-      (
-        (await (
-          await fetch(`${s.url}/token/introspection`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(t.client_id, t.client_secret) },
-            body: new URLSearchParams({ token }).toString(),
-          })
-        ).json()) as { active: boolean }
-      ).active;
+    const introspect = (s: TestServer, token: string) => introspectionActive(s.url, t, token);
 
     // A publishes the new key it cannot open, as B does, and keeps signing with the key it holds (still published).
     expect(await kids(a)).toEqual(await kids(b));

@@ -14,7 +14,7 @@ import { migrateLatest, openDb, type Database } from '../../src/db/index.js';
 import { KeyRing, ensureSigningKey, loadKeySet, pruneSigningKeys, rotateSigningKey } from '../../src/keys/index.js';
 import { runSat, runSatInProcess } from '../support/cli.js';
 import { createTestDb, describePostgres, testDatabases, type TestDb } from '../support/db.js';
-import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
+import { basic, introspectionActive, makeAdmin, makeToken } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
 
 const TTL = 300;
@@ -178,16 +178,7 @@ describe.each(testDatabases())('signing-key rotation on %s', (kind) => {
     const t = await makeToken(server.deps, admin);
     const leaked = await accessToken(t.client_id, t.client_secret);
     const leakedKid = decodeProtectedHeader(leaked).kid as string;
-    const introspect = async (token: string) =>
-      (
-        (await (
-          await fetch(`${server.url}/token/introspection`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(t.client_id, t.client_secret) },
-            body: new URLSearchParams({ token }).toString(),
-          })
-        ).json()) as { active: boolean }
-      ).active;
+    const introspect = (token: string) => introspectionActive(server.url, t, token);
     expect(await introspect(leaked)).toBe(true);
 
     // The key that signs is refused, with the way out; so is a kid that is none of ours. (In the server's process,

@@ -37,6 +37,19 @@ export function basic(clientId: string, secret: string): string {
   return 'Basic ' + Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(secret)}`).toString('base64');
 }
 
+/**
+ * Whether POST `url`/token/introspection, the caller authenticated by HTTP Basic with `caller`'s client ID and
+ * secret, says `token` is active (RFC 7662).
+ */
+export async function introspectionActive(url: string, caller: { client_id: string; client_secret: string }, token: string): Promise<boolean> {
+  const res = await fetch(`${url}/token/introspection`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(caller.client_id, caller.client_secret) },
+    body: new URLSearchParams({ token }).toString(),
+  });
+  return ((await res.json()) as { active: boolean }).active;
+}
+
 /** Moves a token's creation or last use into the past (tests only: time the API cannot fake). */
 export async function setTokenTimes(deps: Deps, tokenId: string, times: { created_at?: Date; last_used_at?: Date | null }): Promise<void> {
   await deps.db.knex('tokens').where({ id: tokenId }).update(times);
