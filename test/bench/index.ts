@@ -467,6 +467,13 @@ async function main(): Promise<void> {
   out(`sat bench ${startedAt.toISOString()}  node ${process.version}  ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}`);
   out(`database ${dbKind}  alg ${opts.alg}  clients ${opts.clients}  connections ${opts.connections.join(',')}  ${opts.warmup} s warm-up + ${opts.duration} s per run${opts.scale ? `  scale ${opts.scale.toLocaleString('en')}` : ''}`);
   out(`uptime: ${uptimeBefore}`);
+  // The targets compare runs taken minutes apart: other work on the machine moves the baseline by a third or more
+  // (seen: 2,088 to 3,410 tokens/s for the same baseline), so a busy start is said loudly, not found out afterwards.
+  const [load1 = 0] = os.loadavg();
+  if (load1 > 1) {
+    out(`WARNING: the 1-minute load average is ${load1.toFixed(2)} before the bench starts: other work is running, and the`);
+    out('         comparisons below may fail for it. Run the bench on an idle machine (docs/performance.md).');
+  }
   out();
 
   const servers: Server[] = [];
