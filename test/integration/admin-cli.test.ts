@@ -1,10 +1,12 @@
 // `sat token create|list|revoke`. Commands run in this process (runSatInProcess); `sat serve` and one `sat token
 // create` with and one without a server are real processes, as users run them (the built dist/: `npm run build` first).
 import { call, signIn } from '../support/admin-api.js';
-import { runSat, runSatInProcess, startSatServe, type ServeProcess } from '../support/cli.js';
+import { runSat, runSatInProcess, startSatServe, type ServeProcess, killLeftoverServersAfterEach } from '../support/cli.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic, daysFromNow } from '../support/fixtures.js';
 import { freePort } from '../support/server.js';
+
+killLeftoverServersAfterEach();
 
 /** Tests here start several `sat` processes, each loading the code and opening the database (seconds on a busy machine). */
 const SPAWNING_TEST_MS = 60_000;

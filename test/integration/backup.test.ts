@@ -6,10 +6,12 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { gzipSync } from 'node:zlib';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
-import { runSat, runSatInProcess, startSatServe } from '../support/cli.js';
+import { runSat, runSatInProcess, startSatServe, killLeftoverServersAfterEach } from '../support/cli.js';
 import { describeEmbedded, createTestDb, type TestDb } from '../support/db.js';
 import { freePort, startServer } from '../support/server.js';
 import { readableEntries } from '../support/files.js';
+
+killLeftoverServersAfterEach();
 
 /** A refused restore: exit 1, one clean line on stderr (no stack, no uncaught exception). */
 function expectCleanRefusal(r: { code: number | null; stderr: string }, name: string): void {

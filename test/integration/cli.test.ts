@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { runSat, runSatInProcess, satArgv, startSatServe, type ServeProcess } from '../support/cli.js';
+import { runSat, runSatInProcess, satArgv, startSatServe, type ServeProcess, killLeftoverServersAfterEach } from '../support/cli.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { daysFromNow } from '../support/fixtures.js';
 import { freePort } from '../support/server.js';
+
+killLeftoverServersAfterEach();
 
 /** Tests here start several `sat` processes, each loading the code and opening the database (seconds on a busy machine). */
 const SPAWNING_TEST_MS = 60_000;

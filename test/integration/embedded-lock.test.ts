@@ -11,9 +11,11 @@ import { openDb } from '../../src/db/index.js';
 import { acquireDataDirLock } from '../../src/db/lock.js';
 import { createLogger } from '../../src/log.js';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
-import { runSat, satArgv, startSatServe, type ServeProcess } from '../support/cli.js';
+import { runSat, satArgv, startSatServe, type ServeProcess, killLeftoverServersAfterEach } from '../support/cli.js';
 import { describeEmbedded, createTestDb, type TestDb } from '../support/db.js';
 import { freePort } from '../support/server.js';
+
+killLeftoverServersAfterEach();
 
 /** Four `sat` processes that each open the embedded engine in turn: ~10 s quiet, over 30 s on 2 busy cores. */
 const SPAWNING_TEST_MS = 60_000;
@@ -128,7 +130,7 @@ describeEmbedded('embedded database lock', () => {
       if (inner) process.kill(inner, 'SIGTERM');
       expect(await exited(second)).toBe(0);
     }
-  });
+  }, SPAWNING_TEST_MS);
 
   it('opens the engine with a 16 MB buffer pool, not PostgreSQL\'s 128 MB (docs/performance.md "Embedded database")', async () => {
     const opened = await openDb(loadConfig({ ...env }), createLogger('silent'));

@@ -13,9 +13,11 @@ import { loadConfig } from '../../src/config/index.js';
 import { openDb, type MailOutboxRow } from '../../src/db/index.js';
 import { basic } from '../support/fixtures.js';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
-import { runSat, spawnSatProcess, startNpmStart, startSatServe } from '../support/cli.js';
+import { runSat, spawnSatProcess, startNpmStart, startSatServe, killLeftoverServersAfterEach } from '../support/cli.js';
 import { describeEmbedded, createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { freePort } from '../support/server.js';
+
+killLeftoverServersAfterEach();
 
 const ADMIN = { ADMIN_EMAIL: 'drain-admin@example.com', ADMIN_PASSWORD: 'drain-admin-password' };
 const CONCURRENCY = 8;

@@ -5,10 +5,12 @@ import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { call, signIn } from '../support/admin-api.js';
-import { runSat, runSatInProcess, startSatServe } from '../support/cli.js';
+import { runSat, runSatInProcess, startSatServe, killLeftoverServersAfterEach } from '../support/cli.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { daysFromNow } from '../support/fixtures.js';
 import { freePort, startServer } from '../support/server.js';
+
+killLeftoverServersAfterEach();
 
 describe.each(testDatabases())('sat policy and token update on %s', (kind) => {
   let db: TestDb;

@@ -141,9 +141,50 @@ export function startNpmStart(env: Record<string, string>, timeoutMs = 60_000): 
   return startServing(['npm', 'start'], env, timeoutMs);
 }
 
+/** Every `sat serve` / `npm start` this process started and that has not exited (see `killLeftoverServers`). */
+const liveServers = new Set<ChildProcess>();
+
+/**
+ * Kills (SIGKILL) every server `startSatServe` / `startNpmStart` started that is still running, and waits for each to
+ * exit; resolves to how many there were. For `afterEach`: a test that times out leaves its servers running (its own
+ * `finally` runs only when its awaits end), and a server left on a DATA_DIR holds its lock, so every later test of the
+ * file failed with "is in use" instead of the one timeout (seen under load 10). A test that ends normally has stopped
+ * its servers, so this finds none. A wrapper (`unshare --kill-child`) takes its child with it; `npm start`'s server,
+ * a child of npm, is not reached.
+ */
+export async function killLeftoverServers(): Promise<number> {
+  const left = [...liveServers];
+  await Promise.all(
+    left.map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          child.once('exit', () => resolve());
+          child.kill('SIGKILL');
+        }),
+    ),
+  );
+  liveServers.clear();
+  return left.length;
+}
+
+/**
+ * Registers an `afterEach` of the calling test file that kills the servers a test left running
+ * (`killLeftoverServers`) and fails a test that passed without stopping its own. For every file that starts servers
+ * with `startSatServe` / `startNpmStart`, at its top level.
+ */
+export function killLeftoverServersAfterEach(): void {
+  afterEach(async () => {
+    const left = await killLeftoverServers();
+    if (left > 0) throw new Error(`the test left ${left} sat serve process(es) running (killed now)`);
+  });
+}
+
 function startServing(argv: string[], env: Record<string, string>, timeoutMs: number): Promise<ServeProcess> {
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), { cwd: packageRoot(), env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    liveServers.add(child);
+    child.once('exit', () => liveServers.delete(child));
     let out = '';
     const onData = (d: Buffer) => {
       out += d.toString();
