@@ -670,7 +670,11 @@ async function commandClock(config: Readonly<Config>, knex: Knex, stderr: CliIo[
 }
 
 /** The commands that queue mail (whose links, From and Message-ID come from ISSUER). */
-const MAIL_COMMANDS = new Set(['admin-invite', 'admin-reset-password', 'token-create', 'token-revoke', 'token-rotate']);
+/**
+ * The commands that may queue mail when run on the database itself (so their links and From take this environment's
+ * ISSUER). Not `token-create`: a token made by `sat` has no creator, and no generate mail goes out (SPEC "Email").
+ */
+const MAIL_COMMANDS = new Set(['admin-invite', 'admin-reset-password', 'token-revoke', 'token-rotate']);
 
 /** Runs one command: through the running server when it holds the embedded database, else on the database itself. */
 async function execute(

@@ -22,7 +22,8 @@ export function normaliseNetwork(entry: string): string | undefined {
   const slash = text.indexOf('/');
   const addressText = slash === -1 ? text : text.slice(0, slash);
   const prefixText = slash === -1 ? undefined : text.slice(slash + 1);
-  if (prefixText !== undefined && !/^\d{1,3}$/.test(prefixText)) return undefined;
+  // A prefix length in plain decimal: no sign, no leading zero (`/08`), as the address's own parts.
+  if (prefixText !== undefined && !/^(0|[1-9]\d{0,2})$/.test(prefixText)) return undefined;
 
   let address = parseAddress(addressText);
   if (!address) return undefined;

@@ -4,7 +4,7 @@
 import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { runSat, runSatInProcess, runSatWithInput, type CliResult } from '../support/cli.js';
 import { createTestDb, describeEmbedded, describePostgres, testDatabases, type TestDb } from '../support/db.js';
-import { makeAdmin, makeToken, uniq } from '../support/fixtures.js';
+import { daysFromNow, makeAdmin, makeToken, uniq } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
 import { startSmtp, type TestSmtp } from '../support/smtp.js';
 
@@ -49,6 +49,9 @@ describe.each(testDatabases())('sat admin list, invite, remove, invitations and 
     }
     const listed = await runSatInProcess(['admin', 'list', '--org', admin.organisation_name], noIssuer); // no mail: no warning
     expect([listed.code, listed.stderr.includes('ISSUER')]).toEqual([0, false]);
+    // A token made by `sat` has no creator and mails nobody (review: it warned about its mail's links all the same).
+    const made = await runSatInProcess(['token', 'create', '--org', admin.organisation_name, '--name', uniq('no-mail'), '--expires', daysFromNow(3), '--services', 'jobs'], noIssuer);
+    expect([made.code, made.stderr.includes('ISSUER')]).toEqual([0, false]);
     const withIssuer = await runSatInProcess(['admin', 'invite', '--org', admin.organisation_name, '--email', `${uniq('issuer')}@example.com`], env);
     expect([withIssuer.code, withIssuer.stderr.includes('ISSUER')]).toEqual([0, false]);
   });

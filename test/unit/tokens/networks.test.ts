@@ -37,6 +37,8 @@ describe('normaliseNetwork', () => {
     ['prefix too long (v4)', '10.0.0.0/33'],
     ['prefix too long (v6)', '2001:db8::/129'],
     ['negative prefix', '10.0.0.0/-1'],
+    ['prefix with a leading zero', '10.0.0.1/08'],
+    ['prefix with a plus sign', '10.0.0.0/+8'],
     ['empty prefix', '10.0.0.0/'],
     ['two prefixes', '10.0.0.0/8/8'],
     ['zone id', 'fe80::1%eth0'],
