@@ -4,7 +4,7 @@ import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Knex } from 'knex';
-import { configurePasswordHashing, ensureFirstAdmin, pruneSessions } from './accounts/index.js';
+import { configurePasswordHashing, ensureFirstAdmin, pruneSessions, releasePasswordHashing } from './accounts/index.js';
 import { runCommand } from './commands.js';
 import type { Config } from './config/index.js';
 import { startControlServer } from './control/index.js';
@@ -318,6 +318,7 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
           await jobsStopped;
           mailTransport.close();
           await control?.close();
+          releasePasswordHashing(); // no request left to hash for; a hash of another server in this process finishes
           await db.close();
         })();
         return closing;

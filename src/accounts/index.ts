@@ -2,7 +2,7 @@
 export { normaliseEmail } from '../text.js';
 export { addAdmin, addAdminInput, ensureFirstAdmin, type AddAdminInput, type AddAdminResult } from './service.js';
 export { findAdminById, findOrganisationById, findOrganisationByName } from './queries.js';
-export { hashPassword, verifyPassword, generatePassword, dummyPasswordHash, configurePasswordHashing } from './passwords.js';
+export { hashPassword, verifyPassword, generatePassword, dummyPasswordHash, configurePasswordHashing, releasePasswordHashing } from './passwords.js';
 export { PasswordQueueFullError } from './password-pool.js';
 export {
   signIn,

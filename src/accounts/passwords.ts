@@ -55,6 +55,14 @@ export function configurePasswordHashing(settings: PasswordPoolSettings & { cost
   void old.close();
 }
 
+/**
+ * Lets the hashing threads stop once idle (PasswordPool.release); the next hash starts one again. Called when a server
+ * stops and when a `sat` command ends, so a process that goes on (the tests) keeps no idle thread.
+ */
+export function releasePasswordHashing(): void {
+  pool.release();
+}
+
 /** True when a password check would be accepted now; a sign-in is refused (429) before any database work if not. */
 export function passwordCheckHasRoom(): boolean {
   return pool.hasRoom();

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import type { Knex } from 'knex';
-import { configurePasswordHashing } from '../accounts/index.js';
+import { configurePasswordHashing, releasePasswordHashing } from '../accounts/index.js';
 import { runCommand } from '../commands.js';
 import { ConfigError, loadConfig, type Config } from '../config/index.js';
 import { callControl, type ControlResponse } from '../control/index.js';
@@ -732,6 +732,7 @@ async function execute(
     }
     throw err;
   } finally {
+    releasePasswordHashing(); // the command's hashes are done (runCli also runs inside longer-lived processes)
     await db.close();
   }
 }
