@@ -278,7 +278,7 @@ export const notFound: Middleware = async (ctx) => {
 /**
  * @koa/router's allowedMethods for `router`, with SPEC's error shape: a path the router knows, asked with a method
  * it has no route for, is 405 `{"error":"method_not_allowed","message"}` with `Allow` (RFC 9110 §15.5.6), and
- * OPTIONS is 200 with `Allow`. A method the router does not implement at all (PROPFIND) is the same 405 on a known
+ * OPTIONS is 204 with `Allow` (RFC 9110 §9.3.7). A method the router does not implement at all (PROPFIND) is the same 405 on a known
  * path and stays whatever answered downstream (404) on an unknown one. Only what the router itself set is rewritten:
  * a 405 from downstream (the OAuth endpoints' own RFC 6749 ones) passes unchanged.
  */
@@ -290,6 +290,13 @@ export function allowedMethods(router: Router): Middleware {
       await next();
       downstream = ctx.status;
     });
+    if (ctx.method === 'OPTIONS' && ctx.status === 200 && downstream === 404 && ctx.response.get('Allow')) {
+      // The router's answer to OPTIONS: nothing but `Allow`, so 204 with no body (it was a 200 with an empty body
+      // labelled JSON), as the discovery documents' OPTIONS answers.
+      ctx.status = 204;
+      ctx.body = null;
+      return;
+    }
     if (ctx.status === downstream || (ctx.status !== 405 && ctx.status !== 501)) return;
     const allow = ctx.response.get('Allow');
     if (!allow) {

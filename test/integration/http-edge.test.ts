@@ -94,6 +94,21 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
       }
     });
 
+    it('answers OPTIONS on a known path 204 with Allow and no body (RFC 9110 §9.3.7), in the admin API and outside it', async () => {
+      for (const [path, allowed] of [
+        ['/admin/api/tokens', ['GET', 'POST']],
+        ['/admin/api/me', ['GET']],
+        ['/readyz', ['GET']],
+        ['/credentials/revoke', ['POST']],
+      ] as const) {
+        const res = await fetch(`${server.url}${path}`, { method: 'OPTIONS' });
+        const text = await res.text();
+        expect({ path, status: res.status, text, type: res.headers.get('content-type') }).toEqual({ path, status: 204, text: '', type: null });
+        const allow = (res.headers.get('allow') ?? '').split(/,\s*/);
+        for (const m of allowed) expect(allow).toContain(m);
+      }
+    });
+
     it('keeps the OAuth endpoints\' own RFC 6749 405 and answers an unknown path 404 whatever the method', async () => {
       for (const path of ['/token', '/token/introspection', '/token/revocation']) {
         const res = await fetch(`${server.url}${path}`);
