@@ -63,9 +63,9 @@ interface Slot {
 }
 
 /**
- * A fixed set of worker threads computing scrypt, and a FIFO queue of at most `maxQueue` waiting jobs
+ * At most `threads` worker threads computing scrypt, and a FIFO queue of at most `maxQueue` waiting jobs
  * (SPEC Part 2 "Admin sign-in cannot starve token issuance": bounded concurrency, away from the signing).
- * Threads start on first use; an idle thread never keeps the process alive.
+ * A thread starts when a job finds none idle; an idle thread never keeps the process alive; `release()` stops them.
  */
 export class PasswordPool {
   #slots: Slot[] = [];
@@ -111,11 +111,16 @@ export class PasswordPool {
     for (const slot of this.#slots.filter((s) => s.job === undefined)) this.#retire(slot);
   }
 
-  /** Stops the threads (jobs in flight fail). */
+  /** Stops the threads now: the jobs running and waiting fail (a terminated thread answers nothing). */
   async close(): Promise<void> {
     const slots = this.#slots;
     this.#slots = [];
-    for (const job of this.#queue.splice(0)) job.reject(new Error('password hashing stopped'));
+    const stopped = () => new Error('password hashing stopped');
+    for (const job of this.#queue.splice(0)) job.reject(stopped());
+    for (const slot of slots) {
+      slot.job?.reject(stopped());
+      slot.job = undefined;
+    }
     await Promise.all(slots.map((s) => s.worker.terminate()));
   }
 
@@ -140,15 +145,17 @@ export class PasswordPool {
       else slot.worker.unref();
     });
     slot.worker.on('error', (err) => {
-      // A dead thread: its job fails, a new thread takes its place and the queue.
+      // A dead thread: its job fails; a new thread takes the queue's next job, if any (else one starts on demand).
       slot.job?.reject(err);
       slot.job = undefined;
       const i = this.#slots.indexOf(slot);
-      if (i === -1) return; // closed
-      const fresh = this.#spawn();
-      this.#slots[i] = fresh;
+      if (i === -1) return; // closed or retired
       const next = this.#queue.shift();
-      if (next) this.#run(fresh, next);
+      if (next) {
+        const fresh = this.#spawn();
+        this.#slots[i] = fresh;
+        this.#run(fresh, next);
+      } else this.#slots.splice(i, 1);
     });
     slot.worker.unref(); // idle threads never keep the process alive; #run refs a busy one
     return slot;

@@ -669,10 +669,10 @@ async function commandClock(config: Readonly<Config>, knex: Knex, stderr: CliIo[
   return clock;
 }
 
-/** The commands that queue mail (whose links, From and Message-ID come from ISSUER). */
 /**
- * The commands that may queue mail when run on the database itself (so their links and From take this environment's
- * ISSUER). Not `token-create`: a token made by `sat` has no creator, and no generate mail goes out (SPEC "Email").
+ * The commands that may queue mail when run on the database itself (its links, From and Message-ID then take this
+ * environment's ISSUER). Not `token-create`: a token made by `sat` has no creator, and no generate mail goes out
+ * (SPEC "Email"). `token-revoke` mails the token's creator, so nobody for a token made by `sat`; it warns anyway.
  */
 const MAIL_COMMANDS = new Set(['admin-invite', 'admin-reset-password', 'token-revoke', 'token-rotate']);
 

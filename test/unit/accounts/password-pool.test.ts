@@ -38,13 +38,32 @@ describe('PasswordPool', () => {
     expect(pool.liveThreads()).toBe(1);
   });
 
-  it('refuses past the queue once every thread is busy, and has room again after release', async () => {
+  it('refuses past the queue once every thread is busy; a thread yet to start is room', async () => {
     pool = new PasswordPool({ threads: 1, maxQueue: 1 });
     const running = [hash(pool), hash(pool)]; // one on the thread, one waiting
     expect(pool.hasRoom()).toBe(false);
     await expect(hash(pool)).rejects.toThrow('Too many password checks');
     await Promise.all(running);
-    pool.release();
+    await pool.close();
+
+    pool = new PasswordPool({ threads: 2, maxQueue: 0 });
+    const first = hash(pool); // the first thread busy, the second not started: one more is taken, not refused
     expect(pool.hasRoom()).toBe(true);
+    const second = hash(pool);
+    expect(pool.hasRoom()).toBe(false);
+    await expect(hash(pool)).rejects.toThrow('Too many password checks');
+    await Promise.all([first, second]);
+    expect(pool.liveThreads()).toBe(2);
+  });
+
+  it('close(): the hashes running and waiting fail at once (none is left pending)', async () => {
+    pool = new PasswordPool({ threads: 1, maxQueue: 2 });
+    const slow = { ...OPTIONS, N: 2 ** 16 };
+    const settled = Promise.allSettled([0, 1, 2].map(() => pool.scrypt('p', Buffer.alloc(16), 32, slow))); // one running
+    await pool.close();
+    expect((await settled).map((r) => (r.status === 'rejected' ? (r.reason as Error).message : r.status))).toEqual(
+      Array(3).fill('password hashing stopped'),
+    );
+    expect(pool.liveThreads()).toBe(0);
   });
 });
