@@ -81,8 +81,24 @@ describeEmbedded('admin console: account, profile, administrators, mailed links 
     expect(await page.locator('#session-rows tr', { hasText: 'This session' }).count()).toBe(1);
     expect(await page.locator('#session-rows tr', { hasText: 'Chrome' }).count()).toBeGreaterThanOrEqual(1);
 
-    await page.locator('#session-rows tr', { hasNotText: 'This session' }).getByRole('button', { name: /Sign out the session/ }).click();
+    const rowButton = page.locator('#session-rows tr', { hasNotText: 'This session' }).getByRole('button', { name: /Sign out the session/ });
+    const dialog = page.locator('#revoke-session-dialog');
+    const focused = () => page.evaluate(() => (globalThis as any).document.activeElement?.id as string);
+    // It asks first (focus on Cancel); Escape changes nothing and gives the focus back to the row's button.
+    await rowButton.click();
+    await dialog.waitFor({ state: 'visible', timeout: 5000 }); // before, the session ended at once, with no dialog
+    expect(await dialog.getByRole('heading').innerText()).toBe('Sign out this session?');
+    expect(await dialog.locator('#revoke-session-text').innerText()).toMatch(/ from .+ is signed out at once and must sign in again\. This session stays signed in\.$/);
+    expect(await focused()).toBe('revoke-session-cancel');
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'hidden' });
+    expect(await page.evaluate(() => (globalThis as any).document.activeElement?.getAttribute('aria-label') as string)).toMatch(/^Sign out the session/);
+    expect((await call(server, 'GET', '/me', { token: other.token })).status).toBe(200);
+
+    await rowButton.click();
+    await dialog.getByRole('button', { name: 'Sign out', exact: true }).click();
     await until(() => rows.count(), (n) => n === 1, 'one session left');
+    await dialog.waitFor({ state: 'hidden' });
     expect(await text(page, '#profile-flash')).toContain('was signed out');
     expect((await call(server, 'GET', '/me', { token: other.token })).status).toBe(401);
   });

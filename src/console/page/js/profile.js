@@ -1,6 +1,6 @@
 // The Profile page (#/profile): change password, and the sessions of this administrator with revoke.
 import { api, ApiError, handleSessionEnd } from './api.js';
-import { $, cell, confirmDialog, dateTimeFormat, el, enable, fieldErrors, focusLost, formatAgo, hide, sentence, setText, show, timeEl } from './dom.js';
+import { $, cell, confirmDialog, dateTimeFormat, el, enable, fieldErrors, formatAgo, hide, sentence, setText, show, timeEl } from './dom.js';
 import { passwordProblems } from './onetime.js';
 import { addRoute, addView, currentAccount, onReset, showView } from './shell.js';
 
@@ -154,7 +154,7 @@ function sessionRow(s) {
               type: 'button',
               class: 'button danger-outline small',
               'aria-label': `Sign out the session of ${name} from ${s.ip ?? 'an unknown address'}`,
-              onclick: (event) => revokeSession(s, event.currentTarget),
+              onclick: (event) => revokeSessionDialog.ask(s, event.currentTarget),
             },
             'Sign out',
           ),
@@ -162,19 +162,37 @@ function sessionRow(s) {
   );
 }
 
-async function revokeSession(s, button) {
-  button.disabled = true;
-  try {
-    await api('POST', `/admin/api/me/sessions/${encodeURIComponent(s.id)}/revoke`);
-    show($('profile-flash'), `The session of ${browserName(s.user_agent)} from ${s.ip ?? 'an unknown address'} was signed out.`);
-  } catch (err) {
-    if (handleSessionEnd(err)) return;
-    if (!(err instanceof ApiError && err.status === 404)) show($('sessions-error'), sentence(err.message));
-  }
+/** After a session was signed out (or was gone already): the list again, the focus where the row's button was. */
+async function afterSessionRevoked() {
   await loadSessions();
-  $('revoke-others').focus();
-  if (focusLost()) $('main').focus({ preventScroll: true }); // that was the last other session: the button is disabled
+  if ($('revoke-others').disabled) $('main').focus({ preventScroll: true }); // that was the last other session
+  else $('revoke-others').focus();
 }
+
+/**
+ * A row's "Sign out" ends that browser's or script's session at once: it asks first, as every removal does (focus on
+ * Cancel; Cancel and Escape give the focus back to the row's button). A session already gone just leaves the list.
+ */
+const revokeSessionDialog = confirmDialog('revoke-session', {
+  fill(s) {
+    setText(
+      $('revoke-session-text'),
+      `${browserName(s.user_agent)} from ${s.ip ?? 'an unknown address'} is signed out at once and must sign in again. This session stays signed in.`,
+    );
+  },
+  busy: 'Signing out…',
+  run: (s) => api('POST', `/admin/api/me/sessions/${encodeURIComponent(s.id)}/revoke`),
+  async done(s) {
+    hide($('sessions-error'));
+    show($('profile-flash'), `The session of ${browserName(s.user_agent)} from ${s.ip ?? 'an unknown address'} was signed out.`);
+    await afterSessionRevoked();
+  },
+  failed(err) {
+    if (handleSessionEnd(err)) return { after: () => {} };
+    if (err instanceof ApiError && err.status === 404) return { after: afterSessionRevoked };
+    return err.message;
+  },
+});
 
 /**
  * "Sign out all other sessions" ends every other browser and script signed in as this administrator at once: it asks
@@ -193,9 +211,7 @@ const revokeOthersDialog = confirmDialog('revoke-others', {
     const n = Number(result?.revoked ?? 0);
     hide($('sessions-error'));
     show($('profile-flash'), n === 1 ? 'Signed out 1 other session.' : `Signed out ${n} other sessions.`);
-    await loadSessions();
-    if ($('revoke-others').disabled) $('main').focus({ preventScroll: true }); // no other session left
-    else $('revoke-others').focus();
+    await afterSessionRevoked();
   },
   failed(err) {
     if (handleSessionEnd(err)) return { after: () => {} };
@@ -206,6 +222,7 @@ const revokeOthersDialog = confirmDialog('revoke-others', {
 $('revoke-others').addEventListener('click', (event) => revokeOthersDialog.ask(otherSessions.length, event.currentTarget));
 
 onReset(() => {
+  revokeSessionDialog.close();
   revokeOthersDialog.close();
   otherSessions = [];
   sessionsSeq += 1;
