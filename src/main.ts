@@ -209,14 +209,13 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
     server.headersTimeout = Math.min(server.headersTimeout, config.requestTimeoutMs);
     server.keepAliveTimeout = 65_000; // longer than common load balancer idle timeouts
     // 408 / 431 / 400 from Node itself, in SPEC's JSON error shape (RFC 6749's at the OAuth endpoints)
-    server.on('clientError', answerClientErrors(log, { isOAuthEndpoint: oauthEndpointMatcher(config.issuer) }));
+    const isOAuthPath = oauthEndpointMatcher(config.issuer);
+    server.on('clientError', answerClientErrors(log, { isOAuthEndpoint: isOAuthPath }));
     server.on('checkExpectation', handle); // Expect other than 100-continue: the app's 417, not Node's empty one
     // Expect: 100-continue (RFC 9110 §10.1.1): a body its endpoint would not read (over its limit: the OAuth forms'
     // 56 KB, the public reports' 64 KB, 1 MB elsewhere), or a request whose head is refused, is not invited with
     // "100 Continue" only to be refused (the client may send it all first); any other is.
-    const isOAuthPath = oauthEndpointMatcher(config.issuer);
-    const bodyLimit = (path: string) =>
-      isOAuthPath(path) ? MAX_FORM_BYTES : path === PUBLIC_REVOKE_PATH || path.endsWith(PUBLIC_REVOKE_PATH) ? MAX_REVOKE_BODY_BYTES : MAX_JSON_BODY_BYTES;
+    const bodyLimit = (path: string) => (isOAuthPath(path) ? MAX_FORM_BYTES : path.endsWith(PUBLIC_REVOKE_PATH) ? MAX_REVOKE_BODY_BYTES : MAX_JSON_BODY_BYTES);
     server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) => {
       if (invitesBody(req, bodyLimit)) res.writeContinue();
       handle(req, res);

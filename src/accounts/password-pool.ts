@@ -104,7 +104,7 @@ export class PasswordPool {
    * Lets the threads go once they have no work: an idle thread stops now, a busy one when its job and the queue are
    * done; the next hash starts one again. Jobs are never cut. For a server's shutdown (serve's close), so a process
    * that outlives its server keeps no idle thread: each holds a V8 isolate (~9 MB), and the test workers, which start
-   * a server per file, gathered one per file and took over the 0.5 s jest allows to exit.
+   * a server per file, gathered one per file.
    */
   release(): void {
     this.#releasing = true;
