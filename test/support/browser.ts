@@ -74,6 +74,9 @@ export async function newWatchedContext(browser: Browser, w: Watch, options: Con
     timezoneId: 'UTC',
     ...(options.permissions ? { permissions: options.permissions } : {}),
   });
+  // A wait that never ends fails with Playwright's error naming the locator and what it waited for, before the
+  // test's own timeout (which would say only that the test ran out of time).
+  context.setDefaultTimeout(20_000);
   await context.route('**/*', (route) => {
     const url = new URL(route.request().url());
     if (url.hostname === '127.0.0.1') return route.continue();
