@@ -72,7 +72,7 @@ export function callerEndpoint<T = never>(
     try {
       const form = await readForm(ctx);
       const presented = parseClientCredentials(ctx.get('authorization'), form);
-      if (!presented) throw new ClientAuthenticationFailed('no client authentication mechanism provided', true);
+      if (!presented) throw new ClientAuthenticationFailed('no client authentication mechanism provided');
       const repeated = form.repeated();
       const presentedToken = repeated === undefined ? form.single('token') : undefined;
       // private_key_jwt (RFC 7523): verified here with the token endpoint's rules (docs/sender-constrained.md); the
@@ -85,14 +85,14 @@ export function callerEndpoint<T = never>(
         : presented.method === 'private_key_jwt'
           ? await authenticateAssertion(deps, presented, assertionAudiences(ctx, issuer))
           : await authenticateClient(deps, presented);
-      if (!caller) throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
+      if (!caller) throw new ClientAuthenticationFailed('client authentication failed');
       if (!(await checkClientAddress(deps, caller, ctx.ip))) {
-        throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
+        throw new ClientAuthenticationFailed('client authentication failed');
       }
       if (caller.kind === 'token') {
         // Revoked by the dormancy job a moment ago (the quiet use lost the row lock to its delete): gone.
         if (!(await recordUseOfQuietToken(deps, caller.token))) {
-          throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
+          throw new ClientAuthenticationFailed('client authentication failed');
         }
         recordUse(caller.token.id, caller.token.secret_hash ?? undefined); // the hash that matched (clients.ts)
       }

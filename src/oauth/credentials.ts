@@ -44,7 +44,7 @@ function parseAssertion(authorization: string | undefined, form: OAuthForm): Ass
   if (type !== JWT_BEARER_ASSERTION) throw new errors.InvalidRequest(`client_assertion_type must have value ${JWT_BEARER_ASSERTION}`);
   if (assertion === undefined) throw new errors.InvalidRequest('client_assertion must be provided');
   const sub = assertionSubject(assertion);
-  if (sub === undefined) throw new ClientAuthenticationFailed('the client_assertion must be a JWT whose sub is the client ID', false);
+  if (sub === undefined) throw new ClientAuthenticationFailed('the client_assertion must be a JWT whose sub is the client ID');
   const postedId = form.single('client_id');
   if (postedId !== undefined && postedId !== sub) {
     throw new errors.InvalidRequest('mismatch between the client_id and the client_assertion sub');
@@ -95,7 +95,7 @@ export function parseClientCredentials(authorization: string | undefined, form: 
     if (postedSecret !== undefined) throw new errors.InvalidRequest('client authentication must only be provided using one mechanism');
     const basic = decodeBasic(header);
     if (!basic || !basic.clientId || !basic.secret) {
-      throw new ClientAuthenticationFailed('the Authorization header must be HTTP Basic with client_id:client_secret', true);
+      throw new ClientAuthenticationFailed('the Authorization header must be HTTP Basic with client_id:client_secret');
     }
     if (postedId !== undefined && postedId !== basic.clientId) {
       throw new errors.InvalidRequest('mismatch between the client_id in the body and in the Authorization header');
@@ -107,9 +107,8 @@ export function parseClientCredentials(authorization: string | undefined, form: 
     // Said for every kind of client: a private_key_jwt one that forgot its assertion gets here too.
     throw new ClientAuthenticationFailed(
       'client_id alone authenticates no client: send its client_secret too (or HTTP Basic), or, for private_key_jwt, a client_assertion',
-      false,
     );
   }
-  if (postedId === undefined) throw new ClientAuthenticationFailed('client_secret needs its client_id (or HTTP Basic)', false);
+  if (postedId === undefined) throw new ClientAuthenticationFailed('client_secret needs its client_id (or HTTP Basic)');
   return { method: 'client_secret_post', clientId: postedId, secret: postedSecret };
 }

@@ -4,15 +4,11 @@ import { isDatabaseUnavailable, noteDatabaseOutage, OUTAGE_RETRY_AFTER_SECONDS }
 import type { Logger } from '../log.js';
 
 /**
- * `invalid_client` (401) after failed client authentication (RFC 6749 §5.2). `challenge`: answer with
- * `WWW-Authenticate: Basic`, which §5.2 requires when the client used the Authorization header; we also send it
- * when no authentication was included at all, to name the scheme we expect.
+ * `invalid_client` (401) after failed client authentication (RFC 6749 §5.2), however the client authenticated or
+ * failed to. Rendered with a `WWW-Authenticate: Basic` challenge (renderOAuthError).
  */
 export class ClientAuthenticationFailed extends errors.InvalidClientAuth {
-  constructor(
-    description: string,
-    readonly challenge: boolean,
-  ) {
+  constructor(description: string) {
     super();
     this.error_description = description;
   }
@@ -139,6 +135,17 @@ export function oauthErrorBody(err: unknown): { status: number; body: Record<str
 }
 
 /**
+ * Sets `WWW-Authenticate: Basic realm="<issuer>"` on an `invalid_client` 401, however the client authenticated or
+ * failed to (the same challenge on every such answer, ours or oidc-provider's). RFC 9110 §15.5.2: a 401 MUST carry
+ * a challenge; RFC 6749 §5.2 requires the Basic one when the client used the Authorization header, and allows a 401
+ * "to indicate which HTTP authentication schemes are supported" otherwise (no authentication, client_secret_post,
+ * private_key_jwt). Replaces the one oidc-provider appends (with `error` parameters) for an Authorization header.
+ */
+export function challengeClient(ctx: Context, status: number, error: unknown, issuer: string): void {
+  if (status === 401 && error === 'invalid_client') ctx.set('WWW-Authenticate', `Basic realm="${issuer}"`);
+}
+
+/**
  * Renders an error of an OAuth endpoint, ours or oidc-provider's (its `renderError` points here too): the error
  * classes are oidc-provider's, the body RFC 6749 §5.2's, never cached. A database outage is 503
  * `temporarily_unavailable` with Retry-After, noted once in `log` (db/outage.ts), not per request. Returns the
@@ -153,7 +160,7 @@ export function renderOAuthError(ctx: Context, err: unknown, issuer: string, log
     ctx.set('Retry-After', String(OUTAGE_RETRY_AFTER_SECONDS));
     if (log) noteDatabaseOutage(log, err, ctx.path);
   }
-  if (err instanceof ClientAuthenticationFailed && err.challenge) ctx.set('WWW-Authenticate', `Basic realm="${issuer}"`);
+  challengeClient(ctx, status, body.error, issuer);
   ctx.type = 'application/json';
   ctx.body = body;
   return body.error!;

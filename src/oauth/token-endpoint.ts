@@ -137,19 +137,19 @@ export function tokenEndpoint(deps: Deps, current: () => CurrentProvider, hourly
     try {
       const form = await readForm(ctx);
       const presented = parseClientCredentials(ctx.get('authorization'), form);
-      if (!presented) throw new ClientAuthenticationFailed('no client authentication mechanism provided', true);
+      if (!presented) throw new ClientAuthenticationFailed('no client authentication mechanism provided');
       let row: ClientRow;
       if (presented.method === 'private_key_jwt') {
         // RFC 7523: the row the assertion names; oidc-provider verifies the assertion with the row's keys, then runs
         // `admit` below (provider.ts, assertJwtClientAuthClaimsAndHeader): allowed_ips and the hourly limit.
         const named = await findAssertionClient(deps, presented.clientId);
-        if (!named) throw new ClientAuthenticationFailed('client authentication failed', false);
+        if (!named) throw new ClientAuthenticationFailed('client authentication failed');
         row = named;
       } else {
         const client = await authenticateClient(deps, presented);
         // SPEC "Network and rate limits per token": outside allowed_ips is invalid_client, whatever the secret.
         if (!client || !(await checkClientAddress(deps, client, ctx.ip))) {
-          throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
+          throw new ClientAuthenticationFailed('client authentication failed');
         }
         if (client.kind === 'resource_server') {
           throw new errors.UnauthorizedClient('resource server credentials may only be used at the introspection endpoint');
@@ -161,7 +161,7 @@ export function tokenEndpoint(deps: Deps, current: () => CurrentProvider, hourly
       // and its address passed, so that neither a client ID alone nor a refused request keeps a token alive.
       const writeQuietUse = async () => {
         if (isQuietToken(row, deps.clock()) && !(await recordUseOfQuietToken(deps, row))) {
-          throw new ClientAuthenticationFailed('client authentication failed', presented.method === 'client_secret_basic');
+          throw new ClientAuthenticationFailed('client authentication failed');
         }
       };
       if (presented.method !== 'private_key_jwt') await writeQuietUse();
@@ -176,7 +176,7 @@ export function tokenEndpoint(deps: Deps, current: () => CurrentProvider, hourly
       const admit = async () => {
         if (presented.method === 'private_key_jwt') {
           const client = { kind: 'token' as const, clientId: admitted.client_id, token: admitted };
-          if (!(await checkClientAddress(deps, client, ctx.ip))) throw new ClientAuthenticationFailed('client authentication failed', false);
+          if (!(await checkClientAddress(deps, client, ctx.ip))) throw new ClientAuthenticationFailed('client authentication failed');
           await writeQuietUse();
         }
         allowance = await hourlyAllowance(hourly, form.params.grant_type, admitted);

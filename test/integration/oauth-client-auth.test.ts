@@ -67,7 +67,7 @@ describe.each(testDatabases())('client authentication at every OAuth endpoint on
     }
   });
 
-  it.each(endpoints)('%s: a wrong secret is 401 invalid_client, with WWW-Authenticate only when Basic was used', async (path) => {
+  it.each(endpoints)('%s: a wrong secret is 401 invalid_client with a Basic challenge, over Basic and in the form (RFC 9110: every 401 has one)', async (path) => {
     const other = await makeToken(server.deps, await makeAdmin(server.deps));
     const viaBasic = await post(path, bodyFor(path), { authorization: basic(t.client_id, other.client_secret) });
     expect(viaBasic.status).toBe(401);
@@ -75,7 +75,7 @@ describe.each(testDatabases())('client authentication at every OAuth endpoint on
     expect(((await viaBasic.json()) as { error: string }).error).toBe('invalid_client');
     const viaForm = await post(path, `${bodyFor(path)}&client_id=${t.client_id}&client_secret=${other.client_secret}`);
     expect(viaForm.status).toBe(401);
-    expect(viaForm.headers.get('www-authenticate')).toBeNull();
+    expect(viaForm.headers.get('www-authenticate')).toMatch(/^Basic realm="http/);
     expect(((await viaForm.json()) as { error: string }).error).toBe('invalid_client');
   });
 
