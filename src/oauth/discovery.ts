@@ -1,6 +1,7 @@
 // The two discovery documents and the JWKS, prepared once (per key change for the JWKS) and served from memory
 // with caching and CORS headers (SPEC Part 2 "OAuth conformance"; issue 17 item 5). See docs/keys.md "Discovery".
 import { createHash } from 'node:crypto';
+import fresh from 'fresh';
 import type { JWK } from 'jose';
 import type { Middleware } from 'koa';
 import { issuerUrl, type Config } from '../config/index.js';
@@ -107,7 +108,8 @@ export function jwksMaxAgeSeconds(keyPublishAheadSeconds: number): number {
 
 /**
  * Serves a prepared document: GET/HEAD with `Cache-Control: public, max-age=N` (`maxAgeSeconds`, 300 unless
- * given), an ETag (304 on a match) and `Access-Control-Allow-Origin: *`; OPTIONS (CORS preflight) 204; anything
+ * given), an ETag and `Access-Control-Allow-Origin: *`; 304 when `If-None-Match` names the ETag (RFC 9110
+ * §13.1.2: compared weakly, one of a list, or `*`; the `fresh` package); OPTIONS (CORS preflight) 204; anything
  * else 405.
  */
 export function servePrepared(current: () => PreparedJson, maxAgeSeconds = METADATA_MAX_AGE): Middleware {
@@ -131,7 +133,9 @@ export function servePrepared(current: () => PreparedJson, maxAgeSeconds = METAD
     const doc = current();
     ctx.set('Cache-Control', `public, max-age=${maxAgeSeconds}`);
     ctx.set('ETag', doc.etag);
-    if (ctx.get('If-None-Match') === doc.etag) {
+    // Only If-None-Match is judged, not the request's Cache-Control: fetch() adds `no-cache` to every request that
+    // carries a validator (Fetch standard, HTTP-network-or-cache fetch), and koa's ctx.fresh would then never say 304.
+    if (fresh({ 'if-none-match': ctx.get('If-None-Match') || undefined }, { etag: doc.etag })) {
       ctx.status = 304;
       return;
     }

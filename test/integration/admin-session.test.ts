@@ -181,6 +181,8 @@ describe.each(testDatabases())('admin sessions on %s', (kind) => {
     expect(wrong.body).toEqual({ error: 'invalid_credentials', message: expect.any(String) });
     expect(unknown.body).toEqual(wrong.body);
     expect(wrong.headers.get('set-cookie')).toBeNull();
+    // A 401 carries a challenge (RFC 9110 §15.5.2), the admin API's, as its other 401s.
+    for (const res of [wrong, unknown]) expect(res.headers.get('www-authenticate')).toBe('Bearer');
     // Both paths check a password (an unknown email against a dummy hash of the same cost): see
     // test/unit/accounts/passwords.test.ts, instead of a wall-clock comparison here.
   });

@@ -133,6 +133,12 @@ describe.each(testDatabases())('discovery and JWKS on %s', (kind) => {
       expect(res.headers.get('access-control-allow-origin')).toBe('*');
       const etag = res.headers.get('etag')!;
       expect((await fetch(server.url + p, { headers: { 'if-none-match': etag } })).status).toBe(304);
+      // RFC 9110 §13.1.2: If-None-Match compares weakly, may list several tags, or be "*".
+      for (const inm of [`W/${etag}`, `"other", ${etag}`, '*']) {
+        const again = await fetch(server.url + p, { headers: { 'if-none-match': inm } });
+        expect({ p, inm, status: again.status, body: await again.text() }).toEqual({ p, inm, status: 304, body: '' });
+      }
+      expect((await fetch(server.url + p, { headers: { 'if-none-match': '"other"' } })).status).toBe(200);
 
       const preflight = await fetch(server.url + p, {
         method: 'OPTIONS',
