@@ -101,6 +101,11 @@ export function dpopProofProblem(proof: string, algs: readonly string[], cause: 
     return 'DPoP proof jwk header parameter must be a public key (JWK)';
   }
   const claim = (cause as { code?: unknown; claim?: unknown } | undefined) ?? {};
+  // A `crit` header parameter (RFC 7515 §4.1.11): jose checks it before the signature and refuses any extension it
+  // is not told to process (none is here), or a malformed list. Not echoed: the names are the sender's text.
+  if ('crit' in header && (claim.code === 'ERR_JOSE_NOT_SUPPORTED' || claim.code === 'ERR_JWS_INVALID')) {
+    return 'DPoP proof crit header parameter names an extension this server does not process';
+  }
   if (claim.code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' && claim.claim === 'iat') return 'DPoP proof must have a iat number property';
   // An optional `exp` or `nbf` the proof carries is checked too (jose's jwtVerify): said as such, not as a key binding.
   if (claim.code === 'ERR_JWT_EXPIRED') return 'DPoP proof has expired (its exp claim is in the past)';

@@ -567,6 +567,11 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       expect(await refusal(await proof({ alg: 'ES384' }, {}, p384.privateKey))).toBe(
         'DPoP proof jwk is not a key its alg ES384 can verify with (P-256 for ES256, P-384 for ES384, Ed25519 for EdDSA)',
       );
+      // An extension marked critical (RFC 7515 §4.1.11), which nothing here processes.
+      const critical = await new SignJWT({ jti: randomUUID(), htm: 'POST', htu: tokenUrl, iat: Math.floor(Date.now() / 1000) })
+        .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: dpopKey.publicJwk, crit: ['x-ext'], 'x-ext': 1 } as { alg: string })
+        .sign(dpopKey.privateKey, { crit: { 'x-ext': true } });
+      expect(await refusal(critical)).toBe('DPoP proof crit header parameter names an extension this server does not process');
       // A signature that does not verify with the embedded key is what the provider's own words are about.
       expect(await refusal(await proof({}, {}, (await clientKey()).privateKey))).toBe('invalid DPoP key binding');
       // The organisation's other tests need its token slots (25 at most).
