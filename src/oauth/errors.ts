@@ -140,13 +140,18 @@ export function oauthErrorBody(err: unknown): { status: number; body: Record<str
 }
 
 /**
- * Sets `WWW-Authenticate: Basic realm="<issuer>"` on an `invalid_client` 401, however the client authenticated or
- * failed to (the same challenge on every such answer, ours or oidc-provider's). RFC 9110 §15.5.2: a 401 MUST carry
- * a challenge; RFC 6749 §5.2 requires the Basic one when the client used the Authorization header, and allows a 401
- * "to indicate which HTTP authentication schemes are supported" otherwise (no authentication, client_secret_post,
- * private_key_jwt). Replaces the one oidc-provider appends (with `error` parameters) for an Authorization header.
+ * The headers an OAuth error answer carries beside its body, whoever renders it (renderOAuthError, or oidc-provider's
+ * own error handler for what fails inside its pipeline: a client assertion, a DPoP proof; provider.ts 'grant.error'):
+ * - `Retry-After` (seconds) on our 429 `rate_limited` and 503 `temporarily_unavailable` (SPEC Part 2 "Network and
+ *   rate limits per token"; RFC 9110 §10.2.3), whichever path the request took;
+ * - `WWW-Authenticate: Basic realm="<issuer>"` on an `invalid_client` 401, however the client authenticated or
+ *   failed to. RFC 9110 §15.5.2: a 401 MUST carry a challenge; RFC 6749 §5.2 requires the Basic one when the client
+ *   used the Authorization header, and allows a 401 "to indicate which HTTP authentication schemes are supported"
+ *   otherwise (no authentication, client_secret_post, private_key_jwt). It replaces the one oidc-provider appends
+ *   (with `error` parameters) for an Authorization header.
  */
-export function challengeClient(ctx: Context, status: number, error: unknown, issuer: string): void {
+export function setErrorHeaders(ctx: Context, err: unknown, status: number, error: unknown, issuer: string): void {
+  if (err instanceof TemporarilyUnavailable || err instanceof RateLimited) ctx.set('Retry-After', String(err.retryAfterSeconds));
   if (status === 401 && error === 'invalid_client') ctx.set('WWW-Authenticate', `Basic realm="${issuer}"`);
 }
 
@@ -160,12 +165,11 @@ export function renderOAuthError(ctx: Context, err: unknown, issuer: string, log
   const { status, body } = oauthErrorBody(err);
   ctx.status = status;
   ctx.set('Cache-Control', 'no-store');
-  if (err instanceof TemporarilyUnavailable || err instanceof RateLimited) ctx.set('Retry-After', String(err.retryAfterSeconds));
-  else if (isDatabaseUnavailable(err)) {
+  if (isDatabaseUnavailable(err)) {
     ctx.set('Retry-After', String(OUTAGE_RETRY_AFTER_SECONDS));
     if (log) noteDatabaseOutage(log, err, ctx.path);
   }
-  challengeClient(ctx, status, body.error, issuer);
+  setErrorHeaders(ctx, err, status, body.error, issuer);
   ctx.type = 'application/json';
   ctx.body = body;
   return body.error!;

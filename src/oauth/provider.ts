@@ -27,7 +27,7 @@ import {
 } from '../tokens/index.js';
 import { CLIENT_ASSERTION_SIGNING_ALGS, CLIENT_AUTH_METHODS, DPOP_SIGNING_ALGS } from './discovery.js';
 import { createClientFactory } from './clients.js';
-import { challengeClient, DPOP_CATCH_ALL, dpopProofProblem, renderOAuthError } from './errors.js';
+import { DPOP_CATCH_ALL, dpopProofProblem, renderOAuthError, setErrorHeaders } from './errors.js';
 import { createTokenFastPath, type TokenFastPath } from './fast-path.js';
 import { grantedScope, servicesOf } from './scope.js';
 import type { KeySet } from '../keys/index.js';
@@ -292,10 +292,12 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
   // oidc-provider 9 reports a replay at the token endpoint as `invalid_grant` (lib/helpers/grant_common.js). And a
   // proof jose refused for any reason is "invalid DPoP key binding": said here what RFC 9449 §4.3 check it fails
   // (dpopProofProblem), same error and status. Its error handler emits this event right after it set the body,
-  // before the response is written. A failed client authentication (a client assertion) gets our challenge.
+  // before the response is written. Its answers get the headers ours have: a failed client authentication (a client
+  // assertion) our challenge, the hourly limit of a client assertion's token (judged inside the provider's pipeline,
+  // token-endpoint.ts `admit`) its Retry-After.
   provider.on('grant.error', (ctx, err) => {
     const body = ctx.body as { error?: unknown; error_description?: unknown } | undefined;
-    challengeClient(ctx, ctx.status, body?.error, config.issuer);
+    setErrorHeaders(ctx, err, ctx.status, body?.error, config.issuer);
     if ((err as { error_detail?: unknown }).error_detail === DPOP_REPLAY_DETAIL && body?.error === 'invalid_grant') {
       ctx.body = { error: 'invalid_dpop_proof', error_description: 'DPoP proof JWT replay detected' };
     } else if (body?.error === 'invalid_dpop_proof' && body.error_description === DPOP_CATCH_ALL) {

@@ -168,7 +168,7 @@ describe.each(testDatabases())('per-token network and rate limits on %s', (kind)
         },
         { 'x-forwarded-for': from },
       );
-      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+      return { status: res.status, body: (await res.json()) as Record<string, unknown>, retryAfter: res.headers.get('retry-after') };
     };
 
     // Outside allowed_ips: a forged assertion is refused as forged; the audit log does not blame the token.
@@ -182,6 +182,9 @@ describe.each(testDatabases())('per-token network and rate limits on %s', (kind)
     expect(await request(stranger, INSIDE)).toMatchObject({ status: 401, body: { error: 'invalid_client' } });
     const limited = await request(key, INSIDE);
     expect(limited).toMatchObject({ status: 429, body: { error: 'rate_limited' } });
+    // Retry-After as for a secret (SPEC), though the provider's pipeline rendered this answer.
+    expect(Number(limited.retryAfter)).toBeGreaterThan(3500);
+    expect(Number(limited.retryAfter)).toBeLessThanOrEqual(3600);
   });
 
   it('answers 429 rate_limited with Retry-After past max_tokens_per_hour, and serves again when the hour rolls', async () => {
