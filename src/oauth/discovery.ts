@@ -133,8 +133,9 @@ export function servePrepared(current: () => PreparedJson, maxAgeSeconds = METAD
     const doc = current();
     ctx.set('Cache-Control', `public, max-age=${maxAgeSeconds}`);
     ctx.set('ETag', doc.etag);
-    // Only If-None-Match is judged, not the request's Cache-Control: fetch() adds `no-cache` to every request that
-    // carries a validator (Fetch standard, HTTP-network-or-cache fetch), and koa's ctx.fresh would then never say 304.
+    // Only If-None-Match is judged, not the request's Cache-Control: fetch() in its default cache mode adds `no-cache`
+    // to a request that carries a validator (Fetch standard, HTTP-network-or-cache fetch), and koa's ctx.fresh would
+    // then never say 304.
     if (fresh({ 'if-none-match': ctx.get('If-None-Match') || undefined }, { etag: doc.etag })) {
       ctx.status = 304;
       return;

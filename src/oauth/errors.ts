@@ -100,10 +100,11 @@ export function dpopProofProblem(proof: string, algs: readonly string[], cause: 
   if (jwk === null || typeof jwk !== 'object' || Array.isArray(jwk) || PRIVATE_JWK_MEMBERS.some((m) => m in jwk)) {
     return 'DPoP proof jwk header parameter must be a public key (JWK)';
   }
-  const claim = (cause as { code?: unknown; claim?: unknown } | undefined) ?? {};
-  // A `crit` header parameter (RFC 7515 §4.1.11): jose checks it before the signature and refuses any extension it
-  // is not told to process (none is here), or a malformed list. Not echoed: the names are the sender's text.
-  if ('crit' in header && (claim.code === 'ERR_JOSE_NOT_SUPPORTED' || claim.code === 'ERR_JWS_INVALID')) {
+  const claim = (cause as { code?: unknown; claim?: unknown; message?: unknown } | undefined) ?? {};
+  // A `crit` header parameter (RFC 7515 §4.1.11) jose refused: an extension it does not process (it knows `b64` only),
+  // or a malformed list. Told by jose's own message, since the same codes mean other failures too. Not echoed: the
+  // names are the sender's text.
+  if (typeof claim.message === 'string' && /^("crit"|Extension Header Parameter)/.test(claim.message)) {
     return 'DPoP proof crit header parameter names an extension this server does not process';
   }
   if (claim.code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' && claim.claim === 'iat') return 'DPoP proof must have a iat number property';
@@ -139,6 +140,11 @@ export function oauthErrorBody(err: unknown): { status: number; body: Record<str
   return { status: 500, body: { error: 'server_error', error_description: 'the request could not be completed' } };
 }
 
+/** `text` as the inside of an RFC 9110 §5.6.4 quoted-string: `\` and `"` escaped (ISSUER may hold either). */
+function quotedStringContent(text: string): string {
+  return text.replace(/[\\"]/g, '\\$&');
+}
+
 /**
  * The headers an OAuth error answer carries beside its body, whoever renders it (renderOAuthError, or oidc-provider's
  * own error handler for what fails inside its pipeline: a client assertion, a DPoP proof; provider.ts 'grant.error'):
@@ -152,7 +158,7 @@ export function oauthErrorBody(err: unknown): { status: number; body: Record<str
  */
 export function setErrorHeaders(ctx: Context, err: unknown, status: number, error: unknown, issuer: string): void {
   if (err instanceof TemporarilyUnavailable || err instanceof RateLimited) ctx.set('Retry-After', String(err.retryAfterSeconds));
-  if (status === 401 && error === 'invalid_client') ctx.set('WWW-Authenticate', `Basic realm="${issuer}"`);
+  if (status === 401 && error === 'invalid_client') ctx.set('WWW-Authenticate', `Basic realm="${quotedStringContent(issuer)}"`);
 }
 
 /**

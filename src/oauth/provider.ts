@@ -27,7 +27,7 @@ import {
 } from '../tokens/index.js';
 import { CLIENT_ASSERTION_SIGNING_ALGS, CLIENT_AUTH_METHODS, DPOP_SIGNING_ALGS } from './discovery.js';
 import { createClientFactory } from './clients.js';
-import { DPOP_CATCH_ALL, dpopProofProblem, renderOAuthError, setErrorHeaders } from './errors.js';
+import { ClientAuthenticationFailed, DPOP_CATCH_ALL, dpopProofProblem, renderOAuthError, setErrorHeaders } from './errors.js';
 import { createTokenFastPath, type TokenFastPath } from './fast-path.js';
 import { grantedScope, servicesOf } from './scope.js';
 import type { KeySet } from '../keys/index.js';
@@ -253,7 +253,7 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
         const expiresAt = typeof client.expires_at === 'number' ? client.expires_at : 0;
         const iat = token.iat ?? Math.floor(deps.clock().getTime() / 1000);
         const seconds = accessTokenLifetime(iat, ttl, new Date(expiresAt * 1000));
-        if (seconds < 1) throw new errors.InvalidClient('client authentication failed');
+        if (seconds < 1) throw new ClientAuthenticationFailed('client authentication failed'); // 401, as every such refusal
         return seconds;
       },
     },

@@ -82,13 +82,12 @@ export const MAX_ALERT_URL_LENGTH = 4_096;
 export const MAX_ALERT_SOURCE_LENGTH = 200;
 
 /**
- * The 401 of an alert without a valid signature. Its challenge (RFC 9110 §15.5.2: every 401 has one) names the two
- * headers the signature goes in, in the form of the draft HTTP Signatures scheme (draft-cavage-http-signatures), as
- * no registered scheme describes GitHub's.
+ * The 401 of an alert without a valid signature. Its challenge (RFC 9110 §15.5.2: every 401 has one) names GitHub's
+ * signature as a scheme of its own: no registered scheme describes it (the message says which headers hold it).
  */
 const unsigned = () =>
   new AppError('unauthorized', `The alert must be signed: ${KEY_ID_HEADER} and ${SIGNATURE_HEADER} by a key of the configured keys file.`, undefined, {
-    'WWW-Authenticate': `Signature realm="secret-scanning", headers="${KEY_ID_HEADER} ${SIGNATURE_HEADER}"`,
+    'WWW-Authenticate': 'GitHub-Signature realm="secret-scanning"',
   });
 
 /**
