@@ -6,7 +6,7 @@ import type { Knex } from 'knex';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { lockOrganisation, type AdminOneTimeTokenRow, type Db, type OneTimeTokenPurpose } from '../db/index.js';
 import type { Deps } from '../deps.js';
-import { AppError, isValidationFailureAt } from '../errors.js';
+import { AppError, isValidationFailureAt, RateLimitedError } from '../errors.js';
 import { withdrawUnsentPasswordResetMail } from '../mail/index.js';
 import { normaliseEmail } from '../text.js';
 import { addressKey, emailKey, forgiveAttempt, giveBackAttempt, registerAttempt } from './login-throttle.js';
@@ -126,9 +126,7 @@ async function throttleTokenUse(deps: Deps, ip: string | null): Promise<string> 
   const key = addressKey(ip);
   const verdict = await registerAttempt(deps.db.knex, [key], deps.clock(), deps.config.loginThrottle);
   if (verdict.retryAfterSeconds !== undefined) {
-    throw new AppError('rate_limited', 'Too many failed attempts. Try again later.', undefined, {
-      'Retry-After': String(verdict.retryAfterSeconds),
-    });
+    throw new RateLimitedError('Too many failed attempts. Try again later.', verdict.retryAfterSeconds);
   }
   if (verdict.delayMs > 0) await sleep(verdict.delayMs);
   return key;

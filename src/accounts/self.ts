@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { recordAudit } from '../audit/index.js';
 import { affectedRows, isUuid, transactionWithRetry, type AdminRow, type AdminSessionRow } from '../db/index.js';
 import type { Deps } from '../deps.js';
-import { AppError, isValidationFailureAt } from '../errors.js';
+import { AppError, isValidationFailureAt, RateLimitedError } from '../errors.js';
 import { queuePasswordChangedMail } from '../mail/index.js';
 import { addressKey, emailKey, forgiveAttempt, giveBackAttempt, registerAttempt } from './login-throttle.js';
 import { voidPasswordResetLinks } from './one-time.js';
@@ -49,9 +49,7 @@ export async function changePassword(deps: Deps, session: Session, input: Change
   const keys = [emailKey(session.admin.email), addressKey(meta.ip)];
   const verdict = await registerAttempt(db, keys, deps.clock(), deps.config.loginThrottle);
   if (verdict.retryAfterSeconds !== undefined) {
-    throw new AppError('rate_limited', 'Too many failed attempts. Try again later.', undefined, {
-      'Retry-After': String(verdict.retryAfterSeconds),
-    });
+    throw new RateLimitedError('Too many failed attempts. Try again later.', verdict.retryAfterSeconds);
   }
   if (verdict.delayMs > 0) await sleep(verdict.delayMs);
   try {
@@ -85,10 +83,10 @@ async function setNewPassword(deps: Deps, session: Session, input: ChangePasswor
     // too) but not the inserts that point at it (a reset request's new link), which FOR UPDATE would block: a
     // deadlock when this transaction then voids that request's links.
     const locked = await trx<AdminRow>('admins').where({ id: admin.id }).forNoKeyUpdate().first('password_hash');
-    if (!locked) throw new AppError('unauthorized', 'Your session has ended: this administrator was removed.', undefined, { 'WWW-Authenticate': 'Bearer' });
+    if (!locked) throw new AppError('unauthorized', 'Your session has ended: this administrator was removed.');
     if (locked.password_hash !== admin.password_hash) throw currentPasswordWrong();
     if (!(await trx('admin_sessions').where({ id: session.id }).first('id'))) {
-      throw new AppError('unauthorized', 'Your session has ended.', undefined, { 'WWW-Authenticate': 'Bearer' });
+      throw new AppError('unauthorized', 'Your session has ended.');
     }
     await trx('admins').where({ id: admin.id }).update({ password_hash: hash });
     await trx('admin_sessions').where({ admin_id: admin.id }).whereNot({ id: session.id }).delete();

@@ -72,12 +72,9 @@ export function checkCsrfToken(sessionToken: string, presented: string | undefin
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-const tooManySignIns = () =>
-  new AppError('rate_limited', 'Too many sign-ins at once. Try again in a moment.', undefined, { 'Retry-After': '1' });
+const tooManySignIns = () => new RateLimitedError('Too many sign-ins at once. Try again in a moment.', 1);
 
-// A 401 carries a challenge (RFC 9110 §15.5.2): the admin API's scheme, as every other 401 of the admin API.
-const invalidCredentials = () =>
-  new AppError('invalid_credentials', 'The email or password is not correct.', undefined, { 'WWW-Authenticate': 'Bearer' });
+const invalidCredentials = () => new AppError('invalid_credentials', 'The email or password is not correct.');
 
 /**
  * POST /admin/api/login. A wrong email and a wrong password take the same path (a password check against a

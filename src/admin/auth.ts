@@ -159,15 +159,13 @@ export function requireAdmin(deps: Deps): Middleware {
       // Two live sessions in the session cookies (one planted at a narrower Path by another site on this host name,
       // to act as someone else): which is the administrator's cannot be told, so neither is used, and they go.
       clearSessionCookie(ctx, deps);
-      throw new AppError('unauthorized', 'Two sessions arrived in the session cookies (one may have been set by another site): both are cleared; sign in again.', undefined, {
-        'WWW-Authenticate': 'Bearer',
-      });
+      throw new AppError('unauthorized', 'Two sessions arrived in the session cookies (one may have been set by another site): both are cleared; sign in again.');
     }
     const token = bearer ?? fromCookie?.token;
     const session = bearer ? await resolveSession(deps, bearer) : fromCookie?.session;
     if (!token || !session) {
       if (fromCookie?.any) clearSessionCookie(ctx, deps);
-      throw new AppError('unauthorized', 'Sign in first: no valid session.', undefined, { 'WWW-Authenticate': 'Bearer' });
+      throw new AppError('unauthorized', 'Sign in first: no valid session.');
     }
     const via = bearer ? 'bearer' : 'cookie';
     if (via === 'cookie' && !SAFE_METHODS.has(ctx.method) && !checkCsrfToken(token, ctx.get(CSRF_HEADER) || undefined)) {
@@ -199,5 +197,4 @@ export function requireAdmin(deps: Deps): Middleware {
   };
 }
 
-const sessionEnded = () =>
-  new AppError('unauthorized', 'Your session has ended: this administrator was removed.', undefined, { 'WWW-Authenticate': 'Bearer' });
+const sessionEnded = () => new AppError('unauthorized', 'Your session has ended: this administrator was removed.');

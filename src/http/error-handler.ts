@@ -17,6 +17,9 @@ export function errorHandler(log: Logger): Middleware {
         ctx.status = err.status;
         if (err.headers) ctx.set(err.headers);
         if (err instanceof RateLimitedError) ctx.set('Retry-After', String(err.retryAfterSeconds));
+        // A 401 carries a challenge (RFC 9110 §15.5.2): the error's own (secret scanning's), else the admin API's
+        // scheme, a bearer session token (SPEC "Admin API"). The domain says only that the caller is not signed in.
+        if (err.status === 401 && !ctx.response.get('WWW-Authenticate')) ctx.set('WWW-Authenticate', 'Bearer');
         ctx.body = { error: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) };
         return;
       }

@@ -218,6 +218,7 @@ describe.each(testDatabases())('admin sessions on %s', (kind) => {
       const res = await call(server, 'GET', '/tokens', { headers });
       expect(res.status).toBe(401);
       expect(res.body).toEqual({ error: 'unauthorized', message: expect.any(String) });
+      expect(res.headers.get('www-authenticate')).toBe('Bearer'); // RFC 9110 §15.5.2: a 401 carries a challenge
     }
   });
 

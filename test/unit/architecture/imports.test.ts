@@ -177,6 +177,16 @@ describe('STYLE §6.3: dependency direction', () => {
     expect([...EXCEPTIONS.keys()].filter((e) => !found.includes(e))).toEqual([]);
   });
 
+  // Issue 9 item 5: HTTP is the edge's. The domain says what happened (RateLimitedError's seconds, a 401 code); the
+  // edge writes the headers (http/error-handler.ts: Retry-After, the WWW-Authenticate challenge).
+  it('has no HTTP header written in the domain', () => {
+    const header = /['"`](Retry-After|WWW-Authenticate|Set-Cookie|Cache-Control|Location|Vary|Content-Type)['"`]/i;
+    const domain = files.filter((f) => LAYERS[moduleOf(f)] === 'domain' && !WORKER_FILES.has(f));
+    expect(domain).toContain('accounts/sessions.ts');
+    const code = (f: string) => text.get(f)!.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:'"`])\/\/.*$/gm, '$1');
+    expect(domain.filter((f) => header.test(code(f)))).toEqual([]);
+  });
+
   // Domain modules may import each other, but not both ways: a cycle (accounts ⇄ mail once) means neither can be
   // read, tested or loaded without the other. Type-only imports count too (they tie the modules' shapes).
   it('has no import cycle between two modules', () => {

@@ -1,8 +1,19 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig } from '../../../src/config/index.js';
 import { createLogger, redact } from '../../../src/log.js';
+
+/** A new temporary folder, removed after the file's tests. */
+const made: string[] = [];
+const tempDir = (prefix: string) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+};
+afterAll(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
 
 describe('loadConfig', () => {
   it('applies the SPEC defaults', () => {
@@ -40,7 +51,7 @@ describe('loadConfig', () => {
     for (const bad of ['11', '0', '16', '20', '12.5', 'low']) {
       expect(() => loadConfig({ PASSWORD_HASH_COST: bad })).toThrow(/PASSWORD_HASH_COST/);
     }
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'sat-cost-'));
+    const dir = tempDir('sat-cost-');
     const withFile = (passwordHashing: unknown) => {
       const file = path.join(dir, `${Math.random().toString(36).slice(2)}.json`);
       writeFileSync(file, JSON.stringify({ passwordHashing }));
@@ -56,7 +67,7 @@ describe('loadConfig', () => {
   });
 
   it('takes one field of a settings object from CONFIG_FILE, the others keeping their defaults', () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'sat-partial-'));
+    const dir = tempDir('sat-partial-');
     const file = path.join(dir, 'config.json');
     writeFileSync(file, JSON.stringify({ loginThrottle: { maxRows: 1000 }, passwordReset: { perAddress: 3 } }));
     const config = loadConfig({ CONFIG_FILE: file });
@@ -137,7 +148,7 @@ describe('loadConfig', () => {
   });
 
   it('lists environment, CONFIG_FILE and key-encryption-key problems together, not one stage at a time', () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'sat-config-'));
+    const dir = tempDir('sat-config-');
     const file = path.join(dir, 'config.json');
     writeFileSync(file, JSON.stringify({ maxActiveTokens: -1 }));
     let err: ConfigError | undefined;
@@ -155,7 +166,7 @@ describe('loadConfig', () => {
   });
 
   it('names CONFIG_FILE when its file cannot be read or is no JSON', () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'sat-config-'));
+    const dir = tempDir('sat-config-');
     const broken = path.join(dir, 'broken.json');
     writeFileSync(broken, '{ not json');
     for (const [file, reason] of [[path.join(dir, 'missing.json'), /ENOENT/], [broken, /JSON/]] as const) {

@@ -1,11 +1,19 @@
 // `expiryReminderDays` (SPEC Part 2 "Expiry reminders"): default [30, 7, 1], configurable through CONFIG_FILE.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../../src/config/index.js';
 
+const made: string[] = [];
+afterAll(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
+/** CONFIG_FILE naming a new file holding `json`, in a folder removed after the file's tests. */
 const withFile = (json: unknown) => {
-  const file = path.join(mkdtempSync(path.join(tmpdir(), 'sat-config-')), 'config.json');
+  const dir = mkdtempSync(path.join(tmpdir(), 'sat-config-'));
+  made.push(dir);
+  const file = path.join(dir, 'config.json');
   writeFileSync(file, JSON.stringify(json), { mode: 0o600 });
   return { CONFIG_FILE: file };
 };
