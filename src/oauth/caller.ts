@@ -10,7 +10,7 @@ import {
   type AuthenticatedClient,
 } from '../tokens/index.js';
 import { parseClientCredentials, type ParsedCredentials, type SecretCredentials } from './credentials.js';
-import { ClientAuthenticationFailed, renderOAuthError } from './errors.js';
+import { ClientAuthenticationFailed, NoClientAuthentication, renderOAuthError } from './errors.js';
 import { readForm } from './form.js';
 import { requestUrlIsOurs } from './request-url.js';
 
@@ -72,7 +72,7 @@ export function callerEndpoint<T = never>(
     try {
       const form = await readForm(ctx);
       const presented = parseClientCredentials(ctx.get('authorization'), form);
-      if (!presented) throw new ClientAuthenticationFailed('no client authentication mechanism provided');
+      if (!presented) throw new NoClientAuthentication();
       const repeated = form.repeated();
       const presentedToken = repeated === undefined ? form.single('token') : undefined;
       // private_key_jwt (RFC 7523): verified here with the token endpoint's rules (docs/sender-constrained.md); the

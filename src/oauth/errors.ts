@@ -4,13 +4,23 @@ import { isDatabaseUnavailable, noteDatabaseOutage, OUTAGE_RETRY_AFTER_SECONDS }
 import type { Logger } from '../log.js';
 
 /**
- * `invalid_client` (401) after failed client authentication (RFC 6749 §5.2), however the client authenticated or
- * failed to. Rendered with a `WWW-Authenticate: Basic` challenge (renderOAuthError).
+ * `invalid_client` (401) after failed client authentication (RFC 6749 §5.2). Rendered with a `WWW-Authenticate:
+ * Basic` challenge when the client used the Authorization header (setErrorHeaders).
  */
 export class ClientAuthenticationFailed extends errors.InvalidClientAuth {
   constructor(description: string) {
     super();
     this.error_description = description;
+  }
+}
+
+/**
+ * `invalid_client` (401) for a request with no client authentication at all: its challenge names the scheme this
+ * server expects (RFC 6749 §5.2 "to indicate which HTTP authentication schemes are supported").
+ */
+export class NoClientAuthentication extends ClientAuthenticationFailed {
+  constructor() {
+    super('no client authentication mechanism provided');
   }
 }
 
@@ -150,15 +160,18 @@ function quotedStringContent(text: string): string {
  * own error handler for what fails inside its pipeline: a client assertion, a DPoP proof; provider.ts 'grant.error'):
  * - `Retry-After` (seconds) on our 429 `rate_limited` and 503 `temporarily_unavailable` (SPEC Part 2 "Network and
  *   rate limits per token"; RFC 9110 §10.2.3), whichever path the request took;
- * - `WWW-Authenticate: Basic realm="<issuer>"` on an `invalid_client` 401, however the client authenticated or
- *   failed to. RFC 9110 §15.5.2: a 401 MUST carry a challenge; RFC 6749 §5.2 requires the Basic one when the client
- *   used the Authorization header, and allows a 401 "to indicate which HTTP authentication schemes are supported"
- *   otherwise (no authentication, client_secret_post, private_key_jwt). It replaces the one oidc-provider appends
- *   (with `error` parameters) for an Authorization header.
+ * - `WWW-Authenticate: Basic realm="<issuer>", error="invalid_client"` on an `invalid_client` 401 when the client
+ *   used the Authorization header (RFC 6749 §5.2 requires it then; SPEC "with WWW-Authenticate when Basic was used"),
+ *   as oidc-provider's own, and `Basic realm="<issuer>"` when it sent no authentication at all (naming the scheme
+ *   expected). A failed `client_secret_post` or client assertion gets none: real clients (openid-client,
+ *   oauth4webapi) read a 401 with a challenge as a challenge, not as the `invalid_client` body their users expect.
  */
 export function setErrorHeaders(ctx: Context, err: unknown, status: number, error: unknown, issuer: string): void {
   if (err instanceof TemporarilyUnavailable || err instanceof RateLimited) ctx.set('Retry-After', String(err.retryAfterSeconds));
-  if (status === 401 && error === 'invalid_client') ctx.set('WWW-Authenticate', `Basic realm="${quotedStringContent(issuer)}"`);
+  if (status !== 401 || error !== 'invalid_client') return;
+  const realm = `Basic realm="${quotedStringContent(issuer)}"`;
+  if (ctx.get('authorization') !== '') ctx.set('WWW-Authenticate', `${realm}, error="invalid_client"`);
+  else if (err instanceof NoClientAuthentication) ctx.set('WWW-Authenticate', realm);
 }
 
 /**

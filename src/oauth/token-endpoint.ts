@@ -15,7 +15,7 @@ import {
   type ClientRow,
 } from '../tokens/index.js';
 import { parseClientCredentials, type ParsedCredentials } from './credentials.js';
-import { ClientAuthenticationFailed, RateLimited, renderOAuthError } from './errors.js';
+import { ClientAuthenticationFailed, NoClientAuthentication, RateLimited, renderOAuthError } from './errors.js';
 import type { TokenFastPath } from './fast-path.js';
 import { FORM, readForm, type OAuthForm } from './form.js';
 import { setAuthenticatedRow } from './provider.js';
@@ -137,7 +137,7 @@ export function tokenEndpoint(deps: Deps, current: () => CurrentProvider, hourly
     try {
       const form = await readForm(ctx);
       const presented = parseClientCredentials(ctx.get('authorization'), form);
-      if (!presented) throw new ClientAuthenticationFailed('no client authentication mechanism provided');
+      if (!presented) throw new NoClientAuthentication();
       let row: ClientRow;
       if (presented.method === 'private_key_jwt') {
         // RFC 7523: the row the assertion names; oidc-provider verifies the assertion with the row's keys, then runs

@@ -1,5 +1,6 @@
 // SPEC Part 2 "OAuth conformance": one client-authentication rule at the token, introspection and revocation
 // endpoints (RFC 6749 §2.3.1, §3.2, §5.2; RFC 9110 §11), and a scope error that says what is wrong.
+import * as oidc from 'openid-client';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
 import { startServer, type TestServer } from '../support/server.js';
@@ -67,16 +68,40 @@ describe.each(testDatabases())('client authentication at every OAuth endpoint on
     }
   });
 
-  it.each(endpoints)('%s: a wrong secret is 401 invalid_client with a Basic challenge, over Basic and in the form (RFC 9110: every 401 has one)', async (path) => {
+  it.each(endpoints)('%s: a wrong secret is 401 invalid_client, with WWW-Authenticate only when Basic was used (SPEC)', async (path) => {
     const other = await makeToken(server.deps, await makeAdmin(server.deps));
     const viaBasic = await post(path, bodyFor(path), { authorization: basic(t.client_id, other.client_secret) });
     expect(viaBasic.status).toBe(401);
-    expect(viaBasic.headers.get('www-authenticate')).toMatch(/^Basic /);
+    expect(viaBasic.headers.get('www-authenticate')).toBe(`Basic realm="${server.issuer}", error="invalid_client"`);
     expect(((await viaBasic.json()) as { error: string }).error).toBe('invalid_client');
     const viaForm = await post(path, `${bodyFor(path)}&client_id=${t.client_id}&client_secret=${other.client_secret}`);
     expect(viaForm.status).toBe(401);
-    expect(viaForm.headers.get('www-authenticate')).toMatch(/^Basic realm="http/);
+    // A real client reads a 401 with a challenge as that challenge (openid-client's WWWAuthenticateChallengeError),
+    // not as this invalid_client body: see 'real clients' below.
+    expect(viaForm.headers.get('www-authenticate')).toBeNull();
     expect(((await viaForm.json()) as { error: string }).error).toBe('invalid_client');
+  });
+
+  // openid-client 6 authenticates with client_secret_post unless told otherwise; a wrong secret must reach its user as
+  // the error code (ResponseBodyError.error), which a challenge on that 401 would hide (WWWAuthenticateChallengeError).
+  it('real clients: openid-client reads invalid_client from a wrong secret, by post and over Basic', async () => {
+    const wrong = (await makeToken(server.deps, await makeAdmin(server.deps))).client_secret; // well-formed, not t's
+    const metadata: oidc.ServerMetadata = { issuer: server.issuer, token_endpoint: `${server.url}/token`, introspection_endpoint: `${server.url}/token/introspection` };
+    const post = new oidc.Configuration(metadata, t.client_id, wrong);
+    const overBasic = new oidc.Configuration(metadata, t.client_id, {}, oidc.ClientSecretBasic(wrong));
+    for (const config of [post, overBasic]) oidc.allowInsecureRequests(config);
+    const refusal = (p: Promise<unknown>) => p.then(() => 'granted', (err: unknown) => err);
+
+    for (const err of [await refusal(oidc.clientCredentialsGrant(post)), await refusal(oidc.tokenIntrospection(post, accessToken))]) {
+      expect(err).toBeInstanceOf(oidc.ResponseBodyError);
+      expect([(err as oidc.ResponseBodyError).status, (err as oidc.ResponseBodyError).error]).toEqual([401, 'invalid_client']);
+    }
+    // Over Basic the challenge is RFC 6749 §5.2's; it carries the error code, as oidc-provider's does.
+    const basicErr = await refusal(oidc.clientCredentialsGrant(overBasic));
+    expect(basicErr).toBeInstanceOf(oidc.WWWAuthenticateChallengeError);
+    expect((basicErr as oidc.WWWAuthenticateChallengeError).cause).toEqual([
+      { scheme: 'basic', parameters: { realm: server.issuer, error: 'invalid_client' } },
+    ]);
   });
 
   it.each(endpoints)('%s: another scheme or a broken Basic value is 401 invalid_client', async (path) => {

@@ -1,23 +1,50 @@
 import { errors as joseErrors } from 'jose';
 import type { Context } from 'koa';
-import { dpopProofProblem, RateLimited, setErrorHeaders, TemporarilyUnavailable } from '../../../src/oauth/errors.js';
+import {
+  ClientAuthenticationFailed,
+  dpopProofProblem,
+  NoClientAuthentication,
+  RateLimited,
+  setErrorHeaders,
+  TemporarilyUnavailable,
+} from '../../../src/oauth/errors.js';
 
-/** The headers setErrorHeaders sets, through a context that records ctx.set. */
-function headersSet(err: unknown, status: number, error: string, issuer = 'https://auth.example.com'): Record<string, string> {
+/**
+ * The headers setErrorHeaders sets, through a context that records ctx.set and whose request carried the
+ * Authorization header `authorization` ('' for none, as koa's ctx.get says).
+ */
+function headersSet(err: unknown, status: number, error: string, authorization = '', issuer = 'https://auth.example.com'): Record<string, string> {
   const set: Record<string, string> = {};
-  setErrorHeaders({ set: (name: string, value: string) => void (set[name] = value) } as unknown as Context, err, status, error, issuer);
+  const ctx = { set: (name: string, value: string) => void (set[name] = value), get: (name: string) => (name === 'authorization' ? authorization : '') };
+  setErrorHeaders(ctx as unknown as Context, err, status, error, issuer);
   return set;
 }
 
 describe('setErrorHeaders', () => {
-  it('challenges every invalid_client 401, and nothing else', () => {
-    expect(headersSet(undefined, 401, 'invalid_client')).toEqual({ 'WWW-Authenticate': 'Basic realm="https://auth.example.com"' });
-    expect(headersSet(undefined, 400, 'invalid_client')).toEqual({});
-    expect(headersSet(undefined, 400, 'invalid_request')).toEqual({});
+  const failed = new ClientAuthenticationFailed('client authentication failed');
+
+  it('challenges an invalid_client 401 when Basic was used (RFC 6749 §5.2), with the error as oidc-provider does', () => {
+    expect(headersSet(failed, 401, 'invalid_client', 'Basic aWQ6cw==')).toEqual({
+      'WWW-Authenticate': 'Basic realm="https://auth.example.com", error="invalid_client"',
+    });
+    expect(headersSet(failed, 401, 'invalid_client', 'Bearer x')).toEqual({
+      'WWW-Authenticate': 'Basic realm="https://auth.example.com", error="invalid_client"',
+    });
+  });
+
+  it('names the scheme when no authentication came at all, and nothing for a failed form or assertion (SPEC)', () => {
+    expect(headersSet(new NoClientAuthentication(), 401, 'invalid_client')).toEqual({ 'WWW-Authenticate': 'Basic realm="https://auth.example.com"' });
+    expect(headersSet(failed, 401, 'invalid_client')).toEqual({});
+    expect(headersSet(undefined, 401, 'invalid_client')).toEqual({}); // oidc-provider's, for a client assertion
+  });
+
+  it('challenges nothing but an invalid_client 401', () => {
+    expect(headersSet(failed, 400, 'invalid_client', 'Basic aWQ6cw==')).toEqual({});
+    expect(headersSet(undefined, 400, 'invalid_request', 'Basic aWQ6cw==')).toEqual({});
   });
 
   it('escapes the issuer inside the realm (RFC 9110 quoted-string)', () => {
-    expect(headersSet(undefined, 401, 'invalid_client', 'https://auth.example.com/a"b\\c')).toEqual({
+    expect(headersSet(new NoClientAuthentication(), 401, 'invalid_client', '', 'https://auth.example.com/a"b\\c')).toEqual({
       'WWW-Authenticate': 'Basic realm="https://auth.example.com/a\\"b\\\\c"',
     });
   });
