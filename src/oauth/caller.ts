@@ -86,6 +86,7 @@ export function callerEndpoint<T = never>(
           ? await authenticateAssertion(deps, presented, assertionAudiences(ctx, issuer))
           : await authenticateClient(deps, presented);
       if (!caller) throw new ClientAuthenticationFailed('client authentication failed');
+      if (caller.kind === 'refused') throw new ClientAuthenticationFailed(caller.problem); // signed by the client's key
       if (!(await checkClientAddress(deps, caller, ctx.ip))) {
         throw new ClientAuthenticationFailed('client authentication failed');
       }

@@ -16,12 +16,10 @@ import { isDatabaseUnavailable } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import {
   ASSERTION_CLOCK_SKEW_S,
-  MAX_ASSERTION_LIFETIME_S,
   accessTokenLifetime,
+  assertionClaimsProblem,
   claimOneTimeUse,
   isOneTimeUseClaimed,
-  isClientAssertionType,
-  namesOnlyUs,
   verifySecret,
   type ClientRow,
 } from '../tokens/index.js';
@@ -190,14 +188,9 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
     // signed must neither trip (token.denied_address in the audit log) nor use up (max_tokens_per_hour reservations
     // held while the provider verifies).
     assertJwtClientAuthClaimsAndHeader: async (ctx, claims, header) => {
-      if (!isClientAssertionType(header.typ)) throw new errors.InvalidClientAuth('the client_assertion typ names another kind of JWT');
-      const now = Date.now() / 1000;
-      if (typeof claims.exp !== 'number' || claims.exp <= now) throw new errors.InvalidClientAuth('the client_assertion has expired');
-      if (claims.exp - now > MAX_ASSERTION_LIFETIME_S) {
-        throw new errors.InvalidClientAuth(`the client_assertion exp must be at most ${MAX_ASSERTION_LIFETIME_S} seconds ahead`);
-      }
-      if (claims.sub !== claims.iss) throw new errors.InvalidClientAuth('the client_assertion sub must equal its iss (the client ID)');
-      if (!namesOnlyUs(claims.aud, [...assertionAudiences, ctx.oidc.urlFor('token')])) throw new errors.InvalidClientAuth('the client_assertion aud must name this server only');
+      // The signature verified: the answer says what is wrong (its error_description), as at introspection.
+      const problem = assertionClaimsProblem(header, claims, [...assertionAudiences, ctx.oidc.urlFor('token')], Date.now() / 1000);
+      if (problem !== undefined) throw new ClientAuthenticationFailed(problem);
       const admit = admissions.get(ctx.req);
       if (!admit) throw new errors.InvalidClientAuth('client authentication failed');
       await admit();

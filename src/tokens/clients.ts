@@ -134,6 +134,33 @@ export function namesOnlyUs(aud: unknown, audiences: readonly string[]): boolean
 export const MAX_ASSERTION_LIFETIME_S = 300;
 
 /**
+ * What is wrong with a client assertion whose signature verified, by our rules beyond RFC 7523's signature, `iss`
+ * and `exp` checks (SPEC Part 2 "private_key_jwt"): its `typ` names another kind of JWT, `exp` is missing or past
+ * or more than MAX_ASSERTION_LIFETIME_S ahead of `nowS` (seconds), `sub` differs from `iss`, or `aud` names anyone
+ * but `audiences` (namesOnlyUs). Undefined when none. The answer may say which: the caller holds the client's key
+ * (a refusal before the signature is checked says only "client authentication failed"). Pure.
+ */
+export function assertionClaimsProblem(
+  header: { typ?: unknown },
+  claims: { exp?: unknown; iss?: unknown; sub?: unknown; aud?: unknown },
+  audiences: readonly string[],
+  nowS: number,
+): string | undefined {
+  if (!isClientAssertionType(header.typ)) return 'the client_assertion typ names another kind of JWT';
+  if (typeof claims.exp !== 'number' || claims.exp <= nowS) return 'the client_assertion has expired';
+  if (claims.exp - nowS > MAX_ASSERTION_LIFETIME_S) return `the client_assertion exp must be at most ${MAX_ASSERTION_LIFETIME_S} seconds ahead`;
+  if (claims.sub !== claims.iss) return 'the client_assertion sub must equal its iss (the client ID)';
+  if (!namesOnlyUs(claims.aud, audiences)) return 'the client_assertion aud must name this server only';
+  return undefined;
+}
+
+/** A client assertion refused after its signature verified, and `problem`, what is wrong (assertionClaimsProblem). */
+export interface RefusedAssertion {
+  kind: 'refused';
+  problem: string;
+}
+
+/**
  * Seconds a client's clock may run ahead of ours (RFC 7523 §3: "subject to allowable clock skew"): an assertion
  * whose `nbf` (or `iat`) is up to this far in the future is accepted, as clients such as openid-client and
  * oauth4webapi set `nbf` to their own clock's now. `exp` gets no leeway: an expired assertion is refused.
@@ -148,19 +175,19 @@ const ASSERTION_ALGS = [...CLIENT_ASSERTION_ALGS.EC, ...CLIENT_ASSERTION_ALGS.RS
  * one of `audiences` (the issuer and endpoint URLs) and nothing else (namesOnlyUs), `exp` present, not past
  * and at most 5 minutes ahead of `deps.clock()`, `nbf` if present at most ASSERTION_CLOCK_SKEW_S ahead,
  * and a `jti` claimed once in the shared replay store (the key oidc-provider uses, so a jti spent at one endpoint
- * is spent at all). Undefined means `invalid_client`.
+ * is spent at all). Undefined means `invalid_client`; RefusedAssertion too, and says why.
  */
 export async function authenticateAssertion(
   deps: Deps,
   presented: { clientId: string; assertion: string },
   audiences: string[],
-): Promise<AuthenticatedClient | undefined> {
+): Promise<AuthenticatedClient | RefusedAssertion | undefined> {
   const { clientId } = presented;
   const token = await findAssertionClient(deps, clientId);
   if (!token) return undefined;
   const now = deps.clock();
   const verified = await verifyAssertion(token, presented.assertion, audiences, now);
-  if (!verified) return undefined;
+  if (!verified || 'kind' in verified) return verified;
   const key = createHash('sha256').update(`${clientId}${verified.jti}`).digest('base64url');
   if (!(await claimReplayId(deps.db.knex, key, new Date(verified.exp * 1000), now))) return undefined;
   return { kind: 'token', clientId, token };
@@ -168,18 +195,19 @@ export async function authenticateAssertion(
 
 /**
  * authenticateAssertion's checks of the assertion itself against `token`'s registered keys (signature, iss, sub,
- * aud, exp, nbf, a non-empty string `jti`), without claiming that `jti`: its `exp` and `jti` when it passes, else
- * undefined.
+ * aud, exp, nbf, a non-empty string `jti`), without claiming that `jti`: its `exp` and `jti` when it passes,
+ * RefusedAssertion when the signature verified but assertionClaimsProblem found something, else undefined.
  */
 export async function verifyAssertion(
   token: ClientRow,
   assertion: string,
   audiences: string[],
   now: Date,
-): Promise<{ exp: number; jti: string } | undefined> {
+): Promise<{ exp: number; jti: string } | RefusedAssertion | undefined> {
   const clientId = token.client_id;
   let exp: number;
   let jti: string;
+  const nowS = now.getTime() / 1000;
   try {
     const { payload, protectedHeader } = await jwtVerify(assertion, createLocalJWKSet({ keys: rowJwks(token) as JWK[] }), {
       issuer: clientId,
@@ -190,16 +218,14 @@ export async function verifyAssertion(
       clockTolerance: ASSERTION_CLOCK_SKEW_S, // for nbf; exp is checked strictly below
       requiredClaims: ['exp', 'jti'],
     });
-    if (!isClientAssertionType(protectedHeader.typ)) return undefined;
+    const problem = assertionClaimsProblem(protectedHeader, payload, audiences, nowS);
+    if (problem !== undefined) return { kind: 'refused', problem };
     exp = payload.exp as number;
     // RFC 7519 §4.1.7: a string; requiredClaims only checks presence (oidc-provider refuses 7, {} and "" too).
     if (typeof payload.jti !== 'string' || payload.jti === '') return undefined;
     jti = payload.jti;
-    if (!namesOnlyUs(payload.aud, audiences)) return undefined;
   } catch {
     return undefined;
   }
-  const nowS = now.getTime() / 1000;
-  if (exp <= nowS || exp - nowS > MAX_ASSERTION_LIFETIME_S) return undefined;
   return { exp, jti };
 }

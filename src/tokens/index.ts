@@ -51,6 +51,7 @@ export { isAccessTokenRevoked, pruneRevokedAccessTokens, revokeAccessToken, type
 export {
   ASSERTION_CLOCK_SKEW_S,
   MAX_ASSERTION_LIFETIME_S,
+  assertionClaimsProblem,
   authenticateAssertion,
   authenticateClient,
   authenticateForIntrospection,
@@ -61,6 +62,7 @@ export {
   verifyAssertion,
   type AuthenticatedClient,
   type IntrospectedSubject,
+  type RefusedAssertion,
   type PresentedCredentials,
 } from './clients.js';
 export type { ClientRow } from './queries.js';

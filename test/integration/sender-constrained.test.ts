@@ -213,8 +213,23 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       expect(((await replayed.json()) as { error: string }).error).toBe('invalid_client');
       expect(replayed.headers.get('www-authenticate')).toBeNull(); // only when Basic was used (SPEC)
 
-      const far = await assertion(key, t.client_id, server.issuer, { exp: Math.floor(Date.now() / 1000) + 600 });
-      expect((await send(far)).status).toBe(401);
+      // Signed by the client's key, so the answer may say what is wrong (an hour-long assertion, as Authlib makes).
+      const tooLong = { error: 'invalid_client', error_description: 'the client_assertion exp must be at most 300 seconds ahead' };
+      const far = await assertion(key, t.client_id, server.issuer, { exp: Math.floor(Date.now() / 1000) + 3600 });
+      const farAnswer = await send(far);
+      expect([farAnswer.status, await farAnswer.json()]).toEqual([401, tooLong]);
+      for (const endpoint of ['introspection', 'revocation']) {
+        const a = await assertion(key, t.client_id, server.issuer, { exp: Math.floor(Date.now() / 1000) + 3600 });
+        const res = await fetch(`${server.issuer}/token/${endpoint}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: form({ token: 'x', client_assertion_type: JWT_BEARER, client_assertion: a }),
+        });
+        expect({ endpoint, status: res.status, body: await res.json() }).toEqual({ endpoint, status: 401, body: tooLong });
+      }
+      // Not signed by its key: nothing but that authentication failed.
+      const unsigned = await send(await assertion(await clientKey(), t.client_id, server.issuer, { exp: Math.floor(Date.now() / 1000) + 3600 }));
+      expect([unsigned.status, await unsigned.json()]).toEqual([401, { error: 'invalid_client', error_description: 'client authentication failed' }]);
       expect((await send(await assertion(key, t.client_id, 'https://elsewhere.example'))).status).toBe(401);
       expect((await send(await assertion(await clientKey(), t.client_id, server.issuer))).status).toBe(401);
       expect((await post(form({ grant_type: 'client_credentials' }), { authorization: basic(t.client_id, 'sats_whatever') })).status).toBe(401);
