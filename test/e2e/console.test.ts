@@ -572,13 +572,17 @@ describeEmbedded('admin console (Chromium)', () => {
     await page.getByRole('button', { name: '‹ System Access Token' }).click();
     await until(() => text(page, '#signin-error'), (t) => t.includes('Your session has ended'), 'the session-ended notice');
     expect(await page.locator('#signin-view').isVisible()).toBe(true);
+    expect(await page.title()).toBe('Sign in · System Access Token');
     await signInToTokens(page, server);
   });
 
   it('signs out, and the session is over', async () => {
+    await page.locator('#main-nav').getByRole('link', { name: 'Audit log' }).click();
+    await until(() => page.title(), (t) => t === 'Audit log · System Access Token', 'the audit log in the title');
     await page.getByRole('button', { name: 'Account menu' }).click();
     await page.getByRole('menuitem', { name: 'Sign out' }).click();
     await until(() => text(page, '#signin-error'), (t) => t.includes('signed out'), 'signed-out notice');
+    expect(await page.title()).toBe('Sign in · System Access Token'); // nothing of the screen left, in the tab strip either
     expect(await page.locator('#tokens-view').isHidden()).toBe(true);
     expect(await page.locator('#token-rows tr').count()).toBe(0);
     const status = await page.evaluate(async () => (await fetch('/admin/api/me', { credentials: 'same-origin' })).status);

@@ -1,7 +1,7 @@
 // Sign in and sign out.
 import { api, ApiError, onSessionEnd } from './api.js';
 import { $, enable, hide, sentence, setText, show } from './dom.js';
-import { addView, enterConsole, resetSession, setAccount, setSignedOutHome, showView } from './shell.js';
+import { addView, enterConsole, resetSession, setAccount, setSignedOutHome, showView, titleFromScreen } from './shell.js';
 
 addView('signin', $('signin-view'));
 
@@ -59,7 +59,7 @@ $('sign-out').addEventListener('click', async (event) => {
   resetToSignIn('You have signed out.', 'info');
 });
 
-/** Back to the sign-in form with nothing of the session left on the page. */
+/** Back to the sign-in form with nothing of the session left on the page, its window title included. */
 export function resetToSignIn(message, kind = 'error') {
   resetSession();
   hide($('signout-error'));
@@ -68,6 +68,7 @@ export function resetToSignIn(message, kind = 'error') {
   if (message) show(notice, message);
   else hide(notice);
   showView('signin');
+  titleFromScreen(); // not the last screen's ("Payroll export · …" would stay in the tab strip and the history)
   $('signin-email').focus();
 }
 
