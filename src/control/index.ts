@@ -86,31 +86,35 @@ export async function startControlServer(dataDir: string, handler: ControlHandle
   };
 }
 
+const WENT_AWAY = 'the running server closed the connection without answering (it stopped or crashed meanwhile): check whether the command took effect';
+
 /**
  * Sends one command to the running server over DATA_DIR/sat.sock and resolves with its answer (`ok: false` carries the
- * server's error code). Rejects on a connection error (no server listening), after `timeoutMs` (default 30 s) without
- * activity, or on an empty or malformed answer.
+ * server's error code). Rejects with the connection error when no server is listening (ENOENT, ECONNREFUSED: the
+ * caller runs the command itself), after `timeoutMs` (default 30 s) without activity, and, once the command was sent,
+ * with one plain message when the connection closes or is reset (ECONNRESET, EPIPE: a server killed mid-command)
+ * without an answer, or on a malformed answer.
  */
 export function callControl(dataDir: string, req: ControlRequest, timeoutMs = 30_000): Promise<ControlResponse> {
   return new Promise((resolve, reject) => {
     const socket = net.createConnection(socketPath(dataDir));
     let data = '';
+    let sent = false;
     socket.setEncoding('utf8');
     socket.setTimeout(timeoutMs, () => socket.destroy(new Error('the running server did not answer in time')));
-    socket.on('connect', () => socket.write(JSON.stringify(req) + '\n'));
+    socket.on('connect', () => {
+      sent = true;
+      socket.write(JSON.stringify(req) + '\n');
+    });
     socket.on('data', (chunk: string) => (data += chunk));
-    socket.on('error', reject);
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      reject(sent && (err.code === 'ECONNRESET' || err.code === 'EPIPE') ? new Error(WENT_AWAY) : err);
+    });
     socket.on('end', () => {
       try {
         resolve(JSON.parse(data) as ControlResponse);
       } catch {
-        reject(
-          new Error(
-            data.trim() === ''
-              ? 'the running server closed the connection without answering (it stopped or crashed meanwhile): check whether the command took effect'
-              : 'malformed answer from the running server',
-          ),
-        );
+        reject(new Error(data.trim() === '' ? WENT_AWAY : 'malformed answer from the running server'));
       }
     });
   });
