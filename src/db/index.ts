@@ -84,6 +84,21 @@ function knexLog(log: Logger | undefined, quietOutage: boolean | (() => boolean)
  * that holds it (acquireDataDirLockWaiting; a running server still refuses at once). `options.quietOutage`: the
  * pool's connection errors are not logged as the server's outage (a `sat` command reports its failure itself).
  */
+/**
+ * What every PostgreSQL connection of ours runs first: the session settings the code is written for, whatever the
+ * database's or role's defaults (`ALTER DATABASE … SET`, postgresql.conf). READ COMMITTED (a `serializable` default
+ * made concurrent writes fail with 40001: 500s); standard strings (a `\` in a literal is a `\`: with
+ * `standard_conforming_strings = off` every search failed); ISO dates, which the driver parses (`SQL, DMY` stopped
+ * the server from starting); UTC, the zone every date of SPEC is in. One round trip per new connection.
+ */
+export const SESSION_SETTINGS = [
+  'SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED',
+  'SET standard_conforming_strings = on',
+  "SET DateStyle = 'ISO, MDY'",
+  "SET IntervalStyle = 'postgres'",
+  "SET TimeZone = 'UTC'",
+].join('; ');
+
 export async function openDb(
   config: Pick<Config, 'databaseUrl' | 'databasePoolMax' | 'dataDir'> & Partial<Pick<Config, 'databaseTimeoutMs' | 'minFreeDiskBytes'>>,
   log?: Logger,
@@ -103,7 +118,12 @@ export async function openDb(
         query_timeout: timeout + 1_000,
         connectionTimeoutMillis: timeout,
       } as Knex.PgConnectionConfig,
-      pool: { min: 0, max: config.databasePoolMax },
+      pool: {
+        min: 0,
+        max: config.databasePoolMax,
+        afterCreate: (connection: { query: (sql: string, done: (err?: Error) => void) => void }, done: (err: Error | undefined, c: unknown) => void) =>
+          connection.query(SESSION_SETTINGS, (err) => done(err, connection)),
+      },
       acquireConnectionTimeout: timeout + 1_000,
     });
     return { knex, kind: 'postgres', close: () => knex.destroy() };

@@ -109,7 +109,7 @@ export async function migrateLatest(knex: Knex, options: MigrateOptions = {}): P
   if (!pgSettings) return latest(knex);
   const lockClient = new pg.Client({ ...(pgSettings.connection as pg.ClientConfig), application_name: 'sat migrate lock' });
   await lockClient.connect();
-  const unbounded = knexFactory({ ...pgSettings.config, connection: pgSettings.connection, pool: { min: 0, max: 1 } });
+  const unbounded = knexFactory({ ...pgSettings.config, connection: pgSettings.connection, pool: { ...pgSettings.config.pool, min: 0, max: 1 } }); // the pool's afterCreate: SESSION_SETTINGS
   try {
     const key = MIGRATION_LOCK_KEY.toString();
     const { rows } = await lockClient.query('select pg_try_advisory_lock($1) as taken', [key]);
