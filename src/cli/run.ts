@@ -241,7 +241,18 @@ type Parsed = ReturnType<typeof parse>;
 
 const list = (value: string) => value.split(',').map((s) => s.trim()).filter(Boolean);
 /** A whole number, or `none` for null; anything else is passed on for the command's validation to name. */
-const countOrNone = (value: string): unknown => (value === 'none' ? null : /^\d{1,9}$/.test(value) ? Number(value) : value);
+/**
+ * The value of `--option`, which takes a whole number (or, with `orNone`, `none`: null). A value of another form is
+ * wrong usage (exit 2, README "Exit codes"), as `--grace-hours 1.5` is; one of the right form out of range is the
+ * server's to refuse (exit 1).
+ */
+const count =
+  (option: string, orNone = false) =>
+  (value: string): unknown => {
+    if (orNone && value === 'none') return null;
+    if (!/^\d+$/.test(value)) throw new UsageError(`--${option} takes a whole number${orNone ? ' or none' : ''}`);
+    return /^\d{1,9}$/.test(value) ? Number(value) : value; // longer: the server says how far out of range
+  };
 
 /** The options given, as the fields of a token update or a policy (only those given). */
 function changesFrom(values: Parsed['values'], fields: Record<string, (v: string) => [string, unknown]>): Record<string, unknown> {
@@ -337,7 +348,7 @@ function toRequest({ values, positionals, given }: Parsed, config: Readonly<Conf
       name: (v) => ['name', v],
       services: (v) => ['services', list(v)],
       'allowed-ips': (v) => ['allowed_ips', v.trim() === 'any' ? [] : list(v)],
-      'max-tokens-per-hour': (v) => ['max_tokens_per_hour', countOrNone(v)],
+      'max-tokens-per-hour': (v) => ['max_tokens_per_hour', count('max-tokens-per-hour', true)(v)],
       // Read here, by the user running sat; the server converts the text and validates it (PATCH's public_key).
       jwks: (v) => ['public_key', readKeyFile(v)],
     });
@@ -367,10 +378,10 @@ function toRequest({ values, positionals, given }: Parsed, config: Readonly<Conf
   if (a === 'policy' && b === 'set') {
     if (!values.org) throw new UsageError('policy set needs --org');
     const changes = changesFrom(values, {
-      'max-lifetime-days': (v) => ['max_lifetime_days', countOrNone(v)],
+      'max-lifetime-days': (v) => ['max_lifetime_days', count('max-lifetime-days')(v)],
       'allowed-services': (v) => ['allowed_services', v.trim() === 'all' ? 'all' : list(v)],
-      'revoke-dormant-after-days': (v) => ['revoke_dormant_after_days', countOrNone(v)],
-      'default-max-tokens-per-hour': (v) => ['default_max_tokens_per_hour', countOrNone(v)],
+      'revoke-dormant-after-days': (v) => ['revoke_dormant_after_days', count('revoke-dormant-after-days', true)(v)],
+      'default-max-tokens-per-hour': (v) => ['default_max_tokens_per_hour', count('default-max-tokens-per-hour', true)(v)],
     });
     if (Object.keys(changes).length === 0) throw new UsageError('policy set needs at least one option to change');
     return { command: 'policy-set', args: { org: values.org, changes } };
@@ -382,7 +393,7 @@ function toRequest({ values, positionals, given }: Parsed, config: Readonly<Conf
     const services = values.services.split(',').map((s) => s.trim()).filter(Boolean);
     const limits = changesFrom(values, {
       'allowed-ips': (v) => ['allowed_ips', v.trim() === 'any' ? [] : list(v)],
-      'max-tokens-per-hour': (v) => ['max_tokens_per_hour', countOrNone(v)],
+      'max-tokens-per-hour': (v) => ['max_tokens_per_hour', count('max-tokens-per-hour', true)(v)],
     });
     // The key file is read here, by the user running sat; the server gets its text and validates it.
     const jwks = values.jwks === undefined ? undefined : readKeyFile(values.jwks);
@@ -1054,7 +1065,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return 2;
   }
   if (parsed.values.help || parsed.positionals.length === 0) {
-    out(helpFor(parsed.positionals) + '\n');
+    // Asked for (--help): the help is the result, on stdout. No command at all is wrong usage: stderr, as every other.
+    (parsed.values.help ? out : err)(helpFor(parsed.positionals) + '\n');
     return parsed.values.help ? 0 : 2;
   }
   const [first, second, ...more] = parsed.positionals;

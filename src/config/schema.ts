@@ -184,12 +184,18 @@ export const envSchema = z.object({
       .optional(),
   ),
   // One sender (nodemailer's own address parser): a bare word would go out as an empty MAIL FROM, which relays refuse.
+  // The whole value is that address, bare or in <> at the end: nodemailer's parser is lenient and made one address
+  // of "Ops <a@b.c>\r\nBcc: x@evil.test" (x@evil.test: the envelope sender and the Message-ID's domain) or of
+  // "Ops <a@b.c> x". No control characters at all.
   MAIL_FROM: optionalString.pipe(
     z
       .string()
       .refine((v) => {
+        if (/[\u0000-\u001f\u007f]/.test(v)) return false;
         const parsed = addressparser(v, { flatten: true });
-        return parsed.length === 1 && /^[^\s@<>]+@[^\s@<>]+$/.test(parsed[0]!.address);
+        if (parsed.length !== 1 || !/^[^\s@<>]+@[^\s@<>]+$/.test(parsed[0]!.address)) return false;
+        const address = parsed[0]!.address;
+        return v.trim() === address || v.trim().endsWith(`<${address}>`);
       }, 'must be one address, such as "Tokens <no-reply@example.com>" or "no-reply@example.com"')
       .optional(),
   ),

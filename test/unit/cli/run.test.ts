@@ -47,7 +47,7 @@ describe('runCli', () => {
     expect(help.out()).toMatch(/^Usage: sat <command>/);
     const none = io();
     expect(await runCli([], none.io)).toBe(2);
-    expect(none.out()).toMatch(/^Usage: sat <command>/);
+    expect([none.out(), none.err()]).toEqual(['', expect.stringMatching(/^Usage: sat <command>/)]); // wrong usage: stderr
     const unknown = io();
     expect(await runCli(['token', 'list', '--colour'], unknown.io)).toBe(2);
     expect(unknown.err()).toMatch(/^sat: unknown option --colour\n\nUsage: sat token list/);
@@ -89,6 +89,23 @@ describe('runCli', () => {
     const unknown = io(); // nothing to narrow to: the whole usage, and the message again below it
     expect(await runCli(['tokens'], unknown.io)).toBe(2);
     expect(unknown.err()).toMatch(/^sat: unknown command: tokens\n\nUsage: sat <command> \[options\]\n\nCommands:\n[\s\S]*\nsat: unknown command: tokens\n$/);
+  });
+
+  // README "Exit codes": a value of the wrong form is wrong usage (2), as --grace-hours 1.5 always was; these were 1.
+  it('takes a whole number (or none where offered) for each count option: another form is exit 2, before anything runs', async () => {
+    const cases: Array<[string[], string]> = [
+      [['token', 'create', '--org', 'o', '--name', 'n', '--expires', '2030-01-01', '--services', 's', '--max-tokens-per-hour', '1.5'], '--max-tokens-per-hour takes a whole number or none'],
+      [['token', 'update', '--org', 'o', 'id', '--max-tokens-per-hour', 'abc'], '--max-tokens-per-hour takes a whole number or none'],
+      [['policy', 'set', '--org', 'o', '--max-lifetime-days', 'abc'], '--max-lifetime-days takes a whole number'],
+      [['policy', 'set', '--org', 'o', '--max-lifetime-days', 'none'], '--max-lifetime-days takes a whole number'],
+      [['policy', 'set', '--org', 'o', '--revoke-dormant-after-days', '1.5'], '--revoke-dormant-after-days takes a whole number or none'],
+      [['policy', 'set', '--org', 'o', '--default-max-tokens-per-hour', '-'], '--default-max-tokens-per-hour takes a whole number or none'],
+    ];
+    for (const [argv, message] of cases) {
+      const bad = io();
+      expect({ argv, code: await runCli(argv, bad.io), out: bad.out() }).toEqual({ argv, code: 2, out: '' });
+      expect(bad.err().split('\n')[0]).toBe(`sat: ${message}`);
+    }
   });
 
   it('asks `keys remove` for one KID (exit 2)', async () => {

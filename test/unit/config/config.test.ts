@@ -112,7 +112,8 @@ describe('loadConfig', () => {
       expect(loadConfig({ MAIL_FROM: from }).mailFrom).toBe(from);
     }
     expect(loadConfig({ ISSUER: 'http://localhost:3000' }).mailFrom).toBe('System Access Tokens <no-reply@localhost>');
-    for (const from of ['bad', 'Name <bad>', '<>', 'a@example.com, b@example.com', 'Tokens <>']) {
+    // Found by an operator's test: nodemailer's lenient parser made one address of each of the last three.
+    for (const from of ['bad', 'Name <bad>', '<>', 'a@example.com, b@example.com', 'Tokens <>', 'Ops <a@b.c>\r\nBcc: injected@evil.test', 'Ops <a@b.c> x', 'Ops\n<a@b.c>']) {
       expect(() => loadConfig({ MAIL_FROM: from })).toThrow(/MAIL_FROM: must be one address/);
     }
   });
