@@ -122,6 +122,20 @@ export class StartCancelledError extends Error {
 }
 
 /**
+ * Throws StartCancelledError when a stop was asked for (`signal` aborted), once the event loop has taken the signals
+ * that came meanwhile. A process signal's handler runs only in the loop's poll phase, and the steps of a start on
+ * the embedded database (its engine, building the provider) are CPU work chained through promises: a SIGTERM sent
+ * during them used to be seen after `listening` (found by an operator's test: "shutting down" right after it).
+ */
+export async function stopIfCancelled(signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) return;
+  // Two check phases: the second comes after a whole turn of the loop, whose poll phase ran the signals' handlers
+  // (the first may come right after the poll phase this code runs in).
+  await new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve)));
+  if (signal.aborted) throw new StartCancelledError();
+}
+
+/**
  * KEY_ENCRYPTION_KEY_FILE readable or writable by other OS users (mode 0644, say): a warning at start, naming the fix.
  * The server does not change a file it did not create (a mounted secret may be read-only, or shared by design).
  */
@@ -178,7 +192,7 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
     const applied = await migrateLatest(db.knex, { onWait: (heldBy) => log.warn(MIGRATION_WAIT_MESSAGE, { held_by: heldBy }) });
     if (applied.length) log.info('migrations applied', { applied });
     await refuseForeignSealedKeys(db.knex, prepared.keyRing!, log);
-    if (opts.signal?.aborted) throw new StartCancelledError();
+    await stopIfCancelled(opts.signal);
 
     const first = await ensureFirstAdmin(deps);
     if (first) {
@@ -197,9 +211,9 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
       }
     }
 
-    if (opts.signal?.aborted) throw new StartCancelledError();
+    await stopIfCancelled(opts.signal);
     const { app, oauth, beginDrain } = await createServer(deps, prepared);
-    if (opts.signal?.aborted) throw new StartCancelledError();
+    await stopIfCancelled(opts.signal);
     // A request (headers and body) must arrive within REQUEST_TIMEOUT_SECONDS, else Node answers 408 and closes:
     // a body trickled byte by byte cannot hold a connection and a handler for minutes. Checked every second.
     // Node's own Host check answers an empty 400 and logs nothing: the app answers it instead (http/common.ts).
