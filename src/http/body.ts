@@ -14,15 +14,18 @@ export class BodyReadError extends Error {
 
 /**
  * The one body reader of the server (raw-body), used by the JSON reader (admin API, secret scanning, public
- * revocation) and the OAuth form reader, each with its own limit and error shape. Checks the declared Content-Length against `limit` before reading and
- * the bytes while reading; on `too_large` the connection is marked to close (the rest is not read).
+ * revocation) and the OAuth form reader, each with its own limit and error shape. Checks the declared Content-Length
+ * against `limit` before reading and the bytes while reading. On `too_large` the rest of the body is read and thrown
+ * away (a lingering close, as nginx's): a client still sending it then reads the 413, where closing at once reset
+ * its connection (Node's fetch saw EPIPE, not the answer, for most bodies of 2 MB and more). Node's request timeout
+ * (REQUEST_TIMEOUT_SECONDS) bounds how long that takes; the connection stays usable afterwards.
  */
 export async function readRawBody(ctx: Context, limit: number): Promise<Buffer> {
   try {
     return await getRawBody(ctx.req, { length: ctx.get('content-length') || undefined, limit });
   } catch (err) {
     if ((err as { type?: unknown }).type === 'entity.too.large') {
-      ctx.set('Connection', 'close');
+      ctx.req.resume(); // raw-body paused it: read the rest and throw it away
       throw new BodyReadError('too_large', { cause: err });
     }
     throw new BodyReadError('unreadable', { cause: err });

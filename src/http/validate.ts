@@ -22,8 +22,9 @@ export function refuseContentEncoding(ctx: Context): void {
   throw new AppError('unsupported_media_type', contentEncodingMessage(encoding), undefined, { 'Accept-Encoding': 'identity' });
 }
 
-function tooLarge(ctx: Context, limit: number): AppError {
-  ctx.set('Connection', 'close'); // the rest of the body is not read; do not reuse the connection
+// The body not read (a declared Content-Length over the limit) is read and thrown away by Node once the answer is sent,
+// so the client sees this 413 rather than a reset connection (readRawBody says why).
+function tooLarge(_ctx: Context, limit: number): AppError {
   const size = limit % (1024 * 1024) === 0 ? `${limit / (1024 * 1024)} MB` : limit % 1024 === 0 ? `${limit / 1024} KB` : `${limit} bytes`;
   return new AppError('payload_too_large', `The request body is larger than ${size}.`);
 }
