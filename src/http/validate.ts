@@ -220,10 +220,14 @@ export function malformedQueryParameters(querystring: string): string[] {
   return bad;
 }
 
-/** The query string, validated the same way (a repeated parameter arrives as an array and fails a string rule). */
+/**
+ * The query string, validated the same way (a repeated parameter arrives as an array and fails a string rule). An
+ * empty parameter the schema knows (`?q=&status=&limit=`, as forms and URL templates send) means "not given"; an
+ * unknown one is refused even when empty (`?sort=`, `?foo`), as at the calls that take none (docs/admin-api.md).
+ */
 export function parseQuery<T extends z.ZodType>(ctx: Context, schema: T): z.output<T> {
-  // An empty parameter (`?q=&status=&limit=`, as forms and URL templates send) means "not given".
-  const query = Object.fromEntries(Object.entries(ctx.query).filter(([, v]) => v !== ''));
+  const known = schema instanceof z.ZodObject ? new Set(Object.keys(schema.shape)) : undefined;
+  const query = Object.fromEntries(Object.entries(ctx.query).filter(([k, v]) => v !== '' || (known !== undefined && !known.has(k))));
   return parseWith(schema, query, 'query');
 }
 
