@@ -79,14 +79,8 @@ function knexLog(log: Logger | undefined, quietOutage: boolean | (() => boolean)
 }
 
 /**
- * Opens the configured database. The embedded one takes an exclusive lock on DATA_DIR first: at once or
- * DataDirLockedError, or with `options.lockWaitMs` (the server) after waiting up to that long for a `sat` command
- * that holds it (acquireDataDirLockWaiting; a running server still refuses at once). `options.quietOutage`: the
- * pool's connection errors are not logged as the server's outage (a `sat` command reports its failure itself).
- */
-/**
- * What every PostgreSQL connection of ours runs first: the session settings the code is written for, whatever the
- * database's or role's defaults (`ALTER DATABASE … SET`, postgresql.conf). READ COMMITTED (a `serializable` default
+ * What every PostgreSQL connection of ours runs first: these five session settings as the code is written for them,
+ * whatever the database's or role's defaults (`ALTER DATABASE … SET`, postgresql.conf). READ COMMITTED (a `serializable` default
  * made concurrent writes fail with 40001: 500s); standard strings (a `\` in a literal is a `\`: with
  * `standard_conforming_strings = off` every search failed); ISO dates, which the driver parses (`SQL, DMY` stopped
  * the server from starting); UTC, the zone every date of SPEC is in. One round trip per new connection.
@@ -99,6 +93,12 @@ export const SESSION_SETTINGS = [
   "SET TimeZone = 'UTC'",
 ].join('; ');
 
+/**
+ * Opens the configured database. The embedded one takes an exclusive lock on DATA_DIR first: at once or
+ * DataDirLockedError, or with `options.lockWaitMs` (the server) after waiting up to that long for a `sat` command
+ * that holds it (acquireDataDirLockWaiting; a running server still refuses at once). `options.quietOutage`: the
+ * pool's connection errors are not logged as the server's outage (a `sat` command reports its failure itself).
+ */
 export async function openDb(
   config: Pick<Config, 'databaseUrl' | 'databasePoolMax' | 'dataDir'> & Partial<Pick<Config, 'databaseTimeoutMs' | 'minFreeDiskBytes'>>,
   log?: Logger,
@@ -121,8 +121,11 @@ export async function openDb(
       pool: {
         min: 0,
         max: config.databasePoolMax,
-        afterCreate: (connection: { query: (sql: string, done: (err?: Error) => void) => void }, done: (err: Error | undefined, c: unknown) => void) =>
-          connection.query(SESSION_SETTINGS, (err) => done(err, connection)),
+        afterCreate: (connection: { query: (sql: string, done: (err?: Error) => void) => void; end: () => void }, done: (err: Error | undefined, c: unknown) => void) =>
+          connection.query(SESSION_SETTINGS, (err) => {
+            if (err) connection.end(); // knex neither returns nor destroys a connection whose afterCreate failed
+            done(err, connection);
+          }),
       },
       acquireConnectionTimeout: timeout + 1_000,
     });

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.js';
 import { httpResponses } from '../metrics.js';
 import { unmappedAddress } from './common.js';
+import { isDiscardingBody } from './body.js';
 
 /** Node's client errors we answer, by error code: status line and SPEC's `{error, message}`. Anything else is 400. */
 const answers: Record<string, [status: string, error: string, message: string]> = {
@@ -57,6 +58,12 @@ export interface ClientErrorOptions {
  */
 export function answerClientErrors(log: Logger, options: ClientErrorOptions = {}): (err: Error & { code?: string; rawPacket?: unknown }, socket: Duplex) => void {
   return (err, socket) => {
+    // A refused body being thrown away after its 413 (http/body.ts discardRest) that the request timeout ended: the
+    // request has had its one answer and access-log line; no second (a 408 after the 413).
+    if (isDiscardingBody(socket)) {
+      socket.destroy();
+      return;
+    }
     const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
     if (err.code !== 'ECONNRESET' && socket.writable && !inFlight?.headersSent) {
       const [status, error, message] = answers[err.code ?? ''] ?? malformed;

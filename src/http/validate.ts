@@ -1,7 +1,7 @@
 import type { Context, Middleware } from 'koa';
 import { z } from 'zod';
 import { AppError, boundedDetails, type ErrorDetail } from '../errors.js';
-import { BodyReadError, contentEncodingMessage, readRawBody, unsupportedContentEncoding } from './body.js';
+import { BodyReadError, contentEncodingMessage, discardRest, readRawBody, unsupportedContentEncoding } from './body.js';
 
 /** SPEC "Admin API": request bodies over 1 MB get 413. */
 export const MAX_JSON_BODY_BYTES = 1024 * 1024;
@@ -22,9 +22,8 @@ export function refuseContentEncoding(ctx: Context): void {
   throw new AppError('unsupported_media_type', contentEncodingMessage(encoding), undefined, { 'Accept-Encoding': 'identity' });
 }
 
-// The body not read (a declared Content-Length over the limit) is read and thrown away by Node once the answer is sent,
-// so the client sees this 413 rather than a reset connection (readRawBody says why).
-function tooLarge(_ctx: Context, limit: number): AppError {
+/** 413 payload_too_large naming `limit`. The body's rest is thrown away (discardRest) so the client sees it. */
+function tooLarge(limit: number): AppError {
   const size = limit % (1024 * 1024) === 0 ? `${limit / (1024 * 1024)} MB` : limit % 1024 === 0 ? `${limit / 1024} KB` : `${limit} bytes`;
   return new AppError('payload_too_large', `The request body is larger than ${size}.`);
 }
@@ -36,11 +35,14 @@ function tooLarge(_ctx: Context, limit: number): AppError {
  * them) before parsing them with parseJsonBody.
  */
 export async function readJsonBodyBytes(ctx: Context, limit: number): Promise<Buffer> {
-  if (Number(ctx.get('content-length') || 0) > limit) throw tooLarge(ctx, limit);
+  if (Number(ctx.get('content-length') || 0) > limit) {
+    discardRest(ctx); // not read at all
+    throw tooLarge(limit);
+  }
   try {
     return await readRawBody(ctx, limit);
   } catch (err) {
-    if (err instanceof BodyReadError && err.reason === 'too_large') throw tooLarge(ctx, limit);
+    if (err instanceof BodyReadError && err.reason === 'too_large') throw tooLarge(limit); // readRawBody discards the rest
     throw new AppError('invalid_json', 'The request body could not be read.');
   }
 }

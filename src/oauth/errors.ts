@@ -170,7 +170,7 @@ export function setErrorHeaders(ctx: Context, err: unknown, status: number, erro
   if (err instanceof TemporarilyUnavailable || err instanceof RateLimited) ctx.set('Retry-After', String(err.retryAfterSeconds));
   if (status !== 401 || error !== 'invalid_client') return;
   const realm = `Basic realm="${quotedStringContent(issuer)}"`;
-  if (ctx.get('authorization') !== '') ctx.set('WWW-Authenticate', `${realm}, error="invalid_client"`);
+  if (ctx.headers.authorization !== undefined) ctx.set('WWW-Authenticate', `${realm}, error="invalid_client"`); // as oidc-provider tells
   else if (err instanceof NoClientAuthentication) ctx.set('WWW-Authenticate', realm);
 }
 

@@ -42,7 +42,13 @@ export interface ProviderHooks {
  */
 const authenticatedRows = new WeakMap<IncomingMessage, ClientRow>();
 /** For a client assertion: the edge's checks that wait until the provider has verified it (setAuthenticatedRow). */
-const admissions = new WeakMap<IncomingMessage, () => Promise<void>>();
+const admissions = new WeakMap<IncomingMessage, Admit>();
+
+/**
+ * The edge's checks of a verified client assertion: the address allowlist first, then `problem` (what is wrong with
+ * the assertion's claims, assertionClaimsProblem) if any, then the rest (the hourly limit). Throws the OAuth error.
+ */
+export type Admit = (problem?: string) => Promise<void>;
 
 /**
  * Hands the authenticated row of this request to oidc-provider's client lookup (Client.find). For a client assertion
@@ -50,7 +56,7 @@ const admissions = new WeakMap<IncomingMessage, () => Promise<void>>();
  * hourly limit, SPEC "Network and rate limits per token") then runs once the provider has verified the assertion
  * (assertJwtClientAuthClaimsAndHeader), and throws the OAuth error to answer when the request may not go on.
  */
-export function setAuthenticatedRow(req: IncomingMessage, row: ClientRow, admit?: () => Promise<void>): void {
+export function setAuthenticatedRow(req: IncomingMessage, row: ClientRow, admit?: Admit): void {
   authenticatedRows.set(req, row);
   if (admit) admissions.set(req, admit);
 }
@@ -188,12 +194,12 @@ export async function createProvider(deps: Deps, keys: KeySet, hooks: ProviderHo
     // signed must neither trip (token.denied_address in the audit log) nor use up (max_tokens_per_hour reservations
     // held while the provider verifies).
     assertJwtClientAuthClaimsAndHeader: async (ctx, claims, header) => {
-      // The signature verified: the answer says what is wrong (its error_description), as at introspection.
+      // The signature verified: what is wrong may be told (its error_description), as at introspection, once the
+      // address passed (admit checks it first).
       const problem = assertionClaimsProblem(header, claims, [...assertionAudiences, ctx.oidc.urlFor('token')], Date.now() / 1000);
-      if (problem !== undefined) throw new ClientAuthenticationFailed(problem);
       const admit = admissions.get(ctx.req);
       if (!admit) throw new errors.InvalidClientAuth('client authentication failed');
-      await admit();
+      await admit(problem);
     },
     clientDefaults: {
       grant_types: ['client_credentials'],

@@ -173,10 +173,11 @@ export function tokenEndpoint(deps: Deps, current: () => CurrentProvider, hourly
       // verified by oidc-provider, which runs this once it has (provider.ts): an unsigned one trips and uses up nothing.
       const admitted = row;
       let allowance: Allowance = NO_LIMIT;
-      const admit = async () => {
+      const admit = async (problem?: string) => {
         if (presented.method === 'private_key_jwt') {
           const client = { kind: 'token' as const, clientId: admitted.client_id, token: admitted };
           if (!(await checkClientAddress(deps, client, ctx.ip))) throw new ClientAuthenticationFailed('client authentication failed');
+          if (problem !== undefined) throw new ClientAuthenticationFailed(problem); // only past the address: see provider.ts
           await writeQuietUse();
         }
         allowance = await hourlyAllowance(hourly, form.params.grant_type, admitted);

@@ -154,10 +154,14 @@ export function assertionClaimsProblem(
   return undefined;
 }
 
-/** A client assertion refused after its signature verified, and `problem`, what is wrong (assertionClaimsProblem). */
+/**
+ * A client assertion refused after its signature verified: `problem`, what is wrong (assertionClaimsProblem), to be
+ * told only to a caller whose address `token` allows (else it would learn that the key it holds is good).
+ */
 export interface RefusedAssertion {
   kind: 'refused';
   problem: string;
+  token: ClientRow;
 }
 
 /**
@@ -211,7 +215,6 @@ export async function verifyAssertion(
   try {
     const { payload, protectedHeader } = await jwtVerify(assertion, createLocalJWKSet({ keys: rowJwks(token) as JWK[] }), {
       issuer: clientId,
-      subject: clientId,
       audience: audiences,
       algorithms: ASSERTION_ALGS,
       currentDate: now,
@@ -219,7 +222,7 @@ export async function verifyAssertion(
       requiredClaims: ['exp', 'jti'],
     });
     const problem = assertionClaimsProblem(protectedHeader, payload, audiences, nowS);
-    if (problem !== undefined) return { kind: 'refused', problem };
+    if (problem !== undefined) return { kind: 'refused', problem, token };
     exp = payload.exp as number;
     // RFC 7519 §4.1.7: a string; requiredClaims only checks presence (oidc-provider refuses 7, {} and "" too).
     if (typeof payload.jti !== 'string' || payload.jti === '') return undefined;

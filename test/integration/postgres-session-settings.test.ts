@@ -38,9 +38,10 @@ describePostgres('a PostgreSQL database with other defaults', () => {
       isolation: (await trx.raw('show transaction_isolation')).rows[0].transaction_isolation,
       strings: (await trx.raw('show standard_conforming_strings')).rows[0].standard_conforming_strings,
       dates: (await trx.raw('show datestyle')).rows[0].DateStyle,
+      intervals: (await trx.raw('show intervalstyle')).rows[0].IntervalStyle,
       zone: (await trx.raw('show timezone')).rows[0].TimeZone,
     }));
-    expect(shown).toEqual({ isolation: 'read committed', strings: 'on', dates: 'ISO, MDY', zone: 'UTC' });
+    expect(shown).toEqual({ isolation: 'read committed', strings: 'on', dates: 'ISO, MDY', intervals: 'postgres', zone: 'UTC' });
   });
 
   it('answers a search, concurrent generates and concurrent token requests without a 500', async () => {

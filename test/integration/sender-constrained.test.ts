@@ -230,6 +230,23 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       // Not signed by its key: nothing but that authentication failed.
       const unsigned = await send(await assertion(await clientKey(), t.client_id, server.issuer, { exp: Math.floor(Date.now() / 1000) + 3600 }));
       expect([unsigned.status, await unsigned.json()]).toEqual([401, { error: 'invalid_client', error_description: 'client authentication failed' }]);
+      // Signed by its key but from outside its allowed_ips: nothing more either, at any endpoint (else the answer
+      // would tell a thief that the key they hold is good; SPEC: outside allowed_ips is invalid_client whatever the
+      // credential). Found by the diff review.
+      const fenced = await keyToken(key, { allowed_ips: ['192.0.2.1'] });
+      const failed = { error: 'invalid_client', error_description: 'client authentication failed' };
+      const farFenced = await send(await assertion(key, fenced.client_id, server.issuer, { exp: Math.floor(Date.now() / 1000) + 3600 }));
+      expect([farFenced.status, await farFenced.json()]).toEqual([401, failed]);
+      for (const endpoint of ['introspection', 'revocation']) {
+        const a = await assertion(key, fenced.client_id, server.issuer, { exp: Math.floor(Date.now() / 1000) + 3600 });
+        const res = await fetch(`${server.issuer}/token/${endpoint}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: form({ token: 'x', client_assertion_type: JWT_BEARER, client_assertion: a }),
+        });
+        expect({ endpoint, status: res.status, body: await res.json() }).toEqual({ endpoint, status: 401, body: failed });
+      }
+      expect((await call(server, 'POST', `/tokens/${fenced.id}/revoke`, { token: session.token })).status).toBe(200); // the organisation's 25
       expect((await send(await assertion(key, t.client_id, 'https://elsewhere.example'))).status).toBe(401);
       expect((await send(await assertion(await clientKey(), t.client_id, server.issuer))).status).toBe(401);
       expect((await post(form({ grant_type: 'client_credentials' }), { authorization: basic(t.client_id, 'sats_whatever') })).status).toBe(401);

@@ -87,6 +87,35 @@ describeEmbedded('metrics token and request timeout', () => {
     expect(await ok.text()).toContain('sat_token_requests_total');
   });
 
+  // A refused body is read and thrown away after its 413 (http/body.ts discardRest); when the request timeout ends a
+  // slow one, the request has had its answer: no 408 written after the 413, no second access-log line (diff review).
+  it.each(['/token', '/admin/api/login'])('answers a too-large body trickled to %s once: the 413, then the connection closes', async (pathname) => {
+    const { port } = new URL(server.url);
+    const logged = server.logLines.length;
+    const answer = await new Promise<string>((resolve) => {
+      const socket = net.connect(Number(port), '127.0.0.1');
+      let received = '';
+      let timer: NodeJS.Timeout | undefined;
+      const type = pathname === '/token' ? 'application/x-www-form-urlencoded' : 'application/json';
+      socket.on('connect', () => {
+        socket.write(`POST ${pathname} HTTP/1.1\r\nHost: x\r\nContent-Type: ${type}\r\nContent-Length: 2000000\r\n\r\n`);
+        timer = setInterval(() => socket.write('a'), 100);
+      });
+      socket.on('data', (d) => (received += d.toString()));
+      const done = () => {
+        clearInterval(timer);
+        resolve(received);
+      };
+      socket.on('close', done);
+      socket.on('error', done);
+      setTimeout(() => socket.destroy(), 20_000).unref();
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 413 /);
+    expect(answer.match(/HTTP\/1\.1 \d{3}/g)).toEqual(['HTTP/1.1 413']);
+    const lines = server.logLines.slice(logged).filter((l) => l.includes(`"path":"${pathname}"`));
+    expect(lines).toHaveLength(1);
+  });
+
   it.each(['/token', '/admin/api/login'])('cuts off a body trickled to %s after the request timeout', async (pathname) => {
     const { port } = new URL(server.url);
     const logged = server.logLines.length;
