@@ -214,38 +214,35 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
       expect(replayed.headers.get('www-authenticate')).toBeNull(); // only when Basic was used (SPEC)
 
       // Signed by the client's key, so the answer may say what is wrong (an hour-long assertion, as Authlib makes).
+      const hourLong = (clientId: string, signer = key) => assertion(signer, clientId, server.issuer, { exp: Math.floor(Date.now() / 1000) + 3600 });
+      /** What introspection and revocation answer an hour-long assertion for `clientId`. */
+      const atCallerEndpoints = async (clientId: string) => {
+        const answers = [];
+        for (const endpoint of ['introspection', 'revocation']) {
+          const res = await fetch(`${server.issuer}/token/${endpoint}`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+            body: form({ token: 'x', client_assertion_type: JWT_BEARER, client_assertion: await hourLong(clientId) }),
+          });
+          answers.push({ endpoint, status: res.status, body: await res.json() });
+        }
+        return answers;
+      };
       const tooLong = { error: 'invalid_client', error_description: 'the client_assertion exp must be at most 300 seconds ahead' };
-      const far = await assertion(key, t.client_id, server.issuer, { exp: Math.floor(Date.now() / 1000) + 3600 });
-      const farAnswer = await send(far);
+      const failed = { error: 'invalid_client', error_description: 'client authentication failed' };
+      const farAnswer = await send(await hourLong(t.client_id));
       expect([farAnswer.status, await farAnswer.json()]).toEqual([401, tooLong]);
-      for (const endpoint of ['introspection', 'revocation']) {
-        const a = await assertion(key, t.client_id, server.issuer, { exp: Math.floor(Date.now() / 1000) + 3600 });
-        const res = await fetch(`${server.issuer}/token/${endpoint}`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/x-www-form-urlencoded' },
-          body: form({ token: 'x', client_assertion_type: JWT_BEARER, client_assertion: a }),
-        });
-        expect({ endpoint, status: res.status, body: await res.json() }).toEqual({ endpoint, status: 401, body: tooLong });
-      }
+      expect(await atCallerEndpoints(t.client_id)).toEqual(['introspection', 'revocation'].map((endpoint) => ({ endpoint, status: 401, body: tooLong })));
       // Not signed by its key: nothing but that authentication failed.
-      const unsigned = await send(await assertion(await clientKey(), t.client_id, server.issuer, { exp: Math.floor(Date.now() / 1000) + 3600 }));
-      expect([unsigned.status, await unsigned.json()]).toEqual([401, { error: 'invalid_client', error_description: 'client authentication failed' }]);
+      const unsigned = await send(await hourLong(t.client_id, await clientKey()));
+      expect([unsigned.status, await unsigned.json()]).toEqual([401, failed]);
       // Signed by its key but from outside its allowed_ips: nothing more either, at any endpoint (else the answer
       // would tell a thief that the key they hold is good; SPEC: outside allowed_ips is invalid_client whatever the
       // credential). Found by the diff review.
       const fenced = await keyToken(key, { allowed_ips: ['192.0.2.1'] });
-      const failed = { error: 'invalid_client', error_description: 'client authentication failed' };
-      const farFenced = await send(await assertion(key, fenced.client_id, server.issuer, { exp: Math.floor(Date.now() / 1000) + 3600 }));
+      const farFenced = await send(await hourLong(fenced.client_id));
       expect([farFenced.status, await farFenced.json()]).toEqual([401, failed]);
-      for (const endpoint of ['introspection', 'revocation']) {
-        const a = await assertion(key, fenced.client_id, server.issuer, { exp: Math.floor(Date.now() / 1000) + 3600 });
-        const res = await fetch(`${server.issuer}/token/${endpoint}`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/x-www-form-urlencoded' },
-          body: form({ token: 'x', client_assertion_type: JWT_BEARER, client_assertion: a }),
-        });
-        expect({ endpoint, status: res.status, body: await res.json() }).toEqual({ endpoint, status: 401, body: failed });
-      }
+      expect(await atCallerEndpoints(fenced.client_id)).toEqual(['introspection', 'revocation'].map((endpoint) => ({ endpoint, status: 401, body: failed })));
       expect((await call(server, 'POST', `/tokens/${fenced.id}/revoke`, { token: session.token })).status).toBe(200); // the organisation's 25
       expect((await send(await assertion(key, t.client_id, 'https://elsewhere.example'))).status).toBe(401);
       expect((await send(await assertion(await clientKey(), t.client_id, server.issuer))).status).toBe(401);

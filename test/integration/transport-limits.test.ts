@@ -87,18 +87,20 @@ describeEmbedded('metrics token and request timeout', () => {
     expect(await ok.text()).toContain('sat_token_requests_total');
   });
 
-  // A refused body is read and thrown away after its 413 (http/body.ts discardRest); when the request timeout ends a
-  // slow one, the request has had its answer: no 408 written after the 413, no second access-log line (diff review).
-  it.each(['/token', '/admin/api/login'])('answers a too-large body trickled to %s once: the 413, then the connection closes', async (pathname) => {
+  /**
+   * Sends `pathname` the head of a body of `contentLength` bytes, then one byte every 100 ms, and resolves with all
+   * the server wrote back once the connection closes (the test's own deadline: 20 s, far past the 2 s setting, far
+   * short of Node's default of 300 s).
+   */
+  function trickle(pathname: string, contentLength: number): Promise<string> {
     const { port } = new URL(server.url);
-    const logged = server.logLines.length;
-    const answer = await new Promise<string>((resolve) => {
+    return new Promise<string>((resolve) => {
       const socket = net.connect(Number(port), '127.0.0.1');
       let received = '';
       let timer: NodeJS.Timeout | undefined;
       const type = pathname === '/token' ? 'application/x-www-form-urlencoded' : 'application/json';
       socket.on('connect', () => {
-        socket.write(`POST ${pathname} HTTP/1.1\r\nHost: x\r\nContent-Type: ${type}\r\nContent-Length: 2000000\r\n\r\n`);
+        socket.write(`POST ${pathname} HTTP/1.1\r\nHost: x\r\nContent-Type: ${type}\r\nContent-Length: ${contentLength}\r\n\r\n`);
         timer = setInterval(() => socket.write('a'), 100);
       });
       socket.on('data', (d) => (received += d.toString()));
@@ -110,6 +112,13 @@ describeEmbedded('metrics token and request timeout', () => {
       socket.on('error', done);
       setTimeout(() => socket.destroy(), 20_000).unref();
     });
+  }
+
+  // A refused body is read and thrown away after its 413 (http/body.ts discardRest); when the request timeout ends a
+  // slow one, the request has had its answer: no 408 written after the 413, no second access-log line (diff review).
+  it.each(['/token', '/admin/api/login'])('answers a too-large body trickled to %s once: the 413, then the connection closes', async (pathname) => {
+    const logged = server.logLines.length;
+    const answer = await trickle(pathname, 2_000_000);
     expect(answer).toMatch(/^HTTP\/1\.1 413 /);
     expect(answer.match(/HTTP\/1\.1 \d{3}/g)).toEqual(['HTTP/1.1 413']);
     const lines = server.logLines.slice(logged).filter((l) => l.includes(`"path":"${pathname}"`));
@@ -117,29 +126,9 @@ describeEmbedded('metrics token and request timeout', () => {
   });
 
   it.each(['/token', '/admin/api/login'])('cuts off a body trickled to %s after the request timeout', async (pathname) => {
-    const { port } = new URL(server.url);
     const logged = server.logLines.length;
     const started = Date.now();
-    const answer = await new Promise<string>((resolve) => {
-      const socket = net.connect(Number(port), '127.0.0.1');
-      let received = '';
-      let timer: NodeJS.Timeout | undefined;
-      const type = pathname === '/token' ? 'application/x-www-form-urlencoded' : 'application/json';
-      socket.on('connect', () => {
-        socket.write(`POST ${pathname} HTTP/1.1\r\nHost: x\r\nContent-Type: ${type}\r\nContent-Length: 60000\r\n\r\n`);
-        // One byte every 100 ms: 60 kB would take well over an hour.
-        timer = setInterval(() => socket.write('a'), 100);
-      });
-      socket.on('data', (d) => (received += d.toString()));
-      const done = () => {
-        clearInterval(timer);
-        resolve(received);
-      };
-      socket.on('close', done);
-      socket.on('error', done);
-      // The test's own deadline: far past the 2 s setting, far short of Node's default of 300 s.
-      setTimeout(() => socket.destroy(), 20_000).unref();
-    });
+    const answer = await trickle(pathname, 60_000); // one byte every 100 ms: 60 kB would take well over an hour
     const elapsed = Date.now() - started;
     expect(elapsed).toBeLessThan(15_000);
     // Refused: Node's 408, the endpoint's own 400 when it noticed its body was cut off first, or 413 when the
