@@ -139,13 +139,18 @@ export function findUnsafeText(input: unknown, path: string, depth = 0): string 
   return undefined;
 }
 
-function parseWith<T extends z.ZodType>(schema: T, input: unknown, root: string): z.output<T> {
+/** 400 validation_failed naming the first string of `input` with a NUL or a lone surrogate (findUnsafeText), if any. */
+export function refuseUnsafeText(input: unknown, root = 'body'): void {
   const unsafe = findUnsafeText(input, '');
   if (unsafe !== undefined) {
     throw new AppError('validation_failed', 'The request is not valid.', [
       { path: unsafe || root, message: 'must not contain NUL characters or unpaired surrogates' },
     ]);
   }
+}
+
+function parseWith<T extends z.ZodType>(schema: T, input: unknown, root: string): z.output<T> {
+  refuseUnsafeText(input, root);
   const result = schema.safeParse(input);
   if (result.success) return result.data;
   throw new AppError('validation_failed', 'The request is not valid.', issuesToDetails(result.error, input, root));

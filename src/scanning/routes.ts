@@ -8,7 +8,7 @@ import { AppError } from '../errors.js';
 import { noteInAccessLog } from '../http/access-log.js';
 import { addressBucket } from '../address.js';
 import { AddressRateLimiter } from '../http/address-limiter.js';
-import { issuesToDetails, parseJsonBody, readJsonBodyBytes, refuseContentEncoding, refuseNonJsonBody } from '../http/validate.js';
+import { issuesToDetails, parseJsonBody, readJsonBodyBytes, refuseContentEncoding, refuseNonJsonBody, refuseUnsafeText } from '../http/validate.js';
 import { redactCredentials, reportLeakedSecrets, type LeakReport } from '../tokens/index.js';
 import { ScanningKeys } from './keys.js';
 
@@ -167,7 +167,11 @@ export function scanningRouter(deps: Deps, opened?: ScanningKeys): Router {
     try {
       refuseContentEncoding(ctx);
       refuseNonJsonBody(ctx);
-      ({ credentials } = validate(publicRevokeBody, parseJsonBody(await readJsonBodyBytes(ctx, MAX_REVOKE_BODY_BYTES))));
+      const body = parseJsonBody(await readJsonBodyBytes(ctx, MAX_REVOKE_BODY_BYTES));
+      // NUL or a lone surrogate is no credential: 400, as in the admin API (SPEC Part 2 "Bad input never gives 5xx":
+      // a 4xx). Not so for a signed alert, whose batch would be lost: its url and source are stored cleaned.
+      refuseUnsafeText(body);
+      ({ credentials } = validate(publicRevokeBody, body));
     } catch (err) {
       // A malformed call counts too, at best effort: a database out of reach leaves its 4xx a 4xx.
       const wait = await countShared().catch(() => undefined);
