@@ -86,15 +86,13 @@ export function callerEndpoint<T = never>(
           ? await authenticateAssertion(deps, presented, assertionAudiences(ctx, issuer))
           : await authenticateClient(deps, presented);
       if (!caller) throw new ClientAuthenticationFailed('client authentication failed');
-      if (caller.kind === 'refused') {
-        // Signed by the client's key: what is wrong may be told, but only where the token's allowed_ips let the
-        // caller in (else it would learn that the key it holds is good: SPEC, "whatever the secret").
-        const allowed = await checkClientAddress(deps, { kind: 'token', clientId: caller.token.client_id, token: caller.token }, ctx.ip);
-        throw new ClientAuthenticationFailed(allowed ? caller.problem : 'client authentication failed');
-      }
-      if (!(await checkClientAddress(deps, caller, ctx.ip))) {
+      // The address first, for a refused assertion too: what is wrong with one signed by the client's key is told
+      // only where the token's allowed_ips let the caller in (else it would learn that the key it holds is good).
+      const client = caller.kind === 'refused' ? { kind: 'token' as const, clientId: caller.token.client_id, token: caller.token } : caller;
+      if (!(await checkClientAddress(deps, client, ctx.ip))) {
         throw new ClientAuthenticationFailed('client authentication failed');
       }
+      if (caller.kind === 'refused') throw new ClientAuthenticationFailed(caller.problem);
       if (caller.kind === 'token') {
         // Revoked by the dormancy job a moment ago (the quiet use lost the row lock to its delete): gone.
         if (!(await recordUseOfQuietToken(deps, caller.token))) {
