@@ -181,7 +181,11 @@ export function tokenEndpoint(deps: Deps, current: () => CurrentProvider, hourly
           await writeQuietUse();
         }
         allowance = await hourlyAllowance(hourly, form.params.grant_type, admitted);
-        if (!allowance.allowed) throw new RateLimited(allowance.retryAfterSeconds);
+        if (!allowance.allowed) {
+          // Revoked while this request ran (after its authentication): as any revoked token (SPEC "Errors").
+          if (allowance.revoked) throw new ClientAuthenticationFailed('client authentication failed');
+          throw new RateLimited(allowance.retryAfterSeconds);
+        }
       };
       if (presented.method !== 'private_key_jwt') await admit();
 

@@ -1,6 +1,6 @@
 // SPEC Part 2 "Network and rate limits per token": the enforcement of `allowed_ips` and `max_tokens_per_hour`.
 import { recordAudit } from '../audit/index.js';
-import type { Db } from '../db/index.js';
+import { isForeignKeyViolation, type Db } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import type { AuthenticatedClient } from './clients.js';
 import { isAddressAllowed } from './networks.js';
@@ -76,8 +76,17 @@ select (select count from up)::int + coalesce((
   select sum(count) from token_issuance_buckets where token_id = ? and minute >= ? and minute < ?
 ), 0)::int as total`;
 
-/** What the hourly limit says about one more access token. */
-export type Allowance = { allowed: true; release: () => Promise<void> } | { allowed: false; retryAfterSeconds: number };
+/**
+ * What the hourly limit says about one more access token: allowed (with a way to give it back), refused for
+ * `retryAfterSeconds`, or `revoked`: the token was revoked (its row deleted) after the request authenticated, so
+ * there is nothing left to count against (the caller answers as for any revoked token: 401 invalid_client).
+ */
+export type Allowance =
+  | { allowed: true; release: () => Promise<void> }
+  | { allowed: false; retryAfterSeconds: number; revoked?: false }
+  | { allowed: false; revoked: true };
+
+const REVOKED: Allowance = Object.freeze({ allowed: false as const, revoked: true as const });
 
 /** The answer for a token without a limit (or a request that takes none): allowed, nothing to give back. */
 export const NO_LIMIT: Allowance = Object.freeze({ allowed: true as const, release: async () => undefined });
@@ -121,7 +130,8 @@ interface Reservation {
  * database access). The count lives in the database (PostgreSQL or the embedded one), in per-minute buckets, so it
  * holds across instances: an increment and the hour's sum are one atomic statement. Past the limit the increment
  * is taken back and the answer says in how many seconds (at least 1) enough of the hour's buckets have aged out
- * for one more. `release` gives the token back when the request did not end in an access token after all.
+ * for one more. `release` gives the token back when the request did not end in an access token after all. A token
+ * revoked after the request authenticated is answered `revoked` (its count's row can no longer refer to it).
  */
 export class AccessTokenAllowance {
   private readonly reservations = new Map<string, Reservation>();
@@ -139,6 +149,17 @@ export class AccessTokenAllowance {
   ) {}
 
   async take(token: ClientRow): Promise<Allowance> {
+    try {
+      return await this.takeOne(token);
+    } catch (err) {
+      // The count's row refers to the token's: a revocation that committed after the request authenticated (the
+      // authentication read the row without locking it) makes the insert fail its foreign key (PostgreSQL 23503).
+      if (isForeignKeyViolation(err)) return REVOKED;
+      throw err;
+    }
+  }
+
+  private async takeOne(token: ClientRow): Promise<Allowance> {
     const limit = token.max_tokens_per_hour;
     if (limit === null || limit === undefined) return NO_LIMIT;
     if (this.unlimitedUse?.hasUnwrittenIssued(token.id)) await this.unlimitedUse.flushIssuedFor(this.deps.db.knex, token.id);

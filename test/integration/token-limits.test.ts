@@ -7,7 +7,7 @@ import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic, makeAdmin } from '../support/fixtures.js';
 import { assertion, clientKey } from '../support/sender.js';
 import { startServer, type TestServer } from '../support/server.js';
-import { reservationSize, unusedReservationBound } from '../../src/tokens/index.js';
+import { AccessTokenAllowance, reservationSize, unusedReservationBound } from '../../src/tokens/index.js';
 
 const MINUTE = 60_000;
 const INSIDE = '203.0.113.7';
@@ -220,6 +220,19 @@ describe.each(testDatabases())('per-token network and rate limits on %s', (kind)
     expect(await buckets.clone().where('minute', '<=', new Date(start)).count({ n: '*' })).toEqual([{ n: 0 }]);
     expect(await buckets.clone().sum({ n: 'count' })).toEqual([{ n: 1 }]);
     expect((await api('GET', `/tokens/${t.id}`)).body.tokens_last_hour).toBe(1);
+  });
+
+  it('a token revoked after its request authenticated, before the hourly count, is revoked: invalid_client, not a 500', async () => {
+    // The race a running server meets when a revocation commits between a request's authentication (an unlocked
+    // read of the token's row) and its hourly count (an insert that refers to that row): replayed step by step.
+    const { generate, api } = await adminSession(server);
+    for (const limit of [100, 20_000]) {
+      // 100: counted one by one (the exact path); 20,000: reserved 200 at a time.
+      const t = await generate({ max_tokens_per_hour: limit });
+      const row = await server.deps.db.knex('tokens').where({ id: t.id }).first();
+      expect((await api('POST', `/tokens/${t.id}/revoke`)).status).toBe(200);
+      await expect(new AccessTokenAllowance(server.deps).take(row)).resolves.toEqual({ allowed: false, revoked: true });
+    }
   });
 
   it('reserves the next batch while half of the current one is left, and gives back what a past minute left', async () => {
