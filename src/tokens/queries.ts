@@ -406,6 +406,18 @@ export async function isAccessTokenRevoked(db: Db, jti: string): Promise<boolean
   return row !== undefined;
 }
 
+/** The advisory-lock class of lockClientRevocations (its second key is the client ID's hash): a constant of ours. */
+const CLIENT_REVOCATIONS_LOCK_CLASS = 7_009;
+
+/**
+ * Serialises, until the end of the transaction, the revocations recorded for `clientId` (a transaction-scoped
+ * PostgreSQL advisory lock on its hash; a collision only makes two clients wait for each other), so that counting
+ * them against the cap and recording one is a single step.
+ */
+export async function lockClientRevocations(trx: Knex.Transaction, clientId: string): Promise<void> {
+  await trx.raw('select pg_advisory_xact_lock(?, hashtext(?))', [CLIENT_REVOCATIONS_LOCK_CLASS, clientId]);
+}
+
 /**
  * How many unexpired revoked access tokens `clientId` has, counted up to `limit`, and the soonest of their expiry
  * times (on the (client_id, expires_at) index of migration 0061).

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pruneSessions } from '../../src/accounts/index.js';
 import { addressKey, pruneLoginThrottle } from '../../src/accounts/login-throttle.js';
-import { pruneRevokedAccessTokens } from '../../src/tokens/index.js';
+import { pruneRevokedAccessTokens, revokeAccessToken } from '../../src/tokens/index.js';
 import { call } from '../support/admin-api.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
 import { basic, makeAdmin, makeToken } from '../support/fixtures.js';
@@ -125,5 +125,19 @@ describe.each(testDatabases())('bounded state on %s', (kind) => {
     // Past their exp the records are pruned and revocation records again.
     await pruneRevokedAccessTokens(knex(), new Date(Date.now() + 3_600_000));
     expect((await revoke(fourth)).status).toBe(200);
+  });
+
+  it('holds the cap under concurrent revocations of one client (the count and the record are one step)', async () => {
+    // Twenty revocations of one client at once, as many instances' requests would run them: three are recorded.
+    const admin = await makeAdmin(server.deps);
+    const t = await makeToken(server.deps, admin);
+    const now = new Date();
+    const outcomes = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        revokeAccessToken(knex(), { jti: `race-${t.client_id}-${i}`, client_id: t.client_id, organisation_id: admin.organisation_id, expires_at: new Date(now.getTime() + 600_000) }, now, 3),
+      ),
+    );
+    expect(outcomes.filter((o) => o.recorded)).toHaveLength(3);
+    expect(await knex()('revoked_access_tokens').where({ client_id: t.client_id }).count({ n: '*' }).first()).toEqual({ n: 3 });
   });
 });
