@@ -233,13 +233,28 @@ function parse(argv: string[]) {
     },
   });
   // The options actually written on the command line (values also holds the defaults).
-  const given = new Set(tokens.flatMap((t) => (t.kind === 'option' ? [t.name] : [])));
+  const written = tokens.flatMap((t) => (t.kind === 'option' ? [t] : []));
+  // A value given twice would be the last one silently (`--services jobs --services candidates`: candidates only).
+  const twice = written.find((t, i) => t.value !== undefined && written.findIndex((u) => u.name === t.name) !== i);
+  if (twice) throw new UsageError(`--${twice.name} is given more than once; give it once (a list is comma-separated)`);
+  const given = new Set(written.map((t) => t.name));
   return { values, positionals, given };
 }
 
 type Parsed = ReturnType<typeof parse>;
 
 const list = (value: string) => value.split(',').map((s) => s.trim()).filter(Boolean);
+/**
+ * `--allowed-ips`: `any` (every address: an empty allowlist) or addresses and CIDR ranges separated by commas. An
+ * empty value is wrong usage, not "any": an unset variable (`--allowed-ips "$IPS"`) must not open a token to every
+ * address.
+ */
+const allowedIps = (value: string): ['allowed_ips', string[]] => {
+  if (value.trim() === 'any') return ['allowed_ips', []];
+  const entries = list(value);
+  if (entries.length === 0) throw new UsageError('--allowed-ips takes addresses or CIDR ranges separated by commas, or "any" for every address');
+  return ['allowed_ips', entries];
+};
 /** A whole number, or `none` for null; anything else is passed on for the command's validation to name. */
 /**
  * The value of `--option`, which takes a whole number (or, with `orNone`, `none`: null). A value of another form is
@@ -347,7 +362,7 @@ function toRequest({ values, positionals, given }: Parsed, config: Readonly<Conf
     const changes: Record<string, unknown> = changesFrom(values, {
       name: (v) => ['name', v],
       services: (v) => ['services', list(v)],
-      'allowed-ips': (v) => ['allowed_ips', v.trim() === 'any' ? [] : list(v)],
+      'allowed-ips': allowedIps,
       'max-tokens-per-hour': (v) => ['max_tokens_per_hour', count('max-tokens-per-hour', true)(v)],
       // Read here, by the user running sat; the server converts the text and validates it (PATCH's public_key).
       jwks: (v) => ['public_key', readKeyFile(v)],
@@ -392,7 +407,7 @@ function toRequest({ values, positionals, given }: Parsed, config: Readonly<Conf
     }
     const services = values.services.split(',').map((s) => s.trim()).filter(Boolean);
     const limits = changesFrom(values, {
-      'allowed-ips': (v) => ['allowed_ips', v.trim() === 'any' ? [] : list(v)],
+      'allowed-ips': allowedIps,
       'max-tokens-per-hour': (v) => ['max_tokens_per_hour', count('max-tokens-per-hour', true)(v)],
     });
     // The key file is read here, by the user running sat; the server gets its text and validates it.

@@ -105,6 +105,16 @@ describe.each(testDatabases())('sat policy and token update on %s', (kind) => {
       for (const field of ['allowed_ips\\.0', 'services', 'max_tokens_per_hour']) expect(worse.stderr).toMatch(new RegExp(`^  ${field}: `, 'm'));
       const none = await runSatInProcess(['token', 'update', '--org', 'Hooli', id], env);
       expect(none.code).toBe(2);
+      // An empty allowlist value (an unset variable in a script) is wrong usage, not "any": the allowlist stays.
+      for (const empty of ['', ' ', ',']) {
+        const emptied = await runSatInProcess(['token', 'update', '--org', 'Hooli', id, '--allowed-ips', empty], env);
+        expect(emptied.code).toBe(2);
+        expect(emptied.stderr).toMatch(/^sat: --allowed-ips takes addresses or CIDR ranges separated by commas, or "any"/);
+      }
+      // A value given twice is refused, not the last one taken silently.
+      const twice = await runSatInProcess(['token', 'update', '--org', 'Hooli', id, '--services', 'jobs', '--services', 'candidates'], env);
+      expect(twice.code).toBe(2);
+      expect(twice.stderr).toMatch(/^sat: --services is given more than once/);
 
       const expiring = await runSatInProcess(['token', 'list', '--org', 'Hooli', '--status', 'expiring'], env);
       expect(expiring.code).toBe(0);
