@@ -83,6 +83,7 @@ export function answerClientErrors(log: Logger, options: ClientErrorOptions = {}
           'content-type': 'application/json; charset=utf-8',
           'content-length': Buffer.byteLength(text),
           'cache-control': 'no-store',
+          pragma: 'no-cache', // RFC 6749 §5.1, should this be an OAuth endpoint's answer
           'x-content-type-options': 'nosniff',
           connection: 'close',
         });
@@ -109,7 +110,7 @@ function writeRefusal(log: Logger, socket: Duplex, status: string, body: { error
   const requestId = randomUUID();
   socket.write(
     `HTTP/1.1 ${status}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\n` +
-      `Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${text}`,
+      `Cache-Control: no-store\r\nPragma: no-cache\r\nX-Content-Type-Options: nosniff\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${text}`,
   );
   httpResponses.inc({ status_class: `${status[0]}xx` });
   log.info('request', {

@@ -224,6 +224,7 @@ function refuse(ctx: Context, isOAuthEndpoint: (path: string) => boolean, status
   const asked = typeof ctx.state.invalidTarget === 'string' ? '/' : new URL(ctx.originalUrl, 'http://x').pathname;
   if (isOAuthEndpoint(asked) || isOAuthEndpoint(ctx.path)) {
     ctx.set('Cache-Control', 'no-store'); // as every other answer of these endpoints (RFC 6749 §5.1)
+    ctx.set('Pragma', 'no-cache');
     ctx.body = { error: 'invalid_request', error_description: message };
   } else {
     ctx.body = { error, message };

@@ -34,6 +34,9 @@ import { createAccessTokenVerifier, introspectionEndpoint, type AccessTokenVerif
 import { revocationEndpoint } from './revocation.js';
 import { recordProviderOutcome, tokenEndpoint, type CurrentProvider } from './token-endpoint.js';
 
+/** The OAuth endpoints whose every answer carries `Cache-Control: no-store` and `Pragma: no-cache`. */
+const NEVER_CACHED: ReadonlySet<string> = new Set(['/token', '/token/introspection', '/token/revocation']);
+
 /** The largest form body the OAuth endpoints read (main.ts: whether to invite a body with 100 Continue). */
 export { MAX_FORM_BYTES } from './form.js';
 
@@ -202,8 +205,9 @@ export async function createOAuth(deps: Deps, keyRing?: KeyRing): Promise<OAuth>
     const methods = exposed.get(ctx.path);
     // The access log's `route` (as @koa/router sets it for the other routes): these paths are fixed strings.
     if (own || methods !== undefined) (ctx as { _matchedRoute?: string })._matchedRoute = ctx.path;
-    // RFC 6749 §5.1: token responses carry Cache-Control: no-store and Pragma: no-cache, on either path.
-    if (ctx.path === '/token') ctx.set('Pragma', 'no-cache');
+    // RFC 6749 §5.1: token responses carry Cache-Control: no-store and Pragma: no-cache, on either path; so does
+    // every answer of introspection and revocation (errors and 405s included), never cached either.
+    if (NEVER_CACHED.has(ctx.path)) ctx.set('Pragma', 'no-cache');
     if (methods !== undefined && !methods.includes(ctx.method) && !(methods.includes('GET') && ctx.method === 'HEAD')) {
       ctx.status = 405;
       ctx.set('Allow', methods.join(', '));

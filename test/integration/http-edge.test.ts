@@ -114,9 +114,9 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
         const res = await fetch(`${server.url}${path}`);
         expect(res.status).toBe(405);
         expect(res.headers.get('allow')).toBe('POST');
-        // Like every error of these endpoints (docs/oauth.md), never cached; /token's also with Pragma (RFC 6749 §5.1).
+        // Like every answer of these endpoints (docs/oauth.md), never cached, with Pragma too (RFC 6749 §5.1).
         expect(res.headers.get('cache-control')).toBe('no-store');
-        expect(res.headers.get('pragma')).toBe(path === '/token' ? 'no-cache' : null);
+        expect(res.headers.get('pragma')).toBe('no-cache');
         expect(((await res.json()) as { error: string }).error).toBe('invalid_request');
       }
       for (const path of ['/nothing', '/admin/api/nothing']) {
@@ -390,6 +390,21 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
           statusLine: 'HTTP/1.1 400 Bad Request',
           body: { error: 'invalid_request', error_description: 'The request has more than one Authorization header.' },
         });
+      }
+      // Never cached, as every answer of these endpoints: an error of introspection or revocation too.
+      const twice = parse(
+        await raw(
+          `POST /token/introspection HTTP/1.1\r\nHost: x\r\nAuthorization: ${basic(t.client_id, t.client_secret)}\r\nAuthorization: Basic Ym9ndXM6eA==\r\n` +
+            'Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 7\r\nConnection: close\r\n\r\ntoken=x',
+        ),
+      );
+      expect(twice.statusLine).toBe('HTTP/1.1 400 Bad Request');
+      expect(twice.head).toMatch(/\r\ncache-control: no-store\r\n(.*\r\n)*pragma: no-cache(\r\n|$)/);
+      for (const path of ['/token/introspection', '/token/revocation']) {
+        for (const headers of [{}, { authorization: basic(t.client_id, 'wrong') }]) {
+          const res = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: 'token=x' });
+          expect({ path, status: res.status, cache: res.headers.get('cache-control'), pragma: res.headers.get('pragma') }).toEqual({ path, status: 401, cache: 'no-store', pragma: 'no-cache' });
+        }
       }
       // Hosts as they come: a name (a trailing dot, punycode), an IPv4 or bracketed IPv6 address (with a zone id as
       // Node's own client writes it, or RFC 6874's %25), IPvFuture, an empty Host, with or without a port.
