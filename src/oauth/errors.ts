@@ -143,7 +143,8 @@ export function oauthErrorBody(err: unknown): { status: number; body: Record<str
       body: {
         error: errorText(err.error),
         ...(err.error_description !== undefined ? { error_description: errorText(err.error_description) } : {}),
-        ...(typeof scope === 'string' ? { scope } : {}),
+        // The scope asked for, echoed with the same characters (RFC 6749 §3.3's scope-tokens are printable ASCII).
+        ...(typeof scope === 'string' ? { scope: errorText(scope) } : {}),
       },
     };
   }
