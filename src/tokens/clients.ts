@@ -138,7 +138,9 @@ export const MAX_ASSERTION_LIFETIME_S = 300;
  * and `exp` checks (SPEC Part 2 "private_key_jwt"): its `typ` names another kind of JWT, `exp` is missing or past
  * or more than MAX_ASSERTION_LIFETIME_S ahead of `nowS` (seconds), `sub` differs from `iss`, or `aud` names anyone
  * but `audiences` (namesOnlyUs). Undefined when none. The answer may say which: the caller holds the client's key
- * (a refusal before the signature is checked says only "client authentication failed"). Pure.
+ * (a refusal before the signature is checked says only "client authentication failed"). Pure. (The endpoints find
+ * the client by `sub` and check `iss` against it before the signature, oidc-provider and jose alike, so `sub` ≠ `iss`
+ * never reaches them through here; the rule stays for any other caller.)
  */
 export function assertionClaimsProblem(
   header: { typ?: unknown },
