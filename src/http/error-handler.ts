@@ -18,8 +18,13 @@ export function errorHandler(log: Logger): Middleware {
         if (err.headers) ctx.set(err.headers);
         if (err instanceof RateLimitedError) ctx.set('Retry-After', String(err.retryAfterSeconds));
         // A 401 carries a challenge (RFC 9110 §15.5.2): the error's own (secret scanning's), else the admin API's
-        // scheme, a bearer session token (SPEC "Admin API"). The domain says only that the caller is not signed in.
-        if (err.status === 401 && !ctx.response.get('WWW-Authenticate')) ctx.set('WWW-Authenticate', 'Bearer');
+        // scheme, a bearer session token (SPEC "Admin API"). The domain says only that the caller is not signed in;
+        // when a bearer token came and was refused, the challenge says so (RFC 6750 §3.1 `invalid_token`; with no
+        // token, or a session cookie, no error code, as §3 asks).
+        if (err.status === 401 && !ctx.response.get('WWW-Authenticate')) {
+          const bearerRefused = err.code === 'unauthorized' && /^bearer(?: |$)/i.test(ctx.get('Authorization'));
+          ctx.set('WWW-Authenticate', bearerRefused ? 'Bearer error="invalid_token"' : 'Bearer');
+        }
         ctx.body = { error: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) };
         return;
       }

@@ -218,7 +218,9 @@ describe.each(testDatabases())('admin sessions on %s', (kind) => {
       const res = await call(server, 'GET', '/tokens', { headers });
       expect(res.status).toBe(401);
       expect(res.body).toEqual({ error: 'unauthorized', message: expect.any(String) });
-      expect(res.headers.get('www-authenticate')).toBe('Bearer'); // RFC 9110 §15.5.2: a 401 carries a challenge
+      // RFC 9110 §15.5.2: a 401 carries a challenge; a bearer token that was refused is named (RFC 6750 §3.1).
+      const bearer = headers.authorization?.startsWith('Bearer ') === true;
+      expect({ headers, challenge: res.headers.get('www-authenticate') }).toEqual({ headers, challenge: bearer ? 'Bearer error="invalid_token"' : 'Bearer' });
     }
   });
 
