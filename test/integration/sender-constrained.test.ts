@@ -1,6 +1,6 @@
 // SPEC Part 2 "Sender-constrained and secretless tokens": private_key_jwt (RFC 7523) and DPoP (RFC 9449), with real
 // clients (openid-client, oauth4webapi) through discovery, on each database.
-import { createHash, generateKeyPairSync, randomUUID } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import { request } from 'node:http';
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import * as oauth from 'oauth4webapi';
@@ -601,6 +601,12 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
         .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: dpopKey.publicJwk, crit: ['x-ext'], 'x-ext': 1 } as { alg: string })
         .sign(dpopKey.privateKey, { crit: { 'x-ext': true } });
       expect(await refusal(critical)).toBe('DPoP proof crit header parameter names an extension this server does not process');
+      // An RSA key under 2048 bits, whose signature verifies (signed by hand: jose will not sign with one either).
+      const small = generateKeyPairSync('rsa', { modulusLength: 1024 });
+      const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+      const signingInput = `${part({ alg: 'RS256', typ: 'dpop+jwt', jwk: small.publicKey.export({ format: 'jwk' }) })}.${part({ jti: randomUUID(), htm: 'POST', htu: tokenUrl, iat: now })}`;
+      const smallProof = `${signingInput}.${sign('sha256', Buffer.from(signingInput), small.privateKey).toString('base64url')}`;
+      expect(await refusal(smallProof)).toBe('DPoP proof jwk is an RSA key under 2048 bits (RS256 and PS256 need 2048 or more)');
       // A signature that does not verify with the embedded key is what the provider's own words are about.
       expect(await refusal(await proof({}, {}, (await clientKey()).privateKey))).toBe('invalid DPoP key binding');
       // The organisation's other tests need its token slots (25 at most).
