@@ -401,7 +401,7 @@ describe.each(testDatabases())('HTTP edge on %s', (kind) => {
       expect(twice.statusLine).toBe('HTTP/1.1 400 Bad Request');
       expect(twice.head).toMatch(/\r\ncache-control: no-store\r\n(.*\r\n)*pragma: no-cache(\r\n|$)/);
       for (const path of ['/token/introspection', '/token/revocation']) {
-        for (const headers of [{}, { authorization: basic(t.client_id, 'wrong') }]) {
+        for (const headers of [{}, { authorization: basic(t.client_id, 'wrong') }] as Array<Record<string, string>>) {
           const res = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: 'token=x' });
           expect({ path, status: res.status, cache: res.headers.get('cache-control'), pragma: res.headers.get('pragma') }).toEqual({ path, status: 401, cache: 'no-store', pragma: 'no-cache' });
         }
