@@ -96,6 +96,17 @@ export async function verifyPassword(password: string, stored: string): Promise<
 }
 
 /**
+ * Whether `stored` (`scrypt$N$r$p$salt$hash`) was made with other parameters than a new hash gets now (a cost
+ * changed since: PASSWORD_HASH_COST, `passwordHashing.cost`), so that a successful sign-in makes it again: each
+ * account then costs what the setting says, and a check of a known address takes as long as the dummy check of an
+ * unknown one. False for a hash of the current parameters.
+ */
+export function needsRehash(stored: string): boolean {
+  const [scheme, n, r, p] = stored.split('$');
+  return scheme !== 'scrypt' || Number(n) !== params.N || Number(r) !== params.r || Number(p) !== params.p;
+}
+
+/**
  * A hash of nothing anyone knows: verifying against it costs the same time as a real check (a sign-in with an
  * unknown address). Computed once; a failed computation (the hashing queue full at that moment) is not kept, so the
  * next call computes it again instead of failing every later sign-in. Rejects as hashPassword does.

@@ -68,8 +68,9 @@ const currentPasswordWrong = () =>
 /**
  * changePassword once the attempt is counted: the check of the current password (hashing, outside any transaction),
  * then the change, which holds only if nothing changed meanwhile: the administrator's row is locked and must still
- * have the hash the password was checked against (a reset or another change in between makes the password given no
- * longer current: 400 as a wrong one), and the caller's session must still exist (a reset in between ended it: 401).
+ * have the hash the password was checked against, or one the password given still matches (a reset or another change
+ * in between makes the password given no longer current: 400 as a wrong one; a sign-in that made its hash again at
+ * the current cost does not), and the caller's session must still exist (a reset in between ended it: 401).
  * Locks the admins row first, as a password reset does (password-reset.ts), so the two never deadlock.
  */
 async function setNewPassword(deps: Deps, session: Session, input: ChangePasswordInput, meta: SessionMeta, keys: string[]): Promise<void> {
@@ -84,7 +85,11 @@ async function setNewPassword(deps: Deps, session: Session, input: ChangePasswor
     // deadlock when this transaction then voids that request's links.
     const locked = await trx<AdminRow>('admins').where({ id: admin.id }).forNoKeyUpdate().first('password_hash');
     if (!locked) throw new AppError('unauthorized', 'Your session has ended: this administrator was removed.');
-    if (locked.password_hash !== admin.password_hash) throw currentPasswordWrong();
+    // Changed meanwhile: a reset or another change (the password given is no longer current), or a sign-in that made
+    // the same password's hash again at the current cost (sessions.ts; still current: checked against it).
+    if (locked.password_hash !== admin.password_hash && !(await verifyPassword(input.current_password, locked.password_hash))) {
+      throw currentPasswordWrong();
+    }
     if (!(await trx('admin_sessions').where({ id: session.id }).first('id'))) {
       throw new AppError('unauthorized', 'Your session has ended.');
     }

@@ -7,7 +7,7 @@ import type { Deps } from '../deps.js';
 import { AppError, RateLimitedError } from '../errors.js';
 import { addressKey, emailKey, forgiveAttempt, giveBackAttempt, pruneLoginThrottle, registerAttempt } from './login-throttle.js';
 import { PasswordQueueFullError } from './password-pool.js';
-import { dummyPasswordHash, passwordCheckHasRoom, verifyPassword } from './passwords.js';
+import { dummyPasswordHash, hashPassword, needsRehash, passwordCheckHasRoom, verifyPassword } from './passwords.js';
 import * as q from './queries.js';
 
 /**
@@ -119,20 +119,27 @@ export async function signIn(deps: Deps, input: SignInInput, meta: SessionMeta =
   }
 }
 
+/**
+ * verifyPassword against `stored`, or against the dummy hash when there is none (an unknown address: the same work);
+ * a full hashing queue is 429 (password checks run on a few threads with a short queue, SPEC Part 2: come back in a
+ * moment).
+ */
+async function checkPassword(password: string, stored: string | undefined): Promise<boolean> {
+  try {
+    return await verifyPassword(password, stored ?? (await dummyPasswordHash()));
+  } catch (err) {
+    if (err instanceof PasswordQueueFullError) throw tooManySignIns();
+    throw err;
+  }
+}
+
 /** signIn after the throttle let the attempt through: the password check, then the session. */
 async function checkAndOpenSession(deps: Deps, input: SignInInput, meta: SessionMeta, keys: { email: string; address: string }): Promise<SignedIn> {
   const { config } = deps;
   const db = deps.db.knex;
   const ip = meta.ip ?? null;
   const admin = await q.findAdminByEmail(db, input.email.trim());
-  let ok: boolean;
-  try {
-    ok = await verifyPassword(input.password, admin?.password_hash ?? (await dummyPasswordHash()));
-  } catch (err) {
-    // Password checks run on a few threads with a short queue (SPEC Part 2): past it, come back in a moment.
-    if (err instanceof PasswordQueueFullError) throw tooManySignIns();
-    throw err;
-  }
+  const ok = await checkPassword(input.password, admin?.password_hash);
   if (!admin || !ok) {
     if (admin) {
       await recordFailedSignIn(db, admin, ip, deps.clock(), config.loginThrottle.windowSeconds * 1000).catch((err: unknown) => {
@@ -143,6 +150,9 @@ async function checkAndOpenSession(deps: Deps, input: SignInInput, meta: Session
   }
   const organisation = await q.findOrganisationById(db, admin.organisation_id);
   if (!organisation) throw invalidCredentials();
+  // A hash of another cost (the setting changed since it was made) is made again at the current one, outside the
+  // transaction (it takes a while); a full hashing queue only leaves it for the next sign-in.
+  const rehashed = needsRehash(admin.password_hash) ? await hashPassword(input.password).catch(() => undefined) : undefined;
 
   const now = deps.clock();
   const created = await db.transaction(async (trx) => {
@@ -152,7 +162,14 @@ async function checkAndOpenSession(deps: Deps, input: SignInInput, meta: Session
     // sign-in with a password that is no longer theirs, or of an administrator who is gone, is refused like any
     // other wrong password, and a change that comes after this lock sees, and ends, this session.
     const current = await trx<AdminRow>('admins').select('password_hash').where({ id: admin.id }).forNoKeyUpdate().first();
-    if (current?.password_hash !== admin.password_hash) throw invalidCredentials();
+    if (!current) throw invalidCredentials();
+    if (current.password_hash !== admin.password_hash) {
+      // Changed since it was read: a new password (refused, as any wrong one), or the same one made again at the
+      // current cost by a sign-in a moment ago (accepted: checked against the hash as it is now).
+      if (!(await checkPassword(input.password, current.password_hash))) throw invalidCredentials();
+    } else if (rehashed) {
+      await trx('admins').where({ id: admin.id }).update({ password_hash: rehashed });
+    }
     const session = await createSession(trx, deps, admin, meta, now);
     await recordAudit(trx, {
       organisation_id: admin.organisation_id,

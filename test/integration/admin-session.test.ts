@@ -1,7 +1,8 @@
+import { randomBytes, scryptSync } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { addressKey, emailKey, pruneSessions, registerAttempt } from '../../src/accounts/index.js';
+import { addressKey, emailKey, pruneSessions, registerAttempt, verifyPassword } from '../../src/accounts/index.js';
 import { loadConfig } from '../../src/config/index.js';
 import { call, signIn, tokenBody } from '../support/admin-api.js';
 import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
@@ -185,6 +186,27 @@ describe.each(testDatabases())('admin sessions on %s', (kind) => {
     for (const res of [wrong, unknown]) expect(res.headers.get('www-authenticate')).toBe('Bearer');
     // Both paths check a password (an unknown email against a dummy hash of the same cost): see
     // test/unit/accounts/passwords.test.ts, instead of a wall-clock comparison here.
+  });
+
+  it('makes a hash of another cost again at the current one when its password signs in, two sign-ins at once too', async () => {
+    // As after PASSWORD_HASH_COST changed: a hash made at cost 13, where the server hashes at the suite's 12.
+    const admin = await makeAdmin(server.deps);
+    const salt = randomBytes(16);
+    const key = scryptSync(admin.password.normalize('NFC'), salt, 32, { N: 2 ** 13, r: 8, p: 1, maxmem: 64 * 1024 * 1024 });
+    const old = ['scrypt', 2 ** 13, 8, 1, salt.toString('base64url'), key.toString('base64url')].join('$');
+    const stored = async () => ((await server.deps.db.knex('admins').where({ id: admin.id }).first('password_hash')) as { password_hash: string }).password_hash;
+    await server.deps.db.knex('admins').where({ id: admin.id }).update({ password_hash: old });
+
+    expect((await login(admin.email, 'not-the-password')).status).toBe(401);
+    expect(await stored()).toBe(old); // a wrong password changes nothing
+    // Two at once: one makes it again, the other, which read the old hash, is not refused for it.
+    const both = await Promise.all([login(admin.email, admin.password), login(admin.email, admin.password)]);
+    expect(both.map((r) => r.status)).toEqual([200, 200]);
+    const now = await stored();
+    expect(now).toMatch(/^scrypt\$4096\$8\$1\$/);
+    expect(await verifyPassword(admin.password, now)).toBe(true);
+    expect((await login(admin.email, admin.password)).status).toBe(200);
+    expect(await stored()).toBe(now); // made once
   });
 
   it('validates the login body field by field', async () => {
