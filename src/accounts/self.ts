@@ -139,7 +139,8 @@ export async function revokeOwnSession(deps: Deps, session: Session, id: string,
 export async function revokeOtherSessions(deps: Deps, session: Session, meta: SessionMeta = {}): Promise<number> {
   return deps.db.knex.transaction(async (trx) => {
     const revoked = affectedRows(
-      await trx('admin_sessions').where({ admin_id: session.admin.id }).whereNot({ id: session.id }).delete(),
+      // The live ones, as listOwnSessions shows them (expired ones are pruned by the housekeeping job).
+      await trx('admin_sessions').where({ admin_id: session.admin.id }).whereNot({ id: session.id }).andWhere('expires_at', '>', deps.clock()).delete(),
     );
     if (revoked > 0) {
       await recordAudit(trx, { ...auditOf(session, meta), action: 'admin.session_revoked', created_at: deps.clock() });
