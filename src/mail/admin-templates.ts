@@ -77,7 +77,7 @@ export interface PasswordChangedFacts {
 export function passwordChanged(f: PasswordChangedFacts): MailContent {
   const how =
     f.how === 'changed'
-      ? 'was changed from the admin console'
+      ? 'was changed in one of its signed-in sessions (the admin console or the admin API)'
       : f.how === 'reset'
         ? 'was reset with a link sent to this address'
         : 'was reset by an operator with the command-line tool (sat)';
