@@ -136,3 +136,20 @@ export function normaliseEmail(email: string): string {
     .normalize('NFKC')
     .trim();
 }
+
+/** An RFC 5322 `atext` run: letters, digits and ! # $ % & ' * + / = ? ^ _ ` { | } ~ - (ASCII). */
+const ATEXT = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+";
+/** A host name label (RFC 1035/5890 LDH, A-labels included): 1 to 63 letters, digits or hyphens, no hyphen at an end. */
+const LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
+const EMAIL_ADDRESS = new RegExp(`^${ATEXT}(?:\\.${ATEXT})*@(?:${LABEL}\\.)+${LABEL}$`);
+
+/**
+ * Whether `text` is an email address the server takes for an administrator: an RFC 5322 dot-atom local part
+ * (`first.last+tag`, `a&b`, `o'brien`: any atext, dots only between runs) at a domain of two or more LDH labels
+ * (an internationalised domain as its A-label, `xn--…`). No quoted local parts, address literals or non-ASCII
+ * addresses (RFC 6531), which not every mail path delivers. Call it on normaliseEmail's result; pure.
+ */
+export function isEmailAddress(text: string): boolean {
+  return text.length <= 254 && EMAIL_ADDRESS.test(text);
+}
+

@@ -8,7 +8,7 @@ import { isUniqueViolation, isUuid, lockOrganisation, transactionWithRetry, type
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { dropUnsentInvitationMail, queueInvitationMail } from '../mail/index.js';
-import { normaliseEmail } from '../text.js';
+import { isEmailAddress, normaliseEmail } from '../text.js';
 import { consumeOneTimeToken, countedTokenUse, forgiveTokenUse, issueOneTimeToken, voidPasswordResetLinks } from './one-time.js';
 import { hashPassword, newPassword } from './passwords.js';
 import * as q from './queries.js';
@@ -38,7 +38,7 @@ const emailField = z
   // The one spelling first (NFKC, case folding: `İvan`, `straße`, full-width letters), so a look-alike of an existing
   // administrator's address is that administrator (409 admin_exists), not a malformed address.
   .transform(normaliseEmail)
-  .pipe(z.email({ error: 'must be an email address' }));
+  .refine(isEmailAddress, 'must be an email address');
 
 /** Body of POST /admin/api/admins: `{email}`, normalised (normaliseEmail) then checked as an address. */
 export const inviteAdminBody = z.object({ email: emailField }).strict();

@@ -6,7 +6,7 @@ import { isUniqueViolation } from '../db/index.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { ConfigError } from '../config/index.js';
-import { firstHiddenCharacter, hasVisibleCharacter, normaliseEmail } from '../text.js';
+import { firstHiddenCharacter, hasVisibleCharacter, isEmailAddress, normaliseEmail } from '../text.js';
 import { generatePassword, hashPassword, newPassword } from './passwords.js';
 import * as q from './queries.js';
 
@@ -23,7 +23,7 @@ export const addAdminInput = z
       .max(100)
       .refine((s) => firstHiddenCharacter(s) === undefined, 'no invisible, control, format, bidirectional, private-use or unassigned characters')
       .refine((s) => s.length === 0 || hasVisibleCharacter(s), 'at least one visible character'),
-    email: z.string().transform(normaliseEmail).pipe(z.email().max(254)),
+    email: z.string().transform(normaliseEmail).refine(isEmailAddress, 'must be an email address'),
     password: newPassword.optional(),
   })
   .strict();
@@ -99,12 +99,16 @@ export async function addAdmin(db: Db, input: AddAdminInput, by?: AdminAddedBy):
 /**
  * First start with no administrator (SPEC "Running it"): creates one for the default organisation
  * from ADMIN_EMAIL/ADMIN_PASSWORD, or with a generated password that the caller prints once (ConfigError when
- * ADMIN_PASSWORD breaks the new-password rule, 12 to 256 characters; ignored once an administrator exists). Audited as
+ * ADMIN_EMAIL is not an address the server takes (isEmailAddress) or ADMIN_PASSWORD breaks the new-password rule,
+ * 12 to 256 characters; both ignored once an administrator exists). Audited as
  * `admin.added` by `server` (no administrator or operator command did it; like the policy's `policy` actor).
  */
 export async function ensureFirstAdmin(deps: Pick<Deps, 'config' | 'db'>): Promise<AddAdminResult | undefined> {
   const { config, db } = deps;
   if ((await q.countAdmins(db.knex)) > 0) return undefined;
+  if (config.adminEmail !== undefined && !isEmailAddress(normaliseEmail(config.adminEmail))) {
+    throw new ConfigError(['ADMIN_EMAIL: must be an email address (it becomes the first administrator\'s address)']);
+  }
   if (config.adminPassword !== undefined) {
     const checked = newPassword.safeParse(config.adminPassword);
     if (!checked.success) {

@@ -199,7 +199,8 @@ export const envSchema = z.object({
       }, 'must be one address, such as "Tokens <no-reply@example.com>" or "no-reply@example.com"')
       .optional(),
   ),
-  ADMIN_EMAIL: optionalString.pipe(z.email().optional()),
+  // The shape only; the address is checked as every administrator's (accounts ensureFirstAdmin) at the first start.
+  ADMIN_EMAIL: optionalString.refine((v) => v === undefined || /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(v), 'must be an email address'),
   // Used only at a first start with no administrator, where the new-password rule (12 to 256 characters, SPEC Part 2
   // "Administrators") is applied (accounts ensureFirstAdmin); any other start ignores it, so an upgraded deployment
   // whose environment still holds the first release's shorter password (8 characters then) keeps starting.

@@ -1,4 +1,4 @@
-import { characterCount, firstHiddenCharacter, longestCharacter, hasVisibleCharacter, tokenNameKey } from '../../src/text.js';
+import { characterCount, firstHiddenCharacter, isEmailAddress, longestCharacter, hasVisibleCharacter, tokenNameKey } from '../../src/text.js';
 
 describe('firstHiddenCharacter (names display as written)', () => {
   it.each([
@@ -135,5 +135,44 @@ describe('longestCharacter (code points in the longest grapheme cluster)', () =>
     ['empty', '', 0],
   ])('%s', (_label, text, n) => {
     expect(longestCharacter(text)).toBe(n);
+  });
+});
+
+describe('isEmailAddress (an administrator\'s address: RFC 5322 dot-atom at an LDH domain)', () => {
+  it.each([
+    'a@example.com',
+    'first.last+tag@example.com',
+    "o'brien@example.com",
+    'a&b@example.com',
+    'a/b=c@example.com',
+    'x!#$%*^_`{|}~-@example.com',
+    'a@sub.example.co.uk',
+    'a@xn--exmple-cua.com',
+    'a@123.example',
+  ])('takes %s', (address) => {
+    expect(isEmailAddress(address)).toBe(true);
+  });
+
+  it.each([
+    'a@localhost', // one label
+    '.a@example.com',
+    'a.@example.com',
+    'a..b@example.com',
+    'a b@example.com',
+    'a,b@example.com',
+    'a"b@example.com',
+    'a<b>@example.com',
+    'a@b@example.com',
+    'a@-example.com',
+    'a@example-.com',
+    'a@example.com.',
+    'a@exämple.com', // an internationalised domain is taken as its A-label
+    'ä@example.com',
+    'a@[192.0.2.1]',
+    'a\n@example.com',
+    '',
+    `${'a'.repeat(250)}@example.com`, // over 254 characters
+  ])('refuses %j', (address) => {
+    expect(isEmailAddress(address)).toBe(false);
   });
 });
