@@ -96,17 +96,21 @@ const tokenCreateArgs = z
   })
   .strict();
 const tokenListArgs = z.object({ org: orgArg, status: z.unknown().optional(), search: z.unknown().optional() }).strict();
-/** `sat token show`: a malformed id is refused as such (the admin API answers 404 for it, as for an unknown one). */
-const tokenShowArgs = z.object({ org: orgArg, id: z.string().refine(isUuid, 'must be a token id (a UUID)') }).strict();
-const tokenUpdateArgs = z.object({ org: orgArg, id: z.string(), changes: z.record(z.string(), z.unknown()) }).strict();
+/**
+ * A TOKEN_ID of `sat token show|update|revoke|rotate|retire`: a malformed one is refused as such, the same for every
+ * command (the admin API answers 404 for it, as for an unknown one).
+ */
+const tokenIdArg = z.string().refine(isUuid, 'must be a token id (a UUID)');
+const tokenShowArgs = z.object({ org: orgArg, id: tokenIdArg }).strict();
+const tokenUpdateArgs = z.object({ org: orgArg, id: tokenIdArg, changes: z.record(z.string(), z.unknown()) }).strict();
 const adminListArgs = z.object({ org: orgArg }).strict();
 const adminEmailArgs = z.object({ org: orgArg, email: z.unknown() }).strict();
 const policyShowArgs = z.object({ org: orgArg }).strict();
 /** `sat policy set`: the options given replace those fields; the others keep their current values. */
 const policySetArgs = z.object({ org: orgArg, changes: z.record(z.string(), z.unknown()) }).strict();
-const tokenRevokeArgs = z.object({ org: orgArg, id: z.string() }).strict();
-const tokenRetireArgs = z.object({ org: orgArg, id: z.string(), secretId: z.string() }).strict();
-const tokenRotateArgs = z.object({ org: orgArg, id: z.string(), graceHours: z.unknown().optional() }).strict();
+const tokenRevokeArgs = z.object({ org: orgArg, id: tokenIdArg }).strict();
+const tokenRetireArgs = z.object({ org: orgArg, id: tokenIdArg, secretId: z.string() }).strict();
+const tokenRotateArgs = z.object({ org: orgArg, id: tokenIdArg, graceHours: z.unknown().optional() }).strict();
 const resourceServerAddArgs = z.object({ name: z.string() }).strict();
 const resourceServerRevokeArgs = z.object({ id: z.string() }).strict();
 const auditListArgs = z

@@ -95,6 +95,13 @@ describe.each(testDatabases())('sat token commands on %s', (kind) => {
     const again = await runSatInProcess(['token', 'revoke', '--org', 'Initech', id!], db.env);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('No such token');
+    // A malformed TOKEN_ID is said to be one, by every token command alike (as token show says it).
+    for (const command of [['revoke'], ['rotate'], ['retire', 'x'], ['update', '--name', 'x']] as const) {
+      const [verb, ...rest] = command;
+      const malformed = await runSatInProcess(['token', verb, '--org', 'Initech', 'not-a-token-id', ...rest], db.env);
+      // (rotate warns first that ISSUER is not set: its mail would link to the default)
+      expect([verb, malformed.code, malformed.stderr.split('\n').at(-2)]).toEqual([verb, 1, 'sat: id: must be a token id (a UUID)']);
+    }
     expect(JSON.parse((await runSatInProcess(['token', 'list', '--org', 'Initech', '--json'], db.env)).stdout).items).toEqual([]);
   }, SPAWNING_TEST_MS);
 
