@@ -49,14 +49,14 @@ export function adminsRoutes(router: Router, deps: Deps, auth: Middleware): void
     ctx.body = await listAdmins(deps, adminActor(ctx));
   });
 
-  describeRoute('POST', '/admins', { summary: 'Invite an administrator (mails a one-time link valid 72 h)', tag: 'admins', body: inviteAdminBody, status: 201, response: invitation });
+  describeRoute('POST', '/admins', { summary: 'Invite an administrator (mails a one-time link valid 72 h)', tag: 'admins', body: inviteAdminBody, status: 201, response: invitation, errors: { 409: ['admin_exists'] } });
   router.post('/admins', auth, async (ctx) => {
     const input = parseBody(ctx, inviteAdminBody);
     ctx.body = await inviteAdmin(deps, adminActor(ctx), input, requestMeta(ctx));
     ctx.status = 201;
   });
 
-  describeRoute('DELETE', '/admins/:id', { summary: 'Remove an administrator (their sessions end at once)', tag: 'admins', status: 204 });
+  describeRoute('DELETE', '/admins/:id', { summary: 'Remove an administrator (their sessions end at once)', tag: 'admins', status: 204, errors: { 409: ['last_admin'] } });
   router.delete('/admins/:id', auth, async (ctx) => {
     await removeAdmin(deps, adminActor(ctx), ctx.params.id ?? '', requestMeta(ctx));
     ctx.status = 204;
@@ -74,7 +74,7 @@ export function adminsRoutes(router: Router, deps: Deps, auth: Middleware): void
   });
 
   // No session: the invitation token is the credential. The answer is a login's (cookie included).
-  describeRoute('POST', '/invitations/accept', { summary: 'Accept an invitation: set the password and sign in', tag: 'admins', auth: false, body: acceptInvitationBody, response: signedIn });
+  describeRoute('POST', '/invitations/accept', { summary: 'Accept an invitation: set the password and sign in', tag: 'admins', auth: false, body: acceptInvitationBody, response: signedIn, errors: { 409: ['admin_exists'], 429: ['rate_limited'] } });
   router.post('/invitations/accept', async (ctx) => {
     const input = parseBody(ctx, acceptInvitationBody);
     const signedIn = await acceptInvitation(deps, input, requestMeta(ctx));
@@ -82,7 +82,7 @@ export function adminsRoutes(router: Router, deps: Deps, auth: Middleware): void
     ctx.body = signedIn;
   });
 
-  describeRoute('POST', '/me/password', { summary: 'Change your password (ends every other session)', tag: 'me', body: changePasswordBody, status: 204 });
+  describeRoute('POST', '/me/password', { summary: 'Change your password (ends every other session)', tag: 'me', body: changePasswordBody, status: 204, errors: { 429: ['rate_limited'] } });
   router.post('/me/password', auth, async (ctx) => {
     const input = parseBody(ctx, changePasswordBody);
     await changePassword(deps, adminState(ctx).session, input, requestMeta(ctx));
@@ -116,7 +116,7 @@ export function adminsRoutes(router: Router, deps: Deps, auth: Middleware): void
     ctx.body = { message: 'If this address belongs to an administrator, a mail with a reset link is on its way.' };
   });
 
-  describeRoute('POST', '/password-reset/confirm', { summary: 'Set a new password with a reset link (ends every session)', tag: 'admins', auth: false, body: passwordResetConfirmBody, status: 204 });
+  describeRoute('POST', '/password-reset/confirm', { summary: 'Set a new password with a reset link (ends every session)', tag: 'admins', auth: false, body: passwordResetConfirmBody, status: 204, errors: { 429: ['rate_limited'] } });
   router.post('/password-reset/confirm', async (ctx) => {
     const input = parseBody(ctx, passwordResetConfirmBody);
     await confirmPasswordReset(deps, input, requestMeta(ctx));

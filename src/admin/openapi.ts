@@ -21,6 +21,13 @@ export interface RouteDoc {
   status?: number;
   /** Schema of the success body, when there is one. */
   response?: z.ZodType;
+  /** Response headers of the success answer, name to description (`Location` of a created resource). */
+  successHeaders?: Record<string, string>;
+  /**
+   * The route's own error codes by status, beside those every route of its kind may answer (operation(): 400, 401,
+   * 403, 404, 413, 415): the 409s of its rules, 429 rate_limited for the throttled ones, login's 401.
+   */
+  errors?: Partial<Record<400 | 401 | 404 | 409 | 429, string[]>>;
 }
 
 const docs = new Map<string, RouteDoc & { method: HttpMethod; path: string }>();
@@ -90,7 +97,27 @@ function operation(doc: RouteDoc & { method: HttpMethod; path: string }): JsonSc
   const status = doc.status ?? 200;
   const success: JsonSchema = { description: status === 204 ? 'No content.' : 'Success.' };
   if (status !== 204 && doc.response) success.content = { 'application/json': { schema: jsonSchema(doc.response, 'output') } };
+  if (doc.successHeaders) {
+    success.headers = Object.fromEntries(Object.entries(doc.successHeaders).map(([name, description]) => [name, { description, schema: { type: 'string' } }]));
+  }
   const auth = doc.auth ?? true;
+  const unsafe = doc.method !== 'GET';
+  // The error codes a route of this kind may answer, by status: a body or query the server refuses (a call that
+  // takes no query refuses one too), the session (and, with the cookie, the CSRF header on unsafe methods), an
+  // unknown or another organisation's id, a body too large or not JSON; then the route's own.
+  const codes: Record<string, string[]> = {
+    '400': unsafe ? ['validation_failed', 'invalid_json'] : ['validation_failed'],
+    ...(auth ? { '401': ['unauthorized'] } : {}),
+    ...(auth && unsafe ? { '403': ['csrf_failed'] } : {}),
+    ...(pathParams.length > 0 ? { '404': ['not_found'] } : {}),
+    ...(unsafe ? { '413': ['payload_too_large'], '415': ['unsupported_media_type'] } : {}),
+  };
+  for (const [code, list] of Object.entries(doc.errors ?? {})) codes[code] = [...new Set([...(codes[code] ?? []), ...(list ?? [])])];
+  const errorResponses = Object.fromEntries(
+    Object.entries(codes)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([code, list]) => [code, { description: `Error ${list.map((c) => `\`${c}\``).join(', ')}.`, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }]),
+  );
   const op: JsonSchema = {
     operationId: `${doc.method.toLowerCase()}${doc.path.replace(/[:/]+([A-Za-z0-9_])/g, (_m, c: string) => c.toUpperCase()).replace(/[^A-Za-z0-9]/g, '')}`,
     summary: doc.summary,
@@ -101,8 +128,8 @@ function operation(doc: RouteDoc & { method: HttpMethod; path: string }): JsonSc
     parameters: [...pathParams, ...(doc.query ? queryParameters(doc.query) : [])],
     responses: {
       [String(status)]: success,
-      ...(auth ? { '401': { $ref: '#/components/responses/Unauthorized' } } : {}),
-      // A client error of any kind (400 validation_failed, 404, 409, 429 rate_limited…), in the one error shape.
+      ...errorResponses,
+      // Any other client error, and 503 service_unavailable / 507 insufficient_storage (the database), in the one shape.
       '4XX': { $ref: '#/components/responses/Error' },
       default: { $ref: '#/components/responses/Error' },
     },
@@ -139,10 +166,6 @@ export function openApiDocument(options: { prefix: string; serverUrl: string; ve
       schemas: { Error: errorSchema },
       responses: {
         Error: { description: 'An error.', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
-        Unauthorized: {
-          description: 'No valid session.',
-          content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
-        },
       },
       securitySchemes: {
         bearerSession: { type: 'http', scheme: 'bearer', description: 'The session token from POST /admin/api/login.' },

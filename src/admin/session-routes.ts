@@ -9,7 +9,14 @@ import { me, signedIn } from './responses.js';
 
 /** POST /login, POST /logout, GET /me (SPEC "Admin API"). */
 export function sessionRoutes(router: Router, deps: Deps, auth: Middleware): void {
-  describeRoute('POST', '/login', { summary: 'Sign in: a session token and cookie', tag: 'session', auth: false, body: signInBody, response: signedIn });
+  describeRoute('POST', '/login', {
+    summary: 'Sign in: a session token and cookie',
+    tag: 'session',
+    auth: false,
+    body: signInBody,
+    response: signedIn,
+    errors: { 401: ['invalid_credentials'], 429: ['rate_limited'] },
+  });
   router.post('/login', async (ctx) => {
     const input = parseBody(ctx, signInBody);
     const signedIn = await signIn(deps, input, { ip: ctx.ip, userAgent: ctx.get('user-agent') || null });

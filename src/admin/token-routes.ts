@@ -27,7 +27,14 @@ export function tokenRoutes(router: Router, deps: Deps, auth: Middleware): void 
     ctx.body = { items: deps.config.services.map((s) => ({ id: s.id, name: s.name, description: s.description })) };
   });
 
-  describeRoute('POST', '/tokens', { summary: 'Generate a token (the client secret, if any, is shown once)', body: generateTokenBody, status: 201, response: generatedToken });
+  describeRoute('POST', '/tokens', {
+    summary: 'Generate a token (the client secret, if any, is shown once)',
+    body: generateTokenBody,
+    status: 201,
+    response: generatedToken,
+    successHeaders: { Location: 'The new token: /admin/api/tokens/{id}' },
+    errors: { 409: ['name_taken', 'token_limit_reached'] },
+  });
   router.post('/tokens', auth, async (ctx) => {
     const { actor } = adminState(ctx);
     const input = await parseBodyWithRules(ctx, generateTokenBody, (valid, failed) => generateTokenProblems(deps, actor, valid, failed));
@@ -54,6 +61,7 @@ export function tokenRoutes(router: Router, deps: Deps, auth: Middleware): void 
     summary: 'Change a token: name, services, allowed_ips, max_tokens_per_hour, public keys (private_key_jwt), require_dpop',
     body: updateTokenBody,
     response: tokenResource,
+    errors: { 409: ['name_taken', 'conflict'] },
   });
   router.patch('/tokens/:id', auth, async (ctx) => {
     const { actor } = adminState(ctx);
@@ -74,13 +82,18 @@ export function tokenRoutes(router: Router, deps: Deps, auth: Middleware): void 
     summary: 'Rotate the client secret: a new secret (shown once), the previous one works for the grace period',
     body: rotateBody,
     response: rotatedToken,
+    errors: { 409: ['rotation_in_progress', 'conflict'] },
   });
   router.post('/tokens/:id/rotate', auth, async (ctx) => {
     const input = parseBody(ctx, rotateBody) ?? {};
     ctx.body = await rotateSecret(deps, adminState(ctx).actor, ctx.params.id ?? '', input, { ip: ctx.ip });
   });
 
-  describeRoute('POST', '/tokens/:id/secrets/:secret_id/retire', { summary: 'Retire one secret of a token: it stops at once', response: tokenWithSecrets });
+  describeRoute('POST', '/tokens/:id/secrets/:secret_id/retire', {
+    summary: 'Retire one secret of a token: it stops at once',
+    response: tokenWithSecrets,
+    errors: { 409: ['last_secret', 'conflict'] },
+  });
   router.post('/tokens/:id/secrets/:secret_id/retire', auth, async (ctx) => {
     parseBody(ctx, emptyBody);
     ctx.body = await retireSecret(deps, adminState(ctx).actor, ctx.params.id ?? '', ctx.params.secret_id ?? '', { ip: ctx.ip });

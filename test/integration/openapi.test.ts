@@ -204,6 +204,49 @@ describe.each(testDatabases())('GET /admin/api/openapi.json on %s', (kind) => {
     );
   });
 
+  it('lists, for each route, the error statuses and codes it really answers (beside the 4XX catch-all)', async () => {
+    const session = await signIn(server, 'first-admin@example.com', 'first-admin-password');
+    const as = { token: session.token };
+    const made = await call(server, 'POST', '/tokens', { ...as, json: tokenBody() });
+    expect(made.status).toBe(201);
+    // The 201's Location header is described, and is what the server sends.
+    const created = doc.paths['/admin/api/tokens'].post.responses['201'];
+    expect(Object.keys(created.headers ?? {})).toEqual(['Location']);
+    expect(made.headers.get('location')).toBe(`/admin/api/tokens/${made.body.id}`);
+    const unknownId = '00000000-0000-4000-8000-000000000000';
+    const cookie = (await call(server, 'POST', '/login', { json: { email: 'first-admin@example.com', password: 'first-admin-password' } })).headers
+      .getSetCookie()[0]!
+      .split(';')[0]!;
+    const answers: Array<[string, string, Awaited<ReturnType<typeof call>>]> = [
+      ['post', '/login', await call(server, 'POST', '/login', { json: { email: 'first-admin@example.com', password: 'not-the-password' } })],
+      ['post', '/tokens', await call(server, 'POST', '/tokens', { ...as, json: tokenBody({ name: made.body.name }) })],
+      ['post', '/tokens', await call(server, 'POST', '/tokens', { ...as, json: { name: 1 } })],
+      ['post', '/tokens', await call(server, 'POST', '/tokens', { ...as, raw: '{', headers: { 'content-type': 'application/json' } })],
+      ['post', '/tokens', await call(server, 'POST', '/tokens', { ...as, raw: 'x', headers: { 'content-type': 'text/plain' } })],
+      ['post', '/tokens', await call(server, 'POST', '/tokens', { json: tokenBody(), headers: { cookie } })],
+      ['get', '/tokens', await call(server, 'GET', '/tokens?limit=0', as)],
+      ['get', '/tokens', await call(server, 'GET', '/tokens')],
+      ['get', '/tokens/{id}', await call(server, 'GET', `/tokens/${unknownId}`, as)],
+      ['patch', '/tokens/{id}', await call(server, 'PATCH', `/tokens/${unknownId}`, { ...as, json: { name: 'x' } })],
+      ['post', '/tokens/{id}/rotate', await call(server, 'POST', `/tokens/${made.body.id}/rotate`, as)],
+      ['post', '/tokens/{id}/rotate', await call(server, 'POST', `/tokens/${made.body.id}/rotate`, as)],
+      ['post', '/tokens/{id}/secrets/{secret_id}/retire', await call(server, 'POST', `/tokens/${made.body.id}/secrets/${unknownId}/retire`, as)],
+      ['post', '/admins', await call(server, 'POST', '/admins', { ...as, json: { email: 'first-admin@example.com' } })],
+      ['get', '/services', await call(server, 'GET', '/services?x=1', as)],
+    ];
+    expect(answers[10]![2].status).toBe(200); // the first rotation; the second is 409 rotation_in_progress
+    for (const [method, path, res] of answers.filter((_, i) => i !== 10)) {
+      const described = doc.paths[`/admin/api${path}`][method].responses[String(res.status)];
+      const error = (res.body as { error?: string } | undefined)?.error;
+      expect({ route: `${method} ${path}`, status: res.status, error, listed: described?.description?.includes(`\`${error}\``) }).toEqual({
+        route: `${method} ${path}`,
+        status: res.status,
+        error,
+        listed: true,
+      });
+    }
+  });
+
   // Each real answer is held against the schema and status its own route declares (not one the test picks), so a
   // route that describes the wrong body is caught.
   it('describes the administrators routes as they answer', async () => {
