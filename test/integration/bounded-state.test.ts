@@ -140,4 +140,39 @@ describe.each(testDatabases())('bounded state on %s', (kind) => {
     expect(outcomes.filter((o) => o.recorded)).toHaveLength(3);
     expect(await knex()('revoked_access_tokens').where({ client_id: t.client_id }).count({ n: '*' }).first()).toEqual({ n: 3 });
   });
+
+  it('runs one client’s revocations one at a time on an instance: one pooled connection, never the pool', async () => {
+    // Counted around the real database: how many of this client's revocation transactions are open at once. Each
+    // waits for the client's lock; were they all open, one client revoking many tokens at once would hold every
+    // pooled connection and other clients' requests would queue behind it.
+    const real = knex();
+    let open = 0;
+    let most = 0;
+    const counting = new Proxy(real, {
+      get(target, prop, receiver) {
+        if (prop !== 'transaction') return Reflect.get(target, prop, receiver);
+        return (work: (trx: unknown) => Promise<unknown>) =>
+          target.transaction(async (trx) => {
+            most = Math.max(most, ++open);
+            try {
+              return await work(trx);
+            } finally {
+              open--;
+            }
+          });
+      },
+    });
+    const admin = await makeAdmin(server.deps);
+    const t = await makeToken(server.deps, admin);
+    const now = new Date();
+    const outcomes = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        revokeAccessToken(counting, { jti: `queued-${t.client_id}-${i}`, client_id: t.client_id, organisation_id: admin.organisation_id, expires_at: new Date(now.getTime() + 600_000) }, now, 100),
+      ),
+    );
+    expect(outcomes.every((o) => o.recorded)).toBe(true);
+    expect(most).toBe(1);
+    // A jti already on record is recorded again (200 at the endpoint), even with the cap reached.
+    expect(await revokeAccessToken(real, { jti: `queued-${t.client_id}-0`, client_id: t.client_id, organisation_id: admin.organisation_id, expires_at: new Date(now.getTime() + 600_000) }, now, 20)).toEqual({ recorded: true });
+  });
 });
