@@ -125,11 +125,16 @@ export async function listOwnSessions(deps: Deps, session: Session): Promise<{ i
   };
 }
 
-/** POST /admin/api/me/sessions/{id}/revoke: ends one of the caller's own sessions (another's, or none: 404). */
+/**
+ * POST /admin/api/me/sessions/{id}/revoke: ends one of the caller's own live sessions, as GET /me/sessions lists them
+ * (another's, an expired one, or none: 404).
+ */
 export async function revokeOwnSession(deps: Deps, session: Session, id: string, meta: SessionMeta = {}): Promise<void> {
   if (!isUuid(id)) throw new AppError('not_found', 'No such session.');
   await deps.db.knex.transaction(async (trx) => {
-    const deleted = affectedRows(await trx('admin_sessions').where({ id, admin_id: session.admin.id }).delete());
+    const deleted = affectedRows(
+      await trx('admin_sessions').where({ id, admin_id: session.admin.id }).andWhere('expires_at', '>', deps.clock()).delete(),
+    );
     if (deleted === 0) throw new AppError('not_found', 'No such session.');
     await recordAudit(trx, { ...auditOf(session, meta), action: 'admin.session_revoked', created_at: deps.clock() });
   });

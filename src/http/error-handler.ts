@@ -22,7 +22,8 @@ export function errorHandler(log: Logger): Middleware {
         // when a bearer token came and was refused, the challenge says so (RFC 6750 §3.1 `invalid_token`; with no
         // token, or a session cookie, no error code, as §3 asks).
         if (err.status === 401 && !ctx.response.get('WWW-Authenticate')) {
-          const bearerRefused = err.code === 'unauthorized' && /^bearer(?: |$)/i.test(ctx.get('Authorization'));
+          // A token after the scheme (any whitespace, as admin/auth.ts reads it); a bare "Bearer" sent none.
+          const bearerRefused = err.code === 'unauthorized' && /^bearer\s+\S/i.test(ctx.get('Authorization'));
           ctx.set('WWW-Authenticate', bearerRefused ? 'Bearer error="invalid_token"' : 'Bearer');
         }
         ctx.body = { error: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) };

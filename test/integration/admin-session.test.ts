@@ -234,6 +234,8 @@ describe.each(testDatabases())('admin sessions on %s', (kind) => {
       { authorization: 'Bearer nonsense' },
       { authorization: `Bearer sas_${'A'.repeat(43)}` },
       { authorization: 'Basic dXNlcjpwYXNz' },
+      { authorization: `Bearer\tsas_${'C'.repeat(43)}` },
+      { authorization: 'Bearer' },
       { cookie: `sat_session=sas_${'B'.repeat(43)}` },
     ];
     for (const headers of attempts) {
@@ -241,7 +243,7 @@ describe.each(testDatabases())('admin sessions on %s', (kind) => {
       expect(res.status).toBe(401);
       expect(res.body).toEqual({ error: 'unauthorized', message: expect.any(String) });
       // RFC 9110 §15.5.2: a 401 carries a challenge; a bearer token that was refused is named (RFC 6750 §3.1).
-      const bearer = headers.authorization?.startsWith('Bearer ') === true;
+      const bearer = /^Bearer\s+\S/.test(headers.authorization ?? '');
       expect({ headers, challenge: res.headers.get('www-authenticate') }).toEqual({ headers, challenge: bearer ? 'Bearer error="invalid_token"' : 'Bearer' });
     }
   });

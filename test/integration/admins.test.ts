@@ -431,6 +431,7 @@ describe.each(testDatabases())('administrators on %s', (kind) => {
     const fourthId = [...(await ids())].find((id) => !before.has(id));
     expect(fourthId).toBeDefined();
     await server.deps.db.knex('admin_sessions').where({ id: fourthId }).update({ expires_at: new Date(Date.now() - 1000) });
+    expect((await call(server, 'POST', `/me/sessions/${fourthId}/revoke`, as(third))).status).toBe(404); // nor one by one
     const others = await call(server, 'POST', '/me/sessions/revoke-others', as(third));
     expect(others.status).toBe(200);
     expect(others.body).toEqual({ revoked: 1 });
