@@ -7,6 +7,7 @@ import {
   cliResetPasswordArgs,
   findOrganisationByName,
   inviteAdmin,
+  existingAdminEmail,
   inviteAdminBody,
   listAdmins,
   listInvitations,
@@ -154,7 +155,7 @@ export const commands: Record<string, Command> = {
   'admin-remove': async (deps, args) => {
     const { org, email } = adminEmailArgs.parse(args);
     const actor = await cliActor(deps, org);
-    const { email: address } = inviteAdminBody.parse({ email }); // the same address rules as invite
+    const { email: address } = existingAdminEmail.parse({ email }); // as stored: an existing address is found
     return removeAdminByEmail(deps, actor, address);
   },
   // `sat admin invitations|withdraw --org NAME`: GET /admin/api/invitations, and DELETE of the one pending for an
@@ -163,7 +164,7 @@ export const commands: Record<string, Command> = {
   'admin-withdraw': async (deps, args) => {
     const { org, email } = adminEmailArgs.parse(args);
     const actor = await cliActor(deps, org);
-    const { email: address } = inviteAdminBody.parse({ email }); // the same address rules as invite
+    const { email: address } = existingAdminEmail.parse({ email }); // as stored: an existing address is found
     return withdrawInvitationByEmail(deps, actor, address);
   },
   // SPEC "Signing keys encrypted at rest": plaintext keys are encrypted by a migration when a key-encryption key is

@@ -141,15 +141,18 @@ export function normaliseEmail(email: string): string {
 const ATEXT = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+";
 /** A host name label (RFC 1035/5890 LDH, A-labels included): 1 to 63 letters, digits or hyphens, no hyphen at an end. */
 const LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
-const EMAIL_ADDRESS = new RegExp(`^${ATEXT}(?:\\.${ATEXT})*@(?:${LABEL}\\.)+${LABEL}$`);
+/** A top-level label: a letter first, 2 to 63 characters (RFC 3696 §2: never all digits; `xn--…` included). */
+const TOP_LABEL = '[A-Za-z][A-Za-z0-9-]{0,61}[A-Za-z0-9]';
+const EMAIL_ADDRESS = new RegExp(`^${ATEXT}(?:\\.${ATEXT})*@(?:${LABEL}\\.)+${TOP_LABEL}$`);
 
 /**
- * Whether `text` is an email address the server takes for an administrator: an RFC 5322 dot-atom local part
- * (`first.last+tag`, `a&b`, `o'brien`: any atext, dots only between runs) at a domain of two or more LDH labels
- * (an internationalised domain as its A-label, `xn--…`). No quoted local parts, address literals or non-ASCII
- * addresses (RFC 6531), which not every mail path delivers. Call it on normaliseEmail's result; pure.
+ * Whether `text` is an email address the server takes for an administrator: an RFC 5322 dot-atom local part of at
+ * most 64 characters (`first.last+tag`, `a&b`, `o'brien`: any atext, dots only between runs; RFC 5321 §4.5.3.1.1)
+ * at a domain of two or more LDH labels whose last starts with a letter (an internationalised domain as its A-label,
+ * `xn--…`; no IP address), 254 characters in all. No quoted local parts, address literals or non-ASCII addresses
+ * (RFC 6531), which not every mail path delivers. Call it on normaliseEmail's result; pure.
  */
 export function isEmailAddress(text: string): boolean {
-  return text.length <= 254 && EMAIL_ADDRESS.test(text);
+  return text.length <= 254 && text.indexOf('@') <= 64 && EMAIL_ADDRESS.test(text);
 }
 

@@ -42,6 +42,16 @@ const emailField = z
 
 /** Body of POST /admin/api/admins: `{email}`, normalised (normaliseEmail) then checked as an address. */
 export const inviteAdminBody = z.object({ email: emailField }).strict();
+
+/**
+ * `{email}` naming an administrator or invitation that exists (`sat admin remove|withdraw`): normalised as stored,
+ * without the address rules of a new one, so an address an earlier release took is still found.
+ */
+export const existingAdminEmail = z
+  .object({
+    email: z.string({ error: 'must be a string' }).trim().min(1, 'is required').max(254, 'must be at most 254 characters').transform(normaliseEmail),
+  })
+  .strict();
 export type InviteAdminInput = z.infer<typeof inviteAdminBody>;
 
 const oneTimeTokenField = z.string({ error: 'must be a string' }).min(1, 'is required').max(200, 'is not valid');

@@ -24,6 +24,7 @@ export { createSession, signedIn, type SessionMeta } from './sessions.js';
 export {
   listAdmins,
   inviteAdmin,
+  existingAdminEmail,
   inviteAdminBody,
   acceptInvitation,
   acceptInvitationBody,

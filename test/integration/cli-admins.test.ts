@@ -205,6 +205,15 @@ describe.each(testDatabases())('sat admin list, invite, remove, invitations and 
     expect(elsewhere.stderr).toContain('No such administrator');
     expect(await server.deps.db.knex('admins').whereIn('id', [only.id, other.id]).count({ n: '*' })).toEqual([{ n: 2 }]);
 
+    // An administrator whose address an earlier release took (a label ending in '-', which a new address may not
+    // have) is still found and removed by it.
+    const legacy = await makeAdmin(server.deps, only.organisation_name);
+    const address = `${uniq('old')}@foo-.example.com`;
+    await server.deps.db.knex('admins').where({ id: legacy.id }).update({ email: address, email_key: address });
+    const gone = await runSatInProcess(['admin', 'remove', '--org', only.organisation_name, '--email', address], env);
+    expect([gone.code, gone.stderr]).toEqual([0, '']);
+    expect(await server.deps.db.knex('admins').where({ id: legacy.id }).first()).toBeUndefined();
+
     const noOrg = await runSatInProcess(['admin', 'list', '--org', 'No Such Organisation'], env);
     expect(noOrg.code).toBe(1);
     expect(noOrg.stderr).toContain('no organisation named');

@@ -149,6 +149,8 @@ describe('isEmailAddress (an administrator\'s address: RFC 5322 dot-atom at an L
     'a@sub.example.co.uk',
     'a@xn--exmple-cua.com',
     'a@123.example',
+    'a@xn--p1ai.xn--p1ai',
+    `${'a'.repeat(64)}@example.com`,
   ])('takes %s', (address) => {
     expect(isEmailAddress(address)).toBe(true);
   });
@@ -172,6 +174,10 @@ describe('isEmailAddress (an administrator\'s address: RFC 5322 dot-atom at an L
     'a\n@example.com',
     '',
     `${'a'.repeat(250)}@example.com`, // over 254 characters
+    `${'a'.repeat(65)}@example.com`, // a local part over 64 characters
+    'x@127.0.0.1', // an IP address is no domain
+    'x@example.123', // a top-level label is never all digits
+    'x@a.b', // nor one letter
   ])('refuses %j', (address) => {
     expect(isEmailAddress(address)).toBe(false);
   });
