@@ -79,28 +79,34 @@ async function setNewPassword(deps: Deps, session: Session, input: ChangePasswor
   if (!admin || !(await verifyPassword(input.current_password, admin.password_hash))) throw currentPasswordWrong();
   const hash = await hashPassword(input.new_password);
   const now = deps.clock();
-  await transactionWithRetry(db, async (trx) => {
-    // FOR NO KEY UPDATE, as sign-in locks it (sessions.ts): it orders the writers of this row (a reset's confirmation
-    // too) but not the inserts that point at it (a reset request's new link), which FOR UPDATE would block: a
-    // deadlock when this transaction then voids that request's links.
-    const locked = await trx<AdminRow>('admins').where({ id: admin.id }).forNoKeyUpdate().first('password_hash');
-    if (!locked) throw new AppError('unauthorized', 'Your session has ended: this administrator was removed.');
+  let checked = admin.password_hash; // the hash current_password was checked against
+  for (let attempt = 1; ; attempt++) {
+    const changed = await transactionWithRetry(db, async (trx) => {
+      // FOR NO KEY UPDATE, as sign-in locks it (sessions.ts): it orders the writers of this row (a reset's
+      // confirmation too) but not the inserts that point at it (a reset request's new link), which FOR UPDATE would
+      // block: a deadlock when this transaction then voids that request's links.
+      const locked = await trx<AdminRow>('admins').where({ id: admin.id }).forNoKeyUpdate().first('password_hash');
+      if (!locked) throw new AppError('unauthorized', 'Your session has ended: this administrator was removed.');
+      if (locked.password_hash !== checked) return locked.password_hash; // checked again below, outside the lock
+      if (!(await trx('admin_sessions').where({ id: session.id }).first('id'))) {
+        throw new AppError('unauthorized', 'Your session has ended.');
+      }
+      await trx('admins').where({ id: admin.id }).update({ password_hash: hash });
+      await trx('admin_sessions').where({ admin_id: admin.id }).whereNot({ id: session.id }).delete();
+      // Outstanding reset links were asked for with the old password in mind: they no longer apply.
+      await voidPasswordResetLinks(trx, admin.id, now);
+      await recordAudit(trx, { ...auditOf(session, meta), action: 'admin.password_changed', created_at: now });
+      await queuePasswordChangedMail(trx, deps.config, { to: admin.email, how: 'changed', now, ip: meta.ip ?? null });
+      await forgiveAttempt(trx, keys[0]!, keys[1]!);
+      return undefined;
+    });
+    if (changed === undefined) return;
     // Changed meanwhile: a reset or another change (the password given is no longer current), or a sign-in that made
-    // the same password's hash again at the current cost (sessions.ts; still current: checked against it).
-    if (locked.password_hash !== admin.password_hash && !(await verifyPassword(input.current_password, locked.password_hash))) {
-      throw currentPasswordWrong();
-    }
-    if (!(await trx('admin_sessions').where({ id: session.id }).first('id'))) {
-      throw new AppError('unauthorized', 'Your session has ended.');
-    }
-    await trx('admins').where({ id: admin.id }).update({ password_hash: hash });
-    await trx('admin_sessions').where({ admin_id: admin.id }).whereNot({ id: session.id }).delete();
-    // Outstanding reset links were asked for with the old password in mind: they no longer apply.
-    await voidPasswordResetLinks(trx, admin.id, now);
-    await recordAudit(trx, { ...auditOf(session, meta), action: 'admin.password_changed', created_at: now });
-    await queuePasswordChangedMail(trx, deps.config, { to: admin.email, how: 'changed', now, ip: meta.ip ?? null });
-    await forgiveAttempt(trx, keys[0]!, keys[1]!);
-  });
+    // the same password's hash again at the current cost (sessions.ts; still current). Checked against the hash as
+    // it is now, with no row lock or connection held while hashing.
+    if (attempt >= 3 || !(await verifyPassword(input.current_password, changed))) throw currentPasswordWrong();
+    checked = changed;
+  }
 }
 
 /** GET /admin/api/me/sessions: this administrator's live sessions, newest first; `current` marks the caller's. */

@@ -155,34 +155,38 @@ async function checkAndOpenSession(deps: Deps, input: SignInInput, meta: Session
   const rehashed = needsRehash(admin.password_hash) ? await hashPassword(input.password).catch(() => undefined) : undefined;
 
   const now = deps.clock();
-  const created = await db.transaction(async (trx) => {
-    // The password was checked outside any transaction (it takes a while): while it ran, the administrator may have
-    // been removed, or their password changed or reset, ending "every other session" before this one exists (SPEC
-    // Part 2). So their row is locked (a change or removal in progress is waited for) and the hash read again: a
-    // sign-in with a password that is no longer theirs, or of an administrator who is gone, is refused like any
-    // other wrong password, and a change that comes after this lock sees, and ends, this session.
-    const current = await trx<AdminRow>('admins').select('password_hash').where({ id: admin.id }).forNoKeyUpdate().first();
-    if (!current) throw invalidCredentials();
-    if (current.password_hash !== admin.password_hash) {
-      // Changed since it was read: a new password (refused, as any wrong one), or the same one made again at the
-      // current cost by a sign-in a moment ago (accepted: checked against the hash as it is now).
-      if (!(await checkPassword(input.password, current.password_hash))) throw invalidCredentials();
-    } else if (rehashed) {
-      await trx('admins').where({ id: admin.id }).update({ password_hash: rehashed });
-    }
-    const session = await createSession(trx, deps, admin, meta, now);
-    await recordAudit(trx, {
-      organisation_id: admin.organisation_id,
-      actor_id: admin.id,
-      actor_email: admin.email,
-      action: 'admin.signed_in',
-      ip,
-      created_at: now,
+  // The hash the password was checked against. The password was checked outside any transaction (it takes a while):
+  // while it ran, the administrator may have been removed, or their password changed or reset, ending "every other
+  // session" before this one exists (SPEC Part 2). So their row is locked (a change or removal in progress is waited
+  // for) and the hash read again: a sign-in of an administrator who is gone is refused like any wrong password, and
+  // a change that comes after this lock sees, and ends, this session. A hash that changed is checked again, outside
+  // the transaction (no row lock or connection held while hashing), then the lock taken again: a password that is no
+  // longer theirs is refused; the same one made again at the current cost by a sign-in a moment ago is not.
+  let checked = admin.password_hash;
+  for (let attempt = 1; ; attempt++) {
+    const outcome = await db.transaction(async (trx) => {
+      const current = await trx<AdminRow>('admins').select('password_hash').where({ id: admin.id }).forNoKeyUpdate().first();
+      if (!current) throw invalidCredentials();
+      if (current.password_hash !== checked) return { changed: current.password_hash, session: undefined };
+      if (rehashed && checked === admin.password_hash) await trx('admins').where({ id: admin.id }).update({ password_hash: rehashed });
+      const session = await createSession(trx, deps, admin, meta, now);
+      await recordAudit(trx, {
+        organisation_id: admin.organisation_id,
+        actor_id: admin.id,
+        actor_email: admin.email,
+        action: 'admin.signed_in',
+        ip,
+        created_at: now,
+      });
+      await forgiveAttempt(trx, keys.email, keys.address);
+      return { session };
     });
-    await forgiveAttempt(trx, keys.email, keys.address);
-    return session;
-  });
-  return signedIn(created.token, created.expiresAt, admin, organisation);
+    if (outcome.session) return signedIn(outcome.session.token, outcome.session.expiresAt, admin, organisation);
+    // Changed again and again while this sign-in ran: refused as a wrong password (the next attempt is fresh).
+    const changed = outcome.changed!;
+    if (attempt >= 3 || !(await checkPassword(input.password, changed))) throw invalidCredentials();
+    checked = changed;
+  }
 }
 
 /** How long `admin.sign_in_failed` events are kept (pruneSessions): what anyone who knows an address can add. */

@@ -127,7 +127,7 @@ export function dpopProofProblem(proof: string, algs: readonly string[], cause: 
   if (cause instanceof DOMException && cause.name === 'DataError') {
     return `DPoP proof jwk is not a key its alg ${header.alg} can verify with (P-256 for ES256, P-384 for ES384, Ed25519 for EdDSA)`;
   }
-  // jose refuses RSA keys under 2048 bits for RS256 and PS256 (RFC 7518 §3.3), after the signature is checked.
+  // jose refuses RSA keys under 2048 bits for RS256 and PS256 (RFC 7518 §3.3), before it checks the signature.
   if (cause instanceof TypeError && /requires key modulusLength to be 2048 bits or larger/.test(cause.message)) {
     return 'DPoP proof jwk is an RSA key under 2048 bits (RS256 and PS256 need 2048 or more)';
   }

@@ -175,13 +175,13 @@ describe.each(testDatabases())('token endpoint fast path on %s', (kind) => {
     expect(await plain.json()).toEqual({ error: 'invalid_scope', error_description: 'requested scope is not allowed', scope: 'employees' });
     expect(await viaProvider.json()).toEqual({ error: 'invalid_scope', error_description: 'requested scope is not allowed', scope: 'employees' });
     // The scope echoed keeps to RFC 6749's characters whatever was asked (a control character, an invalid byte).
+    // The edge refuses these before either path (checkScopeSyntax); the provider path echoes only scopes that
+    // passed it, printable ASCII, as above.
     for (const scope of ['jobs%00', 'jobs%FF', '%E2%80%AEjobs']) {
-      for (const extra of ['', '&x=1']) {
-        const res = await post(`grant_type=client_credentials&scope=${scope}${extra}`, auth);
-        const body = (await res.json()) as Record<string, string>;
-        expect({ scope, extra, status: res.status, error: body.error }).toEqual({ scope, extra, status: 400, error: 'invalid_scope' });
-        for (const text of Object.values(body)) expect(text).toMatch(/^[\x20-\x21\x23-\x5B\x5D-\x7E]*$/);
-      }
+      const res = await post(`grant_type=client_credentials&scope=${scope}`, auth);
+      const body = (await res.json()) as Record<string, string>;
+      expect({ scope, status: res.status, error: body.error }).toEqual({ scope, status: 400, error: 'invalid_scope' });
+      for (const text of Object.values(body)) expect(text).toMatch(/^[\x20-\x21\x23-\x5B\x5D-\x7E]*$/);
     }
   });
 

@@ -601,7 +601,7 @@ describe.each(testDatabases())('sender-constrained and secretless tokens on %s',
         .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: dpopKey.publicJwk, crit: ['x-ext'], 'x-ext': 1 } as { alg: string })
         .sign(dpopKey.privateKey, { crit: { 'x-ext': true } });
       expect(await refusal(critical)).toBe('DPoP proof crit header parameter names an extension this server does not process');
-      // An RSA key under 2048 bits, whose signature verifies (signed by hand: jose will not sign with one either).
+      // An RSA key under 2048 bits (signed by hand: jose will not sign with one either), refused for its size.
       const small = generateKeyPairSync('rsa', { modulusLength: 1024 });
       const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
       const signingInput = `${part({ alg: 'RS256', typ: 'dpop+jwt', jwk: small.publicKey.export({ format: 'jwk' }) })}.${part({ jti: randomUUID(), htm: 'POST', htu: tokenUrl, iat: now })}`;
