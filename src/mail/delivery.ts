@@ -175,7 +175,11 @@ async function deliverOne(
     const error = describeError(err);
     const now = deps.clock();
     const permanent = isPermanentSmtpFailure(err);
-    if (permanent || row.attempts >= deps.config.mailMaxAttempts) {
+    // MAIL_MAX_ATTEMPTS counts the relay's answers about this message (a 4xx to RCPT TO or DATA). A relay that cannot
+    // be reached or refuses every message (an outage, a timeout, a refused login) never fails mail (SPEC "Email": an
+    // SMTP outage delays mail, never loses it): it is retried at the longest delay until the relay is back.
+    const about = isAboutMessage(err);
+    if (permanent || (about && row.attempts >= deps.config.mailMaxAttempts)) {
       // Kept for inspection, but not the one-time link: it would still work for hours and is a credential.
       await mine().update({ status: 'failed', last_error: error, locked_by: null, locked_until: null, ...withoutOneTimeLink(row, 'not delivered') });
       mailDeliveries.inc({ outcome: 'failed', kind: row.kind });
@@ -193,7 +197,7 @@ async function deliverOne(
       result.retried++;
       deps.log.warn('mail delivery failed; will retry', { ...fields, error, next_attempt_at: next.toISOString(), via: transport.target });
     }
-    return isAboutMessage(err) ? 'done' : 'relay-down';
+    return about ? 'done' : 'relay-down';
   }
   const updated = affectedRows(
     await mine().update({

@@ -44,6 +44,7 @@ describe.each(testDatabases())('mail: permanent failures and short leases on %s'
         callback();
       },
       onRcptTo(address, _session, callback) {
+        if (address.address.startsWith('busy-')) return callback(refuse(452, '4.2.2 mailbox full, try later'));
         if (address.address.startsWith('nobody-')) {
           const err = Object.assign(new Error('5.1.1 mailbox unavailable'), { responseCode: 550 });
           return callback(err);
@@ -115,6 +116,27 @@ describe.each(testDatabases())('mail: permanent failures and short leases on %s'
     } finally {
       again.close();
     }
+  });
+
+  it('fails a mail the SMTP server keeps refusing for a while (4xx to RCPT TO) after MAIL_MAX_ATTEMPTS, logged', async () => {
+    base += 86_400_000;
+    const at = new Date(base);
+    const row = await queue(`busy-${uniq('x')}@example.com`, at);
+    const lines: string[] = [];
+    const three = (clock: () => Date) => ({ ...depsAt(clock, lines), config: { ...config, mailMaxAttempts: 3, mailRetryBaseSeconds: 1, mailRetryMaxSeconds: 1 } });
+    const transport = smtpTransport();
+    try {
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        const when = new Date(base + attempt * 10_000);
+        expect(await deliverDueMail(three(() => when), transport)).toEqual({ sent: 0, retried: attempt < 3 ? 1 : 0, failed: attempt < 3 ? 0 : 1, released: 0 });
+      }
+    } finally {
+      transport.close();
+    }
+    const after = (await knex()('mail_outbox').where({ id: row.id }).first()) as MailOutboxRow;
+    expect(after).toMatchObject({ status: 'failed', attempts: 3 });
+    expect(after.last_error).toMatch(/452/);
+    expect(lines.filter((l) => l.includes('mail could not be delivered; gave up'))).toHaveLength(1);
   });
 
   it('fails a mail whose content the SMTP server rejects with 554 at DATA after one attempt', async () => {

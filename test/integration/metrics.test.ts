@@ -2,6 +2,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { SMTPServer } from 'smtp-server';
 import { createLogger } from '../../src/log.js';
 import { deliverDueMail } from '../../src/mail/delivery.js';
 import { createMailTransport } from '../../src/mail/transport.js';
@@ -96,15 +97,21 @@ describe.each(testDatabases())('metrics on %s', (kind) => {
     expect(sample(text, 'sat_mail_failed_messages')).toBe(0);
     const failedBefore = sample(text, 'sat_mail_deliveries_total', { outcome: 'failed', kind: 'token_generated' }) ?? 0;
 
-    // Delivery to an SMTP server that is not there, with one attempt allowed: the mail fails.
-    const transport = createMailTransport(
-      { smtpUrl: `smtp://127.0.0.1:${await freePort()}`, mailFrom: 'tokens@test.example', dataDir: db.dataDir },
-      createLogger('silent'),
-    );
+    // Delivery to an SMTP server that refuses the recipient for good (550): the mail fails.
+    const port = await freePort();
+    const refusing = new SMTPServer({
+      disabledCommands: ['STARTTLS'],
+      authOptional: true,
+      logger: false,
+      onRcptTo: (_address, _session, callback) => callback(Object.assign(new Error('5.1.1 mailbox unavailable'), { responseCode: 550 })),
+    });
+    await new Promise<void>((resolve) => refusing.listen(port, '127.0.0.1', () => resolve()));
+    const transport = createMailTransport({ smtpUrl: `smtp://127.0.0.1:${port}`, mailFrom: 'tokens@test.example', dataDir: db.dataDir }, createLogger('silent'));
     try {
       await deliverDueMail(server.deps, transport);
     } finally {
       transport.close();
+      await new Promise<void>((resolve) => refusing.close(() => resolve()));
     }
     text = await metrics();
     expect(sample(text, 'sat_mail_queue_depth')).toBe(0);
