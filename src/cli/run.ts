@@ -16,6 +16,7 @@ import {
   databaseClock,
   DataDirLockedError,
   embeddedDataPath,
+  hasInterruptedRestore,
   makeDirectories,
   briefDatabaseError,
   checkDataDirEntries,
@@ -512,6 +513,7 @@ const MAY_CREATE_DATABASE: ReadonlySet<string> = new Set(['migrate', 'admin-add'
  */
 function noDatabaseRefusal(config: Readonly<Config>, command: string): ControlResponse | undefined {
   if (config.databaseUrl || MAY_CREATE_DATABASE.has(command) || existsSync(embeddedDataPath(config.dataDir))) return undefined;
+  if (hasInterruptedRestore(embeddedDataPath(config.dataDir))) return undefined; // opening the database finishes it
   const what = command === 'backup' ? 'nothing to back up' : 'nothing to read or change';
   return { ok: false, error: { code: 'no_database', message: `no embedded database in ${config.dataDir}: ${what} (is DATA_DIR right?)` } };
 }

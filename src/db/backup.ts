@@ -166,15 +166,10 @@ export interface BackupSigningKey {
 /** A backup that opens but that `checkKeys` refused (its signing keys do not open with the configured key). */
 export class RestoreRefusedError extends Error {}
 
-/**
- * Removes what restores that never finished left beside `dataPath` (DATA_DIR/pgdata): the staging directories
- * `pgdata.restoring-<hex>` (up to a partial copy of the database) of a `sat restore` killed mid-way. Only while
- * the caller holds the DATA_DIR lock (lock.ts): then no restore runs, so every such directory is stale. Nothing else
- * is touched (`pgdata.before-restore-*` is the operator's to delete). Returns the paths removed.
- */
-export function removeStaleRestores(dataPath: string): string[] {
+/** The directories beside `dataPath` named `<pgdata>.<stage>-<8 hex>`, as restoreEmbedded names them. */
+function restoreDirectories(dataPath: string, stage: 'restoring' | 'restored'): string[] {
   const dir = path.dirname(dataPath);
-  const prefix = `${path.basename(dataPath)}.restoring-`; // what restoreEmbedded names its staging directory
+  const prefix = `${path.basename(dataPath)}.${stage}-`;
   let names: string[];
   try {
     names = readdirSync(dir);
@@ -182,13 +177,42 @@ export function removeStaleRestores(dataPath: string): string[] {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
-  const removed: string[] = [];
-  for (const name of names.filter((n) => n.startsWith(prefix) && /^[0-9a-f]{8}$/.test(n.slice(prefix.length)))) {
-    const stale = path.join(dir, name);
-    rmSync(stale, { recursive: true, force: true });
-    removed.push(stale);
-  }
-  return removed;
+  return names.filter((n) => n.startsWith(prefix) && /^[0-9a-f]{8}$/.test(n.slice(prefix.length))).map((n) => path.join(dir, n));
+}
+
+/**
+ * Finishes a restore killed between its last two steps: the replaced database already moved aside
+ * (`pgdata.before-restore-*`), the checked backup (`pgdata.restored-<hex>`) not yet in its place, so DATA_DIR has
+ * no `pgdata`. Moves the backup into place and returns its former path; undefined when there is nothing to finish
+ * (a database in place, or no checked backup beside it). Only while the caller holds the DATA_DIR lock.
+ */
+export function finishInterruptedRestore(dataPath: string): string | undefined {
+  if (existsSync(dataPath)) return undefined;
+  const ready = restoreDirectories(dataPath, 'restored')
+    .map((p) => ({ p, at: statSync(p).mtimeMs }))
+    .sort((a, b) => b.at - a.at)[0]?.p;
+  if (ready === undefined) return undefined;
+  renameSync(ready, dataPath);
+  return ready;
+}
+
+/** Whether a checked backup waits to be moved into place beside a missing `dataPath` (finishInterruptedRestore). */
+export function hasInterruptedRestore(dataPath: string): boolean {
+  return !existsSync(dataPath) && restoreDirectories(dataPath, 'restored').length > 0;
+}
+
+/**
+ * Removes what restores that never finished left beside `dataPath` (DATA_DIR/pgdata): the staging directories
+ * `pgdata.restoring-<hex>` (up to a partial copy of the database) of a `sat restore` killed mid-way, and, once a
+ * database is in place, a checked backup `pgdata.restored-<hex>` of one killed before it replaced anything (call
+ * finishInterruptedRestore first). Only while the caller holds the DATA_DIR lock (lock.ts): then no restore runs, so
+ * every such directory is stale. Nothing else is touched (`pgdata.before-restore-*` is the operator's to delete).
+ * Returns the paths removed.
+ */
+export function removeStaleRestores(dataPath: string): string[] {
+  const stale = [...restoreDirectories(dataPath, 'restoring'), ...(existsSync(dataPath) ? restoreDirectories(dataPath, 'restored') : [])];
+  for (const dir of stale) rmSync(dir, { recursive: true, force: true });
+  return stale;
 }
 
 /**
@@ -207,6 +231,7 @@ export async function restoreEmbedded(
   now = new Date(),
   checkKeys?: (keys: BackupSigningKey[]) => void,
 ): Promise<{ previous: string | undefined; removed: string[] }> {
+  finishInterruptedRestore(dataPath); // an earlier restore's data in place first, so it is kept aside like any
   const removed = removeStaleRestores(dataPath);
   const data = readFileSync(file);
   const staging = `${dataPath}.restoring-${randomBytes(4).toString('hex')}`;
@@ -237,11 +262,15 @@ export async function restoreEmbedded(
     if (err instanceof RestoreRefusedError) throw err;
     throw new Error(`${path.basename(file)} is not a backup of this server's embedded database (${(err as Error).message})`);
   }
+  // Checked: named as such first, so that a restore killed between the two renames below (no `pgdata` at all) is
+  // finished by the next start or restore (finishInterruptedRestore) instead of taken for a partial copy.
+  const ready = staging.replace(/\.restoring-([0-9a-f]{8})$/, '.restored-$1');
+  renameSync(staging, ready);
   let previous: string | undefined;
   if (existsSync(dataPath)) {
     previous = `${dataPath}.before-restore-${now.toISOString().replace(/[:.]/g, '-')}`;
     renameSync(dataPath, previous);
   }
-  renameSync(staging, dataPath);
+  renameSync(ready, dataPath);
   return { previous, removed };
 }

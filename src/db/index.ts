@@ -4,7 +4,7 @@ import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../log.js';
-import { removeStaleRestores } from './backup.js';
+import { finishInterruptedRestore, removeStaleRestores } from './backup.js';
 import { diskSpaceProbe, type DiskSpace } from './disk.js';
 import { newEmbeddedEngine } from './embedded.js';
 import { makeDirectories, makeOwnerOnly } from './files.js';
@@ -23,7 +23,17 @@ export interface Database {
 }
 
 export { acquireDataDirLock, DataDirLockedError, OlderServerRunningError, readLockHolder, refuseOlderServer, TRY_AGAIN, waitForDataDir, type DataDirLock } from './lock.js';
-export { BackupTargetError, backupEmbedded, checkBackupTarget, removeStaleRestores, restoreEmbedded, RestoreRefusedError, type BackupSigningKey } from './backup.js';
+export {
+  BackupTargetError,
+  backupEmbedded,
+  checkBackupTarget,
+  finishInterruptedRestore,
+  hasInterruptedRestore,
+  removeStaleRestores,
+  restoreEmbedded,
+  RestoreRefusedError,
+  type BackupSigningKey,
+} from './backup.js';
 export {
   DatabaseNewerError,
   LATEST_MIGRATION,
@@ -153,7 +163,10 @@ export async function openDb(
           log?.info('DATA_DIR is in use by a sat command (or a server starting): waiting for it', { data_dir: config.dataDir, wait_ms: options.lockWaitMs }),
         );
   try {
-    // Holding the lock, no restore runs: a `pgdata.restoring-*` beside the database is what a killed one left.
+    // Holding the lock, no restore runs: a `pgdata.restoring-*` beside the database is what a killed one left, and a
+    // `pgdata.restored-*` with no database in place one killed just before it moved the checked backup in.
+    const finished = finishInterruptedRestore(embeddedDataPath(config.dataDir));
+    if (finished !== undefined) log?.warn('finished an interrupted sat restore: the backup it had checked is the database now', { from: finished });
     const stale = removeStaleRestores(embeddedDataPath(config.dataDir));
     if (stale.length > 0) log?.warn('removed what an interrupted sat restore left in DATA_DIR', { removed: stale });
     const { default: ClientPgLite } = await import('knex-pglite');

@@ -1,6 +1,6 @@
 // `sat backup FILE` / `sat restore FILE` for the embedded database: a consistent copy while the server runs.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -247,6 +247,29 @@ describeEmbedded('sat backup and sat restore (embedded database)', () => {
         await started.close();
       }
       expect(names()).toEqual([path.basename(out.previous), 'pgdata.restoring-notes']);
+
+      // A restore killed between moving the database aside and moving the checked backup in: no pgdata at all. The
+      // next command, or start, finishes it (the backup it had checked becomes the database), never starts empty.
+      const database = path.join(other.dataDir, 'pgdata');
+      const gap = () => {
+        const ready = path.join(other.dataDir, `pgdata.restored-${randomBytes(4).toString('hex')}`);
+        renameSync(database, ready);
+        return ready;
+      };
+      gap();
+      const keys = await runSatInProcess(['keys', 'list', '--json'], other.env);
+      expect({ code: keys.code, stderr: keys.code === 0 ? '' : keys.stderr }).toEqual({ code: 0, stderr: '' });
+      expect(JSON.parse(keys.stdout)).not.toEqual([]);
+      expect([existsSync(database), names()]).toEqual([true, [path.basename(out.previous), 'pgdata.restoring-notes']]);
+      const ready = gap();
+      const resumed = await startServer(other, ADMIN);
+      try {
+        expect(resumed.logLines.some((l) => l.includes('finished an interrupted sat restore') && l.includes(ready))).toBe(true);
+        expect(resumed.logLines.some((l) => l.includes('first administrator created'))).toBe(false); // the backup's data
+      } finally {
+        await resumed.close();
+      }
+      expect([existsSync(database), names()]).toEqual([true, [path.basename(out.previous), 'pgdata.restoring-notes']]);
     } finally {
       await other.drop();
     }
