@@ -35,6 +35,8 @@ import { validateWithRules } from './http/validate.js';
 import { issuerUrl, parseKeyEncryptionKey } from './config/index.js';
 import {
   allSealedUnder,
+  dataDirKeyFile,
+  dataDirKeyId,
   KeyEncryptionError,
   KeyRing,
   kekId,
@@ -219,8 +221,17 @@ export const commands: Record<string, Command> = {
     const problems: string[] = [];
     const next = parseKeyEncryptionKey(newKey, 'the new key-encryption key', problems);
     if (!next) throw new AppError('validation_failed', problems.join('; '));
-    // Already sealed under it (the same command run twice, with the old key still configured or the new one): done.
-    if (await allSealedUnder(deps.db.knex, kekId(next))) return { rewrapped: 0, kek_id: kekId(next), unchanged: true };
+    // Already sealed under it (the same command run twice, with the old key still configured or the new one): done,
+    // but for the generated key file in DATA_DIR, which a rewrap stopped after its commit (a full disk, a kill) left
+    // holding the old key, so that no start could open the keys: replaced now.
+    if (await allSealedUnder(deps.db.knex, kekId(next))) {
+      const file = deps.db.kind === 'embedded' && deps.config.keyEncryptionKey === undefined ? dataDirKeyFile(deps.config.dataDir) : undefined;
+      if (file && dataDirKeyId(file) !== kekId(next)) {
+        replaceDataDirKey(file, next);
+        return { rewrapped: 0, kek_id: kekId(next), unchanged: true, replaced_key_file: file };
+      }
+      return { rewrapped: 0, kek_id: kekId(next), unchanged: true };
+    }
     const ring = await openKeyRingForStoredKeys(deps.db.knex, deps.config, deps.db.kind, deps.log);
     const count = await rewrapSigningKeys(deps.db.knex, ring, next);
     const file = ring.kek.dataDirFile;

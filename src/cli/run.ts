@@ -973,7 +973,10 @@ function print(out: (text: string) => void, command: string, result: unknown, js
     case 'keys-rewrap':
       out(
         r.unchanged
-          ? `Every signing key is already sealed under this key-encryption key (id ${r.kek_id}): nothing changed\n`
+          ? r.replaced_key_file
+            ? `Every signing key was already sealed under this key-encryption key (id ${r.kek_id}); ${r.replaced_key_file} ` +
+              'still held the previous key (an earlier rewrap stopped before it replaced it) and now holds this one\n'
+            : `Every signing key is already sealed under this key-encryption key (id ${r.kek_id}): nothing changed\n`
           : `Encrypted ${r.rewrapped} signing key(s) under the new key-encryption key (id ${r.kek_id})\n` +
               (r.replaced_key_file
                 ? `Replaced ${r.replaced_key_file}: backups taken before now need the previous key (docs/operations.md "Key-encryption key custody")\n`

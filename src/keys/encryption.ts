@@ -120,6 +120,13 @@ export function resolveKeyEncryptionKey(
   return { key, dataDirFile: file, ...(generated ? { generated: true } : {}) };
 }
 
+/** The id (kekId) of the key in the generated key file `file`; undefined when there is none or it does not parse. */
+export function dataDirKeyId(file: string): string | undefined {
+  if (!existsSync(file)) return undefined;
+  const key = parseKeyEncryptionKey(readFileSync(file, 'utf8'), file, []);
+  return key ? kekId(key) : undefined;
+}
+
 /** Replaces the generated key-encryption key in DATA_DIR (after `sat keys rewrap` sealed every key under it). */
 export function replaceDataDirKey(file: string, key: SecretKey): void {
   writeSecretFile(file, key.bytes.toString('base64') + '\n');

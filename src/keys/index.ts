@@ -11,6 +11,7 @@ export {
   GENERATED_KEK_MESSAGE,
   KeyEncryptionError,
   dataDirKeyFile,
+  dataDirKeyId,
   kekId,
   replaceDataDirKey,
   resolveKeyEncryptionKey,
