@@ -1,5 +1,5 @@
 // `sat serve`: config (and what it names: keys, files) → database → migrations → first admin → keys → HTTP server → control socket → jobs.
-import { rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -42,6 +42,22 @@ const DATA_DIR_WAIT_MS = 120_000;
 /** DATA_DIR/initial-admin-password, 0600 (SPEC Part 2 "Passwords never on a command line or in logs"). */
 export function initialAdminPasswordPath(dataDir: string): string {
   return path.join(dataDir, 'initial-admin-password');
+}
+
+/**
+ * Makes DATA_DIR (owner-only) and checks that this process may write in it, for initial-admin-password; throws an
+ * Error naming the directory otherwise.
+ */
+function checkInitialAdminPasswordPlace(dataDir: string): void {
+  try {
+    makeDirectories(dataDir);
+    accessSync(dataDir, constants.W_OK);
+  } catch (err) {
+    throw new Error(
+      `cannot write the first administrator's generated password to ${initialAdminPasswordPath(dataDir)} ` +
+        `(${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): make DATA_DIR writable, set ADMIN_PASSWORD, or start once on a terminal. Nothing was created`,
+    );
+  }
 }
 
 function writeInitialAdminPassword(dataDir: string, email: string, password: string): string {
@@ -194,7 +210,13 @@ export async function serve(config: Readonly<Config>, options: ServeOptions | Lo
     await refuseForeignSealedKeys(db.knex, prepared.keyRing!, log);
     await stopIfCancelled(opts.signal);
 
-    const first = await ensureFirstAdmin(deps);
+    // Where a generated password will go when stdout is no terminal: checked before the administrator exists, so a
+    // DATA_DIR that cannot be written (a read-only root filesystem) stops the start before a password nobody sees.
+    const first = await ensureFirstAdmin(deps, {
+      beforeGenerating: () => {
+        if (!process.stdout.isTTY) checkInitialAdminPasswordPlace(config.dataDir);
+      },
+    });
     if (first) {
       log.info('first administrator created', { organisation: first.organisation.name, email: first.admin.email });
       if (first.generated_password) {

@@ -100,10 +100,14 @@ export async function addAdmin(db: Db, input: AddAdminInput, by?: AdminAddedBy):
  * First start with no administrator (SPEC "Running it"): creates one for the default organisation
  * from ADMIN_EMAIL/ADMIN_PASSWORD, or with a generated password that the caller prints once (ConfigError when
  * ADMIN_EMAIL is not an address the server takes (isEmailAddress) or ADMIN_PASSWORD breaks the new-password rule,
- * 12 to 256 characters; both ignored once an administrator exists). Audited as
+ * 12 to 256 characters; both ignored once an administrator exists). `beforeGenerating` runs just before an
+ * administrator with a generated password is created (a throw stops it: nothing is created). Audited as
  * `admin.added` by `server` (no administrator or operator command did it; like the policy's `policy` actor).
  */
-export async function ensureFirstAdmin(deps: Pick<Deps, 'config' | 'db'>): Promise<AddAdminResult | undefined> {
+export async function ensureFirstAdmin(
+  deps: Pick<Deps, 'config' | 'db'>,
+  options: { beforeGenerating?: () => void } = {},
+): Promise<AddAdminResult | undefined> {
   const { config, db } = deps;
   if ((await q.countAdmins(db.knex)) > 0) return undefined;
   if (config.adminEmail !== undefined && !isEmailAddress(normaliseEmail(config.adminEmail))) {
@@ -115,6 +119,8 @@ export async function ensureFirstAdmin(deps: Pick<Deps, 'config' | 'db'>): Promi
       throw new ConfigError([`ADMIN_PASSWORD: ${checked.error.issues[0]?.message ?? 'is not a valid password'} (it becomes the first administrator's password)`]);
     }
   }
+  // A password is about to be generated: the caller makes sure it can hand it over (its error stops the creation).
+  if (config.adminPassword === undefined) options.beforeGenerating?.();
   try {
     return await addAdmin(db.knex, {
       org: config.defaultOrganisation,

@@ -1,14 +1,16 @@
 // SPEC Part 2 "Passwords never on a command line or in logs": `sat admin add --password-stdin`, the prompt, the
 // warning on --password, and the generated first password written to an owner-only file when stdout is no terminal.
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { verifyPassword } from '../../src/accounts/index.js';
 import { loadConfig } from '../../src/config/index.js';
 import { openDb } from '../../src/db/index.js';
 import { initialAdminPasswordPath } from '../../src/main.js';
 import { call } from '../support/admin-api.js';
 import { runSatInProcess, satArgv } from '../support/cli.js';
-import { createTestDb, testDatabases, type TestDb } from '../support/db.js';
+import { createTestDb, describePostgres, testDatabases, type TestDb } from '../support/db.js';
 import { startServer, TEST_PASSWORD_HASH_COST } from '../support/server.js';
 
 /** A real `sat` process with `stdin` as its standard input (the refusal and the warning run in this process). */
@@ -110,5 +112,31 @@ describe.each(testDatabases())('administrator passwords on %s', (kind) => {
     expect(r.out).toMatch(/Added administrator prompt@example.com/);
     expect(r.out).not.toContain('typed at the prompt');
     expect(await passwordMatches('prompt@example.com', 'typed at the prompt')).toBe(true);
+  });
+});
+
+// PostgreSQL with an SMTP server needs no DATA_DIR but for a generated first password (the embedded database lives
+// there: it could not open at all).
+describePostgres('the generated first password on PostgreSQL', () => {
+  it('refuses to start, creating no administrator, when the generated first password could not be written', async () => {
+    // A DATA_DIR that cannot be made (its parent is a file), as on a read-only root filesystem; PostgreSQL with an
+    // SMTP server needs no DATA_DIR otherwise. Before, the administrator was created with a password nobody saw.
+    const fresh = await createTestDb('postgres');
+    const parent = path.join(mkdtempSync(path.join(os.tmpdir(), 'sat-ro-')), 'file');
+    writeFileSync(parent, '');
+    try {
+      await expect(startServer(fresh, { ADMIN_PASSWORD: '', ADMIN_EMAIL: 'nobody-saw@example.com', DATA_DIR: path.join(parent, 'data'), SMTP_URL: 'smtp://127.0.0.1:9' })).rejects.toThrow(
+        /cannot write the first administrator's generated password to .*initial-admin-password \(ENOTDIR\).*Nothing was created/,
+      );
+      const database = await openDb(loadConfig(fresh.env));
+      try {
+        expect(await database.knex('admins').count({ n: '*' })).toEqual([{ n: 0 }]);
+      } finally {
+        await database.close();
+      }
+    } finally {
+      rmSync(path.dirname(parent), { recursive: true, force: true });
+      await fresh.drop();
+    }
   });
 });
