@@ -98,7 +98,8 @@ export function consoleRouter(deps: Deps, sessionCookie: (ctx: Context) => strin
     .replaceAll('{{DORMANT_AFTER_DAYS}}', String(Math.trunc(deps.config.dormantAfterDays)));
   // `sat-session`: "none" when the request carries no session cookie (never signed in, signed out, or a session the
   // API found ended: each clears the cookie), so the page shows the sign-in form without asking /me for a 401;
-  // "cookie" otherwise, and /me says whether that session is still alive.
+  // "cookie" otherwise (and for a navigation from another site, which carries no SameSite=Strict cookie), and /me
+  // says whether that session is still alive.
   const page = asset(Buffer.from(html.replaceAll('{{SESSION}}', 'cookie'), 'utf8'), 'text/html; charset=utf-8');
   const signedOutPage = asset(Buffer.from(html.replaceAll('{{SESSION}}', 'none'), 'utf8'), 'text/html; charset=utf-8');
   const assets = new Map(
@@ -115,7 +116,10 @@ export function consoleRouter(deps: Deps, sessionCookie: (ctx: Context) => strin
     // Under an ISSUER with a path the cookie's Path is that path: a page asked for at the root (an instance reached
     // directly, or through a proxy that strips the prefix) may not see it, so /me decides there.
     const cookieSeen = prefix === '' || ctx.originalUrl === prefix || ctx.originalUrl.startsWith(`${prefix}/`);
-    const shown = !cookieSeen || ctx.cookies.get(sessionCookie(ctx)) ? page : signedOutPage;
+    // A link followed from another site (a mail read in webmail, a chat, a wiki) brings no SameSite=Strict cookie,
+    // though the browser holds one: /me decides there too (the page's own request for it carries the cookie).
+    const crossSite = ctx.get('Sec-Fetch-Site') === 'cross-site';
+    const shown = !cookieSeen || crossSite || ctx.cookies.get(sessionCookie(ctx)) ? page : signedOutPage;
     ctx.type = shown.type;
     ctx.body = shown.body;
   };

@@ -206,6 +206,16 @@ describeEmbedded('admin console (Chromium)', () => {
     }
   });
 
+  it('asks /me after a link followed from another site, which brings no SameSite=Strict cookie', async () => {
+    const session = async (headers: Record<string, string>) =>
+      /<meta name="sat-session" content="(\w+)">/.exec(await (await fetch(`${server.url}/admin`, { headers })).text())?.[1];
+    expect(await session({})).toBe('none'); // no cookie, typed or bookmarked: the sign-in form at once
+    expect(await session({ 'sec-fetch-site': 'none' })).toBe('none');
+    expect(await session({ 'sec-fetch-site': 'same-origin' })).toBe('none');
+    // A mail link opened in webmail: the browser may hold a session it did not send; /me (same-site) will bring it.
+    expect(await session({ 'sec-fetch-site': 'cross-site' })).toBe('cookie');
+  });
+
   it('signs in, refusing a wrong password with a message', async () => {
     await page.goto(`${server.url}/admin`);
     await page.getByRole('heading', { name: 'Sign in' }).waitFor();
