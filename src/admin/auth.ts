@@ -149,7 +149,8 @@ function bearerToken(ctx: Context): string | undefined | null {
 /**
  * Every admin call but login: the session from `Authorization: Bearer` (preferred when present) or from the
  * session cookie. A cookie-authenticated unsafe method must also carry `X-CSRF-Token` equal to the session's
- * CSRF token (403 csrf_failed otherwise); Bearer requests cannot be forged cross-site and need none.
+ * CSRF token (403 csrf_failed otherwise), and a safe one that carries it must carry that one; Bearer requests cannot
+ * be forged cross-site and need none.
  */
 export function requireAdmin(deps: Deps): Middleware {
   return async (ctx, next) => {
@@ -168,7 +169,11 @@ export function requireAdmin(deps: Deps): Middleware {
       throw new AppError('unauthorized', 'Sign in first: no valid session.');
     }
     const via = bearer ? 'bearer' : 'cookie';
-    if (via === 'cookie' && !SAFE_METHODS.has(ctx.method) && !checkCsrfToken(token, ctx.get(CSRF_HEADER) || undefined)) {
+    // A safe method needs none, but one that carries it is checked too: a page whose cookie now belongs to a session
+    // begun in another tab (another administrator, maybe of another organisation) learns so on its next read,
+    // instead of showing that session's data under its own name.
+    const csrfSent = ctx.get(CSRF_HEADER) !== '';
+    if (via === 'cookie' && (!SAFE_METHODS.has(ctx.method) || csrfSent) && !checkCsrfToken(token, ctx.get(CSRF_HEADER) || undefined)) {
       throw new AppError(
         'csrf_failed',
         ctx.get(CSRF_HEADER)

@@ -301,6 +301,22 @@ describe.each(testDatabases())('admin sessions on %s', (kind) => {
       const revoked = await call(server, 'POST', `/tokens/${ok.body.id}/revoke`, { headers: { cookie: s.cookie, 'x-csrf-token': s.csrf } });
       expect(revoked.status).toBe(200);
     });
+
+    it('checks an X-CSRF-Token sent on a read too: a page whose cookie now belongs to another session learns it', async () => {
+      // Tab A signed in as one administrator; the browser then signed in as another (of another organisation) in tab
+      // B, so the cookie is B's. A's reads carry A's CSRF token (the console sends it on every request): refused,
+      // rather than answered with B's organisation's data under A's name.
+      const a = await makeAdmin(server.deps);
+      const b = await makeAdmin(server.deps);
+      const sa = await signIn(server, a.email, a.password, freshIp());
+      const sb = await signIn(server, b.email, b.password, freshIp());
+      for (const path of ['/me', '/tokens', '/audit']) {
+        const stale = await call(server, 'GET', path, { headers: { cookie: sb.cookie, 'x-csrf-token': sa.csrf } });
+        expect({ path, status: stale.status, error: stale.body?.error }).toEqual({ path, status: 403, error: 'csrf_failed' });
+        expect((await call(server, 'GET', path, { headers: { cookie: sb.cookie, 'x-csrf-token': sb.csrf } })).status).toBe(200);
+        expect((await call(server, 'GET', path, { headers: { cookie: sb.cookie } })).status).toBe(200); // none: not checked
+      }
+    });
   });
 
   describe('sign-in throttle', () => {

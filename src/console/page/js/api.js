@@ -1,5 +1,5 @@
 // The client of /admin/api. The session lives only in the HttpOnly cookie; the CSRF token lives only in
-// memory (session.csrf) and goes out as X-CSRF-Token on every unsafe request.
+// memory (session.csrf) and goes out as X-CSRF-Token on every request.
 import { dateTimeFormat } from './dom.js';
 
 /**
@@ -54,7 +54,7 @@ export function readableMessage(message, waitSeconds = null) {
 
 /** Memory-only session state shared by the screens. */
 export const session = {
-  /** From /me or login; sent as X-CSRF-Token on every unsafe request. */
+  /** From /me or login; sent as X-CSRF-Token on every request (the server checks it when sent). */
   csrf: '',
 };
 
@@ -68,7 +68,9 @@ const basePath = document.querySelector('meta[name="sat-base-path"]')?.content ?
 export async function api(method, path, body) {
   const headers = { accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
-  if (method !== 'GET' && session.csrf) headers['x-csrf-token'] = session.csrf;
+  // On every request, reads too: the server checks it when sent, so a read whose cookie now belongs to a session begun
+  // in another tab is refused (csrf_failed: the sign-in form) instead of showing that session's data here.
+  if (session.csrf) headers['x-csrf-token'] = session.csrf;
   let res;
   try {
     res = await fetch(basePath + path, {
