@@ -395,6 +395,25 @@ describeEmbedded('admin console (Chromium)', () => {
     await until(() => text(page, '#list-empty'), (t) => t.includes('No token matches'), 'no match message');
     expect(await page.locator('#token-table').isHidden()).toBe(true);
 
+    // A client secret pasted to find its token: not searched, kept out of the address and the API's URLs, and what to
+    // do with a leaked secret is said instead.
+    const asked: string[] = [];
+    const onRequest = (r: { url(): string }) => asked.push(r.url());
+    page.on('request', onRequest);
+    try {
+      await search.fill(payroll.secret);
+      await until(() => text(page, '#search-secret'), (t) => t.includes('That is a client secret'), 'secret notice');
+      expect(page.url()).not.toContain('sats_');
+      // The next search goes out (after the same pause a secret's would have taken), and it alone.
+      await search.fill('board');
+      await until(names, (n) => n.length === 1 && n[0] === 'Job_Board_Sync', 'search after the secret');
+      expect(await page.locator('#search-secret').isHidden()).toBe(true);
+      expect(page.url()).not.toContain('sats_');
+      expect(asked.filter((u) => u.includes('sats_'))).toEqual([]);
+    } finally {
+      page.off('request', onRequest);
+    }
+
     await search.fill('');
     await until(names, (n) => n.length === 4, 'full list again');
   });

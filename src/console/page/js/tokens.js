@@ -197,6 +197,7 @@ onReset(() => {
   $('token-crumb-list').setAttribute('href', '#/');
   state.listSeq += 1;
   $('token-search').value = '';
+  hide($('search-secret'));
   $('token-rows').replaceChildren();
   hide($('flash'));
   hide($('action-error'));
@@ -954,10 +955,25 @@ $('status-filters').addEventListener('click', (event) => {
   void loadTokens();
 });
 
+/** A client secret's shape (`sats_` and its random part): never a name or client ID, never searched for. */
+const CLIENT_SECRET = /sats_[A-Za-z0-9_-]{8,}/;
+
 let searchTimer;
 $('token-search').addEventListener('input', (event) => {
   clearTimeout(searchTimer);
   const value = event.currentTarget.value.trim();
+  // A pasted client secret (to find its token) would go into the address bar, the history and the API's URL: it is
+  // kept out of all three, and the way to act on a leaked secret is said instead.
+  if (CLIENT_SECRET.test(value)) {
+    show(
+      $('search-secret'),
+      'That is a client secret: the list is searched by name or client ID only, so it is not searched and stays out of ' +
+        'the address. If it may have leaked, rotate or revoke the token it belongs to; anyone can also report it at ' +
+        'POST /credentials/revoke, which revokes it at once.',
+    );
+    return;
+  }
+  hide($('search-secret'));
   searchTimer = setTimeout(() => {
     if (value === state.query) return;
     state.query = value;
