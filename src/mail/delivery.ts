@@ -177,7 +177,8 @@ async function deliverOne(
     const permanent = isPermanentSmtpFailure(err);
     // MAIL_MAX_ATTEMPTS counts the relay's answers about this message (a 4xx to RCPT TO or DATA). A relay that cannot
     // be reached or refuses every message (an outage, a timeout, a refused login) never fails mail (SPEC "Email": an
-    // SMTP outage delays mail, never loses it): it is retried at the longest delay until the relay is back.
+    // SMTP outage delays mail, never loses it): the attempt is not counted (the claim counted it: taken back), and the
+    // message is retried after the retry delay of the refusals it did have, until the relay is back.
     const about = isAboutMessage(err);
     if (permanent || (about && row.attempts >= deps.config.mailMaxAttempts)) {
       // Kept for inspection, but not the one-time link: it would still work for hours and is a credential.
@@ -192,7 +193,13 @@ async function deliverOne(
       });
     } else {
       const next = new Date(now.getTime() + retryDelayMs(row.attempts, deps.config));
-      await mine().update({ next_attempt_at: next, last_error: error, locked_by: null, locked_until: null });
+      await mine().update({
+        next_attempt_at: next,
+        last_error: error,
+        locked_by: null,
+        locked_until: null,
+        ...(about ? {} : { attempts: knex.raw('attempts - 1') as unknown as number }),
+      });
       mailDeliveries.inc({ outcome: 'retried', kind: row.kind });
       result.retried++;
       deps.log.warn('mail delivery failed; will retry', { ...fields, error, next_attempt_at: next.toISOString(), via: transport.target });

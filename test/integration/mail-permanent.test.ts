@@ -21,6 +21,7 @@ describe.each(testDatabases())('mail: permanent failures and short leases on %s'
   let smtp: SMTPServer;
   let smtpUrl: string;
   const accepted: string[] = [];
+  const greylisted = new Set<string>();
 
   beforeAll(async () => {
     db = await createTestDb(kind);
@@ -45,6 +46,11 @@ describe.each(testDatabases())('mail: permanent failures and short leases on %s'
       },
       onRcptTo(address, _session, callback) {
         if (address.address.startsWith('busy-')) return callback(refuse(452, '4.2.2 mailbox full, try later'));
+        // Greylisting: the first delivery to the address is refused for now, the next one taken.
+        if (address.address.startsWith('greylisted-') && !greylisted.has(address.address)) {
+          greylisted.add(address.address);
+          return callback(refuse(451, '4.7.1 Greylisted, try again later'));
+        }
         if (address.address.startsWith('nobody-')) {
           const err = Object.assign(new Error('5.1.1 mailbox unavailable'), { responseCode: 550 });
           return callback(err);
@@ -139,6 +145,32 @@ describe.each(testDatabases())('mail: permanent failures and short leases on %s'
     expect(lines.filter((l) => l.includes('mail could not be delivered; gave up'))).toHaveLength(1);
   });
 
+  it('counts only the relay\'s refusals of the message: after a long outage, a first 4xx is retried, not fatal', async () => {
+    base += 86_400_000;
+    const to = `greylisted-${uniq('x')}@example.com`;
+    const row = await queue(to, new Date(base));
+    const lines: string[] = [];
+    const two = (when: number) => ({ ...depsAt(() => new Date(when), lines), config: { ...config, mailMaxAttempts: 2, mailRetryBaseSeconds: 1, mailRetryMaxSeconds: 1 } });
+    // Five attempts while the relay is down (more than MAIL_MAX_ATTEMPTS): none counted.
+    const down = smtpTransport({ url: `smtp://127.0.0.1:${await freePort()}` });
+    try {
+      for (let i = 1; i <= 5; i++) expect(await deliverDueMail(two(base + i * 10_000), down)).toMatchObject({ retried: 1, failed: 0 });
+    } finally {
+      down.close();
+    }
+    expect((await knex()('mail_outbox').where({ id: row.id }).first()) as MailOutboxRow).toMatchObject({ status: 'pending', attempts: 0 });
+    // The relay back, greylisting the first delivery: retried; the next one goes out.
+    const up = smtpTransport();
+    try {
+      expect(await deliverDueMail(two(base + 60_000), up)).toMatchObject({ retried: 1, failed: 0 });
+      expect(await deliverDueMail(two(base + 70_000), up)).toMatchObject({ sent: 1, failed: 0 });
+    } finally {
+      up.close();
+    }
+    expect(accepted).toContain(to);
+    expect(lines.filter((l) => l.includes('gave up'))).toEqual([]);
+  });
+
   it('fails a mail whose content the SMTP server rejects with 554 at DATA after one attempt', async () => {
     base += 86_400_000;
     const at = new Date(base);
@@ -173,7 +205,7 @@ describe.each(testDatabases())('mail: permanent failures and short leases on %s'
       transport.close();
     }
     const after = (await knex()('mail_outbox').where({ id: row.id }).first()) as MailOutboxRow;
-    expect(after).toMatchObject({ status: 'pending', attempts: 1, locked_by: null });
+    expect(after).toMatchObject({ status: 'pending', attempts: 0, locked_by: null }); // an outage's attempt is not counted
     expect(after.last_error).toMatch(code);
     expect(new Date(after.next_attempt_at).getTime()).toBeGreaterThan(at.getTime()); // the backoff, not at once
     expect(lines.filter((l) => l.includes('rejected permanently'))).toEqual([]);
