@@ -103,12 +103,13 @@ function operation(doc: RouteDoc & { method: HttpMethod; path: string }): JsonSc
   const auth = doc.auth ?? true;
   const unsafe = doc.method !== 'GET';
   // The error codes a route of this kind may answer, by status: a body or query the server refuses (a call that
-  // takes no query refuses one too), the session (and, with the cookie, the CSRF header on unsafe methods), an
+  // takes no query refuses one too), the session (and, with the cookie, the CSRF header), an
   // unknown or another organisation's id, a body too large or not JSON; then the route's own.
   const codes: Record<string, string[]> = {
     '400': unsafe ? ['validation_failed', 'invalid_json'] : ['validation_failed'],
     ...(auth ? { '401': ['unauthorized'] } : {}),
-    ...(auth && unsafe ? { '403': ['csrf_failed'] } : {}),
+    // Unsafe methods with the cookie need X-CSRF-Token; a read that sends one with the cookie must send the right one.
+    ...(auth ? { '403': ['csrf_failed'] } : {}),
     ...(pathParams.length > 0 ? { '404': ['not_found'] } : {}),
     ...(unsafe ? { '413': ['payload_too_large'], '415': ['unsupported_media_type'] } : {}),
   };
@@ -174,7 +175,7 @@ export function openApiDocument(options: { prefix: string; serverUrl: string; ve
           type: 'apiKey',
           in: 'header',
           name: 'X-CSRF-Token',
-          description: 'With the cookie, on unsafe methods: the csrf_token from login or GET /me.',
+          description: 'With the cookie, on unsafe methods: the csrf_token from login or GET /me. Optional on reads, but checked when sent.',
         },
       },
     },

@@ -414,6 +414,11 @@ describeEmbedded('admin console (Chromium)', () => {
       page.off('request', onRequest);
     }
 
+    // A name that starts like a secret is searched for as any name.
+    await search.fill('sats_nightly');
+    await until(() => text(page, '#list-empty'), (t) => t.includes('No token matches'), 'a secret-like name searched');
+    expect(await page.locator('#search-secret').isHidden()).toBe(true);
+
     await search.fill('');
     await until(names, (n) => n.length === 4, 'full list again');
   });

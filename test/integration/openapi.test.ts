@@ -233,6 +233,7 @@ describe.each(testDatabases())('GET /admin/api/openapi.json on %s', (kind) => {
       ['post', '/tokens/{id}/secrets/{secret_id}/retire', await call(server, 'POST', `/tokens/${made.body.id}/secrets/${unknownId}/retire`, as)],
       ['post', '/admins', await call(server, 'POST', '/admins', { ...as, json: { email: 'first-admin@example.com' } })],
       ['get', '/services', await call(server, 'GET', '/services?x=1', as)],
+      ['get', '/me', await call(server, 'GET', '/me', { headers: { cookie, 'x-csrf-token': 'not-this-sessions' } })],
     ];
     expect(answers[10]![2].status).toBe(200); // the first rotation; the second is 409 rotation_in_progress
     for (const [method, path, res] of answers.filter((_, i) => i !== 10)) {

@@ -955,8 +955,11 @@ $('status-filters').addEventListener('click', (event) => {
   void loadTokens();
 });
 
-/** A client secret's shape (`sats_` and its random part): never a name or client ID, never searched for. */
-const CLIENT_SECRET = /sats_[A-Za-z0-9_-]{8,}/;
+/**
+ * A client secret's shape (`sats_` and 49 base62 characters; 40 or more: a secret cut short when pasted): never a
+ * name or client ID, never searched for. A name such as `sats_nightly_export` is not one.
+ */
+const CLIENT_SECRET = /sats_[A-Za-z0-9]{40,}/;
 
 let searchTimer;
 $('token-search').addEventListener('input', (event) => {
