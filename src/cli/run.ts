@@ -571,8 +571,11 @@ async function restore(config: Readonly<Config>, file: string, acceptUnreadableK
     // SPEC Part 2 "Nothing readable by other OS users": a DATA_DIR made beforehand (0777, 0755) is owner-only before
     // the restored database goes in, as a server start or any other command makes it.
     makeOwnerOnly(config.dataDir, false);
-    const { previous, removed } = await restoreEmbedded(embeddedDataPath(config.dataDir), file, new Date(), acceptUnreadableKeys ? undefined : backupKeysCheck(config));
-    return { ok: true, result: { file, data_dir: config.dataDir, previous: previous ?? null, removed_interrupted: removed } };
+    const { previous, removed, finished } = await restoreEmbedded(embeddedDataPath(config.dataDir), file, new Date(), acceptUnreadableKeys ? undefined : backupKeysCheck(config));
+    return {
+      ok: true,
+      result: { file, data_dir: config.dataDir, previous: previous ?? null, removed_interrupted: removed, finished_interrupted: finished ?? null },
+    };
   } catch (err) {
     return { ok: false, error: { code: 'restore_failed', message: (err as Error).message } };
   } finally {
@@ -991,7 +994,10 @@ function print(out: (text: string) => void, command: string, result: unknown, js
       out(
         `Restored the embedded database in ${r.data_dir} from ${r.file}\n` +
           (r.previous ? `The data it replaced is kept in ${r.previous} (delete it when no longer needed)\n` : '') +
-          (r.removed_interrupted?.length ? `Removed what an interrupted restore left: ${r.removed_interrupted.join(', ')}\n` : ''),
+          (r.removed_interrupted?.length ? `Removed what an interrupted restore left: ${r.removed_interrupted.join(', ')}\n` : '') +
+          (r.finished_interrupted
+            ? `Before it, finished an interrupted earlier restore (${r.finished_interrupted}): that data is what was replaced\n`
+            : ''),
       );
       break;
     case 'migrate':

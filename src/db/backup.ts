@@ -217,8 +217,9 @@ export function removeStaleRestores(dataPath: string): string[] {
 
 /**
  * Replaces the embedded database in `dataPath` (DATA_DIR/pgdata) by the backup in `file`. The caller holds the
- * DATA_DIR lock (no server running). It first removes the staging directories of restores that never finished
- * (removeStaleRestores, returned as `removed`). The backup is first opened in a new directory beside it, so a bad
+ * DATA_DIR lock (no server running). It first finishes a restore killed before its last step
+ * (finishInterruptedRestore, returned as `finished`) and removes the staging directories of restores that never
+ * finished (removeStaleRestores, returned as `removed`). The backup is first opened in a new directory beside it, so a bad
  * file changes nothing; the replaced data directory is kept beside it as `pgdata.before-restore-<time>`. Everything
  * restored is owner-only (the archive's files come out 0666: makeOwnerOnly, as at server start; SPEC Part 2).
  * `checkKeys` sees the backup's signing keys before anything is replaced and may refuse it (RestoreRefusedError:
@@ -230,8 +231,9 @@ export async function restoreEmbedded(
   file: string,
   now = new Date(),
   checkKeys?: (keys: BackupSigningKey[]) => void,
-): Promise<{ previous: string | undefined; removed: string[] }> {
-  finishInterruptedRestore(dataPath); // an earlier restore's data in place first, so it is kept aside like any
+): Promise<{ previous: string | undefined; removed: string[]; finished: string | undefined }> {
+  // An earlier restore killed just before its last step is finished first, so its data is kept aside like any.
+  const finished = finishInterruptedRestore(dataPath);
   const removed = removeStaleRestores(dataPath);
   const data = readFileSync(file);
   const staging = `${dataPath}.restoring-${randomBytes(4).toString('hex')}`;
@@ -259,8 +261,10 @@ export async function restoreEmbedded(
     checkKeys?.(keys); // before anything is replaced
   } catch (err) {
     rmSync(staging, { recursive: true, force: true });
-    if (err instanceof RestoreRefusedError) throw err;
-    throw new Error(`${path.basename(file)} is not a backup of this server's embedded database (${(err as Error).message})`);
+    // "Nothing was changed" by this restore; an earlier one it finished first did change the database: said so.
+    const before = finished === undefined ? '' : ` (Before this, an interrupted earlier restore was finished: its checked backup ${finished} is the database now.)`;
+    if (err instanceof RestoreRefusedError) throw new RestoreRefusedError(`${err.message}${before}`);
+    throw new Error(`${path.basename(file)} is not a backup of this server's embedded database (${(err as Error).message})${before}`);
   }
   // Checked: named as such first, so that a restore killed between the two renames below (no `pgdata` at all) is
   // finished by the next start or restore (finishInterruptedRestore) instead of taken for a partial copy.
@@ -272,5 +276,5 @@ export async function restoreEmbedded(
     renameSync(dataPath, previous);
   }
   renameSync(ready, dataPath);
-  return { previous, removed };
+  return { previous, removed, finished };
 }

@@ -270,6 +270,19 @@ describeEmbedded('sat backup and sat restore (embedded database)', () => {
         await resumed.close();
       }
       expect([existsSync(database), names()]).toEqual([true, [path.basename(out.previous), 'pgdata.restoring-notes']]);
+      // So does the next restore, and says so: in its refusal (this restore changed nothing, the finished one did)…
+      const finishedFirst = gap();
+      const junk = path.join(other.dataDir, 'junk.tar.gz');
+      writeFileSync(junk, gzipSync(Buffer.from('not a database')));
+      const refused = await runSatInProcess(['restore', junk], other.env);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(`Before this, an interrupted earlier restore was finished: its checked backup ${finishedFirst} is the database now.`);
+      expect(existsSync(database)).toBe(true);
+      // …and in its answer.
+      const finishedAgain = gap();
+      const done = await runSatInProcess(['restore', file, '--json'], other.env);
+      expect({ code: done.code, stderr: done.code === 0 ? '' : done.stderr }).toEqual({ code: 0, stderr: '' });
+      expect(JSON.parse(done.stdout)).toMatchObject({ finished_interrupted: finishedAgain, previous: expect.stringContaining('pgdata.before-restore-') });
     } finally {
       await other.drop();
     }
