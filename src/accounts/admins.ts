@@ -30,29 +30,27 @@ export interface AdminResource {
   last_sign_in_at: string | null;
 }
 
-const emailField = z
+/**
+ * An address as given, in the one spelling addresses are compared and stored in (NFKC, case folding: `İvan`,
+ * `straße`, full-width letters), so a look-alike of an existing administrator's address is that administrator.
+ */
+const normalisedAddress = z
   .string({ error: 'must be a string' })
   .trim()
   .min(1, 'is required')
   .max(254, 'must be at most 254 characters')
-  // The one spelling first (NFKC, case folding: `İvan`, `straße`, full-width letters), so a look-alike of an existing
-  // administrator's address is that administrator (409 admin_exists), not a malformed address.
-  .transform(normaliseEmail)
-  .refine(isEmailAddress, 'must be an email address');
+  .transform(normaliseEmail);
 
-/** Body of POST /admin/api/admins: `{email}`, normalised (normaliseEmail) then checked as an address. */
-export const inviteAdminBody = z.object({ email: emailField }).strict();
+/** Body of POST /admin/api/admins: `{email}`, normalised (normaliseEmail) then checked as an address (409 admin_exists
+ * for a look-alike, not a malformed address). */
+export const inviteAdminBody = z.object({ email: normalisedAddress.refine(isEmailAddress, 'must be an email address') }).strict();
+export type InviteAdminInput = z.infer<typeof inviteAdminBody>;
 
 /**
  * `{email}` naming an administrator or invitation that exists (`sat admin remove|withdraw`): normalised as stored,
  * without the address rules of a new one, so an address an earlier release took is still found.
  */
-export const existingAdminEmail = z
-  .object({
-    email: z.string({ error: 'must be a string' }).trim().min(1, 'is required').max(254, 'must be at most 254 characters').transform(normaliseEmail),
-  })
-  .strict();
-export type InviteAdminInput = z.infer<typeof inviteAdminBody>;
+export const existingAdminEmail = z.object({ email: normalisedAddress }).strict();
 
 const oneTimeTokenField = z.string({ error: 'must be a string' }).min(1, 'is required').max(200, 'is not valid');
 
